@@ -1,0 +1,43 @@
+"""cohortex: a GPU-accelerated engine for large expression cohorts.
+
+A cohort (samples × genes with sample metadata) lives in a chunked Zarr v3 store, is opened as
+a lazy xarray Dataset, and streams through Dask to NumPy or CuPy kernels.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import io
+from ._backend import gpu_available, resolve_device
+from ._errors import CohortexError, CohortexWarning
+from .simulate import simulate
+from .store import (
+    append_samples,
+    create_cohort,
+    list_results,
+    open_cohort,
+    read_result,
+    write_result,
+)
+
+try:
+    __version__ = version("cohortex")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "CohortexError",
+    "CohortexWarning",
+    "__version__",
+    "append_samples",
+    "create_cohort",
+    "gpu_available",
+    "io",
+    "list_results",
+    "open_cohort",
+    "read_result",
+    "resolve_device",
+    "simulate",
+    "write_result",
+]

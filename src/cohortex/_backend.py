@@ -1,0 +1,253 @@
+"""The array backend: the only module that imports CuPy.
+
+Everything else asks this module for the namespace of an array (``numpy`` or ``cupy``), moves
+arrays between host and device, and loads CUDA kernels from ``kernels/*.cu``. CuPy is imported
+lazily, so machines without it (or without a driver) run the NumPy path unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+from ._errors import CohortexError
+
+__all__ = [
+    "as_device_dask",
+    "gpu_available",
+    "kernel_dir",
+    "kernel_source",
+    "load_kernel",
+    "namespace",
+    "resolve_device",
+    "to_device",
+    "to_host",
+]
+
+Device = Literal["cpu", "gpu"]
+DEVICE_ENV = "COHORTEX_DEVICE"
+GPU_INSTALL_HINT = (
+    "install the CUDA extra that matches the driver: pip install 'cohortex[cuda12]' "
+    "or 'cohortex[cuda13]'"
+)
+
+
+def _import_cupy() -> ModuleType | None:
+    try:
+        import cupy
+    except Exception:  # ImportError, or a broken CUDA install raising at import
+        return None
+    return cupy
+
+
+@functools.cache
+def _probe_gpu() -> bool:
+    cupy = _import_cupy()
+    if cupy is None:
+        return False
+    try:
+        # is_available() asks the driver for a device count; it never raises on a machine
+        # without a driver, but older CuPy releases may, hence the guard.
+        return bool(cupy.is_available())
+    except Exception:
+        return False
+
+
+def gpu_available() -> bool:
+    """Whether a CUDA device can be used.
+
+    The probe runs once per process and is cached. The environment variable
+    ``COHORTEX_DEVICE=cpu`` makes this return ``False`` even on a GPU machine.
+
+    Returns
+    -------
+    bool
+    """
+    if os.environ.get(DEVICE_ENV, "").strip().lower() == "cpu":
+        return False
+    return _probe_gpu()
+
+
+def resolve_device(device: str = "auto") -> Device:
+    """Turn a ``device`` argument into ``"cpu"`` or ``"gpu"``.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}, default "auto"
+        ``"auto"`` picks the GPU when one is available. The environment variable
+        ``COHORTEX_DEVICE`` (``cpu``, ``gpu`` or ``auto``) overrides ``"auto"``.
+
+    Returns
+    -------
+    {"cpu", "gpu"}
+
+    Raises
+    ------
+    CohortexError
+        For an unknown value, or ``"gpu"`` on a machine without a usable CUDA device.
+    """
+    allowed = ("auto", "cpu", "gpu")
+    if not isinstance(device, str) or device.lower() not in allowed:
+        raise CohortexError(
+            f"The 'device' parameter must be one of 'auto', 'cpu', 'gpu'; got {device!r}."
+        )
+    device = device.lower()
+    if device == "auto":
+        override = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
+        if override not in allowed:
+            raise CohortexError(
+                f"The {DEVICE_ENV} environment variable must be one of 'auto', 'cpu', 'gpu'; "
+                f"got {override!r}."
+            )
+        device = override
+        if device == "auto":
+            return "gpu" if gpu_available() else "cpu"
+    if device == "gpu" and not _probe_gpu():
+        reason = "CuPy is not installed" if _import_cupy() is None else "no CUDA device was found"
+        raise CohortexError(f"device='gpu' was requested but {reason}; {GPU_INSTALL_HINT}.")
+    return device  # type: ignore[return-value]
+
+
+def namespace(x: Any) -> ModuleType:
+    """The array namespace of ``x``: ``cupy`` for CuPy arrays, ``numpy`` otherwise.
+
+    Dask arrays report the namespace of their chunks (their ``_meta``).
+
+    Parameters
+    ----------
+    x : array-like
+        A NumPy, CuPy or Dask array, or anything NumPy accepts.
+
+    Returns
+    -------
+    module
+    """
+    meta = getattr(x, "_meta", x)  # dask arrays carry an empty chunk of the right type
+    if type(meta).__module__.split(".")[0] == "cupy":
+        cupy = _import_cupy()
+        assert cupy is not None  # a CuPy array exists, so CuPy imports
+        return cupy
+    return np
+
+
+def to_host(x: Any) -> Any:
+    """Return ``x`` with NumPy chunks: a NumPy array, or a Dask array of NumPy chunks.
+
+    Parameters
+    ----------
+    x : array
+        NumPy, CuPy or Dask array.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+    """
+    if _is_dask(x):
+        if namespace(x) is np:
+            return x
+        return x.map_blocks(_block_to_host, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
+    return _block_to_host(x)
+
+
+def to_device(x: Any, device: str = "auto") -> Any:
+    """Move ``x`` to ``device``: CuPy (chunks) for ``"gpu"``, NumPy (chunks) for ``"cpu"``.
+
+    Parameters
+    ----------
+    x : array
+        NumPy, CuPy or Dask array.
+    device : {"auto", "cpu", "gpu"}, default "auto"
+
+    Returns
+    -------
+    array
+        The same kind of container (plain or Dask) with chunks on the requested device.
+    """
+    if resolve_device(device) == "cpu":
+        return to_host(x)
+    if _is_dask(x):
+        return as_device_dask(x)
+    cupy = _import_cupy()
+    assert cupy is not None  # resolve_device checked
+    return cupy.asarray(x)
+
+
+def as_device_dask(x: Any) -> Any:
+    """Map a Dask array's chunks to CuPy, with a CuPy ``meta`` so Dask knows the chunk type.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+
+    Returns
+    -------
+    dask.array.Array
+        Same shape, chunks and dtype; chunks are ``cupy.ndarray``.
+    """
+    cupy = _import_cupy()
+    if cupy is None:
+        raise CohortexError(f"CuPy is needed to move Dask chunks to the GPU; {GPU_INSTALL_HINT}.")
+    if namespace(x) is cupy:
+        return x
+    return x.map_blocks(cupy.asarray, meta=cupy.empty((0,) * x.ndim, dtype=x.dtype))
+
+
+def _block_to_host(x: Any) -> Any:
+    if hasattr(x, "get") and namespace(x) is not np:
+        return x.get()
+    return np.asarray(x)
+
+
+def _is_dask(x: Any) -> bool:
+    return type(x).__module__.startswith("dask.")
+
+
+def kernel_dir() -> Path:
+    """The folder holding the CUDA sources.
+
+    Installed wheels carry them at ``cohortex/kernels``; a source checkout (editable install)
+    keeps them at the repository root.
+    """
+    packaged = Path(__file__).parent / "kernels"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "kernels"
+
+
+@functools.cache
+def kernel_source(filename: str) -> str:
+    """The text of ``kernels/<filename>``; read once and cached."""
+    path = kernel_dir() / filename
+    if not path.is_file():
+        raise CohortexError(f"No CUDA kernel source {filename!r} in {kernel_dir()}.")
+    return path.read_text()
+
+
+@functools.cache
+def _raw_module(filename: str) -> Any:
+    resolve_device("gpu")
+    cupy = _import_cupy()
+    assert cupy is not None
+    return cupy.RawModule(code=kernel_source(filename), options=("-std=c++17",))
+
+
+def load_kernel(filename: str, function: str) -> Any:
+    """Return ``function`` from ``kernels/<filename>``, compiled once per process.
+
+    Parameters
+    ----------
+    filename : str
+        Name of a ``.cu`` file in :func:`kernel_dir`.
+    function : str
+        Name of an ``extern "C" __global__`` function in it.
+
+    Returns
+    -------
+    cupy.RawKernel
+    """
+    return _raw_module(filename).get_function(function)

@@ -1,0 +1,990 @@
+"""The cohort store: an xarray Dataset in Zarr v3 on a local filesystem.
+
+Layout of a store (a Zarr v3 group)::
+
+    expression(sample, gene)   float32, chunked tiles, compressed; NaN marks a missing value
+    sample(sample), gene(gene) string ids (coordinates)
+    <sample variable>(sample)  sample metadata: condition, batch, age, ...
+    <gene variable>(gene)      gene annotation (and a simulator's ground truth)
+    results/<name>/            result Datasets written by :func:`write_result`
+    attrs: cohortex_format, scale, cohortex_version
+
+String metadata are stored as variable-length UTF-8; a missing label is stored as the empty
+string ``""`` and read back as ``""``.
+
+Every write is all-or-nothing. A new store is written into a hidden temporary folder beside the
+destination and renamed into place at the end. An append first records, in a journal inside the
+store, the metadata files and the boundary chunks it is about to change; if the append fails
+(an exception, Ctrl-C, or the process being killed) the journal restores the store byte for
+byte, either at once or the next time the store is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import threading
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from ._errors import CohortexError, CohortexWarning
+from ._progress import progress_bar
+
+__all__ = [
+    "COMPRESSORS",
+    "DEFAULT_CHUNKS",
+    "FORMAT_VERSION",
+    "SCALES",
+    "append_samples",
+    "create_cohort",
+    "list_results",
+    "open_cohort",
+    "read_result",
+    "write_result",
+]
+
+FORMAT_VERSION = 1
+SCALES = ("log2", "log1p", "counts", "linear")
+COMPRESSORS = ("lz4", "zstd", "none")
+# (samples, genes) per tile, chosen with benchmarks/store_io.py (see benchmarks/RESULTS.md).
+DEFAULT_CHUNKS = (1024, 1024)
+RESERVED_NAMES = ("expression", "sample", "gene", "results")
+_JOURNAL = ".cohortex-journal"
+_RESULTS = "results"
+
+PathLike = str | os.PathLike[str]
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def create_cohort(
+    path: PathLike,
+    expression: Any,
+    *,
+    samples: pd.DataFrame | None = None,
+    genes: pd.DataFrame | None = None,
+    scale: str = "log2",
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Write an expression matrix and its metadata as a new cohort store.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination folder (conventionally ending in ``.zarr``). Must not exist unless
+        ``overwrite=True``.
+    expression : array-like of shape (n_samples, n_genes)
+        NumPy, Dask or CuPy array, pandas DataFrame (index: sample ids, columns: gene ids), or an
+        xarray Dataset with an ``expression(sample, gene)`` variable (its sample and gene
+        variables become the metadata). Stored as float32; NaN marks a missing value; ±inf is
+        refused.
+    samples : DataFrame of n_samples rows, optional
+        Sample metadata; its index holds the sample ids (a default RangeIndex with a ``sample``
+        column uses that column). When ``expression`` is a DataFrame the rows are matched by id.
+    genes : DataFrame of n_genes rows, optional
+        Gene annotation; its index holds the gene ids, matched like ``samples``.
+    scale : {"log2", "log1p", "counts", "linear"}, default "log2"
+        What the values are; fold changes depend on it.
+    chunks : (int, int), optional
+        Tile shape (samples, genes); ``-1`` means the whole axis. Default :data:`DEFAULT_CHUNKS`.
+    compressor : {"lz4", "zstd", "none"} or zarr BytesBytesCodec, default "lz4"
+        ``"lz4"`` is Blosc-LZ4 with byte shuffle, ``"zstd"`` is Zstandard level 1.
+    overwrite : bool, default False
+        Replace an existing store at ``path`` (only once the new one is complete).
+    progress : bool or None, default None
+        Show a progress bar (``None``: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        The new store opened with :func:`open_cohort`.
+    """
+    if isinstance(expression, xr.Dataset):
+        expression, samples, genes, scale = _unpack_dataset(expression, samples, genes, scale)
+    matrix, sample_ids, gene_ids = _as_matrix(expression)
+    samples, sample_ids = _align_metadata(samples, sample_ids, matrix.shape[0], "sample")
+    genes, gene_ids = _align_metadata(genes, gene_ids, matrix.shape[1], "gene")
+    with CohortWriter(
+        path,
+        sample_ids=sample_ids,
+        gene_ids=gene_ids,
+        samples=samples,
+        genes=genes,
+        scale=scale,
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+    ) as writer:
+        blocks = _row_blocks(matrix, writer.chunks[0])
+        bar = progress_bar(len(blocks), "writing cohort", progress)
+        for start, stop in blocks:
+            writer.write(slice(start, stop), slice(None), _to_numpy(matrix[start:stop]))
+            bar.update()
+        bar.close()
+    return open_cohort(path)
+
+
+def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
+    """Open a cohort store lazily.
+
+    The expression matrix stays on disk as a Dask array; sample and gene variables are loaded
+    into memory. A store whose last append was interrupted is first restored (with a warning).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store written by :func:`create_cohort`.
+    chunks : dict or None, default None
+        Dask chunks for ``expression``; ``None`` keeps the stored tiles.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``expression(sample, gene)`` float32 (Dask) and the metadata variables; attrs hold
+        ``scale`` and ``cohortex_format``.
+    """
+    root = Path(path)
+    if not (root / "zarr.json").is_file():
+        raise CohortexError(f"No cohort store at {str(root)!r}: there is no Zarr v3 group there.")
+    _recover(root)
+    ds = xr.open_zarr(root, consolidated=False, chunks={} if chunks is None else chunks)
+    _check_format(ds.attrs, root)
+    if "expression" not in ds.data_vars or ds["expression"].dims != ("sample", "gene"):
+        raise CohortexError(
+            f"The store at {str(root)!r} has no expression(sample, gene) variable; "
+            "it is not a cohort store."
+        )
+    # Metadata in memory, in a stable order: grouped by dimension, then by name.
+    names = sorted((ds[n].dims, n) for n in ds.data_vars if n != "expression")
+    variables = {n: (ds[n].dims, _strings_as_object(ds[n].values)) for _, n in names}
+    return xr.Dataset(
+        {"expression": ds["expression"].variable, **variables},
+        coords={
+            "sample": _strings_as_object(ds["sample"].values),
+            "gene": _strings_as_object(ds["gene"].values),
+        },
+        attrs=ds.attrs,
+    )
+
+
+def append_samples(
+    path: PathLike,
+    expression: Any,
+    samples: pd.DataFrame | None = None,
+    *,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Add samples to an existing cohort store, all or nothing.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing cohort store.
+    expression : array-like of shape (n_new_samples, n_genes)
+        As for :func:`create_cohort`. A DataFrame's columns are matched to the store's gene ids
+        (any order); a plain array must be in the store's gene order.
+    samples : DataFrame of n_new_samples rows, optional
+        Metadata of the new samples, with exactly the store's sample variables as columns. Its
+        index holds the new sample ids, which must not be in the store yet. Required when the
+        store has sample variables.
+    progress : bool or None, default None
+        Show a progress bar (``None``: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        The grown store, opened with :func:`open_cohort`.
+    """
+    root = Path(path)
+    current = open_cohort(root)
+    old_gene_ids = [str(g) for g in current["gene"].values]
+    old_sample_ids = {str(s) for s in current["sample"].values}
+    sample_vars = [
+        name for name in current.data_vars if name != "expression" and current[name].dims == ("sample",)
+    ]
+
+    matrix, sample_ids, gene_ids = _as_matrix(expression)
+    if matrix.shape[1] != len(old_gene_ids):
+        raise CohortexError(
+            f"The 'expression' passed to append_samples() has {matrix.shape[1]} genes; the store "
+            f"has {len(old_gene_ids)}."
+        )
+    if gene_ids is not None and gene_ids != old_gene_ids:
+        missing = sorted(set(old_gene_ids) - set(gene_ids))
+        extra = sorted(set(gene_ids) - set(old_gene_ids))
+        if missing or extra:
+            raise CohortexError(
+                "The genes of the appended expression do not match the store's: "
+                f"{_describe_ids(missing, 'missing')}{_describe_ids(extra, 'unknown')}".rstrip("; ")
+                + "."
+            )
+        order = pd.Index(gene_ids).get_indexer(old_gene_ids)
+        matrix = matrix[:, order]
+    if samples is None and sample_vars:
+        raise CohortexError(
+            "The store has sample variables ("
+            + ", ".join(sample_vars)
+            + "); append_samples() needs a 'samples' DataFrame with them."
+        )
+    samples, sample_ids = _align_metadata(
+        samples, sample_ids, matrix.shape[0], "sample", start=len(old_sample_ids)
+    )
+    clash = [s for s in sample_ids if s in old_sample_ids]
+    if clash:
+        raise CohortexError(
+            f"Sample ids must be unique; {len(clash)} appended ids are already in the store: "
+            + _preview(clash)
+            + "."
+        )
+    new_vars = _metadata_variables(samples, "sample")
+    missing = sorted(set(sample_vars) - set(new_vars))
+    extra = sorted(set(new_vars) - set(sample_vars))
+    if missing or extra:
+        raise CohortexError(
+            "The sample metadata schema must match the store's: "
+            f"{_describe_ids(missing, 'missing columns')}{_describe_ids(extra, 'unknown columns')}"
+            .rstrip("; ")
+            + f". Store sample variables: {', '.join(sample_vars) or '(none)'}."
+        )
+    for name in sample_vars:
+        new_vars[name] = _cast_like(new_vars[name], current[name].values, name)
+    new_vars["sample"] = np.asarray(sample_ids, dtype=object)
+
+    group = zarr.open_group(root, mode="r+", zarr_format=3)
+    old_n = current.sizes["sample"]
+    new_n = old_n + matrix.shape[0]
+    sample_arrays = {
+        name: array
+        for name, array in group.arrays()
+        if (array.metadata.dimension_names or (None,))[0] == "sample"
+    }
+    expression_array = sample_arrays["expression"]
+    chunk_rows = expression_array.chunks[0]
+    blocks = _row_blocks(matrix, chunk_rows, first=old_n)
+
+    _begin_journal(root, {name: a.chunks[0] for name, a in sample_arrays.items()}, old_n)
+    try:
+        for name, array in sample_arrays.items():
+            if name == "expression":
+                continue
+            with _interrupts_deferred():
+                array.resize((new_n, *array.shape[1:]))
+                array[old_n:new_n] = new_vars[name]
+        with _interrupts_deferred():
+            expression_array.resize((new_n, expression_array.shape[1]))
+        bar = progress_bar(len(blocks), "appending samples", progress)
+        checker = _BlockChecker(gene_ids=old_gene_ids, scale=current.attrs["scale"])
+        for start, stop in blocks:
+            block = checker(_to_numpy(matrix[start - old_n : stop - old_n]), start)
+            _write_block(expression_array, (slice(start, stop), slice(None)), block)
+            bar.update()
+        bar.close()
+    except BaseException:
+        _rollback(root)
+        raise
+    _commit_journal(root)
+    return open_cohort(root)
+
+
+def write_result(
+    path: PathLike, name: str, result: xr.Dataset, *, overwrite: bool = False
+) -> None:
+    """Save a result Dataset inside a cohort store, under ``results/<name>``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing cohort store.
+    name : str
+        Result name: letters, digits, ``-``, ``_`` and ``.`` (not leading).
+    result : xarray.Dataset
+        Any Dataset (DE table on ``gene``, PCA scores on ``sample``, ...).
+    overwrite : bool, default False
+        Replace a result of the same name (only once the new one is written).
+    """
+    root = Path(path)
+    open_cohort(root)  # checks that this is a cohort store (and recovers an interrupted append)
+    _check_result_name(name)
+    results = root / _RESULTS
+    if not (results / "zarr.json").is_file():
+        zarr.open_group(results, mode="a", zarr_format=3)
+    final = results / name
+    if final.exists() and not overwrite:
+        raise CohortexError(
+            f"A result named {name!r} already exists in {str(root)!r}; pass overwrite=True to "
+            "replace it."
+        )
+    tmp = results / f".{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        _strings_to_object(result).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        _replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_result(path: PathLike, name: str) -> xr.Dataset:
+    """Load a result saved with :func:`write_result` into memory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A cohort store.
+    name : str
+        The result's name; :func:`list_results` lists them.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    root = Path(path)
+    location = root / _RESULTS / name
+    if not (location / "zarr.json").is_file():
+        available = ", ".join(list_results(root)) or "(none)"
+        raise CohortexError(
+            f"No result named {name!r} in {str(root)!r}. Results stored: {available}."
+        )
+    with xr.open_zarr(location, consolidated=False) as ds:
+        loaded = ds.load()
+    return xr.Dataset(
+        {k: (v.dims, _strings_as_object(v.values), v.attrs) for k, v in loaded.data_vars.items()},
+        coords={
+            k: (v.dims, _strings_as_object(v.values), v.attrs) for k, v in loaded.coords.items()
+        },
+        attrs=loaded.attrs,
+    )
+
+
+def list_results(path: PathLike) -> list[str]:
+    """Names of the results saved in a cohort store, sorted."""
+    results = Path(path) / _RESULTS
+    if not results.is_dir():
+        return []
+    return sorted(
+        p.name for p in results.iterdir() if not p.name.startswith(".") and (p / "zarr.json").is_file()
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Writing a new store
+# --------------------------------------------------------------------------------------------
+
+
+class CohortWriter:
+    """Write a new cohort store block by block, all or nothing.
+
+    Used by :func:`create_cohort`, the importers and the simulator. Ids and metadata are known
+    up front; the expression matrix arrives in blocks (any rectangles, ideally whole tiles).
+    The store is built in a hidden folder beside ``path`` and renamed into place when the
+    ``with`` block ends without error; on error the folder is removed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination of the store.
+    sample_ids, gene_ids : sequence of str
+        Unique ids, in matrix order.
+    samples, genes : DataFrame or None
+        Metadata aligned to the ids (same order).
+    scale, chunks, compressor, overwrite
+        As for :func:`create_cohort`.
+    attrs : dict, optional
+        Extra Dataset attributes.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        sample_ids: Sequence[str],
+        gene_ids: Sequence[str],
+        samples: pd.DataFrame | None = None,
+        genes: pd.DataFrame | None = None,
+        scale: str = "log2",
+        chunks: tuple[int, int] | None = None,
+        compressor: Any = "lz4",
+        overwrite: bool = False,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.sample_ids = _check_ids(sample_ids, "sample")
+        self.gene_ids = _check_ids(gene_ids, "gene")
+        self.shape = (len(self.sample_ids), len(self.gene_ids))
+        self.scale = _check_scale(scale)
+        self.chunks = _check_chunks(chunks, self.shape)
+        self.codecs = _codecs(compressor)
+        self.sample_vars = _metadata_variables(samples, "sample", len(self.sample_ids))
+        self.gene_vars = _metadata_variables(genes, "gene", len(self.gene_ids))
+        for name in set(self.sample_vars) & set(self.gene_vars):
+            raise CohortexError(
+                f"The metadata column {name!r} is both a sample variable and a gene variable; "
+                "rename one of them."
+            )
+        if self.path.exists() and not overwrite:
+            raise CohortexError(
+                f"{str(self.path)!r} already exists; pass overwrite=True to replace it."
+            )
+        self.attrs = {**(attrs or {}), "scale": self.scale}
+        self._tmp: Path | None = None
+        self._array: Any = None
+        self._written = 0
+        self._checker = _BlockChecker(gene_ids=self.gene_ids, scale=self.scale)
+
+    def __enter__(self) -> CohortWriter:
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
+        try:
+            self._write_skeleton(self._tmp)
+            self._array = zarr.open_array(self._tmp / "expression", mode="r+", zarr_format=3)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        return self
+
+    def write(self, rows: slice, cols: slice, block: np.ndarray) -> None:
+        """Write ``block`` at ``expression[rows, cols]``.
+
+        Parameters
+        ----------
+        rows, cols : slice
+            Region of the matrix; ``slice(None)`` means the whole axis.
+        block : ndarray of shape (len(rows), len(cols))
+            Numeric values; cast to float32.
+        """
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        block = np.asarray(block)
+        if block.shape != (r1 - r0, c1 - c0):
+            raise CohortexError(
+                f"A block of shape {block.shape} cannot be written at rows {r0}:{r1}, "
+                f"columns {c0}:{c1}."
+            )
+        block = self._checker(block, r0, c0)
+        _write_block(self._array, (slice(r0, r1), slice(c0, c1)), block)
+        self._written += block.size
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._tmp is not None
+        try:
+            if exc_type is None:
+                expected = self.shape[0] * self.shape[1]
+                if self._written != expected:
+                    raise CohortexError(
+                        f"Only {self._written} of {expected} expression values were written; "
+                        "the store was not created."
+                    )
+                _replace_dir(self._tmp, self.path)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _write_skeleton(self, where: Path) -> None:
+        n_samples, n_genes = self.shape
+        placeholder = da.full(
+            self.shape, np.nan, dtype=np.float32, chunks=self.chunks
+        )  # never computed: to_zarr(compute=False) writes only the array's metadata
+        ds = xr.Dataset(
+            {"expression": (("sample", "gene"), placeholder)},
+            coords={
+                "sample": np.asarray(self.sample_ids, dtype=object),
+                "gene": np.asarray(self.gene_ids, dtype=object),
+            },
+            attrs={
+                "cohortex_format": FORMAT_VERSION,
+                "cohortex_version": _version(),
+                **self.attrs,
+            },
+        )
+        for name, values in self.sample_vars.items():
+            ds[name] = ("sample", values)
+        for name, values in self.gene_vars.items():
+            ds[name] = ("gene", values)
+        encoding = {
+            "expression": {"chunks": self.chunks, "compressors": self.codecs},
+        }
+        ds.to_zarr(
+            where, mode="w-", zarr_format=3, consolidated=False, compute=False, encoding=encoding
+        )
+
+
+class _BlockChecker:
+    """Checks every block before it is written: finite or NaN values, plausible scale."""
+
+    def __init__(self, *, gene_ids: Sequence[str], scale: str) -> None:
+        self.gene_ids = gene_ids
+        self.scale = scale
+        self.first = True
+
+    def __call__(self, block: np.ndarray, row0: int, col0: int = 0) -> np.ndarray:
+        if block.dtype.kind not in "biuf":
+            raise CohortexError(
+                f"Expression values must be numeric; got a block of dtype {block.dtype}."
+            )
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        infinite = np.isinf(block)
+        if infinite.any():
+            r, c = np.argwhere(infinite)[0]
+            raise CohortexError(
+                f"Expression values must be finite or NaN; found {int(infinite.sum())} infinite "
+                f"values in this block, the first at sample {row0 + r}, gene "
+                f"{self.gene_ids[col0 + c]!r}."
+            )
+        if self.first and self.scale == "log2" and block.size:
+            finite = block[np.isfinite(block)]
+            if finite.size and finite.min() >= 0 and finite.max() > 1000 and np.all(
+                finite == np.round(finite)
+            ):
+                warnings.warn(
+                    "The expression values are whole numbers up to "
+                    f"{finite.max():.0f} but scale='log2'; if they are raw counts, "
+                    "pass scale='counts' so fold changes are computed correctly.",
+                    CohortexWarning,
+                    stacklevel=4,
+                )
+        self.first = False
+        return block
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and conversion helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _check_format(attrs: dict[str, Any], root: Path) -> None:
+    version = attrs.get("cohortex_format")
+    if version is None:
+        raise CohortexError(
+            f"The Zarr group at {str(root)!r} is not a cohort store (no 'cohortex_format' "
+            "attribute)."
+        )
+    if int(version) > FORMAT_VERSION:
+        raise CohortexError(
+            f"The store at {str(root)!r} was written in cohortex format {version}, newer than "
+            f"this cohortex ({_version()}) can read (format {FORMAT_VERSION}); upgrade cohortex."
+        )
+    if attrs.get("scale") not in SCALES:
+        raise CohortexError(
+            f"The store at {str(root)!r} has an unknown scale {attrs.get('scale')!r}; "
+            f"expected one of {', '.join(SCALES)}."
+        )
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise CohortexError(
+            f"The 'scale' parameter must be one of {', '.join(repr(s) for s in SCALES)}; "
+            f"got {scale!r}."
+        )
+    return scale
+
+
+def _check_chunks(chunks: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, int]:
+    if chunks is None:
+        chunks = DEFAULT_CHUNKS
+    if len(chunks) != 2 or not all(isinstance(c, int | np.integer) for c in chunks):
+        raise CohortexError(
+            f"The 'chunks' parameter must be two integers (samples, genes); got {chunks!r}."
+        )
+    out = []
+    for size, extent in zip(chunks, shape, strict=True):
+        if size == -1:
+            size = extent
+        if size < 1:
+            raise CohortexError(f"Chunk sizes must be positive or -1; got {chunks!r}.")
+        out.append(int(min(size, max(extent, 1))))
+    return out[0], out[1]
+
+
+def _codecs(compressor: Any) -> list[Any]:
+    if compressor is None or compressor == "none":
+        return []
+    if compressor == "lz4":
+        return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+    if compressor == "zstd":
+        return [zarr.codecs.ZstdCodec(level=1)]
+    if isinstance(compressor, str):
+        raise CohortexError(
+            f"The 'compressor' parameter must be one of {', '.join(COMPRESSORS)} or a zarr codec; "
+            f"got {compressor!r}."
+        )
+    return [compressor]
+
+
+def _preview(ids: Sequence[Any], limit: int = 5) -> str:
+    shown = ", ".join(repr(str(i)) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _describe_ids(ids: Sequence[str], label: str) -> str:
+    return f"{len(ids)} {label} ({_preview(ids)}); " if ids else ""
+
+
+def _check_ids(ids: Sequence[Any], what: str) -> list[str]:
+    out = [str(i) for i in ids]
+    if not out:
+        raise CohortexError(f"A cohort needs at least one {what}; got none.")
+    if any(i == "" for i in out):
+        raise CohortexError(f"{what.capitalize()} ids must not be empty strings.")
+    counts = pd.Index(out).value_counts()
+    duplicated = counts[counts > 1]
+    if len(duplicated):
+        raise CohortexError(
+            f"{what.capitalize()} ids must be unique; {len(duplicated)} ids occur more than once: "
+            + _preview(list(duplicated.index))
+            + "."
+        )
+    return out
+
+
+def _as_matrix(expression: Any) -> tuple[Any, list[str] | None, list[str] | None]:
+    """Return (2-D array-like, sample ids or None, gene ids or None)."""
+    sample_ids = gene_ids = None
+    if isinstance(expression, pd.DataFrame):
+        non_numeric = [c for c, t in expression.dtypes.items() if t.kind not in "biuf"]
+        if non_numeric:
+            raise CohortexError(
+                "Expression values must be numeric; these columns are not: "
+                + _preview(non_numeric)
+                + "."
+            )
+        sample_ids = [str(i) for i in expression.index]
+        gene_ids = [str(c) for c in expression.columns]
+        matrix: Any = expression.to_numpy(dtype=np.float32)
+    elif isinstance(expression, xr.DataArray):
+        if expression.ndim == 2 and expression.dims == ("gene", "sample"):
+            expression = expression.T
+        if "sample" in expression.coords:
+            sample_ids = [str(i) for i in expression["sample"].values]
+        if "gene" in expression.coords:
+            gene_ids = [str(i) for i in expression["gene"].values]
+        matrix = expression.data
+    elif type(expression).__module__.startswith(("dask.", "cupy")):
+        matrix = expression
+    else:
+        matrix = np.asarray(expression)
+    if matrix.ndim != 2:
+        raise CohortexError(
+            f"The expression matrix must be 2-D (samples × genes); got {matrix.ndim} dimensions "
+            f"with shape {matrix.shape}."
+        )
+    if np.dtype(matrix.dtype).kind not in "biuf":
+        raise CohortexError(
+            f"Expression values must be numeric; got an array of dtype {matrix.dtype}."
+        )
+    return matrix, sample_ids, gene_ids
+
+
+def _align_metadata(
+    meta: pd.DataFrame | None, ids: list[str] | None, n: int, what: str, start: int = 0
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """Match a metadata table to the matrix's ids; return it in matrix order and the ids.
+
+    Without ids anywhere, ids ``S1, S2, ...`` (``G1, ...`` for genes) are made, numbered from
+    ``start + 1`` so that appended samples continue the numbering.
+    """
+    if meta is not None:
+        if not isinstance(meta, pd.DataFrame):
+            raise CohortexError(
+                f"The {what} metadata must be a pandas DataFrame; got {type(meta).__name__}."
+            )
+        if isinstance(meta.index, pd.RangeIndex) and what in meta.columns:
+            meta = meta.set_index(what)
+        meta = meta.copy()
+        meta.index = pd.Index([str(i) for i in meta.index])
+        _check_ids(list(meta.index), what)
+        if ids is None:
+            if len(meta) != n:
+                raise CohortexError(
+                    f"The {what} metadata has {len(meta)} rows; the expression matrix has "
+                    f"{n} {what}s."
+                )
+            return meta, list(meta.index)
+        unknown = [i for i in meta.index if i not in set(ids)]
+        undescribed = sorted(set(ids) - set(meta.index))
+        if unknown or undescribed:
+            raise CohortexError(
+                f"The {what} metadata does not match the expression matrix: "
+                + f"{_describe_ids(unknown, f'metadata rows match no {what}')}"
+                f"{_describe_ids(undescribed, f'{what}s have no metadata row')}".rstrip("; ")
+                + "."
+            )
+        return meta.loc[ids], ids
+    if ids is None:
+        prefix = "S" if what == "sample" else "G"
+        ids = [f"{prefix}{i}" for i in range(start + 1, start + n + 1)]
+    if len(ids) != n:
+        raise CohortexError(f"Got {len(ids)} {what} ids for {n} {what}s.")
+    return None, ids
+
+
+def _metadata_variables(
+    meta: pd.DataFrame | None, dim: str, n: int | None = None
+) -> dict[str, np.ndarray]:
+    """Turn metadata columns into 1-D arrays that Zarr v3 stores faithfully."""
+    if meta is None:
+        return {}
+    if n is not None and len(meta) != n:
+        raise CohortexError(f"The {dim} metadata has {len(meta)} rows; expected {n}.")
+    out: dict[str, np.ndarray] = {}
+    for column in meta.columns:
+        name = str(column)
+        if name in RESERVED_NAMES or name.startswith((".", "_")) or "/" in name or not name:
+            raise CohortexError(
+                f"{name!r} cannot name a {dim} variable: the names "
+                f"{', '.join(RESERVED_NAMES)}, names with '/' and names starting with '.' or '_' "
+                "are reserved."
+            )
+        series = meta[column]
+        dtype = series.dtype
+        if pd.api.types.is_bool_dtype(dtype) and not series.isna().any():
+            out[name] = series.to_numpy(dtype=bool)
+        elif pd.api.types.is_integer_dtype(dtype) and not series.isna().any():
+            out[name] = series.to_numpy(dtype=np.int64)
+        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            out[name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            out[name] = series.to_numpy(dtype="datetime64[ns]")
+        else:
+            out[name] = np.asarray(
+                ["" if pd.isna(v) else str(v) for v in series.to_numpy(dtype=object)],
+                dtype=object,
+            )
+    return out
+
+
+def _cast_like(values: np.ndarray, existing: np.ndarray, name: str) -> np.ndarray:
+    """Cast appended metadata to the stored variable's dtype, refusing a change of kind."""
+    kind_old, kind_new = _value_kind(existing.dtype), _value_kind(values.dtype)
+    if kind_old == "number" and kind_new == "number":
+        if existing.dtype.kind in "iu" and values.dtype.kind == "f":
+            raise CohortexError(
+                f"The sample variable {name!r} holds integers; the appended values are not "
+                "whole numbers (or have missing values)."
+            )
+        return values.astype(existing.dtype)
+    if kind_old != kind_new:
+        raise CohortexError(
+            f"The sample variable {name!r} holds {kind_old} values; the appended metadata has "
+            f"{kind_new} values."
+        )
+    return values.astype(object) if kind_old == "text" else values.astype(existing.dtype)
+
+
+def _value_kind(dtype: np.dtype) -> str:
+    if dtype.kind == "b":
+        return "boolean"
+    if dtype.kind in "iuf":
+        return "number"
+    if dtype.kind == "M":
+        return "date"
+    return "text"
+
+
+def _strings_as_object(values: Any) -> Any:
+    """Read-back strings come as NumPy StringDType; object arrays suit pandas and users."""
+    if values.dtype.kind in "TUS":
+        return values.astype(object)
+    return values
+
+
+def _strings_to_object(ds: xr.Dataset) -> xr.Dataset:
+    """Fixed-width NumPy strings have no Zarr v3 spec; store them as variable-length."""
+    converted = {
+        name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind in "US"
+    }
+    return ds.assign_coords(
+        {k: v for k, v in converted.items() if k in ds.coords}
+    ).assign({k: v for k, v in converted.items() if k not in ds.coords})
+
+
+def _unpack_dataset(
+    ds: xr.Dataset, samples: pd.DataFrame | None, genes: pd.DataFrame | None, scale: str
+) -> tuple[Any, pd.DataFrame | None, pd.DataFrame | None, str]:
+    if "expression" not in ds.data_vars:
+        raise CohortexError("The Dataset passed as 'expression' has no 'expression' variable.")
+    expression = ds["expression"].transpose("sample", "gene")
+    if samples is None:
+        names = [n for n in ds.data_vars if ds[n].dims == ("sample",)]
+        samples = ds[names].to_dataframe() if names else None
+    if genes is None:
+        names = [n for n in ds.data_vars if ds[n].dims == ("gene",)]
+        genes = ds[names].to_dataframe() if names else None
+    return expression, samples, genes, ds.attrs.get("scale", scale)
+
+
+def _row_blocks(matrix: Any, chunk_rows: int, first: int = 0) -> list[tuple[int, int]]:
+    """Row ranges (in store coordinates) aligned to the store's tiles, starting at ``first``."""
+    n = matrix.shape[0]
+    edges = [first]
+    next_edge = (first // chunk_rows + 1) * chunk_rows
+    while next_edge < first + n:
+        edges.append(next_edge)
+        next_edge += chunk_rows
+    edges.append(first + n)
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _to_numpy(block: Any) -> np.ndarray:
+    if hasattr(block, "compute"):
+        block = block.compute()
+    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
+        block = block.get()
+    return np.asarray(block)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block inside has finished.
+
+    Zarr finishes a write on its own I/O thread; an interrupt that lands mid-write would let
+    that thread go on writing while we roll back. Deferring it makes interrupts land between
+    blocks. Only the main thread can handle signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def _write_block(array: Any, region: tuple[slice, slice], block: np.ndarray) -> None:
+    """The one place expression values reach the disk."""
+    with _interrupts_deferred():
+        array[region] = block
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    """Move a finished folder into place; an existing ``dest`` is removed only afterwards."""
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex}"
+        os.replace(dest, old)
+        os.replace(src, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dest)
+
+
+def _check_result_name(name: str) -> None:
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or not all(ch.isalnum() or ch in "-_." for ch in name)
+    ):
+        raise CohortexError(
+            f"The 'name' parameter of write_result() must be letters, digits, '-', '_' or '.' "
+            f"(not leading); got {name!r}."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The append journal
+# --------------------------------------------------------------------------------------------
+
+
+def _begin_journal(root: Path, chunk_rows: dict[str, int], old_n: int) -> None:
+    """Copy what an append may change; the manifest, written last, makes the journal valid."""
+    journal = root / _JOURNAL
+    shutil.rmtree(journal, ignore_errors=True)
+    backup = journal / "files"
+    backup.mkdir(parents=True)
+    saved: list[str] = ["zarr.json"]
+    last_chunk = {name: (old_n - 1) // rows for name, rows in chunk_rows.items()}
+    for name, last in last_chunk.items():
+        saved.append(f"{name}/zarr.json")
+        if (root / name / "c" / str(last)).exists():
+            saved.append(f"{name}/c/{last}")
+    for relative in saved:
+        _copy_path(root / relative, backup / relative)
+    manifest = {"last_chunk": last_chunk, "saved": saved}
+    tmp = journal / "manifest.json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(manifest, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, journal / "manifest.json")
+
+
+def _commit_journal(root: Path) -> None:
+    journal = root / _JOURNAL
+    os.remove(journal / "manifest.json")  # from here on, the append stands
+    shutil.rmtree(journal, ignore_errors=True)
+
+
+def _rollback(root: Path) -> None:
+    """Undo an append: drop chunks past the old end, restore the saved files. Idempotent."""
+    journal = root / _JOURNAL
+    manifest_path = journal / "manifest.json"
+    if not manifest_path.is_file():  # the journal never became valid: nothing was changed
+        shutil.rmtree(journal, ignore_errors=True)
+        return
+    manifest = json.loads(manifest_path.read_text())
+    for name, last in manifest["last_chunk"].items():
+        chunk_dir = root / name / "c"
+        if not chunk_dir.is_dir():
+            continue
+        for child in chunk_dir.iterdir():
+            if child.name.isdigit() and int(child.name) >= last:
+                _remove_path(child)
+    backup = journal / "files"
+    for relative in manifest["saved"]:
+        _remove_path(root / relative)
+        _copy_path(backup / relative, root / relative)
+    os.remove(manifest_path)
+    shutil.rmtree(journal, ignore_errors=True)
+
+
+def _recover(root: Path) -> None:
+    if (root / _JOURNAL).exists():
+        if (root / _JOURNAL / "manifest.json").is_file():
+            warnings.warn(
+                f"The last append to {str(root)!r} did not finish; the store has been restored "
+                "to its state before that append.",
+                CohortexWarning,
+                stacklevel=3,
+            )
+        _rollback(root)
+
+
+def _copy_path(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dest)
+    else:
+        shutil.copy2(src, dest)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
