@@ -1,0 +1,347 @@
+"""The ``cohortex`` command line: simulate, import, export, info, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import CohortexError
+from .store import COMPRESSORS, SCALES, list_results, open_cohort
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except CohortexError as error:
+        print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cohortex {args.command}: interrupted; nothing was left half-written.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cohortex",
+        description="GPU-accelerated engine for large expression cohorts.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"cohortex {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sim = commands.add_parser("simulate", help="write a simulated cohort with known truth")
+    sim.add_argument("out", type=Path, help="destination store (e.g. cohort.zarr)")
+    sim.add_argument("--samples", type=int, default=1000, help="number of samples")
+    sim.add_argument("--genes", type=int, default=2000, help="number of genes")
+    sim.add_argument(
+        "--groups",
+        type=_fractions,
+        default=None,
+        help="condition groups and fractions, e.g. tumor=0.5,normal=0.5 (the default)",
+    )
+    sim.add_argument("--n-de", type=float, default=0.05, help="DE genes: a count, or a fraction <1")
+    sim.add_argument(
+        "--log2fc", type=_range, default=(1.0, 2.0), help="|log2 fold change|: 1.5 or 1,2"
+    )
+    sim.add_argument("--batches", type=int, default=None, help="number of batches")
+    sim.add_argument("--modules", type=int, default=0, help="number of co-expression modules")
+    sim.add_argument("--module-size", type=int, default=50, help="genes per module")
+    sim.add_argument("--distribution", choices=("lognormal", "negbinom"), default="lognormal")
+    sim.add_argument("--seed", type=int, default=0)
+    _store_options(sim)
+    sim.set_defaults(run=_simulate)
+
+    imp = commands.add_parser(
+        "import", help="import TSV/CSV, GEO series matrix, GCT, h5ad, AnnData-Zarr or .npy"
+    )
+    imp.add_argument("src", type=Path, help="input file")
+    imp.add_argument("dest", type=Path, help="destination store")
+    imp.add_argument("--samples", type=Path, default=None, help="sample metadata table (TSV/CSV)")
+    imp.add_argument(
+        "--orientation",
+        choices=("genes-by-samples", "samples-by-genes"),
+        default="genes-by-samples",
+        help="rows of a text file are genes (default, as in GEO) or samples",
+    )
+    imp.add_argument("--scale", choices=SCALES, default=None, help="value scale (default log2)")
+    imp.add_argument("--layer", default=None, help="AnnData layer to import instead of X")
+    _store_options(imp)
+    imp.set_defaults(run=_import)
+
+    exp = commands.add_parser("export", help="export a store to TSV/CSV, GCT, h5ad or AnnData-Zarr")
+    exp.add_argument("store", type=Path)
+    exp.add_argument("dest", type=Path, help="output: .tsv/.csv(.gz), .gct, .h5ad or a folder")
+    exp.add_argument(
+        "--orientation",
+        choices=("genes-by-samples", "samples-by-genes"),
+        default="genes-by-samples",
+    )
+    exp.add_argument("--overwrite", action="store_true")
+    exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    exp.set_defaults(run=_export)
+
+    info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
+    info.add_argument("store", type=Path)
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(run=_info)
+
+    demo = commands.add_parser("demo", help="simulate a cohort and summarise it (the main job)")
+    demo.add_argument("--samples", type=int, default=20_000)
+    demo.add_argument("--genes", type=int, default=5_000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--out", type=Path, default=None, help="keep the store here (default: a temporary folder)"
+    )
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chunks", type=_pair, default=None, help="tile shape samples,genes (default 1024,1024)"
+    )
+    parser.add_argument("--compressor", choices=COMPRESSORS, default="lz4")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers like 1024,1024; got {text!r}") from None
+    return a, b
+
+
+def _range(text: str) -> float | tuple[float, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or low,high; got {text!r}") from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise argparse.ArgumentTypeError(f"expected a number or low,high; got {text!r}")
+
+
+def _fractions(text: str) -> dict[str, float]:
+    out = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected name=fraction pairs like tumor=0.5,normal=0.5; got {text!r}"
+            ) from None
+    return out
+
+
+def _store_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "chunks": args.chunks,
+        "compressor": args.compressor,
+        "overwrite": args.overwrite,
+        "progress": args.progress,
+    }
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from .simulate import simulate
+
+    start = time.perf_counter()
+    ds = simulate(
+        args.out,
+        args.samples,
+        args.genes,
+        groups=args.groups,
+        n_de=args.n_de if args.n_de < 1 else int(args.n_de),
+        log2fc=args.log2fc,
+        batches=args.batches,
+        modules=args.modules,
+        module_size=args.module_size,
+        distribution=args.distribution,
+        seed=args.seed,
+        **_store_kwargs(args),
+    )
+    print(
+        f"wrote {args.out}: {ds.sizes['sample']} samples × {ds.sizes['gene']} genes "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+
+
+def _import(args: argparse.Namespace) -> None:
+    from .io import import_file
+
+    start = time.perf_counter()
+    options = _store_kwargs(args)
+    if args.layer is not None:
+        options["layer"] = args.layer
+    ds = import_file(
+        args.src,
+        args.dest,
+        orientation=args.orientation,
+        samples=args.samples,
+        scale=args.scale,
+        **options,
+    )
+    print(
+        f"imported {args.src} → {args.dest}: {ds.sizes['sample']} samples × "
+        f"{ds.sizes['gene']} genes in {time.perf_counter() - start:.1f} s"
+    )
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .io import export_anndata, export_gct, export_table
+
+    name = args.dest.name.lower()
+    if args.dest.exists() and not args.overwrite:
+        raise CohortexError(f"{str(args.dest)!r} already exists; pass --overwrite to replace it.")
+    if name.endswith(".gct"):
+        export_gct(args.store, args.dest, progress=args.progress)
+    elif name.endswith((".tsv", ".txt", ".csv", ".tsv.gz", ".txt.gz", ".csv.gz")):
+        export_table(args.store, args.dest, orientation=args.orientation, progress=args.progress)
+    else:
+        export_anndata(args.store, args.dest, overwrite=args.overwrite)
+    print(f"exported {args.store} → {args.dest}")
+
+
+def _info(args: argparse.Namespace) -> None:
+    summary = describe(args.store)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_format_summary(summary))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .simulate import simulate
+
+    with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:
+        out = args.out or Path(scratch) / "demo.zarr"
+        start = time.perf_counter()
+        simulate(
+            out,
+            args.samples,
+            args.genes,
+            groups={"tumor": 0.5, "normal": 0.5},
+            n_de=0.05,
+            batches=2,
+            modules=4,
+            seed=args.seed,
+            overwrite=args.out is not None,
+            progress=args.progress,
+        )
+        elapsed = time.perf_counter() - start
+        print(f"cohortex demo: simulated {args.samples} × {args.genes} in {elapsed:.1f} s\n")
+        print(_format_summary(describe(out)))
+        if args.out is None:
+            print("\n(the demo store was temporary; pass --out DIR to keep it)")
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """A JSON-ready summary of a store: dimensions, chunks, codecs, size, metadata, results."""
+    root = Path(path)
+    ds = open_cohort(root)
+    array = ds["expression"]
+    codecs = json.loads((root / "expression" / "zarr.json").read_text())["codecs"]
+    on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    raw = array.size * array.dtype.itemsize
+    summary: dict[str, Any] = {
+        "path": str(root),
+        "samples": ds.sizes["sample"],
+        "genes": ds.sizes["gene"],
+        "dtype": str(array.dtype),
+        "chunks": [int(max(c)) for c in array.chunks] if array.chunks else None,
+        "codecs": [c["name"] for c in codecs],
+        "scale": ds.attrs.get("scale"),
+        "format": ds.attrs.get("cohortex_format"),
+        "bytes_on_disk": on_disk,
+        "bytes_uncompressed": raw,
+        "sample_variables": {},
+        "gene_variables": {},
+        "results": list_results(root),
+    }
+    for name in ds.data_vars:
+        if name == "expression":
+            continue
+        dim = ds[name].dims[0]
+        summary[f"{dim}_variables"][name] = _describe_variable(np.asarray(ds[name].values))
+    return summary
+
+
+def _describe_variable(values: np.ndarray) -> dict[str, Any]:
+    if values.dtype.kind == "b":
+        return {"type": "bool", "true": int(values.sum()), "false": int((~values).sum())}
+    if values.dtype.kind in "iuf":
+        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+        out: dict[str, Any] = {"type": "number", "missing": int(values.size - finite.size)}
+        if finite.size:
+            out.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()))
+        return out
+    labels, counts = np.unique(values.astype(str), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    levels = {str(labels[i]) if labels[i] else "(missing)": int(counts[i]) for i in order[:8]}
+    return {"type": "text", "distinct": len(labels), "top": levels}
+
+
+def _format_summary(summary: dict[str, Any]) -> str:
+    gb = 1e9
+    lines = [
+        f"store        {summary['path']}",
+        f"matrix       {summary['samples']} samples × {summary['genes']} genes, "
+        f"{summary['dtype']}, scale {summary['scale']}",
+        f"chunks       {summary['chunks']}  codecs {', '.join(summary['codecs'])}",
+        f"size         {summary['bytes_on_disk'] / gb:.3f} GB on disk, "
+        f"{summary['bytes_uncompressed'] / gb:.3f} GB uncompressed "
+        f"(ratio {summary['bytes_uncompressed'] / max(summary['bytes_on_disk'], 1):.2f})",
+    ]
+    for kind in ("sample", "gene"):
+        variables = summary[f"{kind}_variables"]
+        lines.append(f"{kind} variables ({len(variables)})")
+        for name, info in variables.items():
+            lines.append(f"  {name:<14} {_format_variable(info)}")
+    lines.append(f"results      {', '.join(summary['results']) or '(none)'}")
+    return "\n".join(lines)
+
+
+def _format_variable(info: dict[str, Any]) -> str:
+    if info["type"] == "bool":
+        return f"bool: {info['true']} true, {info['false']} false"
+    if info["type"] == "number":
+        if "min" not in info:
+            return f"number: all {info['missing']} missing"
+        text = f"number: {info['min']:.4g} … {info['max']:.4g} (mean {info['mean']:.4g})"
+        return text + (f", {info['missing']} missing" if info["missing"] else "")
+    top = ", ".join(f"{k} {v}" for k, v in info["top"].items())
+    more = " …" if info["distinct"] > len(info["top"]) else ""
+    return f"text, {info['distinct']} distinct: {top}{more}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""AnnData (.h5ad and AnnData-Zarr) in and out, NumPy and pandas in memory.
+
+AnnData keeps observations (our samples) in rows and variables (our genes) in columns, the same
+orientation as a cohort. Import reads ``X`` (or a layer) block by block from the file, dense or
+sparse, without loading it; export writes the Dask-backed matrix chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .._errors import CohortexError
+from .._progress import progress_bar
+from ..store import CohortWriter, _align_metadata, _check_chunks, _replace_dir, open_cohort
+from ._text import _as_cohort, read_metadata
+
+__all__ = ["export_anndata", "import_anndata", "to_anndata", "to_pandas"]
+
+
+def import_anndata(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    samples: pd.DataFrame | str | os.PathLike[str] | None = None,
+    scale: str | None = None,
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Import an AnnData file (``.h5ad``, or an AnnData Zarr folder) without loading it.
+
+    Parameters
+    ----------
+    src : path
+        ``.h5ad`` file or AnnData Zarr store.
+    dest : path
+        New cohort store.
+    layer : str, optional
+        Import ``layers[layer]`` instead of ``X``.
+    samples : DataFrame or path, optional
+        Sample metadata replacing ``obs`` (the ids must match ``obs_names``).
+    scale : {"log2", "log1p", "counts", "linear"}, optional
+        Default: the scale recorded by :func:`export_anndata` in ``uns["cohortex"]``, else
+        ``"log2"``.
+    chunks, compressor, overwrite, progress
+        As for :func:`cohortex.create_cohort`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The new store, opened. ``obs`` columns become sample variables, ``var`` columns gene
+        variables (categoricals as text).
+    """
+    path = Path(src)
+    if not path.exists():
+        raise CohortexError(f"The input file {str(path)!r} does not exist.")
+    root: Any = h5py.File(path, "r") if path.is_file() else zarr.open_group(path, mode="r")
+    try:
+        if "X" not in root or "obs" not in root or "var" not in root:
+            raise CohortexError(f"{str(path)!r} is not an AnnData file (no X, obs and var).")
+        obs = ad.io.read_elem(root["obs"])
+        var = ad.io.read_elem(root["var"])
+        if layer is None:
+            matrix = root["X"]
+        else:
+            if "layers" not in root or layer not in root["layers"]:
+                known = ", ".join(root["layers"].keys()) if "layers" in root else "(none)"
+                raise CohortexError(
+                    f"The 'layer' parameter names no layer of {str(path)!r}; got {layer!r}. "
+                    f"Layers: {known}."
+                )
+            matrix = root["layers"][layer]
+        if not hasattr(matrix, "shape"):  # a sparse matrix is a group with data/indices/indptr
+            matrix = ad.io.sparse_dataset(matrix)
+        if scale is None:
+            scale = _recorded_scale(root)
+        sample_meta = obs if samples is None else read_metadata(samples, "sample")
+        sample_meta, sample_ids = _align_metadata(
+            sample_meta, [str(i) for i in obs.index], len(obs), "sample"
+        )
+        gene_meta, gene_ids = _align_metadata(var, [str(i) for i in var.index], len(var), "gene")
+        if tuple(matrix.shape) != (len(sample_ids), len(gene_ids)):
+            raise CohortexError(
+                f"The matrix of {str(path)!r} has shape {tuple(matrix.shape)}; obs and var give "
+                f"{(len(sample_ids), len(gene_ids))}."
+            )
+        tile = _check_chunks(chunks, (len(sample_ids), len(gene_ids)))
+        with CohortWriter(
+            dest,
+            sample_ids=sample_ids,
+            gene_ids=gene_ids,
+            samples=_plain_columns(sample_meta),
+            genes=_plain_columns(gene_meta),
+            scale=scale,
+            chunks=tile,
+            compressor=compressor,
+            overwrite=overwrite,
+        ) as writer:
+            n = len(sample_ids)
+            bar = progress_bar(-(-n // tile[0]), f"importing {path.name}", progress)
+            for start in range(0, n, tile[0]):
+                stop = min(start + tile[0], n)
+                block = matrix[start:stop]
+                if hasattr(block, "toarray"):
+                    block = block.toarray()
+                writer.write(slice(start, stop), slice(None), np.asarray(block))
+                bar.update()
+            bar.close()
+    finally:
+        if isinstance(root, h5py.File):
+            root.close()
+    return open_cohort(dest)
+
+
+def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
+    """The cohort as an AnnData object (samples as ``obs``, genes as ``var``).
+
+    Parameters
+    ----------
+    cohort : path or xarray.Dataset
+    lazy : bool, default False
+        Keep ``X`` as the Dask array instead of loading it into memory.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``uns["cohortex"]`` records the scale.
+    """
+    ds = _as_cohort(cohort)
+    expression = ds["expression"].transpose("sample", "gene").data
+    if not lazy:
+        expression = np.asarray(expression)
+    obs = _table(ds, "sample")
+    var = _table(ds, "gene")
+    return ad.AnnData(
+        X=expression,
+        obs=obs,
+        var=var,
+        uns={"cohortex": {"scale": ds.attrs.get("scale", "log2")}},
+    )
+
+
+def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Write the cohort as ``.h5ad`` (a file) or AnnData Zarr (any other name), chunk by chunk.
+
+    Parameters
+    ----------
+    cohort : path or xarray.Dataset
+    dest : path
+        ``*.h5ad`` writes HDF5; anything else an AnnData Zarr store.
+    overwrite : bool, default False
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise CohortexError(f"{str(dest)!r} already exists; pass overwrite=True to replace it.")
+    adata = to_anndata(cohort, lazy=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
+    try:
+        if dest.suffix.lower() == ".h5ad":
+            adata.write_h5ad(tmp)
+            os.replace(tmp, dest)
+        else:
+            adata.write_zarr(tmp)
+            _replace_dir(tmp, dest)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def to_pandas(cohort: Any) -> pd.DataFrame:
+    """The expression matrix as a DataFrame (samples × genes), loaded into memory.
+
+    Parameters
+    ----------
+    cohort : path or xarray.Dataset
+
+    Returns
+    -------
+    DataFrame of shape (n_samples, n_genes)
+        Index: sample ids; columns: gene ids. The metadata are ``ds[...]`` variables, or
+        :func:`to_anndata`'s ``obs`` and ``var``.
+    """
+    ds = _as_cohort(cohort)
+    values = np.asarray(ds["expression"].transpose("sample", "gene").data)
+    return pd.DataFrame(
+        values,
+        index=pd.Index(ds["sample"].values.astype(str), name="sample"),
+        columns=pd.Index(ds["gene"].values.astype(str), name="gene"),
+    )
+
+
+def _table(ds: xr.Dataset, dim: str) -> pd.DataFrame:
+    names = [n for n in ds.data_vars if ds[n].dims == (dim,)]
+    frame = pd.DataFrame({n: ds[n].values for n in names}, index=ds[dim].values.astype(str))
+    return frame
+
+
+def _plain_columns(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """AnnData keeps text as categoricals; cohorts keep plain values."""
+    if frame is None:
+        return None
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(object)
+    return out
+
+
+def _recorded_scale(root: Any) -> str:
+    try:
+        scale = root["uns"]["cohortex"]["scale"][()]
+    except (KeyError, TypeError):
+        return "log2"
+    if isinstance(scale, bytes):
+        scale = scale.decode()
+    return str(np.asarray(scale).item() if hasattr(scale, "shape") else scale)

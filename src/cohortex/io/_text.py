@@ -1,0 +1,522 @@
+"""Delimited text (TSV/CSV, GEO series matrices) and GCT 1.2, read and written in blocks.
+
+Reading takes two passes over the file, neither of which holds the matrix: the first reads the
+header, the row ids and checks every row's field count (so a ragged file is refused before
+anything is written); the second parses the numbers one block of rows at a time and writes each
+block into the new store.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._errors import CohortexError
+from .._progress import progress_bar
+from ..store import CohortWriter, _align_metadata, _check_chunks, open_cohort
+
+__all__ = [
+    "ORIENTATIONS",
+    "export_gct",
+    "export_table",
+    "import_gct",
+    "import_table",
+    "read_metadata",
+]
+
+ORIENTATIONS = ("genes-by-samples", "samples-by-genes")
+_GEO_END = "!series_matrix_table_end"
+
+
+def import_table(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    orientation: str = "genes-by-samples",
+    samples: pd.DataFrame | str | os.PathLike[str] | None = None,
+    genes: pd.DataFrame | str | os.PathLike[str] | None = None,
+    sep: str | None = None,
+    scale: str = "log2",
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Import a delimited text matrix (TSV, CSV, a GEO series matrix; optionally gzipped).
+
+    The first row names the columns; the first column holds the row ids. Lines starting with
+    ``!`` (GEO series-matrix headers) are skipped and reading stops at
+    ``!series_matrix_table_end``. Quoted ids are unquoted. Empty cells and ``NA``/``NaN`` are
+    missing values.
+
+    Parameters
+    ----------
+    src : path
+        Text file; ``.gz`` is decompressed on the fly.
+    dest : path
+        New cohort store.
+    orientation : {"genes-by-samples", "samples-by-genes"}, default "genes-by-samples"
+        ``"genes-by-samples"``: one row per gene, one column per sample (GEO series matrices,
+        most count tables). ``"samples-by-genes"``: one row per sample.
+    samples, genes : DataFrame or path, optional
+        Sample metadata / gene annotation, or a delimited file of it whose first column (or a
+        column named ``sample``/``gene``) holds the ids. The ids must match the matrix's.
+    sep : str, optional
+        Field separator; default ``","`` for ``.csv`` files and tab otherwise.
+    scale, chunks, compressor, overwrite, progress
+        As for :func:`cohortex.create_cohort`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The new store, opened.
+
+    Raises
+    ------
+    CohortexError
+        For a ragged row, a non-numeric cell, duplicate ids or metadata that does not match,
+        naming the line or the ids. Nothing is written then.
+    """
+    if orientation not in ORIENTATIONS:
+        raise CohortexError(
+            f"The 'orientation' parameter must be one of {', '.join(ORIENTATIONS)}; "
+            f"got {orientation!r}."
+        )
+    layout = _scan(Path(src), sep=sep, annotation_columns=0)
+    return _write_store(
+        layout,
+        dest,
+        genes_by_samples=orientation == "genes-by-samples",
+        samples=samples,
+        genes=genes,
+        scale=scale,
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def import_gct(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    samples: pd.DataFrame | str | os.PathLike[str] | None = None,
+    scale: str = "log2",
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Import a GCT 1.2 file (genes × samples, with a Description column).
+
+    The descriptions become the gene variable ``description``. The dimensions on the second
+    line must match the table. Other parameters are as for :func:`import_table`.
+    """
+    path = Path(src)
+    with _open_text(path) as f:
+        version = f.readline().strip()
+        dims_line = f.readline().rstrip("\r\n")
+    if version != "#1.2":
+        raise CohortexError(
+            f"{str(path)!r} is not a GCT 1.2 file: its first line is {version[:40]!r}, "
+            "expected '#1.2'."
+        )
+    try:
+        n_rows, n_cols = (int(v) for v in dims_line.split("\t")[:2])
+    except ValueError:
+        raise CohortexError(
+            f"Line 2 of {str(path)!r} must give the row and column counts; got {dims_line[:40]!r}."
+        ) from None
+    layout = _scan(path, sep="\t", annotation_columns=1, skip_lines=2)
+    if (len(layout.row_ids), len(layout.column_ids)) != (n_rows, n_cols):
+        raise CohortexError(
+            f"The GCT header of {str(path)!r} announces {n_rows} genes × {n_cols} samples; the "
+            f"table has {len(layout.row_ids)} × {len(layout.column_ids)}."
+        )
+    genes = pd.DataFrame({"description": layout.annotations[0]}, index=layout.row_ids)
+    return _write_store(
+        layout,
+        dest,
+        genes_by_samples=True,
+        samples=samples,
+        genes=genes,
+        scale=scale,
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def export_table(
+    cohort: Any,
+    dest: str | os.PathLike[str],
+    *,
+    orientation: str = "genes-by-samples",
+    sep: str | None = None,
+    float_format: str = "%.9g",
+    progress: bool | None = None,
+) -> None:
+    """Write the expression matrix as delimited text, block by block.
+
+    Parameters
+    ----------
+    cohort : path or xarray.Dataset
+        A cohort store or an opened cohort.
+    dest : path
+        Output file; ``.gz`` compresses. Written to a temporary name and renamed at the end.
+    orientation : {"genes-by-samples", "samples-by-genes"}, default "genes-by-samples"
+    sep : str, optional
+        Default ``","`` for ``.csv`` and tab otherwise.
+    float_format : str, default "%.9g"
+        ``"%.9g"`` writes every float32 exactly.
+    progress : bool or None, default None
+    """
+    ds = _as_cohort(cohort)
+    if orientation not in ORIENTATIONS:
+        raise CohortexError(
+            f"The 'orientation' parameter must be one of {', '.join(ORIENTATIONS)}; "
+            f"got {orientation!r}."
+        )
+    dest = Path(dest)
+    sep = sep or _default_sep(dest)
+    genes_by_samples = orientation == "genes-by-samples"
+    corner = "gene" if genes_by_samples else "sample"
+    columns = ds["sample"].values if genes_by_samples else ds["gene"].values
+    with _atomic_text(dest) as out:
+        out.write(sep.join([corner, *map(str, columns)]) + "\n")
+        for block, ids in _blocks(ds, genes_by_samples, progress, "exporting"):
+            pd.DataFrame(block, index=ids).to_csv(
+                out, sep=sep, header=False, float_format=float_format, na_rep="NaN"
+            )
+
+
+def export_gct(
+    cohort: Any,
+    dest: str | os.PathLike[str],
+    *,
+    float_format: str = "%.9g",
+    progress: bool | None = None,
+) -> None:
+    """Write the cohort as GCT 1.2 (genes × samples).
+
+    The Description column comes from the gene variable ``description`` when there is one,
+    else ``na``. Other parameters are as for :func:`export_table`.
+    """
+    ds = _as_cohort(cohort)
+    dest = Path(dest)
+    description = (
+        ds["description"].values if "description" in ds else np.full(ds.sizes["gene"], "na")
+    )
+    with _atomic_text(dest) as out:
+        out.write(f"#1.2\n{ds.sizes['gene']}\t{ds.sizes['sample']}\n")
+        out.write("\t".join(["Name", "Description", *map(str, ds["sample"].values)]) + "\n")
+        start = 0
+        for block, ids in _blocks(ds, True, progress, "exporting"):
+            frame = pd.DataFrame(block, index=ids)
+            frame.insert(0, "description", description[start : start + len(ids)])
+            frame.to_csv(out, sep="\t", header=False, float_format=float_format, na_rep="NaN")
+            start += len(ids)
+
+
+def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A metadata table from a DataFrame or a delimited file, indexed by id.
+
+    The ids are the column named ``what`` (``"sample"`` or ``"gene"``) when there is one,
+    else the first column.
+    """
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise CohortexError(f"The {what} metadata file {str(path)!r} does not exist.")
+    table = pd.read_csv(path, sep=_default_sep(path), dtype=str, keep_default_na=False)
+    id_column = what if what in table.columns else table.columns[0]
+    table = table.set_index(id_column)
+    table.index.name = None
+    # Columns that are numbers throughout become numbers; the rest stay text.
+    for column in table.columns:
+        values = table[column].replace({"": None, "NA": None, "NaN": None})
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().sum() == values.notna().sum() and values.notna().any():
+            table[column] = numbers
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    """What the first pass learned about a text table."""
+
+    path: Path
+    sep: str
+    header_line: int  # 1-based physical line number of the header
+    column_ids: list[str]
+    row_ids: list[str] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+    annotations: list[list[str]] = field(default_factory=list)
+    skip_lines: int = 0
+    annotation_columns: int = 0
+
+
+def _default_sep(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    return "," if ".csv" in suffixes else "\t"
+
+
+def _open_text(path: Path) -> IO[str]:
+    if not path.is_file():
+        raise CohortexError(f"The input file {str(path)!r} does not exist.")
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('""', '"')
+    return value
+
+
+def _split(line: str, sep: str) -> list[str]:
+    return next(csv.reader([line], delimiter=sep))
+
+
+def _lines(path: Path, skip_lines: int) -> Iterator[tuple[int, str]]:
+    """(physical line number, text) of the table's lines: header first, then the rows."""
+    with _open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            if number <= skip_lines:
+                continue
+            line = line.rstrip("\r\n")
+            if line.startswith("!"):
+                if line.lower().startswith(_GEO_END):
+                    return
+                continue
+            if not line.strip():
+                continue
+            yield number, line
+
+
+def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: int = 0) -> _Layout:
+    """First pass: header, ids, annotations and a field count for every row."""
+    sep = sep or _default_sep(path)
+    lines = _lines(path, skip_lines)
+    try:
+        header_line, header = next(lines)
+    except StopIteration:
+        raise CohortexError(f"{str(path)!r} has no header line and no data.") from None
+    columns = [_unquote(c) for c in _split(header, sep)]
+    n_fields = len(columns)
+    if n_fields < 2 + annotation_columns:
+        raise CohortexError(
+            f"The header (line {header_line}) of {str(path)!r} has {n_fields} field(s); a table "
+            f"needs an id column and at least one data column (is the separator {sep!r} right?)."
+        )
+    layout = _Layout(
+        path=path,
+        sep=sep,
+        header_line=header_line,
+        column_ids=columns[1 + annotation_columns :],
+        skip_lines=skip_lines,
+        annotation_columns=annotation_columns,
+        annotations=[[] for _ in range(annotation_columns)],
+    )
+    expected_separators = n_fields - 1
+    for number, line in lines:
+        if line.count(sep) != expected_separators:
+            fields = _split(line, sep)  # quoted fields may hold the separator
+            if len(fields) != n_fields:
+                raise CohortexError(
+                    f"Line {number} of {str(path)!r} has {len(fields)} fields; the header "
+                    f"(line {header_line}) has {n_fields}."
+                )
+        else:
+            fields = line.split(sep, 1 + annotation_columns)
+        layout.row_ids.append(_unquote(fields[0]))
+        for k in range(annotation_columns):
+            layout.annotations[k].append(_unquote(fields[1 + k]))
+        layout.line_numbers.append(number)
+    if not layout.row_ids:
+        raise CohortexError(f"{str(path)!r} has a header but no data rows.")
+    return layout
+
+
+def _numeric_blocks(layout: _Layout, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Second pass: (first row index, float32 block of rows × data columns)."""
+    first_data_column = 1 + layout.annotation_columns
+    n_fields = first_data_column + len(layout.column_ids)
+    lines = _lines(layout.path, layout.skip_lines)
+    next(lines)  # the header
+    buffer: list[str] = []
+    start = 0
+    for _, line in lines:
+        buffer.append(line)
+        if len(buffer) == rows_per_block:
+            yield start, _parse(buffer, layout, start, first_data_column, n_fields)
+            start += len(buffer)
+            buffer = []
+    if buffer:
+        yield start, _parse(buffer, layout, start, first_data_column, n_fields)
+
+
+def _parse(
+    lines: list[str], layout: _Layout, start: int, first_data_column: int, n_fields: int
+) -> np.ndarray:
+    text = "\n".join(lines)
+    options: dict[str, Any] = {
+        "sep": layout.sep,
+        "header": None,
+        "usecols": range(first_data_column, n_fields),
+    }
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=np.float32, **options)
+    except ValueError:
+        _raise_non_numeric(text, layout, start, first_data_column, options)
+        raise
+    return frame.to_numpy(dtype=np.float32)
+
+
+def _raise_non_numeric(
+    text: str, layout: _Layout, start: int, first_data_column: int, options: dict[str, Any]
+) -> None:
+    """Find the first cell that is neither a number nor a missing-value marker; name it."""
+    frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
+    for row in range(len(frame)):
+        values = frame.iloc[row]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
+        if bad.any():
+            column = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CohortexError(
+                f"Line {layout.line_numbers[start + row]} of {str(layout.path)!r} has a "
+                f"non-numeric value {values.iloc[column]!r} in column "
+                f"{layout.column_ids[column]!r}."
+            )
+
+
+def _write_store(
+    layout: _Layout,
+    dest: Any,
+    *,
+    genes_by_samples: bool,
+    samples: Any,
+    genes: Any,
+    scale: str,
+    chunks: tuple[int, int] | None,
+    compressor: Any,
+    overwrite: bool,
+    progress: bool | None,
+) -> xr.Dataset:
+    sample_ids = layout.column_ids if genes_by_samples else layout.row_ids
+    gene_ids = layout.row_ids if genes_by_samples else layout.column_ids
+    sample_meta = None if samples is None else read_metadata(samples, "sample")
+    gene_meta = None if genes is None else read_metadata(genes, "gene")
+    sample_meta, sample_ids = _align_metadata(sample_meta, sample_ids, len(sample_ids), "sample")
+    gene_meta, gene_ids = _align_metadata(gene_meta, gene_ids, len(gene_ids), "gene")
+    shape = (len(sample_ids), len(gene_ids))
+    tile = _check_chunks(chunks, shape)
+    rows_per_block = tile[1] if genes_by_samples else tile[0]
+    with CohortWriter(
+        dest,
+        sample_ids=sample_ids,
+        gene_ids=gene_ids,
+        samples=sample_meta,
+        genes=gene_meta,
+        scale=scale,
+        chunks=tile,
+        compressor=compressor,
+        overwrite=overwrite,
+    ) as writer:
+        n_blocks = -(-len(layout.row_ids) // rows_per_block)
+        bar = progress_bar(n_blocks, f"importing {layout.path.name}", progress)
+        for start, block in _numeric_blocks(layout, rows_per_block):
+            rows = slice(start, start + block.shape[0])
+            if genes_by_samples:
+                writer.write(slice(None), rows, block.T)
+            else:
+                writer.write(rows, slice(None), block)
+            bar.update()
+        bar.close()
+    return open_cohort(dest)
+
+
+def _as_cohort(cohort: Any) -> xr.Dataset:
+    if isinstance(cohort, xr.Dataset):
+        if "expression" not in cohort:
+            raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
+        return cohort
+    return open_cohort(cohort)
+
+
+def _blocks(
+    ds: xr.Dataset, genes_by_samples: bool, progress: bool | None, desc: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks of the matrix in file-row order: (rows × columns block, row ids)."""
+    expression = ds["expression"].transpose("sample", "gene").data
+    if genes_by_samples:
+        step = _axis_chunk(expression, 1)
+        n = expression.shape[1]
+        ids = ds["gene"].values
+    else:
+        step = _axis_chunk(expression, 0)
+        n = expression.shape[0]
+        ids = ds["sample"].values
+    bar = progress_bar(-(-n // step), desc, progress)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        if genes_by_samples:
+            block = np.asarray(expression[:, start:stop]).T
+        else:
+            block = np.asarray(expression[start:stop])
+        yield block, ids[start:stop]
+        bar.update()
+    bar.close()
+
+
+def _axis_chunk(array: Any, axis: int) -> int:
+    chunks = getattr(array, "chunks", None)
+    if chunks is None:
+        return 1024
+    return int(max(chunks[axis]))
+
+
+class _atomic_text:
+    """Open ``dest`` for text writing under a temporary name; rename on success."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
+        self.file: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.dest.suffix.lower() == ".gz":
+            self.file = io.TextIOWrapper(gzip.open(self.tmp, "wb"), encoding="utf-8")
+        else:
+            self.file = open(self.tmp, "w", encoding="utf-8", newline="")
+        return self.file
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.file is not None
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.dest)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)
+

@@ -1,0 +1,61 @@
+"""Shared fixtures: the array-namespace fixture and small cohorts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortex._backend import gpu_available
+
+
+def _cupy_param():
+    marks = [pytest.mark.gpu]
+    if not gpu_available():
+        marks.append(pytest.mark.skip(reason="no CUDA device"))
+    return pytest.param("cupy", marks=marks, id="cupy")
+
+
+@pytest.fixture(params=[pytest.param("numpy", id="numpy"), _cupy_param()])
+def xp(request):
+    """The array namespace under test: NumPy everywhere, CuPy where a GPU is present."""
+    if request.param == "numpy":
+        return np
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture
+def small_matrix():
+    """A 23 × 17 float32 matrix with a NaN, plus sample and gene tables."""
+    rng = np.random.default_rng(42)
+    x = rng.normal(5.0, 2.0, (23, 17)).astype(np.float32)
+    x[3, 4] = np.nan
+    samples = pd.DataFrame(
+        {
+            "condition": np.where(np.arange(23) % 2 == 0, "tumor", "normal"),
+            "age": rng.integers(20, 80, 23),
+            "weight": rng.normal(70, 10, 23),
+            "smoker": rng.random(23) > 0.5,
+        },
+        index=[f"P{i:02d}" for i in range(23)],
+    )
+    samples.loc["P05", "condition"] = None
+    genes = pd.DataFrame(
+        {"symbol": [f"SYM{i}" for i in range(17)], "length": rng.integers(500, 5000, 17)},
+        index=[f"ENSG{i:05d}" for i in range(17)],
+    )
+    return x, samples, genes
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with the SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
