@@ -103,8 +103,11 @@ def test_overwrite(tmp_path, small_matrix):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scale": "log10"}, r"'scale' parameter must be one of 'log2', 'log1p', 'counts', "
-         r"'linear'; got 'log10'"),
+        (
+            {"scale": "log10"},
+            r"'scale' parameter must be one of 'log2', 'log1p', 'counts', "
+            r"'linear'; got 'log10'",
+        ),
         ({"chunks": (0, 5)}, "Chunk sizes must be positive"),
         ({"compressor": "gzip"}, "'compressor' parameter must be one of lz4, zstd, none"),
     ],
@@ -126,26 +129,34 @@ def test_schema_errors(tmp_path, small_matrix):
     frame = pd.DataFrame({"g1": [1.0, 2.0], "g2": ["x", "y"]})
     with pytest.raises(CohortexError, match="these columns are not: 'g2'"):
         create_cohort(path, frame)
-    with pytest.raises(CohortexError, match="sample metadata has 22 rows; the expression matrix "
-                       "has 23 samples"):
+    with pytest.raises(
+        CohortexError, match="sample metadata has 22 rows; the expression matrix has 23 samples"
+    ):
         create_cohort(path, x, samples=samples.iloc[:-1])
     dup = samples.copy()
     dup.index = ["P00"] * 2 + list(samples.index[2:])
-    with pytest.raises(CohortexError, match="Sample ids must be unique; 1 ids occur more than "
-                       "once: 'P00'"):
+    with pytest.raises(
+        CohortexError, match="Sample ids must be unique; 1 ids occur more than once: 'P00'"
+    ):
         create_cohort(path, x, samples=dup)
     bad_name = samples.rename(columns={"age": "expression"})
     with pytest.raises(CohortexError, match="'expression' cannot name a sample variable"):
         create_cohort(path, x, samples=bad_name)
     frame = pd.DataFrame(x, index=samples.index, columns=genes.index)
     other = samples.rename(index={"P07": "Q07"})
-    with pytest.raises(CohortexError, match=r"1 metadata rows match no sample \('Q07'\); "
-                       r"1 samples have no metadata row \('P07'\)"):
+    with pytest.raises(
+        CohortexError,
+        match=r"1 metadata rows match no sample \('Q07'\); "
+        r"1 samples have no metadata row \('P07'\)",
+    ):
         create_cohort(path, frame, samples=other)
     y = x.copy()
     y[20, 3] = np.inf
-    with pytest.raises(CohortexError, match="finite or NaN; found 1 infinite values in this "
-                       "block, the first at sample 20, gene 'G4'"):
+    with pytest.raises(
+        CohortexError,
+        match="finite or NaN; found 1 infinite values in this "
+        "block, the first at sample 20, gene 'G4'",
+    ):
         create_cohort(path, y, chunks=(8, 8))
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []  # no temporary folder left behind
@@ -173,8 +184,11 @@ def test_open_refuses_other_stores(tmp_path, small_matrix):
     meta = json.loads(meta_file.read_text())
     meta["attributes"]["cohortex_format"] = store_module.FORMAT_VERSION + 1
     meta_file.write_text(json.dumps(meta))
-    with pytest.raises(CohortexError, match="was written in cohortex format 2, newer than this "
-                       "cohortex .* can read \\(format 1\\); upgrade cohortex"):
+    with pytest.raises(
+        CohortexError,
+        match="was written in cohortex format 2, newer than this "
+        "cohortex .* can read \\(format 1\\); upgrade cohortex",
+    ):
         open_cohort(path)
 
 
@@ -219,14 +233,18 @@ def test_append_errors(tmp_path, small_matrix):
         append_samples(path, x[15:, :16], new)
     with pytest.raises(CohortexError, match="needs a 'samples' DataFrame with them"):
         append_samples(path, x[15:])
-    with pytest.raises(CohortexError, match=r"1 missing columns \('weight'\); 1 unknown columns "
-                       r"\('height'\)\. Store sample variables: age, condition, smoker, weight"):
+    with pytest.raises(
+        CohortexError,
+        match=r"1 missing columns \('weight'\); 1 unknown columns "
+        r"\('height'\)\. Store sample variables: age, condition, smoker, weight",
+    ):
         append_samples(path, x[15:], new.rename(columns={"weight": "height"}))
     with pytest.raises(CohortexError, match="8 appended ids are already in the store: 'P00'"):
         append_samples(path, x[15:], samples.iloc[:8])
     as_text = new.assign(age=new["age"].astype(str) + " years")
-    with pytest.raises(CohortexError, match="'age' holds number values; the appended metadata "
-                       "has text values"):
+    with pytest.raises(
+        CohortexError, match="'age' holds number values; the appended metadata has text values"
+    ):
         append_samples(path, x[15:], as_text)
     frame = pd.DataFrame(x[15:], index=new.index, columns=[*genes.index[:-1], "OTHER"])
     with pytest.raises(CohortexError, match=r"1 missing \('ENSG00016'\); 1 unknown \('OTHER'\)"):
@@ -294,8 +312,8 @@ def test_killed_append_is_rolled_back_on_open(tmp_path, small_matrix):
                 os._exit(17)  # the process dies mid-append: no exception handler runs
             original(*args)
         st._write_block = dying
-        st.append_samples({str(path)!r}, np.load({str(tmp_path / 'x.npy')!r}),
-                          pd.read_pickle({str(tmp_path / 'meta.pkl')!r}))
+        st.append_samples({str(path)!r}, np.load({str(tmp_path / "x.npy")!r}),
+                          pd.read_pickle({str(tmp_path / "meta.pkl")!r}))
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -310,10 +328,9 @@ def test_killed_append_is_rolled_back_on_open(tmp_path, small_matrix):
 
 def test_interrupts_are_deferred_to_block_boundaries():
     finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with store_module._interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            finished.append(True)  # still runs: the interrupt waits for the block to end
+    with pytest.raises(KeyboardInterrupt), store_module._interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        finished.append(True)  # still runs: the interrupt waits for the block to end
     assert finished == [True]
 
 

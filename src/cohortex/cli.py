@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"cohortex {args.command}: interrupted; nothing was left half-written.", file=sys.stderr)
+        print(
+            f"cohortex {args.command}: interrupted; nothing was left half-written.", file=sys.stderr
+        )
         return 130
     return 0
 
@@ -133,7 +135,9 @@ def _pair(text: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers like 1024,1024; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected two integers like 1024,1024; got {text!r}"
+        ) from None
     return a, b
 
 
@@ -253,6 +257,7 @@ def _demo(args: argparse.Namespace) -> None:
             n_de=0.05,
             batches=2,
             modules=4,
+            module_size=max(1, min(50, args.genes // 20)),  # modules fit in small demos too
             seed=args.seed,
             overwrite=args.out is not None,
             progress=args.progress,

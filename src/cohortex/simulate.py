@@ -143,7 +143,9 @@ def simulate(
     return open_cohort(path)
 
 
-def simulate_array(n_samples: int, n_genes: int, **kwargs: Any) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+def simulate_array(
+    n_samples: int, n_genes: int, **kwargs: Any
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """The same model in memory, for tests and small examples.
 
     Parameters
@@ -200,7 +202,7 @@ class _Model:
         sample_rng = self._rng(1)
 
         # ---- genes ----------------------------------------------------------------------
-        n_de_genes = int(round(n_de * self.n_genes)) if 0 < n_de < 1 else int(n_de)
+        n_de_genes = round(n_de * self.n_genes) if 0 < n_de < 1 else int(n_de)
         n_module_genes = int(modules) * int(module_size)
         if n_de_genes < 0 or modules < 0 or module_size < 1:
             raise CohortexError("n_de and modules must be non-negative, module_size positive.")
@@ -211,9 +213,15 @@ class _Model:
             )
         order = gene_rng.permutation(self.n_genes)
         de_idx = np.sort(order[:n_de_genes])
-        low, high = (log2fc, log2fc) if np.isscalar(log2fc) else log2fc  # type: ignore[misc]
+        low, high = (
+            (float(log2fc), float(log2fc))
+            if isinstance(log2fc, int | float)
+            else (float(log2fc[0]), float(log2fc[1]))
+        )
         fold = np.zeros(self.n_genes)
-        fold[de_idx] = gene_rng.uniform(low, high, n_de_genes) * gene_rng.choice([-1, 1], n_de_genes)
+        fold[de_idx] = gene_rng.uniform(low, high, n_de_genes) * gene_rng.choice(
+            [-1, 1], n_de_genes
+        )
         de_group_index = np.full(self.n_genes, -1)
         if len(group_names) == 2:
             de_group_index[de_idx] = 0
@@ -347,4 +355,3 @@ def _split(
             + "."
         )
     return names, sizes
-

@@ -22,6 +22,7 @@ byte, either at once or the next time the store is opened.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ import signal
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from ._errors import CohortexError, CohortexWarning
 from ._progress import progress_bar
@@ -218,7 +220,9 @@ def append_samples(
     old_gene_ids = [str(g) for g in current["gene"].values]
     old_sample_ids = {str(s) for s in current["sample"].values}
     sample_vars = [
-        name for name in current.data_vars if name != "expression" and current[name].dims == ("sample",)
+        str(name)
+        for name in current.data_vars
+        if name != "expression" and current[name].dims == ("sample",)
     ]
 
     matrix, sample_ids, gene_ids = _as_matrix(expression)
@@ -233,7 +237,7 @@ def append_samples(
         if missing or extra:
             raise CohortexError(
                 "The genes of the appended expression do not match the store's: "
-                f"{_describe_ids(missing, 'missing')}{_describe_ids(extra, 'unknown')}".rstrip("; ")
+                + _differences(missing=missing, unknown=extra)
                 + "."
             )
         order = pd.Index(gene_ids).get_indexer(old_gene_ids)
@@ -260,8 +264,7 @@ def append_samples(
     if missing or extra:
         raise CohortexError(
             "The sample metadata schema must match the store's: "
-            f"{_describe_ids(missing, 'missing columns')}{_describe_ids(extra, 'unknown columns')}"
-            .rstrip("; ")
+            + _differences(missing_columns=missing, unknown_columns=extra)
             + f". Store sample variables: {', '.join(sample_vars) or '(none)'}."
         )
     for name in sample_vars:
@@ -274,7 +277,7 @@ def append_samples(
     sample_arrays = {
         name: array
         for name, array in group.arrays()
-        if (array.metadata.dimension_names or (None,))[0] == "sample"
+        if (getattr(array.metadata, "dimension_names", None) or (None,))[0] == "sample"
     }
     expression_array = sample_arrays["expression"]
     chunk_rows = expression_array.chunks[0]
@@ -304,9 +307,7 @@ def append_samples(
     return open_cohort(root)
 
 
-def write_result(
-    path: PathLike, name: str, result: xr.Dataset, *, overwrite: bool = False
-) -> None:
+def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bool = False) -> None:
     """Save a result Dataset inside a cohort store, under ``results/<name>``.
 
     Parameters
@@ -378,7 +379,9 @@ def list_results(path: PathLike) -> list[str]:
     if not results.is_dir():
         return []
     return sorted(
-        p.name for p in results.iterdir() if not p.name.startswith(".") and (p / "zarr.json").is_file()
+        p.name
+        for p in results.iterdir()
+        if not p.name.startswith(".") and (p / "zarr.json").is_file()
     )
 
 
@@ -496,7 +499,6 @@ class CohortWriter:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _write_skeleton(self, where: Path) -> None:
-        n_samples, n_genes = self.shape
         placeholder = da.full(
             self.shape, np.nan, dtype=np.float32, chunks=self.chunks
         )  # never computed: to_zarr(compute=False) writes only the array's metadata
@@ -548,8 +550,11 @@ class _BlockChecker:
             )
         if self.first and self.scale == "log2" and block.size:
             finite = block[np.isfinite(block)]
-            if finite.size and finite.min() >= 0 and finite.max() > 1000 and np.all(
-                finite == np.round(finite)
+            if (
+                finite.size
+                and finite.min() >= 0
+                and finite.max() > 1000
+                and np.all(finite == np.round(finite))
             ):
                 warnings.warn(
                     "The expression values are whole numbers up to "
@@ -622,9 +627,9 @@ def _codecs(compressor: Any) -> list[Any]:
     if compressor is None or compressor == "none":
         return []
     if compressor == "lz4":
-        return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     if compressor == "zstd":
-        return [zarr.codecs.ZstdCodec(level=1)]
+        return [ZstdCodec(level=1)]
     if isinstance(compressor, str):
         raise CohortexError(
             f"The 'compressor' parameter must be one of {', '.join(COMPRESSORS)} or a zarr codec; "
@@ -638,8 +643,13 @@ def _preview(ids: Sequence[Any], limit: int = 5) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def _describe_ids(ids: Sequence[str], label: str) -> str:
-    return f"{len(ids)} {label} ({_preview(ids)}); " if ids else ""
+def _differences(**groups: Sequence[str]) -> str:
+    """'2 missing ('a', 'b'); 1 unknown ('c')' for the non-empty groups, labels from the keys."""
+    return "; ".join(
+        f"{len(ids)} {label.replace('_', ' ')} ({_preview(ids)})"
+        for label, ids in groups.items()
+        if ids
+    )
 
 
 def _check_ids(ids: Sequence[Any], what: str) -> list[str]:
@@ -722,13 +732,18 @@ def _align_metadata(
                     f"{n} {what}s."
                 )
             return meta, list(meta.index)
-        unknown = [i for i in meta.index if i not in set(ids)]
-        undescribed = sorted(set(ids) - set(meta.index))
+        known, described = set(ids), set(meta.index)
+        unknown = [i for i in meta.index if i not in known]
+        undescribed = [i for i in ids if i not in described]
         if unknown or undescribed:
             raise CohortexError(
                 f"The {what} metadata does not match the expression matrix: "
-                + f"{_describe_ids(unknown, f'metadata rows match no {what}')}"
-                f"{_describe_ids(undescribed, f'{what}s have no metadata row')}".rstrip("; ")
+                + _differences(
+                    **{
+                        f"metadata rows match no {what}": unknown,
+                        f"{what}s have no metadata row": undescribed,
+                    }
+                )
                 + "."
             )
         return meta.loc[ids], ids
@@ -815,9 +830,9 @@ def _strings_to_object(ds: xr.Dataset) -> xr.Dataset:
     converted = {
         name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind in "US"
     }
-    return ds.assign_coords(
-        {k: v for k, v in converted.items() if k in ds.coords}
-    ).assign({k: v for k, v in converted.items() if k not in ds.coords})
+    return ds.assign_coords({k: v for k, v in converted.items() if k in ds.coords}).assign(
+        {k: v for k, v in converted.items() if k not in ds.coords}
+    )
 
 
 def _unpack_dataset(
@@ -844,7 +859,7 @@ def _row_blocks(matrix: Any, chunk_rows: int, first: int = 0) -> list[tuple[int,
         edges.append(next_edge)
         next_edge += chunk_rows
     edges.append(first + n)
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def _to_numpy(block: Any) -> np.ndarray:

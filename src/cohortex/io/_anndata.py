@@ -7,9 +7,12 @@ sparse, without loading it; export writes the Dask-backed matrix chunk by chunk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +70,11 @@ def import_anndata(
     path = Path(src)
     if not path.exists():
         raise CohortexError(f"The input file {str(path)!r} does not exist.")
-    root: Any = h5py.File(path, "r") if path.is_file() else zarr.open_group(path, mode="r")
+    if path.is_file():
+        root: Any = h5py.File(path, "r")
+    else:
+        with _quiet_consolidated():
+            root = zarr.open_group(path, mode="r")
     try:
         if "X" not in root or "obs" not in root or "var" not in root:
             raise CohortexError(f"{str(path)!r} is not an AnnData file (no X, obs and var).")
@@ -173,7 +180,11 @@ def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool
             adata.write_h5ad(tmp)
             os.replace(tmp, dest)
         else:
-            adata.write_zarr(tmp)
+            settings: dict[str, Any] = {"zarr_write_format": 3}  # Zarr v3, like cohort stores
+            if hasattr(ad.settings, "auto_shard_zarr_v3"):
+                settings["auto_shard_zarr_v3"] = False  # plain chunks, as in our stores
+            with ad.settings.override(**settings), _quiet_consolidated():
+                adata.write_zarr(tmp)
             _replace_dir(tmp, dest)
     finally:
         if tmp.is_dir():
@@ -202,6 +213,14 @@ def to_pandas(cohort: Any) -> pd.DataFrame:
         index=pd.Index(ds["sample"].values.astype(str), name="sample"),
         columns=pd.Index(ds["gene"].values.astype(str), name="gene"),
     )
+
+
+@contextlib.contextmanager
+def _quiet_consolidated() -> Iterator[None]:
+    """AnnData consolidates Zarr v3 metadata, which zarr-python warns is not yet in the spec."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
 
 
 def _table(ds: xr.Dataset, dim: str) -> pd.DataFrame:

@@ -519,4 +519,3 @@ class _atomic_text:
             os.replace(self.tmp, self.dest)
         else:
             Path(self.tmp).unlink(missing_ok=True)
-

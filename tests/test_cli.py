@@ -1,0 +1,121 @@
+"""The command line, run in-process through cli.main and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cohortex import open_cohort
+from cohortex.cli import main
+
+
+def test_simulate_then_info(tmp_path, capsys):
+    out = tmp_path / "sim.zarr"
+    assert (
+        main(
+            [
+                "simulate",
+                str(out),
+                "--samples",
+                "120",
+                "--genes",
+                "40",
+                "--n-de",
+                "4",
+                "--batches",
+                "2",
+                "--modules",
+                "1",
+                "--module-size",
+                "5",
+                "--chunks",
+                "50,16",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out
+    ds = open_cohort(out)
+    assert ds.sizes == {"sample": 120, "gene": 40}
+    assert ds["expression"].data.chunksize == (50, 16)
+    assert int(ds["is_de"].sum()) == 4
+    assert main(["info", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["samples"] == 120 and summary["genes"] == 40
+    assert summary["chunks"] == [50, 16]
+    assert summary["codecs"] == ["bytes", "blosc"]
+    assert summary["sample_variables"]["condition"]["top"] == {"normal": 60, "tumor": 60}
+    assert summary["gene_variables"]["is_de"] == {"type": "bool", "true": 4, "false": 36}
+    assert summary["bytes_on_disk"] > 0
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "120 samples × 40 genes, float32, scale log2" in text
+    assert "condition      text, 2 distinct: normal 60, tumor 60" in text
+
+
+def test_import_and_export(tmp_path, capsys):
+    src = tmp_path / "m.tsv"
+    src.write_text("gene\tA\tB\tC\ng1\t1\t2\t3\ng2\t4\t5\t6\n")
+    meta = tmp_path / "meta.tsv"
+    meta.write_text("sample\tcondition\tage\nA\tx\t30\nB\ty\t41\nC\tx\t52\n")
+    store = tmp_path / "m.zarr"
+    assert main(["import", str(src), str(store), "--samples", str(meta), "--scale", "log1p"]) == 0
+    ds = open_cohort(store)
+    np.testing.assert_array_equal(ds["expression"].values, [[1, 4], [2, 5], [3, 6]])
+    assert ds.attrs["scale"] == "log1p"
+    np.testing.assert_array_equal(ds["age"].values, [30, 41, 52])
+    assert (
+        main(
+            ["export", str(store), str(tmp_path / "back.csv"), "--orientation", "samples-by-genes"]
+        )
+        == 0
+    )
+    assert (tmp_path / "back.csv").read_text().splitlines() == [
+        "sample,g1,g2",
+        "A,1,4",
+        "B,2,5",
+        "C,3,6",
+    ]
+    assert main(["export", str(store), str(tmp_path / "back.h5ad")]) == 0
+    assert main(["export", str(store), str(tmp_path / "back.h5ad")]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_bad_input_exits_2_with_the_message(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("gene\tA\tB\ng1\t1\n")
+    assert main(["import", str(bad), str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "cohortex import: error: Line 2 of" in err and "has 2 fields" in err
+    assert not (tmp_path / "x.zarr").exists()
+    with pytest.raises(SystemExit):
+        main(["simulate", str(tmp_path / "y.zarr"), "--chunks", "10"])
+
+
+def test_demo_runs_as_a_command(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cohortex.cli",
+            "demo",
+            "--samples",
+            "300",
+            "--genes",
+            "100",
+            "--out",
+            str(tmp_path / "demo.zarr"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cohortex demo: simulated 300 × 100" in done.stdout
+    assert "is_de          bool: 5 true, 95 false" in done.stdout
+    assert open_cohort(tmp_path / "demo.zarr").sizes == {"sample": 300, "gene": 100}
