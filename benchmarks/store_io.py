@@ -114,9 +114,11 @@ def main() -> None:
         for kind in ("microarray", "rnaseq"):
             x = make_data(kind, args.samples, args.genes)
             limit = memory_pass(x, args.repeats)
-            configs = [(t, c) for t in TILINGS for c in CODECS] if kind == "microarray" else [
-                ((1024, 1024), c) for c in CODECS
-            ]
+            configs = (
+                [(t, c) for t in TILINGS for c in CODECS]
+                if kind == "microarray"
+                else [((1024, 1024), c) for c in CODECS]
+            )
             for tiles, name in configs:
                 result = measure(x, tiles, CODECS[name], args.repeats, Path(scratch))
                 result.update(
@@ -127,7 +129,7 @@ def main() -> None:
                 )
                 rows.append(result)
                 print(
-                    f"{kind:10s} {str(tiles):14s} {name:22s} write {result['write_gbps']:.2f} GB/s"
+                    f"{kind:10s} {tiles!s:14s} {name:22s} write {result['write_gbps']:.2f} GB/s"
                     f"  read {result['read_gbps']:.2f} GB/s  gene-block "
                     f"{result['gene_block_gbps']:.2f} GB/s  ratio {result['ratio']:.2f}",
                     flush=True,
@@ -142,7 +144,9 @@ def main() -> None:
         "shape": [args.samples, args.genes],
         "repeats": args.repeats,
     }
-    (args.out / "store_io.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    (args.out / "store_io.json").write_text(
+        json.dumps({"machine": machine, "rows": rows}, indent=2)
+    )
     lines = [
         f"Matrix {args.samples} × {args.genes} float32 ({args.samples * args.genes * 4 / 1e9:.2f} "
         f"GB), medians of {args.repeats} runs, {machine['cpus']} CPUs.",

@@ -374,6 +374,8 @@ def test_public_api_is_pinned():
         "__version__",
         "append_samples",
         "create_cohort",
+        "de",
+        "fdr",
         "gpu_available",
         "io",
         "list_results",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import io
+from . import de, fdr, io
 from ._backend import gpu_available, resolve_device
 from ._errors import CohortexError, CohortexWarning
 from .simulate import simulate
@@ -32,6 +32,8 @@ __all__ = [
     "__version__",
     "append_samples",
     "create_cohort",
+    "de",
+    "fdr",
     "gpu_available",
     "io",
     "list_results",

@@ -25,6 +25,7 @@ __all__ = [
     "load_kernel",
     "namespace",
     "resolve_device",
+    "special",
     "to_device",
     "to_host",
 ]
@@ -195,6 +196,17 @@ def as_device_dask(x: Any) -> Any:
     if namespace(x) is cupy:
         return x
     return x.map_blocks(cupy.asarray, meta=cupy.empty((0,) * x.ndim, dtype=x.dtype))
+
+
+def special(xp: ModuleType) -> ModuleType:
+    """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy."""
+    if xp is np:
+        import scipy.special
+
+        return scipy.special
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special
 
 
 def _block_to_host(x: Any) -> Any:

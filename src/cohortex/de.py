@@ -1,0 +1,545 @@
+"""Differential expression: per-gene t-tests and ANOVA F with fold changes and FDR.
+
+One pass over the matrix computes, for every group and gene, the count, mean and centred sum of
+squares (``stats._moments``), chunk by chunk through Dask on NumPy or CuPy; every contrast and
+statistic is then finished per gene on the same device.
+
+Tests
+-----
+``"welch"``    Welch's t (unequal variances), Welch–Satterthwaite degrees of freedom; equals
+               ``scipy.stats.ttest_ind(equal_var=False)``.
+``"student"``  Student's t with the pooled variance, ``n1 + n2 - 2`` degrees of freedom; equals
+               ``scipy.stats.ttest_ind(equal_var=True)``.
+``"anova"``    one-way ANOVA F over all the groups; equals ``scipy.stats.f_oneway`` and
+               scikit-learn's ``f_classif``.
+
+Contrasts
+---------
+With ``reference="rest"`` every group is compared with all other samples of the comparison
+(one-vs-rest: one contrast per group, all from the same single pass). With ``reference=<group>``
+every other group is compared with that group; with two groups that is one contrast and the
+result has no ``contrast`` dimension.
+
+Fold changes
+------------
+``log2fc`` follows the cohort's ``scale`` (``pc`` is ``pseudocount``, default 1, in the
+linear units of the data):
+
+* ``log2``: ``mean_group - mean_reference`` (the difference of the log2 means);
+* ``log1p``: ``log2((mean(expm1 x)_group + pc) / (mean(expm1 x)_reference + pc))``;
+* ``counts`` and ``linear``: ``log2((mean_group + pc) / (mean_reference + pc))``.
+
+A pseudocount in data units keeps fold changes of barely expressed genes small, instead of the
+±30 that a 1e-9 epsilon produces.
+
+Edge cases
+----------
+A gene that is constant over the compared samples (zero variance in every group) gets NaN
+statistic, p-value and adjusted p-value; NaN p-values do not count in the FDR's number of
+tests. With ``nan_policy="propagate"`` a NaN value makes its gene's results NaN; with
+``"omit"`` NaN values are left out gene by gene (as scipy's ``nan_policy="omit"``). Samples
+whose label is missing (``""``, None or NaN) are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import fdr as _fdr
+from ._backend import as_device_dask, namespace, resolve_device, to_host
+from ._errors import CohortexError, CohortexWarning
+from .stats._moments import GroupMoments, group_moments
+from .stats._pvalues import f_sf, t_two_sided
+from .store import SCALES, open_cohort
+
+__all__ = ["TESTS", "select_k_best", "test", "top"]
+
+TESTS = ("welch", "student", "anova")
+NAN_POLICIES = ("propagate", "omit")
+# Rows per chunk when an in-memory matrix is streamed: ~32 MB of float32 at 20,000 genes.
+_MEMORY_CHUNK_ROWS = 512
+
+
+def test(
+    cohort: Any,
+    groupby: str | Sequence[Any] | np.ndarray,
+    *,
+    test: str = "welch",
+    groups: Sequence[str] | None = None,
+    reference: str = "rest",
+    fdr: str = "bh",
+    device: str = "auto",
+    nan_policy: str = "propagate",
+    pseudocount: float = 1.0,
+    scale: str | None = None,
+) -> xr.Dataset:
+    """Test every gene for differential expression between groups of samples.
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        A cohort store, an opened cohort (or any Dataset with ``expression(sample, gene)``), or
+        a NumPy, CuPy or Dask array.
+    groupby : str or sequence of labels
+        The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
+        (length n_samples; required for a plain array).
+    test : {"welch", "student", "anova"}, default "welch"
+    groups : sequence of str, optional
+        The groups to compare (default: every label); samples of other groups are left out.
+    reference : str, default "rest"
+        ``"rest"`` for one-vs-rest, or the name of the reference group. Ignored by ANOVA.
+    fdr : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
+        Multiple-testing correction, per contrast (:mod:`cohortex.fdr`).
+    device : {"auto", "cpu", "gpu"}, default "auto"
+    nan_policy : {"propagate", "omit"}, default "propagate"
+    pseudocount : float, default 1.0
+        For fold changes on ``log1p``, ``counts`` and ``linear`` data (see the module notes).
+    scale : str, optional
+        The data's scale for a plain array (default ``"log2"``); Datasets carry their own.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene`` (and ``contrast`` for several contrasts): ``statistic``, ``pvalue``,
+        ``padj``, ``df``, ``log2fc``, ``mean_group``, ``mean_reference``, ``n_group``,
+        ``n_reference``. For ANOVA: ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``,
+        ``df_within`` on ``gene`` and ``mean``, ``count`` on ``(group, gene)``. Attributes name
+        the test, grouping, reference, FDR method and fold-change formula. Arrays are NumPy,
+        except for an in-memory CuPy input, whose results stay CuPy.
+    """
+    if test not in TESTS:
+        raise CohortexError(
+            f"The 'test' parameter of test() must be one of {', '.join(repr(t) for t in TESTS)}; "
+            f"got {test!r}."
+        )
+    if nan_policy not in NAN_POLICIES:
+        raise CohortexError(
+            f"The 'nan_policy' parameter of test() must be 'propagate' or 'omit'; "
+            f"got {nan_policy!r}."
+        )
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of test() must be one of "
+            f"{', '.join(repr(m) for m in _fdr.METHODS)}; got {fdr!r}."
+        )
+    data = _Input.resolve(cohort, groupby, scale=scale, device=device)
+    levels, codes = data.codes(groups)
+    omit = nan_policy == "omit"
+    moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
+    attrs = {
+        "test": test,
+        "groupby": data.groupby_name,
+        "fdr": fdr,
+        "nan_policy": nan_policy,
+        "scale": data.scale,
+    }
+    if test == "anova":
+        result = _anova(moments, levels, fdr)
+    else:
+        contrasts = _contrasts(levels, reference)
+        result = _t_tests(moments, levels, contrasts, test, fdr, data.scale, pseudocount)
+        attrs.update(
+            reference=reference,
+            pseudocount=pseudocount,
+            log2fc=_FOLD_CHANGE_FORMULA[data.scale],
+        )
+    result = result.assign_coords(gene=data.gene_ids)
+    result.attrs.update(attrs)
+    return data.finish(result)
+
+
+def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
+    """The ``n`` best genes of a result (per contrast), as a tidy table.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        A result of :func:`test`.
+    n : int, default 10
+    by : str, default "padj"
+        Variable to rank by: ascending for p-values, descending absolute value for anything
+        else (``statistic``, ``log2fc``). NaN rank last.
+
+    Returns
+    -------
+    DataFrame
+        One row per gene (and contrast), the ranking column first.
+    """
+    if by not in result:
+        raise CohortexError(
+            f"The 'by' parameter of top() must name a result variable; got {by!r}. "
+            f"Variables: {', '.join(map(str, result.data_vars))}."
+        )
+    table = to_host_dataset(result[[v for v in result.data_vars if "gene" in result[v].dims]])
+    scalars = [name for name, coord in table.coords.items() if coord.ndim == 0]
+    frame = table.drop_vars(scalars).to_dataframe().reset_index()
+    ascending = by in ("pvalue", "padj")
+    key = frame[by] if ascending else -frame[by].abs()
+    frame = frame.assign(_key=key).sort_values("_key", kind="stable", na_position="last")
+    if "contrast" in frame.columns:  # best first within each contrast, contrasts in result order
+        position = {c: i for i, c in enumerate(table["contrast"].values)}
+        frame = frame.assign(_contrast=frame["contrast"].map(position))
+        frame = frame.sort_values("_contrast", kind="stable").groupby("contrast").head(n)
+    else:
+        frame = frame.head(n)
+    columns = [c for c in ("contrast", "gene") if c in frame.columns]
+    rest = [c for c in frame.columns if c not in (*columns, by, "_key", "_contrast")]
+    return frame[[*columns, by, *rest]].reset_index(drop=True)
+
+
+def select_k_best(
+    cohort: Any, groupby: str | Sequence[Any] | np.ndarray, k: int = 100, *, device: str = "auto"
+) -> xr.Dataset:
+    """The ``k`` genes with the largest ANOVA F between groups (``SelectKBest(f_classif)``).
+
+    Parameters
+    ----------
+    cohort, groupby, device
+        As for :func:`test`.
+    k : int, default 100
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene`` (the selected ids, best first): ``score`` (F) and ``pvalue``. Genes with
+        NaN F rank last, as in scikit-learn.
+    """
+    anova = to_host_dataset(test(cohort, groupby, test="anova", fdr="none", device=device))
+    n_genes = anova.sizes["gene"]
+    if not 1 <= k <= n_genes:
+        raise CohortexError(f"The 'k' parameter must be between 1 and {n_genes}; got {k}.")
+    score = anova["statistic"].values
+    order = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")[:k]
+    return xr.Dataset(
+        {"score": ("gene", score[order]), "pvalue": ("gene", anova["pvalue"].values[order])},
+        coords={"gene": anova["gene"].values[order]},
+        attrs={"test": "anova", "groupby": anova.attrs["groupby"], "k": k},
+    )
+
+
+def to_host_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """A result with every array on the host (NumPy)."""
+    if all(namespace(var.data) is np for var in ds.data_vars.values()):
+        return ds
+    return ds.copy(data={name: to_host(var.data) for name, var in ds.data_vars.items()})
+
+
+# --------------------------------------------------------------------------------------------
+
+_FOLD_CHANGE_FORMULA = {
+    "log2": "mean_group - mean_reference",
+    "log1p": "log2((mean(expm1(x))_group + pseudocount) / (mean(expm1(x))_reference + "
+    "pseudocount))",
+    "counts": "log2((mean_group + pseudocount) / (mean_reference + pseudocount))",
+    "linear": "log2((mean_group + pseudocount) / (mean_reference + pseudocount))",
+}
+
+
+class _Input:
+    """The matrix, labels and ids of a test, whatever form the cohort came in."""
+
+    def __init__(
+        self,
+        matrix: Any,
+        labels: np.ndarray,
+        gene_ids: np.ndarray,
+        scale: str,
+        groupby_name: str,
+        device: str,
+        checked_finite: bool,
+    ) -> None:
+        self.matrix = matrix
+        self.labels = labels
+        self.gene_ids = gene_ids
+        self.scale = scale
+        self.groupby_name = groupby_name
+        self.device = device
+        self.checked_finite = checked_finite
+        self.keep_on_device = namespace(matrix) is not np and not isinstance(matrix, da.Array)
+
+    @classmethod
+    def resolve(cls, cohort: Any, groupby: Any, *, scale: str | None, device: str) -> _Input:
+        device = resolve_device(device)
+        from_store = isinstance(cohort, str | os.PathLike)
+        if from_store:
+            cohort = open_cohort(cohort)
+        if isinstance(cohort, xr.Dataset):
+            if "expression" not in cohort:
+                raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
+            expression = cohort["expression"].transpose("sample", "gene")
+            matrix = expression.data
+            n_samples = expression.shape[0]
+            if isinstance(groupby, str):
+                sample_vars = [str(v) for v in cohort.data_vars if cohort[v].dims == ("sample",)]
+                if groupby not in sample_vars:
+                    raise CohortexError(
+                        f"The 'groupby' parameter of test() must name a sample variable; got "
+                        f"{groupby!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
+                    )
+                labels = np.asarray(to_host(cohort[groupby].values))
+                name = groupby
+            else:
+                labels, name = np.asarray(groupby), "labels"
+            gene_ids = (
+                np.asarray(cohort["gene"].values)
+                if "gene" in cohort.coords
+                else np.asarray([f"G{i + 1}" for i in range(expression.shape[1])], dtype=object)
+            )
+            scale = cohort.attrs.get("scale", scale or "log2")
+            # Stores refuse ±inf when written, so only other inputs need the check.
+            checked = from_store or cohort.attrs.get("cohortex_format") is not None
+        else:
+            matrix = cohort
+            if not hasattr(matrix, "shape") or not hasattr(matrix, "dtype"):
+                matrix = np.asarray(matrix)
+            if matrix.ndim != 2:
+                raise CohortexError(
+                    f"The expression matrix must be 2-D (samples × genes); got shape "
+                    f"{matrix.shape}."
+                )
+            n_samples = matrix.shape[0]
+            if isinstance(groupby, str):
+                raise CohortexError(
+                    "For a plain array, 'groupby' must be the sample labels (a sequence of "
+                    f"length {n_samples}), not a variable name; got {groupby!r}."
+                )
+            labels, name = np.asarray(groupby), "labels"
+            gene_ids = np.asarray([f"G{i + 1}" for i in range(matrix.shape[1])], dtype=object)
+            scale = scale or "log2"
+            checked = False
+        if scale not in SCALES:
+            raise CohortexError(f"The 'scale' must be one of {', '.join(SCALES)}; got {scale!r}.")
+        if labels.ndim != 1 or labels.shape[0] != n_samples:
+            raise CohortexError(
+                f"The 'groupby' labels must have one entry per sample ({n_samples}); got shape "
+                f"{labels.shape}."
+            )
+        if np.dtype(matrix.dtype).kind not in "biuf":
+            raise CohortexError(f"Expression values must be numeric; got dtype {matrix.dtype}.")
+        return cls(matrix, labels, gene_ids, scale, name, device, checked)
+
+    def codes(self, groups: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """Group names and the group index of every sample (-1: left out)."""
+        labels = pd.Series(self.labels, dtype=object)
+        missing = labels.isna() | (labels.astype(str) == "")
+        if missing.any():
+            warnings.warn(
+                f"{int(missing.sum())} samples have no '{self.groupby_name}' label and are left "
+                "out of the test.",
+                CohortexWarning,
+                stacklevel=3,
+            )
+        text = labels.where(~missing, None).map(lambda v: None if v is None else str(v))
+        present = sorted(set(text.dropna()))
+        if groups is None:
+            levels = present
+        else:
+            levels = [str(g) for g in groups]
+            unknown = [g for g in levels if g not in present]
+            if unknown:
+                raise CohortexError(
+                    f"The 'groups' parameter names groups with no samples: {', '.join(unknown)}. "
+                    f"Groups of '{self.groupby_name}': {', '.join(present)}."
+                )
+        index = {g: i for i, g in enumerate(levels)}
+        codes = np.asarray([index.get(v, -1) if v is not None else -1 for v in text], np.int64)
+        sizes = np.bincount(codes[codes >= 0], minlength=len(levels))
+        if len(levels) < 2:
+            raise CohortexError(
+                f"A test needs at least 2 groups; '{self.groupby_name}' has "
+                f"{len(levels)}: {', '.join(levels) or '(none)'}."
+            )
+        small = [
+            f"{g!r} ({s} sample{'s' if s != 1 else ''})"
+            for g, s in zip(levels, sizes, strict=True)
+            if s < 2
+        ]
+        if small:
+            raise CohortexError(
+                "Every group needs at least 2 samples; too small: " + ", ".join(small) + "."
+            )
+        return levels, codes
+
+    def moments(
+        self, codes: np.ndarray, n_groups: int, *, omit_nan: bool, linear: bool
+    ) -> GroupMoments:
+        x = self.matrix
+        if not isinstance(x, da.Array):
+            x = da.from_array(x, chunks=(_MEMORY_CHUNK_ROWS, -1), asarray=False)
+        if self.device == "gpu":
+            x = as_device_dask(x)
+        elif namespace(x) is not np:
+            x = to_host(x)
+        moments = group_moments(x, codes, n_groups, omit_nan=omit_nan, linear=linear)
+        if self.checked_finite:
+            (result,) = dask.compute(moments)
+        else:
+            result, infinite = dask.compute(moments, da.isinf(x).sum(axis=0))
+            infinite = to_host(infinite)
+            if infinite.any():
+                first = int(np.flatnonzero(infinite)[0])
+                raise CohortexError(
+                    f"The expression matrix holds {int(infinite.sum())} infinite values (first "
+                    f"in gene {self.gene_ids[first]!r}); statistics need finite values or NaN."
+                )
+        return result
+
+    def finish(self, result: xr.Dataset) -> xr.Dataset:
+        return result if self.keep_on_device else to_host_dataset(result)
+
+
+def _contrasts(levels: list[str], reference: str) -> list[tuple[int, list[int]]]:
+    """(group index, reference group indices) per contrast."""
+    everyone = list(range(len(levels)))
+    if reference == "rest":
+        return [(g, [r for r in everyone if r != g]) for g in everyone]
+    if reference not in levels:
+        raise CohortexError(
+            f"The 'reference' parameter must be 'rest' or one of the groups "
+            f"({', '.join(levels)}); got {reference!r}."
+        )
+    ref = levels.index(reference)
+    return [(g, [ref]) for g in everyone if g != ref]
+
+
+def _t_tests(
+    moments: GroupMoments,
+    levels: list[str],
+    contrasts: list[tuple[int, list[int]]],
+    test: str,
+    fdr: str,
+    scale: str,
+    pseudocount: float,
+) -> xr.Dataset:
+    xp = namespace(moments.count)
+    columns: dict[str, list[Any]] = {k: [] for k in _T_VARIABLES}
+    for group, reference in contrasts:
+        a = moments.select(slice(group, group + 1))
+        b = (
+            moments.select(reference).pooled()
+            if len(reference) > 1
+            else moments.select(slice(reference[0], reference[0] + 1))
+        )
+        statistic, df = _t_statistic(a, b, equal_var=test == "student")
+        columns["statistic"].append(statistic)
+        columns["df"].append(df)
+        columns["pvalue"].append(t_two_sided(statistic, df))
+        columns["log2fc"].append(_log2fc(a, b, scale, pseudocount))
+        columns["mean_group"].append(a.mean[0])
+        columns["mean_reference"].append(b.mean[0])
+        columns["n_group"].append(a.count[0])
+        columns["n_reference"].append(b.count[0])
+    stacked = {k: xp.stack(v) for k, v in columns.items()}
+    stacked["padj"] = _fdr.adjust(stacked["pvalue"], fdr)
+    names = [f"{levels[g]}_vs_{'rest' if len(r) > 1 else levels[r[0]]}" for g, r in contrasts]
+    ds = xr.Dataset(
+        {k: (("contrast", "gene"), stacked[k]) for k in (*_T_VARIABLES, "padj")},
+        coords={
+            "contrast": names,
+            "group": ("contrast", [levels[g] for g, _ in contrasts]),
+            "reference": (
+                "contrast",
+                ["rest" if len(r) > 1 else levels[r[0]] for _, r in contrasts],
+            ),
+        },
+    )
+    order = [
+        "statistic",
+        "pvalue",
+        "padj",
+        "log2fc",
+        "df",
+        "mean_group",
+        "mean_reference",
+        "n_group",
+        "n_reference",
+    ]
+    ds = ds[order]
+    if len(contrasts) == 1 and len(contrasts[0][1]) == 1:
+        ds = ds.squeeze("contrast")
+    return ds
+
+
+_T_VARIABLES = (
+    "statistic",
+    "df",
+    "pvalue",
+    "log2fc",
+    "mean_group",
+    "mean_reference",
+    "n_group",
+    "n_reference",
+)
+
+
+def _t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[Any, Any]:
+    """t and degrees of freedom of group a against group b, per gene (shape (n_genes,))."""
+    xp = namespace(a.count)
+    n1, n2 = a.count[0], b.count[0]
+    var1, var2 = a.variance()[0], b.variance()[0]
+    difference = a.mean[0] - b.mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if equal_var:
+            df = n1 + n2 - 2.0
+            pooled = (a.m2[0] + b.m2[0]) / df
+            standard_error = xp.sqrt(pooled * (1.0 / n1 + 1.0 / n2))
+        else:
+            v1, v2 = var1 / n1, var2 / n2
+            standard_error = xp.sqrt(v1 + v2)
+            df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1.0) + v2 * v2 / (n2 - 1.0))
+        statistic = difference / standard_error
+    # fewer than 2 values on a side (possible with nan_policy="omit") leaves the gene untested
+    untestable = (n1 < 2) | (n2 < 2)
+    statistic = xp.where(untestable, xp.nan, statistic)
+    df = xp.where(untestable | xp.isnan(statistic), xp.nan, df)
+    return statistic, df
+
+
+def _log2fc(a: GroupMoments, b: GroupMoments, scale: str, pseudocount: float) -> Any:
+    xp = namespace(a.count)
+    if scale == "log2":
+        return a.mean[0] - b.mean[0]
+    if scale == "log1p":
+        top, bottom = a.linear_mean[0], b.linear_mean[0]
+    else:
+        top, bottom = a.mean[0], b.mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.log2((top + pseudocount) / (bottom + pseudocount))
+
+
+def _anova(moments: GroupMoments, levels: list[str], fdr: str) -> xr.Dataset:
+    xp = namespace(moments.count)
+    everyone = moments.pooled()
+    counts = moments.count
+    k = xp.sum(counts > 0, axis=0).astype(xp.float64)  # groups with values, per gene
+    n = everyone.count[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = xp.sum(counts * (moments.mean - everyone.mean) ** 2, axis=0)
+        within = xp.sum(moments.m2, axis=0)
+        df_between = k - 1.0
+        df_within = n - k
+        statistic = (between / df_between) / (within / df_within)
+    statistic = xp.where((df_between > 0) & (df_within > 0), statistic, xp.nan)
+    pvalue = f_sf(statistic, df_between, df_within)
+    ds = xr.Dataset(
+        {
+            "statistic": ("gene", statistic),
+            "pvalue": ("gene", pvalue),
+            "padj": ("gene", _fdr.adjust(pvalue, fdr)),
+            "df_between": ("gene", df_between),
+            "df_within": ("gene", df_within),
+            "mean": (("group", "gene"), moments.mean),
+            "count": (("group", "gene"), counts),
+        },
+        coords={"group": levels},
+    )
+    return ds

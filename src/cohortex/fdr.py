@@ -1,0 +1,157 @@
+"""Multiple-testing corrections, on the p-values' device (NumPy or CuPy).
+
+Every method works along the last axis (one family of tests per row, e.g. per contrast) and is
+NaN-aware: a NaN p-value stays NaN and is not counted in the number of tests ``m`` of its row.
+The arithmetic follows statsmodels' ``multipletests`` operation for operation, so the results
+are identical to it on the non-NaN values.
+
+Methods
+-------
+``"bh"``          Benjamini–Hochberg (1995) step-up FDR: ``min_{j≥i} p_(j) / (j / m)``.
+``"by"``          Benjamini–Yekutieli (2001): BH with ``m`` scaled by ``Σ_{k≤m} 1/k``.
+``"bonferroni"``  ``min(1, p · m)``.
+``"holm"``        Holm (1979) step-down: ``max_{j≤i} p_(j) (m - j + 1)``.
+``"storey"``      Storey's q-values (Storey & Tibshirani 2003): BH scaled by the estimated
+                  proportion of true nulls ``π0`` (see :func:`pi0`).
+``"none"``        the p-values unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._backend import namespace
+from ._errors import CohortexError
+
+__all__ = ["METHODS", "adjust", "pi0"]
+
+METHODS = ("bh", "by", "bonferroni", "holm", "storey", "none")
+
+
+def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "bootstrap") -> Any:
+    """Adjust p-values for multiple testing.
+
+    Parameters
+    ----------
+    pvalues : array of shape (..., m)
+        NumPy or CuPy; the last axis holds one family of tests. NaN marks a missing test.
+    method : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
+        See the module documentation.
+    lambda_ : float or "bootstrap", default "bootstrap"
+        For ``"storey"`` only: the λ of the π0 estimate (:func:`pi0`).
+
+    Returns
+    -------
+    array of the same shape, float64, on the same device
+        Adjusted p-values, at most 1; NaN where the input is NaN.
+    """
+    if method not in METHODS:
+        raise CohortexError(
+            f"The 'method' parameter of fdr.adjust() must be one of "
+            f"{', '.join(repr(m) for m in METHODS)}; got {method!r}."
+        )
+    xp = namespace(pvalues)
+    p = xp.asarray(pvalues, dtype=xp.float64)
+    if p.ndim == 0:
+        raise CohortexError("fdr.adjust() needs an array of p-values, not a scalar.")
+    finite = ~xp.isnan(p)
+    bad = finite & ((p < 0) | (p > 1))
+    if bool(xp.any(bad)):  # a check on the input, before any work: a host sync is fine here
+        raise CohortexError(f"p-values must lie in [0, 1] (or be NaN); {int(xp.sum(bad))} do not.")
+    if method == "none":
+        return p.copy()
+    shape = p.shape
+    p = p.reshape(-1, shape[-1])
+    m = xp.sum(~xp.isnan(p), axis=1, keepdims=True).astype(xp.float64)  # tests per row
+    if method == "bonferroni":
+        return xp.minimum(p * m, 1.0).reshape(shape)
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows of only NaN have m = 0
+        return _step(p, m, method, lambda_).reshape(shape)
+
+
+def _step(p: Any, m: Any, method: str, lambda_: float | str) -> Any:
+    """The sorted step-up/step-down procedures, per row of ``p`` (shape (rows, n))."""
+    xp = namespace(p)
+    order = xp.argsort(p, axis=1)  # NaN sort last
+    p_sorted = xp.take_along_axis(p, order, axis=1)
+    rank = xp.arange(1, p.shape[1] + 1, dtype=xp.float64)[None, :]
+    in_family = rank <= m
+    if method == "holm":
+        raw = p_sorted * (m - rank + 1.0)
+        raw = xp.where(in_family, raw, -xp.inf)
+        adjusted = xp.maximum.accumulate(raw, axis=1)
+    else:
+        ecdf = rank / m  # statsmodels' _ecdf: arange(1, m + 1) / m
+        if method == "by":
+            # Σ_{k≤m} 1/k, summed as statsmodels does (np.sum) so the results agree to the bit
+            harmonic = xp.sum(xp.where(in_family, 1.0 / rank, 0.0), axis=1, keepdims=True)
+            ecdf = ecdf / harmonic
+        raw = xp.where(in_family, p_sorted / ecdf, xp.inf)
+        adjusted = xp.flip(xp.minimum.accumulate(xp.flip(raw, axis=1), axis=1), axis=1)
+        if method == "storey":
+            adjusted = adjusted * pi0(p, lambda_=lambda_)[:, None]
+    adjusted = xp.where(in_family, xp.minimum(adjusted, 1.0), xp.nan)
+    out = xp.empty_like(adjusted)
+    xp.put_along_axis(out, order, adjusted, axis=1)
+    return out
+
+
+def pi0(pvalues: Any, *, lambda_: float | str = "bootstrap") -> Any:
+    """Storey's estimate of the proportion of true null hypotheses, per row.
+
+    ``π0(λ) = #{p ≥ λ} / (m (1 − λ))``, capped at 1. With ``lambda_="bootstrap"`` the λ in
+    0.05, 0.10, …, 0.95 minimising the bootstrap estimate of the mean squared error of π0(λ) is
+    used, in the closed form of Storey, Taylor and Siegmund (2004) as implemented by the R
+    package qvalue (``pi0.method="bootstrap"``)::
+
+        mse(λ) = W(λ) / (m² (1 − λ)²) · (1 − W(λ) / m) + (π0(λ) − q10)²
+
+    where ``W(λ) = #{p ≥ λ}`` and ``q10`` is the 10% quantile of the π0(λ) values.
+
+    Parameters
+    ----------
+    pvalues : array of shape (..., m)
+        NaN values are ignored.
+    lambda_ : float in [0, 1) or "bootstrap", default "bootstrap"
+
+    Returns
+    -------
+    array of shape (...,)
+        π0 per row, in (0, 1].
+    """
+    xp = namespace(pvalues)
+    p = xp.asarray(pvalues, dtype=xp.float64)
+    shape = p.shape[:-1]
+    p = p.reshape(-1, p.shape[-1])
+    m = xp.sum(~xp.isnan(p), axis=1).astype(xp.float64)
+    if isinstance(lambda_, str):
+        if lambda_ != "bootstrap":
+            raise CohortexError(
+                f"The 'lambda_' parameter must be a number in [0, 1) or 'bootstrap'; "
+                f"got {lambda_!r}."
+            )
+        lambdas = xp.asarray(np.round(np.arange(0.05, 0.951, 0.05), 2))
+    else:
+        if not 0 <= float(lambda_) < 1:
+            raise CohortexError(
+                f"The 'lambda_' parameter must be a number in [0, 1) or 'bootstrap'; "
+                f"got {lambda_!r}."
+            )
+        lambdas = xp.asarray([float(lambda_)])
+    # W[r, l] = #{p >= lambda_l} in row r (NaN compare False, so they are left out)
+    above = xp.sum(p[:, :, None] >= lambdas[None, None, :], axis=1).astype(xp.float64)
+    estimates = above / (m[:, None] * (1.0 - lambdas[None, :]))
+    if lambdas.shape[0] == 1:
+        chosen = estimates[:, 0]
+    else:
+        q10 = xp.quantile(estimates, 0.1, axis=1)  # R's default quantile type 7, as numpy's
+        mse = (
+            above / (m[:, None] ** 2 * (1.0 - lambdas[None, :]) ** 2) * (1.0 - above / m[:, None])
+            + (estimates - q10[:, None]) ** 2
+        )
+        best = mse == xp.min(mse, axis=1, keepdims=True)
+        chosen = xp.min(xp.where(best, estimates, xp.inf), axis=1)
+    return xp.minimum(chosen, 1.0).reshape(shape)

@@ -1,0 +1,1 @@
+"""The math behind the public statistics (private): moments, p-values."""

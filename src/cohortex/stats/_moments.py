@@ -1,0 +1,193 @@
+"""Per-group sufficient statistics (count, mean, centred M2) streamed over sample chunks.
+
+Each chunk of samples gives, for every group and gene, the number of values, their mean and
+the sum of squared deviations from that mean (two passes over the chunk, which is in memory,
+in float64). Chunks are merged with the pairwise formula of Chan, Golub and LeVeque (1979)::
+
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / n
+    M2 = M2_a + M2_b + delta² * n_a * n_b / n
+
+in a balanced tree, so the result does not depend on the chunking (to rounding) and a gene with
+a large mean and a tiny spread keeps its variance. Everything is written against ``xp``: the
+same lines run on NumPy chunks and on CuPy chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+
+from .._backend import namespace
+
+__all__ = ["GroupMoments", "chunk_moments", "group_moments", "merge_moments"]
+
+
+@dataclass
+class GroupMoments:
+    """Sufficient statistics per group and gene.
+
+    Attributes
+    ----------
+    count : array of shape (n_groups, n_genes), float64
+        Number of values (non-NaN values when NaN are omitted).
+    mean : array of shape (n_groups, n_genes), float64
+        Group means; 0 where the count is 0, NaN where a NaN propagated.
+    m2 : array of shape (n_groups, n_genes), float64
+        Sums of squared deviations from the group mean.
+    linear_mean : array of shape (n_groups, n_genes), float64, or None
+        Group means of ``expm1(x)`` (for fold changes of log1p data), when asked for.
+    """
+
+    count: Any
+    mean: Any
+    m2: Any
+    linear_mean: Any = None
+
+    def variance(self, ddof: int = 1) -> Any:
+        """Per-group variances, NaN where ``count <= ddof``."""
+        xp = namespace(self.m2)
+        denominator = self.count - ddof
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(denominator > 0, self.m2 / xp.maximum(denominator, 1), xp.nan)
+
+    def select(self, index: Any) -> GroupMoments:
+        """Moments of some groups (an index, slice or list along the group axis)."""
+        linear = None if self.linear_mean is None else self.linear_mean[index]
+        return GroupMoments(self.count[index], self.mean[index], self.m2[index], linear)
+
+    def pooled(self) -> GroupMoments:
+        """Merge every group into one (shape (1, n_genes)), exactly as chunks are merged."""
+        result = self.select(slice(0, 1))
+        for g in range(1, self.count.shape[0]):
+            result = merge_moments(result, self.select(slice(g, g + 1)))
+        return result
+
+
+def chunk_moments(
+    block: Any, codes: np.ndarray, n_groups: int, omit_nan: bool, linear: bool = False
+) -> GroupMoments:
+    """Group moments of one chunk of samples.
+
+    Parameters
+    ----------
+    block : array of shape (n_chunk_samples, n_genes)
+        NumPy or CuPy; any float or integer dtype (computed in float64).
+    codes : ndarray of shape (n_chunk_samples,), int
+        Group of each sample, ``-1`` for samples left out. A host (NumPy) array.
+    n_groups : int
+    omit_nan : bool
+        Leave NaN values out (per gene); otherwise a NaN makes its group's moments NaN.
+    linear : bool, default False
+        Also compute the group means of ``expm1(x)``.
+
+    Returns
+    -------
+    GroupMoments
+        Arrays of shape (n_groups, n_genes) on the block's device.
+    """
+    xp = namespace(block)
+    keep = codes >= 0
+    if not keep.all():  # drop left-out samples: 0 × NaN would still be NaN in the products
+        block = block[xp.asarray(np.flatnonzero(keep))]
+        codes = codes[keep]
+    x = xp.asarray(block, dtype=xp.float64)
+    onehot_host = (codes[None, :] == np.arange(n_groups)[:, None]).astype(np.float64)
+    onehot = xp.asarray(onehot_host)
+    if omit_nan:
+        valid = ~xp.isnan(x)
+        x = xp.where(valid, x, 0.0)
+        count = onehot @ valid.astype(xp.float64)
+    else:
+        count = xp.repeat(xp.asarray(onehot_host.sum(axis=1))[:, None], x.shape[1], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = xp.where(count > 0, (onehot @ x) / xp.maximum(count, 1), 0.0)
+    with np.errstate(invalid="ignore"):  # inf - inf where the data hold ±inf (reported later)
+        centred = x - mean[xp.asarray(codes)]
+    if omit_nan:
+        centred = xp.where(valid, centred, 0.0)
+    m2 = onehot @ (centred * centred)
+    linear_mean = None
+    if linear:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            linear_mean = xp.where(count > 0, (onehot @ xp.expm1(x)) / xp.maximum(count, 1), 0.0)
+    return GroupMoments(count, mean, m2, linear_mean)
+
+
+def merge_moments(a: GroupMoments, b: GroupMoments) -> GroupMoments:
+    """Chan et al.'s pairwise merge of two sets of moments over disjoint samples."""
+    xp = namespace(a.count)
+    n = a.count + b.count
+    delta = b.mean - a.mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight_b = xp.where(n > 0, b.count / xp.maximum(n, 1), 0.0)
+        mean = a.mean + delta * weight_b
+        m2 = a.m2 + b.m2 + delta * delta * a.count * weight_b
+        linear = None
+        if a.linear_mean is not None and b.linear_mean is not None:
+            linear = a.linear_mean + (b.linear_mean - a.linear_mean) * weight_b
+    return GroupMoments(n, mean, m2, linear)
+
+
+def _tree_merge(parts: list[Any]) -> Any:
+    """Merge delayed moments pairwise, level by level (a balanced tree)."""
+    merge = dask.delayed(merge_moments, pure=True)
+    while len(parts) > 1:
+        paired = [merge(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            paired.append(parts[-1])
+        parts = paired
+    return parts[0]
+
+
+def _concat_genes(parts: list[GroupMoments]) -> GroupMoments:
+    xp = namespace(parts[0].count)
+    linear = None
+    if parts[0].linear_mean is not None:
+        linear = xp.concatenate([p.linear_mean for p in parts], axis=1)
+    return GroupMoments(
+        xp.concatenate([p.count for p in parts], axis=1),
+        xp.concatenate([p.mean for p in parts], axis=1),
+        xp.concatenate([p.m2 for p in parts], axis=1),
+        linear,
+    )
+
+
+def group_moments(
+    x: Any, codes: np.ndarray, n_groups: int, *, omit_nan: bool, linear: bool = False
+) -> Any:
+    """Group moments of a whole (samples × genes) Dask array, as one lazy pass over its chunks.
+
+    Parameters
+    ----------
+    x : dask.array.Array of shape (n_samples, n_genes)
+        NumPy or CuPy chunks.
+    codes : ndarray of shape (n_samples,), int
+        Group of each sample (``-1``: left out), on the host.
+    n_groups : int
+    omit_nan, linear : bool
+        As for :func:`chunk_moments`.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Computes to a :class:`GroupMoments` of shape (n_groups, n_genes) on the chunks' device.
+        Compute it together with other reductions of ``x`` to read the chunks once.
+    """
+    blocks = x.to_delayed()
+    row_edges = np.cumsum((0, *x.chunks[0]))
+    per_gene_block = []
+    moments = dask.delayed(chunk_moments, pure=True)
+    for j in range(blocks.shape[1]):
+        leaves = [
+            moments(
+                blocks[i, j], codes[row_edges[i] : row_edges[i + 1]], n_groups, omit_nan, linear
+            )
+            for i in range(blocks.shape[0])
+        ]
+        per_gene_block.append(_tree_merge(leaves))
+    return dask.delayed(_concat_genes)(per_gene_block)

@@ -1,0 +1,300 @@
+"""Differential expression against scipy, scikit-learn and statsmodels; chunk invariance."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from sklearn.feature_selection import SelectKBest, f_classif
+from statsmodels.stats.multitest import multipletests
+
+import cohortex.stats._moments as moments_module
+from cohortex import CohortexError, CohortexWarning, create_cohort, de, simulate
+
+
+def _close(actual, expected, rtol=1e-10):
+    """Relative agreement, NaN where the reference is NaN."""
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=0)
+
+
+def _data(n=(40, 60), genes=30, seed=0, shift=0.5):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(5.0 + shift, 1.0, (n[0], genes))
+    b = rng.normal(5.0, 1.5, (n[1], genes))
+    x = np.concatenate([a, b])
+    labels = np.array(["a"] * n[0] + ["b"] * n[1])
+    order = rng.permutation(len(labels))
+    return x[order], labels[order]
+
+
+@pytest.mark.parametrize("equal_var", [False, True])
+@pytest.mark.parametrize("sizes", [(40, 60), (2, 2), (2, 10_000)])
+def test_t_tests_equal_scipy(xp, equal_var, sizes):
+    genes = 6 if sizes[1] == 10_000 else 30
+    x, labels = _data(sizes, genes)
+    result = de.test(xp.asarray(x), labels, test="student" if equal_var else "welch", reference="b")
+    assert type(result["statistic"].data) is type(xp.asarray(x))  # stays on the device
+    result = de.to_host_dataset(result)
+    expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=equal_var)
+    _close(result["statistic"], expected.statistic)
+    _close(result["pvalue"], expected.pvalue)
+    _close(result["df"], expected.df)
+    _close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+    _close(result["mean_group"], x[labels == "a"].mean(axis=0), rtol=1e-13)
+    assert np.all(result["n_group"].values == sizes[0])
+    assert "contrast" not in result.dims and str(result["contrast"].values) == "a_vs_b"
+
+
+def test_anova_equals_f_oneway_and_f_classif(xp):
+    rng = np.random.default_rng(3)
+    labels = rng.choice(["x", "y", "z", "w"], 500, p=[0.1, 0.2, 0.3, 0.4])
+    x = rng.normal(0, 1, (500, 40)) + (labels == "x")[:, None] * np.linspace(0, 2, 40)
+    result = de.to_host_dataset(de.test(xp.asarray(x), labels, test="anova"))
+    groups = [x[labels == g] for g in ["w", "x", "y", "z"]]
+    expected = stats.f_oneway(*groups)
+    _close(result["statistic"], expected.statistic)
+    _close(result["pvalue"], expected.pvalue)
+    f, p = f_classif(x, labels)
+    _close(result["statistic"], f)
+    _close(result["pvalue"], p)
+    assert list(result["group"].values) == ["w", "x", "y", "z"]
+    np.testing.assert_allclose(result["mean"].sel(group="x"), groups[1].mean(axis=0), rtol=1e-13)
+
+
+def test_one_vs_rest_every_group_in_one_pass(monkeypatch):
+    rng = np.random.default_rng(4)
+    labels = rng.choice(["g1", "g2", "g3"], 300)
+    x = rng.normal(size=(300, 20)) + (labels == "g2")[:, None]
+    calls = []
+    original = moments_module.chunk_moments
+    monkeypatch.setattr(
+        moments_module, "chunk_moments", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    chunked = da.from_array(x, chunks=(50, 20))
+    result = de.test(chunked, labels)
+    assert len(calls) == 6  # one visit per chunk for all three contrasts
+    assert list(result["contrast"].values) == ["g1_vs_rest", "g2_vs_rest", "g3_vs_rest"]
+    for group in ["g1", "g2", "g3"]:
+        inside = labels == group
+        expected = stats.ttest_ind(x[inside], x[~inside], equal_var=False)
+        row = result.sel(contrast=f"{group}_vs_rest")
+        _close(row["statistic"], expected.statistic)
+        _close(row["pvalue"], expected.pvalue)
+        _close(row["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+
+
+def test_nan_omit_matches_scipy_omit():
+    x, labels = _data((30, 40), 25, seed=5)
+    rng = np.random.default_rng(6)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 3] = np.nan
+    x[labels == "a", 4] = np.nan  # one side empty: untestable
+    result = de.test(x, labels, reference="b", nan_policy="omit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns about the gene with one side empty
+        expected = stats.ttest_ind(
+            x[labels == "a"], x[labels == "b"], equal_var=False, nan_policy="omit"
+        )
+    statistic = np.asarray(expected.statistic, dtype=float)
+    pvalue = np.asarray(expected.pvalue, dtype=float)
+    _close(result["statistic"], statistic)
+    _close(result["pvalue"], pvalue)
+    assert np.isnan(result["padj"].values[3]) and np.isnan(result["padj"].values[4])
+    propagated = de.test(x, labels, reference="b")
+    has_nan = np.isnan(x).any(axis=0)
+    assert np.all(np.isnan(propagated["pvalue"].values[has_nan]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    row_chunks=st.lists(st.integers(1, 40), min_size=1, max_size=8),
+    gene_chunk=st.integers(1, 13),
+)
+def test_results_do_not_depend_on_chunking(row_chunks, gene_chunk):
+    x, labels = _data((37, 45), 13, seed=7)
+    rows = []
+    left = x.shape[0]
+    for size in row_chunks:
+        if left == 0:
+            break
+        rows.append(min(size, left))
+        left -= rows[-1]
+    if left:
+        rows.append(left)
+    reference = de.test(x, labels, reference="b")
+    chunked = de.test(da.from_array(x, chunks=(tuple(rows), gene_chunk)), labels, reference="b")
+    for name in ("statistic", "pvalue", "df", "mean_group", "log2fc"):
+        _close(chunked[name], reference[name], rtol=1e-12)
+
+
+def test_large_mean_small_spread_keeps_its_variance():
+    rng = np.random.default_rng(8)
+    x = 1e4 + rng.normal(0, 1e-2, (4000, 3))
+    labels = np.repeat(["a", "b"], 2000)
+    x[labels == "a", 0] += 1e-3
+    codes = (labels == "b").astype(np.int64)
+    # x - 1e4 is exact here (Sterbenz), so the shifted data give an exact-enough reference
+    shifted = x - 1e4
+    expected_var = np.stack([shifted[codes == g].var(axis=0, ddof=1) for g in (0, 1)])
+    expected_t = stats.ttest_ind(shifted[labels == "a"], shifted[labels == "b"]).statistic
+    for chunks in [(4000, 3), (7, 3), (333, 1)]:
+        delayed = moments_module.group_moments(
+            da.from_array(x, chunks=chunks), codes, 2, omit_nan=False
+        )
+        _close(delayed.compute().variance(), expected_var, rtol=1e-9)
+        result = de.test(da.from_array(x, chunks=chunks), labels, reference="b", test="student")
+        # the t of genes 1 and 2 rests on a mean difference of ~1e-5 between means of 1e4
+        _close(result["statistic"], expected_t, rtol=1e-5)
+    naive = (np.sum(x[codes == 0] ** 2, axis=0) - 2000 * x[codes == 0].mean(axis=0) ** 2) / 1999
+    assert np.max(np.abs(naive / expected_var[0] - 1)) > 1e-3  # what one pass of sums would give
+
+
+def test_tiny_p_values_do_not_underflow():
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1, (400, 4))
+    labels = np.repeat(["a", "b"], 200)
+    x[labels == "a"] += np.array([2.0, 5.0, 8.0, 10.5])  # p from ~1e-60 to ~1e-290
+    result = de.test(x, labels, reference="b")
+    expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=False)
+    assert 0 < expected.pvalue.min() < 1e-285
+    _close(result["pvalue"], expected.pvalue, rtol=1e-9)
+    assert np.all(result["pvalue"].values > 0)
+
+
+def test_fold_changes_follow_the_scale():
+    rng = np.random.default_rng(10)
+    counts = rng.poisson(20, (60, 5)).astype(float)
+    counts[:30, 0] *= 4
+    labels = np.repeat(["t", "n"], 30)
+    t, n = labels == "t", labels == "n"
+    log2 = de.test(np.log2(counts + 1), labels, reference="n", scale="log2")
+    _close(log2["log2fc"], np.log2(counts + 1)[t].mean(0) - np.log2(counts + 1)[n].mean(0))
+    raw = de.test(counts, labels, reference="n", scale="counts", pseudocount=1.0)
+    _close(raw["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
+    logged = de.test(np.log1p(counts), labels, reference="n", scale="log1p", pseudocount=1.0)
+    _close(logged["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
+    assert logged.attrs["log2fc"].startswith("log2((mean(expm1(x))_group + pseudocount)")
+    # a gene expressed only on one side gets a bounded fold change, not ±30
+    zero = np.zeros((60, 1))
+    zero[:30] = 1.0
+    bounded = de.test(zero, labels, reference="n", scale="counts")
+    assert bounded["log2fc"].values[0] == pytest.approx(1.0)
+
+
+def test_constant_gene_is_nan_and_not_counted():
+    x, labels = _data((20, 20), 10, seed=11)
+    x[:, 2] = 7.0
+    result = de.test(x, labels, reference="b")
+    for name in ("statistic", "pvalue", "padj"):
+        assert np.isnan(result[name].values[2])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about the constant gene
+        expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=False).pvalue
+    keep = np.arange(10) != 2
+    _close(result["padj"].values[keep], multipletests(expected[keep], method="fdr_bh")[1])
+
+
+def test_on_a_store_with_missing_labels(tmp_path):
+    ds = simulate(tmp_path / "s.zarr", 200, 50, n_de=5, seed=1, chunks=(32, 16))
+    condition = ds["condition"].values.copy()
+    samples = pd.DataFrame({"condition": condition}, index=ds["sample"].values)
+    samples.iloc[[3, 9, 27], 0] = None
+    x = ds["expression"].values
+    frame = pd.DataFrame(x, index=ds["sample"].values, columns=ds["gene"].values)
+    create_cohort(tmp_path / "m.zarr", frame, samples=samples, chunks=(32, 16))
+    x = x.astype(np.float64)  # the reference sees the same float32 values, summed in float64
+    with pytest.warns(CohortexWarning, match="3 samples have no 'condition' label and are left"):
+        result = de.test(tmp_path / "m.zarr", "condition", reference="normal")
+    keep = np.ones(200, bool)
+    keep[[3, 9, 27]] = False
+    tumor = keep & (condition == "tumor")
+    normal = keep & (condition == "normal")
+    expected = stats.ttest_ind(x[tumor], x[normal], equal_var=False)
+    _close(result["statistic"], expected.statistic, rtol=1e-9)
+    assert list(result["gene"].values) == list(ds["gene"].values)
+    assert result.attrs["groupby"] == "condition" and result.attrs["reference"] == "normal"
+    is_de = ds["is_de"].values
+    assert np.all(result["padj"].values[is_de] < 0.05)
+    _close(result["log2fc"].values[is_de], ds["true_log2fc"].values[is_de], rtol=0.5)
+
+
+def test_select_k_best_matches_scikit_learn():
+    rng = np.random.default_rng(12)
+    labels = rng.choice(["a", "b", "c"], 300)
+    x = rng.normal(size=(300, 50)) + (labels == "a")[:, None] * np.linspace(0, 1, 50)
+    best = de.select_k_best(x, labels, k=10)
+    selector = SelectKBest(f_classif, k=10).fit(x, labels)
+    expected = np.argsort(-selector.scores_, kind="stable")[:10]
+    assert list(best["gene"].values) == [f"G{i + 1}" for i in expected]
+    _close(best["score"], selector.scores_[expected])
+    _close(best["pvalue"], selector.pvalues_[expected])
+
+
+def test_top():
+    x, labels = _data((30, 30), 40, seed=13, shift=0.0)
+    x[labels == "a", :5] += np.arange(1, 6) * 0.8
+    result = de.test(x, labels, reference="b")
+    table = de.top(result, 3)
+    assert list(table.columns[:2]) == ["gene", "padj"]
+    assert list(table["gene"]) == ["G5", "G4", "G3"]
+    by_fc = de.top(result, 2, by="log2fc")
+    assert list(by_fc["gene"]) == ["G5", "G4"]
+    multi = de.top(de.test(x, labels), 2)
+    assert list(multi["contrast"]) == ["a_vs_b", "a_vs_b", "b_vs_a", "b_vs_a"]
+    with pytest.raises(
+        CohortexError, match="'by' parameter of top\\(\\) must name a result variable; got 'q'"
+    ):
+        de.top(result, by="q")
+
+
+def test_bad_input(tmp_path):
+    x, labels = _data((5, 5), 4)
+    ds = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), x),
+            "condition": ("sample", labels),
+            "batch": ("sample", np.repeat(["b1", "b2"], 5)),
+        }
+    )
+    with pytest.raises(
+        CohortexError,
+        match="'groupby' parameter of test\\(\\) must name a sample "
+        "variable; got 'cond'. Sample variables: condition, batch",
+    ):
+        de.test(ds, "cond")
+    one = labels.copy()
+    one[labels == "a"] = ["a", "c", "c", "c", "c"]
+    with pytest.raises(CohortexError, match="at least 2 samples; too small: 'a' \\(1 sample\\)"):
+        de.test(x, one)
+    with pytest.raises(
+        CohortexError,
+        match="'reference' parameter must be 'rest' or one of the groups \\(a, b\\); got 'c'",
+    ):
+        de.test(x, labels, reference="c")
+    y = x.copy()
+    y[2, 1] = np.inf
+    with pytest.raises(CohortexError, match="holds 1 infinite values \\(first in gene 'G2'\\)"):
+        de.test(y, labels)
+    with pytest.raises(
+        CohortexError,
+        match="'test' parameter of test\\(\\) must be one of "
+        "'welch', 'student', 'anova'; got 'wilcox'",
+    ):
+        de.test(x, labels, test="wilcox")
+    with pytest.raises(CohortexError, match="at least 2 groups; 'labels' has 1: a"):
+        de.test(x[labels == "a"], labels[labels == "a"])
+    with pytest.raises(CohortexError, match="must be the sample labels"):
+        de.test(x, "condition")
+    with pytest.raises(CohortexError, match="one entry per sample \\(10\\); got shape \\(9,\\)"):
+        de.test(x, labels[:9])
+    with pytest.raises(CohortexError, match="'groups' parameter names groups with no samples: z"):
+        de.test(x, labels, groups=["a", "z"])
