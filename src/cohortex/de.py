@@ -135,7 +135,7 @@ def test(
     levels, codes = data.codes(groups)
     omit = nan_policy == "omit"
     moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
-    attrs = {
+    attrs: dict[str, Any] = {
         "test": test,
         "groupby": data.groupby_name,
         "fdr": fdr,
