@@ -119,3 +119,58 @@ def test_demo_runs_as_a_command(tmp_path):
     assert "cohortex demo: simulated 300 × 100" in done.stdout
     assert "is_de          bool: 5 true, 95 false" in done.stdout
     assert open_cohort(tmp_path / "demo.zarr").sizes == {"sample": 300, "gene": 100}
+
+
+def test_de_command(tmp_path, capsys):
+    store = tmp_path / "s.zarr"
+    assert (
+        main(
+            [
+                "simulate",
+                str(store),
+                "--samples",
+                "200",
+                "--genes",
+                "60",
+                "--n-de",
+                "6",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "table.tsv"
+    assert (
+        main(
+            [
+                "de",
+                str(store),
+                "--groupby",
+                "condition",
+                "--reference",
+                "normal",
+                "--out",
+                str(out),
+                "--top",
+                "3",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "saved as result 'de_welch_condition'" in printed
+    from cohortex import de, read_result
+
+    saved = read_result(store, "de_welch_condition")
+    direct = de.test(store, "condition", reference="normal")
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    import pandas as pd
+
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 60 and {"gene", "statistic", "pvalue", "padj"} <= set(table.columns)
+    best = de.top(direct, 3)["gene"].tolist()
+    assert all(gene in printed for gene in best)
+    assert main(["de", str(store), "--groupby", "cond"]) == 2
+    assert "Sample variables: condition" in capsys.readouterr().err

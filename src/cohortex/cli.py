@@ -100,6 +100,25 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     exp.set_defaults(run=_export)
 
+    de = commands.add_parser("de", help="differential expression; the result goes into the store")
+    de.add_argument("store", type=Path)
+    de.add_argument("--groupby", required=True, help="sample variable holding the groups")
+    de.add_argument("--test", choices=("welch", "student", "anova"), default="welch")
+    de.add_argument(
+        "--reference", default="rest", help="reference group, or 'rest' for one-vs-rest"
+    )
+    de.add_argument("--groups", type=_names, default=None, help="groups to compare: a,b,c")
+    de.add_argument(
+        "--fdr", choices=("bh", "by", "bonferroni", "holm", "storey", "none"), default="bh"
+    )
+    de.add_argument("--nan-policy", choices=("propagate", "omit"), default="propagate")
+    de.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    de.add_argument("--name", default=None, help="result name (default de_<test>_<groupby>)")
+    de.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
+    de.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
+    de.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    de.set_defaults(run=_de)
+
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -164,6 +183,10 @@ def _fractions(text: str) -> dict[str, float]:
                 f"expected name=fraction pairs like tumor=0.5,normal=0.5; got {text!r}"
             ) from None
     return out
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _store_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -233,6 +256,44 @@ def _export(args: argparse.Namespace) -> None:
     else:
         export_anndata(args.store, args.dest, overwrite=args.overwrite)
     print(f"exported {args.store} → {args.dest}")
+
+
+def _de(args: argparse.Namespace) -> None:
+    import contextlib
+
+    import pandas as pd
+    from dask.diagnostics import ProgressBar
+
+    from . import de
+    from .store import write_result
+
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    start = time.perf_counter()
+    with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
+        result = de.test(
+            args.store,
+            args.groupby,
+            test=args.test,
+            groups=args.groups,
+            reference=args.reference,
+            fdr=args.fdr,
+            nan_policy=args.nan_policy,
+            device=args.device,
+        )
+    elapsed = time.perf_counter() - start
+    name = args.name or f"de_{args.test}_{args.groupby}"
+    write_result(args.store, name, result, overwrite=True)
+    if args.out is not None:
+        table = result.to_dataframe().reset_index()
+        sep = "," if args.out.suffix.lower() == ".csv" else "\t"
+        table.to_csv(args.out, sep=sep, index=False)
+    print(
+        f"{args.test} test of {args.groupby} in {elapsed:.1f} s; saved as result {name!r}"
+        + (f" and {args.out}" if args.out else "")
+    )
+    if args.top > 0 and "log2fc" in result:
+        with pd.option_context("display.width", 120, "display.max_columns", 12):
+            print(de.top(result, args.top).to_string(index=False, float_format="%.4g"))
 
 
 def _info(args: argparse.Namespace) -> None:

@@ -1,0 +1,170 @@
+"""Plots of differential-expression results: volcano, MA and the top genes' -log10 p.
+
+Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
+touching pyplot's global state, so it works headless, and returns the ``Axes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ._errors import CohortexError
+
+__all__ = ["ma", "top_genes", "volcano"]
+
+_UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
+
+
+def volcano(
+    result: xr.Dataset,
+    *,
+    contrast: str | None = None,
+    alpha: float = 0.05,
+    lfc: float = 1.0,
+    label: int = 10,
+    ax: Axes | None = None,
+) -> Axes:
+    """Volcano plot: log2 fold change against -log10 p-value.
+
+    Genes with ``padj < alpha`` and ``|log2fc| >= lfc`` are coloured (up red, down blue) and
+    the ``label`` most significant of them named.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        A two-group result of :func:`cohortex.de.test`.
+    contrast : str, optional
+        Which contrast, when the result has several.
+    alpha, lfc : float
+        Significance and fold-change thresholds (drawn as dashed lines).
+    label : int, default 10
+    ax : matplotlib Axes, optional
+    """
+    table = _contrast(result, contrast)
+    x = table["log2fc"].values
+    p = table["pvalue"].values
+    y = -np.log10(np.clip(p, np.finfo(float).tiny, None))
+    up, down = _calls(table, alpha, lfc)
+    ax = ax or _new_axes()
+    neutral = ~(up | down)
+    ax.scatter(x[neutral], y[neutral], s=4, c=_NEUTRAL, linewidths=0, label="not significant")
+    ax.scatter(x[up], y[up], s=6, c=_UP, linewidths=0, label=f"up ({int(up.sum())})")
+    ax.scatter(x[down], y[down], s=6, c=_DOWN, linewidths=0, label=f"down ({int(down.sum())})")
+    for threshold in (-lfc, lfc):
+        ax.axvline(threshold, color="k", lw=0.6, ls="--")
+    significant = (up | down) & np.isfinite(y)
+    for index in np.flatnonzero(significant)[np.argsort(-y[significant])][:label]:
+        ax.annotate(str(table["gene"].values[index]), (x[index], y[index]), fontsize=7)
+    ax.set_xlabel("log2 fold change")
+    ax.set_ylabel("-log10 p-value")
+    ax.set_title(_title(table, "Volcano"))
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    return ax
+
+
+def ma(
+    result: xr.Dataset,
+    *,
+    contrast: str | None = None,
+    alpha: float = 0.05,
+    lfc: float = 1.0,
+    ax: Axes | None = None,
+) -> Axes:
+    """MA plot: log2 fold change against mean expression (the mean of the two group means).
+
+    Parameters are as for :func:`volcano`.
+    """
+    table = _contrast(result, contrast)
+    average = (table["mean_group"].values + table["mean_reference"].values) / 2.0
+    x = table["log2fc"].values
+    up, down = _calls(table, alpha, lfc)
+    ax = ax or _new_axes()
+    neutral = ~(up | down)
+    ax.scatter(average[neutral], x[neutral], s=4, c=_NEUTRAL, linewidths=0)
+    ax.scatter(average[up], x[up], s=6, c=_UP, linewidths=0, label=f"up ({int(up.sum())})")
+    ax.scatter(
+        average[down], x[down], s=6, c=_DOWN, linewidths=0, label=f"down ({int(down.sum())})"
+    )
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xlabel(f"mean expression ({result.attrs.get('scale', 'data')} scale)")
+    ax.set_ylabel("log2 fold change")
+    ax.set_title(_title(table, "MA"))
+    ax.legend(loc="upper right", fontsize=7, frameon=False)
+    return ax
+
+
+def top_genes(
+    result: xr.Dataset,
+    n: int = 20,
+    *,
+    contrast: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Horizontal bars of -log10 p-value for the ``n`` most significant genes, best on top.
+
+    Bars are coloured by the sign of the statistic (red: higher in the group).
+    """
+    table = _contrast(result, contrast)
+    p = table["pvalue"].values
+    finite = np.flatnonzero(~np.isnan(p))
+    best = finite[np.argsort(p[finite], kind="stable")][:n]
+    heights = -np.log10(np.clip(p[best], np.finfo(float).tiny, None))
+    colours = [_UP if s > 0 else _DOWN for s in table["statistic"].values[best]]
+    ax = ax or _new_axes(height=max(3.0, 0.22 * len(best) + 1))
+    positions = np.arange(len(best))[::-1]
+    ax.barh(positions, heights, color=colours)
+    ax.set_yticks(positions, [str(g) for g in table["gene"].values[best]], fontsize=7)
+    ax.set_xlabel("-log10 p-value")
+    ax.set_title(_title(table, f"Top {len(best)} genes"))
+    return ax
+
+
+def _new_axes(height: float = 4.0) -> Axes:
+    figure = Figure(figsize=(5.5, height), layout="constrained")
+    return figure.add_subplot()
+
+
+def _contrast(result: xr.Dataset, contrast: str | None) -> xr.Dataset:
+    missing = [v for v in ("log2fc", "pvalue", "padj", "statistic") if v not in result]
+    if missing:
+        raise CohortexError(
+            "These plots need a two-group result of de.test() (t-test); the result lacks "
+            + ", ".join(missing)
+            + "."
+        )
+    from .de import to_host_dataset
+
+    result = to_host_dataset(result)
+    if "contrast" in result.dims:
+        names = [str(c) for c in result["contrast"].values]
+        if contrast is None:
+            if len(names) == 1:
+                return result.isel(contrast=0)
+            raise CohortexError(
+                f"The result has {len(names)} contrasts; pass 'contrast', one of: "
+                + ", ".join(names)
+                + "."
+            )
+        if contrast not in names:
+            raise CohortexError(
+                f"The 'contrast' parameter must be one of {', '.join(names)}; got {contrast!r}."
+            )
+        return result.sel(contrast=contrast)
+    return result
+
+
+def _calls(table: xr.Dataset, alpha: float, lfc: float) -> tuple[Any, Any]:
+    padj = np.nan_to_num(table["padj"].values, nan=1.0)
+    fold = np.nan_to_num(table["log2fc"].values, nan=0.0)
+    significant = (padj < alpha) & (np.abs(fold) >= lfc)
+    return significant & (fold > 0), significant & (fold < 0)
+
+
+def _title(table: xr.Dataset, kind: str) -> str:
+    name = str(table["contrast"].values) if "contrast" in table.coords else ""
+    return f"{kind}: {name.replace('_vs_', ' vs ')}" if name else kind

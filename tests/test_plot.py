@@ -1,0 +1,60 @@
+"""Plots draw what the result says, headless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cohortex import CohortexError, de, plot
+
+
+@pytest.fixture
+def result():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 1, (80, 60))
+    labels = np.repeat(["t", "n"], 40)
+    x[:40, :4] += 3.0  # 4 genes up
+    x[:40, 4:7] -= 3.0  # 3 genes down
+    return de.test(x, labels, reference="n")
+
+
+def test_volcano_colours_the_calls(result, tmp_path):
+    ax = plot.volcano(result, alpha=0.05, lfc=1.0, label=3)
+    neutral, up, down = ax.collections[:3]
+    assert len(up.get_offsets()) == 4 and len(down.get_offsets()) == 3
+    assert len(neutral.get_offsets()) == 53
+    assert len(ax.texts) == 3
+    np.testing.assert_allclose(
+        np.sort(up.get_offsets()[:, 0]), np.sort(result["log2fc"].values[:4])
+    )
+    assert ax.get_title() == "Volcano: t vs n"
+    ax.figure.savefig(tmp_path / "volcano.png")
+    assert (tmp_path / "volcano.png").stat().st_size > 1000
+
+
+def test_ma_and_top_genes(result):
+    ax = plot.ma(result)
+    up = ax.collections[1].get_offsets()
+    expected_x = (result["mean_group"].values[:4] + result["mean_reference"].values[:4]) / 2
+    np.testing.assert_allclose(np.sort(up[:, 0]), np.sort(expected_x))
+    bars = plot.top_genes(result, n=5)
+    heights = sorted((p.get_width() for p in bars.patches), reverse=True)
+    expected = np.sort(-np.log10(result["pvalue"].values))[::-1][:5]
+    np.testing.assert_allclose(heights, expected)
+    top_label = bars.get_yticklabels()[0].get_text()
+    assert top_label == str(result["gene"].values[np.nanargmin(result["pvalue"].values)])
+
+
+def test_contrast_choice():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 10))
+    labels = np.repeat(["a", "b", "c"], 20)
+    several = de.test(x, labels)
+    with pytest.raises(
+        CohortexError,
+        match="has 3 contrasts; pass 'contrast', one of: a_vs_rest, b_vs_rest, c_vs_rest",
+    ):
+        plot.volcano(several)
+    assert plot.volcano(several, contrast="b_vs_rest").get_title() == "Volcano: b vs rest"
+    with pytest.raises(CohortexError, match="need a two-group result"):
+        plot.volcano(de.test(x, labels, test="anova"))
