@@ -24,7 +24,10 @@ import numpy as np
 
 from .._backend import namespace
 
-__all__ = ["GroupMoments", "chunk_moments", "group_moments", "merge_moments"]
+__all__ = ["SLAB_ELEMENTS", "GroupMoments", "chunk_moments", "group_moments", "merge_moments"]
+
+# Values per slab on the CPU: 131,072 float64 values (1 MB) per temporary fit in L2 caches.
+SLAB_ELEMENTS = 131_072
 
 
 @dataclass
@@ -73,6 +76,11 @@ def chunk_moments(
 ) -> GroupMoments:
     """Group moments of one chunk of samples.
 
+    On NumPy the chunk is processed in slabs of about :data:`SLAB_ELEMENTS` values whose
+    float64 temporaries stay in the CPU cache (a whole 1024 × 1024 chunk at once runs ~5×
+    slower, from page faults and cache misses); slabs are merged with :func:`merge_moments`.
+    On CuPy the chunk is one slab.
+
     Parameters
     ----------
     block : array of shape (n_chunk_samples, n_genes)
@@ -91,30 +99,48 @@ def chunk_moments(
         Arrays of shape (n_groups, n_genes) on the block's device.
     """
     xp = namespace(block)
+    rows = block.shape[0]
+    if xp is np:
+        rows = max(8, SLAB_ELEMENTS // max(block.shape[1], 1))
+    result = None
+    for start in range(0, max(block.shape[0], 1), rows):
+        part = _slab_moments(
+            block[start : start + rows], codes[start : start + rows], n_groups, omit_nan, linear
+        )
+        result = part if result is None else merge_moments(result, part)
+    assert result is not None
+    return result
+
+
+def _slab_moments(
+    block: Any, codes: np.ndarray, n_groups: int, omit_nan: bool, linear: bool = False
+) -> GroupMoments:
+    """Moments of one slab of rows, two passes over it (see :func:`chunk_moments`)."""
+    xp = namespace(block)
     keep = codes >= 0
     if not keep.all():  # drop left-out samples: 0 × NaN would still be NaN in the products
         block = block[xp.asarray(np.flatnonzero(keep))]
         codes = codes[keep]
-    x = xp.asarray(block, dtype=xp.float64)
+    x = block.astype(xp.float64)  # a fresh float64 copy, modified in place below
     onehot_host = (codes[None, :] == np.arange(n_groups)[:, None]).astype(np.float64)
     onehot = xp.asarray(onehot_host)
     if omit_nan:
         valid = ~xp.isnan(x)
-        x = xp.where(valid, x, 0.0)
+        x[~valid] = 0.0
         count = onehot @ valid.astype(xp.float64)
     else:
         count = xp.repeat(xp.asarray(onehot_host.sum(axis=1))[:, None], x.shape[1], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = xp.where(count > 0, (onehot @ x) / xp.maximum(count, 1), 0.0)
-    with np.errstate(invalid="ignore"):  # inf - inf where the data hold ±inf (reported later)
-        centred = x - mean[xp.asarray(codes)]
-    if omit_nan:
-        centred = xp.where(valid, centred, 0.0)
-    m2 = onehot @ (centred * centred)
-    linear_mean = None
-    if linear:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        linear_mean = None
+        if linear:
             linear_mean = xp.where(count > 0, (onehot @ xp.expm1(x)) / xp.maximum(count, 1), 0.0)
+    with np.errstate(invalid="ignore"):  # inf - inf where the data hold ±inf (reported later)
+        x -= mean[xp.asarray(codes)]  # centred on the group means
+    if omit_nan:
+        x *= valid
+    x *= x
+    m2 = onehot @ x
     return GroupMoments(count, mean, m2, linear_mean)
 
 
