@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import de, fdr, io
+from . import de, fdr, io, plot
 from ._backend import gpu_available, resolve_device
 from ._errors import CohortexError, CohortexWarning
+from ._normalize import normalize
 from .simulate import simulate
 from .store import (
     append_samples,
@@ -37,7 +38,9 @@ __all__ = [
     "gpu_available",
     "io",
     "list_results",
+    "normalize",
     "open_cohort",
+    "plot",
     "read_result",
     "resolve_device",
     "simulate",

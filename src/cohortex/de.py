@@ -57,11 +57,12 @@ import xarray as xr
 from . import fdr as _fdr
 from ._backend import as_device_dask, namespace, resolve_device, to_host
 from ._errors import CohortexError, CohortexWarning
+from ._normalize import normalize
 from .stats._moments import GroupMoments, group_moments
 from .stats._pvalues import f_sf, t_two_sided
 from .store import SCALES, open_cohort
 
-__all__ = ["TESTS", "select_k_best", "test", "top"]
+__all__ = ["TESTS", "normalize", "select_k_best", "test", "top"]
 
 TESTS = ("welch", "student", "anova")
 NAN_POLICIES = ("propagate", "omit")
