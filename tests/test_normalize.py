@@ -97,4 +97,4 @@ def test_bad_input(counts_store):
         normalize(logged, "log_cpm")
     with_nan = create_cohort_in_memory(np.array([[1.0, np.nan], [2.0, 3.0]]))
     with pytest.raises(CohortexError, match="does not accept NaN values"):
-        normalize(with_nan, "quantile")["expression"].values
+        normalize(with_nan, "quantile")["expression"].compute()

@@ -91,7 +91,7 @@ def normalize(cohort: Any, method: str = "log_cpm", *, prior_count: float = 1.0)
 
 def _size_factors(x: da.Array) -> da.Array:
     """DESeq2's median-of-ratios size factors, shape (n_samples,)."""
-    logs = x.map_blocks(_log, dtype=np.float64)
+    logs = da.map_blocks(_log, x, dtype=np.float64)
     log_geomeans = logs.mean(axis=0)  # -inf for genes with a zero count
     rows = logs.rechunk({1: -1})  # each sample's genes in one block, for the median
     return rows.map_blocks(

@@ -66,8 +66,8 @@ __all__ = ["TESTS", "normalize", "select_k_best", "test", "top"]
 
 TESTS = ("welch", "student", "anova")
 NAN_POLICIES = ("propagate", "omit")
-# Rows per chunk when an in-memory matrix is streamed: ~32 MB of float32 at 20,000 genes.
-_MEMORY_CHUNK_ROWS = 512
+# Tiles (samples, genes) in which an in-memory matrix is streamed (see benchmarks/RESULTS.md).
+_MEMORY_CHUNKS = (2048, 1024)
 
 
 def test(
@@ -227,6 +227,29 @@ def select_k_best(
     )
 
 
+def as_dask(x: Any, chunks: tuple[int, int]) -> da.Array:
+    """A Dask view of an in-memory (NumPy or CuPy) matrix, without copying it.
+
+    ``da.from_array`` copies array-likes that have a ``copy`` method and hashes the data to
+    name the array; at 4 GB that costs more than the statistics. The view below exposes only
+    ``shape``, ``dtype`` and slicing, and the array gets a random name.
+    """
+    return da.from_array(_Sliceable(x), chunks=chunks, name=False, asarray=False, meta=x[:0, :0])
+
+
+class _Sliceable:
+    """Just enough of an array for ``da.from_array``: shape, dtype, ndim and slicing."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.array[key]
+
+
 def to_host_dataset(ds: xr.Dataset) -> xr.Dataset:
     """A result with every array on the host (NumPy)."""
     if all(namespace(var.data) is np for var in ds.data_vars.values()):
@@ -375,17 +398,22 @@ class _Input:
     ) -> GroupMoments:
         x = self.matrix
         if not isinstance(x, da.Array):
-            x = da.from_array(x, chunks=(_MEMORY_CHUNK_ROWS, -1), asarray=False)
+            x = as_dask(x, _MEMORY_CHUNKS)
         if self.device == "gpu":
             x = as_device_dask(x)
         elif namespace(x) is not np:
             x = to_host(x)
-        moments = group_moments(x, codes, n_groups, omit_nan=omit_nan, linear=linear)
-        if self.checked_finite:
-            (result,) = dask.compute(moments)
-        else:
-            result, infinite = dask.compute(moments, da.isinf(x).sum(axis=0))
-            infinite = to_host(infinite)
+        moments = group_moments(
+            x,
+            codes,
+            n_groups,
+            omit_nan=omit_nan,
+            linear=linear,
+            count_infinite=not self.checked_finite,
+        )
+        (result,) = dask.compute(moments)
+        if result.infinite is not None:
+            infinite = to_host(result.infinite)
             if infinite.any():
                 first = int(np.flatnonzero(infinite)[0])
                 raise CohortexError(

@@ -1,8 +1,12 @@
 """Per-group sufficient statistics (count, mean, centred M2) streamed over sample chunks.
 
 Each chunk of samples gives, for every group and gene, the number of values, their mean and
-the sum of squared deviations from that mean (two passes over the chunk, which is in memory,
-in float64). Chunks are merged with the pairwise formula of Chan, Golub and LeVeque (1979)::
+the sum of squared deviations from that mean. Within a chunk, slabs of rows small enough to
+stay in the CPU cache are shifted by a provisional per-gene mean ``c`` (the mean of the chunk's
+first slab) and summed, with their squares, per group in float64 (two small GEMMs against a
+one-hot group matrix); then ``M2 = Σ(x − c)² − n (mean − c)²``, which loses nothing to
+cancellation because ``c`` is close to the group means (the "shifted data" algorithm). Slabs and
+chunks are merged with the pairwise formula of Chan, Golub and LeVeque (1979)::
 
     n = n_a + n_b
     delta = mean_b - mean_a
@@ -16,6 +20,7 @@ same lines run on NumPy chunks and on CuPy chunks.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +49,15 @@ class GroupMoments:
         Sums of squared deviations from the group mean.
     linear_mean : array of shape (n_groups, n_genes), float64, or None
         Group means of ``expm1(x)`` (for fold changes of log1p data), when asked for.
+    infinite : array of shape (n_genes,), int, or None
+        Number of ±inf values per gene (all samples), when asked for.
     """
 
     count: Any
     mean: Any
     m2: Any
     linear_mean: Any = None
+    infinite: Any = None
 
     def variance(self, ddof: int = 1) -> Any:
         """Per-group variances, NaN where ``count <= ddof``."""
@@ -72,7 +80,12 @@ class GroupMoments:
 
 
 def chunk_moments(
-    block: Any, codes: np.ndarray, n_groups: int, omit_nan: bool, linear: bool = False
+    block: Any,
+    codes: np.ndarray,
+    n_groups: int,
+    omit_nan: bool,
+    linear: bool = False,
+    count_infinite: bool = False,
 ) -> GroupMoments:
     """Group moments of one chunk of samples.
 
@@ -92,6 +105,8 @@ def chunk_moments(
         Leave NaN values out (per gene); otherwise a NaN makes its group's moments NaN.
     linear : bool, default False
         Also compute the group means of ``expm1(x)``.
+    count_infinite : bool, default False
+        Also count ±inf values per gene (while the slab is in cache; stores need no check).
 
     Returns
     -------
@@ -102,10 +117,17 @@ def chunk_moments(
     rows = block.shape[0]
     if xp is np:
         rows = max(8, SLAB_ELEMENTS // max(block.shape[1], 1))
+    shift = _provisional_mean(block[:rows])
     result = None
     for start in range(0, max(block.shape[0], 1), rows):
         part = _slab_moments(
-            block[start : start + rows], codes[start : start + rows], n_groups, omit_nan, linear
+            block[start : start + rows],
+            codes[start : start + rows],
+            n_groups,
+            omit_nan,
+            linear,
+            count_infinite,
+            shift,
         )
         result = part if result is None else merge_moments(result, part)
     assert result is not None
@@ -113,35 +135,76 @@ def chunk_moments(
 
 
 def _slab_moments(
-    block: Any, codes: np.ndarray, n_groups: int, omit_nan: bool, linear: bool = False
+    block: Any,
+    codes: np.ndarray,
+    n_groups: int,
+    omit_nan: bool,
+    linear: bool,
+    count_infinite: bool,
+    shift: Any,
 ) -> GroupMoments:
-    """Moments of one slab of rows, two passes over it (see :func:`chunk_moments`)."""
+    """Moments of one slab of rows from shifted sums (see the module notes)."""
     xp = namespace(block)
+    infinite = xp.sum(xp.isinf(block), axis=0) if count_infinite else None
     keep = codes >= 0
     if not keep.all():  # drop left-out samples: 0 × NaN would still be NaN in the products
         block = block[xp.asarray(np.flatnonzero(keep))]
         codes = codes[keep]
-    x = block.astype(xp.float64)  # a fresh float64 copy, modified in place below
     onehot_host = (codes[None, :] == np.arange(n_groups)[:, None]).astype(np.float64)
     onehot = xp.asarray(onehot_host)
-    if omit_nan:
-        valid = ~xp.isnan(x)
-        x[~valid] = 0.0
-        count = onehot @ valid.astype(xp.float64)
-    else:
-        count = xp.repeat(xp.asarray(onehot_host.sum(axis=1))[:, None], x.shape[1], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = xp.where(count > 0, (onehot @ x) / xp.maximum(count, 1), 0.0)
+    x = _work_buffer(xp, block.shape)
+    # ±inf in the data give inf - inf below; they are counted and reported by the caller
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        xp.subtract(block, shift, out=x)  # float64, shifted by a provisional mean
+        if omit_nan:
+            missing = xp.isnan(x)
+            x[missing] = 0.0
+            count = onehot @ (~missing).astype(xp.float64)
+        else:
+            count = xp.repeat(xp.asarray(onehot_host.sum(axis=1))[:, None], x.shape[1], axis=1)
+        sums = onehot @ x
+        xp.multiply(x, x, out=x)
+        squares = onehot @ x
+        offset = xp.where(count > 0, sums / xp.maximum(count, 1), 0.0)
+        mean = xp.where(count > 0, shift + offset, 0.0)
+        m2 = xp.maximum(squares - sums * offset, 0.0)  # Σ(x - c)² - n (mean - c)²
         linear_mean = None
         if linear:
-            linear_mean = xp.where(count > 0, (onehot @ xp.expm1(x)) / xp.maximum(count, 1), 0.0)
-    with np.errstate(invalid="ignore"):  # inf - inf where the data hold ±inf (reported later)
-        x -= mean[xp.asarray(codes)]  # centred on the group means
-    if omit_nan:
-        x *= valid
-    x *= x
-    m2 = onehot @ x
-    return GroupMoments(count, mean, m2, linear_mean)
+            values = xp.expm1(block.astype(xp.float64))
+            if omit_nan:
+                values[missing] = 0.0
+            linear_mean = xp.where(count > 0, (onehot @ values) / xp.maximum(count, 1), 0.0)
+    return GroupMoments(count, mean, m2, linear_mean, infinite)
+
+
+def _provisional_mean(block: Any) -> Any:
+    """Per-gene mean of the finite values of ``block`` (0 where there are none), float64."""
+    xp = namespace(block)
+    values = block.astype(xp.float64)
+    finite = xp.isfinite(values)
+    n = xp.sum(finite, axis=0)
+    total = xp.sum(xp.where(finite, values, 0.0), axis=0)
+    return xp.where(n > 0, total / xp.maximum(n, 1), 0.0)
+
+
+_scratch = threading.local()
+
+
+def _work_buffer(xp: Any, shape: tuple[int, int]) -> Any:
+    """A float64 array of ``shape`` for in-place work.
+
+    On the CPU it is kept per thread and reused: a fresh megabyte-sized temporary is mapped
+    and page-faulted by the allocator on every call, which costs more than the arithmetic.
+    CuPy's memory pool already reuses device memory.
+    """
+    if xp is not np:
+        return xp.empty(shape, dtype=xp.float64)
+    rows, columns = shape
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != columns:
+        buffer = np.empty(shape)
+        _scratch.buffer = buffer
+    return buffer[:rows]
 
 
 def merge_moments(a: GroupMoments, b: GroupMoments) -> GroupMoments:
@@ -156,7 +219,10 @@ def merge_moments(a: GroupMoments, b: GroupMoments) -> GroupMoments:
         linear = None
         if a.linear_mean is not None and b.linear_mean is not None:
             linear = a.linear_mean + (b.linear_mean - a.linear_mean) * weight_b
-    return GroupMoments(n, mean, m2, linear)
+    infinite = None
+    if a.infinite is not None and b.infinite is not None:
+        infinite = a.infinite + b.infinite
+    return GroupMoments(n, mean, m2, linear, infinite)
 
 
 def _tree_merge(parts: list[Any]) -> Any:
@@ -172,19 +238,28 @@ def _tree_merge(parts: list[Any]) -> Any:
 
 def _concat_genes(parts: list[GroupMoments]) -> GroupMoments:
     xp = namespace(parts[0].count)
-    linear = None
+    linear = infinite = None
     if parts[0].linear_mean is not None:
         linear = xp.concatenate([p.linear_mean for p in parts], axis=1)
+    if parts[0].infinite is not None:
+        infinite = xp.concatenate([p.infinite for p in parts])
     return GroupMoments(
         xp.concatenate([p.count for p in parts], axis=1),
         xp.concatenate([p.mean for p in parts], axis=1),
         xp.concatenate([p.m2 for p in parts], axis=1),
         linear,
+        infinite,
     )
 
 
 def group_moments(
-    x: Any, codes: np.ndarray, n_groups: int, *, omit_nan: bool, linear: bool = False
+    x: Any,
+    codes: np.ndarray,
+    n_groups: int,
+    *,
+    omit_nan: bool,
+    linear: bool = False,
+    count_infinite: bool = False,
 ) -> Any:
     """Group moments of a whole (samples × genes) Dask array, as one lazy pass over its chunks.
 
@@ -195,7 +270,7 @@ def group_moments(
     codes : ndarray of shape (n_samples,), int
         Group of each sample (``-1``: left out), on the host.
     n_groups : int
-    omit_nan, linear : bool
+    omit_nan, linear, count_infinite : bool
         As for :func:`chunk_moments`.
 
     Returns
@@ -211,7 +286,12 @@ def group_moments(
     for j in range(blocks.shape[1]):
         leaves = [
             moments(
-                blocks[i, j], codes[row_edges[i] : row_edges[i + 1]], n_groups, omit_nan, linear
+                blocks[i, j],
+                codes[row_edges[i] : row_edges[i + 1]],
+                n_groups,
+                omit_nan,
+                linear,
+                count_infinite,
             )
             for i in range(blocks.shape[0])
         ]
