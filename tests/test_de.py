@@ -16,7 +16,7 @@ from sklearn.feature_selection import SelectKBest, f_classif
 from statsmodels.stats.multitest import multipletests
 
 import cohortex.stats._moments as moments_module
-from cohortex import CohortexError, CohortexWarning, create_cohort, de, simulate
+from cohortex import CohortexError, CohortexWarning, create_cohort, de, open_cohort, simulate
 
 
 def _close(actual, expected, rtol=1e-10):
@@ -222,6 +222,9 @@ def test_on_a_store_with_missing_labels(tmp_path):
     _close(result["statistic"], expected.statistic, rtol=1e-9)
     assert list(result["gene"].values) == list(ds["gene"].values)
     assert result.attrs["groupby"] == "condition" and result.attrs["reference"] == "normal"
+    with pytest.warns(CohortexWarning, match="3 samples have no 'condition' label"):
+        opened = de.test(open_cohort(tmp_path / "m.zarr"), "condition", reference="normal")
+    np.testing.assert_array_equal(opened["pvalue"].values, result["pvalue"].values)
     is_de = ds["is_de"].values
     assert np.all(result["padj"].values[is_de] < 0.05)
     _close(result["log2fc"].values[is_de], ds["true_log2fc"].values[is_de], rtol=0.5)
