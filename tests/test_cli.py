@@ -174,3 +174,52 @@ def test_de_command(tmp_path, capsys):
     assert all(gene in printed for gene in best)
     assert main(["de", str(store), "--groupby", "cond"]) == 2
     assert "Sample variables: condition" in capsys.readouterr().err
+
+
+def test_pca_and_tsne_commands(tmp_path, capsys):
+    from cohortex import pca, read_result
+
+    store = tmp_path / "s.zarr"
+    assert (
+        main(
+            [
+                "simulate",
+                str(store),
+                "--samples",
+                "150",
+                "--genes",
+                "80",
+                "--groups",
+                "a=0.34,b=0.33,c=0.33",
+                "--n-de",
+                "0.5",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "pca",
+                str(store),
+                "--n-components",
+                "10",
+                "--genes",
+                "all",
+                "--plot",
+                str(tmp_path / "pca.png"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "saved as result 'pca'" in printed and (tmp_path / "pca.png").stat().st_size > 1000
+    saved = read_result(store, "pca")
+    direct = pca(store, 10)
+    np.testing.assert_allclose(saved["explained_variance"], direct["explained_variance"])
+    assert main(["tsne", str(store), "--perplexity", "10", "--n-iter", "100"]) == 0
+    embedded = read_result(store, "tsne")
+    assert embedded["embedding"].shape == (150, 2)
+    assert set(embedded["condition"].values) == {"a", "b", "c"}

@@ -58,3 +58,27 @@ def test_contrast_choice():
     assert plot.volcano(several, contrast="b_vs_rest").get_title() == "Volcano: b vs rest"
     with pytest.raises(CohortexError, match="need a two-group result"):
         plot.volcano(de.test(x, labels, test="anova"))
+
+
+def test_embedding_and_scree():
+    from cohortex import pca
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(["a", "b", "c"], 30)
+    x = rng.normal(size=(90, 20)) + (labels == "a")[:, None] * 4
+    components = pca(x, 5)
+    components["condition"] = ("sample", labels)
+    ax = plot.embedding(components, "condition")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    first = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(first[:, 0], components["scores"].values[labels == "a", 0])
+    ratio = components["explained_variance_ratio"].values
+    assert ax.get_xlabel() == f"PC1 ({100 * ratio[0]:.1f}%)"
+    bars = plot.scree(components)
+    np.testing.assert_allclose([p.get_height() for p in bars.patches], ratio)
+    with pytest.raises(
+        CohortexError,
+        match="'color' parameter must name a sample variable of "
+        "the result; got 'batch'. Sample variables: condition",
+    ):
+        plot.embedding(components, "batch")

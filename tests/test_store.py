@@ -381,10 +381,12 @@ def test_public_api_is_pinned():
         "list_results",
         "normalize",
         "open_cohort",
+        "pca",
         "plot",
         "read_result",
         "resolve_device",
         "simulate",
+        "tsne",
         "write_result",
     }
     assert issubclass(CohortexError, ValueError)

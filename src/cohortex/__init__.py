@@ -12,6 +12,7 @@ from . import de, fdr, io, plot
 from ._backend import gpu_available, resolve_device
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
+from .embed import pca, tsne
 from .simulate import simulate
 from .store import (
     append_samples,
@@ -40,9 +41,11 @@ __all__ = [
     "list_results",
     "normalize",
     "open_cohort",
+    "pca",
     "plot",
     "read_result",
     "resolve_device",
     "simulate",
+    "tsne",
     "write_result",
 ]

@@ -119,6 +119,39 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     de.set_defaults(run=_de)
 
+    pc = commands.add_parser("pca", help="principal components; the result goes into the store")
+    pc.add_argument("store", type=Path)
+    pc.add_argument("--n-components", type=int, default=50)
+    pc.add_argument("--genes", choices=("all", "hvg"), default="hvg")
+    pc.add_argument("--n-top-genes", type=int, default=2000)
+    pc.add_argument("--scale", action="store_true", help="PCA of the correlation matrix")
+    pc.add_argument(
+        "--method", choices=("auto", "exact", "randomized", "streaming"), default="auto"
+    )
+    pc.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    pc.add_argument("--seed", type=int, default=0)
+    pc.add_argument("--name", default="pca", help="result name (default pca)")
+    pc.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
+    pc.add_argument("--color", default="condition", help="sample variable colouring the plot")
+    pc.set_defaults(run=_pca)
+
+    ts = commands.add_parser("tsne", help="t-SNE of the samples; the result goes into the store")
+    ts.add_argument("store", type=Path)
+    ts.add_argument(
+        "--from",
+        dest="source",
+        default="pca",
+        help="PCA result to embed (computed with defaults if absent)",
+    )
+    ts.add_argument("--perplexity", type=float, default=30.0)
+    ts.add_argument("--n-iter", type=int, default=500)
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    ts.add_argument("--name", default="tsne", help="result name (default tsne)")
+    ts.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
+    ts.add_argument("--color", default="condition", help="sample variable colouring the plot")
+    ts.set_defaults(run=_tsne)
+
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -294,6 +327,66 @@ def _de(args: argparse.Namespace) -> None:
     if args.top > 0 and "log2fc" in result:
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(result, args.top).to_string(index=False, float_format="%.4g"))
+
+
+def _pca(args: argparse.Namespace) -> None:
+    from .embed import pca
+    from .store import write_result
+
+    start = time.perf_counter()
+    result = pca(
+        args.store,
+        args.n_components,
+        genes=None if args.genes == "all" else "hvg",
+        n_top_genes=args.n_top_genes,
+        scale=args.scale,
+        method=args.method,
+        device=args.device,
+        seed=args.seed,
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    ratio = result["explained_variance_ratio"].values
+    print(
+        f"PCA ({result.attrs['method']}) of {result.sizes['sample']} samples × "
+        f"{result.sizes['gene']} genes in {time.perf_counter() - start:.1f} s; saved as result "
+        f"{args.name!r}. Variance explained by PC1–PC3: "
+        + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
+    )
+    _save_scatter(result, args.plot, args.color)
+
+
+def _tsne(args: argparse.Namespace) -> None:
+    from .embed import pca, tsne
+    from .store import read_result, write_result
+
+    start = time.perf_counter()
+    if args.source in list_results(args.store):
+        source = read_result(args.store, args.source)
+    else:
+        source = pca(args.store, 50, genes="hvg", seed=args.seed, device=args.device)
+        write_result(args.store, args.source, source, overwrite=True)
+    result = tsne(
+        source, perplexity=args.perplexity, n_iter=args.n_iter, seed=args.seed, device=args.device
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    print(
+        f"t-SNE ({result.attrs['implementation']}) of {result.sizes['sample']} samples in "
+        f"{time.perf_counter() - start:.1f} s; saved as result {args.name!r}"
+    )
+    _save_scatter(result, args.plot, args.color)
+
+
+def _save_scatter(result: Any, path: Path | None, color: str) -> None:
+    if path is None:
+        return
+    from matplotlib.figure import Figure
+
+    from . import plot
+
+    figure = plot.embedding(result, color if color in result else None).figure
+    assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+    figure.savefig(path, dpi=150)
+    print(f"plot saved to {path}")
 
 
 def _info(args: argparse.Namespace) -> None:

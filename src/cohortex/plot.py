@@ -1,4 +1,4 @@
-"""Plots of differential-expression results: volcano, MA and the top genes' -log10 p.
+"""Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ._errors import CohortexError
 
-__all__ = ["ma", "top_genes", "volcano"]
+__all__ = ["embedding", "ma", "scree", "top_genes", "volcano"]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -168,3 +168,75 @@ def _calls(table: xr.Dataset, alpha: float, lfc: float) -> tuple[Any, Any]:
 def _title(table: xr.Dataset, kind: str) -> str:
     name = str(table["contrast"].values) if "contrast" in table.coords else ""
     return f"{kind}: {name.replace('_vs_', ' vs ')}" if name else kind
+
+
+def embedding(
+    result: xr.Dataset,
+    color: str | None = "condition",
+    *,
+    dims: tuple[int, int] = (0, 1),
+    ax: Axes | None = None,
+) -> Axes:
+    """Scatter of samples in an embedding (a :func:`cohortex.pca` or :func:`cohortex.tsne`
+    result), coloured by a sample variable.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        With ``scores(sample, pc)`` or ``embedding(sample, dim)``.
+    color : str or None, default "condition"
+        A sample variable of the result; text gives one colour per level (with a legend),
+        numbers a colour scale. Ignored when the result has no such variable and ``None``.
+    dims : (int, int), default (0, 1)
+        Which components to plot.
+    """
+    name = "scores" if "scores" in result else "embedding" if "embedding" in result else None
+    if name is None:
+        raise CohortexError("embedding() needs a pca() or tsne() result (scores or embedding).")
+    values = np.asarray(result[name].values)
+    axis_names = [str(v) for v in result[name][result[name].dims[1]].values]
+    x, y = values[:, dims[0]], values[:, dims[1]]
+    ax = ax or _new_axes(height=4.5)
+    if color is not None and color not in result:
+        variables = [str(v) for v in result.data_vars if result[v].dims == ("sample",)]
+        raise CohortexError(
+            f"The 'color' parameter must name a sample variable of the result; got {color!r}. "
+            f"Sample variables: {', '.join(variables) or '(none)'}."
+        )
+    if color is None:
+        ax.scatter(x, y, s=4, linewidths=0)
+    else:
+        labels = np.asarray(result[color].values)
+        if labels.dtype.kind in "iuf" and len(np.unique(labels)) > 12:
+            points = ax.scatter(x, y, c=labels, s=4, linewidths=0, cmap="viridis")
+            ax.figure.colorbar(points, ax=ax, label=color)
+        else:
+            for level in sorted(set(labels.astype(str))):
+                inside = labels.astype(str) == level
+                ax.scatter(x[inside], y[inside], s=4, linewidths=0, label=level or "(missing)")
+            ax.legend(title=color, fontsize=7, markerscale=3, frameon=False)
+    if name == "scores":
+        ratio = np.asarray(result["explained_variance_ratio"].values)
+        ax.set_xlabel(f"{axis_names[dims[0]]} ({100 * ratio[dims[0]]:.1f}%)")
+        ax.set_ylabel(f"{axis_names[dims[1]]} ({100 * ratio[dims[1]]:.1f}%)")
+        ax.set_title("PCA")
+    else:
+        ax.set_xlabel(axis_names[dims[0]])
+        ax.set_ylabel(axis_names[dims[1]])
+        ax.set_title("t-SNE")
+    return ax
+
+
+def scree(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
+    """Explained variance ratio per component (bars) and its cumulative sum (line)."""
+    if "explained_variance_ratio" not in result:
+        raise CohortexError("scree() needs a pca() result (explained_variance_ratio).")
+    ratio = np.asarray(result["explained_variance_ratio"].values)
+    positions = np.arange(1, len(ratio) + 1)
+    ax = ax or _new_axes()
+    ax.bar(positions, ratio, color="#5d6d7e")
+    ax.plot(positions, np.cumsum(ratio), color="k", marker=".", lw=1)
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("explained variance ratio (bars), cumulative (line)")
+    ax.set_title("Scree")
+    return ax

@@ -1,0 +1,341 @@
+"""Principal component analysis of a cohort: in memory (scikit-learn, cuML or CuPy) or
+streamed from the store (covariance accumulated over sample chunks, or Dask's randomized SVD).
+
+Method choice (``method="auto"``)
+---------------------------------
+* an in-memory NumPy matrix → scikit-learn ``PCA`` (its own ``svd_solver="auto"``);
+* an in-memory CuPy matrix → cuML ``PCA`` where cuML is installed, else the CuPy-native
+  covariance + ``cupy.linalg.eigh`` path below (what the GPU tests run);
+* a store or Dask array → ``"streaming"``.
+
+``"streaming"`` makes one pass over sample chunks accumulating the gene × gene co-moment
+matrix in float64 (chunk co-moments merged pairwise, as the DE moments are), then takes its
+eigendecomposition; a second pass projects the samples. It is exact (it equals the full SVD) and
+needs O(genes²) memory, so it is used up to :data:`COVARIANCE_MAX_GENES` selected genes; above
+that, ``"streaming"`` runs Dask's ``svd_compressed`` (randomized, 2 power iterations) over the
+centred chunks. ``"exact"`` and ``"randomized"`` load the selected genes into memory and call
+scikit-learn with ``svd_solver="full"`` / ``"randomized"``.
+
+Signs are normalised in every method: each component's largest-magnitude loading is positive.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._backend import as_device_dask, namespace, resolve_device, to_host
+from .._errors import CohortexError
+from ..stats._moments import group_moments
+from ..store import open_cohort
+
+__all__ = ["COVARIANCE_MAX_GENES", "METHODS", "pca"]
+
+METHODS = ("auto", "exact", "randomized", "streaming")
+COVARIANCE_MAX_GENES = 4096
+_ROWS_PER_CHUNK = 2048  # sample rows per block in the streaming passes
+
+
+def pca(
+    cohort: Any,
+    n_components: int = 50,
+    *,
+    genes: str | list[str] | None = None,
+    n_top_genes: int = 2000,
+    center: bool = True,
+    scale: bool = False,
+    method: str = "auto",
+    device: str = "auto",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Principal components of the samples.
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        A cohort store, an opened cohort, or a NumPy, CuPy or Dask matrix.
+    n_components : int, default 50
+        At most min(n_samples, n_selected_genes).
+    genes : None, "hvg" or list of str, default None
+        All genes, the ``n_top_genes`` most variable ones (by variance, from one pass of
+        per-gene moments), or the named genes.
+    n_top_genes : int, default 2000
+        For ``genes="hvg"``.
+    center : bool, default True
+        Subtract each gene's mean (always done by the scikit-learn and cuML methods).
+    scale : bool, default False
+        Divide each gene by its standard deviation (PCA of the correlation matrix).
+    method : {"auto", "exact", "randomized", "streaming"}, default "auto"
+        See the module notes.
+    device : {"auto", "cpu", "gpu"}, default "auto"
+    seed : int, default 0
+        Seed of the randomized methods.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``scores(sample, pc)``, ``loadings(gene, pc)`` (selected genes only),
+        ``explained_variance(pc)``, ``explained_variance_ratio(pc)`` (of the selected genes'
+        total variance), and the cohort's sample variables (for colouring plots). Attributes
+        record the method actually used.
+    """
+    if method not in METHODS:
+        raise CohortexError(
+            f"The 'method' parameter of pca() must be one of {', '.join(repr(m) for m in METHODS)}"
+            f"; got {method!r}."
+        )
+    device = resolve_device(device)
+    ds, x, sample_ids, gene_ids = _as_matrix(cohort)
+    in_memory = not isinstance(x, da.Array)
+    chunked = x if not in_memory else _dask_view(x)
+    if device == "gpu":
+        chunked = as_device_dask(chunked)
+    elif namespace(chunked) is not np:
+        chunked = to_host(chunked)
+
+    mean, variance, n_nan = _gene_moments(chunked)
+    if n_nan:
+        raise CohortexError(
+            f"PCA needs complete data; the matrix holds {n_nan} NaN values. Impute or drop them "
+            "first."
+        )
+    selected = _select_genes(genes, n_top_genes, gene_ids, variance)
+    n_samples, n_genes = x.shape[0], len(selected)
+    if not 1 <= n_components <= min(n_samples, n_genes):
+        raise CohortexError(
+            f"The 'n_components' parameter must be between 1 and min(n_samples, n_genes) = "
+            f"{min(n_samples, n_genes)}; got {n_components}."
+        )
+    if scale and np.any(variance[selected] == 0):
+        constant = [gene_ids[i] for i in selected[variance[selected] == 0][:5]]
+        raise CohortexError(
+            "scale=True divides by each gene's standard deviation; these genes are constant: "
+            + ", ".join(constant)
+            + "."
+        )
+    used = method
+    if method == "auto":
+        used = "sklearn" if in_memory else "streaming"
+    if not center:  # scikit-learn and cuML always centre; the covariance path need not
+        used = "streaming"
+    if used == "streaming" and n_genes > COVARIANCE_MAX_GENES:
+        used = "svd_compressed"
+    if used == "streaming":
+        used = "covariance"
+
+    mean_sel = mean[selected] if center else np.zeros(n_genes)
+    sd_sel = np.sqrt(variance[selected]) if scale else np.ones(n_genes)
+    if used == "covariance":
+        scores, loadings, explained, total = _covariance_pca(
+            chunked[:, selected], n_components, mean_sel, sd_sel, center
+        )
+    elif used == "svd_compressed":
+        scores, loadings, explained, total = _compressed_pca(
+            chunked[:, selected], n_components, mean_sel, sd_sel, seed
+        )
+    else:
+        dense = to_host(x if in_memory else chunked)
+        dense = np.asarray(dense[:, selected] if in_memory else dense[:, selected].compute())
+        scores, loadings, explained, total, used = _in_memory_pca(
+            dense, n_components, method, device, seed, mean_sel, sd_sel, center
+        )
+    loadings, scores = _normalise_signs(loadings, scores)
+    pcs = [f"PC{i + 1}" for i in range(n_components)]
+    result = xr.Dataset(
+        {
+            "scores": (("sample", "pc"), scores),
+            "loadings": (("gene", "pc"), loadings),
+            "explained_variance": ("pc", explained),
+            "explained_variance_ratio": ("pc", explained / total),
+        },
+        coords={"sample": sample_ids, "gene": gene_ids[selected], "pc": pcs},
+        attrs={
+            "method": used,
+            "center": int(center),
+            "scale": int(scale),
+            "seed": seed,
+            "genes": "all" if genes is None else (genes if isinstance(genes, str) else "list"),
+        },
+    )
+    if ds is not None:
+        for name in ds.data_vars:
+            if name != "expression" and ds[name].dims == ("sample",):
+                result[name] = ("sample", np.asarray(ds[name].values))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _as_matrix(cohort: Any) -> tuple[xr.Dataset | None, Any, np.ndarray, np.ndarray]:
+    if isinstance(cohort, str | os.PathLike):
+        cohort = open_cohort(cohort)
+    if isinstance(cohort, xr.Dataset):
+        if "expression" not in cohort:
+            raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
+        expression = cohort["expression"].transpose("sample", "gene")
+        x = expression.data
+        samples = np.asarray(cohort["sample"].values) if "sample" in cohort.coords else None
+        genes = np.asarray(cohort["gene"].values) if "gene" in cohort.coords else None
+        ds = cohort
+    else:
+        x, samples, genes, ds = cohort, None, None, None
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
+    if x.ndim != 2:
+        raise CohortexError(f"The expression matrix must be 2-D; got shape {x.shape}.")
+    if samples is None:
+        samples = np.asarray([f"S{i + 1}" for i in range(x.shape[0])], dtype=object)
+    if genes is None:
+        genes = np.asarray([f"G{i + 1}" for i in range(x.shape[1])], dtype=object)
+    return ds, x, samples, genes
+
+
+def _dask_view(x: Any) -> da.Array:
+    from ..de import as_dask
+
+    return as_dask(x, (_ROWS_PER_CHUNK, 1024))
+
+
+def _gene_moments(x: da.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-gene mean and variance (ddof=1) in one pass, and the number of NaN values."""
+    codes = np.zeros(x.shape[0], dtype=np.int64)
+    moments, nan_count = dask.compute(group_moments(x, codes, 1, omit_nan=False), da.isnan(x).sum())
+    mean = to_host(moments.mean[0])
+    variance = to_host(moments.variance()[0])
+    return mean, variance, int(to_host(nan_count))
+
+
+def _select_genes(
+    genes: str | list[str] | None, n_top_genes: int, gene_ids: np.ndarray, variance: np.ndarray
+) -> np.ndarray:
+    if genes is None:
+        return np.arange(len(gene_ids))
+    if isinstance(genes, str):
+        if genes != "hvg":
+            raise CohortexError(
+                f"The 'genes' parameter of pca() must be None, 'hvg' or a list of gene ids; "
+                f"got {genes!r}."
+            )
+        if n_top_genes < 1:
+            raise CohortexError(f"The 'n_top_genes' parameter must be positive; got {n_top_genes}.")
+        order = np.argsort(-np.nan_to_num(variance, nan=-np.inf), kind="stable")
+        return np.sort(order[: min(n_top_genes, len(gene_ids))])
+    position = {str(g): i for i, g in enumerate(gene_ids)}
+    unknown = [g for g in genes if str(g) not in position]
+    if unknown:
+        raise CohortexError(
+            f"The 'genes' parameter names {len(unknown)} genes that are not in the cohort: "
+            + ", ".join(map(str, unknown[:5]))
+            + "."
+        )
+    return np.asarray([position[str(g)] for g in genes])
+
+
+def _chunk_comoments(block: Any, mean: Any, sd: Any) -> tuple[int, Any, Any]:
+    """(n, mean, co-moment matrix) of one chunk of standardised samples, float64."""
+    xp = namespace(block)
+    z = (block.astype(xp.float64) - mean) / sd
+    chunk_mean = z.mean(axis=0)
+    z -= chunk_mean
+    return z.shape[0], chunk_mean, z.T @ z
+
+
+def _merge_comoments(a: tuple[int, Any, Any], b: tuple[int, Any, Any]) -> tuple[int, Any, Any]:
+    """Pairwise merge of co-moment matrices (Chan et al., in matrix form)."""
+    xp = namespace(a[2])
+    n = a[0] + b[0]
+    delta = b[1] - a[1]
+    return n, a[1] + delta * (b[0] / n), a[2] + b[2] + xp.outer(delta, delta) * (a[0] * b[0] / n)
+
+
+def _covariance_pca(
+    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, center: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    xp = namespace(x)
+    x = x.rechunk({0: _ROWS_PER_CHUNK, 1: -1})
+    mean_d, sd_d = xp.asarray(mean), xp.asarray(sd)
+    blocks = x.to_delayed()[:, 0]
+    parts = [dask.delayed(_chunk_comoments)(b, mean_d, sd_d) for b in blocks]
+    while len(parts) > 1:
+        merged = [
+            dask.delayed(_merge_comoments)(parts[i], parts[i + 1])
+            for i in range(0, len(parts) - 1, 2)
+        ]
+        parts = merged + ([parts[-1]] if len(parts) % 2 else [])
+    n, offset, comoment = parts[0].compute()
+    if not center:  # the second moment about zero rather than about the mean
+        comoment = comoment + xp.outer(offset, offset) * n
+    covariance = comoment / (n - 1)
+    values, vectors = xp.linalg.eigh(covariance)
+    order = xp.argsort(values)[::-1][:k]
+    explained, loadings = values[order], vectors[:, order]
+    total = float(to_host(xp.trace(covariance)))
+    scores = ((x.astype(np.float64) - mean_d) / sd_d) @ loadings
+    return to_host(scores.compute()), to_host(loadings), to_host(explained), total
+
+
+def _compressed_pca(
+    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    xp = namespace(x)
+    z = ((x.astype(np.float64) - xp.asarray(mean)) / xp.asarray(sd)).rechunk({1: -1})
+    state = da.random.RandomState(seed, RandomState=xp.random.RandomState)
+    u, s, v = da.linalg.svd_compressed(z, k, n_power_iter=2, seed=state, compute=False)
+    u, s, v, total = dask.compute(u, s, v, (z * z).sum())
+    n = x.shape[0]
+    explained = to_host(s) ** 2 / (n - 1)
+    scores = to_host(u) * to_host(s)
+    return scores, to_host(v).T, explained, float(to_host(total)) / (n - 1)
+
+
+def _in_memory_pca(
+    dense: np.ndarray,
+    k: int,
+    method: str,
+    device: str,
+    seed: int,
+    mean: np.ndarray,
+    sd: np.ndarray,
+    center: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
+    data = (dense.astype(np.float64) - (mean if center else 0.0)) / sd
+    if device == "gpu":
+        try:
+            from cuml.decomposition import PCA as GpuPCA
+        except ImportError:
+            GpuPCA = None
+        if GpuPCA is not None:
+            import cupy
+
+            model = GpuPCA(n_components=k, random_state=seed)
+            scores = cupy.asnumpy(model.fit_transform(cupy.asarray(data)))
+            components = cupy.asnumpy(model.components_)
+            explained = cupy.asnumpy(model.explained_variance_)
+            total = float(data.var(axis=0, ddof=1).sum())
+            return scores, components.T, explained, total, "cuml"
+        chunked = as_device_dask(da.from_array(data, chunks=(_ROWS_PER_CHUNK, -1)))
+        scores, loadings, explained, total = _covariance_pca(
+            chunked, k, np.zeros(data.shape[1]), np.ones(data.shape[1])
+        )
+        return scores, loadings, explained, total, "cupy-covariance"
+    from sklearn.decomposition import PCA
+
+    solver = {"exact": "full", "randomized": "randomized"}.get(method, "auto")
+    model = PCA(n_components=k, svd_solver=solver, random_state=seed)
+    scores = model.fit_transform(data)
+    total = float(data.var(axis=0, ddof=1).sum())
+    return scores, model.components_.T, model.explained_variance_, total, f"sklearn-{solver}"
+
+
+def _normalise_signs(loadings: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flip components so that each one's largest-magnitude loading is positive."""
+    biggest = np.argmax(np.abs(loadings), axis=0)
+    signs = np.sign(loadings[biggest, np.arange(loadings.shape[1])])
+    signs[signs == 0] = 1.0
+    return loadings * signs, scores * signs

@@ -1,0 +1,134 @@
+"""t-SNE of the samples: cuML on a GPU where installed, openTSNE (FFT-accelerated) otherwise."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .._backend import resolve_device, to_host
+from .._errors import CohortexError
+
+__all__ = ["tsne"]
+
+
+def tsne(
+    data: Any,
+    *,
+    n_components: int = 2,
+    perplexity: float = 30.0,
+    n_iter: int = 500,
+    n_pcs: int = 50,
+    seed: int = 0,
+    device: str = "auto",
+    n_jobs: int = -1,
+) -> xr.Dataset:
+    """t-SNE embedding of the samples.
+
+    Parameters
+    ----------
+    data : xarray.Dataset, path or array of shape (n_samples, n_features)
+        A result of :func:`cohortex.pca` (its ``scores`` are embedded), a cohort (store or
+        Dataset; its first ``n_pcs`` principal components are computed first), or a matrix.
+    n_components : int, default 2
+    perplexity : float, default 30
+        Needs at least ``3 × perplexity`` samples.
+    n_iter : int, default 500
+        Iterations after the 250 of early exaggeration (openTSNE's defaults).
+    n_pcs : int, default 50
+        Principal components to embed when ``data`` is a cohort.
+    seed : int, default 0
+        The same seed gives the same embedding on the CPU.
+    device : {"auto", "cpu", "gpu"}, default "auto"
+        On a GPU, cuML's TSNE (method="fft") when cuML is installed; otherwise the scores go
+        to the host and openTSNE runs.
+    n_jobs : int, default -1
+        CPU threads for openTSNE (-1: all cores).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``embedding(sample, dim)`` and the sample variables of the input, attrs naming the
+        implementation and parameters.
+    """
+    device = resolve_device(device)
+    scores, carried = _scores(data, n_pcs, seed, device)
+    n_samples = scores.shape[0]
+    if n_samples < 3 * perplexity:
+        raise CohortexError(
+            f"t-SNE with perplexity {perplexity:g} needs at least {int(np.ceil(3 * perplexity))} "
+            f"samples (3 × perplexity); got {n_samples}. Lower the perplexity."
+        )
+    if np.isnan(scores).any():
+        raise CohortexError(
+            f"t-SNE needs complete data; the input holds {int(np.isnan(scores).sum())} NaN values."
+        )
+    embedding, implementation = None, "openTSNE"
+    if device == "gpu":
+        try:
+            from cuml.manifold import TSNE as GpuTSNE
+        except ImportError:
+            GpuTSNE = None
+        if GpuTSNE is not None:
+            model = GpuTSNE(
+                n_components=n_components,
+                perplexity=perplexity,
+                n_iter=n_iter + 250,
+                method="fft",
+                random_state=seed,
+            )
+            embedding = to_host(model.fit_transform(scores))
+            implementation = "cuml"
+    if embedding is None:
+        from openTSNE import TSNE
+
+        model = TSNE(
+            n_components=n_components,
+            perplexity=perplexity,
+            n_iter=n_iter,
+            random_state=seed,
+            n_jobs=n_jobs,
+            negative_gradient_method="fft" if n_components <= 2 else "bh",
+        )
+        embedding = np.asarray(model.fit(np.ascontiguousarray(scores, dtype=np.float64)))
+    result = xr.Dataset(
+        {"embedding": (("sample", "dim"), embedding)},
+        coords={"sample": carried["sample"], "dim": [f"tSNE{i + 1}" for i in range(n_components)]},
+        attrs={
+            "implementation": implementation,
+            "perplexity": perplexity,
+            "n_iter": n_iter,
+            "seed": seed,
+        },
+    )
+    for name, values in carried.items():
+        if name != "sample":
+            result[name] = ("sample", values)
+    return result
+
+
+def _scores(data: Any, n_pcs: int, seed: int, device: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The matrix to embed and the sample variables to carry along."""
+    from ._pca import pca
+
+    if isinstance(data, str | os.PathLike) or (
+        isinstance(data, xr.Dataset) and "expression" in data
+    ):
+        data = pca(data, n_components=n_pcs, seed=seed, device=device)
+    if isinstance(data, xr.Dataset):
+        if "scores" not in data:
+            raise CohortexError(
+                "The Dataset given to tsne() must be a pca() result (with 'scores') or a cohort "
+                "(with 'expression')."
+            )
+        carried = {"sample": np.asarray(data["sample"].values)}
+        for name in data.data_vars:
+            if data[name].dims == ("sample",):
+                carried[str(name)] = np.asarray(data[name].values)
+        return np.asarray(to_host(data["scores"].values), dtype=np.float64), carried
+    matrix = np.asarray(to_host(data), dtype=np.float64)
+    if matrix.ndim != 2:
+        raise CohortexError(f"tsne() needs a 2-D matrix; got shape {matrix.shape}.")
+    return matrix, {"sample": np.asarray([f"S{i + 1}" for i in range(matrix.shape[0])], object)}

@@ -1,0 +1,141 @@
+"""PCA against scikit-learn's exact PCA; t-SNE quality on planted groups."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy.linalg import subspace_angles
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import NearestNeighbors
+
+import cohortex.embed._pca as pca_module
+from cohortex import CohortexError, create_cohort, pca, simulate, tsne
+
+
+def _low_rank(n=600, genes=120, rank=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, genes)) * 2.0
+    return (x + rng.normal(size=(n, genes)) + 5.0).astype(np.float64)
+
+
+def _flip(components):
+    """scikit-learn's components_ (k × genes) with our sign rule: largest |loading| > 0."""
+    biggest = np.argmax(np.abs(components), axis=1)
+    return components * np.sign(components[np.arange(len(components)), biggest])[:, None]
+
+
+def test_streaming_equals_exact_sklearn(tmp_path):
+    x = _low_rank()
+    path = tmp_path / "c.zarr"
+    create_cohort(path, x.astype(np.float32), chunks=(64, 50))  # many chunks both ways
+    x32 = x.astype(np.float32).astype(np.float64)
+    result = pca(path, 10, method="streaming")
+    assert result.attrs["method"] == "covariance"
+    reference = PCA(10, svd_solver="full").fit(x32)
+    np.testing.assert_allclose(
+        result["explained_variance"], reference.explained_variance_, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        result["explained_variance_ratio"], reference.explained_variance_ratio_, rtol=1e-6
+    )
+    loadings = result["loadings"].values
+    assert np.max(subspace_angles(loadings, reference.components_.T)) < 1e-5
+    np.testing.assert_allclose(loadings.T, _flip(reference.components_), atol=1e-5)
+    expected_scores = (x32 - x32.mean(axis=0)) @ _flip(reference.components_).T
+    np.testing.assert_allclose(result["scores"].values, expected_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_in_memory_methods_agree():
+    x = _low_rank(seed=1)
+    auto = pca(x, 5)
+    assert auto.attrs["method"] == "sklearn-auto"
+    exact = pca(x, 5, method="exact")
+    randomized = pca(x, 5, method="randomized")
+    streamed = pca(da.from_array(x, chunks=(100, 120)), 5)
+    for other in (exact, randomized, streamed):
+        np.testing.assert_allclose(
+            other["explained_variance"], auto["explained_variance"], rtol=1e-6
+        )
+        np.testing.assert_allclose(np.abs(other["loadings"]), np.abs(auto["loadings"]), atol=1e-6)
+        np.testing.assert_allclose(other["loadings"], auto["loadings"], atol=1e-6)  # signs
+
+
+def test_scale_and_uncentred():
+    x = _low_rank(seed=2)
+    x[:, 0] *= 100  # one gene dominates unless scaled
+    scaled = pca(x, 3, scale=True)
+    z = (x - x.mean(0)) / x.std(0, ddof=1)
+    reference = PCA(3, svd_solver="full").fit(z)
+    np.testing.assert_allclose(
+        scaled["explained_variance"], reference.explained_variance_, rtol=1e-8
+    )
+    raw = pca(x, 2, center=False)
+    assert raw.attrs["method"] == "covariance"
+    _, singular, vt = np.linalg.svd(x, full_matrices=False)
+    np.testing.assert_allclose(
+        raw["explained_variance"], singular[:2] ** 2 / (len(x) - 1), rtol=1e-8
+    )
+    np.testing.assert_allclose(np.abs(raw["loadings"].values.T), np.abs(vt[:2]), atol=1e-8)
+
+
+def test_many_genes_use_the_randomized_streaming_svd(monkeypatch):
+    monkeypatch.setattr(pca_module, "COVARIANCE_MAX_GENES", 50)
+    x = _low_rank(seed=3)
+    result = pca(da.from_array(x, chunks=(100, 60)), 4)
+    assert result.attrs["method"] == "svd_compressed"
+    reference = PCA(4, svd_solver="full").fit(x)
+    # low-rank data: the randomized SVD with power iterations is near exact
+    np.testing.assert_allclose(
+        result["explained_variance"], reference.explained_variance_, rtol=1e-3
+    )
+    assert np.max(subspace_angles(result["loadings"].values, reference.components_.T)) < 1e-2
+
+
+def test_hvg_and_gene_lists(tmp_path):
+    ds = simulate(tmp_path / "s.zarr", 300, 200, n_de=20, seed=4, chunks=(64, 64))
+    result = pca(tmp_path / "s.zarr", 5, genes="hvg", n_top_genes=40)
+    x = ds["expression"].values.astype(np.float64)
+    top = np.sort(np.argsort(-x.var(axis=0, ddof=1), kind="stable")[:40])
+    assert list(result["gene"].values) == list(ds["gene"].values[top])
+    assert set(result["condition"].values) == {"tumor", "normal"}  # sample variables carried
+    named = pca(ds, 3, genes=list(ds["gene"].values[:30]))
+    assert list(named["gene"].values) == list(ds["gene"].values[:30])
+    with pytest.raises(CohortexError, match="names 1 genes that are not in the cohort: NOPE"):
+        pca(ds, 3, genes=["G001", "NOPE"])
+
+
+def test_bad_input():
+    x = _low_rank(n=40, genes=10)
+    with pytest.raises(
+        CohortexError,
+        match="'n_components' parameter must be between 1 and "
+        "min\\(n_samples, n_genes\\) = 10; got 11",
+    ):
+        pca(x, 11)
+    y = x.copy()
+    y[[1, 5, 7], 2] = np.nan
+    with pytest.raises(CohortexError, match="the matrix holds 3 NaN values"):
+        pca(y, 2)
+    with pytest.raises(CohortexError, match="'method' parameter of pca\\(\\) must be one of"):
+        pca(x, 2, method="svd")
+    with pytest.raises(CohortexError, match="perplexity 30 needs at least 90 samples"):
+        tsne(x)
+
+
+def test_tsne_separates_planted_groups(tmp_path):
+    groups = {f"g{i}": 0.2 for i in range(5)}
+    ds = simulate(tmp_path / "t.zarr", 400, 300, groups=groups, n_de=0.5, log2fc=(2.0, 3.0), seed=5)
+    components = pca(ds, 20)
+    embedded = tsne(components, seed=1, n_iter=300, n_jobs=1)
+    y = embedded["embedding"].values
+    assert y.shape == (400, 2)
+    assert trustworthiness(components["scores"].values, y, n_neighbors=10) >= 0.9
+    labels = embedded["condition"].values
+    _, neighbours = NearestNeighbors(n_neighbors=11).fit(y).kneighbors(y)
+    purity = np.mean(labels[neighbours[:, 1:]] == labels[:, None])
+    assert purity >= 0.9
+    again = tsne(components, seed=1, n_iter=300, n_jobs=1)
+    np.testing.assert_array_equal(again["embedding"].values, y)
+    assert embedded.attrs["implementation"] == "openTSNE"
