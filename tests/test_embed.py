@@ -139,3 +139,17 @@ def test_tsne_separates_planted_groups(tmp_path):
     again = tsne(components, seed=1, n_iter=300, n_jobs=1)
     np.testing.assert_array_equal(again["embedding"].values, y)
     assert embedded.attrs["implementation"] == "openTSNE"
+
+
+@pytest.mark.gpu
+def test_device_pca_equals_cpu(xp):
+    """On a GPU: the CuPy covariance path (cuML where installed) against the CPU result."""
+    x = _low_rank(seed=6)
+    cpu = pca(x, 6, device="cpu")
+    on_device = pca(xp.asarray(x), 6, device="gpu" if xp is not np else "cpu")
+    np.testing.assert_allclose(
+        on_device["explained_variance"], cpu["explained_variance"], rtol=1e-5
+    )
+    np.testing.assert_allclose(on_device["loadings"], cpu["loadings"], atol=1e-4)
+    if xp is not np:
+        assert on_device.attrs["method"] in ("cuml", "cupy-covariance")
