@@ -285,12 +285,13 @@ def test_bad_input(tmp_path):
         de.test(x, labels, reference="c")
     y = x.copy()
     y[2, 1] = np.inf
-    with pytest.raises(CohortexError, match="holds 1 infinite values \\(first in gene 'G2'\\)"):
-        de.test(y, labels)
+    for kind in ("welch", "wilcoxon"):
+        with pytest.raises(CohortexError, match="holds 1 infinite values \\(first in gene 'G2'\\)"):
+            de.test(y, labels, test=kind)
     with pytest.raises(
         CohortexError,
         match="'test' parameter of test\\(\\) must be one of "
-        "'welch', 'student', 'anova'; got 'wilcox'",
+        "'welch', 'student', 'anova', 'wilcoxon'; got 'wilcox'",
     ):
         de.test(x, labels, test="wilcox")
     with pytest.raises(CohortexError, match="at least 2 groups; 'labels' has 1: a"):
@@ -301,3 +302,104 @@ def test_bad_input(tmp_path):
         de.test(x, labels[:9])
     with pytest.raises(CohortexError, match="'groups' parameter names groups with no samples: z"):
         de.test(x, labels, groups=["a", "z"])
+
+
+# ------------------------------------------------------------------------------- Wilcoxon
+
+
+def _counts(n=(60, 90), genes=25, seed=20):
+    """Integer counts with many zeros: heavy ties."""
+    rng = np.random.default_rng(seed)
+    x = rng.negative_binomial(1, 0.6, (sum(n), genes)).astype(np.float64)
+    labels = np.array(["a"] * n[0] + ["b"] * n[1])
+    x[labels == "a", :5] += rng.poisson(2, (n[0], 5))
+    order = rng.permutation(len(labels))
+    return x[order], labels[order]
+
+
+def test_wilcoxon_equals_scipy_asymptotic_with_heavy_ties(xp):
+    x, labels = _counts()
+    assert (x == 0).mean() > 0.4
+    result = de.to_host_dataset(de.test(xp.asarray(x), labels, test="wilcoxon", reference="b"))
+    expected = stats.mannwhitneyu(
+        x[labels == "a"], x[labels == "b"], method="asymptotic", use_continuity=True
+    )
+    _close(result["statistic"], expected.statistic)
+    _close(result["pvalue"], expected.pvalue)
+    _close(result["auroc"], expected.statistic / (60 * 90))
+    _close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+
+
+def test_wilcoxon_exact_for_small_untied_groups():
+    rng = np.random.default_rng(21)
+    for n in [(3, 5), (8, 8), (2, 40)]:
+        x = rng.normal(size=(sum(n), 12))
+        x[: n[0], :3] += 2.0
+        labels = np.array(["a"] * n[0] + ["b"] * n[1])
+        result = de.test(x, labels, test="wilcoxon", reference="b")
+        expected = stats.mannwhitneyu(x[labels == "a"], x[labels == "b"], method="exact")
+        _close(result["pvalue"], expected.pvalue)
+        # scipy's "auto" makes the same choice
+        auto = stats.mannwhitneyu(x[labels == "a"], x[labels == "b"])
+        _close(result["pvalue"], auto.pvalue)
+
+
+def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
+    import cohortex.de as de_module
+
+    rng = np.random.default_rng(22)
+    labels = rng.choice(["g1", "g2", "g3", "g4"], 200)
+    x = rng.poisson(3, (200, 30)).astype(float) + (labels == "g3")[:, None] * 2
+    calls = []
+    original = de_module.average_ranks
+    monkeypatch.setattr(de_module, "average_ranks", lambda v: calls.append(v.shape) or original(v))
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 200 * 8 * 10 * 10)  # 10 genes a block
+    result = de.test(x, labels, test="wilcoxon")
+    assert calls == [(10, 200)] * 3  # three gene blocks, one ranking each for four contrasts
+    for group in ["g1", "g2", "g3", "g4"]:
+        inside = labels == group
+        expected = stats.mannwhitneyu(x[inside], x[~inside], method="asymptotic")
+        row = result.sel(contrast=f"{group}_vs_rest")
+        _close(row["statistic"], expected.statistic)
+        _close(row["pvalue"], expected.pvalue)
+
+
+def test_wilcoxon_nan_policies():
+    x, labels = _counts(seed=23)
+    rng = np.random.default_rng(24)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    omitted = de.test(x, labels, test="wilcoxon", reference="b", nan_policy="omit")
+    a, b = x[labels == "a"], x[labels == "b"]
+    for gene in range(x.shape[1]):
+        expected = stats.mannwhitneyu(
+            a[:, gene], b[:, gene], method="asymptotic", nan_policy="omit"
+        )
+        _close(omitted["pvalue"].values[gene], expected.pvalue)
+        _close(omitted["statistic"].values[gene], expected.statistic)
+    propagated = de.test(x, labels, test="wilcoxon", reference="b")
+    has_nan = np.isnan(x).any(axis=0)
+    assert np.all(np.isnan(propagated["pvalue"].values[has_nan]))
+    assert not np.any(np.isnan(propagated["pvalue"].values[~has_nan]))
+
+
+def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
+    import cohortex.de as de_module
+
+    ds = simulate(
+        tmp_path / "nb.zarr",
+        120,
+        70,
+        n_de=7,
+        distribution="negbinom",
+        library_size=5e4,
+        seed=25,
+        chunks=(32, 16),
+    )
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 120 * 8 * 10 * 24)  # 24-gene blocks
+    result = de.test(tmp_path / "nb.zarr", "condition", test="wilcoxon", reference="normal")
+    x = ds["expression"].values.astype(np.float64)
+    tumor = ds["condition"].values == "tumor"
+    expected = stats.mannwhitneyu(x[tumor], x[~tumor], method="asymptotic")
+    _close(result["pvalue"], expected.pvalue)
+    _close(result["log2fc"], np.log2((x[tumor].mean(0) + 1) / (x[~tumor].mean(0) + 1)))
+    assert result.attrs["test"] == "wilcoxon"

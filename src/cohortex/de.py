@@ -12,6 +12,12 @@ Tests
                ``scipy.stats.ttest_ind(equal_var=True)``.
 ``"anova"``    one-way ANOVA F over all the groups; equals ``scipy.stats.f_oneway`` and
                scikit-learn's ``f_classif``.
+``"wilcoxon"`` Wilcoxon rank-sum / Mann–Whitney U with tie and continuity corrections (normal
+               approximation), exact p-values for small untied comparisons; equals
+               ``scipy.stats.mannwhitneyu`` (see :mod:`cohortex.stats._ranks`). The effect
+               size ``auroc = U / (n1 n2)``. The data are read in gene blocks holding every
+               sample (a block size that fits :data:`RANK_MEMORY_BUDGET`), and one-vs-rest
+               ranks each gene once for all groups.
 
 Contrasts
 ---------
@@ -59,13 +65,16 @@ from ._backend import as_device_dask, namespace, resolve_device, to_host
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
 from .stats._moments import GroupMoments, group_moments
-from .stats._pvalues import f_sf, t_two_sided
+from .stats._pvalues import f_sf, normal_two_sided_upper, t_two_sided
+from .stats._ranks import EXACT_MAX_SMALLER_GROUP, average_ranks, exact_two_sided_p
 from .store import SCALES, open_cohort
 
-__all__ = ["TESTS", "normalize", "select_k_best", "test", "top"]
+__all__ = ["RANK_MEMORY_BUDGET", "TESTS", "normalize", "select_k_best", "test", "top"]
 
-TESTS = ("welch", "student", "anova")
+TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")
+# Bytes a block of genes × all samples may use while it is ranked (about ten float64 copies).
+RANK_MEMORY_BUDGET = 512 * 2**20
 # Tiles (samples, genes) in which an in-memory matrix is streamed (see benchmarks/RESULTS.md).
 _MEMORY_CHUNKS = (2048, 1024)
 
@@ -93,7 +102,7 @@ def test(
     groupby : str or sequence of labels
         The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
         (length n_samples; required for a plain array).
-    test : {"welch", "student", "anova"}, default "welch"
+    test : {"welch", "student", "anova", "wilcoxon"}, default "welch"
     groups : sequence of str, optional
         The groups to compare (default: every label); samples of other groups are left out.
     reference : str, default "rest"
@@ -112,7 +121,8 @@ def test(
     xarray.Dataset
         On ``gene`` (and ``contrast`` for several contrasts): ``statistic``, ``pvalue``,
         ``padj``, ``df``, ``log2fc``, ``mean_group``, ``mean_reference``, ``n_group``,
-        ``n_reference``. For ANOVA: ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``,
+        ``n_reference`` (Wilcoxon: ``auroc`` instead of ``df``; ``statistic`` is U of the
+        group). For ANOVA: ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``,
         ``df_within`` on ``gene`` and ``mean``, ``count`` on ``(group, gene)``. Attributes name
         the test, grouping, reference, FDR method and fold-change formula. Arrays are NumPy,
         except for an in-memory CuPy input, whose results stay CuPy.
@@ -135,7 +145,6 @@ def test(
     data = _Input.resolve(cohort, groupby, scale=scale, device=device)
     levels, codes = data.codes(groups)
     omit = nan_policy == "omit"
-    moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
     attrs: dict[str, Any] = {
         "test": test,
         "groupby": data.groupby_name,
@@ -143,11 +152,17 @@ def test(
         "nan_policy": nan_policy,
         "scale": data.scale,
     }
+    if test == "wilcoxon":
+        contrasts = _contrasts(levels, reference)
+        result = _wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount)
+    else:
+        moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
     if test == "anova":
         result = _anova(moments, levels, fdr)
-    else:
+    elif test != "wilcoxon":
         contrasts = _contrasts(levels, reference)
         result = _t_tests(moments, levels, contrasts, test, fdr, data.scale, pseudocount)
+    if test != "anova":
         attrs.update(
             reference=reference,
             pseudocount=pseudocount,
@@ -449,8 +464,7 @@ def _t_tests(
     scale: str,
     pseudocount: float,
 ) -> xr.Dataset:
-    xp = namespace(moments.count)
-    columns: dict[str, list[Any]] = {k: [] for k in _T_VARIABLES}
+    columns: dict[str, list[Any]] = {}
     for group, reference in contrasts:
         a = moments.select(slice(group, group + 1))
         b = (
@@ -459,21 +473,43 @@ def _t_tests(
             else moments.select(slice(reference[0], reference[0] + 1))
         )
         statistic, df = _t_statistic(a, b, equal_var=test == "student")
-        columns["statistic"].append(statistic)
-        columns["df"].append(df)
-        columns["pvalue"].append(t_two_sided(statistic, df))
-        columns["log2fc"].append(_log2fc(a, b, scale, pseudocount))
-        columns["mean_group"].append(a.mean[0])
-        columns["mean_reference"].append(b.mean[0])
-        columns["n_group"].append(a.count[0])
-        columns["n_reference"].append(b.count[0])
+        row = {
+            "statistic": statistic,
+            "pvalue": t_two_sided(statistic, df),
+            "log2fc": _log2fc(a, b, scale, pseudocount),
+            "df": df,
+            "mean_group": a.mean[0],
+            "mean_reference": b.mean[0],
+            "n_group": a.count[0],
+            "n_reference": b.count[0],
+        }
+        for name, values in row.items():
+            columns.setdefault(name, []).append(values)
+    return _contrast_dataset(columns, levels, contrasts, fdr)
+
+
+def _contrast_dataset(
+    columns: dict[str, list[Any]],
+    levels: list[str],
+    contrasts: list[tuple[int, list[int]]],
+    fdr: str,
+) -> xr.Dataset:
+    """Stack per-contrast rows (in the order given, ``padj`` third) into a result Dataset."""
+    xp = namespace(columns["pvalue"][0])
     stacked = {k: xp.stack(v) for k, v in columns.items()}
     stacked["padj"] = _fdr.adjust(stacked["pvalue"], fdr)
-    names = [f"{levels[g]}_vs_{'rest' if len(r) > 1 else levels[r[0]]}" for g, r in contrasts]
+    order = [
+        "statistic",
+        "pvalue",
+        "padj",
+        *(k for k in columns if k not in ("statistic", "pvalue")),
+    ]
     ds = xr.Dataset(
-        {k: (("contrast", "gene"), stacked[k]) for k in (*_T_VARIABLES, "padj")},
+        {k: (("contrast", "gene"), stacked[k]) for k in order},
         coords={
-            "contrast": names,
+            "contrast": [
+                f"{levels[g]}_vs_{'rest' if len(r) > 1 else levels[r[0]]}" for g, r in contrasts
+            ],
             "group": ("contrast", [levels[g] for g, _ in contrasts]),
             "reference": (
                 "contrast",
@@ -481,33 +517,157 @@ def _t_tests(
             ),
         },
     )
-    order = [
-        "statistic",
-        "pvalue",
-        "padj",
-        "log2fc",
-        "df",
-        "mean_group",
-        "mean_reference",
-        "n_group",
-        "n_reference",
-    ]
-    ds = ds[order]
     if len(contrasts) == 1 and len(contrasts[0][1]) == 1:
         ds = ds.squeeze("contrast")
     return ds
 
 
-_T_VARIABLES = (
-    "statistic",
-    "df",
-    "pvalue",
-    "log2fc",
-    "mean_group",
-    "mean_reference",
-    "n_group",
-    "n_reference",
-)
+def _wilcoxon(
+    data: _Input,
+    codes: np.ndarray,
+    levels: list[str],
+    contrasts: list[tuple[int, list[int]]],
+    fdr: str,
+    omit_nan: bool,
+    pseudocount: float,
+) -> xr.Dataset:
+    """Rank-sum tests in one pass over gene blocks that hold every sample."""
+    x = data.matrix
+    if not isinstance(x, da.Array):
+        x = as_dask(x, (x.shape[0], 1024))
+    if data.device == "gpu":
+        x = as_device_dask(x)
+    elif namespace(x) is not np:
+        x = to_host(x)
+    n_compared = int(np.sum(codes >= 0))
+    genes_per_block = int(max(8, min(1024, RANK_MEMORY_BUDGET // (max(n_compared, 1) * 8 * 10))))
+    x = x.rechunk({0: -1, 1: genes_per_block})
+    block_stats = dask.delayed(_wilcoxon_block, pure=True)
+    parts = [
+        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p")
+        for block in x.to_delayed()[0]
+    ]
+    (parts,) = dask.compute(parts)
+    xp = namespace(parts[0]["pvalue"])
+    columns = {k: xp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+    infinite = to_host(columns.pop("infinite")[0])
+    if not data.checked_finite and infinite.any():
+        first = int(np.flatnonzero(infinite)[0])
+        raise CohortexError(
+            f"The expression matrix holds {int(infinite.sum())} infinite values (first in gene "
+            f"{data.gene_ids[first]!r}); statistics need finite values or NaN."
+        )
+    _exact_p_values(columns)
+    rows: dict[str, list[Any]] = {
+        "statistic": list(columns["u"]),
+        "pvalue": list(columns["pvalue"]),
+        "log2fc": [],
+        "auroc": list(columns["u"] / (columns["n_group"] * columns["n_reference"])),
+        "mean_group": list(columns["mean_group"]),
+        "mean_reference": list(columns["mean_reference"]),
+        "n_group": list(columns["n_group"]),
+        "n_reference": list(columns["n_reference"]),
+    }
+    for c in range(len(contrasts)):
+        a = GroupMoments(
+            columns["n_group"][c : c + 1],
+            columns["mean_group"][c : c + 1],
+            None,
+            columns.get("linear_group", columns["mean_group"])[c : c + 1],
+        )
+        b = GroupMoments(
+            columns["n_reference"][c : c + 1],
+            columns["mean_reference"][c : c + 1],
+            None,
+            columns.get("linear_reference", columns["mean_reference"])[c : c + 1],
+        )
+        rows["log2fc"].append(_log2fc(a, b, data.scale, pseudocount))
+    return _contrast_dataset(rows, levels, contrasts, fdr)
+
+
+def _wilcoxon_block(
+    block: Any,
+    codes: np.ndarray,
+    contrasts: list[tuple[int, list[int]]],
+    omit_nan: bool,
+    linear: bool,
+) -> dict[str, Any]:
+    """Rank-sum statistics of every contrast for one block of genes (all samples)."""
+    xp = namespace(block)
+    genes_by_samples = xp.ascontiguousarray(block.astype(xp.float64).T)
+    infinite = xp.sum(xp.isinf(genes_by_samples), axis=1)
+    rows: dict[str, list[Any]] = {}
+    everyone = None
+    for group, reference in contrasts:
+        if len(reference) > 1:  # one-vs-rest: every compared sample, ranked once
+            members = codes >= 0
+            if everyone is None:
+                everyone = average_ranks(genes_by_samples[:, xp.asarray(np.flatnonzero(members))])
+            ranks, tie_term, _ = everyone
+        else:
+            members = (codes == group) | (codes == reference[0])
+            ranks, tie_term, _ = average_ranks(
+                genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
+            )
+        values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
+        in_group = xp.asarray(codes[members] == group)[None, :]
+        valid = ~xp.isnan(values)
+        if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
+            has_nan = ~xp.all(valid, axis=1)
+        n1 = xp.sum(valid & in_group, axis=1).astype(xp.float64)
+        n2 = xp.sum(valid & ~in_group, axis=1).astype(xp.float64)
+        rank_sum = xp.sum(xp.where(valid & in_group, ranks, 0.0), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u1 = rank_sum - n1 * (n1 + 1.0) / 2.0
+            u = xp.maximum(u1, n1 * n2 - u1)
+            n = n1 + n2
+            sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0))))
+            z = (u - n1 * n2 / 2.0 - 0.5) / sigma
+            pvalue = xp.minimum(normal_two_sided_upper(z), 1.0)
+            zeroed = xp.where(valid, values, 0.0)
+            mean_group = xp.sum(xp.where(in_group, zeroed, 0.0), axis=1) / n1
+            mean_reference = xp.sum(xp.where(in_group, 0.0, zeroed), axis=1) / n2
+            row = {
+                "u": u1,
+                "pvalue": pvalue,
+                "u_max": u,
+                "tie_term": tie_term,
+                "mean_group": mean_group,
+                "mean_reference": mean_reference,
+                "n_group": n1,
+                "n_reference": n2,
+            }
+            if linear:
+                lifted = xp.where(valid, xp.expm1(values), 0.0)
+                row["linear_group"] = xp.sum(xp.where(in_group, lifted, 0.0), axis=1) / n1
+                row["linear_reference"] = xp.sum(xp.where(in_group, 0.0, lifted), axis=1) / n2
+        untestable = (n1 < 1) | (n2 < 1)
+        if not omit_nan:
+            untestable = untestable | has_nan
+        for name in ("u", "pvalue", "u_max", "mean_group", "mean_reference"):
+            row[name] = xp.where(untestable, xp.nan, row[name])
+        for name, values_ in row.items():
+            rows.setdefault(name, []).append(values_)
+    out = {k: xp.stack(v) for k, v in rows.items()}
+    out["infinite"] = xp.broadcast_to(infinite, out["pvalue"].shape)
+    return out
+
+
+def _exact_p_values(columns: dict[str, Any]) -> None:
+    """Replace the normal approximation by the exact p where scipy's 'auto' would."""
+    n1, n2 = to_host(columns["n_group"]), to_host(columns["n_reference"])
+    ties = to_host(columns["tie_term"]) > 0
+    smaller = np.minimum(n1, n2)
+    exact = (smaller >= 1) & (smaller <= EXACT_MAX_SMALLER_GROUP) & ~ties
+    exact &= ~np.isnan(to_host(columns["pvalue"]))
+    if not exact.any():
+        return
+    u = to_host(columns["u_max"])
+    pvalue = to_host(columns["pvalue"]).copy()
+    for index in zip(*np.nonzero(exact), strict=True):
+        pvalue[index] = exact_two_sided_p(u[index], int(n1[index]), int(n2[index]))
+    xp = namespace(columns["pvalue"])
+    columns["pvalue"] = xp.asarray(pvalue)
 
 
 def _t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[Any, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._backend import namespace, special
 
-__all__ = ["f_sf", "normal_two_sided", "t_two_sided"]
+__all__ = ["f_sf", "normal_two_sided", "normal_two_sided_upper", "t_two_sided"]
 
 
 def t_two_sided(t: Any, df: Any) -> Any:
@@ -51,3 +51,9 @@ def normal_two_sided(z: Any) -> Any:
     xp = namespace(z)
     z = xp.asarray(z, dtype=xp.float64)
     return special(xp).erfc(xp.abs(z) / np.sqrt(2.0))
+
+
+def normal_two_sided_upper(z: Any) -> Any:
+    """``2 · P(Z > z) = erfc(z / √2)``, not folded: above 1 for negative z (callers clip)."""
+    xp = namespace(z)
+    return special(xp).erfc(xp.asarray(z, dtype=xp.float64) / np.sqrt(2.0))
