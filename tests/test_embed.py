@@ -84,7 +84,7 @@ def test_many_genes_use_the_randomized_streaming_svd(monkeypatch):
     monkeypatch.setattr(pca_module, "COVARIANCE_MAX_GENES", 50)
     x = _low_rank(seed=3)
     result = pca(da.from_array(x, chunks=(100, 60)), 4)
-    assert result.attrs["method"] == "svd_compressed"
+    assert result.attrs["method"] == "randomized-streaming"
     reference = PCA(4, svd_solver="full").fit(x)
     # low-rank data: the randomized SVD with power iterations is near exact
     np.testing.assert_allclose(
