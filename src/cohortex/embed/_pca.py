@@ -13,8 +13,9 @@ matrix in float64 (chunk co-moments merged pairwise, as the DE moments are), the
 eigendecomposition; a second pass projects the samples. It is exact (it equals the full SVD) and
 needs O(genes²) memory, so it is used up to :data:`COVARIANCE_MAX_GENES` selected genes; above
 that, ``"streaming"`` runs a randomized SVD (k + 10 columns, 2 power iterations) as six separate
-passes over the centred chunks, holding only (n_samples × (k + 10)) sketches in memory. ``"exact"`` and ``"randomized"`` load the selected genes into memory and call
-scikit-learn with ``svd_solver="full"`` / ``"randomized"``.
+passes over the centred chunks, holding only (n_samples × (k + 10)) sketches in memory.
+``"exact"`` and ``"randomized"`` load the selected genes into memory and call scikit-learn
+with ``svd_solver="full"`` / ``"randomized"``.
 
 Signs are normalised in every method: each component's largest-magnitude loading is positive.
 """
