@@ -83,7 +83,7 @@ def test_scale_and_uncentred():
 def test_many_genes_use_the_randomized_streaming_svd(monkeypatch):
     monkeypatch.setattr(pca_module, "COVARIANCE_MAX_GENES", 50)
     x = _low_rank(seed=3)
-    result = pca(da.from_array(x, chunks=(100, 60)), 4)
+    result = pca(da.from_array(x, chunks=(100, 60)), 4, method="streaming")
     assert result.attrs["method"] == "randomized-streaming"
     reference = PCA(4, svd_solver="full").fit(x)
     # low-rank data: the randomized SVD with power iterations is near exact
@@ -96,6 +96,10 @@ def test_many_genes_use_the_randomized_streaming_svd(monkeypatch):
 def test_hvg_and_gene_lists(tmp_path):
     ds = simulate(tmp_path / "s.zarr", 300, 200, n_de=20, seed=4, chunks=(64, 64))
     result = pca(tmp_path / "s.zarr", 5, genes="hvg", n_top_genes=40)
+    assert result.attrs["method"] == "sklearn-auto"  # 40 genes of a store fit in memory
+    streamed = pca(tmp_path / "s.zarr", 5, genes="hvg", n_top_genes=40, method="streaming")
+    np.testing.assert_allclose(streamed["explained_variance"], result["explained_variance"],
+                               rtol=1e-6)
     x = ds["expression"].values.astype(np.float64)
     top = np.sort(np.argsort(-x.var(axis=0, ddof=1), kind="stable")[:40])
     assert list(result["gene"].values) == list(ds["gene"].values[top])
