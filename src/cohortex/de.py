@@ -49,7 +49,6 @@ whose label is missing (``""``, None or NaN) are left out with a warning.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -62,12 +61,12 @@ import xarray as xr
 
 from . import fdr as _fdr
 from ._backend import as_device_dask, namespace, resolve_device, to_host
+from ._cohort import as_cohort_matrix
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
 from .stats._moments import GroupMoments, group_moments
 from .stats._pvalues import f_sf, normal_two_sided_upper, t_two_sided
 from .stats._ranks import EXACT_MAX_SMALLER_GROUP, average_ranks, exact_two_sided_p
-from .store import SCALES, open_cohort
 
 __all__ = ["RANK_MEMORY_BUDGET", "TESTS", "normalize", "select_k_best", "test", "top"]
 
@@ -308,62 +307,34 @@ class _Input:
     @classmethod
     def resolve(cls, cohort: Any, groupby: Any, *, scale: str | None, device: str) -> _Input:
         device = resolve_device(device)
-        from_store = isinstance(cohort, str | os.PathLike)
-        if from_store:
-            cohort = open_cohort(cohort)
-        if isinstance(cohort, xr.Dataset):
-            if "expression" not in cohort:
-                raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
-            expression = cohort["expression"].transpose("sample", "gene")
-            matrix = expression.data
-            n_samples = expression.shape[0]
-            if isinstance(groupby, str):
-                sample_vars = [str(v) for v in cohort.data_vars if cohort[v].dims == ("sample",)]
-                if groupby not in sample_vars:
-                    raise CohortexError(
-                        f"The 'groupby' parameter of test() must name a sample variable; got "
-                        f"{groupby!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
-                    )
-                labels = np.asarray(to_host(cohort[groupby].values))
-                name = groupby
-            else:
-                labels, name = np.asarray(groupby), "labels"
-            gene_ids = (
-                np.asarray(cohort["gene"].values)
-                if "gene" in cohort.coords
-                else np.asarray([f"G{i + 1}" for i in range(expression.shape[1])], dtype=object)
-            )
-            scale = cohort.attrs.get("scale", scale or "log2")
-            # Stores refuse ±inf when written, so only other inputs need the check.
-            checked = from_store or cohort.attrs.get("cohortex_format") is not None
-        else:
-            matrix = cohort
-            if not hasattr(matrix, "shape") or not hasattr(matrix, "dtype"):
-                matrix = np.asarray(matrix)
-            if matrix.ndim != 2:
-                raise CohortexError(
-                    f"The expression matrix must be 2-D (samples × genes); got shape "
-                    f"{matrix.shape}."
-                )
-            n_samples = matrix.shape[0]
-            if isinstance(groupby, str):
+        data = as_cohort_matrix(cohort, scale=scale)
+        n_samples = data.matrix.shape[0]
+        if isinstance(groupby, str):
+            if data.dataset is None:
                 raise CohortexError(
                     "For a plain array, 'groupby' must be the sample labels (a sequence of "
                     f"length {n_samples}), not a variable name; got {groupby!r}."
                 )
+            sample_vars = data.sample_variables()
+            if groupby not in sample_vars:
+                raise CohortexError(
+                    f"The 'groupby' parameter of test() must name a sample variable; got "
+                    f"{groupby!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
+                )
+            labels, name = np.asarray(to_host(data.dataset[groupby].values)), groupby
+        else:
             labels, name = np.asarray(groupby), "labels"
-            gene_ids = np.asarray([f"G{i + 1}" for i in range(matrix.shape[1])], dtype=object)
-            scale = scale or "log2"
-            checked = False
-        if scale not in SCALES:
-            raise CohortexError(f"The 'scale' must be one of {', '.join(SCALES)}; got {scale!r}.")
         if labels.ndim != 1 or labels.shape[0] != n_samples:
             raise CohortexError(
                 f"The 'groupby' labels must have one entry per sample ({n_samples}); got shape "
                 f"{labels.shape}."
             )
-        if np.dtype(matrix.dtype).kind not in "biuf":
-            raise CohortexError(f"Expression values must be numeric; got dtype {matrix.dtype}.")
+        matrix, gene_ids, scale, checked = (
+            data.matrix,
+            data.gene_ids,
+            data.scale,
+            data.finite_checked,
+        )
         return cls(matrix, labels, gene_ids, scale, name, device, checked)
 
     def codes(self, groups: Sequence[str] | None) -> tuple[list[str], np.ndarray]:

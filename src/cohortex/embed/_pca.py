@@ -24,7 +24,6 @@ Signs are normalised in every method: each component's largest-magnitude loading
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dask
@@ -33,9 +32,9 @@ import numpy as np
 import xarray as xr
 
 from .._backend import as_device_dask, namespace, resolve_device, to_host
+from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._moments import group_moments
-from ..store import open_cohort
 
 __all__ = ["COVARIANCE_MAX_GENES", "IN_MEMORY_BYTES", "METHODS", "pca"]
 
@@ -97,7 +96,8 @@ def pca(
             f"; got {method!r}."
         )
     device = resolve_device(device)
-    ds, x, sample_ids, gene_ids = _as_matrix(cohort)
+    data = as_cohort_matrix(cohort)
+    ds, x, sample_ids, gene_ids = data.dataset, data.matrix, data.sample_ids, data.gene_ids
     in_memory = not isinstance(x, da.Array)
     chunked = x if not in_memory else _dask_view(x)
     if device == "gpu":
@@ -180,30 +180,6 @@ def pca(
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def _as_matrix(cohort: Any) -> tuple[xr.Dataset | None, Any, np.ndarray, np.ndarray]:
-    if isinstance(cohort, str | os.PathLike):
-        cohort = open_cohort(cohort)
-    if isinstance(cohort, xr.Dataset):
-        if "expression" not in cohort:
-            raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
-        expression = cohort["expression"].transpose("sample", "gene")
-        x = expression.data
-        samples = np.asarray(cohort["sample"].values) if "sample" in cohort.coords else None
-        genes = np.asarray(cohort["gene"].values) if "gene" in cohort.coords else None
-        ds = cohort
-    else:
-        x, samples, genes, ds = cohort, None, None, None
-        if not hasattr(x, "shape"):
-            x = np.asarray(x)
-    if x.ndim != 2:
-        raise CohortexError(f"The expression matrix must be 2-D; got shape {x.shape}.")
-    if samples is None:
-        samples = np.asarray([f"S{i + 1}" for i in range(x.shape[0])], dtype=object)
-    if genes is None:
-        genes = np.asarray([f"G{i + 1}" for i in range(x.shape[1])], dtype=object)
-    return ds, x, samples, genes
 
 
 def _dask_view(x: Any) -> da.Array:
