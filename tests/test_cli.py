@@ -119,6 +119,13 @@ def test_demo_runs_as_a_command(tmp_path):
     assert "cohortex demo: simulated 300 × 100" in done.stdout
     assert "is_de          bool: 5 true, 95 false" in done.stdout
     assert open_cohort(tmp_path / "demo.zarr").sizes == {"sample": 300, "gene": 100}
+    from cohortex import list_results, read_result
+
+    assert list_results(tmp_path / "demo.zarr") == ["de_welch_condition",
+                                                    "de_wilcoxon_condition", "pca"]
+    welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
+    called = int((welch["padj"].values < 0.05).sum())
+    assert "welch" in done.stdout and f"{called:5d} genes called" in done.stdout
 
 
 def test_de_command(tmp_path, capsys):

@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     de = commands.add_parser("de", help="differential expression; the result goes into the store")
     de.add_argument("store", type=Path)
     de.add_argument("--groupby", required=True, help="sample variable holding the groups")
-    de.add_argument("--test", choices=("welch", "student", "anova"), default="welch")
+    de.add_argument("--test", choices=("welch", "student", "anova", "wilcoxon"), default="welch")
     de.add_argument(
         "--reference", default="rest", help="reference group, or 'rest' for one-vs-rest"
     )
@@ -419,8 +419,41 @@ def _demo(args: argparse.Namespace) -> None:
         elapsed = time.perf_counter() - start
         print(f"cohortex demo: simulated {args.samples} × {args.genes} in {elapsed:.1f} s\n")
         print(_format_summary(describe(out)))
+        print()
+        _demo_analyses(out)
         if args.out is None:
             print("\n(the demo store was temporary; pass --out DIR to keep it)")
+
+
+def _demo_analyses(store: Path) -> None:
+    """DE (Welch and Wilcoxon) scored against the planted truth, then PCA; results saved."""
+    from . import de
+    from .embed import pca
+    from .store import write_result
+
+    truth = open_cohort(store)["is_de"].values.astype(bool)
+    print("differential expression, tumor vs normal, BH-adjusted at q = 0.05:")
+    for test in ("welch", "wilcoxon"):
+        start = time.perf_counter()
+        result = de.test(store, "condition", test=test, reference="normal")
+        seconds = time.perf_counter() - start
+        called = result["padj"].values < 0.05
+        power = (called & truth).sum() / max(truth.sum(), 1)
+        false_share = (called & ~truth).sum() / max(called.sum(), 1)
+        print(
+            f"  {test:9s} {seconds:6.1f} s  {int(called.sum()):5d} genes called, power "
+            f"{power:.3f}, empirical FDR {false_share:.3f} ({int(truth.sum())} planted)"
+        )
+        write_result(store, f"de_{test}_condition", result, overwrite=True)
+    start = time.perf_counter()
+    components = pca(store, 20, genes="hvg")
+    ratio = components["explained_variance_ratio"].values
+    print(
+        f"PCA ({components.attrs['method']}) of the {components.sizes['gene']} most variable "
+        f"genes in {time.perf_counter() - start:.1f} s: PC1–PC3 explain "
+        + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
+    )
+    write_result(store, "pca", components, overwrite=True)
 
 
 def describe(path: str | Path) -> dict[str, Any]:
