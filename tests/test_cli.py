@@ -121,8 +121,11 @@ def test_demo_runs_as_a_command(tmp_path):
     assert open_cohort(tmp_path / "demo.zarr").sizes == {"sample": 300, "gene": 100}
     from cohortex import list_results, read_result
 
-    assert list_results(tmp_path / "demo.zarr") == ["de_welch_condition",
-                                                    "de_wilcoxon_condition", "pca"]
+    assert list_results(tmp_path / "demo.zarr") == [
+        "de_welch_condition",
+        "de_wilcoxon_condition",
+        "pca",
+    ]
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
     called = int((welch["padj"].values < 0.05).sum())
     assert "welch" in done.stdout and f"{called:5d} genes called" in done.stdout

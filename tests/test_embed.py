@@ -91,6 +91,20 @@ def test_many_genes_use_the_randomized_streaming_svd(monkeypatch):
         result["explained_variance"], reference.explained_variance_, rtol=1e-3
     )
     assert np.max(subspace_angles(result["loadings"].values, reference.components_.T)) < 1e-2
+    np.testing.assert_allclose(
+        result["explained_variance_ratio"], reference.explained_variance_ratio_, rtol=1e-3
+    )
+    scaled = pca(
+        da.from_array(x.astype(np.float32), chunks=(100, 60)), 4, method="streaming", scale=True
+    )
+    z = (x - x.mean(0)) / x.std(0, ddof=1)
+    expected = PCA(4, svd_solver="full").fit(z)
+    np.testing.assert_allclose(
+        scaled["explained_variance"], expected.explained_variance_, rtol=1e-3
+    )
+    np.testing.assert_allclose(
+        scaled["explained_variance_ratio"], expected.explained_variance_ratio_, rtol=1e-3
+    )
 
 
 def test_hvg_and_gene_lists(tmp_path):

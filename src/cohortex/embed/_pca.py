@@ -138,22 +138,28 @@ def pca(
 
     mean_sel = mean[selected] if center else np.zeros(n_genes)
     sd_sel = np.sqrt(variance[selected]) if scale else np.ones(n_genes)
+    # total variance of the standardised selected genes (uncentred: their mean square)
+    second_moment = variance[selected] + (
+        0.0 if center else mean[selected] ** 2 * n_samples / (n_samples - 1)
+    )
+    total_variance = float(np.sum(second_moment / sd_sel**2))
     if used == "covariance":
         scores, loadings, explained, total = _covariance_pca(
             chunked[:, selected], n_components, mean_sel, sd_sel, center
         )
     elif used == "randomized-streaming":
         scores, loadings, explained, total = _compressed_pca(
-            chunked[:, selected], n_components, mean_sel, sd_sel, seed
+            chunked[:, selected], n_components, mean_sel, sd_sel, seed, total_variance
         )
     else:
         if in_memory:
             dense = np.asarray(to_host(x)[:, selected])
-        else:  # read only the selected genes, as float32
-            dense = np.asarray(to_host(chunked[:, selected].astype(np.float32).compute()))
-        scores, loadings, explained, total, used = _in_memory_pca(
-            dense, n_components, method, device, seed, mean_sel, sd_sel, center
+        else:  # read only the selected genes, in the stored dtype
+            dense = np.asarray(to_host(chunked[:, selected].compute()))
+        scores, loadings, explained, used = _in_memory_pca(
+            dense, n_components, method, device, seed, sd_sel
         )
+        total = total_variance
     loadings, scores = _normalise_signs(loadings, scores)
     pcs = [f"PC{i + 1}" for i in range(n_components)]
     result = xr.Dataset(
@@ -267,7 +273,7 @@ def _covariance_pca(
 
 
 def _compressed_pca(
-    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, seed: int
+    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, seed: int, total: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Randomized SVD (Halko, Martinsson & Tropp 2011) of the standardised matrix, pass by pass.
 
@@ -275,27 +281,38 @@ def _compressed_pca(
     starts, so memory holds a few chunks and the (n_samples × k + 10) sketches, never the
     matrix (``da.linalg.svd_compressed`` builds one graph whose shared chunks Dask keeps
     alive across passes: 8.8 GB for a 4 GB store). Two power iterations with QR
-    re-orthonormalisation: six passes.
+    re-orthonormalisation: six passes. The chunks are multiplied as they are stored (float32
+    GEMMs); centring and scaling are folded into the thin matrices, in float64::
+
+        z = (x − 1 μ') D⁻¹:   z W = x (D⁻¹ W) − 1 (μ' D⁻¹ W),   z' Q = D⁻¹ (x' Q − μ (1' Q))
     """
     xp = namespace(x)
     x = x.rechunk({1: -1})
-    mean_d, sd_d = xp.asarray(mean), xp.asarray(sd)
-    z = (x.astype(np.float64) - mean_d) / sd_d
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    mean_d, inverse_sd = xp.asarray(mean), 1.0 / xp.asarray(sd)
     n, n_genes = x.shape
     width = min(k + 10, n, n_genes)
+
+    def times(w: Any) -> Any:  # z @ w, shape (n, width)
+        scaled = w * inverse_sd[:, None]
+        product = (x @ scaled.astype(dtype)).compute().astype(xp.float64)
+        return product - (mean_d @ scaled)[None, :]
+
+    def transposed_times(q: Any) -> Any:  # z.T @ q, shape (n_genes, width)
+        rows = da.from_array(q.astype(dtype), chunks=(x.chunks[0], width), asarray=False)
+        product = (x.T @ rows).compute().astype(xp.float64)
+        return (product - xp.outer(mean_d, q.sum(axis=0))) * inverse_sd[:, None]
+
     omega = xp.asarray(np.random.default_rng(seed).standard_normal((n_genes, width)))
-    q = _orthonormal((z @ omega).compute())
+    q = _orthonormal(times(omega))
     for _ in range(2):
-        rows = da.from_array(q, chunks=(x.chunks[0], width), asarray=False)
-        q_genes = _orthonormal((z.T @ rows).compute())
-        q = _orthonormal((z @ q_genes).compute())
-    rows = da.from_array(q, chunks=(x.chunks[0], width), asarray=False)
-    sketch, total = dask.compute((z.T @ rows).T, (z * z).sum())
+        q = _orthonormal(times(_orthonormal(transposed_times(q))))
+    sketch = transposed_times(q).T  # Q' z, shape (width, n_genes)
     u_small, singular, vt = xp.linalg.svd(sketch, full_matrices=False)
     u_small, singular, vt = u_small[:, :k], singular[:k], vt[:k]
     scores = (q @ u_small) * singular
     explained = singular**2 / (n - 1)
-    return to_host(scores), to_host(vt.T), to_host(explained), float(to_host(total)) / (n - 1)
+    return to_host(scores), to_host(vt.T), to_host(explained), total
 
 
 def _orthonormal(y: Any) -> Any:
@@ -304,16 +321,12 @@ def _orthonormal(y: Any) -> Any:
 
 
 def _in_memory_pca(
-    dense: np.ndarray,
-    k: int,
-    method: str,
-    device: str,
-    seed: int,
-    mean: np.ndarray,
-    sd: np.ndarray,
-    center: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
-    data = (dense.astype(np.float64) - (mean if center else 0.0)) / sd
+    dense: np.ndarray, k: int, method: str, device: str, seed: int, sd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """scikit-learn (or cuML) on the selected genes, in their own dtype (they centre)."""
+    data = dense if dense.dtype in (np.float32, np.float64) else dense.astype(np.float64)
+    if np.any(sd != 1.0):
+        data = data / sd.astype(data.dtype)
     if device == "gpu":
         try:
             from cuml.decomposition import PCA as GpuPCA
@@ -326,20 +339,18 @@ def _in_memory_pca(
             scores = cupy.asnumpy(model.fit_transform(cupy.asarray(data)))
             components = cupy.asnumpy(model.components_)
             explained = cupy.asnumpy(model.explained_variance_)
-            total = float(data.var(axis=0, ddof=1).sum())
-            return scores, components.T, explained, total, "cuml"
+            return scores, components.T, explained, "cuml"
         chunked = as_device_dask(da.from_array(data, chunks=(_ROWS_PER_CHUNK, -1)))
-        scores, loadings, explained, total = _covariance_pca(
-            chunked, k, np.zeros(data.shape[1]), np.ones(data.shape[1])
+        scores, loadings, explained, _ = _covariance_pca(
+            chunked, k, np.asarray(data.mean(axis=0, dtype=np.float64)), np.ones(data.shape[1])
         )
-        return scores, loadings, explained, total, "cupy-covariance"
+        return scores, loadings, explained, "cupy-covariance"
     from sklearn.decomposition import PCA
 
     solver = {"exact": "full", "randomized": "randomized"}.get(method, "auto")
     model = PCA(n_components=k, svd_solver=solver, random_state=seed)
     scores = model.fit_transform(data)
-    total = float(data.var(axis=0, ddof=1).sum())
-    return scores, model.components_.T, model.explained_variance_, total, f"sklearn-{solver}"
+    return scores, model.components_.T, model.explained_variance_, f"sklearn-{solver}"
 
 
 def _normalise_signs(loadings: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
