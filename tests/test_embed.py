@@ -112,8 +112,9 @@ def test_hvg_and_gene_lists(tmp_path):
     result = pca(tmp_path / "s.zarr", 5, genes="hvg", n_top_genes=40)
     assert result.attrs["method"] == "sklearn-auto"  # 40 genes of a store fit in memory
     streamed = pca(tmp_path / "s.zarr", 5, genes="hvg", n_top_genes=40, method="streaming")
+    # scikit-learn works on the stored float32 values in float32; streaming sums in float64
     np.testing.assert_allclose(
-        streamed["explained_variance"], result["explained_variance"], rtol=1e-6
+        streamed["explained_variance"], result["explained_variance"], rtol=1e-5
     )
     x = ds["expression"].values.astype(np.float64)
     top = np.sort(np.argsort(-x.var(axis=0, ddof=1), kind="stable")[:40])
