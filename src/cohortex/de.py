@@ -329,13 +329,9 @@ class _Input:
                 f"The 'groupby' labels must have one entry per sample ({n_samples}); got shape "
                 f"{labels.shape}."
             )
-        matrix, gene_ids, scale, checked = (
-            data.matrix,
-            data.gene_ids,
-            data.scale,
-            data.finite_checked,
+        return cls(
+            data.matrix, labels, data.gene_ids, data.scale, name, device, data.finite_checked
         )
-        return cls(matrix, labels, gene_ids, scale, name, device, checked)
 
     def codes(self, groups: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
         """Group names and the group index of every sample (-1: left out)."""
@@ -379,18 +375,30 @@ class _Input:
             )
         return levels, codes
 
+    def chunked(self, chunks: tuple[int, int]) -> da.Array:
+        """The matrix as a Dask array on the chosen device (in-memory input: ``chunks``)."""
+        x = self.matrix
+        if not isinstance(x, da.Array):
+            x = as_dask(x, chunks)
+        if self.device == "gpu":
+            return as_device_dask(x)
+        return to_host(x) if namespace(x) is not np else x
+
+    def refuse_infinite(self, counts: Any) -> None:
+        """Raise if any gene holds ±inf (``counts``: per-gene numbers of them)."""
+        counts = to_host(counts)
+        if counts.any():
+            first = int(np.flatnonzero(counts)[0])
+            raise CohortexError(
+                f"The expression matrix holds {int(counts.sum())} infinite values (first in gene "
+                f"{self.gene_ids[first]!r}); statistics need finite values or NaN."
+            )
+
     def moments(
         self, codes: np.ndarray, n_groups: int, *, omit_nan: bool, linear: bool
     ) -> GroupMoments:
-        x = self.matrix
-        if not isinstance(x, da.Array):
-            x = as_dask(x, _MEMORY_CHUNKS)
-        if self.device == "gpu":
-            x = as_device_dask(x)
-        elif namespace(x) is not np:
-            x = to_host(x)
         moments = group_moments(
-            x,
+            self.chunked(_MEMORY_CHUNKS),
             codes,
             n_groups,
             omit_nan=omit_nan,
@@ -399,13 +407,7 @@ class _Input:
         )
         (result,) = dask.compute(moments)
         if result.infinite is not None:
-            infinite = to_host(result.infinite)
-            if infinite.any():
-                first = int(np.flatnonzero(infinite)[0])
-                raise CohortexError(
-                    f"The expression matrix holds {int(infinite.sum())} infinite values (first "
-                    f"in gene {self.gene_ids[first]!r}); statistics need finite values or NaN."
-                )
+            self.refuse_infinite(result.infinite)
         return result
 
     def finish(self, result: xr.Dataset) -> xr.Dataset:
@@ -503,13 +505,7 @@ def _wilcoxon(
     pseudocount: float,
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
-    x = data.matrix
-    if not isinstance(x, da.Array):
-        x = as_dask(x, (x.shape[0], 1024))
-    if data.device == "gpu":
-        x = as_device_dask(x)
-    elif namespace(x) is not np:
-        x = to_host(x)
+    x = data.chunked((data.matrix.shape[0], 1024))
     n_compared = int(np.sum(codes >= 0))
     genes_per_block = int(max(8, min(1024, RANK_MEMORY_BUDGET // (max(n_compared, 1) * 8 * 10))))
     x = x.rechunk({0: -1, 1: genes_per_block})
@@ -521,13 +517,9 @@ def _wilcoxon(
     (parts,) = dask.compute(parts)
     xp = namespace(parts[0]["pvalue"])
     columns = {k: xp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
-    infinite = to_host(columns.pop("infinite")[0])
-    if not data.checked_finite and infinite.any():
-        first = int(np.flatnonzero(infinite)[0])
-        raise CohortexError(
-            f"The expression matrix holds {int(infinite.sum())} infinite values (first in gene "
-            f"{data.gene_ids[first]!r}); statistics need finite values or NaN."
-        )
+    infinite = columns.pop("infinite")[0]
+    if not data.checked_finite:
+        data.refuse_infinite(infinite)
     _exact_p_values(columns)
     rows: dict[str, list[Any]] = {
         "statistic": list(columns["u"]),
