@@ -63,12 +63,13 @@ from . import fdr as _fdr
 from ._backend import as_device_dask, namespace, resolve_device, to_host
 from ._cohort import as_cohort_matrix
 from ._errors import CohortexError, CohortexWarning
+from ._fit import fit
 from ._normalize import normalize
 from .stats._moments import GroupMoments, group_moments
 from .stats._pvalues import f_sf, normal_two_sided_upper, t_two_sided
 from .stats._ranks import EXACT_MAX_SMALLER_GROUP, average_ranks, exact_two_sided_p
 
-__all__ = ["RANK_MEMORY_BUDGET", "TESTS", "normalize", "select_k_best", "test", "top"]
+__all__ = ["RANK_MEMORY_BUDGET", "TESTS", "fit", "normalize", "select_k_best", "test", "top"]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")

@@ -1,0 +1,318 @@
+"""Linear models for every gene (``cohortex.de.fit``), with limma's moderated t."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import fdr as _fdr
+from ._backend import as_device_dask, namespace, resolve_device, to_host
+from ._cohort import as_cohort_matrix
+from ._errors import CohortexError
+from .stats._linear import chunk_sums, ebayes, merge_sums
+from .stats._pvalues import f_sf, t_two_sided
+
+__all__ = ["fit"]
+
+_ROWS_PER_CHUNK = 2048
+
+
+def fit(
+    cohort: Any,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    moderate: bool = True,
+    robust: bool = False,
+    fdr: str = "bh",
+    device: str = "auto",
+) -> xr.Dataset:
+    """Fit a linear model to every gene and test coefficients or contrasts.
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        No NaN values (limma's per-gene handling of missing values is not implemented).
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        A formula on the sample variables, parsed by formulaic (e.g.
+        ``"~ condition + batch + age"``; columns are named like ``condition[T.tumor]``), or
+        the design matrix itself (a DataFrame's column names name the coefficients).
+    contrasts : None, list of str, mapping or DataFrame, optional
+        What to test. ``None``: every coefficient except the intercept. A list: those
+        coefficients. A mapping ``{name: expression}``: each expression a coefficient name or a
+        linear combination such as ``"B - A"`` or ``"0.5*B + 0.5*C - A"`` (or a vector of
+        length n_coefficients). A DataFrame: a contrast matrix, rows named by coefficients.
+    moderate : bool, default True
+        limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
+        freedom and the B-statistic. ``False`` gives ordinary t-tests.
+    robust : bool, default False
+        Not implemented yet (limma's ``robust=True``); True raises.
+    fdr : str, default "bh"
+        Correction per contrast (:mod:`cohortex.fdr`).
+    device : {"auto", "cpu", "gpu"}, default "auto"
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(contrast, gene)``: ``coefficient`` (the contrast's estimate, a log2 fold change
+        on log2 data), ``statistic`` (t), ``pvalue``, ``padj``, ``lods`` (B, when moderated);
+        on ``gene``: ``s2`` (residual variance), ``s2_post``, and with several contrasts the
+        moderated ``F`` and ``F_pvalue`` (limma's ``F``); on ``contrast``:
+        ``stdev_unscaled``. Attributes: ``df_residual``, ``df_prior``, ``s2_prior``,
+        ``df_total``, the design's column names and the formula.
+    """
+    if robust:
+        raise CohortexError(
+            "robust=True (limma's fitFDistRobustly) is not implemented yet; use robust=False."
+        )
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
+        )
+    device = resolve_device(device)
+    data = as_cohort_matrix(cohort)
+    n_samples = data.matrix.shape[0]
+    x_design, names, formula = _design_matrix(design, data.dataset, n_samples)
+    _check_rank(x_design, names)
+    df_residual = n_samples - x_design.shape[1]
+    if df_residual < 1:
+        raise CohortexError(
+            f"The design leaves no residual degrees of freedom ({n_samples} samples, "
+            f"{x_design.shape[1]} coefficients); variances cannot be estimated."
+        )
+    matrix = _contrast_matrix(contrasts, names)
+
+    from .de import as_dask  # the copy-free Dask view of an in-memory matrix
+
+    x = data.matrix if hasattr(data.matrix, "dask") else as_dask(data.matrix, (_ROWS_PER_CHUNK, -1))
+    x = as_device_dask(x) if device == "gpu" else (to_host(x) if namespace(x) is not np else x)
+    x = x.rechunk({1: -1})
+    shifted = _spans_constant(x_design)
+    edges = np.cumsum((0, *x.chunks[0]))
+    parts = [
+        dask.delayed(chunk_sums)(block, x_design[edges[i] : edges[i + 1]], shifted)
+        for i, block in enumerate(x.to_delayed()[:, 0])
+    ]
+    while len(parts) > 1:
+        merged = [
+            dask.delayed(merge_sums)(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)
+        ]
+        parts = merged + ([parts[-1]] if len(parts) % 2 else [])
+    (sums,) = dask.compute(parts[0])
+    xp = namespace(sums.xy)
+    if bool(to_host(xp.any(xp.isnan(sums.yy)))):
+        raise CohortexError(
+            "fit() needs complete data; the matrix holds NaN values (impute or drop them)."
+        )
+    xtx_inverse = np.linalg.inv(sums.xtx)
+    b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
+    rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
+    s2 = rss / df_residual
+    beta = b_shifted
+    if shifted:  # (X'X)⁻¹X'1 solves X e = 1: the shift goes back onto the coefficients
+        e = xtx_inverse @ sums.xsum
+        beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
+    coefficient = xp.asarray(matrix.to_numpy().T) @ beta  # (contrasts × genes)
+    unscaled_cov = matrix.to_numpy().T @ xtx_inverse @ matrix.to_numpy()
+    stdev_unscaled = np.sqrt(np.diag(unscaled_cov))
+    attrs: dict[str, Any] = {
+        "test": "moderated t (limma eBayes)" if moderate else "ordinary t (OLS)",
+        "design": list(names),
+        "formula": formula or "",
+        "df_residual": df_residual,
+        "fdr": fdr,
+    }
+    if moderate:
+        hyper, t, lods = ebayes(coefficient, stdev_unscaled, s2, float(df_residual))
+        df = hyper.df_total
+        s2_post = hyper.s2_post
+        attrs.update(df_prior=hyper.df_prior, s2_prior=hyper.s2_prior, df_total=df)
+    else:
+        t = coefficient / xp.asarray(stdev_unscaled)[:, None] / xp.sqrt(s2)[None, :]
+        df, s2_post, lods = float(df_residual), s2, None
+    pvalue = t_two_sided(t, df)
+    variables: dict[str, Any] = {
+        "coefficient": (("contrast", "gene"), coefficient),
+        "statistic": (("contrast", "gene"), t),
+        "pvalue": (("contrast", "gene"), pvalue),
+        "padj": (("contrast", "gene"), _fdr.adjust(pvalue, fdr)),
+        "s2": ("gene", s2),
+        "s2_post": ("gene", s2_post),
+        "stdev_unscaled": ("contrast", stdev_unscaled),
+    }
+    if lods is not None:
+        variables["lods"] = (("contrast", "gene"), lods)
+    if matrix.shape[1] > 1:
+        f, f_p = _f_test(t, unscaled_cov, df)
+        variables["F"] = ("gene", f)
+        variables["F_pvalue"] = ("gene", f_p)
+    result = xr.Dataset(
+        variables, coords={"contrast": list(matrix.columns), "gene": data.gene_ids}, attrs=attrs
+    )
+    if namespace(data.matrix) is np or hasattr(data.matrix, "dask"):
+        from .de import to_host_dataset
+
+        result = to_host_dataset(result)
+    return result
+
+
+def _design_matrix(
+    design: Any, dataset: xr.Dataset | None, n_samples: int
+) -> tuple[np.ndarray, list[str], str | None]:
+    if isinstance(design, str):
+        if dataset is None:
+            raise CohortexError(
+                "A formula design needs a cohort with sample variables; for a plain array pass "
+                "the design matrix."
+            )
+        import formulaic
+
+        samples = pd.DataFrame(
+            {
+                str(v): _missing_as_nan(np.asarray(dataset[v].values))
+                for v in dataset.data_vars
+                if dataset[v].dims == ("sample",)
+            }
+        )
+        try:
+            matrix = formulaic.model_matrix(design, samples, na_action="raise")
+        except Exception as error:  # formulaic raises several types; name the cause
+            message = str(error)
+            if "null values" in message:
+                name = re.search(r"`([^`]+)`", message)
+                raise CohortexError(
+                    f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
+                    "which has missing values; drop or impute those samples first."
+                ) from None
+            raise CohortexError(
+                f"The design formula {design!r} could not be used: {message}"
+            ) from None
+        return np.asarray(matrix, dtype=np.float64), [str(c) for c in matrix.columns], design
+    if isinstance(design, pd.DataFrame):
+        values, names = design.to_numpy(dtype=np.float64), [str(c) for c in design.columns]
+    else:
+        values = np.asarray(design, dtype=np.float64)
+        if values.ndim != 2:
+            raise CohortexError(f"The design matrix must be 2-D; got shape {values.shape}.")
+        names = [f"x{i}" for i in range(values.shape[1])]
+    if values.shape[0] != n_samples:
+        raise CohortexError(
+            f"The design matrix has {values.shape[0]} rows; the cohort has {n_samples} samples."
+        )
+    if np.isnan(values).any():
+        bad = [names[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
+        raise CohortexError(f"The design matrix has missing values in: {', '.join(bad)}.")
+    return values, names, None
+
+
+def _missing_as_nan(values: np.ndarray) -> np.ndarray:
+    """Stores keep a missing label as ""; formulaic must see it as missing."""
+    if values.dtype.kind in "OUST":
+        return np.asarray([np.nan if v == "" else v for v in values], dtype=object)
+    return values
+
+
+def _check_rank(design: np.ndarray, names: list[str]) -> None:
+    n, p = design.shape
+    if p > n:
+        raise CohortexError(
+            f"The design has more coefficients ({p}) than samples ({n}); it cannot be fitted."
+        )
+    aliased: list[str] = []
+    kept: list[int] = []
+    for j in range(p):
+        candidate = [*kept, j]
+        if np.linalg.matrix_rank(design[:, candidate]) == len(candidate):
+            kept.append(j)
+        else:
+            aliased.append(names[j])
+    if aliased:
+        raise CohortexError(
+            "The design is rank-deficient: these columns are linear combinations of earlier "
+            "ones (aliased): " + ", ".join(aliased) + "."
+        )
+
+
+def _spans_constant(design: np.ndarray) -> bool:
+    ones = np.ones(design.shape[0])
+    solution, *_ = np.linalg.lstsq(design, ones, rcond=None)
+    return bool(np.allclose(design @ solution, ones, atol=1e-8))
+
+
+def _contrast_matrix(contrasts: Any, names: list[str]) -> pd.DataFrame:
+    """Contrast matrix (coefficients × contrasts) with named columns."""
+    if contrasts is None:
+        chosen = [n for n in names if n.lower() not in ("intercept", "(intercept)")]
+        if not chosen:
+            raise CohortexError("The design has only an intercept; name a contrast to test.")
+        contrasts = chosen
+    if isinstance(contrasts, pd.DataFrame):
+        unknown = [str(i) for i in contrasts.index if str(i) not in names]
+        if unknown:
+            raise CohortexError(_unknown_message(unknown, names))
+        return contrasts.reindex(names).fillna(0.0).astype(np.float64)
+    if isinstance(contrasts, str):
+        contrasts = [contrasts]
+    if not isinstance(contrasts, Mapping):
+        contrasts = {str(c): str(c) for c in contrasts}
+    columns = {}
+    for label, expression in contrasts.items():
+        if isinstance(expression, str):
+            columns[str(label)] = _parse_contrast(expression, names)
+        else:
+            vector = np.asarray(expression, dtype=np.float64)
+            if vector.shape != (len(names),):
+                raise CohortexError(
+                    f"Contrast {label!r} must have one weight per coefficient ({len(names)}); "
+                    f"got shape {vector.shape}."
+                )
+            columns[str(label)] = vector
+    return pd.DataFrame(columns, index=names)
+
+
+_TERM = re.compile(r"\s*([+-]?)\s*(?:(\d+(?:\.\d*)?|\.\d+)\s*\*\s*)?([^+\-*]+?)\s*(?=[+-]|$)")
+
+
+def _parse_contrast(expression: str, names: list[str]) -> np.ndarray:
+    """'B - A', '0.5*B + 0.5*C - A' or one coefficient name → a weight vector."""
+    vector = np.zeros(len(names))
+    if expression in names:  # a name may itself hold '-' or '+'
+        vector[names.index(expression)] = 1.0
+        return vector
+    position = 0
+    for match in _TERM.finditer(expression):
+        if not match.group(0).strip():
+            continue
+        sign, factor, name = match.groups()
+        if name not in names:
+            raise CohortexError(_unknown_message([name], names))
+        weight = float(factor) if factor else 1.0
+        vector[names.index(name)] += -weight if sign == "-" else weight
+        position = match.end()
+    if position == 0 or expression[position:].strip():
+        raise CohortexError(f"The contrast {expression!r} could not be parsed.")
+    return vector
+
+
+def _unknown_message(unknown: list[str], names: list[str]) -> str:
+    return (
+        f"The contrasts name unknown coefficients: {', '.join(unknown)}. Coefficients: "
+        f"{', '.join(names)}."
+    )
+
+
+def _f_test(t: Any, unscaled_cov: np.ndarray, df: float) -> tuple[Any, Any]:
+    """limma's moderated F: t' R⁻¹ t / r with R the contrasts' correlation matrix."""
+    xp = namespace(t)
+    scale = np.sqrt(np.diag(unscaled_cov))
+    correlation = unscaled_cov / np.outer(scale, scale)
+    inverse = xp.asarray(np.linalg.inv(correlation))
+    r = t.shape[0]
+    f = xp.sum(t * (inverse @ t), axis=0) / r
+    return f, f_sf(f, float(r), df)

@@ -1,0 +1,170 @@
+"""Linear models and limma's moderated t against fixtures made with R's limma 3.54.
+
+The fixtures and the script that made them are in tests/fixtures/ (make_limma_fixtures.R).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from cohortex import CohortexError, create_cohort, de
+
+FIXTURES = Path(__file__).parent / "fixtures" / "limma"
+
+
+def _case(name):
+    expression = pd.read_csv(FIXTURES / f"{name}_expression.csv", index_col=0)
+    samples = pd.read_csv(FIXTURES / f"{name}_samples.csv", index_col=0)
+    results = pd.read_csv(FIXTURES / f"{name}_results.csv")
+    hyper = pd.read_csv(FIXTURES / f"{name}_hyper.csv")
+    return expression.T, samples, results, hyper  # samples × genes
+
+
+def _close(actual, expected, rtol=1e-8):
+    np.testing.assert_allclose(np.asarray(actual, float), np.asarray(expected, float), rtol=rtol)
+
+
+def _near(actual, expected, rtol):
+    """Agreement for values stored as float32: relative, or absolute near zero."""
+    expected = np.asarray(expected, float)
+    atol = rtol * np.max(np.abs(expected))
+    np.testing.assert_allclose(np.asarray(actual, float), expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name", ["random", "bladder"])
+def test_moderated_t_equals_limma(tmp_path, name):
+    expression, samples, results, hyper = _case(name)
+    if name == "random":
+        design = "~ condition + age"
+        samples = samples.assign(condition=samples["condition"].astype(str))
+    else:
+        design = "~ cancer + batch"
+        samples = samples.assign(batch=samples["batch"].astype(str))
+    # through a store, in several chunks of samples
+    create_cohort(tmp_path / "c.zarr", expression, samples=samples, chunks=(5, 256))
+    result = de.fit(tmp_path / "c.zarr", design, contrasts=None)
+    names = result.attrs["design"]
+    assert names[0] == "Intercept"
+    # the store keeps float32 values; limma saw the float64 ones: agreement to ~1e-7
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0], rtol=1e-6)
+    _close(result.attrs["df_prior"], hyper["df_prior"][0], rtol=1e-5)
+    _close(result["s2"], results["sigma2"], rtol=2e-5)
+    _close(result["s2_post"], results["s2_post"], rtol=2e-5)
+    for j, coefficient in enumerate(names[1:], start=2):
+        row = result.sel(contrast=coefficient)
+        _near(row["coefficient"], results[f"coef_{j}"], rtol=1e-5)
+        _near(row["statistic"], results[f"t_{j}"], rtol=1e-5)
+        _near(row["pvalue"], results[f"p_{j}"], rtol=1e-4)
+        _near(row["lods"], results[f"lods_{j}"], rtol=1e-4)
+
+
+def test_float64_agrees_to_1e_8():
+    expression, samples, results, hyper = _case("random")
+    design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+    design.insert(0, "(Intercept)", 1.0)
+    design["age"] = samples["age"].astype(float)
+    result = de.fit(da.from_array(expression.to_numpy(), chunks=(3, 100)), design)
+    assert list(result["contrast"].values) == ["tumor", "age"]
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0])
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    _close(result.attrs["df_total"], results["df_total"][0])
+    _close(result["s2"], results["sigma2"])
+    _close(result["s2_post"], results["s2_post"])
+    for j, name in [(2, "tumor"), (3, "age")]:
+        row = result.sel(contrast=name)
+        _close(row["coefficient"], results[f"coef_{j}"])
+        _close(row["statistic"], results[f"t_{j}"])
+        _close(row["pvalue"], results[f"p_{j}"])
+        _close(row["lods"], results[f"lods_{j}"])
+    # limma's F there spans every coefficient, the intercept too: test that F the same way
+    everything = de.fit(expression.to_numpy(), design, contrasts=list(design.columns))
+    _close(everything["F"], results["F"])
+    _close(everything["F_pvalue"], results["F_p"])
+
+
+def test_contrasts_and_moderated_f():
+    expression, samples, results, hyper = _case("contrasts")
+    design = pd.get_dummies(samples["group"], dtype=float)  # cell means A, B, C
+    result = de.fit(expression.to_numpy(), design, contrasts={"BvsA": "B - A", "CvsA": "C - A"})
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    for j, name in [(1, "BvsA"), (2, "CvsA")]:
+        row = result.sel(contrast=name)
+        _close(row["coefficient"], results[f"coef_{j}"])
+        _close(row["statistic"], results[f"t_{j}"])
+        _close(row["pvalue"], results[f"p_{j}"])
+        _close(row["lods"], results[f"lods_{j}"])
+    _close(result["F"], results["F"])
+    _close(result["F_pvalue"], results["F_p"])
+    same = de.fit(expression.to_numpy(), design, contrasts={"mid": "0.5*B + 0.5*C - A"})
+    expected = 0.5 * result["coefficient"].sel(contrast="BvsA") + 0.5 * result["coefficient"].sel(
+        contrast="CvsA"
+    )
+    _close(same["coefficient"].sel(contrast="mid"), expected, rtol=1e-12)
+
+
+def test_ordinary_least_squares_equals_statsmodels():
+    rng = np.random.default_rng(30)
+    n = 40
+    age = rng.uniform(20, 80, n)
+    group = np.repeat([0.0, 1.0], n // 2)
+    x = 1e4 + rng.normal(size=(n, 6)) + 0.01 * age[:, None] + group[:, None]  # a large mean
+    design = np.column_stack([np.ones(n), group, age])
+    result = de.fit(da.from_array(x, chunks=(7, 6)), design, moderate=False)
+    for g in range(6):
+        ols = sm.OLS(x[:, g], design).fit()
+        _close(result["coefficient"].sel(contrast="x1").values[g], ols.params[1], rtol=1e-9)
+        _close(result["statistic"].sel(contrast="x2").values[g], ols.tvalues[2], rtol=1e-7)
+        _close(result["pvalue"].sel(contrast="x1").values[g], ols.pvalues[1], rtol=1e-7)
+        _close(result["s2"].values[g], ols.scale, rtol=1e-9)
+
+
+def test_bad_designs(tmp_path):
+    expression, samples, _, _ = _case("random")
+    x = expression.to_numpy()
+    with pytest.raises(CohortexError, match="more coefficients \\(20\\) than samples \\(16\\)"):
+        de.fit(x, np.random.default_rng(0).normal(size=(16, 20)))
+    design = np.column_stack([np.ones(16), np.arange(16.0), 2 * np.arange(16.0)])
+    with pytest.raises(CohortexError, match="rank-deficient: .* \\(aliased\\): x2"):
+        de.fit(x, design)
+    with pytest.raises(
+        CohortexError, match="no residual degrees of freedom \\(16 samples, 16 coefficients\\)"
+    ):
+        de.fit(x, np.eye(16))
+    with pytest.raises(CohortexError, match="unknown coefficients: tumour. Coefficients: x0, x1"):
+        de.fit(x, np.column_stack([np.ones(16), np.arange(16.0)]), contrasts=["tumour"])
+    samples = samples.assign(age=samples["age"].astype(float))
+    samples.iloc[3, samples.columns.get_loc("age")] = np.nan
+    create_cohort(tmp_path / "c.zarr", expression, samples=samples)
+    with pytest.raises(CohortexError, match="uses age, which has missing values"):
+        de.fit(tmp_path / "c.zarr", "~ condition + age")
+    with pytest.raises(CohortexError, match="robust=True .* is not implemented yet"):
+        de.fit(x, np.column_stack([np.ones(16), np.arange(16.0)]), robust=True)
+
+
+def test_real_cohort_float64_agrees_to_1e_8():
+    import xarray as xr
+
+    expression, samples, results, hyper = _case("bladder")
+    ds = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.to_numpy()),
+            "cancer": ("sample", samples["cancer"].astype(str).to_numpy()),
+            "batch": ("sample", samples["batch"].astype(str).to_numpy()),
+        },
+        coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
+    )
+    result = de.fit(ds, "~ cancer + batch")
+    assert result.attrs["design"][1:3] == ["cancer[T.Cancer]", "cancer[T.Normal]"]
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0])
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    for j, name in enumerate(result.attrs["design"][1:], start=2):
+        row = result.sel(contrast=name)
+        _close(row["statistic"], results[f"t_{j}"])
+        _close(row["pvalue"], results[f"p_{j}"])
+        _close(row["lods"], results[f"lods_{j}"])
