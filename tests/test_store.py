@@ -372,6 +372,7 @@ def test_public_api_is_pinned():
         "CohortexError",
         "CohortexWarning",
         "__version__",
+        "ae",
         "append_samples",
         "create_cohort",
         "de",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import de, fdr, io, plot
+from . import ae, de, fdr, io, plot
 from ._backend import gpu_available, resolve_device
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
@@ -32,6 +32,7 @@ __all__ = [
     "CohortexError",
     "CohortexWarning",
     "__version__",
+    "ae",
     "append_samples",
     "create_cohort",
     "de",

@@ -235,8 +235,8 @@ class _Model:
         self.amplitude = gene_rng.uniform(1.0, 2.0, self.n_genes) * gene_rng.choice(
             [-1, 1], self.n_genes
         )
-        self.steepness = gene_rng.uniform(2.0, 4.0, self.n_genes)
-        self.threshold = gene_rng.normal(0.0, 0.7, self.n_genes)
+        self.steepness = gene_rng.uniform(5.0, 10.0, self.n_genes)
+        self.threshold = gene_rng.normal(0.0, 1.0, self.n_genes)
         if distribution == "lognormal":
             self.base = gene_rng.normal(7.0, 2.0, self.n_genes)
             self.noise_sd = 0.1 + gene_rng.gamma(4.0, 0.1, self.n_genes)
