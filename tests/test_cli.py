@@ -233,3 +233,71 @@ def test_pca_and_tsne_commands(tmp_path, capsys):
     embedded = read_result(store, "tsne")
     assert embedded["embedding"].shape == (150, 2)
     assert set(embedded["condition"].values) == {"a", "b", "c"}
+
+
+def test_ae_commands(tmp_path, capsys):
+    from cohortex import read_result
+    from cohortex.ae import Autoencoder
+
+    store = tmp_path / "s.zarr"
+    assert (
+        main(
+            [
+                "simulate",
+                str(store),
+                "--samples",
+                "300",
+                "--genes",
+                "60",
+                "--n-de",
+                "10",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "ae",
+                "train",
+                str(store),
+                "--hidden",
+                "16,4,16",
+                "--lr",
+                "0.005",
+                "--max-epochs",
+                "5",
+                "--batch-size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    assert "held-out MSE" in capsys.readouterr().out
+    model = Autoencoder.load(tmp_path / "s.autoencoder.pt")
+    assert model.hidden == (16, 4, 16) and len(model.history_) == 5
+    assert (
+        main(
+            [
+                "ae",
+                "modules",
+                str(store),
+                "--groupby",
+                "condition",
+                "--reference",
+                "normal",
+                "--layer",
+                "1",
+                "--top",
+                "10",
+                "--out",
+                str(tmp_path / "module.txt"),
+            ]
+        )
+        == 0
+    )
+    saved = read_result(store, "ae_modules_condition")
+    listed = (tmp_path / "module.txt").read_text().split()
+    assert listed == list(saved["gene"].values[saved["in_module"].values])

@@ -152,6 +152,43 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("--color", default="condition", help="sample variable colouring the plot")
     ts.set_defaults(run=_tsne)
 
+    ae = commands.add_parser("ae", help="deep autoencoder: train, and gene modules of its layers")
+    ae_commands = ae.add_subparsers(dest="ae_command", metavar="ACTION", required=True)
+    train = ae_commands.add_parser("train", help="train an autoencoder on a store")
+    train.add_argument("store", type=Path)
+    train.add_argument(
+        "--hidden",
+        type=_widths,
+        default=(512, 512, 512),
+        help="hidden layer widths, e.g. 512,512,512",
+    )
+    train.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default="sigmoid")
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--max-epochs", type=int, default=100)
+    train.add_argument("--patience", type=int, default=10)
+    train.add_argument("--n-top-genes", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    train.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="where to save the model (default STORE/models/autoencoder.pt)",
+    )
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    train.set_defaults(run=_ae_train)
+    modules = ae_commands.add_parser("modules", help="condition modules from a trained model")
+    modules.add_argument("store", type=Path)
+    modules.add_argument("--groupby", required=True)
+    modules.add_argument("--reference", default="rest")
+    modules.add_argument("--layer", type=int, default=None, help="hidden layer (default: last)")
+    modules.add_argument("--q", type=float, default=0.05)
+    modules.add_argument("--top", type=int, default=1000)
+    modules.add_argument("--model", type=Path, default=None)
+    modules.add_argument("--out", type=Path, default=None, help="also write the module genes")
+    modules.set_defaults(run=_ae_modules)
+
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -216,6 +253,15 @@ def _fractions(text: str) -> dict[str, float]:
                 f"expected name=fraction pairs like tumor=0.5,normal=0.5; got {text!r}"
             ) from None
     return out
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected widths like 512,512,512; got {text!r}"
+        ) from None
 
 
 def _names(text: str) -> list[str]:
@@ -387,6 +433,60 @@ def _save_scatter(result: Any, path: Path | None, color: str) -> None:
     assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
     figure.savefig(path, dpi=150)
     print(f"plot saved to {path}")
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    """Default: beside the store (inside it Zarr would meet a folder it does not know)."""
+    return args.model or args.store.parent / f"{args.store.stem}.autoencoder.pt"
+
+
+def _ae_train(args: argparse.Namespace) -> None:
+    from .ae import Autoencoder
+
+    start = time.perf_counter()
+    model = Autoencoder(
+        args.hidden,
+        activation=args.activation,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        n_top_genes=args.n_top_genes,
+        seed=args.seed,
+        device=args.device,
+        progress=args.progress,
+    ).fit(args.store)
+    path = _model_path(args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    score = model.score()
+    print(
+        f"trained {len(model.history_)} epochs in {time.perf_counter() - start:.1f} s; held-out "
+        f"MSE {score['mse']:.5f}, variance explained {score['variance_explained']:.3f}; "
+        f"saved {path}"
+    )
+
+
+def _ae_modules(args: argparse.Namespace) -> None:
+    from .ae import Autoencoder
+    from .store import write_result
+
+    model = Autoencoder.load(_model_path(args))
+    layer = args.layer or len(model.hidden)
+    result = model.condition_modules(
+        args.store, args.groupby, layer, reference=args.reference, q=args.q, top=args.top
+    )
+    name = f"ae_modules_{args.groupby}"
+    write_result(args.store, name, result, overwrite=True)
+    genes = result["gene"].values[result["in_module"].values]
+    significant = int((result["node_padj"].values < args.q).sum())
+    print(
+        f"{significant} of {result.sizes['node']} layer-{layer} nodes separate "
+        f"{result.attrs['contrast']} (FDR < {args.q}); module of {len(genes)} genes saved as "
+        f"result {name!r}"
+    )
+    if args.out is not None:
+        args.out.write_text("\n".join(map(str, genes)) + "\n")
 
 
 def _info(args: argparse.Namespace) -> None:
