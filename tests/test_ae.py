@@ -55,6 +55,20 @@ def test_deep_autoencoder_beats_pca_at_equal_dimension(trained):
     )
 
 
+def test_baselines_side_by_side_and_loss_plot(trained):
+    from cohortex import plot
+    from cohortex.ae import baselines
+
+    path, _, model = trained
+    table = baselines(path, model, shallow=4)
+    assert list(table["model"].values) == ["deep (64, 4, 64)", "pca 4", "shallow (4,)"]
+    deep, pca, _ = table["variance_explained"].values
+    assert table["mse"].values[0] == pytest.approx(model.score()["mse"])
+    assert deep > pca
+    ax = plot.loss(model)
+    assert len(ax.lines) == 2 and len(ax.lines[1].get_xdata()) == len(model.history_)
+
+
 def test_light_up_recovers_planted_modules(trained):
     _, ds, model = trained
     module = ds["module"].values

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ._errors import CohortexError
 
-__all__ = ["embedding", "ma", "scree", "top_genes", "volcano"]
+__all__ = ["embedding", "loss", "ma", "scree", "top_genes", "volcano"]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -239,4 +239,22 @@ def scree(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio (bars), cumulative (line)")
     ax.set_title("Scree")
+    return ax
+
+
+def loss(model: Any, *, ax: Axes | None = None) -> Axes:
+    """Training and validation loss per epoch of a fitted :class:`cohortex.ae.Autoencoder`
+    (or its ``history_`` list)."""
+    history = getattr(model, "history_", model)
+    if not history:
+        raise CohortexError("loss() needs a fitted autoencoder (its history is empty).")
+    epochs = [h["epoch"] for h in history]
+    ax = ax or _new_axes()
+    ax.plot(epochs, [h["train_loss"] for h in history], label="training")
+    ax.plot(epochs, [h["validation_loss"] for h in history], label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (genes scaled to [0, 1])")
+    ax.set_title("Autoencoder loss")
+    ax.legend(frameon=False)
     return ax

@@ -25,12 +25,12 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .._backend import resolve_device, to_host
+from .._backend import as_device_dask, resolve_device, to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from .._progress import progress_bar
 
-__all__ = ["ACTIVATIONS", "Autoencoder"]
+__all__ = ["ACTIVATIONS", "Autoencoder", "baselines"]
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 _FORMAT = "cohortex-autoencoder-1"
@@ -122,6 +122,8 @@ class Autoencoder:
         """
         data = as_cohort_matrix(cohort)
         x = _dask_rows(data.matrix)
+        if resolve_device(self.device) == "gpu":
+            x = as_device_dask(x)  # chunks decoded on the host, then kept on the GPU
         n_samples = x.shape[0]
         if n_samples < 4:
             raise CohortexError(f"An autoencoder needs at least 4 samples; got {n_samples}.")
@@ -451,8 +453,14 @@ class Autoencoder:
     def _batches(
         self, x: da.Array, rows: np.ndarray, rng: np.random.Generator | None, *, shuffle: bool
     ) -> Any:
-        """Scaled float32 tensors of ``batch_size`` samples, chunk by stored chunk."""
+        """Scaled float32 tensors of ``batch_size`` samples, chunk by stored chunk.
+
+        NumPy chunks are copied to the training device once; CuPy chunks are handed to torch
+        through DLPack, without a trip through the host.
+        """
         device = self._torch_device()
+        low = torch.as_tensor(self.minimum_, device=device)
+        span = torch.as_tensor(self.span_, device=device)
         edges = np.cumsum((0, *x.chunks[0]))
         chunk_order = np.arange(len(edges) - 1)
         if shuffle and rng is not None:
@@ -461,12 +469,16 @@ class Autoencoder:
             wanted = np.flatnonzero(rows[edges[c] : edges[c + 1]])
             if not len(wanted):
                 continue
-            block = np.asarray(to_host(x[edges[c] : edges[c + 1]].compute()), dtype=np.float32)
-            block = (block[wanted] - self.minimum_) / self.span_
             if shuffle and rng is not None:
-                block = block[rng.permutation(len(block))]
-            for start in range(0, len(block), self.batch_size):
-                yield torch.as_tensor(block[start : start + self.batch_size], device=device)
+                wanted = wanted[rng.permutation(len(wanted))]
+            block = x[edges[c] : edges[c + 1]].compute()
+            if isinstance(block, np.ndarray):
+                tensor = torch.as_tensor(np.asarray(block, dtype=np.float32), device=device)
+            else:  # a CuPy chunk
+                tensor = torch.from_dlpack(block.astype("float32")).to(device)
+            tensor = (tensor[torch.as_tensor(wanted, device=device)] - low) / span
+            for start in range(0, len(wanted), self.batch_size):
+                yield tensor[start : start + self.batch_size]
 
     def _loss(self, x: da.Array, rows: np.ndarray) -> float:
         assert self._network is not None
@@ -537,3 +549,60 @@ def _dask_rows(matrix: Any) -> da.Array:
 
         matrix = as_dask(matrix, (1024, matrix.shape[1]))
     return matrix.rechunk({1: -1})
+
+
+def baselines(cohort: Any, model: Autoencoder, *, shallow: int | None = None) -> xr.Dataset:
+    """Held-out reconstruction of the model beside PCA and a shallow autoencoder.
+
+    All three use the model's genes, training/validation split and [0, 1] scaling. PCA keeps
+    as many components as the model's narrowest hidden layer; the shallow autoencoder has one
+    hidden layer of ``shallow`` nodes (default: the model's first layer width) and the
+    model's training settings.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mse`` and ``variance_explained`` on ``model`` ∈ {deep, pca, shallow}.
+    """
+    model._check_fitted()
+    latent = min(model.hidden)
+    width = shallow or model.hidden[0]
+    deep = model.score()
+    x, held_out = model._validation_cache
+    training = ~held_out
+    scaled_train = _scaled_rows(model, x, training)
+    scaled_test = _scaled_rows(model, x, held_out)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(min(latent, *scaled_train.shape)).fit(scaled_train)
+    reconstruction = pca.inverse_transform(pca.transform(scaled_test))
+    residual = float(((reconstruction - scaled_test) ** 2).sum())
+    total = float(((scaled_test - scaled_test.mean(axis=0)) ** 2).sum())
+    pca_score = {"mse": residual / scaled_test.size, "variance_explained": 1 - residual / total}
+    one_layer = Autoencoder(
+        (width,),
+        activation=model.activation,
+        lr=model.lr,
+        batch_size=model.batch_size,
+        max_epochs=model.max_epochs,
+        patience=model.patience,
+        validation=model.validation,
+        n_top_genes=model.n_top_genes,
+        seed=model.seed,
+        device=model.device,
+        progress=False,
+    ).fit(cohort)
+    shallow_score = one_layer.score()
+    rows = [deep, pca_score, shallow_score]
+    return xr.Dataset(
+        {
+            "mse": ("model", [r["mse"] for r in rows]),
+            "variance_explained": ("model", [r["variance_explained"] for r in rows]),
+        },
+        coords={"model": [f"deep {model.hidden}", f"pca {latent}", f"shallow ({width},)"]},
+    )
+
+
+def _scaled_rows(model: Autoencoder, x: da.Array, rows: np.ndarray) -> np.ndarray:
+    values = np.asarray(to_host(x[np.flatnonzero(rows)].compute()), dtype=np.float64)
+    return (values - model.minimum_) / model.span_
