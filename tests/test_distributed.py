@@ -14,7 +14,7 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with distributed.Client(cluster) as connected:
         yield connected
@@ -65,3 +65,17 @@ def test_streaming_pca_matches_local(client, store):
         remote["explained_variance"], local["explained_variance"], rtol=1e-10
     )
     np.testing.assert_allclose(remote["scores"], local["scores"], rtol=1e-8, atol=1e-10)
+
+
+def test_cluster_helper():
+    import cohortex
+
+    with cohortex.cluster(gpus=None, n_workers=1, threads_per_worker=1) as started:
+        assert len(started.scheduler_info()["workers"]) == 1
+        result = de.test(np.random.default_rng(0).normal(size=(20, 5)), ["a"] * 10 + ["b"] * 10)
+        assert result.sizes["gene"] == 5
+    try:
+        import dask_cuda  # noqa: F401
+    except ImportError:
+        with pytest.raises(cohortex.CohortexError, match="needs dask-cuda: pip install"):
+            cohortex.cluster()

@@ -374,6 +374,7 @@ def test_public_api_is_pinned():
         "__version__",
         "ae",
         "append_samples",
+        "cluster",
         "create_cohort",
         "de",
         "fdr",

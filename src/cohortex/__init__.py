@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import ae, de, fdr, io, plot
 from ._backend import gpu_available, resolve_device
+from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
 from .embed import pca, tsne
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "ae",
     "append_samples",
+    "cluster",
     "create_cohort",
     "de",
     "fdr",
