@@ -25,12 +25,11 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from _harness import peak_rss_bytes, run_cases
 
 CASES = ["memory_pass", "cohortex_memory", "scipy", "scanpy", "zarr_read", "cohortex_zarr"]
 
@@ -113,7 +112,7 @@ def run_case(case: str, store: str, repeats: int) -> dict:
                 adata, "condition", groups=["tumor"], reference="normal", method="t-test"
             )
             times.append(time.perf_counter() - start)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss_bytes()
     return {
         "case": case,
         "seconds": statistics.median(times),
@@ -150,35 +149,9 @@ def main() -> None:
     n_samples, n_genes = ds.sizes["sample"], ds.sizes["gene"]
     matrix_bytes = n_samples * n_genes * 4
     skip = set(filter(None, args.skip.split(",")))
-    rows = []
-    for case in CASES:
-        if case in skip:
-            continue
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--case",
-                case,
-                "--store",
-                str(store),
-                "--repeats",
-                str(args.repeats),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            print(f"{case} failed:\n{done.stderr[-2000:]}", flush=True)
-            continue
-        row = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = run_cases(__file__, CASES, skip, ["--store", str(store), "--repeats", str(args.repeats)])
+    for row in rows:
         row["gbps"] = matrix_bytes / row["seconds"] / 1e9
-        rows.append(row)
-        print(
-            f"{case:16s} {row['seconds']:8.2f} s  {row['gbps']:6.2f} GB/s  "
-            f"peak RSS {row['peak_rss_bytes'] / 1e9:5.2f} GB",
-            flush=True,
-        )
     by_case = {r["case"]: r for r in rows}
     ratios = {}
     if "cohortex_memory" in by_case:

@@ -22,11 +22,10 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from _harness import peak_rss_bytes, run_cases
 
 CASES = [
     "pca_zarr_all",
@@ -92,7 +91,7 @@ def run_case(case: str, store: str, scratch: Path, subset: int) -> dict:
             start = time.perf_counter()
             cohortex.tsne(pcs, perplexity=30, n_iter=500, seed=0)
         seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss_bytes()
     return {"case": case, "seconds": seconds, "peak_rss_bytes": rss, **extra}
 
 
@@ -113,36 +112,19 @@ def main() -> None:
     ds = cohortex.open_cohort(args.store)
     shape = (ds.sizes["sample"], ds.sizes["gene"])
     skip = set(filter(None, args.skip.split(",")))
-    rows = []
-    for case in CASES:
-        if case in skip:
-            continue
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--case",
-                case,
-                "--store",
-                str(args.store),
-                "--out",
-                str(args.out),
-                "--tsne-subset",
-                str(args.tsne_subset),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            print(f"{case} failed:\n{done.stderr[-2000:]}", flush=True)
-            continue
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        rows.append(row)
-        print(
-            f"{case:18s} {row['seconds']:8.1f} s  peak RSS {row['peak_rss_bytes'] / 1e9:5.2f} GB"
-            f"  {row.get('method', '')}",
-            flush=True,
-        )
+    rows = run_cases(
+        __file__,
+        CASES,
+        skip,
+        [
+            "--store",
+            str(args.store),
+            "--out",
+            str(args.out),
+            "--tsne-subset",
+            str(args.tsne_subset),
+        ],
+    )
     machine = {"node": platform.node(), "cpus": os.cpu_count(), "shape": list(shape)}
     (args.out / "bench_embed.json").write_text(
         json.dumps({"machine": machine, "rows": rows}, indent=2)
