@@ -111,6 +111,8 @@ def test_demo_runs_as_a_command(tmp_path):
             "100",
             "--out",
             str(tmp_path / "demo.zarr"),
+            "--report",
+            str(tmp_path / "report.html"),
         ],
         capture_output=True,
         text=True,
@@ -125,7 +127,11 @@ def test_demo_runs_as_a_command(tmp_path):
         "de_welch_condition",
         "de_wilcoxon_condition",
         "pca",
+        "tsne",
     ]
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("<img ") == 5  # volcano, top genes, PCA, t-SNE, autoencoder loss
+    assert "empirical FDR" in report and "5 genes were planted" in report
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
     called = int((welch["padj"].values < 0.05).sum())
     assert "welch" in done.stdout and f"{called:5d} genes called" in done.stdout

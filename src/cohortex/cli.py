@@ -201,6 +201,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, default=None, help="keep the store here (default: a temporary folder)"
     )
+    demo.add_argument(
+        "--report",
+        type=Path,
+        default=Path("cohortex-demo-report.html"),
+        help="the HTML report (default ./cohortex-demo-report.html)",
+    )
+    demo.add_argument(
+        "--tsne",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include t-SNE (default on)",
+    )
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     demo.set_defaults(run=_demo)
     return parser
@@ -498,6 +510,7 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from ._report import demo_analyses, write_report
     from .simulate import simulate
 
     with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:
@@ -518,54 +531,13 @@ def _demo(args: argparse.Namespace) -> None:
         )
         elapsed = time.perf_counter() - start
         print(f"cohortex demo: simulated {args.samples} × {args.genes} in {elapsed:.1f} s\n")
-        print(_format_summary(describe(out)))
-        print()
-        _demo_analyses(out)
+        summary = _format_summary(describe(out))
+        print(summary + "\n")
+        report = demo_analyses(out, tsne=args.tsne)
+        write_report(args.report, summary, report)
+        print(f"\nreport written to {args.report}")
         if args.out is None:
             print("\n(the demo store was temporary; pass --out DIR to keep it)")
-
-
-def _demo_analyses(store: Path) -> None:
-    """DE (Welch, Wilcoxon) scored against the planted truth, PCA and a short autoencoder."""
-    from . import de
-    from .embed import pca
-    from .store import write_result
-
-    truth = open_cohort(store)["is_de"].values.astype(bool)
-    print("differential expression, tumor vs normal, BH-adjusted at q = 0.05:")
-    for test in ("welch", "wilcoxon"):
-        start = time.perf_counter()
-        result = de.test(store, "condition", test=test, reference="normal")
-        seconds = time.perf_counter() - start
-        called = result["padj"].values < 0.05
-        power = (called & truth).sum() / max(truth.sum(), 1)
-        false_share = (called & ~truth).sum() / max(called.sum(), 1)
-        print(
-            f"  {test:9s} {seconds:6.1f} s  {int(called.sum()):5d} genes called, power "
-            f"{power:.3f}, empirical FDR {false_share:.3f} ({int(truth.sum())} planted)"
-        )
-        write_result(store, f"de_{test}_condition", result, overwrite=True)
-    start = time.perf_counter()
-    components = pca(store, 20, genes="hvg")
-    ratio = components["explained_variance_ratio"].values
-    print(
-        f"PCA ({components.attrs['method']}) of the {components.sizes['gene']} most variable "
-        f"genes in {time.perf_counter() - start:.1f} s: PC1–PC3 explain "
-        + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
-    )
-    write_result(store, "pca", components, overwrite=True)
-    from .ae import Autoencoder
-
-    start = time.perf_counter()
-    model = Autoencoder(
-        (128, 16, 128), lr=3e-3, batch_size=128, max_epochs=5, n_top_genes=2000, progress=False
-    ).fit(store)
-    score = model.score()
-    print(
-        f"autoencoder (128, 16, 128) on the 2000 most variable genes, {len(model.history_)} "
-        f"epochs in {time.perf_counter() - start:.1f} s: held-out variance explained "
-        f"{score['variance_explained']:.3f}"
-    )
 
 
 def describe(path: str | Path) -> dict[str, Any]:
