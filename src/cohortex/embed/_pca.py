@@ -105,38 +105,6 @@ def pca(
     elif namespace(chunked) is not np:
         chunked = to_host(chunked)
 
-    # With all genes, no scaling and the randomized streaming path, the per-gene moments are
-    # computed in the same read as the first sketch (one pass over the store fewer).
-    n_all = x.shape[1]
-    fused = (
-        genes is None
-        and not scale
-        and center
-        and not in_memory
-        and n_all > COVARIANCE_MAX_GENES
-        and (
-            method == "streaming" or (method == "auto" and x.shape[0] * n_all * 4 > IN_MEMORY_BYTES)
-        )
-    )
-    if fused:
-        scores, loadings, explained, total = _compressed_pca(
-            chunked, n_components, None, np.ones(n_all), seed, 0.0, tiles=chunked
-        )
-        return _result(
-            ds,
-            scores,
-            loadings,
-            explained,
-            total,
-            sample_ids,
-            gene_ids,
-            n_components,
-            "randomized-streaming",
-            center,
-            scale,
-            seed,
-            genes,
-        )
     mean, variance, n_nan = _gene_moments(chunked)
     if n_nan:
         raise CohortexError(
@@ -192,38 +160,6 @@ def pca(
             dense, n_components, method, device, seed, sd_sel
         )
         total = total_variance
-    return _result(
-        ds,
-        scores,
-        loadings,
-        explained,
-        total,
-        sample_ids,
-        gene_ids[selected],
-        n_components,
-        used,
-        center,
-        scale,
-        seed,
-        genes,
-    )
-
-
-def _result(
-    ds: xr.Dataset | None,
-    scores: np.ndarray,
-    loadings: np.ndarray,
-    explained: np.ndarray,
-    total: float,
-    sample_ids: np.ndarray,
-    gene_ids: np.ndarray,
-    n_components: int,
-    used: str,
-    center: bool,
-    scale: bool,
-    seed: int,
-    genes: Any,
-) -> xr.Dataset:
     loadings, scores = _normalise_signs(loadings, scores)
     pcs = [f"PC{i + 1}" for i in range(n_components)]
     result = xr.Dataset(
@@ -233,7 +169,7 @@ def _result(
             "explained_variance": ("pc", explained),
             "explained_variance_ratio": ("pc", explained / total),
         },
-        coords={"sample": sample_ids, "gene": gene_ids, "pc": pcs},
+        coords={"sample": sample_ids, "gene": gene_ids[selected], "pc": pcs},
         attrs={
             "method": used,
             "center": int(center),
@@ -337,13 +273,7 @@ def _covariance_pca(
 
 
 def _compressed_pca(
-    x: da.Array,
-    k: int,
-    mean: np.ndarray | None,
-    sd: np.ndarray,
-    seed: int,
-    total: float,
-    tiles: da.Array | None = None,
+    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, seed: int, total: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Randomized SVD (Halko, Martinsson & Tropp 2011) of the standardised matrix, pass by pass.
 
@@ -355,35 +285,11 @@ def _compressed_pca(
     GEMMs); centring and scaling are folded into the thin matrices, in float64::
 
         z = (x − 1 μ') D⁻¹:   z W = x (D⁻¹ W) − 1 (μ' D⁻¹ W),   z' Q = D⁻¹ (x' Q − μ (1' Q))
-
-    With ``mean=None`` (and D = I) the per-gene moments of ``tiles`` (the same data in its
-    stored tiles) are computed in the first pass, together with x W; ``total`` then comes
-    from them.
     """
     xp = namespace(x)
     x = x.rechunk({1: -1})
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    inverse_sd = 1.0 / xp.asarray(sd)
-    first_product = None
-    if mean is None:
-        assert tiles is not None
-        omega_host = np.random.default_rng(seed).standard_normal(
-            (x.shape[1], min(k + 10, *x.shape))
-        )
-        codes = np.zeros(x.shape[0], dtype=np.int64)
-        moments, n_nan, first_product = dask.compute(
-            group_moments(tiles, codes, 1, omit_nan=False),
-            da.isnan(tiles).sum(),
-            x @ xp.asarray(omega_host).astype(dtype),
-        )
-        if int(to_host(n_nan)):
-            raise CohortexError(
-                f"PCA needs complete data; the matrix holds {int(to_host(n_nan))} NaN values. "
-                "Impute or drop them first."
-            )
-        mean = to_host(moments.mean[0])
-        total = float(np.sum(to_host(moments.variance()[0])))
-    mean_d = xp.asarray(mean)
+    mean_d, inverse_sd = xp.asarray(mean), 1.0 / xp.asarray(sd)
     n, n_genes = x.shape
     width = min(k + 10, n, n_genes)
 
@@ -398,10 +304,7 @@ def _compressed_pca(
         return (product - xp.outer(mean_d, q.sum(axis=0))) * inverse_sd[:, None]
 
     omega = xp.asarray(np.random.default_rng(seed).standard_normal((n_genes, width)))
-    if first_product is None:
-        q = _orthonormal(times(omega))
-    else:  # x Ω from the first pass, centred now that the mean is known
-        q = _orthonormal(first_product.astype(xp.float64) - (mean_d @ omega)[None, :])
+    q = _orthonormal(times(omega))
     for _ in range(2):
         q = _orthonormal(times(_orthonormal(transposed_times(q))))
     sketch = transposed_times(q).T  # Q' z, shape (width, n_genes)
