@@ -6,9 +6,11 @@ a lazy xarray Dataset, and streams through Dask to NumPy or CuPy kernels.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from . import ae, de, fdr, io, plot
+from . import de, fdr, io
 from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
@@ -23,6 +25,17 @@ from .store import (
     read_result,
     write_result,
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``cohortex.ae`` and ``cohortex.plot`` load on first use: torch and matplotlib add
+    about 270 MB to every process that imports cohortex otherwise."""
+    if name in ("ae", "plot"):
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'cohortex' has no attribute {name!r}")
+
 
 try:
     __version__ = version("cohortex")

@@ -34,7 +34,7 @@ import xarray as xr
 from .._backend import as_device_dask, namespace, resolve_device, to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
-from ..stats._moments import group_moments
+from ..stats._moments import chunk_moments, group_moments, merge_moments
 
 __all__ = ["COVARIANCE_MAX_GENES", "IN_MEMORY_BYTES", "METHODS", "pca"]
 
@@ -105,6 +105,38 @@ def pca(
     elif namespace(chunked) is not np:
         chunked = to_host(chunked)
 
+    # With all genes, no scaling and the randomized streaming path, the per-gene moments are
+    # computed in the same read as the first sketch (one pass over the store fewer).
+    n_all = x.shape[1]
+    fused = (
+        genes is None
+        and not scale
+        and center
+        and not in_memory
+        and n_all > COVARIANCE_MAX_GENES
+        and (
+            method == "streaming" or (method == "auto" and x.shape[0] * n_all * 4 > IN_MEMORY_BYTES)
+        )
+    )
+    if fused:
+        scores, loadings, explained, total = _compressed_pca(
+            chunked, n_components, None, np.ones(n_all), seed, 0.0, tiles=chunked
+        )
+        return _result(
+            ds,
+            scores,
+            loadings,
+            explained,
+            total,
+            sample_ids,
+            gene_ids,
+            n_components,
+            "randomized-streaming",
+            center,
+            scale,
+            seed,
+            genes,
+        )
     mean, variance, n_nan = _gene_moments(chunked)
     if n_nan:
         raise CohortexError(
@@ -160,6 +192,38 @@ def pca(
             dense, n_components, method, device, seed, sd_sel
         )
         total = total_variance
+    return _result(
+        ds,
+        scores,
+        loadings,
+        explained,
+        total,
+        sample_ids,
+        gene_ids[selected],
+        n_components,
+        used,
+        center,
+        scale,
+        seed,
+        genes,
+    )
+
+
+def _result(
+    ds: xr.Dataset | None,
+    scores: np.ndarray,
+    loadings: np.ndarray,
+    explained: np.ndarray,
+    total: float,
+    sample_ids: np.ndarray,
+    gene_ids: np.ndarray,
+    n_components: int,
+    used: str,
+    center: bool,
+    scale: bool,
+    seed: int,
+    genes: Any,
+) -> xr.Dataset:
     loadings, scores = _normalise_signs(loadings, scores)
     pcs = [f"PC{i + 1}" for i in range(n_components)]
     result = xr.Dataset(
@@ -169,7 +233,7 @@ def pca(
             "explained_variance": ("pc", explained),
             "explained_variance_ratio": ("pc", explained / total),
         },
-        coords={"sample": sample_ids, "gene": gene_ids[selected], "pc": pcs},
+        coords={"sample": sample_ids, "gene": gene_ids, "pc": pcs},
         attrs={
             "method": used,
             "center": int(center),
@@ -273,7 +337,13 @@ def _covariance_pca(
 
 
 def _compressed_pca(
-    x: da.Array, k: int, mean: np.ndarray, sd: np.ndarray, seed: int, total: float
+    x: da.Array,
+    k: int,
+    mean: np.ndarray | None,
+    sd: np.ndarray,
+    seed: int,
+    total: float,
+    tiles: da.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Randomized SVD (Halko, Martinsson & Tropp 2011) of the standardised matrix, pass by pass.
 
@@ -285,11 +355,41 @@ def _compressed_pca(
     GEMMs); centring and scaling are folded into the thin matrices, in float64::
 
         z = (x − 1 μ') D⁻¹:   z W = x (D⁻¹ W) − 1 (μ' D⁻¹ W),   z' Q = D⁻¹ (x' Q − μ (1' Q))
+
+    With ``mean=None`` (and D = I) the per-gene moments of ``tiles`` (the same data in its
+    stored tiles) are computed in the first pass, together with x W; ``total`` then comes
+    from them.
     """
     xp = namespace(x)
-    x = x.rechunk({1: -1})
+    x = x.rechunk({1: -1})  # whole rows
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    mean_d, inverse_sd = xp.asarray(mean), 1.0 / xp.asarray(sd)
+    inverse_sd = 1.0 / xp.asarray(sd)
+    first_product = None
+    if mean is None:
+        assert tiles is not None
+        omega_host = np.random.default_rng(seed).standard_normal(
+            (x.shape[1], min(k + 10, *x.shape))
+        )
+        # one task per row chunk returns that chunk's moments and its product with Ω, so
+        # each chunk is read once and dropped (two graphs sharing the tile reads made Dask
+        # keep every tile alive)
+        omega_d = xp.asarray(omega_host).astype(dtype)
+        (parts,) = dask.compute(
+            [dask.delayed(_first_pass)(block, omega_d) for block in x.to_delayed()[:, 0]]
+        )
+        moments = parts[0][0]
+        for part in parts[1:]:
+            moments = merge_moments(moments, part[0])
+        first_product = xp.concatenate([part[1] for part in parts])
+        n_nan = int(sum(int(to_host(part[2])) for part in parts))
+        if n_nan:
+            raise CohortexError(
+                f"PCA needs complete data; the matrix holds {n_nan} NaN values. "
+                "Impute or drop them first."
+            )
+        mean = to_host(moments.mean[0])
+        total = float(np.sum(to_host(moments.variance()[0])))
+    mean_d = xp.asarray(mean)
     n, n_genes = x.shape
     width = min(k + 10, n, n_genes)
 
@@ -304,7 +404,10 @@ def _compressed_pca(
         return (product - xp.outer(mean_d, q.sum(axis=0))) * inverse_sd[:, None]
 
     omega = xp.asarray(np.random.default_rng(seed).standard_normal((n_genes, width)))
-    q = _orthonormal(times(omega))
+    if first_product is None:
+        q = _orthonormal(times(omega))
+    else:  # x Ω from the first pass, centred now that the mean is known
+        q = _orthonormal(first_product.astype(xp.float64) - (mean_d @ omega)[None, :])
     for _ in range(2):
         q = _orthonormal(times(_orthonormal(transposed_times(q))))
     sketch = transposed_times(q).T  # Q' z, shape (width, n_genes)
@@ -313,6 +416,13 @@ def _compressed_pca(
     scores = (q @ u_small) * singular
     explained = singular**2 / (n - 1)
     return to_host(scores), to_host(vt.T), to_host(explained), total
+
+
+def _first_pass(block: Any, omega: Any) -> tuple[Any, Any, Any]:
+    """One row chunk's per-gene moments, its product with Ω and its number of NaN."""
+    xp = namespace(block)
+    codes = np.zeros(block.shape[0], dtype=np.int64)
+    return chunk_moments(block, codes, 1, False), block @ omega, xp.sum(xp.isnan(block))
 
 
 def _orthonormal(y: Any) -> Any:
