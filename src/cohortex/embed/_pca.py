@@ -120,7 +120,7 @@ def pca(
     )
     if fused:
         scores, loadings, explained, total = _compressed_pca(
-            chunked, n_components, None, np.ones(n_all), seed, 0.0, tiles=chunked
+            chunked, n_components, None, np.ones(n_all), seed, 0.0
         )
         return _result(
             ds,
@@ -343,7 +343,6 @@ def _compressed_pca(
     sd: np.ndarray,
     seed: int,
     total: float,
-    tiles: da.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Randomized SVD (Halko, Martinsson & Tropp 2011) of the standardised matrix, pass by pass.
 
@@ -356,9 +355,8 @@ def _compressed_pca(
 
         z = (x − 1 μ') D⁻¹:   z W = x (D⁻¹ W) − 1 (μ' D⁻¹ W),   z' Q = D⁻¹ (x' Q − μ (1' Q))
 
-    With ``mean=None`` (and D = I) the per-gene moments of ``tiles`` (the same data in its
-    stored tiles) are computed in the first pass, together with x W; ``total`` then comes
-    from them.
+    With ``mean=None`` (and D = I) the per-gene moments are computed in the first pass by the
+    same tasks that compute x W, one per row chunk; ``total`` then comes from them.
     """
     xp = namespace(x)
     x = x.rechunk({1: -1})  # whole rows
@@ -366,7 +364,6 @@ def _compressed_pca(
     inverse_sd = 1.0 / xp.asarray(sd)
     first_product = None
     if mean is None:
-        assert tiles is not None
         omega_host = np.random.default_rng(seed).standard_normal(
             (x.shape[1], min(k + 10, *x.shape))
         )
