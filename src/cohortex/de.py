@@ -566,14 +566,13 @@ def _wilcoxon_block(
         if len(reference) > 1:  # one-vs-rest: every compared sample, ranked once
             members = codes >= 0
             if everyone is None:
-                everyone = average_ranks(genes_by_samples[:, xp.asarray(np.flatnonzero(members))])
-            ranks, tie_term, _ = everyone
+                values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
+                everyone = (values, *average_ranks(values))
+            values, ranks, tie_term, _ = everyone
         else:
             members = (codes == group) | (codes == reference[0])
-            ranks, tie_term, _ = average_ranks(
-                genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
-            )
-        values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
+            values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
+            ranks, tie_term, _ = average_ranks(values)
         in_group = xp.asarray(codes[members] == group)[None, :]
         valid = ~xp.isnan(values)
         if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN

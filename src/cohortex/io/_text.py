@@ -88,11 +88,7 @@ def import_table(
         For a ragged row, a non-numeric cell, duplicate ids or metadata that does not match,
         naming the line or the ids. Nothing is written then.
     """
-    if orientation not in ORIENTATIONS:
-        raise CohortexError(
-            f"The 'orientation' parameter must be one of {', '.join(ORIENTATIONS)}; "
-            f"got {orientation!r}."
-        )
+    _check_orientation(orientation)
     layout = _scan(Path(src), sep=sep, annotation_columns=0)
     return _write_store(
         layout,
@@ -185,11 +181,7 @@ def export_table(
     progress : bool or None, default None
     """
     ds = _as_cohort(cohort)
-    if orientation not in ORIENTATIONS:
-        raise CohortexError(
-            f"The 'orientation' parameter must be one of {', '.join(ORIENTATIONS)}; "
-            f"got {orientation!r}."
-        )
+    _check_orientation(orientation)
     dest = Path(dest)
     sep = sep or _default_sep(dest)
     genes_by_samples = orientation == "genes-by-samples"
@@ -271,6 +263,14 @@ class _Layout:
     annotations: list[list[str]] = field(default_factory=list)
     skip_lines: int = 0
     annotation_columns: int = 0
+
+
+def _check_orientation(orientation: str) -> None:
+    if orientation not in ORIENTATIONS:
+        raise CohortexError(
+            f"The 'orientation' parameter must be one of {', '.join(ORIENTATIONS)}; "
+            f"got {orientation!r}."
+        )
 
 
 def _default_sep(path: Path) -> str:
