@@ -17,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 
 import cohortex.stats._moments as moments_module
 from cohortex import CohortexError, CohortexWarning, create_cohort, de, open_cohort, simulate
+from cohortex._backend import gpu_available
 
 
 def _close(actual, expected, rtol=1e-10):
@@ -346,16 +347,24 @@ def test_wilcoxon_exact_for_small_untied_groups():
 
 def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
     import cohortex.de as de_module
+    import cohortex.stats._ranksum as ranksum_module
 
     rng = np.random.default_rng(22)
     labels = rng.choice(["g1", "g2", "g3", "g4"], 200)
     x = rng.poisson(3, (200, 30)).astype(float) + (labels == "g3")[:, None] * 2
     calls = []
-    original = de_module.average_ranks
-    monkeypatch.setattr(de_module, "average_ranks", lambda v: calls.append(v.shape) or original(v))
-    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 200 * 8 * 10 * 10)  # 10 genes a block
+    original = ranksum_module.rank_sum_block
+
+    def counting(block, codes, group_of, reference_of, n_levels, **kwargs):
+        calls.append((block.shape, [int(r) for r in reference_of]))
+        return original(block, codes, group_of, reference_of, n_levels, **kwargs)
+
+    monkeypatch.setattr(ranksum_module, "rank_sum_block", counting)
+    # float64 costs 24 bytes a value: room for 10 genes of 200 samples → blocks of 8 genes
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 200 * 24 * 10)
     result = de.test(x, labels, test="wilcoxon")
-    assert calls == [(10, 200)] * 3  # three gene blocks, one ranking each for four contrasts
+    # four gene blocks, one call each for all four contrasts, every one of them against the rest
+    assert sorted(calls) == [((200, 6), [-1] * 4)] + [((200, 8), [-1] * 4)] * 3
     for group in ["g1", "g2", "g3", "g4"]:
         inside = labels == group
         expected = stats.mannwhitneyu(x[inside], x[~inside], method="asymptotic")
@@ -395,7 +404,7 @@ def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
         seed=25,
         chunks=(32, 16),
     )
-    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 120 * 8 * 10 * 24)  # 24-gene blocks
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 120 * 16 * 24)  # 16-gene float32 blocks
     result = de.test(tmp_path / "nb.zarr", "condition", test="wilcoxon", reference="normal")
     x = ds["expression"].values.astype(np.float64)
     tumor = ds["condition"].values == "tumor"
@@ -403,3 +412,120 @@ def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
     _close(result["pvalue"], expected.pvalue)
     _close(result["log2fc"], np.log2((x[tumor].mean(0) + 1) / (x[~tumor].mean(0) + 1)))
     assert result.attrs["test"] == "wilcoxon"
+
+
+# ------------------------------------------------------------- the compiled rank-sum kernel
+
+
+def _reference_rank_sums(x, codes, group, reference):
+    """Rank sum and tie term of one contrast from the plain-NumPy ``average_ranks``."""
+    from cohortex.stats._ranks import average_ranks
+
+    members = (codes == group) | ((codes >= 0) if reference < 0 else (codes == reference))
+    ranks, tie_term, _ = average_ranks(np.ascontiguousarray(x[members].T.astype(np.float64)))
+    in_group = codes[members] == group
+    return np.nansum(np.where(in_group[None, :], ranks, 0.0), axis=1), tie_term
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tied", [False, True])
+def test_rank_sum_block_equals_the_numpy_reference(dtype, tied):
+    from cohortex.stats._ranksum import rank_sum_block
+
+    rng = np.random.default_rng(31)
+    n, genes = 257, 21
+    x = rng.poisson(2, (n, genes)) * 1.0 if tied else rng.standard_normal((n, genes))
+    x[:6, 0], x[6:12, 0] = -0.0, 0.0  # equal values with two bit patterns
+    x[rng.random((n, genes)) < 0.03] = np.nan
+    x[:3, 1], x[3:5, 1] = np.inf, -np.inf
+    x = x.astype(dtype)
+    codes = rng.integers(-1, 4, n)  # -1: outside every comparison
+    contrasts = [(0, -1), (1, -1), (2, -1), (3, -1), (1, 0), (3, 2)]
+    group_of = np.array([g for g, _ in contrasts])
+    reference_of = np.array([r for _, r in contrasts])
+    for chosen in ([0, 1, 2, 3], [4, 5]):  # one-vs-rest (one ranking); pairs among four groups
+        out = rank_sum_block(x, codes, group_of[chosen], reference_of[chosen], 4, linear=True)
+        for j, c in enumerate(chosen):
+            rank_sum, tie_term = _reference_rank_sums(x, codes, *contrasts[c])
+            np.testing.assert_allclose(out["rank_sum"][j], rank_sum, rtol=1e-15)
+            np.testing.assert_allclose(out["tie_term"][j], tie_term, rtol=1e-15)
+    wide = x.astype(np.float64)
+    for level in range(4):
+        inside = wide[codes == level]
+        np.testing.assert_array_equal(out["count"][level], np.sum(~np.isnan(inside), axis=0))
+        np.testing.assert_array_equal(out["nan"][level], np.sum(np.isnan(inside), axis=0))
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_allclose(out["sum"][level], np.nansum(inside, axis=0), rtol=1e-12)
+            np.testing.assert_allclose(
+                out["linear_sum"][level], np.nansum(np.expm1(inside), axis=0), rtol=1e-12
+            )
+    np.testing.assert_array_equal(out["infinite"], np.sum(np.isinf(wide[codes >= 0]), axis=0))
+
+
+def test_float32_and_float64_input_rank_alike():
+    x, labels = _counts(seed=32)
+    x = np.log1p(x).astype(np.float32)
+    single = de.test(x, labels, test="wilcoxon", reference="b")
+    double = de.test(x.astype(np.float64), labels, test="wilcoxon", reference="b")
+    np.testing.assert_array_equal(single["statistic"].values, double["statistic"].values)
+    wide = x.astype(np.float64)  # scipy would compute in float32
+    expected = stats.mannwhitneyu(wide[labels == "a"], wide[labels == "b"], method="asymptotic")
+    _close(single["pvalue"], expected.pvalue)
+
+
+def _sorted_with_codes(seed):
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=(13, 300)), 1)  # ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    codes = rng.integers(0, 3, x.shape[1])
+    order = np.argsort(x, axis=1)  # NaN last
+    return x, codes, np.take_along_axis(x, order, axis=1), codes[order]
+
+
+def test_rank_sum_walk_twin_equals_average_ranks():
+    from cohortex.stats._ranks import average_ranks
+    from cohortex.stats._ranksum import walk_sorted_runs
+
+    x, codes, sorted_values, sorted_codes = _sorted_with_codes(33)
+    out = walk_sorted_runs(sorted_values, sorted_codes, 3, linear=True)
+    ranks, tie_term, _ = average_ranks(x)
+    np.testing.assert_allclose(out["tie_term"], tie_term, rtol=1e-15)
+    for level in range(3):
+        np.testing.assert_allclose(
+            out["rank_level"][level], np.nansum(ranks[:, codes == level], axis=1), rtol=1e-15
+        )
+        np.testing.assert_allclose(
+            out["linear_sum"][level], np.nansum(np.expm1(x[:, codes == level]), axis=1)
+        )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA device")
+def test_rank_sum_walk_kernel_equals_twin():
+    import cupy
+
+    from cohortex._backend import load_kernel
+    from cohortex.stats._ranksum import walk_sorted_runs
+
+    _, _, sorted_values, sorted_codes = _sorted_with_codes(34)
+    expected = walk_sorted_runs(sorted_values, sorted_codes, 3, linear=True)
+    genes, values = sorted_values.shape
+    rank_level, linear_sum = cupy.zeros((3, genes)), cupy.zeros((3, genes))
+    tie_term = cupy.zeros(genes)
+    load_kernel("rank_sum_walk.cu", "rank_sum_walk")(
+        (1,),
+        (128,),
+        (
+            cupy.asarray(sorted_values),
+            cupy.asarray(sorted_codes, dtype=cupy.int32),
+            np.int64(genes),
+            np.int64(values),
+            np.int32(1),
+            rank_level,
+            linear_sum,
+            tie_term,
+        ),
+    )
+    np.testing.assert_array_equal(rank_level.get(), expected["rank_level"])
+    np.testing.assert_array_equal(tie_term.get(), expected["tie_term"])
+    np.testing.assert_allclose(linear_sum.get(), expected["linear_sum"], rtol=1e-14)

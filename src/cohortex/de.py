@@ -60,20 +60,21 @@ import pandas as pd
 import xarray as xr
 
 from . import fdr as _fdr
-from ._backend import as_device_dask, namespace, resolve_device, to_host
+from ._backend import as_device_dask, load_kernel, namespace, resolve_device, to_host
 from ._cohort import as_cohort_matrix
 from ._errors import CohortexError, CohortexWarning
 from ._fit import fit
 from ._normalize import normalize
 from .stats._moments import GroupMoments, group_moments
 from .stats._pvalues import f_sf, normal_two_sided_upper, t_two_sided
-from .stats._ranks import EXACT_MAX_SMALLER_GROUP, average_ranks, exact_two_sided_p
+from .stats._ranks import EXACT_MAX_SMALLER_GROUP, exact_two_sided_p
 
 __all__ = ["RANK_MEMORY_BUDGET", "TESTS", "fit", "normalize", "select_k_best", "test", "top"]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")
-# Bytes a block of genes × all samples may use while it is ranked (about ten float64 copies).
+# Bytes a block of genes × all samples may use while it is ranked: on the CPU the block and its
+# transposed copy (the sort's scratch is per gene); on a GPU about ten float64 copies.
 RANK_MEMORY_BUDGET = 512 * 2**20
 # Tiles (samples, genes) in which an in-memory matrix is streamed (see benchmarks/RESULTS.md).
 _MEMORY_CHUNKS = (2048, 1024)
@@ -507,8 +508,13 @@ def _wilcoxon(
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     x = data.chunked((data.matrix.shape[0], 1024))
-    n_compared = int(np.sum(codes >= 0))
-    genes_per_block = int(max(8, min(1024, RANK_MEMORY_BUDGET // (max(n_compared, 1) * 8 * 10))))
+    n_samples = data.matrix.shape[0]
+    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * x.dtype.itemsize + 8
+    fitting = RANK_MEMORY_BUDGET // (max(n_samples, 1) * bytes_per_value)
+    # a power of two up to the 1024-gene tiles, so that no block straddles two tiles
+    genes_per_block = 1024
+    while genes_per_block > 8 and genes_per_block > fitting:
+        genes_per_block //= 2
     x = x.rechunk({0: -1, 1: genes_per_block})
     block_stats = dask.delayed(_wilcoxon_block, pure=True)
     parts = [
@@ -556,63 +562,149 @@ def _wilcoxon_block(
     omit_nan: bool,
     linear: bool,
 ) -> dict[str, Any]:
-    """Rank-sum statistics of every contrast for one block of genes (all samples)."""
+    """Rank-sum statistics of every contrast for one block of genes (all samples).
+
+    Parameters
+    ----------
+    block : array of shape (n_samples, n_genes)
+        NumPy (ranked by the compiled kernel of :mod:`cohortex.stats._ranksum`) or CuPy (sorted
+        by CuPy, ranked by ``kernels/rank_sum_walk.cu``).
+    codes : ndarray of shape (n_samples,)
+        Group code per sample, -1 outside the comparison.
+
+    Returns
+    -------
+    dict of arrays of shape (n_contrasts, n_genes)
+    """
     xp = namespace(block)
-    genes_by_samples = xp.ascontiguousarray(block.astype(xp.float64).T)
-    infinite = xp.sum(xp.isinf(genes_by_samples), axis=1)
+    n_levels = int(codes.max()) + 1
+    every_other = [sorted(set(range(n_levels)) - {g}) for g, _ in contrasts]
+    group_of = np.array([g for g, _ in contrasts], dtype=np.int64)
+    reference_of = np.array(
+        [
+            -1 if ref == others else ref[0]
+            for (_, ref), others in zip(contrasts, every_other, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    if xp is np:
+        from .stats._ranksum import rank_sum_block  # numba: imported on the CPU path only
+
+        stats = rank_sum_block(block, codes, group_of, reference_of, n_levels, linear=linear)
+    else:
+        stats = _device_rank_sums(block, codes, group_of, reference_of, n_levels, linear)
+    count = xp.asarray(stats["count"], dtype=xp.float64)
+    nan = xp.asarray(stats["nan"], dtype=xp.float64)
     rows: dict[str, list[Any]] = {}
-    everyone = None
-    for group, reference in contrasts:
-        if len(reference) > 1:  # one-vs-rest: every compared sample, ranked once
-            members = codes >= 0
-            if everyone is None:
-                values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
-                everyone = (values, *average_ranks(values))
-            values, ranks, tie_term, _ = everyone
-        else:
-            members = (codes == group) | (codes == reference[0])
-            values = genes_by_samples[:, xp.asarray(np.flatnonzero(members))]
-            ranks, tie_term, _ = average_ranks(values)
-        in_group = xp.asarray(codes[members] == group)[None, :]
-        valid = ~xp.isnan(values)
-        if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
-            has_nan = ~xp.all(valid, axis=1)
-        n1 = xp.sum(valid & in_group, axis=1).astype(xp.float64)
-        n2 = xp.sum(valid & ~in_group, axis=1).astype(xp.float64)
-        rank_sum = xp.sum(xp.where(valid & in_group, ranks, 0.0), axis=1)
+    for c, (group, reference) in enumerate(contrasts):
+        n1 = count[group]
+        n2 = xp.sum(count[reference], axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            u1 = rank_sum - n1 * (n1 + 1.0) / 2.0
+            u1 = stats["rank_sum"][c] - n1 * (n1 + 1.0) / 2.0
             u = xp.maximum(u1, n1 * n2 - u1)
             n = n1 + n2
+            tie_term = stats["tie_term"][c]
             sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0))))
             z = (u - n1 * n2 / 2.0 - 0.5) / sigma
-            pvalue = xp.minimum(normal_two_sided_upper(z), 1.0)
-            zeroed = xp.where(valid, values, 0.0)
-            mean_group = xp.sum(xp.where(in_group, zeroed, 0.0), axis=1) / n1
-            mean_reference = xp.sum(xp.where(in_group, 0.0, zeroed), axis=1) / n2
             row = {
                 "u": u1,
-                "pvalue": pvalue,
+                "pvalue": xp.minimum(normal_two_sided_upper(z), 1.0),
                 "u_max": u,
                 "tie_term": tie_term,
-                "mean_group": mean_group,
-                "mean_reference": mean_reference,
+                "mean_group": stats["sum"][group] / n1,
+                "mean_reference": xp.sum(stats["sum"][reference], axis=0) / n2,
                 "n_group": n1,
                 "n_reference": n2,
             }
             if linear:
-                lifted = xp.where(valid, xp.expm1(values), 0.0)
-                row["linear_group"] = xp.sum(xp.where(in_group, lifted, 0.0), axis=1) / n1
-                row["linear_reference"] = xp.sum(xp.where(in_group, 0.0, lifted), axis=1) / n2
+                linear_sum = stats["linear_sum"]
+                row["linear_group"] = linear_sum[group] / n1
+                row["linear_reference"] = xp.sum(linear_sum[reference], axis=0) / n2
         untestable = (n1 < 1) | (n2 < 1)
-        if not omit_nan:
-            untestable = untestable | has_nan
+        if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
+            untestable = untestable | ((nan[group] + xp.sum(nan[reference], axis=0)) > 0)
         for name in ("u", "pvalue", "u_max", "mean_group", "mean_reference"):
             row[name] = xp.where(untestable, xp.nan, row[name])
         for name, values_ in row.items():
             rows.setdefault(name, []).append(values_)
     out = {k: xp.stack(v) for k, v in rows.items()}
-    out["infinite"] = xp.broadcast_to(infinite, out["pvalue"].shape)
+    out["infinite"] = xp.broadcast_to(xp.asarray(stats["infinite"]), out["pvalue"].shape)
+    return out
+
+
+def _device_rank_sums(
+    block: Any,
+    codes: np.ndarray,
+    group_of: np.ndarray,
+    reference_of: np.ndarray,
+    n_levels: int,
+    linear: bool,
+) -> dict[str, Any]:
+    """``rank_sum_block`` on a GPU: CuPy sorts each gene, ``rank_sum_walk.cu`` ranks the runs.
+
+    The values a contrast ranks are all compared samples when every contrast is one-vs-rest
+    or only two groups are compared (one sort serves every contrast), else each contrast's
+    own two groups (one sort per contrast).
+    """
+    xp = namespace(block)
+    walk = load_kernel("rank_sum_walk.cu", "rank_sum_walk")  # one thread per gene
+    n_genes = block.shape[1]
+    compared = codes >= 0
+    codes_on_device = xp.asarray(codes, dtype=xp.int32)
+    by_gene = xp.ascontiguousarray(block.astype(xp.float64).T)  # (n_genes, n_samples)
+    valid = ~xp.isnan(by_gene)
+    indicator = xp.asarray(
+        (codes[None, :] == np.arange(n_levels)[:, None]).astype(np.float64)
+    )  # (n_levels, n_samples)
+    out = {
+        "count": indicator @ valid.T.astype(xp.float64),
+        "sum": indicator @ xp.where(valid, by_gene, 0.0).T,
+        "nan": indicator @ (~valid).T.astype(xp.float64),
+        "infinite": xp.sum(xp.isinf(by_gene) & xp.asarray(compared)[None, :], axis=1),
+        "rank_sum": xp.zeros((len(group_of), n_genes)),
+        "tie_term": xp.zeros((len(group_of), n_genes)),
+        "linear_sum": xp.zeros((n_levels, n_genes)),
+    }
+    shared = bool(np.all(reference_of < 0)) or len(np.unique(codes[compared])) <= 2
+    ranking_sets = (
+        [(compared, list(range(len(group_of))))]
+        if shared
+        else [
+            ((codes == g) | (codes == r) if r >= 0 else compared, [c])
+            for c, (g, r) in enumerate(zip(group_of, reference_of, strict=True))
+        ]
+    )
+    for members, contrast_ids in ranking_sets:
+        columns = xp.asarray(np.flatnonzero(members))
+        values = by_gene[:, columns]
+        order = xp.argsort(values, axis=1)  # NaN last
+        sorted_values = xp.ascontiguousarray(xp.take_along_axis(values, order, axis=1))
+        sorted_codes = xp.ascontiguousarray(codes_on_device[columns][order])
+        rank_level = xp.zeros((n_levels, n_genes))
+        linear_sum = xp.zeros((n_levels, n_genes))
+        tie_term = xp.zeros(n_genes)
+        threads = 128
+        walk(
+            ((n_genes + threads - 1) // threads,),
+            (threads,),
+            (
+                sorted_values,
+                sorted_codes,
+                np.int64(n_genes),
+                np.int64(sorted_values.shape[1]),
+                np.int32(linear),
+                rank_level,
+                linear_sum,
+                tie_term,
+            ),
+        )
+        if shared:
+            out["linear_sum"] = linear_sum
+        for c in contrast_ids:
+            out["rank_sum"][c] = rank_level[group_of[c]]
+            out["tie_term"][c] = tie_term
+    if linear and not shared:  # expm1 sums over every compared sample, not per ranking set
+        out["linear_sum"] = indicator @ xp.where(valid, xp.expm1(by_gene), 0.0).T
     return out
 
 
