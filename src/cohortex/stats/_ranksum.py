@@ -42,7 +42,7 @@ def _sortable_keys(values, keys):  # type: ignore[no-untyped-def]
 
 @numba.njit(nogil=True, cache=True)
 def _radix_sort(keys, payload, keys_tmp, payload_tmp, counts, first_bit, digit_bits):  # type: ignore[no-untyped-def]
-    """Sort ``keys`` ascending from bit ``first_bit`` up, carrying ``payload`` along.
+    """Sort ``keys`` ascending from bit ``first_bit`` up, carrying ``payload`` along (float64).
 
     ``counts`` is (passes, 2**digit_bits) scratch. A pass whose digit is the same for every key
     moves nothing and is skipped.
@@ -82,62 +82,77 @@ def _radix_sort(keys, payload, keys_tmp, payload_tmp, counts, first_bit, digit_b
         payload[:] = payload_tmp
 
 
-_LOW_29 = np.uint64((1 << 29) - 1)
+_SIGN_32 = np.uint32(0x80000000)
+_LOW_32 = np.uint64(0xFFFFFFFF)
+_HIGH_DIGIT_BITS = 11  # 2,048 buckets: three passes over bits 32..64
 
 
 @numba.njit(nogil=True, cache=True)
 def _packed_keys(values, codes, keys):  # type: ignore[no-untyped-def]
-    """Sortable keys of float32-exact values with the group code in the 29 free low bits."""
-    bits = values.view(np.uint64)
+    """Sortable image of float32 values in the high 32 bits, the group code in the low 32."""
+    bits = values.view(np.uint32)
     for i in range(values.shape[0]):
         b = bits[i]
-        k = ~b if b & _TOP else b | _TOP
-        keys[i] = (k & ~_LOW_29) | np.uint64(codes[i])
+        k = ~b if b & _SIGN_32 else b | _SIGN_32
+        keys[i] = (np.uint64(k) << np.uint64(32)) | np.uint64(codes[i])
 
 
 @numba.njit(nogil=True, cache=True)
-def _unpack_keys(keys, codes, values):  # type: ignore[no-untyped-def]
-    """Codes and float values back from packed keys (sorted), the inverse of ``_packed_keys``."""
-    bits = values.view(np.uint64)
+def _unpack_keys(keys, codes, values32, values):  # type: ignore[no-untyped-def]
+    """Codes and float values back from sorted packed keys, the inverse of ``_packed_keys``."""
+    bits = values32.view(np.uint32)
     for i in range(keys.shape[0]):
         k = keys[i]
-        codes[i] = np.int32(k & _LOW_29)
-        # the free bits were 0 in positive keys' images and 1 in negative ones
-        bits[i] = (k & ~_LOW_29) ^ _TOP if k & _TOP else ~(k | _LOW_29)
+        codes[i] = np.int32(k & _LOW_32)
+        high = np.uint32(k >> np.uint64(32))
+        bits[i] = high ^ _SIGN_32 if high & _SIGN_32 else ~high
+        values[i] = np.float64(values32[i])
 
 
 @numba.njit(nogil=True, cache=True)
-def _radix_sort_keys(keys, keys_tmp, counts, first_bit, digit_bits):  # type: ignore[no-untyped-def]
-    """``_radix_sort`` for keys that carry their payload in the bits below ``first_bit``."""
-    n = keys.shape[0]
-    passes = counts.shape[0]
-    mask = np.uint64((1 << digit_bits) - 1)
-    counts[:, :] = 0
-    for i in range(n):
+def _digit_histograms(keys, c0, c1, c2):  # type: ignore[no-untyped-def]
+    """Counts of the three 11-bit digits of bits 32..64 of every key, in one read."""
+    c0[:] = 0
+    c1[:] = 0
+    c2[:] = 0
+    for i in range(keys.shape[0]):
         k = keys[i]
-        for p in range(passes):
-            counts[p, (k >> np.uint64(first_bit + p * digit_bits)) & mask] += 1
-    src_k, dst_k = keys, keys_tmp
+        c0[(k >> np.uint64(32)) & np.uint64(2047)] += 1
+        c1[(k >> np.uint64(43)) & np.uint64(2047)] += 1
+        c2[(k >> np.uint64(54)) & np.uint64(2047)] += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _scatter(source, target, starts, shift):  # type: ignore[no-untyped-def]
+    """One stable counting-sort pass on the 11-bit digit at ``shift``."""
+    total = 0
+    for b in range(starts.shape[0]):  # counts → first positions
+        c = starts[b]
+        starts[b] = total
+        total += c
+    for i in range(source.shape[0]):
+        k = source[i]
+        digit = (k >> shift) & np.uint64(2047)
+        position = starts[digit]
+        starts[digit] = position + 1
+        target[position] = k
+
+
+@numba.njit(nogil=True, cache=True)
+def _radix_sort_high32(keys, keys_tmp, c0, c1, c2):  # type: ignore[no-untyped-def]
+    """Sort packed keys by their high 32 bits (LSD, stable; skips passes no digit varies in)."""
+    n = keys.shape[0]
+    _digit_histograms(keys, c0, c1, c2)
+    source, target = keys, keys_tmp
     moved = 0
-    for p in range(passes):
-        shift = np.uint64(first_bit + p * digit_bits)
-        histogram = counts[p]
-        if histogram.max() == n:
+    for p in range(3):
+        counts = c0 if p == 0 else (c1 if p == 1 else c2)
+        if counts.max() == n:
             continue
-        total = 0
-        for b in range(histogram.shape[0]):
-            c = histogram[b]
-            histogram[b] = total
-            total += c
-        for i in range(n):
-            k = src_k[i]
-            digit = (k >> shift) & mask
-            position = histogram[digit]
-            histogram[digit] = position + 1
-            dst_k[position] = k
-        src_k, dst_k = dst_k, src_k
+        _scatter(source, target, counts, np.uint64(32 + 11 * p))
+        source, target = target, source
         moved += 1
-    if moved % 2 == 1:
+    if moved % 2 == 1:  # the sorted keys are in the scratch array
         keys[:] = keys_tmp
 
 
@@ -273,10 +288,13 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     n_genes = block.shape[1]
     n_levels = out_count.shape[0]
     n_contrasts = group_of.shape[0]
-    # float32 data: keys of bits 29..63 in three 12-bit passes, the code packed below them;
-    # float64 data: all 64 bits in six 11-bit passes, the code moved alongside
-    first_bit, digit_bits = (29, 12) if packed else (0, 11)
-    passes = (64 - first_bit + digit_bits - 1) // digit_bits
+    # float32 data: 32-bit keys in three 11-bit passes, the code packed below them;
+    # float64 data: 64-bit keys in six 11-bit passes, the code moved alongside
+    digit_bits = 11
+    passes = 6
+    c0 = np.empty(1 << digit_bits, dtype=np.int64)
+    c1 = np.empty(1 << digit_bits, dtype=np.int64)
+    c2 = np.empty(1 << digit_bits, dtype=np.int64)
     rank_level = np.zeros(n_levels, dtype=np.float64)
     level_sum = np.zeros(n_levels, dtype=np.float64)
     level_count = np.zeros(n_levels, dtype=np.int64)
@@ -284,6 +302,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     shared_tie = np.zeros(n_genes, dtype=np.float64)
     _transpose_rows(block, rows, by_gene)
     values = np.empty(n_rows, dtype=np.float64)
+    values32 = np.empty(n_rows, dtype=np.float32)
     keys = np.empty(n_rows, dtype=np.uint64)
     keys_tmp = np.empty(n_rows, dtype=np.uint64)
     codes = np.empty(n_rows, dtype=np.int32)
@@ -306,6 +325,8 @@ def _block_statistics(  # type: ignore[no-untyped-def]
             if np.isinf(v):
                 infinite += 1
             values[m] = v + 0.0  # -0.0 + 0.0 is +0.0: one key for both zeros
+            if packed:
+                values32[m] = np.float32(values[m])  # exact: the data are float32
             codes[m] = code
             level_sum[code] += v
             level_count[code] += 1
@@ -315,9 +336,9 @@ def _block_statistics(  # type: ignore[no-untyped-def]
         out_count[:, gene] = level_count
         out_nan[:, gene] = level_nan
         if packed:
-            _packed_keys(values[:m], codes[:m], keys[:m])
-            _radix_sort_keys(keys[:m], keys_tmp[:m], counts, 29, digit_bits)
-            _unpack_keys(keys[:m], codes[:m], values[:m])
+            _packed_keys(values32[:m], codes[:m], keys[:m])
+            _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
+            _unpack_keys(keys[:m], codes[:m], values32[:m], values[:m])
         else:
             _sortable_keys(values[:m], keys[:m])
             _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, digit_bits)
@@ -398,8 +419,8 @@ def rank_sum_block(
         block = block.astype(np.float64)
     rows = np.flatnonzero(codes >= 0).astype(np.int64)
     row_codes = np.ascontiguousarray(codes[rows], dtype=np.int32)
-    # float32 values widened to float64 have 29 zero low mantissa bits, room for the group code
-    packed = block.dtype == np.float32 and n_levels < 2**29
+    # float32 data leave the low 32 bits of a 64-bit key for the group code
+    packed = block.dtype == np.float32
     # every contrast ranks all compared values: one-vs-rest, or only two groups compared
     global_ranks = bool(np.all(np.asarray(reference_of) < 0)) or len(np.unique(row_codes)) <= 2
     n_contrasts, n_genes = len(group_of), block.shape[1]
