@@ -15,7 +15,9 @@ chunks are merged with the pairwise formula of Chan, Golub and LeVeque (1979)::
 
 in a balanced tree, so the result does not depend on the chunking (to rounding) and a gene with
 a large mean and a tiny spread keeps its variance. Everything is written against ``xp``: the
-same lines run on NumPy chunks and on CuPy chunks.
+same lines run on NumPy chunks and on CuPy chunks. On the CPU, a compiled loop computes the
+same shifted sums in one read of each chunk (:mod:`cohortex.stats._moments_cpu`); the ``xp``
+lines stay as its tested reference.
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ import numpy as np
 
 from .._backend import namespace
 
-__all__ = ["SLAB_ELEMENTS", "GroupMoments", "chunk_moments", "group_moments", "merge_moments"]
+__all__ = [
+    "COMPILED_CPU",
+    "SLAB_ELEMENTS",
+    "GroupMoments",
+    "chunk_moments",
+    "group_moments",
+    "merge_moments",
+]
 
 # Values per slab on the CPU: 131,072 float64 values (1 MB) per temporary fit in L2 caches.
 SLAB_ELEMENTS = 131_072
+# NumPy chunks go through the compiled loop of ``_moments_cpu`` (one read of each value); the
+# ``xp`` slab code below is the reference it is tested against, and the GPU path.
+COMPILED_CPU = True
 
 
 @dataclass
@@ -118,6 +130,10 @@ def chunk_moments(
     if xp is np:
         rows = max(8, SLAB_ELEMENTS // max(block.shape[1], 1))
     shift = _provisional_mean(block[:rows])
+    if xp is np and COMPILED_CPU:
+        return _compiled_chunk_moments(
+            block, codes, n_groups, omit_nan, linear, count_infinite, shift
+        )
     result = None
     for start in range(0, max(block.shape[0], 1), rows):
         part = _slab_moments(
@@ -132,6 +148,42 @@ def chunk_moments(
         result = part if result is None else merge_moments(result, part)
     assert result is not None
     return result
+
+
+def _compiled_chunk_moments(
+    block: np.ndarray,
+    codes: np.ndarray,
+    n_groups: int,
+    omit_nan: bool,
+    linear: bool,
+    count_infinite: bool,
+    shift: np.ndarray,
+) -> GroupMoments:
+    """``chunk_moments`` on the CPU from the compiled shifted sums (one read of the chunk)."""
+    from ._moments_cpu import chunk_sums  # numba: imported on the CPU path only
+
+    sums = chunk_sums(
+        block,
+        codes,
+        n_groups,
+        shift,
+        omit_nan=omit_nan,
+        linear=linear,
+        count_infinite=count_infinite,
+    )
+    count = sums["count"]
+    if not omit_nan:
+        sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
+        count = np.repeat(sizes[:n_groups, None], block.shape[1], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        offset = np.where(count > 0, sums["s1"] / np.maximum(count, 1), 0.0)
+        mean = np.where(count > 0, shift + offset, 0.0)
+        m2 = np.maximum(sums["s2"] - sums["s1"] * offset, 0.0)
+        linear_mean = None
+        if linear:
+            linear_mean = np.where(count > 0, sums["linear"] / np.maximum(count, 1), 0.0)
+    infinite = sums["infinite"] if count_infinite else None
+    return GroupMoments(count, mean, m2, linear_mean, infinite)
 
 
 def _slab_moments(

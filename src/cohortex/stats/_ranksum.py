@@ -192,6 +192,40 @@ def _walk_global(keys, codes, values, linear, gene, rank_level, out_tie, out_lin
 
 
 @numba.njit(nogil=True, cache=True)
+def _walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scratch32):  # type: ignore[no-untyped-def]
+    """``_walk_global`` straight on sorted packed keys (no unpacking: a smaller cache footprint).
+
+    ``scratch32`` is a one-element float32 array used to decode a run's value for ``expm1``.
+    """
+    bits = scratch32.view(np.uint32)
+    n = keys.shape[0]
+    tie = 0.0
+    start = 0
+    while start < n:
+        high = keys[start] >> np.uint64(32)
+        stop = start + 1
+        while stop < n and (keys[stop] >> np.uint64(32)) == high:
+            stop += 1
+        t = stop - start
+        average = start + (t + 1) * 0.5
+        lifted = 0.0
+        if linear:
+            image = np.uint32(high)
+            bits[0] = image ^ _SIGN_32 if image & _SIGN_32 else ~image
+            lifted = np.expm1(np.float64(scratch32[0]))
+        if t > 1:
+            tf = float(t)
+            tie += tf * tf * tf - tf
+        for i in range(start, stop):
+            code = np.int64(keys[i] & _LOW_32)
+            rank_level[code] += average
+            if linear:
+                out_linear[code, gene] += lifted
+        start = stop
+    out_tie[gene] = tie
+
+
+@numba.njit(nogil=True, cache=True)
 def _walk(  # type: ignore[no-untyped-def]
     keys,
     codes,
@@ -303,6 +337,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     _transpose_rows(block, rows, by_gene)
     values = np.empty(n_rows, dtype=np.float64)
     values32 = np.empty(n_rows, dtype=np.float32)
+    scratch32 = np.empty(1, dtype=np.float32)
     keys = np.empty(n_rows, dtype=np.uint64)
     keys_tmp = np.empty(n_rows, dtype=np.uint64)
     codes = np.empty(n_rows, dtype=np.int32)
@@ -324,9 +359,10 @@ def _block_statistics(  # type: ignore[no-untyped-def]
                 continue
             if np.isinf(v):
                 infinite += 1
-            values[m] = v + 0.0  # -0.0 + 0.0 is +0.0: one key for both zeros
             if packed:
-                values32[m] = np.float32(values[m])  # exact: the data are float32
+                values32[m] = np.float32(v + 0.0)  # exact: the data are float32
+            else:
+                values[m] = v + 0.0  # -0.0 + 0.0 is +0.0: one key for both zeros
             codes[m] = code
             level_sum[code] += v
             level_count[code] += 1
@@ -338,6 +374,15 @@ def _block_statistics(  # type: ignore[no-untyped-def]
         if packed:
             _packed_keys(values32[:m], codes[:m], keys[:m])
             _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
+            if global_ranks:
+                rank_level[:] = 0.0
+                _walk_global_packed(
+                    keys[:m], linear, gene, rank_level, shared_tie, out_linear, scratch32
+                )
+                for j in range(n_contrasts):
+                    out_rank_sum[j, gene] = rank_level[group_of[j]]
+                    out_tie[j, gene] = shared_tie[gene]
+                continue
             _unpack_keys(keys[:m], codes[:m], values32[:m], values[:m])
         else:
             _sortable_keys(values[:m], keys[:m])
