@@ -129,11 +129,11 @@ def chunk_moments(
     rows = block.shape[0]
     if xp is np:
         rows = max(8, SLAB_ELEMENTS // max(block.shape[1], 1))
-    shift = _provisional_mean(block[:rows])
     if xp is np and COMPILED_CPU:
         return _compiled_chunk_moments(
-            block, codes, n_groups, omit_nan, linear, count_infinite, shift
+            block, codes, n_groups, omit_nan, linear, count_infinite, rows
         )
+    shift = _provisional_mean(block[:rows])
     result = None
     for start in range(0, max(block.shape[0], 1), rows):
         part = _slab_moments(
@@ -157,7 +157,7 @@ def _compiled_chunk_moments(
     omit_nan: bool,
     linear: bool,
     count_infinite: bool,
-    shift: np.ndarray,
+    shift_rows: int,
 ) -> GroupMoments:
     """``chunk_moments`` on the CPU from the compiled shifted sums (one read of the chunk)."""
     from ._moments_cpu import chunk_sums  # numba: imported on the CPU path only
@@ -166,12 +166,12 @@ def _compiled_chunk_moments(
         block,
         codes,
         n_groups,
-        shift,
+        shift_rows,
         omit_nan=omit_nan,
         linear=linear,
         count_infinite=count_infinite,
     )
-    count = sums["count"]
+    count, shift = sums["count"], sums["shift"]
     if not omit_nan:
         sizes = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
         count = np.repeat(sizes[:n_groups, None], block.shape[1], axis=1)
