@@ -2,11 +2,12 @@
 
 Why compiled: the ``xp`` formulation in :mod:`cohortex.stats._moments` shifts, squares and
 multiplies by a one-hot matrix in separate NumPy calls, each a pass over a float64 copy of the
-slab; at 50,000 × 20,000 that is 8.8× the time of one streaming pass over the matrix. Here one
+slab; at 50,000 × 20,000 that was 8.8× the time of one streaming pass over the matrix. Here one
 loop reads each value once, shifts it by the provisional per-gene mean ``c`` (of the chunk's
-first rows, as on ``xp``) and adds ``x − c`` and ``(x − c)²`` into its group's float64 row; the
-inner loop runs along the contiguous gene axis, so it vectorises. The finish is the same as on
-``xp``::
+first rows, as on ``xp``) and adds ``x − c`` and ``(x − c)²`` into its group's float64 row,
+four rows of a group at a time (so the accumulators are loaded and stored once per four rows);
+the inner loop runs along the contiguous gene axis, so it vectorises. The finish is the same as
+on ``xp``::
 
     mean = c + S1 / n,   M2 = max(S2 − S1² / n, 0)   (S1 = Σ(x − c), S2 = Σ(x − c)²)
 
@@ -42,52 +43,87 @@ def _provisional_mean(flat, row_stride, n_rows, shift_rows, shift):  # type: ign
 
 
 @numba.njit(nogil=True, cache=True)
-def _shifted_sums(  # type: ignore[no-untyped-def]
-    flat, row_stride, codes, shift, omit_nan, linear, count_infinite, count, s1, s2, lin, infinite
-):
-    """The sums of ``chunk_sums``; row i of the chunk is ``flat[i * row_stride:][:n_genes]``.
+def _row(flat, row_stride, n_genes, i):  # type: ignore[no-untyped-def]
+    return flat[i * row_stride : i * row_stride + n_genes]
 
-    Rows are passed as slices of one contiguous 1-D array (rather than a strided 2-D view)
-    so that numba knows they are contiguous and vectorises the gene loop.
+
+@numba.njit(nogil=True, cache=True)
+def _shifted_sums(flat, row_stride, order, starts, shift, omit_nan, count, s1, s2):  # type: ignore[no-untyped-def]
+    """Σ(x − c) and Σ(x − c)² per group; with ``omit_nan`` NaN left out and counted.
+
+    Row i of the chunk is ``flat[i * row_stride:][:n_genes]`` (slices of one contiguous 1-D
+    array, so that numba knows the rows are contiguous and vectorises the gene loop).
+    ``order[starts[g]:starts[g + 1]]`` are the rows of group g: four rows of a group are added
+    together before their sums touch the accumulators (4× fewer loads and stores of them).
     """
-    n_rows, n_genes = codes.shape[0], shift.shape[0]
-    if count_infinite:
-        for i in range(n_rows):
-            row = flat[i * row_stride : i * row_stride + n_genes]
-            for j in range(n_genes):
-                if np.isinf(row[j]):
-                    infinite[j] += 1
-    # gene tiles whose accumulators stay in L1 while every row of the chunk streams past
-    for first in range(0, n_genes, _GENE_TILE):
-        last = min(first + _GENE_TILE, n_genes)
-        c_tile = shift[first:last]
-        for i in range(n_rows):
-            g = codes[i]
-            if g < 0:
-                continue
-            start = i * row_stride
-            row = flat[start + first : start + last]
-            s1_g, s2_g = s1[g, first:last], s2[g, first:last]
+    n_genes = shift.shape[0]
+    for g in range(starts.shape[0] - 1):
+        s1_g, s2_g, count_g = s1[g], s2[g], count[g]
+        k, stop = starts[g], starts[g + 1]
+        while k + 4 <= stop:
+            r0 = _row(flat, row_stride, n_genes, order[k])
+            r1 = _row(flat, row_stride, n_genes, order[k + 1])
+            r2 = _row(flat, row_stride, n_genes, order[k + 2])
+            r3 = _row(flat, row_stride, n_genes, order[k + 3])
             if omit_nan:
-                count_g = count[g, first:last]
-                for j in range(last - first):
-                    x = np.float64(row[j])
-                    keep = x == x  # False for NaN
-                    d = x - c_tile[j] if keep else 0.0
-                    count_g[j] += 1.0 if keep else 0.0
-                    s1_g[j] += d
-                    s2_g[j] += d * d
+                for j in range(n_genes):
+                    c = shift[j]
+                    x0, x1 = np.float64(r0[j]), np.float64(r1[j])
+                    x2, x3 = np.float64(r2[j]), np.float64(r3[j])
+                    k0, k1, k2, k3 = x0 == x0, x1 == x1, x2 == x2, x3 == x3  # False for NaN
+                    d0 = x0 - c if k0 else 0.0
+                    d1 = x1 - c if k1 else 0.0
+                    d2 = x2 - c if k2 else 0.0
+                    d3 = x3 - c if k3 else 0.0
+                    count_g[j] += np.float64(k0) + np.float64(k1) + np.float64(k2) + np.float64(k3)
+                    s1_g[j] += (d0 + d1) + (d2 + d3)
+                    s2_g[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
             else:
-                for j in range(last - first):
-                    d = np.float64(row[j]) - c_tile[j]
-                    s1_g[j] += d
-                    s2_g[j] += d * d
-            if linear:
-                lin_g = lin[g, first:last]
-                for j in range(last - first):
-                    x = np.float64(row[j])
-                    if x == x or not omit_nan:
-                        lin_g[j] += np.expm1(x)
+                for j in range(n_genes):
+                    c = shift[j]
+                    d0 = np.float64(r0[j]) - c
+                    d1 = np.float64(r1[j]) - c
+                    d2 = np.float64(r2[j]) - c
+                    d3 = np.float64(r3[j]) - c
+                    s1_g[j] += (d0 + d1) + (d2 + d3)
+                    s2_g[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+            k += 4
+        while k < stop:
+            r0 = _row(flat, row_stride, n_genes, order[k])
+            for j in range(n_genes):
+                x0 = np.float64(r0[j])
+                k0 = x0 == x0 or not omit_nan
+                d0 = x0 - shift[j] if k0 else 0.0
+                if omit_nan:
+                    count_g[j] += np.float64(k0)
+                s1_g[j] += d0
+                s2_g[j] += d0 * d0
+            k += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _linear_sums(flat, row_stride, order, starts, omit_nan, linear):  # type: ignore[no-untyped-def]
+    """Σ expm1(x) per group (NaN left out with ``omit_nan``)."""
+    n_genes = linear.shape[1]
+    for g in range(starts.shape[0] - 1):
+        linear_g = linear[g]
+        for k in range(starts[g], starts[g + 1]):
+            row = _row(flat, row_stride, n_genes, order[k])
+            for j in range(n_genes):
+                x = np.float64(row[j])
+                if x == x or not omit_nan:
+                    linear_g[j] += np.expm1(x)
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_infinite(flat, row_stride, rows, genes, infinite):  # type: ignore[no-untyped-def]
+    """Add the number of ±inf values in ``rows`` × ``genes`` of the chunk to ``infinite``."""
+    n_genes = infinite.shape[0]
+    for i in rows:
+        row = _row(flat, row_stride, n_genes, i)
+        for j in genes:
+            if np.isinf(row[j]):
+                infinite[j] += 1
 
 
 def chunk_sums(
@@ -119,8 +155,8 @@ def chunk_sums(
     -------
     dict of ndarrays
         ``shift`` = c of shape (n_genes,); ``count``, ``s1`` = Σ(x − c), ``s2`` = Σ(x − c)²,
-        ``linear`` = Σ expm1(x), each of shape (n_groups, n_genes), float64 (``count`` is
-        only counted with ``omit_nan``; otherwise zeros: the caller knows the group sizes);
+        ``linear`` = Σ expm1(x), each of shape (n_groups, n_genes), float64 (``count``: the
+        non-NaN values, counted only with ``omit_nan``; otherwise zeros);
         ``infinite`` of shape (n_genes,), int64.
     """
     if block.dtype.kind not in "fiu":
@@ -140,19 +176,23 @@ def chunk_sums(
         "linear": np.zeros((n_groups, n_genes)),
         "infinite": np.zeros(n_genes, dtype=np.int64),
     }
+    codes = np.asarray(codes)
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]  # the compared rows, group by group
+    starts = np.searchsorted(codes[order], np.arange(n_groups + 1))
     _provisional_mean(flat, row_stride, n_rows, shift_rows, out["shift"])
+    shift = out["shift"]
     _shifted_sums(
-        flat,
-        row_stride,
-        np.ascontiguousarray(codes, dtype=np.int64),
-        out["shift"],
-        omit_nan,
-        linear,
-        count_infinite,
-        out["count"],
-        out["s1"],
-        out["s2"],
-        out["linear"],
-        out["infinite"],
+        flat, row_stride, order, starts, shift, omit_nan, *(out[k] for k in ("count", "s1", "s2"))
     )
+    if linear:
+        _linear_sums(flat, row_stride, order, starts, omit_nan, out["linear"])
+    if count_infinite:
+        # an infinite value makes its group's Σ(x − c)² inf or NaN: only such genes are scanned
+        # over the compared rows (a second full read would cost as much as the sums)
+        suspicious = np.flatnonzero(~np.isfinite(out["s2"]).all(axis=0))
+        left_out = np.flatnonzero(codes < 0)
+        every_gene = np.arange(n_genes)
+        _count_infinite(flat, row_stride, order, suspicious, out["infinite"])
+        _count_infinite(flat, row_stride, left_out, every_gene, out["infinite"])
     return out
