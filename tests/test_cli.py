@@ -307,3 +307,45 @@ def test_ae_commands(tmp_path, capsys):
     saved = read_result(store, "ae_modules_condition")
     listed = (tmp_path / "module.txt").read_text().split()
     assert listed == list(saved["gene"].values[saved["in_module"].values])
+
+
+def test_bench_command(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "240", "--genes", "90", "--only", "de,wilcoxon"]
+    assert main([*argv, "--out", str(out), "--scipy-genes", "30"]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert report["shape"] == [240, 90]
+    assert report["machine"]["device"] == "cpu" and report["machine"]["cpus"] >= 1
+    rows = {(r["suite"], r["case"]): r for r in report["rows"]}
+    assert {suite for suite, _ in rows} == {"limits", "de", "wilcoxon"}
+    for key in [("limits", "memory_pass"), ("limits", "zarr_read"), ("de", "scanpy")]:
+        assert rows[key]["seconds"] > 0 and rows[key]["peak_rss_bytes"] > 0, key
+    for suite in ("de", "wilcoxon"):
+        mine = rows[(suite, "cohortex_memory")]
+        assert mine["fraction_of_limit"] == pytest.approx(
+            rows[("limits", "memory_pass")]["seconds"] / mine["seconds"]
+        )
+        assert rows[(suite, "cohortex_zarr")]["fraction_of_limit"] == pytest.approx(
+            rows[("limits", "zarr_read")]["seconds"] / rows[(suite, "cohortex_zarr")]["seconds"]
+        )
+        scipy = rows[(suite, "scipy")]
+        assert scipy["extrapolated_from_genes"] == 30
+        assert scipy["seconds"] == pytest.approx(scipy["measured_seconds"] * 90 / 30)
+        assert scipy["speedup"] == pytest.approx(scipy["seconds"] / mine["seconds"])
+        assert rows[(suite, "scanpy")]["speedup"] == pytest.approx(
+            rows[(suite, "scanpy")]["seconds"] / mine["seconds"]
+        )
+    assert ("de", "rapids_singlecell") not in rows  # GPU anchors only in GPU runs
+    table = (out / "bench.md").read_text()
+    assert "| cpu | de | scipy |" in table and "extrapolated from 30 genes" in table
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_bench_refuses_bad_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--only", "de,foo"])
+    assert (
+        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae" in capsys.readouterr().err
+    )
+    assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2
+    assert "pip install 'cohortex[cuda12]'" in capsys.readouterr().err

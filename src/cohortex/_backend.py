@@ -19,6 +19,7 @@ from ._errors import CohortexError
 
 __all__ = [
     "as_device_dask",
+    "device_name",
     "gpu_available",
     "kernel_dir",
     "kernel_source",
@@ -72,6 +73,29 @@ def gpu_available() -> bool:
     if os.environ.get(DEVICE_ENV, "").strip().lower() == "cpu":
         return False
     return _probe_gpu()
+
+
+def device_name(device: str = "auto") -> str:
+    """A readable name of the device a computation runs on (for benchmark reports).
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+
+    Returns
+    -------
+    str
+        ``"cpu"``, or the CUDA device's name as the driver reports it (e.g. ``"NVIDIA H100 80GB
+        HBM3"``) with its memory.
+    """
+    if resolve_device(device) == "cpu":
+        return "cpu"
+    cupy = _import_cupy()
+    assert cupy is not None
+    properties = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = properties["name"]
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return f"{name} ({properties['totalGlobalMem'] / 2**30:.0f} GiB)"
 
 
 def resolve_device(device: str = "auto") -> Device:

@@ -1,4 +1,4 @@
-"""The ``cohortex`` command line: simulate, import, export, info, demo."""
+"""The ``cohortex`` command line: simulate, import, export, info, de, pca, tsne, ae, demo, bench."""
 
 from __future__ import annotations
 
@@ -215,7 +215,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark suite against scipy, scanpy, illico, scikit-learn, openTSNE …"
+    )
+    bench.add_argument("--samples", type=int, default=50_000)
+    bench.add_argument("--genes", type=int, default=20_000)
+    bench.add_argument("--device", choices=["cpu", "gpu", "both"], default="cpu")
+    bench.add_argument(
+        "--only",
+        type=_suites,
+        default=None,
+        help="comma-separated suites: de,wilcoxon,pca,tsne,ae (default: all)",
+    )
+    bench.add_argument(
+        "--store", type=Path, default=None, help="benchmark this store instead of simulating one"
+    )
+    bench.add_argument(
+        "--out", type=Path, default=Path("cohortex-bench"), help="report folder (bench.json, .md)"
+    )
+    bench.add_argument(
+        "--scipy-genes",
+        type=int,
+        default=500,
+        help="genes scipy runs on; its time is extrapolated to all genes (default 500)",
+    )
+    bench.set_defaults(run=_bench)
     return parser
+
+
+def _suites(text: str) -> tuple[str, ...]:
+    from ._bench import SUITES
+
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SUITES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown suite(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SUITES)}"
+        )
+    return chosen
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -507,6 +545,29 @@ def _info(args: argparse.Namespace) -> None:
         print(json.dumps(summary, indent=2))
     else:
         print(_format_summary(summary))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from ._backend import resolve_device
+    from ._bench import SUITES, run_bench
+    from .simulate import simulate
+
+    devices = ("cpu", "gpu") if args.device == "both" else (args.device,)
+    if "gpu" in devices:
+        resolve_device("gpu")  # a clear error (and the install hint) before anything runs
+    store = args.store
+    if store is None:
+        store = args.out / f"cohort_{args.samples}x{args.genes}.zarr"
+        if (store / "zarr.json").exists():
+            print(f"cohortex bench: reusing {store}")
+        else:
+            print(f"cohortex bench: simulating {args.samples} × {args.genes} into {store}")
+            simulate(store, args.samples, args.genes, n_de=0.05, seed=0, progress=False)
+    report = run_bench(
+        store, args.out, suites=args.only or SUITES, devices=devices, scipy_genes=args.scipy_genes
+    )
+    print("\n" + report["markdown"])
+    print(f"cohortex bench: wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
 
 
 def _demo(args: argparse.Namespace) -> None:

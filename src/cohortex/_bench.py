@@ -1,0 +1,472 @@
+"""``cohortex bench``: the benchmark suite against the tools a user would otherwise pick.
+
+Every case runs in its own Python process (``python -m cohortex._bench --case ...``) so that it
+reports its own peak RSS, on the same simulated cohort, one after another. Per suite:
+
+``de``        Welch + BH: cohortex in memory and from the store; scipy ``ttest_ind`` +
+              statsmodels ``multipletests`` (on ``--scipy-genes`` genes, **extrapolated** to all
+              when the cohort is wider), scanpy ``rank_genes_groups(method="t-test")``;
+              rapids-singlecell on a GPU.
+``wilcoxon``  the same with the rank-sum test; scipy ``mannwhitneyu``, scanpy (wilcoxon),
+              illico; rapids-singlecell on a GPU.
+``pca``       50 components from the store; scikit-learn ``PCA(svd_solver="randomized")`` on the
+              in-memory matrix; cuML on a GPU.
+``tsne``      t-SNE of the first 50 principal components; openTSNE; cuML on a GPU.
+``ae``        one epoch of a 3 × 512 autoencoder from the store; the same network trained by a
+              plain PyTorch loop on the in-memory matrix.
+
+Limits (measured in the same run): one streaming pass over the in-memory matrix
+(``X.sum(axis=0)``, on the device for a GPU run: its memory bandwidth) and one plain read of the
+store through Dask. ``fraction of limit`` is limit seconds / case seconds (1 = at the limit);
+``speed-up`` is the anchor's seconds / cohortex's seconds on the same device and data source.
+Anchors that are not installed are listed as skipped; nothing is estimated except the scipy
+rows marked as extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SUITES", "run_bench"]
+
+
+@dataclass(frozen=True)
+class Case:
+    suite: str
+    name: str
+    role: str  # "limit", "cohortex" or "anchor"
+    source: str  # "memory", "zarr" or "pcs": what the case reads
+    module: str | None = None  # the package an anchor needs
+    gpu: bool = True  # whether the case runs on a GPU (device=gpu), or only on the CPU
+
+
+_CASES = [
+    Case("limits", "memory_pass", "limit", "memory"),
+    Case("limits", "zarr_read", "limit", "zarr", gpu=False),
+    Case("de", "cohortex_memory", "cohortex", "memory"),
+    Case("de", "cohortex_zarr", "cohortex", "zarr"),
+    Case("de", "scipy", "anchor", "memory", "scipy", gpu=False),
+    Case("de", "scanpy", "anchor", "memory", "scanpy", gpu=False),
+    Case("de", "rapids_singlecell", "anchor", "memory", "rapids_singlecell"),
+    Case("wilcoxon", "cohortex_memory", "cohortex", "memory"),
+    Case("wilcoxon", "cohortex_zarr", "cohortex", "zarr"),
+    Case("wilcoxon", "scipy", "anchor", "memory", "scipy", gpu=False),
+    Case("wilcoxon", "scanpy", "anchor", "memory", "scanpy", gpu=False),
+    Case("wilcoxon", "illico", "anchor", "memory", "illico", gpu=False),
+    Case("wilcoxon", "rapids_singlecell", "anchor", "memory", "rapids_singlecell"),
+    Case("pca", "cohortex_zarr", "cohortex", "zarr"),
+    Case("pca", "scikit_learn", "anchor", "memory", "sklearn", gpu=False),
+    Case("pca", "cuml", "anchor", "memory", "cuml"),
+    Case("tsne", "cohortex", "cohortex", "pcs"),
+    Case("tsne", "opentsne", "anchor", "pcs", "openTSNE", gpu=False),
+    Case("tsne", "cuml", "anchor", "pcs", "cuml"),
+    Case("ae", "cohortex_zarr", "cohortex", "zarr"),
+    Case("ae", "torch_loop", "anchor", "memory", "torch"),
+]
+SUITES = ("de", "wilcoxon", "pca", "tsne", "ae")
+_GPU_ONLY = {"rapids_singlecell", "cuml"}
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _installed(module: str | None) -> bool:
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _matrix(store: str, device: str) -> Any:
+    """The whole expression matrix in memory (float32), on the device of the run."""
+    import zarr
+
+    from ._backend import to_device
+
+    x = zarr.open_array(Path(store) / "expression", mode="r")[...]
+    return to_device(x, "gpu") if device == "gpu" else x
+
+
+def _labels(store: str) -> np.ndarray:
+    from .store import open_cohort
+
+    return np.asarray(open_cohort(store)["condition"].values)
+
+
+def _pcs(store: str, scratch: Path) -> np.ndarray:
+    """The first 50 principal components of the cohort, computed once per run and cached."""
+    path = scratch / "pcs.npy"
+    if not path.exists():
+        from ._backend import to_host
+        from .embed import pca
+
+        np.save(path, to_host(pca(store, 50, device="cpu")["scores"].values))
+    return np.load(path)
+
+
+def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: int) -> dict:
+    """Run one case; returns seconds and extras (called in the case's own process)."""
+    from ._backend import to_host
+
+    extra: dict[str, Any] = {}
+    labels: Any = _labels(store) if case.suite in ("de", "wilcoxon", "pca") else None
+    test = "welch" if case.suite == "de" else "wilcoxon"
+    x: Any = _matrix(store, device) if case.source == "memory" else None
+    pcs: Any = _pcs(store, scratch) if case.source == "pcs" else None
+    start = time.perf_counter()
+    if case.name == "memory_pass":
+        to_host(x.sum(axis=0))  # to_host waits for the device
+    elif case.name == "zarr_read":
+        import dask.array as da
+
+        da.from_zarr(str(Path(store) / "expression")).sum(axis=0).compute()
+    elif case.suite in ("de", "wilcoxon") and case.role == "cohortex":
+        from .de import test as de_test
+
+        if case.source == "memory":
+            de_test(x, labels, test=test, reference="normal", device=device)
+        else:
+            de_test(store, "condition", test=test, reference="normal", device=device)
+    elif case.name == "scipy":
+        from scipy import stats
+        from statsmodels.stats.multitest import multipletests
+
+        assert x is not None and labels is not None
+        part = x[:, : min(scipy_genes, x.shape[1])].astype(np.float64)
+        tumor = labels == "tumor"
+        start = time.perf_counter()
+        if test == "welch":
+            p = stats.ttest_ind(part[tumor], part[~tumor], equal_var=False).pvalue
+        else:
+            p = stats.mannwhitneyu(part[tumor], part[~tumor], method="asymptotic").pvalue
+        multipletests(p, method="fdr_bh")
+        extra["extrapolated_from_genes"] = part.shape[1]
+    elif case.name in ("scanpy", "rapids_singlecell"):
+        import anndata as ad
+        import pandas as pd
+
+        obs = pd.DataFrame({"condition": pd.Categorical(np.asarray(labels, dtype=str))})
+        adata = ad.AnnData(X=x, obs=obs)
+        method = "t-test" if test == "welch" else "wilcoxon"
+        if case.name == "scanpy":
+            import scanpy as sc
+
+            rank = sc.tl.rank_genes_groups
+        else:
+            import rapids_singlecell as rsc
+
+            rank = rsc.tl.rank_genes_groups
+        start = time.perf_counter()
+        rank(adata, "condition", groups=["tumor"], reference="normal", method=method)
+    elif case.name == "illico":
+        import anndata as ad
+        import illico
+        import pandas as pd
+
+        obs = pd.DataFrame({"condition": pd.Categorical(np.asarray(labels, dtype=str))})
+        adata = ad.AnnData(X=x, obs=obs)
+        start = time.perf_counter()
+        illico.asymptotic_wilcoxon(
+            adata,
+            is_log1p=False,
+            group_keys="condition",
+            reference="normal",
+            n_threads=os.cpu_count() or 1,
+        )
+    elif case.suite == "pca":
+        if case.role == "cohortex":
+            from .embed import pca
+
+            result = pca(store, 50, device=device)
+            extra["method"] = result.attrs.get("method", "")
+        elif case.name == "scikit_learn":
+            from sklearn.decomposition import PCA
+
+            PCA(50, svd_solver="randomized", random_state=0).fit(x).transform(x)
+        else:
+            from cuml.decomposition import PCA as CumlPCA
+
+            CumlPCA(n_components=50).fit_transform(x)
+    elif case.suite == "tsne":
+        if case.role == "cohortex":
+            from .embed import tsne
+
+            tsne(pcs, perplexity=30, n_iter=500, seed=0, device=device)
+        elif case.name == "opentsne":
+            from openTSNE import TSNE
+
+            TSNE(perplexity=30, n_iter=500, random_state=0, n_jobs=-1).fit(pcs)
+        else:
+            from cuml.manifold import TSNE as CumlTSNE
+
+            CumlTSNE(perplexity=30, n_iter=500, random_state=0).fit_transform(pcs)
+    elif case.suite == "ae":
+        extra.update(_train_one_epoch(case, store, x, device))
+    else:
+        raise ValueError(f"unknown case {case.suite}:{case.name}")
+    seconds = time.perf_counter() - start
+    if "extrapolated_from_genes" in extra:
+        n_genes = _n_genes(store)
+        extra["measured_seconds"] = seconds
+        seconds *= n_genes / extra["extrapolated_from_genes"]
+    return {"seconds": seconds, **extra}
+
+
+def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
+    """One epoch of the 3 × 512 autoencoder: cohortex from the store, or a plain torch loop."""
+    if case.role == "cohortex":
+        from .ae import Autoencoder
+
+        model = Autoencoder(
+            (512, 512, 512), max_epochs=1, patience=1, device=device, progress=False
+        )
+        model.fit(store)
+        return {"samples_trained": int(_n_samples(store) - len(model.validation_index_))}
+    import torch
+
+    from ._backend import to_host
+
+    target = "cuda" if device == "gpu" else "cpu"
+    data = torch.as_tensor(np.asarray(to_host(x)), device=target)
+    low, high = data.min(dim=0).values, data.max(dim=0).values
+    data = (data - low) / torch.clamp(high - low, min=1e-12)
+    sizes = [data.shape[1], 512, 512, 512, data.shape[1]]
+    layers: list[torch.nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [torch.nn.Linear(a, b), torch.nn.Sigmoid()]
+    net = torch.nn.Sequential(*layers).to(target)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    for batch in torch.randperm(data.shape[0], device=target).split(256):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(data[batch]), data[batch])
+        loss.backward()
+        optimizer.step()
+    return {"samples_trained": int(data.shape[0])}
+
+
+def _n_genes(store: str) -> int:
+    from .store import open_cohort
+
+    return int(open_cohort(store).sizes["gene"])
+
+
+def _n_samples(store: str) -> int:
+    from .store import open_cohort
+
+    return int(open_cohort(store).sizes["sample"])
+
+
+def machine_description(device: str) -> dict:
+    """Where the figures come from: host, CPU model, cores, memory, Python, the device."""
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = (
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    )
+    from ._backend import device_name
+
+    return {
+        "node": platform.node(),
+        "cpu": cpu_model,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory / 1e9, 1),
+        "python": platform.python_version(),
+        "device": device_name(device),
+    }
+
+
+def _run_in_process(case: Case, args: argparse.Namespace, device: str) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "cohortex._bench",
+        "--case",
+        f"{case.suite}:{case.name}",
+        "--store",
+        str(args.store),
+        "--device",
+        device,
+        "--scratch",
+        str(args.scratch),
+        "--scipy-genes",
+        str(args.scipy_genes),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_bench(
+    store: Path,
+    out: Path,
+    *,
+    suites: tuple[str, ...] = SUITES,
+    devices: tuple[str, ...] = ("cpu",),
+    scipy_genes: int = 500,
+    progress: bool = True,
+) -> dict:
+    """Run the suite on ``store``; write ``bench.json`` and ``bench.md`` into ``out``.
+
+    Parameters
+    ----------
+    store : path
+        A cohort store with a ``condition`` holding ``tumor`` and ``normal`` (as simulated).
+    out : path
+        Folder for the report (and a scratch file of principal components).
+    suites : tuple of str
+        Any of :data:`SUITES`.
+    devices : tuple of {"cpu", "gpu"}
+    scipy_genes : int
+        Genes given to scipy (it is extrapolated to the whole width, and says so).
+    progress : bool
+        Print each case as it finishes.
+
+    Returns
+    -------
+    dict
+        The report written to ``bench.json``: machine, rows, and the Markdown table.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    args = argparse.Namespace(store=store, scratch=out, scipy_genes=scipy_genes)
+    n_samples, n_genes = _n_samples(str(store)), _n_genes(str(store))
+    matrix_bytes = n_samples * n_genes * 4
+    rows: list[dict] = []
+    for device in devices:
+        for case in _CASES:
+            if case.suite != "limits" and case.suite not in suites:
+                continue
+            if device == "gpu" and not case.gpu:
+                continue
+            if device == "cpu" and case.name in _GPU_ONLY:
+                continue
+            row: dict[str, Any] = {"suite": case.suite, "case": case.name, "device": device}
+            row.update(role=case.role, source=case.source)
+            if not _installed(case.module):
+                row["skipped"] = f"{case.module} is not installed"
+            else:
+                row.update(_run_in_process(case, args, device))
+            rows.append(row)
+            if progress:
+                shown = row.get("seconds")
+                status = f"{shown:9.2f} s" if shown is not None else row.get("skipped", "")
+                status = status or f"failed: {row.get('error')}"
+                print(f"{device:4s} {case.suite:9s} {case.name:18s} {status}", flush=True)
+    _add_ratios(rows, matrix_bytes)
+    report: dict[str, Any] = {
+        "machine": machine_description(devices[-1]),
+        "shape": [n_samples, n_genes],
+        "rows": rows,
+    }
+    markdown = _markdown(report)
+    report["markdown"] = markdown
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    (out / "bench.md").write_text(markdown)
+    return report
+
+
+def _add_ratios(rows: list[dict], matrix_bytes: int) -> None:
+    """GB/s, fraction of the limit and speed-ups, each against its own device and source."""
+    limits = {
+        (r["device"], r["case"]): r["seconds"]
+        for r in rows
+        if r["role"] == "limit" and "seconds" in r
+    }
+    mine = {
+        (r["device"], r["suite"], r["source"]): r["seconds"]
+        for r in rows
+        if r["role"] == "cohortex" and "seconds" in r
+    }
+    for r in rows:
+        if "seconds" not in r:
+            continue
+        if r["source"] in ("memory", "zarr") and r["suite"] != "ae":
+            r["gbps"] = matrix_bytes / r["seconds"] / 1e9
+        limit = limits.get((r["device"], "memory_pass" if r["source"] == "memory" else "zarr_read"))
+        if limit is not None and r["role"] == "cohortex" and r["source"] != "pcs":
+            r["fraction_of_limit"] = limit / r["seconds"]
+        if r["role"] == "anchor":
+            reference = mine.get((r["device"], r["suite"], r["source"]))
+            if reference is None:  # anchors in memory vs cohortex from the store (pca, ae)
+                reference = mine.get((r["device"], r["suite"], "zarr"))
+            if reference is not None:
+                r["speedup"] = r["seconds"] / reference
+        if "samples_trained" in r:
+            r["samples_per_second"] = r["samples_trained"] / r["seconds"]
+
+
+def _markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [
+        f"cohortex bench, {report['shape'][0]} × {report['shape'][1]} float32 on "
+        f"{machine['node']} ({machine['cpu']}, {machine['cpus']} CPUs, "
+        f"{machine['memory_gb']} GB; device: {machine['device']}).",
+        "",
+        "| device | suite | case | seconds | GB/s | fraction of limit | peak RSS GB | "
+        "cohortex speed-up | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(value: Any, form: str) -> str:
+        return format(value, form) if value is not None else ""
+
+    for r in report["rows"]:
+        note = r.get("skipped") or r.get("error") or ""
+        if "extrapolated_from_genes" in r:
+            note = (
+                f"extrapolated from {r['extrapolated_from_genes']} genes "
+                f"({r['measured_seconds']:.1f} s)"
+            )
+        if "samples_per_second" in r:
+            note = f"{r['samples_per_second']:.0f} samples/s"
+        if r.get("method"):
+            note = r["method"]
+        rss = r.get("peak_rss_bytes")
+        lines.append(
+            f"| {r['device']} | {r['suite']} | {r['case']} | {cell(r.get('seconds'), '.2f')} | "
+            f"{cell(r.get('gbps'), '.2f')} | {cell(r.get('fraction_of_limit'), '.2f')} | "
+            f"{cell(rss / 1e9 if rss else None, '.2f')} | "
+            f"{cell(r.get('speedup'), '.1f')}{'×' if 'speedup' in r else ''} | {note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _main() -> None:
+    """Entry of one case's own process: print its JSON line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--case", required=True)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--scipy-genes", type=int, default=500)
+    args = parser.parse_args()
+    suite, name = args.case.split(":")
+    case = next(c for c in _CASES if c.suite == suite and c.name == name)
+    row = _time_case(case, args.store, args.device, args.scratch, args.scipy_genes)
+    row["peak_rss_bytes"] = _peak_rss_bytes()
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    _main()
