@@ -3,18 +3,23 @@ with the CUDA kernel ``kernels/rank_sum_walk.cu``.
 
 Why compiled: ranking needs a sort per gene, and NumPy's ``argsort`` plus the tie bookkeeping in
 :func:`cohortex.stats._ranks.average_ranks` costs ~10 passes over float64 copies of the block; at
-50,000 × 20,000 that was only 1.3× faster than scanpy. Here each gene is sorted once, by an LSD
-radix sort on the order-preserving integer image of its float values (11 bits a pass; a pass whose
-digit is the same for every value is skipped, which is most passes on tied log1p counts), with
-the sample's group code carried along; then one walk over the runs of equal values gives every
-contrast's rank sum and tie term at once:
+50,000 × 2,000 that was only 1.3× faster than scanpy (now 8.3×, benchmarks/RESULTS.md).
+
+Per block: the (samples, genes) block is transposed panel by panel so that each gene's values
+are contiguous. Per gene: one loop drops NaN (counted per group), counts ±inf, sums the values
+per group and builds 64-bit keys — for float32 data the order-preserving integer image of the
+value in the high 32 bits and the sample's group code in the low 32; an LSD radix sort (three
+11-bit passes; a pass whose digit is the same for every key is skipped) orders them; one walk
+over the runs of equal values gives every contrast's rank sum and tie term at once:
 
     a run of t values spans ranks base+1 … base+t, so each of its values has the average rank
     base + (t + 1) / 2; a contrast counts only the values of its own two sides in t and base.
 
-Group sums (and sums of ``expm1`` for log1p data) are accumulated in the same walk, once per
-distinct value. NaN values are counted per group and left out of the sort; -0.0 is ranked as
-+0.0 (they compare equal). The plain-NumPy reference for the tests is
+When every contrast ranks all compared values (one-vs-rest, or two groups) one walk serves them
+all (``_walk_global``, the CUDA kernel's twin); pairs among more groups use ``_walk``, which
+keeps a base per contrast. float64 data sort 64-bit keys in six passes with the codes moved
+alongside. Sums of ``expm1`` (log1p data) are taken once per run. -0.0 is ranked as +0.0 (they
+compare equal). The plain-NumPy reference for the tests is
 :func:`cohortex.stats._ranks.average_ranks`.
 """
 
