@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
+
+from cohortex._bench import peak_rss_bytes
+
+__all__ = ["peak_rss_bytes", "run_cases"]
 
 
 def run_cases(
@@ -35,8 +38,3 @@ def run_cases(
             flush=True,
         )
     return rows
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -124,6 +124,7 @@ def test_demo_runs_as_a_command(tmp_path):
     from cohortex import list_results, read_result
 
     assert list_results(tmp_path / "demo.zarr") == [
+        "de_moderated_t_condition",
         "de_welch_condition",
         "de_wilcoxon_condition",
         "pca",
@@ -135,6 +136,10 @@ def test_demo_runs_as_a_command(tmp_path):
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
     called = int((welch["padj"].values < 0.05).sum())
     assert "welch" in done.stdout and f"{called:5d} genes called" in done.stdout
+    moderated = read_result(tmp_path / "demo.zarr", "de_moderated_t_condition")
+    called = int((moderated["padj"].values < 0.05).sum())
+    assert "moderated t" in done.stdout and f"{called:5d} genes called" in done.stdout
+    assert "<td>moderated t</td>" in report
 
 
 def test_de_command(tmp_path, capsys):

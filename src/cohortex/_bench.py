@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SUITES", "run_bench"]
+__all__ = ["SUITES", "peak_rss_bytes", "run_bench"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,9 @@ SUITES = ("de", "wilcoxon", "pca", "tsne", "ae")
 _GPU_ONLY = {"rapids_singlecell", "cuml"}
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _installed(module: str | None) -> bool:
@@ -475,7 +476,7 @@ def _main() -> None:
     warm = args.scratch / "warm-up"
     _time_case(case, str(warm / "cohort.zarr"), args.device, warm, args.scipy_genes)
     row = _time_case(case, args.store, args.device, args.scratch, args.scipy_genes)
-    row["peak_rss_bytes"] = _peak_rss_bytes()
+    row["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(row))
 
 
