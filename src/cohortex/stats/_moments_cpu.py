@@ -22,8 +22,6 @@ import numpy as np
 
 __all__ = ["chunk_sums"]
 
-_GENE_TILE = 512  # 512 genes × (s1, s2) float64 = 8 KB of accumulators per group
-
 
 @numba.njit(nogil=True, cache=True)
 def _provisional_mean(flat, row_stride, n_rows, shift_rows, shift):  # type: ignore[no-untyped-def]
@@ -159,9 +157,10 @@ def chunk_sums(
         non-NaN values, counted only with ``omit_nan``; otherwise zeros);
         ``infinite`` of shape (n_genes,), int64.
     """
-    if block.dtype.kind not in "fiu":
-        block = block.astype(np.float64)
-    if block.strides[1] != block.itemsize or block.strides[0] % block.itemsize:
+    if block.dtype.kind not in "iu" and block.dtype not in (np.float32, np.float64):
+        block = block.astype(np.float64)  # float16, bool, object …
+    row_step = block.strides[0]
+    if block.strides[1] != block.itemsize or row_step < 0 or row_step % block.itemsize:
         block = np.ascontiguousarray(block)  # rows must be contiguous; views of them are fine
     n_rows, n_genes = block.shape
     row_stride = block.strides[0] // block.itemsize if n_rows > 1 else n_genes
