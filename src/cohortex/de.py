@@ -19,6 +19,11 @@ Tests
                sample (a block size that fits :data:`RANK_MEMORY_BUDGET`), and one-vs-rest
                ranks each gene once for all groups.
 
+On the CPU the group moments and the rank sums run in compiled loops (numba). Their machine
+code is compiled on the first call after installation and cached on disk: that first call
+takes ~2 s (t-tests) and ~11 s (Wilcoxon) longer on the 2-core machine of benchmarks/RESULTS.md;
+later processes load the cache in well under a second.
+
 Contrasts
 ---------
 With ``reference="rest"`` every group is compared with all other samples of the comparison
