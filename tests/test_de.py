@@ -581,3 +581,22 @@ def test_compiled_chunk_moments_linear_means(monkeypatch):
     np.testing.assert_allclose(results[True].linear_mean, results[False].linear_mean, rtol=1e-13)
     expected = [np.nanmean(np.expm1(block[codes == g].astype(float)), axis=0) for g in (0, 1)]
     np.testing.assert_allclose(results[True].linear_mean, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("distinct", [3, 256, 257, 2000])
+def test_rank_sum_block_tally_and_sort_agree(distinct):
+    """Few distinct values are tallied, many are sorted; the switch can happen mid-gene."""
+    from cohortex.stats._ranksum import rank_sum_block
+
+    rng = np.random.default_rng(35)
+    n = 3000
+    x = rng.integers(0, distinct, (n, 6)).astype(np.float32) / 7.0
+    x[n // 2 :, 5] = rng.standard_normal(n - n // 2)  # tied first half, then untied
+    codes = rng.integers(0, 3, n)
+    out = rank_sum_block(x, codes, np.array([0, 1, 2]), np.array([-1, -1, -1]), 3, linear=True)
+    for g in range(3):
+        rank_sum, tie_term = _reference_rank_sums(x, codes, g, -1)
+        np.testing.assert_allclose(out["rank_sum"][g], rank_sum, rtol=1e-15)
+        np.testing.assert_allclose(out["tie_term"][g], tie_term, rtol=1e-15)
+        expected = np.expm1(x[codes == g].astype(np.float64)).sum(axis=0)
+        np.testing.assert_allclose(out["linear_sum"][g], expected, rtol=1e-12)

@@ -230,6 +230,74 @@ def _walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scr
     out_tie[gene] = tie
 
 
+_EMPTY_32 = np.uint32(0xFFFFFFFF)  # a NaN bit pattern: never the key of a value that is ranked
+_TALLY_SLOTS = 1024  # hash slots (a power of two)
+_TALLY_LIMIT = 256  # at most this many distinct values per gene (load factor ≤ 1/4)
+
+
+@numba.njit(nogil=True, cache=True)
+def _tally_distinct(values32, codes, slot_keys, slot_counts):  # type: ignore[no-untyped-def]
+    """Count the values of each distinct float32 value per group code, in a small hash table.
+
+    Returns the number of distinct values, or -1 as soon as there are more than
+    ``_TALLY_LIMIT`` (then the caller sorts instead). ``slot_keys`` (``_TALLY_SLOTS``,) and
+    ``slot_counts`` (``_TALLY_SLOTS``, n_levels) are scratch, reset here.
+    """
+    bits = values32.view(np.uint32)
+    slot_keys[:] = _EMPTY_32
+    slot_counts[:, :] = 0
+    mask = np.uint32(_TALLY_SLOTS - 1)
+    distinct = 0
+    for i in range(values32.shape[0]):
+        b = bits[i]
+        slot = ((b * np.uint32(2654435761)) >> np.uint32(22)) & mask  # Fibonacci hashing
+        while True:
+            key = slot_keys[slot]
+            if key == b:
+                break
+            if key == _EMPTY_32:
+                if distinct == _TALLY_LIMIT:
+                    return -1
+                slot_keys[slot] = b
+                distinct += 1
+                break
+            slot = (slot + np.uint32(1)) & mask
+        slot_counts[slot, codes[i]] += 1
+    return distinct
+
+
+@numba.njit(nogil=True, cache=True)
+def _walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_linear):  # type: ignore[no-untyped-def]
+    """``_walk_global`` over the distinct values of a tally instead of a sorted gene.
+
+    Each distinct value is one run: its t values share the average rank base + (t + 1) / 2.
+    """
+    occupied = np.flatnonzero(slot_keys != _EMPTY_32)
+    as_float = slot_keys[occupied].view(np.float32)
+    order = np.argsort(as_float)  # at most _TALLY_LIMIT values
+    n_levels = slot_counts.shape[1]
+    base = 0.0
+    tie = 0.0
+    for o in range(order.shape[0]):
+        slot = occupied[order[o]]
+        t = 0
+        for g in range(n_levels):
+            t += slot_counts[slot, g]
+        average = base + (t + 1) * 0.5
+        lifted = np.expm1(np.float64(as_float[order[o]])) if linear else 0.0
+        for g in range(n_levels):
+            c = slot_counts[slot, g]
+            if c > 0:
+                rank_level[g] += c * average
+                if linear:
+                    out_linear[g, gene] += c * lifted
+        if t > 1:
+            tf = float(t)
+            tie += tf * tf * tf - tf
+        base += t
+    out_tie[gene] = tie
+
+
 @numba.njit(nogil=True, cache=True)
 def _walk(  # type: ignore[no-untyped-def]
     keys,
@@ -343,6 +411,8 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     values = np.empty(n_rows, dtype=np.float64)
     values32 = np.empty(n_rows, dtype=np.float32)
     scratch32 = np.empty(1, dtype=np.float32)
+    slot_keys = np.empty(_TALLY_SLOTS, dtype=np.uint32)
+    slot_counts = np.zeros((_TALLY_SLOTS, n_levels), dtype=np.int64)
     keys = np.empty(n_rows, dtype=np.uint64)
     keys_tmp = np.empty(n_rows, dtype=np.uint64)
     codes = np.empty(n_rows, dtype=np.int32)
@@ -376,6 +446,22 @@ def _block_statistics(  # type: ignore[no-untyped-def]
         out_sum[:, gene] = level_sum
         out_count[:, gene] = level_count
         out_nan[:, gene] = level_nan
+        if packed and global_ranks:  # few distinct values (counts, log1p counts): no sort
+            rank_level[:] = 0.0
+            if _tally_distinct(values32[:m], codes[:m], slot_keys, slot_counts) >= 0:
+                _walk_tally(
+                    slot_keys,
+                    slot_counts,
+                    linear,
+                    gene,
+                    rank_level,
+                    shared_tie,
+                    out_linear,
+                )
+                for j in range(n_contrasts):
+                    out_rank_sum[j, gene] = rank_level[group_of[j]]
+                    out_tie[j, gene] = shared_tie[gene]
+                continue
         if packed:
             _packed_keys(values32[:m], codes[:m], keys[:m])
             _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
