@@ -16,11 +16,13 @@ over the runs of equal values gives every contrast's rank sum and tie term at on
     base + (t + 1) / 2; a contrast counts only the values of its own two sides in t and base.
 
 When every contrast ranks all compared values (one-vs-rest, or two groups) one walk serves them
-all (``_walk_global``, the CUDA kernel's twin); pairs among more groups use ``_walk``, which
-keeps a base per contrast. float64 data sort 64-bit keys in six passes with the codes moved
-alongside. Sums of ``expm1`` (log1p data) are taken once per run. -0.0 is ranked as +0.0 (they
-compare equal). The plain-NumPy reference for the tests is
-:func:`cohortex.stats._ranks.average_ranks`.
+all (``_walk_global``, the CUDA kernel's twin), and a float32 gene with at most 256 distinct
+values (counts, log1p counts) is not sorted at all: a small hash table tallies each distinct
+value per group, and the walk runs over the sorted distinct values (``_walk_tally``). Pairs
+among more groups use ``_walk``, which keeps a base per contrast. float64 data sort 64-bit keys
+in six passes with the codes moved alongside. Sums of ``expm1`` (log1p data) are taken once
+per run. -0.0 is ranked as +0.0 (they compare equal). The plain-NumPy reference for the tests
+is :func:`cohortex.stats._ranks.average_ranks`.
 """
 
 from __future__ import annotations
