@@ -448,69 +448,59 @@ def _block_statistics(  # type: ignore[no-untyped-def]
         out_sum[:, gene] = level_sum
         out_count[:, gene] = level_count
         out_nan[:, gene] = level_nan
-        if packed and global_ranks:  # few distinct values (counts, log1p counts): no sort
+        if global_ranks:  # one ranking of all compared values serves every contrast
             rank_level[:] = 0.0
-            if _tally_distinct(values32[:m], codes[:m], slot_keys, slot_counts) >= 0:
+            if packed and _tally_distinct(values32[:m], codes[:m], slot_keys, slot_counts) >= 0:
+                # few distinct values (counts, log1p counts): tallied, no sort
                 _walk_tally(
-                    slot_keys,
-                    slot_counts,
+                    slot_keys, slot_counts, linear, gene, rank_level, shared_tie, out_linear
+                )
+            elif packed:
+                _packed_keys(values32[:m], codes[:m], keys[:m])
+                _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
+                _walk_global_packed(
+                    keys[:m], linear, gene, rank_level, shared_tie, out_linear, scratch32
+                )
+            else:
+                _sortable_keys(values[:m], keys[:m])
+                _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, digit_bits)
+                _float_values(keys[:m], values[:m])
+                _walk_global(  # equal values ⇔ equal keys; values are in sorted order
+                    values[:m],
+                    codes[:m],
+                    values[:m],
                     linear,
                     gene,
                     rank_level,
                     shared_tie,
                     out_linear,
                 )
-                for j in range(n_contrasts):
-                    out_rank_sum[j, gene] = rank_level[group_of[j]]
-                    out_tie[j, gene] = shared_tie[gene]
-                continue
+            for j in range(n_contrasts):
+                out_rank_sum[j, gene] = rank_level[group_of[j]]
+                out_tie[j, gene] = shared_tie[gene]
+            continue
         if packed:
             _packed_keys(values32[:m], codes[:m], keys[:m])
             _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
-            if global_ranks:
-                rank_level[:] = 0.0
-                _walk_global_packed(
-                    keys[:m], linear, gene, rank_level, shared_tie, out_linear, scratch32
-                )
-                for j in range(n_contrasts):
-                    out_rank_sum[j, gene] = rank_level[group_of[j]]
-                    out_tie[j, gene] = shared_tie[gene]
-                continue
             _unpack_keys(keys[:m], codes[:m], values32[:m], values[:m])
         else:
             _sortable_keys(values[:m], keys[:m])
             _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, digit_bits)
             _float_values(keys[:m], values[:m])
-        if global_ranks:
-            rank_level[:] = 0.0
-            _walk_global(
-                values[:m],  # equal values ⇔ equal keys; values are in sorted order
-                codes[:m],
-                values[:m],
-                linear,
-                gene,
-                rank_level,
-                shared_tie,
-                out_linear,
-            )
-            for j in range(n_contrasts):
-                out_rank_sum[j, gene] = rank_level[group_of[j]]
-                out_tie[j, gene] = shared_tie[gene]
-        else:
-            _walk(
-                values[:m],
-                codes[:m],
-                values[:m],
-                group_of,
-                reference_of,
-                linear,
-                gene,
-                run_counts,
-                base,
-                out_rank_sum,
-                out_tie,
-                out_linear,
-            )
+        _walk(
+            values[:m],
+            codes[:m],
+            values[:m],
+            group_of,
+            reference_of,
+            linear,
+            gene,
+            run_counts,
+            base,
+            out_rank_sum,
+            out_tie,
+            out_linear,
+        )
 
 
 @numba.njit(nogil=True, cache=True)
