@@ -600,3 +600,37 @@ def test_rank_sum_block_tally_and_sort_agree(distinct):
         np.testing.assert_allclose(out["tie_term"][g], tie_term, rtol=1e-15)
         expected = np.expm1(x[codes == g].astype(np.float64)).sum(axis=0)
         np.testing.assert_allclose(out["linear_sum"][g], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_levels", [2, 4])
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_rank_sum_block_narrow_keys_equal_the_reference(n_levels, with_nan):
+    """Positive float32 values spanning few images sort as 32-bit keys with the code below.
+
+    Rounded log-normal values: > 256 distinct, so they are sorted, with runs of ties of every
+    length, at the start and the end of the order and across 8-value words of the tie flags.
+    """
+    from cohortex.stats._ranksum import rank_sum_block
+
+    rng = np.random.default_rng(36)
+    n, genes = 2000, 7
+    x = np.round(rng.lognormal(0.0, 1.0, (n, genes)), 2).astype(np.float32)
+    x[:40, 0] = x[:, 0].min()  # a long run at the start of the order
+    x[40:90, 0] = x[:, 0].max()  # and one at the end
+    x[:5, 1], x[5:9, 1] = -0.0, 0.0  # zeros with two bit patterns rank alike
+    x[:, 2] = np.float32(1.0) + np.arange(n, dtype=np.float32) * np.float32(2.0**-20)  # untied
+    if with_nan:
+        x[rng.random((n, genes)) < 0.05] = np.nan
+    codes = rng.integers(0, n_levels, n)
+    group_of = np.arange(n_levels)
+    out = rank_sum_block(x, codes, group_of, np.full(n_levels, -1), n_levels, linear=True)
+    for g in range(n_levels):
+        rank_sum, tie_term = _reference_rank_sums(x, codes, g, -1)
+        np.testing.assert_allclose(out["rank_sum"][g], rank_sum, rtol=1e-15)
+        np.testing.assert_allclose(out["tie_term"][g], tie_term, rtol=1e-15)
+        inside = x[codes == g].astype(np.float64)
+        np.testing.assert_allclose(
+            out["linear_sum"][g], np.nansum(np.expm1(inside), axis=0), rtol=1e-12
+        )
+        np.testing.assert_array_equal(out["nan"][g], np.isnan(inside).sum(axis=0))
+    assert out["tie_term"][0, 2] == 0.0

@@ -95,24 +95,42 @@ _HIGH_DIGIT_BITS = 11  # 2,048 buckets: three passes over bits 32..64
 
 
 @numba.njit(nogil=True, cache=True)
-def _packed_keys(values, codes, keys):  # type: ignore[no-untyped-def]
-    """Sortable image of float32 values in the high 32 bits, the group code in the low 32."""
-    bits = values.view(np.uint32)
-    for i in range(values.shape[0]):
-        b = bits[i]
-        k = ~b if b & _SIGN_32 else b | _SIGN_32
-        keys[i] = (np.uint64(k) << np.uint64(32)) | np.uint64(codes[i])
+def _image(bits):  # type: ignore[no-untyped-def]
+    """Order-preserving unsigned image of a float32 bit pattern (not NaN); −0.0 maps as +0.0.
+
+    Negative values have every bit flipped, others only the sign bit, without a branch.
+    """
+    bits = np.uint32(0) if bits == _SIGN_32 else bits
+    return bits ^ (np.uint32(np.int32(bits) >> np.int32(31)) | _SIGN_32)
+
+
+@numba.njit(nogil=True, cache=True)
+def _value_of_image(image):  # type: ignore[no-untyped-def]
+    """The float32 bit pattern whose order-preserving image is ``image``."""
+    return image ^ _SIGN_32 if image & _SIGN_32 else ~image
+
+
+@numba.njit(nogil=True, cache=True)
+def _wide_keys(bits, bounds, keys):  # type: ignore[no-untyped-def]
+    """64-bit keys: a value's image in the high 32 bits, its group code in the low 32.
+
+    ``bits`` (float32 bit patterns, no NaN) are ordered by group: those of code g are
+    ``bits[bounds[g]:bounds[g + 1]]``.
+    """
+    for g in range(bounds.shape[0] - 1):
+        code = np.uint64(g)
+        for i in range(bounds[g], bounds[g + 1]):
+            keys[i] = (np.uint64(_image(bits[i])) << np.uint64(32)) | code
 
 
 @numba.njit(nogil=True, cache=True)
 def _unpack_keys(keys, codes, values32, values):  # type: ignore[no-untyped-def]
-    """Codes and float values back from sorted packed keys, the inverse of ``_packed_keys``."""
+    """Codes and float values back from sorted 64-bit keys, the inverse of ``_wide_keys``."""
     bits = values32.view(np.uint32)
     for i in range(keys.shape[0]):
         k = keys[i]
         codes[i] = np.int32(k & _LOW_32)
-        high = np.uint32(k >> np.uint64(32))
-        bits[i] = high ^ _SIGN_32 if high & _SIGN_32 else ~high
+        bits[i] = _value_of_image(np.uint32(k >> np.uint64(32)))
         values[i] = np.float64(values32[i])
 
 
@@ -232,51 +250,53 @@ def _walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scr
     out_tie[gene] = tie
 
 
-_EMPTY_32 = np.uint32(0xFFFFFFFF)  # a NaN bit pattern: never the key of a value that is ranked
+_EMPTY_32 = np.uint32(0xFFFFFFFF)  # the image of a NaN: never that of a value that is ranked
 _TALLY_SLOTS = 1024  # hash slots (a power of two)
 _TALLY_LIMIT = 256  # at most this many distinct values per gene (load factor ≤ 1/4)
 
 
 @numba.njit(nogil=True, cache=True)
-def _tally_distinct(values32, codes, slot_keys, slot_counts):  # type: ignore[no-untyped-def]
+def _tally_distinct(bits, bounds, slot_keys, slot_counts):  # type: ignore[no-untyped-def]
     """Count the values of each distinct float32 value per group code, in a small hash table.
 
     Returns the number of distinct values, or -1 as soon as there are more than
-    ``_TALLY_LIMIT`` (then the caller sorts instead). ``slot_keys`` (``_TALLY_SLOTS``,) and
-    ``slot_counts`` (``_TALLY_SLOTS``, n_levels) are scratch, reset here.
+    ``_TALLY_LIMIT`` (then the caller sorts instead). ``bits`` are float32 bit patterns (no
+    NaN) ordered by group code (``bounds``); the table holds their images. ``slot_keys``
+    (``_TALLY_SLOTS``,) and ``slot_counts`` (``_TALLY_SLOTS``, n_levels) are scratch, reset here.
     """
-    bits = values32.view(np.uint32)
     slot_keys[:] = _EMPTY_32
     slot_counts[:, :] = 0
     mask = np.uint32(_TALLY_SLOTS - 1)
     distinct = 0
-    for i in range(values32.shape[0]):
-        b = bits[i]
-        slot = ((b * np.uint32(2654435761)) >> np.uint32(22)) & mask  # Fibonacci hashing
-        while True:
-            key = slot_keys[slot]
-            if key == b:
-                break
-            if key == _EMPTY_32:
-                if distinct == _TALLY_LIMIT:
-                    return -1
-                slot_keys[slot] = b
-                distinct += 1
-                break
-            slot = (slot + np.uint32(1)) & mask
-        slot_counts[slot, codes[i]] += 1
+    for g in range(bounds.shape[0] - 1):
+        for i in range(bounds[g], bounds[g + 1]):
+            b = _image(bits[i])
+            slot = ((b * np.uint32(2654435761)) >> np.uint32(22)) & mask  # Fibonacci hashing
+            while True:
+                key = slot_keys[slot]
+                if key == b:
+                    break
+                if key == _EMPTY_32:
+                    if distinct == _TALLY_LIMIT:
+                        return -1
+                    slot_keys[slot] = b
+                    distinct += 1
+                    break
+                slot = (slot + np.uint32(1)) & mask
+            slot_counts[slot, g] += 1
     return distinct
 
 
 @numba.njit(nogil=True, cache=True)
-def _walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_linear):  # type: ignore[no-untyped-def]
+def _walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_linear, scratch32):  # type: ignore[no-untyped-def]
     """``_walk_global`` over the distinct values of a tally instead of a sorted gene.
 
     Each distinct value is one run: its t values share the average rank base + (t + 1) / 2.
+    ``scratch32`` is a one-element float32 array used to decode a value for ``expm1``.
     """
+    bits = scratch32.view(np.uint32)
     occupied = np.flatnonzero(slot_keys != _EMPTY_32)
-    as_float = slot_keys[occupied].view(np.float32)
-    order = np.argsort(as_float)  # at most _TALLY_LIMIT values
+    order = np.argsort(slot_keys[occupied])  # images sort as their values; ≤ _TALLY_LIMIT
     n_levels = slot_counts.shape[1]
     base = 0.0
     tie = 0.0
@@ -286,7 +306,10 @@ def _walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_l
         for g in range(n_levels):
             t += slot_counts[slot, g]
         average = base + (t + 1) * 0.5
-        lifted = np.expm1(np.float64(as_float[order[o]])) if linear else 0.0
+        lifted = 0.0
+        if linear:
+            bits[0] = _value_of_image(slot_keys[slot])
+            lifted = np.expm1(np.float64(scratch32[0]))
         for g in range(n_levels):
             c = slot_counts[slot, g]
             if c > 0:
@@ -298,6 +321,233 @@ def _walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_l
             tie += tf * tf * tf - tf
         base += t
     out_tie[gene] = tie
+
+
+_NARROW_DIGIT_BITS = 12  # at most 4,096 buckets per pass of the narrow sort
+
+
+@numba.njit(nogil=True, cache=True)
+def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
+    """Sort 32-bit keys ``(image − low) << code_bits | code`` of float32 bit patterns.
+
+    ``bits`` (no NaN) are ordered by group code (``bounds``); ``low`` is at most their lowest
+    image and ``value_bits`` (1 … 32 − ``code_bits``) the bits of their highest image − low.
+    Only the value bits are sorted, in one to three LSD passes of equal width ≤ 12 bits; the
+    order of equal values is their order in ``bits``, hence by code. The sorted keys end in
+    ``keys``; ``counts`` is (3, 4096) int32 scratch.
+    """
+    m = bits.shape[0]
+    passes = (value_bits + _NARROW_DIGIT_BITS - 1) // _NARROW_DIGIT_BITS
+    width = (value_bits + passes - 1) // passes
+    mask = np.uint32((1 << width) - 1)
+    cb = np.uint32(code_bits)
+    s1 = np.uint32(code_bits + width)
+    s2 = np.uint32(code_bits + 2 * width)
+    counts[:, :] = 0
+    source = keys if passes % 2 == 0 else keys_tmp  # so that the last pass writes into keys
+    for g in range(bounds.shape[0] - 1):
+        code = np.uint32(g)
+        for i in range(bounds[g], bounds[g + 1]):
+            k = ((_image(bits[i]) - low) << cb) | code
+            source[i] = k
+            counts[0, (k >> cb) & mask] += 1
+            counts[1, (k >> s1) & mask] += 1
+            counts[2, (k >> s2) & mask] += 1
+    target = keys_tmp if passes % 2 == 0 else keys
+    for p in range(passes):
+        shift = np.uint32(code_bits + p * width)
+        starts = counts[p]
+        total = 0
+        for b in range(1 << width):
+            c = starts[b]
+            starts[b] = total
+            total += c
+        for i in range(m):
+            k = source[i]
+            digit = (k >> shift) & mask
+            position = starts[digit]
+            starts[digit] = position + 1
+            target[position] = k
+        source, target = target, source
+
+
+@numba.njit(nogil=True, cache=True)
+def _narrow_positions(keys, code_bits, positions, equal_flags):  # type: ignore[no-untyped-def]
+    """Each sorted narrow key's position + 1 summed by code; flags of values equal to the last.
+
+    ``positions`` (2**code_bits,) is added to; ``equal_flags`` (≥ m + 8,) uint8 gets 1 where a
+    value equals its predecessor, 0 elsewhere (also the 8 entries past the end). Returns the
+    number of such values. Two groups take the branch-free loops the compiler vectorises.
+    """
+    m = keys.shape[0]
+    cb = np.uint32(code_bits)
+    if code_bits == 1:
+        ones = 0
+        for i in range(m):
+            ones += (i + 1) * np.int64(keys[i] & np.uint32(1))
+        positions[1] += ones
+        positions[0] += m * (m + 1) // 2 - ones
+    else:
+        code_mask = np.uint32((1 << code_bits) - 1)
+        for i in range(m):
+            positions[keys[i] & code_mask] += i + 1
+    equal = 0
+    equal_flags[0] = 0
+    for i in range(1, m):
+        e = np.uint8((keys[i] >> cb) == (keys[i - 1] >> cb))
+        equal_flags[i] = e
+        equal += e
+    equal_flags[m : m + 8] = 0
+    return equal
+
+
+@numba.njit(nogil=True, cache=True)
+def _close_run(keys, start, stop, code_bits, rank_level):  # type: ignore[no-untyped-def]
+    """Move a run of equal values from their positions + 1 to their average rank; t³ − t."""
+    code_mask = np.uint32((1 << code_bits) - 1)
+    t = stop - start
+    average = start + (t + 1) * 0.5
+    for q in range(start, stop):
+        rank_level[keys[q] & code_mask] += average - (q + 1)
+    tf = float(t)
+    return tf * tf * tf - tf
+
+
+@numba.njit(nogil=True, cache=True)
+def _correct_ties(keys, equal_flags, code_bits, rank_level):  # type: ignore[no-untyped-def]
+    """Average ranks for the runs of equal values in sorted narrow keys; returns Σ (t³ − t).
+
+    ``rank_level`` (n_levels,) holds the positions + 1 by code (``_narrow_positions``).
+    ``equal_flags`` is read eight at a time: most words of them are zero.
+    """
+    m = keys.shape[0]
+    words = equal_flags.view(np.uint64)
+    tie = 0.0
+    run_start = -1
+    for w in range((m + 7) // 8):
+        if words[w] == 0:
+            if run_start >= 0:
+                tie += _close_run(keys, run_start, 8 * w, code_bits, rank_level)
+                run_start = -1
+            continue
+        for i in range(8 * w, min(8 * w + 8, m)):
+            if equal_flags[i]:
+                if run_start < 0:
+                    run_start = i - 1
+            elif run_start >= 0:
+                tie += _close_run(keys, run_start, i, code_bits, rank_level)
+                run_start = -1
+    if run_start >= 0:
+        tie += _close_run(keys, run_start, m, code_bits, rank_level)
+    return tie
+
+
+@numba.njit(nogil=True, cache=True)
+def _linear_runs(keys, code_bits, low, gene, out_linear, scratch32):  # type: ignore[no-untyped-def]
+    """Sums of ``expm1`` of the values by code from sorted narrow keys (one ``expm1`` a run)."""
+    bits = scratch32.view(np.uint32)
+    m = keys.shape[0]
+    cb = np.uint32(code_bits)
+    code_mask = np.uint32((1 << code_bits) - 1)
+    start = 0
+    while start < m:
+        value = keys[start] >> cb
+        bits[0] = _value_of_image(value + low)
+        lifted = np.expm1(np.float64(scratch32[0]))
+        stop = start
+        while stop < m and keys[stop] >> cb == value:
+            out_linear[keys[stop] & code_mask, gene] += lifted
+            stop += 1
+        start = stop
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _scan_float32(row, bounds, level_sum):  # type: ignore[no-untyped-def]
+    """One float32 gene: group sums, lowest and highest image, counts of NaN and ±inf.
+
+    Branch-free loops (reassociated sums) that the compiler vectorises. With NaN present the
+    sums and images are not valid; the caller compacts the gene instead.
+    """
+    bits = row.view(np.uint32)
+    for g in range(bounds.shape[0] - 1):
+        total = 0.0
+        for i in range(bounds[g], bounds[g + 1]):
+            total += np.float64(row[i])
+        level_sum[g] = total
+    nan = 0
+    infinite = 0
+    for i in range(row.shape[0]):
+        v = row[i]
+        nan += v != v
+        infinite += np.abs(v) == np.inf
+    low = np.uint32(0xFFFFFFFF)
+    high = np.uint32(0)
+    for i in range(row.shape[0]):
+        k = _image(bits[i])
+        low = min(low, k)
+        high = max(high, k)
+    return low, high, nan, infinite
+
+
+@numba.njit(nogil=True, cache=True)
+def _compact_float32(row, bounds, values32, level_sum, level_count, level_nan, kept):  # type: ignore[no-untyped-def]
+    """A float32 gene with NaN: its other values into ``values32``, NaN counted per group.
+
+    ``kept`` (n_levels + 1,) receives the group bounds of the kept values. Returns (lowest
+    image, highest image, number of ±inf).
+    """
+    bits = values32.view(np.uint32)
+    low = np.uint32(0xFFFFFFFF)
+    high = np.uint32(0)
+    infinite = 0
+    m = 0
+    for g in range(bounds.shape[0] - 1):
+        kept[g] = m
+        total = 0.0
+        nan = 0
+        for i in range(bounds[g], bounds[g + 1]):
+            v = row[i]
+            if v != v:
+                nan += 1
+                continue
+            total += np.float64(v)
+            infinite += np.isinf(v)
+            values32[m] = v
+            k = _image(bits[m])
+            low = min(low, k)
+            high = max(high, k)
+            m += 1
+        level_sum[g] = total
+        level_count[g] = m - kept[g]
+        level_nan[g] = nan
+    kept[bounds.shape[0] - 1] = m
+    return low, high, infinite
+
+
+@numba.njit(nogil=True, cache=True)
+def _compact_values(row, bounds, values, codes, level_sum, level_count, level_nan, kept):  # type: ignore[no-untyped-def]
+    """float64 genes: the kept values (−0.0 as +0.0) and their codes; returns the ±inf count."""
+    infinite = 0
+    m = 0
+    for g in range(bounds.shape[0] - 1):
+        kept[g] = m
+        total = 0.0
+        nan = 0
+        for i in range(bounds[g], bounds[g + 1]):
+            v = np.float64(row[i])
+            if np.isnan(v):
+                nan += 1
+                continue
+            total += v
+            infinite += np.isinf(v)
+            values[m] = v + 0.0  # -0.0 + 0.0 is +0.0: one key for both zeros
+            codes[m] = g
+            m += 1
+        level_sum[g] = total
+        level_count[g] = m - kept[g]
+        level_nan[g] = nan
+    kept[bounds.shape[0] - 1] = m
+    return infinite
 
 
 @numba.njit(nogil=True, cache=True)
@@ -379,7 +629,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     block,
     by_gene,
     rows,
-    row_codes,
+    bounds,
     group_of,
     reference_of,
     linear,
@@ -397,21 +647,28 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     n_genes = block.shape[1]
     n_levels = out_count.shape[0]
     n_contrasts = group_of.shape[0]
-    # float32 data: 32-bit keys in three 11-bit passes, the code packed below them;
-    # float64 data: 64-bit keys in six 11-bit passes, the code moved alongside
-    digit_bits = 11
-    passes = 6
-    c0 = np.empty(1 << digit_bits, dtype=np.int64)
-    c1 = np.empty(1 << digit_bits, dtype=np.int64)
-    c2 = np.empty(1 << digit_bits, dtype=np.int64)
+    code_bits = 1  # bits of a group code below a narrow key's value bits
+    while (1 << code_bits) < n_levels:
+        code_bits += 1
+    c0 = np.empty(2048, dtype=np.int64)
+    c1 = np.empty(2048, dtype=np.int64)
+    c2 = np.empty(2048, dtype=np.int64)
+    counts = np.empty((6, 2048), dtype=np.int64)  # float64: six 11-bit passes
+    narrow_counts = np.empty((3, 1 << _NARROW_DIGIT_BITS), dtype=np.int32)
+    positions = np.zeros(1 << code_bits, dtype=np.int64)
     rank_level = np.zeros(n_levels, dtype=np.float64)
     level_sum = np.zeros(n_levels, dtype=np.float64)
     level_count = np.zeros(n_levels, dtype=np.int64)
     level_nan = np.zeros(n_levels, dtype=np.int64)
+    kept = np.empty(n_levels + 1, dtype=np.int64)
     shared_tie = np.zeros(n_genes, dtype=np.float64)
     _transpose_rows(block, rows, by_gene)
     values = np.empty(n_rows, dtype=np.float64)
     values32 = np.empty(n_rows, dtype=np.float32)
+    row_bits = np.empty(0, dtype=np.uint32)
+    equal_flags = np.zeros((n_rows // 8 + 2) * 8, dtype=np.uint8)  # whole 64-bit words
+    narrow = np.empty(n_rows, dtype=np.uint32)
+    narrow_tmp = np.empty(n_rows, dtype=np.uint32)
     scratch32 = np.empty(1, dtype=np.float32)
     slot_keys = np.empty(_TALLY_SLOTS, dtype=np.uint32)
     slot_counts = np.zeros((_TALLY_SLOTS, n_levels), dtype=np.int64)
@@ -419,74 +676,112 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     keys_tmp = np.empty(n_rows, dtype=np.uint64)
     codes = np.empty(n_rows, dtype=np.int32)
     codes_tmp = np.empty(n_rows, dtype=np.int32)
-    counts = np.empty((passes, 1 << digit_bits), dtype=np.int64)
     run_counts = np.zeros(n_levels, dtype=np.int64)
     base = np.empty(group_of.shape[0], dtype=np.float64)
     for gene in range(n_genes):
-        m = 0
-        infinite = 0
-        level_sum[:] = 0.0
-        level_count[:] = 0
-        level_nan[:] = 0
-        for i in range(n_rows):
-            v = np.float64(by_gene[gene, i])
-            code = row_codes[i]
-            if np.isnan(v):
-                level_nan[code] += 1
-                continue
-            if np.isinf(v):
-                infinite += 1
-            if packed:
-                values32[m] = np.float32(v + 0.0)  # exact: the data are float32
+        row = by_gene[gene]
+        # 1. the kept values of the gene, ordered by group code (kept[g] … kept[g + 1])
+        low = np.uint32(0)
+        high = np.uint32(0)
+        kept_bits = row_bits
+        if packed:
+            low, high, nan, infinite = _scan_float32(row, bounds, level_sum)
+            if nan == 0:
+                kept[:] = bounds
+                for g in range(n_levels):
+                    level_count[g] = bounds[g + 1] - bounds[g]
+                level_nan[:] = 0
+                kept_bits = row.view(np.uint32)
             else:
-                values[m] = v + 0.0  # -0.0 + 0.0 is +0.0: one key for both zeros
-            codes[m] = code
-            level_sum[code] += v
-            level_count[code] += 1
-            m += 1
+                low, high, infinite = _compact_float32(
+                    row, bounds, values32, level_sum, level_count, level_nan, kept
+                )
+                kept_bits = values32.view(np.uint32)
+        else:
+            infinite = _compact_values(
+                row, bounds, values, codes, level_sum, level_count, level_nan, kept
+            )
+        m = kept[n_levels]
         out_infinite[gene] = infinite
         out_sum[:, gene] = level_sum
         out_count[:, gene] = level_count
         out_nan[:, gene] = level_nan
-        if global_ranks:  # one ranking of all compared values serves every contrast
+        # 2. rank them
+        if packed and global_ranks:  # one ranking of all compared values serves every contrast
             rank_level[:] = 0.0
-            if packed and _tally_distinct(values32[:m], codes[:m], slot_keys, slot_counts) >= 0:
-                # few distinct values (counts, log1p counts): tallied, no sort
+            value_bits = 0
+            while value_bits < 32 and ((high - low) >> np.uint32(value_bits)) != 0:
+                value_bits += 1
+            if _tally_distinct(kept_bits[:m], kept, slot_keys, slot_counts) >= 0:
+                # few distinct values (counts, log1p counts; also a gene of one value, which
+                # the sorts below do not take): tallied, no sort
                 _walk_tally(
-                    slot_keys, slot_counts, linear, gene, rank_level, shared_tie, out_linear
-                )
-            elif packed:
-                _packed_keys(values32[:m], codes[:m], keys[:m])
-                _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
-                _walk_global_packed(
-                    keys[:m], linear, gene, rank_level, shared_tie, out_linear, scratch32
-                )
-            else:
-                _sortable_keys(values[:m], keys[:m])
-                _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, digit_bits)
-                _float_values(keys[:m], values[:m])
-                _walk_global(  # equal values ⇔ equal keys; values are in sorted order
-                    values[:m],
-                    codes[:m],
-                    values[:m],
+                    slot_keys,
+                    slot_counts,
                     linear,
                     gene,
                     rank_level,
                     shared_tie,
                     out_linear,
+                    scratch32,
+                )
+            elif value_bits + code_bits <= 32:
+                # the values span few enough images for 32-bit keys with the code below
+                _narrow_sort(
+                    kept_bits[:m],
+                    kept,
+                    low,
+                    value_bits,
+                    code_bits,
+                    narrow,
+                    narrow_tmp,
+                    narrow_counts,
+                )
+                positions[:] = 0
+                equal = _narrow_positions(narrow[:m], code_bits, positions, equal_flags)
+                for g in range(n_levels):
+                    rank_level[g] = positions[g]
+                shared_tie[gene] = (
+                    _correct_ties(narrow[:m], equal_flags, code_bits, rank_level)
+                    if equal > 0
+                    else 0.0
+                )
+                if linear:
+                    _linear_runs(narrow[:m], code_bits, low, gene, out_linear, scratch32)
+            else:
+                _wide_keys(kept_bits[:m], kept, keys)
+                _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
+                _walk_global_packed(
+                    keys[:m], linear, gene, rank_level, shared_tie, out_linear, scratch32
                 )
             for j in range(n_contrasts):
                 out_rank_sum[j, gene] = rank_level[group_of[j]]
                 out_tie[j, gene] = shared_tie[gene]
             continue
-        if packed:
-            _packed_keys(values32[:m], codes[:m], keys[:m])
+        if packed:  # pairs among more groups: sorted values and codes for _walk
+            _wide_keys(kept_bits[:m], kept, keys)
             _radix_sort_high32(keys[:m], keys_tmp[:m], c0, c1, c2)
             _unpack_keys(keys[:m], codes[:m], values32[:m], values[:m])
         else:
             _sortable_keys(values[:m], keys[:m])
-            _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, digit_bits)
+            _radix_sort(keys[:m], codes[:m], keys_tmp[:m], codes_tmp[:m], counts, 0, 11)
             _float_values(keys[:m], values[:m])
+        if global_ranks:
+            rank_level[:] = 0.0
+            _walk_global(  # equal values ⇔ equal keys; values are in sorted order
+                values[:m],
+                codes[:m],
+                values[:m],
+                linear,
+                gene,
+                rank_level,
+                shared_tie,
+                out_linear,
+            )
+            for j in range(n_contrasts):
+                out_rank_sum[j, gene] = rank_level[group_of[j]]
+                out_tie[j, gene] = shared_tie[gene]
+            continue
         _walk(
             values[:m],
             codes[:m],
@@ -545,8 +840,11 @@ def rank_sum_block(
     """
     if block.dtype not in (np.float32, np.float64):
         block = block.astype(np.float64)
-    rows = np.flatnonzero(codes >= 0).astype(np.int64)
-    row_codes = np.ascontiguousarray(codes[rows], dtype=np.int32)
+    rows = np.flatnonzero(codes >= 0)
+    # rows ordered by group code: every group's values are one contiguous range of a gene
+    rows = rows[np.argsort(codes[rows], kind="stable")].astype(np.int64)
+    row_codes = codes[rows]
+    bounds = np.searchsorted(row_codes, np.arange(n_levels + 1)).astype(np.int64)
     # float32 data leave the low 32 bits of a 64-bit key for the group code
     packed = block.dtype == np.float32
     # every contrast ranks all compared values: one-vs-rest, or only two groups compared
@@ -567,7 +865,7 @@ def rank_sum_block(
         # costs 50,000 page faults (0.13 s) on every call
         np.empty((block.shape[1], len(rows)), dtype=block.dtype),
         rows,
-        row_codes,
+        bounds,
         np.asarray(group_of, dtype=np.int64),
         np.asarray(reference_of, dtype=np.int64),
         linear,
