@@ -514,15 +514,17 @@ def _wilcoxon(
     pseudocount: float,
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
-    x = data.chunked((data.matrix.shape[0], 1024))
     n_samples = data.matrix.shape[0]
-    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * x.dtype.itemsize + 8
+    itemsize = np.dtype(data.matrix.dtype).itemsize
+    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * itemsize + 8
     fitting = RANK_MEMORY_BUDGET // (max(n_samples, 1) * bytes_per_value)
     # a power of two up to the 1024-gene tiles, so that no block straddles two tiles
     genes_per_block = 1024
     while genes_per_block > 8 and genes_per_block > fitting:
         genes_per_block //= 2
-    x = x.rechunk({0: -1, 1: genes_per_block})
+    # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
+    # makes Dask copy every piece (4 GB, 1.9 s at 50,000 × 20,000)
+    x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
     block_stats = dask.delayed(_wilcoxon_block, pure=True)
     parts = [
         block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p")
