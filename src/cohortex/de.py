@@ -525,12 +525,18 @@ def _wilcoxon(
     # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
     # makes Dask copy every piece (4 GB, 1.9 s at 50,000 × 20,000)
     x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
+    scratch = None
+    if data.device != "gpu":
+        from .stats._ranksum import ScratchBuffers  # numba: imported on the CPU path only
+
+        scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
     block_stats = dask.delayed(_wilcoxon_block, pure=True)
     parts = [
-        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p")
+        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p", scratch)
         for block in x.to_delayed()[0]
     ]
     (parts,) = dask.compute(parts)
+    del scratch
     xp = namespace(parts[0]["pvalue"])
     columns = {k: xp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     infinite = columns.pop("infinite")[0]
@@ -570,6 +576,7 @@ def _wilcoxon_block(
     contrasts: list[tuple[int, list[int]]],
     omit_nan: bool,
     linear: bool,
+    scratch: Any = None,
 ) -> dict[str, Any]:
     """Rank-sum statistics of every contrast for one block of genes (all samples).
 
@@ -580,6 +587,8 @@ def _wilcoxon_block(
         by CuPy, ranked by ``kernels/rank_sum_walk.cu``).
     codes : ndarray of shape (n_samples,)
         Group code per sample, -1 outside the comparison.
+    scratch : ScratchBuffers, optional
+        CPU: the per-thread buffers of :func:`cohortex.stats._ranksum.rank_sum_block`.
 
     Returns
     -------
@@ -599,7 +608,9 @@ def _wilcoxon_block(
     if xp is np:
         from .stats._ranksum import rank_sum_block  # numba: imported on the CPU path only
 
-        stats = rank_sum_block(block, codes, group_of, reference_of, n_levels, linear=linear)
+        stats = rank_sum_block(
+            block, codes, group_of, reference_of, n_levels, linear=linear, scratch=scratch
+        )
     else:
         stats = _device_rank_sums(block, codes, group_of, reference_of, n_levels, linear)
     count = xp.asarray(stats["count"], dtype=xp.float64)
