@@ -350,12 +350,19 @@ def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, count
     source = keys if passes % 2 == 0 else keys_tmp  # so that the last pass writes into keys
     for g in range(bounds.shape[0] - 1):
         code = np.uint32(g)
-        for i in range(bounds[g], bounds[g + 1]):
-            k = ((_image(bits[i]) - low) << cb) | code
-            source[i] = k
-            counts[0, (k >> cb) & mask] += 1
-            counts[1, (k >> s1) & mask] += 1
-            counts[2, (k >> s2) & mask] += 1
+        if passes <= 2:  # the common case (≤ 24 value bits): two histograms, not three
+            for i in range(bounds[g], bounds[g + 1]):
+                k = ((_image(bits[i]) - low) << cb) | code
+                source[i] = k
+                counts[0, (k >> cb) & mask] += 1
+                counts[1, (k >> s1) & mask] += 1
+        else:
+            for i in range(bounds[g], bounds[g + 1]):
+                k = ((_image(bits[i]) - low) << cb) | code
+                source[i] = k
+                counts[0, (k >> cb) & mask] += 1
+                counts[1, (k >> s1) & mask] += 1
+                counts[2, (k >> s2) & mask] += 1
     target = keys_tmp if passes % 2 == 0 else keys
     for p in range(passes):
         shift = np.uint32(code_bits + p * width)
