@@ -360,8 +360,9 @@ def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
         return original(block, codes, group_of, reference_of, n_levels, **kwargs)
 
     monkeypatch.setattr(ranksum_module, "rank_sum_block", counting)
-    # float64 costs 24 bytes a value: room for 10 genes of 200 samples → blocks of 8 genes
-    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 200 * 24 * 10)
+    # float64 costs 16 bytes a value (block + transposed copy): room for 15 genes of 200
+    # samples → blocks of 8 genes (a power of two)
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 200 * 16 * 15)
     result = de.test(x, labels, test="wilcoxon")
     # four gene blocks, one call each for all four contrasts, every one of them against the rest
     assert sorted(calls) == [((200, 6), [-1] * 4)] + [((200, 8), [-1] * 4)] * 3
@@ -404,7 +405,7 @@ def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
         seed=25,
         chunks=(32, 16),
     )
-    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 120 * 16 * 24)  # 16-gene float32 blocks
+    monkeypatch.setattr(de_module, "RANK_MEMORY_BUDGET", 120 * 8 * 16)  # 16-gene float32 blocks
     result = de.test(tmp_path / "nb.zarr", "condition", test="wilcoxon", reference="normal")
     x = ds["expression"].values.astype(np.float64)
     tumor = ds["condition"].values == "tumor"

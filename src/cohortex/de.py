@@ -80,7 +80,7 @@ TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")
 # Bytes a block of genes × all samples may use while it is ranked: on the CPU the block and its
 # transposed copy (the sort's scratch is per gene); on a GPU about ten float64 copies.
-RANK_MEMORY_BUDGET = 512 * 2**20
+RANK_MEMORY_BUDGET = 256 * 2**20
 # Tiles (samples, genes) in which an in-memory matrix is streamed: views, never copied; with the
 # compiled moments loop large tiles win (50,000 × 20,000: 2048 × 1024 → 1.0 s, 8192 × 4096 →
 # 0.33 s, mostly Dask's per-task cost; benchmarks/RESULTS.md).
@@ -516,7 +516,9 @@ def _wilcoxon(
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     n_samples = data.matrix.shape[0]
     itemsize = np.dtype(data.matrix.dtype).itemsize
-    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * itemsize + 8
+    # CPU: the block and its transposed copy (each gene's sort buffers are small); GPU: CuPy's
+    # argsort, the sorted copies and the codes
+    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * itemsize
     fitting = RANK_MEMORY_BUDGET // (max(n_samples, 1) * bytes_per_value)
     # a power of two up to the 1024-gene tiles, so that no block straddles two tiles
     genes_per_block = 1024

@@ -36,7 +36,7 @@ __all__ = ["ScratchBuffers", "rank_sum_block", "walk_sorted_runs"]
 
 _ROW_PANEL = 64  # rows transposed together: few enough pages for the TLB
 _GENE_PANEL = 256
-_RANK_PANEL = 512  # genes transposed and ranked together (16 × 50,000 float32: 3.2 MB, in L3)
+_RANK_PANEL = 1024  # genes transposed, then ranked, at a time (at most a 1024-gene block)
 
 _TOP = np.uint64(1) << np.uint64(63)
 
