@@ -689,7 +689,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     c1 = np.empty(2048, dtype=np.int64)
     c2 = np.empty(2048, dtype=np.int64)
     counts = np.empty((6, 2048), dtype=np.int64)  # float64: six 11-bit passes
-    narrow_counts = np.empty((3, 1 << _NARROW_DIGIT_BITS), dtype=np.int32)
+    narrow_counts = np.empty((3, 1 << _NARROW_DIGIT_BITS), dtype=np.uint32)
     positions = np.zeros(1 << code_bits, dtype=np.int64)
     rank_level = np.zeros(n_levels, dtype=np.float64)
     level_sum = np.zeros(n_levels, dtype=np.float64)
