@@ -515,10 +515,15 @@ def _wilcoxon(
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     n_samples = data.matrix.shape[0]
-    itemsize = np.dtype(data.matrix.dtype).itemsize
-    # CPU: the block and its transposed copy (each gene's sort buffers are small); GPU: CuPy's
-    # argsort, the sorted copies and the codes
-    bytes_per_value = 8 * 10 if data.device == "gpu" else 2 * itemsize
+    dtype = np.dtype(data.matrix.dtype)
+    # CPU: the block and its transposed copy (each gene's sort buffers are small), other dtypes
+    # than float32/64 also a float64 copy; GPU: CuPy's argsort, the sorted copies and the codes
+    if data.device == "gpu":
+        bytes_per_value = 8 * 10
+    elif dtype in (np.float32, np.float64):
+        bytes_per_value = 2 * dtype.itemsize
+    else:
+        bytes_per_value = dtype.itemsize + 2 * 8
     fitting = RANK_MEMORY_BUDGET // (max(n_samples, 1) * bytes_per_value)
     # a power of two up to the 1024-gene tiles, so that no block straddles two tiles
     genes_per_block = 1024
