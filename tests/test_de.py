@@ -635,3 +635,23 @@ def test_rank_sum_block_narrow_keys_equal_the_reference(n_levels, with_nan):
         )
         np.testing.assert_array_equal(out["nan"][g], np.isnan(inside).sum(axis=0))
     assert out["tie_term"][0, 2] == 0.0
+
+
+def test_scratch_buffers_are_per_thread_and_travel_empty():
+    import pickle
+    import threading
+
+    from cohortex.stats._ranksum import ScratchBuffers
+
+    scratch = ScratchBuffers()
+    first = scratch.get((3, 4), np.float32)
+    again = scratch.get((2, 5), np.float32)  # smaller: the same memory, reshaped
+    assert np.shares_memory(first, again) and again.shape == (2, 5)
+    other: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: other.append(scratch.get((3, 4), np.float32)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(first, other[0])
+    assert not np.shares_memory(first, scratch.get((3, 4), np.float64))  # another dtype
+    copied = pickle.loads(pickle.dumps(scratch))  # to a dask.distributed worker
+    assert isinstance(copied, ScratchBuffers) and copied._buffers == {}

@@ -3,26 +3,32 @@ with the CUDA kernel ``kernels/rank_sum_walk.cu``.
 
 Why compiled: ranking needs a sort per gene, and NumPy's ``argsort`` plus the tie bookkeeping in
 :func:`cohortex.stats._ranks.average_ranks` costs ~10 passes over float64 copies of the block; at
-50,000 × 2,000 that was only 1.3× faster than scanpy (now 8.3×, benchmarks/RESULTS.md).
+50,000 × 2,000 that was only 1.3× faster than scanpy (now 15–19×, benchmarks/RESULTS.md).
 
-Per block: the (samples, genes) block is transposed panel by panel so that each gene's values
-are contiguous. Per gene: one loop drops NaN (counted per group), counts ±inf, sums the values
-per group and builds 64-bit keys — for float32 data the order-preserving integer image of the
-value in the high 32 bits and the sample's group code in the low 32; an LSD radix sort (three
-11-bit passes; a pass whose digit is the same for every key is skipped) orders them; one walk
-over the runs of equal values gives every contrast's rank sum and tie term at once:
+Per block: the samples are ordered by group code, so that each group's values are one range of
+a gene, and the (samples, genes) block is transposed panel by panel into a per-thread buffer
+(``ScratchBuffers``) so that each gene's values are contiguous. For float32 data the same pass
+takes each gene's NaN and ±inf counts, its group sums and the range of the order-preserving
+integer images of its values (``_image``). Per gene, when every contrast ranks all compared
+values (one-vs-rest, or two groups):
 
-    a run of t values spans ranks base+1 … base+t, so each of its values has the average rank
-    base + (t + 1) / 2; a contrast counts only the values of its own two sides in t and base.
+* at most 256 distinct values (counts, log1p counts): a small hash table tallies each distinct
+  value per group; no sort (``_tally_distinct``, ``_walk_tally``);
+* otherwise, when image − lowest image fits in 32 − code bits (practically every positive gene:
+  log-normal data span 21–28 bits): 32-bit keys ``(image − low) << code_bits | code`` sorted on
+  their value bits by an LSD radix sort of one to three passes (``_narrow_sort``); each key's
+  position + 1 is summed by code and values equal to their predecessor are flagged in branch-free
+  loops (``_narrow_positions``), and only runs of equal values are then moved to their average
+  rank (``_correct_ties``);
+* otherwise 64-bit keys (image above, code below) in three 11-bit passes and a walk over runs.
 
-When every contrast ranks all compared values (one-vs-rest, or two groups) one walk serves them
-all (``_walk_global``, the CUDA kernel's twin), and a float32 gene with at most 256 distinct
-values (counts, log1p counts) is not sorted at all: a small hash table tallies each distinct
-value per group, and the walk runs over the sorted distinct values (``_walk_tally``). Pairs
-among more groups use ``_walk``, which keeps a base per contrast. float64 data sort 64-bit keys
-in six passes with the codes moved alongside. Sums of ``expm1`` (log1p data) are taken once
-per run. -0.0 is ranked as +0.0 (they compare equal). The plain-NumPy reference for the tests
-is :func:`cohortex.stats._ranks.average_ranks`.
+A run of t equal values spans ranks base+1 … base+t, so each of its values has the average rank
+base + (t + 1) / 2; a contrast counts only the values of its own two sides in t and base. Pairs
+among more groups sort 64-bit keys and walk with a base per contrast (``_walk``); float64 data
+sort 64-bit keys in six passes with the codes moved alongside. A gene with NaN is compacted
+first (NaN counted per group). Sums of ``expm1`` (log1p data) are taken once per run. -0.0 is
+ranked as +0.0 (they compare equal). The plain-NumPy reference for the tests is
+:func:`cohortex.stats._ranks.average_ranks`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ __all__ = ["ScratchBuffers", "rank_sum_block", "walk_sorted_runs"]
 
 _ROW_PANEL = 64  # rows transposed together: few enough pages for the TLB
 _GENE_PANEL = 256
-_RANK_PANEL = 1024  # genes transposed, then ranked, at a time (at most a 1024-gene block)
+_RANK_PANEL = 1024  # genes transposed, then ranked, at a time (blocks are at most this wide)
 
 _TOP = np.uint64(1) << np.uint64(63)
 
@@ -337,7 +343,7 @@ def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, count
     image and ``value_bits`` (1 … 32 − ``code_bits``) the bits of their highest image − low.
     Only the value bits are sorted, in one to three LSD passes of equal width ≤ 12 bits; the
     order of equal values is their order in ``bits``, hence by code. The sorted keys end in
-    ``keys``; ``counts`` is (3, 4096) int32 scratch.
+    ``keys``; ``counts`` is (3, 4096) uint32 scratch (unsigned: no wraparound code on indexing).
     """
     m = bits.shape[0]
     passes = (value_bits + _NARROW_DIGIT_BITS - 1) // _NARROW_DIGIT_BITS
@@ -864,13 +870,12 @@ def _float_values(keys, values):  # type: ignore[no-untyped-def]
         bits[i] = k ^ _TOP if k & _TOP else ~k
 
 
-
-
 class ScratchBuffers:
     """One reusable buffer per thread for the transposed copies of successive blocks.
 
-    A fresh 100 MB buffer costs its page faults on every block (~15 % of the ranking time with
-    two threads); the buffers live as long as this object, one per thread that asked.
+    A fresh 100 MB buffer costs its page faults on every block (6 % of the whole Wilcoxon test
+    at 50,000 × 20,000 with two threads); the buffers live as long as this object, one per
+    thread that asked.
     """
 
     def __init__(self) -> None:
@@ -891,6 +896,10 @@ class ScratchBuffers:
 
     def __dask_tokenize__(self) -> int:
         return id(self)
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        # sent to other processes (dask.distributed) it arrives empty: buffers stay local
+        return (ScratchBuffers, ())
 
 
 def rank_sum_block(
