@@ -129,6 +129,9 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--skip", default="")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each cohortex case (median reported)"
+    )
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -159,7 +162,8 @@ def main() -> None:
         print("illico is not installed; skipped", flush=True)
         skip.add("illico")
     extra = ["--store", str(store), "--kind", args.kind, "--scipy-genes", str(args.scipy_genes)]
-    rows = run_cases(__file__, CASES, skip, extra)
+    repeats = {"cohortex_memory": args.repeat, "cohortex_zarr": args.repeat}
+    rows = run_cases(__file__, CASES, skip, extra, repeats)
     folder = Path(store).parent
     agreement = None
     mine_file, scipy_file = (folder / f"ranks_{args.kind}_{w}_p.npy" for w in ("cohortex", "scipy"))
@@ -190,7 +194,8 @@ def main() -> None:
         ratio = f"{r['seconds'] / mine_seconds:.1f}" if mine_seconds else ""
         lines.append(
             f"| {r['case']} | {r['seconds']:.2f} | {ratio} | "
-            f"{r['peak_rss_bytes'] / 1e9:.2f} | {r.get('method', '')} |"
+            f"{r['peak_rss_bytes'] / 1e9:.2f} | {r.get('method', '')}"
+            f"{'median of ' + ', '.join(f'{t:.2f}' for t in r['runs']) if r.get('runs') else ''} |"
         )
     if agreement is not None:
         lines.append(f"\nmax relative difference of p-values vs scipy: {agreement:.1e}")

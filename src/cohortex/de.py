@@ -21,7 +21,7 @@ Tests
 
 On the CPU the group moments and the rank sums run in compiled loops (numba). Their machine
 code is compiled on the first call after installation and cached on disk: that first call
-takes ~2 s (t-tests) and ~11 s (Wilcoxon) longer on the 2-core machine of benchmarks/RESULTS.md;
+takes ~2 s (t-tests) and ~15–20 s (Wilcoxon) longer on the 2-core machine of benchmarks/RESULTS.md;
 later processes load the cache in well under a second.
 
 Contrasts

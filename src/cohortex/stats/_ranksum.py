@@ -708,7 +708,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     gene_sums = np.empty((n_levels, n_genes), dtype=np.float64)
     values = np.empty(n_rows, dtype=np.float64)
     values32 = np.empty(n_rows, dtype=np.float32)
-    row_bits = np.empty(0, dtype=np.uint32)
+    row_bits = np.empty(0, dtype=np.uint32)  # float32 genes' bits; float64 genes use values
     equal_flags = np.zeros((n_rows // 8 + 2) * 8, dtype=np.uint8)  # whole 64-bit words
     narrow = np.empty(n_rows, dtype=np.uint32)
     narrow_tmp = np.empty(n_rows, dtype=np.uint32)
