@@ -655,3 +655,23 @@ def test_scratch_buffers_are_per_thread_and_travel_empty():
     assert not np.shares_memory(first, scratch.get((3, 4), np.float64))  # another dtype
     copied = pickle.loads(pickle.dumps(scratch))  # to a dask.distributed worker
     assert isinstance(copied, ScratchBuffers) and copied._buffers == {}
+
+
+def test_rank_sum_block_across_transposition_panels():
+    """More rows and genes than one transposition panel (512 × 256): statistics add up."""
+    from cohortex.stats._ranksum import rank_sum_block
+
+    rng = np.random.default_rng(37)
+    n, genes = 1100, 300
+    x = rng.lognormal(0.0, 0.5, (n, genes)).astype(np.float32)
+    x[rng.random((n, genes)) < 0.01] = np.nan
+    codes = rng.integers(-1, 2, n)
+    out = rank_sum_block(x, codes, np.array([1]), np.array([0]), 2, linear=False)
+    rank_sum, tie_term = _reference_rank_sums(x, codes, 1, 0)
+    np.testing.assert_allclose(out["rank_sum"][0], rank_sum, rtol=1e-15)
+    np.testing.assert_allclose(out["tie_term"][0], tie_term, rtol=1e-15)
+    wide = x.astype(np.float64)
+    for level in range(2):
+        inside = wide[codes == level]
+        np.testing.assert_array_equal(out["count"][level], np.sum(~np.isnan(inside), axis=0))
+        np.testing.assert_allclose(out["sum"][level], np.nansum(inside, axis=0), rtol=1e-12)
