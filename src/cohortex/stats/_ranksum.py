@@ -722,7 +722,7 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     run_counts = np.zeros(n_levels, dtype=np.int64)
     base = np.empty(group_of.shape[0], dtype=np.float64)
     for p0 in range(0, n_genes, _RANK_PANEL):
-        # a few genes at a time: their transposed copy stays in the caches
+        # up to _RANK_PANEL genes at a time (the width of the transposition buffer)
         p1 = min(p0 + _RANK_PANEL, n_genes)
         if packed:
             _transpose_scan(
