@@ -157,8 +157,13 @@ def _digit_histograms(keys, c0, c1, c2):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True)
-def _scatter(source, target, starts, shift):  # type: ignore[no-untyped-def]
-    """One stable counting-sort pass on the 11-bit digit at ``shift``."""
+def _scatter(source, target, starts, shift, mask):  # type: ignore[no-untyped-def]
+    """One stable counting-sort pass on the digit ``(key >> shift) & mask``.
+
+    ``starts`` (one count per digit value) is turned into first positions and consumed. Shift
+    and mask of the keys' own unsigned type, and unsigned counts, keep the loop free of
+    conversions and wraparound code.
+    """
     total = 0
     for b in range(starts.shape[0]):  # counts → first positions
         c = starts[b]
@@ -166,7 +171,7 @@ def _scatter(source, target, starts, shift):  # type: ignore[no-untyped-def]
         total += c
     for i in range(source.shape[0]):
         k = source[i]
-        digit = (k >> shift) & np.uint64(2047)
+        digit = (k >> shift) & mask
         position = starts[digit]
         starts[digit] = position + 1
         target[position] = k
@@ -183,7 +188,7 @@ def _radix_sort_high32(keys, keys_tmp, c0, c1, c2):  # type: ignore[no-untyped-d
         counts = c0 if p == 0 else (c1 if p == 1 else c2)
         if counts.max() == n:
             continue
-        _scatter(source, target, counts, np.uint64(32 + 11 * p))
+        _scatter(source, target, counts, np.uint64(32 + 11 * p), np.uint64(2047))
         source, target = target, source
         moved += 1
     if moved % 2 == 1:  # the sorted keys are in the scratch array
@@ -372,18 +377,7 @@ def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, count
     target = keys_tmp if passes % 2 == 0 else keys
     for p in range(passes):
         shift = np.uint32(code_bits + p * width)
-        starts = counts[p]
-        total = 0
-        for b in range(1 << width):
-            c = starts[b]
-            starts[b] = total
-            total += c
-        for i in range(m):
-            k = source[i]
-            digit = (k >> shift) & mask
-            position = starts[digit]
-            starts[digit] = position + 1
-            target[position] = k
+        _scatter(source[:m], target[:m], counts[p, : 1 << width], shift, mask)
         source, target = target, source
 
 
