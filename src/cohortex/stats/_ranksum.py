@@ -3,7 +3,7 @@ with the CUDA kernel ``kernels/rank_sum_walk.cu``.
 
 Why compiled: ranking needs a sort per gene, and NumPy's ``argsort`` plus the tie bookkeeping in
 :func:`cohortex.stats._ranks.average_ranks` costs ~10 passes over float64 copies of the block; at
-50,000 × 2,000 that was only 1.3× faster than scanpy (now 15–19×, benchmarks/RESULTS.md).
+50,000 × 2,000 that was only 1.3× faster than scanpy (now 18–23×, benchmarks/RESULTS.md).
 
 Per block: the samples are ordered by group code, so that each group's values are one range of
 a gene, and the (samples, genes) block is transposed panel by panel into a per-thread buffer
