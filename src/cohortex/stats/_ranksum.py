@@ -249,8 +249,7 @@ def _walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scr
         average = start + (t + 1) * 0.5
         lifted = 0.0
         if linear:
-            image = np.uint32(high)
-            bits[0] = image ^ _SIGN_32 if image & _SIGN_32 else ~image
+            bits[0] = _value_of_image(np.uint32(high))
             lifted = np.expm1(np.float64(scratch32[0]))
         if t > 1:
             tf = float(t)
