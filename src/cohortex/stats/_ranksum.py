@@ -340,6 +340,17 @@ _NARROW_DIGIT_BITS = 12  # at most 4,096 buckets per pass of the narrow sort
 
 
 @numba.njit(nogil=True, cache=True)
+def _narrow_keys(bits, low, code_bits, code, keys):  # type: ignore[no-untyped-def]
+    """``keys[i] = (_image(bits[i]) − low) << code_bits | code`` for one group's values.
+
+    A flat loop of its own: inside ``_narrow_sort``'s loop over groups the compiler did not
+    vectorise it (1.9 → 0.2 ns per value).
+    """
+    for i in range(bits.shape[0]):
+        keys[i] = ((_image(bits[i]) - low) << code_bits) | code
+
+
+@numba.njit(nogil=True, cache=True)
 def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
     """Sort 32-bit keys ``(image − low) << code_bits | code`` of float32 bit patterns.
 
@@ -356,23 +367,25 @@ def _narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, count
     cb = np.uint32(code_bits)
     s1 = np.uint32(code_bits + width)
     s2 = np.uint32(code_bits + 2 * width)
-    counts[:, :] = 0
     source = keys if passes % 2 == 0 else keys_tmp  # so that the last pass writes into keys
     for g in range(bounds.shape[0] - 1):
-        code = np.uint32(g)
-        if passes <= 2:  # the common case (≤ 24 value bits): two histograms, not three
-            for i in range(bounds[g], bounds[g + 1]):
-                k = ((_image(bits[i]) - low) << cb) | code
-                source[i] = k
-                counts[0, (k >> cb) & mask] += 1
-                counts[1, (k >> s1) & mask] += 1
-        else:
-            for i in range(bounds[g], bounds[g + 1]):
-                k = ((_image(bits[i]) - low) << cb) | code
-                source[i] = k
-                counts[0, (k >> cb) & mask] += 1
-                counts[1, (k >> s1) & mask] += 1
-                counts[2, (k >> s2) & mask] += 1
+        start, stop = bounds[g], bounds[g + 1]
+        _narrow_keys(bits[start:stop], low, cb, np.uint32(g), source[start:stop])
+    # the histograms in a loop of their own: fused into the key loop above, they kept it from
+    # being vectorised (2.2 → 0.9 ns per value)
+    counts[:, :] = 0
+    first, second, third = counts[0], counts[1], counts[2]
+    if passes <= 2:  # the common case (≤ 24 value bits): two histograms, not three
+        for i in range(m):
+            k = source[i]
+            first[(k >> cb) & mask] += 1
+            second[(k >> s1) & mask] += 1
+    else:
+        for i in range(m):
+            k = source[i]
+            first[(k >> cb) & mask] += 1
+            second[(k >> s1) & mask] += 1
+            third[(k >> s2) & mask] += 1
     target = keys_tmp if passes % 2 == 0 else keys
     for p in range(passes):
         shift = np.uint32(code_bits + p * width)
