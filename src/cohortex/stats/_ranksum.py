@@ -37,6 +37,7 @@ import threading
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = ["ScratchBuffers", "rank_sum_block", "walk_sorted_runs"]
 
@@ -45,6 +46,7 @@ _GENE_PANEL = 256
 _RANK_PANEL = 1024  # genes transposed, then ranked, at a time (blocks are at most this wide)
 
 _TOP = np.uint64(1) << np.uint64(63)
+_ALL_64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -440,28 +442,33 @@ def _correct_ties(keys, equal_flags, code_bits, rank_level):  # type: ignore[no-
     """Average ranks for the runs of equal values in sorted narrow keys; returns Σ (t³ − t).
 
     ``rank_level`` (n_levels,) holds the positions + 1 by code (``_narrow_positions``).
-    ``equal_flags`` is read eight at a time: most words of them are zero.
+    ``equal_flags`` (from ``_narrow_positions``: 0 in the 8 entries past the end) is read as
+    64-bit words, most of them zero; in a word that is not, the first flagged value is found by
+    counting trailing zero bits, not by a branch per value (whose mispredictions cost ~70 ns a
+    run on untied data: 10 % of a gene's time).
     """
     m = keys.shape[0]
     words = equal_flags.view(np.uint64)
+    n_words = (m + 7) // 8
     tie = 0.0
-    run_start = -1
-    for w in range((m + 7) // 8):
-        if words[w] == 0:
-            if run_start >= 0:
-                tie += _close_run(keys, run_start, 8 * w, code_bits, rank_level)
-                run_start = -1
-            continue
-        for i in range(8 * w, min(8 * w + 8, m)):
-            if equal_flags[i]:
-                if run_start < 0:
-                    run_start = i - 1
-            elif run_start >= 0:
-                tie += _close_run(keys, run_start, i, code_bits, rank_level)
-                run_start = -1
-    if run_start >= 0:
-        tie += _close_run(keys, run_start, m, code_bits, rank_level)
-    return tie
+    w = 0
+    word = words[0] if n_words > 0 else np.uint64(0)
+    while True:
+        while word == 0:
+            w += 1
+            if w >= n_words:
+                return tie
+            word = words[w]
+        first = 8 * w + (np.int64(trailing_zeros(word)) >> 3)  # equal to its predecessor
+        stop = first + 1
+        while equal_flags[stop]:  # 0 past the end: every run stops by m
+            stop += 1
+        tie += _close_run(keys, first - 1, stop, code_bits, rank_level)
+        # go on after the run: the word holding stop without its flags below stop
+        w = stop >> 3
+        if w >= n_words:
+            return tie
+        word = words[w] & (_ALL_64 << np.uint64(8 * (stop & 7)))
 
 
 @numba.njit(nogil=True, cache=True)
