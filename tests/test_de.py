@@ -658,11 +658,14 @@ def test_scratch_buffers_are_per_thread_and_travel_empty():
 
 
 def test_rank_sum_block_across_transposition_panels():
-    """More rows and genes than one transposition panel (512 × 256): statistics add up."""
+    """More rows and genes than one transposition panel (512 × 256): statistics add up.
+
+    303 genes: the last panel ends with three genes past the last four transposed together.
+    """
     from cohortex.stats._ranksum import rank_sum_block
 
     rng = np.random.default_rng(37)
-    n, genes = 1100, 300
+    n, genes = 1100, 303
     x = rng.lognormal(0.0, 0.5, (n, genes)).astype(np.float32)
     x[rng.random((n, genes)) < 0.01] = np.nan
     codes = rng.integers(-1, 2, n)
