@@ -532,6 +532,52 @@ def test_rank_sum_walk_kernel_equals_twin():
     np.testing.assert_allclose(linear_sum.get(), expected["linear_sum"], rtol=1e-14)
 
 
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize(
+    "contrasts",
+    [[(0, -1), (1, -1), (2, -1)], [(1, 0)], [(1, 0), (3, 2), (2, -1)]],
+    ids=["one-vs-rest", "two-groups", "pairs"],
+)
+def test_device_rank_sums_host_side_equals_the_cpu_block(monkeypatch, contrasts, linear):
+    """The GPU path's host side (sort sets, contrasts, group sums) on NumPy equals the CPU path.
+
+    ``_device_rank_sums`` runs on any array namespace; with NumPy arrays and the kernel launch
+    replaced by its CPU twin ``walk_sorted_runs``, everything but the CUDA kernel itself runs
+    here (the kernel is held equal to the twin by the GPU test above).
+    """
+    from cohortex import de
+    from cohortex.stats._ranksum import rank_sum_block, walk_sorted_runs
+
+    def twin_launch(grid, threads, args):  # the kernel's launch signature
+        sorted_values, sorted_codes, _, _, linear_flag, rank_level, linear_sum, tie_term = args
+        out = walk_sorted_runs(
+            sorted_values, sorted_codes, rank_level.shape[0], linear=bool(linear_flag)
+        )
+        rank_level += out["rank_level"]
+        linear_sum += out["linear_sum"]
+        tie_term[:] = out["tie_term"]
+
+    monkeypatch.setattr(de, "load_kernel", lambda filename, function: twin_launch)
+    rng = np.random.default_rng(38)
+    n, genes = 301, 17
+    x = np.round(rng.lognormal(0.0, 0.7, (n, genes)), 1)  # ties
+    x[rng.random((n, genes)) < 0.03] = np.nan
+    codes = rng.integers(-1, 4, n)
+    x[np.flatnonzero(codes == 2)[:2], 3] = np.inf  # inside a group
+    x[np.flatnonzero(codes == -1)[:2], 5] = -np.inf  # outside every comparison
+    group_of = np.array([g for g, _ in contrasts])
+    reference_of = np.array([r for _, r in contrasts])
+    device = de._device_rank_sums(x, codes, group_of, reference_of, 4, linear)
+    cpu = rank_sum_block(x, codes, group_of, reference_of, 4, linear=linear)
+    for name in ("rank_sum", "tie_term", "count", "nan", "infinite"):
+        np.testing.assert_allclose(device[name], cpu[name], rtol=1e-13, err_msg=name)
+    # sums: inf where a group holds inf, and no NaN from samples outside (code -1) holding inf
+    np.testing.assert_allclose(device["sum"], cpu["sum"], rtol=1e-12)
+    if linear:
+        np.testing.assert_allclose(device["linear_sum"], cpu["linear_sum"], rtol=1e-12)
+    assert np.all(device["tie_term"] > 0)  # rounded values: every gene has ties
+
+
 # ------------------------------------------------------------ the compiled CPU moments loop
 
 

@@ -685,7 +685,7 @@ def _device_rank_sums(
     )  # (n_levels, n_samples)
     out = {
         "count": indicator @ valid.T.astype(xp.float64),
-        "sum": indicator @ xp.where(valid, by_gene, 0.0).T,
+        "sum": _level_sums(indicator, by_gene),
         "nan": indicator @ (~valid).T.astype(xp.float64),
         "infinite": xp.sum(xp.isinf(by_gene) & xp.asarray(compared)[None, :], axis=1),
         "rank_sum": xp.zeros((len(group_of), n_genes)),
@@ -731,8 +731,31 @@ def _device_rank_sums(
             out["rank_sum"][c] = rank_level[group_of[c]]
             out["tie_term"][c] = tie_term
     if linear and not shared:  # expm1 sums over every compared sample, not per ranking set
-        out["linear_sum"] = indicator @ xp.where(valid, xp.expm1(by_gene), 0.0).T
+        out["linear_sum"] = _level_sums(indicator, xp.expm1(by_gene))
     return out
+
+
+def _level_sums(indicator: Any, by_gene: Any) -> Any:
+    """Each group's sum of each gene's values (NaN left out) by matrix products.
+
+    Parameters
+    ----------
+    indicator : array of shape (n_levels, n_samples)
+        1.0 where a sample belongs to a group, else 0.0.
+    by_gene : array of shape (n_genes, n_samples)
+
+    Returns
+    -------
+    array of shape (n_levels, n_genes)
+        ±inf where a group holds an infinite value (NaN where it holds both), as a plain sum.
+        Infinite values are counted apart: in one product they would meet the 0.0 of every
+        other group, and 0 × inf is NaN.
+    """
+    xp = namespace(by_gene)
+    total = indicator @ xp.where(xp.isfinite(by_gene), by_gene, 0.0).T
+    above = indicator @ (by_gene == xp.inf).T.astype(xp.float64)
+    below = indicator @ (by_gene == -xp.inf).T.astype(xp.float64)
+    return total + xp.where(above > 0, xp.inf, 0.0) + xp.where(below > 0, -xp.inf, 0.0)
 
 
 def _exact_p_values(columns: dict[str, Any]) -> None:
