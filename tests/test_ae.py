@@ -147,6 +147,19 @@ def test_same_seed_same_weights_and_save_load(tmp_path):
         Autoencoder.load(tmp_path / "foreign.pt")
 
 
+def test_layer_statistics_equal_the_activations_of_the_training_samples(trained):
+    """Mean and maximum of every hidden node (what ``light_up`` starts from) over training."""
+    path, _, model = trained
+    training = np.ones(1500, dtype=bool)
+    training[model.validation_index_] = False
+    for layer in range(1, len(model.hidden) + 1):
+        activation = model.transform(path, layer)["activation"].values[training]
+        np.testing.assert_allclose(
+            model.layer_mean_[layer - 1], activation.astype(np.float64).mean(axis=0), rtol=1e-5
+        )
+        np.testing.assert_allclose(model.layer_max_[layer - 1], activation.max(axis=0), rtol=1e-5)
+
+
 def test_bad_input(tmp_path):
     with pytest.raises(
         CohortexError, match="'activation' parameter must be one of sigmoid, relu, tanh; got 'gelu'"

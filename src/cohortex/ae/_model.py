@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -455,8 +456,9 @@ class Autoencoder:
     ) -> Any:
         """Scaled float32 tensors of ``batch_size`` samples, chunk by stored chunk.
 
-        NumPy chunks are copied to the training device once; CuPy chunks are handed to torch
-        through DLPack, without a trip through the host.
+        The next chunk is read (decompressed, on a Dask thread) while the batches of the
+        current one are used. NumPy chunks are copied to the training device once; CuPy chunks
+        are handed to torch through DLPack, without a trip through the host.
         """
         device = self._torch_device()
         low = torch.as_tensor(self.minimum_, device=device)
@@ -465,20 +467,32 @@ class Autoencoder:
         chunk_order = np.arange(len(edges) - 1)
         if shuffle and rng is not None:
             chunk_order = rng.permutation(chunk_order)
+        plan = []  # (chunk, its wanted rows in the order they are used)
         for c in chunk_order:
             wanted = np.flatnonzero(rows[edges[c] : edges[c + 1]])
-            if not len(wanted):
-                continue
-            if shuffle and rng is not None:
-                wanted = wanted[rng.permutation(len(wanted))]
-            block = x[edges[c] : edges[c + 1]].compute()
-            if isinstance(block, np.ndarray):
-                tensor = torch.as_tensor(np.asarray(block, dtype=np.float32), device=device)
-            else:  # a CuPy chunk
-                tensor = torch.from_dlpack(block.astype("float32")).to(device)
-            tensor = (tensor[torch.as_tensor(wanted, device=device)] - low) / span
-            for start in range(0, len(wanted), self.batch_size):
-                yield tensor[start : start + self.batch_size]
+            if len(wanted):
+                if shuffle and rng is not None:
+                    wanted = wanted[rng.permutation(len(wanted))]
+                plan.append((c, wanted))
+
+        def read(c: int) -> Any:
+            return x[edges[c] : edges[c + 1]].compute()
+
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            upcoming = reader.submit(read, plan[0][0]) if plan else None
+            for position, (_, wanted) in enumerate(plan):
+                assert upcoming is not None
+                block = upcoming.result()
+                if position + 1 < len(plan):
+                    upcoming = reader.submit(read, plan[position + 1][0])
+                if isinstance(block, np.ndarray):
+                    tensor = torch.as_tensor(np.asarray(block, dtype=np.float32), device=device)
+                else:  # a CuPy chunk
+                    tensor = torch.from_dlpack(block.astype("float32")).to(device)
+                # the gather copies (never the caller's array); scaling works in that copy
+                tensor = tensor[torch.as_tensor(wanted, device=device)].sub_(low).div_(span)
+                for start in range(0, len(wanted), self.batch_size):
+                    yield tensor[start : start + self.batch_size]
 
     def _loss(self, x: da.Array, rows: np.ndarray) -> float:
         assert self._network is not None
@@ -508,10 +522,13 @@ class Autoencoder:
         self._network.eval()
         with torch.no_grad():
             for batch in self._batches(x, training, None, shuffle=False):
+                state = batch
                 for layer in range(1, len(self.hidden) + 1):
-                    values = self._encode(batch, layer).float().cpu().numpy()
-                    sums[layer - 1] += values.sum(axis=0)
-                    maxima[layer - 1] = np.maximum(maxima[layer - 1], values.max(axis=0))
+                    # one forward pass through the encoder: each layer from the one before
+                    state = self._network[2 * layer - 2 : 2 * layer](state)
+                    sums[layer - 1] += state.sum(dim=0, dtype=torch.float64).cpu().numpy()
+                    maximum = state.max(dim=0).values.float().cpu().numpy()
+                    maxima[layer - 1] = np.maximum(maxima[layer - 1], maximum)
                 n += batch.shape[0]
         self.layer_mean_ = [(s / n).astype(np.float32) for s in sums]
         self.layer_max_ = [m.astype(np.float32) for m in maxima]
