@@ -473,7 +473,7 @@ class Autoencoder:
             if len(wanted):
                 if shuffle and rng is not None:
                     wanted = wanted[rng.permutation(len(wanted))]
-                plan.append((c, wanted))
+                plan.append((int(c), wanted))
 
         def read(c: int) -> Any:
             return x[edges[c] : edges[c + 1]].compute()
