@@ -21,8 +21,8 @@ Tests
 
 On the CPU the group moments and the rank sums run in compiled loops (numba). Their machine
 code is compiled on the first call after installation and cached on disk: that first call
-takes ~2 s (t-tests) and ~15–20 s (Wilcoxon) longer on the 2-core machine of benchmarks/RESULTS.md;
-later processes load the cache in well under a second.
+takes ~2 s (t-tests) and ~17–21 s (Wilcoxon on float32; ~5 s more for float64) longer on the
+2-core machine of benchmarks/RESULTS.md; later processes load the cache in well under a second.
 
 Contrasts
 ---------
