@@ -456,7 +456,7 @@ class Autoencoder:
     ) -> Any:
         """Scaled float32 tensors of ``batch_size`` samples, chunk by stored chunk.
 
-        The next chunk is read (decompressed, on a Dask thread) while the batches of the
+        The next chunk is read (decompressed, in a background thread) while the batches of the
         current one are used. NumPy chunks are copied to the training device once; CuPy chunks
         are handed to torch through DLPack, without a trip through the host.
         """
