@@ -683,6 +683,37 @@ def test_rank_sum_block_narrow_keys_equal_the_reference(n_levels, with_nan):
     assert out["tie_term"][0, 2] == 0.0
 
 
+def test_rank_sum_block_one_compiled_signature_for_every_layout():
+    """Contiguous, a view of a wider matrix, read-only, Fortran-ordered, rows reversed: the same
+    statistics, and numba compiles ``_block_statistics`` once per dtype, not once per layout."""
+    from cohortex.stats._ranksum import _block_statistics, rank_sum_block
+
+    rng = np.random.default_rng(39)
+    wide = rng.lognormal(0.0, 1.0, (300, 40)).astype(np.float32)
+    codes = rng.integers(0, 2, 300)
+    x = np.ascontiguousarray(wide[:, 5:25])
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    layouts = [
+        (x, codes),
+        (wide[:, 5:25], codes),
+        (readonly, codes),
+        (np.asfortranarray(x), codes),
+        (x[::-1], codes[::-1]),
+    ]
+    expected = rank_sum_block(x, codes, np.array([1]), np.array([0]), 2, linear=False)
+    for block, block_codes in layouts:
+        out = rank_sum_block(block, block_codes, np.array([1]), np.array([0]), 2, linear=False)
+        for name, values in expected.items():
+            np.testing.assert_allclose(out[name], values, rtol=1e-12, err_msg=name)
+    float32_signatures = [
+        signature
+        for signature in _block_statistics.signatures
+        if str(signature[0].dtype) == "float32"
+    ]
+    assert len(float32_signatures) == 1
+
+
 def test_scratch_buffers_are_per_thread_and_travel_empty():
     import pickle
     import threading

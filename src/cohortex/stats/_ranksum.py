@@ -38,6 +38,7 @@ import threading
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["ScratchBuffers", "rank_sum_block", "walk_sorted_runs"]
 
@@ -709,7 +710,10 @@ def _transpose_scan(block, rows, bounds, out, low, high, nan, infinite, sums):  
 
 @numba.njit(nogil=True, cache=True)
 def _block_statistics(  # type: ignore[no-untyped-def]
-    block,
+    flat_block,
+    row_stride,
+    n_block_rows,
+    n_genes,
     by_gene,
     rows,
     bounds,
@@ -726,8 +730,12 @@ def _block_statistics(  # type: ignore[no-untyped-def]
     out_nan,
     out_infinite,
 ):
+    # the (samples, genes) block back from its flat view (see ``_flat_rows``)
+    itemsize = flat_block.itemsize
+    block = as_strided(
+        flat_block, shape=(n_block_rows, n_genes), strides=(row_stride * itemsize, itemsize)
+    )
     n_rows = rows.shape[0]
-    n_genes = block.shape[1]
     n_levels = out_count.shape[0]
     n_contrasts = group_of.shape[0]
     code_bits = 1  # bits of a group code below a narrow key's value bits
@@ -999,8 +1007,12 @@ def rank_sum_block(
         "nan": np.zeros((n_levels, n_genes), dtype=np.int64),
         "infinite": np.zeros(n_genes, dtype=np.int64),
     }
+    flat_block, row_stride = _flat_rows(block)
     _block_statistics(
-        block,
+        flat_block,
+        row_stride,
+        block.shape[0],
+        n_genes,
         (scratch or ScratchBuffers()).get((min(_RANK_PANEL, n_genes), len(rows)), block.dtype),
         rows,
         bounds,
@@ -1018,6 +1030,37 @@ def rank_sum_block(
         out["infinite"],
     )
     return out
+
+
+def _flat_rows(block: np.ndarray) -> tuple[np.ndarray, int]:
+    """A read-only 1-D view of ``block`` from its first value to its last, and its row stride.
+
+    numba compiles a function once per type of its arguments, and a contiguous block, a view of
+    a wider matrix and a read-only array are three types of 2-D array: handed over as this one
+    flat type, every block shares one compiled ``_block_statistics`` per dtype (each ~17 s on
+    first use after installation). Blocks whose rows are not runs of adjacent values (columns
+    not contiguous, rows overlapping or in reverse) are copied first.
+
+    Returns
+    -------
+    flat : ndarray of shape (row_stride * (n_rows - 1) + n_genes,), read-only
+        Value ``[r, g]`` of the block is ``flat[r * row_stride + g]``.
+    row_stride : int
+        Elements from one row's start to the next.
+    """
+    n_rows, n_genes = block.shape
+    itemsize = block.itemsize
+    row_step, column_step = block.strides
+    rows_are_runs = (column_step == itemsize or n_genes <= 1) and (
+        n_rows <= 1 or (row_step % itemsize == 0 and row_step >= n_genes * itemsize)
+    )
+    if not rows_are_runs:
+        block = np.ascontiguousarray(block)
+        row_step = block.strides[0]
+    row_stride = row_step // itemsize if n_rows > 1 else n_genes
+    length = (n_rows - 1) * row_stride + n_genes if n_rows and n_genes else 0
+    flat = as_strided(block, shape=(length,), strides=(itemsize,), writeable=False)
+    return flat, row_stride
 
 
 def walk_sorted_runs(
