@@ -121,8 +121,8 @@ def run_case(case: str, store: str, kind: str, scipy_genes: int) -> dict:
         np.save(folder / f"ranks_{kind}_cohortex_p.npy", result["pvalue"].values)
     else:
         x = _matrix(store, kind)
-        # a view, like the blocks of the timed call (numba compiles views and contiguous
-        # arrays separately; the store's blocks are contiguous, as is the zarr warm-up's)
+        # a view, like the blocks of the timed call (the rank loop compiles one signature for
+        # every layout since session 4; other tools' compiled code may not)
         small = prepared(x[small_rows, :64], labels[small_rows])
         start = time.perf_counter()
         wilcoxon(small, labels[small_rows], scipy_genes=64)
