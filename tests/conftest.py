@@ -19,14 +19,43 @@ def _cupy_param():
     return pytest.param("cupy", marks=marks, id="cupy")
 
 
-@pytest.fixture(params=[pytest.param("numpy", id="numpy"), _cupy_param()])
-def xp(request):
-    """The array namespace under test: NumPy everywhere, CuPy where a GPU is present."""
+@pytest.fixture(
+    params=[
+        pytest.param("numpy", id="numpy"),
+        pytest.param("surface", id="cupy-surface"),
+        _cupy_param(),
+    ]
+)
+def xp(request, monkeypatch):
+    """The array namespace under test.
+
+    ``numpy`` everywhere; ``cupy-surface`` everywhere too: the CuPy stand-in of
+    ``tests/gpu_surface.py`` (NumPy underneath, the installed CuPy's API surface, kernels
+    compiled for the host), installed as cohortex's GPU, so ``device="gpu"`` runs the GPU path;
+    ``cupy`` where a CUDA device is present.
+    """
     if request.param == "numpy":
         return np
+    if request.param == "surface":
+        import gpu_surface
+
+        return gpu_surface.install(monkeypatch)
     import cupy
 
     return cupy
+
+
+@pytest.fixture
+def surface(monkeypatch):
+    """The CuPy stand-in installed as cohortex's GPU (for tests of GPU-only code paths)."""
+    import gpu_surface
+
+    return gpu_surface.install(monkeypatch)
+
+
+def to_numpy(x):
+    """A NumPy copy of a NumPy, CuPy or stand-in array."""
+    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
 
 
 @pytest.fixture

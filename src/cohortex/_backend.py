@@ -33,6 +33,9 @@ __all__ = [
 
 Device = Literal["cpu", "gpu"]
 DEVICE_ENV = "COHORTEX_DEVICE"
+# Top-level modules whose array types live on the GPU (recognised by name, so that asking
+# for the namespace of a NumPy array never imports CuPy)
+DEVICE_ARRAY_MODULES: tuple[str, ...] = ("cupy",)
 GPU_INSTALL_HINT = (
     "install the CUDA extra that matches the driver: pip install 'cohortex[cuda12]' "
     "or 'cohortex[cuda13]'"
@@ -153,7 +156,7 @@ def namespace(x: Any) -> ModuleType:
     module
     """
     meta = getattr(x, "_meta", x)  # dask arrays carry an empty chunk of the right type
-    if type(meta).__module__.split(".")[0] == "cupy":
+    if type(meta).__module__.split(".")[0] in DEVICE_ARRAY_MODULES:
         cupy = _import_cupy()
         assert cupy is not None  # a CuPy array exists, so CuPy imports
         return cupy
@@ -228,6 +231,10 @@ def special(xp: ModuleType) -> ModuleType:
         import scipy.special
 
         return scipy.special
+    return _import_device_special()
+
+
+def _import_device_special() -> ModuleType:
     import cupyx.scipy.special
 
     return cupyx.scipy.special

@@ -24,6 +24,7 @@ import numpy as np
 
 from ._backend import namespace
 from ._errors import CohortexError
+from .stats._scan import running_max, running_min
 
 __all__ = ["METHODS", "adjust", "pi0"]
 
@@ -82,7 +83,7 @@ def _step(p: Any, m: Any, method: str, lambda_: float | str) -> Any:
     if method == "holm":
         raw = p_sorted * (m - rank + 1.0)
         raw = xp.where(in_family, raw, -xp.inf)
-        adjusted = xp.maximum.accumulate(raw, axis=1)
+        adjusted = running_max(raw)
     else:
         ecdf = rank / m  # statsmodels' _ecdf: arange(1, m + 1) / m
         if method == "by":
@@ -90,12 +91,12 @@ def _step(p: Any, m: Any, method: str, lambda_: float | str) -> Any:
             harmonic = xp.sum(xp.where(in_family, 1.0 / rank, 0.0), axis=1, keepdims=True)
             ecdf = ecdf / harmonic
         raw = xp.where(in_family, p_sorted / ecdf, xp.inf)
-        adjusted = xp.flip(xp.minimum.accumulate(xp.flip(raw, axis=1), axis=1), axis=1)
+        adjusted = running_min(raw, reverse=True)
         if method == "storey":
             adjusted = adjusted * pi0(p, lambda_=lambda_)[:, None]
     adjusted = xp.where(in_family, xp.minimum(adjusted, 1.0), xp.nan)
     out = xp.empty_like(adjusted)
-    xp.put_along_axis(out, order, adjusted, axis=1)
+    out[xp.arange(p.shape[0])[:, None], order] = adjusted  # back to the input's order
     return out
 
 

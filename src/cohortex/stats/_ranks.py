@@ -26,6 +26,7 @@ import functools
 from typing import Any
 
 from .._backend import namespace
+from ._scan import running_max, running_min
 
 __all__ = ["EXACT_MAX_SMALLER_GROUP", "average_ranks", "exact_two_sided_p"]
 
@@ -59,16 +60,13 @@ def average_ranks(x: Any) -> tuple[Any, Any, Any]:
     ends_run = xp.ones(ordered.shape, dtype=bool)
     ends_run[:, :-1] = starts_run[:, 1:]
     position = xp.broadcast_to(xp.arange(n), ordered.shape)
-    first = xp.maximum.accumulate(xp.where(starts_run, position, 0), axis=-1)
-    last = xp.flip(
-        xp.minimum.accumulate(xp.flip(xp.where(ends_run, position, n), axis=-1), axis=-1),
-        axis=-1,
-    )
+    first = running_max(xp.where(starts_run, position, 0))
+    last = running_min(xp.where(ends_run, position, n), reverse=True)
     average = (first + last) / 2.0 + 1.0
     size = (last - first + 1).astype(xp.float64)
     tie_term = xp.sum(xp.where(starts_run & valid, size**3 - size, 0.0), axis=-1)
     ranks = xp.empty(ordered.shape, dtype=xp.float64)
-    xp.put_along_axis(ranks, order, xp.where(valid, average, xp.nan), axis=-1)
+    ranks[xp.arange(ordered.shape[0])[:, None], order] = xp.where(valid, average, xp.nan)
     return ranks, tie_term, xp.sum(valid, axis=-1).astype(xp.float64)
 
 
