@@ -127,9 +127,17 @@ def build(
 class HostKernel:
     """One kernel of a host-compiled module, launched with CuPy's ``(grid, block, args)``."""
 
-    def __init__(self, library: ctypes.CDLL, name: str, parameters: list[Parameter]) -> None:
+    def __init__(
+        self,
+        library: ctypes.CDLL,
+        name: str,
+        parameters: list[Parameter],
+        *,
+        device_arrays: bool = True,
+    ) -> None:
         self.name = name
         self.parameters = parameters
+        self.device_arrays = device_arrays  # False: NumPy arrays stand for device memory
         self._function = getattr(library, name)
         self._function.restype = None
         self._index = {
@@ -137,17 +145,15 @@ class HostKernel:
         }
 
     def __call__(self, grid: Any, block: Any, args: tuple[Any, ...], **options: Any) -> None:
-        from gpu_surface import SurfaceArray  # the stand-in's device arrays
-
         if len(args) != len(self.parameters):
             raise TypeError(f"{self.name} takes {len(self.parameters)} arguments; got {len(args)}")
         converted = []
         for parameter, value in zip(self.parameters, args, strict=True):
             where = f"{self.name}() argument {parameter.name!r}"
             if parameter.pointer:
-                if not isinstance(value, SurfaceArray):
+                array = _device_memory(value, self.device_arrays)
+                if array is None:
                     raise TypeError(f"{where} must be a device array; got {type(value).__name__}")
-                array = value._a
                 expected = np.dtype(_POINTEES[parameter.base])
                 if array.dtype != expected:
                     raise TypeError(
@@ -188,6 +194,15 @@ class HostKernel:
                                 self._function(*converted)
 
 
+def _device_memory(value: Any, device_arrays: bool) -> np.ndarray | None:
+    """The NumPy array behind a kernel's pointer argument, or None if it is not device memory."""
+    if not device_arrays:
+        return value if isinstance(value, np.ndarray) else None
+    from gpu_surface import SurfaceArray  # the stand-in's device arrays
+
+    return value._a if isinstance(value, SurfaceArray) else None
+
+
 def _dims(value: Any) -> tuple[int, int, int]:
     values = (value,) if isinstance(value, int) else tuple(int(v) for v in value)
     if not 1 <= len(values) <= 3 or any(v < 1 for v in values):
@@ -208,6 +223,15 @@ class RawModule:
         if name not in self._signatures:
             raise AttributeError(f"no kernel {name!r} in the module")
         return HostKernel(self._library, name, self._signatures[name])
+
+
+def load(code: str, *, sanitize: bool = False) -> dict[str, HostKernel]:
+    """Every kernel of a CUDA source, built for the host, taking NumPy arrays as its memory."""
+    library = _load(build(code, sanitize=sanitize))
+    return {
+        name: HostKernel(library, name, parameters, device_arrays=False)
+        for name, parameters in kernel_signatures(code).items()
+    }
 
 
 @functools.cache

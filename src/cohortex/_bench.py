@@ -220,7 +220,10 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
         else:
             from cuml.manifold import TSNE as CumlTSNE
 
-            CumlTSNE(perplexity=30, n_iter=500, random_state=0).fit_transform(pcs)
+            from .embed._tsne import cuml_arguments
+
+            # what cohortex's tsne(n_iter=500) asks of cuML: 250 exaggeration + 500 iterations
+            CumlTSNE(**cuml_arguments(perplexity=30, n_iter=500, seed=0)).fit_transform(pcs)
     elif case.suite == "ae":
         extra.update(_train_one_epoch(case, store, x, device))
     else:

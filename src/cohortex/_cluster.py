@@ -21,7 +21,7 @@ def cluster(
     *,
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
-    rmm_pool_size: str | None = "90%",
+    rmm_pool_size: float | str | None = 0.9,
     spill: bool = True,
 ) -> Any:
     """Start a local cluster and return a connected ``distributed.Client``.
@@ -33,10 +33,12 @@ def cluster(
         first N, or these device ids. ``None`` starts CPU worker processes instead.
     n_workers, threads_per_worker : int, optional
         For CPU clusters (default: Dask's choice for this machine).
-    rmm_pool_size : str or None, default "90%"
-        Each GPU worker's RMM memory pool (faster allocation); ``None`` for none.
+    rmm_pool_size : float, str or None, default 0.9
+        Each GPU worker's RMM memory pool (faster allocation): a fraction of the device's
+        memory, or a size such as ``"40GB"``; ``None`` for no pool. CuPy and torch allocate
+        from the pool too, so that the pool does not leave them the rest of the device.
     spill : bool, default True
-        Let GPU workers spill device memory to host memory when full.
+        Let GPU workers spill device memory to host memory above 80 % of the device's memory.
 
     Returns
     -------
@@ -66,11 +68,38 @@ def cluster(
         visible = ",".join(str(i) for i in range(gpus))
     else:
         visible = ",".join(str(int(i)) for i in gpus)
+    pool = _memory_size(rmm_pool_size)
     local = LocalCUDACluster(
         CUDA_VISIBLE_DEVICES=visible,
-        rmm_pool_size=rmm_pool_size,
+        rmm_pool_size=pool,
+        # without this, CuPy and torch allocate beside the pool, from what it leaves free
+        rmm_allocator_external_lib_list=["cupy", "torch"] if pool is not None else None,
         enable_cudf_spill=False,
-        device_memory_limit="80%" if spill else 0,
+        device_memory_limit=0.8 if spill else 0,
         dashboard_address=":0",
     )
     return distributed.Client(local)
+
+
+def _memory_size(value: float | str | None) -> float | str | None:
+    """Check a device memory size as dask-cuda reads it: a fraction in (0, 1] or a size that
+    ``dask.utils.parse_bytes`` parses ("%" is not one)."""
+    from dask.utils import parse_bytes
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parse_bytes(value)
+        except ValueError:
+            raise CohortexError(
+                f"The 'rmm_pool_size' parameter must be a fraction of the device memory in "
+                f"(0, 1] or a size such as '40GB'; got {value!r}."
+            ) from None
+        return value
+    if not 0 < float(value) <= 1:
+        raise CohortexError(
+            f"The 'rmm_pool_size' parameter must be a fraction of the device memory in (0, 1] "
+            f"or a size such as '40GB'; got {value!r}."
+        )
+    return float(value)

@@ -442,7 +442,7 @@ def _in_memory_pca(
         if GpuPCA is not None:
             import cupy
 
-            model = GpuPCA(n_components=k, random_state=seed)
+            model = GpuPCA(n_components=k)  # cuML's solvers are deterministic: no seed
             scores = cupy.asnumpy(model.fit_transform(cupy.asarray(data)))
             components = cupy.asnumpy(model.components_)
             explained = cupy.asnumpy(model.explained_variance_)

@@ -11,7 +11,25 @@ import xarray as xr
 from .._backend import resolve_device, to_host
 from .._errors import CohortexError
 
-__all__ = ["tsne"]
+__all__ = ["EXAGGERATION_ITERATIONS", "cuml_arguments", "tsne"]
+
+# openTSNE's early exaggeration phase, which its n_iter does not count and cuML's max_iter does
+EXAGGERATION_ITERATIONS = 250
+
+
+def cuml_arguments(*, perplexity: float, n_iter: int, seed: int) -> dict[str, Any]:
+    """cuML ``TSNE`` arguments that run what openTSNE runs for the same ``n_iter``.
+
+    cuML (26.10) counts the early exaggeration in ``max_iter``; openTSNE does not.
+    """
+    return {
+        "n_components": 2,
+        "perplexity": perplexity,
+        "max_iter": n_iter + EXAGGERATION_ITERATIONS,
+        "exaggeration_iter": EXAGGERATION_ITERATIONS,
+        "method": "fft",
+        "random_state": seed,
+    }
 
 
 def tsne(
@@ -42,8 +60,8 @@ def tsne(
     seed : int, default 0
         The same seed gives the same embedding on the CPU.
     device : {"auto", "cpu", "gpu"}, default "auto"
-        On a GPU, cuML's TSNE (method="fft") when cuML is installed; otherwise the scores go
-        to the host and openTSNE runs.
+        On a GPU, cuML's TSNE (method="fft") when cuML is installed and ``n_components`` is 2
+        (all that cuML supports); otherwise the scores go to the host and openTSNE runs.
     n_jobs : int, default -1
         CPU threads for openTSNE (-1: all cores).
 
@@ -66,20 +84,14 @@ def tsne(
             f"t-SNE needs complete data; the input holds {int(np.isnan(scores).sum())} NaN values."
         )
     embedding, implementation = None, "openTSNE"
-    if device == "gpu":
+    if device == "gpu" and n_components == 2:
         try:
             from cuml.manifold import TSNE as GpuTSNE
         except ImportError:
             GpuTSNE = None
         if GpuTSNE is not None:
-            model = GpuTSNE(
-                n_components=n_components,
-                perplexity=perplexity,
-                n_iter=n_iter + 250,
-                method="fft",
-                random_state=seed,
-            )
-            embedding = to_host(model.fit_transform(scores))
+            model = GpuTSNE(**cuml_arguments(perplexity=perplexity, n_iter=n_iter, seed=seed))
+            embedding = np.asarray(to_host(model.fit_transform(scores)), dtype=np.float64)
             implementation = "cuml"
     if embedding is None:
         from openTSNE import TSNE
