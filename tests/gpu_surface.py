@@ -32,10 +32,11 @@ from typing import Any
 
 import cupy
 import cupyx.scipy.special
-import host_kernels
 import numpy as np
 import scipy.special
 from dask.array.chunk_types import register_chunk_type
+
+import host_kernels
 
 __all__ = ["SurfaceArray", "install", "special", "surface"]
 

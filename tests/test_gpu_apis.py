@@ -24,6 +24,7 @@ from dask.utils import parse_bytes
 
 import cohortex
 from cohortex import CohortexError, pca, tsne
+
 from conftest import to_numpy
 
 PINNED = "26.10.0"  # cuML and dask-cuda

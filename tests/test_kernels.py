@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import host_kernels
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -20,6 +19,8 @@ from scipy import stats
 
 from cohortex._backend import gpu_available, kernel_dir, load_kernel
 from cohortex.stats._ranksum import walk_sorted_runs
+
+import host_kernels
 
 KERNELS = sorted(kernel_dir().glob("*.cu"))
 RANK_SUM_WALK = (kernel_dir() / "rank_sum_walk.cu").read_text()

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import snapshot
 
 import cohortex
 import cohortex.store as store_module
@@ -28,6 +27,8 @@ from cohortex import (
     read_result,
     write_result,
 )
+
+from conftest import snapshot
 
 
 def test_round_trip_numpy_with_metadata(tmp_path, small_matrix):
