@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from cohortex.stats._pvalues import f_sf, normal_two_sided_upper, t_two_sided
+
 from conftest import to_numpy
 
 DF = [1, 2.5, 10, 29, 30, 31.5, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e10]
