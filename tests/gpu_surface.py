@@ -44,8 +44,9 @@ _IMPLICIT = (
     "Implicit conversion to a NumPy array is not allowed. "
     "Please use `.get()` to construct a NumPy array explicitly."
 )
-# CuPy functions that take host data (NumPy arrays, lists): the ways onto the device
-_HOST_INPUT = {"array", "asarray", "asanyarray"}
+# CuPy functions that take host data (NumPy arrays, lists): the ways onto the device, and
+# take(), which moves host indices itself (cupy/_core/_routines_indexing.pyx, _take)
+_HOST_INPUT = {"array", "asarray", "asanyarray", "take"}
 
 
 class SurfaceArray:
@@ -243,8 +244,8 @@ def _unwrap(value: Any, *, host_ok: bool) -> Any:
     if isinstance(value, np.ndarray):
         if not host_ok:
             raise TypeError(
-                f"Unsupported type {type(value)} (a NumPy array given to a CuPy function: "
-                "move it to the device with cupy.asarray first)"
+                f"Unsupported type {type(value)} (a NumPy array of shape {value.shape} given to "
+                "a CuPy function: move it to the device with cupy.asarray first)"
             )
         return value
     if isinstance(value, list | tuple):
@@ -281,7 +282,11 @@ def _host_call(function: Any, name: str, signature: inspect.Signature | None = N
         kwargs = {k: _unwrap(v, host_ok=host_ok) for k, v in kwargs.items()}
         if out is not None:
             kwargs["out"] = _unwrap(out, host_ok=False)
-        result = function(*(_unwrap(a, host_ok=host_ok) for a in args), **kwargs)
+        try:
+            arguments = [_unwrap(a, host_ok=host_ok) for a in args]
+        except TypeError as error:
+            raise TypeError(f"cupy.{name}(): {error}") from None
+        result = function(*arguments, **kwargs)
         return _wrap(result)
 
     return call
@@ -406,8 +411,28 @@ surface.get_array_module = lambda *arrays: (
     surface if any(isinstance(a, SurfaceArray) for a in arrays) else np
 )
 surface.RawModule = host_kernels.RawModule
-# Dask treats CuPy arrays as chunks of its arrays (dask.array.chunk_types); so the stand-in
-register_chunk_type(SurfaceArray)
+
+
+def _register_with_dask() -> None:
+    """What Dask registers for ``cupy.ndarray`` (dask/array/backends.py, register_cupy, and
+    dask/array/chunk_types.py), registered for the stand-in with its own functions."""
+    from dask.array import backends
+    from dask.sizeof import sizeof
+
+    register_chunk_type(SurfaceArray)
+    backends.concatenate_lookup.register(SurfaceArray, surface.concatenate)
+    backends.take_lookup.register(SurfaceArray, surface.take)
+    backends.tensordot_lookup.register(SurfaceArray, surface.tensordot)
+    backends.percentile_lookup.register(SurfaceArray, backends.percentile)
+    backends.numel_lookup.register(SurfaceArray, backends._numel_arraylike)
+    backends.nannumel_lookup.register(SurfaceArray, backends._nannumel)
+    backends.empty_lookup.register(SurfaceArray, surface.empty)
+    backends.to_numpy_dispatch.register(SurfaceArray, lambda data, **kwargs: data.get())
+    backends.einsum_lookup.register(SurfaceArray, surface.einsum)
+    sizeof.register(SurfaceArray, lambda x: x.nbytes)
+
+
+_register_with_dask()
 
 
 def install(monkeypatch: Any) -> types.ModuleType:

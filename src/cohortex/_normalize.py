@@ -11,9 +11,11 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.array.utils import meta_from_array
 
 from ._backend import namespace
 from ._errors import CohortexError
+from .stats._ranks import average_ranks
 from .store import open_cohort
 
 __all__ = ["METHODS", "normalize"]
@@ -95,7 +97,11 @@ def _size_factors(x: da.Array) -> da.Array:
     log_geomeans = logs.mean(axis=0)  # -inf for genes with a zero count
     rows = logs.rechunk({1: -1})  # each sample's genes in one block, for the median
     return rows.map_blocks(
-        _block_size_factors, log_geomeans, drop_axis=1, dtype=np.float64, meta=np.empty(0)
+        _block_size_factors,
+        log_geomeans,
+        drop_axis=1,
+        dtype=np.float64,
+        meta=meta_from_array(x, ndim=1, dtype=np.float64),  # on the chunks' device
     )
 
 
@@ -138,17 +144,22 @@ def _sorted_sum(block: Any) -> Any:
     return xp.sort(block.astype(xp.float64), axis=1).sum(axis=0, keepdims=True)
 
 
+# Values per slab of samples ranked at once: each slab's float64 temporaries stay ~16 MB
+_QUANTILE_SLAB_VALUES = 1 << 21
+
+
 def _to_reference(block: Any, reference: Any) -> Any:
-    """Each value → the reference at its average rank (interpolated between neighbours)."""
+    """Each value → the reference at its average rank (interpolated between neighbours).
+
+    Slabs of samples are ranked together (one batched sort each, not a loop over samples).
+    """
     xp = namespace(block)
     n = block.shape[1]
     out = xp.empty(block.shape, dtype=xp.float64)
     positions = xp.arange(n, dtype=xp.float64)
-    for i in range(block.shape[0]):
-        row = block[i]
-        ordered = xp.sort(row)
-        left = xp.searchsorted(ordered, row, side="left")
-        right = xp.searchsorted(ordered, row, side="right")
-        rank = (left + right - 1) / 2.0  # 0-based average rank of each value's tie block
-        out[i] = xp.interp(rank, positions, reference)
+    rows = max(1, _QUANTILE_SLAB_VALUES // max(n, 1))
+    for start in range(0, block.shape[0], rows):
+        ranks, _, _ = average_ranks(block[start : start + rows].astype(xp.float64))
+        # 0-based average rank of each value's tie block
+        out[start : start + rows] = xp.interp(ranks - 1.0, positions, reference)
     return out

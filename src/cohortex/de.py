@@ -79,8 +79,11 @@ __all__ = ["RANK_MEMORY_BUDGET", "TESTS", "fit", "normalize", "select_k_best", "
 TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")
 # Bytes a block of genes × all samples may use while it is ranked: on the CPU the block and its
-# transposed copy (the sort's scratch is per gene); on a GPU about ten float64 copies.
+# transposed copy (the sort's scratch is per gene); on a GPU about ten float64 copies, in larger
+# blocks (a 50,000-sample cohort: 1,024 genes, not 64), at most two blocks at a time.
 RANK_MEMORY_BUDGET = 256 * 2**20
+DEVICE_RANK_MEMORY_BUDGET = 4 * 2**30
+_DEVICE_BLOCKS_IN_FLIGHT = 2
 # Tiles (samples, genes) in which an in-memory matrix is streamed: views, never copied; with the
 # compiled moments loop large tiles win (50,000 × 20,000: 2048 × 1024 → 1.0 s, 8192 × 4096 →
 # 0.33 s, mostly Dask's per-task cost; benchmarks/RESULTS.md).
@@ -518,15 +521,17 @@ def _wilcoxon(
     dtype = np.dtype(data.matrix.dtype)
     # CPU: the block and its transposed copy (each gene's sort buffers are small), other dtypes
     # than float32/64 also a float64 copy; GPU: CuPy's argsort, the sorted copies and the codes
+    budget, widest = RANK_MEMORY_BUDGET, 1024
     if data.device == "gpu":
         bytes_per_value = 8 * 10
+        budget, widest = DEVICE_RANK_MEMORY_BUDGET, 8192
     elif dtype in (np.float32, np.float64):
         bytes_per_value = 2 * dtype.itemsize
     else:
         bytes_per_value = dtype.itemsize + 2 * 8
-    fitting = RANK_MEMORY_BUDGET // (max(n_samples, 1) * bytes_per_value)
-    # a power of two up to the 1024-gene tiles, so that no block straddles two tiles
-    genes_per_block = 1024
+    fitting = budget // (max(n_samples, 1) * bytes_per_value)
+    # a power of two, up to or a multiple of the 1024-gene tiles: no block straddles two tiles
+    genes_per_block = widest
     while genes_per_block > 8 and genes_per_block > fitting:
         genes_per_block //= 2
     # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
@@ -542,7 +547,10 @@ def _wilcoxon(
         block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p", scratch)
         for block in x.to_delayed()[0]
     ]
-    (parts,) = dask.compute(parts)
+    # the local scheduler would run a task per core; on a GPU that many blocks would not fit
+    in_flight = {"num_workers": _DEVICE_BLOCKS_IN_FLIGHT} if data.device == "gpu" else {}
+    with dask.config.set(in_flight):
+        (parts,) = dask.compute(parts)
     del scratch
     xp = namespace(parts[0]["pvalue"])
     columns = {k: xp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}

@@ -130,7 +130,8 @@ class Autoencoder:
             raise CohortexError(f"An autoencoder needs at least 4 samples; got {n_samples}.")
         genes = np.arange(x.shape[1])
         if self.n_top_genes is not None and self.n_top_genes < x.shape[1]:
-            variance = da.nanvar(x, axis=0, ddof=1).compute()
+            # the variances of device chunks are a device array: the choice is made on the host
+            variance = np.asarray(to_host(da.nanvar(x, axis=0, ddof=1).compute()))
             genes = np.sort(np.argsort(-np.nan_to_num(variance, nan=-1.0))[: self.n_top_genes])
             x = x[:, genes]
         self.genes_ = np.asarray(data.gene_ids)[genes]
@@ -161,15 +162,18 @@ class Autoencoder:
         bar = progress_bar(self.max_epochs, "training", self.progress, unit="epoch")
         for epoch in range(1, self.max_epochs + 1):
             self._network.train()
-            total, count = 0.0, 0
+            # summed on the training device: one transfer per epoch, not a sync per step
+            running = torch.zeros((), dtype=torch.float64, device=torch_device)
+            count = 0
             for batch in self._batches(x, training, rng, shuffle=True):
                 optimiser.zero_grad()
                 with self._autocast():
                     loss = loss_function(self._network(batch), batch)
                 loss.backward()
                 optimiser.step()
-                total += float(loss.detach()) * batch.shape[0]
+                running += loss.detach().double() * batch.shape[0]
                 count += batch.shape[0]
+            total = float(running)
             validation_loss = self._loss(x, ~training)
             self.history_.append(
                 {
@@ -248,22 +252,24 @@ class Autoencoder:
         else:
             x = self._align(as_cohort_matrix(cohort))
             rows = np.ones(x.shape[0], bool)
-        residual = total = 0.0
-        sums = np.zeros(len(self.genes_))
-        squares = np.zeros(len(self.genes_))
+        device = self._torch_device()
+        # float64 sums on the training device, read once at the end
+        residual = torch.zeros((), dtype=torch.float64, device=device)
+        sums = torch.zeros(len(self.genes_), dtype=torch.float64, device=device)
+        squares = torch.zeros(len(self.genes_), dtype=torch.float64, device=device)
         n = 0
         with torch.no_grad():
             for batch in self._batches(x, rows, None, shuffle=False):
                 output = self._network(batch).float()  # type: ignore[misc]
-                residual += float(((output - batch) ** 2).sum())
-                values = batch.double().cpu().numpy()
-                sums += values.sum(axis=0)
-                squares += (values**2).sum(axis=0)
+                residual += ((output - batch) ** 2).sum(dtype=torch.float64)
+                values = batch.double()
+                sums += values.sum(dim=0)
+                squares += (values**2).sum(dim=0)
                 n += values.shape[0]
-        total = float(np.sum(squares - sums**2 / n))
+        total = float((squares - sums**2 / n).sum())
         return {
-            "mse": residual / (n * len(self.genes_)),
-            "variance_explained": 1.0 - residual / total,
+            "mse": float(residual) / (n * len(self.genes_)),
+            "variance_explained": 1.0 - float(residual) / total,
         }
 
     def light_up(self, layer: int) -> xr.Dataset:
@@ -486,7 +492,9 @@ class Autoencoder:
                 if position + 1 < len(plan):
                     upcoming = reader.submit(read, plan[position + 1][0])
                 if isinstance(block, np.ndarray):
-                    tensor = torch.as_tensor(np.asarray(block, dtype=np.float32), device=device)
+                    tensor = torch.as_tensor(np.asarray(block, dtype=np.float32))
+                    if device.type == "cuda":  # page-locked: the copy to the GPU runs async
+                        tensor = tensor.pin_memory().to(device, non_blocking=True)
                 else:  # a CuPy chunk
                     tensor = torch.from_dlpack(block.astype("float32")).to(device)
                 # the gather copies (never the caller's array); scaling works in that copy
@@ -497,13 +505,14 @@ class Autoencoder:
     def _loss(self, x: da.Array, rows: np.ndarray) -> float:
         assert self._network is not None
         self._network.eval()
-        total, count = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=self._torch_device())
+        count = 0
         with torch.no_grad():
             for batch in self._batches(x, rows, None, shuffle=False):
                 output = self._network(batch).float()
-                total += float(((output - batch) ** 2).mean()) * batch.shape[0]
+                total += ((output - batch) ** 2).mean().double() * batch.shape[0]
                 count += batch.shape[0]
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     def _encode(self, batch: torch.Tensor, layer: int) -> torch.Tensor:
         assert self._network is not None
@@ -515,8 +524,10 @@ class Autoencoder:
 
     def _layer_statistics(self, x: da.Array, training: np.ndarray) -> None:
         """Mean and maximum activation of every hidden node over the training samples."""
-        sums = [np.zeros(h) for h in self.hidden]
-        maxima = [np.full(h, -np.inf) for h in self.hidden]
+        device = self._torch_device()
+        # kept on the training device and moved to the host once, at the end
+        sums = [torch.zeros(h, dtype=torch.float64, device=device) for h in self.hidden]
+        maxima = [torch.full((h,), -torch.inf, device=device) for h in self.hidden]
         n = 0
         assert self._network is not None
         self._network.eval()
@@ -526,12 +537,13 @@ class Autoencoder:
                 for layer in range(1, len(self.hidden) + 1):
                     # one forward pass through the encoder: each layer from the one before
                     state = self._network[2 * layer - 2 : 2 * layer](state)
-                    sums[layer - 1] += state.sum(dim=0, dtype=torch.float64).cpu().numpy()
-                    maximum = state.max(dim=0).values.float().cpu().numpy()
-                    maxima[layer - 1] = np.maximum(maxima[layer - 1], maximum)
+                    sums[layer - 1] += state.sum(dim=0, dtype=torch.float64)
+                    maxima[layer - 1] = torch.maximum(
+                        maxima[layer - 1], state.max(dim=0).values.float()
+                    )
                 n += batch.shape[0]
-        self.layer_mean_ = [(s / n).astype(np.float32) for s in sums]
-        self.layer_max_ = [m.astype(np.float32) for m in maxima]
+        self.layer_mean_ = [(s / n).cpu().numpy().astype(np.float32) for s in sums]
+        self.layer_max_ = [m.cpu().numpy().astype(np.float32) for m in maxima]
 
 
 def _checksum(payload: dict[str, Any]) -> str:

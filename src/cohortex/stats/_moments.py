@@ -210,7 +210,7 @@ def _slab_moments(
         xp.subtract(block, shift, out=x)  # float64, shifted by a provisional mean
         if omit_nan:
             missing = xp.isnan(x)
-            x[missing] = 0.0
+            xp.copyto(x, 0.0, where=missing)  # a masked write, not a boolean index (a sync)
             count = onehot @ (~missing).astype(xp.float64)
         else:
             count = xp.repeat(xp.asarray(onehot_host.sum(axis=1))[:, None], x.shape[1], axis=1)
@@ -224,7 +224,7 @@ def _slab_moments(
         if linear:
             values = xp.expm1(block.astype(xp.float64))
             if omit_nan:
-                values[missing] = 0.0
+                xp.copyto(values, 0.0, where=missing)
             linear_mean = xp.where(count > 0, (onehot @ values) / xp.maximum(count, 1), 0.0)
     return GroupMoments(count, mean, m2, linear_mean, infinite)
 

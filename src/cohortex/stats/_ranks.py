@@ -5,9 +5,9 @@ ranks they span, exactly as ``scipy.stats.rankdata(method="average")``; the tie 
 ``Σ (t³ − t)`` over tie blocks of size ``t`` comes from the same sorted pass. NaN values are
 ranked last and left out (they get rank NaN and do not count in n).
 
-``average_ranks`` is no longer on the engine's path: the CPU ranks in the compiled loop of
-:mod:`cohortex.stats._ranksum` and the GPU in ``kernels/rank_sum_walk.cu``. It stays as the
-plain ``xp`` reference that the tests hold both to.
+The Wilcoxon test does not rank with ``average_ranks``: the CPU ranks in the compiled loop of
+:mod:`cohortex.stats._ranksum` and the GPU in ``kernels/rank_sum_walk.cu``, and the tests hold
+both to it. Quantile normalisation ranks each sample's genes with it.
 
 The normal approximation follows ``scipy.stats.mannwhitneyu(method="asymptotic",
 use_continuity=True)``::

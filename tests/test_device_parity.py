@@ -1,0 +1,175 @@
+"""Every public entry point that has a GPU path, run on the CuPy stand-in, equals its CPU result.
+
+The stand-in (tests/gpu_surface.py) is installed as cohortex's GPU, so ``device="gpu"`` takes
+the GPU path: device Dask chunks, the ``xp`` code on CuPy's API surface only, the CUDA kernels
+compiled for the host. The NumPy run of the same call is the reference; where the two paths
+compute differently (compiled CPU loops against GEMMs and sorts on the device) they agree to
+rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cohortex import create_cohort, de, fdr, normalize, pca, tsne
+from cohortex._backend import namespace, to_device
+from cohortex.ae import Autoencoder
+from cohortex.simulate import simulate_array
+
+from conftest import to_numpy
+
+
+def _same(device: xr.Dataset, cpu: xr.Dataset, rtol: float = 1e-11) -> None:
+    assert set(device.data_vars) == set(cpu.data_vars)
+    for name in cpu.data_vars:
+        got, expected = to_numpy(device[name].data), np.asarray(cpu[name].values)
+        if expected.dtype.kind in "fc":
+            np.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-300, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+    assert device.attrs == cpu.attrs
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """A store with three conditions, batches and some NaN, and its matrix in memory."""
+    x, samples, genes = simulate_array(
+        90, 48, groups={"a": 0.3, "b": 0.3, "c": 0.4}, batches=2, seed=3, n_de=0.2
+    )
+    x = np.log2(np.asarray(x, dtype=np.float64) + 1.0)
+    path = tmp_path_factory.mktemp("parity") / "c.zarr"
+    create_cohort(path, x.astype(np.float32), samples=samples, genes=genes, chunks=(32, 16))
+    return path, x, samples["condition"].to_numpy()
+
+
+@pytest.mark.parametrize("test", ["welch", "student", "anova", "wilcoxon"])
+@pytest.mark.parametrize("reference", ["rest", "a"])
+def test_de_test_in_memory(surface, cohort, test, reference):
+    _, x, labels = cohort
+    cpu = de.test(x, labels, test=test, reference=reference, device="cpu")
+    on_device = de.test(surface.asarray(x), labels, test=test, reference=reference)
+    assert namespace(on_device["pvalue"].data) is surface  # results stay on the device
+    _same(on_device, cpu)
+
+
+@pytest.mark.parametrize("test", ["welch", "anova", "wilcoxon"])
+def test_de_test_from_the_store(surface, cohort, test):
+    path = cohort[0]
+    cpu = de.test(path, "condition", test=test, device="cpu")
+    _same(de.test(path, "condition", test=test, device="gpu"), cpu)
+
+
+@pytest.mark.parametrize("test", ["welch", "wilcoxon"])
+def test_de_test_log1p_with_nan_omitted(surface, cohort, test):
+    _, x, labels = cohort
+    x = np.log1p(np.expm1(x * np.log(2)))  # log1p-scaled values
+    x[::7, 3] = np.nan
+    kwargs = {"test": test, "reference": "b", "nan_policy": "omit", "scale": "log1p"}
+    cpu = de.test(x, labels, device="cpu", **kwargs)
+    _same(de.test(surface.asarray(x), labels, **kwargs), cpu)
+
+
+def test_de_fit(surface, cohort):
+    path = cohort[0]
+    contrasts = {"b_vs_a": "condition[T.b]", "c_vs_b": "condition[T.c] - condition[T.b]"}
+    cpu = de.fit(path, "~ condition + batch", contrasts=contrasts, device="cpu")
+    on_device = de.fit(path, "~ condition + batch", contrasts=contrasts, device="gpu")
+    _same(on_device, cpu, rtol=1e-9)
+    plain = de.fit(path, "~ condition", moderate=False, device="gpu")
+    _same(plain, de.fit(path, "~ condition", moderate=False, device="cpu"), rtol=1e-9)
+
+
+def test_select_k_best(surface, cohort):
+    path = cohort[0]
+    _same(
+        de.select_k_best(path, "condition", 10, device="gpu"),
+        de.select_k_best(path, "condition", 10, device="cpu"),
+    )
+
+
+@pytest.mark.parametrize("method", ["bh", "by", "bonferroni", "holm", "storey", "none"])
+def test_fdr_adjust(surface, method):
+    rng = np.random.default_rng(5)
+    p = rng.uniform(size=(3, 400)) ** 3
+    p[1, ::9] = np.nan
+    p[2, :5] = p[2, 5]  # ties
+    got = fdr.adjust(surface.asarray(p), method)
+    assert namespace(got) is surface
+    np.testing.assert_allclose(to_numpy(got), fdr.adjust(p, method), rtol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["log_cpm", "log1p", "log2", "quantile", "median_ratio"])
+def test_normalize_on_device_chunks(surface, method):
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(rng.uniform(1, 40, 30), (25, 30)).astype(np.float64)
+    counts[3, 4] = counts[3, 7]  # ties for the quantile ranks
+    host = xr.Dataset({"expression": (("sample", "gene"), counts)}, attrs={"scale": "counts"})
+    chunked = host.chunk({"sample": 10})
+    device = chunked.copy(data={"expression": to_device(chunked["expression"].data, "gpu")})
+    on_device = normalize(device, method)["expression"].data
+    assert namespace(on_device) is surface
+    expected = normalize(chunked, method)["expression"].values
+    np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["auto", "streaming"])
+def test_pca(surface, cohort, monkeypatch, method):
+    path, x, _ = cohort
+    cpu = pca(x.astype(np.float32), 6, device="cpu")
+    if method == "auto":  # an in-memory device matrix: the CuPy covariance path (no cuML here)
+        on_device = pca(surface.asarray(x.astype(np.float32)), 6, device="gpu")
+        assert on_device.attrs["method"] == "cupy-covariance"
+    else:
+        on_device = pca(path, 6, method="streaming", device="gpu")
+        assert on_device.attrs["method"] == "covariance"
+    np.testing.assert_allclose(
+        on_device["explained_variance"], cpu["explained_variance"], rtol=1e-5
+    )
+    np.testing.assert_allclose(on_device["loadings"], cpu["loadings"], atol=1e-4)
+
+
+def test_pca_randomized_streaming(surface, cohort, monkeypatch):
+    import cohortex.embed._pca as pca_module
+
+    path = cohort[0]
+    monkeypatch.setattr(pca_module, "COVARIANCE_MAX_GENES", 8)  # 48 genes: the sketch path
+    cpu = pca(path, 4, method="streaming", device="cpu")
+    on_device = pca(path, 4, method="streaming", device="gpu")
+    assert on_device.attrs["method"] == cpu.attrs["method"] == "randomized-streaming"
+    np.testing.assert_allclose(
+        on_device["explained_variance"], cpu["explained_variance"], rtol=1e-6
+    )
+
+
+def test_tsne(surface, cohort):
+    """Device scores go to the host for openTSNE where cuML is absent (what the GPU check
+    machine has); cuML's own arguments are tests/test_gpu_apis.py's question."""
+    scores = pca(cohort[1], 6, device="cpu")["scores"].values
+    cpu = tsne(scores, perplexity=10, n_iter=250, device="cpu", n_jobs=1)
+    on_device = tsne(surface.asarray(scores), perplexity=10, n_iter=250, device="gpu", n_jobs=1)
+    assert on_device.attrs["implementation"] == "openTSNE"
+    np.testing.assert_array_equal(on_device["embedding"], cpu["embedding"])
+
+
+def test_autoencoder_device_data_handling(surface, cohort, monkeypatch):
+    """Device chunks (CuPy → torch by DLPack), n_top_genes chosen from device variances.
+
+    torch runs on the CPU here (no CUDA build); what runs on the stand-in is everything
+    between the store and torch.
+    """
+    import torch
+
+    path = cohort[0]
+    monkeypatch.setattr(Autoencoder, "_torch_device", lambda self: torch.device("cpu"))
+    settings = {"hidden": (8, 3, 8), "max_epochs": 3, "batch_size": 16, "n_top_genes": 20}
+    cpu = Autoencoder(**settings, device="cpu", progress=False).fit(path)
+    on_device = Autoencoder(**settings, device="gpu", progress=False).fit(path)
+    np.testing.assert_array_equal(on_device.genes_, cpu.genes_)
+    assert on_device.history_ == cpu.history_
+    for a, b in zip(on_device.layer_mean_, cpu.layer_mean_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        on_device.transform(path, 2)["activation"], cpu.transform(path, 2)["activation"]
+    )
