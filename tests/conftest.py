@@ -88,3 +88,35 @@ def snapshot(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+_GPU_GROUPS = {
+    "CuPy stand-in (xp fixture's cupy-surface)": lambda r: "cupy-surface" in r.nodeid,
+    "CuPy stand-in (public entry points)": lambda r: r.nodeid.startswith(
+        "tests/test_device_parity.py"
+    ),
+    "kernels built for the host, NVRTC, sanitizers": lambda r: r.nodeid.startswith(
+        "tests/test_kernels.py"
+    )
+    and "gpu" not in r.keywords,
+    "cuML / dask-cuda frozen argument lists": lambda r: r.nodeid.startswith(
+        "tests/test_gpu_apis.py"
+    ),
+    "marked gpu (a CUDA device)": lambda r: "gpu" in r.keywords,
+}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How much of the GPU path ran here: counts per group, so that a CI log shows them."""
+    lines = []
+    for group, member in _GPU_GROUPS.items():
+        counts = {
+            status: sum(1 for r in terminalreporter.stats.get(status, []) if member(r))
+            for status in ("passed", "failed", "skipped")
+        }
+        if any(counts.values()):
+            lines.append(f"{group}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    if lines:
+        terminalreporter.section("GPU path without a GPU")
+        for line in lines:
+            terminalreporter.write_line(line)
