@@ -53,6 +53,19 @@ def surface(monkeypatch):
     return gpu_surface.install(monkeypatch)
 
 
+@pytest.fixture(params=[pytest.param("surface", id="cupy-surface"), _cupy_param()])
+def gpu_xp(request, monkeypatch):
+    """A GPU for ``device="gpu"``: the CuPy stand-in everywhere, CuPy on a CUDA device."""
+    if request.param == "surface":
+        import gpu_surface
+
+        return gpu_surface.install(monkeypatch)
+    import cupy
+
+    monkeypatch.delenv("COHORTEX_DEVICE", raising=False)
+    return cupy
+
+
 def to_numpy(x):
     """A NumPy copy of a NumPy, CuPy or stand-in array."""
     return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
@@ -95,10 +108,9 @@ _GPU_GROUPS = {
     "CuPy stand-in (public entry points)": lambda r: r.nodeid.startswith(
         "tests/test_device_parity.py"
     ),
-    "kernels built for the host, NVRTC, sanitizers": lambda r: r.nodeid.startswith(
-        "tests/test_kernels.py"
-    )
-    and "gpu" not in r.keywords,
+    "kernels built for the host, NVRTC, sanitizers": lambda r: (
+        r.nodeid.startswith("tests/test_kernels.py") and "gpu" not in r.keywords
+    ),
     "cuML / dask-cuda frozen argument lists": lambda r: r.nodeid.startswith(
         "tests/test_gpu_apis.py"
     ),

@@ -1,10 +1,11 @@
-"""Every public entry point that has a GPU path, run on the CuPy stand-in, equals its CPU result.
+"""Every public entry point that has a GPU path, run on a GPU, equals its CPU result.
 
-The stand-in (tests/gpu_surface.py) is installed as cohortex's GPU, so ``device="gpu"`` takes
-the GPU path: device Dask chunks, the ``xp`` code on CuPy's API surface only, the CUDA kernels
-compiled for the host. The NumPy run of the same call is the reference; where the two paths
-compute differently (compiled CPU loops against GEMMs and sorts on the device) they agree to
-rounding.
+The GPU is the CuPy stand-in everywhere (tests/gpu_surface.py, installed as cohortex's GPU: the
+``xp`` code on CuPy's API surface only, the CUDA kernels compiled for the host) and CuPy itself
+where a CUDA device is present (the ``gpu``-marked half, which benchmarks/gpu_check.sh runs).
+``device="gpu"`` takes the GPU path: device Dask chunks, device kernels. The NumPy run of the
+same call is the reference; where the two paths compute differently (compiled CPU loops against
+GEMMs and sorts on the device) they agree to rounding.
 """
 
 from __future__ import annotations
@@ -46,32 +47,32 @@ def cohort(tmp_path_factory):
 
 @pytest.mark.parametrize("test", ["welch", "student", "anova", "wilcoxon"])
 @pytest.mark.parametrize("reference", ["rest", "a"])
-def test_de_test_in_memory(surface, cohort, test, reference):
+def test_de_test_in_memory(gpu_xp, cohort, test, reference):
     _, x, labels = cohort
     cpu = de.test(x, labels, test=test, reference=reference, device="cpu")
-    on_device = de.test(surface.asarray(x), labels, test=test, reference=reference)
-    assert namespace(on_device["pvalue"].data) is surface  # results stay on the device
+    on_device = de.test(gpu_xp.asarray(x), labels, test=test, reference=reference)
+    assert namespace(on_device["pvalue"].data) is gpu_xp  # results stay on the device
     _same(on_device, cpu)
 
 
 @pytest.mark.parametrize("test", ["welch", "anova", "wilcoxon"])
-def test_de_test_from_the_store(surface, cohort, test):
+def test_de_test_from_the_store(gpu_xp, cohort, test):
     path = cohort[0]
     cpu = de.test(path, "condition", test=test, device="cpu")
     _same(de.test(path, "condition", test=test, device="gpu"), cpu)
 
 
 @pytest.mark.parametrize("test", ["welch", "wilcoxon"])
-def test_de_test_log1p_with_nan_omitted(surface, cohort, test):
+def test_de_test_log1p_with_nan_omitted(gpu_xp, cohort, test):
     _, x, labels = cohort
     x = np.log1p(np.expm1(x * np.log(2)))  # log1p-scaled values
     x[::7, 3] = np.nan
     kwargs = {"test": test, "reference": "b", "nan_policy": "omit", "scale": "log1p"}
     cpu = de.test(x, labels, device="cpu", **kwargs)
-    _same(de.test(surface.asarray(x), labels, **kwargs), cpu)
+    _same(de.test(gpu_xp.asarray(x), labels, **kwargs), cpu)
 
 
-def test_de_fit(surface, cohort):
+def test_de_fit(gpu_xp, cohort):
     path = cohort[0]
     contrasts = {"b_vs_a": "condition[T.b]", "c_vs_b": "condition[T.c] - condition[T.b]"}
     cpu = de.fit(path, "~ condition + batch", contrasts=contrasts, device="cpu")
@@ -81,7 +82,7 @@ def test_de_fit(surface, cohort):
     _same(plain, de.fit(path, "~ condition", moderate=False, device="cpu"), rtol=1e-9)
 
 
-def test_select_k_best(surface, cohort):
+def test_select_k_best(gpu_xp, cohort):
     path = cohort[0]
     _same(
         de.select_k_best(path, "condition", 10, device="gpu"),
@@ -90,18 +91,18 @@ def test_select_k_best(surface, cohort):
 
 
 @pytest.mark.parametrize("method", ["bh", "by", "bonferroni", "holm", "storey", "none"])
-def test_fdr_adjust(surface, method):
+def test_fdr_adjust(gpu_xp, method):
     rng = np.random.default_rng(5)
     p = rng.uniform(size=(3, 400)) ** 3
     p[1, ::9] = np.nan
     p[2, :5] = p[2, 5]  # ties
-    got = fdr.adjust(surface.asarray(p), method)
-    assert namespace(got) is surface
+    got = fdr.adjust(gpu_xp.asarray(p), method)
+    assert namespace(got) is gpu_xp
     np.testing.assert_allclose(to_numpy(got), fdr.adjust(p, method), rtol=1e-15)
 
 
 @pytest.mark.parametrize("method", ["log_cpm", "log1p", "log2", "quantile", "median_ratio"])
-def test_normalize_on_device_chunks(surface, method):
+def test_normalize_on_device_chunks(gpu_xp, method):
     rng = np.random.default_rng(6)
     counts = rng.poisson(rng.uniform(1, 40, 30), (25, 30)).astype(np.float64)
     counts[3, 4] = counts[3, 7]  # ties for the quantile ranks
@@ -109,18 +110,18 @@ def test_normalize_on_device_chunks(surface, method):
     chunked = host.chunk({"sample": 10})
     device = chunked.copy(data={"expression": to_device(chunked["expression"].data, "gpu")})
     on_device = normalize(device, method)["expression"].data
-    assert namespace(on_device) is surface
+    assert namespace(on_device) is gpu_xp
     expected = normalize(chunked, method)["expression"].values
     np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["auto", "streaming"])
-def test_pca(surface, cohort, monkeypatch, method):
+def test_pca(gpu_xp, cohort, monkeypatch, method):
     path, x, _ = cohort
     cpu = pca(x.astype(np.float32), 6, device="cpu")
     if method == "auto":  # an in-memory device matrix: the CuPy covariance path (no cuML here)
-        on_device = pca(surface.asarray(x.astype(np.float32)), 6, device="gpu")
-        assert on_device.attrs["method"] == "cupy-covariance"
+        on_device = pca(gpu_xp.asarray(x.astype(np.float32)), 6, device="gpu")
+        assert on_device.attrs["method"] in ("cupy-covariance", "cuml")  # cuML where installed
     else:
         on_device = pca(path, 6, method="streaming", device="gpu")
         assert on_device.attrs["method"] == "covariance"
@@ -130,7 +131,7 @@ def test_pca(surface, cohort, monkeypatch, method):
     np.testing.assert_allclose(on_device["loadings"], cpu["loadings"], atol=1e-4)
 
 
-def test_pca_randomized_streaming(surface, cohort, monkeypatch):
+def test_pca_randomized_streaming(gpu_xp, cohort, monkeypatch):
     import cohortex.embed._pca as pca_module
 
     path = cohort[0]
@@ -143,17 +144,19 @@ def test_pca_randomized_streaming(surface, cohort, monkeypatch):
     )
 
 
-def test_tsne(surface, cohort):
+def test_tsne(gpu_xp, cohort):
     """Device scores go to the host for openTSNE where cuML is absent (what the GPU check
     machine has); cuML's own arguments are tests/test_gpu_apis.py's question."""
     scores = pca(cohort[1], 6, device="cpu")["scores"].values
     cpu = tsne(scores, perplexity=10, n_iter=250, device="cpu", n_jobs=1)
-    on_device = tsne(surface.asarray(scores), perplexity=10, n_iter=250, device="gpu", n_jobs=1)
+    on_device = tsne(gpu_xp.asarray(scores), perplexity=10, n_iter=250, device="gpu", n_jobs=1)
+    if on_device.attrs["implementation"] == "cuml":  # a GPU node with cuML: another algorithm
+        pytest.skip("cuML's t-SNE is not openTSNE; its arguments: tests/test_gpu_apis.py")
     assert on_device.attrs["implementation"] == "openTSNE"
     np.testing.assert_array_equal(on_device["embedding"], cpu["embedding"])
 
 
-def test_autoencoder_device_data_handling(surface, cohort, monkeypatch):
+def test_autoencoder_device_data_handling(gpu_xp, cohort, monkeypatch):
     """Device chunks (CuPy → torch by DLPack), n_top_genes chosen from device variances.
 
     torch runs on the CPU here (no CUDA build); what runs on the stand-in is everything
@@ -162,14 +165,20 @@ def test_autoencoder_device_data_handling(surface, cohort, monkeypatch):
     import torch
 
     path = cohort[0]
-    monkeypatch.setattr(Autoencoder, "_torch_device", lambda self: torch.device("cpu"))
+    real_gpu = gpu_xp.__name__ == "cupy"  # torch on CUDA in bfloat16: close, not equal
+    if not real_gpu:
+        monkeypatch.setattr(Autoencoder, "_torch_device", lambda self: torch.device("cpu"))
     settings = {"hidden": (8, 3, 8), "max_epochs": 3, "batch_size": 16, "n_top_genes": 20}
     cpu = Autoencoder(**settings, device="cpu", progress=False).fit(path)
     on_device = Autoencoder(**settings, device="gpu", progress=False).fit(path)
     np.testing.assert_array_equal(on_device.genes_, cpu.genes_)
-    assert on_device.history_ == cpu.history_
+    tolerance = {"rtol": 5e-2, "atol": 1e-3} if real_gpu else {"rtol": 0, "atol": 0}
+    for a, b in zip(on_device.history_, cpu.history_, strict=True):
+        np.testing.assert_allclose(list(a.values()), list(b.values()), **tolerance)
     for a, b in zip(on_device.layer_mean_, cpu.layer_mean_, strict=True):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(
-        on_device.transform(path, 2)["activation"], cpu.transform(path, 2)["activation"]
+        np.testing.assert_allclose(a, b, **tolerance)
+    np.testing.assert_allclose(
+        on_device.transform(path, 2)["activation"],
+        cpu.transform(path, 2)["activation"],
+        **tolerance,
     )
