@@ -14,9 +14,8 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
@@ -27,6 +26,9 @@ from .._errors import CohortexError
 from .._progress import progress_bar
 from ..store import CohortWriter, _align_metadata, _check_chunks, _replace_dir, open_cohort
 from ._text import _as_cohort, read_metadata
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 __all__ = ["export_anndata", "import_anndata", "to_anndata", "to_pandas"]
 
@@ -67,6 +69,8 @@ def import_anndata(
         The new store, opened. ``obs`` columns become sample variables, ``var`` columns gene
         variables (categoricals as text).
     """
+    import anndata as ad  # on use: only AnnData import and export need it
+
     path = Path(src)
     if not path.exists():
         raise CohortexError(f"The input file {str(path)!r} does not exist.")
@@ -146,6 +150,8 @@ def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
     anndata.AnnData
         ``uns["cohortex"]`` records the scale.
     """
+    import anndata as ad  # on use: only AnnData import and export need it
+
     ds = _as_cohort(cohort)
     expression = ds["expression"].transpose("sample", "gene").data
     if not lazy:
@@ -170,6 +176,8 @@ def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool
         ``*.h5ad`` writes HDF5; anything else an AnnData Zarr store.
     overwrite : bool, default False
     """
+    import anndata as ad  # on use: only AnnData import and export need it
+
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise CohortexError(f"{str(dest)!r} already exists; pass overwrite=True to replace it.")

@@ -1,0 +1,375 @@
+"""The prepared GPU check (run by benchmarks/gpu_check.sh): GPU against CPU in one run.
+
+1. Parity: every public entry point with a GPU path on a 20,000 × 2,000 cohort, on the GPU and
+   on the CPU; the largest relative difference of every output.
+2. Speed: de (Welch), Wilcoxon, PCA (50 components of the 2,000 most variable genes) and one
+   autoencoder epoch on a 50,000 × 20,000 float32 matrix in host memory, on the CPU and on the
+   GPU (``device="gpu"``: chunks copied to the device) and, for the tests, with the matrix
+   already on the device. Each case is warmed up on a small slice first (numba and CuPy compile
+   on first use); the warm-up is reported apart.
+
+Writes ``gpu_check.json`` and ``gpu_check.md`` into ``--out``. ``--dry-run`` runs the same
+code with the CuPy stand-in of tests/gpu_surface.py as the GPU at small sizes, to show on a
+machine without a GPU that the check runs end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+H200_HBM_BYTES_PER_SECOND = 4.8e12  # NVIDIA's H200 datasheet figure
+
+
+class Clock:
+    """Seconds since the start, and whether the time budget for the optional parts is spent."""
+
+    def __init__(self, budget: float) -> None:
+        self.start = time.perf_counter()
+        self.budget = budget
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def spent(self) -> bool:
+        return self.elapsed() > self.budget
+
+
+def _install_standin() -> Any:
+    """The CuPy stand-in as cohortex's GPU, as the tests install it (without pytest)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import gpu_surface
+
+    class Patch:  # the one method of pytest's monkeypatch that install() uses
+        def setattr(self, target: Any, name: str, value: Any) -> None:
+            setattr(target, name, value)
+
+        def delenv(self, name: str, raising: bool = True) -> None:
+            os.environ.pop(name, None)
+
+    surface = gpu_surface.install(Patch())
+    import torch
+
+    from cohortex.ae import Autoencoder
+
+    # torch has no CUDA here: the autoencoder trains on the CPU from the stand-in's chunks
+    Autoencoder._torch_device = lambda self: torch.device("cpu")  # type: ignore[method-assign]
+    return surface
+
+
+def _synchronize(xp: Any) -> None:
+    if xp.__name__ == "cupy":
+        xp.cuda.Device().synchronize()
+
+
+def _host(value: Any) -> np.ndarray:
+    return value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+
+
+# vectors whose small entries carry no meaning of their own: compared to their largest entry
+_SCALED = {"loadings", "scores"}
+
+
+def _largest_difference(device: Any, cpu: Any) -> dict[str, float]:
+    """Per output: max |gpu − cpu| / max(|cpu|, 1e-300) over the values finite in both (for
+    loadings and scores: over max |cpu|), and the number of values NaN in one only."""
+    rows = {}
+    names = cpu.data_vars if hasattr(cpu, "data_vars") else ["value"]
+    for name in names:
+        a = np.asarray(_host(device[name].data if hasattr(device, "data_vars") else device))
+        b = np.asarray(cpu[name].values if hasattr(cpu, "data_vars") else cpu)
+        if a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
+            rows[str(name)] = 0.0 if np.array_equal(a, b) else float("inf")
+            continue
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        both = np.isfinite(a) & np.isfinite(b)
+        scale = np.abs(b[both]).max(initial=0.0) if name in _SCALED else np.abs(b[both])
+        relative = np.abs(a[both] - b[both]) / np.maximum(scale, 1e-300)
+        rows[str(name)] = float(relative.max()) if relative.size else 0.0
+        mismatched = int(np.sum(np.isnan(a) != np.isnan(b)))
+        if mismatched:
+            rows[f"{name} (NaN mismatches)"] = mismatched
+    return rows
+
+
+def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str, Any]]:
+    """Every public entry point with a GPU path, GPU against CPU."""
+    import xarray as xr
+
+    from cohortex import create_cohort, de, fdr, normalize, pca
+    from cohortex._backend import to_device
+    from cohortex.ae import Autoencoder
+    from cohortex.simulate import simulate_array
+
+    x, samples, genes = simulate_array(
+        n_samples, n_genes, groups={"a": 0.3, "b": 0.3, "c": 0.4}, batches=2, seed=1
+    )
+    x = np.log2(np.asarray(x, dtype=np.float32) + 1.0)
+    store = folder / "parity.zarr"
+    create_cohort(store, x, samples=samples, genes=genes)
+    labels = samples["condition"].to_numpy()
+    counts, _, _ = simulate_array(n_samples // 4, n_genes, distribution="negbinom", seed=2)
+    counts_ds = xr.Dataset(
+        {"expression": (("sample", "gene"), np.asarray(counts, dtype=np.float32))},
+        attrs={"scale": "counts"},
+    ).chunk({"sample": 1024})
+    counts_on_device = counts_ds.copy(
+        data={"expression": to_device(counts_ds["expression"].data, "gpu")}
+    )
+    p = np.random.default_rng(3).uniform(size=(3, n_genes)) ** 3
+
+    cases: dict[str, Any] = {}
+    for test in ("welch", "student", "anova", "wilcoxon"):
+        cases[f"de.test {test}, in device memory"] = lambda t=test: (
+            de.test(xp.asarray(x), labels, test=t),
+            de.test(x, labels, test=t, device="cpu"),
+        )
+    cases["de.test wilcoxon, pairs against a"] = lambda: (
+        de.test(xp.asarray(x), labels, test="wilcoxon", reference="a"),
+        de.test(x, labels, test="wilcoxon", reference="a", device="cpu"),
+    )
+    cases["de.test welch, from the store"] = lambda: (
+        de.test(store, "condition", device="gpu"),
+        de.test(store, "condition", device="cpu"),
+    )
+    contrasts = {"b_vs_a": "condition[T.b]", "c_vs_b": "condition[T.c] - condition[T.b]"}
+    cases["de.fit ~ condition + batch, from the store"] = lambda: (
+        de.fit(store, "~ condition + batch", contrasts=contrasts, device="gpu"),
+        de.fit(store, "~ condition + batch", contrasts=contrasts, device="cpu"),
+    )
+    cases["de.select_k_best 100"] = lambda: (
+        de.select_k_best(store, "condition", 100, device="gpu"),
+        de.select_k_best(store, "condition", 100, device="cpu"),
+    )
+    for method in ("bh", "holm", "storey"):
+        cases[f"fdr.adjust {method}"] = lambda m=method: (
+            fdr.adjust(xp.asarray(p), m),
+            fdr.adjust(p, m),
+        )
+    for method in ("log_cpm", "quantile", "median_ratio"):
+        cases[f"normalize {method}, device chunks"] = lambda m=method: (
+            normalize(counts_on_device, m)["expression"].data.compute(),
+            normalize(counts_ds, m)["expression"].values,
+        )
+    # the planted structure spans about four components; beyond them the eigenvalues of the
+    # noise are too close for their vectors to be compared
+    wanted = ["explained_variance", "loadings"]
+    cases["pca 4, in device memory (CPU: exact SVD)"] = lambda: (
+        pca(xp.asarray(x), 4, device="gpu")[wanted],
+        pca(x, 4, method="exact", device="cpu")[wanted],
+    )
+    cases["pca 4, streaming from the store"] = lambda: (
+        pca(store, 4, method="streaming", device="gpu")[wanted],
+        pca(store, 4, method="streaming", device="cpu")[wanted],
+    )
+
+    def autoencoder() -> tuple[Any, Any]:
+        settings = {"hidden": (64, 8, 64), "max_epochs": 3, "n_top_genes": 500, "seed": 0}
+        on_gpu = Autoencoder(**settings, device="gpu", progress=False).fit(store)
+        on_cpu = Autoencoder(**settings, device="cpu", progress=False).fit(store)
+        return (
+            xr.Dataset({"mse": on_gpu.score()["mse"], "genes": ("g", on_gpu.genes_)}),
+            xr.Dataset({"mse": on_cpu.score()["mse"], "genes": ("g", on_cpu.genes_)}),
+        )
+
+    cases["Autoencoder (64, 8, 64), 3 epochs: held-out MSE (bfloat16 on CUDA)"] = autoencoder
+    rows = []
+    for name, run in cases.items():
+        start = time.perf_counter()
+        try:
+            on_device, on_cpu = run()
+            rows.append(
+                {
+                    "case": name,
+                    "max_relative_difference": _largest_difference(on_device, on_cpu),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+        except Exception:
+            rows.append({"case": name, "error": traceback.format_exc(limit=6)})
+        print(f"parity  {name}: {rows[-1].get('max_relative_difference', 'ERROR')}", flush=True)
+    return rows
+
+
+def _matrix(n_samples: int, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-normal float32 values with a shifted half (no ties), built in place, and labels."""
+    rng = np.random.default_rng(7)
+    x = np.empty((n_samples, n_genes), dtype=np.float32)
+    for start in range(0, n_samples, 4096):
+        block = rng.standard_normal((min(4096, n_samples - start), n_genes), dtype=np.float32)
+        x[start : start + len(block)] = np.exp(block * np.float32(0.5))
+    labels = np.where(np.arange(n_samples) % 2 == 0, "tumor", "normal")
+    x[labels == "tumor", : n_genes // 20] *= np.float32(1.3)
+    return x, labels
+
+
+def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str, Any]]:
+    """Seconds on the CPU, on the GPU from host memory and from device memory."""
+    from cohortex import de, pca
+    from cohortex.ae import Autoencoder
+
+    x, labels = _matrix(n_samples, n_genes)
+    small = x[: max(200, n_samples // 50), : max(256, n_genes // 20)]
+    small_labels = labels[: small.shape[0]]
+    on_device = xp.asarray(x)
+    _synchronize(xp)
+    gigabytes = x.nbytes / 1e9
+
+    def timed(call: Any) -> float:
+        start = time.perf_counter()
+        call()
+        _synchronize(xp)
+        return time.perf_counter() - start
+
+    cases = {
+        "de.test welch + BH": lambda data, device, lab: de.test(data, lab, device=device),
+        "de.test wilcoxon + BH": lambda data, device, lab: de.test(
+            data, lab, test="wilcoxon", device=device
+        ),
+        "pca 50 of the 2,000 most variable genes": lambda data, device, lab: pca(
+            data, 50, genes="hvg", device=device
+        ),
+    }
+    rows = []
+    for name, run in cases.items():
+        if clock.spent():
+            rows.append({"case": name, "error": "skipped: the check's time budget was spent"})
+            continue
+        row: dict[str, Any] = {"case": name, "gigabytes": gigabytes}
+        try:
+            row["warm_up_cpu"] = timed(lambda r=run: r(small, "cpu", small_labels))
+            row["warm_up_gpu"] = timed(lambda r=run: r(xp.asarray(small), "gpu", small_labels))
+            row["cpu"] = timed(lambda r=run: r(x, "cpu", labels))
+            row["gpu_from_host"] = timed(lambda r=run: r(x, "gpu", labels))
+            row["gpu_from_device"] = timed(lambda r=run: r(on_device, "gpu", labels))
+            row["speedup_from_host"] = row["cpu"] / row["gpu_from_host"]
+            row["speedup_from_device"] = row["cpu"] / row["gpu_from_device"]
+            row["gpu_from_device_fraction_of_hbm"] = (
+                x.nbytes / row["gpu_from_device"] / H200_HBM_BYTES_PER_SECOND
+            )
+        except Exception:
+            row["error"] = traceback.format_exc(limit=6)
+        rows.append(row)
+        print(f"speed   {name}: {row}", flush=True)
+
+    if not clock.spent():  # one epoch: samples per second (the CPU on a tenth of the samples)
+        row = {"case": "Autoencoder (512, 512, 512), one epoch, samples/s"}
+        try:
+            for device, rows_used in (("gpu", n_samples), ("cpu", max(400, n_samples // 10))):
+                model = Autoencoder(max_epochs=1, patience=1, device=device, progress=False)
+                model.fit(x[:200])  # warm-up
+                seconds = timed(lambda m=model, k=rows_used: m.fit(x[:k]))
+                row[f"{device}_samples_per_second"] = rows_used / seconds
+            row["speedup"] = row["gpu_samples_per_second"] / row["cpu_samples_per_second"]
+        except Exception:
+            row["error"] = traceback.format_exc(limit=6)
+        rows.append(row)
+        print(f"speed   {row['case']}: {row}", flush=True)
+    return rows
+
+
+def machine(xp: Any, dry_run: bool) -> dict[str, Any]:
+    import torch
+
+    from cohortex._backend import device_name
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "cupy": getattr(xp, "__version__", ""),
+        "dry_run": dry_run,
+    }
+    info["device"] = "CuPy stand-in (CPU)" if dry_run else device_name("gpu")
+    return info
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [f"# GPU check — {report['machine']['device']}", ""]
+    lines.append("Machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()))
+    lines += [
+        "",
+        f"## Parity ({report['parity_shape']})",
+        "",
+        "| case | largest relative difference per output |",
+        "|---|---|",
+    ]
+    for row in report["parity"]:
+        if "error" in row:
+            lines.append(f"| {row['case']} | ERROR: {row['error'].splitlines()[-1]} |")
+            continue
+        cells = ", ".join(f"{k} {v:.1e}" for k, v in row["max_relative_difference"].items())
+        lines.append(f"| {row['case']} | {cells} |")
+    lines += ["", f"## Speed ({report['speed_shape']})", ""]
+    lines += [
+        "| case | CPU s | GPU from host s | GPU from device s | speed-up (host / device) | warm-up CPU / GPU s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["speed"]:
+        if "error" in row:
+            lines.append(f"| {row['case']} | ERROR: {row['error'].splitlines()[-1]} | | | | |")
+        elif "cpu" in row:
+            lines.append(
+                f"| {row['case']} | {row['cpu']:.2f} | {row['gpu_from_host']:.2f} | "
+                f"{row['gpu_from_device']:.3f} | {row['speedup_from_host']:.1f}× / "
+                f"{row['speedup_from_device']:.1f}× | {row['warm_up_cpu']:.1f} / "
+                f"{row['warm_up_gpu']:.1f} |"
+            )
+        else:
+            lines.append(
+                f"| {row['case']} | {row['cpu_samples_per_second']:.0f} /s | "
+                f"{row['gpu_samples_per_second']:.0f} /s | | {row['speedup']:.1f}× | |"
+            )
+    lines += ["", f"Total {report['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "gpu_check"))
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds for parity + speed")
+    args = parser.parse_args()
+    clock = Clock(args.budget)
+    if args.dry_run:
+        xp = _install_standin()
+        parity_shape, speed_shape = (1_000, 300), (4_000, 1_000)
+    else:
+        import cupy as xp
+
+        from cohortex._backend import resolve_device
+
+        resolve_device("gpu")  # a clear error where CuPy finds no device
+        parity_shape, speed_shape = (20_000, 2_000), (50_000, 20_000)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "machine": machine(xp, args.dry_run),
+        "parity_shape": "{} × {}".format(*parity_shape),
+        "speed_shape": "{} × {}".format(*speed_shape),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        report["parity"] = parity(xp, *parity_shape, Path(folder))
+    report["speed"] = speed(xp, *speed_shape, clock)
+    report["seconds"] = clock.elapsed()
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "gpu_check.md").write_text(_markdown(report))
+    print(_markdown(report))
+    failed = [r["case"] for r in report["parity"] + report["speed"] if "error" in r]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
