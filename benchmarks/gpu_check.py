@@ -313,10 +313,9 @@ def _markdown(report: dict[str, Any]) -> str:
         cells = ", ".join(f"{k} {v:.1e}" for k, v in row["max_relative_difference"].items())
         lines.append(f"| {row['case']} | {cells} |")
     lines += ["", f"## Speed ({report['speed_shape']})", ""]
-    lines += [
-        "| case | CPU s | GPU from host s | GPU from device s | speed-up (host / device) | warm-up CPU / GPU s |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["case", "CPU s", "GPU from host s", "GPU from device s"]
+    header += ["speed-up (host / device)", "warm-up CPU / GPU s"]
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for row in report["speed"]:
         if "error" in row:
             lines.append(f"| {row['case']} | ERROR: {row['error'].splitlines()[-1]} | | | | |")
