@@ -104,7 +104,9 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 _GPU_GROUPS = {
-    "CuPy stand-in (xp fixture's cupy-surface)": lambda r: "cupy-surface" in r.nodeid,
+    "CuPy stand-in (xp fixture's cupy-surface)": lambda r: (
+        "cupy-surface" in r.nodeid and not r.nodeid.startswith("tests/test_device_parity.py")
+    ),
     "CuPy stand-in (public entry points)": lambda r: r.nodeid.startswith(
         "tests/test_device_parity.py"
     ),

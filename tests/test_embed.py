@@ -161,9 +161,9 @@ def test_tsne_separates_planted_groups(tmp_path):
     assert embedded.attrs["implementation"] == "openTSNE"
 
 
-@pytest.mark.gpu
 def test_device_pca_equals_cpu(xp):
-    """On a GPU: the CuPy covariance path (cuML where installed) against the CPU result."""
+    """On a GPU (the CuPy stand-in, or CuPy on a device): the CuPy covariance path (cuML
+    where installed) against the CPU result."""
     x = _low_rank(seed=6)
     cpu = pca(x, 6, device="cpu")
     on_device = pca(xp.asarray(x), 6, device="gpu" if xp is not np else "cpu")
