@@ -147,6 +147,35 @@ def test_same_seed_same_weights_and_save_load(tmp_path):
         Autoencoder.load(tmp_path / "foreign.pt")
 
 
+def test_saved_model_checksum_covers_dtypes_and_shapes(tmp_path):
+    """The same bytes re-viewed as another dtype (weights ~1e9 once converted) do not load."""
+    from cohortex.ae import _model
+
+    x, _, _ = simulate_array(120, 20, seed=5)
+    model = Autoencoder((8, 3), max_epochs=2, seed=1, progress=False).fit(x)
+    model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    first_weight = next(iter(payload["state"]))
+    forged = {**payload, "state": dict(payload["state"])}
+    forged["state"][first_weight] = payload["state"][first_weight].view(torch.int32)
+    forged["checksum"] = _model._checksum(forged, "cohortex-autoencoder-1")  # bytes unchanged
+    assert forged["checksum"] == _model._checksum(payload, "cohortex-autoencoder-1")
+    torch.save({**forged, "format": "cohortex-autoencoder-2"}, tmp_path / "v2.pt")
+    with pytest.raises(CohortexError, match="checksum does not match"):
+        Autoencoder.load(tmp_path / "v2.pt")
+    torch.save({**forged, "format": "cohortex-autoencoder-1"}, tmp_path / "v1.pt")
+    with pytest.raises(CohortexError, match=f"tensor state.{first_weight} is torch.int32"):
+        Autoencoder.load(tmp_path / "v1.pt")
+    # a genuine format-1 file (bytes-only checksum) still loads
+    genuine = {**payload, "format": "cohortex-autoencoder-1"}
+    genuine["checksum"] = _model._checksum(genuine, "cohortex-autoencoder-1")
+    torch.save(genuine, tmp_path / "old.pt")
+    np.testing.assert_array_equal(
+        Autoencoder.load(tmp_path / "old.pt").transform(x, 1)["activation"],
+        model.transform(x, 1)["activation"],
+    )
+
+
 def test_layer_statistics_equal_the_activations_of_the_training_samples(trained):
     """Mean and maximum of every hidden node (what ``light_up`` starts from) over training."""
     path, _, model = trained

@@ -362,7 +362,7 @@ def test_results_round_trip(tmp_path, small_matrix):
     np.testing.assert_allclose(read_result(path, "welch")["statistic"], result.statistic * 2)
     with pytest.raises(CohortexError, match="No result named 'pca'.*Results stored: welch"):
         read_result(path, "pca")
-    with pytest.raises(CohortexError, match="must be letters, digits"):
+    with pytest.raises(CohortexError, match="must be 1 to 128 letters, digits"):
         write_result(path, "../escape", result)
     # results do not disturb the cohort itself
     np.testing.assert_array_equal(open_cohort(path)["expression"].values, x)

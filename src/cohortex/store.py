@@ -322,8 +322,8 @@ def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bo
         Replace a result of the same name (only once the new one is written).
     """
     root = Path(path)
+    _check_result_name(name, "write_result")
     open_cohort(root)  # checks that this is a cohort store (and recovers an interrupted append)
-    _check_result_name(name)
     results = root / _RESULTS
     if not (results / "zarr.json").is_file():
         zarr.open_group(results, mode="a", zarr_format=3)
@@ -356,7 +356,7 @@ def read_result(path: PathLike, name: str) -> xr.Dataset:
     xarray.Dataset
     """
     root = Path(path)
-    location = root / _RESULTS / name
+    location = root / _RESULTS / _check_result_name(name, "read_result")
     if not (location / "zarr.json").is_file():
         available = ", ".join(list_results(root)) or "(none)"
         raise CohortexError(
@@ -908,17 +908,27 @@ def _replace_dir(src: Path, dest: Path) -> None:
         os.replace(src, dest)
 
 
-def _check_result_name(name: str) -> None:
+# names Zarr gives meaning to inside a group's folder (v3 and v2 metadata)
+_ZARR_NAMES = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata", "c")
+_RESULT_NAME_MAX = 128
+
+
+def _check_result_name(name: Any, function: str) -> str:
+    """A result name is one plain folder name in ``results/``: never a path, never Zarr's."""
     if (
         not isinstance(name, str)
         or not name
+        or len(name) > _RESULT_NAME_MAX
         or name.startswith(".")
-        or not all(ch.isalnum() or ch in "-_." for ch in name)
+        or name in _ZARR_NAMES
+        or not all(ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in name)
     ):
         raise CohortexError(
-            f"The 'name' parameter of write_result() must be letters, digits, '-', '_' or '.' "
-            f"(not leading); got {name!r}."
+            f"The 'name' parameter of {function}() must be 1 to {_RESULT_NAME_MAX} letters, "
+            "digits, '-', '_' or '.' (not leading), and not one of Zarr's names "
+            f"({', '.join(_ZARR_NAMES)}); got {name!r}."
         )
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -956,31 +966,105 @@ def _commit_journal(root: Path) -> None:
 
 
 def _rollback(root: Path) -> None:
-    """Undo an append: drop chunks past the old end, restore the saved files. Idempotent."""
+    """Undo an append: drop chunks past the old end, restore the saved files. Idempotent.
+
+    The journal is read as untrusted input (a store may come from anywhere): every path it
+    names is checked to be one that an append writes, inside the store and reached without a
+    symbolic link, before anything is removed or copied; otherwise nothing is touched.
+    """
     journal = root / _JOURNAL
+    if journal.is_symlink():
+        raise _bad_journal(root, f"{_JOURNAL} is a symbolic link")
     manifest_path = journal / "manifest.json"
     if not manifest_path.is_file():  # the journal never became valid: nothing was changed
         shutil.rmtree(journal, ignore_errors=True)
         return
-    manifest = json.loads(manifest_path.read_text())
-    for name, last in manifest["last_chunk"].items():
+    last_chunk, saved = _read_manifest(root, manifest_path)
+    backup = journal / "files"
+    for name, last in last_chunk.items():
         chunk_dir = root / name / "c"
         if not chunk_dir.is_dir():
             continue
         for child in chunk_dir.iterdir():
             if child.name.isdigit() and int(child.name) >= last:
                 _remove_path(child)
-    backup = journal / "files"
-    for relative in manifest["saved"]:
+    for relative in saved:
         _remove_path(root / relative)
         _copy_path(backup / relative, root / relative)
     os.remove(manifest_path)
     shutil.rmtree(journal, ignore_errors=True)
 
 
+def _read_manifest(root: Path, manifest_path: Path) -> tuple[dict[str, int], list[str]]:
+    """The journal's (last chunk per array, saved files), each checked (see :func:`_rollback`)."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise _bad_journal(root, f"its manifest cannot be read ({error})") from None
+    if not isinstance(manifest, dict):
+        raise _bad_journal(root, "its manifest is not a JSON object")
+    last_chunk, saved = manifest.get("last_chunk"), manifest.get("saved")
+    if not isinstance(last_chunk, dict) or not isinstance(saved, list):
+        raise _bad_journal(root, "its manifest lacks 'last_chunk' or 'saved'")
+    for name, last in last_chunk.items():
+        if not _is_plain_name(name) or type(last) is not int or last < 0:
+            raise _bad_journal(root, f"it names the array {name!r} with last chunk {last!r}")
+        _check_inside(root, root / name / "c", root)
+    for relative in saved:
+        parts = relative.split("/") if isinstance(relative, str) else []
+        # what _begin_journal saves: the group's and an array's metadata, an array's last chunk
+        allowed = (
+            parts == ["zarr.json"]
+            or (len(parts) == 2 and parts[0] in last_chunk and parts[1] == "zarr.json")
+            or (
+                len(parts) == 3
+                and parts[0] in last_chunk
+                and parts[1] == "c"
+                and parts[2].isdigit()
+            )
+        )
+        if not allowed:
+            raise _bad_journal(root, f"it lists {relative!r}, which no append saves")
+        _check_inside(root, root / relative, root)
+        _check_inside(root, root / _JOURNAL / "files" / relative, root / _JOURNAL / "files")
+    return last_chunk, saved
+
+
+def _is_plain_name(name: Any) -> bool:
+    """A single path component that is not special: no separators, not '.', '..' or hidden."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+def _check_inside(root: Path, path: Path, container: Path) -> None:
+    """Refuse ``path`` unless it lies in ``container`` with no symbolic link on the way."""
+    base = container.resolve()
+    resolved = path.resolve()
+    if not resolved.is_relative_to(base) or resolved != base / path.relative_to(container):
+        raise _bad_journal(root, f"{str(path)!r} lies outside the store or behind a link")
+
+
+def _bad_journal(root: Path, why: str) -> CohortexError:
+    return CohortexError(
+        f"The store at {str(root)!r} holds the journal of an unfinished append, but it is not "
+        f"one cohortex wrote: {why}. Nothing was changed. If you trust this store, check it "
+        f"with `cohortex verify` after removing {str(root / _JOURNAL)!r}; otherwise discard it."
+    )
+
+
 def _recover(root: Path) -> None:
-    if (root / _JOURNAL).exists():
-        if (root / _JOURNAL / "manifest.json").is_file():
+    journal = root / _JOURNAL
+    if journal.exists() or journal.is_symlink():
+        if journal.is_symlink():
+            raise _bad_journal(root, f"{_JOURNAL} is a symbolic link")
+        if (journal / "manifest.json").is_file():
+            _read_manifest(root, journal / "manifest.json")  # refuses a journal it did not write
             warnings.warn(
                 f"The last append to {str(root)!r} did not finish; the store has been restored "
                 "to its state before that append.",

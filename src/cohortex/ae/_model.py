@@ -34,7 +34,10 @@ from .._progress import progress_bar
 __all__ = ["ACTIVATIONS", "Autoencoder", "baselines"]
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
-_FORMAT = "cohortex-autoencoder-1"
+# format 2: the checksum covers every tensor's name, dtype and shape; format 1 (bytes only)
+# files still load, their tensors' dtypes and shapes checked against the configuration
+_FORMAT = "cohortex-autoencoder-2"
+_FORMATS = ("cohortex-autoencoder-1", _FORMAT)
 
 
 class Autoencoder:
@@ -369,7 +372,13 @@ class Autoencoder:
     # ------------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the weights and the configuration (a torch file of tensors and plain types)."""
+        """Write the weights and the configuration (a torch file of tensors and plain types).
+
+        The file carries a SHA-256 of the configuration and of every tensor's name, dtype,
+        shape and bytes, which :meth:`load` checks. An unkeyed hash detects corruption, not
+        deliberate tampering (whoever alters the file can recompute it): trust a model file
+        for where it came from, as you would code.
+        """
         self._check_fitted()
         assert self._network is not None
         payload = {
@@ -386,12 +395,16 @@ class Autoencoder:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "auto") -> Autoencoder:
-        """Read a model written by :meth:`save` (``weights_only=True``: no code is unpickled)."""
+        """Read a model written by :meth:`save` (``weights_only=True``: no code is unpickled).
+
+        The checksum, and every tensor's dtype (float32) and shape against the configuration,
+        are checked before any weight is used; see :meth:`save` for what the checksum can tell.
+        """
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            if not isinstance(payload, dict) or payload.get("format") not in _FORMATS:
                 raise ValueError("not a cohortex autoencoder")
-            if payload.get("checksum") != _checksum(payload):
+            if payload.get("checksum") != _checksum(payload, payload["format"]):
                 raise ValueError("its checksum does not match: the file was altered")
             config = json.loads(payload["config"])
             model = cls(
@@ -407,6 +420,7 @@ class Autoencoder:
             model.layer_mean_ = [m.numpy() for m in payload["layer_mean"]]
             model.layer_max_ = [m.numpy() for m in payload["layer_max"]]
             model._network = _network(len(model.genes_), model.hidden, model.activation)
+            _check_tensors(payload, model._network, model.hidden, len(model.genes_))
             model._network.load_state_dict(payload["state"])
             model._network.to(model._torch_device())
         except CohortexError:
@@ -546,19 +560,49 @@ class Autoencoder:
         self.layer_max_ = [m.cpu().numpy().astype(np.float32) for m in maxima]
 
 
-def _checksum(payload: dict[str, Any]) -> str:
-    """SHA-256 of the configuration and every tensor (torch does not verify its zip CRCs)."""
-    digest = hashlib.sha256(payload["config"].encode())
-    tensors = [
-        *payload["state"].values(),
-        payload["minimum"],
-        payload["span"],
-        *payload["layer_mean"],
-        *payload["layer_max"],
+def _tensors(payload: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every tensor of a saved model with a name that says where it sits."""
+    return [
+        *((f"state.{k}", v) for k, v in payload["state"].items()),
+        ("minimum", payload["minimum"]),
+        ("span", payload["span"]),
+        *((f"layer_mean.{i}", m) for i, m in enumerate(payload["layer_mean"])),
+        *((f"layer_max.{i}", m) for i, m in enumerate(payload["layer_max"])),
     ]
-    for tensor in tensors:
+
+
+def _checksum(payload: dict[str, Any], version: str = _FORMAT) -> str:
+    """SHA-256 of the configuration and every tensor (torch does not verify its zip CRCs).
+
+    Format 2 hashes each tensor's name, dtype and shape with its bytes: the same bytes read as
+    another dtype or shape no longer match. Format 1 hashed the bytes alone.
+    """
+    digest = hashlib.sha256(payload["config"].encode())
+    for name, tensor in _tensors(payload):
+        if version != "cohortex-autoencoder-1":
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _check_tensors(
+    payload: dict[str, Any], network: nn.Sequential, hidden: tuple[int, ...], n_genes: int
+) -> None:
+    """Every tensor float32, of the shape the configuration gives it (load_state_dict would
+    convert another dtype's values without a word)."""
+    expected = {f"state.{k}": tuple(v.shape) for k, v in network.state_dict().items()}
+    expected |= {"minimum": (n_genes,), "span": (n_genes,)}
+    expected |= {f"layer_mean.{i}": (h,) for i, h in enumerate(hidden)}
+    expected |= {f"layer_max.{i}": (h,) for i, h in enumerate(hidden)}
+    found = dict(_tensors(payload))
+    if set(found) != set(expected):
+        raise ValueError("its tensors are not those of the configured network")
+    for name, tensor in found.items():
+        if tensor.dtype != torch.float32 or tuple(tensor.shape) != expected[name]:
+            raise ValueError(
+                f"tensor {name} is {tensor.dtype} of shape {tuple(tensor.shape)}; expected "
+                f"float32 of shape {expected[name]}"
+            )
 
 
 def _network(n_genes: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
