@@ -49,7 +49,7 @@ def test_simulate_then_info(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["samples"] == 120 and summary["genes"] == 40
     assert summary["chunks"] == [50, 16]
-    assert summary["codecs"] == ["bytes", "blosc"]
+    assert summary["codecs"] == ["bytes", "blosc", "crc32c"]
     assert summary["sample_variables"]["condition"]["top"] == {"normal": 60, "tumor": 60}
     assert summary["gene_variables"]["is_de"] == {"type": "bool", "true": 4, "false": 36}
     assert summary["bytes_on_disk"] > 0

@@ -8,9 +8,21 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import zarr
 
-from cohortex import CohortexError, create_cohort, open_cohort, read_result, write_result
+from cohortex import (
+    CohortexError,
+    create_cohort,
+    de,
+    list_results,
+    open_cohort,
+    read_result,
+    verify,
+    write_result,
+)
+from cohortex.cli import main
 
 from conftest import snapshot
 
@@ -127,3 +139,151 @@ def test_result_names_are_plain_names(store, tmp_path, name):
 def test_result_names_of_other_types_are_refused_clearly(store, name):
     with pytest.raises(CohortexError, match="must be 1 to 128 letters"):
         read_result(store, name)
+
+
+# ------------------------------------------------------------------ damaged chunks and metadata
+
+CODECS = ["lz4", "zstd", "none"]
+
+
+def _labelled(tmp_path, compressor="lz4", name="c.zarr"):
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 1, (40, 18)).astype(np.float32)
+    samples = pd.DataFrame({"condition": ["a", "b"] * 20}, index=[f"S{i:02d}" for i in range(40)])
+    path = tmp_path / name
+    create_cohort(path, x, samples=samples, chunks=(8, 6), compressor=compressor)
+    return path, x
+
+
+def _damage(chunk: Path, fault: str, position: float = 0.5) -> None:
+    if fault == "delete":
+        chunk.unlink()
+        return
+    raw = bytearray(chunk.read_bytes())
+    if fault == "truncate":
+        chunk.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:  # one flipped bit
+        raw[min(int(position * len(raw)), len(raw) - 1)] ^= 0x10
+        chunk.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("compressor", CODECS)
+@pytest.mark.parametrize("fault", ["delete", "truncate", "flip"])
+def test_a_damaged_expression_chunk_is_never_read_as_data(tmp_path, compressor, fault):
+    path, _ = _labelled(tmp_path, compressor)
+    _damage(path / "expression" / "c" / "1" / "1", fault)
+    message = "lost 1 chunk of 'expression' \\('c/1/1'\\)" if fault == "delete" else "c/1/1"
+    with pytest.raises(CohortexError, match=message):
+        open_cohort(path)["expression"].values  # noqa: B018 (reading is the point)
+    with pytest.raises(CohortexError, match=message):
+        de.test(path, "condition")
+    assert main(["de", str(path), "--groupby", "condition", "--top", "0"]) == 2
+    assert list_results(path) == []  # nothing written from damaged data
+    report = verify(path)
+    assert not report.ok and "c/1/1" in " ".join(report.problems)
+    assert main(["verify", str(path)]) == 1
+
+
+@pytest.mark.parametrize("compressor", CODECS)
+def test_every_flipped_bit_is_caught(tmp_path, compressor):
+    """A bit flipped anywhere in a chunk (21 places): the checksum catches every one."""
+    path, x = _labelled(tmp_path, compressor)
+    chunk = path / "expression" / "c" / "2" / "0"
+    pristine = chunk.read_bytes()
+    for position in np.linspace(0, 1, 21):
+        chunk.write_bytes(pristine)
+        _damage(chunk, "flip", position)
+        with pytest.raises(CohortexError, match="damaged chunk of 'expression' \\(c/2/0\\)"):
+            open_cohort(path)["expression"].values  # noqa: B018
+    chunk.write_bytes(pristine)
+    np.testing.assert_array_equal(open_cohort(path)["expression"].values, x)
+
+
+@pytest.mark.parametrize("array", ["sample", "gene", "condition"])
+@pytest.mark.parametrize("fault", ["delete", "flip"])
+def test_damaged_ids_and_metadata_are_refused_on_open(tmp_path, array, fault):
+    path, _ = _labelled(tmp_path)
+    _damage(path / array / "c" / "0", fault)
+    expected = (
+        f"lost 1 chunk of '{array}'"
+        if fault == "delete"
+        else f"c/0 of '{array}'|'{array}'.*cannot be read"
+    )
+    with pytest.raises(CohortexError, match=expected):
+        open_cohort(path)
+    assert not verify(path).ok
+
+
+@pytest.mark.parametrize("value", ["S00", ""])
+def test_duplicate_or_empty_ids_in_a_store_are_refused(tmp_path, value):
+    path, _ = _labelled(tmp_path)
+    zarr.open_array(path / "sample", mode="r+")[3] = value  # a valid chunk, a wrong id
+    expected = "more than once \\('S00'\\)" if value else "empty sample ids"
+    with pytest.raises(CohortexError, match=expected):
+        open_cohort(path)
+    assert main(["verify", str(path)]) == 1
+
+
+@pytest.mark.parametrize("version", ["abc", "1.5", 1.5, [2], True, 0, None])
+def test_a_format_version_must_be_a_whole_number(tmp_path, version):
+    path, _ = _labelled(tmp_path)
+    metadata = path / "zarr.json"
+    node = json.loads(metadata.read_text())
+    node["attributes"]["cohortex_format"] = version
+    metadata.write_text(json.dumps(node))
+    expected = "no 'cohortex_format'" if version is None else "records the format version"
+    with pytest.raises(CohortexError, match=expected):
+        open_cohort(path)
+    assert main(["info", str(path)]) == 2
+
+
+@pytest.mark.parametrize("where", ["zarr.json", "expression/zarr.json", "sample/zarr.json"])
+def test_corrupt_metadata_is_a_clear_error(tmp_path, where):
+    path, _ = _labelled(tmp_path)
+    (path / where).write_text("{ not json")
+    with pytest.raises(CohortexError, match="unreadable|cannot be opened"):
+        open_cohort(path)
+    assert main(["de", str(path), "--groupby", "condition"]) == 2
+    assert not verify(path).ok
+
+
+def test_not_a_store_at_all(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("hello")
+    for target, said in (
+        (tmp_path / "folder", "no Zarr v3 group"),
+        (tmp_path / "file.txt", "a file"),
+        (tmp_path / "nothing", "nothing there"),
+    ):
+        with pytest.raises(CohortexError, match=said):
+            open_cohort(target)
+        assert main(["verify", str(target)]) == 1
+        assert main(["info", str(target)]) == 2
+
+
+def _as_format_1(path: Path) -> None:
+    """Rewrite a store as cohortex wrote it before checksums: no crc32c, all-NaN tiles absent."""
+    for metadata in path.rglob("zarr.json"):
+        node = json.loads(metadata.read_text())
+        if node.get("node_type") == "array":
+            node["codecs"] = [c for c in node["codecs"] if c["name"] != "crc32c"]
+            metadata.write_text(json.dumps(node))
+            for chunk in (metadata.parent / "c").rglob("*"):
+                if chunk.is_file():
+                    chunk.write_bytes(chunk.read_bytes()[:-4])  # the crc32c trailer
+        elif metadata.parent == path:
+            node["attributes"]["cohortex_format"] = 1
+            metadata.write_text(json.dumps(node))
+
+
+def test_format_1_stores_stay_readable_and_verify_says_what_they_lack(tmp_path):
+    path, x = _labelled(tmp_path)
+    _as_format_1(path)
+    np.testing.assert_array_equal(open_cohort(path)["expression"].values, x)
+    report = verify(path)
+    assert report.ok and report.format == 1
+    assert "no checksums" in report.notes[0]
+    (path / "expression" / "c" / "1" / "1").unlink()  # format 1: an absent tile reads as NaN
+    assert np.isnan(open_cohort(path)["expression"].values[8:16, 6:12]).all()
+    report = verify(path)
+    assert report.ok and any("c/1/1" in note for note in report.notes)

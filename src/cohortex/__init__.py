@@ -23,6 +23,7 @@ from .store import (
     list_results,
     open_cohort,
     read_result,
+    verify,
     write_result,
 )
 
@@ -63,5 +64,6 @@ __all__ = [
     "resolve_device",
     "simulate",
     "tsne",
+    "verify",
     "write_result",
 ]

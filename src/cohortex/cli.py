@@ -1,4 +1,5 @@
-"""The ``cohortex`` command line: simulate, import, export, info, de, pca, tsne, ae, demo, bench."""
+"""The ``cohortex`` command line: simulate, import, export, verify, info, de, pca, tsne, ae, demo,
+bench."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the command line; returns the exit status (0 ok, 1 ``verify`` found damage, 2 bad
+    input, 130 interrupted)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        status = args.run(args)
     except CohortexError as error:
         print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"cohortex {args.command}: interrupted; nothing was left half-written.", file=sys.stderr
         )
         return 130
-    return 0
+    return status or 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,6 +190,15 @@ def _parser() -> argparse.ArgumentParser:
     modules.add_argument("--model", type=Path, default=None)
     modules.add_argument("--out", type=Path, default=None, help="also write the module genes")
     modules.set_defaults(run=_ae_modules)
+
+    check = commands.add_parser(
+        "verify",
+        help="read every chunk of a store and check it; exit status 0 sound, 1 damaged",
+    )
+    check.add_argument("store", type=Path)
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    check.set_defaults(run=_verify)
 
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
@@ -537,6 +548,16 @@ def _ae_modules(args: argparse.Namespace) -> None:
     )
     if args.out is not None:
         args.out.write_text("\n".join(map(str, genes)) + "\n")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .store import verify
+
+    report = verify(args.store, progress=args.progress)
+    print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else str(report))
+    return 0 if report.ok else 1
 
 
 def _info(args: argparse.Namespace) -> None:

@@ -12,6 +12,12 @@ Layout of a store (a Zarr v3 group)::
 String metadata are stored as variable-length UTF-8; a missing label is stored as the empty
 string ``""`` and read back as ``""``.
 
+Every chunk of every array carries a CRC-32C checksum (Zarr v3's ``crc32c`` codec, after the
+compressor), and every chunk is written, an all-NaN tile too: so an altered or truncated chunk
+fails to decode and a missing chunk is an error, where Zarr alone would read a lost chunk as
+NaN. :func:`verify` reads every chunk. Stores of format 1 (before checksums) stay readable;
+``verify`` says what they lack.
+
 Every write is all-or-nothing. A new store is written into a hidden temporary folder beside the
 destination and renamed into place at the end. An append first records, in a journal inside the
 store, the metadata files and the boundary chunks it is about to change; if the append fails
@@ -31,6 +37,8 @@ import threading
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from ._errors import CohortexError, CohortexWarning
 from ._progress import progress_bar
@@ -54,10 +62,13 @@ __all__ = [
     "list_results",
     "open_cohort",
     "read_result",
+    "verify",
     "write_result",
 ]
 
-FORMAT_VERSION = 1
+# 2: every chunk checksummed (crc32c) and written; 1: neither (still read)
+FORMAT_VERSION = 2
+_CHECKSUMMED_FROM = 2
 SCALES = ("log2", "log1p", "counts", "linear")
 COMPRESSORS = ("lz4", "zstd", "none")
 # (samples, genes) per tile, chosen with benchmarks/store_io.py (see benchmarks/RESULTS.md).
@@ -164,25 +175,52 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
         ``scale`` and ``cohortex_format``.
     """
     root = Path(path)
-    if not (root / "zarr.json").is_file():
-        raise CohortexError(f"No cohort store at {str(root)!r}: there is no Zarr v3 group there.")
+    _check_is_group(root)
     _recover(root)
-    ds = xr.open_zarr(root, consolidated=False, chunks={} if chunks is None else chunks)
-    _check_format(ds.attrs, root)
+    try:
+        group = zarr.open_group(root, mode="r", zarr_format=3)
+        version = _check_format(dict(group.attrs), root)
+        names = sorted(group.array_keys())
+    except CohortexError:
+        raise
+    except Exception as error:
+        raise CohortexError(f"The store at {str(root)!r} cannot be opened: {error}") from None
+    checked = version >= _CHECKSUMMED_FROM
+    if checked:  # the cheap check: every chunk file is there (reading them is verify's job)
+        for name in names:
+            missing = _missing_chunks(root, name)
+            if missing:
+                raise _missing_error(root, name, missing)
+    try:
+        ds = xr.open_zarr(root, consolidated=False, chunks=None)  # reads the coordinates
+    except Exception as error:  # a damaged id chunk, arrays of conflicting lengths, ...
+        damaged = [n for n in names if n != "expression" and _damaged_chunk(root, n)]
+        where = f" (a damaged chunk: {_damaged_chunk(root, damaged[0])} of {damaged[0]!r})"
+        raise CohortexError(
+            f"The store at {str(root)!r} cannot be opened{where if damaged else ''}: {error}"
+        ) from None
     if "expression" not in ds.data_vars or ds["expression"].dims != ("sample", "gene"):
         raise CohortexError(
             f"The store at {str(root)!r} has no expression(sample, gene) variable; "
             "it is not a cohort store."
         )
+    stored = _StoredArray(root, "expression", checked)
     # Metadata in memory, in a stable order: grouped by dimension, then by name.
-    names = sorted((ds[n].dims, n) for n in ds.data_vars if n != "expression")
-    variables = {n: (ds[n].dims, _strings_as_object(ds[n].values)) for _, n in names}
+    ordered = sorted((ds[n].dims, n) for n in ds.data_vars if n != "expression")
+    variables = {n: (ds[n].dims, _load(root, n, ds[n])) for _, n in ordered}
+    sample_ids, gene_ids = _load(root, "sample", ds["sample"]), _load(root, "gene", ds["gene"])
+    for what, ids in (("sample", sample_ids), ("gene", gene_ids)):
+        _check_stored_ids(root, what, ids)
+    expression = da.from_array(
+        stored,
+        chunks=_expression_chunks(chunks, stored.chunks),
+        asarray=False,
+        meta=np.empty((0, 0), dtype=stored.dtype),
+        name=f"cohortex-expression-{uuid.uuid4().hex}",
+    )
     return xr.Dataset(
-        {"expression": ds["expression"].variable, **variables},
-        coords={
-            "sample": _strings_as_object(ds["sample"].values),
-            "gene": _strings_as_object(ds["gene"].values),
-        },
+        {"expression": (("sample", "gene"), expression, ds["expression"].attrs), **variables},
+        coords={"sample": sample_ids, "gene": gene_ids},
         attrs=ds.attrs,
     )
 
@@ -275,7 +313,7 @@ def append_samples(
     old_n = current.sizes["sample"]
     new_n = old_n + matrix.shape[0]
     sample_arrays = {
-        name: array
+        name: _open_array(root / name)
         for name, array in group.arrays()
         if (getattr(array.metadata, "dimension_names", None) or (None,))[0] == "sample"
     }
@@ -335,7 +373,15 @@ def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bo
         )
     tmp = results / f".{name}.tmp-{uuid.uuid4().hex}"
     try:
-        _strings_to_object(result).to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        result = _strings_to_object(result)
+        result.to_zarr(
+            tmp,
+            mode="w-",
+            zarr_format=3,
+            consolidated=False,
+            encoding={name: {"compressors": _METADATA_CODECS} for name in result.variables},
+            write_empty_chunks=True,
+        )
         _replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -383,6 +429,179 @@ def list_results(path: PathLike) -> list[str]:
         for p in results.iterdir()
         if not p.name.startswith(".") and (p / "zarr.json").is_file()
     )
+
+
+@dataclass
+class StoreReport:
+    """What :func:`verify` found.
+
+    Attributes
+    ----------
+    path : str
+    format : int or None
+        The store's format version (None where it could not be read).
+    problems : list of str
+        Damage: anything that makes a value wrong or unreadable. Empty for a sound store.
+    notes : list of str
+        What the check could not establish, and leftovers that harm nothing.
+    chunks_read : int
+        Chunks decoded (each checked against its checksum where the store has them).
+    """
+
+    path: str
+    format: int | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    chunks_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        verdict = "sound" if self.ok else f"{len(self.problems)} problem(s)"
+        lines = [f"{self.path}: {verdict} (format {self.format}, {self.chunks_read} chunks read)"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def verify(path: PathLike, *, progress: bool | None = None) -> StoreReport:
+    """Check a store completely, without changing it.
+
+    Reads every chunk of every array (the expression, ids, metadata and results), so that a
+    checksum mismatch, a truncated chunk or a missing one is found; checks the schema (format,
+    scale, dimensions), that ids are unique and non-empty, and whether an append was left
+    unfinished. Stores of format 1 carry no checksums and skip writing all-NaN tiles: the
+    report says so instead of reporting their absent chunks as lost.
+
+    Parameters
+    ----------
+    path : str or path-like
+    progress : bool or None, default None
+        A bar over the chunks (``None``: only on a terminal).
+
+    Returns
+    -------
+    StoreReport
+        ``ok`` is true when no problem was found.
+    """
+    root = Path(path)
+    report = StoreReport(str(root))
+    try:
+        _check_is_group(root)
+        group = zarr.open_group(root, mode="r", zarr_format=3)
+        report.format = _check_format(dict(group.attrs), root)
+    except CohortexError as error:
+        report.problems.append(str(error))
+        return report
+    except Exception as error:
+        report.problems.append(f"the store's group cannot be opened: {error}")
+        return report
+    checked = report.format >= _CHECKSUMMED_FROM
+    if not checked:
+        report.notes.append(
+            f"format {report.format}: chunks carry no checksums (an altered value cannot be "
+            "detected) and all-NaN tiles were not written (a lost chunk cannot be told from "
+            "one); re-import the store with this cohortex to get both"
+        )
+    journal = root / _JOURNAL
+    if journal.is_symlink() or (journal / "manifest.json").is_file():
+        try:
+            _read_manifest(root, journal / "manifest.json")
+            report.problems.append(
+                "an append did not finish; opening the store (with write access) rolls it back"
+            )
+        except CohortexError as error:
+            report.problems.append(str(error))
+    for leftover in sorted(root.parent.glob(f".{root.name}.*-*")) + sorted(
+        (root / _RESULTS).glob(".*.tmp-*")
+    ):
+        report.notes.append(f"{str(leftover)!r} is left over from an interrupted write")
+    arrays = _stored_arrays(root)
+    _check_chunks_of(root, arrays, checked, report, progress)
+    try:
+        ds = xr.open_zarr(root, consolidated=False, chunks=None)
+    except Exception as error:
+        report.problems.append(f"the arrays do not form a cohort: {error}")
+        return report
+    if "expression" not in ds.data_vars or ds["expression"].dims != ("sample", "gene"):
+        report.problems.append("there is no expression(sample, gene) array")
+    for what in ("sample", "gene"):
+        if what in ds.coords and not any(what in p for p in report.problems):
+            try:
+                _check_stored_ids(root, what, _strings_as_object(ds[what].values))
+            except CohortexError as error:
+                report.problems.append(str(error))
+    for name in list_results(root):
+        try:
+            xr.open_zarr(root / _RESULTS / name, consolidated=False, chunks=None)
+        except Exception as error:
+            report.problems.append(f"the result {name!r} cannot be opened: {error}")
+    return report
+
+
+def _stored_arrays(root: Path) -> list[str]:
+    """Every array of the store (relative paths), results included."""
+    found = []
+    for metadata in sorted(root.rglob("zarr.json")):
+        relative = metadata.parent.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # the journal's copies, leftovers of interrupted writes
+        try:
+            node = json.loads(metadata.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            node = {"node_type": "array"}  # unreadable metadata: reported when opened
+        if node.get("node_type") == "array":
+            found.append("/".join(relative.parts))
+    return found
+
+
+def _check_chunks_of(
+    root: Path, arrays: list[str], checked: bool, report: StoreReport, progress: bool | None
+) -> None:
+    """Every chunk there (format ≥ 2) and decoding; problems and notes into ``report``."""
+    work = []
+    for name in arrays:
+        try:
+            array = zarr.open_array(root / name, mode="r", zarr_format=3)
+            missing = _missing_chunks(root, name)
+        except Exception as error:
+            report.problems.append(f"the array {name!r} cannot be opened: {error}")
+            continue
+        codecs = [type(c).__name__ for c in getattr(array.metadata, "codecs", ())]
+        if checked and "Crc32cCodec" not in codecs:
+            report.problems.append(f"the array {name!r} carries no checksums")
+        if missing and checked:
+            report.problems.append(
+                f"{len(missing)} chunk(s) of {name!r} are missing ({_preview(missing)})"
+            )
+        elif missing:
+            report.notes.append(
+                f"{len(missing)} chunk(s) of {name!r} are absent and read as missing values "
+                f"({_preview(missing)}): in format 1 that is also how an all-NaN tile is kept"
+            )
+        absent = set(missing)
+        for key in _chunk_keys(array.shape, array.chunks):
+            if "c/" + "/".join(map(str, key)) not in absent:
+                work.append((name, array, key))
+
+    def decode(item: tuple[str, Any, tuple[int, ...]]) -> str | None:
+        name, array, key = item
+        try:
+            array.get_block_selection(key)
+        except Exception as error:
+            return f"chunk c/{'/'.join(map(str, key))} of {name!r} cannot be read: {error}"
+        return None
+
+    bar = progress_bar(len(work), "verifying chunks", progress)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for failure in pool.map(decode, work):
+            report.chunks_read += 1
+            if failure:
+                report.problems.append(failure)
+            bar.update()
+    bar.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,7 +675,7 @@ class CohortWriter:
         self._tmp = parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
         try:
             self._write_skeleton(self._tmp)
-            self._array = zarr.open_array(self._tmp / "expression", mode="r+", zarr_format=3)
+            self._array = _open_array(self._tmp / "expression")
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
@@ -518,11 +737,18 @@ class CohortWriter:
             ds[name] = ("sample", values)
         for name, values in self.gene_vars.items():
             ds[name] = ("gene", values)
-        encoding = {
-            "expression": {"chunks": self.chunks, "compressors": self.codecs},
+        encoding: dict[str, dict[str, Any]] = {
+            str(name): {"compressors": _METADATA_CODECS} for name in ds.variables
         }
+        encoding["expression"] = {"chunks": self.chunks, "compressors": self.codecs}
         ds.to_zarr(
-            where, mode="w-", zarr_format=3, consolidated=False, compute=False, encoding=encoding
+            where,
+            mode="w-",
+            zarr_format=3,
+            consolidated=False,
+            compute=False,
+            encoding=encoding,
+            write_empty_chunks=True,
         )
 
 
@@ -578,14 +804,20 @@ def _version() -> str:
     return __version__
 
 
-def _check_format(attrs: dict[str, Any], root: Path) -> None:
+def _check_format(attrs: dict[str, Any], root: Path) -> int:
+    """The store's format version (a positive integer), checked; its scale, checked."""
     version = attrs.get("cohortex_format")
     if version is None:
         raise CohortexError(
             f"The Zarr group at {str(root)!r} is not a cohort store (no 'cohortex_format' "
             "attribute)."
         )
-    if int(version) > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        raise CohortexError(
+            f"The store at {str(root)!r} records the format version {version!r}; cohortex "
+            "writes whole numbers (1, 2, ...): the store is damaged or not a cohort store."
+        )
+    if version > FORMAT_VERSION:
         raise CohortexError(
             f"The store at {str(root)!r} was written in cohortex format {version}, newer than "
             f"this cohortex ({_version()}) can read (format {FORMAT_VERSION}); upgrade cohortex."
@@ -595,6 +827,153 @@ def _check_format(attrs: dict[str, Any], root: Path) -> None:
             f"The store at {str(root)!r} has an unknown scale {attrs.get('scale')!r}; "
             f"expected one of {', '.join(SCALES)}."
         )
+    return version
+
+
+def _check_is_group(root: Path) -> None:
+    """A folder holding a Zarr v3 group's readable metadata, or a clear error."""
+    if not root.is_dir():
+        what = "a file" if root.exists() else "nothing"
+        raise CohortexError(f"No cohort store at {str(root)!r}: there is {what} there.")
+    metadata = root / "zarr.json"
+    if not metadata.is_file():
+        raise CohortexError(f"No cohort store at {str(root)!r}: there is no Zarr v3 group there.")
+    try:
+        node = json.loads(metadata.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CohortexError(
+            f"The store's metadata {str(metadata)!r} is unreadable ({error}); the store is damaged."
+        ) from None
+    if not isinstance(node, dict) or node.get("node_type") != "group":
+        raise CohortexError(f"{str(metadata)!r} does not describe a Zarr v3 group.")
+
+
+def _load(root: Path, name: Any, variable: xr.DataArray) -> np.ndarray:
+    """A stored sample or gene variable in memory; a chunk that fails to decode is named."""
+    try:
+        return _strings_as_object(variable.values)
+    except Exception as error:
+        raise CohortexError(
+            f"The variable {str(name)!r} of the store at {str(root)!r} cannot be read ({error}): "
+            f"a chunk is damaged. `cohortex verify {root}` names every damaged chunk."
+        ) from None
+
+
+def _check_stored_ids(root: Path, what: str, ids: np.ndarray) -> None:
+    index = pd.Index(ids)
+    if index.has_duplicates:
+        repeated = list(index[index.duplicated()].unique())
+        raise CohortexError(
+            f"The store at {str(root)!r} holds {what} ids more than once ({_preview(repeated)}): "
+            "it is damaged or was not written by cohortex."
+        )
+    if any(i == "" for i in ids):
+        raise CohortexError(
+            f"The store at {str(root)!r} holds empty {what} ids: it is damaged (a lost chunk of "
+            f"the {what} ids reads as empty strings)."
+        )
+
+
+def _expression_chunks(chunks: Any, stored: tuple[int, ...]) -> tuple[int, ...]:
+    """Dask chunks of the expression from ``open_cohort``'s ``chunks`` (by dimension name)."""
+    if chunks is None:
+        return stored
+    if not isinstance(chunks, dict) or set(chunks) - {"sample", "gene"}:
+        raise CohortexError(
+            "The 'chunks' parameter of open_cohort() must be a dict keyed by 'sample' and/or "
+            f"'gene'; got {chunks!r}."
+        )
+    return (chunks.get("sample", stored[0]), chunks.get("gene", stored[1]))
+
+
+def _chunk_keys(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """Every chunk index of an array (none along an empty axis)."""
+    return itertools.product(*(range(-(-n // c)) for n, c in zip(shape, chunks, strict=True)))
+
+
+def _missing_chunks(root: Path, name: str) -> list[str]:
+    """The chunk keys (``c/i/j``) of a stored array that have no file."""
+    metadata = json.loads((root / name / "zarr.json").read_text(encoding="utf-8"))
+    shape = tuple(metadata["shape"])
+    chunks = tuple(metadata["chunk_grid"]["configuration"]["chunk_shape"])
+    folder = root / name / "c"
+    present: set[str] = set()
+    if folder.is_dir():
+        for dirpath, _, files in os.walk(folder):
+            prefix = Path(dirpath).relative_to(folder).parts
+            present.update("/".join((*prefix, f)) for f in files)
+    return [
+        "c/" + "/".join(map(str, key))
+        for key in _chunk_keys(shape, chunks)
+        if "/".join(map(str, key)) not in present
+    ]
+
+
+def _damaged_chunk(root: Path, name: str) -> str | None:
+    """The first chunk of an array that fails to decode (None: every one decodes)."""
+    try:
+        array = zarr.open_array(root / name, mode="r", zarr_format=3)
+    except Exception:
+        return "zarr.json"
+    for key in _chunk_keys(array.shape, array.chunks):
+        try:
+            array.get_block_selection(key)
+        except Exception:
+            return "c/" + "/".join(map(str, key))
+    return None
+
+
+def _missing_error(root: Path, name: str, missing: list[str]) -> CohortexError:
+    return CohortexError(
+        f"The store at {str(root)!r} has lost {len(missing)} chunk"
+        f"{'s' if len(missing) != 1 else ''} of {name!r} ({_preview(missing)}): their values "
+        "would read as missing (NaN or empty). Restore the store from a copy; "
+        f"`cohortex verify {root}` lists every problem."
+    )
+
+
+class _StoredArray:
+    """The expression array for Dask: each read checks that its chunks exist (format ≥ 2)
+    and names the chunk that fails to decode (a checksum mismatch, a truncated file)."""
+
+    def __init__(self, root: Path, name: str, check_chunks: bool) -> None:
+        self.root, self.name, self.check_chunks = root, name, check_chunks
+        self.array = zarr.open_array(root / name, mode="r", zarr_format=3)
+        self.shape = self.array.shape
+        self.dtype = self.array.dtype
+        self.ndim = self.array.ndim
+        self.chunks = self.array.chunks
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        keys = self._chunks_of(key)
+        if self.check_chunks:
+            missing = [k for k in keys if not (self.root / self.name / k).is_file()]
+            if missing:
+                raise _missing_error(self.root, self.name, missing)
+        try:
+            return np.asarray(self.array[key])
+        except Exception as error:
+            raise CohortexError(
+                f"The store at {str(self.root)!r} holds a damaged chunk of {self.name!r} "
+                f"({self._first_damaged(keys) or _preview(keys)}): {error}. "
+                f"`cohortex verify {self.root}` lists every damaged chunk."
+            ) from None
+
+    def _chunks_of(self, key: tuple[slice, ...]) -> list[str]:
+        ranges = []
+        for part, size, extent in zip(key, self.chunks, self.shape, strict=True):
+            start, stop, _ = part.indices(extent)
+            ranges.append(range(start // size, -(-stop // size)))
+        return ["c/" + "/".join(map(str, k)) for k in itertools.product(*ranges)]
+
+    def _first_damaged(self, keys: list[str]) -> str | None:
+        for key in keys:
+            index = tuple(int(i) for i in key.split("/")[1:])
+            try:
+                self.array.get_block_selection(index)
+            except Exception:
+                return key
+        return None
 
 
 def _check_scale(scale: str) -> str:
@@ -624,18 +1003,30 @@ def _check_chunks(chunks: tuple[int, int] | None, shape: tuple[int, int]) -> tup
 
 
 def _codecs(compressor: Any) -> list[Any]:
+    """The expression array's bytes codecs: the compressor, then the checksum of its output."""
     if compressor is None or compressor == "none":
-        return []
+        return [Crc32cCodec()]
     if compressor == "lz4":
-        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()]
     if compressor == "zstd":
-        return [ZstdCodec(level=1)]
+        return [ZstdCodec(level=1), Crc32cCodec()]
     if isinstance(compressor, str):
         raise CohortexError(
             f"The 'compressor' parameter must be one of {', '.join(COMPRESSORS)} or a zarr codec; "
             f"got {compressor!r}."
         )
-    return [compressor]
+    return [compressor, Crc32cCodec()]
+
+
+# sample and gene variables, ids and results
+_METADATA_CODECS = [ZstdCodec(level=1), Crc32cCodec()]
+
+
+def _open_array(path: Path, mode: str = "r+") -> Any:
+    """A stored array that writes every chunk, even one that is all NaN (Zarr would skip it,
+    and a chunk that is not there could not be told from one that was lost)."""
+    array = zarr.open_array(path, mode=mode, zarr_format=3)
+    return array.with_config({"write_empty_chunks": True})
 
 
 def _preview(ids: Sequence[Any], limit: int = 5) -> str:
