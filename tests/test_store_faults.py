@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 import zarr
 
+import cohortex.store as store_module
 from cohortex import (
     CohortexError,
+    CohortexWarning,
     create_cohort,
     de,
     list_results,
@@ -287,3 +293,140 @@ def test_format_1_stores_stay_readable_and_verify_says_what_they_lack(tmp_path):
     assert np.isnan(open_cohort(path)["expression"].values[8:16, 6:12]).all()
     report = verify(path)
     assert report.ok and any("c/1/1" in note for note in report.notes)
+
+
+# ------------------------------------------------------------------ concurrent writers, overwrite
+
+_APPENDER = """
+import sys, time, numpy as np, pandas as pd
+import cohortex.store as st
+path, first, count, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+if pause:
+    original = st._write_block
+    def slow(*args):
+        open(path + ".writing", "w").close()  # the append is under way
+        time.sleep(pause)
+        original(*args)
+    st._write_block = slow
+ids = [f"N{i:05d}" for i in range(first, first + count)]
+x = np.full((count, 18), first, dtype=np.float32) + np.arange(count, dtype=np.float32)[:, None]
+st.append_samples(path, x, pd.DataFrame({"condition": ["a"] * count}, index=ids))
+"""
+
+
+def _append_in_a_process(path: Path, first: int, count: int, pause: float = 0.0):
+    return subprocess.Popen(
+        [sys.executable, "-c", _APPENDER, str(path), str(first), str(count), str(pause)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_concurrent_appends_keep_every_sample_exactly_once(tmp_path):
+    path, x = _labelled(tmp_path)
+    writers = [_append_in_a_process(path, 1000 * k, 300) for k in range(1, 5)]
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()
+    ds = open_cohort(path)
+    ids = list(ds["sample"].values)
+    assert len(ids) == 40 + 4 * 300 == len(set(ids))
+    values = ds["expression"].values
+    np.testing.assert_array_equal(values[:40], x)
+    for k in range(1, 5):
+        rows = [ids.index(f"N{i:05d}") for i in range(1000 * k, 1000 * k + 300)]
+        np.testing.assert_array_equal(values[rows, 0], 1000 * k + np.arange(300))
+    assert verify(path).ok
+
+
+def test_opening_during_an_append_waits_instead_of_rolling_it_back(tmp_path):
+    path, x = _labelled(tmp_path)
+    writer = _append_in_a_process(path, 5000, 20, pause=1.0)
+    marker = Path(str(path) + ".writing")
+    deadline = time.monotonic() + 60
+    while not marker.exists() and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), writer.stderr.read()
+    ds = open_cohort(path)  # waits for the writer, sees its whole append
+    assert writer.wait(timeout=60) == 0, writer.stderr.read()
+    assert ds.sizes["sample"] == 60
+    np.testing.assert_array_equal(ds["expression"].values[:40], x)
+    assert verify(path).ok
+
+
+@pytest.mark.parametrize("content", ["notes/thesis.tex", "file"])
+def test_overwrite_replaces_only_a_cohort_store(tmp_path, content):
+    project = tmp_path / "my_project"
+    if content == "file":
+        project.write_text("not a folder")
+    else:
+        (project / "notes").mkdir(parents=True)
+        (project / "notes" / "thesis.tex").write_text("years of work")
+    before = snapshot(tmp_path)
+    with pytest.raises(CohortexError, match="is not a cohort store; overwrite replaces only"):
+        create_cohort(project, np.ones((3, 2)), overwrite=True)
+    np.savetxt(tmp_path / "x.tsv", np.ones((2, 3)), delimiter="\t")
+    assert main(["import", str(tmp_path / "x.tsv"), str(project), "--overwrite"]) == 2
+    assert {k: v for k, v in snapshot(tmp_path).items() if k != "x.tsv"} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    create_cohort(empty, np.ones((3, 2)), overwrite=True)  # an empty folder may be filled
+
+
+_DIES_MID_SWAP = """
+import os, sys, numpy as np
+import cohortex.store as st
+st._exchange = lambda a, b: False  # a file system without an atomic exchange
+original = os.replace
+def dying(src, dest):
+    original(src, dest)
+    if ".old-" in str(dest):
+        os._exit(9)  # between moving the old store aside and moving the new one in
+os.replace = dying
+st.create_cohort(sys.argv[1], np.zeros((4, 3)), overwrite=True)
+"""
+
+
+def test_a_replacement_killed_between_its_renames_puts_the_old_store_back(tmp_path):
+    path, x = _labelled(tmp_path)
+    done = subprocess.run([sys.executable, "-c", _DIES_MID_SWAP, str(path)], capture_output=True)
+    assert done.returncode == 9, done.stderr
+    assert not path.exists() and list(tmp_path.glob(".c.zarr.old-*"))
+    with pytest.warns(CohortexWarning, match="was being replaced .* put back"):
+        ds = open_cohort(path)
+    np.testing.assert_array_equal(ds["expression"].values, x)
+
+
+def test_the_atomic_swap_replaces_a_store_in_one_step(tmp_path):
+    path, _ = _labelled(tmp_path)
+    calls = []
+    original = store_module._exchange
+
+    def spy(a, b):
+        calls.append(original(a, b))
+        return calls[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "_exchange", spy)
+        create_cohort(path, np.zeros((4, 3)), overwrite=True)
+    assert calls == [True]  # Linux: renameat2(RENAME_EXCHANGE)
+    np.testing.assert_array_equal(open_cohort(path)["expression"].values, np.zeros((4, 3)))
+    assert not list(tmp_path.glob(".c.zarr.*"))
+
+
+def test_leftovers_of_killed_writes_are_removed_but_not_a_live_writers(tmp_path):
+    import fcntl
+
+    dead = tmp_path / ".c.zarr.tmp-dead"
+    (dead / "expression").mkdir(parents=True)
+    (dead / ".cohortex.lock").write_text("")
+    live = tmp_path / ".c.zarr.tmp-live"
+    live.mkdir()
+    with open(live / ".cohortex.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another process at work
+        _labelled(tmp_path)
+        assert not dead.exists() and live.exists()
+    write_result(tmp_path / "c.zarr", "de", xr.Dataset({"a": ("g", [1.0])}))
+    leftover = tmp_path / "c.zarr" / "results" / ".pca.tmp-123"
+    (leftover / "scores").mkdir(parents=True)  # a result write killed half-way
+    write_result(tmp_path / "c.zarr", "de", xr.Dataset({"a": ("g", [2.0])}), overwrite=True)
+    assert not leftover.exists()

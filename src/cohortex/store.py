@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "COMPRESSORS",
     "DEFAULT_CHUNKS",
     "FORMAT_VERSION",
+    "LOCK_TIMEOUT",
     "SCALES",
     "append_samples",
     "create_cohort",
@@ -76,6 +78,9 @@ DEFAULT_CHUNKS = (1024, 1024)
 RESERVED_NAMES = ("expression", "sample", "gene", "results")
 _JOURNAL = ".cohortex-journal"
 _RESULTS = "results"
+_LOCK = ".cohortex.lock"
+# seconds a writer waits for another writer of the same store (a reader: for a writer)
+LOCK_TIMEOUT = 120.0
 
 PathLike = str | os.PathLike[str]
 
@@ -175,12 +180,23 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
         ``scale`` and ``cohortex_format``.
     """
     root = Path(path)
+    _restore_replaced(root)
     _check_is_group(root)
-    _recover(root)
+    journal = root / _JOURNAL
+    if journal.exists() or journal.is_symlink():  # waits for a live writer; a dead one's is undone
+        with _store_lock(root, exclusive=True, what="undo an unfinished append in"):
+            _recover(root)
+    with _store_lock(root, exclusive=False, what="read"):
+        return _open(root, chunks)
+
+
+def _open(root: Path, chunks: Any) -> xr.Dataset:
+    """``open_cohort`` once the store is locked against writers."""
     try:
         group = zarr.open_group(root, mode="r", zarr_format=3)
         version = _check_format(dict(group.attrs), root)
-        names = sorted(group.array_keys())
+        with _own_files_unremarked():
+            names = sorted(group.array_keys())
     except CohortexError:
         raise
     except Exception as error:
@@ -192,7 +208,8 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
             if missing:
                 raise _missing_error(root, name, missing)
     try:
-        ds = xr.open_zarr(root, consolidated=False, chunks=None)  # reads the coordinates
+        with _own_files_unremarked():
+            ds = xr.open_zarr(root, consolidated=False, chunks=None)  # reads the coordinates
     except Exception as error:  # a damaged id chunk, arrays of conflicting lengths, ...
         damaged = [n for n in names if n != "expression" and _damaged_chunk(root, n)]
         where = f" (a damaged chunk: {_damaged_chunk(root, damaged[0])} of {damaged[0]!r})"
@@ -254,6 +271,15 @@ def append_samples(
         The grown store, opened with :func:`open_cohort`.
     """
     root = Path(path)
+    _check_is_group(root)
+    with _store_lock(root, exclusive=True, what="append to"):
+        return _append(root, expression, samples, progress)
+
+
+def _append(
+    root: Path, expression: Any, samples: pd.DataFrame | None, progress: bool | None
+) -> xr.Dataset:
+    """``append_samples`` once the store is locked for this writer alone."""
     current = open_cohort(root)
     old_gene_ids = [str(g) for g in current["gene"].values]
     old_sample_ids = {str(s) for s in current["sample"].values}
@@ -312,9 +338,11 @@ def append_samples(
     group = zarr.open_group(root, mode="r+", zarr_format=3)
     old_n = current.sizes["sample"]
     new_n = old_n + matrix.shape[0]
+    with _own_files_unremarked():
+        members = list(group.arrays())
     sample_arrays = {
         name: _open_array(root / name)
-        for name, array in group.arrays()
+        for name, array in members
         if (getattr(array.metadata, "dimension_names", None) or (None,))[0] == "sample"
     }
     expression_array = sample_arrays["expression"]
@@ -362,7 +390,18 @@ def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bo
     root = Path(path)
     _check_result_name(name, "write_result")
     open_cohort(root)  # checks that this is a cohort store (and recovers an interrupted append)
+    with _store_lock(root, exclusive=True, what="write a result into"):
+        _write_result(root, name, result, overwrite)
+
+
+def _write_result(root: Path, name: str, result: xr.Dataset, overwrite: bool) -> None:
+    """``write_result`` once the store is locked for this writer alone."""
     results = root / _RESULTS
+    if results.is_dir():  # leftovers of interrupted writes: no other writer can be at work now
+        for aside in results.glob(".*.old-*"):
+            _restore_replaced(results / aside.name[1:].rsplit(".old-", 1)[0])
+        for leftover in [*results.glob(".*.tmp-*"), *results.glob(".*.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
     if not (results / "zarr.json").is_file():
         zarr.open_group(results, mode="a", zarr_format=3)
     final = results / name
@@ -521,7 +560,8 @@ def verify(path: PathLike, *, progress: bool | None = None) -> StoreReport:
     arrays = _stored_arrays(root)
     _check_chunks_of(root, arrays, checked, report, progress)
     try:
-        ds = xr.open_zarr(root, consolidated=False, chunks=None)
+        with _own_files_unremarked():
+            ds = xr.open_zarr(root, consolidated=False, chunks=None)
     except Exception as error:
         report.problems.append(f"the arrays do not form a cohort: {error}")
         return report
@@ -659,12 +699,16 @@ class CohortWriter:
                 f"The metadata column {name!r} is both a sample variable and a gene variable; "
                 "rename one of them."
             )
-        if self.path.exists() and not overwrite:
-            raise CohortexError(
-                f"{str(self.path)!r} already exists; pass overwrite=True to replace it."
-            )
+        _restore_replaced(self.path)
+        if self.path.exists() or self.path.is_symlink():
+            if not overwrite:
+                raise CohortexError(
+                    f"{str(self.path)!r} already exists; pass overwrite=True to replace it."
+                )
+            _check_replaceable(self.path)
         self.attrs = {**(attrs or {}), "scale": self.scale}
         self._tmp: Path | None = None
+        self._hold: contextlib.ExitStack | None = None
         self._array: Any = None
         self._written = 0
         self._checker = _BlockChecker(gene_ids=self.gene_ids, scale=self.scale)
@@ -672,11 +716,17 @@ class CohortWriter:
     def __enter__(self) -> CohortWriter:
         parent = self.path.parent
         parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(parent, f".{self.path.name}.tmp-*")
         self._tmp = parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
+        self._hold = contextlib.ExitStack()
         try:
+            self._tmp.mkdir()
+            # held until the store is in place: a leftover folder is one nobody holds
+            self._hold.enter_context(_held_lock(self._tmp / _LOCK))
             self._write_skeleton(self._tmp)
             self._array = _open_array(self._tmp / "expression")
         except BaseException:
+            self._hold.close()
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
         return self
@@ -713,11 +763,20 @@ class CohortWriter:
                         f"Only {self._written} of {expected} expression values were written; "
                         "the store was not created."
                     )
-                _replace_dir(self._tmp, self.path)
+                if self.path.exists():
+                    _check_replaceable(self.path)
+                    with _store_lock(self.path, exclusive=True, what="replace"):
+                        _replace_dir(self._tmp, self.path)
+                else:
+                    _replace_dir(self._tmp, self.path)
         finally:
+            assert self._hold is not None
+            self._hold.close()
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _write_skeleton(self, where: Path) -> None:
+        """The store's arrays and metadata, without expression values, into the (existing,
+        empty but for its lock file) folder ``where``."""
         placeholder = da.full(
             self.shape, np.nan, dtype=np.float32, chunks=self.chunks
         )  # never computed: to_zarr(compute=False) writes only the array's metadata
@@ -741,15 +800,16 @@ class CohortWriter:
             str(name): {"compressors": _METADATA_CODECS} for name in ds.variables
         }
         encoding["expression"] = {"chunks": self.chunks, "compressors": self.codecs}
-        ds.to_zarr(
-            where,
-            mode="w-",
-            zarr_format=3,
-            consolidated=False,
-            compute=False,
-            encoding=encoding,
-            write_empty_chunks=True,
-        )
+        with _own_files_unremarked():
+            ds.to_zarr(
+                where,
+                mode="a",  # the folder exists (for its lock) and holds nothing else
+                zarr_format=3,
+                consolidated=False,
+                compute=False,
+                encoding=encoding,
+                write_empty_chunks=True,
+            )
 
 
 class _BlockChecker:
@@ -828,6 +888,15 @@ def _check_format(attrs: dict[str, Any], root: Path) -> int:
             f"expected one of {', '.join(SCALES)}."
         )
     return version
+
+
+@contextlib.contextmanager
+def _own_files_unremarked() -> Iterator[None]:
+    """Zarr warns about every file in a group's folder that is not Zarr's when it lists the
+    group; a store's lock file and an append's journal are cohortex's own."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object at \.cohortex")
+        yield
 
 
 def _check_is_group(root: Path) -> None:
@@ -1289,14 +1358,184 @@ def _write_block(array: Any, region: tuple[slice, slice], block: np.ndarray) -> 
 
 
 def _replace_dir(src: Path, dest: Path) -> None:
-    """Move a finished folder into place; an existing ``dest`` is removed only afterwards."""
+    """Move a finished folder into place; an existing ``dest`` is removed only afterwards.
+
+    Where the kernel can (Linux's ``renameat2`` with ``RENAME_EXCHANGE``), the two folders
+    trade places in one step, so that no moment leaves ``dest`` missing; the old folder, now
+    at ``src``, is then removed (if that is cut short, it is a leftover that later writes
+    remove). Elsewhere the old folder is first renamed aside to ``.NAME.old-<id>``, which
+    :func:`_restore_replaced` puts back if the process dies before the new one is in place.
+    """
+    if not dest.exists():
+        os.replace(src, dest)
+        return
+    if _exchange(src, dest):
+        shutil.rmtree(src, ignore_errors=True)
+        return
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex}"
+    os.replace(dest, old)
+    os.replace(src, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_replaceable(path: Path) -> None:
+    """Only a cohort store, or an empty folder, may be replaced: never other files."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    metadata = path / "zarr.json"
+    is_store = False
+    if path.is_dir() and not path.is_symlink() and metadata.is_file():
+        try:
+            node = json.loads(metadata.read_text(encoding="utf-8"))
+            is_store = "cohortex_format" in node.get("attributes", {})
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            is_store = False
+    if not is_store:
+        raise CohortexError(
+            f"{str(path)!r} exists and is not a cohort store; overwrite replaces only a cohort "
+            "store (or an empty folder), never other files. Choose another destination."
+        )
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where that is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0  # EINVAL/ENOSYS: the file system or kernel cannot exchange
+
+
+def _restore_replaced(dest: Path) -> None:
+    """Put back a store that a replacement moved aside and did not finish replacing."""
     if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex}"
-        os.replace(dest, old)
-        os.replace(src, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dest)
+        return
+    aside = sorted(dest.parent.glob(f".{dest.name}.old-*"))
+    if len(aside) == 1 and (aside[0] / "zarr.json").is_file():
+        os.replace(aside[0], dest)
+        warnings.warn(
+            f"The store at {str(dest)!r} was being replaced when a process stopped; the previous "
+            "store has been put back.",
+            CohortexWarning,
+            stacklevel=3,
+        )
+
+
+def _remove_leftovers(folder: Path, pattern: str) -> None:
+    """Remove folders of interrupted writes (``pattern`` in ``folder``) that no live writer
+    holds: each writer keeps its temporary folder's lock file locked while it works."""
+    for leftover in folder.glob(pattern):
+        if not leftover.is_dir() or leftover.is_symlink():
+            continue
+        with _try_lock(leftover / _LOCK) as free:
+            if free:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: stores are not locked (one writer at a time is the user's)
+    fcntl = None  # type: ignore[assignment]
+
+_held: dict[str, int] = {}  # stores this process holds exclusively (locks are per process)
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _store_lock(root: Path, *, exclusive: bool, what: str) -> Iterator[None]:
+    """One writer at a time: an advisory lock on ``root/.cohortex.lock``.
+
+    Writers (append, results, replacing the store) hold it exclusively; readers hold it shared
+    while they read the store's metadata, so they never meet a half-done append. Either waits
+    up to :data:`LOCK_TIMEOUT` for the other, then fails with a clear error. Within a process
+    a store locked exclusively is not locked again. A reader of a store it cannot lock (read
+    only) goes without.
+    """
+    key = str(root.resolve())
+    if fcntl is None or key in _held:
+        yield
+        return
+    try:
+        fd = os.open(root / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        if exclusive:
+            raise CohortexError(
+                f"Cannot {what} the store at {str(root)!r}: its lock file cannot be opened "
+                f"({error})."
+            ) from None
+        yield
+        return
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise CohortexError(
+                        f"Cannot {what} the store at {str(root)!r}: another process has been "
+                        f"writing to it for over {LOCK_TIMEOUT:.0f} s. Try again once it has "
+                        "finished."
+                    ) from None
+                time.sleep(0.05)
+        if exclusive:
+            with _held_guard:
+                _held[key] = 1
+        try:
+            yield
+        finally:
+            if exclusive:
+                with _held_guard:
+                    _held.pop(key, None)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """Take an exclusive lock on ``path`` without waiting: True if no one holds it."""
+    if fcntl is None:
+        yield False
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:  # a folder whose writer never got to lock it: stale if not new
+        yield time.time() - path.parent.stat().st_mtime > 60
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _held_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a writer's temporary folder) while working in it."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 # names Zarr gives meaning to inside a group's folder (v3 and v2 metadata)
