@@ -3,6 +3,9 @@ refuses with a clear error or survives; nothing outside the store is touched, no
 
 from __future__ import annotations
 
+import errno
+import gzip
+import io
 import json
 import os
 import subprocess
@@ -16,6 +19,7 @@ import pytest
 import xarray as xr
 import zarr
 
+import cohortex
 import cohortex.store as store_module
 from cohortex import (
     CohortexError,
@@ -430,3 +434,190 @@ def test_leftovers_of_killed_writes_are_removed_but_not_a_live_writers(tmp_path)
     (leftover / "scores").mkdir(parents=True)  # a result write killed half-way
     write_result(tmp_path / "c.zarr", "de", xr.Dataset({"a": ("g", [2.0])}), overwrite=True)
     assert not leftover.exists()
+
+
+# ------------------------------------------------------------------ bad files: clean errors
+
+GENES_BY_SAMPLES = "gene\tS1\tS2\tS3\nG1\t1\t2\t3\nG2\t4\t5\t6\n"
+
+
+def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    """name → (input file, what the error must say)."""
+    folder.mkdir(exist_ok=True)
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def case(name: str, filename: str, content: bytes | None, said: str) -> None:
+        path = folder / filename
+        if content is not None:
+            path.write_bytes(content)
+        cases[name] = (path, said)
+
+    case("latin-1 text", "latin1.tsv", "gene\tS1\nGén\t1\n".encode("latin-1"), "not UTF-8")
+    case("binary", "binary.tsv", bytes(range(256)) * 4, "not UTF-8")
+    case("truncated gzip", "cut.tsv.gz", gzip.compress(GENES_BY_SAMPLES.encode())[:30], "gzip")
+    case("fake gzip", "fake.tsv.gz", b"plain text, not gzip", "gzip")
+    case("unbalanced quote", "quote.tsv", b'gene\tS1\tS2\n"G1\t1\t2\nG2\t3\t4\n', "quoted field")
+    case("quoted id with tab", "tab.tsv", b'gene\tS1\tS2\n"G\t1"\t2\nG2\t3\t4\n', "has 2 fields")
+    case(
+        "quoted id with comma (CSV)", "comma.csv", b'gene,S1,S2\n"G,1",2\nG2,3,4\n', "has 2 fields"
+    )
+    empty = folder / "empty_folder"
+    empty.mkdir(exist_ok=True)
+    cases["an empty folder"] = (empty, "not a readable AnnData Zarr folder")
+    case("text as .h5ad", "fake.h5ad", b"not HDF5 at all", "not a readable .h5ad")
+    case("truncated .h5ad", "cut.h5ad", b"\x89HDF\r\n\x1a\n" + bytes(100), "not a readable .h5ad")
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(["a", None], dtype=object), allow_pickle=True)
+    case("object .npy", "object.npy", buffer.getvalue(), "not a readable NumPy matrix")
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((50, 40)))
+    case("truncated .npy", "cut.npy", buffer.getvalue()[:500], "not a readable NumPy matrix")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "latin-1 text",
+        "binary",
+        "truncated gzip",
+        "fake gzip",
+        "unbalanced quote",
+        "quoted id with tab",
+        "quoted id with comma (CSV)",
+        "an empty folder",
+        "text as .h5ad",
+        "truncated .h5ad",
+        "object .npy",
+        "truncated .npy",
+    ],
+)
+def test_a_bad_input_file_is_a_clear_error_and_writes_nothing(tmp_path, capsys, name):
+    source, said = _bad_inputs(tmp_path / "inputs")[name]
+    dest = tmp_path / "out.zarr"
+    assert main(["import", str(source), str(dest)]) == 2
+    assert said in capsys.readouterr().err
+    assert not dest.exists() and not list(tmp_path.glob(".out.zarr*"))
+
+
+def test_a_gene_id_starting_with_bang_is_data_in_a_plain_table(tmp_path):
+    table = tmp_path / "plain.tsv"
+    table.write_text("gene\tS1\tS2\n!G1\t1\t2\nG2\t3\t4\n")
+    ds = cohortex.io.import_file(table, tmp_path / "c.zarr")
+    assert list(ds["gene"].values) == ["!G1", "G2"]
+    geo = tmp_path / "GSE1_series_matrix.txt"
+    geo.write_text(
+        "!Series_title\t'x'\n!series_matrix_table_begin\nID_REF\tS1\tS2\nG1\t1\t2\n"
+        "!Sample_oops\t1\t2\nG2\t3\t4\n!series_matrix_table_end\n"
+    )
+    with pytest.raises(CohortexError, match="starts with '!' inside the table"):
+        cohortex.io.import_file(geo, tmp_path / "geo.zarr")
+
+
+@pytest.mark.parametrize("content", ["", "sample\n", "sample\nS1\nS2\n"])
+def test_an_empty_or_idless_metadata_file_is_a_clear_error(tmp_path, capsys, content):
+    (tmp_path / "m.tsv").write_text(GENES_BY_SAMPLES)
+    (tmp_path / "meta.tsv").write_text(content)
+    command = ["import", str(tmp_path / "m.tsv"), str(tmp_path / "c.zarr")]
+    assert main([*command, "--samples", str(tmp_path / "meta.tsv")]) == 2
+    assert "metadata file" in capsys.readouterr().err
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_negative_counts_are_refused(tmp_path):
+    with pytest.raises(CohortexError, match="scale='counts' needs values of at least 0; found -2"):
+        create_cohort(tmp_path / "c.zarr", np.array([[1.0, -2.0], [3.0, 4.0]]), scale="counts")
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device", "chunk")
+
+    original = zarr.Array.__setitem__
+    monkeypatch.setattr(zarr.Array, "__setitem__", lambda self, key, value: full())
+    with pytest.raises(CohortexError, match="The disk refused .*: No space left on device"):
+        create_cohort(tmp_path / "c.zarr", np.ones((4, 3)))
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(zarr.Array, "__setitem__", original)
+    path, _ = _labelled(tmp_path)
+    monkeypatch.setattr(xr.Dataset, "to_zarr", lambda *args, **kwargs: full())
+    with pytest.raises(CohortexError, match="The disk refused writing the result 'de'"):
+        write_result(path, "de", xr.Dataset({"a": ("g", [1.0])}))
+    assert list_results(path) == []
+
+
+@pytest.fixture
+def analysed(tmp_path):
+    path, _ = _labelled(tmp_path, name="a.zarr")
+    return path
+
+
+@pytest.mark.parametrize(
+    "arguments, said",
+    [
+        (
+            ["de", "{store}", "--groupby", "condition", "--out", "{tmp}/missing/x.tsv"],
+            "does not exist",
+        ),
+        (["de", "{store}", "--groupby", "condition", "--out", "{tmp}/x.xlsx"], "must end in"),
+        (["de", "{store}", "--groupby", "condition", "--name", "zarr.json"], "'name' parameter"),
+        (["pca", "{store}", "--n-components", "2", "--plot", "{tmp}/no/p.png"], "does not exist"),
+        (["pca", "{store}", "--n-components", "2", "--plot", "{tmp}/p.docx"], "must end in"),
+        (["tsne", "{store}", "--perplexity", "0"], "--perplexity: expected a positive number"),
+        (["tsne", "{store}", "--perplexity", "-5"], "--perplexity: expected a positive number"),
+        (["tsne", "{store}", "--perplexity", "nan"], "--perplexity: expected a positive number"),
+        (["tsne", "{store}", "--n-iter", "0"], "--n-iter: expected a positive whole number"),
+        (["ae", "train", "{store}", "--batch-size", "0"], "'batch_size' parameter"),
+        (["ae", "train", "{store}", "--lr", "-1"], "'lr' parameter"),
+        (["ae", "train", "{store}", "--n-top-genes", "0"], "'n_top_genes' parameter"),
+        (["ae", "train", "{store}", "--max-epochs", "0"], "'max_epochs' parameter"),
+        (["export", "{store}", "{tmp}/a_file/x.tsv"], "a_file"),
+    ],
+)
+def test_bad_options_are_clear_errors_before_any_work(analysed, tmp_path, capsys, arguments, said):
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    filled = [a.format(store=analysed, tmp=tmp_path) for a in arguments]
+    assert main(filled) == 2
+    assert said in capsys.readouterr().err
+    assert list_results(analysed) == []
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_ae_modules_options_are_checked(analysed, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    common = ["--model", str(model)]
+    assert (
+        main(["ae", "train", str(analysed), "--hidden", "4,2", "--max-epochs", "1", *common]) == 0
+    )
+    for extra, said in (
+        (["--groupby", "nothing"], "'groupby' parameter must name a sample variable"),
+        (["--groupby", "condition", "--layer", "0"], "'layer' parameter must be between 1 and 2"),
+        (["--groupby", "condition", "--q", "5"], "'q' parameter must be in (0, 1]"),
+    ):
+        capsys.readouterr()
+        assert main(["ae", "modules", str(analysed), *extra, *common]) == 2
+        assert said in capsys.readouterr().err
+
+
+def test_tsne_after_an_append_recomputes_a_stale_pca(analysed, capsys):
+    assert main(["pca", str(analysed), "--n-components", "3"]) == 0
+    extra = pd.DataFrame({"condition": ["a", "b"] * 10}, index=[f"T{i}" for i in range(20)])
+    cohortex.append_samples(analysed, np.ones((20, 18), dtype=np.float32), extra)
+    assert main(["tsne", str(analysed), "--perplexity", "5", "--n-iter", "250"]) == 0
+    assert "does not cover the store's 60 samples" in capsys.readouterr().out
+    assert read_result(analysed, "tsne").sizes["sample"] == 60
+
+
+@pytest.mark.parametrize(
+    "options, said",
+    [
+        ({"perplexity": 0}, "'perplexity' parameter"),
+        ({"perplexity": float("nan")}, "'perplexity' parameter"),
+        ({"n_iter": 0}, "'n_iter' parameter"),
+        ({"n_components": 4}, "'n_components' parameter"),
+    ],
+)
+def test_tsne_refuses_meaningless_options(options, said):
+    with pytest.raises(CohortexError, match=said):
+        cohortex.tsne(np.random.default_rng(0).normal(size=(100, 5)), **options)

@@ -24,13 +24,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 ``verify`` found damage, 2 bad
     input, 130 interrupted)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse has printed the usage error (2) or the help (0)
+        return int(done.code or 0)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
     try:
         status = args.run(args)
     except CohortexError as error:
+        print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path the user named: missing, unwritable, a full disk
         print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -145,8 +151,8 @@ def _parser() -> argparse.ArgumentParser:
         default="pca",
         help="PCA result to embed (computed with defaults if absent)",
     )
-    ts.add_argument("--perplexity", type=float, default=30.0)
-    ts.add_argument("--n-iter", type=int, default=500)
+    ts.add_argument("--perplexity", type=_positive(float), default=30.0)
+    ts.add_argument("--n-iter", type=_positive(int), default=500)
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     ts.add_argument("--name", default="tsne", help="result name (default tsne)")
@@ -281,6 +287,23 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(kind: type) -> Any:
+    """An argparse type: a finite number above 0 of ``kind`` (int or float)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {'whole ' if kind is int else ''}number; got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def _pair(text: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in text.split(","))
@@ -407,6 +430,8 @@ def _de(args: argparse.Namespace) -> None:
     from . import de
     from .store import write_result
 
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     show = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
     with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
@@ -440,6 +465,7 @@ def _pca(args: argparse.Namespace) -> None:
     from .embed import pca
     from .store import write_result
 
+    _check_plot(args.plot)
     start = time.perf_counter()
     result = pca(
         args.store,
@@ -466,11 +492,22 @@ def _tsne(args: argparse.Namespace) -> None:
     from .embed import pca, tsne
     from .store import read_result, write_result
 
+    _check_plot(args.plot)
     start = time.perf_counter()
+    samples = open_cohort(args.store)["sample"].values
+    source = None
     if args.source in list_results(args.store):
         source = read_result(args.store, args.source)
-    else:
-        source = pca(args.store, 50, genes="hvg", seed=args.seed, device=args.device)
+        if "sample" not in source.coords or not np.array_equal(source["sample"].values, samples):
+            print(
+                f"the stored result {args.source!r} does not cover the store's "
+                f"{len(samples)} samples (samples were added since?): computing it again"
+            )
+            source = None
+    if source is None:
+        shape = open_cohort(args.store)["expression"].shape
+        components = min(50, *shape)
+        source = pca(args.store, components, genes="hvg", seed=args.seed, device=args.device)
         write_result(args.store, args.source, source, overwrite=True)
     result = tsne(
         source, perplexity=args.perplexity, n_iter=args.n_iter, seed=args.seed, device=args.device
@@ -481,6 +518,28 @@ def _tsne(args: argparse.Namespace) -> None:
         f"{time.perf_counter() - start:.1f} s; saved as result {args.name!r}"
     )
     _save_scatter(result, args.plot, args.color)
+
+
+def _check_output(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
+    """An output file can be written: its folder exists, its name ends as it should."""
+    if not path.parent.is_dir():
+        raise CohortexError(
+            f"The folder of {option} {str(path)!r} does not exist; create it first."
+        )
+    if path.is_dir():
+        raise CohortexError(f"{option} {str(path)!r} is a folder; name a file.")
+    if not path.name.lower().endswith(suffixes):
+        raise CohortexError(
+            f"{option} {str(path)!r} must end in {', '.join(suffixes)}; got {path.suffix!r}."
+        )
+
+
+def _check_plot(path: Path | None) -> None:
+    if path is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = tuple(f".{k}" for k in FigureCanvasBase.get_supported_filetypes())
+        _check_output(path, "--plot", formats)
 
 
 def _save_scatter(result: Any, path: Path | None, color: str) -> None:
@@ -532,8 +591,10 @@ def _ae_modules(args: argparse.Namespace) -> None:
     from .ae import Autoencoder
     from .store import write_result
 
+    if args.out is not None:
+        _check_output(args.out, "--out", (".txt", ".tsv", ".csv"))
     model = Autoencoder.load(_model_path(args))
-    layer = args.layer or len(model.hidden)
+    layer = len(model.hidden) if args.layer is None else args.layer
     result = model.condition_modules(
         args.store, args.groupby, layer, reference=args.reference, q=args.q, top=args.top
     )

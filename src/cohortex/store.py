@@ -28,6 +28,7 @@ byte, either at once or the next time the store is opened.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -413,17 +414,23 @@ def _write_result(root: Path, name: str, result: xr.Dataset, overwrite: bool) ->
     tmp = results / f".{name}.tmp-{uuid.uuid4().hex}"
     try:
         result = _strings_to_object(result)
-        result.to_zarr(
-            tmp,
-            mode="w-",
-            zarr_format=3,
-            consolidated=False,
-            encoding={name: {"compressors": _METADATA_CODECS} for name in result.variables},
-            write_empty_chunks=True,
-        )
+        with _disk_errors(f"writing the result {name!r}"):
+            _to_zarr_checked(result, tmp)
         _replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _to_zarr_checked(result: xr.Dataset, tmp: Path) -> None:
+    """A result Dataset written with checksums, every chunk written."""
+    result.to_zarr(
+        tmp,
+        mode="w-",
+        zarr_format=3,
+        consolidated=False,
+        encoding={name: {"compressors": _METADATA_CODECS} for name in result.variables},
+        write_empty_chunks=True,
+    )
 
 
 def read_result(path: PathLike, name: str) -> xr.Dataset:
@@ -723,7 +730,8 @@ class CohortWriter:
             self._tmp.mkdir()
             # held until the store is in place: a leftover folder is one nobody holds
             self._hold.enter_context(_held_lock(self._tmp / _LOCK))
-            self._write_skeleton(self._tmp)
+            with _disk_errors(f"creating the store {str(self.path)!r}"):
+                self._write_skeleton(self._tmp)
             self._array = _open_array(self._tmp / "expression")
         except BaseException:
             self._hold.close()
@@ -833,6 +841,13 @@ class _BlockChecker:
                 f"Expression values must be finite or NaN; found {int(infinite.sum())} infinite "
                 f"values in this block, the first at sample {row0 + r}, gene "
                 f"{self.gene_ids[col0 + c]!r}."
+            )
+        if self.scale == "counts" and block.size and np.nanmin(block, initial=0.0) < 0:
+            r, c = np.argwhere(block < 0)[0]
+            raise CohortexError(
+                f"scale='counts' needs values of at least 0; found {block[r, c]:g} at sample "
+                f"{row0 + r}, gene {self.gene_ids[col0 + c]!r}. Choose the scale the values "
+                "are on (log2, log1p or linear)."
             )
         if self.first and self.scale == "log2" and block.size:
             finite = block[np.isfinite(block)]
@@ -1353,8 +1368,23 @@ def _interrupts_deferred() -> Iterator[None]:
 
 def _write_block(array: Any, region: tuple[slice, slice], block: np.ndarray) -> None:
     """The one place expression values reach the disk."""
-    with _interrupts_deferred():
+    with _interrupts_deferred(), _disk_errors("writing expression values"):
         array[region] = block
+
+
+@contextlib.contextmanager
+def _disk_errors(doing: str) -> Iterator[None]:
+    """A full disk, a quota or a read-only file system as a clear error (the caller's
+    all-or-nothing machinery then leaves nothing half-written)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        raise CohortexError(
+            f"The disk refused {doing}: {os.strerror(error.errno)} ({error.filename or ''}). "
+            "Nothing was left half-written."
+        ) from None
 
 
 def _replace_dir(src: Path, dest: Path) -> None:

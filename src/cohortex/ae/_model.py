@@ -99,6 +99,21 @@ class Autoencoder:
             raise CohortexError(f"The 'hidden' layer widths must be positive; got {hidden!r}.")
         if not 0 < validation < 1:
             raise CohortexError(f"The 'validation' fraction must be in (0, 1); got {validation}.")
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_epochs", max_epochs),
+            ("patience", patience),
+            ("n_top_genes", 1 if n_top_genes is None else n_top_genes),
+        ):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise CohortexError(
+                    f"The '{name}' parameter of Autoencoder must be a positive whole number; "
+                    f"got {value!r}."
+                )
+        if not (isinstance(lr, int | float) and np.isfinite(lr) and lr > 0):
+            raise CohortexError(
+                f"The 'lr' parameter of Autoencoder must be a positive number; got {lr!r}."
+            )
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.lr = float(lr)
@@ -340,7 +355,21 @@ class Autoencoder:
         """
         from ..de import test
 
+        if not (isinstance(q, int | float) and 0 < q <= 1):
+            raise CohortexError(f"The 'q' parameter must be in (0, 1]; got {q!r}.")
+        if not isinstance(top, int | np.integer) or top < 1:
+            raise CohortexError(
+                f"The 'top' parameter must be a positive whole number; got {top!r}."
+            )
+        self._check_layer(layer)
         data = as_cohort_matrix(cohort)
+        if isinstance(groupby, str):
+            variables = data.sample_variables()
+            if groupby not in variables:
+                raise CohortexError(
+                    f"The 'groupby' parameter must name a sample variable; got {groupby!r}. "
+                    f"Sample variables: {', '.join(variables) or '(none)'}."
+                )
         activation = self.transform(cohort, layer)["activation"].values
         labels = data.dataset[groupby].values if data.dataset is not None else groupby
         result = test(activation, labels, reference=reference, scale="linear")

@@ -71,6 +71,18 @@ def tsne(
         ``embedding(sample, dim)`` and the sample variables of the input, attrs naming the
         implementation and parameters.
     """
+    if not (isinstance(perplexity, int | float) and np.isfinite(perplexity) and perplexity > 0):
+        raise CohortexError(
+            f"The 'perplexity' parameter of tsne() must be a positive number; got {perplexity!r}."
+        )
+    if not isinstance(n_iter, int | np.integer) or n_iter < 1:
+        raise CohortexError(
+            f"The 'n_iter' parameter of tsne() must be a positive whole number; got {n_iter!r}."
+        )
+    if n_components not in (1, 2, 3):
+        raise CohortexError(
+            f"The 'n_components' parameter of tsne() must be 1, 2 or 3; got {n_components!r}."
+        )
     device = resolve_device(device)
     scores, carried = _scores(data, n_pcs, seed, device)
     n_samples = scores.shape[0]

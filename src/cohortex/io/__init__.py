@@ -73,7 +73,12 @@ def import_file(
     if name.endswith(".npy"):
         if not path.is_file():
             raise CohortexError(f"The input file {str(path)!r} does not exist.")
-        matrix = np.load(path, mmap_mode="r")
+        try:
+            matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:  # object arrays, truncated, not .npy
+            raise CohortexError(
+                f"{str(path)!r} is not a readable NumPy matrix of numbers: {error}"
+            ) from None
         meta = None if samples is None else read_metadata(samples, "sample")
         return create_cohort(dest, matrix, samples=meta, scale=scale, **options)
     return import_table(

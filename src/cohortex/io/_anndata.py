@@ -74,11 +74,15 @@ def import_anndata(
     path = Path(src)
     if not path.exists():
         raise CohortexError(f"The input file {str(path)!r} does not exist.")
-    if path.is_file():
-        root: Any = h5py.File(path, "r")
-    else:
-        with _quiet_consolidated():
-            root = zarr.open_group(path, mode="r")
+    try:
+        if path.is_file():
+            root: Any = h5py.File(path, "r")
+        else:
+            with _quiet_consolidated():
+                root = zarr.open_group(path, mode="r")
+    except Exception as error:  # not HDF5, truncated, not a Zarr group, ...
+        kind = ".h5ad (HDF5) file" if path.is_file() else "AnnData Zarr folder"
+        raise CohortexError(f"{str(path)!r} is not a readable {kind}: {error}") from None
     try:
         if "X" not in root or "obs" not in root or "var" not in root:
             raise CohortexError(f"{str(path)!r} is not an AnnData file (no X, obs and var).")
@@ -130,6 +134,10 @@ def import_anndata(
                 writer.write(slice(start, stop), slice(None), np.asarray(block))
                 bar.update()
             bar.close()
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        if isinstance(error, CohortexError):
+            raise
+        raise CohortexError(f"{str(path)!r} cannot be read as AnnData: {error}") from None
     finally:
         if isinstance(root, h5py.File):
             root.close()
@@ -179,8 +187,19 @@ def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool
     import anndata as ad  # on use: only AnnData import and export need it
 
     dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise CohortexError(f"{str(dest)!r} already exists; pass overwrite=True to replace it.")
+    h5ad = dest.suffix.lower() == ".h5ad"
+    if dest.exists() or dest.is_symlink():
+        if not overwrite:
+            raise CohortexError(f"{str(dest)!r} already exists; pass overwrite=True to replace it.")
+        # replace only what this function writes: never another folder or file
+        replaceable = (
+            dest.is_file() if h5ad else dest.is_dir() and (dest / "zarr.json").is_file()
+        ) and not dest.is_symlink()
+        if not replaceable and not (dest.is_dir() and not any(dest.iterdir())):
+            raise CohortexError(
+                f"{str(dest)!r} exists and is not an AnnData "
+                f"{'file' if h5ad else 'Zarr store'}; overwrite replaces only that."
+            )
     adata = to_anndata(cohort, lazy=True)
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
     try:

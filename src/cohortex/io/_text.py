@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +235,19 @@ def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> p
     path = Path(source)
     if not path.is_file():
         raise CohortexError(f"The {what} metadata file {str(path)!r} does not exist.")
-    table = pd.read_csv(path, sep=_default_sep(path), dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, sep=_default_sep(path), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise CohortexError(f"The {what} metadata file {str(path)!r} is empty.") from None
+    except (*_UNREADABLE, ValueError) as error:
+        raise CohortexError(
+            f"The {what} metadata file {str(path)!r} cannot be read as a table: {error}"
+        ) from None
+    if table.shape[1] < 2:
+        raise CohortexError(
+            f"The {what} metadata file {str(path)!r} needs an id column and at least one "
+            f"variable; it has {table.shape[1]} column(s) (is the separator right?)."
+        )
     id_column = what if what in table.columns else table.columns[0]
     table = table.set_index(id_column)
     table.index.name = None
@@ -279,11 +292,29 @@ def _default_sep(path: Path) -> str:
 
 
 def _open_text(path: Path) -> IO[str]:
+    if path.is_dir():
+        raise CohortexError(f"The input {str(path)!r} is a folder, not a text file.")
     if not path.is_file():
         raise CohortexError(f"The input file {str(path)!r} does not exist.")
     if path.suffix.lower() == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+# what reading a damaged or foreign text file raises, besides our own errors
+_UNREADABLE = (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, OSError, csv.Error)
+
+
+def _unreadable(path: Path, number: int, error: Exception) -> CohortexError:
+    if isinstance(error, UnicodeDecodeError):
+        why = "it is not UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
+    elif isinstance(error, gzip.BadGzipFile | EOFError | zlib.error):
+        why = f"it is not a complete gzip file ({error})"
+    elif isinstance(error, csv.Error):
+        why = f"a quoted field is not closed ({error})"
+    else:
+        why = str(error)
+    return CohortexError(f"{str(path)!r} cannot be read after line {number}: {why}.")
 
 
 def _unquote(value: str) -> str:
@@ -294,23 +325,43 @@ def _unquote(value: str) -> str:
 
 
 def _split(line: str, sep: str) -> list[str]:
-    return next(csv.reader([line], delimiter=sep))
+    return next(csv.reader([line], delimiter=sep, strict=True))
 
 
 def _lines(path: Path, skip_lines: int) -> Iterator[tuple[int, str]]:
-    """(physical line number, text) of the table's lines: header first, then the rows."""
-    with _open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            if number <= skip_lines:
-                continue
-            line = line.rstrip("\r\n")
-            if line.startswith("!"):
-                if line.lower().startswith(_GEO_END):
-                    return
-                continue
-            if not line.strip():
-                continue
-            yield number, line
+    """(physical line number, text) of the table's lines: header first, then the rows.
+
+    A file whose first line starts with ``!`` is a GEO series matrix: its ``!`` lines before
+    the table are skipped and the table ends at ``!series_matrix_table_end``; a ``!`` line
+    inside its table is an error. In any other file every non-blank line is a row, ``!`` or
+    not (``!`` can begin a gene id).
+    """
+    geo: bool | None = None
+    in_table = False
+    number = 0
+    try:
+        with _open_text(path) as f:
+            for number, line in enumerate(f, start=1):
+                if number <= skip_lines:
+                    continue
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                if geo is None:
+                    geo = line.startswith("!")
+                if geo and line.startswith("!"):
+                    if line.lower().startswith(_GEO_END):
+                        return
+                    if in_table:
+                        raise CohortexError(
+                            f"Line {number} of the GEO series matrix {str(path)!r} starts with "
+                            "'!' inside the table (before !series_matrix_table_end)."
+                        )
+                    continue
+                in_table = True
+                yield number, line
+    except _UNREADABLE as error:
+        raise _unreadable(path, number, error) from None
 
 
 def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: int = 0) -> _Layout:
@@ -321,7 +372,10 @@ def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: i
         header_line, header = next(lines)
     except StopIteration:
         raise CohortexError(f"{str(path)!r} has no header line and no data.") from None
-    columns = [_unquote(c) for c in _split(header, sep)]
+    try:
+        columns = [_unquote(c) for c in _split(header, sep)]
+    except csv.Error as error:
+        raise _unreadable(path, header_line - 1, error) from None
     n_fields = len(columns)
     if n_fields < 2 + annotation_columns:
         raise CohortexError(
@@ -339,8 +393,11 @@ def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: i
     )
     expected_separators = n_fields - 1
     for number, line in lines:
-        if line.count(sep) != expected_separators:
-            fields = _split(line, sep)  # quoted fields may hold the separator
+        if line.count(sep) != expected_separators or '"' in line:
+            try:
+                fields = _split(line, sep)  # quoted fields may hold the separator
+            except csv.Error as error:
+                raise _unreadable(path, number - 1, error) from None
             if len(fields) != n_fields:
                 raise CohortexError(
                     f"Line {number} of {str(path)!r} has {len(fields)} fields; the header "
@@ -386,9 +443,18 @@ def _parse(
     }
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=np.float32, **options)
-    except ValueError:
+    except ValueError:  # pandas' ParserError is one too
         _raise_non_numeric(text, layout, start, first_data_column, options)
-        raise
+        raise CohortexError(
+            f"Lines {layout.line_numbers[start]}–{layout.line_numbers[start + len(lines) - 1]} "
+            f"of {str(layout.path)!r} cannot be parsed as a table of numbers."
+        ) from None
+    if frame.shape != (len(lines), n_fields - first_data_column):
+        raise CohortexError(
+            f"Lines {layout.line_numbers[start]}–{layout.line_numbers[start + len(lines) - 1]} "
+            f"of {str(layout.path)!r} do not parse into {len(lines)} rows of "
+            f"{n_fields - first_data_column} values (a quoted field spanning lines?)."
+        )
     return frame.to_numpy(dtype=np.float32)
 
 
@@ -396,7 +462,10 @@ def _raise_non_numeric(
     text: str, layout: _Layout, start: int, first_data_column: int, options: dict[str, Any]
 ) -> None:
     """Find the first cell that is neither a number nor a missing-value marker; name it."""
-    frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
+    except ValueError:
+        return
     for row in range(len(frame)):
         values = frame.iloc[row]
         numbers = pd.to_numeric(values, errors="coerce")
