@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -621,3 +622,26 @@ def test_tsne_after_an_append_recomputes_a_stale_pca(analysed, capsys):
 def test_tsne_refuses_meaningless_options(options, said):
     with pytest.raises(CohortexError, match=said):
         cohortex.tsne(np.random.default_rng(0).normal(size=(100, 5)), **options)
+
+
+def test_a_store_with_links_is_refused_for_reading_and_writing(store, victim):
+    """Zarr writes a chunk's temporary file into its folder: a linked folder would take an
+    append's chunks outside the store."""
+    chunk_row = store / "expression" / "c" / "2"
+    for chunk in chunk_row.iterdir():
+        (victim / chunk.name).write_bytes(chunk.read_bytes())
+    shutil.rmtree(chunk_row)
+    chunk_row.symlink_to(victim, target_is_directory=True)
+    outside = snapshot(victim)
+    with pytest.raises(CohortexError, match="holds a symbolic link, 'expression/c/2'"):
+        open_cohort(store)
+    x = np.ones((3, 17), dtype=np.float32)
+    samples = pd.DataFrame(
+        {"condition": ["a"] * 3, "age": [1] * 3, "weight": [1.0] * 3, "smoker": [True] * 3},
+        index=["N1", "N2", "N3"],
+    )
+    with pytest.raises(CohortexError, match="symbolic link"):
+        cohortex.append_samples(store, x, samples)
+    with pytest.raises(CohortexError, match="symbolic link"):
+        write_result(store, "de", xr.Dataset({"a": ("g", [1.0])}))
+    assert snapshot(victim) == outside

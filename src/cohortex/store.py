@@ -193,6 +193,7 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
 
 def _open(root: Path, chunks: Any) -> xr.Dataset:
     """``open_cohort`` once the store is locked against writers."""
+    _refuse_links(root)
     try:
         group = zarr.open_group(root, mode="r", zarr_format=3)
         version = _check_format(dict(group.attrs), root)
@@ -912,6 +913,21 @@ def _own_files_unremarked() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Object at \.cohortex")
         yield
+
+
+def _refuse_links(root: Path) -> None:
+    """A store holds no symbolic links: through one, reading or writing a chunk (Zarr writes
+    a chunk's temporary file into its folder) would reach outside the store."""
+    for folder, subfolders, files in os.walk(root):
+        for name in (*subfolders, *files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise CohortexError(
+                    f"The store at {str(root)!r} holds a symbolic link, "
+                    f"{str(path.relative_to(root))!r} → {os.readlink(path)!r}: through it "
+                    "cohortex would read or write outside the store, so it refuses the store. "
+                    "Copy the store with the links resolved (cp -rL) if you trust them."
+                )
 
 
 def _check_is_group(root: Path) -> None:
