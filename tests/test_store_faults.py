@@ -644,4 +644,23 @@ def test_a_store_with_links_is_refused_for_reading_and_writing(store, victim):
         cohortex.append_samples(store, x, samples)
     with pytest.raises(CohortexError, match="symbolic link"):
         write_result(store, "de", xr.Dataset({"a": ("g", [1.0])}))
+    report = verify(store)
+    assert not report.ok and "symbolic link" in report.problems[0]
     assert snapshot(victim) == outside
+
+
+def test_threads_of_one_process_append_one_at_a_time(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, _ = _labelled(tmp_path)
+
+    def append(k: int) -> None:
+        ids = [f"T{k}-{i}" for i in range(50)]
+        meta = pd.DataFrame({"condition": ["a"] * 50}, index=ids)
+        cohortex.append_samples(path, np.full((50, 18), k, dtype=np.float32), meta)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(append, range(4)))
+    ds = open_cohort(path)
+    assert ds.sizes["sample"] == 40 + 200 == len(set(ds["sample"].values))
+    assert verify(path).ok

@@ -518,22 +518,7 @@ def _wilcoxon(
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     n_samples = data.matrix.shape[0]
-    dtype = np.dtype(data.matrix.dtype)
-    # CPU: the block and its transposed copy (each gene's sort buffers are small), other dtypes
-    # than float32/64 also a float64 copy; GPU: CuPy's argsort, the sorted copies and the codes
-    budget, widest = RANK_MEMORY_BUDGET, 1024
-    if data.device == "gpu":
-        bytes_per_value = 8 * 10
-        budget, widest = DEVICE_RANK_MEMORY_BUDGET, 8192
-    elif dtype in (np.float32, np.float64):
-        bytes_per_value = 2 * dtype.itemsize
-    else:
-        bytes_per_value = dtype.itemsize + 2 * 8
-    fitting = budget // (max(n_samples, 1) * bytes_per_value)
-    # a power of two, up to or a multiple of the 1024-gene tiles: no block straddles two tiles
-    genes_per_block = widest
-    while genes_per_block > 8 and genes_per_block > fitting:
-        genes_per_block //= 2
+    genes_per_block = _rank_block_genes(n_samples, np.dtype(data.matrix.dtype), data.device)
     # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
     # makes Dask copy every piece (4 GB, 1.9 s at 50,000 × 20,000)
     x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
@@ -583,6 +568,26 @@ def _wilcoxon(
         )
         rows["log2fc"].append(_log2fc(a, b, data.scale, pseudocount))
     return _contrast_dataset(rows, levels, contrasts, fdr)
+
+
+def _rank_block_genes(n_samples: int, dtype: np.dtype, device: str) -> int:
+    """Genes per rank block: a power of two within the memory budget, up to the 1024-gene
+    tiles on the CPU, up to 8 tiles on a GPU (never straddling two tiles)."""
+    # CPU: the block and its transposed copy (each gene's sort buffers are small), other dtypes
+    # than float32/64 also a float64 copy; GPU: CuPy's argsort, the sorted copies and the codes
+    budget, widest = RANK_MEMORY_BUDGET, 1024
+    if device == "gpu":
+        bytes_per_value = 8 * 10
+        budget, widest = DEVICE_RANK_MEMORY_BUDGET, 8192
+    elif dtype in (np.float32, np.float64):
+        bytes_per_value = 2 * dtype.itemsize
+    else:
+        bytes_per_value = dtype.itemsize + 2 * 8
+    fitting = budget // (max(n_samples, 1) * bytes_per_value)
+    genes_per_block = widest
+    while genes_per_block > 8 and genes_per_block > fitting:
+        genes_per_block //= 2
+    return genes_per_block
 
 
 def _wilcoxon_block(

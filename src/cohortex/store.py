@@ -565,6 +565,11 @@ def verify(path: PathLike, *, progress: bool | None = None) -> StoreReport:
         (root / _RESULTS).glob(".*.tmp-*")
     ):
         report.notes.append(f"{str(leftover)!r} is left over from an interrupted write")
+    try:
+        _refuse_links(root)
+    except CohortexError as error:
+        report.problems.append(str(error))
+        return report  # nothing is read through a link
     arrays = _stored_arrays(root)
     _check_chunks_of(root, arrays, checked, report, progress)
     try:
@@ -1488,8 +1493,9 @@ try:
 except ImportError:  # not POSIX: stores are not locked (one writer at a time is the user's)
     fcntl = None  # type: ignore[assignment]
 
-_held: dict[str, int] = {}  # stores this process holds exclusively (locks are per process)
-_held_guard = threading.Lock()
+# the stores this thread holds exclusively: it does not lock them again (another thread, with a
+# lock file descriptor of its own, waits like another process)
+_held = threading.local()
 
 
 @contextlib.contextmanager
@@ -1498,12 +1504,13 @@ def _store_lock(root: Path, *, exclusive: bool, what: str) -> Iterator[None]:
 
     Writers (append, results, replacing the store) hold it exclusively; readers hold it shared
     while they read the store's metadata, so they never meet a half-done append. Either waits
-    up to :data:`LOCK_TIMEOUT` for the other, then fails with a clear error. Within a process
-    a store locked exclusively is not locked again. A reader of a store it cannot lock (read
+    up to :data:`LOCK_TIMEOUT` for the other, then fails with a clear error. A thread that
+    holds a store exclusively does not lock it again. A reader of a store it cannot lock (read
     only) goes without.
     """
     key = str(root.resolve())
-    if fcntl is None or key in _held:
+    held: set[str] = _held.__dict__.setdefault("stores", set())
+    if fcntl is None or key in held:
         yield
         return
     try:
@@ -1532,14 +1539,11 @@ def _store_lock(root: Path, *, exclusive: bool, what: str) -> Iterator[None]:
                     ) from None
                 time.sleep(0.05)
         if exclusive:
-            with _held_guard:
-                _held[key] = 1
+            held.add(key)
         try:
             yield
         finally:
-            if exclusive:
-                with _held_guard:
-                    _held.pop(key, None)
+            held.discard(key)
     finally:
         os.close(fd)  # releases the lock
 
