@@ -17,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 
 import cohortex.stats._moments as moments_module
 from cohortex import CohortexError, CohortexWarning, create_cohort, de, open_cohort, simulate
+from cohortex._cohort import to_host_dataset
 
 
 def _close(actual, expected, rtol=1e-10):
@@ -43,7 +44,7 @@ def test_t_tests_equal_scipy(xp, equal_var, sizes):
     x, labels = _data(sizes, genes)
     result = de.test(xp.asarray(x), labels, test="student" if equal_var else "welch", reference="b")
     assert type(result["statistic"].data) is type(xp.asarray(x))  # stays on the device
-    result = de.to_host_dataset(result)
+    result = to_host_dataset(result)
     expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=equal_var)
     _close(result["statistic"], expected.statistic)
     _close(result["pvalue"], expected.pvalue)
@@ -58,7 +59,7 @@ def test_anova_equals_f_oneway_and_f_classif(xp):
     rng = np.random.default_rng(3)
     labels = rng.choice(["x", "y", "z", "w"], 500, p=[0.1, 0.2, 0.3, 0.4])
     x = rng.normal(0, 1, (500, 40)) + (labels == "x")[:, None] * np.linspace(0, 2, 40)
-    result = de.to_host_dataset(de.test(xp.asarray(x), labels, test="anova"))
+    result = to_host_dataset(de.test(xp.asarray(x), labels, test="anova"))
     groups = [x[labels == g] for g in ["w", "x", "y", "z"]]
     expected = stats.f_oneway(*groups)
     _close(result["statistic"], expected.statistic)
@@ -320,7 +321,7 @@ def _counts(n=(60, 90), genes=25, seed=20):
 def test_wilcoxon_equals_scipy_asymptotic_with_heavy_ties(xp):
     x, labels = _counts()
     assert (x == 0).mean() > 0.4
-    result = de.to_host_dataset(de.test(xp.asarray(x), labels, test="wilcoxon", reference="b"))
+    result = to_host_dataset(de.test(xp.asarray(x), labels, test="wilcoxon", reference="b"))
     expected = stats.mannwhitneyu(
         x[labels == "a"], x[labels == "b"], method="asymptotic", use_continuity=True
     )
@@ -345,8 +346,8 @@ def test_wilcoxon_exact_for_small_untied_groups():
 
 
 def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
-    import cohortex.de as de_module
-    import cohortex.stats._ranksum as ranksum_module
+    import cohortex.de._wilcoxon as de_module
+    import cohortex.stats._cpu.rank_sums as ranksum_module
 
     rng = np.random.default_rng(22)
     labels = rng.choice(["g1", "g2", "g3", "g4"], 200)
@@ -392,7 +393,7 @@ def test_wilcoxon_nan_policies():
 
 
 def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
-    import cohortex.de as de_module
+    import cohortex.de._wilcoxon as de_module
 
     ds = simulate(
         tmp_path / "nb.zarr",
@@ -430,7 +431,7 @@ def _reference_rank_sums(x, codes, group, reference):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("tied", [False, True])
 def test_rank_sum_block_equals_the_numpy_reference(dtype, tied):
-    from cohortex.stats._ranksum import rank_sum_block
+    from cohortex.stats._cpu.rank_sums import rank_sum_block
 
     rng = np.random.default_rng(31)
     n, genes = 257, 21
@@ -483,8 +484,8 @@ def _sorted_with_codes(seed):
 
 
 def test_rank_sum_walk_twin_equals_average_ranks():
+    from cohortex.stats._cpu.rank_sums import walk_sorted_runs
     from cohortex.stats._ranks import average_ranks
-    from cohortex.stats._ranksum import walk_sorted_runs
 
     x, codes, sorted_values, sorted_codes = _sorted_with_codes(33)
     out = walk_sorted_runs(sorted_values, sorted_codes, 3, linear=True)
@@ -508,7 +509,8 @@ def test_rank_sum_walk_twin_equals_average_ranks():
 def test_device_rank_sums_equal_the_cpu_block(surface, contrasts, linear):
     """The GPU Wilcoxon (sort sets, contrasts, group sums, kernels/rank_sum_walk.cu) on the CuPy
     stand-in, its kernel compiled for the host, equals the CPU path's compiled block."""
-    from cohortex.stats._ranksum import rank_sum_block
+    from cohortex.stats._cpu.rank_sums import rank_sum_block
+    from cohortex.stats._gpu.rank_sums import device_rank_sums
 
     rng = np.random.default_rng(38)
     n, genes = 301, 17
@@ -519,7 +521,7 @@ def test_device_rank_sums_equal_the_cpu_block(surface, contrasts, linear):
     x[np.flatnonzero(codes == -1)[:2], 5] = -np.inf  # outside every comparison
     group_of = np.array([g for g, _ in contrasts])
     reference_of = np.array([r for _, r in contrasts])
-    on_device = de._device_rank_sums(surface.asarray(x), codes, group_of, reference_of, 4, linear)
+    on_device = device_rank_sums(surface.asarray(x), codes, group_of, reference_of, 4, linear)
     device = {name: value.get() for name, value in on_device.items()}
     cpu = rank_sum_block(x, codes, group_of, reference_of, 4, linear=linear)
     for name in ("rank_sum", "tie_term", "count", "nan", "infinite"):
@@ -586,7 +588,7 @@ def test_compiled_chunk_moments_linear_means(monkeypatch):
 @pytest.mark.parametrize("distinct", [3, 256, 257, 2000])
 def test_rank_sum_block_tally_and_sort_agree(distinct):
     """Few distinct values are tallied, many are sorted; the switch can happen mid-gene."""
-    from cohortex.stats._ranksum import rank_sum_block
+    from cohortex.stats._cpu.rank_sums import rank_sum_block
 
     rng = np.random.default_rng(35)
     n = 3000
@@ -610,7 +612,7 @@ def test_rank_sum_block_narrow_keys_equal_the_reference(n_levels, with_nan):
     Rounded log-normal values: > 256 distinct, so they are sorted, with runs of ties of every
     length, at the start and the end of the order and across 8-value words of the tie flags.
     """
-    from cohortex.stats._ranksum import rank_sum_block
+    from cohortex.stats._cpu.rank_sums import rank_sum_block
 
     rng = np.random.default_rng(36)
     n, genes = 2000, 7
@@ -638,8 +640,8 @@ def test_rank_sum_block_narrow_keys_equal_the_reference(n_levels, with_nan):
 
 def test_rank_sum_block_one_compiled_signature_for_every_layout():
     """Contiguous, a view of a wider matrix, read-only, Fortran-ordered, rows reversed: the same
-    statistics, and numba compiles ``_block_statistics`` once per dtype, not once per layout."""
-    from cohortex.stats._ranksum import _block_statistics, rank_sum_block
+    statistics, and numba compiles ``block_statistics`` once per dtype, not once per layout."""
+    from cohortex.stats._cpu.rank_sums import block_statistics, rank_sum_block
 
     rng = np.random.default_rng(39)
     wide = rng.lognormal(0.0, 1.0, (300, 40)).astype(np.float32)
@@ -661,7 +663,7 @@ def test_rank_sum_block_one_compiled_signature_for_every_layout():
             np.testing.assert_allclose(out[name], values, rtol=1e-12, err_msg=name)
     float32_signatures = [
         signature
-        for signature in _block_statistics.signatures
+        for signature in block_statistics.signatures
         if str(signature[0].dtype) == "float32"
     ]
     assert len(float32_signatures) == 1
@@ -671,7 +673,7 @@ def test_scratch_buffers_are_per_thread_and_travel_empty():
     import pickle
     import threading
 
-    from cohortex.stats._ranksum import ScratchBuffers
+    from cohortex.stats._cpu.rank_sums import ScratchBuffers
 
     scratch = ScratchBuffers()
     first = scratch.get((3, 4), np.float32)
@@ -692,7 +694,7 @@ def test_rank_sum_block_across_transposition_panels():
 
     303 genes: the last panel ends with three genes past the last four transposed together.
     """
-    from cohortex.stats._ranksum import rank_sum_block
+    from cohortex.stats._cpu.rank_sums import rank_sum_block
 
     rng = np.random.default_rng(37)
     n, genes = 1100, 303

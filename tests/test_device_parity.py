@@ -187,8 +187,8 @@ def test_autoencoder_device_data_handling(gpu_xp, cohort, monkeypatch):
 def test_rank_blocks_on_a_device_are_wide():
     """A GPU ranks 1,024-gene blocks of a 50,000-sample cohort (64 before: ~313 tiny launches);
     the CPU keeps its 512 (the block and its transposed copy in 256 MiB)."""
-    from cohortex.de import _rank_block_genes
+    from cohortex.de._wilcoxon import rank_block_genes
 
-    assert _rank_block_genes(50_000, np.dtype(np.float32), "gpu") == 1024
-    assert _rank_block_genes(2_000, np.dtype(np.float32), "gpu") == 8192
-    assert _rank_block_genes(50_000, np.dtype(np.float32), "cpu") == 512
+    assert rank_block_genes(50_000, np.dtype(np.float32), "gpu") == 1024
+    assert rank_block_genes(2_000, np.dtype(np.float32), "gpu") == 8192
+    assert rank_block_genes(50_000, np.dtype(np.float32), "cpu") == 512

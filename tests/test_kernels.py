@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from cohortex._backend import gpu_available, kernel_dir, load_kernel
-from cohortex.stats._ranksum import walk_sorted_runs
+from cohortex.stats._cpu.rank_sums import walk_sorted_runs
 
 import host_kernels
 
 KERNELS = sorted(kernel_dir().glob("*.cu"))
 RANK_SUM_WALK = (kernel_dir() / "rank_sum_walk.cu").read_text()
-THREADS = 128  # what de._device_rank_sums launches per block
+THREADS = 128  # what stats/_gpu/rank_sums.py launches per block
 # each kernel and the test that holds it to its CPU twin (a new kernel needs one)
 TWIN_TESTS = {"rank_sum_walk.cu": "test_rank_sum_walk_equals_its_twin_and_scipy"}
 
@@ -55,7 +55,7 @@ def _sorted_genes(seed: int, n_genes: int, n_values: int, n_levels: int):
 
 
 def _launch_walk(kernel, sorted_values, sorted_codes, n_levels, linear):
-    """Launch rank_sum_walk as de._device_rank_sums does (one thread per gene)."""
+    """Launch rank_sum_walk as stats/_gpu/rank_sums.py does (one thread per gene)."""
     genes, values = sorted_values.shape
     rank_level, linear_sum = np.zeros((n_levels, genes)), np.zeros((n_levels, genes))
     tie_term = np.zeros(genes)

@@ -27,6 +27,7 @@ from cohortex import (
     read_result,
     write_result,
 )
+from cohortex.store import _writer
 
 from conftest import snapshot
 
@@ -259,7 +260,7 @@ class _FailAfter:
 
     def __init__(self, n, error):
         self.n, self.error, self.calls = n, error, 0
-        self.original = store_module._write_block
+        self.original = _writer.write_block
 
     def __call__(self, *args):
         self.calls += 1
@@ -271,7 +272,7 @@ class _FailAfter:
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_failed_create_leaves_nothing(tmp_path, small_matrix, monkeypatch, error):
     x, samples, _ = small_matrix
-    monkeypatch.setattr(store_module, "_write_block", _FailAfter(3, error))
+    monkeypatch.setattr(_writer, "write_block", _FailAfter(3, error))  # CohortWriter's
     with pytest.raises(type(error)):
         create_cohort(tmp_path / "c.zarr", x, samples=samples, chunks=(4, 17))
     assert list(tmp_path.iterdir()) == []
@@ -284,7 +285,7 @@ def test_failed_append_restores_the_store(tmp_path, small_matrix, monkeypatch, e
     # 10 samples in tiles of 4: the append must rewrite the half-full last tile, then add more
     create_cohort(path, x[:10], samples=samples.iloc[:10], genes=genes, chunks=(4, 6))
     before = snapshot(path)
-    monkeypatch.setattr(store_module, "_write_block", _FailAfter(3, error))
+    monkeypatch.setattr(store_module, "write_block", _FailAfter(3, error))
     with pytest.raises(type(error)):
         append_samples(path, x[10:], samples.iloc[10:])
     assert snapshot(path) == before
@@ -307,13 +308,13 @@ def test_killed_append_is_rolled_back_on_open(tmp_path, small_matrix):
         f"""
         import os, numpy as np, pandas as pd
         import cohortex.store as st
-        original, calls = st._write_block, [0]
+        original, calls = st.write_block, [0]
         def dying(*args):
             calls[0] += 1
             if calls[0] == 3:
                 os._exit(17)  # the process dies mid-append: no exception handler runs
             original(*args)
-        st._write_block = dying
+        st.write_block = dying
         st.append_samples({str(path)!r}, np.load({str(tmp_path / "x.npy")!r}),
                           pd.read_pickle({str(tmp_path / "meta.pkl")!r}))
         """
@@ -330,7 +331,7 @@ def test_killed_append_is_rolled_back_on_open(tmp_path, small_matrix):
 
 def test_interrupts_are_deferred_to_block_boundaries():
     finished = []
-    with pytest.raises(KeyboardInterrupt), store_module._interrupts_deferred():
+    with pytest.raises(KeyboardInterrupt), _writer.interrupts_deferred():
         os.kill(os.getpid(), signal.SIGINT)
         finished.append(True)  # still runs: the interrupt waits for the block to end
     assert finished == [True]

@@ -21,7 +21,6 @@ import xarray as xr
 import zarr
 
 import cohortex
-import cohortex.store as store_module
 from cohortex import (
     CohortexError,
     CohortexWarning,
@@ -34,6 +33,7 @@ from cohortex import (
     write_result,
 )
 from cohortex.cli import main
+from cohortex.store import _writer
 
 from conftest import snapshot
 
@@ -307,12 +307,12 @@ import sys, time, numpy as np, pandas as pd
 import cohortex.store as st
 path, first, count, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 if pause:
-    original = st._write_block
+    original = st.write_block
     def slow(*args):
         open(path + ".writing", "w").close()  # the append is under way
         time.sleep(pause)
         original(*args)
-    st._write_block = slow
+    st.write_block = slow
 ids = [f"N{i:05d}" for i in range(first, first + count)]
 x = np.full((count, 18), first, dtype=np.float32) + np.arange(count, dtype=np.float32)[:, None]
 st.append_samples(path, x, pd.DataFrame({"condition": ["a"] * count}, index=ids))
@@ -380,7 +380,8 @@ def test_overwrite_replaces_only_a_cohort_store(tmp_path, content):
 _DIES_MID_SWAP = """
 import os, sys, numpy as np
 import cohortex.store as st
-st._exchange = lambda a, b: False  # a file system without an atomic exchange
+import cohortex.store._writer as writer
+writer.exchange = lambda a, b: False  # a file system without an atomic exchange
 original = os.replace
 def dying(src, dest):
     original(src, dest)
@@ -404,14 +405,14 @@ def test_a_replacement_killed_between_its_renames_puts_the_old_store_back(tmp_pa
 def test_the_atomic_swap_replaces_a_store_in_one_step(tmp_path):
     path, _ = _labelled(tmp_path)
     calls = []
-    original = store_module._exchange
+    original = _writer.exchange
 
     def spy(a, b):
         calls.append(original(a, b))
         return calls[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store_module, "_exchange", spy)
+        patch.setattr(_writer, "exchange", spy)
         create_cohort(path, np.zeros((4, 3)), overwrite=True)
     assert calls == [True]  # Linux: renameat2(RENAME_EXCHANGE)
     np.testing.assert_array_equal(open_cohort(path)["expression"].values, np.zeros((4, 3)))

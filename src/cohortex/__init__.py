@@ -7,7 +7,6 @@ a lazy xarray Dataset, and streams through Dask to NumPy or CuPy kernels.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from . import de, fdr, io
@@ -15,6 +14,7 @@ from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
 from ._normalize import normalize
+from ._version import __version__
 from .embed import pca, tsne
 from .simulate import simulate
 from .store import (
@@ -37,11 +37,6 @@ def __getattr__(name: str) -> Any:
         return module
     raise AttributeError(f"module 'cohortex' has no attribute {name!r}")
 
-
-try:
-    __version__ = version("cohortex")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "CohortexError",

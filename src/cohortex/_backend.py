@@ -1,24 +1,32 @@
-"""The array backend: the only module that imports CuPy.
+"""The array backend: the only module that imports CuPy, and the array plumbing.
 
 Everything else asks this module for the namespace of an array (``numpy`` or ``cupy``), moves
-arrays between host and device, and loads CUDA kernels from ``kernels/*.cu``. CuPy is imported
-lazily, so machines without it (or without a driver) run the NumPy path unchanged.
+arrays between host and device, puts a matrix into Dask on the device a computation runs on
+(:func:`dask_on`), merges per-chunk statistics in a balanced tree (:func:`tree_reduce`), and
+loads CUDA kernels from ``kernels/*.cu``. CuPy is imported lazily, so machines without it (or
+without a driver) run the NumPy path unchanged. Rules: nothing here knows xarray or the
+store; ``stats/`` may import this module and nothing else of the package but ``_errors``.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+import dask
+import dask.array as da
 import numpy as np
 
 from ._errors import CohortexError
 
 __all__ = [
+    "as_dask",
     "as_device_dask",
+    "dask_on",
     "device_name",
     "gpu_available",
     "kernel_dir",
@@ -29,6 +37,7 @@ __all__ = [
     "special",
     "to_device",
     "to_host",
+    "tree_reduce",
 ]
 
 Device = Literal["cpu", "gpu"]
@@ -225,6 +234,73 @@ def as_device_dask(x: Any) -> Any:
     return x.map_blocks(cupy.asarray, meta=cupy.empty((0,) * x.ndim, dtype=x.dtype))
 
 
+def as_dask(x: Any, chunks: tuple[int, int]) -> da.Array:
+    """A Dask view of an in-memory (NumPy or CuPy) matrix, without copying it.
+
+    ``da.from_array`` copies array-likes that have a ``copy`` method and hashes the data to
+    name the array; at 4 GB that costs more than the statistics. The view below exposes only
+    ``shape``, ``dtype`` and slicing, and the array gets a random name.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, n_genes)
+    chunks : (int, int)
+        ``-1`` for a whole axis.
+    """
+    return da.from_array(_Sliceable(x), chunks=chunks, name=False, asarray=False, meta=x[:0, :0])
+
+
+class _Sliceable:
+    """Just enough of an array for ``da.from_array``: shape, dtype, ndim and slicing."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.array[key]
+
+
+def dask_on(x: Any, device: Device, chunks: tuple[int, int]) -> da.Array:
+    """``x`` as a Dask array whose chunks live on ``device``.
+
+    Parameters
+    ----------
+    x : NumPy, CuPy or Dask array of shape (n_samples, n_genes)
+        An in-memory matrix becomes a copy-free view in ``chunks``; a Dask array keeps its own.
+    device : {"cpu", "gpu"}
+        Already resolved (:func:`resolve_device`).
+
+    Returns
+    -------
+    dask.array.Array
+        CuPy chunks for ``"gpu"`` (copied to the device as they are computed), NumPy chunks
+        for ``"cpu"``.
+    """
+    if not isinstance(x, da.Array):
+        x = as_dask(x, chunks)
+    if device == "gpu":
+        return as_device_dask(x)
+    return to_host(x)
+
+
+def tree_reduce(parts: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
+    """Merge delayed parts pairwise, level by level (a balanced tree), with ``combine``.
+
+    A balanced tree keeps results independent of the chunking (to rounding) and the depth
+    logarithmic. Returns the one delayed result (``parts[0]`` for a single part).
+    """
+    merge = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        paired = [merge(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            paired.append(parts[-1])
+        parts = paired
+    return parts[0]
+
+
 def special(xp: ModuleType) -> ModuleType:
     """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy."""
     if xp is np:
@@ -247,7 +323,7 @@ def _block_to_host(x: Any) -> Any:
 
 
 def _is_dask(x: Any) -> bool:
-    return type(x).__module__.startswith("dask.")
+    return isinstance(x, da.Array)
 
 
 def kernel_dir() -> Path:

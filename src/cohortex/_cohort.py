@@ -1,18 +1,45 @@
-"""What every analysis takes as its ``cohort`` argument, made into one matrix with its ids."""
+"""What every analysis takes as its ``cohort`` argument, made into one matrix with its ids.
+
+Public entry points type that argument :data:`CohortLike` and document it with
+:data:`COHORT_DOC`; :func:`as_cohort_matrix` is the one adapter from any of its forms.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import xarray as xr
 
+from ._backend import namespace, to_host
 from ._errors import CohortexError
 from .store import SCALES, open_cohort
 
-__all__ = ["CohortMatrix", "as_cohort_matrix"]
+__all__ = [
+    "COHORT_DOC",
+    "DEVICE_DOC",
+    "GROUPBY_DOC",
+    "CohortLike",
+    "CohortMatrix",
+    "as_cohort_matrix",
+    "to_host_dataset",
+]
+
+#: A cohort store's path, an opened cohort (any Dataset with ``expression(sample, gene)``), or
+#: a NumPy, CuPy or Dask matrix of shape (n_samples, n_genes).
+CohortLike: TypeAlias = str | os.PathLike[str] | xr.Dataset | Any
+
+# docstring fragments shared by the public entry points (numpydoc "Parameters" entries)
+COHORT_DOC = """cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        A cohort store, an opened cohort (or any Dataset with ``expression(sample, gene)``), or
+        a NumPy, CuPy or Dask matrix."""
+GROUPBY_DOC = """groupby : str or sequence of labels
+        The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
+        (length n_samples; required for a plain array)."""
+DEVICE_DOC = """device : {"auto", "cpu", "gpu"}, default "auto"
+        ``"auto"`` takes the GPU when one is available (``COHORTEX_DEVICE`` overrides)."""
 
 
 @dataclass
@@ -90,3 +117,10 @@ def _ids(dataset: xr.Dataset | None, dim: str, n: int, prefix: str) -> np.ndarra
     if dataset is not None and dim in dataset.coords:
         return np.asarray(dataset[dim].values)
     return np.asarray([f"{prefix}{i + 1}" for i in range(n)], dtype=object)
+
+
+def to_host_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """A result with every array on the host (NumPy)."""
+    if all(namespace(var.data) is np for var in ds.data_vars.values()):
+        return ds
+    return ds.copy(data={name: to_host(var.data) for name, var in ds.data_vars.items()})

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ._errors import CohortexError
-from .store import COMPRESSORS, SCALES, list_results, open_cohort
+from ._version import __version__
+from .store import COMPRESSORS, SCALES, describe, list_results, open_cohort
 
 __all__ = ["main"]
 
@@ -52,8 +53,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="cohortex",
         description="GPU-accelerated engine for large expression cohorts.",
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"cohortex {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -681,52 +680,6 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"\nreport written to {args.report}")
         if args.out is None:
             print("\n(the demo store was temporary; pass --out DIR to keep it)")
-
-
-def describe(path: str | Path) -> dict[str, Any]:
-    """A JSON-ready summary of a store: dimensions, chunks, codecs, size, metadata, results."""
-    root = Path(path)
-    ds = open_cohort(root)
-    array = ds["expression"]
-    codecs = json.loads((root / "expression" / "zarr.json").read_text())["codecs"]
-    on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    raw = array.size * array.dtype.itemsize
-    summary: dict[str, Any] = {
-        "path": str(root),
-        "samples": ds.sizes["sample"],
-        "genes": ds.sizes["gene"],
-        "dtype": str(array.dtype),
-        "chunks": [int(max(c)) for c in array.chunks] if array.chunks else None,
-        "codecs": [c["name"] for c in codecs],
-        "scale": ds.attrs.get("scale"),
-        "format": ds.attrs.get("cohortex_format"),
-        "bytes_on_disk": on_disk,
-        "bytes_uncompressed": raw,
-        "sample_variables": {},
-        "gene_variables": {},
-        "results": list_results(root),
-    }
-    for name in ds.data_vars:
-        if name == "expression":
-            continue
-        dim = ds[name].dims[0]
-        summary[f"{dim}_variables"][name] = _describe_variable(np.asarray(ds[name].values))
-    return summary
-
-
-def _describe_variable(values: np.ndarray) -> dict[str, Any]:
-    if values.dtype.kind == "b":
-        return {"type": "bool", "true": int(values.sum()), "false": int((~values).sum())}
-    if values.dtype.kind in "iuf":
-        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-        out: dict[str, Any] = {"type": "number", "missing": int(values.size - finite.size)}
-        if finite.size:
-            out.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()))
-        return out
-    labels, counts = np.unique(values.astype(str), return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    levels = {str(labels[i]) if labels[i] else "(missing)": int(counts[i]) for i in order[:8]}
-    return {"type": "text", "distinct": len(labels), "top": levels}
 
 
 def _format_summary(summary: dict[str, Any]) -> str:

@@ -137,7 +137,7 @@ def _contrast(result: xr.Dataset, contrast: str | None) -> xr.Dataset:
             + ", ".join(missing)
             + "."
         )
-    from .de import to_host_dataset
+    from ._cohort import to_host_dataset
 
     result = to_host_dataset(result)
     if "contrast" in result.dims:

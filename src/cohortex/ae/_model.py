@@ -26,7 +26,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .._backend import as_device_dask, resolve_device, to_host
+from .._backend import dask_on, resolve_device, to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from .._progress import progress_bar
@@ -140,9 +140,7 @@ class Autoencoder:
             ``self``, fitted.
         """
         data = as_cohort_matrix(cohort)
-        x = _dask_rows(data.matrix)
-        if resolve_device(self.device) == "gpu":
-            x = as_device_dask(x)  # chunks decoded on the host, then kept on the GPU
+        x = self._rows(data.matrix)
         n_samples = x.shape[0]
         if n_samples < 4:
             raise CohortexError(f"An autoencoder needs at least 4 samples; got {n_samples}.")
@@ -488,8 +486,12 @@ class Autoencoder:
                 f"The 'layer' parameter must be between 1 and {len(self.hidden)}; got {layer}."
             )
 
+    def _rows(self, matrix: Any) -> da.Array:
+        """The matrix in chunks of whole rows, on the model's device (decoded on the host)."""
+        return dask_on(matrix, resolve_device(self.device), (1024, -1)).rechunk({1: -1})
+
     def _align(self, data: Any) -> da.Array:
-        x = _dask_rows(data.matrix)
+        x = self._rows(data.matrix)
         position = {str(g): i for i, g in enumerate(data.gene_ids)}
         missing = [str(g) for g in self.genes_ if str(g) not in position]
         if missing:
@@ -642,15 +644,6 @@ def _network(n_genes: int, hidden: tuple[int, ...], activation: str) -> nn.Seque
         width = size
     layers += [nn.Linear(width, n_genes), nn.Sigmoid()]
     return nn.Sequential(*layers)
-
-
-def _dask_rows(matrix: Any) -> da.Array:
-    """The matrix as a Dask array whose chunks hold whole rows (all genes)."""
-    if not isinstance(matrix, da.Array):
-        from ..de import as_dask
-
-        matrix = as_dask(matrix, (1024, matrix.shape[1]))
-    return matrix.rechunk({1: -1})
 
 
 def baselines(cohort: Any, model: Autoencoder, *, shallow: int | None = None) -> xr.Dataset:

@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._backend import as_device_dask, namespace, resolve_device, to_host
+from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host, tree_reduce
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._moments import chunk_moments, group_moments, merge_moments
@@ -99,11 +99,7 @@ def pca(
     data = as_cohort_matrix(cohort)
     ds, x, sample_ids, gene_ids = data.dataset, data.matrix, data.sample_ids, data.gene_ids
     in_memory = not isinstance(x, da.Array)
-    chunked = x if not in_memory else _dask_view(x)
-    if device == "gpu":
-        chunked = as_device_dask(chunked)
-    elif namespace(chunked) is not np:
-        chunked = to_host(chunked)
+    chunked = dask_on(x, device, (_ROWS_PER_CHUNK, 1024))
 
     # With all genes, no scaling and the randomized streaming path, the per-gene moments are
     # computed in the same read as the first sketch (one pass over the store fewer).
@@ -252,12 +248,6 @@ def _result(
 # --------------------------------------------------------------------------------------------
 
 
-def _dask_view(x: Any) -> da.Array:
-    from ..de import as_dask
-
-    return as_dask(x, (_ROWS_PER_CHUNK, 1024))
-
-
 def _gene_moments(x: da.Array) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-gene mean and variance (ddof=1) in one pass, and the number of NaN values."""
     codes = np.zeros(x.shape[0], dtype=np.int64)
@@ -318,13 +308,7 @@ def _covariance_pca(
     mean_d, sd_d = xp.asarray(mean), xp.asarray(sd)
     blocks = x.to_delayed()[:, 0]
     parts = [dask.delayed(_chunk_comoments)(b, mean_d, sd_d) for b in blocks]
-    while len(parts) > 1:
-        merged = [
-            dask.delayed(_merge_comoments)(parts[i], parts[i + 1])
-            for i in range(0, len(parts) - 1, 2)
-        ]
-        parts = merged + ([parts[-1]] if len(parts) % 2 else [])
-    n, offset, comoment = parts[0].compute()
+    n, offset, comoment = tree_reduce(parts, _merge_comoments).compute()
     if not center:  # the second moment about zero rather than about the mean
         comoment = comoment + xp.outer(offset, offset) * n
     covariance = comoment / (n - 1)

@@ -24,7 +24,9 @@ import zarr
 
 from .._errors import CohortexError
 from .._progress import progress_bar
-from ..store import CohortWriter, _align_metadata, _check_chunks, _replace_dir, open_cohort
+from ..store import open_cohort
+from ..store._schema import align_metadata, check_chunks
+from ..store._writer import CohortWriter, replace_dir
 from ._text import _as_cohort, read_metadata
 
 if TYPE_CHECKING:
@@ -103,16 +105,16 @@ def import_anndata(
         if scale is None:
             scale = _recorded_scale(root)
         sample_meta = obs if samples is None else read_metadata(samples, "sample")
-        sample_meta, sample_ids = _align_metadata(
+        sample_meta, sample_ids = align_metadata(
             sample_meta, [str(i) for i in obs.index], len(obs), "sample"
         )
-        gene_meta, gene_ids = _align_metadata(var, [str(i) for i in var.index], len(var), "gene")
+        gene_meta, gene_ids = align_metadata(var, [str(i) for i in var.index], len(var), "gene")
         if tuple(matrix.shape) != (len(sample_ids), len(gene_ids)):
             raise CohortexError(
                 f"The matrix of {str(path)!r} has shape {tuple(matrix.shape)}; obs and var give "
                 f"{(len(sample_ids), len(gene_ids))}."
             )
-        tile = _check_chunks(chunks, (len(sample_ids), len(gene_ids)))
+        tile = check_chunks(chunks, (len(sample_ids), len(gene_ids)))
         with CohortWriter(
             dest,
             sample_ids=sample_ids,
@@ -212,7 +214,7 @@ def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool
                 settings["auto_shard_zarr_v3"] = False  # plain chunks, as in our stores
             with ad.settings.override(**settings), _quiet_consolidated():
                 adata.write_zarr(tmp)
-            _replace_dir(tmp, dest)
+            replace_dir(tmp, dest)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,9 @@ import xarray as xr
 
 from .._errors import CohortexError
 from .._progress import progress_bar
-from ..store import CohortWriter, _align_metadata, _check_chunks, open_cohort
+from ..store import open_cohort
+from ..store._schema import align_metadata, check_chunks
+from ..store._writer import CohortWriter
 
 __all__ = [
     "ORIENTATIONS",
@@ -496,10 +498,10 @@ def _write_store(
     gene_ids = layout.row_ids if genes_by_samples else layout.column_ids
     sample_meta = None if samples is None else read_metadata(samples, "sample")
     gene_meta = None if genes is None else read_metadata(genes, "gene")
-    sample_meta, sample_ids = _align_metadata(sample_meta, sample_ids, len(sample_ids), "sample")
-    gene_meta, gene_ids = _align_metadata(gene_meta, gene_ids, len(gene_ids), "gene")
+    sample_meta, sample_ids = align_metadata(sample_meta, sample_ids, len(sample_ids), "sample")
+    gene_meta, gene_ids = align_metadata(gene_meta, gene_ids, len(gene_ids), "gene")
     shape = (len(sample_ids), len(gene_ids))
-    tile = _check_chunks(chunks, shape)
+    tile = check_chunks(chunks, shape)
     rows_per_block = tile[1] if genes_by_samples else tile[0]
     with CohortWriter(
         dest,

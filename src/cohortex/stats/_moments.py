@@ -16,7 +16,7 @@ chunks are merged with the pairwise formula of Chan, Golub and LeVeque (1979)::
 in a balanced tree, so the result does not depend on the chunking (to rounding) and a gene with
 a large mean and a tiny spread keeps its variance. Everything is written against ``xp``: the
 same lines run on NumPy chunks and on CuPy chunks. On the CPU, a compiled loop computes the
-same shifted sums in one read of each chunk (:mod:`cohortex.stats._moments_cpu`); the ``xp``
+same shifted sums in one read of each chunk (:mod:`cohortex.stats._cpu.moments`); the ``xp``
 lines stay as its tested reference.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 import dask
 import numpy as np
 
-from .._backend import namespace
+from .._backend import namespace, tree_reduce
 
 __all__ = [
     "COMPILED_CPU",
@@ -42,7 +42,7 @@ __all__ = [
 
 # Values per slab on the CPU: 131,072 float64 values (1 MB) per temporary fit in L2 caches.
 SLAB_ELEMENTS = 131_072
-# NumPy chunks go through the compiled loop of ``_moments_cpu`` (one read of each value); the
+# NumPy chunks go through the compiled loop of ``_cpu.moments`` (one read of each value); the
 # ``xp`` slab code below is the reference it is tested against, and the GPU path.
 COMPILED_CPU = True
 
@@ -160,7 +160,7 @@ def _compiled_chunk_moments(
     shift_rows: int,
 ) -> GroupMoments:
     """``chunk_moments`` on the CPU from the compiled shifted sums (one read of the chunk)."""
-    from ._moments_cpu import chunk_sums  # numba: imported on the CPU path only
+    from ._cpu.moments import chunk_sums  # numba: imported on the CPU path only
 
     sums = chunk_sums(
         block,
@@ -277,17 +277,6 @@ def merge_moments(a: GroupMoments, b: GroupMoments) -> GroupMoments:
     return GroupMoments(n, mean, m2, linear, infinite)
 
 
-def _tree_merge(parts: list[Any]) -> Any:
-    """Merge delayed moments pairwise, level by level (a balanced tree)."""
-    merge = dask.delayed(merge_moments, pure=True)
-    while len(parts) > 1:
-        paired = [merge(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
-        if len(parts) % 2:
-            paired.append(parts[-1])
-        parts = paired
-    return parts[0]
-
-
 def _concat_genes(parts: list[GroupMoments]) -> GroupMoments:
     xp = namespace(parts[0].count)
     linear = infinite = None
@@ -347,5 +336,5 @@ def group_moments(
             )
             for i in range(blocks.shape[0])
         ]
-        per_gene_block.append(_tree_merge(leaves))
+        per_gene_block.append(tree_reduce(leaves, merge_moments))
     return dask.delayed(_concat_genes)(per_gene_block)

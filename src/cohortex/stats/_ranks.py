@@ -6,7 +6,7 @@ ranks they span, exactly as ``scipy.stats.rankdata(method="average")``; the tie 
 ranked last and left out (they get rank NaN and do not count in n).
 
 The Wilcoxon test does not rank with ``average_ranks``: the CPU ranks in the compiled loop of
-:mod:`cohortex.stats._ranksum` and the GPU in ``kernels/rank_sum_walk.cu``, and the tests hold
+:mod:`cohortex.stats._cpu.rank_sums` and the GPU in ``kernels/rank_sum_walk.cu``, and the tests hold
 both to it. Quantile normalisation ranks each sample's genes with it.
 
 The normal approximation follows ``scipy.stats.mannwhitneyu(method="asymptotic",

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .layout import flat_rows
+
 __all__ = ["chunk_sums"]
 
 
@@ -159,14 +161,9 @@ def chunk_sums(
     """
     if block.dtype.kind not in "iu" and block.dtype not in (np.float32, np.float64):
         block = block.astype(np.float64)  # float16, bool, object …
-    row_step = block.strides[0]
-    if block.strides[1] != block.itemsize or row_step < 0 or row_step % block.itemsize:
-        block = np.ascontiguousarray(block)  # rows must be contiguous; views of them are fine
     n_rows, n_genes = block.shape
-    row_stride = block.strides[0] // block.itemsize if n_rows > 1 else n_genes
-    # every row of the (possibly strided) block inside one contiguous 1-D view, no copy
-    span = (n_rows - 1) * row_stride + n_genes if n_rows else 0
-    flat = np.lib.stride_tricks.as_strided(block, shape=(span,), strides=(block.itemsize,))
+    # every row of the (possibly strided) block inside one 1-D view, no copy
+    flat, row_stride = flat_rows(block)
     out = {
         "shift": np.zeros(n_genes),
         "count": np.zeros((n_groups, n_genes)),

@@ -1,4 +1,4 @@
-"""Linear models for every gene (``cohortex.de.fit``), with limma's moderated t."""
+"""Linear models for every gene (``cohortex.de.fit``), with limma's moderated t and F."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import fdr as _fdr
-from ._backend import as_device_dask, namespace, resolve_device, to_host
-from ._cohort import as_cohort_matrix
-from ._errors import CohortexError
-from .stats._linear import chunk_sums, ebayes, merge_sums
-from .stats._pvalues import f_sf, t_two_sided
+from .. import fdr as _fdr
+from .._backend import dask_on, namespace, resolve_device, to_host, tree_reduce
+from .._cohort import as_cohort_matrix, to_host_dataset
+from .._errors import CohortexError
+from ..stats._linear import chunk_sums, ebayes, merge_sums
+from ..stats._pvalues import f_sf, t_two_sided
 
 __all__ = ["fit"]
 
@@ -88,23 +88,14 @@ def fit(
         )
     matrix = _contrast_matrix(contrasts, names)
 
-    from .de import as_dask  # the copy-free Dask view of an in-memory matrix
-
-    x = data.matrix if hasattr(data.matrix, "dask") else as_dask(data.matrix, (_ROWS_PER_CHUNK, -1))
-    x = as_device_dask(x) if device == "gpu" else (to_host(x) if namespace(x) is not np else x)
-    x = x.rechunk({1: -1})
+    x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1)).rechunk({1: -1})
     shifted = _spans_constant(x_design)
     edges = np.cumsum((0, *x.chunks[0]))
     parts = [
         dask.delayed(chunk_sums)(block, x_design[edges[i] : edges[i + 1]], shifted)
         for i, block in enumerate(x.to_delayed()[:, 0])
     ]
-    while len(parts) > 1:
-        merged = [
-            dask.delayed(merge_sums)(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)
-        ]
-        parts = merged + ([parts[-1]] if len(parts) % 2 else [])
-    (sums,) = dask.compute(parts[0])
+    (sums,) = dask.compute(tree_reduce(parts, merge_sums))
     xp = namespace(sums.xy)
     if bool(to_host(xp.any(xp.isnan(sums.yy)))):
         raise CohortexError(
@@ -156,8 +147,6 @@ def fit(
         variables, coords={"contrast": list(matrix.columns), "gene": data.gene_ids}, attrs=attrs
     )
     if namespace(data.matrix) is np or hasattr(data.matrix, "dask"):
-        from .de import to_host_dataset
-
         result = to_host_dataset(result)
     return result
 

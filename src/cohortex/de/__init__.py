@@ -1,0 +1,241 @@
+"""Differential expression: per-gene t-tests and ANOVA F with fold changes and FDR.
+
+One pass over the matrix computes, for every group and gene, the count, mean and centred sum of
+squares (``stats._moments``), chunk by chunk through Dask on NumPy or CuPy; every contrast and
+statistic is then finished per gene on the same device.
+
+Tests
+-----
+``"welch"``    Welch's t (unequal variances), Welch–Satterthwaite degrees of freedom; equals
+               ``scipy.stats.ttest_ind(equal_var=False)``.
+``"student"``  Student's t with the pooled variance, ``n1 + n2 - 2`` degrees of freedom; equals
+               ``scipy.stats.ttest_ind(equal_var=True)``.
+``"anova"``    one-way ANOVA F over all the groups; equals ``scipy.stats.f_oneway`` and
+               scikit-learn's ``f_classif``.
+``"wilcoxon"`` Wilcoxon rank-sum / Mann–Whitney U with tie and continuity corrections (normal
+               approximation), exact p-values for small untied comparisons; equals
+               ``scipy.stats.mannwhitneyu`` (see :mod:`cohortex.stats._ranks`). The effect
+               size ``auroc = U / (n1 n2)``. The data are read in gene blocks holding every
+               sample (a block size that fits :data:`RANK_MEMORY_BUDGET`), and one-vs-rest
+               ranks each gene once for all groups.
+
+On the CPU the group moments and the rank sums run in compiled loops (numba). Their machine
+code is compiled on the first call after installation and cached on disk: that first call
+takes ~2 s (t-tests) and ~17–21 s (Wilcoxon on float32; ~5 s more for float64) longer on the
+2-core machine of benchmarks/RESULTS.md; later processes load the cache in well under a second.
+
+Contrasts
+---------
+With ``reference="rest"`` every group is compared with all other samples of the comparison
+(one-vs-rest: one contrast per group, all from the same single pass). With ``reference=<group>``
+every other group is compared with that group; with two groups that is one contrast and the
+result has no ``contrast`` dimension.
+
+Fold changes
+------------
+``log2fc`` follows the cohort's ``scale`` (``pc`` is ``pseudocount``, default 1, in the
+linear units of the data):
+
+* ``log2``: ``mean_group - mean_reference`` (the difference of the log2 means);
+* ``log1p``: ``log2((mean(expm1 x)_group + pc) / (mean(expm1 x)_reference + pc))``;
+* ``counts`` and ``linear``: ``log2((mean_group + pc) / (mean_reference + pc))``.
+
+A pseudocount in data units keeps fold changes of barely expressed genes small, instead of the
+±30 that a 1e-9 epsilon produces.
+
+Edge cases
+----------
+A gene that is constant over the compared samples (zero variance in every group) gets NaN
+statistic, p-value and adjusted p-value; NaN p-values do not count in the FDR's number of
+tests. With ``nan_policy="propagate"`` a NaN value makes its gene's results NaN; with
+``"omit"`` NaN values are left out gene by gene (as scipy's ``nan_policy="omit"``). Samples
+whose label is missing (``""``, None or NaN) are left out with a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import fdr as _fdr
+from .._cohort import to_host_dataset
+from .._errors import CohortexError
+from .._normalize import normalize
+from ._comparison import Comparison, contrasts_of
+from ._linear_model import fit
+from ._ttest import FOLD_CHANGE_FORMULA, anova, t_tests
+from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
+
+__all__ = ["RANK_MEMORY_BUDGET", "TESTS", "fit", "normalize", "select_k_best", "test", "top"]
+
+TESTS = ("welch", "student", "anova", "wilcoxon")
+
+
+NAN_POLICIES = ("propagate", "omit")
+
+
+def test(
+    cohort: Any,
+    groupby: str | Sequence[Any] | np.ndarray,
+    *,
+    test: str = "welch",
+    groups: Sequence[str] | None = None,
+    reference: str = "rest",
+    fdr: str = "bh",
+    device: str = "auto",
+    nan_policy: str = "propagate",
+    pseudocount: float = 1.0,
+    scale: str | None = None,
+) -> xr.Dataset:
+    """Test every gene for differential expression between groups of samples.
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        A cohort store, an opened cohort (or any Dataset with ``expression(sample, gene)``), or
+        a NumPy, CuPy or Dask array.
+    groupby : str or sequence of labels
+        The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
+        (length n_samples; required for a plain array).
+    test : {"welch", "student", "anova", "wilcoxon"}, default "welch"
+    groups : sequence of str, optional
+        The groups to compare (default: every label); samples of other groups are left out.
+    reference : str, default "rest"
+        ``"rest"`` for one-vs-rest, or the name of the reference group. Ignored by ANOVA.
+    fdr : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
+        Multiple-testing correction, per contrast (:mod:`cohortex.fdr`).
+    device : {"auto", "cpu", "gpu"}, default "auto"
+    nan_policy : {"propagate", "omit"}, default "propagate"
+    pseudocount : float, default 1.0
+        For fold changes on ``log1p``, ``counts`` and ``linear`` data (see the module notes).
+    scale : str, optional
+        The data's scale for a plain array (default ``"log2"``); Datasets carry their own.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene`` (and ``contrast`` for several contrasts): ``statistic``, ``pvalue``,
+        ``padj``, ``df``, ``log2fc``, ``mean_group``, ``mean_reference``, ``n_group``,
+        ``n_reference`` (Wilcoxon: ``auroc`` instead of ``df``; ``statistic`` is U of the
+        group). For ANOVA: ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``,
+        ``df_within`` on ``gene`` and ``mean``, ``count`` on ``(group, gene)``. Attributes name
+        the test, grouping, reference, FDR method and fold-change formula. Arrays are NumPy,
+        except for an in-memory CuPy input, whose results stay CuPy.
+    """
+    if test not in TESTS:
+        raise CohortexError(
+            f"The 'test' parameter of test() must be one of {', '.join(repr(t) for t in TESTS)}; "
+            f"got {test!r}."
+        )
+    if nan_policy not in NAN_POLICIES:
+        raise CohortexError(
+            f"The 'nan_policy' parameter of test() must be 'propagate' or 'omit'; "
+            f"got {nan_policy!r}."
+        )
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of test() must be one of "
+            f"{', '.join(repr(m) for m in _fdr.METHODS)}; got {fdr!r}."
+        )
+    data = Comparison.resolve(cohort, groupby, scale=scale, device=device)
+    levels, codes = data.codes(groups)
+    omit = nan_policy == "omit"
+    attrs: dict[str, Any] = {
+        "test": test,
+        "groupby": data.groupby_name,
+        "fdr": fdr,
+        "nan_policy": nan_policy,
+        "scale": data.scale,
+    }
+    if test == "wilcoxon":
+        contrasts = contrasts_of(levels, reference)
+        result = wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount)
+    else:
+        moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
+    if test == "anova":
+        result = anova(moments, levels, fdr)
+    elif test != "wilcoxon":
+        contrasts = contrasts_of(levels, reference)
+        result = t_tests(moments, levels, contrasts, test, fdr, data.scale, pseudocount)
+    if test != "anova":
+        attrs.update(
+            reference=reference,
+            pseudocount=pseudocount,
+            log2fc=FOLD_CHANGE_FORMULA[data.scale],
+        )
+    result = result.assign_coords(gene=data.gene_ids)
+    result.attrs.update(attrs)
+    return data.finish(result)
+
+
+def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
+    """The ``n`` best genes of a result (per contrast), as a tidy table.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        A result of :func:`test`.
+    n : int, default 10
+    by : str, default "padj"
+        Variable to rank by: ascending for p-values, descending absolute value for anything
+        else (``statistic``, ``log2fc``). NaN rank last.
+
+    Returns
+    -------
+    DataFrame
+        One row per gene (and contrast), the ranking column first.
+    """
+    if by not in result:
+        raise CohortexError(
+            f"The 'by' parameter of top() must name a result variable; got {by!r}. "
+            f"Variables: {', '.join(map(str, result.data_vars))}."
+        )
+    table = to_host_dataset(result[[v for v in result.data_vars if "gene" in result[v].dims]])
+    scalars = [name for name, coord in table.coords.items() if coord.ndim == 0]
+    frame = table.drop_vars(scalars).to_dataframe().reset_index()
+    ascending = by in ("pvalue", "padj")
+    key = frame[by] if ascending else -frame[by].abs()
+    frame = frame.assign(_key=key).sort_values("_key", kind="stable", na_position="last")
+    if "contrast" in frame.columns:  # best first within each contrast, contrasts in result order
+        position = {c: i for i, c in enumerate(table["contrast"].values)}
+        frame = frame.assign(_contrast=frame["contrast"].map(position))
+        frame = frame.sort_values("_contrast", kind="stable").groupby("contrast").head(n)
+    else:
+        frame = frame.head(n)
+    columns = [c for c in ("contrast", "gene") if c in frame.columns]
+    rest = [c for c in frame.columns if c not in (*columns, by, "_key", "_contrast")]
+    return frame[[*columns, by, *rest]].reset_index(drop=True)
+
+
+def select_k_best(
+    cohort: Any, groupby: str | Sequence[Any] | np.ndarray, k: int = 100, *, device: str = "auto"
+) -> xr.Dataset:
+    """The ``k`` genes with the largest ANOVA F between groups (``SelectKBest(f_classif)``).
+
+    Parameters
+    ----------
+    cohort, groupby, device
+        As for :func:`test`.
+    k : int, default 100
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene`` (the selected ids, best first): ``score`` (F) and ``pvalue``. Genes with
+        NaN F rank last, as in scikit-learn.
+    """
+    anova = to_host_dataset(test(cohort, groupby, test="anova", fdr="none", device=device))
+    n_genes = anova.sizes["gene"]
+    if not 1 <= k <= n_genes:
+        raise CohortexError(f"The 'k' parameter must be between 1 and {n_genes}; got {k}.")
+    score = anova["statistic"].values
+    order = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")[:k]
+    return xr.Dataset(
+        {"score": ("gene", score[order]), "pvalue": ("gene", anova["pvalue"].values[order])},
+        coords={"gene": anova["gene"].values[order]},
+        attrs={"test": "anova", "groupby": anova.attrs["groupby"], "k": k},
+    )

@@ -1,0 +1,166 @@
+"""The samples and groups of a test, from whatever form the cohort came in: labels, group
+codes, contrasts, the matrix on the chosen device, and the one pass of group moments."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._backend import Device, dask_on, namespace, resolve_device, to_host
+from .._cohort import as_cohort_matrix, to_host_dataset
+from .._errors import CohortexError, CohortexWarning
+from ..stats._moments import GroupMoments, group_moments
+
+__all__ = ["MEMORY_CHUNKS", "Comparison", "contrasts_of"]
+
+
+# Tiles (samples, genes) in which an in-memory matrix is streamed: views, never copied; with the
+# compiled moments loop large tiles win (50,000 × 20,000: 2048 × 1024 → 1.0 s, 8192 × 4096 →
+# 0.33 s, mostly Dask's per-task cost; benchmarks/RESULTS.md).
+MEMORY_CHUNKS = (8192, 4096)
+
+
+class Comparison:
+    """The matrix, labels and ids of a test, whatever form the cohort came in."""
+
+    def __init__(
+        self,
+        matrix: Any,
+        labels: np.ndarray,
+        gene_ids: np.ndarray,
+        scale: str,
+        groupby_name: str,
+        device: Device,
+        checked_finite: bool,
+    ) -> None:
+        self.matrix = matrix
+        self.labels = labels
+        self.gene_ids = gene_ids
+        self.scale = scale
+        self.groupby_name = groupby_name
+        self.device = device
+        self.checked_finite = checked_finite
+        self.keep_on_device = namespace(matrix) is not np and not isinstance(matrix, da.Array)
+
+    @classmethod
+    def resolve(cls, cohort: Any, groupby: Any, *, scale: str | None, device: str) -> Comparison:
+        on = resolve_device(device)
+        data = as_cohort_matrix(cohort, scale=scale)
+        n_samples = data.matrix.shape[0]
+        if isinstance(groupby, str):
+            if data.dataset is None:
+                raise CohortexError(
+                    "For a plain array, 'groupby' must be the sample labels (a sequence of "
+                    f"length {n_samples}), not a variable name; got {groupby!r}."
+                )
+            sample_vars = data.sample_variables()
+            if groupby not in sample_vars:
+                raise CohortexError(
+                    f"The 'groupby' parameter of test() must name a sample variable; got "
+                    f"{groupby!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
+                )
+            labels, name = np.asarray(to_host(data.dataset[groupby].values)), groupby
+        else:
+            labels, name = np.asarray(groupby), "labels"
+        if labels.ndim != 1 or labels.shape[0] != n_samples:
+            raise CohortexError(
+                f"The 'groupby' labels must have one entry per sample ({n_samples}); got shape "
+                f"{labels.shape}."
+            )
+        return cls(data.matrix, labels, data.gene_ids, data.scale, name, on, data.finite_checked)
+
+    def codes(self, groups: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """Group names and the group index of every sample (-1: left out)."""
+        labels = pd.Series(self.labels, dtype=object)
+        missing = labels.isna() | (labels.astype(str) == "")
+        if missing.any():
+            warnings.warn(
+                f"{int(missing.sum())} samples have no '{self.groupby_name}' label and are left "
+                "out of the test.",
+                CohortexWarning,
+                stacklevel=3,
+            )
+        text = labels.where(~missing, None).map(lambda v: None if v is None else str(v))
+        present = sorted(set(text.dropna()))
+        if groups is None:
+            levels = present
+        else:
+            levels = [str(g) for g in groups]
+            unknown = [g for g in levels if g not in present]
+            if unknown:
+                raise CohortexError(
+                    f"The 'groups' parameter names groups with no samples: {', '.join(unknown)}. "
+                    f"Groups of '{self.groupby_name}': {', '.join(present)}."
+                )
+        index = {g: i for i, g in enumerate(levels)}
+        codes = np.asarray([index.get(v, -1) if v is not None else -1 for v in text], np.int64)
+        sizes = np.bincount(codes[codes >= 0], minlength=len(levels))
+        if len(levels) < 2:
+            raise CohortexError(
+                f"A test needs at least 2 groups; '{self.groupby_name}' has "
+                f"{len(levels)}: {', '.join(levels) or '(none)'}."
+            )
+        small = [
+            f"{g!r} ({s} sample{'s' if s != 1 else ''})"
+            for g, s in zip(levels, sizes, strict=True)
+            if s < 2
+        ]
+        if small:
+            raise CohortexError(
+                "Every group needs at least 2 samples; too small: " + ", ".join(small) + "."
+            )
+        return levels, codes
+
+    def chunked(self, chunks: tuple[int, int]) -> da.Array:
+        """The matrix as a Dask array on the chosen device (in-memory input: ``chunks``)."""
+        return dask_on(self.matrix, self.device, chunks)
+
+    def refuse_infinite(self, counts: Any) -> None:
+        """Raise if any gene holds ±inf (``counts``: per-gene numbers of them)."""
+        counts = to_host(counts)
+        if counts.any():
+            first = int(np.flatnonzero(counts)[0])
+            raise CohortexError(
+                f"The expression matrix holds {int(counts.sum())} infinite values (first in gene "
+                f"{self.gene_ids[first]!r}); statistics need finite values or NaN."
+            )
+
+    def moments(
+        self, codes: np.ndarray, n_groups: int, *, omit_nan: bool, linear: bool
+    ) -> GroupMoments:
+        moments = group_moments(
+            self.chunked(MEMORY_CHUNKS),
+            codes,
+            n_groups,
+            omit_nan=omit_nan,
+            linear=linear,
+            count_infinite=not self.checked_finite,
+        )
+        (result,) = dask.compute(moments)
+        if result.infinite is not None:
+            self.refuse_infinite(result.infinite)
+        return result
+
+    def finish(self, result: xr.Dataset) -> xr.Dataset:
+        return result if self.keep_on_device else to_host_dataset(result)
+
+
+def contrasts_of(levels: list[str], reference: str) -> list[tuple[int, list[int]]]:
+    """(group index, reference group indices) per contrast."""
+    everyone = list(range(len(levels)))
+    if reference == "rest":
+        return [(g, [r for r in everyone if r != g]) for g in everyone]
+    if reference not in levels:
+        raise CohortexError(
+            f"The 'reference' parameter must be 'rest' or one of the groups "
+            f"({', '.join(levels)}); got {reference!r}."
+        )
+    ref = levels.index(reference)
+    return [(g, [ref]) for g in everyone if g != ref]

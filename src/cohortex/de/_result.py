@@ -1,0 +1,46 @@
+"""The one place a test's per-contrast rows become the result Dataset (``padj`` per contrast)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+from .. import fdr as _fdr
+from .._backend import namespace
+
+__all__ = ["contrast_dataset"]
+
+
+def contrast_dataset(
+    columns: dict[str, list[Any]],
+    levels: list[str],
+    contrasts: list[tuple[int, list[int]]],
+    fdr: str,
+) -> xr.Dataset:
+    """Stack per-contrast rows (in the order given, ``padj`` third) into a result Dataset."""
+    xp = namespace(columns["pvalue"][0])
+    stacked = {k: xp.stack(v) for k, v in columns.items()}
+    stacked["padj"] = _fdr.adjust(stacked["pvalue"], fdr)
+    order = [
+        "statistic",
+        "pvalue",
+        "padj",
+        *(k for k in columns if k not in ("statistic", "pvalue")),
+    ]
+    ds = xr.Dataset(
+        {k: (("contrast", "gene"), stacked[k]) for k in order},
+        coords={
+            "contrast": [
+                f"{levels[g]}_vs_{'rest' if len(r) > 1 else levels[r[0]]}" for g, r in contrasts
+            ],
+            "group": ("contrast", [levels[g] for g, _ in contrasts]),
+            "reference": (
+                "contrast",
+                ["rest" if len(r) > 1 else levels[r[0]] for _, r in contrasts],
+            ),
+        },
+    )
+    if len(contrasts) == 1 and len(contrasts[0][1]) == 1:
+        ds = ds.squeeze("contrast")
+    return ds

@@ -1,0 +1,122 @@
+"""Welch's and Student's t, one-way ANOVA F and the fold changes, per gene from group moments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .. import fdr as _fdr
+from .._backend import namespace
+from ..stats._moments import GroupMoments
+from ..stats._pvalues import f_sf, t_two_sided
+from ._result import contrast_dataset
+
+__all__ = ["FOLD_CHANGE_FORMULA", "anova", "log2fc", "t_statistic", "t_tests"]
+
+
+FOLD_CHANGE_FORMULA = {
+    "log2": "mean_group - mean_reference",
+    "log1p": "log2((mean(expm1(x))_group + pseudocount) / (mean(expm1(x))_reference + "
+    "pseudocount))",
+    "counts": "log2((mean_group + pseudocount) / (mean_reference + pseudocount))",
+    "linear": "log2((mean_group + pseudocount) / (mean_reference + pseudocount))",
+}
+
+
+def t_tests(
+    moments: GroupMoments,
+    levels: list[str],
+    contrasts: list[tuple[int, list[int]]],
+    test: str,
+    fdr: str,
+    scale: str,
+    pseudocount: float,
+) -> xr.Dataset:
+    columns: dict[str, list[Any]] = {}
+    for group, reference in contrasts:
+        a = moments.select(slice(group, group + 1))
+        b = (
+            moments.select(reference).pooled()
+            if len(reference) > 1
+            else moments.select(slice(reference[0], reference[0] + 1))
+        )
+        statistic, df = t_statistic(a, b, equal_var=test == "student")
+        row = {
+            "statistic": statistic,
+            "pvalue": t_two_sided(statistic, df),
+            "log2fc": log2fc(a, b, scale, pseudocount),
+            "df": df,
+            "mean_group": a.mean[0],
+            "mean_reference": b.mean[0],
+            "n_group": a.count[0],
+            "n_reference": b.count[0],
+        }
+        for name, values in row.items():
+            columns.setdefault(name, []).append(values)
+    return contrast_dataset(columns, levels, contrasts, fdr)
+
+
+def t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[Any, Any]:
+    """t and degrees of freedom of group a against group b, per gene (shape (n_genes,))."""
+    xp = namespace(a.count)
+    n1, n2 = a.count[0], b.count[0]
+    var1, var2 = a.variance()[0], b.variance()[0]
+    difference = a.mean[0] - b.mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if equal_var:
+            df = n1 + n2 - 2.0
+            pooled = (a.m2[0] + b.m2[0]) / df
+            standard_error = xp.sqrt(pooled * (1.0 / n1 + 1.0 / n2))
+        else:
+            v1, v2 = var1 / n1, var2 / n2
+            standard_error = xp.sqrt(v1 + v2)
+            df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1.0) + v2 * v2 / (n2 - 1.0))
+        statistic = difference / standard_error
+    # fewer than 2 values on a side (possible with nan_policy="omit") leaves the gene untested
+    untestable = (n1 < 2) | (n2 < 2)
+    statistic = xp.where(untestable, xp.nan, statistic)
+    df = xp.where(untestable | xp.isnan(statistic), xp.nan, df)
+    return statistic, df
+
+
+def log2fc(a: GroupMoments, b: GroupMoments, scale: str, pseudocount: float) -> Any:
+    xp = namespace(a.count)
+    if scale == "log2":
+        return a.mean[0] - b.mean[0]
+    if scale == "log1p":
+        top, bottom = a.linear_mean[0], b.linear_mean[0]
+    else:
+        top, bottom = a.mean[0], b.mean[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.log2((top + pseudocount) / (bottom + pseudocount))
+
+
+def anova(moments: GroupMoments, levels: list[str], fdr: str) -> xr.Dataset:
+    xp = namespace(moments.count)
+    everyone = moments.pooled()
+    counts = moments.count
+    k = xp.sum(counts > 0, axis=0).astype(xp.float64)  # groups with values, per gene
+    n = everyone.count[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = xp.sum(counts * (moments.mean - everyone.mean) ** 2, axis=0)
+        within = xp.sum(moments.m2, axis=0)
+        df_between = k - 1.0
+        df_within = n - k
+        statistic = (between / df_between) / (within / df_within)
+    statistic = xp.where((df_between > 0) & (df_within > 0), statistic, xp.nan)
+    pvalue = f_sf(statistic, df_between, df_within)
+    ds = xr.Dataset(
+        {
+            "statistic": ("gene", statistic),
+            "pvalue": ("gene", pvalue),
+            "padj": ("gene", _fdr.adjust(pvalue, fdr)),
+            "df_between": ("gene", df_between),
+            "df_within": ("gene", df_within),
+            "mean": (("group", "gene"), moments.mean),
+            "count": (("group", "gene"), counts),
+        },
+        coords={"group": levels},
+    )
+    return ds

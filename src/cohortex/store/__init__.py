@@ -1,0 +1,523 @@
+"""The cohort store: an xarray Dataset in Zarr v3 on a local filesystem.
+
+Layout of a store (a Zarr v3 group)::
+
+    expression(sample, gene)   float32, chunked tiles, compressed; NaN marks a missing value
+    sample(sample), gene(gene) string ids (coordinates)
+    <sample variable>(sample)  sample metadata: condition, batch, age, ...
+    <gene variable>(gene)      gene annotation (and a simulator's ground truth)
+    results/<name>/            result Datasets written by :func:`write_result`
+    attrs: cohortex_format, scale, cohortex_version
+
+String metadata are stored as variable-length UTF-8; a missing label is stored as the empty
+string ``""`` and read back as ``""``.
+
+Every chunk of every array carries a CRC-32C checksum (Zarr v3's ``crc32c`` codec, after the
+compressor), and every chunk is written, an all-NaN tile too: so an altered or truncated chunk
+fails to decode and a missing chunk is an error, where Zarr alone would read a lost chunk as
+NaN. :func:`verify` reads every chunk. Stores of format 1 (before checksums) stay readable;
+``verify`` says what they lack.
+
+Every write is all-or-nothing. A new store is written into a hidden temporary folder beside the
+destination and renamed into place at the end. An append first records, in a journal inside the
+store, the metadata files and the boundary chunks it is about to change; if the append fails
+(an exception, Ctrl-C, or the process being killed) the journal restores the store byte for
+byte, either at once or the next time the store is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .._errors import CohortexError
+from .._progress import progress_bar
+from ._integrity import (
+    StoredArray,
+    StoreReport,
+    damaged_chunk,
+    missing_chunks,
+    missing_error,
+    refuse_links,
+    verify,
+)
+from ._journal import begin_journal, commit_journal, recover, rollback
+from ._lock import LOCK_TIMEOUT, store_lock
+from ._schema import (
+    CHECKSUMMED_FROM,
+    COMPRESSORS,
+    DEFAULT_CHUNKS,
+    FORMAT_VERSION,
+    JOURNAL,
+    RESULTS,
+    SCALES,
+    PathLike,
+    align_metadata,
+    as_matrix,
+    cast_like,
+    check_format,
+    check_is_group,
+    check_result_name,
+    check_stored_ids,
+    differences,
+    expression_chunks,
+    list_results,
+    load_variable,
+    metadata_variables,
+    open_array,
+    own_files_unremarked,
+    preview,
+    row_blocks,
+    strings_as_object,
+    strings_to_object,
+    to_numpy,
+    unpack_dataset,
+)
+from ._writer import (
+    BlockChecker,
+    CohortWriter,
+    disk_errors,
+    interrupts_deferred,
+    replace_dir,
+    restore_replaced,
+    to_zarr_checked,
+    write_block,
+)
+
+__all__ = [
+    "COMPRESSORS",
+    "DEFAULT_CHUNKS",
+    "FORMAT_VERSION",
+    "LOCK_TIMEOUT",
+    "SCALES",
+    "StoreReport",
+    "append_samples",
+    "create_cohort",
+    "describe",
+    "list_results",
+    "open_cohort",
+    "read_result",
+    "verify",
+    "write_result",
+]
+
+
+def create_cohort(
+    path: PathLike,
+    expression: Any,
+    *,
+    samples: pd.DataFrame | None = None,
+    genes: pd.DataFrame | None = None,
+    scale: str = "log2",
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Write an expression matrix and its metadata as a new cohort store.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination folder (conventionally ending in ``.zarr``). Must not exist unless
+        ``overwrite=True``.
+    expression : array-like of shape (n_samples, n_genes)
+        NumPy, Dask or CuPy array, pandas DataFrame (index: sample ids, columns: gene ids), or an
+        xarray Dataset with an ``expression(sample, gene)`` variable (its sample and gene
+        variables become the metadata). Stored as float32; NaN marks a missing value; ±inf is
+        refused.
+    samples : DataFrame of n_samples rows, optional
+        Sample metadata; its index holds the sample ids (a default RangeIndex with a ``sample``
+        column uses that column). When ``expression`` is a DataFrame the rows are matched by id.
+    genes : DataFrame of n_genes rows, optional
+        Gene annotation; its index holds the gene ids, matched like ``samples``.
+    scale : {"log2", "log1p", "counts", "linear"}, default "log2"
+        What the values are; fold changes depend on it.
+    chunks : (int, int), optional
+        Tile shape (samples, genes); ``-1`` means the whole axis. Default :data:`DEFAULT_CHUNKS`.
+    compressor : {"lz4", "zstd", "none"} or zarr BytesBytesCodec, default "lz4"
+        ``"lz4"`` is Blosc-LZ4 with byte shuffle, ``"zstd"`` is Zstandard level 1.
+    overwrite : bool, default False
+        Replace an existing store at ``path`` (only once the new one is complete).
+    progress : bool or None, default None
+        Show a progress bar (``None``: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        The new store opened with :func:`open_cohort`.
+    """
+    if isinstance(expression, xr.Dataset):
+        expression, samples, genes, scale = unpack_dataset(expression, samples, genes, scale)
+    matrix, sample_ids, gene_ids = as_matrix(expression)
+    samples, sample_ids = align_metadata(samples, sample_ids, matrix.shape[0], "sample")
+    genes, gene_ids = align_metadata(genes, gene_ids, matrix.shape[1], "gene")
+    with CohortWriter(
+        path,
+        sample_ids=sample_ids,
+        gene_ids=gene_ids,
+        samples=samples,
+        genes=genes,
+        scale=scale,
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+    ) as writer:
+        blocks = row_blocks(matrix, writer.chunks[0])
+        bar = progress_bar(len(blocks), "writing cohort", progress)
+        for start, stop in blocks:
+            writer.write(slice(start, stop), slice(None), to_numpy(matrix[start:stop]))
+            bar.update()
+        bar.close()
+    return open_cohort(path)
+
+
+def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
+    """Open a cohort store lazily.
+
+    The expression matrix stays on disk as a Dask array; sample and gene variables are loaded
+    into memory. A store whose last append was interrupted is first restored (with a warning).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store written by :func:`create_cohort`.
+    chunks : dict or None, default None
+        Dask chunks for ``expression``; ``None`` keeps the stored tiles.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``expression(sample, gene)`` float32 (Dask) and the metadata variables; attrs hold
+        ``scale`` and ``cohortex_format``.
+    """
+    root = Path(path)
+    restore_replaced(root)
+    check_is_group(root)
+    journal = root / JOURNAL
+    if journal.exists() or journal.is_symlink():  # waits for a live writer; a dead one's is undone
+        with store_lock(root, exclusive=True, what="undo an unfinished append in"):
+            recover(root)
+    with store_lock(root, exclusive=False, what="read"):
+        return _open(root, chunks)
+
+
+def _open(root: Path, chunks: Any) -> xr.Dataset:
+    """``open_cohort`` once the store is locked against writers."""
+    refuse_links(root)
+    try:
+        group = zarr.open_group(root, mode="r", zarr_format=3)
+        version = check_format(dict(group.attrs), root)
+        with own_files_unremarked():
+            names = sorted(group.array_keys())
+    except CohortexError:
+        raise
+    except Exception as error:
+        raise CohortexError(f"The store at {str(root)!r} cannot be opened: {error}") from None
+    checked = version >= CHECKSUMMED_FROM
+    if checked:  # the cheap check: every chunk file is there (reading them is verify's job)
+        for name in names:
+            missing = missing_chunks(root, name)
+            if missing:
+                raise missing_error(root, name, missing)
+    try:
+        with own_files_unremarked():
+            ds = xr.open_zarr(root, consolidated=False, chunks=None)  # reads the coordinates
+    except Exception as error:  # a damaged id chunk, arrays of conflicting lengths, ...
+        damaged = [n for n in names if n != "expression" and damaged_chunk(root, n)]
+        where = f" (a damaged chunk: {damaged_chunk(root, damaged[0])} of {damaged[0]!r})"
+        raise CohortexError(
+            f"The store at {str(root)!r} cannot be opened{where if damaged else ''}: {error}"
+        ) from None
+    if "expression" not in ds.data_vars or ds["expression"].dims != ("sample", "gene"):
+        raise CohortexError(
+            f"The store at {str(root)!r} has no expression(sample, gene) variable; "
+            "it is not a cohort store."
+        )
+    stored = StoredArray(root, "expression", checked)
+    # Metadata in memory, in a stable order: grouped by dimension, then by name.
+    ordered = sorted((ds[n].dims, n) for n in ds.data_vars if n != "expression")
+    variables = {n: (ds[n].dims, load_variable(root, n, ds[n])) for _, n in ordered}
+    sample_ids, gene_ids = (
+        load_variable(root, "sample", ds["sample"]),
+        load_variable(root, "gene", ds["gene"]),
+    )
+    for what, ids in (("sample", sample_ids), ("gene", gene_ids)):
+        check_stored_ids(root, what, ids)
+    expression = da.from_array(
+        stored,
+        chunks=expression_chunks(chunks, stored.chunks),
+        asarray=False,
+        meta=np.empty((0, 0), dtype=stored.dtype),
+        name=f"cohortex-expression-{uuid.uuid4().hex}",
+    )
+    return xr.Dataset(
+        {"expression": (("sample", "gene"), expression, ds["expression"].attrs), **variables},
+        coords={"sample": sample_ids, "gene": gene_ids},
+        attrs=ds.attrs,
+    )
+
+
+def append_samples(
+    path: PathLike,
+    expression: Any,
+    samples: pd.DataFrame | None = None,
+    *,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Add samples to an existing cohort store, all or nothing.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing cohort store.
+    expression : array-like of shape (n_new_samples, n_genes)
+        As for :func:`create_cohort`. A DataFrame's columns are matched to the store's gene ids
+        (any order); a plain array must be in the store's gene order.
+    samples : DataFrame of n_new_samples rows, optional
+        Metadata of the new samples, with exactly the store's sample variables as columns. Its
+        index holds the new sample ids, which must not be in the store yet. Required when the
+        store has sample variables.
+    progress : bool or None, default None
+        Show a progress bar (``None``: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        The grown store, opened with :func:`open_cohort`.
+    """
+    root = Path(path)
+    check_is_group(root)
+    with store_lock(root, exclusive=True, what="append to"):
+        return _append(root, expression, samples, progress)
+
+
+def _append(
+    root: Path, expression: Any, samples: pd.DataFrame | None, progress: bool | None
+) -> xr.Dataset:
+    """``append_samples`` once the store is locked for this writer alone."""
+    current = open_cohort(root)
+    old_gene_ids = [str(g) for g in current["gene"].values]
+    old_sample_ids = {str(s) for s in current["sample"].values}
+    sample_vars = [
+        str(name)
+        for name in current.data_vars
+        if name != "expression" and current[name].dims == ("sample",)
+    ]
+
+    matrix, sample_ids, gene_ids = as_matrix(expression)
+    if matrix.shape[1] != len(old_gene_ids):
+        raise CohortexError(
+            f"The 'expression' passed to append_samples() has {matrix.shape[1]} genes; the store "
+            f"has {len(old_gene_ids)}."
+        )
+    if gene_ids is not None and gene_ids != old_gene_ids:
+        missing = sorted(set(old_gene_ids) - set(gene_ids))
+        extra = sorted(set(gene_ids) - set(old_gene_ids))
+        if missing or extra:
+            raise CohortexError(
+                "The genes of the appended expression do not match the store's: "
+                + differences(missing=missing, unknown=extra)
+                + "."
+            )
+        order = pd.Index(gene_ids).get_indexer(old_gene_ids)
+        matrix = matrix[:, order]
+    if samples is None and sample_vars:
+        raise CohortexError(
+            "The store has sample variables ("
+            + ", ".join(sample_vars)
+            + "); append_samples() needs a 'samples' DataFrame with them."
+        )
+    samples, sample_ids = align_metadata(
+        samples, sample_ids, matrix.shape[0], "sample", start=len(old_sample_ids)
+    )
+    clash = [s for s in sample_ids if s in old_sample_ids]
+    if clash:
+        raise CohortexError(
+            f"Sample ids must be unique; {len(clash)} appended ids are already in the store: "
+            + preview(clash)
+            + "."
+        )
+    new_vars = metadata_variables(samples, "sample")
+    missing = sorted(set(sample_vars) - set(new_vars))
+    extra = sorted(set(new_vars) - set(sample_vars))
+    if missing or extra:
+        raise CohortexError(
+            "The sample metadata schema must match the store's: "
+            + differences(missing_columns=missing, unknown_columns=extra)
+            + f". Store sample variables: {', '.join(sample_vars) or '(none)'}."
+        )
+    for name in sample_vars:
+        new_vars[name] = cast_like(new_vars[name], current[name].values, name)
+    new_vars["sample"] = np.asarray(sample_ids, dtype=object)
+
+    group = zarr.open_group(root, mode="r+", zarr_format=3)
+    old_n = current.sizes["sample"]
+    new_n = old_n + matrix.shape[0]
+    with own_files_unremarked():
+        members = list(group.arrays())
+    sample_arrays = {
+        name: open_array(root / name)
+        for name, array in members
+        if (getattr(array.metadata, "dimension_names", None) or (None,))[0] == "sample"
+    }
+    expression_array = sample_arrays["expression"]
+    chunk_rows = expression_array.chunks[0]
+    blocks = row_blocks(matrix, chunk_rows, first=old_n)
+
+    begin_journal(root, {name: a.chunks[0] for name, a in sample_arrays.items()}, old_n)
+    try:
+        for name, array in sample_arrays.items():
+            if name == "expression":
+                continue
+            with interrupts_deferred():
+                array.resize((new_n, *array.shape[1:]))
+                array[old_n:new_n] = new_vars[name]
+        with interrupts_deferred():
+            expression_array.resize((new_n, expression_array.shape[1]))
+        bar = progress_bar(len(blocks), "appending samples", progress)
+        checker = BlockChecker(gene_ids=old_gene_ids, scale=current.attrs["scale"])
+        for start, stop in blocks:
+            block = checker(to_numpy(matrix[start - old_n : stop - old_n]), start)
+            write_block(expression_array, (slice(start, stop), slice(None)), block)
+            bar.update()
+        bar.close()
+    except BaseException:
+        rollback(root)
+        raise
+    commit_journal(root)
+    return open_cohort(root)
+
+
+def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bool = False) -> None:
+    """Save a result Dataset inside a cohort store, under ``results/<name>``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing cohort store.
+    name : str
+        Result name: letters, digits, ``-``, ``_`` and ``.`` (not leading).
+    result : xarray.Dataset
+        Any Dataset (DE table on ``gene``, PCA scores on ``sample``, ...).
+    overwrite : bool, default False
+        Replace a result of the same name (only once the new one is written).
+    """
+    root = Path(path)
+    check_result_name(name, "write_result")
+    open_cohort(root)  # checks that this is a cohort store (and recovers an interrupted append)
+    with store_lock(root, exclusive=True, what="write a result into"):
+        _write_result(root, name, result, overwrite)
+
+
+def _write_result(root: Path, name: str, result: xr.Dataset, overwrite: bool) -> None:
+    """``write_result`` once the store is locked for this writer alone."""
+    results = root / RESULTS
+    if results.is_dir():  # leftovers of interrupted writes: no other writer can be at work now
+        for aside in results.glob(".*.old-*"):
+            restore_replaced(results / aside.name[1:].rsplit(".old-", 1)[0])
+        for leftover in [*results.glob(".*.tmp-*"), *results.glob(".*.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
+    if not (results / "zarr.json").is_file():
+        zarr.open_group(results, mode="a", zarr_format=3)
+    final = results / name
+    if final.exists() and not overwrite:
+        raise CohortexError(
+            f"A result named {name!r} already exists in {str(root)!r}; pass overwrite=True to "
+            "replace it."
+        )
+    tmp = results / f".{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        result = strings_to_object(result)
+        with disk_errors(f"writing the result {name!r}"):
+            to_zarr_checked(result, tmp)
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_result(path: PathLike, name: str) -> xr.Dataset:
+    """Load a result saved with :func:`write_result` into memory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A cohort store.
+    name : str
+        The result's name; :func:`list_results` lists them.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    root = Path(path)
+    location = root / RESULTS / check_result_name(name, "read_result")
+    if not (location / "zarr.json").is_file():
+        available = ", ".join(list_results(root)) or "(none)"
+        raise CohortexError(
+            f"No result named {name!r} in {str(root)!r}. Results stored: {available}."
+        )
+    with xr.open_zarr(location, consolidated=False) as ds:
+        loaded = ds.load()
+    return xr.Dataset(
+        {k: (v.dims, strings_as_object(v.values), v.attrs) for k, v in loaded.data_vars.items()},
+        coords={
+            k: (v.dims, strings_as_object(v.values), v.attrs) for k, v in loaded.coords.items()
+        },
+        attrs=loaded.attrs,
+    )
+
+
+def describe(path: PathLike) -> dict[str, Any]:
+    """A JSON-ready summary of a store: dimensions, chunks, codecs, size, metadata, results."""
+    root = Path(path)
+    ds = open_cohort(root)
+    array = ds["expression"]
+    codecs = json.loads((root / "expression" / "zarr.json").read_text())["codecs"]
+    on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    raw = array.size * array.dtype.itemsize
+    summary: dict[str, Any] = {
+        "path": str(root),
+        "samples": ds.sizes["sample"],
+        "genes": ds.sizes["gene"],
+        "dtype": str(array.dtype),
+        "chunks": [int(max(c)) for c in array.chunks] if array.chunks else None,
+        "codecs": [c["name"] for c in codecs],
+        "scale": ds.attrs.get("scale"),
+        "format": ds.attrs.get("cohortex_format"),
+        "bytes_on_disk": on_disk,
+        "bytes_uncompressed": raw,
+        "sample_variables": {},
+        "gene_variables": {},
+        "results": list_results(root),
+    }
+    for name in ds.data_vars:
+        if name == "expression":
+            continue
+        dim = ds[name].dims[0]
+        summary[f"{dim}_variables"][name] = _describe_variable(np.asarray(ds[name].values))
+    return summary
+
+
+def _describe_variable(values: np.ndarray) -> dict[str, Any]:
+    if values.dtype.kind == "b":
+        return {"type": "bool", "true": int(values.sum()), "false": int((~values).sum())}
+    if values.dtype.kind in "iuf":
+        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+        out: dict[str, Any] = {"type": "number", "missing": int(values.size - finite.size)}
+        if finite.size:
+            out.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()))
+        return out
+    labels, counts = np.unique(values.astype(str), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    levels = {str(labels[i]) if labels[i] else "(missing)": int(counts[i]) for i in order[:8]}
+    return {"type": "text", "distinct": len(labels), "top": levels}
