@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 
-from cohortex._bench import peak_rss_bytes
+from cohortex.app.bench import peak_rss_bytes
 
 __all__ = ["peak_rss_bytes", "run_cases"]
 

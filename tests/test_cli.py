@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cohortex import open_cohort
-from cohortex.cli import main
+from cohortex.app.cli import main
 
 
 def test_simulate_then_info(tmp_path, capsys):
@@ -102,7 +102,7 @@ def test_demo_runs_as_a_command(tmp_path):
         [
             sys.executable,
             "-m",
-            "cohortex.cli",
+            "cohortex.app.cli",
             "demo",
             "--samples",
             "300",

@@ -32,7 +32,7 @@ from cohortex import (
     verify,
     write_result,
 )
-from cohortex.cli import main
+from cohortex.app.cli import main
 from cohortex.store import _writer
 
 from conftest import snapshot

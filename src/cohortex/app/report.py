@@ -18,11 +18,11 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
     Results are saved in the store; the returned dict holds the figures (PNG bytes) and the
     numbers for :func:`write_report`.
     """
-    from . import de, plot
-    from .ae import Autoencoder
-    from .embed import pca
-    from .embed import tsne as run_tsne
-    from .store import open_cohort, write_result
+    from .. import de, plot
+    from ..ae import Autoencoder
+    from ..embed import pca
+    from ..embed import tsne as run_tsne
+    from ..store import open_cohort, write_result
 
     ds = open_cohort(store)
     truth = ds["is_de"].values.astype(bool)

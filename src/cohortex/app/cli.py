@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CohortexError
-from ._version import __version__
-from .store import COMPRESSORS, SCALES, describe, list_results, open_cohort
+from .._errors import CohortexError
+from .._version import __version__
+from ..store import COMPRESSORS, SCALES, describe, list_results, open_cohort
 
 __all__ = ["main"]
 
@@ -261,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _suites(text: str) -> tuple[str, ...]:
-    from ._bench import SUITES
+    from .bench import SUITES
 
     chosen = tuple(s.strip() for s in text.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SUITES]
@@ -361,7 +361,7 @@ def _store_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _simulate(args: argparse.Namespace) -> None:
-    from .simulate import simulate
+    from ..simulate import simulate
 
     start = time.perf_counter()
     ds = simulate(
@@ -385,7 +385,7 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> None:
-    from .io import import_file
+    from ..io import import_file
 
     start = time.perf_counter()
     options = _store_kwargs(args)
@@ -406,7 +406,7 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .io import export_anndata, export_gct, export_table
+    from ..io import export_anndata, export_gct, export_table
 
     name = args.dest.name.lower()
     if args.dest.exists() and not args.overwrite:
@@ -426,8 +426,8 @@ def _de(args: argparse.Namespace) -> None:
     import pandas as pd
     from dask.diagnostics import ProgressBar
 
-    from . import de
-    from .store import write_result
+    from .. import de
+    from ..store import write_result
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
@@ -461,8 +461,8 @@ def _de(args: argparse.Namespace) -> None:
 
 
 def _pca(args: argparse.Namespace) -> None:
-    from .embed import pca
-    from .store import write_result
+    from ..embed import pca
+    from ..store import write_result
 
     _check_plot(args.plot)
     start = time.perf_counter()
@@ -488,8 +488,8 @@ def _pca(args: argparse.Namespace) -> None:
 
 
 def _tsne(args: argparse.Namespace) -> None:
-    from .embed import pca, tsne
-    from .store import read_result, write_result
+    from ..embed import pca, tsne
+    from ..store import read_result, write_result
 
     _check_plot(args.plot)
     start = time.perf_counter()
@@ -546,7 +546,7 @@ def _save_scatter(result: Any, path: Path | None, color: str) -> None:
         return
     from matplotlib.figure import Figure
 
-    from . import plot
+    from .. import plot
 
     figure = plot.embedding(result, color if color in result else None).figure
     assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
@@ -560,7 +560,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def _ae_train(args: argparse.Namespace) -> None:
-    from .ae import Autoencoder
+    from ..ae import Autoencoder
 
     start = time.perf_counter()
     model = Autoencoder(
@@ -587,8 +587,8 @@ def _ae_train(args: argparse.Namespace) -> None:
 
 
 def _ae_modules(args: argparse.Namespace) -> None:
-    from .ae import Autoencoder
-    from .store import write_result
+    from ..ae import Autoencoder
+    from ..store import write_result
 
     if args.out is not None:
         _check_output(args.out, "--out", (".txt", ".tsv", ".csv"))
@@ -613,7 +613,7 @@ def _ae_modules(args: argparse.Namespace) -> None:
 def _verify(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .store import verify
+    from ..store import verify
 
     report = verify(args.store, progress=args.progress)
     print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else str(report))
@@ -629,9 +629,9 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from ._backend import resolve_device
-    from ._bench import SUITES, run_bench
-    from .simulate import simulate
+    from .._backend import resolve_device
+    from ..simulate import simulate
+    from .bench import SUITES, run_bench
 
     devices = ("cpu", "gpu") if args.device == "both" else (args.device,)
     if "gpu" in devices:
@@ -652,8 +652,8 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from ._report import demo_analyses, write_report
-    from .simulate import simulate
+    from ..simulate import simulate
+    from .report import demo_analyses, write_report
 
     with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:
         out = args.out or Path(scratch) / "demo.zarr"

@@ -1,6 +1,6 @@
 """``cohortex bench``: the benchmark suite against the tools a user would otherwise pick.
 
-Every case runs in its own Python process (``python -m cohortex._bench --case ...``) so that it
+Every case runs in its own Python process (``python -m cohortex.app.bench --case ...``) so that it
 reports its own peak RSS, on the same simulated cohort, one after another. Per suite:
 
 ``de``        Welch + BH: cohortex in memory and from the store; scipy ``ttest_ind`` +
@@ -102,14 +102,14 @@ def _matrix(store: str, device: str) -> Any:
     """The whole expression matrix in memory (float32), on the device of the run."""
     import zarr
 
-    from ._backend import to_device
+    from .._backend import to_device
 
     x = zarr.open_array(Path(store) / "expression", mode="r")[...]
     return to_device(x, "gpu") if device == "gpu" else x
 
 
 def _labels(store: str) -> np.ndarray:
-    from .store import open_cohort
+    from ..store import open_cohort
 
     return np.asarray(open_cohort(store)["condition"].values)
 
@@ -118,8 +118,8 @@ def _pcs(store: str, scratch: Path) -> np.ndarray:
     """The first 50 principal components of the cohort, computed once per run and cached."""
     path = scratch / "pcs.npy"
     if not path.exists():
-        from ._backend import to_host
-        from .embed import pca
+        from .._backend import to_host
+        from ..embed import pca
 
         np.save(path, to_host(pca(store, 50, device="cpu")["scores"].values))
     return np.load(path)
@@ -127,7 +127,7 @@ def _pcs(store: str, scratch: Path) -> np.ndarray:
 
 def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: int) -> dict:
     """Run one case; returns seconds and extras (called in the case's own process)."""
-    from ._backend import to_host
+    from .._backend import to_host
 
     extra: dict[str, Any] = {}
     labels: Any = _labels(store) if case.suite in ("de", "wilcoxon", "pca") else None
@@ -142,7 +142,7 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
 
         da.from_zarr(str(Path(store) / "expression")).sum(axis=0).compute()
     elif case.suite in ("de", "wilcoxon") and case.role == "cohortex":
-        from .de import test as de_test
+        from ..de import test as de_test
 
         if case.source == "memory":
             de_test(x, labels, test=test, reference="normal", device=device)
@@ -196,7 +196,7 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
         )
     elif case.suite == "pca":
         if case.role == "cohortex":
-            from .embed import pca
+            from ..embed import pca
 
             result = pca(store, 50, device=device)
             extra["method"] = result.attrs.get("method", "")
@@ -210,7 +210,7 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
             CumlPCA(n_components=50).fit_transform(x)
     elif case.suite == "tsne":
         if case.role == "cohortex":
-            from .embed import tsne
+            from ..embed import tsne
 
             tsne(pcs, perplexity=30, n_iter=500, seed=0, device=device)
         elif case.name == "opentsne":
@@ -220,7 +220,7 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
         else:
             from cuml.manifold import TSNE as CumlTSNE
 
-            from .embed._tsne import cuml_arguments
+            from ..embed._tsne import cuml_arguments
 
             # what cohortex's tsne(n_iter=500) asks of cuML: 250 exaggeration + 500 iterations
             CumlTSNE(**cuml_arguments(perplexity=30, n_iter=500, seed=0)).fit_transform(pcs)
@@ -239,7 +239,7 @@ def _time_case(case: Case, store: str, device: str, scratch: Path, scipy_genes: 
 def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
     """One epoch of the 3 × 512 autoencoder: cohortex from the store, or a plain torch loop."""
     if case.role == "cohortex":
-        from .ae import Autoencoder
+        from ..ae import Autoencoder
 
         model = Autoencoder(
             (512, 512, 512), max_epochs=1, patience=1, device=device, progress=False
@@ -248,7 +248,7 @@ def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
         return {"samples_trained": int(_n_samples(store) - len(model.validation_index_))}
     import torch
 
-    from ._backend import to_host
+    from .._backend import to_host
 
     target = "cuda" if device == "gpu" else "cpu"
     data = torch.as_tensor(np.asarray(to_host(x)), device=target)
@@ -269,13 +269,13 @@ def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
 
 
 def _n_genes(store: str) -> int:
-    from .store import open_cohort
+    from ..store import open_cohort
 
     return int(open_cohort(store).sizes["gene"])
 
 
 def _n_samples(store: str) -> int:
-    from .store import open_cohort
+    from ..store import open_cohort
 
     return int(open_cohort(store).sizes["sample"])
 
@@ -293,7 +293,7 @@ def machine_description(device: str) -> dict:
     memory = (
         os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     )
-    from ._backend import device_name
+    from .._backend import device_name
 
     return {
         "node": platform.node(),
@@ -309,7 +309,7 @@ def _run_in_process(case: Case, args: argparse.Namespace, device: str) -> dict:
     command = [
         sys.executable,
         "-m",
-        "cohortex._bench",
+        "cohortex.app.bench",
         "--case",
         f"{case.suite}:{case.name}",
         "--store",
@@ -361,7 +361,7 @@ def run_bench(
     args = argparse.Namespace(store=store, scratch=out, scipy_genes=scipy_genes)
     warm = out / "warm-up" / "cohort.zarr"
     if not (warm / "zarr.json").exists() or _n_genes(str(warm)) != _WARM_GENES:
-        from .simulate import simulate
+        from ..simulate import simulate
 
         simulate(warm, 600, _WARM_GENES, n_de=0.05, seed=1, progress=False, overwrite=True)
     n_samples, n_genes = _n_samples(str(store)), _n_genes(str(store))
