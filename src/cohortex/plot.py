@@ -10,10 +10,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from ._errors import CohortexError
+from ._optional import require
+
+require("matplotlib", "cohortex.plot")
+
+from matplotlib.axes import Axes  # noqa: E402 (after the check above)
+from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = ["embedding", "loss", "ma", "scree", "top_genes", "volcano"]
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import CohortexError
+from .._optional import require
 from .._version import __version__
 from ..store import COMPRESSORS, SCALES, describe, list_results, open_cohort
 
@@ -535,7 +536,7 @@ def _check_output(path: Path, option: str, suffixes: tuple[str, ...]) -> None:
 
 def _check_plot(path: Path | None) -> None:
     if path is not None:
-        from matplotlib.backend_bases import FigureCanvasBase
+        FigureCanvasBase = require("matplotlib.backend_bases", "--plot").FigureCanvasBase
 
         formats = tuple(f".{k}" for k in FigureCanvasBase.get_supported_filetypes())
         _check_output(path, "--plot", formats)

@@ -10,6 +10,7 @@ import xarray as xr
 
 from .._backend import resolve_device, to_host
 from .._errors import CohortexError
+from .._optional import require
 
 __all__ = ["EXAGGERATION_ITERATIONS", "cuml_arguments", "tsne"]
 
@@ -106,7 +107,7 @@ def tsne(
             embedding = np.asarray(to_host(model.fit_transform(scores)), dtype=np.float64)
             implementation = "cuml"
     if embedding is None:
-        from openTSNE import TSNE
+        TSNE = require("openTSNE", "t-SNE on the CPU").TSNE
 
         model = TSNE(
             n_components=n_components,
