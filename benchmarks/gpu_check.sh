@@ -38,7 +38,7 @@ fi
 status=0
 start=$(date +%s)
 echo "== gpu-marked tests"
-mapfile -t files < <(grep -lE "pytest.mark.gpu|gpu_xp|\bxp\b" tests/test_*.py)
+mapfile -t files < <(grep -rlE "pytest.mark.gpu|gpu_xp|\bxp\b" tests --include="test_*.py")
 timeout 240 "$python" -m pytest -q -p no:cacheprovider -m gpu "${files[@]}" \
     --junitxml "$out/gpu_tests.xml" -o junit_family=xunit2 2>&1 | tee "$out/gpu_tests.log" | tail -25
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -111,7 +111,7 @@ _GPU_GROUPS = {
         "tests/test_device_parity.py"
     ),
     "kernels built for the host, NVRTC, sanitizers": lambda r: (
-        r.nodeid.startswith("tests/test_kernels.py") and "gpu" not in r.keywords
+        r.nodeid.startswith("tests/stats/test_kernels.py") and "gpu" not in r.keywords
     ),
     "cuML / dask-cuda frozen argument lists": lambda r: r.nodeid.startswith(
         "tests/test_gpu_apis.py"

@@ -27,7 +27,7 @@ from .._progress import progress_bar
 from ..store import open_cohort
 from ..store._schema import align_metadata, check_chunks
 from ..store._writer import CohortWriter, replace_dir
-from ._text import _as_cohort, read_metadata
+from ._text import as_dataset, read_metadata
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -162,7 +162,7 @@ def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
     """
     import anndata as ad  # on use: only AnnData import and export need it
 
-    ds = _as_cohort(cohort)
+    ds = as_dataset(cohort)
     expression = ds["expression"].transpose("sample", "gene").data
     if not lazy:
         expression = np.asarray(expression)
@@ -235,7 +235,7 @@ def to_pandas(cohort: Any) -> pd.DataFrame:
         Index: sample ids; columns: gene ids. The metadata are ``ds[...]`` variables, or
         :func:`to_anndata`'s ``obs`` and ``var``.
     """
-    ds = _as_cohort(cohort)
+    ds = as_dataset(cohort)
     values = np.asarray(ds["expression"].transpose("sample", "gene").data)
     return pd.DataFrame(
         values,

@@ -183,7 +183,7 @@ def export_table(
         ``"%.9g"`` writes every float32 exactly.
     progress : bool or None, default None
     """
-    ds = _as_cohort(cohort)
+    ds = as_dataset(cohort)
     _check_orientation(orientation)
     dest = Path(dest)
     sep = sep or _default_sep(dest)
@@ -210,7 +210,7 @@ def export_gct(
     The Description column comes from the gene variable ``description`` when there is one,
     else ``na``. Other parameters are as for :func:`export_table`.
     """
-    ds = _as_cohort(cohort)
+    ds = as_dataset(cohort)
     dest = Path(dest)
     description = (
         ds["description"].values if "description" in ds else np.full(ds.sizes["gene"], "na")
@@ -527,7 +527,7 @@ def _write_store(
     return open_cohort(dest)
 
 
-def _as_cohort(cohort: Any) -> xr.Dataset:
+def as_dataset(cohort: Any) -> xr.Dataset:
     if isinstance(cohort, xr.Dataset):
         if "expression" not in cohort:
             raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")

@@ -15,7 +15,7 @@ import statsmodels.api as sm
 
 from cohortex import CohortexError, create_cohort, de
 
-FIXTURES = Path(__file__).parent / "fixtures" / "limma"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
 
 
 def _case(name):

@@ -154,7 +154,7 @@ def _run_sanitized(script: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "LD_PRELOAD": _asan_runtime() or "",
         "ASAN_OPTIONS": "detect_leaks=0",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent), *sys.path]),
     }
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],

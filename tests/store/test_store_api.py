@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import cohortex
 import cohortex.store as store_module
 from cohortex import (
     CohortexError,
@@ -368,31 +367,3 @@ def test_results_round_trip(tmp_path, small_matrix):
         write_result(path, "../escape", result)
     # results do not disturb the cohort itself
     np.testing.assert_array_equal(open_cohort(path)["expression"].values, x)
-
-
-def test_public_api_is_pinned():
-    assert set(cohortex.__all__) == {
-        "CohortexError",
-        "CohortexWarning",
-        "__version__",
-        "ae",
-        "append_samples",
-        "cluster",
-        "create_cohort",
-        "de",
-        "fdr",
-        "gpu_available",
-        "io",
-        "list_results",
-        "normalize",
-        "open_cohort",
-        "pca",
-        "plot",
-        "read_result",
-        "resolve_device",
-        "simulate",
-        "tsne",
-        "verify",
-        "write_result",
-    }
-    assert issubclass(CohortexError, ValueError)
