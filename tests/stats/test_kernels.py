@@ -22,6 +22,7 @@ from cohortex.stats._cpu.rank_sums import walk_sorted_runs
 
 import host_kernels
 
+HERE = Path(__file__).parent
 KERNELS = sorted(kernel_dir().glob("*.cu"))
 RANK_SUM_WALK = (kernel_dir() / "rank_sum_walk.cu").read_text()
 THREADS = 128  # what stats/_gpu/rank_sums.py launches per block
@@ -154,7 +155,8 @@ def _run_sanitized(script: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "LD_PRELOAD": _asan_runtime() or "",
         "ASAN_OPTIONS": "detect_leaks=0",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent), *sys.path]),
+        # the tests' helpers (tests/) and this file's folder, for host_kernels and test_kernels
+        "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE), *sys.path]),
     }
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
