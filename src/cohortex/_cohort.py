@@ -7,8 +7,9 @@ Public entry points type that argument :data:`CohortLike` and document it with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -24,6 +25,7 @@ __all__ = [
     "CohortLike",
     "CohortMatrix",
     "as_cohort_matrix",
+    "shared_docs",
     "to_host_dataset",
 ]
 
@@ -31,15 +33,27 @@ __all__ = [
 #: a NumPy, CuPy or Dask matrix of shape (n_samples, n_genes).
 CohortLike: TypeAlias = str | os.PathLike[str] | xr.Dataset | Any
 
-# docstring fragments shared by the public entry points (numpydoc "Parameters" entries)
+# docstring fragments shared by the public entry points (numpydoc "Parameters" entries), put
+# in place of "{cohort}", "{groupby}" and "{device}" by :func:`shared_docs`
 COHORT_DOC = """cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
         A cohort store, an opened cohort (or any Dataset with ``expression(sample, gene)``), or
-        a NumPy, CuPy or Dask matrix."""
+        a NumPy, CuPy or Dask matrix (:data:`CohortLike`)."""
 GROUPBY_DOC = """groupby : str or sequence of labels
         The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
         (length n_samples; required for a plain array)."""
 DEVICE_DOC = """device : {"auto", "cpu", "gpu"}, default "auto"
         ``"auto"`` takes the GPU when one is available (``COHORTEX_DEVICE`` overrides)."""
+_FRAGMENTS = {"{cohort}": COHORT_DOC, "{groupby}": GROUPBY_DOC, "{device}": DEVICE_DOC}
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def shared_docs(function: _Function) -> _Function:
+    """Put the shared parameter entries into ``function``'s docstring (its placeholders)."""
+    if function.__doc__:
+        for placeholder, text in _FRAGMENTS.items():
+            function.__doc__ = function.__doc__.replace(placeholder, text)
+    return function
 
 
 @dataclass

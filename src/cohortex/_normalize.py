@@ -14,6 +14,7 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from ._backend import namespace
+from ._cohort import CohortLike
 from ._errors import CohortexError
 from .stats._ranks import average_ranks
 from .store import open_cohort
@@ -25,7 +26,9 @@ _NEEDS_LINEAR = ("log_cpm", "log1p", "log2", "median_ratio")
 _NEW_SCALE = {"log_cpm": "log2", "log1p": "log1p", "log2": "log2", "median_ratio": "counts"}
 
 
-def normalize(cohort: Any, method: str = "log_cpm", *, prior_count: float = 1.0) -> xr.Dataset:
+def normalize(
+    cohort: CohortLike, method: str = "log_cpm", *, prior_count: float = 1.0
+) -> xr.Dataset:
     """Normalise a cohort lazily.
 
     Parameters

@@ -27,7 +27,7 @@ import xarray as xr
 from torch import nn
 
 from .._backend import dask_on, resolve_device, to_host
-from .._cohort import as_cohort_matrix
+from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError
 from .._progress import progress_bar
 
@@ -131,7 +131,7 @@ class Autoencoder:
 
     # ---------------------------------------------------------------------------- training
 
-    def fit(self, cohort: Any) -> Autoencoder:
+    def fit(self, cohort: CohortLike) -> Autoencoder:
         """Train on a cohort (store, Dataset or samples × genes array).
 
         Returns
@@ -216,7 +216,7 @@ class Autoencoder:
 
     # ------------------------------------------------------------------------------ using it
 
-    def transform(self, cohort: Any, layer: int = 1) -> xr.Dataset:
+    def transform(self, cohort: CohortLike, layer: int = 1) -> xr.Dataset:
         """Activations of hidden layer ``layer`` (1 = nearest the input).
 
         Returns
@@ -238,7 +238,7 @@ class Autoencoder:
             attrs={"layer": layer},
         )
 
-    def reconstruct(self, cohort: Any) -> xr.Dataset:
+    def reconstruct(self, cohort: CohortLike) -> xr.Dataset:
         """The model's reconstruction, in the data's units: ``expression(sample, gene)``."""
         self._check_fitted()
         data = as_cohort_matrix(cohort)
@@ -253,7 +253,7 @@ class Autoencoder:
             coords={"sample": data.sample_ids, "gene": self.genes_},
         )
 
-    def score(self, cohort: Any = None) -> dict[str, float]:
+    def score(self, cohort: CohortLike | None = None) -> dict[str, float]:
         """Reconstruction quality on held-out samples (default: the validation split).
 
         Returns
@@ -330,7 +330,7 @@ class Autoencoder:
 
     def condition_modules(
         self,
-        cohort: Any,
+        cohort: CohortLike,
         groupby: str,
         layer: int,
         *,
@@ -646,7 +646,7 @@ def _network(n_genes: int, hidden: tuple[int, ...], activation: str) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-def baselines(cohort: Any, model: Autoencoder, *, shallow: int | None = None) -> xr.Dataset:
+def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = None) -> xr.Dataset:
     """Held-out reconstruction of the model beside PCA and a shallow autoencoder.
 
     All three use the model's genes, training/validation split and [0, 1] scaling. PCA keeps

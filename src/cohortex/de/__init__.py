@@ -62,7 +62,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import fdr as _fdr
-from .._cohort import to_host_dataset
+from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
 from ._comparison import Comparison, contrasts_of
@@ -78,8 +78,9 @@ TESTS = ("welch", "student", "anova", "wilcoxon")
 NAN_POLICIES = ("propagate", "omit")
 
 
+@shared_docs
 def test(
-    cohort: Any,
+    cohort: CohortLike,
     groupby: str | Sequence[Any] | np.ndarray,
     *,
     test: str = "welch",
@@ -95,12 +96,8 @@ def test(
 
     Parameters
     ----------
-    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
-        A cohort store, an opened cohort (or any Dataset with ``expression(sample, gene)``), or
-        a NumPy, CuPy or Dask array.
-    groupby : str or sequence of labels
-        The sample variable holding the groups (e.g. ``"condition"``), or the labels themselves
-        (length n_samples; required for a plain array).
+    {cohort}
+    {groupby}
     test : {"welch", "student", "anova", "wilcoxon"}, default "welch"
     groups : sequence of str, optional
         The groups to compare (default: every label); samples of other groups are left out.
@@ -108,7 +105,7 @@ def test(
         ``"rest"`` for one-vs-rest, or the name of the reference group. Ignored by ANOVA.
     fdr : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
         Multiple-testing correction, per contrast (:mod:`cohortex.fdr`).
-    device : {"auto", "cpu", "gpu"}, default "auto"
+    {device}
     nan_policy : {"propagate", "omit"}, default "propagate"
     pseudocount : float, default 1.0
         For fold changes on ``log1p``, ``counts`` and ``linear`` data (see the module notes).
@@ -212,7 +209,11 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
 
 
 def select_k_best(
-    cohort: Any, groupby: str | Sequence[Any] | np.ndarray, k: int = 100, *, device: str = "auto"
+    cohort: CohortLike,
+    groupby: str | Sequence[Any] | np.ndarray,
+    k: int = 100,
+    *,
+    device: str = "auto",
 ) -> xr.Dataset:
     """The ``k`` genes with the largest ANOVA F between groups (``SelectKBest(f_classif)``).
 

@@ -21,9 +21,9 @@ from ..stats._moments import GroupMoments, group_moments
 __all__ = ["MEMORY_CHUNKS", "Comparison", "contrasts_of"]
 
 
-# Tiles (samples, genes) in which an in-memory matrix is streamed: views, never copied; with the
-# compiled moments loop large tiles win (50,000 × 20,000: 2048 × 1024 → 1.0 s, 8192 × 4096 →
-# 0.33 s, mostly Dask's per-task cost; benchmarks/RESULTS.md).
+# Tiles (samples, genes) in which an in-memory matrix is streamed: views, never copied. With the
+# compiled moments loop, Dask's cost per task dominates small tiles (50,000 × 20,000: 1.0 s in
+# 2048 × 1024 tiles, 0.33 s in these; benchmarks/RESULTS.md).
 MEMORY_CHUNKS = (8192, 4096)
 
 

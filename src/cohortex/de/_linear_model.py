@@ -13,7 +13,7 @@ import xarray as xr
 
 from .. import fdr as _fdr
 from .._backend import dask_on, namespace, resolve_device, to_host, tree_reduce
-from .._cohort import as_cohort_matrix, to_host_dataset
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._linear import chunk_sums, ebayes, merge_sums
 from ..stats._pvalues import f_sf, t_two_sided
@@ -23,8 +23,9 @@ __all__ = ["fit"]
 _ROWS_PER_CHUNK = 2048
 
 
+@shared_docs
 def fit(
-    cohort: Any,
+    cohort: CohortLike,
     design: str | pd.DataFrame | np.ndarray,
     *,
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
@@ -37,8 +38,8 @@ def fit(
 
     Parameters
     ----------
-    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
-        No NaN values (limma's per-gene handling of missing values is not implemented).
+    {cohort}
+        No NaN values: limma's per-gene handling of missing values is not implemented.
     design : str, DataFrame or array of shape (n_samples, n_coefficients)
         A formula on the sample variables, parsed by formulaic (e.g.
         ``"~ condition + batch + age"``; columns are named like ``condition[T.tumor]``), or
@@ -55,7 +56,7 @@ def fit(
         Not implemented yet (limma's ``robust=True``); True raises.
     fdr : str, default "bh"
         Correction per contrast (:mod:`cohortex.fdr`).
-    device : {"auto", "cpu", "gpu"}, default "auto"
+    {device}
 
     Returns
     -------

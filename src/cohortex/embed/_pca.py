@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from .._backend import dask_on, resolve_device, to_host
-from .._cohort import as_cohort_matrix
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..stats._moments import group_moments
 from ._covariance import ROWS_PER_CHUNK, covariance_pca
@@ -52,8 +52,9 @@ COVARIANCE_MAX_GENES = 4096
 IN_MEMORY_BYTES = 1 << 30
 
 
+@shared_docs
 def pca(
-    cohort: Any,
+    cohort: CohortLike,
     n_components: int = 50,
     *,
     genes: str | list[str] | None = None,
@@ -68,8 +69,7 @@ def pca(
 
     Parameters
     ----------
-    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
-        A cohort store, an opened cohort, or a NumPy, CuPy or Dask matrix.
+    {cohort}
     n_components : int, default 50
         At most min(n_samples, n_selected_genes).
     genes : None, "hvg" or list of str, default None
@@ -83,7 +83,7 @@ def pca(
         Divide each gene by its standard deviation (PCA of the correlation matrix).
     method : {"auto", "exact", "randomized", "streaming"}, default "auto"
         See the module notes.
-    device : {"auto", "cpu", "gpu"}, default "auto"
+    {device}
     seed : int, default 0
         Seed of the randomized methods.
 

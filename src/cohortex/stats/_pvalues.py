@@ -22,7 +22,7 @@ of ACM TOMS 708 (DiDonato & Morris 1992, as R's ``pt``/``pbeta`` do), computed f
 
 Against mpmath over df = 1 … 10¹⁰ and |t| ≤ 37: relative error ≤ 1.3e-13, the largest in
 the far tail (p ≈ 1e-299, where SciPy's own ``t.sf`` is off by 7e-14); the plain ``betainc``
-of the rounded ``x`` was off by up to 4e-7 (tests/stats/test_pvalues.py).
+of the rounded ``x`` is off by up to 4e-7 (tests/stats/test_pvalues.py).
 """
 
 from __future__ import annotations

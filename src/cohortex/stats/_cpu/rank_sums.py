@@ -2,8 +2,12 @@
 with the CUDA kernel ``kernels/rank_sum_walk.cu``.
 
 Why compiled: ranking needs a sort per gene, and NumPy's ``argsort`` plus the tie bookkeeping in
-:func:`cohortex.stats._ranks.average_ranks` costs ~10 passes over float64 copies of the block; at
-50,000 × 2,000 that was only 1.3× faster than scanpy (now ~28×, benchmarks/RESULTS.md).
+:func:`cohortex.stats._ranks.average_ranks` costs ~10 passes over float64 copies of the block
+(at 50,000 × 2,000 hardly faster than scanpy; compiled, ~28× it: benchmarks/RESULTS.md).
+
+The strategies live beside this driver: ``panels.py`` (transposition and per-gene scans),
+``tally.py`` (few distinct values), ``narrow.py`` (32-bit keys), ``radix.py`` (keys and sorts)
+and ``walks.py`` (64-bit keys, pairs among more groups).
 
 Per block: the samples are ordered by group code, so that each group's values are one range of
 a gene, and the (samples, genes) block is transposed panel by panel into a per-thread buffer
