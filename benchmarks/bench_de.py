@@ -35,12 +35,11 @@ CASES = ["memory_pass", "cohortex_memory", "scipy", "scanpy", "zarr_read", "coho
 
 
 def _load(store: str):
-    import zarr
-
     import cohortex
+    from cohortex.app.bench import load_matrix
 
     ds = cohortex.open_cohort(store)
-    x = zarr.open_array(Path(store) / "expression", mode="r")[...]  # one allocation, no copies
+    x = load_matrix(store)  # through the store API, one allocation
     tumor = ds["condition"].values == "tumor"
     return ds, x, tumor
 

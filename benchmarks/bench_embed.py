@@ -41,9 +41,9 @@ CASES = [
 
 def run_case(case: str, store: str, scratch: Path, subset: int) -> dict:
     import numpy as np
-    import zarr
 
     import cohortex
+    from cohortex.app.bench import load_matrix
 
     extra: dict = {}
     hvg_file = scratch / "hvg.npy"
@@ -51,7 +51,7 @@ def run_case(case: str, store: str, scratch: Path, subset: int) -> dict:
     if case.startswith("sklearn"):
         from sklearn.decomposition import PCA
 
-        x = zarr.open_array(Path(store) / "expression", mode="r")[...]
+        x = load_matrix(store)
         if case.endswith("hvg"):
             x = x[:, np.load(hvg_file)]
         solver = "full" if "full" in case else "randomized"

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SUITES", "peak_rss_bytes", "run_bench"]
+__all__ = ["SUITES", "load_matrix", "peak_rss_bytes", "run_bench"]
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,24 @@ def _installed(module: str | None) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def load_matrix(store: str | os.PathLike[str]) -> np.ndarray:
+    """A store's whole expression matrix in memory, read through the store API (every chunk
+    checked) into one allocation: Dask writes each chunk into place, nothing is concatenated."""
+    import dask.array as da
+
+    from ..store import open_cohort
+
+    stored = open_cohort(store)["expression"].data
+    out = np.empty(stored.shape, dtype=stored.dtype)
+    da.store(stored, out, lock=False)
+    return out
+
+
 def _matrix(store: str, device: str) -> Any:
     """The whole expression matrix in memory (float32), on the device of the run."""
-    import zarr
-
     from .._backend import to_device
 
-    x = zarr.open_array(Path(store) / "expression", mode="r")[...]
+    x = load_matrix(store)
     return to_device(x, "gpu") if device == "gpu" else x
 
 
