@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import zarr
-from _harness import peak_rss_bytes
 
 import cohortex
 from cohortex import de
+from cohortex.app.bench import peak_rss_bytes
 
 
 def main() -> None:

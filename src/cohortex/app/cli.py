@@ -257,6 +257,10 @@ def _parser() -> argparse.ArgumentParser:
         default=500,
         help="genes scipy runs on; its time is extrapolated to all genes (default 500)",
     )
+    bench.add_argument(
+        "--repeats", type=int, default=1, help="runs of each cohortex case (median reported)"
+    )
+    bench.add_argument("--skip", type=_names, default=(), help="case names to leave out: a,b")
     bench.set_defaults(run=_bench)
     return parser
 
@@ -646,7 +650,13 @@ def _bench(args: argparse.Namespace) -> None:
             print(f"cohortex bench: simulating {args.samples} × {args.genes} into {store}")
             simulate(store, args.samples, args.genes, n_de=0.05, seed=0, progress=False)
     report = run_bench(
-        store, args.out, suites=args.only or SUITES, devices=devices, scipy_genes=args.scipy_genes
+        store,
+        args.out,
+        suites=args.only or SUITES,
+        devices=devices,
+        scipy_genes=args.scipy_genes,
+        repeats=args.repeats,
+        skip=frozenset(args.skip),
     )
     print("\n" + report["markdown"])
     print(f"cohortex bench: wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
