@@ -19,38 +19,23 @@ import cohortex.stats._moments as moments_module
 from cohortex import CohortexError, CohortexWarning, create_cohort, de, open_cohort, simulate
 from cohortex._cohort import to_host_dataset
 
-
-def _close(actual, expected, rtol=1e-10):
-    """Relative agreement, NaN where the reference is NaN."""
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=0)
-
-
-def _data(n=(40, 60), genes=30, seed=0, shift=0.5):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(5.0 + shift, 1.0, (n[0], genes))
-    b = rng.normal(5.0, 1.5, (n[1], genes))
-    x = np.concatenate([a, b])
-    labels = np.array(["a"] * n[0] + ["b"] * n[1])
-    order = rng.permutation(len(labels))
-    return x[order], labels[order]
+from agreement import close, two_groups
 
 
 @pytest.mark.parametrize("equal_var", [False, True])
 @pytest.mark.parametrize("sizes", [(40, 60), (2, 2), (2, 10_000)])
 def test_t_tests_equal_scipy(xp, equal_var, sizes):
     genes = 6 if sizes[1] == 10_000 else 30
-    x, labels = _data(sizes, genes)
+    x, labels = two_groups(sizes, genes)
     result = de.test(xp.asarray(x), labels, test="student" if equal_var else "welch", reference="b")
     assert type(result["statistic"].data) is type(xp.asarray(x))  # stays on the device
     result = to_host_dataset(result)
     expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=equal_var)
-    _close(result["statistic"], expected.statistic)
-    _close(result["pvalue"], expected.pvalue)
-    _close(result["df"], expected.df)
-    _close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
-    _close(result["mean_group"], x[labels == "a"].mean(axis=0), rtol=1e-13)
+    close(result["statistic"], expected.statistic)
+    close(result["pvalue"], expected.pvalue)
+    close(result["df"], expected.df)
+    close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+    close(result["mean_group"], x[labels == "a"].mean(axis=0), rtol=1e-13)
     assert np.all(result["n_group"].values == sizes[0])
     assert "contrast" not in result.dims and str(result["contrast"].values) == "a_vs_b"
 
@@ -62,11 +47,11 @@ def test_anova_equals_f_oneway_and_f_classif(xp):
     result = to_host_dataset(de.test(xp.asarray(x), labels, test="anova"))
     groups = [x[labels == g] for g in ["w", "x", "y", "z"]]
     expected = stats.f_oneway(*groups)
-    _close(result["statistic"], expected.statistic)
-    _close(result["pvalue"], expected.pvalue)
+    close(result["statistic"], expected.statistic)
+    close(result["pvalue"], expected.pvalue)
     f, p = f_classif(x, labels)
-    _close(result["statistic"], f)
-    _close(result["pvalue"], p)
+    close(result["statistic"], f)
+    close(result["pvalue"], p)
     assert list(result["group"].values) == ["w", "x", "y", "z"]
     np.testing.assert_allclose(result["mean"].sel(group="x"), groups[1].mean(axis=0), rtol=1e-13)
 
@@ -88,13 +73,13 @@ def test_one_vs_rest_every_group_in_one_pass(monkeypatch):
         inside = labels == group
         expected = stats.ttest_ind(x[inside], x[~inside], equal_var=False)
         row = result.sel(contrast=f"{group}_vs_rest")
-        _close(row["statistic"], expected.statistic)
-        _close(row["pvalue"], expected.pvalue)
-        _close(row["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+        close(row["statistic"], expected.statistic)
+        close(row["pvalue"], expected.pvalue)
+        close(row["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
 
 
 def test_nan_omit_matches_scipy_omit():
-    x, labels = _data((30, 40), 25, seed=5)
+    x, labels = two_groups((30, 40), 25, seed=5)
     rng = np.random.default_rng(6)
     x[rng.random(x.shape) < 0.1] = np.nan
     x[:, 3] = np.nan
@@ -107,8 +92,8 @@ def test_nan_omit_matches_scipy_omit():
         )
     statistic = np.asarray(expected.statistic, dtype=float)
     pvalue = np.asarray(expected.pvalue, dtype=float)
-    _close(result["statistic"], statistic)
-    _close(result["pvalue"], pvalue)
+    close(result["statistic"], statistic)
+    close(result["pvalue"], pvalue)
     assert np.isnan(result["padj"].values[3]) and np.isnan(result["padj"].values[4])
     propagated = de.test(x, labels, reference="b")
     has_nan = np.isnan(x).any(axis=0)
@@ -121,7 +106,7 @@ def test_nan_omit_matches_scipy_omit():
     gene_chunk=st.integers(1, 13),
 )
 def test_results_do_not_depend_on_chunking(row_chunks, gene_chunk):
-    x, labels = _data((37, 45), 13, seed=7)
+    x, labels = two_groups((37, 45), 13, seed=7)
     rows = []
     left = x.shape[0]
     for size in row_chunks:
@@ -134,7 +119,7 @@ def test_results_do_not_depend_on_chunking(row_chunks, gene_chunk):
     reference = de.test(x, labels, reference="b")
     chunked = de.test(da.from_array(x, chunks=(tuple(rows), gene_chunk)), labels, reference="b")
     for name in ("statistic", "pvalue", "df", "mean_group", "log2fc"):
-        _close(chunked[name], reference[name], rtol=1e-12)
+        close(chunked[name], reference[name], rtol=1e-12)
 
 
 def test_large_mean_small_spread_keeps_its_variance():
@@ -151,10 +136,10 @@ def test_large_mean_small_spread_keeps_its_variance():
         delayed = moments_module.group_moments(
             da.from_array(x, chunks=chunks), codes, 2, omit_nan=False
         )
-        _close(delayed.compute().variance(), expected_var, rtol=1e-9)
+        close(delayed.compute().variance(), expected_var, rtol=1e-9)
         result = de.test(da.from_array(x, chunks=chunks), labels, reference="b", test="student")
         # the t of genes 1 and 2 rests on a mean difference of ~1e-5 between means of 1e4
-        _close(result["statistic"], expected_t, rtol=1e-5)
+        close(result["statistic"], expected_t, rtol=1e-5)
     naive = (np.sum(x[codes == 0] ** 2, axis=0) - 2000 * x[codes == 0].mean(axis=0) ** 2) / 1999
     assert np.max(np.abs(naive / expected_var[0] - 1)) > 1e-3  # what one pass of sums would give
 
@@ -167,7 +152,7 @@ def test_tiny_p_values_do_not_underflow():
     result = de.test(x, labels, reference="b")
     expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=False)
     assert 0 < expected.pvalue.min() < 1e-285
-    _close(result["pvalue"], expected.pvalue, rtol=1e-9)
+    close(result["pvalue"], expected.pvalue, rtol=1e-9)
     assert np.all(result["pvalue"].values > 0)
 
 
@@ -178,11 +163,11 @@ def test_fold_changes_follow_the_scale():
     labels = np.repeat(["t", "n"], 30)
     t, n = labels == "t", labels == "n"
     log2 = de.test(np.log2(counts + 1), labels, reference="n", scale="log2")
-    _close(log2["log2fc"], np.log2(counts + 1)[t].mean(0) - np.log2(counts + 1)[n].mean(0))
+    close(log2["log2fc"], np.log2(counts + 1)[t].mean(0) - np.log2(counts + 1)[n].mean(0))
     raw = de.test(counts, labels, reference="n", scale="counts", pseudocount=1.0)
-    _close(raw["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
+    close(raw["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
     logged = de.test(np.log1p(counts), labels, reference="n", scale="log1p", pseudocount=1.0)
-    _close(logged["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
+    close(logged["log2fc"], np.log2((counts[t].mean(0) + 1) / (counts[n].mean(0) + 1)))
     assert logged.attrs["log2fc"].startswith("log2((mean(expm1(x))_group + pseudocount)")
     # a gene expressed only on one side gets a bounded fold change, not ±30
     zero = np.zeros((60, 1))
@@ -192,7 +177,7 @@ def test_fold_changes_follow_the_scale():
 
 
 def test_constant_gene_is_nan_and_not_counted():
-    x, labels = _data((20, 20), 10, seed=11)
+    x, labels = two_groups((20, 20), 10, seed=11)
     x[:, 2] = 7.0
     result = de.test(x, labels, reference="b")
     for name in ("statistic", "pvalue", "padj"):
@@ -201,7 +186,7 @@ def test_constant_gene_is_nan_and_not_counted():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about the constant gene
         expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=False).pvalue
     keep = np.arange(10) != 2
-    _close(result["padj"].values[keep], multipletests(expected[keep], method="fdr_bh")[1])
+    close(result["padj"].values[keep], multipletests(expected[keep], method="fdr_bh")[1])
 
 
 def test_on_a_store_with_missing_labels(tmp_path):
@@ -220,7 +205,7 @@ def test_on_a_store_with_missing_labels(tmp_path):
     tumor = keep & (condition == "tumor")
     normal = keep & (condition == "normal")
     expected = stats.ttest_ind(x[tumor], x[normal], equal_var=False)
-    _close(result["statistic"], expected.statistic, rtol=1e-9)
+    close(result["statistic"], expected.statistic, rtol=1e-9)
     assert list(result["gene"].values) == list(ds["gene"].values)
     assert result.attrs["groupby"] == "condition" and result.attrs["reference"] == "normal"
     with pytest.warns(CohortexWarning, match="3 samples have no 'condition' label"):
@@ -228,7 +213,7 @@ def test_on_a_store_with_missing_labels(tmp_path):
     np.testing.assert_array_equal(opened["pvalue"].values, result["pvalue"].values)
     is_de = ds["is_de"].values
     assert np.all(result["padj"].values[is_de] < 0.05)
-    _close(result["log2fc"].values[is_de], ds["true_log2fc"].values[is_de], rtol=0.5)
+    close(result["log2fc"].values[is_de], ds["true_log2fc"].values[is_de], rtol=0.5)
 
 
 def test_select_k_best_matches_scikit_learn():
@@ -239,12 +224,12 @@ def test_select_k_best_matches_scikit_learn():
     selector = SelectKBest(f_classif, k=10).fit(x, labels)
     expected = np.argsort(-selector.scores_, kind="stable")[:10]
     assert list(best["gene"].values) == [f"G{i + 1}" for i in expected]
-    _close(best["score"], selector.scores_[expected])
-    _close(best["pvalue"], selector.pvalues_[expected])
+    close(best["score"], selector.scores_[expected])
+    close(best["pvalue"], selector.pvalues_[expected])
 
 
 def test_top():
-    x, labels = _data((30, 30), 40, seed=13, shift=0.0)
+    x, labels = two_groups((30, 30), 40, seed=13, shift=0.0)
     x[labels == "a", :5] += np.arange(1, 6) * 0.8
     result = de.test(x, labels, reference="b")
     table = de.top(result, 3)
@@ -261,7 +246,7 @@ def test_top():
 
 
 def test_bad_input(tmp_path):
-    x, labels = _data((5, 5), 4)
+    x, labels = two_groups((5, 5), 4)
     ds = xr.Dataset(
         {
             "expression": (("sample", "gene"), x),
@@ -325,10 +310,10 @@ def test_wilcoxon_equals_scipy_asymptotic_with_heavy_ties(xp):
     expected = stats.mannwhitneyu(
         x[labels == "a"], x[labels == "b"], method="asymptotic", use_continuity=True
     )
-    _close(result["statistic"], expected.statistic)
-    _close(result["pvalue"], expected.pvalue)
-    _close(result["auroc"], expected.statistic / (60 * 90))
-    _close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
+    close(result["statistic"], expected.statistic)
+    close(result["pvalue"], expected.pvalue)
+    close(result["auroc"], expected.statistic / (60 * 90))
+    close(result["padj"], multipletests(expected.pvalue, method="fdr_bh")[1])
 
 
 def test_wilcoxon_exact_for_small_untied_groups():
@@ -339,10 +324,10 @@ def test_wilcoxon_exact_for_small_untied_groups():
         labels = np.array(["a"] * n[0] + ["b"] * n[1])
         result = de.test(x, labels, test="wilcoxon", reference="b")
         expected = stats.mannwhitneyu(x[labels == "a"], x[labels == "b"], method="exact")
-        _close(result["pvalue"], expected.pvalue)
+        close(result["pvalue"], expected.pvalue)
         # scipy's "auto" makes the same choice
         auto = stats.mannwhitneyu(x[labels == "a"], x[labels == "b"])
-        _close(result["pvalue"], auto.pvalue)
+        close(result["pvalue"], auto.pvalue)
 
 
 def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
@@ -370,8 +355,8 @@ def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
         inside = labels == group
         expected = stats.mannwhitneyu(x[inside], x[~inside], method="asymptotic")
         row = result.sel(contrast=f"{group}_vs_rest")
-        _close(row["statistic"], expected.statistic)
-        _close(row["pvalue"], expected.pvalue)
+        close(row["statistic"], expected.statistic)
+        close(row["pvalue"], expected.pvalue)
 
 
 def test_wilcoxon_nan_policies():
@@ -384,8 +369,8 @@ def test_wilcoxon_nan_policies():
         expected = stats.mannwhitneyu(
             a[:, gene], b[:, gene], method="asymptotic", nan_policy="omit"
         )
-        _close(omitted["pvalue"].values[gene], expected.pvalue)
-        _close(omitted["statistic"].values[gene], expected.statistic)
+        close(omitted["pvalue"].values[gene], expected.pvalue)
+        close(omitted["statistic"].values[gene], expected.statistic)
     propagated = de.test(x, labels, test="wilcoxon", reference="b")
     has_nan = np.isnan(x).any(axis=0)
     assert np.all(np.isnan(propagated["pvalue"].values[has_nan]))
@@ -410,6 +395,6 @@ def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):
     x = ds["expression"].values.astype(np.float64)
     tumor = ds["condition"].values == "tumor"
     expected = stats.mannwhitneyu(x[tumor], x[~tumor], method="asymptotic")
-    _close(result["pvalue"], expected.pvalue)
-    _close(result["log2fc"], np.log2((x[tumor].mean(0) + 1) / (x[~tumor].mean(0) + 1)))
+    close(result["pvalue"], expected.pvalue)
+    close(result["log2fc"], np.log2((x[tumor].mean(0) + 1) / (x[~tumor].mean(0) + 1)))
     assert result.attrs["test"] == "wilcoxon"

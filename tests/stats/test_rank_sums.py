@@ -9,23 +9,7 @@ from scipy import stats
 
 from cohortex import de
 
-
-def _close(actual, expected, rtol=1e-10):
-    """Relative agreement, NaN where the reference is NaN."""
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=0)
-
-
-def _data(n=(40, 60), genes=30, seed=0, shift=0.5):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(5.0 + shift, 1.0, (n[0], genes))
-    b = rng.normal(5.0, 1.5, (n[1], genes))
-    x = np.concatenate([a, b])
-    labels = np.array(["a"] * n[0] + ["b"] * n[1])
-    order = rng.permutation(len(labels))
-    return x[order], labels[order]
-
+from agreement import close
 
 # ------------------------------------------------------------------------------- Wilcoxon
 
@@ -96,7 +80,7 @@ def test_float32_and_float64_input_rank_alike():
     np.testing.assert_array_equal(single["statistic"].values, double["statistic"].values)
     wide = x.astype(np.float64)  # scipy would compute in float32
     expected = stats.mannwhitneyu(wide[labels == "a"], wide[labels == "b"], method="asymptotic")
-    _close(single["pvalue"], expected.pvalue)
+    close(single["pvalue"], expected.pvalue)
 
 
 def _sorted_with_codes(seed):
