@@ -28,3 +28,19 @@ def two_groups(n=(40, 60), genes=30, seed=0, shift=0.5):
     labels = np.array(["a"] * n[0] + ["b"] * n[1])
     order = rng.permutation(len(labels))
     return x[order], labels[order]
+
+
+def tied_counts(n=(60, 90), genes=25, seed=20):
+    """Integer counts with many zeros (heavy ties); group ``"a"`` is higher in the first 5 genes.
+
+    Returns
+    -------
+    x : ndarray of float64, shape (n[0] + n[1], genes)
+    labels : ndarray of str, shape (n[0] + n[1],)
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.negative_binomial(1, 0.6, (sum(n), genes)).astype(np.float64)
+    labels = np.array(["a"] * n[0] + ["b"] * n[1])
+    x[labels == "a", :5] += rng.poisson(2, (n[0], 5))
+    order = rng.permutation(len(labels))
+    return x[order], labels[order]

@@ -19,7 +19,7 @@ import cohortex.stats._moments as moments_module
 from cohortex import CohortexError, CohortexWarning, create_cohort, de, open_cohort, simulate
 from cohortex._cohort import to_host_dataset
 
-from agreement import close, two_groups
+from agreement import close, tied_counts, two_groups
 
 
 @pytest.mark.parametrize("equal_var", [False, True])
@@ -293,18 +293,8 @@ def test_bad_input(tmp_path):
 # ------------------------------------------------------------------------------- Wilcoxon
 
 
-def _counts(n=(60, 90), genes=25, seed=20):
-    """Integer counts with many zeros: heavy ties."""
-    rng = np.random.default_rng(seed)
-    x = rng.negative_binomial(1, 0.6, (sum(n), genes)).astype(np.float64)
-    labels = np.array(["a"] * n[0] + ["b"] * n[1])
-    x[labels == "a", :5] += rng.poisson(2, (n[0], 5))
-    order = rng.permutation(len(labels))
-    return x[order], labels[order]
-
-
 def test_wilcoxon_equals_scipy_asymptotic_with_heavy_ties(xp):
-    x, labels = _counts()
+    x, labels = tied_counts()
     assert (x == 0).mean() > 0.4
     result = to_host_dataset(de.test(xp.asarray(x), labels, test="wilcoxon", reference="b"))
     expected = stats.mannwhitneyu(
@@ -360,7 +350,7 @@ def test_wilcoxon_one_vs_rest_ranks_each_gene_once(monkeypatch):
 
 
 def test_wilcoxon_nan_policies():
-    x, labels = _counts(seed=23)
+    x, labels = tied_counts(seed=23)
     rng = np.random.default_rng(24)
     x[rng.random(x.shape) < 0.05] = np.nan
     omitted = de.test(x, labels, test="wilcoxon", reference="b", nan_policy="omit")

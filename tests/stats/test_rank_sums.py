@@ -9,19 +9,9 @@ from scipy import stats
 
 from cohortex import de
 
-from agreement import close
+from agreement import close, tied_counts
 
 # ------------------------------------------------------------------------------- Wilcoxon
-
-
-def _counts(n=(60, 90), genes=25, seed=20):
-    """Integer counts with many zeros: heavy ties."""
-    rng = np.random.default_rng(seed)
-    x = rng.negative_binomial(1, 0.6, (sum(n), genes)).astype(np.float64)
-    labels = np.array(["a"] * n[0] + ["b"] * n[1])
-    x[labels == "a", :5] += rng.poisson(2, (n[0], 5))
-    order = rng.permutation(len(labels))
-    return x[order], labels[order]
 
 
 # ------------------------------------------------------------- the compiled rank-sum kernel
@@ -73,7 +63,7 @@ def test_rank_sum_block_equals_the_numpy_reference(dtype, tied):
 
 
 def test_float32_and_float64_input_rank_alike():
-    x, labels = _counts(seed=32)
+    x, labels = tied_counts(seed=32)
     x = np.log1p(x).astype(np.float32)
     single = de.test(x, labels, test="wilcoxon", reference="b")
     double = de.test(x.astype(np.float64), labels, test="wilcoxon", reference="b")
