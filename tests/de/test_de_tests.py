@@ -189,6 +189,71 @@ def test_constant_gene_is_nan_and_not_counted():
     close(result["padj"].values[keep], multipletests(expected[keep], method="fdr_bh")[1])
 
 
+@pytest.mark.parametrize("equal_var", [False, True])
+def test_no_variance_in_either_group_but_different_means_equals_scipy(xp, equal_var):
+    x, labels = two_groups((12, 10), 8, seed=14)
+    x[labels == "a", 2] = 5.0
+    x[labels == "b", 2] = 6.0  # 12 × 5.0 against 10 × 6.0
+    x[:, 5] = 7.0  # constant: still untestable
+    kind = "student" if equal_var else "welch"
+    result = to_host_dataset(de.test(xp.asarray(x), labels, test=kind, reference="b"))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = stats.ttest_ind(x[labels == "a"], x[labels == "b"], equal_var=equal_var)
+    assert result["statistic"].values[2] == -np.inf and result["pvalue"].values[2] == 0.0
+    assert result["df"].values[2] == expected.df[2]  # Welch: 1, as SciPy
+    close(result["pvalue"], expected.pvalue)
+    keep = np.arange(8) != 5  # the clear difference counts in the FDR's m; the constant does not
+    close(result["padj"].values[keep], multipletests(expected.pvalue[keep], method="fdr_bh")[1])
+
+
+def test_groups_of_one_equal_scipy(xp):
+    rng = np.random.default_rng(15)
+    labels = np.array(["solo"] + ["b"] * 9 + ["c"] * 7)
+    x = rng.normal(0.0, 1.0, (17, 12))
+    x[0] += 2.0
+    on = xp.asarray(x)
+    solo, b, c = (x[labels == g] for g in ("solo", "b", "c"))
+    student = to_host_dataset(de.test(on, labels, test="student", groups=["solo", "b"]))
+    expected = stats.ttest_ind(solo, b, equal_var=True)
+    close(student["statistic"].sel(contrast="solo_vs_b"), expected.statistic)
+    close(student["pvalue"].sel(contrast="solo_vs_b"), expected.pvalue)
+    close(student["df"].sel(contrast="solo_vs_b"), expected.df)
+    anova = to_host_dataset(de.test(on, labels, test="anova"))
+    close(anova["statistic"], stats.f_oneway(b, c, solo).statistic)
+    close(anova["pvalue"], stats.f_oneway(b, c, solo).pvalue)
+    wilcoxon = to_host_dataset(de.test(on, labels, test="wilcoxon", reference="c"))
+    expected = stats.mannwhitneyu(solo, c)  # exact here, as cohortex
+    close(wilcoxon["statistic"].sel(contrast="solo_vs_c"), expected.statistic)
+    close(wilcoxon["pvalue"].sel(contrast="solo_vs_c"), expected.pvalue)
+    with pytest.raises(CohortexError, match="Welch's t needs at least 2 samples in every group"):
+        de.test(on, labels, test="welch")
+
+
+def test_a_value_left_alone_by_omit_equals_scipy_omit():
+    x, labels = two_groups((3, 8), 6, seed=16)
+    x[labels == "a", 1] = [np.nan, np.nan, 4.0]  # one value left in group a
+    x[labels == "a", 2] = [np.nan, 4.0, np.nan]
+    x[:, 3] = np.r_[[1.0, np.nan, np.nan], [np.nan] * 7, [2.0]]  # 1 against 1: no variance
+    pvalues = {}
+    for equal_var in (True, False):
+        kind = "student" if equal_var else "welch"
+        result = de.test(x, labels, test=kind, reference="b", nan_policy="omit")
+        pvalues[kind] = result["pvalue"].values
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = stats.ttest_ind(
+                x[labels == "a"], x[labels == "b"], equal_var=equal_var, nan_policy="omit"
+            )
+        close(result["statistic"], np.asarray(expected.statistic, dtype=float))
+        close(result["pvalue"], np.asarray(expected.pvalue, dtype=float))
+    # one value against eight: Student's t has a p-value, Welch's is NaN; 1 against 1: neither
+    assert (
+        np.isfinite(pvalues["student"][[1, 2]]).all() and np.isnan(pvalues["welch"][[1, 2]]).all()
+    )
+    assert np.isnan(pvalues["student"][3]) and np.isnan(pvalues["welch"][3])
+
+
 def test_on_a_store_with_missing_labels(tmp_path):
     ds = simulate(tmp_path / "s.zarr", 200, 50, n_de=5, seed=1, chunks=(32, 16))
     condition = ds["condition"].values.copy()
@@ -262,8 +327,12 @@ def test_bad_input(tmp_path):
         de.test(ds, "cond")
     one = labels.copy()
     one[labels == "a"] = ["a", "c", "c", "c", "c"]
-    with pytest.raises(CohortexError, match="at least 2 samples; too small: 'a' \\(1 sample\\)"):
+    with pytest.raises(
+        CohortexError, match="at least 2 samples in every group .*; too small: 'a' "
+    ):
         de.test(x, one)
+    with pytest.raises(CohortexError, match="ANOVA needs more samples \\(2\\) than groups \\(2\\)"):
+        de.test(x[:2], ["a", "b"], test="anova")
     with pytest.raises(
         CohortexError,
         match="'reference' parameter must be 'rest' or one of the groups \\(a, b\\); got 'c'",

@@ -45,11 +45,14 @@ A pseudocount in data units keeps fold changes of barely expressed genes small, 
 
 Edge cases
 ----------
-A gene that is constant over the compared samples (zero variance in every group) gets NaN
-statistic, p-value and adjusted p-value; NaN p-values do not count in the FDR's number of
-tests. With ``nan_policy="propagate"`` a NaN value makes its gene's results NaN; with
-``"omit"`` NaN values are left out gene by gene (as scipy's ``nan_policy="omit"``). Samples
-whose label is missing (``""``, None or NaN) are left out with a warning.
+A gene that is constant over the compared samples gets NaN statistic, p-value and adjusted
+p-value; NaN p-values do not count in the FDR's number of tests. A gene with no variance in
+either group but different means gets t = ±inf and p = 0 (Welch: ``df`` 1, as SciPy reports).
+Groups of one sample are allowed for Student's t (given a variance from the other side),
+ANOVA and the Wilcoxon test, not for Welch's t, as in SciPy. With ``nan_policy="propagate"``
+a NaN value makes its gene's results NaN; with ``"omit"`` NaN values are left out gene by gene
+(as scipy's ``nan_policy="omit"``; a gene left with too few values gets NaN where SciPy's is
+NaN). Samples whose label is missing (``""``, None or NaN) are left out with a warning.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def test(
             f"{', '.join(repr(m) for m in _fdr.METHODS)}; got {fdr!r}."
         )
     data = Comparison.resolve(cohort, groupby, scale=scale, device=device)
-    levels, codes = data.codes(groups)
+    levels, codes = data.codes(groups, test)
     omit = nan_policy == "omit"
     attrs: dict[str, Any] = {
         "test": test,

@@ -76,8 +76,13 @@ class Comparison:
             )
         return cls(data.matrix, labels, data.gene_ids, data.scale, name, on, data.finite_checked)
 
-    def codes(self, groups: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
-        """Group names and the group index of every sample (-1: left out)."""
+    def codes(self, groups: Sequence[str] | None, test: str) -> tuple[list[str], np.ndarray]:
+        """Group names and the group index of every sample (-1: left out).
+
+        Welch's t needs two samples in a group (its variance); Student's t, ANOVA and the
+        Wilcoxon test are defined for groups of one, as in SciPy, given residual degrees of
+        freedom for the first two.
+        """
         labels = pd.Series(self.labels, dtype=object)
         missing = labels.isna() | (labels.astype(str) == "")
         if missing.any():
@@ -107,14 +112,22 @@ class Comparison:
                 f"A test needs at least 2 groups; '{self.groupby_name}' has "
                 f"{len(levels)}: {', '.join(levels) or '(none)'}."
             )
+        smallest = 2 if test == "welch" else 1
         small = [
             f"{g!r} ({s} sample{'s' if s != 1 else ''})"
             for g, s in zip(levels, sizes, strict=True)
-            if s < 2
+            if s < smallest
         ]
         if small:
             raise CohortexError(
-                "Every group needs at least 2 samples; too small: " + ", ".join(small) + "."
+                "Welch's t needs at least 2 samples in every group (Student's t, ANOVA and "
+                "the Wilcoxon test accept groups of one); too small: " + ", ".join(small) + "."
+            )
+        if test in ("student", "anova") and sizes.sum() <= len(levels):
+            name = "Student's t" if test == "student" else "ANOVA"
+            raise CohortexError(
+                f"{name} needs more samples ({int(sizes.sum())}) than groups ({len(levels)}) "
+                "to estimate a variance."
             )
         return levels, codes
 

@@ -74,8 +74,13 @@ def t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[A
             standard_error = xp.sqrt(v1 + v2)
             df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1.0) + v2 * v2 / (n2 - 1.0))
         statistic = difference / standard_error
-    # fewer than 2 values on a side (possible with nan_policy="omit") leaves the gene untested
-    untestable = (n1 < 2) | (n2 < 2)
+    if equal_var:  # one value on a side is enough when the other side gives the variance
+        untestable = (n1 < 1) | (n2 < 1) | (n1 + n2 < 3)
+    else:
+        untestable = (n1 < 2) | (n2 < 2)
+        # No variance on either side but different means: SciPy takes df = 1 (any df gives
+        # p = 0 for t = ±inf), so such a gene counts in the FDR as the clear difference it is.
+        df = xp.where(xp.isinf(statistic), 1.0, df)
     statistic = xp.where(untestable, xp.nan, statistic)
     df = xp.where(untestable | xp.isnan(statistic), xp.nan, df)
     return statistic, df
