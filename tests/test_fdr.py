@@ -1,8 +1,12 @@
-"""Multiple-testing corrections against statsmodels, and Storey's π0 against its formula."""
+"""Multiple-testing corrections against statsmodels, Storey's q-values and π0 against R's
+qvalue (fixtures made by tests/fixtures/make_qvalue_fixtures.R)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
@@ -61,19 +65,41 @@ def test_storey_fixed_lambda():
     np.testing.assert_allclose(q, np.minimum(pi0 * multipletests(p, method="fdr_bh")[1], 1))
 
 
-def test_storey_bootstrap_lambda_matches_qvalue_formula():
-    rng = np.random.default_rng(7)
-    p = np.concatenate([rng.uniform(size=1500), rng.beta(0.2, 5, 500)])
-    lambdas = np.round(np.arange(0.05, 0.951, 0.05), 2)
-    # qvalue's pi0est(pi0.method = "bootstrap"), written out as in its R source
-    m = p.size
-    estimates = np.array([np.mean(p >= lam) / (1 - lam) for lam in lambdas])
-    minpi0 = np.quantile(estimates, 0.1)
-    w = np.array([np.sum(p >= lam) for lam in lambdas])
-    mse = (w / (m**2 * (1 - lambdas) ** 2)) * (1 - w / m) + (estimates - minpi0) ** 2
-    expected = min(estimates[mse == mse.min()].min(), 1)
-    assert fdr.pi0(p) == pytest.approx(expected, rel=1e-14)
-    assert 0.65 < expected < 0.85
+QVALUE = Path(__file__).parent / "fixtures" / "qvalue"
+QVALUE_CASES = ["mixture", "welch", "all_null", "tied", "strong"]
+QVALUE_METHODS = {"smoother": "smoother", "bootstrap": "bootstrap", "fixed": 0.5}
+
+
+@pytest.mark.parametrize("case", QVALUE_CASES)
+@pytest.mark.parametrize("method", list(QVALUE_METHODS))
+def test_storey_equals_r_qvalue(xp, case, method):
+    table = pd.read_csv(QVALUE / f"{case}.csv")
+    expected_pi0 = pd.read_csv(QVALUE / "pi0.csv").set_index("case").loc[case, method]
+    p = table["p"].to_numpy()
+    lambda_ = QVALUE_METHODS[method]
+    got_pi0 = float(fdr.pi0(xp.asarray(p), lambda_=lambda_))
+    assert got_pi0 == pytest.approx(expected_pi0, rel=1e-10, abs=0)
+    q = fdr.adjust(xp.asarray(p), "storey", lambda_=lambda_)
+    q = np.asarray(q.get() if hasattr(q, "get") else q)
+    expected = table[f"q_{method}"].to_numpy()
+    np.testing.assert_array_equal(np.isnan(q), np.isnan(expected))
+    np.testing.assert_allclose(q, expected, rtol=1e-10, atol=0)
+
+
+def test_storey_defaults_to_the_smoother_as_qvalue():
+    p = pd.read_csv(QVALUE / "mixture.csv")["p"].to_numpy()
+    assert fdr.pi0(p) == fdr.pi0(p, lambda_="smoother") != fdr.pi0(p, lambda_="bootstrap")
+    np.testing.assert_array_equal(
+        fdr.adjust(p, "storey"), fdr.adjust(p, "storey", lambda_="smoother")
+    )
+
+
+def test_smoother_refuses_a_nonpositive_estimate_as_qvalue():
+    # nothing above 0.3: the spline through the empty upper bins goes below 0 (qvalue stops on
+    # these p-values too, when smooth.spline meets the NA of its empty bins)
+    p = np.r_[np.full(990, 1e-6), np.linspace(0.05, 0.3, 10)]
+    with pytest.raises(CohortexError, match=r"π0 smoother gives -0.000309 \(not positive\)"):
+        fdr.pi0(p)
 
 
 def test_all_null_pi0_is_capped_at_one():
@@ -90,6 +116,7 @@ def test_bad_input():
         fdr.adjust(np.array([0.1]), "fdr")
     with pytest.raises(CohortexError, match="must lie in \\[0, 1\\] \\(or be NaN\\); 1 do not"):
         fdr.adjust(np.array([0.1, 1.5]))
-    with pytest.raises(CohortexError, match="'lambda_' parameter must be a number in \\[0, 1\\)"):
-        fdr.pi0(np.array([0.1]), lambda_=1.0)
+    for bad in (1.0, "spline"):
+        with pytest.raises(CohortexError, match="'lambda_' parameter must be 'smoother', 'boot"):
+            fdr.pi0(np.array([0.1]), lambda_=bad)
     np.testing.assert_array_equal(fdr.adjust(np.array([0.1, np.nan]), "none"), [0.1, np.nan])

@@ -12,7 +12,8 @@ Methods
 ``"bonferroni"``  ``min(1, p · m)``.
 ``"holm"``        Holm (1979) step-down: ``max_{j≤i} p_(j) (m - j + 1)``.
 ``"storey"``      Storey's q-values (Storey & Tibshirani 2003): BH scaled by the estimated
-                  proportion of true nulls ``π0`` (see :func:`pi0`).
+                  proportion of true nulls ``π0`` (see :func:`pi0`); equal to the R package
+                  qvalue's ``qvalue(p)$qvalues`` with its defaults.
 ``"none"``        the p-values unchanged.
 """
 
@@ -22,16 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import namespace, to_host
 from ._errors import CohortexError
 from .stats._scan import running_max, running_min
+from .stats._spline import smooth_spline
 
 __all__ = ["METHODS", "adjust", "pi0"]
 
 METHODS = ("bh", "by", "bonferroni", "holm", "storey", "none")
 
 
-def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "bootstrap") -> Any:
+def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "smoother") -> Any:
     """Adjust p-values for multiple testing.
 
     Parameters
@@ -40,8 +42,8 @@ def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "bootstra
         NumPy or CuPy; the last axis holds one family of tests. NaN marks a missing test.
     method : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
         See the module documentation.
-    lambda_ : float or "bootstrap", default "bootstrap"
-        For ``"storey"`` only: the λ of the π0 estimate (:func:`pi0`).
+    lambda_ : float, "smoother" or "bootstrap", default "smoother"
+        For ``"storey"`` only: how π0 is estimated (:func:`pi0`).
 
     Returns
     -------
@@ -100,52 +102,67 @@ def _step(p: Any, m: Any, method: str, lambda_: float | str) -> Any:
     return out
 
 
-def pi0(pvalues: Any, *, lambda_: float | str = "bootstrap") -> Any:
+PI0_LAMBDAS = np.minimum(0.05 + np.arange(19) * 0.05, 0.95)  # R's seq(0.05, 0.95, 0.05)
+
+
+def pi0(pvalues: Any, *, lambda_: float | str = "smoother") -> Any:
     """Storey's estimate of the proportion of true null hypotheses, per row.
 
-    ``π0(λ) = #{p ≥ λ} / (m (1 − λ))``, capped at 1. With ``lambda_="bootstrap"`` the λ in
-    0.05, 0.10, …, 0.95 minimising the bootstrap estimate of the mean squared error of π0(λ) is
-    used, in the closed form of Storey, Taylor and Siegmund (2004) as implemented by the R
-    package qvalue (``pi0.method="bootstrap"``)::
+    ``π0(λ) = #{p ≥ λ} / (m (1 − λ))``. As the R package qvalue's ``pi0est``:
+
+    * ``lambda_="smoother"`` (qvalue's default): a cubic smoothing spline with 3 degrees of
+      freedom through π0(λ) at λ = 0.05, 0.10, …, 0.95 (R's ``smooth.spline``, see
+      :mod:`cohortex.stats._spline`), evaluated at λ = 0.95;
+    * ``lambda_="bootstrap"``: the π0(λ) minimising the bootstrap estimate of its mean squared
+      error, in the closed form of Storey, Taylor and Siegmund (2004)::
 
         mse(λ) = W(λ) / (m² (1 − λ)²) · (1 − W(λ) / m) + (π0(λ) − q10)²
 
-    where ``W(λ) = #{p ≥ λ}`` and ``q10`` is the 10% quantile of the π0(λ) values.
+      where ``W(λ) = #{p ≥ λ}`` and ``q10`` is the 10% quantile of the π0(λ) values;
+    * a number: π0 at that single λ.
+
+    The estimate is capped at 1.
 
     Parameters
     ----------
     pvalues : array of shape (..., m)
         NaN values are ignored.
-    lambda_ : float in [0, 1) or "bootstrap", default "bootstrap"
+    lambda_ : "smoother", "bootstrap" or float in [0, 1), default "smoother"
 
     Returns
     -------
     array of shape (...,)
-        π0 per row, in (0, 1].
+        π0 per row, in (0, 1]; NaN for a row without p-values.
+
+    Raises
+    ------
+    CohortexError
+        If the smoother's estimate is not positive (qvalue stops there too): the p-values are
+        not what a family of tests gives, or another λ is needed.
     """
     xp = namespace(pvalues)
     p = xp.asarray(pvalues, dtype=xp.float64)
     shape = p.shape[:-1]
     p = p.reshape(-1, p.shape[-1])
     m = xp.sum(~xp.isnan(p), axis=1).astype(xp.float64)
+    message = (
+        "The 'lambda_' parameter must be 'smoother', 'bootstrap' or a number in [0, 1); "
+        f"got {lambda_!r}."
+    )
     if isinstance(lambda_, str):
-        if lambda_ != "bootstrap":
-            raise CohortexError(
-                f"The 'lambda_' parameter must be a number in [0, 1) or 'bootstrap'; "
-                f"got {lambda_!r}."
-            )
-        lambdas = xp.asarray(np.round(np.arange(0.05, 0.951, 0.05), 2))
+        if lambda_ not in ("smoother", "bootstrap"):
+            raise CohortexError(message)
+        lambdas = xp.asarray(PI0_LAMBDAS)
     else:
         if not 0 <= float(lambda_) < 1:
-            raise CohortexError(
-                f"The 'lambda_' parameter must be a number in [0, 1) or 'bootstrap'; "
-                f"got {lambda_!r}."
-            )
+            raise CohortexError(message)
         lambdas = xp.asarray([float(lambda_)])
     # W[r, l] = #{p >= lambda_l} in row r (NaN compare False, so they are left out)
     above = xp.sum(p[:, :, None] >= lambdas[None, None, :], axis=1).astype(xp.float64)
     estimates = above / (m[:, None] * (1.0 - lambdas[None, :]))
-    if lambdas.shape[0] == 1:
+    if lambda_ == "smoother":
+        chosen = xp.asarray(_smoothed(to_host(estimates)))
+    elif lambdas.shape[0] == 1:
         chosen = estimates[:, 0]
     else:
         q10 = xp.quantile(estimates, 0.1, axis=1)  # R's default quantile type 7, as numpy's
@@ -156,3 +173,19 @@ def pi0(pvalues: Any, *, lambda_: float | str = "bootstrap") -> Any:
         best = mse == xp.min(mse, axis=1, keepdims=True)
         chosen = xp.min(xp.where(best, estimates, xp.inf), axis=1)
     return xp.minimum(chosen, 1.0).reshape(shape)
+
+
+def _smoothed(estimates: np.ndarray) -> np.ndarray:
+    """qvalue's smoother: per row, the df-3 spline through π0(λ), at the largest λ."""
+    chosen = np.full(estimates.shape[0], np.nan)
+    for row, values in enumerate(estimates):
+        if np.isnan(values).any():  # a row without p-values
+            continue
+        chosen[row] = smooth_spline(PI0_LAMBDAS, values, 3.0).fitted[-1]
+        if chosen[row] <= 0:
+            raise CohortexError(
+                f"Storey's π0 smoother gives {chosen[row]:.3g} (not positive), as qvalue would "
+                "stop there too: most p-values are near 0 or the distribution is unusual. Use "
+                "lambda_='bootstrap', a fixed lambda_, or method 'bh'."
+            )
+    return chosen
