@@ -107,7 +107,7 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     """Every public entry point with a GPU path, GPU against CPU."""
     import xarray as xr
 
-    from cohortex import create_cohort, de, fdr, normalize, pca
+    from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca
     from cohortex._backend import to_device
     from cohortex.ae import Autoencoder
     from cohortex.simulate import simulate_array
@@ -162,6 +162,10 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             normalize(counts_on_device, m)["expression"].data.compute(),
             normalize(counts_ds, m)["expression"].values,
         )
+    cases["norm_factors tmm, device chunks"] = lambda: (
+        norm_factors(counts_on_device).values,
+        norm_factors(counts_ds).values,
+    )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
     wanted = ["explained_variance", "loadings"]

@@ -25,6 +25,7 @@ PUBLIC = {
         "gpu_available",
         "io",
         "list_results",
+        "norm_factors",
         "normalize",
         "open_cohort",
         "pca",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cohortex import create_cohort, de, fdr, normalize, pca, tsne
+from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, tsne
 from cohortex._backend import namespace, to_device
 from cohortex.ae import Autoencoder
 from cohortex.simulate import simulate_array
@@ -101,7 +101,9 @@ def test_fdr_adjust(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(got), fdr.adjust(p, method), rtol=1e-15)
 
 
-@pytest.mark.parametrize("method", ["log_cpm", "log1p", "log2", "quantile", "median_ratio"])
+@pytest.mark.parametrize(
+    "method", ["log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio"]
+)
 def test_normalize_on_device_chunks(gpu_xp, method):
     rng = np.random.default_rng(6)
     counts = rng.poisson(rng.uniform(1, 40, 30), (25, 30)).astype(np.float64)
@@ -113,6 +115,28 @@ def test_normalize_on_device_chunks(gpu_xp, method):
     assert namespace(on_device) is gpu_xp
     expected = normalize(chunked, method)["expression"].values
     np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["tmm", "upperquartile", "rle"])
+def test_norm_factors_on_device_chunks(gpu_xp, method):
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(0.5, 3.0, 25)
+    counts = rng.poisson(depth[:, None] * rng.gamma(0.8, 40, 60)[None, :]).astype(np.float64)
+    counts[:, 2] = 0  # a gene with no count: left out, as edgeR does
+    host = xr.Dataset({"expression": (("sample", "gene"), counts)}, attrs={"scale": "counts"})
+    chunked = host.chunk({"sample": 10})
+    device = chunked.copy(data={"expression": to_device(chunked["expression"].data, "gpu")})
+    expected = norm_factors(chunked, method)
+    got = norm_factors(device, method)
+    np.testing.assert_allclose(got.values, expected.values, rtol=1e-12)
+    assert got.attrs == expected.attrs
+    logged = normalize(device, "log_cpm", norm_factors=method)["expression"].data
+    assert namespace(logged) is gpu_xp
+    np.testing.assert_allclose(
+        to_numpy(logged.compute()),
+        normalize(chunked, "log_cpm", norm_factors=method)["expression"].values,
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("method", ["auto", "streaming"])

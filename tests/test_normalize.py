@@ -1,13 +1,21 @@
-"""Normalisation: textbook formulas, DESeq2's size factors and limma's quantile ties."""
+"""Normalisation: edgeR's factors and log-CPM against R (fixtures made by
+tests/fixtures/make_edger_fixtures.R), textbook formulas, DESeq2's size factors and limma's
+quantile ties."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from scipy import stats
 
-from cohortex import CohortexError, create_cohort, normalize
+from cohortex import CohortexError, create_cohort, norm_factors, normalize
+
+EDGER = Path(__file__).parent / "fixtures" / "edger"
 
 
 @pytest.fixture
@@ -22,12 +30,80 @@ def counts_store(tmp_path):
 
 def test_is_lazy_and_updates_scale(counts_store):
     path, counts = counts_store
-    ds = normalize(path, "log_cpm")
+    ds = normalize(path, "log_cpm_offset")
     assert isinstance(ds["expression"].data, da.Array)
-    assert ds.attrs["scale"] == "log2" and ds.attrs["normalization"] == "log_cpm"
+    assert ds.attrs["scale"] == "log2" and ds.attrs["normalization"] == "log_cpm_offset"
     library = counts.sum(axis=1, keepdims=True)
     expected = np.log2(counts / library * 1e6 + 1.0)
     np.testing.assert_allclose(ds["expression"].values, expected, rtol=1e-6)
+    assert ds["expression"].dtype == np.float32  # float32 store, float32 layer
+
+
+def _edger_case(case):
+    counts = pd.read_csv(EDGER / f"{case}_counts.csv", index_col=0)  # genes × samples
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), counts.to_numpy(dtype=np.float64).T)},
+        coords={"sample": counts.columns.to_numpy(), "gene": counts.index.to_numpy()},
+        attrs={"scale": "counts"},
+    )
+    factors = pd.read_csv(EDGER / f"{case}_factors.csv")
+    logcpm = pd.read_csv(EDGER / f"{case}_logcpm.csv")
+    return ds, factors, logcpm
+
+
+@pytest.mark.parametrize("case", ["bulk", "sparse"])
+@pytest.mark.parametrize("method", ["tmm", "upperquartile", "rle"])
+def test_norm_factors_equal_edger(case, method):
+    ds, factors, _ = _edger_case(case)
+    expected = factors[method].to_numpy()
+    if np.isnan(expected).any():  # edgeR: NA with a warning; cohortex refuses
+        with pytest.raises(CohortexError, match="upper quartile is 0 in 20 samples"):
+            norm_factors(ds, method)
+        return
+    got = norm_factors(ds.chunk({"sample": 5}), method)
+    np.testing.assert_allclose(got.values, expected, rtol=1e-12, atol=0)
+    assert list(got["sample"].values) == list(factors["sample"])
+    assert np.exp(np.mean(np.log(got.values))) == pytest.approx(1.0, rel=1e-14)
+    assert got.attrs["method"] == method
+
+
+def test_tmm_reference_follows_edger_rules():
+    bulk, _, _ = _edger_case("bulk")
+    sparse, _, _ = _edger_case("sparse")
+    counts = sparse["expression"].values
+    # every upper quartile is 0: edgeR takes the sample with the largest sum of square roots
+    assert (
+        norm_factors(sparse).attrs["reference"]
+        == sparse["sample"].values[np.argmax(np.sqrt(counts).sum(axis=1))]
+    )
+    x = bulk["expression"].values
+    quartiles = np.quantile(x[:, (x > 0).any(axis=0)], 0.75, axis=1) / x.sum(axis=1)
+    expected = bulk["sample"].values[np.argmin(np.abs(quartiles - quartiles.mean()))]
+    assert norm_factors(bulk).attrs["reference"] == expected
+
+
+@pytest.mark.parametrize("case", ["bulk", "sparse"])
+def test_log_cpm_equals_edger_cpm_log(case):
+    ds, _, logcpm = _edger_case(case)
+    with_tmm = logcpm[logcpm["kind"] == "tmm_prior2"].iloc[:, 2:].to_numpy().T
+    raw = logcpm[logcpm["kind"] == "raw_prior05"].iloc[:, 2:].to_numpy().T
+    got = normalize(ds, "log_cpm", norm_factors="tmm")
+    np.testing.assert_allclose(got["expression"].values, with_tmm, rtol=1e-12, atol=1e-12)
+    assert got.attrs["prior_count"] == 2.0 and got.attrs["norm_factors"] == "tmm"
+    assert got["expression"].dtype == np.float64
+    got = normalize(ds.chunk({"sample": 7, "gene": 100}), "log_cpm", prior_count=0.5)
+    np.testing.assert_allclose(got["expression"].values, raw, rtol=1e-12, atol=1e-12)
+    given = normalize(ds, "log_cpm", norm_factors=norm_factors(ds))
+    np.testing.assert_array_equal(
+        given["expression"].values,
+        normalize(ds, "log_cpm", norm_factors="tmm")["expression"].values,
+    )
+    assert given.attrs["norm_factors"] == "given"
+    # a zero count at 10 million reads is log2(2 / (1e7 + 4) · 1e6) ≈ -2.32, not 0
+    deep = create_cohort_in_memory(np.array([[0.0, 1e7], [1e7, 0.0]]))
+    deep.attrs["scale"] = "counts"
+    zero = normalize(deep, "log_cpm")["expression"].values[0, 0]
+    assert zero == pytest.approx(np.log2(2.0 / (1e7 + 4.0) * 1e6), rel=1e-12)
 
 
 def test_log_transforms(counts_store):
@@ -85,8 +161,8 @@ def test_bad_input(counts_store):
     path, counts = counts_store
     with pytest.raises(
         CohortexError,
-        match="'method' parameter of normalize\\(\\) must be one "
-        "of 'log_cpm', 'log1p', 'log2', 'quantile', 'median_ratio'; got 'tmm'",
+        match="'method' parameter of normalize\\(\\) must be one of 'log_cpm', "
+        "'log_cpm_offset', 'log1p', 'log2', 'quantile', 'median_ratio'; got 'tmm'",
     ):
         normalize(path, "tmm")
     logged = normalize(path, "log2")
@@ -95,6 +171,25 @@ def test_bad_input(counts_store):
         match="needs raw values \\(scale 'counts' or 'linear'\\); this cohort's scale is 'log2'",
     ):
         normalize(logged, "log_cpm")
+    with pytest.raises(CohortexError, match="norm_factors\\(\\) needs raw counts"):
+        norm_factors(logged)
     with_nan = create_cohort_in_memory(np.array([[1.0, np.nan], [2.0, 3.0]]))
     with pytest.raises(CohortexError, match="does not accept NaN values"):
         normalize(with_nan, "quantile")["expression"].compute()
+    with_nan.attrs["scale"] = "counts"
+    with pytest.raises(CohortexError, match="holds 1 NaN values \\(edgeR refuses NA"):
+        norm_factors(with_nan)
+    empty = create_cohort_in_memory(np.array([[0.0, 0.0], [2.0, 3.0]]))
+    empty.attrs["scale"] = "counts"
+    with pytest.raises(CohortexError, match="library size 0 in: 0"):
+        norm_factors(empty)
+    with pytest.raises(CohortexError, match="'method' parameter of norm_factors\\(\\) must be"):
+        norm_factors(path, "TMM")
+    with pytest.raises(CohortexError, match="'logratio_trim' must be in \\[0, 0.5\\)"):
+        norm_factors(path, logratio_trim=0.5)
+    with pytest.raises(CohortexError, match="'norm_factors' applies to log_cpm"):
+        normalize(path, "log2", norm_factors="tmm")
+    with pytest.raises(CohortexError, match="must be a method name or 12 positive finite"):
+        normalize(path, "log_cpm", norm_factors=np.ones(11))
+    with pytest.raises(CohortexError, match="'prior_count' must be a number >= 0"):
+        normalize(path, "log_cpm", prior_count=-1)

@@ -13,7 +13,7 @@ from . import de, fdr, io
 from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
-from ._normalize import normalize
+from ._normalize import norm_factors, normalize
 from ._version import __version__
 from .embed import pca, tsne
 from .simulate import simulate
@@ -51,6 +51,7 @@ __all__ = [
     "gpu_available",
     "io",
     "list_results",
+    "norm_factors",
     "normalize",
     "open_cohort",
     "pca",

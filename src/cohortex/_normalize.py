@@ -1,6 +1,8 @@
 """Normalisation as a lazy derived layer: a new Dataset whose ``expression`` is a Dask graph
 over the original one. Nothing is computed or written until the result is used; library sizes,
-size factors and reference quantiles are parts of that graph, computed once per use.
+size factors and reference quantiles are parts of that graph, computed once per use. edgeR's
+normalisation factors (:func:`norm_factors`) are the exception: TMM picks its reference sample
+from the data, so they are computed when asked for (three passes over the counts).
 """
 
 from __future__ import annotations
@@ -8,26 +10,40 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.array.utils import meta_from_array
 
-from ._backend import namespace
+from ._backend import as_device_dask, namespace, to_host
 from ._cohort import CohortLike
 from ._errors import CohortexError
+from .stats._norm_factors import rle_ratios, tmm_factors, upper_quartiles
 from .stats._ranks import average_ranks
 from .store import open_cohort
 
-__all__ = ["METHODS", "normalize"]
+__all__ = ["FACTOR_METHODS", "METHODS", "norm_factors", "normalize"]
 
-METHODS = ("log_cpm", "log1p", "log2", "quantile", "median_ratio")
-_NEEDS_LINEAR = ("log_cpm", "log1p", "log2", "median_ratio")
-_NEW_SCALE = {"log_cpm": "log2", "log1p": "log1p", "log2": "log2", "median_ratio": "counts"}
+METHODS = ("log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio")
+FACTOR_METHODS = ("tmm", "upperquartile", "rle", "none")
+_NEEDS_LINEAR = ("log_cpm", "log_cpm_offset", "log1p", "log2", "median_ratio")
+_NEW_SCALE = {
+    "log_cpm": "log2",
+    "log_cpm_offset": "log2",
+    "log1p": "log1p",
+    "log2": "log2",
+    "median_ratio": "counts",
+}
+_DEFAULT_PRIOR = {"log_cpm": 2.0, "log_cpm_offset": 1.0, "log2": 1.0}
 
 
 def normalize(
-    cohort: CohortLike, method: str = "log_cpm", *, prior_count: float = 1.0
+    cohort: CohortLike,
+    method: str = "log_cpm",
+    *,
+    prior_count: float | None = None,
+    norm_factors: str | Any | None = None,
 ) -> xr.Dataset:
     """Normalise a cohort lazily.
 
@@ -35,9 +51,14 @@ def normalize(
     ----------
     cohort : path or xarray.Dataset
         A cohort store or an opened cohort (``expression(sample, gene)`` and a ``scale``).
-    method : {"log_cpm", "log1p", "log2", "quantile", "median_ratio"}, default "log_cpm"
-        * ``"log_cpm"``: ``log2(x / library_size · 10⁶ + prior_count)``, library size = the
-          sample's total (NaN ignored). Scale becomes ``log2``.
+    method : str, default "log_cpm"
+        * ``"log_cpm"``: edgeR's ``cpm(y, log = TRUE)``. With library sizes ``L`` (each
+          sample's total, NaN ignored, times its normalisation factor) and
+          ``c = prior_count · L / mean(L)``: ``log2((x + c) / (L + 2c) · 10⁶)``. A zero count
+          is therefore below 0 in a deep library (−2.3 at 10⁷ reads), as in edgeR. Scale
+          becomes ``log2``.
+        * ``"log_cpm_offset"``: the simpler ``log2(x / L · 10⁶ + prior_count)``, a zero count
+          being exactly ``log2(prior_count)``. Scale becomes ``log2``.
         * ``"log1p"``: ``ln(1 + x)`` (scanpy's ``log1p``). Scale becomes ``log1p``.
         * ``"log2"``: ``log2(x + prior_count)``. Scale becomes ``log2``.
         * ``"median_ratio"``: DESeq2's size factors (Anders & Huber 2010): with
@@ -50,48 +71,266 @@ def normalize(
           tied values by the linear interpolation of the reference at their average rank (so
           ties stay tied, as in limma). Any scale; it is kept. NaN values are refused.
         The log and ratio methods need raw data (scale ``counts`` or ``linear``).
-    prior_count : float, default 1.0
-        Offset added before the logarithm in ``log_cpm`` and ``log2``.
+    prior_count : float, optional
+        Offset of ``log_cpm`` (default 2, as edgeR), ``log_cpm_offset`` and ``log2``
+        (default 1).
+    norm_factors : {"tmm", "upperquartile", "rle", "none"} or array of shape (n_samples,), optional
+        For ``log_cpm`` and ``log_cpm_offset``: edgeR's normalisation factors multiplying the
+        library sizes, computed by :func:`norm_factors` now, or given. Default: none.
 
     Returns
     -------
     xarray.Dataset
-        A copy with the new lazy ``expression``; attrs ``scale`` updated and
-        ``normalization`` naming the method.
+        A copy with the new lazy ``expression`` (float64 for float64 input, else float32);
+        attrs ``scale`` updated, ``normalization`` naming the method, and for log-CPM the
+        ``prior_count`` and ``norm_factors`` used.
     """
     if method not in METHODS:
         raise CohortexError(
             f"The 'method' parameter of normalize() must be one of "
             f"{', '.join(repr(m) for m in METHODS)}; got {method!r}."
         )
-    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
-    if "expression" not in ds:
-        raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
+    ds = _open(cohort)
     scale = ds.attrs.get("scale", "log2")
     if method in _NEEDS_LINEAR and scale not in ("counts", "linear"):
         raise CohortexError(
             f"normalize(method={method!r}) needs raw values (scale 'counts' or 'linear'); this "
             f"cohort's scale is {scale!r}."
         )
-    expression = ds["expression"].transpose("sample", "gene")
-    x = expression.data
-    if not isinstance(x, da.Array):
-        x = da.from_array(x, chunks=(1024, -1), asarray=False)
+    if norm_factors is not None and method not in ("log_cpm", "log_cpm_offset"):
+        raise CohortexError(
+            f"'norm_factors' applies to log_cpm and log_cpm_offset, not to {method!r}."
+        )
+    prior = _DEFAULT_PRIOR.get(method, 0.0) if prior_count is None else float(prior_count)
+    if not (np.isfinite(prior) and prior >= 0):
+        raise CohortexError(f"'prior_count' must be a number >= 0; got {prior_count!r}.")
+    x = _samples_by_genes(ds)
+    attrs: dict[str, Any] = {}
     if method == "log2":
-        y = da.log2(x + prior_count)
+        y = da.log2(x + prior)
     elif method == "log1p":
         y = da.log1p(x)
-    elif method == "log_cpm":
+    elif method in ("log_cpm", "log_cpm_offset"):
         library = da.nansum(x, axis=1, dtype=np.float64)
-        y = da.log2(x / library[:, None].astype(x.dtype) * 1e6 + prior_count)
+        factors = _factors_for(ds, norm_factors)
+        if factors is not None:
+            factors_dask = da.from_array(factors, chunks=library.chunks)
+            if namespace(x) is not np:  # on the chunks' device
+                factors_dask = as_device_dask(factors_dask)
+            library = library * factors_dask
+            attrs["norm_factors"] = norm_factors if isinstance(norm_factors, str) else "given"
+        if method == "log_cpm":
+            scaled_prior = prior * library / library.mean()
+            y = da.log2((x + scaled_prior[:, None]) / (library + 2.0 * scaled_prior)[:, None] * 1e6)
+        else:
+            y = da.log2(x / library[:, None] * 1e6 + prior)
+        attrs["prior_count"] = prior
     elif method == "median_ratio":
         y = x / _size_factors(x)[:, None].astype(x.dtype)
     else:
         y = _quantile(x)
     out = ds.copy()
-    out["expression"] = (("sample", "gene"), y.astype(np.float32))
-    out.attrs = {**ds.attrs, "scale": _NEW_SCALE.get(method, scale), "normalization": method}
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    out["expression"] = (("sample", "gene"), y.astype(dtype))
+    out.attrs = {
+        **ds.attrs,
+        **attrs,
+        "scale": _NEW_SCALE.get(method, scale),
+        "normalization": method,
+    }
     return out
+
+
+def norm_factors(
+    cohort: CohortLike,
+    method: str = "tmm",
+    *,
+    logratio_trim: float = 0.3,
+    sum_trim: float = 0.05,
+    weighting: bool = True,
+) -> xr.DataArray:
+    """edgeR's normalisation factors (``calcNormFactors``) of a counts cohort.
+
+    The factors multiply the library sizes (``lib.size · norm.factors`` is edgeR's effective
+    library size) and have a geometric mean of 1. Genes with no count in any sample are left
+    out first, as edgeR does.
+
+    Parameters
+    ----------
+    cohort : path or xarray.Dataset
+        Raw counts (scale ``counts`` or ``linear``), no NaN.
+    method : {"tmm", "upperquartile", "rle", "none"}, default "tmm"
+        * ``"tmm"``: trimmed mean of M-values (Robinson & Oshlack 2010) against a reference
+          sample: the one whose upper quartile over library size is closest to the mean of
+          those, or, when their median is 0 (sparse data), the one with the largest sum of
+          square roots (see :mod:`cohortex.stats._norm_factors`).
+        * ``"upperquartile"``: each sample's 75% quantile over its library size (Bullard et
+          al. 2010). Refused when a quantile is 0 (edgeR would return NA).
+        * ``"rle"``: relative log expression (DESeq's median ratio to the genes' geometric
+          means, over genes with every count positive) over library size.
+        * ``"none"``: all 1.
+    logratio_trim, sum_trim : float, default 0.3 and 0.05
+        TMM's trimmed fractions of M and A values on each side (edgeR's ``logratioTrim`` and
+        ``sumTrim``).
+    weighting : bool, default True
+        TMM's precision weights (edgeR's ``doWeighting``).
+
+    Returns
+    -------
+    xarray.DataArray of shape (n_samples,)
+        Named ``norm_factor`` on ``sample``; attrs ``method`` and, for TMM, ``reference`` (the
+        reference sample's id).
+    """
+    if method not in FACTOR_METHODS:
+        raise CohortexError(
+            f"The 'method' parameter of norm_factors() must be one of "
+            f"{', '.join(repr(m) for m in FACTOR_METHODS)}; got {method!r}."
+        )
+    for name, value in (("logratio_trim", logratio_trim), ("sum_trim", sum_trim)):
+        if not 0 <= value < 0.5:
+            raise CohortexError(f"'{name}' must be in [0, 0.5); got {value!r}.")
+    ds = _open(cohort)
+    if ds.attrs.get("scale", "log2") not in ("counts", "linear"):
+        raise CohortexError(
+            "norm_factors() needs raw counts (scale 'counts' or 'linear'); this cohort's "
+            f"scale is {ds.attrs.get('scale', 'log2')!r}."
+        )
+    x = _samples_by_genes(ds)
+    samples = ds["sample"].values if "sample" in ds.coords else np.arange(x.shape[0])
+    library, expressed, root_sums, nan_count = dask.compute(
+        da.sum(x, axis=1, dtype=np.float64),
+        da.any(x > 0, axis=0),
+        da.sum(da.sqrt(x.astype(np.float64)), axis=1),
+        da.sum(da.isnan(x)),
+    )
+    if int(to_host(nan_count)):
+        raise CohortexError(
+            f"norm_factors() needs complete counts; the matrix holds {int(to_host(nan_count))} "
+            "NaN values (edgeR refuses NA counts too)."
+        )
+    library, expressed, root_sums = (
+        np.asarray(to_host(v)) for v in (library, expressed, root_sums)
+    )
+    if (library <= 0).any():
+        empty = samples[np.flatnonzero(library <= 0)[:5]]
+        raise CohortexError(
+            "Normalisation factors need samples with counts; library size 0 in: "
+            + ", ".join(map(str, empty))
+            + "."
+        )
+    attrs: dict[str, Any] = {"method": method}
+    genes = np.flatnonzero(expressed)
+    if method == "none" or genes.size == 0 or x.shape[0] == 1:
+        factors = np.ones(x.shape[0])
+    else:
+        rows = x[:, genes].rechunk({1: -1})
+        if method in ("tmm", "upperquartile"):
+            quartiles = _per_sample(rows, upper_quartiles) / library
+        if method == "upperquartile":
+            if (quartiles == 0).any():
+                raise CohortexError(
+                    f"The upper quartile is 0 in {int((quartiles == 0).sum())} samples (most "
+                    "genes have no count there): upper-quartile factors are undefined; use TMM."
+                )
+            factors = quartiles
+        elif method == "rle":
+            logs = da.map_blocks(_log, rows, dtype=np.float64)
+            log_geomeans = logs.mean(axis=0)
+            factors = _per_sample(rows, rle_ratios, log_geomeans) / library
+        else:
+            if np.median(quartiles) < 1e-20:
+                reference = int(np.argmax(root_sums))
+            else:
+                reference = int(np.argmin(np.abs(quartiles - np.mean(quartiles))))
+            ref = rows[reference].compute()
+            # (samples, 1): map_blocks aligns a 1-D operand with the genes axis
+            library_rows = da.from_array(library[:, None], chunks=(rows.chunks[0], 1))
+            factors = np.asarray(
+                to_host(
+                    da.map_blocks(
+                        _tmm_block,
+                        rows,
+                        library_rows,
+                        ref,
+                        float(library[reference]),
+                        logratio_trim,
+                        sum_trim,
+                        weighting,
+                        drop_axis=1,
+                        dtype=np.float64,
+                        meta=meta_from_array(x, ndim=1, dtype=np.float64),
+                    ).compute()
+                )
+            )
+            attrs["reference"] = str(samples[reference])
+    factors = factors / np.exp(np.mean(np.log(factors)))
+    return xr.DataArray(
+        factors, dims="sample", coords={"sample": samples}, name="norm_factor", attrs=attrs
+    )
+
+
+def _open(cohort: CohortLike) -> xr.Dataset:
+    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+    if "expression" not in ds:
+        raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
+    return ds
+
+
+def _samples_by_genes(ds: xr.Dataset) -> da.Array:
+    x = ds["expression"].transpose("sample", "gene").data
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=(1024, -1), asarray=False)
+    return x
+
+
+def _factors_for(ds: xr.Dataset, given: Any) -> np.ndarray | None:
+    """Normalisation factors by name (computed now) or as given, shape (n_samples,)."""
+    if given is None:
+        return None
+    if isinstance(given, str):
+        return np.asarray(norm_factors(ds, given).values)
+    factors = np.asarray(to_host(getattr(given, "values", given)), dtype=np.float64)
+    n_samples = ds.sizes["sample"]
+    if factors.shape != (n_samples,) or not (np.isfinite(factors).all() and (factors > 0).all()):
+        raise CohortexError(
+            f"'norm_factors' must be a method name or {n_samples} positive finite numbers; got "
+            f"shape {factors.shape}."
+        )
+    return factors
+
+
+def _per_sample(rows: da.Array, function: Any, *args: Any) -> np.ndarray:
+    """``function(block, *args)`` → one value per sample, over row blocks, on the host."""
+    values = da.map_blocks(
+        function,
+        rows,
+        *args,
+        drop_axis=1,
+        dtype=np.float64,
+        meta=meta_from_array(rows, ndim=1, dtype=np.float64),
+    )
+    return np.asarray(to_host(values.compute()))
+
+
+def _tmm_block(
+    block: Any,
+    library: Any,
+    reference: Any,
+    reference_library: float,
+    logratio_trim: float,
+    sum_trim: float,
+    weighting: bool,
+) -> Any:
+    xp = namespace(block)
+    return tmm_factors(
+        block,
+        xp.asarray(library)[:, 0],
+        xp.asarray(reference),
+        reference_library,
+        logratio_trim=logratio_trim,
+        sum_trim=sum_trim,
+        weighting=weighting,
+    )
 
 
 def _size_factors(x: da.Array) -> da.Array:
