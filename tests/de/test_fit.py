@@ -108,6 +108,29 @@ def test_contrasts_and_moderated_f():
     _close(same["coefficient"].sel(contrast="mid"), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["dependent", "dependent_balanced"])
+def test_moderated_f_of_dependent_contrasts_equals_limma(name):
+    expression, samples, results, hyper = _case(name)
+    design = pd.get_dummies(samples["group"], dtype=float)  # cell means A, B, C
+    contrasts = {"BvsA": "B - A", "CvsA": "C - A", "CvsB": "C - B"}
+    result = de.fit(expression.to_numpy(), design, contrasts=contrasts)
+    assert result.attrs["F_df1"] == 2  # three contrasts of rank two
+    # equal true variances: no prior df to estimate, and limma's prior is the mean variance
+    assert result.attrs["df_prior"] == np.inf
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0])
+    # limma's F is on df_residual + df_prior, uncapped: infinite here (equal true variances)
+    _close(result.attrs["F_df2"], results["df_residual"][0] + hyper["df_prior"][0])
+    _close(result["F"], results["F"])
+    _close(result["F_pvalue"], results["F_p"])
+    assert (result["F"].values > 0).all()
+    for j, contrast in enumerate(contrasts, start=1):
+        _close(result["statistic"].sel(contrast=contrast), results[f"t_{j}"])
+        _close(result["pvalue"].sel(contrast=contrast), results[f"p_{j}"])
+    # the F of the two independent contrasts is the same test
+    two = de.fit(expression.to_numpy(), design, contrasts={"BvsA": "B - A", "CvsA": "C - A"})
+    _close(two["F"], result["F"], rtol=1e-10)
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40

@@ -64,9 +64,11 @@ def fit(
         On ``(contrast, gene)``: ``coefficient`` (the contrast's estimate, a log2 fold change
         on log2 data), ``statistic`` (t), ``pvalue``, ``padj``, ``lods`` (B, when moderated);
         on ``gene``: ``s2`` (residual variance), ``s2_post``, and with several contrasts the
-        moderated ``F`` and ``F_pvalue`` (limma's ``F``); on ``contrast``:
-        ``stdev_unscaled``. Attributes: ``df_residual``, ``df_prior``, ``s2_prior``,
-        ``df_total``, the design's column names and the formula.
+        moderated ``F`` and ``F_pvalue`` (limma's ``F``: on the contrasts' rank ``F_df1``, so
+        dependent contrasts count once, and ``F_df2 = df_residual + df_prior``); on
+        ``contrast``: ``stdev_unscaled``. Attributes: ``df_residual``, ``df_prior``,
+        ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``, the design's column names and the
+        formula.
     """
     if robust:
         raise CohortexError(
@@ -141,9 +143,12 @@ def fit(
     if lods is not None:
         variables["lods"] = (("contrast", "gene"), lods)
     if matrix.shape[1] > 1:
-        f, f_p = _f_test(t, unscaled_cov, df)
+        # limma's F is on df_residual + df_prior, not the capped df_total of the t-tests
+        f_df = float(df_residual) + (attrs["df_prior"] if moderate else 0.0)
+        f, f_p, rank = _f_test(t, unscaled_cov, f_df)
         variables["F"] = ("gene", f)
         variables["F_pvalue"] = ("gene", f_p)
+        attrs.update(F_df1=rank, F_df2=f_df)
     result = xr.Dataset(
         variables, coords={"contrast": list(matrix.columns), "gene": data.gene_ids}, attrs=attrs
     )
@@ -297,12 +302,28 @@ def _unknown_message(unknown: list[str], names: list[str]) -> str:
     )
 
 
-def _f_test(t: Any, unscaled_cov: np.ndarray, df: float) -> tuple[Any, Any]:
-    """limma's moderated F: t' R⁻¹ t / r with R the contrasts' correlation matrix."""
+def _f_test(t: Any, unscaled_cov: np.ndarray, df: float) -> tuple[Any, Any, int]:
+    """limma's moderated F (``classifyTestsF``): ``t' R⁺ t / r`` with R the contrasts'
+    correlation matrix and r its rank (eigenvalues above 1e-8 of the largest), so dependent
+    contrasts such as B − A, C − A, C − B count as the two tests they are.
+
+    Returns
+    -------
+    F : array of shape (n_genes,)
+    pvalue : array of shape (n_genes,)
+        On r and ``df`` degrees of freedom.
+    r : int
+    """
     xp = namespace(t)
-    scale = np.sqrt(np.diag(unscaled_cov))
-    correlation = unscaled_cov / np.outer(scale, scale)
-    inverse = xp.asarray(np.linalg.inv(correlation))
-    r = t.shape[0]
-    f = xp.sum(t * (inverse @ t), axis=0) / r
-    return f, f_sf(f, float(r), df)
+    covariance = unscaled_cov.copy()
+    diagonal = np.diag(covariance).copy()
+    diagonal[diagonal == 0] = 1.0  # a contrast of zeros, as limma treats it
+    np.fill_diagonal(covariance, diagonal)
+    scale = np.sqrt(diagonal)
+    correlation = covariance / np.outer(scale, scale)
+    values, vectors = np.linalg.eigh(correlation)
+    values, vectors = values[::-1], vectors[:, ::-1]  # largest first, as R's eigen
+    rank = int(np.sum(values / values[0] > 1e-8))
+    projection = xp.asarray((vectors[:, :rank] / np.sqrt(values[:rank])).T)  # (r, contrasts)
+    f = xp.sum((projection @ t) ** 2, axis=0) / rank
+    return f, f_sf(f, float(rank), df), rank

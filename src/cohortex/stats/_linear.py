@@ -135,9 +135,9 @@ def squeeze_variances(s2: Any, df: float) -> EBayes:
         df_prior = 2.0 * trigamma_inverse(e_var)
         s2_prior = float(np.exp(e_mean + special.digamma(df_prior / 2.0) - np.log(df_prior / 2.0)))
         s2_post = (df * s2 + df_prior * s2_prior) / (df + df_prior)
-    else:
+    else:  # no more spread than sampling gives: one variance for all, their mean (as limma)
         df_prior = np.inf
-        s2_prior = float(np.exp(e_mean))
+        s2_prior = float(to_host(xp.mean(x)))
         s2_post = xp.full_like(s2, s2_prior)
     df_total = min(df + df_prior, df * n_genes)
     return EBayes(s2_prior, df_prior, s2_post, df_total)

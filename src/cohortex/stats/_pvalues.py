@@ -157,6 +157,8 @@ def f_sf(f: Any, dfn: Any, dfd: Any) -> Any:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         x = dfd / (dfd + dfn * f)
         p = special(xp).betainc(dfd / 2.0, dfn / 2.0, x)
+        # infinite denominator df: the chi-square limit, P(χ²_dfn > dfn · F)
+        p = xp.where(xp.isinf(dfd), special(xp).gammaincc(dfn / 2.0, dfn * f / 2.0), p)
     return xp.where((dfn > 0) & (dfd > 0), p, xp.nan)
 
 
