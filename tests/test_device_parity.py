@@ -80,6 +80,9 @@ def test_de_fit(gpu_xp, cohort):
     _same(on_device, cpu, rtol=1e-9)
     plain = de.fit(path, "~ condition", moderate=False, device="gpu")
     _same(plain, de.fit(path, "~ condition", moderate=False, device="cpu"), rtol=1e-9)
+    for option in ("trend", "robust"):  # per-gene priors on the device
+        on_device = de.fit(path, "~ condition", device="gpu", **{option: True})
+        _same(on_device, de.fit(path, "~ condition", device="cpu", **{option: True}), rtol=1e-9)
 
 
 def test_select_k_best(gpu_xp, cohort):

@@ -131,6 +131,29 @@ def test_moderated_f_of_dependent_contrasts_equals_limma(name):
     _close(two["F"], result["F"], rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", ["trend", "robust"])
+def test_trend_and_robust_ebayes_equal_limma(kind):
+    expression, samples, results, hyper = _case(kind)
+    design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+    design.insert(0, "(Intercept)", 1.0)
+    result = de.fit(expression.to_numpy(), design, **{kind: True})
+    _close(result["average_expression"], results["average"], rtol=1e-12)
+    per_gene = "s2_prior" if kind == "trend" else "df_prior"
+    _close(result[per_gene], results[per_gene])  # one per gene
+    other = "df_prior" if kind == "trend" else "s2_prior"
+    _close(result.attrs[other], results[other][0])
+    _close(result["s2_post"], results["s2_post"])
+    _close(
+        result["df_total"] if kind == "robust" else result.attrs["df_total"], results["df_total"]
+    )
+    row = result.sel(contrast="tumor")
+    _close(row["statistic"], results["t_2"])
+    _close(row["pvalue"], results["p_2"])
+    _close(row["lods"], results["lods_2"])
+    assert result.attrs[kind] == 1
+    assert np.ptp(result[per_gene].values) > 0
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40
@@ -166,8 +189,11 @@ def test_bad_designs(tmp_path):
     create_cohort(tmp_path / "c.zarr", expression, samples=samples)
     with pytest.raises(CohortexError, match="uses age, which has missing values"):
         de.fit(tmp_path / "c.zarr", "~ condition + age")
-    with pytest.raises(CohortexError, match="robust=True .* is not implemented yet"):
-        de.fit(x, np.column_stack([np.ones(16), np.arange(16.0)]), robust=True)
+    simple = np.column_stack([np.ones(16), np.arange(16.0)])
+    with pytest.raises(CohortexError, match="robust=True with trend=True needs limma's loess"):
+        de.fit(x, simple, robust=True, trend=True)
+    with pytest.raises(CohortexError, match="apply to the moderated t"):
+        de.fit(x, simple, trend=True, moderate=False)
 
 
 def test_real_cohort_float64_agrees_to_1e_8():

@@ -15,7 +15,8 @@ from .. import fdr as _fdr
 from .._backend import dask_on, namespace, resolve_device, to_host, tree_reduce
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
-from ..stats._linear import chunk_sums, ebayes, merge_sums
+from ..stats._ebayes import ebayes
+from ..stats._linear import chunk_sums, merge_sums
 from ..stats._pvalues import f_sf, t_two_sided
 
 __all__ = ["fit"]
@@ -30,6 +31,7 @@ def fit(
     *,
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
     moderate: bool = True,
+    trend: bool = False,
     robust: bool = False,
     fdr: str = "bh",
     device: str = "auto",
@@ -52,8 +54,14 @@ def fit(
     moderate : bool, default True
         limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
         freedom and the B-statistic. ``False`` gives ordinary t-tests.
+    trend : bool, default False
+        limma's ``eBayes(trend = TRUE)``: the prior variance follows each gene's average
+        expression (``AveExpr``) along a natural spline, for data whose variance depends on
+        the level (log counts).
     robust : bool, default False
-        Not implemented yet (limma's ``robust=True``); True raises.
+        limma's ``eBayes(robust = TRUE)``: genes whose variance is an outlier (high or low)
+        against the prior get a smaller prior df, so they do not distort the others. Not with
+        ``trend`` yet (that needs limma's loess trend).
     fdr : str, default "bh"
         Correction per contrast (:mod:`cohortex.fdr`).
     {device}
@@ -70,10 +78,13 @@ def fit(
         ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``, the design's column names and the
         formula.
     """
-    if robust:
+    if robust and trend:
         raise CohortexError(
-            "robust=True (limma's fitFDistRobustly) is not implemented yet; use robust=False."
+            "robust=True with trend=True needs limma's loess trend, which cohortex does not have "
+            "yet; use one of them."
         )
+    if (trend or robust) and not moderate:
+        raise CohortexError("'trend' and 'robust' apply to the moderated t (moderate=True).")
     if fdr not in _fdr.METHODS:
         raise CohortexError(
             f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
@@ -115,6 +126,7 @@ def fit(
     coefficient = xp.asarray(matrix.to_numpy().T) @ beta  # (contrasts × genes)
     unscaled_cov = matrix.to_numpy().T @ xtx_inverse @ matrix.to_numpy()
     stdev_unscaled = np.sqrt(np.diag(unscaled_cov))
+    gene_priors: dict[str, Any] = {}
     attrs: dict[str, Any] = {
         "test": "moderated t (limma eBayes)" if moderate else "ordinary t (OLS)",
         "design": list(names),
@@ -122,16 +134,33 @@ def fit(
         "df_residual": df_residual,
         "fdr": fdr,
     }
+    average = sums.shift + sums.ysum / n_samples  # limma's Amean
     if moderate:
-        hyper, t, lods = ebayes(coefficient, stdev_unscaled, s2, float(df_residual))
-        df = hyper.df_total
-        s2_post = hyper.s2_post
-        attrs.update(df_prior=hyper.df_prior, s2_prior=hyper.s2_prior, df_total=df)
+        prior, t, df, lods = ebayes(
+            coefficient,
+            stdev_unscaled,
+            s2,
+            float(df_residual),
+            covariate=np.asarray(to_host(average)) if trend else None,
+            robust=robust,
+        )
+        s2_post = xp.asarray(prior.s2_post)
+        attrs.update(trend=int(trend), robust=int(robust))
+        for name, value in (("df_prior", prior.df_prior), ("s2_prior", prior.s2_prior)):
+            if np.ndim(value):  # one per gene: trend (s2_prior) or robust (df_prior)
+                gene_priors[name] = xp.asarray(value)
+            else:
+                attrs[name] = float(value)
+        if np.ndim(df):
+            gene_priors["df_total"] = df
+        else:
+            attrs["df_total"] = float(df)
     else:
         t = coefficient / xp.asarray(stdev_unscaled)[:, None] / xp.sqrt(s2)[None, :]
         df, s2_post, lods = float(df_residual), s2, None
     pvalue = t_two_sided(t, df)
     variables: dict[str, Any] = {
+        "average_expression": ("gene", average),
         "coefficient": (("contrast", "gene"), coefficient),
         "statistic": (("contrast", "gene"), t),
         "pvalue": (("contrast", "gene"), pvalue),
@@ -142,13 +171,19 @@ def fit(
     }
     if lods is not None:
         variables["lods"] = (("contrast", "gene"), lods)
+    variables.update({name: ("gene", value) for name, value in gene_priors.items()})
     if matrix.shape[1] > 1:
-        # limma's F is on df_residual + df_prior, not the capped df_total of the t-tests
-        f_df = float(df_residual) + (attrs["df_prior"] if moderate else 0.0)
+        # limma's F is on df_residual + df_prior (per gene when robust), not the capped df_total
+        prior_df = gene_priors.get("df_prior", attrs.get("df_prior", 0.0))
+        f_df = float(df_residual) + prior_df
         f, f_p, rank = _f_test(t, unscaled_cov, f_df)
         variables["F"] = ("gene", f)
         variables["F_pvalue"] = ("gene", f_p)
-        attrs.update(F_df1=rank, F_df2=f_df)
+        attrs["F_df1"] = rank
+        if np.ndim(prior_df):
+            variables["F_df2"] = ("gene", f_df)
+        else:
+            attrs["F_df2"] = float(f_df)
     result = xr.Dataset(
         variables, coords={"contrast": list(matrix.columns), "gene": data.gene_ids}, attrs=attrs
     )
@@ -302,7 +337,7 @@ def _unknown_message(unknown: list[str], names: list[str]) -> str:
     )
 
 
-def _f_test(t: Any, unscaled_cov: np.ndarray, df: float) -> tuple[Any, Any, int]:
+def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, int]:
     """limma's moderated F (``classifyTestsF``): ``t' R⁺ t / r`` with R the contrasts'
     correlation matrix and r its rank (eigenvalues above 1e-8 of the largest), so dependent
     contrasts such as B − A, C − A, C − B count as the two tests they are.

@@ -188,3 +188,42 @@ def _second_derivative_gram(knots: np.ndarray, n_basis: int) -> np.ndarray:
     h = (right - left)[spans][:, None]
     cross = (a * h).T @ b
     return (a * h).T @ a + (cross + cross.T) * 0.5 + (b * h).T @ b * 0.333
+
+
+def natural_spline_basis(x: np.ndarray, df: int, at: np.ndarray | None = None) -> np.ndarray:
+    """A basis of R's ``splines::ns(x, df, intercept = TRUE)`` space, evaluated at ``at``.
+
+    Natural cubic splines with boundary knots at the range of ``x`` and ``df − 2`` inner knots
+    at its quantiles (R's type 7); any basis of that space gives the same least-squares fit,
+    so this one is the cubic B-splines on those knots restricted to zero second derivative at
+    both boundaries. Beyond the boundaries the splines continue linearly, as R's ``predict``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n,)
+        Where the knots come from.
+    df : int
+        Dimension of the space, at least 2.
+    at : ndarray of shape (m,), optional
+        Where to evaluate the basis (default: ``x``).
+
+    Returns
+    -------
+    ndarray of shape (m, df)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    at = x if at is None else np.asarray(at, dtype=np.float64)
+    low, high = float(np.min(x)), float(np.max(x))
+    inner = np.quantile(x, np.linspace(0.0, 1.0, df)[1:-1]) if df > 2 else np.empty(0)
+    knots = np.sort(np.concatenate([np.repeat([low, high], 4), inner]))
+    n_basis = knots.size - 4
+    splines = [BSpline(knots, np.eye(n_basis)[j], 3) for j in range(n_basis)]
+    boundary = np.array([low, high])
+    curvature = np.array([s.derivative(2)(boundary) for s in splines]).T  # (2, n_basis)
+    _, _, vt = np.linalg.svd(curvature)
+    null = vt[2:].T  # (n_basis, df): combinations with no curvature at the boundaries
+    inside = np.clip(at, low, high)
+    values = BSpline.design_matrix(inside, knots, 3).toarray()
+    slopes = np.array([s.derivative(1)(inside) for s in splines]).T
+    values = values + slopes * (at - inside)[:, None]  # linear beyond the boundaries
+    return values @ null
