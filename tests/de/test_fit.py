@@ -154,6 +154,24 @@ def test_trend_and_robust_ebayes_equal_limma(kind):
     assert np.ptp(result[per_gene].values) > 0
 
 
+@pytest.mark.parametrize("trend", [False, True])
+def test_treat_equals_limma(trend):
+    expression, samples, _, _ = _case("trend")
+    expected = pd.read_csv(FIXTURES / f"treat{'_trend' if trend else ''}.csv")
+    design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+    design.insert(0, "(Intercept)", 1.0)
+    result = de.fit(expression.to_numpy(), design, treat_lfc=-0.5, trend=trend)  # |lfc| used
+    row = result.sel(contrast="tumor")
+    _close(row["statistic"], expected["t"])
+    _close(row["pvalue"], expected["p"])
+    _close(result["s2_post"], expected["s2_post"])
+    assert "lods" not in result and result.attrs["treat_lfc"] == -0.5
+    inside = np.abs(row["coefficient"].values) <= 0.5
+    assert inside.any() and (row["statistic"].values[inside] == 0).all()
+    plain = de.fit(expression.to_numpy(), design, trend=trend).sel(contrast="tumor")
+    assert (row["pvalue"].values >= plain["pvalue"].values).all()  # a stricter null
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40
@@ -194,6 +212,10 @@ def test_bad_designs(tmp_path):
         de.fit(x, simple, robust=True, trend=True)
     with pytest.raises(CohortexError, match="apply to the moderated t"):
         de.fit(x, simple, trend=True, moderate=False)
+    with pytest.raises(CohortexError, match="apply to the moderated t"):
+        de.fit(x, simple, treat_lfc=1.0, moderate=False)
+    with pytest.raises(CohortexError, match="'treat_lfc' must be a finite number; got nan"):
+        de.fit(x, simple, treat_lfc=float("nan"))
 
 
 def test_real_cohort_float64_agrees_to_1e_8():

@@ -17,7 +17,7 @@ from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._ebayes import ebayes
 from ..stats._linear import chunk_sums, merge_sums
-from ..stats._pvalues import f_sf, t_two_sided
+from ..stats._pvalues import f_sf, t_two_sided, t_upper
 
 __all__ = ["fit"]
 
@@ -33,6 +33,7 @@ def fit(
     moderate: bool = True,
     trend: bool = False,
     robust: bool = False,
+    treat_lfc: float | None = None,
     fdr: str = "bh",
     device: str = "auto",
 ) -> xr.Dataset:
@@ -62,6 +63,11 @@ def fit(
         limma's ``eBayes(robust = TRUE)``: genes whose variance is an outlier (high or low)
         against the prior get a smaller prior df, so they do not distort the others. Not with
         ``trend`` yet (that needs limma's loess trend).
+    treat_lfc : float, optional
+        limma's ``treat(fit, lfc = ...)``: test whether the absolute coefficient exceeds this
+        threshold (a log2 fold change) rather than 0 (McCarthy & Smyth 2009). The p-value is
+        ``P(T > (|b| − lfc)/se) + P(T > (|b| + lfc)/se)``; ``statistic`` is
+        ``sign(b) · max(|b| − lfc, 0)/se`` where ``|b| > lfc``, else 0; no ``lods``.
     fdr : str, default "bh"
         Correction per contrast (:mod:`cohortex.fdr`).
     {device}
@@ -83,8 +89,12 @@ def fit(
             "robust=True with trend=True needs limma's loess trend, which cohortex does not have "
             "yet; use one of them."
         )
-    if (trend or robust) and not moderate:
-        raise CohortexError("'trend' and 'robust' apply to the moderated t (moderate=True).")
+    if (trend or robust or treat_lfc is not None) and not moderate:
+        raise CohortexError(
+            "'trend', 'robust' and 'treat_lfc' apply to the moderated t (moderate=True)."
+        )
+    if treat_lfc is not None and not np.isfinite(treat_lfc):
+        raise CohortexError(f"'treat_lfc' must be a finite number; got {treat_lfc!r}.")
     if fdr not in _fdr.METHODS:
         raise CohortexError(
             f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
@@ -158,7 +168,12 @@ def fit(
     else:
         t = coefficient / xp.asarray(stdev_unscaled)[:, None] / xp.sqrt(s2)[None, :]
         df, s2_post, lods = float(df_residual), s2, None
-    pvalue = t_two_sided(t, df)
+    if treat_lfc is None:
+        pvalue = t_two_sided(t, df)
+    else:
+        t, pvalue = _treat(coefficient, stdev_unscaled, s2_post, df, abs(float(treat_lfc)))
+        lods = None
+        attrs.update(test="limma treat (moderated t against a threshold)", treat_lfc=treat_lfc)
     variables: dict[str, Any] = {
         "average_expression": ("gene", average),
         "coefficient": (("contrast", "gene"), coefficient),
@@ -172,7 +187,7 @@ def fit(
     if lods is not None:
         variables["lods"] = (("contrast", "gene"), lods)
     variables.update({name: ("gene", value) for name, value in gene_priors.items()})
-    if matrix.shape[1] > 1:
+    if matrix.shape[1] > 1 and treat_lfc is None:
         # limma's F is on df_residual + df_prior (per gene when robust), not the capped df_total
         prior_df = gene_priors.get("df_prior", attrs.get("df_prior", 0.0))
         f_df = float(df_residual) + prior_df
@@ -335,6 +350,21 @@ def _unknown_message(unknown: list[str], names: list[str]) -> str:
         f"The contrasts name unknown coefficients: {', '.join(unknown)}. Coefficients: "
         f"{', '.join(names)}."
     )
+
+
+def _treat(
+    coefficient: Any, stdev_unscaled: np.ndarray, s2_post: Any, df: Any, lfc: float
+) -> tuple[Any, Any]:
+    """limma's ``treat``: t and p-value against |coefficient| ≤ ``lfc``."""
+    xp = namespace(coefficient)
+    se = xp.asarray(stdev_unscaled)[:, None] * xp.sqrt(s2_post)[None, :]
+    size = xp.abs(coefficient)
+    right = (size - lfc) / se
+    left = (size + lfc) / se
+    pvalue = t_upper(right, df) + t_upper(left, df)
+    outside = xp.maximum(right, 0.0)
+    t = xp.where(coefficient > lfc, outside, xp.where(coefficient < -lfc, -outside, 0.0))
+    return t, pvalue
 
 
 def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, int]:

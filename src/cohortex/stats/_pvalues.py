@@ -33,7 +33,7 @@ import numpy as np
 
 from .._backend import namespace, special
 
-__all__ = ["f_sf", "normal_two_sided_upper", "t_two_sided"]
+__all__ = ["f_sf", "normal_two_sided_upper", "t_two_sided", "t_upper"]
 
 
 def t_two_sided(t: Any, df: Any) -> Any:
@@ -58,6 +58,15 @@ def t_two_sided(t: Any, df: Any) -> Any:
             xp.where(expansion, _bgrat_half(a, x, y, xp), functions.betainc(a, 0.5, x)),
         )
     return xp.where(df > 0, p, xp.nan)
+
+
+def t_upper(t: Any, df: Any) -> Any:
+    """Upper tail ``P(T > t)`` of Student's t (arrays broadcast), from the two-sided value:
+    full relative precision for t ≥ 0, where the tail is small."""
+    xp = namespace(t)
+    t = xp.asarray(t, dtype=xp.float64)
+    half = t_two_sided(t, df) / 2.0
+    return xp.where(t >= 0, half, 1.0 - half)
 
 
 # TOMS 708's bgrat for b = 1/2: the coefficients d_n of its series depend on b and n only
