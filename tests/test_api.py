@@ -40,6 +40,7 @@ PUBLIC = {
     "cohortex.de": {
         "RANK_MEMORY_BUDGET",
         "TESTS",
+        "decide",
         "fit",
         "normalize",
         "select_k_best",

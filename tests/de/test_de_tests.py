@@ -310,6 +310,18 @@ def test_top():
         de.top(result, by="q")
 
 
+def test_decide_on_a_test_result():
+    x, labels = two_groups((30, 30), 40, seed=17, shift=0.0)
+    x[labels == "a", :6] += 1.5
+    x[labels == "a", 6:9] -= 1.5
+    result = de.test(x, labels)  # one-vs-rest: two contrasts
+    calls = de.decide(result, p_value=0.01)
+    padj = result["padj"].values
+    expected = np.where(padj < 0.01, np.sign(result["log2fc"].values), 0)
+    np.testing.assert_array_equal(calls.values, expected)
+    assert (calls.sel(contrast="a_vs_b").values[:9] == [1] * 6 + [-1] * 3).all()
+
+
 def test_bad_input(tmp_path):
     x, labels = two_groups((5, 5), 4)
     ds = xr.Dataset(

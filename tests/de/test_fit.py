@@ -101,6 +101,10 @@ def test_contrasts_and_moderated_f():
         _close(row["lods"], results[f"lods_{j}"])
     _close(result["F"], results["F"])
     _close(result["F_pvalue"], results["F_p"])
+    _close(result["F_padj"], results["F_padj"])  # topTable's adj.P.Val of the F
+    for j, name in [(1, "BvsA"), (2, "CvsA")]:  # topTable(confint = TRUE)
+        _close(result["ci_low"].sel(contrast=name), results[f"ci_low_{j}"])
+        _close(result["ci_high"].sel(contrast=name), results[f"ci_high_{j}"])
     same = de.fit(expression.to_numpy(), design, contrasts={"mid": "0.5*B + 0.5*C - A"})
     expected = 0.5 * result["coefficient"].sel(contrast="BvsA") + 0.5 * result["coefficient"].sel(
         contrast="CvsA"
@@ -122,6 +126,7 @@ def test_moderated_f_of_dependent_contrasts_equals_limma(name):
     _close(result.attrs["F_df2"], results["df_residual"][0] + hyper["df_prior"][0])
     _close(result["F"], results["F"])
     _close(result["F_pvalue"], results["F_p"])
+    _close(result["F_padj"], results["F_padj"])
     assert (result["F"].values > 0).all()
     for j, contrast in enumerate(contrasts, start=1):
         _close(result["statistic"].sel(contrast=contrast), results[f"t_{j}"])
@@ -150,6 +155,8 @@ def test_trend_and_robust_ebayes_equal_limma(kind):
     _close(row["statistic"], results["t_2"])
     _close(row["pvalue"], results["p_2"])
     _close(row["lods"], results["lods_2"])
+    _close(row["ci_low"], results["ci_low_2"])  # per-gene df when robust
+    _close(row["ci_high"], results["ci_high_2"])
     assert result.attrs[kind] == 1
     assert np.ptp(result[per_gene].values) > 0
 
@@ -170,6 +177,29 @@ def test_treat_equals_limma(trend):
     assert inside.any() and (row["statistic"].values[inside] == 0).all()
     plain = de.fit(expression.to_numpy(), design, trend=trend).sel(contrast="tumor")
     assert (row["pvalue"].values >= plain["pvalue"].values).all()  # a stricter null
+
+
+def test_decide_equals_limma_decide_tests():
+    expression, samples, _, _ = _case("dependent")
+    expected = pd.read_csv(FIXTURES / "dependent_decide.csv", index_col=0)
+    design = pd.get_dummies(samples["group"], dtype=float)
+    contrasts = {"BvsA": "B - A", "CvsA": "C - A", "CvsB": "C - B"}
+    result = de.fit(expression.to_numpy(), design, contrasts=contrasts)
+    for kind, options in [
+        ("separate", {}),
+        ("global", {"method": "global"}),
+        ("lfc", {"lfc": 2.0}),
+    ]:
+        calls = de.decide(result, p_value=0.1, **options)
+        assert calls.dtype == np.int8 and calls.dims == ("contrast", "gene")
+        for name in contrasts:
+            got = calls.sel(contrast=name).values
+            np.testing.assert_array_equal(got, expected[f"{kind}_{name}"].to_numpy())
+    assert (de.decide(result, p_value=0.1) != 0).sum() > 40  # a real set of calls
+    with pytest.raises(CohortexError, match="needs a result of de.fit\\(\\) or de.test"):
+        de.decide(result[["F"]])
+    with pytest.raises(CohortexError, match="'method' parameter of decide\\(\\) must be"):
+        de.decide(result, method="nestedF")
 
 
 def test_ordinary_least_squares_equals_statsmodels():

@@ -69,11 +69,21 @@ from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
 from ._comparison import Comparison, contrasts_of
+from ._decide import decide
 from ._linear_model import fit
 from ._ttest import FOLD_CHANGE_FORMULA, anova, t_tests
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
-__all__ = ["RANK_MEMORY_BUDGET", "TESTS", "fit", "normalize", "select_k_best", "test", "top"]
+__all__ = [
+    "RANK_MEMORY_BUDGET",
+    "TESTS",
+    "decide",
+    "fit",
+    "normalize",
+    "select_k_best",
+    "test",
+    "top",
+]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")
 

@@ -10,6 +10,7 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from .. import fdr as _fdr
 from .._backend import dask_on, namespace, resolve_device, to_host, tree_reduce
@@ -34,6 +35,7 @@ def fit(
     trend: bool = False,
     robust: bool = False,
     treat_lfc: float | None = None,
+    confidence: float = 0.95,
     fdr: str = "bh",
     device: str = "auto",
 ) -> xr.Dataset:
@@ -68,21 +70,27 @@ def fit(
         threshold (a log2 fold change) rather than 0 (McCarthy & Smyth 2009). The p-value is
         ``P(T > (|b| − lfc)/se) + P(T > (|b| + lfc)/se)``; ``statistic`` is
         ``sign(b) · max(|b| − lfc, 0)/se`` where ``|b| > lfc``, else 0; no ``lods``.
+    confidence : float, default 0.95
+        Level of the coefficients' confidence intervals (limma's ``topTable(confint=)``):
+        ``b ± t_{(1+level)/2, df} · se`` with the moderated standard error and df.
     fdr : str, default "bh"
-        Correction per contrast (:mod:`cohortex.fdr`).
+        Correction per contrast, and of the F p-values (:mod:`cohortex.fdr`).
     {device}
 
     Returns
     -------
     xarray.Dataset
         On ``(contrast, gene)``: ``coefficient`` (the contrast's estimate, a log2 fold change
-        on log2 data), ``statistic`` (t), ``pvalue``, ``padj``, ``lods`` (B, when moderated);
-        on ``gene``: ``s2`` (residual variance), ``s2_post``, and with several contrasts the
-        moderated ``F`` and ``F_pvalue`` (limma's ``F``: on the contrasts' rank ``F_df1``, so
-        dependent contrasts count once, and ``F_df2 = df_residual + df_prior``); on
-        ``contrast``: ``stdev_unscaled``. Attributes: ``df_residual``, ``df_prior``,
-        ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``, the design's column names and the
-        formula.
+        on log2 data), ``ci_low`` and ``ci_high`` (its confidence interval), ``statistic``
+        (t), ``pvalue``, ``padj``, ``lods`` (B, when moderated); on ``gene``:
+        ``average_expression`` (limma's ``AveExpr``), ``s2`` (residual variance),
+        ``s2_post``, and with several contrasts the moderated ``F``, ``F_pvalue`` and
+        ``F_padj`` (limma's ``F``: on the contrasts' rank ``F_df1``, so dependent contrasts
+        count once, and ``F_df2 = df_residual + df_prior``); on ``contrast``:
+        ``stdev_unscaled``. Per gene instead of attributes where limma has one per gene:
+        ``s2_prior`` (trend), ``df_prior``, ``df_total`` and ``F_df2`` (robust). Attributes:
+        ``df_residual``, ``df_prior``, ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``,
+        ``confidence``, the design's column names and the formula.
     """
     if robust and trend:
         raise CohortexError(
@@ -93,6 +101,8 @@ def fit(
         raise CohortexError(
             "'trend', 'robust' and 'treat_lfc' apply to the moderated t (moderate=True)."
         )
+    if not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
     if treat_lfc is not None and not np.isfinite(treat_lfc):
         raise CohortexError(f"'treat_lfc' must be a finite number; got {treat_lfc!r}.")
     if fdr not in _fdr.METHODS:
@@ -174,8 +184,13 @@ def fit(
         t, pvalue = _treat(coefficient, stdev_unscaled, s2_post, df, abs(float(treat_lfc)))
         lods = None
         attrs.update(test="limma treat (moderated t against a threshold)", treat_lfc=treat_lfc)
+    quantile = stats.t.ppf((1.0 + confidence) / 2.0, np.asarray(to_host(df)))
+    margin = xp.asarray(stdev_unscaled)[:, None] * xp.sqrt(s2_post)[None, :] * xp.asarray(quantile)
+    attrs["confidence"] = confidence
     variables: dict[str, Any] = {
         "average_expression": ("gene", average),
+        "ci_low": (("contrast", "gene"), coefficient - margin),
+        "ci_high": (("contrast", "gene"), coefficient + margin),
         "coefficient": (("contrast", "gene"), coefficient),
         "statistic": (("contrast", "gene"), t),
         "pvalue": (("contrast", "gene"), pvalue),
@@ -194,6 +209,7 @@ def fit(
         f, f_p, rank = _f_test(t, unscaled_cov, f_df)
         variables["F"] = ("gene", f)
         variables["F_pvalue"] = ("gene", f_p)
+        variables["F_padj"] = ("gene", _fdr.adjust(f_p, fdr))
         attrs["F_df1"] = rank
         if np.ndim(prior_df):
             variables["F_df2"] = ("gene", f_df)
