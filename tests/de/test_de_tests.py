@@ -312,8 +312,8 @@ def test_top():
 
 def test_decide_on_a_test_result():
     x, labels = two_groups((30, 30), 40, seed=17, shift=0.0)
-    x[labels == "a", :6] += 1.5
-    x[labels == "a", 6:9] -= 1.5
+    x[labels == "a", :6] += 3.0
+    x[labels == "a", 6:9] -= 3.0
     result = de.test(x, labels)  # one-vs-rest: two contrasts
     calls = de.decide(result, p_value=0.01)
     padj = result["padj"].values
