@@ -196,6 +196,31 @@ def test_de_command(tmp_path, capsys):
     assert "Sample variables: condition" in capsys.readouterr().err
 
 
+def test_de_command_with_a_design(tmp_path, capsys):
+    from cohortex import de, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 120, 50, n_de=6, seed=3)
+    capsys.readouterr()
+    arguments = ["de", str(store), "--design", "~ condition", "--top", "2"]
+    contrast = "tumor=condition[T.tumor]"
+    assert main([*arguments, "--contrast", contrast, "--robust", "--name", "lm"]) == 0
+    printed = capsys.readouterr().out
+    assert "limma linear model in" in printed and "saved as result 'lm'" in printed
+    saved = read_result(store, "lm")
+    direct = de.fit(store, "~ condition", contrasts={"tumor": "condition[T.tumor]"}, robust=True)
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    assert list(saved["contrast"].values) == ["tumor"] and saved.attrs["robust"] == 1
+    assert main([*arguments, "--treat", "0.5", "--trend"]) == 0
+    treated = read_result(store, "de_limma")
+    assert treated.attrs["treat_lfc"] == 0.5 and treated.attrs["trend"] == 1
+    capsys.readouterr()
+    assert main(["de", str(store), "--groupby", "condition", "--trend"]) == 2
+    assert "go with --design" in capsys.readouterr().err
+    assert main(["de", str(store), "--design", "~ condition", "--contrast", "x=tumour"]) == 2
+    assert "unknown coefficients: tumour" in capsys.readouterr().err
+
+
 def test_pca_and_tsne_commands(tmp_path, capsys):
     from cohortex import pca, read_result
 

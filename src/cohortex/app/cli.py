@@ -108,9 +108,36 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     exp.set_defaults(run=_export)
 
-    de = commands.add_parser("de", help="differential expression; the result goes into the store")
+    de = commands.add_parser(
+        "de",
+        help="differential expression; the result goes into the store",
+        description="A test between groups (--groupby), or limma's linear model and moderated "
+        "t for every gene (--design, with --contrast, --trend, --robust, --treat).",
+    )
     de.add_argument("store", type=Path)
-    de.add_argument("--groupby", required=True, help="sample variable holding the groups")
+    model = de.add_mutually_exclusive_group(required=True)
+    model.add_argument("--groupby", help="sample variable holding the groups of a test")
+    model.add_argument(
+        "--design", help="formula of a linear model, e.g. '~ condition + batch' (limma)"
+    )
+    de.add_argument(
+        "--contrast",
+        action="append",
+        default=None,
+        metavar="[NAME=]EXPRESSION",
+        help="with --design: a coefficient or combination to test, e.g. "
+        "'tumor_vs_normal=condition[T.tumor]' (repeat; default every coefficient but the "
+        "intercept)",
+    )
+    de.add_argument("--trend", action="store_true", help="with --design: eBayes(trend = TRUE)")
+    de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
+    de.add_argument(
+        "--treat",
+        type=float,
+        default=None,
+        metavar="LFC",
+        help="with --design: test |log2 fold change| > LFC (limma's treat)",
+    )
     de.add_argument("--test", choices=("welch", "student", "anova", "wilcoxon"), default="welch")
     de.add_argument(
         "--reference", default="rest", help="reference group, or 'rest' for one-vs-rest"
@@ -352,6 +379,19 @@ def _widths(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _contrasts(given: list[str] | None) -> dict[str, str] | None:
+    """``--contrast`` values: ``NAME=EXPRESSION`` or an expression naming itself."""
+    if not given:
+        return None
+    contrasts: dict[str, str] = {}
+    for text in given:
+        name, _, expression = text.partition("=")
+        if not expression:
+            name, expression = text, text
+        contrasts[name.strip()] = expression.strip()
+    return contrasts
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -436,31 +476,48 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    model_options = args.contrast or args.trend or args.robust or args.treat is not None
+    if args.groupby is not None and model_options:
+        raise CohortexError("--contrast, --trend, --robust and --treat go with --design.")
     show = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
     with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
-        result = de.test(
-            args.store,
-            args.groupby,
-            test=args.test,
-            groups=args.groups,
-            reference=args.reference,
-            fdr=args.fdr,
-            nan_policy=args.nan_policy,
-            device=args.device,
-        )
+        if args.design is not None:
+            result = de.fit(
+                args.store,
+                args.design,
+                contrasts=_contrasts(args.contrast),
+                trend=args.trend,
+                robust=args.robust,
+                treat_lfc=args.treat,
+                fdr=args.fdr,
+                device=args.device,
+            )
+            what, default_name = "limma linear model", "de_limma"
+        else:
+            result = de.test(
+                args.store,
+                args.groupby,
+                test=args.test,
+                groups=args.groups,
+                reference=args.reference,
+                fdr=args.fdr,
+                nan_policy=args.nan_policy,
+                device=args.device,
+            )
+            what, default_name = f"{args.test} test of {args.groupby}", None
     elapsed = time.perf_counter() - start
-    name = args.name or f"de_{args.test}_{args.groupby}"
+    name = args.name or default_name or f"de_{args.test}_{args.groupby}"
     write_result(args.store, name, result, overwrite=True)
     if args.out is not None:
         table = result.to_dataframe().reset_index()
         sep = "," if args.out.suffix.lower() == ".csv" else "\t"
         table.to_csv(args.out, sep=sep, index=False)
     print(
-        f"{args.test} test of {args.groupby} in {elapsed:.1f} s; saved as result {name!r}"
+        f"{what} in {elapsed:.1f} s; saved as result {name!r}"
         + (f" and {args.out}" if args.out else "")
     )
-    if args.top > 0 and "log2fc" in result:
+    if args.top > 0 and ("log2fc" in result or "coefficient" in result):
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(result, args.top).to_string(index=False, float_format="%.4g"))
 
