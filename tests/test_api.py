@@ -46,6 +46,7 @@ PUBLIC = {
         "select_k_best",
         "test",
         "top",
+        "voom",
     },
     "cohortex.store": {
         "COMPRESSORS",

@@ -202,6 +202,106 @@ def test_decide_equals_limma_decide_tests():
         de.decide(result, method="nestedF")
 
 
+def _limma_columns(result, results, contrasts, f=True):
+    """Every per-gene output of a fit against limma's, NaN where limma has NA."""
+    _close(result["s2"], results["sigma2"])
+    _close(result["s2_post"], results["s2_post"])
+    _close(result["average_expression"], results["average"])
+    for j, name in enumerate(contrasts, start=1):
+        row = result.sel(contrast=name)
+        for ours, theirs in [
+            ("coefficient", "coef"),
+            ("statistic", "t"),
+            ("pvalue", "p"),
+            ("lods", "lods"),
+            ("ci_low", "ci_low"),
+        ]:
+            _close(row[ours], results[f"{theirs}_{j}"])
+    if f:
+        _close(result["F"], results["F"])
+        _close(result["F_pvalue"], results["F_p"])
+
+
+@pytest.mark.parametrize("name", ["missing", "missing_contrasts"])
+def test_missing_values_equal_limma(name):
+    expression, samples, results, hyper = _case(name)
+    if name == "missing":
+        design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+        design.insert(0, "(Intercept)", 1.0)
+        design["age"] = samples["age"].astype(float)
+        contrasts = None
+        names = ["(Intercept)", "tumor", "age"]
+    else:
+        design = pd.get_dummies(samples["group"], dtype=float)
+        contrasts = {"BvsA": "B - A", "CvsA": "C - A"}
+        names = list(contrasts)
+    x = expression.to_numpy()
+    assert np.isnan(x).mean() > 0.05
+    everything = names if contrasts is None else contrasts
+    result = de.fit(da.from_array(x, chunks=(5, 70)), design, contrasts=everything)
+    _close(result["df_residual"], results["df_residual"])  # each gene its own
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0])
+    _close(result["df_total"], results["df_total"])
+    _limma_columns(result, results, names)
+    if name == "missing":  # no tumour sample in gene 5: its condition coefficient is NA
+        gene = result.isel(gene=4)
+        assert np.isnan(gene["coefficient"].sel(contrast="tumor"))
+        assert np.isfinite(gene["coefficient"].sel(contrast="age"))
+
+
+@pytest.mark.parametrize("name", ["weights", "sample_weights"])
+def test_precision_weights_equal_limma(name):
+    expression, samples, results, hyper = _case(name)
+    weights = pd.read_csv(FIXTURES / f"{name}_weights.csv", index_col=0).to_numpy().T
+    if name == "weights":
+        design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+        design.insert(0, "(Intercept)", 1.0)
+        design["age"] = samples["age"].astype(float)
+        contrasts, names = ["(Intercept)", "tumor", "age"], ["(Intercept)", "tumor", "age"]
+    else:
+        design = pd.get_dummies(samples["group"], dtype=float)
+        contrasts = {"BvsA": "B - A", "CvsA": "C - A"}
+        names = list(contrasts)
+        weights = weights[:, 0]  # one weight per sample
+    result = de.fit(expression.to_numpy(), design, contrasts=contrasts, weights=weights)
+    assert result.attrs["weighted"] == 1
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    _limma_columns(result, results, names)
+
+
+def test_voom_equals_limma(tmp_path):
+    counts = pd.read_csv(FIXTURES / "voom_counts.csv", index_col=0)  # genes × samples
+    samples = pd.read_csv(FIXTURES / "voom_samples.csv", index_col=0)
+    _, _, results, hyper = _case("voom")
+    create_cohort(
+        tmp_path / "counts.zarr", counts.T, samples=samples, scale="counts", chunks=(5, 300)
+    )
+    v = de.voom(tmp_path / "counts.zarr", "~ condition", norm_factors="tmm")
+    assert v.attrs["normalization"] == "voom" and v.attrs["scale"] == "log2"
+    expected_e = pd.read_csv(FIXTURES / "voom_expression.csv", index_col=0).to_numpy().T
+    expected_w = pd.read_csv(FIXTURES / "voom_weights.csv", index_col=0).to_numpy().T
+    _close(v["expression"].values, expected_e, rtol=1e-12)
+    _close(v["weights"].values, expected_w, rtol=1e-10)
+    trend = pd.read_csv(FIXTURES / "voom_trend.csv")  # the genes with counts
+    expressed = np.isfinite(v["voom_mean"].values)
+    assert expressed.sum() == len(trend) < expressed.size  # all-zero genes left out
+    _close(v["voom_mean"].values[expressed], trend["x"], rtol=1e-12)
+    _close(v["voom_sqrt_sd"].values[expressed], trend["y"], rtol=1e-10)
+    line = pd.read_csv(FIXTURES / "voom_line.csv")
+    _close(v["trend_y"].values, line["y"], rtol=1e-10)
+    result = de.fit(v, "~ condition")  # the weights come with the voom result
+    assert result.attrs["weighted"] == 1
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    names = list(result["contrast"].values)
+    assert names == ["condition[T.tumor]"]
+    row = result.sel(contrast=names[0])
+    _close(row["statistic"], results["t_2"])
+    _close(row["pvalue"], results["p_2"])
+    _close(row["lods"], results["lods_2"])
+    _close(result["s2_post"], results["s2_post"])
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40

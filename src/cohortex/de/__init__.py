@@ -72,6 +72,7 @@ from ._comparison import Comparison, contrasts_of
 from ._decide import decide
 from ._linear_model import fit
 from ._ttest import FOLD_CHANGE_FORMULA, anova, t_tests
+from ._voom import voom
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "select_k_best",
     "test",
     "top",
+    "voom",
 ]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")

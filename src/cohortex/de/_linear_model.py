@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
 
 from .. import fdr as _fdr
-from .._backend import dask_on, namespace, resolve_device, to_host, tree_reduce
+from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host, tree_reduce
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._ebayes import ebayes
-from ..stats._linear import chunk_sums, merge_sums
+from ..stats._linear import (
+    chunk_sums,
+    contrast_stdev_unscaled,
+    merge_sums,
+    merge_weighted_sums,
+    solve_weighted,
+    weighted_chunk_sums,
+)
 from ..stats._pvalues import f_sf, t_two_sided, t_upper
 
-__all__ = ["fit"]
+__all__ = ["LeastSquares", "check_design", "design_matrix", "fit", "least_squares"]
 
 _ROWS_PER_CHUNK = 2048
 
@@ -31,6 +40,7 @@ def fit(
     design: str | pd.DataFrame | np.ndarray,
     *,
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    weights: Any = None,
     moderate: bool = True,
     trend: bool = False,
     robust: bool = False,
@@ -44,7 +54,8 @@ def fit(
     Parameters
     ----------
     {cohort}
-        No NaN values: limma's per-gene handling of missing values is not implemented.
+        NaN values are missing observations: each gene is fitted on its observed samples, with
+        its own residual df, as limma's ``lmFit``.
     design : str, DataFrame or array of shape (n_samples, n_coefficients)
         A formula on the sample variables, parsed by formulaic (e.g.
         ``"~ condition + batch + age"``; columns are named like ``condition[T.tumor]``), or
@@ -54,6 +65,13 @@ def fit(
         coefficients. A mapping ``{name: expression}``: each expression a coefficient name or a
         linear combination such as ``"B - A"`` or ``"0.5*B + 0.5*C - A"`` (or a vector of
         length n_coefficients). A DataFrame: a contrast matrix, rows named by coefficients.
+    weights : array of shape (n_samples, n_genes) or (n_samples,), optional
+        Precision weights of weighted least squares per gene (limma's ``lmFit(weights=)``):
+        per observation (voom's, :func:`voom`), or per sample. A weight ≤ 0 leaves the
+        observation out. Default: the cohort's own ``weights`` variable (sample, gene) when it
+        has one, as a voom result does; else none. Contrasts of a per-gene fit take their
+        standard errors as limma's ``contrasts.fit`` does (each gene's coefficient errors with
+        the unweighted design's correlation).
     moderate : bool, default True
         limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
         freedom and the B-statistic. ``False`` gives ordinary t-tests.
@@ -112,10 +130,10 @@ def fit(
     device = resolve_device(device)
     data = as_cohort_matrix(cohort)
     n_samples = data.matrix.shape[0]
-    x_design, names, formula = _design_matrix(design, data.dataset, n_samples)
-    _check_rank(x_design, names)
-    df_residual = n_samples - x_design.shape[1]
-    if df_residual < 1:
+    x_design, names, formula = design_matrix(design, data.dataset, n_samples)
+    check_design(x_design, names)
+    df_full = n_samples - x_design.shape[1]
+    if df_full < 1:
         raise CohortexError(
             f"The design leaves no residual degrees of freedom ({n_samples} samples, "
             f"{x_design.shape[1]} coefficients); variances cannot be estimated."
@@ -123,44 +141,47 @@ def fit(
     matrix = _contrast_matrix(contrasts, names)
 
     x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1)).rechunk({1: -1})
-    shifted = _spans_constant(x_design)
-    edges = np.cumsum((0, *x.chunks[0]))
-    parts = [
-        dask.delayed(chunk_sums)(block, x_design[edges[i] : edges[i + 1]], shifted)
-        for i, block in enumerate(x.to_delayed()[:, 0])
-    ]
-    (sums,) = dask.compute(tree_reduce(parts, merge_sums))
-    xp = namespace(sums.xy)
-    if bool(to_host(xp.any(xp.isnan(sums.yy)))):
-        raise CohortexError(
-            "fit() needs complete data; the matrix holds NaN values (impute or drop them)."
+    given = _weights_for(weights, data, x)
+    contrast = matrix.to_numpy()
+    xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
+    unscaled_cov = contrast.T @ xtx_inverse @ contrast
+    fitted = least_squares(x, x_design, given)
+    xp = namespace(fitted.beta)
+    per_gene = fitted.coefficient_sd is not None
+    if per_gene:
+        missing = xp.isnan(fitted.beta)
+        scale = np.sqrt(np.diag(xtx_inverse))
+        stdev_unscaled = contrast_stdev_unscaled(
+            xp.where(missing, 1e30, fitted.coefficient_sd),
+            xtx_inverse / np.outer(scale, scale),
+            contrast,
         )
-    xtx_inverse = np.linalg.inv(sums.xtx)
-    b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
-    rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
-    s2 = rss / df_residual
-    beta = b_shifted
-    if shifted:  # (X'X)⁻¹X'1 solves X e = 1: the shift goes back onto the coefficients
-        e = xtx_inverse @ sums.xsum
-        beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
-    coefficient = xp.asarray(matrix.to_numpy().T) @ beta  # (contrasts × genes)
-    unscaled_cov = matrix.to_numpy().T @ xtx_inverse @ matrix.to_numpy()
-    stdev_unscaled = np.sqrt(np.diag(unscaled_cov))
+        coefficient = xp.asarray(contrast.T) @ xp.where(missing, 0.0, fitted.beta)
+        not_estimable = stdev_unscaled > 1e20  # limma: a contrast of a missing coefficient
+        coefficient = xp.where(not_estimable, xp.nan, coefficient)
+        stdev_unscaled = xp.where(not_estimable, xp.nan, stdev_unscaled)
+    else:
+        coefficient = xp.asarray(contrast.T) @ fitted.beta  # (contrasts × genes)
+        stdev_unscaled = xp.asarray(np.sqrt(np.diag(unscaled_cov)))[:, None]
+    s2, df_residual, average = fitted.s2, fitted.df_residual, fitted.average
     gene_priors: dict[str, Any] = {}
     attrs: dict[str, Any] = {
         "test": "moderated t (limma eBayes)" if moderate else "ordinary t (OLS)",
         "design": list(names),
         "formula": formula or "",
-        "df_residual": df_residual,
         "fdr": fdr,
+        "weighted": int(given is not None),
     }
-    average = sums.shift + sums.ysum / n_samples  # limma's Amean
+    if np.ndim(df_residual):  # per gene: missing values or weights
+        gene_priors["df_residual"] = xp.asarray(df_residual)
+    else:
+        attrs["df_residual"] = df_residual
     if moderate:
         prior, t, df, lods = ebayes(
             coefficient,
             stdev_unscaled,
             s2,
-            float(df_residual),
+            df_residual,
             covariate=np.asarray(to_host(average)) if trend else None,
             robust=robust,
         )
@@ -176,8 +197,10 @@ def fit(
         else:
             attrs["df_total"] = float(df)
     else:
-        t = coefficient / xp.asarray(stdev_unscaled)[:, None] / xp.sqrt(s2)[None, :]
-        df, s2_post, lods = float(df_residual), s2, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = coefficient / stdev_unscaled / xp.sqrt(s2)[None, :]
+        df = xp.asarray(df_residual) if np.ndim(df_residual) else df_residual
+        s2_post, lods = s2, None
     if treat_lfc is None:
         pvalue = t_two_sided(t, df)
     else:
@@ -185,7 +208,7 @@ def fit(
         lods = None
         attrs.update(test="limma treat (moderated t against a threshold)", treat_lfc=treat_lfc)
     quantile = stats.t.ppf((1.0 + confidence) / 2.0, np.asarray(to_host(df)))
-    margin = xp.asarray(stdev_unscaled)[:, None] * xp.sqrt(s2_post)[None, :] * xp.asarray(quantile)
+    margin = stdev_unscaled * xp.sqrt(s2_post)[None, :] * xp.asarray(quantile)
     attrs["confidence"] = confidence
     variables: dict[str, Any] = {
         "average_expression": ("gene", average),
@@ -197,7 +220,9 @@ def fit(
         "padj": (("contrast", "gene"), _fdr.adjust(pvalue, fdr)),
         "s2": ("gene", s2),
         "s2_post": ("gene", s2_post),
-        "stdev_unscaled": ("contrast", stdev_unscaled),
+        "stdev_unscaled": (("contrast", "gene"), stdev_unscaled)
+        if stdev_unscaled.shape[1] > 1 or per_gene
+        else ("contrast", stdev_unscaled[:, 0]),
     }
     if lods is not None:
         variables["lods"] = (("contrast", "gene"), lods)
@@ -205,13 +230,13 @@ def fit(
     if matrix.shape[1] > 1 and treat_lfc is None:
         # limma's F is on df_residual + df_prior (per gene when robust), not the capped df_total
         prior_df = gene_priors.get("df_prior", attrs.get("df_prior", 0.0))
-        f_df = float(df_residual) + prior_df
+        f_df = (xp.asarray(df_residual) if np.ndim(df_residual) else df_residual) + prior_df
         f, f_p, rank = _f_test(t, unscaled_cov, f_df)
         variables["F"] = ("gene", f)
         variables["F_pvalue"] = ("gene", f_p)
         variables["F_padj"] = ("gene", _fdr.adjust(f_p, fdr))
         attrs["F_df1"] = rank
-        if np.ndim(prior_df):
+        if np.ndim(f_df):
             variables["F_df2"] = ("gene", f_df)
         else:
             attrs["F_df2"] = float(f_df)
@@ -223,7 +248,93 @@ def fit(
     return result
 
 
-def _design_matrix(
+@dataclass
+class LeastSquares:
+    """Every gene's least-squares fit (limma's ``lmFit``).
+
+    Attributes
+    ----------
+    beta : array of shape (p, n_genes)
+    coefficient_sd : array of shape (p, n_genes) or None
+        Per gene (missing values or weights): ``sqrt(diag((X'WX)⁻¹))``; None for a shared
+        design, whose ``sqrt(diag((X'X)⁻¹))`` is the same for every gene.
+    s2 : array of shape (n_genes,)
+    df_residual : float or ndarray of shape (n_genes,) (host)
+    average : array of shape (n_genes,)
+        Mean of each gene's finite values (limma's ``Amean``).
+    """
+
+    beta: Any
+    coefficient_sd: Any
+    s2: Any
+    df_residual: float | np.ndarray
+    average: Any
+
+
+def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> LeastSquares:
+    """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask, one chunk of genes).
+
+    One pass of shared-design sums when there are no weights; a second, per-gene pass when
+    that finds missing values (or the first when there are weights).
+    """
+    shifted = _spans_constant(design)
+    edges = np.cumsum((0, *x.chunks[0]))
+    rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
+    blocks = x.to_delayed()[:, 0]
+    if weights is None:
+        parts = [
+            dask.delayed(chunk_sums)(block, rows[i], shifted) for i, block in enumerate(blocks)
+        ]
+        (sums,) = dask.compute(tree_reduce(parts, merge_sums))
+        xp = namespace(sums.xy)
+        if not bool(to_host(xp.any(xp.isnan(sums.yy)))):
+            xtx_inverse = np.linalg.inv(sums.xtx)
+            b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
+            rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
+            beta = b_shifted
+            if shifted:  # (X'X)⁻¹X'1 solves X e = 1: the shift goes back onto the coefficients
+                e = xtx_inverse @ sums.xsum
+                beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
+            df = float(design.shape[0] - design.shape[1])
+            average = sums.shift + sums.ysum / design.shape[0]
+            return LeastSquares(beta, None, rss / df, df, average)
+    weight_blocks = [None] * len(blocks) if weights is None else weights.to_delayed()[:, 0]
+    parts = [
+        dask.delayed(weighted_chunk_sums)(block, weight_blocks[i], rows[i], shifted)
+        for i, block in enumerate(blocks)
+    ]
+    (wsums,) = dask.compute(tree_reduce(parts, merge_weighted_sums))
+    beta, coefficient_sd, s2, df = solve_weighted(wsums, shifted)
+    average = wsums.total / wsums.seen
+    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), average)
+
+
+def _weights_for(weights: Any, data: Any, x: Any) -> Any:
+    """The precision weights as a Dask array in the chunks of ``x``, or None."""
+    if weights is None:
+        dataset = data.dataset
+        if dataset is None or "weights" not in dataset:
+            return None
+        weights = dataset["weights"].transpose("sample", "gene").data
+    if isinstance(weights, xr.DataArray):
+        weights = weights.transpose(*[d for d in ("sample", "gene") if d in weights.dims]).data
+    n_samples, n_genes = x.shape
+    shape = tuple(weights.shape)
+    if shape == (n_samples,):
+        weights = weights[:, None] * np.ones((1, n_genes))
+    elif shape != (n_samples, n_genes):
+        raise CohortexError(
+            f"The weights must have shape ({n_samples}, {n_genes}) (samples × genes) or "
+            f"({n_samples},) (one per sample); got {shape}."
+        )
+    chunked = weights if isinstance(weights, da.Array) else da.from_array(weights, chunks=x.chunks)
+    chunked = chunked.rechunk(x.chunks)
+    if namespace(x) is not np:
+        chunked = as_device_dask(chunked)
+    return chunked
+
+
+def design_matrix(
     design: Any, dataset: xr.Dataset | None, n_samples: int
 ) -> tuple[np.ndarray, list[str], str | None]:
     if isinstance(design, str):
@@ -279,7 +390,7 @@ def _missing_as_nan(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _check_rank(design: np.ndarray, names: list[str]) -> None:
+def check_design(design: np.ndarray, names: list[str]) -> None:
     n, p = design.shape
     if p > n:
         raise CohortexError(
@@ -369,11 +480,11 @@ def _unknown_message(unknown: list[str], names: list[str]) -> str:
 
 
 def _treat(
-    coefficient: Any, stdev_unscaled: np.ndarray, s2_post: Any, df: Any, lfc: float
+    coefficient: Any, stdev_unscaled: Any, s2_post: Any, df: Any, lfc: float
 ) -> tuple[Any, Any]:
     """limma's ``treat``: t and p-value against |coefficient| ≤ ``lfc``."""
     xp = namespace(coefficient)
-    se = xp.asarray(stdev_unscaled)[:, None] * xp.sqrt(s2_post)[None, :]
+    se = stdev_unscaled * xp.sqrt(s2_post)[None, :]
     size = xp.abs(coefficient)
     right = (size - lfc) / se
     left = (size + lfc) / se

@@ -16,9 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import namespace
+from .._backend import namespace, to_host
 
-__all__ = ["LinearSums", "chunk_sums", "merge_sums"]
+__all__ = [
+    "LinearSums",
+    "WeightedSums",
+    "chunk_sums",
+    "contrast_stdev_unscaled",
+    "merge_sums",
+    "merge_weighted_sums",
+    "solve_weighted",
+    "weighted_chunk_sums",
+]
 
 
 @dataclass
@@ -79,3 +88,205 @@ def merge_sums(a: LinearSums, b: LinearSums) -> LinearSums:
         yy=a.yy + yy_b,
         shift=a.shift,
     )
+
+
+@dataclass
+class WeightedSums:
+    """Sufficient statistics of per-gene weighted least squares (observations with NaN or a
+    weight ≤ 0 left out, as limma's ``lmFit``), shifted like :class:`LinearSums`.
+
+    Attributes
+    ----------
+    gram : array of shape (n_genes, p, p): X'WX per gene
+    xw : array of shape (n_genes, p): X'W1
+    xy : array of shape (n_genes, p): X'WỸ
+    w : array of shape (n_genes,): Σ w
+    wy : array of shape (n_genes,): Σ w Ỹ
+    yy : array of shape (n_genes,): Σ w Ỹ²
+    n_obs : array of shape (n_genes,): observations used
+    total, seen : arrays of shape (n_genes,)
+        Sum and number of the finite values, whatever their weight (limma's ``Amean``).
+    shift : array of shape (n_genes,)
+    """
+
+    gram: Any
+    xw: Any
+    xy: Any
+    w: Any
+    wy: Any
+    yy: Any
+    n_obs: Any
+    total: Any
+    seen: Any
+    shift: Any
+
+
+def weighted_chunk_sums(
+    block: Any, weights: Any | None, design: np.ndarray, shifted: bool
+) -> WeightedSums:
+    """Sums of one chunk: ``block`` and ``weights`` (n_chunk × genes), ``design`` its rows."""
+    xp = namespace(block)
+    y = block.astype(xp.float64)
+    finite = xp.isfinite(y)
+    if weights is None:
+        w = finite.astype(xp.float64)
+    else:
+        w = xp.asarray(weights).astype(xp.float64)
+        w = xp.where(finite & xp.isfinite(w) & (w > 0), w, 0.0)
+    used = w > 0
+    n_obs = xp.sum(used, axis=0).astype(xp.float64)
+    values = xp.where(finite, y, 0.0)
+    if shifted:
+        shift = xp.sum(xp.where(used, values, 0.0), axis=0) / xp.maximum(n_obs, 1.0)
+    else:
+        shift = xp.zeros(y.shape[1])
+    centred = xp.where(used, values - shift[None, :], 0.0)
+    x = xp.asarray(design)
+    p = design.shape[1]
+    products = (x[:, :, None] * x[:, None, :]).reshape(design.shape[0], p * p)
+    weighted = w * centred
+    return WeightedSums(
+        gram=(w.T @ products).reshape(y.shape[1], p, p),
+        xw=w.T @ x,
+        xy=weighted.T @ x,
+        w=xp.sum(w, axis=0),
+        wy=xp.sum(weighted, axis=0),
+        yy=xp.sum(weighted * centred, axis=0),
+        n_obs=n_obs,
+        total=xp.sum(values, axis=0),
+        seen=xp.sum(finite, axis=0).astype(xp.float64),
+        shift=shift,
+    )
+
+
+def merge_weighted_sums(a: WeightedSums, b: WeightedSums) -> WeightedSums:
+    """Add two chunks' sums, moving ``b`` to ``a``'s shift first (Ỹ_b + δ on b's observations)."""
+    delta = b.shift - a.shift
+    return WeightedSums(
+        gram=a.gram + b.gram,
+        xw=a.xw + b.xw,
+        xy=a.xy + b.xy + b.xw * delta[:, None],
+        w=a.w + b.w,
+        wy=a.wy + b.wy + b.w * delta,
+        yy=a.yy + b.yy + 2.0 * delta * b.wy + b.w * delta * delta,
+        n_obs=a.n_obs + b.n_obs,
+        total=a.total + b.total,
+        seen=a.seen + b.seen,
+        shift=a.shift,
+    )
+
+
+# A gene's X'WX counts as singular below this ratio of its smallest to largest eigenvalue (the
+# square of limma's QR tolerance 1e-7 on W^½X)
+_RANK_TOLERANCE = 1e-14
+
+
+def solve_weighted(sums: WeightedSums, shifted: bool) -> tuple[Any, Any, Any, Any]:
+    """Per-gene weighted least squares from :class:`WeightedSums`, as limma's ``lm.series``.
+
+    A gene whose observations leave the design rank-deficient keeps the estimable
+    coefficients of the columns taken in order (R's pivoting QR); the others are NaN.
+
+    Returns
+    -------
+    beta : array of shape (p, n_genes)
+    stdev_unscaled : array of shape (p, n_genes)
+        ``sqrt(diag((X'WX)⁻¹))`` per gene; NaN for coefficients that are not estimable.
+    s2 : array of shape (n_genes,)
+        Residual variance; NaN without residual df.
+    df : array of shape (n_genes,)
+        Observations minus rank.
+    """
+    xp = namespace(sums.gram)
+    n_genes, p, _ = sums.gram.shape
+    eigenvalues = xp.linalg.eigvalsh(sums.gram)
+    largest = eigenvalues[:, -1]
+    full = (eigenvalues[:, 0] > largest * _RANK_TOLERANCE) & (largest > 0)
+    safe = xp.where(full[:, None, None], sums.gram, xp.eye(p)[None, :, :])
+    inverse = xp.linalg.inv(safe)
+    beta_shifted = xp.einsum("gpq,gq->gp", inverse, sums.xy)
+    rss = sums.yy - xp.sum(beta_shifted * sums.xy, axis=1)
+    beta = beta_shifted
+    if shifted:  # (X'WX)⁻¹ X'W1 solves X e = 1 on each gene's observations
+        e = xp.einsum("gpq,gq->gp", inverse, sums.xw)
+        beta = beta_shifted + e * sums.shift[:, None]
+    variance = xp.diagonal(inverse, axis1=1, axis2=2).copy()  # a view is read-only
+    rank = xp.full(n_genes, float(p))
+    deficient = np.flatnonzero(to_host(~full))
+    if deficient.size:
+        beta, variance, rss, rank = _deficient_genes(
+            sums, shifted, deficient, beta, variance, rss, rank
+        )
+    df = sums.n_obs - rank
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = xp.where(df > 0, xp.maximum(rss, 0.0) / df, xp.nan)
+    return beta.T, xp.sqrt(variance).T, s2, xp.maximum(df, 0.0)
+
+
+def _deficient_genes(
+    sums: WeightedSums,
+    shifted: bool,
+    genes: np.ndarray,
+    beta: Any,
+    variance: Any,
+    rss: Any,
+    rank: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """The few rank-deficient genes one by one on the host, columns kept in order."""
+    xp = namespace(beta)
+    gram, xy, xw = (np.asarray(to_host(v[genes])) for v in (sums.gram, sums.xy, sums.xw))
+    yy, shift = (np.asarray(to_host(v[genes])) for v in (sums.yy, sums.shift))
+    p = gram.shape[1]
+    out_beta = np.full((genes.size, p), np.nan)
+    out_variance = np.full((genes.size, p), np.nan)
+    out_rss = np.full(genes.size, np.nan)
+    out_rank = np.zeros(genes.size)
+    for k in range(genes.size):
+        kept: list[int] = []
+        for j in range(p):
+            trial = [*kept, j]
+            values = np.linalg.eigvalsh(gram[k][np.ix_(trial, trial)])
+            if values[-1] > 0 and values[0] > values[-1] * _RANK_TOLERANCE:
+                kept.append(j)
+        out_rank[k] = len(kept)
+        if not kept:
+            continue
+        block = np.linalg.inv(gram[k][np.ix_(kept, kept)])
+        coefficients = block @ xy[k][kept]
+        out_rss[k] = yy[k] - coefficients @ xy[k][kept]
+        if shifted:
+            coefficients = coefficients + (block @ xw[k][kept]) * shift[k]
+        out_beta[k, kept] = coefficients
+        out_variance[k, kept] = np.diag(block)
+    index = xp.asarray(genes)
+    beta[index] = xp.asarray(out_beta)
+    variance[index] = xp.asarray(out_variance)
+    rss[index] = xp.asarray(out_rss)
+    rank[index] = xp.asarray(out_rank)
+    return beta, variance, rss, rank
+
+
+def contrast_stdev_unscaled(
+    stdev_unscaled: Any, correlation: np.ndarray, contrasts: np.ndarray
+) -> Any:
+    """Per-gene unscaled standard deviations of contrasts, as limma's ``contrasts.fit``.
+
+    limma combines each gene's coefficient deviations with the correlation of the coefficients
+    of the unweighted design (exact for a shared design, limma's approximation otherwise):
+    ``sqrt(colSums((R · diag(s_g) · C)²))`` with ``R'R`` that correlation.
+
+    Parameters
+    ----------
+    stdev_unscaled : array of shape (p, n_genes)
+    correlation : ndarray of shape (p, p)
+    contrasts : ndarray of shape (p, n_contrasts)
+
+    Returns
+    -------
+    array of shape (n_contrasts, n_genes)
+    """
+    xp = namespace(stdev_unscaled)
+    upper = xp.asarray(np.linalg.cholesky(correlation).T)  # R with R'R = correlation
+    scaled = stdev_unscaled[:, None, :] * xp.asarray(contrasts)[:, :, None]  # (p, c, genes)
+    combined = xp.einsum("kp,pcg->kcg", upper, scaled)
+    return xp.sqrt(xp.sum(combined * combined, axis=0))

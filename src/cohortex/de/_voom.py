@@ -1,0 +1,156 @@
+"""limma's ``voom``: log-CPM values and precision weights from their mean–variance trend."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.array.utils import meta_from_array
+
+from .._backend import dask_on, namespace, resolve_device, to_host
+from .._cohort import CohortLike, shared_docs
+from .._errors import CohortexError
+from .._normalize import norm_factors as _norm_factors
+from ..stats._lowess import lowess, tied_means
+from ..store import open_cohort
+from ._linear_model import check_design, design_matrix, least_squares
+
+__all__ = ["voom"]
+
+_ROWS_PER_CHUNK = 2048
+
+
+@shared_docs
+def voom(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    norm_factors: str | Any | None = None,
+    span: float = 0.5,
+    device: str = "auto",
+) -> xr.Dataset:
+    """Transform counts for linear modelling with precision weights (Law et al. 2014).
+
+    As limma's ``voom(counts, design)``: ``E = log2((x + 0.5) / (L + 1) · 10⁶)`` with library
+    sizes L (times ``norm_factors``); an ordinary fit of ``design`` to E gives each gene's
+    mean and residual standard deviation; R's ``lowess`` with ``span`` through
+    ``sqrt(sd)`` against the mean log-count is the trend, and each observation's weight is
+    ``1 / trend(log2 fitted count)⁴``. Pass the result to :func:`fit` with the same design:
+    it uses the weights.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``), no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`.
+    norm_factors : {"tmm", "upperquartile", "rle", "none"} or array, optional
+        edgeR's normalisation factors for the library sizes (:func:`cohortex.norm_factors`);
+        ``"tmm"`` as in ``voom(calcNormFactors(DGEList(counts)), design)``. Default none.
+    span : float, default 0.5
+        The lowess span.
+    {device}
+
+    Returns
+    -------
+    xarray.Dataset
+        The cohort's sample and gene variables with ``expression`` (E, float64, lazy),
+        ``weights`` (sample, gene; float64, lazy), ``lib_size`` (sample); on ``gene``
+        ``voom_mean`` and ``voom_sqrt_sd`` (the points of the trend, NaN for genes with no
+        count) and on ``trend`` the lowess curve ``trend_x``, ``trend_y``. Attrs: scale
+        ``log2``, normalization ``voom``, ``span``.
+    """
+    if not (np.isfinite(span) and 0 < span <= 1):
+        raise CohortexError(f"voom's 'span' must be in (0, 1]; got {span!r}.")
+    on = resolve_device(device)
+    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+    if not isinstance(ds, xr.Dataset) or "expression" not in ds:
+        raise CohortexError("voom() needs a cohort store or Dataset with an 'expression'.")
+    if ds.attrs.get("scale") not in ("counts",):
+        raise CohortexError(
+            f"voom() needs raw counts (scale 'counts'); this cohort's scale is "
+            f"{ds.attrs.get('scale')!r}."
+        )
+    counts = dask_on(
+        ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1)
+    ).rechunk({1: -1})
+    n_samples, n_genes = counts.shape
+    if n_genes < 2:
+        raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
+    x_design, names, _ = design_matrix(design, ds, n_samples)
+    check_design(x_design, names)
+    library, gene_totals, smallest, nan_count = dask.compute(
+        da.sum(counts, axis=1, dtype=np.float64),
+        da.sum(counts, axis=0, dtype=np.float64),
+        da.min(counts),
+        da.sum(da.isnan(counts)),
+    )
+    if int(to_host(nan_count)):
+        raise CohortexError("voom() needs complete counts; the matrix holds NaN values.")
+    if float(to_host(smallest)) < 0:
+        raise CohortexError("voom() needs counts >= 0; the matrix holds negative values.")
+    library = np.asarray(to_host(library), dtype=np.float64)
+    if norm_factors is not None:
+        if isinstance(norm_factors, str):
+            factors = np.asarray(_norm_factors(ds, norm_factors).values)
+        else:
+            factors = np.asarray(to_host(getattr(norm_factors, "values", norm_factors)), float)
+            if factors.shape != (n_samples,) or not (factors > 0).all():
+                raise CohortexError(
+                    f"'norm_factors' must be a method name or {n_samples} positive numbers."
+                )
+        library = library * factors
+    xp = namespace(counts)
+    chunks = counts.chunks[0]
+    offsets = da.from_array(library[:, None] + 1.0, chunks=(chunks, 1))
+    logged = da.map_blocks(
+        _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
+    )
+    fitted = least_squares(logged, x_design, None)
+    sx = np.asarray(to_host(fitted.average)) + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
+    sy = np.sqrt(np.sqrt(np.asarray(to_host(fitted.s2))))  # sqrt of the residual sd
+    expressed = np.asarray(to_host(gene_totals)) != 0
+    curve_x, curve_y = lowess(sx[expressed], sy[expressed], f=span)
+    unique_x, unique_y = tied_means(curve_x, curve_y)  # R's approxfun, rule = 2: np.interp
+    weights = da.map_blocks(
+        _weights,
+        da.from_array(x_design, chunks=(chunks, -1)),
+        fitted.beta,
+        offsets,
+        xp.asarray(unique_x),
+        xp.asarray(unique_y),
+        chunks=(chunks, (n_genes,)),
+        dtype=np.float64,
+        meta=meta_from_array(counts, dtype=np.float64),
+    )
+    out = ds.copy()
+    out["expression"] = (("sample", "gene"), logged)
+    out["weights"] = (("sample", "gene"), weights)
+    out["lib_size"] = ("sample", library)
+    out["voom_mean"] = ("gene", np.where(expressed, sx, np.nan))
+    out["voom_sqrt_sd"] = ("gene", np.where(expressed, sy, np.nan))
+    out["trend_x"] = ("trend", curve_x)
+    out["trend_y"] = ("trend", curve_y)
+    out.attrs = {**ds.attrs, "scale": "log2", "normalization": "voom", "span": span}
+    if isinstance(norm_factors, str):
+        out.attrs["norm_factors"] = norm_factors
+    return out
+
+
+def _log_cpm(block: Any, offsets: Any) -> Any:
+    xp = namespace(block)
+    return xp.log2((block.astype(xp.float64) + 0.5) / xp.asarray(offsets) * 1e6)
+
+
+def _weights(design: Any, beta: Any, offsets: Any, curve_x: Any, curve_y: Any) -> Any:
+    """``1 / trend(log2 fitted count)⁴`` for a block of samples (rows of ``design``)."""
+    xp = namespace(beta)
+    fitted = xp.asarray(design) @ beta  # log-CPM fitted values, (rows × genes)
+    log_count = xp.log2(1e-6 * xp.exp2(fitted) * xp.asarray(offsets))
+    trend = xp.interp(log_count, curve_x, curve_y)
+    return 1.0 / trend**4
