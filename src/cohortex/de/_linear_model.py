@@ -32,6 +32,7 @@ from ..stats._pvalues import f_sf, t_two_sided, t_upper
 __all__ = ["LeastSquares", "check_design", "design_matrix", "fit", "least_squares"]
 
 _ROWS_PER_CHUNK = 2048
+_VALUES_PER_TASK = 4_000_000
 
 
 @shared_docs
@@ -278,6 +279,11 @@ def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> 
     that finds missing values (or the first when there are weights).
     """
     shifted = _spans_constant(design)
+    # rows per task: a float64 (rows × genes) temporary of ~32 MB, whatever the store's tiles
+    rows_per_task = int(max(64, min(2048, _VALUES_PER_TASK // max(x.shape[1], 1))))
+    x = x.rechunk({0: rows_per_task, 1: -1})
+    if weights is not None:
+        weights = weights.rechunk(x.chunks)
     edges = np.cumsum((0, *x.chunks[0]))
     rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
     blocks = x.to_delayed()[:, 0]
