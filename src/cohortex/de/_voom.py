@@ -115,15 +115,18 @@ def voom(
     sx = np.asarray(to_host(fitted.average)) + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
     sy = np.sqrt(np.sqrt(np.asarray(to_host(fitted.s2))))  # sqrt of the residual sd
     expressed = np.asarray(to_host(gene_totals)) != 0
-    curve_x, curve_y = lowess(sx[expressed], sy[expressed], f=span)
-    unique_x, unique_y = tied_means(curve_x, curve_y)  # R's approxfun, rule = 2: np.interp
+    curve_x, curve_y, anchors = lowess(sx[expressed], sy[expressed], f=span)
+    # R's approxfun(rule = 2) through every point of the curve; it is linear between the
+    # anchors, so those (tied x averaged) are the knots
+    knots_x, knots_y = tied_means(curve_x[anchors], curve_y[anchors])
+    log_offsets = da.from_array(np.log2((library + 1.0) * 1e-6)[:, None], chunks=(chunks, 1))
     weights = da.map_blocks(
         _weights,
         da.from_array(x_design, chunks=(chunks, -1)),
         fitted.beta,
-        offsets,
-        xp.asarray(unique_x),
-        xp.asarray(unique_y),
+        log_offsets,
+        xp.asarray(knots_x),
+        xp.asarray(knots_y),
         chunks=(chunks, (n_genes,)),
         dtype=np.float64,
         meta=meta_from_array(counts, dtype=np.float64),
@@ -147,10 +150,18 @@ def _log_cpm(block: Any, offsets: Any) -> Any:
     return xp.log2((block.astype(xp.float64) + 0.5) / xp.asarray(offsets) * 1e6)
 
 
-def _weights(design: Any, beta: Any, offsets: Any, curve_x: Any, curve_y: Any) -> Any:
-    """``1 / trend(log2 fitted count)⁴`` for a block of samples (rows of ``design``)."""
+def _weights(design: Any, beta: Any, log_offsets: Any, knots_x: Any, knots_y: Any) -> Any:
+    """``1 / trend(log2 fitted count)⁴`` for a block of samples (rows of ``design``).
+
+    The log fitted count is ``fitted log-CPM + log2((L + 1) · 10⁻⁶)``, which is R's
+    ``log2(10⁻⁶ · 2^fitted · (L + 1))`` up to rounding. NumPy blocks use the compiled loop.
+    """
     xp = namespace(beta)
+    if xp is np:
+        from ..stats._cpu.voom import voom_weights  # numba: CPU only
+
+        return voom_weights(design, beta, np.asarray(log_offsets)[:, 0], knots_x, knots_y)
     fitted = xp.asarray(design) @ beta  # log-CPM fitted values, (rows × genes)
-    log_count = xp.log2(1e-6 * xp.exp2(fitted) * xp.asarray(offsets))
-    trend = xp.interp(log_count, curve_x, curve_y)
+    log_count = fitted + xp.asarray(log_offsets)
+    trend = xp.interp(log_count, knots_x, knots_y)
     return 1.0 / trend**4

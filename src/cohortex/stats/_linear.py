@@ -122,10 +122,18 @@ class WeightedSums:
 
 
 def weighted_chunk_sums(
-    block: Any, weights: Any | None, design: np.ndarray, shifted: bool
+    block: Any, weights: Any | None, design: np.ndarray, shifted: bool, *, compiled: bool = True
 ) -> WeightedSums:
-    """Sums of one chunk: ``block`` and ``weights`` (n_chunk × genes), ``design`` its rows."""
+    """Sums of one chunk: ``block`` and ``weights`` (n_chunk × genes), ``design`` its rows.
+
+    NumPy chunks go through the compiled loop of ``_cpu.weighted`` (one read of each value)
+    unless ``compiled`` is False; this ``xp`` body is the reference and the GPU path.
+    """
     xp = namespace(block)
+    if compiled and xp is np and (weights is None or namespace(weights) is np):
+        from ._cpu.weighted import weighted_chunk_sums as compiled_sums  # numba: CPU only
+
+        return WeightedSums(**compiled_sums(np.asarray(block), weights, design, shifted))
     y = block.astype(xp.float64)
     finite = xp.isfinite(y)
     if weights is None:

@@ -25,7 +25,7 @@ def lowess(
     f: float = 2.0 / 3.0,
     iterations: int = 3,
     delta: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R's ``lowess(x, y, f, iter, delta)``.
 
     Parameters
@@ -43,6 +43,9 @@ def lowess(
     -------
     x_sorted, fitted : ndarray of shape (n,)
         ``x`` in increasing order (stable) and the smooth there, as R's ``list(x, y)``.
+    anchors : ndarray of bool, shape (n,)
+        The points where a local line was fitted; the smooth is linear between them (the
+        points within ``delta`` are interpolated), so they are all an interpolation needs.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -57,8 +60,9 @@ def lowess(
     if delta is None:
         delta = 0.01 * (xs[-1] - xs[0])
     fitted = np.empty_like(xs)
-    _clowess(xs, ys, float(f), int(iterations), float(delta), fitted)
-    return xs, fitted
+    anchors = np.zeros(xs.size, dtype=np.bool_)
+    _clowess(xs, ys, float(f), int(iterations), float(delta), fitted, anchors)
+    return xs, fitted, anchors
 
 
 def tied_means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,11 +134,18 @@ def _local_fit(
 
 @numba.njit(cache=True)
 def _clowess(
-    x: np.ndarray, y: np.ndarray, f: float, iterations: int, delta: float, fitted: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    f: float,
+    iterations: int,
+    delta: float,
+    fitted: np.ndarray,
+    anchors: np.ndarray,
 ) -> None:
     n = x.size
     if n < 2:
         fitted[0] = y[0]
+        anchors[0] = True
         return
     ns = max(2, min(n, int(f * n + 1e-7)))
     robust = np.ones(n)
@@ -152,6 +163,7 @@ def _clowess(
                 continue
             value, ok = _local_fit(x, y, i, left, right, scratch, iteration > 0, robust)
             fitted[i] = value if ok else y[i]
+            anchors[i] = True
             if last < i - 1:
                 denominator = x[i] - x[last]
                 for j in range(last + 1, i):
