@@ -48,6 +48,7 @@ def tmm_factors(
     logratio_trim: float = 0.3,
     sum_trim: float = 0.05,
     weighting: bool = True,
+    compiled: bool = True,
 ) -> Any:
     """TMM factor of every sample of ``block`` against ``reference`` (see the module notes).
 
@@ -64,8 +65,23 @@ def tmm_factors(
     -------
     array of shape (rows,), float64
         Factors before the scaling to a geometric mean of 1.
+
+    NumPy blocks go through the compiled loop of ``_cpu.tmm`` (no sort) unless ``compiled``
+    is False; this ``xp`` body is the reference and the GPU path.
     """
     xp = namespace(block)
+    if compiled and xp is np:
+        from ._cpu.tmm import tmm_factors as compiled_factors  # numba: CPU only
+
+        return compiled_factors(
+            np.asarray(block),
+            np.asarray(library),
+            np.asarray(reference),
+            reference_library,
+            logratio_trim=logratio_trim,
+            sum_trim=sum_trim,
+            weighting=weighting,
+        )
     obs = block.astype(xp.float64)
     ref = reference.astype(xp.float64)[None, :]
     n_obs = library.astype(xp.float64)[:, None]

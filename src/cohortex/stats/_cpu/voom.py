@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["voom_weights"]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")  # 1/0 is inf, as in R
 def _weights(design, beta, log_offset, knots_x, knots_y, out):  # type: ignore[no-untyped-def]
     n_rows, p = design.shape
     n_genes = beta.shape[1]
