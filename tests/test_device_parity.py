@@ -124,6 +124,25 @@ def test_voom(gpu_xp, tmp_path):
     _same(de.fit(on_device, "~ group", device="gpu"), de.fit(cpu, "~ group", device="cpu"))
 
 
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+@pytest.mark.parametrize("test", ["welch", "wilcoxon"])
+def test_de_test_one_sided(gpu_xp, cohort, test, alternative):
+    path, _, _ = cohort
+    cpu = de.test(path, "condition", test=test, alternative=alternative, device="cpu")
+    _same(de.test(path, "condition", test=test, alternative=alternative, device="gpu"), cpu)
+
+
+def test_de_test_paired(gpu_xp, cohort):
+    path, _, condition = cohort
+    pair = np.zeros(len(condition), dtype=np.int64)
+    for level in ("a", "b"):  # the i-th sample of a and the i-th of b form a pair
+        rows = np.flatnonzero(condition == level)
+        pair[rows] = np.arange(rows.size)
+    arguments = {"groups": ["a", "b"], "reference": "a", "paired_by": pair, "nan_policy": "omit"}
+    cpu = de.test(path, "condition", device="cpu", **arguments)
+    _same(de.test(path, "condition", device="gpu", **arguments), cpu)
+
+
 def test_select_k_best(gpu_xp, cohort):
     path = cohort[0]
     _same(

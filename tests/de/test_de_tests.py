@@ -322,6 +322,82 @@ def test_decide_on_a_test_result():
     assert (calls.sel(contrast="a_vs_b").values[:9] == [1] * 6 + [-1] * 3).all()
 
 
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+@pytest.mark.parametrize("test", ["welch", "student", "wilcoxon"])
+def test_one_sided_alternatives_equal_scipy(xp, test, alternative):
+    x, labels = tied_counts(seed=24) if test == "wilcoxon" else two_groups(seed=25)
+    result = to_host_dataset(
+        de.test(xp.asarray(x), labels, test=test, reference="b", alternative=alternative)
+    )
+    a, b = x[labels == "a"], x[labels == "b"]
+    if test == "wilcoxon":
+        expected = stats.mannwhitneyu(a, b, alternative=alternative, method="asymptotic")
+    else:
+        expected = stats.ttest_ind(a, b, equal_var=test == "student", alternative=alternative)
+    close(result["pvalue"], expected.pvalue)
+    assert result.attrs["alternative"] == alternative
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_exact_wilcoxon_alternatives_equal_scipy(alternative):
+    x, labels = two_groups((6, 7), 12, seed=26)  # small and untied: exact p-values
+    result = de.test(x, labels, test="wilcoxon", reference="b", alternative=alternative)
+    expected = stats.mannwhitneyu(
+        x[labels == "a"], x[labels == "b"], alternative=alternative, method="exact"
+    )
+    close(result["pvalue"], expected.pvalue)
+
+
+def test_paired_t_equals_scipy(tmp_path):
+    rng = np.random.default_rng(27)
+    n_pairs, genes = 14, 30
+    patient = rng.normal(0, 2, (n_pairs, genes))  # large between-patient spread
+    normal = 5 + patient + rng.normal(0, 0.5, (n_pairs, genes))
+    tumour = normal + np.linspace(-1, 1, genes) + rng.normal(0, 0.5, (n_pairs, genes))
+    x = np.concatenate([tumour, normal, rng.normal(5, 1, (1, genes))])  # one unpaired sample
+    condition = np.array(["tumour"] * n_pairs + ["normal"] * n_pairs + ["normal"])
+    pair = np.array([f"P{i}" for i in range(n_pairs)] * 2 + ["P99"])
+    order = rng.permutation(len(condition))
+    x, condition, pair = x[order], condition[order], pair[order]
+    x[3, 4] = np.nan
+    samples = pd.DataFrame({"condition": condition, "patient": pair})
+    create_cohort(tmp_path / "p.zarr", x, samples=samples, chunks=(6, 16))
+    with pytest.warns(CohortexWarning, match="1 samples have no partner in the other group"):
+        result = de.test(
+            tmp_path / "p.zarr",
+            "condition",
+            reference="normal",
+            paired_by="patient",
+            test="student",
+            nan_policy="omit",
+        )
+    stored = x.astype(np.float32).astype(np.float64)
+    first = [np.flatnonzero((condition == "tumour") & (pair == f"P{i}"))[0] for i in range(n_pairs)]
+    second = [
+        np.flatnonzero((condition == "normal") & (pair == f"P{i}"))[0] for i in range(n_pairs)
+    ]
+    expected = stats.ttest_rel(stored[first], stored[second], nan_policy="omit")
+    close(result["statistic"], np.asarray(expected.statistic, float), rtol=1e-9)
+    close(result["pvalue"], np.asarray(expected.pvalue, float), rtol=1e-9)
+    assert result.attrs["test"] == "paired t" and result.attrs["paired_by"] == "patient"
+    unpaired = de.test(tmp_path / "p.zarr", "condition", reference="normal", test="student")
+    assert np.sum(result["padj"].values < 0.05) > np.sum(unpaired["padj"].values < 0.05)
+    greater = de.test(
+        stored[first + second],
+        ["t"] * n_pairs + ["n"] * n_pairs,
+        reference="n",
+        paired_by=list(range(n_pairs)) * 2,
+        alternative="greater",
+    )
+    expected = stats.ttest_rel(stored[first], stored[second], alternative="greater")
+    keep = ~np.isnan(expected.pvalue)
+    close(greater["pvalue"].values[keep], expected.pvalue[keep], rtol=1e-9)
+    with pytest.raises(CohortexError, match="paired Wilcoxon signed-rank test is not implemented"):
+        de.test(x, condition, paired_by=pair, test="wilcoxon")
+    with pytest.raises(CohortexError, match="has several in one group"):
+        de.test(x, condition, paired_by=np.zeros(len(pair)))
+
+
 def test_bad_input(tmp_path):
     x, labels = two_groups((5, 5), 4)
     ds = xr.Dataset(

@@ -68,10 +68,11 @@ from .. import fdr as _fdr
 from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
-from ._comparison import Comparison, contrasts_of
+from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._linear_model import fit
-from ._ttest import FOLD_CHANGE_FORMULA, anova, t_tests
+from ._result import contrast_dataset
+from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
@@ -91,6 +92,7 @@ TESTS = ("welch", "student", "anova", "wilcoxon")
 
 
 NAN_POLICIES = ("propagate", "omit")
+ALTERNATIVES = ("two-sided", "greater", "less")
 
 
 @shared_docs
@@ -106,6 +108,8 @@ def test(
     nan_policy: str = "propagate",
     pseudocount: float = 1.0,
     scale: str | None = None,
+    alternative: str = "two-sided",
+    paired_by: str | Sequence[Any] | np.ndarray | None = None,
 ) -> xr.Dataset:
     """Test every gene for differential expression between groups of samples.
 
@@ -126,6 +130,14 @@ def test(
         For fold changes on ``log1p``, ``counts`` and ``linear`` data (see the module notes).
     scale : str, optional
         The data's scale for a plain array (default ``"log2"``); Datasets carry their own.
+    alternative : {"two-sided", "greater", "less"}, default "two-sided"
+        As SciPy's: ``"greater"`` tests whether the group lies above its reference,
+        ``"less"`` below. Not for ANOVA.
+    paired_by : str or sequence, optional
+        A sample variable (or one label per sample) naming the pair of each sample, e.g. the
+        patient of a tumour and its normal tissue: Student's or Welch's t becomes the paired
+        t-test (``scipy.stats.ttest_rel``) of two groups; samples without a partner are left
+        out with a warning. The Wilcoxon signed-rank test is not implemented yet.
 
     Returns
     -------
@@ -153,7 +165,19 @@ def test(
             f"The 'fdr' parameter of test() must be one of "
             f"{', '.join(repr(m) for m in _fdr.METHODS)}; got {fdr!r}."
         )
-    data = Comparison.resolve(cohort, groupby, scale=scale, device=device)
+    if alternative not in ALTERNATIVES:
+        raise CohortexError(
+            f"The 'alternative' parameter of test() must be one of "
+            f"{', '.join(repr(a) for a in ALTERNATIVES)}; got {alternative!r}."
+        )
+    if test == "anova" and alternative != "two-sided":
+        raise CohortexError("ANOVA's F has no direction: use alternative='two-sided'.")
+    if paired_by is not None and test not in ("welch", "student"):
+        raise CohortexError(
+            f"A paired test is the paired t-test: test='student' or 'welch'; got {test!r} (the "
+            "paired Wilcoxon signed-rank test is not implemented yet)."
+        )
+    data = Comparison.resolve(cohort, groupby, scale=scale, device=device, paired_by=paired_by)
     levels, codes = data.codes(groups, test)
     omit = nan_policy == "omit"
     attrs: dict[str, Any] = {
@@ -162,17 +186,28 @@ def test(
         "fdr": fdr,
         "nan_policy": nan_policy,
         "scale": data.scale,
+        "alternative": alternative,
     }
-    if test == "wilcoxon":
+    if paired_by is not None:
+        if len(levels) != 2:
+            raise CohortexError(
+                f"A paired test compares two groups; '{data.groupby_name}' has {len(levels)}: "
+                f"{', '.join(levels)} (choose two with 'groups')."
+            )
+        result = _paired(data, codes, levels, reference, fdr, omit, pseudocount, alternative)
+        attrs.update(test="paired t", paired_by=data.paired_by)
+    elif test == "wilcoxon":
         contrasts = contrasts_of(levels, reference)
-        result = wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount)
+        result = wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount, alternative)
     else:
         moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
-    if test == "anova":
-        result = anova(moments, levels, fdr)
-    elif test != "wilcoxon":
-        contrasts = contrasts_of(levels, reference)
-        result = t_tests(moments, levels, contrasts, test, fdr, data.scale, pseudocount)
+        if test == "anova":
+            result = anova(moments, levels, fdr)
+        else:
+            contrasts = contrasts_of(levels, reference)
+            result = t_tests(
+                moments, levels, contrasts, test, fdr, data.scale, pseudocount, alternative
+            )
     if test != "anova":
         attrs.update(
             reference=reference,
@@ -182,6 +217,39 @@ def test(
     result = result.assign_coords(gene=data.gene_ids)
     result.attrs.update(attrs)
     return data.finish(result)
+
+
+def _paired(
+    data: Comparison,
+    codes: np.ndarray,
+    levels: list[str],
+    reference: str,
+    fdr: str,
+    omit_nan: bool,
+    pseudocount: float,
+    alternative: str,
+) -> xr.Dataset:
+    """Paired t-tests of each contrast of two groups."""
+    contrasts = contrasts_of(levels, reference)
+    columns: dict[str, list[Any]] = {}
+    x = data.chunked(MEMORY_CHUNKS)
+    for group, (ref,) in contrasts:
+        first, second = data.paired_rows(codes, group, ref)
+        row, infinite = paired_t(
+            x,
+            first,
+            second,
+            omit_nan=omit_nan,
+            alternative=alternative,
+            scale=data.scale,
+            pseudocount=pseudocount,
+            count_infinite=not data.checked_finite,
+        )
+        if infinite is not None:
+            data.refuse_infinite(infinite)
+        for name, values in row.items():
+            columns.setdefault(name, []).append(values)
+    return contrast_dataset(columns, levels, contrasts, fdr)
 
 
 def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:

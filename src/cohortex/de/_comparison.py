@@ -48,33 +48,65 @@ class Comparison:
         self.device = device
         self.checked_finite = checked_finite
         self.keep_on_device = namespace(matrix) is not np and not isinstance(matrix, da.Array)
+        self.pairs: np.ndarray | None = None
+        self.paired_by = ""
 
     @classmethod
-    def resolve(cls, cohort: Any, groupby: Any, *, scale: str | None, device: str) -> Comparison:
+    def resolve(
+        cls,
+        cohort: Any,
+        groupby: Any,
+        *,
+        scale: str | None,
+        device: str,
+        paired_by: Any = None,
+    ) -> Comparison:
         on = resolve_device(device)
         data = as_cohort_matrix(cohort, scale=scale)
-        n_samples = data.matrix.shape[0]
-        if isinstance(groupby, str):
-            if data.dataset is None:
+        labels, name = _sample_labels(data, groupby, "groupby")
+        comparison = cls(
+            data.matrix, labels, data.gene_ids, data.scale, name, on, data.finite_checked
+        )
+        if paired_by is not None:
+            comparison.pairs, comparison.paired_by = _sample_labels(data, paired_by, "paired_by")
+        return comparison
+
+    def paired_rows(self, codes: np.ndarray, group: int, reference: int) -> tuple[Any, Any]:
+        """The rows of the samples of ``group`` and ``reference`` paired by ``paired_by``.
+
+        Pairs with a sample on one side only are left out (with a warning); a pair with two
+        samples on one side is an error.
+        """
+        if self.pairs is None:
+            raise CohortexError("No 'paired_by' was given for this comparison.")
+        sides = []
+        for code in (group, reference):
+            rows = np.flatnonzero(codes == code)
+            ids = pd.Series(self.pairs[rows]).astype(str)
+            duplicated = ids[ids.duplicated()]
+            if len(duplicated):
                 raise CohortexError(
-                    "For a plain array, 'groupby' must be the sample labels (a sequence of "
-                    f"length {n_samples}), not a variable name; got {groupby!r}."
+                    f"A pair must have one sample in each group; '{self.paired_by}' "
+                    f"{duplicated.iloc[0]!r} has several in one group."
                 )
-            sample_vars = data.sample_variables()
-            if groupby not in sample_vars:
-                raise CohortexError(
-                    f"The 'groupby' parameter of test() must name a sample variable; got "
-                    f"{groupby!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
-                )
-            labels, name = np.asarray(to_host(data.dataset[groupby].values)), groupby
-        else:
-            labels, name = np.asarray(groupby), "labels"
-        if labels.ndim != 1 or labels.shape[0] != n_samples:
-            raise CohortexError(
-                f"The 'groupby' labels must have one entry per sample ({n_samples}); got shape "
-                f"{labels.shape}."
+            sides.append(dict(zip(ids, rows, strict=True)))
+        common = sorted(set(sides[0]) & set(sides[1]))
+        unpaired = len(sides[0]) + len(sides[1]) - 2 * len(common)
+        if unpaired:
+            warnings.warn(
+                f"{unpaired} samples have no partner in the other group by "
+                f"'{self.paired_by}' and are left out of the paired test.",
+                CohortexWarning,
+                stacklevel=4,
             )
-        return cls(data.matrix, labels, data.gene_ids, data.scale, name, on, data.finite_checked)
+        if len(common) < 2:
+            raise CohortexError(
+                f"A paired test needs at least 2 pairs by '{self.paired_by}'; found {len(common)}."
+            )
+        return (
+            np.array([sides[0][k] for k in common], dtype=np.int64),
+            np.array([sides[1][k] for k in common], dtype=np.int64),
+        )
 
     def codes(self, groups: Sequence[str] | None, test: str) -> tuple[list[str], np.ndarray]:
         """Group names and the group index of every sample (-1: left out).
@@ -163,6 +195,32 @@ class Comparison:
 
     def finish(self, result: xr.Dataset) -> xr.Dataset:
         return result if self.keep_on_device else to_host_dataset(result)
+
+
+def _sample_labels(data: Any, spec: Any, parameter: str) -> tuple[np.ndarray, str]:
+    """One label per sample: a sample variable by name, or the labels themselves."""
+    n_samples = data.matrix.shape[0]
+    if isinstance(spec, str):
+        if data.dataset is None:
+            raise CohortexError(
+                f"For a plain array, '{parameter}' must be the sample labels (a sequence of "
+                f"length {n_samples}), not a variable name; got {spec!r}."
+            )
+        sample_vars = data.sample_variables()
+        if spec not in sample_vars:
+            raise CohortexError(
+                f"The '{parameter}' parameter of test() must name a sample variable; got "
+                f"{spec!r}. Sample variables: {', '.join(sample_vars) or '(none)'}."
+            )
+        labels, name = np.asarray(to_host(data.dataset[spec].values)), spec
+    else:
+        labels, name = np.asarray(spec), "labels" if parameter == "groupby" else parameter
+    if labels.ndim != 1 or labels.shape[0] != n_samples:
+        raise CohortexError(
+            f"The '{parameter}' labels must have one entry per sample ({n_samples}); got shape "
+            f"{labels.shape}."
+        )
+    return labels, name
 
 
 def contrasts_of(levels: list[str], reference: str) -> list[tuple[int, list[int]]]:

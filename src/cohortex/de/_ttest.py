@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
 from .. import fdr as _fdr
 from .._backend import namespace
-from ..stats._moments import GroupMoments
-from ..stats._pvalues import f_sf, t_two_sided
+from ..stats._moments import GroupMoments, group_moments
+from ..stats._pvalues import f_sf, t_two_sided, t_upper
 from ._result import contrast_dataset
 
-__all__ = ["FOLD_CHANGE_FORMULA", "anova", "log2fc", "t_statistic", "t_tests"]
+__all__ = [
+    "FOLD_CHANGE_FORMULA",
+    "anova",
+    "log2fc",
+    "paired_t",
+    "t_pvalue",
+    "t_statistic",
+    "t_tests",
+]
 
 
 FOLD_CHANGE_FORMULA = {
@@ -33,6 +43,7 @@ def t_tests(
     fdr: str,
     scale: str,
     pseudocount: float,
+    alternative: str = "two-sided",
 ) -> xr.Dataset:
     columns: dict[str, list[Any]] = {}
     for group, reference in contrasts:
@@ -45,7 +56,7 @@ def t_tests(
         statistic, df = t_statistic(a, b, equal_var=test == "student")
         row = {
             "statistic": statistic,
-            "pvalue": t_two_sided(statistic, df),
+            "pvalue": t_pvalue(statistic, df, alternative),
             "log2fc": log2fc(a, b, scale, pseudocount),
             "df": df,
             "mean_group": a.mean[0],
@@ -56,6 +67,16 @@ def t_tests(
         for name, values in row.items():
             columns.setdefault(name, []).append(values)
     return contrast_dataset(columns, levels, contrasts, fdr)
+
+
+def t_pvalue(statistic: Any, df: Any, alternative: str) -> Any:
+    """p-value of t for scipy's ``alternative``: two-sided, greater (group above the
+    reference) or less."""
+    if alternative == "greater":
+        return t_upper(statistic, df)
+    if alternative == "less":
+        return t_upper(-statistic, df)
+    return t_two_sided(statistic, df)
 
 
 def t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[Any, Any]:
@@ -125,3 +146,69 @@ def anova(moments: GroupMoments, levels: list[str], fdr: str) -> xr.Dataset:
         coords={"group": levels},
     )
     return ds
+
+
+def paired_t(
+    x: da.Array,
+    group_rows: np.ndarray,
+    reference_rows: np.ndarray,
+    *,
+    omit_nan: bool,
+    alternative: str,
+    scale: str,
+    pseudocount: float,
+    count_infinite: bool,
+) -> tuple[dict[str, Any], Any]:
+    """The paired t-test (``scipy.stats.ttest_rel``) of every gene, in one pass.
+
+    Parameters
+    ----------
+    x : dask.array.Array of shape (n_samples, n_genes)
+    group_rows, reference_rows : ndarray of shape (n_pairs,)
+        The two samples of each pair.
+
+    Returns
+    -------
+    columns : dict of arrays of shape (n_genes,)
+        statistic, pvalue, log2fc, df, mean_group, mean_reference, n_group, n_reference (the
+        pairs used).
+    infinite : array of shape (n_genes,) or None
+        Per-gene numbers of ±inf values, when counted.
+    """
+    xp = namespace(x)
+    first, second = x[group_rows], x[reference_rows]
+    n_pairs = group_rows.size
+    codes = np.repeat(np.arange(2), n_pairs)
+    both = group_moments(
+        da.concatenate([first, second]),
+        codes,
+        2,
+        omit_nan=omit_nan,
+        linear=scale == "log1p",
+        count_infinite=count_infinite,
+    )
+    differences = group_moments(
+        first.astype(np.float64) - second.astype(np.float64),
+        np.zeros(n_pairs, dtype=np.int64),
+        1,
+        omit_nan=omit_nan,
+    )
+    both, differences = dask.compute(both, differences)
+    n = differences.count[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = differences.mean[0] / xp.sqrt(differences.variance()[0] / n)
+        df = n - 1.0
+    statistic = xp.where(n < 2, xp.nan, statistic)
+    df = xp.where(xp.isnan(statistic), xp.nan, df)
+    a, b = both.select(slice(0, 1)), both.select(slice(1, 2))
+    columns = {
+        "statistic": statistic,
+        "pvalue": t_pvalue(statistic, df, alternative),
+        "log2fc": log2fc(a, b, scale, pseudocount),
+        "df": df,
+        "mean_group": a.mean[0],
+        "mean_reference": b.mean[0],
+        "n_group": n,
+        "n_reference": n,
+    }
+    return columns, both.infinite

@@ -13,8 +13,8 @@ import xarray as xr
 from .._backend import namespace, to_host
 from ..stats._gpu.rank_sums import device_rank_sums
 from ..stats._moments import GroupMoments
-from ..stats._pvalues import normal_two_sided_upper
-from ..stats._ranks import EXACT_MAX_SMALLER_GROUP, exact_two_sided_p
+from ..stats._pvalues import normal_two_sided_upper, normal_upper
+from ..stats._ranks import EXACT_MAX_SMALLER_GROUP, exact_upper_p
 from ._comparison import Comparison
 from ._result import contrast_dataset
 from ._ttest import log2fc
@@ -50,6 +50,7 @@ def wilcoxon(
     fdr: str,
     omit_nan: bool,
     pseudocount: float,
+    alternative: str = "two-sided",
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     n_samples = data.matrix.shape[0]
@@ -64,7 +65,7 @@ def wilcoxon(
         scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
     block_stats = dask.delayed(wilcoxon_block, pure=True)
     parts = [
-        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p", scratch)
+        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p", scratch, alternative)
         for block in x.to_delayed()[0]
     ]
     # the local scheduler would run a task per core; on a GPU that many blocks would not fit
@@ -77,7 +78,7 @@ def wilcoxon(
     infinite = columns.pop("infinite")[0]
     if not data.checked_finite:
         data.refuse_infinite(infinite)
-    exact_p_values(columns)
+    exact_p_values(columns, alternative)
     rows: dict[str, list[Any]] = {
         "statistic": list(columns["u"]),
         "pvalue": list(columns["pvalue"]),
@@ -132,6 +133,7 @@ def wilcoxon_block(
     omit_nan: bool,
     linear: bool,
     scratch: Any = None,
+    alternative: str = "two-sided",
 ) -> dict[str, Any]:
     """Rank-sum statistics of every contrast for one block of genes (all samples).
 
@@ -176,15 +178,22 @@ def wilcoxon_block(
         n2 = xp.sum(count[reference], axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             u1 = stats["rank_sum"][c] - n1 * (n1 + 1.0) / 2.0
-            u = xp.maximum(u1, n1 * n2 - u1)
+            # scipy's U for the alternative: the group's, the reference's, or the larger
+            if alternative == "greater":
+                u = u1
+            elif alternative == "less":
+                u = n1 * n2 - u1
+            else:
+                u = xp.maximum(u1, n1 * n2 - u1)
             n = n1 + n2
             tie_term = stats["tie_term"][c]
             sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0))))
             z = (u - n1 * n2 / 2.0 - 0.5) / sigma
+            tail = normal_two_sided_upper(z) if alternative == "two-sided" else normal_upper(z)
             row = {
                 "u": u1,
-                "pvalue": xp.minimum(normal_two_sided_upper(z), 1.0),
-                "u_max": u,
+                "pvalue": xp.minimum(tail, 1.0),
+                "u_test": u,
                 "tie_term": tie_term,
                 "mean_group": stats["sum"][group] / n1,
                 "mean_reference": xp.sum(stats["sum"][reference], axis=0) / n2,
@@ -198,7 +207,7 @@ def wilcoxon_block(
         untestable = (n1 < 1) | (n2 < 1)
         if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
             untestable = untestable | ((nan[group] + xp.sum(nan[reference], axis=0)) > 0)
-        for name in ("u", "pvalue", "u_max", "mean_group", "mean_reference"):
+        for name in ("u", "pvalue", "u_test", "mean_group", "mean_reference"):
             row[name] = xp.where(untestable, xp.nan, row[name])
         for name, values_ in row.items():
             rows.setdefault(name, []).append(values_)
@@ -207,7 +216,7 @@ def wilcoxon_block(
     return out
 
 
-def exact_p_values(columns: dict[str, Any]) -> None:
+def exact_p_values(columns: dict[str, Any], alternative: str = "two-sided") -> None:
     """Replace the normal approximation by the exact p where scipy's 'auto' would."""
     n1, n2 = to_host(columns["n_group"]), to_host(columns["n_reference"])
     ties = to_host(columns["tie_term"]) > 0
@@ -216,9 +225,11 @@ def exact_p_values(columns: dict[str, Any]) -> None:
     exact &= ~np.isnan(to_host(columns["pvalue"]))
     if not exact.any():
         return
-    u = to_host(columns["u_max"])
+    u = to_host(columns["u_test"])
     pvalue = to_host(columns["pvalue"]).copy()
+    sides = 2.0 if alternative == "two-sided" else 1.0
     for index in zip(*np.nonzero(exact), strict=True):
-        pvalue[index] = exact_two_sided_p(u[index], int(n1[index]), int(n2[index]))
+        upper = exact_upper_p(u[index], int(n1[index]), int(n2[index]))
+        pvalue[index] = min(1.0, sides * upper)
     xp = namespace(columns["pvalue"])
     columns["pvalue"] = xp.asarray(pvalue)

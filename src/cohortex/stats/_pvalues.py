@@ -33,7 +33,7 @@ import numpy as np
 
 from .._backend import namespace, special
 
-__all__ = ["f_sf", "normal_two_sided_upper", "t_two_sided", "t_upper"]
+__all__ = ["f_sf", "normal_two_sided_upper", "normal_upper", "t_two_sided", "t_upper"]
 
 
 def t_two_sided(t: Any, df: Any) -> Any:
@@ -175,3 +175,8 @@ def normal_two_sided_upper(z: Any) -> Any:
     """``2 · P(Z > z) = erfc(z / √2)``, not folded: above 1 for negative z (callers clip)."""
     xp = namespace(z)
     return special(xp).erfc(xp.asarray(z, dtype=xp.float64) / np.sqrt(2.0))
+
+
+def normal_upper(z: Any) -> Any:
+    """``P(Z > z) = erfc(z / √2) / 2``, in full relative precision for either sign of z."""
+    return normal_two_sided_upper(z) / 2.0

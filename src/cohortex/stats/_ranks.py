@@ -28,7 +28,7 @@ from typing import Any
 from .._backend import namespace
 from ._scan import running_max, running_min
 
-__all__ = ["EXACT_MAX_SMALLER_GROUP", "average_ranks", "exact_two_sided_p"]
+__all__ = ["EXACT_MAX_SMALLER_GROUP", "average_ranks", "exact_two_sided_p", "exact_upper_p"]
 
 EXACT_MAX_SMALLER_GROUP = 8  # scipy's method="auto": exact when a group has ≤ 8 samples
 
@@ -88,9 +88,12 @@ def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def exact_upper_p(u: float, n1: int, n2: int) -> float:
+    """Exact ``P(U ≥ u)`` under the null (no ties): scipy's one-sided ``"exact"``."""
+    counts = _u_counts(int(n1), int(n2))
+    return min(1.0, sum(counts[max(round(u), 0) :]) / sum(counts))
+
+
 def exact_two_sided_p(u: float, n1: int, n2: int) -> float:
     """Exact two-sided p-value of ``U = max(U1, U2)`` (no ties), as scipy's ``"exact"``."""
-    counts = _u_counts(int(n1), int(n2))
-    total = sum(counts)
-    tail = sum(counts[round(u) :])
-    return min(1.0, 2 * tail / total)
+    return min(1.0, 2 * exact_upper_p(u, n1, n2))
