@@ -43,6 +43,7 @@ PUBLIC = {
         "decide",
         "fit",
         "normalize",
+        "remove_batch_effect",
         "select_k_best",
         "test",
         "top",

@@ -124,6 +124,15 @@ def test_voom(gpu_xp, tmp_path):
     _same(de.fit(on_device, "~ group", device="gpu"), de.fit(cpu, "~ group", device="cpu"))
 
 
+def test_remove_batch_effect(gpu_xp, cohort):
+    path, _, _ = cohort
+    cpu = de.remove_batch_effect(path, "batch", design="~ condition", device="cpu")
+    on_device = de.remove_batch_effect(path, "batch", design="~ condition", device="gpu")
+    corrected = on_device["expression"].data.compute()
+    assert namespace(corrected) is gpu_xp
+    np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
+
+
 @pytest.mark.parametrize("alternative", ["greater", "less"])
 @pytest.mark.parametrize("test", ["welch", "wilcoxon"])
 def test_de_test_one_sided(gpu_xp, cohort, test, alternative):

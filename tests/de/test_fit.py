@@ -302,6 +302,33 @@ def test_voom_equals_limma(tmp_path):
     _close(result["s2_post"], results["s2_post"])
 
 
+def test_remove_batch_effect_equals_limma():
+    import xarray as xr
+
+    def dataset(expression, samples):
+        variables = {name: ("sample", samples[name].to_numpy()) for name in samples.columns}
+        return xr.Dataset(
+            {"expression": (("sample", "gene"), expression.to_numpy()), **variables},
+            coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
+        )
+
+    expression, samples, _, _ = _case("bladder")
+    samples = samples.assign(batch=samples["batch"].astype(str))
+    expected = pd.read_csv(FIXTURES / "remove_batch_bladder.csv", index_col=0).to_numpy().T
+    ds = dataset(expression.iloc[:, :200], samples)
+    corrected = de.remove_batch_effect(ds, "batch", design="~ cancer")
+    _close(corrected["expression"].values, expected, rtol=1e-10)
+    assert corrected.attrs["batch_removed"] == "batch"
+    expression, samples, _, _ = _case("random")
+    samples = samples.assign(run=np.tile(["x", "y", "z", "x"], 4), age=samples["age"] * 1.0)
+    expected = pd.read_csv(FIXTURES / "remove_batch_random.csv", index_col=0).to_numpy().T
+    ds = dataset(expression, samples)
+    corrected = de.remove_batch_effect(ds, "run", covariates=["age"], design="~ condition")
+    _close(corrected["expression"].values, expected, rtol=1e-10)
+    with pytest.raises(CohortexError, match="'runs' is not a sample variable"):
+        de.remove_batch_effect(ds, "runs")
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40

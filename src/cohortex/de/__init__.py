@@ -68,6 +68,7 @@ from .. import fdr as _fdr
 from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
+from ._batch import remove_batch_effect
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._linear_model import fit
@@ -82,6 +83,7 @@ __all__ = [
     "decide",
     "fit",
     "normalize",
+    "remove_batch_effect",
     "select_k_best",
     "test",
     "top",

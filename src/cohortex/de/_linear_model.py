@@ -29,7 +29,14 @@ from ..stats._linear import (
 )
 from ..stats._pvalues import f_sf, t_two_sided, t_upper
 
-__all__ = ["LeastSquares", "check_design", "design_matrix", "fit", "least_squares"]
+__all__ = [
+    "LeastSquares",
+    "check_design",
+    "design_matrix",
+    "fit",
+    "least_squares",
+    "rows_per_task",
+]
 
 _ROWS_PER_CHUNK = 2048
 _VALUES_PER_TASK = 4_000_000
@@ -141,7 +148,8 @@ def fit(
         )
     matrix = _contrast_matrix(contrasts, names)
 
-    x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1)).rechunk({1: -1})
+    x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))
+    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
     given = _weights_for(weights, data, x)
     contrast = matrix.to_numpy()
     xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
@@ -272,6 +280,13 @@ class LeastSquares:
     average: Any
 
 
+def rows_per_task(n_genes: int) -> int:
+    """Samples per task of a pass that holds every gene: a float64 (rows × genes) temporary of
+    ~32 MB, whatever the store's tiles (rechunked from them in one step, so no wider band of
+    rows is ever assembled)."""
+    return int(max(64, min(2048, _VALUES_PER_TASK // max(n_genes, 1))))
+
+
 def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> LeastSquares:
     """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask, one chunk of genes).
 
@@ -279,9 +294,7 @@ def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> 
     that finds missing values (or the first when there are weights).
     """
     shifted = _spans_constant(design)
-    # rows per task: a float64 (rows × genes) temporary of ~32 MB, whatever the store's tiles
-    rows_per_task = int(max(64, min(2048, _VALUES_PER_TASK // max(x.shape[1], 1))))
-    x = x.rechunk({0: rows_per_task, 1: -1})
+    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
     if weights is not None:
         weights = weights.rechunk(x.chunks)
     edges = np.cumsum((0, *x.chunks[0]))

@@ -18,7 +18,7 @@ from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
 from ..store import open_cohort
-from ._linear_model import check_design, design_matrix, least_squares
+from ._linear_model import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["voom"]
 
@@ -76,9 +76,8 @@ def voom(
             f"voom() needs raw counts (scale 'counts'); this cohort's scale is "
             f"{ds.attrs.get('scale')!r}."
         )
-    counts = dask_on(
-        ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1)
-    ).rechunk({1: -1})
+    counts = dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
+    counts = counts.rechunk({0: rows_per_task(counts.shape[1]), 1: -1})
     n_samples, n_genes = counts.shape
     if n_genes < 2:
         raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
