@@ -141,13 +141,14 @@ def test_de_test_one_sided(gpu_xp, cohort, test, alternative):
     _same(de.test(path, "condition", test=test, alternative=alternative, device="gpu"), cpu)
 
 
-def test_de_test_paired(gpu_xp, cohort):
+@pytest.mark.parametrize("test", ["student", "wilcoxon"])
+def test_de_test_paired(gpu_xp, cohort, test):
     path, _, condition = cohort
     pair = np.zeros(len(condition), dtype=np.int64)
     for level in ("a", "b"):  # the i-th sample of a and the i-th of b form a pair
         rows = np.flatnonzero(condition == level)
         pair[rows] = np.arange(rows.size)
-    arguments = {"groups": ["a", "b"], "reference": "a", "paired_by": pair, "nan_policy": "omit"}
+    arguments = {"groups": ["a", "b"], "reference": "a", "paired_by": pair, "test": test}
     cpu = de.test(path, "condition", device="cpu", **arguments)
     _same(de.test(path, "condition", device="gpu", **arguments), cpu)
 

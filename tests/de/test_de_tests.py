@@ -392,10 +392,55 @@ def test_paired_t_equals_scipy(tmp_path):
     expected = stats.ttest_rel(stored[first], stored[second], alternative="greater")
     keep = ~np.isnan(expected.pvalue)
     close(greater["pvalue"].values[keep], expected.pvalue[keep], rtol=1e-9)
-    with pytest.raises(CohortexError, match="paired Wilcoxon signed-rank test is not implemented"):
-        de.test(x, condition, paired_by=pair, test="wilcoxon")
+    with pytest.raises(CohortexError, match="not ANOVA"):
+        de.test(x, condition, paired_by=pair, test="anova")
     with pytest.raises(CohortexError, match="has several in one group"):
         de.test(x, condition, paired_by=np.zeros(len(pair)))
+
+
+@pytest.mark.parametrize("n_pairs", [6, 11, 20, 60])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_paired_wilcoxon_equals_scipy(n_pairs, alternative):
+    """Every branch of scipy's method="auto": exact (≤ 50 pairs, no ties or zeros), the exact
+    permutation test (ties or zeros, ≤ 13 pairs), the normal approximation."""
+    rng = np.random.default_rng(28 + n_pairs)
+    genes = 60
+    normal = rng.normal(0, 1, (n_pairs, genes))
+    tumour = normal + rng.normal(0.4, 1, (n_pairs, genes))
+    normal[:, :20], tumour[:, :20] = np.round(normal[:, :20]), np.round(tumour[:, :20])  # ties
+    tumour[:2, 20:30] = normal[:2, 20:30]  # zero differences
+    x = np.concatenate([tumour, normal])
+    labels = ["tumour"] * n_pairs + ["normal"] * n_pairs
+    pairs = list(range(n_pairs)) * 2
+    result = de.test(
+        x, labels, reference="normal", test="wilcoxon", paired_by=pairs, alternative=alternative
+    )
+    expected = [
+        stats.wilcoxon(tumour[:, j], normal[:, j], alternative=alternative) for j in range(genes)
+    ]
+    close(result["pvalue"].values.ravel(), [e.pvalue for e in expected], rtol=1e-12)
+    w_plus = [np.sum(stats.rankdata(np.abs(d[d != 0]))[d[d != 0] > 0]) for d in (tumour - normal).T]
+    close(result["statistic"].values.ravel(), w_plus)
+    assert result.attrs["test"] == "wilcoxon signed-rank"
+
+
+def test_paired_wilcoxon_missing_values():
+    rng = np.random.default_rng(31)
+    n_pairs, genes = 16, 12
+    normal = rng.normal(0, 1, (n_pairs, genes))
+    tumour = normal + rng.normal(0.5, 1, (n_pairs, genes))
+    tumour[3, :4] = np.nan
+    normal[5, 2:6] = np.nan
+    x = np.concatenate([tumour, normal])
+    labels, pairs = ["t"] * n_pairs + ["n"] * n_pairs, list(range(n_pairs)) * 2
+    for policy in ("omit", "propagate"):
+        result = de.test(
+            x, labels, reference="n", test="wilcoxon", paired_by=pairs, nan_policy=policy
+        )
+        expected = stats.wilcoxon(tumour, normal, nan_policy=policy, axis=0)
+        close(result["pvalue"].values.ravel(), expected.pvalue, rtol=1e-12)
+    used = de.test(x, labels, reference="n", test="wilcoxon", paired_by=pairs, nan_policy="omit")
+    assert used["n_group"].values.ravel().tolist() == [15, 15, 14, 14, 15, 15] + [16] * 6
 
 
 def test_bad_input(tmp_path):

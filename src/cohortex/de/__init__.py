@@ -73,6 +73,7 @@ from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._linear_model import fit
 from ._result import contrast_dataset
+from ._signed_rank import signed_rank
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
@@ -137,9 +138,11 @@ def test(
         ``"less"`` below. Not for ANOVA.
     paired_by : str or sequence, optional
         A sample variable (or one label per sample) naming the pair of each sample, e.g. the
-        patient of a tumour and its normal tissue: Student's or Welch's t becomes the paired
-        t-test (``scipy.stats.ttest_rel``) of two groups; samples without a partner are left
-        out with a warning. The Wilcoxon signed-rank test is not implemented yet.
+        patient of a tumour and its normal tissue. Student's or Welch's t becomes the paired
+        t-test (``scipy.stats.ttest_rel``), Wilcoxon's rank-sum test the signed-rank test
+        (``scipy.stats.wilcoxon``: zero differences left out, exact p for small samples as
+        its ``method="auto"``; the statistic is W+, the rank sum of the positive differences).
+        Two groups only; samples without a partner are left out with a warning.
 
     Returns
     -------
@@ -174,10 +177,10 @@ def test(
         )
     if test == "anova" and alternative != "two-sided":
         raise CohortexError("ANOVA's F has no direction: use alternative='two-sided'.")
-    if paired_by is not None and test not in ("welch", "student"):
+    if paired_by is not None and test == "anova":
         raise CohortexError(
-            f"A paired test is the paired t-test: test='student' or 'welch'; got {test!r} (the "
-            "paired Wilcoxon signed-rank test is not implemented yet)."
+            "A paired test is the paired t-test (test='student' or 'welch') or the Wilcoxon "
+            "signed-rank test (test='wilcoxon'), not ANOVA."
         )
     data = Comparison.resolve(cohort, groupby, scale=scale, device=device, paired_by=paired_by)
     levels, codes = data.codes(groups, test)
@@ -196,8 +199,9 @@ def test(
                 f"A paired test compares two groups; '{data.groupby_name}' has {len(levels)}: "
                 f"{', '.join(levels)} (choose two with 'groups')."
             )
-        result = _paired(data, codes, levels, reference, fdr, omit, pseudocount, alternative)
-        attrs.update(test="paired t", paired_by=data.paired_by)
+        result = _paired(data, codes, levels, reference, fdr, omit, pseudocount, alternative, test)
+        paired_test = "wilcoxon signed-rank" if test == "wilcoxon" else "paired t"
+        attrs.update(test=paired_test, paired_by=data.paired_by)
     elif test == "wilcoxon":
         contrasts = contrasts_of(levels, reference)
         result = wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount, alternative)
@@ -230,14 +234,15 @@ def _paired(
     omit_nan: bool,
     pseudocount: float,
     alternative: str,
+    test: str,
 ) -> xr.Dataset:
-    """Paired t-tests of each contrast of two groups."""
+    """Paired t-tests or signed-rank tests of each contrast of two groups."""
     contrasts = contrasts_of(levels, reference)
     columns: dict[str, list[Any]] = {}
     x = data.chunked(MEMORY_CHUNKS)
     for group, (ref,) in contrasts:
         first, second = data.paired_rows(codes, group, ref)
-        row, infinite = paired_t(
+        row, infinite = (signed_rank if test == "wilcoxon" else paired_t)(
             x,
             first,
             second,

@@ -1,0 +1,91 @@
+"""The paired Wilcoxon signed-rank test of every gene: the pairs' differences in gene blocks
+that hold every pair, ranked on their device (``stats/_signed_ranks.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .._backend import namespace
+from ..stats._moments import group_moments
+from ..stats._signed_ranks import signed_rank_pvalues, signed_rank_sums
+from ._ttest import log2fc
+
+__all__ = ["signed_rank"]
+
+# float64 values of a block of differences: the block, its ranks and the sort's copies
+_VALUES_PER_BLOCK = 2_000_000
+
+
+def signed_rank(
+    x: da.Array,
+    group_rows: np.ndarray,
+    reference_rows: np.ndarray,
+    *,
+    omit_nan: bool,
+    alternative: str,
+    scale: str,
+    pseudocount: float,
+    count_infinite: bool,
+) -> tuple[dict[str, Any], Any]:
+    """The Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) of group − reference per gene.
+
+    Parameters
+    ----------
+    x : dask.array.Array of shape (n_samples, n_genes)
+    group_rows, reference_rows : ndarray of shape (n_pairs,)
+        The two samples of each pair.
+
+    Returns
+    -------
+    columns : dict of arrays of shape (n_genes,)
+        statistic (W+, the rank sum of the positive differences), pvalue, log2fc,
+        mean_group, mean_reference, n_group and n_reference (the pairs used).
+    infinite : array of shape (n_genes,) or None
+        Per-gene numbers of ±inf values, when counted.
+    """
+    n_pairs = group_rows.size
+    first, second = x[group_rows], x[reference_rows]
+    both = group_moments(
+        da.concatenate([first, second]),
+        np.repeat(np.arange(2), n_pairs),
+        2,
+        omit_nan=omit_nan,
+        linear=scale == "log1p",
+        count_infinite=count_infinite,
+    )
+    width = max(1, _VALUES_PER_BLOCK // max(n_pairs, 1))
+    differences = (first.astype(np.float64) - second.astype(np.float64)).rechunk({0: -1, 1: width})
+    block_stats = dask.delayed(_block, pure=True)
+    parts = [block_stats(block, omit_nan, alternative) for block in differences.to_delayed()[0]]
+    both, parts = dask.compute(both, parts)
+    xp = namespace(both.count)
+    stacked = {name: xp.concatenate([part[name] for part in parts]) for name in parts[0]}
+    a, b = both.select(slice(0, 1)), both.select(slice(1, 2))
+    columns = {
+        "statistic": stacked["w_plus"],
+        "pvalue": stacked["pvalue"],
+        "log2fc": log2fc(a, b, scale, pseudocount),
+        "mean_group": a.mean[0],
+        "mean_reference": b.mean[0],
+        "n_group": stacked["n_pairs"],
+        "n_reference": stacked["n_pairs"],
+    }
+    return columns, both.infinite
+
+
+def _block(d: Any, omit_nan: bool, alternative: str) -> dict[str, Any]:
+    """W+, p and pairs used of one (pairs × genes) block of differences."""
+    xp = namespace(d)
+    d = xp.ascontiguousarray(d.T)
+    sums = signed_rank_sums(d)
+    pvalue = signed_rank_pvalues(sums, alternative)
+    w_plus = xp.where(sums["n_nonzero"] > 0, sums["w_plus"], xp.nan)
+    if not omit_nan:  # a NaN in any pair makes the gene's result NaN, as scipy's "propagate"
+        missing = xp.any(xp.isnan(d), axis=-1)
+        pvalue = xp.where(missing, xp.nan, pvalue)
+        w_plus = xp.where(missing, xp.nan, w_plus)
+    return {"w_plus": w_plus, "pvalue": pvalue, "n_pairs": sums["n_pairs"]}
