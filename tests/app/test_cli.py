@@ -221,6 +221,46 @@ def test_de_command_with_a_design(tmp_path, capsys):
     assert "unknown coefficients: tumour" in capsys.readouterr().err
 
 
+def test_de_command_with_voom(tmp_path, capsys):
+    from cohortex import de, read_result, simulate
+
+    store = tmp_path / "c.zarr"
+    simulate(store, 60, 80, n_de=8, distribution="negbinom", seed=4)
+    capsys.readouterr()
+    assert main(["de", str(store), "--design", "~ condition", "--voom", "--top", "0"]) == 0
+    assert "limma-voom linear model in" in capsys.readouterr().out
+    saved = read_result(store, "de_voom")
+    direct = de.fit(de.voom(store, "~ condition", norm_factors="tmm"), "~ condition")
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    unweighted = de.fit(de.voom(store, "~ condition").drop_vars("weights"), "~ condition")
+    assert not np.allclose(saved["pvalue"].values, unweighted["pvalue"].values)
+    assert main(["de", str(store), "--groupby", "condition", "--voom"]) == 2
+    assert "go with --design" in capsys.readouterr().err
+
+
+def test_de_command_paired_and_one_sided(tmp_path, capsys):
+    import pandas as pd
+
+    from cohortex import create_cohort, de, read_result
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(5, 1, (20, 30))
+    samples = pd.DataFrame(
+        {"tissue": ["tumour"] * 10 + ["normal"] * 10, "patient": [f"P{i}" for i in range(10)] * 2}
+    )
+    store = tmp_path / "p.zarr"
+    create_cohort(store, x, samples=samples)
+    arguments = ["de", str(store), "--groupby", "tissue", "--reference", "normal", "--top", "0"]
+    assert main([*arguments, "--paired-by", "patient", "--alternative", "less"]) == 0
+    assert "paired t test of tissue" in capsys.readouterr().out
+    saved = read_result(store, "de_paired_tissue")
+    direct = de.test(store, "tissue", reference="normal", paired_by="patient", alternative="less")
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    assert saved.attrs["alternative"] == "less" and saved.attrs["paired_by"] == "patient"
+    assert main(["de", str(store), "--design", "~ tissue", "--paired-by", "patient"]) == 2
+    assert "go with --groupby" in capsys.readouterr().err
+
+
 def test_pca_and_tsne_commands(tmp_path, capsys):
     from cohortex import pca, read_result
 

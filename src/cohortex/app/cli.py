@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     de = commands.add_parser(
         "de",
         help="differential expression; the result goes into the store",
-        description="A test between groups (--groupby), or limma's linear model and moderated "
-        "t for every gene (--design, with --contrast, --trend, --robust, --treat).",
+        description="A test between groups (--groupby, with --alternative, --paired-by), or "
+        "limma's linear model and moderated t for every gene (--design, with --contrast, "
+        "--voom, --trend, --robust, --treat).",
     )
     de.add_argument("store", type=Path)
     model = de.add_mutually_exclusive_group(required=True)
@@ -129,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
         "'tumor_vs_normal=condition[T.tumor]' (repeat; default every coefficient but the "
         "intercept)",
     )
+    de.add_argument(
+        "--voom",
+        action="store_true",
+        help="with --design, on a counts store: limma's voom (TMM factors) and a weighted fit",
+    )
     de.add_argument("--trend", action="store_true", help="with --design: eBayes(trend = TRUE)")
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
@@ -144,11 +150,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument("--groups", type=_names, default=None, help="groups to compare: a,b,c")
     de.add_argument(
+        "--alternative",
+        choices=("two-sided", "greater", "less"),
+        default="two-sided",
+        help="with --groupby: 'greater' tests whether a group lies above its reference",
+    )
+    de.add_argument(
+        "--paired-by",
+        default=None,
+        metavar="VARIABLE",
+        help="with --groupby: the paired t-test (or, with --test wilcoxon, the signed-rank "
+        "test), samples paired by this variable (e.g. patient)",
+    )
+    de.add_argument(
         "--fdr", choices=("bh", "by", "bonferroni", "holm", "storey", "none"), default="bh"
     )
     de.add_argument("--nan-policy", choices=("propagate", "omit"), default="propagate")
     de.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    de.add_argument("--name", default=None, help="result name (default de_<test>_<groupby>)")
+    de.add_argument(
+        "--name",
+        default=None,
+        help="result name (default de_<test>_<groupby>, de_paired_<groupby>, de_limma, de_voom)",
+    )
     de.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     de.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     de.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -476,15 +499,25 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
-    model_options = args.contrast or args.trend or args.robust or args.treat is not None
+    model_options = (
+        args.contrast or args.voom or args.trend or args.robust or args.treat is not None
+    )
     if args.groupby is not None and model_options:
-        raise CohortexError("--contrast, --trend, --robust and --treat go with --design.")
+        raise CohortexError("--contrast, --voom, --trend, --robust and --treat go with --design.")
+    if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
+        raise CohortexError(
+            "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
+            "the formula, e.g. '~ patient + condition')."
+        )
     show = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
     with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
         if args.design is not None:
+            data = args.store
+            if args.voom:
+                data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
             result = de.fit(
-                args.store,
+                data,
                 args.design,
                 contrasts=_contrasts(args.contrast),
                 trend=args.trend,
@@ -493,7 +526,8 @@ def _de(args: argparse.Namespace) -> None:
                 fdr=args.fdr,
                 device=args.device,
             )
-            what, default_name = "limma linear model", "de_limma"
+            what = "limma-voom linear model" if args.voom else "limma linear model"
+            default_name: str | None = "de_voom" if args.voom else "de_limma"
         else:
             result = de.test(
                 args.store,
@@ -503,9 +537,12 @@ def _de(args: argparse.Namespace) -> None:
                 reference=args.reference,
                 fdr=args.fdr,
                 nan_policy=args.nan_policy,
+                alternative=args.alternative,
+                paired_by=args.paired_by,
                 device=args.device,
             )
-            what, default_name = f"{args.test} test of {args.groupby}", None
+            what = f"{result.attrs['test']} test of {args.groupby}"
+            default_name = f"de_paired_{args.groupby}" if args.paired_by else None
     elapsed = time.perf_counter() - start
     name = args.name or default_name or f"de_{args.test}_{args.groupby}"
     write_result(args.store, name, result, overwrite=True)
