@@ -89,8 +89,8 @@ def fit(
         the level (log counts).
     robust : bool, default False
         limma's ``eBayes(robust = TRUE)``: genes whose variance is an outlier (high or low)
-        against the prior get a smaller prior df, so they do not distort the others. Not with
-        ``trend`` yet (that needs limma's loess trend).
+        against the prior get a smaller prior df, so they do not distort the others. With
+        ``trend``, the log-variances' trend is limma's ``loessFit`` (R's ``lowess``, span 0.4).
     treat_lfc : float, optional
         limma's ``treat(fit, lfc = ...)``: test whether the absolute coefficient exceeds this
         threshold (a log2 fold change) rather than 0 (McCarthy & Smyth 2009). The p-value is
@@ -118,11 +118,6 @@ def fit(
         ``df_residual``, ``df_prior``, ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``,
         ``confidence``, the design's column names and the formula.
     """
-    if robust and trend:
-        raise CohortexError(
-            "robust=True with trend=True needs limma's loess trend, which cohortex does not have "
-            "yet; use one of them."
-        )
     if (trend or robust or treat_lfc is not None) and not moderate:
         raise CohortexError(
             "'trend', 'robust' and 'treat_lfc' apply to the moderated t (moderate=True)."

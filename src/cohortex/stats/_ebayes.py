@@ -15,7 +15,9 @@ covariate).
 Robust prior (``fit_f_dist_robustly``, Phipson et al. 2016): the log-variances are Winsorised
 (5% low, 10% high), their mean and variance matched to those of a Winsorised log-F
 distribution (128-point Gauss–Legendre quadrature, Brent's root finder as R's ``uniroot``),
-and genes whose variance is an outlier against that prior get a smaller prior df.
+and genes whose variance is an outlier against that prior get a smaller prior df. With a
+covariate the log-variances are centred on limma's ``loessFit`` trend (R's ``lowess``, span 0.4,
+3 robustness iterations) instead of their trimmed mean.
 
 Posterior: ``s²_post = (d s² + d0 s0²) / (d + d0)``; moderated t on ``min(d + d0, Σ d)``
 degrees of freedom; the B-statistic with the coefficients' prior variance from ``tmixture``
@@ -33,6 +35,7 @@ from scipy import special, stats
 
 from .._backend import namespace, to_host
 from .._errors import CohortexError
+from ._lowess import lowess, tied_means
 from ._spline import natural_spline_basis
 
 __all__ = [
@@ -134,13 +137,17 @@ def fit_f_dist(
 def fit_f_dist_robustly(
     x: np.ndarray,
     df1: float | np.ndarray,
+    covariate: np.ndarray | None = None,
     winsor_tail_p: tuple[float, float] = (0.05, 0.1),
-) -> tuple[float, float, np.ndarray]:
-    """limma's ``fitFDistRobustly`` without a covariate.
+) -> tuple[float | np.ndarray, float, np.ndarray]:
+    """limma's ``fitFDistRobustly``.
+
+    With a ``covariate`` (``trend``) the log-variances' trend is limma's ``loessFit``
+    without weights, i.e. R's ``lowess`` with span 0.4 and 3 robustness iterations.
 
     Returns
     -------
-    scale : float
+    scale : float, or ndarray of shape (n,) with a covariate
     df2 : float
         The prior df of the genes that are not outliers.
     df2_shrunk : ndarray of shape (n,)
@@ -148,34 +155,50 @@ def fit_f_dist_robustly(
     """
     x = np.array(x, dtype=np.float64)
     n = x.size
+    if covariate is not None:
+        covariate = np.asarray(covariate, dtype=np.float64)
+        if covariate.shape != x.shape or not np.isfinite(covariate).all():
+            raise CohortexError("robust eBayes: the trend's covariate must be finite, per gene.")
     if n < 2:
         return np.nan, np.nan, np.full(n, np.nan)
     if n == 2:
-        scale, df2 = fit_f_dist(x, df1)
-        return float(scale), df2, np.full(n, df2)
+        scale, df2 = fit_f_dist(x, df1, covariate)
+        return scale, df2, np.full(n, df2)
     df1_all = np.broadcast_to(np.asarray(df1, dtype=np.float64), x.shape)
     ok = ~np.isnan(x) & np.isfinite(df1_all) & (df1_all > 1e-6)
     if not ok.all():
         scale, df2, shrunk_ok = fit_f_dist_robustly(
-            x[ok], df1_all[ok] if np.ndim(df1) > 0 else df1, winsor_tail_p
+            x[ok],
+            df1_all[ok] if np.ndim(df1) > 0 else df1,
+            None if covariate is None else covariate[ok],
+            winsor_tail_p,
         )
         shrunk = x.copy()
         shrunk[ok] = shrunk_ok
         shrunk[~ok] = df2
-        return scale, df2, shrunk
+        if covariate is None:
+            return scale, df2, shrunk
+        # R's approx(rule = 2, ties = mean) of log scale over the covariate, as limma
+        full = np.empty(n)
+        full[ok] = scale
+        order = np.argsort(covariate[ok], kind="stable")
+        knots, values = tied_means(covariate[ok][order], np.log(np.asarray(scale)[order]))
+        full[~ok] = np.exp(np.interp(covariate[~ok], knots, values))
+        return full, df2, shrunk
     median = float(np.median(x))
     if median <= 0:
         raise CohortexError("robust eBayes: the residual variances are mostly <= 0.")
     x[x < median * 1e-12] = median * 1e-12
-    scale0, df2_0 = fit_f_dist(x, df1)
+    scale0, df2_0 = fit_f_dist(x, df1, covariate)
     low_p, high_p = winsor_tail_p
     if low_p < 1.0 / n and high_p < 1.0 / n:
-        return float(scale0), df2_0, np.full(n, df2_0)
+        return scale0, df2_0, np.full(n, df2_0)
     if np.ndim(df1) > 0:  # unequal df: move every variance to the largest df by its tail
         df1_max = float(np.max(df1_all))
         smaller = df1_all < df1_max - 1e-14
         if smaller.any():
-            f = x[smaller] / float(scale0)
+            s0 = scale0 if covariate is None else np.asarray(scale0)[smaller]
+            f = x[smaller] / s0
             upper = stats.f.logsf(f, df1_all[smaller], df2_0)
             lower = stats.f.logcdf(f, df1_all[smaller], df2_0)
             up = upper < lower
@@ -184,12 +207,19 @@ def fit_f_dist_robustly(
                 _f_isf_log(upper, df1_max, df2_0),
                 _f_ppf_log(lower, df1_max, df2_0),
             )
-            x[smaller] = moved * float(scale0)
+            x[smaller] = moved * s0
         df1_value = df1_max
     else:
         df1_value = float(df1)
     z = np.log(x)
-    trend = _trimmed_mean(z, high_p)
+    trend: float | np.ndarray
+    if covariate is None:
+        trend = _trimmed_mean(z, high_p)
+    else:  # loessFit(z, covariate, span = 0.4): lowess with iter = 3, back in gene order
+        order = np.argsort(covariate, kind="stable")
+        _, smooth, _ = lowess(covariate, z, f=0.4, iterations=3)
+        trend = np.empty(n)
+        trend[order] = smooth
     residual = z - trend
     bounds = np.quantile(residual, [low_p, 1.0 - high_p])
     winsorised = np.clip(residual, bounds[0], bounds[1])
@@ -213,9 +243,9 @@ def fit_f_dist_robustly(
             shrunk[outlying] = not_outlier[outlying] * n * df1_value
             order = np.argsort(tail, kind="stable")
             shrunk[order] = np.maximum.accumulate(shrunk[order])
-        return float(np.exp(corrected)), np.inf, shrunk
+        return _scale(np.exp(corrected)), np.inf, shrunk
     if df2_0 == np.inf:
-        return float(scale0), df2_0, np.full(n, df2_0)
+        return scale0, df2_0, np.full(n, df2_0)
     start = df2_0 / (1.0 + df2_0)
     at_start = objective(start)
     if at_start >= 0:
@@ -247,7 +277,12 @@ def fit_f_dist_robustly(
         lowest = int(np.argmin(running))
         ordered[: lowest + 1] = running[lowest]
         shrunk[order] = np.maximum.accumulate(ordered)
-    return float(np.exp(corrected)), float(df2), shrunk
+    return _scale(np.exp(corrected)), float(df2), shrunk
+
+
+def _scale(values: Any) -> float | np.ndarray:
+    """One prior variance (a float) or one per gene (with a covariate)."""
+    return float(values) if np.ndim(values) == 0 else np.asarray(values)
 
 
 def squeeze_var(
@@ -264,12 +299,7 @@ def squeeze_var(
     if np.ndim(df) > 0:
         variances = np.where(np.asarray(df) == 0, 0.0, variances)
     if robust:
-        if covariate is not None:
-            raise CohortexError(
-                "robust=True with trend=True needs limma's loess trend, which cohortex does not "
-                "have yet; use one of them."
-            )
-        scale, _, df_prior = fit_f_dist_robustly(variances, df)
+        scale, _, df_prior = fit_f_dist_robustly(variances, df, covariate)
         s2_prior: float | np.ndarray = scale
         prior_df: float | np.ndarray = df_prior
     else:
