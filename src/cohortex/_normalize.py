@@ -224,7 +224,7 @@ def norm_factors(
         factors = np.ones(x.shape[0])
     else:
         # ~16 MB of float32 per block: the quantiles copy and partition each block
-        rows = x[:, genes].rechunk({0: max(16, 4_000_000 // max(genes.size, 1)), 1: -1})
+        rows = x[:, genes].rechunk({0: max(16, 1_000_000 // max(genes.size, 1)), 1: -1})
         if method in ("tmm", "upperquartile"):
             quartiles = _per_sample(rows, upper_quartiles) / library
         if method == "upperquartile":

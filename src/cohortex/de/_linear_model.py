@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 _ROWS_PER_CHUNK = 2048
-_VALUES_PER_TASK = 4_000_000
+_VALUES_PER_TASK = 1_000_000
 
 
 @shared_docs
