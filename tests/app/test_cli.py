@@ -410,10 +410,36 @@ def test_bench_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_bench_voom_suite(tmp_path):
+    """On a log2 cohort the suite simulates counts of the same shape; R runs where installed."""
+    import shutil
+
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "120", "--genes", "80", "--only", "voom", "--r-samples", "60"]
+    assert main([*argv, "--out", str(out)]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    rows = {(r["suite"], r["case"]): r for r in report["rows"]}
+    assert (out / "counts_120x80.zarr" / "zarr.json").exists()
+    for case in ("cohortex_zarr", "unweighted_zarr", "cohortex_slice"):
+        row = rows[("voom", case)]
+        assert 0 < row["fit_seconds"] < row["seconds"] and row["peak_rss_bytes"] > 0, case
+    assert rows[("voom", "cohortex_slice")]["samples"] == 60
+    limma = rows[("voom", "limma_r")]
+    if shutil.which("Rscript") is None:
+        assert "not installed" in limma["skipped"]
+    elif "skipped" not in limma:
+        assert limma["samples"] == 60
+        assert limma["extrapolated_seconds"] == pytest.approx(limma["seconds"] * 2)
+        slice_seconds = rows[("voom", "cohortex_slice")]["seconds"]
+        assert limma["speedup"] == pytest.approx(limma["seconds"] / slice_seconds)
+    assert "the fit alone" in (out / "bench.md").read_text()
+
+
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (
-        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae" in capsys.readouterr().err
+        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, voom"
+        in capsys.readouterr().err
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2
     assert "pip install 'cohortex[cuda12]'" in capsys.readouterr().err

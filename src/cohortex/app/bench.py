@@ -16,6 +16,13 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               the first ``--tsne-subset`` samples (it is far slower); cuML on a GPU.
 ``ae``        one epoch of a 3 × 512 autoencoder from the store; the same network trained by a
               plain PyTorch loop on the in-memory matrix.
+``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
+              negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
+              TMM factors and the weighted ``de.fit`` from the store, and the same with the
+              unweighted fit (each row notes the fit's own seconds: the target is weighted ≤ 3×
+              unweighted); on the first ``--r-samples`` samples, cohortex in memory and R's
+              ``voom(calcNormFactors(DGEList(counts)), design)`` + ``lmFit`` + ``eBayes`` (timed
+              inside R; the note extrapolates it linearly to the whole cohort, marked so).
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -33,7 +40,8 @@ Each case also reports its start-up: the first call of a fresh process, on the s
 times, each in a fresh process (the median is reported, every run listed). For ``de`` and
 ``wilcoxon`` the report gives the agreement of cohortex's p-values with scipy's (float64) on
 the genes scipy ran: the largest relative difference. The scripts ``benchmarks/bench_de.py``,
-``bench_ranks.py`` and ``bench_embed.py`` are entry points over :func:`run_bench`.
+``bench_ranks.py``, ``bench_embed.py`` and ``bench_voom.py`` are entry points over
+:func:`run_bench`.
 """
 
 from __future__ import annotations
@@ -93,8 +101,25 @@ _CASES = [
     Case("tsne", "cuml", "anchor", "pcs", "cuml"),
     Case("ae", "cohortex_zarr", "cohortex", "zarr"),
     Case("ae", "torch_loop", "anchor", "memory", "torch"),
+    Case("voom", "cohortex_zarr", "cohortex", "zarr"),
+    Case("voom", "unweighted_zarr", "cohortex", "zarr"),
+    Case("voom", "cohortex_slice", "cohortex", "slice"),
+    Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
 ]
-SUITES = ("de", "wilcoxon", "pca", "tsne", "ae")
+SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "voom")
+_VOOM_R = r"""
+suppressPackageStartupMessages({library(limma); library(edgeR)})
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+design <- model.matrix(~ group)
+elapsed <- system.time({
+  v <- voom(calcNormFactors(DGEList(counts)), design)
+  fit <- eBayes(lmFit(v, design))
+})[["elapsed"]]
+cat(elapsed, "\n")
+"""
 _WARM_GENES = 2048  # the warm-up cohort: 600 samples × this many genes
 _GPU_ONLY = {"rapids_singlecell", "cuml"}
 
@@ -107,6 +132,13 @@ def peak_rss_bytes() -> int:
 def _installed(module: str | None) -> bool:
     if module is None:
         return True
+    if module.startswith("Rscript:"):  # R and these packages
+        import shutil
+
+        if shutil.which("Rscript") is None:
+            return False
+        load = "; ".join(f"library({name})" for name in module.split(":", 1)[1].split(","))
+        return subprocess.run(["Rscript", "-e", load], capture_output=True).returncode == 0
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
@@ -163,7 +195,13 @@ def _hvg(store: str, scratch: Path) -> np.ndarray:
 
 
 def _time_case(
-    case: Case, store: str, device: str, scratch: Path, scipy_genes: int, tsne_subset: int
+    case: Case,
+    store: str,
+    device: str,
+    scratch: Path,
+    scipy_genes: int,
+    tsne_subset: int,
+    r_samples: int = 2000,
 ) -> dict:
     """Run one case; returns seconds and extras (called in the case's own process)."""
     from .._backend import to_host
@@ -280,9 +318,11 @@ def _time_case(
             CumlTSNE(**cuml_arguments(perplexity=30, n_iter=500, seed=0)).fit_transform(pcs)
     elif case.suite == "ae":
         extra.update(_train_one_epoch(case, store, x, device))
+    elif case.suite == "voom":
+        extra.update(_voom_case(case, store, device, r_samples))
     else:
         raise ValueError(f"unknown case {case.suite}:{case.name}")
-    seconds = time.perf_counter() - start
+    seconds = extra.pop("timed_seconds", time.perf_counter() - start)
     if "extrapolated_from_genes" in extra:
         n_genes = _n_genes(store)
         extra["measured_seconds"] = seconds
@@ -320,6 +360,86 @@ def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
         loss.backward()
         optimizer.step()
     return {"samples_trained": int(data.shape[0])}
+
+
+def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
+    """limma-voom: cohortex from the store (weighted or not), or on a slice in memory, or R."""
+    from .. import de
+    from ..store import open_cohort
+
+    if case.name == "limma_r":
+        return _voom_in_r(store, r_samples)
+    extra: dict[str, Any] = {}
+    data: Any = store
+    if case.source == "slice":
+        data = open_cohort(store).isel(sample=slice(0, r_samples)).load()
+        extra["samples"] = int(data.sizes["sample"])
+    start = time.perf_counter()
+    voomed = de.voom(data, "~ condition", norm_factors="tmm", device=device)
+    if case.name == "unweighted_zarr":
+        voomed = voomed.drop_vars("weights")
+    fit_start = time.perf_counter()
+    de.fit(voomed, "~ condition", device=device)
+    end = time.perf_counter()
+    extra.update(timed_seconds=end - start, fit_seconds=end - fit_start)
+    return extra
+
+
+def _voom_in_r(store: str, r_samples: int) -> dict:
+    """R limma-voom on the first ``r_samples`` samples, timed inside R."""
+    import tempfile
+
+    from ..store import open_cohort
+
+    ds = open_cohort(store).isel(sample=slice(0, r_samples))
+    counts = np.asarray(ds["expression"].values, dtype=np.float64)  # samples × genes
+    with tempfile.TemporaryDirectory() as folder:
+        matrix = Path(folder) / "counts.bin"
+        counts.tofile(matrix)  # R reads it column-major: genes × samples
+        labels = Path(folder) / "labels.txt"
+        labels.write_text("\n".join(map(str, ds["condition"].values)) + "\n")
+        script = Path(folder) / "voom.R"
+        script.write_text(_VOOM_R)
+        shape = [str(counts.shape[0]), str(counts.shape[1])]
+        done = subprocess.run(
+            ["Rscript", str(script), str(matrix), *shape, str(labels)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    seconds = float(done.stdout.split()[0])
+    total = _n_samples(store)
+    return {
+        "timed_seconds": seconds,
+        "samples": counts.shape[0],
+        "extrapolated_seconds": seconds * total / counts.shape[0],
+    }
+
+
+def _counts_store(store: Path, out: Path) -> Path:
+    """The voom suite's counts: the cohort itself when it holds counts, else a simulated
+    negative-binomial cohort of the same shape (made once, beside the report)."""
+    from ..store import open_cohort
+
+    cohort = open_cohort(store)
+    if cohort.attrs.get("scale") == "counts":
+        return store
+    n_samples, n_genes = cohort.sizes["sample"], cohort.sizes["gene"]
+    counts = out / f"counts_{n_samples}x{n_genes}.zarr"
+    if not (counts / "zarr.json").exists() or _n_samples(str(counts)) != n_samples:
+        from ..simulate import simulate
+
+        simulate(
+            counts,
+            n_samples,
+            n_genes,
+            n_de=0.05,
+            distribution="negbinom",
+            seed=0,
+            progress=False,
+            overwrite=True,
+        )
+    return counts
 
 
 def _gene_ids(store: str) -> list[str]:
@@ -373,7 +493,9 @@ def _run_in_process(case: Case, args: argparse.Namespace, device: str) -> dict:
         "--case",
         f"{case.suite}:{case.name}",
         "--store",
-        str(args.store),
+        str(args.counts_store if case.suite == "voom" else args.store),
+        "--r-samples",
+        str(args.r_samples),
         "--device",
         device,
         "--scratch",
@@ -408,6 +530,7 @@ def run_bench(
     repeats: int = 1,
     skip: frozenset[str] = frozenset(),
     tsne_subset: int = 5000,
+    r_samples: int = 2000,
     progress: bool = True,
     name: str = "bench",
 ) -> dict:
@@ -430,6 +553,8 @@ def run_bench(
         Case names to leave out (``"scanpy"``, ``"scipy"`` …).
     tsne_subset : int
         Samples given to scikit-learn's t-SNE.
+    r_samples : int
+        Samples given to R's limma-voom (and to cohortex beside it).
     progress : bool
         Print each case as it finishes.
     name : str
@@ -442,13 +567,31 @@ def run_bench(
     """
     out.mkdir(parents=True, exist_ok=True)
     args = argparse.Namespace(
-        store=store, scratch=out, scipy_genes=scipy_genes, repeats=repeats, tsne_subset=tsne_subset
+        store=store,
+        scratch=out,
+        scipy_genes=scipy_genes,
+        repeats=repeats,
+        tsne_subset=tsne_subset,
+        r_samples=r_samples,
+        counts_store=_counts_store(store, out) if "voom" in suites else store,
     )
-    warm = out / "warm-up" / "cohort.zarr"
-    if not (warm / "zarr.json").exists() or _n_genes(str(warm)) != _WARM_GENES:
-        from ..simulate import simulate
+    from ..simulate import simulate
 
-        simulate(warm, 600, _WARM_GENES, n_de=0.05, seed=1, progress=False, overwrite=True)
+    for warm, distribution in (("cohort.zarr", "lognormal"), ("counts.zarr", "negbinom")):
+        path = out / "warm-up" / warm
+        if distribution == "negbinom" and "voom" not in suites:
+            continue
+        if not (path / "zarr.json").exists() or _n_genes(str(path)) != _WARM_GENES:
+            simulate(
+                path,
+                600,
+                _WARM_GENES,
+                n_de=0.05,
+                distribution=distribution,
+                seed=1,
+                progress=False,
+                overwrite=True,
+            )
     n_samples, n_genes = _n_samples(str(store)), _n_genes(str(store))
     matrix_bytes = n_samples * n_genes * 4
     rows: list[dict] = []
@@ -572,6 +715,10 @@ def _markdown(report: dict) -> str:
             note = r["method"]
         if "samples" in r:
             note = f"on {r['samples']} samples"
+        if "extrapolated_seconds" in r:
+            note += f"; {r['extrapolated_seconds']:.0f} s **extrapolated** to all samples"
+        if "fit_seconds" in r:
+            note = f"the fit alone {r['fit_seconds']:.2f} s"
         if r.get("runs"):
             note += f" median of {', '.join(f'{t:.2f}' for t in r['runs'])}"
         if "startup_seconds" in r:
@@ -590,24 +737,31 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script(suites: tuple[str, ...], name: str, description: str, scipy_genes: int | None) -> None:
+def script(
+    suites: tuple[str, ...],
+    name: str,
+    description: str,
+    scipy_genes: int | None,
+    kind: str = "untied",
+) -> None:
     """The command line of a script in ``benchmarks/``: one or more suites of this harness.
 
     Options: ``--samples``/``--genes`` (of the simulated cohort; ``--kind tied`` simulates
-    negative-binomial counts at a library size of 2e5, many ties; ``untied`` log-normal
-    values), ``--store`` (use this
+    negative-binomial counts at a library size of 2e5, many ties; ``counts`` the same at 1e7;
+    ``untied`` log-normal values; default ``kind``), ``--store`` (use this
     store instead), ``--repeats``, ``--skip`` (case names), ``--scipy-genes`` (default: all
-    genes when ``scipy_genes`` is None), ``--tsne-subset``, ``--out``.
+    genes when ``scipy_genes`` is None), ``--tsne-subset``, ``--r-samples``, ``--out``.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--genes", type=int, default=20_000)
-    parser.add_argument("--kind", choices=("untied", "tied"), default="untied")
+    parser.add_argument("--kind", choices=("untied", "tied", "counts"), default=kind)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip", default="", help="case names to leave out, comma-separated")
     parser.add_argument("--scipy-genes", type=int, default=scipy_genes)
     parser.add_argument("--tsne-subset", type=int, default=5000)
+    parser.add_argument("--r-samples", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks") / "out")
     args = parser.parse_args()
     store = args.store
@@ -617,13 +771,12 @@ def script(suites: tuple[str, ...], name: str, description: str, scipy_genes: in
         store = args.out / f"cohort_{args.kind}_{args.samples}x{args.genes}.zarr"
         if not (store / "zarr.json").exists():
             print(f"simulating {store} ...", flush=True)
-            tied = args.kind == "tied"
             simulate(
                 store,
                 args.samples,
                 args.genes,
-                distribution="negbinom" if tied else "lognormal",
-                library_size=2e5 if tied else 1e7,
+                distribution="lognormal" if args.kind == "untied" else "negbinom",
+                library_size=2e5 if args.kind == "tied" else 1e7,
                 n_de=0.05,
                 seed=0,
                 progress=False,
@@ -636,6 +789,7 @@ def script(suites: tuple[str, ...], name: str, description: str, scipy_genes: in
         skip=frozenset(filter(None, args.skip.split(","))),
         scipy_genes=args.scipy_genes or _n_genes(str(store)),
         tsne_subset=args.tsne_subset,
+        r_samples=args.r_samples,
         name=name,
     )
     print("\n" + report["markdown"])
@@ -650,17 +804,25 @@ def _main() -> None:
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--scipy-genes", type=int, default=500)
     parser.add_argument("--tsne-subset", type=int, default=5000)
+    parser.add_argument("--r-samples", type=int, default=2000)
     args = parser.parse_args()
     suite, name = args.case.split(":")
     case = next(c for c in _CASES if c.suite == suite and c.name == name)
     # warm-up on a small store: numba's first call of a process loads (or compiles) its
     # machine code, and scanpy's numba kernels do the same; the timed run is the second call
     warm = args.scratch / "warm-up"
+    warm_store = warm / ("counts.zarr" if suite == "voom" else "cohort.zarr")
     start = time.perf_counter()
-    _time_case(case, str(warm / "cohort.zarr"), args.device, warm, args.scipy_genes, 500)
+    _time_case(case, str(warm_store), args.device, warm, args.scipy_genes, 500, 200)
     startup = time.perf_counter() - start
     row = _time_case(
-        case, args.store, args.device, args.scratch, args.scipy_genes, args.tsne_subset
+        case,
+        args.store,
+        args.device,
+        args.scratch,
+        args.scipy_genes,
+        args.tsne_subset,
+        args.r_samples,
     )
     row["peak_rss_bytes"] = peak_rss_bytes()
     row["startup_seconds"] = startup

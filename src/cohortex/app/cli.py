@@ -293,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         type=_suites,
         default=None,
-        help="comma-separated suites: de,wilcoxon,pca,tsne,ae (default: all)",
+        help="comma-separated suites: de,wilcoxon,pca,tsne,ae,voom (default: all)",
     )
     bench.add_argument(
         "--store", type=Path, default=None, help="benchmark this store instead of simulating one"
@@ -311,6 +311,12 @@ def _parser() -> argparse.ArgumentParser:
         "--repeats", type=int, default=1, help="runs of each cohortex case (median reported)"
     )
     bench.add_argument("--skip", type=_names, default=(), help="case names to leave out: a,b")
+    bench.add_argument(
+        "--r-samples",
+        type=int,
+        default=2000,
+        help="samples given to R's limma-voom (extrapolated to all; default 2000)",
+    )
     bench.set_defaults(run=_bench)
     return parser
 
@@ -751,6 +757,7 @@ def _bench(args: argparse.Namespace) -> None:
         scipy_genes=args.scipy_genes,
         repeats=args.repeats,
         skip=frozenset(args.skip),
+        r_samples=args.r_samples,
     )
     print("\n" + report["markdown"])
     print(f"cohortex bench: wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
