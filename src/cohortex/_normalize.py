@@ -223,7 +223,7 @@ def norm_factors(
     if method == "none" or genes.size == 0 or x.shape[0] == 1:
         factors = np.ones(x.shape[0])
     else:
-        # ~16 MB of float32 per block: the quantiles copy and partition each block
+        # ~4 MB of float32 per block: the quantiles and the trims copy each block in float64
         rows = x[:, genes].rechunk({0: max(16, 1_000_000 // max(genes.size, 1)), 1: -1})
         if method in ("tmm", "upperquartile"):
             quartiles = _per_sample(rows, upper_quartiles) / library
