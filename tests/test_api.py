@@ -33,6 +33,7 @@ PUBLIC = {
         "read_result",
         "resolve_device",
         "simulate",
+        "survival",
         "tsne",
         "verify",
         "write_result",
@@ -83,6 +84,7 @@ PUBLIC = {
     "cohortex.fdr": {"METHODS", "adjust", "pi0"},
     "cohortex.plot": {"embedding", "loss", "ma", "scree", "top_genes", "volcano"},
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
+    "cohortex.survival": {"TIES", "cox"},
 }
 
 

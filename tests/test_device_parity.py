@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, tsne
+from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, survival, tsne
 from cohortex._backend import namespace, to_device
 from cohortex.ae import Autoencoder
 from cohortex.simulate import simulate_array
@@ -151,6 +151,18 @@ def test_de_test_paired(gpu_xp, cohort, test):
     arguments = {"groups": ["a", "b"], "reference": "a", "paired_by": pair, "test": test}
     cpu = de.test(path, "condition", device="cpu", **arguments)
     _same(de.test(path, "condition", device="gpu", **arguments), cpu)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_survival_cox(gpu_xp, cohort, ties):
+    path, _, condition = cohort
+    rng = np.random.default_rng(12)
+    time = np.ceil(rng.exponential(20, len(condition)))  # whole days: tied times
+    event = (rng.random(len(condition)) < 0.6).astype(int)
+    arguments = {"covariates": "~ batch", "strata": condition, "ties": ties}
+    cpu = survival.cox(path, time, event, device="cpu", **arguments)
+    on_device = survival.cox(path, time, event, device="gpu", **arguments)
+    _same(on_device, cpu, rtol=1e-9)
 
 
 def test_select_k_best(gpu_xp, cohort):

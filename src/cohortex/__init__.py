@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import de, fdr, io
+from . import de, fdr, io, survival
 from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
@@ -59,6 +59,7 @@ __all__ = [
     "read_result",
     "resolve_device",
     "simulate",
+    "survival",
     "tsne",
     "verify",
     "write_result",

@@ -1,0 +1,292 @@
+"""Cox proportional-hazards models of many genes at once, on ``xp`` (R's ``coxph``, step for step).
+
+Every gene g has its own model ``log h(t) = h0(t) + β_g x_g + γ_g·z`` over the samples where
+``x_g`` is observed (the covariates z are shared). The partial likelihood's score and information
+come from risk-set sums: with the samples sorted by (stratum, time), the sums over ``{j : t_j ≥
+t}`` of ``w = exp(η)``, ``w v`` and ``w v vᵀ`` (``v = (x_g, z)``) are reverse cumulative sums
+within each stratum, read at the first sample of each tied time. Ties follow Efron (R's default):
+the r-th of d tied events sees the risk set less ``r/d`` of the tied events' sums; Breslow uses
+the whole risk set d times. ``exp(η)`` is taken relative to each gene's largest η, which every
+ratio and the log-likelihood cancel.
+
+Newton–Raphson runs for all genes together, each with its own state, as ``coxfit6``: start at
+the given coefficients; after each step the log-likelihood is evaluated, the gene is done when
+``|1 − ll_old/ll_new| ≤ eps`` (the coefficients and information of that last evaluation are
+kept), a step that lowers the log-likelihood is halved. Batched p × p solves give the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._backend import namespace
+from .._errors import CohortexError
+
+__all__ = ["CoxFit", "RiskSets", "covariance", "cox_newton", "cox_terms"]
+
+
+@dataclass(frozen=True)
+class RiskSets:
+    """The samples' order and their tied-time groups (host arrays).
+
+    Attributes
+    ----------
+    order : ndarray of shape (n_samples,)
+        Samples sorted by stratum, then time.
+    event : ndarray of shape (n_samples,), float64
+        The event indicator in that order.
+    strata : list of (start, stop)
+        Each stratum's rows in that order.
+    starts, stops : ndarray of shape (n_groups,)
+        The rows of each tied (stratum, time) group that holds an event.
+    max_events : ndarray of shape (n_groups,)
+        Events per group (before any sample is left out for missing expression).
+    """
+
+    order: np.ndarray
+    event: np.ndarray
+    strata: list[tuple[int, int]]
+    starts: np.ndarray
+    stops: np.ndarray
+    max_events: np.ndarray
+
+    @classmethod
+    def build(cls, time: np.ndarray, event: np.ndarray, strata: np.ndarray | None) -> RiskSets:
+        """From per-sample times, events (0/1) and stratum codes (or None)."""
+        codes = np.zeros(time.size, dtype=np.int64) if strata is None else strata
+        order = np.lexsort((time, codes))
+        t, s, e = time[order], codes[order], event[order].astype(np.float64)
+        new_group = np.ones(t.size, dtype=bool)
+        new_group[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
+        group_starts = np.flatnonzero(new_group)
+        group_stops = np.append(group_starts[1:], t.size)
+        events = np.add.reduceat(e, group_starts) if t.size else np.zeros(0)
+        with_events = events > 0
+        stratum_starts = np.flatnonzero(np.append(True, s[1:] != s[:-1]))[: t.size]
+        stratum_stops = np.append(stratum_starts[1:], t.size)
+        return cls(
+            order=order,
+            event=e,
+            strata=[(int(a), int(b)) for a, b in zip(stratum_starts, stratum_stops, strict=True)],
+            starts=group_starts[with_events],
+            stops=group_stops[with_events],
+            max_events=events[with_events],
+        )
+
+
+@dataclass
+class CoxFit:
+    """Per-gene results of :func:`cox_newton`; arrays of shape (n_genes, ...) on ``xp``.
+
+    Attributes
+    ----------
+    beta : (n_genes, p)
+    loglik : (n_genes,)
+        At ``beta``.
+    score, information : (n_genes, p) and (n_genes, p, p)
+        At ``beta``.
+    start_loglik, start_score, start_information
+        At the starting coefficients (the score test's ingredients).
+    iterations : (n_genes,)
+        Newton steps taken.
+    converged : (n_genes,) bool
+    """
+
+    beta: Any
+    loglik: Any
+    score: Any
+    information: Any
+    start_loglik: Any
+    start_score: Any
+    start_information: Any
+    iterations: Any
+    converged: Any
+
+
+def cox_terms(
+    variables: list[Any], valid: Any, beta: Any, risk: RiskSets, efron: bool
+) -> tuple[Any, Any, Any]:
+    """Log partial likelihood, score and information of every gene at ``beta``.
+
+    Parameters
+    ----------
+    variables : list of p arrays broadcastable to (n_samples, n_genes)
+        The model's variables in risk-set order (the gene's values, covariates as (n, 1)),
+        0 where not ``valid``.
+    valid : array of shape (n_samples, n_genes), bool
+        Samples in each gene's model.
+    beta : array of shape (n_genes, p)
+    risk : RiskSets
+    efron : bool
+        Efron's ties (else Breslow's).
+
+    Returns
+    -------
+    loglik : (n_genes,)
+    score : (n_genes, p)
+    information : (n_genes, p, p)
+    """
+    xp = namespace(valid)
+    p = len(variables)
+    eta = sum(v * beta[None, :, a] for a, v in enumerate(variables))
+    eta = xp.where(valid, eta, 0.0)
+    shift = xp.max(xp.where(valid, eta, -np.inf), axis=0)
+    shift = xp.where(xp.isfinite(shift), shift, 0.0)
+    w = xp.where(valid, xp.exp(eta - shift[None, :]), 0.0)
+    pairs = [(a, b) for a in range(p) for b in range(a, p)]
+    weighted = [w, *(w * v for v in variables)]
+    weighted += [w * variables[a] * variables[b] for a, b in pairs]
+    events = xp.asarray(risk.event)[:, None] * valid
+    starts, stops = xp.asarray(risk.starts), xp.asarray(risk.stops)
+    at_risk = [_risk_sums(a, risk.strata)[starts] for a in weighted]  # (groups, genes) each
+    tied = [_group_sums(events * a, starts, stops) for a in weighted] if efron else []
+    d = _group_sums(events, starts, stops)
+    loglik = xp.sum(events * (eta - shift[None, :]), axis=0)
+    score = xp.stack([xp.sum(events * v, axis=0) for v in variables], axis=-1)
+    information = xp.zeros((valid.shape[1], p, p))
+    rounds = int(risk.max_events.max()) if efron and risk.max_events.size else 1
+    for r in range(rounds):
+        if efron:
+            # the groups that still have a tied event to remove; f = r / d of their sums
+            rows = np.flatnonzero(risk.max_events > r)
+            rows_xp = xp.asarray(rows)
+            active = d[rows_xp] > r
+            fraction = xp.where(active, r / xp.where(d[rows_xp] > 0, d[rows_xp], 1.0), 0.0)
+            sums = [s[rows_xp] - fraction * e[rows_xp] for s, e in zip(at_risk, tied, strict=True)]
+            multiplicity = active.astype(xp.float64)
+        else:
+            sums, multiplicity = at_risk, d
+        s0 = xp.where(multiplicity > 0, sums[0], 1.0)
+        loglik = loglik - xp.sum(multiplicity * xp.log(s0), axis=0)
+        means = [s / s0 for s in sums[1 : p + 1]]
+        score = score - xp.stack([xp.sum(multiplicity * m, axis=0) for m in means], axis=-1)
+        for k, (a, b) in enumerate(pairs):
+            term = xp.sum(multiplicity * (sums[p + 1 + k] / s0 - means[a] * means[b]), axis=0)
+            information[:, a, b] += term
+            if a != b:
+                information[:, b, a] += term
+    return loglik, score, information
+
+
+def cox_newton(
+    variables: list[Any],
+    valid: Any,
+    start: Any,
+    risk: RiskSets,
+    *,
+    efron: bool = True,
+    max_iterations: int = 20,
+    eps: float = 1e-9,
+) -> CoxFit:
+    """Newton–Raphson for every gene's Cox model, as R's ``coxph`` (see the module notes).
+
+    Parameters
+    ----------
+    variables, valid, risk, efron
+        As for :func:`cox_terms`.
+    start : array of shape (n_genes, p)
+        Starting coefficients.
+    max_iterations : int, default 20
+        R's ``iter.max``.
+    eps : float, default 1e-9
+        R's ``eps``: the relative change of the log-likelihood that ends the iterations.
+    """
+    if not variables:
+        raise CohortexError("A Cox model needs at least one variable.")
+    xp = namespace(valid)
+    n_genes = start.shape[0]
+    beta = xp.asarray(start, dtype=xp.float64)
+    loglik, score, information = cox_terms(variables, valid, beta, risk, efron)
+    fit = CoxFit(
+        beta=beta,
+        loglik=loglik,
+        score=score,
+        information=information,
+        start_loglik=loglik,
+        start_score=score,
+        start_information=information,
+        iterations=xp.zeros(n_genes, dtype=xp.int64),
+        converged=xp.zeros(n_genes, dtype=bool),
+    )
+    if max_iterations == 0:
+        return fit
+    step = _solve(information, score)
+    candidate = beta + step
+    halving = xp.zeros(n_genes, dtype=bool)
+    stuck = ~_usable(information)  # a constant variable or no event: nothing to fit
+    for iteration in range(1, max_iterations + 1):
+        new_loglik, new_score, new_information = cox_terms(variables, valid, candidate, risk, efron)
+        running = ~fit.converged & ~stuck
+        with np.errstate(divide="ignore", invalid="ignore"):
+            done = running & ~halving & (xp.abs(1.0 - fit.loglik / new_loglik) <= eps)
+        # a step so long that exp(η) underflows in a risk set counts as worse: halve it
+        improved = running & ~done & xp.isfinite(new_loglik) & (new_loglik >= fit.loglik)
+        worse = running & ~done & ~improved
+        accept = done | improved
+        fit.beta = xp.where(accept[:, None], candidate, fit.beta)
+        fit.loglik = xp.where(accept, new_loglik, fit.loglik)
+        fit.score = xp.where(accept[:, None], new_score, fit.score)
+        fit.information = xp.where(accept[:, None, None], new_information, fit.information)
+        fit.iterations = xp.where(running, iteration, fit.iterations)
+        fit.converged = fit.converged | done
+        if bool(xp.all(fit.converged | stuck)) or iteration == max_iterations:
+            break
+        # a lower likelihood: halve the step towards the last accepted coefficients
+        halving = worse
+        next_step = _solve(fit.information, fit.score)
+        candidate = xp.where(
+            worse[:, None],
+            (candidate + fit.beta) / 2.0,
+            xp.where(improved[:, None], fit.beta + next_step, candidate),
+        )
+    return fit
+
+
+def covariance(information: Any) -> Any:
+    """Inverse information per gene, NaN where it is singular. Shape (n_genes, p, p)."""
+    xp = namespace(information)
+    p = information.shape[-1]
+    usable = _usable(information)
+    eye = xp.broadcast_to(xp.eye(p), information.shape)
+    inverse = xp.linalg.inv(xp.where(usable[:, None, None], information, eye))
+    return xp.where(usable[:, None, None], inverse, xp.nan)
+
+
+def _usable(information: Any) -> Any:
+    """Genes whose information is finite with a positive diagonal (variables that vary; the
+    caller makes a constant variable exactly 0)."""
+    xp = namespace(information)
+    diagonal = xp.diagonal(information, axis1=-2, axis2=-1)
+    finite = xp.all(xp.isfinite(information.reshape(information.shape[0], -1)), axis=1)
+    return finite & xp.all(diagonal > 0, axis=1)
+
+
+def _solve(information: Any, score: Any) -> Any:
+    """Newton steps I⁻¹U per gene; 0 where the information is singular."""
+    xp = namespace(information)
+    p = information.shape[-1]
+    usable = _usable(information)
+    eye = xp.broadcast_to(xp.eye(p), information.shape)
+    step = xp.linalg.solve(xp.where(usable[:, None, None], information, eye), score[:, :, None])[
+        :, :, 0
+    ]
+    return xp.where(usable[:, None], step, 0.0)
+
+
+def _risk_sums(values: Any, strata: list[tuple[int, int]]) -> Any:
+    """Sums over each row's risk set: reverse cumulative sums within each stratum."""
+    xp = namespace(values)
+    out = xp.empty(values.shape, dtype=xp.float64)
+    for start, stop in strata:
+        out[start:stop] = xp.cumsum(values[start:stop][::-1], axis=0)[::-1]
+    return out
+
+
+def _group_sums(values: Any, starts: Any, stops: Any) -> Any:
+    """Sums of the rows of each group (contiguous rows starts..stops-1), shape (groups, genes)."""
+    xp = namespace(values)
+    cumulative = xp.concatenate([xp.zeros((1, values.shape[1])), xp.cumsum(values, axis=0)], axis=0)
+    return cumulative[stops] - cumulative[starts]

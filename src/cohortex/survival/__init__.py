@@ -1,0 +1,11 @@
+"""Survival analysis of expression cohorts: per-gene Cox models (``cox``), held to R's
+``survival`` package.
+
+Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
+(1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
+names the first bad sample (missing, negative or non-0/1 values).
+"""
+
+from ._cox import TIES, cox
+
+__all__ = ["TIES", "cox"]

@@ -1,0 +1,280 @@
+"""Per-gene Cox proportional-hazards models: ``cox()``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from scipy import stats as _stats
+
+from .. import fdr as _fdr
+from .._backend import dask_on, namespace, resolve_device, to_host
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
+from .._errors import CohortexError, CohortexWarning
+from ..de._linear_model import design_matrix
+from ..stats._cox import RiskSets, covariance, cox_newton
+from ..stats._pvalues import normal_two_sided_upper
+from ._outcome import Outcome
+
+__all__ = ["TIES", "cox"]
+
+TIES = ("efron", "breslow")
+
+# float64 (samples × genes) arrays a block of genes holds at once while it is fitted
+_BLOCK_BYTES = 256 * 2**20
+
+
+@shared_docs
+def cox(
+    cohort: CohortLike,
+    time: str | Any,
+    event: str | Any,
+    *,
+    covariates: str | None = None,
+    strata: str | Any | None = None,
+    ties: str = "efron",
+    confidence: float = 0.95,
+    fdr: str = "bh",
+    max_iterations: int = 20,
+    tolerance: float = 1e-12,
+    device: str = "auto",
+) -> xr.Dataset:
+    """A Cox proportional-hazards model per gene, as R's ``coxph``, for all genes at once.
+
+    For every gene: ``coxph(Surv(time, event) ~ covariates + gene, ties = ties)`` on the samples
+    where the gene is observed (``+ strata(...)`` when given). The Newton–Raphson iterations run
+    for all genes of a block together (risk-set sums as cumulative sums over the samples
+    sorted by time, batched p × p solves), on the CPU or the GPU.
+
+    Parameters
+    ----------
+    {cohort}
+    time : str or sequence of float
+        Follow-up times (a sample variable or one per sample): non-negative, no missing values.
+    event : str or sequence of {0, 1}
+        1 (or True) where the event happened at ``time``, 0 where the time is censored.
+    covariates : str, optional
+        A formula on sample variables fitted beside each gene, e.g. ``"~ age + stage"``
+        (categorical variables as R's treatment contrasts; no intercept, as R's ``coxph``).
+    strata : str or sequence, optional
+        A sample variable whose levels get their own baseline hazard (R's ``strata()``).
+    ties : {"efron", "breslow"}, default "efron"
+        Tied event times, as R's ``ties`` (Efron is R's default).
+    confidence : float, default 0.95
+        Level of the hazard ratios' intervals.
+    fdr : str, default "bh"
+        Correction of the Wald p-values (:mod:`cohortex.fdr`).
+    max_iterations : int, default 20
+        Newton–Raphson iterations per gene (R's ``iter.max``).
+    tolerance : float, default 1e-12
+        The relative change of the log-likelihood that ends a gene's iterations (R's ``eps``;
+        R's default 1e-9 stops while the coefficients still move by ~1e-7 relative).
+    {device}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene``: ``coefficient`` (log hazard ratio per unit of expression), ``se``,
+        ``hazard_ratio`` with ``ci_low``/``ci_high``, ``statistic`` (Wald z) with ``pvalue``
+        and ``padj``, ``lr_statistic``/``lr_pvalue`` (likelihood ratio against the model
+        without the gene) and ``score_statistic``/``score_pvalue`` (its score test),
+        ``loglik``, ``n_samples`` and ``n_events`` (the gene's observed samples), and per gene
+        ``iterations``, ``converged`` and ``monotone`` (the likelihood keeps rising towards an
+        infinite coefficient: separation; the numbers are then not estimates). Attributes name
+        the model.
+
+    Notes
+    -----
+    Genes that do not converge, or whose coefficient may be infinite, are flagged and counted
+    in a warning, never silently reported as estimates.
+    """
+    if ties not in TIES:
+        raise CohortexError(
+            f"The 'ties' parameter of cox() must be one of {', '.join(map(repr, TIES))}; got "
+            f"{ties!r}."
+        )
+    if not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of cox() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
+            f"got {fdr!r}."
+        )
+    if not 0 < tolerance < 1:
+        raise CohortexError(f"'tolerance' must be in (0, 1); got {tolerance!r}.")
+    if max_iterations < 1:
+        raise CohortexError(f"'max_iterations' must be at least 1; got {max_iterations!r}.")
+    on = resolve_device(device)
+    data = as_cohort_matrix(cohort)
+    n_samples = data.matrix.shape[0]
+    outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+    if outcome.event.sum() == 0:
+        raise CohortexError("No sample has an event: a Cox model has nothing to fit.")
+    z, names = _covariates(covariates, data.dataset, n_samples)
+    z = z - z.mean(axis=0)  # centred, as R's coxph: the partial likelihood is unchanged
+    risk = RiskSets.build(outcome.time, outcome.event, outcome.strata)
+    efron = ties == "efron"
+    null = None
+    if z.shape[1]:
+        everyone = np.ones((n_samples, 1), dtype=bool)
+        z_columns = [z[risk.order, j : j + 1] for j in range(z.shape[1])]
+        null = cox_newton(
+            z_columns,
+            everyone,
+            np.zeros((1, z.shape[1])),
+            risk,
+            efron=efron,
+            max_iterations=50,
+            eps=tolerance,
+        )
+        if not bool(null.converged[0]):
+            raise CohortexError(
+                f"The model of the covariates alone ({covariates}) did not converge; check them "
+                "for separation or collinearity."
+            )
+    x = dask_on(data.matrix, on, (4096, 4096))
+    terms = 1 + z.shape[1]
+    per_gene_arrays = 8 + 1 + terms + terms * (terms + 1) // 2
+    width = int(max(1, min(4096, _BLOCK_BYTES // (8 * n_samples * per_gene_arrays))))
+    blocks = x.rechunk({0: -1, 1: width}).to_delayed()[0]
+    fit_block = dask.delayed(_fit_block, pure=True)
+    parts = dask.compute(
+        *[
+            fit_block(block, z, risk, null, efron, confidence, max_iterations, tolerance)
+            for block in blocks
+        ],
+        scheduler="threads" if on == "cpu" else "synchronous",
+    )
+    xp = namespace(parts[0]["coefficient"])
+    columns = {name: xp.concatenate([part[name] for part in parts]) for name in parts[0]}
+    columns["padj"] = _fdr.adjust(columns["pvalue"], fdr)
+    result = xr.Dataset(
+        {name: ("gene", values) for name, values in columns.items()},
+        coords={"gene": data.gene_ids},
+        attrs={
+            "model": "cox",
+            "ties": ties,
+            "covariates": ", ".join(names),
+            "strata": "" if strata is None else (strata if isinstance(strata, str) else "given"),
+            "fdr": fdr,
+            "confidence": confidence,
+            "n_samples": n_samples,
+            "n_events": int(outcome.event.sum()),
+        },
+    )
+    _warn_flags(result)
+    keep_on_device = namespace(data.matrix) is not np and not isinstance(data.matrix, da.Array)
+    return result if keep_on_device else to_host_dataset(result)
+
+
+def _covariates(formula: str | None, dataset: Any, n_samples: int) -> tuple[np.ndarray, list[str]]:
+    """The covariates' columns (n_samples × q) and names; R's coxph drops the intercept."""
+    if formula is None:
+        return np.zeros((n_samples, 0)), []
+    matrix, names, _ = design_matrix(formula, dataset, n_samples)
+    keep = [j for j, name in enumerate(names) if name not in ("Intercept", "(Intercept)")]
+    return np.asarray(matrix[:, keep], dtype=np.float64), [names[j] for j in keep]
+
+
+def _fit_block(
+    block: Any,
+    z: np.ndarray,
+    risk: RiskSets,
+    null: Any,
+    efron: bool,
+    confidence: float,
+    max_iterations: int,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Every result column for one block of genes (all samples)."""
+    xp = namespace(block)
+    x = xp.asarray(block, dtype=xp.float64)[xp.asarray(risk.order)]
+    valid = ~xp.isnan(x)
+    n_genes = x.shape[1]
+    # centred, as R's coxph (the partial likelihood is unchanged); a constant gene exactly 0
+    with warnings.catch_warnings():  # a gene with no value: NumPy warns of an empty slice
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = xp.nanmean(x, axis=0)
+        constant = xp.nanmax(x, axis=0) == xp.nanmin(x, axis=0)
+    x = xp.where(constant[None, :], 0.0, x - centre[None, :])
+    covariates = [xp.asarray(z[risk.order, j : j + 1]) for j in range(z.shape[1])]
+    start = xp.zeros((n_genes, 1 + len(covariates)))
+    if null is not None:
+        start[:, 1:] = xp.asarray(null.beta)
+        missing = np.flatnonzero(to_host(xp.any(~valid, axis=0)))
+        if missing.size:  # the covariates' model on the samples these genes keep
+            rows = xp.asarray(missing)
+            refit = cox_newton(
+                covariates,
+                valid[:, rows],
+                start[rows, 1:],
+                risk,
+                efron=efron,
+                max_iterations=50,
+                eps=tolerance,
+            )
+            start[rows, 1:] = refit.beta
+    variables = [xp.where(valid, x, 0.0), *covariates]
+    fit = cox_newton(
+        variables, valid, start, risk, efron=efron, max_iterations=max_iterations, eps=tolerance
+    )
+    variance = covariance(fit.information)
+    beta = fit.beta[:, 0]
+    se = xp.sqrt(variance[:, 0, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wald = beta / se
+        start_variance = covariance(fit.start_information)
+        score_statistic = xp.einsum(
+            "gi,gij,gj->g", fit.start_score, start_variance, fit.start_score
+        )
+        lr = xp.maximum(2.0 * (fit.loglik - fit.start_loglik), 0.0)
+        # R's test for an infinite coefficient: the remaining step u·V is not negligible
+        remaining = xp.abs(xp.einsum("gi,gij->gj", fit.score, variance))[:, 0]
+    eps = 1e-9
+    monotone = (remaining > eps) & (remaining > np.sqrt(eps) * xp.abs(beta))
+    quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
+    events = xp.asarray(risk.event)[:, None] * valid
+    usable = xp.isfinite(se)
+    return {
+        "coefficient": xp.where(usable, beta, xp.nan),
+        "se": se,
+        "hazard_ratio": xp.where(usable, xp.exp(beta), xp.nan),
+        "ci_low": xp.exp(beta - quantile * se),
+        "ci_high": xp.exp(beta + quantile * se),
+        "statistic": wald,
+        "pvalue": normal_two_sided_upper(xp.abs(wald)),
+        "lr_statistic": xp.where(usable, lr, xp.nan),
+        "lr_pvalue": xp.where(usable, normal_two_sided_upper(xp.sqrt(lr)), xp.nan),
+        "score_statistic": xp.where(usable, score_statistic, xp.nan),
+        "score_pvalue": normal_two_sided_upper(xp.sqrt(score_statistic)),
+        "loglik": xp.where(usable, fit.loglik, xp.nan),
+        "n_samples": xp.sum(valid, axis=0).astype(xp.int64),
+        "n_events": xp.sum(events, axis=0).astype(xp.int64),
+        "iterations": fit.iterations,
+        "converged": fit.converged & usable,
+        "monotone": monotone & usable,
+    }
+
+
+def _warn_flags(result: xr.Dataset) -> None:
+    usable = np.isfinite(np.asarray(to_host(result["se"].data)))
+    failed = int((usable & ~np.asarray(to_host(result["converged"].data))).sum())
+    monotone = int(np.asarray(to_host(result["monotone"].data)).sum())
+    unusable = int((~usable).sum())
+    parts = []
+    if failed:
+        parts.append(f"{failed} did not converge (flag 'converged')")
+    if monotone:
+        parts.append(
+            f"{monotone} have a likelihood that keeps rising (flag 'monotone': separation, an "
+            "infinite coefficient)"
+        )
+    if unusable:
+        parts.append(f"{unusable} could not be fitted (constant expression or no event): NaN")
+    if parts:
+        message = "Of the genes' Cox models, " + "; ".join(parts) + "."
+        warnings.warn(message, CohortexWarning, stacklevel=3)

@@ -1,0 +1,102 @@
+"""Survival outcomes of a cohort's samples: times, events and strata, checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._backend import to_host
+from .._errors import CohortexError
+
+__all__ = ["Outcome", "sample_values"]
+
+
+def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
+    """One value per sample: a sample variable by name, or the values themselves."""
+    if isinstance(spec, str):
+        if dataset is None:
+            raise CohortexError(
+                f"For a plain array, '{parameter}' must hold the values (length {n_samples}), "
+                f"not a variable name; got {spec!r}."
+            )
+        variables = [str(v) for v in dataset.data_vars if dataset[v].dims == ("sample",)]
+        if spec not in variables:
+            raise CohortexError(
+                f"The '{parameter}' parameter must name a sample variable; got {spec!r}. Sample "
+                f"variables: {', '.join(variables) or '(none)'}."
+            )
+        values = np.asarray(to_host(dataset[spec].values))
+    else:
+        values = np.asarray(to_host(spec))
+    if values.shape != (n_samples,):
+        raise CohortexError(
+            f"The '{parameter}' values must have one entry per sample ({n_samples}); got shape "
+            f"{values.shape}."
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Checked survival times, event indicators and stratum codes.
+
+    Attributes
+    ----------
+    time : ndarray of shape (n_samples,), float64
+        Non-negative, finite.
+    event : ndarray of shape (n_samples,), float64
+        1 for an event, 0 for a censored time.
+    strata : ndarray of shape (n_samples,), int64, or None
+    strata_names : list of str
+    """
+
+    time: np.ndarray
+    event: np.ndarray
+    strata: np.ndarray | None
+    strata_names: list[str]
+
+    @classmethod
+    def resolve(cls, dataset: Any, time: Any, event: Any, strata: Any, sample_ids: Any) -> Outcome:
+        n = len(sample_ids)
+        times = sample_values(dataset, time, "time", n, sample_ids)
+        try:
+            times = np.asarray(times, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CohortexError("The survival times must be numbers.") from None
+        _refuse(~np.isfinite(times), "time", "is missing or not finite", sample_ids)
+        _refuse(times < 0, "time", "is negative", sample_ids)
+        events = sample_values(dataset, event, "event", n, sample_ids)
+        if events.dtype == bool:
+            events = events.astype(np.float64)
+        try:
+            events = np.asarray(events, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CohortexError(
+                "The event indicator must be 0/1 or True/False (1: the event happened)."
+            ) from None
+        _refuse(~np.isfinite(events), "event", "is missing", sample_ids)
+        _refuse((events != 0) & (events != 1), "event", "is not 0 or 1", sample_ids)
+        codes, names = None, []
+        if strata is not None:
+            labels = pd.Series(sample_values(dataset, strata, "strata", n, sample_ids))
+            _refuse(
+                (labels.isna() | (labels.astype(str) == "")).to_numpy(),
+                "strata",
+                "is missing",
+                sample_ids,
+            )
+            found, uniques = pd.factorize(labels.astype(str), sort=True)
+            codes, names = found.astype(np.int64), [str(u) for u in uniques]
+        return cls(times, events, codes, names)
+
+
+def _refuse(bad: np.ndarray, what: str, problem: str, sample_ids: Any) -> None:
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise CohortexError(
+            f"The {what} of {int(bad.sum())} samples {problem} (first: sample "
+            f"{sample_ids[first]!r}); survival analysis needs complete, valid outcomes."
+        )
