@@ -84,7 +84,7 @@ PUBLIC = {
     "cohortex.fdr": {"METHODS", "adjust", "pi0"},
     "cohortex.plot": {"embedding", "loss", "ma", "scree", "top_genes", "volcano"},
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
-    "cohortex.survival": {"TIES", "cox"},
+    "cohortex.survival": {"TIES", "cox", "logrank"},
 }
 
 

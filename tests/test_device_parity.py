@@ -165,6 +165,15 @@ def test_survival_cox(gpu_xp, cohort, ties):
     _same(on_device, cpu, rtol=1e-9)
 
 
+def test_survival_logrank(gpu_xp, cohort):
+    path, _, condition = cohort
+    rng = np.random.default_rng(13)
+    time = np.ceil(rng.exponential(20, len(condition)))
+    event = (rng.random(len(condition)) < 0.6).astype(int)
+    cpu = survival.logrank(path, time, event, strata=condition, device="cpu")
+    _same(survival.logrank(path, time, event, strata=condition, device="gpu"), cpu)
+
+
 def test_select_k_best(gpu_xp, cohort):
     path = cohort[0]
     _same(

@@ -25,7 +25,7 @@ import numpy as np
 from .._backend import namespace
 from .._errors import CohortexError
 
-__all__ = ["CoxFit", "RiskSets", "covariance", "cox_newton", "cox_terms"]
+__all__ = ["CoxFit", "RiskSets", "covariance", "cox_newton", "cox_terms", "group_sums", "risk_sums"]
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,9 @@ def cox_terms(
     weighted += [w * variables[a] * variables[b] for a, b in pairs]
     events = xp.asarray(risk.event)[:, None] * valid
     starts, stops = xp.asarray(risk.starts), xp.asarray(risk.stops)
-    at_risk = [_risk_sums(a, risk.strata)[starts] for a in weighted]  # (groups, genes) each
-    tied = [_group_sums(events * a, starts, stops) for a in weighted] if efron else []
-    d = _group_sums(events, starts, stops)
+    at_risk = [risk_sums(a, risk.strata)[starts] for a in weighted]  # (groups, genes) each
+    tied = [group_sums(events * a, starts, stops) for a in weighted] if efron else []
+    d = group_sums(events, starts, stops)
     loglik = xp.sum(events * (eta - shift[None, :]), axis=0)
     score = xp.stack([xp.sum(events * v, axis=0) for v in variables], axis=-1)
     information = xp.zeros((valid.shape[1], p, p))
@@ -276,7 +276,7 @@ def _solve(information: Any, score: Any) -> Any:
     return xp.where(usable[:, None], step, 0.0)
 
 
-def _risk_sums(values: Any, strata: list[tuple[int, int]]) -> Any:
+def risk_sums(values: Any, strata: list[tuple[int, int]]) -> Any:
     """Sums over each row's risk set: reverse cumulative sums within each stratum."""
     xp = namespace(values)
     out = xp.empty(values.shape, dtype=xp.float64)
@@ -285,7 +285,7 @@ def _risk_sums(values: Any, strata: list[tuple[int, int]]) -> Any:
     return out
 
 
-def _group_sums(values: Any, starts: Any, stops: Any) -> Any:
+def group_sums(values: Any, starts: Any, stops: Any) -> Any:
     """Sums of the rows of each group (contiguous rows starts..stops-1), shape (groups, genes)."""
     xp = namespace(values)
     cumulative = xp.concatenate([xp.zeros((1, values.shape[1])), xp.cumsum(values, axis=0)], axis=0)

@@ -5,27 +5,24 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 from scipy import stats as _stats
 
 from .. import fdr as _fdr
-from .._backend import dask_on, namespace, resolve_device, to_host
+from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError, CohortexWarning
 from ..de._linear_model import design_matrix
 from ..stats._cox import RiskSets, covariance, cox_newton
 from ..stats._pvalues import normal_two_sided_upper
+from ._blocks import map_gene_blocks
 from ._outcome import Outcome
 
 __all__ = ["TIES", "cox"]
 
 TIES = ("efron", "breslow")
-
-# float64 (samples × genes) arrays a block of genes holds at once while it is fitted
-_BLOCK_BYTES = 256 * 2**20
 
 
 @shared_docs
@@ -136,21 +133,20 @@ def cox(
                 f"The model of the covariates alone ({covariates}) did not converge; check them "
                 "for separation or collinearity."
             )
-    x = dask_on(data.matrix, on, (4096, 4096))
     terms = 1 + z.shape[1]
-    per_gene_arrays = 8 + 1 + terms + terms * (terms + 1) // 2
-    width = int(max(1, min(4096, _BLOCK_BYTES // (8 * n_samples * per_gene_arrays))))
-    blocks = x.rechunk({0: -1, 1: width}).to_delayed()[0]
-    fit_block = dask.delayed(_fit_block, pure=True)
-    parts = dask.compute(
-        *[
-            fit_block(block, z, risk, null, efron, confidence, max_iterations, tolerance)
-            for block in blocks
-        ],
-        scheduler="threads" if on == "cpu" else "synchronous",
+    columns = map_gene_blocks(
+        data.matrix,
+        on,
+        8 + 1 + terms + terms * (terms + 1) // 2,
+        _fit_block,
+        z,
+        risk,
+        null,
+        efron,
+        confidence,
+        max_iterations,
+        tolerance,
     )
-    xp = namespace(parts[0]["coefficient"])
-    columns = {name: xp.concatenate([part[name] for part in parts]) for name in parts[0]}
     columns["padj"] = _fdr.adjust(columns["pvalue"], fdr)
     result = xr.Dataset(
         {name: ("gene", values) for name, values in columns.items()},
