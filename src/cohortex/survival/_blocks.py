@@ -7,7 +7,7 @@ from typing import Any
 
 import dask
 
-from .._backend import dask_on, namespace
+from .._backend import Device, dask_on, namespace
 
 __all__ = ["BLOCK_BYTES", "map_gene_blocks"]
 
@@ -17,7 +17,7 @@ BLOCK_BYTES = 256 * 2**20
 
 def map_gene_blocks(
     matrix: Any,
-    device: str,
+    device: Device,
     arrays_per_gene: int,
     function: Callable[..., dict[str, Any]],
     *args: Any,
