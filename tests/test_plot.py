@@ -82,3 +82,23 @@ def test_embedding_and_scree():
         "the result; got 'batch'. Sample variables: condition",
     ):
         plot.embedding(components, "batch")
+
+
+def test_km_draws_each_group_with_numbers_at_risk(tmp_path):
+    from cohortex import survival
+
+    time = [1, 2, 2, 3, 5, 6, 8, 9, 12, 15]
+    event = [1, 1, 0, 1, 0, 1, 1, 0, 1, 0]
+    group = ["a"] * 5 + ["b"] * 5
+    curves = survival.kaplan_meier(None, time, event, by=group)
+    ax = plot.km(curves, at_risk=4)
+    steps = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    assert len(steps) == 2
+    np.testing.assert_allclose(steps[0].get_ydata(), [1.0, 0.8, 0.6, 0.3, 0.3])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[:1] == ["a"] and "at risk" in texts
+    assert texts[1:5] == ["5", "1", "0", "0"]  # a at times 0, 5, 10, 15
+    ax.figure.savefig(tmp_path / "km.png")
+    assert (tmp_path / "km.png").stat().st_size > 1000
+    with pytest.raises(CohortexError, match="needs a table of cohortex.survival.kaplan_meier"):
+        plot.km({"time": [1]})

@@ -1,4 +1,5 @@
-"""Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot.
+"""Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
+Kaplan–Meier curves.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -19,7 +20,7 @@ require("matplotlib", "cohortex.plot")
 from matplotlib.axes import Axes  # noqa: E402 (after the check above)
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["embedding", "loss", "ma", "scree", "top_genes", "volcano"]
+__all__ = ["embedding", "km", "loss", "ma", "scree", "top_genes", "volcano"]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -261,4 +262,86 @@ def loss(model: Any, *, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("MSE (genes scaled to [0, 1])")
     ax.set_title("Autoencoder loss")
     ax.legend(frameon=False)
+    return ax
+
+
+_GROUP_COLOURS = ("#c0392b", "#2471a3", "#229954", "#7d3c98", "#d68910", "#5d6d7e")
+
+
+def km(curves: Any, *, at_risk: int = 5, ax: Axes | None = None) -> Axes:
+    """Kaplan–Meier curves with their intervals, censoring ticks and numbers at risk.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        A :func:`cohortex.survival.kaplan_meier` table (one or more groups).
+    at_risk : int, default 5
+        Times (evenly spaced from 0) at which the numbers at risk are printed under the
+        axis; 0 for none.
+    ax : matplotlib Axes, optional
+    """
+    needed = {"group", "time", "n_risk", "n_censor", "survival", "lower", "upper"}
+    if not needed <= set(getattr(curves, "columns", ())):
+        raise CohortexError("km() needs a table of cohortex.survival.kaplan_meier().")
+    ax = ax or _new_axes(4.5)
+    groups = list(dict.fromkeys(curves["group"]))
+    end = float(curves["time"].max())
+    ticks = np.linspace(0.0, end, at_risk) if at_risk > 0 else np.zeros(0)
+    rows = []
+    for i, group in enumerate(groups):
+        table = curves[curves["group"] == group]
+        colour = _GROUP_COLOURS[i % len(_GROUP_COLOURS)]
+        time = np.concatenate([[0.0], table["time"].to_numpy(float)])
+        survival = np.concatenate([[1.0], table["survival"].to_numpy(float)])
+        ax.step(time, survival, where="post", color=colour, lw=1.5, label=f"{group}")
+        lower = np.concatenate([[1.0], table["lower"].to_numpy(float)])
+        upper = np.concatenate([[1.0], table["upper"].to_numpy(float)])
+        ax.fill_between(time, lower, upper, step="post", color=colour, alpha=0.15, lw=0)
+        censored = table["n_censor"].to_numpy() > 0
+        ax.plot(
+            table["time"].to_numpy(float)[censored],
+            table["survival"].to_numpy(float)[censored],
+            "|",
+            color=colour,
+            ms=6,
+        )
+        # numbers at risk at each tick: the samples whose time is at or after it
+        last = table["time"].to_numpy(float)
+        n_risk = table["n_risk"].to_numpy()
+        counts = [int(n_risk[np.searchsorted(last, t)]) if t <= last[-1] else 0 for t in ticks]
+        rows.append((group, colour, counts))
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlim(0.0, end * 1.02)
+    ax.set_xlabel("time")
+    ax.set_ylabel("survival probability")
+    level = curves.attrs.get("confidence", 0.95)
+    ax.set_title(f"Kaplan–Meier ({level:.0%} intervals)")
+    if len(groups) > 1:
+        ax.legend(frameon=False, loc="lower left")
+    if len(ticks):
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        for j, (group, colour, counts) in enumerate(rows):
+            y = -0.22 - 0.07 * j
+            ax.text(
+                -0.1,
+                y,
+                group,
+                transform=ax.transAxes,
+                ha="right",
+                va="center",
+                color=colour,
+                fontsize=7,
+            )
+            for t, count in zip(ticks, counts, strict=True):
+                ax.text(
+                    t,
+                    y,
+                    str(count),
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="center",
+                    color=colour,
+                    fontsize=7,
+                )
+        ax.text(-0.1, -0.15, "at risk", transform=ax.transAxes, fontsize=7, va="center", ha="right")
     return ax
