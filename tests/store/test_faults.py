@@ -195,6 +195,18 @@ def test_a_damaged_expression_chunk_is_never_read_as_data(tmp_path, compressor, 
     assert main(["verify", str(path)]) == 1
 
 
+def test_integer_indexing_reads_checked_chunks(tmp_path):
+    """x[:, 5] and x[3] reach the store as integer keys: read, and still checked."""
+    path, x = _labelled(tmp_path, "lz4")
+    expression = open_cohort(path)["expression"]
+    np.testing.assert_array_equal(expression[:, 5].values, x[:, 5])
+    np.testing.assert_array_equal(expression[3].values, x[3])
+    np.testing.assert_array_equal(expression[-1, -1].values, x[-1, -1])
+    _damage(path / "expression" / "c" / "0" / "0", "delete")
+    with pytest.raises(CohortexError, match="lost 1 chunk of 'expression'"):
+        open_cohort(path)["expression"][:, 0].values  # noqa: B018
+
+
 @pytest.mark.parametrize("compressor", CODECS)
 def test_every_flipped_bit_is_caught(tmp_path, compressor):
     """A bit flipped anywhere in a chunk (21 places): the checksum catches every one."""

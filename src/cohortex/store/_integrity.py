@@ -293,7 +293,7 @@ class StoredArray:
         self.ndim = self.array.ndim
         self.chunks = self.array.chunks
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: tuple[slice | int, ...]) -> np.ndarray:
         keys = self._chunks_of(key)
         if self.check_chunks:
             missing = [k for k in keys if not (self.root / self.name / k).is_file()]
@@ -308,10 +308,18 @@ class StoredArray:
                 f"`cohortex verify {self.root}` lists every damaged chunk."
             ) from None
 
-    def _chunks_of(self, key: tuple[slice, ...]) -> list[str]:
+    def _chunks_of(self, key: tuple[slice | int, ...]) -> list[str]:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (len(self.shape) - len(key))
         ranges = []
         for part, size, extent in zip(key, self.chunks, self.shape, strict=True):
-            start, stop, _ = part.indices(extent)
+            if isinstance(part, slice):
+                start, stop, _ = part.indices(extent)
+            elif isinstance(part, int | np.integer):  # Dask passes an integer for x[:, 5]
+                start = int(part) % extent
+                stop = start + 1
+            else:  # anything else: check every chunk of this axis
+                start, stop = 0, extent
             ranges.append(range(start // size, -(-stop // size)))
         return ["c/" + "/".join(map(str, k)) for k in itertools.product(*ranges)]
 
