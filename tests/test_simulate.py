@@ -136,3 +136,21 @@ def test_bad_parameters(tmp_path, kwargs, message):
     with pytest.raises(CohortexError, match=message):
         simulate(tmp_path / "s.zarr", 50, 100, **kwargs)
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_survival_genes_set_the_hazard():
+    """One survival gene: its per-gene Cox model recovers the planted log hazard ratio."""
+    from cohortex import survival
+
+    x, samples, genes = simulate_array(3000, 40, n_de=4, survival_genes=1, log_hr=0.6, seed=5)
+    planted = np.flatnonzero(genes["true_log_hr"].to_numpy() != 0)
+    assert len(planted) == 1 and not genes["is_de"].to_numpy()[planted].any()
+    assert 0.2 < 1 - samples["event"].mean() < 0.5  # about a third censored
+    result = survival.cox(x, samples["time"].to_numpy(), samples["event"].to_numpy())
+    estimate, se = result["coefficient"].values[planted[0]], result["se"].values[planted[0]]
+    assert abs(estimate - genes["true_log_hr"].to_numpy()[planted[0]]) < 3 * se
+    others = np.delete(np.arange(40), planted)
+    assert np.median(result["pvalue"].values[others]) > 0.2
+    plain, _, _ = simulate_array(3000, 40, n_de=4, seed=5)
+    keep = np.delete(np.arange(40), planted)
+    np.testing.assert_array_equal(plain[:, keep], x[:, keep])  # the other draws are unchanged

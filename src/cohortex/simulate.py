@@ -18,6 +18,12 @@ Model, per sample ``s`` and gene ``g`` (``log2`` scale for ``distribution="logno
 Module genes respond to their module's latent factor through a gene-specific sigmoid (different
 thresholds and slopes), a non-linear structure that a linear method needs several components
 to describe.
+
+Survival (``survival_genes > 0``): each survival gene g gets a latent value ``u[s, g] ~ N(0, 1)``
+per sample, its expression is ``base[g] + u[s, g]`` (no batch shift; for ``lognormal`` no other
+noise, so the stored value is the latent one), and survival times follow a proportional-hazards
+model ``h(t) = h0 · exp(Σ_g true_log_hr[g] · u[s, g])`` with an exponential baseline (median 5
+at ``u = 0``) and uniform censoring on [1, 15] (about a third censored).
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ def simulate(
     module_size: int = 50,
     distribution: str = "lognormal",
     library_size: float = 1e7,
+    survival_genes: int = 0,
+    log_hr: float | tuple[float, float] = (0.3, 0.7),
     seed: int = 0,
     chunks: tuple[int, int] | None = None,
     compressor: Any = "lz4",
@@ -93,6 +101,14 @@ def simulate(
         ``library_size``.
     library_size : float, default 1e7
         Median library size for ``"negbinom"``.
+    survival_genes : int, default 0
+        Genes (disjoint from the DE and module genes) whose expression sets each sample's
+        hazard (see the module notes); with any, the samples get ``time`` and ``event``.
+    log_hr : float or (float, float), default (0.3, 0.7)
+        Absolute log hazard ratio per log2 unit of a survival gene: fixed, or drawn uniformly
+        from the range; the sign is random. With one survival gene a per-gene Cox model
+        estimates it without bias; with several, each gene's own model sees the others as
+        noise, and hazard ratios are not collapsible: its estimate is smaller.
     seed : int, default 0
         The values depend only on the seed and the parameters, not on ``chunks``.
     chunks, compressor, overwrite, progress
@@ -102,9 +118,10 @@ def simulate(
     -------
     xarray.Dataset
         The store, opened. Ground truth is kept as gene variables ``is_de`` (bool),
-        ``true_log2fc`` (float; 0 for non-DE genes), ``de_group`` (str; "" for non-DE genes) and
-        ``module`` (int; -1 outside modules), and the latent factors as sample variables
-        ``factor_0``, ``factor_1``, ... .
+        ``true_log2fc`` (float; 0 for non-DE genes), ``de_group`` (str; "" for non-DE genes),
+        ``module`` (int; -1 outside modules) and, with survival genes, ``true_log_hr`` (0
+        elsewhere); the latent factors as sample variables ``factor_0``, ``factor_1``, ...,
+        and ``time`` and ``event`` (1: the event, 0: censored) with survival genes.
     """
     model = _Model(
         n_samples,
@@ -118,6 +135,8 @@ def simulate(
         module_size=module_size,
         distribution=distribution,
         library_size=library_size,
+        survival_genes=survival_genes,
+        log_hr=log_hr,
         seed=seed,
     )
     with CohortWriter(
@@ -179,6 +198,8 @@ class _Model:
         module_size: int = 50,
         distribution: str = "lognormal",
         library_size: float = 1e7,
+        survival_genes: int = 0,
+        log_hr: float | tuple[float, float] = (0.3, 0.7),
         seed: int = 0,
     ) -> None:
         if int(n_samples) < 2 or int(n_genes) < 1:
@@ -206,10 +227,12 @@ class _Model:
         n_module_genes = int(modules) * int(module_size)
         if n_de_genes < 0 or modules < 0 or module_size < 1:
             raise CohortexError("n_de and modules must be non-negative, module_size positive.")
-        if n_de_genes + n_module_genes > self.n_genes:
+        if survival_genes < 0:
+            raise CohortexError(f"survival_genes must be non-negative; got {survival_genes}.")
+        if n_de_genes + n_module_genes + int(survival_genes) > self.n_genes:
             raise CohortexError(
-                f"{n_de_genes} DE genes and {modules} modules of {module_size} genes do not fit "
-                f"in {self.n_genes} genes."
+                f"{n_de_genes} DE genes, {modules} modules of {module_size} genes and "
+                f"{survival_genes} survival genes do not fit in {self.n_genes} genes."
             )
         order = gene_rng.permutation(self.n_genes)
         de_idx = np.sort(order[:n_de_genes])
@@ -273,6 +296,31 @@ class _Model:
             self.library = library_size * np.exp(sample_rng.normal(0.0, 0.3, self.n_samples))
             samples["library_size"] = self.library
 
+        # ---- survival (its own random stream: the other draws do not change) ------------
+        self.survival_idx = np.sort(
+            order[n_de_genes + n_module_genes : n_de_genes + n_module_genes + int(survival_genes)]
+        )
+        self.true_log_hr = np.zeros(self.n_genes)
+        if survival_genes:
+            survival_rng = self._rng(3)
+            low_hr, high_hr = (
+                (float(log_hr), float(log_hr))
+                if isinstance(log_hr, int | float)
+                else (float(log_hr[0]), float(log_hr[1]))
+            )
+            k = self.survival_idx.size
+            self.true_log_hr[self.survival_idx] = survival_rng.uniform(
+                low_hr, high_hr, k
+            ) * survival_rng.choice([-1, 1], k)
+            self.latent = survival_rng.standard_normal((self.n_samples, k))
+            risk = self.latent @ self.true_log_hr[self.survival_idx]
+            event_time = survival_rng.exponential(1.0, self.n_samples) / (
+                np.log(2.0) / 5.0 * np.exp(risk)
+            )
+            censor_time = survival_rng.uniform(1.0, 15.0, self.n_samples)
+            samples["time"] = np.minimum(event_time, censor_time)
+            samples["event"] = (event_time <= censor_time).astype(np.int64)
+
         width = len(str(self.n_samples))
         self.sample_ids = [f"S{i:0{width}d}" for i in range(1, self.n_samples + 1)]
         gwidth = len(str(self.n_genes))
@@ -286,6 +334,7 @@ class _Model:
                     de_group_index >= 0, np.asarray(group_names, dtype=object)[de_group_index], ""
                 ).astype(object),
                 "module": module,
+                **({"true_log_hr": self.true_log_hr} if survival_genes else {}),
             },
             index=self.gene_ids,
         )
@@ -315,7 +364,11 @@ class _Model:
             np.float32
         )
         if self.batch is not None:
-            eta += self.batch_shift[self.batch[start:stop]].astype(np.float32)
+            shift = self.batch_shift[self.batch[start:stop]].astype(np.float32)
+            shift[:, self.survival_idx] = 0.0  # survival genes: their latent value only
+            eta += shift
+        if self.survival_idx.size:
+            eta[:, self.survival_idx] += self.latent[start:stop].astype(np.float32)
         for m in range(self.factors.shape[1]):
             genes = np.flatnonzero(self.module == m)
             z = self.factors[start:stop, m][:, None]
@@ -323,6 +376,7 @@ class _Model:
             eta[:, genes] += (self.amplitude[genes] * link).astype(np.float32)
         if self.distribution == "lognormal":
             noise = rng.standard_normal((stop - start, self.n_genes), dtype=np.float32)
+            noise[:, self.survival_idx] = 0.0
             block = eta + noise * self.noise_sd.astype(np.float32)
         else:
             mean = self.library[start:stop, None] * np.exp2(eta.astype(np.float64))
