@@ -443,3 +443,29 @@ def test_bench_refuses_bad_options(tmp_path, capsys):
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2
     assert "pip install 'cohortex[cuda12]'" in capsys.readouterr().err
+
+
+def test_survival_command(tmp_path, capsys):
+    from cohortex import open_cohort, read_result, simulate, survival
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 300, 40, n_de=4, survival_genes=2, log_hr=1.0, seed=6)
+    capsys.readouterr()
+    truth = open_cohort(store)["true_log_hr"].to_series()
+    best = str(truth.abs().idxmax())
+    plot, out = tmp_path / "km.png", tmp_path / "cox.tsv"
+    arguments = ["survival", str(store), "--time", "time", "--event", "event", "--top", "2"]
+    assert main([*arguments, "--out", str(out), "--km", best, "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "Cox models of 40 genes" in printed and "saved as result 'survival_cox'" in printed
+    saved = read_result(store, "survival_cox")
+    direct = survival.cox(store, "time", "event")
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    top_two = {line.split()[0] for line in printed.splitlines()[2:4]}
+    assert top_two == {str(g) for g in truth[truth != 0].index}  # the planted genes lead
+    assert plot.stat().st_size > 1000 and len(out.read_text().splitlines()) == 41
+    assert main([*arguments, "--test", "logrank", "--strata", "condition"]) == 0
+    assert read_result(store, "survival_logrank").attrs["strata"] == "condition"
+    capsys.readouterr()
+    assert main([*arguments, "--km", best]) == 2
+    assert "--km GENE and --plot FILE go together" in capsys.readouterr().err

@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--modules", type=int, default=0, help="number of co-expression modules")
     sim.add_argument("--module-size", type=int, default=50, help="genes per module")
     sim.add_argument("--distribution", choices=("lognormal", "negbinom"), default="lognormal")
+    sim.add_argument(
+        "--survival-genes",
+        type=int,
+        default=0,
+        help="genes that set each sample's hazard; adds the sample variables time and event",
+    )
     sim.add_argument("--seed", type=int, default=0)
     _store_options(sim)
     sim.set_defaults(run=_simulate)
@@ -176,6 +182,34 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     de.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     de.set_defaults(run=_de)
+
+    surv = commands.add_parser(
+        "survival",
+        help="per-gene Cox models or log-rank tests; the result goes into the store",
+        description="A Cox proportional-hazards model per gene (R's coxph), or the log-rank "
+        "test of each gene's high against low expression (R's survdiff), with --km GENE for "
+        "its Kaplan-Meier plot.",
+    )
+    surv.add_argument("store", type=Path)
+    surv.add_argument("--time", required=True, help="sample variable of follow-up times")
+    surv.add_argument("--event", required=True, help="sample variable: 1 event, 0 censored")
+    surv.add_argument("--test", choices=("cox", "logrank"), default="cox")
+    surv.add_argument("--covariates", default=None, help="with cox: a formula, e.g. '~ age'")
+    surv.add_argument("--strata", default=None, help="sample variable of strata")
+    surv.add_argument("--ties", choices=("efron", "breslow"), default="efron")
+    surv.add_argument(
+        "--quantile", type=float, default=0.5, help="with logrank: where genes split (median)"
+    )
+    surv.add_argument(
+        "--fdr", choices=("bh", "by", "bonferroni", "holm", "storey", "none"), default="bh"
+    )
+    surv.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    surv.add_argument("--name", default=None, help="result name (default survival_<test>)")
+    surv.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
+    surv.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
+    surv.add_argument("--km", metavar="GENE", default=None, help="Kaplan-Meier plot of a gene")
+    surv.add_argument("--plot", type=Path, default=None, help="file for the --km plot")
+    surv.set_defaults(run=_survival)
 
     pc = commands.add_parser("pca", help="principal components; the result goes into the store")
     pc.add_argument("store", type=Path)
@@ -449,6 +483,7 @@ def _simulate(args: argparse.Namespace) -> None:
         modules=args.modules,
         module_size=args.module_size,
         distribution=args.distribution,
+        survival_genes=args.survival_genes,
         seed=args.seed,
         **_store_kwargs(args),
     )
@@ -563,6 +598,74 @@ def _de(args: argparse.Namespace) -> None:
     if args.top > 0 and ("log2fc" in result or "coefficient" in result):
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(result, args.top).to_string(index=False, float_format="%.4g"))
+
+
+def _survival(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .. import survival
+    from ..store import write_result
+
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if (args.km is None) != (args.plot is None):
+        raise CohortexError("--km GENE and --plot FILE go together.")
+    _check_plot(args.plot)
+    if args.test == "logrank" and (args.covariates or args.ties != "efron"):
+        raise CohortexError("--covariates and --ties go with --test cox.")
+    start = time.perf_counter()
+    if args.test == "cox":
+        result = survival.cox(
+            args.store,
+            args.time,
+            args.event,
+            covariates=args.covariates,
+            strata=args.strata,
+            ties=args.ties,
+            fdr=args.fdr,
+            device=args.device,
+        )
+        what = "Cox models"
+    else:
+        result = survival.logrank(
+            args.store,
+            args.time,
+            args.event,
+            quantile=args.quantile,
+            strata=args.strata,
+            fdr=args.fdr,
+            device=args.device,
+        )
+        what = "log-rank tests"
+    elapsed = time.perf_counter() - start
+    name = args.name or f"survival_{args.test}"
+    write_result(args.store, name, result, overwrite=True)
+    table = result.to_dataframe().reset_index()
+    if args.out is not None:
+        table.to_csv(args.out, sep="," if args.out.suffix.lower() == ".csv" else "\t", index=False)
+    print(
+        f"{what} of {result.sizes['gene']} genes in {elapsed:.1f} s; saved as result {name!r}"
+        + (f" and {args.out}" if args.out else "")
+    )
+    if args.top > 0:
+        columns = ["gene", "hazard_ratio", "statistic", "pvalue", "padj"]
+        if args.test == "cox":
+            columns[2:2] = ["ci_low", "ci_high"]
+        # where p-values underflow to 0 the larger statistic ranks first
+        strength = -table["statistic"].abs()
+        best = table.assign(strength=strength).sort_values(["pvalue", "strength"]).head(args.top)
+        with pd.option_context("display.width", 120, "display.max_columns", 12):
+            print(best[columns].to_string(index=False, float_format="%.4g"))
+    if args.km is not None:
+        from .. import plot
+
+        curves = survival.kaplan_meier(
+            args.store, args.time, args.event, gene=args.km, quantile=args.quantile
+        )
+        ax = plot.km(curves)
+        ax.set_title(f"{args.km}: high vs low expression")
+        ax.figure.savefig(args.plot, dpi=120)
+        print(f"Kaplan-Meier plot of {args.km} written to {args.plot}")
 
 
 def _pca(args: argparse.Namespace) -> None:
