@@ -657,6 +657,8 @@ def _survival(args: argparse.Namespace) -> None:
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(best[columns].to_string(index=False, float_format="%.4g"))
     if args.km is not None:
+        from matplotlib.figure import Figure
+
         from .. import plot
 
         curves = survival.kaplan_meier(
@@ -664,7 +666,9 @@ def _survival(args: argparse.Namespace) -> None:
         )
         ax = plot.km(curves)
         ax.set_title(f"{args.km}: high vs low expression")
-        ax.figure.savefig(args.plot, dpi=120)
+        figure = ax.figure
+        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+        figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of {args.km} written to {args.plot}")
 
 
