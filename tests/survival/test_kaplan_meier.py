@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_cox import FIXTURES, breast_cancer
+from cohorts import FIXTURES, breast_cancer
 
 from cohortex import CohortexError, survival
 

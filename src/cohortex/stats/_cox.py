@@ -2,9 +2,10 @@
 
 Every gene g has its own model ``log h(t) = h0(t) + β_g x_g + γ_g·z`` over the samples where
 ``x_g`` is observed (the covariates z are shared). The partial likelihood's score and information
-come from risk-set sums: with the samples sorted by (stratum, time), the sums over ``{j : t_j ≥
-t}`` of ``w = exp(η)``, ``w v`` and ``w v vᵀ`` (``v = (x_g, z)``) are reverse cumulative sums
-within each stratum, read at the first sample of each tied time. Ties follow Efron (R's default):
+come from risk-set sums: with the samples sorted by stratum and from the latest time, the sums
+over ``{j : t_j ≥ t}`` of ``w = exp(η)``, ``w v`` and ``w v vᵀ`` (``v = (x_g, z)``) are
+cumulative sums within each stratum, read at the last sample of each tied time; only the rows
+with an event enter the other sums. Ties follow Efron (R's default):
 the r-th of d tied events sees the risk set less ``r/d`` of the tied events' sums; Breslow uses
 the whole risk set d times. ``exp(η)`` is taken relative to each gene's largest η, which every
 ratio and the log-likelihood cancel.
@@ -25,7 +26,15 @@ import numpy as np
 from .._backend import namespace
 from .._errors import CohortexError
 
-__all__ = ["CoxFit", "RiskSets", "covariance", "cox_newton", "cox_terms", "group_sums", "risk_sums"]
+__all__ = [
+    "CoxFit",
+    "RiskSets",
+    "covariance",
+    "cox_newton",
+    "cox_terms",
+    "group_sums",
+    "risk_sums",
+]
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,8 @@ class RiskSets:
     Attributes
     ----------
     order : ndarray of shape (n_samples,)
-        Samples sorted by stratum, then time.
+        Samples sorted by stratum, then time from the latest: a risk set is then a stratum's
+        rows up to the last of a tied group, a forward cumulative sum.
     event : ndarray of shape (n_samples,), float64
         The event indicator in that order.
     strata : list of (start, stop)
@@ -44,6 +54,9 @@ class RiskSets:
         The rows of each tied (stratum, time) group that holds an event.
     max_events : ndarray of shape (n_groups,)
         Events per group (before any sample is left out for missing expression).
+    event_rows : ndarray of shape (n_events,)
+        The rows with an event, in order; group g's are ``event_rows[event_starts[g]:
+        event_starts[g + 1]]`` (``event_starts`` of shape (n_groups + 1,)).
     """
 
     order: np.ndarray
@@ -52,12 +65,19 @@ class RiskSets:
     starts: np.ndarray
     stops: np.ndarray
     max_events: np.ndarray
+    event_rows: np.ndarray
+    event_starts: np.ndarray
+
+    @property
+    def tied(self) -> bool:
+        """Whether any time holds more than one event."""
+        return bool((self.max_events > 1).any())
 
     @classmethod
     def build(cls, time: np.ndarray, event: np.ndarray, strata: np.ndarray | None) -> RiskSets:
         """From per-sample times, events (0/1) and stratum codes (or None)."""
         codes = np.zeros(time.size, dtype=np.int64) if strata is None else strata
-        order = np.lexsort((time, codes))
+        order = np.lexsort((-time, codes))
         t, s, e = time[order], codes[order], event[order].astype(np.float64)
         new_group = np.ones(t.size, dtype=bool)
         new_group[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
@@ -74,6 +94,8 @@ class RiskSets:
             starts=group_starts[with_events],
             stops=group_stops[with_events],
             max_events=events[with_events],
+            event_rows=np.flatnonzero(e > 0),
+            event_starts=np.concatenate([[0], np.cumsum(events[with_events])]).astype(np.int64),
         )
 
 
@@ -107,7 +129,13 @@ class CoxFit:
 
 
 def cox_terms(
-    variables: list[Any], valid: Any, beta: Any, risk: RiskSets, efron: bool
+    variables: list[Any],
+    valid: Any,
+    beta: Any,
+    risk: RiskSets,
+    efron: bool,
+    *,
+    compiled: bool = True,
 ) -> tuple[Any, Any, Any]:
     """Log partial likelihood, score and information of every gene at ``beta``.
 
@@ -122,6 +150,9 @@ def cox_terms(
     risk : RiskSets
     efron : bool
         Efron's ties (else Breslow's).
+    compiled : bool, default True
+        On the CPU, the compiled twin (:mod:`cohortex.stats._cpu.cox`): one pass instead of
+        about fifteen.
 
     Returns
     -------
@@ -131,34 +162,45 @@ def cox_terms(
     """
     xp = namespace(valid)
     p = len(variables)
+    if compiled and xp is np:
+        from ._cpu.cox import cox_terms_compiled  # numba: CPU only
+
+        shared = [np.broadcast_to(v, (valid.shape[0], 1)) for v in variables[1:]]
+        return cox_terms_compiled(
+            np.asarray(variables[0]),
+            np.concatenate(shared, axis=1) if shared else np.zeros((valid.shape[0], 0)),
+            valid,
+            beta,
+            risk.event,
+            np.asarray([start for start, _ in risk.strata], dtype=np.int64),
+            risk.stops,
+            efron,
+        )
+    complete = bool(xp.all(valid))  # no missing value: no masking
     eta = sum(v * beta[None, :, a] for a, v in enumerate(variables))
-    eta = xp.where(valid, eta, 0.0)
-    shift = xp.max(xp.where(valid, eta, -np.inf), axis=0)
-    shift = xp.where(xp.isfinite(shift), shift, 0.0)
-    w = xp.where(valid, xp.exp(eta - shift[None, :]), 0.0)
+    if complete:
+        shift = xp.max(eta, axis=0)
+        w = xp.exp(eta - shift[None, :])
+    else:
+        eta = xp.where(valid, eta, 0.0)
+        shift = xp.max(xp.where(valid, eta, -np.inf), axis=0)
+        shift = xp.where(xp.isfinite(shift), shift, 0.0)
+        w = xp.where(valid, xp.exp(eta - shift[None, :]), 0.0)
     pairs = [(a, b) for a in range(p) for b in range(a, p)]
     weighted = [w, *(w * v for v in variables)]
     weighted += [w * variables[a] * variables[b] for a, b in pairs]
-    events = xp.asarray(risk.event)[:, None] * valid
-    starts, stops = xp.asarray(risk.starts), xp.asarray(risk.stops)
-    at_risk = [risk_sums(a, risk.strata)[starts] for a in weighted]  # (groups, genes) each
-    tied = [group_sums(events * a, starts, stops) for a in weighted] if efron else []
-    d = group_sums(events, starts, stops)
-    loglik = xp.sum(events * (eta - shift[None, :]), axis=0)
-    score = xp.stack([xp.sum(events * v, axis=0) for v in variables], axis=-1)
+    at_risk = [risk_sums(a, risk.strata, risk.stops) for a in weighted]  # (groups, genes) each
+    # the event rows only: each group's events are a run of them
+    rows = xp.asarray(risk.event_rows)
+    counted = valid[rows].astype(xp.float64)  # (events, genes)
+    runs = (xp.asarray(risk.event_starts[:-1]), xp.asarray(risk.event_starts[1:]))
+    d = group_sums(counted, *runs) if risk.tied else counted
+    loglik = xp.sum(counted * (eta[rows] - shift[None, :]), axis=0)
+    score = xp.stack([xp.sum(counted * v[rows], axis=0) for v in variables], axis=-1)
     information = xp.zeros((valid.shape[1], p, p))
-    rounds = int(risk.max_events.max()) if efron and risk.max_events.size else 1
-    for r in range(rounds):
-        if efron:
-            # the groups that still have a tied event to remove; f = r / d of their sums
-            rows = np.flatnonzero(risk.max_events > r)
-            rows_xp = xp.asarray(rows)
-            active = d[rows_xp] > r
-            fraction = xp.where(active, r / xp.where(d[rows_xp] > 0, d[rows_xp], 1.0), 0.0)
-            sums = [s[rows_xp] - fraction * e[rows_xp] for s, e in zip(at_risk, tied, strict=True)]
-            multiplicity = active.astype(xp.float64)
-        else:
-            sums, multiplicity = at_risk, d
+
+    def add(sums: list[Any], multiplicity: Any) -> None:
+        nonlocal loglik, score
         s0 = xp.where(multiplicity > 0, sums[0], 1.0)
         loglik = loglik - xp.sum(multiplicity * xp.log(s0), axis=0)
         means = [s / s0 for s in sums[1 : p + 1]]
@@ -168,6 +210,25 @@ def cox_terms(
             information[:, a, b] += term
             if a != b:
                 information[:, b, a] += term
+
+    if not (efron and risk.tied):  # Breslow, or Efron without ties (the same)
+        add(at_risk, d)
+        return loglik, score, information
+    add(at_risk, (d > 0).astype(xp.float64))  # the first of each group's events: r = 0
+    tied_groups = np.flatnonzero(risk.max_events > 1)
+    tied_xp = xp.asarray(tied_groups)
+    # the tied events' own sums, for the groups with ties
+    tied = [group_sums(counted * a[rows], *runs)[tied_xp] for a in weighted]
+    d_tied, at_risk_tied = d[tied_xp], [a[tied_xp] for a in at_risk]
+    for r in range(1, int(risk.max_events.max())):
+        # the r-th tied event (r = 1 …) sees the risk set less r / d of the tied events
+        keep = np.flatnonzero(risk.max_events[tied_groups] > r)
+        keep_xp = xp.asarray(keep)
+        present = d_tied[keep_xp]
+        active = present > r
+        fraction = xp.where(active, r / xp.where(present > 0, present, 1.0), 0.0)
+        sums = [s[keep_xp] - fraction * e[keep_xp] for s, e in zip(at_risk_tied, tied, strict=True)]
+        add(sums, active.astype(xp.float64))
     return loglik, score, information
 
 
@@ -276,13 +337,23 @@ def _solve(information: Any, score: Any) -> Any:
     return xp.where(usable[:, None], step, 0.0)
 
 
-def risk_sums(values: Any, strata: list[tuple[int, int]]) -> Any:
-    """Sums over each row's risk set: reverse cumulative sums within each stratum."""
+def risk_sums(values: Any, strata: list[tuple[int, int]], stops: np.ndarray) -> Any:
+    """Sums over the risk sets of the groups ending before ``stops`` (host, ascending).
+
+    With the rows sorted from the latest time, a group's risk set is its stratum's rows up to
+    its last row: a forward cumulative sum within the stratum, read at ``stops - 1``.
+    Returns an array of shape (len(stops), n_genes).
+    """
     xp = namespace(values)
-    out = xp.empty(values.shape, dtype=xp.float64)
+    parts = []
     for start, stop in strata:
-        out[start:stop] = xp.cumsum(values[start:stop][::-1], axis=0)[::-1]
-    return out
+        inside = stops[(stops > start) & (stops <= stop)]
+        if inside.size:
+            running = xp.cumsum(values[start:stop], axis=0)
+            parts.append(running[xp.asarray(inside - 1 - start)])
+    if not parts:
+        return xp.zeros((0, values.shape[1]))
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
 
 
 def group_sums(values: Any, starts: Any, stops: Any) -> Any:

@@ -8,8 +8,8 @@ events (d1_t high), summed over times and strata::
     O = Σ d1_t,   E = Σ d_t n1_t / n_t,
     V = Σ d_t (n1_t / n_t) (1 − n1_t / n_t) (n_t − d_t) / (n_t − 1),   χ² = (O − E)² / V
 
-on 1 degree of freedom. At-risk counts are reverse cumulative sums over the sorted samples,
-read at the first sample of each tied time (:mod:`cohortex.stats._cox`).
+on 1 degree of freedom. At-risk counts are cumulative sums over the samples sorted from the
+latest time, read at the last sample of each tied time (:mod:`cohortex.stats._cox`).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def logrank_block(high: Any, valid: Any, risk: RiskSets) -> dict[str, Any]:
     in_high = (high & valid).astype(xp.float64)
     events = xp.asarray(risk.event)[:, None]
     starts, stops = xp.asarray(risk.starts), xp.asarray(risk.stops)
-    n = risk_sums(in_test, risk.strata)[starts]
-    n1 = risk_sums(in_high, risk.strata)[starts]
+    n = risk_sums(in_test, risk.strata, risk.stops)
+    n1 = risk_sums(in_high, risk.strata, risk.stops)
     d = group_sums(events * in_test, starts, stops)
     d1 = group_sums(events * in_high, starts, stops)
     with np.errstate(divide="ignore", invalid="ignore"):
