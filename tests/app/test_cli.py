@@ -435,10 +435,30 @@ def test_bench_voom_suite(tmp_path):
     assert "the fit alone" in (out / "bench.md").read_text()
 
 
+def test_bench_survival_suite(tmp_path):
+    """Without time and event in the store the suite draws an outcome; lifelines where
+    installed, extrapolated from --scipy-genes genes."""
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "150", "--genes", "30", "--only", "survival"]
+    assert main([*argv, "--out", str(out), "--scipy-genes", "10"]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+    for case in ("cohortex_zarr", "logrank_zarr"):
+        assert rows[case]["seconds"] > 0 and rows[case]["fraction_of_limit"] > 0, case
+    lifelines = rows["lifelines"]
+    if "skipped" in lifelines:
+        assert lifelines["skipped"] == "lifelines is not installed"
+    else:
+        assert lifelines["extrapolated_from_genes"] == 10
+        assert lifelines["seconds"] == pytest.approx(lifelines["measured_seconds"] * 3)
+        assert lifelines["speedup"] == pytest.approx(
+            lifelines["seconds"] / rows["cohortex_zarr"]["seconds"]
+        )
+
+
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (
-        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, voom"
+        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, voom"
         in capsys.readouterr().err
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2

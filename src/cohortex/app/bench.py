@@ -16,6 +16,11 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               the first ``--tsne-subset`` samples (it is far slower); cuML on a GPU.
 ``ae``        one epoch of a 3 × 512 autoencoder from the store; the same network trained by a
               plain PyTorch loop on the in-memory matrix.
+``survival``  a Cox model per gene (Efron ties) and the log-rank test per gene, from the store;
+              lifelines' ``CoxPHFitter`` gene by gene on ``--scipy-genes`` genes,
+              **extrapolated** to all. The outcome is the store's ``time`` and ``event`` (as
+              ``simulate(survival_genes=...)`` writes them) or, without them, exponential times
+              with a third censored drawn from a fixed seed.
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -101,12 +106,15 @@ _CASES = [
     Case("tsne", "cuml", "anchor", "pcs", "cuml"),
     Case("ae", "cohortex_zarr", "cohortex", "zarr"),
     Case("ae", "torch_loop", "anchor", "memory", "torch"),
+    Case("survival", "cohortex_zarr", "cohortex", "zarr"),
+    Case("survival", "logrank_zarr", "cohortex", "zarr"),
+    Case("survival", "lifelines", "anchor", "memory", "lifelines", False, "cohortex_zarr"),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
 ]
-SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "voom")
+SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "voom")
 _VOOM_R = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -320,6 +328,8 @@ def _time_case(
         extra.update(_train_one_epoch(case, store, x, device))
     elif case.suite == "voom":
         extra.update(_voom_case(case, store, device, r_samples))
+    elif case.suite == "survival":
+        extra.update(_survival_case(case, store, x, device, scipy_genes))
     else:
         raise ValueError(f"unknown case {case.suite}:{case.name}")
     seconds = extra.pop("timed_seconds", time.perf_counter() - start)
@@ -360,6 +370,49 @@ def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
         loss.backward()
         optimizer.step()
     return {"samples_trained": int(data.shape[0])}
+
+
+def _outcome(store: str) -> tuple[np.ndarray, np.ndarray]:
+    """The store's survival times and events, or a fixed-seed draw when it has none."""
+    from ..store import open_cohort
+
+    cohort = open_cohort(store)
+    if "time" in cohort and "event" in cohort:
+        return np.asarray(cohort["time"].values), np.asarray(cohort["event"].values)
+    rng = np.random.default_rng(0)
+    n = cohort.sizes["sample"]
+    event_time, censor_time = rng.exponential(5.0, n), rng.exponential(10.0, n)
+    return np.minimum(event_time, censor_time), (event_time <= censor_time).astype(np.int64)
+
+
+def _survival_case(case: Case, store: str, x: Any, device: str, anchor_genes: int) -> dict:
+    """Cox models or log-rank tests of every gene from the store, or lifelines gene by gene."""
+    from .. import survival
+
+    time_, event = _outcome(store)
+    extra: dict[str, Any] = {}
+    start = time.perf_counter()
+    if case.name == "cohortex_zarr":
+        survival.cox(store, time_, event, device=device)
+    elif case.name == "logrank_zarr":
+        survival.logrank(store, time_, event, device=device)
+    else:
+        import warnings
+
+        import pandas as pd
+        from lifelines import CoxPHFitter
+
+        genes = min(anchor_genes, x.shape[1])
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lifelines' convergence chatter
+            for g in range(genes):
+                frame = pd.DataFrame({"x": x[:, g].astype(np.float64), "T": time_, "E": event})
+                CoxPHFitter().fit(frame, "T", "E")
+        if genes < x.shape[1]:
+            extra["extrapolated_from_genes"] = genes
+    extra["timed_seconds"] = time.perf_counter() - start
+    return extra
 
 
 def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
@@ -672,7 +725,7 @@ def _add_ratios(rows: list[dict], matrix_bytes: int) -> None:
         if r["source"] in ("memory", "zarr") and r["suite"] != "ae":
             r["gbps"] = matrix_bytes / r["seconds"] / 1e9
         limit = limits.get((r["device"], "memory_pass" if r["source"] == "memory" else "zarr_read"))
-        if limit is not None and r["role"] == "cohortex" and r["source"] != "pcs":
+        if limit is not None and r["role"] == "cohortex" and r["source"] in ("memory", "zarr"):
             r["fraction_of_limit"] = limit / r["seconds"]
         if r["role"] == "anchor":
             if (r["suite"], r["case"]) in against:
@@ -720,7 +773,7 @@ def _markdown(report: dict) -> str:
         if "fit_seconds" in r:
             note = f"the fit alone {r['fit_seconds']:.2f} s"
         if r.get("runs"):
-            note += f" median of {', '.join(f'{t:.2f}' for t in r['runs'])}"
+            note += ("; " if note else "") + f"median of {', '.join(f'{t:.2f}' for t in r['runs'])}"
         if "startup_seconds" in r:
             note += f" (start-up {r['startup_seconds']:.2f} s)"
         rss = r.get("peak_rss_bytes")
@@ -743,6 +796,7 @@ def script(
     description: str,
     scipy_genes: int | None,
     kind: str = "untied",
+    samples: int = 50_000,
 ) -> None:
     """The command line of a script in ``benchmarks/``: one or more suites of this harness.
 
@@ -753,7 +807,7 @@ def script(
     genes when ``scipy_genes`` is None), ``--tsne-subset``, ``--r-samples``, ``--out``.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--samples", type=int, default=samples)
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--kind", choices=("untied", "tied", "counts"), default=kind)
     parser.add_argument("--store", type=Path, default=None)
