@@ -82,7 +82,16 @@ PUBLIC = {
     "cohortex.embed": {"pca", "tsne"},
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
     "cohortex.fdr": {"METHODS", "adjust", "pi0"},
-    "cohortex.plot": {"embedding", "km", "loss", "ma", "scree", "top_genes", "volcano"},
+    "cohortex.plot": {
+        "embedding",
+        "forest",
+        "km",
+        "loss",
+        "ma",
+        "scree",
+        "top_genes",
+        "volcano",
+    },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
 }

@@ -102,3 +102,20 @@ def test_km_draws_each_group_with_numbers_at_risk(tmp_path):
     assert (tmp_path / "km.png").stat().st_size > 1000
     with pytest.raises(CohortexError, match="needs a table of cohortex.survival.kaplan_meier"):
         plot.km({"time": [1]})
+
+
+def test_forest_orders_by_p_value(tmp_path):
+    from cohortex import survival
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 6))
+    event_time = rng.exponential(1.0 / np.exp(0.8 * x[:, 2] - 0.6 * x[:, 4]))
+    result = survival.cox(x, np.minimum(event_time, 3.0), (event_time < 3.0).astype(int))
+    ax = plot.forest(result, n=3)
+    ticks = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    best = list(result["gene"].values[np.argsort(result["pvalue"].values)[:3]])
+    assert sorted(ticks, key=ticks.get, reverse=True) == best  # the best at the top
+    assert set(best[:2]) == {"G3", "G5"} and ax.get_xscale() == "log"
+    ax.figure.savefig(tmp_path / "forest.png")
+    with pytest.raises(CohortexError, match="needs a cohortex.survival.cox"):
+        plot.forest(de.test(x, np.repeat(["a", "b"], 200)))

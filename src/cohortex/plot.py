@@ -1,5 +1,5 @@
 """Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
-Kaplan–Meier curves.
+Kaplan–Meier curves and a forest plot of hazard ratios.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -20,7 +20,7 @@ require("matplotlib", "cohortex.plot")
 from matplotlib.axes import Axes  # noqa: E402 (after the check above)
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["embedding", "km", "loss", "ma", "scree", "top_genes", "volcano"]
+__all__ = ["embedding", "forest", "km", "loss", "ma", "scree", "top_genes", "volcano"]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -344,4 +344,40 @@ def km(curves: Any, *, at_risk: int = 5, ax: Axes | None = None) -> Axes:
                     fontsize=7,
                 )
         ax.text(-0.1, -0.15, "at risk", transform=ax.transAxes, fontsize=7, va="center", ha="right")
+    return ax
+
+
+def forest(result: xr.Dataset, n: int = 20, *, ax: Axes | None = None) -> Axes:
+    """Forest plot of the ``n`` genes with the smallest p-values of a per-gene Cox result:
+    hazard ratios with their confidence intervals on a log axis, 1 marked.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        A :func:`cohortex.survival.cox` result.
+    n : int, default 20
+    ax : matplotlib Axes, optional
+    """
+    needed = ("hazard_ratio", "ci_low", "ci_high", "pvalue", "statistic")
+    if any(name not in result for name in needed):
+        raise CohortexError("forest() needs a cohortex.survival.cox() result.")
+    p = np.asarray(result["pvalue"].values, dtype=float)
+    strength = np.abs(np.asarray(result["statistic"].values, dtype=float))
+    usable = np.flatnonzero(np.isfinite(p))
+    # smallest p first; where p underflows to 0, the larger |z|
+    order = usable[np.lexsort((-strength[usable], p[usable]))][:n]
+    ax = ax or _new_axes(max(2.5, 0.25 * len(order) + 1.2))
+    rows = np.arange(len(order))[::-1]
+    ratio = np.asarray(result["hazard_ratio"].values, dtype=float)[order]
+    low = np.asarray(result["ci_low"].values, dtype=float)[order]
+    high = np.asarray(result["ci_high"].values, dtype=float)[order]
+    colours = np.where(ratio >= 1, _UP, _DOWN)
+    ax.hlines(rows, low, high, colors=colours, lw=1.5)
+    ax.scatter(ratio, rows, c=colours, s=18, zorder=3)
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(rows, [str(g) for g in result["gene"].values[order]], fontsize=7)
+    level = result.attrs.get("confidence", 0.95)
+    ax.set_xlabel(f"hazard ratio per unit of expression ({level:.0%} interval)")
+    ax.set_title(f"Top {len(order)} genes by Cox p-value")
     return ax
