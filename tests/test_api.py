@@ -30,6 +30,7 @@ PUBLIC = {
         "open_cohort",
         "pca",
         "plot",
+        "predict",
         "read_result",
         "resolve_device",
         "simulate",
@@ -94,6 +95,7 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
+    "cohortex.predict": {"MODELS", "CrossValidation", "cross_validate"},
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import de, fdr, io, survival
+from . import de, fdr, io, predict, survival
 from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
@@ -56,6 +56,7 @@ __all__ = [
     "open_cohort",
     "pca",
     "plot",
+    "predict",
     "read_result",
     "resolve_device",
     "simulate",

@@ -371,7 +371,7 @@ def forest(result: xr.Dataset, n: int = 20, *, ax: Axes | None = None) -> Axes:
     ratio = np.asarray(result["hazard_ratio"].values, dtype=float)[order]
     low = np.asarray(result["ci_low"].values, dtype=float)[order]
     high = np.asarray(result["ci_high"].values, dtype=float)[order]
-    colours = np.where(ratio >= 1, _UP, _DOWN)
+    colours = [_UP if r >= 1 else _DOWN for r in ratio]
     ax.hlines(rows, low, high, colors=colours, lw=1.5)
     ax.scatter(ratio, rows, c=colours, s=18, zorder=3)
     ax.axvline(1.0, color="k", lw=0.8, ls="--")

@@ -1,0 +1,113 @@
+"""Cross-validated prediction: the same folds as scikit-learn's pipeline give the same AUROC,
+selection happens inside the folds, and the interval is DeLong's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cohortex import CohortexError, create_cohort, predict
+from cohortex.predict._auroc import auroc_interval
+
+
+def _cohort(seed: int, n: int = 160, genes: int = 300, signal: float = 0.8):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, genes))
+    y = rng.permutation(np.repeat(["tumour", "normal"], [n // 2 + 7, n - n // 2 - 7]))
+    x[y == "tumour", :10] += signal
+    return x, y
+
+
+def test_per_fold_auroc_equals_a_scikit_learn_pipeline(tmp_path):
+    x, y = _cohort(40)
+    create_cohort(
+        tmp_path / "c.zarr",
+        x.astype(np.float32),
+        samples=pd.DataFrame({"status": y}),
+        chunks=(32, 64),
+    )
+    stored = x.astype(np.float32).astype(np.float64)
+    result = predict.cross_validate(tmp_path / "c.zarr", "status", k=20, folds=5, seed=3)
+    reference = make_pipeline(
+        SelectKBest(f_classif, k=20), StandardScaler(), LogisticRegression(max_iter=5000)
+    )
+    folds = StratifiedKFold(5, shuffle=True, random_state=3)
+    expected = cross_val_score(reference, stored, y == "tumour", cv=folds, scoring="roc_auc")
+    np.testing.assert_allclose(result.folds["auroc"], expected, rtol=1e-10)
+    assert result.classes == ["normal", "tumour"] and len(result.predictions) == 160
+    assert 0.8 < result.auroc < 1 and result.auroc_ci[0] < result.auroc < result.auroc_ci[1]
+    planted = {f"G{i}" for i in range(1, 11)}
+    always = set(result.genes.index[result.genes["selected"] == 1.0])
+    assert len(planted & always) >= 9  # every fold chose (nearly) every planted gene
+    assert len(planted & set(result.genes.index[:12])) >= 9  # and they lead by importance
+
+
+def test_selection_inside_the_folds_does_not_leak():
+    """Pure-noise labels: selecting on all samples and then cross-validating reports a good
+    AUROC; selection inside each training fold sits at chance."""
+    rng = np.random.default_rng(41)
+    x = rng.normal(size=(120, 2000))
+    y = rng.permutation(np.repeat(["a", "b"], 60))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    selected = SelectKBest(f_classif, k=20).fit(x, y).get_support()
+    leaky = cross_val_score(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        x[:, selected],
+        y,
+        cv=folds,
+        scoring="roc_auc",
+    ).mean()
+    honest = predict.cross_validate(x, y, k=20, folds=5, seed=0, permutations=19)
+    assert leaky > 0.8
+    assert abs(honest.auroc - 0.5) < 0.15
+    assert honest.permutation_auroc.shape == (19,) and honest.permutation_pvalue > 0.05
+
+
+def test_models_repeats_and_classes():
+    x, y = _cohort(42, n=150, genes=120, signal=1.2)
+    forest = predict.cross_validate(x, y, k=30, model="random_forest", folds=3, repeats=2)
+    assert len(forest.folds) == 6 and forest.auroc > 0.8
+    assert set(forest.predictions["repeat"]) == {0, 1}
+    lasso = predict.cross_validate(x, y, k=30, penalty="l1", C=0.5, folds=3)
+    assert lasso.auroc > 0.8
+    three = np.where(np.arange(150) % 3 == 0, "c", y)
+    multi = predict.cross_validate(x, three, k=30, folds=3)
+    assert multi.classes == ["c", "normal", "tumour"] and np.isnan(multi.auroc_ci[0])
+    assert {"p_c", "p_normal", "p_tumour"} <= set(multi.predictions.columns)
+
+
+def test_delong_interval_matches_its_closed_form():
+    """Against the textbook DeLong structural components, computed pairwise."""
+    rng = np.random.default_rng(43)
+    truth = rng.integers(0, 2, 80)
+    score = truth * 0.8 + rng.normal(size=80)
+    score[:10] = np.round(score[:10])  # ties
+    positive, negative = score[truth == 1], score[truth == 0]
+    psi = (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
+    auc = psi.mean()
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    se = np.sqrt(v10.var(ddof=1) / positive.size + v01.var(ddof=1) / negative.size)
+    low, high = auroc_interval(truth, score)
+    np.testing.assert_allclose(
+        [low, high], [auc - 1.959963984540054 * se, auc + 1.959963984540054 * se], rtol=1e-12
+    )
+    assert auc == pytest.approx(roc_auc_score(truth, score))
+
+
+def test_bad_input():
+    x, y = _cohort(44, n=40, genes=20)
+    with pytest.raises(CohortexError, match="must be one of 'logistic', 'random_forest'"):
+        predict.cross_validate(x, y, model="svm")
+    with pytest.raises(CohortexError, match="fewer than the 10 folds"):
+        predict.cross_validate(x, np.where(np.arange(40) < 5, "rare", "common"), folds=10)
+    with pytest.raises(CohortexError, match="at least two classes"):
+        predict.cross_validate(x, np.repeat("one", 40))
+    with pytest.raises(CohortexError, match="must name a sample variable"):
+        predict.cross_validate(x, "status")
