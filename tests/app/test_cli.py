@@ -489,3 +489,24 @@ def test_survival_command(tmp_path, capsys):
     capsys.readouterr()
     assert main([*arguments, "--km", best]) == 2
     assert "--km GENE and --plot FILE go together" in capsys.readouterr().err
+
+
+def test_predict_command(tmp_path, capsys):
+    import pandas as pd
+
+    from cohortex import predict, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 120, 200, n_de=10, log2fc=2.0, seed=7)
+    capsys.readouterr()
+    out = tmp_path / "predictions.tsv"
+    argv = ["predict", str(store), "--target", "condition", "--k", "20", "--folds", "4"]
+    assert main([*argv, "--permutations", "3", "--out", str(out), "--top", "5"]) == 0
+    printed = capsys.readouterr().out
+    direct = predict.cross_validate(store, "condition", k=20, folds=4, permutations=3)
+    assert f"AUROC {direct.auroc:.3f} (95% CI" in printed
+    assert "permutation p = " in printed and "selected" in printed
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 120 and {"sample", "truth", "p_tumor", "p_normal"} <= set(table.columns)
+    assert main(["predict", str(store), "--target", "conditon"]) == 2
+    assert "must name a sample variable" in capsys.readouterr().err

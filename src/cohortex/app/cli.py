@@ -211,6 +211,25 @@ def _parser() -> argparse.ArgumentParser:
     surv.add_argument("--plot", type=Path, default=None, help="file for the --km plot")
     surv.set_defaults(run=_survival)
 
+    pred = commands.add_parser(
+        "predict",
+        help="cross-validated prediction of a sample variable (genes chosen inside the folds)",
+    )
+    pred.add_argument("store", type=Path)
+    pred.add_argument("--target", required=True, help="sample variable holding the classes")
+    pred.add_argument("--k", type=int, default=500, help="genes chosen in each training fold")
+    pred.add_argument("--model", choices=("logistic", "random_forest"), default="logistic")
+    pred.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
+    pred.add_argument("--C", type=float, default=1.0, help="inverse penalty strength")
+    pred.add_argument("--folds", type=int, default=5)
+    pred.add_argument("--repeats", type=int, default=1)
+    pred.add_argument("--permutations", type=int, default=0, help="runs on shuffled labels")
+    pred.add_argument("--seed", type=int, default=0)
+    pred.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    pred.add_argument("--out", type=Path, default=None, help="out-of-fold predictions (.tsv/.csv)")
+    pred.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
+    pred.set_defaults(run=_predict)
+
     pc = commands.add_parser("pca", help="principal components; the result goes into the store")
     pc.add_argument("store", type=Path)
     pc.add_argument("--n-components", type=int, default=50)
@@ -670,6 +689,48 @@ def _survival(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of {args.km} written to {args.plot}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .. import predict
+
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    start = time.perf_counter()
+    result = predict.cross_validate(
+        args.store,
+        args.target,
+        k=args.k,
+        model=args.model,
+        penalty=args.penalty,
+        C=args.C,
+        folds=args.folds,
+        repeats=args.repeats,
+        permutations=args.permutations,
+        seed=args.seed,
+        device=args.device,
+    )
+    elapsed = time.perf_counter() - start
+    low, high = result.auroc_ci
+    interval = "" if np.isnan(low) else f" (95% CI {low:.3f}–{high:.3f}, DeLong)"
+    print(
+        f"{args.model} on {args.k} genes chosen in each of {args.folds} training folds "
+        f"({', '.join(result.classes)}) in {elapsed:.1f} s\n"
+        f"AUROC {result.auroc:.3f}{interval}; balanced accuracy "
+        f"{result.balanced_accuracy:.3f}; per fold "
+        + ", ".join(f"{a:.3f}" for a in result.folds["auroc"])
+    )
+    if args.permutations:
+        print(
+            f"shuffled labels: AUROC median {np.median(result.permutation_auroc):.3f} over "
+            f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g}"
+        )
+    if args.out is not None:
+        sep = "," if args.out.suffix.lower() == ".csv" else "\t"
+        result.predictions.to_csv(args.out, sep=sep, index=False)
+        print(f"out-of-fold predictions written to {args.out}")
+    if args.top > 0:
+        print(result.genes.head(args.top).to_string(float_format="%.3g"))
 
 
 def _pca(args: argparse.Namespace) -> None:
