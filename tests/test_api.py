@@ -95,7 +95,7 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
-    "cohortex.predict": {"MODELS", "CrossValidation", "cross_validate"},
+    "cohortex.predict": {"MODELS", "Classifier", "CrossValidation", "cross_validate", "fit"},
 }
 
 

@@ -111,3 +111,33 @@ def test_bad_input():
         predict.cross_validate(x, np.repeat("one", 40))
     with pytest.raises(CohortexError, match="must name a sample variable"):
         predict.cross_validate(x, "status")
+
+
+def test_fit_predicts_another_cohort_by_gene_id(tmp_path):
+    x, y = _cohort(45, n=200, genes=80, signal=1.5)
+    classifier = predict.fit(x[:150], y[:150], k=15)
+    assert len(classifier.genes) == 15 and classifier.classes == ["normal", "tumour"]
+    reference = make_pipeline(
+        SelectKBest(f_classif, k=15), StandardScaler(), LogisticRegression(max_iter=5000)
+    ).fit(x[:150], y[:150])
+    order = np.random.default_rng(0).permutation(80)  # the new cohort's genes in another order
+    create_cohort(
+        tmp_path / "new.zarr",
+        x[150:, order],
+        genes=pd.DataFrame(index=[f"G{i + 1}" for i in order]),
+    )
+    stored = x[150:].astype(np.float32).astype(np.float64)
+    table = classifier.predict(tmp_path / "new.zarr")
+    np.testing.assert_allclose(table["p_tumour"], reference.predict_proba(stored)[:, 1], rtol=1e-10)
+    assert (table["predicted"] == np.where(table["p_tumour"] > 0.5, "tumour", "normal")).all()
+    with pytest.raises(CohortexError, match="lacks 15 of the classifier's 15 genes"):
+        classifier.predict(_renamed(x[150:]))
+
+
+def _renamed(x):
+    import xarray as xr
+
+    return xr.Dataset(
+        {"expression": (("sample", "gene"), x)},
+        coords={"gene": [f"other{i}" for i in range(x.shape[1])]},
+    )

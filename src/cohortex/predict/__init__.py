@@ -1,7 +1,9 @@
 """Outcome prediction from expression: cross-validated classifiers whose gene selection happens
-inside each training fold (``cross_validate``), so a held-out label never shapes the model.
+inside each training fold (``cross_validate``), so a held-out label never shapes the model, and
+the final classifier for new cohorts (``fit``, ``Classifier.predict``: genes matched by id).
 """
 
+from ._classifier import Classifier, fit
 from ._cross_validate import MODELS, CrossValidation, cross_validate
 
-__all__ = ["MODELS", "CrossValidation", "cross_validate"]
+__all__ = ["MODELS", "Classifier", "CrossValidation", "cross_validate", "fit"]

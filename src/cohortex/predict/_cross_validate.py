@@ -15,7 +15,15 @@ from .._errors import CohortexError
 from ..stats._moments import GroupMoments, group_moments
 from ._auroc import auroc_interval
 
-__all__ = ["MODELS", "CrossValidation", "cross_validate"]
+__all__ = [
+    "MODELS",
+    "PENALTIES",
+    "CrossValidation",
+    "class_codes",
+    "cross_validate",
+    "make_model",
+    "top_genes",
+]
 
 MODELS = ("logistic", "random_forest")
 PENALTIES = ("l2", "l1", "elasticnet", "none")
@@ -138,13 +146,8 @@ def cross_validate(
         )
     on = resolve_device(device)
     data = as_cohort_matrix(cohort)
-    labels = _labels(data, target)
-    kept = np.flatnonzero(labels != "")
-    classes = sorted(set(labels[kept]))
-    if len(classes) < 2:
-        raise CohortexError(f"Prediction needs at least two classes; found {classes}.")
-    codes = np.full(labels.size, -1)
-    codes[kept] = [classes.index(c) for c in labels[kept]]
+    codes, classes = class_codes(data, target)
+    kept = np.flatnonzero(codes >= 0)
     smallest = min(int((codes == c).sum()) for c in range(len(classes)))
     if smallest < folds:
         raise CohortexError(
@@ -197,6 +200,18 @@ def cross_validate(
     )
 
 
+def class_codes(data: Any, target: Any) -> tuple[np.ndarray, list[str]]:
+    """Each sample's class index (-1: no label) and the classes, sorted."""
+    labels = _labels(data, target)
+    kept = labels != ""
+    classes = sorted(set(labels[kept]))
+    if len(classes) < 2:
+        raise CohortexError(f"Prediction needs at least two classes; found {classes}.")
+    codes = np.full(labels.size, -1)
+    codes[kept] = [classes.index(c) for c in labels[kept]]
+    return codes, classes
+
+
 def _labels(data: Any, target: Any) -> np.ndarray:
     n = data.matrix.shape[0]
     if isinstance(target, str):
@@ -240,9 +255,17 @@ def _cross_validate_once(
             cell[rows] = fold * n_classes + codes[rows]
         (moments,) = dask.compute(group_moments(x, cell, folds * n_classes, omit_nan=True))
         for fold in range(folds):
-            chosen.append(_top_genes(moments, fold, folds, n_classes, k))
+            training = [
+                [f * n_classes + c for f in range(folds) if f != fold] for c in range(n_classes)
+            ]
+            chosen.append(top_genes(moments, training, k))
     union = np.unique(np.concatenate(chosen))
     values = np.asarray(to_host(x[:, union].compute()), dtype=np.float64)
+    if np.isnan(values[kept]).any():
+        raise CohortexError(
+            "The chosen genes have missing values in labelled samples; prediction needs "
+            "complete values (impute or drop those genes first)."
+        )
     position = {gene: i for i, gene in enumerate(union)}
     rows_out, importances = [], []
     predictions = []
@@ -250,7 +273,7 @@ def _cross_validate_once(
         repeat, fold = divmod(index, folds)
         columns = [position[g] for g in chosen[index]]
         train_rows, test_rows = kept[train], kept[test]
-        fitted = _model(settings).fit(values[np.ix_(train_rows, columns)], codes[train_rows])
+        fitted = make_model(settings).fit(values[np.ix_(train_rows, columns)], codes[train_rows])
         probability = fitted.predict_proba(values[np.ix_(test_rows, columns)])
         truth = codes[test_rows]
         rows_out.append(
@@ -281,13 +304,11 @@ def _cross_validate_once(
     return pd.DataFrame(rows_out), table, genes
 
 
-def _top_genes(moments: GroupMoments, fold: int, folds: int, n_classes: int, k: int) -> np.ndarray:
-    """The k genes of largest F among the training samples of ``fold`` (all other folds), in
-    ``SelectKBest``'s order: its stable sort, NaN lowest; returned sorted by index."""
-    per_class = []
-    for c in range(n_classes):
-        cells = [f * n_classes + c for f in range(folds) if f != fold]
-        per_class.append(moments.select(cells).pooled())
+def top_genes(moments: GroupMoments, cells: list[list[int]], k: int) -> np.ndarray:
+    """The k genes of largest ANOVA F between classes, class c pooling the moment cells
+    ``cells[c]``; in ``SelectKBest``'s choice (its stable sort, NaN lowest), sorted by index."""
+    per_class = [moments.select(group).pooled() for group in cells]
+    n_classes = len(cells)
     count = np.concatenate([np.asarray(to_host(m.count)) for m in per_class])
     mean = np.concatenate([np.asarray(to_host(m.mean)) for m in per_class])
     m2 = np.concatenate([np.asarray(to_host(m.m2)) for m in per_class])
@@ -301,7 +322,9 @@ def _top_genes(moments: GroupMoments, fold: int, folds: int, n_classes: int, k: 
     return np.sort(np.argsort(score, kind="mergesort")[-k:])
 
 
-def _model(settings: dict[str, Any]) -> Any:
+def make_model(settings: dict[str, Any]) -> Any:
+    """The unfitted model of ``settings``: standardisation and a logistic regression, or a
+    random forest."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
