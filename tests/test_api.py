@@ -89,6 +89,7 @@ PUBLIC = {
         "km",
         "loss",
         "ma",
+        "roc",
         "scree",
         "top_genes",
         "volcano",

@@ -1,5 +1,5 @@
 """Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
-Kaplan–Meier curves and a forest plot of hazard ratios.
+Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated predictions.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -20,7 +20,7 @@ require("matplotlib", "cohortex.plot")
 from matplotlib.axes import Axes  # noqa: E402 (after the check above)
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["embedding", "forest", "km", "loss", "ma", "scree", "top_genes", "volcano"]
+__all__ = ["embedding", "forest", "km", "loss", "ma", "roc", "scree", "top_genes", "volcano"]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -380,4 +380,27 @@ def forest(result: xr.Dataset, n: int = 20, *, ax: Axes | None = None) -> Axes:
     level = result.attrs.get("confidence", 0.95)
     ax.set_xlabel(f"hazard ratio per unit of expression ({level:.0%} interval)")
     ax.set_title(f"Top {len(order)} genes by Cox p-value")
+    return ax
+
+
+def roc(result: Any, *, ax: Axes | None = None) -> Axes:
+    """The pooled out-of-fold ROC curve of a two-class :func:`cohortex.predict.cross_validate`
+    result, with its AUROC and DeLong interval, and the permutation runs' median when there
+    are any."""
+    if not hasattr(result, "roc"):
+        raise CohortexError("roc() needs a cohortex.predict.cross_validate() result.")
+    curve = result.roc()
+    ax = ax or _new_axes(4.5)
+    low, high = result.auroc_ci
+    label = f"AUROC {result.auroc:.3f} ({low:.3f}–{high:.3f})"
+    ax.plot(curve["false_positive_rate"], curve["true_positive_rate"], color=_UP, label=label)
+    ax.plot([0, 1], [0, 1], color=_NEUTRAL, ls="--", lw=1, label="chance")
+    if len(result.permutation_auroc):
+        median = float(np.median(result.permutation_auroc))
+        ax.plot([], [], " ", label=f"shuffled labels: median {median:.3f}")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_aspect("equal")
+    ax.set_title(f"Cross-validated ROC ({result.classes[1]} vs {result.classes[0]})")
+    ax.legend(frameon=False, loc="lower right", fontsize=8)
     return ax

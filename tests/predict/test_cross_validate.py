@@ -141,3 +141,27 @@ def _renamed(x):
         {"expression": (("sample", "gene"), x)},
         coords={"gene": [f"other{i}" for i in range(x.shape[1])]},
     )
+
+
+def test_roc_precision_recall_and_calibration(tmp_path):
+    from sklearn.metrics import auc
+
+    from cohortex import plot
+
+    x, y = _cohort(46, n=200, genes=60, signal=1.0)
+    result = predict.cross_validate(x, y, k=10, folds=4, permutations=2)
+    curve = result.roc()
+    assert auc(curve["false_positive_rate"], curve["true_positive_rate"]) == pytest.approx(
+        result.auroc, rel=1e-12
+    )
+    pr = result.precision_recall()
+    assert pr["recall"].iloc[0] == 1.0 and pr["recall"].iloc[-1] == 0.0
+    calibration = result.calibration(bins=5)
+    assert calibration["n"].sum() == 200 and calibration["observed"].between(0, 1).all()
+    assert calibration["predicted"].is_monotonic_increasing
+    ax = plot.roc(result)
+    assert "AUROC" in ax.get_legend().get_texts()[0].get_text()
+    ax.figure.savefig(tmp_path / "roc.png")
+    three = predict.cross_validate(x, np.where(np.arange(200) % 3 == 0, "c", y), k=10, folds=3)
+    with pytest.raises(CohortexError, match="for two classes"):
+        three.roc()

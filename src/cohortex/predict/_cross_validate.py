@@ -71,6 +71,49 @@ class CrossValidation:
     classes: list[str]
     parameters: dict[str, Any] = field(default_factory=dict)
 
+    def _binary(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.classes) != 2:
+            raise CohortexError("ROC, precision-recall and calibration are for two classes.")
+        first = self.predictions[self.predictions["repeat"] == 0]
+        positive = self.classes[1]
+        return (first["truth"] == positive).to_numpy(int), first[f"p_{positive}"].to_numpy()
+
+    def roc(self) -> pd.DataFrame:
+        """The pooled out-of-fold ROC curve (first repeat; the second class is positive):
+        ``false_positive_rate``, ``true_positive_rate``, ``threshold``."""
+        from sklearn.metrics import roc_curve
+
+        fpr, tpr, thresholds = roc_curve(*self._binary())
+        return pd.DataFrame(
+            {"false_positive_rate": fpr, "true_positive_rate": tpr, "threshold": thresholds}
+        )
+
+    def precision_recall(self) -> pd.DataFrame:
+        """The pooled precision–recall curve: ``recall``, ``precision``, ``threshold`` (NaN
+        at the curve's end)."""
+        from sklearn.metrics import precision_recall_curve
+
+        precision, recall, thresholds = precision_recall_curve(*self._binary())
+        return pd.DataFrame(
+            {"recall": recall, "precision": precision, "threshold": np.append(thresholds, np.nan)}
+        )
+
+    def calibration(self, bins: int = 10) -> pd.DataFrame:
+        """Observed frequency of the positive class against the mean predicted probability
+        in ``bins`` equal-width bins (empty bins left out): ``predicted``, ``observed``,
+        ``n``."""
+        truth, probability = self._binary()
+        which = np.minimum((probability * bins).astype(int), bins - 1)
+        table = pd.DataFrame({"bin": which, "predicted": probability, "observed": truth})
+        grouped = table.groupby("bin")
+        return pd.DataFrame(
+            {
+                "predicted": grouped["predicted"].mean(),
+                "observed": grouped["observed"].mean(),
+                "n": grouped.size(),
+            }
+        ).reset_index(drop=True)
+
 
 @shared_docs
 def cross_validate(
