@@ -127,11 +127,14 @@ def test_demo_runs_as_a_command(tmp_path):
         "de_welch_condition",
         "de_wilcoxon_condition",
         "pca",
+        "survival_cox",
         "tsne",
     ]
     report = (tmp_path / "report.html").read_text()
-    assert report.count("<img ") == 5  # volcano, top genes, PCA, t-SNE, autoencoder loss
+    # volcano, top genes, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
+    assert report.count("<img ") == 8
     assert "empirical FDR" in report and "5 genes were planted" in report
+    assert "of the 2 genes planted" in report and "AUROC" in report
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
     called = int((welch["padj"].values < 0.05).sum())
     assert "welch" in done.stdout and f"{called:5d} genes called" in done.stdout

@@ -947,6 +947,7 @@ def _demo(args: argparse.Namespace) -> None:
             batches=2,
             modules=4,
             module_size=max(1, min(50, args.genes // 20)),  # modules fit in small demos too
+            survival_genes=max(1, min(10, args.genes // 50)),
             seed=args.seed,
             overwrite=args.out is not None,
             progress=args.progress,
