@@ -458,10 +458,22 @@ def test_bench_survival_suite(tmp_path):
         )
 
 
+def test_bench_predict_suite(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "200", "--genes", "60", "--only", "predict"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+    mine, usual = rows["cohortex_zarr"], rows["select_then_sklearn"]
+    stages = ("selection_seconds", "reading_seconds", "fitting_seconds")
+    assert sum(mine[s] for s in stages) <= mine["seconds"]
+    assert 0.5 < mine["auroc"] <= 1 and 0.5 < usual["auroc"] <= 1
+    assert usual["speedup"] == pytest.approx(usual["seconds"] / mine["seconds"])
+
+
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (
-        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, voom"
+        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, predict, voom"
         in capsys.readouterr().err
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2

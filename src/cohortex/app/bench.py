@@ -21,6 +21,12 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               **extrapolated** to all. The outcome is the store's ``time`` and ``event`` (as
               ``simulate(survival_genes=...)`` writes them) or, without them, exponential times
               with a third censored drawn from a fixed seed.
+``predict``   5-fold cross-validated logistic regression of the condition on 500 genes chosen
+              inside each training fold, from the store (the note splits selection, reading
+              and fitting); the usual workflow for comparison: ``select_k_best`` on all samples
+              from the store, then scikit-learn's ``cross_val_score`` on the selected matrix
+              (it leaks the held-out labels into the selection; its time is the target's
+              "DE pass plus scikit-learn": cohortex within 2× of it).
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -109,12 +115,14 @@ _CASES = [
     Case("survival", "cohortex_zarr", "cohortex", "zarr"),
     Case("survival", "logrank_zarr", "cohortex", "zarr"),
     Case("survival", "lifelines", "anchor", "memory", "lifelines", False, "cohortex_zarr"),
+    Case("predict", "cohortex_zarr", "cohortex", "zarr"),
+    Case("predict", "select_then_sklearn", "anchor", "zarr", "sklearn", False),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
 ]
-SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "voom")
+SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "predict", "voom")
 _VOOM_R = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -330,6 +338,8 @@ def _time_case(
         extra.update(_voom_case(case, store, device, r_samples))
     elif case.suite == "survival":
         extra.update(_survival_case(case, store, x, device, scipy_genes))
+    elif case.suite == "predict":
+        extra.update(_predict_case(case, store, device))
     else:
         raise ValueError(f"unknown case {case.suite}:{case.name}")
     seconds = extra.pop("timed_seconds", time.perf_counter() - start)
@@ -413,6 +423,36 @@ def _survival_case(case: Case, store: str, x: Any, device: str, anchor_genes: in
             extra["extrapolated_from_genes"] = genes
     extra["timed_seconds"] = time.perf_counter() - start
     return extra
+
+
+def _predict_case(case: Case, store: str, device: str) -> dict:
+    """In-fold selection and 5-fold logistic regression, or select-then-cross-validate."""
+    from .. import predict
+    from ..de import select_k_best
+
+    k = min(500, _n_genes(store))
+    start = time.perf_counter()
+    if case.role == "cohortex":
+        result = predict.cross_validate(store, "condition", k=k, folds=5, device=device)
+        extra: dict[str, Any] = {f"{stage}_seconds": t for stage, t in result.timings.items()}
+        return {**extra, "timed_seconds": time.perf_counter() - start, "auroc": result.auroc}
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..store import open_cohort
+
+    chosen = select_k_best(store, "condition", k, device=device)["gene"].values
+    cohort = open_cohort(store)
+    position = {g: i for i, g in enumerate(cohort["gene"].values)}
+    columns = np.sort([position[g] for g in chosen])
+    values = np.asarray(cohort["expression"].data[:, columns].compute(), dtype=np.float64)
+    labels = np.asarray(cohort["condition"].values)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    scores = cross_val_score(model, values, labels, cv=folds, scoring="roc_auc")
+    return {"timed_seconds": time.perf_counter() - start, "auroc": float(scores.mean())}
 
 
 def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
@@ -772,6 +812,13 @@ def _markdown(report: dict) -> str:
             note += f"; {r['extrapolated_seconds']:.0f} s **extrapolated** to all samples"
         if "fit_seconds" in r:
             note = f"the fit alone {r['fit_seconds']:.2f} s"
+        if "selection_seconds" in r:
+            note = (
+                f"selection {r['selection_seconds']:.2f} s, reading "
+                f"{r['reading_seconds']:.2f} s, fitting {r['fitting_seconds']:.2f} s"
+            )
+        if "auroc" in r:
+            note = (note + "; " if note else "") + f"AUROC {r['auroc']:.3f}"
         if r.get("runs"):
             note += ("; " if note else "") + f"median of {', '.join(f'{t:.2f}' for t in r['runs'])}"
         if "startup_seconds" in r:
