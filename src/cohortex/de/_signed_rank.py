@@ -10,9 +10,8 @@ import dask.array as da
 import numpy as np
 
 from .._backend import namespace
-from ..stats._moments import group_moments
 from ..stats._signed_ranks import signed_rank_pvalues, signed_rank_sums
-from ._ttest import log2fc
+from ._ttest import log2fc, pair_moments
 
 __all__ = ["signed_rank"]
 
@@ -49,14 +48,7 @@ def signed_rank(
     """
     n_pairs = group_rows.size
     first, second = x[group_rows], x[reference_rows]
-    both = group_moments(
-        da.concatenate([first, second]),
-        np.repeat(np.arange(2), n_pairs),
-        2,
-        omit_nan=omit_nan,
-        linear=scale == "log1p",
-        count_infinite=count_infinite,
-    )
+    both = pair_moments(first, second, omit_nan, scale, count_infinite)
     width = max(1, _VALUES_PER_BLOCK // max(n_pairs, 1))
     differences = (first.astype(np.float64) - second.astype(np.float64)).rechunk({0: -1, 1: width})
     block_stats = dask.delayed(_block, pure=True)

@@ -19,6 +19,7 @@ __all__ = [
     "FOLD_CHANGE_FORMULA",
     "anova",
     "log2fc",
+    "pair_moments",
     "paired_t",
     "t_pvalue",
     "t_statistic",
@@ -178,15 +179,7 @@ def paired_t(
     xp = namespace(x)
     first, second = x[group_rows], x[reference_rows]
     n_pairs = group_rows.size
-    codes = np.repeat(np.arange(2), n_pairs)
-    both = group_moments(
-        da.concatenate([first, second]),
-        codes,
-        2,
-        omit_nan=omit_nan,
-        linear=scale == "log1p",
-        count_infinite=count_infinite,
-    )
+    both = pair_moments(first, second, omit_nan, scale, count_infinite)
     differences = group_moments(
         first.astype(np.float64) - second.astype(np.float64),
         np.zeros(n_pairs, dtype=np.int64),
@@ -212,3 +205,28 @@ def paired_t(
         "n_reference": n,
     }
     return columns, both.infinite
+
+
+def pair_moments(
+    first: da.Array, second: da.Array, omit_nan: bool, scale: str, count_infinite: bool
+) -> Any:
+    """Lazy moments of the pairs' two sides, as two groups (for means and fold changes).
+
+    Parameters
+    ----------
+    first, second : dask.array.Array of shape (n_pairs, n_genes)
+        The group's and the reference's sample of each pair.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Computes to a :class:`GroupMoments` of shape (2, n_genes).
+    """
+    return group_moments(
+        da.concatenate([first, second]),
+        np.repeat(np.arange(2), first.shape[0]),
+        2,
+        omit_nan=omit_nan,
+        linear=scale == "log1p",
+        count_infinite=count_infinite,
+    )
