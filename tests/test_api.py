@@ -96,7 +96,14 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
-    "cohortex.predict": {"MODELS", "Classifier", "CrossValidation", "cross_validate", "fit"},
+    "cohortex.predict": {
+        "MODELS",
+        "SELECTIONS",
+        "Classifier",
+        "CrossValidation",
+        "cross_validate",
+        "fit",
+    },
 }
 
 

@@ -165,3 +165,26 @@ def test_roc_precision_recall_and_calibration(tmp_path):
     three = predict.cross_validate(x, np.where(np.arange(200) % 3 == 0, "c", y), k=10, folds=3)
     with pytest.raises(CohortexError, match="for two classes"):
         three.roc()
+
+
+@pytest.mark.parametrize("select", ["welch", "variance"])
+def test_other_selections_rank_the_training_fold(select):
+    """Each fold's genes are the top k of the training samples by Welch's |t| or variance."""
+    from scipy import stats
+
+    x, y = _cohort(47, n=120, genes=90, signal=1.0)
+    x[:, 50:60] *= 3.0  # highly variable genes without class signal
+    result = predict.cross_validate(x, y, k=12, select=select, folds=3, seed=2)
+    folds = StratifiedKFold(3, shuffle=True, random_state=2)
+    for fold, (train, _) in enumerate(folds.split(x, y)):
+        part, labels = x[train], y[train]
+        if select == "welch":
+            tumour, normal = part[labels == "tumour"], part[labels == "normal"]
+            score = np.abs(stats.ttest_ind(tumour, normal, equal_var=False).statistic)
+        else:
+            score = part.var(axis=0, ddof=1)
+        expected = np.sort(np.argsort(score, kind="mergesort")[-12:])
+        chosen = np.sort([int(g[1:]) - 1 for g in result.fold_genes[fold]])
+        np.testing.assert_array_equal(chosen, expected, err_msg=f"fold {fold}")
+    with pytest.raises(CohortexError, match="ranks two classes"):
+        predict.cross_validate(x, np.where(np.arange(120) % 3 == 0, "c", y), select="welch")

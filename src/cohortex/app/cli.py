@@ -218,6 +218,12 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("store", type=Path)
     pred.add_argument("--target", required=True, help="sample variable holding the classes")
     pred.add_argument("--k", type=int, default=500, help="genes chosen in each training fold")
+    pred.add_argument(
+        "--select",
+        choices=("anova", "welch", "variance"),
+        default="anova",
+        help="how each training fold ranks the genes",
+    )
     pred.add_argument("--model", choices=("logistic", "random_forest"), default="logistic")
     pred.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
     pred.add_argument("--C", type=float, default=1.0, help="inverse penalty strength")
@@ -701,6 +707,7 @@ def _predict(args: argparse.Namespace) -> None:
         args.store,
         args.target,
         k=args.k,
+        select=args.select,
         model=args.model,
         penalty=args.penalty,
         C=args.C,

@@ -4,6 +4,6 @@ the final classifier for new cohorts (``fit``, ``Classifier.predict``: genes mat
 """
 
 from ._classifier import Classifier, fit
-from ._cross_validate import MODELS, CrossValidation, cross_validate
+from ._cross_validate import MODELS, SELECTIONS, CrossValidation, cross_validate
 
-__all__ = ["MODELS", "Classifier", "CrossValidation", "cross_validate", "fit"]
+__all__ = ["MODELS", "SELECTIONS", "Classifier", "CrossValidation", "cross_validate", "fit"]

@@ -13,7 +13,7 @@ from .._backend import dask_on, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..stats._moments import group_moments
-from ._cross_validate import MODELS, PENALTIES, class_codes, make_model, top_genes
+from ._cross_validate import MODELS, PENALTIES, SELECTIONS, class_codes, make_model, top_genes
 
 __all__ = ["Classifier", "fit"]
 
@@ -74,6 +74,7 @@ def fit(
     target: str | Any,
     *,
     k: int = 500,
+    select: str = "anova",
     model: str = "logistic",
     penalty: str = "l2",
     C: float = 1.0,
@@ -89,21 +90,24 @@ def fit(
     Parameters
     ----------
     {cohort}
-    target, k, model, penalty, C, l1_ratio, seed
+    target, k, select, model, penalty, C, l1_ratio, seed
         As for :func:`cross_validate`.
     {device}
     """
-    if model not in MODELS or penalty not in PENALTIES or k < 1:
+    if model not in MODELS or penalty not in PENALTIES or select not in SELECTIONS or k < 1:
         raise CohortexError(
-            f"fit() takes a model in {MODELS}, a penalty in {PENALTIES} and k >= 1; got "
-            f"{model!r}, {penalty!r}, {k}."
+            f"fit() takes a model in {MODELS}, a penalty in {PENALTIES}, a selection in "
+            f"{SELECTIONS} and k >= 1; got {model!r}, {penalty!r}, {select!r}, {k}."
         )
     on = resolve_device(device)
     data = as_cohort_matrix(cohort)
     codes, classes = class_codes(data, target)
     x = dask_on(data.matrix, on, (4096, 4096))
     (moments,) = dask.compute(group_moments(x, codes, len(classes), omit_nan=True))
-    chosen = top_genes(moments, [[c] for c in range(len(classes))], min(k, x.shape[1]))
+    if select == "welch" and len(classes) != 2:
+        raise CohortexError(f"select='welch' ranks two classes; found {len(classes)}.")
+    cells = [[c] for c in range(len(classes))]
+    chosen = top_genes(moments, cells, min(k, x.shape[1]), select)
     kept = np.flatnonzero(codes >= 0)
     values = np.asarray(to_host(x[:, chosen].compute()), dtype=np.float64)[kept]
     if np.isnan(values).any():

@@ -18,6 +18,7 @@ from ._auroc import auroc_interval
 __all__ = [
     "MODELS",
     "PENALTIES",
+    "SELECTIONS",
     "CrossValidation",
     "class_codes",
     "cross_validate",
@@ -27,6 +28,7 @@ __all__ = [
 
 MODELS = ("logistic", "random_forest")
 PENALTIES = ("l2", "l1", "elasticnet", "none")
+SELECTIONS = ("anova", "welch", "variance")
 
 
 @dataclass
@@ -51,6 +53,8 @@ class CrossValidation:
         Per gene ever selected: ``selected`` (fraction of folds that chose it), ``importance``
         (mean over folds of |coefficient| or the forest's importance; 0 where not chosen),
         sorted by both.
+    fold_genes : list of ndarray of str
+        The genes each fold chose, one entry per row of ``folds``.
     permutation_auroc : ndarray
         Pooled AUROC of each label permutation (empty without ``permutations``), the whole
         procedure, selection included, run on shuffled labels.
@@ -70,6 +74,7 @@ class CrossValidation:
     auroc_ci: tuple[float, float]
     balanced_accuracy: float
     genes: pd.DataFrame
+    fold_genes: list[np.ndarray]
     permutation_auroc: np.ndarray
     permutation_pvalue: float
     classes: list[str]
@@ -126,6 +131,7 @@ def cross_validate(
     target: str | Any,
     *,
     k: int = 500,
+    select: str = "anova",
     model: str = "logistic",
     penalty: str = "l2",
     C: float = 1.0,
@@ -154,6 +160,10 @@ def cross_validate(
         (missing, "") are left out.
     k : int, default 500
         Genes chosen in each training fold (all genes when the cohort has fewer).
+    select : {"anova", "welch", "variance"}, default "anova"
+        How the training fold's genes are ranked: ANOVA F between the classes
+        (``SelectKBest(f_classif)``), Welch's |t| (two classes: the DE ranking), or the
+        variance over the training samples, ignoring the classes (highly variable genes).
     model : {"logistic", "random_forest"}, default "logistic"
         scikit-learn's ``LogisticRegression`` or ``RandomForestClassifier`` (500 trees).
     penalty : {"l2", "l1", "elasticnet", "none"}, default "l2"
@@ -182,6 +192,11 @@ def cross_validate(
             f"The 'model' parameter of cross_validate() must be one of "
             f"{', '.join(map(repr, MODELS))}; got {model!r}."
         )
+    if select not in SELECTIONS:
+        raise CohortexError(
+            f"The 'select' parameter of cross_validate() must be one of "
+            f"{', '.join(map(repr, SELECTIONS))}; got {select!r}."
+        )
     if penalty not in PENALTIES:
         raise CohortexError(
             f"The 'penalty' parameter of cross_validate() must be one of "
@@ -195,6 +210,8 @@ def cross_validate(
     on = resolve_device(device)
     data = as_cohort_matrix(cohort)
     codes, classes = class_codes(data, target)
+    if select == "welch" and len(classes) != 2:
+        raise CohortexError(f"select='welch' ranks two classes; found {len(classes)}.")
     kept = np.flatnonzero(codes >= 0)
     smallest = min(int((codes == c).sum()) for c in range(len(classes)))
     if smallest < folds:
@@ -203,7 +220,14 @@ def cross_validate(
         )
     x = dask_on(data.matrix, on, (4096, 4096))
     k = min(k, x.shape[1])
-    settings = {"model": model, "penalty": penalty, "C": C, "l1_ratio": l1_ratio, "seed": seed}
+    settings = {
+        "model": model,
+        "penalty": penalty,
+        "C": C,
+        "l1_ratio": l1_ratio,
+        "seed": seed,
+        "select": select,
+    }
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(splitter.split(np.zeros(kept.size), codes[kept]))
 
@@ -237,6 +261,10 @@ def cross_validate(
         auroc_ci=interval,
         balanced_accuracy=_balanced_accuracy(truth, probabilities),
         genes=_gene_table(importances, np.asarray(data.gene_ids), len(splits)),
+        fold_genes=[
+            np.asarray(data.gene_ids)[importances.loc[importances["fold"] == i, "gene"]]
+            for i in range(len(splits))
+        ],
         permutation_auroc=null_array,
         permutation_pvalue=(
             float((1 + np.sum(null_array >= observed)) / (1 + permutations))
@@ -310,7 +338,7 @@ def _cross_validate_once(
             training = [
                 [f * n_classes + c for f in range(folds) if f != fold] for c in range(n_classes)
             ]
-            chosen.append(top_genes(moments, training, k))
+            chosen.append(top_genes(moments, training, k, settings["select"]))
     union = np.unique(np.concatenate(chosen))
     selected = time.perf_counter()
     values = np.asarray(to_host(x[:, union].compute()), dtype=np.float64)
@@ -363,9 +391,12 @@ def _cross_validate_once(
     return pd.DataFrame(rows_out), table, genes, timings
 
 
-def top_genes(moments: GroupMoments, cells: list[list[int]], k: int) -> np.ndarray:
-    """The k genes of largest ANOVA F between classes, class c pooling the moment cells
-    ``cells[c]``; in ``SelectKBest``'s choice (its stable sort, NaN lowest), sorted by index."""
+def top_genes(
+    moments: GroupMoments, cells: list[list[int]], k: int, select: str = "anova"
+) -> np.ndarray:
+    """The k best genes, class c pooling the moment cells ``cells[c]``, ranked by ``select``
+    (ANOVA F, Welch's |t| or the variance); chosen as ``SelectKBest`` chooses (its stable
+    sort, NaN lowest) and returned sorted by index."""
     per_class = [moments.select(group).pooled() for group in cells]
     n_classes = len(cells)
     count = np.concatenate([np.asarray(to_host(m.count)) for m in per_class])
@@ -374,9 +405,17 @@ def top_genes(moments: GroupMoments, cells: list[list[int]], k: int) -> np.ndarr
     n = count.sum(axis=0)
     grand = (count * mean).sum(axis=0) / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        between = (count * (mean - grand) ** 2).sum(axis=0) / (n_classes - 1)
-        within = m2.sum(axis=0) / (n - n_classes)
-        score = between / within
+        if select == "variance":  # over all training samples, classes ignored
+            score = (m2.sum(axis=0) + (count * (mean - grand) ** 2).sum(axis=0)) / (n - 1)
+        elif select == "welch":
+            variance = m2 / (count - 1)
+            score = np.abs(mean[1] - mean[0]) / np.sqrt(
+                variance[1] / count[1] + variance[0] / count[0]
+            )
+        else:
+            between = (count * (mean - grand) ** 2).sum(axis=0) / (n_classes - 1)
+            within = m2.sum(axis=0) / (n - n_classes)
+            score = between / within
     score = np.where(np.isnan(score), np.finfo(np.float64).min, score)
     return np.sort(np.argsort(score, kind="mergesort")[-k:])
 
