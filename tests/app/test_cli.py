@@ -523,5 +523,7 @@ def test_predict_command(tmp_path, capsys):
     assert "permutation p = " in printed and "selected" in printed
     table = pd.read_csv(out, sep="\t")
     assert len(table) == 120 and {"sample", "truth", "p_tumor", "p_normal"} <= set(table.columns)
+    assert main([*argv, "--C", "0.01", "1", "--top", "0"]) == 0
+    assert "C chosen by nested cross-validation, per fold: " in capsys.readouterr().out
     assert main(["predict", str(store), "--target", "conditon"]) == 2
     assert "must name a sample variable" in capsys.readouterr().err

@@ -188,3 +188,31 @@ def test_other_selections_rank_the_training_fold(select):
         np.testing.assert_array_equal(chosen, expected, err_msg=f"fold {fold}")
     with pytest.raises(CohortexError, match="ranks two classes"):
         predict.cross_validate(x, np.where(np.arange(120) % 3 == 0, "c", y), select="welch")
+
+
+def test_nested_cross_validation_equals_grid_search_inside_cross_val_score():
+    from sklearn.model_selection import GridSearchCV
+
+    x, y = _cohort(48, n=150, genes=120, signal=0.5)
+    grid = [0.001, 0.01, 0.1, 1.0]
+    result = predict.cross_validate(x, y, k=15, C=grid, folds=4, inner_folds=3, seed=5)
+    pipeline = make_pipeline(
+        SelectKBest(f_classif, k=15), StandardScaler(), LogisticRegression(max_iter=5000)
+    )
+    search = GridSearchCV(
+        pipeline,
+        {"logisticregression__C": grid},
+        cv=StratifiedKFold(3, shuffle=True, random_state=5),
+        scoring="roc_auc",
+    )
+    outer = StratifiedKFold(4, shuffle=True, random_state=5)
+    chosen, expected = [], []
+    for train, test in outer.split(x, y):
+        fitted = search.fit(x[train], y[train])
+        chosen.append(fitted.best_params_["logisticregression__C"])
+        expected.append(roc_auc_score(y[test] == "tumour", fitted.predict_proba(x[test])[:, 1]))
+    assert result.folds["C"].tolist() == chosen
+    np.testing.assert_allclose(result.folds["auroc"], expected, rtol=1e-10)
+    assert len(set(chosen)) >= 1 and result.parameters["grid"] == grid
+    with pytest.raises(CohortexError, match="nested cross-validation of the logistic model"):
+        predict.cross_validate(x, y, C=grid, model="random_forest")

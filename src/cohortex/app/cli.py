@@ -226,7 +226,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--model", choices=("logistic", "random_forest"), default="logistic")
     pred.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
-    pred.add_argument("--C", type=float, default=1.0, help="inverse penalty strength")
+    pred.add_argument(
+        "--C",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="inverse penalty strength; several values are tuned by nested cross-validation",
+    )
     pred.add_argument("--folds", type=int, default=5)
     pred.add_argument("--repeats", type=int, default=1)
     pred.add_argument("--permutations", type=int, default=0, help="runs on shuffled labels")
@@ -710,7 +716,7 @@ def _predict(args: argparse.Namespace) -> None:
         select=args.select,
         model=args.model,
         penalty=args.penalty,
-        C=args.C,
+        C=args.C if len(args.C) > 1 else args.C[0],
         folds=args.folds,
         repeats=args.repeats,
         permutations=args.permutations,
@@ -727,6 +733,11 @@ def _predict(args: argparse.Namespace) -> None:
         f"{result.balanced_accuracy:.3f}; per fold "
         + ", ".join(f"{a:.3f}" for a in result.folds["auroc"])
     )
+    if len(args.C) > 1:
+        print(
+            "C chosen by nested cross-validation, per fold: "
+            + ", ".join(f"{c:g}" for c in result.folds["C"])
+        )
     if args.permutations:
         print(
             f"shuffled labels: AUROC median {np.median(result.permutation_auroc):.3f} over "

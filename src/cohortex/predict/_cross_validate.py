@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,9 +135,10 @@ def cross_validate(
     select: str = "anova",
     model: str = "logistic",
     penalty: str = "l2",
-    C: float = 1.0,
+    C: float | Sequence[float] = 1.0,
     l1_ratio: float = 0.5,
     folds: int = 5,
+    inner_folds: int = 3,
     repeats: int = 1,
     permutations: int = 0,
     seed: int = 0,
@@ -168,12 +170,18 @@ def cross_validate(
         scikit-learn's ``LogisticRegression`` or ``RandomForestClassifier`` (500 trees).
     penalty : {"l2", "l1", "elasticnet", "none"}, default "l2"
         The logistic regression's penalty (``saga`` solver for l1 and elastic net).
-    C : float, default 1.0
-        Inverse penalty strength.
+    C : float or sequence of float, default 1.0
+        Inverse penalty strength; several values are tuned by nested cross-validation: in each
+        outer training fold, ``inner_folds`` stratified folds (genes again chosen inside each
+        inner training fold, one more pass over the store per outer fold) pick the value with
+        the best mean inner AUROC (the first on ties), as scikit-learn's ``GridSearchCV``;
+        ``folds["C"]`` gives each fold's choice.
     l1_ratio : float, default 0.5
         The elastic net's mix.
     folds : int, default 5
         Stratified folds (shuffled with ``seed``).
+    inner_folds : int, default 3
+        Folds of the nested cross-validation (only with several ``C``).
     repeats : int, default 1
         Repeats of the whole cross-validation with other splits.
     permutations : int, default 0
@@ -202,6 +210,14 @@ def cross_validate(
             f"The 'penalty' parameter of cross_validate() must be one of "
             f"{', '.join(map(repr, PENALTIES))}; got {penalty!r}."
         )
+    grid = [float(c) for c in np.atleast_1d(np.asarray(C, dtype=np.float64))]
+    if not grid or any(not c > 0 for c in grid):
+        raise CohortexError(f"'C' must be positive (one value or several); got {C!r}.")
+    if len(grid) > 1 and (model != "logistic" or inner_folds < 2):
+        raise CohortexError(
+            "Several C values are tuned by nested cross-validation of the logistic model, "
+            f"with inner_folds >= 2; got model={model!r}, inner_folds={inner_folds}."
+        )
     if folds < 2 or repeats < 1 or permutations < 0 or k < 1:
         raise CohortexError(
             "cross_validate() needs folds >= 2, repeats >= 1, permutations >= 0 and k >= 1; "
@@ -223,7 +239,9 @@ def cross_validate(
     settings = {
         "model": model,
         "penalty": penalty,
-        "C": C,
+        "C": grid[0],
+        "grid": grid,
+        "inner_folds": inner_folds,
         "l1_ratio": l1_ratio,
         "seed": seed,
         "select": select,
@@ -355,7 +373,10 @@ def _cross_validate_once(
         repeat, fold = divmod(index, folds)
         columns = [position[g] for g in chosen[index]]
         train_rows, test_rows = kept[train], kept[test]
-        fitted = make_model(settings).fit(values[np.ix_(train_rows, columns)], codes[train_rows])
+        tuned = dict(settings)
+        if len(settings["grid"]) > 1:
+            tuned["C"] = _tune(x, codes, train_rows, n_classes, k, settings)
+        fitted = make_model(tuned).fit(values[np.ix_(train_rows, columns)], codes[train_rows])
         probability = fitted.predict_proba(values[np.ix_(test_rows, columns)])
         truth = codes[test_rows]
         rows_out.append(
@@ -366,6 +387,7 @@ def _cross_validate_once(
                 "n_test": test_rows.size,
                 "auroc": _pooled_auroc(truth, probability),
                 "balanced_accuracy": balanced_accuracy_score(truth, probability.argmax(axis=1)),
+                "C": tuned["C"],
             }
         )
         importances.append((chosen[index], _importance(fitted)))
@@ -389,6 +411,46 @@ def _cross_validate_once(
         "fitting": time.perf_counter() - read,
     }
     return pd.DataFrame(rows_out), table, genes, timings
+
+
+def _tune(
+    x: Any,
+    codes: np.ndarray,
+    train_rows: np.ndarray,
+    n_classes: int,
+    k: int,
+    settings: dict[str, Any],
+) -> float:
+    """The C of the grid with the best mean AUROC over inner folds of one outer training
+    fold, genes chosen inside each inner training fold (``GridSearchCV``'s choice)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    inner = settings["inner_folds"]
+    splitter = StratifiedKFold(inner, shuffle=True, random_state=settings["seed"])
+    splits = list(splitter.split(np.zeros(train_rows.size), codes[train_rows]))
+    cell = np.full(codes.size, -1)
+    for fold, (_, held) in enumerate(splits):
+        rows = train_rows[held]
+        cell[rows] = fold * n_classes + codes[rows]
+    (moments,) = dask.compute(group_moments(x, cell, inner * n_classes, omit_nan=True))
+    chosen = []
+    for fold in range(inner):
+        others = [f for f in range(inner) if f != fold]
+        cells = [[f * n_classes + c for f in others] for c in range(n_classes)]
+        chosen.append(top_genes(moments, cells, k, settings["select"]))
+    union = np.unique(np.concatenate(chosen))
+    values = np.asarray(to_host(x[:, union].compute()), dtype=np.float64)
+    position = {gene: i for i, gene in enumerate(union)}
+    scores = np.zeros(len(settings["grid"]))
+    for fold, (fit_part, held) in enumerate(splits):
+        columns = [position[g] for g in chosen[fold]]
+        fit_rows, held_rows = train_rows[fit_part], train_rows[held]
+        for i, c in enumerate(settings["grid"]):
+            model = make_model({**settings, "C": c})
+            model.fit(values[np.ix_(fit_rows, columns)], codes[fit_rows])
+            probability = model.predict_proba(values[np.ix_(held_rows, columns)])
+            scores[i] += _pooled_auroc(codes[held_rows], probability) / inner
+    return float(settings["grid"][int(np.argmax(scores))])
 
 
 def top_genes(
