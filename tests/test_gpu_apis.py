@@ -3,8 +3,11 @@ held to their argument lists, frozen from the pinned releases; the extras pin th
 
 The lists below are copied from the released wheels ``cuml_cu13-26.10.0`` (its
 ``cuml/decomposition/pca.pyx`` and ``cuml/manifold/t_sne.pyx``, which the wheel ships) and
-``dask_cuda-26.10.0`` (``dask_cuda/local_cuda_cluster.py``). When the extras move to another
-release, copy the lists from that release's wheels and change ``PINNED`` with them.
+``dask_cuda-26.10.0`` (``dask_cuda/local_cuda_cluster.py``); cuML's ``LogisticRegression`` and
+``RandomForestClassifier`` from the rapidsai/cuml repository at VERSION 26.10.00
+(``cuml/linear_model/logistic_regression.py``, ``cuml/ensemble/randomforestclassifier.py``;
+its PCA list there is the one above). When the extras move to another release, copy the lists
+from that release's wheels and change ``PINNED`` with them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pytest
 from dask.utils import parse_bytes
 
 import cohortex
-from cohortex import CohortexError, pca, tsne
+from cohortex import CohortexError, pca, predict, tsne
 
 from conftest import to_numpy
 
@@ -47,6 +50,17 @@ CUML_TSNE = _frozen(
     "angle=0.5, n_neighbors=90, perplexity_max_iter=100, exaggeration_iter=250, "
     "pre_momentum=0.5, post_momentum=0.8, learning_rate_method='adaptive', "
     "square_distances=True, precomputed_knn=None, verbose=False, output_type=None"
+)
+CUML_LOGISTIC_REGRESSION = _frozen(
+    "*, penalty='l2', tol=1e-4, C=1.0, fit_intercept=True, class_weight=None, max_iter=1000, "
+    "linesearch_max_iter=50, l1_ratio=None, solver='qn', lbfgs_memory=5, "
+    "penalty_normalized=True, verbose=False, output_type=None"
+)
+CUML_RANDOM_FOREST_CLASSIFIER = _frozen(
+    "*, n_estimators=100, split_criterion='gini', bootstrap=True, max_samples=1.0, "
+    "max_depth=None, max_leaves=-1, max_features='sqrt', n_bins=128, min_samples_leaf=1, "
+    "min_samples_split=2, min_impurity_decrease=0.0, max_batch_size=4096, random_state=None, "
+    "n_streams=4, oob_score=False, class_weight=None, verbose=False, output_type=None"
 )
 LOCAL_CUDA_CLUSTER = _frozen(
     "CUDA_VISIBLE_DEVICES=None, n_workers=None, threads_per_worker=1, memory_limit='auto', "
@@ -114,6 +128,42 @@ class FakeTSNE(_Recorder):
         return np.asarray(x)[:, :2] * 1.0  # what it computes is not the question here
 
 
+class FakeLogisticRegression(_Recorder):
+    """cuML's LogisticRegression on device data, computed by scikit-learn's (same C, no
+    standardisation of its own: cohortex standardises before)."""
+
+    signature, calls = CUML_LOGISTIC_REGRESSION, []
+
+    def fit(self, x, y):
+        from sklearn.linear_model import LogisticRegression
+
+        assert not isinstance(x, np.ndarray) and not isinstance(y, np.ndarray)  # device data
+        penalty = self.arguments.get("penalty", "l2")
+        assert penalty in ("l1", "l2", "elasticnet", None)
+        C = np.inf if penalty is None else self.arguments.get("C", 1.0)
+        self.model = LogisticRegression(C=C, max_iter=5000).fit(x.get(), y.get())
+        self.coef_ = type(x)(self.model.coef_)
+        return self
+
+    def predict_proba(self, x):
+        return type(x)(self.model.predict_proba(x.get()))
+
+
+class FakeRandomForestClassifier(_Recorder):
+    signature, calls = CUML_RANDOM_FOREST_CLASSIFIER, []
+
+    def fit(self, x, y):
+        from sklearn.ensemble import RandomForestClassifier
+
+        arguments = {k: self.arguments[k] for k in ("n_estimators", "random_state")}
+        self.model = RandomForestClassifier(**arguments).fit(x.get(), y.get())
+        self.feature_importances_ = type(x)(self.model.feature_importances_)
+        return self
+
+    def predict_proba(self, x):
+        return type(x)(self.model.predict_proba(x.get()))
+
+
 class FakeLocalCUDACluster(_Recorder):
     signature, calls = LOCAL_CUDA_CLUSTER, []
 
@@ -129,11 +179,14 @@ class FakeLocalCUDACluster(_Recorder):
 @pytest.fixture
 def gpu_libraries(monkeypatch, surface):
     """cuML and dask-cuda as modules with the frozen classes above, on the CuPy stand-in."""
-    for fake in (FakePCA, FakeTSNE, FakeLocalCUDACluster):
+    fakes = (FakePCA, FakeTSNE, FakeLogisticRegression, FakeRandomForestClassifier)
+    for fake in (*fakes, FakeLocalCUDACluster):
         fake.calls = []
     cuml = types.ModuleType("cuml")
     cuml.decomposition = types.SimpleNamespace(PCA=FakePCA)
     cuml.manifold = types.SimpleNamespace(TSNE=FakeTSNE)
+    cuml.linear_model = types.SimpleNamespace(LogisticRegression=FakeLogisticRegression)
+    cuml.ensemble = types.SimpleNamespace(RandomForestClassifier=FakeRandomForestClassifier)
     monkeypatch.setitem(sys.modules, "cuml", cuml)
     monkeypatch.setitem(sys.modules, "cuml.decomposition", cuml.decomposition)
     monkeypatch.setitem(sys.modules, "cuml.manifold", cuml.manifold)
@@ -170,6 +223,27 @@ def test_tsne_calls_cuml_like_opentsne_and_only_in_two_dimensions(gpu_libraries)
     three = tsne(scores, n_components=3, perplexity=10, n_iter=250, seed=4, device="gpu", n_jobs=1)
     assert three.attrs["implementation"] == "openTSNE"  # cuML only embeds in 2 dimensions
     assert len(FakeTSNE.calls) == 1
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1", "elasticnet", "none"])
+def test_predict_calls_cuml_as_26_10_takes_it(gpu_libraries, penalty):
+    """On a GPU with cuML the models are cuML's, given arguments its 26.10 classes take, on
+    device data standardised as scikit-learn's StandardScaler does."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(90, 30))
+    y = np.repeat(["a", "b"], 45)
+    x[y == "b", :3] += 1.0
+    on_gpu = predict.cross_validate(x, y, k=8, folds=3, penalty=penalty, device="gpu")
+    assert FakeLogisticRegression.calls and not FakeRandomForestClassifier.calls
+    assert FakeLogisticRegression.calls[0].get("penalty", "l2") == (
+        None if penalty == "none" else penalty
+    )
+    if penalty == "l2":  # the fake fits scikit-learn's l2 model: the CPU run's numbers
+        on_cpu = predict.cross_validate(x, y, k=8, folds=3, device="cpu")
+        np.testing.assert_allclose(on_gpu.folds["auroc"], on_cpu.folds["auroc"], rtol=1e-9)
+    forest = predict.cross_validate(x, y, k=8, folds=3, model="random_forest", device="gpu")
+    assert FakeRandomForestClassifier.calls[0]["n_estimators"] == 500
+    assert forest.genes["importance"].notna().all()
 
 
 def test_cluster_arguments_are_what_dask_cuda_26_10_parses(gpu_libraries):

@@ -115,7 +115,14 @@ def fit(
             "The chosen genes have missing values in labelled samples; prediction needs "
             "complete values (impute or drop those genes first)."
         )
-    settings = {"model": model, "penalty": penalty, "C": C, "l1_ratio": l1_ratio, "seed": seed}
+    settings = {
+        "device": on,
+        "model": model,
+        "penalty": penalty,
+        "C": C,
+        "l1_ratio": l1_ratio,
+        "seed": seed,
+    }
     fitted = make_model(settings).fit(values, codes[kept])
     genes = np.asarray([str(g) for g in np.asarray(data.gene_ids)[chosen]])
     return Classifier(genes, classes, fitted)

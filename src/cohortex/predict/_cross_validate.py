@@ -23,6 +23,7 @@ __all__ = [
     "CrossValidation",
     "class_codes",
     "cross_validate",
+    "cuml_model_arguments",
     "make_model",
     "top_genes",
 ]
@@ -237,6 +238,7 @@ def cross_validate(
     x = dask_on(data.matrix, on, (4096, 4096))
     k = min(k, x.shape[1])
     settings = {
+        "device": on,
         "model": model,
         "penalty": penalty,
         "C": grid[0],
@@ -484,7 +486,15 @@ def top_genes(
 
 def make_model(settings: dict[str, Any]) -> Any:
     """The unfitted model of ``settings``: standardisation and a logistic regression, or a
-    random forest."""
+    random forest; cuML's on a GPU when cuML is installed, else scikit-learn's (the model
+    sees only the chosen genes, a small matrix)."""
+    if settings.get("device") == "gpu":
+        try:
+            import cuml  # noqa: F401 (only whether it is installed)
+        except ImportError:
+            pass
+        else:
+            return _CumlModel(settings)
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -503,7 +513,67 @@ def make_model(settings: dict[str, Any]) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(**options))
 
 
+def cuml_model_arguments(settings: dict[str, Any]) -> dict[str, Any]:
+    """What cuML (26.10) is given for ``settings``: ``LogisticRegression`` (penalty None for
+    none, its quasi-Newton solver) or ``RandomForestClassifier`` (500 trees)."""
+    if settings["model"] == "random_forest":
+        return {"n_estimators": 500, "random_state": settings["seed"]}
+    penalty = settings["penalty"]
+    arguments: dict[str, Any] = {
+        "penalty": None if penalty == "none" else penalty,
+        "C": settings["C"],
+        "max_iter": 5000,
+    }
+    if penalty == "elasticnet":
+        arguments["l1_ratio"] = settings["l1_ratio"]
+    return arguments
+
+
+class _CumlModel:
+    """cuML's model on the device, the genes standardised there as ``StandardScaler`` does
+    (population standard deviation, 1 where it is 0); host arrays in and out."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        import cuml
+
+        kind = settings["model"]
+        family = cuml.ensemble.RandomForestClassifier if kind == "random_forest" else None
+        self.model = (family or cuml.linear_model.LogisticRegression)(
+            **cuml_model_arguments(settings)
+        )
+        self.standardise = kind != "random_forest"
+
+    def _device(self, values: np.ndarray, fit: bool = False) -> Any:
+        from .._backend import to_device
+
+        x = to_device(np.ascontiguousarray(values, dtype=np.float64), "gpu")
+        if not self.standardise:
+            return x
+        if fit:
+            self.mean = x.mean(axis=0)
+            spread = x.std(axis=0)
+            self.scale = spread + (spread == 0)  # 1 where the gene is constant
+        return (x - self.mean) / self.scale
+
+    def fit(self, values: np.ndarray, codes: np.ndarray) -> _CumlModel:
+        from .._backend import to_device
+
+        self.model.fit(self._device(values, fit=True), to_device(codes.astype(np.int32), "gpu"))
+        return self
+
+    def predict_proba(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(to_host(self.model.predict_proba(self._device(values))))
+
+    @property
+    def importance(self) -> np.ndarray:
+        if hasattr(self.model, "coef_"):
+            return np.abs(np.asarray(to_host(self.model.coef_))).mean(axis=0)
+        return np.asarray(to_host(self.model.feature_importances_))
+
+
 def _importance(fitted: Any) -> np.ndarray:
+    if isinstance(fitted, _CumlModel):
+        return fitted.importance
     last = fitted.steps[-1][1] if hasattr(fitted, "steps") else fitted
     if hasattr(last, "coef_"):
         return np.abs(last.coef_).mean(axis=0)
