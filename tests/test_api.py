@@ -22,6 +22,7 @@ PUBLIC = {
         "create_cohort",
         "de",
         "fdr",
+        "genesets",
         "gpu_available",
         "io",
         "list_results",
@@ -96,6 +97,7 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
+    "cohortex.genesets": {"GeneSets", "ora", "ora_de", "read_gmt"},
     "cohortex.predict": {
         "MODELS",
         "SELECTIONS",

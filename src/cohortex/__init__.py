@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import de, fdr, io, predict, survival
+from . import de, fdr, genesets, io, predict, survival
 from ._backend import gpu_available, resolve_device
 from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
@@ -48,6 +48,7 @@ __all__ = [
     "create_cohort",
     "de",
     "fdr",
+    "genesets",
     "gpu_available",
     "io",
     "list_results",

@@ -1,0 +1,90 @@
+"""Gene-set collections (GMT) and over-representation against SciPy's exact tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cohortex import CohortexError, create_cohort, de, genesets
+from cohortex.genesets import GeneSets, read_gmt
+
+
+def test_gmt_round_trip_and_its_rules(tmp_path):
+    text = "A\thttp://a\tg1\tg2\tg2\t\tg3\n\nB\tdesc b\tg4\r\n"
+    (tmp_path / "s.gmt").write_text(text)
+    sets = read_gmt(tmp_path / "s.gmt")
+    assert sets.names == ("A", "B") and sets.descriptions == ("http://a", "desc b")
+    assert sets["A"] == ("g1", "g2", "g3") and sets["B"] == ("g4",)  # repeats kept once
+    sets.to_gmt(tmp_path / "t.gmt")
+    assert read_gmt(tmp_path / "t.gmt") == sets
+    (tmp_path / "bad.gmt").write_text("A\tdesc\n")
+    with pytest.raises(CohortexError, match="line 1: a GMT line is a name, a description"):
+        read_gmt(tmp_path / "bad.gmt")
+    (tmp_path / "twice.gmt").write_text("A\td\tg1\nA\td\tg2\n")
+    with pytest.raises(CohortexError, match="line 2: the set name 'A' is empty or repeated"):
+        read_gmt(tmp_path / "twice.gmt")
+    with pytest.raises(CohortexError, match="No gene set is named 'C'"):
+        sets["C"]
+
+
+def test_restrict_and_translate_by_a_gene_variable(tmp_path):
+    sets = GeneSets.from_dict({"S1": ["TP53", "MYC", "EGFR"], "S2": ["KRAS"], "S3": ["XYZ"]})
+    kept = sets.restrict(["TP53", "MYC", "KRAS"], min_size=2)
+    assert kept.names == ("S1",) and kept["S1"] == ("TP53", "MYC")
+    genes = pd.DataFrame({"symbol": ["TP53", "MYC", "KRAS", "MYC"]}, index=["E1", "E2", "E3", "E4"])
+    create_cohort(tmp_path / "c.zarr", np.zeros((3, 4)), genes=genes)
+    translated = sets.translate(tmp_path / "c.zarr", "symbol")
+    assert translated["S1"] == ("E1", "E2", "E4") and translated["S3"] == ()
+    with pytest.raises(CohortexError, match="No gene of the 1 sets matches"):
+        GeneSets.from_dict({"S": ["nothing"]}).translate(tmp_path / "c.zarr", "symbol")
+    with pytest.raises(CohortexError, match="'name' is not a gene variable"):
+        sets.translate(tmp_path / "c.zarr", "name")
+
+
+def test_ora_equals_fishers_exact_test():
+    rng = np.random.default_rng(50)
+    universe = [f"g{i}" for i in range(600)]
+    sets = GeneSets.from_dict(
+        {f"set{j}": rng.choice(universe, rng.integers(5, 80), replace=False) for j in range(40)}
+        | {"planted": universe[:30], "outside": ["x1", "x2", "x3", "x4", "x5", "g1"]}
+    )
+    listed = universe[:20] + list(rng.choice(universe[30:], 40, replace=False))
+    result = genesets.ora(listed, sets, universe, min_size=5)
+    assert "outside" not in result["gene_set"].values  # 1 gene in the universe
+    for name in result["gene_set"].values:
+        members = set(sets[name]) & set(universe)
+        a = len(members & set(listed))
+        table = [[a, len(listed) - a], [len(members) - a, 600 - len(members) - len(listed) + a]]
+        odds, p = stats.fisher_exact(table, alternative="greater")
+        row = result.sel(gene_set=name)
+        np.testing.assert_allclose(float(row["pvalue"]), p, rtol=1e-10)
+        assert int(row["overlap"]) == a and int(row["set_size"]) == len(members)
+        np.testing.assert_allclose(float(row["odds_ratio"]), odds, rtol=1e-12)
+    planted = result.sel(gene_set="planted")
+    assert float(planted["padj"]) < 1e-10 and planted["overlap_genes"].item().split(",")[:2] == [
+        "g0",
+        "g1",
+    ]
+    assert float(planted["expected"]) == pytest.approx(30 * 60 / 600)
+    with pytest.raises(CohortexError, match="No gene of the list is in the universe"):
+        genesets.ora(["nope"], sets, universe)
+
+
+def test_ora_de_splits_up_and_down():
+    rng = np.random.default_rng(51)
+    x = rng.normal(size=(60, 300))
+    labels = np.repeat(["t", "n"], 30)
+    x[:30, :25] += 1.5  # up in t
+    x[:30, 25:45] -= 1.5  # down in t
+    result = de.test(x, labels, reference="n")
+    genes = list(result["gene"].values)
+    sets = GeneSets.from_dict(
+        {"up_set": genes[:25], "down_set": genes[25:45], "other": genes[100:150]}
+    )
+    enriched = genesets.ora_de(result, sets)
+    assert list(enriched["direction"].values) == ["up", "down"]
+    assert float(enriched["padj"].sel(direction="up", gene_set="up_set")) < 1e-10
+    assert float(enriched["padj"].sel(direction="down", gene_set="down_set")) < 1e-10
+    assert float(enriched["padj"].sel(direction="up", gene_set="down_set")) > 0.5
