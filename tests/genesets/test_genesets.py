@@ -88,3 +88,38 @@ def test_ora_de_splits_up_and_down():
     assert float(enriched["padj"].sel(direction="up", gene_set="up_set")) < 1e-10
     assert float(enriched["padj"].sel(direction="down", gene_set="down_set")) < 1e-10
     assert float(enriched["padj"].sel(direction="up", gene_set="down_set")) > 0.5
+
+
+@pytest.mark.parametrize("variant", ["fixed", "estimated", "trend"])
+def test_camera_equals_limma(variant):
+    from pathlib import Path
+
+    import xarray as xr
+
+    limma = Path(__file__).parents[1] / "fixtures" / "limma"
+    expression = pd.read_csv(limma / "bladder_expression.csv", index_col=0).T
+    samples = pd.read_csv(limma / "bladder_samples.csv", index_col=0).astype(str)
+    ds = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.to_numpy()),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
+    )
+    sets = read_gmt(limma / "camera_sets.gmt")
+    expected = pd.read_csv(limma / f"camera_{variant}.csv", index_col=0)
+    result = genesets.camera(
+        ds,
+        "~ cancer + batch",
+        sets,
+        contrast="cancer[T.Normal]",
+        inter_gene_cor=None if variant == "estimated" else 0.01,
+        trend=variant == "trend",
+    )
+    assert list(result["gene_set"].values) == list(expected.index)
+    np.testing.assert_array_equal(result["n_genes"], expected["NGenes"])
+    np.testing.assert_array_equal(result["direction"], expected["Direction"])
+    np.testing.assert_allclose(result["pvalue"], expected["PValue"], rtol=1e-8)
+    np.testing.assert_allclose(result["padj"], expected["FDR"], rtol=1e-8)
+    if variant == "estimated":
+        np.testing.assert_allclose(result["correlation"], expected["Correlation"], rtol=1e-8)
