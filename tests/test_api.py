@@ -86,7 +86,9 @@ PUBLIC = {
     "cohortex.fdr": {"METHODS", "adjust", "pi0"},
     "cohortex.plot": {
         "embedding",
+        "enrichment",
         "forest",
+        "gsea",
         "km",
         "loss",
         "ma",

@@ -119,3 +119,28 @@ def test_forest_orders_by_p_value(tmp_path):
     ax.figure.savefig(tmp_path / "forest.png")
     with pytest.raises(CohortexError, match="needs a cohortex.survival.cox"):
         plot.forest(de.test(x, np.repeat(["a", "b"], 200)))
+
+
+def test_gsea_running_score_and_enrichment_dot_plot(tmp_path):
+    import pandas as pd
+
+    from cohortex import genesets
+
+    rng = np.random.default_rng(5)
+    genes = [f"g{i}" for i in range(300)]
+    ranking = pd.Series(rng.normal(size=300), index=genes)
+    ranking.iloc[:20] += 3
+    sets = genesets.GeneSets.from_dict(
+        {"up": genes[:20], **{f"s{j}": rng.choice(genes, 30, replace=False) for j in range(8)}}
+    )
+    result = genesets.gsea(ranking, sets, permutations=100)
+    ax = plot.gsea(ranking, sets, "up")
+    assert ax.get_title() == f"up: ES {float(result['es'].sel(gene_set='up')):.3f}"
+    assert len(ax.collections[0].get_segments()) == 20  # a tick per member
+    dots = plot.enrichment(result, n=5)
+    assert dots.get_yticklabels()[0].get_text() == "up"  # the best, on top
+    dots.figure.savefig(tmp_path / "dots.png")
+    ora = genesets.ora(genes[:25], sets, genes, min_size=5)
+    assert plot.enrichment(ora).get_xlabel() == "overlap / expected"
+    with pytest.raises(CohortexError, match="needs a cohortex.genesets"):
+        plot.enrichment(result.drop_vars("padj"))

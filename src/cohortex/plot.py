@@ -1,5 +1,6 @@
 """Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
-Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated predictions.
+Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated
+predictions; GSEA running scores and a dot plot of enriched gene sets.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -20,7 +21,19 @@ require("matplotlib", "cohortex.plot")
 from matplotlib.axes import Axes  # noqa: E402 (after the check above)
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["embedding", "forest", "km", "loss", "ma", "roc", "scree", "top_genes", "volcano"]
+__all__ = [
+    "embedding",
+    "enrichment",
+    "forest",
+    "gsea",
+    "km",
+    "loss",
+    "ma",
+    "roc",
+    "scree",
+    "top_genes",
+    "volcano",
+]
 
 _UP, _DOWN, _NEUTRAL = "#c0392b", "#2471a3", "#b3b6b7"
 
@@ -403,4 +416,75 @@ def roc(result: Any, *, ax: Axes | None = None) -> Axes:
     ax.set_aspect("equal")
     ax.set_title(f"Cross-validated ROC ({result.classes[1]} vs {result.classes[0]})")
     ax.legend(frameon=False, loc="lower right", fontsize=8)
+    return ax
+
+
+def gsea(
+    ranking: Any, gene_sets: Any, name: str, *, weight: float = 1.0, ax: Axes | None = None
+) -> Axes:
+    """GSEA's running score of one set along the ranking, with a tick per member gene.
+
+    Parameters
+    ----------
+    ranking : pandas.Series
+        The statistic per gene (as given to :func:`cohortex.genesets.gsea`).
+    gene_sets : GeneSets
+    name : str
+        The set to draw.
+    weight : float, default 1.0
+    ax : matplotlib Axes, optional
+    """
+    ordered = ranking.dropna().sort_values(ascending=False, kind="stable")
+    members = set(gene_sets[name])
+    hits = np.asarray([str(g) in members for g in ordered.index])
+    if not hits.any():
+        raise CohortexError(f"No gene of {name!r} is in the ranking.")
+    values = np.abs(ordered.to_numpy(dtype=float)) ** weight
+    total = values[hits].sum() or float(hits.sum())
+    steps = np.where(hits, (values if values[hits].sum() else 1.0) / total, 0.0)
+    steps = steps - np.where(hits, 0.0, 1.0 / (hits.size - hits.sum()))
+    running = np.cumsum(steps)
+    extreme = int(np.argmax(np.abs(running)))
+    ax = ax or _new_axes(3.5)
+    ax.plot(np.arange(running.size), running, color=_UP, lw=1.2)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.axvline(extreme, color=_NEUTRAL, lw=0.8, ls="--")
+    low = float(min(running.min(), 0.0))
+    span = float(running.max()) - low
+    ticks = np.flatnonzero(hits)
+    ax.vlines(ticks, low - 0.12 * span, low - 0.02 * span, colors="k", lw=0.5)
+    ax.set_xlim(0, running.size)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("running enrichment score")
+    ax.set_title(f"{name}: ES {running[extreme]:.3f}")
+    return ax
+
+
+def enrichment(result: xr.Dataset, n: int = 20, *, ax: Axes | None = None) -> Axes:
+    """Dot plot of the ``n`` best sets of a :func:`cohortex.genesets.gsea` or ``ora`` result:
+    NES (or the overlap's fold over its expectation) against the set, the dot's size the set
+    size (or overlap), its colour −log10 q."""
+    if "pvalue" not in result or "padj" not in result or "gene_set" not in result.dims:
+        raise CohortexError("enrichment() needs a cohortex.genesets gsea() or ora() result.")
+    if "direction" in result.dims:
+        raise CohortexError("Choose a direction first, e.g. result.sel(direction='up').")
+    p = np.asarray(result["pvalue"].values, dtype=float)
+    order = np.argsort(p, kind="stable")[:n]
+    if "nes" in result:
+        x = np.asarray(result["nes"].values, dtype=float)[order]
+        size = np.asarray(result["size"].values, dtype=float)[order]
+        label = "normalised enrichment score"
+    else:
+        overlap = np.asarray(result["overlap"].values, dtype=float)[order]
+        x = overlap / np.asarray(result["expected"].values, dtype=float)[order]
+        size = overlap
+        label = "overlap / expected"
+    q = -np.log10(np.clip(np.asarray(result["padj"].values, dtype=float)[order], 1e-300, 1))
+    ax = ax or _new_axes(max(2.5, 0.25 * len(order) + 1.2))
+    rows = np.arange(len(order))[::-1]
+    dots = ax.scatter(x, rows, s=20 + 180 * size / max(size.max(), 1), c=q, cmap="viridis")
+    ax.figure.colorbar(dots, ax=ax, label="-log10 q")
+    ax.set_yticks(rows, [str(g) for g in result["gene_set"].values[order]], fontsize=7)
+    ax.set_xlabel(label)
+    ax.set_title(f"Top {len(order)} gene sets")
     return ax
