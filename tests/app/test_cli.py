@@ -527,3 +527,34 @@ def test_predict_command(tmp_path, capsys):
     assert "C chosen by nested cross-validation, per fold: " in capsys.readouterr().out
     assert main(["predict", str(store), "--target", "conditon"]) == 2
     assert "must name a sample variable" in capsys.readouterr().err
+
+
+def test_enrich_command(tmp_path, capsys):
+    from cohortex import genesets, open_cohort, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 120, 400, n_de=40, log2fc=1.5, seed=8)
+    truth = open_cohort(store)["true_log2fc"].to_series()
+    de_genes = [str(g) for g in truth.index[truth.to_numpy() > 0]]  # up in tumor
+    others = [str(g) for g in truth.index[truth.to_numpy() == 0]]
+    sets = genesets.GeneSets.from_dict(
+        {"planted": de_genes, **{f"random{i}": others[i * 30 : i * 30 + 30] for i in range(6)}}
+    )
+    sets.to_gmt(tmp_path / "sets.gmt")
+    de = ["de", str(store), "--groupby", "condition", "--reference", "normal", "--top", "0"]
+    assert main(de) == 0
+    capsys.readouterr()
+    arguments = ["enrich", str(store), "--sets", str(tmp_path / "sets.gmt"), "--top", "3"]
+    plot = tmp_path / "dots.png"
+    assert main([*arguments, "--permutations", "1000", "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "gsea of 7 gene sets" in printed and printed.splitlines()[2].split()[0] == "planted"
+    saved = read_result(store, "enrich_gsea_de_welch_condition")
+    assert float(saved["padj"].sel(gene_set="planted")) < 0.05 and plot.stat().st_size > 1000
+    assert main([*arguments, "--method", "ora", "--min-size", "5"]) == 0
+    assert "ora of 7 gene sets" in capsys.readouterr().out
+    assert main([*arguments, "--method", "camera"]) == 2
+    assert "needs --design" in capsys.readouterr().err
+    assert main([*arguments, "--method", "camera", "--design", "~ condition"]) == 0
+    camera = read_result(store, "enrich_camera_camera")
+    assert float(camera["pvalue"].sel(gene_set="planted")) < 1e-3

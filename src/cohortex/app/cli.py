@@ -242,6 +242,34 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     pred.set_defaults(run=_predict)
 
+    enrich = commands.add_parser(
+        "enrich",
+        help="gene-set enrichment of a stored DE result (GSEA, over-representation, camera)",
+    )
+    enrich.add_argument("store", type=Path)
+    enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
+    enrich.add_argument("--method", choices=("gsea", "ora", "camera"), default="gsea")
+    enrich.add_argument(
+        "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
+    )
+    enrich.add_argument("--by", default="statistic", help="gsea: the variable that ranks genes")
+    enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
+    enrich.add_argument("--design", default=None, help="camera: the model formula")
+    enrich.add_argument(
+        "--names",
+        default=None,
+        metavar="VARIABLE",
+        help="gene variable the sets' names are in (e.g. symbol); default the gene ids",
+    )
+    enrich.add_argument("--min-size", type=int, default=15)
+    enrich.add_argument("--max-size", type=int, default=500)
+    enrich.add_argument("--permutations", type=int, default=1000)
+    enrich.add_argument("--seed", type=int, default=0)
+    enrich.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
+    enrich.add_argument("--top", type=int, default=10, help="sets to print (0: none)")
+    enrich.add_argument("--plot", type=Path, default=None, help="dot plot of the best sets")
+    enrich.set_defaults(run=_enrich)
+
     pc = commands.add_parser("pca", help="principal components; the result goes into the store")
     pc.add_argument("store", type=Path)
     pc.add_argument("--n-components", type=int, default=50)
@@ -749,6 +777,91 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"out-of-fold predictions written to {args.out}")
     if args.top > 0:
         print(result.genes.head(args.top).to_string(float_format="%.3g"))
+
+
+def _enrich(args: argparse.Namespace) -> None:
+    from .. import genesets
+    from ..store import read_result, write_result
+
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    _check_plot(args.plot)
+    if args.plot is not None and args.method == "camera":
+        raise CohortexError("--plot draws gsea and ora results, not camera's.")
+    sets = genesets.read_gmt(args.sets)
+    if args.names is not None:
+        sets = sets.translate(args.store, args.names)
+    start = time.perf_counter()
+    if args.method == "camera":
+        if args.design is None:
+            raise CohortexError("--method camera needs --design (the model formula).")
+        result = genesets.camera(args.store, args.design, sets, contrast=args.contrast)
+        source = "camera"
+    else:
+        stored = [n for n in list_results(args.store) if n.startswith("de_")]
+        name = args.result or (stored[0] if len(stored) == 1 else None)
+        if name is None:
+            raise CohortexError(
+                "Name the DE result with --result; the store holds "
+                + (", ".join(stored) or "none (run `cohortex de` first)")
+                + "."
+            )
+        de_result = read_result(args.store, name)
+        if "contrast" in de_result.dims:
+            contrasts = [str(c) for c in de_result["contrast"].values]
+            de_result = de_result.sel(contrast=args.contrast or contrasts[0])
+        sizes = {"min_size": args.min_size, "max_size": args.max_size}
+        if args.method == "gsea":
+            result = genesets.gsea(
+                de_result,
+                sets,
+                by=args.by,
+                permutations=args.permutations,
+                seed=args.seed,
+                **sizes,
+            )
+        else:
+            result = genesets.ora_de(de_result, sets, **sizes)
+        source = name
+    elapsed = time.perf_counter() - start
+    saved = f"enrich_{args.method}_{source}"
+    write_result(args.store, saved, result, overwrite=True)
+    table = result.to_dataframe().reset_index()
+    if args.out is not None:
+        sep = "," if args.out.suffix.lower() == ".csv" else "\t"
+        table.to_csv(args.out, sep=sep, index=False)
+    print(
+        f"{args.method} of {result.sizes['gene_set']} gene sets in {elapsed:.1f} s; saved as "
+        f"result {saved!r}" + (f" and {args.out}" if args.out else "")
+    )
+    if args.top > 0:
+        shown = [
+            c
+            for c in (
+                "direction",
+                "gene_set",
+                "size",
+                "n_genes",
+                "overlap",
+                "es",
+                "nes",
+                "pvalue",
+                "padj",
+            )
+            if c in table.columns
+        ]
+        best = table.sort_values("pvalue", kind="stable").head(args.top)
+        print(best[shown].to_string(index=False, float_format="%.4g"))
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        from .. import plot
+
+        shown_result = result.sel(direction="up") if "direction" in result.dims else result
+        figure = plot.enrichment(shown_result).figure
+        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+        figure.savefig(args.plot, dpi=120)
+        print(f"dot plot written to {args.plot}")
 
 
 def _pca(args: argparse.Namespace) -> None:
