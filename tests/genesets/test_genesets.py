@@ -123,3 +123,16 @@ def test_camera_equals_limma(variant):
     np.testing.assert_allclose(result["padj"], expected["FDR"], rtol=1e-8)
     if variant == "estimated":
         np.testing.assert_allclose(result["correlation"], expected["Correlation"], rtol=1e-8)
+
+
+def test_autoencoder_enrichment_takes_a_collection():
+    from cohortex.ae import enrichment
+
+    universe = [f"g{i}" for i in range(100)]
+    sets = GeneSets.from_dict({"a": universe[:10], "b": universe[50:70]})
+    module = [*universe[:8], "g90"]
+    by_collection = enrichment(module, sets, universe)
+    by_mapping = enrichment(module, {"a": universe[:10], "b": universe[50:70]}, universe)
+    np.testing.assert_array_equal(by_collection["pvalue"], by_mapping["pvalue"])
+    ora = genesets.ora(module, sets, universe, min_size=1)
+    np.testing.assert_allclose(ora["pvalue"], by_collection["pvalue"], rtol=1e-12)

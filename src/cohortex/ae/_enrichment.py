@@ -9,13 +9,14 @@ import xarray as xr
 from scipy import stats
 
 from .._errors import CohortexError
+from ..genesets import GeneSets
 
 __all__ = ["enrichment"]
 
 
 def enrichment(
     module: Iterable[str],
-    gene_sets: Iterable[str] | Mapping[str, Iterable[str]],
+    gene_sets: Iterable[str] | Mapping[str, Iterable[str]] | GeneSets,
     universe: Iterable[str],
 ) -> xr.Dataset:
     """Over-representation of gene sets in a module.
@@ -29,8 +30,9 @@ def enrichment(
     ----------
     module : iterable of str
         Genes of the module (those outside the universe are ignored).
-    gene_sets : iterable of str, or mapping of name to iterable of str
-        One gene set, or several by name.
+    gene_sets : iterable of str, mapping of name to iterable of str, or GeneSets
+        One gene set, or several by name (a :class:`cohortex.genesets.GeneSets`, e.g. from a
+        GMT file; :func:`cohortex.genesets.ora` adds FDR, odds ratios and overlap genes).
     universe : iterable of str
         All genes that could have been in the module (e.g. the model's genes).
 
@@ -44,6 +46,8 @@ def enrichment(
     if not universe_set:
         raise CohortexError("The universe of genes is empty.")
     module_set = {str(g) for g in module} & universe_set
+    if isinstance(gene_sets, GeneSets):
+        gene_sets = dict(zip(gene_sets.names, gene_sets.members, strict=True))
     if isinstance(gene_sets, Mapping):
         named = {str(k): {str(g) for g in v} & universe_set for k, v in gene_sets.items()}
     else:
