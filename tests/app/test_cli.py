@@ -126,13 +126,15 @@ def test_demo_runs_as_a_command(tmp_path):
         "de_moderated_t_condition",
         "de_welch_condition",
         "de_wilcoxon_condition",
+        "gsea_welch_condition",
         "pca",
         "survival_cox",
         "tsne",
     ]
     report = (tmp_path / "report.html").read_text()
-    # volcano, top genes, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
-    assert report.count("<img ") == 8
+    # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
+    assert report.count("<img ") == 9
+    assert "<h2>Gene sets</h2>" in report and "<td>planted DE" in report
     assert "empirical FDR" in report and "5 genes were planted" in report
     assert "of the 2 genes planted" in report and "AUROC" in report
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
