@@ -472,11 +472,27 @@ def test_bench_predict_suite(tmp_path):
     assert usual["speedup"] == pytest.approx(usual["seconds"] / mine["seconds"])
 
 
+def test_bench_genesets_suite(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "100", "--genes", "80", "--only", "genesets"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+    assert rows["cohortex_gsea"]["seconds"] > 0
+    anchor = rows["gseapy"]
+    if "skipped" in anchor:
+        assert anchor["skipped"] == "gseapy is not installed"
+    else:
+        assert anchor["seconds"] == pytest.approx(anchor["measured_seconds"] * 1000)
+        assert (
+            "**extrapolated** from 100 sets × 1000 permutations" in (out / "bench.md").read_text()
+        )
+
+
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (
-        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, predict, voom"
-        in capsys.readouterr().err
+        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, predict, "
+        "genesets, voom" in capsys.readouterr().err
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2
     assert "pip install 'cohortex[cuda12]'" in capsys.readouterr().err

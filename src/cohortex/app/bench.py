@@ -27,6 +27,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               from the store, then scikit-learn's ``cross_val_score`` on the selected matrix
               (it leaks the held-out labels into the selection; its time is the target's
               "DE pass plus scikit-learn": cohortex within 2× of it).
+``genesets``  preranked GSEA of 10,000 random gene sets (15–500 genes, fixed seed) on the Welch
+              t of the cohort (computed before the clock starts), 10,000 permutations; GSEApy's
+              ``prerank`` on 100 of the sets with 1,000 permutations, **extrapolated** linearly
+              in sets × permutations (marked).
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -117,12 +121,16 @@ _CASES = [
     Case("survival", "lifelines", "anchor", "memory", "lifelines", False, "cohortex_zarr"),
     Case("predict", "cohortex_zarr", "cohortex", "zarr"),
     Case("predict", "select_then_sklearn", "anchor", "zarr", "sklearn", False),
+    Case("genesets", "cohortex_gsea", "cohortex", "zarr"),
+    Case("genesets", "gseapy", "anchor", "zarr", "gseapy", False, "cohortex_gsea"),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
 ]
-SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "predict", "voom")
+SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "predict", "genesets", "voom")
+_GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
+_GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _VOOM_R = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -340,6 +348,8 @@ def _time_case(
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
         extra.update(_predict_case(case, store, device))
+    elif case.suite == "genesets":
+        extra.update(_gsea_case(case, store, device))
     else:
         raise ValueError(f"unknown case {case.suite}:{case.name}")
     seconds = extra.pop("timed_seconds", time.perf_counter() - start)
@@ -453,6 +463,54 @@ def _predict_case(case: Case, store: str, device: str) -> dict:
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     scores = cross_val_score(model, values, labels, cv=folds, scoring="roc_auc")
     return {"timed_seconds": time.perf_counter() - start, "auroc": float(scores.mean())}
+
+
+def _gsea_case(case: Case, store: str, device: str) -> dict:
+    """Preranked GSEA of random sets on the Welch t: cohortex, or GSEApy on a subset."""
+    import pandas as pd
+
+    from .. import genesets
+    from ..de import test
+
+    welch = test(store, "condition", reference="normal", device=device)
+    ranking = pd.Series(
+        np.asarray(welch["statistic"].values, dtype=np.float64).ravel(),
+        index=[str(g) for g in welch["gene"].values],
+    )
+    rng = np.random.default_rng(0)
+    genes = ranking.index.to_numpy()
+    high = min(500, genes.size - 1)
+    sets = {
+        f"set{j}": rng.choice(genes, int(rng.integers(min(15, high), high + 1)), replace=False)
+        for j in range(_GSEA_SETS)
+    }
+    start = time.perf_counter()
+    if case.role == "cohortex":
+        collection = genesets.GeneSets.from_dict(sets)
+        genesets.gsea(ranking, collection, permutations=_GSEA_PERMUTATIONS, min_size=1)
+        return {"timed_seconds": time.perf_counter() - start}
+    import gseapy
+
+    subset = {name: list(sets[name]) for name in list(sets)[:_GSEAPY_SETS]}
+    start = time.perf_counter()
+    gseapy.prerank(
+        rnk=ranking,
+        gene_sets=subset,
+        permutation_num=_GSEAPY_PERMUTATIONS,
+        min_size=1,
+        max_size=1000,
+        seed=0,
+        outdir=None,
+        threads=os.cpu_count() or 1,
+        verbose=False,
+    )
+    measured = time.perf_counter() - start
+    scale = (_GSEA_SETS / _GSEAPY_SETS) * (_GSEA_PERMUTATIONS / _GSEAPY_PERMUTATIONS)
+    return {
+        "timed_seconds": measured * scale,
+        "measured_seconds": measured,
+        "extrapolated_from": f"{_GSEAPY_SETS} sets × {_GSEAPY_PERMUTATIONS} permutations",
+    }
 
 
 def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
@@ -808,6 +866,8 @@ def _markdown(report: dict) -> str:
             note = r["method"]
         if "samples" in r:
             note = f"on {r['samples']} samples"
+        if "extrapolated_from" in r:
+            note = f"**extrapolated** from {r['extrapolated_from']} ({r['measured_seconds']:.1f} s)"
         if "extrapolated_seconds" in r:
             note += f"; {r['extrapolated_seconds']:.0f} s **extrapolated** to all samples"
         if "fit_seconds" in r:
