@@ -269,7 +269,8 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
     n : int, default 10
     by : str, default "padj"
         Variable to rank by: ascending for p-values, descending absolute value for anything
-        else (``statistic``, ``log2fc``). NaN rank last.
+        else (``statistic``, ``log2fc``). NaN rank last. Equal p-values (in large cohorts
+        they underflow to 0 together) are ordered by the larger absolute ``statistic``.
 
     Returns
     -------
@@ -286,7 +287,12 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
     frame = table.drop_vars(scalars).to_dataframe().reset_index()
     ascending = by in ("pvalue", "padj")
     key = frame[by] if ascending else -frame[by].abs()
-    frame = frame.assign(_key=key).sort_values("_key", kind="stable", na_position="last")
+    frame = frame.assign(_key=key)
+    if ascending and "statistic" in frame.columns:  # ties of p, e.g. all underflowed to 0
+        frame = frame.assign(_strength=-frame["statistic"].abs())
+        frame = frame.sort_values(["_key", "_strength"], kind="stable", na_position="last")
+    else:
+        frame = frame.sort_values("_key", kind="stable", na_position="last")
     if "contrast" in frame.columns:  # best first within each contrast, contrasts in result order
         position = {c: i for i, c in enumerate(table["contrast"].values)}
         frame = frame.assign(_contrast=frame["contrast"].map(position))
@@ -294,7 +300,7 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
     else:
         frame = frame.head(n)
     columns = [c for c in ("contrast", "gene") if c in frame.columns]
-    rest = [c for c in frame.columns if c not in (*columns, by, "_key", "_contrast")]
+    rest = [c for c in frame.columns if c not in (*columns, by, "_key", "_strength", "_contrast")]
     return frame[[*columns, by, *rest]].reset_index(drop=True)
 
 
