@@ -84,7 +84,9 @@ class Case:
     suite: str
     name: str
     role: str  # "limit", "cohortex" or "anchor"
-    source: str  # "memory", "zarr", "hvg" (the 2,000 most variable genes) or "pcs"
+    # "memory", "zarr", "hvg" (the 2,000 most variable genes), "pcs", "slice" (the first
+    # samples) or "ranking" (a statistic per gene: no matrix is timed)
+    source: str
     module: str | None = None  # the package an anchor needs
     gpu: bool = True  # whether the case runs on a GPU (device=gpu), or only on the CPU
     against: str | None = None  # the cohortex case an anchor is compared with (default: by source)
@@ -121,8 +123,8 @@ _CASES = [
     Case("survival", "lifelines", "anchor", "memory", "lifelines", False, "cohortex_zarr"),
     Case("predict", "cohortex_zarr", "cohortex", "zarr"),
     Case("predict", "select_then_sklearn", "anchor", "zarr", "sklearn", False),
-    Case("genesets", "cohortex_gsea", "cohortex", "zarr"),
-    Case("genesets", "gseapy", "anchor", "zarr", "gseapy", False, "cohortex_gsea"),
+    Case("genesets", "cohortex_gsea", "cohortex", "ranking"),
+    Case("genesets", "gseapy", "anchor", "ranking", "gseapy", False, "cohortex_gsea"),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
