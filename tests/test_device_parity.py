@@ -15,7 +15,17 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, survival, tsne
+from cohortex import (
+    create_cohort,
+    de,
+    fdr,
+    genesets,
+    norm_factors,
+    normalize,
+    pca,
+    survival,
+    tsne,
+)
 from cohortex._backend import namespace, to_device
 from cohortex.ae import Autoencoder
 from cohortex.simulate import simulate_array
@@ -176,6 +186,21 @@ def test_survival_logrank(gpu_xp, cohort):
     event = (rng.random(len(condition)) < 0.6).astype(int)
     cpu = survival.logrank(path, time, event, strata=condition, device="cpu")
     _same(survival.logrank(path, time, event, strata=condition, device="gpu"), cpu)
+
+
+def test_gsea(gpu_xp):
+    rng = np.random.default_rng(14)
+    genes = [f"g{i}" for i in range(500)]
+    ranking = pd.Series(rng.normal(size=500), index=genes)
+    ranking.iloc[:30] += 2.0
+    sets = genesets.GeneSets.from_dict(
+        {
+            "top": genes[:30],
+            **{f"s{j}": rng.choice(genes, 20 + j, replace=False) for j in range(30)},
+        }
+    )
+    cpu = genesets.gsea(ranking, sets, permutations=300, device="cpu")
+    _same(genesets.gsea(ranking, sets, permutations=300, device="gpu"), cpu)
 
 
 def test_select_k_best(gpu_xp, cohort):

@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import fdr as _fdr
-from .._backend import to_host
+from .._backend import namespace, resolve_device, to_device, to_host
 from .._errors import CohortexError
 from ._collection import GeneSets
 
@@ -27,6 +27,7 @@ def gsea(
     max_size: int = 500,
     seed: int = 0,
     fdr: str = "bh",
+    device: str = "auto",
 ) -> xr.Dataset:
     """Preranked GSEA of every set: enrichment score, normalised score, permutation p-value.
 
@@ -54,7 +55,11 @@ def gsea(
     min_size, max_size : int, default 15 and 500
         Sets with fewer or more ranked genes are left out (fgsea's defaults).
     seed : int, default 0
+        The random draws come from NumPy's generator on the host whatever the device, so a
+        seed gives the same p-values on the CPU and the GPU.
     fdr : str, default "bh"
+    device : {"auto", "cpu", "gpu"}, default "auto"
+        Where the null (a batched sort and cumulative sum per set size) is computed.
 
     Returns
     -------
@@ -71,6 +76,7 @@ def gsea(
         raise CohortexError(
             f"gsea() needs permutations >= 1 and weight >= 0; got {permutations}, {weight}."
         )
+    on = resolve_device(device)
     statistic = _ranking(ranking, by)
     order = np.argsort(-statistic.to_numpy(), kind="stable")
     genes = statistic.index.to_numpy()[order]
@@ -95,16 +101,13 @@ def gsea(
     for p in range(permutations):  # random sets of every size: the first k of a random draw
         draws[p] = rng.choice(genes.size, size=largest, replace=False)
     pvalue, nes = np.empty(len(sets)), np.empty(len(sets))
+    # the null on the device: for each size, a batched sort and cumulative sum of the draws
+    device_draws, device_values = to_device(draws, on), to_device(values, on)
     for size in np.unique(sizes):
-        null = enrichment_scores(np.sort(draws[:, :size], axis=1), values)
-        positive, negative = null[null >= 0], null[null <= 0]
-        for i in np.flatnonzero(sizes == size):
-            if es[i] >= 0:
-                pvalue[i] = (1 + np.sum(positive >= es[i])) / (1 + positive.size)
-                nes[i] = es[i] / positive.mean() if positive.size else np.nan
-            else:
-                pvalue[i] = (1 + np.sum(negative <= es[i])) / (1 + negative.size)
-                nes[i] = es[i] / abs(negative.mean()) if negative.size else np.nan
+        prefix = device_draws[:, :size]
+        null = enrichment_scores(namespace(prefix).sort(prefix, axis=1), device_values)
+        chosen = np.flatnonzero(sizes == size)
+        pvalue[chosen], nes[chosen] = _null_tails(null, es[chosen])
     edges = []
     for s, hits in enumerate(members):
         leading = hits[hits <= peaks[s]] if es[s] >= 0 else hits[hits >= peaks[s]]
@@ -129,15 +132,34 @@ def gsea(
     )
 
 
+def _null_tails(null: Any, es: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """p-values and NES of the scores ``es`` against one size's null (fgseaSimple's tails):
+    counts by binary search in the sorted null of each sign."""
+    xp = namespace(null)
+    positive = xp.sort(null[null >= 0])
+    negative = xp.sort(null[null <= 0])
+    n_positive, n_negative = int(positive.size), int(negative.size)
+    scores = xp.asarray(es)
+    above = n_positive - xp.searchsorted(positive, scores, side="left")  # null >= es
+    below = xp.searchsorted(negative, scores, side="right")  # null <= es
+    upper = np.asarray(to_host((1 + above) / (1 + n_positive)), dtype=np.float64)
+    lower = np.asarray(to_host((1 + below) / (1 + n_negative)), dtype=np.float64)
+    mean_positive = float(to_host(positive.mean())) if n_positive else np.nan
+    mean_negative = abs(float(to_host(negative.mean()))) if n_negative else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nes = np.where(es >= 0, es / mean_positive, es / mean_negative)
+    return np.where(es >= 0, upper, lower), nes
+
+
 def enrichment_scores(hits: np.ndarray, values: np.ndarray, *, return_peak: bool = False) -> Any:
     """GSEA's enrichment score of many sets of one size at once.
 
     Parameters
     ----------
-    hits : ndarray of shape (n_sets, k), int
-        Each set's positions in the ranking, ascending.
-    values : ndarray of shape (n_genes,)
-        ``|statistic|^weight`` in rank order.
+    hits : array of shape (n_sets, k), int
+        Each set's positions in the ranking, ascending (NumPy or CuPy).
+    values : array of shape (n_genes,)
+        ``|statistic|^weight`` in rank order, on the same device.
     return_peak : bool
         Also return the position of each set's extreme.
 
@@ -146,23 +168,24 @@ def enrichment_scores(hits: np.ndarray, values: np.ndarray, *, return_peak: bool
     es : ndarray of shape (n_sets,)
     peak : ndarray of shape (n_sets,), int (with ``return_peak``)
     """
+    xp = namespace(hits)
     n_genes = values.size
     k = hits.shape[1]
     weights = values[hits]
     total = weights.sum(axis=1, keepdims=True)
     # all-zero weights (a set of genes whose statistic is 0): each hit counts the same
-    weights = np.where(total > 0, weights, 1.0)
-    total = np.where(total > 0, total, k)
-    cumulative = np.cumsum(weights, axis=1) / total
-    misses = (hits - np.arange(k)) / (n_genes - k)  # misses before each hit, as a fraction
+    weights = xp.where(total > 0, weights, 1.0)
+    total = xp.where(total > 0, total, float(k))
+    cumulative = xp.cumsum(weights, axis=1) / total
+    misses = (hits - xp.arange(k)) / (n_genes - k)  # misses before each hit, as a fraction
     after = cumulative - misses  # just after each hit
     before = cumulative - weights / total - misses  # just before each hit
     top, bottom = after.max(axis=1), before.min(axis=1)
-    es = np.where(top > -bottom, top, bottom)
+    es = xp.where(top > -bottom, top, bottom)
     if not return_peak:
         return es
-    rows = np.arange(hits.shape[0])
-    peak = np.where(
+    rows = xp.arange(hits.shape[0])
+    peak = xp.where(
         top > -bottom, hits[rows, after.argmax(axis=1)], hits[rows, before.argmin(axis=1)]
     )
     return es, peak
