@@ -55,16 +55,9 @@ def t_tests(
             else moments.select(slice(reference[0], reference[0] + 1))
         )
         statistic, df = t_statistic(a, b, equal_var=test == "student")
-        row = {
-            "statistic": statistic,
-            "pvalue": t_pvalue(statistic, df, alternative),
-            "log2fc": log2fc(a, b, scale, pseudocount),
-            "df": df,
-            "mean_group": a.mean[0],
-            "mean_reference": b.mean[0],
-            "n_group": a.count[0],
-            "n_reference": b.count[0],
-        }
+        row = _t_columns(
+            statistic, df, a, b, (a.count[0], b.count[0]), alternative, scale, pseudocount
+        )
         for name, values in row.items():
             columns.setdefault(name, []).append(values)
     return contrast_dataset(columns, levels, contrasts, fdr)
@@ -194,17 +187,31 @@ def paired_t(
     statistic = xp.where(n < 2, xp.nan, statistic)
     df = xp.where(xp.isnan(statistic), xp.nan, df)
     a, b = both.select(slice(0, 1)), both.select(slice(1, 2))
-    columns = {
+    columns = _t_columns(statistic, df, a, b, (n, n), alternative, scale, pseudocount)
+    return columns, both.infinite
+
+
+def _t_columns(
+    statistic: Any,
+    df: Any,
+    a: GroupMoments,
+    b: GroupMoments,
+    counts: tuple[Any, Any],
+    alternative: str,
+    scale: str,
+    pseudocount: float,
+) -> dict[str, Any]:
+    """A t-test's result columns for one contrast (group ``a`` against ``b``)."""
+    return {
         "statistic": statistic,
         "pvalue": t_pvalue(statistic, df, alternative),
         "log2fc": log2fc(a, b, scale, pseudocount),
         "df": df,
         "mean_group": a.mean[0],
         "mean_reference": b.mean[0],
-        "n_group": n,
-        "n_reference": n,
+        "n_group": counts[0],
+        "n_reference": counts[1],
     }
-    return columns, both.infinite
 
 
 def pair_moments(
