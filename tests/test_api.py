@@ -197,3 +197,25 @@ def test_stats_is_a_leaf_without_xarray():
 def test_the_library_never_imports_the_application():
     for module in (m for m in MODULES if not m.startswith("cohortex.app")):
         assert not any(t.startswith("cohortex.app") for t, _ in _imports(module)), module
+
+
+def test_importing_cohortex_and_the_command_line_stays_light():
+    """`import cohortex` and `cohortex --help` load no array library beyond NumPy; the public
+    names load on first use (and cohortex.simulate stays the function)."""
+    import subprocess
+    import sys
+
+    heavy = ("dask", "zarr", "xarray", "pandas", "scipy", "numba", "torch", "matplotlib")
+    probe = (
+        "import sys, cohortex; from cohortex.app import cli; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-m", "cohortex.app.cli", "--help"], capture_output=True, text=True
+    )
+    assert help_text.returncode == 0 and "survival" in help_text.stdout
+    module = importlib.import_module("cohortex.simulate")
+    assert callable(cohortex.simulate) and module.simulate is cohortex.simulate
+    assert cohortex.survival.cox.__module__ == "cohortex.survival._cox"

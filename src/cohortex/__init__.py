@@ -9,33 +9,46 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import de, fdr, genesets, io, predict, survival
-from ._backend import gpu_available, resolve_device
-from ._cluster import cluster
 from ._errors import CohortexError, CohortexWarning
-from ._normalize import norm_factors, normalize
 from ._version import __version__
-from .embed import pca, tsne
-from .simulate import simulate
-from .store import (
-    append_samples,
-    create_cohort,
-    list_results,
-    open_cohort,
-    read_result,
-    verify,
-    write_result,
-)
+from .simulate import simulate  # bound now: the module cohortex.simulate would shadow it
+
+# Everything else loads on first use, so that `import cohortex` (and `cohortex --help`) does not
+# pay for Dask, Zarr, xarray, SciPy and Numba until a function needs them; torch and matplotlib
+# (cohortex.ae, cohortex.plot) add about 270 MB more.
+_SUBMODULES = ("ae", "de", "fdr", "genesets", "io", "plot", "predict", "survival")
+_FUNCTIONS = {
+    "append_samples": "store",
+    "cluster": "_cluster",
+    "create_cohort": "store",
+    "gpu_available": "_backend",
+    "list_results": "store",
+    "norm_factors": "_normalize",
+    "normalize": "_normalize",
+    "open_cohort": "store",
+    "pca": "embed",
+    "read_result": "store",
+    "resolve_device": "_backend",
+    "tsne": "embed",
+    "verify": "store",
+    "write_result": "store",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``cohortex.ae`` and ``cohortex.plot`` load on first use: torch and matplotlib add
-    about 270 MB to every process that imports cohortex otherwise."""
-    if name in ("ae", "plot"):
-        module = importlib.import_module(f".{name}", __name__)
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'cohortex' has no attribute {name!r}")
+    """The public modules and functions, imported on first use."""
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _FUNCTIONS:
+        value = getattr(importlib.import_module(f".{_FUNCTIONS[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'cohortex' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

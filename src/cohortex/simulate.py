@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from ._errors import CohortexError
-from ._progress import progress_bar
-from .store import CohortWriter, open_cohort
+
+if TYPE_CHECKING:  # the store, pandas and xarray load when a cohort is made, not on import
+    import pandas as pd
+    import xarray as xr
 
 __all__ = ["GENERATION_BLOCK", "simulate"]
 
@@ -139,6 +139,9 @@ def simulate(
         log_hr=log_hr,
         seed=seed,
     )
+    from ._progress import progress_bar
+    from .store import CohortWriter, open_cohort
+
     with CohortWriter(
         path,
         sample_ids=model.sample_ids,
@@ -202,6 +205,8 @@ class _Model:
         log_hr: float | tuple[float, float] = (0.3, 0.7),
         seed: int = 0,
     ) -> None:
+        import pandas as pd  # on use: importing cohortex stays light
+
         if int(n_samples) < 2 or int(n_genes) < 1:
             raise CohortexError(
                 f"simulate() needs at least 2 samples and 1 gene; got n_samples={n_samples}, "

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .._constants import COMPRESSORS, SCALES
 from .._errors import CohortexError
 from .._optional import require
 from .._version import __version__
-from ..store import COMPRESSORS, SCALES, describe, list_results, open_cohort
 
 __all__ = ["main"]
 
@@ -781,7 +781,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _enrich(args: argparse.Namespace) -> None:
     from .. import genesets
-    from ..store import read_result, write_result
+    from ..store import list_results, read_result, write_result
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
@@ -893,7 +893,7 @@ def _pca(args: argparse.Namespace) -> None:
 
 def _tsne(args: argparse.Namespace) -> None:
     from ..embed import pca, tsne
-    from ..store import read_result, write_result
+    from ..store import list_results, open_cohort, read_result, write_result
 
     _check_plot(args.plot)
     start = time.perf_counter()
@@ -1025,6 +1025,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> None:
+    from ..store import describe
+
     summary = describe(args.store)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -1064,6 +1066,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     from ..simulate import simulate
+    from ..store import describe
     from .report import demo_analyses, write_report
 
     with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:

@@ -22,6 +22,8 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
+from .._constants import COMPRESSORS as _COMPRESSORS
+from .._constants import SCALES as _SCALES
 from .._errors import CohortexError
 from .._version import __version__
 
@@ -75,10 +77,7 @@ FORMAT_VERSION = 2
 CHECKSUMMED_FROM = 2
 
 
-SCALES = ("log2", "log1p", "counts", "linear")
-
-
-COMPRESSORS = ("lz4", "zstd", "none")
+SCALES, COMPRESSORS = _SCALES, _COMPRESSORS  # defined where the command line reads them cheaply
 
 
 # (samples, genes) per tile, chosen with benchmarks/store_io.py (see benchmarks/RESULTS.md).
