@@ -576,3 +576,23 @@ def test_enrich_command(tmp_path, capsys):
     assert main([*arguments, "--method", "camera", "--design", "~ condition"]) == 0
     camera = read_result(store, "enrich_camera_camera")
     assert float(camera["pvalue"].sel(gene_set="planted")) < 1e-3
+
+
+def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):
+    from cohortex import de, normalize, read_result, simulate
+
+    store = tmp_path / "c.zarr"
+    simulate(store, 60, 50, n_de=5, distribution="negbinom", seed=9)
+    capsys.readouterr()
+    arguments = ["de", str(store), "--groupby", "condition", "--reference", "normal", "--top", "0"]
+    assert main(arguments) == 0
+    assert "this store holds raw counts" in capsys.readouterr().err
+    assert main([*arguments, "--normalize", "log_cpm", "--name", "logcpm"]) == 0
+    assert "raw counts" not in capsys.readouterr().err
+    saved = read_result(store, "logcpm")
+    direct = de.test(
+        normalize(store, "log_cpm", norm_factors="tmm"), "condition", reference="normal"
+    )
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    assert saved.attrs["scale"] == "log2"
+    assert main(["de", str(store), "--design", "~ condition", "--normalize", "log_cpm"]) == 2

@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument("--groups", type=_names, default=None, help="groups to compare: a,b,c")
     de.add_argument(
+        "--normalize",
+        choices=("log_cpm", "log1p", "median_ratio", "quantile"),
+        default=None,
+        help="with --groupby: normalise first (lazily; log_cpm with TMM factors), e.g. raw counts",
+    )
+    de.add_argument(
         "--alternative",
         choices=("two-sided", "greater", "less"),
         default="two-sided",
@@ -602,6 +608,8 @@ def _de(args: argparse.Namespace) -> None:
     model_options = (
         args.contrast or args.voom or args.trend or args.robust or args.treat is not None
     )
+    if args.design is not None and args.normalize is not None:
+        raise CohortexError("--normalize goes with --groupby (with --design, use --voom).")
     if args.groupby is not None and model_options:
         raise CohortexError("--contrast, --voom, --trend, --robust and --treat go with --design.")
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
@@ -611,9 +619,9 @@ def _de(args: argparse.Namespace) -> None:
         )
     show = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
+    data: Any = args.store
     with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
         if args.design is not None:
-            data = args.store
             if args.voom:
                 data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
             result = de.fit(
@@ -629,8 +637,15 @@ def _de(args: argparse.Namespace) -> None:
             what = "limma-voom linear model" if args.voom else "limma linear model"
             default_name: str | None = "de_voom" if args.voom else "de_limma"
         else:
+            if args.normalize is not None:
+                from .. import normalize
+
+                factors = "tmm" if args.normalize == "log_cpm" else None
+                data = normalize(args.store, args.normalize, norm_factors=factors)
+            else:
+                _warn_if_counts(args.store)
             result = de.test(
-                args.store,
+                data,
                 args.groupby,
                 test=args.test,
                 groups=args.groups,
@@ -862,6 +877,19 @@ def _enrich(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"dot plot written to {args.plot}")
+
+
+def _warn_if_counts(store: Path) -> None:
+    """Raw counts tested as they are: t-tests on them are dominated by deep libraries."""
+    from ..store import open_cohort
+
+    if open_cohort(store).attrs.get("scale") == "counts":
+        print(
+            "cohortex de: warning: this store holds raw counts; the test runs on them as they "
+            "are. Pass --normalize log_cpm (edgeR's log-CPM with TMM factors), or use "
+            "--design ... --voom.",
+            file=sys.stderr,
+        )
 
 
 def _pca(args: argparse.Namespace) -> None:
