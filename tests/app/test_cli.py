@@ -197,6 +197,27 @@ def test_de_command(tmp_path, capsys):
     assert len(table) == 60 and {"gene", "statistic", "pvalue", "padj"} <= set(table.columns)
     best = de.top(direct, 3)["gene"].tolist()
     assert all(gene in printed for gene in best)
+    assert (
+        main(
+            [
+                "de",
+                str(store),
+                "--groupby",
+                "condition",
+                "--test",
+                "wilcoxon",
+                "--no-tie-correct",
+                "--name",
+                "untied",
+                "--top",
+                "0",
+            ]
+        )
+        == 0
+    )
+    untied = read_result(store, "untied")
+    direct = de.test(store, "condition", test="wilcoxon", tie_correct=False)
+    np.testing.assert_array_equal(untied["pvalue"].values, direct["pvalue"].values)
     assert main(["de", str(store), "--groupby", "cond"]) == 2
     assert "Sample variables: condition" in capsys.readouterr().err
 

@@ -603,3 +603,18 @@ def test_top_orders_underflowed_p_values_by_the_statistic():
     best = de.top(result, 5)
     assert best["gene"].tolist() == ["G4", "G5", "G2", "G3", "G1"]
     assert (np.diff(np.abs(best["statistic"].to_numpy())) < 0).all()
+
+
+def test_wilcoxon_without_the_tie_correction():
+    """scanpy's default: the normal approximation with the untied variance n1 n2 (n + 1) / 12."""
+    x, labels = tied_counts(seed=29)
+    corrected = de.test(x, labels, test="wilcoxon", reference="b")
+    plain = de.test(x, labels, test="wilcoxon", reference="b", tie_correct=False)
+    a, b = x[labels == "a"], x[labels == "b"]
+    n1, n2 = len(a), len(b)
+    u = stats.mannwhitneyu(a, b, method="asymptotic").statistic  # U of group a
+    big = np.maximum(u, n1 * n2 - u)
+    z = (big - n1 * n2 / 2 - 0.5) / np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    close(plain["pvalue"], np.minimum(2 * stats.norm.sf(z), 1.0), rtol=1e-10)
+    tied = np.array([len(np.unique(col)) < len(col) for col in x.T])
+    assert (plain["pvalue"].values.ravel()[tied] >= corrected["pvalue"].values.ravel()[tied]).all()

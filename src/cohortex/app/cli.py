@@ -162,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --groupby: normalise first (lazily; log_cpm with TMM factors), e.g. raw counts",
     )
     de.add_argument(
+        "--tie-correct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --test wilcoxon: the tie correction of the variance (scanpy: off)",
+    )
+    de.add_argument(
         "--alternative",
         choices=("two-sided", "greater", "less"),
         default="two-sided",
@@ -654,6 +660,7 @@ def _de(args: argparse.Namespace) -> None:
                 nan_policy=args.nan_policy,
                 alternative=args.alternative,
                 paired_by=args.paired_by,
+                tie_correct=args.tie_correct,
                 device=args.device,
             )
             what = f"{result.attrs['test']} test of {args.groupby}"

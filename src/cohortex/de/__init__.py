@@ -113,6 +113,7 @@ def test(
     scale: str | None = None,
     alternative: str = "two-sided",
     paired_by: str | Sequence[Any] | np.ndarray | None = None,
+    tie_correct: bool = True,
 ) -> xr.Dataset:
     """Test every gene for differential expression between groups of samples.
 
@@ -143,6 +144,13 @@ def test(
         (``scipy.stats.wilcoxon``: zero differences left out, exact p for small samples as
         its ``method="auto"``; the statistic is W+, the rank sum of the positive differences).
         Two groups only; samples without a partner are left out with a warning.
+    tie_correct : bool, default True
+        Wilcoxon's normal approximation with the tie correction of the variance (SciPy's,
+        R's); False leaves it out, as scanpy's ``rank_genes_groups`` does by default. The
+        ``log2fc`` differs from scanpy's ``logfoldchanges`` on ``log1p`` data: cohortex takes
+        ``log2`` of the ratio of the groups' mean ``expm1`` values plus ``pseudocount``;
+        scanpy ``expm1`` of the mean ``log1p`` values plus 1e-9. On ``log2`` data both are
+        the difference of the means.
 
     Returns
     -------
@@ -204,7 +212,9 @@ def test(
         attrs.update(test=paired_test, paired_by=data.paired_by)
     elif test == "wilcoxon":
         contrasts = contrasts_of(levels, reference)
-        result = wilcoxon(data, codes, levels, contrasts, fdr, omit, pseudocount, alternative)
+        result = wilcoxon(
+            data, codes, levels, contrasts, fdr, omit, pseudocount, alternative, tie_correct
+        )
     else:
         moments = data.moments(codes, len(levels), omit_nan=omit, linear=data.scale == "log1p")
         if test == "anova":

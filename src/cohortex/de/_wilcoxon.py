@@ -51,6 +51,7 @@ def wilcoxon(
     omit_nan: bool,
     pseudocount: float,
     alternative: str = "two-sided",
+    tie_correct: bool = True,
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
     n_samples = data.matrix.shape[0]
@@ -65,7 +66,16 @@ def wilcoxon(
         scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
     block_stats = dask.delayed(wilcoxon_block, pure=True)
     parts = [
-        block_stats(block, codes, contrasts, omit_nan, data.scale == "log1p", scratch, alternative)
+        block_stats(
+            block,
+            codes,
+            contrasts,
+            omit_nan,
+            data.scale == "log1p",
+            scratch,
+            alternative,
+            tie_correct,
+        )
         for block in x.to_delayed()[0]
     ]
     # the local scheduler would run a task per core; on a GPU that many blocks would not fit
@@ -134,6 +144,7 @@ def wilcoxon_block(
     linear: bool,
     scratch: Any = None,
     alternative: str = "two-sided",
+    tie_correct: bool = True,
 ) -> dict[str, Any]:
     """Rank-sum statistics of every contrast for one block of genes (all samples).
 
@@ -187,7 +198,9 @@ def wilcoxon_block(
                 u = xp.maximum(u1, n1 * n2 - u1)
             n = n1 + n2
             tie_term = stats["tie_term"][c]
-            sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0))))
+            # without the tie correction (scanpy's default) the variance ignores ties
+            used_ties = tie_term if tie_correct else 0.0 * tie_term
+            sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - used_ties / (n * (n - 1.0))))
             z = (u - n1 * n2 / 2.0 - 0.5) / sigma
             tail = normal_two_sided_upper(z) if alternative == "two-sided" else normal_upper(z)
             row = {
