@@ -60,6 +60,25 @@ def test_contrast_choice():
         plot.volcano(de.test(x, labels, test="anova"))
 
 
+def test_volcano_and_ma_of_a_linear_model():
+    rng = np.random.default_rng(2)
+    x = rng.normal(5, 1, (40, 30))
+    labels = np.repeat(["t", "n"], 20)
+    x[:20, :3] += 2.0
+    design = np.column_stack([np.ones(40), labels == "t"]).astype(float)
+    fit = de.fit(x, design, contrasts=["x1"])
+    ax = plot.volcano(fit, lfc=1.0, label=0)
+    up = ax.collections[1]
+    np.testing.assert_allclose(
+        np.sort(up.get_offsets()[:, 0]), np.sort(fit["coefficient"].values[0, :3])
+    )
+    ma = plot.ma(fit)
+    np.testing.assert_allclose(
+        np.sort(ma.collections[1].get_offsets()[:, 0]),
+        np.sort(fit["average_expression"].values[:3]),
+    )
+
+
 def test_embedding_and_scree():
     from cohortex import pca
 

@@ -55,7 +55,8 @@ def volcano(
     Parameters
     ----------
     result : xarray.Dataset
-        A two-group result of :func:`cohortex.de.test`.
+        A two-group result of :func:`cohortex.de.test`, or a :func:`cohortex.de.fit` result
+        (its ``coefficient`` is the fold change).
     contrast : str, optional
         Which contrast, when the result has several.
     alpha, lfc : float
@@ -93,12 +94,16 @@ def ma(
     lfc: float = 1.0,
     ax: Axes | None = None,
 ) -> Axes:
-    """MA plot: log2 fold change against mean expression (the mean of the two group means).
+    """MA plot: log2 fold change against mean expression (the mean of the two group means, or
+    limma's AveExpr for a :func:`cohortex.de.fit` result).
 
     Parameters are as for :func:`volcano`.
     """
     table = _contrast(result, contrast)
-    average = (table["mean_group"].values + table["mean_reference"].values) / 2.0
+    if "average_expression" in table:  # de.fit: limma's AveExpr
+        average = table["average_expression"].values
+    else:
+        average = (table["mean_group"].values + table["mean_reference"].values) / 2.0
     x = table["log2fc"].values
     up, down = _calls(table, alpha, lfc)
     ax = ax or _new_axes()
@@ -148,12 +153,13 @@ def _new_axes(height: float = 4.0) -> Axes:
 
 
 def _contrast(result: xr.Dataset, contrast: str | None) -> xr.Dataset:
+    if "coefficient" in result and "log2fc" not in result:  # de.fit's name for the effect
+        result = result.rename({"coefficient": "log2fc"})
     missing = [v for v in ("log2fc", "pvalue", "padj", "statistic") if v not in result]
     if missing:
         raise CohortexError(
-            "These plots need a two-group result of de.test() (t-test); the result lacks "
-            + ", ".join(missing)
-            + "."
+            "These plots need a two-group result of de.test() or a de.fit() result; the "
+            "result lacks " + ", ".join(missing) + "."
         )
     from ._cohort import to_host_dataset
 
