@@ -213,6 +213,6 @@ def test_nested_cross_validation_equals_grid_search_inside_cross_val_score():
         expected.append(roc_auc_score(y[test] == "tumour", fitted.predict_proba(x[test])[:, 1]))
     assert result.folds["C"].tolist() == chosen
     np.testing.assert_allclose(result.folds["auroc"], expected, rtol=1e-10)
-    assert len(set(chosen)) >= 1 and result.parameters["grid"] == grid
+    assert result.parameters["grid"] == grid
     with pytest.raises(CohortexError, match="nested cross-validation of the logistic model"):
         predict.cross_validate(x, y, C=grid, model="random_forest")

@@ -10,7 +10,7 @@ import xarray as xr
 from scipy import sparse, stats
 
 from .. import fdr as _fdr
-from .._backend import to_host
+from .._backend import dask_on, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..de._linear_model import design_matrix, fit, rows_per_task
@@ -161,8 +161,6 @@ def _estimated_vif(
     rows = np.concatenate(members)
     columns = np.repeat(np.arange(len(members)), [m.size for m in members])
     weights = sparse.csr_matrix((scale[rows], (rows, columns)), shape=(sigma2.size, len(members)))
-    from .._backend import dask_on, resolve_device
-
     x = dask_on(data.matrix, resolve_device(device), (rows_per_task(sigma2.size), -1))
     x = x.rechunk({0: rows_per_task(sigma2.size), 1: -1})
     edges = np.cumsum((0, *x.chunks[0]))

@@ -343,8 +343,6 @@ def _cross_validate_once(
     """Every fold of every repeat for one labelling: selection, fit, held-out predictions."""
     import time
 
-    from sklearn.metrics import balanced_accuracy_score
-
     start = time.perf_counter()
     chosen: list[np.ndarray] = []
     for repeat in range(len(splits) // folds):
@@ -388,7 +386,7 @@ def _cross_validate_once(
                 "n_train": train_rows.size,
                 "n_test": test_rows.size,
                 "auroc": _pooled_auroc(truth, probability),
-                "balanced_accuracy": balanced_accuracy_score(truth, probability.argmax(axis=1)),
+                "balanced_accuracy": _balanced_accuracy(truth, probability),
                 "C": tuned["C"],
             }
         )
