@@ -590,6 +590,11 @@ def test_enrich_command(tmp_path, capsys):
     assert "gsea of 7 gene sets" in printed and printed.splitlines()[2].split()[0] == "planted"
     saved = read_result(store, "enrich_gsea_de_welch_condition")
     assert float(saved["padj"].sel(gene_set="planted")) < 0.05 and plot.stat().st_size > 1000
+    # the multilevel estimate goes below what 1,000 permutations can show; without it, it cannot
+    assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-5
+    assert main([*arguments, "--no-multilevel"]) == 0
+    simple = read_result(store, "enrich_gsea_de_welch_condition")
+    assert float(simple["pvalue"].sel(gene_set="planted")) >= 1 / 1001
     assert main([*arguments, "--method", "ora", "--min-size", "5"]) == 0
     assert "ora of 7 gene sets" in capsys.readouterr().out
     assert main([*arguments, "--method", "camera"]) == 2

@@ -276,6 +276,18 @@ def _parser() -> argparse.ArgumentParser:
     enrich.add_argument("--min-size", type=int, default=15)
     enrich.add_argument("--max-size", type=int, default=500)
     enrich.add_argument("--permutations", type=int, default=1000)
+    enrich.add_argument(
+        "--eps",
+        type=float,
+        default=1e-50,
+        help="gsea: smallest p the multilevel estimate reaches (default: %(default)g; 0: none)",
+    )
+    enrich.add_argument(
+        "--no-multilevel",
+        dest="multilevel",
+        action="store_false",
+        help="gsea: permutation p-values only (fgseaSimple), no multilevel refinement",
+    )
     enrich.add_argument("--seed", type=int, default=0)
     enrich.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     enrich.add_argument("--top", type=int, default=10, help="sets to print (0: none)")
@@ -839,6 +851,8 @@ def _enrich(args: argparse.Namespace) -> None:
                 sets,
                 by=args.by,
                 permutations=args.permutations,
+                multilevel=args.multilevel,
+                eps=args.eps,
                 seed=args.seed,
                 **sizes,
             )
