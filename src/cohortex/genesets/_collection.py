@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -110,7 +111,8 @@ class GeneSets:
         return GeneSets(self.names, self.descriptions, members)
 
     def to_gmt(self, path: str | os.PathLike[str]) -> None:
-        """Write the collection as GMT: name, description, genes, tab-separated, a set a line."""
+        """Write the collection as GMT: name, description, genes, tab-separated, a set a line;
+        gzipped when the path ends in ``.gz``."""
         lines = []
         for name, description, genes in zip(
             self.names, self.descriptions, self.members, strict=True
@@ -119,17 +121,22 @@ class GeneSets:
                 if "\t" in field or "\n" in field:
                     raise CohortexError(f"GMT fields cannot hold tabs or newlines: {field!r}.")
             lines.append("\t".join((name, description, *genes)))
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        text = ("\n".join(lines) + "\n").encode("utf-8")
+        Path(path).write_bytes(gzip.compress(text, mtime=0) if _gzipped(path) else text)
 
 
 def read_gmt(path: str | os.PathLike[str]) -> GeneSets:
     """Read a GMT file (MSigDB's format): per line a set name, a description (often a URL),
     then its genes, tab-separated. Blank lines and empty gene fields are skipped, repeated
     genes within a set kept once; a repeated set name or a line without genes is an error
-    naming the line."""
+    naming the line. A path ending in ``.gz`` is read through gzip."""
     names, descriptions, members = [], [], []
     seen: set[str] = set()
-    text = Path(path).read_text(encoding="utf-8")
+    raw = Path(path).read_bytes()
+    try:
+        text = (gzip.decompress(raw) if _gzipped(path) else raw).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise CohortexError(f"{str(path)!r} is not a readable GMT file: {error}") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -152,6 +159,10 @@ def read_gmt(path: str | os.PathLike[str]) -> GeneSets:
     if not names:
         raise CohortexError(f"{str(path)!r} holds no gene set.")
     return GeneSets(tuple(names), tuple(descriptions), tuple(members))
+
+
+def _gzipped(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(".gz")
 
 
 def _unique(genes: Iterable[Any]) -> tuple[str, ...]:
