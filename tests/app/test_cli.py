@@ -135,6 +135,8 @@ def test_demo_runs_as_a_command(tmp_path):
     # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
     assert report.count("<img ") == 9
     assert "<h2>Gene sets</h2>" in report and "<td>planted DE" in report
+    modules = report.split("<h2>Autoencoder modules</h2>")[1].split("<h2>")[0]
+    assert modules.count("<tr><td>") == 16  # a row per bottleneck node, its best set named
     assert "empirical FDR" in report and "5 genes were planted" in report
     assert "of the 2 genes planted" in report and "AUROC" in report
     welch = read_result(tmp_path / "demo.zarr", "de_welch_condition")
