@@ -271,7 +271,7 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
         row = {"case": "Autoencoder (512, 512, 512), one epoch, samples/s"}
         try:
             for device, rows_used in (("gpu", n_samples), ("cpu", max(400, n_samples // 10))):
-                model = Autoencoder(max_epochs=1, patience=1, device=device, progress=False)
+                model = Autoencoder.dwivedi(max_epochs=1, patience=1, device=device, progress=False)
                 model.fit(x[:200])  # warm-up
                 seconds = timed(lambda m=model, k=rows_used: m.fit(x[:k]))
                 row[f"{device}_samples_per_second"] = rows_used / seconds

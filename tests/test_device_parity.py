@@ -301,14 +301,20 @@ def test_tsne(gpu_xp, cohort):
     np.testing.assert_array_equal(on_device["embedding"], cpu["embedding"])
 
 
-def test_autoencoder_device_data_handling(gpu_xp, cohort, monkeypatch):
-    """Device chunks (CuPy → torch by DLPack), n_top_genes chosen from device variances.
+@pytest.mark.parametrize("cached", [True, False], ids=["read-once", "streamed"])
+def test_autoencoder_device_data_handling(gpu_xp, cohort, monkeypatch, cached):
+    """Device chunks (CuPy → torch by DLPack), n_top_genes chosen from device variances, the
+    PCA start from the device matrix (read once) or from the chunks (streamed).
 
     torch runs on the CPU here (no CUDA build); what runs on the stand-in is everything
     between the store and torch.
     """
     import torch
 
+    from cohortex.ae import _model
+
+    if not cached:
+        monkeypatch.setattr(_model, "CACHE_BYTES", 0)
     path = cohort[0]
     real_gpu = gpu_xp.__name__ == "cupy"  # torch on CUDA in bfloat16: close, not equal
     if not real_gpu:

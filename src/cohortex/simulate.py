@@ -119,9 +119,11 @@ def simulate(
     xarray.Dataset
         The store, opened. Ground truth is kept as gene variables ``is_de`` (bool),
         ``true_log2fc`` (float; 0 for non-DE genes), ``de_group`` (str; "" for non-DE genes),
-        ``module`` (int; -1 outside modules) and, with survival genes, ``true_log_hr`` (0
-        elsewhere); the latent factors as sample variables ``factor_0``, ``factor_1``, ...,
-        and ``time`` and ``event`` (1: the event, 0: censored) with survival genes.
+        ``module`` (int; -1 outside modules), for ``lognormal`` the noise's ``noise_sd`` (what
+        no reconstruction of held-out samples can recover) and, with survival genes,
+        ``true_log_hr`` (0 elsewhere); the latent factors as sample variables ``factor_0``,
+        ``factor_1``, ..., and ``time`` and ``event`` (1: the event, 0: censored) with survival
+        genes.
     """
     model = _Model(
         n_samples,
@@ -340,6 +342,7 @@ class _Model:
                 ).astype(object),
                 "module": module,
                 **({"true_log_hr": self.true_log_hr} if survival_genes else {}),
+                **({"noise_sd": self.noise_sd} if distribution == "lognormal" else {}),
             },
             index=self.gene_ids,
         )

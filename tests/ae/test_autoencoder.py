@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,6 @@ from sklearn.metrics import roc_auc_score
 from cohortex import CohortexError, create_cohort, simulate
 from cohortex.ae import Autoencoder, enrichment
 from cohortex.simulate import simulate_array
-
-SETTINGS = dict(lr=5e-3, batch_size=64, max_epochs=120, patience=15, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,9 @@ def trained(tmp_path_factory):
         seed=3,
         chunks=(256, 160),
     )
-    # bottleneck 4: the condition and the three modules are four independent sources
-    model = Autoencoder((64, 4, 64), **SETTINGS).fit(path)
+    # bottleneck 4: the condition and the three modules are four independent sources; the
+    # training settings are the defaults
+    model = Autoencoder((64, 4, 64), progress=False).fit(path)
     return path, ds, model
 
 
@@ -48,8 +49,9 @@ def test_deep_autoencoder_beats_pca_at_equal_dimension(trained):
     total = ((scaled[held_out] - scaled[held_out].mean(axis=0)) ** 2).sum()
     pca_explained = 1 - residual / total
     score = model.score()
-    assert score["variance_explained"] > pca_explained + 0.01
-    assert model.history_[-1]["validation_loss"] < model.history_[0]["validation_loss"]
+    assert score["variance_explained"] > pca_explained + 0.03  # 0.631 against 0.579
+    # training started from PCA's reconstruction and kept its best epoch
+    assert model.start_loss_ == pytest.approx(residual / scaled[held_out].size, rel=1e-4)
     assert score["mse"] == pytest.approx(
         min(h["validation_loss"] for h in model.history_), rel=1e-4
     )
@@ -93,7 +95,8 @@ def test_light_up_recovers_planted_modules(trained):
 
 def test_condition_modules_are_enriched_for_the_de_genes(trained):
     path, ds, model = trained
-    result = model.condition_modules(path, "condition", 1, reference="normal", top=40)
+    # the code (layer 2) holds the condition: the PCA path carries its linear part
+    result = model.condition_modules(path, "condition", 2, reference="normal", top=40)
     module = result["gene"].values[result["in_module"].values]
     truth = ds["gene"].values[ds["is_de"].values]
     found = enrichment(module, {"planted DE": truth}, ds["gene"].values)
@@ -147,14 +150,32 @@ def test_same_seed_same_weights_and_save_load(tmp_path):
         Autoencoder.load(tmp_path / "foreign.pt")
 
 
+def _old_format(payload: dict, n_hidden: int, version: str) -> dict:
+    """A file as formats 1 and 2 wrote it: one nn.Sequential, the configuration of then."""
+    from cohortex.ae import _model
+
+    state = {}
+    for key, tensor in payload["state"].items():
+        part, index, rest = key.split(".", 2)
+        position = int(index) if part == "layers" else 2 * n_hidden + int(index)
+        state[f"{position}.{rest}"] = tensor
+    config = json.loads(payload["config"])
+    old_config = {k: config[k] for k in ("hidden", "activation", "seed", "genes", "history")}
+    old = {**payload, "format": version, "state": state, "config": json.dumps(old_config)}
+    old["checksum"] = _model._checksum(old, version)
+    return old
+
+
 def test_saved_model_checksum_covers_dtypes_and_shapes(tmp_path):
-    """The same bytes re-viewed as another dtype (weights ~1e9 once converted) do not load."""
+    """The same bytes re-viewed as another dtype (weights ~1e9 once converted) do not load;
+    files of formats 1 and 2 (plain networks saved as one nn.Sequential) still do."""
     from cohortex.ae import _model
 
     x, _, _ = simulate_array(120, 20, seed=5)
-    model = Autoencoder((8, 3), max_epochs=2, seed=1, progress=False).fit(x)
+    model = Autoencoder((8, 3), pca_path=False, max_epochs=2, seed=1, progress=False).fit(x)
     model.save(tmp_path / "model.pt")
-    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    current = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload = _old_format(current, 2, "x")
     first_weight = next(iter(payload["state"]))
     forged = {**payload, "state": dict(payload["state"])}
     forged["state"][first_weight] = payload["state"][first_weight].view(torch.int32)
@@ -164,16 +185,15 @@ def test_saved_model_checksum_covers_dtypes_and_shapes(tmp_path):
     with pytest.raises(CohortexError, match="checksum does not match"):
         Autoencoder.load(tmp_path / "v2.pt")
     torch.save({**forged, "format": "cohortex-autoencoder-1"}, tmp_path / "v1.pt")
-    with pytest.raises(CohortexError, match=f"tensor state.{first_weight} is torch.int32"):
+    with pytest.raises(CohortexError, match="tensor state.layers.0.weight is torch.int32"):
         Autoencoder.load(tmp_path / "v1.pt")
-    # a genuine format-1 file (bytes-only checksum) still loads
-    genuine = {**payload, "format": "cohortex-autoencoder-1"}
-    genuine["checksum"] = _model._checksum(genuine, "cohortex-autoencoder-1")
-    torch.save(genuine, tmp_path / "old.pt")
-    np.testing.assert_array_equal(
-        Autoencoder.load(tmp_path / "old.pt").transform(x, 1)["activation"],
-        model.transform(x, 1)["activation"],
-    )
+    # genuine files of formats 1 and 2 still load, as the plain networks they were
+    for version in ("cohortex-autoencoder-1", "cohortex-autoencoder-2"):
+        torch.save(_old_format(current, 2, version), tmp_path / "o.pt")
+        np.testing.assert_array_equal(
+            Autoencoder.load(tmp_path / "o.pt").transform(x, 1)["activation"],
+            model.transform(x, 1)["activation"],
+        )
 
 
 def test_layer_statistics_equal_the_activations_of_the_training_samples(trained):
@@ -191,9 +211,14 @@ def test_layer_statistics_equal_the_activations_of_the_training_samples(trained)
 
 def test_bad_input(tmp_path):
     with pytest.raises(
-        CohortexError, match="'activation' parameter must be one of sigmoid, relu, tanh; got 'gelu'"
+        CohortexError,
+        match="'activation' parameter must be one of sigmoid, relu, tanh, gelu, elu; got 'swish'",
     ):
-        Autoencoder(activation="gelu")
+        Autoencoder(activation="swish")
+    with pytest.raises(CohortexError, match="'dropout' parameter of Autoencoder is out of range"):
+        Autoencoder(dropout=1.0)
+    with pytest.raises(CohortexError, match="'schedule' parameter must be 'cosine' or 'constant'"):
+        Autoencoder(schedule="linear")
     with pytest.raises(CohortexError, match="not fitted yet"):
         Autoencoder().light_up(1)
     x = np.random.default_rng(0).normal(size=(50, 8))
@@ -206,3 +231,63 @@ def test_bad_input(tmp_path):
     create_cohort(tmp_path / "other.zarr", np.zeros((5, 3)))
     with pytest.raises(CohortexError, match="lacks 5 of the model's genes \\(e.g. G4, G5"):
         model.transform(tmp_path / "other.zarr")
+
+
+def test_the_pca_path_starts_as_pca_of_the_training_split():
+    """Before its first step the default network reconstructs exactly as PCA of the code's
+    width (scikit-learn's, on the same split and scaling)."""
+    x, _, _ = simulate_array(400, 60, n_de=6, modules=2, module_size=12, seed=8)
+    model = Autoencoder((32, 5, 32), max_epochs=1, progress=False).fit(x)
+    held = model.validation_index_
+    train = np.setdiff1d(np.arange(400), held)
+    scaled = (x.astype(np.float64) - model.minimum_) / model.span_
+    pca = PCA(5).fit(scaled[train])
+    mse = ((pca.inverse_transform(pca.transform(scaled[held])) - scaled[held]) ** 2).mean()
+    assert model.start_loss_ == pytest.approx(mse, rel=1e-5)
+    # kept when training does not improve on it: the score is never worse than the start
+    assert model.score()["mse"] <= model.start_loss_ * (1 + 1e-6)
+
+
+def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    x, _, _ = simulate_array(300, 40, n_de=4, modules=2, module_size=10, seed=6)
+    settings = dict(max_epochs=6, patience=6, seed=2, progress=False)
+    whole = Autoencoder((16, 4, 16), **settings).fit(x)
+    checkpoint = tmp_path / "run.ckpt"
+    original = Autoencoder._loss
+    calls = []
+
+    def interrupted(self, *args):  # the start's loss, then one per epoch: stop in epoch 4
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Autoencoder, "_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder((16, 4, 16), **settings).fit(x, checkpoint=checkpoint, checkpoint_every=1)
+    monkeypatch.setattr(Autoencoder, "_loss", original)
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] == 3 and not (tmp_path / "run.ckpt.partial").exists()
+    resumed = Autoencoder((16, 4, 16), **settings).fit(x, checkpoint=checkpoint, resume=True)
+    assert resumed.history_ == whole.history_
+    for a, b in zip(
+        whole._network.state_dict().values(), resumed._network.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    with pytest.raises(CohortexError, match=r"\(lr differ\); resume with the same ones"):
+        Autoencoder((16, 4, 16), **settings, lr=1e-3).fit(x, checkpoint=checkpoint, resume=True)
+    with pytest.raises(CohortexError, match="No checkpoint at"):
+        Autoencoder((16, 4, 16), **settings).fit(x, checkpoint=tmp_path / "no.ckpt", resume=True)
+    with pytest.raises(CohortexError, match="resume=True needs the 'checkpoint' path"):
+        Autoencoder((16, 4, 16), **settings).fit(x, resume=True)
+
+
+def test_dwivedi_preset_is_the_published_recipe():
+    model = Autoencoder.dwivedi()
+    assert model.hidden == (512, 512, 512) and model.activation == "sigmoid"
+    assert (model.lr, model.weight_decay, model.batch_size) == (1e-4, 0.0, 256)
+    assert not model.pca_path and model.schedule == "constant" and model.clip is None
+    x, _, _ = simulate_array(200, 30, seed=9)
+    small = Autoencoder.dwivedi(hidden=(16, 4, 16), max_epochs=2, progress=False).fit(x)
+    assert small.hidden == (16, 4, 16) and len(small.history_) == 2
+    assert isinstance(small._network.output[-1], torch.nn.Sigmoid)

@@ -380,7 +380,19 @@ def test_ae_commands(tmp_path, capsys):
     )
     assert "held-out MSE" in capsys.readouterr().out
     model = Autoencoder.load(tmp_path / "s.autoencoder.pt")
-    assert model.hidden == (16, 4, 16) and len(model.history_) == 5
+    assert model.hidden == (16, 4, 16) and len(model.history_) == 5 and model.pca_path
+    # a checkpointed run, resumed: the same model as the run above
+    resume = ["ae", "train", str(store), "--hidden", "16,4,16", "--lr", "0.005", "--max-epochs"]
+    resume += ["5", "--batch-size", "32", "--checkpoint", str(tmp_path / "ck.pt")]
+    resume += ["--model", str(tmp_path / "again.pt")]
+    assert main(resume) == 0 and main([*resume, "--resume"]) == 0
+    again = Autoencoder.load(tmp_path / "again.pt")
+    assert again.history_ == model.history_
+    assert main(["ae", "train", str(store), "--resume"]) == 2
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+    dwivedi = ["ae", "train", str(store), "--recipe", "dwivedi", "--hidden", "16,4,16"]
+    assert main([*dwivedi, "--max-epochs", "2", "--model", str(tmp_path / "d.pt")]) == 0
+    assert not Autoencoder.load(tmp_path / "d.pt").pca_path
     assert (
         main(
             [

@@ -1,9 +1,13 @@
 """A deep autoencoder of the cohort and the gene modules of its hidden layers.
 
-After Dwivedi, Tjärnberg, Tegnér & Gustafsson (Nat. Commun. 2020): genes scaled to [0, 1],
-dense layers with sigmoid activations, MSE loss, Adam; hidden nodes are read by "lighting them
-up" — one node at its maximum, the others of its layer at their training mean — and ranking
-the genes by the change of the output.
+After Dwivedi, Tjärnberg, Tegnér & Gustafsson (Nat. Commun. 2020): genes scaled to [0, 1], an
+MSE loss, hidden nodes read by "lighting them up" — one node at its maximum, the others of its
+layer at their training mean — and ranking the genes by the change of the output. Their network
+(three sigmoid layers of 512, Adam at 1e-4) is :meth:`Autoencoder.dwivedi`; the default is
+built around a linear PCA path (``ae/_network.py``) and trained by a current recipe (GELU,
+AdamW with warm-up and cosine decay, input dropout, gradient clipping), which on held-out
+samples reconstructs at least as well as PCA of the code's width and better where the
+structure is non-linear (benchmarks/RESULTS.md).
 
 Training streams the cohort: every epoch visits the stored row chunks in a random order, keeps
 each chunk's training samples, shuffles them and feeds mini-batches, so a cohort larger than
@@ -14,6 +18,7 @@ memory trains. The min–max scaling is fitted on the training split only. A val
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -26,42 +31,73 @@ import torch
 import xarray as xr
 from torch import nn
 
-from .._backend import dask_on, resolve_device, to_host
+from .._backend import dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError
 from .._progress import progress_bar
+from ._network import ACTIVATIONS, Network
 
 __all__ = ["ACTIVATIONS", "Autoencoder", "baselines"]
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
-# format 2: the checksum covers every tensor's name, dtype and shape; format 1 (bytes only)
-# files still load, their tensors' dtypes and shapes checked against the configuration
-_FORMAT = "cohortex-autoencoder-2"
-_FORMATS = ("cohortex-autoencoder-1", _FORMAT)
+# format 3: the network of ae/_network.py (named layers, optional PCA path); formats 1 and 2
+# (plain sigmoid stacks saved as one nn.Sequential) still load. Since format 2 the checksum
+# covers every tensor's name, dtype and shape; format 1 hashed the bytes alone.
+_FORMAT = "cohortex-autoencoder-3"
+_FORMATS = ("cohortex-autoencoder-1", "cohortex-autoencoder-2", _FORMAT)
+_CHECKPOINT = "cohortex-autoencoder-checkpoint-1"
+# a cohort up to this size (of the chosen genes, float32) is read once and kept on the device
+CACHE_BYTES = 1 << 30
+# what a saved model records besides its widths, seed, genes and history
+_SETTINGS = (
+    "activation",
+    "pca_path",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "warmup",
+    "dropout",
+    "clip",
+)
 
 
 class Autoencoder:
-    """Dense autoencoder ``genes → hidden[0] → … → hidden[-1] → genes``.
+    """Dense autoencoder of the cohort's genes, its hidden layers read as gene modules.
 
     Parameters
     ----------
-    hidden : tuple of int, default (512, 512, 512)
-        Widths of the hidden layers (Dwivedi et al.: three of 512).
-    activation : {"sigmoid", "relu", "tanh"}, default "sigmoid"
-        Of the hidden layers; the output layer is always sigmoid (genes are scaled to [0, 1]).
-    lr : float, default 1e-4
-        Adam's learning rate.
-    batch_size : int, default 256
+    hidden : tuple of int, default (256, 16, 256)
+        Widths of the hidden layers. With ``pca_path`` the first narrowest is the code.
+    activation : {"gelu", "elu", "relu", "tanh", "sigmoid"}, default "gelu"
+        Of the hidden layers (the code of a PCA-path network is linear). Without the PCA path
+        the output is a sigmoid (genes are scaled to [0, 1]); with it, linear.
+    pca_path : bool, default True
+        Build the network around a linear path that starts as PCA of the training split
+        (``z = Vᵀ(x − μ) + f(x)``, ``x̂ = μ + W z + g(z)``, see ``ae/_network.py``): training
+        starts from PCA's reconstruction, and early stopping keeps it when the non-linear
+        layers add nothing on the validation split. False gives the plain stack of Dwivedi et al.
+    lr : float, default 3e-4
+        Peak learning rate of AdamW (better held out than 1e-3 at every code width measured).
+    weight_decay : float, default 1e-4
+        AdamW's decoupled weight decay (0: Adam).
+    schedule : {"cosine", "constant"}, default "cosine"
+        ``"cosine"``: linear warm-up over the first ``warmup`` of the steps, then cosine decay
+        to 0 at ``max_epochs``.
+    warmup : float, default 0.05
+    dropout : float, default 0.2
+        Input dropout of the non-linear encoder (a denoising autoencoder); PCA path only.
+    clip : float or None, default 1.0
+        Largest gradient norm per step (None: no clipping).
+    batch_size : int, default 128
     max_epochs : int, default 100
     patience : int, default 10
         Stop after this many epochs without a better validation loss; the best weights are kept.
     validation : float, default 0.1
-        Fraction of samples held out (never used to fit weights or scaling).
+        Fraction of samples held out (never used to fit weights, scaling or the PCA start).
     n_top_genes : int, optional
         Keep only this many most variable genes.
     seed : int, default 0
-        The split, the initial weights and the batch order; the same seed gives the same
-        weights on the CPU.
+        The split, the initial weights, dropout and the batch order; the same seed gives the
+        same weights on the CPU.
     device : {"auto", "cpu", "gpu"}, default "auto"
         On a GPU, training runs in bfloat16 autocast.
     progress : bool or None, default None
@@ -73,15 +109,27 @@ class Autoencoder:
         ``epoch``, ``train_loss``, ``validation_loss`` per epoch.
     genes_ : ndarray of str
         The genes the model was trained on.
+    start_loss_ : float
+        The validation loss before the first step (PCA's, with the PCA path).
+
+    See Also
+    --------
+    Autoencoder.dwivedi : the published network and training (three sigmoid layers of 512).
     """
 
     def __init__(
         self,
-        hidden: tuple[int, ...] = (512, 512, 512),
+        hidden: tuple[int, ...] = (256, 16, 256),
         *,
-        activation: str = "sigmoid",
-        lr: float = 1e-4,
-        batch_size: int = 256,
+        activation: str = "gelu",
+        pca_path: bool = True,
+        lr: float = 3e-4,
+        weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        warmup: float = 0.05,
+        dropout: float = 0.2,
+        clip: float | None = 1.0,
+        batch_size: int = 128,
         max_epochs: int = 100,
         patience: int = 10,
         validation: float = 0.1,
@@ -94,6 +142,10 @@ class Autoencoder:
             raise CohortexError(
                 f"The 'activation' parameter must be one of {', '.join(ACTIVATIONS)}; "
                 f"got {activation!r}."
+            )
+        if schedule not in ("cosine", "constant"):
+            raise CohortexError(
+                f"The 'schedule' parameter must be 'cosine' or 'constant'; got {schedule!r}."
             )
         if not hidden or any(int(h) < 1 for h in hidden):
             raise CohortexError(f"The 'hidden' layer widths must be positive; got {hidden!r}.")
@@ -110,13 +162,30 @@ class Autoencoder:
                     f"The '{name}' parameter of Autoencoder must be a positive whole number; "
                     f"got {value!r}."
                 )
-        if not (isinstance(lr, int | float) and np.isfinite(lr) and lr > 0):
-            raise CohortexError(
-                f"The 'lr' parameter of Autoencoder must be a positive number; got {lr!r}."
-            )
+
+        def number(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        for setting, given, allowed in (
+            ("lr", lr, number(lr) and 0 < lr < np.inf),
+            ("weight_decay", weight_decay, number(weight_decay) and 0 <= weight_decay < np.inf),
+            ("warmup", warmup, number(warmup) and 0 <= warmup < 1),
+            ("dropout", dropout, number(dropout) and 0 <= dropout < 1),
+            ("clip", clip, clip is None or (number(clip) and 0 < clip < np.inf)),
+        ):
+            if not allowed:
+                raise CohortexError(
+                    f"The '{setting}' parameter of Autoencoder is out of range; got {given!r}."
+                )
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
+        self.pca_path = bool(pca_path)
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.schedule = schedule
+        self.warmup = float(warmup)
+        self.dropout = float(dropout)
+        self.clip = None if clip is None else float(clip)
         self.batch_size = int(batch_size)
         self.max_epochs = int(max_epochs)
         self.patience = int(patience)
@@ -127,18 +196,67 @@ class Autoencoder:
         self.progress = progress
         self.history_: list[dict[str, float]] = []
         self.genes_: Any = None  # ndarray of gene ids once fitted
-        self._network: nn.Sequential | None = None
+        self._network: Network | None = None
+
+    @classmethod
+    def dwivedi(cls, **overrides: Any) -> Autoencoder:
+        """Dwivedi et al.'s network and training: three sigmoid layers of 512, a sigmoid
+        output, Adam at 1e-4 with a constant rate, batches of 256, no dropout or clipping.
+
+        Kept so that the published seed study reproduces; ``overrides`` change any setting.
+        """
+        settings: dict[str, Any] = {
+            "hidden": (512, 512, 512),
+            "activation": "sigmoid",
+            "pca_path": False,
+            "lr": 1e-4,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "warmup": 0.0,
+            "dropout": 0.0,
+            "clip": None,
+            "batch_size": 256,
+        }
+        settings.update(overrides)
+        return cls(settings.pop("hidden"), **settings)
 
     # ---------------------------------------------------------------------------- training
 
-    def fit(self, cohort: CohortLike) -> Autoencoder:
+    def fit(
+        self,
+        cohort: CohortLike,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+    ) -> Autoencoder:
         """Train on a cohort (store, Dataset or samples × genes array).
+
+        Parameters
+        ----------
+        cohort : store path, xarray.Dataset or array of shape (n_samples, n_genes)
+        checkpoint : path, optional
+            Where to write the training state (weights, optimiser, random streams, history)
+            every ``checkpoint_every`` epochs. Each write replaces the previous one atomically,
+            so a run killed while writing leaves the last complete checkpoint.
+        checkpoint_every : int, default 1
+        resume : bool, default False
+            Continue from ``checkpoint``, which must have been written by a model of the same
+            settings on the same cohort. The run ends with the weights an uninterrupted run
+            would have reached (on the same device).
 
         Returns
         -------
         Autoencoder
             ``self``, fitted.
         """
+        if resume and checkpoint is None:
+            raise CohortexError("resume=True needs the 'checkpoint' path to resume from.")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise CohortexError(
+                f"The 'checkpoint_every' parameter must be a positive whole number; got "
+                f"{checkpoint_every!r}."
+            )
         data = as_cohort_matrix(cohort)
         x = self._rows(data.matrix)
         n_samples = x.shape[0]
@@ -170,23 +288,59 @@ class Autoencoder:
 
         torch_device = self._torch_device()
         torch.manual_seed(self.seed)
-        self._network = _network(len(genes), self.hidden, self.activation).to(torch_device)
-        optimiser = torch.optim.Adam(self._network.parameters(), lr=self.lr)
+        self._network = self._new_network(len(genes)).to(torch_device)
+        self._cache = None
+        if n_samples * len(genes) * 4 <= CACHE_BYTES:  # read once, kept on the device
+            self._cache = (x, self._read_scaled(x))
+        if self.pca_path:
+            mean, axes = self._training_pca(x, training)
+            self._network.start_at_pca(mean, axes)
+        optimiser = torch.optim.AdamW(
+            [p for p in self._network.parameters() if p.requires_grad],
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+        )
+        steps_per_epoch = self._steps_per_epoch(x, training)
+        total_steps = steps_per_epoch * self.max_epochs
         loss_function = nn.MSELoss()
-        best, best_state, stale = np.inf, None, 0
         self.history_ = []
+        self.start_loss_ = self._loss(x, ~training)
+        best, best_state, stale, first_epoch, step = np.inf, None, 0, 1, 0
+        if self.pca_path:  # the PCA start is a candidate: early stopping may keep it
+            best, best_state = self.start_loss_, self._state_copy()
+        if resume:
+            assert checkpoint is not None
+            saved = self._read_checkpoint(checkpoint, n_samples)
+            self._network.load_state_dict(saved["state"])
+            optimiser.load_state_dict(saved["optimiser"])
+            rng.bit_generator.state = json.loads(saved["numpy_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+            if torch_device.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], torch_device)
+            self.history_ = json.loads(saved["history"])
+            best, stale = float(saved["best"]), int(saved["stale"])
+            best_state = saved["best_state"] or None
+            first_epoch, step = int(saved["epoch"]) + 1, int(saved["step"])
+            if stale >= self.patience:
+                first_epoch = self.max_epochs + 1  # it had stopped early: nothing left to do
         bar = progress_bar(self.max_epochs, "training", self.progress, unit="epoch")
-        for epoch in range(1, self.max_epochs + 1):
+        bar.update(first_epoch - 1)
+        for epoch in range(first_epoch, self.max_epochs + 1):
             self._network.train()
             # summed on the training device: one transfer per epoch, not a sync per step
             running = torch.zeros((), dtype=torch.float64, device=torch_device)
             count = 0
             for batch in self._batches(x, training, rng, shuffle=True):
+                for group in optimiser.param_groups:
+                    group["lr"] = self._learning_rate(step, total_steps)
                 optimiser.zero_grad()
                 with self._autocast():
                     loss = loss_function(self._network(batch), batch)
                 loss.backward()
+                if self.clip is not None:
+                    nn.utils.clip_grad_norm_(self._network.parameters(), self.clip)
                 optimiser.step()
+                step += 1
                 running += loss.detach().double() * batch.shape[0]
                 count += batch.shape[0]
             total = float(running)
@@ -202,17 +356,105 @@ class Autoencoder:
             bar.update()
             if validation_loss < best - 1e-12:
                 best, stale = validation_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self._network.state_dict().items()}
+                best_state = self._state_copy()
             else:
                 stale += 1
-                if stale >= self.patience:
-                    break
+            if checkpoint is not None and (
+                epoch % checkpoint_every == 0 or epoch == self.max_epochs or stale >= self.patience
+            ):
+                self._write_checkpoint(
+                    checkpoint,
+                    n_samples=n_samples,
+                    epoch=epoch,
+                    step=step,
+                    optimiser=optimiser,
+                    rng=rng,
+                    best=best,
+                    best_state=best_state,
+                    stale=stale,
+                )
+            if stale >= self.patience:
+                break
         bar.close()
         if best_state is not None:
             self._network.load_state_dict(best_state)
         self._layer_statistics(x, training)
         self._validation_cache = (x, ~training)
+        self._cache = None
         return self
+
+    def _new_network(self, n_genes: int) -> Network:
+        return Network(
+            n_genes, self.hidden, self.activation, pca_path=self.pca_path, dropout=self.dropout
+        )
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        assert self._network is not None
+        return {k: v.detach().clone() for k, v in self._network.state_dict().items()}
+
+    def _learning_rate(self, step: int, total_steps: int) -> float:
+        """Linear warm-up, then cosine decay to 0 at the last step (or constant)."""
+        if self.schedule == "constant":
+            return self.lr
+        warm = round(self.warmup * total_steps)
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        progress = (step - warm) / max(total_steps - warm, 1)
+        return self.lr * 0.5 * (1.0 + float(np.cos(np.pi * min(progress, 1.0))))
+
+    def _steps_per_epoch(self, x: da.Array, training: np.ndarray) -> int:
+        if self._cache is not None:
+            return -(-int(training.sum()) // self.batch_size)
+        edges = np.cumsum((0, *x.chunks[0]))
+        counts = [int(training[a:b].sum()) for a, b in itertools.pairwise(edges)]
+        return sum(-(-c // self.batch_size) for c in counts)
+
+    def _read_scaled(self, x: da.Array) -> torch.Tensor:
+        """The whole (small) matrix, scaled, as one tensor on the training device."""
+        device = self._torch_device()
+        block = x.compute()
+        if isinstance(block, np.ndarray):
+            tensor = torch.as_tensor(np.asarray(block, dtype=np.float32)).to(device)
+        else:  # CuPy: handed over through DLPack
+            tensor = torch.from_dlpack(block.astype("float32")).to(device)
+        low = torch.as_tensor(self.minimum_, device=device)
+        span = torch.as_tensor(self.span_, device=device)
+        return tensor.sub_(low).div_(span)
+
+    def _training_pca(self, x: da.Array, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and principal axes of the scaled training rows, shape (n_genes,) and
+        (n_genes, ≤ code width): exact from the co-moments up to COVARIANCE_MAX_GENES genes,
+        randomized above."""
+        from ..embed._covariance import covariance_pca
+        from ..embed._pca import COVARIANCE_MAX_GENES
+        from ..embed._randomized import randomized_pca
+
+        rows = np.flatnonzero(training)
+        width = min(min(self.hidden), len(rows) - 1, x.shape[1])
+        if self._cache is not None:  # on the training device, in float64
+            train = self._cache[1][torch.as_tensor(rows, device=self._cache[1].device)].double()
+            mean_t = train.mean(dim=0)
+            train -= mean_t
+            if x.shape[1] <= COVARIANCE_MAX_GENES:
+                _, vectors = torch.linalg.eigh(train.T @ train)
+                axes_t = vectors.flip(1)[:, :width]
+            else:
+                generator_state = torch.get_rng_state()
+                torch.manual_seed(self.seed)
+                _, _, axes_t = torch.svd_lowrank(train, q=min(width + 10, *train.shape), niter=4)
+                torch.set_rng_state(generator_state)  # the weights' stream is left as it was
+                axes_t = axes_t[:, :width]
+            return mean_t.cpu().numpy(), axes_t.cpu().numpy()
+        xp = namespace(x)
+        low, span = xp.asarray(self.minimum_), xp.asarray(self.span_)
+        train = (x[rows].astype(np.float64) - low) / span
+        mean = np.asarray(to_host(train.mean(axis=0).compute()), dtype=np.float64)
+        ones = np.ones_like(mean)
+        if x.shape[1] <= COVARIANCE_MAX_GENES:
+            _, axes, _, _ = covariance_pca(train, width, mean, ones)
+        else:
+            _, axes, _, _ = randomized_pca(train, width, mean, ones, self.seed, 1.0)
+        return mean, np.asarray(to_host(axes), dtype=np.float64)[:, :width]
 
     # ------------------------------------------------------------------------------ using it
 
@@ -434,19 +676,18 @@ class Autoencoder:
             if payload.get("checksum") != _checksum(payload, payload["format"]):
                 raise ValueError("its checksum does not match: the file was altered")
             config = json.loads(payload["config"])
-            model = cls(
-                tuple(config["hidden"]),
-                activation=config["activation"],
-                seed=config["seed"],
-                device=device,
-            )
+            settings = {k: config[k] for k in _SETTINGS if k in config}
+            if payload["format"] != _FORMAT:  # formats 1 and 2: plain stacks, one Sequential
+                settings["pca_path"] = False
+                payload["state"] = _renamed_plain_state(payload["state"], len(config["hidden"]))
+            model = cls(tuple(config["hidden"]), seed=config["seed"], device=device, **settings)
             model.genes_ = np.asarray(config["genes"], dtype=object)
             model.history_ = config["history"]
             model.minimum_ = payload["minimum"].numpy()
             model.span_ = payload["span"].numpy()
             model.layer_mean_ = [m.numpy() for m in payload["layer_mean"]]
             model.layer_max_ = [m.numpy() for m in payload["layer_max"]]
-            model._network = _network(len(model.genes_), model.hidden, model.activation)
+            model._network = model._new_network(len(model.genes_))
             _check_tensors(payload, model._network, model.hidden, len(model.genes_))
             model._network.load_state_dict(payload["state"])
             model._network.to(model._torch_device())
@@ -463,11 +704,83 @@ class Autoencoder:
     def _config(self) -> dict[str, Any]:
         return {
             "hidden": list(self.hidden),
-            "activation": self.activation,
+            **{k: getattr(self, k) for k in _SETTINGS},
             "seed": self.seed,
             "genes": [str(g) for g in self.genes_] if self.genes_ is not None else [],
             "history": self.history_,
         }
+
+    def _write_checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        n_samples: int,
+        epoch: int,
+        step: int,
+        optimiser: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        best: float,
+        best_state: dict[str, torch.Tensor] | None,
+        stale: int,
+    ) -> None:
+        """The whole training state, written to a temporary file and renamed over ``path``."""
+        assert self._network is not None
+        device = self._torch_device()
+        payload = {
+            "format": _CHECKPOINT,
+            "config": json.dumps(self._checkpoint_config(n_samples)),
+            "epoch": epoch,
+            "step": step,
+            "state": {k: v.cpu() for k, v in self._network.state_dict().items()},
+            "optimiser": optimiser.state_dict(),
+            "numpy_rng": json.dumps(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": json.dumps(self.history_),
+            "best": float(best),
+            "best_state": {k: v.cpu() for k, v in (best_state or {}).items()},
+            "stale": stale,
+        }
+        target = os.fspath(path)
+        partial = f"{target}.partial"
+        torch.save(payload, partial)
+        os.replace(partial, target)
+
+    def _read_checkpoint(self, path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
+        """A checkpoint of this model's settings on this cohort (``weights_only``: no code is
+        unpickled), or an error saying what differs."""
+        try:
+            saved = torch.load(path, map_location=self._torch_device(), weights_only=True)
+        except FileNotFoundError:
+            raise CohortexError(f"No checkpoint at {str(path)!r} to resume from.") from None
+        except Exception as error:
+            raise CohortexError(
+                f"{str(path)!r} is not a readable autoencoder checkpoint ({error})."
+            ) from None
+        if not isinstance(saved, dict) or saved.get("format") != _CHECKPOINT:
+            raise CohortexError(f"{str(path)!r} is not an autoencoder checkpoint.")
+        mine, theirs = self._checkpoint_config(n_samples), json.loads(saved["config"])
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if differ:
+            raise CohortexError(
+                f"The checkpoint {str(path)!r} was written with other settings or another "
+                f"cohort ({', '.join(differ)} differ); resume with the same ones."
+            )
+        return saved
+
+    def _checkpoint_config(self, n_samples: int) -> dict[str, Any]:
+        config = self._config()
+        del config["history"]
+        config |= {
+            "batch_size": self.batch_size,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "validation": self.validation,
+            "n_top_genes": self.n_top_genes,
+            "n_samples": n_samples,
+            "device": self._torch_device().type,
+        }
+        return config
 
     def _torch_device(self) -> torch.device:
         return torch.device("cuda" if resolve_device(self.device) == "gpu" else "cpu")
@@ -512,6 +825,15 @@ class Autoencoder:
         are handed to torch through DLPack, without a trip through the host.
         """
         device = self._torch_device()
+        cache = getattr(self, "_cache", None)
+        if cache is not None and cache[0] is x:  # the matrix is on the device already
+            wanted = np.flatnonzero(rows)
+            if shuffle and rng is not None:
+                wanted = wanted[rng.permutation(len(wanted))]
+            index = torch.as_tensor(wanted, device=device)
+            for start in range(0, len(wanted), self.batch_size):
+                yield cache[1][index[start : start + self.batch_size]]
+            return
         low = torch.as_tensor(self.minimum_, device=device)
         span = torch.as_tensor(self.span_, device=device)
         edges = np.cumsum((0, *x.chunks[0]))
@@ -561,11 +883,15 @@ class Autoencoder:
 
     def _encode(self, batch: torch.Tensor, layer: int) -> torch.Tensor:
         assert self._network is not None
-        return self._network[: 2 * layer](batch)
+        return self._network.states_and_output(batch)[0][layer - 1]
 
     def _decode(self, state: torch.Tensor, layer: int) -> torch.Tensor:
         assert self._network is not None
-        return self._network[2 * layer :](state.float())
+        code_mean = torch.zeros(0)
+        if self.pca_path:
+            code = self._network.code
+            code_mean = torch.as_tensor(self.layer_mean_[code], device=state.device)
+        return self._network.decode(state.float(), layer, code_mean)
 
     def _layer_statistics(self, x: da.Array, training: np.ndarray) -> None:
         """Mean and maximum activation of every hidden node over the training samples."""
@@ -578,10 +904,8 @@ class Autoencoder:
         self._network.eval()
         with torch.no_grad():
             for batch in self._batches(x, training, None, shuffle=False):
-                state = batch
-                for layer in range(1, len(self.hidden) + 1):
-                    # one forward pass through the encoder: each layer from the one before
-                    state = self._network[2 * layer - 2 : 2 * layer](state)
+                states, _ = self._network.states_and_output(batch)  # one pass, every layer
+                for layer, state in enumerate(states, start=1):
                     sums[layer - 1] += state.sum(dim=0, dtype=torch.float64)
                     maxima[layer - 1] = torch.maximum(
                         maxima[layer - 1], state.max(dim=0).values.float()
@@ -617,7 +941,7 @@ def _checksum(payload: dict[str, Any], version: str = _FORMAT) -> str:
 
 
 def _check_tensors(
-    payload: dict[str, Any], network: nn.Sequential, hidden: tuple[int, ...], n_genes: int
+    payload: dict[str, Any], network: nn.Module, hidden: tuple[int, ...], n_genes: int
 ) -> None:
     """Every tensor float32, of the shape the configuration gives it (load_state_dict would
     convert another dtype's values without a word)."""
@@ -636,23 +960,26 @@ def _check_tensors(
             )
 
 
-def _network(n_genes: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = n_genes
-    for size in hidden:
-        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-        width = size
-    layers += [nn.Linear(width, n_genes), nn.Sigmoid()]
-    return nn.Sequential(*layers)
+def _renamed_plain_state(state: dict[str, Any], n_hidden: int) -> dict[str, Any]:
+    """A format 1–2 state (one ``nn.Sequential``: Linear/activation pairs, then the output
+    Linear and its sigmoid) under the names of :class:`~cohortex.ae._network.Network`."""
+    renamed = {}
+    for key, tensor in state.items():
+        index, _, rest = key.partition(".")
+        if int(index) < 2 * n_hidden:
+            renamed[f"layers.{index}.{rest}"] = tensor
+        else:
+            renamed[f"output.{int(index) - 2 * n_hidden}.{rest}"] = tensor
+    return renamed
 
 
 def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = None) -> xr.Dataset:
     """Held-out reconstruction of the model beside PCA and a shallow autoencoder.
 
     All three use the model's genes, training/validation split and [0, 1] scaling. PCA keeps
-    as many components as the model's narrowest hidden layer; the shallow autoencoder has one
-    hidden layer of ``shallow`` nodes (default: the model's first layer width) and the
-    model's training settings.
+    as many components as the model's narrowest hidden layer; the shallow autoencoder is a
+    plain one (no PCA path, no dropout) with one hidden layer of ``shallow`` nodes (default:
+    the model's first layer width) and the model's activation and training settings.
 
     Returns
     -------
@@ -677,7 +1004,13 @@ def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = N
     one_layer = Autoencoder(
         (width,),
         activation=model.activation,
+        pca_path=False,
         lr=model.lr,
+        weight_decay=model.weight_decay,
+        schedule=model.schedule,
+        warmup=model.warmup,
+        dropout=0.0,
+        clip=model.clip,
         batch_size=model.batch_size,
         max_epochs=model.max_epochs,
         patience=model.patience,

@@ -367,9 +367,8 @@ def _train_one_epoch(case: Case, store: str, x: Any, device: str) -> dict:
     if case.role == "cohortex":
         from ..ae import Autoencoder
 
-        model = Autoencoder(
-            (512, 512, 512), max_epochs=1, patience=1, device=device, progress=False
-        )
+        # Dwivedi et al.'s network, the one the plain loop below builds
+        model = Autoencoder.dwivedi(max_epochs=1, patience=1, device=device, progress=False)
         model.fit(store)
         return {"samples_trained": int(_n_samples(store) - len(model.validation_index_))}
     import torch

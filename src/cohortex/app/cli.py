@@ -332,24 +332,56 @@ def _parser() -> argparse.ArgumentParser:
     train = ae_commands.add_parser("train", help="train an autoencoder on a store")
     train.add_argument("store", type=Path)
     train.add_argument(
+        "--recipe",
+        choices=("default", "dwivedi"),
+        default="default",
+        help="default: a network around a linear PCA path, GELU, AdamW with warm-up and cosine "
+        "decay, widths 256,16,256; dwivedi: Dwivedi et al.'s three sigmoid layers of 512 and "
+        "Adam at 1e-4 (default: %(default)s)",
+    )
+    train.add_argument(
         "--hidden",
         type=_widths,
-        default=(512, 512, 512),
-        help="hidden layer widths, e.g. 512,512,512",
+        default=None,
+        help="hidden layer widths, e.g. 256,16,256 (default: the recipe's)",
     )
-    train.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default="sigmoid")
-    train.add_argument("--lr", type=float, default=1e-4)
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--max-epochs", type=int, default=100)
-    train.add_argument("--patience", type=int, default=10)
-    train.add_argument("--n-top-genes", type=int, default=None)
+    train.add_argument(
+        "--activation",
+        choices=("gelu", "elu", "relu", "tanh", "sigmoid"),
+        default=None,
+        help="of the hidden layers (default: the recipe's)",
+    )
+    train.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: the recipe's)"
+    )
+    train.add_argument("--batch-size", type=int, default=None, help="(default: the recipe's)")
+    train.add_argument("--max-epochs", type=int, default=100, help="(default: %(default)s)")
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="epochs without a better validation loss before stopping (default: %(default)s)",
+    )
+    train.add_argument("--n-top-genes", type=int, default=None, help="keep the most variable")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     train.add_argument(
         "--model",
         type=Path,
         default=None,
-        help="where to save the model (default STORE/models/autoencoder.pt)",
+        help="where to save the model (default: beside the store, STORE_NAME.autoencoder.pt)",
+    )
+    train.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="write the training state here every --checkpoint-every epochs",
+    )
+    train.add_argument("--checkpoint-every", type=int, default=1, help="(default: %(default)s)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint (same settings and store)",
     )
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     train.set_defaults(run=_ae_train)
@@ -357,7 +389,13 @@ def _parser() -> argparse.ArgumentParser:
     modules.add_argument("store", type=Path)
     modules.add_argument("--groupby", required=True)
     modules.add_argument("--reference", default="rest")
-    modules.add_argument("--layer", type=int, default=None, help="hidden layer (default: last)")
+    modules.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="hidden layer, 1 nearest the input (default: the code of the default recipe's "
+        "network, the last layer of a dwivedi one)",
+    )
     modules.add_argument("--q", type=float, default=0.05)
     modules.add_argument("--top", type=int, default=1000)
     modules.add_argument("--model", type=Path, default=None)
@@ -1015,19 +1053,33 @@ def _model_path(args: argparse.Namespace) -> Path:
 def _ae_train(args: argparse.Namespace) -> None:
     from ..ae import Autoencoder
 
+    if args.resume and args.checkpoint is None:
+        raise CohortexError("--resume needs --checkpoint PATH to resume from.")
     start = time.perf_counter()
-    model = Autoencoder(
-        args.hidden,
-        activation=args.activation,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        n_top_genes=args.n_top_genes,
-        seed=args.seed,
-        device=args.device,
-        progress=args.progress,
-    ).fit(args.store)
+    chosen = {
+        "hidden": args.hidden,
+        "activation": args.activation,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+    }
+    settings = {k: v for k, v in chosen.items() if v is not None} | {
+        "max_epochs": args.max_epochs,
+        "patience": args.patience,
+        "n_top_genes": args.n_top_genes,
+        "seed": args.seed,
+        "device": args.device,
+        "progress": args.progress,
+    }
+    if args.recipe == "dwivedi":
+        model = Autoencoder.dwivedi(**settings)
+    else:
+        model = Autoencoder(settings.pop("hidden", (256, 16, 256)), **settings)
+    model.fit(
+        args.store,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+    )
     path = _model_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
@@ -1046,7 +1098,8 @@ def _ae_modules(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".txt", ".tsv", ".csv"))
     model = Autoencoder.load(_model_path(args))
-    layer = len(model.hidden) if args.layer is None else args.layer
+    default_layer = int(np.argmin(model.hidden)) + 1 if model.pca_path else len(model.hidden)
+    layer = default_layer if args.layer is None else args.layer
     result = model.condition_modules(
         args.store, args.groupby, layer, reference=args.reference, q=args.q, top=args.top
     )
