@@ -291,3 +291,23 @@ def test_dwivedi_preset_is_the_published_recipe():
     small = Autoencoder.dwivedi(hidden=(16, 4, 16), max_epochs=2, progress=False).fit(x)
     assert small.hidden == (16, 4, 16) and len(small.history_) == 2
     assert isinstance(small._network.output[-1], torch.nn.Sigmoid)
+
+
+def test_keeping_the_validation_rows_changes_no_weight(tmp_path, monkeypatch):
+    """Above the read-once size, the validation rows come out of the scaling pass and stay on
+    the device; the training sweep streams the chunks as before."""
+    from cohortex.ae import _model
+
+    path = tmp_path / "c.zarr"
+    simulate(path, 300, 40, n_de=4, modules=2, module_size=10, seed=6, chunks=(64, 40))
+    settings = dict(max_epochs=4, seed=1, progress=False)
+    monkeypatch.setattr(_model, "CACHE_BYTES", 0)
+    streamed = Autoencoder((16, 4, 16), **settings).fit(path)
+    monkeypatch.setattr(_model, "CACHE_BYTES", 300 * 40 * 4 - 1)
+    kept = Autoencoder((16, 4, 16), **settings).fit(path)
+    assert kept._held is None  # dropped at the end of fit
+    for a, b in zip(streamed.history_, kept.history_, strict=True):
+        assert a["train_loss"] == b["train_loss"]
+        assert a["validation_loss"] == pytest.approx(b["validation_loss"], rel=1e-5)
+    for a, b in zip(streamed._network.parameters(), kept._network.parameters(), strict=True):
+        assert torch.equal(a, b)

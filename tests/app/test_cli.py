@@ -135,6 +135,10 @@ def test_demo_runs_as_a_command(tmp_path):
     # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
     assert report.count("<img ") == 9
     assert "<h2>Gene sets</h2>" in report and "<td>planted DE" in report
+    side_by_side = report.split("<h2>Autoencoder, PCA and a shallow autoencoder</h2>")[1]
+    side_by_side = side_by_side.split("<h2>")[0]
+    for name in ("deep (128, 16, 128)", "pca 16", "shallow (16,)"):
+        assert f"<tr><td>{name}</td><td>" in side_by_side
     modules = report.split("<h2>Autoencoder modules</h2>")[1].split("<h2>")[0]
     assert modules.count("<tr><td>") == 16  # a row per bottleneck node, its best set named
     assert "empirical FDR" in report and "5 genes were planted" in report

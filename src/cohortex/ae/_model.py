@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -111,6 +112,9 @@ class Autoencoder:
         The genes the model was trained on.
     start_loss_ : float
         The validation loss before the first step (PCA's, with the PCA path).
+    epoch_seconds_ : list of float
+        Wall time of each epoch of the last ``fit`` (its training sweep and validation; the
+        one-off passes before and after are not in it).
 
     See Also
     --------
@@ -275,8 +279,14 @@ class Autoencoder:
         self.validation_index_ = np.sort(order[:n_validation])
         training = np.ones(n_samples, dtype=bool)
         training[self.validation_index_] = False
-        low, high, n_nan = dask.compute(
-            x[training].min(axis=0), x[training].max(axis=0), da.isnan(x).sum()
+        cache_all = n_samples * x.shape[1] * 4 <= CACHE_BYTES
+        # the validation rows come out of the same read as the scaling (kept if they fit)
+        keep_held = not cache_all and n_validation * x.shape[1] * 4 <= CACHE_BYTES
+        low, high, n_nan, held = dask.compute(
+            x[training].min(axis=0),
+            x[training].max(axis=0),
+            da.isnan(x).sum(),
+            x[self.validation_index_] if keep_held else None,
         )
         if int(n_nan):
             raise CohortexError(
@@ -290,8 +300,11 @@ class Autoencoder:
         torch.manual_seed(self.seed)
         self._network = self._new_network(len(genes)).to(torch_device)
         self._cache = None
-        if n_samples * len(genes) * 4 <= CACHE_BYTES:  # read once, kept on the device
-            self._cache = (x, self._read_scaled(x))
+        self._held = None
+        if cache_all:  # read once, kept on the device
+            self._cache = (x, self._scaled_tensor(x.compute()))
+        elif keep_held:
+            self._held = (x, ~training, self._scaled_tensor(held))
         if self.pca_path:
             mean, axes = self._training_pca(x, training)
             self._network.start_at_pca(mean, axes)
@@ -325,7 +338,9 @@ class Autoencoder:
                 first_epoch = self.max_epochs + 1  # it had stopped early: nothing left to do
         bar = progress_bar(self.max_epochs, "training", self.progress, unit="epoch")
         bar.update(first_epoch - 1)
+        self.epoch_seconds_ = []
         for epoch in range(first_epoch, self.max_epochs + 1):
+            epoch_start = time.perf_counter()
             self._network.train()
             # summed on the training device: one transfer per epoch, not a sync per step
             running = torch.zeros((), dtype=torch.float64, device=torch_device)
@@ -352,6 +367,7 @@ class Autoencoder:
                     "validation_loss": validation_loss,
                 }
             )
+            self.epoch_seconds_.append(time.perf_counter() - epoch_start)
             bar.set_postfix(loss=f"{total / max(count, 1):.5f}", val=f"{validation_loss:.5f}")
             bar.update()
             if validation_loss < best - 1e-12:
@@ -380,7 +396,7 @@ class Autoencoder:
             self._network.load_state_dict(best_state)
         self._layer_statistics(x, training)
         self._validation_cache = (x, ~training)
-        self._cache = None
+        self._cache = self._held = None
         return self
 
     def _new_network(self, n_genes: int) -> Network:
@@ -409,10 +425,10 @@ class Autoencoder:
         counts = [int(training[a:b].sum()) for a, b in itertools.pairwise(edges)]
         return sum(-(-c // self.batch_size) for c in counts)
 
-    def _read_scaled(self, x: da.Array) -> torch.Tensor:
-        """The whole (small) matrix, scaled, as one tensor on the training device."""
+    def _scaled_tensor(self, block: Any) -> torch.Tensor:
+        """Rows read from the cohort (NumPy or CuPy), scaled, as a tensor on the training
+        device."""
         device = self._torch_device()
-        block = x.compute()
         if isinstance(block, np.ndarray):
             tensor = torch.as_tensor(np.asarray(block, dtype=np.float32)).to(device)
         else:  # CuPy: handed over through DLPack
@@ -825,6 +841,11 @@ class Autoencoder:
         are handed to torch through DLPack, without a trip through the host.
         """
         device = self._torch_device()
+        held = getattr(self, "_held", None)
+        if held is not None and held[0] is x and np.array_equal(held[1], rows):
+            for start in range(0, held[2].shape[0], self.batch_size):  # the validation rows
+                yield held[2][start : start + self.batch_size]
+            return
         cache = getattr(self, "_cache", None)
         if cache is not None and cache[0] is x:  # the matrix is on the device already
             wanted = np.flatnonzero(rows)

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
     numbers for :func:`write_report`.
     """
     from .. import de, plot
-    from ..ae import Autoencoder
+    from ..ae import Autoencoder, baselines
     from ..embed import pca
     from ..embed import tsne as run_tsne
     from ..store import open_cohort, write_result
@@ -78,16 +79,22 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
         report["figures"]["t-SNE by condition"] = _png(plot.embedding(embedded, "condition"))
 
     start = time.perf_counter()
-    model = Autoencoder(
-        (128, 16, 128), lr=3e-3, batch_size=128, max_epochs=5, n_top_genes=2000, progress=False
-    ).fit(store)
+    model = Autoencoder((128, 16, 128), n_top_genes=2000, max_epochs=40, progress=False)
+    model.fit(store)
     report["timings"]["autoencoder"] = time.perf_counter() - start
-    score = model.score()
-    report["autoencoder"] = score
+    side_by_side = baselines(store, model, shallow=16)
+    report["autoencoder"] = {
+        str(name): float(value)
+        for name, value in zip(
+            side_by_side["model"].values, side_by_side["variance_explained"].values, strict=True
+        )
+    }
+    report["autoencoder_epochs"] = len(model.history_)
     echo(
         f"autoencoder (128, 16, 128) on the {len(model.genes_)} most variable genes, "
-        f"{len(model.history_)} epochs in {report['timings']['autoencoder']:.1f} s: held-out "
-        f"variance explained {score['variance_explained']:.3f}"
+        f"{len(model.history_)} epochs in {report['timings']['autoencoder']:.1f} s; held-out "
+        "variance explained: "
+        + ", ".join(f"{name} {value:.3f}" for name, value in report["autoencoder"].items())
     )
     report["figures"]["Autoencoder loss"] = _png(plot.loss(model))
     if report.get("collection") is not None:
@@ -128,6 +135,7 @@ def _gene_sets(store: Path, ds: Any, report: dict[str, Any], echo: Any) -> list[
     import numpy as np
 
     from .. import genesets, plot
+    from .._errors import CohortexWarning
     from ..store import read_result, write_result
 
     genes = np.asarray([str(g) for g in ds["gene"].values])
@@ -146,7 +154,9 @@ def _gene_sets(store: Path, ds: Any, report: dict[str, Any], echo: Any) -> list[
     report["collection"] = collection
     welch = read_result(store, "de_welch_condition")
     start = time.perf_counter()
-    result = genesets.gsea(welch, collection, min_size=3, permutations=2000)
+    with warnings.catch_warnings():  # the planted DE sets' p-values fall below 1e-50
+        warnings.filterwarnings("ignore", "gene sets have p-values below eps", CohortexWarning)
+        result = genesets.gsea(welch, collection, min_size=3, permutations=2000)
     seconds = time.perf_counter() - start
     write_result(store, "gsea_welch_condition", result, overwrite=True)
     echo(f"preranked GSEA of {len(collection)} sets on the Welch t in {seconds:.1f} s")
@@ -235,7 +245,10 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
         for title, png in report["figures"].items()
     )
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["timings"].items())
-    ae = report["autoencoder"]
+    ae_rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
+        for name, value in report["autoencoder"].items()
+    )
     outcome = ""
     if report.get("gene_sets"):
         set_rows = "".join(
@@ -295,8 +308,17 @@ pre {{ background: #f6f6f6; padding: 1rem; }}
 Calls at BH-adjusted p &lt; 0.05:</p>
 <table><tr><th>test</th><th>time</th><th>genes called</th><th>power</th>
 <th>empirical FDR</th></tr>{rows}</table>
-<p>Autoencoder held-out variance explained: {ae["variance_explained"]:.3f}
-(MSE {ae["mse"]:.5f} on genes scaled to [0, 1]). Other timings: {html.escape(timings)}.</p>
+<h2>Autoencoder, PCA and a shallow autoencoder</h2>
+<p>Each model reconstructs the held-out samples (10%, never used to fit weights or scaling)
+through 16 numbers per sample; the share of their variance it explains, on genes scaled to
+[0, 1]. The deep autoencoder starts as PCA of its code's width and trains non-linear layers
+around it ({report["autoencoder_epochs"]} epochs, early stopping on the held-out loss), so it
+explains at least what PCA does; what it explains beyond PCA is structure a linear map of that
+width misses (the planted modules follow their factors through sigmoids). The shallow
+autoencoder is one non-linear layer of 16 trained from scratch. The rest of the variance is
+mostly the simulated noise.</p>
+<table><tr><th>model</th><th>held-out variance explained</th></tr>{ae_rows}</table>
+<p>Timings: {html.escape(timings)}.</p>
 {outcome}
 <h2>Figures</h2>{figures}
 </body></html>
