@@ -233,9 +233,16 @@ def test_bad_input(tmp_path):
         model.transform(tmp_path / "other.zarr")
 
 
-def test_the_pca_path_starts_as_pca_of_the_training_split():
+@pytest.mark.parametrize("route", ["read once", "read once, randomized", "streamed"])
+def test_the_pca_path_starts_as_pca_of_the_training_split(route, monkeypatch):
     """Before its first step the default network reconstructs exactly as PCA of the code's
-    width (scikit-learn's, on the same split and scaling)."""
+    width (scikit-learn's, on the same split and scaling), however the PCA was computed."""
+    from cohortex.ae import _model
+
+    if route == "read once, randomized":
+        monkeypatch.setattr(_model, "EXACT_PCA_GENES", 0)
+    if route == "streamed":
+        monkeypatch.setattr(_model, "CACHE_BYTES", 0)
     x, _, _ = simulate_array(400, 60, n_de=6, modules=2, module_size=12, seed=8)
     model = Autoencoder((32, 5, 32), max_epochs=1, progress=False).fit(x)
     held = model.validation_index_
@@ -243,7 +250,8 @@ def test_the_pca_path_starts_as_pca_of_the_training_split():
     scaled = (x.astype(np.float64) - model.minimum_) / model.span_
     pca = PCA(5).fit(scaled[train])
     mse = ((pca.inverse_transform(pca.transform(scaled[held])) - scaled[held]) ** 2).mean()
-    assert model.start_loss_ == pytest.approx(mse, rel=1e-5)
+    # a randomized SVD (4 power iterations) lands within 0.5% of the exact subspace's error
+    assert model.start_loss_ == pytest.approx(mse, rel=5e-3 if "randomized" in route else 1e-5)
     # kept when training does not improve on it: the score is never worse than the start
     assert model.score()["mse"] <= model.start_loss_ * (1 + 1e-6)
 

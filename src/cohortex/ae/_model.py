@@ -48,6 +48,9 @@ _FORMATS = ("cohortex-autoencoder-1", "cohortex-autoencoder-2", _FORMAT)
 _CHECKPOINT = "cohortex-autoencoder-checkpoint-1"
 # a cohort up to this size (of the chosen genes, float32) is read once and kept on the device
 CACHE_BYTES = 1 << 30
+# the PCA start of a cohort in device memory: an eigendecomposition of the gene × gene
+# covariance up to this many genes (embed's exact limit too), a randomized SVD above
+EXACT_PCA_GENES = 4096
 # what a saved model records besides its widths, seed, genes and history
 _SETTINGS = (
     "activation",
@@ -439,11 +442,9 @@ class Autoencoder:
 
     def _training_pca(self, x: da.Array, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and principal axes of the scaled training rows, shape (n_genes,) and
-        (n_genes, ≤ code width): exact from the co-moments up to COVARIANCE_MAX_GENES genes,
-        randomized above."""
-        from ..embed._covariance import covariance_pca
-        from ..embed._pca import COVARIANCE_MAX_GENES
-        from ..embed._randomized import randomized_pca
+        (n_genes, ≤ code width): in device memory by torch (exact up to EXACT_PCA_GENES genes,
+        randomized above), from the chunks by :func:`cohortex.embed.pca`'s own choice."""
+        from ..embed import pca
 
         rows = np.flatnonzero(training)
         width = min(min(self.hidden), len(rows) - 1, x.shape[1])
@@ -451,7 +452,7 @@ class Autoencoder:
             train = self._cache[1][torch.as_tensor(rows, device=self._cache[1].device)].double()
             mean_t = train.mean(dim=0)
             train -= mean_t
-            if x.shape[1] <= COVARIANCE_MAX_GENES:
+            if x.shape[1] <= EXACT_PCA_GENES:
                 _, vectors = torch.linalg.eigh(train.T @ train)
                 axes_t = vectors.flip(1)[:, :width]
             else:
@@ -465,11 +466,8 @@ class Autoencoder:
         low, span = xp.asarray(self.minimum_), xp.asarray(self.span_)
         train = (x[rows].astype(np.float64) - low) / span
         mean = np.asarray(to_host(train.mean(axis=0).compute()), dtype=np.float64)
-        ones = np.ones_like(mean)
-        if x.shape[1] <= COVARIANCE_MAX_GENES:
-            _, axes, _, _ = covariance_pca(train, width, mean, ones)
-        else:
-            _, axes, _, _ = randomized_pca(train, width, mean, ones, self.seed, 1.0)
+        found = pca(train, width, device=resolve_device(self.device), seed=self.seed)
+        axes = found["loadings"].values
         return mean, np.asarray(to_host(axes), dtype=np.float64)[:, :width]
 
     # ------------------------------------------------------------------------------ using it
