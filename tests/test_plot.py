@@ -163,3 +163,23 @@ def test_gsea_running_score_and_enrichment_dot_plot(tmp_path):
     assert plot.enrichment(ora).get_xlabel() == "overlap / expected"
     with pytest.raises(CohortexError, match="needs a cohortex.genesets"):
         plot.enrichment(result.drop_vars("padj"))
+
+
+def test_volcano_and_bars_keep_underflowed_genes_apart():
+    """6,000 samples: five genes have p = 0. The volcano's heights and the bars come from
+    log10_pvalue, so the five stand at different heights above 300, strongest highest."""
+    rng = np.random.default_rng(72)
+    x = rng.normal(size=(6000, 40))
+    labels = np.repeat(["a", "b"], 3000)
+    x[:3000, :5] += np.array([2.0, 3.0, 2.5, 5.0, 4.0])[None, :]
+    result = de.test(x, labels, reference="b")
+    assert (result["pvalue"].values[:5] == 0).all()
+    ax = plot.volcano(result)
+    heights = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    top = np.sort(heights)[-5:]
+    assert (top > 300).all() and len(np.unique(np.round(top, 6))) == 5
+    bars = plot.top_genes(result, 5)
+    by_height = sorted(bars.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in by_height] == ["G4", "G5", "G2", "G3", "G1"]
+    widths = [patch.get_width() for patch in bars.patches]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1] > 300

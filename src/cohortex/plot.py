@@ -50,7 +50,9 @@ def volcano(
     """Volcano plot: log2 fold change against -log10 p-value.
 
     Genes with ``padj < alpha`` and ``|log2fc| >= lfc`` are coloured (up red, down blue) and
-    the ``label`` most significant of them named.
+    the ``label`` most significant of them named. The height is the result's ``log10_pvalue``
+    (from the statistic, so genes whose p underflows to 0 keep their order instead of sitting
+    on a line at the smallest double).
 
     Parameters
     ----------
@@ -66,8 +68,7 @@ def volcano(
     """
     table = _contrast(result, contrast)
     x = table["log2fc"].values
-    p = table["pvalue"].values
-    y = -np.log10(np.clip(p, np.finfo(float).tiny, None))
+    y = _minus_log10_p(table)
     up, down = _calls(table, alpha, lfc)
     ax = ax or _new_axes()
     neutral = ~(up | down)
@@ -130,13 +131,14 @@ def top_genes(
 ) -> Axes:
     """Horizontal bars of -log10 p-value for the ``n`` most significant genes, best on top.
 
-    Bars are coloured by the sign of the statistic (red: higher in the group).
+    The bars are the result's ``log10_pvalue`` where it has one (ordered and sized right where
+    p underflows to 0). Bars are coloured by the sign of the statistic (red: higher in the group).
     """
     table = _contrast(result, contrast)
-    p = table["pvalue"].values
-    finite = np.flatnonzero(~np.isnan(p))
-    best = finite[np.argsort(p[finite], kind="stable")][:n]
-    heights = -np.log10(np.clip(p[best], np.finfo(float).tiny, None))
+    strength = _minus_log10_p(table)
+    finite = np.flatnonzero(~np.isnan(strength))
+    best = finite[np.argsort(-strength[finite], kind="stable")][:n]
+    heights = strength[best]
     colours = [_UP if s > 0 else _DOWN for s in table["statistic"].values[best]]
     ax = ax or _new_axes(height=max(3.0, 0.22 * len(best) + 1))
     positions = np.arange(len(best))[::-1]
@@ -180,6 +182,15 @@ def _contrast(result: xr.Dataset, contrast: str | None) -> xr.Dataset:
             )
         return result.sel(contrast=contrast)
     return result
+
+
+def _minus_log10_p(table: xr.Dataset) -> np.ndarray:
+    """-log10 p per gene: the result's ``log10_pvalue`` (finite where p underflows), or
+    ``pvalue`` clipped at the smallest normal double for results without it."""
+    if "log10_pvalue" in table:
+        return -np.asarray(table["log10_pvalue"].values, dtype=np.float64)
+    p = np.asarray(table["pvalue"].values, dtype=np.float64)
+    return -np.log10(np.clip(p, np.finfo(float).tiny, None))
 
 
 def _calls(table: xr.Dataset, alpha: float, lfc: float) -> tuple[Any, Any]:

@@ -618,3 +618,34 @@ def test_wilcoxon_without_the_tie_correction():
     close(plain["pvalue"], np.minimum(2 * stats.norm.sf(z), 1.0), rtol=1e-10)
     tied = np.array([len(np.unique(col)) < len(col) for col in x.T])
     assert (plain["pvalue"].values.ravel()[tied] >= corrected["pvalue"].values.ravel()[tied]).all()
+
+
+@pytest.mark.parametrize("kind", ["welch", "student", "wilcoxon", "anova", "fit", "greater"])
+def test_log10_pvalue_stays_finite_where_p_underflows(kind):
+    """6,000 samples: the DE genes' p underflow to 0, their log10_pvalue does not. Where p is a
+    normal number it is log10(p); where it underflowed, the order follows the statistic."""
+    rng = np.random.default_rng(71)
+    x = rng.normal(size=(6000, 10))
+    labels = np.repeat(["a", "b"], 3000)
+    x[:3000, :5] += np.array([2.0, 3.0, 2.5, 5.0, 4.0])[None, :]
+    x[:3000, 5] += 0.15  # a gene with an ordinary small p
+    if kind == "fit":
+        cohort = xr.Dataset(
+            {"expression": (("sample", "gene"), x), "condition": ("sample", labels)},
+            coords={"gene": [f"G{i + 1}" for i in range(10)]},
+        )
+        result = de.fit(cohort, "~ condition", moderate=True).isel(contrast=-1)
+    elif kind == "greater":
+        result = de.test(x, labels, reference="b", alternative="greater")
+    else:
+        result = de.test(x, labels, test=kind, reference="b")
+    p = np.asarray(result["pvalue"]).ravel()
+    log10_p = np.asarray(result["log10_pvalue"]).ravel()
+    assert (p[:5] == 0).all() and np.isfinite(log10_p).all()
+    normal = p > 1e-300
+    np.testing.assert_allclose(log10_p[normal], np.log10(p[normal]), rtol=1e-10)
+    assert (log10_p[:5] < -300).all()
+    strength = np.abs(np.asarray(result["statistic"]).ravel()[:5])
+    if kind != "anova":  # F is not signed; its order is that of F itself
+        assert (np.argsort(log10_p[:5]) == np.argsort(-strength)).all()
+    assert de.top(result, 5)["gene"].tolist() == ["G4", "G5", "G2", "G3", "G1"]

@@ -278,9 +278,11 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
         A result of :func:`test`.
     n : int, default 10
     by : str, default "padj"
-        Variable to rank by: ascending for p-values, descending absolute value for anything
-        else (``statistic``, ``log2fc``). NaN rank last. Equal p-values (in large cohorts
-        they underflow to 0 together) are ordered by the larger absolute ``statistic``.
+        Variable to rank by: ascending for p-values (``pvalue``, ``padj``,
+        ``log10_pvalue``), descending absolute value for anything else (``statistic``,
+        ``log2fc``). NaN rank last. Equal p-values (in large cohorts they underflow to 0
+        together) are ordered by ``log10_pvalue`` (computed from the statistic, finite where p
+        underflows), then by the larger absolute ``statistic``.
 
     Returns
     -------
@@ -292,17 +294,26 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
             f"The 'by' parameter of top() must name a result variable; got {by!r}. "
             f"Variables: {', '.join(map(str, result.data_vars))}."
         )
-    table = to_host_dataset(result[[v for v in result.data_vars if "gene" in result[v].dims]])
+    # per gene (and contrast) only: an ANOVA's per-group means would repeat every gene
+    per_gene = [
+        v
+        for v in result.data_vars
+        if "gene" in result[v].dims and set(result[v].dims) <= {"gene", "contrast"}
+    ]
+    table = to_host_dataset(result[per_gene])
     scalars = [name for name, coord in table.coords.items() if coord.ndim == 0]
     frame = table.drop_vars(scalars).to_dataframe().reset_index()
-    ascending = by in ("pvalue", "padj")
+    ascending = by in ("pvalue", "padj", "log10_pvalue")
     key = frame[by] if ascending else -frame[by].abs()
     frame = frame.assign(_key=key)
-    if ascending and "statistic" in frame.columns:  # ties of p, e.g. all underflowed to 0
-        frame = frame.assign(_strength=-frame["statistic"].abs())
-        frame = frame.sort_values(["_key", "_strength"], kind="stable", na_position="last")
-    else:
-        frame = frame.sort_values("_key", kind="stable", na_position="last")
+    keys = ["_key"]
+    if ascending:  # ties of p, e.g. all underflowed to 0
+        if "log10_pvalue" in frame.columns:
+            keys.append("log10_pvalue")
+        if "statistic" in frame.columns:
+            frame = frame.assign(_strength=-frame["statistic"].abs())
+            keys.append("_strength")
+    frame = frame.sort_values(keys, kind="stable", na_position="last")
     if "contrast" in frame.columns:  # best first within each contrast, contrasts in result order
         position = {c: i for i, c in enumerate(table["contrast"].values)}
         frame = frame.assign(_contrast=frame["contrast"].map(position))

@@ -27,7 +27,7 @@ from ..stats._linear import (
     solve_weighted,
     weighted_chunk_sums,
 )
-from ..stats._pvalues import f_sf, t_two_sided, t_upper
+from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
 
 __all__ = [
     "LeastSquares",
@@ -207,8 +207,11 @@ def fit(
         s2_post, lods = s2, None
     if treat_lfc is None:
         pvalue = t_two_sided(t, df)
+        log10_pvalue = log_t_two_sided(t, df) / np.log(10.0)
     else:
         t, pvalue = _treat(coefficient, stdev_unscaled, s2_post, df, abs(float(treat_lfc)))
+        with np.errstate(divide="ignore"):  # treat's p: a sum of two tails, left as it is
+            log10_pvalue = xp.log10(pvalue)
         lods = None
         attrs.update(test="limma treat (moderated t against a threshold)", treat_lfc=treat_lfc)
     quantile = stats.t.ppf((1.0 + confidence) / 2.0, np.asarray(to_host(df)))
@@ -222,6 +225,7 @@ def fit(
         "statistic": (("contrast", "gene"), t),
         "pvalue": (("contrast", "gene"), pvalue),
         "padj": (("contrast", "gene"), _fdr.adjust(pvalue, fdr)),
+        "log10_pvalue": (("contrast", "gene"), log10_pvalue),
         "s2": ("gene", s2),
         "s2_post": ("gene", s2_post),
         "stdev_unscaled": (("contrast", "gene"), stdev_unscaled)

@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 
 from .._backend import namespace
+from ..stats._pvalues import log_normal_two_sided_upper
 from ..stats._signed_ranks import signed_rank_pvalues, signed_rank_sums
 from ._ttest import log2fc, pair_moments
 
@@ -60,6 +61,7 @@ def signed_rank(
     columns = {
         "statistic": stacked["w_plus"],
         "pvalue": stacked["pvalue"],
+        "log10_pvalue": stacked["log10_pvalue"],
         "log2fc": log2fc(a, b, scale, pseudocount),
         "mean_group": a.mean[0],
         "mean_reference": b.mean[0],
@@ -75,9 +77,22 @@ def _block(d: Any, omit_nan: bool, alternative: str) -> dict[str, Any]:
     d = xp.ascontiguousarray(d.T)
     sums = signed_rank_sums(d)
     pvalue = signed_rank_pvalues(sums, alternative)
+    # exact and permutation p-values (≤ 50 pairs) are far from underflow; the normal one in logs
+    z = sums["z"] if alternative != "less" else -sums["z"]
+    log_normal = log_normal_two_sided_upper(xp.abs(z) if alternative == "two-sided" else z)
+    if alternative != "two-sided":
+        log_normal = log_normal - np.log(2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_pvalue = xp.where(pvalue < 1e-300, log_normal / np.log(10.0), xp.log10(pvalue))
     w_plus = xp.where(sums["n_nonzero"] > 0, sums["w_plus"], xp.nan)
     if not omit_nan:  # a NaN in any pair makes the gene's result NaN, as scipy's "propagate"
         missing = xp.any(xp.isnan(d), axis=-1)
         pvalue = xp.where(missing, xp.nan, pvalue)
+        log10_pvalue = xp.where(missing, xp.nan, log10_pvalue)
         w_plus = xp.where(missing, xp.nan, w_plus)
-    return {"w_plus": w_plus, "pvalue": pvalue, "n_pairs": sums["n_pairs"]}
+    return {
+        "w_plus": w_plus,
+        "pvalue": pvalue,
+        "log10_pvalue": log10_pvalue,
+        "n_pairs": sums["n_pairs"],
+    }

@@ -12,7 +12,7 @@ import xarray as xr
 from .. import fdr as _fdr
 from .._backend import namespace
 from ..stats._moments import GroupMoments, group_moments
-from ..stats._pvalues import f_sf, t_two_sided, t_upper
+from ..stats._pvalues import f_sf, log_f_sf, log_t_two_sided, log_t_upper, t_two_sided, t_upper
 from ._result import contrast_dataset
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "log2fc",
     "pair_moments",
     "paired_t",
+    "t_log10_pvalue",
     "t_pvalue",
     "t_statistic",
     "t_tests",
@@ -71,6 +72,17 @@ def t_pvalue(statistic: Any, df: Any, alternative: str) -> Any:
     if alternative == "less":
         return t_upper(-statistic, df)
     return t_two_sided(statistic, df)
+
+
+def t_log10_pvalue(statistic: Any, df: Any, alternative: str) -> Any:
+    """``log10`` of :func:`t_pvalue`, finite where the p-value underflows to 0."""
+    if alternative == "greater":
+        log_p = log_t_upper(statistic, df)
+    elif alternative == "less":
+        log_p = log_t_upper(-statistic, df)
+    else:
+        log_p = log_t_two_sided(statistic, df)
+    return log_p / np.log(10.0)
 
 
 def t_statistic(a: GroupMoments, b: GroupMoments, *, equal_var: bool) -> tuple[Any, Any]:
@@ -132,6 +144,7 @@ def anova(moments: GroupMoments, levels: list[str], fdr: str) -> xr.Dataset:
             "statistic": ("gene", statistic),
             "pvalue": ("gene", pvalue),
             "padj": ("gene", _fdr.adjust(pvalue, fdr)),
+            "log10_pvalue": ("gene", log_f_sf(statistic, df_between, df_within) / np.log(10.0)),
             "df_between": ("gene", df_between),
             "df_within": ("gene", df_within),
             "mean": (("group", "gene"), moments.mean),
@@ -205,6 +218,7 @@ def _t_columns(
     return {
         "statistic": statistic,
         "pvalue": t_pvalue(statistic, df, alternative),
+        "log10_pvalue": t_log10_pvalue(statistic, df, alternative),
         "log2fc": log2fc(a, b, scale, pseudocount),
         "df": df,
         "mean_group": a.mean[0],

@@ -13,7 +13,7 @@ import xarray as xr
 from .._backend import namespace, to_host
 from ..stats._gpu.rank_sums import device_rank_sums
 from ..stats._moments import GroupMoments
-from ..stats._pvalues import normal_two_sided_upper, normal_upper
+from ..stats._pvalues import log_normal_two_sided_upper, normal_two_sided_upper, normal_upper
 from ..stats._ranks import EXACT_MAX_SMALLER_GROUP, exact_upper_p
 from ._comparison import Comparison
 from ._result import contrast_dataset
@@ -92,6 +92,7 @@ def wilcoxon(
     rows: dict[str, list[Any]] = {
         "statistic": list(columns["u"]),
         "pvalue": list(columns["pvalue"]),
+        "log10_pvalue": list(columns["log10_pvalue"]),
         "log2fc": [],
         "auroc": list(columns["u"] / (columns["n_group"] * columns["n_reference"])),
         "mean_group": list(columns["mean_group"]),
@@ -203,9 +204,13 @@ def wilcoxon_block(
             sigma = xp.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - used_ties / (n * (n - 1.0))))
             z = (u - n1 * n2 / 2.0 - 0.5) / sigma
             tail = normal_two_sided_upper(z) if alternative == "two-sided" else normal_upper(z)
+            log_tail = log_normal_two_sided_upper(z)
+            if alternative != "two-sided":
+                log_tail = log_tail - np.log(2.0)
             row = {
                 "u": u1,
                 "pvalue": xp.minimum(tail, 1.0),
+                "log10_pvalue": xp.minimum(log_tail / np.log(10.0), 0.0),
                 "u_test": u,
                 "tie_term": tie_term,
                 "mean_group": stats["sum"][group] / n1,
@@ -220,7 +225,7 @@ def wilcoxon_block(
         untestable = (n1 < 1) | (n2 < 1)
         if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
             untestable = untestable | ((nan[group] + xp.sum(nan[reference], axis=0)) > 0)
-        for name in ("u", "pvalue", "u_test", "mean_group", "mean_reference"):
+        for name in ("u", "pvalue", "log10_pvalue", "u_test", "mean_group", "mean_reference"):
             row[name] = xp.where(untestable, xp.nan, row[name])
         for name, values_ in row.items():
             rows.setdefault(name, []).append(values_)
@@ -246,3 +251,6 @@ def exact_p_values(columns: dict[str, Any], alternative: str = "two-sided") -> N
         pvalue[index] = min(1.0, sides * upper)
     xp = namespace(columns["pvalue"])
     columns["pvalue"] = xp.asarray(pvalue)
+    log10_pvalue = to_host(columns["log10_pvalue"]).copy()
+    log10_pvalue[exact] = np.log10(pvalue[exact])  # exact p-values are far from underflow
+    columns["log10_pvalue"] = xp.asarray(log10_pvalue)

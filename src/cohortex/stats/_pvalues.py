@@ -31,9 +31,25 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import namespace, special
+from .._backend import namespace, special, to_host
 
-__all__ = ["f_sf", "normal_two_sided_upper", "normal_upper", "t_two_sided", "t_upper"]
+__all__ = [
+    "f_sf",
+    "log_f_sf",
+    "log_normal_two_sided_upper",
+    "log_t_two_sided",
+    "log_t_upper",
+    "normal_two_sided_upper",
+    "normal_upper",
+    "t_two_sided",
+    "t_upper",
+]
+
+# below this a p-value is recomputed in logs: it has underflowed to 0 or to a denormal that has
+# lost digits; above it, ln p is the log of the p-value itself
+_LOG_BELOW = 1e-300
+# terms of the power series of ln I_x(a, b) where it is needed: enough for x ≤ 0.99985
+_SERIES_TERMS = 250_000
 
 
 def t_two_sided(t: Any, df: Any) -> Any:
@@ -55,7 +71,7 @@ def t_two_sided(t: Any, df: Any) -> Any:
         p = xp.where(
             small_t,
             1.0 - functions.betainc(0.5, a, y),
-            xp.where(expansion, _bgrat_half(a, x, y, xp), functions.betainc(a, 0.5, x)),
+            xp.where(expansion, xp.exp(_log_bgrat_half(a, x, y, xp)), functions.betainc(a, 0.5, x)),
         )
     return xp.where(df > 0, p, xp.nan)
 
@@ -93,8 +109,9 @@ def _bgrat_coefficients(b: float) -> list[float]:
 _BGRAT_D = _bgrat_coefficients(0.5)
 
 
-def _bgrat_half(a: Any, x: Any, y: Any, xp: Any) -> Any:
-    """``I_x(a, 1/2)`` for ``a ≥ 15`` by the expansion of TOMS 708's ``bgrat`` (``y = 1 − x``).
+def _log_bgrat_half(a: Any, x: Any, y: Any, xp: Any) -> Any:
+    """``ln I_x(a, 1/2)`` for ``a ≥ 15`` by the expansion of TOMS 708's ``bgrat``
+    (``y = 1 − x``); in logs, so that it stays finite where ``I_x`` underflows.
 
     Every element runs the same 30 terms; an element stops adding terms once its own term is
     below ``15 eps`` of its sum, as ``bgrat`` does (the series is asymptotic).
@@ -122,7 +139,7 @@ def _bgrat_half(a: Any, x: Any, y: Any, xp: Any) -> Any:
         term = _BGRAT_D[n] * j
         total = xp.where(active, total + term, total)
         active = active & (xp.abs(term) > _BGRAT_EPS * total)
-    return xp.exp(log_u + xp.log(total))
+    return log_u + xp.log(total)
 
 
 def _log_gamma_ratio_half(a: Any, xp: Any) -> Any:
@@ -180,3 +197,110 @@ def normal_two_sided_upper(z: Any) -> Any:
 def normal_upper(z: Any) -> Any:
     """``P(Z > z) = erfc(z / √2) / 2``, in full relative precision for either sign of z."""
     return normal_two_sided_upper(z) / 2.0
+
+
+def log_t_two_sided(t: Any, df: Any) -> Any:
+    """``ln`` of the two-sided t p-value, finite where the p-value underflows.
+
+    Where ``p ≥ 1e-300``, ``ln p``; below, the same regions in logs: TOMS 708's ``bgrat``
+    expansion (``df ≥ 30``, ``y < 0.29``), otherwise the power series of ``I_x(df/2, 1/2)``
+    (``x = df / (df + t²)`` is then at most 0.71, or ``x^{df/2}`` could not underflow).
+    """
+    xp = namespace(t)
+    t = xp.asarray(t, dtype=xp.float64)
+    df = xp.asarray(df, dtype=xp.float64)
+    p = t_two_sided(t, df)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p = xp.log(p)
+    deep = xp.flatnonzero((p < _LOG_BELOW).ravel())
+    if int(deep.size) == 0:
+        return log_p
+    t_deep = xp.broadcast_to(t, p.shape).reshape(-1)[deep]
+    df_deep = xp.broadcast_to(df, p.shape).reshape(-1)[deep]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        t2 = t_deep * t_deep
+        x = df_deep / (df_deep + t2)
+        y = t2 / (df_deep + t2)
+        a = df_deep / 2.0
+        expansion = (a >= 15.0) & (y < 0.29)
+        # ln x without forming t² (it overflows for |t| > 1e154)
+        log_x = xp.log(df_deep) - 2.0 * xp.log(xp.abs(t_deep)) - xp.log1p(df_deep / t2)
+        values = xp.where(
+            expansion,
+            _log_bgrat_half(xp.where(expansion, a, 15.0), x, y, xp),
+            _log_betainc_series(a, xp.full_like(a, 0.5), x, log_x, xp),
+        )
+    log_p.reshape(-1)[deep] = values
+    return log_p
+
+
+def log_t_upper(t: Any, df: Any) -> Any:
+    """``ln P(T > t)``, finite where the tail underflows (t far above 0)."""
+    xp = namespace(t)
+    t = xp.asarray(t, dtype=xp.float64)
+    log_two_sided = log_t_two_sided(t, df)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = xp.log1p(-xp.exp(log_two_sided) / 2.0)
+    return xp.where(t >= 0, log_two_sided - np.log(2.0), lower)
+
+
+def log_f_sf(f: Any, dfn: Any, dfd: Any) -> Any:
+    """``ln`` of the F upper-tail p-value, finite where it underflows (finite ``dfd``): the
+    power series of ``I_x(dfd/2, dfn/2)``, ``x = dfd / (dfd + dfn F)``."""
+    xp = namespace(f)
+    f = xp.asarray(f, dtype=xp.float64)
+    dfn = xp.asarray(dfn, dtype=xp.float64)
+    dfd = xp.asarray(dfd, dtype=xp.float64)
+    p = f_sf(f, dfn, dfd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p = xp.log(p)
+    deep = xp.flatnonzero(((p < _LOG_BELOW) & xp.isfinite(dfd)).ravel())
+    if int(deep.size) == 0:
+        return log_p
+    f_deep = xp.broadcast_to(f, p.shape).reshape(-1)[deep]
+    dfn_deep = xp.broadcast_to(dfn, p.shape).reshape(-1)[deep]
+    dfd_deep = xp.broadcast_to(dfd, p.shape).reshape(-1)[deep]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        x = dfd_deep / (dfd_deep + dfn_deep * f_deep)
+        spread = dfn_deep * f_deep
+        log_x = xp.log(dfd_deep) - xp.log(dfn_deep) - xp.log(f_deep) - xp.log1p(dfd_deep / spread)
+        values = _log_betainc_series(dfd_deep / 2.0, dfn_deep / 2.0, x, log_x, xp)
+    log_p.reshape(-1)[deep] = values
+    return log_p
+
+
+def log_normal_two_sided_upper(z: Any) -> Any:
+    """``ln erfc(z / √2)`` (``ln`` of :func:`normal_two_sided_upper`), finite for any z:
+    ``ln erfcx(u) − u²`` for ``u = z / √2 ≥ 0``."""
+    xp = namespace(z)
+    u = xp.asarray(z, dtype=xp.float64) / np.sqrt(2.0)
+    functions = special(xp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.where(
+            u >= 0, xp.log(functions.erfcx(xp.maximum(u, 0.0))) - u * u, xp.log(functions.erfc(u))
+        )
+
+
+def _log_betainc_series(a: Any, b: Any, x: Any, log_x: Any, xp: Any) -> Any:
+    """``ln I_x(a, b)`` from ``I_x(a, b) = x^a (1 − x)^b / (a B(a, b)) · Σ_n (a + b)_n /
+    (a + 1)_n x^n``, for small ``I_x`` (the terms fall by about ``x`` each); ``log_x`` is
+    ``ln x``, computed by the caller where ``x`` itself underflows."""
+    functions = special(xp)
+    head = a * log_x + b * xp.log1p(-x) - xp.log(a) - functions.betaln(a, b)
+    # one reduction before the loop: the terms needed for the slowest-falling element
+    finite = xp.isfinite(x)
+    largest = float(
+        to_host(xp.max(xp.where(finite, x * xp.maximum(1.0, (a + b) / (a + 1.0)), 0.0)))
+    )
+    if largest <= 0.0:
+        terms = 1
+    elif largest >= 1.0:
+        terms = _SERIES_TERMS
+    else:
+        terms = min(_SERIES_TERMS, int(np.ceil(np.log(1e-17) / np.log(largest))) + 2)
+    term = xp.ones_like(x)
+    total = xp.ones_like(x)
+    for n in range(terms):
+        term = term * ((a + b + n) / (a + 1.0 + n) * x)
+        total = total + term
+    return head + xp.log(total)
