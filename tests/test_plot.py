@@ -75,7 +75,7 @@ def test_volcano_and_ma_of_a_linear_model():
     ma = plot.ma(fit)
     np.testing.assert_allclose(
         np.sort(ma.collections[1].get_offsets()[:, 0]),
-        np.sort(fit["average_expression"].values[:3]),
+        np.sort(fit["mean_expression"].values[:3]),
     )
 
 

@@ -101,8 +101,8 @@ def ma(
     Parameters are as for :func:`volcano`.
     """
     table = _contrast(result, contrast)
-    if "average_expression" in table:  # de.fit: limma's AveExpr
-        average = table["average_expression"].values
+    if "mean_expression" in table:  # limma's AveExpr (de.fit, and de.test's two groups)
+        average = table["mean_expression"].values
     else:
         average = (table["mean_group"].values + table["mean_reference"].values) / 2.0
     x = table["log2fc"].values

@@ -649,3 +649,19 @@ def test_log10_pvalue_stays_finite_where_p_underflows(kind):
     if kind != "anova":  # F is not signed; its order is that of F itself
         assert (np.argsort(log10_p[:5]) == np.argsort(-strength)).all()
     assert de.top(result, 5)["gene"].tolist() == ["G4", "G5", "G2", "G3", "G1"]
+
+
+@pytest.mark.parametrize("kind", ["welch", "wilcoxon"])
+def test_group_sizes_are_whole_numbers_and_mean_expression_is_aveexpr(kind):
+    rng = np.random.default_rng(73)
+    x = rng.normal(size=(50, 6))
+    x[3, 2] = np.nan
+    labels = np.repeat(["a", "b", "c"], [20, 20, 10])
+    result = de.test(x, labels, test=kind, reference="rest", nan_policy="omit")
+    assert result["n_group"].dtype == np.int64 and result["n_reference"].dtype == np.int64
+    assert result["n_group"].sel(contrast="a_vs_rest").values.tolist() == [20, 20, 19, 20, 20, 20]
+    # every contrast against the rest covers all samples: limma's AveExpr of the gene
+    for contrast in result["contrast"].values:
+        np.testing.assert_allclose(
+            result["mean_expression"].sel(contrast=contrast), np.nanmean(x, axis=0), rtol=1e-12
+        )

@@ -142,7 +142,7 @@ def test_trend_and_robust_ebayes_equal_limma(kind):
     design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
     design.insert(0, "(Intercept)", 1.0)
     result = de.fit(expression.to_numpy(), design, **{kind: True})
-    _close(result["average_expression"], results["average"], rtol=1e-12)
+    _close(result["mean_expression"], results["average"], rtol=1e-12)
     per_gene = "s2_prior" if kind == "trend" else "df_prior"
     _close(result[per_gene], results[per_gene])  # one per gene
     other = "df_prior" if kind == "trend" else "s2_prior"
@@ -227,7 +227,7 @@ def _limma_columns(result, results, contrasts, f=True):
     """Every per-gene output of a fit against limma's, NaN where limma has NA."""
     _close(result["s2"], results["sigma2"])
     _close(result["s2_post"], results["s2_post"])
-    _close(result["average_expression"], results["average"])
+    _close(result["mean_expression"], results["average"])
     for j, name in enumerate(contrasts, start=1):
         row = result.sel(contrast=name)
         for ours, theirs in [

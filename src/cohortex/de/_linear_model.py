@@ -109,7 +109,7 @@ def fit(
         On ``(contrast, gene)``: ``coefficient`` (the contrast's estimate, a log2 fold change
         on log2 data), ``ci_low`` and ``ci_high`` (its confidence interval), ``statistic``
         (t), ``pvalue``, ``padj``, ``lods`` (B, when moderated); on ``gene``:
-        ``average_expression`` (limma's ``AveExpr``), ``s2`` (residual variance),
+        ``mean_expression`` (limma's ``AveExpr``), ``s2`` (residual variance),
         ``s2_post``, and with several contrasts the moderated ``F``, ``F_pvalue`` and
         ``F_padj`` (limma's ``F``: on the contrasts' rank ``F_df1``, so dependent contrasts
         count once, and ``F_df2 = df_residual + df_prior``); on ``contrast``:
@@ -218,7 +218,7 @@ def fit(
     margin = stdev_unscaled * xp.sqrt(s2_post)[None, :] * xp.asarray(quantile)
     attrs["confidence"] = confidence
     variables: dict[str, Any] = {
-        "average_expression": ("gene", average),
+        "mean_expression": ("gene", average),
         "ci_low": (("contrast", "gene"), coefficient - margin),
         "ci_high": (("contrast", "gene"), coefficient + margin),
         "coefficient": (("contrast", "gene"), coefficient),

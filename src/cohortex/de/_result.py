@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from .. import fdr as _fdr
@@ -22,11 +23,19 @@ def contrast_dataset(
     xp = namespace(columns["pvalue"][0])
     stacked = {k: xp.stack(v) for k, v in columns.items()}
     stacked["padj"] = _fdr.adjust(stacked["pvalue"], fdr)
+    if {"n_group", "n_reference", "mean_group", "mean_reference"} <= stacked.keys():
+        n_group, n_reference = stacked["n_group"], stacked["n_reference"]
+        with np.errstate(divide="ignore", invalid="ignore"):  # limma's AveExpr of the two
+            stacked["mean_expression"] = (
+                n_group * stacked["mean_group"] + n_reference * stacked["mean_reference"]
+            ) / (n_group + n_reference)
+        stacked["n_group"] = n_group.astype(xp.int64)  # samples (or pairs) with a value
+        stacked["n_reference"] = n_reference.astype(xp.int64)
     order = [
         "statistic",
         "pvalue",
         "padj",
-        *(k for k in columns if k not in ("statistic", "pvalue")),
+        *(k for k in stacked if k not in ("statistic", "pvalue", "padj")),
     ]
     ds = xr.Dataset(
         {k: (("contrast", "gene"), stacked[k]) for k in order},

@@ -148,7 +148,7 @@ def anova(moments: GroupMoments, levels: list[str], fdr: str) -> xr.Dataset:
             "df_between": ("gene", df_between),
             "df_within": ("gene", df_within),
             "mean": (("group", "gene"), moments.mean),
-            "count": (("group", "gene"), counts),
+            "count": (("group", "gene"), counts.astype(xp.int64)),
         },
         coords={"group": levels},
     )

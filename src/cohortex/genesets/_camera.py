@@ -83,7 +83,9 @@ def camera(
     coefficient = np.asarray(to_host(row["coefficient"].data), dtype=np.float64)
     unscaled = np.asarray(to_host(row["stdev_unscaled"].data), dtype=np.float64)
     sigma2 = np.asarray(to_host(fitted["s2"].data), dtype=np.float64)
-    average = np.asarray(to_host(fitted["average_expression"].data), dtype=np.float64)
+    # "average_expression" in results saved before it was named mean_expression
+    name = "mean_expression" if "mean_expression" in fitted else "average_expression"
+    average = np.asarray(to_host(fitted[name].data), dtype=np.float64)
     genes = [str(g) for g in fitted["gene"].values]
     n_genes = len(genes)
     if n_genes < 3:
