@@ -24,7 +24,9 @@ __all__ = [
     "GROUPBY_DOC",
     "CohortLike",
     "CohortMatrix",
+    "as_cohort_dataset",
     "as_cohort_matrix",
+    "is_anndata",
     "shared_docs",
     "to_host_dataset",
 ]
@@ -87,7 +89,8 @@ class CohortMatrix:
 
 
 def as_cohort_matrix(cohort: Any, *, scale: str | None = None) -> CohortMatrix:
-    """Accept a store path, a Dataset with ``expression(sample, gene)`` or a 2-D array.
+    """Accept a store path, a Dataset with ``expression(sample, gene)``, an AnnData or a 2-D
+    array; anything else is refused at once.
 
     Parameters
     ----------
@@ -98,6 +101,10 @@ def as_cohort_matrix(cohort: Any, *, scale: str | None = None) -> CohortMatrix:
     from_store = isinstance(cohort, str | os.PathLike)
     if from_store:
         cohort = open_cohort(cohort)
+    if is_anndata(cohort):
+        from .io import from_anndata
+
+        cohort = from_anndata(cohort, scale=scale)
     if isinstance(cohort, xr.Dataset):
         if "expression" not in cohort:
             raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
@@ -107,6 +114,11 @@ def as_cohort_matrix(cohort: Any, *, scale: str | None = None) -> CohortMatrix:
         checked = from_store or cohort.attrs.get("cohortex_format") is not None
     else:
         matrix = cohort if hasattr(cohort, "shape") and hasattr(cohort, "dtype") else None
+        if matrix is None and not isinstance(cohort, list | tuple):
+            raise CohortexError(
+                "A cohort is a store path, an xarray Dataset with 'expression(sample, gene)', an "
+                f"AnnData or a samples × genes array; got a {type(cohort).__name__}."
+            )
         matrix = np.asarray(cohort) if matrix is None else matrix
         dataset, scale, checked = None, scale or "log2", False
     if matrix.ndim != 2:
@@ -125,6 +137,23 @@ def as_cohort_matrix(cohort: Any, *, scale: str | None = None) -> CohortMatrix:
         dataset=dataset,
         finite_checked=checked,
     )
+
+
+def is_anndata(cohort: Any) -> bool:
+    """Whether ``cohort`` is an AnnData object (without importing anndata)."""
+    return type(cohort).__module__.split(".")[0] == "anndata" and hasattr(cohort, "obs")
+
+
+def as_cohort_dataset(cohort: Any) -> Any:
+    """A store path opened, an AnnData as a Dataset (:func:`cohortex.io.from_anndata`);
+    anything else as it is, for the caller to check."""
+    if isinstance(cohort, str | os.PathLike):
+        return open_cohort(cohort)
+    if is_anndata(cohort):
+        from .io import from_anndata
+
+        return from_anndata(cohort)
+    return cohort
 
 
 def _ids(dataset: xr.Dataset | None, dim: str, n: int, prefix: str) -> np.ndarray:

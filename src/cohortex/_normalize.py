@@ -7,7 +7,6 @@ from the data, so they are computed when asked for (three passes over the counts
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dask
@@ -17,11 +16,10 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from ._backend import as_device_dask, namespace, to_host
-from ._cohort import CohortLike
+from ._cohort import CohortLike, as_cohort_dataset
 from ._errors import CohortexError
 from .stats._norm_factors import rle_ratios, tmm_factors, upper_quartiles
 from .stats._ranks import average_ranks
-from .store import open_cohort
 
 __all__ = ["FACTOR_METHODS", "METHODS", "norm_factors", "normalize"]
 
@@ -271,7 +269,7 @@ def norm_factors(
 
 
 def _open(cohort: CohortLike) -> xr.Dataset:
-    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+    ds = as_cohort_dataset(cohort)
     if "expression" not in ds:
         raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
     return ds

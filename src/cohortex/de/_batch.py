@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +12,8 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from .._backend import dask_on, namespace, resolve_device, to_host
-from .._cohort import CohortLike, shared_docs
+from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
-from ..store import open_cohort
 from ._linear_model import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["remove_batch_effect"]
@@ -57,7 +55,7 @@ def remove_batch_effect(
         ``batch_removed`` names what was fitted out.
     """
     on = resolve_device(device)
-    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+    ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError(
             "remove_batch_effect() needs a cohort store or Dataset with an 'expression'."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dask
@@ -13,11 +12,10 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from .._backend import dask_on, namespace, resolve_device, to_host
-from .._cohort import CohortLike, shared_docs
+from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
-from ..store import open_cohort
 from ._linear_model import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["voom"]
@@ -68,7 +66,7 @@ def voom(
     if not (np.isfinite(span) and 0 < span <= 1):
         raise CohortexError(f"voom's 'span' must be in (0, 1]; got {span!r}.")
     on = resolve_device(device)
-    ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+    ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError("voom() needs a cohort store or Dataset with an 'expression'.")
     if ds.attrs.get("scale") not in ("counts",):

@@ -92,9 +92,9 @@ class GeneSets:
         """Sets of gene symbols (or any other name) as the cohort's gene ids, through the gene
         variable ``variable`` (e.g. ``"symbol"``); a name held by several genes maps to all of
         them. Refused when no member matches anything."""
-        from ..store import open_cohort
+        from .._cohort import as_cohort_dataset
 
-        ds = open_cohort(cohort) if isinstance(cohort, str | os.PathLike) else cohort
+        ds = as_cohort_dataset(cohort)
         if not isinstance(ds, xr.Dataset) or variable not in ds or ds[variable].dims != ("gene",):
             raise CohortexError(f"{variable!r} is not a gene variable of the cohort.")
         lookup: dict[str, list[str]] = {}

@@ -15,7 +15,7 @@ import xarray as xr
 
 from .._errors import CohortexError
 from ..store import create_cohort
-from ._anndata import export_anndata, import_anndata, to_anndata, to_pandas
+from ._anndata import export_anndata, from_anndata, import_anndata, to_anndata, to_pandas
 from ._text import ORIENTATIONS, export_gct, export_table, import_gct, import_table, read_metadata
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "export_anndata",
     "export_gct",
     "export_table",
+    "from_anndata",
     "import_anndata",
     "import_file",
     "import_gct",

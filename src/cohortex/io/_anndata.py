@@ -22,7 +22,8 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .._errors import CohortexError
+from .._constants import SCALES
+from .._errors import CohortexError, CohortexWarning
 from .._progress import progress_bar
 from ..store import open_cohort
 from ..store._schema import align_metadata, check_chunks
@@ -32,7 +33,139 @@ from ._text import as_dataset, read_metadata
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["export_anndata", "import_anndata", "to_anndata", "to_pandas"]
+__all__ = ["export_anndata", "from_anndata", "import_anndata", "to_anndata", "to_pandas"]
+
+# rows of a sparse X densified per task when an in-memory AnnData is read lazily (~64 MB)
+_DENSE_BLOCK_BYTES = 64 << 20
+
+
+def from_anndata(
+    adata: ad.AnnData, *, layer: str | None = None, raw: bool = False, scale: str | None = None
+) -> xr.Dataset:
+    """An AnnData object as a cohort Dataset (what every entry point does with one).
+
+    Nothing is copied up front: a dense ``X`` (in memory or backed) becomes a Dask array over
+    it, a sparse one is made dense block by block when a task reads it.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+    layer : str, optional
+        Use ``layers[layer]`` instead of ``X``.
+    raw : bool, default False
+        Use ``adata.raw`` (its ``X`` and ``var``; scanpy keeps the log-normalised values there
+        when ``X`` has been scaled).
+    scale : {"log2", "log1p", "counts", "linear"}, optional
+        Default for ``X`` and ``raw``: from ``uns["log1p"]`` (scanpy's ``sc.pp.log1p``:
+        natural log, or its ``base``), else ``uns["cohortex"]["scale"]``; otherwise (and for
+        a layer) guessed from the values — negative: linear, whole numbers: counts, else
+        log1p — with a warning that says what was assumed.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``expression(sample, gene)``, the ``obs`` columns as sample variables and the ``var``
+        columns as gene variables (text for categoricals; a ``var`` column whose name an
+        ``obs`` column has is kept as ``var_<name>``).
+    """
+    import dask
+    import dask.array as da
+
+    if raw and layer is not None:
+        raise CohortexError("Choose 'raw' or a 'layer' of the AnnData, not both.")
+    if raw:
+        if adata.raw is None:
+            raise CohortexError("The AnnData has no .raw; pass raw=False.")
+        matrix, var = adata.raw.X, adata.raw.var
+    elif layer is not None:
+        if layer not in adata.layers:
+            known = ", ".join(adata.layers.keys()) or "(none)"
+            raise CohortexError(
+                f"The 'layer' parameter names no layer of the AnnData; got {layer!r}. "
+                f"Layers: {known}."
+            )
+        matrix, var = adata.layers[layer], adata.var
+    else:
+        matrix, var = adata.X, adata.var
+    if matrix is None:
+        raise CohortexError("The AnnData has no X.")
+    n_samples, n_genes = matrix.shape
+    if hasattr(matrix, "toarray"):  # scipy sparse (or a backed sparse dataset)
+        rows = max(1, _DENSE_BLOCK_BYTES // max(1, n_genes * 4))
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_dense_rows)(matrix, start, min(start + rows, n_samples)),
+                shape=(min(start + rows, n_samples) - start, n_genes),
+                dtype=np.dtype(matrix.dtype),
+            )
+            for start in range(0, n_samples, rows)
+        ]
+        expression = da.concatenate(blocks, axis=0)
+    else:
+        expression = da.from_array(matrix, chunks=(min(n_samples, 4096), n_genes))
+    if scale is None:
+        # uns["log1p"] was written for X (and for .raw, which scanpy's flow snapshots after
+        # log1p); a layer (conventionally counts) is judged by its values
+        uns = {} if layer is not None else adata.uns
+        scale = _anndata_scale(
+            uns, matrix, "adata.raw" if raw else f"layer {layer!r}" if layer else "X"
+        )
+    if scale not in SCALES:
+        raise CohortexError(f"The 'scale' must be one of {', '.join(SCALES)}; got {scale!r}.")
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), expression)},
+        coords={
+            "sample": np.asarray([str(i) for i in adata.obs_names], dtype=object),
+            "gene": np.asarray([str(i) for i in var.index], dtype=object),
+        },
+        attrs={"scale": scale},
+    )
+    reserved = {"sample", "gene", "expression"}
+    for name, column in _plain_columns(adata.obs).items():  # type: ignore[union-attr]
+        if str(name) not in reserved:
+            ds[str(name)] = ("sample", column.to_numpy())
+    for name, column in _plain_columns(var).items():  # type: ignore[union-attr]
+        key = str(name) if str(name) not in ds.variables else f"var_{name}"
+        if key not in reserved:
+            ds[key] = ("gene", column.to_numpy())
+    return ds
+
+
+def _dense_rows(matrix: Any, start: int, stop: int) -> np.ndarray:
+    return np.asarray(matrix[start:stop].toarray())
+
+
+def _anndata_scale(uns: Any, matrix: Any, what: str) -> str:
+    """The value scale an AnnData records, or a guess from its values (with a warning)."""
+    if "log1p" in uns:
+        base = (uns["log1p"] or {}).get("base") if hasattr(uns["log1p"], "get") else None
+        if base is None:
+            return "log1p"
+        if float(base) == 2.0:
+            return "log2"
+        raise CohortexError(
+            f"uns['log1p'] says the values are log1p in base {base}; cohortex knows natural "
+            "log1p and log2. Pass scale= to say how to read them."
+        )
+    recorded = uns.get("cohortex", {}).get("scale") if hasattr(uns, "get") else None
+    if recorded is not None:
+        return str(recorded)
+    sample = matrix[: min(matrix.shape[0], 500)]
+    values = np.asarray(sample.toarray() if hasattr(sample, "toarray") else sample)
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() < 0:
+        guess, why = "linear", "it has negative values (scaled data?)"
+    elif finite.size and np.all(finite == np.round(finite)):
+        guess, why = "counts", "its values are whole numbers"
+    else:
+        guess, why = "log1p", "its values are non-negative and not whole (scanpy's sc.pp.log1p)"
+    warnings.warn(
+        f"The AnnData records no scale (no uns['log1p']): reading {what} as {guess!r}, since "
+        f"{why}. Pass scale= (or from_anndata(..., scale=)) if that is wrong.",
+        CohortexWarning,
+        stacklevel=4,
+    )
+    return guess
 
 
 def import_anndata(
