@@ -76,3 +76,58 @@ def test_unknown_cohort_types_are_refused_at_once():
         warnings.simplefilter("error")  # a plain list of rows is still an array
         result = de.test([[1.0, 2.0], [1.5, 2.5], [3.0, 1.0], [3.5, 0.5]], ["a", "a", "b", "b"])
     assert result.sizes["gene"] == 2
+
+
+def test_results_go_where_scanpy_reads_them(tmp_path):
+    """A store's DE results, PCA and t-SNE, exported, read by scanpy's own functions."""
+    import scanpy as sc
+
+    from cohortex import pca, read_result, simulate, tsne, write_result
+    from cohortex.io import export_anndata, to_anndata
+
+    store = tmp_path / "c.zarr"
+    simulate(store, 150, 60, groups={"tumor": 0.5, "normal": 0.5}, n_de=8, seed=4)
+    write_result(store, "de_welch", de.test(store, "condition", reference="normal"))
+    several = de.test(store, "condition", test="wilcoxon", reference="rest")
+    write_result(store, "de_wilcoxon", several)
+    components = pca(store, 5)
+    write_result(store, "pca", components)
+    write_result(store, "tsne", tsne(components, perplexity=10, n_iter=250))
+    adata = to_anndata(store)
+    assert adata.uns["log1p"] == {"base": 2} and adata.obsm["X_pca"].shape == (150, 5)
+    assert adata.obsm["X_tsne"].shape == (150, 2) and adata.varm["PCs"].shape == (60, 5)
+    table = sc.get.rank_genes_groups_df(adata, group="tumor", key="de_welch")
+    welch = read_result(store, "de_welch").to_dataframe()
+    assert len(table) == 60 and table["scores"].is_monotonic_decreasing
+    expected = welch.loc[table["names"], "pvalue"].to_numpy()
+    np.testing.assert_allclose(table["pvals"].to_numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        table["logfoldchanges"].to_numpy(), welch.loc[table["names"], "log2fc"], rtol=1e-6
+    )
+    for group in ("tumor", "normal"):  # one column per contrast against the rest
+        ranked = sc.get.rank_genes_groups_df(adata, group=group, key="de_wilcoxon")
+        assert ranked["pvals_adj"].notna().all()
+    # scanpy's plotting reads the layout; and the file keeps it
+    sc.pl.rank_genes_groups(adata, key="de_welch", n_genes=5, show=False)
+    export_anndata(store, tmp_path / "c.h5ad")
+    back = ad.read_h5ad(tmp_path / "c.h5ad")
+    again = sc.get.rank_genes_groups_df(back, group="tumor", key="de_welch")
+    assert list(again["names"]) == list(table["names"])
+    np.testing.assert_array_equal(back.obsm["X_pca"], adata.obsm["X_pca"])
+
+
+@pytest.mark.parametrize("base", [None, 2])
+def test_importing_a_file_reads_scanpys_log1p(tmp_path, base):
+    from cohortex.io import import_anndata
+
+    counts, obs = _cohort(2)
+    adata = ad.AnnData(X=np.log1p(counts), obs=obs)
+    adata.uns["log1p"] = {"base": base}
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded: no guess, no warning
+        imported = import_anndata(tmp_path / "a.h5ad", tmp_path / "a.zarr")
+    assert imported.attrs["scale"] == ("log1p" if base is None else "log2")
+    ad.AnnData(X=counts, obs=obs).write_h5ad(tmp_path / "b.h5ad")
+    with pytest.warns(CohortexWarning, match="b.h5ad's X as 'counts'"):
+        assert import_anndata(tmp_path / "b.h5ad", tmp_path / "b.zarr").attrs["scale"] == "counts"

@@ -193,8 +193,9 @@ def import_anndata(
     samples : DataFrame or path, optional
         Sample metadata replacing ``obs`` (the ids must match ``obs_names``).
     scale : {"log2", "log1p", "counts", "linear"}, optional
-        Default: the scale recorded by :func:`export_anndata` in ``uns["cohortex"]``, else
-        ``"log2"``.
+        Default: scanpy's ``uns["log1p"]`` (natural log, or its ``base``), else the scale
+        recorded by :func:`export_anndata` in ``uns["cohortex"]``, else guessed from the values
+        as :func:`from_anndata` does, with a warning that says what was assumed.
     chunks, compressor, overwrite, progress
         As for :func:`cohortex.create_cohort`.
 
@@ -236,7 +237,7 @@ def import_anndata(
         if not hasattr(matrix, "shape"):  # a sparse matrix is a group with data/indices/indptr
             matrix = ad.io.sparse_dataset(matrix)
         if scale is None:
-            scale = _recorded_scale(root)
+            scale = _recorded_scale(root) or _anndata_scale({}, matrix, f"{path.name}'s X")
         sample_meta = obs if samples is None else read_metadata(samples, "sample")
         sample_meta, sample_ids = align_metadata(
             sample_meta, [str(i) for i in obs.index], len(obs), "sample"
@@ -279,7 +280,7 @@ def import_anndata(
     return open_cohort(dest)
 
 
-def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
+def to_anndata(cohort: Any, *, lazy: bool = False, results: bool = True) -> ad.AnnData:
     """The cohort as an AnnData object (samples as ``obs``, genes as ``var``).
 
     Parameters
@@ -287,11 +288,19 @@ def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
     cohort : path or xarray.Dataset
     lazy : bool, default False
         Keep ``X`` as the Dask array instead of loading it into memory.
+    results : bool, default True
+        With a store path, also carry its stored results where AnnData has a place for them:
+        a PCA as ``obsm["X_pca"]``, ``varm["PCs"]`` (0 for genes it did not use) and
+        ``uns["pca"]["variance_ratio"]``; a t-SNE as ``obsm["X_tsne"]``; each differential
+        expression result of :func:`cohortex.de.test` as ``uns[<its name>]`` in scanpy's
+        ``rank_genes_groups`` layout (so ``sc.get.rank_genes_groups_df(adata, group,
+        key=<name>)`` and ``sc.pl.rank_genes_groups(adata, key=<name>)`` read it).
 
     Returns
     -------
     anndata.AnnData
-        ``uns["cohortex"]`` records the scale.
+        ``uns["cohortex"]`` records the scale; ``uns["log1p"]`` is set as scanpy's
+        ``sc.pp.log1p`` sets it for a ``log1p`` cohort (``base`` 2 for ``log2``).
     """
     import anndata as ad  # on use: only AnnData import and export need it
 
@@ -301,12 +310,85 @@ def to_anndata(cohort: Any, *, lazy: bool = False) -> ad.AnnData:
         expression = np.asarray(expression)
     obs = _table(ds, "sample")
     var = _table(ds, "gene")
-    return ad.AnnData(
-        X=expression,
-        obs=obs,
-        var=var,
-        uns={"cohortex": {"scale": ds.attrs.get("scale", "log2")}},
-    )
+    scale = ds.attrs.get("scale", "log2")
+    uns: dict[str, Any] = {"cohortex": {"scale": scale}}
+    if scale in ("log1p", "log2"):
+        uns["log1p"] = {"base": None if scale == "log1p" else 2}
+    adata = ad.AnnData(X=expression, obs=obs, var=var, uns=uns)
+    if results and isinstance(cohort, str | os.PathLike):
+        _carry_results(adata, cohort)
+    return adata
+
+
+def _carry_results(adata: ad.AnnData, store: str | os.PathLike[str]) -> None:
+    """Stored results into the places scanpy looks for them (see :func:`to_anndata`)."""
+    from ..store import list_results, read_result
+
+    for name in list_results(store):
+        result = read_result(store, name)
+        if "scores" in result and result["scores"].dims == ("sample", "pc"):
+            if list(result["sample"].values) != list(adata.obs_names):
+                continue  # computed on other samples
+            adata.obsm["X_pca"] = np.asarray(result["scores"].values, dtype=np.float32)
+            loadings = np.zeros((adata.n_vars, result.sizes["pc"]), dtype=np.float32)
+            position = {g: i for i, g in enumerate(adata.var_names)}
+            for row, gene in enumerate(result["gene"].values):
+                if str(gene) in position:
+                    loadings[position[str(gene)]] = result["loadings"].values[row]
+            adata.varm["PCs"] = loadings
+            if "explained_variance_ratio" in result:
+                ratio = np.asarray(result["explained_variance_ratio"].values)
+                adata.uns["pca"] = {"variance_ratio": ratio}
+        elif "embedding" in result and result["embedding"].dims[0] == "sample":
+            if list(result["sample"].values) == list(adata.obs_names):
+                adata.obsm["X_tsne"] = np.asarray(result["embedding"].values, dtype=np.float32)
+        elif {"statistic", "pvalue", "padj", "log2fc"} <= set(result.data_vars) and (
+            "group" in result.coords and result["statistic"].dims[-1] == "gene"
+        ):
+            adata.uns[name] = _rank_genes_groups(result)
+
+
+def _rank_genes_groups(result: xr.Dataset) -> dict[str, Any]:
+    """A DE result in scanpy's ``rank_genes_groups`` layout: per group a column of genes
+    sorted by score (the statistic), with their scores, p-values and log2 fold changes."""
+    if "contrast" not in result.dims:
+        result = result.expand_dims("contrast")
+    groups = [str(g) for g in np.atleast_1d(result["group"].values)]
+    references = {str(r) for r in np.atleast_1d(result["reference"].values)}
+    genes = np.asarray([str(g) for g in result["gene"].values], dtype=object)
+    fields: dict[str, list[np.ndarray]] = {
+        "names": [],
+        "scores": [],
+        "pvals": [],
+        "pvals_adj": [],
+        "logfoldchanges": [],
+    }
+    for index in range(result.sizes["contrast"]):
+        row = result.isel(contrast=index)
+        score = np.asarray(row["statistic"].values, dtype=np.float64)
+        order = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")
+        fields["names"].append(genes[order])
+        fields["scores"].append(score[order].astype(np.float32))
+        fields["pvals"].append(np.asarray(row["pvalue"].values, dtype=np.float64)[order])
+        fields["pvals_adj"].append(np.asarray(row["padj"].values, dtype=np.float64)[order])
+        fields["logfoldchanges"].append(np.asarray(row["log2fc"].values, dtype=np.float32)[order])
+    method = {"welch": "t-test_overestim_var", "student": "t-test", "wilcoxon": "wilcoxon"}
+    return {
+        "params": {
+            "groupby": str(result.attrs.get("groupby", "")),
+            "reference": references.pop() if len(references) == 1 else "rest",
+            "method": method.get(str(result.attrs.get("test")), str(result.attrs.get("test"))),
+            "use_raw": False,
+            "layer": None,
+            "corr_method": "benjamini-hochberg",
+        },
+        **{
+            key: np.rec.fromarrays(
+                columns, dtype=[(g, c.dtype) for g, c in zip(groups, columns, strict=True)]
+            )
+            for key, columns in fields.items()
+        },
+    }
 
 
 def export_anndata(cohort: Any, dest: str | os.PathLike[str], *, overwrite: bool = False) -> None:
@@ -402,11 +484,28 @@ def _plain_columns(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return out
 
 
-def _recorded_scale(root: Any) -> str:
+def _recorded_scale(root: Any) -> str | None:
+    """The scale an AnnData file records: scanpy's ``uns/log1p`` (its ``base``), else
+    cohortex's ``uns/cohortex/scale``; None when it records none."""
+    if "uns" not in root:
+        return None
+    uns = root["uns"]
+    if "log1p" in uns:
+        entry = uns["log1p"]
+        has_base = hasattr(entry, "keys") and "base" in entry
+        base = np.asarray(entry["base"][()]) if has_base else None
+        if base is None or base.dtype.kind not in "iuf":  # no base (None): the natural log
+            return "log1p"
+        if float(base) == 2.0:
+            return "log2"
+        raise CohortexError(
+            f"uns/log1p says the values are log1p in base {base}; cohortex knows natural log1p "
+            "and log2. Pass scale= to say how to read them."
+        )
     try:
-        scale = root["uns"]["cohortex"]["scale"][()]
+        scale = uns["cohortex"]["scale"][()]
     except (KeyError, TypeError):
-        return "log2"
+        return None
     if isinstance(scale, bytes):
         scale = scale.decode()
     return str(np.asarray(scale).item() if hasattr(scale, "shape") else scale)
