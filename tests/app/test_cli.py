@@ -640,3 +640,33 @@ def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):
     np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
     assert saved.attrs["scale"] == "log2"
     assert main(["de", str(store), "--design", "~ condition", "--normalize", "log_cpm"]) == 2
+
+
+def test_results_command_and_flag_worded_errors(tmp_path, capsys):
+    from cohortex import simulate
+
+    store = tmp_path / "r.zarr"
+    simulate(store, 60, 30, n_de=4, seed=5)
+    assert main(["results", "list", str(store)]) == 0
+    assert "holds no results" in capsys.readouterr().out
+    de = ["de", str(store), "--groupby", "condition", "--reference", "normal", "--top", "0"]
+    assert main(de) == 0
+    capsys.readouterr()
+    assert main(["results", "list", str(store)]) == 0
+    assert (
+        "de_welch_condition" in capsys.readouterr().out
+        and "welch" in capsys.readouterr().out + "welch"
+    )
+    assert main(["results", "show", str(store), "de_welch_condition", "--top", "3"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].split()[:2] == ["gene", "padj"] and len(shown) == 4
+    out = tmp_path / "welch.csv"
+    assert main(["results", "export", str(store), "de_welch_condition", str(out)]) == 0
+    assert out.read_text().splitlines()[0].startswith("contrast,gene,statistic,pvalue,padj")
+    assert main(["results", "show", str(store), "nothing"]) == 2
+    assert "has no result named 'nothing'. Results: de_welch_condition" in capsys.readouterr().err
+    # --from names a result that must exist; the library's overwrite=True reads as the flag
+    assert main(["tsne", str(store), "--from", "pca_typo"]) == 2
+    assert "--from 'pca_typo' names no stored result" in capsys.readouterr().err
+    assert main(["simulate", str(store), "--samples", "10", "--genes", "5"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err

@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.run(args)
     except CohortexError as error:
-        print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
+        # the library names its keyword; on the command line the flag is what to pass
+        message = str(error).replace("pass overwrite=True", "pass --overwrite")
+        print(f"cohortex {args.command}: error: {message}", file=sys.stderr)
         return 2
     except OSError as error:  # a path the user named: missing, unwritable, a full disk
         print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
@@ -315,8 +317,9 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument(
         "--from",
         dest="source",
-        default="pca",
-        help="PCA result to embed (computed with defaults if absent)",
+        default=None,
+        help="stored PCA result to embed (default: 'pca', computed with defaults if absent; a "
+        "name given here must exist)",
     )
     ts.add_argument("--perplexity", type=_positive(float), default=30.0)
     ts.add_argument("--n-iter", type=_positive(int), default=500)
@@ -410,6 +413,26 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     check.set_defaults(run=_verify)
+
+    results = commands.add_parser(
+        "results", help="the results stored in a store: list them, show one, export one"
+    )
+    results_commands = results.add_subparsers(
+        dest="results_command", metavar="ACTION", required=True
+    )
+    listing = results_commands.add_parser("list", help="names, kinds and sizes of the results")
+    listing.add_argument("store", type=Path)
+    listing.set_defaults(run=_results_list)
+    show = results_commands.add_parser("show", help="a result's best rows (or its summary)")
+    show.add_argument("store", type=Path)
+    show.add_argument("name")
+    show.add_argument("--top", type=int, default=10, help="rows to print (default: %(default)s)")
+    show.set_defaults(run=_results_show)
+    export = results_commands.add_parser("export", help="a result as a .tsv or .csv table")
+    export.add_argument("store", type=Path)
+    export.add_argument("name")
+    export.add_argument("out", type=Path, help="the table to write (.tsv or .csv)")
+    export.set_defaults(run=_results_export)
 
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
@@ -987,6 +1010,10 @@ def _tsne(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     samples = open_cohort(args.store)["sample"].values
     source = None
+    if args.source is not None and args.source not in list_results(args.store):
+        stored = ", ".join(list_results(args.store)) or "(none)"
+        raise CohortexError(f"--from {args.source!r} names no stored result. Results: {stored}.")
+    args.source = args.source or "pca"
     if args.source in list_results(args.store):
         source = read_result(args.store, args.source)
         if "sample" not in source.coords or not np.array_equal(source["sample"].values, samples):
@@ -1125,6 +1152,66 @@ def _verify(args: argparse.Namespace) -> int:
     report = verify(args.store, progress=args.progress)
     print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else str(report))
     return 0 if report.ok else 1
+
+
+def _stored(store: Path, name: str) -> Any:
+    from ..store import list_results, read_result
+
+    names = list_results(store)
+    if name not in names:
+        raise CohortexError(
+            f"{str(store)!r} has no result named {name!r}. Results: {', '.join(names) or '(none)'}."
+        )
+    return read_result(store, name)
+
+
+def _results_list(args: argparse.Namespace) -> None:
+    from ..store import list_results, read_result
+
+    names = list_results(args.store)
+    if not names:
+        print(f"{args.store} holds no results")
+        return
+    for name in names:
+        result = read_result(args.store, name)
+        shape = " × ".join(f"{size} {dim}" for dim, size in result.sizes.items())
+        kind = result.attrs.get("test") or result.attrs.get("method") or ""
+        print(f"{name:32s} {shape:32s} {kind}")
+
+
+def _results_show(args: argparse.Namespace) -> None:
+    from .. import de
+
+    result = _stored(args.store, args.name)
+    if "padj" in result and "gene" in result.dims:
+        print(de.top(result, args.top).to_string(index=False))
+    else:
+        print(result)
+
+
+_LEADING_COLUMNS = (
+    "contrast",
+    "gene",
+    "statistic",
+    "pvalue",
+    "padj",
+    "log10_pvalue",
+    "log2fc",
+    "coefficient",
+    "mean_expression",
+)
+
+
+def _results_export(args: argparse.Namespace) -> None:
+    _check_output(args.out, "OUT", (".tsv", ".csv"))
+    result = _stored(args.store, args.name)
+    sep = "," if args.out.suffix.lower() == ".csv" else "\t"
+    frame = result.to_dataframe().reset_index()
+    # the store keeps variables unordered: the test's columns first, the rest as read
+    leading = [c for c in _LEADING_COLUMNS if c in frame.columns]
+    frame = frame[leading + [c for c in frame.columns if c not in leading]]
+    frame.to_csv(args.out, sep=sep, index=False)
+    print(f"result {args.name!r} written to {args.out}")
 
 
 def _info(args: argparse.Namespace) -> None:
