@@ -670,3 +670,24 @@ def test_results_command_and_flag_worded_errors(tmp_path, capsys):
     assert "--from 'pca_typo' names no stored result" in capsys.readouterr().err
     assert main(["simulate", str(store), "--samples", "10", "--genes", "5"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_every_option_has_help_and_its_default(capsys):
+    import argparse
+
+    from cohortex.app.cli import _parser
+
+    def options(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from options(sub, [*path, name])
+            elif action.option_strings:
+                yield " ".join(path), action
+
+    missing = [f"{path} {a.option_strings[-1]}" for path, a in options(_parser(), []) if not a.help]
+    assert missing == []
+    assert main(["enrich", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--permutations PERMUTATIONS gsea: random sets per size (default: 1000)" in text
+    assert "--no-multilevel gsea: permutation p-values only" in text  # a flag: no default shown

@@ -51,13 +51,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status or 0
 
 
+_DEVICE = "auto: the GPU when one is available (COHORTEX_DEVICE overrides)"
+_PROGRESS = "progress bars (default: only on a terminal)"
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it says it already or has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and "default" not in text
+            and default not in (None, False, argparse.SUPPRESS)
+            # flags (store_true/false) say what they switch; their default goes without saying
+            and not isinstance(
+                action, argparse._HelpAction | argparse._VersionAction | argparse._StoreConstAction
+            )
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """The command's parsers, each with the defaults-showing help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cohortex",
         description="GPU-accelerated engine for large expression cohorts.",
     )
     parser.add_argument("--version", action="version", version=f"cohortex {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sim = commands.add_parser("simulate", help="write a simulated cohort with known truth")
     sim.add_argument("out", type=Path, help="destination store (e.g. cohort.zarr)")
@@ -76,14 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--batches", type=int, default=None, help="number of batches")
     sim.add_argument("--modules", type=int, default=0, help="number of co-expression modules")
     sim.add_argument("--module-size", type=int, default=50, help="genes per module")
-    sim.add_argument("--distribution", choices=("lognormal", "negbinom"), default="lognormal")
+    sim.add_argument(
+        "--distribution",
+        choices=("lognormal", "negbinom"),
+        default="lognormal",
+        help="lognormal: log2 values; negbinom: counts",
+    )
     sim.add_argument(
         "--survival-genes",
         type=int,
         default=0,
         help="genes that set each sample's hazard; adds the sample variables time and event",
     )
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=int, default=0, help="random seed of the whole cohort")
     _store_options(sim)
     sim.set_defaults(run=_simulate)
 
@@ -111,9 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         "--orientation",
         choices=("genes-by-samples", "samples-by-genes"),
         default="genes-by-samples",
+        help="rows of the text file written are genes or samples",
     )
-    exp.add_argument("--overwrite", action="store_true")
-    exp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    exp.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
     exp.set_defaults(run=_export)
 
     de = commands.add_parser(
@@ -152,7 +191,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LFC",
         help="with --design: test |log2 fold change| > LFC (limma's treat)",
     )
-    de.add_argument("--test", choices=("welch", "student", "anova", "wilcoxon"), default="welch")
+    de.add_argument(
+        "--test",
+        choices=("welch", "student", "anova", "wilcoxon"),
+        default="welch",
+        help="with --groupby: the test of every gene",
+    )
     de.add_argument(
         "--reference", default="rest", help="reference group, or 'rest' for one-vs-rest"
     )
@@ -183,10 +227,18 @@ def _parser() -> argparse.ArgumentParser:
         "test), samples paired by this variable (e.g. patient)",
     )
     de.add_argument(
-        "--fdr", choices=("bh", "by", "bonferroni", "holm", "storey", "none"), default="bh"
+        "--fdr",
+        choices=("bh", "by", "bonferroni", "holm", "storey", "none"),
+        default="bh",
+        help="multiple-testing correction across genes",
     )
-    de.add_argument("--nan-policy", choices=("propagate", "omit"), default="propagate")
-    de.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    de.add_argument(
+        "--nan-policy",
+        choices=("propagate", "omit"),
+        default="propagate",
+        help="propagate: a gene with a missing value gets NaN; omit: test its observed values",
+    )
+    de.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     de.add_argument(
         "--name",
         default=None,
@@ -194,7 +246,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     de.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
-    de.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    de.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
     de.set_defaults(run=_de)
 
     surv = commands.add_parser(
@@ -207,17 +261,27 @@ def _parser() -> argparse.ArgumentParser:
     surv.add_argument("store", type=Path)
     surv.add_argument("--time", required=True, help="sample variable of follow-up times")
     surv.add_argument("--event", required=True, help="sample variable: 1 event, 0 censored")
-    surv.add_argument("--test", choices=("cox", "logrank"), default="cox")
+    surv.add_argument(
+        "--test",
+        choices=("cox", "logrank"),
+        default="cox",
+        help="a Cox model per gene, or the log-rank test of its high and low samples",
+    )
     surv.add_argument("--covariates", default=None, help="with cox: a formula, e.g. '~ age'")
     surv.add_argument("--strata", default=None, help="sample variable of strata")
-    surv.add_argument("--ties", choices=("efron", "breslow"), default="efron")
+    surv.add_argument(
+        "--ties", choices=("efron", "breslow"), default="efron", help="Cox: tied event times"
+    )
     surv.add_argument(
         "--quantile", type=float, default=0.5, help="with logrank: where genes split (median)"
     )
     surv.add_argument(
-        "--fdr", choices=("bh", "by", "bonferroni", "holm", "storey", "none"), default="bh"
+        "--fdr",
+        choices=("bh", "by", "bonferroni", "holm", "storey", "none"),
+        default="bh",
+        help="multiple-testing correction across genes",
     )
-    surv.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    surv.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     surv.add_argument("--name", default=None, help="result name (default survival_<test>)")
     surv.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     surv.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
@@ -238,8 +302,18 @@ def _parser() -> argparse.ArgumentParser:
         default="anova",
         help="how each training fold ranks the genes",
     )
-    pred.add_argument("--model", choices=("logistic", "random_forest"), default="logistic")
-    pred.add_argument("--penalty", choices=("l2", "l1", "elasticnet", "none"), default="l2")
+    pred.add_argument(
+        "--model",
+        choices=("logistic", "random_forest"),
+        default="logistic",
+        help="the classifier trained in each fold",
+    )
+    pred.add_argument(
+        "--penalty",
+        choices=("l2", "l1", "elasticnet", "none"),
+        default="l2",
+        help="logistic: the regularisation",
+    )
     pred.add_argument(
         "--C",
         type=float,
@@ -247,11 +321,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[1.0],
         help="inverse penalty strength; several values are tuned by nested cross-validation",
     )
-    pred.add_argument("--folds", type=int, default=5)
-    pred.add_argument("--repeats", type=int, default=1)
+    pred.add_argument("--folds", type=int, default=5, help="stratified folds")
+    pred.add_argument("--repeats", type=int, default=1, help="cross-validations, each reshuffled")
     pred.add_argument("--permutations", type=int, default=0, help="runs on shuffled labels")
-    pred.add_argument("--seed", type=int, default=0)
-    pred.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    pred.add_argument("--seed", type=int, default=0, help="random seed of the folds")
+    pred.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     pred.add_argument("--out", type=Path, default=None, help="out-of-fold predictions (.tsv/.csv)")
     pred.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     pred.set_defaults(run=_predict)
@@ -262,7 +336,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     enrich.add_argument("store", type=Path)
     enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
-    enrich.add_argument("--method", choices=("gsea", "ora", "camera"), default="gsea")
+    enrich.add_argument(
+        "--method",
+        choices=("gsea", "ora", "camera"),
+        default="gsea",
+        help="preranked GSEA, over-representation of the up and down genes, or limma's camera",
+    )
     enrich.add_argument(
         "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
     )
@@ -275,9 +354,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="VARIABLE",
         help="gene variable the sets' names are in (e.g. symbol); default the gene ids",
     )
-    enrich.add_argument("--min-size", type=int, default=15)
-    enrich.add_argument("--max-size", type=int, default=500)
-    enrich.add_argument("--permutations", type=int, default=1000)
+    enrich.add_argument("--min-size", type=int, default=15, help="smallest set (of ranked genes)")
+    enrich.add_argument("--max-size", type=int, default=500, help="largest set (of ranked genes)")
+    enrich.add_argument("--permutations", type=int, default=1000, help="gsea: random sets per size")
     enrich.add_argument(
         "--eps",
         type=float,
@@ -290,7 +369,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="gsea: permutation p-values only (fgseaSimple), no multilevel refinement",
     )
-    enrich.add_argument("--seed", type=int, default=0)
+    enrich.add_argument("--seed", type=int, default=0, help="gsea: random seed")
     enrich.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     enrich.add_argument("--top", type=int, default=10, help="sets to print (0: none)")
     enrich.add_argument("--plot", type=Path, default=None, help="dot plot of the best sets")
@@ -298,15 +377,20 @@ def _parser() -> argparse.ArgumentParser:
 
     pc = commands.add_parser("pca", help="principal components; the result goes into the store")
     pc.add_argument("store", type=Path)
-    pc.add_argument("--n-components", type=int, default=50)
-    pc.add_argument("--genes", choices=("all", "hvg"), default="hvg")
-    pc.add_argument("--n-top-genes", type=int, default=2000)
+    pc.add_argument("--n-components", type=int, default=50, help="principal components")
+    pc.add_argument(
+        "--genes", choices=("all", "hvg"), default="hvg", help="all genes or the most variable"
+    )
+    pc.add_argument("--n-top-genes", type=int, default=2000, help="with --genes hvg: how many")
     pc.add_argument("--scale", action="store_true", help="PCA of the correlation matrix")
     pc.add_argument(
-        "--method", choices=("auto", "exact", "randomized", "streaming"), default="auto"
+        "--method",
+        choices=("auto", "exact", "randomized", "streaming"),
+        default="auto",
+        help="auto chooses by the cohort's size (see cohortex.pca)",
     )
-    pc.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    pc.add_argument("--seed", type=int, default=0)
+    pc.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
+    pc.add_argument("--seed", type=int, default=0, help="random seed of the randomized methods")
     pc.add_argument("--name", default="pca", help="result name (default pca)")
     pc.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
     pc.add_argument("--color", default="condition", help="sample variable colouring the plot")
@@ -321,10 +405,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stored PCA result to embed (default: 'pca', computed with defaults if absent; a "
         "name given here must exist)",
     )
-    ts.add_argument("--perplexity", type=_positive(float), default=30.0)
-    ts.add_argument("--n-iter", type=_positive(int), default=500)
-    ts.add_argument("--seed", type=int, default=0)
-    ts.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    ts.add_argument("--perplexity", type=_positive(float), default=30.0, help="t-SNE perplexity")
+    ts.add_argument(
+        "--n-iter", type=_positive(int), default=500, help="iterations after the exaggeration"
+    )
+    ts.add_argument("--seed", type=int, default=0, help="random seed")
+    ts.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     ts.add_argument("--name", default="tsne", help="result name (default tsne)")
     ts.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
     ts.add_argument("--color", default="condition", help="sample variable colouring the plot")
@@ -366,8 +452,8 @@ def _parser() -> argparse.ArgumentParser:
         help="epochs without a better validation loss before stopping (default: %(default)s)",
     )
     train.add_argument("--n-top-genes", type=int, default=None, help="keep the most variable")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    train.add_argument("--seed", type=int, default=0, help="split, weights and batch order")
+    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     train.add_argument(
         "--model",
         type=Path,
@@ -386,12 +472,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from --checkpoint (same settings and store)",
     )
-    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
     train.set_defaults(run=_ae_train)
     modules = ae_commands.add_parser("modules", help="condition modules from a trained model")
     modules.add_argument("store", type=Path)
-    modules.add_argument("--groupby", required=True)
-    modules.add_argument("--reference", default="rest")
+    modules.add_argument("--groupby", required=True, help="sample variable of the groups")
+    modules.add_argument("--reference", default="rest", help="the group compared against")
     modules.add_argument(
         "--layer",
         type=int,
@@ -399,9 +487,14 @@ def _parser() -> argparse.ArgumentParser:
         help="hidden layer, 1 nearest the input (default: the code of the default recipe's "
         "network, the last layer of a dwivedi one)",
     )
-    modules.add_argument("--q", type=float, default=0.05)
-    modules.add_argument("--top", type=int, default=1000)
-    modules.add_argument("--model", type=Path, default=None)
+    modules.add_argument("--q", type=float, default=0.05, help="BH level of the nodes used")
+    modules.add_argument("--top", type=int, default=1000, help="genes in the module")
+    modules.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="the trained model (default: beside the store, STORE_NAME.autoencoder.pt)",
+    )
     modules.add_argument("--out", type=Path, default=None, help="also write the module genes")
     modules.set_defaults(run=_ae_modules)
 
@@ -411,7 +504,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("store", type=Path)
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
-    check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    check.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
     check.set_defaults(run=_verify)
 
     results = commands.add_parser(
@@ -440,9 +535,9 @@ def _parser() -> argparse.ArgumentParser:
     info.set_defaults(run=_info)
 
     demo = commands.add_parser("demo", help="simulate a cohort and summarise it (the main job)")
-    demo.add_argument("--samples", type=int, default=20_000)
-    demo.add_argument("--genes", type=int, default=5_000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--samples", type=int, default=20_000, help="samples to simulate")
+    demo.add_argument("--genes", type=int, default=5_000, help="genes to simulate")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the cohort")
     demo.add_argument(
         "--out", type=Path, default=None, help="keep the store here (default: a temporary folder)"
     )
@@ -458,15 +553,21 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="include t-SNE (default on)",
     )
-    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    demo.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
     demo.set_defaults(run=_demo)
 
     bench = commands.add_parser(
         "bench", help="benchmark suite against scipy, scanpy, illico, scikit-learn, openTSNE …"
     )
-    bench.add_argument("--samples", type=int, default=50_000)
-    bench.add_argument("--genes", type=int, default=20_000)
-    bench.add_argument("--device", choices=["cpu", "gpu", "both"], default="cpu")
+    bench.add_argument(
+        "--samples", type=int, default=50_000, help="samples of the simulated cohort"
+    )
+    bench.add_argument("--genes", type=int, default=20_000, help="genes of the simulated cohort")
+    bench.add_argument(
+        "--device", choices=["cpu", "gpu", "both"], default="cpu", help="where to run the cases"
+    )
     bench.add_argument(
         "--only",
         type=_suites,
@@ -516,7 +617,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--chunks", type=_pair, default=None, help="tile shape samples,genes (default 1024,1024)"
     )
-    parser.add_argument("--compressor", choices=COMPRESSORS, default="lz4")
+    parser.add_argument("--compressor", choices=COMPRESSORS, default="lz4", help="chunk codec")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     parser.add_argument(
         "--progress",
