@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm.auto import tqdm
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "slow_start_notice"]
 
 
 def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str = "block") -> Any:
@@ -25,3 +29,19 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str =
     """
     disable = None if enabled is None else not enabled
     return tqdm(total=total, desc=desc, disable=disable, unit=unit, leave=False)
+
+
+@contextmanager
+def slow_start_notice(message: str, after: float = 2.0) -> Iterator[None]:
+    """Print ``message`` on stderr if the block is still running after ``after`` seconds.
+
+    For work that is instant once done and slow only the first time (numba compiling its
+    loops after installation): silent when the cache is warm, said while it is not.
+    """
+    timer = threading.Timer(after, lambda: print(message, file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -691,3 +691,20 @@ def test_every_option_has_help_and_its_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--permutations PERMUTATIONS gsea: random sets per size (default: 1000)" in text
     assert "--no-multilevel gsea: permutation p-values only" in text  # a flag: no default shown
+
+
+def test_warmup_and_the_notice_of_a_slow_first_run(capsys):
+    import time
+
+    from cohortex._progress import slow_start_notice
+
+    assert main(["warmup"]) == 0
+    printed = capsys.readouterr().out
+    assert "wilcoxon  float32  ready in" in printed and "cached on disk" in printed
+    with slow_start_notice("compiling, once", after=0.05):
+        time.sleep(0.3)
+    assert "compiling, once" in capsys.readouterr().err
+    with slow_start_notice("never said", after=1.0):
+        pass
+    time.sleep(0.05)
+    assert "never said" not in capsys.readouterr().err

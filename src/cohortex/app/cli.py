@@ -529,6 +529,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path, help="the table to write (.tsv or .csv)")
     export.set_defaults(run=_results_export)
 
+    warmup = commands.add_parser(
+        "warmup",
+        help="compile the CPU loops now (the first t-test and Wilcoxon after installation "
+        "would otherwise do it)",
+    )
+    warmup.set_defaults(run=_warmup)
+
     info = commands.add_parser("info", help="dimensions, chunks, size and metadata of a store")
     info.add_argument("store", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -1313,6 +1320,21 @@ def _results_export(args: argparse.Namespace) -> None:
     frame = frame[leading + [c for c in frame.columns if c not in leading]]
     frame.to_csv(args.out, sep=sep, index=False)
     print(f"result {args.name!r} written to {args.out}")
+
+
+def _warmup(args: argparse.Namespace) -> None:
+    from .. import de
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b"], 6)
+    for dtype in (np.float32, np.float64):
+        values = np.round(rng.normal(size=(12, 4)), 1).astype(dtype)  # ties, as real data have
+        for test in ("welch", "wilcoxon"):
+            start = time.perf_counter()
+            de.test(values, labels, test=test, device="cpu")
+            seconds = time.perf_counter() - start
+            print(f"{test:9s} {np.dtype(dtype).name:8s} ready in {seconds:.1f} s")
+    print("the compiled loops are cached on disk: later runs load them")
 
 
 def _info(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from .._backend import namespace, to_host
+from .._progress import slow_start_notice
 from ..stats._gpu.rank_sums import device_rank_sums
 from ..stats._moments import GroupMoments
 from ..stats._pvalues import log_normal_two_sided_upper, normal_two_sided_upper, normal_upper
@@ -42,6 +43,26 @@ DEVICE_RANK_MEMORY_BUDGET = 4 * 2**30
 DEVICE_BLOCKS_IN_FLIGHT = 2
 
 
+_COMPILED: set[str] = set()
+
+
+def _compiled_for(dtype: np.dtype) -> None:
+    """Build the compiled rank-sum loops for ``dtype`` once per process, saying so when that
+    takes long (the first run after installation compiles them; later ones load a cache)."""
+    from ..stats._cpu.rank_sums import warm_up
+
+    kind = "float32" if dtype == np.float32 else "float64"
+    if kind in _COMPILED:
+        return
+    notice = (
+        f"cohortex: compiling the Wilcoxon loops for {kind} data (once after installation, "
+        "about half a minute; `cohortex warmup` does it ahead)"
+    )
+    with slow_start_notice(notice):
+        warm_up(np.dtype(kind))
+    _COMPILED.add(kind)
+
+
 def wilcoxon(
     data: Comparison,
     codes: np.ndarray,
@@ -63,6 +84,7 @@ def wilcoxon(
     if data.device != "gpu":
         from ..stats._cpu.rank_sums import ScratchBuffers  # numba: imported on the CPU path only
 
+        _compiled_for(np.dtype(data.matrix.dtype))
         scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
     block_stats = dask.delayed(wilcoxon_block, pure=True)
     parts = [
