@@ -234,10 +234,12 @@ def _prediction(store: Path, ds: Any, report: dict[str, Any], echo: Any) -> dict
 
 def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
     """One HTML file with the figures inlined (no other files needed to view it)."""
-    rows = "".join(
-        f"<tr><td>{html.escape(test)}</td><td>{seconds:.1f} s</td><td>{called}</td>"
-        f"<td>{power:.3f}</td><td>{fdr:.3f}</td></tr>"
-        for test, seconds, called, power, fdr in report["rows"]
+    calls = _table(
+        ("test", "time", "genes called", "power", "empirical FDR"),
+        [
+            (test, f"{seconds:.1f} s", called, f"{power:.3f}", f"{fdr:.3f}")
+            for test, seconds, called, power, fdr in report["rows"]
+        ],
     )
     figures = "".join(
         f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
@@ -245,36 +247,34 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
         for title, png in report["figures"].items()
     )
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["timings"].items())
-    ae_rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
-        for name, value in report["autoencoder"].items()
+    side_by_side = _table(
+        ("model", "held-out variance explained"),
+        [(name, f"{value:.3f}") for name, value in report["autoencoder"].items()],
     )
     outcome = ""
     if report.get("gene_sets"):
-        set_rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{size}</td><td>{nes:.2f}</td>"
-            f"<td>{padj:.2g}</td></tr>"
-            for name, size, nes, padj in report["gene_sets"]
-        )
         outcome += (
             "<h2>Gene sets</h2><p>Preranked GSEA on the Welch t: the sets the simulator planted "
             "(its DE genes, its co-expression modules) among random sets of the same sizes. "
             "Modules are not DE, so they should not stand out here.</p>"
-            "<table><tr><th>set</th><th>genes</th><th>NES</th><th>BH-adjusted p</th></tr>"
-            f"{set_rows}</table>"
+        ) + _table(
+            ("set", "genes", "NES", "BH-adjusted p"),
+            [
+                (name, size, f"{nes:.2f}", f"{padj:.2g}")
+                for name, size, nes, padj in report["gene_sets"]
+            ],
         )
     if report.get("modules"):
-        module_rows = "".join(
-            f"<tr><td>{node}</td><td>{html.escape(name)}</td><td>{overlap}</td>"
-            f"<td>{padj:.2g}</td></tr>"
-            for node, name, overlap, padj in report["modules"]
-        )
         outcome += (
             "<h2>Autoencoder modules</h2><p>Each node of the bottleneck lit up in turn: its 50 "
             "genes of largest change, tested for over-representation of the same sets "
             "(hypergeometric, BH across sets); the best set of each node.</p>"
-            "<table><tr><th>node</th><th>best set</th><th>overlap of 50</th>"
-            f"<th>BH-adjusted p</th></tr>{module_rows}</table>"
+        ) + _table(
+            ("node", "best set", "overlap of 50", "BH-adjusted p"),
+            [
+                (node, name, overlap, f"{padj:.2g}")
+                for node, name, overlap, padj in report["modules"]
+            ],
         )
     if "survival" in report:
         found = report["survival"]
@@ -306,8 +306,7 @@ pre {{ background: #f6f6f6; padding: 1rem; }}
 <h2>Recovery of the planted truth</h2>
 <p>{report["planted"]} genes were planted as differentially expressed (tumor vs normal).
 Calls at BH-adjusted p &lt; 0.05:</p>
-<table><tr><th>test</th><th>time</th><th>genes called</th><th>power</th>
-<th>empirical FDR</th></tr>{rows}</table>
+{calls}
 <h2>Autoencoder, PCA and a shallow autoencoder</h2>
 <p>Each model reconstructs the held-out samples (10%, never used to fit weights or scaling)
 through 16 numbers per sample; the share of their variance it explains, on genes scaled to
@@ -317,13 +316,23 @@ explains at least what PCA does; what it explains beyond PCA is structure a line
 width misses (the planted modules follow their factors through sigmoids). The shallow
 autoencoder is one non-linear layer of 16 trained from scratch. The rest of the variance is
 mostly the simulated noise.</p>
-<table><tr><th>model</th><th>held-out variance explained</th></tr>{ae_rows}</table>
+{side_by_side}
 <p>Timings: {html.escape(timings)}.</p>
 {outcome}
 <h2>Figures</h2>{figures}
 </body></html>
 """
     path.write_text(document, encoding="utf-8")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    """An HTML table, every cell escaped."""
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _png(ax: Any) -> bytes:
