@@ -73,6 +73,7 @@ PUBLIC = {
         "export_anndata",
         "export_gct",
         "export_table",
+        "from_anndata",
         "import_anndata",
         "import_file",
         "import_gct",

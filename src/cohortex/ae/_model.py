@@ -764,7 +764,9 @@ class Autoencoder:
         """A checkpoint of this model's settings on this cohort (``weights_only``: no code is
         unpickled), or an error saying what differs."""
         try:
-            saved = torch.load(path, map_location=self._torch_device(), weights_only=True)
+            # on the host: the random-stream states must be CPU tensors; weights and the
+            # optimiser's moments are copied to the device by their load_state_dict
+            saved = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise CohortexError(f"No checkpoint at {str(path)!r} to resume from.") from None
         except Exception as error:
