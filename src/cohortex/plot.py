@@ -288,6 +288,9 @@ def loss(model: Any, *, ax: Axes | None = None) -> Axes:
     ax.plot(epochs, [h["train_loss"] for h in history], label="training")
     ax.plot(epochs, [h["validation_loss"] for h in history], label="validation")
     ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (genes scaled to [0, 1])")
     ax.set_title("Autoencoder loss")

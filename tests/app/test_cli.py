@@ -132,9 +132,17 @@ def test_demo_runs_as_a_command(tmp_path):
         "tsne",
     ]
     report = (tmp_path / "report.html").read_text()
-    # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA, t-SNE, autoencoder loss
-    assert report.count("<img ") == 9
+    # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA and t-SNE by condition and
+    # by batch, autoencoder loss
+    assert report.count("<img ") == 11
     assert "<h2>Gene sets</h2>" in report and "<td>planted DE" in report
+    run = report.split("<h2>This run</h2>")[1].split("<h2>")[0]
+    assert "<td>samples</td><td>300</td>" in run and "<td>cohortex</td>" in run
+    cohort = report.split("<h2>The cohort</h2>")[1].split("<h2>")[0]
+    assert "de_welch_condition" in cohort and "results      (none)" not in cohort
+    top = report.split("<h2>Top genes (Welch, tumor vs normal)</h2>")[1].split("<h2>")[0]
+    assert top.count("<tr><td>") == 15
+    assert "PCA by batch" in report and "t-SNE by batch" in report
     side_by_side = report.split("<h2>Autoencoder, PCA and a shallow autoencoder</h2>")[1]
     side_by_side = side_by_side.split("<h2>")[0]
     for name in ("deep (128, 16, 128)", "pca 16", "shallow (16,)"):

@@ -1380,7 +1380,7 @@ def _bench(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from ..simulate import simulate
     from ..store import describe
-    from .report import demo_analyses, write_report
+    from .report import demo_analyses, run_facts, write_report
 
     with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:
         out = args.out or Path(scratch) / "demo.zarr"
@@ -1401,9 +1401,14 @@ def _demo(args: argparse.Namespace) -> None:
         )
         elapsed = time.perf_counter() - start
         print(f"cohortex demo: simulated {args.samples} × {args.genes} in {elapsed:.1f} s\n")
-        summary = _format_summary(describe(out))
-        print(summary + "\n")
+        print(_format_summary(describe(out)) + "\n")
         report = demo_analyses(out, tsne=args.tsne)
+        # the cohort as it ends: with the results the analyses wrote into it
+        summary = _format_summary(describe(out))
+        if args.out is None:
+            summary += "\n(a temporary store, removed after the demo: pass --out DIR to keep it)"
+        parameters = {"samples": args.samples, "genes": args.genes, "seed": args.seed}
+        report["run"] = run_facts(parameters, time.perf_counter() - start)
         write_report(args.report, summary, report)
         print(f"\nreport written to {args.report}")
         if args.out is None:

@@ -7,6 +7,7 @@ import html
 import io
 import time
 import warnings
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,18 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
         if test == "welch":
             report["figures"]["Volcano (Welch, BH)"] = _png(plot.volcano(result))
             report["figures"]["Top genes (Welch)"] = _png(plot.top_genes(result, 20))
+            best = de.top(result, 15)
+            report["top_genes"] = [
+                (
+                    str(row.gene),
+                    f"{row.log2fc:+.2f}",
+                    f"{row.padj:.2g}",
+                    f"{row.log10_pvalue:.1f}",
+                    f"{row.mean_group:.2f}",
+                    f"{row.mean_reference:.2f}",
+                )
+                for row in best.itertuples()
+            ]
     report["planted"] = int(truth.sum())
     report["gene_sets"] = _gene_sets(store, ds, report, echo)
     if "time" in ds and "event" in ds:
@@ -68,7 +81,9 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
         + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
     )
     write_result(store, "pca", components, overwrite=True)
-    report["figures"]["PCA by condition"] = _png(plot.embedding(components, "condition"))
+    for variable in ("condition", "batch"):
+        if variable in components:
+            report["figures"][f"PCA by {variable}"] = _png(plot.embedding(components, variable))
 
     if tsne and components.sizes["sample"] >= 100:
         start = time.perf_counter()
@@ -76,7 +91,10 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
         report["timings"]["t-SNE"] = time.perf_counter() - start
         echo(f"t-SNE of the 20 PCs in {report['timings']['t-SNE']:.1f} s")
         write_result(store, "tsne", embedded, overwrite=True)
-        report["figures"]["t-SNE by condition"] = _png(plot.embedding(embedded, "condition"))
+        for variable in ("condition", "batch"):
+            if variable in embedded:
+                figure = _png(plot.embedding(embedded, variable))
+                report["figures"][f"t-SNE by {variable}"] = figure
 
     start = time.perf_counter()
     model = Autoencoder((128, 16, 128), n_top_genes=2000, max_epochs=40, progress=False)
@@ -232,6 +250,28 @@ def _prediction(store: Path, ds: Any, report: dict[str, Any], echo: Any) -> dict
     }
 
 
+def run_facts(parameters: dict[str, Any], seconds: float) -> list[tuple[str, str]]:
+    """What a reader needs to reproduce the report: parameters, versions, device, date."""
+    import platform
+    from datetime import datetime
+
+    import numpy as np
+
+    from .. import __version__
+    from .._backend import resolve_device
+
+    facts = [(name, str(value)) for name, value in parameters.items()]
+    facts += [
+        ("cohortex", __version__),
+        ("Python / NumPy", f"{platform.python_version()} / {np.__version__}"),
+        ("device", resolve_device("auto")),
+        ("machine", f"{platform.node()} ({platform.machine()})"),
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("total time", f"{seconds:.0f} s"),
+    ]
+    return facts
+
+
 def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
     """One HTML file with the figures inlined (no other files needed to view it)."""
     calls = _table(
@@ -252,6 +292,15 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
         [(name, f"{value:.3f}") for name, value in report["autoencoder"].items()],
     )
     outcome = ""
+    if report.get("top_genes"):
+        outcome += (
+            "<h2>Top genes (Welch, tumor vs normal)</h2><p>The 15 most significant genes; "
+            "where p underflows to 0 they are ordered by log10 p computed from the statistic. "
+            "Means on the log2 scale.</p>"
+        ) + _table(
+            ("gene", "log2FC", "BH-adjusted p", "log10 p", "mean tumor", "mean normal"),
+            report["top_genes"],
+        )
     if report.get("gene_sets"):
         outcome += (
             "<h2>Gene sets</h2><p>Preranked GSEA on the Welch t: the sets the simulator planted "
@@ -302,6 +351,7 @@ figure {{ display: inline-block; margin: .5rem; }} img {{ max-width: 32rem; }}
 pre {{ background: #f6f6f6; padding: 1rem; }}
 </style></head><body>
 <h1>cohortex demo report</h1>
+<h2>This run</h2>{_table(("", ""), report.get("run", []))}
 <h2>The cohort</h2><pre>{html.escape(summary_text)}</pre>
 <h2>Recovery of the planted truth</h2>
 <p>{report["planted"]} genes were planted as differentially expressed (tumor vs normal).
@@ -319,7 +369,9 @@ mostly the simulated noise.</p>
 {side_by_side}
 <p>Timings: {html.escape(timings)}.</p>
 {outcome}
-<h2>Figures</h2>{figures}
+<h2>Figures</h2><p>The simulated samples form four clusters in PCA and t-SNE: condition
+(tumor, normal) × batch (two batches with shifted means), as the two colourings show.</p>
+{figures}
 </body></html>
 """
     path.write_text(document, encoding="utf-8")
