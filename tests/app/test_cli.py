@@ -716,3 +716,21 @@ def test_warmup_and_the_notice_of_a_slow_first_run(capsys):
         pass
     time.sleep(0.05)
     assert "never said" not in capsys.readouterr().err
+
+
+def test_long_work_reports_progress_in_a_log(tmp_path, capsys, monkeypatch):
+    """stderr is not a terminal here: no bar, a line every LOG_EVERY seconds once work runs
+    that long (0 here, so every epoch), and a last line when it ends; short work is silent."""
+    from cohortex import _progress, simulate
+
+    store = tmp_path / "p.zarr"
+    simulate(store, 200, 30, modules=1, module_size=10, seed=2)
+    capsys.readouterr()
+    train = ["ae", "train", str(store), "--hidden", "8,3,8", "--max-epochs", "3"]
+    assert main(train) == 0
+    assert "training:" not in capsys.readouterr().err  # under half a minute: nothing
+    monkeypatch.setattr(_progress, "LOG_EVERY", 0.0)
+    assert main([*train, "--patience", "3"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training:")]
+    assert lines[0].startswith("training: 1/3 epoch, 0 s (loss=") and len(lines) == 4
+    assert lines[-1].startswith("training: 3/3 epoch")
