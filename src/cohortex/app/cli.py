@@ -382,7 +382,11 @@ def _parser() -> argparse.ArgumentParser:
         "--genes", choices=("all", "hvg"), default="hvg", help="all genes or the most variable"
     )
     pc.add_argument("--n-top-genes", type=int, default=2000, help="with --genes hvg: how many")
-    pc.add_argument("--scale", action="store_true", help="PCA of the correlation matrix")
+    pc.add_argument(
+        "--standardize",
+        action="store_true",
+        help="divide each gene by its standard deviation (PCA of the correlation matrix)",
+    )
     pc.add_argument(
         "--method",
         choices=("auto", "exact", "randomized", "streaming"),
@@ -488,7 +492,7 @@ def _parser() -> argparse.ArgumentParser:
         "network, the last layer of a dwivedi one)",
     )
     modules.add_argument("--q", type=float, default=0.05, help="BH level of the nodes used")
-    modules.add_argument("--top", type=int, default=1000, help="genes in the module")
+    modules.add_argument("--module-size", type=int, default=1000, help="genes in the module")
     modules.add_argument(
         "--model",
         type=Path,
@@ -546,7 +550,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--genes", type=int, default=5_000, help="genes to simulate")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the cohort")
     demo.add_argument(
-        "--out", type=Path, default=None, help="keep the store here (default: a temporary folder)"
+        "--store",
+        type=Path,
+        default=None,
+        help="keep the cohort store here (default: a temporary folder)",
     )
     demo.add_argument(
         "--report",
@@ -1094,7 +1101,7 @@ def _pca(args: argparse.Namespace) -> None:
         args.n_components,
         genes=None if args.genes == "all" else "hvg",
         n_top_genes=args.n_top_genes,
-        scale=args.scale,
+        scale=args.standardize,
         method=args.method,
         device=args.device,
         seed=args.seed,
@@ -1237,7 +1244,12 @@ def _ae_modules(args: argparse.Namespace) -> None:
     default_layer = int(np.argmin(model.hidden)) + 1 if model.pca_path else len(model.hidden)
     layer = default_layer if args.layer is None else args.layer
     result = model.condition_modules(
-        args.store, args.groupby, layer, reference=args.reference, q=args.q, top=args.top
+        args.store,
+        args.groupby,
+        layer,
+        reference=args.reference,
+        q=args.q,
+        top=args.module_size,
     )
     name = f"ae_modules_{args.groupby}"
     write_result(args.store, name, result, overwrite=True)
@@ -1383,7 +1395,7 @@ def _demo(args: argparse.Namespace) -> None:
     from .report import demo_analyses, run_facts, write_report
 
     with tempfile.TemporaryDirectory(prefix="cohortex-demo-") as scratch:
-        out = args.out or Path(scratch) / "demo.zarr"
+        out = args.store or Path(scratch) / "demo.zarr"
         start = time.perf_counter()
         simulate(
             out,
@@ -1396,7 +1408,7 @@ def _demo(args: argparse.Namespace) -> None:
             module_size=max(1, min(50, args.genes // 20)),  # modules fit in small demos too
             survival_genes=max(1, min(10, args.genes // 50)),
             seed=args.seed,
-            overwrite=args.out is not None,
+            overwrite=args.store is not None,
             progress=args.progress,
         )
         elapsed = time.perf_counter() - start
@@ -1405,14 +1417,14 @@ def _demo(args: argparse.Namespace) -> None:
         report = demo_analyses(out, tsne=args.tsne)
         # the cohort as it ends: with the results the analyses wrote into it
         summary = _format_summary(describe(out))
-        if args.out is None:
-            summary += "\n(a temporary store, removed after the demo: pass --out DIR to keep it)"
+        if args.store is None:
+            summary += "\n(a temporary store, removed after the demo: pass --store PATH to keep it)"
         parameters = {"samples": args.samples, "genes": args.genes, "seed": args.seed}
         report["run"] = run_facts(parameters, time.perf_counter() - start)
         write_report(args.report, summary, report)
         print(f"\nreport written to {args.report}")
-        if args.out is None:
-            print("\n(the demo store was temporary; pass --out DIR to keep it)")
+        if args.store is None:
+            print("\n(the demo store was temporary; pass --store PATH to keep it)")
 
 
 def _format_summary(summary: dict[str, Any]) -> str:
