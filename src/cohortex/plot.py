@@ -83,7 +83,8 @@ def volcano(
     ax.set_xlabel("log2 fold change")
     ax.set_ylabel("-log10 p-value")
     ax.set_title(_title(table, "Volcano"))
-    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    # the strongest genes sit in the upper corners, with their labels
+    ax.legend(loc="upper center", fontsize=7, frameon=False)
     return ax
 
 
@@ -319,7 +320,12 @@ def km(curves: Any, *, at_risk: int = 5, ax: Axes | None = None) -> Axes:
     ax = ax or _new_axes(4.5)
     groups = list(dict.fromkeys(curves["group"]))
     end = float(curves["time"].max())
-    ticks = np.linspace(0.0, end, at_risk) if at_risk > 0 else np.zeros(0)
+    ticks = np.zeros(0)
+    if at_risk > 0:  # round times (0, 5, 10, ...) within the follow-up, about at_risk of them
+        from matplotlib.ticker import MaxNLocator
+
+        ticks = np.asarray(MaxNLocator(nbins=max(at_risk - 1, 1)).tick_values(0.0, end), float)
+        ticks = ticks[(ticks >= 0) & (ticks <= end)]
     rows = []
     for i, group in enumerate(groups):
         table = curves[curves["group"] == group]

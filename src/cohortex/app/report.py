@@ -173,7 +173,7 @@ def _gene_sets(store: Path, ds: Any, report: dict[str, Any], echo: Any) -> list[
     welch = read_result(store, "de_welch_condition")
     start = time.perf_counter()
     with warnings.catch_warnings():  # the planted DE sets' p-values fall below 1e-50
-        warnings.filterwarnings("ignore", "gene sets have p-values below eps", CohortexWarning)
+        warnings.filterwarnings("ignore", ".*gene sets have p-values below eps", CohortexWarning)
         result = genesets.gsea(welch, collection, min_size=3, permutations=2000)
     seconds = time.perf_counter() - start
     write_result(store, "gsea_welch_condition", result, overwrite=True)
@@ -347,11 +347,12 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; max-width: 70rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; }}
-figure {{ display: inline-block; margin: .5rem; }} img {{ max-width: 32rem; }}
+figure {{ display: inline-block; margin: .5rem; vertical-align: top; }}
+img {{ max-width: 32rem; }}
 pre {{ background: #f6f6f6; padding: 1rem; }}
 </style></head><body>
 <h1>cohortex demo report</h1>
-<h2>This run</h2>{_table(("", ""), report.get("run", []))}
+<h2>This run</h2>{_table(None, report.get("run", []))}
 <h2>The cohort</h2><pre>{html.escape(summary_text)}</pre>
 <h2>Recovery of the planted truth</h2>
 <p>{report["planted"]} genes were planted as differentially expressed (tumor vs normal).
@@ -377,14 +378,14 @@ mostly the simulated noise.</p>
     path.write_text(document, encoding="utf-8")
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    """An HTML table, every cell escaped."""
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
+def _table(header: tuple[str, ...] | None, rows: list[tuple[Any, ...]]) -> str:
+    """An HTML table, every cell escaped (no header row for ``None``)."""
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header or ())
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
 def _png(ax: Any) -> bytes:
