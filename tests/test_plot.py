@@ -183,3 +183,19 @@ def test_volcano_and_bars_keep_underflowed_genes_apart():
     assert [t.get_text() for t in by_height] == ["G4", "G5", "G2", "G3", "G1"]
     widths = [patch.get_width() for patch in bars.patches]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1] > 300
+
+
+def test_top_genes_of_an_anova():
+    """An ANOVA (three groups) has no fold change for a volcano, but its best genes have bars."""
+    rng = np.random.default_rng(75)
+    x = rng.normal(size=(60, 12))
+    labels = np.repeat(["a", "b", "c"], 20)
+    x[labels == "c", 3] += 2.0
+    result = de.test(x, labels, test="anova")
+    ax = plot.top_genes(result, 5)
+    assert ax.get_yticklabels()[0].get_text() == "G4"  # the planted gene, on top
+    from matplotlib.colors import to_rgba
+
+    assert {p.get_facecolor() for p in ax.patches} == {to_rgba(plot._NEUTRAL)}  # no direction
+    with pytest.raises(CohortexError, match="lacks log2fc"):
+        plot.volcano(result)

@@ -133,14 +133,18 @@ def top_genes(
     """Horizontal bars of -log10 p-value for the ``n`` most significant genes, best on top.
 
     The bars are the result's ``log10_pvalue`` where it has one (ordered and sized right where
-    p underflows to 0). Bars are coloured by the sign of the statistic (red: higher in the group).
+    p underflows to 0). Bars are coloured by the sign of the statistic (red: higher in the group);
+    an ANOVA's F has no direction, so its bars are grey.
     """
-    table = _contrast(result, contrast)
+    table = _contrast(result, contrast, needs=("pvalue", "statistic"))
     strength = _minus_log10_p(table)
     finite = np.flatnonzero(~np.isnan(strength))
     best = finite[np.argsort(-strength[finite], kind="stable")][:n]
     heights = strength[best]
-    colours = [_UP if s > 0 else _DOWN for s in table["statistic"].values[best]]
+    directed = table.attrs.get("test") != "anova"
+    colours = [
+        (_UP if s > 0 else _DOWN) if directed else _NEUTRAL for s in table["statistic"].values[best]
+    ]
     ax = ax or _new_axes(height=max(3.0, 0.22 * len(best) + 1))
     positions = np.arange(len(best))[::-1]
     ax.barh(positions, heights, color=colours)
@@ -155,10 +159,14 @@ def _new_axes(height: float = 4.0) -> Axes:
     return figure.add_subplot()
 
 
-def _contrast(result: xr.Dataset, contrast: str | None) -> xr.Dataset:
+def _contrast(
+    result: xr.Dataset,
+    contrast: str | None,
+    needs: tuple[str, ...] = ("log2fc", "pvalue", "padj", "statistic"),
+) -> xr.Dataset:
     if "coefficient" in result and "log2fc" not in result:  # de.fit's name for the effect
         result = result.rename({"coefficient": "log2fc"})
-    missing = [v for v in ("log2fc", "pvalue", "padj", "statistic") if v not in result]
+    missing = [v for v in needs if v not in result]
     if missing:
         raise CohortexError(
             "These plots need a two-group result of de.test() or a de.fit() result; the "

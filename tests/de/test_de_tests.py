@@ -665,3 +665,13 @@ def test_group_sizes_are_whole_numbers_and_mean_expression_is_aveexpr(kind):
         np.testing.assert_allclose(
             result["mean_expression"].sel(contrast=contrast), np.nanmean(x, axis=0), rtol=1e-12
         )
+
+
+def test_top_keeps_what_a_single_comparison_compared():
+    rng = np.random.default_rng(74)
+    x = rng.normal(size=(30, 5))
+    result = de.test(x, np.repeat(["t", "n"], 15), reference="n")
+    table = de.top(result, 3)
+    assert list(table.columns[:2]) == ["gene", "padj"]
+    assert list(table.columns[-3:]) == ["contrast", "group", "reference"]
+    assert set(table["contrast"]) == {"t_vs_n"} and set(table["reference"]) == {"n"}

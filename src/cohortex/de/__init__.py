@@ -322,7 +322,12 @@ def top(result: xr.Dataset, n: int = 10, *, by: str = "padj") -> pd.DataFrame:
         frame = frame.head(n)
     columns = [c for c in ("contrast", "gene") if c in frame.columns]
     rest = [c for c in frame.columns if c not in (*columns, by, "_key", "_strength", "_contrast")]
-    return frame[[*columns, by, *rest]].reset_index(drop=True)
+    frame = frame[[*columns, by, *rest]].reset_index(drop=True)
+    # a single comparison keeps what it compared, as the last columns
+    for name in ("contrast", "group", "reference"):
+        if name in scalars and name not in frame.columns:
+            frame[name] = str(table[name].values)
+    return frame
 
 
 def select_k_best(
