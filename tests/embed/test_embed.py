@@ -173,3 +173,18 @@ def test_device_pca_equals_cpu(xp):
     np.testing.assert_allclose(on_device["loadings"], cpu["loadings"], atol=1e-4)
     if xp is not np:
         assert on_device.attrs["method"] in ("cuml", "cupy-covariance")
+
+
+def test_tsne_reports_its_iterations_in_a_log(capsys, monkeypatch):
+    """stderr is not a terminal under pytest: lines, not a bar (every 50 iterations here, as
+    LOG_EVERY is 0); the embedding is the one computed without them."""
+    from cohortex import _progress, tsne
+
+    x = np.random.default_rng(3).normal(size=(120, 6))
+    quiet = tsne(x, perplexity=10, n_iter=250, n_jobs=1, progress=False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "LOG_EVERY", 0.0)
+    logged = tsne(x, perplexity=10, n_iter=250, n_jobs=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("t-SNE: 50/500 iteration, 0 s (kl=") and len(lines) == 11
+    np.testing.assert_array_equal(logged["embedding"], quiet["embedding"])

@@ -11,11 +11,14 @@ import xarray as xr
 from .._backend import resolve_device, to_host
 from .._errors import CohortexError
 from .._optional import require
+from .._progress import progress_bar
 
 __all__ = ["EXAGGERATION_ITERATIONS", "cuml_arguments", "tsne"]
 
 # openTSNE's early exaggeration phase, which its n_iter does not count and cuML's max_iter does
 EXAGGERATION_ITERATIONS = 250
+# openTSNE calls the progress callback every this many iterations (its default)
+_CALLBACK_EVERY = 50
 
 
 def cuml_arguments(*, perplexity: float, n_iter: int, seed: int) -> dict[str, Any]:
@@ -43,6 +46,7 @@ def tsne(
     seed: int = 0,
     device: str = "auto",
     n_jobs: int = -1,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """t-SNE embedding of the samples.
 
@@ -65,6 +69,9 @@ def tsne(
         (all that cuML supports); otherwise the scores go to the host and openTSNE runs.
     n_jobs : int, default -1
         CPU threads for openTSNE (-1: all cores).
+    progress : bool or None, default None
+        openTSNE's iterations as a bar on a terminal, as a line every half minute in a log
+        (``None``), always or never.
 
     Returns
     -------
@@ -109,17 +116,27 @@ def tsne(
     if embedding is None:
         TSNE = require("openTSNE", "t-SNE on the CPU").TSNE
 
+        bar = progress_bar(EXAGGERATION_ITERATIONS + n_iter, "t-SNE", progress, unit="iteration")
+
+        def advance(iteration: int, error: float, embedding: Any) -> bool:
+            bar.set_postfix(kl=f"{error:.3f}")
+            bar.update(_CALLBACK_EVERY)
+            return False  # never stop early
+
         model = TSNE(
             n_components=n_components,
             perplexity=perplexity,
             n_iter=n_iter,
             random_state=seed,
             n_jobs=n_jobs,
+            callbacks=advance,
+            callbacks_every_iters=_CALLBACK_EVERY,
             # openTSNE's "auto": Barnes–Hut below 10,000 samples (the FFT grid has a fixed
             # cost: 10 s for 240 samples), FFT above; FFT only exists for 1 or 2 dimensions
             negative_gradient_method="auto" if n_components <= 2 else "bh",
         )
         embedding = np.asarray(model.fit(np.ascontiguousarray(scores, dtype=np.float64)))
+        bar.close()
     result = xr.Dataset(
         {"embedding": (("sample", "dim"), embedding)},
         coords={"sample": carried["sample"], "dim": [f"tSNE{i + 1}" for i in range(n_components)]},
