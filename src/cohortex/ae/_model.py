@@ -285,12 +285,20 @@ class Autoencoder:
         cache_all = n_samples * x.shape[1] * 4 <= CACHE_BYTES
         # the validation rows come out of the same read as the scaling (kept if they fit)
         keep_held = not cache_all and n_validation * x.shape[1] * 4 <= CACHE_BYTES
-        low, high, n_nan, held = dask.compute(
-            x[training].min(axis=0),
-            x[training].max(axis=0),
-            da.isnan(x).sum(),
-            x[self.validation_index_] if keep_held else None,
-        )
+        whole = None
+        if cache_all:  # a small cohort is read once: its scaling comes from that copy
+            whole = x.compute()
+            xp = namespace(whole)
+            rows = xp.asarray(training)
+            low, high = whole[rows].min(axis=0), whole[rows].max(axis=0)
+            n_nan, held = xp.isnan(whole).sum(), None
+        else:
+            low, high, n_nan, held = dask.compute(
+                x[training].min(axis=0),
+                x[training].max(axis=0),
+                da.isnan(x).sum(),
+                x[self.validation_index_] if keep_held else None,
+            )
         if int(n_nan):
             raise CohortexError(
                 f"The autoencoder needs complete data; the matrix holds {int(n_nan)} NaN values."
@@ -304,8 +312,8 @@ class Autoencoder:
         self._network = self._new_network(len(genes)).to(torch_device)
         self._cache = None
         self._held = None
-        if cache_all:  # read once, kept on the device
-            self._cache = (x, self._scaled_tensor(x.compute()))
+        if whole is not None:  # kept on the device
+            self._cache = (x, self._scaled_tensor(whole))
         elif keep_held:
             self._held = (x, ~training, self._scaled_tensor(held))
         if self.pca_path:
