@@ -1,20 +1,35 @@
-"""Progress of long work: a tqdm bar on a terminal, a line every half minute in a log."""
+"""Progress of long work: a tqdm bar on a terminal, a line every half minute in a log.
+
+One style for everything long: cohortex's own loops (import, training, t-SNE) call
+:func:`progress_bar`; Dask computations (a DE pass, PCA's sweeps) are shown by
+:func:`dask_progress`, which feeds the same display from Dask's scheduler callbacks.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
-__all__ = ["LOG_EVERY", "LogProgress", "progress_bar", "slow_start_notice"]
+__all__ = [
+    "DASK_DELAY",
+    "LOG_EVERY",
+    "LogProgress",
+    "dask_progress",
+    "progress_bar",
+    "slow_start_notice",
+]
 
 
-def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str = "block") -> Any:
+def progress_bar(
+    total: int, desc: str, enabled: bool | None = None, unit: str = "block", delay: float = 0.0
+) -> Any:
     """A progress display over ``total`` steps.
 
     Parameters
@@ -29,11 +44,13 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str =
         stays silent and long work is seen; ``True`` forces the bar, ``False`` silences both.
     unit : str
         Name of one step.
+    delay : float, default 0
+        Seconds before a terminal bar appears (work that ends sooner shows none).
     """
     if enabled is None and not _terminal():
         return LogProgress(total, desc, unit)
     disable = None if enabled is None else not enabled
-    return tqdm(total=total, desc=desc, disable=disable, unit=unit, leave=False)
+    return tqdm(total=total, desc=desc, disable=disable, unit=unit, leave=False, delay=delay)
 
 
 #: seconds between two progress lines written to a non-terminal
@@ -48,7 +65,11 @@ class LogProgress:
     """tqdm's ``update``/``set_postfix``/``close`` as lines on stderr, at most one every
     :data:`LOG_EVERY` seconds: ``training: 12/100 epoch, 1 min 5 s (loss=0.013, val=0.014)``."""
 
+    #: the instances not yet closed, so that a Dask computation inside one stays quiet
+    open: ClassVar[weakref.WeakSet[LogProgress]] = weakref.WeakSet()
+
     def __init__(self, total: int, desc: str, unit: str) -> None:
+        LogProgress.open.add(self)
         self.total, self.desc, self.unit = total, desc, unit
         self.n = 0
         self.postfix = ""
@@ -67,6 +88,7 @@ class LogProgress:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
+        LogProgress.open.discard(self)
         if self.said:  # a long job that was reported on: say that it ended
             self._say(time.monotonic())
 
@@ -92,3 +114,50 @@ def slow_start_notice(message: str, after: float = 2.0) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+#: seconds a Dask computation runs before its terminal bar appears (a log waits LOG_EVERY)
+DASK_DELAY = 1.0
+
+
+@contextmanager
+def dask_progress(desc: str, enabled: bool | None = None) -> Iterator[None]:
+    """Show every Dask computation started in the block as a :func:`progress_bar` of its tasks.
+
+    Each ``compute`` gets its own display (``de: 40/96 task``), shown only once it has run
+    :data:`DASK_DELAY` seconds (on a terminal) or :data:`LOG_EVERY` seconds (in a log), and
+    not at all while another cohortex bar is open: an epoch's chunk reads inside the training
+    bar stay quiet. Dask's local schedulers only; a distributed client has its dashboard.
+
+    Parameters
+    ----------
+    desc : str
+        Label of the displays, e.g. the command's name.
+    enabled : bool or None, default None
+        As :func:`progress_bar`; ``False`` registers nothing.
+    """
+    if enabled is False:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    class _Tasks(Callback):  # type: ignore[misc]  # dask is untyped
+        bar: Any = None
+
+        def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+            if tqdm._instances or LogProgress.open:  # type: ignore[attr-defined]
+                return  # inside another display: one bar at a time
+            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            self.bar = progress_bar(total, desc, enabled, unit="task", delay=DASK_DELAY)
+
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+
+        def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    with _Tasks():
+        yield

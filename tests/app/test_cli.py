@@ -734,3 +734,38 @@ def test_long_work_reports_progress_in_a_log(tmp_path, capsys, monkeypatch):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training:")]
     assert lines[0].startswith("training: 1/3 epoch, 0 s (loss=") and len(lines) == 4
     assert lines[-1].startswith("training: 3/3 epoch")
+
+
+def test_dask_passes_report_progress_in_the_same_style(tmp_path, capsys, monkeypatch):
+    """A DE pass is a Dask computation: in a log it writes the same lines as cohortex's own
+    loops (every LOG_EVERY seconds, here every task, and a last one at the end); on a terminal
+    (--progress) a tqdm bar of its tasks; --no-progress and a short pass say nothing; inside
+    another open display (an epoch's chunk reads) it stays quiet."""
+    import dask.array as da
+
+    from cohortex import _progress, simulate
+
+    store = tmp_path / "p.zarr"
+    simulate(store, 120, 40, seed=1, chunks=(30, 20))
+    capsys.readouterr()
+    de = ["de", str(store), "--groupby", "condition", "--top", "0"]
+    assert main(de) == 0
+    assert "task" not in capsys.readouterr().err  # a second's work: silent in a log
+    monkeypatch.setattr(_progress, "LOG_EVERY", 0.0)
+    assert main([*de, "--name", "again"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("de: ")]
+    done, total = (int(v) for v in lines[-1].split()[1].split("/"))
+    assert total > 8 and done == total  # the chunks' tasks and their reduction, all counted
+    assert [int(line.split()[1].split("/")[0]) for line in lines[:-1]] == list(range(1, total + 1))
+    assert main([*de, "--name", "quiet", "--no-progress"]) == 0
+    assert "task" not in capsys.readouterr().err
+    monkeypatch.setattr(_progress, "DASK_DELAY", 0.0)
+    assert main([*de, "--name", "bar", "--progress"]) == 0
+    assert f"/{total} [" in capsys.readouterr().err  # tqdm's "n/total [elapsed<left"
+    with _progress.dask_progress("outer"):
+        training = _progress.progress_bar(3, "training", None)
+        da.ones(100, chunks=10).sum().compute()
+        training.close()
+        assert "outer:" not in capsys.readouterr().err
+        da.ones(100, chunks=10).sum().compute()
+    assert "outer: " in capsys.readouterr().err

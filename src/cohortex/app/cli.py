@@ -33,8 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    from .._progress import dask_progress
+
     try:
-        status = args.run(args)
+        # every Dask pass a command starts shows as a bar (a terminal) or lines (a log)
+        with dask_progress(args.command, getattr(args, "progress", None)):
+            status = args.run(args)
     except CohortexError as error:
         # the library names its keyword; on the command line the flag is what to pass
         message = str(error).replace("pass overwrite=True", "pass --overwrite")
@@ -790,10 +794,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _de(args: argparse.Namespace) -> None:
-    import contextlib
-
     import pandas as pd
-    from dask.diagnostics import ProgressBar
 
     from .. import de
     from ..store import write_result
@@ -812,48 +813,46 @@ def _de(args: argparse.Namespace) -> None:
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
             "the formula, e.g. '~ patient + condition')."
         )
-    show = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
     data: Any = args.store
-    with ProgressBar(out=sys.stderr) if show else contextlib.nullcontext():
-        if args.design is not None:
-            if args.voom:
-                data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
-            result = de.fit(
-                data,
-                args.design,
-                contrasts=_contrasts(args.contrast),
-                trend=args.trend,
-                robust=args.robust,
-                treat_lfc=args.treat,
-                fdr=args.fdr,
-                device=args.device,
-            )
-            what = "limma-voom linear model" if args.voom else "limma linear model"
-            default_name: str | None = "de_voom" if args.voom else "de_limma"
-        else:
-            if args.normalize is not None:
-                from .. import normalize
+    if args.design is not None:
+        if args.voom:
+            data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
+        result = de.fit(
+            data,
+            args.design,
+            contrasts=_contrasts(args.contrast),
+            trend=args.trend,
+            robust=args.robust,
+            treat_lfc=args.treat,
+            fdr=args.fdr,
+            device=args.device,
+        )
+        what = "limma-voom linear model" if args.voom else "limma linear model"
+        default_name: str | None = "de_voom" if args.voom else "de_limma"
+    else:
+        if args.normalize is not None:
+            from .. import normalize
 
-                factors = "tmm" if args.normalize == "log_cpm" else None
-                data = normalize(args.store, args.normalize, norm_factors=factors)
-            else:
-                _warn_if_counts(args.store)
-            result = de.test(
-                data,
-                args.groupby,
-                test=args.test,
-                groups=args.groups,
-                reference=args.reference,
-                fdr=args.fdr,
-                nan_policy=args.nan_policy,
-                alternative=args.alternative,
-                paired_by=args.paired_by,
-                tie_correct=args.tie_correct,
-                device=args.device,
-            )
-            what = f"{result.attrs['test']} test of {args.groupby}"
-            default_name = f"de_paired_{args.groupby}" if args.paired_by else None
+            factors = "tmm" if args.normalize == "log_cpm" else None
+            data = normalize(args.store, args.normalize, norm_factors=factors)
+        else:
+            _warn_if_counts(args.store)
+        result = de.test(
+            data,
+            args.groupby,
+            test=args.test,
+            groups=args.groups,
+            reference=args.reference,
+            fdr=args.fdr,
+            nan_policy=args.nan_policy,
+            alternative=args.alternative,
+            paired_by=args.paired_by,
+            tie_correct=args.tie_correct,
+            device=args.device,
+        )
+        what = f"{result.attrs['test']} test of {args.groupby}"
+        default_name = f"de_paired_{args.groupby}" if args.paired_by else None
     elapsed = time.perf_counter() - start
     name = args.name or default_name or f"de_{args.test}_{args.groupby}"
     write_result(args.store, name, result, overwrite=True)
