@@ -462,6 +462,20 @@ def test_bench_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_bench_ae_suite_compares_rates(tmp_path):
+    """cohortex trains two epochs of 90% of the samples and the plain loop one of all: the
+    speed-up is the ratio of samples per second, not of seconds."""
+    out = tmp_path / "bench"
+    assert (
+        main(["bench", "--samples", "300", "--genes", "40", "--only", "ae", "--out", str(out)]) == 0
+    )
+    rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+    mine, plain = rows["cohortex_zarr"], rows["torch_loop"]
+    assert mine["samples_trained"] == 2 * 270 and plain["samples_trained"] == 300
+    assert mine["epoch_samples_per_second"] > 0 and "fraction_of_limit" not in mine
+    assert plain["speedup"] == pytest.approx((540 / mine["seconds"]) / (300 / plain["seconds"]))
+
+
 def test_bench_voom_suite(tmp_path):
     """On a log2 cohort the suite simulates counts of the same shape; R runs where installed."""
     import shutil

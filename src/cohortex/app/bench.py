@@ -825,15 +825,26 @@ def _add_ratios(rows: list[dict], matrix_bytes: int) -> None:
         if r["role"] == "cohortex" and "seconds" in r
     }
     against = {(c.suite, c.name): c.against for c in _CASES if c.against}
+    # training runs a different number of epochs in each case: compare samples per second
+    rates = {
+        (r["device"], r["suite"]): r["samples_trained"] / r["seconds"]
+        for r in rows
+        if r["role"] == "cohortex" and "seconds" in r and "samples_trained" in r
+    }
     for r in rows:
         if "seconds" not in r:
             continue
-        if r["source"] in ("memory", "zarr") and r["suite"] != "ae":
+        streaming = r["source"] in ("memory", "zarr") and r["suite"] != "ae"
+        if streaming:
             r["gbps"] = matrix_bytes / r["seconds"] / 1e9
         limit = limits.get((r["device"], "memory_pass" if r["source"] == "memory" else "zarr_read"))
-        if limit is not None and r["role"] == "cohortex" and r["source"] in ("memory", "zarr"):
+        if limit is not None and r["role"] == "cohortex" and streaming:
             r["fraction_of_limit"] = limit / r["seconds"]
-        if r["role"] == "anchor":
+        if r["role"] == "anchor" and "samples_trained" in r:
+            rate = rates.get((r["device"], r["suite"]))
+            if rate is not None:
+                r["speedup"] = rate / (r["samples_trained"] / r["seconds"])
+        elif r["role"] == "anchor":
             if (r["suite"], r["case"]) in against:
                 reference = by_name.get((r["device"], r["suite"], against[r["suite"], r["case"]]))
             else:
