@@ -11,7 +11,7 @@ from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
-from cohortex import CohortexError, create_cohort, simulate
+from cohortex import CohortexError, create_cohort, open_cohort, simulate
 from cohortex.ae import Autoencoder, enrichment
 from cohortex.simulate import simulate_array
 
@@ -319,3 +319,36 @@ def test_keeping_the_validation_rows_changes_no_weight(tmp_path, monkeypatch):
         assert a["validation_loss"] == pytest.approx(b["validation_loss"], rel=1e-5)
     for a, b in zip(streamed._network.parameters(), kept._network.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_reading_once_chunk_by_chunk_scales_as_the_streamed_route(tmp_path, monkeypatch):
+    """A cohort that fits is filled into the device copy one stored chunk at a time; its
+    scaling (training rows only) and its PCA start equal the streamed route's."""
+    from cohortex.ae import _model
+
+    path = tmp_path / "c.zarr"
+    simulate(path, 300, 40, n_de=4, modules=2, module_size=10, seed=6, chunks=(64, 40))
+    once = Autoencoder((16, 4, 16), max_epochs=1, seed=1, progress=False).fit(path)
+    monkeypatch.setattr(_model, "CACHE_BYTES", 0)
+    streamed = Autoencoder((16, 4, 16), max_epochs=1, seed=1, progress=False).fit(path)
+    x = open_cohort(path)["expression"].values.astype(np.float32)
+    train = np.setdiff1d(np.arange(300), once.validation_index_)
+    assert np.array_equal(once.minimum_, x[train].min(axis=0))
+    assert np.array_equal(once.minimum_, streamed.minimum_)
+    assert np.array_equal(once.span_, streamed.span_)
+    assert once.start_loss_ == pytest.approx(streamed.start_loss_, rel=1e-6)
+    x[7, 3] = np.nan
+    with pytest.raises(CohortexError, match="holds 1 NaN values"):
+        Autoencoder((16, 4, 16), max_epochs=1, progress=False).fit(x)
+
+
+def test_the_cache_budget_follows_the_device(monkeypatch):
+    """A CPU keeps up to CACHE_BYTES; a GPU a sixth of its free memory, never less."""
+    from cohortex.ae import _model
+
+    gib = 1 << 30
+    assert _model.cache_budget(torch.device("cpu")) == _model.CACHE_BYTES == gib
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (120 * gib, 141 * gib))
+    assert _model.cache_budget(torch.device("cuda")) == 20 * gib
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * gib, 16 * gib))
+    assert _model.cache_budget(torch.device("cuda")) == gib

@@ -38,7 +38,7 @@ from .._errors import CohortexError
 from .._progress import progress_bar
 from ._network import ACTIVATIONS, Network
 
-__all__ = ["ACTIVATIONS", "Autoencoder", "baselines"]
+__all__ = ["ACTIVATIONS", "Autoencoder", "baselines", "cache_budget"]
 
 # format 3: the network of ae/_network.py (named layers, optional PCA path); formats 1 and 2
 # (plain sigmoid stacks saved as one nn.Sequential) still load. Since format 2 the checksum
@@ -48,6 +48,10 @@ _FORMATS = ("cohortex-autoencoder-1", "cohortex-autoencoder-2", _FORMAT)
 _CHECKPOINT = "cohortex-autoencoder-checkpoint-1"
 # a cohort up to this size (of the chosen genes, float32) is read once and kept on the device
 CACHE_BYTES = 1 << 30
+# on a GPU, up to this share of its free memory (at least CACHE_BYTES): the kept matrix, the
+# float64 copy of its training rows for the PCA start (twice its size) and the network's
+# working memory must all fit, so a sixth
+GPU_CACHE_SHARE = 1 / 6
 # the PCA start of a cohort in device memory: an eigendecomposition of the gene × gene
 # covariance up to this many genes (embed's exact limit too), a randomized SVD above
 EXACT_PCA_GENES = 4096
@@ -62,6 +66,17 @@ _SETTINGS = (
     "dropout",
     "clip",
 )
+
+
+def cache_budget(device: torch.device) -> int:
+    """Bytes of a cohort (float32) that training keeps on ``device`` instead of re-reading it
+    every epoch: :data:`CACHE_BYTES` on a CPU (the host's memory is shared with everything
+    else), :data:`GPU_CACHE_SHARE` of the free memory on a GPU (at least ``CACHE_BYTES``), where
+    reading chunks from the store would leave the device waiting every epoch."""
+    if device.type != "cuda":
+        return CACHE_BYTES
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(CACHE_BYTES, int(free * GPU_CACHE_SHARE))
 
 
 class Autoencoder:
@@ -282,16 +297,13 @@ class Autoencoder:
         self.validation_index_ = np.sort(order[:n_validation])
         training = np.ones(n_samples, dtype=bool)
         training[self.validation_index_] = False
-        cache_all = n_samples * x.shape[1] * 4 <= CACHE_BYTES
+        budget = cache_budget(self._torch_device())
+        cache_all = n_samples * x.shape[1] * 4 <= budget
         # the validation rows come out of the same read as the scaling (kept if they fit)
-        keep_held = not cache_all and n_validation * x.shape[1] * 4 <= CACHE_BYTES
-        whole = None
-        if cache_all:  # a small cohort is read once: its scaling comes from that copy
-            whole = x.compute()
-            xp = namespace(whole)
-            rows = xp.asarray(training)
-            low, high = whole[rows].min(axis=0), whole[rows].max(axis=0)
-            n_nan, held = xp.isnan(whole).sum(), None
+        keep_held = not cache_all and n_validation * x.shape[1] * 4 <= budget
+        whole, held = None, None
+        if cache_all:  # a cohort that fits is read once: its scaling comes from that copy
+            whole, low, high, n_nan = self._read_whole(x, training)
         else:
             low, high, n_nan, held = dask.compute(
                 x[training].min(axis=0),
@@ -312,8 +324,8 @@ class Autoencoder:
         self._network = self._new_network(len(genes)).to(torch_device)
         self._cache = None
         self._held = None
-        if whole is not None:  # kept on the device
-            self._cache = (x, self._scaled_tensor(whole))
+        if whole is not None:  # kept on the device, scaled where it lies
+            self._cache = (x, self._scale(whole))
         elif keep_held:
             self._held = (x, ~training, self._scaled_tensor(held))
         if self.pca_path:
@@ -439,17 +451,45 @@ class Autoencoder:
         counts = [int(training[a:b].sum()) for a, b in itertools.pairwise(edges)]
         return sum(-(-c // self.batch_size) for c in counts)
 
+    def _read_whole(
+        self, x: da.Array, training: np.ndarray
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, int]:
+        """The cohort as one float32 tensor on the training device, filled chunk by chunk so
+        that the host holds one chunk at a time, with the training rows' minimum and maximum
+        per gene (host arrays of shape (n_genes,)) and the count of NaN values, all from that
+        one read."""
+        device = self._torch_device()
+        whole = torch.empty(x.shape, dtype=torch.float32, device=device)
+        low = torch.full((x.shape[1],), torch.inf, device=device)
+        high = torch.full((x.shape[1],), -torch.inf, device=device)
+        n_nan = torch.zeros((), dtype=torch.int64, device=device)
+        edges = np.cumsum((0, *x.chunks[0]))
+        for a, b in itertools.pairwise(edges):
+            block = whole[a:b]
+            block.copy_(self._device_tensor(x[a:b].compute()))
+            n_nan += torch.isnan(block).sum()
+            rows = torch.as_tensor(training[a:b], device=device)
+            if bool(training[a:b].any()):
+                low = torch.minimum(low, block[rows].amin(dim=0))
+                high = torch.maximum(high, block[rows].amax(dim=0))
+        return whole, low.cpu().numpy(), high.cpu().numpy(), int(n_nan)
+
+    def _device_tensor(self, block: Any) -> torch.Tensor:
+        """Rows read from the cohort (NumPy or CuPy) as float32 on the training device."""
+        device = self._torch_device()
+        if isinstance(block, np.ndarray):
+            return torch.as_tensor(np.asarray(block, dtype=np.float32)).to(device)
+        return torch.from_dlpack(block.astype("float32")).to(device)  # CuPy, through DLPack
+
     def _scaled_tensor(self, block: Any) -> torch.Tensor:
         """Rows read from the cohort (NumPy or CuPy), scaled, as a tensor on the training
         device."""
-        device = self._torch_device()
-        if isinstance(block, np.ndarray):
-            tensor = torch.as_tensor(np.asarray(block, dtype=np.float32)).to(device)
-        else:  # CuPy: handed over through DLPack
-            tensor = torch.from_dlpack(block.astype("float32")).to(device)
-        low = torch.as_tensor(self.minimum_, device=device)
-        span = torch.as_tensor(self.span_, device=device)
-        return tensor.sub_(low).div_(span)
+        return self._scale(self._device_tensor(block))
+
+    def _scale(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (rows on the training device) min–max scaled in place."""
+        low = torch.as_tensor(self.minimum_, device=tensor.device)
+        return tensor.sub_(low).div_(torch.as_tensor(self.span_, device=tensor.device))
 
     def _training_pca(self, x: da.Array, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and principal axes of the scaled training rows, shape (n_genes,) and
