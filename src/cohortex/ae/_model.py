@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -55,6 +56,8 @@ GPU_CACHE_SHARE = 1 / 6
 # the PCA start of a cohort in device memory: an eigendecomposition of the gene × gene
 # covariance up to this many genes (embed's exact limit too), a randomized SVD above
 EXACT_PCA_GENES = 4096
+# rows per float64 block of that covariance
+PCA_BLOCK_ROWS = 2048
 # what a saved model records besides its widths, seed, genes and history
 _SETTINGS = (
     "activation",
@@ -280,16 +283,17 @@ class Autoencoder:
                 f"{checkpoint_every!r}."
             )
         data = as_cohort_matrix(cohort)
-        x = self._rows(data.matrix)
-        n_samples = x.shape[0]
+        n_samples, n_genes = data.matrix.shape
         if n_samples < 4:
             raise CohortexError(f"An autoencoder needs at least 4 samples; got {n_samples}.")
-        genes = np.arange(x.shape[1])
-        if self.n_top_genes is not None and self.n_top_genes < x.shape[1]:
+        genes = np.arange(n_genes)
+        if self.n_top_genes is not None and self.n_top_genes < n_genes:
+            # from the stored chunks (whole rows of every gene would be copied to make them);
             # the variances of device chunks are a device array: the choice is made on the host
-            variance = np.asarray(to_host(da.nanvar(x, axis=0, ddof=1).compute()))
+            stored = dask_on(data.matrix, resolve_device(self.device), (1024, -1))
+            variance = np.asarray(to_host(da.nanvar(stored, axis=0, ddof=1).compute()))
             genes = np.sort(np.argsort(-np.nan_to_num(variance, nan=-1.0))[: self.n_top_genes])
-            x = x[:, genes]
+        x = self._rows(data.matrix, genes if len(genes) < n_genes else None)
         self.genes_ = np.asarray(data.gene_ids)[genes]
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(n_samples)
@@ -493,33 +497,82 @@ class Autoencoder:
 
     def _training_pca(self, x: da.Array, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and principal axes of the scaled training rows, shape (n_genes,) and
-        (n_genes, ≤ code width): in device memory by torch (exact up to EXACT_PCA_GENES genes,
-        randomized above), from the chunks by :func:`cohortex.embed.pca`'s own choice."""
-        from ..embed import pca
+        (n_genes, ≤ code width).
 
+        Up to EXACT_PCA_GENES genes: exact, from the float64 covariance summed over blocks of
+        rows (of the kept copy, or read chunk by chunk), so that no float64 copy of the whole
+        training split is made. Above: a randomized SVD, by torch of the kept copy or by
+        :func:`cohortex.embed.pca` from the chunks.
+        """
         rows = np.flatnonzero(training)
         width = min(min(self.hidden), len(rows) - 1, x.shape[1])
-        if self._cache is not None:  # on the training device, in float64
-            train = self._cache[1][torch.as_tensor(rows, device=self._cache[1].device)].double()
-            mean_t = train.mean(dim=0)
-            train -= mean_t
-            if x.shape[1] <= EXACT_PCA_GENES:
-                _, vectors = torch.linalg.eigh(train.T @ train)
-                axes_t = vectors.flip(1)[:, :width]
-            else:
-                generator_state = torch.get_rng_state()
-                torch.manual_seed(self.seed)
-                _, _, axes_t = torch.svd_lowrank(train, q=min(width + 10, *train.shape), niter=4)
-                torch.set_rng_state(generator_state)  # the weights' stream is left as it was
-                axes_t = axes_t[:, :width]
-            return mean_t.cpu().numpy(), axes_t.cpu().numpy()
-        xp = namespace(x)
-        low, span = xp.asarray(self.minimum_), xp.asarray(self.span_)
-        train = (x[rows].astype(np.float64) - low) / span
-        mean = np.asarray(to_host(train.mean(axis=0).compute()), dtype=np.float64)
-        found = pca(train, width, device=resolve_device(self.device), seed=self.seed)
-        axes = found["loadings"].values
-        return mean, np.asarray(to_host(axes), dtype=np.float64)[:, :width]
+        if x.shape[1] <= EXACT_PCA_GENES:
+            return self._exact_pca(self._training_blocks(x, training), x.shape[1], width)
+        if self._cache is None:
+            from ..embed import pca
+
+            xp = namespace(x)
+            low, span = xp.asarray(self.minimum_), xp.asarray(self.span_)
+            train = (x[rows].astype(np.float64) - low) / span
+            mean = np.asarray(to_host(train.mean(axis=0).compute()), dtype=np.float64)
+            found = pca(train, width, device=resolve_device(self.device), seed=self.seed)
+            axes = found["loadings"].values
+            return mean, np.asarray(to_host(axes), dtype=np.float64)[:, :width]
+        cache = self._cache[1]
+        train = cache[torch.as_tensor(rows, device=cache.device)].double()
+        mean_t = train.mean(dim=0)
+        train -= mean_t
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(self.seed)
+        _, _, axes_t = torch.svd_lowrank(train, q=min(width + 10, *train.shape), niter=4)
+        torch.set_rng_state(generator_state)  # the weights' stream is left as it was
+        return mean_t.cpu().numpy(), axes_t[:, :width].cpu().numpy()
+
+    def _training_blocks(self, x: da.Array, training: np.ndarray) -> Iterator[torch.Tensor]:
+        """The scaled training rows, a block at a time, on the training device."""
+        if self._cache is not None:
+            cache = self._cache[1]
+            index = torch.as_tensor(np.flatnonzero(training), device=cache.device)
+            # one buffer for every block: blocks allocated and freed in turn grow the host heap
+            buffer = torch.empty((PCA_BLOCK_ROWS, cache.shape[1]), device=cache.device)
+            for block in index.split(PCA_BLOCK_ROWS):
+                yield torch.index_select(cache, 0, block, out=buffer[: len(block)])
+            return
+        edges = np.cumsum((0, *x.chunks[0]))
+        for a, b in itertools.pairwise(edges):
+            wanted = np.flatnonzero(training[a:b])
+            if len(wanted):
+                block = self._scaled_tensor(x[a:b].compute())
+                yield block[torch.as_tensor(wanted, device=block.device)]
+
+    @staticmethod
+    def _exact_pca(
+        blocks: Iterator[torch.Tensor], n_genes: int, width: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and leading ``width`` axes from float64 sums over blocks of rows, each block
+        shifted by the first block's mean so that the covariance is not the small difference
+        of two large sums."""
+        first = next(blocks)
+        shift = first.double().mean(dim=0)
+        total = torch.zeros(n_genes, dtype=torch.float64, device=first.device)
+        gram = torch.zeros((n_genes, n_genes), dtype=torch.float64, device=first.device)
+        buffer = torch.empty((0, n_genes), dtype=torch.float64, device=first.device)
+        n = 0
+        for block in itertools.chain([first], blocks):
+            if len(block) > len(buffer):  # the float64 copies reuse one buffer
+                buffer = torch.empty(
+                    (len(block), n_genes), dtype=torch.float64, device=block.device
+                )
+            centred = buffer[: len(block)]
+            centred.copy_(block)
+            centred -= shift
+            total += centred.sum(dim=0)
+            gram.addmm_(centred.T, centred)
+            n += len(block)
+        offset = total / n
+        gram -= n * torch.outer(offset, offset)
+        _, vectors = torch.linalg.eigh(gram)
+        return (shift + offset).cpu().numpy(), vectors.flip(1)[:, :width].cpu().numpy()
 
     # ------------------------------------------------------------------------------ using it
 
@@ -866,12 +919,16 @@ class Autoencoder:
                 f"The 'layer' parameter must be between 1 and {len(self.hidden)}; got {layer}."
             )
 
-    def _rows(self, matrix: Any) -> da.Array:
-        """The matrix in chunks of whole rows, on the model's device (decoded on the host)."""
-        return dask_on(matrix, resolve_device(self.device), (1024, -1)).rechunk({1: -1})
+    def _rows(self, matrix: Any, columns: Any = None) -> da.Array:
+        """The matrix (its ``columns`` when given) in chunks of whole rows, on the model's
+        device (decoded on the host). Columns are taken before the chunks are joined into
+        rows, so that only the chosen genes are copied."""
+        x = dask_on(matrix, resolve_device(self.device), (1024, -1))
+        if columns is not None:
+            x = x[:, columns]
+        return x.rechunk({1: -1})
 
     def _align(self, data: Any) -> da.Array:
-        x = self._rows(data.matrix)
         position = {str(g): i for i, g in enumerate(data.gene_ids)}
         missing = [str(g) for g in self.genes_ if str(g) not in position]
         if missing:
@@ -880,7 +937,7 @@ class Autoencoder:
                 + ", ".join(missing[:5])
                 + ")."
             )
-        return x[:, [position[str(g)] for g in self.genes_]]
+        return self._rows(data.matrix, [position[str(g)] for g in self.genes_])
 
     def _batches(
         self, x: da.Array, rows: np.ndarray, rng: np.random.Generator | None, *, shuffle: bool
@@ -1063,13 +1120,11 @@ def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = N
     width = shallow or model.hidden[0]
     deep = model.score()
     x, held_out = model._validation_cache
-    training = ~held_out
-    scaled_train = _scaled_rows(model, x, training)
+    # exact PCA of the scaled training rows, streamed from the chunks as the PCA start is (a
+    # float64 copy of a large cohort's training split would be the demo's peak memory)
+    mean, axes = model._training_pca(x, ~held_out)
     scaled_test = _scaled_rows(model, x, held_out)
-    from sklearn.decomposition import PCA
-
-    pca = PCA(min(latent, *scaled_train.shape)).fit(scaled_train)
-    reconstruction = pca.inverse_transform(pca.transform(scaled_test))
+    reconstruction = (scaled_test - mean) @ axes @ axes.T + mean
     residual = float(((reconstruction - scaled_test) ** 2).sum())
     total = float(((scaled_test - scaled_test.mean(axis=0)) ** 2).sum())
     pca_score = {"mse": residual / scaled_test.size, "variance_explained": 1 - residual / total}
@@ -1105,4 +1160,6 @@ def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = N
 
 def _scaled_rows(model: Autoencoder, x: da.Array, rows: np.ndarray) -> np.ndarray:
     values = np.asarray(to_host(x[np.flatnonzero(rows)].compute()), dtype=np.float64)
-    return (values - model.minimum_) / model.span_
+    values -= model.minimum_  # in place: the rows of a large cohort are copied once
+    values /= model.span_
+    return values
