@@ -36,6 +36,7 @@ from torch import nn
 from .._backend import dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError
+from .._memory import release_free_memory
 from .._progress import progress_bar
 from ._network import ACTIVATIONS, Network
 
@@ -335,6 +336,7 @@ class Autoencoder:
         if self.pca_path:
             mean, axes = self._training_pca(x, training)
             self._network.start_at_pca(mean, axes)
+        release_free_memory()  # what the reading and the PCA start freed, before training
         optimiser = torch.optim.AdamW(
             [p for p in self._network.parameters() if p.requires_grad],
             lr=self.lr,

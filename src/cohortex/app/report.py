@@ -14,6 +14,18 @@ from typing import Any
 __all__ = ["demo_analyses", "write_report"]
 
 
+def _releasing(echo: Any) -> Any:
+    """``echo`` that first hands back the memory freed by the analysis that just ended (each
+    ends by saying what it found), so that the next does not start on top of it."""
+    from .._memory import release_free_memory
+
+    def say(*lines: Any) -> None:
+        release_free_memory()
+        echo(*lines)
+
+    return say
+
+
 def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[str, Any]:
     """Welch, Wilcoxon and moderated-t DE against the planted truth, per-gene Cox models (when
     the cohort has ``time`` and ``event``), cross-validated prediction of the condition, PCA,
@@ -28,6 +40,7 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
     from ..embed import tsne as run_tsne
     from ..store import open_cohort, write_result
 
+    echo = _releasing(echo)
     ds = open_cohort(store)
     truth = ds["is_de"].values.astype(bool)
     report: dict[str, Any] = {"rows": [], "figures": {}, "timings": {}}
