@@ -367,3 +367,25 @@ def test_results_round_trip(tmp_path, small_matrix):
         write_result(path, "../escape", result)
     # results do not disturb the cohort itself
     np.testing.assert_array_equal(open_cohort(path)["expression"].values, x)
+
+
+def test_results_keep_the_order_of_their_variables(tmp_path, small_matrix):
+    """A Zarr group lists its arrays in the file system's order; a result comes back in the
+    order it was written, and a store's attribute that is not a list of names changes
+    nothing."""
+    import json
+
+    x, samples, genes = small_matrix
+    path = tmp_path / "c.zarr"
+    create_cohort(path, x, samples=samples, genes=genes)
+    names = ["zeta", "statistic", "alpha", "pvalue", "mid", "padj", "b", "log2fc", "a"]
+    result = xr.Dataset({n: ("gene", np.arange(17.0) + i) for i, n in enumerate(names)})
+    write_result(path, "r", result.assign_attrs(test="welch"))
+    back = read_result(path, "r")
+    assert list(back.data_vars) == names and back.attrs == {"test": "welch"}
+    meta = path / "results" / "r" / "zarr.json"
+    stored = json.loads(meta.read_text())
+    stored["attributes"]["cohortex_variable_order"] = [{"x": 1}, "pvalue", "gone", 3]
+    meta.write_text(json.dumps(stored))
+    back = read_result(path, "r")
+    assert next(iter(back.data_vars)) == "pvalue" and sorted(back.data_vars) == sorted(names)

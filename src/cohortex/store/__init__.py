@@ -398,6 +398,10 @@ def _append(
     return open_cohort(root)
 
 
+# attribute of a stored result: its variables in the order they were written
+_VARIABLE_ORDER = "cohortex_variable_order"
+
+
 def write_result(path: PathLike, name: str, result: xr.Dataset, *, overwrite: bool = False) -> None:
     """Save a result Dataset inside a cohort store, under ``results/<name>``.
 
@@ -438,6 +442,8 @@ def _write_result(root: Path, name: str, result: xr.Dataset, overwrite: bool) ->
     tmp = results / f".{name}.tmp-{uuid.uuid4().hex}"
     try:
         result = strings_to_object(result)
+        # a Zarr group lists its arrays in the file system's order: keep the result's own
+        result = result.assign_attrs({_VARIABLE_ORDER: [str(v) for v in result.data_vars]})
         with disk_errors(f"writing the result {name!r}"):
             to_zarr_checked(result, tmp)
         replace_dir(tmp, final)
@@ -468,12 +474,18 @@ def read_result(path: PathLike, name: str) -> xr.Dataset:
         )
     with xr.open_zarr(location, consolidated=False) as ds:
         loaded = ds.load()
+    attrs = dict(loaded.attrs)
+    order = attrs.pop(_VARIABLE_ORDER, None)
+    names = list(loaded.data_vars)
+    if isinstance(order, list):  # written by write_result; anything else is left as listed
+        ordered = [n for n in order if isinstance(n, str) and n in loaded.data_vars]
+        names = ordered + [n for n in names if n not in ordered]
     return xr.Dataset(
-        {k: (v.dims, strings_as_object(v.values), v.attrs) for k, v in loaded.data_vars.items()},
+        {k: (loaded[k].dims, strings_as_object(loaded[k].values), loaded[k].attrs) for k in names},
         coords={
             k: (v.dims, strings_as_object(v.values), v.attrs) for k, v in loaded.coords.items()
         },
-        attrs=loaded.attrs,
+        attrs=attrs,
     )
 
 
