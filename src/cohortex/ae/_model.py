@@ -9,9 +9,11 @@ AdamW with warm-up and cosine decay, input dropout, gradient clipping), which on
 samples reconstructs at least as well as PCA of the code's width and better where the
 structure is non-linear (benchmarks/RESULTS.md).
 
-Training streams the cohort: every epoch visits the stored row chunks in a random order, keeps
-each chunk's training samples, shuffles them and feeds mini-batches, so a cohort larger than
-memory trains. The min–max scaling is fitted on the training split only. A validation split
+A cohort that fits the training device's budget (:func:`cache_budget`: 1 GiB on a CPU, a
+sixth of the free memory on a GPU) is read once, chunk by chunk, into one tensor there. A
+larger one is streamed: every epoch visits the stored row chunks in a random order, keeps each
+chunk's training samples, shuffles them and feeds mini-batches, so a cohort larger than memory
+trains. The min–max scaling is fitted on the training split only. A validation split
 (``validation``) gives the held-out loss for early stopping and :meth:`Autoencoder.score`.
 """
 
