@@ -292,35 +292,15 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
 
 def _plain_loop(x: np.ndarray) -> float:
     """Samples per second of one epoch of Dwivedi's network by a plain PyTorch loop over the
-    matrix in device memory (torch's default Adam, no validation), as a user would write it;
-    the CPU where torch sees no GPU (the dry run)."""
-    import itertools
-
+    matrix in device memory (cohortex's bench anchor), after a warm-up epoch on 2,048 rows
+    (cuBLAS's set-up); the CPU where torch sees no GPU (the dry run)."""
     import torch
 
+    from cohortex.app.bench import plain_training_epoch
+
     target = "cuda" if torch.cuda.is_available() else "cpu"
-    data = torch.as_tensor(x, device=target)
-    low, high = data.min(dim=0).values, data.max(dim=0).values
-    data = (data - low) / torch.clamp(high - low, min=1e-12)
-    sizes = [data.shape[1], 512, 512, 512, data.shape[1]]
-    layers: list[torch.nn.Module] = []
-    for a, b in itertools.pairwise(sizes):
-        layers += [torch.nn.Linear(a, b), torch.nn.Sigmoid()]
-    net = torch.nn.Sequential(*layers).to(target)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    for warm in (True, False):  # the first pass pays for cuBLAS's set-up
-        if target == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        order = torch.randperm(data.shape[0], device=target)
-        for batch in (order[:2048] if warm else order).split(256):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(data[batch]), data[batch])
-            loss.backward()
-            optimizer.step()
-        if target == "cuda":
-            torch.cuda.synchronize()
-    return data.shape[0] / (time.perf_counter() - start)
+    plain_training_epoch(x[:2048], target)
+    return x.shape[0] / plain_training_epoch(x, target)
 
 
 def machine(xp: Any, dry_run: bool) -> dict[str, Any]:
