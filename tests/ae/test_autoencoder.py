@@ -337,9 +337,14 @@ def test_reading_once_chunk_by_chunk_scales_as_the_streamed_route(tmp_path, monk
     assert np.array_equal(once.minimum_, streamed.minimum_)
     assert np.array_equal(once.span_, streamed.span_)
     assert once.start_loss_ == pytest.approx(streamed.start_loss_, rel=1e-6)
-    x[7, 3] = np.nan
+    held = int(once.validation_index_[0])
+    for row, count in ((int(train[5]), 1), (held, 2)):  # a training row, then a validation row
+        x[row, 3] = np.nan
+        with pytest.raises(CohortexError, match=f"holds {count} NaN values"):
+            Autoencoder((16, 4, 16), max_epochs=1, seed=1, progress=False).fit(x)
+    x[int(train[5]), 3] = 0.0  # a NaN in a validation row alone is found too
     with pytest.raises(CohortexError, match="holds 1 NaN values"):
-        Autoencoder((16, 4, 16), max_epochs=1, progress=False).fit(x)
+        Autoencoder((16, 4, 16), max_epochs=1, seed=1, progress=False).fit(x)
 
 
 def test_the_cache_budget_follows_the_device(monkeypatch):

@@ -463,24 +463,37 @@ class Autoencoder:
         self, x: da.Array, training: np.ndarray
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, int]:
         """The cohort as one float32 tensor on the training device, filled chunk by chunk so
-        that the host holds one chunk at a time, with the training rows' minimum and maximum
-        per gene (host arrays of shape (n_genes,)) and the count of NaN values, all from that
-        one read."""
+        that the host holds one chunk at a time (the next decompressed in a background thread
+        while the last is copied), with the training rows' minimum and maximum per gene (host
+        arrays of shape (n_genes,)) and the count of NaN values, all from that one read."""
         device = self._torch_device()
         whole = torch.empty(x.shape, dtype=torch.float32, device=device)
         low = torch.full((x.shape[1],), torch.inf, device=device)
         high = torch.full((x.shape[1],), -torch.inf, device=device)
-        n_nan = torch.zeros((), dtype=torch.int64, device=device)
+        nan_seen = torch.zeros((), dtype=torch.bool, device=device)
         edges = np.cumsum((0, *x.chunks[0]))
-        for a, b in itertools.pairwise(edges):
-            block = whole[a:b]
-            block.copy_(self._device_tensor(x[a:b].compute()))
-            n_nan += torch.isnan(block).sum()
-            rows = torch.as_tensor(training[a:b], device=device)
-            if bool(training[a:b].any()):
-                low = torch.minimum(low, block[rows].amin(dim=0))
-                high = torch.maximum(high, block[rows].amax(dim=0))
-        return whole, low.cpu().numpy(), high.cpu().numpy(), int(n_nan)
+
+        def read(c: int) -> Any:
+            return x[edges[c] : edges[c + 1]].compute()
+
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            upcoming = reader.submit(read, 0)
+            for c in range(len(edges) - 1):
+                chunk = upcoming.result()
+                if c + 2 < len(edges):
+                    upcoming = reader.submit(read, c + 1)
+                block = whole[edges[c] : edges[c + 1]]
+                block.copy_(self._device_tensor(chunk))
+                keep = training[edges[c] : edges[c + 1]]
+                if not keep.all():  # validation rows: only their NaN matter
+                    held = torch.as_tensor(np.flatnonzero(~keep), device=device)
+                    nan_seen |= torch.isnan(block[held]).any()
+                if keep.any():  # amin and amax carry a training row's NaN into low and high
+                    rows = block if keep.all() else block[torch.as_tensor(keep, device=device)]
+                    low = torch.minimum(low, rows.amin(dim=0))
+                    high = torch.maximum(high, rows.amax(dim=0))
+        n_nan = int(torch.isnan(whole).sum()) if bool(nan_seen | torch.isnan(low).any()) else 0
+        return whole, low.cpu().numpy(), high.cpu().numpy(), n_nan
 
     def _device_tensor(self, block: Any) -> torch.Tensor:
         """Rows read from the cohort (NumPy or CuPy) as float32 on the training device."""
@@ -1016,7 +1029,7 @@ class Autoencoder:
 
     def _encode(self, batch: torch.Tensor, layer: int) -> torch.Tensor:
         assert self._network is not None
-        return self._network.states_and_output(batch)[0][layer - 1]
+        return self._network.states(batch)[layer - 1]
 
     def _decode(self, state: torch.Tensor, layer: int) -> torch.Tensor:
         assert self._network is not None
@@ -1037,7 +1050,7 @@ class Autoencoder:
         self._network.eval()
         with torch.no_grad():
             for batch in self._batches(x, training, None, shuffle=False):
-                states, _ = self._network.states_and_output(batch)  # one pass, every layer
+                states = self._network.states(batch)  # one pass, every layer, no output
                 for layer, state in enumerate(states, start=1):
                     sums[layer - 1] += state.sum(dim=0, dtype=torch.float64)
                     maxima[layer - 1] = torch.maximum(

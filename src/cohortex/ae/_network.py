@@ -118,15 +118,26 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.states_and_output(x)[1]
 
+    def states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden layer's state, without the output layer (the widest matrix product)."""
+        return self._states_and_output(x, output=False)[0]
+
     def states_and_output(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Every hidden layer's state and the output, in one pass."""
+        states, output = self._states_and_output(x, output=True)
+        assert output is not None
+        return states, output
+
+    def _states_and_output(
+        self, x: torch.Tensor, *, output: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         if not self.pca_path:
             states = []
             state = x
             for i in range(len(self.hidden)):
                 state = self.layers[2 * i : 2 * i + 2](state)
                 states.append(state)
-            return states, self.output(state)
+            return states, self.output(state) if output else None
         centred = x - self.center
         states = []
         state = self.dropout(centred)
@@ -141,10 +152,12 @@ class Network(nn.Module):
         for i in range(len(self.hidden) - self.code - 1):
             state = self.decoder[2 * i : 2 * i + 2](state)
             states.append(state)
-        output = self.center + self.decode_linear(code)
+        if not output:
+            return states, None
+        reconstruction = self.center + self.decode_linear(code)
         if self.out_of_code is not None:
-            output = output + self.out_of_code(state)
-        return states, output
+            reconstruction = reconstruction + self.out_of_code(state)
+        return states, reconstruction
 
     def decode(self, state: torch.Tensor, layer: int, code_mean: torch.Tensor) -> torch.Tensor:
         """The output from states of hidden layer ``layer`` (1-based).
