@@ -196,6 +196,57 @@ def test_saved_model_checksum_covers_dtypes_and_shapes(tmp_path):
         )
 
 
+def test_format_3_files_load_as_networks_without_output_curves(tmp_path):
+    """Format 3 (the PCA-path network before the output curves) records no ``output_curve``."""
+    from cohortex.ae import _model
+
+    x, _, _ = simulate_array(120, 20, modules=1, module_size=8, seed=5)
+    model = Autoencoder((8, 3), output_curve=False, max_epochs=2, progress=False).fit(x)
+    model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    config = json.loads(payload["config"])
+    del config["output_curve"]
+    old = {**payload, "format": "cohortex-autoencoder-3", "config": json.dumps(config)}
+    old["checksum"] = _model._checksum(old, "cohortex-autoencoder-3")
+    torch.save(old, tmp_path / "v3.pt")
+    loaded = Autoencoder.load(tmp_path / "v3.pt")
+    assert loaded.pca_path and not loaded.output_curve
+    np.testing.assert_array_equal(
+        loaded.reconstruct(x)["expression"].values, model.reconstruct(x)["expression"].values
+    )
+
+
+def test_output_curves_bend_each_gene_as_documented():
+    """x̂ = r + s Σⱼ aⱼ (tanh((r − μ)/s − tⱼ) − tanh(−tⱼ)) on the network's reconstruction r
+    before the curves, with s the spread of each gene's PCA reconstruction on the training
+    split; they start flat and are learnt."""
+    from cohortex.ae._network import CURVE_KNOTS
+
+    x, _, _ = simulate_array(400, 40, modules=2, module_size=10, seed=6)
+    model = Autoencoder((16, 4, 16), max_epochs=3, progress=False).fit(x)
+    network = model._network
+    weight = network.curve_weight.detach().numpy().astype(np.float64)
+    assert np.abs(weight).max() > 1e-3  # learnt (they start at zero)
+    training = np.setdiff1d(np.arange(400), model.validation_index_)
+    scaled = (x - model.minimum_) / model.span_
+    pca = PCA(4).fit(scaled[training])
+    spread = (pca.transform(scaled[training]) @ pca.components_).std(axis=0, ddof=1)
+    scale = network.curve_scale.numpy()
+    np.testing.assert_allclose(scale, spread, rtol=1e-3)
+    with torch.no_grad():
+        network.output_curve = False  # the same network without its curves
+        flat = network(torch.as_tensor(scaled, dtype=torch.float32)).numpy().astype(np.float64)
+        network.output_curve = True
+    centre = network.center.numpy()
+    position = (flat - centre) / scale
+    bends = [np.tanh(position - t) - np.tanh(-t) for t in CURVE_KNOTS]
+    expected = flat + scale * sum(weight[:, j] * bend for j, bend in enumerate(bends))
+    found = model.reconstruct(x)["expression"].values  # on the expression scale
+    np.testing.assert_allclose(
+        (found - model.minimum_) / model.span_, expected, rtol=1e-4, atol=1e-5
+    )
+
+
 def test_layer_statistics_equal_the_activations_of_the_training_samples(trained):
     """Mean and maximum of every hidden node (what ``light_up`` starts from) over training."""
     path, _, model = trained
@@ -252,6 +303,13 @@ def test_the_pca_path_starts_as_pca_of_the_training_split(route, monkeypatch):
     mse = ((pca.inverse_transform(pca.transform(scaled[held])) - scaled[held]) ** 2).mean()
     # a randomized SVD (4 power iterations) lands within 0.5% of the exact subspace's error
     assert model.start_loss_ == pytest.approx(mse, rel=5e-3 if "randomized" in route else 1e-5)
+    # the output curves' scale: the spread of each gene's PCA reconstruction on the split
+    spread = (pca.transform(scaled[train]) @ pca.components_).std(axis=0, ddof=1)
+    scale = model._network.curve_scale.numpy()
+    if "randomized" in route:  # its last axes are approximate: genes differ, not the whole
+        assert np.linalg.norm(scale - spread) < 0.05 * np.linalg.norm(spread)
+    else:
+        np.testing.assert_allclose(scale, spread, rtol=1e-4)
     # kept when training does not improve on it: the score is never worse than the start
     assert model.score()["mse"] <= model.start_loss_ * (1 + 1e-6)
 

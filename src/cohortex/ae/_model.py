@@ -4,10 +4,10 @@ After Dwivedi, Tjärnberg, Tegnér & Gustafsson (Nat. Commun. 2020): genes scale
 MSE loss, hidden nodes read by "lighting them up" — one node at its maximum, the others of its
 layer at their training mean — and ranking the genes by the change of the output. Their network
 (three sigmoid layers of 512, Adam at 1e-4) is :meth:`Autoencoder.dwivedi`; the default is
-built around a linear PCA path (``ae/_network.py``) and trained by a current recipe (GELU,
-AdamW with warm-up and cosine decay, input dropout, gradient clipping), which on held-out
-samples reconstructs at least as well as PCA of the code's width and better where the
-structure is non-linear (benchmarks/RESULTS.md).
+built around a linear PCA path with a curve per gene on its output (``ae/_network.py``) and
+trained by a current recipe (GELU, AdamW with warm-up and cosine decay, input dropout, gradient
+clipping), which on held-out samples reconstructs better than PCA of the code's width
+(benchmarks/RESULTS.md).
 
 A cohort that fits the training device's budget (:func:`cache_budget`: 1 GiB on a CPU, a
 sixth of the free memory on a GPU) is read once, chunk by chunk, into one tensor there. A
@@ -44,11 +44,12 @@ from ._network import ACTIVATIONS, Network
 
 __all__ = ["ACTIVATIONS", "Autoencoder", "baselines", "cache_budget"]
 
-# format 3: the network of ae/_network.py (named layers, optional PCA path); formats 1 and 2
-# (plain sigmoid stacks saved as one nn.Sequential) still load. Since format 2 the checksum
-# covers every tensor's name, dtype and shape; format 1 hashed the bytes alone.
-_FORMAT = "cohortex-autoencoder-3"
-_FORMATS = ("cohortex-autoencoder-1", "cohortex-autoencoder-2", _FORMAT)
+# format 4: the network of ae/_network.py with its optional output curves; format 3 (the same
+# network without them) and formats 1 and 2 (plain sigmoid stacks saved as one nn.Sequential)
+# still load. Since format 2 the checksum covers every tensor's name, dtype and shape; format 1
+# hashed the bytes alone.
+_FORMAT = "cohortex-autoencoder-4"
+_FORMATS = ("cohortex-autoencoder-1", "cohortex-autoencoder-2", "cohortex-autoencoder-3", _FORMAT)
 _CHECKPOINT = "cohortex-autoencoder-checkpoint-1"
 # a cohort up to this size (of the chosen genes, float32) is read once and kept on the device
 CACHE_BYTES = 1 << 30
@@ -61,10 +62,15 @@ GPU_CACHE_SHARE = 1 / 6
 EXACT_PCA_GENES = 4096
 # rows per float64 block of that covariance
 PCA_BLOCK_ROWS = 2048
+# the output curves' learning rate over the network's: five weights per gene, each fitted from
+# every sample, learn fastest at about 1e-2 (3e-3 was slower to the same held-out loss, 3e-2 no
+# better; the simulator at k = 4 … 64)
+CURVE_LR_FACTOR = 30
 # what a saved model records besides its widths, seed, genes and history
 _SETTINGS = (
     "activation",
     "pca_path",
+    "output_curve",
     "lr",
     "weight_decay",
     "schedule",
@@ -100,6 +106,12 @@ class Autoencoder:
         (``z = Vᵀ(x − μ) + f(x)``, ``x̂ = μ + W z + g(z)``, see ``ae/_network.py``): training
         starts from PCA's reconstruction, and early stopping keeps it when the non-linear
         layers add nothing on the validation split. False gives the plain stack of Dwivedi et al.
+    output_curve : bool, default True
+        With the PCA path, pass each gene's reconstruction through a curve of its own (five
+        weights, starting flat; see ``ae/_network.py``), learnt at ``CURVE_LR_FACTOR`` times
+        ``lr`` without weight decay: genes that saturate along their module's factor, which a
+        linear code needs several components for and a dense decoder overfits, are bent per
+        gene.
     lr : float, default 3e-4
         Peak learning rate of AdamW (better held out than 1e-3 at every code width measured).
     weight_decay : float, default 1e-4
@@ -151,6 +163,7 @@ class Autoencoder:
         *,
         activation: str = "gelu",
         pca_path: bool = True,
+        output_curve: bool = True,
         lr: float = 3e-4,
         weight_decay: float = 1e-4,
         schedule: str = "cosine",
@@ -208,6 +221,7 @@ class Autoencoder:
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.pca_path = bool(pca_path)
+        self.output_curve = bool(output_curve)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.schedule = schedule
@@ -237,6 +251,7 @@ class Autoencoder:
             "hidden": (512, 512, 512),
             "activation": "sigmoid",
             "pca_path": False,
+            "output_curve": False,
             "lr": 1e-4,
             "weight_decay": 0.0,
             "schedule": "constant",
@@ -336,13 +351,16 @@ class Autoencoder:
         elif keep_held:
             self._held = (x, ~training, self._scaled_tensor(held))
         if self.pca_path:
-            mean, axes = self._training_pca(x, training)
-            self._network.start_at_pca(mean, axes)
+            self._network.start_at_pca(*self._training_pca(x, training))
         release_free_memory()  # what the reading and the PCA start freed, before training
+        curves = [self._network.curve_weight] if self._network.output_curve else []
+        layers = [p for p in self._network.parameters() if all(p is not c for c in curves)]
+        groups = [{"params": layers, "lr_factor": 1.0, "weight_decay": self.weight_decay}]
+        if curves:
+            groups.append({"params": curves, "lr_factor": CURVE_LR_FACTOR, "weight_decay": 0.0})
         optimiser = torch.optim.AdamW(
-            [p for p in self._network.parameters() if p.requires_grad],
+            groups,
             lr=self.lr,
-            weight_decay=self.weight_decay,
             # one kernel over all parameters instead of a loop of small ops: the step was a
             # quarter of a CPU epoch of the 3 × 512 network, a twentieth with it
             fused=True,
@@ -380,8 +398,9 @@ class Autoencoder:
             running = torch.zeros((), dtype=torch.float64, device=torch_device)
             count = 0
             for batch in self._batches(x, training, rng, shuffle=True):
+                rate = self._learning_rate(step, total_steps)
                 for group in optimiser.param_groups:
-                    group["lr"] = self._learning_rate(step, total_steps)
+                    group["lr"] = rate * group["lr_factor"]
                 optimiser.zero_grad()
                 with self._autocast():
                     loss = loss_function(self._network(batch), batch)
@@ -435,7 +454,12 @@ class Autoencoder:
 
     def _new_network(self, n_genes: int) -> Network:
         return Network(
-            n_genes, self.hidden, self.activation, pca_path=self.pca_path, dropout=self.dropout
+            n_genes,
+            self.hidden,
+            self.activation,
+            pca_path=self.pca_path,
+            dropout=self.dropout,
+            output_curve=self.output_curve,
         )
 
     def _state_copy(self) -> dict[str, torch.Tensor]:
@@ -512,9 +536,11 @@ class Autoencoder:
         low = torch.as_tensor(self.minimum_, device=tensor.device)
         return tensor.sub_(low).div_(torch.as_tensor(self.span_, device=tensor.device))
 
-    def _training_pca(self, x: da.Array, training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and principal axes of the scaled training rows, shape (n_genes,) and
-        (n_genes, ≤ code width).
+    def _training_pca(
+        self, x: da.Array, training: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, principal axes and the variance along each, of the scaled training rows:
+        shapes (n_genes,), (n_genes, ≤ code width) and (≤ code width,).
 
         Up to EXACT_PCA_GENES genes: exact, from the float64 covariance summed over blocks of
         rows (of the kept copy, or read chunk by chunk), so that no float64 copy of the whole
@@ -533,17 +559,19 @@ class Autoencoder:
             train = (x[rows].astype(np.float64) - low) / span
             mean = np.asarray(to_host(train.mean(axis=0).compute()), dtype=np.float64)
             found = pca(train, width, device=resolve_device(self.device), seed=self.seed)
-            axes = found["loadings"].values
-            return mean, np.asarray(to_host(axes), dtype=np.float64)[:, :width]
+            axes = np.asarray(to_host(found["loadings"].values), dtype=np.float64)[:, :width]
+            variances = np.asarray(to_host(found["explained_variance"].values), dtype=np.float64)
+            return mean, axes, variances[:width]
         cache = self._cache[1]
         train = cache[torch.as_tensor(rows, device=cache.device)].double()
         mean_t = train.mean(dim=0)
         train -= mean_t
         generator_state = torch.get_rng_state()
         torch.manual_seed(self.seed)
-        _, _, axes_t = torch.svd_lowrank(train, q=min(width + 10, *train.shape), niter=4)
+        _, values_t, axes_t = torch.svd_lowrank(train, q=min(width + 10, *train.shape), niter=4)
         torch.set_rng_state(generator_state)  # the weights' stream is left as it was
-        return mean_t.cpu().numpy(), axes_t[:, :width].cpu().numpy()
+        variances_t = values_t[:width] ** 2 / max(len(rows) - 1, 1)
+        return mean_t.cpu().numpy(), axes_t[:, :width].cpu().numpy(), variances_t.cpu().numpy()
 
     def _training_blocks(self, x: da.Array, training: np.ndarray) -> Iterator[torch.Tensor]:
         """The scaled training rows, a block at a time, on the training device."""
@@ -565,10 +593,10 @@ class Autoencoder:
     @staticmethod
     def _exact_pca(
         blocks: Iterator[torch.Tensor], n_genes: int, width: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and leading ``width`` axes from float64 sums over blocks of rows, each block
-        shifted by the first block's mean so that the covariance is not the small difference
-        of two large sums."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, leading ``width`` axes and the variances along them from float64 sums over
+        blocks of rows, each block shifted by the first block's mean so that the covariance is
+        not the small difference of two large sums."""
         first = next(blocks)
         shift = first.double().mean(dim=0)
         total = torch.zeros(n_genes, dtype=torch.float64, device=first.device)
@@ -588,8 +616,13 @@ class Autoencoder:
             n += len(block)
         offset = total / n
         gram -= n * torch.outer(offset, offset)
-        _, vectors = torch.linalg.eigh(gram)
-        return (shift + offset).cpu().numpy(), vectors.flip(1)[:, :width].cpu().numpy()
+        values, vectors = torch.linalg.eigh(gram)
+        variances = values.flip(0)[:width] / max(n - 1, 1)
+        return (
+            (shift + offset).cpu().numpy(),
+            vectors.flip(1)[:, :width].cpu().numpy(),
+            variances.cpu().numpy(),
+        )
 
     # ------------------------------------------------------------------------------ using it
 
@@ -670,7 +703,8 @@ class Autoencoder:
 
         Every node of the layer is set to its training mean, then one node at a time to its
         training maximum; the output (on the [0, 1] gene scale) minus the output at the means
-        is that node's change per gene.
+        is that node's change per gene. With ``output_curve`` the output is read before the
+        genes' curves (see :meth:`~cohortex.ae._network.Network.decode`).
         """
         self._check_fitted()
         self._check_layer(layer)
@@ -812,7 +846,9 @@ class Autoencoder:
                 raise ValueError("its checksum does not match: the file was altered")
             config = json.loads(payload["config"])
             settings = {k: config[k] for k in _SETTINGS if k in config}
-            if payload["format"] != _FORMAT:  # formats 1 and 2: plain stacks, one Sequential
+            if payload["format"] == "cohortex-autoencoder-3":  # before the output curves
+                settings["output_curve"] = False
+            elif payload["format"] != _FORMAT:  # formats 1 and 2: plain stacks, one Sequential
                 settings["pca_path"] = False
                 payload["state"] = _renamed_plain_state(payload["state"], len(config["hidden"]))
             model = cls(tuple(config["hidden"]), seed=config["seed"], device=device, **settings)
@@ -1139,7 +1175,7 @@ def baselines(cohort: CohortLike, model: Autoencoder, *, shallow: int | None = N
     x, held_out = model._validation_cache
     # exact PCA of the scaled training rows, streamed from the chunks as the PCA start is (a
     # float64 copy of a large cohort's training split would be the demo's peak memory)
-    mean, axes = model._training_pca(x, ~held_out)
+    mean, axes, _ = model._training_pca(x, ~held_out)
     scaled_test = _scaled_rows(model, x, held_out)
     reconstruction = (scaled_test - mean) @ axes @ axes.T + mean
     residual = float(((reconstruction - scaled_test) ** 2).sum())
