@@ -13,8 +13,10 @@ A cohort that fits the training device's budget (:func:`cache_budget`: 1 GiB on 
 sixth of the free memory on a GPU) is read once, chunk by chunk, into one tensor there. A
 larger one is streamed: every epoch visits the stored row chunks in a random order, keeps each
 chunk's training samples, shuffles them and feeds mini-batches, so a cohort larger than memory
-trains. The min–max scaling is fitted on the training split only. A validation split
-(``validation``) gives the held-out loss for early stopping and :meth:`Autoencoder.score`.
+trains; the next chunk is decompressed by a thread and, on a GPU, copied from page-locked
+memory on a stream of its own while the current one trains. The min–max scaling is fitted on
+the training split only. A validation split (``validation``) gives the held-out loss for early
+stopping and :meth:`Autoencoder.score`.
 """
 
 from __future__ import annotations
@@ -999,8 +1001,9 @@ class Autoencoder:
         """Scaled float32 tensors of ``batch_size`` samples, chunk by stored chunk.
 
         The next chunk is read (decompressed, in a background thread) while the batches of the
-        current one are used. NumPy chunks are copied to the training device once; CuPy chunks
-        are handed to torch through DLPack, without a trip through the host.
+        current one are used. NumPy chunks are copied to a GPU once, from page-locked memory on
+        a copy stream of their own; CuPy chunks are handed to torch through DLPack, without a
+        trip through the host.
         """
         device = self._torch_device()
         held = getattr(self, "_held", None)
@@ -1031,20 +1034,37 @@ class Autoencoder:
                     wanted = wanted[rng.permutation(len(wanted))]
                 plan.append((int(c), wanted))
 
-        def read(c: int) -> Any:
-            return x[edges[c] : edges[c + 1]].compute()
+        # on a GPU, host chunks are copied on a stream of their own, issued by the reading
+        # thread as soon as a chunk is decompressed: the copy of the next chunk overlaps the
+        # training on this one instead of queueing behind it
+        copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+        def read(c: int) -> tuple[Any, Any]:
+            block = x[edges[c] : edges[c + 1]].compute()
+            if copy_stream is None or not isinstance(block, np.ndarray):
+                return block, None
+            pinned = torch.as_tensor(np.asarray(block, dtype=np.float32)).pin_memory()
+            with torch.cuda.stream(copy_stream):
+                on_device = pinned.to(device, non_blocking=True)
+                copied = torch.cuda.Event()
+                copied.record(copy_stream)
+            return on_device, copied
 
         with ThreadPoolExecutor(max_workers=1) as reader:
             upcoming = reader.submit(read, plan[0][0]) if plan else None
             for position, (_, wanted) in enumerate(plan):
                 assert upcoming is not None
-                block = upcoming.result()
+                block, copied = upcoming.result()
                 if position + 1 < len(plan):
                     upcoming = reader.submit(read, plan[position + 1][0])
-                if isinstance(block, np.ndarray):
+                if copied is not None:  # on the device, once the copy stream gets there
+                    training_stream = torch.cuda.current_stream(device)
+                    training_stream.wait_event(copied)
+                    # its memory came from the copy stream: not reused while this one reads it
+                    block.record_stream(training_stream)
+                    tensor = block
+                elif isinstance(block, np.ndarray):
                     tensor = torch.as_tensor(np.asarray(block, dtype=np.float32))
-                    if device.type == "cuda":  # page-locked: the copy to the GPU runs async
-                        tensor = tensor.pin_memory().to(device, non_blocking=True)
                 else:  # a CuPy chunk
                     tensor = torch.from_dlpack(block.astype("float32")).to(device)
                 # the gather copies (never the caller's array); scaling works in that copy
