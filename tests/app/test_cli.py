@@ -232,6 +232,16 @@ def test_de_command(tmp_path, capsys):
     untied = read_result(store, "untied")
     direct = de.test(store, "condition", test="wilcoxon", tie_correct=False)
     np.testing.assert_array_equal(untied["pvalue"].values, direct["pvalue"].values)
+    # two groups each against the rest: both directions are saved, one is printed
+    capsys.readouterr()
+    assert main(["de", str(store), "--groupby", "condition", "--top", "4"]) == 0
+    printed = capsys.readouterr().out
+    both = read_result(store, "de_welch_condition")
+    assert list(both["contrast"].values) == ["normal_vs_tumor", "tumor_vs_normal"]
+    assert "normal_vs_tumor (tumor_vs_normal is its mirror image, also saved)" in printed
+    shown = de.top(both.isel(contrast=[0]), 4)["gene"].tolist()
+    assert all(printed.count(f" {gene} ") == 1 for gene in shown)
+    assert " tumor_vs_normal " not in printed
     assert main(["de", str(store), "--groupby", "cond"]) == 2
     assert "Sample variables: condition" in capsys.readouterr().err
 

@@ -865,8 +865,28 @@ def _de(args: argparse.Namespace) -> None:
         + (f" and {args.out}" if args.out else "")
     )
     if args.top > 0 and ("log2fc" in result or "coefficient" in result):
+        shown = result
+        mirrored = _mirrored_contrasts(result)
+        if mirrored is not None:  # two groups each against the rest: one table says it all
+            shown = result.isel(contrast=[0])
+            print(f"top genes of {mirrored[0]} ({mirrored[1]} is its mirror image, also saved):")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
-            print(de.top(result, args.top).to_string(index=False, float_format="%.4g"))
+            print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
+
+
+def _mirrored_contrasts(result: Any) -> tuple[str, str] | None:
+    """The two contrast names when they are one comparison both ways (a against b, b against
+    a), else None."""
+    if "contrast" not in result.dims or result.sizes["contrast"] != 2:
+        return None
+    if "group" not in result.coords or "reference" not in result.coords:
+        return None
+    group = [str(g) for g in result["group"].values]
+    reference = [str(r) for r in result["reference"].values]
+    if group != reference[::-1] or group[0] == group[1]:
+        return None
+    names = [str(c) for c in result["contrast"].values]
+    return names[0], names[1]
 
 
 def _survival(args: argparse.Namespace) -> None:
