@@ -138,7 +138,7 @@ class Network(nn.Module):
             self.decode_linear.weight.copy_(weight)
             self.encode_linear.weight.copy_(weight.T)
             if self.output_curve:
-                spread = np.sqrt(np.clip(axes**2 @ np.clip(variances, 0, None), 0, None))
+                spread = np.sqrt(axes**2 @ np.clip(variances, 0, None))
                 # a gene PCA leaves flat keeps a finite scale: its curve input stays near 0
                 spread = np.where(spread > 1e-6, spread, 1.0)
                 self.curve_scale.copy_(torch.as_tensor(spread, dtype=torch.float32))
