@@ -8,12 +8,17 @@ Two cohorts:
 - scanpy's ``pbmc68k_reduced`` (700 cells × 765 genes, log-normalised ``raw``), a real cohort
   that ships with the package.
 
-For each code width k ∈ {4, 16, 32, 64} and seeds 0, 1, 2: the held-out variance explained by
-PCA(k) fitted on the training split, the plain one-layer autoencoder ``(k,)`` (no PCA path),
-cohortex's default ``Autoencoder((256, k, 256))`` and Dwivedi et al.'s recipe on the same
-widths (``Autoencoder.dwivedi(hidden=(256, k, 256))``), all on the same split and [0, 1]
-scaling. On the simulator the "signal" column is the most any reconstruction can explain
-without predicting the noise: 1 − Σ noise variance / Σ held-out variance (from the simulator's
+For each code width k ∈ {4, 16, 32, 64} and seeds 0, 1, 2, a tenth of the samples (chosen by
+the seed) is set aside as the test split, which no model sees: not its weights, its scaling,
+its PCA start, nor its early stopping (the autoencoders hold out a validation tenth of the
+rest for that). On the test split: the variance explained by PCA(k) fitted on all the other
+samples, the plain one-layer autoencoder ``(k,)`` (no PCA path), cohortex's default
+``Autoencoder((256, k, 256))`` and Dwivedi et al.'s recipe on the same widths
+(``Autoencoder.dwivedi(hidden=(256, k, 256))``), all on the same [0, 1] scaling (each model's,
+from the same training split: the same seed splits the same way);
+``deep_validation`` is the default model's score on the validation split that chose its epoch.
+On the simulator the "signal" column is the most any reconstruction can explain without
+predicting the noise: 1 − Σ noise variance / Σ test variance (from the simulator's
 ``noise_sd``). Then, at k = 16, how well each planted module is recovered: the best AUROC over
 nodes of the module's genes against the others, by |light-up change| of every hidden layer of
 the deep model, and by |loading| of PCA's components.
@@ -48,12 +53,23 @@ from cohortex.ae import Autoencoder
 WIDTHS = (4, 16, 32, 64)
 
 
-def _held_out(model: Autoencoder, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's training and validation rows, scaled as the model scales them."""
-    held = model.validation_index_
-    train = np.setdiff1d(np.arange(len(x)), held)
-    scaled = (x - model.minimum_) / model.span_
-    return scaled[train], scaled[held]
+def _test_rows(n_samples: int, seed: int) -> np.ndarray:
+    """A tenth of the samples, chosen by ``seed``: the test split no model sees."""
+    chosen = np.random.default_rng(1000 + seed).choice(n_samples, n_samples // 10, replace=False)
+    test = np.zeros(n_samples, bool)
+    test[chosen] = True
+    return test
+
+
+def _subset(cohort, rows: np.ndarray):
+    """The cohort's samples at ``rows`` (a lazy selection of a store; a copy of an array)."""
+    if isinstance(cohort, str | Path):
+        return cohortex.open_cohort(cohort).isel(sample=np.flatnonzero(rows))
+    return cohort[rows]
+
+
+def _scaled(model: Autoencoder, x: np.ndarray) -> np.ndarray:
+    return (x - model.minimum_) / model.span_
 
 
 def _explained(reconstruction: np.ndarray, target: np.ndarray) -> float:
@@ -72,36 +88,40 @@ def compare(
     rows = []
     for k in widths:
         for seed in range(seeds):
+            test = _test_rows(len(x), seed)
+            fit_on, test_on = _subset(cohort, ~test), _subset(cohort, test)
             start = time.perf_counter()
-            deep = Autoencoder((256, k, 256), seed=seed, progress=False).fit(cohort)
+            deep = Autoencoder((256, k, 256), seed=seed, progress=False).fit(fit_on)
             deep_seconds = time.perf_counter() - start
-            train, held = _held_out(deep, x)
-            pca = PCA(k, svd_solver="full").fit(train)  # exact, as the PCA start
+            held = _scaled(deep, x[test])
+            pca = PCA(k, svd_solver="full").fit(_scaled(deep, x[~test]))  # exact, as the PCA start
             row = {
                 "k": k,
                 "seed": seed,
                 "pca": _explained(pca.inverse_transform(pca.transform(held)), held),
-                "deep": deep.score()["variance_explained"],
+                "deep": deep.score(test_on)["variance_explained"],
+                "deep_validation": deep.score()["variance_explained"],
                 "deep_epochs": len(deep.history_),
                 "deep_seconds": deep_seconds,
             }
             if baselines:
                 shallow = Autoencoder((k,), pca_path=False, dropout=0.0, seed=seed, progress=False)
-                row["shallow"] = shallow.fit(cohort).score()["variance_explained"]
+                row["shallow"] = shallow.fit(fit_on).score(test_on)["variance_explained"]
                 dwivedi = Autoencoder.dwivedi(hidden=(256, k, 256), seed=seed, progress=False)
-                row["dwivedi"] = dwivedi.fit(cohort).score()["variance_explained"]
+                row["dwivedi"] = dwivedi.fit(fit_on).score(test_on)["variance_explained"]
             if noise_sd is not None:
                 noise = ((noise_sd / deep.span_) ** 2).sum() * (len(held) - 1)
                 row["signal"] = float(1 - noise / ((held - held.mean(axis=0)) ** 2).sum())
-            rows.append(row)
             print(json.dumps({key: round(v, 4) for key, v in row.items()}), flush=True)
+            row["validation_loss"] = [h["validation_loss"] for h in deep.history_]
+            rows.append(row)
     return rows
 
 
 def modules(cohort, x: np.ndarray, module: np.ndarray, seed: int = 0) -> dict:
     """Best AUROC per planted module: deep light-up per layer, PCA loadings."""
     deep = Autoencoder((256, 16, 256), seed=seed, progress=False).fit(cohort)
-    train, _ = _held_out(deep, x)
+    train = np.delete(_scaled(deep, x), deep.validation_index_, axis=0)  # as the PCA start
     loadings = np.abs(PCA(16, svd_solver="full").fit(train).components_)
     found: dict[str, list[float]] = {"pca loadings": []}
     changes = {
