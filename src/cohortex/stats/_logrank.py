@@ -21,7 +21,7 @@ import numpy as np
 from .._backend import namespace
 from ._cox import RiskSets, group_sums, risk_sums
 
-__all__ = ["high_expression", "logrank_block"]
+__all__ = ["high_expression", "logrank_block", "logrank_columns"]
 
 
 def high_expression(x: Any, quantile: float) -> Any:
@@ -87,3 +87,44 @@ def logrank_block(high: Any, valid: Any, risk: RiskSets) -> dict[str, Any]:
         "chisq": xp.where(variance > 0, chisq, xp.nan),
         "n_high": xp.sum(in_high, axis=0),
     }
+
+
+def logrank_columns(
+    block: Any, risk: RiskSets, quantile: float, *, compiled: bool = True
+) -> dict[str, Any]:
+    """The log-rank test of every gene of ``block``: high (above ``quantile``) against the rest.
+
+    Parameters
+    ----------
+    block : array of shape (n_samples, n_genes)
+        Expression in the samples' own order; NaN leaves a sample out of that gene's test.
+    risk : RiskSets
+    quantile : float
+    compiled : bool, default True
+        On the CPU, the compiled twin (:mod:`cohortex.stats._cpu.logrank`): a selection per
+        gene and one pass over the samples instead of a sort and about ten (samples × genes)
+        temporaries.
+
+    Returns
+    -------
+    dict of arrays of shape (n_genes,)
+        As :func:`logrank_block`, with ``events`` and ``n_valid`` (of the samples tested).
+    """
+    xp = namespace(block)
+    if compiled and xp is np:
+        from ._cpu.logrank import logrank_compiled  # numba: CPU only
+
+        return logrank_compiled(
+            block,
+            risk.order,
+            risk.event,
+            np.asarray([start for start, _ in risk.strata], dtype=np.int64),
+            risk.stops,
+            quantile,
+        )
+    x = xp.asarray(block, dtype=xp.float64)[xp.asarray(risk.order)]
+    valid = ~xp.isnan(x)
+    columns = logrank_block(high_expression(x, quantile), valid, risk)
+    columns["events"] = xp.sum(xp.asarray(risk.event)[:, None] * valid, axis=0)
+    columns["n_valid"] = xp.sum(valid, axis=0).astype(xp.float64)
+    return columns

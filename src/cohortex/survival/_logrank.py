@@ -13,7 +13,7 @@ from .._backend import namespace, resolve_device
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._cox import RiskSets
-from ..stats._logrank import high_expression, logrank_block
+from ..stats._logrank import logrank_columns
 from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks
 from ._outcome import Outcome
@@ -71,7 +71,10 @@ def logrank(
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: a log-rank test has nothing to compare.")
     risk = RiskSets.build(outcome.time, outcome.event, outcome.strata)
-    columns = map_gene_blocks(data.matrix, on, 12, _test_block, risk, quantile)
+    # the compiled CPU twin holds a transposed copy of its block; the xp body about twelve
+    # float64 temporaries
+    per_gene = 2 if on == "cpu" else 12
+    columns = map_gene_blocks(data.matrix, on, per_gene, logrank_columns, risk, quantile)
     xp = namespace(columns["chisq"])
     with np.errstate(divide="ignore", invalid="ignore"):
         observed_low = columns["events"] - columns["observed"]
@@ -100,13 +103,3 @@ def logrank(
     )
     keep_on_device = namespace(data.matrix) is not np and not isinstance(data.matrix, da.Array)
     return result if keep_on_device else to_host_dataset(result)
-
-
-def _test_block(block: Any, risk: RiskSets, quantile: float) -> dict[str, Any]:
-    xp = namespace(block)
-    x = xp.asarray(block, dtype=xp.float64)[xp.asarray(risk.order)]
-    valid = ~xp.isnan(x)
-    columns = logrank_block(high_expression(x, quantile), valid, risk)
-    columns["events"] = xp.sum(xp.asarray(risk.event)[:, None] * valid, axis=0)
-    columns["n_valid"] = xp.sum(valid, axis=0).astype(xp.float64)
-    return columns
