@@ -108,7 +108,7 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     """Every public entry point with a GPU path, GPU against CPU."""
     import xarray as xr
 
-    from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca
+    from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, survival
     from cohortex._backend import to_device
     from cohortex.ae import Autoencoder
     from cohortex.simulate import simulate_array
@@ -177,6 +177,17 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     cases["pca 4, streaming from the store"] = lambda: (
         pca(store, 4, method="streaming", device="gpu")[wanted],
         pca(store, 4, method="streaming", device="cpu")[wanted],
+    )
+    draws = np.random.default_rng(4)
+    event_time, censor_time = draws.exponential(5.0, n_samples), draws.exponential(10.0, n_samples)
+    time_, event = np.minimum(event_time, censor_time), (event_time <= censor_time).astype(int)
+    cases["survival.cox (Efron), in device memory"] = lambda: (
+        survival.cox(xp.asarray(x), time_, event, device="gpu"),
+        survival.cox(x, time_, event, device="cpu"),
+    )
+    cases["survival.logrank, from the store (CPU: its compiled twin)"] = lambda: (
+        survival.logrank(store, time_, event, device="gpu"),
+        survival.logrank(store, time_, event, device="cpu"),
     )
 
     def autoencoder() -> tuple[Any, Any]:
