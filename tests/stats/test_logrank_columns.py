@@ -34,6 +34,9 @@ def test_compiled_columns_equal_the_xp_body(dtype, tied, strata, missing, quanti
     for name, expected in body.items():
         np.testing.assert_allclose(compiled[name], expected, rtol=1e-12, atol=1e-12, err_msg=name)
     assert np.isnan(compiled["chisq"][4])
+    swapped = logrank_columns(x.astype(x.dtype.newbyteorder()), risk, quantile)  # big-endian
+    for name, expected in compiled.items():
+        np.testing.assert_array_equal(swapped[name], expected, err_msg=name)
     # the high group is above NumPy's (type-7) quantile of the gene's values; ties go low
     for g in range(genes):
         values = x[~np.isnan(x[:, g]), g].astype(np.float64)

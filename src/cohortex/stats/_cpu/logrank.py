@@ -200,7 +200,7 @@ def logrank_compiled(
         the variance is 0), ``n_high``, ``n_valid`` and ``events`` (of the samples tested).
     """
     x = np.ascontiguousarray(block)
-    if x.dtype not in (np.float32, np.float64):
+    if x.dtype not in (np.float32, np.float64) or not x.dtype.isnative:  # numba takes neither
         x = x.astype(np.float64)
     n_genes = x.shape[1]
     threshold = np.empty(n_genes)
