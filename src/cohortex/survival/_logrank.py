@@ -71,8 +71,8 @@ def logrank(
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: a log-rank test has nothing to compare.")
     risk = RiskSets.build(outcome.time, outcome.event, outcome.strata)
-    # the compiled CPU twin holds a transposed copy of its block; the xp body about twelve
-    # float64 temporaries
+    # the compiled CPU twin holds nothing of the block's size but a converted copy of it where
+    # the dtype needs one; the xp body about twelve float64 temporaries
     per_gene = 2 if on == "cpu" else 12
     columns = map_gene_blocks(data.matrix, on, per_gene, logrank_columns, risk, quantile)
     xp = namespace(columns["chisq"])

@@ -18,7 +18,7 @@ __all__ = ["logrank_compiled", "select"]
 
 
 # genes whose values are gathered together: each row of the block is read a cache line at a
-# time (a transposed copy of the block cost as much as the selections)
+# time (a transposed copy of the block took longer than all the selections)
 TILE = 16
 
 
