@@ -734,6 +734,7 @@ def test_warmup_and_the_notice_of_a_slow_first_run(capsys):
     assert main(["warmup"]) == 0
     printed = capsys.readouterr().out
     assert "wilcoxon  float32  ready in" in printed and "cached on disk" in printed
+    assert "log-rank  float32  ready in" in printed
     with slow_start_notice("compiling, once", after=0.05):
         time.sleep(0.3)
     assert "compiling, once" in capsys.readouterr().err

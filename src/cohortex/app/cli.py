@@ -539,8 +539,8 @@ def _parser() -> argparse.ArgumentParser:
 
     warmup = commands.add_parser(
         "warmup",
-        help="compile the CPU loops now (the first t-test and Wilcoxon after installation "
-        "would otherwise do it)",
+        help="compile the CPU loops now (the first t-test, Wilcoxon, Cox model and log-rank "
+        "test after installation would otherwise do it)",
     )
     warmup.set_defaults(run=_warmup)
 
@@ -1365,6 +1365,14 @@ def _warmup(args: argparse.Namespace) -> None:
             de.test(values, labels, test=test, device="cpu")
             seconds = time.perf_counter() - start
             print(f"{test:9s} {np.dtype(dtype).name:8s} ready in {seconds:.1f} s")
+    from .. import survival
+
+    values = rng.normal(size=(12, 4)).astype(np.float32)  # what stores hold
+    time_, event = rng.exponential(size=12), np.tile([0, 1, 1], 4)
+    for name, model in (("cox", survival.cox), ("log-rank", survival.logrank)):
+        start = time.perf_counter()
+        model(values, time_, event, device="cpu")
+        print(f"{name:9s} float32  ready in {time.perf_counter() - start:.1f} s")
     print("the compiled loops are cached on disk: later runs load them")
 
 
