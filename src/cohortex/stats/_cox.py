@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import namespace
+from .._backend import namespace, to_host
 from .._errors import CohortexError
 
 __all__ = [
@@ -279,8 +279,10 @@ def cox_newton(
     halving = xp.zeros(n_genes, dtype=bool)
     stuck = ~_usable(information)  # a constant variable or no event: nothing to fit
     for iteration in range(1, max_iterations + 1):
-        new_loglik, new_score, new_information = cox_terms(variables, valid, candidate, risk, efron)
         running = ~fit.converged & ~stuck
+        new_loglik, new_score, new_information = _running_terms(
+            running, fit, variables, valid, candidate, risk, efron
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             done = running & ~halving & (xp.abs(1.0 - fit.loglik / new_loglik) <= eps)
         # a step so long that exp(η) underflows in a risk set counts as worse: halve it
@@ -304,6 +306,33 @@ def cox_newton(
             xp.where(improved[:, None], fit.beta + next_step, candidate),
         )
     return fit
+
+
+def _running_terms(
+    running: Any,
+    fit: CoxFit,
+    variables: list[Any],
+    valid: Any,
+    beta: Any,
+    risk: RiskSets,
+    efron: bool,
+) -> tuple[Any, Any, Any]:
+    """:func:`cox_terms` at ``beta`` of the genes still ``running``; the others keep ``fit``'s
+    (no step of theirs is accepted). Most genes converge in two steps and a few take a third:
+    once fewer than half run, only theirs are computed."""
+    xp = namespace(valid)
+    n_genes = valid.shape[1]
+    chosen = np.flatnonzero(np.asarray(to_host(running)))
+    if 2 * chosen.size > n_genes:
+        return cox_terms(variables, valid, beta, risk, efron)
+    loglik, score, information = fit.loglik.copy(), fit.score.copy(), fit.information.copy()
+    if chosen.size:
+        rows = xp.asarray(chosen)
+        own = [v[:, rows] if v.shape[1] == n_genes else v for v in variables]  # not covariates
+        loglik[rows], score[rows], information[rows] = cox_terms(
+            own, valid[:, rows], beta[rows], risk, efron
+        )
+    return loglik, score, information
 
 
 def covariance(information: Any) -> Any:
