@@ -47,3 +47,21 @@ def test_newton_converges_alike_on_both():
     assert fit.converged.all()
     _, score, _ = cox_terms(variables, valid, fit.beta, risk, True, compiled=False)
     np.testing.assert_allclose(score, 0.0, atol=1e-8)  # the xp body's score vanishes there
+
+
+@pytest.mark.parametrize("covariates", [True, False])
+def test_steep_coefficients_whose_risk_sums_are_subnormal(covariates):
+    """Steep coefficients (a separated gene on its way up) make the latest risk sets sum to
+    subnormal numbers or to 0: the kernels divide by them as the xp body does (an inverse
+    would overflow; Python's x/0 would raise) and give it non-finite likelihoods alike."""
+    variables, valid, beta, risk = _problem(22, False, False, False)
+    used = variables if covariates else variables[:1]
+    b = beta[:, : len(used)].copy()
+    b[:, 0] = np.linspace(100.0, 400.0, b.shape[0])  # exp(η − max η) down to e⁻¹⁰⁰⁰ and below
+    compiled = cox_terms(used, valid, b, risk, True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # risk sums of exactly 0 as well
+        body = cox_terms(used, valid, b, risk, True, compiled=False)
+    assert not np.isfinite(body[0]).all()  # the case the kernels once raised on
+    for got, expected in zip(compiled, body, strict=True):
+        assert np.array_equal(np.isfinite(got), np.isfinite(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)

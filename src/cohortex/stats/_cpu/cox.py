@@ -4,9 +4,11 @@
 Why compiled: the ``xp`` body builds ``w``, ``w v`` and ``w v vᵀ`` as (samples × genes) float64
 arrays and takes a cumulative sum of each (about fifteen passes over the block per Newton
 step). Here one pass over the samples, sorted from the latest time, adds each sample into
-per-gene risk-set accumulators (genes along contiguous memory) and, at the last sample of each
-tied time with an event, adds that time's terms — Efron's r/d steps included. A first pass finds
-each gene's largest linear predictor, the shift that keeps ``exp`` finite, as the ``xp`` body.
+per-gene risk-set accumulators and, at the last sample of each tied time with an event, adds
+that time's terms — Efron's r/d steps included. Every update runs along the genes, one sum at a
+time, with masks as selects: the compiler vectorises all but ``exp`` and ``log``. A first pass
+finds each gene's largest linear predictor, the shift that keeps ``exp`` finite, as the ``xp``
+body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,49 @@ __all__ = ["cox_terms_compiled"]
 
 
 @numba.njit(nogil=True, cache=True)
+def _linear_predictor(first, per_gene, shared, coefficients, i, own, eta):  # type: ignore[no-untyped-def]
+    """Sample ``i``'s first variable per gene into ``own`` and ``eta[g]`` = β_g · v;
+    ``coefficients`` is β transposed, (p, n_genes), so that every loop runs along memory."""
+    n_genes = eta.size
+    if per_gene:
+        for g in range(n_genes):
+            own[g] = first[i, g]
+    else:
+        value = first[i, 0]
+        for g in range(n_genes):
+            own[g] = value
+    for g in range(n_genes):
+        eta[g] = coefficients[0, g] * own[g]
+    for k in range(shared.shape[1]):
+        value = shared[i, k]
+        for g in range(n_genes):
+            eta[g] += coefficients[1 + k, g] * value
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate(w, own, shared_row, sum0, sum1, sum2):  # type: ignore[no-untyped-def]
+    """Add one sample's ``w``, ``w v`` and ``w v vᵀ`` (upper triangle) to every gene's sums;
+    ``v`` is the gene's own value, then the covariates shared by all genes."""
+    n_genes = w.size
+    p = 1 + shared_row.size
+    for g in range(n_genes):
+        sum0[g] += w[g]
+        sum1[0, g] += w[g] * own[g]
+        sum2[0, 0, g] += w[g] * own[g] * own[g]
+    for a in range(1, p):
+        value = shared_row[a - 1]
+        for g in range(n_genes):
+            sum1[a, g] += w[g] * value
+            sum2[0, a, g] += w[g] * own[g] * value
+        for b in range(a, p):
+            product = value * shared_row[b - 1]
+            for g in range(n_genes):
+                sum2[a, b, g] += w[g] * product
+
+
+# x/0 is ±inf or NaN, as in the xp body: a step whose exp(η) underflows in a risk set gives a
+# non-finite likelihood there, which Newton–Raphson halves (Python's rule would raise)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _terms(  # type: ignore[no-untyped-def]
     first,
     per_gene,
@@ -35,16 +80,15 @@ def _terms(  # type: ignore[no-untyped-def]
     n, n_genes = valid.shape
     q = shared.shape[1]
     p = 1 + q
-    v = np.empty(p)
+    coefficients = np.ascontiguousarray(beta.T)
+    eta = np.empty(n_genes)
+    own = np.empty(n_genes)
     shift = np.full(n_genes, -np.inf)
     for i in range(n):
+        _linear_predictor(first, per_gene, shared, coefficients, i, own, eta)
         for g in range(n_genes):
-            if valid[i, g]:
-                eta = beta[g, 0] * first[i, g if per_gene else 0]
-                for k in range(q):
-                    eta += beta[g, 1 + k] * shared[i, k]
-                if eta > shift[g]:
-                    shift[g] = eta
+            if valid[i, g] and eta[g] > shift[g]:
+                shift[g] = eta[g]
     for g in range(n_genes):
         if not np.isfinite(shift[g]):
             shift[g] = 0.0
@@ -55,7 +99,14 @@ def _terms(  # type: ignore[no-untyped-def]
     tie1 = np.zeros((p, n_genes))
     tie2 = np.zeros((p, p, n_genes))
     deaths = np.zeros(n_genes)
-    s1 = np.empty(p)
+    w = np.empty(n_genes)
+    # score and information gene-last while summing (the callers' layout is gene-first)
+    score_sums = np.zeros((p, n_genes))
+    information_sums = np.zeros((p, p, n_genes))
+    weight = np.empty(n_genes)
+    fraction = np.empty(n_genes)
+    total = np.empty(n_genes)
+    mean = np.empty((p, n_genes))
     stratum = 0
     group = 0
     for i in range(n):
@@ -64,62 +115,63 @@ def _terms(  # type: ignore[no-untyped-def]
             risk1[:] = 0.0
             risk2[:] = 0.0
             stratum += 1
-        is_event = event[i] > 0
+        _linear_predictor(first, per_gene, shared, coefficients, i, own, eta)
         for g in range(n_genes):
-            if not valid[i, g]:
-                continue
-            v[0] = first[i, g if per_gene else 0]
+            # a select, not a product: exp of a left-out sample may overflow
+            w[g] = np.exp(eta[g] - shift[g]) if valid[i, g] else 0.0
+        _accumulate(w, own, shared[i], risk0, risk1, risk2)
+        if event[i] > 0:
+            _accumulate(w, own, shared[i], tie0, tie1, tie2)
+            for g in range(n_genes):
+                counted = 1.0 if valid[i, g] else 0.0
+                deaths[g] += counted
+                loglik[g] += (eta[g] - shift[g]) * counted
+                score_sums[0, g] += own[g] * counted
             for k in range(q):
-                v[1 + k] = shared[i, k]
-            eta = 0.0
-            for a in range(p):
-                eta += beta[g, a] * v[a]
-            w = np.exp(eta - shift[g])
-            risk0[g] += w
-            for a in range(p):
-                risk1[a, g] += w * v[a]
-                for b in range(a, p):
-                    risk2[a, b, g] += w * v[a] * v[b]
-            if is_event:
-                deaths[g] += 1.0
-                loglik[g] += eta - shift[g]
-                tie0[g] += w
-                for a in range(p):
-                    score[g, a] += v[a]
-                    tie1[a, g] += w * v[a]
-                    for b in range(a, p):
-                        tie2[a, b, g] += w * v[a] * v[b]
+                value = shared[i, k]
+                for g in range(n_genes):
+                    score_sums[1 + k, g] += value * (1.0 if valid[i, g] else 0.0)
         if group < group_stops.size and i == group_stops[group] - 1:
             group += 1
-            for g in range(n_genes):
-                d = deaths[g]
-                if d == 0:
-                    continue
-                rounds = int(d) if efron else 1
-                times = 1.0 if efron else d
-                for r in range(rounds):
-                    f = r / d if efron else 0.0
-                    s0 = risk0[g] - f * tie0[g]
-                    loglik[g] -= times * np.log(s0)
-                    for a in range(p):
-                        s1[a] = (risk1[a, g] - f * tie1[a, g]) / s0
-                        score[g, a] -= times * s1[a]
-                    for a in range(p):
-                        for b in range(a, p):
-                            s2 = (risk2[a, b, g] - f * tie2[a, b, g]) / s0
-                            term = times * (s2 - s1[a] * s1[b])
-                            information[g, a, b] += term
-                            if a != b:
-                                information[g, b, a] += term
-                deaths[g] = 0.0
-                tie0[g] = 0.0
+            rounds = 1
+            if efron:  # the r-th of a gene's d tied events sees its risk set less r/d of theirs
+                for g in range(n_genes):
+                    rounds = max(rounds, int(deaths[g]))
+            for r in range(rounds):
+                for g in range(n_genes):
+                    d = deaths[g]
+                    active = d > r
+                    fraction[g] = r / d if active and efron else 0.0
+                    weight[g] = (1.0 if efron else d) if active else 0.0
+                    # divided by, not multiplied by its inverse: a risk set's sum can be
+                    # subnormal (a steep coefficient), its inverse then overflows
+                    total[g] = risk0[g] - fraction[g] * tie0[g] if active else 1.0
+                    loglik[g] -= weight[g] * np.log(total[g])
                 for a in range(p):
-                    tie1[a, g] = 0.0
+                    for g in range(n_genes):
+                        mean[a, g] = (risk1[a, g] - fraction[g] * tie1[a, g]) / total[g]
+                        score_sums[a, g] -= weight[g] * mean[a, g]
+                for a in range(p):
                     for b in range(a, p):
-                        tie2[a, b, g] = 0.0
+                        for g in range(n_genes):
+                            second = (risk2[a, b, g] - fraction[g] * tie2[a, b, g]) / total[g]
+                            information_sums[a, b, g] += weight[g] * (
+                                second - mean[a, g] * mean[b, g]
+                            )
+            deaths[:] = 0.0
+            tie0[:] = 0.0
+            tie1[:] = 0.0
+            tie2[:] = 0.0
+    for g in range(n_genes):
+        for a in range(p):
+            score[g, a] += score_sums[a, g]
+            for b in range(a, p):
+                information[g, a, b] += information_sums[a, b, g]
+                if a != b:
+                    information[g, b, a] += information_sums[a, b, g]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")  # as _terms
 def _terms_gene_only(  # type: ignore[no-untyped-def]
     x, valid, beta, event, stratum_starts, group_stops, efron, loglik, score, information
 ):
