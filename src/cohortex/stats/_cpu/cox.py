@@ -287,25 +287,9 @@ def cox_terms_compiled(
     loglik = np.zeros(n_genes)
     score = np.zeros((n_genes, p))
     information = np.zeros((n_genes, p, p))
-    if p == 1 and first.shape[1] == n_genes:
-        _terms_gene_only(
-            np.ascontiguousarray(first, dtype=np.float64),
-            np.ascontiguousarray(valid),
-            np.ascontiguousarray(beta, dtype=np.float64),
-            np.ascontiguousarray(event, dtype=np.float64),
-            np.asarray(stratum_starts, dtype=np.int64),
-            np.asarray(group_stops, dtype=np.int64),
-            bool(efron),
-            loglik,
-            score,
-            information,
-        )
-        return loglik, score, information
-    _terms(
-        np.ascontiguousarray(first, dtype=np.float64),
-        first.shape[1] == n_genes,
-        np.ascontiguousarray(shared, dtype=np.float64).reshape(first.shape[0], p - 1),
-        np.ascontiguousarray(valid),
+    values = np.ascontiguousarray(first, dtype=np.float64)
+    masks = np.ascontiguousarray(valid)
+    rest = (
         np.ascontiguousarray(beta, dtype=np.float64),
         np.ascontiguousarray(event, dtype=np.float64),
         np.asarray(stratum_starts, dtype=np.int64),
@@ -315,4 +299,9 @@ def cox_terms_compiled(
         score,
         information,
     )
+    if p == 1 and first.shape[1] == n_genes:
+        _terms_gene_only(values, masks, *rest)
+    else:
+        covariates = np.ascontiguousarray(shared, dtype=np.float64).reshape(first.shape[0], p - 1)
+        _terms(values, first.shape[1] == n_genes, covariates, masks, *rest)
     return loglik, score, information
