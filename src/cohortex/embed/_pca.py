@@ -1,5 +1,6 @@
 """Principal component analysis of a cohort: in memory (scikit-learn, cuML or CuPy) or
-streamed from the store (covariance accumulated over sample chunks, or Dask's randomized SVD).
+streamed from the store (covariance accumulated over sample chunks, or a randomized block
+Krylov SVD).
 
 Method choice (``method="auto"``)
 ---------------------------------
@@ -14,8 +15,9 @@ Method choice (``method="auto"``)
 matrix in float64 (chunk co-moments merged pairwise, as the DE moments are), then takes its
 eigendecomposition; a second pass projects the samples. It is exact (it equals the full SVD) and
 needs O(genes²) memory, so it is used up to :data:`COVARIANCE_MAX_GENES` selected genes; above
-that, ``"streaming"`` runs a randomized SVD (k + 10 columns, 2 power iterations) as six separate
-passes over the centred chunks, holding only (n_samples × (k + 10)) sketches in memory.
+that, ``"streaming"`` runs a randomized block Krylov SVD (blocks of k + 10 columns) in five reads
+of the chunks, about as accurate as scikit-learn's randomized default on expression data and
+holding only the (n_samples × 5 (k + 10)) sketches and their gene blocks in memory.
 ``"exact"`` and ``"randomized"`` load the selected genes into memory and call scikit-learn
 with ``svd_solver="full"`` / ``"randomized"``.
 
