@@ -264,12 +264,18 @@ def _result(
 
 
 def _gene_moments(x: da.Array) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per-gene mean and variance (ddof=1) in one pass, and the number of NaN values."""
+    """Per-gene mean and variance (ddof=1) in one pass, and the number of NaN values.
+
+    The NaN are counted as the values the moments leave out: a second reduction of ``x`` in
+    the same compute read every tile again (its graph fuses the reads into its own tasks),
+    doubling the pass.
+    """
     codes = np.zeros(x.shape[0], dtype=np.int64)
-    moments, nan_count = dask.compute(group_moments(x, codes, 1, omit_nan=False), da.isnan(x).sum())
+    (moments,) = dask.compute(group_moments(x, codes, 1, omit_nan=True))
+    n_nan = x.shape[0] * x.shape[1] - round(float(to_host(moments.count.sum())))
     mean = to_host(moments.mean[0])
     variance = to_host(moments.variance()[0])
-    return mean, variance, int(to_host(nan_count))
+    return mean, variance, n_nan
 
 
 def _select_genes(
