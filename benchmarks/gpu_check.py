@@ -140,6 +140,12 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de.test(xp.asarray(x), labels, test="wilcoxon", reference="a"),
         de.test(x, labels, test="wilcoxon", reference="a", device="cpu"),
     )
+    pairs = np.arange(n_samples) % (n_samples // 2)  # sample i with sample i + n / 2
+    paired_labels = np.where(np.arange(n_samples) < n_samples // 2, "a", "b")
+    cases["de.test wilcoxon signed-rank, paired, in device memory"] = lambda: (
+        de.test(xp.asarray(x), paired_labels, test="wilcoxon", paired_by=pairs),
+        de.test(x, paired_labels, test="wilcoxon", paired_by=pairs, device="cpu"),
+    )
     cases["de.test welch, from the store"] = lambda: (
         de.test(store, "condition", device="gpu"),
         de.test(store, "condition", device="cpu"),

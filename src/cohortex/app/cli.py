@@ -1365,6 +1365,9 @@ def _warmup(args: argparse.Namespace) -> None:
             de.test(values, labels, test=test, device="cpu")
             seconds = time.perf_counter() - start
             print(f"{test:9s} {np.dtype(dtype).name:8s} ready in {seconds:.1f} s")
+    start = time.perf_counter()  # the signed-rank test works on float64 differences
+    de.test(values, labels, test="wilcoxon", paired_by=np.tile(np.arange(6), 2), device="cpu")
+    print(f"signed-rank (paired) ready in {time.perf_counter() - start:.1f} s")
     from .. import survival
 
     values = rng.normal(size=(12, 4)).astype(np.float32)  # what stores hold

@@ -36,38 +36,47 @@ EXACT_MAX_PAIRS = 50  # scipy's "auto": the exact null distribution up to 50 pai
 PERMUTATION_MAX_PAIRS = 13  # with ties or zeros: all 2**n sign flips (≤ 8192) up to 13
 
 
-def signed_rank_sums(d: Any) -> dict[str, Any]:
+def signed_rank_sums(d: Any, *, compiled: bool = True) -> dict[str, Any]:
     """Signed-rank statistics of every gene's paired differences.
 
     Parameters
     ----------
     d : array of shape (n_genes, n_pairs)
         Differences (NumPy or CuPy, float64); NaN for a pair left out.
+    compiled : bool, default True
+        On the CPU, the compiled twin (:mod:`cohortex.stats._cpu.signed_ranks`): one sort
+        and one walk per gene instead of (genes × pairs) rank and tie arrays.
 
     Returns
     -------
     dict of arrays of shape (n_genes,)
         ``w_plus`` (W+), ``n_nonzero``, ``n_pairs`` (non-NaN differences, zeros included),
-        ``tie_term`` (Σ t³ − t over ties of |d|), ``pvalue_two_sided``/``z`` (normal
-        approximation), and ``ranks`` of shape (n_genes, n_pairs) (NaN where left out).
+        ``tie_term`` (Σ t³ − t over ties of |d|), ``z`` (normal approximation), and
+        ``ranks`` of shape (n_genes, n_pairs) (NaN where left out) — from the compiled twin
+        only where the permutation p-values can need them (at most
+        :data:`PERMUTATION_MAX_PAIRS` pairs), None otherwise.
     """
     xp = namespace(d)
-    valid = ~xp.isnan(d)
-    nonzero = valid & (d != 0)
-    ranks, tie_term, n_nonzero = average_ranks(xp.where(nonzero, xp.abs(d), xp.nan))
-    w_plus = xp.sum(xp.where(nonzero & (d > 0), ranks, 0.0), axis=-1)
-    n = n_nonzero
+    if compiled and xp is np:
+        from ._cpu.signed_ranks import signed_rank_sums_compiled  # numba: CPU only
+
+        sums = signed_rank_sums_compiled(d, want_ranks=d.shape[-1] <= PERMUTATION_MAX_PAIRS)
+    else:
+        valid = ~xp.isnan(d)
+        nonzero = valid & (d != 0)
+        ranks, tie_term, n_nonzero = average_ranks(xp.where(nonzero, xp.abs(d), xp.nan))
+        sums = {
+            "w_plus": xp.sum(xp.where(nonzero & (d > 0), ranks, 0.0), axis=-1),
+            "n_nonzero": n_nonzero,
+            "n_pairs": xp.sum(valid, axis=-1).astype(xp.float64),
+            "tie_term": tie_term,
+            "ranks": ranks,
+        }
+    n, tie_term = sums["n_nonzero"], sums["tie_term"]
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = xp.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - tie_term / 2.0) / 24.0)
-        z = (w_plus - n * (n + 1.0) / 4.0) / sigma
-    return {
-        "w_plus": w_plus,
-        "n_nonzero": n_nonzero,
-        "n_pairs": xp.sum(valid, axis=-1).astype(xp.float64),
-        "tie_term": tie_term,
-        "z": z,
-        "ranks": ranks,
-    }
+        sums["z"] = (sums["w_plus"] - n * (n + 1.0) / 4.0) / sigma
+    return sums
 
 
 def signed_rank_pvalues(sums: dict[str, Any], alternative: str) -> Any:
