@@ -472,6 +472,24 @@ def test_bench_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_bench_paired_suite_agrees_with_scipy(tmp_path):
+    """The signed-rank suite: the i-th tumor paired with the i-th normal sample, cohortex in
+    memory and from the store against scipy's wilcoxon of the same differences."""
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "240", "--genes", "90", "--only", "paired"]
+    assert main([*argv, "--out", str(out), "--scipy-genes", "30"]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    rows = {(r["suite"], r["case"]): r for r in report["rows"]}
+    assert {case for suite, case in rows if suite == "paired"} == {
+        "cohortex_memory",
+        "cohortex_zarr",
+        "scipy",
+    }
+    assert rows[("paired", "scipy")]["extrapolated_from_genes"] == 30
+    for case in ("cohortex_memory", "cohortex_zarr"):
+        assert report["agreement"][f"paired {case} cpu"] < 1e-10
+
+
 def test_bench_ae_suite_compares_rates(tmp_path):
     """cohortex trains two epochs of 90% of the samples and the plain loop one of all: the
     speed-up is the ratio of samples per second, not of seconds."""
@@ -563,7 +581,7 @@ def test_bench_genesets_suite(tmp_path):
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (
-        "unknown suite(s) foo; choose from de, wilcoxon, pca, tsne, ae, survival, predict, "
+        "unknown suite(s) foo; choose from de, wilcoxon, paired, pca, tsne, ae, survival, predict, "
         "genesets, voom" in capsys.readouterr().err
     )
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path)]) == 2

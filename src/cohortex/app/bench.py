@@ -9,6 +9,9 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               rapids-singlecell on a GPU.
 ``wilcoxon``  the same with the rank-sum test; scipy ``mannwhitneyu``, scanpy (wilcoxon),
               illico; rapids-singlecell on a GPU.
+``paired``    the Wilcoxon signed-rank test of paired samples (the i-th tumor with the i-th
+              normal sample; the rest left out), in memory and from the store; scipy
+              ``wilcoxon`` of the differences (on ``--scipy-genes`` genes, **extrapolated**).
 ``pca``       50 components from the store, of all genes and of the 2,000 most variable ones;
               scikit-learn ``PCA`` (randomized; full on those 2,000 genes) in memory; cuML on a
               GPU.
@@ -55,11 +58,11 @@ rows marked as extrapolated.
 
 Each case also reports its start-up: the first call of a fresh process, on the small cohort
 (numba's cache load or compilation, imports). ``repeats`` runs every cohortex case that many
-times, each in a fresh process (the median is reported, every run listed). For ``de`` and
-``wilcoxon`` the report gives the agreement of cohortex's p-values with scipy's (float64) on
-the genes scipy ran: the largest relative difference. The scripts ``benchmarks/bench_de.py``,
-``bench_ranks.py``, ``bench_embed.py`` and ``bench_voom.py`` are entry points over
-:func:`run_bench`.
+times, each in a fresh process (the median is reported, every run listed). For ``de``,
+``wilcoxon`` and ``paired`` the report gives the agreement of cohortex's p-values with
+scipy's (float64) on the genes scipy ran: the largest relative difference. The scripts
+``benchmarks/bench_de.py``, ``bench_ranks.py``, ``bench_embed.py`` and ``bench_voom.py`` are
+entry points over :func:`run_bench`.
 """
 
 from __future__ import annotations
@@ -116,6 +119,9 @@ _CASES = [
     Case("wilcoxon", "scanpy", "anchor", "memory", "scanpy", gpu=False),
     Case("wilcoxon", "illico", "anchor", "memory", "illico", gpu=False),
     Case("wilcoxon", "rapids_singlecell", "anchor", "memory", "rapids_singlecell"),
+    Case("paired", "cohortex_memory", "cohortex", "memory"),
+    Case("paired", "cohortex_zarr", "cohortex", "zarr"),
+    Case("paired", "scipy", "anchor", "memory", "scipy", gpu=False),
     Case("pca", "cohortex_zarr", "cohortex", "zarr"),
     Case("pca", "scikit_learn", "anchor", "memory", "sklearn", gpu=False),
     Case("pca", "cuml", "anchor", "memory", "cuml"),
@@ -141,7 +147,18 @@ _CASES = [
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
 ]
-SUITES = ("de", "wilcoxon", "pca", "tsne", "ae", "survival", "predict", "genesets", "voom")
+SUITES = (
+    "de",
+    "wilcoxon",
+    "paired",
+    "pca",
+    "tsne",
+    "ae",
+    "survival",
+    "predict",
+    "genesets",
+    "voom",
+)
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _VOOM_R = r"""
@@ -208,6 +225,21 @@ def _labels(store: str) -> np.ndarray:
     return np.asarray(open_cohort(store)["condition"].values)
 
 
+def _pair_ids(labels: np.ndarray) -> np.ndarray:
+    """Pairs for the paired suite: the i-th tumor with the i-th normal sample, in store order;
+    the samples of the larger group beyond those get ids of their own (left out)."""
+    ids = np.empty(len(labels), dtype=object)
+    for label in ("tumor", "normal"):
+        rows = np.flatnonzero(labels == label)
+        ids[rows] = [f"pair{i}" for i in range(len(rows))]
+    partnered = min(int(np.sum(labels == "tumor")), int(np.sum(labels == "normal")))
+    for row in np.flatnonzero(labels == "tumor")[partnered:]:
+        ids[row] = f"alone{row}"
+    for row in np.flatnonzero(labels == "normal")[partnered:]:
+        ids[row] = f"alone{row}"
+    return ids
+
+
 def _pcs(store: str, scratch: Path) -> np.ndarray:
     """The first 50 principal components of the cohort, computed once per run and cached."""
     path = scratch / "pcs.npy"
@@ -244,8 +276,9 @@ def _time_case(
     from .._backend import to_host
 
     extra: dict[str, Any] = {}
-    labels: Any = _labels(store) if case.suite in ("de", "wilcoxon", "pca") else None
+    labels: Any = _labels(store) if case.suite in ("de", "wilcoxon", "paired", "pca") else None
     test = "welch" if case.suite == "de" else "wilcoxon"
+    pairs = _pair_ids(labels) if case.suite == "paired" else None
     x: Any = _matrix(store, device) if case.source in ("memory", "hvg") else None
     if case.source == "hvg":
         x = x[:, _hvg(store, scratch)]
@@ -257,13 +290,18 @@ def _time_case(
         import dask.array as da
 
         da.from_zarr(str(Path(store) / "expression")).sum(axis=0).compute()
-    elif case.suite in ("de", "wilcoxon") and case.role == "cohortex":
+    elif case.suite in ("de", "wilcoxon", "paired") and case.role == "cohortex":
+        import warnings
+
         from ..de import test as de_test
 
-        if case.source == "memory":
-            result = de_test(x, labels, test=test, reference="normal", device=device)
-        else:
-            result = de_test(store, "condition", test=test, reference="normal", device=device)
+        data = x if case.source == "memory" else store
+        grouping = labels if case.source == "memory" else "condition"
+        with warnings.catch_warnings():  # the samples without a partner, left out
+            warnings.simplefilter("ignore")
+            result = de_test(
+                data, grouping, test=test, reference="normal", paired_by=pairs, device=device
+            )
         p = to_host(result["pvalue"].values)[: min(scipy_genes, result.sizes["gene"])]
         np.save(scratch / f"{case.suite}_{case.name}_{device}_p.npy", p)
     elif case.name == "scipy":
@@ -274,7 +312,12 @@ def _time_case(
         part = x[:, : min(scipy_genes, x.shape[1])].astype(np.float64)
         tumor = labels == "tumor"
         start = time.perf_counter()
-        if test == "welch":
+        if case.suite == "paired":  # the same pairs as cohortex: i-th tumor, i-th normal
+            partnered = min(int(tumor.sum()), int((~tumor).sum()))
+            first = np.flatnonzero(tumor)[:partnered]
+            second = np.flatnonzero(labels == "normal")[:partnered]
+            p = stats.wilcoxon(part[first] - part[second], axis=0).pvalue
+        elif test == "welch":
             p = stats.ttest_ind(part[tumor], part[~tumor], equal_var=False).pvalue
         else:
             p = stats.mannwhitneyu(part[tumor], part[~tumor], method="asymptotic").pvalue
@@ -828,7 +871,7 @@ def run_bench(
 def _agreement(out: Path, suites: tuple[str, ...], devices: tuple[str, ...]) -> dict[str, float]:
     """Largest relative difference of cohortex's p-values from scipy's, per suite and case."""
     found = {}
-    for suite in ("de", "wilcoxon"):
+    for suite in ("de", "wilcoxon", "paired"):
         reference_file = out / f"{suite}_scipy_p.npy"
         if suite not in suites or not reference_file.exists():
             continue
