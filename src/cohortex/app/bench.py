@@ -228,15 +228,11 @@ def _labels(store: str) -> np.ndarray:
 def _pair_ids(labels: np.ndarray) -> np.ndarray:
     """Pairs for the paired suite: the i-th tumor with the i-th normal sample, in store order;
     the samples of the larger group beyond those get ids of their own (left out)."""
-    ids = np.empty(len(labels), dtype=object)
-    for label in ("tumor", "normal"):
-        rows = np.flatnonzero(labels == label)
-        ids[rows] = [f"pair{i}" for i in range(len(rows))]
+    ids = np.asarray([f"alone{row}" for row in range(len(labels))], dtype=object)
     partnered = min(int(np.sum(labels == "tumor")), int(np.sum(labels == "normal")))
-    for row in np.flatnonzero(labels == "tumor")[partnered:]:
-        ids[row] = f"alone{row}"
-    for row in np.flatnonzero(labels == "normal")[partnered:]:
-        ids[row] = f"alone{row}"
+    for label in ("tumor", "normal"):
+        rows = np.flatnonzero(labels == label)[:partnered]
+        ids[rows] = [f"pair{i}" for i in range(partnered)]
     return ids
 
 
