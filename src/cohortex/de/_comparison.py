@@ -90,7 +90,11 @@ class Comparison:
                     f"{duplicated.iloc[0]!r} has several in one group."
                 )
             sides.append(dict(zip(ids, rows, strict=True)))
-        common = sorted(set(sides[0]) & set(sides[1]))
+        # pairs in the order of the group's rows (the statistics do not depend on it): where
+        # the reference rows follow the same order, as in stores sorted by patient, both
+        # gathers are runs of rows (sorted by pair id they were scattered: 17.2 → 8.8 s for
+        # a paired t of 25,000 pairs × 20,000 genes from the store)
+        common = sorted(set(sides[0]) & set(sides[1]), key=sides[0].__getitem__)
         unpaired = len(sides[0]) + len(sides[1]) - 2 * len(common)
         if unpaired:
             warnings.warn(
