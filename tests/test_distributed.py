@@ -58,9 +58,16 @@ def test_linear_model_matches_local(client, store):
     assert remote.attrs["df_prior"] == pytest.approx(local.attrs["df_prior"], rel=1e-12)
 
 
-def test_streaming_pca_matches_local(client, store):
+@pytest.mark.parametrize("path", ["covariance", "randomized"])
+def test_streaming_pca_matches_local(client, store, monkeypatch, path):
+    if path == "randomized":  # the block Krylov path at this width (the policy runs here)
+        import cohortex.embed._pca as pca_module
+
+        monkeypatch.setattr(pca_module, "COVARIANCE_MAX_GENES", 50)
     run = lambda: pca(store, 5, method="streaming")  # noqa: E731
     remote, local = _remote(client, run), _local(run)
+    expected = "randomized-streaming" if path == "randomized" else "covariance"
+    assert remote.attrs["method"] == local.attrs["method"] == expected
     np.testing.assert_allclose(
         remote["explained_variance"], local["explained_variance"], rtol=1e-10
     )

@@ -147,10 +147,12 @@ def _gram_pass(
         ``(x − 1μ')'(x − 1μ') W``.
     """
     xp = namespace(x)
-    weights_cast = weights.astype(dtype)
+    # one key each in the graph, not a copy in every task (a cluster ships tasks)
+    weights_key = dask.delayed(weights.astype(dtype), pure=True)
+    shift_key = None if shift is None else dask.delayed(shift, pure=True)
     rows = x.to_delayed()
     parts = [
-        dask.delayed(gram_part, nout=4)(list(rows[i]), weights_cast, shift, gram)
+        dask.delayed(gram_part, nout=4)(list(rows[i]), weights_key, shift_key, gram)
         for i in range(rows.shape[0])
     ]
     # single-threaded BLAS inside each task: Dask already runs one task per core, and two
