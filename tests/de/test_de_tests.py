@@ -567,6 +567,15 @@ def test_wilcoxon_nan_policies():
     has_nan = np.isnan(x).any(axis=0)
     assert np.all(np.isnan(propagated["pvalue"].values[has_nan]))
     assert not np.any(np.isnan(propagated["pvalue"].values[~has_nan]))
+    # a NaN makes its own side's mean NaN (numpy's mean), not the other side's; the counts
+    # are the samples compared, as the t-tests report them
+    close(propagated["mean_group"], a.mean(axis=0))
+    close(propagated["mean_reference"], b.mean(axis=0))
+    assert np.all(propagated["n_group"].values == len(a))
+    assert np.all(propagated["n_reference"].values == len(b))
+    welch = de.test(x, labels, reference="b")
+    for name in ("mean_group", "mean_reference", "n_group", "n_reference"):
+        close(propagated[name], welch[name])
 
 
 def test_wilcoxon_from_a_store_in_gene_blocks(tmp_path, monkeypatch):

@@ -157,11 +157,12 @@ def test(
     xarray.Dataset
         On ``gene`` (and ``contrast`` for several contrasts): ``statistic``, ``pvalue``,
         ``padj``, ``df``, ``log2fc``, ``mean_group``, ``mean_reference``, ``n_group``,
-        ``n_reference`` (Wilcoxon: ``auroc`` instead of ``df``; ``statistic`` is U of the
-        group). For ANOVA: ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``,
-        ``df_within`` on ``gene`` and ``mean``, ``count`` on ``(group, gene)``. Attributes name
-        the test, grouping, reference, FDR method and fold-change formula. Arrays are NumPy,
-        except for an in-memory CuPy input, whose results stay CuPy.
+        ``n_reference`` (the samples compared; with ``nan_policy="omit"`` those with a value)
+        (Wilcoxon: ``auroc`` instead of ``df``; ``statistic`` is U of the group). For ANOVA:
+        ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``, ``df_within`` on ``gene``
+        and ``mean``, ``count`` on ``(group, gene)``. Attributes name the test, grouping,
+        reference, FDR method and fold-change formula. Arrays are NumPy, except for an
+        in-memory CuPy input, whose results stay CuPy.
     """
     if test not in TESTS:
         raise CohortexError(

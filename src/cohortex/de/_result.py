@@ -29,7 +29,8 @@ def contrast_dataset(
             stacked["mean_expression"] = (
                 n_group * stacked["mean_group"] + n_reference * stacked["mean_reference"]
             ) / (n_group + n_reference)
-        stacked["n_group"] = n_group.astype(xp.int64)  # samples (or pairs) with a value
+        # the samples compared (with nan_policy='omit': those with a value)
+        stacked["n_group"] = n_group.astype(xp.int64)
         stacked["n_reference"] = n_reference.astype(xp.int64)
     order = [
         "statistic",

@@ -245,9 +245,17 @@ def wilcoxon_block(
                 row["linear_group"] = linear_sum[group] / n1
                 row["linear_reference"] = xp.sum(linear_sum[reference], axis=0) / n2
         untestable = (n1 < 1) | (n2 < 1)
-        if not omit_nan:  # a NaN anywhere in the comparison makes the gene's result NaN
-            untestable = untestable | ((nan[group] + xp.sum(nan[reference], axis=0)) > 0)
-        for name in ("u", "pvalue", "log10_pvalue", "u_test", "mean_group", "mean_reference"):
+        if not omit_nan:
+            # as the t-tests: a NaN makes its side's mean and the gene's test NaN, and the
+            # counts are the samples compared, NaN or not
+            nan_group, nan_reference = nan[group], xp.sum(nan[reference], axis=0)
+            untestable = untestable | ((nan_group + nan_reference) > 0)
+            for side, nan_side in (("group", nan_group), ("reference", nan_reference)):
+                for name in (f"mean_{side}", f"linear_{side}"):
+                    if name in row:
+                        row[name] = xp.where(nan_side > 0, xp.nan, row[name])
+            row["n_group"], row["n_reference"] = n1 + nan_group, n2 + nan_reference
+        for name in ("u", "pvalue", "log10_pvalue", "u_test"):
             row[name] = xp.where(untestable, xp.nan, row[name])
         for name, values_ in row.items():
             rows.setdefault(name, []).append(values_)
