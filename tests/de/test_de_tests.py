@@ -230,6 +230,21 @@ def test_groups_of_one_equal_scipy(xp):
         de.test(on, labels, test="welch")
 
 
+def test_groupby_of_fractional_numbers_is_refused():
+    x, labels = two_groups((20, 20), 5, seed=3)
+    age = np.random.default_rng(4).normal(60, 10, len(labels))
+    with pytest.raises(CohortexError, match=r"'groupby' variable 'labels' holds fractional"):
+        de.test(x, age, test="wilcoxon")
+    # whole numbers are group codes
+    codes = (labels == "a").astype(float)
+    expected = stats.ttest_ind(x[codes == 1], x[codes == 0], equal_var=False)
+    close(de.test(x, codes, reference="0.0")["pvalue"], expected.pvalue)
+    # too many groups too small are named ten at a time
+    singles = np.arange(len(labels)).astype(float)
+    with pytest.raises(CohortexError, match=r"\(1 sample\) and 30 more\.$"):
+        de.test(x, singles, test="welch")
+
+
 def test_a_value_left_alone_by_omit_equals_scipy_omit():
     x, labels = two_groups((3, 8), 6, seed=16)
     x[labels == "a", 1] = [np.nan, np.nan, 4.0]  # one value left in group a

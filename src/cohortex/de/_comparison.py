@@ -155,9 +155,13 @@ class Comparison:
             if s < smallest
         ]
         if small:
+            more = f" and {len(small) - 10} more" if len(small) > 10 else ""
             raise CohortexError(
                 "Welch's t needs at least 2 samples in every group (Student's t, ANOVA and "
-                "the Wilcoxon test accept groups of one); too small: " + ", ".join(small) + "."
+                "the Wilcoxon test accept groups of one); too small: "
+                + ", ".join(small[:10])
+                + more
+                + "."
             )
         if test in ("student", "anova") and sizes.sum() <= len(levels):
             name = "Student's t" if test == "student" else "ANOVA"
@@ -224,6 +228,15 @@ def _sample_labels(data: Any, spec: Any, parameter: str) -> tuple[np.ndarray, st
             f"The '{parameter}' labels must have one entry per sample ({n_samples}); got shape "
             f"{labels.shape}."
         )
+    if parameter == "groupby" and labels.dtype.kind == "f":
+        finite = labels[np.isfinite(labels)]
+        if np.any(finite != np.round(finite)):
+            raise CohortexError(
+                f"The 'groupby' variable {name!r} holds fractional numbers "
+                f"({len(np.unique(finite))} distinct values); a test compares groups of "
+                f"samples. Cut it into groups first, or fit it in a linear model "
+                f"(design='~ {name}')."
+            )
     return labels, name
 
 
