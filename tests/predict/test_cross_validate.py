@@ -111,6 +111,8 @@ def test_bad_input():
         predict.cross_validate(x, np.repeat("one", 40))
     with pytest.raises(CohortexError, match="must name a sample variable"):
         predict.cross_validate(x, "status")
+    with pytest.raises(CohortexError, match=r"'target' holds fractional numbers \(40 distinct"):
+        predict.cross_validate(x, np.linspace(0, 1, 40))
 
 
 def test_fit_predicts_another_cohort_by_gene_id(tmp_path):

@@ -325,6 +325,13 @@ def _labels(data: Any, target: Any) -> np.ndarray:
         raise CohortexError(
             f"The 'target' labels must have one entry per sample ({n}); got {values.shape}."
         )
+    if values.dtype.kind == "f":
+        finite = values[np.isfinite(values)]
+        if np.any(finite != np.round(finite)):
+            raise CohortexError(
+                f"The 'target' holds fractional numbers ({len(np.unique(finite))} distinct "
+                "values); predict() classifies samples into classes. Cut it into classes first."
+            )
     labels = pd.Series(values).astype(object)
     missing = labels.isna()
     return np.where(missing, "", labels.astype(str)).astype(str)
