@@ -127,6 +127,13 @@ def test_condition_modules_are_enriched_for_the_de_genes(trained):
     assert found["overlap"].values[0] >= 35  # of 40 module genes; 40 of 160 genes are DE
     assert found["pvalue"].values[0] < 1e-20
     assert (result["node_padj"].values < 0.05).any()
+    # by default a twentieth of the genes; a module of every gene is refused
+    default = model.condition_modules(path, "condition", 2, reference="normal")
+    assert int(default["in_module"].sum()) == len(ds["gene"]) // 20
+    chosen = np.flatnonzero(default["in_module"].values)
+    assert set(chosen) == set(np.argsort(-np.abs(result["score"].values))[: len(chosen)])
+    with pytest.raises(CohortexError, match=r"from 1 to 159 \(a module smaller"):
+        model.condition_modules(path, "condition", 2, top=len(ds["gene"]))
 
 
 def test_enrichment_equals_scipy():

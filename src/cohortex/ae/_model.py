@@ -751,14 +751,16 @@ class Autoencoder:
         *,
         reference: str = "rest",
         q: float = 0.05,
-        top: int = 1000,
+        top: int | None = None,
     ) -> xr.Dataset:
         """Genes driven by the nodes that separate groups.
 
         The layer's activations are tested between groups with :func:`cohortex.de.test`
         (Welch, BH); the nodes with ``padj < q`` are lit up and their changes summed, weighted
         by their t statistic; the ``top`` genes by the absolute score form the module (the sign
-        tells whether a gene goes up or down in the group).
+        tells whether a gene goes up or down in the group). ``top`` defaults to a twentieth of
+        the model's genes, at most 1000 (1000 of 20,000 genes); it must leave genes outside
+        the module.
 
         Returns
         -------
@@ -770,9 +772,14 @@ class Autoencoder:
 
         if not (isinstance(q, int | float) and 0 < q <= 1):
             raise CohortexError(f"The 'q' parameter must be in (0, 1]; got {q!r}.")
-        if not isinstance(top, int | np.integer) or top < 1:
+        self._check_fitted()
+        n_genes = len(self.genes_)
+        if top is None:
+            top = min(1000, max(1, n_genes // 20))
+        if not isinstance(top, int | np.integer) or not 1 <= top < n_genes:
             raise CohortexError(
-                f"The 'top' parameter must be a positive whole number; got {top!r}."
+                f"The 'top' parameter must be a whole number from 1 to {n_genes - 1} (a module "
+                f"smaller than the model's {n_genes} genes); got {top!r}."
             )
         self._check_layer(layer)
         data = as_cohort_matrix(cohort)

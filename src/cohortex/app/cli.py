@@ -496,7 +496,11 @@ def _parser() -> argparse.ArgumentParser:
         "network, the last layer of a dwivedi one)",
     )
     modules.add_argument("--q", type=float, default=0.05, help="BH level of the nodes used")
-    modules.add_argument("--module-size", type=int, default=1000, help="genes in the module")
+    modules.add_argument(
+        "--module-size",
+        type=int,
+        help="genes in the module (default: a twentieth of the model's genes, at most 1000)",
+    )
     modules.add_argument(
         "--model",
         type=Path,
