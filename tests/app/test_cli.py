@@ -360,6 +360,19 @@ def test_pca_and_tsne_commands(tmp_path, capsys):
     assert set(embedded["condition"].values) == {"a", "b", "c"}
 
 
+def test_tsne_with_too_few_samples_stores_nothing(tmp_path, capsys):
+    from cohortex import list_results
+
+    store = tmp_path / "s.zarr"
+    assert main(["simulate", str(store), "--samples", "60", "--genes", "40"]) == 0
+    assert main(["tsne", str(store), "--perplexity", "30"]) == 2
+    assert "needs at least 90 samples" in capsys.readouterr().err
+    assert list_results(store) == []  # no PCA computed and stored for a t-SNE that cannot run
+    assert main(["tsne", str(store), "--perplexity", "-1"]) == 2
+    assert "expected a positive number" in capsys.readouterr().err
+    assert list_results(store) == []
+
+
 def test_ae_commands(tmp_path, capsys):
     from cohortex import read_result
     from cohortex.ae import Autoencoder

@@ -1142,11 +1142,13 @@ def _pca(args: argparse.Namespace) -> None:
 
 def _tsne(args: argparse.Namespace) -> None:
     from ..embed import pca, tsne
+    from ..embed._tsne import check_perplexity
     from ..store import list_results, open_cohort, read_result, write_result
 
     _check_plot(args.plot)
     start = time.perf_counter()
     samples = open_cohort(args.store)["sample"].values
+    check_perplexity(len(samples), args.perplexity)  # before a PCA is computed and stored
     source = None
     if args.source is not None and args.source not in list_results(args.store):
         stored = ", ".join(list_results(args.store)) or "(none)"

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._backend import resolve_device, to_host
+from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from .._optional import require
 from .._progress import progress_bar
@@ -79,10 +80,6 @@ def tsne(
         ``embedding(sample, dim)`` and the sample variables of the input, attrs naming the
         implementation and parameters.
     """
-    if not (isinstance(perplexity, int | float) and np.isfinite(perplexity) and perplexity > 0):
-        raise CohortexError(
-            f"The 'perplexity' parameter of tsne() must be a positive number; got {perplexity!r}."
-        )
     if not isinstance(n_iter, int | np.integer) or n_iter < 1:
         raise CohortexError(
             f"The 'n_iter' parameter of tsne() must be a positive whole number; got {n_iter!r}."
@@ -92,13 +89,7 @@ def tsne(
             f"The 'n_components' parameter of tsne() must be 1, 2 or 3; got {n_components!r}."
         )
     device = resolve_device(device)
-    scores, carried = _scores(data, n_pcs, seed, device)
-    n_samples = scores.shape[0]
-    if n_samples < 3 * perplexity:
-        raise CohortexError(
-            f"t-SNE with perplexity {perplexity:g} needs at least {int(np.ceil(3 * perplexity))} "
-            f"samples (3 × perplexity); got {n_samples}. Lower the perplexity."
-        )
+    scores, carried = _scores(data, n_pcs, seed, device, perplexity)
     if np.isnan(scores).any():
         raise CohortexError(
             f"t-SNE needs complete data; the input holds {int(np.isnan(scores).sum())} NaN values."
@@ -153,13 +144,31 @@ def tsne(
     return result
 
 
-def _scores(data: Any, n_pcs: int, seed: int, device: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """The matrix to embed and the sample variables to carry along."""
+def check_perplexity(n_samples: int, perplexity: float) -> None:
+    """Raise unless ``perplexity`` is a positive number and ``n_samples`` are enough for it
+    (3 × perplexity)."""
+    if not (isinstance(perplexity, int | float) and np.isfinite(perplexity) and perplexity > 0):
+        raise CohortexError(
+            f"The 'perplexity' parameter of tsne() must be a positive number; got {perplexity!r}."
+        )
+    if n_samples < 3 * perplexity:
+        raise CohortexError(
+            f"t-SNE with perplexity {perplexity:g} needs at least {int(np.ceil(3 * perplexity))} "
+            f"samples (3 × perplexity); got {n_samples}. Lower the perplexity."
+        )
+
+
+def _scores(
+    data: Any, n_pcs: int, seed: int, device: str, perplexity: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The matrix to embed and the sample variables to carry along (enough samples checked
+    before a cohort's principal components are computed)."""
     from ._pca import pca
 
     if isinstance(data, str | os.PathLike) or (
         isinstance(data, xr.Dataset) and "expression" in data
     ):
+        check_perplexity(as_cohort_matrix(data).matrix.shape[0], perplexity)
         data = pca(data, n_components=n_pcs, seed=seed, device=device)
     if isinstance(data, xr.Dataset):
         if "scores" not in data:
@@ -171,8 +180,10 @@ def _scores(data: Any, n_pcs: int, seed: int, device: str) -> tuple[np.ndarray, 
         for name in data.data_vars:
             if data[name].dims == ("sample",):
                 carried[str(name)] = np.asarray(data[name].values)
+        check_perplexity(data.sizes["sample"], perplexity)
         return np.asarray(to_host(data["scores"].values), dtype=np.float64), carried
     matrix = np.asarray(to_host(data), dtype=np.float64)
     if matrix.ndim != 2:
         raise CohortexError(f"tsne() needs a 2-D matrix; got shape {matrix.shape}.")
+    check_perplexity(matrix.shape[0], perplexity)
     return matrix, {"sample": np.asarray([f"S{i + 1}" for i in range(matrix.shape[0])], object)}
