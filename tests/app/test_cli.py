@@ -602,7 +602,7 @@ def test_bench_refuses_bad_options(tmp_path, capsys):
 
 
 def test_survival_command(tmp_path, capsys):
-    from cohortex import open_cohort, read_result, simulate, survival
+    from cohortex import list_results, open_cohort, read_result, simulate, survival
 
     store = tmp_path / "s.zarr"
     simulate(store, 300, 40, n_de=4, survival_genes=2, log_hr=1.0, seed=6)
@@ -625,6 +625,10 @@ def test_survival_command(tmp_path, capsys):
     capsys.readouterr()
     assert main([*arguments, "--km", best]) == 2
     assert "--km GENE and --plot FILE go together" in capsys.readouterr().err
+    # an unknown gene fails before the models are fitted and stored
+    assert main([*arguments, "--name", "again", "--km", "NOPE", "--plot", str(plot)]) == 2
+    assert "The gene 'NOPE' is not in the cohort" in capsys.readouterr().err
+    assert "again" not in list_results(store)
 
 
 def test_predict_command(tmp_path, capsys):

@@ -906,6 +906,11 @@ def _survival(args: argparse.Namespace) -> None:
     _check_plot(args.plot)
     if args.test == "logrank" and (args.covariates or args.ties != "efron"):
         raise CohortexError("--covariates and --ties go with --test cox.")
+    curves = None
+    if args.km is not None:  # first: an unknown gene fails before anything is computed or stored
+        curves = survival.kaplan_meier(
+            args.store, args.time, args.event, gene=args.km, quantile=args.quantile
+        )
     start = time.perf_counter()
     if args.test == "cox":
         result = survival.cox(
@@ -949,14 +954,11 @@ def _survival(args: argparse.Namespace) -> None:
         best = table.assign(strength=strength).sort_values(["pvalue", "strength"]).head(args.top)
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(best[columns].to_string(index=False, float_format="%.4g"))
-    if args.km is not None:
+    if curves is not None:
         from matplotlib.figure import Figure
 
         from .. import plot
 
-        curves = survival.kaplan_meier(
-            args.store, args.time, args.event, gene=args.km, quantile=args.quantile
-        )
         ax = plot.km(curves)
         ax.set_title(f"{args.km}: high vs low expression")
         figure = ax.figure
