@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -203,6 +204,19 @@ def test_non_numeric_cell_names_line_and_column(tmp_path):
     ):
         io.import_table(path, tmp_path / "x.zarr", chunks=(3, 3))
     assert list(tmp_path.iterdir()) == [path]  # nothing written, no temporary folder left
+
+
+def test_number_beyond_float32_is_refused_by_name(tmp_path):
+    path = _write(tmp_path, "gene\tA\tB\ng1\t1\t2\ng2\t1e40\t4\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no parser warning on the way to the error
+        with pytest.raises(
+            CohortexError,
+            match=r"within float32's range \(±3.4e38\); found 1 values that are not in this "
+            r"block, the first \(inf\) at sample 0, gene 'g2'",
+        ):
+            io.import_table(path, tmp_path / "x.zarr")
+    assert list(tmp_path.iterdir()) == [path]
 
 
 def test_duplicate_ids(tmp_path):

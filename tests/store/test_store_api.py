@@ -156,9 +156,13 @@ def test_schema_errors(tmp_path, small_matrix):
     y[20, 3] = np.inf
     with pytest.raises(
         CohortexError,
-        match="finite or NaN; found 1 infinite values in this "
-        "block, the first at sample 20, gene 'G4'",
+        match=r"finite or NaN, within float32's range \(±3.4e38\); found 1 values that are "
+        r"not in this block, the first \(inf\) at sample 20, gene 'G4'",
     ):
+        create_cohort(path, y, chunks=(8, 8))
+    y = y.astype(np.float64)
+    y[20, 3] = -1e39  # finite, but not as float32
+    with pytest.raises(CohortexError, match=r"the first \(-1e\+39\) at sample 20, gene 'G4'"):
         create_cohort(path, y, chunks=(8, 8))
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []  # no temporary folder left behind

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import uuid
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -444,7 +445,10 @@ def _parse(
         "usecols": range(first_data_column, n_fields),
     }
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=np.float32, **options)
+        with warnings.catch_warnings():
+            # a number beyond float32's range becomes inf, which the writer refuses by name
+            warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+            frame = pd.read_csv(io.StringIO(text), dtype=np.float32, **options)
     except ValueError:  # pandas' ParserError is one too
         _raise_non_numeric(text, layout, start, first_data_column, options)
         raise CohortexError(

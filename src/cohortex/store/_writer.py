@@ -241,14 +241,16 @@ class BlockChecker:
             raise CohortexError(
                 f"Expression values must be numeric; got a block of dtype {block.dtype}."
             )
-        block = np.ascontiguousarray(block, dtype=np.float32)
+        given = block
+        with np.errstate(over="ignore"):  # beyond float32's range: refused below
+            block = np.ascontiguousarray(given, dtype=np.float32)
         infinite = np.isinf(block)
         if infinite.any():
             r, c = np.argwhere(infinite)[0]
             raise CohortexError(
-                f"Expression values must be finite or NaN; found {int(infinite.sum())} infinite "
-                f"values in this block, the first at sample {row0 + r}, gene "
-                f"{self.gene_ids[col0 + c]!r}."
+                f"Expression values must be finite or NaN, within float32's range (±3.4e38); "
+                f"found {int(infinite.sum())} values that are not in this block, the first "
+                f"({given[r, c]:g}) at sample {row0 + r}, gene {self.gene_ids[col0 + c]!r}."
             )
         if self.scale == "counts" and block.size and np.nanmin(block, initial=0.0) < 0:
             r, c = np.argwhere(block < 0)[0]
