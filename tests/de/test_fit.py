@@ -385,6 +385,9 @@ def test_bad_designs(tmp_path):
     create_cohort(tmp_path / "c.zarr", expression, samples=samples)
     with pytest.raises(CohortexError, match="uses age, which has missing values"):
         de.fit(tmp_path / "c.zarr", "~ condition + age")
+    # a name that is no sample variable is an error, never a name inside cohortex
+    with pytest.raises(CohortexError, match="`n_samples` is not present in the dataset"):
+        de.fit(tmp_path / "c.zarr", "~ condition + n_samples")
     simple = np.column_stack([np.ones(16), np.arange(16.0)])
     with pytest.raises(CohortexError, match="apply to the moderated t"):
         de.fit(x, simple, trend=True, moderate=False)

@@ -372,7 +372,10 @@ def design_matrix(
             }
         )
         try:
-            matrix = formulaic.model_matrix(design, samples, na_action="raise")
+            # the formula sees the sample variables, formulaic's transforms and numpy, not
+            # this function's local names (formulaic's default context is the caller's frame)
+            context = {"np": np, "numpy": np}
+            matrix = formulaic.model_matrix(design, samples, na_action="raise", context=context)
         except Exception as error:  # formulaic raises several types; name the cause
             message = str(error)
             if "null values" in message:
