@@ -456,6 +456,11 @@ def test_paired_wilcoxon_missing_values():
         close(result["pvalue"].values.ravel(), expected.pvalue, rtol=1e-12)
     used = de.test(x, labels, reference="n", test="wilcoxon", paired_by=pairs, nan_policy="omit")
     assert used["n_group"].values.ravel().tolist() == [15, 15, 14, 14, 15, 15] + [16] * 6
+    # propagated: the pairs compared, as the paired t-test reports them
+    kept = de.test(x, labels, reference="n", test="wilcoxon", paired_by=pairs)
+    paired_t = de.test(x, labels, reference="n", paired_by=pairs)
+    assert kept["n_group"].values.ravel().tolist() == [16] * 12
+    close(kept["n_group"], paired_t["n_group"])
 
 
 def test_bad_input(tmp_path):

@@ -85,14 +85,16 @@ def _block(d: Any, omit_nan: bool, alternative: str) -> dict[str, Any]:
     with np.errstate(divide="ignore", invalid="ignore"):
         log10_pvalue = xp.where(pvalue < 1e-300, log_normal / np.log(10.0), xp.log10(pvalue))
     w_plus = xp.where(sums["n_nonzero"] > 0, sums["w_plus"], xp.nan)
+    n_pairs = sums["n_pairs"]
     if not omit_nan:  # a NaN in any pair makes the gene's result NaN, as scipy's "propagate"
         missing = xp.any(xp.isnan(d), axis=-1)
         pvalue = xp.where(missing, xp.nan, pvalue)
         log10_pvalue = xp.where(missing, xp.nan, log10_pvalue)
         w_plus = xp.where(missing, xp.nan, w_plus)
+        n_pairs = xp.where(missing, d.shape[-1], n_pairs)  # the pairs compared, as the t-test
     return {
         "w_plus": w_plus,
         "pvalue": pvalue,
         "log10_pvalue": log10_pvalue,
-        "n_pairs": sums["n_pairs"],
+        "n_pairs": n_pairs,
     }
