@@ -43,7 +43,8 @@ def signed_rank(
     -------
     columns : dict of arrays of shape (n_genes,)
         statistic (W+, the rank sum of the positive differences), pvalue, log2fc,
-        mean_group, mean_reference, n_group and n_reference (the pairs used).
+        mean_group, mean_reference, n_group and n_reference (the pairs compared; with
+        ``omit_nan`` those with both values).
     infinite : array of shape (n_genes,) or None
         Per-gene numbers of ±inf values, when counted.
     """
