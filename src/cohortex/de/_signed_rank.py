@@ -3,16 +3,17 @@ that hold every pair, ranked on their device (``stats/_signed_ranks.py``)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
 from .._backend import namespace
 from ..stats._pvalues import log_normal_two_sided_upper
 from ..stats._signed_ranks import signed_rank_pvalues, signed_rank_sums
-from ._ttest import log2fc, pair_moments
+from ._pairs import pair_columns
+from ._ttest import log2fc
 
 __all__ = ["signed_rank"]
 
@@ -48,16 +49,16 @@ def signed_rank(
     infinite : array of shape (n_genes,) or None
         Per-gene numbers of ±inf values, when counted.
     """
-    n_pairs = group_rows.size
-    first, second = x[group_rows], x[reference_rows]
-    both = pair_moments(first, second, omit_nan, scale, count_infinite)
-    width = max(1, _VALUES_PER_BLOCK // max(n_pairs, 1))
-    differences = (first.astype(np.float64) - second.astype(np.float64)).rechunk({0: -1, 1: width})
-    block_stats = dask.delayed(_block, pure=True)
-    parts = [block_stats(block, omit_nan, alternative) for block in differences.to_delayed()[0]]
-    both, parts = dask.compute(both, parts)
-    xp = namespace(both.count)
-    stacked = {name: xp.concatenate([part[name] for part in parts]) for name in parts[0]}
+    both, stacked = pair_columns(
+        x,
+        group_rows,
+        reference_rows,
+        functools.partial(_block, omit_nan=omit_nan, alternative=alternative),
+        genes_per_block=max(1, _VALUES_PER_BLOCK // max(group_rows.size, 1)),
+        omit_nan=omit_nan,
+        linear=scale == "log1p",
+        count_infinite=count_infinite,
+    )
     a, b = both.select(slice(0, 1)), both.select(slice(1, 2))
     columns = {
         "statistic": stacked["w_plus"],
