@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from cohortex.stats._cpu.signed_ranks import RADIX_MIN_PAIRS
 from cohortex.stats._signed_ranks import PERMUTATION_MAX_PAIRS, signed_rank_sums
 
 
@@ -22,10 +23,13 @@ def _differences(pairs: int, rng: np.random.Generator) -> np.ndarray:
     d[8] = 1.5  # one tie of every pair
     d[9] = np.where(rng.random(pairs) < 0.5, 1.0, -1.0)  # two magnitudes, mixed signs
     d[10, :] = rng.poisson(1.0, pairs) - 1.0  # counts-like: zeros and ties
+    d[11] = rng.choice([-1, 1], pairs) * rng.lognormal(0, 10, pairs)  # every radix digit varies
     return d
 
 
-@pytest.mark.parametrize("pairs", [1, 2, 5, PERMUTATION_MAX_PAIRS, 14, 60, 500])
+@pytest.mark.parametrize(
+    "pairs", [1, 2, 5, PERMUTATION_MAX_PAIRS, 14, 60, 500, RADIX_MIN_PAIRS, 3000]
+)
 def test_compiled_sums_equal_the_xp_body(pairs):
     d = _differences(pairs, np.random.default_rng(pairs))
     compiled = signed_rank_sums(d)

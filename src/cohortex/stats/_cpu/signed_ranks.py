@@ -18,7 +18,39 @@ from typing import Any
 import numba
 import numpy as np
 
+from .radix import scatter
+
 __all__ = ["signed_rank_sums_compiled"]
+
+# Rows of at least this many non-zero differences are sorted by radix (six 11-bit passes);
+# shorter ones by numba's quicksort, for which the radix passes' histograms cost more.
+RADIX_MIN_PAIRS = 512
+
+
+@numba.njit(nogil=True, cache=True)
+def _radix_sort_keys(keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
+    """Sort 64-bit ``keys`` ascending: LSD over six 11-bit digits, one histogram read for all
+    of them; a pass whose digit is the same for every key moves nothing and is skipped.
+
+    ``counts`` is (6, 2048) scratch.
+    """
+    n = keys.shape[0]
+    mask = np.uint64(2047)
+    counts[:, :] = 0
+    for i in range(n):
+        k = keys[i]
+        for p in range(6):
+            counts[p, (k >> np.uint64(11 * p)) & mask] += 1
+    source, target = keys, keys_tmp
+    moved = 0
+    for p in range(6):
+        if counts[p].max() == n:
+            continue
+        scatter(source, target, counts[p], np.uint64(11 * p), mask)
+        source, target = target, source
+        moved += 1
+    if moved % 2 == 1:  # the sorted keys are in the scratch array
+        keys[:] = keys_tmp
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -36,7 +68,11 @@ def _sums(d, w_plus, n_nonzero, n_valid, tie_term, ranks, want_ranks):  # type: 
                 if value != 0.0:  # |d| above, its sign in the lowest bit
                     keys[m] = (magnitudes[g, j] << np.uint64(1)) | np.uint64(value > 0.0)
                     m += 1
-        keys = np.sort(keys[:m])
+        if m >= RADIX_MIN_PAIRS:
+            keys = keys[:m]
+            _radix_sort_keys(keys, np.empty(m, dtype=np.uint64), np.empty((6, 2048), np.int64))
+        else:
+            keys = np.sort(keys[:m])
         positive_ranks, ties = 0.0, 0.0
         start = 0
         while start < m:  # runs of equal |d|: their ranks start + 1 … stop, averaged
