@@ -463,6 +463,39 @@ def test_paired_wilcoxon_missing_values():
     close(kept["n_group"], paired_t["n_group"])
 
 
+@pytest.mark.parametrize("test", ["wilcoxon", "student"])
+def test_paired_tests_from_a_store_in_tiles(tmp_path, monkeypatch, test):
+    """Pairs spread over row tiles, columns of tiles split into tasks and blocks of genes."""
+    import cohortex.de._pairs as pairs_module
+
+    rng = np.random.default_rng(33)
+    n_pairs, genes = 40, 23
+    normal = rng.normal(5, 1, (n_pairs, genes))
+    tumour = normal + rng.normal(np.linspace(-1, 1, genes), 1, (n_pairs, genes))
+    x = np.concatenate([tumour, normal])
+    condition = np.array(["t"] * n_pairs + ["n"] * n_pairs)
+    patient = np.array([f"P{i}" for i in range(n_pairs)] * 2)
+    order = rng.permutation(2 * n_pairs)
+    x, condition, patient = x[order], condition[order], patient[order]
+    samples = pd.DataFrame({"condition": condition, "patient": patient})
+    create_cohort(tmp_path / "p.zarr", x, samples=samples, chunks=(7, 10))
+    monkeypatch.setattr(pairs_module, "TASK_GENES", 4)  # tasks of 4, 4, 2 genes per column
+    monkeypatch.setattr(pairs_module, "VALUES_PER_BLOCK", 3 * n_pairs)  # blocks of 3 genes
+    result = de.test(
+        tmp_path / "p.zarr", "condition", reference="n", paired_by="patient", test=test
+    )
+    stored = x.astype(np.float32).astype(np.float64)
+    first = [np.flatnonzero((condition == "t") & (patient == f"P{i}"))[0] for i in range(n_pairs)]
+    second = [np.flatnonzero((condition == "n") & (patient == f"P{i}"))[0] for i in range(n_pairs)]
+    if test == "wilcoxon":
+        expected = stats.wilcoxon(stored[first], stored[second], axis=0)
+    else:
+        expected = stats.ttest_rel(stored[first], stored[second])
+    close(result["pvalue"].values.ravel(), expected.pvalue, rtol=1e-9)
+    close(result["mean_group"].values.ravel(), stored[first].mean(axis=0))
+    close(result["mean_reference"].values.ravel(), stored[second].mean(axis=0))
+
+
 def test_bad_input(tmp_path):
     x, labels = two_groups((5, 5), 4)
     ds = xr.Dataset(

@@ -14,7 +14,15 @@ import numpy as np
 from .._backend import namespace
 from ..stats._moments import GroupMoments, chunk_moments, merge_moments
 
-__all__ = ["pair_columns"]
+__all__ = ["VALUES_PER_BLOCK", "pair_columns"]
+
+# genes per task at most: a matrix in memory, streamed in tiles 4,096 genes wide, still
+# gives a task to every core
+TASK_GENES = 1024
+
+# float64 values in a block of differences (its genes × every pair): with the signed-rank
+# test's ranks and sort copies, a few tens of MB per task
+VALUES_PER_BLOCK = 2_000_000
 
 
 def pair_columns(
@@ -23,7 +31,6 @@ def pair_columns(
     reference_rows: np.ndarray,
     per_block: Callable[[Any], dict[str, Any]],
     *,
-    genes_per_block: int,
     omit_nan: bool,
     linear: bool,
     count_infinite: bool,
@@ -32,10 +39,10 @@ def pair_columns(
 
     Each column of ``x``'s tiles is one task: it reads the column's tiles once, takes the
     moments of the two sides from each tile (as :func:`cohortex.stats.group_moments` would),
-    and gathers the pairs' rows ``genes_per_block`` genes at a time into float64 differences
-    ``group - reference``, which it passes to ``per_block``. (Dask's row indexing of the two
-    sides, aligned and rechunked into blocks of all pairs, took about half of a signed-rank
-    test from the store.)
+    and gathers the pairs' rows into float64 differences ``group - reference``, as many genes
+    at a time as :data:`VALUES_PER_BLOCK` allows, which it passes to ``per_block``. (Dask's
+    row indexing of the two sides, aligned and rechunked into blocks of all pairs, took about
+    half of a signed-rank test from the store.)
 
     Parameters
     ----------
@@ -46,8 +53,6 @@ def pair_columns(
     per_block : callable
         Takes the differences of a block of genes, an array of shape (n_pairs, block_genes),
         and returns a dict of arrays of shape (..., block_genes) (genes last).
-    genes_per_block : int
-        The widest block handed to ``per_block``.
     omit_nan, linear, count_infinite : bool
         As for :func:`cohortex.stats.chunk_moments`.
 
@@ -69,10 +74,12 @@ def pair_columns(
     # one key in the graph, not a copy in every task (what a cluster would ship)
     plan = dask.delayed((row_edges, codes, locations), pure=True)
     column = dask.delayed(_column, pure=True)
+    genes_per_block = max(1, VALUES_PER_BLOCK // max(group_rows.size, 1))
     tiles = x.to_delayed()
     parts = [
         column(
             list(tiles[:, j]),
+            slice(start, min(start + TASK_GENES, width)),
             plan,
             per_block,
             genes_per_block,
@@ -80,7 +87,8 @@ def pair_columns(
             linear,
             count_infinite,
         )
-        for j in range(tiles.shape[1])
+        for j, width in enumerate(x.chunks[1])
+        for start in range(0, width, TASK_GENES)
     ]
     (parts,) = dask.compute(parts)
     xp = namespace(parts[0][0].count)
@@ -105,6 +113,7 @@ def pair_columns(
 
 def _column(
     tiles: list[Any],
+    genes: slice,
     plan: tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]],
     per_block: Callable[[Any], dict[str, Any]],
     genes_per_block: int,
@@ -112,12 +121,14 @@ def _column(
     linear: bool,
     count_infinite: bool,
 ) -> tuple[GroupMoments, dict[str, Any]]:
-    """One column of tiles: the sides' moments and ``per_block`` of its pairs' differences.
+    """One column of tiles (its ``genes``): the sides' moments and ``per_block`` of its pairs'
+    differences.
 
     ``plan``: the row edges of the tiles, each sample's side (0, 1 or -1: in no pair) and,
     per side, each pair's tile and row in it.
     """
     row_edges, codes, locations = plan
+    tiles = [tile[:, genes] for tile in tiles]
     xp = namespace(tiles[0])
     leaves = [
         chunk_moments(
@@ -144,13 +155,13 @@ def _column(
     n_pairs, n_genes = locations[0][0].size, tiles[0].shape[1]
     blocks: dict[str, list[Any]] = {}
     for start in range(0, n_genes, genes_per_block):
-        genes = slice(start, min(start + genes_per_block, n_genes))
-        width = genes.stop - genes.start
+        block = slice(start, min(start + genes_per_block, n_genes))
+        width = block.stop - block.start
         sides = []
         for per_tile in gathers:
             side = xp.empty((n_pairs, width), dtype=xp.float64)
             for i, pairs, rows in per_tile:
-                side[pairs] = tiles[i][rows, genes]
+                side[pairs] = tiles[i][rows, block]
             sides.append(side)
         for name, values in per_block(sides[0] - sides[1]).items():
             blocks.setdefault(name, []).append(values)

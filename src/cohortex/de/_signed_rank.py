@@ -17,9 +17,6 @@ from ._ttest import log2fc
 
 __all__ = ["signed_rank"]
 
-# float64 values of a block of differences: the block, its ranks and the sort's copies
-_VALUES_PER_BLOCK = 2_000_000
-
 
 def signed_rank(
     x: da.Array,
@@ -54,7 +51,6 @@ def signed_rank(
         group_rows,
         reference_rows,
         functools.partial(_block, omit_nan=omit_nan, alternative=alternative),
-        genes_per_block=max(1, _VALUES_PER_BLOCK // max(group_rows.size, 1)),
         omit_nan=omit_nan,
         linear=scale == "log1p",
         count_infinite=count_infinite,

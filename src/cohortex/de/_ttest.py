@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from .. import fdr as _fdr
 from .._backend import namespace
-from ..stats._moments import GroupMoments, group_moments
+from ..stats._moments import GroupMoments, chunk_moments
 from ..stats._pvalues import f_sf, log_f_sf, log_t_two_sided, log_t_upper, t_two_sided, t_upper
+from ._pairs import pair_columns
 from ._result import contrast_dataset
 
 __all__ = [
     "FOLD_CHANGE_FORMULA",
     "anova",
     "log2fc",
-    "pair_moments",
     "paired_t",
     "t_log10_pvalue",
     "t_pvalue",
@@ -183,16 +183,16 @@ def paired_t(
         Per-gene numbers of ±inf values, when counted.
     """
     xp = namespace(x)
-    first, second = x[group_rows], x[reference_rows]
-    n_pairs = group_rows.size
-    both = pair_moments(first, second, omit_nan, scale, count_infinite)
-    differences = group_moments(
-        first.astype(np.float64) - second.astype(np.float64),
-        np.zeros(n_pairs, dtype=np.int64),
-        1,
+    both, moments = pair_columns(
+        x,
+        group_rows,
+        reference_rows,
+        functools.partial(_difference_moments, omit_nan=omit_nan),
         omit_nan=omit_nan,
+        linear=scale == "log1p",
+        count_infinite=count_infinite,
     )
-    both, differences = dask.compute(both, differences)
+    differences = GroupMoments(moments["count"], moments["mean"], moments["m2"])
     n = differences.count[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = differences.mean[0] / xp.sqrt(differences.variance()[0] / n)
@@ -202,6 +202,12 @@ def paired_t(
     a, b = both.select(slice(0, 1)), both.select(slice(1, 2))
     columns = _t_columns(statistic, df, a, b, (n, n), alternative, scale, pseudocount)
     return columns, both.infinite
+
+
+def _difference_moments(d: Any, omit_nan: bool) -> dict[str, Any]:
+    """Moments of a block of the pairs' differences, of shape (n_pairs, block_genes)."""
+    moments = chunk_moments(d, np.zeros(d.shape[0], dtype=np.int64), 1, omit_nan)
+    return {"count": moments.count, "mean": moments.mean, "m2": moments.m2}
 
 
 def _t_columns(
@@ -226,28 +232,3 @@ def _t_columns(
         "n_group": counts[0],
         "n_reference": counts[1],
     }
-
-
-def pair_moments(
-    first: da.Array, second: da.Array, omit_nan: bool, scale: str, count_infinite: bool
-) -> Any:
-    """Lazy moments of the pairs' two sides, as two groups (for means and fold changes).
-
-    Parameters
-    ----------
-    first, second : dask.array.Array of shape (n_pairs, n_genes)
-        The group's and the reference's sample of each pair.
-
-    Returns
-    -------
-    dask.delayed.Delayed
-        Computes to a :class:`GroupMoments` of shape (2, n_genes).
-    """
-    return group_moments(
-        da.concatenate([first, second]),
-        np.repeat(np.arange(2), first.shape[0]),
-        2,
-        omit_nan=omit_nan,
-        linear=scale == "log1p",
-        count_infinite=count_infinite,
-    )
