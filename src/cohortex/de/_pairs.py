@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 
 from .._backend import namespace
-from ..stats._moments import GroupMoments, chunk_moments, merge_moments
+from ..stats._moments import GroupMoments, chunk_moments, concat_genes, merge_moments
 
 __all__ = ["VALUES_PER_BLOCK", "pair_columns"]
 
@@ -37,12 +37,12 @@ def pair_columns(
 ) -> tuple[GroupMoments, dict[str, Any]]:
     """Both sides' moments and ``per_block`` of the pairs' differences, for every gene.
 
-    Each column of ``x``'s tiles is one task: it reads the column's tiles once, takes the
-    moments of the two sides from each tile (as :func:`cohortex.stats.group_moments` would),
-    and gathers the pairs' rows into float64 differences ``group - reference``, as many genes
-    at a time as :data:`VALUES_PER_BLOCK` allows, which it passes to ``per_block``. (Dask's
-    row indexing of the two sides, aligned and rechunked into blocks of all pairs, took about
-    half of a signed-rank test from the store.)
+    Each column of ``x``'s tiles (at most :data:`TASK_GENES` of its genes) is one task: it
+    takes the moments of the two sides from each tile (as :func:`cohortex.stats.group_moments`
+    would) and gathers the pairs' rows from the tiles into float64 differences
+    ``group - reference``, as many genes at a time as :data:`VALUES_PER_BLOCK` allows, which
+    it passes to ``per_block``. Every tile is read once; Dask's row indexing of the two
+    sides, aligned and rechunked into blocks of all pairs, cost as much as the test itself.
 
     Parameters
     ----------
@@ -92,23 +92,10 @@ def pair_columns(
     ]
     (parts,) = dask.compute(parts)
     xp = namespace(parts[0][0].count)
-    moments = [part[0] for part in parts]
-    linear_mean = infinite = None
-    if linear:
-        linear_mean = xp.concatenate([m.linear_mean for m in moments], axis=1)
-    if count_infinite:
-        infinite = xp.concatenate([m.infinite for m in moments])
-    joined = GroupMoments(
-        xp.concatenate([m.count for m in moments], axis=1),
-        xp.concatenate([m.mean for m in moments], axis=1),
-        xp.concatenate([m.m2 for m in moments], axis=1),
-        linear_mean,
-        infinite,
-    )
     columns = {
         name: xp.concatenate([part[1][name] for part in parts], axis=-1) for name in parts[0][1]
     }
-    return joined, columns
+    return concat_genes([part[0] for part in parts]), columns
 
 
 def _column(

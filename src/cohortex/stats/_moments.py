@@ -36,6 +36,7 @@ __all__ = [
     "SLAB_ELEMENTS",
     "GroupMoments",
     "chunk_moments",
+    "concat_genes",
     "group_moments",
     "merge_moments",
 ]
@@ -277,7 +278,8 @@ def merge_moments(a: GroupMoments, b: GroupMoments) -> GroupMoments:
     return GroupMoments(n, mean, m2, linear, infinite)
 
 
-def _concat_genes(parts: list[GroupMoments]) -> GroupMoments:
+def concat_genes(parts: list[GroupMoments]) -> GroupMoments:
+    """Moments of consecutive blocks of genes, joined along genes."""
     xp = namespace(parts[0].count)
     linear = infinite = None
     if parts[0].linear_mean is not None:
@@ -337,4 +339,4 @@ def group_moments(
             for i in range(blocks.shape[0])
         ]
         per_gene_block.append(tree_reduce(leaves, merge_moments))
-    return dask.delayed(_concat_genes)(per_gene_block)
+    return dask.delayed(concat_genes)(per_gene_block)
