@@ -311,6 +311,24 @@ def test_de_command_paired_and_one_sided(tmp_path, capsys):
     assert "go with --groupby" in capsys.readouterr().err
 
 
+def test_result_names_from_odd_variables_and_bad_names(tmp_path, capsys):
+    import pandas as pd
+
+    from cohortex import create_cohort, list_results
+
+    x = np.random.default_rng(6).normal(5, 1, (20, 30))
+    samples = pd.DataFrame({"tumor stage": ["I"] * 10 + ["II/III"] * 10})
+    store = tmp_path / "s.zarr"
+    create_cohort(store, x, samples=samples)
+    assert main(["de", str(store), "--groupby", "tumor stage", "--top", "0"]) == 0
+    assert list_results(store) == ["de_welch_tumor_stage"]  # a name the store can hold
+    for command in (["de", str(store), "--groupby", "tumor stage"], ["pca", str(store)]):
+        capsys.readouterr()
+        assert main([*command, "--name", "../outside"]) == 2  # refused before any work
+        assert "The 'name' parameter of write_result() must be" in capsys.readouterr().err
+    assert list_results(store) == ["de_welch_tumor_stage"]
+
+
 def test_pca_and_tsne_commands(tmp_path, capsys):
     from cohortex import pca, read_result
 

@@ -245,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     de.add_argument(
         "--name",
+        type=_result_name,
         default=None,
         help="result name (default de_<test>_<groupby>, de_paired_<groupby>, de_limma, de_voom)",
     )
@@ -286,7 +287,9 @@ def _parser() -> argparse.ArgumentParser:
         help="multiple-testing correction across genes",
     )
     surv.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
-    surv.add_argument("--name", default=None, help="result name (default survival_<test>)")
+    surv.add_argument(
+        "--name", type=_result_name, default=None, help="result name (default survival_<test>)"
+    )
     surv.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     surv.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     surv.add_argument("--km", metavar="GENE", default=None, help="Kaplan-Meier plot of a gene")
@@ -399,7 +402,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pc.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     pc.add_argument("--seed", type=int, default=0, help="random seed of the randomized methods")
-    pc.add_argument("--name", default="pca", help="result name (default pca)")
+    pc.add_argument("--name", type=_result_name, default="pca", help="result name (default pca)")
     pc.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
     pc.add_argument("--color", default="condition", help="sample variable colouring the plot")
     pc.set_defaults(run=_pca)
@@ -419,7 +422,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ts.add_argument("--seed", type=int, default=0, help="random seed")
     ts.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
-    ts.add_argument("--name", default="tsne", help="result name (default tsne)")
+    ts.add_argument("--name", type=_result_name, default="tsne", help="result name (default tsne)")
     ts.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
     ts.add_argument("--color", default="condition", help="sample variable colouring the plot")
     ts.set_defaults(run=_tsne)
@@ -649,6 +652,26 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _result_name(text: str) -> str:
+    """An argparse type: a name :func:`cohortex.write_result` accepts (checked before the work)."""
+    from ..store._schema import check_result_name
+
+    try:
+        return check_result_name(text, "write_result")
+    except CohortexError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _derived_name(*parts: str) -> str:
+    """A result name made of parts (a test, a variable's name), the characters a name cannot
+    hold replaced by '_' (a variable may be called 'tumor stage')."""
+    from ..store._schema import RESULT_NAME_MAX
+
+    text = "_".join(parts)
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in text)
+    return kept[:RESULT_NAME_MAX]
+
+
 def _positive(kind: type) -> Any:
     """An argparse type: a finite number above 0 of ``kind`` (int or float)."""
 
@@ -856,9 +879,9 @@ def _de(args: argparse.Namespace) -> None:
             device=args.device,
         )
         what = f"{result.attrs['test']} test of {args.groupby}"
-        default_name = f"de_paired_{args.groupby}" if args.paired_by else None
+        default_name = _derived_name("de_paired", args.groupby) if args.paired_by else None
     elapsed = time.perf_counter() - start
-    name = args.name or default_name or f"de_{args.test}_{args.groupby}"
+    name = args.name or default_name or _derived_name("de", args.test, args.groupby)
     write_result(args.store, name, result, overwrite=True)
     if args.out is not None:
         table = result.to_dataframe().reset_index()
@@ -1062,7 +1085,7 @@ def _enrich(args: argparse.Namespace) -> None:
             result = genesets.ora_de(de_result, sets, **sizes)
         source = name
     elapsed = time.perf_counter() - start
-    saved = f"enrich_{args.method}_{source}"
+    saved = _derived_name("enrich", args.method, source)
     write_result(args.store, saved, result, overwrite=True)
     table = result.to_dataframe().reset_index()
     if args.out is not None:
@@ -1278,7 +1301,7 @@ def _ae_modules(args: argparse.Namespace) -> None:
         q=args.q,
         top=args.module_size,
     )
-    name = f"ae_modules_{args.groupby}"
+    name = _derived_name("ae_modules", args.groupby)
     write_result(args.store, name, result, overwrite=True)
     genes = result["gene"].values[result["in_module"].values]
     significant = int((result["node_padj"].values < args.q).sum())
