@@ -241,6 +241,9 @@ def test_metadata_that_matches_no_sample(tmp_path):
         io.import_table(matrix, tmp_path / "x.zarr", samples=meta)
     with pytest.raises(CohortexError, match="metadata file .* does not exist"):
         io.import_table(matrix, tmp_path / "x.zarr", samples=tmp_path / "nope.tsv")
+    twice = _write(tmp_path, "sample\tage\tage\nA\t1\t2\nB\t3\t4\nC\t5\t6\n", "twice.tsv")
+    with pytest.raises(CohortexError, match="names a column more than once: 'age'"):
+        io.import_table(matrix, tmp_path / "x.zarr", samples=twice)  # not 'age' and 'age.1'
     assert not (tmp_path / "x.zarr").exists()
 
 

@@ -234,18 +234,23 @@ def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> p
     else the first column.
     """
     if isinstance(source, pd.DataFrame):
+        _refuse_repeated(list(source.columns), f"The {what} metadata")
         return source
     path = Path(source)
     if not path.is_file():
         raise CohortexError(f"The {what} metadata file {str(path)!r} does not exist.")
     try:
-        table = pd.read_csv(path, sep=_default_sep(path), dtype=str, keep_default_na=False)
+        sep = _default_sep(path)
+        # pandas renames a repeated column ('x' → 'x.1'); the header as written is checked
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str).iloc[0]
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise CohortexError(f"The {what} metadata file {str(path)!r} is empty.") from None
     except (*_UNREADABLE, ValueError) as error:
         raise CohortexError(
             f"The {what} metadata file {str(path)!r} cannot be read as a table: {error}"
         ) from None
+    _refuse_repeated([h for h in header if isinstance(h, str)], f"{str(path)!r}")
     if table.shape[1] < 2:
         raise CohortexError(
             f"The {what} metadata file {str(path)!r} needs an id column and at least one "
@@ -261,6 +266,15 @@ def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> p
         if numbers.notna().sum() == values.notna().sum() and values.notna().any():
             table[column] = numbers
     return table
+
+
+def _refuse_repeated(names: list[Any], where: str) -> None:
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:
+        raise CohortexError(
+            f"{where} names a column more than once: {', '.join(map(repr, repeated))}; "
+            "each variable needs a name of its own."
+        )
 
 
 # --------------------------------------------------------------------------------------------
