@@ -230,15 +230,16 @@ def test_groups_of_one_equal_scipy(xp):
         de.test(on, labels, test="welch")
 
 
-def test_groupby_of_fractional_numbers_is_refused():
+def test_groupby_of_a_measurement_is_refused():
     x, labels = two_groups((20, 20), 5, seed=3)
     age = np.random.default_rng(4).normal(60, 10, len(labels))
-    with pytest.raises(CohortexError, match=r"'groupby' variable 'labels' holds fractional"):
+    with pytest.raises(CohortexError, match=r"'groupby' variable 'labels' holds 40 distinct"):
         de.test(x, age, test="wilcoxon")
-    # whole numbers are group codes
-    codes = (labels == "a").astype(float)
-    expected = stats.ttest_ind(x[codes == 1], x[codes == 0], equal_var=False)
-    close(de.test(x, codes, reference="0.0")["pvalue"], expected.pvalue)
+    # whole numbers are group codes, and a few fractional ones levels (doses)
+    for codes in ((labels == "a") * 1.0, np.where(labels == "a", 0.5, 2.0)):
+        expected = stats.ttest_ind(x[codes == codes[0]], x[codes != codes[0]], equal_var=False)
+        result = de.test(x, codes, groups=[str(codes[0]), str(codes[codes != codes[0]][0])])
+        close(result["pvalue"].isel(contrast=0), expected.pvalue)
     # too many groups too small are named ten at a time
     singles = np.arange(len(labels)).astype(float)
     with pytest.raises(CohortexError, match=r"\(1 sample\) and 30 more\.$"):

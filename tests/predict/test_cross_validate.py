@@ -111,7 +111,7 @@ def test_bad_input():
         predict.cross_validate(x, np.repeat("one", 40))
     with pytest.raises(CohortexError, match="must name a sample variable"):
         predict.cross_validate(x, "status")
-    with pytest.raises(CohortexError, match=r"'target' holds fractional numbers \(40 distinct"):
+    with pytest.raises(CohortexError, match=r"'target' holds 40 distinct fractional numbers"):
         predict.cross_validate(x, np.linspace(0, 1, 40))
 
 

@@ -229,13 +229,14 @@ def _sample_labels(data: Any, spec: Any, parameter: str) -> tuple[np.ndarray, st
             f"{labels.shape}."
         )
     if parameter == "groupby" and labels.dtype.kind == "f":
+        # a measurement (age, a score), not levels (doses 0.5, 1, 2): most samples alone
         finite = labels[np.isfinite(labels)]
-        if np.any(finite != np.round(finite)):
+        distinct = len(np.unique(finite))
+        if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
             raise CohortexError(
-                f"The 'groupby' variable {name!r} holds fractional numbers "
-                f"({len(np.unique(finite))} distinct values); a test compares groups of "
-                f"samples. Cut it into groups first, or fit it in a linear model "
-                f"(design='~ {name}')."
+                f"The 'groupby' variable {name!r} holds {distinct} distinct fractional numbers "
+                f"among {finite.size} samples; a test compares groups of samples. Cut it into "
+                f"groups first, or fit it in a linear model (design='~ {name}')."
             )
     return labels, name
 

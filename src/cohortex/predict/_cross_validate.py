@@ -326,11 +326,14 @@ def _labels(data: Any, target: Any) -> np.ndarray:
             f"The 'target' labels must have one entry per sample ({n}); got {values.shape}."
         )
     if values.dtype.kind == "f":
+        # a measurement, not class codes (doses 0.5, 1, 2 are classes): most samples alone
         finite = values[np.isfinite(values)]
-        if np.any(finite != np.round(finite)):
+        distinct = len(np.unique(finite))
+        if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
             raise CohortexError(
-                f"The 'target' holds fractional numbers ({len(np.unique(finite))} distinct "
-                "values); predict() classifies samples into classes. Cut it into classes first."
+                f"The 'target' holds {distinct} distinct fractional numbers among "
+                f"{finite.size} samples; predict() classifies samples into classes. Cut it "
+                "into classes first."
             )
     labels = pd.Series(values).astype(object)
     missing = labels.isna()
