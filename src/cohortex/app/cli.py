@@ -1173,11 +1173,11 @@ def _tsne(args: argparse.Namespace) -> None:
     _check_plot(args.plot)
     start = time.perf_counter()
     samples = open_cohort(args.store)["sample"].values
-    check_perplexity(len(samples), args.perplexity)  # before a PCA is computed and stored
     source = None
     if args.source is not None and args.source not in list_results(args.store):
         stored = ", ".join(list_results(args.store)) or "(none)"
         raise CohortexError(f"--from {args.source!r} names no stored result. Results: {stored}.")
+    check_perplexity(len(samples), args.perplexity)  # before a PCA is computed and stored
     args.source = args.source or "pca"
     if args.source in list_results(args.store):
         source = read_result(args.store, args.source)
