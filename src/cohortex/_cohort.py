@@ -27,6 +27,7 @@ __all__ = [
     "as_cohort_dataset",
     "as_cohort_matrix",
     "is_anndata",
+    "measurement_levels",
     "shared_docs",
     "to_host_dataset",
 ]
@@ -167,3 +168,18 @@ def to_host_dataset(ds: xr.Dataset) -> xr.Dataset:
     if all(namespace(var.data) is np for var in ds.data_vars.values()):
         return ds
     return ds.copy(data={name: to_host(var.data) for name, var in ds.data_vars.items()})
+
+
+def measurement_levels(values: np.ndarray) -> int:
+    """The distinct values of sample labels that read as a measurement, else 0.
+
+    A measurement (an age, a score) is fractional numbers most samples hold alone; whole
+    numbers are codes, and a few fractional values levels (doses 0.5, 1, 2), so both group.
+    """
+    if values.dtype.kind != "f":
+        return 0
+    finite = values[np.isfinite(values)]
+    distinct = len(np.unique(finite))
+    if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
+        return distinct
+    return 0

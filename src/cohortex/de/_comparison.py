@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from .._backend import Device, dask_on, namespace, resolve_device, to_host
-from .._cohort import as_cohort_matrix, to_host_dataset
+from .._cohort import as_cohort_matrix, measurement_levels, to_host_dataset
 from .._errors import CohortexError, CohortexWarning
 from ..stats._moments import GroupMoments, group_moments
 
@@ -228,16 +228,13 @@ def _sample_labels(data: Any, spec: Any, parameter: str) -> tuple[np.ndarray, st
             f"The '{parameter}' labels must have one entry per sample ({n_samples}); got shape "
             f"{labels.shape}."
         )
-    if parameter == "groupby" and labels.dtype.kind == "f":
-        # a measurement (age, a score), not levels (doses 0.5, 1, 2): most samples alone
-        finite = labels[np.isfinite(labels)]
-        distinct = len(np.unique(finite))
-        if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
-            raise CohortexError(
-                f"The 'groupby' variable {name!r} holds {distinct} distinct fractional numbers "
-                f"among {finite.size} samples; a test compares groups of samples. Cut it into "
-                f"groups first, or fit it in a linear model (design='~ {name}')."
-            )
+    distinct = measurement_levels(labels) if parameter == "groupby" else 0
+    if distinct:
+        raise CohortexError(
+            f"The 'groupby' variable {name!r} holds {distinct} distinct fractional numbers "
+            f"among {int(np.isfinite(labels).sum())} samples; a test compares groups of "
+            f"samples. Cut it into groups first, or fit it in a linear model (design='~ {name}')."
+        )
     return labels, name
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._backend import dask_on, resolve_device, to_host
-from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._cohort import CohortLike, as_cohort_matrix, measurement_levels, shared_docs
 from .._errors import CohortexError
 from ..stats._moments import GroupMoments, group_moments
 from ._auroc import auroc_interval
@@ -325,16 +325,13 @@ def _labels(data: Any, target: Any) -> np.ndarray:
         raise CohortexError(
             f"The 'target' labels must have one entry per sample ({n}); got {values.shape}."
         )
-    if values.dtype.kind == "f":
-        # a measurement, not class codes (doses 0.5, 1, 2 are classes): most samples alone
-        finite = values[np.isfinite(values)]
-        distinct = len(np.unique(finite))
-        if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
-            raise CohortexError(
-                f"The 'target' holds {distinct} distinct fractional numbers among "
-                f"{finite.size} samples; predict() classifies samples into classes. Cut it "
-                "into classes first."
-            )
+    distinct = measurement_levels(values)
+    if distinct:
+        raise CohortexError(
+            f"The 'target' holds {distinct} distinct fractional numbers among "
+            f"{int(np.isfinite(values).sum())} samples; predict() classifies samples into "
+            "classes. Cut it into classes first."
+        )
     labels = pd.Series(values).astype(object)
     missing = labels.isna()
     return np.where(missing, "", labels.astype(str)).astype(str)
