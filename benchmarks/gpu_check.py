@@ -146,6 +146,15 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de.test(xp.asarray(x), paired_labels, test="wilcoxon", paired_by=pairs),
         de.test(x, paired_labels, test="wilcoxon", paired_by=pairs, device="cpu"),
     )
+    cases["de.test paired t, in device memory"] = lambda: (
+        de.test(xp.asarray(x), paired_labels, paired_by=pairs),
+        de.test(x, paired_labels, paired_by=pairs, device="cpu"),
+    )
+    for test in ("student", "wilcoxon"):  # the pairs gathered from the store's tiles
+        cases[f"de.test {test}, paired, from the store"] = lambda t=test: (
+            de.test(store, paired_labels, test=t, paired_by=pairs, device="gpu"),
+            de.test(store, paired_labels, test=t, paired_by=pairs, device="cpu"),
+        )
     cases["de.test welch, from the store"] = lambda: (
         de.test(store, "condition", device="gpu"),
         de.test(store, "condition", device="cpu"),
@@ -290,6 +299,10 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
         "de.test welch + BH": lambda data, device, lab: de.test(data, lab, device=device),
         "de.test wilcoxon + BH": lambda data, device, lab: de.test(
             data, lab, test="wilcoxon", device=device
+        ),
+        # the i-th tumor (even rows) with the i-th normal sample
+        "de.test wilcoxon signed-rank, paired + BH": lambda data, device, lab: de.test(
+            data, lab, test="wilcoxon", paired_by=np.arange(len(lab)) // 2, device=device
         ),
         "pca 50 of the 2,000 most variable genes": lambda data, device, lab: pca(
             data, 50, genes="hvg", device=device
