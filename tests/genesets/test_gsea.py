@@ -68,6 +68,9 @@ def test_gsea_p_values_are_uniform_under_the_null_and_results_rank():
     assert float(from_result["padj"].sel(gene_set="planted")) < 0.01
     with pytest.raises(CohortexError, match="No gene set has between 15 and 500"):
         genesets.gsea(ranked, GeneSets.from_dict({"tiny": genes[:3]}))
+    both = de.test(x, np.repeat(["t", "n"], 20))  # t_vs_n and n_vs_t
+    with pytest.raises(CohortexError, match=r"several contrasts; .*: n_vs_t, t_vs_n\.$"):
+        genesets.gsea(both, planted, permutations=300)
 
 
 def _permutation_p(values: np.ndarray, size: int, es: float, draws: int, seed: int) -> float:

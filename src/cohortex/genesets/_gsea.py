@@ -372,6 +372,14 @@ def _ranking(ranking: Any, by: str) -> pd.Series:
         if by not in ranking:
             raise CohortexError(f"The result has no {by!r} to rank the genes by.")
         values = ranking[by]
+        if "contrast" in values.dims and values.sizes["contrast"] > 1:
+            names = ", ".join(str(c) for c in values["contrast"].values)
+            raise CohortexError(
+                f"The result has several contrasts; choose one first with "
+                f"result.sel(contrast=...): {names}."
+            )
+        if "contrast" in values.dims:
+            values = values.isel(contrast=0)
         if values.ndim != 1:
             raise CohortexError(f"Choose one contrast first: {by!r} has dims {values.dims}.")
         ranking = values
