@@ -14,7 +14,7 @@ import numpy as np
 from .._backend import namespace
 from ..stats._moments import GroupMoments, chunk_moments, concat_genes, merge_moments
 
-__all__ = ["VALUES_PER_BLOCK", "pair_columns"]
+__all__ = ["TASK_GENES", "VALUES_PER_BLOCK", "pair_columns"]
 
 # genes per task at most: a matrix in memory, streamed in tiles 4,096 genes wide, still
 # gives a task to every core

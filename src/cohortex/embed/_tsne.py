@@ -14,7 +14,7 @@ from .._errors import CohortexError
 from .._optional import require
 from .._progress import progress_bar
 
-__all__ = ["EXAGGERATION_ITERATIONS", "cuml_arguments", "tsne"]
+__all__ = ["EXAGGERATION_ITERATIONS", "check_perplexity", "cuml_arguments", "tsne"]
 
 # openTSNE's early exaggeration phase, which its n_iter does not count and cuML's max_iter does
 EXAGGERATION_ITERATIONS = 250
