@@ -384,6 +384,7 @@ def test_dwivedi_preset_is_the_published_recipe():
     assert model.hidden == (512, 512, 512) and model.activation == "sigmoid"
     assert (model.lr, model.weight_decay, model.batch_size) == (1e-4, 0.0, 256)
     assert not model.pca_path and model.schedule == "constant" and model.clip is None
+    assert model.patience == 10  # the seed study's stopping, whatever the default's
     x, _, _ = simulate_array(200, 30, seed=9)
     small = Autoencoder.dwivedi(hidden=(16, 4, 16), max_epochs=2, progress=False).fit(x)
     assert small.hidden == (16, 4, 16) and len(small.history_) == 2

@@ -459,8 +459,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--patience",
         type=int,
-        default=10,
-        help="epochs without a better validation loss before stopping (default: %(default)s)",
+        default=None,
+        help="epochs without a better validation loss before stopping (default: the recipe's, "
+        "5; dwivedi 10)",
     )
     train.add_argument("--n-top-genes", type=int, default=None, help="keep the most variable")
     train.add_argument("--seed", type=int, default=0, help="split, weights and batch order")
@@ -1254,10 +1255,10 @@ def _ae_train(args: argparse.Namespace) -> None:
         "activation": args.activation,
         "lr": args.lr,
         "batch_size": args.batch_size,
+        "patience": args.patience,
     }
     settings = {k: v for k, v in chosen.items() if v is not None} | {
         "max_epochs": args.max_epochs,
-        "patience": args.patience,
         "n_top_genes": args.n_top_genes,
         "seed": args.seed,
         "device": args.device,
