@@ -15,6 +15,7 @@ import os
 import uuid
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,7 +270,7 @@ def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> p
 
 
 def _refuse_repeated(names: list[Any], where: str) -> None:
-    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    repeated = sorted(str(n) for n, times in Counter(names).items() if times > 1)
     if repeated:
         raise CohortexError(
             f"{where} names a column more than once: {', '.join(map(repr, repeated))}; "
