@@ -608,6 +608,7 @@ def test_ae_modules_options_are_checked(analysed, tmp_path, capsys):
         (["--groupby", "nothing"], "'groupby' parameter must name a sample variable"),
         (["--groupby", "condition", "--layer", "0"], "'layer' parameter must be between 1 and 2"),
         (["--groupby", "condition", "--q", "5"], "'q' parameter must be in (0, 1]"),
+        (["--groupby", "condition", "--module-size", "18"], "--module-size must be from 1 to 17"),
     ):
         capsys.readouterr()
         assert main(["ae", "modules", str(analysed), *extra, *common]) == 2

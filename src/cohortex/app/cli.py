@@ -1292,6 +1292,12 @@ def _ae_modules(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".txt", ".tsv", ".csv"))
     model = Autoencoder.load(_model_path(args))
+    n_genes = len(model.genes_)
+    if args.module_size is not None and not 1 <= args.module_size < n_genes:
+        raise CohortexError(
+            f"--module-size must be from 1 to {n_genes - 1} (a module smaller than the model's "
+            f"{n_genes} genes); got {args.module_size}."
+        )
     default_layer = int(np.argmin(model.hidden)) + 1 if model.pca_path else len(model.hidden)
     layer = default_layer if args.layer is None else args.layer
     result = model.condition_modules(
