@@ -75,6 +75,7 @@ PUBLIC = {
         "export_table",
         "from_anndata",
         "import_anndata",
+        "import_featurecounts",
         "import_file",
         "import_gct",
         "import_table",

@@ -171,6 +171,82 @@ def test_import_file_dispatch(tmp_path, cohort, small_matrix):
         _same_matrix(io.import_file(tmp_path / name, tmp_path / f"{name}.zarr"), x)
 
 
+# featureCounts -a genes.gtf -o counts.txt /data/run1/S1.bam /data/run2/S2.bam: as it writes
+_FEATURECOUNTS = (
+    '# Program:featureCounts v2.0.6; Command:"featureCounts" "-a" "genes.gtf" "-o" "counts.txt" '
+    '"/data/run1/S1.bam" "/data/run2/S2.bam" \n'
+    "Geneid\tChr\tStart\tEnd\tStrand\tLength\t/data/run1/S1.bam\t/data/run2/S2.bam\n"
+    "ENSG01\tchr1;chr1;chr1\t11869;12613;13221\t12227;12721;14409\t+;+;+\t1657\t0\t3\n"
+    "ENSG02\tchrX\t500\t900\t-\t401\t125\t88\n"
+    "ENSG03\tchr2;chr2_alt\t70;10\t90;40\t+;+\t52\t7\t0\n"
+)
+
+
+def test_featurecounts_output(tmp_path):
+    path = _write(tmp_path, _FEATURECOUNTS, "counts.txt")
+    meta = _write(tmp_path, "sample\tcondition\nS2\tb\nS1\ta\n", "meta.tsv")
+    ds = io.import_file(path, tmp_path / "fc.zarr", samples=meta)
+    assert ds.attrs["scale"] == "counts"
+    assert list(ds["sample"].values) == ["S1", "S2"]
+    assert list(ds["condition"].values) == ["a", "b"]
+    np.testing.assert_array_equal(ds["expression"].values, [[0, 125, 7], [3, 88, 0]])
+    assert list(ds["chr"].values) == ["chr1", "chrX", "chr2;chr2_alt"]
+    assert list(ds["start"].values) == [11869, 500, 10]  # first start, last end of the exons
+    assert list(ds["end"].values) == [14409, 900, 90]
+    assert list(ds["strand"].values) == ["+", "-", "+"]
+    assert list(ds["length"].values) == [1657, 401, 52]
+    # without its program line (cut by hand), and alignment files of the same name
+    cut = _FEATURECOUNTS.split("\n", 1)[1].replace("run2/S2", "run2/S1")
+    ds = io.import_file(_write(tmp_path, cut, "cut.tsv"), tmp_path / "cut.zarr")
+    assert list(ds["sample"].values) == ["/data/run1/S1.bam", "/data/run2/S1.bam"]
+    assert ds.attrs["scale"] == "counts"
+
+
+def test_featurecounts_look_alike_is_refused(tmp_path):
+    header = "Geneid\tChr\tStart\tStop\tStrand\tLength\tS1\n"
+    path = _write(tmp_path, "# Program:featureCounts v2\n" + header + "g\tc\t1\t2\t+\t2\t5\n")
+    with pytest.raises(CohortexError, match="is not a featureCounts table: its header begins"):
+        io.import_file(path, tmp_path / "x.zarr")
+    lengths = _FEATURECOUNTS.replace("\t1657\t", "\t1.6kb\t")
+    with pytest.raises(CohortexError, match="Start, End and Length columns .* whole numbers"):
+        io.import_file(_write(tmp_path, lengths, "kb.txt"), tmp_path / "x.zarr")
+    with pytest.raises(CohortexError, match="'annotation_columns' option applies to plain text"):
+        io.import_file(_write(tmp_path, _FEATURECOUNTS), tmp_path / "x.zarr", annotation_columns=1)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_annotation_columns_become_variables(tmp_path):
+    genes_first = _write(
+        tmp_path, "gene\tsymbol\tgc\tA\tB\ng1\tTP53\t0.4\t1\t2\ng2\tNA\t0.6\t3\t4\n"
+    )
+    ds = io.import_table(genes_first, tmp_path / "g.zarr", annotation_columns=2)
+    np.testing.assert_array_equal(ds["expression"].values, [[1, 3], [2, 4]])
+    assert ds["symbol"].values[0] == "TP53"
+    np.testing.assert_array_equal(ds["gc"].values, [0.4, 0.6])
+    samples_first = _write(tmp_path, "sample,condition,g1,g2\nA,x,1,2\nB,y,3,4\n", "s.csv")
+    meta = _write(tmp_path, "sample\tage\nB\t50\nA\t40\n", "meta.tsv")
+    ds = io.import_table(
+        samples_first,
+        tmp_path / "s.zarr",
+        orientation="samples-by-genes",
+        annotation_columns=1,
+        samples=meta,
+    )
+    np.testing.assert_array_equal(ds["expression"].values, [[1, 2], [3, 4]])
+    assert list(ds["condition"].values) == ["x", "y"]
+    assert list(ds["age"].values) == [40, 50]
+    clash = _write(tmp_path, "sample\tcondition\nA\tx\nB\ty\n", "clash.tsv")
+    for options, said in (
+        ({"samples": clash}, "'condition' come both from the file's annotation columns"),
+        ({"annotation_columns": -1}, "'annotation_columns' parameter must be a whole number"),
+        ({"annotation_columns": 3}, r"an id column, 3 annotation column\(s\) and at least one"),
+    ):
+        arguments = {"orientation": "samples-by-genes", "annotation_columns": 1, **options}
+        with pytest.raises(CohortexError, match=said):
+            io.import_table(samples_first, tmp_path / "x.zarr", **arguments)
+    assert not (tmp_path / "x.zarr").exists()
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -128,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(run=_simulate)
 
     imp = commands.add_parser(
-        "import", help="import TSV/CSV, GEO series matrix, GCT, h5ad, AnnData-Zarr or .npy"
+        "import",
+        help="import TSV/CSV, GEO series matrix, featureCounts, GCT, h5ad, AnnData-Zarr or .npy",
     )
     imp.add_argument("src", type=Path, help="input file")
     imp.add_argument("dest", type=Path, help="destination store")
@@ -139,7 +140,20 @@ def _parser() -> argparse.ArgumentParser:
         default="genes-by-samples",
         help="rows of a text file are genes (default, as in GEO) or samples",
     )
-    imp.add_argument("--scale", choices=SCALES, default=None, help="value scale (default log2)")
+    imp.add_argument(
+        "--annotation-columns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="text tables: the N columns after the id column describe the rows (a gene symbol, "
+        "a sample's condition) and become their variables (default 0)",
+    )
+    imp.add_argument(
+        "--scale",
+        choices=SCALES,
+        default=None,
+        help="value scale (default log2; counts for featureCounts; AnnData's recorded scale)",
+    )
     imp.add_argument("--layer", default=None, help="AnnData layer to import instead of X")
     _store_options(imp)
     imp.set_defaults(run=_import)
@@ -792,6 +806,8 @@ def _import(args: argparse.Namespace) -> None:
     options = _store_kwargs(args)
     if args.layer is not None:
         options["layer"] = args.layer
+    if args.annotation_columns:
+        options["annotation_columns"] = args.annotation_columns
     ds = import_file(
         args.src,
         args.dest,

@@ -16,7 +16,16 @@ import xarray as xr
 from .._errors import CohortexError
 from ..store import create_cohort
 from ._anndata import export_anndata, from_anndata, import_anndata, to_anndata, to_pandas
-from ._text import ORIENTATIONS, export_gct, export_table, import_gct, import_table, read_metadata
+from ._text import (
+    ORIENTATIONS,
+    export_gct,
+    export_table,
+    import_featurecounts,
+    import_gct,
+    import_table,
+    is_featurecounts,
+    read_metadata,
+)
 
 __all__ = [
     "ORIENTATIONS",
@@ -25,6 +34,7 @@ __all__ = [
     "export_table",
     "from_anndata",
     "import_anndata",
+    "import_featurecounts",
     "import_file",
     "import_gct",
     "import_table",
@@ -46,8 +56,9 @@ def import_file(
     """Import any supported file, choosing the reader by its name.
 
     ``.gct`` → :func:`import_gct`; ``.h5ad`` or a folder → :func:`import_anndata`; ``.npy`` →
-    a NumPy matrix of shape (n_samples, n_genes), opened memory-mapped; anything else
-    (``.tsv``, ``.txt``, ``.csv``, optionally ``.gz``) → :func:`import_table`.
+    a NumPy matrix of shape (n_samples, n_genes), opened memory-mapped; featureCounts output
+    (by its first line) → :func:`import_featurecounts`; anything else (``.tsv``, ``.txt``,
+    ``.csv``, optionally ``.gz``) → :func:`import_table`.
 
     Parameters
     ----------
@@ -57,9 +68,11 @@ def import_file(
     samples : DataFrame or path, optional
         Sample metadata.
     scale : str, optional
-        Default ``"log2"`` (for AnnData: the recorded scale, else ``"log2"``).
+        Default ``"log2"`` (for AnnData: the recorded scale, else ``"log2"``; for featureCounts:
+        ``"counts"``).
     **options
-        ``chunks``, ``compressor``, ``overwrite``, ``progress``; ``layer`` for AnnData.
+        ``chunks``, ``compressor``, ``overwrite``, ``progress``; ``layer`` for AnnData;
+        ``annotation_columns`` for text tables.
     """
     path = Path(src)
     name = path.name.lower()
@@ -68,6 +81,14 @@ def import_file(
     layer = options.pop("layer", None)
     if layer is not None:
         raise CohortexError("The 'layer' option applies to AnnData inputs only.")
+    annotation_columns = options.pop("annotation_columns", 0)
+    if annotation_columns and (name.endswith((".gct", ".npy")) or is_featurecounts(path)):
+        raise CohortexError(
+            "The 'annotation_columns' option applies to plain text tables only (GCT and "
+            "featureCounts files name their own annotation columns)."
+        )
+    if not name.endswith((".gct", ".npy")) and is_featurecounts(path):
+        return import_featurecounts(path, dest, samples=samples, scale=scale or "counts", **options)
     scale = scale or "log2"
     if name.endswith(".gct"):
         return import_gct(path, dest, samples=samples, scale=scale, **options)
@@ -83,5 +104,11 @@ def import_file(
         meta = None if samples is None else read_metadata(samples, "sample")
         return create_cohort(dest, matrix, samples=meta, scale=scale, **options)
     return import_table(
-        path, dest, orientation=orientation, samples=samples, scale=scale, **options
+        path,
+        dest,
+        orientation=orientation,
+        samples=samples,
+        annotation_columns=annotation_columns,
+        scale=scale,
+        **options,
     )

@@ -32,11 +32,14 @@ from ..store._schema import align_metadata, check_chunks
 from ..store._writer import CohortWriter
 
 __all__ = [
+    "FEATURECOUNTS_COLUMNS",
     "ORIENTATIONS",
     "export_gct",
     "export_table",
+    "import_featurecounts",
     "import_gct",
     "import_table",
+    "is_featurecounts",
     "read_metadata",
 ]
 
@@ -52,6 +55,7 @@ def import_table(
     samples: pd.DataFrame | str | os.PathLike[str] | None = None,
     genes: pd.DataFrame | str | os.PathLike[str] | None = None,
     sep: str | None = None,
+    annotation_columns: int = 0,
     scale: str = "log2",
     chunks: tuple[int, int] | None = None,
     compressor: Any = "lz4",
@@ -79,6 +83,11 @@ def import_table(
         column named ``sample``/``gene``) holds the ids. The ids must match the matrix's.
     sep : str, optional
         Field separator; default ``","`` for ``.csv`` files and tab otherwise.
+    annotation_columns : int, default 0
+        Columns after the id column that describe the rows instead of holding values: a gene
+        symbol or biotype beside the gene id, a sample's condition in a samples-by-genes
+        table. They become gene (sample) variables named by their header, numbers where a
+        column holds only numbers, beside those of ``genes`` (``samples``).
     scale, chunks, compressor, overwrite, progress
         As for :func:`cohortex.create_cohort`.
 
@@ -94,13 +103,19 @@ def import_table(
         naming the line or the ids. Nothing is written then.
     """
     _check_orientation(orientation)
-    layout = _scan(Path(src), sep=sep, annotation_columns=0)
+    if not isinstance(annotation_columns, int | np.integer) or annotation_columns < 0:
+        raise CohortexError(
+            "The 'annotation_columns' parameter must be a whole number of columns, 0 or more; "
+            f"got {annotation_columns!r}."
+        )
+    layout = _scan(Path(src), sep=sep, annotation_columns=int(annotation_columns))
     return _write_store(
         layout,
         dest,
         genes_by_samples=orientation == "genes-by-samples",
         samples=samples,
         genes=genes,
+        annotations=_annotation_table(layout, layout.annotation_names),
         scale=scale,
         chunks=chunks,
         compressor=compressor,
@@ -146,19 +161,120 @@ def import_gct(
             f"The GCT header of {str(path)!r} announces {n_rows} genes × {n_cols} samples; the "
             f"table has {len(layout.row_ids)} × {len(layout.column_ids)}."
         )
-    genes = pd.DataFrame({"description": layout.annotations[0]}, index=layout.row_ids)
     return _write_store(
         layout,
         dest,
         genes_by_samples=True,
         samples=samples,
-        genes=genes,
+        genes=None,
+        annotations=_annotation_table(layout, ["description"]),
         scale=scale,
         chunks=chunks,
         compressor=compressor,
         overwrite=overwrite,
         progress=progress,
     )
+
+
+FEATURECOUNTS_COLUMNS = ("Geneid", "Chr", "Start", "End", "Strand", "Length")
+
+
+def import_featurecounts(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    samples: pd.DataFrame | str | os.PathLike[str] | None = None,
+    scale: str = "counts",
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Import the count table of Subread's featureCounts (genes × samples).
+
+    Its ``# Program:featureCounts`` line is skipped; its annotation columns become the gene
+    variables ``chr``, ``start``, ``end``, ``strand`` and ``length`` — a gene's first start
+    and last end over its exons, its chromosome and strand (``;``-joined where its exons
+    differ), its length in bases. featureCounts names the samples by the alignment files it
+    read (``/data/run1/S1.bam``); the sample ids are those names without folder and
+    ``.bam``/``.sam``/``.cram`` (``S1``) where that leaves them distinct, else the names as
+    written. Other parameters are as for :func:`import_table`.
+    """
+    path = Path(src)
+    skip = 1 if _first_line(path).startswith("# Program:featureCounts") else 0
+    layout = _scan(path, sep="\t", annotation_columns=5, skip_lines=skip)
+    header = ["Geneid", *layout.annotation_names]
+    if tuple(header) != FEATURECOUNTS_COLUMNS:
+        raise CohortexError(
+            f"{str(path)!r} is not a featureCounts table: its header begins "
+            f"{', '.join(map(repr, header))}; featureCounts writes "
+            f"{', '.join(map(repr, FEATURECOUNTS_COLUMNS))}."
+        )
+    chromosome, start, end, strand, length = layout.annotations
+    try:
+        genes = pd.DataFrame(
+            {
+                "chr": [_distinct(v) for v in chromosome],
+                "start": [min(map(int, v.split(";"))) for v in start],
+                "end": [max(map(int, v.split(";"))) for v in end],
+                "strand": [_distinct(v) for v in strand],
+                "length": [int(v) for v in length],
+            },
+            index=layout.row_ids,
+        )
+    except ValueError:
+        raise CohortexError(
+            f"The Start, End and Length columns of {str(path)!r} must hold whole numbers "
+            "(';'-joined for genes of several exons), as featureCounts writes them."
+        ) from None
+    layout.column_ids = _sample_names_from_files(layout.column_ids)
+    return _write_store(
+        layout,
+        dest,
+        genes_by_samples=True,
+        samples=samples,
+        genes=None,
+        annotations=genes,
+        scale=scale,
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def is_featurecounts(path: Path) -> bool:
+    """Whether a text file is featureCounts output: its program line, or its header."""
+    first = _first_line(path)
+    return (
+        first.startswith("# Program:featureCounts")
+        or tuple(first.split("\t")[: len(FEATURECOUNTS_COLUMNS)]) == FEATURECOUNTS_COLUMNS
+    )
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with _open_text(path) as f:
+            return f.readline().rstrip("\r\n")
+    except _UNREADABLE as error:
+        raise _unreadable(path, 0, error) from None
+
+
+def _distinct(joined: str) -> str:
+    """'chr1;chr1;chr1' → 'chr1': the distinct values of a ';'-joined list, in order."""
+    return ";".join(dict.fromkeys(joined.split(";")))
+
+
+def _sample_names_from_files(names: list[str]) -> list[str]:
+    short = []
+    for name in names:
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        for extension in (".bam", ".sam", ".cram"):
+            if base.lower().endswith(extension) and len(base) > len(extension):
+                base = base[: -len(extension)]
+                break
+        short.append(base)
+    return short if len(set(short)) == len(short) else names
 
 
 def export_table(
@@ -260,7 +376,11 @@ def read_metadata(source: pd.DataFrame | str | os.PathLike[str], what: str) -> p
     id_column = what if what in table.columns else table.columns[0]
     table = table.set_index(id_column)
     table.index.name = None
-    # Columns that are numbers throughout become numbers; the rest stay text.
+    return _numbers_where_numbers(table)
+
+
+def _numbers_where_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns of text that are numbers throughout become numbers; the rest stay text."""
     for column in table.columns:
         values = table[column].replace({"": None, "NA": None, "NaN": None})
         numbers = pd.to_numeric(values, errors="coerce")
@@ -294,6 +414,7 @@ class _Layout:
     annotations: list[list[str]] = field(default_factory=list)
     skip_lines: int = 0
     annotation_columns: int = 0
+    annotation_names: list[str] = field(default_factory=list)
 
 
 def _check_orientation(orientation: str) -> None:
@@ -396,9 +517,11 @@ def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: i
         raise _unreadable(path, header_line - 1, error) from None
     n_fields = len(columns)
     if n_fields < 2 + annotation_columns:
+        described = f", {annotation_columns} annotation column(s)" if annotation_columns else ""
         raise CohortexError(
             f"The header (line {header_line}) of {str(path)!r} has {n_fields} field(s); a table "
-            f"needs an id column and at least one data column (is the separator {sep!r} right?)."
+            f"needs an id column{described} and at least one data column (is the separator "
+            f"{sep!r} right?)."
         )
     layout = _Layout(
         path=path,
@@ -407,6 +530,7 @@ def _scan(path: Path, *, sep: str | None, annotation_columns: int, skip_lines: i
         column_ids=columns[1 + annotation_columns :],
         skip_lines=skip_lines,
         annotation_columns=annotation_columns,
+        annotation_names=columns[1 : 1 + annotation_columns],
         annotations=[[] for _ in range(annotation_columns)],
     )
     expected_separators = n_fields - 1
@@ -507,18 +631,25 @@ def _write_store(
     genes_by_samples: bool,
     samples: Any,
     genes: Any,
+    annotations: pd.DataFrame | None,
     scale: str,
     chunks: tuple[int, int] | None,
     compressor: Any,
     overwrite: bool,
     progress: bool | None,
 ) -> xr.Dataset:
+    """Write the table's values, with the metadata given and the rows' annotation columns
+    (indexed by row id, in file order) as variables of the rows' dimension."""
     sample_ids = layout.column_ids if genes_by_samples else layout.row_ids
     gene_ids = layout.row_ids if genes_by_samples else layout.column_ids
     sample_meta = None if samples is None else read_metadata(samples, "sample")
     gene_meta = None if genes is None else read_metadata(genes, "gene")
     sample_meta, sample_ids = align_metadata(sample_meta, sample_ids, len(sample_ids), "sample")
     gene_meta, gene_ids = align_metadata(gene_meta, gene_ids, len(gene_ids), "gene")
+    if genes_by_samples:
+        gene_meta = _beside(annotations, gene_meta, "gene")
+    else:
+        sample_meta = _beside(annotations, sample_meta, "sample")
     shape = (len(sample_ids), len(gene_ids))
     tile = check_chunks(chunks, shape)
     rows_per_block = tile[1] if genes_by_samples else tile[0]
@@ -544,6 +675,32 @@ def _write_store(
             bar.update()
         bar.close()
     return open_cohort(dest)
+
+
+def _annotation_table(layout: _Layout, names: list[str]) -> pd.DataFrame | None:
+    """The rows' annotation columns as a table indexed by row id, in file order."""
+    if not layout.annotation_columns:
+        return None
+    _refuse_repeated(names, f"The header of {str(layout.path)!r}")
+    table = pd.DataFrame(dict(zip(names, layout.annotations, strict=True)), index=layout.row_ids)
+    return _numbers_where_numbers(table)
+
+
+def _beside(
+    annotations: pd.DataFrame | None, meta: pd.DataFrame | None, what: str
+) -> pd.DataFrame | None:
+    """The file's annotation columns beside the metadata given (both in matrix order)."""
+    if annotations is None:
+        return meta
+    if meta is None:
+        return annotations
+    both = sorted(set(map(str, annotations.columns)) & set(map(str, meta.columns)))
+    if both:
+        raise CohortexError(
+            f"The {what} variables {', '.join(map(repr, both))} come both from the file's "
+            f"annotation columns and from the {what} metadata; rename one of them."
+        )
+    return pd.concat([annotations, meta.set_axis(annotations.index)], axis=1)
 
 
 def as_dataset(cohort: Any) -> xr.Dataset:
