@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -85,6 +86,18 @@ def test_import_and_export(tmp_path, capsys):
     assert main(["export", str(store), str(tmp_path / "back.h5ad")]) == 0
     assert main(["export", str(store), str(tmp_path / "back.h5ad")]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_warnings_are_lines_that_name_the_flag(tmp_path, capsys):
+    src = tmp_path / "counts.tsv"
+    src.write_text("gene\tA\tB\ng1\t10\t2000\ng2\t4\t5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # the tests otherwise raise cohortex's warnings
+        assert main(["import", str(src), str(tmp_path / "c.zarr")]) == 0
+    err = capsys.readouterr().err
+    assert "cohortex import: warning: The expression values are whole numbers up to 2000" in err
+    assert "pass --scale counts so fold changes" in err
+    assert "_text.py" not in err  # no Python source line
 
 
 def test_bad_input_exits_2_with_the_message(tmp_path, capsys):

@@ -4,11 +4,13 @@ bench."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # every Dask pass a command starts shows as a bar (a terminal) or lines (a log)
-        with dask_progress(args.command, getattr(args, "progress", None)):
+        with (
+            dask_progress(args.command, getattr(args, "progress", None)),
+            _warnings_as_lines(args.command),
+        ):
             status = args.run(args)
     except CohortexError as error:
-        # the library names its keyword; on the command line the flag is what to pass
-        message = str(error).replace("pass overwrite=True", "pass --overwrite")
-        print(f"cohortex {args.command}: error: {message}", file=sys.stderr)
+        print(f"cohortex {args.command}: error: {_as_flags(str(error))}", file=sys.stderr)
         return 2
     except OSError as error:  # a path the user named: missing, unwritable, a full disk
         print(f"cohortex {args.command}: error: {error}", file=sys.stderr)
@@ -53,6 +56,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     return status or 0
+
+
+def _as_flags(message: str) -> str:
+    """The library's messages name its keywords; on the command line the flag is what to pass."""
+    return message.replace("pass overwrite=True", "pass --overwrite").replace(
+        "pass scale='counts'", "pass --scale counts"
+    )
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """Show cohortex's own warnings as 'cohortex COMMAND: warning: ...' lines, not as Python
+    source lines; other libraries' warnings keep Python's form."""
+    from .._errors import CohortexWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CohortexWarning):
+            print(f"cohortex {command}: warning: {_as_flags(str(message))}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 _DEVICE = "auto: the GPU when one is available (COHORTEX_DEVICE overrides)"
