@@ -44,6 +44,7 @@ PUBLIC = {
         "RANK_MEMORY_BUDGET",
         "TESTS",
         "decide",
+        "duplicate_correlation",
         "fit",
         "normalize",
         "remove_batch_effect",

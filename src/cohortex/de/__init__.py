@@ -69,6 +69,7 @@ from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
 from ._batch import remove_batch_effect
+from ._block_model import duplicate_correlation
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._linear_model import fit
@@ -82,6 +83,7 @@ __all__ = [
     "RANK_MEMORY_BUDGET",
     "TESTS",
     "decide",
+    "duplicate_correlation",
     "fit",
     "normalize",
     "remove_batch_effect",

@@ -14,7 +14,7 @@ from dask.array.utils import meta_from_array
 from .._backend import dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
-from ._linear_model import check_design, design_matrix, least_squares, rows_per_task
+from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["remove_batch_effect"]
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -15,31 +13,18 @@ import xarray as xr
 from scipy import stats
 
 from .. import fdr as _fdr
-from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host, tree_reduce
+from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._ebayes import ebayes
-from ..stats._linear import (
-    chunk_sums,
-    contrast_stdev_unscaled,
-    merge_sums,
-    merge_weighted_sums,
-    solve_weighted,
-    weighted_chunk_sums,
-)
+from ..stats._linear import contrast_stdev_unscaled
 from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
+from ._block_model import TASK_GENES, block_codes, block_least_squares, duplicate_correlation
+from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
 
-__all__ = [
-    "LeastSquares",
-    "check_design",
-    "design_matrix",
-    "fit",
-    "least_squares",
-    "rows_per_task",
-]
+__all__ = ["fit"]
 
 _ROWS_PER_CHUNK = 2048
-_VALUES_PER_TASK = 1_000_000
 
 
 @shared_docs
@@ -49,6 +34,8 @@ def fit(
     *,
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
     weights: Any = None,
+    block: str | Any = None,
+    correlation: float | None = None,
     moderate: bool = True,
     trend: bool = False,
     robust: bool = False,
@@ -80,6 +67,14 @@ def fit(
         has one, as a voom result does; else none. Contrasts of a per-gene fit take their
         standard errors as limma's ``contrasts.fit`` does (each gene's coefficient errors with
         the unweighted design's correlation).
+    block : str or array of shape (n_samples,), optional
+        Samples correlated within blocks (several samples of a patient, a litter, technical
+        replicates): a sample variable or the labels. The model is fitted by generalised
+        least squares with one ``correlation`` within every block, as limma's
+        ``lmFit(block=, correlation=)``.
+    correlation : float, optional
+        The correlation within blocks; default: estimated by :func:`duplicate_correlation`
+        with this design (another pass over the data). Recorded in the attrs.
     moderate : bool, default True
         limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
         freedom and the B-statistic. ``False`` gives ordinary t-tests.
@@ -147,9 +142,40 @@ def fit(
     x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
     given = _weights_for(weights, data, x)
     contrast = matrix.to_numpy()
-    xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
+    block_attrs: dict[str, Any] = {}
+    if block is None:
+        if correlation is not None:
+            raise CohortexError("'correlation' goes with 'block' (the samples it applies to).")
+        xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
+        fitted = least_squares(x, x_design, given)
+    else:
+        if given is not None:
+            raise CohortexError(
+                "A fit with 'block' takes no precision weights yet (voom's or others); fit the "
+                "log-expression without weights, or leave out 'block'."
+            )
+        codes, block_name = block_codes(block, data, n_samples)
+        if correlation is None:
+            correlation = float(
+                duplicate_correlation(
+                    data.matrix if data.dataset is None else data.dataset,
+                    x_design,
+                    codes,
+                    device=device,
+                ).attrs["consensus_correlation"]
+            )
+        if not (isinstance(correlation, int | float) and -1 < correlation < 1):
+            raise CohortexError(
+                f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}."
+            )
+        fitted, xtx_inverse = block_least_squares(
+            dask_on(data.matrix, device, (_ROWS_PER_CHUNK, TASK_GENES)),
+            x_design,
+            codes,
+            float(correlation),
+        )
+        block_attrs = {"block": block_name, "correlation": float(correlation)}
     unscaled_cov = contrast.T @ xtx_inverse @ contrast
-    fitted = least_squares(x, x_design, given)
     xp = namespace(fitted.beta)
     per_gene = fitted.coefficient_sd is not None
     if per_gene:
@@ -175,6 +201,7 @@ def fit(
         "formula": formula or "",
         "fdr": fdr,
         "weighted": int(given is not None),
+        **block_attrs,
     }
     if np.ndim(df_residual):  # per gene: missing values or weights
         gene_priors["df_residual"] = xp.asarray(df_residual)
@@ -256,78 +283,6 @@ def fit(
     return result
 
 
-@dataclass
-class LeastSquares:
-    """Every gene's least-squares fit (limma's ``lmFit``).
-
-    Attributes
-    ----------
-    beta : array of shape (p, n_genes)
-    coefficient_sd : array of shape (p, n_genes) or None
-        Per gene (missing values or weights): ``sqrt(diag((X'WX)⁻¹))``; None for a shared
-        design, whose ``sqrt(diag((X'X)⁻¹))`` is the same for every gene.
-    s2 : array of shape (n_genes,)
-    df_residual : float or ndarray of shape (n_genes,) (host)
-    average : array of shape (n_genes,)
-        Mean of each gene's finite values (limma's ``Amean``).
-    """
-
-    beta: Any
-    coefficient_sd: Any
-    s2: Any
-    df_residual: float | np.ndarray
-    average: Any
-
-
-def rows_per_task(n_genes: int) -> int:
-    """Samples per task of a pass that holds every gene: a float64 (rows × genes) temporary of
-    ~8 MB, whatever the store's tiles (rechunked from them in one step, so no wider band of
-    rows is ever assembled). Larger bands gain no speed and, freed by several threads, pile
-    up in the allocator: ~32 MB bands put voom + the weighted fit at 1.45 GB peak RSS."""
-    return int(max(64, min(2048, _VALUES_PER_TASK // max(n_genes, 1))))
-
-
-def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> LeastSquares:
-    """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask, one chunk of genes).
-
-    One pass of shared-design sums when there are no weights; a second, per-gene pass when
-    that finds missing values (or the first when there are weights).
-    """
-    shifted = _spans_constant(design)
-    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    if weights is not None:
-        weights = weights.rechunk(x.chunks)
-    edges = np.cumsum((0, *x.chunks[0]))
-    rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
-    blocks = x.to_delayed()[:, 0]
-    if weights is None:
-        parts = [
-            dask.delayed(chunk_sums)(block, rows[i], shifted) for i, block in enumerate(blocks)
-        ]
-        (sums,) = dask.compute(tree_reduce(parts, merge_sums))
-        xp = namespace(sums.xy)
-        if not bool(to_host(xp.any(xp.isnan(sums.yy)))):
-            xtx_inverse = np.linalg.inv(sums.xtx)
-            b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
-            rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
-            beta = b_shifted
-            if shifted:  # (X'X)⁻¹X'1 solves X e = 1: the shift goes back onto the coefficients
-                e = xtx_inverse @ sums.xsum
-                beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
-            df = float(design.shape[0] - design.shape[1])
-            average = sums.shift + sums.ysum / design.shape[0]
-            return LeastSquares(beta, None, rss / df, df, average)
-    weight_blocks = [None] * len(blocks) if weights is None else weights.to_delayed()[:, 0]
-    parts = [
-        dask.delayed(weighted_chunk_sums)(block, weight_blocks[i], rows[i], shifted)
-        for i, block in enumerate(blocks)
-    ]
-    (wsums,) = dask.compute(tree_reduce(parts, merge_weighted_sums))
-    beta, coefficient_sd, s2, df = solve_weighted(wsums, shifted)
-    average = wsums.total / wsums.seen
-    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), average)
-
-
 def _weights_for(weights: Any, data: Any, x: Any) -> Any:
     """The precision weights as a Dask array in the chunks of ``x``, or None."""
     if weights is None:
@@ -351,92 +306,6 @@ def _weights_for(weights: Any, data: Any, x: Any) -> Any:
     if namespace(x) is not np:
         chunked = as_device_dask(chunked)
     return chunked
-
-
-def design_matrix(
-    design: Any, dataset: xr.Dataset | None, n_samples: int
-) -> tuple[np.ndarray, list[str], str | None]:
-    if isinstance(design, str):
-        if dataset is None:
-            raise CohortexError(
-                "A formula design needs a cohort with sample variables; for a plain array pass "
-                "the design matrix."
-            )
-        import formulaic
-
-        samples = pd.DataFrame(
-            {
-                str(v): _missing_as_nan(np.asarray(dataset[v].values))
-                for v in dataset.data_vars
-                if dataset[v].dims == ("sample",)
-            }
-        )
-        try:
-            # the formula sees the sample variables, formulaic's transforms and numpy, not
-            # this function's local names (formulaic's default context is the caller's frame)
-            context = {"np": np, "numpy": np}
-            matrix = formulaic.model_matrix(design, samples, na_action="raise", context=context)
-        except Exception as error:  # formulaic raises several types; name the cause
-            message = str(error)
-            if "null values" in message:
-                name = re.search(r"`([^`]+)`", message)
-                raise CohortexError(
-                    f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
-                    "which has missing values; drop or impute those samples first."
-                ) from None
-            raise CohortexError(
-                f"The design formula {design!r} could not be used: {message}"
-            ) from None
-        return np.asarray(matrix, dtype=np.float64), [str(c) for c in matrix.columns], design
-    if isinstance(design, pd.DataFrame):
-        values, names = design.to_numpy(dtype=np.float64), [str(c) for c in design.columns]
-    else:
-        values = np.asarray(design, dtype=np.float64)
-        if values.ndim != 2:
-            raise CohortexError(f"The design matrix must be 2-D; got shape {values.shape}.")
-        names = [f"x{i}" for i in range(values.shape[1])]
-    if values.shape[0] != n_samples:
-        raise CohortexError(
-            f"The design matrix has {values.shape[0]} rows; the cohort has {n_samples} samples."
-        )
-    if np.isnan(values).any():
-        bad = [names[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
-        raise CohortexError(f"The design matrix has missing values in: {', '.join(bad)}.")
-    return values, names, None
-
-
-def _missing_as_nan(values: np.ndarray) -> np.ndarray:
-    """Stores keep a missing label as ""; formulaic must see it as missing."""
-    if values.dtype.kind in "OUST":
-        return np.asarray([np.nan if v == "" else v for v in values], dtype=object)
-    return values
-
-
-def check_design(design: np.ndarray, names: list[str]) -> None:
-    n, p = design.shape
-    if p > n:
-        raise CohortexError(
-            f"The design has more coefficients ({p}) than samples ({n}); it cannot be fitted."
-        )
-    aliased: list[str] = []
-    kept: list[int] = []
-    for j in range(p):
-        candidate = [*kept, j]
-        if np.linalg.matrix_rank(design[:, candidate]) == len(candidate):
-            kept.append(j)
-        else:
-            aliased.append(names[j])
-    if aliased:
-        raise CohortexError(
-            "The design is rank-deficient: these columns are linear combinations of earlier "
-            "ones (aliased): " + ", ".join(aliased) + "."
-        )
-
-
-def _spans_constant(design: np.ndarray) -> bool:
-    ones = np.ones(design.shape[0])
-    solution, *_ = np.linalg.lstsq(design, ones, rcond=None)
-    return bool(np.allclose(design @ solution, ones, atol=1e-8))
 
 
 def _contrast_matrix(contrasts: Any, names: list[str]) -> pd.DataFrame:

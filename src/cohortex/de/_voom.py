@@ -16,7 +16,7 @@ from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
-from ._linear_model import check_design, design_matrix, least_squares, rows_per_task
+from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["voom"]
 

@@ -13,7 +13,8 @@ from .. import fdr as _fdr
 from .._backend import dask_on, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
-from ..de._linear_model import design_matrix, fit, rows_per_task
+from ..de._least_squares import design_matrix, rows_per_task
+from ..de._linear_model import fit
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
 

@@ -14,7 +14,7 @@ from .. import fdr as _fdr
 from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError, CohortexWarning
-from ..de._linear_model import design_matrix
+from ..de._least_squares import design_matrix
 from ..stats._cox import RiskSets, covariance, cox_newton
 from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks

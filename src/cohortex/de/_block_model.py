@@ -1,0 +1,351 @@
+"""Samples correlated within blocks: limma's ``duplicateCorrelation(block=)`` and the
+generalised least squares of ``lmFit(block=, correlation=)`` (the maths is in
+``stats._blocks``).
+
+Both read the matrix one column of tiles per task (every sample of at most
+:data:`TASK_GENES` genes), because a block's samples may lie anywhere among the rows; genes
+with missing values are fitted one by one on their observed samples, as limma does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from .._backend import dask_on, namespace, resolve_device, to_host
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._errors import CohortexError, CohortexWarning
+from ..stats._blocks import (
+    BlockDesign,
+    block_design,
+    block_reml,
+    gls_block,
+    gls_covariance,
+    reml_components,
+    whiten,
+)
+from ._least_squares import LeastSquares, check_design, design_matrix
+
+__all__ = [
+    "TASK_GENES",
+    "VALUES_PER_BLOCK",
+    "block_codes",
+    "block_least_squares",
+    "duplicate_correlation",
+]
+
+# genes per task at most (a column of the store's tiles, or of an in-memory matrix)
+TASK_GENES = 1024
+
+# float64 values of the genes × samples handled at once inside a task: ~16 MB, a few copies
+VALUES_PER_BLOCK = 2_000_000
+
+
+@shared_docs
+def duplicate_correlation(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    block: str | Any,
+    *,
+    trim: float = 0.15,
+    device: str = "auto",
+) -> xr.Dataset:
+    """The correlation of samples within blocks, as limma's ``duplicateCorrelation(block=)``.
+
+    Each gene's correlation is statmod's REML estimate (``mixedModel2Fit``, a random block
+    effect); the consensus is ``tanh`` of the ``trim``-trimmed mean of their ``atanh``,
+    after limma's bounds (at least ``1/(1 − largest block) + 0.01``, at most 0.99). Pass it
+    to :func:`fit` as ``correlation`` with the same ``block``.
+
+    Parameters
+    ----------
+    {cohort}
+        NaN values are missing: such a gene is estimated on its observed samples.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`.
+    block : str or array of shape (n_samples,)
+        A sample variable naming each sample's block (a patient, a litter), or the labels.
+    trim : float, default 0.15
+        Fraction trimmed from each end before the mean (R's ``mean(trim=)``).
+    {device}
+
+    Returns
+    -------
+    xarray.Dataset
+        ``correlation(gene)`` (bounded as limma bounds it; NaN where a gene cannot be
+        estimated); attrs ``consensus_correlation``, ``block``, ``trim``, ``formula``.
+
+    Warns
+    -----
+    CohortexWarning
+        When every block has one sample, or the design already holds the blocks: the
+        correlation is then 0, as in limma.
+    """
+    if not (isinstance(trim, int | float) and 0 <= trim < 0.5):
+        raise CohortexError(f"The 'trim' parameter must be in [0, 0.5); got {trim!r}.")
+    device = resolve_device(device)
+    data = as_cohort_matrix(cohort)
+    n_samples, n_genes = data.matrix.shape
+    x_design, names, formula = design_matrix(design, data.dataset, n_samples)
+    check_design(x_design, names)
+    codes, block_name = block_codes(block, data, n_samples)
+    attrs = {"block": block_name, "trim": float(trim), "formula": formula or ""}
+    largest = int(np.bincount(codes).max())
+    zero = _correlation_is_zero(x_design, codes, largest)
+    if zero is not None:
+        warnings.warn(zero, CohortexWarning, stacklevel=2)
+        return _correlation_result(np.zeros(n_genes), 0.0, data.gene_ids, attrs)
+    p = x_design.shape[1]
+    n_blocks = int(codes.max()) + 1
+    if not (n_samples > p + 2 and 1 < n_blocks < n_samples - 1):
+        raise CohortexError(
+            f"The correlation within blocks needs more than {p + 2} samples and between 2 and "
+            f"{n_samples - 2} blocks; got {n_samples} samples in {n_blocks} blocks."
+        )
+    shared = block_design(x_design, codes)
+
+    def per_block(y: Any) -> dict[str, Any]:
+        return {"rho": _block_correlations(y, shared)}
+
+    x = dask_on(data.matrix, device, (2048, TASK_GENES))
+    rho = np.asarray(to_host(_gene_columns(x, per_block)["rho"]), dtype=np.float64)
+    low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
+    rho = np.clip(rho, low, high)  # NaN stays NaN
+    estimated = rho[np.isfinite(rho)]
+    if not estimated.size:
+        raise CohortexError("No gene gave a correlation within blocks (too few observations).")
+    consensus = float(np.tanh(stats.trim_mean(np.arctanh(estimated), trim)))
+    return _correlation_result(rho, consensus, data.gene_ids, attrs)
+
+
+def _correlation_result(
+    rho: np.ndarray, consensus: float, genes: Any, attrs: dict[str, Any]
+) -> xr.Dataset:
+    return xr.Dataset(
+        {"correlation": ("gene", rho)},
+        coords={"gene": genes},
+        attrs={"consensus_correlation": consensus, **attrs},
+    )
+
+
+def _correlation_is_zero(design: np.ndarray, codes: np.ndarray, largest: int) -> str | None:
+    """limma's two cases of a correlation of zero, as its warning words them, or None."""
+    if largest == 1:
+        return "Blocks all of size 1: the correlation within blocks is 0."
+    indicators = np.eye(int(codes.max()) + 1)[codes][:, 1:]
+    q, _ = np.linalg.qr(design)
+    outside = indicators - q @ (q.T @ indicators)
+    if np.max(np.abs(outside)) < 1e-8:
+        return "The design already holds the blocks: the correlation within blocks is 0."
+    return None
+
+
+def _block_correlations(y: Any, shared: BlockDesign) -> Any:
+    """Each gene's REML correlation (genes of ``y`` with missing values one by one)."""
+    xp = namespace(y)
+    complete = ~xp.any(xp.isnan(y), axis=0)
+    rho = xp.full(y.shape[1], xp.nan)
+    columns = xp.flatnonzero(complete)
+    if columns.size:
+        dy, null_sum = reml_components(y[:, columns], shared)
+        residual, block = block_reml(dy, null_sum, shared.d, shared.n_null)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho[columns] = block / (residual + block)
+    for gene in np.flatnonzero(to_host(~complete)):
+        rho[int(gene)] = _one_gene_correlation(np.asarray(to_host(y[:, int(gene)])), shared)
+    return rho
+
+
+def _one_gene_correlation(y: np.ndarray, shared: BlockDesign) -> float:
+    observed = np.isfinite(y)
+    kept = _estimable_columns(shared.design[observed])
+    _, codes = np.unique(shared.codes[observed], return_inverse=True)
+    n_obs, n_blocks = int(observed.sum()), int(codes.max(initial=-1)) + 1
+    p = shared.design.shape[1]  # limma compares with the design's columns, estimable or not
+    if not (n_obs > p + 2 and 1 < n_blocks < n_obs - 1):
+        return float("nan")
+    own = block_design(shared.design[observed][:, kept], codes)
+    dy, null_sum = reml_components(y[observed][:, None], own)
+    residual, block = block_reml(dy, null_sum, own.d, own.n_null)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(block[0] / (residual[0] + block[0]))
+
+
+def _estimable_columns(design: np.ndarray) -> list[int]:
+    """The columns kept in order while they add rank (R's pivoting QR, tolerance 1e-7)."""
+    kept: list[int] = []
+    for j in range(design.shape[1]):
+        trial = design[:, [*kept, j]]
+        r = np.linalg.qr(trial, mode="r")
+        diagonal = np.abs(np.diag(r))
+        if diagonal[-1] > 1e-7 * max(diagonal.max(), 1e-300):
+            kept.append(j)
+    return kept
+
+
+def block_codes(block: Any, data: Any, n_samples: int) -> tuple[np.ndarray, str]:
+    """Each sample's block as codes 0 … n_blocks − 1, and the block's name."""
+    if isinstance(block, str):
+        variables = data.sample_variables()
+        if block not in variables:
+            raise CohortexError(
+                f"The 'block' parameter must name a sample variable; got {block!r}. "
+                f"Sample variables: {', '.join(variables) or '(none)'}."
+            )
+        labels, name = np.asarray(data.dataset[block].values), block
+    else:
+        labels, name = np.asarray(block), "block"
+    if labels.shape != (n_samples,):
+        raise CohortexError(
+            f"The 'block' labels must be one per sample ({n_samples}); got shape {labels.shape}."
+        )
+    missing = pd.isna(labels) | (labels == "")
+    if missing.any():
+        raise CohortexError(
+            f"The block of {int(missing.sum())} samples is missing (the first: sample "
+            f"{int(np.flatnonzero(missing)[0])}); every sample needs a block."
+        )
+    _, codes = np.unique(labels.astype(str), return_inverse=True)
+    return codes.astype(np.int64), name
+
+
+def block_least_squares(
+    x: da.Array, design: np.ndarray, codes: np.ndarray, correlation: float
+) -> tuple[LeastSquares, np.ndarray]:
+    """Generalised least squares of every gene with the blocks' correlation (``gls.series``).
+
+    Returns
+    -------
+    fitted : LeastSquares
+        Per gene ``coefficient_sd`` and ``df_residual`` when genes have missing values.
+    xtvx_inverse : ndarray of shape (p, p)
+        ``(X'V⁻¹X)⁻¹``, limma's ``cov.coefficients``.
+    """
+    shared = block_design(design, codes)
+    ones = np.ones(design.shape[0])
+    shift_back, *_ = np.linalg.lstsq(design, ones, rcond=None)
+    shifted = bool(np.allclose(design @ shift_back, ones, atol=1e-8))
+    xtvx_inverse = gls_covariance(shared, correlation)
+    p = design.shape[1]
+    full_sd = np.sqrt(np.diag(xtvx_inverse))
+
+    def per_block(y: Any) -> dict[str, Any]:
+        xp = namespace(y)
+        observed = ~xp.isnan(y)
+        seen = xp.sum(observed, axis=0)
+        average = xp.sum(xp.where(observed, y, 0.0), axis=0) / seen
+        complete = seen == y.shape[0]
+        out = {
+            "beta": xp.full((p, y.shape[1]), xp.nan),
+            "sd": xp.asarray(np.repeat(full_sd[:, None], y.shape[1], axis=1)),
+            "rss": xp.full(y.shape[1], xp.nan),
+            "df": xp.full(y.shape[1], float(design.shape[0] - p)),
+            "average": average,
+        }
+        columns = xp.flatnonzero(complete)
+        if columns.size:
+            level = average[columns] if shifted else xp.zeros(columns.size)
+            beta, rss = gls_block(y[:, columns] - level[None, :], shared, correlation)
+            if shifted:  # X e = 1: the level goes back onto the coefficients
+                beta = beta + xp.asarray(shift_back)[:, None] * level[None, :]
+            out["beta"][:, columns] = beta
+            out["rss"][columns] = rss
+        for gene in np.flatnonzero(to_host(~complete)):
+            k = int(gene)
+            beta_k, sd_k, rss_k, df_k = _one_gene_gls(
+                np.asarray(to_host(y[:, k])), shared, correlation
+            )
+            out["beta"][:, k] = xp.asarray(beta_k)
+            out["sd"][:, k] = xp.asarray(sd_k)
+            out["rss"][k], out["df"][k] = rss_k, df_k
+        return out
+
+    columns = _gene_columns(x, per_block)
+    xp = namespace(columns["beta"])
+    df = columns["df"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = xp.where(df > 0, columns["rss"] / df, xp.nan)
+    per_gene = bool(to_host(xp.any(df != design.shape[0] - p)))
+    fitted = LeastSquares(
+        beta=columns["beta"],
+        coefficient_sd=columns["sd"] if per_gene else None,
+        s2=s2,
+        df_residual=np.asarray(to_host(df)) if per_gene else float(design.shape[0] - p),
+        average=columns["average"],
+    )
+    return fitted, xtvx_inverse
+
+
+def _one_gene_gls(
+    y: np.ndarray, shared: BlockDesign, correlation: float
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One gene on its observed samples: coefficients and their unscaled sd (NaN where not
+    estimable), the whitened RSS and the residual df."""
+    p = shared.design.shape[1]
+    beta, sd = np.full(p, np.nan), np.full(p, np.nan)
+    observed = np.isfinite(y)
+    if not observed.any():
+        return beta, sd, float("nan"), 0.0
+    _, codes = np.unique(shared.codes[observed], return_inverse=True)
+    sizes = np.bincount(codes).astype(np.float64)
+    wx = whiten(shared.design[observed], codes, sizes, correlation)
+    wy = whiten(y[observed][:, None], codes, sizes, correlation)[:, 0]
+    kept = _estimable_columns(wx)
+    q, r = np.linalg.qr(wx[:, kept])
+    coefficients = np.linalg.solve(r, q.T @ wy)
+    residual = wy - q @ (q.T @ wy)
+    r_inverse = np.linalg.inv(r)
+    beta[kept] = coefficients
+    sd[kept] = np.sqrt(np.sum(r_inverse * r_inverse, axis=1))
+    df = float(observed.sum() - len(kept))
+    return beta, sd, float(residual @ residual) if df > 0 else float("nan"), df
+
+
+def _gene_columns(x: da.Array, per_block: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """``per_block`` of every gene with all its samples (float64), joined along genes.
+
+    One task per column of tiles (at most :data:`TASK_GENES` genes of it), which hands its
+    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows: every tile
+    is read once, and a block's samples may lie in any of them.
+    """
+    tiles = x.to_delayed()
+    column = dask.delayed(_column, pure=True)
+    genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0], 1))
+    parts = [
+        column(
+            list(tiles[:, j]),
+            slice(start, min(start + TASK_GENES, width)),
+            per_block,
+            genes_per_block,
+        )
+        for j, width in enumerate(x.chunks[1])
+        for start in range(0, width, TASK_GENES)
+    ]
+    (parts,) = dask.compute(parts)
+    xp = namespace(next(iter(parts[0].values())))
+    return {name: xp.concatenate([part[name] for part in parts], axis=-1) for name in parts[0]}
+
+
+def _column(
+    tiles: list[Any],
+    genes: slice,
+    per_block: Callable[[Any], dict[str, Any]],
+    genes_per_block: int,
+) -> dict[str, Any]:
+    xp = namespace(tiles[0])
+    tiles = [tile[:, genes] for tile in tiles]
+    blocks: dict[str, list[Any]] = {}
+    for start in range(0, tiles[0].shape[1], genes_per_block):
+        block = slice(start, start + genes_per_block)
+        y = xp.concatenate([tile[:, block] for tile in tiles], axis=0).astype(xp.float64)
+        for name, values in per_block(y).items():
+            blocks.setdefault(name, []).append(values)
+    return {name: xp.concatenate(parts, axis=-1) for name, parts in blocks.items()}

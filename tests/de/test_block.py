@@ -1,0 +1,167 @@
+"""Samples correlated within blocks: limma's duplicateCorrelation and lmFit(block=) against
+fixtures made with R's limma 3.54 and statmod (tests/fixtures/make_block_fixtures.R)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from cohortex import CohortexError, CohortexWarning, create_cohort, de
+from cohortex.de import _block_model
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
+DESIGN = "~ time + sex"
+
+
+def _cohort(chunks=None, dtype=np.float64):
+    """The fixture's 30 samples × 300 genes as an in-memory Dataset (float64 as limma saw)."""
+    expression = pd.read_csv(FIXTURES / "block_expression.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "block_samples.csv", index_col=0)
+    values = expression.to_numpy().astype(dtype)
+    matrix = da.from_array(values, chunks=chunks) if chunks else values
+    return xr.Dataset(
+        {
+            "expression": (("sample", "gene"), matrix),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": list(expression.index), "gene": list(expression.columns)},
+        attrs={"scale": "log2"},
+    )
+
+
+def _limma():
+    return (
+        pd.read_csv(FIXTURES / "block_correlation.csv"),
+        pd.read_csv(FIXTURES / "block_results.csv"),
+    )
+
+
+def _close(actual, expected, rtol):
+    np.testing.assert_allclose(np.asarray(actual, float), np.asarray(expected, float), rtol=rtol)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_duplicate_correlation_equals_limma(monkeypatch, split):
+    correlations, _ = _limma()
+    cohort = _cohort()
+    if split:  # tiles of 7 samples × 50 genes, tasks of 20 genes, blocks of 3 genes
+        cohort = _cohort(chunks=(7, 50))
+        monkeypatch.setattr(_block_model, "TASK_GENES", 20)
+        monkeypatch.setattr(_block_model, "VALUES_PER_BLOCK", 30 * 3)
+    result = de.duplicate_correlation(cohort, DESIGN, "patient")
+    # every gene, those with missing values too (one of them has too few blocks: NaN in both)
+    _close(np.arctanh(result["correlation"].values), correlations["atanh"], rtol=1e-10)
+    assert np.isnan(result["correlation"].values).sum() == 1
+    _close(result.attrs["consensus_correlation"], correlations["consensus"][0], rtol=1e-12)
+    assert result.attrs["block"] == "patient"
+
+
+def test_strong_correlation_equals_limma():
+    """Blocks of five with ρ near 0.9: statmod's bounded scoring weights and limma's upper
+    bound of 0.99 (30 genes) both come into play."""
+    expression = pd.read_csv(FIXTURES / "block_strong_expression.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "block_strong_samples.csv", index_col=0)
+    correlations = pd.read_csv(FIXTURES / "block_strong_correlation.csv")
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.to_numpy()),
+            "dose": ("sample", samples["dose"].to_numpy()),
+            "patient": ("sample", samples["patient"].to_numpy()),
+        }
+    )
+    result = de.duplicate_correlation(cohort, "~ dose", "patient")
+    _close(np.arctanh(result["correlation"].values), correlations["atanh"], rtol=1e-10)
+    _close(result.attrs["consensus_correlation"], correlations["consensus"][0], rtol=1e-12)
+    assert (result["correlation"].values == 0.99).sum() == 30
+
+
+def test_block_fit_equals_limma():
+    correlations, results = _limma()
+    consensus = float(correlations["consensus"][0])
+    cohort = _cohort(chunks=(11, 64))
+    names = ["Intercept", "time[T.t1]", "time[T.t2]", "sex[T.m]"]
+    # limma's F of a fit without contrasts spans every coefficient, the intercept too
+    result = de.fit(cohort, DESIGN, block="patient", correlation=consensus, contrasts=names)
+    assert result.attrs["correlation"] == consensus and result.attrs["block"] == "patient"
+    _close(result["s2"], results["sigma2"], rtol=1e-10)
+    _close(result["s2_post"], results["s2_post"], rtol=1e-10)
+    _close(result["mean_expression"], results["average"], rtol=1e-12)
+    _close(result["df_residual"], results["df_residual"], rtol=0)  # per gene: missing values
+    _close(result.attrs["df_prior"], results["df_prior"][0], rtol=1e-10)
+    _close(result["F"], results["F"], rtol=1e-10)
+    _close(result["F_pvalue"], results["F_p"], rtol=1e-10)
+    for j, name in enumerate(names[1:], start=2):
+        row = result.sel(contrast=name)
+        # gene 43 has no sample at t2: limma's NA where its coefficient is not estimable
+        _close(row["coefficient"], results[f"coef_{j}"], rtol=1e-10)
+        _close(row["stdev_unscaled"], results[f"sd_{j}"], rtol=1e-10)
+        _close(row["statistic"], results[f"t_{j}"], rtol=1e-10)
+        _close(row["pvalue"], results[f"p_{j}"], rtol=1e-10)
+        _close(row["lods"], results[f"lods_{j}"], rtol=1e-10)
+    assert np.isnan(result["coefficient"].sel(contrast="time[T.t2]").values[42])
+
+
+def test_block_fit_estimates_the_correlation_by_default():
+    correlations, results = _limma()
+    result = de.fit(_cohort(), DESIGN, block="patient")
+    _close(result.attrs["correlation"], correlations["consensus"][0], rtol=1e-12)
+    _close(result["statistic"].sel(contrast="time[T.t2]"), results["t_3"], rtol=1e-10)
+
+
+def test_block_fit_from_a_store_in_tiles(tmp_path, monkeypatch):
+    """Tiles of 7 samples: each block's samples lie in several; the fit gathers them."""
+    expression = pd.read_csv(FIXTURES / "block_expression.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "block_samples.csv", index_col=0)
+    store = tmp_path / "c.zarr"
+    create_cohort(store, expression.astype(np.float32), samples=samples, chunks=(7, 50))
+    monkeypatch.setattr(_block_model, "TASK_GENES", 32)
+    monkeypatch.setattr(_block_model, "VALUES_PER_BLOCK", 30 * 5)
+    rounded = _cohort(dtype=np.float32)
+    rounded["expression"] = rounded["expression"].astype(np.float64)  # what the store holds
+    in_memory = de.fit(rounded, DESIGN, block="patient")
+    from_store = de.fit(store, DESIGN, block="patient")
+    _close(from_store.attrs["correlation"], in_memory.attrs["correlation"], rtol=1e-12)
+    for name in ("coefficient", "statistic", "pvalue", "s2", "mean_expression"):
+        _close(from_store[name], in_memory[name], rtol=1e-10)
+
+
+def test_blocks_of_one_sample_or_already_in_the_design_give_zero():
+    cohort = _cohort()
+    with pytest.warns(CohortexWarning, match="Blocks all of size 1"):
+        single = de.duplicate_correlation(cohort, DESIGN, np.arange(30))
+    assert single.attrs["consensus_correlation"] == 0.0
+    with pytest.warns(CohortexWarning, match="design already holds the blocks"):
+        held = de.duplicate_correlation(cohort, "~ patient + time", "patient")
+    assert held.attrs["consensus_correlation"] == 0.0
+    assert (held["correlation"].values == 0).all()
+
+
+@pytest.mark.parametrize(
+    "call, said",
+    [
+        (lambda c: de.duplicate_correlation(c, DESIGN, "subject"), "'block' parameter must name"),
+        (lambda c: de.duplicate_correlation(c, DESIGN, "patient", trim=0.5), "'trim' parameter"),
+        (lambda c: de.duplicate_correlation(c, DESIGN, ["a"] * 3), "one per sample \\(30\\)"),
+        (
+            lambda c: de.duplicate_correlation(c, DESIGN, ["a", ""] * 15),
+            "block of 15 samples is missing",
+        ),
+        (lambda c: de.fit(c, DESIGN, correlation=0.3), "'correlation' goes with 'block'"),
+        (
+            lambda c: de.fit(c, DESIGN, block="patient", correlation=1.0),
+            "'correlation' parameter must be in \\(-1, 1\\)",
+        ),
+        (
+            lambda c: de.fit(c, DESIGN, block="patient", weights=np.ones(30)),
+            "takes no precision weights",
+        ),
+    ],
+)
+def test_block_options_are_checked(call, said):
+    with pytest.raises(CohortexError, match=said):
+        call(_cohort())
