@@ -114,6 +114,20 @@ def test_de_fit_per_gene(gpu_xp, cohort):
         assert np.isnan(to_numpy(on_device["coefficient"].data)[1, 7])
 
 
+def test_block_correlation_and_fit(gpu_xp, cohort):
+    path, x, labels = cohort
+    patient = np.arange(len(labels)) // 3  # blocks of three samples, across the row tiles
+    cpu = de.duplicate_correlation(path, "~ condition", patient, device="cpu")
+    _same(de.duplicate_correlation(path, "~ condition", patient, device="gpu"), cpu)
+    x = x.copy()
+    x[::4, 5] = np.nan  # a gene fitted on its own observations
+    design = np.column_stack([np.ones(len(labels)), labels == "b", labels == "c"]).astype(float)
+    kwargs = {"block": patient, "correlation": 0.3}
+    on_device = de.fit(gpu_xp.asarray(x), design, **kwargs)
+    assert namespace(on_device["pvalue"].data) is gpu_xp
+    _same(on_device, de.fit(x, design, device="cpu", **kwargs), rtol=1e-9)
+
+
 def test_voom(gpu_xp, tmp_path):
     rng = np.random.default_rng(8)
     counts = rng.negative_binomial(5, 5 / (5 + rng.gamma(0.7, 100, 80)), (16, 80)).astype(float)

@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cohortex import open_cohort
+from cohortex import create_cohort, de, open_cohort, read_result
 from cohortex.app.cli import main
 
 
@@ -98,6 +100,32 @@ def test_warnings_are_lines_that_name_the_flag(tmp_path, capsys):
     assert "cohortex import: warning: The expression values are whole numbers up to 2000" in err
     assert "pass --scale counts so fold changes" in err
     assert "_text.py" not in err  # no Python source line
+
+
+def test_de_with_samples_correlated_within_blocks(tmp_path, capsys):
+    fixtures = Path(__file__).parents[1] / "fixtures" / "limma"
+    expression = pd.read_csv(fixtures / "block_expression.csv", index_col=0).T
+    samples = pd.read_csv(fixtures / "block_samples.csv", index_col=0)
+    store = tmp_path / "b.zarr"
+    create_cohort(store, expression.astype(np.float32), samples=samples)
+    command = ["de", str(store), "--design", "~ time + sex", "--block", "patient"]
+    assert main([*command, "--top", "0"]) == 0
+    consensus = de.duplicate_correlation(store, "~ time + sex", "patient")
+    correlation = consensus.attrs["consensus_correlation"]
+    assert f"within patient (estimated correlation {correlation:.4f})" in capsys.readouterr().out
+    stored = read_result(store, "de_limma")
+    assert stored.attrs["correlation"] == pytest.approx(correlation, rel=1e-12)
+    assert main([*command, "--correlation", "0.25", "--name", "given", "--top", "0"]) == 0
+    assert read_result(store, "given").attrs["correlation"] == 0.25
+    for extra, said in (
+        (["--voom"], "--block takes no voom weights yet"),
+        (["--block", "nobody"], "'block' parameter must name a sample variable"),
+    ):
+        assert main([*command, *extra]) == 2
+        assert said in capsys.readouterr().err
+    assert main(["de", str(store), "--groupby", "time", "--block", "patient"]) == 2
+    assert main(["de", str(store), "--design", "~ time", "--correlation", "0.2"]) == 2
+    assert "--correlation goes with --block" in capsys.readouterr().err
 
 
 def test_bad_input_exits_2_with_the_message(tmp_path, capsys):

@@ -231,6 +231,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --design, on a counts store: limma's voom (TMM factors) and a weighted fit",
     )
+    de.add_argument(
+        "--block",
+        default=None,
+        metavar="VARIABLE",
+        help="with --design: samples correlated within blocks of this variable (a patient's "
+        "samples); limma's duplicateCorrelation and lmFit(block=)",
+    )
+    de.add_argument(
+        "--correlation",
+        type=float,
+        default=None,
+        help="with --block: the correlation within blocks (default: estimated)",
+    )
     de.add_argument("--trend", action="store_true", help="with --design: eBayes(trend = TRUE)")
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
@@ -877,12 +890,26 @@ def _de(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     model_options = (
-        args.contrast or args.voom or args.trend or args.robust or args.treat is not None
+        args.contrast
+        or args.voom
+        or args.trend
+        or args.robust
+        or args.treat is not None
+        or args.block is not None
     )
     if args.design is not None and args.normalize is not None:
         raise CohortexError("--normalize goes with --groupby (with --design, use --voom).")
     if args.groupby is not None and model_options:
-        raise CohortexError("--contrast, --voom, --trend, --robust and --treat go with --design.")
+        raise CohortexError(
+            "--contrast, --voom, --block, --trend, --robust and --treat go with --design."
+        )
+    if args.correlation is not None and args.block is None:
+        raise CohortexError("--correlation goes with --block.")
+    if args.block is not None and args.voom:
+        raise CohortexError(
+            "--block takes no voom weights yet: leave out --voom (a fit of log-expression "
+            "values) or --block."
+        )
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
         raise CohortexError(
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
@@ -897,6 +924,8 @@ def _de(args: argparse.Namespace) -> None:
             data,
             args.design,
             contrasts=_contrasts(args.contrast),
+            block=args.block,
+            correlation=args.correlation,
             trend=args.trend,
             robust=args.robust,
             treat_lfc=args.treat,
@@ -904,6 +933,12 @@ def _de(args: argparse.Namespace) -> None:
             device=args.device,
         )
         what = "limma-voom linear model" if args.voom else "limma linear model"
+        if args.block is not None:
+            how = "given" if args.correlation is not None else "estimated"
+            what += (
+                f" with samples correlated within {args.block} ({how} correlation "
+                f"{result.attrs['correlation']:.4f})"
+            )
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
         if args.normalize is not None:
