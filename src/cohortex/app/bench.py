@@ -44,6 +44,13 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               unweighted); on the first ``--r-samples`` samples, cohortex in memory and R's
               ``voom(calcNormFactors(DGEList(counts)), design)`` + ``lmFit`` + ``eBayes`` (timed
               inside R; the note extrapolates it linearly to the whole cohort, marked so).
+``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
+              ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
+              (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
+              first ``--r-samples`` samples in memory; R's ``duplicateCorrelation`` +
+              ``lmFit(block=)`` + ``eBayes`` on those samples and their first 20 genes (it
+              decomposes the blocks afresh for every gene), **extrapolated** linearly to all
+              genes (marked).
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -146,6 +153,9 @@ _CASES = [
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
+    Case("block", "cohortex_zarr", "cohortex", "zarr"),
+    Case("block", "cohortex_slice", "cohortex", "slice"),
+    Case("block", "limma_r", "anchor", "slice", "Rscript:limma,statmod", gpu=False),
 ]
 SUITES = (
     "de",
@@ -158,6 +168,7 @@ SUITES = (
     "predict",
     "genesets",
     "voom",
+    "block",
 )
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
@@ -174,6 +185,21 @@ elapsed <- system.time({
 })[["elapsed"]]
 cat(elapsed, "\n")
 """
+_BLOCK_R = r"""
+suppressPackageStartupMessages(library(limma))
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+pair <- (seq_len(n_samples) - 1) %/% 2
+design <- model.matrix(~ group)
+elapsed <- system.time({
+  dup <- duplicateCorrelation(y, design, block = pair)
+  fit <- eBayes(lmFit(y, design, block = pair, correlation = dup$consensus.correlation))
+})[["elapsed"]]
+cat(elapsed, "\n")
+"""
+_BLOCK_R_GENES = 20  # R's duplicateCorrelation decomposes the blocks afresh for every gene
 _WARM_GENES = 2048  # the warm-up cohort: 600 samples × this many genes
 _GPU_ONLY = {"rapids_singlecell", "cuml"}
 
@@ -396,6 +422,8 @@ def _time_case(
         extra.update(_train_one_epoch(case, store, x, device))
     elif case.suite == "voom":
         extra.update(_voom_case(case, store, device, r_samples))
+    elif case.suite == "block":
+        extra.update(_block_case(case, store, device, r_samples))
     elif case.suite == "survival":
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
@@ -618,6 +646,61 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     end = time.perf_counter()
     extra.update(timed_seconds=end - start, fit_seconds=end - fit_start)
     return extra
+
+
+def _block_case(case: Case, store: str, device: str, r_samples: int) -> dict:
+    """Consecutive samples as pairs (blocks of two): the correlation within them and the block
+    fit, cohortex from the store or on a slice in memory, or R on the slice's first genes."""
+    from .. import de
+    from ..store import open_cohort
+
+    if case.name == "limma_r":
+        return _block_in_r(store, r_samples)
+    extra: dict[str, Any] = {}
+    data: Any = open_cohort(store)
+    if case.source == "slice":
+        data = data.isel(sample=slice(0, r_samples)).load()
+        extra["samples"] = int(data.sizes["sample"])
+    pairs = np.arange(data.sizes["sample"]) // 2
+    start = time.perf_counter()
+    estimated = de.duplicate_correlation(data, "~ condition", pairs, device=device)
+    fit_start = time.perf_counter()
+    correlation = estimated.attrs["consensus_correlation"]
+    de.fit(data, "~ condition", block=pairs, correlation=correlation, device=device)
+    end = time.perf_counter()
+    extra.update(timed_seconds=end - start, fit_seconds=end - fit_start, correlation=correlation)
+    return extra
+
+
+def _block_in_r(store: str, r_samples: int) -> dict:
+    """R's duplicateCorrelation + lmFit(block=) + eBayes on the first ``r_samples`` samples
+    and :data:`_BLOCK_R_GENES` genes, timed inside R."""
+    import tempfile
+
+    from ..store import open_cohort
+
+    ds = open_cohort(store).isel(sample=slice(0, r_samples), gene=slice(0, _BLOCK_R_GENES))
+    values = np.asarray(ds["expression"].values, dtype=np.float64)  # samples × genes
+    with tempfile.TemporaryDirectory() as folder:
+        matrix = Path(folder) / "values.bin"
+        values.tofile(matrix)  # R reads it column-major: genes × samples
+        labels = Path(folder) / "labels.txt"
+        labels.write_text("\n".join(map(str, ds["condition"].values)) + "\n")
+        script = Path(folder) / "block.R"
+        script.write_text(_BLOCK_R)
+        shape = [str(values.shape[0]), str(values.shape[1])]
+        done = subprocess.run(
+            ["Rscript", str(script), str(matrix), *shape, str(labels)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    measured = float(done.stdout.split()[0])
+    return {
+        "timed_seconds": measured * _n_genes(store) / values.shape[1],
+        "measured_seconds": measured,
+        "extrapolated_from": f"{values.shape[1]} genes on {values.shape[0]} samples",
+    }
 
 
 def _voom_in_r(store: str, r_samples: int) -> dict:

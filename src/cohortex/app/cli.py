@@ -657,7 +657,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_suites,
         default=None,
         help="comma-separated suites: "
-        "de,wilcoxon,paired,pca,tsne,ae,survival,predict,genesets,voom (default: all)",
+        "de,wilcoxon,paired,pca,tsne,ae,survival,predict,genesets,voom,block (default: all)",
     )
     bench.add_argument(
         "--store", type=Path, default=None, help="benchmark this store instead of simulating one"

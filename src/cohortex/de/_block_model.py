@@ -140,10 +140,14 @@ def _correlation_is_zero(design: np.ndarray, codes: np.ndarray, largest: int) ->
     """limma's two cases of a correlation of zero, as its warning words them, or None."""
     if largest == 1:
         return "Blocks all of size 1: the correlation within blocks is 0."
-    indicators = np.eye(int(codes.max()) + 1)[codes][:, 1:]
+    # limma: every block's indicator but the first's lies in the design's span; the squared
+    # length of its part outside is m − |Q'z|²
     q, _ = np.linalg.qr(design)
-    outside = indicators - q @ (q.T @ indicators)
-    if np.max(np.abs(outside)) < 1e-8:
+    inside = np.zeros((int(codes.max()) + 1, design.shape[1]))
+    np.add.at(inside, codes, q)  # Q'z of every block
+    sizes = np.bincount(codes).astype(np.float64)
+    outside = sizes - np.sum(inside * inside, axis=1)
+    if np.all(outside[1:] < 1e-10 * sizes[1:]):
         return "The design already holds the blocks: the correlation within blocks is 0."
     return None
 
@@ -155,8 +159,8 @@ def _block_correlations(y: Any, shared: BlockDesign) -> Any:
     rho = xp.full(y.shape[1], xp.nan)
     columns = xp.flatnonzero(complete)
     if columns.size:
-        dy, null_sum = reml_components(y[:, columns], shared)
-        residual, block = block_reml(dy, null_sum, shared.d, shared.n_null)
+        dy = reml_components(y[:, columns], shared)
+        residual, block = block_reml(dy, shared.d, shared.count)
         with np.errstate(divide="ignore", invalid="ignore"):
             rho[columns] = block / (residual + block)
     for gene in np.flatnonzero(to_host(~complete)):
@@ -173,8 +177,8 @@ def _one_gene_correlation(y: np.ndarray, shared: BlockDesign) -> float:
     if not (n_obs > p + 2 and 1 < n_blocks < n_obs - 1):
         return float("nan")
     own = block_design(shared.design[observed][:, kept], codes)
-    dy, null_sum = reml_components(y[observed][:, None], own)
-    residual, block = block_reml(dy, null_sum, own.d, own.n_null)
+    dy = reml_components(y[observed][:, None], own)
+    residual, block = block_reml(dy, own.d, own.count)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(block[0] / (residual[0] + block[0]))
 
