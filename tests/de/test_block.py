@@ -165,3 +165,17 @@ def test_blocks_of_one_sample_or_already_in_the_design_give_zero():
 def test_block_options_are_checked(call, said):
     with pytest.raises(CohortexError, match=said):
         call(_cohort())
+
+
+def test_a_gene_without_values_is_nan_and_leaves_the_others_alone():
+    cohort = _cohort()
+    consensus = float(_limma()[0]["consensus"][0])
+    before = de.fit(cohort, DESIGN, block="patient", correlation=consensus)
+    emptied = cohort.copy(deep=True)
+    emptied["expression"][:, 3] = np.nan
+    with np.errstate(all="raise"):  # no warning on the way
+        after = de.fit(emptied, DESIGN, block="patient", correlation=consensus)
+    assert np.isnan(after["coefficient"].values[:, 3]).all() and after["df_residual"][3] == 0
+    keep = np.arange(300) != 3
+    _close(after["coefficient"].values[:, keep], before["coefficient"].values[:, keep], 1e-12)
+    _close(after["s2"].values[keep], before["s2"].values[keep], 1e-12)

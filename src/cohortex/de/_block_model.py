@@ -245,7 +245,8 @@ def block_least_squares(
         xp = namespace(y)
         observed = ~xp.isnan(y)
         seen = xp.sum(observed, axis=0)
-        average = xp.sum(xp.where(observed, y, 0.0), axis=0) / seen
+        with np.errstate(invalid="ignore"):  # a gene without a value: NaN, as limma's NA
+            average = xp.sum(xp.where(observed, y, 0.0), axis=0) / seen
         complete = seen == y.shape[0]
         out = {
             "beta": xp.full((p, y.shape[1]), xp.nan),
@@ -303,6 +304,8 @@ def _one_gene_gls(
     wx = whiten(shared.design[observed], codes, sizes, correlation)
     wy = whiten(y[observed][:, None], codes, sizes, correlation)[:, 0]
     kept = _estimable_columns(wx)
+    if not kept:  # the design is zero on every observed sample
+        return beta, sd, float("nan"), float(observed.sum())
     q, r = np.linalg.qr(wx[:, kept])
     coefficients = np.linalg.solve(r, q.T @ wy)
     residual = wy - q @ (q.T @ wy)
