@@ -766,7 +766,16 @@ def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):
     )
     np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
     assert saved.attrs["scale"] == "log2"
-    assert main(["de", str(store), "--design", "~ condition", "--normalize", "log_cpm"]) == 2
+    # a linear model of raw counts warns too; of log-CPM with a trend (limma-trend) it does not
+    model = ["de", str(store), "--design", "~ condition", "--top", "0"]
+    assert main(model) == 0
+    assert "this store holds raw counts" in capsys.readouterr().err
+    assert main([*model, "--normalize", "log_cpm", "--trend", "--name", "trend"]) == 0
+    assert "raw counts" not in capsys.readouterr().err
+    trend = de.fit(normalize(store, "log_cpm", norm_factors="tmm"), "~ condition", trend=True)
+    np.testing.assert_array_equal(read_result(store, "trend")["pvalue"], trend["pvalue"])
+    assert main([*model, "--voom", "--normalize", "log_cpm"]) == 2
+    assert "--voom normalises the counts itself" in capsys.readouterr().err
 
 
 def test_results_command_and_flag_worded_errors(tmp_path, capsys):

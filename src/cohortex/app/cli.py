@@ -267,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         "--normalize",
         choices=("log_cpm", "log1p", "median_ratio", "quantile"),
         default=None,
-        help="with --groupby: normalise first (lazily; log_cpm with TMM factors), e.g. raw counts",
+        help="normalise first (lazily; log_cpm with TMM factors), e.g. raw counts",
     )
     de.add_argument(
         "--tie-correct",
@@ -897,8 +897,8 @@ def _de(args: argparse.Namespace) -> None:
         or args.treat is not None
         or args.block is not None
     )
-    if args.design is not None and args.normalize is not None:
-        raise CohortexError("--normalize goes with --groupby (with --design, use --voom).")
+    if args.voom and args.normalize is not None:
+        raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
     if args.groupby is not None and model_options:
         raise CohortexError(
             "--contrast, --voom, --block, --trend, --robust and --treat go with --design."
@@ -907,8 +907,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--correlation goes with --block.")
     if args.block is not None and args.voom:
         raise CohortexError(
-            "--block takes no voom weights yet: leave out --voom (a fit of log-expression "
-            "values) or --block."
+            "--block takes no voom weights yet; for counts, fit log-CPM with a variance trend "
+            "(limma-trend): --normalize log_cpm --trend."
         )
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
         raise CohortexError(
@@ -917,6 +917,13 @@ def _de(args: argparse.Namespace) -> None:
         )
     start = time.perf_counter()
     data: Any = args.store
+    if args.normalize is not None:
+        from .. import normalize
+
+        factors = "tmm" if args.normalize == "log_cpm" else None
+        data = normalize(args.store, args.normalize, norm_factors=factors)
+    elif not args.voom:
+        _warn_if_counts(args.store)
     if args.design is not None:
         if args.voom:
             data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
@@ -941,13 +948,6 @@ def _de(args: argparse.Namespace) -> None:
             )
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
-        if args.normalize is not None:
-            from .. import normalize
-
-            factors = "tmm" if args.normalize == "log_cpm" else None
-            data = normalize(args.store, args.normalize, norm_factors=factors)
-        else:
-            _warn_if_counts(args.store)
         result = de.test(
             data,
             args.groupby,
@@ -1215,8 +1215,8 @@ def _warn_if_counts(store: Path) -> None:
     if open_cohort(store).attrs.get("scale") == "counts":
         print(
             "cohortex de: warning: this store holds raw counts; the test runs on them as they "
-            "are. Pass --normalize log_cpm (edgeR's log-CPM with TMM factors), or use "
-            "--design ... --voom.",
+            "are. Pass --normalize log_cpm (edgeR's log-CPM with TMM factors; with --design "
+            "add --trend), or use --design ... --voom.",
             file=sys.stderr,
         )
 
