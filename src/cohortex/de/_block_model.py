@@ -9,6 +9,7 @@ with missing values are fitted one by one on their observed samples, as limma do
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +27,10 @@ from .._errors import CohortexError, CohortexWarning
 from ..stats._blocks import (
     BlockDesign,
     block_design,
+    block_layout,
     block_reml,
+    gls_basis,
     gls_block,
-    gls_covariance,
     reml_components,
     whiten,
 )
@@ -113,10 +115,11 @@ def duplicate_correlation(
     shared = block_design(x_design, codes)
 
     def per_block(y: Any) -> dict[str, Any]:
-        return {"rho": _block_correlations(y, shared)}
+        return {"rho": _block_correlations(y, shared, x_design, codes)}
 
     x = dask_on(data.matrix, device, (2048, TASK_GENES))
-    rho = np.asarray(to_host(_gene_columns(x, per_block)["rho"]), dtype=np.float64)
+    order = shared.layout.order
+    rho = np.asarray(to_host(_gene_columns(x, per_block, order)["rho"]), dtype=np.float64)
     low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
     rho = np.clip(rho, low, high)  # NaN stays NaN
     estimated = rho[np.isfinite(rho)]
@@ -152,32 +155,52 @@ def _correlation_is_zero(design: np.ndarray, codes: np.ndarray, largest: int) ->
     return None
 
 
-def _block_correlations(y: Any, shared: BlockDesign) -> Any:
-    """Each gene's REML correlation (genes of ``y`` with missing values one by one)."""
-    xp = namespace(y)
-    complete = ~xp.any(xp.isnan(y), axis=0)
+def _block_correlations(
+    ordered: Any, shared: BlockDesign, design: np.ndarray, codes: np.ndarray
+) -> Any:
+    """Each gene's REML correlation (genes with missing values one by one).
+
+    ``ordered``: array of shape (n_samples, g), float64, rows in the layout's order.
+    """
+    xp = namespace(ordered)
+    y = ordered
+    complete = ~xp.any(xp.isnan(ordered), axis=0)
     rho = xp.full(y.shape[1], xp.nan)
-    columns = xp.flatnonzero(complete)
-    if columns.size:
-        dy = reml_components(y[:, columns], shared)
+    if bool(xp.all(complete)):
+        columns = None
+    else:
+        columns = xp.flatnonzero(complete)
+        ordered = ordered[:, columns]
+    if ordered.shape[1]:
+        if shared.spans_constant:
+            ordered -= ordered.mean(axis=0)
+        dy = reml_components(ordered, shared)
         residual, block = block_reml(dy, shared.d, shared.count)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rho[columns] = block / (residual + block)
+            correlation = block / (residual + block)
+        if columns is None:
+            rho = correlation
+        else:
+            rho[columns] = correlation
+    position = np.empty_like(shared.layout.order)
+    position[shared.layout.order] = np.arange(position.size)
     for gene in np.flatnonzero(to_host(~complete)):
-        rho[int(gene)] = _one_gene_correlation(np.asarray(to_host(y[:, int(gene)])), shared)
+        values = np.asarray(to_host(y[:, int(gene)]))[position]  # back in sample order
+        rho[int(gene)] = _one_gene_correlation(values, design, codes)
     return rho
 
 
-def _one_gene_correlation(y: np.ndarray, shared: BlockDesign) -> float:
+def _one_gene_correlation(y: np.ndarray, design: np.ndarray, codes: np.ndarray) -> float:
     observed = np.isfinite(y)
-    kept = _estimable_columns(shared.design[observed])
-    _, codes = np.unique(shared.codes[observed], return_inverse=True)
-    n_obs, n_blocks = int(observed.sum()), int(codes.max(initial=-1)) + 1
-    p = shared.design.shape[1]  # limma compares with the design's columns, estimable or not
+    kept = _estimable_columns(design[observed])
+    _, own_codes = np.unique(codes[observed], return_inverse=True)
+    n_obs, n_blocks = int(observed.sum()), int(own_codes.max(initial=-1)) + 1
+    p = design.shape[1]  # limma compares with the design's columns, estimable or not
     if not (n_obs > p + 2 and 1 < n_blocks < n_obs - 1):
         return float("nan")
-    own = block_design(shared.design[observed][:, kept], codes)
-    dy = reml_components(y[observed][:, None], own)
+    own = block_design(design[observed][:, kept], own_codes)
+    values = y[observed][own.layout.order][:, None]
+    dy = reml_components(values - values.mean() if own.spans_constant else values, own)
     residual, block = block_reml(dy, own.d, own.count)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(block[0] / (residual[0] + block[0]))
@@ -237,17 +260,24 @@ def block_least_squares(
     ones = np.ones(design.shape[0])
     shift_back, *_ = np.linalg.lstsq(design, ones, rcond=None)
     shifted = bool(np.allclose(design @ shift_back, ones, atol=1e-8))
-    xtvx_inverse = gls_covariance(shared, correlation)
+    basis = gls_basis(shared, correlation)
+    xtvx_inverse = basis[1] @ basis[1].T
     p = design.shape[1]
     full_sd = np.sqrt(np.diag(xtvx_inverse))
+    position = np.empty_like(shared.layout.order)
+    position[shared.layout.order] = np.arange(position.size)  # layout → sample order
 
     def per_block(y: Any) -> dict[str, Any]:
+        """``y``: (n_samples × g) float64, rows in the layout's order."""
         xp = namespace(y)
-        observed = ~xp.isnan(y)
-        seen = xp.sum(observed, axis=0)
-        with np.errstate(invalid="ignore"):  # a gene without a value: NaN, as limma's NA
-            average = xp.sum(xp.where(observed, y, 0.0), axis=0) / seen
-        complete = seen == y.shape[0]
+        missing = xp.sum(xp.isnan(y), axis=0)
+        complete = missing == 0
+        everything = bool(xp.all(complete))  # the usual case: no copy, no masks
+        if everything:
+            average = y.mean(axis=0)
+        else:
+            with np.errstate(invalid="ignore"):  # a gene without a value: NaN, as limma's NA
+                average = xp.nansum(y, axis=0) / (y.shape[0] - missing)
         out = {
             "beta": xp.full((p, y.shape[1]), xp.nan),
             "sd": xp.asarray(np.repeat(full_sd[:, None], y.shape[1], axis=1)),
@@ -258,7 +288,9 @@ def block_least_squares(
         columns = xp.flatnonzero(complete)
         if columns.size:
             level = average[columns] if shifted else xp.zeros(columns.size)
-            beta, rss = gls_block(y[:, columns] - level[None, :], shared, correlation)
+            ordered = y if everything else y[:, columns]  # y itself only when not read again
+            ordered -= level[None, :]
+            beta, rss = gls_block(ordered, shared, correlation, basis)
             if shifted:  # X e = 1: the level goes back onto the coefficients
                 beta = beta + xp.asarray(shift_back)[:, None] * level[None, :]
             out["beta"][:, columns] = beta
@@ -266,14 +298,14 @@ def block_least_squares(
         for gene in np.flatnonzero(to_host(~complete)):
             k = int(gene)
             beta_k, sd_k, rss_k, df_k = _one_gene_gls(
-                np.asarray(to_host(y[:, k])), shared, correlation
+                np.asarray(to_host(y[:, k]))[position], design, codes, correlation
             )
             out["beta"][:, k] = xp.asarray(beta_k)
             out["sd"][:, k] = xp.asarray(sd_k)
             out["rss"][k], out["df"][k] = rss_k, df_k
         return out
 
-    columns = _gene_columns(x, per_block)
+    columns = _gene_columns(x, per_block, shared.layout.order)
     xp = namespace(columns["beta"])
     df = columns["df"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -290,19 +322,19 @@ def block_least_squares(
 
 
 def _one_gene_gls(
-    y: np.ndarray, shared: BlockDesign, correlation: float
+    y: np.ndarray, design: np.ndarray, codes: np.ndarray, correlation: float
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """One gene on its observed samples: coefficients and their unscaled sd (NaN where not
     estimable), the whitened RSS and the residual df."""
-    p = shared.design.shape[1]
+    p = design.shape[1]
     beta, sd = np.full(p, np.nan), np.full(p, np.nan)
     observed = np.isfinite(y)
     if not observed.any():
         return beta, sd, float("nan"), 0.0
-    _, codes = np.unique(shared.codes[observed], return_inverse=True)
-    sizes = np.bincount(codes).astype(np.float64)
-    wx = whiten(shared.design[observed], codes, sizes, correlation)
-    wy = whiten(y[observed][:, None], codes, sizes, correlation)[:, 0]
+    _, own_codes = np.unique(codes[observed], return_inverse=True)
+    layout = block_layout(own_codes)
+    wx = whiten(design[observed][layout.order], layout, correlation)
+    wy = whiten(y[observed][layout.order][:, None], layout, correlation)[:, 0]  # copies
     kept = _estimable_columns(wx)
     if not kept:  # the design is zero on every observed sample
         return beta, sd, float("nan"), float(observed.sum())
@@ -316,20 +348,29 @@ def _one_gene_gls(
     return beta, sd, float(residual @ residual) if df > 0 else float("nan"), df
 
 
-def _gene_columns(x: da.Array, per_block: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """``per_block`` of every gene with all its samples (float64), joined along genes.
+def _gene_columns(
+    x: da.Array, per_block: Callable[[Any], dict[str, Any]], order: np.ndarray
+) -> dict[str, Any]:
+    """``per_block`` of every gene with all its samples, joined along genes.
 
     One task per column of tiles (at most :data:`TASK_GENES` genes of it), which hands its
-    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows: every tile
-    is read once, and a block's samples may lie in any of them.
+    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows, as float64
+    with the rows in ``order`` (the blocks' layout), each tile's rows put in place as they
+    are read: every tile is read once, and a block's samples may lie in any of them.
     """
     tiles = x.to_delayed()
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)  # where each row of the matrix goes
+    row_edges = np.cumsum((0, *x.chunks[0]))
+    # one key in the graph, not a copy in every task
+    plan = dask.delayed([position[a:b] for a, b in itertools.pairwise(row_edges)], pure=True)
     column = dask.delayed(_column, pure=True)
     genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0], 1))
     parts = [
         column(
             list(tiles[:, j]),
             slice(start, min(start + TASK_GENES, width)),
+            plan,
             per_block,
             genes_per_block,
         )
@@ -344,15 +385,21 @@ def _gene_columns(x: da.Array, per_block: Callable[[Any], dict[str, Any]]) -> di
 def _column(
     tiles: list[Any],
     genes: slice,
+    positions: list[np.ndarray],
     per_block: Callable[[Any], dict[str, Any]],
     genes_per_block: int,
 ) -> dict[str, Any]:
     xp = namespace(tiles[0])
     tiles = [tile[:, genes] for tile in tiles]
+    targets = [xp.asarray(rows) for rows in positions]
+    n_samples = sum(tile.shape[0] for tile in tiles)
     blocks: dict[str, list[Any]] = {}
     for start in range(0, tiles[0].shape[1], genes_per_block):
         block = slice(start, start + genes_per_block)
-        y = xp.concatenate([tile[:, block] for tile in tiles], axis=0).astype(xp.float64)
+        width = len(range(*block.indices(tiles[0].shape[1])))
+        y = xp.empty((n_samples, width), dtype=xp.float64)
+        for tile, rows in zip(tiles, targets, strict=True):
+            y[rows] = tile[:, block]
         for name, values in per_block(y).items():
             blocks.setdefault(name, []).append(values)
     return {name: xp.concatenate(parts, axis=-1) for name, parts in blocks.items()}

@@ -19,6 +19,7 @@ enter as their count and their sum, which is all the GLM needs of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +29,80 @@ from .._backend import namespace
 
 __all__ = [
     "BlockDesign",
+    "BlockLayout",
     "block_design",
+    "block_layout",
     "block_reml",
+    "block_sums",
+    "gls_basis",
     "gls_block",
-    "gls_covariance",
     "reml_components",
+    "whiten",
 ]
 
 _TOLERANCE = 1e-6  # glmgam.fit's default, as mixedModel2Fit passes it
 _MAX_ITERATIONS = 20  # duplicateCorrelation's maxit
+
+
+@dataclass
+class BlockLayout:
+    """The rows ordered by block size, then by block: the blocks of each size form one
+    contiguous run of rows, so that sums and means over blocks are reshapes, not gathers.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n_samples,), int: the rows in layout order
+    sizes : ndarray of shape (n_blocks,): each block's size, blocks in layout order
+    runs : list of (size, n_blocks)
+    """
+
+    order: np.ndarray
+    sizes: np.ndarray
+    runs: list[tuple[int, int]]
+
+
+def block_layout(codes: np.ndarray) -> BlockLayout:
+    """The layout of blocks ``codes`` (each sample's block, 0 … n_blocks − 1)."""
+    sizes = np.bincount(codes)
+    blocks = np.lexsort((np.arange(sizes.size), sizes))  # by size, then by block
+    position = np.empty(sizes.size, dtype=np.int64)
+    position[blocks] = np.arange(sizes.size)
+    order = np.argsort(position[codes], kind="stable")
+    ordered = sizes[blocks]
+    runs = [(int(size), int(np.sum(ordered == size))) for size in np.unique(ordered)]
+    return BlockLayout(order, ordered.astype(np.float64), runs)
+
+
+def _runs(layout: BlockLayout) -> Iterator[tuple[int, int, slice, slice]]:
+    """(size, n_blocks, their rows, their blocks) of each run."""
+    row = block = 0
+    for size, count in layout.runs:
+        yield size, count, slice(row, row + size * count), slice(block, block + count)
+        row, block = row + size * count, block + count
+
+
+def block_sums(values: Any, layout: BlockLayout) -> Any:
+    """Σ over each block's rows of ``values`` (n × k, rows in layout order) → (n_blocks × k)."""
+    xp = namespace(values)
+    parts = [
+        values[rows].reshape(count, size, values.shape[1]).sum(axis=1)
+        for size, count, rows, _ in _runs(layout)
+    ]
+    return xp.concatenate(parts, axis=0)
+
+
+def whiten(values: Any, layout: BlockLayout, correlation: float) -> Any:
+    """``V^-½ values`` (n × k, rows in layout order), in place: within each block
+    ``(y − ȳ)/√(1 − ρ) + ȳ/√(1 − ρ + mρ)``."""
+    within = 1.0 / np.sqrt(1.0 - correlation)
+    for size, count, rows, _ in _runs(layout):
+        block = values[rows].reshape(count, size, values.shape[1])  # a view
+        means = block.sum(axis=1, keepdims=True)
+        between = 1.0 / np.sqrt(1.0 - correlation + size * correlation)
+        means *= (between - within) / size
+        block *= within
+        block += means
+    return values
 
 
 @dataclass
@@ -52,79 +118,69 @@ class BlockDesign:
 
     Attributes
     ----------
-    design : ndarray of shape (n_samples, p)
-    codes : ndarray of shape (n_samples,), int: each sample's block, 0 … n_blocks − 1
-    sizes : ndarray of shape (n_blocks,)
+    design : ndarray of shape (n_samples, p), rows in layout order
+    layout : BlockLayout
     q : ndarray of shape (n_samples, p): orthonormal basis of the design's columns
+    a : ndarray of shape (n_blocks, p): ``Q'Z`` transposed, the sums of ``q`` in each block
+    spans_constant : bool: whether the design's columns span the constant, so that each
+        gene may be shifted by its mean first
     d : ndarray of shape (n_components,): the eigenvalue of each kind of residual component:
         the small space's positive ones one by one, then each block size's (repeated), then
         0 (the residual components without a block part)
     count : ndarray of shape (n_components,): how many components share it
-    basis : ndarray of shape (n_basis, n_blocks): orthonormal rows spanning the rows of
-        ``A`` of each block size (``B'``)
-    basis_size : ndarray of shape (n_basis,), int: the block size of each basis row's group
-    project : ndarray of shape (n_small, n_basis): ``diag(1/√d) G'`` of the small space's
-        positive eigenpairs, so that their components are ``project @ basis @ Z'e``
-    repeated : ndarray of shape (n_sizes,): the block sizes with a repeated eigenvalue
+    spans : list of ndarray of shape (n_blocks of the run, rank)
+        Per run, orthonormal columns spanning its rows of ``A``.
+    project : ndarray of shape (n_small, Σ rank): ``diag(1/√d) G'`` of the small space's
+        positive eigenpairs, so that their components are ``project @ (spans' Z'e)``
+    repeated : list of bool: per run, whether its size is a repeated eigenvalue
     """
 
     design: np.ndarray
-    codes: np.ndarray
-    sizes: np.ndarray
+    layout: BlockLayout
     q: np.ndarray
+    a: np.ndarray
+    spans_constant: bool
     d: np.ndarray
     count: np.ndarray
-    basis: np.ndarray
-    basis_size: np.ndarray
+    spans: list[np.ndarray]
     project: np.ndarray
-    repeated: np.ndarray
+    repeated: list[bool]
 
 
 def block_design(design: np.ndarray, codes: np.ndarray) -> BlockDesign:
-    """The shared structure of ``design`` (n × p, full rank) and the blocks ``codes``."""
+    """The shared structure of ``design`` (n × p, full rank, rows in sample order) and the
+    blocks ``codes``."""
     n, p = design.shape
-    n_blocks = int(codes.max()) + 1
-    sizes = np.bincount(codes, minlength=n_blocks).astype(np.float64)
-    q, _ = np.linalg.qr(design)
-    a = np.zeros((n_blocks, p))
-    np.add.at(a, codes, q)  # A = (Q'Z)': column sums of Q within each block
-    rows, row_sizes, repeated, repeats = [], [], [], []
-    for size in np.unique(sizes):
-        members = np.flatnonzero(sizes == size)
-        u, singular, _ = np.linalg.svd(a[members], full_matrices=False)
+    layout = block_layout(codes)
+    ordered = design[layout.order]
+    q, _ = np.linalg.qr(ordered)
+    a = block_sums(q, layout)  # A = (Q'Z)': column sums of Q within each block
+    spans, projected, repeated, repeats = [], [], [], []
+    for size, n_run, _, blocks in _runs(layout):
+        u, singular, _ = np.linalg.svd(a[blocks], full_matrices=False)
         rank = int(np.sum(singular > 1e-10 * max(singular.max(initial=0.0), 1.0)))
-        span = np.zeros((rank, n_blocks))
-        span[:, members] = u[:, :rank].T
-        rows.append(span)
-        row_sizes.append(np.full(rank, size))
-        if members.size > rank:
-            repeated.append(size)
-            repeats.append(members.size - rank)
-    basis = np.concatenate(rows, axis=0)
-    basis_size = np.concatenate(row_sizes)
-    small = np.diag(basis_size) - (basis @ a) @ (basis @ a).T  # M on the span of A's rows
+        spans.append(u[:, :rank])
+        projected.append((u[:, :rank].T @ a[blocks], np.full(rank, float(size))))
+        repeated.append(n_run > rank)
+        repeats.append((float(size), n_run - rank))
+    spanned_a = np.concatenate([part for part, _ in projected], axis=0)
+    span_sizes = np.concatenate([sizes for _, sizes in projected])
+    small = np.diag(span_sizes) - spanned_a @ spanned_a.T  # M on the span of A's rows
     values, vectors = np.linalg.eigh(small)
     # statmod counts a component as having a block part when d > 1e-15; below that the
     # rounding of M decides, and the component is a residual one (d = 0) for all the fit
     # can tell
-    kept = values > max(1e-15, 1e-12 * max(values.max(initial=0.0), sizes.max()))
+    kept = values > max(1e-15, 1e-12 * max(values.max(initial=0.0), layout.sizes.max()))
     project = (vectors[:, kept] / np.sqrt(values[kept])).T
-    n_null = n - p - int(kept.sum()) - int(np.sum(repeats))
-    d = np.concatenate([values[kept], repeated, [0.0] if n_null else []])
-    count = np.concatenate([np.ones(int(kept.sum())), repeats, [n_null] if n_null else []])
-    return BlockDesign(
-        design, codes, sizes, q, d, count, basis, basis_size, project, np.asarray(repeated)
+    many = [(size, times) for size, times in repeats if times]
+    n_null = n - p - int(kept.sum()) - sum(times for _, times in many)
+    d = np.concatenate([values[kept], [size for size, _ in many], [0.0] if n_null else []])
+    count = np.concatenate(
+        [np.ones(int(kept.sum())), [times for _, times in many], [n_null] if n_null else []]
     )
-
-
-def _block_sums(values: Any, codes: np.ndarray, n_blocks: int) -> Any:
-    """Σ over each block's rows: (n × g) → (n_blocks × g), by sorted cumulative sums."""
-    xp = namespace(values)
-    order = np.argsort(codes, kind="stable")
-    ends = np.cumsum(np.bincount(codes, minlength=n_blocks))
-    running = xp.cumsum(values[xp.asarray(order)], axis=0)
-    totals = running[xp.asarray(ends - 1)]
-    return xp.concatenate([totals[:1], totals[1:] - totals[:-1]], axis=0)
+    ones = np.ones(n)
+    spans_constant = bool(np.allclose(q @ (q.T @ ones), ones, atol=1e-8))
+    return BlockDesign(ordered, layout, q, a, spans_constant, d, count, spans, project, repeated)
 
 
 def reml_components(y: Any, shared: BlockDesign) -> Any:
@@ -132,7 +188,9 @@ def reml_components(y: Any, shared: BlockDesign) -> Any:
 
     Parameters
     ----------
-    y : array of shape (n_samples, g), float64
+    y : array of shape (n_samples, g), float64, rows in layout order; shifted by each gene's
+        mean when ``shared.spans_constant`` (so that the residual sum of squares, the
+        difference of two sums, keeps its digits)
     shared : BlockDesign
 
     Returns
@@ -141,19 +199,20 @@ def reml_components(y: Any, shared: BlockDesign) -> Any:
         Per kind of component (``shared.d``), the sum of its squared components.
     """
     xp = namespace(y)
-    q = xp.asarray(shared.q)
-    residual = y - q @ (q.T @ y)
-    rss = xp.sum(residual * residual, axis=0)
-    ze = _block_sums(residual, shared.codes, shared.sizes.size)  # Z'e
-    spanned = xp.asarray(shared.basis) @ ze
-    single = xp.asarray(shared.project) @ spanned
-    parts = [single * single]
-    for size in shared.repeated:
-        members = xp.asarray(np.flatnonzero(shared.sizes == size))
-        in_span = xp.asarray(np.flatnonzero(shared.basis_size == size))
-        total = xp.sum(ze[members] ** 2, axis=0) - xp.sum(spanned[in_span] ** 2, axis=0)
-        parts.append(xp.maximum(total, 0.0)[None, :] / size)
-    dy = xp.concatenate(parts, axis=0)
+    fitted = xp.asarray(shared.q).T @ y  # Q'y
+    rss = xp.maximum(xp.sum(y * y, axis=0) - xp.sum(fitted * fitted, axis=0), 0.0)
+    ze = block_sums(y, shared.layout) - xp.asarray(shared.a) @ fitted  # Z'e = Z'y − (Q'Z)'Q'y
+    spanned, repeated = [], []
+    for (size, _, _, blocks), span, many in zip(
+        _runs(shared.layout), shared.spans, shared.repeated, strict=True
+    ):
+        part = xp.asarray(span.T) @ ze[blocks]
+        spanned.append(part)
+        if many:  # what lies outside the span: the repeated eigenvalue's components
+            total = xp.sum(ze[blocks] ** 2, axis=0) - xp.sum(part * part, axis=0)
+            repeated.append(xp.maximum(total, 0.0)[None, :] / size)
+    single = xp.asarray(shared.project) @ xp.concatenate(spanned, axis=0)
+    dy = xp.concatenate([single * single, *repeated], axis=0)
     if dy.shape[0] < shared.d.size:  # the components without a block part: what is left
         dy = xp.concatenate([dy, xp.maximum(rss - xp.sum(dy, axis=0), 0.0)[None, :]], axis=0)
     return dy
@@ -261,14 +320,26 @@ def _glmgam(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> tuple[Any, Any]:
     return b0, b1
 
 
-def gls_block(y: Any, shared: BlockDesign, correlation: float) -> tuple[Any, Any]:
+def gls_basis(shared: BlockDesign, correlation: float) -> tuple[np.ndarray, np.ndarray]:
+    """The whitened design's orthonormal basis ``Q`` (n × p, layout order) and ``R⁻¹``
+    (p × p); ``R⁻¹R⁻ᵀ = (X'V⁻¹X)⁻¹`` is limma's ``cov.coefficients`` of a block fit."""
+    q, r = np.linalg.qr(whiten(shared.design.copy(), shared.layout, correlation))
+    return q, np.linalg.inv(r)
+
+
+def gls_block(
+    y: Any, shared: BlockDesign, correlation: float, basis: tuple[np.ndarray, np.ndarray]
+) -> tuple[Any, Any]:
     """Generalised least squares of genes without missing values (limma's ``gls.series``).
 
     Parameters
     ----------
-    y : array of shape (n_samples, g), float64, each gene shifted by a constant of its own
+    y : array of shape (n_samples, g), float64, rows in layout order, each gene shifted by a
+        constant of its own (near its mean: the residual sum of squares is a difference of
+        two sums); whitened in place
     shared : BlockDesign
     correlation : float
+    basis : the :func:`gls_basis` of ``shared`` and ``correlation``
 
     Returns
     -------
@@ -276,27 +347,8 @@ def gls_block(y: Any, shared: BlockDesign, correlation: float) -> tuple[Any, Any
     rss : array of shape (g,): the whitened residual sum of squares
     """
     xp = namespace(y)
-    q, r = np.linalg.qr(whiten(shared.design, shared.codes, shared.sizes, correlation))
-    wy = whiten(y, shared.codes, shared.sizes, correlation)
-    qtwy = xp.asarray(q.T) @ wy
-    residual = wy - xp.asarray(q) @ qtwy
-    beta = xp.asarray(np.linalg.inv(r)) @ qtwy
-    return beta, xp.sum(residual * residual, axis=0)
-
-
-def gls_covariance(shared: BlockDesign, correlation: float) -> np.ndarray:
-    """``(X'V⁻¹X)⁻¹`` of shape (p, p), limma's ``cov.coefficients`` of a block fit."""
-    _, r = np.linalg.qr(whiten(shared.design, shared.codes, shared.sizes, correlation))
-    r_inverse = np.linalg.inv(r)
-    return r_inverse @ r_inverse.T
-
-
-def whiten(values: Any, codes: np.ndarray, sizes: np.ndarray, correlation: float) -> Any:
-    """``V^-½ values`` for rows in blocks ``codes`` of ``sizes`` (n × k → n × k)."""
-    xp = namespace(values)
-    within = 1.0 / np.sqrt(1.0 - correlation)
-    between = 1.0 / np.sqrt(1.0 - correlation + sizes * correlation)
-    means = _block_sums(values, codes, sizes.size) / xp.asarray(sizes)[:, None]
-    row_means = means[xp.asarray(codes)]
-    factor = xp.asarray(between[codes] - within)[:, None]
-    return within * values + factor * row_means
+    q, r_inverse = (xp.asarray(m) for m in basis)
+    wy = whiten(y, shared.layout, correlation)
+    qtwy = q.T @ wy
+    rss = xp.maximum(xp.sum(wy * wy, axis=0) - xp.sum(qtwy * qtwy, axis=0), 0.0)
+    return r_inverse @ qtwy, rss
