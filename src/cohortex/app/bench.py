@@ -872,7 +872,7 @@ def run_bench(
     tsne_subset : int
         Samples given to scikit-learn's t-SNE.
     r_samples : int
-        Samples given to R's limma-voom (and to cohortex beside it).
+        Samples given to R's limma-voom and block fit (and to cohortex beside them).
     progress : bool
         Print each case as it finishes.
     name : str

@@ -679,7 +679,8 @@ def _parser() -> argparse.ArgumentParser:
         "--r-samples",
         type=int,
         default=2000,
-        help="samples given to R's limma-voom (extrapolated to all; default 2000)",
+        help="samples given to R's limma-voom and block fit (and to cohortex beside them; "
+        "default 2000)",
     )
     bench.set_defaults(run=_bench)
     return parser
