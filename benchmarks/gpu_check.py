@@ -164,6 +164,27 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de.fit(store, "~ condition + batch", contrasts=contrasts, device="gpu"),
         de.fit(store, "~ condition + batch", contrasts=contrasts, device="cpu"),
     )
+    cases["de.duplicate_correlation, pairs, from the store"] = lambda: (
+        de.duplicate_correlation(store, "~ condition", pairs, device="gpu"),
+        de.duplicate_correlation(store, "~ condition", pairs, device="cpu"),
+    )
+    cases["de.fit with block=pairs, in device memory"] = lambda: (
+        de.fit(
+            xp.asarray(x),
+            np.ones((n_samples, 1)),
+            block=pairs,
+            correlation=0.3,
+            contrasts={"mean": [1.0]},
+        ),
+        de.fit(
+            x,
+            np.ones((n_samples, 1)),
+            block=pairs,
+            correlation=0.3,
+            contrasts={"mean": [1.0]},
+            device="cpu",
+        ),
+    )
     cases["de.select_k_best 100"] = lambda: (
         de.select_k_best(store, "condition", 100, device="gpu"),
         de.select_k_best(store, "condition", 100, device="cpu"),
@@ -303,6 +324,15 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
         # the i-th tumor (even rows) with the i-th normal sample
         "de.test wilcoxon signed-rank, paired + BH": lambda data, device, lab: de.test(
             data, lab, test="wilcoxon", paired_by=np.arange(len(lab)) // 2, device=device
+        ),
+        "de.fit ~ condition with the correlation within pairs (block=)": lambda data, device, lab: (
+            de.fit(
+                data,
+                np.column_stack([np.ones(len(lab)), lab == lab[0]]).astype(float),
+                block=np.arange(len(lab)) // 2,
+                correlation=0.3,
+                device=device,
+            )
         ),
         "pca 50 of the 2,000 most variable genes": lambda data, device, lab: pca(
             data, 50, genes="hvg", device=device
