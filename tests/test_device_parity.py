@@ -122,10 +122,16 @@ def test_block_correlation_and_fit(gpu_xp, cohort):
     x = x.copy()
     x[::4, 5] = np.nan  # a gene fitted on its own observations
     design = np.column_stack([np.ones(len(labels)), labels == "b", labels == "c"]).astype(float)
-    kwargs = {"block": patient, "correlation": 0.3}
-    on_device = de.fit(gpu_xp.asarray(x), design, **kwargs)
-    assert namespace(on_device["pvalue"].data) is gpu_xp
-    _same(on_device, de.fit(x, design, device="cpu", **kwargs), rtol=1e-9)
+    weights = np.random.default_rng(5).uniform(0.2, 2.0, x.shape)
+    weights[3, 9] = 0.0  # an observation left out
+    for extra in ({}, {"weights": weights}):
+        kwargs = {"block": patient, "correlation": 0.3, **extra}
+        on_device = de.fit(gpu_xp.asarray(x), design, **kwargs)
+        assert namespace(on_device["pvalue"].data) is gpu_xp
+        _same(on_device, de.fit(x, design, device="cpu", **kwargs), rtol=1e-9)
+    weighted = de.duplicate_correlation(x, design, patient, weights=weights, device="cpu")
+    on_device = de.duplicate_correlation(gpu_xp.asarray(x), design, patient, weights=weights)
+    _same(on_device, weighted, rtol=1e-9)
 
 
 def test_voom(gpu_xp, tmp_path):

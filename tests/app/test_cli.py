@@ -117,15 +117,41 @@ def test_de_with_samples_correlated_within_blocks(tmp_path, capsys):
     assert stored.attrs["correlation"] == pytest.approx(correlation, rel=1e-12)
     assert main([*command, "--correlation", "0.25", "--name", "given", "--top", "0"]) == 0
     assert read_result(store, "given").attrs["correlation"] == 0.25
-    for extra, said in (
-        (["--voom"], "--block takes no voom weights yet"),
-        (["--block", "nobody"], "'block' parameter must name a sample variable"),
-    ):
-        assert main([*command, *extra]) == 2
-        assert said in capsys.readouterr().err
+    assert main([*command, "--block", "nobody"]) == 2
+    assert "'block' parameter must name a sample variable" in capsys.readouterr().err
     assert main(["de", str(store), "--groupby", "time", "--block", "patient"]) == 2
     assert main(["de", str(store), "--design", "~ time", "--correlation", "0.2"]) == 2
     assert "--correlation goes with --block" in capsys.readouterr().err
+
+
+def test_voom_with_blocks(tmp_path, capsys):
+    from cohortex import simulate
+
+    store = tmp_path / "counts.zarr"
+    simulate(store, 40, 60, n_de=6, distribution="negbinom", seed=4)
+    patients = np.arange(40) // 2  # pairs of samples
+    cohort = open_cohort(store)
+    create_cohort(
+        tmp_path / "paired.zarr",
+        cohort["expression"].values,
+        samples=pd.DataFrame(
+            {"condition": cohort["condition"].values, "patient": patients.astype(str)},
+            index=cohort["sample"].values,
+        ),
+        scale="counts",
+    )
+    paired = tmp_path / "paired.zarr"
+    command = ["de", str(paired), "--design", "~ condition", "--voom", "--block", "patient"]
+    assert main([*command, "--top", "0"]) == 0
+    voomed = de.voom(paired, "~ condition", norm_factors="tmm")
+    expected = de.duplicate_correlation(voomed, "~ condition", "patient")  # voom's weights
+    saved = read_result(paired, "de_voom")
+    assert saved.attrs["correlation"] == pytest.approx(
+        expected.attrs["consensus_correlation"], rel=1e-12
+    )
+    direct = de.fit(voomed, "~ condition", block="patient")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert "correlated within patient (estimated correlation" in capsys.readouterr().out
 
 
 def test_bad_input_exits_2_with_the_message(tmp_path, capsys):

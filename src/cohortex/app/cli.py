@@ -906,11 +906,6 @@ def _de(args: argparse.Namespace) -> None:
         )
     if args.correlation is not None and args.block is None:
         raise CohortexError("--correlation goes with --block.")
-    if args.block is not None and args.voom:
-        raise CohortexError(
-            "--block takes no voom weights yet; for counts, fit log-CPM with a variance trend "
-            "(limma-trend): --normalize log_cpm --trend."
-        )
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
         raise CohortexError(
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "

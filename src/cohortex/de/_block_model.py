@@ -32,9 +32,11 @@ from ..stats._blocks import (
     gls_basis,
     gls_block,
     reml_components,
+    weighted_gls,
+    weighted_reml_components,
     whiten,
 )
-from ._least_squares import LeastSquares, check_design, design_matrix
+from ._least_squares import LeastSquares, check_design, design_matrix, weights_for
 
 __all__ = [
     "TASK_GENES",
@@ -57,6 +59,7 @@ def duplicate_correlation(
     design: str | pd.DataFrame | np.ndarray,
     block: str | Any,
     *,
+    weights: Any = None,
     trim: float = 0.15,
     device: str = "auto",
 ) -> xr.Dataset:
@@ -75,6 +78,10 @@ def duplicate_correlation(
         As for :func:`fit`.
     block : str or array of shape (n_samples,)
         A sample variable naming each sample's block (a patient, a litter), or the labels.
+    weights : array of shape (n_samples, n_genes) or (n_samples,), optional
+        Precision weights, as for :func:`fit` (default: the cohort's ``weights`` variable,
+        as a voom result has): statmod's fit with ``w``. A weight ≤ 0 leaves the
+        observation out.
     trim : float, default 0.15
         Fraction trimmed from each end before the mean (R's ``mean(trim=)``).
     {device}
@@ -114,12 +121,15 @@ def duplicate_correlation(
         )
     shared = block_design(x_design, codes)
 
-    def per_block(y: Any) -> dict[str, Any]:
-        return {"rho": _block_correlations(y, shared, x_design, codes)}
+    def per_block(y: Any, w: Any = None) -> dict[str, Any]:
+        return {"rho": _block_correlations(y, w, shared, x_design, codes)}
 
     x = dask_on(data.matrix, device, (2048, TASK_GENES))
+    given = weights_for(weights, data, x)
+    arrays = [x] if given is None else [x, given]
     order = shared.layout.order
-    rho = np.asarray(to_host(_gene_columns(x, per_block, order)["rho"]), dtype=np.float64)
+    rho = np.asarray(to_host(_gene_columns(arrays, per_block, order)["rho"]), dtype=np.float64)
+    attrs["weighted"] = int(given is not None)
     low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
     rho = np.clip(rho, low, high)  # NaN stays NaN
     estimated = rho[np.isfinite(rho)]
@@ -155,43 +165,55 @@ def _correlation_is_zero(design: np.ndarray, codes: np.ndarray, largest: int) ->
     return None
 
 
+def _usable(y: Any, w: Any) -> Any:
+    """Observations that count: a value, and a weight > 0 where there are weights."""
+    xp = namespace(y)
+    usable = ~xp.isnan(y)
+    if w is not None:
+        usable &= xp.isfinite(w) & (w > 0)
+    return usable
+
+
 def _block_correlations(
-    ordered: Any, shared: BlockDesign, design: np.ndarray, codes: np.ndarray
+    ordered: Any, w: Any, shared: BlockDesign, design: np.ndarray, codes: np.ndarray
 ) -> Any:
     """Each gene's REML correlation (genes with missing values one by one).
 
-    ``ordered``: array of shape (n_samples, g), float64, rows in the layout's order.
+    ``ordered`` and ``w``: arrays of shape (n_samples, g), float64, rows in the layout's
+    order; ``w`` None without weights.
     """
     xp = namespace(ordered)
-    y = ordered
-    complete = ~xp.any(xp.isnan(ordered), axis=0)
-    rho = xp.full(y.shape[1], xp.nan)
-    if bool(xp.all(complete)):
-        columns = None
-    else:
-        columns = xp.flatnonzero(complete)
-        ordered = ordered[:, columns]
-    if ordered.shape[1]:
+    complete = xp.all(_usable(ordered, w), axis=0)
+    rho = xp.full(ordered.shape[1], xp.nan)
+    columns = xp.flatnonzero(complete)
+    if columns.size:
+        y = ordered[:, columns]  # a copy: the genes with missing values are read below
         if shared.spans_constant:
-            ordered -= ordered.mean(axis=0)
-        dy = reml_components(ordered, shared)
-        residual, block = block_reml(dy, shared.d, shared.count)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            correlation = block / (residual + block)
-        if columns is None:
-            rho = correlation
+            y -= y.mean(axis=0)
+        if w is None:
+            dy = reml_components(y, shared)
+            residual, block = block_reml(dy, shared.d, shared.count)
         else:
-            rho[columns] = correlation
+            dy, d, count = weighted_reml_components(y, w[:, columns], shared.design, shared.layout)
+            residual, block = block_reml(dy, d, count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho[columns] = block / (residual + block)
     position = np.empty_like(shared.layout.order)
     position[shared.layout.order] = np.arange(position.size)
     for gene in np.flatnonzero(to_host(~complete)):
-        values = np.asarray(to_host(y[:, int(gene)]))[position]  # back in sample order
-        rho[int(gene)] = _one_gene_correlation(values, design, codes)
+        k = int(gene)
+        values = np.asarray(to_host(ordered[:, k]))[position]  # back in sample order
+        own_weights = None if w is None else np.asarray(to_host(w[:, k]))[position]
+        rho[k] = _one_gene_correlation(values, own_weights, design, codes)
     return rho
 
 
-def _one_gene_correlation(y: np.ndarray, design: np.ndarray, codes: np.ndarray) -> float:
+def _one_gene_correlation(
+    y: np.ndarray, weights: np.ndarray | None, design: np.ndarray, codes: np.ndarray
+) -> float:
     observed = np.isfinite(y)
+    if weights is not None:
+        observed &= np.isfinite(weights) & (weights > 0)
     kept = _estimable_columns(design[observed])
     _, own_codes = np.unique(codes[observed], return_inverse=True)
     n_obs, n_blocks = int(observed.sum()), int(own_codes.max(initial=-1)) + 1
@@ -200,8 +222,13 @@ def _one_gene_correlation(y: np.ndarray, design: np.ndarray, codes: np.ndarray) 
         return float("nan")
     own = block_design(design[observed][:, kept], own_codes)
     values = y[observed][own.layout.order][:, None]
-    dy = reml_components(values - values.mean() if own.spans_constant else values, own)
-    residual, block = block_reml(dy, own.d, own.count)
+    if own.spans_constant:
+        values = values - values.mean()
+    if weights is None:
+        residual, block = block_reml(reml_components(values, own), own.d, own.count)
+    else:
+        w = weights[observed][own.layout.order][:, None]
+        residual, block = block_reml(*weighted_reml_components(values, w, own.design, own.layout))
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(block[0] / (residual[0] + block[0]))
 
@@ -245,16 +272,23 @@ def block_codes(block: Any, data: Any, n_samples: int) -> tuple[np.ndarray, str]
 
 
 def block_least_squares(
-    x: da.Array, design: np.ndarray, codes: np.ndarray, correlation: float
+    x: da.Array,
+    design: np.ndarray,
+    codes: np.ndarray,
+    correlation: float,
+    weights: da.Array | None = None,
 ) -> tuple[LeastSquares, np.ndarray]:
-    """Generalised least squares of every gene with the blocks' correlation (``gls.series``).
+    """Generalised least squares of every gene with the blocks' correlation (``gls.series``),
+    with precision weights when given (in the chunks of ``x``; a weight ≤ 0 leaves the
+    observation out).
 
     Returns
     -------
     fitted : LeastSquares
-        Per gene ``coefficient_sd`` and ``df_residual`` when genes have missing values.
+        Per gene ``coefficient_sd`` and ``df_residual`` when genes have missing values or
+        there are weights.
     xtvx_inverse : ndarray of shape (p, p)
-        ``(X'V⁻¹X)⁻¹``, limma's ``cov.coefficients``.
+        ``(X'V⁻¹X)⁻¹`` of the unweighted design, limma's ``cov.coefficients``.
     """
     shared = block_design(design, codes)
     ones = np.ones(design.shape[0])
@@ -267,13 +301,13 @@ def block_least_squares(
     position = np.empty_like(shared.layout.order)
     position[shared.layout.order] = np.arange(position.size)  # layout → sample order
 
-    def per_block(y: Any) -> dict[str, Any]:
-        """``y``: (n_samples × g) float64, rows in the layout's order."""
+    def per_block(y: Any, w: Any = None) -> dict[str, Any]:
+        """``y`` (and ``w``): (n_samples × g) float64, rows in the layout's order."""
         xp = namespace(y)
         missing = xp.sum(xp.isnan(y), axis=0)
-        complete = missing == 0
+        complete = xp.all(_usable(y, w), axis=0)
         everything = bool(xp.all(complete))  # the usual case: no copy, no masks
-        if everything:
+        if bool(xp.all(missing == 0)):
             average = y.mean(axis=0)
         else:
             with np.errstate(invalid="ignore"):  # a gene without a value: NaN, as limma's NA
@@ -290,7 +324,14 @@ def block_least_squares(
             level = average[columns] if shifted else xp.zeros(columns.size)
             ordered = y if everything else y[:, columns]  # y itself only when not read again
             ordered -= level[None, :]
-            beta, rss = gls_block(ordered, shared, correlation, basis)
+            if w is None:
+                beta, rss = gls_block(ordered, shared, correlation, basis)
+            else:
+                own = w if everything else w[:, columns]
+                beta, sd, rss = weighted_gls(
+                    ordered, own, shared.design, shared.layout, correlation
+                )
+                out["sd"][:, columns] = sd
             if shifted:  # X e = 1: the level goes back onto the coefficients
                 beta = beta + xp.asarray(shift_back)[:, None] * level[None, :]
             out["beta"][:, columns] = beta
@@ -298,19 +339,24 @@ def block_least_squares(
         for gene in np.flatnonzero(to_host(~complete)):
             k = int(gene)
             beta_k, sd_k, rss_k, df_k = _one_gene_gls(
-                np.asarray(to_host(y[:, k]))[position], design, codes, correlation
+                np.asarray(to_host(y[:, k]))[position],
+                None if w is None else np.asarray(to_host(w[:, k]))[position],
+                design,
+                codes,
+                correlation,
             )
             out["beta"][:, k] = xp.asarray(beta_k)
             out["sd"][:, k] = xp.asarray(sd_k)
             out["rss"][k], out["df"][k] = rss_k, df_k
         return out
 
-    columns = _gene_columns(x, per_block, shared.layout.order)
+    arrays = [x] if weights is None else [x, weights]
+    columns = _gene_columns(arrays, per_block, shared.layout.order)
     xp = namespace(columns["beta"])
     df = columns["df"]
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = xp.where(df > 0, columns["rss"] / df, xp.nan)
-    per_gene = bool(to_host(xp.any(df != design.shape[0] - p)))
+    per_gene = weights is not None or bool(to_host(xp.any(df != design.shape[0] - p)))
     fitted = LeastSquares(
         beta=columns["beta"],
         coefficient_sd=columns["sd"] if per_gene else None,
@@ -322,19 +368,27 @@ def block_least_squares(
 
 
 def _one_gene_gls(
-    y: np.ndarray, design: np.ndarray, codes: np.ndarray, correlation: float
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    design: np.ndarray,
+    codes: np.ndarray,
+    correlation: float,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """One gene on its observed samples: coefficients and their unscaled sd (NaN where not
     estimable), the whitened RSS and the residual df."""
     p = design.shape[1]
     beta, sd = np.full(p, np.nan), np.full(p, np.nan)
     observed = np.isfinite(y)
+    if weights is not None:
+        observed &= np.isfinite(weights) & (weights > 0)
     if not observed.any():
         return beta, sd, float("nan"), 0.0
     _, own_codes = np.unique(codes[observed], return_inverse=True)
     layout = block_layout(own_codes)
-    wx = whiten(design[observed][layout.order], layout, correlation)
-    wy = whiten(y[observed][layout.order][:, None], layout, correlation)[:, 0]  # copies
+    root = np.ones(int(observed.sum())) if weights is None else np.sqrt(weights[observed])
+    root = root[layout.order][:, None]
+    wx = whiten(root * design[observed][layout.order], layout, correlation)
+    wy = whiten(root * y[observed][layout.order][:, None], layout, correlation)[:, 0]
     kept = _estimable_columns(wx)
     if not kept:  # the design is zero on every observed sample
         return beta, sd, float("nan"), float(observed.sum())
@@ -349,26 +403,29 @@ def _one_gene_gls(
 
 
 def _gene_columns(
-    x: da.Array, per_block: Callable[[Any], dict[str, Any]], order: np.ndarray
+    arrays: list[da.Array], per_block: Callable[..., dict[str, Any]], order: np.ndarray
 ) -> dict[str, Any]:
     """``per_block`` of every gene with all its samples, joined along genes.
 
     One task per column of tiles (at most :data:`TASK_GENES` genes of it), which hands its
-    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows, as float64
-    with the rows in ``order`` (the blocks' layout), each tile's rows put in place as they
-    are read: every tile is read once, and a block's samples may lie in any of them.
+    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows — one float64
+    array of shape (n_samples, genes) per array of ``arrays`` (the values, then the weights
+    when there are any), rows in ``order`` (the blocks' layout), each tile's rows put in place
+    as they are read: every tile is read once, and a block's samples may lie in any of them.
     """
-    tiles = x.to_delayed()
+    x = arrays[0]
+    arrays = [x, *(a.rechunk(x.chunks) for a in arrays[1:])]
+    tiles = [a.to_delayed() for a in arrays]
     position = np.empty_like(order)
     position[order] = np.arange(order.size)  # where each row of the matrix goes
     row_edges = np.cumsum((0, *x.chunks[0]))
     # one key in the graph, not a copy in every task
     plan = dask.delayed([position[a:b] for a, b in itertools.pairwise(row_edges)], pure=True)
     column = dask.delayed(_column, pure=True)
-    genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0], 1))
+    genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0] * len(arrays), 1))
     parts = [
         column(
-            list(tiles[:, j]),
+            [list(t[:, j]) for t in tiles],
             slice(start, min(start + TASK_GENES, width)),
             plan,
             per_block,
@@ -383,23 +440,26 @@ def _gene_columns(
 
 
 def _column(
-    tiles: list[Any],
+    tiles: list[list[Any]],
     genes: slice,
     positions: list[np.ndarray],
-    per_block: Callable[[Any], dict[str, Any]],
+    per_block: Callable[..., dict[str, Any]],
     genes_per_block: int,
 ) -> dict[str, Any]:
-    xp = namespace(tiles[0])
-    tiles = [tile[:, genes] for tile in tiles]
+    xp = namespace(tiles[0][0])
+    tiles = [[tile[:, genes] for tile in column] for column in tiles]
     targets = [xp.asarray(rows) for rows in positions]
-    n_samples = sum(tile.shape[0] for tile in tiles)
+    n_samples = sum(tile.shape[0] for tile in tiles[0])
+    width_all = tiles[0][0].shape[1]
     blocks: dict[str, list[Any]] = {}
-    for start in range(0, tiles[0].shape[1], genes_per_block):
-        block = slice(start, start + genes_per_block)
-        width = len(range(*block.indices(tiles[0].shape[1])))
-        y = xp.empty((n_samples, width), dtype=xp.float64)
-        for tile, rows in zip(tiles, targets, strict=True):
-            y[rows] = tile[:, block]
-        for name, values in per_block(y).items():
+    for start in range(0, width_all, genes_per_block):
+        block = slice(start, min(start + genes_per_block, width_all))
+        ordered = []
+        for column in tiles:
+            y = xp.empty((n_samples, block.stop - block.start), dtype=xp.float64)
+            for tile, rows in zip(column, targets, strict=True):
+                y[rows] = tile[:, block]
+            ordered.append(y)
+        for name, values in per_block(*ordered).items():
             blocks.setdefault(name, []).append(values)
     return {name: xp.concatenate(parts, axis=-1) for name, parts in blocks.items()}

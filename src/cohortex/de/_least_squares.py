@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._backend import namespace, to_host, tree_reduce
+from .._backend import as_device_dask, namespace, to_host, tree_reduce
 from .._errors import CohortexError
 from ..stats._linear import (
     chunk_sums,
@@ -24,7 +24,14 @@ from ..stats._linear import (
     weighted_chunk_sums,
 )
 
-__all__ = ["LeastSquares", "check_design", "design_matrix", "least_squares", "rows_per_task"]
+__all__ = [
+    "LeastSquares",
+    "check_design",
+    "design_matrix",
+    "least_squares",
+    "rows_per_task",
+    "weights_for",
+]
 
 _VALUES_PER_TASK = 1_000_000
 
@@ -185,3 +192,28 @@ def _spans_constant(design: np.ndarray) -> bool:
     ones = np.ones(design.shape[0])
     solution, *_ = np.linalg.lstsq(design, ones, rcond=None)
     return bool(np.allclose(design @ solution, ones, atol=1e-8))
+
+
+def weights_for(weights: Any, data: Any, x: Any) -> Any:
+    """The precision weights as a Dask array in the chunks of ``x``, or None."""
+    if weights is None:
+        dataset = data.dataset
+        if dataset is None or "weights" not in dataset:
+            return None
+        weights = dataset["weights"].transpose("sample", "gene").data
+    if isinstance(weights, xr.DataArray):
+        weights = weights.transpose(*[d for d in ("sample", "gene") if d in weights.dims]).data
+    n_samples, n_genes = x.shape
+    shape = tuple(weights.shape)
+    if shape == (n_samples,):
+        weights = weights[:, None] * np.ones((1, n_genes))
+    elif shape != (n_samples, n_genes):
+        raise CohortexError(
+            f"The weights must have shape ({n_samples}, {n_genes}) (samples × genes) or "
+            f"({n_samples},) (one per sample); got {shape}."
+        )
+    chunked = weights if isinstance(weights, da.Array) else da.from_array(weights, chunks=x.chunks)
+    chunked = chunked.rechunk(x.chunks)
+    if namespace(x) is not np:
+        chunked = as_device_dask(chunked)
+    return chunked

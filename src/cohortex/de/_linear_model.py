@@ -6,21 +6,26 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
 
 from .. import fdr as _fdr
-from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
+from .._backend import dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from ..stats._ebayes import ebayes
 from ..stats._linear import contrast_stdev_unscaled
 from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
 from ._block_model import TASK_GENES, block_codes, block_least_squares, duplicate_correlation
-from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
+from ._least_squares import (
+    check_design,
+    design_matrix,
+    least_squares,
+    rows_per_task,
+    weights_for,
+)
 
 __all__ = ["fit"]
 
@@ -74,7 +79,9 @@ def fit(
         ``lmFit(block=, correlation=)``.
     correlation : float, optional
         The correlation within blocks; default: estimated by :func:`duplicate_correlation`
-        with this design (another pass over the data). Recorded in the attrs.
+        with this design and weights (another pass over the data). Recorded in the attrs.
+        With voom's weights this is limma's first round: voom's weights come from a fit
+        without the blocks.
     moderate : bool, default True
         limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
         freedom and the B-statistic. ``False`` gives ordinary t-tests.
@@ -140,7 +147,7 @@ def fit(
 
     x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))
     x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    given = _weights_for(weights, data, x)
+    given = weights_for(weights, data, x)
     contrast = matrix.to_numpy()
     block_attrs: dict[str, Any] = {}
     if block is None:
@@ -149,11 +156,6 @@ def fit(
         xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
         fitted = least_squares(x, x_design, given)
     else:
-        if given is not None:
-            raise CohortexError(
-                "A fit with 'block' takes no precision weights yet (voom's or others); fit the "
-                "log-expression without weights, or leave out 'block'."
-            )
         codes, block_name = block_codes(block, data, n_samples)
         if correlation is None:
             correlation = float(
@@ -161,6 +163,7 @@ def fit(
                     data.matrix if data.dataset is None else data.dataset,
                     x_design,
                     codes,
+                    weights=weights,
                     device=device,
                 ).attrs["consensus_correlation"]
             )
@@ -168,11 +171,13 @@ def fit(
             raise CohortexError(
                 f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}."
             )
+        tiles = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, TASK_GENES))
         fitted, xtx_inverse = block_least_squares(
-            dask_on(data.matrix, device, (_ROWS_PER_CHUNK, TASK_GENES)),
+            tiles,
             x_design,
             codes,
             float(correlation),
+            None if given is None else weights_for(weights, data, tiles),
         )
         block_attrs = {"block": block_name, "correlation": float(correlation)}
     unscaled_cov = contrast.T @ xtx_inverse @ contrast
@@ -281,31 +286,6 @@ def fit(
     if namespace(data.matrix) is np or hasattr(data.matrix, "dask"):
         result = to_host_dataset(result)
     return result
-
-
-def _weights_for(weights: Any, data: Any, x: Any) -> Any:
-    """The precision weights as a Dask array in the chunks of ``x``, or None."""
-    if weights is None:
-        dataset = data.dataset
-        if dataset is None or "weights" not in dataset:
-            return None
-        weights = dataset["weights"].transpose("sample", "gene").data
-    if isinstance(weights, xr.DataArray):
-        weights = weights.transpose(*[d for d in ("sample", "gene") if d in weights.dims]).data
-    n_samples, n_genes = x.shape
-    shape = tuple(weights.shape)
-    if shape == (n_samples,):
-        weights = weights[:, None] * np.ones((1, n_genes))
-    elif shape != (n_samples, n_genes):
-        raise CohortexError(
-            f"The weights must have shape ({n_samples}, {n_genes}) (samples × genes) or "
-            f"({n_samples},) (one per sample); got {shape}."
-        )
-    chunked = weights if isinstance(weights, da.Array) else da.from_array(weights, chunks=x.chunks)
-    chunked = chunked.rechunk(x.chunks)
-    if namespace(x) is not np:
-        chunked = as_device_dask(chunked)
-    return chunked
 
 
 def _contrast_matrix(contrasts: Any, names: list[str]) -> pd.DataFrame:

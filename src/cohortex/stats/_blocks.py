@@ -37,6 +37,8 @@ __all__ = [
     "gls_basis",
     "gls_block",
     "reml_components",
+    "weighted_gls",
+    "weighted_reml_components",
     "whiten",
 ]
 
@@ -218,17 +220,17 @@ def reml_components(y: Any, shared: BlockDesign) -> Any:
     return dy
 
 
-def block_reml(dy: Any, d: np.ndarray, count: np.ndarray) -> tuple[Any, Any]:
+def block_reml(dy: Any, d: Any, count: Any) -> tuple[Any, Any]:
     """statmod's ``mixedModel2Fit(only.varcomp = TRUE, maxit = 20)`` for every gene.
 
     Parameters
     ----------
     dy : array of shape (n_components, g)
         Sums of the squared residual components of each kind.
-    d : ndarray of shape (n_components,)
-        Their block part (shared by the genes).
-    count : ndarray of shape (n_components,)
-        How many components each sum holds.
+    d : array of shape (n_components,) or (n_components, g)
+        Their block part: shared by the genes, or each gene's (weighted fits).
+    count : array of the shape of ``d``
+        How many components each sum holds (0: a component the gene does not have).
 
     Returns
     -------
@@ -237,25 +239,31 @@ def block_reml(dy: Any, d: np.ndarray, count: np.ndarray) -> tuple[Any, Any]:
         correlation. NaN where statmod has none.
     """
     xp = namespace(dy)
-    n_comp = float(count.sum())
+    d, count = xp.asarray(d), xp.asarray(count)
+    if d.ndim == 1:
+        d, count = d[:, None], count[:, None]
+    present = count > 0
+    n_comp = xp.sum(count, axis=0)
     # the least-squares (moment) fit of dy on [1, d] over all components, as lm.fit
-    sum_d, sum_dd = float(count @ d), float(count @ (d * d))
-    sum_y = xp.sum(dy, axis=0)
-    sum_dy = xp.asarray(d) @ dy
+    sum_d, sum_dd = xp.sum(count * d, axis=0), xp.sum(count * d * d, axis=0)
+    sum_y, sum_dy = xp.sum(dy, axis=0), xp.sum(d * dy, axis=0)
     det = n_comp * sum_dd - sum_d * sum_d
-    if not det > 1e-12 * max(n_comp * sum_dd, 1e-300):  # d constant: lm.fit leaves slope NA
-        return xp.full(sum_y.shape, xp.nan), xp.full(sum_y.shape, xp.nan)
-    slope = (n_comp * sum_dy - sum_d * sum_y) / det
+    singular = ~(det > 1e-12 * xp.maximum(n_comp * sum_dd, 1e-300))  # lm.fit: slope NA
+    slope = (n_comp * sum_dy - sum_d * sum_y) / xp.where(singular, 1.0, det)
     intercept = (sum_y - slope * sum_d) / n_comp
     mean_d = sum_d / n_comp
-    variance_d = (sum_dd - n_comp * mean_d * mean_d) / (n_comp - 1) if n_comp > 1 else 0.0
-    with_block = float(count[np.abs(d) > 1e-15].sum())
-    if not (n_comp > 2 and with_block > 1 and variance_d > 1e-15):
-        return intercept, slope
-    positive = (intercept + slope * float(d.min()) >= 0) & (intercept + slope * float(d.max()) >= 0)
+    variance_d = (sum_dd - n_comp * mean_d * mean_d) / xp.maximum(n_comp - 1, 1.0)
+    with_block = xp.sum(xp.where(xp.abs(d) > 1e-15, count, 0.0), axis=0)
+    scoring = (n_comp > 2) & (with_block > 1) & (variance_d > 1e-15) & ~singular
+    low = xp.min(xp.where(present, d, xp.inf), axis=0)
+    high = xp.max(xp.where(present, d, -xp.inf), axis=0)
+    positive = (intercept + slope * low >= 0) & (intercept + slope * high >= 0)
     beta0 = xp.where(positive, intercept, sum_y / n_comp)
     beta1 = xp.where(positive, slope, 0.0)
-    return _glmgam(dy, xp.asarray(d)[:, None], xp.asarray(count)[:, None], beta0, beta1)
+    b0, b1 = _glmgam(dy, d, count, beta0, beta1, scoring)
+    residual = xp.where(singular, xp.nan, xp.where(scoring, b0, intercept))
+    block = xp.where(singular, xp.nan, xp.where(scoring, b1, slope))
+    return residual, block
 
 
 def _deviance(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> Any:
@@ -264,20 +272,24 @@ def _deviance(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> Any:
     mu = b0[None, :] + b1[None, :] * d
     safe = xp.where(mu > 0, mu, 1.0)
     value = 2.0 * xp.sum(dy / safe + count * xp.log(safe), axis=0)
-    return xp.where(xp.any(mu < 0, axis=0), xp.inf, value)
+    return xp.where(xp.any((mu < 0) & (count > 0), axis=0), xp.inf, value)
 
 
-def _glmgam(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> tuple[Any, Any]:
-    """statmod's ``glmgam.fit`` on ``dy ~ [1, d]`` (identity link), per gene; ``d`` and
-    ``count`` of shape (n_components, 1)."""
+def _glmgam(dy: Any, d: Any, count: Any, b0: Any, b1: Any, active: Any) -> tuple[Any, Any]:
+    """statmod's ``glmgam.fit`` on ``dy ~ [1, d]`` (identity link), for the ``active`` genes;
+    ``d`` and ``count`` of shape (n_components, 1 or g)."""
     xp = namespace(dy)
+    present = count > 0
     dev = _deviance(dy, d, count, b0, b1)
-    active = xp.ones(b0.shape, dtype=bool)
+    active = active.copy()
     lam = xp.zeros(b0.shape)
     for iteration in range(1, _MAX_ITERATIONS + 2):
+        if not bool(xp.any(active)):
+            break
         mu = b0[None, :] + b1[None, :] * d
         v = mu * mu
-        v = xp.maximum(v, xp.max(v, axis=0) / 1e3)  # glmgam.fit bounds its weights so
+        largest = xp.max(xp.where(present, v, 0.0), axis=0)
+        v = xp.maximum(v, largest / 1e3)  # glmgam.fit bounds its weights so
         a11 = xp.sum(count / v, axis=0)
         a12 = xp.sum(count * d / v, axis=0)
         a22 = xp.sum(count * d * d / v, axis=0)
@@ -306,7 +318,8 @@ def _glmgam(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> tuple[Any, Any]:
             step1 = xp.where(searching, s1, step1)
             dev = xp.where(searching, trial, dev)
             accepted = searching & (trial <= dev_old)
-            too_damped = searching & ~accepted & (lam / maxinfo > 1e15)
+            # damped out: statmod's limit, or values that no damping mends (NaN)
+            too_damped = searching & ~accepted & ~(lam / maxinfo <= 1e15)
             b0 = xp.where(too_damped, old0, b0)
             b1 = xp.where(too_damped, old1, b1)
             damped_out = damped_out | too_damped
@@ -315,9 +328,80 @@ def _glmgam(dy: Any, d: Any, count: Any, b0: Any, b1: Any) -> tuple[Any, Any]:
         lam = xp.where(active & (levels == 1), lam / 10.0, lam)
         converged = (g1 * step0 + g2 * step1) < _TOLERANCE
         active = active & ~damped_out & ~converged
-        if not bool(xp.any(active)):
-            break
     return b0, b1
+
+
+def weighted_reml_components(
+    y: Any, weights: Any, design: np.ndarray, layout: BlockLayout
+) -> tuple[Any, Any, Any]:
+    """The residual components of genes with precision weights (statmod's ``mixedModel2Fit``
+    with ``w``: the data and the design weighted by ``√w``, the blocks not), every gene with
+    a design of its own.
+
+    Parameters
+    ----------
+    y, weights : arrays of shape (n_samples, g), float64, rows in layout order, no missing
+        value, every weight > 0; ``y`` shifted by each gene's mean when the design spans the
+        constant
+    design : ndarray of shape (n_samples, p), rows in layout order
+    layout : BlockLayout
+
+    Returns
+    -------
+    dy, d, count : arrays of shape (n_components, g), as :func:`block_reml` takes them
+    """
+    xp = namespace(y)
+    n, g = y.shape
+    p = design.shape[1]
+    root = xp.sqrt(weights)
+    wy = root * y
+    wx = root[:, :, None] * xp.asarray(design)[:, None, :]  # (n, g, p)
+    gram = xp.einsum("ngp,ngq->gpq", wx, wx)
+    lower = xp.linalg.cholesky(gram)
+    inverse_t = xp.linalg.inv(lower).transpose(0, 2, 1)  # L⁻ᵀ
+    q = xp.einsum("ngp,gpq->ngq", wx, inverse_t)  # each gene's orthonormal basis
+    fitted = xp.einsum("ngp,ng->gp", q, wy)  # Q'y
+    rss = xp.maximum(xp.sum(wy * wy, axis=0) - xp.sum(fitted * fitted, axis=1), 0.0)
+    a = block_sums(q.reshape(n, g * p), layout).reshape(-1, g, p)  # Q'Z per gene
+    ze = block_sums(wy, layout) - xp.einsum("kgp,gp->kg", a, fitted)  # Z'e
+    spanned, span_a, span_sizes, repeated_dy, repeated_n = [], [], [], [], []
+    for size, n_run, _, blocks in _runs(layout):
+        rank = min(n_run, p)
+        u, _, _ = xp.linalg.svd(a[blocks].transpose(1, 0, 2), full_matrices=False)
+        u = u[:, :, :rank]  # (g, n_run, rank): zero singular values keep their directions
+        part = xp.einsum("gcr,cg->rg", u, ze[blocks])
+        spanned.append(part)
+        span_a.append(xp.einsum("gcr,cgp->grp", u, a[blocks]))
+        span_sizes.append(np.full(rank, float(size)))
+        if n_run > rank:  # outside the span: the repeated eigenvalue's components
+            total = xp.sum(ze[blocks] ** 2, axis=0) - xp.sum(part * part, axis=0)
+            repeated_dy.append(xp.maximum(total, 0.0) / size)
+            repeated_n.append((float(size), n_run - rank))
+    sizes = xp.asarray(np.concatenate(span_sizes))
+    small_a = xp.concatenate(span_a, axis=1)  # (g, R, p)
+    small = xp.eye(sizes.size)[None] * sizes[None, :, None] - xp.einsum(
+        "grp,gsp->grs", small_a, small_a
+    )
+    values, vectors = xp.linalg.eigh(small)  # (g, R), (g, R, R)
+    components = xp.einsum("grs,rg->sg", vectors, xp.concatenate(spanned, axis=0))
+    values = values.T  # (R, g)
+    kept = values > xp.maximum(1e-15, 1e-12 * xp.maximum(xp.max(values, axis=0), sizes.max()))
+    safe = xp.where(kept, values, 1.0)
+    single = xp.where(kept, components * components / safe, 0.0)
+    n_kept = xp.sum(kept, axis=0)
+    n_null = n - p - n_kept - sum(times for _, times in repeated_n)
+    used = xp.sum(single, axis=0) + sum(repeated_dy) if repeated_dy else xp.sum(single, axis=0)
+    ones = xp.ones((1, g))
+    dy = xp.concatenate(
+        [single, *(r[None, :] for r in repeated_dy), xp.maximum(rss - used, 0.0)[None, :]]
+    )
+    d = xp.concatenate(
+        [xp.where(kept, values, 0.0), *(size * ones for size, _ in repeated_n), 0.0 * ones]
+    )
+    count = xp.concatenate(
+        [kept.astype(xp.float64), *(times * ones for _, times in repeated_n), n_null[None, :]]
+    )
+    return dy, d, count
 
 
 def gls_basis(shared: BlockDesign, correlation: float) -> tuple[np.ndarray, np.ndarray]:
@@ -352,3 +436,39 @@ def gls_block(
     qtwy = q.T @ wy
     rss = xp.maximum(xp.sum(wy * wy, axis=0) - xp.sum(qtwy * qtwy, axis=0), 0.0)
     return r_inverse @ qtwy, rss
+
+
+def weighted_gls(
+    y: Any, weights: Any, design: np.ndarray, layout: BlockLayout, correlation: float
+) -> tuple[Any, Any, Any]:
+    """Generalised least squares with precision weights (limma's ``gls.series`` with
+    ``weights``): ``V = W^-½ C W^-½`` per gene, whitened by ``C^-½ W^½``.
+
+    Parameters
+    ----------
+    y, weights : arrays of shape (n_samples, g), float64, rows in layout order, no missing
+        value, every weight > 0; ``y`` shifted by a constant per gene (near its mean)
+    design : ndarray of shape (n_samples, p), rows in layout order
+    layout : BlockLayout
+    correlation : float
+
+    Returns
+    -------
+    beta : array of shape (p, g)
+    sd : array of shape (p, g): ``sqrt(diag((X'V⁻¹X)⁻¹))`` of each gene
+    rss : array of shape (g,)
+    """
+    xp = namespace(y)
+    n, g = y.shape
+    p = design.shape[1]
+    root = xp.sqrt(weights)
+    wy = whiten(root * y, layout, correlation)
+    wx = root[:, :, None] * xp.asarray(design)[:, None, :]
+    wx = whiten(wx.reshape(n, g * p), layout, correlation).reshape(n, g, p)
+    gram = xp.einsum("ngp,ngq->gpq", wx, wx)
+    right = xp.einsum("ngp,ng->gp", wx, wy)
+    inverse = xp.linalg.inv(gram)
+    beta = xp.einsum("gpq,gq->gp", inverse, right)
+    rss = xp.maximum(xp.sum(wy * wy, axis=0) - xp.sum(beta * right, axis=1), 0.0)
+    sd = xp.sqrt(xp.diagonal(inverse, axis1=1, axis2=2))
+    return beta.T, sd.T, rss
