@@ -117,6 +117,34 @@ def test_voom_weights_with_blocks_equal_limma():
     _close(fitted["df_residual"], results["df_residual"], rtol=0)  # 29 where a weight is 0
 
 
+def test_voom_with_blocks_second_round_equals_limma():
+    """limma's recipe: voom, duplicateCorrelation, voom again with the blocks (its trend from
+    the block fit), duplicateCorrelation and the block fit of the new weights."""
+    counts = pd.read_csv(FIXTURES / "block_voom_counts.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "block_voom_samples.csv", index_col=0)
+    results = pd.read_csv(FIXTURES / "block_voom2_results.csv")
+    weights = pd.read_csv(FIXTURES / "block_voom2_weights.csv", index_col=0).T
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
+            "patient": ("sample", samples["patient"].to_numpy()),
+            "after": ("sample", (samples["treatment"] == "after").to_numpy().astype(float)),
+        },
+        attrs={"scale": "counts"},
+    )
+    first = float(results["first"][0])  # limma's first-round consensus (one weight set to 0)
+    second = de.voom(cohort, "~ after", block="patient", correlation=first)
+    assert second.attrs["voom_correlation"] == first
+    _close(second["weights"].values, weights.to_numpy(), rtol=1e-12)
+    estimated = de.duplicate_correlation(second, "~ after", "patient")
+    _close(estimated.attrs["consensus_correlation"], results["consensus"][0], rtol=1e-12)
+    fitted = de.fit(second, "~ after", block="patient")  # the correlation estimated again
+    _close(fitted.sel(contrast="after")["statistic"], results["t"], rtol=1e-10)
+    _close(fitted.sel(contrast="after")["pvalue"], results["p"], rtol=1e-10)
+    with pytest.raises(CohortexError, match="'block' and 'correlation' go together"):
+        de.voom(cohort, "~ after", block="patient")
+
+
 def test_block_fit_equals_limma():
     correlations, results = _limma()
     consensus = float(correlations["consensus"][0])

@@ -236,7 +236,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VARIABLE",
         help="with --design: samples correlated within blocks of this variable (a patient's "
-        "samples); limma's duplicateCorrelation and lmFit(block=)",
+        "samples); limma's duplicateCorrelation and lmFit(block=); with --voom, limma's "
+        "two rounds (voom, correlation, voom with the blocks, correlation, fit)",
     )
     de.add_argument(
         "--correlation",
@@ -920,9 +921,15 @@ def _de(args: argparse.Namespace) -> None:
         data = normalize(args.store, args.normalize, norm_factors=factors)
     elif not args.voom:
         _warn_if_counts(args.store)
+    correlation = args.correlation
     if args.design is not None:
         if args.voom:
-            data = de.voom(args.store, args.design, norm_factors="tmm", device=args.device)
+            data = _voom_for(args, correlation)
+            if args.block is not None and correlation is None:
+                # limma's recipe: the blocks' correlation of a first voom, voom again with it
+                # (its trend from the block fit), and the correlation of the new weights
+                first = de.duplicate_correlation(data, args.design, args.block, device=args.device)
+                data = _voom_for(args, first.attrs["consensus_correlation"])
         result = de.fit(
             data,
             args.design,
@@ -978,6 +985,21 @@ def _de(args: argparse.Namespace) -> None:
             print(f"top genes of {mirrored[0]} ({mirrored[1]} is its mirror image, also saved):")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
+
+
+def _voom_for(args: argparse.Namespace, correlation: float | None) -> Any:
+    """voom with TMM factors; with the blocks when a correlation is known."""
+    from .. import de
+
+    block = args.block if correlation is not None else None
+    return de.voom(
+        args.store,
+        args.design,
+        norm_factors="tmm",
+        block=block,
+        correlation=correlation,
+        device=args.device,
+    )
 
 
 def _mirrored_contrasts(result: Any) -> tuple[str, str] | None:

@@ -12,10 +12,11 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from .._backend import dask_on, namespace, resolve_device, to_host
-from .._cohort import CohortLike, as_cohort_dataset, shared_docs
+from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
+from ._block_model import TASK_GENES, block_codes, block_least_squares
 from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["voom"]
@@ -29,6 +30,8 @@ def voom(
     design: str | pd.DataFrame | np.ndarray,
     *,
     norm_factors: str | Any | None = None,
+    block: str | Any = None,
+    correlation: float | None = None,
     span: float = 0.5,
     device: str = "auto",
 ) -> xr.Dataset:
@@ -50,6 +53,13 @@ def voom(
     norm_factors : {"tmm", "upperquartile", "rle", "none"} or array, optional
         edgeR's normalisation factors for the library sizes (:func:`cohortex.norm_factors`);
         ``"tmm"`` as in ``voom(calcNormFactors(DGEList(counts)), design)``. Default none.
+    block : str or array of shape (n_samples,), optional
+        Samples correlated within blocks, with their ``correlation`` (both or neither): the
+        fit behind the trend is limma's block fit, as ``voom(block=, correlation=)`` — the
+        second round of limma's voom + :func:`duplicate_correlation` recipe.
+    correlation : float, optional
+        The correlation within blocks, e.g. the consensus of :func:`duplicate_correlation`
+        on a first voom.
     span : float, default 0.5
         The lowess span.
     {device}
@@ -81,6 +91,16 @@ def voom(
         raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
     x_design, names, _ = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
+    if (block is None) != (correlation is None):
+        raise CohortexError(
+            "voom's 'block' and 'correlation' go together (estimate the correlation with "
+            "duplicate_correlation on a first voom)."
+        )
+    if correlation is not None and not (
+        isinstance(correlation, int | float) and -1 < correlation < 1
+    ):
+        raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
+    codes = None if block is None else block_codes(block, as_cohort_matrix(ds), n_samples)[0]
     library, gene_totals, smallest, nan_count = dask.compute(
         da.sum(counts, axis=1, dtype=np.float64),
         da.sum(counts, axis=0, dtype=np.float64),
@@ -108,7 +128,11 @@ def voom(
     logged = da.map_blocks(
         _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
     )
-    fitted = least_squares(logged, x_design, None)
+    if codes is None or correlation is None:
+        fitted = least_squares(logged, x_design, None)
+    else:  # limma's gls.series: the same tiles as any block fit
+        tiles = logged.rechunk({0: _ROWS_PER_CHUNK, 1: TASK_GENES})
+        fitted, _ = block_least_squares(tiles, x_design, codes, float(correlation))
     sx = np.asarray(to_host(fitted.average)) + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
     sy = np.sqrt(np.sqrt(np.asarray(to_host(fitted.s2))))  # sqrt of the residual sd
     expressed = np.asarray(to_host(gene_totals)) != 0
@@ -137,6 +161,8 @@ def voom(
     out["trend_x"] = ("trend", curve_x)
     out["trend_y"] = ("trend", curve_y)
     out.attrs = {**ds.attrs, "scale": "log2", "normalization": "voom", "span": span}
+    if correlation is not None:
+        out.attrs["voom_correlation"] = float(correlation)
     if isinstance(norm_factors, str):
         out.attrs["norm_factors"] = norm_factors
     return out
