@@ -244,3 +244,13 @@ def test_a_gene_without_values_is_nan_and_leaves_the_others_alone():
     keep = np.arange(300) != 3
     _close(after["coefficient"].values[:, keep], before["coefficient"].values[:, keep], 1e-12)
     _close(after["s2"].values[keep], before["s2"].values[keep], 1e-12)
+
+
+def test_no_correlation_is_the_ordinary_fit():
+    """ρ = 0 makes V the identity: the block fit is lmFit's, singletons and all."""
+    cohort = _cohort()
+    blocks = np.concatenate([np.arange(10), np.repeat(np.arange(10, 20), 2)])  # 10 alone
+    plain = de.fit(cohort, DESIGN)
+    blocked = de.fit(cohort, DESIGN, block=blocks, correlation=0.0)
+    for name in ("coefficient", "statistic", "pvalue", "s2", "stdev_unscaled"):
+        _close(blocked[name], plain[name], rtol=1e-10)
