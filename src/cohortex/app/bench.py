@@ -675,27 +675,11 @@ def _block_case(case: Case, store: str, device: str, r_samples: int) -> dict:
 def _block_in_r(store: str, r_samples: int) -> dict:
     """R's duplicateCorrelation + lmFit(block=) + eBayes on the first ``r_samples`` samples
     and :data:`_BLOCK_R_GENES` genes, timed inside R."""
-    import tempfile
-
     from ..store import open_cohort
 
     ds = open_cohort(store).isel(sample=slice(0, r_samples), gene=slice(0, _BLOCK_R_GENES))
     values = np.asarray(ds["expression"].values, dtype=np.float64)  # samples × genes
-    with tempfile.TemporaryDirectory() as folder:
-        matrix = Path(folder) / "values.bin"
-        values.tofile(matrix)  # R reads it column-major: genes × samples
-        labels = Path(folder) / "labels.txt"
-        labels.write_text("\n".join(map(str, ds["condition"].values)) + "\n")
-        script = Path(folder) / "block.R"
-        script.write_text(_BLOCK_R)
-        shape = [str(values.shape[0]), str(values.shape[1])]
-        done = subprocess.run(
-            ["Rscript", str(script), str(matrix), *shape, str(labels)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    measured = float(done.stdout.split()[0])
+    measured = _seconds_in_r(_BLOCK_R, values, ds["condition"].values)
     return {
         "timed_seconds": measured * _n_genes(store) / values.shape[1],
         "measured_seconds": measured,
@@ -705,33 +689,38 @@ def _block_in_r(store: str, r_samples: int) -> dict:
 
 def _voom_in_r(store: str, r_samples: int) -> dict:
     """R limma-voom on the first ``r_samples`` samples, timed inside R."""
-    import tempfile
-
     from ..store import open_cohort
 
     ds = open_cohort(store).isel(sample=slice(0, r_samples))
     counts = np.asarray(ds["expression"].values, dtype=np.float64)  # samples × genes
+    seconds = _seconds_in_r(_VOOM_R, counts, ds["condition"].values)
+    return {
+        "timed_seconds": seconds,
+        "samples": counts.shape[0],
+        "extrapolated_seconds": seconds * _n_samples(store) / counts.shape[0],
+    }
+
+
+def _seconds_in_r(script_text: str, values: np.ndarray, labels: Any) -> float:
+    """Run an R script on ``values`` (samples × genes, float64) and the samples' ``labels``;
+    it prints the seconds it timed itself."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as folder:
-        matrix = Path(folder) / "counts.bin"
-        counts.tofile(matrix)  # R reads it column-major: genes × samples
-        labels = Path(folder) / "labels.txt"
-        labels.write_text("\n".join(map(str, ds["condition"].values)) + "\n")
-        script = Path(folder) / "voom.R"
-        script.write_text(_VOOM_R)
-        shape = [str(counts.shape[0]), str(counts.shape[1])]
+        matrix = Path(folder) / "values.bin"
+        values.tofile(matrix)  # R reads it column-major: genes × samples
+        names = Path(folder) / "labels.txt"
+        names.write_text("\n".join(map(str, labels)) + "\n")
+        script = Path(folder) / "timed.R"
+        script.write_text(script_text)
+        shape = [str(values.shape[0]), str(values.shape[1])]
         done = subprocess.run(
-            ["Rscript", str(script), str(matrix), *shape, str(labels)],
+            ["Rscript", str(script), str(matrix), *shape, str(names)],
             capture_output=True,
             text=True,
             check=True,
         )
-    seconds = float(done.stdout.split()[0])
-    total = _n_samples(store)
-    return {
-        "timed_seconds": seconds,
-        "samples": counts.shape[0],
-        "extrapolated_seconds": seconds * total / counts.shape[0],
-    }
+    return float(done.stdout.split()[0])
 
 
 def _counts_store(store: Path, out: Path) -> Path:
