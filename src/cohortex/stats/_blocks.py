@@ -14,7 +14,9 @@ residual components ``dy`` (in the eigenbasis of the blocks within the residual 
 1e-6, at most 20 iterations as limma asks) — reproduced step for step, vectorised over genes,
 because its stopping rule, not the exact optimum, is what limma reports. Components that share
 their ``d`` (every one without a block part, ``d = 0``; most of those of blocks of one size)
-enter as their count and their sum, which is all the GLM needs of them.
+enter as their count and their sum, which is all the GLM needs of them. With precision
+weights (voom's) statmod weights the data and the design, not the blocks, so every gene has a
+design of its own: the same steps, batched over the genes of a block.
 """
 
 from __future__ import annotations
