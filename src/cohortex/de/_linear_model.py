@@ -167,7 +167,7 @@ def fit(
                     device=device,
                 ).attrs["consensus_correlation"]
             )
-        if not (isinstance(correlation, int | float) and -1 < correlation < 1):
+        if not (isinstance(correlation, int | float | np.floating) and -1 < correlation < 1):
             raise CohortexError(
                 f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}."
             )

@@ -97,7 +97,7 @@ def voom(
             "duplicate_correlation on a first voom)."
         )
     if correlation is not None and not (
-        isinstance(correlation, int | float) and -1 < correlation < 1
+        isinstance(correlation, int | float | np.floating) and -1 < correlation < 1
     ):
         raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
     codes = None if block is None else block_codes(block, as_cohort_matrix(ds), n_samples)[0]
