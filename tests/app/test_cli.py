@@ -720,6 +720,16 @@ def test_survival_command(tmp_path, capsys):
     assert main([*arguments, "--name", "again", "--km", "NOPE", "--plot", str(plot)]) == 2
     assert "The gene 'NOPE' is not in the cohort" in capsys.readouterr().err
     assert "again" not in list_results(store)
+    # the store's variables called time and event are the default outcome
+    assert main(["survival", str(store), "--name", "defaults", "--top", "0"]) == 0
+    defaults = read_result(store, "defaults")
+    np.testing.assert_array_equal(defaults["pvalue"].values, direct["pvalue"].values)
+    unnamed = tmp_path / "plain.zarr"
+    simulate(unnamed, 40, 10, seed=1)
+    assert main(["survival", str(unnamed), "--event", "condition"]) == 2
+    assert "--time must name the sample variable of the follow-up times" in (
+        capsys.readouterr().err
+    )
 
 
 def test_predict_command(tmp_path, capsys):

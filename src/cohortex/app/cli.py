@@ -323,8 +323,16 @@ def _parser() -> argparse.ArgumentParser:
         "its Kaplan-Meier plot.",
     )
     surv.add_argument("store", type=Path)
-    surv.add_argument("--time", required=True, help="sample variable of follow-up times")
-    surv.add_argument("--event", required=True, help="sample variable: 1 event, 0 censored")
+    surv.add_argument(
+        "--time",
+        default=None,
+        help="sample variable of follow-up times (default: the one named 'time')",
+    )
+    surv.add_argument(
+        "--event",
+        default=None,
+        help="sample variable: 1 event, 0 censored (default: the one named 'event')",
+    )
     surv.add_argument(
         "--test",
         choices=("cox", "logrank"),
@@ -1017,6 +1025,22 @@ def _mirrored_contrasts(result: Any) -> tuple[str, str] | None:
     return names[0], names[1]
 
 
+def _outcome_variable(store: Path, given: str | None, name: str, holds: str) -> str:
+    """The sample variable named by --time or --event, or the store's variable called so."""
+    if given is not None:
+        return given
+    from ..store import open_cohort
+
+    cohort = open_cohort(store)
+    variables = [str(v) for v in cohort.data_vars if cohort[v].dims == ("sample",)]
+    if name in variables:
+        return name
+    raise CohortexError(
+        f"--{name} must name the sample variable of the {holds}; the store has none called "
+        f"{name!r}. Sample variables: {', '.join(variables) or '(none)'}."
+    )
+
+
 def _survival(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -1030,6 +1054,8 @@ def _survival(args: argparse.Namespace) -> None:
     _check_plot(args.plot)
     if args.test == "logrank" and (args.covariates or args.ties != "efron"):
         raise CohortexError("--covariates and --ties go with --test cox.")
+    args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
+    args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
     curves = None
     if args.km is not None:  # first: an unknown gene fails before anything is computed or stored
         curves = survival.kaplan_meier(
