@@ -26,6 +26,7 @@ from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from ..stats._blocks import (
     BlockDesign,
+    BlockLayout,
     block_design,
     block_layout,
     block_reml,
@@ -127,8 +128,9 @@ def duplicate_correlation(
     x = dask_on(data.matrix, device, (2048, TASK_GENES))
     given = weights_for(weights, data, x)
     arrays = [x] if given is None else [x, given]
-    order = shared.layout.order
-    rho = np.asarray(to_host(_gene_columns(arrays, per_block, order)["rho"]), dtype=np.float64)
+    rho = np.asarray(
+        to_host(_gene_columns(arrays, per_block, shared.layout)["rho"]), dtype=np.float64
+    )
     attrs["weighted"] = int(given is not None)
     low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
     rho = np.clip(rho, low, high)  # NaN stays NaN
@@ -198,11 +200,10 @@ def _block_correlations(
             residual, block = block_reml(dy, d, count)
         with np.errstate(divide="ignore", invalid="ignore"):
             rho[columns] = block / (residual + block)
-    position = np.empty_like(shared.layout.order)
-    position[shared.layout.order] = np.arange(position.size)
+    position = shared.layout.position  # back to sample order
     for gene in np.flatnonzero(to_host(~complete)):
         k = int(gene)
-        values = np.asarray(to_host(ordered[:, k]))[position]  # back in sample order
+        values = np.asarray(to_host(ordered[:, k]))[position]
         own_weights = None if w is None else np.asarray(to_host(w[:, k]))[position]
         rho[k] = _one_gene_correlation(values, own_weights, design, codes)
     return rho
@@ -298,8 +299,7 @@ def block_least_squares(
     xtvx_inverse = basis[1] @ basis[1].T
     p = design.shape[1]
     full_sd = np.sqrt(np.diag(xtvx_inverse))
-    position = np.empty_like(shared.layout.order)
-    position[shared.layout.order] = np.arange(position.size)  # layout → sample order
+    position = shared.layout.position  # back to sample order
 
     def per_block(y: Any, w: Any = None) -> dict[str, Any]:
         """``y`` (and ``w``): (n_samples × g) float64, rows in the layout's order."""
@@ -351,7 +351,7 @@ def block_least_squares(
         return out
 
     arrays = [x] if weights is None else [x, weights]
-    columns = _gene_columns(arrays, per_block, shared.layout.order)
+    columns = _gene_columns(arrays, per_block, shared.layout)
     xp = namespace(columns["beta"])
     df = columns["df"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -403,24 +403,22 @@ def _one_gene_gls(
 
 
 def _gene_columns(
-    arrays: list[da.Array], per_block: Callable[..., dict[str, Any]], order: np.ndarray
+    arrays: list[da.Array], per_block: Callable[..., dict[str, Any]], layout: BlockLayout
 ) -> dict[str, Any]:
     """``per_block`` of every gene with all its samples, joined along genes.
 
     One task per column of tiles (at most :data:`TASK_GENES` genes of it), which hands its
     genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows — one float64
     array of shape (n_samples, genes) per array of ``arrays`` (the values, then the weights
-    when there are any), rows in ``order`` (the blocks' layout), each tile's rows put in place
+    when there are any), rows in the blocks' ``layout``, each tile's rows put in place
     as they are read: every tile is read once, and a block's samples may lie in any of them.
     """
-    x = arrays[0]
-    arrays = [x, *(a.rechunk(x.chunks) for a in arrays[1:])]
+    x = arrays[0]  # the weights come in its chunks (weights_for)
     tiles = [a.to_delayed() for a in arrays]
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)  # where each row of the matrix goes
     row_edges = np.cumsum((0, *x.chunks[0]))
-    # one key in the graph, not a copy in every task
-    plan = dask.delayed([position[a:b] for a, b in itertools.pairwise(row_edges)], pure=True)
+    # where each tile's rows go; one key in the graph, not a copy in every task
+    rows = [layout.position[a:b] for a, b in itertools.pairwise(row_edges)]
+    plan = dask.delayed(rows, pure=True)
     column = dask.delayed(_column, pure=True)
     genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0] * len(arrays), 1))
     parts = [

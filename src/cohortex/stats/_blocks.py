@@ -56,11 +56,14 @@ class BlockLayout:
     Attributes
     ----------
     order : ndarray of shape (n_samples,), int: the rows in layout order
+    position : ndarray of shape (n_samples,), int: each row's place in the layout (the
+        inverse of ``order``)
     sizes : ndarray of shape (n_blocks,): each block's size, blocks in layout order
     runs : list of (size, n_blocks)
     """
 
     order: np.ndarray
+    position: np.ndarray
     sizes: np.ndarray
     runs: list[tuple[int, int]]
 
@@ -74,7 +77,9 @@ def block_layout(codes: np.ndarray) -> BlockLayout:
     order = np.argsort(position[codes], kind="stable")
     ordered = sizes[blocks]
     runs = [(int(size), int(np.sum(ordered == size))) for size in np.unique(ordered)]
-    return BlockLayout(order, ordered.astype(np.float64), runs)
+    rows = np.empty_like(order)
+    rows[order] = np.arange(order.size)
+    return BlockLayout(order, rows, ordered.astype(np.float64), runs)
 
 
 def _runs(layout: BlockLayout) -> Iterator[tuple[int, int, slice, slice]]:
