@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from cohortex import CohortexError, CohortexWarning, create_cohort, de
-from cohortex.de import _block_model
+from cohortex.de import _gene_columns
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
 DESIGN = "~ time + sex"
@@ -51,8 +51,8 @@ def test_duplicate_correlation_equals_limma(monkeypatch, split):
     cohort = _cohort()
     if split:  # tiles of 7 samples × 50 genes, tasks of 20 genes, blocks of 3 genes
         cohort = _cohort(chunks=(7, 50))
-        monkeypatch.setattr(_block_model, "TASK_GENES", 20)
-        monkeypatch.setattr(_block_model, "VALUES_PER_BLOCK", 30 * 3)
+        monkeypatch.setattr(_gene_columns, "TASK_GENES", 20)
+        monkeypatch.setattr(_gene_columns, "VALUES_PER_BLOCK", 30 * 3)
     result = de.duplicate_correlation(cohort, DESIGN, "patient")
     # every gene, those with missing values too (one of them has too few blocks: NaN in both)
     _close(np.arctanh(result["correlation"].values), correlations["atanh"], rtol=1e-10)
@@ -184,8 +184,8 @@ def test_block_fit_from_a_store_in_tiles(tmp_path, monkeypatch):
     samples = pd.read_csv(FIXTURES / "block_samples.csv", index_col=0)
     store = tmp_path / "c.zarr"
     create_cohort(store, expression.astype(np.float32), samples=samples, chunks=(7, 50))
-    monkeypatch.setattr(_block_model, "TASK_GENES", 32)
-    monkeypatch.setattr(_block_model, "VALUES_PER_BLOCK", 30 * 5)
+    monkeypatch.setattr(_gene_columns, "TASK_GENES", 32)
+    monkeypatch.setattr(_gene_columns, "VALUES_PER_BLOCK", 30 * 5)
     rounded = _cohort(dtype=np.float32)
     rounded["expression"] = rounded["expression"].astype(np.float64)  # what the store holds
     in_memory = de.fit(rounded, DESIGN, block="patient")

@@ -9,12 +9,9 @@ with missing values are fitted one by one on their observed samples, as limma do
 
 from __future__ import annotations
 
-import itertools
 import warnings
-from collections.abc import Callable
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -26,7 +23,6 @@ from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from ..stats._blocks import (
     BlockDesign,
-    BlockLayout,
     block_design,
     block_layout,
     block_reml,
@@ -37,21 +33,14 @@ from ..stats._blocks import (
     weighted_reml_components,
     whiten,
 )
+from ._gene_columns import TASK_GENES, gene_columns
 from ._least_squares import LeastSquares, check_design, design_matrix, weights_for
 
 __all__ = [
-    "TASK_GENES",
-    "VALUES_PER_BLOCK",
     "block_codes",
     "block_least_squares",
     "duplicate_correlation",
 ]
-
-# genes per task at most (a column of the store's tiles, or of an in-memory matrix)
-TASK_GENES = 1024
-
-# float64 values of the genes × samples handled at once inside a task: ~16 MB, a few copies
-VALUES_PER_BLOCK = 2_000_000
 
 
 @shared_docs
@@ -129,7 +118,7 @@ def duplicate_correlation(
     given = weights_for(weights, data, x)
     arrays = [x] if given is None else [x, given]
     rho = np.asarray(
-        to_host(_gene_columns(arrays, per_block, shared.layout)["rho"]), dtype=np.float64
+        to_host(gene_columns(arrays, per_block, shared.layout.position)["rho"]), dtype=np.float64
     )
     attrs["weighted"] = int(given is not None)
     low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
@@ -351,7 +340,7 @@ def block_least_squares(
         return out
 
     arrays = [x] if weights is None else [x, weights]
-    columns = _gene_columns(arrays, per_block, shared.layout)
+    columns = gene_columns(arrays, per_block, shared.layout.position)
     xp = namespace(columns["beta"])
     df = columns["df"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -400,64 +389,3 @@ def _one_gene_gls(
     sd[kept] = np.sqrt(np.sum(r_inverse * r_inverse, axis=1))
     df = float(observed.sum() - len(kept))
     return beta, sd, float(residual @ residual) if df > 0 else float("nan"), df
-
-
-def _gene_columns(
-    arrays: list[da.Array], per_block: Callable[..., dict[str, Any]], layout: BlockLayout
-) -> dict[str, Any]:
-    """``per_block`` of every gene with all its samples, joined along genes.
-
-    One task per column of tiles (at most :data:`TASK_GENES` genes of it), which hands its
-    genes to ``per_block`` as many at a time as :data:`VALUES_PER_BLOCK` allows — one float64
-    array of shape (n_samples, genes) per array of ``arrays`` (the values, then the weights
-    when there are any), rows in the blocks' ``layout``, each tile's rows put in place
-    as they are read: every tile is read once, and a block's samples may lie in any of them.
-    """
-    x = arrays[0]  # the weights come in its chunks (weights_for)
-    tiles = [a.to_delayed() for a in arrays]
-    row_edges = np.cumsum((0, *x.chunks[0]))
-    # where each tile's rows go; one key in the graph, not a copy in every task
-    rows = [layout.position[a:b] for a, b in itertools.pairwise(row_edges)]
-    plan = dask.delayed(rows, pure=True)
-    column = dask.delayed(_column, pure=True)
-    genes_per_block = max(1, VALUES_PER_BLOCK // max(x.shape[0] * len(arrays), 1))
-    parts = [
-        column(
-            [list(t[:, j]) for t in tiles],
-            slice(start, min(start + TASK_GENES, width)),
-            plan,
-            per_block,
-            genes_per_block,
-        )
-        for j, width in enumerate(x.chunks[1])
-        for start in range(0, width, TASK_GENES)
-    ]
-    (parts,) = dask.compute(parts)
-    xp = namespace(next(iter(parts[0].values())))
-    return {name: xp.concatenate([part[name] for part in parts], axis=-1) for name in parts[0]}
-
-
-def _column(
-    tiles: list[list[Any]],
-    genes: slice,
-    positions: list[np.ndarray],
-    per_block: Callable[..., dict[str, Any]],
-    genes_per_block: int,
-) -> dict[str, Any]:
-    xp = namespace(tiles[0][0])
-    tiles = [[tile[:, genes] for tile in column] for column in tiles]
-    targets = [xp.asarray(rows) for rows in positions]
-    n_samples = sum(tile.shape[0] for tile in tiles[0])
-    width_all = tiles[0][0].shape[1]
-    blocks: dict[str, list[Any]] = {}
-    for start in range(0, width_all, genes_per_block):
-        block = slice(start, min(start + genes_per_block, width_all))
-        ordered = []
-        for column in tiles:
-            y = xp.empty((n_samples, block.stop - block.start), dtype=xp.float64)
-            for tile, rows in zip(column, targets, strict=True):
-                y[rows] = tile[:, block]
-            ordered.append(y)
-        for name, values in per_block(*ordered).items():
-            blocks.setdefault(name, []).append(values)
-    return {name: xp.concatenate(parts, axis=-1) for name, parts in blocks.items()}

@@ -18,7 +18,8 @@ from .._errors import CohortexError
 from ..stats._ebayes import ebayes
 from ..stats._linear import contrast_stdev_unscaled
 from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
-from ._block_model import TASK_GENES, block_codes, block_least_squares, duplicate_correlation
+from ._block_model import block_codes, block_least_squares, duplicate_correlation
+from ._gene_columns import TASK_GENES
 from ._least_squares import (
     check_design,
     design_matrix,

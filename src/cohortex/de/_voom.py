@@ -16,7 +16,8 @@ from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_do
 from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
-from ._block_model import TASK_GENES, block_codes, block_least_squares
+from ._block_model import block_codes, block_least_squares
+from ._gene_columns import TASK_GENES
 from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
 
 __all__ = ["voom"]
