@@ -43,6 +43,7 @@ PUBLIC = {
     "cohortex.de": {
         "RANK_MEMORY_BUDGET",
         "TESTS",
+        "array_weights",
         "decide",
         "duplicate_correlation",
         "fit",

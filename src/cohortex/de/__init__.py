@@ -68,6 +68,7 @@ from .. import fdr as _fdr
 from .._cohort import CohortLike, shared_docs, to_host_dataset
 from .._errors import CohortexError
 from .._normalize import normalize
+from ._array_weights import array_weights
 from ._batch import remove_batch_effect
 from ._block_model import duplicate_correlation
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
@@ -82,6 +83,7 @@ from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 __all__ = [
     "RANK_MEMORY_BUDGET",
     "TESTS",
+    "array_weights",
     "decide",
     "duplicate_correlation",
     "fit",

@@ -1,0 +1,246 @@
+"""Sample variance weights by REML (Ritchie et al. 2006), as limma's ``arrayWeights``.
+
+Each sample's (or group's) variance is ``σ²_g / w_i`` with ``log w`` in a space of
+sum-zero vectors: every one (a weight per sample, limma's ``contr.sum``) or those spanned by a
+centred variance design. Fisher scoring on the genes' REML likelihoods, with limma's prior of
+``prior_n`` genes at ``w = 1``. Arrays in, arrays out (NumPy or CuPy).
+
+limma writes the information in the coordinates of its variance design ``Z2``; the step
+``Z2 (Z2' M Z2)⁻¹ Z2' z`` depends only on the space, so here it is taken in whichever
+coordinates are cheapest: an orthonormal basis of a variance design (k × k systems), or, for a
+weight per sample, the bordered system ``M x − z = c·1, Σx = 0`` on all n samples, dense or
+(with one fit shared by every gene) as a diagonal plus a matrix of rank p(p + 1)/2 + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._backend import namespace
+
+__all__ = [
+    "SMALL_VARIANCE",
+    "VarianceSpace",
+    "leverage_products",
+    "newton_step",
+    "shared_information",
+    "shared_pass",
+    "variance_space",
+    "weighted_pass",
+]
+
+# limma leaves out genes whose residual variance is below this (constant genes)
+SMALL_VARIANCE = 1e-15
+
+
+@dataclass
+class VarianceSpace:
+    """The log-weights' space.
+
+    Attributes
+    ----------
+    basis : ndarray of shape (n_samples, rank) or None
+        An orthonormal basis of the centred variance design; None for every sum-zero vector
+        (a weight per sample).
+    rank : int
+        Its dimension (limma's number of ``gam`` parameters).
+    """
+
+    basis: np.ndarray | None
+    rank: int
+
+    def project(self, values: Any) -> Any:
+        """``basis' values`` for values of shape (n_samples, m); the values themselves
+        when every sum-zero direction is in the space."""
+        if self.basis is None:
+            return values
+        xp = namespace(values)
+        return xp.asarray(self.basis).T @ values
+
+
+def variance_space(var_design: np.ndarray | None, n_samples: int) -> VarianceSpace:
+    """The space of a variance design (n_samples × m; centred here, as limma centres it),
+    or of a weight per sample (None)."""
+    if var_design is None:
+        return VarianceSpace(None, n_samples - 1)
+    centred = var_design - var_design.mean(axis=0)
+    u, singular, _ = np.linalg.svd(centred, full_matrices=False)
+    # R's qr() keeps columns down to a relative size of 1e-7
+    rank = int(np.sum(singular > 1e-7 * max(singular.max(initial=0.0), 1e-300)))
+    return VarianceSpace(u[:, :rank], rank)
+
+
+def leverage_products(q: Any) -> Any:
+    """limma's ``Q2``: the products of the columns of ``q`` two by two (the off-diagonal ones
+    times √2), so that ``Q2 Q2' = H ∘ H`` for the hat matrix ``H = q q'``.
+
+    ``q`` has shape (..., p); the result (..., p(p + 1)/2).
+    """
+    xp = namespace(q)
+    p = q.shape[-1]
+    columns = []
+    for k in range(p):
+        columns.append(q[..., k] * q[..., k])
+    for k in range(p):
+        for j in range(k + 1, p):
+            columns.append(np.sqrt(2.0) * q[..., k] * q[..., j])
+    return xp.stack(columns, axis=-1)
+
+
+def shared_pass(y: Any, design: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+    """One block of genes fitted with the shared sample weights ``w``.
+
+    Parameters
+    ----------
+    y : array of shape (n_samples, genes), float64
+    design : ndarray of shape (n_samples, p)
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    dict
+        ``z``: ``Σ w r² / s²`` over the genes (n_samples,); ``genes``: how many genes count
+        (those whose unweighted residual variance is at least :data:`SMALL_VARIANCE`, the
+        genes limma keeps on its first iteration); ``incomplete``: how many genes have a
+        missing or infinite value (left out, as limma's REML leaves them out).
+    """
+    xp = namespace(y)
+    n, p = design.shape
+    complete = xp.all(xp.isfinite(y), axis=0)
+    y = y[:, complete]
+    plain, _ = np.linalg.qr(design)
+    plain = xp.asarray(plain)
+    first = y - plain @ (plain.T @ y)
+    kept = xp.sum(first * first, axis=0) / (n - p) >= SMALL_VARIANCE
+    root = np.sqrt(w)
+    q, _ = np.linalg.qr(root[:, None] * design)
+    q = xp.asarray(q)
+    scaled = xp.asarray(root)[:, None] * y[:, kept]
+    residual = scaled - q @ (q.T @ scaled)  # √w r
+    squared = residual * residual
+    s2 = xp.sum(squared, axis=0) / (n - p)
+    return {
+        "z": xp.sum(squared / s2, axis=1),
+        "genes": xp.sum(kept, dtype=xp.float64),
+        "incomplete": xp.sum(~complete, dtype=xp.float64),
+    }
+
+
+def shared_information(design: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The leverages ``h`` (n_samples,) and ``Q2`` (n_samples × p(p + 1)/2) of the weighted
+    design, shared by every gene."""
+    q, _ = np.linalg.qr(np.sqrt(w)[:, None] * design)
+    return np.sum(q * q, axis=1), leverage_products(q)
+
+
+def weighted_pass(
+    y: Any, prior: Any, design: np.ndarray, w: np.ndarray, space: VarianceSpace
+) -> dict[str, Any]:
+    """One block of genes, each fitted with its own weights ``w · prior`` (limma's
+    ``.arrayWeightsPrWtsREML``, one iteration's sums).
+
+    Parameters
+    ----------
+    y, prior : arrays of shape (n_samples, genes), float64
+        Values and precision weights (> 0); genes with a missing value or a weight ≤ 0 are
+        left out (limma's REML leaves out such genes).
+    design : ndarray of shape (n_samples, p)
+    w : ndarray of shape (n_samples,)
+    space : VarianceSpace
+
+    Returns
+    -------
+    dict
+        ``information`` (m × m, m = n_samples or the space's rank): the projected
+        ``Σ H∘H − a a'/s`` over the genes; ``diagonal`` (n_samples,): ``Σ (1 − 2h)``;
+        ``z`` (n_samples,): ``Σ (w·prior·r²/s² − (1 − h))`` over the genes with
+        ``s² > SMALL_VARIANCE``; ``genes``: how many genes count, ``incomplete``: how many
+        do not; ``invalid``: how many weights are NaN, negative or infinite.
+    """
+    xp = namespace(y)
+    n, p = design.shape
+    invalid = xp.sum(xp.isnan(prior) | (prior < 0) | xp.isinf(prior), dtype=xp.float64)
+    complete = xp.all(xp.isfinite(y) & (prior > 0) & xp.isfinite(prior), axis=0)
+    y, prior = y[:, complete], prior[:, complete]
+    x = xp.asarray(design)
+    weight = xp.asarray(w)[:, None] * prior  # (n × g)
+    cross = xp.einsum("ij,ik,ig->gjk", x, x, weight)  # X'WX per gene (g × p × p)
+    lower = xp.linalg.cholesky(cross)
+    lower_inverse = xp.linalg.inv(lower)
+    root = xp.sqrt(weight)
+    # q = √W X L⁻ᵀ (n × g × p): orthonormal columns, H = q q'
+    q = root[:, :, None] * xp.einsum("ij,gkj->igk", x, lower_inverse)
+    beta = xp.einsum("igk,ig->gk", q, root * y)  # coefficients in the q basis
+    residual = root * y - xp.einsum("igk,gk->ig", q, beta)  # √w r
+    squared = residual * residual
+    s2 = xp.sum(squared, axis=0) / (n - p)
+    h = xp.sum(q * q, axis=2)
+    q2 = leverage_products(q)  # (n × g × p2)
+    a = (1.0 - 2.0 * h) + xp.einsum("igc,gc->ig", q2, xp.sum(q2, axis=0))  # A 1 per gene
+    scaled_a = a / xp.sqrt(xp.sum(a, axis=0))
+    products = space.project(q2.reshape(n, -1))
+    projected_a = space.project(scaled_a)
+    information = products @ products.T - projected_a @ projected_a.T
+    varies = s2 > SMALL_VARIANCE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = xp.where(varies[None, :], squared / s2 - (1.0 - h), 0.0)
+    return {
+        "information": information,
+        "diagonal": xp.sum(1.0 - 2.0 * h, axis=1),
+        "z": xp.sum(score, axis=1),
+        "genes": xp.sum(complete, dtype=xp.float64),
+        "incomplete": xp.sum(~complete, dtype=xp.float64),
+        "invalid": invalid,
+    }
+
+
+def newton_step(
+    space: VarianceSpace,
+    z: Any,
+    diagonal: Any,
+    information: Any | None = None,
+    low_rank: tuple[Any, Any] | None = None,
+) -> tuple[Any, float]:
+    """The scoring step of the log-weights and ``z' x`` (limma's ``dl' gamstep``).
+
+    The information is ``M = diag(diagonal) + information`` (dense, projected as
+    :meth:`VarianceSpace.project` projects) or ``diag(diagonal) + U diag(s) U'`` with
+    ``low_rank = (U, s)`` (n_samples × r, r), unprojected. The step ``x`` (n_samples,) lies
+    in the space and solves ``P(M x − z) = 0`` for the projection P onto it; the new
+    log-weights are ``log w − x``.
+    """
+    xp = namespace(z)
+    n = z.shape[0]
+    if space.basis is not None:
+        basis = xp.asarray(space.basis)
+        matrix = (basis.T * diagonal) @ basis
+        if information is not None:
+            matrix = matrix + information
+        if low_rank is not None:
+            projected = basis.T @ low_rank[0]
+            matrix = matrix + (projected * low_rank[1]) @ projected.T
+        x = basis @ xp.linalg.solve(matrix, basis.T @ z)
+        return x, float(z @ x)
+    if information is not None:  # dense, bordered by the sum-zero constraint
+        bordered = xp.zeros((n + 1, n + 1))
+        bordered[:n, :n] = information
+        bordered[xp.arange(n), xp.arange(n)] += diagonal
+        bordered[:n, n] = 1.0
+        bordered[n, :n] = 1.0
+        right = xp.concatenate([z, xp.zeros(1)])
+        x = xp.linalg.solve(bordered, right)[:n]
+        return x, float(z @ x)
+    assert low_rank is not None
+    u, s = low_rank  # Woodbury: M⁻¹v = D⁻¹v − D⁻¹U (S⁻¹ + U'D⁻¹U)⁻¹ U'D⁻¹v
+    scaled_u = u / diagonal[:, None]
+    core = xp.diag(1.0 / s) + u.T @ scaled_u
+
+    def solve(v: Any) -> Any:
+        return v / diagonal - scaled_u @ xp.linalg.solve(core, u.T @ (v / diagonal))
+
+    from_z, from_one = solve(z), solve(xp.ones(n))
+    x = from_z - (xp.sum(from_z) / xp.sum(from_one)) * from_one
+    return x, float(z @ x)
