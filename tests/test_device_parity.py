@@ -134,6 +134,24 @@ def test_block_correlation_and_fit(gpu_xp, cohort):
     _same(on_device, weighted, rtol=1e-9)
 
 
+def test_array_weights(gpu_xp, cohort):
+    """By sample and by group, without and with precision weights, from the store."""
+    path, x, labels = cohort
+    batch = np.arange(len(labels)) % 3
+    weights = np.random.default_rng(6).uniform(0.2, 2.0, x.shape)
+    for extra in ({}, {"var_group": batch}, {"weights": weights}):
+        source = path if "weights" not in extra else x
+        cpu = de.array_weights(source, "~ condition" if source is path else None, **extra)
+        on_device = de.array_weights(
+            source if source is path else gpu_xp.asarray(x),
+            "~ condition" if source is path else None,
+            device="gpu",
+            **extra,
+        )
+        np.testing.assert_allclose(to_numpy(on_device.values), cpu.values, rtol=1e-10)
+        assert on_device.attrs == cpu.attrs
+
+
 def test_voom(gpu_xp, tmp_path):
     rng = np.random.default_rng(8)
     counts = rng.negative_binomial(5, 5 / (5 + rng.gamma(0.7, 100, 80)), (16, 80)).astype(float)
@@ -153,6 +171,12 @@ def test_voom(gpu_xp, tmp_path):
             to_numpy(on_device[name].data.compute()), cpu[name].values, rtol=1e-10
         )
     _same(de.fit(on_device, "~ group", device="gpu"), de.fit(cpu, "~ group", device="cpu"))
+    cpu = de.voom(tmp_path / "n.zarr", "~ group", sample_weights=True, device="cpu")
+    on_device = de.voom(tmp_path / "n.zarr", "~ group", sample_weights=True, device="gpu")
+    np.testing.assert_allclose(on_device["sample_weights"].values, cpu["sample_weights"].values)
+    np.testing.assert_allclose(
+        to_numpy(on_device["weights"].data.compute()), cpu["weights"].values, rtol=1e-10
+    )
 
 
 def test_remove_batch_effect(gpu_xp, cohort):

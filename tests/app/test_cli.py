@@ -160,6 +160,40 @@ def test_voom_with_blocks(tmp_path, capsys):
     assert "correlated within patient (estimated correlation" in capsys.readouterr().out
 
 
+def test_de_with_sample_weights(tmp_path, capsys):
+    """--sample-weights: arrayWeights then the weighted fit; with --voom,
+    voomWithQualityWeights; --var-group, one weight per group."""
+    from cohortex import simulate
+
+    counts = tmp_path / "counts.zarr"
+    simulate(counts, 30, 80, n_de=8, distribution="negbinom", batches=2, seed=5)
+    command = ["de", str(counts), "--design", "~ condition", "--voom", "--sample-weights"]
+    assert main([*command, "--top", "0"]) == 0
+    voomed = de.voom(counts, "~ condition", norm_factors="tmm", sample_weights=True)
+    weights = voomed["sample_weights"].values
+    lowest = voomed["sample"].values[np.argmin(weights)]
+    out = capsys.readouterr().out
+    assert f"sample weights by REML (lowest: {lowest} {weights.min():.3g}" in out
+    direct = de.fit(voomed, "~ condition")
+    saved = read_result(counts, "de_voom")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert main([*command, "--var-group", "batch", "--name", "by_batch", "--top", "0"]) == 0
+    assert "sample weights by batch (from" in capsys.readouterr().out
+
+    logs = tmp_path / "logs.zarr"
+    simulate(logs, 30, 80, n_de=8, batches=2, seed=6)
+    assert main(["de", str(logs), "--design", "~ condition", "--sample-weights"]) == 0
+    aw = de.array_weights(logs, "~ condition")
+    direct = de.fit(logs, "~ condition", weights=aw)
+    saved = read_result(logs, "de_limma")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert not np.allclose(direct["pvalue"].values, de.fit(logs, "~ condition")["pvalue"].values)
+    capsys.readouterr()
+    assert main(["de", str(logs), "--design", "~ condition", "--var-group", "batch"]) == 2
+    assert "--var-group goes with --sample-weights" in capsys.readouterr().err
+    assert main(["de", str(logs), "--groupby", "condition", "--sample-weights"]) == 2
+
+
 def test_bad_input_exits_2_with_the_message(tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("gene\tA\tB\ng1\t1\n")

@@ -245,6 +245,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="with --block: the correlation within blocks (default: estimated)",
     )
+    de.add_argument(
+        "--sample-weights",
+        action="store_true",
+        help="with --design: sample quality weights by REML (limma's arrayWeights; with --voom, "
+        "voomWithQualityWeights), so that noisy samples count less",
+    )
+    de.add_argument(
+        "--var-group",
+        default=None,
+        metavar="VARIABLE",
+        help="with --sample-weights: one weight per group of this variable (a batch, a site)",
+    )
     de.add_argument("--trend", action="store_true", help="with --design: eBayes(trend = TRUE)")
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
@@ -906,15 +918,24 @@ def _de(args: argparse.Namespace) -> None:
         or args.robust
         or args.treat is not None
         or args.block is not None
+        or args.sample_weights
     )
     if args.voom and args.normalize is not None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
     if args.groupby is not None and model_options:
         raise CohortexError(
-            "--contrast, --voom, --block, --trend, --robust and --treat go with --design."
+            "--contrast, --voom, --block, --sample-weights, --trend, --robust and --treat go "
+            "with --design."
         )
     if args.correlation is not None and args.block is None:
         raise CohortexError("--correlation goes with --block.")
+    if args.var_group is not None and not args.sample_weights:
+        raise CohortexError("--var-group goes with --sample-weights.")
+    if args.sample_weights and args.block is not None:
+        raise CohortexError(
+            "--sample-weights does not go with --block (limma's voomWithQualityWeights has no "
+            "blocks either)."
+        )
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
         raise CohortexError(
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
@@ -931,16 +952,24 @@ def _de(args: argparse.Namespace) -> None:
         _warn_if_counts(args.store)
     correlation = args.correlation
     if args.design is not None:
+        sample_weights = None
         if args.voom:
             data = _voom_for(args, correlation)
+            if args.sample_weights:
+                sample_weights = data["sample_weights"]
             if args.block is not None and correlation is None:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
                 # (its trend from the block fit), and the correlation of the new weights
                 first = de.duplicate_correlation(data, args.design, args.block, device=args.device)
                 data = _voom_for(args, first.attrs["consensus_correlation"])
+        elif args.sample_weights:
+            sample_weights = de.array_weights(
+                data, args.design, var_group=args.var_group, device=args.device
+            )
         result = de.fit(
             data,
             args.design,
+            weights=None if args.voom else sample_weights,
             contrasts=_contrasts(args.contrast),
             block=args.block,
             correlation=args.correlation,
@@ -957,6 +986,8 @@ def _de(args: argparse.Namespace) -> None:
                 f" with samples correlated within {args.block} ({how} correlation "
                 f"{result.attrs['correlation']:.4f})"
             )
+        if sample_weights is not None:
+            what += _sample_weights_summary(sample_weights, args.var_group)
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
         result = de.test(
@@ -1006,8 +1037,22 @@ def _voom_for(args: argparse.Namespace, correlation: float | None) -> Any:
         norm_factors="tmm",
         block=block,
         correlation=correlation,
+        sample_weights=args.sample_weights,
+        var_group=args.var_group,
         device=args.device,
     )
+
+
+def _sample_weights_summary(weights: Any, var_group: str | None) -> str:
+    """', sample weights by REML (lowest: S04 0.31, …)': the samples that count least."""
+    values = np.asarray(weights.values)
+    if var_group is not None:
+        return f", sample weights by {var_group} (from {values.min():.3g} to {values.max():.3g})"
+    lowest = np.argsort(values)[:3]
+    names = np.asarray(weights["sample"].values)[lowest]
+    pairs = zip(names, values[lowest], strict=True)
+    listed = ", ".join(f"{name} {value:.3g}" for name, value in pairs)
+    return f", sample weights by REML (lowest: {listed})"
 
 
 def _mirrored_contrasts(result: Any) -> tuple[str, str] | None:

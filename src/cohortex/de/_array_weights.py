@@ -135,7 +135,8 @@ def array_weights(
             f"{WEIGHTED_SAMPLES_LIMIT} samples give 'var_group' (weights by batch, site …)."
         )
     scoring = _weighted_scoring if weighted else _shared_scoring
-    w, fitted = scoring([x] if prior is None else [x, prior], x_design, space, prior_n, maxiter, tol)
+    arrays = [x] if prior is None else [x, prior]
+    w, fitted = scoring(arrays, x_design, space, prior_n, maxiter, tol)
     return _result(w, data, {**attrs, **fitted})
 
 

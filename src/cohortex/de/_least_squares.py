@@ -205,8 +205,9 @@ def weights_for(weights: Any, data: Any, x: Any) -> Any:
         weights = weights.transpose(*[d for d in ("sample", "gene") if d in weights.dims]).data
     n_samples, n_genes = x.shape
     shape = tuple(weights.shape)
-    if shape == (n_samples,):
-        weights = weights[:, None] * np.ones((1, n_genes))
+    if shape == (n_samples,):  # a view: one weight per sample, never a (samples × genes) copy
+        column = weights if isinstance(weights, da.Array) else da.from_array(weights)
+        weights = da.broadcast_to(column[:, None], (n_samples, n_genes), chunks=x.chunks)
     elif shape != (n_samples, n_genes):
         raise CohortexError(
             f"The weights must have shape ({n_samples}, {n_genes}) (samples × genes) or "

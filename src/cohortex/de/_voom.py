@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -11,14 +12,21 @@ import pandas as pd
 import xarray as xr
 from dask.array.utils import meta_from_array
 
-from .._backend import dask_on, namespace, resolve_device, to_host
+from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
+from ._array_weights import array_weights
 from ._block_model import block_codes, block_least_squares
 from ._gene_columns import TASK_GENES
-from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
+from ._least_squares import (
+    check_design,
+    design_matrix,
+    least_squares,
+    rows_per_task,
+    weights_for,
+)
 
 __all__ = ["voom"]
 
@@ -33,6 +41,8 @@ def voom(
     norm_factors: str | Any | None = None,
     block: str | Any = None,
     correlation: float | None = None,
+    sample_weights: bool = False,
+    var_group: str | Any = None,
     span: float = 0.5,
     device: str = "auto",
 ) -> xr.Dataset:
@@ -61,6 +71,14 @@ def voom(
     correlation : float, optional
         The correlation within blocks, e.g. the consensus of :func:`duplicate_correlation`
         on a first voom.
+    sample_weights : bool, default False
+        Sample quality weights as well, as limma's ``voomWithQualityWeights(method =
+        "reml")``: :func:`array_weights` of a first voom, voom again with the trend fitted
+        with those weights, :func:`array_weights` of its weights; the result's ``weights``
+        are voom's times the sample weights. Not with ``block``.
+    var_group : str or array of shape (n_samples,), optional
+        With ``sample_weights``: one weight per group of samples (a batch, a site) instead of
+        per sample.
     span : float, default 0.5
         The lowess span.
     {device}
@@ -71,7 +89,9 @@ def voom(
         The cohort's sample and gene variables with ``expression`` (E, float64, lazy),
         ``weights`` (sample, gene; float64, lazy), ``lib_size`` (sample); on ``gene``
         ``voom_mean`` and ``voom_sqrt_sd`` (the points of the trend, NaN for genes with no
-        count) and on ``trend`` the lowess curve ``trend_x``, ``trend_y``. Attrs: scale
+        count) and on ``trend`` the lowess curve ``trend_x``, ``trend_y``; with
+        ``sample_weights``, ``sample_weights`` on ``sample`` (limma's
+        ``targets$sample.weights``) and their attrs prefixed ``sample_weights_``. Attrs: scale
         ``log2``, normalization ``voom``, ``span``.
     """
     if not (np.isfinite(span) and 0 < span <= 1):
@@ -101,6 +121,13 @@ def voom(
         isinstance(correlation, int | float | np.floating) and -1 < correlation < 1
     ):
         raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
+    if sample_weights and block is not None:
+        raise CohortexError(
+            "voom's 'sample_weights' do not go with 'block' (limma's voomWithQualityWeights "
+            "has no blocks either)."
+        )
+    if var_group is not None and not sample_weights:
+        raise CohortexError("voom's 'var_group' goes with sample_weights=True.")
     codes = None if block is None else block_codes(block, as_cohort_matrix(ds), n_samples)[0]
     library, gene_totals, smallest, nan_count = dask.compute(
         da.sum(counts, axis=1, dtype=np.float64),
@@ -123,24 +150,80 @@ def voom(
                     f"'norm_factors' must be a method name or {n_samples} positive numbers."
                 )
         library = library * factors
-    xp = namespace(counts)
     chunks = counts.chunks[0]
     offsets = da.from_array(library[:, None] + 1.0, chunks=(chunks, 1))
     logged = da.map_blocks(
         _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
     )
+    expressed = np.asarray(to_host(gene_totals)) != 0
+    trend = _trend(logged, x_design, library, expressed, span, codes, correlation, None)
+    quality = None
+    if sample_weights:  # limma's voomWithQualityWeights (REML): weights, voom again, weights
+        voomed = _voomed(ds, logged, trend)
+        first = array_weights(voomed, x_design, var_group=var_group, device=on)
+        trend = _trend(logged, x_design, library, expressed, span, None, None, first.values)
+        voomed = _voomed(ds, logged, trend)
+        quality = array_weights(voomed, x_design, var_group=var_group, device=on)
+    weights = trend.weights
+    if quality is not None:
+        column = da.from_array(quality.values[:, None], chunks=(logged.chunks[0], 1))
+        weights = weights * (column if namespace(counts) is np else as_device_dask(column))
+    out = ds.copy()
+    out["expression"] = (("sample", "gene"), logged)
+    out["weights"] = (("sample", "gene"), weights)
+    out["lib_size"] = ("sample", library)
+    out["voom_mean"] = ("gene", np.where(expressed, trend.sx, np.nan))
+    out["voom_sqrt_sd"] = ("gene", np.where(expressed, trend.sy, np.nan))
+    out["trend_x"] = ("trend", trend.curve_x)
+    out["trend_y"] = ("trend", trend.curve_y)
+    out.attrs = {**ds.attrs, "scale": "log2", "normalization": "voom", "span": span}
+    if quality is not None:
+        out["sample_weights"] = ("sample", quality.values)
+        out.attrs.update({f"sample_weights_{k}": v for k, v in quality.attrs.items()})
+    if correlation is not None:
+        out.attrs["voom_correlation"] = float(correlation)
+    if isinstance(norm_factors, str):
+        out.attrs["norm_factors"] = norm_factors
+    return out
+
+
+@dataclass
+class _Trend:
+    """voom's weights (lazy) and the points and curve of its mean–variance trend."""
+
+    weights: da.Array
+    sx: np.ndarray
+    sy: np.ndarray
+    curve_x: np.ndarray
+    curve_y: np.ndarray
+
+
+def _trend(
+    logged: da.Array,
+    x_design: np.ndarray,
+    library: np.ndarray,
+    expressed: np.ndarray,
+    span: float,
+    codes: np.ndarray | None,
+    correlation: float | None,
+    sample_weights: np.ndarray | None,
+) -> _Trend:
+    """The fit of the log-CPM (with the blocks, or with sample weights), its trend and
+    the weights it gives."""
     if codes is None or correlation is None:
-        fitted = least_squares(logged, x_design, None)
+        given = None if sample_weights is None else weights_for(sample_weights, None, logged)
+        fitted = least_squares(logged, x_design, given)
     else:  # limma's gls.series: the same tiles as any block fit
         tiles = logged.rechunk({0: _ROWS_PER_CHUNK, 1: TASK_GENES})
         fitted, _ = block_least_squares(tiles, x_design, codes, float(correlation))
     sx = np.asarray(to_host(fitted.average)) + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
     sy = np.sqrt(np.sqrt(np.asarray(to_host(fitted.s2))))  # sqrt of the residual sd
-    expressed = np.asarray(to_host(gene_totals)) != 0
     curve_x, curve_y, anchors = lowess(sx[expressed], sy[expressed], f=span)
     # R's approxfun(rule = 2) through every point of the curve; it is linear between the
     # anchors, so those (tied x averaged) are the knots
     knots_x, knots_y = tied_means(curve_x[anchors], curve_y[anchors])
+    xp = namespace(logged)
+    chunks = logged.chunks[0]
     log_offsets = da.from_array(np.log2((library + 1.0) * 1e-6)[:, None], chunks=(chunks, 1))
     weights = da.map_blocks(
         _weights,
@@ -149,24 +232,20 @@ def voom(
         log_offsets,
         xp.asarray(knots_x),
         xp.asarray(knots_y),
-        chunks=(chunks, (n_genes,)),
+        chunks=(chunks, (logged.shape[1],)),
         dtype=np.float64,
-        meta=meta_from_array(counts, dtype=np.float64),
+        meta=meta_from_array(logged, dtype=np.float64),
     )
-    out = ds.copy()
-    out["expression"] = (("sample", "gene"), logged)
-    out["weights"] = (("sample", "gene"), weights)
-    out["lib_size"] = ("sample", library)
-    out["voom_mean"] = ("gene", np.where(expressed, sx, np.nan))
-    out["voom_sqrt_sd"] = ("gene", np.where(expressed, sy, np.nan))
-    out["trend_x"] = ("trend", curve_x)
-    out["trend_y"] = ("trend", curve_y)
-    out.attrs = {**ds.attrs, "scale": "log2", "normalization": "voom", "span": span}
-    if correlation is not None:
-        out.attrs["voom_correlation"] = float(correlation)
-    if isinstance(norm_factors, str):
-        out.attrs["norm_factors"] = norm_factors
-    return out
+    return _Trend(weights, sx, sy, curve_x, curve_y)
+
+
+def _voomed(ds: xr.Dataset, logged: da.Array, trend: _Trend) -> xr.Dataset:
+    """The cohort as voom leaves it, for array_weights: log-CPM and voom's weights."""
+    voomed = ds.copy()
+    voomed["expression"] = (("sample", "gene"), logged)
+    voomed["weights"] = (("sample", "gene"), trend.weights)
+    voomed.attrs = {**ds.attrs, "scale": "log2"}
+    return voomed
 
 
 def _log_cpm(block: Any, offsets: Any) -> Any:

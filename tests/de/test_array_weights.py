@@ -1,0 +1,207 @@
+"""Sample quality weights: limma's arrayWeights(method = "reml") and
+voomWithQualityWeights(method = "reml") against fixtures made with R's limma 3.54
+(tests/fixtures/make_array_weights_fixtures.R)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from cohortex import CohortexError, CohortexWarning, create_cohort, de
+from cohortex.de import _array_weights, _gene_columns
+from cohortex.simulate import simulate_array
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
+DESIGN = "~ condition"
+
+
+def _cohort(chunks=None):
+    """The fixture's 24 samples × 400 genes as an in-memory Dataset."""
+    expression = pd.read_csv(FIXTURES / "aw_expression.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "aw_samples.csv", index_col=0)
+    values = expression.to_numpy()
+    return xr.Dataset(
+        {
+            "expression": (
+                ("sample", "gene"),
+                da.from_array(values, chunks=chunks) if chunks else values,
+            ),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": list(expression.index), "gene": list(expression.columns)},
+        attrs={"scale": "log2"},
+    )
+
+
+def _prior_weights():
+    return pd.read_csv(FIXTURES / "aw_prior_weights.csv", index_col=0).T.to_numpy()
+
+
+def _limma():
+    return pd.read_csv(FIXTURES / "aw_weights.csv")
+
+
+CASES = {
+    "reml": {},
+    "reml_group": {"var_group": "batch"},
+    "reml_prior3": {"prior_n": 3},
+    "weighted": {"weights": "prior"},
+    "weighted_group": {"weights": "prior", "var_group": "batch"},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_array_weights_equal_limma(case):
+    options = dict(CASES[case])
+    if options.get("weights") == "prior":
+        options["weights"] = _prior_weights()
+    result = de.array_weights(_cohort(), DESIGN, **options)
+    np.testing.assert_allclose(result.values, _limma()[case], rtol=1e-12)
+    assert list(result["sample"].values) == list(_limma()["sample"])
+    # limma leaves out the gene with a missing value, and (unweighted) the two constant genes
+    assert result.attrs["genes_left_out"] == 1
+    assert result.attrs["n_genes"] == (399 if "weights" in options else 397)
+    assert result.attrs["converged"] == 1 and result.attrs["iterations"] >= 2
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_tiles_and_solvers_do_not_change_the_weights(monkeypatch, weighted):
+    """Tiles of 5 samples × 60 genes, tasks of 25 genes, blocks of 2; the Woodbury form of
+    the unweighted step (used above DENSE_SAMPLES samples), by sample and by group."""
+    monkeypatch.setattr(_gene_columns, "TASK_GENES", 25)
+    monkeypatch.setattr(_gene_columns, "VALUES_PER_BLOCK", 2 * 24 * 30)
+    monkeypatch.setattr(_array_weights, "DENSE_SAMPLES", 1)
+    extra = {"weights": _prior_weights()} if weighted else {}
+    for group, column in ((None, "weighted" if weighted else "reml"), ("batch", None)):
+        result = de.array_weights(_cohort(chunks=(5, 60)), DESIGN, var_group=group, **extra)
+        expected = column or ("weighted_group" if weighted else "reml_group")
+        np.testing.assert_allclose(result.values, _limma()[expected], rtol=1e-12)
+
+
+def test_from_a_store_with_the_cohorts_weights(tmp_path):
+    """A store's matrix (float32 there, so compared with the fit of the same float32 values
+    in memory) and, on a Dataset with a ``weights`` variable, those weights by default."""
+    cohort = _cohort()
+    samples = pd.read_csv(FIXTURES / "aw_samples.csv", index_col=0)
+    values = cohort["expression"].values.astype(np.float32)
+    create_cohort(tmp_path / "c.zarr", values, samples=samples, chunks=(10, 128))
+    stored = de.array_weights(tmp_path / "c.zarr", DESIGN)
+    in_memory = de.array_weights(cohort.assign(expression=(cohort["expression"].dims, values)))
+    assert stored.attrs["n_genes"] == 397
+    np.testing.assert_allclose(
+        stored.values, de.array_weights(values.astype(np.float64), _design()), rtol=1e-10
+    )
+    assert not np.allclose(in_memory.values, stored.values)  # no design: another model
+    weighted = cohort.assign(weights=(("sample", "gene"), _prior_weights()))
+    np.testing.assert_allclose(
+        de.array_weights(weighted, DESIGN).values, _limma()["weighted"], rtol=1e-12
+    )
+
+
+def _design():
+    condition = pd.read_csv(FIXTURES / "aw_samples.csv", index_col=0)["condition"].to_numpy()
+    return np.column_stack([np.ones(24), condition == "b", condition == "c"]).astype(float)
+
+
+def test_noisy_samples_get_low_weights_and_the_fit_gains_power():
+    """A realistic cohort with the defaults: 60 samples of the simulator (log2 values), three
+    of them with added noise. Their weights are the three lowest, and the weighted fit gives
+    the planted genes smaller p-values without more false positives."""
+    x, samples, genes = simulate_array(60, 2000, groups={"a": 0.5, "b": 0.5}, seed=11)
+    x = np.asarray(x, dtype=np.float64)
+    noisy = [4, 31, 50]
+    rng = np.random.default_rng(2)
+    x[noisy] += rng.normal(0.0, 1.5 * x.std(axis=0), (3, x.shape[1]))
+    cohort = xr.Dataset(
+        {"expression": (("sample", "gene"), x), "group": ("sample", samples["condition"])},
+        attrs={"scale": "log2"},
+    )
+    weights = de.array_weights(cohort, "~ group")
+    assert set(np.argsort(weights.values)[:3]) == set(noisy)
+    assert weights.values[noisy].max() < 0.5 < np.delete(weights.values, noisy).min()
+    truth = genes["is_de"].to_numpy()
+    plain = de.fit(cohort, "~ group")["pvalue"].values.ravel()
+    weighted = de.fit(cohort, "~ group", weights=weights)["pvalue"].values.ravel()
+    gain = np.median(np.log10(plain[truth])) - np.median(np.log10(weighted[truth]))
+    assert gain > 0.5  # 14.3 → 15.2 orders of magnitude here
+    assert (weighted[~truth] < 0.01).sum() <= 2 * 0.01 * (~truth).sum()
+
+
+def test_voom_with_quality_weights_equals_limma():
+    counts = pd.read_csv(FIXTURES / "aw_counts.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "aw_counts_samples.csv", index_col=0)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": list(counts.index), "gene": list(counts.columns)},
+        attrs={"scale": "counts"},
+    )
+    expected = pd.read_csv(FIXTURES / "aw_voom_sample_weights.csv")
+    design = "~ C(group, levels=['ctrl', 'case'])"
+    voomed = de.voom(cohort, design, sample_weights=True)
+    np.testing.assert_allclose(voomed["sample_weights"].values, expected["sample_weights"], 1e-12)
+    limma_weights = pd.read_csv(FIXTURES / "aw_voom_weights.csv", index_col=0).T.to_numpy()
+    np.testing.assert_allclose(voomed["weights"].values, limma_weights, rtol=1e-12)
+    assert voomed.attrs["sample_weights_weighted"] == 1
+    fitted = de.fit(voomed, design)
+    limma = pd.read_csv(FIXTURES / "aw_voom_results.csv")
+    np.testing.assert_allclose(fitted["statistic"].values.ravel(), limma["t"], rtol=1e-10)
+    np.testing.assert_allclose(fitted["pvalue"].values.ravel(), limma["p"], rtol=1e-10)
+    by_site = de.voom(cohort, design, sample_weights=True, var_group="site")
+    np.testing.assert_allclose(by_site["sample_weights"].values, expected["site_weights"], 1e-12)
+    assert by_site.attrs["sample_weights_var_group"] == "site"
+
+
+def test_limmas_warnings_and_trivial_cases():
+    with pytest.warns(CohortexWarning, match="iteration limit reached"):
+        one = de.array_weights(_cohort(), DESIGN, maxiter=1)
+    assert one.attrs["iterations"] == 1 and one.attrs["converged"] == 0
+    np.testing.assert_allclose(one.values, _limma()["reml_maxiter1"], rtol=1e-12)
+    # fewer than two residual df: every weight 1, as in limma
+    small = _cohort().isel(sample=slice(0, 4))
+    flat = de.array_weights(small, DESIGN)
+    np.testing.assert_array_equal(flat.values, np.ones(4))
+    assert flat.attrs["iterations"] == 0
+
+
+def test_bad_input_is_refused_with_its_name():
+    cohort = _cohort()
+    with pytest.raises(CohortexError, match="'var_group' parameter must name a sample"):
+        de.array_weights(cohort, DESIGN, var_group="site")
+    with pytest.raises(CohortexError, match="at least two variance groups; got 1"):
+        de.array_weights(cohort, DESIGN, var_group=np.repeat("x", 24))
+    with pytest.raises(CohortexError, match="not both"):
+        de.array_weights(cohort, DESIGN, var_group="batch", var_design=np.arange(24.0))
+    with pytest.raises(CohortexError, match="'var_design' is constant"):
+        de.array_weights(cohort, DESIGN, var_design=np.ones(24))
+    with pytest.raises(CohortexError, match="'prior_n' parameter must be a number >= 0"):
+        de.array_weights(cohort, DESIGN, prior_n=-1)
+    with pytest.raises(CohortexError, match="'maxiter'"):
+        de.array_weights(cohort, DESIGN, maxiter=0)
+    negative = _prior_weights()
+    negative[3, 7] = -1.0
+    with pytest.raises(CohortexError, match="1 NaN, negative or infinite"):
+        de.array_weights(cohort, DESIGN, weights=negative)
+
+
+def test_weights_per_sample_with_precision_weights_have_a_size_limit(monkeypatch):
+    monkeypatch.setattr(_array_weights, "WEIGHTED_SAMPLES_LIMIT", 20)
+    with pytest.raises(CohortexError, match="above 20 samples give 'var_group'"):
+        de.array_weights(_cohort(), DESIGN, weights=_prior_weights())
+    grouped = de.array_weights(_cohort(), DESIGN, weights=_prior_weights(), var_group="batch")
+    np.testing.assert_allclose(grouped.values, _limma()["weighted_group"], rtol=1e-12)
+
+
+def test_a_variance_design_spans_what_var_group_spans():
+    batch = _cohort()["batch"].values
+    design = (batch == "y").astype(float) * 3.0 + 1.0  # any coding of the two groups
+    result = de.array_weights(_cohort(), DESIGN, var_design=design)
+    np.testing.assert_allclose(result.values, _limma()["reml_group"], rtol=1e-12)
+    assert result.attrs["var_group"] == ""
