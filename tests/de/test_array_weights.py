@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from cohortex import CohortexError, CohortexWarning, create_cohort, de
-from cohortex.de import _array_weights, _gene_columns
+from cohortex.de import _array_weights, _gene_columns, _least_squares
 from cohortex.simulate import simulate_array
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
@@ -205,3 +205,17 @@ def test_a_variance_design_spans_what_var_group_spans():
     result = de.array_weights(_cohort(), DESIGN, var_design=design)
     np.testing.assert_allclose(result.values, _limma()["reml_group"], rtol=1e-12)
     assert result.attrs["var_group"] == ""
+
+
+def test_one_weight_per_sample_reaches_every_row_tile(monkeypatch):
+    """300 samples in row tasks of 64: a weight per sample is the same fit as that weight
+    repeated for every gene (the form held to limma's lmFit)."""
+    monkeypatch.setattr(_least_squares, "_VALUES_PER_TASK", 64 * 40)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 40))
+    design = np.column_stack([np.ones(300), np.arange(300) % 2]).astype(float)
+    w = rng.uniform(0.3, 2.0, 300)
+    by_sample = de.fit(da.from_array(x, chunks=(70, 40)), design, weights=w)
+    repeated = de.fit(x, design, weights=np.repeat(w[:, None], 40, axis=1))
+    for name in ("coefficient", "statistic", "pvalue", "s2"):
+        np.testing.assert_allclose(by_sample[name].values, repeated[name].values, rtol=1e-12)

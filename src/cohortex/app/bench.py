@@ -51,6 +51,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               ``lmFit(block=)`` + ``eBayes`` on those samples and their first 20 genes (it
               decomposes the blocks afresh for every gene), **extrapolated** linearly to all
               genes (marked).
+``weights``   sample quality weights: limma's ``arrayWeights`` by REML (``de.array_weights``,
+              a weight per sample) on ``~ condition`` and the fit with them, from the store
+              and on the first ``--r-samples`` samples in memory; R's ``arrayWeights(method =
+              "reml")`` + ``lmFit(weights=)`` + ``eBayes`` on those samples (timed inside R).
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -156,6 +160,9 @@ _CASES = [
     Case("block", "cohortex_zarr", "cohortex", "zarr"),
     Case("block", "cohortex_slice", "cohortex", "slice"),
     Case("block", "limma_r", "anchor", "slice", "Rscript:limma,statmod", gpu=False),
+    Case("weights", "cohortex_zarr", "cohortex", "zarr"),
+    Case("weights", "cohortex_slice", "cohortex", "slice"),
+    Case("weights", "limma_r", "anchor", "slice", "Rscript:limma", gpu=False),
 ]
 SUITES = (
     "de",
@@ -169,6 +176,7 @@ SUITES = (
     "genesets",
     "voom",
     "block",
+    "weights",
 )
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
@@ -196,6 +204,19 @@ design <- model.matrix(~ group)
 elapsed <- system.time({
   dup <- duplicateCorrelation(y, design, block = pair)
   fit <- eBayes(lmFit(y, design, block = pair, correlation = dup$consensus.correlation))
+})[["elapsed"]]
+cat(elapsed, "\n")
+"""
+_WEIGHTS_R = r"""
+suppressPackageStartupMessages(library(limma))
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+design <- model.matrix(~ group)
+elapsed <- system.time({
+  aw <- arrayWeights(y, design, method = "reml")
+  fit <- eBayes(lmFit(y, design, weights = aw))
 })[["elapsed"]]
 cat(elapsed, "\n")
 """
@@ -424,6 +445,8 @@ def _time_case(
         extra.update(_voom_case(case, store, device, r_samples))
     elif case.suite == "block":
         extra.update(_block_case(case, store, device, r_samples))
+    elif case.suite == "weights":
+        extra.update(_weights_case(case, store, device, r_samples))
     elif case.suite == "survival":
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
@@ -669,6 +692,34 @@ def _block_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     de.fit(data, "~ condition", block=pairs, correlation=correlation, device=device)
     end = time.perf_counter()
     extra.update(timed_seconds=end - start, fit_seconds=end - fit_start, correlation=correlation)
+    return extra
+
+
+def _weights_case(case: Case, store: str, device: str, r_samples: int) -> dict:
+    """Sample weights by REML and the fit with them: cohortex from the store or on a slice in
+    memory, or R on the slice."""
+    from .. import de
+    from ..store import open_cohort
+
+    data: Any = open_cohort(store)
+    extra: dict[str, Any] = {}
+    if case.source == "slice":
+        data = data.isel(sample=slice(0, r_samples)).load()
+        extra["samples"] = int(data.sizes["sample"])
+    if case.name == "limma_r":
+        values = np.asarray(data["expression"].values, dtype=np.float64)
+        seconds = _seconds_in_r(_WEIGHTS_R, values, data["condition"].values)
+        return {**extra, "timed_seconds": seconds}
+    start = time.perf_counter()
+    weights = de.array_weights(data, "~ condition", device=device)
+    fit_start = time.perf_counter()
+    de.fit(data, "~ condition", weights=weights, device=device)
+    end = time.perf_counter()
+    extra.update(
+        timed_seconds=end - start,
+        fit_seconds=end - fit_start,
+        iterations=weights.attrs["iterations"],
+    )
     return extra
 
 

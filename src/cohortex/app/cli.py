@@ -677,8 +677,8 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         type=_suites,
         default=None,
-        help="comma-separated suites: "
-        "de,wilcoxon,paired,pca,tsne,ae,survival,predict,genesets,voom,block (default: all)",
+        help="comma-separated suites: de,wilcoxon,paired,pca,tsne,ae,survival,predict,"
+        "genesets,voom,block,weights (default: all)",
     )
     bench.add_argument(
         "--store", type=Path, default=None, help="benchmark this store instead of simulating one"

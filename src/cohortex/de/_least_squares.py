@@ -207,7 +207,8 @@ def weights_for(weights: Any, data: Any, x: Any) -> Any:
     shape = tuple(weights.shape)
     if shape == (n_samples,):  # a view: one weight per sample, never a (samples × genes) copy
         column = weights if isinstance(weights, da.Array) else da.from_array(weights)
-        weights = da.broadcast_to(column[:, None], (n_samples, n_genes), chunks=x.chunks)
+        column = column.rechunk((x.chunks[0],))[:, None]
+        weights = da.broadcast_to(column, (n_samples, n_genes), chunks=x.chunks)
     elif shape != (n_samples, n_genes):
         raise CohortexError(
             f"The weights must have shape ({n_samples}, {n_genes}) (samples × genes) or "
