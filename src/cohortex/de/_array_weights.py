@@ -211,12 +211,16 @@ def _shared_scoring(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """limma's ``.arrayWeightsREML``: every gene's fit shares the sample weights."""
     n = design.shape[0]
+    xp = namespace(arrays[0])
+    plain = xp.asarray(np.linalg.qr(design)[0])
     log_w, last = np.zeros(n), np.inf
     for iteration in range(1, maxiter + 1):
         w = np.exp(log_w)
+        q, _ = np.linalg.qr(np.sqrt(w)[:, None] * design)
+        bases = (plain, xp.asarray(q), xp.asarray(np.sqrt(w)))  # on the data's device, once
 
-        def per_block(y: Any, w: np.ndarray = w) -> dict[str, Any]:
-            return shared_pass(y, design, w)
+        def per_block(y: Any, bases: tuple[Any, Any, Any] = bases) -> dict[str, Any]:
+            return shared_pass(y, *bases)
 
         sums = gene_columns(arrays, per_block, add=True, values_per_gene=4)
         genes = float(to_host(sums["genes"]))
@@ -228,7 +232,6 @@ def _shared_scoring(
         }
         if genes < 2:  # limma: weights of 1 when fewer than two genes vary
             return np.ones(n), {**fitted, "converged": 1}
-        q, _ = np.linalg.qr(np.sqrt(w)[:, None] * design)
         h = np.sum(q * q, axis=1)
         q2 = leverage_products(q)
         a = (1.0 - 2.0 * h) + q2 @ q2.sum(axis=0)
@@ -264,12 +267,17 @@ def _weighted_scoring(
     """limma's ``.arrayWeightsPrWtsREML``: each gene's fit has its own precision weights."""
     n, p = design.shape
     held = 8 + p + p * (p + 1) // 2  # float64 values per gene and sample in a block
+    xp = namespace(arrays[0])  # the design and the space on the data's device, once
+    on_device = xp.asarray(design)
+    basis = None if space.basis is None else xp.asarray(space.basis)
+    space = VarianceSpace(basis, space.rank)
     log_w = np.zeros(n)
     for iteration in range(1, maxiter + 1):
         w = np.exp(log_w)
+        w_on_device = xp.asarray(w)
 
-        def per_block(y: Any, prior: Any, w: np.ndarray = w) -> dict[str, Any]:
-            return weighted_pass(y, prior, design, w, space)
+        def per_block(y: Any, prior: Any, w: Any = w_on_device) -> dict[str, Any]:
+            return weighted_pass(y, prior, on_device, w, space)
 
         sums = gene_columns(arrays, per_block, add=True, values_per_gene=held)
         invalid = int(to_host(sums["invalid"]))
@@ -286,7 +294,6 @@ def _weighted_scoring(
         }
         if genes < 2:
             return np.ones(n), {**fitted, "converged": 1}
-        xp = namespace(sums["z"])
         z = sums["z"] + xp.asarray(prior_n * (w - 1.0))
         diagonal = sums["diagonal"] + prior_n
         step, quad = newton_step(space, z, diagonal, information=sums["information"])

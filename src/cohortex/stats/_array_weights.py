@@ -26,7 +26,6 @@ __all__ = [
     "VarianceSpace",
     "leverage_products",
     "newton_step",
-    "shared_information",
     "shared_pass",
     "variance_space",
     "weighted_pass",
@@ -90,14 +89,16 @@ def leverage_products(q: Any) -> Any:
     return xp.stack(columns, axis=-1)
 
 
-def shared_pass(y: Any, design: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+def shared_pass(y: Any, plain: Any, weighted: Any, root: Any) -> dict[str, Any]:
     """One block of genes fitted with the shared sample weights ``w``.
 
     Parameters
     ----------
     y : array of shape (n_samples, genes), float64
-    design : ndarray of shape (n_samples, p)
-    w : ndarray of shape (n_samples,)
+    plain, weighted : arrays of shape (n_samples, p)
+        Orthonormal bases of the design and of ``√w · design`` (on ``y``'s device).
+    root : array of shape (n_samples,)
+        ``√w``.
 
     Returns
     -------
@@ -108,18 +109,13 @@ def shared_pass(y: Any, design: np.ndarray, w: np.ndarray) -> dict[str, Any]:
         missing or infinite value (left out, as limma's REML leaves them out).
     """
     xp = namespace(y)
-    n, p = design.shape
+    n, p = plain.shape
     complete = xp.all(xp.isfinite(y), axis=0)
     y = y[:, complete]
-    plain, _ = np.linalg.qr(design)
-    plain = xp.asarray(plain)
     first = y - plain @ (plain.T @ y)
     kept = xp.sum(first * first, axis=0) / (n - p) >= SMALL_VARIANCE
-    root = np.sqrt(w)
-    q, _ = np.linalg.qr(root[:, None] * design)
-    q = xp.asarray(q)
-    scaled = xp.asarray(root)[:, None] * y[:, kept]
-    residual = scaled - q @ (q.T @ scaled)  # √w r
+    scaled = root[:, None] * y[:, kept]
+    residual = scaled - weighted @ (weighted.T @ scaled)  # √w r
     squared = residual * residual
     s2 = xp.sum(squared, axis=0) / (n - p)
     return {
@@ -129,16 +125,7 @@ def shared_pass(y: Any, design: np.ndarray, w: np.ndarray) -> dict[str, Any]:
     }
 
 
-def shared_information(design: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The leverages ``h`` (n_samples,) and ``Q2`` (n_samples × p(p + 1)/2) of the weighted
-    design, shared by every gene."""
-    q, _ = np.linalg.qr(np.sqrt(w)[:, None] * design)
-    return np.sum(q * q, axis=1), leverage_products(q)
-
-
-def weighted_pass(
-    y: Any, prior: Any, design: np.ndarray, w: np.ndarray, space: VarianceSpace
-) -> dict[str, Any]:
+def weighted_pass(y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace) -> dict[str, Any]:
     """One block of genes, each fitted with its own weights ``w · prior`` (limma's
     ``.arrayWeightsPrWtsREML``, one iteration's sums).
 
@@ -147,9 +134,10 @@ def weighted_pass(
     y, prior : arrays of shape (n_samples, genes), float64
         Values and precision weights (> 0); genes with a missing value or a weight ≤ 0 are
         left out (limma's REML leaves out such genes).
-    design : ndarray of shape (n_samples, p)
-    w : ndarray of shape (n_samples,)
+    design : array of shape (n_samples, p)
+    w : array of shape (n_samples,)
     space : VarianceSpace
+        (design, weights and basis on ``y``'s device)
 
     Returns
     -------
