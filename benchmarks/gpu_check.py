@@ -185,6 +185,16 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             device="cpu",
         ),
     )
+    cases["de.array_weights, a weight per sample, from the store"] = lambda: (
+        de.array_weights(store, "~ condition", device="gpu").to_dataset(),
+        de.array_weights(store, "~ condition", device="cpu").to_dataset(),
+    )
+    precision = np.random.default_rng(4).uniform(0.2, 2.0, x.shape)
+    batch = samples["batch"].to_numpy()
+    cases["de.array_weights by batch with precision weights, in device memory"] = lambda: (
+        de.array_weights(xp.asarray(x), weights=precision, var_group=batch).to_dataset(),
+        de.array_weights(x, weights=precision, var_group=batch, device="cpu").to_dataset(),
+    )
     cases["de.select_k_best 100"] = lambda: (
         de.select_k_best(store, "condition", 100, device="gpu"),
         de.select_k_best(store, "condition", 100, device="cpu"),
@@ -331,6 +341,13 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
                 np.column_stack([np.ones(len(lab)), lab == lab[0]]).astype(float),
                 block=np.arange(len(lab)) // 2,
                 correlation=0.3,
+                device=device,
+            )
+        ),
+        "de.array_weights ~ condition (a weight per sample, REML)": lambda data, device, lab: (
+            de.array_weights(
+                data,
+                np.column_stack([np.ones(len(lab)), lab == lab[0]]).astype(float),
                 device=device,
             )
         ),

@@ -204,6 +204,12 @@ def test_blocks_of_one_sample_or_already_in_the_design_give_zero():
         held = de.duplicate_correlation(cohort, "~ patient + time", "patient")
     assert held.attrs["consensus_correlation"] == 0.0
     assert (held["correlation"].values == 0).all()
+    assert single.attrs["weighted"] == held.attrs["weighted"] == 0  # the attrs of any result
+    with pytest.warns(CohortexWarning, match="Blocks all of size 1"):
+        weighted = de.duplicate_correlation(
+            cohort, DESIGN, np.arange(30), weights=np.ones(cohort["expression"].shape)
+        )
+    assert weighted.attrs["weighted"] == 1
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,14 @@ def duplicate_correlation(
     x_design, names, formula = design_matrix(design, data.dataset, n_samples)
     check_design(x_design, names)
     codes, block_name = block_codes(block, data, n_samples)
-    attrs = {"block": block_name, "trim": float(trim), "formula": formula or ""}
+    x = dask_on(data.matrix, device, (2048, TASK_GENES))
+    given = weights_for(weights, data, x)
+    attrs = {
+        "block": block_name,
+        "trim": float(trim),
+        "formula": formula or "",
+        "weighted": int(given is not None),
+    }
     largest = int(np.bincount(codes).max())
     zero = _correlation_is_zero(x_design, codes, largest)
     if zero is not None:
@@ -114,13 +121,10 @@ def duplicate_correlation(
     def per_block(y: Any, w: Any = None) -> dict[str, Any]:
         return {"rho": _block_correlations(y, w, shared, x_design, codes)}
 
-    x = dask_on(data.matrix, device, (2048, TASK_GENES))
-    given = weights_for(weights, data, x)
     arrays = [x] if given is None else [x, given]
     rho = np.asarray(
         to_host(gene_columns(arrays, per_block, shared.layout.position)["rho"]), dtype=np.float64
     )
-    attrs["weighted"] = int(given is not None)
     low, high = 1.0 / (1.0 - largest) + 0.01, 0.99
     rho = np.clip(rho, low, high)  # NaN stays NaN
     estimated = rho[np.isfinite(rho)]
