@@ -59,10 +59,11 @@ def gene_columns(
     x = arrays[0]  # the weights come in its chunks (weights_for)
     tiles = [a.to_delayed() for a in arrays]
     row_edges = np.cumsum((0, *x.chunks[0]))
-    if position is None:
-        position = np.arange(x.shape[0])
-    # where each tile's rows go; one key in the graph, not a copy in every task
-    rows = [position[a:b] for a, b in itertools.pairwise(row_edges)]
+    # where each tile's rows go (slices when in place); one key in the graph, not a copy in
+    # every task
+    rows: list[Any] = [
+        slice(a, b) if position is None else position[a:b] for a, b in itertools.pairwise(row_edges)
+    ]
     plan = dask.delayed(rows, pure=True)
     column = dask.delayed(_column, pure=True)
     per_value = x.shape[0] * (len(arrays) + values_per_gene - 1)
@@ -94,14 +95,14 @@ def _add(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 def _column(
     tiles: list[list[Any]],
     genes: slice,
-    positions: list[np.ndarray],
+    positions: list[Any],
     per_block: Callable[..., dict[str, Any]],
     genes_per_block: int,
     add: bool,
 ) -> dict[str, Any]:
     xp = namespace(tiles[0][0])
     tiles = [[tile[:, genes] for tile in column] for column in tiles]
-    targets = [xp.asarray(rows) for rows in positions]
+    targets = [rows if isinstance(rows, slice) else xp.asarray(rows) for rows in positions]
     n_samples = sum(tile.shape[0] for tile in tiles[0])
     width_all = tiles[0][0].shape[1]
     blocks: dict[str, list[Any]] = {}

@@ -89,7 +89,9 @@ def leverage_products(q: Any) -> Any:
     return xp.stack(columns, axis=-1)
 
 
-def shared_pass(y: Any, plain: Any, weighted: Any, root: Any) -> dict[str, Any]:
+def shared_pass(
+    y: Any, plain: Any, weighted: Any, root: Any, *, compiled: bool = True
+) -> dict[str, Any]:
     """One block of genes fitted with the shared sample weights ``w``.
 
     Parameters
@@ -107,8 +109,15 @@ def shared_pass(y: Any, plain: Any, weighted: Any, root: Any) -> dict[str, Any]:
         (those whose unweighted residual variance is at least :data:`SMALL_VARIANCE`, the
         genes limma keeps on its first iteration); ``incomplete``: how many genes have a
         missing or infinite value (left out, as limma's REML leaves them out).
+
+    NumPy blocks go through the compiled loop of ``_cpu.array_weights`` unless
+    ``compiled=False``.
     """
     xp = namespace(y)
+    if compiled and xp is np:
+        from ._cpu.array_weights import shared_scores  # numba: CPU only
+
+        return shared_scores(y, plain, weighted, root, SMALL_VARIANCE)
     n, p = plain.shape
     complete = xp.all(xp.isfinite(y), axis=0)
     y = y[:, complete]
