@@ -219,3 +219,24 @@ def test_one_weight_per_sample_reaches_every_row_tile(monkeypatch):
     repeated = de.fit(x, design, weights=np.repeat(w[:, None], 40, axis=1))
     for name in ("coefficient", "statistic", "pvalue", "s2"):
         np.testing.assert_allclose(by_sample[name].values, repeated[name].values, rtol=1e-12)
+
+
+def test_a_real_cohort_equals_limma():
+    """bladderbatch's 57 arrays (1000 probes), ~ cancer, by sample and by processing batch."""
+    expression = pd.read_csv(FIXTURES / "bladder_expression.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "bladder_samples.csv", index_col=0)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.to_numpy()),
+            "cancer": ("sample", samples["cancer"].to_numpy()),
+            "batch": ("sample", samples["batch"].astype(str).to_numpy()),
+        },
+        coords={"sample": list(expression.index)},
+        attrs={"scale": "log2"},
+    )
+    limma = pd.read_csv(FIXTURES / "aw_bladder.csv")
+    by_sample = de.array_weights(cohort, "~ cancer")
+    np.testing.assert_allclose(by_sample.values, limma["reml"], rtol=1e-12)
+    assert by_sample.values.min() < 0.35 and by_sample.values.max() > 1.9  # arrays do differ
+    by_batch = de.array_weights(cohort, "~ cancer", var_group="batch")
+    np.testing.assert_allclose(by_batch.values, limma["by_batch"], rtol=1e-12)

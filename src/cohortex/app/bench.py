@@ -44,6 +44,9 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               unweighted); on the first ``--r-samples`` samples, cohortex in memory and R's
               ``voom(calcNormFactors(DGEList(counts)), design)`` + ``lmFit`` + ``eBayes`` (timed
               inside R; the note extrapolates it linearly to the whole cohort, marked so).
+              Sample quality weights: ``de.voom(sample_weights=True)`` and the fit on the first
+              200 samples in memory, beside R's ``voomWithQualityWeights(method = "reml")``
+              + ``lmFit`` + ``eBayes`` on them.
 ``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
               ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
               (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
@@ -109,7 +112,8 @@ class Case:
     name: str
     role: str  # "limit", "cohortex" or "anchor"
     # "memory", "zarr", "hvg" (the 2,000 most variable genes), "pcs", "slice" (the first
-    # samples) or "ranking" (a statistic per gene: no matrix is timed)
+    # samples), "quality" (the first _QUALITY_SAMPLES samples) or "ranking" (a statistic per
+    # gene: no matrix is timed)
     source: str
     module: str | None = None  # the package an anchor needs
     gpu: bool = True  # whether the case runs on a GPU (device=gpu), or only on the CPU
@@ -157,6 +161,8 @@ _CASES = [
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
+    Case("voom", "quality_slice", "cohortex", "quality"),
+    Case("voom", "limma_quality_r", "anchor", "quality", "Rscript:limma,edgeR", gpu=False),
     Case("block", "cohortex_zarr", "cohortex", "zarr"),
     Case("block", "cohortex_slice", "cohortex", "slice"),
     Case("block", "limma_r", "anchor", "slice", "Rscript:limma,statmod", gpu=False),
@@ -193,6 +199,20 @@ elapsed <- system.time({
 })[["elapsed"]]
 cat(elapsed, "\n")
 """
+_QUALITY_R = r"""
+suppressPackageStartupMessages({library(limma); library(edgeR)})
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+design <- model.matrix(~ group)
+elapsed <- system.time({
+  v <- voomWithQualityWeights(calcNormFactors(DGEList(counts)), design, method = "reml")
+  fit <- eBayes(lmFit(v, design))
+})[["elapsed"]]
+cat(elapsed, "\n")
+"""
+_QUALITY_SAMPLES = 200  # R's REML with voom's weights sums an n × n matrix gene by gene
 _BLOCK_R = r"""
 suppressPackageStartupMessages(library(limma))
 args <- commandArgs(trailingOnly = TRUE)
@@ -655,13 +675,20 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
 
     if case.name == "limma_r":
         return _voom_in_r(store, r_samples)
+    if case.name == "limma_quality_r":
+        ds = open_cohort(store).isel(sample=slice(0, _QUALITY_SAMPLES))
+        counts = np.asarray(ds["expression"].values, dtype=np.float64)
+        seconds = _seconds_in_r(_QUALITY_R, counts, ds["condition"].values)
+        return {"timed_seconds": seconds, "samples": counts.shape[0]}
     extra: dict[str, Any] = {}
     data: Any = store
-    if case.source == "slice":
-        data = open_cohort(store).isel(sample=slice(0, r_samples)).load()
+    if case.source in ("slice", "quality"):
+        first = r_samples if case.source == "slice" else _QUALITY_SAMPLES
+        data = open_cohort(store).isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     start = time.perf_counter()
-    voomed = de.voom(data, "~ condition", norm_factors="tmm", device=device)
+    quality = case.name == "quality_slice"  # voomWithQualityWeights
+    voomed = de.voom(data, "~ condition", norm_factors="tmm", sample_weights=quality, device=device)
     if case.name == "unweighted_zarr":
         voomed = voomed.drop_vars("weights")
     fit_start = time.perf_counter()
