@@ -208,17 +208,22 @@ def test_a_variance_design_spans_what_var_group_spans():
 
 
 def test_one_weight_per_sample_reaches_every_row_tile(monkeypatch):
-    """300 samples in row tasks of 64: a weight per sample is the same fit as that weight
-    repeated for every gene (the form held to limma's lmFit)."""
+    """300 samples in row tasks of 64: a weight per sample (one pass of shared sums, or per
+    gene with missing values) is the same fit as that weight repeated for every gene (the
+    per-gene form, held to limma's lmFit)."""
     monkeypatch.setattr(_least_squares, "_VALUES_PER_TASK", 64 * 40)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 40))
     design = np.column_stack([np.ones(300), np.arange(300) % 2]).astype(float)
     w = rng.uniform(0.3, 2.0, 300)
-    by_sample = de.fit(da.from_array(x, chunks=(70, 40)), design, weights=w)
-    repeated = de.fit(x, design, weights=np.repeat(w[:, None], 40, axis=1))
-    for name in ("coefficient", "statistic", "pvalue", "s2"):
-        np.testing.assert_allclose(by_sample[name].values, repeated[name].values, rtol=1e-12)
+    for missing in (False, True):  # with a missing value: every gene on its own samples
+        if missing:
+            x[100, 3] = np.nan
+        by_sample = de.fit(da.from_array(x, chunks=(70, 40)), design, weights=w)
+        repeated = de.fit(x, design, weights=np.repeat(w[:, None], 40, axis=1))
+        assert set(by_sample.data_vars) == set(repeated.data_vars)
+        for name in ("coefficient", "statistic", "pvalue", "s2", "df_residual", "s2_post"):
+            np.testing.assert_allclose(by_sample[name].values, repeated[name].values, rtol=1e-12)
 
 
 def test_a_real_cohort_equals_limma():

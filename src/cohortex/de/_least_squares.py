@@ -30,6 +30,7 @@ __all__ = [
     "design_matrix",
     "least_squares",
     "rows_per_task",
+    "sample_weights_of",
     "weights_for",
 ]
 
@@ -67,22 +68,29 @@ def rows_per_task(n_genes: int) -> int:
     return int(max(64, min(2048, _VALUES_PER_TASK // max(n_genes, 1))))
 
 
-def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> LeastSquares:
+def least_squares(
+    x: da.Array, design: np.ndarray, weights: da.Array | np.ndarray | None
+) -> LeastSquares:
     """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask, one chunk of genes).
 
-    One pass of shared-design sums when there are no weights; a second, per-gene pass when
-    that finds missing values (or the first when there are weights).
+    ``weights``: precision weights (Dask, samples × genes), one positive weight per sample
+    (a host vector), or None. One pass of shared-design sums without weights or with one
+    weight per sample; a second, per-gene pass when that finds missing values (or the first
+    when the weights are per observation).
     """
     shifted = _spans_constant(design)
     x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    if weights is not None:
-        weights = weights.rechunk(x.chunks)
     edges = np.cumsum((0, *x.chunks[0]))
     rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
     blocks = x.to_delayed()[:, 0]
-    if weights is None:
+    per_sample = isinstance(weights, np.ndarray)
+    if weights is None or per_sample:
+        own = [
+            None if weights is None else weights[edges[i] : edges[i + 1]] for i in range(len(rows))
+        ]
         parts = [
-            dask.delayed(chunk_sums)(block, rows[i], shifted) for i, block in enumerate(blocks)
+            dask.delayed(chunk_sums)(block, rows[i], shifted, own[i])
+            for i, block in enumerate(blocks)
         ]
         (sums,) = dask.compute(tree_reduce(parts, merge_sums))
         xp = namespace(sums.xy)
@@ -91,13 +99,30 @@ def least_squares(x: da.Array, design: np.ndarray, weights: da.Array | None) -> 
             b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
             rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
             beta = b_shifted
-            if shifted:  # (X'X)⁻¹X'1 solves X e = 1: the shift goes back onto the coefficients
+            if shifted:  # (X'WX)⁻¹X'W1 solves X e = 1: the shift goes back onto the coefficients
                 e = xtx_inverse @ sums.xsum
                 beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
             df = float(design.shape[0] - design.shape[1])
-            average = sums.shift + sums.ysum / design.shape[0]
-            return LeastSquares(beta, None, rss / df, df, average)
-    weight_blocks = [None] * len(blocks) if weights is None else weights.to_delayed()[:, 0]
+            average = sums.shift + sums.plain_sum / design.shape[0]
+            if not per_sample:
+                return LeastSquares(beta, None, rss / df, df, average)
+            # as limma's lm.series gives a weighted fit: per gene, though the same for all
+            n_genes = x.shape[1]
+            sd = xp.asarray(np.repeat(np.sqrt(np.diag(xtx_inverse))[:, None], n_genes, axis=1))
+            return LeastSquares(beta, sd, rss / df, np.full(n_genes, df), average)
+    observation_weights: da.Array | None = None
+    if isinstance(weights, np.ndarray):  # missing values: each gene on its own observations
+        column = da.from_array(weights, chunks=(x.chunks[0],))[:, None]
+        observation_weights = da.broadcast_to(column, x.shape, chunks=x.chunks)
+        if namespace(x) is not np:
+            observation_weights = as_device_dask(observation_weights)
+    elif weights is not None:
+        observation_weights = weights.rechunk(x.chunks)
+    weight_blocks = (
+        [None] * len(blocks)
+        if observation_weights is None
+        else observation_weights.to_delayed()[:, 0]
+    )
     parts = [
         dask.delayed(weighted_chunk_sums)(block, weight_blocks[i], rows[i], shifted)
         for i, block in enumerate(blocks)
@@ -192,6 +217,22 @@ def _spans_constant(design: np.ndarray) -> bool:
     ones = np.ones(design.shape[0])
     solution, *_ = np.linalg.lstsq(design, ones, rcond=None)
     return bool(np.allclose(design @ solution, ones, atol=1e-8))
+
+
+def sample_weights_of(weights: Any, n_samples: int) -> np.ndarray | None:
+    """One positive, finite weight per sample as a host vector, or None for anything else
+    (per-observation weights, none, a weight ≤ 0: those take the per-gene path)."""
+    if weights is None:
+        return None
+    if isinstance(weights, xr.DataArray):
+        if weights.dims != ("sample",):
+            return None
+        weights = weights.data
+    if getattr(weights, "shape", None) != (n_samples,):
+        return None
+    values = np.asarray(to_host(weights.compute() if isinstance(weights, da.Array) else weights))
+    values = values.astype(np.float64)
+    return values if bool(np.all(np.isfinite(values) & (values > 0))) else None
 
 
 def weights_for(weights: Any, data: Any, x: Any) -> Any:

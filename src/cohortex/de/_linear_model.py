@@ -25,6 +25,7 @@ from ._least_squares import (
     design_matrix,
     least_squares,
     rows_per_task,
+    sample_weights_of,
     weights_for,
 )
 
@@ -155,7 +156,8 @@ def fit(
         if correlation is not None:
             raise CohortexError("'correlation' goes with 'block' (the samples it applies to).")
         xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
-        fitted = least_squares(x, x_design, given)
+        per_sample = sample_weights_of(weights, n_samples)
+        fitted = least_squares(x, x_design, given if per_sample is None else per_sample)
     else:
         codes, block_name = block_codes(block, data, n_samples)
         if correlation is None:

@@ -25,7 +25,6 @@ from ._least_squares import (
     design_matrix,
     least_squares,
     rows_per_task,
-    weights_for,
 )
 
 __all__ = ["voom"]
@@ -211,8 +210,7 @@ def _trend(
     """The fit of the log-CPM (with the blocks, or with sample weights), its trend and
     the weights it gives."""
     if codes is None or correlation is None:
-        given = None if sample_weights is None else weights_for(sample_weights, None, logged)
-        fitted = least_squares(logged, x_design, given)
+        fitted = least_squares(logged, x_design, sample_weights)  # one weight per sample
     else:  # limma's gls.series: the same tiles as any block fit
         tiles = logged.rechunk({0: _ROWS_PER_CHUNK, 1: TASK_GENES})
         fitted, _ = block_least_squares(tiles, x_design, codes, float(correlation))

@@ -32,42 +32,60 @@ __all__ = [
 
 @dataclass
 class LinearSums:
-    """Sufficient statistics of OLS over a set of samples (see the module notes).
+    """Sufficient statistics of OLS over a set of samples (see the module notes); with
+    sample weights w, of the fit of ``√w Y`` on ``√w X`` (weighted least squares with one
+    weight per sample, shared by every gene).
 
     Attributes
     ----------
     n : int
-    xtx : ndarray of shape (p, p), float64 (host)
-    xsum : ndarray of shape (p,), float64 (host): X'1
-    xy : array of shape (p, n_genes): X'Ỹ
-    ysum : array of shape (n_genes,): 1'Ỹ
-    yy : array of shape (n_genes,): Σ Ỹ²
+        Samples.
+    mass : float
+        ``Σ w`` (``n`` without weights).
+    xtx : ndarray of shape (p, p), float64 (host): X'WX
+    xsum : ndarray of shape (p,), float64 (host): X'W1
+    xy : array of shape (p, n_genes): X'WỸ
+    ysum : array of shape (n_genes,): 1'WỸ
+    yy : array of shape (n_genes,): Σ w Ỹ²
+    plain_sum : array of shape (n_genes,): 1'Ỹ, unweighted (for the mean)
     shift : array of shape (n_genes,): the c in Ỹ = Y − c
     """
 
     n: int
+    mass: float
     xtx: np.ndarray
     xsum: np.ndarray
     xy: Any
     ysum: Any
     yy: Any
+    plain_sum: Any
     shift: Any
 
 
-def chunk_sums(block: Any, design: np.ndarray, shifted: bool) -> LinearSums:
-    """Sums of one chunk: ``block`` (n_chunk × genes, NumPy or CuPy), ``design`` its rows."""
+def chunk_sums(
+    block: Any, design: np.ndarray, shifted: bool, weights: np.ndarray | None = None
+) -> LinearSums:
+    """Sums of one chunk: ``block`` (n_chunk × genes, NumPy or CuPy), ``design`` its rows,
+    ``weights`` (n_chunk,) one per sample (> 0) or None."""
     xp = namespace(block)
     y = block.astype(xp.float64)
     shift = y.mean(axis=0) if shifted else xp.zeros(y.shape[1])
     y -= shift
+    plain_sum = y.sum(axis=0)
+    ones = np.ones(design.shape[0]) if weights is None else np.sqrt(weights)
+    if weights is not None:  # the rows of √w Ỹ and √w X
+        y *= xp.asarray(ones)[:, None]
+        design = design * ones[:, None]
     x = xp.asarray(design)
     return LinearSums(
         n=design.shape[0],
+        mass=float(ones @ ones),
         xtx=design.T @ design,
-        xsum=design.sum(axis=0),
+        xsum=design.T @ ones,
         xy=x.T @ y,
-        ysum=y.sum(axis=0),
+        ysum=xp.asarray(ones) @ y,
         yy=xp.sum(y * y, axis=0),
+        plain_sum=plain_sum,
         shift=shift,
     )
 
@@ -77,15 +95,17 @@ def merge_sums(a: LinearSums, b: LinearSums) -> LinearSums:
     xp = namespace(a.xy)
     delta = b.shift - a.shift  # Ỹ_b relative to a's shift = Ỹ_b + δ
     xy_b = b.xy + xp.asarray(b.xsum)[:, None] * delta[None, :]
-    yy_b = b.yy + 2.0 * delta * b.ysum + b.n * delta * delta
-    ysum_b = b.ysum + b.n * delta
+    yy_b = b.yy + 2.0 * delta * b.ysum + b.mass * delta * delta
+    ysum_b = b.ysum + b.mass * delta
     return LinearSums(
         n=a.n + b.n,
+        mass=a.mass + b.mass,
         xtx=a.xtx + b.xtx,
         xsum=a.xsum + b.xsum,
         xy=a.xy + xy_b,
         ysum=a.ysum + ysum_b,
         yy=a.yy + yy_b,
+        plain_sum=a.plain_sum + b.plain_sum + b.n * delta,
         shift=a.shift,
     )
 
