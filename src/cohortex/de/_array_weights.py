@@ -22,7 +22,7 @@ from ..stats._array_weights import (
     weighted_pass,
 )
 from ._gene_columns import TASK_GENES, gene_columns
-from ._least_squares import check_design, design_matrix, weights_for
+from ._least_squares import check_design, design_matrix, sample_codes, weights_for
 
 __all__ = ["DENSE_SAMPLES", "WEIGHTED_SAMPLES_LIMIT", "array_weights"]
 
@@ -167,34 +167,11 @@ def _variance_space(
         return space, ""
     if var_group is None:
         return variance_space(None, n_samples), ""
-    if isinstance(var_group, str):
-        variables = data.sample_variables()
-        if var_group not in variables:
-            raise CohortexError(
-                f"The 'var_group' parameter must name a sample variable; got {var_group!r}. "
-                f"Sample variables: {', '.join(variables) or '(none)'}."
-            )
-        assert data.dataset is not None
-        labels, name = np.asarray(data.dataset[var_group].values), var_group
-    else:
-        labels, name = np.asarray(var_group), "var_group"
-    if labels.shape != (n_samples,):
-        raise CohortexError(
-            f"The 'var_group' labels must be one per sample ({n_samples}); got shape "
-            f"{labels.shape}."
-        )
-    missing = pd.isna(labels) | (labels == "")
-    if missing.any():
-        raise CohortexError(
-            f"The variance group of {int(missing.sum())} samples is missing; every sample "
-            "needs one."
-        )
-    levels, codes = np.unique(labels.astype(str), return_inverse=True)
-    if levels.size < 2:
-        raise CohortexError(
-            f"The 'var_group' needs at least two variance groups; got {levels.size}."
-        )
-    return variance_space(np.eye(levels.size)[codes], n_samples), name
+    codes, name = sample_codes(var_group, data, n_samples, "var_group", "variance group")
+    levels = int(codes.max()) + 1
+    if levels < 2:
+        raise CohortexError(f"The 'var_group' needs at least two variance groups; got {levels}.")
+    return variance_space(np.eye(levels)[codes], n_samples), name
 
 
 def _no_fit(n_genes: int) -> dict[str, Any]:
@@ -223,13 +200,7 @@ def _shared_scoring(
             return shared_pass(y, *bases)
 
         sums = gene_columns(arrays, per_block, add=True, values_per_gene=4)
-        genes = float(to_host(sums["genes"]))
-        fitted = {
-            "iterations": iteration - 1,
-            "converged": 0,
-            "n_genes": int(genes),
-            "genes_left_out": int(to_host(sums["incomplete"])),
-        }
+        genes, fitted = _counted(sums, iteration)
         if genes < 2:  # limma: weights of 1 when fewer than two genes vary
             return np.ones(n), {**fitted, "converged": 1}
         h = np.sum(q * q, axis=1)
@@ -285,13 +256,7 @@ def _weighted_scoring(
             raise CohortexError(
                 f"The precision weights hold {invalid} NaN, negative or infinite values."
             )
-        genes = float(to_host(sums["genes"]))
-        fitted = {
-            "iterations": iteration - 1,
-            "converged": 0,
-            "n_genes": int(genes),
-            "genes_left_out": int(to_host(sums["incomplete"])),
-        }
+        genes, fitted = _counted(sums, iteration)
         if genes < 2:
             return np.ones(n), {**fitted, "converged": 1}
         z = sums["z"] + xp.asarray(prior_n * (w - 1.0))
@@ -307,6 +272,18 @@ def _weighted_scoring(
             return np.exp(log_w), {**fitted, "converged": 1}
     _warn("iteration limit reached")
     return np.exp(log_w), fitted
+
+
+def _counted(sums: dict[str, Any], iteration: int) -> tuple[float, dict[str, Any]]:
+    """The genes that count, and the attrs of a result that stops before this iteration's
+    step."""
+    genes = float(to_host(sums["genes"]))
+    return genes, {
+        "iterations": iteration - 1,
+        "converged": 0,
+        "n_genes": int(genes),
+        "genes_left_out": int(to_host(sums["incomplete"])),
+    }
 
 
 def _warn(message: str) -> None:

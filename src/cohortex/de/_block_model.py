@@ -34,10 +34,15 @@ from ..stats._blocks import (
     whiten,
 )
 from ._gene_columns import TASK_GENES, gene_columns
-from ._least_squares import LeastSquares, check_design, design_matrix, weights_for
+from ._least_squares import (
+    LeastSquares,
+    check_design,
+    design_matrix,
+    sample_codes,
+    weights_for,
+)
 
 __all__ = [
-    "block_codes",
     "block_least_squares",
     "duplicate_correlation",
 ]
@@ -95,7 +100,7 @@ def duplicate_correlation(
     n_samples, n_genes = data.matrix.shape
     x_design, names, formula = design_matrix(design, data.dataset, n_samples)
     check_design(x_design, names)
-    codes, block_name = block_codes(block, data, n_samples)
+    codes, block_name = sample_codes(block, data, n_samples, "block")
     x = dask_on(data.matrix, device, (2048, TASK_GENES))
     given = weights_for(weights, data, x)
     attrs = {
@@ -237,32 +242,6 @@ def _estimable_columns(design: np.ndarray) -> list[int]:
         if diagonal[-1] > 1e-7 * max(diagonal.max(), 1e-300):
             kept.append(j)
     return kept
-
-
-def block_codes(block: Any, data: Any, n_samples: int) -> tuple[np.ndarray, str]:
-    """Each sample's block as codes 0 … n_blocks − 1, and the block's name."""
-    if isinstance(block, str):
-        variables = data.sample_variables()
-        if block not in variables:
-            raise CohortexError(
-                f"The 'block' parameter must name a sample variable; got {block!r}. "
-                f"Sample variables: {', '.join(variables) or '(none)'}."
-            )
-        labels, name = np.asarray(data.dataset[block].values), block
-    else:
-        labels, name = np.asarray(block), "block"
-    if labels.shape != (n_samples,):
-        raise CohortexError(
-            f"The 'block' labels must be one per sample ({n_samples}); got shape {labels.shape}."
-        )
-    missing = pd.isna(labels) | (labels == "")
-    if missing.any():
-        raise CohortexError(
-            f"The block of {int(missing.sum())} samples is missing (the first: sample "
-            f"{int(np.flatnonzero(missing)[0])}); every sample needs a block."
-        )
-    _, codes = np.unique(labels.astype(str), return_inverse=True)
-    return codes.astype(np.int64), name
 
 
 def block_least_squares(

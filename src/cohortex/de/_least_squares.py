@@ -30,6 +30,7 @@ __all__ = [
     "design_matrix",
     "least_squares",
     "rows_per_task",
+    "sample_codes",
     "sample_weights_of",
     "weights_for",
 ]
@@ -217,6 +218,40 @@ def _spans_constant(design: np.ndarray) -> bool:
     ones = np.ones(design.shape[0])
     solution, *_ = np.linalg.lstsq(design, ones, rcond=None)
     return bool(np.allclose(design @ solution, ones, atol=1e-8))
+
+
+def sample_codes(
+    labels: Any, data: Any, n_samples: int, parameter: str, what: str | None = None
+) -> tuple[np.ndarray, str]:
+    """Each sample's label (a sample variable named by ``parameter``'s value, or the labels
+    themselves) as codes 0 … n_levels − 1, and the labels' name.
+
+    ``what`` names one label in the errors (default: the parameter's name).
+    """
+    what = what or parameter
+    if isinstance(labels, str):
+        variables = data.sample_variables()
+        if labels not in variables:
+            raise CohortexError(
+                f"The {parameter!r} parameter must name a sample variable; got {labels!r}. "
+                f"Sample variables: {', '.join(variables) or '(none)'}."
+            )
+        values, name = np.asarray(data.dataset[labels].values), labels
+    else:
+        values, name = np.asarray(labels), parameter
+    if values.shape != (n_samples,):
+        raise CohortexError(
+            f"The {parameter!r} labels must be one per sample ({n_samples}); got shape "
+            f"{values.shape}."
+        )
+    missing = pd.isna(values) | (values == "")
+    if missing.any():
+        raise CohortexError(
+            f"The {what} of {int(missing.sum())} samples is missing (the first: sample "
+            f"{int(np.flatnonzero(missing)[0])}); every sample needs one."
+        )
+    _, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.astype(np.int64), name
 
 
 def sample_weights_of(weights: Any, n_samples: int) -> np.ndarray | None:

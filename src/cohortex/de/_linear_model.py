@@ -18,13 +18,14 @@ from .._errors import CohortexError
 from ..stats._ebayes import ebayes
 from ..stats._linear import contrast_stdev_unscaled
 from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
-from ._block_model import block_codes, block_least_squares, duplicate_correlation
+from ._block_model import block_least_squares, duplicate_correlation
 from ._gene_columns import TASK_GENES
 from ._least_squares import (
     check_design,
     design_matrix,
     least_squares,
     rows_per_task,
+    sample_codes,
     sample_weights_of,
     weights_for,
 )
@@ -159,7 +160,7 @@ def fit(
         per_sample = sample_weights_of(weights, n_samples)
         fitted = least_squares(x, x_design, given if per_sample is None else per_sample)
     else:
-        codes, block_name = block_codes(block, data, n_samples)
+        codes, block_name = sample_codes(block, data, n_samples, "block")
         if correlation is None:
             correlation = float(
                 duplicate_correlation(

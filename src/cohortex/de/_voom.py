@@ -18,13 +18,14 @@ from .._errors import CohortexError
 from .._normalize import norm_factors as _norm_factors
 from ..stats._lowess import lowess, tied_means
 from ._array_weights import array_weights
-from ._block_model import block_codes, block_least_squares
+from ._block_model import block_least_squares
 from ._gene_columns import TASK_GENES
 from ._least_squares import (
     check_design,
     design_matrix,
     least_squares,
     rows_per_task,
+    sample_codes,
 )
 
 __all__ = ["voom"]
@@ -127,7 +128,9 @@ def voom(
         )
     if var_group is not None and not sample_weights:
         raise CohortexError("voom's 'var_group' goes with sample_weights=True.")
-    codes = None if block is None else block_codes(block, as_cohort_matrix(ds), n_samples)[0]
+    codes = (
+        None if block is None else sample_codes(block, as_cohort_matrix(ds), n_samples, "block")[0]
+    )
     library, gene_totals, smallest, nan_count = dask.compute(
         da.sum(counts, axis=1, dtype=np.float64),
         da.sum(counts, axis=0, dtype=np.float64),
