@@ -177,7 +177,9 @@ def test_de_with_sample_weights(tmp_path, capsys):
     direct = de.fit(voomed, "~ condition")
     saved = read_result(counts, "de_voom")
     np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["sample_weights"] == "REML, by sample"
     assert main([*command, "--var-group", "batch", "--name", "by_batch", "--top", "0"]) == 0
+    assert read_result(counts, "by_batch").attrs["sample_weights"] == "REML, by batch"
     assert "sample weights by batch (from" in capsys.readouterr().out
 
     logs = tmp_path / "logs.zarr"

@@ -988,6 +988,7 @@ def _de(args: argparse.Namespace) -> None:
             )
         if sample_weights is not None:
             what += _sample_weights_summary(sample_weights, args.var_group)
+            result.attrs["sample_weights"] = f"REML, by {args.var_group or 'sample'}"
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
         result = de.test(
