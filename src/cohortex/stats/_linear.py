@@ -73,9 +73,11 @@ def chunk_sums(
     y -= shift
     plain_sum = y.sum(axis=0)
     ones = np.ones(design.shape[0]) if weights is None else np.sqrt(weights)
+    ysum = plain_sum
     if weights is not None:  # the rows of √w Ỹ and √w X
         y *= xp.asarray(ones)[:, None]
         design = design * ones[:, None]
+        ysum = xp.asarray(ones) @ y
     x = xp.asarray(design)
     return LinearSums(
         n=design.shape[0],
@@ -83,7 +85,7 @@ def chunk_sums(
         xtx=design.T @ design,
         xsum=design.T @ ones,
         xy=x.T @ y,
-        ysum=xp.asarray(ones) @ y,
+        ysum=ysum,
         yy=xp.sum(y * y, axis=0),
         plain_sum=plain_sum,
         shift=shift,
