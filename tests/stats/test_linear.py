@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohortex.stats._linear import merge_weighted_sums, solve_weighted, weighted_chunk_sums
+from cohortex.stats._linear import (
+    chunk_sums,
+    merge_sums,
+    merge_weighted_sums,
+    solve_weighted,
+    weighted_chunk_sums,
+)
 from cohortex.stats._lowess import lowess, tied_means
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
@@ -46,6 +52,48 @@ def test_compiled_sums_equal_the_xp_body(dtype, weighted):
         solve_weighted(compiled, True), solve_weighted(reference, True), strict=True
     ):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def _solved(sums):
+    """What the shared-design sums give, free of their shift: coefficients, RSS, means."""
+    inverse = np.linalg.inv(sums.xtx)
+    shifted = inverse @ sums.xy
+    rss = sums.yy - np.sum(shifted * sums.xy, axis=0)
+    beta = shifted + (inverse @ sums.xsum)[:, None] * sums.shift[None, :]
+    return beta, rss, sums.shift + sums.plain_sum / sums.n
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the xp body's inf − inf
+def test_compiled_shared_sums_equal_the_xp_body(dtype, per_sample):
+    y, weights, design = _data(3, dtype=dtype)
+    y = np.where(np.isnan(y), np.asarray(8.0, dtype), y)
+    y[20, 6] = np.nan  # not finite: the gene's sums are NaN in both (its fit goes per gene)
+    y[30, 7] = np.inf
+    w = weights[:, 0] + 0.5 if per_sample else None
+    view = y[:, ::1][5:]
+    w = None if w is None else w[5:]
+    # in two chunks merged, as the pass merges them
+    halves = [(view[:20], design[5:25]), (view[20:], design[25:])]
+    compiled, reference = (
+        merge_sums(
+            *[
+                chunk_sums(part, rows, True, None if w is None else w[a : a + len(rows)], **kw)
+                for (part, rows), a in zip(halves, (0, 20), strict=True)
+            ]
+        )
+        for kw in ({}, {"compiled": False})
+    )
+    for name in ("n", "mass", "xtx", "xsum"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(reference, name), rtol=1e-13)
+    for got, expected in zip(_solved(compiled), _solved(reference), strict=True):
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-9)
+    # a value not finite: the gene's sums are not finite in both, which sends it per gene
+    for sums in (compiled, reference):
+        assert (~np.isfinite(sums.yy[[6, 7]])).all()
+        assert np.isfinite(np.delete(sums.yy, [6, 7])).all()
 
 
 @settings(max_examples=20, deadline=None)

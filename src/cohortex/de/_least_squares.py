@@ -4,6 +4,7 @@ checks, and the one-pass (or, with missing values or weights, per-gene) fit that
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from .._backend import as_device_dask, namespace, to_host, tree_reduce
 from .._errors import CohortexError
 from ..stats._linear import (
     chunk_sums,
+    join_genes,
     merge_sums,
     merge_weighted_sums,
     solve_weighted,
@@ -80,22 +82,31 @@ def least_squares(
     when the weights are per observation).
     """
     shifted = _spans_constant(design)
-    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    edges = np.cumsum((0, *x.chunks[0]))
-    rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
-    blocks = x.to_delayed()[:, 0]
     per_sample = isinstance(weights, np.ndarray)
     if weights is None or per_sample:
+        # the store's tiles as they are (no rechunk); a band of rows of every gene otherwise
+        if max(x.chunks[0]) * max(x.chunks[1]) > 2 * _VALUES_PER_TASK:
+            x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
+        edges = np.cumsum((0, *x.chunks[0]))
         own = [
-            None if weights is None else weights[edges[i] : edges[i + 1]] for i in range(len(rows))
+            None if weights is None else weights[edges[i] : edges[i + 1]]
+            for i in range(len(edges) - 1)
         ]
-        parts = [
-            dask.delayed(chunk_sums)(block, rows[i], shifted, own[i])
-            for i, block in enumerate(blocks)
+        tiles = x.to_delayed()
+        columns = [
+            tree_reduce(
+                [
+                    dask.delayed(chunk_sums)(tiles[i, j], design[a:b], shifted, own[i])
+                    for i, (a, b) in enumerate(itertools.pairwise(edges))
+                ],
+                merge_sums,
+            )
+            for j in range(tiles.shape[1])
         ]
-        (sums,) = dask.compute(tree_reduce(parts, merge_sums))
+        (columns,) = dask.compute(columns)
+        sums = join_genes(columns)
         xp = namespace(sums.xy)
-        if not bool(to_host(xp.any(xp.isnan(sums.yy)))):
+        if bool(to_host(xp.all(xp.isfinite(sums.yy)))):  # else missing values: per gene
             xtx_inverse = np.linalg.inv(sums.xtx)
             b_shifted = xp.asarray(xtx_inverse) @ sums.xy  # coefficients of Ỹ (p × genes)
             rss = xp.maximum(sums.yy - xp.sum(b_shifted * sums.xy, axis=0), 0.0)
@@ -111,6 +122,10 @@ def least_squares(
             n_genes = x.shape[1]
             sd = xp.asarray(np.repeat(np.sqrt(np.diag(xtx_inverse))[:, None], n_genes, axis=1))
             return LeastSquares(beta, sd, rss / df, np.full(n_genes, df), average)
+    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
+    edges = np.cumsum((0, *x.chunks[0]))
+    rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
+    blocks = x.to_delayed()[:, 0]
     observation_weights: da.Array | None = None
     if isinstance(weights, np.ndarray):  # missing values: each gene on its own observations
         column = da.from_array(weights, chunks=(x.chunks[0],))[:, None]

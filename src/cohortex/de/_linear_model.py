@@ -24,7 +24,6 @@ from ._least_squares import (
     check_design,
     design_matrix,
     least_squares,
-    rows_per_task,
     sample_codes,
     sample_weights_of,
     weights_for,
@@ -148,8 +147,7 @@ def fit(
         )
     matrix = _contrast_matrix(contrasts, names)
 
-    x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))
-    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
+    x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))  # least_squares chunks it
     given = weights_for(weights, data, x)
     contrast = matrix.to_numpy()
     block_attrs: dict[str, Any] = {}

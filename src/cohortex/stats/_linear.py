@@ -23,6 +23,7 @@ __all__ = [
     "WeightedSums",
     "chunk_sums",
     "contrast_stdev_unscaled",
+    "join_genes",
     "merge_sums",
     "merge_weighted_sums",
     "solve_weighted",
@@ -63,11 +64,32 @@ class LinearSums:
 
 
 def chunk_sums(
-    block: Any, design: np.ndarray, shifted: bool, weights: np.ndarray | None = None
+    block: Any,
+    design: np.ndarray,
+    shifted: bool,
+    weights: np.ndarray | None = None,
+    *,
+    compiled: bool = True,
 ) -> LinearSums:
     """Sums of one chunk: ``block`` (n_chunk × genes, NumPy or CuPy), ``design`` its rows,
-    ``weights`` (n_chunk,) one per sample (> 0) or None."""
+    ``weights`` (n_chunk,) one per sample (> 0) or None.
+
+    NumPy chunks go through the compiled loop of ``_cpu.linear`` (one read of each value)
+    unless ``compiled=False``.
+    """
     xp = namespace(block)
+    if compiled and xp is np:
+        from ._cpu.linear import linear_chunk_sums  # numba: CPU only
+
+        root = np.ones(design.shape[0]) if weights is None else np.sqrt(weights)
+        weighted = design * (root * root)[:, None]
+        return LinearSums(
+            n=design.shape[0],
+            mass=float(root @ root),
+            xtx=design.T @ weighted,
+            xsum=weighted.sum(axis=0),
+            **linear_chunk_sums(np.asarray(block), design, shifted, root),
+        )
     y = block.astype(xp.float64)
     shift = y.mean(axis=0) if shifted else xp.zeros(y.shape[1])
     y -= shift
@@ -109,6 +131,27 @@ def merge_sums(a: LinearSums, b: LinearSums) -> LinearSums:
         yy=a.yy + yy_b,
         plain_sum=a.plain_sum + b.plain_sum + b.n * delta,
         shift=a.shift,
+    )
+
+
+def join_genes(parts: list[LinearSums]) -> LinearSums:
+    """The sums of consecutive blocks of genes (over the same samples) as one."""
+    xp = namespace(parts[0].xy)
+    first = parts[0]
+
+    def joined(name: str, axis: int = 0) -> Any:
+        return xp.concatenate([getattr(part, name) for part in parts], axis=axis)
+
+    return LinearSums(
+        n=first.n,
+        mass=first.mass,
+        xtx=first.xtx,
+        xsum=first.xsum,
+        xy=joined("xy", axis=1),
+        ysum=joined("ysum"),
+        yy=joined("yy"),
+        plain_sum=joined("plain_sum"),
+        shift=joined("shift"),
     )
 
 
