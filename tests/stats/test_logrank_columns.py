@@ -43,28 +43,3 @@ def test_compiled_columns_equal_the_xp_body(dtype, tied, strata, missing, quanti
         above = (values > np.quantile(values, quantile)).sum() if values.size else 0
         assert compiled["n_high"][g] == above
         assert compiled["n_valid"][g] == values.size
-
-
-@pytest.mark.parametrize(
-    "pattern", ["normal", "counts", "sorted", "reversed", "constant", "organ pipe", "two values"]
-)
-def test_select_finds_the_order_statistic_and_splits_around_it(pattern):
-    from cohortex.stats._cpu.logrank import select
-
-    rng = np.random.default_rng(11)
-    for n in [*range(1, 40), 1000, 4097]:
-        values = {
-            "normal": rng.normal(size=n),
-            "counts": rng.poisson(0.5, n).astype(float),
-            "sorted": np.sort(rng.normal(size=n)),
-            "reversed": -np.sort(rng.normal(size=n)),
-            "constant": np.full(n, 2.5),
-            "organ pipe": np.concatenate([np.arange(n // 2), np.arange(n - n // 2)[::-1]]) * 1.0,
-            "two values": rng.integers(0, 2, n) * 1.0,
-        }[pattern]
-        ordered = np.sort(values)
-        for k in {0, n // 3, n // 2, n - 1}:
-            work = values.copy()
-            assert select(work, k) == ordered[k]
-            assert np.array_equal(np.sort(work), ordered)  # a reordering
-            assert (work[:k] <= work[k]).all() and (work[k + 1 :] >= work[k]).all()

@@ -1,5 +1,6 @@
-"""TMM's compiled CPU twin against the ``xp`` body (ranks from sorting), on heavily tied
-counts where the trim cut-offs fall inside tie blocks. Against edgeR: tests/test_normalize.py."""
+"""The compiled CPU twins of TMM and of the upper quartiles against the ``xp`` bodies (ranks
+and quantiles from sorting), on heavily tied counts where the trim cut-offs fall inside tie
+blocks. Against edgeR: tests/test_normalize.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohortex.stats._norm_factors import tmm_factors
+from cohortex.stats._norm_factors import tmm_factors, upper_quartiles
 
 
 def _both(block, reference_row=0, **options):
@@ -41,3 +42,15 @@ def test_compiled_tmm_on_tiny_tied_counts(seed, genes, top):
     block[:, 0] += 1  # every sample has a count
     compiled, reference = _both(block)
     np.testing.assert_allclose(compiled, reference, rtol=1e-13)
+
+
+@pytest.mark.parametrize("genes", [1, 2, 5, 3000])
+def test_compiled_upper_quartiles_equal_the_xp_body(genes):
+    rng = np.random.default_rng(genes)
+    block = rng.poisson(rng.gamma(0.6, 20.0, genes), (30, genes)).astype(np.float32)
+    block[3] = 0  # a sample without counts
+    compiled = upper_quartiles(block)
+    np.testing.assert_allclose(compiled, upper_quartiles(block, compiled=False), rtol=1e-15)
+    np.testing.assert_array_equal(upper_quartiles(block, 0.5), np.median(block, axis=1))
+    if genes > 5:
+        assert np.ptp(compiled) > 1

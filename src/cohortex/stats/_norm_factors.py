@@ -24,9 +24,17 @@ from ._ranks import average_ranks
 __all__ = ["rle_ratios", "tmm_factors", "upper_quartiles"]
 
 
-def upper_quartiles(block: Any, quantile: float = 0.75) -> Any:
-    """Each sample's ``quantile`` of its counts (R's default type 7), shape (rows,)."""
+def upper_quartiles(block: Any, quantile: float = 0.75, *, compiled: bool = True) -> Any:
+    """Each sample's ``quantile`` of its counts (R's default type 7), shape (rows,).
+
+    NumPy blocks go through the compiled selection of ``_cpu.tmm`` (no sort, no float64
+    copy of the block) unless ``compiled`` is False; this ``xp`` body is the GPU path.
+    """
     xp = namespace(block)
+    if compiled and xp is np:
+        from ._cpu.tmm import upper_quartiles as compiled_quartiles  # numba: CPU only
+
+        return compiled_quartiles(np.asarray(block), quantile)
     return xp.quantile(block.astype(xp.float64), quantile, axis=1)
 
 

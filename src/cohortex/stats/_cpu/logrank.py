@@ -3,7 +3,7 @@
 
 Why compiled: the ``xp`` body sorts every gene's column for its quantile and builds about ten
 (samples × genes) float64 arrays (masks, products, two cumulative sums per count) before it
-reduces them. Here each gene's quantile is a selection (:func:`select`, linear time) over its
+reduces them. Here each gene's quantile is a selection (``select``, linear time) over its
 observed values, and one pass over the samples in risk-set order (genes along contiguous
 memory) counts each gene's samples at risk, high and low, and adds a tied time's terms at its
 last sample — the same sums, in the same order of times.
@@ -14,61 +14,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["logrank_compiled", "select"]
+from .select import select
+
+__all__ = ["logrank_compiled"]
 
 
 # genes whose values are gathered together: each row of the block is read a cache line at a
 # time (a transposed copy of the block took longer than all the selections)
 TILE = 16
-
-
-@numba.njit(nogil=True, cache=True)
-def select(values, k):  # type: ignore[no-untyped-def]
-    """Reorder ``values`` (1-D, no NaN) in place so that ``values[k]`` is its k-th smallest,
-    no value before it larger and none after it smaller; return that value.
-
-    Quickselect with median-of-three pivots and three-way partitions (less, equal, greater),
-    each a branchless pass: which side a value falls on is data the processor cannot predict
-    (numba's ``np.partition`` took 4× as long on random values). Sorted, reversed or constant
-    values stay linear; after 2 log₂ n + 8 rounds — values crafted against the pivots — the
-    range left is sorted instead, so no input costs more than n log n.
-    """
-    low, high = 0, values.size  # the k-th smallest lies in values[low:high]
-    rounds, limit = 0, 2 * int(np.log2(values.size + 1)) + 8
-    while high - low > 16:
-        rounds += 1
-        if rounds > limit:
-            values[low:high].sort()
-            return values[k]
-        middle = (low + high - 1) // 2
-        a, b, c = values[low], values[middle], values[high - 1]
-        pivot = max(min(a, b), min(max(a, b), c))
-        less = low  # values[low:less] < pivot, values[less:i] ≥ pivot
-        for i in range(low, high):
-            value = values[i]
-            values[i] = values[less]
-            values[less] = value
-            less += value < pivot
-        if k < less:
-            high = less
-            continue
-        equal = less  # values[less:equal] == pivot, values[equal:i] > pivot
-        for i in range(less, high):
-            value = values[i]
-            values[i] = values[equal]
-            values[equal] = value
-            equal += value <= pivot
-        if k < equal:
-            return pivot
-        low = equal
-    for i in range(low + 1, high):  # a short range left: insertion sort
-        value = values[i]
-        j = i - 1
-        while j >= low and values[j] > value:
-            values[j + 1] = values[j]
-            j -= 1
-        values[j + 1] = value
-    return values[k]
 
 
 @numba.njit(nogil=True, cache=True)
