@@ -16,11 +16,34 @@ import numpy as np
 __all__ = ["voom_weights"]
 
 
+# cells of the table that starts each search for a value's segment of the trend: with R's
+# lowess delta (1% of the range) the trend has about 100 segments, so the search from a cell is
+# a step or two where a binary search took seven branches that the processor cannot predict
+_CELLS = 4096
+
+
+@numba.njit(nogil=True, cache=True)
+def _segment_table(knots_x, cells):  # type: ignore[no-untyped-def]
+    """For each of ``cells`` equal cells over [knots_x[0], knots_x[-1]], the last knot at or
+    below the cell's left edge (a start for the search, not its result)."""
+    table = np.empty(cells, dtype=np.int64)
+    width = (knots_x[-1] - knots_x[0]) / cells
+    low = 0
+    for c in range(cells):
+        edge = knots_x[0] + c * width
+        while low + 1 < knots_x.size - 1 and knots_x[low + 1] <= edge:
+            low += 1
+        table[c] = low
+    return table
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # 1/0 is inf, as in R
 def _weights(design, beta, log_offset, knots_x, knots_y, out):  # type: ignore[no-untyped-def]
     n_rows, p = design.shape
     n_genes = beta.shape[1]
     last = knots_x.size - 1
+    table = _segment_table(knots_x, _CELLS)
+    scale = _CELLS / (knots_x[last] - knots_x[0])
     for i in range(n_rows):
         for g in range(n_genes):
             fitted = 0.0
@@ -31,14 +54,13 @@ def _weights(design, beta, log_offset, knots_x, knots_y, out):  # type: ignore[n
                 trend = knots_y[0]
             elif log_count >= knots_x[last]:
                 trend = knots_y[last]
-            else:
-                low, high = 0, last
-                while high - low > 1:
-                    middle = (low + high) // 2
-                    if knots_x[middle] <= log_count:
-                        low = middle
-                    else:
-                        high = middle
+            else:  # the segment knots_x[low] <= log_count < knots_x[low + 1]
+                low = table[min(int((log_count - knots_x[0]) * scale), _CELLS - 1)]
+                while low > 0 and knots_x[low] > log_count:  # the cell's rounding
+                    low -= 1
+                while knots_x[low + 1] <= log_count:
+                    low += 1
+                high = low + 1
                 slope = (knots_y[high] - knots_y[low]) / (knots_x[high] - knots_x[low])
                 trend = slope * (log_count - knots_x[low]) + knots_y[low]
             square = trend * trend
