@@ -139,8 +139,13 @@ def test_block_correlation_and_fit(gpu_xp, cohort):
     _same(on_device, weighted, rtol=1e-9)
 
 
-def test_array_weights(gpu_xp, cohort):
-    """By sample and by group, without and with precision weights, from the store."""
+@pytest.mark.parametrize("dense_weighted", [4096, 2])
+def test_array_weights(gpu_xp, cohort, monkeypatch, dense_weighted):
+    """By sample and by group, without and with precision weights, from the store; with
+    precision weights by sample, the exact information and its diagonal (many samples)."""
+    from cohortex.de import _array_weights
+
+    monkeypatch.setattr(_array_weights, "DENSE_WEIGHTED_SAMPLES", dense_weighted)
     path, x, labels = cohort
     batch = np.arange(len(labels)) % 3
     weights = np.random.default_rng(6).uniform(0.2, 2.0, x.shape)

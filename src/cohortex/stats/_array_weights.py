@@ -134,7 +134,9 @@ def shared_pass(
     }
 
 
-def weighted_pass(y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace) -> dict[str, Any]:
+def weighted_pass(
+    y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace, *, dense: bool = True
+) -> dict[str, Any]:
     """One block of genes, each fitted with its own weights ``w · prior`` (limma's
     ``.arrayWeightsPrWtsREML``, one iteration's sums).
 
@@ -147,12 +149,16 @@ def weighted_pass(y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace)
     w : array of shape (n_samples,)
     space : VarianceSpace
         (design, weights and basis on ``y``'s device)
+    dense : bool, default True
+        Whether to sum the information's dense part (see Returns).
 
     Returns
     -------
     dict
-        ``information`` (m × m, m = n_samples or the space's rank): the projected
-        ``Σ H∘H − a a'/s`` over the genes; ``diagonal`` (n_samples,): ``Σ (1 − 2h)``;
+        ``information`` (m × m, m = n_samples or the space's rank; only when ``dense``): the
+        projected ``Σ H∘H − a a'/s`` over the genes; ``diagonal`` (n_samples,):
+        ``Σ (1 − 2h)``; ``leverage_squares`` (n_samples,): ``Σ h²``, the diagonal of
+        ``Σ H∘H``;
         ``z`` (n_samples,): ``Σ (w·prior·r²/s² − (1 − h))`` over the genes with
         ``s² > SMALL_VARIANCE``; ``genes``: how many genes count, ``incomplete``: how many
         do not; ``invalid``: how many weights are NaN, negative or infinite.
@@ -175,18 +181,21 @@ def weighted_pass(y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace)
     squared = residual * residual
     s2 = xp.sum(squared, axis=0) / (n - p)
     h = xp.sum(q * q, axis=2)
-    q2 = leverage_products(q)  # (n × g × p2)
-    a = (1.0 - 2.0 * h) + xp.einsum("igc,gc->ig", q2, xp.sum(q2, axis=0))  # A 1 per gene
-    scaled_a = a / xp.sqrt(xp.sum(a, axis=0))
-    products = space.project(q2.reshape(n, -1))
-    projected_a = space.project(scaled_a)
-    information = products @ products.T - projected_a @ projected_a.T
     varies = s2 > SMALL_VARIANCE
     with np.errstate(divide="ignore", invalid="ignore"):
         score = xp.where(varies[None, :], squared / s2 - (1.0 - h), 0.0)
+    sums: dict[str, Any] = {}
+    if dense:
+        q2 = leverage_products(q)  # (n × g × p2)
+        a = (1.0 - 2.0 * h) + xp.einsum("igc,gc->ig", q2, xp.sum(q2, axis=0))  # A 1 per gene
+        scaled_a = a / xp.sqrt(xp.sum(a, axis=0))
+        products = space.project(q2.reshape(n, -1))
+        projected_a = space.project(scaled_a)
+        sums["information"] = products @ products.T - projected_a @ projected_a.T
     return {
-        "information": information,
+        **sums,
         "diagonal": xp.sum(1.0 - 2.0 * h, axis=1),
+        "leverage_squares": xp.sum(h * h, axis=1),
         "z": xp.sum(score, axis=1),
         "genes": xp.sum(complete, dtype=xp.float64),
         "incomplete": xp.sum(~complete, dtype=xp.float64),
@@ -204,10 +213,10 @@ def newton_step(
     """The scoring step of the log-weights and ``z' x`` (limma's ``dl' gamstep``).
 
     The information is ``M = diag(diagonal) + information`` (dense, projected as
-    :meth:`VarianceSpace.project` projects) or ``diag(diagonal) + U diag(s) U'`` with
-    ``low_rank = (U, s)`` (n_samples × r, r), unprojected. The step ``x`` (n_samples,) lies
-    in the space and solves ``P(M x − z) = 0`` for the projection P onto it; the new
-    log-weights are ``log w − x``.
+    :meth:`VarianceSpace.project` projects), ``diag(diagonal) + U diag(s) U'`` with
+    ``low_rank = (U, s)`` (n_samples × r, r), unprojected, or ``diag(diagonal)`` alone.
+    The step ``x`` (n_samples,) lies in the space and solves ``P(M x − z) = 0`` for the
+    projection P onto it; the new log-weights are ``log w − x``.
     """
     xp = namespace(z)
     n = z.shape[0]
@@ -230,13 +239,18 @@ def newton_step(
         right = xp.concatenate([z, xp.zeros(1)])
         x = xp.linalg.solve(bordered, right)[:n]
         return x, float(z @ x)
-    assert low_rank is not None
-    u, s = low_rank  # Woodbury: M⁻¹v = D⁻¹v − D⁻¹U (S⁻¹ + U'D⁻¹U)⁻¹ U'D⁻¹v
-    scaled_u = u / diagonal[:, None]
-    core = xp.diag(1.0 / s) + u.T @ scaled_u
+    if low_rank is None:
 
-    def solve(v: Any) -> Any:
-        return v / diagonal - scaled_u @ xp.linalg.solve(core, u.T @ (v / diagonal))
+        def solve(v: Any) -> Any:
+            return v / diagonal
+
+    else:
+        u, s = low_rank  # Woodbury: M⁻¹v = D⁻¹v − D⁻¹U (S⁻¹ + U'D⁻¹U)⁻¹ U'D⁻¹v
+        scaled_u = u / diagonal[:, None]
+        core = xp.diag(1.0 / s) + u.T @ scaled_u
+
+        def solve(v: Any) -> Any:
+            return v / diagonal - scaled_u @ xp.linalg.solve(core, u.T @ (v / diagonal))
 
     from_z, from_one = solve(z), solve(xp.ones(n))
     x = from_z - (xp.sum(from_z) / xp.sum(from_one)) * from_one
