@@ -44,9 +44,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               unweighted); on the first ``--r-samples`` samples, cohortex in memory and R's
               ``voom(calcNormFactors(DGEList(counts)), design)`` + ``lmFit`` + ``eBayes`` (timed
               inside R; the note extrapolates it linearly to the whole cohort, marked so).
-              Sample quality weights: ``de.voom(sample_weights=True)`` and the fit on the first
-              200 samples in memory, beside R's ``voomWithQualityWeights(method = "reml")``
-              + ``lmFit`` + ``eBayes`` on them.
+              Sample quality weights: ``de.voom(sample_weights=True)`` and the fit from the
+              store (no R beside it: limma's REML would sum an n × n matrix per gene), and on
+              the first 200 samples in memory beside R's ``voomWithQualityWeights(method =
+              "reml")`` + ``lmFit`` + ``eBayes`` on them.
 ``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
               ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
               (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
@@ -161,6 +162,7 @@ _CASES = [
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
     Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
+    Case("voom", "quality_zarr", "cohortex", "zarr"),
     Case("voom", "quality_slice", "cohortex", "quality"),
     Case("voom", "limma_quality_r", "anchor", "quality", "Rscript:limma,edgeR", gpu=False),
     Case("block", "cohortex_zarr", "cohortex", "zarr"),
@@ -687,7 +689,7 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         data = open_cohort(store).isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     start = time.perf_counter()
-    quality = case.name == "quality_slice"  # voomWithQualityWeights
+    quality = case.name in ("quality_zarr", "quality_slice")  # voomWithQualityWeights
     voomed = de.voom(data, "~ condition", norm_factors="tmm", sample_weights=quality, device=device)
     if case.name == "unweighted_zarr":
         voomed = voomed.drop_vars("weights")
