@@ -20,16 +20,19 @@ from .._errors import CohortexError
 from ..stats._linear import (
     chunk_sums,
     join_genes,
+    join_weighted_genes,
     merge_sums,
     merge_weighted_sums,
     solve_weighted,
     weighted_chunk_sums,
 )
+from ._gene_columns import TASK_GENES
 
 __all__ = [
     "LeastSquares",
     "check_design",
     "design_matrix",
+    "fit_tiles",
     "least_squares",
     "rows_per_task",
     "sample_codes",
@@ -71,33 +74,40 @@ def rows_per_task(n_genes: int) -> int:
     return int(max(64, min(2048, _VALUES_PER_TASK // max(n_genes, 1))))
 
 
+def fit_tiles(x: da.Array) -> da.Array:
+    """``x`` in the tiles a pass of per-gene sums reads: the store's own while a tile holds at
+    most 2 × ~1M values (no rechunk), else tiles of :data:`TASK_GENES` genes and
+    ``rows_per_task(TASK_GENES)`` samples (~8 MB of float64), split from the given chunks."""
+    if max(x.chunks[0]) * max(x.chunks[1]) <= 2 * _VALUES_PER_TASK:
+        return x
+    genes = min(x.shape[1], TASK_GENES)
+    return x.rechunk({0: rows_per_task(genes), 1: genes})
+
+
 def least_squares(
     x: da.Array, design: np.ndarray, weights: da.Array | np.ndarray | None
 ) -> LeastSquares:
-    """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask, one chunk of genes).
+    """Fit ``design`` (n_samples × p) to every gene of ``x`` (Dask).
 
     ``weights``: precision weights (Dask, samples × genes), one positive weight per sample
     (a host vector), or None. One pass of shared-design sums without weights or with one
     weight per sample; a second, per-gene pass when that finds missing values (or the first
-    when the weights are per observation).
+    when the weights are per observation). Both read ``x`` in :func:`fit_tiles`, add up each
+    column of tiles (a balanced tree) and join the columns along genes.
     """
     shifted = _spans_constant(design)
     per_sample = isinstance(weights, np.ndarray)
+    x = fit_tiles(x)
+    edges = np.cumsum((0, *x.chunks[0]))
+    rows = [design[a:b] for a, b in itertools.pairwise(edges)]
+    tiles = x.to_delayed()
     if weights is None or per_sample:
-        # the store's tiles as they are (no rechunk); a band of rows of every gene otherwise
-        if max(x.chunks[0]) * max(x.chunks[1]) > 2 * _VALUES_PER_TASK:
-            x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-        edges = np.cumsum((0, *x.chunks[0]))
-        own = [
-            None if weights is None else weights[edges[i] : edges[i + 1]]
-            for i in range(len(edges) - 1)
-        ]
-        tiles = x.to_delayed()
+        own = [None if weights is None else weights[a:b] for a, b in itertools.pairwise(edges)]
         columns = [
             tree_reduce(
                 [
-                    dask.delayed(chunk_sums)(tiles[i, j], design[a:b], shifted, own[i])
-                    for i, (a, b) in enumerate(itertools.pairwise(edges))
+                    dask.delayed(chunk_sums)(tiles[i, j], rows[i], shifted, own[i])
+                    for i in range(tiles.shape[0])
                 ],
                 merge_sums,
             )
@@ -122,10 +132,6 @@ def least_squares(
             n_genes = x.shape[1]
             sd = xp.asarray(np.repeat(np.sqrt(np.diag(xtx_inverse))[:, None], n_genes, axis=1))
             return LeastSquares(beta, sd, rss / df, np.full(n_genes, df), average)
-    x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    edges = np.cumsum((0, *x.chunks[0]))
-    rows = [design[edges[i] : edges[i + 1]] for i in range(len(edges) - 1)]
-    blocks = x.to_delayed()[:, 0]
     observation_weights: da.Array | None = None
     if isinstance(weights, np.ndarray):  # missing values: each gene on its own observations
         column = da.from_array(weights, chunks=(x.chunks[0],))[:, None]
@@ -134,19 +140,25 @@ def least_squares(
             observation_weights = as_device_dask(observation_weights)
     elif weights is not None:
         observation_weights = weights.rechunk(x.chunks)
-    weight_blocks = (
-        [None] * len(blocks)
+    weight_tiles = (
+        np.full(tiles.shape, None, dtype=object)
         if observation_weights is None
-        else observation_weights.to_delayed()[:, 0]
+        else observation_weights.to_delayed()
     )
-    parts = [
-        dask.delayed(weighted_chunk_sums)(block, weight_blocks[i], rows[i], shifted)
-        for i, block in enumerate(blocks)
+    columns = [
+        tree_reduce(
+            [
+                dask.delayed(weighted_chunk_sums)(tiles[i, j], weight_tiles[i, j], rows[i], shifted)
+                for i in range(tiles.shape[0])
+            ],
+            merge_weighted_sums,
+        )
+        for j in range(tiles.shape[1])
     ]
-    (wsums,) = dask.compute(tree_reduce(parts, merge_weighted_sums))
+    (columns,) = dask.compute(columns)
+    wsums = join_weighted_genes(columns)
     beta, coefficient_sd, s2, df = solve_weighted(wsums, shifted)
-    average = wsums.total / wsums.seen
-    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), average)
+    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), wsums.total / wsums.seen)
 
 
 def design_matrix(

@@ -23,8 +23,8 @@ from ._gene_columns import TASK_GENES
 from ._least_squares import (
     check_design,
     design_matrix,
+    fit_tiles,
     least_squares,
-    rows_per_task,
     sample_codes,
 )
 
@@ -105,8 +105,11 @@ def voom(
             f"voom() needs raw counts (scale 'counts'); this cohort's scale is "
             f"{ds.attrs.get('scale')!r}."
         )
-    counts = dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
-    counts = counts.rechunk({0: rows_per_task(counts.shape[1]), 1: -1})
+    # tiles (the store's, or ~8 MB ones), never bands of every gene: array_weights reads
+    # columns of voom's tiles, and a column of full-width bands is the whole matrix
+    counts = fit_tiles(
+        dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
+    )
     n_samples, n_genes = counts.shape
     if n_genes < 2:
         raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
@@ -226,14 +229,15 @@ def _trend(
     xp = namespace(logged)
     chunks = logged.chunks[0]
     log_offsets = da.from_array(np.log2((library + 1.0) * 1e-6)[:, None], chunks=(chunks, 1))
+    beta = da.from_array(fitted.beta, chunks=(-1, logged.chunks[1]), asarray=False)
     weights = da.map_blocks(
         _weights,
         da.from_array(x_design, chunks=(chunks, -1)),
-        fitted.beta,
+        beta,
         log_offsets,
         xp.asarray(knots_x),
         xp.asarray(knots_y),
-        chunks=(chunks, (logged.shape[1],)),
+        chunks=logged.chunks,
         dtype=np.float64,
         meta=meta_from_array(logged, dtype=np.float64),
     )

@@ -249,6 +249,15 @@ def merge_weighted_sums(a: WeightedSums, b: WeightedSums) -> WeightedSums:
     )
 
 
+def join_weighted_genes(parts: list[WeightedSums]) -> WeightedSums:
+    """The sums of consecutive blocks of genes (over the same samples) as one."""
+    xp = namespace(parts[0].w)
+    fields = WeightedSums.__dataclass_fields__
+    return WeightedSums(
+        **{name: xp.concatenate([getattr(part, name) for part in parts]) for name in fields}
+    )
+
+
 # A gene's X'WX counts as singular below this ratio of its smallest to largest eigenvalue (the
 # square of limma's QR tolerance 1e-7 on W^½X)
 _RANK_TOLERANCE = 1e-14
