@@ -135,7 +135,14 @@ def shared_pass(
 
 
 def weighted_pass(
-    y: Any, prior: Any, design: Any, w: Any, space: VarianceSpace, *, dense: bool = True
+    y: Any,
+    prior: Any,
+    design: Any,
+    w: Any,
+    space: VarianceSpace,
+    *,
+    dense: bool = True,
+    compiled: bool = True,
 ) -> dict[str, Any]:
     """One block of genes, each fitted with its own weights ``w · prior`` (limma's
     ``.arrayWeightsPrWtsREML``, one iteration's sums).
@@ -162,8 +169,15 @@ def weighted_pass(
         ``z`` (n_samples,): ``Σ (w·prior·r²/s² − (1 − h))`` over the genes with
         ``s² > SMALL_VARIANCE``; ``genes``: how many genes count, ``incomplete``: how many
         do not; ``invalid``: how many weights are NaN, negative or infinite.
+
+    NumPy blocks go through the compiled loop of ``_cpu.array_weights`` when the information
+    is not ``dense``, unless ``compiled=False``.
     """
     xp = namespace(y)
+    if compiled and not dense and xp is np:
+        from ._cpu.array_weights import weighted_scores  # numba: CPU only
+
+        return weighted_scores(y, prior, np.asarray(design), np.asarray(w), SMALL_VARIANCE)
     n, p = design.shape
     invalid = xp.sum(xp.isnan(prior) | (prior < 0) | xp.isinf(prior), dtype=xp.float64)
     complete = xp.all(xp.isfinite(y) & (prior > 0) & xp.isfinite(prior), axis=0)
