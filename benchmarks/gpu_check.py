@@ -195,6 +195,14 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de.array_weights(xp.asarray(x), weights=precision, var_group=batch).to_dataset(),
         de.array_weights(x, weights=precision, var_group=batch, device="cpu").to_dataset(),
     )
+    # above 4,096 samples, precision weights: the scoring with the information's diagonal
+    many = np.random.default_rng(5).normal(8.0, 1.0, (4200, 60))
+    many[:40] += np.random.default_rng(6).normal(0.0, 2.0, (40, 60))  # noisy samples
+    many_weights = np.random.default_rng(7).uniform(0.5, 2.0, many.shape)
+    cases["de.array_weights with precision weights, 4,200 samples (diagonal scoring)"] = lambda: (
+        de.array_weights(xp.asarray(many), weights=many_weights).to_dataset(),
+        de.array_weights(many, weights=many_weights, device="cpu").to_dataset(),
+    )
     cases["de.select_k_best 100"] = lambda: (
         de.select_k_best(store, "condition", 100, device="gpu"),
         de.select_k_best(store, "condition", 100, device="cpu"),
