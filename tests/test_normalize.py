@@ -83,6 +83,19 @@ def test_tmm_reference_follows_edger_rules():
 
 
 @pytest.mark.parametrize("case", ["bulk", "sparse"])
+def test_voom_takes_edger_factors_from_its_own_sums(case):
+    """voom sums the library sizes and the expressed genes once and hands them to TMM."""
+    from cohortex import de
+
+    ds, factors, _ = _edger_case(case)
+    voomed = de.voom(ds.chunk({"sample": 5}), np.ones((ds.sizes["sample"], 1)), norm_factors="tmm")
+    library = ds["expression"].values.sum(axis=1)
+    np.testing.assert_allclose(
+        voomed["lib_size"].values, library * factors["tmm"].to_numpy(), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("case", ["bulk", "sparse"])
 def test_log_cpm_equals_edger_cpm_log(case):
     ds, _, logcpm = _edger_case(case)
     with_tmm = logcpm[logcpm["kind"] == "tmm_prior2"].iloc[:, 2:].to_numpy().T

@@ -2,7 +2,8 @@
 over the original one. Nothing is computed or written until the result is used; library sizes,
 size factors and reference quantiles are parts of that graph, computed once per use. edgeR's
 normalisation factors (:func:`norm_factors`) are the exception: TMM picks its reference sample
-from the data, so they are computed when asked for (three passes over the counts).
+from the data, so they are computed when asked for (three passes over the counts; two when
+the library sizes are known).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ._errors import CohortexError
 from .stats._norm_factors import rle_ratios, tmm_factors, upper_quartiles
 from .stats._ranks import average_ranks
 
-__all__ = ["FACTOR_METHODS", "METHODS", "norm_factors", "normalize"]
+__all__ = ["FACTOR_METHODS", "METHODS", "factors_from_sums", "norm_factors", "normalize"]
 
 METHODS = ("log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio")
 FACTOR_METHODS = ("tmm", "upperquartile", "rle", "none")
@@ -179,6 +180,34 @@ def norm_factors(
         Named ``norm_factor`` on ``sample``; attrs ``method`` and, for TMM, ``reference`` (the
         reference sample's id).
     """
+    _check_factor_options(method, logratio_trim, sum_trim)
+    ds = _open(cohort)
+    if ds.attrs.get("scale", "log2") not in ("counts", "linear"):
+        raise CohortexError(
+            "norm_factors() needs raw counts (scale 'counts' or 'linear'); this cohort's "
+            f"scale is {ds.attrs.get('scale', 'log2')!r}."
+        )
+    x = _samples_by_genes(ds)
+    library, expressed, nan_count = dask.compute(
+        da.sum(x, axis=1, dtype=np.float64), da.any(x > 0, axis=0), da.sum(da.isnan(x))
+    )
+    if int(to_host(nan_count)):
+        raise CohortexError(
+            f"norm_factors() needs complete counts; the matrix holds {int(to_host(nan_count))} "
+            "NaN values (edgeR refuses NA counts too)."
+        )
+    return factors_from_sums(
+        ds,
+        np.asarray(to_host(library)),
+        np.asarray(to_host(expressed)),
+        method,
+        logratio_trim=logratio_trim,
+        sum_trim=sum_trim,
+        weighting=weighting,
+    )
+
+
+def _check_factor_options(method: str, logratio_trim: float, sum_trim: float) -> None:
     if method not in FACTOR_METHODS:
         raise CohortexError(
             f"The 'method' parameter of norm_factors() must be one of "
@@ -187,28 +216,24 @@ def norm_factors(
     for name, value in (("logratio_trim", logratio_trim), ("sum_trim", sum_trim)):
         if not 0 <= value < 0.5:
             raise CohortexError(f"'{name}' must be in [0, 0.5); got {value!r}.")
-    ds = _open(cohort)
-    if ds.attrs.get("scale", "log2") not in ("counts", "linear"):
-        raise CohortexError(
-            "norm_factors() needs raw counts (scale 'counts' or 'linear'); this cohort's "
-            f"scale is {ds.attrs.get('scale', 'log2')!r}."
-        )
+
+
+def factors_from_sums(
+    ds: xr.Dataset,
+    library: np.ndarray,
+    expressed: np.ndarray,
+    method: str = "tmm",
+    *,
+    logratio_trim: float = 0.3,
+    sum_trim: float = 0.05,
+    weighting: bool = True,
+) -> xr.DataArray:
+    """:func:`norm_factors` of a counts cohort whose library sizes (n_samples,) and expressed
+    genes (n_genes,) bool are summed already (voom sums them in its own first pass): the
+    passes after the first."""
+    _check_factor_options(method, logratio_trim, sum_trim)
     x = _samples_by_genes(ds)
     samples = ds["sample"].values if "sample" in ds.coords else np.arange(x.shape[0])
-    library, expressed, root_sums, nan_count = dask.compute(
-        da.sum(x, axis=1, dtype=np.float64),
-        da.any(x > 0, axis=0),
-        da.sum(da.sqrt(x.astype(np.float64)), axis=1),
-        da.sum(da.isnan(x)),
-    )
-    if int(to_host(nan_count)):
-        raise CohortexError(
-            f"norm_factors() needs complete counts; the matrix holds {int(to_host(nan_count))} "
-            "NaN values (edgeR refuses NA counts too)."
-        )
-    library, expressed, root_sums = (
-        np.asarray(to_host(v)) for v in (library, expressed, root_sums)
-    )
     if (library <= 0).any():
         empty = samples[np.flatnonzero(library <= 0)[:5]]
         raise CohortexError(
@@ -237,8 +262,9 @@ def norm_factors(
             log_geomeans = logs.mean(axis=0)
             factors = _per_sample(rows, rle_ratios, log_geomeans) / library
         else:
-            if np.median(quartiles) < 1e-20:
-                reference = int(np.argmax(root_sums))
+            if np.median(quartiles) < 1e-20:  # sparse: the largest sum of square roots
+                root_sums = da.sum(da.sqrt(x.astype(np.float64)), axis=1).compute()
+                reference = int(np.argmax(np.asarray(to_host(root_sums))))
             else:
                 reference = int(np.argmin(np.abs(quartiles - np.mean(quartiles))))
             ref = rows[reference].compute()

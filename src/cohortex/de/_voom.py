@@ -15,7 +15,7 @@ from dask.array.utils import meta_from_array
 from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
-from .._normalize import norm_factors as _norm_factors
+from .._normalize import factors_from_sums
 from ..stats._lowess import lowess, tied_means
 from ._array_weights import array_weights
 from ._block_model import block_least_squares
@@ -145,9 +145,10 @@ def voom(
     if float(to_host(smallest)) < 0:
         raise CohortexError("voom() needs counts >= 0; the matrix holds negative values.")
     library = np.asarray(to_host(library), dtype=np.float64)
+    expressed = np.asarray(to_host(gene_totals)) != 0
     if norm_factors is not None:
         if isinstance(norm_factors, str):
-            factors = np.asarray(_norm_factors(ds, norm_factors).values)
+            factors = np.asarray(factors_from_sums(ds, library, expressed, norm_factors).values)
         else:
             factors = np.asarray(to_host(getattr(norm_factors, "values", norm_factors)), float)
             if factors.shape != (n_samples,) or not (factors > 0).all():
@@ -160,7 +161,6 @@ def voom(
     logged = da.map_blocks(
         _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
     )
-    expressed = np.asarray(to_host(gene_totals)) != 0
     trend = _trend(logged, x_design, library, expressed, span, codes, correlation, None)
     quality = None
     if sample_weights:  # limma's voomWithQualityWeights (REML): weights, voom again, weights
