@@ -72,6 +72,7 @@ def _tmm(  # type: ignore[no-untyped-def]
     n_genes = reference.shape[0]
     ref_fraction = reference / reference_library
     log_ref = np.log2(ref_fraction)  # the same value R computes for every sample
+    ref_variance = (reference_library - reference) / reference_library / reference  # likewise
     m = np.empty(n_genes)
     a = np.empty(n_genes)
     v = np.empty(n_genes)
@@ -84,7 +85,6 @@ def _tmm(  # type: ignore[no-untyped-def]
             obs = np.float64(flat[r * stride + j])
             if not obs > 0 or not reference[j] > 0:
                 continue  # a zero count: M and A are not finite
-            ref = reference[j]
             fraction = obs / n_obs
             # R's operations in R's order: near-ties must break as they do in R
             log_ratio = np.log2(fraction / ref_fraction[j])
@@ -92,9 +92,7 @@ def _tmm(  # type: ignore[no-untyped-def]
             if np.isfinite(log_ratio) and np.isfinite(abundance) and abundance > -1e10:
                 m[n] = log_ratio
                 a[n] = abundance
-                v[n] = (n_obs - obs) / n_obs / obs + (
-                    reference_library - ref
-                ) / reference_library / ref
+                v[n] = (n_obs - obs) / n_obs / obs + ref_variance[j]
                 largest = max(largest, abs(log_ratio))
                 n += 1
         if largest < 1e-6:  # also when no gene is usable, as edgeR
