@@ -132,17 +132,25 @@ def test_noisy_samples_get_low_weights_and_the_fit_gains_power():
     assert (weighted[~truth] < 0.01).sum() <= 2 * 0.01 * (~truth).sum()
 
 
-def test_voom_with_quality_weights_equals_limma():
+def _count_cohort(chunks=None):
     counts = pd.read_csv(FIXTURES / "aw_counts.csv", index_col=0).T
     samples = pd.read_csv(FIXTURES / "aw_counts_samples.csv", index_col=0)
-    cohort = xr.Dataset(
+    values = counts.to_numpy().astype(np.float64)
+    return xr.Dataset(
         {
-            "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
+            "expression": (
+                ("sample", "gene"),
+                da.from_array(values, chunks=chunks) if chunks else values,
+            ),
             **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
         },
         coords={"sample": list(counts.index), "gene": list(counts.columns)},
         attrs={"scale": "counts"},
     )
+
+
+def test_voom_with_quality_weights_equals_limma():
+    cohort = _count_cohort()
     expected = pd.read_csv(FIXTURES / "aw_voom_sample_weights.csv")
     design = "~ C(group, levels=['ctrl', 'case'])"
     voomed = de.voom(cohort, design, sample_weights=True)
@@ -157,6 +165,25 @@ def test_voom_with_quality_weights_equals_limma():
     by_site = de.voom(cohort, design, sample_weights=True, var_group="site")
     np.testing.assert_allclose(by_site["sample_weights"].values, expected["site_weights"], 1e-12)
     assert by_site.attrs["sample_weights_var_group"] == "site"
+
+
+def test_voom_narrows_its_tiles_for_the_sample_weights(monkeypatch):
+    """A column of voom's tiles (every sample) is kept to _COLUMN_VALUES values for
+    array_weights, by splitting the tiles along genes into equal parts; same weights."""
+    from cohortex.de import _voom
+
+    cohort = _count_cohort(chunks=(7, 256))
+    design = "~ C(group, levels=['ctrl', 'case'])"
+    wide = de.voom(cohort, design, sample_weights=True)
+    n_samples = cohort.sizes["sample"]
+    monkeypatch.setattr(_voom, "_COLUMN_VALUES", n_samples * 70)  # 256 → four parts of 64
+    narrow = de.voom(cohort, design, sample_weights=True)
+    assert narrow["expression"].data.chunks[1] == (64, 64, 64, 64, 44)
+    assert wide["expression"].data.chunks[1] == (256, 44)
+    np.testing.assert_allclose(narrow["sample_weights"], wide["sample_weights"], rtol=1e-12)
+    np.testing.assert_allclose(narrow["weights"], wide["weights"], rtol=1e-12)
+    plain = de.voom(cohort, design)  # no sample weights: the tiles as they were
+    assert plain["expression"].data.chunks[1] == (256, 44)
 
 
 def test_limmas_warnings_and_trivial_cases():

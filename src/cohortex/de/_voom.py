@@ -32,6 +32,10 @@ __all__ = ["voom"]
 
 _ROWS_PER_CHUNK = 2048
 
+# float64 values in a column of voom's tiles (all samples) for array_weights, which reads a
+# column of the values and of the weights per task: ~256 MB an array, whatever the samples
+_COLUMN_VALUES = 32_000_000
+
 
 @shared_docs
 def voom(
@@ -105,11 +109,13 @@ def voom(
             f"voom() needs raw counts (scale 'counts'); this cohort's scale is "
             f"{ds.attrs.get('scale')!r}."
         )
-    # tiles (the store's, or ~8 MB ones), never bands of every gene: array_weights reads
-    # columns of voom's tiles, and a column of full-width bands is the whole matrix
+    # tiles (the store's, or ~8 MB ones), never bands of every gene: array_weights and
+    # duplicate_correlation read a column of voom's tiles per task, all samples of its genes
     counts = fit_tiles(
         dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
     )
+    if sample_weights:
+        counts = _narrow_columns(counts)
     n_samples, n_genes = counts.shape
     if n_genes < 2:
         raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
@@ -190,6 +196,18 @@ def voom(
     if isinstance(norm_factors, str):
         out.attrs["norm_factors"] = norm_factors
     return out
+
+
+def _narrow_columns(counts: da.Array) -> da.Array:
+    """``counts`` with tiles split along genes into equal parts until a column of them holds
+    at most :data:`_COLUMN_VALUES` values (each tile read once; narrower tiles everywhere cost
+    the plain voom time and memory, so only the sample weights take them)."""
+    width = max(counts.chunks[1])
+    target = max(64, _COLUMN_VALUES // counts.shape[0])
+    if width <= target:
+        return counts
+    parts = -(-width // target)
+    return counts.rechunk({1: -(-width // parts)})
 
 
 @dataclass
