@@ -88,6 +88,18 @@ class CohortMatrix:
             return []
         return [str(v) for v in self.dataset.data_vars if self.dataset[v].dims == ("sample",)]
 
+    def sample_variable(self, name: str, parameter: str) -> np.ndarray:
+        """The values of the sample variable ``name``, given as the ``parameter`` parameter;
+        refused, listing the sample variables, when there is none of that name."""
+        variables = self.sample_variables()
+        if name not in variables:
+            raise CohortexError(
+                f"The {parameter!r} parameter must name a sample variable; got {name!r}. "
+                f"Sample variables: {', '.join(variables) or '(none)'}."
+            )
+        assert self.dataset is not None  # a plain matrix has no sample variables
+        return np.asarray(self.dataset[name].values)
+
 
 def as_cohort_matrix(cohort: Any, *, scale: str | None = None) -> CohortMatrix:
     """Accept a store path, a Dataset with ``expression(sample, gene)``, an AnnData or a 2-D

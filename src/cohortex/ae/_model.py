@@ -786,15 +786,8 @@ class Autoencoder:
             )
         self._check_layer(layer)
         data = as_cohort_matrix(cohort)
-        if isinstance(groupby, str):
-            variables = data.sample_variables()
-            if groupby not in variables:
-                raise CohortexError(
-                    f"The 'groupby' parameter must name a sample variable; got {groupby!r}. "
-                    f"Sample variables: {', '.join(variables) or '(none)'}."
-                )
+        labels = data.sample_variable(groupby, "groupby") if isinstance(groupby, str) else groupby
         activation = self.transform(cohort, layer)["activation"].values
-        labels = data.dataset[groupby].values if data.dataset is not None else groupby
         result = test(activation, labels, reference=reference, scale="linear")
         if "contrast" in result.dims:
             result = result.isel(contrast=0)

@@ -257,13 +257,7 @@ def sample_codes(
     """
     what = what or parameter
     if isinstance(labels, str):
-        variables = data.sample_variables()
-        if labels not in variables:
-            raise CohortexError(
-                f"The {parameter!r} parameter must name a sample variable; got {labels!r}. "
-                f"Sample variables: {', '.join(variables) or '(none)'}."
-            )
-        values, name = np.asarray(data.dataset[labels].values), labels
+        values, name = data.sample_variable(labels, parameter), labels
     else:
         values, name = np.asarray(labels), parameter
     if values.shape != (n_samples,):
