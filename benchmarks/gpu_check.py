@@ -185,6 +185,26 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             device="cpu",
         ),
     )
+    quality = np.random.default_rng(5).uniform(0.3, 2.0, n_samples)
+    cases["de.fit with block=pairs and a weight per sample, in device memory"] = lambda: (
+        de.fit(
+            xp.asarray(x),
+            np.ones((n_samples, 1)),
+            block=pairs,
+            correlation=0.3,
+            weights=quality,
+            contrasts={"mean": [1.0]},
+        ),
+        de.fit(
+            x,
+            np.ones((n_samples, 1)),
+            block=pairs,
+            correlation=0.3,
+            weights=quality,
+            contrasts={"mean": [1.0]},
+            device="cpu",
+        ),
+    )
     cases["de.array_weights, a weight per sample, from the store"] = lambda: (
         de.array_weights(store, "~ condition", device="gpu").to_dataset(),
         de.array_weights(store, "~ condition", device="cpu").to_dataset(),

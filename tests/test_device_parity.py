@@ -129,7 +129,8 @@ def test_block_correlation_and_fit(gpu_xp, cohort):
     design = np.column_stack([np.ones(len(labels)), labels == "b", labels == "c"]).astype(float)
     weights = np.random.default_rng(5).uniform(0.2, 2.0, x.shape)
     weights[3, 9] = 0.0  # an observation left out
-    for extra in ({}, {"weights": weights}):
+    per_sample = weights[:, 0]  # one whitened design for the genes without missing values
+    for extra in ({}, {"weights": weights}, {"weights": per_sample}):
         kwargs = {"block": patient, "correlation": 0.3, **extra}
         on_device = de.fit(gpu_xp.asarray(x), design, **kwargs)
         assert namespace(on_device["pvalue"].data) is gpu_xp
@@ -183,6 +184,13 @@ def test_voom(gpu_xp, tmp_path):
     _same(de.fit(on_device, "~ group", device="gpu"), de.fit(cpu, "~ group", device="cpu"))
     cpu = de.voom(tmp_path / "n.zarr", "~ group", sample_weights=True, device="cpu")
     on_device = de.voom(tmp_path / "n.zarr", "~ group", sample_weights=True, device="gpu")
+    np.testing.assert_allclose(on_device["sample_weights"].values, cpu["sample_weights"].values)
+    np.testing.assert_allclose(
+        to_numpy(on_device["weights"].data.compute()), cpu["weights"].values, rtol=1e-10
+    )
+    pairs = {"block": np.arange(16) // 2, "correlation": 0.2, "sample_weights": True}
+    cpu = de.voom(tmp_path / "n.zarr", "~ group", device="cpu", **pairs)
+    on_device = de.voom(tmp_path / "n.zarr", "~ group", device="gpu", **pairs)
     np.testing.assert_allclose(on_device["sample_weights"].values, cpu["sample_weights"].values)
     np.testing.assert_allclose(
         to_numpy(on_device["weights"].data.compute()), cpu["weights"].values, rtol=1e-10

@@ -159,6 +159,27 @@ def test_voom_with_blocks(tmp_path, capsys):
     np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
     assert "correlated within patient (estimated correlation" in capsys.readouterr().out
 
+    # with sample quality weights too: voomWithQualityWeights in both rounds (the second with
+    # the blocks), the correlation of its weights; the weights are estimated without blocks
+    assert main([*command, "--sample-weights", "--name", "quality", "--top", "0"]) == 0
+    voomed = de.voom(paired, "~ condition", norm_factors="tmm", sample_weights=True)
+    first = de.duplicate_correlation(voomed, "~ condition", "patient")
+    again = de.voom(
+        paired,
+        "~ condition",
+        norm_factors="tmm",
+        block="patient",
+        correlation=first.attrs["consensus_correlation"],
+        sample_weights=True,
+    )
+    direct = de.fit(again, "~ condition", block="patient")
+    saved = read_result(paired, "quality")
+    assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
+    assert saved.attrs["sample_weights"] == "REML, by sample"
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    out = capsys.readouterr().out
+    assert "correlated within patient" in out and "sample weights by REML (lowest:" in out
+
 
 def test_de_with_sample_weights(tmp_path, capsys):
     """--sample-weights: arrayWeights then the weighted fit; with --voom,
@@ -190,6 +211,13 @@ def test_de_with_sample_weights(tmp_path, capsys):
     saved = read_result(logs, "de_limma")
     np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
     assert not np.allclose(direct["pvalue"].values, de.fit(logs, "~ condition")["pvalue"].values)
+    # with blocks: arrayWeights, then the block fit with them (its correlation with them too)
+    command = ["de", str(logs), "--design", "~ condition", "--sample-weights"]
+    assert main([*command, "--block", "batch", "--name", "blocked"]) == 0
+    direct = de.fit(logs, "~ condition", weights=aw, block="batch")
+    saved = read_result(logs, "blocked")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
     capsys.readouterr()
     assert main(["de", str(logs), "--design", "~ condition", "--var-group", "batch"]) == 2
     assert "--var-group goes with --sample-weights" in capsys.readouterr().err

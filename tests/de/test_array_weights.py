@@ -167,6 +167,27 @@ def test_voom_with_quality_weights_equals_limma():
     assert by_site.attrs["sample_weights_var_group"] == "site"
 
 
+@pytest.mark.parametrize("case", ["complete", "missing"])
+def test_fit_with_sample_weights_and_a_contrast_equals_limma(case):
+    """A contrast of two correlated coefficients takes its standard error, and the F its
+    correlations, from limma's cov.coefficients: the weighted design's when every gene
+    shares it (no missing value), the unweighted design's when the genes are fitted one by
+    one (gene 43 has one)."""
+    expected = pd.read_csv(FIXTURES / "aw_contrast.csv")
+    cohort = _cohort(chunks=(7, 64))
+    if case == "complete":
+        cohort = cohort.drop_isel(gene=42)
+        expected = expected.drop(index=42)
+    weights = _limma()["reml"].to_numpy()
+    contrasts = ["condition[T.c] - condition[T.b]", "condition[T.b]"]
+    result = de.fit(cohort, DESIGN, weights=weights, contrasts=contrasts)
+    row = result.isel(contrast=0)
+    np.testing.assert_allclose(row["stdev_unscaled"], expected[f"sd_{case}"], rtol=1e-12)
+    # genes 41 and 42 are constant: t is rounding (~1e-14) in both
+    np.testing.assert_allclose(row["statistic"], expected[f"t_{case}"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result["F"], expected[f"F_{case}"], rtol=1e-10, atol=1e-20)
+
+
 def test_voom_narrows_its_tiles_for_the_sample_weights(monkeypatch):
     """A column of voom's tiles (every sample) is kept to _COLUMN_VALUES values for
     array_weights, by splitting the tiles along genes into equal parts; same weights."""
@@ -249,7 +270,8 @@ def test_a_variance_design_spans_what_var_group_spans():
 def test_one_weight_per_sample_reaches_every_row_tile(monkeypatch):
     """300 samples in row tasks of 64: a weight per sample (one pass of shared sums, or per
     gene with missing values) is the same fit as that weight repeated for every gene (the
-    per-gene form, held to limma's lmFit)."""
+    per-gene form, held to limma's lmFit). Without missing values all genes share the
+    weighted design, and one residual df, as an unweighted fit (limma's lm.series)."""
     monkeypatch.setattr(_least_squares, "_VALUES_PER_TASK", 64 * 40)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 40))
@@ -260,9 +282,12 @@ def test_one_weight_per_sample_reaches_every_row_tile(monkeypatch):
             x[100, 3] = np.nan
         by_sample = de.fit(da.from_array(x, chunks=(70, 40)), design, weights=w)
         repeated = de.fit(x, design, weights=np.repeat(w[:, None], 40, axis=1))
-        assert set(by_sample.data_vars) == set(repeated.data_vars)
-        for name in ("coefficient", "statistic", "pvalue", "s2", "df_residual", "s2_post"):
-            np.testing.assert_allclose(by_sample[name].values, repeated[name].values, rtol=1e-12)
+        for name in ("coefficient", "stdev_unscaled", "statistic", "pvalue", "s2", "s2_post"):
+            shared, own = xr.broadcast(by_sample[name], repeated[name])  # sd: per contrast
+            np.testing.assert_allclose(shared.values, own.values, rtol=1e-12)
+        assert ("df_residual" in by_sample) == missing
+        df = by_sample["df_residual"] if missing else by_sample.attrs["df_residual"]
+        np.testing.assert_array_equal(df, repeated["df_residual"].values)
 
 
 def test_a_real_cohort_equals_limma():

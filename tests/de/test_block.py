@@ -145,6 +145,70 @@ def test_voom_with_blocks_second_round_equals_limma():
         de.voom(cohort, "~ after", block="patient")
 
 
+@pytest.mark.parametrize("case", ["complete", "missing"])
+def test_block_fit_with_sample_weights_equals_limma(case):
+    """arrayWeights, then the block fit with them and a contrast of two correlated
+    coefficients: one whitened design with the weights for all genes when none has a
+    missing value, else gene by gene with limma's unweighted cov.coefficients."""
+    correlations, _ = _limma()
+    expected = pd.read_csv(FIXTURES / "block_sample_weights_results.csv")
+    cohort = _cohort(chunks=(11, 64))
+    weights = de.array_weights(cohort, DESIGN)
+    _close(weights.values, expected["sample_weights"][:30], rtol=1e-10)
+    if case == "complete":
+        kept = np.isfinite(expected["t_complete"].to_numpy())
+        cohort, expected = cohort.isel(gene=kept), expected[kept]
+    result = de.fit(
+        cohort,
+        DESIGN,
+        block="patient",
+        correlation=float(correlations["consensus"][0]),
+        weights=weights.values,
+        contrasts=["time[T.t2] - time[T.t1]"],
+    )
+    row = result.isel(contrast=0)
+    # gene 43 has no sample at t2: NaN as limma's NA
+    _close(row["stdev_unscaled"], expected[f"sd_{case}"], rtol=1e-10)
+    _close(row["statistic"], expected[f"t_{case}"], rtol=1e-10)
+
+
+def test_voom_with_quality_weights_and_blocks_equals_limma():
+    """limma's voomWithQualityWeights(block=, correlation=) (its ... go to voom): the trend
+    of both voom rounds from the block fit, the sample weights without the blocks; then the
+    correlation of its weights and the block fit, as the command line's --voom
+    --sample-weights --block runs it."""
+    counts = pd.read_csv(FIXTURES / "block_quality_counts.csv", index_col=0).T
+    samples = pd.read_csv(FIXTURES / "block_voom_samples.csv", index_col=0)
+    results = pd.read_csv(FIXTURES / "block_quality_results.csv")
+    weights = pd.read_csv(FIXTURES / "block_quality_weights.csv", index_col=0).T
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
+            "patient": ("sample", samples["patient"].to_numpy()),
+            "after": ("sample", (samples["treatment"] == "after").to_numpy().astype(float)),
+        },
+        attrs={"scale": "counts"},
+    )
+    first_round = de.voom(cohort, "~ after", sample_weights=True)
+    first = de.duplicate_correlation(first_round, "~ after", "patient")
+    _close(first.attrs["consensus_correlation"], results["first"][0], rtol=1e-10)
+    second = de.voom(
+        cohort,
+        "~ after",
+        block="patient",
+        correlation=first.attrs["consensus_correlation"],
+        sample_weights=True,
+    )
+    _close(second["sample_weights"].values, results["sample_weights"][:32], rtol=1e-10)
+    lowest = np.argsort(second["sample_weights"].values)[:2]
+    assert sorted(lowest) == [4, 19]  # the two noisy samples count least
+    _close(second["weights"].values, weights.to_numpy(), rtol=1e-10)
+    fitted = de.fit(second, "~ after", block="patient")  # the correlation estimated again
+    _close(fitted.attrs["correlation"], results["consensus"][0], rtol=1e-10)
+    _close(fitted.sel(contrast="after")["statistic"], results["t"], rtol=1e-9)
+    _close(fitted.sel(contrast="after")["pvalue"], results["p"], rtol=1e-9)
+
+
 def test_block_fit_equals_limma():
     correlations, results = _limma()
     consensus = float(correlations["consensus"][0])

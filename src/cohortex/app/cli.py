@@ -249,7 +249,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sample-weights",
         action="store_true",
         help="with --design: sample quality weights by REML (limma's arrayWeights; with --voom, "
-        "voomWithQualityWeights), so that noisy samples count less",
+        "voomWithQualityWeights; with --block too, both rounds with the blocks), so that "
+        "noisy samples count less",
     )
     de.add_argument(
         "--var-group",
@@ -931,11 +932,6 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--correlation goes with --block.")
     if args.var_group is not None and not args.sample_weights:
         raise CohortexError("--var-group goes with --sample-weights.")
-    if args.sample_weights and args.block is not None:
-        raise CohortexError(
-            "--sample-weights does not go with --block (limma's voomWithQualityWeights has no "
-            "blocks either)."
-        )
     if args.design is not None and (args.paired_by or args.alternative != "two-sided"):
         raise CohortexError(
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
@@ -955,13 +951,13 @@ def _de(args: argparse.Namespace) -> None:
         sample_weights = None
         if args.voom:
             data = _voom_for(args, correlation)
-            if args.sample_weights:
-                sample_weights = data["sample_weights"]
             if args.block is not None and correlation is None:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
                 # (its trend from the block fit), and the correlation of the new weights
                 first = de.duplicate_correlation(data, args.design, args.block, device=args.device)
                 data = _voom_for(args, first.attrs["consensus_correlation"])
+            if args.sample_weights:
+                sample_weights = data["sample_weights"]
         elif args.sample_weights:
             sample_weights = de.array_weights(
                 data, args.design, var_group=args.var_group, device=args.device

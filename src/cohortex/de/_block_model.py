@@ -249,28 +249,26 @@ def block_least_squares(
     design: np.ndarray,
     codes: np.ndarray,
     correlation: float,
-    weights: da.Array | None = None,
-) -> tuple[LeastSquares, np.ndarray]:
-    """Generalised least squares of every gene with the blocks' correlation (``gls.series``),
-    with precision weights when given (in the chunks of ``x``; a weight ≤ 0 leaves the
-    observation out).
+    weights: da.Array | np.ndarray | None = None,
+) -> LeastSquares:
+    """Generalised least squares of every gene with the blocks' correlation (``gls.series``).
 
-    Returns
-    -------
-    fitted : LeastSquares
-        Per gene ``coefficient_sd`` and ``df_residual`` when genes have missing values or
-        there are weights.
-    xtvx_inverse : ndarray of shape (p, p)
-        ``(X'V⁻¹X)⁻¹`` of the unweighted design, limma's ``cov.coefficients``.
+    ``weights``: precision weights in the chunks of ``x`` (a weight ≤ 0 leaves the
+    observation out), or one positive, finite weight per sample (a host vector of shape
+    (n_samples,), :func:`sample_weights_of`): then, as limma, the genes without missing values
+    share one whitened design. Per gene ``coefficient_sd`` and ``df_residual`` when genes have
+    missing values or the weights are per observation; ``unscaled_cov`` is limma's
+    ``cov.coefficients``: ``(X'V⁻¹X)⁻¹``, with the sample weights in V on the shared path.
     """
     shared = block_design(design, codes)
     ones = np.ones(design.shape[0])
     shift_back, *_ = np.linalg.lstsq(design, ones, rcond=None)
     shifted = bool(np.allclose(design @ shift_back, ones, atol=1e-8))
-    basis = gls_basis(shared, correlation)
-    xtvx_inverse = basis[1] @ basis[1].T
+    per_sample = weights if isinstance(weights, np.ndarray) else None
+    root = None if per_sample is None else np.sqrt(per_sample)[shared.layout.order]
+    basis = gls_basis(shared, correlation, root)
     p = design.shape[1]
-    full_sd = np.sqrt(np.diag(xtvx_inverse))
+    full_sd = np.sqrt(np.sum(basis[1] * basis[1], axis=1))  # diag(R⁻¹R⁻ᵀ)
     position = shared.layout.position  # back to sample order
 
     def per_block(y: Any, w: Any = None) -> dict[str, Any]:
@@ -297,6 +295,8 @@ def block_least_squares(
             ordered = y if everything else y[:, columns]  # y itself only when not read again
             ordered -= level[None, :]
             if w is None:
+                if root is not None:
+                    ordered *= xp.asarray(root)[:, None]
                 beta, rss = gls_block(ordered, shared, correlation, basis)
             else:
                 own = w if everything else w[:, columns]
@@ -310,33 +310,36 @@ def block_least_squares(
             out["rss"][columns] = rss
         for gene in np.flatnonzero(to_host(~complete)):
             k = int(gene)
+            own_weights = per_sample if w is None else np.asarray(to_host(w[:, k]))[position]
             beta_k, sd_k, rss_k, df_k = _one_gene_gls(
-                np.asarray(to_host(y[:, k]))[position],
-                None if w is None else np.asarray(to_host(w[:, k]))[position],
-                design,
-                codes,
-                correlation,
+                np.asarray(to_host(y[:, k]))[position], own_weights, design, codes, correlation
             )
             out["beta"][:, k] = xp.asarray(beta_k)
             out["sd"][:, k] = xp.asarray(sd_k)
             out["rss"][k], out["df"][k] = rss_k, df_k
         return out
 
-    arrays = [x] if weights is None else [x, weights]
+    observation_weights = weights if isinstance(weights, da.Array) else None
+    arrays = [x] if observation_weights is None else [x, observation_weights]
     columns = gene_columns(arrays, per_block, shared.layout.position)
     xp = namespace(columns["beta"])
     df = columns["df"]
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = xp.where(df > 0, columns["rss"] / df, xp.nan)
-    per_gene = weights is not None or bool(to_host(xp.any(df != design.shape[0] - p)))
-    fitted = LeastSquares(
-        beta=columns["beta"],
-        coefficient_sd=columns["sd"] if per_gene else None,
-        s2=s2,
-        df_residual=np.asarray(to_host(df)) if per_gene else float(design.shape[0] - p),
-        average=columns["average"],
+    shared_path = observation_weights is None and not bool(
+        to_host(xp.any(df != design.shape[0] - p))
     )
-    return fitted, xtvx_inverse
+    # limma's gls.series: the sample weights' whitened design when every gene shares it,
+    # else the unweighted one (the genes' own fits carry their weights in coefficient_sd)
+    unscaled = basis[1] if shared_path else gls_basis(shared, correlation)[1]
+    return LeastSquares(
+        beta=columns["beta"],
+        coefficient_sd=None if shared_path else columns["sd"],
+        s2=s2,
+        df_residual=float(design.shape[0] - p) if shared_path else np.asarray(to_host(df)),
+        average=columns["average"],
+        unscaled_cov=unscaled @ unscaled.T,
+    )
 
 
 def _one_gene_gls(

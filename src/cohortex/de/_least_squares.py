@@ -51,12 +51,16 @@ class LeastSquares:
     ----------
     beta : array of shape (p, n_genes)
     coefficient_sd : array of shape (p, n_genes) or None
-        Per gene (missing values or weights): ``sqrt(diag((X'WX)⁻¹))``; None for a shared
-        design, whose ``sqrt(diag((X'X)⁻¹))`` is the same for every gene.
+        Per gene (missing values or weights per observation): ``sqrt(diag((X'WX)⁻¹))``;
+        None for a shared design, whose ``sqrt(diag(unscaled_cov))`` is every gene's.
     s2 : array of shape (n_genes,)
     df_residual : float or ndarray of shape (n_genes,) (host)
     average : array of shape (n_genes,)
         Mean of each gene's finite values (limma's ``Amean``).
+    unscaled_cov : ndarray of shape (p, p)
+        limma's ``cov.coefficients``, whose correlations the contrasts of per-gene
+        ``coefficient_sd`` take: ``(X'WX)⁻¹`` of the shared fit (W the weights per sample,
+        or none), the unweighted ``(X'X)⁻¹`` when the genes are fitted one by one.
     """
 
     beta: Any
@@ -64,6 +68,7 @@ class LeastSquares:
     s2: Any
     df_residual: float | np.ndarray
     average: Any
+    unscaled_cov: np.ndarray
 
 
 def rows_per_task(n_genes: int) -> int:
@@ -126,12 +131,8 @@ def least_squares(
                 beta = b_shifted + xp.asarray(e)[:, None] * sums.shift[None, :]
             df = float(design.shape[0] - design.shape[1])
             average = sums.shift + sums.plain_sum / design.shape[0]
-            if not per_sample:
-                return LeastSquares(beta, None, rss / df, df, average)
-            # as limma's lm.series gives a weighted fit: per gene, though the same for all
-            n_genes = x.shape[1]
-            sd = xp.asarray(np.repeat(np.sqrt(np.diag(xtx_inverse))[:, None], n_genes, axis=1))
-            return LeastSquares(beta, sd, rss / df, np.full(n_genes, df), average)
+            # with weights per sample too, as limma's lm.series: one (X'WX)⁻¹ for all genes
+            return LeastSquares(beta, None, rss / df, df, average, xtx_inverse)
     observation_weights: da.Array | None = None
     if isinstance(weights, np.ndarray):  # missing values: each gene on its own observations
         column = da.from_array(weights, chunks=(x.chunks[0],))[:, None]
@@ -158,7 +159,9 @@ def least_squares(
     (columns,) = dask.compute(columns)
     wsums = join_weighted_genes(columns)
     beta, coefficient_sd, s2, df = solve_weighted(wsums, shifted)
-    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), wsums.total / wsums.seen)
+    average = wsums.total / wsums.seen
+    unscaled = np.linalg.inv(design.T @ design)  # limma's lm.series: the unweighted design's
+    return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), average, unscaled)
 
 
 def design_matrix(

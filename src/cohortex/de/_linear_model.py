@@ -71,9 +71,11 @@ def fit(
         Precision weights of weighted least squares per gene (limma's ``lmFit(weights=)``):
         per observation (voom's, :func:`voom`), or per sample. A weight ≤ 0 leaves the
         observation out. Default: the cohort's own ``weights`` variable (sample, gene) when it
-        has one, as a voom result does; else none. Contrasts of a per-gene fit take their
-        standard errors as limma's ``contrasts.fit`` does (each gene's coefficient errors with
-        the unweighted design's correlation).
+        has one, as a voom result does; else none. As in limma, positive weights per sample
+        give every gene without missing values the same weighted fit, whose ``(X'WX)⁻¹``
+        the contrasts and the F take; a per-gene fit (weights per observation, missing
+        values) gives its contrasts standard errors as limma's ``contrasts.fit`` does (each
+        gene's coefficient errors with the unweighted design's correlation).
     block : str or array of shape (n_samples,), optional
         Samples correlated within blocks (several samples of a patient, a litter, technical
         replicates): a sample variable or the labels. The model is fitted by generalised
@@ -150,12 +152,11 @@ def fit(
     x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))  # least_squares chunks it
     given = weights_for(weights, data, x)
     contrast = matrix.to_numpy()
+    per_sample = sample_weights_of(weights, n_samples)  # one positive weight per sample
     block_attrs: dict[str, Any] = {}
     if block is None:
         if correlation is not None:
             raise CohortexError("'correlation' goes with 'block' (the samples it applies to).")
-        xtx_inverse = np.linalg.inv(x_design.T @ x_design)  # limma's cov.coefficients
-        per_sample = sample_weights_of(weights, n_samples)
         fitted = least_squares(x, x_design, given if per_sample is None else per_sample)
     else:
         codes, block_name = sample_codes(block, data, n_samples, "block")
@@ -174,14 +175,17 @@ def fit(
                 f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}."
             )
         tiles = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, TASK_GENES))
-        fitted, xtx_inverse = block_least_squares(
+        fitted = block_least_squares(
             tiles,
             x_design,
             codes,
             float(correlation),
-            None if given is None else weights_for(weights, data, tiles),
+            per_sample
+            if per_sample is not None or given is None
+            else weights_for(weights, data, tiles),
         )
         block_attrs = {"block": block_name, "correlation": float(correlation)}
+    xtx_inverse = fitted.unscaled_cov  # limma's cov.coefficients
     unscaled_cov = contrast.T @ xtx_inverse @ contrast
     xp = namespace(fitted.beta)
     per_gene = fitted.coefficient_sd is not None

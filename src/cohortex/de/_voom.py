@@ -79,7 +79,9 @@ def voom(
         Sample quality weights as well, as limma's ``voomWithQualityWeights(method =
         "reml")``: :func:`array_weights` of a first voom, voom again with the trend fitted
         with those weights, :func:`array_weights` of its weights; the result's ``weights``
-        are voom's times the sample weights. Not with ``block``.
+        are voom's times the sample weights. With ``block`` and ``correlation``, both voom
+        fits are block fits, as limma's ``voomWithQualityWeights(block=, correlation=)``
+        (the sample weights themselves are estimated without the blocks, as there).
     var_group : str or array of shape (n_samples,), optional
         With ``sample_weights``: one weight per group of samples (a batch, a site) instead of
         per sample.
@@ -130,11 +132,6 @@ def voom(
         isinstance(correlation, int | float | np.floating) and -1 < correlation < 1
     ):
         raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
-    if sample_weights and block is not None:
-        raise CohortexError(
-            "voom's 'sample_weights' do not go with 'block' (limma's voomWithQualityWeights "
-            "has no blocks either)."
-        )
     if var_group is not None and not sample_weights:
         raise CohortexError("voom's 'var_group' goes with sample_weights=True.")
     codes = (
@@ -172,7 +169,7 @@ def voom(
     if sample_weights:  # limma's voomWithQualityWeights (REML): weights, voom again, weights
         voomed = _voomed(ds, logged, trend)
         first = array_weights(voomed, x_design, var_group=var_group, device=on)
-        trend = _trend(logged, x_design, library, expressed, span, None, None, first.values)
+        trend = _trend(logged, x_design, library, expressed, span, codes, correlation, first.values)
         voomed = _voomed(ds, logged, trend)
         quality = array_weights(voomed, x_design, var_group=var_group, device=on)
     weights = trend.weights
@@ -231,13 +228,13 @@ def _trend(
     correlation: float | None,
     sample_weights: np.ndarray | None,
 ) -> _Trend:
-    """The fit of the log-CPM (with the blocks, or with sample weights), its trend and
-    the weights it gives."""
+    """The fit of the log-CPM (with the blocks and with sample weights, either or both),
+    its trend and the weights it gives."""
     if codes is None or correlation is None:
         fitted = least_squares(logged, x_design, sample_weights)  # one weight per sample
     else:  # limma's gls.series: the same tiles as any block fit
         tiles = logged.rechunk({0: _ROWS_PER_CHUNK, 1: TASK_GENES})
-        fitted, _ = block_least_squares(tiles, x_design, codes, float(correlation))
+        fitted = block_least_squares(tiles, x_design, codes, float(correlation), sample_weights)
     sx = np.asarray(to_host(fitted.average)) + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
     sy = np.sqrt(np.sqrt(np.asarray(to_host(fitted.s2))))  # sqrt of the residual sd
     curve_x, curve_y, anchors = lowess(sx[expressed], sy[expressed], f=span)

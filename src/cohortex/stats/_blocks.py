@@ -412,10 +412,16 @@ def weighted_reml_components(
     return dy, d, count
 
 
-def gls_basis(shared: BlockDesign, correlation: float) -> tuple[np.ndarray, np.ndarray]:
+def gls_basis(
+    shared: BlockDesign, correlation: float, root: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The whitened design's orthonormal basis ``Q`` (n × p, layout order) and ``R⁻¹``
-    (p × p); ``R⁻¹R⁻ᵀ = (X'V⁻¹X)⁻¹`` is limma's ``cov.coefficients`` of a block fit."""
-    q, r = np.linalg.qr(whiten(shared.design.copy(), shared.layout, correlation))
+    (p × p); ``R⁻¹R⁻ᵀ = (X'V⁻¹X)⁻¹`` is limma's ``cov.coefficients`` of a block fit.
+
+    ``root``: the square roots of one weight per sample (n, layout order), optional: then
+    ``V = W^-½ C W^-½`` for all genes, and the genes' values go in times ``root``."""
+    design = shared.design.copy() if root is None else root[:, None] * shared.design
+    q, r = np.linalg.qr(whiten(design, shared.layout, correlation))
     return q, np.linalg.inv(r)
 
 
