@@ -155,6 +155,8 @@ def test_block_fit_with_sample_weights_equals_limma(case):
     cohort = _cohort(chunks=(11, 64))
     weights = de.array_weights(cohort, DESIGN)
     _close(weights.values, expected["sample_weights"][:30], rtol=1e-10)
+    weighted = de.duplicate_correlation(cohort, DESIGN, "patient", weights=weights.values)
+    _close(weighted.attrs["consensus_correlation"], expected["consensus"][0], rtol=1e-10)
     if case == "complete":
         kept = np.isfinite(expected["t_complete"].to_numpy())
         cohort, expected = cohort.isel(gene=kept), expected[kept]
