@@ -150,7 +150,7 @@ def test_array_weights(gpu_xp, cohort, monkeypatch, dense_weighted):
     path, x, labels = cohort
     batch = np.arange(len(labels)) % 3
     weights = np.random.default_rng(6).uniform(0.2, 2.0, x.shape)
-    for extra in ({}, {"var_group": batch}, {"weights": weights}):
+    for extra in ({}, {"var_group": batch}, {"weights": weights}, {"method": "genebygene"}):
         source = path if "weights" not in extra else x
         cpu = de.array_weights(source, "~ condition" if source is path else None, **extra)
         on_device = de.array_weights(

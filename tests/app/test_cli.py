@@ -202,6 +202,14 @@ def test_de_with_sample_weights(tmp_path, capsys):
     assert main([*command, "--var-group", "batch", "--name", "by_batch", "--top", "0"]) == 0
     assert read_result(counts, "by_batch").attrs["sample_weights"] == "REML, by batch"
     assert "sample weights by batch (from" in capsys.readouterr().out
+    # limma's own default update, asked for by name
+    assert main([*command, "genebygene", "--name", "gbg", "--top", "0"]) == 0
+    voomed = de.voom(counts, "~ condition", norm_factors="tmm", sample_weights="genebygene")
+    direct = de.fit(voomed, "~ condition")
+    saved = read_result(counts, "gbg")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["sample_weights"] == "gene by gene, by sample"
+    assert "sample weights by limma's gene-by-gene update (lowest:" in capsys.readouterr().out
 
     logs = tmp_path / "logs.zarr"
     simulate(logs, 30, 80, n_de=8, batches=2, seed=6)

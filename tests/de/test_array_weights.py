@@ -69,6 +69,54 @@ def test_array_weights_equal_limma(case):
     assert result.attrs["converged"] == 1 and result.attrs["iterations"] >= 2
 
 
+GENE_BY_GENE = {
+    "by_sample": {},
+    "by_batch": {"var_group": "batch"},
+    "prior3": {"prior_n": 3},
+    "weighted": {"weights": "prior"},
+}
+
+
+@pytest.mark.parametrize("case", list(GENE_BY_GENE))
+def test_gene_by_gene_equals_limma(case, monkeypatch):
+    """limma's default update, one gene after another: the gene with a missing value is
+    fitted on its observed samples, the two constant genes are passed over; the genes come
+    in order across tiles of 7 samples × 64 genes and columns of 25."""
+    monkeypatch.setattr(_array_weights, "TASK_GENES", 25)
+    options = dict(GENE_BY_GENE[case])
+    if options.get("weights") == "prior":
+        options["weights"] = _prior_weights()
+    cohort = _cohort(chunks=(7, 64))
+    result = de.array_weights(cohort, DESIGN, method="genebygene", **options)
+    expected = pd.read_csv(FIXTURES / "aw_gene_by_gene.csv")[case]
+    np.testing.assert_allclose(result.values, expected, rtol=1e-12)
+    assert result.attrs["method"] == "genebygene"
+    assert result.attrs["n_genes"] == 398 and result.attrs["genes_left_out"] == 2
+
+
+def test_gene_by_gene_takes_a_weight_of_0_as_a_missing_value():
+    """As limma sets it (E[weights == 0] <- NA, the weight then 1)."""
+    weights = _prior_weights()
+    values = _cohort()["expression"].values.copy()
+    weights[3, 10], weights[17, 200] = 0.0, 0.0
+    zeroed = de.array_weights(values, weights=weights, method="genebygene")
+    values[3, 10], values[17, 200] = np.nan, np.nan
+    weights[3, 10], weights[17, 200] = 1.0, 1.0
+    missing = de.array_weights(values, weights=weights, method="genebygene")
+    np.testing.assert_array_equal(zeroed.values, missing.values)
+    assert not np.allclose(zeroed.values, 1.0)
+
+
+def test_gene_by_gene_is_refused_for_many_weights(monkeypatch):
+    monkeypatch.setattr(_array_weights, "GENE_BY_GENE_SAMPLES", 20)
+    with pytest.raises(CohortexError, match="system of 23 sample weights per gene"):
+        de.array_weights(_cohort(), DESIGN, method="genebygene")
+    by_batch = de.array_weights(_cohort(), DESIGN, method="genebygene", var_group="batch")
+    assert by_batch.attrs["n_genes"] == 398  # one weight per batch: one parameter
+    with pytest.raises(CohortexError, match="'reml' or 'genebygene'; got 'auto'"):
+        de.array_weights(_cohort(), DESIGN, method="auto")
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_tiles_and_solvers_do_not_change_the_weights(monkeypatch, weighted):
     """Tiles of 5 samples × 60 genes, tasks of 25 genes, blocks of 2; the Woodbury form of
@@ -165,6 +213,20 @@ def test_voom_with_quality_weights_equals_limma():
     by_site = de.voom(cohort, design, sample_weights=True, var_group="site")
     np.testing.assert_allclose(by_site["sample_weights"].values, expected["site_weights"], 1e-12)
     assert by_site.attrs["sample_weights_var_group"] == "site"
+
+
+def test_voom_with_quality_weights_gene_by_gene_equals_limma():
+    """voomWithQualityWeights' own default (method = "genebygene")."""
+    voomed = de.voom(
+        _count_cohort(), "~ C(group, levels=['ctrl', 'case'])", sample_weights="genebygene"
+    )
+    expected = pd.read_csv(FIXTURES / "aw_voom_gene_by_gene.csv")["sample_weights"]
+    np.testing.assert_allclose(voomed["sample_weights"].values, expected, rtol=1e-12)
+    limma = pd.read_csv(FIXTURES / "aw_voom_gene_by_gene_weights.csv", index_col=0)
+    np.testing.assert_allclose(voomed["weights"].values, limma.T.to_numpy(), rtol=1e-12)
+    assert voomed.attrs["sample_weights_method"] == "genebygene"
+    with pytest.raises(CohortexError, match="'reml' or 'genebygene'; got 'yes'"):
+        de.voom(_count_cohort(), "~ group", sample_weights="yes")
 
 
 @pytest.mark.parametrize("case", ["complete", "missing"])

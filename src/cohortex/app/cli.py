@@ -247,10 +247,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument(
         "--sample-weights",
-        action="store_true",
-        help="with --design: sample quality weights by REML (limma's arrayWeights; with --voom, "
+        nargs="?",
+        const="reml",
+        default=None,
+        choices=("reml", "genebygene"),
+        metavar="METHOD",
+        help="with --design: sample quality weights (limma's arrayWeights; with --voom, "
         "voomWithQualityWeights; with --block too, both rounds with the blocks), so that "
-        "noisy samples count less",
+        "noisy samples count less; by REML (the default) or 'genebygene', limma's own default "
+        "update, for small studies",
     )
     de.add_argument(
         "--var-group",
@@ -960,7 +965,11 @@ def _de(args: argparse.Namespace) -> None:
                 sample_weights = data["sample_weights"]
         elif args.sample_weights:
             sample_weights = de.array_weights(
-                data, args.design, var_group=args.var_group, device=args.device
+                data,
+                args.design,
+                var_group=args.var_group,
+                method=args.sample_weights,
+                device=args.device,
             )
         result = de.fit(
             data,
@@ -983,8 +992,13 @@ def _de(args: argparse.Namespace) -> None:
                 f"{result.attrs['correlation']:.4f})"
             )
         if sample_weights is not None:
-            what += _sample_weights_summary(sample_weights, args.var_group)
-            result.attrs["sample_weights"] = f"REML, by {args.var_group or 'sample'}"
+            how = "REML" if args.sample_weights == "reml" else "gene by gene"
+            what += _sample_weights_summary(
+                sample_weights,
+                args.var_group,
+                "REML" if how == "REML" else "limma's gene-by-gene update",
+            )
+            result.attrs["sample_weights"] = f"{how}, by {args.var_group or 'sample'}"
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
         result = de.test(
@@ -1034,13 +1048,13 @@ def _voom_for(args: argparse.Namespace, correlation: float | None) -> Any:
         norm_factors="tmm",
         block=block,
         correlation=correlation,
-        sample_weights=args.sample_weights,
+        sample_weights=args.sample_weights or False,
         var_group=args.var_group,
         device=args.device,
     )
 
 
-def _sample_weights_summary(weights: Any, var_group: str | None) -> str:
+def _sample_weights_summary(weights: Any, var_group: str | None, how: str) -> str:
     """', sample weights by REML (lowest: S04 0.31, …)': the samples that count least."""
     values = np.asarray(weights.values)
     if var_group is not None:
@@ -1049,7 +1063,7 @@ def _sample_weights_summary(weights: Any, var_group: str | None) -> str:
     names = np.asarray(weights["sample"].values)[lowest]
     pairs = zip(names, values[lowest], strict=True)
     listed = ", ".join(f"{name} {value:.3g}" for name, value in pairs)
-    return f", sample weights by REML (lowest: {listed})"
+    return f", sample weights by {how} (lowest: {listed})"
 
 
 def _mirrored_contrasts(result: Any) -> tuple[str, str] | None:

@@ -45,7 +45,7 @@ def voom(
     norm_factors: str | Any | None = None,
     block: str | Any = None,
     correlation: float | None = None,
-    sample_weights: bool = False,
+    sample_weights: bool | str = False,
     var_group: str | Any = None,
     span: float = 0.5,
     device: str = "auto",
@@ -75,13 +75,15 @@ def voom(
     correlation : float, optional
         The correlation within blocks, e.g. the consensus of :func:`duplicate_correlation`
         on a first voom.
-    sample_weights : bool, default False
+    sample_weights : bool or {"reml", "genebygene"}, default False
         Sample quality weights as well, as limma's ``voomWithQualityWeights(method =
-        "reml")``: :func:`array_weights` of a first voom, voom again with the trend fitted
-        with those weights, :func:`array_weights` of its weights; the result's ``weights``
-        are voom's times the sample weights. With ``block`` and ``correlation``, both voom
-        fits are block fits, as limma's ``voomWithQualityWeights(block=, correlation=)``
-        (the sample weights themselves are estimated without the blocks, as there).
+        "reml")`` (``True`` or ``"reml"``) or its default gene-by-gene update
+        (``"genebygene"``, for small studies: see :func:`array_weights`):
+        :func:`array_weights` of a first voom, voom again with the trend fitted with those
+        weights, :func:`array_weights` of its weights; the result's ``weights`` are voom's
+        times the sample weights. With ``block`` and ``correlation``, both voom fits are
+        block fits, as limma's ``voomWithQualityWeights(block=, correlation=)`` (the sample
+        weights themselves are estimated without the blocks, as there).
     var_group : str or array of shape (n_samples,), optional
         With ``sample_weights``: one weight per group of samples (a batch, a site) instead of
         per sample.
@@ -116,6 +118,12 @@ def voom(
     counts = fit_tiles(
         dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
     )
+    if sample_weights not in (False, True, "reml", "genebygene"):
+        raise CohortexError(
+            "voom's 'sample_weights' must be True, False, 'reml' or 'genebygene'; got "
+            f"{sample_weights!r}."
+        )
+    method = "genebygene" if sample_weights == "genebygene" else "reml"
     if sample_weights:
         counts = _narrow_columns(counts)
     n_samples, n_genes = counts.shape
@@ -133,7 +141,7 @@ def voom(
     ):
         raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
     if var_group is not None and not sample_weights:
-        raise CohortexError("voom's 'var_group' goes with sample_weights=True.")
+        raise CohortexError("voom's 'var_group' goes with 'sample_weights'.")
     codes = (
         None if block is None else sample_codes(block, as_cohort_matrix(ds), n_samples, "block")[0]
     )
@@ -166,12 +174,12 @@ def voom(
     )
     trend = _trend(logged, x_design, library, expressed, span, codes, correlation, None)
     quality = None
-    if sample_weights:  # limma's voomWithQualityWeights (REML): weights, voom again, weights
+    if sample_weights:  # limma's voomWithQualityWeights: weights, voom again, weights
         voomed = _voomed(ds, logged, trend)
-        first = array_weights(voomed, x_design, var_group=var_group, device=on)
+        first = array_weights(voomed, x_design, var_group=var_group, method=method, device=on)
         trend = _trend(logged, x_design, library, expressed, span, codes, correlation, first.values)
         voomed = _voomed(ds, logged, trend)
-        quality = array_weights(voomed, x_design, var_group=var_group, device=on)
+        quality = array_weights(voomed, x_design, var_group=var_group, method=method, device=on)
     weights = trend.weights
     if quality is not None:
         column = da.from_array(quality.values[:, None], chunks=(logged.chunks[0], 1))

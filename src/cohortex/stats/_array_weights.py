@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import linalg
 
 from .._backend import namespace
 
 __all__ = [
     "SMALL_VARIANCE",
+    "GeneByGene",
     "VarianceSpace",
+    "gene_by_gene_start",
+    "gene_by_gene_update",
     "leverage_products",
     "newton_step",
     "shared_pass",
@@ -269,3 +273,90 @@ def newton_step(
     from_z, from_one = solve(z), solve(xp.ones(n))
     x = from_z - (xp.sum(from_z) / xp.sum(from_one)) * from_one
     return x, float(z @ x)
+
+
+@dataclass
+class GeneByGene:
+    """limma's ``.arrayWeightsGeneByGene``: the log-weights, updated after each gene.
+
+    One Newton step per gene on the information accumulated so far, in limma's coordinates
+    ``Z2`` (``contr.sum`` for a weight per sample, whose products are taken from their
+    structure; else a basis of the variance space). Sequential over the genes and on the
+    host: each step solves a k × k system (k = n − 1 for a weight per sample).
+
+    Attributes
+    ----------
+    basis : ndarray of shape (n_samples, k)
+    information : ndarray of shape (k, k): limma's ``info2``
+    gamma : ndarray of shape (k,): ``log w = −basis @ gamma``
+    weights : ndarray of shape (n_samples,)
+    sum_to_zero : bool: ``basis`` is ``contr.sum(n_samples)``
+    genes : int: the genes that updated the weights
+    """
+
+    basis: np.ndarray
+    information: np.ndarray
+    gamma: np.ndarray
+    weights: np.ndarray
+    sum_to_zero: bool
+    genes: int = 0
+
+
+def gene_by_gene_start(space: VarianceSpace, n_samples: int, prior_n: float) -> GeneByGene:
+    """Weights of 1 and limma's prior information ``prior_n · Z2'Z2``."""
+    if space.basis is None:
+        k = n_samples - 1
+        basis = np.vstack([np.eye(k), -np.ones((1, k))])  # R's contr.sum(n)
+        information = prior_n * (np.eye(k) + 1.0)  # Z2'Z2 = I + 11'
+    else:
+        basis = np.asarray(space.basis, dtype=np.float64)
+        information = prior_n * (basis.T @ basis)
+    k = basis.shape[1]
+    return GeneByGene(basis, information, np.zeros(k), np.ones(n_samples), space.basis is None)
+
+
+def gene_by_gene_update(
+    state: GeneByGene, y: np.ndarray, prior: np.ndarray | None, design: np.ndarray
+) -> None:
+    """The genes of ``y`` (n_samples × g, host, in order; NaN missing) update ``state``.
+
+    ``prior``: their precision weights (n_samples × g; every weight > 0, a missing value
+    where limma set one for a weight of 0), or None. As limma, a gene is passed over when it
+    has at most two observations, fewer than two residual df or a residual variance below
+    :data:`SMALL_VARIANCE`.
+    """
+    n = y.shape[0]
+    for j in range(y.shape[1]):
+        values = y[:, j]
+        w = state.weights if prior is None else state.weights * prior[:, j]
+        observed = np.isfinite(values)
+        if int(observed.sum()) <= 2:
+            continue
+        root = np.sqrt(w[observed])
+        q, r, _ = linalg.qr(root[:, None] * design[observed], mode="economic", pivoting=True)
+        diagonal = np.abs(np.diag(r))
+        rank = int(np.sum(diagonal > 1e-7 * max(diagonal.max(initial=0.0), 1e-300)))
+        if int(observed.sum()) - rank < 2:
+            continue
+        q = q[:, :rank]
+        weighted = root * values[observed]
+        residual = weighted - q @ (q.T @ weighted)  # √w times lm.wfit's residuals
+        s2 = float(residual @ residual) / (int(observed.sum()) - rank)
+        if s2 < SMALL_VARIANCE:
+            continue
+        d, h1 = np.zeros(n), np.zeros(n)
+        d[observed] = residual * residual
+        h1[observed] = 1.0 - np.sum(q * q, axis=1)
+        total = float(h1.sum())
+        if state.sum_to_zero:  # Z2 = [I; −1']: Z2'h and Z2' diag(h) Z2 from the structure
+            across = h1[:-1] - h1[-1]
+            state.information[np.diag_indices(n - 1)] += h1[:-1]
+            state.information += h1[-1] - np.outer(across, across) / total
+        else:
+            across = state.basis.T @ h1
+            state.information += state.basis.T @ (h1[:, None] * state.basis)
+            state.information -= np.outer(across, across) / total
+        score = state.basis.T @ (d / s2 - h1)
+        state.gamma += linalg.solve(state.information, score, assume_a="pos")
+        state.weights = np.exp(-(state.basis @ state.gamma))
+        state.genes += 1
