@@ -116,13 +116,83 @@ def test_camera_equals_limma(variant):
         inter_gene_cor=None if variant == "estimated" else 0.01,
         trend=variant == "trend",
     )
+    _camera_check(result, expected, estimated=variant == "estimated")
+
+
+def _camera_check(result, expected, estimated=False):
     assert list(result["gene_set"].values) == list(expected.index)
     np.testing.assert_array_equal(result["n_genes"], expected["NGenes"])
     np.testing.assert_array_equal(result["direction"], expected["Direction"])
     np.testing.assert_allclose(result["pvalue"], expected["PValue"], rtol=1e-8)
     np.testing.assert_allclose(result["padj"], expected["FDR"], rtol=1e-8)
-    if variant == "estimated":
+    if estimated:
         np.testing.assert_allclose(result["correlation"], expected["Correlation"], rtol=1e-8)
+
+
+@pytest.mark.parametrize("variant", ["fixed", "trend"])
+def test_camera_on_a_voom_result_equals_limma(variant):
+    """camera(v, index, design): each gene's t from its fit with voom's weights, which
+    camera takes from the result as limma takes them from the EList."""
+    from pathlib import Path
+
+    import xarray as xr
+
+    limma = Path(__file__).parents[1] / "fixtures" / "limma"
+    counts = pd.read_csv(limma / "voom_counts.csv", index_col=0)
+    samples = pd.read_csv(limma / "voom_samples.csv", index_col=0)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts.T.to_numpy().astype(float)),
+            "condition": ("sample", samples["condition"].to_numpy()),
+        },
+        coords={"gene": counts.index.to_numpy()},
+        attrs={"scale": "counts"},
+    )
+    voomed = de.voom(cohort, "~ condition", norm_factors="tmm")
+    sets = read_gmt(limma / "camera_voom_sets.gmt")
+    expected = pd.read_csv(limma / f"camera_voom_{variant}.csv", index_col=0)
+    result = genesets.camera(voomed, "~ condition", sets, trend=variant == "trend")
+    assert result.attrs["weighted"] == 1
+    _camera_check(result, expected)
+    assert expected.loc["vset31", "PValue"] < 1e-6  # the raised genes
+    with pytest.raises(CohortexError, match="with weights per observation"):
+        genesets.camera(voomed, "~ condition", sets, inter_gene_cor=None)
+    zeroed = voomed["weights"].values.copy()
+    zeroed[2, 5] = 0.0
+    with pytest.raises(CohortexError, match="1 genes have missing values or weights <= 0"):
+        genesets.camera(voomed, "~ condition", sets, weights=zeroed)
+
+
+@pytest.mark.parametrize("variant", ["fixed", "estimated", "trend"])
+def test_camera_with_sample_weights_equals_limma(variant):
+    """camera(weights = arrayWeights(...)): limma scales the values and the design by the
+    root weights (its trend.var then averages the scaled values)."""
+    from pathlib import Path
+
+    import xarray as xr
+
+    limma = Path(__file__).parents[1] / "fixtures" / "limma"
+    expression = pd.read_csv(limma / "bladder_expression.csv", index_col=0).T
+    samples = pd.read_csv(limma / "bladder_samples.csv", index_col=0).astype(str)
+    ds = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.to_numpy()),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
+    )
+    weights = pd.read_csv(limma / "camera_sample_weights.csv")["weight"].to_numpy()
+    result = genesets.camera(
+        ds,
+        "~ cancer + batch",
+        read_gmt(limma / "camera_sets.gmt"),
+        contrast="cancer[T.Normal]",
+        weights=weights,
+        inter_gene_cor=None if variant == "estimated" else 0.01,
+        trend=variant == "trend",
+    )
+    expected = pd.read_csv(limma / f"camera_weighted_{variant}.csv", index_col=0)
+    _camera_check(result, expected, estimated=variant == "estimated")
 
 
 def test_autoencoder_enrichment_takes_a_collection():

@@ -13,7 +13,7 @@ from .. import fdr as _fdr
 from .._backend import dask_on, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
-from ..de._least_squares import design_matrix, rows_per_task
+from ..de._least_squares import design_matrix, rows_per_task, sample_weights_of
 from ..de._linear_model import fit
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
@@ -28,6 +28,7 @@ def camera(
     gene_sets: GeneSets,
     *,
     contrast: str | None = None,
+    weights: Any = None,
     inter_gene_cor: float | None = 0.01,
     trend: bool = False,
     fdr: str = "bh",
@@ -50,12 +51,21 @@ def camera(
         Members named by the cohort's gene ids (:meth:`GeneSets.translate` maps symbols).
     contrast : str, optional
         A coefficient of the design (default the last, as limma's ``ncol(design)``).
+    weights : array of shape (n_samples, n_genes) or (n_samples,), optional
+        Precision weights, all > 0, as limma's ``camera(weights=)``: per observation (each
+        gene's t from its weighted fit) or per sample (the values and the design scaled by
+        their square roots). Default: the cohort's ``weights`` variable, as a :func:`voom
+        <cohortex.de.voom>` result has (limma takes an EList's weights so).
     inter_gene_cor : float or None, default 0.01
         The correlation ρ used for every set (limma's default), or None to estimate it per
         set from the residuals (limma's ``inter.gene.cor = NA``; one more pass over the
         cohort; tested on ``min(df_residual, n_genes − 2)`` df instead of ``n_genes − 2``).
+        Not with weights per observation (limma's residual effects would then be each
+        gene's own rotation; see Raises).
     trend : bool, default False
-        limma's ``trend.var``: the prior variance follows the genes' average expression.
+        limma's ``trend.var``: the prior variance follows the genes' average expression
+        (limma's ``rowMeans(y)``, of the values scaled by the root sample weights when there
+        are sample weights, as limma computes it).
     fdr : str, default "bh"
         Correction across the sets.
     {device}
@@ -65,21 +75,42 @@ def camera(
     xarray.Dataset
         On ``gene_set``: ``n_genes`` (of the cohort), ``correlation`` (the ρ used),
         ``direction`` ("Up" or "Down"), ``pvalue`` (two-sided), ``padj``. Sets with no gene in
-        the cohort are left out.
+        the cohort are left out. Attrs include ``weighted``.
+
+    Raises
+    ------
+    CohortexError
+        For missing values or weights ≤ 0 (every gene needs all its samples), and for an
+        estimated correlation with weights per observation.
     """
     if fdr not in _fdr.METHODS:
         raise CohortexError(
             f"The 'fdr' parameter of camera() must be one of "
             f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
         )
-    fitted = fit(cohort, design, moderate=False, fdr="none", device=device)
+    fitted = fit(cohort, design, weights=weights, moderate=False, fdr="none", device=device)
     names = [str(c) for c in fitted["contrast"].values]
     chosen = contrast if contrast is not None else names[-1]
     if chosen not in names:
         raise CohortexError(f"The contrast {chosen!r} is not a coefficient; choose from {names}.")
-    if "df_residual" in fitted.data_vars:
-        raise CohortexError("camera() needs complete values; the cohort has missing values.")
-    df = float(fitted.attrs["df_residual"])
+    data = as_cohort_matrix(cohort)
+    n_samples = data.matrix.shape[0]
+    df = float(n_samples - len(fitted.attrs["design"]))
+    if "df_residual" in fitted.data_vars:  # per gene: weights per observation, or fewer df
+        short = int(np.sum(np.asarray(to_host(fitted["df_residual"].data)) != df))
+        if short:
+            raise CohortexError(
+                f"camera() needs every sample of every gene: {short} genes have missing values "
+                "or weights <= 0."
+            )
+    per_sample = sample_weights_of(weights, n_samples)
+    per_observation = bool(fitted.attrs["weighted"]) and per_sample is None
+    if per_observation and inter_gene_cor is None:
+        raise CohortexError(
+            "camera() estimates the inter-gene correlation without weights or with one weight "
+            "per sample; with weights per observation (voom's) pass a value, e.g. the default "
+            "0.01."
+        )
     row = fitted.sel(contrast=chosen)
     coefficient = np.asarray(to_host(row["coefficient"].data), dtype=np.float64)
     unscaled = np.asarray(to_host(row["stdev_unscaled"].data), dtype=np.float64)
@@ -87,6 +118,12 @@ def camera(
     # "average_expression" in results saved before it was named mean_expression
     name = "mean_expression" if "mean_expression" in fitted else "average_expression"
     average = np.asarray(to_host(fitted[name].data), dtype=np.float64)
+    root = None if per_sample is None else np.sqrt(per_sample)
+    if trend and root is not None:  # limma: rowMeans of the values it scaled by √w
+        scaled = dask_on(
+            data.matrix, resolve_device(device), (rows_per_task(data.matrix.shape[1]), -1)
+        )
+        average = np.asarray(to_host((scaled * root[:, None]).mean(axis=0).compute()), float)
     genes = [str(g) for g in fitted["gene"].values]
     n_genes = len(genes)
     if n_genes < 3:
@@ -103,7 +140,7 @@ def camera(
     members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in sets.members]
     sizes = np.array([m.size for m in members])
     if inter_gene_cor is None:
-        vif = _estimated_vif(cohort, design, members, sigma2, device)
+        vif = _estimated_vif(cohort, design, members, sigma2, root, device)
         correlation = np.where(sizes > 1, (vif - 1.0) / np.maximum(sizes - 1, 1), np.nan)
         vif = np.where(sizes > 1, vif, 1.0)
         df_camera = min(df, n_genes - 2.0)
@@ -133,6 +170,7 @@ def camera(
             "contrast": chosen,
             "inter_gene_cor": "estimated" if inter_gene_cor is None else inter_gene_cor,
             "trend": int(trend),
+            "weighted": int(fitted.attrs["weighted"]),
             "df": df_camera,
         },
     )
@@ -152,13 +190,21 @@ def zscore_t_hill(t: np.ndarray, df: float) -> np.ndarray:
 
 
 def _estimated_vif(
-    cohort: Any, design: Any, members: list[np.ndarray], sigma2: np.ndarray, device: str
+    cohort: Any,
+    design: Any,
+    members: list[np.ndarray],
+    sigma2: np.ndarray,
+    root: np.ndarray | None,
+    device: str,
 ) -> np.ndarray:
     """limma's ``m · mean(colMeans(U_set)²)`` for every set: the residual sum of squares of the
     sum of the set's standardised genes, ``Σ_g y_g / σ_g``, over ``m (n − p)`` — one pass
-    (a sparse genes × sets product per block of samples)."""
+    (a sparse genes × sets product per block of samples). ``root``: the square roots of the
+    sample weights, which scale the values and the design (limma's transformation)."""
     data = as_cohort_matrix(cohort)
     x_design, _, _ = design_matrix(design, data.dataset, data.matrix.shape[0])
+    if root is not None:
+        x_design = x_design * root[:, None]
     n, p = x_design.shape
     scale = 1.0 / np.sqrt(np.maximum(sigma2, 1e-8))
     rows = np.concatenate(members)
@@ -169,7 +215,10 @@ def _estimated_vif(
     edges = np.cumsum((0, *x.chunks[0]))
 
     def block_sums(block: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        z = np.asarray(weights.T @ np.asarray(to_host(block), dtype=np.float64).T).T
+        values = np.asarray(to_host(block), dtype=np.float64)
+        if root is not None:
+            values = values * root[start:stop, None]
+        z = np.asarray(weights.T @ values.T).T
         return (z * z).sum(axis=0), x_design[start:stop].T @ z
 
     parts = dask.compute(
