@@ -22,6 +22,7 @@ PUBLIC = {
         "create_cohort",
         "de",
         "fdr",
+        "filter_by_expr",
         "genesets",
         "gpu_available",
         "io",

@@ -19,6 +19,7 @@ from cohortex import (
     create_cohort,
     de,
     fdr,
+    filter_by_expr,
     genesets,
     norm_factors,
     normalize,
@@ -321,6 +322,27 @@ def test_norm_factors_on_device_chunks(gpu_xp, method):
         normalize(chunked, "log_cpm", norm_factors=method)["expression"].values,
         rtol=1e-12,
     )
+
+
+def test_filter_by_expr_on_device_chunks(gpu_xp):
+    rng = np.random.default_rng(9)
+    depth = rng.uniform(0.5, 3.0, 24)
+    counts = rng.poisson(depth[:, None] * rng.gamma(0.5, 20, 80)[None, :]).astype(np.float64)
+    groups = np.repeat(["a", "b"], 12)
+    host = xr.Dataset(
+        {"expression": (("sample", "gene"), counts), "group": ("sample", groups)},
+        attrs={"scale": "counts"},
+    )
+    chunked = host.chunk({"sample": 10})
+    device = chunked.copy()
+    device["expression"] = (("sample", "gene"), to_device(chunked["expression"].data, "gpu"))
+    for options in ({"group": "group"}, {"group": "group", "norm_factors": "tmm"}):
+        expected = filter_by_expr(chunked, **options)
+        got = filter_by_expr(device, device="gpu", **options)
+        np.testing.assert_array_equal(got.values, expected.values)
+        assert got.attrs["n_kept"] == expected.attrs["n_kept"] and 0 < got.attrs["n_kept"] < 80
+        # the library sums add up in another order there
+        assert got.attrs["cpm_cutoff"] == pytest.approx(expected.attrs["cpm_cutoff"], rel=1e-14)
 
 
 @pytest.mark.parametrize("method", ["auto", "streaming"])
