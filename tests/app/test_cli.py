@@ -181,6 +181,31 @@ def test_voom_with_blocks(tmp_path, capsys):
     assert "correlated within patient" in out and "sample weights by REML (lowest:" in out
 
 
+def test_voom_after_filter_by_expr(tmp_path, capsys):
+    """--filter-by-expr: limma-voom's recipe keeps edgeR's filterByExpr genes, then voom on
+    them (their own library sizes) and the fit; the result holds those genes."""
+    from cohortex import filter_by_expr, simulate
+
+    counts = tmp_path / "counts.zarr"
+    # a shallow library (20,000 reads over 200 genes): the rarer genes have few reads
+    simulate(counts, 30, 200, n_de=8, distribution="negbinom", seed=7, library_size=2e4)
+    command = ["de", str(counts), "--design", "~ condition", "--voom", "--filter-by-expr"]
+    assert main([*command, "--top", "0"]) == 0
+    keep = filter_by_expr(counts, "~ condition")
+    assert 100 < keep.attrs["n_kept"] < 200
+    voomed = de.voom(open_cohort(counts).isel(gene=keep.values), "~ condition", norm_factors="tmm")
+    direct = de.fit(voomed, "~ condition")
+    saved = read_result(counts, "de_voom")
+    assert list(saved["gene"].values) == list(keep["gene"].values[keep.values])
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["filter_by_expr"] == 1
+    assert f"of the {keep.attrs['n_kept']} genes filterByExpr keeps (of 200)" in (
+        capsys.readouterr().out
+    )
+    assert main(["de", str(counts), "--design", "~ condition", "--filter-by-expr"]) == 2
+    assert "--filter-by-expr goes with --voom" in capsys.readouterr().err
+
+
 def test_de_with_sample_weights(tmp_path, capsys):
     """--sample-weights: arrayWeights then the weighted fit; with --voom,
     voomWithQualityWeights; --var-group, one weight per group."""

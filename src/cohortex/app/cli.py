@@ -232,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --design, on a counts store: limma's voom (TMM factors) and a weighted fit",
     )
     de.add_argument(
+        "--filter-by-expr",
+        action="store_true",
+        help="with --voom: first keep the genes edgeR's filterByExpr keeps for the design (enough "
+        "reads in as many samples as the smallest group); the result holds those genes",
+    )
+    de.add_argument(
         "--block",
         default=None,
         metavar="VARIABLE",
@@ -928,6 +934,8 @@ def _de(args: argparse.Namespace) -> None:
     )
     if args.voom and args.normalize is not None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
+    if args.filter_by_expr and not args.voom:
+        raise CohortexError("--filter-by-expr goes with --voom (a counts store).")
     if args.groupby is not None and model_options:
         raise CohortexError(
             "--contrast, --voom, --block, --sample-weights, --trend, --robust and --treat go "
@@ -954,13 +962,23 @@ def _de(args: argparse.Namespace) -> None:
     correlation = args.correlation
     if args.design is not None:
         sample_weights = None
+        what_kept = ""
         if args.voom:
-            data = _voom_for(args, correlation)
+            counts = args.store
+            if args.filter_by_expr:  # limma-voom's recipe: filterByExpr, then voom
+                from .. import filter_by_expr, open_cohort
+
+                keep = filter_by_expr(args.store, args.design, device=args.device)
+                counts = open_cohort(args.store).isel(gene=keep.values)
+                what_kept = (
+                    f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
+                )
+            data = _voom_for(args, counts, correlation)
             if args.block is not None and correlation is None:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
                 # (its trend from the block fit), and the correlation of the new weights
                 first = de.duplicate_correlation(data, args.design, args.block, device=args.device)
-                data = _voom_for(args, first.attrs["consensus_correlation"])
+                data = _voom_for(args, counts, first.attrs["consensus_correlation"])
             if args.sample_weights:
                 sample_weights = data["sample_weights"]
         elif args.sample_weights:
@@ -985,6 +1003,9 @@ def _de(args: argparse.Namespace) -> None:
             device=args.device,
         )
         what = "limma-voom linear model" if args.voom else "limma linear model"
+        what += what_kept
+        if args.filter_by_expr:
+            result.attrs["filter_by_expr"] = 1
         if args.block is not None:
             how = "given" if args.correlation is not None else "estimated"
             what += (
@@ -1037,13 +1058,14 @@ def _de(args: argparse.Namespace) -> None:
             print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
 
 
-def _voom_for(args: argparse.Namespace, correlation: float | None) -> Any:
-    """voom with TMM factors; with the blocks when a correlation is known."""
+def _voom_for(args: argparse.Namespace, counts: Any, correlation: float | None) -> Any:
+    """voom of ``counts`` (the store, or its kept genes) with TMM factors; with the blocks
+    when a correlation is known."""
     from .. import de
 
     block = args.block if correlation is not None else None
     return de.voom(
-        args.store,
+        counts,
         args.design,
         norm_factors="tmm",
         block=block,
