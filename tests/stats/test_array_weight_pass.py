@@ -1,6 +1,7 @@
 """The passes of arrayWeights' REML (every gene sharing the weights; each gene with its own
-precision weights): the compiled CPU loops against the ``xp`` bodies (the GPU's code), with
-missing values, weights of 0 and constant genes."""
+precision weights; limma's gene-by-gene update): the compiled CPU loops against the ``xp``
+bodies (the GPU's code) or the NumPy one, with missing values, weights of 0 and constant
+genes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from cohortex.stats._array_weights import (
     SMALL_VARIANCE,
+    gene_by_gene_start,
+    gene_by_gene_update,
     shared_pass,
     variance_space,
     weighted_pass,
@@ -63,3 +66,38 @@ def test_compiled_weighted_pass_equals_the_xp_body(p):
     dense = weighted_pass(view, prior_view, design, w, space)
     np.testing.assert_allclose(compiled["z"], dense["z"], rtol=1e-11, atol=1e-11)
     assert np.ptp(compiled["z"]) > 1.0
+
+
+@pytest.mark.parametrize("space", ["by_sample", "by_group"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_gene_by_gene_equals_the_numpy_body(space, weighted):
+    """limma's gene-by-gene update, compiled and in NumPy/SciPy: genes with missing values,
+    one whose missing values take a design column away (rank 2 of 3), one with two
+    observations (passed over), a constant one (passed over), with and without precision
+    weights, a weight per sample and one per group."""
+    rng = np.random.default_rng(11)
+    n, genes = 18, 60
+    groups = np.arange(n) % 3
+    design = np.column_stack([np.ones(n), groups == 1, groups == 2]).astype(float)
+    y = rng.normal(8.0, 1.0, (n, genes)) * rng.uniform(0.5, 2.0, n)[:, None]
+    y[[1, 5], 3] = np.nan
+    y[groups == 2, 7] = np.nan  # the third column of the design is zero on what is left
+    y[2:, 9] = np.nan  # two observations
+    y[:, 11] = 4.0  # constant
+    prior = rng.uniform(0.3, 2.0, (n, genes)) if weighted else None
+    var_design = None if space == "by_sample" else np.eye(3)[np.arange(n) % 3]
+    states = []
+    for compiled in (True, False):
+        state = gene_by_gene_start(variance_space(var_design, n), n, 10.0)
+        gene_by_gene_update(
+            state, y[:, :30], prior if prior is None else prior[:, :30], design, compiled=compiled
+        )
+        gene_by_gene_update(
+            state, y[:, 30:], prior if prior is None else prior[:, 30:], design, compiled=compiled
+        )
+        states.append(state)
+    fast, reference = states
+    assert fast.genes == reference.genes == genes - 2
+    np.testing.assert_allclose(fast.weights, reference.weights, rtol=1e-12)
+    np.testing.assert_allclose(fast.information, reference.information, rtol=1e-12)
+    assert not np.allclose(fast.weights, 1.0)

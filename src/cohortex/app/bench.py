@@ -59,6 +59,8 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               a weight per sample) on ``~ condition`` and the fit with them, from the store
               and on the first ``--r-samples`` samples in memory; R's ``arrayWeights(method =
               "reml")`` + ``lmFit(weights=)`` + ``eBayes`` on those samples (timed inside R).
+              limma's gene-by-gene update (``method="genebygene"``, R's default for small
+              studies with missing values or weights) on the first 48 samples, beside R's.
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -113,8 +115,8 @@ class Case:
     name: str
     role: str  # "limit", "cohortex" or "anchor"
     # "memory", "zarr", "hvg" (the 2,000 most variable genes), "pcs", "slice" (the first
-    # samples), "quality" (the first _QUALITY_SAMPLES samples) or "ranking" (a statistic per
-    # gene: no matrix is timed)
+    # samples), "quality" (the first _QUALITY_SAMPLES samples), "genebygene" (the first
+    # _GENE_BY_GENE_SAMPLES samples) or "ranking" (a statistic per gene: no matrix is timed)
     source: str
     module: str | None = None  # the package an anchor needs
     gpu: bool = True  # whether the case runs on a GPU (device=gpu), or only on the CPU
@@ -171,6 +173,8 @@ _CASES = [
     Case("weights", "cohortex_zarr", "cohortex", "zarr"),
     Case("weights", "cohortex_slice", "cohortex", "slice"),
     Case("weights", "limma_r", "anchor", "slice", "Rscript:limma", gpu=False),
+    Case("weights", "genebygene_slice", "cohortex", "genebygene", gpu=False),
+    Case("weights", "limma_genebygene_r", "anchor", "genebygene", "Rscript:limma", gpu=False),
 ]
 SUITES = (
     "de",
@@ -242,6 +246,8 @@ elapsed <- system.time({
 })[["elapsed"]]
 cat(elapsed, "\n")
 """
+_GENE_BY_GENE_R = _WEIGHTS_R.replace('method = "reml"', 'method = "genebygene"')
+_GENE_BY_GENE_SAMPLES = 48  # a small study, where limma's gene-by-gene update is its default
 _BLOCK_R_GENES = 20  # R's duplicateCorrelation decomposes the blocks afresh for every gene
 _WARM_GENES = 2048  # the warm-up cohort: 600 samples × this many genes
 _GPU_ONLY = {"rapids_singlecell", "cuml"}
@@ -732,15 +738,18 @@ def _weights_case(case: Case, store: str, device: str, r_samples: int) -> dict:
 
     data: Any = open_cohort(store)
     extra: dict[str, Any] = {}
-    if case.source == "slice":
-        data = data.isel(sample=slice(0, r_samples)).load()
+    if case.source in ("slice", "genebygene"):
+        first = r_samples if case.source == "slice" else _GENE_BY_GENE_SAMPLES
+        data = data.isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
-    if case.name == "limma_r":
+    method = "genebygene" if case.source == "genebygene" else "reml"
+    if case.role == "anchor":
         values = np.asarray(data["expression"].values, dtype=np.float64)
-        seconds = _seconds_in_r(_WEIGHTS_R, values, data["condition"].values)
+        script = _GENE_BY_GENE_R if method == "genebygene" else _WEIGHTS_R
+        seconds = _seconds_in_r(script, values, data["condition"].values)
         return {**extra, "timed_seconds": seconds}
     start = time.perf_counter()
-    weights = de.array_weights(data, "~ condition", device=device)
+    weights = de.array_weights(data, "~ condition", method=method, device=device)
     fit_start = time.perf_counter()
     de.fit(data, "~ condition", weights=weights, device=device)
     end = time.perf_counter()

@@ -316,15 +316,36 @@ def gene_by_gene_start(space: VarianceSpace, n_samples: int, prior_n: float) -> 
 
 
 def gene_by_gene_update(
-    state: GeneByGene, y: np.ndarray, prior: np.ndarray | None, design: np.ndarray
+    state: GeneByGene,
+    y: np.ndarray,
+    prior: np.ndarray | None,
+    design: np.ndarray,
+    *,
+    compiled: bool = True,
 ) -> None:
     """The genes of ``y`` (n_samples × g, host, in order; NaN missing) update ``state``.
 
     ``prior``: their precision weights (n_samples × g; every weight > 0, a missing value
     where limma set one for a weight of 0), or None. As limma, a gene is passed over when it
     has at most two observations, fewer than two residual df or a residual variance below
-    :data:`SMALL_VARIANCE`.
+    :data:`SMALL_VARIANCE`. The compiled loop of ``_cpu.array_weights`` does the work unless
+    ``compiled=False`` (this body, with NumPy and SciPy, is its reference).
     """
+    if compiled:
+        from ._cpu.array_weights import gene_by_gene_sweep  # numba: CPU only
+
+        state.genes += gene_by_gene_sweep(
+            y,
+            prior,
+            design,
+            state.basis,
+            state.sum_to_zero,
+            state.information,
+            state.gamma,
+            state.weights,
+            SMALL_VARIANCE,
+        )
+        return
     n = y.shape[0]
     for j in range(y.shape[1]):
         values = y[:, j]
