@@ -888,6 +888,34 @@ def test_enrich_command(tmp_path, capsys):
     assert float(camera["pvalue"].sel(gene_set="planted")) < 1e-3
 
 
+def test_camera_on_a_counts_store_with_voom(tmp_path, capsys):
+    """enrich --method camera --voom: camera(voom(counts), ...), with voom's weights; on
+    counts without --voom it warns, as de does."""
+    from cohortex import de, genesets, read_result, simulate
+
+    store = tmp_path / "c.zarr"
+    simulate(store, 40, 300, n_de=30, log2fc=1.5, distribution="negbinom", seed=12)
+    truth = open_cohort(store)["true_log2fc"].to_series()
+    planted = [str(g) for g in truth.index[truth.to_numpy() > 0]]
+    others = [str(g) for g in truth.index[truth.to_numpy() == 0]]
+    sets = genesets.GeneSets.from_dict(
+        {"planted": planted, **{f"random{i}": others[i * 25 : i * 25 + 25] for i in range(5)}}
+    )
+    sets.to_gmt(tmp_path / "sets.gmt")
+    command = ["enrich", str(store), "--sets", str(tmp_path / "sets.gmt"), "--method", "camera"]
+    command += ["--design", "~ condition", "--top", "0"]
+    assert main([*command, "--voom"]) == 0
+    assert "raw counts" not in capsys.readouterr().err
+    saved = read_result(store, "enrich_camera_camera")
+    direct = genesets.camera(de.voom(store, "~ condition", norm_factors="tmm"), "~ condition", sets)
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-3
+    assert main(command) == 0
+    assert "cohortex enrich: warning: this store holds raw counts" in capsys.readouterr().err
+    assert main(["enrich", str(store), "--sets", str(tmp_path / "sets.gmt"), "--voom"]) == 2
+    assert "--voom goes with --method camera" in capsys.readouterr().err
+
+
 def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):
     from cohortex import de, normalize, read_result, simulate
 

@@ -447,6 +447,12 @@ def _parser() -> argparse.ArgumentParser:
     enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
     enrich.add_argument("--design", default=None, help="camera: the model formula")
     enrich.add_argument(
+        "--voom",
+        action="store_true",
+        help="camera on a counts store: limma-voom's log-CPM (TMM factors) and weights, as "
+        "camera(voom(...), ...)",
+    )
+    enrich.add_argument(
         "--names",
         default=None,
         metavar="VARIABLE",
@@ -1256,10 +1262,19 @@ def _enrich(args: argparse.Namespace) -> None:
     if args.names is not None:
         sets = sets.translate(args.store, args.names)
     start = time.perf_counter()
+    if args.voom and args.method != "camera":
+        raise CohortexError("--voom goes with --method camera (gsea and ora read a DE result).")
     if args.method == "camera":
         if args.design is None:
             raise CohortexError("--method camera needs --design (the model formula).")
-        result = genesets.camera(args.store, args.design, sets, contrast=args.contrast)
+        data: Any = args.store
+        if args.voom:
+            from .. import de
+
+            data = de.voom(args.store, args.design, norm_factors="tmm")
+        else:
+            _warn_if_counts(args.store, "cohortex enrich", "add --voom")
+        result = genesets.camera(data, args.design, sets, contrast=args.contrast)
         source = "camera"
     else:
         stored = [n for n in list_results(args.store) if n.startswith("de_")]
@@ -1330,15 +1345,19 @@ def _enrich(args: argparse.Namespace) -> None:
         print(f"dot plot written to {args.plot}")
 
 
-def _warn_if_counts(store: Path) -> None:
+def _warn_if_counts(
+    store: Path,
+    command: str = "cohortex de",
+    remedy: str = "pass --normalize log_cpm (edgeR's log-CPM with TMM factors; with --design "
+    "add --trend), or use --design ... --voom",
+) -> None:
     """Raw counts tested as they are: t-tests on them are dominated by deep libraries."""
     from ..store import open_cohort
 
     if open_cohort(store).attrs.get("scale") == "counts":
         print(
-            "cohortex de: warning: this store holds raw counts; the test runs on them as they "
-            "are. Pass --normalize log_cpm (edgeR's log-CPM with TMM factors; with --design "
-            "add --trend), or use --design ... --voom.",
+            f"{command}: warning: this store holds raw counts; the test runs on them as they "
+            f"are. {remedy[0].upper()}{remedy[1:]}.",
             file=sys.stderr,
         )
 
