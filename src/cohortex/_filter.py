@@ -14,7 +14,7 @@ from scipy import linalg
 from ._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from ._cohort import CohortLike, as_cohort_matrix, shared_docs
 from ._errors import CohortexError
-from ._normalize import factors_from_sums
+from ._normalize import resolve_factors
 from .de._least_squares import design_matrix, sample_codes
 
 __all__ = ["filter_by_expr"]
@@ -102,20 +102,10 @@ def filter_by_expr(
         raise CohortexError("filter_by_expr() needs counts >= 0 and no NaN.")
     library = np.asarray(to_host(library), dtype=np.float64)
     if norm_factors is not None:
-        if isinstance(norm_factors, str):
-            if data.dataset is None:
-                raise CohortexError("Normalisation factors by name need a cohort Dataset.")
-            expressed = np.asarray(to_host(expressed))
-            factors = np.asarray(
-                factors_from_sums(data.dataset, library, expressed, norm_factors).values
-            )
-        else:
-            factors = np.asarray(to_host(getattr(norm_factors, "values", norm_factors)), float)
-            if factors.shape != (n_samples,) or not (factors > 0).all():
-                raise CohortexError(
-                    f"'norm_factors' must be a method name or {n_samples} positive numbers."
-                )
-        library = library * factors
+        if data.dataset is None:
+            raise CohortexError("'norm_factors' need a cohort (a store or Dataset).")
+        expressed = np.asarray(to_host(expressed))
+        library = library * resolve_factors(data.dataset, norm_factors, library, expressed)
     if not (library > 0).all():
         raise CohortexError("filter_by_expr() needs every sample to have counts (a library > 0).")
     cutoff = min_count / float(np.median(library)) * 1e6

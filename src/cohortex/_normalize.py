@@ -22,7 +22,14 @@ from ._errors import CohortexError
 from .stats._norm_factors import rle_ratios, tmm_factors, upper_quartiles
 from .stats._ranks import average_ranks
 
-__all__ = ["FACTOR_METHODS", "METHODS", "factors_from_sums", "norm_factors", "normalize"]
+__all__ = [
+    "FACTOR_METHODS",
+    "METHODS",
+    "factors_from_sums",
+    "norm_factors",
+    "normalize",
+    "resolve_factors",
+]
 
 METHODS = ("log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio")
 FACTOR_METHODS = ("tmm", "upperquartile", "rle", "none")
@@ -111,7 +118,7 @@ def normalize(
         y = da.log1p(x)
     elif method in ("log_cpm", "log_cpm_offset"):
         library = da.nansum(x, axis=1, dtype=np.float64)
-        factors = _factors_for(ds, norm_factors)
+        factors = resolve_factors(ds, norm_factors)
         if factors is not None:
             factors_dask = da.from_array(factors, chunks=library.chunks)
             if namespace(x) is not np:  # on the chunks' device
@@ -308,12 +315,21 @@ def _samples_by_genes(ds: xr.Dataset) -> da.Array:
     return x
 
 
-def _factors_for(ds: xr.Dataset, given: Any) -> np.ndarray | None:
-    """Normalisation factors by name (computed now) or as given, shape (n_samples,)."""
+def resolve_factors(
+    ds: xr.Dataset,
+    given: Any,
+    library: np.ndarray | None = None,
+    expressed: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Normalisation factors (n_samples,): by method name, computed now (from the library
+    sizes and the expressed genes when they are summed already: :func:`factors_from_sums`),
+    or as given (one positive finite number per sample); None for None."""
     if given is None:
         return None
     if isinstance(given, str):
-        return np.asarray(norm_factors(ds, given).values)
+        if library is None or expressed is None:
+            return np.asarray(norm_factors(ds, given).values)
+        return np.asarray(factors_from_sums(ds, library, expressed, given).values)
     factors = np.asarray(to_host(getattr(given, "values", given)), dtype=np.float64)
     n_samples = ds.sizes["sample"]
     if factors.shape != (n_samples,) or not (np.isfinite(factors).all() and (factors > 0).all()):

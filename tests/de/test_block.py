@@ -117,14 +117,11 @@ def test_voom_weights_with_blocks_equal_limma():
     _close(fitted["df_residual"], results["df_residual"], rtol=0)  # 29 where a weight is 0
 
 
-def test_voom_with_blocks_second_round_equals_limma():
-    """limma's recipe: voom, duplicateCorrelation, voom again with the blocks (its trend from
-    the block fit), duplicateCorrelation and the block fit of the new weights."""
-    counts = pd.read_csv(FIXTURES / "block_voom_counts.csv", index_col=0).T
+def _paired_counts(name):
+    """The counts of 16 patients before and after treatment (make_block_fixtures.R)."""
+    counts = pd.read_csv(FIXTURES / name, index_col=0).T
     samples = pd.read_csv(FIXTURES / "block_voom_samples.csv", index_col=0)
-    results = pd.read_csv(FIXTURES / "block_voom2_results.csv")
-    weights = pd.read_csv(FIXTURES / "block_voom2_weights.csv", index_col=0).T
-    cohort = xr.Dataset(
+    return xr.Dataset(
         {
             "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
             "patient": ("sample", samples["patient"].to_numpy()),
@@ -132,6 +129,14 @@ def test_voom_with_blocks_second_round_equals_limma():
         },
         attrs={"scale": "counts"},
     )
+
+
+def test_voom_with_blocks_second_round_equals_limma():
+    """limma's recipe: voom, duplicateCorrelation, voom again with the blocks (its trend from
+    the block fit), duplicateCorrelation and the block fit of the new weights."""
+    results = pd.read_csv(FIXTURES / "block_voom2_results.csv")
+    weights = pd.read_csv(FIXTURES / "block_voom2_weights.csv", index_col=0).T
+    cohort = _paired_counts("block_voom_counts.csv")
     first = float(results["first"][0])  # limma's first-round consensus (one weight set to 0)
     second = de.voom(cohort, "~ after", block="patient", correlation=first)
     assert second.attrs["voom_correlation"] == first
@@ -179,18 +184,9 @@ def test_voom_with_quality_weights_and_blocks_equals_limma():
     of both voom rounds from the block fit, the sample weights without the blocks; then the
     correlation of its weights and the block fit, as the command line's --voom
     --sample-weights --block runs it."""
-    counts = pd.read_csv(FIXTURES / "block_quality_counts.csv", index_col=0).T
-    samples = pd.read_csv(FIXTURES / "block_voom_samples.csv", index_col=0)
     results = pd.read_csv(FIXTURES / "block_quality_results.csv")
     weights = pd.read_csv(FIXTURES / "block_quality_weights.csv", index_col=0).T
-    cohort = xr.Dataset(
-        {
-            "expression": (("sample", "gene"), counts.to_numpy().astype(np.float64)),
-            "patient": ("sample", samples["patient"].to_numpy()),
-            "after": ("sample", (samples["treatment"] == "after").to_numpy().astype(float)),
-        },
-        attrs={"scale": "counts"},
-    )
+    cohort = _paired_counts("block_quality_counts.csv")
     first_round = de.voom(cohort, "~ after", sample_weights=True)
     first = de.duplicate_correlation(first_round, "~ after", "patient")
     _close(first.attrs["consensus_correlation"], results["first"][0], rtol=1e-10)

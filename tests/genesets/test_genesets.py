@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy import stats
 
 from cohortex import CohortexError, create_cohort, de, genesets
@@ -90,22 +93,25 @@ def test_ora_de_splits_up_and_down():
     assert float(enriched["padj"].sel(direction="up", gene_set="down_set")) > 0.5
 
 
-@pytest.mark.parametrize("variant", ["fixed", "estimated", "trend"])
-def test_camera_equals_limma(variant):
-    from pathlib import Path
+LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
 
-    import xarray as xr
 
-    limma = Path(__file__).parents[1] / "fixtures" / "limma"
-    expression = pd.read_csv(limma / "bladder_expression.csv", index_col=0).T
-    samples = pd.read_csv(limma / "bladder_samples.csv", index_col=0).astype(str)
-    ds = xr.Dataset(
+def _bladder():
+    """bladderbatch's 57 arrays (1000 probes of make_limma_fixtures.R), cancer and batch."""
+    expression = pd.read_csv(LIMMA / "bladder_expression.csv", index_col=0).T
+    samples = pd.read_csv(LIMMA / "bladder_samples.csv", index_col=0).astype(str)
+    return xr.Dataset(
         {
             "expression": (("sample", "gene"), expression.to_numpy()),
             **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
         },
         coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
     )
+
+
+@pytest.mark.parametrize("variant", ["fixed", "estimated", "trend"])
+def test_camera_equals_limma(variant):
+    limma, ds = LIMMA, _bladder()
     sets = read_gmt(limma / "camera_sets.gmt")
     expected = pd.read_csv(limma / f"camera_{variant}.csv", index_col=0)
     result = genesets.camera(
@@ -133,11 +139,7 @@ def _camera_check(result, expected, estimated=False):
 def test_camera_on_a_voom_result_equals_limma(variant):
     """camera(v, index, design): each gene's t from its fit with voom's weights, which
     camera takes from the result as limma takes them from the EList."""
-    from pathlib import Path
-
-    import xarray as xr
-
-    limma = Path(__file__).parents[1] / "fixtures" / "limma"
+    limma = LIMMA
     counts = pd.read_csv(limma / "voom_counts.csv", index_col=0)
     samples = pd.read_csv(limma / "voom_samples.csv", index_col=0)
     cohort = xr.Dataset(
@@ -167,20 +169,7 @@ def test_camera_on_a_voom_result_equals_limma(variant):
 def test_camera_with_sample_weights_equals_limma(variant):
     """camera(weights = arrayWeights(...)): limma scales the values and the design by the
     root weights (its trend.var then averages the scaled values)."""
-    from pathlib import Path
-
-    import xarray as xr
-
-    limma = Path(__file__).parents[1] / "fixtures" / "limma"
-    expression = pd.read_csv(limma / "bladder_expression.csv", index_col=0).T
-    samples = pd.read_csv(limma / "bladder_samples.csv", index_col=0).astype(str)
-    ds = xr.Dataset(
-        {
-            "expression": (("sample", "gene"), expression.to_numpy()),
-            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
-        },
-        coords={"sample": expression.index.to_numpy(), "gene": expression.columns.to_numpy()},
-    )
+    limma, ds = LIMMA, _bladder()
     weights = pd.read_csv(limma / "camera_sample_weights.csv")["weight"].to_numpy()
     result = genesets.camera(
         ds,

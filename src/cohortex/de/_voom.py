@@ -15,7 +15,7 @@ from dask.array.utils import meta_from_array
 from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
-from .._normalize import factors_from_sums
+from .._normalize import resolve_factors
 from ..stats._lowess import lowess, tied_means
 from ._array_weights import array_weights
 from ._block_model import block_least_squares
@@ -157,15 +157,8 @@ def voom(
         raise CohortexError("voom() needs counts >= 0; the matrix holds negative values.")
     library = np.asarray(to_host(library), dtype=np.float64)
     expressed = np.asarray(to_host(gene_totals)) != 0
-    if norm_factors is not None:
-        if isinstance(norm_factors, str):
-            factors = np.asarray(factors_from_sums(ds, library, expressed, norm_factors).values)
-        else:
-            factors = np.asarray(to_host(getattr(norm_factors, "values", norm_factors)), float)
-            if factors.shape != (n_samples,) or not (factors > 0).all():
-                raise CohortexError(
-                    f"'norm_factors' must be a method name or {n_samples} positive numbers."
-                )
+    factors = resolve_factors(ds, norm_factors, library, expressed)
+    if factors is not None:
         library = library * factors
     chunks = counts.chunks[0]
     offsets = da.from_array(library[:, None] + 1.0, chunks=(chunks, 1))
