@@ -108,7 +108,16 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     """Every public entry point with a GPU path, GPU against CPU."""
     import xarray as xr
 
-    from cohortex import create_cohort, de, fdr, norm_factors, normalize, pca, survival
+    from cohortex import (
+        create_cohort,
+        de,
+        fdr,
+        filter_by_expr,
+        norm_factors,
+        normalize,
+        pca,
+        survival,
+    )
     from cohortex._backend import to_device
     from cohortex.ae import Autoencoder
     from cohortex.simulate import simulate_array
@@ -240,6 +249,10 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     cases["norm_factors tmm, device chunks"] = lambda: (
         norm_factors(counts_on_device).values,
         norm_factors(counts_ds).values,
+    )
+    cases["filter_by_expr, device chunks"] = lambda: (
+        filter_by_expr(counts_on_device, device="gpu").values.astype(np.float64),
+        filter_by_expr(counts_ds, device="cpu").values.astype(np.float64),
     )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
