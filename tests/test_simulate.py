@@ -113,6 +113,23 @@ def test_negative_binomial_counts():
     assert np.median(var[high] / mean[high]) > 5
 
 
+def test_negative_binomial_counts_have_real_rna_seqs_low_tail():
+    """At the default depth, as in bulk RNA-seq: about a quarter of the genes below 1 CPM,
+    zeros in the matrix, and edgeR's filterByExpr leaving out a quarter; the planted genes
+    all expressed."""
+    from cohortex import filter_by_expr
+
+    x, samples, genes = simulate_array(100, 20_000, n_de=500, distribution="negbinom", seed=3)
+    cpm = x / x.sum(axis=1, keepdims=True) * 1e6
+    below = float(np.mean(np.median(cpm, axis=0) < 1.0))
+    assert 0.2 < below < 0.35
+    assert 0.05 < float(np.mean(x == 0)) < 0.2
+    keep = filter_by_expr(x.astype(np.float64), group=samples["condition"].to_numpy())
+    assert 0.65 < keep.attrs["n_kept"] / 20_000 < 0.8
+    planted = genes["true_log2fc"].to_numpy() != 0
+    assert np.all(np.median(cpm[:, planted], axis=0) > 0.01) and keep.values[planted].mean() > 0.9
+
+
 def test_negbinom_store_is_counts(tmp_path):
     ds = simulate(tmp_path / "nb.zarr", 50, 20, distribution="negbinom", n_de=2)
     assert ds.attrs["scale"] == "counts"
