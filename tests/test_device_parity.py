@@ -267,6 +267,28 @@ def test_gsea(gpu_xp):
     _same(genesets.gsea(ranking, sets, permutations=300, device="gpu"), cpu)
 
 
+def test_camera_with_sample_weights(gpu_xp):
+    """camera with a weight per sample: the trend's scaled averages and the estimated
+    correlation on device chunks."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(8.0, 1.0, (40, 120))
+    labels = np.repeat(["a", "b"], 20)
+    x[labels == "b", :15] += 1.0
+    genes = [f"g{i}" for i in range(120)]
+    host = xr.Dataset(
+        {"expression": (("sample", "gene"), x), "condition": ("sample", labels)},
+        coords={"gene": genes},
+    ).chunk({"sample": 16})
+    device = host.copy()
+    device["expression"] = (("sample", "gene"), to_device(host["expression"].data, "gpu"))
+    sets = genesets.GeneSets.from_dict({f"s{j}": genes[j * 12 : j * 12 + 15] for j in range(8)})
+    weights = rng.uniform(0.3, 2.0, 40)
+    for extra in ({"trend": True}, {"inter_gene_cor": None}):
+        cpu = genesets.camera(host, "~ condition", sets, weights=weights, device="cpu", **extra)
+        on_device = genesets.camera(device, "~ condition", sets, weights=weights, **extra)
+        _same(on_device, cpu, rtol=1e-9)
+
+
 def test_select_k_best(gpu_xp, cohort):
     path = cohort[0]
     _same(

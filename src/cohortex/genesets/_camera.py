@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 from scipy import sparse, stats
 
 from .. import fdr as _fdr
-from .._backend import dask_on, resolve_device, to_host
+from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..de._least_squares import design_matrix, rows_per_task, sample_weights_of
@@ -120,10 +121,13 @@ def camera(
     average = np.asarray(to_host(fitted[name].data), dtype=np.float64)
     root = None if per_sample is None else np.sqrt(per_sample)
     if trend and root is not None:  # limma: rowMeans of the values it scaled by √w
-        scaled = dask_on(
+        values = dask_on(
             data.matrix, resolve_device(device), (rows_per_task(data.matrix.shape[1]), -1)
         )
-        average = np.asarray(to_host((scaled * root[:, None]).mean(axis=0).compute()), float)
+        column = da.from_array(root[:, None], chunks=(values.chunks[0], 1))
+        if namespace(values) is not np:
+            column = as_device_dask(column)
+        average = np.asarray(to_host((values * column).mean(axis=0).compute()), float)
     genes = [str(g) for g in fitted["gene"].values]
     n_genes = len(genes)
     if n_genes < 3:
