@@ -288,8 +288,8 @@ class _Model:
             low_rng = self._rng(4)
             planted = np.zeros(self.n_genes, dtype=bool)
             planted[order[: n_de_genes + n_module_genes + int(survival_genes)]] = True
-            low = ~planted & (low_rng.uniform(size=self.n_genes) < LOW_EXPRESSED)
-            log_prop[low] += LOW_SHIFT
+            barely = ~planted & (low_rng.uniform(size=self.n_genes) < LOW_EXPRESSED)
+            log_prop[barely] += LOW_SHIFT
             prop = np.exp(log_prop)
             self.base = np.log2(prop / prop.sum())
             self.dispersion = np.exp(gene_rng.normal(np.log(0.1), 0.5, self.n_genes))
