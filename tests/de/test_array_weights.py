@@ -229,6 +229,15 @@ def test_voom_with_quality_weights_gene_by_gene_equals_limma():
         de.voom(_count_cohort(), "~ group", sample_weights="yes")
 
 
+def test_voom_refuses_gene_by_gene_weights_for_many_samples(monkeypatch):
+    monkeypatch.setattr(_array_weights, "GENE_BY_GENE_SAMPLES", 20)
+    from cohortex.de import _voom
+
+    monkeypatch.setattr(_voom, "GENE_BY_GENE_SAMPLES", 20)
+    with pytest.raises(CohortexError, match="up to 21 samples; this cohort has 40"):
+        de.voom(_count_cohort(), "~ group", sample_weights="genebygene")
+
+
 @pytest.mark.parametrize("case", ["complete", "missing"])
 def test_fit_with_sample_weights_and_a_contrast_equals_limma(case):
     """A contrast of two correlated coefficients takes its standard error, and the F its

@@ -17,7 +17,7 @@ from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_do
 from .._errors import CohortexError
 from .._normalize import resolve_factors
 from ..stats._lowess import lowess, tied_means
-from ._array_weights import array_weights
+from ._array_weights import GENE_BY_GENE_SAMPLES, array_weights
 from ._block_model import block_least_squares
 from ._gene_columns import TASK_GENES
 from ._least_squares import (
@@ -142,6 +142,11 @@ def voom(
         raise CohortexError(f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}.")
     if var_group is not None and not sample_weights:
         raise CohortexError("voom's 'var_group' goes with 'sample_weights'.")
+    if method == "genebygene" and var_group is None and n_samples - 1 > GENE_BY_GENE_SAMPLES:
+        raise CohortexError(  # before any pass over the counts
+            f"The gene-by-gene sample weights are offered up to {GENE_BY_GENE_SAMPLES + 1} "
+            f"samples; this cohort has {n_samples}. Use sample_weights='reml'."
+        )
     codes = (
         None if block is None else sample_codes(block, as_cohort_matrix(ds), n_samples, "block")[0]
     )
