@@ -1019,13 +1019,11 @@ def _de(args: argparse.Namespace) -> None:
                 f"{result.attrs['correlation']:.4f})"
             )
         if sample_weights is not None:
-            how = "REML" if args.sample_weights == "reml" else "gene by gene"
-            what += _sample_weights_summary(
-                sample_weights,
-                args.var_group,
-                "REML" if how == "REML" else "limma's gene-by-gene update",
-            )
-            result.attrs["sample_weights"] = f"{how}, by {args.var_group or 'sample'}"
+            reml = args.sample_weights == "reml"
+            how = "REML" if reml else "limma's gene-by-gene update"
+            what += _sample_weights_summary(sample_weights, args.var_group, how)
+            method = "REML" if reml else "gene by gene"
+            result.attrs["sample_weights"] = f"{method}, by {args.var_group or 'sample'}"
         default_name: str | None = "de_voom" if args.voom else "de_limma"
     else:
         result = de.test(
