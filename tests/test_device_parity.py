@@ -199,12 +199,16 @@ def test_voom(gpu_xp, tmp_path):
 
 
 def test_remove_batch_effect(gpu_xp, cohort):
-    path, _, _ = cohort
-    cpu = de.remove_batch_effect(path, "batch", design="~ condition", device="cpu")
-    on_device = de.remove_batch_effect(path, "batch", design="~ condition", device="gpu")
-    corrected = on_device["expression"].data.compute()
-    assert namespace(corrected) is gpu_xp
-    np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
+    path, x, _ = cohort
+    rng = np.random.default_rng(16)
+    # without weights, with a weight per observation and with one per sample
+    for weights in (None, rng.uniform(0.3, 2.0, x.shape), rng.uniform(0.3, 2.0, x.shape[0])):
+        options = {"design": "~ condition", "weights": weights}
+        cpu = de.remove_batch_effect(path, "batch", device="cpu", **options)
+        on_device = de.remove_batch_effect(path, "batch", device="gpu", **options)
+        corrected = on_device["expression"].data.compute()
+        assert namespace(corrected) is gpu_xp
+        np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less"])

@@ -355,6 +355,42 @@ def test_remove_batch_effect_equals_limma():
         de.remove_batch_effect(ds, "runs")
 
 
+def test_remove_batch_effect_with_weights_equals_limma():
+    """removeBatchEffect(v, batch, design) after voom (lmFit takes the EList's weights, as
+    remove_batch_effect takes a voom result's), and with arrayWeights' sample weights."""
+    import xarray as xr
+
+    counts = pd.read_csv(FIXTURES / "voom_counts.csv", index_col=0)
+    samples = pd.read_csv(FIXTURES / "voom_samples.csv", index_col=0)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts.T.to_numpy().astype(float)),
+            "condition": ("sample", samples["condition"].to_numpy()),
+            "run": ("sample", np.tile(["r1", "r2", "r3"], 4)),
+        },
+        attrs={"scale": "counts"},
+    )
+    voomed = de.voom(cohort, "~ condition", norm_factors="tmm")
+    corrected = de.remove_batch_effect(voomed, "run", design="~ condition")
+    expected = pd.read_csv(FIXTURES / "remove_batch_voom.csv", index_col=0).to_numpy().T
+    _close(corrected["expression"].values, expected, rtol=1e-10)
+    unweighted = de.remove_batch_effect(voomed.drop_vars("weights"), "run", design="~ condition")
+    assert not np.allclose(unweighted["expression"].values, expected, rtol=1e-6)
+
+    expression, bladder, _, _ = _case("bladder")
+    bladder = bladder.assign(batch=bladder["batch"].astype(str))
+    ds = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), expression.iloc[:, :200].to_numpy()),
+            **{name: ("sample", bladder[name].to_numpy()) for name in bladder.columns},
+        }
+    )
+    weights = pd.read_csv(FIXTURES / "camera_sample_weights.csv")["weight"].to_numpy()
+    corrected = de.remove_batch_effect(ds, "batch", design="~ cancer", weights=weights)
+    expected = pd.read_csv(FIXTURES / "remove_batch_weighted.csv", index_col=0).to_numpy().T
+    _close(corrected["expression"].values, expected, rtol=1e-10)
+
+
 def test_ordinary_least_squares_equals_statsmodels():
     rng = np.random.default_rng(30)
     n = 40

@@ -12,9 +12,16 @@ import xarray as xr
 from dask.array.utils import meta_from_array
 
 from .._backend import dask_on, namespace, resolve_device, to_host
-from .._cohort import CohortLike, as_cohort_dataset, shared_docs
+from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
-from ._least_squares import check_design, design_matrix, least_squares, rows_per_task
+from ._least_squares import (
+    check_design,
+    design_matrix,
+    least_squares,
+    rows_per_task,
+    sample_weights_of,
+    weights_for,
+)
 
 __all__ = ["remove_batch_effect"]
 
@@ -28,6 +35,7 @@ def remove_batch_effect(
     *,
     covariates: Sequence[str] = (),
     design: str | pd.DataFrame | np.ndarray | None = None,
+    weights: Any = None,
     device: str = "auto",
 ) -> xr.Dataset:
     """Remove batch effects from expression values, as limma's ``removeBatchEffect``.
@@ -46,6 +54,11 @@ def remove_batch_effect(
         Numeric sample variables to fit out.
     design : str, DataFrame or array, optional
         The effects to keep (as for :func:`fit`), e.g. ``"~ condition"``.
+    weights : array of shape (n_samples, n_genes) or (n_samples,), optional
+        Precision weights of the fit, as for :func:`fit` (default: the cohort's ``weights``
+        variable, as a :func:`voom` result has: limma's ``removeBatchEffect(v, ...)`` fits
+        with an EList's weights too). The corrected values are the unweighted ones less the
+        weighted fit's effects.
     {device}
 
     Returns
@@ -82,7 +95,9 @@ def remove_batch_effect(
     check_design(full, [*names, *(f"batch{j}" for j in range(removed.shape[1]))])
     x = dask_on(ds["expression"].transpose("sample", "gene").data, on, (_ROWS_PER_CHUNK, -1))
     x = x.rechunk({0: rows_per_task(x.shape[1]), 1: -1})
-    fitted = least_squares(x, full, None)
+    given = weights_for(weights, as_cohort_matrix(ds), x)
+    per_sample = sample_weights_of(weights, n_samples)
+    fitted = least_squares(x, full, given if per_sample is None else per_sample)
     xp = namespace(fitted.beta)
     effects = fitted.beta[kept.shape[1] :]
     effects = xp.where(xp.isnan(effects), 0.0, effects)  # as limma: NA effects count as 0
