@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from .. import fdr as _fdr
 from .._cohort import to_host_dataset
@@ -11,7 +12,10 @@ from .._errors import CohortexError
 
 __all__ = ["decide"]
 
-DECIDE_METHODS = ("separate", "global")
+DECIDE_METHODS = ("separate", "global", "nestedF")
+
+# limma's multiplier of the threshold for the genes that pass the F (nestedF), by adjustment
+_NESTED_ADJUSTMENTS = ("none", "bonferroni", "holm", "bh", "by")
 
 
 def decide(
@@ -32,9 +36,13 @@ def decide(
     ----------
     result : xarray.Dataset
         A result of :func:`fit` or :func:`test` (not ANOVA: it has no direction).
-    method : {"separate", "global"}, default "separate"
+    method : {"separate", "global", "nestedF"}, default "separate"
         Adjust each contrast's p-values on their own, or all contrasts' together (for
-        comparing numbers of calls between contrasts).
+        comparing numbers of calls between contrasts), or limma's ``"nestedF"``: the genes
+        whose F is significant (adjusted across genes), then in each such gene the contrasts
+        called by a sequence of nested F-tests (``classifyTestsF``) at ``p_value`` times
+        the adjustment's share of those genes — for seeing which contrasts drive a gene.
+        ``nestedF`` needs a :func:`fit` result with several contrasts.
     p_value : float, default 0.05
         Threshold on the adjusted p-values.
     lfc : float, default 0
@@ -49,7 +57,8 @@ def decide(
     """
     if method not in DECIDE_METHODS:
         raise CohortexError(
-            f"The 'method' parameter of decide() must be 'separate' or 'global'; got {method!r}."
+            "The 'method' parameter of decide() must be 'separate', 'global' or 'nestedF'; "
+            f"got {method!r}."
         )
     if not 0 < p_value <= 1:
         raise CohortexError(f"'p_value' must be in (0, 1]; got {p_value!r}.")
@@ -71,12 +80,23 @@ def decide(
     pvalue = host["pvalue"]
     effect = host[effect_name].values
     values = np.asarray(pvalue.values, dtype=np.float64)
+    if pvalue.dims[-1] != "gene":
+        raise CohortexError("decide() expects the gene dimension last in the result.")
+    if method == "nestedF":
+        called = _nested_f(result, p_value, adjust) != 0
+        called &= np.abs(effect) > lfc
+        calls = np.where(called, np.sign(effect), 0.0).astype(np.int8)
+        return xr.DataArray(
+            calls,
+            dims=pvalue.dims,
+            coords=pvalue.coords,
+            name="call",
+            attrs={"method": method, "p_value": p_value, "lfc": lfc, "adjust": adjust},
+        )
     if method == "global":
         adjusted = _fdr.adjust(values.reshape(1, -1), adjust).reshape(values.shape)
     else:
         adjusted = _fdr.adjust(values, adjust)  # along the gene axis, per contrast
-    if pvalue.dims[-1] != "gene":
-        raise CohortexError("decide() expects the gene dimension last in the result.")
     called = (adjusted < p_value) & (np.abs(effect) > lfc)
     calls = np.where(called, np.sign(effect), 0.0).astype(np.int8)
     return xr.DataArray(
@@ -86,3 +106,58 @@ def decide(
         name="call",
         attrs={"method": method, "p_value": p_value, "lfc": lfc, "adjust": adjust},
     )
+
+
+def _nested_f(result: xr.Dataset, p_value: float, adjust: str) -> np.ndarray:
+    """limma's ``decideTests(method = "nestedF")``: calls (contrast × gene) in −1, 0, 1."""
+    if "F_pvalue" not in result or "F_projection" not in result.attrs:
+        raise CohortexError(
+            "decide(method='nestedF') needs a result of de.fit() with several contrasts (its F)."
+        )
+    if adjust not in _NESTED_ADJUSTMENTS:
+        raise CohortexError(
+            f"decide(method='nestedF') adjusts with one of {', '.join(_NESTED_ADJUSTMENTS)}; "
+            f"got {adjust!r}."
+        )
+    host = to_host_dataset(result[["F_pvalue", "statistic"]])
+    f_p = np.asarray(host["F_pvalue"].values, dtype=np.float64)
+    if np.isnan(f_p).any():
+        raise CohortexError("decide(method='nestedF') needs every gene's F (limma refuses NA).")
+    selected = _fdr.adjust(f_p, adjust) < p_value
+    passed, n = int(selected.sum()), f_p.size
+    share = {
+        "none": 1.0,
+        "bonferroni": 1.0 / n,
+        "holm": 1.0 / (n - passed + 1),
+        "bh": passed / n,
+        "by": passed / n / float(np.sum(1.0 / np.arange(1, n + 1))),
+    }[adjust]
+    projection = np.asarray(result.attrs["F_projection"], dtype=np.float64)  # (r, contrasts)
+    rank = projection.shape[0]
+    df2 = result["F_df2"].values if "F_df2" in result else result.attrs["F_df2"]
+    df2 = np.broadcast_to(np.asarray(df2, dtype=np.float64), f_p.shape)
+    t = np.asarray(host["statistic"].values, dtype=np.float64)  # (contrasts, genes)
+    calls = np.zeros(t.shape)
+    for gene in np.flatnonzero(selected):
+        # R's qf(p, r, Inf) is qchisq(p, r) / r (limma's df_prior may be infinite)
+        critical = (
+            stats.chi2.isf(p_value * share, rank)
+            if np.isinf(df2[gene])
+            else stats.f.isf(p_value * share, rank, df2[gene]) * rank
+        )
+        x = t[:, gene].copy()
+        # a contrast without a value: limma's NA, 0 here as decide() calls NaN p-values
+        if np.isnan(x).any() or np.sum((projection @ x) ** 2) <= critical:
+            continue
+        # the largest |t| first; each next contrast joins while the F of the ones so far,
+        # their |t| lowered to its own, stays significant (classifyTestsF)
+        order = np.argsort(-np.abs(x), kind="stable")
+        calls[order[0], gene] = np.sign(x[order[0]])
+        for j in range(1, x.size):
+            bigger = order[:j]
+            x[bigger] = np.sign(x[bigger]) * abs(x[order[j]])
+            if np.sum((projection @ x) ** 2) > critical:
+                calls[order[j], gene] = np.sign(x[order[j]])
+            else:
+                break
+    return calls

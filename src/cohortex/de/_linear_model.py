@@ -122,6 +122,7 @@ def fit(
         ``stdev_unscaled``. Per gene instead of attributes where limma has one per gene:
         ``s2_prior`` (trend), ``df_prior``, ``df_total`` and ``F_df2`` (robust). Attributes:
         ``df_residual``, ``df_prior``, ``s2_prior``, ``df_total``, ``F_df1``, ``F_df2``,
+        ``F_projection`` (the F's r × contrasts projection, for :func:`decide`'s nested F),
         ``confidence``, the design's column names and the formula.
     """
     if (trend or robust or treat_lfc is not None) and not moderate:
@@ -277,11 +278,13 @@ def fit(
         # limma's F is on df_residual + df_prior (per gene when robust), not the capped df_total
         prior_df = gene_priors.get("df_prior", attrs.get("df_prior", 0.0))
         f_df = (xp.asarray(df_residual) if np.ndim(df_residual) else df_residual) + prior_df
-        f, f_p, rank = _f_test(t, unscaled_cov, f_df)
+        f, f_p, projection = _f_test(t, unscaled_cov, f_df)
         variables["F"] = ("gene", f)
         variables["F_pvalue"] = ("gene", f_p)
         variables["F_padj"] = ("gene", _fdr.adjust(f_p, fdr))
-        attrs["F_df1"] = rank
+        attrs["F_df1"] = projection.shape[0]
+        # decide(method="nestedF") tests the contrasts of a gene on the same projection
+        attrs["F_projection"] = projection.tolist()
         if np.ndim(f_df):
             variables["F_df2"] = ("gene", f_df)
         else:
@@ -371,7 +374,7 @@ def _treat(
     return t, pvalue
 
 
-def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, int]:
+def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, np.ndarray]:
     """limma's moderated F (``classifyTestsF``): ``t' R⁺ t / r`` with R the contrasts'
     correlation matrix and r its rank (eigenvalues above 1e-8 of the largest), so dependent
     contrasts such as B − A, C − A, C − B count as the two tests they are.
@@ -381,7 +384,8 @@ def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, int]:
     F : array of shape (n_genes,)
     pvalue : array of shape (n_genes,)
         On r and ``df`` degrees of freedom.
-    r : int
+    projection : ndarray of shape (r, n_contrasts)
+        ``Λ^-½ V'`` of R's leading eigenpairs: ``F = |projection @ t|² / r``.
     """
     xp = namespace(t)
     covariance = unscaled_cov.copy()
@@ -393,6 +397,6 @@ def _f_test(t: Any, unscaled_cov: np.ndarray, df: Any) -> tuple[Any, Any, int]:
     values, vectors = np.linalg.eigh(correlation)
     values, vectors = values[::-1], vectors[:, ::-1]  # largest first, as R's eigen
     rank = int(np.sum(values / values[0] > 1e-8))
-    projection = xp.asarray((vectors[:, :rank] / np.sqrt(values[:rank])).T)  # (r, contrasts)
-    f = xp.sum((projection @ t) ** 2, axis=0) / rank
-    return f, f_sf(f, float(rank), df), rank
+    projection = (vectors[:, :rank] / np.sqrt(values[:rank])).T  # (r, contrasts)
+    f = xp.sum((xp.asarray(projection) @ t) ** 2, axis=0) / rank
+    return f, f_sf(f, float(rank), df), projection
