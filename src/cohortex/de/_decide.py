@@ -83,21 +83,14 @@ def decide(
     if pvalue.dims[-1] != "gene":
         raise CohortexError("decide() expects the gene dimension last in the result.")
     if method == "nestedF":
-        called = _nested_f(result, p_value, adjust) != 0
-        called &= np.abs(effect) > lfc
-        calls = np.where(called, np.sign(effect), 0.0).astype(np.int8)
-        return xr.DataArray(
-            calls,
-            dims=pvalue.dims,
-            coords=pvalue.coords,
-            name="call",
-            attrs={"method": method, "p_value": p_value, "lfc": lfc, "adjust": adjust},
-        )
-    if method == "global":
-        adjusted = _fdr.adjust(values.reshape(1, -1), adjust).reshape(values.shape)
+        significant = _nested_f(result, p_value, adjust) != 0
     else:
-        adjusted = _fdr.adjust(values, adjust)  # along the gene axis, per contrast
-    called = (adjusted < p_value) & (np.abs(effect) > lfc)
+        if method == "global":
+            adjusted = _fdr.adjust(values.reshape(1, -1), adjust).reshape(values.shape)
+        else:
+            adjusted = _fdr.adjust(values, adjust)  # along the gene axis, per contrast
+        significant = adjusted < p_value
+    called = significant & (np.abs(effect) > lfc)
     calls = np.where(called, np.sign(effect), 0.0).astype(np.int8)
     return xr.DataArray(
         calls,
