@@ -142,43 +142,30 @@ def test_voom_with_blocks(tmp_path, capsys):
     )
     paired = tmp_path / "paired.zarr"
     command = ["de", str(paired), "--design", "~ condition", "--voom", "--block", "patient"]
-    assert main([*command, "--top", "0"]) == 0
-    # limma's two rounds: voom, its correlation, voom with the blocks, the correlation again
-    voomed = de.voom(paired, "~ condition", norm_factors="tmm")
-    first = de.duplicate_correlation(voomed, "~ condition", "patient")
-    again = de.voom(
-        paired,
-        "~ condition",
-        norm_factors="tmm",
-        block="patient",
-        correlation=first.attrs["consensus_correlation"],
-    )
-    direct = de.fit(again, "~ condition", block="patient")
-    saved = read_result(paired, "de_voom")
-    assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
-    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
-    assert "correlated within patient (estimated correlation" in capsys.readouterr().out
-
-    # with sample quality weights too: voomWithQualityWeights in both rounds (the second with
-    # the blocks), the correlation of its weights; the weights are estimated without blocks
-    assert main([*command, "--sample-weights", "--name", "quality", "--top", "0"]) == 0
-    voomed = de.voom(paired, "~ condition", norm_factors="tmm", sample_weights=True)
-    first = de.duplicate_correlation(voomed, "~ condition", "patient")
-    again = de.voom(
-        paired,
-        "~ condition",
-        norm_factors="tmm",
-        block="patient",
-        correlation=first.attrs["consensus_correlation"],
-        sample_weights=True,
-    )
-    direct = de.fit(again, "~ condition", block="patient")
-    saved = read_result(paired, "quality")
-    assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
-    assert saved.attrs["sample_weights"] == "REML, by sample"
-    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
-    out = capsys.readouterr().out
-    assert "correlated within patient" in out and "sample weights by REML (lowest:" in out
+    # limma's two rounds: voom, its correlation, voom with the blocks, the correlation again;
+    # with sample quality weights, voomWithQualityWeights in both rounds (the second with the
+    # blocks; the weights themselves estimated without them)
+    for quality, name in ((False, "de_voom"), (True, "quality")):
+        extra = ["--sample-weights", "--name", name] if quality else []
+        assert main([*command, *extra, "--top", "0"]) == 0
+        voomed = de.voom(paired, "~ condition", norm_factors="tmm", sample_weights=quality)
+        first = de.duplicate_correlation(voomed, "~ condition", "patient")
+        again = de.voom(
+            paired,
+            "~ condition",
+            norm_factors="tmm",
+            block="patient",
+            correlation=first.attrs["consensus_correlation"],
+            sample_weights=quality,
+        )
+        direct = de.fit(again, "~ condition", block="patient")
+        saved = read_result(paired, name)
+        assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
+        np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+        out = capsys.readouterr().out
+        assert "correlated within patient (estimated correlation" in out
+        assert ("sample weights by REML (lowest:" in out) == quality
+    assert read_result(paired, "quality").attrs["sample_weights"] == "REML, by sample"
 
 
 def test_voom_after_filter_by_expr(tmp_path, capsys):
