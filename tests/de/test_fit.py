@@ -213,6 +213,8 @@ def test_decide_equals_limma_decide_tests():
         ("nested", {"method": "nestedF"}),
         ("nested_lfc", {"method": "nestedF", "lfc": 1.0}),
         ("nested_holm", {"method": "nestedF", "adjust": "holm"}),
+        ("hierarchical", {"method": "hierarchical"}),
+        ("hierarchical_holm", {"method": "hierarchical", "adjust": "holm"}),
     ]:
         calls = de.decide(result, p_value=0.1, **options)
         assert calls.dtype == np.int8 and calls.dims == ("contrast", "gene")
@@ -223,7 +225,7 @@ def test_decide_equals_limma_decide_tests():
     with pytest.raises(CohortexError, match="needs a result of de.fit\\(\\) or de.test"):
         de.decide(result[["F"]])
     with pytest.raises(CohortexError, match="'method' parameter of decide\\(\\) must be"):
-        de.decide(result, method="hierarchical")
+        de.decide(result, method="nested")
     with pytest.raises(CohortexError, match="needs a result of de.fit\\(\\) with several"):
         de.decide(
             result.isel(contrast=[0]).drop_vars(["F", "F_pvalue", "F_padj"]), method="nestedF"
@@ -232,18 +234,20 @@ def test_decide_equals_limma_decide_tests():
         de.decide(result, method="nestedF", adjust="storey")
 
 
-def test_nested_f_with_a_finite_prior_df_equals_limma():
-    """decideTests(method = "nestedF") where df_prior is finite (the F's critical value on
-    df_residual + df_prior): three groups, B − A and C − A."""
+def test_nested_f_and_hierarchical_with_a_finite_prior_df_equal_limma():
+    """decideTests(method = "nestedF" / "hierarchical") where df_prior is finite (the tests
+    on df_residual + df_prior): three groups, B − A and C − A."""
     expression, samples, _, hyper = _case("contrasts")
     assert np.isfinite(hyper["df_prior"][0])
     expected = pd.read_csv(FIXTURES / "contrasts_nested.csv", index_col=0)
     design = pd.get_dummies(samples["group"], dtype=float)
     result = de.fit(expression.to_numpy(), design, contrasts={"BvsA": "B - A", "CvsA": "C - A"})
-    calls = de.decide(result, method="nestedF", p_value=0.2)
-    for name in ("BvsA", "CvsA"):
-        np.testing.assert_array_equal(calls.sel(contrast=name).values, expected[name].to_numpy())
-    assert (calls != 0).sum() == 20
+    for method in ("nestedF", "hierarchical"):
+        calls = de.decide(result, method=method, p_value=0.2)
+        for name in ("BvsA", "CvsA"):
+            column = expected[f"{method.removesuffix('F')}_{name}"].to_numpy()
+            np.testing.assert_array_equal(calls.sel(contrast=name).values, column)
+        assert (calls != 0).sum() == (20 if method == "nestedF" else 13)
 
 
 def _limma_columns(result, results, contrasts, f=True):

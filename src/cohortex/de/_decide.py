@@ -12,9 +12,10 @@ from .._errors import CohortexError
 
 __all__ = ["decide"]
 
-DECIDE_METHODS = ("separate", "global", "nestedF")
+DECIDE_METHODS = ("separate", "global", "hierarchical", "nestedF")
 
-# limma's multiplier of the threshold for the genes that pass the F (nestedF), by adjustment
+# limma's multiplier of the threshold for the genes that pass the F (hierarchical, nestedF),
+# by adjustment
 _NESTED_ADJUSTMENTS = ("none", "bonferroni", "holm", "bh", "by")
 
 
@@ -36,13 +37,14 @@ def decide(
     ----------
     result : xarray.Dataset
         A result of :func:`fit` or :func:`test` (not ANOVA: it has no direction).
-    method : {"separate", "global", "nestedF"}, default "separate"
+    method : {"separate", "global", "hierarchical", "nestedF"}, default "separate"
         Adjust each contrast's p-values on their own, or all contrasts' together (for
-        comparing numbers of calls between contrasts), or limma's ``"nestedF"``: the genes
-        whose F is significant (adjusted across genes), then in each such gene the contrasts
-        called by a sequence of nested F-tests (``classifyTestsF``) at ``p_value`` times
-        the adjustment's share of those genes — for seeing which contrasts drive a gene.
-        ``nestedF`` needs a :func:`fit` result with several contrasts.
+        comparing numbers of calls between contrasts); or, as limma, first the genes whose F
+        is significant (adjusted across genes), then in each such gene at ``p_value`` times
+        the adjustment's share of those genes: ``"hierarchical"``, the gene's contrasts'
+        p-values adjusted among themselves; ``"nestedF"``, a sequence of nested F-tests
+        (``classifyTestsF``), for seeing which contrasts drive a gene. These two need a
+        :func:`fit` result with several contrasts.
     p_value : float, default 0.05
         Threshold on the adjusted p-values.
     lfc : float, default 0
@@ -57,7 +59,7 @@ def decide(
     """
     if method not in DECIDE_METHODS:
         raise CohortexError(
-            "The 'method' parameter of decide() must be 'separate', 'global' or 'nestedF'; "
+            f"The 'method' parameter of decide() must be one of {', '.join(DECIDE_METHODS)}; "
             f"got {method!r}."
         )
     if not 0 < p_value <= 1:
@@ -82,8 +84,8 @@ def decide(
     values = np.asarray(pvalue.values, dtype=np.float64)
     if pvalue.dims[-1] != "gene":
         raise CohortexError("decide() expects the gene dimension last in the result.")
-    if method == "nestedF":
-        significant = _nested_f(result, p_value, adjust) != 0
+    if method in ("hierarchical", "nestedF"):
+        significant = _within_genes(result, method, p_value, adjust)
     else:
         if method == "global":
             adjusted = _fdr.adjust(values.reshape(1, -1), adjust).reshape(values.shape)
@@ -101,21 +103,22 @@ def decide(
     )
 
 
-def _nested_f(result: xr.Dataset, p_value: float, adjust: str) -> np.ndarray:
-    """limma's ``decideTests(method = "nestedF")``: calls (contrast × gene) in −1, 0, 1."""
+def _within_genes(result: xr.Dataset, method: str, p_value: float, adjust: str) -> np.ndarray:
+    """limma's ``decideTests(method = "hierarchical" / "nestedF")``: which contrasts of the
+    genes whose adjusted F passes are significant, (contrast × gene) booleans."""
     if "F_pvalue" not in result or "F_projection" not in result.attrs:
         raise CohortexError(
-            "decide(method='nestedF') needs a result of de.fit() with several contrasts (its F)."
+            f"decide(method={method!r}) needs a result of de.fit() with several contrasts (its F)."
         )
     if adjust not in _NESTED_ADJUSTMENTS:
         raise CohortexError(
-            f"decide(method='nestedF') adjusts with one of {', '.join(_NESTED_ADJUSTMENTS)}; "
+            f"decide(method={method!r}) adjusts with one of {', '.join(_NESTED_ADJUSTMENTS)}; "
             f"got {adjust!r}."
         )
     host = to_host_dataset(result[["F_pvalue", "statistic"]])
     f_p = np.asarray(host["F_pvalue"].values, dtype=np.float64)
     if np.isnan(f_p).any():
-        raise CohortexError("decide(method='nestedF') needs every gene's F (limma refuses NA).")
+        raise CohortexError(f"decide(method={method!r}) needs every gene's F (limma refuses NA).")
     selected = _fdr.adjust(f_p, adjust) < p_value
     passed, n = int(selected.sum()), f_p.size
     share = {
@@ -125,13 +128,21 @@ def _nested_f(result: xr.Dataset, p_value: float, adjust: str) -> np.ndarray:
         "bh": passed / n,
         "by": passed / n / float(np.sum(1.0 / np.arange(1, n + 1))),
     }[adjust]
-    projection = np.asarray(result.attrs["F_projection"], dtype=np.float64)  # (r, contrasts)
-    rank = projection.shape[0]
+    # limma's df of these tests: df_residual + df_prior (the F's), not the capped df_total
     df2 = result["F_df2"].values if "F_df2" in result else result.attrs["F_df2"]
     df2 = np.broadcast_to(np.asarray(df2, dtype=np.float64), f_p.shape)
     t = np.asarray(host["statistic"].values, dtype=np.float64)  # (contrasts, genes)
-    calls = np.zeros(t.shape)
-    for gene in np.flatnonzero(selected):
+    significant = np.zeros(t.shape, dtype=bool)
+    genes = np.flatnonzero(selected)
+    if method == "hierarchical":  # limma's .classifyTestsP
+        with np.errstate(invalid="ignore"):
+            p = 2.0 * stats.t.sf(np.abs(t[:, genes]), df2[genes])
+        adjusted = _fdr.adjust(p.T, adjust).T  # among each gene's contrasts
+        significant[:, genes] = adjusted < p_value * share
+        return significant
+    projection = np.asarray(result.attrs["F_projection"], dtype=np.float64)  # (r, contrasts)
+    rank = projection.shape[0]
+    for gene in genes:
         # R's qf(p, r, Inf) is qchisq(p, r) / r (limma's df_prior may be infinite)
         critical = (
             stats.chi2.isf(p_value * share, rank)
@@ -139,18 +150,19 @@ def _nested_f(result: xr.Dataset, p_value: float, adjust: str) -> np.ndarray:
             else stats.f.isf(p_value * share, rank, df2[gene]) * rank
         )
         x = t[:, gene].copy()
-        # a contrast without a value: limma's NA, 0 here as decide() calls NaN p-values
+        # a contrast without a value: limma's NA, not called here as decide() leaves NaN
+        # p-values uncalled
         if np.isnan(x).any() or np.sum((projection @ x) ** 2) <= critical:
             continue
         # the largest |t| first; each next contrast joins while the F of the ones so far,
         # their |t| lowered to its own, stays significant (classifyTestsF)
         order = np.argsort(-np.abs(x), kind="stable")
-        calls[order[0], gene] = np.sign(x[order[0]])
+        significant[order[0], gene] = True
         for j in range(1, x.size):
             bigger = order[:j]
             x[bigger] = np.sign(x[bigger]) * abs(x[order[j]])
             if np.sum((projection @ x) ** 2) > critical:
-                calls[order[j], gene] = np.sign(x[order[j]])
+                significant[order[j], gene] = True
             else:
                 break
-    return calls
+    return significant
