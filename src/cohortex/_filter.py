@@ -44,7 +44,8 @@ def filter_by_expr(
     ``1 / max(leverage)`` of ``design`` (with an intercept, as R's ``hat``), else every
     sample; above ``large_n`` only ``min_prop`` of the samples beyond it are needed. Keep
     the genes before :func:`cohortex.de.voom` or :func:`cohortex.norm_factors`, as
-    ``dge[keep, , keep.lib.sizes = FALSE]``: ``cohort.isel(gene=keep.values)``.
+    ``dge[keep, , keep.lib.sizes = FALSE]``: ``open_cohort(store, genes=keep)`` (each stored
+    tile read once), or ``cohort.isel(gene=keep.values)`` for a Dataset in memory.
 
     Parameters
     ----------

@@ -205,6 +205,25 @@ def test_open_with_dask_chunks(tmp_path, small_matrix):
     assert ds["expression"].data.chunksize == (23, 8)
 
 
+def test_open_keeping_some_genes_reads_each_tile_in_place(tmp_path, small_matrix):
+    """open_cohort(genes=keep): the same cohort as isel(gene=keep), its expression selected
+    tile by tile (each output chunk one stored tile's kept genes, none when a tile keeps
+    none), the gene variables with it."""
+    x, samples, genes = small_matrix
+    create_cohort(tmp_path / "c.zarr", x, samples=samples, genes=genes, chunks=(5, 4))
+    keep = np.zeros(17, dtype=bool)
+    keep[[0, 2, 3, 9, 10, 11, 16]] = True  # tiles of 4 genes: 3, 0, 3, 0, 1 kept
+    kept = open_cohort(tmp_path / "c.zarr", genes=keep)
+    expected = open_cohort(tmp_path / "c.zarr").isel(gene=keep)
+    assert kept["expression"].data.chunks[1] == (3, 0, 3, 0, 1)
+    np.testing.assert_array_equal(kept["expression"].values, expected["expression"].values)
+    xr.testing.assert_identical(kept.drop_vars("expression"), expected.drop_vars("expression"))
+    as_labels = xr.DataArray(keep, dims="gene")  # filter_by_expr's keep is a DataArray
+    assert open_cohort(tmp_path / "c.zarr", genes=as_labels).sizes["gene"] == 7
+    with pytest.raises(CohortexError, match="'genes' must be 17 booleans"):
+        open_cohort(tmp_path / "c.zarr", genes=[0, 2])
+
+
 # -------------------------------------------------------------------------------- append
 
 

@@ -975,7 +975,7 @@ def _de(args: argparse.Namespace) -> None:
                 from .. import filter_by_expr, open_cohort
 
                 keep = filter_by_expr(args.store, args.design, device=args.device)
-                counts = open_cohort(args.store).isel(gene=keep.values)
+                counts = open_cohort(args.store, genes=keep)
                 what_kept = (
                     f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
                 )

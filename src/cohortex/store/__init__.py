@@ -27,6 +27,7 @@ byte, either at once or the next time the store is opened.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import uuid
@@ -181,7 +182,7 @@ def create_cohort(
     return open_cohort(path)
 
 
-def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
+def open_cohort(path: PathLike, *, chunks: Any = None, genes: Any = None) -> xr.Dataset:
     """Open a cohort store lazily.
 
     The expression matrix stays on disk as a Dask array; sample and gene variables are loaded
@@ -193,6 +194,11 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
         A store written by :func:`create_cohort`.
     chunks : dict or None, default None
         Dask chunks for ``expression``; ``None`` keeps the stored tiles.
+    genes : array of bool of shape (n_genes,), optional
+        The genes to keep (e.g. :func:`cohortex.filter_by_expr`'s ``keep``), selected tile by
+        tile: each stored tile is read once and keeps its place. (``isel(gene=keep)`` on the
+        opened cohort gives the same values, but Dask regroups the kept genes into new
+        chunks that straddle the tiles: a pass over them reads ~2× the data.)
 
     Returns
     -------
@@ -208,7 +214,31 @@ def open_cohort(path: PathLike, *, chunks: Any = None) -> xr.Dataset:
         with store_lock(root, exclusive=True, what="undo an unfinished append in"):
             recover(root)
     with store_lock(root, exclusive=False, what="read"):
-        return _open(root, chunks)
+        ds = _open(root, chunks)
+    return ds if genes is None else _keep_genes(ds, genes)
+
+
+def _keep_genes(ds: xr.Dataset, genes: Any) -> xr.Dataset:
+    """``ds`` with the genes where ``genes`` is true, the expression selected per tile."""
+    keep = np.asarray(getattr(genes, "values", genes))
+    if keep.dtype != np.bool_ or keep.shape != (ds.sizes["gene"],):
+        raise CohortexError(
+            f"'genes' must be {ds.sizes['gene']} booleans (one per gene, e.g. filter_by_expr's "
+            f"keep); got {keep.dtype} of shape {keep.shape}."
+        )
+    x = ds["expression"].data
+    edges = np.cumsum((0, *x.chunks[1]))
+    # positions within each tile: np.take gathers them ~6× faster than a boolean index
+    kept_in = [np.flatnonzero(keep[a:b]) for a, b in itertools.pairwise(edges)]
+    widths = tuple(int(positions.size) for positions in kept_in)
+
+    def select(block: Any, block_info: Any = None) -> Any:
+        return np.take(block, kept_in[block_info[0]["chunk-location"][1]], axis=1)
+
+    kept = ds.isel(gene=keep)  # the gene variables and coordinates (in memory)
+    selected = x.map_blocks(select, chunks=(x.chunks[0], widths), dtype=x.dtype)
+    kept["expression"] = (("sample", "gene"), selected, ds["expression"].attrs)
+    return kept
 
 
 def _open(root: Path, chunks: Any) -> xr.Dataset:
