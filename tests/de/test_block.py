@@ -312,6 +312,11 @@ def test_a_gene_without_values_is_nan_and_leaves_the_others_alone():
     keep = np.arange(300) != 3
     _close(after["coefficient"].values[:, keep], before["coefficient"].values[:, keep], 1e-12)
     _close(after["s2"].values[keep], before["s2"].values[keep], 1e-12)
+    # duplicateCorrelation too: NA for the gene (it raised IndexError before any check)
+    found = de.duplicate_correlation(emptied, DESIGN, "patient")
+    assert np.isnan(found["correlation"].values[3])
+    expected = de.duplicate_correlation(cohort, DESIGN, "patient")["correlation"].values
+    _close(found["correlation"].values[keep], expected[keep], 1e-12)
 
 
 def test_no_correlation_is_the_ordinary_fit():

@@ -213,12 +213,12 @@ def _one_gene_correlation(
     observed = np.isfinite(y)
     if weights is not None:
         observed &= np.isfinite(weights) & (weights > 0)
-    kept = _estimable_columns(design[observed])
     _, own_codes = np.unique(codes[observed], return_inverse=True)
     n_obs, n_blocks = int(observed.sum()), int(own_codes.max(initial=-1)) + 1
     p = design.shape[1]  # limma compares with the design's columns, estimable or not
     if not (n_obs > p + 2 and 1 < n_blocks < n_obs - 1):
         return float("nan")
+    kept = _estimable_columns(design[observed])
     own = block_design(design[observed][:, kept], own_codes)
     values = y[observed][own.layout.order][:, None]
     if own.spans_constant:
