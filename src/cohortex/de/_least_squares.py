@@ -159,7 +159,8 @@ def least_squares(
     (columns,) = dask.compute(columns)
     wsums = join_weighted_genes(columns)
     beta, coefficient_sd, s2, df = solve_weighted(wsums, shifted)
-    average = wsums.total / wsums.seen
+    with np.errstate(invalid="ignore"):  # a gene without a value: NaN, as limma's NA
+        average = wsums.total / wsums.seen
     unscaled = np.linalg.inv(design.T @ design)  # limma's lm.series: the unweighted design's
     return LeastSquares(beta, coefficient_sd, s2, np.asarray(to_host(df)), average, unscaled)
 

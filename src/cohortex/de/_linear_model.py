@@ -21,6 +21,7 @@ from ..stats._pvalues import f_sf, log_t_two_sided, t_two_sided, t_upper
 from ._block_model import block_least_squares, duplicate_correlation
 from ._gene_columns import TASK_GENES
 from ._least_squares import (
+    LeastSquares,
     check_design,
     design_matrix,
     least_squares,
@@ -29,7 +30,7 @@ from ._least_squares import (
     weights_for,
 )
 
-__all__ = ["fit"]
+__all__ = ["check_test_options", "contrast_matrix", "fit", "fit_result"]
 
 _ROWS_PER_CHUNK = 2048
 
@@ -125,18 +126,7 @@ def fit(
         ``F_projection`` (the F's r × contrasts projection, for :func:`decide`'s nested F),
         ``confidence``, the design's column names and the formula.
     """
-    if (trend or robust or treat_lfc is not None) and not moderate:
-        raise CohortexError(
-            "'trend', 'robust' and 'treat_lfc' apply to the moderated t (moderate=True)."
-        )
-    if not 0 < confidence < 1:
-        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
-    if treat_lfc is not None and not np.isfinite(treat_lfc):
-        raise CohortexError(f"'treat_lfc' must be a finite number; got {treat_lfc!r}.")
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
-        )
+    check_test_options(moderate, trend, robust, treat_lfc, confidence, fdr)
     device = resolve_device(device)
     data = as_cohort_matrix(cohort)
     n_samples = data.matrix.shape[0]
@@ -148,11 +138,10 @@ def fit(
             f"The design leaves no residual degrees of freedom ({n_samples} samples, "
             f"{x_design.shape[1]} coefficients); variances cannot be estimated."
         )
-    matrix = _contrast_matrix(contrasts, names)
+    matrix = contrast_matrix(contrasts, names)
 
     x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))  # least_squares chunks it
     given = weights_for(weights, data, x)
-    contrast = matrix.to_numpy()
     per_sample = sample_weights_of(weights, n_samples)  # one positive weight per sample
     block_attrs: dict[str, Any] = {}
     if block is None:
@@ -186,6 +175,70 @@ def fit(
             else weights_for(weights, data, tiles),
         )
         block_attrs = {"block": block_name, "correlation": float(correlation)}
+    attrs: dict[str, Any] = {
+        "design": list(names),
+        "formula": formula or "",
+        "weighted": int(given is not None),
+        **block_attrs,
+    }
+    result = fit_result(
+        fitted,
+        matrix,
+        data.gene_ids,
+        attrs,
+        moderate=moderate,
+        trend=trend,
+        robust=robust,
+        treat_lfc=treat_lfc,
+        confidence=confidence,
+        fdr=fdr,
+    )
+    if namespace(data.matrix) is np or hasattr(data.matrix, "dask"):
+        result = to_host_dataset(result)
+    return result
+
+
+def check_test_options(
+    moderate: bool,
+    trend: bool,
+    robust: bool,
+    treat_lfc: float | None,
+    confidence: float,
+    fdr: str,
+) -> None:
+    """Refuse :func:`fit`'s testing options that do not go together or are out of range."""
+    if (trend or robust or treat_lfc is not None) and not moderate:
+        raise CohortexError(
+            "'trend', 'robust' and 'treat_lfc' apply to the moderated t (moderate=True)."
+        )
+    if not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    if treat_lfc is not None and not np.isfinite(treat_lfc):
+        raise CohortexError(f"'treat_lfc' must be a finite number; got {treat_lfc!r}.")
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
+        )
+
+
+def fit_result(
+    fitted: LeastSquares,
+    matrix: pd.DataFrame,
+    gene_ids: Any,
+    attrs: dict[str, Any],
+    *,
+    moderate: bool,
+    trend: bool,
+    robust: bool,
+    treat_lfc: float | None,
+    confidence: float,
+    fdr: str,
+) -> xr.Dataset:
+    """:func:`fit`'s result from every gene's least-squares fit: the contrasts of ``matrix``
+    (coefficients × contrasts), limma's eBayes (``moderate``) or ordinary t, treat, the F,
+    confidence intervals and FDR, on the device of ``fitted``. ``attrs``: the design's names,
+    formula, ``weighted`` and the block's, to which the tests' own are added."""
+    contrast = matrix.to_numpy()
     xtx_inverse = fitted.unscaled_cov  # limma's cov.coefficients
     unscaled_cov = contrast.T @ xtx_inverse @ contrast
     xp = namespace(fitted.beta)
@@ -207,13 +260,10 @@ def fit(
         stdev_unscaled = xp.asarray(np.sqrt(np.diag(unscaled_cov)))[:, None]
     s2, df_residual, average = fitted.s2, fitted.df_residual, fitted.average
     gene_priors: dict[str, Any] = {}
-    attrs: dict[str, Any] = {
+    attrs = {
         "test": "moderated t (limma eBayes)" if moderate else "ordinary t (OLS)",
-        "design": list(names),
-        "formula": formula or "",
+        **attrs,
         "fdr": fdr,
-        "weighted": int(given is not None),
-        **block_attrs,
     }
     if np.ndim(df_residual):  # per gene: missing values or weights
         gene_priors["df_residual"] = xp.asarray(df_residual)
@@ -289,15 +339,12 @@ def fit(
             variables["F_df2"] = ("gene", f_df)
         else:
             attrs["F_df2"] = float(f_df)
-    result = xr.Dataset(
-        variables, coords={"contrast": list(matrix.columns), "gene": data.gene_ids}, attrs=attrs
+    return xr.Dataset(
+        variables, coords={"contrast": list(matrix.columns), "gene": gene_ids}, attrs=attrs
     )
-    if namespace(data.matrix) is np or hasattr(data.matrix, "dask"):
-        result = to_host_dataset(result)
-    return result
 
 
-def _contrast_matrix(contrasts: Any, names: list[str]) -> pd.DataFrame:
+def contrast_matrix(contrasts: Any, names: list[str]) -> pd.DataFrame:
     """Contrast matrix (coefficients × contrasts) with named columns."""
     if contrasts is None:
         chosen = [n for n in names if n.lower() not in ("intercept", "(intercept)")]

@@ -28,7 +28,7 @@ from ._least_squares import (
     sample_codes,
 )
 
-__all__ = ["voom"]
+__all__ = ["log_cpm", "narrow_columns", "trend_weights", "voom"]
 
 _ROWS_PER_CHUNK = 2048
 
@@ -125,7 +125,7 @@ def voom(
         )
     method = "genebygene" if sample_weights == "genebygene" else "reml"
     if sample_weights:
-        counts = _narrow_columns(counts)
+        counts = narrow_columns(counts)
     n_samples, n_genes = counts.shape
     if n_genes < 2:
         raise CohortexError("voom() needs at least two genes to fit a mean-variance trend.")
@@ -165,11 +165,7 @@ def voom(
     factors = resolve_factors(ds, norm_factors, library, expressed)
     if factors is not None:
         library = library * factors
-    chunks = counts.chunks[0]
-    offsets = da.from_array(library[:, None] + 1.0, chunks=(chunks, 1))
-    logged = da.map_blocks(
-        _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
-    )
+    logged = log_cpm(counts, library)
     trend = _trend(logged, x_design, library, expressed, span, codes, correlation, None)
     quality = None
     if sample_weights:  # limma's voomWithQualityWeights: weights, voom again, weights
@@ -201,7 +197,16 @@ def voom(
     return out
 
 
-def _narrow_columns(counts: da.Array) -> da.Array:
+def log_cpm(counts: da.Array, library: np.ndarray) -> da.Array:
+    """voom's log-CPM, ``log2((x + 0.5) / (L + 1) · 10⁶)``, lazily in the tiles of ``counts``
+    (float64; ``library``: the library sizes L, host, one per sample)."""
+    offsets = da.from_array(library[:, None] + 1.0, chunks=(counts.chunks[0], 1))
+    return da.map_blocks(
+        _log_cpm, counts, offsets, dtype=np.float64, meta=meta_from_array(counts, dtype=np.float64)
+    )
+
+
+def narrow_columns(counts: da.Array) -> da.Array:
     """``counts`` with tiles split along genes into equal parts until a column of them holds
     at most :data:`_COLUMN_VALUES` values (each tile read once; narrower tiles everywhere cost
     the plain voom time and memory, so only the sample weights take them)."""
@@ -247,14 +252,31 @@ def _trend(
     # R's approxfun(rule = 2) through every point of the curve; it is linear between the
     # anchors, so those (tied x averaged) are the knots
     knots_x, knots_y = tied_means(curve_x[anchors], curve_y[anchors])
+    weights = trend_weights(logged, x_design, fitted.beta, library, knots_x, knots_y)
+    return _Trend(weights, sx, sy, curve_x, curve_y)
+
+
+def trend_weights(
+    logged: da.Array,
+    x_design: np.ndarray,
+    beta: Any,
+    library: np.ndarray,
+    knots_x: np.ndarray,
+    knots_y: np.ndarray,
+) -> da.Array:
+    """voom's weights ``1 / trend(log2 fitted count)⁴`` (lazy, in the tiles of ``logged``).
+
+    ``beta`` (p × n_genes, on the device of ``logged``) gives the fitted log-CPM, the library
+    sizes their counts; the trend is linear between ``knots_x`` (increasing) and
+    ``knots_y``, constant beyond them (R's ``approxfun(rule = 2)``).
+    """
     xp = namespace(logged)
     chunks = logged.chunks[0]
     log_offsets = da.from_array(np.log2((library + 1.0) * 1e-6)[:, None], chunks=(chunks, 1))
-    beta = da.from_array(fitted.beta, chunks=(-1, logged.chunks[1]), asarray=False)
-    weights = da.map_blocks(
+    return da.map_blocks(
         _weights,
         da.from_array(x_design, chunks=(chunks, -1)),
-        beta,
+        da.from_array(beta, chunks=(-1, logged.chunks[1]), asarray=False),
         log_offsets,
         xp.asarray(knots_x),
         xp.asarray(knots_y),
@@ -262,7 +284,6 @@ def _trend(
         dtype=np.float64,
         meta=meta_from_array(logged, dtype=np.float64),
     )
-    return _Trend(weights, sx, sy, curve_x, curve_y)
 
 
 def _voomed(ds: xr.Dataset, logged: da.Array, trend: _Trend) -> xr.Dataset:
