@@ -54,6 +54,7 @@ PUBLIC = {
         "test",
         "top",
         "voom",
+        "voom_lm_fit",
     },
     "cohortex.store": {
         "COMPRESSORS",

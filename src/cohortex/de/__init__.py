@@ -78,6 +78,7 @@ from ._result import contrast_dataset
 from ._signed_rank import signed_rank
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
+from ._voom_lm_fit import voom_lm_fit
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "test",
     "top",
     "voom",
+    "voom_lm_fit",
 ]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")

@@ -1,4 +1,5 @@
-"""Cleveland's (1979) robust locally weighted regression, as R's ``lowess`` computes it.
+"""Cleveland's (1979) robust locally weighted regression, as R's ``lowess`` and limma's
+``weightedLowess`` compute it.
 
 voom's mean–variance trend is ``lowess(x, y, f = 0.5)``; to give limma's weights the smoother
 must make the same choices as R's (the classic ``clowess``): the ``ns = ⌊f n + 1e-7⌋`` nearest
@@ -6,7 +7,10 @@ points (at least 2), tricube weights with the cut-offs 0.999 h and 0.001 h, a lo
 through the weighted centre unless the points are too close (spread ≤ 0.001 of the range),
 points within ``delta`` of the last fitted x interpolated, tied x given the same fit, and
 ``iterations`` robustness passes with bisquare weights of the residuals over six times their
-median. Host only (numba): the input is one value per gene.
+median. limma's ``weightedLowess`` (edgeR's voomLmFit takes it, the genes weighted by their
+residual df) is another smoother: spans by a share of the total weight, local fits only at
+seeds ``delta`` apart, a weighted median of the residuals. Host only (numba): the input is one
+value per gene.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from .._errors import CohortexError
 
-__all__ = ["lowess", "tied_means"]
+__all__ = ["lowess", "tied_means", "weighted_lowess"]
 
 
 def lowess(
@@ -63,6 +67,55 @@ def lowess(
     anchors = np.zeros(xs.size, dtype=np.bool_)
     _clowess(xs, ys, float(f), int(iterations), float(delta), fitted, anchors)
     return xs, fitted, anchors
+
+
+def weighted_lowess(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    span: float = 0.3,
+    iterations: int = 4,
+    points: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+    """limma's ``weightedLowess(x, y, weights, span, iterations, npts = points, output.style =
+    "lowess")``.
+
+    Each local line is fitted at a seed (the first and last points, and every point more than
+    ``delta`` beyond the last seed; ``delta`` as limma picks it for ``points`` seeds) over the
+    nearest points whose weights add up to ``span`` of the total, tricube × prior × robustness
+    weights; the points between seeds are interpolated. Robustness weights are bisquare in
+    the residuals over six times their weighted median.
+
+    Parameters
+    ----------
+    x, y, weights : ndarray of shape (n,)
+        Finite values; weights ≥ 0 (act as frequencies).
+
+    Returns
+    -------
+    x_sorted, fitted : ndarray of shape (n,)
+        ``x`` in increasing order (stable) and the smooth there.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if not (x.shape == y.shape == weights.shape and x.ndim == 1 and x.size > 0):
+        raise CohortexError("weighted_lowess needs three 1-D arrays of the same, non-zero length.")
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(weights).all()):
+        raise CohortexError("weighted_lowess needs finite values.")
+    if weights.min() < 0 or weights.sum() <= 0:
+        raise CohortexError("weighted_lowess needs weights >= 0 with a positive total.")
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    if points >= xs.size:
+        delta = 0.0
+    else:  # limma: the smallest spacing that leaves at most `points` clusters
+        cumulative = np.cumsum(np.sort(np.diff(xs)))
+        clusters = np.arange(points)
+        delta = float(np.min(cumulative[cumulative.size - 1 - clusters] / (points - clusters)))
+    fitted = np.empty_like(xs)
+    _weighted_lowess(xs, y[order], weights[order], float(span), int(iterations), delta, fitted)
+    return xs, fitted
 
 
 def tied_means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,3 +258,141 @@ def _clowess(
                 robust[k] = (1.0 - q * q) * (1.0 - q * q)
             else:
                 robust[k] = 0.0
+
+
+_THRESHOLD = 1e-7
+
+
+@numba.njit(cache=True)
+def _weighted_line(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    robust: np.ndarray,
+    at: int,
+    left: int,
+    right: int,
+    dist: float,
+) -> float:
+    """The local line at x[at] over left..right (weighted mean where they do not spread)."""
+    total = 0.0
+    y_mean = 0.0
+    if dist < _THRESHOLD:
+        for j in range(left, right + 1):
+            total += w[j] * robust[j]
+            y_mean += y[j] * w[j] * robust[j]
+        return y_mean / total
+    x_mean = 0.0
+    work = np.empty(right - left + 1)
+    for j in range(left, right + 1):
+        q = 1.0 - (abs(x[at] - x[j]) / dist) ** 3
+        work[j - left] = q * q * q * w[j] * robust[j]
+        x_mean += work[j - left] * x[j]
+        y_mean += work[j - left] * y[j]
+        total += work[j - left]
+    x_mean /= total
+    y_mean /= total
+    var = 0.0
+    covar = 0.0
+    for j in range(left, right + 1):
+        d = x[j] - x_mean
+        var += d * d * work[j - left]
+        covar += d * (y[j] - y_mean) * work[j - left]
+    if var < _THRESHOLD:
+        return y_mean
+    slope = covar / var
+    intercept = y_mean - slope * x_mean
+    return slope * x[at] + intercept
+
+
+@numba.njit(cache=True)
+def _weighted_lowess(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    span: float,
+    iterations: int,
+    delta: float,
+    fitted: np.ndarray,
+) -> None:
+    n = x.size
+    seeds = [0]
+    for i in range(1, n - 1):
+        if x[i] - x[seeds[-1]] > delta:
+            seeds.append(i)
+    seeds.append(n - 1)
+    total_weight = w.sum()
+    span_weight = total_weight * span
+    sub_range = (x[n - 1] - x[0]) / n
+    starts = np.empty(len(seeds), dtype=np.int64)
+    ends = np.empty(len(seeds), dtype=np.int64)
+    dists = np.empty(len(seeds))
+    for k in range(len(seeds)):  # the nearest points holding span_weight, then their ties
+        at = seeds[k]
+        left = at
+        right = at
+        current = w[at]
+        at_end = at == n - 1
+        at_start = at == 0
+        furthest = 0.0
+        while current < span_weight and not (at_end and at_start):
+            if at_end or (not at_start and x[at] - x[left - 1] < x[right + 1] - x[at]):
+                left -= 1
+                current += w[left]
+                at_start = left == 0
+                furthest = max(furthest, x[at] - x[left])
+            else:
+                right += 1
+                current += w[right]
+                at_end = right == n - 1
+                furthest = max(furthest, x[right] - x[at])
+        while left > 0 and x[left] == x[left - 1]:
+            left -= 1
+        while right < n - 1 and x[right] == x[right + 1]:
+            right += 1
+        starts[k] = left
+        ends[k] = right
+        dists[k] = furthest
+    robust = np.ones(n)
+    residual = np.empty(n)
+    for _ in range(iterations):
+        fitted[0] = _weighted_line(x, y, w, robust, 0, starts[0], ends[0], dists[0])
+        last = 0
+        for k in range(1, len(seeds)):
+            at = seeds[k]
+            fitted[at] = _weighted_line(x, y, w, robust, at, starts[k], ends[k], dists[k])
+            if at - last > 1:
+                gap = x[at] - x[last]
+                if gap > _THRESHOLD * sub_range:
+                    slope = (fitted[at] - fitted[last]) / gap
+                    intercept = fitted[at] - slope * x[at]
+                    for j in range(last + 1, at):
+                        fitted[j] = slope * x[j] + intercept
+                else:
+                    for j in range(last + 1, at):
+                        fitted[j] = 0.5 * (fitted[at] + fitted[last])
+            last = at
+        scale = 0.0
+        for j in range(n):
+            residual[j] = abs(y[j] - fitted[j])
+            scale += residual[j]
+        scale /= n
+        order = np.argsort(residual)
+        cumulative = 0.0
+        six_mad = 0.0
+        half = total_weight / 2.0
+        for k in range(n):  # the weighted median of |residual|, times six
+            cumulative += w[order[k]]
+            if cumulative == half:
+                six_mad = 3.0 * (residual[order[k]] + residual[order[k + 1]])
+                break
+            if cumulative > half:
+                six_mad = 6.0 * residual[order[k]]
+                break
+        if six_mad <= _THRESHOLD * scale:
+            break
+        for j in range(n):
+            if residual[j] < six_mad:
+                robust[j] = (1.0 - (residual[j] / six_mad) ** 2) ** 2
+            else:
+                robust[j] = 0.0
