@@ -192,6 +192,47 @@ def test_voom_after_filter_by_expr(tmp_path, capsys):
     assert "--filter-by-expr goes with --voom" in capsys.readouterr().err
 
 
+def test_voom_lm_fit_command(tmp_path, capsys):
+    """--voom-lm-fit: edgeR's voomLmFit with TMM factors (after filterByExpr, with blocks and
+    voomLmFit's own gene-by-gene sample weights) saved as de_voom_lm_fit."""
+    from cohortex import filter_by_expr
+
+    fixtures = Path(__file__).parents[1] / "fixtures" / "edger"
+    counts = pd.read_csv(fixtures / "vlf_counts.csv", index_col=0).to_numpy(float).T
+    samples = pd.read_csv(fixtures / "vlf_samples.csv", index_col=0)
+    store = tmp_path / "zeros.zarr"
+    create_cohort(store, counts, samples=samples, scale="counts")
+    command = ["de", str(store), "--design", "~ condition", "--voom-lm-fit", "--top", "0"]
+    assert main(command) == 0
+    saved = read_result(store, "de_voom_lm_fit")
+    direct = de.voom_lm_fit(store, "~ condition", norm_factors="tmm")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    lost = int((direct["df_residual"].values < 21).sum())
+    assert f"voomLmFit linear model (exact zeros cut the df of {lost} genes)" in (
+        capsys.readouterr().out
+    )
+    extra = ["--filter-by-expr", "--block", "patient", "--sample-weights", "genebygene"]
+    assert main([*command, *extra, "--name", "all"]) == 0
+    keep = filter_by_expr(store, "~ condition")
+    direct = de.voom_lm_fit(
+        open_cohort(store, genes=keep.values),
+        "~ condition",
+        norm_factors="tmm",
+        block="patient",
+        sample_weights=True,
+    )
+    saved = read_result(store, "all")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["correlation"] == direct.attrs["correlation"]
+    out = capsys.readouterr().out
+    assert "correlated within patient (estimated correlation" in out
+    assert "sample weights by limma's gene-by-gene update (lowest:" in out
+    assert main([*command, "--voom"]) == 2
+    assert "leave out --voom" in capsys.readouterr().err
+    assert main([*command, "--block", "patient", "--correlation", "0.1"]) == 2
+    assert "leave out --correlation" in capsys.readouterr().err
+
+
 def test_de_with_sample_weights(tmp_path, capsys):
     """--sample-weights: arrayWeights then the weighted fit; with --voom,
     voomWithQualityWeights; --var-group, one weight per group."""

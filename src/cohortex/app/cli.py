@@ -232,10 +232,19 @@ def _parser() -> argparse.ArgumentParser:
         help="with --design, on a counts store: limma's voom (TMM factors) and a weighted fit",
     )
     de.add_argument(
+        "--voom-lm-fit",
+        action="store_true",
+        help="with --design, on a counts store: edgeR's voomLmFit (voom and the weighted fit "
+        "with the exact zeros of a group left out of each gene's variance and df; TMM "
+        "factors); with --block the correlation is estimated twice, with --sample-weights the "
+        "weights too ('genebygene' is voomLmFit's own)",
+    )
+    de.add_argument(
         "--filter-by-expr",
         action="store_true",
-        help="with --voom: first keep the genes edgeR's filterByExpr keeps for the design (enough "
-        "reads in as many samples as the smallest group); the result holds those genes",
+        help="with --voom or --voom-lm-fit: first keep the genes edgeR's filterByExpr keeps for "
+        "the design (enough reads in as many samples as the smallest group); the result holds "
+        "those genes",
     )
     de.add_argument(
         "--block",
@@ -929,19 +938,25 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if args.voom_lm_fit:
+        if args.voom:
+            raise CohortexError("--voom-lm-fit is voom with exact zeros; leave out --voom.")
+        if args.correlation is not None:
+            raise CohortexError("--voom-lm-fit estimates the correlation; leave out --correlation.")
+    voom = args.voom or args.voom_lm_fit
     model_options = (
         args.contrast
-        or args.voom
+        or voom
         or args.trend
         or args.robust
         or args.treat is not None
         or args.block is not None
         or args.sample_weights
     )
-    if args.voom and args.normalize is not None:
+    if voom and args.normalize is not None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
-    if args.filter_by_expr and not args.voom:
-        raise CohortexError("--filter-by-expr goes with --voom (a counts store).")
+    if args.filter_by_expr and not voom:
+        raise CohortexError("--filter-by-expr goes with --voom or --voom-lm-fit (a counts store).")
     if args.groupby is not None and model_options:
         raise CohortexError(
             "--contrast, --voom, --block, --sample-weights, --trend, --robust and --treat go "
@@ -963,13 +978,13 @@ def _de(args: argparse.Namespace) -> None:
 
         factors = "tmm" if args.normalize == "log_cpm" else None
         data = normalize(args.store, args.normalize, norm_factors=factors)
-    elif not args.voom:
+    elif not voom:
         _warn_if_counts(args.store)
     correlation = args.correlation
     if args.design is not None:
         sample_weights = None
         what_kept = ""
-        if args.voom:
+        if voom:
             counts = args.store
             if args.filter_by_expr:  # limma-voom's recipe: filterByExpr, then voom
                 from .. import filter_by_expr, open_cohort
@@ -979,13 +994,14 @@ def _de(args: argparse.Namespace) -> None:
                 what_kept = (
                     f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
                 )
-            data = _voom_for(args, counts, correlation)
-            if args.block is not None and correlation is None:
+            if not args.voom_lm_fit:
+                data = _voom_for(args, counts, correlation)
+            if args.block is not None and correlation is None and not args.voom_lm_fit:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
                 # (its trend from the block fit), and the correlation of the new weights
                 first = de.duplicate_correlation(data, args.design, args.block, device=args.device)
                 data = _voom_for(args, counts, first.attrs["consensus_correlation"])
-            if args.sample_weights:
+            if args.sample_weights and not args.voom_lm_fit:
                 sample_weights = data["sample_weights"]
         elif args.sample_weights:
             sample_weights = de.array_weights(
@@ -995,20 +1011,40 @@ def _de(args: argparse.Namespace) -> None:
                 method=args.sample_weights,
                 device=args.device,
             )
-        result = de.fit(
-            data,
-            args.design,
-            weights=None if args.voom else sample_weights,
-            contrasts=_contrasts(args.contrast),
-            block=args.block,
-            correlation=args.correlation,
-            trend=args.trend,
-            robust=args.robust,
-            treat_lfc=args.treat,
-            fdr=args.fdr,
-            device=args.device,
-        )
-        what = "limma-voom linear model" if args.voom else "limma linear model"
+        if args.voom_lm_fit:
+            result = de.voom_lm_fit(
+                counts,
+                args.design,
+                contrasts=_contrasts(args.contrast),
+                norm_factors="tmm",
+                block=args.block,
+                sample_weights=_VOOM_LM_FIT_WEIGHTS.get(args.sample_weights, False),
+                var_group=args.var_group,
+                trend=args.trend,
+                robust=args.robust,
+                treat_lfc=args.treat,
+                fdr=args.fdr,
+                device=args.device,
+            )
+            if args.sample_weights:
+                sample_weights = result["sample_weights"]
+            lost = result["df_residual"].values < result["df_residual"].values.max()
+            what = f"voomLmFit linear model (exact zeros cut the df of {int(lost.sum())} genes)"
+        else:
+            result = de.fit(
+                data,
+                args.design,
+                weights=None if voom else sample_weights,
+                contrasts=_contrasts(args.contrast),
+                block=args.block,
+                correlation=args.correlation,
+                trend=args.trend,
+                robust=args.robust,
+                treat_lfc=args.treat,
+                fdr=args.fdr,
+                device=args.device,
+            )
+            what = "limma-voom linear model" if voom else "limma linear model"
         what += what_kept
         if args.filter_by_expr:
             result.attrs["filter_by_expr"] = 1
@@ -1024,7 +1060,9 @@ def _de(args: argparse.Namespace) -> None:
             what += _sample_weights_summary(sample_weights, args.var_group, how)
             method = "REML" if reml else "gene by gene"
             result.attrs["sample_weights"] = f"{method}, by {args.var_group or 'sample'}"
-        default_name: str | None = "de_voom" if args.voom else "de_limma"
+        default_name: str | None = (
+            "de_voom_lm_fit" if args.voom_lm_fit else "de_voom" if voom else "de_limma"
+        )
     else:
         result = de.test(
             data,
@@ -1060,6 +1098,10 @@ def _de(args: argparse.Namespace) -> None:
             print(f"top genes of {mirrored[0]} ({mirrored[1]} is its mirror image, also saved):")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
+
+
+# --sample-weights with --voom-lm-fit: voomLmFit's own weights are the gene-by-gene update
+_VOOM_LM_FIT_WEIGHTS: dict[str | None, bool | str] = {"genebygene": True, "reml": "reml"}
 
 
 def _voom_for(args: argparse.Namespace, counts: Any, correlation: float | None) -> Any:
