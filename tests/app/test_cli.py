@@ -755,6 +755,17 @@ def test_bench_voom_suite(tmp_path):
         slice_seconds = rows[("voom", "cohortex_slice")]["seconds"]
         assert limma["speedup"] == pytest.approx(limma["seconds"] / slice_seconds)
     assert "the fit alone" in (out / "bench.md").read_text()
+    counts = open_cohort(out / "counts_120x80.zarr")
+    for case, data in (("lmfit_zarr", counts), ("lmfit_slice", counts.isel(sample=slice(0, 60)))):
+        df = de.voom_lm_fit(data, "~ condition", norm_factors="tmm")["df_residual"].values
+        assert rows[("voom", case)]["genes_losing_df"] == (df < df.max()).sum(), case
+    assert rows[("voom", "lmfit_slice")]["samples"] == 60
+    edger = rows[("voom", "edger_lmfit_r")]
+    if shutil.which("Rscript") is None:
+        assert "not installed" in edger["skipped"]
+    elif "skipped" not in edger:
+        lmfit_seconds = rows[("voom", "lmfit_slice")]["seconds"]
+        assert edger["speedup"] == pytest.approx(edger["seconds"] / lmfit_seconds)
 
 
 def test_bench_survival_suite(tmp_path):

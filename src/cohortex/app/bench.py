@@ -44,10 +44,12 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               unweighted); on the first ``--r-samples`` samples, cohortex in memory and R's
               ``voom(calcNormFactors(DGEList(counts)), design)`` + ``lmFit`` + ``eBayes`` (timed
               inside R; the note extrapolates it linearly to the whole cohort, marked so).
-              Sample quality weights: ``de.voom(sample_weights=True)`` and the fit from the
-              store (no R beside it: limma's REML would sum an n × n matrix per gene), and on
-              the first 200 samples in memory beside R's ``voomWithQualityWeights(method =
-              "reml")`` + ``lmFit`` + ``eBayes`` on them.
+              edgeR's voomLmFit (``de.voom_lm_fit``, exact zeros left out of the df) from the
+              store and on the slice beside R's ``voomLmFit`` + ``eBayes`` (the note counts the
+              genes that lost df). Sample quality weights: ``de.voom(sample_weights=True)``
+              and the fit from the store (no R beside it: limma's REML would sum an n × n
+              matrix per gene), and on the first 200 samples in memory beside R's
+              ``voomWithQualityWeights(method = "reml")`` + ``lmFit`` + ``eBayes`` on them.
 ``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
               ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
               (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
@@ -163,7 +165,10 @@ _CASES = [
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
-    Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", gpu=False),
+    Case("voom", "limma_r", "anchor", "slice", "Rscript:limma,edgeR", False, "cohortex_slice"),
+    Case("voom", "lmfit_zarr", "cohortex", "zarr"),
+    Case("voom", "lmfit_slice", "cohortex", "slice"),
+    Case("voom", "edger_lmfit_r", "anchor", "slice", "Rscript:limma,edgeR", False, "lmfit_slice"),
     Case("voom", "quality_zarr", "cohortex", "zarr"),
     Case("voom", "quality_slice", "cohortex", "quality"),
     Case("voom", "limma_quality_r", "anchor", "quality", "Rscript:limma,edgeR", gpu=False),
@@ -202,6 +207,18 @@ design <- model.matrix(~ group)
 elapsed <- system.time({
   v <- voom(calcNormFactors(DGEList(counts)), design)
   fit <- eBayes(lmFit(v, design))
+})[["elapsed"]]
+cat(elapsed, "\n")
+"""
+_VOOM_LM_FIT_R = r"""
+suppressPackageStartupMessages({library(limma); library(edgeR)})
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+design <- model.matrix(~ group)
+elapsed <- system.time({
+  fit <- eBayes(voomLmFit(calcNormFactors(DGEList(counts)), design))
 })[["elapsed"]]
 cat(elapsed, "\n")
 """
@@ -681,8 +698,8 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     from .. import de
     from ..store import open_cohort
 
-    if case.name == "limma_r":
-        return _voom_in_r(store, r_samples)
+    if case.name in ("limma_r", "edger_lmfit_r"):
+        return _voom_in_r(store, r_samples, _VOOM_R if case.name == "limma_r" else _VOOM_LM_FIT_R)
     if case.name == "limma_quality_r":
         ds = open_cohort(store).isel(sample=slice(0, _QUALITY_SAMPLES))
         counts = np.asarray(ds["expression"].values, dtype=np.float64)
@@ -695,6 +712,13 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         data = open_cohort(store).isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     start = time.perf_counter()
+    if case.name in ("lmfit_zarr", "lmfit_slice"):  # edgeR's voomLmFit + eBayes in one call
+        fitted = de.voom_lm_fit(data, "~ condition", norm_factors="tmm", device=device)
+        df = fitted["df_residual"].values
+        extra.update(
+            timed_seconds=time.perf_counter() - start, genes_losing_df=int((df < df.max()).sum())
+        )
+        return extra
     quality = case.name in ("quality_zarr", "quality_slice")  # voomWithQualityWeights
     voomed = de.voom(data, "~ condition", norm_factors="tmm", sample_weights=quality, device=device)
     if case.name == "unweighted_zarr":
@@ -776,13 +800,14 @@ def _block_in_r(store: str, r_samples: int) -> dict:
     }
 
 
-def _voom_in_r(store: str, r_samples: int) -> dict:
-    """R limma-voom on the first ``r_samples`` samples, timed inside R."""
+def _voom_in_r(store: str, r_samples: int, script: str) -> dict:
+    """R's limma-voom (or edgeR's voomLmFit) on the first ``r_samples`` samples, timed inside
+    R."""
     from ..store import open_cohort
 
     ds = open_cohort(store).isel(sample=slice(0, r_samples))
     counts = np.asarray(ds["expression"].values, dtype=np.float64)  # samples × genes
-    seconds = _seconds_in_r(_VOOM_R, counts, ds["condition"].values)
+    seconds = _seconds_in_r(script, counts, ds["condition"].values)
     return {
         "timed_seconds": seconds,
         "samples": counts.shape[0],
@@ -1130,6 +1155,10 @@ def _markdown(report: dict) -> str:
             note += f"; {r['extrapolated_seconds']:.0f} s **extrapolated** to all samples"
         if "fit_seconds" in r:
             note = f"the fit alone {r['fit_seconds']:.2f} s"
+        if "genes_losing_df" in r:
+            note += (
+                "; " if note else ""
+            ) + f"exact zeros cut the df of {r['genes_losing_df']} genes"
         if "selection_seconds" in r:
             note = (
                 f"selection {r['selection_seconds']:.2f} s, reading "
