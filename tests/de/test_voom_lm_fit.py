@@ -60,6 +60,11 @@ def test_voom_lm_fit_equals_edger(case):
     df = result["df_residual"].values
     np.testing.assert_array_equal(df, expected["df_residual"])
     assert (df < df.max()).sum() >= 60  # the fixture's exact zeros: 60+ genes lose df
+    if case == "oneway":  # a one-way layout's exact zeros: the groups without a count
+        cohort = _cohort()
+        totals = cohort["expression"].groupby(cohort["condition"]).sum().values  # (3, genes)
+        expected_zeros = 8 * (totals == 0).sum(axis=0)
+        np.testing.assert_array_equal(result["exact_zeros"].values, expected_zeros)
     _close(result["s2"].values, expected["sigma"] ** 2, rtol=1e-10)  # NaN where df is 0
     _close(result["s2_post"].values, expected["s2_post"], rtol=1e-10)
     _close(result["mean_expression"].values, expected["amean"], rtol=1e-12)

@@ -38,8 +38,9 @@ __all__ = ["voom_lm_fit"]
 
 _ROWS_PER_CHUNK = 2048
 _EPS = 1e-4  # edgeR's: a count below it is a zero, a fitted value below it a fitted zero
-# float64 values in a column of counts that one Poisson task holds (all samples): ~256 MB
-_COLUMN_VALUES = 32_000_000
+# float64 values in a column of counts that one Poisson task holds (all samples): ~64 MB, its
+# fitted values and masks a few times that
+_COLUMN_VALUES = 8_000_000
 
 
 @shared_docs
@@ -104,8 +105,8 @@ def voom_lm_fit(
     Returns
     -------
     xarray.Dataset
-        :func:`fit`'s result with each gene's ``df_residual`` on ``gene`` (the exact zeros
-        left out: fewer df than the design leaves), ``lib_size`` and, with sample weights,
+        :func:`fit`'s result with each gene's ``df_residual`` and ``exact_zeros`` (the zeros
+        left out) on ``gene``, ``lib_size`` and, with sample weights,
         ``sample_weights`` on ``sample``; attrs ``correlation`` (with ``block``) and
         ``normalization`` ``"voomLmFit"``.
     """
@@ -177,13 +178,10 @@ def voom_lm_fit(
     fitted = least_squares(logged, x_design, None)
     zeros_model = _exact_zeros(counts, x_design, library, np.asarray(to_host(zeros)))
     average = np.asarray(to_host(fitted.average), dtype=np.float64)
-    if zeros_model is not None:
+    if zeros_model is not None:  # else voom as it is (R's lowess for the trend)
         refit = least_squares(zeros_model.rows(logged, counts), x_design, None)
-        if np.ndim(refit.df_residual) and np.any(refit.df_residual < fitted.df_residual):
-            fitted = zeros_model.override(fitted, refit)
-            average[zeros_model.candidate] = np.asarray(to_host(refit.average))
-        else:  # no fitted zero: voom as it is (R's lowess)
-            zeros_model = None
+        fitted = zeros_model.override(fitted, refit)
+        average[zeros_model.candidate] = np.asarray(to_host(refit.average))
     df = _gene_df(fitted, n_genes)
     replicated = df > 0
     if replicated.sum() < 2:
@@ -262,6 +260,10 @@ def voom_lm_fit(
         fdr=fdr,
     )
     result = to_host_dataset(result)
+    result["exact_zeros"] = (
+        "gene",
+        np.zeros(n_genes) if zeros_model is None else zeros_model.count,
+    )
     result["lib_size"] = ("sample", library)
     if quality is not None:
         result["sample_weights"] = ("sample", quality.values)
@@ -272,12 +274,13 @@ def voom_lm_fit(
 
 @dataclass
 class _ExactZeros:
-    """The genes that may hold exact zeros and their Poisson fit, to mask those zeros."""
+    """The genes with exact zeros and their Poisson fit, to mask those zeros."""
 
-    candidate: np.ndarray  # (n_genes,) bool: more zeros than the smallest group
+    candidate: np.ndarray  # (n_genes,) bool: the genes with exact zeros
     basis: np.ndarray  # (n_samples, q)
     coefficients: np.ndarray  # (q, n_candidates)
     log_library: np.ndarray  # (n_samples,)
+    count: np.ndarray  # (n_genes,) each gene's exact zeros
 
     def rows(self, logged: da.Array, counts: da.Array) -> da.Array:
         """The candidate genes' log-CPM (selected tile by tile), exact zeros NaN."""
@@ -327,20 +330,31 @@ class _ExactZeros:
 def _without_exact_zeros(
     values: Any, counts: Any, basis: Any, coefficients: Any, log_library: Any, genes: Any
 ) -> Any:
-    """``values`` with NaN where the count and its Poisson fitted value are below 1e-4."""
+    """``values`` with NaN at the exact zeros of ``genes``."""
     xp = namespace(values)
+    zero = xp.asarray(genes) & _exact_zero(counts, basis, coefficients, log_library)
+    return xp.where(zero, xp.nan, values)
+
+
+def _exact_zero(counts: Any, basis: Any, coefficients: Any, log_library: Any) -> Any:
+    """Where the count and its Poisson fitted value ``exp(basis @ coefficients + log_library)``
+    are both below 1e-4 (rows × genes, boolean)."""
+    xp = namespace(counts)
     log_mean = xp.asarray(basis) @ xp.asarray(coefficients) + xp.asarray(log_library)
     with np.errstate(over="ignore", invalid="ignore"):
         fitted_zero = ~(xp.exp(log_mean) >= _EPS)  # NaN coefficients: edgeR's fitted 0
-    zero = xp.asarray(genes) & (counts < _EPS) & fitted_zero
-    return xp.where(zero, xp.nan, values)
+    return (counts < _EPS) & fitted_zero
 
 
 def _exact_zeros(
     counts: da.Array, x_design: np.ndarray, library: np.ndarray, zeros: np.ndarray
 ) -> _ExactZeros | None:
-    """The genes with more zeros than the smallest group (limma's hat values: ``1/max(h)``
-    samples, at least 2) and their Poisson fit, or None when there are none."""
+    """The genes with exact zeros and their Poisson fit, or None when no gene has one.
+
+    Only genes with more zeros than the smallest group (limma's hat values: ``1/max(h)``
+    samples, at least 2) are fitted, each with all its samples in one task, which counts its
+    exact zeros on the way.
+    """
     q, _ = np.linalg.qr(x_design)
     smallest_group = 1.0 / np.max(np.sum(q * q, axis=1))
     candidate = zeros > max(2.0, smallest_group) - _EPS
@@ -352,16 +366,25 @@ def _exact_zeros(
     log_library = np.log(library)
     basis = poisson_basis(x_design)
 
-    def coefficients_of(block: Any) -> np.ndarray:
-        return poisson_coefficients(np.asarray(to_host(block)), x_design, log_library)
+    def fit_and_count(block: Any) -> np.ndarray:
+        """The coefficients (q rows) and the exact zeros (a last row) of a column of genes."""
+        block = np.asarray(to_host(block))
+        coefficients = poisson_coefficients(block, x_design, log_library)
+        zero = _exact_zero(block, basis, coefficients, log_library[:, None])
+        return np.vstack([coefficients, zero.sum(axis=0)[None, :]])
 
-    coefficients = rows.map_blocks(
-        coefficients_of,
-        chunks=((basis.shape[1],), rows.chunks[1]),
+    fitted = rows.map_blocks(
+        fit_and_count,
+        chunks=((basis.shape[1] + 1,), rows.chunks[1]),
         dtype=np.float64,
         meta=np.empty((0, 0)),
     ).compute()
-    return _ExactZeros(candidate, basis, np.asarray(coefficients), log_library)
+    found = fitted[-1] > 0
+    if not found.any():
+        return None
+    exact = np.zeros(candidate.size)
+    exact[np.flatnonzero(candidate)[found]] = fitted[-1][found]
+    return _ExactZeros(exact > 0, basis, fitted[:-1][:, found], log_library, exact)
 
 
 def _gene_df(fitted: LeastSquares, n_genes: int) -> np.ndarray:
