@@ -24,6 +24,7 @@ CASES = {
     "block": {"design": "~ condition", "block": "patient"},
     "quality": {"design": "~ condition", "sample_weights": True},
     "block_quality": {"design": "~ condition", "block": "patient", "sample_weights": True},
+    "quality_batch": {"design": "~ condition", "sample_weights": True, "var_group": "batch"},
 }
 
 
