@@ -105,7 +105,7 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
-    "cohortex.genesets": {"GeneSets", "camera", "gsea", "ora", "ora_de", "read_gmt"},
+    "cohortex.genesets": {"GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt"},
     "cohortex.predict": {
         "MODELS",
         "SELECTIONS",

@@ -1,11 +1,12 @@
 """Gene sets: collections read from GMT (``read_gmt``, ``GeneSets``), over-representation of
 sets in gene lists (``ora``) and in DE results (``ora_de``), preranked GSEA (``gsea``) and
-limma's competitive ``camera``.
+limma's competitive ``camera`` and self-contained ``fry``.
 """
 
 from ._camera import camera
 from ._collection import GeneSets, read_gmt
+from ._fry import fry
 from ._gsea import gsea
 from ._ora import ora, ora_de
 
-__all__ = ["GeneSets", "camera", "gsea", "ora", "ora_de", "read_gmt"]
+__all__ = ["GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt"]

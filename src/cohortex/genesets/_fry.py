@@ -1,0 +1,355 @@
+"""limma's ``fry``: fast self-contained gene-set tests on the standardised effects of a fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sparse
+import xarray as xr
+from scipy import special, stats
+
+from .. import fdr as _fdr
+from .._backend import dask_on, resolve_device, take_genes, to_host
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._errors import CohortexError
+from ..de._gene_columns import TASK_GENES, gene_columns
+from ..de._least_squares import (
+    check_design,
+    design_matrix,
+    sample_codes,
+    sample_weights_of,
+    weights_for,
+)
+from ..stats._ebayes import squeeze_var
+from ..stats._householder import householder_effects, householder_effects_per_gene
+from ._collection import GeneSets
+
+__all__ = ["FRY_EFFECTS", "fry"]
+
+# float64 effects fry holds for the genes of the sets, (n_samples − p + 1) × genes: 2 GiB
+FRY_EFFECTS = 2**28
+STANDARDIZE = ("posterior.sd", "residual.sd", "p2", "none")
+_QUADRATURE_NODES = 128  # statmod's gauss.quad.prob(128, "uniform"), as limma's fry
+
+
+@shared_docs
+def fry(
+    cohort: CohortLike,
+    design: Any,
+    gene_sets: GeneSets,
+    *,
+    contrast: str | None = None,
+    weights: Any = None,
+    block: str | Any = None,
+    correlation: float | None = None,
+    standardize: str = "posterior.sd",
+    trend: bool = False,
+    robust: bool = False,
+    fdr: str = "bh",
+    device: str = "auto",
+) -> xr.Dataset:
+    """Test whether the genes of each set change together, as limma's ``fry``.
+
+    A self-contained test (is the set changed at all?, unlike :func:`camera`'s comparison
+    with the other genes): each gene's effects of the fit (R's ``qr.qty``: the contrast's
+    effect and its residual effects) are standardised by a robust residual variance — the
+    sum of squared effects without the largest, moderated towards limma's prior
+    (``standardize = "posterior.sd"``) — and a set's mean effect over its genes gives a t on
+    the residual df ("directional": the genes move one way). The "mixed" p-value asks
+    whether the genes change in either direction: Fry's beta approximation to the rotation
+    distribution of ``Σ contrast effect²`` between the extreme eigenvalues of the set's
+    effects (Wu et al. 2010; Giner & Smyth 2016).
+
+    Parameters
+    ----------
+    {cohort}
+        Complete values (no NaN).
+    design : str, DataFrame or array
+        As for :func:`cohortex.de.fit`.
+    gene_sets : GeneSets
+        Members named by the cohort's gene ids; sets with no gene of the cohort are left out.
+    contrast : str, optional
+        A coefficient of the design (default the last, as limma's ``ncol(design)``).
+    weights : array of shape (n_samples, n_genes) or (n_samples,), optional
+        Precision weights > 0, per observation (limma's ``weights``: every gene's effects in
+        its own weighted basis) or per sample (``array.weights``). Default: the cohort's
+        ``weights`` variable, as a :func:`voom <cohortex.de.voom>` result has.
+    block : str or array of shape (n_samples,), optional
+        Samples correlated within blocks, with ``correlation`` (required, as in limma).
+    correlation : float, optional
+    standardize : {"posterior.sd", "residual.sd", "p2", "none"}
+        limma's choices: the robust variance moderated towards the prior of the genes'
+        residual variances (default), as it is, squeezed towards its own prior, or none.
+    trend, robust : bool
+        limma's ``trend.var`` (the prior follows the genes' mean) and ``robust``.
+    fdr : str, default "bh"
+        Correction across the sets, of both p-values.
+    {device}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene_set``, in the order of ``gene_sets``: ``n_genes`` (of the cohort),
+        ``direction`` ("Up" or "Down"), ``pvalue`` (directional, two-sided), ``padj``,
+        ``pvalue_mixed``, ``padj_mixed``. Attrs: ``contrast``, ``df``, ``standardize``.
+
+    Raises
+    ------
+    CohortexError
+        For missing values, weights ≤ 0, a block without its correlation, and when the sets'
+        genes' effects would exceed :data:`FRY_EFFECTS` values (limma holds every effect of
+        every gene; for cohorts that large use :func:`camera`).
+    """
+    if standardize not in STANDARDIZE:
+        raise CohortexError(
+            f"fry's 'standardize' must be one of {', '.join(map(repr, STANDARDIZE))}; got "
+            f"{standardize!r}."
+        )
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of fry() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
+            f"got {fdr!r}."
+        )
+    if (block is None) != (correlation is None):
+        raise CohortexError("fry's 'block' needs its 'correlation' (as limma's fry), and back.")
+    data = as_cohort_matrix(cohort)
+    n_samples = data.matrix.shape[0]
+    x_design, names, _ = design_matrix(design, data.dataset, n_samples)
+    check_design(x_design, names)
+    chosen = contrast if contrast is not None else names[-1]
+    if chosen not in names:
+        raise CohortexError(f"The contrast {chosen!r} is not a coefficient; choose from {names}.")
+    n, p = x_design.shape
+    df = n - p
+    if df < 1:
+        raise CohortexError("fry() needs residual degrees of freedom (more samples than columns).")
+    j = names.index(chosen)  # limma: the contrast's column moved last
+    x_design = np.column_stack([np.delete(x_design, j, axis=1), x_design[:, j]])
+    genes = [str(g) for g in data.gene_ids]
+    sets = gene_sets.restrict(genes, min_size=1)
+    if not len(sets):
+        raise CohortexError("No gene set has a gene of the cohort (translate the names?).")
+    index = {g: i for i, g in enumerate(genes)}
+    members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in sets.members]
+    in_sets = np.zeros(len(genes), dtype=bool)
+    in_sets[np.concatenate(members)] = True
+    if (df + 1) * int(in_sets.sum()) > FRY_EFFECTS:
+        raise CohortexError(
+            f"fry() holds the {df + 1} effects of each of the sets' {int(in_sets.sum())} genes, "
+            f"more than {FRY_EFFECTS:,} values; for a cohort this large use camera()."
+        )
+
+    x = dask_on(data.matrix, resolve_device(device), (min(n, 2048), TASK_GENES))
+    given = weights_for(weights, data, x)
+    per_sample = sample_weights_of(weights, n_samples)
+    if per_sample is not None:
+        given = None
+    transform = _Transform(x_design, per_sample, block, correlation, data, n_samples)
+    arrays = [x] if given is None else [x, given]
+    held = p + 3  # float64 values per gene and sample beside the inputs (designs, effects)
+    summary = gene_columns(arrays, transform.summaries, values_per_gene=held)
+    contrast_effect, squares, largest, average = (
+        np.asarray(to_host(summary[name]), dtype=np.float64)
+        for name in ("contrast", "squares", "largest", "mean")
+    )
+    if not np.all(np.isfinite(squares)):
+        raise CohortexError("fry() needs complete values; the cohort has missing values.")
+    s2 = (squares - contrast_effect**2) / df  # limma: rowMeans(Effects[, -1]²)
+    covariate = average if trend else None
+    scale = _robust_variances(squares, largest, s2, df, standardize, covariate, robust)
+    effects = gene_columns(
+        [take_genes(a, in_sets) for a in arrays], transform.effects, values_per_gene=held
+    )["effects"]
+    effects = np.asarray(to_host(effects), dtype=np.float64)  # (df + 1) × genes of the sets
+    if standardize != "none":
+        effects = effects / np.sqrt(scale[in_sets])[None, :]
+    position = np.cumsum(in_sets) - 1
+    return _set_tests(
+        effects,
+        [position[m] for m in members],
+        sets.names,
+        df,
+        fdr,
+        {
+            "test": "fry",
+            "contrast": chosen,
+            "df": float(df),
+            "standardize": standardize,
+            "trend": int(trend),
+            "robust": int(robust),
+            "weighted": int(given is not None or per_sample is not None),
+        },
+    )
+
+
+class _Transform:
+    """The values and designs limma's ``.lmEffects`` decomposes: scaled by the root sample
+    weights, by each gene's root weights, and whitened within blocks (Cholesky)."""
+
+    def __init__(
+        self,
+        x_design: np.ndarray,
+        per_sample: np.ndarray | None,
+        block: Any,
+        correlation: float | None,
+        data: Any,
+        n_samples: int,
+    ) -> None:
+        self.root = None if per_sample is None else np.sqrt(per_sample)
+        design = x_design if self.root is None else x_design * self.root[:, None]
+        self.whiten = None
+        if block is not None:
+            codes, _ = sample_codes(block, data, n_samples, "block")
+            if not (isinstance(correlation, int | float | np.floating) and -1 < correlation < 1):
+                raise CohortexError(
+                    f"The 'correlation' parameter must be in (-1, 1); got {correlation!r}."
+                )
+            self.whiten = _whitening(codes, float(correlation))
+        self.design = design
+        self.p = x_design.shape[1]
+
+    def _values(self, y: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, Any]:
+        """The transformed values, and the transformed designs per gene (None: shared)."""
+        values = np.asarray(to_host(y), dtype=np.float64)
+        if self.root is not None:
+            values = values * self.root[:, None]
+        designs = None
+        if w is not None:
+            root = np.sqrt(np.asarray(to_host(w), dtype=np.float64))
+            if not np.all(np.isfinite(root)) or np.any(root <= 0):
+                raise CohortexError("fry() needs weights > 0 (limma: 'weights must be positive').")
+            values = values * root
+            designs = root[:, :, None] * self.design[:, None, :]
+        if self.whiten is not None:
+            values = self.whiten @ values
+            if designs is not None:
+                n, g, p = designs.shape
+                designs = (self.whiten @ designs.reshape(n, g * p)).reshape(n, g, p)
+        return values, designs
+
+    def _effects(self, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """The contrast's effect (sign of its coefficient) and the residual effects:
+        ``(n − p + 1) × genes``."""
+        values, designs = self._values(y, w)
+        if designs is None:
+            design = self.design if self.whiten is None else self.whiten @ self.design
+            effects, sign = householder_effects(design, values)
+            signs: Any = sign
+        else:
+            effects, signs = householder_effects_per_gene(designs, values)
+        effects = effects[self.p - 1 :]
+        effects[0] *= signs
+        return effects
+
+    def summaries(self, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
+        effects = self._effects(y, w)
+        squared = effects * effects
+        return {
+            "contrast": effects[0],
+            "squares": squared.sum(axis=0),
+            "largest": squared.max(axis=0),
+            "mean": np.asarray(to_host(y), dtype=np.float64).mean(axis=0),
+        }
+
+    def effects(self, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
+        return {"effects": self._effects(y, w)}
+
+
+def _whitening(codes: np.ndarray, correlation: float) -> Any:
+    """``R⁻ᵀ`` of limma's ``chol(cormatrix)`` (sparse, n × n): block by block, each block's
+    samples in their order (the factor has no entry between blocks)."""
+    n = codes.size
+    rows, columns, values = [], [], []
+    for b in np.unique(codes):
+        samples = np.flatnonzero(codes == b)
+        m = samples.size
+        within = np.full((m, m), correlation)
+        np.fill_diagonal(within, 1.0)
+        inverse = np.linalg.inv(np.linalg.cholesky(within))  # L⁻¹ = R⁻ᵀ, lower
+        r, c = np.nonzero(np.tril(np.ones((m, m), dtype=bool)))
+        rows.append(samples[r])
+        columns.append(samples[c])
+        values.append(inverse[r, c])
+    return sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=(n, n)
+    )
+
+
+def _robust_variances(
+    squares: np.ndarray,
+    largest: np.ndarray,
+    s2: np.ndarray,
+    df: int,
+    standardize: str,
+    covariate: np.ndarray | None,
+    robust: bool,
+) -> np.ndarray:
+    """limma's ``s2.robust``: the effects' sum of squares without the largest, over its
+    expectation, then moderated as ``standardize`` says (every gene of the cohort)."""
+    nodes, node_weights = special.roots_legendre(_QUADRATURE_NODES)
+    nodes, node_weights = (nodes + 1.0) / 2.0, node_weights / 2.0  # on [0, 1]
+    expected_largest = float(np.sum((df + 1) * nodes**df * stats.chi2.ppf(nodes, 1) * node_weights))
+    robust_s2 = (squares - largest) / (df + 1 - expected_largest)
+    if standardize == "p2":
+        return squeeze_var(robust_s2, 0.92 * df, covariate=covariate, robust=robust).s2_post
+    if standardize == "posterior.sd":
+        prior = squeeze_var(s2, float(df), covariate=covariate, robust=robust)
+        df_prior = np.broadcast_to(np.asarray(prior.df_prior, dtype=np.float64), s2.shape)
+        s2_prior = np.broadcast_to(np.asarray(prior.s2_prior, dtype=np.float64), s2.shape)
+        with np.errstate(invalid="ignore"):
+            posterior = (0.92 * df * robust_s2 + df_prior * s2_prior) / (0.92 * df + df_prior)
+        return np.where(np.isfinite(df_prior), posterior, s2_prior)
+    return robust_s2
+
+
+def _set_tests(
+    effects: np.ndarray,
+    members: list[np.ndarray],
+    names: Any,
+    df: int,
+    fdr: str,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """limma's ``.fryEffects`` of every set: the directional t of the mean effect and the
+    mixed test's beta approximation."""
+    n_sets = len(members)
+    t = np.empty(n_sets)
+    mixed = np.empty(n_sets)
+    sizes = np.array([m.size for m in members])
+    for i, m in enumerate(members):
+        chosen = effects[:, m]  # effects × genes
+        mean = chosen.mean(axis=1)
+        t[i] = mean[0] / np.sqrt(np.mean(mean[1:] ** 2))
+        mixed[i] = _mixed_pvalue(chosen.T) if m.size > 1 else np.nan
+    pvalue = 2.0 * stats.t.sf(np.abs(t), df)
+    mixed = np.where(sizes == 1, pvalue, mixed)
+    return xr.Dataset(
+        {
+            "n_genes": ("gene_set", sizes),
+            "direction": ("gene_set", np.where(t < 0, "Down", "Up").astype(object)),
+            "pvalue": ("gene_set", pvalue),
+            "padj": ("gene_set", np.asarray(_fdr.adjust(pvalue, fdr))),
+            "pvalue_mixed": ("gene_set", mixed),
+            "padj_mixed": ("gene_set", np.asarray(_fdr.adjust(mixed, fdr))),
+        },
+        coords={"gene_set": np.asarray(names, dtype=object)},
+        attrs=attrs,
+    )
+
+
+def _mixed_pvalue(effects: np.ndarray) -> float:
+    """Fry's beta approximation for one set's effects (genes × effects), limma's SVD."""
+    eigen = np.linalg.svd(effects, compute_uv=False) ** 2  # decreasing
+    count = eigen.size
+    d = count - 1
+    beta_mean = 1.0 / count
+    beta_var = d / count / count / (count / 2.0 + 1.0)
+    spread = eigen[0] - eigen[-1]
+    observed = (np.sum(effects[:, 0] ** 2) - eigen[-1]) / spread
+    f_mean = (np.sum(eigen) * beta_mean - eigen[-1]) / spread
+    # A' COV A with COV = beta_var on the diagonal and -beta_var / d off it
+    f_var = beta_var * (np.sum(eigen**2) - (np.sum(eigen) ** 2 - np.sum(eigen**2)) / d) / spread**2
+    total = f_mean * (1.0 - f_mean) / f_var - 1.0
+    alpha = total * f_mean
+    return float(stats.beta.sf(observed, alpha, total - alpha))

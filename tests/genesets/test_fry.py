@@ -1,0 +1,104 @@
+"""limma's fry against fixtures made with R's limma 3.54 (tests/fixtures/make_fry_fixtures.R):
+every standardisation, trend and robust, weights per sample and per observation, blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from cohortex import CohortexError
+from cohortex.genesets import _fry, fry, read_gmt
+from cohortex.stats._householder import householder_effects
+
+LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
+DESIGN = "~ group + batch"
+WEIGHTS = pd.read_csv(LIMMA / "fry_observation_weights.csv", index_col=0).to_numpy().T
+ARRAY_WEIGHTS = pd.read_csv(LIMMA / "fry_sample_weights.csv")["weight"].to_numpy()
+CASES = {
+    "posterior": {},
+    "none": {"standardize": "none"},
+    "residual": {"standardize": "residual.sd"},
+    "p2": {"standardize": "p2"},
+    "trend_robust": {"trend": True, "robust": True},
+    "p2_trend_robust": {"standardize": "p2", "trend": True, "robust": True},
+    "array_weights": {"weights": ARRAY_WEIGHTS},
+    "weights": {"weights": WEIGHTS},
+    "block": {"block": "patient", "correlation": 0.3},
+    "block_weights": {"block": "patient", "correlation": 0.3, "weights": WEIGHTS},
+    "batch_coefficient": {"contrast": "batch[T.y]"},
+}
+
+
+def _cohort(chunks=(7, 90)):
+    """The fixture's 30 samples × 400 genes, in tiles that split both axes."""
+    expression = pd.read_csv(LIMMA / "fry_expression.csv", index_col=0)
+    samples = pd.read_csv(LIMMA / "fry_samples.csv", index_col=0)
+    return xr.Dataset(
+        {
+            "expression": (
+                ("sample", "gene"),
+                da.from_array(expression.to_numpy().T, chunks=chunks),
+            ),
+            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
+        },
+        coords={"sample": list(samples.index), "gene": list(expression.index)},
+        attrs={"scale": "log2"},
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fry_equals_limma(case):
+    options = dict(CASES[case])
+    options.setdefault("contrast", "group[T.c]")
+    result = fry(_cohort(), DESIGN, read_gmt(LIMMA / "fry_sets.gmt"), **options)
+    expected = pd.read_csv(LIMMA / f"fry_{case}.csv", index_col=0)
+    assert list(result["gene_set"].values) == list(expected.index)
+    np.testing.assert_array_equal(result["n_genes"].values, expected["NGenes"])
+    np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+    for mine, theirs in (
+        ("pvalue", "PValue"),
+        ("padj", "FDR"),
+        ("pvalue_mixed", "PValue.Mixed"),
+        ("padj_mixed", "FDR.Mixed"),
+    ):
+        np.testing.assert_allclose(result[mine].values, expected[theirs], rtol=1e-9, err_msg=mine)
+    assert result.attrs["df"] == 26.0
+
+
+def test_effects_are_rs_householder_coordinates():
+    """R's qr.qty(qr(X), y): the residual effects' coordinates (their largest square is what
+    fry leaves out) are LINPACK's, not any orthogonal basis's."""
+    rng = np.random.default_rng(3)
+    design = np.column_stack([np.ones(12), rng.normal(size=12), np.repeat([0.0, 1.0], 6)])
+    values = rng.normal(size=(12, 5))
+    effects, sign = householder_effects(design, values)
+    q, r = np.linalg.qr(design, mode="complete")
+    np.testing.assert_allclose(np.abs(effects), np.abs(q.T @ values), atol=1e-12)
+    np.testing.assert_allclose(effects[3:] ** 2, (q.T @ values)[3:] ** 2, atol=1e-12)
+    assert sign == np.sign(r[2, 2])  # LAPACK's reflections point as LINPACK's
+    residual = values - design @ np.linalg.lstsq(design, values, rcond=None)[0]
+    np.testing.assert_allclose((effects[3:] ** 2).sum(axis=0), (residual**2).sum(axis=0))
+
+
+def test_fry_refuses_what_limma_refuses_and_too_many_effects(monkeypatch):
+    sets = read_gmt(LIMMA / "fry_sets.gmt")
+    with pytest.raises(CohortexError, match="needs its 'correlation'"):
+        fry(_cohort(), DESIGN, sets, block="patient")
+    with pytest.raises(CohortexError, match="'standardize' must be one of"):
+        fry(_cohort(), DESIGN, sets, standardize="robust")
+    with pytest.raises(CohortexError, match="is not a coefficient"):
+        fry(_cohort(), DESIGN, sets, contrast="group")
+    missing = _cohort().load()
+    missing["expression"][3, 7] = np.nan
+    with pytest.raises(CohortexError, match="missing values"):
+        fry(missing, DESIGN, sets)
+    with pytest.raises(CohortexError, match="weights > 0"):
+        fry(_cohort(), DESIGN, sets, weights=np.where(WEIGHTS > 1.9, 0.0, WEIGHTS))
+    monkeypatch.setattr(_fry, "FRY_EFFECTS", 1000)
+    with pytest.raises(CohortexError, match="use camera"):
+        fry(_cohort(), DESIGN, sets)
