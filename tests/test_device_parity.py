@@ -217,6 +217,32 @@ def test_voom_lm_fit(gpu_xp, tmp_path):
         _same(on_device, cpu, rtol=1e-9)
 
 
+def test_fry(gpu_xp, tmp_path):
+    """limma's fry from device chunks: the effects on the host, tile columns from the device;
+    weights per observation with blocks, and per sample."""
+    fixtures = Path(__file__).parent / "fixtures" / "limma"
+    values = pd.read_csv(fixtures / "fry_expression.csv", index_col=0)
+    samples = pd.read_csv(fixtures / "fry_samples.csv", index_col=0).reset_index(drop=True)
+    weights = pd.read_csv(fixtures / "fry_observation_weights.csv", index_col=0).to_numpy().T
+    create_cohort(
+        tmp_path / "f.zarr",
+        values.to_numpy().T,
+        samples=samples,
+        genes=pd.DataFrame(index=values.index),
+        chunks=(7, 90),
+    )
+    sets = genesets.read_gmt(fixtures / "fry_sets.gmt")
+    for options in (
+        {"weights": weights, "block": "patient", "correlation": 0.3},
+        {"weights": weights[:, 0], "trend": True},
+    ):
+        cpu = genesets.fry(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **options)
+        on_device = genesets.fry(
+            tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
+        )
+        _same(on_device, cpu, rtol=1e-12)
+
+
 def test_remove_batch_effect(gpu_xp, cohort):
     path, x, _ = cohort
     rng = np.random.default_rng(16)

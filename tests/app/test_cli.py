@@ -952,6 +952,15 @@ def test_camera_on_a_counts_store_with_voom(tmp_path, capsys):
     assert "cohortex enrich: warning: this store holds raw counts" in capsys.readouterr().err
     assert main(["enrich", str(store), "--sets", str(tmp_path / "sets.gmt"), "--voom"]) == 2
     assert "--voom goes with --method camera" in capsys.readouterr().err
+    # fry the same way: fry(voom(counts), ...), its weights per observation
+    fry_command = [*command[:5], "fry", *command[6:], "--voom", "--top", "3"]
+    assert main(fry_command) == 0
+    assert "pvalue_mixed" in capsys.readouterr().out
+    saved = read_result(store, "enrich_fry_fry")
+    direct = genesets.fry(de.voom(store, "~ condition", norm_factors="tmm"), "~ condition", sets)
+    for name in ("pvalue", "pvalue_mixed"):
+        np.testing.assert_allclose(saved[name].values, direct[name].values, rtol=1e-12)
+    assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-3
 
 
 def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):

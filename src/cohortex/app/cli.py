@@ -439,27 +439,30 @@ def _parser() -> argparse.ArgumentParser:
 
     enrich = commands.add_parser(
         "enrich",
-        help="gene-set enrichment of a stored DE result (GSEA, over-representation, camera)",
+        help="gene-set enrichment of a stored DE result (GSEA, over-representation) or of the "
+        "cohort's fit (camera, fry)",
     )
     enrich.add_argument("store", type=Path)
     enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
     enrich.add_argument(
         "--method",
-        choices=("gsea", "ora", "camera"),
+        choices=("gsea", "ora", "camera", "fry"),
         default="gsea",
-        help="preranked GSEA, over-representation of the up and down genes, or limma's camera",
+        help="preranked GSEA, over-representation of the up and down genes, limma's camera "
+        "(competitive: the set against the other genes) or fry (self-contained: is the set "
+        "changed at all)",
     )
     enrich.add_argument(
         "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
     )
     enrich.add_argument("--by", default="statistic", help="gsea: the variable that ranks genes")
     enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
-    enrich.add_argument("--design", default=None, help="camera: the model formula")
+    enrich.add_argument("--design", default=None, help="camera, fry: the model formula")
     enrich.add_argument(
         "--voom",
         action="store_true",
-        help="camera on a counts store: limma-voom's log-CPM (TMM factors) and weights, as "
-        "camera(voom(...), ...)",
+        help="camera or fry on a counts store: limma-voom's log-CPM (TMM factors) and weights, "
+        "as camera(voom(...), ...)",
     )
     enrich.add_argument(
         "--names",
@@ -1296,17 +1299,20 @@ def _enrich(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     _check_plot(args.plot)
-    if args.plot is not None and args.method == "camera":
-        raise CohortexError("--plot draws gsea and ora results, not camera's.")
+    fitted = args.method in ("camera", "fry")  # the cohort's own fit, not a stored result
+    if args.plot is not None and fitted:
+        raise CohortexError(f"--plot draws gsea and ora results, not {args.method}'s.")
     sets = genesets.read_gmt(args.sets)
     if args.names is not None:
         sets = sets.translate(args.store, args.names)
     start = time.perf_counter()
-    if args.voom and args.method != "camera":
-        raise CohortexError("--voom goes with --method camera (gsea and ora read a DE result).")
-    if args.method == "camera":
+    if args.voom and not fitted:
+        raise CohortexError(
+            "--voom goes with --method camera or fry (gsea and ora read a DE result)."
+        )
+    if fitted:
         if args.design is None:
-            raise CohortexError("--method camera needs --design (the model formula).")
+            raise CohortexError(f"--method {args.method} needs --design (the model formula).")
         data: Any = args.store
         if args.voom:
             from .. import de
@@ -1314,8 +1320,9 @@ def _enrich(args: argparse.Namespace) -> None:
             data = de.voom(args.store, args.design, norm_factors="tmm")
         else:
             _warn_if_counts(args.store, "cohortex enrich", "add --voom")
-        result = genesets.camera(data, args.design, sets, contrast=args.contrast)
-        source = "camera"
+        test = genesets.camera if args.method == "camera" else genesets.fry
+        result = test(data, args.design, sets, contrast=args.contrast)
+        source = args.method
     else:
         stored = [n for n in list_results(args.store) if n.startswith("de_")]
         name = args.result or (stored[0] if len(stored) == 1 else None)
@@ -1368,6 +1375,7 @@ def _enrich(args: argparse.Namespace) -> None:
                 "nes",
                 "pvalue",
                 "padj",
+                "pvalue_mixed",
             )
             if c in table.columns
         ]

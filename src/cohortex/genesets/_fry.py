@@ -10,7 +10,7 @@ import xarray as xr
 from scipy import special, stats
 
 from .. import fdr as _fdr
-from .._backend import dask_on, resolve_device, take_genes, to_host
+from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..de._gene_columns import TASK_GENES, gene_columns
@@ -209,7 +209,7 @@ class _Transform:
         self.design = design
         self.p = x_design.shape[1]
 
-    def _values(self, y: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, Any]:
+    def _values(self, y: Any, w: Any) -> tuple[np.ndarray, Any]:
         """The transformed values, and the transformed designs per gene (None: shared)."""
         values = np.asarray(to_host(y), dtype=np.float64)
         if self.root is not None:
@@ -228,7 +228,7 @@ class _Transform:
                 designs = (self.whiten @ designs.reshape(n, g * p)).reshape(n, g, p)
         return values, designs
 
-    def _effects(self, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    def _effects(self, y: Any, w: Any = None) -> np.ndarray:
         """The contrast's effect (sign of its coefficient) and the residual effects:
         ``(n − p + 1) × genes``."""
         values, designs = self._values(y, w)
@@ -242,18 +242,21 @@ class _Transform:
         effects[0] *= signs
         return effects
 
-    def summaries(self, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
+    def summaries(self, y: Any, w: Any = None) -> dict[str, Any]:
+        """Per gene: the contrast's effect, the sum and the largest of the squared effects,
+        the mean value (on the device of ``y``, where gene_columns joins them)."""
         effects = self._effects(y, w)
         squared = effects * effects
+        xp = namespace(y)
         return {
-            "contrast": effects[0],
-            "squares": squared.sum(axis=0),
-            "largest": squared.max(axis=0),
-            "mean": np.asarray(to_host(y), dtype=np.float64).mean(axis=0),
+            "contrast": xp.asarray(effects[0]),
+            "squares": xp.asarray(squared.sum(axis=0)),
+            "largest": xp.asarray(squared.max(axis=0)),
+            "mean": y.mean(axis=0),
         }
 
-    def effects(self, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
-        return {"effects": self._effects(y, w)}
+    def effects(self, y: Any, w: Any = None) -> dict[str, Any]:
+        return {"effects": namespace(y).asarray(self._effects(y, w))}
 
 
 def _whitening(codes: np.ndarray, correlation: float) -> Any:
