@@ -815,6 +815,13 @@ def test_bench_genesets_suite(tmp_path):
         assert (
             "**extrapolated** from 100 sets × 1000 permutations" in (out / "bench.md").read_text()
         )
+    # fry on the first --r-samples samples, R's fry beside it where R is installed
+    assert rows["cohortex_fry"]["seconds"] > 0 and rows["cohortex_fry"]["samples"] == 100
+    limma = rows["limma_fry_r"]
+    if "skipped" in limma:
+        assert "not installed" in limma["skipped"]
+    else:
+        assert limma["speedup"] == pytest.approx(limma["seconds"] / rows["cohortex_fry"]["seconds"])
 
 
 def test_bench_refuses_bad_options(tmp_path, capsys):

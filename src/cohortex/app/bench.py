@@ -36,7 +36,9 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
 ``genesets``  preranked GSEA of 10,000 random gene sets (15–500 genes, fixed seed) on the Welch
               t of the cohort (computed before the clock starts), 10,000 permutations; GSEApy's
               ``prerank`` on 100 of the sets with 1,000 permutations, **extrapolated** linearly
-              in sets × permutations (marked).
+              in sets × permutations (marked). limma's fry of 1,000 of such sets for the
+              condition on the first ``--r-samples`` samples in memory, beside R's ``fry`` of
+              the same sets and values.
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -162,6 +164,10 @@ _CASES = [
     Case("predict", "select_then_sklearn", "anchor", "zarr", "sklearn", False),
     Case("genesets", "cohortex_gsea", "cohortex", "ranking"),
     Case("genesets", "gseapy", "anchor", "ranking", "gseapy", False, "cohortex_gsea"),
+    Case("genesets", "cohortex_fry", "cohortex", "slice"),
+    Case(
+        "genesets", "limma_fry_r", "anchor", "slice", "Rscript:limma,statmod", False, "cohortex_fry"
+    ),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
@@ -197,6 +203,18 @@ SUITES = (
 )
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
+_FRY_SETS = 1_000
+_FRY_R = r"""
+suppressPackageStartupMessages(library(limma))
+args <- commandArgs(trailingOnly = TRUE)
+n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
+y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
+group <- factor(readLines(args[4]))
+index <- lapply(strsplit(readLines(args[5]), " "), as.integer)
+design <- model.matrix(~ group)
+elapsed <- system.time(fry(y, index, design, contrast = 2, sort = "none"))[["elapsed"]]
+cat(elapsed, "\n")
+"""
 _VOOM_R = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -496,6 +514,8 @@ def _time_case(
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
         extra.update(_predict_case(case, store, device))
+    elif case.suite == "genesets" and case.source == "slice":
+        extra.update(_fry_case(case, store, device, r_samples))
     elif case.suite == "genesets":
         extra.update(_gsea_case(case, store, device))
     else:
@@ -693,6 +713,33 @@ def _gsea_case(case: Case, store: str, device: str) -> dict:
     }
 
 
+def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
+    """limma's fry of :data:`_FRY_SETS` random sets (15–500 genes) for the condition, on the
+    first ``r_samples`` samples in memory: cohortex, or R's fry on the same sets."""
+    from .. import genesets
+    from ..store import open_cohort
+
+    data = open_cohort(store).isel(sample=slice(0, r_samples)).load()
+    genes = [str(g) for g in data["gene"].values]
+    rng = np.random.default_rng(0)
+    high = min(500, len(genes) - 1)
+    members = [
+        rng.choice(len(genes), int(rng.integers(min(15, high), high + 1)), replace=False)
+        for _ in range(_FRY_SETS)
+    ]
+    extra: dict[str, Any] = {"samples": int(data.sizes["sample"])}
+    if case.role == "anchor":
+        values = np.asarray(data["expression"].values, dtype=np.float64)
+        seconds = _seconds_in_r(_FRY_R, values, data["condition"].values, members)
+        return {**extra, "timed_seconds": seconds}
+    sets = genesets.GeneSets.from_dict(
+        {f"set{j}": [genes[i] for i in m] for j, m in enumerate(members)}
+    )
+    start = time.perf_counter()
+    genesets.fry(data, "~ condition", sets, device=device)
+    return {**extra, "timed_seconds": time.perf_counter() - start}
+
+
 def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     """limma-voom: cohortex from the store (weighted or not), or on a slice in memory, or R."""
     from .. import de
@@ -815,9 +862,12 @@ def _voom_in_r(store: str, r_samples: int, script: str) -> dict:
     }
 
 
-def _seconds_in_r(script_text: str, values: np.ndarray, labels: Any) -> float:
-    """Run an R script on ``values`` (samples × genes, float64) and the samples' ``labels``;
-    it prints the seconds it timed itself."""
+def _seconds_in_r(
+    script_text: str, values: np.ndarray, labels: Any, sets: list[np.ndarray] | None = None
+) -> float:
+    """Run an R script on ``values`` (samples × genes, float64) and the samples' ``labels``
+    (and gene ``sets``: positions, one set a line, 1-based); it prints the seconds it timed
+    itself."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
@@ -828,8 +878,13 @@ def _seconds_in_r(script_text: str, values: np.ndarray, labels: Any) -> float:
         script = Path(folder) / "timed.R"
         script.write_text(script_text)
         shape = [str(values.shape[0]), str(values.shape[1])]
+        more = []
+        if sets is not None:
+            members = Path(folder) / "sets.txt"
+            members.write_text("".join(" ".join(map(str, m + 1)) + "\n" for m in sets))
+            more.append(str(members))
         done = subprocess.run(
-            ["Rscript", str(script), str(matrix), *shape, str(names)],
+            ["Rscript", str(script), str(matrix), *shape, str(names), *more],
             capture_output=True,
             text=True,
             check=True,
