@@ -113,8 +113,10 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de,
         fdr,
         filter_by_expr,
+        genesets,
         norm_factors,
         normalize,
+        open_cohort,
         pca,
         survival,
     )
@@ -266,6 +268,23 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     cases["de.voom_lm_fit with exact zeros, device chunks"] = lambda: (
         de.voom_lm_fit(zeros_on_device, three_groups, norm_factors="tmm", device="gpu"),
         de.voom_lm_fit(zeros_ds, three_groups, norm_factors="tmm", device="cpu"),
+    )
+    # limma's camera and fry: 40 gene sets of the store's genes, the condition's last level
+    names = [str(g) for g in open_cohort(store)["gene"].values]
+    pick = np.random.default_rng(9)
+    gene_sets = genesets.GeneSets.from_dict(
+        {
+            f"set{i}": list(pick.choice(names, int(pick.integers(5, 60)), replace=False))
+            for i in range(40)
+        }
+    )
+    cases["genesets.camera, from the store"] = lambda: (
+        genesets.camera(store, "~ condition", gene_sets, device="gpu"),
+        genesets.camera(store, "~ condition", gene_sets, device="cpu"),
+    )
+    cases["genesets.fry, from the store"] = lambda: (
+        genesets.fry(store, "~ condition", gene_sets, device="gpu"),
+        genesets.fry(store, "~ condition", gene_sets, device="cpu"),
     )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
