@@ -84,6 +84,25 @@ def test_voom_lm_fit_equals_edger(case):
         _close(result["sample_weights"].values, weights["weight"], rtol=1e-10)
 
 
+@pytest.mark.parametrize("case", ["contrast", "block_contrast"])
+def test_a_contrast_equals_edger(case):
+    """contrasts.fit(voomLmFit(...), c − b) then eBayes: limma's per-gene standard errors of a
+    contrast (the design's correlation), with and without blocks."""
+    options = {"block": "patient"} if case == "block_contrast" else {}
+    result = de.voom_lm_fit(
+        _cohort(),
+        "~ condition",
+        norm_factors="tmm",
+        contrasts={"c_vs_b": "condition[T.c] - condition[T.b]"},
+        **options,
+    ).sel(contrast="c_vs_b")
+    expected = pd.read_csv(EDGER / f"vlf_{case}.csv")
+    _close(result["coefficient"].values, expected["coefficient"], 1e-10, 1e-12)
+    _close(result["stdev_unscaled"].values, expected["sd"], rtol=1e-10)
+    _close(result["statistic"].values, expected["t"], 1e-10, 1e-12)
+    _close(result["pvalue"].values, expected["p"], rtol=1e-9)
+
+
 def test_without_exact_zeros_it_is_voom_then_fit():
     """Genes whose counts hold no zero: no df is lost and voomLmFit is voom + lmFit (R's
     lowess for the trend, not weightedLowess)."""

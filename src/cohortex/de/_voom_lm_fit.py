@@ -363,7 +363,8 @@ def _exact_zeros(
     rows = take_genes(counts, candidate).rechunk(
         {0: -1, 1: max(1, min(TASK_GENES, _COLUMN_VALUES // counts.shape[0]))}
     )
-    log_library = np.log(library)
+    with np.errstate(divide="ignore"):  # a sample without counts: every fitted value 0
+        log_library = np.log(library)
     basis = poisson_basis(x_design)
 
     def fit_and_count(block: Any) -> np.ndarray:
