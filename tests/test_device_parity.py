@@ -31,6 +31,7 @@ from cohortex import (
     tsne,
 )
 from cohortex._backend import namespace, to_device
+from cohortex._constants import NORMALIZATIONS
 from cohortex.ae import Autoencoder
 from cohortex.simulate import simulate_array
 
@@ -357,16 +358,22 @@ def test_fdr_adjust(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(got), fdr.adjust(p, method), rtol=1e-15)
 
 
-@pytest.mark.parametrize(
-    "method", ["log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio"]
-)
+@pytest.mark.parametrize("method", NORMALIZATIONS)
 def test_normalize_on_device_chunks(gpu_xp, method):
     rng = np.random.default_rng(6)
     counts = rng.poisson(rng.uniform(1, 40, 30), (25, 30)).astype(np.float64)
     counts[3, 4] = counts[3, 7]  # ties for the quantile ranks
-    host = xr.Dataset({"expression": (("sample", "gene"), counts)}, attrs={"scale": "counts"})
+    host = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts),
+            "length": ("gene", rng.integers(300, 20_000, 30)),  # rpkm, log_rpkm, tpm
+        },
+        attrs={"scale": "counts"},
+    )
     chunked = host.chunk({"sample": 10})
-    device = chunked.copy(data={"expression": to_device(chunked["expression"].data, "gpu")})
+    device = chunked.assign(
+        expression=chunked["expression"].copy(data=to_device(chunked["expression"].data, "gpu"))
+    )
     on_device = normalize(device, method)["expression"].data
     assert namespace(on_device) is gpu_xp
     expected = normalize(chunked, method)["expression"].values

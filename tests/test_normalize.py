@@ -119,6 +119,35 @@ def test_log_cpm_equals_edger_cpm_log(case):
     assert zero == pytest.approx(np.log2(2.0 / (1e7 + 4.0) * 1e6), rel=1e-12)
 
 
+def test_rpkm_equals_edger_and_tpm_sums_to_a_million():
+    """edgeR's rpkm of a DGEList with TMM factors, plain and log; the lengths from the gene
+    variable ``length`` (as a featureCounts import stores them) or given."""
+    ds, _, _ = _edger_case("bulk")
+    lengths = pd.read_csv(EDGER / "bulk_lengths.csv")["length"].to_numpy()
+    expected = pd.read_csv(EDGER / "bulk_rpkm.csv")
+    stored = ds.assign(length=("gene", lengths)).chunk({"sample": 5, "gene": 250})
+    for kind in ("rpkm", "log_rpkm"):
+        want = expected[expected["kind"] == kind].iloc[:, 2:].to_numpy().T
+        got = normalize(stored, kind, norm_factors="tmm")
+        np.testing.assert_allclose(got["expression"].values, want, rtol=1e-12, atol=1e-12)
+        given = normalize(ds, kind, norm_factors="tmm", gene_length=lengths)
+        np.testing.assert_allclose(given["expression"].values, want, rtol=1e-12, atol=1e-12)
+        assert got.attrs["scale"] == ("log2" if kind == "log_rpkm" else "linear")
+    tpm = normalize(stored, "tpm")["expression"].values
+    x = ds["expression"].values
+    rate = x / lengths[None, :]
+    np.testing.assert_allclose(tpm, rate / rate.sum(axis=1, keepdims=True) * 1e6, rtol=1e-12)
+    np.testing.assert_allclose(tpm.sum(axis=1), 1e6, rtol=1e-12)
+    with pytest.raises(CohortexError, match="need each gene's length"):
+        normalize(ds, "tpm")
+    with pytest.raises(CohortexError, match="finite lengths > 0"):
+        normalize(ds, "rpkm", gene_length=np.where(lengths > 5000, 0, lengths))
+    with pytest.raises(CohortexError, match="'gene_length' applies to"):
+        normalize(ds, "log_cpm", gene_length=lengths)
+    with pytest.raises(CohortexError, match="'norm_factors' applies to"):
+        normalize(stored, "tpm", norm_factors="tmm")
+
+
 def test_log_transforms(counts_store):
     path, counts = counts_store
     np.testing.assert_allclose(
@@ -175,7 +204,8 @@ def test_bad_input(counts_store):
     with pytest.raises(
         CohortexError,
         match="'method' parameter of normalize\\(\\) must be one of 'log_cpm', "
-        "'log_cpm_offset', 'log1p', 'log2', 'quantile', 'median_ratio'; got 'tmm'",
+        "'log_cpm_offset', 'log1p', 'log2', 'quantile', 'median_ratio', 'rpkm', 'log_rpkm', "
+        "'tpm'; got 'tmm'",
     ):
         normalize(path, "tmm")
     logged = normalize(path, "log2")

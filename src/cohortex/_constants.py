@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["COMPRESSORS", "SCALES"]
+__all__ = ["COMPRESSORS", "NORMALIZATIONS", "SCALES"]
 
 SCALES = ("log2", "log1p", "counts", "linear")
 
 COMPRESSORS = ("lz4", "zstd", "none")
+
+# normalize()'s methods (cohortex._normalize.METHODS), for the command line's choices
+NORMALIZATIONS = (
+    "log_cpm",
+    "log_cpm_offset",
+    "log1p",
+    "log2",
+    "quantile",
+    "median_ratio",
+    "rpkm",
+    "log_rpkm",
+    "tpm",
+)

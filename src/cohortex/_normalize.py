@@ -18,6 +18,7 @@ from dask.array.utils import meta_from_array
 
 from ._backend import as_device_dask, namespace, to_host
 from ._cohort import CohortLike, as_cohort_dataset
+from ._constants import NORMALIZATIONS
 from ._errors import CohortexError
 from .stats._norm_factors import rle_ratios, tmm_factors, upper_quartiles
 from .stats._ranks import average_ranks
@@ -31,17 +32,31 @@ __all__ = [
     "resolve_factors",
 ]
 
-METHODS = ("log_cpm", "log_cpm_offset", "log1p", "log2", "quantile", "median_ratio")
+METHODS = NORMALIZATIONS
 FACTOR_METHODS = ("tmm", "upperquartile", "rle", "none")
-_NEEDS_LINEAR = ("log_cpm", "log_cpm_offset", "log1p", "log2", "median_ratio")
+_NEEDS_LINEAR = (
+    "log_cpm",
+    "log_cpm_offset",
+    "log1p",
+    "log2",
+    "median_ratio",
+    "rpkm",
+    "log_rpkm",
+    "tpm",
+)
+_BY_LENGTH = ("rpkm", "log_rpkm", "tpm")
+_WITH_FACTORS = ("log_cpm", "log_cpm_offset", "rpkm", "log_rpkm")
 _NEW_SCALE = {
     "log_cpm": "log2",
     "log_cpm_offset": "log2",
     "log1p": "log1p",
     "log2": "log2",
     "median_ratio": "counts",
+    "rpkm": "linear",
+    "log_rpkm": "log2",
+    "tpm": "linear",
 }
-_DEFAULT_PRIOR = {"log_cpm": 2.0, "log_cpm_offset": 1.0, "log2": 1.0}
+_DEFAULT_PRIOR = {"log_cpm": 2.0, "log_cpm_offset": 1.0, "log2": 1.0, "log_rpkm": 2.0}
 
 
 def normalize(
@@ -50,6 +65,7 @@ def normalize(
     *,
     prior_count: float | None = None,
     norm_factors: str | Any | None = None,
+    gene_length: Any = None,
 ) -> xr.Dataset:
     """Normalise a cohort lazily.
 
@@ -71,6 +87,14 @@ def normalize(
           ``g_j = mean_i log x_ij`` over samples for each gene j, the size factor of sample i
           is ``exp(median_j (log x_ij − g_j))`` over the genes with every count positive and
           ``x_ij > 0``; values are divided by it. Scale stays ``counts``.
+        * ``"rpkm"``: edgeR's ``rpkm(y, gene.length)``: counts per million (library sizes
+          times ``norm_factors``) per kilobase of the gene, ``x / L · 10⁶ / (length / 10³)``.
+          Scale becomes ``linear``.
+        * ``"log_rpkm"``: edgeR's ``rpkm(y, gene.length, log = TRUE)``: ``log_cpm``'s value
+          minus ``log2(length / 10³)``. Scale becomes ``log2``.
+        * ``"tpm"``: transcripts per million, ``(x / length) / Σ_genes (x / length) · 10⁶``
+          in each sample (no factors: the per-kilobase rates are the library). Scale becomes
+          ``linear``.
         * ``"quantile"``: quantile normalisation (Bolstad et al. 2003) as limma's
           ``normalizeQuantiles``: the reference distribution is the mean, over samples, of each
           sample's sorted values; each value is replaced by the reference quantile at its rank,
@@ -78,11 +102,16 @@ def normalize(
           ties stay tied, as in limma). Any scale; it is kept. NaN values are refused.
         The log and ratio methods need raw data (scale ``counts`` or ``linear``).
     prior_count : float, optional
-        Offset of ``log_cpm`` (default 2, as edgeR), ``log_cpm_offset`` and ``log2``
-        (default 1).
+        Offset of ``log_cpm`` and ``log_rpkm`` (default 2, as edgeR), ``log_cpm_offset`` and
+        ``log2`` (default 1).
     norm_factors : {"tmm", "upperquartile", "rle", "none"} or array of shape (n_samples,), optional
-        For ``log_cpm`` and ``log_cpm_offset``: edgeR's normalisation factors multiplying the
-        library sizes, computed by :func:`norm_factors` now, or given. Default: none.
+        For ``log_cpm``, ``log_cpm_offset``, ``rpkm`` and ``log_rpkm``: edgeR's normalisation
+        factors multiplying the library sizes, computed by :func:`norm_factors` now, or
+        given. Default: none.
+    gene_length : array of shape (n_genes,), optional
+        For ``rpkm``, ``log_rpkm`` and ``tpm``: each gene's length in bases (its exons'), all
+        > 0. Default: the cohort's gene variable ``length``, as ``cohortex import`` of a
+        featureCounts table stores it.
 
     Returns
     -------
@@ -103,10 +132,13 @@ def normalize(
             f"normalize(method={method!r}) needs raw values (scale 'counts' or 'linear'); this "
             f"cohort's scale is {scale!r}."
         )
-    if norm_factors is not None and method not in ("log_cpm", "log_cpm_offset"):
+    if norm_factors is not None and method not in _WITH_FACTORS:
         raise CohortexError(
-            f"'norm_factors' applies to log_cpm and log_cpm_offset, not to {method!r}."
+            f"'norm_factors' applies to {', '.join(_WITH_FACTORS)}, not to {method!r}."
         )
+    if gene_length is not None and method not in _BY_LENGTH:
+        raise CohortexError(f"'gene_length' applies to {', '.join(_BY_LENGTH)}.")
+    kilobases = _kilobases(ds, gene_length) if method in _BY_LENGTH else None
     prior = _DEFAULT_PRIOR.get(method, 0.0) if prior_count is None else float(prior_count)
     if not (np.isfinite(prior) and prior >= 0):
         raise CohortexError(f"'prior_count' must be a number >= 0; got {prior_count!r}.")
@@ -116,7 +148,11 @@ def normalize(
         y = da.log2(x + prior)
     elif method == "log1p":
         y = da.log1p(x)
-    elif method in ("log_cpm", "log_cpm_offset"):
+    elif method == "tpm":
+        assert kilobases is not None
+        rate = x / _per_gene(kilobases, x)[None, :]
+        y = rate / da.nansum(rate, axis=1, dtype=np.float64)[:, None] * 1e6
+    elif method in _WITH_FACTORS:
         library = da.nansum(x, axis=1, dtype=np.float64)
         factors = resolve_factors(ds, norm_factors)
         if factors is not None:
@@ -125,12 +161,19 @@ def normalize(
                 factors_dask = as_device_dask(factors_dask)
             library = library * factors_dask
             attrs["norm_factors"] = norm_factors if isinstance(norm_factors, str) else "given"
-        if method == "log_cpm":
+        if method in ("log_cpm", "log_rpkm"):
             scaled_prior = prior * library / library.mean()
             y = da.log2((x + scaled_prior[:, None]) / (library + 2.0 * scaled_prior)[:, None] * 1e6)
-        else:
+            attrs["prior_count"] = prior
+        elif method == "log_cpm_offset":
             y = da.log2(x / library[:, None] * 1e6 + prior)
-        attrs["prior_count"] = prior
+            attrs["prior_count"] = prior
+        else:  # rpkm
+            y = x / library[:, None] * 1e6
+        if method in ("rpkm", "log_rpkm"):  # per kilobase
+            assert kilobases is not None
+            per_gene = _per_gene(kilobases, x)
+            y = y / per_gene[None, :] if method == "rpkm" else y - da.log2(per_gene)[None, :]
     elif method == "median_ratio":
         y = x / _size_factors(x)[:, None].astype(x.dtype)
     else:
@@ -306,6 +349,29 @@ def _open(cohort: CohortLike) -> xr.Dataset:
     if "expression" not in ds:
         raise CohortexError("The Dataset given as 'cohort' has no 'expression' variable.")
     return ds
+
+
+def _kilobases(ds: xr.Dataset, gene_length: Any) -> np.ndarray:
+    """Each gene's length in kilobases: ``gene_length``, else the gene variable ``length``."""
+    if gene_length is None:
+        if "length" not in ds or ds["length"].dims != ("gene",):
+            raise CohortexError(
+                "rpkm, log_rpkm and tpm need each gene's length: pass gene_length= or store a "
+                "gene variable 'length' (cohortex import of a featureCounts table does)."
+            )
+        gene_length = ds["length"].values
+    lengths = np.asarray(getattr(gene_length, "values", gene_length), dtype=np.float64)
+    if lengths.shape != (ds.sizes["gene"],) or not np.all(np.isfinite(lengths) & (lengths > 0)):
+        raise CohortexError(
+            f"'gene_length' must be {ds.sizes['gene']} finite lengths > 0 (one per gene)."
+        )
+    return lengths / 1e3
+
+
+def _per_gene(values: np.ndarray, like: da.Array) -> da.Array:
+    """A host vector over genes as Dask, in the gene chunks and on the device of ``like``."""
+    column = da.from_array(values, chunks=(like.chunks[1],))
+    return column if namespace(like) is np else as_device_dask(column)
 
 
 def _samples_by_genes(ds: xr.Dataset) -> da.Array:

@@ -90,6 +90,27 @@ def test_import_and_export(tmp_path, capsys):
     assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
+def test_export_normalized(tmp_path, capsys):
+    """export --normalize: TPM and RPKM (TMM factors) by the genes' stored lengths."""
+    from cohortex import normalize
+
+    counts = np.array([[10.0, 0.0, 30.0], [5.0, 8.0, 2.0], [0.0, 4.0, 9.0], [7.0, 7.0, 7.0]])
+    genes = pd.DataFrame({"length": [1000, 2500, 400]}, index=["g1", "g2", "g3"])
+    store = tmp_path / "c.zarr"
+    create_cohort(store, counts, genes=genes, scale="counts")
+    for method, factors in (("tpm", None), ("rpkm", "tmm")):
+        out = tmp_path / f"{method}.tsv"
+        command = ["export", str(store), str(out), "--orientation", "samples-by-genes"]
+        assert main([*command, "--normalize", method]) == 0
+        assert f"({method})" in capsys.readouterr().out
+        written = pd.read_csv(out, sep="\t", index_col=0).to_numpy()
+        expected = normalize(store, method, norm_factors=factors)["expression"].values
+        np.testing.assert_allclose(written, expected, rtol=1e-6)
+        if method == "tpm":
+            np.testing.assert_allclose(written.sum(axis=1), 1e6, rtol=1e-6)
+    assert main(["export", str(store), str(tmp_path / "x.tsv"), "--normalize", "tmm"]) == 2
+
+
 def test_warnings_are_lines_that_name_the_flag(tmp_path, capsys):
     src = tmp_path / "counts.tsv"
     src.write_text("gene\tA\tB\ng1\t10\t2000\ng2\t4\t5\n")

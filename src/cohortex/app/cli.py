@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._constants import COMPRESSORS, SCALES
+from .._constants import COMPRESSORS, NORMALIZATIONS, SCALES
 from .._errors import CohortexError
 from .._optional import require
 from .._version import __version__
@@ -197,6 +197,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("genes-by-samples", "samples-by-genes"),
         default="genes-by-samples",
         help="rows of the text file written are genes or samples",
+    )
+    exp.add_argument(
+        "--normalize",
+        choices=NORMALIZATIONS,
+        default=None,
+        help="write normalised values (log_cpm, rpkm and log_rpkm with TMM factors; rpkm, "
+        "log_rpkm and tpm by the gene variable 'length', as a featureCounts import stores it)",
     )
     exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     exp.add_argument(
@@ -924,13 +931,20 @@ def _export(args: argparse.Namespace) -> None:
     name = args.dest.name.lower()
     if args.dest.exists() and not args.overwrite:
         raise CohortexError(f"{str(args.dest)!r} already exists; pass --overwrite to replace it.")
+    data: Any = args.store
+    if args.normalize is not None:
+        from .. import normalize
+
+        factors = "tmm" if args.normalize in ("log_cpm", "rpkm", "log_rpkm") else None
+        data = normalize(args.store, args.normalize, norm_factors=factors)
     if name.endswith(".gct"):
-        export_gct(args.store, args.dest, progress=args.progress)
+        export_gct(data, args.dest, progress=args.progress)
     elif name.endswith((".tsv", ".txt", ".csv", ".tsv.gz", ".txt.gz", ".csv.gz")):
-        export_table(args.store, args.dest, orientation=args.orientation, progress=args.progress)
+        export_table(data, args.dest, orientation=args.orientation, progress=args.progress)
     else:
-        export_anndata(args.store, args.dest, overwrite=args.overwrite)
-    print(f"exported {args.store} → {args.dest}")
+        export_anndata(data, args.dest, overwrite=args.overwrite)
+    how = "" if args.normalize is None else f" ({args.normalize})"
+    print(f"exported {args.store}{how} → {args.dest}")
 
 
 def _de(args: argparse.Namespace) -> None:
