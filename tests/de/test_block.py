@@ -145,7 +145,9 @@ def test_voom_with_blocks_second_round_equals_limma():
     _close(estimated.attrs["consensus_correlation"], results["consensus"][0], rtol=1e-12)
     fitted = de.fit(second, "~ after", block="patient")  # the correlation estimated again
     _close(fitted.sel(contrast="after")["statistic"], results["t"], rtol=1e-10)
-    _close(fitted.sel(contrast="after")["pvalue"], results["p"], rtol=1e-10)
+    # a p of 1e-13 moves ~t² times as much as its t: 1.7e-11 in t (this machine's BLAS) is
+    # 6.6e-10 in p
+    _close(fitted.sel(contrast="after")["pvalue"], results["p"], rtol=1e-9)
     with pytest.raises(CohortexError, match="'block' and 'correlation' go together"):
         de.voom(cohort, "~ after", block="patient")
 
