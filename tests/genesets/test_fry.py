@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from cohortex import CohortexError
-from cohortex.genesets import _fry, fry, read_gmt
+from cohortex.genesets import _fry, camera, fry, read_gmt
 from cohortex.stats._householder import householder_effects
 
 LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
@@ -31,6 +31,13 @@ CASES = {
     "block": {"block": "patient", "correlation": 0.3},
     "block_weights": {"block": "patient", "correlation": 0.3, "weights": WEIGHTS},
     "batch_coefficient": {"contrast": "batch[T.y]"},
+    "pair": {"contrast": "group[T.c] - group[T.b]"},
+    "pair_weights": {
+        "contrast": "group[T.c] - group[T.b]",
+        "weights": WEIGHTS,
+        "block": "patient",
+        "correlation": 0.3,
+    },
 }
 
 
@@ -70,6 +77,25 @@ def test_fry_equals_limma(case):
     assert result.attrs["df"] == 26.0
 
 
+@pytest.mark.parametrize("correlation", ["fixed", "estimated"])
+def test_camera_of_a_contrast_equals_limma(correlation):
+    """camera(contrast = c(0, -1, 1, 0)): the design reparametrised as limma's contrastAsCoef."""
+    result = camera(
+        _cohort(),
+        DESIGN,
+        read_gmt(LIMMA / "fry_sets.gmt"),
+        contrast="group[T.c] - group[T.b]",
+        inter_gene_cor=0.01 if correlation == "fixed" else None,
+    )
+    expected = pd.read_csv(LIMMA / f"fry_camera_pair_{correlation}.csv", index_col=0)
+    np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+    np.testing.assert_allclose(result["pvalue"].values, expected["PValue"], rtol=1e-9)
+    if correlation == "estimated":
+        np.testing.assert_allclose(
+            result["correlation"].values, expected["Correlation"], rtol=1e-9, atol=1e-12
+        )
+
+
 def test_effects_are_rs_householder_coordinates():
     """R's qr.qty(qr(X), y): the residual effects' coordinates (their largest square is what
     fry leaves out) are LINPACK's, not any orthogonal basis's."""
@@ -91,8 +117,10 @@ def test_fry_refuses_what_limma_refuses_and_too_many_effects(monkeypatch):
         fry(_cohort(), DESIGN, sets, block="patient")
     with pytest.raises(CohortexError, match="'standardize' must be one of"):
         fry(_cohort(), DESIGN, sets, standardize="robust")
-    with pytest.raises(CohortexError, match="is not a coefficient"):
+    with pytest.raises(CohortexError, match="unknown coefficients: group"):
         fry(_cohort(), DESIGN, sets, contrast="group")
+    with pytest.raises(CohortexError, match="is all zero"):
+        fry(_cohort(), DESIGN, sets, contrast="group[T.c] - group[T.c]")
     missing = _cohort().load()
     missing["expression"][3, 7] = np.nan
     with pytest.raises(CohortexError, match="missing values"):

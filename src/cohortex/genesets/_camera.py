@@ -7,6 +7,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import sparse, stats
 
@@ -18,6 +19,7 @@ from ..de._least_squares import design_matrix, rows_per_task, sample_weights_of
 from ..de._linear_model import fit
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
+from ._design import contrast_last
 
 __all__ = ["camera", "zscore_t_hill"]
 
@@ -51,7 +53,10 @@ def camera(
     gene_sets : GeneSets
         Members named by the cohort's gene ids (:meth:`GeneSets.translate` maps symbols).
     contrast : str, optional
-        A coefficient of the design (default the last, as limma's ``ncol(design)``).
+        A coefficient of the design (default the last, as limma's ``ncol(design)``), or a
+        combination of them such as ``"group[T.c] - group[T.b]"`` (limma's contrast vector:
+        the design reparametrised by ``contrastAsCoef``, the contrast's t exact with weights
+        per observation too).
     weights : array of shape (n_samples, n_genes) or (n_samples,), optional
         Precision weights, all > 0, as limma's ``camera(weights=)``: per observation (each
         gene's t from its weighted fit) or per sample (the values and the design scaled by
@@ -89,11 +94,22 @@ def camera(
             f"The 'fdr' parameter of camera() must be one of "
             f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
         )
-    fitted = fit(cohort, design, weights=weights, moderate=False, fdr="none", device=device)
-    names = [str(c) for c in fitted["contrast"].values]
+    given = as_cohort_matrix(cohort)
+    x_design, names, _ = design_matrix(design, given.dataset, given.matrix.shape[0])
     chosen = contrast if contrast is not None else names[-1]
-    if chosen not in names:
-        raise CohortexError(f"The contrast {chosen!r} is not a coefficient; choose from {names}.")
+    model: Any = design
+    if chosen not in names:  # a combination: limma's contrastAsCoef, the contrast last
+        columns = [f"Q{i}" for i in range(2, len(names) + 1)] + [chosen]
+        model = pd.DataFrame(contrast_last(x_design, names, chosen), columns=columns)
+    fitted = fit(
+        cohort,
+        model,
+        contrasts=[chosen],
+        weights=weights,
+        moderate=False,
+        fdr="none",
+        device=device,
+    )
     data = as_cohort_matrix(cohort)
     n_samples = data.matrix.shape[0]
     df = float(n_samples - len(fitted.attrs["design"]))

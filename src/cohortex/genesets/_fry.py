@@ -24,6 +24,7 @@ from ..de._least_squares import (
 from ..stats._ebayes import squeeze_var
 from ..stats._householder import householder_effects, householder_effects_per_gene
 from ._collection import GeneSets
+from ._design import contrast_last
 
 __all__ = ["FRY_EFFECTS", "fry"]
 
@@ -70,7 +71,9 @@ def fry(
     gene_sets : GeneSets
         Members named by the cohort's gene ids; sets with no gene of the cohort are left out.
     contrast : str, optional
-        A coefficient of the design (default the last, as limma's ``ncol(design)``).
+        A coefficient of the design (default the last, as limma's ``ncol(design)``), or a
+        combination of them such as ``"group[T.c] - group[T.b]"`` (limma's contrast vector:
+        the design reparametrised by ``contrastAsCoef``).
     weights : array of shape (n_samples, n_genes) or (n_samples,), optional
         Precision weights > 0, per observation (limma's ``weights``: every gene's effects in
         its own weighted basis) or per sample (``array.weights``). Default: the cohort's
@@ -118,14 +121,11 @@ def fry(
     x_design, names, _ = design_matrix(design, data.dataset, n_samples)
     check_design(x_design, names)
     chosen = contrast if contrast is not None else names[-1]
-    if chosen not in names:
-        raise CohortexError(f"The contrast {chosen!r} is not a coefficient; choose from {names}.")
+    x_design = contrast_last(x_design, names, chosen)
     n, p = x_design.shape
     df = n - p
     if df < 1:
         raise CohortexError("fry() needs residual degrees of freedom (more samples than columns).")
-    j = names.index(chosen)  # limma: the contrast's column moved last
-    x_design = np.column_stack([np.delete(x_design, j, axis=1), x_design[:, j]])
     genes = [str(g) for g in data.gene_ids]
     sets = gene_sets.restrict(genes, min_size=1)
     if not len(sets):

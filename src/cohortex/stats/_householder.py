@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["householder_effects", "householder_effects_per_gene"]
+__all__ = ["contrast_as_coefficient", "householder_effects", "householder_effects_per_gene"]
 
 
 def householder_effects(design: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
@@ -54,6 +54,31 @@ def householder_effects_per_gene(
     signs = np.empty(values.shape[1])
     _per_gene(np.asarray(designs, dtype=np.float64), effects, signs)
     return effects, signs
+
+
+def contrast_as_coefficient(design: np.ndarray, contrast: np.ndarray) -> np.ndarray:
+    """limma's ``contrastAsCoef(design, contrast, first = FALSE)$design`` for one contrast.
+
+    The design rotated by the Householder reflection of ``contrast`` (R's ``qr``), its first
+    column divided by the reflection's ``R``, so that the last column of the result (where
+    it is moved) has the contrast for its coefficient; the other columns span the rest.
+
+    Parameters
+    ----------
+    design : ndarray of shape (n, p)
+    contrast : ndarray of shape (p,)
+        Not all zero.
+
+    Returns
+    -------
+    ndarray of shape (n, p)
+    """
+    contrast = np.asarray(contrast, dtype=np.float64)
+    rotated, _ = householder_effects(contrast[:, None], np.asarray(design, dtype=np.float64).T)
+    norm = float(np.sqrt(np.sum(contrast * contrast)))
+    diagonal = -norm if contrast[0] >= 0 else norm  # LINPACK: −sign(c₁)·‖c‖, c₁ = 0 as +
+    rotated[0] /= diagonal
+    return np.column_stack([rotated[1:].T, rotated[0]])
 
 
 @numba.njit(cache=True)
