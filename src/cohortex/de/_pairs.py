@@ -13,16 +13,9 @@ import numpy as np
 
 from .._backend import namespace
 from ..stats._moments import GroupMoments, chunk_moments, concat_genes, merge_moments
+from ._gene_columns import TASK_GENES, VALUES_PER_BLOCK
 
-__all__ = ["TASK_GENES", "VALUES_PER_BLOCK", "pair_columns"]
-
-# genes per task at most: a matrix in memory, streamed in tiles 4,096 genes wide, still
-# gives a task to every core
-TASK_GENES = 1024
-
-# float64 values in a block of differences (its genes × every pair): with the signed-rank
-# test's ranks and sort copies, a few tens of MB per task
-VALUES_PER_BLOCK = 2_000_000
+__all__ = ["pair_columns"]
 
 
 def pair_columns(
@@ -37,11 +30,11 @@ def pair_columns(
 ) -> tuple[GroupMoments, dict[str, Any]]:
     """Both sides' moments and ``per_block`` of the pairs' differences, for every gene.
 
-    Each column of ``x``'s tiles (at most :data:`TASK_GENES` of its genes) is one task: it
-    takes the moments of the two sides from each tile (as :func:`cohortex.stats.group_moments`
-    would) and gathers the pairs' rows from the tiles into float64 differences
-    ``group - reference``, as many genes at a time as :data:`VALUES_PER_BLOCK` allows, which
-    it passes to ``per_block``. Every tile is read once; Dask's row indexing of the two
+    Each column of ``x``'s tiles (at most ``TASK_GENES`` of its genes, as every pass that
+    holds all samples of a gene) is one task: it takes the moments of the two sides from each
+    tile (as :func:`cohortex.stats.group_moments` would) and gathers the pairs' rows from the
+    tiles into float64 differences ``group - reference``, as many genes at a time as
+    ``VALUES_PER_BLOCK`` allows, which it passes to ``per_block``. Every tile is read once; Dask's row indexing of the two
     sides, aligned and rechunked into blocks of all pairs, cost as much as the test itself.
 
     Parameters
