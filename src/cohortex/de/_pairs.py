@@ -34,8 +34,9 @@ def pair_columns(
     holds all samples of a gene) is one task: it takes the moments of the two sides from each
     tile (as :func:`cohortex.stats.group_moments` would) and gathers the pairs' rows from the
     tiles into float64 differences ``group - reference``, as many genes at a time as
-    ``VALUES_PER_BLOCK`` allows, which it passes to ``per_block``. Every tile is read once; Dask's row indexing of the two
-    sides, aligned and rechunked into blocks of all pairs, cost as much as the test itself.
+    ``VALUES_PER_BLOCK`` allows, which it passes to ``per_block``. Every tile is read once;
+    Dask's row indexing of the two sides, aligned and rechunked into blocks of all pairs,
+    cost as much as the test itself.
 
     Parameters
     ----------

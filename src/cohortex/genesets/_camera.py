@@ -94,8 +94,8 @@ def camera(
             f"The 'fdr' parameter of camera() must be one of "
             f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
         )
-    given = as_cohort_matrix(cohort)
-    x_design, names, _ = design_matrix(design, given.dataset, given.matrix.shape[0])
+    data = as_cohort_matrix(cohort)
+    x_design, names, _ = design_matrix(design, data.dataset, data.matrix.shape[0])
     chosen = contrast if contrast is not None else names[-1]
     model: Any = design
     if chosen not in names:  # a combination: limma's contrastAsCoef, the contrast last
@@ -110,7 +110,6 @@ def camera(
         fdr="none",
         device=device,
     )
-    data = as_cohort_matrix(cohort)
     n_samples = data.matrix.shape[0]
     df = float(n_samples - len(fitted.attrs["design"]))
     if "df_residual" in fitted.data_vars:  # per gene: weights per observation, or fewer df
