@@ -55,6 +55,7 @@ PUBLIC = {
         "top",
         "voom",
         "voom_lm_fit",
+        "vooma",
     },
     "cohortex.store": {
         "COMPRESSORS",

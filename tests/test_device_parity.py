@@ -244,6 +244,20 @@ def test_fry(gpu_xp, tmp_path):
         _same(on_device, cpu, rtol=1e-12)
 
 
+def test_vooma(gpu_xp, tmp_path):
+    """limma's vooma from device chunks: its weights, and with the blocks."""
+    fixtures = Path(__file__).parent / "fixtures" / "limma"
+    values = pd.read_csv(fixtures / "fry_expression.csv", index_col=0).to_numpy().T
+    samples = pd.read_csv(fixtures / "fry_samples.csv", index_col=0).reset_index(drop=True)
+    create_cohort(tmp_path / "v.zarr", values, samples=samples, chunks=(7, 90))
+    for options in ({}, {"block": "patient", "correlation": 0.3}):
+        cpu = de.vooma(tmp_path / "v.zarr", "~ group + batch", device="cpu", **options)
+        on_device = de.vooma(tmp_path / "v.zarr", "~ group + batch", device="gpu", **options)
+        weights = on_device["weights"].data.compute()
+        assert namespace(weights) is gpu_xp
+        np.testing.assert_allclose(to_numpy(weights), cpu["weights"].values, rtol=1e-10)
+
+
 def test_remove_batch_effect(gpu_xp, cohort):
     path, x, _ = cohort
     rng = np.random.default_rng(16)

@@ -79,6 +79,7 @@ from ._signed_rank import signed_rank
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._voom_lm_fit import voom_lm_fit
+from ._vooma import vooma
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "top",
     "voom",
     "voom_lm_fit",
+    "vooma",
 ]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")

@@ -28,7 +28,7 @@ from ._least_squares import (
     sample_codes,
 )
 
-__all__ = ["log_cpm", "narrow_columns", "trend_weights", "voom"]
+__all__ = ["count_offsets", "log_cpm", "narrow_columns", "trend_weights", "voom"]
 
 _ROWS_PER_CHUNK = 2048
 
@@ -252,32 +252,37 @@ def _trend(
     # R's approxfun(rule = 2) through every point of the curve; it is linear between the
     # anchors, so those (tied x averaged) are the knots
     knots_x, knots_y = tied_means(curve_x[anchors], curve_y[anchors])
-    weights = trend_weights(logged, x_design, fitted.beta, library, knots_x, knots_y)
+    weights = trend_weights(logged, x_design, fitted.beta, count_offsets(library), knots_x, knots_y)
     return _Trend(weights, sx, sy, curve_x, curve_y)
+
+
+def count_offsets(library: np.ndarray) -> np.ndarray:
+    """``log2((L + 1) · 10⁻⁶)``: a fitted log-CPM plus this is voom's log fitted count."""
+    return np.log2((library + 1.0) * 1e-6)
 
 
 def trend_weights(
     logged: da.Array,
     x_design: np.ndarray,
     beta: Any,
-    library: np.ndarray,
+    offsets: np.ndarray,
     knots_x: np.ndarray,
     knots_y: np.ndarray,
 ) -> da.Array:
-    """voom's weights ``1 / trend(log2 fitted count)⁴`` (lazy, in the tiles of ``logged``).
+    """Weights ``1 / trend(fitted value + offset)⁴`` (lazy, in the tiles of ``logged``).
 
-    ``beta`` (p × n_genes, on the device of ``logged``) gives the fitted log-CPM, the library
-    sizes their counts; the trend is linear between ``knots_x`` (increasing) and
-    ``knots_y``, constant beyond them (R's ``approxfun(rule = 2)``).
+    ``beta`` (p × n_genes, on the device of ``logged``) gives the fitted values; ``offsets``
+    (one per sample) turn them into the trend's scale — voom's :func:`count_offsets` (the
+    log fitted count), vooma's zeros. The trend is linear between ``knots_x`` (increasing)
+    and ``knots_y``, constant beyond them (R's ``approxfun(rule = 2)``).
     """
     xp = namespace(logged)
     chunks = logged.chunks[0]
-    log_offsets = da.from_array(np.log2((library + 1.0) * 1e-6)[:, None], chunks=(chunks, 1))
     return da.map_blocks(
         _weights,
         da.from_array(x_design, chunks=(chunks, -1)),
         da.from_array(beta, chunks=(-1, logged.chunks[1]), asarray=False),
-        log_offsets,
+        da.from_array(np.asarray(offsets, dtype=np.float64)[:, None], chunks=(chunks, 1)),
         xp.asarray(knots_x),
         xp.asarray(knots_y),
         chunks=logged.chunks,
@@ -301,9 +306,9 @@ def _log_cpm(block: Any, offsets: Any) -> Any:
 
 
 def _weights(design: Any, beta: Any, log_offsets: Any, knots_x: Any, knots_y: Any) -> Any:
-    """``1 / trend(log2 fitted count)⁴`` for a block of samples (rows of ``design``).
+    """``1 / trend(fitted + offset)⁴`` for a block of samples (rows of ``design``).
 
-    The log fitted count is ``fitted log-CPM + log2((L + 1) · 10⁻⁶)``, which is R's
+    voom's log fitted count is ``fitted log-CPM + log2((L + 1) · 10⁻⁶)``, which is R's
     ``log2(10⁻⁶ · 2^fitted · (L + 1))`` up to rounding. NumPy blocks use the compiled loop.
     """
     xp = namespace(beta)

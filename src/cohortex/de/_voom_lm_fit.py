@@ -32,7 +32,7 @@ from ._least_squares import (
     sample_codes,
 )
 from ._linear_model import check_test_options, contrast_matrix, fit_result
-from ._voom import log_cpm, narrow_columns, trend_weights
+from ._voom import count_offsets, log_cpm, narrow_columns, trend_weights
 
 __all__ = ["voom_lm_fit"]
 
@@ -174,6 +174,7 @@ def voom_lm_fit(
     if factors is not None:
         library = library * factors
     logged = log_cpm(counts, library)
+    offsets = count_offsets(library)
 
     fitted = least_squares(logged, x_design, None)
     zeros_model = _exact_zeros(counts, x_design, library, np.asarray(to_host(zeros)))
@@ -191,7 +192,7 @@ def voom_lm_fit(
         )
     sx = average[replicated] + np.mean(np.log2(library + 1.0)) - np.log2(1e6)
     knots = _trend(sx, fitted, replicated, span, zeros_model is not None)
-    weights = trend_weights(logged, x_design, fitted.beta, library, *knots)
+    weights = trend_weights(logged, x_design, fitted.beta, offsets, *knots)
 
     with_zeros_missing = logged if zeros_model is None else zeros_model.masked(logged, counts)
 
@@ -221,7 +222,7 @@ def voom_lm_fit(
             )
             fitted = zeros_model.override(fitted, refit)
         knots = _trend(sx, fitted, replicated, span, zeros_model is not None)
-        weights = trend_weights(logged, x_design, fitted.beta, library, *knots)
+        weights = trend_weights(logged, x_design, fitted.beta, offsets, *knots)
         if sample_weights:
             quality = _sample_weights(voomed(weights), x_design, var_group, method, on)
             weights = weights * _column(quality.values, logged)
