@@ -254,6 +254,36 @@ def test_voom_lm_fit_command(tmp_path, capsys):
     assert "leave out --correlation" in capsys.readouterr().err
 
 
+def test_vooma_command(tmp_path, capsys):
+    """--vooma: limma's vooma then the weighted fit; with --block, the correlation of the
+    values, vooma with the blocks, and the correlation again with the weights."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "limma"
+    values = pd.read_csv(fixtures / "fry_expression.csv", index_col=0).to_numpy().T
+    samples = pd.read_csv(fixtures / "fry_samples.csv", index_col=0)
+    store = tmp_path / "arrays.zarr"
+    create_cohort(store, values, samples=samples)
+    command = ["de", str(store), "--design", "~ group + batch", "--vooma", "--top", "0"]
+    assert main(command) == 0
+    assert "limma linear model with vooma's weights" in capsys.readouterr().out
+    direct = de.fit(de.vooma(store, "~ group + batch"), "~ group + batch")
+    saved = read_result(store, "de_vooma")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert main([*command, "--block", "patient", "--name", "blocks"]) == 0
+    first = de.duplicate_correlation(store, "~ group + batch", "patient")
+    weighted = de.vooma(
+        store,
+        "~ group + batch",
+        block="patient",
+        correlation=first.attrs["consensus_correlation"],
+    )
+    direct = de.fit(weighted, "~ group + batch", block="patient")
+    saved = read_result(store, "blocks")
+    assert saved.attrs["correlation"] == pytest.approx(direct.attrs["correlation"], rel=1e-12)
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert main([*command, "--voom"]) == 2
+    assert "leave out --voom" in capsys.readouterr().err
+
+
 def test_de_with_sample_weights(tmp_path, capsys):
     """--sample-weights: arrayWeights then the weighted fit; with --voom,
     voomWithQualityWeights; --var-group, one weight per group."""

@@ -239,6 +239,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --design, on a counts store: limma's voom (TMM factors) and a weighted fit",
     )
     de.add_argument(
+        "--vooma",
+        action="store_true",
+        help="with --design, on log-expression (arrays, proteomics): limma's vooma precision "
+        "weights and a weighted fit; with --block, the correlation estimated before and after",
+    )
+    de.add_argument(
         "--voom-lm-fit",
         action="store_true",
         help="with --design, on a counts store: edgeR's voomLmFit (voom and the weighted fit "
@@ -961,9 +967,15 @@ def _de(args: argparse.Namespace) -> None:
         if args.correlation is not None:
             raise CohortexError("--voom-lm-fit estimates the correlation; leave out --correlation.")
     voom = args.voom or args.voom_lm_fit
+    if args.vooma and (voom or args.sample_weights):
+        raise CohortexError(
+            "--vooma weights log-expression on its own; leave out --voom, --voom-lm-fit and "
+            "--sample-weights."
+        )
     model_options = (
         args.contrast
         or voom
+        or args.vooma
         or args.trend
         or args.robust
         or args.treat is not None
@@ -976,8 +988,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--filter-by-expr goes with --voom or --voom-lm-fit (a counts store).")
     if args.groupby is not None and model_options:
         raise CohortexError(
-            "--contrast, --voom, --block, --sample-weights, --trend, --robust and --treat go "
-            "with --design."
+            "--contrast, --voom, --vooma, --block, --sample-weights, --trend, --robust and "
+            "--treat go with --design."
         )
     if args.correlation is not None and args.block is None:
         raise CohortexError("--correlation goes with --block.")
@@ -1020,6 +1032,18 @@ def _de(args: argparse.Namespace) -> None:
                 data = _voom_for(args, counts, first.attrs["consensus_correlation"])
             if args.sample_weights and not args.voom_lm_fit:
                 sample_weights = data["sample_weights"]
+        elif args.vooma:  # limma's recipe with blocks: correlation, vooma, correlation again
+            first = correlation
+            if args.block is not None and first is None:
+                found = de.duplicate_correlation(data, args.design, args.block, device=args.device)
+                first = found.attrs["consensus_correlation"]
+            data = de.vooma(
+                data,
+                args.design,
+                block=args.block if first is not None else None,
+                correlation=first,
+                device=args.device,
+            )
         elif args.sample_weights:
             sample_weights = de.array_weights(
                 data,
@@ -1062,6 +1086,8 @@ def _de(args: argparse.Namespace) -> None:
                 device=args.device,
             )
             what = "limma-voom linear model" if voom else "limma linear model"
+            if args.vooma:
+                what = "limma linear model with vooma's weights"
         what += what_kept
         if args.filter_by_expr:
             result.attrs["filter_by_expr"] = 1
@@ -1078,7 +1104,13 @@ def _de(args: argparse.Namespace) -> None:
             method = "REML" if reml else "gene by gene"
             result.attrs["sample_weights"] = f"{method}, by {args.var_group or 'sample'}"
         default_name: str | None = (
-            "de_voom_lm_fit" if args.voom_lm_fit else "de_voom" if voom else "de_limma"
+            "de_voom_lm_fit"
+            if args.voom_lm_fit
+            else "de_voom"
+            if voom
+            else "de_vooma"
+            if args.vooma
+            else "de_limma"
         )
     else:
         result = de.test(
