@@ -242,6 +242,13 @@ def test_fry(gpu_xp, tmp_path):
             tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
         )
         _same(on_device, cpu, rtol=1e-12)
+    # camera's correlation with weights per observation takes the same effects
+    estimated = {"weights": weights, "inter_gene_cor": None, "contrast": "group[T.c] - group[T.b]"}
+    cpu = genesets.camera(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **estimated)
+    on_device = genesets.camera(
+        tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **estimated
+    )
+    _same(on_device, cpu, rtol=1e-10)
 
 
 def test_vooma(gpu_xp, tmp_path):

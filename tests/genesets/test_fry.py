@@ -77,6 +77,27 @@ def test_fry_equals_limma(case):
     assert result.attrs["df"] == 26.0
 
 
+@pytest.mark.parametrize("contrast", ["group[T.c]", "group[T.c] - group[T.b]"])
+def test_camera_estimates_the_correlation_with_weights_per_observation(contrast):
+    """camera(weights = W, inter.gene.cor = NA): each gene's residual effects in its own
+    weighted Householder basis (limma's per-gene qr.qty), for a coefficient and a contrast."""
+    result = camera(
+        _cohort(),
+        DESIGN,
+        read_gmt(LIMMA / "fry_sets.gmt"),
+        contrast=contrast,
+        weights=WEIGHTS,
+        inter_gene_cor=None,
+    )
+    name = "weighted" if contrast == "group[T.c]" else "pair_weighted"
+    expected = pd.read_csv(LIMMA / f"fry_camera_{name}_estimated.csv", index_col=0)
+    np.testing.assert_allclose(
+        result["correlation"].values, expected["Correlation"], rtol=1e-9, atol=1e-12
+    )
+    np.testing.assert_allclose(result["pvalue"].values, expected["PValue"], rtol=1e-9)
+    np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+
+
 @pytest.mark.parametrize("correlation", ["fixed", "estimated"])
 def test_camera_of_a_contrast_equals_limma(correlation):
     """camera(contrast = c(0, -1, 1, 0)): the design reparametrised as limma's contrastAsCoef."""

@@ -20,6 +20,7 @@ from ..de._linear_model import fit
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
 from ._design import contrast_last
+from ._fry import FRY_EFFECTS, GeneEffects
 
 __all__ = ["camera", "zscore_t_hill"]
 
@@ -66,8 +67,9 @@ def camera(
         The correlation ρ used for every set (limma's default), or None to estimate it per
         set from the residuals (limma's ``inter.gene.cor = NA``; one more pass over the
         cohort; tested on ``min(df_residual, n_genes − 2)`` df instead of ``n_genes − 2``).
-        Not with weights per observation (limma's residual effects would then be each
-        gene's own rotation; see Raises).
+        With weights per observation each gene's residual effects are in its own weighted
+        basis, as limma computes them: held in memory for the sets' genes, as :func:`fry`
+        holds them (see Raises).
     trend : bool, default False
         limma's ``trend.var``: the prior variance follows the genes' average expression
         (limma's ``rowMeans(y)``, of the values scaled by the root sample weights when there
@@ -87,7 +89,8 @@ def camera(
     ------
     CohortexError
         For missing values or weights ≤ 0 (every gene needs all its samples), and for an
-        estimated correlation with weights per observation.
+        estimated correlation with weights per observation whose effects would exceed
+        2²⁸ values (as :func:`fry`).
     """
     if fdr not in _fdr.METHODS:
         raise CohortexError(
@@ -121,12 +124,6 @@ def camera(
             )
     per_sample = sample_weights_of(weights, n_samples)
     per_observation = bool(fitted.attrs["weighted"]) and per_sample is None
-    if per_observation and inter_gene_cor is None:
-        raise CohortexError(
-            "camera() estimates the inter-gene correlation without weights or with one weight "
-            "per sample; with weights per observation (voom's) pass a value, e.g. the default "
-            "0.01."
-        )
     row = fitted.sel(contrast=chosen)
     coefficient = np.asarray(to_host(row["coefficient"].data), dtype=np.float64)
     unscaled = np.asarray(to_host(row["stdev_unscaled"].data), dtype=np.float64)
@@ -158,8 +155,12 @@ def camera(
     index = {g: i for i, g in enumerate(genes)}
     members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in sets.members]
     sizes = np.array([m.size for m in members])
-    if inter_gene_cor is None:
+    if inter_gene_cor is None and per_observation:  # each gene its own weighted basis
+        ordered = contrast_last(x_design, names, chosen)
+        vif = _vif_in_gene_bases(data, ordered, weights, members, device)
+    if inter_gene_cor is None and not per_observation:
         vif = _estimated_vif(cohort, design, members, sigma2, root, device)
+    if inter_gene_cor is None:
         correlation = np.where(sizes > 1, (vif - 1.0) / np.maximum(sizes - 1, 1), np.nan)
         vif = np.where(sizes > 1, vif, 1.0)
         df_camera = min(df, n_genes - 2.0)
@@ -206,6 +207,30 @@ def zscore_t_hill(t: np.ndarray, df: float) -> np.ndarray:
         ((((-0.4 * z - 3.3) * z - 24.0) * z - 85.5) / (0.8 * z * z + 100.0 + b) + z + 3.0) / b + 1.0
     ) * np.sqrt(z)
     return z * np.sign(t)
+
+
+def _vif_in_gene_bases(
+    data: Any, x_design: np.ndarray, weights: Any, members: list[np.ndarray], device: str
+) -> np.ndarray:
+    """limma's ``m · mean(colMeans(U_set)²)`` with weights per observation: each gene's
+    residual effects in its own weighted Householder basis (R's per-gene ``qr.qty``),
+    standardised, held in memory for the sets' genes as fry holds them."""
+    in_sets = np.zeros(data.matrix.shape[1], dtype=bool)
+    in_sets[np.concatenate(members)] = True
+    n, p = x_design.shape
+    if (n - p + 1) * int(in_sets.sum()) > FRY_EFFECTS:
+        raise CohortexError(
+            f"With weights per observation camera() estimates the inter-gene correlation from "
+            f"every residual effect of the sets' {int(in_sets.sum())} genes, more than "
+            f"{FRY_EFFECTS:,} values; pass inter_gene_cor (limma's default is 0.01)."
+        )
+    residual = GeneEffects(data, x_design, weights, None, None, device).of_genes(in_sets)[1:]
+    sigma2 = np.mean(residual * residual, axis=0)
+    standardised = residual / np.sqrt(np.maximum(sigma2, 1e-8))[None, :]
+    position = np.cumsum(in_sets) - 1
+    return np.array(
+        [m.size * np.mean(np.mean(standardised[:, position[m]], axis=1) ** 2) for m in members]
+    )
 
 
 def _estimated_vif(

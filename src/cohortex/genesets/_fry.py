@@ -26,7 +26,7 @@ from ..stats._householder import householder_effects, householder_effects_per_ge
 from ._collection import GeneSets
 from ._design import contrast_last
 
-__all__ = ["FRY_EFFECTS", "fry"]
+__all__ = ["FRY_EFFECTS", "GeneEffects", "fry"]
 
 # float64 effects fry holds for the genes of the sets, (n_samples − p + 1) × genes: 2 GiB
 FRY_EFFECTS = 2**28
@@ -140,28 +140,17 @@ def fry(
             f"more than {FRY_EFFECTS:,} values; for a cohort this large use camera()."
         )
 
-    x = dask_on(data.matrix, resolve_device(device), (min(n, 2048), TASK_GENES))
-    given = weights_for(weights, data, x)
-    per_sample = sample_weights_of(weights, n_samples)
-    if per_sample is not None:
-        given = None
-    transform = _Transform(x_design, per_sample, block, correlation, data, n_samples)
-    arrays = [x] if given is None else [x, given]
-    held = p + 3  # float64 values per gene and sample beside the inputs (designs, effects)
-    summary = gene_columns(arrays, transform.summaries, values_per_gene=held)
+    gene_effects = GeneEffects(data, x_design, weights, block, correlation, device)
+    summary = gene_effects.summaries()
     contrast_effect, squares, largest, average = (
-        np.asarray(to_host(summary[name]), dtype=np.float64)
-        for name in ("contrast", "squares", "largest", "mean")
+        summary[name] for name in ("contrast", "squares", "largest", "mean")
     )
     if not np.all(np.isfinite(squares)):
         raise CohortexError("fry() needs complete values; the cohort has missing values.")
     s2 = (squares - contrast_effect**2) / df  # limma: rowMeans(Effects[, -1]²)
     covariate = average if trend else None
     scale = _robust_variances(squares, largest, s2, df, standardize, covariate, robust)
-    effects = gene_columns(
-        [take_genes(a, in_sets) for a in arrays], transform.effects, values_per_gene=held
-    )["effects"]
-    effects = np.asarray(to_host(effects), dtype=np.float64)  # (df + 1) × genes of the sets
+    effects = gene_effects.of_genes(in_sets)  # (df + 1) × genes of the sets
     if standardize != "none":
         effects = effects / np.sqrt(scale[in_sets])[None, :]
     position = np.cumsum(in_sets) - 1
@@ -178,24 +167,42 @@ def fry(
             "standardize": standardize,
             "trend": int(trend),
             "robust": int(robust),
-            "weighted": int(given is not None or per_sample is not None),
+            "weighted": int(gene_effects.weighted),
         },
     )
 
 
-class _Transform:
-    """The values and designs limma's ``.lmEffects`` decomposes: scaled by the root sample
-    weights, by each gene's root weights, and whitened within blocks (Cholesky)."""
+class GeneEffects:
+    """Every gene's effects of a fit in R's Householder basis (limma's ``.lmEffects``): the
+    values scaled by the root sample weights or each gene's root weights (then every gene
+    has its own weighted design) and whitened within blocks (Cholesky), the design's last
+    column the contrast (:func:`contrast_last`).
+
+    Parameters
+    ----------
+    data : CohortMatrix
+    x_design : ndarray of shape (n_samples, p)
+    weights : array of shape (n_samples, n_genes) or (n_samples,), or None
+        As :func:`fry` takes them (default the cohort's ``weights`` variable).
+    block, correlation : optional
+    device : str
+    """
 
     def __init__(
         self,
+        data: Any,
         x_design: np.ndarray,
-        per_sample: np.ndarray | None,
+        weights: Any,
         block: Any,
         correlation: float | None,
-        data: Any,
-        n_samples: int,
+        device: str,
     ) -> None:
+        n_samples = data.matrix.shape[0]
+        self.x = dask_on(data.matrix, resolve_device(device), (min(n_samples, 2048), TASK_GENES))
+        given = weights_for(weights, data, self.x)
+        per_sample = sample_weights_of(weights, n_samples)
+        self.arrays = [self.x] if given is None or per_sample is not None else [self.x, given]
+        self.weighted = given is not None or per_sample is not None
         self.root = None if per_sample is None else np.sqrt(per_sample)
         design = x_design if self.root is None else x_design * self.root[:, None]
         self.whiten = None
@@ -208,6 +215,20 @@ class _Transform:
             self.whiten = _whitening(codes, float(correlation))
         self.design = design
         self.p = x_design.shape[1]
+        self._held = self.p + 3  # float64 values per gene and sample beside the inputs
+
+    def summaries(self) -> dict[str, np.ndarray]:
+        """Per gene (host): the contrast's effect, the sum and the largest of the squared
+        effects, and the mean value — one pass over every gene."""
+        found = gene_columns(self.arrays, self._summaries, values_per_gene=self._held)
+        return {name: np.asarray(to_host(v), dtype=np.float64) for name, v in found.items()}
+
+    def of_genes(self, keep: np.ndarray) -> np.ndarray:
+        """The effects of the genes where ``keep`` is true (host, (n − p + 1) × kept): the
+        contrast's effect (the sign of its coefficient), then the residual effects."""
+        chosen = [take_genes(a, keep) for a in self.arrays]
+        found = gene_columns(chosen, self._effects_block, values_per_gene=self._held)
+        return np.asarray(to_host(found["effects"]), dtype=np.float64)
 
     def _values(self, y: Any, w: Any) -> tuple[np.ndarray, Any]:
         """The transformed values, and the transformed designs per gene (None: shared)."""
@@ -242,9 +263,9 @@ class _Transform:
         effects[0] *= signs
         return effects
 
-    def summaries(self, y: Any, w: Any = None) -> dict[str, Any]:
-        """Per gene: the contrast's effect, the sum and the largest of the squared effects,
-        the mean value (on the device of ``y``, where gene_columns joins them)."""
+    def _summaries(self, y: Any, w: Any = None) -> dict[str, Any]:
+        """:meth:`summaries` of a block of genes (on the device of ``y``, where gene_columns
+        joins them)."""
         effects = self._effects(y, w)
         squared = effects * effects
         xp = namespace(y)
@@ -255,7 +276,7 @@ class _Transform:
             "mean": y.mean(axis=0),
         }
 
-    def effects(self, y: Any, w: Any = None) -> dict[str, Any]:
+    def _effects_block(self, y: Any, w: Any = None) -> dict[str, Any]:
         return {"effects": namespace(y).asarray(self._effects(y, w))}
 
 
