@@ -117,6 +117,57 @@ def test_camera_of_a_contrast_equals_limma(correlation):
         )
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        "ranks_fixed",
+        "ranks_estimated",
+        "ranks_negative_fixed",
+        "ranks_negative_estimated",
+        "t_negative_fixed",
+        "t_negative_estimated",
+    ],
+)
+def test_camera_ranks_and_negative_correlations_equal_limma(case):
+    """camera(use.ranks =, allow.neg.cor =): limma's rankSumTestWithCorrelation of the
+    moderated t (ties corrected), and estimated correlations below 0 kept."""
+    result = camera(
+        _cohort(),
+        DESIGN,
+        read_gmt(LIMMA / "fry_sets.gmt"),
+        contrast="group[T.c]",
+        use_ranks=case.startswith("ranks"),
+        allow_neg_cor="negative" in case,
+        inter_gene_cor=None if case.endswith("estimated") else 0.01,
+    )
+    expected = pd.read_csv(LIMMA / f"fry_camera_{case}.csv", index_col=0)
+    np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+    want = np.minimum(expected["PValue"].to_numpy(), 1.0)  # R reports 2·min above 1 too
+    np.testing.assert_allclose(result["pvalue"].values, want, rtol=1e-9)
+
+
+def test_camera_ranks_with_ties_equal_limma():
+    """20 genes twice: their moderated t tie, and the rank-sum variance takes limma's tie
+    correction."""
+    tied = pd.read_csv(LIMMA / "fry_tied_expression.csv", index_col=0)
+    cohort = _cohort().load()
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), tied.to_numpy().T),
+            **{name: ("sample", cohort[name].values) for name in ("group", "batch")},
+        },
+        coords={"gene": list(tied.index)},
+        attrs={"scale": "log2"},
+    )
+    sets = read_gmt(LIMMA / "fry_sets.gmt")
+    result = camera(
+        cohort, DESIGN, sets, contrast="group[T.c]", use_ranks=True, inter_gene_cor=None
+    )
+    expected = pd.read_csv(LIMMA / "fry_camera_ranks_tied.csv", index_col=0)
+    want = np.minimum(expected["PValue"].to_numpy(), 1.0)
+    np.testing.assert_allclose(result["pvalue"].values, want, rtol=1e-9)
+
+
 def test_effects_are_rs_householder_coordinates():
     """R's qr.qty(qr(X), y): the residual effects' coordinates (their largest square is what
     fry leaves out) are LINPACK's, not any orthogonal basis's."""

@@ -34,6 +34,8 @@ def camera(
     contrast: str | None = None,
     weights: Any = None,
     inter_gene_cor: float | None = 0.01,
+    use_ranks: bool = False,
+    allow_neg_cor: bool = False,
     trend: bool = False,
     fdr: str = "bh",
     device: str = "auto",
@@ -70,6 +72,14 @@ def camera(
         With weights per observation each gene's residual effects are in its own weighted
         basis, as limma computes them: held in memory for the sets' genes, as :func:`fry`
         holds them (see Raises).
+    use_ranks : bool, default False
+        limma's ``use.ranks``: compare the set's moderated t with the other genes' by a
+        rank-sum test whose variance allows for the correlation (limma's
+        ``rankSumTestWithCorrelation``; a fixed correlation tests on a normal tail) instead
+        of the two-sample t of their z-scores.
+    allow_neg_cor : bool, default False
+        limma's ``allow.neg.cor``: keep an estimated negative correlation (else it counts as
+        0).
     trend : bool, default False
         limma's ``trend.var``: the prior variance follows the genes' average expression
         (limma's ``rowMeans(y)``, of the values scaled by the root sample weights when there
@@ -147,7 +157,7 @@ def camera(
     prior = squeeze_var(sigma2, df, covariate=average if trend else None)
     moderated = coefficient / unscaled / np.sqrt(prior.s2_post)
     df_total = min(df + float(np.max(prior.df_prior)), n_genes * df)
-    statistic = zscore_t_hill(moderated, df_total)
+    statistic = moderated if use_ranks else zscore_t_hill(moderated, df_total)
     mean_all, var_all = float(statistic.mean()), float(statistic.var(ddof=1))
     sets = gene_sets.restrict(genes, min_size=1)
     if not len(sets):
@@ -167,14 +177,21 @@ def camera(
     else:
         correlation = np.full(len(sets), float(inter_gene_cor))
         vif = 1.0 + (sizes - 1) * float(inter_gene_cor)
-        df_camera = n_genes - 2.0
-    vif = np.maximum(vif, 1.0)  # limma's allow.neg.cor = FALSE
-    rest = n_genes - sizes
-    mean_set = np.array([statistic[m].mean() for m in members])
-    delta = n_genes / rest * (mean_set - mean_all)
-    pooled = ((n_genes - 1) * var_all - delta**2 * sizes * rest / n_genes) / (n_genes - 2)
-    t = delta / np.sqrt(pooled * (vif / sizes + 1.0 / rest))
-    down, up = stats.t.cdf(t, df_camera), stats.t.sf(t, df_camera)
+        df_camera = np.inf if use_ranks else n_genes - 2.0
+    if use_ranks:
+        used = correlation if allow_neg_cor else np.maximum(correlation, 0.0)
+        down, up = _rank_sum_tests(statistic, members, used, df_camera)
+    else:
+        if not allow_neg_cor:
+            vif = np.maximum(vif, 1.0)
+        rest = n_genes - sizes
+        mean_set = np.array([statistic[m].mean() for m in members])
+        delta = n_genes / rest * (mean_set - mean_all)
+        pooled = ((n_genes - 1) * var_all - delta**2 * sizes * rest / n_genes) / (n_genes - 2)
+        t = delta / np.sqrt(pooled * (vif / sizes + 1.0 / rest))
+        down, up = stats.t.cdf(t, df_camera), stats.t.sf(t, df_camera)
+    # the rank test's continuity corrections can put both tails above one half: R reports
+    # 2·min above 1 then; a p-value is at most 1
     pvalue = np.minimum(2.0 * np.minimum(down, up), 1.0)
     return xr.Dataset(
         {
@@ -190,10 +207,50 @@ def camera(
             "contrast": chosen,
             "inter_gene_cor": "estimated" if inter_gene_cor is None else inter_gene_cor,
             "trend": int(trend),
+            "use_ranks": int(use_ranks),
+            "allow_neg_cor": int(allow_neg_cor),
             "weighted": int(fitted.attrs["weighted"]),
-            "df": df_camera,
+            "df": float(df_camera),
         },
     )
+
+
+def _rank_sum_tests(
+    statistic: np.ndarray, members: list[np.ndarray], correlation: np.ndarray, df: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """limma's ``rankSumTestWithCorrelation`` of every set: the p-values that the set's
+    statistics rank low ("Down") and high ("Up"), on a t with ``df`` (normal when
+    infinite)."""
+    ranks = stats.rankdata(statistic)
+    n = ranks.size
+    _, ties = np.unique(ranks, return_counts=True)
+    adjustment = 1.0
+    if ties.size < n:  # limma: the tie correction of the rank-sum variance
+        adjustment = 1.0 - np.sum(ties * (ties + 1.0) * (ties - 1.0)) / (n * (n + 1.0) * (n - 1.0))
+    down = np.empty(len(members))
+    up = np.empty(len(members))
+    for i, (m, rho) in enumerate(zip(members, correlation, strict=True)):
+        n1 = m.size
+        n2 = n - n1
+        u = n1 * n2 + n1 * (n1 + 1) / 2.0 - ranks[m].sum()
+        mu = n1 * n2 / 2.0
+        if n1 == 1 or rho == 0:  # a set of one: its estimated correlation is NaN
+            sigma2 = n1 * n2 * (n + 1) / 12.0
+        else:
+            sigma2 = (
+                (
+                    np.arcsin(1.0) * n1 * n2
+                    + np.arcsin(0.5) * n1 * n2 * (n2 - 1)
+                    + np.arcsin(rho / 2.0) * n1 * (n1 - 1) * n2 * (n2 - 1)
+                    + np.arcsin((rho + 1.0) / 2.0) * n1 * (n1 - 1) * n2
+                )
+                / 2.0
+                / np.pi
+            )
+        sigma2 *= adjustment
+        down[i] = stats.t.sf((u - 0.5 - mu) / np.sqrt(sigma2), df)
+        up[i] = stats.t.cdf((u + 0.5 - mu) / np.sqrt(sigma2), df)
+    return down, up
 
 
 def zscore_t_hill(t: np.ndarray, df: float) -> np.ndarray:
