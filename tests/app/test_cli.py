@@ -1010,6 +1010,16 @@ def test_camera_on_a_counts_store_with_voom(tmp_path, capsys):
     assert "cohortex enrich: warning: this store holds raw counts" in capsys.readouterr().err
     assert main(["enrich", str(store), "--sets", str(tmp_path / "sets.gmt"), "--voom"]) == 2
     assert "--voom goes with --method camera" in capsys.readouterr().err
+    # camera's correlation estimated (each gene's residual effects in its own weighted
+    # basis) and its rank test
+    assert main([*command, "--voom", "--inter-gene-cor", "estimate", "--ranks"]) == 0
+    saved = read_result(store, "enrich_camera_camera")
+    voomed = de.voom(store, "~ condition", norm_factors="tmm")
+    direct = genesets.camera(voomed, "~ condition", sets, inter_gene_cor=None, use_ranks=True)
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["use_ranks"] == 1
+    assert main([*command, "--inter-gene-cor", "1.5"]) == 2
+    assert "--inter-gene-cor must be a correlation" in capsys.readouterr().err
     # fry the same way: fry(voom(counts), ...), its weights per observation
     fry_command = [*command[:5], "fry", *command[6:], "--voom", "--top", "3"]
     assert main(fry_command) == 0

@@ -478,6 +478,18 @@ def _parser() -> argparse.ArgumentParser:
         "as camera(voom(...), ...)",
     )
     enrich.add_argument(
+        "--inter-gene-cor",
+        default="0.01",
+        metavar="RHO",
+        help="camera: the correlation between the genes of a set (limma's default 0.01), or "
+        "'estimate' (each set's own, from the residuals)",
+    )
+    enrich.add_argument(
+        "--ranks",
+        action="store_true",
+        help="camera: limma's rank-sum test of the moderated t (use.ranks) instead of the t-test",
+    )
+    enrich.add_argument(
         "--names",
         default=None,
         metavar="VARIABLE",
@@ -1153,6 +1165,21 @@ def _de(args: argparse.Namespace) -> None:
 _VOOM_LM_FIT_WEIGHTS: dict[str | None, bool | str] = {"genebygene": True, "reml": "reml"}
 
 
+def _inter_gene_cor(value: str) -> float | None:
+    """--inter-gene-cor: a correlation in (-1, 1), or 'estimate' (None)."""
+    if value.lower() in ("estimate", "estimated", "na"):
+        return None
+    try:
+        rho = float(value)
+    except ValueError:
+        rho = float("nan")
+    if not -1 < rho < 1:
+        raise CohortexError(
+            f"--inter-gene-cor must be a correlation in (-1, 1) or 'estimate'; got {value!r}."
+        )
+    return rho
+
+
 def _voom_for(args: argparse.Namespace, counts: Any, correlation: float | None) -> Any:
     """voom of ``counts`` (the store, or its kept genes) with TMM factors; with the blocks
     when a correlation is known."""
@@ -1356,6 +1383,8 @@ def _enrich(args: argparse.Namespace) -> None:
         raise CohortexError(
             "--voom goes with --method camera or fry (gsea and ora read a DE result)."
         )
+    if (args.ranks or args.inter_gene_cor != "0.01") and args.method != "camera":
+        raise CohortexError("--inter-gene-cor and --ranks go with --method camera.")
     if fitted:
         if args.design is None:
             raise CohortexError(f"--method {args.method} needs --design (the model formula).")
@@ -1366,8 +1395,17 @@ def _enrich(args: argparse.Namespace) -> None:
             data = de.voom(args.store, args.design, norm_factors="tmm")
         else:
             _warn_if_counts(args.store, "cohortex enrich", "add --voom")
-        test = genesets.camera if args.method == "camera" else genesets.fry
-        result = test(data, args.design, sets, contrast=args.contrast)
+        if args.method == "camera":
+            result = genesets.camera(
+                data,
+                args.design,
+                sets,
+                contrast=args.contrast,
+                inter_gene_cor=_inter_gene_cor(args.inter_gene_cor),
+                use_ranks=args.ranks,
+            )
+        else:
+            result = genesets.fry(data, args.design, sets, contrast=args.contrast)
         source = args.method
     else:
         stored = [n for n in list_results(args.store) if n.startswith("de_")]
