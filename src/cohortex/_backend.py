@@ -304,7 +304,8 @@ def take_genes(x: da.Array, keep: np.ndarray) -> da.Array:
         positions = kept_in[block_info[0]["chunk-location"][1]]
         return namespace(block).take(block, namespace(block).asarray(positions), axis=1)
 
-    return da.map_blocks(select, x, chunks=(x.chunks[0], widths), dtype=x.dtype)
+    # the meta of x: a device array stays one to Dask (select cannot run on a meta array)
+    return da.map_blocks(select, x, chunks=(x.chunks[0], widths), dtype=x.dtype, meta=x._meta)
 
 
 def tree_reduce(parts: list[Any], combine: Callable[[Any, Any], Any]) -> Any:

@@ -180,7 +180,7 @@ def voom_lm_fit(
     zeros_model = _exact_zeros(counts, x_design, library, np.asarray(to_host(zeros)))
     average = np.asarray(to_host(fitted.average), dtype=np.float64)
     if zeros_model is not None:  # else voom as it is (R's lowess for the trend)
-        refit = least_squares(zeros_model.rows(logged, counts), x_design, None)
+        refit = least_squares(zeros_model.rows(counts), x_design, None)
         fitted = zeros_model.override(fitted, refit)
         average[zeros_model.candidate] = np.asarray(to_host(refit.average))
     df = _gene_df(fitted, n_genes)
@@ -217,9 +217,7 @@ def voom_lm_fit(
         round_weights = None if quality is None else quality.values
         fitted = _fit(logged, x_design, codes, correlation, round_weights)
         if zeros_model is not None:
-            refit = _fit(
-                zeros_model.rows(logged, counts), x_design, codes, correlation, round_weights
-            )
+            refit = _fit(zeros_model.rows(counts), x_design, codes, correlation, round_weights)
             fitted = zeros_model.override(fitted, refit)
         knots = _trend(sx, fitted, replicated, span, zeros_model is not None)
         weights = trend_weights(logged, x_design, fitted.beta, offsets, *knots)
@@ -230,14 +228,14 @@ def voom_lm_fit(
             correlation = _correlation(voomed(weights), x_design, codes, on)
 
     final = _fit(logged, x_design, codes, correlation, weights)
-    if zeros_model is not None:
-        refit = _fit(
-            zeros_model.rows(logged, counts),
-            x_design,
-            codes,
-            correlation,
-            take_genes(weights, zeros_model.candidate),
-        )
+    if zeros_model is not None:  # their weights as above, computed for them alone
+        positions = np.flatnonzero(zeros_model.candidate)
+        beta = fitted.beta[:, namespace(fitted.beta).asarray(positions)]
+        logged_rows = zeros_model.logged_rows(counts)
+        row_weights = trend_weights(logged_rows, x_design, beta, offsets, *knots)
+        if quality is not None:
+            row_weights = row_weights * _column(quality.values, logged_rows)
+        refit = _fit(zeros_model.rows(counts), x_design, codes, correlation, row_weights)
         final = zeros_model.override(final, refit)
     attrs: dict[str, Any] = {
         "design": list(names),
@@ -280,13 +278,19 @@ class _ExactZeros:
     candidate: np.ndarray  # (n_genes,) bool: the genes with exact zeros
     basis: np.ndarray  # (n_samples, q)
     coefficients: np.ndarray  # (q, n_candidates)
-    log_library: np.ndarray  # (n_samples,)
+    library: np.ndarray  # (n_samples,)
     count: np.ndarray  # (n_genes,) each gene's exact zeros
 
-    def rows(self, logged: da.Array, counts: da.Array) -> da.Array:
-        """The candidate genes' log-CPM (selected tile by tile), exact zeros NaN."""
-        values = take_genes(logged, self.candidate)
-        return self._mask(values, take_genes(counts, self.candidate), self.coefficients)
+    def logged_rows(self, counts: da.Array) -> da.Array:
+        """The candidate genes' log-CPM: their counts selected tile by tile, then logged
+        (not the whole matrix logged, then selected)."""
+        return log_cpm(take_genes(counts, self.candidate), self.library)
+
+    def rows(self, counts: da.Array) -> da.Array:
+        """The candidate genes' log-CPM, exact zeros NaN."""
+        return self._mask(
+            self.logged_rows(counts), take_genes(counts, self.candidate), self.coefficients
+        )
 
     def masked(self, logged: da.Array, counts: da.Array) -> da.Array:
         """All genes' log-CPM, the exact zeros NaN (limma's ``yNAfull``)."""
@@ -312,13 +316,15 @@ class _ExactZeros:
         genes: np.ndarray | None = None,
     ) -> da.Array:
         rows = values.chunks[0]
+        with np.errstate(divide="ignore"):  # a sample without counts: every fitted value 0
+            log_library = np.log(self.library)
         return da.map_blocks(
             _without_exact_zeros,
             values,
             counts,
             da.from_array(self.basis, chunks=(rows, -1)),
             da.from_array(coefficients, chunks=(-1, values.chunks[1])),
-            da.from_array(self.log_library[:, None], chunks=(rows, 1)),
+            da.from_array(log_library[:, None], chunks=(rows, 1)),
             da.from_array(
                 np.ones(values.shape[1], dtype=bool) if genes is None else genes,
                 chunks=(values.chunks[1],),
@@ -386,7 +392,7 @@ def _exact_zeros(
         return None
     exact = np.zeros(candidate.size)
     exact[np.flatnonzero(candidate)[found]] = fitted[-1][found]
-    return _ExactZeros(exact > 0, basis, fitted[:-1][:, found], log_library, exact)
+    return _ExactZeros(exact > 0, basis, fitted[:-1][:, found], library, exact)
 
 
 def _gene_df(fitted: LeastSquares, n_genes: int) -> np.ndarray:

@@ -81,18 +81,26 @@ def _null_start(counts: np.ndarray, design: np.ndarray, offsets: np.ndarray) -> 
     return ones[:, None] * rate[None, :]
 
 
-@numba.njit(cache=True)
-def _deviance(y: np.ndarray, mu: np.ndarray) -> float:
-    """edgeR's Poisson deviance, each value and mean guarded by 1e-8."""
+@numba.njit(nogil=True, cache=True)
+def _mean_and_deviance(
+    y: np.ndarray, design: np.ndarray, offsets: np.ndarray, beta: np.ndarray, mu: np.ndarray
+) -> float:
+    """``mu = exp(design @ beta + offsets)`` in place, and edgeR's Poisson deviance (each
+    value and mean guarded by 1e-8)."""
+    n, p = design.shape
     total = 0.0
-    for i in range(y.size):
+    for i in range(n):
+        eta = offsets[i]
+        for k in range(p):
+            eta += design[i, k] * beta[k]
+        mu[i] = np.exp(eta)
         yi = y[i] + 1e-8
         mi = mu[i] + 1e-8
         total += max(2.0 * (yi * np.log(yi / mi) - (yi - mi)), 0.0)
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _levenberg(
     counts: np.ndarray,
     design: np.ndarray,
@@ -102,22 +110,35 @@ def _levenberg(
     tolerance: float,
     out: np.ndarray,
 ) -> None:
-    p = design.shape[1]
+    n, p = design.shape
+    mu = np.empty(n)
+    trial_mu = np.empty(n)
+    info = np.empty((p, p))
+    score = np.empty(p)
     for g in range(counts.shape[1]):
         y = counts[:, g]
         if y.max() < 1e-10:  # edgeR: NA coefficients, fitted values 0
             out[:, g] = np.nan
             continue
         beta = start[:, g].copy()
-        mu = np.exp(design @ beta + offsets)
-        deviance = _deviance(y, mu)
+        deviance = _mean_and_deviance(y, design, offsets, beta, mu)
         largest_info = -1.0
         damping = 0.0
         for iteration in range(1, max_iterations + 1):
-            info = design.T @ (design * mu[:, None])
-            score = design.T @ (y - mu)
-            for k in range(p):
-                largest_info = max(largest_info, info[k, k])
+            info[:] = 0.0  # X'WX and the score X'(y − mu), one pass over the samples
+            score[:] = 0.0
+            for i in range(n):
+                weight = mu[i]
+                residual = y[i] - weight
+                for a in range(p):
+                    xa = design[i, a]
+                    score[a] += xa * residual
+                    for b in range(a + 1):
+                        info[a, b] += xa * design[i, b] * weight
+            for a in range(p):
+                for b in range(a):
+                    info[b, a] = info[a, b]
+                largest_info = max(largest_info, info[a, a])
             if iteration == 1:
                 damping = max(largest_info * 1e-6, 1e-13)
             failed = False
@@ -135,12 +156,11 @@ def _levenberg(
                     damping = damping * 10.0 if damping > 0 else 1e-100
                 step = np.linalg.solve(damped, score)
                 trial = beta + step
-                trial_mu = np.exp(design @ trial + offsets)
-                trial_deviance = _deviance(y, trial_mu)
+                trial_deviance = _mean_and_deviance(y, design, offsets, trial, trial_mu)
                 low = trial_deviance / y.max() < 1e-13
                 if trial_deviance <= deviance or low:
                     beta = trial
-                    mu = trial_mu
+                    mu[:] = trial_mu
                     deviance = trial_deviance
                     break
                 damping = damping * 2.0 if damping > 0 else 1e-100
@@ -154,7 +174,7 @@ def _levenberg(
         out[:, g] = beta
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _positive_definite(matrix: np.ndarray) -> bool:
     """Whether a Cholesky factorisation succeeds (LAPACK's dpotrf: every pivot > 0)."""
     p = matrix.shape[0]
