@@ -204,83 +204,45 @@ SUITES = (
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _FRY_SETS = 1_000
-_FRY_R = r"""
-suppressPackageStartupMessages(library(limma))
+_R_PREAMBLE = r"""
+suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
 n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
 y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
 group <- factor(readLines(args[4]))
-index <- lapply(strsplit(readLines(args[5]), " "), as.integer)
 design <- model.matrix(~ group)
-elapsed <- system.time(fry(y, index, design, contrast = 2, sort = "none"))[["elapsed"]]
-cat(elapsed, "\n")
 """
-_VOOM_R = r"""
-suppressPackageStartupMessages({library(limma); library(edgeR)})
-args <- commandArgs(trailingOnly = TRUE)
-n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
-counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
-group <- factor(readLines(args[4]))
-design <- model.matrix(~ group)
-elapsed <- system.time({
-  v <- voom(calcNormFactors(DGEList(counts)), design)
-  fit <- eBayes(lmFit(v, design))
-})[["elapsed"]]
-cat(elapsed, "\n")
-"""
-_VOOM_LM_FIT_R = r"""
-suppressPackageStartupMessages({library(limma); library(edgeR)})
-args <- commandArgs(trailingOnly = TRUE)
-n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
-counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
-group <- factor(readLines(args[4]))
-design <- model.matrix(~ group)
-elapsed <- system.time({
-  fit <- eBayes(voomLmFit(calcNormFactors(DGEList(counts)), design))
-})[["elapsed"]]
-cat(elapsed, "\n")
-"""
-_QUALITY_R = r"""
-suppressPackageStartupMessages({library(limma); library(edgeR)})
-args <- commandArgs(trailingOnly = TRUE)
-n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
-counts <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
-group <- factor(readLines(args[4]))
-design <- model.matrix(~ group)
-elapsed <- system.time({
-  v <- voomWithQualityWeights(calcNormFactors(DGEList(counts)), design, method = "reml")
-  fit <- eBayes(lmFit(v, design))
-})[["elapsed"]]
-cat(elapsed, "\n")
-"""
+
+
+def _timed_in_r(body: str, setup: str = "") -> str:
+    """An R script for :func:`_seconds_in_r`: the values as ``y`` (genes × samples), the
+    samples' ``group`` and ``design <- model.matrix(~ group)``, then ``setup``, then ``body``
+    timed inside R (the seconds printed)."""
+    timed = "elapsed <- system.time({\n" + body + '\n})[["elapsed"]]\ncat(elapsed, "\\n")\n'
+    return _R_PREAMBLE + setup + "\n" + timed
+
+
+_FRY_R = _timed_in_r(
+    'fry(y, index, design, contrast = 2, sort = "none")',
+    setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
+)
+_VOOM_R = _timed_in_r(
+    "v <- voom(calcNormFactors(DGEList(y)), design)\nfit <- eBayes(lmFit(v, design))"
+)
+_VOOM_LM_FIT_R = _timed_in_r("fit <- eBayes(voomLmFit(calcNormFactors(DGEList(y)), design))")
+_QUALITY_R = _timed_in_r(
+    'v <- voomWithQualityWeights(calcNormFactors(DGEList(y)), design, method = "reml")\n'
+    "fit <- eBayes(lmFit(v, design))"
+)
 _QUALITY_SAMPLES = 200  # R's REML with voom's weights sums an n × n matrix gene by gene
-_BLOCK_R = r"""
-suppressPackageStartupMessages(library(limma))
-args <- commandArgs(trailingOnly = TRUE)
-n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
-y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
-group <- factor(readLines(args[4]))
-pair <- (seq_len(n_samples) - 1) %/% 2
-design <- model.matrix(~ group)
-elapsed <- system.time({
-  dup <- duplicateCorrelation(y, design, block = pair)
-  fit <- eBayes(lmFit(y, design, block = pair, correlation = dup$consensus.correlation))
-})[["elapsed"]]
-cat(elapsed, "\n")
-"""
-_WEIGHTS_R = r"""
-suppressPackageStartupMessages(library(limma))
-args <- commandArgs(trailingOnly = TRUE)
-n_samples <- as.integer(args[2]); n_genes <- as.integer(args[3])
-y <- matrix(readBin(args[1], "double", n_samples * n_genes), n_genes, n_samples)
-group <- factor(readLines(args[4]))
-design <- model.matrix(~ group)
-elapsed <- system.time({
-  aw <- arrayWeights(y, design, method = "reml")
-  fit <- eBayes(lmFit(y, design, weights = aw))
-})[["elapsed"]]
-cat(elapsed, "\n")
-"""
+_BLOCK_R = _timed_in_r(
+    "dup <- duplicateCorrelation(y, design, block = pair)\n"
+    "fit <- eBayes(lmFit(y, design, block = pair, correlation = dup$consensus.correlation))",
+    setup="pair <- (seq_len(n_samples) - 1) %/% 2",
+)
+_WEIGHTS_R = _timed_in_r(
+    'aw <- arrayWeights(y, design, method = "reml")\nfit <- eBayes(lmFit(y, design, weights = aw))'
+)
 _GENE_BY_GENE_R = _WEIGHTS_R.replace('method = "reml"', 'method = "genebygene"')
 _GENE_BY_GENE_SAMPLES = 48  # a small study, where limma's gene-by-gene update is its default
 _BLOCK_R_GENES = 20  # R's duplicateCorrelation decomposes the blocks afresh for every gene

@@ -28,7 +28,15 @@ from ._least_squares import (
     sample_codes,
 )
 
-__all__ = ["count_offsets", "log_cpm", "narrow_columns", "trend_weights", "voom"]
+__all__ = [
+    "CountSums",
+    "count_offsets",
+    "count_sums",
+    "log_cpm",
+    "narrow_columns",
+    "trend_weights",
+    "voom",
+]
 
 _ROWS_PER_CHUNK = 2048
 
@@ -150,21 +158,8 @@ def voom(
     codes = (
         None if block is None else sample_codes(block, as_cohort_matrix(ds), n_samples, "block")[0]
     )
-    library, gene_totals, smallest, nan_count = dask.compute(
-        da.sum(counts, axis=1, dtype=np.float64),
-        da.sum(counts, axis=0, dtype=np.float64),
-        da.min(counts),
-        da.sum(da.isnan(counts)),
-    )
-    if int(to_host(nan_count)):
-        raise CohortexError("voom() needs complete counts; the matrix holds NaN values.")
-    if float(to_host(smallest)) < 0:
-        raise CohortexError("voom() needs counts >= 0; the matrix holds negative values.")
-    library = np.asarray(to_host(library), dtype=np.float64)
-    expressed = np.asarray(to_host(gene_totals)) != 0
-    factors = resolve_factors(ds, norm_factors, library, expressed)
-    if factors is not None:
-        library = library * factors
+    sums = count_sums(ds, counts, norm_factors, "voom()")
+    library, expressed = sums.library, sums.expressed
     logged = log_cpm(counts, library)
     trend = _trend(logged, x_design, library, expressed, span, codes, correlation, None)
     quality = None
@@ -195,6 +190,47 @@ def voom(
     if isinstance(norm_factors, str):
         out.attrs["norm_factors"] = norm_factors
     return out
+
+
+@dataclass
+class CountSums:
+    """The first pass over a counts matrix: its checks and what voom needs of it."""
+
+    library: np.ndarray  # (n_samples,) library sizes, times the normalisation factors
+    expressed: np.ndarray  # (n_genes,) bool: genes with a count
+    zeros: np.ndarray | None  # (n_genes,) each gene's counts below 1e-4, when asked
+
+
+def count_sums(
+    ds: xr.Dataset,
+    counts: da.Array,
+    norm_factors: str | Any | None,
+    caller: str,
+    *,
+    count_zeros: bool = False,
+) -> CountSums:
+    """One pass over ``counts`` (samples × genes): the library sizes and expressed genes
+    (edgeR's factors taken from them, without another pass), refusing NaN and negative
+    counts; with ``count_zeros`` each gene's zeros too (voomLmFit's)."""
+    sums = [
+        da.sum(counts, axis=1, dtype=np.float64),
+        da.sum(counts, axis=0, dtype=np.float64),
+        da.min(counts),
+        da.sum(da.isnan(counts)),
+    ]
+    if count_zeros:
+        sums.append(da.sum(counts < 1e-4, axis=0))
+    library, gene_totals, smallest, nan_count, *zeros = dask.compute(*sums)
+    if int(to_host(nan_count)):
+        raise CohortexError(f"{caller} needs complete counts; the matrix holds NaN values.")
+    if float(to_host(smallest)) < 0:
+        raise CohortexError(f"{caller} needs counts >= 0; the matrix holds negative values.")
+    library = np.asarray(to_host(library), dtype=np.float64)
+    expressed = np.asarray(to_host(gene_totals)) != 0
+    factors = resolve_factors(ds, norm_factors, library, expressed)
+    if factors is not None:
+        library = library * factors
+    return CountSums(library, expressed, np.asarray(to_host(zeros[0])) if zeros else None)
 
 
 def log_cpm(counts: da.Array, library: np.ndarray) -> da.Array:

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -17,7 +16,6 @@ from dask.array.utils import meta_from_array
 from .._backend import as_device_dask, dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError
-from .._normalize import resolve_factors
 from ..stats._lowess import lowess, tied_means, weighted_lowess
 from ..stats._poisson import poisson_basis, poisson_coefficients
 from ._array_weights import GENE_BY_GENE_SAMPLES, array_weights
@@ -32,7 +30,7 @@ from ._least_squares import (
     sample_codes,
 )
 from ._linear_model import check_test_options, contrast_matrix, fit_result
-from ._voom import count_offsets, log_cpm, narrow_columns, trend_weights
+from ._voom import count_offsets, count_sums, log_cpm, narrow_columns, trend_weights
 
 __all__ = ["voom_lm_fit"]
 
@@ -158,26 +156,14 @@ def voom_lm_fit(
         if block is None
         else sample_codes(block, as_cohort_matrix(ds), n_samples, "block")
     )
-    library, gene_totals, zeros, smallest, nan_count = dask.compute(
-        da.sum(counts, axis=1, dtype=np.float64),
-        da.sum(counts, axis=0, dtype=np.float64),
-        da.sum(counts < _EPS, axis=0),
-        da.min(counts),
-        da.sum(da.isnan(counts)),
-    )
-    if int(to_host(nan_count)):
-        raise CohortexError("voom_lm_fit() needs complete counts; the matrix holds NaN values.")
-    if float(to_host(smallest)) < 0:
-        raise CohortexError("voom_lm_fit() needs counts >= 0; the matrix holds negative values.")
-    library = np.asarray(to_host(library), dtype=np.float64)
-    factors = resolve_factors(ds, norm_factors, library, np.asarray(to_host(gene_totals)) != 0)
-    if factors is not None:
-        library = library * factors
+    sums = count_sums(ds, counts, norm_factors, "voom_lm_fit()", count_zeros=True)
+    library, zeros = sums.library, sums.zeros
+    assert zeros is not None
     logged = log_cpm(counts, library)
     offsets = count_offsets(library)
 
     fitted = least_squares(logged, x_design, None)
-    zeros_model = _exact_zeros(counts, x_design, library, np.asarray(to_host(zeros)))
+    zeros_model = _exact_zeros(counts, x_design, library, zeros)
     average = np.asarray(to_host(fitted.average), dtype=np.float64)
     if zeros_model is not None:  # else voom as it is (R's lowess for the trend)
         refit = least_squares(zeros_model.rows(counts), x_design, None)

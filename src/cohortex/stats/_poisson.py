@@ -144,7 +144,7 @@ def _levenberg(
             failed = False
             low = False
             attempts = 0
-            step = np.zeros(p)
+            step = np.linalg.solve(np.eye(p), score)  # typed as the solves below
             while True:
                 attempts += 1
                 while True:  # raise the damping until the information factorises
