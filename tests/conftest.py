@@ -94,6 +94,28 @@ def small_matrix():
     return x, samples, genes
 
 
+def fixture_cohort(expression: Path, samples: Path, *, scale: str, chunks=None):
+    """An R fixture's genes × samples CSV and its samples' CSV as a cohort Dataset (float64,
+    in Dask tiles of ``chunks`` when given)."""
+    import dask.array as da
+    import xarray as xr
+
+    table = pd.read_csv(expression, index_col=0)
+    variables = pd.read_csv(samples, index_col=0)
+    values = table.to_numpy(dtype=np.float64).T
+    return xr.Dataset(
+        {
+            "expression": (
+                ("sample", "gene"),
+                da.from_array(values, chunks=chunks) if chunks else values,
+            ),
+            **{name: ("sample", variables[name].to_numpy()) for name in variables.columns},
+        },
+        coords={"sample": list(variables.index), "gene": list(table.index)},
+        attrs={"scale": scale},
+    )
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under ``root`` with the SHA-256 of its bytes."""
     return {

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from cohortex import CohortexError, de, norm_factors
 from cohortex.de import _voom_lm_fit
 from cohortex.stats._lowess import weighted_lowess
 from cohortex.stats._poisson import poisson_basis, poisson_coefficients
+
+from conftest import fixture_cohort
 
 EDGER = Path(__file__).parents[1] / "fixtures" / "edger"
 CASES = {
@@ -30,16 +30,8 @@ CASES = {
 
 def _cohort(chunks=(7, 130)):
     """The fixture's 24 samples × 600 genes of counts, in tiles that split both axes."""
-    counts = pd.read_csv(EDGER / "vlf_counts.csv", index_col=0)
-    samples = pd.read_csv(EDGER / "vlf_samples.csv", index_col=0)
-    values = counts.to_numpy(float).T
-    return xr.Dataset(
-        {
-            "expression": (("sample", "gene"), da.from_array(values, chunks=chunks)),
-            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
-        },
-        coords={"sample": list(samples.index), "gene": list(counts.index)},
-        attrs={"scale": "counts"},
+    return fixture_cohort(
+        EDGER / "vlf_counts.csv", EDGER / "vlf_samples.csv", scale="counts", chunks=chunks
     )
 
 

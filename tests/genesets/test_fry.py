@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +13,8 @@ import xarray as xr
 from cohortex import CohortexError
 from cohortex.genesets import _fry, camera, fry, read_gmt
 from cohortex.stats._householder import householder_effects
+
+from conftest import fixture_cohort
 
 LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
 DESIGN = "~ group + batch"
@@ -43,18 +44,8 @@ CASES = {
 
 def _cohort(chunks=(7, 90)):
     """The fixture's 30 samples × 400 genes, in tiles that split both axes."""
-    expression = pd.read_csv(LIMMA / "fry_expression.csv", index_col=0)
-    samples = pd.read_csv(LIMMA / "fry_samples.csv", index_col=0)
-    return xr.Dataset(
-        {
-            "expression": (
-                ("sample", "gene"),
-                da.from_array(expression.to_numpy().T, chunks=chunks),
-            ),
-            **{name: ("sample", samples[name].to_numpy()) for name in samples.columns},
-        },
-        coords={"sample": list(samples.index), "gene": list(expression.index)},
-        attrs={"scale": "log2"},
+    return fixture_cohort(
+        LIMMA / "fry_expression.csv", LIMMA / "fry_samples.csv", scale="log2", chunks=chunks
     )
 
 
