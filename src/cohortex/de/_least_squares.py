@@ -31,6 +31,7 @@ from ._gene_columns import TASK_GENES
 __all__ = [
     "LeastSquares",
     "check_design",
+    "check_residual_df",
     "design_matrix",
     "fit_tiles",
     "least_squares",
@@ -242,6 +243,16 @@ def check_design(design: np.ndarray, names: list[str]) -> None:
         raise CohortexError(
             "The design is rank-deficient: these columns are linear combinations of earlier "
             "ones (aliased): " + ", ".join(aliased) + "."
+        )
+
+
+def check_residual_df(design: np.ndarray) -> None:
+    """Refuse a design (n_samples × p) that leaves no residual degrees of freedom."""
+    n, p = design.shape
+    if n <= p:
+        raise CohortexError(
+            f"The design leaves no residual degrees of freedom ({n} samples, {p} "
+            "coefficients); variances cannot be estimated."
         )
 
 

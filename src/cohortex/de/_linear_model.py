@@ -23,6 +23,7 @@ from ._gene_columns import TASK_GENES
 from ._least_squares import (
     LeastSquares,
     check_design,
+    check_residual_df,
     design_matrix,
     least_squares,
     sample_codes,
@@ -132,12 +133,7 @@ def fit(
     n_samples = data.matrix.shape[0]
     x_design, names, formula = design_matrix(design, data.dataset, n_samples)
     check_design(x_design, names)
-    df_full = n_samples - x_design.shape[1]
-    if df_full < 1:
-        raise CohortexError(
-            f"The design leaves no residual degrees of freedom ({n_samples} samples, "
-            f"{x_design.shape[1]} coefficients); variances cannot be estimated."
-        )
+    check_residual_df(x_design)
     matrix = contrast_matrix(contrasts, names)
 
     x = dask_on(data.matrix, device, (_ROWS_PER_CHUNK, -1))  # least_squares chunks it

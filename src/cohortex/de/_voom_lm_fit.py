@@ -24,6 +24,7 @@ from ._gene_columns import TASK_GENES
 from ._least_squares import (
     LeastSquares,
     check_design,
+    check_residual_df,
     design_matrix,
     fit_tiles,
     least_squares,
@@ -138,11 +139,7 @@ def voom_lm_fit(
         raise CohortexError("voom_lm_fit() needs at least two genes to fit a mean-variance trend.")
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
-    if n_samples <= x_design.shape[1]:
-        raise CohortexError(
-            f"The design leaves no residual degrees of freedom ({n_samples} samples, "
-            f"{x_design.shape[1]} coefficients); variances cannot be estimated."
-        )
+    check_residual_df(x_design)
     gene_by_gene = sample_weights and method == "genebygene" and var_group is None
     if gene_by_gene and n_samples - 1 > GENE_BY_GENE_SAMPLES:  # before any pass over counts
         raise CohortexError(

@@ -14,7 +14,14 @@ from .._errors import CohortexError
 from ..stats._lowess import lowess, tied_means
 from ._block_model import block_least_squares
 from ._gene_columns import TASK_GENES
-from ._least_squares import check_design, design_matrix, fit_tiles, least_squares, sample_codes
+from ._least_squares import (
+    check_design,
+    check_residual_df,
+    design_matrix,
+    fit_tiles,
+    least_squares,
+    sample_codes,
+)
 from ._voom import trend_weights
 
 __all__ = ["vooma"]
@@ -75,11 +82,7 @@ def vooma(
     n_samples, n_genes = values.shape
     x_design, names, _ = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
-    if n_samples <= x_design.shape[1]:
-        raise CohortexError(
-            f"The design leaves no residual degrees of freedom ({n_samples} samples, "
-            f"{x_design.shape[1]} coefficients)."
-        )
+    check_residual_df(x_design)
     if (block is None) != (correlation is None):
         raise CohortexError("vooma's 'block' and 'correlation' go together.")
     if span is None:
