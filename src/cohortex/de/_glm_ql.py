@@ -1,0 +1,584 @@
+"""edgeR's quasi-likelihood pipeline: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
+
+Each gene's negative-binomial GLM (:mod:`cohortex.stats._negative_binomial`), fitted in gene
+tiles of the counts (host numba; the genes are independent). Between the passes come the
+steps across genes: the common dispersion and the abundance trend of the profile
+likelihoods (locfit's local constant fit), the QL prior (limma's ``squeezeVar``).
+
+The passes over the counts: the library sizes (and TMM factors); the Cox-Reid profile
+likelihoods of each gene on edgeR's grid of 21 dispersions; the genes' average log-CPM at
+the common dispersion; the GLM at the trended dispersion with its deviance, shrunken
+coefficients and each test's null model; and, for the few genes whose QL dispersion falls
+below the Poisson bound, their Poisson fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from .. import fdr as _fdr
+from .._backend import to_host
+from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
+from .._errors import CohortexError
+from ..stats._ebayes import squeeze_var
+from ..stats._householder import householder_effects
+from ..stats._locfit import locfit_constant
+from ..stats._negative_binomial import (
+    adjusted_profile_likelihood,
+    ave_log_cpm,
+    nb_glm_fit,
+    prior_counts,
+)
+from ..stats._spline_maximum import maximize_interpolant
+from ._least_squares import check_design, check_residual_df, design_matrix
+from ._linear_model import contrast_matrix
+from ._voom import count_sums
+
+__all__ = ["estimate_dispersion", "glm_ql"]
+
+GRID = np.arange(-10.0, 11.0)  # edgeR's grid: dispersions 0.1 · 2^GRID
+_EPS = 1e-4  # edgeR's: a count below it is zero, a fitted value below it a fitted zero
+_TILE_VALUES = 4_000_000  # float64 counts in one tile of genes (all samples): 32 MB
+_PRIOR_N_CAP = 1e6  # estimateDisp's largest prior weight
+_START_DISPERSION = 0.05  # estimateDisp's fit that finds the fitted zeros
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """The counts (samples × genes, in tiles of whole genes), their effective library sizes
+    and the design."""
+
+    counts: da.Array
+    library: np.ndarray  # (n_samples,) library sizes times the normalisation factors
+    design: np.ndarray  # (n_samples, p)
+    names: list[str]
+    formula: str | None
+    genes: Any
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.log(self.library)
+
+
+@dataclass(frozen=True)
+class _Dispersions:
+    common: float
+    trended: np.ndarray  # (n_genes,)
+    tagwise: np.ndarray | None
+    ave_log_cpm: np.ndarray  # (n_genes,) at the common dispersion
+    span: float
+    prior_df: float | np.ndarray | None
+
+
+@shared_docs
+def estimate_dispersion(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    norm_factors: str | Any | None = "tmm",
+    tagwise: bool = True,
+    robust: bool = False,
+    span: float | None = None,
+    prior_df: float | None = None,
+    min_row_sum: float = 5.0,
+) -> xr.Dataset:
+    """Negative-binomial dispersions of every gene, as edgeR's
+    ``estimateDisp(calcNormFactors(DGEList(counts)), design)``.
+
+    Each gene's Cox-Reid adjusted profile log-likelihood on 21 dispersions ``0.1 · 2^k``
+    (k = −10…10), from its GLM with the samples whose count and fitted value are 0 left out;
+    the common dispersion maximises their sum (a cubic spline through the grid), the trended
+    dispersion of a gene the locfit trend of the likelihoods against its average log-CPM,
+    the tagwise dispersion its own likelihood plus the trend weighted by the prior df of
+    the genes' deviances (limma's ``squeezeVar``) over the residual df.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``), no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`; it must leave residual degrees of freedom.
+    norm_factors : {{"tmm", "upperquartile", "rle", "none"}} or array, default "tmm"
+        As for :func:`voom`.
+    tagwise : bool, default True
+        Estimate each gene's own dispersion too.
+    robust : bool, default False
+        The prior df robust to outlier genes (``estimateDisp(robust = TRUE)``).
+    span : float, optional
+        The trend's span; edgeR's default ``0.25 + 0.75 · (50 / genes)^0.5`` (1 up to 50
+        genes).
+    prior_df : float, optional
+        The tagwise prior df; by default estimated.
+    min_row_sum : float, default 5
+        Genes with fewer counts in all are left out of the estimation; they get the trended
+        dispersion of the least expressed gene.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ave_log_cpm``, ``trended_dispersion`` and ``tagwise_dispersion`` on ``gene`` (and
+        ``prior_df`` when robust); attrs ``common_dispersion``, ``span``, ``prior_df``.
+    """
+    data = _prepare(cohort, design, norm_factors, "estimate_dispersion()")
+    result = _dispersions(
+        data, tagwise=tagwise, robust=robust, span=span, prior_df=prior_df, min_row_sum=min_row_sum
+    )
+    variables: dict[str, Any] = {
+        "ave_log_cpm": ("gene", result.ave_log_cpm),
+        "trended_dispersion": ("gene", result.trended),
+    }
+    attrs: dict[str, Any] = {"common_dispersion": result.common, "span": result.span}
+    if result.tagwise is not None:
+        variables["tagwise_dispersion"] = ("gene", result.tagwise)
+    if np.ndim(result.prior_df):
+        variables["prior_df"] = ("gene", result.prior_df)
+    elif result.prior_df is not None:
+        attrs["prior_df"] = float(result.prior_df)
+    return xr.Dataset(variables, coords={"gene": data.genes}, attrs=attrs)
+
+
+@shared_docs
+def glm_ql(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    dispersion: str | float | np.ndarray = "trended",
+    norm_factors: str | Any | None = "tmm",
+    robust: bool = False,
+    abundance_trend: bool = True,
+    poisson_bound: bool = True,
+    prior_count: float = 0.125,
+    fdr: str = "bh",
+) -> xr.Dataset:
+    """edgeR's quasi-likelihood F-tests: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
+
+    Every gene's negative-binomial GLM at its trended dispersion; its deviance over the
+    residual df (the samples whose count and fitted value are both 0 left out) is the QL
+    dispersion, moderated towards its trend over the genes' average log-CPM (limma's
+    ``squeezeVar``); each contrast is tested by the drop in deviance to the model without it,
+    an F-test on the moderated QL dispersion. Where a gene's QL dispersion lies below the
+    Poisson bound its p-value is no smaller than the Poisson likelihood-ratio test's.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``), no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`; at least two coefficients and residual degrees of freedom.
+    contrasts : optional
+        As for :func:`fit`: the coefficients or contrasts to test, each on its own (one df);
+        with more than one, also all together (``F``, ``F_pvalue``: glmQLFTest with several
+        coefficients).
+    dispersion : {{"trended", "common", "tagwise"}}, float or array of shape (n_genes,)
+        The NB dispersions: edgeR's estimates (:func:`estimate_dispersion`; trended is what
+        glmQLFit takes from estimateDisp), or given.
+    norm_factors : {{"tmm", "upperquartile", "rle", "none"}} or array, default "tmm"
+    robust : bool, default False
+        Robust estimation of the dispersions and of the QL prior (``robust = TRUE`` in both).
+    abundance_trend : bool, default True
+        The QL prior follows the genes' average log-CPM.
+    poisson_bound : bool, default True
+    prior_count : float, default 0.125
+        The prior count of the reported log fold changes (edgeR's glmFit default).
+    {fdr}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``contrast`` × ``gene``: ``coefficient`` (log2 fold change), ``statistic`` (F),
+        ``pvalue``, ``padj``; on ``gene``: ``mean_expression`` (average log-CPM),
+        ``dispersion``, ``deviance``, ``df_residual``, ``s2`` (deviance / df), ``s2_prior``,
+        ``s2_post``, ``df_total``, ``df_prior`` when robust; with several contrasts ``F``,
+        ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``.
+    """
+    if not np.isfinite(prior_count) or prior_count < 0:
+        raise CohortexError(f"glm_ql's 'prior_count' must be >= 0; got {prior_count!r}.")
+    data = _prepare(cohort, design, norm_factors, "glm_ql()")
+    n_samples, p = data.design.shape
+    n_genes = data.counts.shape[1]
+    if p < 2:
+        raise CohortexError("glm_ql() needs a design with at least two coefficients to test.")
+    matrix = contrast_matrix(contrasts, data.names)
+    tests = _null_designs(data.design, matrix)
+    estimate = None
+    if isinstance(dispersion, str):
+        if dispersion not in ("trended", "common", "tagwise"):
+            raise CohortexError(
+                "glm_ql's 'dispersion' must be 'trended', 'common', 'tagwise', a number or "
+                f"one per gene; got {dispersion!r}."
+            )
+        estimate = _dispersions(
+            data,
+            tagwise=dispersion == "tagwise",
+            robust=robust,
+            span=None,
+            prior_df=None,
+            min_row_sum=5.0,
+        )
+        chosen = {"trended": estimate.trended, "common": estimate.common, "tagwise": estimate.tagwise}
+        phi = np.broadcast_to(np.asarray(chosen[dispersion], dtype=np.float64), (n_genes,))
+        average = estimate.ave_log_cpm
+    else:
+        phi = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (n_genes,)).copy()
+        if phi.shape != (n_genes,) or not np.all(np.isfinite(phi)) or np.any(phi < 0):
+            raise CohortexError(
+                "glm_ql's 'dispersion' must be finite and >= 0, one number or one per gene."
+            )
+        average = _ave_log_cpm(data, None)
+    phi = np.ascontiguousarray(phi, dtype=np.float64)
+
+    prior, prior_offsets = prior_counts(data.library, prior_count)
+    null_designs = [null for null, _ in tests]
+    rows = _per_gene(
+        data.counts,
+        lambda tile, d: _ql_tile(tile, d[0], data, prior, prior_offsets, null_designs),
+        3 + 2 * p + len(tests),
+        phi,
+    )
+    deviance, df, smallest_fitted = rows[0], rows[1], rows[2]
+    unshrunk = rows[3 : 3 + p]
+    shrunk = rows[3 + p : 3 + 2 * p]
+    null_deviance = rows[3 + 2 * p :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(df == 0, 0.0, deviance / df)
+    s2 = np.maximum(s2, 0.0)
+    prior_fit = squeeze_var(
+        s2, df, covariate=average if abundance_trend else None, robust=robust
+    )
+    s2_post = np.asarray(prior_fit.s2_post, dtype=np.float64)
+    df_total = np.minimum(prior_fit.df_prior + df, n_genes * (n_samples - p))
+
+    likelihood_ratio = null_deviance - deviance[None, :]
+    df_tests = np.array([df_test for _, df_test in tests], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = likelihood_ratio / df_tests[:, None] / s2_post[None, :]
+    pvalues = stats.f.sf(f, df_tests[:, None], df_total[None, :])
+    if poisson_bound:
+        below = (smallest_fitted * phi + 1.0) * s2_post < 1.0
+        if below.any():
+            bound = _poisson_pvalues(data, below, unshrunk[:, below], tests)
+            pvalues[:, below] = np.maximum(pvalues[:, below], bound)
+
+    logfc = (matrix.to_numpy().T @ shrunk) / np.log(2.0)
+    k = matrix.shape[1]
+    variables: dict[str, Any] = {
+        "mean_expression": ("gene", average),
+        "coefficient": (("contrast", "gene"), logfc),
+        "statistic": (("contrast", "gene"), f[:k]),
+        "pvalue": (("contrast", "gene"), pvalues[:k]),
+        "padj": (("contrast", "gene"), _fdr.adjust(pvalues[:k], fdr)),
+        "dispersion": ("gene", phi),
+        "deviance": ("gene", deviance),
+        "df_residual": ("gene", df),
+        "s2": ("gene", s2),
+        "s2_post": ("gene", s2_post),
+        "df_total": ("gene", df_total),
+    }
+    attrs: dict[str, Any] = {
+        "test": "quasi-likelihood F (edgeR glmQLFTest)",
+        "design": list(data.names),
+        "formula": data.formula or "",
+        "normalization": "edgeR glmQLFit",
+        "abundance_trend": int(abundance_trend),
+        "robust": int(robust),
+        "poisson_bound": int(poisson_bound),
+        "prior_count": prior_count,
+        "fdr": fdr,
+    }
+    for name, value in (("s2_prior", prior_fit.s2_prior), ("df_prior", prior_fit.df_prior)):
+        if np.ndim(value):
+            variables[name] = ("gene", np.asarray(value, dtype=np.float64))
+        else:
+            attrs[name] = float(value)
+    if estimate is not None:
+        attrs.update(common_dispersion=estimate.common, span=estimate.span)
+    if k > 1:
+        variables["F"] = ("gene", f[k])
+        variables["F_pvalue"] = ("gene", pvalues[k])
+        variables["F_padj"] = ("gene", _fdr.adjust(pvalues[k], fdr))
+        attrs["F_df1"] = int(df_tests[k])
+    return xr.Dataset(
+        variables, coords={"contrast": list(matrix.columns), "gene": data.genes}, attrs=attrs
+    )
+
+
+def _prepare(
+    cohort: CohortLike, design: Any, norm_factors: Any, caller: str
+) -> _Counts:
+    ds = as_cohort_dataset(cohort)
+    if not isinstance(ds, xr.Dataset) or "expression" not in ds:
+        raise CohortexError(f"{caller} needs a cohort store or Dataset with an 'expression'.")
+    if ds.attrs.get("scale") != "counts":
+        raise CohortexError(
+            f"{caller} needs raw counts (scale 'counts'); this cohort's scale is "
+            f"{ds.attrs.get('scale')!r}."
+        )
+    counts = ds["expression"].transpose("sample", "gene").data
+    if not isinstance(counts, da.Array):
+        counts = da.from_array(np.asarray(counts))
+    n_samples, n_genes = counts.shape
+    tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1)))
+    counts = counts.rechunk((-1, tile))
+    x_design, names, formula = design_matrix(design, ds, n_samples)
+    check_design(x_design, names)
+    check_residual_df(x_design)
+    sums = count_sums(ds, counts, norm_factors, caller)
+    if np.any(sums.library <= 0):
+        raise CohortexError(f"{caller} needs every sample to have counts (a library size > 0).")
+    return _Counts(
+        counts, sums.library, x_design, list(names), formula, as_cohort_matrix(ds).gene_ids
+    )
+
+
+def _per_gene(
+    counts: da.Array, function: Callable[..., np.ndarray], rows: int, *per_gene: np.ndarray
+) -> np.ndarray:
+    """``function(tile, [values of the tile's genes])`` over the gene tiles, in parallel
+    (numba releases the GIL): its (rows × tile genes) results side by side."""
+    aligned = [
+        da.from_array(np.asarray(v, dtype=np.float64)[None, :], chunks=(1, counts.chunks[1]))
+        for v in per_gene
+    ]
+
+    def block(tile: Any, *values: Any) -> np.ndarray:
+        host = np.asarray(to_host(tile), dtype=np.float64)
+        return function(host, [np.asarray(v)[0] for v in values])
+
+    out = da.map_blocks(
+        block,
+        counts,
+        *aligned,
+        chunks=((rows,), counts.chunks[1]),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
+    )
+    return np.asarray(out.compute())
+
+
+def _ave_log_cpm(data: _Counts, common: float | None) -> np.ndarray:
+    """edgeR's aveLogCPM at ``common`` (its default 0.05 when None)."""
+    phi = 0.05 if common is None else common
+    return _per_gene(
+        data.counts, lambda tile, _: ave_log_cpm(tile, data.library, phi)[None, :], 1
+    )[0]
+
+
+def _dispersions(
+    data: _Counts,
+    *,
+    tagwise: bool,
+    robust: bool,
+    span: float | None,
+    prior_df: float | None,
+    min_row_sum: float,
+) -> _Dispersions:
+    if span is not None and not (np.isfinite(span) and 0 < span <= 1):
+        raise CohortexError(f"The dispersion trend's 'span' must be in (0, 1]; got {span!r}.")
+    if prior_df is not None and not (prior_df >= 0):
+        raise CohortexError(f"'prior_df' must be >= 0; got {prior_df!r}.")
+    n_samples, p = data.design.shape
+    likelihoods = _per_gene(
+        data.counts,
+        lambda tile, _: _profile_tile(tile, data.design, data.offsets, min_row_sum),
+        GRID.size + 1,
+    )
+    selected = likelihoods[0] > 0
+    if not selected.any():
+        raise CohortexError(
+            f"No gene has {min_row_sum:g} counts or more in all; the dispersion cannot be "
+            "estimated."
+        )
+    profile = likelihoods[1:, selected].T  # (selected genes × grid)
+    common = float(0.1 * 2.0 ** maximize_interpolant(GRID, profile.sum(axis=0)[None, :])[0])
+    average = _ave_log_cpm(data, common)
+    covariate = average[selected]
+    n_selected = profile.shape[0]
+    if span is None:
+        span = 1.0 if n_selected <= 50 else 0.25 + 0.75 * (50.0 / n_selected) ** 0.5
+    shared = locfit_constant(covariate, profile, span)
+    trend = 0.1 * 2.0 ** maximize_interpolant(GRID, shared)
+    trended = np.full(average.size, trend[np.argmin(covariate)])
+    trended[selected] = trend
+    if not tagwise:
+        return _Dispersions(common, trended, None, average, span, prior_df)
+    if prior_df is None:
+        rows = _per_gene(
+            data.counts,
+            lambda tile, d: _deviance_tile(tile, d[0], data),
+            2,
+            trended,
+        )
+        deviance, df = rows[0][selected], rows[1][selected]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s2 = np.where(df == 0, 0.0, deviance / df)
+        fitted_prior = squeeze_var(np.maximum(s2, 0.0), df, covariate=covariate, robust=robust)
+        estimated: float | np.ndarray = fitted_prior.df_prior
+    else:
+        estimated = float(prior_df)
+    prior_n = np.broadcast_to(np.asarray(estimated, dtype=np.float64) / (n_samples - p), (n_selected,))
+    tagwise_values = trended.copy()
+    too_large = prior_n > _PRIOR_N_CAP
+    if not too_large.all():
+        weight = np.minimum(prior_n, _PRIOR_N_CAP)
+        individual = 0.1 * 2.0 ** maximize_interpolant(GRID, profile + weight[:, None] * shared)
+        chosen = tagwise_values[selected]
+        keep = ~too_large if robust else np.ones(n_selected, dtype=bool)
+        chosen[keep] = individual[keep]
+        tagwise_values[selected] = chosen
+    reported: float | np.ndarray = estimated
+    if robust and np.ndim(estimated):
+        reported = np.full(average.size, np.inf)
+        reported[selected] = estimated
+    return _Dispersions(common, trended, tagwise_values, average, span, reported)
+
+
+def _kept_columns(design: np.ndarray) -> np.ndarray:
+    """The columns R's ``qr(design)`` keeps (``pivot[1:rank]``): each column in turn unless
+    what is left of it after the kept ones is below 1e-7 of its norm (LINPACK's dqrdc2)."""
+    kept: list[int] = []
+    basis = np.empty((design.shape[0], 0))
+    for j in range(design.shape[1]):
+        column = design[:, j]
+        norm = np.linalg.norm(column)
+        if basis.shape[1]:
+            column = column - basis @ (basis.T @ column)
+        residual = np.linalg.norm(column)
+        if norm > 0 and residual >= 1e-7 * norm:
+            kept.append(j)
+            basis = np.column_stack([basis, column / residual])
+    return np.asarray(kept, dtype=np.int64)
+
+
+def _residual_df(zero: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """edgeR's ``.residDF``: each gene's residual df (genes,) with its fitted zeros (samples
+    × genes, bool) left out."""
+    n, p = design.shape
+    n_zero = zero.sum(axis=0)
+    df = np.full(zero.shape[1], float(n - p))
+    df[n_zero == n] = 0.0
+    some = np.flatnonzero((n_zero > 0) & (n_zero < n))
+    if some.size:
+        patterns, which = np.unique(zero[:, some].T, axis=0, return_inverse=True)
+        for k, pattern in enumerate(patterns):
+            rank = _kept_columns(design[~pattern]).size
+            members = some[which.ravel() == k]
+            df[members] = np.maximum(n - n_zero[members] - rank, 0.0)
+    return df
+
+
+def _profile_tile(
+    tile: np.ndarray, design: np.ndarray, offsets: np.ndarray, min_row_sum: float
+) -> np.ndarray:
+    """Row 0: whether each gene is estimated (its counts sum to ``min_row_sum``); rows 1…:
+    its adjusted profile likelihood on the grid (0 where left out), as estimateDisp."""
+    n, p = design.shape
+    out = np.zeros((GRID.size + 1, tile.shape[1]))
+    selected = np.flatnonzero(tile.sum(axis=0) >= min_row_sum)
+    out[0, selected] = 1.0
+    if selected.size == 0:
+        return out
+    y = tile[:, selected]
+    first = nb_glm_fit(y, design, offsets, np.full(selected.size, _START_DISPERSION))
+    zero = (y < _EPS) & (first.fitted < _EPS)
+    patterns, which = np.unique(zero.T, axis=0, return_inverse=True)
+    which = which.ravel()
+    grid_dispersions = 0.1 * 2.0**GRID
+    for k, pattern in enumerate(patterns):
+        present = ~pattern
+        if not present.any():
+            continue
+        members = np.flatnonzero(which == k)
+        sub_design = design
+        if not present.all():
+            sub_design = design[present][:, _kept_columns(design[present])]
+            if sub_design.shape[0] == sub_design.shape[1]:
+                continue
+        counts = np.asfortranarray(y[present][:, members])
+        start = None
+        for i, phi in enumerate(grid_dispersions):
+            dispersion = np.full(members.size, phi)
+            fit = nb_glm_fit(counts, sub_design, offsets[present], dispersion, start)
+            out[1 + i, selected[members]] = adjusted_profile_likelihood(
+                counts, fit.fitted, dispersion, sub_design
+            )
+            start = fit.coefficients
+    return out
+
+
+def _deviance_tile(tile: np.ndarray, dispersion: np.ndarray, data: _Counts) -> np.ndarray:
+    """Each gene's deviance and residual df (fitted zeros left out) at ``dispersion``."""
+    fit = nb_glm_fit(tile, data.design, data.offsets, dispersion)
+    zero = (tile < _EPS) & (fit.fitted < _EPS)
+    return np.vstack([fit.deviance, _residual_df(zero, data.design)])
+
+
+def _ql_tile(
+    tile: np.ndarray,
+    dispersion: np.ndarray,
+    data: _Counts,
+    prior: np.ndarray,
+    prior_offsets: np.ndarray,
+    null_designs: list[np.ndarray],
+) -> np.ndarray:
+    """Rows: deviance, residual df, the smallest fitted value, the coefficients (p), the
+    coefficients with prior counts (p), each test's null deviance."""
+    fit = nb_glm_fit(tile, data.design, data.offsets, dispersion)
+    zero = (tile < _EPS) & (fit.fitted < _EPS)
+    with_prior = nb_glm_fit(tile + prior[:, None], data.design, prior_offsets, dispersion)
+    nulls = [nb_glm_fit(tile, null, data.offsets, dispersion).deviance for null in null_designs]
+    return np.vstack(
+        [
+            fit.deviance,
+            _residual_df(zero, data.design),
+            fit.fitted.min(axis=0),
+            fit.coefficients,
+            with_prior.coefficients,
+            *nulls,
+        ]
+    )
+
+
+def _null_designs(design: np.ndarray, matrix: pd.DataFrame) -> list[tuple[np.ndarray, int]]:
+    """Each test's null design and df: one per contrast, and one for all of them together
+    when there are several (glmLRT: a coefficient's column dropped, or the design rotated by
+    the contrasts' Householder QR and their columns dropped)."""
+    contrasts = matrix.to_numpy()
+    sets = [contrasts[:, [k]] for k in range(contrasts.shape[1])]
+    if contrasts.shape[1] > 1:
+        sets.append(contrasts)
+    out = []
+    for c in sets:
+        if np.linalg.matrix_rank(c) < c.shape[1]:
+            raise CohortexError("The contrasts tested together must be linearly independent.")
+        unit = np.all((c == 0) | (c == 1), axis=0) & (np.count_nonzero(c, axis=0) == 1)
+        if unit.all():  # glmLRT(coef = ...): the coefficients' columns dropped
+            dropped = np.flatnonzero(c.any(axis=1))
+            out.append((np.delete(design, dropped, axis=1), c.shape[1]))
+        else:
+            rotated, _ = householder_effects(c, design.T)
+            out.append((np.ascontiguousarray(rotated[c.shape[1] :].T), c.shape[1]))
+    return out
+
+
+def _poisson_pvalues(
+    data: _Counts, below: np.ndarray, start: np.ndarray, tests: list[tuple[np.ndarray, int]]
+) -> np.ndarray:
+    """The Poisson likelihood-ratio p-values (tests × genes) of the genes ``below`` the
+    Poisson bound, their fits started from ``start`` (p × genes)."""
+    counts = np.asarray(to_host(data.counts[:, np.flatnonzero(below)].compute()), dtype=np.float64)
+    zeros = np.zeros(counts.shape[1])
+    full = nb_glm_fit(counts, data.design, data.offsets, zeros, start)
+    out = np.empty((len(tests), counts.shape[1]))
+    for k, (null, df_test) in enumerate(tests):
+        ratio = nb_glm_fit(counts, null, data.offsets, zeros).deviance - full.deviance
+        out[k] = stats.chi2.sf(ratio, df_test)
+    return out
