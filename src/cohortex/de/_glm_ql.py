@@ -138,7 +138,7 @@ def estimate_dispersion(
     attrs: dict[str, Any] = {"common_dispersion": result.common, "span": result.span}
     if result.tagwise is not None:
         variables["tagwise_dispersion"] = ("gene", result.tagwise)
-    if np.ndim(result.prior_df):
+    if isinstance(result.prior_df, np.ndarray):  # robust: one per gene
         variables["prior_df"] = ("gene", result.prior_df)
     elif result.prior_df is not None:
         attrs["prior_df"] = float(result.prior_df)
@@ -195,7 +195,7 @@ def glm_ql(
     -------
     xarray.Dataset
         On ``contrast`` × ``gene``: ``coefficient`` (log2 fold change), ``statistic`` (F),
-        ``pvalue``, ``padj``; on ``gene``: ``mean_expression`` (average log-CPM),
+        ``pvalue``, ``padj``, ``log10_pvalue``; on ``gene``: ``mean_expression`` (average log-CPM),
         ``dispersion``, ``deviance``, ``df_residual``, ``s2`` (deviance / df), ``s2_prior``,
         ``s2_post``, ``df_total``, ``df_prior`` when robust; with several contrasts ``F``,
         ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``.
@@ -224,7 +224,11 @@ def glm_ql(
             prior_df=None,
             min_row_sum=5.0,
         )
-        chosen = {"trended": estimate.trended, "common": estimate.common, "tagwise": estimate.tagwise}
+        chosen = {
+            "trended": estimate.trended,
+            "common": estimate.common,
+            "tagwise": estimate.tagwise,
+        }
         phi = np.broadcast_to(np.asarray(chosen[dispersion], dtype=np.float64), (n_genes,))
         average = estimate.ave_log_cpm
     else:
@@ -251,9 +255,7 @@ def glm_ql(
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(df == 0, 0.0, deviance / df)
     s2 = np.maximum(s2, 0.0)
-    prior_fit = squeeze_var(
-        s2, df, covariate=average if abundance_trend else None, robust=robust
-    )
+    prior_fit = squeeze_var(s2, df, covariate=average if abundance_trend else None, robust=robust)
     s2_post = np.asarray(prior_fit.s2_post, dtype=np.float64)
     df_total = np.minimum(prior_fit.df_prior + df, n_genes * (n_samples - p))
 
@@ -261,12 +263,14 @@ def glm_ql(
     df_tests = np.array([df_test for _, df_test in tests], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = likelihood_ratio / df_tests[:, None] / s2_post[None, :]
-    pvalues = stats.f.sf(f, df_tests[:, None], df_total[None, :])
+    log_p = stats.f.logsf(f, df_tests[:, None], df_total[None, :])
     if poisson_bound:
         below = (smallest_fitted * phi + 1.0) * s2_post < 1.0
         if below.any():
-            bound = _poisson_pvalues(data, below, unshrunk[:, below], tests)
-            pvalues[:, below] = np.maximum(pvalues[:, below], bound)
+            bound = _poisson_log_pvalues(data, below, unshrunk[:, below], tests)
+            log_p[:, below] = np.maximum(log_p[:, below], bound)
+    pvalues = np.exp(log_p)
+    log10_pvalue = log_p / np.log(10.0)  # finite where p underflows
 
     logfc = (matrix.to_numpy().T @ shrunk) / np.log(2.0)
     k = matrix.shape[1]
@@ -276,6 +280,7 @@ def glm_ql(
         "statistic": (("contrast", "gene"), f[:k]),
         "pvalue": (("contrast", "gene"), pvalues[:k]),
         "padj": (("contrast", "gene"), _fdr.adjust(pvalues[:k], fdr)),
+        "log10_pvalue": (("contrast", "gene"), log10_pvalue[:k]),
         "dispersion": ("gene", phi),
         "deviance": ("gene", deviance),
         "df_residual": ("gene", df),
@@ -311,9 +316,7 @@ def glm_ql(
     )
 
 
-def _prepare(
-    cohort: CohortLike, design: Any, norm_factors: Any, caller: str
-) -> _Counts:
+def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) -> _Counts:
     ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError(f"{caller} needs a cohort store or Dataset with an 'expression'.")
@@ -367,9 +370,9 @@ def _per_gene(
 def _ave_log_cpm(data: _Counts, common: float | None) -> np.ndarray:
     """edgeR's aveLogCPM at ``common`` (its default 0.05 when None)."""
     phi = 0.05 if common is None else common
-    return _per_gene(
-        data.counts, lambda tile, _: ave_log_cpm(tile, data.library, phi)[None, :], 1
-    )[0]
+    return _per_gene(data.counts, lambda tile, _: ave_log_cpm(tile, data.library, phi)[None, :], 1)[
+        0
+    ]
 
 
 def _dispersions(
@@ -424,7 +427,9 @@ def _dispersions(
         estimated: float | np.ndarray = fitted_prior.df_prior
     else:
         estimated = float(prior_df)
-    prior_n = np.broadcast_to(np.asarray(estimated, dtype=np.float64) / (n_samples - p), (n_selected,))
+    prior_n = np.broadcast_to(
+        np.asarray(estimated, dtype=np.float64) / (n_samples - p), (n_selected,)
+    )
     tagwise_values = trended.copy()
     too_large = prior_n > _PRIOR_N_CAP
     if not too_large.all():
@@ -480,7 +485,6 @@ def _profile_tile(
 ) -> np.ndarray:
     """Row 0: whether each gene is estimated (its counts sum to ``min_row_sum``); rows 1…:
     its adjusted profile likelihood on the grid (0 where left out), as estimateDisp."""
-    n, p = design.shape
     out = np.zeros((GRID.size + 1, tile.shape[1]))
     selected = np.flatnonzero(tile.sum(axis=0) >= min_row_sum)
     out[0, selected] = 1.0
@@ -569,16 +573,16 @@ def _null_designs(design: np.ndarray, matrix: pd.DataFrame) -> list[tuple[np.nda
     return out
 
 
-def _poisson_pvalues(
+def _poisson_log_pvalues(
     data: _Counts, below: np.ndarray, start: np.ndarray, tests: list[tuple[np.ndarray, int]]
 ) -> np.ndarray:
-    """The Poisson likelihood-ratio p-values (tests × genes) of the genes ``below`` the
-    Poisson bound, their fits started from ``start`` (p × genes)."""
+    """The log p-values of the Poisson likelihood-ratio tests (tests × genes) of the genes
+    ``below`` the Poisson bound, their fits started from ``start`` (p × genes)."""
     counts = np.asarray(to_host(data.counts[:, np.flatnonzero(below)].compute()), dtype=np.float64)
     zeros = np.zeros(counts.shape[1])
     full = nb_glm_fit(counts, data.design, data.offsets, zeros, start)
     out = np.empty((len(tests), counts.shape[1]))
     for k, (null, df_test) in enumerate(tests):
         ratio = nb_glm_fit(counts, null, data.offsets, zeros).deviance - full.deviance
-        out[k] = stats.chi2.sf(ratio, df_test)
+        out[k] = stats.chi2.logsf(ratio, df_test)
     return out

@@ -72,11 +72,9 @@ def _tree(
         length = points[b] - points[a]
         h_a, h_b = fits[a][0], fits[b][0]
         smallest = min(h for h in (h_a, h_b) if h > 0) if max(h_a, h_b) > 0 else 0.0
-        if smallest == 0.0:
-            score = 2.0 * length / (high - low)
-        else:
-            score = length / smallest
-        if not _CUT < score:
+        # locfit's atree_split: the cell against the smaller bandwidth of its ends
+        score = 2.0 * length / (high - low) if smallest == 0.0 else length / smallest
+        if not score > _CUT:
             continue
         middle = (points[a] + points[b]) / 2.0
         points.append(middle)
@@ -100,7 +98,9 @@ def _vertex_fit(
 
 
 @numba.njit(nogil=True, cache=True)
-def _weighted_mean(distance: np.ndarray, bandwidth: float, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def _weighted_mean(
+    distance: np.ndarray, bandwidth: float, y: np.ndarray, prior: np.ndarray
+) -> np.ndarray:
     """Σ w·y / Σ w with tricube weights w = (1 − (d/h)³)³ (locfit's, d ≤ h), per column."""
     n, m = y.shape
     total = np.zeros(m)

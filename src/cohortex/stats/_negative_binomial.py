@@ -92,9 +92,7 @@ def nb_glm_fit(
         beta = np.empty((p, counts.shape[1]))
         for g in range(p):
             columns = np.flatnonzero(codes == g)
-            initial = (
-                np.full(counts.shape[1], np.nan) if group_start is None else group_start[g]
-            )
+            initial = np.full(counts.shape[1], np.nan) if group_start is None else group_start[g]
             beta[g] = _one_group_rows(
                 np.asfortranarray(counts[columns]),
                 offsets[columns],
@@ -165,7 +163,10 @@ def prior_counts(lib_sizes: np.ndarray, prior_count: float) -> tuple[np.ndarray,
 
 
 def ave_log_cpm(
-    counts: np.ndarray, lib_sizes: np.ndarray, dispersion: float | np.ndarray, prior_count: float = 2.0
+    counts: np.ndarray,
+    lib_sizes: np.ndarray,
+    dispersion: float | np.ndarray,
+    prior_count: float = 2.0,
 ) -> np.ndarray:
     """edgeR's ``aveLogCPM``: each gene's log2 CPM from the one-group NB fit of its counts
     with prior counts (n_genes,)."""
@@ -212,7 +213,9 @@ def _unit_deviance(y: float, mu: float, phi: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def _deviances(counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, out: np.ndarray) -> None:
+def _deviances(
+    counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, out: np.ndarray
+) -> None:
     for g in range(counts.shape[1]):
         total = 0.0
         for i in range(counts.shape[0]):
@@ -393,7 +396,11 @@ def _positive_definite(matrix: np.ndarray) -> bool:
 
 @numba.njit(nogil=True, cache=True)
 def _apl(
-    counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, design: np.ndarray, out: np.ndarray
+    counts: np.ndarray,
+    fitted: np.ndarray,
+    dispersion: np.ndarray,
+    design: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     n, p = design.shape
     weights = np.zeros(n)  # edgeR keeps a weight from the previous gene where a mean is 0

@@ -16,6 +16,7 @@ from ._negative_binomial import nb_glm_fit, one_way_groups
 
 __all__ = ["poisson_basis", "poisson_coefficients"]
 
+
 def poisson_basis(design: np.ndarray) -> np.ndarray:
     """The basis of the Poisson fit's log means (n_samples × q): the group indicators of a
     one-way layout, else ``design`` itself."""
