@@ -254,6 +254,42 @@ def test_voom_lm_fit_command(tmp_path, capsys):
     assert "leave out --correlation" in capsys.readouterr().err
 
 
+def test_glm_ql_command(tmp_path, capsys):
+    """--glm-ql: edgeR's estimateDisp, glmQLFit and glmQLFTest (TMM factors), saved as
+    de_glm_ql and equal to R's; --robust in both; after filterByExpr."""
+    from cohortex import filter_by_expr
+
+    fixtures = Path(__file__).parents[1] / "fixtures" / "edger"
+    counts = pd.read_csv(fixtures / "ql_counts.csv", index_col=0).to_numpy(float).T
+    samples = pd.read_csv(fixtures / "ql_samples.csv", index_col=0)
+    store = tmp_path / "ql.zarr"
+    create_cohort(store, counts, samples=samples, scale="counts")
+    command = ["de", str(store), "--design", "~ condition + batch", "--glm-ql", "--top", "3"]
+    assert main([*command, "--contrast", "batch[T.y]"]) == 0
+    out = capsys.readouterr().out
+    assert "edgeR quasi-likelihood F-tests (common dispersion 0.1" in out
+    theirs = pd.read_csv(fixtures / "ql_additive_test_last.csv")
+    assert f"{theirs['PValue'].min():.4g}" in out  # the top table starts with R's best gene
+    saved = read_result(store, "de_glm_ql")
+    np.testing.assert_allclose(saved["pvalue"].values[0], theirs["PValue"], rtol=1e-9)
+    two = ["--contrast", "condition[T.b]", "--contrast", "condition[T.c]", "--robust"]
+    assert main([*command, *two, "--name", "robust"]) == 0
+    theirs = pd.read_csv(fixtures / "ql_robust_test_condition.csv")
+    np.testing.assert_allclose(
+        read_result(store, "robust")["F_pvalue"], theirs["PValue"], rtol=1e-9
+    )
+    assert main([*command, "--filter-by-expr", "--name", "kept"]) == 0
+    keep = filter_by_expr(store, "~ condition + batch")
+    direct = de.glm_ql(open_cohort(store, genes=keep.values), "~ condition + batch")
+    saved = read_result(store, "kept")
+    np.testing.assert_allclose(saved["pvalue"].values, direct["pvalue"].values, rtol=1e-12)
+    capsys.readouterr()
+    assert main([*command, "--voom"]) == 2
+    assert "leave out --voom" in capsys.readouterr().err
+    assert main([*command, "--trend", "--block", "batch"]) == 2
+    assert "leave out --block, --trend" in capsys.readouterr().err
+
+
 def test_vooma_command(tmp_path, capsys):
     """--vooma: limma's vooma then the weighted fit; with --block, the correlation of the
     values, vooma with the blocks, and the correlation again with the weights."""

@@ -253,9 +253,15 @@ def _parser() -> argparse.ArgumentParser:
         "weights too ('genebygene' is voomLmFit's own)",
     )
     de.add_argument(
+        "--glm-ql",
+        action="store_true",
+        help="with --design, on a counts store: edgeR's quasi-likelihood F-tests (estimateDisp, "
+        "glmQLFit, glmQLFTest; TMM factors); with --robust, robust = TRUE in both",
+    )
+    de.add_argument(
         "--filter-by-expr",
         action="store_true",
-        help="with --voom or --voom-lm-fit: first keep the genes edgeR's filterByExpr keeps for "
+        help="with --voom, --voom-lm-fit or --glm-ql: first keep the genes edgeR's filterByExpr keeps for "
         "the design (enough reads in as many samples as the smallest group); the result holds "
         "those genes",
     )
@@ -973,12 +979,32 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if args.glm_ql:
+        clashing = [
+            flag
+            for flag, given in (
+                ("--voom", args.voom),
+                ("--voom-lm-fit", args.voom_lm_fit),
+                ("--vooma", args.vooma),
+                ("--block", args.block is not None),
+                ("--sample-weights", args.sample_weights),
+                ("--trend", args.trend),
+                ("--treat", args.treat is not None),
+                ("--normalize", args.normalize is not None),
+            )
+            if given
+        ]
+        if clashing:
+            raise CohortexError(
+                f"--glm-ql fits the counts with edgeR's negative-binomial model; leave out "
+                f"{', '.join(clashing)}."
+            )
     if args.voom_lm_fit:
         if args.voom:
             raise CohortexError("--voom-lm-fit is voom with exact zeros; leave out --voom.")
         if args.correlation is not None:
             raise CohortexError("--voom-lm-fit estimates the correlation; leave out --correlation.")
-    voom = args.voom or args.voom_lm_fit
+    voom = args.voom or args.voom_lm_fit or args.glm_ql  # what reads the raw counts
     if args.vooma and (voom or args.sample_weights):
         raise CohortexError(
             "--vooma weights log-expression on its own; leave out --voom, --voom-lm-fit and "
@@ -997,7 +1023,9 @@ def _de(args: argparse.Namespace) -> None:
     if voom and args.normalize is not None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
     if args.filter_by_expr and not voom:
-        raise CohortexError("--filter-by-expr goes with --voom or --voom-lm-fit (a counts store).")
+        raise CohortexError(
+            "--filter-by-expr goes with --voom, --voom-lm-fit or --glm-ql (a counts store)."
+        )
     if args.groupby is not None and model_options:
         raise CohortexError(
             "--contrast, --voom, --vooma, --block, --sample-weights, --trend, --robust and "
@@ -1035,7 +1063,7 @@ def _de(args: argparse.Namespace) -> None:
                 what_kept = (
                     f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
                 )
-            if not args.voom_lm_fit:
+            if not (args.voom_lm_fit or args.glm_ql):
                 data = _voom_for(args, counts, correlation)
             if args.block is not None and correlation is None and not args.voom_lm_fit:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
@@ -1064,7 +1092,19 @@ def _de(args: argparse.Namespace) -> None:
                 method=args.sample_weights,
                 device=args.device,
             )
-        if args.voom_lm_fit:
+        if args.glm_ql:
+            result = de.glm_ql(
+                counts,
+                args.design,
+                contrasts=_contrasts(args.contrast),
+                robust=args.robust,
+                fdr=args.fdr,
+            )
+            what = (
+                f"edgeR quasi-likelihood F-tests (common dispersion "
+                f"{result.attrs['common_dispersion']:.4g}, trended by abundance)"
+            )
+        elif args.voom_lm_fit:
             result = de.voom_lm_fit(
                 counts,
                 args.design,
@@ -1116,7 +1156,9 @@ def _de(args: argparse.Namespace) -> None:
             method = "REML" if reml else "gene by gene"
             result.attrs["sample_weights"] = f"{method}, by {args.var_group or 'sample'}"
         default_name: str | None = (
-            "de_voom_lm_fit"
+            "de_glm_ql"
+            if args.glm_ql
+            else "de_voom_lm_fit"
             if args.voom_lm_fit
             else "de_voom"
             if voom
