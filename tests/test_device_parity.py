@@ -233,9 +233,10 @@ def test_glm_ql_from_device_chunks(gpu_xp, tmp_path):
     on_device = de.glm_ql(device, "~ condition + batch", contrasts=tests)
     assert set(on_device.data_vars) == set(cpu.data_vars)
     # the library sizes summed on the device differ in rounding; each GLM stops at edgeR's
-    # tolerance, which carries that into values near 0 (a small F, a fold change of 0) at 1e-11
+    # tolerance, which carries that into values near 0 (a fold change of 0, an F of 1e-12 — a
+    # difference of two deviances — and so a p-value of 1 − 1e-6) at 1e-11 to 1e-9
     for name in cpu.data_vars:
-        np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-8, err_msg=name)
     dispersions = de.estimate_dispersion(device, "~ condition")
     expected = de.estimate_dispersion(host, "~ condition")
     for name in expected.data_vars:
