@@ -490,8 +490,10 @@ def _profile_tile(
     out[0, selected] = 1.0
     if selected.size == 0:
         return out
-    y = tile[:, selected]
-    first = nb_glm_fit(y, design, offsets, np.full(selected.size, _START_DISPERSION))
+    y = np.asfortranarray(tile[:, selected])
+    first = nb_glm_fit(
+        y, design, offsets, np.full(selected.size, _START_DISPERSION), with_deviance=False
+    )
     zero = (y < _EPS) & (first.fitted < _EPS)
     patterns, which = np.unique(zero.T, axis=0, return_inverse=True)
     which = which.ravel()
@@ -510,7 +512,9 @@ def _profile_tile(
         start = None
         for i, phi in enumerate(grid_dispersions):
             dispersion = np.full(members.size, phi)
-            fit = nb_glm_fit(counts, sub_design, offsets[present], dispersion, start)
+            fit = nb_glm_fit(
+                counts, sub_design, offsets[present], dispersion, start, with_deviance=False
+            )
             out[1 + i, selected[members]] = adjusted_profile_likelihood(
                 counts, fit.fitted, dispersion, sub_design
             )
@@ -537,7 +541,9 @@ def _ql_tile(
     coefficients with prior counts (p), each test's null deviance."""
     fit = nb_glm_fit(tile, data.design, data.offsets, dispersion)
     zero = (tile < _EPS) & (fit.fitted < _EPS)
-    with_prior = nb_glm_fit(tile + prior[:, None], data.design, prior_offsets, dispersion)
+    with_prior = nb_glm_fit(
+        tile + prior[:, None], data.design, prior_offsets, dispersion, with_deviance=False
+    )
     nulls = [nb_glm_fit(tile, null, data.offsets, dispersion).deviance for null in null_designs]
     return np.vstack(
         [
@@ -567,9 +573,10 @@ def _null_designs(design: np.ndarray, matrix: pd.DataFrame) -> list[tuple[np.nda
         if unit.all():  # glmLRT(coef = ...): the coefficients' columns dropped
             dropped = np.flatnonzero(c.any(axis=1))
             out.append((np.delete(design, dropped, axis=1), c.shape[1]))
-        else:
-            rotated, _ = householder_effects(c, design.T)
-            out.append((np.ascontiguousarray(rotated[c.shape[1] :].T), c.shape[1]))
+        else:  # as R: Q from the reflections applied to the identity, then design %*% Q
+            reflected, _ = householder_effects(c, np.eye(c.shape[0]))
+            rotation = reflected.T
+            out.append((np.ascontiguousarray(design @ rotation[:, c.shape[1] :]), c.shape[1]))
     return out
 
 

@@ -52,11 +52,23 @@ class NegativeBinomialFit:
 
 def one_way_groups(design: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """edgeR's ``designAsFactor``: for a one-way layout (as many distinct rows as columns)
-    each sample's group (n_samples,) and each group's design row (groups × p); else None."""
-    rows, first, codes = np.unique(design, axis=0, return_index=True, return_inverse=True)
-    if rows.shape[0] != design.shape[1]:
+    each sample's group (n_samples,) and each group's design row (groups × p); else None.
+
+    Rows are told apart as edgeR does: by the 15 significant digits R's ``factor`` keeps of
+    ``mean(row · z^(column − 1))``, z = (e + π) / 5 — so rows that differ in rounding alone
+    (a design rotated by a contrast) may or may not be one group, as in R.
+    """
+    z = (np.e + np.pi) / 5.0
+    key = (design * z ** np.arange(design.shape[1])[None, :]).sum(axis=1) / design.shape[1]
+    values, inverse = np.unique(key, return_inverse=True)
+    if values.size < design.shape[1]:
         return None
-    return codes.ravel().astype(np.int64), design[first]
+    _, level = np.unique([f"{v:.15g}" for v in values], return_inverse=True)
+    codes = level.ravel()[inverse.ravel()].astype(np.int64)
+    if codes.max() + 1 != design.shape[1]:
+        return None
+    first = np.array([np.flatnonzero(codes == g)[0] for g in range(design.shape[1])])
+    return codes, design[first]
 
 
 def nb_glm_fit(
@@ -65,12 +77,15 @@ def nb_glm_fit(
     offsets: np.ndarray,
     dispersion: np.ndarray,
     start: np.ndarray | None = None,
+    *,
+    with_deviance: bool = True,
 ) -> NegativeBinomialFit:
     """edgeR's ``glmFit(counts, design, offset, dispersion, prior.count = 0, start)``.
 
     Parameters
     ----------
     counts : ndarray of shape (n_samples, n_genes)
+        Best in Fortran order (each gene's samples together), which the fit works in.
     design : ndarray of shape (n_samples, p)
         Of full rank.
     offsets : ndarray of shape (n_samples,)
@@ -78,10 +93,18 @@ def nb_glm_fit(
     dispersion : ndarray of shape (n_genes,)
     start : ndarray of shape (p, n_genes), optional
         Starting coefficients (edgeR's ``start``).
+    with_deviance : bool, default True
+        False leaves the deviance of a one-way layout NaN (a pass saved where it is not
+        needed).
+
+    Returns
+    -------
+    NegativeBinomialFit
+        Its fitted values in Fortran order.
     """
     counts = np.asfortranarray(counts, dtype=np.float64)
     design = np.ascontiguousarray(design, dtype=np.float64)
-    offsets = np.asarray(offsets, dtype=np.float64)
+    offsets = np.ascontiguousarray(offsets, dtype=np.float64)
     dispersion = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), counts.shape[1:])
     dispersion = np.ascontiguousarray(dispersion)
     n, p = design.shape
@@ -91,19 +114,23 @@ def nb_glm_fit(
         group_start = None if start is None else unique_rows @ start
         beta = np.empty((p, counts.shape[1]))
         for g in range(p):
-            columns = np.flatnonzero(codes == g)
             initial = np.full(counts.shape[1], np.nan) if group_start is None else group_start[g]
             beta[g] = _one_group_rows(
-                np.asfortranarray(counts[columns]),
-                offsets[columns],
+                counts,
+                np.flatnonzero(codes == g),
+                offsets,
                 dispersion,
                 np.ascontiguousarray(initial, dtype=np.float64),
                 ONE_GROUP_ITERATIONS,
                 ONE_GROUP_TOLERANCE,
             )
         beta = np.maximum(beta, _ONE_WAY_FLOOR)
-        fitted = np.exp(beta[codes] + offsets[:, None])
-        deviance = nb_deviance(counts, fitted, dispersion)
+        fitted = np.exp(beta.T[:, codes] + offsets[None, :]).T  # Fortran order
+        deviance = (
+            nb_deviance(counts, fitted, dispersion)
+            if with_deviance
+            else np.full(counts.shape[1], np.nan)
+        )
         # each group's log mean → the design's coefficients (exact for indicator columns)
         beta = np.linalg.solve(unique_rows, beta)
         return NegativeBinomialFit(beta, fitted, deviance)
@@ -124,7 +151,7 @@ def nb_glm_fit(
         fitted,
         deviance,
     )
-    return NegativeBinomialFit(coefficients, np.ascontiguousarray(fitted), deviance)
+    return NegativeBinomialFit(coefficients, fitted, deviance)
 
 
 def nb_deviance(counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
@@ -175,6 +202,7 @@ def ave_log_cpm(
     dispersion = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), counts.shape[1:])
     beta = _one_group_rows(
         np.asfortranarray(counts + prior[:, None]),
+        np.arange(counts.shape[0]),
         offsets,
         np.ascontiguousarray(dispersion),
         np.full(counts.shape[1], np.nan),
@@ -226,30 +254,34 @@ def _deviances(
 @numba.njit(nogil=True, cache=True)
 def _one_group_rows(
     counts: np.ndarray,
+    members: np.ndarray,
     offsets: np.ndarray,
     dispersion: np.ndarray,
     start: np.ndarray,
     max_iterations: int,
     tolerance: float,
 ) -> np.ndarray:
-    """edgeR's ``glm_one_group`` for every gene: the log rate of one group (genes,); -inf for
-    a gene without counts."""
-    n, genes = counts.shape
+    """edgeR's ``glm_one_group`` for every gene on the samples ``members``: the log rate of
+    one group (genes,); -inf for a gene without counts there."""
+    n = members.shape[0]
+    genes = counts.shape[1]
     out = np.empty(genes)
+    sizes = np.exp(offsets)  # exp(β) · size: one exp a step, not one a sample (1 ulp apart)
     for g in range(genes):
         phi = dispersion[g]
         beta = start[g]
         nonzero = False
         if np.isnan(beta):
             beta = 0.0
-            for j in range(n):
+            for k in range(n):
+                j = members[k]
                 if counts[j, g] > _LOW:
-                    beta += counts[j, g] / np.exp(offsets[j])
+                    beta += counts[j, g] / sizes[j]
                     nonzero = True
             beta = np.log(beta / n)
         else:
-            for j in range(n):
-                if counts[j, g] > _LOW:
+            for k in range(n):
+                if counts[members[k], g] > _LOW:
                     nonzero = True
                     break
         if not nonzero:
@@ -258,8 +290,10 @@ def _one_group_rows(
         for _ in range(max_iterations):
             score = 0.0
             info = 0.0
-            for j in range(n):
-                mu = np.exp(beta + offsets[j])
+            rate = np.exp(beta)
+            for k in range(n):
+                j = members[k]
+                mu = rate * sizes[j]
                 denominator = 1.0 + mu * phi
                 score += (counts[j, g] - mu) / denominator
                 info += mu / denominator
@@ -408,25 +442,31 @@ def _apl(
     for g in range(counts.shape[1]):
         phi = dispersion[g]
         total = 0.0
+        r = 1.0 / phi if phi > 0 else 0.0
+        log_r = np.log(r) if phi > 0 else 0.0
+        lgamma_r = math.lgamma(r) if phi > 0 else 0.0
         for i in range(n):
             mu = fitted[i, g]
             if mu == 0.0:
                 continue
             y = counts[i, g]
+            # edgeR's sum, term by term; lgamma(y + r) and lgamma(y + 1) are lgamma(r) and 0
+            # at y = 0 (most counts of a lowly expressed gene), lgamma(r) once a gene
+            lgamma_y1 = math.lgamma(y + 1.0) if y > 0 else 0.0
             if phi > 0:
-                r = 1.0 / phi
                 log_mur = np.log(mu + r)
+                lgamma_yr = math.lgamma(y + r) if y > 0 else lgamma_r
                 total += (
                     y * np.log(mu)
                     - y * log_mur
-                    + r * np.log(r)
+                    + r * log_r
                     - r * log_mur
-                    + math.lgamma(y + r)
-                    - math.lgamma(y + 1.0)
-                    - math.lgamma(r)
+                    + lgamma_yr
+                    - lgamma_y1
+                    - lgamma_r
                 )
             else:
-                total += y * np.log(mu) - mu - math.lgamma(y + 1.0)
+                total += y * np.log(mu) - mu - lgamma_y1
             weights[i] = mu / (1.0 + phi * mu)
         if p == 1:
             adjustment = np.log(abs(weights.sum())) / 2.0
