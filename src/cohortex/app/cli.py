@@ -261,9 +261,9 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument(
         "--filter-by-expr",
         action="store_true",
-        help="with --voom, --voom-lm-fit or --glm-ql: first keep the genes edgeR's filterByExpr keeps for "
-        "the design (enough reads in as many samples as the smallest group); the result holds "
-        "those genes",
+        help="with --voom, --voom-lm-fit or --glm-ql: first keep the genes edgeR's "
+        "filterByExpr keeps for the design (enough reads in as many samples as the smallest "
+        "group); the result holds those genes",
     )
     de.add_argument(
         "--block",
