@@ -52,6 +52,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               and the fit from the store (no R beside it: limma's REML would sum an n × n
               matrix per gene), and on the first 200 samples in memory beside R's
               ``voomWithQualityWeights(method = "reml")`` + ``lmFit`` + ``eBayes`` on them.
+              edgeR's quasi-likelihood F-tests (``de.glm_ql``: estimateDisp, glmQLFit,
+              glmQLFTest; TMM factors) on the slice beside R's ``estimateDisp`` + ``glmQLFit``
+              + ``glmQLFTest`` of ``calcNormFactors(DGEList(counts))`` (not from the whole
+              store: 21 negative-binomial fits of every gene take ~1 µs a value a core).
 ``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
               ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
               (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
@@ -175,6 +179,8 @@ _CASES = [
     Case("voom", "lmfit_zarr", "cohortex", "zarr"),
     Case("voom", "lmfit_slice", "cohortex", "slice"),
     Case("voom", "edger_lmfit_r", "anchor", "slice", "Rscript:limma,edgeR", False, "lmfit_slice"),
+    Case("voom", "glm_ql_slice", "cohortex", "slice"),
+    Case("voom", "edger_ql_r", "anchor", "slice", "Rscript:limma,edgeR", False, "glm_ql_slice"),
     Case("voom", "quality_zarr", "cohortex", "zarr"),
     Case("voom", "quality_slice", "cohortex", "quality"),
     Case("voom", "limma_quality_r", "anchor", "quality", "Rscript:limma,edgeR", gpu=False),
@@ -230,6 +236,10 @@ _VOOM_R = _timed_in_r(
     "v <- voom(calcNormFactors(DGEList(y)), design)\nfit <- eBayes(lmFit(v, design))"
 )
 _VOOM_LM_FIT_R = _timed_in_r("fit <- eBayes(voomLmFit(calcNormFactors(DGEList(y)), design))")
+_GLM_QL_R = _timed_in_r(
+    "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\n"
+    "res <- glmQLFTest(glmQLFit(d, design))"
+)
 _QUALITY_R = _timed_in_r(
     'v <- voomWithQualityWeights(calcNormFactors(DGEList(y)), design, method = "reml")\n'
     "fit <- eBayes(lmFit(v, design))"
@@ -707,8 +717,9 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     from .. import de
     from ..store import open_cohort
 
-    if case.name in ("limma_r", "edger_lmfit_r"):
-        return _voom_in_r(store, r_samples, _VOOM_R if case.name == "limma_r" else _VOOM_LM_FIT_R)
+    if case.name in ("limma_r", "edger_lmfit_r", "edger_ql_r"):
+        scripts = {"limma_r": _VOOM_R, "edger_lmfit_r": _VOOM_LM_FIT_R, "edger_ql_r": _GLM_QL_R}
+        return _voom_in_r(store, r_samples, scripts[case.name])
     if case.name == "limma_quality_r":
         ds = open_cohort(store).isel(sample=slice(0, _QUALITY_SAMPLES))
         counts = np.asarray(ds["expression"].values, dtype=np.float64)
@@ -721,6 +732,13 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         data = open_cohort(store).isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     start = time.perf_counter()
+    if case.name == "glm_ql_slice":  # edgeR's estimateDisp, glmQLFit and glmQLFTest
+        tested = de.glm_ql(data, "~ condition")
+        extra.update(
+            timed_seconds=time.perf_counter() - start,
+            common_dispersion=tested.attrs["common_dispersion"],
+        )
+        return extra
     if case.name in ("lmfit_zarr", "lmfit_slice"):  # edgeR's voomLmFit + eBayes in one call
         fitted = de.voom_lm_fit(data, "~ condition", norm_factors="tmm", device=device)
         df = fitted["df_residual"].values
@@ -810,8 +828,8 @@ def _block_in_r(store: str, r_samples: int) -> dict:
 
 
 def _voom_in_r(store: str, r_samples: int, script: str) -> dict:
-    """R's limma-voom (or edgeR's voomLmFit) on the first ``r_samples`` samples, timed inside
-    R."""
+    """R's limma-voom (or edgeR's voomLmFit, or its QL pipeline) on the first ``r_samples``
+    samples, timed inside R."""
     from ..store import open_cohort
 
     ds = open_cohort(store).isel(sample=slice(0, r_samples))

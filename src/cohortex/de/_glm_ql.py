@@ -14,6 +14,7 @@ below the Poisson bound, their Poisson fits.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -329,7 +330,9 @@ def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) ->
     if not isinstance(counts, da.Array):
         counts = da.from_array(np.asarray(counts))
     n_samples, n_genes = counts.shape
-    tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1)))
+    # tiles of whole genes, at most _TILE_VALUES values, at least four for each core
+    spread = -(-n_genes // (4 * (os.cpu_count() or 1)))
+    tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1), max(spread, 64)))
     counts = counts.rechunk((-1, tile))
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
