@@ -49,6 +49,7 @@ PUBLIC = {
         "duplicate_correlation",
         "estimate_dispersion",
         "fit",
+        "glm_lrt",
         "glm_ql",
         "normalize",
         "remove_batch_effect",

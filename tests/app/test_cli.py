@@ -288,6 +288,14 @@ def test_glm_ql_command(tmp_path, capsys):
     assert "leave out --voom" in capsys.readouterr().err
     assert main([*command, "--trend", "--block", "batch"]) == 2
     assert "leave out --block, --trend" in capsys.readouterr().err
+    lrt = ["de", str(store), "--design", "~ condition + batch", "--glm-lrt", "--top", "0"]
+    assert main([*lrt, "--contrast", "batch[T.y]"]) == 0
+    assert "edgeR likelihood-ratio tests (tagwise dispersions" in capsys.readouterr().out
+    theirs = pd.read_csv(fixtures / "ql_lrt_last.csv")
+    saved = read_result(store, "de_glm_lrt")
+    np.testing.assert_allclose(saved["pvalue"].values[0], theirs["PValue"], rtol=1e-9)
+    assert main([*lrt, "--glm-ql"]) == 2
+    assert "choose one" in capsys.readouterr().err
 
 
 def test_vooma_command(tmp_path, capsys):

@@ -193,6 +193,32 @@ def test_glm_ql_at_given_dispersions(cohort, dispersion, name):
     _close(ours["pvalue"][0], theirs["PValue"], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("name", "contrasts", "dispersion"),
+    [
+        ("last", ["batch[T.y]"], "tagwise"),
+        ("condition", [B, C], "tagwise"),
+        ("pair", {"c_vs_b": f"{C} - {B}"}, "tagwise"),
+        ("given", ["batch[T.y]"], 0.1),
+    ],
+)
+def test_glm_lrt_equals_glm_lrt(cohort, name, contrasts, dispersion):
+    """glmLRT(glmFit(estimateDisp(y, design), design), coef / contrast): the tagwise
+    dispersions by default; with several coefficients the joint chi-square too."""
+    ours = de.glm_lrt(cohort, ADDITIVE, contrasts=contrasts, dispersion=dispersion)
+    theirs = pd.read_csv(EDGER / f"ql_lrt_{name}.csv")
+    _close(ours["deviance"], theirs["deviance"], rtol=1e-10, atol=NEAR_ZERO)
+    _close(ours["mean_expression"], theirs["logCPM"], rtol=1e-13)
+    for k in range(ours.sizes["contrast"]):
+        _close(ours["coefficient"][k], theirs[f"logFC_{k + 1}"], rtol=1e-11, atol=NEAR_ZERO)
+    statistic = ours["LR"] if len(contrasts) > 1 else ours["statistic"][0]
+    pvalue = ours["LR_pvalue"] if len(contrasts) > 1 else ours["pvalue"][0]
+    _close(statistic, theirs["LR"], rtol=1e-10, atol=NEAR_ZERO)
+    _close(pvalue, theirs["PValue"], rtol=1e-9, atol=1e-12)
+    if len(contrasts) > 1:
+        assert ours.attrs["LR_df"] == 2
+
+
 def test_poisson_bound_only_raises_p_values(cohort):
     bounded = de.glm_ql(cohort, ONEWAY, contrasts=[C])
     free = de.glm_ql(cohort, ONEWAY, contrasts=[C], poisson_bound=False)

@@ -237,8 +237,7 @@ _VOOM_R = _timed_in_r(
 )
 _VOOM_LM_FIT_R = _timed_in_r("fit <- eBayes(voomLmFit(calcNormFactors(DGEList(y)), design))")
 _GLM_QL_R = _timed_in_r(
-    "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\n"
-    "res <- glmQLFTest(glmQLFit(d, design))"
+    "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\nres <- glmQLFTest(glmQLFit(d, design))"
 )
 _QUALITY_R = _timed_in_r(
     'v <- voomWithQualityWeights(calcNormFactors(DGEList(y)), design, method = "reml")\n'

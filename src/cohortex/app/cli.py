@@ -259,9 +259,15 @@ def _parser() -> argparse.ArgumentParser:
         "glmQLFit, glmQLFTest; TMM factors); with --robust, robust = TRUE in both",
     )
     de.add_argument(
+        "--glm-lrt",
+        action="store_true",
+        help="with --design, on a counts store: edgeR's likelihood-ratio tests (estimateDisp, "
+        "glmFit at the tagwise dispersions, glmLRT; TMM factors); --glm-ql is edgeR's advice",
+    )
+    de.add_argument(
         "--filter-by-expr",
         action="store_true",
-        help="with --voom, --voom-lm-fit or --glm-ql: first keep the genes edgeR's "
+        help="with --voom, --voom-lm-fit, --glm-ql or --glm-lrt: first keep the genes edgeR's "
         "filterByExpr keeps for the design (enough reads in as many samples as the smallest "
         "group); the result holds those genes",
     )
@@ -979,7 +985,10 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
-    if args.glm_ql:
+    edger_glm = "--glm-ql" if args.glm_ql else "--glm-lrt" if args.glm_lrt else None
+    if args.glm_ql and args.glm_lrt:
+        raise CohortexError("--glm-ql and --glm-lrt are two tests; choose one.")
+    if edger_glm is not None:
         clashing = [
             flag
             for flag, given in (
@@ -996,7 +1005,7 @@ def _de(args: argparse.Namespace) -> None:
         ]
         if clashing:
             raise CohortexError(
-                f"--glm-ql fits the counts with edgeR's negative-binomial model; leave out "
+                f"{edger_glm} fits the counts with edgeR's negative-binomial model; leave out "
                 f"{', '.join(clashing)}."
             )
     if args.voom_lm_fit:
@@ -1004,7 +1013,7 @@ def _de(args: argparse.Namespace) -> None:
             raise CohortexError("--voom-lm-fit is voom with exact zeros; leave out --voom.")
         if args.correlation is not None:
             raise CohortexError("--voom-lm-fit estimates the correlation; leave out --correlation.")
-    voom = args.voom or args.voom_lm_fit or args.glm_ql  # what reads the raw counts
+    voom = args.voom or args.voom_lm_fit or edger_glm is not None  # reads the raw counts
     if args.vooma and (voom or args.sample_weights):
         raise CohortexError(
             "--vooma weights log-expression on its own; leave out --voom, --voom-lm-fit and "
@@ -1024,7 +1033,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
     if args.filter_by_expr and not voom:
         raise CohortexError(
-            "--filter-by-expr goes with --voom, --voom-lm-fit or --glm-ql (a counts store)."
+            "--filter-by-expr goes with --voom, --voom-lm-fit, --glm-ql or --glm-lrt (a counts "
+            "store)."
         )
     if args.groupby is not None and model_options:
         raise CohortexError(
@@ -1063,7 +1073,7 @@ def _de(args: argparse.Namespace) -> None:
                 what_kept = (
                     f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
                 )
-            if not (args.voom_lm_fit or args.glm_ql):
+            if not (args.voom_lm_fit or edger_glm):
                 data = _voom_for(args, counts, correlation)
             if args.block is not None and correlation is None and not args.voom_lm_fit:
                 # limma's recipe: the blocks' correlation of a first voom, voom again with it
@@ -1103,6 +1113,18 @@ def _de(args: argparse.Namespace) -> None:
             what = (
                 f"edgeR quasi-likelihood F-tests (common dispersion "
                 f"{result.attrs['common_dispersion']:.4g}, trended by abundance)"
+            )
+        elif args.glm_lrt:
+            result = de.glm_lrt(
+                counts,
+                args.design,
+                contrasts=_contrasts(args.contrast),
+                robust=args.robust,
+                fdr=args.fdr,
+            )
+            what = (
+                f"edgeR likelihood-ratio tests (tagwise dispersions; common "
+                f"{result.attrs['common_dispersion']:.4g})"
             )
         elif args.voom_lm_fit:
             result = de.voom_lm_fit(
@@ -1158,6 +1180,8 @@ def _de(args: argparse.Namespace) -> None:
         default_name: str | None = (
             "de_glm_ql"
             if args.glm_ql
+            else "de_glm_lrt"
+            if args.glm_lrt
             else "de_voom_lm_fit"
             if args.voom_lm_fit
             else "de_voom"

@@ -1,4 +1,5 @@
-"""edgeR's quasi-likelihood pipeline: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
+"""edgeR's quasi-likelihood pipeline: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``;
+and its likelihood-ratio tests, ``glmFit`` and ``glmLRT``.
 
 Each gene's negative-binomial GLM (:mod:`cohortex.stats._negative_binomial`), fitted in gene
 tiles of the counts (host numba; the genes are independent). Between the passes come the
@@ -43,7 +44,7 @@ from ._least_squares import check_design, check_residual_df, design_matrix
 from ._linear_model import contrast_matrix
 from ._voom import count_sums
 
-__all__ = ["estimate_dispersion", "glm_ql"]
+__all__ = ["estimate_dispersion", "glm_lrt", "glm_ql"]
 
 GRID = np.arange(-10.0, 11.0)  # edgeR's grid: dispersions 0.1 · 2^GRID
 _EPS = 1e-4  # edgeR's: a count below it is zero, a fitted value below it a fitted zero
@@ -201,20 +202,154 @@ def glm_ql(
         ``s2_post``, ``df_total``, ``df_prior`` when robust; with several contrasts ``F``,
         ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``.
     """
+    fits = _fit_genes(
+        cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_ql()"
+    )
+    n_samples, p = fits.data.design.shape
+    n_genes = fits.phi.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(fits.df == 0, 0.0, fits.deviance / fits.df)
+    s2 = np.maximum(s2, 0.0)
+    covariate = fits.average if abundance_trend else None
+    prior_fit = squeeze_var(s2, fits.df, covariate=covariate, robust=robust)
+    s2_post = np.asarray(prior_fit.s2_post, dtype=np.float64)
+    df_total = np.minimum(prior_fit.df_prior + fits.df, n_genes * (n_samples - p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = fits.likelihood_ratio / fits.df_tests[:, None] / s2_post[None, :]
+    log_p = stats.f.logsf(f, fits.df_tests[:, None], df_total[None, :])
+    if poisson_bound:
+        below = (fits.smallest_fitted * fits.phi + 1.0) * s2_post < 1.0
+        if below.any():
+            bound = _poisson_log_pvalues(fits.data, below, fits.unshrunk[:, below], fits.tests)
+            log_p[:, below] = np.maximum(log_p[:, below], bound)
+    variables: dict[str, Any] = {
+        "df_residual": ("gene", fits.df),
+        "s2": ("gene", s2),
+        "s2_post": ("gene", s2_post),
+        "df_total": ("gene", df_total),
+    }
+    attrs: dict[str, Any] = {
+        "test": "quasi-likelihood F (edgeR glmQLFTest)",
+        "normalization": "edgeR glmQLFit",
+        "abundance_trend": int(abundance_trend),
+        "robust": int(robust),
+        "poisson_bound": int(poisson_bound),
+    }
+    for name, value in (("s2_prior", prior_fit.s2_prior), ("df_prior", prior_fit.df_prior)):
+        if np.ndim(value):
+            variables[name] = ("gene", np.asarray(value, dtype=np.float64))
+        else:
+            attrs[name] = float(value)
+    return _result(fits, f, log_p, "F", variables, attrs, fdr)
+
+
+@shared_docs
+def glm_lrt(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    dispersion: str | float | np.ndarray = "tagwise",
+    norm_factors: str | Any | None = "tmm",
+    robust: bool = False,
+    prior_count: float = 0.125,
+    fdr: str = "bh",
+) -> xr.Dataset:
+    """edgeR's likelihood-ratio tests: ``glmLRT(glmFit(estimateDisp(y, design), design))``.
+
+    Every gene's negative-binomial GLM at its dispersion (by default its tagwise estimate,
+    what ``glmFit`` takes from a DGEList after estimateDisp); each contrast is tested by the
+    drop in deviance to the model without it, against a chi-square. edgeR recommends the
+    quasi-likelihood F-tests (:func:`glm_ql`), whose error rates hold with few replicates;
+    the likelihood-ratio test is for data without replicates' variability to estimate or
+    for comparisons with earlier analyses.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``), no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`; at least two coefficients and residual degrees of freedom.
+    contrasts : optional
+        As for :func:`glm_ql`; with more than one, also all together (``LR``,
+        ``LR_pvalue``: glmLRT with several coefficients).
+    dispersion : {{"tagwise", "trended", "common"}}, float or array of shape (n_genes,)
+    norm_factors : {{"tmm", "upperquartile", "rle", "none"}} or array, default "tmm"
+    robust : bool, default False
+        The dispersions estimated robustly (``estimateDisp(robust = TRUE)``).
+    prior_count : float, default 0.125
+        The prior count of the reported log fold changes.
+    {fdr}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``contrast`` × ``gene``: ``coefficient`` (log2 fold change), ``statistic`` (the
+        likelihood ratio), ``pvalue``, ``padj``, ``log10_pvalue``; on ``gene``:
+        ``mean_expression`` (average log-CPM), ``dispersion``, ``deviance``; with several
+        contrasts ``LR``, ``LR_pvalue``, ``LR_padj``.
+    """
+    fits = _fit_genes(
+        cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_lrt()"
+    )
+    ratio = np.maximum(fits.likelihood_ratio, 0.0)  # pchisq of a rounding below 0 is 1
+    log_p = stats.chi2.logsf(ratio, fits.df_tests[:, None])
+    attrs = {"test": "likelihood ratio (edgeR glmLRT)", "robust": int(robust)}
+    return _result(fits, fits.likelihood_ratio, log_p, "LR", {}, attrs, fdr)
+
+
+@dataclass(frozen=True)
+class _GeneFits:
+    """Every gene's GLM at its dispersion and the null models of the tests."""
+
+    data: _Counts
+    matrix: pd.DataFrame  # coefficients × contrasts
+    tests: list[tuple[np.ndarray, int]]  # each test's null design and df
+    phi: np.ndarray  # (n_genes,) the dispersions
+    average: np.ndarray  # (n_genes,) average log-CPM
+    estimate: _Dispersions | None
+    deviance: np.ndarray  # (n_genes,)
+    df: np.ndarray  # (n_genes,) residual df, fitted zeros left out
+    smallest_fitted: np.ndarray  # (n_genes,)
+    unshrunk: np.ndarray  # (p, n_genes)
+    shrunk: np.ndarray  # (p, n_genes) with prior counts
+    null_deviance: np.ndarray  # (tests, n_genes)
+    prior_count: float
+
+    @property
+    def likelihood_ratio(self) -> np.ndarray:
+        return self.null_deviance - self.deviance[None, :]
+
+    @property
+    def df_tests(self) -> np.ndarray:
+        return np.array([df for _, df in self.tests], dtype=np.float64)
+
+
+def _fit_genes(
+    cohort: CohortLike,
+    design: Any,
+    contrasts: Any,
+    dispersion: Any,
+    norm_factors: Any,
+    robust: bool,
+    prior_count: float,
+    caller: str,
+) -> _GeneFits:
+    """The dispersions (estimated or given) and the fits that glm_ql and glm_lrt share."""
     if not np.isfinite(prior_count) or prior_count < 0:
-        raise CohortexError(f"glm_ql's 'prior_count' must be >= 0; got {prior_count!r}.")
-    data = _prepare(cohort, design, norm_factors, "glm_ql()")
-    n_samples, p = data.design.shape
+        raise CohortexError(f"{caller}'s 'prior_count' must be >= 0; got {prior_count!r}.")
+    data = _prepare(cohort, design, norm_factors, caller)
+    p = data.design.shape[1]
     n_genes = data.counts.shape[1]
     if p < 2:
-        raise CohortexError("glm_ql() needs a design with at least two coefficients to test.")
+        raise CohortexError(f"{caller} needs a design with at least two coefficients to test.")
     matrix = contrast_matrix(contrasts, data.names)
     tests = _null_designs(data.design, matrix)
     estimate = None
     if isinstance(dispersion, str):
         if dispersion not in ("trended", "common", "tagwise"):
             raise CohortexError(
-                "glm_ql's 'dispersion' must be 'trended', 'common', 'tagwise', a number or "
+                f"{caller}'s 'dispersion' must be 'trended', 'common', 'tagwise', a number or "
                 f"one per gene; got {dispersion!r}."
             )
         estimate = _dispersions(
@@ -236,11 +371,10 @@ def glm_ql(
         phi = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (n_genes,)).copy()
         if phi.shape != (n_genes,) or not np.all(np.isfinite(phi)) or np.any(phi < 0):
             raise CohortexError(
-                "glm_ql's 'dispersion' must be finite and >= 0, one number or one per gene."
+                f"{caller}'s 'dispersion' must be finite and >= 0, one number or one per gene."
             )
         average = _ave_log_cpm(data, None)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
-
     prior, prior_offsets = prior_counts(data.library, prior_count)
     null_designs = [null for null, _ in tests]
     rows = _per_gene(
@@ -249,71 +383,65 @@ def glm_ql(
         3 + 2 * p + len(tests),
         phi,
     )
-    deviance, df, smallest_fitted = rows[0], rows[1], rows[2]
-    unshrunk = rows[3 : 3 + p]
-    shrunk = rows[3 + p : 3 + 2 * p]
-    null_deviance = rows[3 + 2 * p :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s2 = np.where(df == 0, 0.0, deviance / df)
-    s2 = np.maximum(s2, 0.0)
-    prior_fit = squeeze_var(s2, df, covariate=average if abundance_trend else None, robust=robust)
-    s2_post = np.asarray(prior_fit.s2_post, dtype=np.float64)
-    df_total = np.minimum(prior_fit.df_prior + df, n_genes * (n_samples - p))
+    return _GeneFits(
+        data=data,
+        matrix=matrix,
+        tests=tests,
+        phi=phi,
+        average=average,
+        estimate=estimate,
+        deviance=rows[0],
+        df=rows[1],
+        smallest_fitted=rows[2],
+        unshrunk=rows[3 : 3 + p],
+        shrunk=rows[3 + p : 3 + 2 * p],
+        null_deviance=rows[3 + 2 * p :],
+        prior_count=prior_count,
+    )
 
-    likelihood_ratio = null_deviance - deviance[None, :]
-    df_tests = np.array([df_test for _, df_test in tests], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = likelihood_ratio / df_tests[:, None] / s2_post[None, :]
-    log_p = stats.f.logsf(f, df_tests[:, None], df_total[None, :])
-    if poisson_bound:
-        below = (smallest_fitted * phi + 1.0) * s2_post < 1.0
-        if below.any():
-            bound = _poisson_log_pvalues(data, below, unshrunk[:, below], tests)
-            log_p[:, below] = np.maximum(log_p[:, below], bound)
+
+def _result(
+    fits: _GeneFits,
+    statistic: np.ndarray,
+    log_p: np.ndarray,
+    joint: str,
+    variables: dict[str, Any],
+    attrs: dict[str, Any],
+    fdr: str,
+) -> xr.Dataset:
+    """The result of every contrast's test (rows of ``statistic`` and ``log_p``, one per
+    contrast and, with several, one more for all together, named ``joint``)."""
+    k = fits.matrix.shape[1]
     pvalues = np.exp(log_p)
     log10_pvalue = log_p / np.log(10.0)  # finite where p underflows
-
-    logfc = (matrix.to_numpy().T @ shrunk) / np.log(2.0)
-    k = matrix.shape[1]
-    variables: dict[str, Any] = {
-        "mean_expression": ("gene", average),
+    logfc = (fits.matrix.to_numpy().T @ fits.shrunk) / np.log(2.0)
+    out: dict[str, Any] = {
+        "mean_expression": ("gene", fits.average),
         "coefficient": (("contrast", "gene"), logfc),
-        "statistic": (("contrast", "gene"), f[:k]),
+        "statistic": (("contrast", "gene"), statistic[:k]),
         "pvalue": (("contrast", "gene"), pvalues[:k]),
         "padj": (("contrast", "gene"), _fdr.adjust(pvalues[:k], fdr)),
         "log10_pvalue": (("contrast", "gene"), log10_pvalue[:k]),
-        "dispersion": ("gene", phi),
-        "deviance": ("gene", deviance),
-        "df_residual": ("gene", df),
-        "s2": ("gene", s2),
-        "s2_post": ("gene", s2_post),
-        "df_total": ("gene", df_total),
+        "dispersion": ("gene", fits.phi),
+        "deviance": ("gene", fits.deviance),
+        **variables,
     }
-    attrs: dict[str, Any] = {
-        "test": "quasi-likelihood F (edgeR glmQLFTest)",
-        "design": list(data.names),
-        "formula": data.formula or "",
-        "normalization": "edgeR glmQLFit",
-        "abundance_trend": int(abundance_trend),
-        "robust": int(robust),
-        "poisson_bound": int(poisson_bound),
-        "prior_count": prior_count,
+    attrs = {
+        **attrs,
+        "design": list(fits.data.names),
+        "formula": fits.data.formula or "",
+        "prior_count": fits.prior_count,
         "fdr": fdr,
     }
-    for name, value in (("s2_prior", prior_fit.s2_prior), ("df_prior", prior_fit.df_prior)):
-        if np.ndim(value):
-            variables[name] = ("gene", np.asarray(value, dtype=np.float64))
-        else:
-            attrs[name] = float(value)
-    if estimate is not None:
-        attrs.update(common_dispersion=estimate.common, span=estimate.span)
+    if fits.estimate is not None:
+        attrs.update(common_dispersion=fits.estimate.common, span=fits.estimate.span)
     if k > 1:
-        variables["F"] = ("gene", f[k])
-        variables["F_pvalue"] = ("gene", pvalues[k])
-        variables["F_padj"] = ("gene", _fdr.adjust(pvalues[k], fdr))
-        attrs["F_df1"] = int(df_tests[k])
+        out[joint] = ("gene", statistic[k])
+        out[f"{joint}_pvalue"] = ("gene", pvalues[k])
+        out[f"{joint}_padj"] = ("gene", _fdr.adjust(pvalues[k], fdr))
+        attrs[f"{joint}_df1" if joint == "F" else f"{joint}_df"] = int(fits.df_tests[k])
     return xr.Dataset(
-        variables, coords={"contrast": list(matrix.columns), "gene": data.genes}, attrs=attrs
+        out, coords={"contrast": list(fits.matrix.columns), "gene": fits.data.genes}, attrs=attrs
     )
 
 
