@@ -48,6 +48,7 @@ PUBLIC = {
         "decide",
         "duplicate_correlation",
         "estimate_dispersion",
+        "exact_test",
         "fit",
         "glm_lrt",
         "glm_ql",

@@ -298,6 +298,25 @@ def test_glm_ql_command(tmp_path, capsys):
     assert "choose one" in capsys.readouterr().err
 
 
+def test_exact_test_command(tmp_path, capsys):
+    """--test exact: classic edgeR's exactTest of two groups (TMM factors), equal to R's."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "edger"
+    counts = pd.read_csv(fixtures / "ql_counts.csv", index_col=0).to_numpy(float).T
+    samples = pd.read_csv(fixtures / "ql_samples.csv", index_col=0)
+    store = tmp_path / "classic.zarr"
+    create_cohort(store, counts, samples=samples, scale="counts")
+    command = ["de", str(store), "--groupby", "condition", "--test", "exact", "--top", "0"]
+    assert main([*command, "--reference", "b", "--groups", "c"]) == 0
+    assert "edgeR exact test of condition: b against c (common dispersion" in (
+        capsys.readouterr().out
+    )
+    theirs = pd.read_csv(fixtures / "exact_bc.csv")
+    saved = read_result(store, "de_exact_condition")
+    np.testing.assert_allclose(saved["pvalue"].values, theirs["PValue"], rtol=1e-8, atol=1e-14)
+    assert main([*command, "--reference", "b"]) == 2
+    assert "give --reference and one group in --groups" in capsys.readouterr().err
+
+
 def test_vooma_command(tmp_path, capsys):
     """--vooma: limma's vooma then the weighted fit; with --block, the correlation of the
     values, vooma with the blocks, and the correlation again with the weights."""

@@ -314,9 +314,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument(
         "--test",
-        choices=("welch", "student", "anova", "wilcoxon"),
+        choices=("welch", "student", "anova", "wilcoxon", "exact"),
         default="welch",
-        help="with --groupby: the test of every gene",
+        help="with --groupby: the test of every gene; 'exact' is classic edgeR's exact test "
+        "on a counts store (TMM factors; --reference and --groups name the pair, default the "
+        "first two groups)",
     )
     de.add_argument(
         "--reference", default="rest", help="reference group, or 'rest' for one-vs-rest"
@@ -1057,7 +1059,7 @@ def _de(args: argparse.Namespace) -> None:
 
         factors = "tmm" if args.normalize == "log_cpm" else None
         data = normalize(args.store, args.normalize, norm_factors=factors)
-    elif not voom:
+    elif not voom and args.test != "exact":
         _warn_if_counts(args.store)
     correlation = args.correlation
     if args.design is not None:
@@ -1190,6 +1192,19 @@ def _de(args: argparse.Namespace) -> None:
             if args.vooma
             else "de_limma"
         )
+    elif args.test == "exact":
+        if args.normalize is not None or args.paired_by or args.alternative != "two-sided":
+            raise CohortexError(
+                "--test exact compares the raw counts of two groups; leave out --normalize, "
+                "--paired-by and --alternative."
+            )
+        result = de.exact_test(args.store, args.groupby, _exact_pair(args), fdr=args.fdr)
+        what = (
+            f"edgeR exact test of {args.groupby}: {result.attrs['reference']} against "
+            f"{result['group'].item()} (common dispersion "
+            f"{result.attrs['common_dispersion']:.4g})"
+        )
+        default_name = _derived_name("de_exact", args.groupby)
     else:
         result = de.test(
             data,
@@ -1225,6 +1240,21 @@ def _de(args: argparse.Namespace) -> None:
             print(f"top genes of {mirrored[0]} ({mirrored[1]} is its mirror image, also saved):")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
+
+
+def _exact_pair(args: argparse.Namespace) -> tuple[str, str] | None:
+    """--test exact's pair: (--reference, the one group of --groups), or None for the first
+    two groups."""
+    reference = None if args.reference == "rest" else args.reference
+    groups = args.groups or []
+    if reference is None and not groups:
+        return None
+    if reference is None or len(groups) != 1:
+        raise CohortexError(
+            "--test exact compares two groups: give --reference and one group in --groups "
+            "(or neither, for the first two groups)."
+        )
+    return reference, groups[0]
 
 
 # --sample-weights with --voom-lm-fit: voomLmFit's own weights are the gene-by-gene update

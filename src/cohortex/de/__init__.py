@@ -73,6 +73,7 @@ from ._batch import remove_batch_effect
 from ._block_model import duplicate_correlation
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
+from ._exact_test import exact_test
 from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
 from ._linear_model import fit
 from ._result import contrast_dataset
@@ -90,6 +91,7 @@ __all__ = [
     "decide",
     "duplicate_correlation",
     "estimate_dispersion",
+    "exact_test",
     "fit",
     "glm_lrt",
     "glm_ql",

@@ -30,6 +30,7 @@ from .. import fdr as _fdr
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
+from ..stats._brent import brent_minimize
 from ..stats._ebayes import squeeze_var
 from ..stats._householder import householder_effects
 from ..stats._locfit import locfit_constant
@@ -39,18 +40,29 @@ from ..stats._negative_binomial import (
     nb_glm_fit,
     prior_counts,
 )
+from ..stats._qcml import conditional_log_likelihood, equalize_lib_sizes
 from ..stats._spline_maximum import maximize_interpolant
-from ._least_squares import check_design, check_residual_df, design_matrix
+from ._least_squares import check_design, check_residual_df, design_matrix, sample_codes
 from ._linear_model import contrast_matrix
 from ._voom import count_sums
 
-__all__ = ["estimate_dispersion", "glm_lrt", "glm_ql"]
+__all__ = [
+    "classic_dispersions",
+    "estimate_dispersion",
+    "glm_lrt",
+    "glm_ql",
+    "group_codes",
+    "group_design",
+    "mean_log_cpm",
+    "per_gene",
+]
 
 GRID = np.arange(-10.0, 11.0)  # edgeR's grid: dispersions 0.1 · 2^GRID
 _EPS = 1e-4  # edgeR's: a count below it is zero, a fitted value below it a fitted zero
 _TILE_VALUES = 4_000_000  # float64 counts in one tile of genes (all samples): 32 MB
 _PRIOR_N_CAP = 1e6  # estimateDisp's largest prior weight
 _START_DISPERSION = 0.05  # estimateDisp's fit that finds the fitted zeros
+_CLASSIC_VALUES = 2**28  # classic mode's pseudo-counts in memory: 2 GiB of float64
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,9 @@ class _Dispersions:
 @shared_docs
 def estimate_dispersion(
     cohort: CohortLike,
-    design: str | pd.DataFrame | np.ndarray,
+    design: str | pd.DataFrame | np.ndarray | None = None,
     *,
+    group: str | Sequence[Any] | np.ndarray | None = None,
     norm_factors: str | Any | None = "tmm",
     tagwise: bool = True,
     robust: bool = False,
@@ -106,8 +119,12 @@ def estimate_dispersion(
     ----------
     {cohort}
         Raw counts (scale ``counts``), no NaN or negative values.
-    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+    design : str, DataFrame or array of shape (n_samples, n_coefficients), optional
         As for :func:`fit`; it must leave residual degrees of freedom.
+    group : str or array of shape (n_samples,), optional
+        Instead of a design, edgeR's classic mode (``estimateDisp(y)`` of a DGEList with
+        groups): the conditional likelihoods of quantile-adjusted pseudo-counts within each
+        group (what :func:`exact_test` takes). Held in memory: up to 2^28 counts.
     norm_factors : {{"tmm", "upperquartile", "rle", "none"}} or array, default "tmm"
         As for :func:`voom`.
     tagwise : bool, default True
@@ -129,9 +146,21 @@ def estimate_dispersion(
         ``ave_log_cpm``, ``trended_dispersion`` and ``tagwise_dispersion`` on ``gene`` (and
         ``prior_df`` when robust); attrs ``common_dispersion``, ``span``, ``prior_df``.
     """
+    if (design is None) == (group is None):
+        raise CohortexError("estimate_dispersion() takes a design or a group (classic mode).")
+    codes = None
+    if group is not None:
+        codes = group_codes(cohort, group, "group")
+        design = group_design(codes)
     data = _prepare(cohort, design, norm_factors, "estimate_dispersion()")
     result = _dispersions(
-        data, tagwise=tagwise, robust=robust, span=span, prior_df=prior_df, min_row_sum=min_row_sum
+        data,
+        tagwise=tagwise,
+        robust=robust,
+        span=span,
+        prior_df=prior_df,
+        min_row_sum=min_row_sum,
+        groups=codes,
     )
     variables: dict[str, Any] = {
         "ave_log_cpm": ("gene", result.ave_log_cpm),
@@ -373,11 +402,11 @@ def _fit_genes(
             raise CohortexError(
                 f"{caller}'s 'dispersion' must be finite and >= 0, one number or one per gene."
             )
-        average = _ave_log_cpm(data, None)
+        average = mean_log_cpm(data, None)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
     prior, prior_offsets = prior_counts(data.library, prior_count)
     null_designs = [null for null, _ in tests]
-    rows = _per_gene(
+    rows = per_gene(
         data.counts,
         lambda tile, d: _ql_tile(tile, d[0], data, prior, prior_offsets, null_designs),
         3 + 2 * p + len(tests),
@@ -473,7 +502,7 @@ def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) ->
     )
 
 
-def _per_gene(
+def per_gene(
     counts: da.Array, function: Callable[..., np.ndarray], rows: int, *per_gene: np.ndarray
 ) -> np.ndarray:
     """``function(tile, [values of the tile's genes])`` over the gene tiles, in parallel
@@ -498,10 +527,10 @@ def _per_gene(
     return np.asarray(out.compute())
 
 
-def _ave_log_cpm(data: _Counts, common: float | None) -> np.ndarray:
+def mean_log_cpm(data: _Counts, common: float | None) -> np.ndarray:
     """edgeR's aveLogCPM at ``common`` (its default 0.05 when None)."""
     phi = 0.05 if common is None else common
-    return _per_gene(data.counts, lambda tile, _: ave_log_cpm(tile, data.library, phi)[None, :], 1)[
+    return per_gene(data.counts, lambda tile, _: ave_log_cpm(tile, data.library, phi)[None, :], 1)[
         0
     ]
 
@@ -514,17 +543,23 @@ def _dispersions(
     span: float | None,
     prior_df: float | None,
     min_row_sum: float,
+    groups: np.ndarray | None = None,
 ) -> _Dispersions:
+    """estimateDisp: with ``groups`` (each sample's group) its classic mode, else the
+    design's Cox-Reid profile likelihoods."""
     if span is not None and not (np.isfinite(span) and 0 < span <= 1):
         raise CohortexError(f"The dispersion trend's 'span' must be in (0, 1]; got {span!r}.")
     if prior_df is not None and not (prior_df >= 0):
         raise CohortexError(f"'prior_df' must be >= 0; got {prior_df!r}.")
     n_samples, p = data.design.shape
-    likelihoods = _per_gene(
-        data.counts,
-        lambda tile, _: _profile_tile(tile, data.design, data.offsets, min_row_sum),
-        GRID.size + 1,
-    )
+    if groups is None:
+        likelihoods = per_gene(
+            data.counts,
+            lambda tile, _: _profile_tile(tile, data.design, data.offsets, min_row_sum),
+            GRID.size + 1,
+        )
+    else:
+        likelihoods = _classic_profile(data, groups, min_row_sum)
     selected = likelihoods[0] > 0
     if not selected.any():
         raise CohortexError(
@@ -533,7 +568,7 @@ def _dispersions(
         )
     profile = likelihoods[1:, selected].T  # (selected genes × grid)
     common = float(0.1 * 2.0 ** maximize_interpolant(GRID, profile.sum(axis=0)[None, :])[0])
-    average = _ave_log_cpm(data, common)
+    average = mean_log_cpm(data, common)
     covariate = average[selected]
     n_selected = profile.shape[0]
     if span is None:
@@ -545,7 +580,7 @@ def _dispersions(
     if not tagwise:
         return _Dispersions(common, trended, None, average, span, prior_df)
     if prior_df is None:
-        rows = _per_gene(
+        rows = per_gene(
             data.counts,
             lambda tile, d: _deviance_tile(tile, d[0], data),
             2,
@@ -575,6 +610,75 @@ def _dispersions(
         reported = np.full(average.size, np.inf)
         reported[selected] = estimated
     return _Dispersions(common, trended, tagwise_values, average, span, reported)
+
+
+def group_codes(cohort: CohortLike, group: Any, parameter: str) -> np.ndarray:
+    """Each sample's group as codes 0…k−1, the groups in sorted order (R's factor)."""
+    matrix = as_cohort_matrix(as_cohort_dataset(cohort))
+    codes, _ = sample_codes(group, matrix, matrix.matrix.shape[0], parameter)
+    return codes
+
+
+def group_design(codes: np.ndarray) -> np.ndarray:
+    """``model.matrix(~ group)``: an intercept and an indicator of every group but the first."""
+    columns = [np.ones(codes.size)] + [
+        (codes == k).astype(np.float64) for k in range(1, int(codes.max()) + 1)
+    ]
+    return np.column_stack(columns)
+
+
+def classic_dispersions(
+    cohort: CohortLike, codes: np.ndarray, norm_factors: Any, *, tagwise: bool, estimate: bool
+) -> tuple[_Counts, _Dispersions | None]:
+    """The counts and, when ``estimate``, estimateDisp's classic-mode dispersions of the
+    groups ``codes``."""
+    data = _prepare(cohort, group_design(codes), norm_factors, "exact_test()")
+    if not estimate:
+        return data, None
+    estimated = _dispersions(
+        data,
+        tagwise=tagwise,
+        robust=False,
+        span=None,
+        prior_df=None,
+        min_row_sum=5.0,
+        groups=codes,
+    )
+    return data, estimated
+
+
+def _classic_profile(data: _Counts, groups: np.ndarray, min_row_sum: float) -> np.ndarray:
+    """estimateDisp's classic mode, in the layout of :func:`_profile_tile` (row 0 the
+    estimated genes, rows 1… their likelihoods on the grid): pseudo-counts at a dispersion of
+    0.01, the common dispersion of their conditional likelihood (R's optimize), pseudo-counts
+    at it, and each gene's conditional likelihood on the grid, summed over the groups."""
+    n_samples, n_genes = data.counts.shape  # a group of two samples or more: residual df
+    if n_samples * n_genes > _CLASSIC_VALUES:
+        raise CohortexError(
+            f"estimateDisp's classic mode holds the pseudo-counts in memory: up to "
+            f"{_CLASSIC_VALUES:,} counts; this cohort has {n_samples * n_genes:,}. Give a "
+            "design instead (its profile likelihoods stream)."
+        )
+    counts = np.asarray(to_host(data.counts.compute()), dtype=np.float64)
+    selected = counts.sum(axis=0) >= min_row_sum
+    out = np.zeros((GRID.size + 1, n_genes))
+    out[0, selected] = 1.0
+    if not selected.any():
+        return out
+    pseudo = equalize_lib_sizes(counts, groups, data.library, np.full(n_genes, 0.01))[:, selected]
+    delta = brent_minimize(
+        lambda d: -float(conditional_log_likelihood(pseudo, groups, d).sum()),
+        1e-4,
+        100.0 / 101.0,
+        1e-6,
+    )
+    common = delta / (1.0 - delta)
+    pseudo = equalize_lib_sizes(counts, groups, data.library, np.full(n_genes, common))
+    pseudo = pseudo[:, selected]
+    grid_dispersions = 0.1 * 2.0**GRID
+    for i, phi in enumerate(grid_dispersions):
+        out[1 + i, selected] = conditional_log_likelihood(pseudo, groups, phi / (1.0 + phi))
+    return out
 
 
 def _kept_columns(design: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ __all__ = [
     "ave_log_cpm",
     "nb_deviance",
     "nb_glm_fit",
+    "one_group",
     "one_way_groups",
     "prior_counts",
 ]
@@ -152,6 +153,35 @@ def nb_glm_fit(
         deviance,
     )
     return NegativeBinomialFit(coefficients, fitted, deviance)
+
+
+def one_group(
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    dispersion: np.ndarray,
+    members: np.ndarray | None = None,
+) -> np.ndarray:
+    """edgeR's ``mglmOneGroup``: each gene's log rate (n_genes,) in the samples ``members``
+    (default all) from the one-group NB fit; -inf for a gene without counts there.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_samples, n_genes)
+    offsets : ndarray of shape (n_samples,)
+    dispersion : ndarray of shape (n_genes,)
+    members : ndarray of int, optional
+    """
+    counts = np.asfortranarray(counts, dtype=np.float64)
+    chosen = np.arange(counts.shape[0]) if members is None else np.asarray(members, np.int64)
+    return _one_group_rows(
+        counts,
+        chosen,
+        np.ascontiguousarray(offsets, dtype=np.float64),
+        np.ascontiguousarray(np.broadcast_to(dispersion, counts.shape[1:]), dtype=np.float64),
+        np.full(counts.shape[1], np.nan),
+        ONE_GROUP_ITERATIONS,
+        ONE_GROUP_TOLERANCE,
+    )
 
 
 def nb_deviance(counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
