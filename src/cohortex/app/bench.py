@@ -55,7 +55,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               edgeR's quasi-likelihood F-tests (``de.glm_ql``: estimateDisp, glmQLFit,
               glmQLFTest; TMM factors) on the slice beside R's ``estimateDisp`` + ``glmQLFit``
               + ``glmQLFTest`` of ``calcNormFactors(DGEList(counts))`` (not from the whole
-              store: 21 negative-binomial fits of every gene take ~1 µs a value a core).
+              store: 21 negative-binomial fits of every gene take ~1 µs a value a core);
+              classic edgeR (``de.exact_test``: estimateDisp of the groups, exactTest) on the
+              slice beside R's ``exactTest(estimateDisp(calcNormFactors(DGEList(counts,
+              group))))``.
 ``block``     samples correlated within blocks, consecutive samples taken as pairs: limma's
               ``duplicateCorrelation`` (``de.duplicate_correlation``) and the block fit
               (``de.fit(block=, correlation=)``) on ``~ condition``, from the store and on the
@@ -181,6 +184,8 @@ _CASES = [
     Case("voom", "edger_lmfit_r", "anchor", "slice", "Rscript:limma,edgeR", False, "lmfit_slice"),
     Case("voom", "glm_ql_slice", "cohortex", "slice"),
     Case("voom", "edger_ql_r", "anchor", "slice", "Rscript:limma,edgeR", False, "glm_ql_slice"),
+    Case("voom", "exact_slice", "cohortex", "slice"),
+    Case("voom", "edger_exact_r", "anchor", "slice", "Rscript:limma,edgeR", False, "exact_slice"),
     Case("voom", "quality_zarr", "cohortex", "zarr"),
     Case("voom", "quality_slice", "cohortex", "quality"),
     Case("voom", "limma_quality_r", "anchor", "quality", "Rscript:limma,edgeR", gpu=False),
@@ -239,6 +244,7 @@ _VOOM_LM_FIT_R = _timed_in_r("fit <- eBayes(voomLmFit(calcNormFactors(DGEList(y)
 _GLM_QL_R = _timed_in_r(
     "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\nres <- glmQLFTest(glmQLFit(d, design))"
 )
+_EXACT_R = _timed_in_r("res <- exactTest(estimateDisp(calcNormFactors(DGEList(y, group = group))))")
 _QUALITY_R = _timed_in_r(
     'v <- voomWithQualityWeights(calcNormFactors(DGEList(y)), design, method = "reml")\n'
     "fit <- eBayes(lmFit(v, design))"
@@ -716,8 +722,13 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     from .. import de
     from ..store import open_cohort
 
-    if case.name in ("limma_r", "edger_lmfit_r", "edger_ql_r"):
-        scripts = {"limma_r": _VOOM_R, "edger_lmfit_r": _VOOM_LM_FIT_R, "edger_ql_r": _GLM_QL_R}
+    scripts = {
+        "limma_r": _VOOM_R,
+        "edger_lmfit_r": _VOOM_LM_FIT_R,
+        "edger_ql_r": _GLM_QL_R,
+        "edger_exact_r": _EXACT_R,
+    }
+    if case.name in scripts:
         return _voom_in_r(store, r_samples, scripts[case.name])
     if case.name == "limma_quality_r":
         ds = open_cohort(store).isel(sample=slice(0, _QUALITY_SAMPLES))
@@ -731,6 +742,13 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         data = open_cohort(store).isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     start = time.perf_counter()
+    if case.name == "exact_slice":  # classic edgeR: estimateDisp without a design, exactTest
+        tested = de.exact_test(data, "condition")
+        extra.update(
+            timed_seconds=time.perf_counter() - start,
+            common_dispersion=tested.attrs["common_dispersion"],
+        )
+        return extra
     if case.name == "glm_ql_slice":  # edgeR's estimateDisp, glmQLFit and glmQLFTest
         tested = de.glm_ql(data, "~ condition")
         extra.update(
