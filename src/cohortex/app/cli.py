@@ -1104,29 +1104,20 @@ def _de(args: argparse.Namespace) -> None:
                 method=args.sample_weights,
                 device=args.device,
             )
-        if args.glm_ql:
-            result = de.glm_ql(
+        if edger_glm is not None:
+            edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
+            result = edger_test(
                 counts,
                 args.design,
                 contrasts=_contrasts(args.contrast),
                 robust=args.robust,
                 fdr=args.fdr,
             )
+            common = f"common dispersion {result.attrs['common_dispersion']:.4g}"
             what = (
-                f"edgeR quasi-likelihood F-tests (common dispersion "
-                f"{result.attrs['common_dispersion']:.4g}, trended by abundance)"
-            )
-        elif args.glm_lrt:
-            result = de.glm_lrt(
-                counts,
-                args.design,
-                contrasts=_contrasts(args.contrast),
-                robust=args.robust,
-                fdr=args.fdr,
-            )
-            what = (
-                f"edgeR likelihood-ratio tests (tagwise dispersions; common "
-                f"{result.attrs['common_dispersion']:.4g})"
+                f"edgeR quasi-likelihood F-tests ({common}, trended by abundance)"
+                if args.glm_ql
+                else f"edgeR likelihood-ratio tests (tagwise dispersions; {common})"
             )
         elif args.voom_lm_fit:
             result = de.voom_lm_fit(

@@ -82,17 +82,23 @@ def exact_test(
             f"got {pair!r}."
         )
     given = not isinstance(dispersion, str)
+    if not given and dispersion not in ("tagwise", "trended", "common"):
+        raise CohortexError(
+            "exact_test's 'dispersion' must be 'tagwise', 'trended', 'common', a number or one "
+            f"per gene; got {dispersion!r}."
+        )
     data, estimate = classic_dispersions(
         ds, codes, norm_factors, tagwise=dispersion == "tagwise", estimate=not given
     )
     n_genes = data.counts.shape[1]
     if estimate is None:  # as exactTest on a DGEList without estimates: logCPM at 0.05
-        phi = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (n_genes,))
-        if not np.all(np.isfinite(phi)) or np.any(phi <= 0):
+        phi = np.asarray(dispersion, dtype=np.float64)
+        if phi.shape not in ((), (n_genes,)) or not np.all(np.isfinite(phi)) or np.any(phi <= 0):
             raise CohortexError(
-                "exact_test's 'dispersion' must be finite and > 0 (edgeR's binomial test for "
-                "a dispersion of 0 is not offered)."
+                "exact_test's 'dispersion' must be finite and > 0, one number or one per gene "
+                "(edgeR's binomial test for a dispersion of 0 is not offered)."
             )
+        phi = np.broadcast_to(phi, (n_genes,))
         average = mean_log_cpm(data, None)
         common = None
     else:
@@ -101,11 +107,6 @@ def exact_test(
             "trended": estimate.trended,
             "common": estimate.common,
         }
-        if dispersion not in estimates:
-            raise CohortexError(
-                "exact_test's 'dispersion' must be 'tagwise', 'trended', 'common', a number or "
-                f"one per gene; got {dispersion!r}."
-            )
         phi = np.broadcast_to(np.asarray(estimates[str(dispersion)], dtype=np.float64), (n_genes,))
         average = estimate.ave_log_cpm
         common = estimate.common

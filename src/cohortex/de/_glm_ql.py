@@ -659,22 +659,30 @@ def _classic_profile(data: _Counts, groups: np.ndarray, min_row_sum: float) -> n
             f"{_CLASSIC_VALUES:,} counts; this cohort has {n_samples * n_genes:,}. Give a "
             "design instead (its profile likelihoods stream)."
         )
-    counts = np.asarray(to_host(data.counts.compute()), dtype=np.float64)
-    selected = counts.sum(axis=0) >= min_row_sum
+
+    def pseudo_counts(dispersion: float) -> np.ndarray:
+        """equalizeLibSizes of every gene, tile by tile over the cores."""
+        return per_gene(
+            data.counts,
+            lambda tile, d: equalize_lib_sizes(tile, groups, data.library, d[0]),
+            n_samples,
+            np.full(n_genes, dispersion),
+        )
+
+    totals = per_gene(data.counts, lambda tile, _: tile.sum(axis=0)[None, :], 1)[0]
+    selected = totals >= min_row_sum
     out = np.zeros((GRID.size + 1, n_genes))
     out[0, selected] = 1.0
     if not selected.any():
         return out
-    pseudo = equalize_lib_sizes(counts, groups, data.library, np.full(n_genes, 0.01))[:, selected]
+    pseudo = np.asfortranarray(pseudo_counts(0.01)[:, selected])
     delta = brent_minimize(
         lambda d: -float(conditional_log_likelihood(pseudo, groups, d).sum()),
         1e-4,
         100.0 / 101.0,
         1e-6,
     )
-    common = delta / (1.0 - delta)
-    pseudo = equalize_lib_sizes(counts, groups, data.library, np.full(n_genes, common))
-    pseudo = pseudo[:, selected]
+    pseudo = np.asfortranarray(pseudo_counts(delta / (1.0 - delta))[:, selected])
     grid_dispersions = 0.1 * 2.0**GRID
     for i, phi in enumerate(grid_dispersions):
         out[1 + i, selected] = conditional_log_likelihood(pseudo, groups, phi / (1.0 + phi))
