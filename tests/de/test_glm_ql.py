@@ -258,3 +258,41 @@ def test_glm_ql_refuses_what_it_cannot_fit(cohort):
         de.estimate_dispersion(negative, ONEWAY)
     with pytest.raises(CohortexError, match="span"):
         de.estimate_dispersion(cohort, ONEWAY, span=0.0)
+
+
+def test_edger_tests_find_the_planted_genes_with_their_defaults():
+    """A simulated study as RNA-seq comes (40 samples, negative-binomial counts with the low
+    tail, 150 of 3,000 genes changed), edgeR's recipe with every default: filterByExpr, then
+    each test. The planted genes are found, their fold changes recovered, and at an FDR of
+    5% the false discoveries stay near 5% (3–7% over other seeds for QL, up to 9% for the
+    likelihood-ratio and exact tests, whose dispersions are not moderated as QL's are)."""
+    import xarray as xr
+
+    from cohortex import filter_by_expr
+    from cohortex.simulate import simulate_array
+
+    x, samples, genes = simulate_array(40, 3000, n_de=150, distribution="negbinom", seed=3)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), x.astype(np.float64)),
+            "condition": ("sample", samples["condition"].to_numpy()),
+        },
+        coords={"gene": genes.index.to_numpy()},
+        attrs={"scale": "counts"},
+    )
+    keep = filter_by_expr(cohort, "~ condition").values
+    cohort = cohort.isel(gene=keep)
+    planted = genes["is_de"].to_numpy()[keep]
+    true_log2fc = genes["true_log2fc"].to_numpy()[keep]
+    results = {
+        "glm_ql": (de.glm_ql(cohort, "~ condition"), 0.10),
+        "glm_lrt": (de.glm_lrt(cohort, "~ condition"), 0.12),
+        "exact_test": (de.exact_test(cohort, "condition", ("normal", "tumor")), 0.12),
+    }
+    for name, (result, most_false) in results.items():
+        called = result["padj"].values.ravel() < 0.05
+        false_share = (called & ~planted).sum() / called.sum()
+        assert (called & planted).sum() / planted.sum() > 0.95, name
+        assert false_share < most_false, name
+        log2fc = result["log2fc" if "log2fc" in result else "coefficient"].values.ravel()
+        assert np.corrcoef(log2fc[planted], true_log2fc[planted])[0, 1] > 0.95, name
