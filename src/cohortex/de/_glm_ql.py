@@ -10,7 +10,9 @@ The passes over the counts: the library sizes (and TMM factors); the Cox-Reid pr
 likelihoods of each gene on edgeR's grid of 21 dispersions; the genes' average log-CPM at
 the common dispersion; the GLM at the trended dispersion with its deviance, shrunken
 coefficients and each test's null model; and, for the few genes whose QL dispersion falls
-below the Poisson bound, their Poisson fits.
+below the Poisson bound, their Poisson fits. Without a design, estimateDisp's classic mode
+(groups of samples, for :func:`exact_test`) takes the conditional likelihoods of
+pseudo-counts held in memory instead of the profile likelihoods.
 """
 
 from __future__ import annotations
