@@ -29,7 +29,7 @@ import xarray as xr
 from scipy import stats
 
 from .. import fdr as _fdr
-from .._backend import to_host
+from .._backend import take_genes, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..stats._brent import brent_minimize
@@ -61,7 +61,7 @@ __all__ = [
 
 GRID = np.arange(-10.0, 11.0)  # edgeR's grid: dispersions 0.1 · 2^GRID
 _EPS = 1e-4  # edgeR's: a count below it is zero, a fitted value below it a fitted zero
-_TILE_VALUES = 4_000_000  # float64 counts in one tile of genes (all samples): 32 MB
+_TILE_VALUES = 1_000_000  # float64 counts in one tile of genes (all samples): 8 MB
 _PRIOR_N_CAP = 1e6  # estimateDisp's largest prior weight
 _START_DISPERSION = 0.05  # estimateDisp's fit that finds the fitted zeros
 _CLASSIC_VALUES = 2**28  # classic mode's pseudo-counts in memory: 2 GiB of float64
@@ -505,16 +505,18 @@ def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) ->
 
 
 def per_gene(
-    counts: da.Array, function: Callable[..., np.ndarray], rows: int, *per_gene: np.ndarray
+    counts: da.Array, function: Callable[..., np.ndarray], rows: int, *gene_values: np.ndarray
 ) -> np.ndarray:
-    """``function(tile, [values of the tile's genes])`` over the gene tiles, in parallel
-    (numba releases the GIL): its (rows × tile genes) results side by side."""
+    """``function(tile, [gene_values of the tile's genes])`` over the gene tiles, in
+    parallel (numba releases the GIL): its (rows × tile genes) results side by side."""
     aligned = [
         da.from_array(np.asarray(v, dtype=np.float64)[None, :], chunks=(1, counts.chunks[1]))
-        for v in per_gene
+        for v in gene_values
     ]
 
     def block(tile: Any, *values: Any) -> np.ndarray:
+        if tile.shape[1] == 0:  # a tile that keeps no gene of a selection
+            return np.empty((rows, 0))
         host = np.asarray(to_host(tile), dtype=np.float64)
         return function(host, [np.asarray(v)[0] for v in values])
 
@@ -829,12 +831,21 @@ def _poisson_log_pvalues(
     data: _Counts, below: np.ndarray, start: np.ndarray, tests: list[tuple[np.ndarray, int]]
 ) -> np.ndarray:
     """The log p-values of the Poisson likelihood-ratio tests (tests × genes) of the genes
-    ``below`` the Poisson bound, their fits started from ``start`` (p × genes)."""
-    counts = np.asarray(to_host(data.counts[:, np.flatnonzero(below)].compute()), dtype=np.float64)
-    zeros = np.zeros(counts.shape[1])
-    full = nb_glm_fit(counts, data.design, data.offsets, zeros, start)
-    out = np.empty((len(tests), counts.shape[1]))
-    for k, (null, df_test) in enumerate(tests):
-        ratio = nb_glm_fit(counts, null, data.offsets, zeros).deviance - full.deviance
-        out[k] = stats.chi2.logsf(ratio, df_test)
-    return out
+    ``below`` the Poisson bound, their fits started from ``start`` (p × genes), selected and
+    fitted tile by tile (with counts as Poisson as a simulator's, all genes are below)."""
+    p = data.design.shape[1]
+
+    def tile_tests(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
+        zeros = np.zeros(tile.shape[1])
+        full = nb_glm_fit(tile, data.design, data.offsets, zeros, np.vstack(values))
+        ratios = [
+            nb_glm_fit(tile, null, data.offsets, zeros).deviance - full.deviance
+            for null, _ in tests
+        ]
+        return np.vstack(
+            [stats.chi2.logsf(r, df) for r, (_, df) in zip(ratios, tests, strict=True)]
+        )
+
+    return per_gene(
+        take_genes(data.counts, below), tile_tests, len(tests), *(start[k] for k in range(p))
+    )
