@@ -199,3 +199,28 @@ def test_top_genes_of_an_anova():
     assert {p.get_facecolor() for p in ax.patches} == {to_rgba(plot._NEUTRAL)}  # no direction
     with pytest.raises(CohortexError, match="lacks log2fc"):
         plot.volcano(result)
+
+
+def test_plots_of_edger_results():
+    """edgeR's results draw too: the exact test (no statistic) in a volcano, and the bars of
+    the QL F-test coloured by the fold change's sign (the F has none)."""
+    from pathlib import Path
+
+    from matplotlib.colors import to_rgba
+
+    from conftest import fixture_cohort
+
+    edger = Path(__file__).parent / "fixtures" / "edger"
+    cohort = fixture_cohort(edger / "ql_counts.csv", edger / "ql_samples.csv", scale="counts")
+    exact = de.exact_test(cohort, "condition", ("a", "b"))
+    ax = plot.volcano(exact)
+    assert sum(len(c.get_offsets()) for c in ax.collections[:3]) == exact.sizes["gene"]
+    assert ax.get_title() == "Volcano: b vs a"
+    ql = de.glm_ql(cohort, "~ condition", contrasts=["condition[T.b]"])
+    bars = plot.top_genes(ql, 40)
+    order = np.argsort(ql["log10_pvalue"].values[0], kind="stable")[:40]
+    up = ql["coefficient"].values[0][order] > 0
+    expected = [to_rgba(plot._UP if u else plot._DOWN) for u in up]
+    by_height = sorted(bars.patches, key=lambda p: -p.get_y())
+    assert [p.get_facecolor() for p in by_height] == expected
+    assert 0 < up.sum() < 40  # both directions among them

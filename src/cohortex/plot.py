@@ -57,8 +57,9 @@ def volcano(
     Parameters
     ----------
     result : xarray.Dataset
-        A two-group result of :func:`cohortex.de.test`, or a :func:`cohortex.de.fit` result
-        (its ``coefficient`` is the fold change).
+        A two-group result of :func:`cohortex.de.test` or :func:`cohortex.de.exact_test`, or
+        a result of :func:`cohortex.de.fit`, :func:`cohortex.de.glm_ql` or
+        :func:`cohortex.de.glm_lrt` (its ``coefficient`` is the fold change).
     contrast : str, optional
         Which contrast, when the result has several.
     alpha, lfc : float
@@ -133,18 +134,20 @@ def top_genes(
     """Horizontal bars of -log10 p-value for the ``n`` most significant genes, best on top.
 
     The bars are the result's ``log10_pvalue`` where it has one (ordered and sized right where
-    p underflows to 0). Bars are coloured by the sign of the statistic (red: higher in the group);
-    an ANOVA's F has no direction, so its bars are grey.
+    p underflows to 0). Bars are coloured by the sign of the fold change (red: higher in the
+    group), or of the statistic for a result without one; an ANOVA's F has no direction, so
+    its bars are grey (edgeR's F and likelihood ratio take the fold change's sign).
     """
-    table = _contrast(result, contrast, needs=("pvalue", "statistic"))
+    table = _contrast(result, contrast, needs=("pvalue",))
     strength = _minus_log10_p(table)
     finite = np.flatnonzero(~np.isnan(strength))
     best = finite[np.argsort(-strength[finite], kind="stable")][:n]
     heights = strength[best]
-    directed = table.attrs.get("test") != "anova"
-    colours = [
-        (_UP if s > 0 else _DOWN) if directed else _NEUTRAL for s in table["statistic"].values[best]
-    ]
+    sign = next((np.asarray(table[v].values) for v in ("log2fc", "statistic") if v in table), None)
+    if sign is None or table.attrs.get("test") == "anova":
+        colours = [_NEUTRAL] * len(best)
+    else:
+        colours = [_UP if sign[i] > 0 else _DOWN for i in best]
     ax = ax or _new_axes(height=max(3.0, 0.22 * len(best) + 1))
     positions = np.arange(len(best))[::-1]
     ax.barh(positions, heights, color=colours)
@@ -162,15 +165,15 @@ def _new_axes(height: float = 4.0) -> Axes:
 def _contrast(
     result: xr.Dataset,
     contrast: str | None,
-    needs: tuple[str, ...] = ("log2fc", "pvalue", "padj", "statistic"),
+    needs: tuple[str, ...] = ("log2fc", "pvalue", "padj"),
 ) -> xr.Dataset:
     if "coefficient" in result and "log2fc" not in result:  # de.fit's name for the effect
         result = result.rename({"coefficient": "log2fc"})
     missing = [v for v in needs if v not in result]
     if missing:
         raise CohortexError(
-            "These plots need a two-group result of de.test() or a de.fit() result; the "
-            "result lacks " + ", ".join(missing) + "."
+            "These plots need a two-group result of de.test() or de.exact_test(), or a result "
+            "of de.fit(), de.glm_ql() or de.glm_lrt(); the result lacks " + ", ".join(missing) + "."
         )
     from ._cohort import to_host_dataset
 
