@@ -110,7 +110,16 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
-    "cohortex.genesets": {"GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt"},
+    "cohortex.genesets": {
+        "GeneSets",
+        "camera",
+        "fry",
+        "gsea",
+        "ora",
+        "ora_de",
+        "read_gmt",
+        "roast",
+    },
     "cohortex.predict": {
         "MODELS",
         "SELECTIONS",

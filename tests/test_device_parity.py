@@ -250,8 +250,8 @@ def test_edger_from_device_chunks(gpu_xp, tmp_path):
 
 
 def test_fry(gpu_xp, tmp_path):
-    """limma's fry from device chunks: the effects on the host, tile columns from the device;
-    weights per observation with blocks, and per sample."""
+    """limma's fry and roast from device chunks: the effects on the host, tile columns from
+    the device; weights per observation with blocks, and per sample."""
     fixtures = Path(__file__).parent / "fixtures" / "limma"
     values = pd.read_csv(fixtures / "fry_expression.csv", index_col=0)
     samples = pd.read_csv(fixtures / "fry_samples.csv", index_col=0).reset_index(drop=True)
@@ -270,6 +270,12 @@ def test_fry(gpu_xp, tmp_path):
     ):
         cpu = genesets.fry(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **options)
         on_device = genesets.fry(
+            tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
+        )
+        _same(on_device, cpu, rtol=1e-12)
+        # roast's rotations of the same effects: the same seed, the same p-values
+        cpu = genesets.roast(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **options)
+        on_device = genesets.roast(
             tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
         )
         _same(on_device, cpu, rtol=1e-12)

@@ -1092,6 +1092,21 @@ def test_camera_on_a_counts_store_with_voom(tmp_path, capsys):
     for name in ("pvalue", "pvalue_mixed"):
         np.testing.assert_allclose(saved[name].values, direct[name].values, rtol=1e-12)
     assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-3
+    # roast: fry's question by rotations, its seed and statistic passed on
+    roast_command = [*command[:5], "roast", *command[6:], "--voom", "--rotations", "499"]
+    assert main([*roast_command, "--set-statistic", "msq", "--seed", "3"]) == 0
+    saved = read_result(store, "enrich_roast_roast")
+    direct = genesets.roast(
+        de.voom(store, "~ condition", norm_factors="tmm"),
+        "~ condition",
+        sets,
+        set_statistic="msq",
+        n_rotations=499,
+        random_state=3,
+    )
+    for name in ("pvalue", "pvalue_mixed", "prop_up"):
+        np.testing.assert_array_equal(saved[name].values, direct[name].values)
+    assert float(saved["pvalue"].sel(gene_set="planted")) == 1.0 / 500
 
 
 def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):

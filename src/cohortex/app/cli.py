@@ -467,29 +467,29 @@ def _parser() -> argparse.ArgumentParser:
     enrich = commands.add_parser(
         "enrich",
         help="gene-set enrichment of a stored DE result (GSEA, over-representation) or of the "
-        "cohort's fit (camera, fry)",
+        "cohort's fit (camera, fry, roast)",
     )
     enrich.add_argument("store", type=Path)
     enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
     enrich.add_argument(
         "--method",
-        choices=("gsea", "ora", "camera", "fry"),
+        choices=("gsea", "ora", "camera", "fry", "roast"),
         default="gsea",
         help="preranked GSEA, over-representation of the up and down genes, limma's camera "
-        "(competitive: the set against the other genes) or fry (self-contained: is the set "
-        "changed at all)",
+        "(competitive: the set against the other genes), fry (self-contained: is the set "
+        "changed at all) or roast (fry's question by random rotations, as limma's mroast)",
     )
     enrich.add_argument(
         "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
     )
     enrich.add_argument("--by", default="statistic", help="gsea: the variable that ranks genes")
     enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
-    enrich.add_argument("--design", default=None, help="camera, fry: the model formula")
+    enrich.add_argument("--design", default=None, help="camera, fry, roast: the model formula")
     enrich.add_argument(
         "--voom",
         action="store_true",
-        help="camera or fry on a counts store: limma-voom's log-CPM (TMM factors) and weights, "
-        "as camera(voom(...), ...)",
+        help="camera, fry or roast on a counts store: limma-voom's log-CPM (TMM factors) and "
+        "weights, as camera(voom(...), ...)",
     )
     enrich.add_argument(
         "--inter-gene-cor",
@@ -524,7 +524,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="gsea: permutation p-values only (fgseaSimple), no multilevel refinement",
     )
-    enrich.add_argument("--seed", type=int, default=0, help="gsea: random seed")
+    enrich.add_argument("--seed", type=int, default=0, help="gsea, roast: random seed")
+    enrich.add_argument(
+        "--rotations", type=int, default=1999, help="roast: random rotations per set"
+    )
+    enrich.add_argument(
+        "--set-statistic",
+        choices=("mean", "floormean", "mean50", "msq"),
+        default="mean",
+        help="roast: the set's summary of its genes' moderated t (limma's set.statistic)",
+    )
     enrich.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     enrich.add_argument("--top", type=int, default=10, help="sets to print (0: none)")
     enrich.add_argument("--plot", type=Path, default=None, help="dot plot of the best sets")
@@ -1459,7 +1468,7 @@ def _enrich(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     _check_plot(args.plot)
-    fitted = args.method in ("camera", "fry")  # the cohort's own fit, not a stored result
+    fitted = args.method in ("camera", "fry", "roast")  # the cohort's own fit, not a stored result
     if args.plot is not None and fitted:
         raise CohortexError(f"--plot draws gsea and ora results, not {args.method}'s.")
     sets = genesets.read_gmt(args.sets)
@@ -1468,7 +1477,7 @@ def _enrich(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     if args.voom and not fitted:
         raise CohortexError(
-            "--voom goes with --method camera or fry (gsea and ora read a DE result)."
+            "--voom goes with --method camera, fry or roast (gsea and ora read a DE result)."
         )
     if (args.ranks or args.inter_gene_cor != "0.01") and args.method != "camera":
         raise CohortexError("--inter-gene-cor and --ranks go with --method camera.")
@@ -1490,6 +1499,16 @@ def _enrich(args: argparse.Namespace) -> None:
                 contrast=args.contrast,
                 inter_gene_cor=_inter_gene_cor(args.inter_gene_cor),
                 use_ranks=args.ranks,
+            )
+        elif args.method == "roast":
+            result = genesets.roast(
+                data,
+                args.design,
+                sets,
+                contrast=args.contrast,
+                set_statistic=args.set_statistic,
+                n_rotations=args.rotations,
+                random_state=args.seed,
             )
         else:
             result = genesets.fry(data, args.design, sets, contrast=args.contrast)

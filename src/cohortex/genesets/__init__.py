@@ -1,6 +1,6 @@
 """Gene sets: collections read from GMT (``read_gmt``, ``GeneSets``), over-representation of
 sets in gene lists (``ora``) and in DE results (``ora_de``), preranked GSEA (``gsea``) and
-limma's competitive ``camera`` and self-contained ``fry``.
+limma's competitive ``camera`` and self-contained ``fry`` and ``roast``.
 """
 
 from ._camera import camera
@@ -8,5 +8,6 @@ from ._collection import GeneSets, read_gmt
 from ._fry import fry
 from ._gsea import gsea
 from ._ora import ora, ora_de
+from ._roast import roast
 
-__all__ = ["GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt"]
+__all__ = ["GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt", "roast"]

@@ -26,7 +26,7 @@ from ..stats._householder import householder_effects, householder_effects_per_ge
 from ._collection import GeneSets
 from ._design import contrast_last
 
-__all__ = ["FRY_EFFECTS", "GeneEffects", "fry"]
+__all__ = ["FRY_EFFECTS", "GeneEffects", "SetFit", "fry"]
 
 # float64 effects fry holds for the genes of the sets, (n_samples − p + 1) × genes: 2 GiB
 FRY_EFFECTS = 2**28
@@ -114,62 +114,106 @@ def fry(
             f"The 'fdr' parameter of fry() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
             f"got {fdr!r}."
         )
-    if (block is None) != (correlation is None):
-        raise CohortexError("fry's 'block' needs its 'correlation' (as limma's fry), and back.")
-    data = as_cohort_matrix(cohort)
-    n_samples = data.matrix.shape[0]
-    x_design, names, _ = design_matrix(design, data.dataset, n_samples)
-    check_design(x_design, names)
-    chosen = contrast if contrast is not None else names[-1]
-    x_design = contrast_last(x_design, names, chosen)
-    n, p = x_design.shape
-    df = n - p
-    if df < 1:
-        raise CohortexError("fry() needs residual degrees of freedom (more samples than columns).")
-    genes = [str(g) for g in data.gene_ids]
-    sets = gene_sets.restrict(genes, min_size=1)
-    if not len(sets):
-        raise CohortexError("No gene set has a gene of the cohort (translate the names?).")
-    index = {g: i for i, g in enumerate(genes)}
-    members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in sets.members]
-    in_sets = np.zeros(len(genes), dtype=bool)
-    in_sets[np.concatenate(members)] = True
-    if (df + 1) * int(in_sets.sum()) > FRY_EFFECTS:
-        raise CohortexError(
-            f"fry() holds the {df + 1} effects of each of the sets' {int(in_sets.sum())} genes, "
-            f"more than {FRY_EFFECTS:,} values; for a cohort this large use camera()."
-        )
-
-    gene_effects = GeneEffects(data, x_design, weights, block, correlation, device)
-    summary = gene_effects.summaries()
+    fitted = SetFit(cohort, design, gene_sets, contrast, weights, block, correlation, device, "fry")
+    df, in_sets = fitted.df, fitted.in_sets
     contrast_effect, squares, largest, average = (
-        summary[name] for name in ("contrast", "squares", "largest", "mean")
+        fitted.summary[name] for name in ("contrast", "squares", "largest", "mean")
     )
-    if not np.all(np.isfinite(squares)):
-        raise CohortexError("fry() needs complete values; the cohort has missing values.")
     s2 = (squares - contrast_effect**2) / df  # limma: rowMeans(Effects[, -1]²)
     covariate = average if trend else None
     scale = _robust_variances(squares, largest, s2, df, standardize, covariate, robust)
-    effects = gene_effects.of_genes(in_sets)  # (df + 1) × genes of the sets
+    effects = fitted.effects.of_genes(in_sets)  # (df + 1) × genes of the sets
     if standardize != "none":
         effects = effects / np.sqrt(scale[in_sets])[None, :]
-    position = np.cumsum(in_sets) - 1
     return _set_tests(
         effects,
-        [position[m] for m in members],
-        sets.names,
+        fitted.positions,
+        fitted.sets.names,
         df,
         fdr,
         {
             "test": "fry",
-            "contrast": chosen,
+            "contrast": fitted.contrast,
             "df": float(df),
             "standardize": standardize,
             "trend": int(trend),
             "robust": int(robust),
-            "weighted": int(gene_effects.weighted),
+            "weighted": int(fitted.effects.weighted),
         },
     )
+
+
+class SetFit:
+    """What limma's self-contained set tests (fry, roast) share: the design with the tested
+    contrast last, the sets cut to the cohort's genes, and every gene's effects of the fit
+    (:class:`GeneEffects`) summarised in one pass.
+
+    Attributes
+    ----------
+    contrast : str
+        The tested coefficient or combination.
+    df : int
+        The residual degrees of freedom, n − p.
+    sets : GeneSets
+        The sets with a gene of the cohort, their members cut to the cohort's genes.
+    in_sets : ndarray of shape (n_genes,)
+        True for the genes of any set.
+    positions : list of ndarray
+        Each set's genes as columns of :meth:`GeneEffects.of_genes` ``(in_sets)``.
+    effects : GeneEffects
+    summary : dict of str to ndarray of shape (n_genes,)
+        :meth:`GeneEffects.summaries`, checked for missing values.
+    """
+
+    def __init__(
+        self,
+        cohort: CohortLike,
+        design: Any,
+        gene_sets: GeneSets,
+        contrast: str | None,
+        weights: Any,
+        block: Any,
+        correlation: float | None,
+        device: str,
+        caller: str,
+    ) -> None:
+        if (block is None) != (correlation is None):
+            raise CohortexError(
+                f"{caller}'s 'block' needs its 'correlation' (as limma's {caller}), and back."
+            )
+        data = as_cohort_matrix(cohort)
+        n_samples = data.matrix.shape[0]
+        x_design, names, _ = design_matrix(design, data.dataset, n_samples)
+        check_design(x_design, names)
+        self.contrast = contrast if contrast is not None else names[-1]
+        x_design = contrast_last(x_design, names, self.contrast)
+        n, p = x_design.shape
+        self.df = n - p
+        if self.df < 1:
+            raise CohortexError(
+                f"{caller}() needs residual degrees of freedom (more samples than columns)."
+            )
+        genes = [str(g) for g in data.gene_ids]
+        self.sets = gene_sets.restrict(genes, min_size=1)
+        if not len(self.sets):
+            raise CohortexError("No gene set has a gene of the cohort (translate the names?).")
+        index = {g: i for i, g in enumerate(genes)}
+        members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in self.sets.members]
+        self.in_sets = np.zeros(len(genes), dtype=bool)
+        self.in_sets[np.concatenate(members)] = True
+        held = (self.df + 1) * int(self.in_sets.sum())
+        if held > FRY_EFFECTS:
+            raise CohortexError(
+                f"{caller}() holds the {self.df + 1} effects of each of the sets' "
+                f"{int(self.in_sets.sum())} genes, more than {FRY_EFFECTS:,} values; for a "
+                "cohort this large use camera()."
+            )
+        position = np.cumsum(self.in_sets) - 1
+        self.positions = [position[m] for m in members]
+        self.effects = GeneEffects(data, x_design, weights, block, correlation, device)
+        self.summary = self.effects.summaries()
+        if not np.all(np.isfinite(self.summary["squares"])):
+            raise CohortexError(f"{caller}() needs complete values; the cohort has missing values.")
 
 
 class GeneEffects:
