@@ -936,6 +936,16 @@ def test_bench_genesets_suite(tmp_path):
         assert "not installed" in limma["skipped"]
     else:
         assert limma["speedup"] == pytest.approx(limma["seconds"] / rows["cohortex_fry"]["seconds"])
+    # roast of the first 100 sets, R's mroast beside it
+    assert rows["cohortex_roast"]["sets"] == 100 and rows["cohortex_fry"]["sets"] == 1000
+    limma = rows["limma_roast_r"]
+    if "skipped" in limma:
+        assert "not installed" in limma["skipped"]
+    else:
+        assert limma["sets"] == 100
+        assert limma["speedup"] == pytest.approx(
+            limma["seconds"] / rows["cohortex_roast"]["seconds"]
+        )
 
 
 def test_bench_refuses_bad_options(tmp_path, capsys):

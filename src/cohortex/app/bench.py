@@ -38,7 +38,8 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               ``prerank`` on 100 of the sets with 1,000 permutations, **extrapolated** linearly
               in sets × permutations (marked). limma's fry of 1,000 of such sets for the
               condition on the first ``--r-samples`` samples in memory, beside R's ``fry`` of
-              the same sets and values.
+              the same sets and values; roast (limma's ``mroast``, 1,999 rotations) of the
+              first 100 of them beside R's ``mroast``.
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -175,6 +176,16 @@ _CASES = [
     Case(
         "genesets", "limma_fry_r", "anchor", "slice", "Rscript:limma,statmod", False, "cohortex_fry"
     ),
+    Case("genesets", "cohortex_roast", "cohortex", "slice"),
+    Case(
+        "genesets",
+        "limma_roast_r",
+        "anchor",
+        "slice",
+        "Rscript:limma,statmod",
+        False,
+        "cohortex_roast",
+    ),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
@@ -215,6 +226,7 @@ SUITES = (
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _FRY_SETS = 1_000
+_ROAST_SETS = 100  # the first of fry's sets: R's mroast takes ~2 s a set at 2,000 samples
 _R_PREAMBLE = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -235,6 +247,10 @@ def _timed_in_r(body: str, setup: str = "") -> str:
 
 _FRY_R = _timed_in_r(
     'fry(y, index, design, contrast = 2, sort = "none")',
+    setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
+)
+_ROAST_R = _timed_in_r(
+    'mroast(y, index, design, contrast = 2, sort = "none")',
     setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
 )
 _VOOM_R = _timed_in_r(
@@ -692,7 +708,8 @@ def _gsea_case(case: Case, store: str, device: str) -> dict:
 
 def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     """limma's fry of :data:`_FRY_SETS` random sets (15–500 genes) for the condition, on the
-    first ``r_samples`` samples in memory: cohortex, or R's fry on the same sets."""
+    first ``r_samples`` samples in memory: cohortex, or R's fry on the same sets; roast
+    (mroast, 1,999 rotations) of the first :data:`_ROAST_SETS` of them."""
     from .. import genesets
     from ..store import open_cohort
 
@@ -704,16 +721,21 @@ def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         rng.choice(len(genes), int(rng.integers(min(15, high), high + 1)), replace=False)
         for _ in range(_FRY_SETS)
     ]
-    extra: dict[str, Any] = {"samples": int(data.sizes["sample"])}
+    rotated = "roast" in case.name
+    if rotated:
+        members = members[:_ROAST_SETS]
+    extra: dict[str, Any] = {"samples": int(data.sizes["sample"]), "sets": len(members)}
     if case.role == "anchor":
         values = np.asarray(data["expression"].values, dtype=np.float64)
-        seconds = _seconds_in_r(_FRY_R, values, data["condition"].values, members)
+        script = _ROAST_R if rotated else _FRY_R
+        seconds = _seconds_in_r(script, values, data["condition"].values, members)
         return {**extra, "timed_seconds": seconds}
     sets = genesets.GeneSets.from_dict(
         {f"set{j}": [genes[i] for i in m] for j, m in enumerate(members)}
     )
     start = time.perf_counter()
-    genesets.fry(data, "~ condition", sets, device=device)
+    test = genesets.roast if rotated else genesets.fry
+    test(data, "~ condition", sets, device=device)
     return {**extra, "timed_seconds": time.perf_counter() - start}
 
 

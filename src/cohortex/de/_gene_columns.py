@@ -66,6 +66,9 @@ def gene_columns(
     ]
     plan = dask.delayed(rows, pure=True)
     column = dask.delayed(_column, pure=True)
+    # one key for the function too: a bound method is hashed by pickling its object (an
+    # in-memory cohort with it), which every task's key would otherwise do again
+    function = dask.delayed(per_block, pure=False)
     per_value = x.shape[0] * (len(arrays) + values_per_gene - 1)
     genes_per_block = max(1, VALUES_PER_BLOCK // max(per_value, 1))
     parts = [
@@ -73,7 +76,7 @@ def gene_columns(
             [list(t[:, j]) for t in tiles],
             slice(start, min(start + TASK_GENES, width)),
             plan,
-            per_block,
+            function,
             genes_per_block,
             add,
         )
