@@ -119,6 +119,7 @@ PUBLIC = {
         "ora_de",
         "read_gmt",
         "roast",
+        "romer",
     },
     "cohortex.predict": {
         "MODELS",

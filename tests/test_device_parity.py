@@ -250,7 +250,7 @@ def test_edger_from_device_chunks(gpu_xp, tmp_path):
 
 
 def test_fry(gpu_xp, tmp_path):
-    """limma's fry and roast from device chunks: the effects on the host, tile columns from
+    """limma's fry, roast and romer from device chunks: the effects on the host, tile columns from
     the device; weights per observation with blocks, and per sample."""
     fixtures = Path(__file__).parent / "fixtures" / "limma"
     values = pd.read_csv(fixtures / "fry_expression.csv", index_col=0)
@@ -279,6 +279,13 @@ def test_fry(gpu_xp, tmp_path):
             tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
         )
         _same(on_device, cpu, rtol=1e-12)
+    # romer ranks every gene's rotated t (weights per sample only)
+    options = {"weights": weights[:, 0], "n_rotations": 999}
+    cpu = genesets.romer(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **options)
+    on_device = genesets.romer(
+        tmp_path / "f.zarr", "~ group + batch", sets, device="gpu", **options
+    )
+    _same(on_device, cpu, rtol=1e-12)
     # camera's correlation with weights per observation takes the same effects
     estimated = {"weights": weights, "inter_gene_cor": None, "contrast": "group[T.c] - group[T.b]"}
     cpu = genesets.camera(tmp_path / "f.zarr", "~ group + batch", sets, device="cpu", **estimated)

@@ -946,6 +946,8 @@ def test_bench_genesets_suite(tmp_path):
         assert limma["speedup"] == pytest.approx(
             limma["seconds"] / rows["cohortex_roast"]["seconds"]
         )
+    assert rows["cohortex_romer"]["sets"] == 100
+    assert "skipped" in rows["limma_romer_r"] or rows["limma_romer_r"]["speedup"] > 0
 
 
 def test_bench_refuses_bad_options(tmp_path, capsys):
@@ -1117,6 +1119,18 @@ def test_camera_on_a_counts_store_with_voom(tmp_path, capsys):
     for name in ("pvalue", "pvalue_mixed", "prop_up"):
         np.testing.assert_array_equal(saved[name].values, direct[name].values)
     assert float(saved["pvalue"].sel(gene_set="planted")) == 1.0 / 500
+    # romer on voom's log-CPM (its weights are per observation: romer takes none, as limma's)
+    romer_command = [*command[:5], "romer", *command[6:], "--voom", "--rotations", "999"]
+    assert main([*romer_command, "--top", "3"]) == 0
+    assert "pvalue_down" in capsys.readouterr().out
+    saved = read_result(store, "enrich_romer_romer")
+    voomed = de.voom(store, "~ condition", norm_factors="tmm").drop_vars("weights")
+    direct = genesets.romer(voomed, "~ condition", sets, n_rotations=999)
+    for name in ("pvalue_up", "pvalue_down", "pvalue_mixed"):
+        np.testing.assert_array_equal(saved[name].values, direct[name].values)
+    assert float(saved["pvalue_up"].sel(gene_set="planted")) == 1.0 / 1000
+    assert main([*romer_command, "--set-statistic", "msq"]) == 2
+    assert "'set_statistic' must be one of" in capsys.readouterr().err
 
 
 def test_de_command_on_counts_warns_or_normalises(tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
+from gene_set_study import simulated_study
 from r_random import RNormal
 
 from cohortex import CohortexError
@@ -101,44 +101,8 @@ def test_roast_one_sided_pvalues_equal_limmas_roast():
         np.testing.assert_allclose(result[mine].values, expected[theirs], rtol=1e-12, err_msg=mine)
 
 
-def _simulated_study():
-    """400 samples × 2,000 genes (so 399 effects: each set draws only its own span), 120
-    genes changed by 0.08–0.2 log2 units between tumour and normal, four co-expressed modules
-    of unchanged genes; sets of changed genes (up, down, both) and of unchanged ones (the
-    modules, correlated, and 40 random sets)."""
-    from cohortex.simulate import simulate_array
-
-    x, samples, genes = simulate_array(
-        400, 2000, n_de=120, log2fc=(0.08, 0.2), modules=4, module_size=30, seed=11
-    )
-    cohort = xr.Dataset(
-        {
-            "expression": (("sample", "gene"), x),
-            "condition": ("sample", samples["condition"].to_numpy()),
-        },
-        coords={"gene": genes.index.to_numpy()},
-        attrs={"scale": "log2"},
-    )
-    rng = np.random.default_rng(0)
-    ids = genes.index.to_numpy()
-    up, down = ids[genes["true_log2fc"] > 0], ids[genes["true_log2fc"] < 0]
-    unchanged = ids[~genes["is_de"] & (genes["module"] < 0)]
-    names, members = [], []
-    for name, pool, size in (("up", up, 15), ("down", down, 15), ("both", ids[genes["is_de"]], 30)):
-        for i in range(2):
-            names.append(f"{name}{i}")
-            members.append(tuple(rng.choice(pool, size, replace=False)))
-    for m in range(4):
-        names.append(f"module{m}")
-        members.append(tuple(ids[(genes["module"] == m) & ~genes["is_de"]]))
-    for i in range(40):
-        names.append(f"null{i}")
-        members.append(tuple(rng.choice(unchanged, int(rng.integers(5, 60)), replace=False)))
-    return cohort, GeneSets(tuple(names), tuple("" for _ in names), tuple(members))
-
-
 def test_roast_with_its_defaults_finds_changed_sets_and_holds_its_size():
-    cohort, sets = _simulated_study()
+    cohort, sets = simulated_study()
     result = roast(cohort, "~ condition", sets)
     changed = result.sel(gene_set=[f"{n}{i}" for n in ("up", "down", "both") for i in range(2)])
     assert np.all(changed["padj_mixed"].values < 0.01)
@@ -156,7 +120,7 @@ def test_roast_with_its_defaults_finds_changed_sets_and_holds_its_size():
 def test_rotations_in_the_sets_span_match_full_rotations(monkeypatch):
     """With more effects than FULL_ROTATIONS_UP_TO a set of fewer genes draws only its span;
     its p-values agree with full rotations within the rotations' own error."""
-    cohort, sets = _simulated_study()
+    cohort, sets = simulated_study()
     sets = GeneSets(sets.names[4:14], sets.descriptions[4:14], sets.members[4:14])
     spanned = roast(cohort, "~ condition", sets, n_rotations=4999, random_state=1)
     monkeypatch.setattr(_roast, "FULL_ROTATIONS_UP_TO", 10**6)

@@ -38,8 +38,8 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               ``prerank`` on 100 of the sets with 1,000 permutations, **extrapolated** linearly
               in sets × permutations (marked). limma's fry of 1,000 of such sets for the
               condition on the first ``--r-samples`` samples in memory, beside R's ``fry`` of
-              the same sets and values; roast (limma's ``mroast``, 1,999 rotations) of the
-              first 100 of them beside R's ``mroast``.
+              the same sets and values; roast (limma's ``mroast``, 1,999 rotations) and
+              romer (999 rotations) of the first 100 of them beside R's.
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -186,6 +186,16 @@ _CASES = [
         False,
         "cohortex_roast",
     ),
+    Case("genesets", "cohortex_romer", "cohortex", "slice"),
+    Case(
+        "genesets",
+        "limma_romer_r",
+        "anchor",
+        "slice",
+        "Rscript:limma,statmod",
+        False,
+        "cohortex_romer",
+    ),
     Case("voom", "cohortex_zarr", "cohortex", "zarr"),
     Case("voom", "unweighted_zarr", "cohortex", "zarr"),
     Case("voom", "cohortex_slice", "cohortex", "slice"),
@@ -226,7 +236,8 @@ SUITES = (
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _FRY_SETS = 1_000
-_ROAST_SETS = 100  # the first of fry's sets: R's mroast takes ~2 s a set at 2,000 samples
+_ROAST_SETS = 100  # the first of fry's sets: R's mroast takes ~0.5 s a set at 2,000 samples
+_ROMER_ROTATIONS = 999  # R's romer takes ~40 ms a rotation at 2,000 × 20,000
 _R_PREAMBLE = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -251,6 +262,10 @@ _FRY_R = _timed_in_r(
 )
 _ROAST_R = _timed_in_r(
     'mroast(y, index, design, contrast = 2, sort = "none")',
+    setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
+)
+_ROMER_R = _timed_in_r(
+    f"romer(y, index, design, contrast = 2, nrot = {_ROMER_ROTATIONS})",
     setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
 )
 _VOOM_R = _timed_in_r(
@@ -709,7 +724,8 @@ def _gsea_case(case: Case, store: str, device: str) -> dict:
 def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     """limma's fry of :data:`_FRY_SETS` random sets (15–500 genes) for the condition, on the
     first ``r_samples`` samples in memory: cohortex, or R's fry on the same sets; roast
-    (mroast, 1,999 rotations) of the first :data:`_ROAST_SETS` of them."""
+    (mroast, 1,999 rotations) and romer (:data:`_ROMER_ROTATIONS` rotations) of the first
+    :data:`_ROAST_SETS` of them."""
     from .. import genesets
     from ..store import open_cohort
 
@@ -721,21 +737,25 @@ def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         rng.choice(len(genes), int(rng.integers(min(15, high), high + 1)), replace=False)
         for _ in range(_FRY_SETS)
     ]
-    rotated = "roast" in case.name
-    if rotated:
+    test = next((t for t in ("roast", "romer") if t in case.name), "fry")
+    if test != "fry":
         members = members[:_ROAST_SETS]
     extra: dict[str, Any] = {"samples": int(data.sizes["sample"]), "sets": len(members)}
     if case.role == "anchor":
         values = np.asarray(data["expression"].values, dtype=np.float64)
-        script = _ROAST_R if rotated else _FRY_R
+        script = {"fry": _FRY_R, "roast": _ROAST_R, "romer": _ROMER_R}[test]
         seconds = _seconds_in_r(script, values, data["condition"].values, members)
         return {**extra, "timed_seconds": seconds}
     sets = genesets.GeneSets.from_dict(
         {f"set{j}": [genes[i] for i in m] for j, m in enumerate(members)}
     )
     start = time.perf_counter()
-    test = genesets.roast if rotated else genesets.fry
-    test(data, "~ condition", sets, device=device)
+    if test == "romer":
+        genesets.romer(data, "~ condition", sets, n_rotations=_ROMER_ROTATIONS, device=device)
+    else:
+        (genesets.roast if test == "roast" else genesets.fry)(
+            data, "~ condition", sets, device=device
+        )
     return {**extra, "timed_seconds": time.perf_counter() - start}
 
 

@@ -467,29 +467,32 @@ def _parser() -> argparse.ArgumentParser:
     enrich = commands.add_parser(
         "enrich",
         help="gene-set enrichment of a stored DE result (GSEA, over-representation) or of the "
-        "cohort's fit (camera, fry, roast)",
+        "cohort's fit (camera, fry, roast, romer)",
     )
     enrich.add_argument("store", type=Path)
     enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
     enrich.add_argument(
         "--method",
-        choices=("gsea", "ora", "camera", "fry", "roast"),
+        choices=("gsea", "ora", "camera", "fry", "roast", "romer"),
         default="gsea",
         help="preranked GSEA, over-representation of the up and down genes, limma's camera "
         "(competitive: the set against the other genes), fry (self-contained: is the set "
-        "changed at all) or roast (fry's question by random rotations, as limma's mroast)",
+        "changed at all), roast (fry's question by random rotations, as limma's mroast) or "
+        "romer (the set's genes' ranks among all genes, by rotations: GSEA-like)",
     )
     enrich.add_argument(
         "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
     )
     enrich.add_argument("--by", default="statistic", help="gsea: the variable that ranks genes")
     enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
-    enrich.add_argument("--design", default=None, help="camera, fry, roast: the model formula")
+    enrich.add_argument(
+        "--design", default=None, help="camera, fry, roast, romer: the model formula"
+    )
     enrich.add_argument(
         "--voom",
         action="store_true",
         help="camera, fry or roast on a counts store: limma-voom's log-CPM (TMM factors) and "
-        "weights, as camera(voom(...), ...)",
+        "weights, as camera(voom(...), ...); romer takes the log-CPM, without the weights",
     )
     enrich.add_argument(
         "--inter-gene-cor",
@@ -524,15 +527,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="gsea: permutation p-values only (fgseaSimple), no multilevel refinement",
     )
-    enrich.add_argument("--seed", type=int, default=0, help="gsea, roast: random seed")
+    enrich.add_argument("--seed", type=int, default=0, help="gsea, roast, romer: random seed")
     enrich.add_argument(
-        "--rotations", type=int, default=1999, help="roast: random rotations per set"
+        "--rotations",
+        type=int,
+        default=None,
+        help="roast, romer: random rotations (limma's defaults: 1999 and 9999)",
     )
     enrich.add_argument(
         "--set-statistic",
         choices=("mean", "floormean", "mean50", "msq"),
         default="mean",
-        help="roast: the set's summary of its genes' moderated t (limma's set.statistic)",
+        help="roast, romer: the set's summary of its genes' moderated t or ranks (limma's "
+        "set.statistic; msq is roast's only)",
     )
     enrich.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     enrich.add_argument("--top", type=int, default=10, help="sets to print (0: none)")
@@ -1468,7 +1475,12 @@ def _enrich(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     _check_plot(args.plot)
-    fitted = args.method in ("camera", "fry", "roast")  # the cohort's own fit, not a stored result
+    fitted = args.method in (
+        "camera",
+        "fry",
+        "roast",
+        "romer",
+    )  # the cohort's own fit, not a stored result
     if args.plot is not None and fitted:
         raise CohortexError(f"--plot draws gsea and ora results, not {args.method}'s.")
     sets = genesets.read_gmt(args.sets)
@@ -1477,7 +1489,7 @@ def _enrich(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     if args.voom and not fitted:
         raise CohortexError(
-            "--voom goes with --method camera, fry or roast (gsea and ora read a DE result)."
+            "--voom goes with --method camera, fry, roast or romer (gsea and ora read a DE result)."
         )
     if (args.ranks or args.inter_gene_cor != "0.01") and args.method != "camera":
         raise CohortexError("--inter-gene-cor and --ranks go with --method camera.")
@@ -1489,6 +1501,8 @@ def _enrich(args: argparse.Namespace) -> None:
             from .. import de
 
             data = de.voom(args.store, args.design, norm_factors="tmm")
+            if args.method == "romer":  # romer takes weights per sample only (limma's)
+                data = data.drop_vars("weights")
         else:
             _warn_if_counts(args.store, "cohortex enrich", "add --voom")
         if args.method == "camera":
@@ -1500,15 +1514,17 @@ def _enrich(args: argparse.Namespace) -> None:
                 inter_gene_cor=_inter_gene_cor(args.inter_gene_cor),
                 use_ranks=args.ranks,
             )
-        elif args.method == "roast":
-            result = genesets.roast(
+        elif args.method in ("roast", "romer"):
+            rotations = {} if args.rotations is None else {"n_rotations": args.rotations}
+            test = genesets.roast if args.method == "roast" else genesets.romer
+            result = test(
                 data,
                 args.design,
                 sets,
                 contrast=args.contrast,
                 set_statistic=args.set_statistic,
-                n_rotations=args.rotations,
                 random_state=args.seed,
+                **rotations,
             )
         else:
             result = genesets.fry(data, args.design, sets, contrast=args.contrast)
@@ -1565,11 +1581,17 @@ def _enrich(args: argparse.Namespace) -> None:
                 "nes",
                 "pvalue",
                 "padj",
+                "pvalue_up",
+                "pvalue_down",
                 "pvalue_mixed",
             )
             if c in table.columns
         ]
-        best = table.sort_values("pvalue", kind="stable").head(args.top)
+        if "pvalue" in table.columns:
+            order = table["pvalue"]
+        else:  # romer: the better of its two directions
+            order = table[["pvalue_up", "pvalue_down"]].min(axis=1)
+        best = table.loc[order.sort_values(kind="stable").index].head(args.top)
         print(best[shown].to_string(index=False, float_format="%.4g"))
     if args.plot is not None:
         from matplotlib.figure import Figure

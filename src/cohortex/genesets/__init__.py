@@ -1,6 +1,6 @@
 """Gene sets: collections read from GMT (``read_gmt``, ``GeneSets``), over-representation of
 sets in gene lists (``ora``) and in DE results (``ora_de``), preranked GSEA (``gsea``) and
-limma's competitive ``camera`` and self-contained ``fry`` and ``roast``.
+limma's competitive ``camera``, self-contained ``fry`` and ``roast``, and ``romer``.
 """
 
 from ._camera import camera
@@ -9,5 +9,6 @@ from ._fry import fry
 from ._gsea import gsea
 from ._ora import ora, ora_de
 from ._roast import roast
+from ._romer import romer
 
-__all__ = ["GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt", "roast"]
+__all__ = ["GeneSets", "camera", "fry", "gsea", "ora", "ora_de", "read_gmt", "roast", "romer"]

@@ -261,6 +261,14 @@ class GeneEffects:
         self.p = x_design.shape[1]
         self._held = self.p + 3  # float64 values per gene and sample beside the inputs
 
+    def shared_design(self) -> np.ndarray:
+        """The design every gene shares, scaled by the root sample weights and whitened within
+        blocks as the values are: (n_samples, p). Refused with weights per observation (then
+        each gene has its own)."""
+        if len(self.arrays) > 1:
+            raise CohortexError("Weights per observation give every gene its own design.")
+        return self.design if self.whiten is None else np.asarray(self.whiten @ self.design)
+
     def summaries(self) -> dict[str, np.ndarray]:
         """Per gene (host): the contrast's effect, the sum and the largest of the squared
         effects, and the mean value — one pass over every gene."""

@@ -133,7 +133,7 @@ def roast(
         raise CohortexError(f"'n_rotations' must be a whole number; got {n_rotations!r}.")
     if n_rotations < 1:
         raise CohortexError(f"roast() needs at least one rotation; got {n_rotations}.")
-    rng = (
+    rng: Any = (
         random_state
         if hasattr(random_state, "standard_normal")
         else np.random.default_rng(random_state)

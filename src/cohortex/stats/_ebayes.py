@@ -44,6 +44,7 @@ __all__ = [
     "fit_f_dist",
     "fit_f_dist_robustly",
     "squeeze_var",
+    "tmixture",
     "trigamma_inverse",
 ]
 
@@ -365,7 +366,7 @@ def ebayes(
     su_host = np.broadcast_to(np.asarray(to_host(su)), t_host.shape)
     var_prior = np.array(
         [
-            _tmixture(
+            tmixture(
                 t_host[j],
                 su_host[j],
                 np.broadcast_to(df_total_host, t_host[j].shape),
@@ -393,10 +394,20 @@ def ebayes(
     return prior, t, df_total, lods
 
 
-def _tmixture(
+def tmixture(
     t: np.ndarray, stdev_unscaled: np.ndarray, df: np.ndarray, proportion: float, limits: np.ndarray
 ) -> float:
-    """limma's ``tmixture.vector`` for one contrast."""
+    """limma's ``tmixture.vector`` for one contrast: the coefficients' prior variance from the
+    largest |t| (NaN when ``proportion`` leaves no gene).
+
+    Parameters
+    ----------
+    t, stdev_unscaled, df : ndarray of shape (n_genes,)
+    proportion : float
+        The expected share of changed genes.
+    limits : ndarray of shape (2,)
+        The prior variance's bounds.
+    """
     keep = ~np.isnan(t)
     t, stdev_unscaled, df = np.abs(t[keep]), stdev_unscaled[keep], np.array(df[keep])
     n_genes = t.size
