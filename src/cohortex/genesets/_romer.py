@@ -103,8 +103,8 @@ def romer(
 
     Notes
     -----
-    Every rotation ranks every gene: ~1 µs a gene and rotation here, so the default 9,999
-    rotations of 20,000 genes take ~1 minute.
+    Every rotation ranks every gene: ~0.1 µs a gene and rotation on 2 cores, so the default
+    9,999 rotations of 20,000 genes (2,000 samples) take ~23 s, limma's ~4 minutes.
     """
     if set_statistic not in ROMER_STATISTICS:
         raise CohortexError(
