@@ -219,7 +219,7 @@ def test_voom_lm_fit(gpu_xp, tmp_path):
 
 
 def test_edger_from_device_chunks(gpu_xp, tmp_path):
-    """edgeR's QL pipeline and exact test on a cohort held in device chunks: the library
+    """edgeR's QL pipeline, glmTreat and exact test on a cohort held in device chunks: the library
     sizes and TMM on the device, each tile of genes brought to the host for its fits."""
     fixtures = Path(__file__).parent / "fixtures" / "edger"
     counts = pd.read_csv(fixtures / "ql_counts.csv", index_col=0).to_numpy(float).T
@@ -235,6 +235,11 @@ def test_edger_from_device_chunks(gpu_xp, tmp_path):
     # the library sizes summed on the device differ in rounding; each GLM stops at edgeR's
     # tolerance, which carries that into values near 0 (a fold change of 0, an F of 1e-12 — a
     # difference of two deviances — and so a p-value of 1 − 1e-6) at 1e-11 to 1e-9
+    for name in cpu.data_vars:
+        np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-8, err_msg=name)
+    # glmTreat: the fits at the shifted offsets, tile by tile, and the Poisson-bound genes
+    cpu = de.glm_ql(host, "~ condition + batch", contrasts=tests, treat_lfc=0.5)
+    on_device = de.glm_ql(device, "~ condition + batch", contrasts=tests, treat_lfc=0.5)
     for name in cpu.data_vars:
         np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-8, err_msg=name)
     dispersions = de.estimate_dispersion(device, "~ condition")

@@ -296,6 +296,14 @@ def test_glm_ql_command(tmp_path, capsys):
     np.testing.assert_allclose(saved["pvalue"].values[0], theirs["PValue"], rtol=1e-9)
     assert main([*lrt, "--glm-ql"]) == 2
     assert "choose one" in capsys.readouterr().err
+    # --treat with --glm-ql: edgeR's glmTreat after glmQLFit
+    treat = [*command, "--contrast", "condition[T.b]", "--treat", repr(float(np.log2(1.5)))]
+    assert main([*treat, "--name", "treated"]) == 0
+    assert "edgeR glmTreat, |log2 FC| > 0.585, after glmQLFit (common" in capsys.readouterr().out
+    theirs = pd.read_csv(fixtures / "treat_ql_additive.csv", index_col=0)
+    saved = read_result(store, "treated").isel(contrast=0)
+    saved = saved.isel(gene=[int(name[1:]) - 1 for name in theirs.index])  # g001 is the first
+    np.testing.assert_allclose(saved["pvalue"].values, theirs["PValue"], rtol=1e-8, atol=1e-12)
 
 
 def test_exact_test_command(tmp_path, capsys):

@@ -310,7 +310,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="LFC",
-        help="with --design: test |log2 fold change| > LFC (limma's treat)",
+        help="with --design: test |log2 fold change| > LFC (limma's treat; with --glm-ql or "
+        "--glm-lrt edgeR's glmTreat)",
     )
     de.add_argument(
         "--test",
@@ -1016,7 +1017,6 @@ def _de(args: argparse.Namespace) -> None:
                 ("--block", args.block is not None),
                 ("--sample-weights", args.sample_weights),
                 ("--trend", args.trend),
-                ("--treat", args.treat is not None),
                 ("--normalize", args.normalize is not None),
             )
             if given
@@ -1127,6 +1127,7 @@ def _de(args: argparse.Namespace) -> None:
                 args.design,
                 contrasts=_contrasts(args.contrast),
                 robust=args.robust,
+                treat_lfc=args.treat,
                 fdr=args.fdr,
             )
             common = f"common dispersion {result.attrs['common_dispersion']:.4g}"
@@ -1135,6 +1136,9 @@ def _de(args: argparse.Namespace) -> None:
                 if args.glm_ql
                 else f"edgeR likelihood-ratio tests (tagwise dispersions; {common})"
             )
+            if args.treat:
+                fitted = "glmQLFit" if args.glm_ql else "glmFit"
+                what = f"edgeR glmTreat, |log2 FC| > {args.treat:.3g}, after {fitted} ({common})"
         elif args.voom_lm_fit:
             result = de.voom_lm_fit(
                 counts,

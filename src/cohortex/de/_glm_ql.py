@@ -44,6 +44,7 @@ from ..stats._negative_binomial import (
 )
 from ..stats._qcml import conditional_log_likelihood, equalize_lib_sizes
 from ..stats._spline_maximum import maximize_interpolant
+from ._glm_treat import TREAT_NULLS, treat_designs, treat_log_pvalues, treat_tile
 from ._least_squares import check_design, check_residual_df, design_matrix, sample_codes
 from ._linear_model import contrast_matrix
 from ._voom import count_sums
@@ -190,6 +191,8 @@ def glm_ql(
     abundance_trend: bool = True,
     poisson_bound: bool = True,
     prior_count: float = 0.125,
+    treat_lfc: float | None = None,
+    treat_null: str = "interval",
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's quasi-likelihood F-tests: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
@@ -222,6 +225,12 @@ def glm_ql(
     poisson_bound : bool, default True
     prior_count : float, default 0.125
         The prior count of the reported log fold changes (edgeR's glmFit default).
+    treat_lfc : float, optional
+        edgeR's ``glmTreat(fit, lfc = ...)``: test whether each contrast's |log2 fold change|
+        exceeds this threshold (e.g. ``log2(1.2)``, glmTreat's default), each contrast on its
+        own; 0 is the plain test, as in edgeR.
+    treat_null : {{"interval", "worst.case"}}, default "interval"
+        glmTreat's null: fold changes anywhere within the threshold, or at it.
     {fdr}
 
     Returns
@@ -231,8 +240,12 @@ def glm_ql(
         ``pvalue``, ``padj``, ``log10_pvalue``; on ``gene``: ``mean_expression`` (average log-CPM),
         ``dispersion``, ``deviance``, ``df_residual``, ``s2`` (deviance / df), ``s2_prior``,
         ``s2_post``, ``df_total``, ``df_prior`` when robust; with several contrasts ``F``,
-        ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``.
+        ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``. With
+        ``treat_lfc``: no statistic (glmTreat has none) and no joint test, but
+        ``unshrunk_coefficient`` (the log2 fold change without prior counts, which glmTreat
+        compares with the threshold).
     """
+    _check_treat(treat_lfc, treat_null, "glm_ql()")
     fits = _fit_genes(
         cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_ql()"
     )
@@ -245,11 +258,16 @@ def glm_ql(
     prior_fit = squeeze_var(s2, fits.df, covariate=covariate, robust=robust)
     s2_post = np.asarray(prior_fit.s2_post, dtype=np.float64)
     df_total = np.minimum(prior_fit.df_prior + fits.df, n_genes * (n_samples - p))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = fits.likelihood_ratio / fits.df_tests[:, None] / s2_post[None, :]
-    log_p = stats.f.logsf(f, fits.df_tests[:, None], df_total[None, :])
-    if poisson_bound:
-        below = (fits.smallest_fitted * fits.phi + 1.0) * s2_post < 1.0
+    below = (fits.smallest_fitted * fits.phi + 1.0) * s2_post < 1.0
+    if not poisson_bound:
+        below[:] = False
+    if treat_lfc:
+        log_p = _treat(fits, treat_lfc, treat_null, (s2_post, df_total), below)
+        f = None
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = fits.likelihood_ratio / fits.df_tests[:, None] / s2_post[None, :]
+        log_p = stats.f.logsf(f, fits.df_tests[:, None], df_total[None, :])
         if below.any():
             bound = _poisson_log_pvalues(fits.data, below, fits.unshrunk[:, below], fits.tests)
             log_p[:, below] = np.maximum(log_p[:, below], bound)
@@ -261,6 +279,7 @@ def glm_ql(
     }
     attrs: dict[str, Any] = {
         "test": "quasi-likelihood F (edgeR glmQLFTest)",
+        **_treat_attrs(treat_lfc, treat_null, "after glmQLFit"),
         "normalization": "edgeR glmQLFit",
         "abundance_trend": int(abundance_trend),
         "robust": int(robust),
@@ -284,6 +303,8 @@ def glm_lrt(
     norm_factors: str | Any | None = "tmm",
     robust: bool = False,
     prior_count: float = 0.125,
+    treat_lfc: float | None = None,
+    treat_null: str = "interval",
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's likelihood-ratio tests: ``glmLRT(glmFit(estimateDisp(y, design), design))``.
@@ -310,6 +331,9 @@ def glm_lrt(
         The dispersions estimated robustly (``estimateDisp(robust = TRUE)``).
     prior_count : float, default 0.125
         The prior count of the reported log fold changes.
+    treat_lfc : float, optional
+        edgeR's ``glmTreat`` after ``glmFit``: as for :func:`glm_ql`.
+    treat_null : {{"interval", "worst.case"}}, default "interval"
     {fdr}
 
     Returns
@@ -318,15 +342,89 @@ def glm_lrt(
         On ``contrast`` × ``gene``: ``coefficient`` (log2 fold change), ``statistic`` (the
         likelihood ratio), ``pvalue``, ``padj``, ``log10_pvalue``; on ``gene``:
         ``mean_expression`` (average log-CPM), ``dispersion``, ``deviance``; with several
-        contrasts ``LR``, ``LR_pvalue``, ``LR_padj``.
+        contrasts ``LR``, ``LR_pvalue``, ``LR_padj``. With ``treat_lfc`` as for
+        :func:`glm_ql`.
     """
+    _check_treat(treat_lfc, treat_null, "glm_lrt()")
     fits = _fit_genes(
         cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_lrt()"
     )
+    attrs = {
+        "test": "likelihood ratio (edgeR glmLRT)",
+        **_treat_attrs(treat_lfc, treat_null, "after glmFit"),
+        "robust": int(robust),
+    }
+    if treat_lfc:
+        log_p = _treat(fits, treat_lfc, treat_null, None, None)
+        return _result(fits, None, log_p, "LR", {}, attrs, fdr)
     ratio = np.maximum(fits.likelihood_ratio, 0.0)  # pchisq of a rounding below 0 is 1
     log_p = stats.chi2.logsf(ratio, fits.df_tests[:, None])
-    attrs = {"test": "likelihood ratio (edgeR glmLRT)", "robust": int(robust)}
     return _result(fits, fits.likelihood_ratio, log_p, "LR", {}, attrs, fdr)
+
+
+def _check_treat(treat_lfc: float | None, treat_null: str, caller: str) -> None:
+    if treat_lfc is not None and not (np.isfinite(treat_lfc) and treat_lfc >= 0):
+        raise CohortexError(f"{caller}'s 'treat_lfc' must be a number >= 0; got {treat_lfc!r}.")
+    if treat_null not in TREAT_NULLS:
+        raise CohortexError(
+            f"{caller}'s 'treat_null' must be one of {', '.join(map(repr, TREAT_NULLS))}; got "
+            f"{treat_null!r}."
+        )
+
+
+def _treat_attrs(treat_lfc: float | None, treat_null: str, after: str) -> dict[str, Any]:
+    if not treat_lfc:
+        return {}
+    return {
+        "test": f"edgeR glmTreat {after} (|log2 FC| > {treat_lfc:g}, {treat_null} null)",
+        "treat_lfc": float(treat_lfc),
+        "treat_null": treat_null,
+    }
+
+
+def _treat(
+    fits: _GeneFits,
+    lfc: float,
+    null: str,
+    quasi: tuple[np.ndarray, np.ndarray] | None,
+    below: np.ndarray | None,
+) -> np.ndarray:
+    """glmTreat's log p-values (contrasts × genes); after glmQLFit (``quasi``) the genes
+    ``below`` the Poisson bound get no smaller p-value than their Poisson glmTreat (edgeR's
+    Poisson fit from the unshrunk coefficients, its own fold changes against the
+    threshold)."""
+    data = fits.data
+    contrasts = fits.matrix.to_numpy()
+    k = contrasts.shape[1]
+    designs = treat_designs(data.design, contrasts, lfc)
+    z = per_gene(
+        data.counts, lambda tile, v: treat_tile(tile, v[0], data.offsets, designs), 2 * k, fits.phi
+    )
+    unshrunk = contrasts.T @ fits.unshrunk / np.log(2.0)
+    log_p = treat_log_pvalues(z, unshrunk, lfc, null, quasi)
+    if below is None or not below.any():
+        return log_p
+    p = data.design.shape[1]
+
+    def poisson_tile(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
+        zeros = np.zeros(tile.shape[1])
+        fit = nb_glm_fit(tile, data.design, data.offsets, zeros, np.vstack(values))
+        return np.vstack(
+            [
+                treat_tile(tile, zeros, data.offsets, designs),
+                contrasts.T @ fit.coefficients / np.log(2.0),
+            ]
+        )
+
+    rows = per_gene(
+        take_genes(data.counts, below),
+        poisson_tile,
+        3 * k,
+        *(fits.unshrunk[j, below] for j in range(p)),
+    )
+    bound = treat_log_pvalues(rows[: 2 * k], rows[2 * k :], lfc, null)
+    log_p[:, below] = np.maximum(log_p[:, below], bound)
+    return log_p
 
 
 @dataclass(frozen=True)
@@ -433,7 +531,7 @@ def _fit_genes(
 
 def _result(
     fits: _GeneFits,
-    statistic: np.ndarray,
+    statistic: np.ndarray | None,
     log_p: np.ndarray,
     joint: str,
     variables: dict[str, Any],
@@ -441,7 +539,8 @@ def _result(
     fdr: str,
 ) -> xr.Dataset:
     """The result of every contrast's test (rows of ``statistic`` and ``log_p``, one per
-    contrast and, with several, one more for all together, named ``joint``)."""
+    contrast and, with several, one more for all together, named ``joint``); without a
+    statistic (glmTreat) each contrast's test alone, and its unshrunk fold change."""
     k = fits.matrix.shape[1]
     pvalues = np.exp(log_p)
     log10_pvalue = log_p / np.log(10.0)  # finite where p underflows
@@ -449,7 +548,6 @@ def _result(
     out: dict[str, Any] = {
         "mean_expression": ("gene", fits.average),
         "coefficient": (("contrast", "gene"), logfc),
-        "statistic": (("contrast", "gene"), statistic[:k]),
         "pvalue": (("contrast", "gene"), pvalues[:k]),
         "padj": (("contrast", "gene"), _fdr.adjust(pvalues[:k], fdr)),
         "log10_pvalue": (("contrast", "gene"), log10_pvalue[:k]),
@@ -466,7 +564,12 @@ def _result(
     }
     if fits.estimate is not None:
         attrs.update(common_dispersion=fits.estimate.common, span=fits.estimate.span)
-    if k > 1:
+    if statistic is None:
+        unshrunk = fits.matrix.to_numpy().T @ fits.unshrunk / np.log(2.0)
+        out["unshrunk_coefficient"] = (("contrast", "gene"), unshrunk)
+    else:
+        out["statistic"] = (("contrast", "gene"), statistic[:k])
+    if k > 1 and statistic is not None:
         out[joint] = ("gene", statistic[k])
         out[f"{joint}_pvalue"] = ("gene", pvalues[k])
         out[f"{joint}_padj"] = ("gene", _fdr.adjust(pvalues[k], fdr))
