@@ -888,6 +888,13 @@ def test_bench_voom_suite(tmp_path):
     elif "skipped" not in edger:
         lmfit_seconds = rows[("voom", "lmfit_slice")]["seconds"]
         assert edger["speedup"] == pytest.approx(edger["seconds"] / lmfit_seconds)
+    # glmTreat after glmQLFit on the slice, R's beside it
+    assert rows[("voom", "treat_slice")]["common_dispersion"] > 0
+    treat = rows[("voom", "edger_treat_r")]
+    if "skipped" not in treat:
+        assert treat["speedup"] == pytest.approx(
+            treat["seconds"] / rows[("voom", "treat_slice")]["seconds"]
+        )
 
 
 def test_bench_survival_suite(tmp_path):

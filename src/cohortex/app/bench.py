@@ -56,7 +56,8 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               edgeR's quasi-likelihood F-tests (``de.glm_ql``: estimateDisp, glmQLFit,
               glmQLFTest; TMM factors) on the slice beside R's ``estimateDisp`` + ``glmQLFit``
               + ``glmQLFTest`` of ``calcNormFactors(DGEList(counts))`` (not from the whole
-              store: 21 negative-binomial fits of every gene take ~1 µs a value a core);
+              store: 21 negative-binomial fits of every gene take ~1 µs a value a core),
+              and the same with ``glmTreat(lfc = log2(1.2))`` in place of glmQLFTest;
               classic edgeR (``de.exact_test``: estimateDisp of the groups, exactTest) on the
               slice beside R's ``exactTest(estimateDisp(calcNormFactors(DGEList(counts,
               group))))``.
@@ -205,6 +206,8 @@ _CASES = [
     Case("voom", "edger_lmfit_r", "anchor", "slice", "Rscript:limma,edgeR", False, "lmfit_slice"),
     Case("voom", "glm_ql_slice", "cohortex", "slice"),
     Case("voom", "edger_ql_r", "anchor", "slice", "Rscript:limma,edgeR", False, "glm_ql_slice"),
+    Case("voom", "treat_slice", "cohortex", "slice"),
+    Case("voom", "edger_treat_r", "anchor", "slice", "Rscript:limma,edgeR", False, "treat_slice"),
     Case("voom", "exact_slice", "cohortex", "slice"),
     Case("voom", "edger_exact_r", "anchor", "slice", "Rscript:limma,edgeR", False, "exact_slice"),
     Case("voom", "quality_zarr", "cohortex", "zarr"),
@@ -274,6 +277,10 @@ _VOOM_R = _timed_in_r(
 _VOOM_LM_FIT_R = _timed_in_r("fit <- eBayes(voomLmFit(calcNormFactors(DGEList(y)), design))")
 _GLM_QL_R = _timed_in_r(
     "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\nres <- glmQLFTest(glmQLFit(d, design))"
+)
+_GLM_TREAT_R = _timed_in_r(
+    "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\n"
+    "res <- glmTreat(glmQLFit(d, design), lfc = log2(1.2))"
 )
 _EXACT_R = _timed_in_r("res <- exactTest(estimateDisp(calcNormFactors(DGEList(y, group = group))))")
 _QUALITY_R = _timed_in_r(
@@ -768,6 +775,7 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         "limma_r": _VOOM_R,
         "edger_lmfit_r": _VOOM_LM_FIT_R,
         "edger_ql_r": _GLM_QL_R,
+        "edger_treat_r": _GLM_TREAT_R,
         "edger_exact_r": _EXACT_R,
     }
     if case.name in scripts:
@@ -791,8 +799,9 @@ def _voom_case(case: Case, store: str, device: str, r_samples: int) -> dict:
             common_dispersion=tested.attrs["common_dispersion"],
         )
         return extra
-    if case.name == "glm_ql_slice":  # edgeR's estimateDisp, glmQLFit and glmQLFTest
-        tested = de.glm_ql(data, "~ condition")
+    if case.name in ("glm_ql_slice", "treat_slice"):  # estimateDisp, glmQLFit, glmQLFTest
+        threshold = float(np.log2(1.2)) if case.name == "treat_slice" else None  # or glmTreat
+        tested = de.glm_ql(data, "~ condition", treat_lfc=threshold)
         extra.update(
             timed_seconds=time.perf_counter() - start,
             common_dispersion=tested.attrs["common_dispersion"],
