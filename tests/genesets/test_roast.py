@@ -79,6 +79,74 @@ def test_roast_equals_limma_mroast(case):
     assert result.attrs["n_rotations"] == options["n_rotations"]
 
 
+GENE_WEIGHTS = pd.read_csv(LIMMA / "roast_gene_weights.csv")
+
+
+@pytest.mark.parametrize("statistic", ["mean", "floormean", "mean50", "msq"])
+def test_roast_with_gene_weights_equals_limma(statistic):
+    """limma's gene.weights (signed, a weight per gene), each set statistic; as an array and
+    as a mapping from gene ids."""
+    expected = pd.read_csv(LIMMA / f"roast_gene_weights_{statistic}.csv", index_col=0)
+    weights = GENE_WEIGHTS["weight"].to_numpy()
+    by_id = dict(zip(GENE_WEIGHTS["gene"], weights, strict=True))
+    for given in (weights, by_id):
+        result = roast(
+            _cohort(),
+            DESIGN,
+            _sets(),
+            contrast="group[T.c]",
+            n_rotations=999,
+            set_statistic=statistic,
+            gene_weights=given,
+            random_state=RNormal(SEED),
+        )
+        np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+        for mine, theirs in (
+            ("prop_down", "PropDown"),
+            ("prop_up", "PropUp"),
+            ("pvalue", "PValue"),
+            ("padj", "FDR"),
+            ("pvalue_mixed", "PValue.Mixed"),
+            ("padj_mixed", "FDR.Mixed"),
+        ):
+            np.testing.assert_allclose(
+                result[mine].values, expected[theirs], rtol=1e-12, err_msg=mine
+            )
+        assert result.attrs["gene_weights"] == 1
+
+
+def test_fry_with_gene_weights_equals_limma():
+    expected = pd.read_csv(LIMMA / "roast_fry_gene_weights.csv", index_col=0)
+    result = fry(
+        _cohort(),
+        DESIGN,
+        _sets(),
+        contrast="group[T.c]",
+        gene_weights=GENE_WEIGHTS["weight"].to_numpy(),
+    )
+    np.testing.assert_array_equal(result["direction"].values, expected["Direction"])
+    for mine, theirs in (
+        ("pvalue", "PValue"),
+        ("padj", "FDR"),
+        ("pvalue_mixed", "PValue.Mixed"),
+        ("padj_mixed", "FDR.Mixed"),
+    ):
+        np.testing.assert_allclose(result[mine].values, expected[theirs], rtol=1e-9, err_msg=mine)
+
+
+def test_gene_weights_are_checked():
+    with pytest.raises(CohortexError, match="one weight per gene"):
+        roast(_cohort(), DESIGN, _sets(), gene_weights=np.ones(3))
+    with pytest.raises(CohortexError, match="names none of the cohort's genes"):
+        fry(_cohort(), DESIGN, _sets(), gene_weights={"nope": 2.0})
+    with pytest.raises(CohortexError, match="must be finite"):
+        roast(_cohort(), DESIGN, _sets(), gene_weights=np.full(400, np.nan))
+    # a mapping leaves the genes it does not name at 1: the same as no weights
+    plain = roast(_cohort(), DESIGN, _sets(), n_rotations=199)
+    ones = roast(_cohort(), DESIGN, _sets(), n_rotations=199, gene_weights={"g001": 1.0})
+    np.testing.assert_array_equal(plain["pvalue"].values, ones["pvalue"].values)
+
+
 def test_roast_one_sided_pvalues_equal_limmas_roast():
     """roast() of each set in turn (R's draws following on): the down and up p-values."""
     result = roast(

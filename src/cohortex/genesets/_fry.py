@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ def fry(
     *,
     contrast: str | None = None,
     weights: Any = None,
+    gene_weights: Any = None,
     block: str | Any = None,
     correlation: float | None = None,
     standardize: str = "posterior.sd",
@@ -78,6 +80,11 @@ def fry(
         Precision weights > 0, per observation (limma's ``weights``: every gene's effects in
         its own weighted basis) or per sample (``array.weights``). Default: the cohort's
         ``weights`` variable, as a :func:`voom <cohortex.de.voom>` result has.
+    gene_weights : array of shape (n_genes,) or mapping of gene id to float, optional
+        limma's ``gene.weights``: each gene's effects multiplied by its weight within every
+        set — e.g. +1 and −1 for a signature's up and down genes, so that the set moves
+        "up" when they move as the signature says (a mapping leaves the genes it does not
+        name at 1).
     block : str or array of shape (n_samples,), optional
         Samples correlated within blocks, with ``correlation`` (required, as in limma).
     correlation : float, optional
@@ -125,6 +132,9 @@ def fry(
     effects = fitted.effects.of_genes(in_sets)  # (df + 1) × genes of the sets
     if standardize != "none":
         effects = effects / np.sqrt(scale[in_sets])[None, :]
+    weighted = fitted.gene_weights(gene_weights)
+    if weighted is not None:
+        effects = effects * weighted[None, :]
     return _set_tests(
         effects,
         fitted.positions,
@@ -139,6 +149,7 @@ def fry(
             "trend": int(trend),
             "robust": int(robust),
             "weighted": int(fitted.effects.weighted),
+            "gene_weights": int(weighted is not None),
         },
     )
 
@@ -160,6 +171,8 @@ class SetFit:
         True for the genes of any set.
     positions : list of ndarray
         Each set's genes as columns of :meth:`GeneEffects.of_genes` ``(in_sets)``.
+    genes : list of str
+        The cohort's gene ids.
     effects : GeneEffects
     summary : dict of str to ndarray of shape (n_genes,)
         :meth:`GeneEffects.summaries`, checked for missing values.
@@ -194,6 +207,7 @@ class SetFit:
                 f"{caller}() needs residual degrees of freedom (more samples than columns)."
             )
         genes = [str(g) for g in data.gene_ids]
+        self.genes = genes
         self.sets = gene_sets.restrict(genes, min_size=1)
         if not len(self.sets):
             raise CohortexError("No gene set has a gene of the cohort (translate the names?).")
@@ -212,8 +226,33 @@ class SetFit:
         self.positions = [position[m] for m in members]
         self.effects = GeneEffects(data, x_design, weights, block, correlation, device)
         self.summary = self.effects.summaries()
+        self.caller = caller
         if not np.all(np.isfinite(self.summary["squares"])):
             raise CohortexError(f"{caller}() needs complete values; the cohort has missing values.")
+
+    def gene_weights(self, given: Any) -> np.ndarray | None:
+        """limma's ``gene.weights`` of the genes of the sets (in :attr:`positions`' order):
+        ``given`` one finite number per gene of the cohort, or a mapping (a pandas Series)
+        from gene ids to weights, the genes it leaves out weighted 1; None for none."""
+        if given is None:
+            return None
+        if isinstance(given, Mapping) or hasattr(given, "items"):  # a dict or a Series
+            by_id = {str(g): w for g, w in given.items()}
+            if not by_id.keys() & set(self.genes):
+                raise CohortexError(
+                    f"{self.caller}'s 'gene_weights' names none of the cohort's genes."
+                )
+            weights = np.array([by_id.get(g, 1.0) for g in self.genes], dtype=np.float64)
+        else:
+            weights = np.asarray(given, dtype=np.float64)
+            if weights.shape != (len(self.genes),):
+                raise CohortexError(
+                    f"{self.caller}'s 'gene_weights' needs one weight per gene "
+                    f"({len(self.genes)}); got shape {weights.shape}."
+                )
+        if not np.all(np.isfinite(weights)):
+            raise CohortexError(f"{self.caller}'s 'gene_weights' must be finite numbers.")
+        return weights[self.in_sets]
 
 
 class GeneEffects:

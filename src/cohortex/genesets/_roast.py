@@ -37,6 +37,7 @@ def roast(
     set_statistic: str = "mean",
     n_rotations: int = 1999,
     weights: Any = None,
+    gene_weights: Any = None,
     block: str | Any = None,
     correlation: float | None = None,
     trend: bool = False,
@@ -76,6 +77,10 @@ def roast(
     weights : array of shape (n_samples, n_genes) or (n_samples,), optional
         Precision weights > 0, per observation or per sample, as for :func:`fry` (default the
         cohort's ``weights`` variable, as a :func:`voom <cohortex.de.voom>` result has).
+    gene_weights : array of shape (n_genes,) or mapping of gene id to float, optional
+        limma's ``gene.weights``, as for :func:`fry`: each gene's z-score multiplied by its
+        weight within every set (msq: by its absolute value), the active shares counted by
+        its sign.
     block : str or array of shape (n_samples,), optional
         Samples correlated within blocks, with ``correlation`` (required, as in limma).
     correlation : float, optional
@@ -151,6 +156,7 @@ def roast(
     df_prior = np.broadcast_to(np.asarray(prior.df_prior, dtype=np.float64), (n_genes,))
     effects = fitted.effects.of_genes(fitted.in_sets).T  # genes of the sets × (df + 1)
     genes_in_sets = np.flatnonzero(fitted.in_sets)
+    weighted = fitted.gene_weights(gene_weights)
 
     n_sets = len(fitted.positions)
     pvalues = np.empty((n_sets, 4))  # down, up, up or down, mixed
@@ -165,6 +171,7 @@ def roast(
             prior.s2_post[genes],
             df,
             set_statistic,
+            None if weighted is None else weighted[columns],
         )
         pvalues[i], active[i] = set_test.pvalues(n_rotations, rng)
 
@@ -202,6 +209,7 @@ def roast(
             "trend": int(trend),
             "robust": int(robust),
             "weighted": int(fitted.effects.weighted),
+            "gene_weights": int(weighted is not None),
         },
     )
 
@@ -232,6 +240,8 @@ class _SetRotations:
         The residual degrees of freedom, d − 1.
     statistic : str
         One of :data:`SET_STATISTICS`.
+    gene_weights : ndarray of shape (m,), optional
+        limma's ``gene.weights`` of the set's genes.
     """
 
     def __init__(
@@ -243,8 +253,10 @@ class _SetRotations:
         var_post: np.ndarray,
         df: int,
         statistic: str,
+        gene_weights: np.ndarray | None = None,
     ) -> None:
         self.effects = effects
+        self.gene_weights = gene_weights
         self.squares = squares
         self.var_prior = var_prior
         self.df_prior = df_prior
@@ -262,8 +274,14 @@ class _SetRotations:
     def pvalues(self, n_rotations: int, rng: Any) -> tuple[np.ndarray, np.ndarray]:
         """The p-values (down, up, up or down, mixed) and the active shares (down, up)."""
         z = self.observed_z
-        active = np.array([np.mean(z < -_ACTIVE), np.mean(z > _ACTIVE)])
-        observed = self._statistics(z[:, None])[:, 0]
+        if self.gene_weights is None:
+            active = np.array([np.mean(z < -_ACTIVE), np.mean(z > _ACTIVE)])
+        else:  # counted by the weights' signs
+            sign = np.sign(self.gene_weights)
+            signed = sign * z
+            total = np.sum(np.abs(sign))
+            active = np.array([np.sum(signed < -_ACTIVE), np.sum(signed > _ACTIVE)]) / total
+        observed = self._statistics(z[:, None], observed=True)[:, 0]
         count = np.zeros(4, dtype=np.int64)
         chunks = -(-n_rotations // _CHUNK)
         size = -(-n_rotations // chunks)
@@ -300,19 +318,39 @@ class _SetRotations:
         )
         return zscore_t_bailey(t / np.sqrt(s2), self.df_total[:, None])
 
-    def _statistics(self, z: np.ndarray) -> np.ndarray:
-        """The set's statistics (down, up, up or down, mixed) of z-scores (m, k): (4, k)."""
+    def _statistics(self, z: np.ndarray, observed: bool = False) -> np.ndarray:
+        """The set's statistics (down, up, up or down, mixed) of z-scores (m, k): (4, k); the
+        gene weights as limma applies them (msq: the observed z signed by them, the rotated
+        ones by their absolute roots)."""
         m = z.shape[0]
         out = np.zeros((4, z.shape[1]))
+        w = None if self.gene_weights is None else self.gene_weights[:, None]
+        if w is not None and self.statistic == "msq":
+            if observed:
+                signed, squares = w * z, np.abs(w) * z * z
+                out[0] = np.where(signed < 0, squares, 0.0).sum(axis=0) / m
+                out[1] = np.where(signed > 0, squares, 0.0).sum(axis=0) / m
+                out[3] = squares.mean(axis=0)
+                out[2] = np.maximum(out[0], out[1])
+                return out
+            z = np.sqrt(np.abs(w)) * z
+            w = None
+        if self.statistic == "floormean":
+            floored = np.maximum(np.abs(z), _FLOOR)
+            if w is not None:
+                floored, z = w * floored, w * z
+            out[0] = np.maximum(-z, 0.0).mean(axis=0)
+            out[1] = np.maximum(z, 0.0).mean(axis=0)
+            out[3] = floored.mean(axis=0)
+            out[2] = np.maximum(out[0], out[1])
+            return out
+        if w is not None:
+            z = w * z
         if self.statistic == "mean":
             mean = z.mean(axis=0)
             out[0], out[1], out[3] = -mean, mean, np.abs(z).mean(axis=0)
             return out  # limma's up-or-down of the mean is the smaller of the two counts
-        if self.statistic == "floormean":
-            out[0] = np.maximum(-z, 0.0).mean(axis=0)
-            out[1] = np.maximum(z, 0.0).mean(axis=0)
-            out[3] = np.maximum(np.abs(z), _FLOOR).mean(axis=0)
-        elif self.statistic == "mean50":  # the lower and the upper ⌈m/2⌉ of the set
+        if self.statistic == "mean50":  # the lower and the upper ⌈m/2⌉ of the set
             half = (m + 1) // 2
             ordered = np.sort(z, axis=0)
             out[0] = -ordered[:half].mean(axis=0)
