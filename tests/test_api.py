@@ -96,6 +96,7 @@ PUBLIC = {
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
     "cohortex.fdr": {"METHODS", "adjust", "pi0"},
     "cohortex.plot": {
+        "barcode",
         "embedding",
         "enrichment",
         "forest",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import xarray as xr
 
 from cohortex import CohortexError, de, plot
 
@@ -224,3 +227,36 @@ def test_plots_of_edger_results():
     by_height = sorted(bars.patches, key=lambda p: -p.get_y())
     assert [p.get_facecolor() for p in by_height] == expected
     assert 0 < up.sum() < 40  # both directions among them
+
+
+def test_barcode_draws_limmas_worms(tmp_path):
+    """plot.barcode of a ranking with an up and a down set: a bar per gene of each set, and
+    the worms equal to limma's barcodeplot (tricubeMovingAverage, fixtures from
+    make_barcode_fixtures.R) in the plot's scale."""
+    import pandas as pd
+
+    table = pd.read_csv(Path(__file__).parent / "fixtures" / "limma" / "barcode.csv")
+    ranking = pd.Series(table["statistic"].to_numpy(), index=table["gene"])
+    up, down = table["gene"][table["up"]], table["gene"][table["down"]]
+    ax = plot.barcode(ranking, up, genes_down=down)
+    bars = [c for c in ax.collections if hasattr(c, "get_segments") and c.get_segments()]
+    assert [len(b.get_segments()) for b in bars] == [20, 15]
+    worm_up, worm_down = (line.get_ydata() for line in ax.lines[:3:2])
+    expected_up, expected_down = table["worm_up"].to_numpy(), table["worm_down"].to_numpy()
+    np.testing.assert_allclose(worm_up, 1.1 + expected_up / expected_up.max(), rtol=1e-12)
+    np.testing.assert_allclose(
+        worm_down, -1.1 + expected_down / abs(expected_down.min()), rtol=1e-12
+    )
+    ax.figure.savefig(tmp_path / "barcode.png")
+    # one set, another span; a DE result ranks by its statistic
+    narrow = plot.barcode(ranking, up, span=0.2)
+    expected = table["worm_up_02"].to_numpy()
+    np.testing.assert_allclose(narrow.lines[0].get_ydata(), 1.1 + expected / expected.max())
+    result = xr.Dataset(
+        {"statistic": ("gene", ranking.to_numpy())}, coords={"gene": ranking.index.to_numpy()}
+    )
+    assert plot.barcode(result, up).get_xlabel() == "statistic"
+    with pytest.raises(CohortexError, match="No gene of the set"):
+        plot.barcode(ranking, ["nope"])
+    with pytest.raises(CohortexError, match="not one of this result"):
+        plot.barcode(result, up, by="log2fc")

@@ -1,6 +1,7 @@
 """Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
 Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated
-predictions; GSEA running scores and a dot plot of enriched gene sets.
+predictions; GSEA running scores, limma's barcode plot of a set and a dot plot of enriched
+gene sets.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -22,6 +23,7 @@ from matplotlib.axes import Axes  # noqa: E402 (after the check above)
 from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = [
+    "barcode",
     "embedding",
     "enrichment",
     "forest",
@@ -495,6 +497,149 @@ def gsea(
     ax.set_ylabel("running enrichment score")
     ax.set_title(f"{name}: ES {running[extreme]:.3f}")
     return ax
+
+
+def barcode(
+    statistics: Any,
+    genes: Any,
+    *,
+    genes_down: Any = None,
+    by: str = "statistic",
+    quantiles: tuple[float, float] = (-float(np.sqrt(2.0)), float(np.sqrt(2.0))),
+    labels: tuple[str, str] = ("Down", "Up"),
+    worm: bool = True,
+    span: float = 0.45,
+    ax: Axes | None = None,
+) -> Axes:
+    """limma's ``barcodeplot``: where a set's genes fall among all genes ranked by their
+    statistic, with the set's relative enrichment along the ranking (the "worm").
+
+    The genes run from the smallest statistic (left) to the largest; a bar marks each gene of
+    the set (above the axis, and the genes of ``genes_down`` below it); the shaded band is
+    blue below ``quantiles[0]``, pink above ``quantiles[1]``. The worm is limma's
+    ``tricubeMovingAverage`` of the set's membership along the ranks over the set's share of
+    the genes: 1 where the set is as dense as anywhere, above 1 where its genes gather.
+
+    Parameters
+    ----------
+    statistics : xarray.Dataset or pandas.Series
+        A DE result of one contrast (``result.sel(contrast=...)``), its variable ``by`` per
+        gene; or a statistic per gene (a Series indexed by gene id), as for
+        :func:`cohortex.genesets.gsea`.
+    genes : iterable of str
+        The set's gene ids (e.g. ``sets["HALLMARK_HYPOXIA"]``); those not ranked are left out.
+    genes_down : iterable of str, optional
+        A second set drawn below the axis (limma's ``index2``: e.g. a signature's down
+        genes).
+    by : str, default "statistic"
+        The result's variable that ranks the genes.
+    quantiles : (float, float), default (−√2, √2)
+    labels : (str, str), default ("Down", "Up")
+        The ends' labels.
+    worm : bool, default True
+    span : float, default 0.45
+        The worm's share of the genes in each moving average (limma's ``span.worm``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        Its ``lines`` are the worms (up, then down), in the plot's coordinates: the
+        enrichment e is drawn at 1.1 + e / max(e) (up) and at −1.1 + e / |min(e)| (down).
+    """
+    ranking = _ranking(statistics, by)
+    values = ranking.to_numpy(dtype=float)
+    order = np.argsort(values, kind="stable")
+    ids = ranking.index.to_numpy()[order]
+    values = values[order]
+    n = values.size
+    up = np.isin(ids, np.asarray([str(g) for g in genes]))
+    down = None if genes_down is None else np.isin(ids, [str(g) for g in genes_down])
+    if not up.any() and (down is None or not down.any()):
+        raise CohortexError("No gene of the set is among the ranked genes.")
+    two = down is not None and down.any()
+    ax = ax or _new_axes(3.0 if two else 2.4)
+    low, high = sorted(quantiles)
+    negative, positive = int(np.sum(values < low)), int(np.sum(values > high))
+    bottom = -0.5 if two else 0.0
+    for start, end, colour in (
+        (0.5, negative + 0.5, "lightblue"),
+        (negative + 0.5, n - positive + 0.5, "lightgray"),
+        (n - positive + 0.5, n + 0.5, "pink"),
+    ):
+        if end > start:
+            ax.fill_between([start, end], bottom, 0.5, color=colour, lw=0, zorder=0.5)
+    width = float(np.clip(50.0 / max(int(up.sum()), 1), 0.2, 1.9))
+    ranks = np.arange(1, n + 1)
+    if up.any():
+        ax.vlines(ranks[up], 0.0, 1.0, colors=_UP if two else "k", lw=width)
+    if two:
+        assert down is not None
+        ax.vlines(ranks[down], -1.0, 0.0, colors=_DOWN, lw=width)
+    if worm:
+        if up.any():
+            enrichment = _tricube_moving_average(up.astype(float), span) / (up.sum() / n)
+            ax.plot(ranks, 1.1 + enrichment / enrichment.max(), color=_UP if two else "k", lw=2)
+            ax.axhline(1.1 + 1.0 / enrichment.max(), color="k", ls="--", lw=0.6)
+        if two:
+            assert down is not None
+            enrichment = -_tricube_moving_average(down.astype(float), span) / (down.sum() / n)
+            ax.plot(ranks, -1.1 + enrichment / abs(enrichment.min()), color=_DOWN, lw=2)
+            ax.axhline(-1.1 - 1.0 / abs(enrichment.min()), color="k", ls="--", lw=0.6)
+    ax.set_xlim(0, n + 1)
+    ax.set_ylim(-2.2 if two else -0.1, 2.2 if worm else 1.6)
+    positions = np.linspace(1, n, 11)
+    ax.set_xticks(positions, [f"{v:.1f}" for v in np.quantile(values, np.linspace(0, 1, 11))])
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_yticks([])
+    ax.set_ylabel(labels[0], rotation=0, ha="right", va="center", fontsize=8)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks([])
+    right.set_ylabel(labels[1], rotation=0, ha="left", va="center", fontsize=8)
+    ax.set_xlabel(by if isinstance(statistics, xr.Dataset) else "statistic")
+    return ax
+
+
+def _ranking(statistics: Any, by: str) -> Any:
+    """The statistic per gene, a pandas Series without missing values."""
+    import pandas as pd
+
+    if isinstance(statistics, xr.Dataset):
+        if by not in statistics or statistics[by].dims != ("gene",):
+            raise CohortexError(
+                f"barcode() ranks genes by a variable per gene; {by!r} is not one of this "
+                "result (choose a contrast first: result.sel(contrast=...), or pass by=)."
+            )
+        ranking = pd.Series(
+            statistics[by].values, index=[str(g) for g in statistics["gene"].values]
+        )
+    elif isinstance(statistics, pd.Series):
+        ranking = pd.Series(statistics.to_numpy(), index=[str(g) for g in statistics.index])
+    else:
+        raise CohortexError("barcode() takes a DE result or a pandas Series of statistics.")
+    return ranking.astype(float).dropna()
+
+
+def _tricube_moving_average(x: np.ndarray, span: float) -> np.ndarray:
+    """limma's ``tricubeMovingAverage(x, span)``: a moving average with tricube weights over
+    ``span`` of the values, the ends averaged over the weights that fall inside."""
+    n = x.size
+    span = min(span, 1.0)
+    half = int(span * n) // 2
+    width = 2 * half + 1
+    if width > n:
+        width, half = width - 2, half - 1
+    if span <= 0 or half <= 0:
+        return x.astype(float)
+    u = np.linspace(-1.0, 1.0, width) * width / (width + 1)
+    weights = (1.0 - np.abs(u) ** 3) ** 3
+    weights /= weights.sum()
+    padded = np.concatenate([np.zeros(half), x, np.zeros(half)])
+    out = np.convolve(padded, weights, mode="valid")
+    inside = np.cumsum(weights)
+    out[:half] /= inside[width - half - 1 : width - 1]
+    out[n - half :] /= inside[width - 2 : width - half - 2 : -1]  # width − half − 2 ≥ 0
+    return out
 
 
 def enrichment(result: xr.Dataset, n: int = 20, *, ax: Axes | None = None) -> Axes:
