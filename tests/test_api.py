@@ -110,7 +110,7 @@ PUBLIC = {
         "volcano",
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
-    "cohortex.survival": {"TIES", "cox", "kaplan_meier", "logrank"},
+    "cohortex.survival": {"TIES", "cox", "cox_zph", "kaplan_meier", "logrank"},
     "cohortex.genesets": {
         "GeneSets",
         "camera",

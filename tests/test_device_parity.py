@@ -361,6 +361,10 @@ def test_survival_cox(gpu_xp, cohort, ties):
     _same(on_device.drop_vars(lr), cpu.drop_vars(lr), rtol=1e-9)
     difference = np.abs(to_numpy(on_device["lr_statistic"].data) - cpu["lr_statistic"].values)
     assert np.all(difference <= 1e-11 * np.abs(cpu["loglik"].values))
+    # cox.zph: the fits on the device, the test's sums on the host
+    cpu = survival.cox_zph(path, time, event, device="cpu", **arguments)
+    on_device = survival.cox_zph(path, time, event, device="gpu", **arguments)
+    _same(on_device, cpu, rtol=1e-8)
 
 
 def test_survival_logrank(gpu_xp, cohort):

@@ -997,6 +997,14 @@ def test_survival_command(tmp_path, capsys):
     assert main([*arguments, "--test", "logrank", "--strata", "condition"]) == 0
     assert read_result(store, "survival_logrank").attrs["strata"] == "condition"
     capsys.readouterr()
+    # cox.zph of every gene's model, with the rank transform of time
+    assert main([*arguments, "--test", "zph", "--transform", "rank"]) == 0
+    assert "tests of proportional hazards of 40 genes" in capsys.readouterr().out
+    saved = read_result(store, "survival_zph")
+    tested = survival.cox_zph(store, "time", "event", transform="rank")
+    np.testing.assert_array_equal(saved["pvalue"].values, tested["pvalue"].values)
+    assert main([*arguments, "--transform", "log"]) == 2
+    assert "--transform goes with --test zph" in capsys.readouterr().err
     assert main([*arguments, "--km", best]) == 2
     assert "--km GENE and --plot FILE go together" in capsys.readouterr().err
     # an unknown gene fails before the models are fitted and stored

@@ -378,10 +378,11 @@ def _parser() -> argparse.ArgumentParser:
 
     surv = commands.add_parser(
         "survival",
-        help="per-gene Cox models or log-rank tests; the result goes into the store",
-        description="A Cox proportional-hazards model per gene (R's coxph), or the log-rank "
-        "test of each gene's high against low expression (R's survdiff), with --km GENE for "
-        "its Kaplan-Meier plot.",
+        help="per-gene Cox models, their tests of proportional hazards, or log-rank tests; the "
+        "result goes into the store",
+        description="A Cox proportional-hazards model per gene (R's coxph), the test of its "
+        "proportional hazards (R's cox.zph), or the log-rank test of each gene's high against "
+        "low expression (R's survdiff), with --km GENE for its Kaplan-Meier plot.",
     )
     surv.add_argument("store", type=Path)
     surv.add_argument(
@@ -396,14 +397,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     surv.add_argument(
         "--test",
-        choices=("cox", "logrank"),
+        choices=("cox", "zph", "logrank"),
         default="cox",
-        help="a Cox model per gene, or the log-rank test of its high and low samples",
+        help="a Cox model per gene, the test of its proportional hazards (cox.zph), or the "
+        "log-rank test of its high and low samples",
     )
-    surv.add_argument("--covariates", default=None, help="with cox: a formula, e.g. '~ age'")
+    surv.add_argument("--covariates", default=None, help="with cox, zph: a formula, e.g. '~ age'")
     surv.add_argument("--strata", default=None, help="sample variable of strata")
     surv.add_argument(
         "--ties", choices=("efron", "breslow"), default="efron", help="Cox: tied event times"
+    )
+    surv.add_argument(
+        "--transform",
+        choices=("km", "rank", "identity", "log"),
+        default="km",
+        help="with zph: the function of time the hazard ratio may drift with (R's default km)",
     )
     surv.add_argument(
         "--quantile", type=float, default=0.5, help="with logrank: where genes split (median)"
@@ -1360,7 +1368,9 @@ def _survival(args: argparse.Namespace) -> None:
         raise CohortexError("--km GENE and --plot FILE go together.")
     _check_plot(args.plot)
     if args.test == "logrank" and (args.covariates or args.ties != "efron"):
-        raise CohortexError("--covariates and --ties go with --test cox.")
+        raise CohortexError("--covariates and --ties go with --test cox or zph.")
+    if args.test != "zph" and args.transform != "km":
+        raise CohortexError("--transform goes with --test zph.")
     args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
     args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
     curves = None
@@ -1381,6 +1391,19 @@ def _survival(args: argparse.Namespace) -> None:
             device=args.device,
         )
         what = "Cox models"
+    elif args.test == "zph":
+        result = survival.cox_zph(
+            args.store,
+            args.time,
+            args.event,
+            covariates=args.covariates,
+            strata=args.strata,
+            ties=args.ties,
+            transform=args.transform,
+            fdr=args.fdr,
+            device=args.device,
+        )
+        what = "tests of proportional hazards"
     else:
         result = survival.logrank(
             args.store,
@@ -1406,6 +1429,8 @@ def _survival(args: argparse.Namespace) -> None:
         columns = ["gene", "hazard_ratio", "statistic", "pvalue", "padj"]
         if args.test == "cox":
             columns[2:2] = ["ci_low", "ci_high"]
+        if args.test == "zph":
+            columns = ["gene", "coefficient", "statistic", "pvalue", "padj", "global_pvalue"]
         # where p-values underflow to 0 the larger statistic ranks first
         strength = -table["statistic"].abs()
         best = table.assign(strength=strength).sort_values(["pvalue", "strength"]).head(args.top)

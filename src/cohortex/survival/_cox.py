@@ -20,7 +20,7 @@ from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks
 from ._outcome import Outcome
 
-__all__ = ["TIES", "cox"]
+__all__ = ["TIES", "CoxSetup", "cox", "fit_gene_block"]
 
 TIES = ("efron", "breslow")
 
@@ -107,45 +107,18 @@ def cox(
         raise CohortexError(f"'max_iterations' must be at least 1; got {max_iterations!r}.")
     on = resolve_device(device)
     data = as_cohort_matrix(cohort)
+    setup = CoxSetup(data, time, event, covariates, strata, ties == "efron", tolerance)
+    outcome, names = setup.outcome, setup.names
     n_samples = data.matrix.shape[0]
-    outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
-    if outcome.event.sum() == 0:
-        raise CohortexError("No sample has an event: a Cox model has nothing to fit.")
-    z, names = _covariates(covariates, data.dataset, n_samples)
-    z = z - z.mean(axis=0)  # centred, as R's coxph: the partial likelihood is unchanged
-    risk = RiskSets.build(outcome.time, outcome.event, outcome.strata)
-    efron = ties == "efron"
-    null = None
-    if z.shape[1]:
-        everyone = np.ones((n_samples, 1), dtype=bool)
-        z_columns = [z[risk.order, j : j + 1] for j in range(z.shape[1])]
-        null = cox_newton(
-            z_columns,
-            everyone,
-            np.zeros((1, z.shape[1])),
-            risk,
-            efron=efron,
-            max_iterations=50,
-            eps=tolerance,
-        )
-        if not bool(null.converged[0]):
-            raise CohortexError(
-                f"The model of the covariates alone ({covariates}) did not converge; check them "
-                "for separation or collinearity."
-            )
-    terms = 1 + z.shape[1]
+    terms = 1 + setup.z.shape[1]
     columns = map_gene_blocks(
         data.matrix,
         on,
         8 + 1 + terms + terms * (terms + 1) // 2,
         _fit_block,
-        z,
-        risk,
-        null,
-        efron,
+        setup,
         confidence,
         max_iterations,
-        tolerance,
     )
     columns["padj"] = _fdr.adjust(columns["pvalue"], fdr)
     result = xr.Dataset(
@@ -167,6 +140,59 @@ def cox(
     return result if keep_on_device else to_host_dataset(result)
 
 
+class CoxSetup:
+    """What every gene's Cox model shares: the checked outcome, the covariates (centred, as
+    R's coxph: the partial likelihood is unchanged), the risk sets and the covariates' own
+    model (each gene's start).
+
+    Parameters
+    ----------
+    data : CohortMatrix
+    time, event, covariates, strata
+        As :func:`cox` takes them.
+    efron : bool
+    tolerance : float
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        time: Any,
+        event: Any,
+        covariates: str | None,
+        strata: Any,
+        efron: bool,
+        tolerance: float,
+    ) -> None:
+        n_samples = data.matrix.shape[0]
+        self.outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+        if self.outcome.event.sum() == 0:
+            raise CohortexError("No sample has an event: a Cox model has nothing to fit.")
+        z, self.names = _covariates(covariates, data.dataset, n_samples)
+        self.z = z - z.mean(axis=0)
+        self.risk = RiskSets.build(self.outcome.time, self.outcome.event, self.outcome.strata)
+        self.efron = efron
+        self.tolerance = tolerance
+        self.null = None
+        if self.z.shape[1]:
+            everyone = np.ones((n_samples, 1), dtype=bool)
+            z_columns = [self.z[self.risk.order, j : j + 1] for j in range(self.z.shape[1])]
+            self.null = cox_newton(
+                z_columns,
+                everyone,
+                np.zeros((1, self.z.shape[1])),
+                self.risk,
+                efron=efron,
+                max_iterations=50,
+                eps=tolerance,
+            )
+            if not bool(self.null.converged[0]):
+                raise CohortexError(
+                    f"The model of the covariates alone ({covariates}) did not converge; check "
+                    "them for separation or collinearity."
+                )
+
+
 def _covariates(formula: str | None, dataset: Any, n_samples: int) -> tuple[np.ndarray, list[str]]:
     """The covariates' columns (n_samples × q) and names; R's coxph drops the intercept."""
     if formula is None:
@@ -176,17 +202,20 @@ def _covariates(formula: str | None, dataset: Any, n_samples: int) -> tuple[np.n
     return np.asarray(matrix[:, keep], dtype=np.float64), [names[j] for j in keep]
 
 
-def _fit_block(
-    block: Any,
-    z: np.ndarray,
-    risk: RiskSets,
-    null: Any,
-    efron: bool,
-    confidence: float,
-    max_iterations: int,
-    tolerance: float,
-) -> dict[str, Any]:
-    """Every result column for one block of genes (all samples)."""
+def fit_gene_block(block: Any, setup: CoxSetup, max_iterations: int) -> tuple[Any, Any, Any]:
+    """Every gene's Cox model of one block of genes (all samples).
+
+    Returns
+    -------
+    fit : CoxFit
+        Coefficients (n_genes, 1 + q): the gene's, then the covariates'.
+    x : array of shape (n_samples, n_genes)
+        The genes' values in risk-set order, centred, 0 where missing.
+    valid : array of shape (n_samples, n_genes), bool
+        The samples of each gene's model, in risk-set order.
+    """
+    z, risk, null = setup.z, setup.risk, setup.null
+    efron, tolerance = setup.efron, setup.tolerance
     xp = namespace(block)
     x = xp.asarray(block, dtype=xp.float64)[xp.asarray(risk.order)]
     valid = ~xp.isnan(x)
@@ -214,10 +243,26 @@ def _fit_block(
                 eps=tolerance,
             )
             start[rows, 1:] = refit.beta
-    variables = [xp.where(valid, x, 0.0), *covariates]
+    x = xp.where(valid, x, 0.0)
     fit = cox_newton(
-        variables, valid, start, risk, efron=efron, max_iterations=max_iterations, eps=tolerance
+        [x, *covariates],
+        valid,
+        start,
+        risk,
+        efron=efron,
+        max_iterations=max_iterations,
+        eps=tolerance,
     )
+    return fit, x, valid
+
+
+def _fit_block(
+    block: Any, setup: CoxSetup, confidence: float, max_iterations: int
+) -> dict[str, Any]:
+    """Every result column for one block of genes (all samples)."""
+    xp = namespace(block)
+    risk = setup.risk
+    fit, _, valid = fit_gene_block(block, setup, max_iterations)
     variance = covariance(fit.information)
     beta = fit.beta[:, 0]
     se = xp.sqrt(variance[:, 0, 0])
