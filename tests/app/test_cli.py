@@ -904,7 +904,7 @@ def test_bench_survival_suite(tmp_path):
     argv = ["bench", "--samples", "150", "--genes", "30", "--only", "survival"]
     assert main([*argv, "--out", str(out), "--scipy-genes", "10"]) == 0
     rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
-    for case in ("cohortex_zarr", "logrank_zarr"):
+    for case in ("cohortex_zarr", "logrank_zarr", "zph_zarr"):
         assert rows[case]["seconds"] > 0 and rows[case]["fraction_of_limit"] > 0, case
     for anchor, against in (("lifelines", "cohortex_zarr"), ("lifelines_logrank", "logrank_zarr")):
         lifelines = rows[anchor]

@@ -22,8 +22,9 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               the chunks plus validation, without the one-off scaling and statistics passes);
               one epoch of the same network trained by a plain PyTorch loop on the in-memory
               matrix.
-``survival``  a Cox model per gene (Efron ties) and the log-rank test per gene (median split),
-              from the store; lifelines' ``CoxPHFitter`` and ``logrank_test`` gene by gene on
+``survival``  a Cox model per gene (Efron ties), its test of proportional hazards (cox.zph)
+              and the log-rank test per gene (median split), from the store (cox.zph without
+              an anchor); lifelines' ``CoxPHFitter`` and ``logrank_test`` gene by gene on
               ``--scipy-genes`` genes, **extrapolated** to all. The outcome is the store's
               ``time`` and ``event`` (as ``simulate(survival_genes=...)`` writes them) or,
               without them, exponential times with a third censored drawn from a fixed seed.
@@ -167,6 +168,7 @@ _CASES = [
     Case("ae", "torch_loop", "anchor", "memory", "torch"),
     Case("survival", "cohortex_zarr", "cohortex", "zarr"),
     Case("survival", "logrank_zarr", "cohortex", "zarr"),
+    Case("survival", "zph_zarr", "cohortex", "zarr"),
     Case("survival", "lifelines", "anchor", "memory", "lifelines", False, "cohortex_zarr"),
     Case("survival", "lifelines_logrank", "anchor", "memory", "lifelines", False, "logrank_zarr"),
     Case("predict", "cohortex_zarr", "cohortex", "zarr"),
@@ -620,6 +622,8 @@ def _survival_case(case: Case, store: str, x: Any, device: str, anchor_genes: in
         survival.cox(store, time_, event, device=device)
     elif case.name == "logrank_zarr":
         survival.logrank(store, time_, event, device=device)
+    elif case.name == "zph_zarr":  # cox.zph: each gene's Cox fit, then its test
+        survival.cox_zph(store, time_, event, device=device)
     elif case.name == "lifelines_logrank":
         from lifelines.statistics import logrank_test
 
