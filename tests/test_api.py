@@ -114,7 +114,9 @@ PUBLIC = {
     "cohortex.genesets": {
         "GeneSets",
         "camera",
+        "camera_pr",
         "fry",
+        "gene_set_test",
         "gsea",
         "ora",
         "ora_de",

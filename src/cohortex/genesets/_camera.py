@@ -22,7 +22,7 @@ from ._collection import GeneSets
 from ._design import contrast_last
 from ._fry import FRY_EFFECTS, GeneEffects
 
-__all__ = ["camera", "zscore_t_hill"]
+__all__ = ["camera", "camera_pr", "rank_sum_tests", "zscore_t_hill"]
 
 
 @shared_docs
@@ -158,7 +158,6 @@ def camera(
     moderated = coefficient / unscaled / np.sqrt(prior.s2_post)
     df_total = min(df + float(np.max(prior.df_prior)), n_genes * df)
     statistic = moderated if use_ranks else zscore_t_hill(moderated, df_total)
-    mean_all, var_all = float(statistic.mean()), float(statistic.var(ddof=1))
     sets = gene_sets.restrict(genes, min_size=1)
     if not len(sets):
         raise CohortexError("No gene set has a gene of the cohort (translate the names?).")
@@ -180,16 +179,11 @@ def camera(
         df_camera = np.inf if use_ranks else n_genes - 2.0
     if use_ranks:
         used = correlation if allow_neg_cor else np.maximum(correlation, 0.0)
-        down, up = _rank_sum_tests(statistic, members, used, df_camera)
+        down, up = rank_sum_tests(statistic, members, used, df_camera)
     else:
         if not allow_neg_cor:
             vif = np.maximum(vif, 1.0)
-        rest = n_genes - sizes
-        mean_set = np.array([statistic[m].mean() for m in members])
-        delta = n_genes / rest * (mean_set - mean_all)
-        pooled = ((n_genes - 1) * var_all - delta**2 * sizes * rest / n_genes) / (n_genes - 2)
-        t = delta / np.sqrt(pooled * (vif / sizes + 1.0 / rest))
-        down, up = stats.t.cdf(t, df_camera), stats.t.sf(t, df_camera)
+        down, up = _t_tests(statistic, members, vif, df_camera)
     # the rank test's continuity corrections can put both tails above one half: R reports
     # 2·min above 1 then; a p-value is at most 1
     pvalue = np.minimum(2.0 * np.minimum(down, up), 1.0)
@@ -215,7 +209,116 @@ def camera(
     )
 
 
-def _rank_sum_tests(
+@shared_docs
+def camera_pr(
+    statistics: Any,
+    gene_sets: GeneSets,
+    *,
+    by: str = "statistic",
+    inter_gene_cor: float | Any = 0.01,
+    use_ranks: bool = False,
+    fdr: str = "bh",
+) -> xr.Dataset:
+    """limma's ``cameraPR``: camera's competitive test on a statistic per gene given.
+
+    Each set's statistics against the other genes' by a two-sample t-test whose variance is
+    inflated by ``1 + (m − 1) ρ`` for a set of m genes (or, with ``use_ranks``, a rank-sum
+    test allowing for ρ): for a ranking made elsewhere (another tool's statistic, a
+    published signature's scores) where camera's residuals are not at hand.
+
+    Parameters
+    ----------
+    statistics : pandas.Series, xarray.DataArray or xarray.Dataset
+        A statistic per gene (indexed by gene id; e.g. a moderated t), or a DE result of one
+        contrast whose ``by`` variable is taken. NaN values are left out.
+    gene_sets : GeneSets
+    by : str, default "statistic"
+    inter_gene_cor : float or array of shape (n_sets,), default 0.01
+        ρ, one for every set (limma's default) or one per set of ``gene_sets`` (then reported);
+        in (−1, 1).
+    use_ranks : bool, default False
+    {fdr}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene_set`` (the sets with a ranked gene, in their order): ``n_genes``,
+        ``direction``, ``pvalue`` (two-sided), ``padj``; ``correlation`` with one per set.
+        A negative ρ that makes a large set's variance factor negative leaves its p NaN, as
+        in limma.
+    """
+    from ._gsea import ranking_of
+
+    ranking = ranking_of(statistics, by, "camera_pr()")
+    if fdr not in _fdr.METHODS:
+        raise CohortexError(
+            f"The 'fdr' parameter of camera_pr() must be one of "
+            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
+        )
+    n_genes = ranking.size
+    if n_genes < 3:
+        raise CohortexError("camera_pr() needs at least 3 genes.")
+    per_set = np.ndim(inter_gene_cor) > 0
+    given = np.atleast_1d(np.asarray(inter_gene_cor, dtype=np.float64))
+    if per_set and given.shape != (len(gene_sets),):
+        raise CohortexError(
+            f"camera_pr() takes one inter-gene correlation or one per set ({len(gene_sets)}); "
+            f"got {given.size}."
+        )
+    if not np.all(np.abs(given) < 1):
+        raise CohortexError("camera_pr()'s 'inter_gene_cor' must lie in (−1, 1).")
+    genes = list(ranking.index)
+    sets = gene_sets.restrict(genes, min_size=1)
+    if not len(sets):
+        raise CohortexError("No gene set has a ranked gene (translate the names?).")
+    order = {name: i for i, name in enumerate(gene_sets.names)}
+    correlation = given[[order[n] for n in sets.names]] if per_set else np.full(len(sets), given[0])
+    index = {g: i for i, g in enumerate(genes)}
+    members = [np.fromiter((index[g] for g in m), dtype=np.int64) for m in sets.members]
+    sizes = np.array([m.size for m in members])
+    statistic = ranking.to_numpy()
+    if use_ranks:
+        down, up = rank_sum_tests(statistic, members, correlation, np.inf)
+    else:
+        down, up = _t_tests(statistic, members, 1.0 + (sizes - 1) * correlation, n_genes - 2.0)
+    pvalue = np.minimum(2.0 * np.minimum(down, up), 1.0)
+    variables: dict[str, Any] = {
+        "n_genes": ("gene_set", sizes),
+        "direction": ("gene_set", np.where(down < up, "Down", "Up").astype(object)),
+        "pvalue": ("gene_set", pvalue),
+        "padj": ("gene_set", np.asarray(_fdr.adjust(pvalue, fdr))),
+    }
+    if per_set:
+        variables["correlation"] = ("gene_set", correlation)
+    return xr.Dataset(
+        variables,
+        coords={"gene_set": np.asarray(sets.names, dtype=object)},
+        attrs={
+            "test": "camera_pr",
+            "inter_gene_cor": "per set" if per_set else float(given[0]),
+            "use_ranks": int(use_ranks),
+        },
+    )
+
+
+def _t_tests(
+    statistic: np.ndarray, members: list[np.ndarray], vif: np.ndarray, df: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """camera's two-sample t of every set against the other genes, its variance inflated by
+    ``vif``: the p-values that the set's statistics are lower ("Down") and higher ("Up")."""
+    n_genes = statistic.size
+    mean_all, var_all = float(statistic.mean()), float(statistic.var(ddof=1))
+    sizes = np.array([m.size for m in members])
+    rest = n_genes - sizes
+    mean_set = np.array([statistic[m].mean() for m in members])
+    delta = n_genes / rest * (mean_set - mean_all)
+    pooled = ((n_genes - 1) * var_all - delta**2 * sizes * rest / n_genes) / (n_genes - 2)
+    with np.errstate(invalid="ignore"):  # a negative factor (ρ < 0, a large set): NaN, as R
+        t = delta / np.sqrt(pooled * (vif / sizes + 1.0 / rest))
+    return stats.t.cdf(t, df), stats.t.sf(t, df)
+
+
+def rank_sum_tests(
     statistic: np.ndarray, members: list[np.ndarray], correlation: np.ndarray, df: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """limma's ``rankSumTestWithCorrelation`` of every set: the p-values that the set's

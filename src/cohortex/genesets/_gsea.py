@@ -17,7 +17,7 @@ from .._backend import namespace, resolve_device, to_device, to_host
 from .._errors import CohortexError, CohortexWarning
 from ._collection import GeneSets
 
-__all__ = ["enrichment_scores", "gsea"]
+__all__ = ["enrichment_scores", "gsea", "ranking_of"]
 
 
 def gsea(
@@ -110,7 +110,7 @@ def gsea(
         )
     sample_size += 1 - sample_size % 2  # odd, so that one chain is the median
     on = resolve_device(device)
-    statistic = _ranking(ranking, by)
+    statistic = ranking_of(ranking, by, "gsea()")
     order = np.argsort(-statistic.to_numpy(), kind="stable")
     genes = statistic.index.to_numpy()[order]
     values = np.abs(statistic.to_numpy()[order]) ** weight
@@ -367,7 +367,9 @@ def enrichment_scores(hits: np.ndarray, values: np.ndarray, *, return_peak: bool
     return es, peak
 
 
-def _ranking(ranking: Any, by: str) -> pd.Series:
+def ranking_of(ranking: Any, by: str, caller: str) -> pd.Series:
+    """A statistic per gene (a Series indexed by gene id, NaN left out) from a Series, a
+    DataArray on ``gene`` or a DE result of one contrast (its variable ``by``)."""
     if isinstance(ranking, xr.Dataset):
         if by not in ranking:
             raise CohortexError(f"The result has no {by!r} to rank the genes by.")
@@ -389,11 +391,11 @@ def _ranking(ranking: Any, by: str) -> pd.Series:
             index=[str(g) for g in ranking["gene"].values],
         )
     if not isinstance(ranking, pd.Series):
-        raise CohortexError("gsea() ranks a pandas Series, a DataArray or a DE result.")
+        raise CohortexError(f"{caller} ranks a pandas Series, a DataArray or a DE result.")
     ranking = ranking.astype(np.float64).dropna()
     ranking.index = ranking.index.astype(str)
     if ranking.index.has_duplicates:
         raise CohortexError("The ranking names a gene twice.")
     if ranking.size < 2:
-        raise CohortexError("gsea() needs at least two ranked genes.")
+        raise CohortexError(f"{caller} needs at least two ranked genes.")
     return ranking
