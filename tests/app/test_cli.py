@@ -1075,6 +1075,18 @@ def test_enrich_command(tmp_path, capsys):
     assert float(simple["pvalue"].sel(gene_set="planted")) >= 1 / 1001
     assert main([*arguments, "--method", "ora", "--min-size", "5"]) == 0
     assert "ora of 7 gene sets" in capsys.readouterr().out
+    # cameraPR and geneSetTest of the stored result's statistic
+    assert main([*arguments, "--method", "camera_pr", "--ranks"]) == 0
+    saved = read_result(store, "enrich_camera_pr_de_welch_condition")
+    stored = read_result(store, "de_welch_condition")
+    direct = genesets.camera_pr(stored, sets, use_ranks=True)
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-6
+    assert main([*arguments, "--method", "gene_set_test", "--by", "log2fc"]) == 0
+    saved = read_result(store, "enrich_gene_set_test_de_welch_condition")
+    assert float(saved["pvalue"].sel(gene_set="planted")) < 1e-6
+    assert main([*arguments, "--method", "camera_pr", "--inter-gene-cor", "estimate"]) == 2
+    assert "a number" in capsys.readouterr().err
     assert main([*arguments, "--method", "camera"]) == 2
     assert "needs --design" in capsys.readouterr().err
     assert main([*arguments, "--method", "camera", "--design", "~ condition"]) == 0

@@ -482,9 +482,10 @@ def _parser() -> argparse.ArgumentParser:
     enrich.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
     enrich.add_argument(
         "--method",
-        choices=("gsea", "ora", "camera", "fry", "roast", "romer"),
+        choices=("gsea", "ora", "camera_pr", "gene_set_test", "camera", "fry", "roast", "romer"),
         default="gsea",
-        help="preranked GSEA, over-representation of the up and down genes, limma's camera "
+        help="preranked GSEA, over-representation of the up and down genes, limma's cameraPR or "
+        "geneSetTest of a stored result's statistic; limma's camera of the cohort's own fit "
         "(competitive: the set against the other genes), fry (self-contained: is the set "
         "changed at all), roast (fry's question by random rotations, as limma's mroast) or "
         "romer (the set's genes' ranks among all genes, by rotations: GSEA-like)",
@@ -492,7 +493,11 @@ def _parser() -> argparse.ArgumentParser:
     enrich.add_argument(
         "--result", default=None, help="the stored DE result (gsea, ora; default: the only one)"
     )
-    enrich.add_argument("--by", default="statistic", help="gsea: the variable that ranks genes")
+    enrich.add_argument(
+        "--by",
+        default="statistic",
+        help="gsea, camera_pr, gene_set_test: the result's variable that ranks the genes",
+    )
     enrich.add_argument("--contrast", default=None, help="the contrast, when there are several")
     enrich.add_argument(
         "--design", default=None, help="camera, fry, roast, romer: the model formula"
@@ -1520,8 +1525,8 @@ def _enrich(args: argparse.Namespace) -> None:
         raise CohortexError(
             "--voom goes with --method camera, fry, roast or romer (gsea and ora read a DE result)."
         )
-    if (args.ranks or args.inter_gene_cor != "0.01") and args.method != "camera":
-        raise CohortexError("--inter-gene-cor and --ranks go with --method camera.")
+    if (args.ranks or args.inter_gene_cor != "0.01") and args.method not in ("camera", "camera_pr"):
+        raise CohortexError("--inter-gene-cor and --ranks go with --method camera or camera_pr.")
     if fitted:
         if args.design is None:
             raise CohortexError(f"--method {args.method} needs --design (the model formula).")
@@ -1583,6 +1588,18 @@ def _enrich(args: argparse.Namespace) -> None:
                 seed=args.seed,
                 **sizes,
             )
+        elif args.method == "camera_pr":
+            rho = _inter_gene_cor(args.inter_gene_cor)
+            if rho is None:
+                raise CohortexError(
+                    "camera_pr tests a given statistic: its inter-gene correlation is a number "
+                    "(there are no residuals to estimate it from)."
+                )
+            result = genesets.camera_pr(
+                de_result, sets, by=args.by, inter_gene_cor=rho, use_ranks=args.ranks
+            )
+        elif args.method == "gene_set_test":
+            result = genesets.gene_set_test(de_result, sets, by=args.by)
         else:
             result = genesets.ora_de(de_result, sets, **sizes)
         source = name
