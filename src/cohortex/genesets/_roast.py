@@ -11,6 +11,7 @@ from scipy import stats
 from .. import fdr as _fdr
 from .._cohort import CohortLike, shared_docs
 from .._errors import CohortexError
+from .._progress import DASK_DELAY, progress_bar
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
 from ._fry import SetFit
@@ -161,6 +162,7 @@ def roast(
     n_sets = len(fitted.positions)
     pvalues = np.empty((n_sets, 4))  # down, up, up or down, mixed
     active = np.empty((n_sets, 2))  # down, up
+    bar = progress_bar(n_sets, "roast", unit="set", delay=DASK_DELAY)
     for i, columns in enumerate(fitted.positions):
         genes = genes_in_sets[columns]
         set_test = _SetRotations(
@@ -174,6 +176,8 @@ def roast(
             None if weighted is None else weighted[columns],
         )
         pvalues[i], active[i] = set_test.pvalues(n_rotations, rng)
+        bar.update(1)
+    bar.close()
 
     two_sided, mixed = pvalues[:, 2], pvalues[:, 3]
     shift = 0.5 / (n_rotations + 1) if midp else 0.0

@@ -13,6 +13,7 @@ from scipy import special, stats
 from .. import fdr as _fdr
 from .._cohort import CohortLike, shared_docs
 from .._errors import CohortexError
+from .._progress import DASK_DELAY, progress_bar
 from ..stats._ebayes import squeeze_var, tmixture
 from ..stats._householder import householder_effects
 from ._collection import GeneSets
@@ -162,6 +163,7 @@ def romer(
     observed = ranks.of(moderated[None, :])[:, :, 0]  # (n_sets, 3)
     count = np.zeros((len(fitted.positions), 3), dtype=np.int64)
     per_chunk = max(1, _RANKED_VALUES // n_genes)
+    bar = progress_bar(n_rotations, "romer", unit="rotation", delay=DASK_DELAY)
     for start in range(0, n_rotations, per_chunk):
         rotations = min(per_chunk, n_rotations - start)
         normals = rng.standard_normal((rotations, df + 1))  # limma: rnorm(d + 1) a rotation
@@ -176,6 +178,8 @@ def romer(
             sd_rotated = np.sqrt(float(prior.s2_prior))
         found = ranks.of(sign * rotated / sd_rotated)
         count += ranks.as_extreme(found, observed)
+        bar.update(rotations)
+    bar.close()
 
     p = (count + 1) / (n_rotations + 1)
     sizes = np.array([c.size for c in fitted.positions])
