@@ -1384,40 +1384,19 @@ def _survival(args: argparse.Namespace) -> None:
             args.store, args.time, args.event, gene=args.km, quantile=args.quantile
         )
     start = time.perf_counter()
+    shared = {"strata": args.strata, "fdr": args.fdr, "device": args.device}
+    model = {"covariates": args.covariates, "ties": args.ties, **shared}
     if args.test == "cox":
-        result = survival.cox(
-            args.store,
-            args.time,
-            args.event,
-            covariates=args.covariates,
-            strata=args.strata,
-            ties=args.ties,
-            fdr=args.fdr,
-            device=args.device,
-        )
+        result = survival.cox(args.store, args.time, args.event, **model)
         what = "Cox models"
     elif args.test == "zph":
         result = survival.cox_zph(
-            args.store,
-            args.time,
-            args.event,
-            covariates=args.covariates,
-            strata=args.strata,
-            ties=args.ties,
-            transform=args.transform,
-            fdr=args.fdr,
-            device=args.device,
+            args.store, args.time, args.event, transform=args.transform, **model
         )
         what = "tests of proportional hazards"
     else:
         result = survival.logrank(
-            args.store,
-            args.time,
-            args.event,
-            quantile=args.quantile,
-            strata=args.strata,
-            fdr=args.fdr,
-            device=args.device,
+            args.store, args.time, args.event, quantile=args.quantile, **shared
         )
         what = "log-rank tests"
     elapsed = time.perf_counter() - start

@@ -15,6 +15,7 @@ from .._progress import DASK_DELAY, progress_bar
 from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
 from ._fry import SetFit
+from ._rotations import rotation_numbers
 
 __all__ = ["FULL_ROTATIONS_UP_TO", "SET_STATISTICS", "roast"]
 
@@ -135,15 +136,7 @@ def roast(
             f"The 'fdr' parameter of roast() must be one of "
             f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
         )
-    if isinstance(n_rotations, bool) or not isinstance(n_rotations, int | np.integer):
-        raise CohortexError(f"'n_rotations' must be a whole number; got {n_rotations!r}.")
-    if n_rotations < 1:
-        raise CohortexError(f"roast() needs at least one rotation; got {n_rotations}.")
-    rng: Any = (
-        random_state
-        if hasattr(random_state, "standard_normal")
-        else np.random.default_rng(random_state)
-    )
+    rng = rotation_numbers(n_rotations, random_state, "roast()")
     fitted = SetFit(
         cohort, design, gene_sets, contrast, weights, block, correlation, device, "roast"
     )

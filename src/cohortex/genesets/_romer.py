@@ -18,6 +18,7 @@ from ..stats._ebayes import squeeze_var, tmixture
 from ..stats._householder import householder_effects
 from ._collection import GeneSets
 from ._fry import FRY_EFFECTS, SetFit
+from ._rotations import rotation_numbers
 
 __all__ = ["ROMER_STATISTICS", "prop_true_null", "romer"]
 
@@ -117,20 +118,12 @@ def romer(
             f"The 'fdr' parameter of romer() must be one of "
             f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
         )
-    if isinstance(n_rotations, bool) or not isinstance(n_rotations, int | np.integer):
-        raise CohortexError(f"'n_rotations' must be a whole number; got {n_rotations!r}.")
-    if n_rotations < 1:
-        raise CohortexError(f"romer() needs at least one rotation; got {n_rotations}.")
     if weights is not None and np.ndim(weights) > 1:
         raise CohortexError(
             "romer() takes weights per sample only (limma's array.weights): it ranks every "
             "gene's rotated t; for weights per observation use roast() or fry()."
         )
-    rng: Any = (
-        random_state
-        if hasattr(random_state, "standard_normal")
-        else np.random.default_rng(random_state)
-    )
+    rng = rotation_numbers(n_rotations, random_state, "romer()")
     fitted = SetFit(
         cohort, design, gene_sets, contrast, weights, block, correlation, device, "romer"
     )
