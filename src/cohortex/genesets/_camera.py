@@ -21,6 +21,7 @@ from ..stats._ebayes import squeeze_var
 from ._collection import GeneSets
 from ._design import contrast_last
 from ._fry import FRY_EFFECTS, GeneEffects
+from ._gsea import ranking_of
 
 __all__ = ["camera", "camera_pr", "rank_sum_tests", "zscore_t_hill"]
 
@@ -247,8 +248,6 @@ def camera_pr(
         A negative ρ that makes a large set's variance factor negative leaves its p NaN, as
         in limma.
     """
-    from ._gsea import ranking_of
-
     ranking = ranking_of(statistics, by, "camera_pr()")
     if fdr not in _fdr.METHODS:
         raise CohortexError(

@@ -307,12 +307,11 @@ class _SetRotations:
             length = np.sqrt(np.sum(normals * normals, axis=1) + rng.chisquare(d - m, rotations))
             t = self.basis @ (normals / length[:, None]).T
         s2 = (self.squares[:, None] - t * t) / self.df
-        s2 = np.where(
-            self.finite[:, None],
-            (self.df_prior[:, None] * self.var_prior[:, None] + self.df * s2)
-            / (self.df_prior + self.df)[:, None],
-            self.var_prior[:, None],
-        )
+        with np.errstate(invalid="ignore"):  # an infinite prior df: the prior, chosen below
+            moderated = (self.df_prior[:, None] * self.var_prior[:, None] + self.df * s2) / (
+                self.df_prior + self.df
+            )[:, None]
+        s2 = np.where(self.finite[:, None], moderated, self.var_prior[:, None])
         return zscore_t_bailey(t / np.sqrt(s2), self.df_total[:, None])
 
     def _statistics(self, z: np.ndarray, observed: bool = False) -> np.ndarray:

@@ -144,7 +144,7 @@ def romer(
     stdev_unscaled = 1.0 / abs(float(np.asarray(np.linalg.qr(shared, mode="r"))[-1, -1]))
 
     effects = fitted.effects.of_genes(np.ones(n_genes, dtype=bool))  # (df + 1) × genes
-    effects[0] *= sign  # limma rotates the contrast's effect before its sign
+    effects[0] *= sign  # limma rotates the contrast's effect as qr.qty gives it, unsigned
     squares = np.sum(effects * effects, axis=0)
     s2 = (squares - effects[0] ** 2) / df
     prior = squeeze_var(s2, float(df))
@@ -232,7 +232,8 @@ def _shrinkage(moderated: np.ndarray, stdev_unscaled: float, df: int, prior: Any
         kernel = (1.0 + df_total) / 2.0 * np.log((t2 + df_total) / (t2 / r + df_total))
     with np.errstate(divide="ignore"):
         lods = np.log(proportion / (1.0 - proportion)) - np.log(r) / 2.0 + kernel
-    # expit, not exp(B) / (1 + exp(B)): limma's gives NaN for B > 709 (|t| of ~40 and more)
+    # expit, not exp(B) / (1 + exp(B)): limma's is NaN for B > 709 (|t| in the hundreds on
+    # hundreds of df)
     changed = special.expit(lods)
     return np.sqrt(var_unscaled / (var_unscaled + var_prior * changed))
 
