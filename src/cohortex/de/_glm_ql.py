@@ -363,7 +363,8 @@ def glm_lrt(
 
 
 def _check_treat(treat_lfc: float | None, treat_null: str, caller: str) -> None:
-    if treat_lfc is not None and not (np.isfinite(treat_lfc) and treat_lfc >= 0):
+    number = isinstance(treat_lfc, int | float | np.number) and not isinstance(treat_lfc, bool)
+    if treat_lfc is not None and not (number and np.isfinite(treat_lfc) and treat_lfc >= 0):
         raise CohortexError(f"{caller}'s 'treat_lfc' must be a number >= 0; got {treat_lfc!r}.")
     if treat_null not in TREAT_NULLS:
         raise CohortexError(
