@@ -39,6 +39,7 @@ from ..stats._locfit import locfit_constant
 from ..stats._negative_binomial import (
     adjusted_profile_likelihood,
     ave_log_cpm,
+    lgamma_plus_one,
     nb_glm_fit,
     prior_counts,
 )
@@ -860,6 +861,7 @@ def _profile_tile(
             if sub_design.shape[0] == sub_design.shape[1]:
                 continue
         counts = np.asfortranarray(y[present][:, members])
+        lgamma_counts = lgamma_plus_one(counts)  # the same at every dispersion of the grid
         start = None
         for i, phi in enumerate(grid_dispersions):
             dispersion = np.full(members.size, phi)
@@ -867,7 +869,7 @@ def _profile_tile(
                 counts, sub_design, offsets[present], dispersion, start, with_deviance=False
             )
             out[1 + i, selected[members]] = adjusted_profile_likelihood(
-                counts, fit.fitted, dispersion, sub_design
+                counts, fit.fitted, dispersion, sub_design, lgamma_counts
             )
             start = fit.coefficients
     return out

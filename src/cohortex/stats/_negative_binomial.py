@@ -26,6 +26,7 @@ __all__ = [
     "NegativeBinomialFit",
     "adjusted_profile_likelihood",
     "ave_log_cpm",
+    "lgamma_plus_one",
     "nb_deviance",
     "nb_glm_fit",
     "one_group",
@@ -195,19 +196,47 @@ def nb_deviance(counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray) 
 
 
 def adjusted_profile_likelihood(
-    counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, design: np.ndarray
+    counts: np.ndarray,
+    fitted: np.ndarray,
+    dispersion: np.ndarray,
+    design: np.ndarray,
+    lgamma_counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """edgeR's Cox-Reid adjusted profile log-likelihood (``compute_apl``) of every gene
-    (n_genes,) at its fitted means (samples × genes)."""
+    (n_genes,) at its fitted means (samples × genes).
+
+    ``lgamma_counts`` (:func:`lgamma_plus_one` of the counts) spares recomputing lgamma(y + 1)
+    when the same counts are evaluated at many dispersions (estimateDisp's grid)."""
+    counts = np.asfortranarray(counts, dtype=np.float64)
+    if lgamma_counts is None:
+        lgamma_counts = lgamma_plus_one(counts)
     out = np.empty(counts.shape[1])
     _apl(
-        np.asfortranarray(counts, dtype=np.float64),
+        counts,
         np.asfortranarray(fitted, dtype=np.float64),
         np.ascontiguousarray(np.broadcast_to(dispersion, counts.shape[1:]), dtype=np.float64),
         np.ascontiguousarray(design, dtype=np.float64),
+        np.asfortranarray(lgamma_counts, dtype=np.float64),
         out,
     )
     return out
+
+
+def lgamma_plus_one(counts: np.ndarray) -> np.ndarray:
+    """lgamma(y + 1) of every count (samples × genes, Fortran order), 0 for a zero."""
+    counts = np.asfortranarray(counts, dtype=np.float64)
+    out = np.zeros(counts.shape, order="F")
+    _lgamma_plus_one(counts, out)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _lgamma_plus_one(counts: np.ndarray, out: np.ndarray) -> None:
+    for g in range(counts.shape[1]):
+        for i in range(counts.shape[0]):
+            y = counts[i, g]
+            if y > 0:
+                out[i, g] = math.lgamma(y + 1.0)
 
 
 def prior_counts(lib_sizes: np.ndarray, prior_count: float) -> tuple[np.ndarray, np.ndarray]:
@@ -464,6 +493,7 @@ def _apl(
     fitted: np.ndarray,
     dispersion: np.ndarray,
     design: np.ndarray,
+    lgamma_counts: np.ndarray,
     out: np.ndarray,
 ) -> None:
     n, p = design.shape
@@ -480,14 +510,16 @@ def _apl(
             if mu == 0.0:
                 continue
             y = counts[i, g]
-            # edgeR's sum, term by term; lgamma(y + r) and lgamma(y + 1) are lgamma(r) and 0
-            # at y = 0 (most counts of a lowly expressed gene), lgamma(r) once a gene
-            lgamma_y1 = math.lgamma(y + 1.0) if y > 0 else 0.0
+            # edgeR's sum, term by term; lgamma(y + r), lgamma(y + 1) and y log μ are
+            # lgamma(r), 0 and 0 at y = 0 (most counts of a lowly expressed gene), lgamma(r)
+            # once a gene, lgamma(y + 1) once for all dispersions
+            lgamma_y1 = lgamma_counts[i, g]
+            y_log_mu = y * np.log(mu) if y > 0 else 0.0
             if phi > 0:
                 log_mur = np.log(mu + r)
                 lgamma_yr = math.lgamma(y + r) if y > 0 else lgamma_r
                 total += (
-                    y * np.log(mu)
+                    y_log_mu
                     - y * log_mur
                     + r * log_r
                     - r * log_mur
@@ -496,7 +528,7 @@ def _apl(
                     - lgamma_r
                 )
             else:
-                total += y * np.log(mu) - mu - lgamma_y1
+                total += y_log_mu - mu - lgamma_y1
             weights[i] = mu / (1.0 + phi * mu)
         if p == 1:
             adjustment = np.log(abs(weights.sum())) / 2.0
