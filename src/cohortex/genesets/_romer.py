@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -106,7 +109,7 @@ def romer(
     Notes
     -----
     Every rotation ranks every gene: ~0.1 µs a gene and rotation on 2 cores, so the default
-    9,999 rotations of 20,000 genes (2,000 samples) take ~23 s, limma's ~4 minutes.
+    9,999 rotations of 20,000 genes (2,000 samples) take ~20 s, limma's ~4 minutes.
     """
     if set_statistic not in ROMER_STATISTICS:
         raise CohortexError(
@@ -155,11 +158,9 @@ def romer(
     ranks = _SetRanks(fitted.positions, fitted.in_sets, set_statistic)
     observed = ranks.of(moderated[None, :])[:, :, 0]  # (n_sets, 3)
     count = np.zeros((len(fitted.positions), 3), dtype=np.int64)
-    per_chunk = max(1, _RANKED_VALUES // n_genes)
-    bar = progress_bar(n_rotations, "romer", unit="rotation", delay=DASK_DELAY)
-    for start in range(0, n_rotations, per_chunk):
-        rotations = min(per_chunk, n_rotations - start)
-        normals = rng.standard_normal((rotations, df + 1))  # limma: rnorm(d + 1) a rotation
+
+    def extreme(normals: np.ndarray) -> np.ndarray:
+        """How many of these rotations are as extreme as the observed sets: (n_sets, 3)."""
         normals /= np.sqrt(np.sum(normals * normals, axis=1))[:, None]
         rotated = normals @ effects
         s2_rotated = (squares[None, :] - rotated * rotated) / df
@@ -169,9 +170,26 @@ def romer(
             )
         else:
             sd_rotated = np.sqrt(float(prior.s2_prior))
-        found = ranks.of(sign * rotated / sd_rotated)
-        count += ranks.as_extreme(found, observed)
-        bar.update(rotations)
+        return ranks.as_extreme(ranks.of(sign * rotated / sd_rotated), observed)
+
+    per_chunk = max(1, _RANKED_VALUES // n_genes)
+    workers = os.cpu_count() or 1
+    bar = progress_bar(n_rotations, "romer", unit="rotation", delay=DASK_DELAY)
+    # the normals drawn in order (limma's stream), their chunks ranked side by side (NumPy's
+    # sorts leave the GIL), a few chunks ahead at most
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Any] = deque()
+        for start in range(0, n_rotations, per_chunk):
+            rotations = min(per_chunk, n_rotations - start)
+            normals = rng.standard_normal((rotations, df + 1))  # limma: rnorm(d + 1) each
+            pending.append((pool.submit(extreme, normals), rotations))
+            while len(pending) > 2 * workers or (pending and pending[0][0].done()):
+                future, done = pending.popleft()
+                count += future.result()
+                bar.update(done)
+        for future, done in pending:
+            count += future.result()
+            bar.update(done)
     bar.close()
 
     p = (count + 1) / (n_rotations + 1)
