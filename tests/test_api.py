@@ -45,6 +45,7 @@ PUBLIC = {
         "RANK_MEMORY_BUDGET",
         "TESTS",
         "array_weights",
+        "combat",
         "decide",
         "duplicate_correlation",
         "estimate_dispersion",

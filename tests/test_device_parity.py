@@ -327,6 +327,22 @@ def test_remove_batch_effect(gpu_xp, cohort):
         np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
 
 
+def test_combat(gpu_xp, tmp_path):
+    """ComBat from device chunks: the sums on the device, the priors on the host, the
+    corrected layer on the device."""
+    fixtures = Path(__file__).parent / "fixtures" / "limma"
+    values = pd.read_csv(fixtures / "combat_expression.csv", index_col=0).to_numpy().T
+    samples = pd.read_csv(fixtures / "combat_samples.csv", index_col=0).reset_index(drop=True)
+    path = tmp_path / "b.zarr"
+    create_cohort(path, values, samples=samples, chunks=(7, 90))
+    for options in ({"design": "~ group"}, {"ref_batch": "s2", "mean_only": True}):
+        cpu = de.combat(path, "site", device="cpu", **options)
+        on_device = de.combat(path, "site", device="gpu", **options)
+        corrected = on_device["expression"].data.compute()
+        assert namespace(corrected) is gpu_xp
+        np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
+
+
 @pytest.mark.parametrize("alternative", ["greater", "less"])
 @pytest.mark.parametrize("test", ["welch", "wilcoxon"])
 def test_de_test_one_sided(gpu_xp, cohort, test, alternative):

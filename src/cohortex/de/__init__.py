@@ -71,6 +71,7 @@ from .._normalize import normalize
 from ._array_weights import array_weights
 from ._batch import remove_batch_effect
 from ._block_model import duplicate_correlation
+from ._combat import combat
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._exact_test import exact_test
@@ -88,6 +89,7 @@ __all__ = [
     "RANK_MEMORY_BUDGET",
     "TESTS",
     "array_weights",
+    "combat",
     "decide",
     "duplicate_correlation",
     "estimate_dispersion",
