@@ -97,3 +97,14 @@ def test_combat_refuses_what_it_cannot_do():
     missing["expression"][3, 7] = np.nan
     with pytest.raises(CohortexError, match="missing values"):
         de.combat(missing, "batch")
+
+
+def test_combat_is_the_same_in_any_tiles(monkeypatch):
+    """Rows split over many tasks (a large cohort's case) give the single task's values."""
+    from cohortex.de import _combat
+
+    whole = de.combat(_cohort(), "site", design="~ group")["expression"].values
+    monkeypatch.setattr(_combat, "rows_per_task", lambda n_genes: 7)
+    tiled = de.combat(_cohort(chunks=(5, 70)), "site", design="~ group")
+    assert len(tiled["expression"].data.chunks[0]) > 1
+    np.testing.assert_allclose(tiled["expression"].values, whole, rtol=1e-12, atol=1e-12)

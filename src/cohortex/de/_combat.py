@@ -114,7 +114,7 @@ def combat(
     grand = beta[ref : ref + 1] if ref is not None else xp.asarray(sizes / n)[None, :] @ beta[:k]
     covariate_effects = beta[k:]  # (q, genes)
     rows = x.chunks[0]
-    code_blocks = da.from_array(codes, chunks=(rows,))
+    code_blocks = da.from_array(codes[:, None], chunks=(rows, 1))  # blocks of the rows
     covariate_blocks = da.from_array(covariates, chunks=(rows, -1))
     full_blocks = da.from_array(full, chunks=(rows, -1))
     meta = meta_from_array(x, dtype=np.float64)
@@ -285,7 +285,7 @@ def _adjusted(
     √δ*, back on the gene's scale; the reference batch and the untouched genes as they
     are."""
     xp = namespace(block)
-    rows = xp.asarray(np.asarray(codes))
+    rows = xp.asarray(np.asarray(codes)[:, 0])
     stand_mean = block.astype(xp.float64) - standard
     corrected = ((standard / sd) - shift[rows]) / scale[rows] * sd + stand_mean
     keep = untouched[None, :] | (rows == ref)[:, None]
