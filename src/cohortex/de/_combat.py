@@ -164,7 +164,6 @@ def combat(
     scale = np.ones((k, gamma_hat.shape[1]))
     shift[:, keep] = batch_rows @ gamma_star  # each batch's γ* (the reference's is 0)
     scale[:, keep] = np.sqrt(delta_star)
-    untouched = constant.copy()
     corrected = da.map_blocks(
         _adjusted,
         x,
@@ -173,7 +172,7 @@ def combat(
         xp.asarray(shift),
         xp.asarray(scale),
         xp.asarray(sd),
-        xp.asarray(untouched),
+        xp.asarray(constant),
         -1 if ref is None else ref,
         dtype=np.float64,
         meta=meta,
