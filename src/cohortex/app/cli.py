@@ -1488,12 +1488,7 @@ def _enrich(args: argparse.Namespace) -> None:
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     _check_plot(args.plot)
-    fitted = args.method in (
-        "camera",
-        "fry",
-        "roast",
-        "romer",
-    )  # the cohort's own fit, not a stored result
+    fitted = args.method in ("camera", "fry", "roast", "romer")  # the cohort's own fit
     if args.plot is not None and fitted:
         raise CohortexError(f"--plot draws gsea and ora results, not {args.method}'s.")
     sets = genesets.read_gmt(args.sets)
