@@ -965,6 +965,23 @@ def test_bench_genesets_suite(tmp_path):
     assert "skipped" in rows["limma_romer_r"] or rows["limma_romer_r"]["speedup"] > 0
 
 
+def test_bench_batch_suite(tmp_path):
+    """ComBat from the store and on the slice, sva beside it where R has it."""
+    import shutil
+
+    out = tmp_path / "bench"
+    argv = ["bench", "--samples", "90", "--genes", "60", "--only", "batch", "--r-samples", "45"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "bench.json").read_text())["rows"]}
+    assert rows["combat_zarr"]["seconds"] > 0 and rows["combat_zarr"]["iterations"] > 0
+    assert rows["combat_slice"]["samples"] == 45
+    sva = rows["sva_r"]
+    if shutil.which("Rscript") is None or "skipped" in sva:
+        assert "not installed" in sva.get("skipped", "not installed")
+    else:
+        assert sva["speedup"] == pytest.approx(sva["seconds"] / rows["combat_slice"]["seconds"])
+
+
 def test_bench_refuses_bad_options(tmp_path, capsys):
     assert main(["bench", "--only", "de,foo"]) == 2
     assert (

@@ -75,6 +75,9 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               "reml")`` + ``lmFit(weights=)`` + ``eBayes`` on those samples (timed inside R).
               limma's gene-by-gene update (``method="genebygene"``, R's default for small
               studies with missing values or weights) on the first 48 samples, beside R's.
+``batch``     sva's ComBat (``de.combat``, parametric) of three batches (every third sample),
+              the corrected values computed: from the store, and on the first
+              ``--r-samples`` samples in memory beside R's ``ComBat(y, batch)`` on them.
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -223,6 +226,9 @@ _CASES = [
     Case("weights", "limma_r", "anchor", "slice", "Rscript:limma", gpu=False),
     Case("weights", "genebygene_slice", "cohortex", "genebygene", gpu=False),
     Case("weights", "limma_genebygene_r", "anchor", "genebygene", "Rscript:limma", gpu=False),
+    Case("batch", "combat_zarr", "cohortex", "zarr"),
+    Case("batch", "combat_slice", "cohortex", "slice"),
+    Case("batch", "sva_r", "anchor", "slice", "Rscript:limma,edgeR,sva", False, "combat_slice"),
 ]
 SUITES = (
     "de",
@@ -237,6 +243,7 @@ SUITES = (
     "voom",
     "block",
     "weights",
+    "batch",
 )
 _GSEA_SETS, _GSEA_PERMUTATIONS = 10_000, 10_000
 _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
@@ -283,6 +290,9 @@ _GLM_QL_R = _timed_in_r(
 _GLM_TREAT_R = _timed_in_r(
     "d <- estimateDisp(calcNormFactors(DGEList(y)), design)\n"
     "res <- glmTreat(glmQLFit(d, design), lfc = log2(1.2))"
+)
+_COMBAT_R = _timed_in_r(  # the labels are the batches
+    "out <- ComBat(y, group)", setup="suppressPackageStartupMessages(library(sva))"
 )
 _EXACT_R = _timed_in_r("res <- exactTest(estimateDisp(calcNormFactors(DGEList(y, group = group))))")
 _QUALITY_R = _timed_in_r(
@@ -527,6 +537,8 @@ def _time_case(
         extra.update(_block_case(case, store, device, r_samples))
     elif case.suite == "weights":
         extra.update(_weights_case(case, store, device, r_samples))
+    elif case.suite == "batch":
+        extra.update(_batch_case(case, store, device, r_samples))
     elif case.suite == "survival":
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
@@ -851,6 +863,28 @@ def _block_case(case: Case, store: str, device: str, r_samples: int) -> dict:
     end = time.perf_counter()
     extra.update(timed_seconds=end - start, fit_seconds=end - fit_start, correlation=correlation)
     return extra
+
+
+def _batch_case(case: Case, store: str, device: str, r_samples: int) -> dict:
+    """ComBat of three batches (every third sample), its corrected values computed: cohortex
+    from the store or on a slice in memory, or R's sva on the slice."""
+    from .. import de
+    from ..store import open_cohort
+
+    data: Any = open_cohort(store)
+    extra: dict[str, Any] = {}
+    if case.source == "slice":
+        data = data.isel(sample=slice(0, r_samples)).load()
+        extra["samples"] = int(data.sizes["sample"])
+    batch = np.array(["s1", "s2", "s3"])[np.arange(data.sizes["sample"]) % 3]
+    if case.role == "anchor":
+        values = np.asarray(data["expression"].values, dtype=np.float64)
+        return {**extra, "timed_seconds": _seconds_in_r(_COMBAT_R, values, batch)}
+    start = time.perf_counter()
+    corrected = de.combat(data, batch, device=device)
+    extra["iterations"] = corrected.attrs["combat_iterations"]
+    corrected["expression"].data.sum().compute()  # the corrected values, as R returns them
+    return {**extra, "timed_seconds": time.perf_counter() - start}
 
 
 def _weights_case(case: Case, store: str, device: str, r_samples: int) -> dict:
