@@ -111,6 +111,24 @@ def test_export_normalized(tmp_path, capsys):
     assert main(["export", str(store), str(tmp_path / "x.tsv"), "--normalize", "tmm"]) == 2
 
 
+def test_export_corrected_by_combat(tmp_path, capsys):
+    """export --combat BATCH --keep FORMULA: sva's ComBat of the store, written as values."""
+    from cohortex import de, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 60, 30, batches=3, n_de=5, seed=2)
+    capsys.readouterr()
+    out = tmp_path / "corrected.tsv"
+    command = ["export", str(store), str(out), "--orientation", "samples-by-genes"]
+    assert main([*command, "--combat", "batch", "--keep", "~ condition"]) == 0
+    assert "(ComBat of batch)" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", index_col=0).to_numpy()
+    expected = de.combat(store, "batch", design="~ condition")["expression"].values
+    np.testing.assert_allclose(written, expected, rtol=1e-6)
+    assert main([*command, "--keep", "~ condition", "--overwrite"]) == 2
+    assert "--keep goes with --combat" in capsys.readouterr().err
+
+
 def test_warnings_are_lines_that_name_the_flag(tmp_path, capsys):
     src = tmp_path / "counts.tsv"
     src.write_text("gene\tA\tB\ng1\t10\t2000\ng2\t4\t5\n")

@@ -205,6 +205,19 @@ def _parser() -> argparse.ArgumentParser:
         help="write normalised values (log_cpm, rpkm and log_rpkm with TMM factors; rpkm, "
         "log_rpkm and tpm by the gene variable 'length', as a featureCounts import stores it)",
     )
+    exp.add_argument(
+        "--combat",
+        metavar="VARIABLE",
+        default=None,
+        help="write values corrected for the batches of this sample variable by ComBat (sva's, "
+        "parametric; after --normalize)",
+    )
+    exp.add_argument(
+        "--keep",
+        metavar="FORMULA",
+        default=None,
+        help="with --combat: effects ComBat keeps, e.g. '~ condition' (sva's mod)",
+    )
     exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     exp.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
@@ -999,13 +1012,22 @@ def _export(args: argparse.Namespace) -> None:
 
         factors = "tmm" if args.normalize in ("log_cpm", "rpkm", "log_rpkm") else None
         data = normalize(args.store, args.normalize, norm_factors=factors)
+    if args.keep is not None and args.combat is None:
+        raise CohortexError("--keep goes with --combat.")
+    if args.combat is not None:
+        from .. import de
+
+        data = de.combat(data, args.combat, design=args.keep)
     if name.endswith(".gct"):
         export_gct(data, args.dest, progress=args.progress)
     elif name.endswith((".tsv", ".txt", ".csv", ".tsv.gz", ".txt.gz", ".csv.gz")):
         export_table(data, args.dest, orientation=args.orientation, progress=args.progress)
     else:
         export_anndata(data, args.dest, overwrite=args.overwrite)
-    how = "" if args.normalize is None else f" ({args.normalize})"
+    steps = [args.normalize] if args.normalize is not None else []
+    if args.combat is not None:
+        steps.append(f"ComBat of {args.combat}")
+    how = f" ({', '.join(steps)})" if steps else ""
     print(f"exported {args.store}{how} → {args.dest}")
 
 
