@@ -44,7 +44,8 @@ def combat(
     Parameters
     ----------
     {cohort}
-        Complete values on a continuous scale (log-expression; for counts, normalise first).
+        Values on a continuous scale (log-expression; for counts, normalise first); missing
+        values are left out of each gene's fit and moments and stay missing, as in sva.
     batch : str or array of shape (n_samples,)
         A sample variable (or labels) of the batches; each batch's level order as R's
         ``factor`` (sorted labels).
@@ -67,8 +68,8 @@ def combat(
     Raises
     ------
     CohortexError
-        For missing values, a single batch, a ``ref_batch`` that is not a batch, and a design
-        confounded with the batches.
+        For a single batch, a ``ref_batch`` that is not a batch, and a design confounded with
+        the batches.
     """
     on = resolve_device(device)
     ds = as_cohort_dataset(cohort)
@@ -125,37 +126,49 @@ def combat(
         _centred, x, covariate_blocks, covariate_effects, grand, dtype=np.float64, meta=meta
     )  # y − stand.mean
     members = [np.flatnonzero(codes == j) for j in range(k)]  # each batch's samples
-    if ref is None:
-        pooled = (residuals * residuals).sum(axis=0) / n
-    else:
-        pooled = (residuals[members[ref]] ** 2).sum(axis=0) / sizes[ref]
-    # each batch's sums of y − stand.mean and of its squares: (k, genes)
-    sums = da.stack([standard[m].sum(axis=0) for m in members])
-    squares = da.stack([(standard[m] ** 2).sum(axis=0) for m in members])
-    within = _within_variance_zero(x, codes, sizes)
-    pooled, sums, squares, constant = dask.compute(pooled, sums, squares, within)
-    pooled, sums, squares = (
-        np.asarray(to_host(v), dtype=np.float64) for v in (pooled, sums, squares)
-    )
-    constant = np.asarray(to_host(constant), dtype=bool)
-    if not (np.all(np.isfinite(squares)) and np.all(np.isfinite(pooled))):
-        raise CohortexError("combat() needs complete values; the cohort has missing values.")
+    # missing values count as nothing in the sums (sva's Beta.NA and rowVars(na.rm = TRUE))
+    present = da.isfinite(x).astype(np.float64)
+    residuals = da.where(present > 0, residuals, 0.0)
+    standard_0 = da.where(present > 0, standard, 0.0)
+    pooled_rows = members[ref] if ref is not None else np.arange(n)
+    moments = {
+        "pooled_sum": residuals[pooled_rows].sum(axis=0),
+        "pooled_squares": (residuals[pooled_rows] ** 2).sum(axis=0),
+        "pooled_count": present[pooled_rows].sum(axis=0),
+        # each batch's counts, sums of y − stand.mean and of its squares: (k, genes)
+        "counts": da.stack([present[m].sum(axis=0) for m in members]),
+        "sums": da.stack([standard_0[m].sum(axis=0) for m in members]),
+        "squares": da.stack([(standard_0[m] ** 2).sum(axis=0) for m in members]),
+        "constant": _within_variance_zero(x, codes, sizes),
+    }
+    (found,) = dask.compute(moments)
+    host = {name: np.asarray(to_host(v), dtype=np.float64) for name, v in found.items()}
+    counts, sums, squares = host["counts"], host["sums"], host["squares"]
+    constant = host["constant"].astype(bool)
+    if bool(np.all(counts == sizes[:, None])):  # sva: the residuals' mean square
+        pooled = host["pooled_squares"] / host["pooled_count"]
+    else:  # sva with any missing value, for every gene: rowVars of the residuals
+        c = host["pooled_count"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pooled = (host["pooled_squares"] - host["pooled_sum"] ** 2 / c) / (c - 1.0)
     sd = np.sqrt(pooled)
     with np.errstate(divide="ignore", invalid="ignore"):
         s_sums, s_squares = sums / sd, squares / pooled  # of the standardised values
-    gamma_hat = np.linalg.solve(batch_rows.T @ (sizes[:, None] * batch_rows), batch_rows.T @ s_sums)
-    if mean_only:
-        delta_hat = np.ones_like(s_sums)
-    else:
-        means = s_sums / sizes[:, None]
-        delta_hat = (s_squares - sizes[:, None] * means * means) / (sizes[:, None] - 1.0)
+        # each gene's least squares of its standardised values on the batches' columns
+        normal = np.einsum("ka,kg,kb->gab", batch_rows, counts, batch_rows)
+        gamma_hat = np.linalg.solve(normal, (batch_rows.T @ s_sums).T[:, :, None])[:, :, 0].T
+        if mean_only:
+            delta_hat = np.ones_like(s_sums)
+        else:
+            means = s_sums / counts
+            delta_hat = (s_squares - counts * means * means) / (counts - 1.0)
     keep = ~constant
     gamma_star, delta_star, iterations = _empirical_bayes(
         gamma_hat[:, keep],
         delta_hat[:, keep],
         s_sums[:, keep],
         s_squares[:, keep],
-        sizes,
+        counts[:, keep],
         mean_only,
     )
     if ref is not None:
@@ -189,10 +202,11 @@ def _empirical_bayes(
     delta_hat: np.ndarray,
     s_sums: np.ndarray,
     s_squares: np.ndarray,
-    sizes: np.ndarray,
+    counts: np.ndarray,
     mean_only: bool,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """sva's parametric priors and ``it.sol`` for every batch (rows): γ*, δ*, iterations."""
+    """sva's parametric priors and ``it.sol`` for every batch (rows) and gene (its values in
+    the batch ``counts``): γ*, δ*, iterations."""
     gamma_bar = gamma_hat.mean(axis=1, keepdims=True)
     t2 = gamma_hat.var(axis=1, ddof=1, keepdims=True)
     if mean_only:  # sva's postmean(γ̂, γ̄, 1, 1, τ²)
@@ -201,7 +215,7 @@ def _empirical_bayes(
     s2 = delta_hat.var(axis=1, ddof=1, keepdims=True)
     a = (2.0 * s2 + m * m) / s2
     b = (m * s2 + m**3) / s2
-    n = sizes[:, None]
+    n = counts
     gamma_star = np.empty_like(gamma_hat)
     delta_star = np.empty_like(delta_hat)
     most = 0
