@@ -126,29 +126,35 @@ def combat(
         _centred, x, covariate_blocks, covariate_effects, grand, dtype=np.float64, meta=meta
     )  # y − stand.mean
     members = [np.flatnonzero(codes == j) for j in range(k)]  # each batch's samples
-    # missing values count as nothing in the sums (sva's Beta.NA and rowVars(na.rm = TRUE))
-    present = da.isfinite(x).astype(np.float64)
-    residuals = da.where(present > 0, residuals, 0.0)
-    standard_0 = da.where(present > 0, standard, 0.0)
     pooled_rows = members[ref] if ref is not None else np.arange(n)
+    # least_squares fits gene by gene only where values are missing: then they count as
+    # nothing in the sums (sva's Beta.NA and rowVars(na.rm = TRUE))
+    missing = fitted.coefficient_sd is not None
+    summed = standard
+    if missing:
+        present = da.isfinite(x).astype(np.float64)
+        residuals = da.where(present > 0, residuals, 0.0)
+        summed = da.where(present > 0, standard, 0.0)
     moments = {
         "pooled_sum": residuals[pooled_rows].sum(axis=0),
         "pooled_squares": (residuals[pooled_rows] ** 2).sum(axis=0),
-        "pooled_count": present[pooled_rows].sum(axis=0),
-        # each batch's counts, sums of y − stand.mean and of its squares: (k, genes)
-        "counts": da.stack([present[m].sum(axis=0) for m in members]),
-        "sums": da.stack([standard_0[m].sum(axis=0) for m in members]),
-        "squares": da.stack([(standard_0[m] ** 2).sum(axis=0) for m in members]),
+        # each batch's sums of y − stand.mean and of its squares: (k, genes)
+        "sums": da.stack([summed[m].sum(axis=0) for m in members]),
+        "squares": da.stack([(summed[m] ** 2).sum(axis=0) for m in members]),
         "constant": _within_variance_zero(x, codes, sizes),
     }
+    if missing:  # each batch's values of each gene, and those of the pooled variance's rows
+        moments["counts"] = da.stack([present[m].sum(axis=0) for m in members])
+        moments["pooled_count"] = present[pooled_rows].sum(axis=0)
     (found,) = dask.compute(moments)
     host = {name: np.asarray(to_host(v), dtype=np.float64) for name, v in found.items()}
-    counts, sums, squares = host["counts"], host["sums"], host["squares"]
+    sums, squares = host["sums"], host["squares"]
     constant = host["constant"].astype(bool)
-    if bool(np.all(counts == sizes[:, None])):  # sva: the residuals' mean square
-        pooled = host["pooled_squares"] / host["pooled_count"]
+    if not missing:  # sva: the residuals' mean square
+        counts = np.broadcast_to(sizes[:, None], sums.shape)
+        pooled = host["pooled_squares"] / pooled_rows.size
     else:  # sva with any missing value, for every gene: rowVars of the residuals
-        c = host["pooled_count"]
+        counts, c = host["counts"], host["pooled_count"]
         with np.errstate(divide="ignore", invalid="ignore"):
             pooled = (host["pooled_squares"] - host["pooled_sum"] ** 2 / c) / (c - 1.0)
     sd = np.sqrt(pooled)
