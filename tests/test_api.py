@@ -95,7 +95,7 @@ PUBLIC = {
     },
     "cohortex.embed": {"pca", "tsne"},
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
-    "cohortex.fdr": {"METHODS", "adjust", "pi0"},
+    "cohortex.fdr": {"METHODS", "adjust", "check_method", "pi0"},
     "cohortex.plot": {
         "barcode",
         "embedding",

@@ -120,3 +120,17 @@ def test_bad_input():
         with pytest.raises(CohortexError, match="'lambda_' parameter must be 'smoother', 'boot"):
             fdr.pi0(np.array([0.1]), lambda_=bad)
     np.testing.assert_array_equal(fdr.adjust(np.array([0.1, np.nan]), "none"), [0.1, np.nan])
+
+
+def test_every_function_names_its_bad_correction():
+    """One check for every function's ``fdr=``: the message names the function and the choices."""
+    from cohortex import CohortexError, genesets, survival
+
+    with pytest.raises(CohortexError, match=r"The 'fdr' parameter of fit\(\) must be one of 'bh'"):
+        fdr.check_method("fdr", "fit()")
+    ranking = pd.Series(np.linspace(-2.0, 2.0, 30), index=[f"g{i}" for i in range(30)])
+    sets = genesets.GeneSets.from_dict({"s": ["g1", "g2", "g3"]})
+    with pytest.raises(CohortexError, match=r"'fdr' parameter of camera_pr\(\)"):
+        genesets.camera_pr(ranking, sets, fdr="BH")
+    with pytest.raises(CohortexError, match=r"'fdr' parameter of cox_zph\(\)"):
+        survival.cox_zph(np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0], [1, 0, 1, 1], fdr="qvalue")

@@ -28,9 +28,19 @@ from ._errors import CohortexError
 from .stats._scan import running_max, running_min
 from .stats._spline import smooth_spline
 
-__all__ = ["METHODS", "adjust", "pi0"]
+__all__ = ["METHODS", "adjust", "check_method", "pi0"]
 
 METHODS = ("bh", "by", "bonferroni", "holm", "storey", "none")
+
+
+def check_method(method: Any, caller: str, parameter: str = "fdr") -> None:
+    """Raise :class:`~cohortex.CohortexError` unless ``method`` is one of :data:`METHODS`,
+    naming the ``parameter`` of ``caller`` (e.g. ``"fit()"``) that holds it."""
+    if method not in METHODS:
+        raise CohortexError(
+            f"The '{parameter}' parameter of {caller} must be one of "
+            f"{', '.join(map(repr, METHODS))}; got {method!r}."
+        )
 
 
 def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "smoother") -> Any:
@@ -50,11 +60,7 @@ def adjust(pvalues: Any, method: str = "bh", *, lambda_: float | str = "smoother
     array of the same shape, float64, on the same device
         Adjusted p-values, at most 1; NaN where the input is NaN.
     """
-    if method not in METHODS:
-        raise CohortexError(
-            f"The 'method' parameter of fdr.adjust() must be one of "
-            f"{', '.join(repr(m) for m in METHODS)}; got {method!r}."
-        )
+    check_method(method, "fdr.adjust()", "method")
     xp = namespace(pvalues)
     p = xp.asarray(pvalues, dtype=xp.float64)
     if p.ndim == 0:

@@ -190,11 +190,7 @@ def test(
             f"The 'nan_policy' parameter of test() must be 'propagate' or 'omit'; "
             f"got {nan_policy!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of test() must be one of "
-            f"{', '.join(repr(m) for m in _fdr.METHODS)}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "test()")
     if alternative not in ALTERNATIVES:
         raise CohortexError(
             f"The 'alternative' parameter of test() must be one of "

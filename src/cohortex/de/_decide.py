@@ -73,11 +73,7 @@ def decide(
             "coefficient or log2fc); ANOVA has none."
         )
     adjust = result.attrs.get("fdr", "bh") if adjust is None else adjust
-    if adjust not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'adjust' parameter of decide() must be one of {', '.join(_fdr.METHODS)}; got "
-            f"{adjust!r}."
-        )
+    _fdr.check_method(adjust, "decide()", "adjust")
     host = to_host_dataset(result[["pvalue", effect_name]])
     pvalue = host["pvalue"]
     effect = host[effect_name].values

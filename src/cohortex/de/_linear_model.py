@@ -211,10 +211,7 @@ def check_test_options(
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
     if treat_lfc is not None and not np.isfinite(treat_lfc):
         raise CohortexError(f"'treat_lfc' must be a finite number; got {treat_lfc!r}.")
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of fit() must be one of {', '.join(_fdr.METHODS)}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "fit()")
 
 
 def fit_result(

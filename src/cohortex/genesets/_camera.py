@@ -103,11 +103,7 @@ def camera(
         estimated correlation with weights per observation whose effects would exceed
         2²⁸ values (as :func:`fry`).
     """
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of camera() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "camera()")
     data = as_cohort_matrix(cohort)
     x_design, names, _ = design_matrix(design, data.dataset, data.matrix.shape[0])
     chosen = contrast if contrast is not None else names[-1]
@@ -249,11 +245,7 @@ def camera_pr(
         in limma.
     """
     ranking = ranking_of(statistics, by, "camera_pr()")
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of camera_pr() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "camera_pr()")
     n_genes = ranking.size
     if n_genes < 3:
         raise CohortexError("camera_pr() needs at least 3 genes.")

@@ -116,11 +116,7 @@ def fry(
             f"fry's 'standardize' must be one of {', '.join(map(repr, STANDARDIZE))}; got "
             f"{standardize!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of fry() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
-            f"got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "fry()")
     fitted = SetFit(cohort, design, gene_sets, contrast, weights, block, correlation, device, "fry")
     df, in_sets = fitted.df, fitted.in_sets
     contrast_effect, squares, largest, average = (

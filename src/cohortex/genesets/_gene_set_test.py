@@ -68,11 +68,7 @@ def gene_set_test(
             f"gene_set_test()'s 'alternative' must be one of "
             f"{', '.join(map(repr, ALTERNATIVES))}; got {alternative!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of gene_set_test() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "gene_set_test()")
     chosen = ALTERNATIVES[alternative]
     ranking = ranking_of(statistics, by, "gene_set_test()")
     values = ranking.to_numpy()

@@ -95,11 +95,7 @@ def gsea(
         For sets without a p-value, p-values clipped at ``eps`` and multilevel estimates whose
         error could not be bounded (their ``log2err`` is NaN).
     """
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of gsea() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
-            f"got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "gsea()")
     if permutations < 1 or weight < 0:
         raise CohortexError(
             f"gsea() needs permutations >= 1 and weight >= 0; got {permutations}, {weight}."

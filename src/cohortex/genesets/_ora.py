@@ -53,11 +53,7 @@ def ora(
         table), ``pvalue``, ``padj``, ``overlap_genes`` (comma-separated, in list order).
         Attrs ``list_size`` and ``universe_size``.
     """
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of ora() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
-            f"got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "ora()")
     universe_ids = list(dict.fromkeys(str(g) for g in universe))
     if not universe_ids:
         raise CohortexError("The universe of genes is empty.")

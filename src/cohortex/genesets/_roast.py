@@ -131,11 +131,7 @@ def roast(
             f"roast's 'set_statistic' must be one of {', '.join(map(repr, SET_STATISTICS))}; "
             f"got {set_statistic!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of roast() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "roast()")
     rng = rotation_numbers(n_rotations, random_state, "roast()")
     fitted = SetFit(
         cohort, design, gene_sets, contrast, weights, block, correlation, device, "roast"

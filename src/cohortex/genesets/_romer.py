@@ -116,11 +116,7 @@ def romer(
             f"romer's 'set_statistic' must be one of "
             f"{', '.join(map(repr, ROMER_STATISTICS))}; got {set_statistic!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of romer() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "romer()")
     if weights is not None and np.ndim(weights) > 1:
         raise CohortexError(
             "romer() takes weights per sample only (limma's array.weights): it ranks every "

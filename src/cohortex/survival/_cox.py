@@ -96,11 +96,7 @@ def cox(
         )
     if not 0 < confidence < 1:
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of cox() must be one of {', '.join(map(repr, _fdr.METHODS))}; "
-            f"got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "cox()")
     if not 0 < tolerance < 1:
         raise CohortexError(f"'tolerance' must be in (0, 1); got {tolerance!r}.")
     if max_iterations < 1:

@@ -82,11 +82,7 @@ def cox_zph(
             f"The 'transform' parameter of cox_zph() must be one of "
             f"{', '.join(map(repr, TRANSFORMS))}; got {transform!r}."
         )
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of cox_zph() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "cox_zph()")
     data = as_cohort_matrix(cohort)
     setup = CoxSetup(data, time, event, covariates, strata, ties == "efron", tolerance)
     if transform == "log" and np.any(setup.outcome.time <= 0):

@@ -60,11 +60,7 @@ def logrank(
     """
     if not 0 < quantile < 1:
         raise CohortexError(f"'quantile' must be in (0, 1); got {quantile!r}.")
-    if fdr not in _fdr.METHODS:
-        raise CohortexError(
-            f"The 'fdr' parameter of logrank() must be one of "
-            f"{', '.join(map(repr, _fdr.METHODS))}; got {fdr!r}."
-        )
+    _fdr.check_method(fdr, "logrank()")
     on = resolve_device(device)
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
