@@ -46,6 +46,7 @@ PUBLIC = {
         "TESTS",
         "array_weights",
         "combat",
+        "combat_seq",
         "decide",
         "duplicate_correlation",
         "estimate_dispersion",

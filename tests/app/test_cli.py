@@ -126,7 +126,31 @@ def test_export_corrected_by_combat(tmp_path, capsys):
     expected = de.combat(store, "batch", design="~ condition")["expression"].values
     np.testing.assert_allclose(written, expected, rtol=1e-6)
     assert main([*command, "--keep", "~ condition", "--overwrite"]) == 2
-    assert "--keep goes with --combat" in capsys.readouterr().err
+    assert "--keep goes with --combat or --combat-seq" in capsys.readouterr().err
+
+
+def test_export_corrected_by_combat_seq(tmp_path, capsys):
+    """export --combat-seq BATCH --keep FORMULA [--normalize]: sva's ComBat_seq of the store's
+    counts, written as counts or normalised after."""
+    from cohortex import de, normalize, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 40, 60, batches=2, n_de=5, distribution="negbinom", seed=2)
+    capsys.readouterr()
+    out = tmp_path / "corrected.tsv"
+    command = ["export", str(store), str(out), "--orientation", "samples-by-genes"]
+    assert main([*command, "--combat-seq", "batch", "--keep", "~ condition"]) == 0
+    assert "(ComBat-seq of batch)" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", index_col=0).to_numpy()
+    corrected = de.combat_seq(store, "batch", covariates="~ condition")
+    np.testing.assert_array_equal(written, corrected["expression"].values)
+    assert main([*command, "--combat-seq", "batch", "--normalize", "log_cpm", "--overwrite"]) == 0
+    assert "(ComBat-seq of batch, log_cpm)" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", index_col=0).to_numpy()
+    expected = normalize(de.combat_seq(store, "batch"), "log_cpm", norm_factors="tmm")
+    np.testing.assert_allclose(written, expected["expression"].values, rtol=1e-6)
+    assert main([*command, "--combat-seq", "batch", "--combat", "batch", "--overwrite"]) == 2
+    assert "choose one" in capsys.readouterr().err
 
 
 def test_warnings_are_lines_that_name_the_flag(tmp_path, capsys):

@@ -213,10 +213,18 @@ def _parser() -> argparse.ArgumentParser:
         "parametric; after --normalize)",
     )
     exp.add_argument(
+        "--combat-seq",
+        metavar="VARIABLE",
+        default=None,
+        help="write counts corrected for the batches of this sample variable by ComBat-seq "
+        "(sva's ComBat_seq; raw counts, before --normalize)",
+    )
+    exp.add_argument(
         "--keep",
         metavar="FORMULA",
         default=None,
-        help="with --combat: effects ComBat keeps, e.g. '~ condition' (sva's mod)",
+        help="with --combat or --combat-seq: effects to keep, e.g. '~ condition' (sva's mod, "
+        "ComBat_seq's group and covar_mod)",
     )
     exp.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     exp.add_argument(
@@ -1006,14 +1014,20 @@ def _export(args: argparse.Namespace) -> None:
     name = args.dest.name.lower()
     if args.dest.exists() and not args.overwrite:
         raise CohortexError(f"{str(args.dest)!r} already exists; pass --overwrite to replace it.")
+    if args.combat is not None and args.combat_seq is not None:
+        raise CohortexError("--combat and --combat-seq are two corrections; choose one.")
+    if args.keep is not None and args.combat is None and args.combat_seq is None:
+        raise CohortexError("--keep goes with --combat or --combat-seq.")
     data: Any = args.store
+    if args.combat_seq is not None:
+        from .. import de
+
+        data = de.combat_seq(data, args.combat_seq, covariates=args.keep)
     if args.normalize is not None:
         from .. import normalize
 
         factors = "tmm" if args.normalize in ("log_cpm", "rpkm", "log_rpkm") else None
-        data = normalize(args.store, args.normalize, norm_factors=factors)
-    if args.keep is not None and args.combat is None:
-        raise CohortexError("--keep goes with --combat.")
+        data = normalize(data, args.normalize, norm_factors=factors)
     if args.combat is not None:
         from .. import de
 
@@ -1024,7 +1038,9 @@ def _export(args: argparse.Namespace) -> None:
         export_table(data, args.dest, orientation=args.orientation, progress=args.progress)
     else:
         export_anndata(data, args.dest, overwrite=args.overwrite)
-    steps = [args.normalize] if args.normalize is not None else []
+    steps = [f"ComBat-seq of {args.combat_seq}"] if args.combat_seq is not None else []
+    if args.normalize is not None:
+        steps.append(args.normalize)
     if args.combat is not None:
         steps.append(f"ComBat of {args.combat}")
     how = f" ({', '.join(steps)})" if steps else ""

@@ -72,6 +72,7 @@ from ._array_weights import array_weights
 from ._batch import remove_batch_effect
 from ._block_model import duplicate_correlation
 from ._combat import combat
+from ._combat_seq import combat_seq
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
 from ._exact_test import exact_test
@@ -90,6 +91,7 @@ __all__ = [
     "TESTS",
     "array_weights",
     "combat",
+    "combat_seq",
     "decide",
     "duplicate_correlation",
     "estimate_dispersion",

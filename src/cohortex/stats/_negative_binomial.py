@@ -11,6 +11,10 @@ means, a Poisson expansion below a dispersion of 1e-4, a gamma one above μφ of
 expansion's ``2/3`` as C++ evaluates it (0). The Cox-Reid adjustment takes the diagonal of
 LAPACK's Bunch-Kaufman factor (``dsytf2``), as edgeR does.
 
+A dispersion may be given per gene or per count, an offset per sample or per count (sva's
+ComBat-seq fits each batch's samples with the batch's dispersion). R's ``pnbinom`` and
+``qnbinom`` for ComBat-seq's quantile matching sit here too.
+
 Host only (numba, each gene a loop over its samples); the counts are samples × genes.
 """
 
@@ -21,14 +25,17 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from scipy import special
 
 __all__ = [
     "NegativeBinomialFit",
     "adjusted_profile_likelihood",
     "ave_log_cpm",
     "lgamma_plus_one",
+    "nb_cdf",
     "nb_deviance",
     "nb_glm_fit",
+    "nb_quantile",
     "one_group",
     "one_way_groups",
     "prior_counts",
@@ -40,6 +47,7 @@ ONE_GROUP_ITERATIONS = 50
 ONE_GROUP_TOLERANCE = 1e-10
 _LOW = 1e-10  # edgeR's low_value: a count below it is zero
 _ONE_WAY_FLOOR = -1e8  # mglmOneWay: a group without counts
+_DISCRETE_FUZZ = 8 * np.finfo(np.float64).eps  # R's qnbinom: p · (1 − 8ε), left continuity
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,21 @@ def one_way_groups(design: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return codes, design[first]
 
 
+def _offset_columns(offsets: float | np.ndarray) -> np.ndarray:
+    """Offsets as samples × (1 or genes), Fortran order: one column for all genes or one a
+    gene."""
+    offsets = np.asarray(offsets, dtype=np.float64)
+    return np.asfortranarray(offsets[:, None] if offsets.ndim == 1 else offsets)
+
+
+def _dispersion_rows(dispersion: float | np.ndarray, n_genes: int) -> np.ndarray:
+    """Dispersions as (1 or samples) × genes, Fortran order: one a gene or one a count."""
+    dispersion = np.asarray(dispersion, dtype=np.float64)
+    if dispersion.ndim < 2:
+        return np.asfortranarray(np.broadcast_to(dispersion, (n_genes,))[None, :])
+    return np.asfortranarray(dispersion)
+
+
 def nb_glm_fit(
     counts: np.ndarray,
     design: np.ndarray,
@@ -90,9 +113,10 @@ def nb_glm_fit(
         Best in Fortran order (each gene's samples together), which the fit works in.
     design : ndarray of shape (n_samples, p)
         Of full rank.
-    offsets : ndarray of shape (n_samples,)
-        ``log`` of the effective library sizes.
-    dispersion : ndarray of shape (n_genes,)
+    offsets : ndarray of shape (n_samples,) or (n_samples, n_genes)
+        ``log`` of the effective library sizes, or an offset of each count.
+    dispersion : ndarray of shape (n_genes,) or (n_samples, n_genes)
+        Each gene's dispersion, or each count's.
     start : ndarray of shape (p, n_genes), optional
         Starting coefficients (edgeR's ``start``).
     with_deviance : bool, default True
@@ -106,9 +130,8 @@ def nb_glm_fit(
     """
     counts = np.asfortranarray(counts, dtype=np.float64)
     design = np.ascontiguousarray(design, dtype=np.float64)
-    offsets = np.ascontiguousarray(offsets, dtype=np.float64)
-    dispersion = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), counts.shape[1:])
-    dispersion = np.ascontiguousarray(dispersion)
+    offsets = _offset_columns(offsets)
+    dispersion = _dispersion_rows(dispersion, counts.shape[1])
     n, p = design.shape
     oneway = one_way_groups(design)
     if oneway is not None:
@@ -127,7 +150,7 @@ def nb_glm_fit(
                 ONE_GROUP_TOLERANCE,
             )
         beta = np.maximum(beta, _ONE_WAY_FLOOR)
-        fitted = np.exp(beta.T[:, codes] + offsets[None, :]).T  # Fortran order
+        fitted = np.asfortranarray(np.exp(beta[codes] + offsets))
         deviance = (
             nb_deviance(counts, fitted, dispersion)
             if with_deviance
@@ -177,8 +200,8 @@ def one_group(
     return _one_group_rows(
         counts,
         chosen,
-        np.ascontiguousarray(offsets, dtype=np.float64),
-        np.ascontiguousarray(np.broadcast_to(dispersion, counts.shape[1:]), dtype=np.float64),
+        _offset_columns(offsets),
+        _dispersion_rows(dispersion, counts.shape[1]),
         np.full(counts.shape[1], np.nan),
         ONE_GROUP_ITERATIONS,
         ONE_GROUP_TOLERANCE,
@@ -187,11 +210,11 @@ def one_group(
 
 def nb_deviance(counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
     """edgeR's ``nbinomDeviance`` of every gene (n_genes,), ``counts`` and ``fitted`` samples
-    × genes."""
+    × genes, ``dispersion`` one a gene (n_genes,) or one a count (samples × genes)."""
     counts = np.asfortranarray(counts, dtype=np.float64)
     fitted = np.asfortranarray(fitted, dtype=np.float64)
     out = np.empty(counts.shape[1])
-    _deviances(counts, fitted, np.ascontiguousarray(dispersion, dtype=np.float64), out)
+    _deviances(counts, fitted, _dispersion_rows(dispersion, counts.shape[1]), out)
     return out
 
 
@@ -258,12 +281,11 @@ def ave_log_cpm(
     with prior counts (n_genes,)."""
     counts = np.asarray(counts, dtype=np.float64)
     prior, offsets = prior_counts(lib_sizes, prior_count)
-    dispersion = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), counts.shape[1:])
     beta = _one_group_rows(
         np.asfortranarray(counts + prior[:, None]),
         np.arange(counts.shape[0]),
-        offsets,
-        np.ascontiguousarray(dispersion),
+        _offset_columns(offsets),
+        _dispersion_rows(dispersion, counts.shape[1]),
         np.full(counts.shape[1], np.nan),
         ONE_GROUP_ITERATIONS,
         ONE_GROUP_TOLERANCE,
@@ -275,9 +297,10 @@ def _null_start(
     counts: np.ndarray, design: np.ndarray, offsets: np.ndarray, dispersion: np.ndarray
 ) -> np.ndarray:
     """edgeR's ``start.method = "null"``: the least-squares coefficients of each row's
-    overall log rate, weighted by ``N / (1 + φN)`` (p × genes)."""
-    size = np.exp(offsets)[:, None]
-    weight = size / (1.0 + dispersion[None, :] * size)
+    overall log rate, weighted by ``N / (1 + φN)`` (p × genes); ``offsets`` and
+    ``dispersion`` as :func:`_offset_columns` and :func:`_dispersion_rows` give them."""
+    size = np.exp(offsets)
+    weight = size / (1.0 + dispersion * size)
     with np.errstate(divide="ignore"):  # a gene without counts: edgeR's fit stops at once
         rate = np.log((counts * weight / size).sum(axis=0) / weight.sum(axis=0))
     ones = np.linalg.lstsq(design, np.ones(design.shape[0]), rcond=None)[0]
@@ -303,10 +326,12 @@ def _unit_deviance(y: float, mu: float, phi: float) -> float:
 def _deviances(
     counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, out: np.ndarray
 ) -> None:
+    per_count = dispersion.shape[0] > 1
     for g in range(counts.shape[1]):
         total = 0.0
         for i in range(counts.shape[0]):
-            total += _unit_deviance(counts[i, g], fitted[i, g], dispersion[g])
+            phi = dispersion[i if per_count else 0, g]
+            total += _unit_deviance(counts[i, g], fitted[i, g], phi)
         out[g] = total
 
 
@@ -325,9 +350,14 @@ def _one_group_rows(
     n = members.shape[0]
     genes = counts.shape[1]
     out = np.empty(genes)
-    sizes = np.exp(offsets)  # exp(β) · size: one exp a step, not one a sample (1 ulp apart)
+    per_gene_offsets = offsets.shape[1] > 1
+    per_count = dispersion.shape[0] > 1
+    # exp(β) · size: one exp a step, not one a sample (1 ulp apart)
+    sizes = np.exp(offsets[:, 0])
     for g in range(genes):
-        phi = dispersion[g]
+        if per_gene_offsets:
+            for k in range(n):
+                sizes[members[k]] = np.exp(offsets[members[k], g])
         beta = start[g]
         nonzero = False
         if np.isnan(beta):
@@ -353,7 +383,7 @@ def _one_group_rows(
             for k in range(n):
                 j = members[k]
                 mu = rate * sizes[j]
-                denominator = 1.0 + mu * phi
+                denominator = 1.0 + mu * dispersion[j if per_count else 0, g]
                 score += (counts[j, g] - mu) / denominator
                 info += mu / denominator
             step = score / info
@@ -370,7 +400,7 @@ def _means_and_deviance(
     design: np.ndarray,
     offsets: np.ndarray,
     beta: np.ndarray,
-    phi: float,
+    phi: np.ndarray,
     mu: np.ndarray,
 ) -> float:
     n, p = design.shape
@@ -380,7 +410,7 @@ def _means_and_deviance(
         for k in range(p):
             eta += design[i, k] * beta[k]
         mu[i] = np.exp(eta)
-        total += _unit_deviance(y[i], mu[i], phi)
+        total += _unit_deviance(y[i], mu[i], phi[i])
     return total
 
 
@@ -402,23 +432,29 @@ def _levenberg(
     trial_mu = np.empty(n)
     info = np.empty((p, p))
     score = np.empty(p)
+    phi = np.empty(n)  # the gene's dispersion and offset of each sample
+    offset = np.empty(n)
+    per_count = dispersion.shape[0] > 1
+    per_gene_offsets = offsets.shape[1] > 1
     for g in range(counts.shape[1]):
         y = counts[:, g]
-        phi = dispersion[g]
+        for i in range(n):
+            phi[i] = dispersion[i if per_count else 0, g]
+            offset[i] = offsets[i, g if per_gene_offsets else 0]
         if y.max() < _LOW:  # edgeR: NA coefficients, fitted values 0
             out[:, g] = np.nan
             fitted[:, g] = 0.0
             deviances[g] = 0.0
             continue
         beta = start[:, g].copy()
-        deviance = _means_and_deviance(y, design, offsets, beta, phi, mu)
+        deviance = _means_and_deviance(y, design, offset, beta, phi, mu)
         largest_info = -1.0
         damping = 0.0
         for iteration in range(1, max_iterations + 1):
             info[:] = 0.0  # X'WX and the score, one pass over the samples
             score[:] = 0.0
             for i in range(n):
-                denominator = 1.0 + mu[i] * phi
+                denominator = 1.0 + mu[i] * phi[i]
                 weight = mu[i] / denominator
                 residual = (y[i] - mu[i]) / denominator
                 for a in range(p):
@@ -447,7 +483,7 @@ def _levenberg(
                     damping = damping * 10.0 if damping > 0 else 1e-100
                 step = np.linalg.solve(damped, score)
                 trial = beta + step
-                trial_deviance = _means_and_deviance(y, design, offsets, trial, phi, trial_mu)
+                trial_deviance = _means_and_deviance(y, design, offset, trial, phi, trial_mu)
                 low = trial_deviance / y.max() < 1e-13
                 if trial_deviance <= deviance or low:
                     beta = trial
@@ -620,3 +656,66 @@ def _bunch_kaufman_log_diagonal(a: np.ndarray) -> float:
         else:
             total += np.log(value)
     return total
+
+
+def nb_cdf(x: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """R's ``pnbinom(x, size = size, mu = mean)`` for whole ``x`` ≥ 0 (arrays of one shape):
+    the regularised incomplete beta function I_p(size, x + 1), p = size / (size + mean)
+    (SciPy's; within about 1e-15 of R's, 1e-13 at means of 10^4 and more)."""
+    size = np.asarray(size, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return special.betainc(size, np.asarray(x, dtype=np.float64) + 1.0, size / (size + mean))
+
+
+def nb_quantile(p: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """R's ``qnbinom(p, size = size, mu = mean)`` (all arrays of one shape, p in (0, 1)): the
+    smallest count whose lower-tail probability reaches ``p · (1 − 8ε)`` (R's fuzz for left
+    continuity), found from the Cornish-Fisher start by doubling steps and bisection."""
+    p = np.asarray(p, dtype=np.float64) * (1.0 - _DISCRETE_FUZZ)
+    size = np.asarray(size, dtype=np.float64)
+    prob = size / (size + np.asarray(mean, dtype=np.float64))
+
+    def cdf(x: np.ndarray, where: np.ndarray) -> np.ndarray:  # pnbinom(x) at ``where``
+        return special.betainc(size[where], x + 1.0, prob[where])
+
+    q = 1.0 / prob
+    tail = (1.0 - prob) * q
+    mu = size * tail
+    sigma = np.sqrt(size * tail * q)
+    z = special.ndtri(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        start = np.rint(mu + sigma * (z + (q + tail) / sigma * (z * z - 1.0) / 6.0))
+    start = np.where(np.isfinite(start), np.maximum(start, 0.0), 0.0)
+    reached = cdf(start, np.arange(p.size)) >= p
+    # a bracket (low, high]: the cdf below p at low (−1: nothing below 0), at or above at high
+    low = np.where(reached, start - 1.0, start)
+    high = np.where(reached, start, start + 1.0)
+    check_low = reached & (low >= 0)  # where the cdf at low is not known yet
+    check_high = ~reached  # where the cdf at high is not known yet
+    step = np.ones_like(start)
+    while check_low.any() or check_high.any():  # widen by doubling steps
+        if check_low.any():
+            where = np.flatnonzero(check_low)
+            too_high = where[cdf(low[where], where) >= p[where]]
+            check_low[where] = False
+            high[too_high] = low[too_high]
+            step[too_high] *= 2.0
+            low[too_high] = np.maximum(low[too_high] - step[too_high], -1.0)
+            check_low[too_high] = low[too_high] >= 0
+        if check_high.any():
+            where = np.flatnonzero(check_high)
+            too_low = where[cdf(high[where], where) < p[where]]
+            check_high[where] = False
+            low[too_low] = high[too_low]
+            step[too_low] *= 2.0
+            high[too_low] += step[too_low]
+            check_high[too_low] = True
+    while True:  # bisection: the smallest count with cdf ≥ p
+        wide = high - low > 1.0
+        if not wide.any():
+            return high
+        where = np.flatnonzero(wide)
+        middle = np.floor((low[where] + high[where]) / 2.0)
+        at_or_above = cdf(middle, where) >= p[where]
+        high[where[at_or_above]] = middle[at_or_above]
+        low[where[~at_or_above]] = middle[~at_or_above]
