@@ -335,7 +335,11 @@ def test_combat(gpu_xp, tmp_path):
     samples = pd.read_csv(fixtures / "combat_samples.csv", index_col=0).reset_index(drop=True)
     path = tmp_path / "b.zarr"
     create_cohort(path, values, samples=samples, chunks=(7, 90))
-    for options in ({"design": "~ group"}, {"ref_batch": "s2", "mean_only": True}):
+    for options in (
+        {"design": "~ group"},
+        {"ref_batch": "s2", "mean_only": True},
+        {"parametric": False},
+    ):
         cpu = de.combat(path, "site", device="cpu", **options)
         on_device = de.combat(path, "site", device="gpu", **options)
         corrected = on_device["expression"].data.compute()

@@ -127,6 +127,10 @@ def test_export_corrected_by_combat(tmp_path, capsys):
     np.testing.assert_allclose(written, expected, rtol=1e-6)
     assert main([*command, "--keep", "~ condition", "--overwrite"]) == 2
     assert "--keep goes with --combat or --combat-seq" in capsys.readouterr().err
+    assert main([*command, "--combat", "batch", "--nonparametric", "--overwrite"]) == 0
+    written = pd.read_csv(out, sep="\t", index_col=0).to_numpy()
+    expected = de.combat(store, "batch", parametric=False)["expression"].values
+    np.testing.assert_allclose(written, expected, rtol=1e-6)
 
 
 def test_export_corrected_by_combat_seq(tmp_path, capsys):
@@ -1008,7 +1012,8 @@ def test_bench_genesets_suite(tmp_path):
 
 
 def test_bench_batch_suite(tmp_path):
-    """ComBat from the store and on the slice, sva beside it where R has it."""
+    """ComBat and ComBat-seq (on the counts store) from the store and on the slice, sva
+    beside them where R has it."""
     import shutil
 
     out = tmp_path / "bench"
@@ -1022,6 +1027,14 @@ def test_bench_batch_suite(tmp_path):
         assert "not installed" in sva.get("skipped", "not installed")
     else:
         assert sva["speedup"] == pytest.approx(sva["seconds"] / rows["combat_slice"]["seconds"])
+    assert rows["combat_seq_zarr"]["seconds"] > 0
+    assert rows["combat_seq_slice"]["samples"] == 90  # up to 300
+    seq = rows["sva_seq_r"]
+    if shutil.which("Rscript") is None or "skipped" in seq:
+        assert "not installed" in seq.get("skipped", "not installed")
+    else:
+        assert seq["samples"] == 90
+        assert seq["speedup"] == pytest.approx(seq["seconds"] / rows["combat_seq_slice"]["seconds"])
 
 
 def test_bench_refuses_bad_options(tmp_path, capsys):

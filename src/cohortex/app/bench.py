@@ -78,6 +78,10 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
 ``batch``     sva's ComBat (``de.combat``, parametric) of three batches (every third sample),
               the corrected values computed: from the store, and on the first
               ``--r-samples`` samples in memory beside R's ``ComBat(y, batch)`` on them.
+              sva's ComBat-seq (``de.combat_seq``) of the same batches on the voom suite's
+              counts, the corrected counts computed: from the store, and on its first 300
+              samples in memory beside R's ``ComBat_seq(counts, batch)`` (an R loop over
+              every count).
 
 Each process first runs its case on a small cohort (600 × 2,048), so that the timed run is not
 charged for loading or compiling numba code (cohortex's and scanpy's alike). The warm-up cohort
@@ -229,6 +233,17 @@ _CASES = [
     Case("batch", "combat_zarr", "cohortex", "zarr"),
     Case("batch", "combat_slice", "cohortex", "slice"),
     Case("batch", "sva_r", "anchor", "slice", "Rscript:limma,edgeR,sva", False, "combat_slice"),
+    Case("batch", "combat_seq_zarr", "cohortex", "zarr"),
+    Case("batch", "combat_seq_slice", "cohortex", "seq_slice"),
+    Case(
+        "batch",
+        "sva_seq_r",
+        "anchor",
+        "seq_slice",
+        "Rscript:limma,edgeR,sva",
+        False,
+        "combat_seq_slice",
+    ),
 ]
 SUITES = (
     "de",
@@ -294,6 +309,11 @@ _GLM_TREAT_R = _timed_in_r(
 _COMBAT_R = _timed_in_r(  # the labels are the batches
     "out <- ComBat(y, group)", setup="suppressPackageStartupMessages(library(sva))"
 )
+_COMBAT_SEQ_R = _timed_in_r(  # the labels are the batches; sva prints as it goes
+    "invisible(capture.output(out <- ComBat_seq(y, group)))",
+    setup="suppressPackageStartupMessages(library(sva))",
+)
+_COMBAT_SEQ_SAMPLES = 300  # R's ComBat_seq matches quantiles in an R loop over every count
 _EXACT_R = _timed_in_r("res <- exactTest(estimateDisp(calcNormFactors(DGEList(y, group = group))))")
 _QUALITY_R = _timed_in_r(
     'v <- voomWithQualityWeights(calcNormFactors(DGEList(y)), design, method = "reml")\n'
@@ -873,14 +893,21 @@ def _batch_case(case: Case, store: str, device: str, r_samples: int) -> dict:
 
     data: Any = open_cohort(store)
     extra: dict[str, Any] = {}
-    if case.source == "slice":
-        data = data.isel(sample=slice(0, r_samples)).load()
+    if case.source in ("slice", "seq_slice"):
+        first = r_samples if case.source == "slice" else _COMBAT_SEQ_SAMPLES
+        data = data.isel(sample=slice(0, first)).load()
         extra["samples"] = int(data.sizes["sample"])
     batch = np.array(["s1", "s2", "s3"])[np.arange(data.sizes["sample"]) % 3]
+    on_counts = _on_counts(case)
     if case.role == "anchor":
         values = np.asarray(data["expression"].values, dtype=np.float64)
-        return {**extra, "timed_seconds": _seconds_in_r(_COMBAT_R, values, batch)}
+        script = _COMBAT_SEQ_R if on_counts else _COMBAT_R
+        return {**extra, "timed_seconds": _seconds_in_r(script, values, batch)}
     start = time.perf_counter()
+    if on_counts:
+        corrected = de.combat_seq(data, batch)
+        corrected["expression"].data.sum().compute()  # the corrected counts, as R returns them
+        return {**extra, "timed_seconds": time.perf_counter() - start}
     corrected = de.combat(data, batch, device=device)
     extra["iterations"] = corrected.attrs["combat_iterations"]
     corrected["expression"].data.sum().compute()  # the corrected values, as R returns them
@@ -978,6 +1005,11 @@ def _seconds_in_r(
     return float(done.stdout.split()[0])
 
 
+def _on_counts(case: Case) -> bool:
+    """Whether the case runs on the counts store (the voom suite, ComBat-seq)."""
+    return case.suite == "voom" or case.name.startswith(("combat_seq", "sva_seq"))
+
+
 def _counts_store(store: Path, out: Path) -> Path:
     """The voom suite's counts: the cohort itself when it holds counts, else a simulated
     negative-binomial cohort of the same shape (made once, beside the report)."""
@@ -1055,7 +1087,7 @@ def _run_in_process(case: Case, args: argparse.Namespace, device: str) -> dict:
         "--case",
         f"{case.suite}:{case.name}",
         "--store",
-        str(args.counts_store if case.suite == "voom" else args.store),
+        str(args.counts_store if _on_counts(case) else args.store),
         "--r-samples",
         str(args.r_samples),
         "--device",
@@ -1135,13 +1167,13 @@ def run_bench(
         repeats=repeats,
         tsne_subset=tsne_subset,
         r_samples=r_samples,
-        counts_store=_counts_store(store, out) if "voom" in suites else store,
+        counts_store=_counts_store(store, out) if {"voom", "batch"} & set(suites) else store,
     )
     from ..simulate import simulate
 
     for warm, distribution in (("cohort.zarr", "lognormal"), ("counts.zarr", "negbinom")):
         path = out / "warm-up" / warm
-        if distribution == "negbinom" and "voom" not in suites:
+        if distribution == "negbinom" and not {"voom", "batch"} & set(suites):
             continue
         if not (path / "zarr.json").exists() or _n_genes(str(path)) != _WARM_GENES:
             simulate(
@@ -1400,7 +1432,7 @@ def _main() -> None:
     # warm-up on a small store: numba's first call of a process loads (or compiles) its
     # machine code, and scanpy's numba kernels do the same; the timed run is the second call
     warm = args.scratch / "warm-up"
-    warm_store = warm / ("counts.zarr" if suite == "voom" else "cohort.zarr")
+    warm_store = warm / ("counts.zarr" if _on_counts(case) else "cohort.zarr")
     start = time.perf_counter()
     _time_case(case, str(warm_store), args.device, warm, args.scipy_genes, 500, 200)
     startup = time.perf_counter() - start

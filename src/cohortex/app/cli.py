@@ -213,6 +213,11 @@ def _parser() -> argparse.ArgumentParser:
         "parametric; after --normalize)",
     )
     exp.add_argument(
+        "--nonparametric",
+        action="store_true",
+        help="with --combat: sva's non-parametric prior (par.prior = FALSE)",
+    )
+    exp.add_argument(
         "--combat-seq",
         metavar="VARIABLE",
         default=None,
@@ -1018,6 +1023,8 @@ def _export(args: argparse.Namespace) -> None:
         raise CohortexError("--combat and --combat-seq are two corrections; choose one.")
     if args.keep is not None and args.combat is None and args.combat_seq is None:
         raise CohortexError("--keep goes with --combat or --combat-seq.")
+    if args.nonparametric and args.combat is None:
+        raise CohortexError("--nonparametric goes with --combat.")
     data: Any = args.store
     if args.combat_seq is not None:
         from .. import de
@@ -1031,7 +1038,7 @@ def _export(args: argparse.Namespace) -> None:
     if args.combat is not None:
         from .. import de
 
-        data = de.combat(data, args.combat, design=args.keep)
+        data = de.combat(data, args.combat, design=args.keep, parametric=not args.nonparametric)
     if name.endswith(".gct"):
         export_gct(data, args.dest, progress=args.progress)
     elif name.endswith((".tsv", ".txt", ".csv", ".tsv.gz", ".txt.gz", ".csv.gz")):
@@ -1042,7 +1049,8 @@ def _export(args: argparse.Namespace) -> None:
     if args.normalize is not None:
         steps.append(args.normalize)
     if args.combat is not None:
-        steps.append(f"ComBat of {args.combat}")
+        prior = ", non-parametric" if args.nonparametric else ""
+        steps.append(f"ComBat of {args.combat}{prior}")
     how = f" ({', '.join(steps)})" if steps else ""
     print(f"exported {args.store}{how} → {args.dest}")
 

@@ -1,4 +1,5 @@
-"""ComBat: empirical-Bayes batch correction (Johnson, Li & Rabinovic 2007), as sva's ``ComBat``."""
+"""ComBat: empirical-Bayes batch correction (Johnson, Li & Rabinovic 2007), as sva's ``ComBat``
+(the parametric prior and the non-parametric one)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dask.array.utils import meta_from_array
 from .._backend import dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
+from ..stats._cpu.combat_prior import nonparametric_prior
 from ._least_squares import design_matrix, least_squares, rows_per_task
 
 __all__ = ["COMBAT_CONVERGENCE", "combat"]
@@ -30,9 +32,10 @@ def combat(
     design: str | pd.DataFrame | np.ndarray | None = None,
     mean_only: bool = False,
     ref_batch: str | None = None,
+    parametric: bool = True,
     device: str = "auto",
 ) -> xr.Dataset:
-    """Correct batch effects by ComBat's empirical Bayes, as sva's ``ComBat`` (parametric).
+    """Correct batch effects by ComBat's empirical Bayes, as sva's ``ComBat``.
 
     Each gene is standardised by a linear model of the batches and ``design`` (the effects to
     keep, e.g. ``"~ condition"``); each batch's mean and variance of the standardised values
@@ -56,6 +59,12 @@ def combat(
         has a single sample).
     ref_batch : str, optional
         A batch left as it is, the others brought to it (sva's ``ref.batch``).
+    parametric : bool, default True
+        sva's ``par.prior``: False estimates each gene's batch mean and variance as the other
+        genes' estimates averaged with the likelihood of its values as weights (the
+        non-parametric prior, for batch effects far from normal; O(genes²) a batch:
+        20,000 genes take seconds). Where sva's likelihoods underflow (batches of a few
+        hundred samples) and its values become NaN, they are computed here in logs.
     {device}
 
     Returns
@@ -63,7 +72,8 @@ def combat(
     xarray.Dataset
         The cohort with ``expression`` replaced by the corrected values (float64, lazy).
         Genes constant within a batch are left as they are (as sva). Attrs ``batch_removed``
-        (the batch variable) and ``combat_iterations``.
+        (the batch variable) and ``combat_iterations`` (of the parametric prior's
+        iteration; 0 for the non-parametric prior).
 
     Raises
     ------
@@ -169,14 +179,14 @@ def combat(
             means = s_sums / counts
             delta_hat = (s_squares - counts * means * means) / (counts - 1.0)
     keep = ~constant
-    gamma_star, delta_star, iterations = _empirical_bayes(
-        gamma_hat[:, keep],
-        delta_hat[:, keep],
-        s_sums[:, keep],
-        s_squares[:, keep],
-        counts[:, keep],
-        mean_only,
-    )
+    estimates = (gamma_hat[:, keep], delta_hat[:, keep], s_sums[:, keep], s_squares[:, keep])
+    if parametric:
+        gamma_star, delta_star, iterations = _empirical_bayes(
+            *estimates, counts[:, keep], mean_only
+        )
+    else:
+        gamma_star, delta_star = _nonparametric(*estimates, counts[:, keep], mean_only)
+        iterations = 0
     if ref is not None:
         gamma_star[ref], delta_star[ref] = 0.0, 1.0
     shift = np.zeros((k, gamma_hat.shape[1]))
@@ -245,6 +255,26 @@ def _empirical_bayes(
         gamma_star[j], delta_star[j] = g_new, d_new
         most = max(most, count)
     return gamma_star, delta_star, most
+
+
+def _nonparametric(
+    gamma_hat: np.ndarray,
+    delta_hat: np.ndarray,
+    s_sums: np.ndarray,
+    s_squares: np.ndarray,
+    counts: np.ndarray,
+    mean_only: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """sva's non-parametric priors (``int.eprior``) for every batch (rows) and gene: γ*, δ*
+    (δ̂ taken as 1 for the means only, as sva)."""
+    gamma_star = np.empty_like(gamma_hat)
+    delta_star = np.empty_like(delta_hat)
+    for j in range(gamma_hat.shape[0]):
+        variance = np.ones_like(delta_hat[j]) if mean_only else delta_hat[j]
+        gamma_star[j], delta_star[j] = nonparametric_prior(
+            gamma_hat[j], variance, s_sums[j], s_squares[j], counts[j]
+        )
+    return gamma_star, delta_star
 
 
 def _residuals(block: Any, design: Any, beta: Any) -> Any:
