@@ -670,23 +670,92 @@ def nb_cdf(x: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray:
 def nb_quantile(p: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """R's ``qnbinom(p, size = size, mu = mean)`` (all arrays of one shape, p in (0, 1)): the
     smallest count whose lower-tail probability reaches ``p · (1 − 8ε)`` (R's fuzz for left
-    continuity), found from the Cornish-Fisher start by doubling steps and bisection."""
+    continuity).
+
+    From the Cornish-Fisher start (R's too) and its cdf, a walk of at most
+    ``_WALK_STEPS`` counts adds or takes off the probability of each count (its ratio to
+    the next); where that is not enough (or the probabilities underflow), doubling steps and
+    bisection on the incomplete beta function.
+    """
     p = np.asarray(p, dtype=np.float64) * (1.0 - _DISCRETE_FUZZ)
     size = np.asarray(size, dtype=np.float64)
-    prob = size / (size + np.asarray(mean, dtype=np.float64))
+    mean = np.asarray(mean, dtype=np.float64)
+    prob = size / (size + mean)
+    q = 1.0 / prob
+    tail = (1.0 - prob) * q
+    sigma = np.sqrt(size * tail * q)
+    z = special.ndtri(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        start = np.rint(size * tail + sigma * (z + (q + tail) / sigma * (z * z - 1.0) / 6.0))
+    start = np.where(np.isfinite(start), np.maximum(start, 0.0), 0.0)
+    at_start = special.betainc(size, start + 1.0, prob)
+    out = np.empty_like(start)
+    walked = np.zeros(start.shape, dtype=np.bool_)
+    _walk(
+        p.ravel(),
+        size.ravel(),
+        prob.ravel(),
+        (mean / (size + mean)).ravel(),
+        start.ravel(),
+        at_start.ravel(),
+        out.reshape(-1),
+        walked.reshape(-1),
+    )
+    rest = ~walked
+    if rest.any():
+        out[rest] = _bisected(p[rest], size[rest], prob[rest], start[rest], at_start[rest])
+    return out
+
+
+_WALK_STEPS = 64  # counts walked from the Cornish-Fisher start before bisection takes over
+
+
+@numba.njit(nogil=True, cache=True)
+def _walk(p, size, prob, tail, start, at_start, out, walked):  # type: ignore[no-untyped-def]
+    for i in range(p.size):
+        y = start[i]
+        cdf = at_start[i]
+        s = size[i]
+        pmf = np.exp(
+            math.lgamma(y + s)
+            - math.lgamma(s)
+            - math.lgamma(y + 1.0)
+            + s * np.log(prob[i])
+            + y * np.log(tail[i])
+        )
+        steps = 0
+        if cdf >= p[i]:  # down while the count below still reaches p
+            while y > 0.0 and steps <= _WALK_STEPS:
+                below = cdf - pmf
+                if below < p[i]:
+                    break
+                pmf = pmf * y / ((y - 1.0 + s) * tail[i])
+                cdf = below
+                y -= 1.0
+                steps += 1
+        else:  # up until p is reached
+            while cdf < p[i] and steps <= _WALK_STEPS and pmf > 0.0:
+                pmf = pmf * (y + s) / (y + 1.0) * tail[i]
+                cdf += pmf
+                y += 1.0
+                steps += 1
+            if cdf < p[i]:
+                steps = _WALK_STEPS + 1
+        if steps <= _WALK_STEPS and np.isfinite(pmf):
+            out[i] = y
+            walked[i] = True
+
+
+def _bisected(
+    p: np.ndarray, size: np.ndarray, prob: np.ndarray, start: np.ndarray, at_start: np.ndarray
+) -> np.ndarray:
+    """The smallest count with cdf ≥ ``p`` (p already fuzzed), from ``start`` whose cdf is
+    ``at_start``: a bracket widened by doubling steps, then bisection."""
 
     def cdf(x: np.ndarray, where: np.ndarray) -> np.ndarray:  # pnbinom(x) at ``where``
         return special.betainc(size[where], x + 1.0, prob[where])
 
-    q = 1.0 / prob
-    tail = (1.0 - prob) * q
-    mu = size * tail
-    sigma = np.sqrt(size * tail * q)
-    z = special.ndtri(p)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        start = np.rint(mu + sigma * (z + (q + tail) / sigma * (z * z - 1.0) / 6.0))
-    start = np.where(np.isfinite(start), np.maximum(start, 0.0), 0.0)
-    reached = cdf(start, np.arange(p.size)) >= p
+    reached = at_start >= p
     # a bracket (low, high]: the cdf below p at low (−1: nothing below 0), at or above at high
     low = np.where(reached, start - 1.0, start)
     high = np.where(reached, start, start + 1.0)
