@@ -20,6 +20,7 @@ Host only (numba, each gene a loop over its samples); the counts are samples × 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -247,20 +248,40 @@ def adjusted_profile_likelihood(
 
 
 def lgamma_plus_one(counts: np.ndarray) -> np.ndarray:
-    """lgamma(y + 1) of every count (samples × genes, Fortran order), 0 for a zero."""
+    """lgamma(y + 1) of every count (samples × genes, Fortran order), 0 for a zero; whole
+    counts below 2^14 from a table of the same values."""
     counts = np.asfortranarray(counts, dtype=np.float64)
     out = np.zeros(counts.shape, order="F")
-    _lgamma_plus_one(counts, out)
+    _lgamma_plus_one(counts, _lgamma_table(), out)
+    return out
+
+
+@functools.cache
+def _lgamma_table() -> np.ndarray:
+    """lgamma(k + 1) of k = 0 … 2^14 − 1, by the compiled code's lgamma (the C library's, as
+    edgeR's C++; Python's differs in the last bits)."""
+    return _lgamma_values(1 << 14)
+
+
+@numba.njit(cache=True)
+def _lgamma_values(n: int) -> np.ndarray:
+    out = np.empty(n)
+    for k in range(n):
+        out[k] = math.lgamma(k + 1.0)
     return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _lgamma_plus_one(counts: np.ndarray, out: np.ndarray) -> None:
+def _lgamma_plus_one(counts: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
     for g in range(counts.shape[1]):
         for i in range(counts.shape[0]):
             y = counts[i, g]
             if y > 0:
-                out[i, g] = math.lgamma(y + 1.0)
+                whole = int(y)
+                if whole == y and whole < table.size:
+                    out[i, g] = table[whole]
+                else:
+                    out[i, g] = math.lgamma(y + 1.0)
 
 
 def prior_counts(lib_sizes: np.ndarray, prior_count: float) -> tuple[np.ndarray, np.ndarray]:
