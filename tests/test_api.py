@@ -112,7 +112,15 @@ PUBLIC = {
         "volcano",
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
-    "cohortex.survival": {"TIES", "cox", "cox_zph", "kaplan_meier", "logrank"},
+    "cohortex.survival": {
+        "TIES",
+        "Concordance",
+        "concordance",
+        "cox",
+        "cox_zph",
+        "kaplan_meier",
+        "logrank",
+    },
     "cohortex.genesets": {
         "GeneSets",
         "camera",

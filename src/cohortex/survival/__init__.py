@@ -1,15 +1,17 @@
 """Survival analysis of expression cohorts: per-gene Cox models (``cox``) and their tests of
-proportional hazards (``cox_zph``), log-rank tests (``logrank``) and Kaplan–Meier curves
-(``kaplan_meier``), held to R's ``survival`` package.
+proportional hazards (``cox_zph``), log-rank tests (``logrank``), Kaplan–Meier curves
+(``kaplan_meier``) and Harrell's concordance of a risk score (``concordance``), held to R's
+``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
 names the first bad sample (missing, negative or non-0/1 values).
 """
 
+from ._concordance import Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
 from ._kaplan_meier import kaplan_meier
 from ._logrank import logrank
 
-__all__ = ["TIES", "cox", "cox_zph", "kaplan_meier", "logrank"]
+__all__ = ["TIES", "Concordance", "concordance", "cox", "cox_zph", "kaplan_meier", "logrank"]
