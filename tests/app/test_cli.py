@@ -1077,6 +1077,15 @@ def test_survival_command(tmp_path, capsys):
     np.testing.assert_array_equal(saved["pvalue"].values, tested["pvalue"].values)
     assert main([*arguments, "--transform", "log"]) == 2
     assert "--transform goes with --test zph" in capsys.readouterr().err
+    # each model's concordance too, printed with the top genes
+    assert main([*arguments, "--name", "with_c", "--concordance"]) == 0
+    assert "concordance" in capsys.readouterr().out
+    with_c = survival.cox(store, "time", "event", concordance=True)
+    np.testing.assert_array_equal(
+        read_result(store, "with_c")["concordance"].values, with_c["concordance"].values
+    )
+    assert main([*arguments, "--test", "logrank", "--concordance"]) == 2
+    assert "--concordance goes with --test cox" in capsys.readouterr().err
     assert main([*arguments, "--km", best]) == 2
     assert "--km GENE and --plot FILE go together" in capsys.readouterr().err
     # an unknown gene fails before the models are fitted and stored

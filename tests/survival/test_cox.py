@@ -44,6 +44,10 @@ def test_cox_equals_r_coxph(case):
     assert result["converged"].all() and not result["monotone"].any()
     assert (result["n_samples"] == 198).all() and (result["n_events"] == 51).all()
     assert result.attrs["ties"] == CASES[case].get("ties", "efron")
+    assert "concordance" not in result
+    with_c = survival.cox(breast_cancer(), event="event", concordance=True, **CASES[case])
+    _close(with_c["concordance"], expected["concordance"], 1e-12)
+    _close(with_c["concordance_se"], expected["concordance_se"], 1e-9)
 
 
 def test_missing_values_fit_each_gene_on_its_samples(tmp_path):

@@ -431,6 +431,11 @@ def _parser() -> argparse.ArgumentParser:
     surv.add_argument("--covariates", default=None, help="with cox, zph: a formula, e.g. '~ age'")
     surv.add_argument("--strata", default=None, help="sample variable of strata")
     surv.add_argument(
+        "--concordance",
+        action="store_true",
+        help="with cox: each model's Harrell's C and its standard error too",
+    )
+    surv.add_argument(
         "--ties", choices=("efron", "breslow"), default="efron", help="Cox: tied event times"
     )
     surv.add_argument(
@@ -1422,6 +1427,8 @@ def _survival(args: argparse.Namespace) -> None:
         raise CohortexError("--covariates and --ties go with --test cox or zph.")
     if args.test != "zph" and args.transform != "km":
         raise CohortexError("--transform goes with --test zph.")
+    if args.test != "cox" and args.concordance:
+        raise CohortexError("--concordance goes with --test cox.")
     args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
     args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
     curves = None
@@ -1433,7 +1440,9 @@ def _survival(args: argparse.Namespace) -> None:
     shared = {"strata": args.strata, "fdr": args.fdr, "device": args.device}
     model = {"covariates": args.covariates, "ties": args.ties, **shared}
     if args.test == "cox":
-        result = survival.cox(args.store, args.time, args.event, **model)
+        result = survival.cox(
+            args.store, args.time, args.event, concordance=args.concordance, **model
+        )
         what = "Cox models"
     elif args.test == "zph":
         result = survival.cox_zph(
@@ -1459,6 +1468,8 @@ def _survival(args: argparse.Namespace) -> None:
         columns = ["gene", "hazard_ratio", "statistic", "pvalue", "padj"]
         if args.test == "cox":
             columns[2:2] = ["ci_low", "ci_high"]
+            if args.concordance:
+                columns.append("concordance")
         if args.test == "zph":
             columns = ["gene", "coefficient", "statistic", "pvalue", "padj", "global_pvalue"]
         # where p-values underflow to 0 the larger statistic ranks first

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["pair_counts"]
+__all__ = ["gene_concordance", "pair_counts"]
 
 
 def pair_counts(
@@ -35,20 +35,98 @@ def pair_counts(
     influence : ndarray of shape (n, 5)
         Each sample's pairs by category (R's ``influence = 2``).
     """
-    order = np.lexsort((risk, time))  # by time, then risk
-    _, ranks = np.unique(risk, return_inverse=True)
     counts = np.zeros(5)
     influence = np.zeros((time.size, 5))
-    _sweep(
-        np.ascontiguousarray(time[order], dtype=np.float64),
-        np.ascontiguousarray(event[order], dtype=np.float64),
-        np.ascontiguousarray(ranks.ravel()[order], dtype=np.int64),
-        int(ranks.max()) + 1 if ranks.size else 0,
+    _stratum(
+        np.ascontiguousarray(time, dtype=np.float64),
+        np.ascontiguousarray(event, dtype=np.float64),
+        np.ascontiguousarray(risk, dtype=np.float64),
+        np.argsort(time, kind="stable"),
         counts,
         influence,
-        order.astype(np.int64),
     )
     return counts, influence
+
+
+def gene_concordance(
+    time: np.ndarray, event: np.ndarray, strata: np.ndarray, risk: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Harrell's C and its standard error of each column of ``risk`` (each gene's model),
+    within strata, over the samples ``valid`` in that column.
+
+    Parameters
+    ----------
+    time, event : ndarray of shape (n_samples,)
+    strata : ndarray of int of shape (n_samples,)
+    risk : ndarray of shape (n_samples, n_genes)
+    valid : ndarray of bool of shape (n_samples, n_genes)
+
+    Returns
+    -------
+    concordance, std_err : ndarray of shape (n_genes,)
+        NaN for a gene without a comparable pair.
+    """
+    concordance = np.empty(risk.shape[1])
+    std_err = np.empty(risk.shape[1])
+    _genes(
+        np.ascontiguousarray(time, dtype=np.float64),
+        np.ascontiguousarray(event, dtype=np.float64),
+        np.ascontiguousarray(strata, dtype=np.int64),
+        np.argsort(time, kind="stable"),  # one sort by time for all genes
+        np.asfortranarray(risk, dtype=np.float64),
+        np.asfortranarray(valid),
+        concordance,
+        std_err,
+    )
+    return concordance, std_err
+
+
+@numba.njit(nogil=True, cache=True)
+def _genes(  # type: ignore[no-untyped-def]
+    time, event, strata, by_time, risk, valid, concordance, std_err
+):
+    n, genes = risk.shape
+    levels = np.unique(strata)
+    influence = np.zeros((n, 5))
+    counts = np.zeros(5)
+    sorted_strata = strata[by_time]
+    for g in range(genes):
+        influence[:] = 0.0
+        counts[:] = 0.0
+        present = valid[by_time, g]
+        for level in levels:
+            rows = by_time[present & (sorted_strata == level)]
+            if rows.size > 1:
+                _stratum(time, event, risk[:, g], rows, counts, influence)
+        pairs = counts[0] + counts[1] + counts[2]
+        if pairs == 0.0:
+            concordance[g] = np.nan
+            std_err[g] = np.nan
+            continue
+        somers_d = (counts[0] - counts[1]) / pairs
+        total = 0.0
+        for i in range(n):
+            dfbeta = (influence[i, 0] - influence[i, 1]) / pairs - somers_d / pairs * (
+                influence[i, 0] + influence[i, 1] + influence[i, 2]
+            )
+            total += dfbeta * dfbeta
+        concordance[g] = (somers_d + 1.0) / 2.0
+        std_err[g] = np.sqrt(total / 4.0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _stratum(time, event, risk, rows, counts, influence):  # type: ignore[no-untyped-def]
+    """Adds the pairs among ``rows`` (sorted by time) to ``counts`` (5,) and each row's to
+    ``influence``."""
+    values = risk[rows]
+    by_risk = np.argsort(values)
+    rank = np.empty(rows.size, dtype=np.int64)  # dense ranks of the risks
+    current = -1
+    for k in range(rows.size):
+        if k == 0 or values[by_risk[k]] != values[by_risk[k - 1]]:
+            current += 1
+        rank[by_risk[k]] = current
+    _sweep(time[rows], event[rows], rank, current + 1, counts, influence, rows)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -101,24 +179,27 @@ def _sweep(time, event, rank, n_ranks, counts, influence, order):  # type: ignor
             if event[j] == 1.0:
                 _add(tree, rank[j])
                 held += 1.0
-        # events tied in time (the group is sorted by risk: equal risks are neighbours)
-        events = 0.0
+        # events tied in time: on risk too (tied on both) or not
+        events = 0
         for j in range(start, end):
-            events += event[j]
-        j = start
-        while j < end:
-            k = j
-            tied = 0.0
-            while k < end and rank[k] == rank[j]:
-                tied += event[k]
-                k += 1
-            for m in range(j, k):
-                if event[m] == 1.0:
-                    influence[order[m], 3] += events - tied
-                    influence[order[m], 4] += tied - 1.0
-            counts[4] += tied * (tied - 1.0) / 2.0
-            counts[3] += tied * (events - tied) / 2.0
-            j = k
+            events += int(event[j])
+        if events > 1:
+            ranks = np.empty(events, dtype=np.int64)
+            m = 0
+            for j in range(start, end):
+                if event[j] == 1.0:
+                    ranks[m] = rank[j]
+                    m += 1
+            ranks.sort()
+            for j in range(start, end):
+                if event[j] == 1.0:
+                    same = np.searchsorted(ranks, rank[j], side="right") - np.searchsorted(
+                        ranks, rank[j]
+                    )
+                    influence[order[j], 3] += events - same
+                    influence[order[j], 4] += same - 1.0
+                    counts[3] += (events - same) / 2.0
+                    counts[4] += (same - 1.0) / 2.0
         end = start
     # from the earliest time up: each sample against the events before it (earlier times, and
     # for a censored sample the events at its own time)
