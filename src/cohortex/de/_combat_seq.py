@@ -49,6 +49,9 @@ _MIN_ROW_SUM = 5.0  # a gene with fewer counts in a batch keeps the batch's comm
 _TAGWISE_GRID = np.linspace(-6.0, 6.0, 11)  # log2 of the tagwise grid's ratios to the common
 _KEEP_NEAR_ONE = 1e-4  # sva: a count this close to the top of its distribution is kept
 _TILE_VALUES = 500_000  # counts of one gene tile (all samples): 4 MB of float64
+# a batch's counts held in memory for the ~25 steps of its common dispersion's search, up to
+# this size (in the store's dtype); above it each step reads them again
+_HELD_BYTES = 2 << 30
 
 
 @shared_docs
@@ -283,12 +286,13 @@ def _common_dispersion(y: da.Array, setup: _Setup, b: int) -> float:
     """edgeR's ``estimateGLMCommonDisp`` of batch ``b`` (Cox-Reid, all genes with
     ``_MIN_ROW_SUM`` counts in the batch)."""
     members, design, offsets = setup.batch_model(b)
+    batch = y[members]
+    if batch.size * batch.dtype.itemsize <= _HELD_BYTES:  # read once, not once a step
+        batch = batch.persist()
 
     def negative_total(root: float) -> float:
         phi = root**4
-        values = per_gene(
-            y, lambda tile, _: _batch_likelihood(tile[members], design, offsets, phi), 2
-        )
+        values = per_gene(batch, lambda tile, _: _batch_likelihood(tile, design, offsets, phi), 2)
         chosen = values[0] > 0
         if not chosen.any():
             raise CohortexError(
