@@ -115,9 +115,11 @@ PUBLIC = {
     "cohortex.survival": {
         "TIES",
         "Concordance",
+        "CoxModel",
         "concordance",
         "cox",
         "cox_zph",
+        "fit_cox",
         "kaplan_meier",
         "logrank",
     },

@@ -21,7 +21,7 @@ from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks
 from ._outcome import Outcome
 
-__all__ = ["TIES", "CoxSetup", "cox", "fit_gene_block"]
+__all__ = ["TIES", "CoxSetup", "covariate_columns", "cox", "fit_gene_block"]
 
 TIES = ("efron", "breslow")
 
@@ -173,7 +173,7 @@ class CoxSetup:
         self.outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
         if self.outcome.event.sum() == 0:
             raise CohortexError("No sample has an event: a Cox model has nothing to fit.")
-        z, self.names = _covariates(covariates, data.dataset, n_samples)
+        z, self.names = covariate_columns(covariates, data.dataset, n_samples)
         self.z = z - z.mean(axis=0)
         self.risk = RiskSets.build(self.outcome.time, self.outcome.event, self.outcome.strata)
         self.efron = efron
@@ -198,7 +198,9 @@ class CoxSetup:
                 )
 
 
-def _covariates(formula: str | None, dataset: Any, n_samples: int) -> tuple[np.ndarray, list[str]]:
+def covariate_columns(
+    formula: str | None, dataset: Any, n_samples: int
+) -> tuple[np.ndarray, list[str]]:
     """The covariates' columns (n_samples × q) and names; R's coxph drops the intercept."""
     if formula is None:
         return np.zeros((n_samples, 0)), []

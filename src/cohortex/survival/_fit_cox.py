@@ -1,0 +1,249 @@
+"""One Cox model of several genes and covariates together: ``fit_cox()``, as R's ``coxph``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _stats
+
+from .._backend import to_host
+from .._cohort import CohortLike, as_cohort_matrix
+from .._errors import CohortexError, CohortexWarning
+from ..stats._cox import RiskSets, covariance, cox_newton
+from ..stats._cpu.concordance import gene_concordance
+from ._cox import TIES, covariate_columns
+from ._outcome import Outcome
+
+__all__ = ["CoxModel", "fit_cox"]
+
+
+@dataclass(frozen=True)
+class CoxModel:
+    """A fitted Cox model of several terms (:func:`fit_cox`).
+
+    Attributes
+    ----------
+    terms : pandas.DataFrame
+        Indexed by term (the genes, then the covariates' columns): ``coefficient`` (log
+        hazard ratio per unit), ``se``, ``hazard_ratio``, ``ci_low``, ``ci_high``,
+        ``statistic`` (Wald z) and ``pvalue``.
+    loglik, loglik_null : float
+        The log partial likelihood at the fit and with every coefficient 0.
+    lr_statistic, wald_statistic, score_statistic : float
+        The model's likelihood-ratio, Wald and score tests against no effect (R's
+        ``summary``), each on ``df`` degrees of freedom, with ``lr_pvalue``,
+        ``wald_pvalue`` and ``score_pvalue``.
+    concordance, concordance_se : float
+        Harrell's C of the linear predictor (within strata) and its standard error.
+    n_samples, n_events : int
+        Samples fitted (those with every term observed) and their events.
+    iterations : int
+    converged : bool
+    genes : tuple of str
+    covariates : str or None
+        The covariates' formula.
+    means : ndarray of shape (n_terms,)
+        The terms' means over the samples fitted, a category's indicator at 0 (R's
+        ``means``): the linear predictor is centred at them.
+    """
+
+    terms: pd.DataFrame
+    loglik: float
+    loglik_null: float
+    df: int
+    lr_statistic: float
+    lr_pvalue: float
+    wald_statistic: float
+    wald_pvalue: float
+    score_statistic: float
+    score_pvalue: float
+    concordance: float
+    concordance_se: float
+    n_samples: int
+    n_events: int
+    iterations: int
+    converged: bool
+    genes: tuple[str, ...]
+    covariates: str | None
+    means: np.ndarray = field(repr=False)
+
+    def predict(self, cohort: CohortLike) -> pd.Series:
+        """The linear predictor ``(x − means) · β`` of every sample of ``cohort`` (R's
+        ``predict(type = "lp")`` with ``reference = "sample"``): higher, a higher hazard.
+
+        The genes are found by id and the covariates by the same formula, so another
+        cohort scores with this model as long as it has them; samples missing a term get
+        NaN.
+        """
+        data = as_cohort_matrix(cohort)
+        values, names = _term_values(data, self.genes, self.covariates)
+        if names != list(self.terms.index):
+            raise CohortexError(
+                "The cohort's terms do not match the model's: "
+                f"{', '.join(names)} against {', '.join(self.terms.index)} (a category "
+                "missing from the new samples changes the covariates' columns)."
+            )
+        beta = self.terms["coefficient"].to_numpy()
+        return pd.Series((values - self.means[None, :]) @ beta, index=data.sample_ids)
+
+
+def fit_cox(
+    cohort: CohortLike,
+    time: str | Any,
+    event: str | Any,
+    *,
+    genes: Sequence[str] = (),
+    covariates: str | None = None,
+    strata: str | Any | None = None,
+    ties: str = "efron",
+    confidence: float = 0.95,
+    max_iterations: int = 20,
+    tolerance: float = 1e-12,
+) -> CoxModel:
+    """One Cox model of several genes and covariates, as R's ``coxph(Surv(time, event) ~
+    gene1 + gene2 + … + covariates)`` — a prognostic signature with clinical variables,
+    where :func:`cox` fits each gene on its own.
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array
+    time, event : str or sequence
+        As for :func:`cox`.
+    genes : sequence of str
+        Gene ids of the cohort, each a term.
+    covariates : str, optional
+        A formula of sample variables, e.g. ``"~ age + er"`` (as :func:`cox`'s).
+    strata : str or sequence, optional
+        A sample variable whose levels get their own baseline hazard.
+    ties : {"efron", "breslow"}, default "efron"
+    confidence : float, default 0.95
+        Level of the hazard ratios' intervals.
+    max_iterations : int, default 20
+    tolerance : float, default 1e-12
+        As for :func:`cox`.
+
+    Returns
+    -------
+    CoxModel
+        Its terms, tests and concordance; ``predict`` scores other samples or cohorts.
+
+    Raises
+    ------
+    CohortexError
+        For no term, an unknown gene, invalid outcomes, or no event among the samples fitted.
+    """
+    if ties not in TIES:
+        raise CohortexError(
+            f"The 'ties' parameter of fit_cox() must be one of {', '.join(map(repr, TIES))}; "
+            f"got {ties!r}."
+        )
+    if not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    genes = tuple(str(g) for g in ([genes] if isinstance(genes, str) else genes))
+    if not genes and covariates is None:
+        raise CohortexError("fit_cox() needs terms: genes, covariates or both.")
+    data = as_cohort_matrix(cohort)
+    outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+    values, names = _term_values(data, genes, covariates)
+    used = ~np.isnan(values).any(axis=1)  # R's na.omit
+    x = values[used]
+    strata_used = None if outcome.strata is None else outcome.strata[used]
+    event_used = outcome.event[used]
+    if event_used.sum() == 0:
+        raise CohortexError("No sample with every term observed has an event.")
+    # R's means: a category's indicator (formulaic names it "variable[T.level]") at 0, so
+    # that the linear predictor is centred at the reference level
+    means = np.where([("[" in name) for name in names], 0.0, x.mean(axis=0))
+    centred = x - x.mean(axis=0)[None, :]  # the fit: centred as coxph (the same likelihood)
+    risk = RiskSets.build(outcome.time[used], event_used, strata_used)
+    variables = [centred[risk.order, j : j + 1] for j in range(centred.shape[1])]
+    fit = cox_newton(
+        variables,
+        np.ones((x.shape[0], 1), dtype=bool),
+        np.zeros((1, centred.shape[1])),
+        risk,
+        efron=ties == "efron",
+        max_iterations=max_iterations,
+        eps=tolerance,
+    )
+    beta = np.asarray(fit.beta[0])
+    variance = np.asarray(covariance(fit.information))[0]
+    se = np.sqrt(np.diag(variance))
+    z = beta / se
+    quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
+    terms = pd.DataFrame(
+        {
+            "coefficient": beta,
+            "se": se,
+            "hazard_ratio": np.exp(beta),
+            "ci_low": np.exp(beta - quantile * se),
+            "ci_high": np.exp(beta + quantile * se),
+            "statistic": z,
+            "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
+        },
+        index=pd.Index(names, name="term"),
+    )
+    df = len(names)
+    loglik, loglik_null = float(fit.loglik[0]), float(fit.start_loglik[0])
+    lr = 2.0 * (loglik - loglik_null)
+    wald = float(beta @ np.asarray(fit.information[0]) @ beta)
+    start_score = np.asarray(fit.start_score[0])
+    score = float(start_score @ np.asarray(covariance(fit.start_information))[0] @ start_score)
+    predictor = centred @ beta  # C only ranks it: the centring does not matter
+    codes = np.zeros(x.shape[0], np.int64) if strata_used is None else strata_used
+    found, found_se = gene_concordance(
+        outcome.time[used], event_used, codes, predictor[:, None], np.ones((x.shape[0], 1), bool)
+    )
+    converged = bool(fit.converged[0])
+    if not converged:
+        warnings.warn(
+            f"fit_cox() did not converge in {max_iterations} iterations (a coefficient may be "
+            "infinite: separation); its numbers are not estimates.",
+            CohortexWarning,
+            stacklevel=2,
+        )
+    return CoxModel(
+        terms=terms,
+        loglik=loglik,
+        loglik_null=loglik_null,
+        df=df,
+        lr_statistic=lr,
+        lr_pvalue=float(_stats.chi2.sf(lr, df)),
+        wald_statistic=wald,
+        wald_pvalue=float(_stats.chi2.sf(wald, df)),
+        score_statistic=score,
+        score_pvalue=float(_stats.chi2.sf(score, df)),
+        concordance=float(found[0]),
+        concordance_se=float(found_se[0]),
+        n_samples=int(used.sum()),
+        n_events=int(event_used.sum()),
+        iterations=int(fit.iterations[0]),
+        converged=converged,
+        genes=genes,
+        covariates=covariates,
+        means=means,
+    )
+
+
+def _term_values(
+    data: Any, genes: tuple[str, ...], covariates: str | None
+) -> tuple[np.ndarray, list[str]]:
+    """The terms' values (n_samples × terms, NaN where missing) and names: the genes by id,
+    then the covariates' columns."""
+    ids = [str(g) for g in data.gene_ids]
+    where = {gene: i for i, gene in enumerate(ids)}
+    unknown = [g for g in genes if g not in where]
+    if unknown:
+        raise CohortexError(
+            f"{len(unknown)} gene(s) are not in the cohort (the first: {unknown[0]!r})."
+        )
+    n = data.matrix.shape[0]
+    columns = data.matrix[:, [where[g] for g in genes]] if genes else np.zeros((n, 0))
+    values = np.asarray(to_host(getattr(columns, "compute", lambda: columns)()), np.float64)
+    z, names = covariate_columns(covariates, data.dataset, n)
+    return np.column_stack([values, z]), [*genes, *names]

@@ -1,0 +1,86 @@
+"""One Cox model of several genes and covariates against R's coxph on GSE7390 (fixtures from
+tests/fixtures/make_fit_cox_fixtures.R): each term's coefficient and standard error, the
+model's likelihood-ratio, Wald and score tests, its concordance, and the linear predictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from cohorts import FIXTURES, breast_cancer
+
+from cohortex import CohortexError, survival
+
+GENES = [str(g) for g in breast_cancer()["gene"].values]
+CASES = {
+    "genes_days": {"time": "time", "genes": GENES[:3]},
+    "genes_covariates": {"time": "months", "genes": GENES[:4], "covariates": "~ age + er"},
+    "genes_covariates_breslow": {
+        "time": "months",
+        "genes": GENES[:4],
+        "covariates": "~ age + er",
+        "ties": "breslow",
+    },
+    "genes_strata": {"time": "months", "genes": GENES[4:7], "covariates": "~ age", "strata": "er"},
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fit_cox_equals_r_coxph(case):
+    options = dict(CASES[case])
+    ds = breast_cancer()
+    model = survival.fit_cox(ds, options.pop("time"), "event", **options)
+    terms = pd.read_csv(FIXTURES / f"fit_cox_{case}_terms.csv")
+    summary = pd.read_csv(FIXTURES / f"fit_cox_{case}.csv").iloc[0]
+    np.testing.assert_allclose(model.terms["coefficient"], terms["coef"], rtol=1e-10)
+    np.testing.assert_allclose(model.terms["se"], terms["se"], rtol=1e-10)
+    np.testing.assert_allclose(model.terms["statistic"], terms["z"], rtol=1e-10)
+    np.testing.assert_allclose(model.terms["pvalue"], terms["p"], rtol=1e-8)
+    assert list(model.terms.index[: len(options["genes"])]) == options["genes"]
+    assert model.loglik == pytest.approx(summary["loglik"], rel=1e-12)
+    assert model.loglik_null == pytest.approx(summary["loglik_null"], rel=1e-12)
+    for ours, theirs in (("lr", "lr"), ("wald", "wald"), ("score", "score")):
+        assert getattr(model, f"{ours}_statistic") == pytest.approx(summary[theirs], rel=1e-10)
+    assert model.df == summary["lr_df"]
+    assert model.concordance == pytest.approx(summary["concordance"], rel=1e-12)
+    assert model.concordance_se == pytest.approx(summary["concordance_se"], rel=1e-10)
+    assert (model.n_samples, model.n_events) == (summary["n"], summary["events"])
+    assert model.converged
+    lp = pd.read_csv(FIXTURES / f"fit_cox_{case}_lp.csv")["lp"].to_numpy()
+    np.testing.assert_allclose(model.predict(ds).to_numpy(), lp, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_cox_scores_another_cohort_and_leaves_out_missing_values():
+    """A model fitted on 150 patients scores the other 48 as R would (the same linear
+    predictor as on the whole cohort); a patient missing a gene's value is left out of the
+    fit and gets no score."""
+    ds = breast_cancer()
+    genes = GENES[:3]
+    train, test = ds.isel(sample=slice(0, 150)), ds.isel(sample=slice(150, None))
+    model = survival.fit_cox(train, "months", "event", genes=genes, covariates="~ age")
+    scores = model.predict(test)
+    assert list(scores.index) == list(test["sample"].values)
+    x = np.column_stack([test["expression"].sel(gene=genes).values, test["age"].values])
+    expected = (x - model.means) @ model.terms["coefficient"].to_numpy()
+    np.testing.assert_allclose(scores.to_numpy(), expected, rtol=1e-12)
+    values = ds["expression"].values.copy()
+    values[:5, 0] = np.nan
+    gappy = ds.assign(expression=(("sample", "gene"), values))
+    fitted = survival.fit_cox(gappy, "months", "event", genes=genes)
+    alone = survival.fit_cox(ds.isel(sample=slice(5, None)), "months", "event", genes=genes)
+    assert fitted.n_samples == 193
+    np.testing.assert_allclose(fitted.terms["coefficient"], alone.terms["coefficient"])
+    assert np.isnan(fitted.predict(gappy).to_numpy()[:5]).all()
+
+
+def test_fit_cox_refuses_what_it_cannot_fit():
+    ds = breast_cancer()
+    with pytest.raises(CohortexError, match="needs terms"):
+        survival.fit_cox(ds, "months", "event")
+    with pytest.raises(CohortexError, match="not in the cohort"):
+        survival.fit_cox(ds, "months", "event", genes=["TP53"])
+    with pytest.raises(CohortexError, match="'ties'"):
+        survival.fit_cox(ds, "months", "event", genes=GENES[:1], ties="exact")
+    model = survival.fit_cox(ds, "months", "event", genes=GENES[:1], covariates="~ er")
+    with pytest.raises(CohortexError, match="do not match the model's"):
+        model.predict(ds.isel(sample=np.flatnonzero(ds["er"].values == "positive")))
