@@ -65,3 +65,23 @@ def test_steep_coefficients_whose_risk_sums_are_subnormal(covariates):
     for got, expected in zip(compiled, body, strict=True):
         assert np.array_equal(np.isfinite(got), np.isfinite(expected))
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_ridge_penalty_on_every_namespace(xp):
+    """A ridge penalty (fit_cox's, R's ridge()) subtracts Σ pβ²/2, pβ and diag(p) from the
+    terms, in the xp body (on the CuPy stand-in too) and the compiled twin alike; Newton's
+    fit then solves score = pβ."""
+    variables, valid, beta, risk = _problem(23, True, False, False)
+    penalty = np.array([0.0, 2.0, 0.5])
+    plain = cox_terms(variables, valid, beta, risk, True)
+    on = [xp.asarray(v) for v in variables]
+    penalised = cox_terms(on, xp.asarray(valid), xp.asarray(beta), risk, True, penalty=penalty)
+    penalised = [np.asarray(xp.asnumpy(t) if hasattr(xp, "asnumpy") else t) for t in penalised]
+    np.testing.assert_allclose(
+        penalised[0], plain[0] - 0.5 * (penalty * beta**2).sum(axis=1), rtol=1e-11
+    )
+    np.testing.assert_allclose(penalised[1], plain[1] - penalty * beta, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(penalised[2], plain[2] + np.diag(penalty), rtol=1e-11, atol=1e-11)
+    fit = cox_newton(variables, valid, np.zeros_like(beta), risk, eps=1e-12, penalty=penalty)
+    _, score, _ = cox_terms(variables, valid, fit.beta, risk, True)
+    np.testing.assert_allclose(score, penalty * fit.beta, atol=1e-8)

@@ -136,8 +136,11 @@ def cox_terms(
     efron: bool,
     *,
     compiled: bool = True,
+    penalty: Any = None,
 ) -> tuple[Any, Any, Any]:
-    """Log partial likelihood, score and information of every gene at ``beta``.
+    """Log partial likelihood, score and information of every gene at ``beta``; with
+    ``penalty`` (p,), those of the likelihood less ``Σ penalty · β² / 2`` (a ridge: R's
+    ``coxph`` with ``ridge()`` terms).
 
     Parameters
     ----------
@@ -160,6 +163,23 @@ def cox_terms(
     score : (n_genes, p)
     information : (n_genes, p, p)
     """
+    loglik, score, information = _partial_likelihood_terms(
+        variables, valid, beta, risk, efron, compiled
+    )
+    if penalty is None:
+        return loglik, score, information
+    xp = namespace(valid)
+    weights = xp.asarray(penalty, dtype=xp.float64)[None, :]
+    loglik = loglik - 0.5 * xp.sum(weights * beta * beta, axis=1)
+    score = score - weights * beta
+    information = information + xp.eye(beta.shape[1])[None, :, :] * weights[:, None, :]
+    return loglik, score, information
+
+
+def _partial_likelihood_terms(
+    variables: list[Any], valid: Any, beta: Any, risk: RiskSets, efron: bool, compiled: bool
+) -> tuple[Any, Any, Any]:
+    """:func:`cox_terms` without a penalty."""
     xp = namespace(valid)
     p = len(variables)
     if compiled and xp is np:
@@ -241,13 +261,15 @@ def cox_newton(
     efron: bool = True,
     max_iterations: int = 20,
     eps: float = 1e-9,
+    penalty: Any = None,
 ) -> CoxFit:
     """Newton–Raphson for every gene's Cox model, as R's ``coxph`` (see the module notes).
 
     Parameters
     ----------
-    variables, valid, risk, efron
-        As for :func:`cox_terms`.
+    variables, valid, risk, efron, penalty
+        As for :func:`cox_terms` (with a penalty the fit's log-likelihood, score and
+        information are the penalised ones).
     start : array of shape (n_genes, p)
         Starting coefficients.
     max_iterations : int, default 20
@@ -260,7 +282,7 @@ def cox_newton(
     xp = namespace(valid)
     n_genes = start.shape[0]
     beta = xp.asarray(start, dtype=xp.float64)
-    loglik, score, information = cox_terms(variables, valid, beta, risk, efron)
+    loglik, score, information = cox_terms(variables, valid, beta, risk, efron, penalty=penalty)
     fit = CoxFit(
         beta=beta,
         loglik=loglik,
@@ -281,7 +303,7 @@ def cox_newton(
     for iteration in range(1, max_iterations + 1):
         running = ~fit.converged & ~stuck
         new_loglik, new_score, new_information = _running_terms(
-            running, fit, variables, valid, candidate, risk, efron
+            running, fit, variables, valid, candidate, risk, efron, penalty
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             done = running & ~halving & (xp.abs(1.0 - fit.loglik / new_loglik) <= eps)
@@ -316,6 +338,7 @@ def _running_terms(
     beta: Any,
     risk: RiskSets,
     efron: bool,
+    penalty: Any,
 ) -> tuple[Any, Any, Any]:
     """:func:`cox_terms` at ``beta`` of the genes still ``running``; the others keep ``fit``'s
     (no step of theirs is accepted). Most genes converge in two steps and a few take a third:
@@ -324,13 +347,13 @@ def _running_terms(
     n_genes = valid.shape[1]
     chosen = np.flatnonzero(np.asarray(to_host(running)))
     if 2 * chosen.size > n_genes:
-        return cox_terms(variables, valid, beta, risk, efron)
+        return cox_terms(variables, valid, beta, risk, efron, penalty=penalty)
     loglik, score, information = fit.loglik.copy(), fit.score.copy(), fit.information.copy()
     if chosen.size:
         rows = xp.asarray(chosen)
         own = [v[:, rows] if v.shape[1] == n_genes else v for v in variables]  # not covariates
         loglik[rows], score[rows], information[rows] = cox_terms(
-            own, valid[:, rows], beta[rows], risk, efron
+            own, valid[:, rows], beta[rows], risk, efron, penalty=penalty
         )
     return loglik, score, information
 

@@ -34,10 +34,15 @@ class CoxModel:
         ``statistic`` (Wald z) and ``pvalue``.
     loglik, loglik_null : float
         The log partial likelihood at the fit and with every coefficient 0.
+    df : float
+        The tests' degrees of freedom: the number of terms, or with a ridge penalty the
+        effective number.
     lr_statistic, wald_statistic, score_statistic : float
         The model's likelihood-ratio, Wald and score tests against no effect (R's
         ``summary``), each on ``df`` degrees of freedom, with ``lr_pvalue``,
         ``wald_pvalue`` and ``score_pvalue``.
+    ridge : float
+        The ridge penalty of the fit (0: none).
     concordance, concordance_se : float
         Harrell's C of the linear predictor (within strata) and its standard error.
     n_samples, n_events : int
@@ -55,7 +60,7 @@ class CoxModel:
     terms: pd.DataFrame
     loglik: float
     loglik_null: float
-    df: int
+    df: float
     lr_statistic: float
     lr_pvalue: float
     wald_statistic: float
@@ -70,6 +75,7 @@ class CoxModel:
     converged: bool
     genes: tuple[str, ...]
     covariates: str | None
+    ridge: float
     means: np.ndarray = field(repr=False)
 
     def predict(self, cohort: CohortLike) -> pd.Series:
@@ -101,6 +107,7 @@ def fit_cox(
     covariates: str | None = None,
     strata: str | Any | None = None,
     ties: str = "efron",
+    ridge: float = 0.0,
     confidence: float = 0.95,
     max_iterations: int = 20,
     tolerance: float = 1e-12,
@@ -121,6 +128,14 @@ def fit_cox(
     strata : str or sequence, optional
         A sample variable whose levels get their own baseline hazard.
     ties : {"efron", "breslow"}, default "efron"
+    ridge : float, default 0
+        A ridge penalty on the genes' coefficients, the covariates' left free: the log
+        partial likelihood less ``ridge / 2 · Σ β_g² var(x_g)`` (R's ``ridge(genes, theta =
+        ridge)``, whose default ``scale = TRUE`` penalises each gene by its variance over
+        the samples fitted). For signatures of many genes with few events; the tests'
+        ``df`` is then R's effective one (``sum(fit$df)``: ``diag((H + P)⁻¹ H)`` summed over
+        the genes, plus each covariate's sandwich-to-model variance ratio), and the score
+        test is not computed (NaN), as in R.
     confidence : float, default 0.95
         Level of the hazard ratios' intervals.
     max_iterations : int, default 20
@@ -144,6 +159,8 @@ def fit_cox(
         )
     if not 0 < confidence < 1:
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    if not (np.isfinite(ridge) and ridge >= 0):
+        raise CohortexError(f"'ridge' must be a penalty >= 0; got {ridge!r}.")
     genes = tuple(str(g) for g in ([genes] if isinstance(genes, str) else genes))
     if not genes and covariates is None:
         raise CohortexError("fit_cox() needs terms: genes, covariates or both.")
@@ -162,6 +179,9 @@ def fit_cox(
     centred = x - x.mean(axis=0)[None, :]  # the fit: centred as coxph (the same likelihood)
     risk = RiskSets.build(outcome.time[used], event_used, strata_used)
     variables = [centred[risk.order, j : j + 1] for j in range(centred.shape[1])]
+    penalty = np.zeros(len(names))
+    if ridge > 0:
+        penalty[: len(genes)] = ridge * x[:, : len(genes)].var(axis=0, ddof=1)
     fit = cox_newton(
         variables,
         np.ones((x.shape[0], 1), dtype=bool),
@@ -170,9 +190,10 @@ def fit_cox(
         efron=ties == "efron",
         max_iterations=max_iterations,
         eps=tolerance,
+        penalty=penalty if ridge > 0 else None,
     )
     beta = np.asarray(fit.beta[0])
-    variance = np.asarray(covariance(fit.information))[0]
+    variance = np.asarray(covariance(fit.information))[0]  # (H + P)⁻¹ with a penalty
     se = np.sqrt(np.diag(variance))
     z = beta / se
     quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
@@ -188,12 +209,22 @@ def fit_cox(
         },
         index=pd.Index(names, name="term"),
     )
-    df = len(names)
-    loglik, loglik_null = float(fit.loglik[0]), float(fit.start_loglik[0])
+    # the partial likelihood itself (a penalised fit's less its penalty), and with β = 0
+    loglik = float(fit.loglik[0]) + 0.5 * float(np.sum(penalty * beta * beta))
+    loglik_null = float(fit.start_loglik[0])
     lr = 2.0 * (loglik - loglik_null)
     wald = float(beta @ np.asarray(fit.information[0]) @ beta)
-    start_score = np.asarray(fit.start_score[0])
-    score = float(start_score @ np.asarray(covariance(fit.start_information))[0] @ start_score)
+    df = float(len(names))
+    if ridge > 0:  # R's coxpenal: diag(V H) of the genes, diag(V H V) / diag(V) of the rest
+        unpenalised = np.asarray(fit.information[0]) - np.diag(penalty)
+        spread = variance @ unpenalised
+        ratio = np.diag(spread @ variance) / np.diag(variance)
+        df = float(np.sum(np.diag(spread)[: len(genes)]) + np.sum(ratio[len(genes) :]))
+    score = np.nan  # R computes no score test of a penalised model
+    if ridge == 0:
+        start_score = np.asarray(fit.start_score[0])
+        start_variance = np.asarray(covariance(fit.start_information))[0]
+        score = float(start_score @ start_variance @ start_score)
     predictor = centred @ beta  # C only ranks it: the centring does not matter
     codes = np.zeros(x.shape[0], np.int64) if strata_used is None else strata_used
     found, found_se = gene_concordance(
@@ -226,6 +257,7 @@ def fit_cox(
         converged=converged,
         genes=genes,
         covariates=covariates,
+        ridge=float(ridge),
         means=means,
     )
 
