@@ -138,10 +138,13 @@ PUBLIC = {
     },
     "cohortex.predict": {
         "MODELS",
+        "RIDGE_GRID",
         "SELECTIONS",
         "Classifier",
         "CrossValidation",
+        "SurvivalCrossValidation",
         "cross_validate",
+        "cross_validate_survival",
         "fit",
     },
 }

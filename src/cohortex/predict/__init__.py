@@ -1,9 +1,22 @@
 """Outcome prediction from expression: cross-validated classifiers whose gene selection happens
 inside each training fold (``cross_validate``), so a held-out label never shapes the model, and
-the final classifier for new cohorts (``fit``, ``Classifier.predict``: genes matched by id).
+the final classifier for new cohorts (``fit``, ``Classifier.predict``: genes matched by id);
+cross-validated survival prediction by a Cox signature chosen and fitted inside each training
+fold (``cross_validate_survival``; the final model is :func:`cohortex.survival.fit_cox`).
 """
 
 from ._classifier import Classifier, fit
 from ._cross_validate import MODELS, SELECTIONS, CrossValidation, cross_validate
+from ._survival import RIDGE_GRID, SurvivalCrossValidation, cross_validate_survival
 
-__all__ = ["MODELS", "SELECTIONS", "Classifier", "CrossValidation", "cross_validate", "fit"]
+__all__ = [
+    "MODELS",
+    "RIDGE_GRID",
+    "SELECTIONS",
+    "Classifier",
+    "CrossValidation",
+    "SurvivalCrossValidation",
+    "cross_validate",
+    "cross_validate_survival",
+    "fit",
+]

@@ -14,12 +14,12 @@ from scipy import stats as _stats
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
-from ..stats._cox import RiskSets, covariance, cox_newton
+from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
 from ..stats._cpu.concordance import gene_concordance
 from ._cox import TIES, covariate_columns
 from ._outcome import Outcome
 
-__all__ = ["CoxModel", "fit_cox"]
+__all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox"]
 
 
 @dataclass(frozen=True)
@@ -177,20 +177,18 @@ def fit_cox(
     # that the linear predictor is centred at the reference level
     means = np.where([("[" in name) for name in names], 0.0, x.mean(axis=0))
     centred = x - x.mean(axis=0)[None, :]  # the fit: centred as coxph (the same likelihood)
-    risk = RiskSets.build(outcome.time[used], event_used, strata_used)
-    variables = [centred[risk.order, j : j + 1] for j in range(centred.shape[1])]
     penalty = np.zeros(len(names))
     if ridge > 0:
         penalty[: len(genes)] = ridge * x[:, : len(genes)].var(axis=0, ddof=1)
-    fit = cox_newton(
-        variables,
-        np.ones((x.shape[0], 1), dtype=bool),
-        np.zeros((1, centred.shape[1])),
-        risk,
+    fit = cox_fit_matrix(
+        centred,
+        outcome.time[used],
+        event_used,
+        strata_used,
         efron=ties == "efron",
+        penalty=penalty,
         max_iterations=max_iterations,
-        eps=tolerance,
-        penalty=penalty if ridge > 0 else None,
+        tolerance=tolerance,
     )
     beta = np.asarray(fit.beta[0])
     variance = np.asarray(covariance(fit.information))[0]  # (H + P)⁻¹ with a penalty
@@ -260,6 +258,52 @@ def fit_cox(
         ridge=float(ridge),
         means=means,
     )
+
+
+def cox_fit_matrix(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray | None,
+    *,
+    efron: bool = True,
+    penalty: np.ndarray | None = None,
+    max_iterations: int = 20,
+    tolerance: float = 1e-12,
+) -> CoxFit:
+    """One Cox model of the columns of ``x`` (n_samples × p, complete) by Newton–Raphson
+    from β = 0, with a ridge ``penalty`` (p,) when given and not all 0: the fit of one
+    "gene" (its arrays' first axis of length 1)."""
+    risk = RiskSets.build(time, event, strata)
+    variables = [x[risk.order, j : j + 1] for j in range(x.shape[1])]
+    return cox_newton(
+        variables,
+        np.ones((x.shape[0], 1), dtype=bool),
+        np.zeros((1, x.shape[1])),
+        risk,
+        efron=efron,
+        max_iterations=max_iterations,
+        eps=tolerance,
+        penalty=penalty if penalty is not None and np.any(penalty > 0) else None,
+    )
+
+
+def cox_loglik_matrix(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray | None,
+    beta: np.ndarray,
+    *,
+    efron: bool = True,
+) -> float:
+    """The log partial likelihood of the samples' ``x`` (n × p) at ``beta`` (p,)."""
+    risk = RiskSets.build(time, event, strata)
+    variables = [x[risk.order, j : j + 1] for j in range(x.shape[1])]
+    loglik, _, _ = cox_terms(
+        variables, np.ones((x.shape[0], 1), dtype=bool), beta[None, :], risk, efron
+    )
+    return float(loglik[0])
 
 
 def _term_values(

@@ -1,0 +1,352 @@
+"""Cross-validated prediction of survival: a Cox signature chosen and fitted inside each training
+fold, scored by Harrell's C on the held-out samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._backend import to_host
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._errors import CohortexError
+from ..stats._cpu.concordance import gene_concordance
+from ..survival._cox import cox
+from ..survival._fit_cox import cox_fit_matrix, cox_loglik_matrix
+from ..survival._outcome import Outcome
+
+__all__ = ["RIDGE_GRID", "SurvivalCrossValidation", "cross_validate_survival"]
+
+RIDGE_GRID = 10.0 ** np.arange(-2.0, 3.5, 0.5)  # 0.01 … 1000, on standardised genes
+
+
+@dataclass
+class SurvivalCrossValidation:
+    """The result of :func:`cross_validate_survival`.
+
+    Attributes
+    ----------
+    folds : pandas.DataFrame
+        One row per (repeat, fold): ``n_train``, ``n_test``, ``events_test``,
+        ``concordance`` (Harrell's C of the held-out samples) and ``ridge`` (the penalty
+        used).
+    predictions : pandas.DataFrame
+        One row per (repeat, sample): the fold, ``sample``, ``time``, ``event`` and
+        ``risk``, the out-of-fold linear predictor (standardised genes; higher, a shorter
+        survival expected).
+    concordance : float
+        Harrell's C of the pooled out-of-fold risks (first repeat; within strata when
+        given), with ``concordance_se``.
+    genes : pandas.DataFrame
+        Indexed by each gene ever chosen: ``selected`` (fraction of folds that chose it) and
+        ``coefficient`` (its mean standardised log hazard ratio over those folds), sorted by
+        both.
+    fold_genes : list of ndarray of str
+        The genes each fold chose, one entry per row of ``folds``.
+    permutation_concordance : ndarray
+        The pooled C of each run on permuted outcomes (empty without ``permutations``).
+    permutation_pvalue : float
+        ``(1 + #{permuted ≥ observed}) / (1 + permutations)``; NaN without permutations.
+    parameters : dict
+    """
+
+    folds: pd.DataFrame
+    predictions: pd.DataFrame
+    concordance: float
+    concordance_se: float
+    genes: pd.DataFrame
+    fold_genes: list[np.ndarray]
+    permutation_concordance: np.ndarray
+    permutation_pvalue: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@shared_docs
+def cross_validate_survival(
+    cohort: CohortLike,
+    time: str | Any,
+    event: str | Any,
+    *,
+    k: int = 20,
+    ridge: float | None = None,
+    folds: int = 5,
+    inner_folds: int = 5,
+    repeats: int = 1,
+    strata: str | Any | None = None,
+    permutations: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+) -> SurvivalCrossValidation:
+    """Cross-validated survival prediction from expression: how well a Cox signature ranks
+    patients it has not seen.
+
+    Within every training fold the ``k`` genes with the largest univariate Cox |z| (:func:`
+    cohortex.survival.cox` of the training samples only) are standardised on those samples
+    and fitted together by a ridge-penalised Cox model (:func:`cohortex.survival.fit_cox`);
+    the held-out samples get its linear predictor as their risk. Choosing the genes on all
+    samples first leaks the held-out outcomes into the signature; this function cannot.
+
+    Parameters
+    ----------
+    {cohort}
+    time, event : str or sequence
+        As for :func:`cohortex.survival.cox`.
+    k : int, default 20
+        Genes in each fold's signature (all genes when the cohort has fewer).
+    ridge : float, optional
+        The ridge penalty on the standardised coefficients; by default chosen in each
+        training fold from :data:`RIDGE_GRID` by the cross-validated partial likelihood
+        (Verweij & van Houwelingen 1993) over ``inner_folds`` folds of its samples.
+    folds : int, default 5
+        Folds stratified by the event indicator (shuffled with ``seed``).
+    inner_folds : int, default 5
+        Folds of the ridge penalty's choice.
+    repeats : int, default 1
+        Repeats of the whole cross-validation with other splits.
+    strata : str or sequence, optional
+        A sample variable whose levels get their own baseline hazard, in the models and in
+        the concordance (pairs within a level).
+    permutations : int, default 0
+        Runs on permuted outcomes (each sample's time and event moved together to another
+        sample, within strata) for a null distribution of the pooled C.
+    seed : int, default 0
+    {device}
+
+    Returns
+    -------
+    SurvivalCrossValidation
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    if folds < 2 or inner_folds < 2 or repeats < 1 or permutations < 0 or k < 1:
+        raise CohortexError(
+            "cross_validate_survival() needs folds >= 2, inner_folds >= 2, repeats >= 1, "
+            f"permutations >= 0 and k >= 1; got folds={folds}, inner_folds={inner_folds}, "
+            f"repeats={repeats}, permutations={permutations}, k={k}."
+        )
+    if ridge is not None and not (np.isfinite(ridge) and ridge >= 0):
+        raise CohortexError(f"'ridge' must be a penalty >= 0; got {ridge!r}.")
+    data = as_cohort_matrix(cohort)
+    outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+    events = int(outcome.event.sum())
+    if min(events, outcome.event.size - events) < folds:
+        raise CohortexError(
+            f"{events} events and {outcome.event.size - events} censored samples: each of the "
+            f"{folds} folds needs some of both."
+        )
+    codes = np.zeros(outcome.event.size, np.int64) if outcome.strata is None else outcome.strata
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    splits = list(splitter.split(np.zeros(codes.size), outcome.event))
+    k = min(k, data.matrix.shape[1])
+    settings = {"k": k, "ridge": ridge, "inner_folds": inner_folds, "seed": seed}
+
+    def run(times: np.ndarray, event_flags: np.ndarray) -> tuple[Any, ...]:
+        return _cross_validate_once(
+            data, times, event_flags, codes, splits, folds, settings, device
+        )
+
+    fold_table, risks, chosen = run(outcome.time, outcome.event)
+    first = risks[0]
+    observed, observed_se = _pooled(outcome.time, outcome.event, codes, first)
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(permutations):
+        order = np.arange(codes.size)
+        for level in np.unique(codes):  # within strata
+            members = np.flatnonzero(codes == level)
+            order[members] = rng.permutation(members)
+        _, permuted, _ = run(outcome.time[order], outcome.event[order])
+        null.append(_pooled(outcome.time[order], outcome.event[order], codes, permuted[0])[0])
+    null_array = np.asarray(null)
+    gene_ids = np.asarray(data.gene_ids)
+    predictions = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "repeat": repeat,
+                    "fold": fold_of,
+                    "sample": np.asarray(data.sample_ids),
+                    "time": outcome.time,
+                    "event": outcome.event.astype(np.int64),
+                    "risk": values,
+                }
+            )
+            for repeat, (values, fold_of) in enumerate(
+                zip(risks, _fold_of(splits, folds, codes.size), strict=True)
+            )
+        ],
+        ignore_index=True,
+    )
+    return SurvivalCrossValidation(
+        folds=fold_table,
+        predictions=predictions,
+        concordance=observed,
+        concordance_se=observed_se,
+        genes=_gene_table(chosen, gene_ids, len(splits)),
+        fold_genes=[gene_ids[genes] for genes, _ in chosen],
+        permutation_concordance=null_array,
+        permutation_pvalue=(
+            float((1 + np.sum(null_array >= observed)) / (1 + permutations))
+            if permutations
+            else np.nan
+        ),
+        parameters={**settings, "folds": folds, "repeats": repeats},
+    )
+
+
+def _cross_validate_once(
+    data: Any,
+    time: np.ndarray,
+    event: np.ndarray,
+    codes: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    folds: int,
+    settings: dict[str, Any],
+    device: str,
+) -> tuple[pd.DataFrame, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    """Every fold of every repeat for one assignment of outcomes: the genes, the penalty, the
+    fit and the held-out risks (one array per repeat)."""
+    k = settings["k"]
+    chosen_genes = []
+    for train, _ in splits:
+        per_gene = cox(
+            data.matrix[train],
+            time[train],
+            event[train],
+            strata=codes[train] if codes.max() > 0 else None,
+            device=device,
+        )
+        z = np.abs(np.asarray(per_gene["statistic"].values, dtype=np.float64))
+        z[~np.isfinite(z) | ~np.asarray(per_gene["converged"].values, dtype=bool)] = -1.0
+        chosen_genes.append(np.sort(np.argsort(-z, kind="stable")[:k]))
+    union = np.unique(np.concatenate(chosen_genes))
+    values = np.asarray(to_host(_computed(data.matrix[:, union])), dtype=np.float64)
+    position = {gene: i for i, gene in enumerate(union)}
+    risks = [np.full(time.size, np.nan) for _ in range(len(splits) // folds)]
+    rows, chosen = [], []
+    for index, (train, test) in enumerate(splits):
+        repeat, fold = divmod(index, folds)
+        genes = chosen_genes[index]
+        x = values[:, [position[g] for g in genes]]
+        if np.isnan(x[np.concatenate([train, test])]).any():
+            raise CohortexError(
+                "The chosen genes have missing values; survival prediction needs complete "
+                "values (impute or drop those genes first)."
+            )
+        centre, scale = x[train].mean(axis=0), x[train].std(axis=0, ddof=1)
+        scale[scale == 0] = 1.0
+        standard = (x - centre) / scale
+        strata = codes if codes.max() > 0 else None
+        penalty = settings["ridge"]
+        if penalty is None:
+            penalty = _choose_ridge(standard, time, event, strata, train, settings)
+        fit = cox_fit_matrix(
+            standard[train],
+            time[train],
+            event[train],
+            None if strata is None else strata[train],
+            penalty=np.full(genes.size, penalty),
+        )
+        beta = np.asarray(fit.beta[0])
+        risks[repeat][test] = standard[test] @ beta
+        found, _ = gene_concordance(
+            time[test],
+            event[test],
+            codes[test],
+            risks[repeat][test][:, None],
+            np.ones((test.size, 1), dtype=bool),
+        )
+        rows.append(
+            {
+                "repeat": repeat,
+                "fold": fold,
+                "n_train": train.size,
+                "n_test": test.size,
+                "events_test": int(event[test].sum()),
+                "concordance": float(found[0]),
+                "ridge": float(penalty),
+            }
+        )
+        chosen.append((genes, beta))
+    return pd.DataFrame(rows), risks, chosen
+
+
+def _choose_ridge(
+    standard: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray | None,
+    train: np.ndarray,
+    settings: dict[str, Any],
+) -> float:
+    """The penalty of :data:`RIDGE_GRID` with the largest cross-validated partial likelihood
+    over the training samples' inner folds: Σ_j l(β₋ⱼ) − l₋ⱼ(β₋ⱼ), the first on ties."""
+    from sklearn.model_selection import StratifiedKFold
+
+    inner = StratifiedKFold(settings["inner_folds"], shuffle=True, random_state=settings["seed"])
+    x, t, e = standard[train], time[train], event[train]
+    s = None if strata is None else strata[train]
+    parts = list(inner.split(np.zeros(train.size), e))
+    best, best_value = float(RIDGE_GRID[0]), -np.inf
+    for penalty in RIDGE_GRID:
+        total = 0.0
+        for fit_rows, _ in parts:
+            fit = cox_fit_matrix(
+                x[fit_rows],
+                t[fit_rows],
+                e[fit_rows],
+                None if s is None else s[fit_rows],
+                penalty=np.full(x.shape[1], penalty),
+            )
+            beta = np.asarray(fit.beta[0])
+            total += cox_loglik_matrix(x, t, e, s, beta) - cox_loglik_matrix(
+                x[fit_rows], t[fit_rows], e[fit_rows], None if s is None else s[fit_rows], beta
+            )
+        if total > best_value:
+            best, best_value = float(penalty), total
+    return best
+
+
+def _pooled(
+    time: np.ndarray, event: np.ndarray, codes: np.ndarray, risk: np.ndarray
+) -> tuple[float, float]:
+    """Harrell's C of the pooled out-of-fold risks and its standard error."""
+    found, std_err = gene_concordance(time, event, codes, risk[:, None], np.isfinite(risk)[:, None])
+    return float(found[0]), float(std_err[0])
+
+
+def _fold_of(splits: list[tuple[np.ndarray, np.ndarray]], folds: int, n: int) -> list[np.ndarray]:
+    """Each repeat's fold of every sample."""
+    out = []
+    for repeat in range(len(splits) // folds):
+        fold_of = np.full(n, -1)
+        for fold in range(folds):
+            fold_of[splits[repeat * folds + fold][1]] = fold
+        out.append(fold_of)
+    return out
+
+
+def _gene_table(
+    chosen: list[tuple[np.ndarray, np.ndarray]], gene_ids: np.ndarray, n_folds: int
+) -> pd.DataFrame:
+    table = pd.DataFrame(
+        [(g, b) for genes, beta in chosen for g, b in zip(genes, beta, strict=True)],
+        columns=["position", "coefficient"],
+    )
+    grouped = table.groupby("position")["coefficient"]
+    out = pd.DataFrame(
+        {"selected": grouped.size() / n_folds, "coefficient": grouped.mean()}
+    ).reset_index()
+    out.index = pd.Index(gene_ids[out.pop("position").to_numpy()], name="gene")
+    strength = out["coefficient"].abs()
+    return (
+        out.assign(strength=strength)
+        .sort_values(["selected", "strength"], ascending=False)
+        .drop(columns="strength")
+    )
+
+
+def _computed(values: Any) -> Any:
+    return values.compute() if hasattr(values, "compute") else values
