@@ -1125,6 +1125,28 @@ def test_predict_command(tmp_path, capsys):
     assert "C chosen by nested cross-validation, per fold: " in capsys.readouterr().out
     assert main(["predict", str(store), "--target", "conditon"]) == 2
     assert "must name a sample variable" in capsys.readouterr().err
+    assert main(["predict", str(store)]) == 2
+    assert "--target (classes) or --time and --event" in capsys.readouterr().err
+
+
+def test_predict_survival_command(tmp_path, capsys):
+    from cohortex import predict, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 200, 300, survival_genes=3, log_hr=0.6, seed=9)
+    capsys.readouterr()
+    out = tmp_path / "risks.tsv"
+    argv = ["predict", str(store), "--time", "time", "--event", "event", "--k", "10"]
+    assert main([*argv, "--ridge", "1", "--out", str(out), "--top", "3"]) == 0
+    printed = capsys.readouterr().out
+    direct = predict.cross_validate_survival(store, "time", "event", k=10, ridge=1.0)
+    assert f"Harrell's C {direct.concordance:.3f}" in printed
+    written = pd.read_csv(out, sep="\t")
+    np.testing.assert_allclose(written["risk"], direct.predictions["risk"], rtol=1e-12)
+    assert main([*argv, "--model", "random_forest"]) == 2
+    assert "--model go with --target" in capsys.readouterr().err
+    assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2
+    assert "--ridge go with --time" in capsys.readouterr().err
 
 
 def test_enrich_command(tmp_path, capsys):

@@ -465,11 +465,31 @@ def _parser() -> argparse.ArgumentParser:
 
     pred = commands.add_parser(
         "predict",
-        help="cross-validated prediction of a sample variable (genes chosen inside the folds)",
+        help="cross-validated prediction of a sample variable or of survival (genes chosen "
+        "inside the folds)",
     )
     pred.add_argument("store", type=Path)
-    pred.add_argument("--target", required=True, help="sample variable holding the classes")
-    pred.add_argument("--k", type=int, default=500, help="genes chosen in each training fold")
+    pred.add_argument("--target", default=None, help="sample variable holding the classes")
+    pred.add_argument(
+        "--time",
+        default=None,
+        help="instead of --target, survival: the sample variable of follow-up times (with "
+        "--event): a ridge Cox signature, Harrell's C",
+    )
+    pred.add_argument("--event", default=None, help="with --time: the event indicator (1/0)")
+    pred.add_argument("--strata", default=None, help="with --time: sample variable of strata")
+    pred.add_argument(
+        "--ridge",
+        type=float,
+        default=None,
+        help="with --time: the ridge penalty (default: chosen in each fold)",
+    )
+    pred.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="genes chosen in each training fold (default 500 for classes, 20 for survival)",
+    )
     pred.add_argument(
         "--select",
         choices=("anova", "welch", "variance"),
@@ -1495,6 +1515,14 @@ def _predict(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if (args.target is None) == (args.time is None):
+        raise CohortexError("predict takes --target (classes) or --time and --event (survival).")
+    if args.time is not None:
+        _predict_survival(args)
+        return
+    if args.event is not None or args.strata is not None or args.ridge is not None:
+        raise CohortexError("--event, --strata and --ridge go with --time.")
+    args.k = 500 if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate(
         args.store,
@@ -1534,6 +1562,52 @@ def _predict(args: argparse.Namespace) -> None:
         sep = "," if args.out.suffix.lower() == ".csv" else "\t"
         result.predictions.to_csv(args.out, sep=sep, index=False)
         print(f"out-of-fold predictions written to {args.out}")
+    if args.top > 0:
+        print(result.genes.head(args.top).to_string(float_format="%.3g"))
+
+
+def _predict_survival(args: argparse.Namespace) -> None:
+    from .. import predict
+
+    if args.event is None:
+        raise CohortexError("--time goes with --event (the event indicator, 1/0).")
+    default = {"select": "anova", "model": "logistic", "penalty": "l2", "C": [1.0]}
+    changed = [f"--{name}" for name, value in default.items() if getattr(args, name) != value]
+    if changed:
+        raise CohortexError(f"{', '.join(changed)} go with --target (classes), not --time.")
+    k = 20 if args.k is None else args.k
+    start = time.perf_counter()
+    result = predict.cross_validate_survival(
+        args.store,
+        args.time,
+        args.event,
+        k=k,
+        ridge=args.ridge,
+        folds=args.folds,
+        repeats=args.repeats,
+        strata=args.strata,
+        permutations=args.permutations,
+        seed=args.seed,
+        device=args.device,
+    )
+    elapsed = time.perf_counter() - start
+    print(
+        f"ridge Cox on {k} genes chosen in each of {args.folds} training folds in "
+        f"{elapsed:.1f} s\nHarrell's C {result.concordance:.3f} (se "
+        f"{result.concordance_se:.3f}); per fold "
+        + ", ".join(f"{c:.3f}" for c in result.folds["concordance"])
+        + "; ridge per fold "
+        + ", ".join(f"{r:g}" for r in result.folds["ridge"])
+    )
+    if args.permutations:
+        print(
+            f"permuted outcomes: C median {np.median(result.permutation_concordance):.3f} over "
+            f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g}"
+        )
+    if args.out is not None:
+        sep = "," if args.out.suffix.lower() == ".csv" else "\t"
+        result.predictions.to_csv(args.out, sep=sep, index=False)
+        print(f"out-of-fold risks written to {args.out}")
     if args.top > 0:
         print(result.genes.head(args.top).to_string(float_format="%.3g"))
 
