@@ -146,6 +146,7 @@ PUBLIC = {
         "cross_validate",
         "cross_validate_survival",
         "fit",
+        "fit_survival",
     },
 }
 

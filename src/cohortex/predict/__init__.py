@@ -2,12 +2,17 @@
 inside each training fold (``cross_validate``), so a held-out label never shapes the model, and
 the final classifier for new cohorts (``fit``, ``Classifier.predict``: genes matched by id);
 cross-validated survival prediction by a Cox signature chosen and fitted inside each training
-fold (``cross_validate_survival``; the final model is :func:`cohortex.survival.fit_cox`).
+fold (``cross_validate_survival``) and the final signature for new cohorts (``fit_survival``).
 """
 
 from ._classifier import Classifier, fit
 from ._cross_validate import MODELS, SELECTIONS, CrossValidation, cross_validate
-from ._survival import RIDGE_GRID, SurvivalCrossValidation, cross_validate_survival
+from ._survival import (
+    RIDGE_GRID,
+    SurvivalCrossValidation,
+    cross_validate_survival,
+    fit_survival,
+)
 
 __all__ = [
     "MODELS",
@@ -19,4 +24,5 @@ __all__ = [
     "cross_validate",
     "cross_validate_survival",
     "fit",
+    "fit_survival",
 ]

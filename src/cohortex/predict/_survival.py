@@ -14,10 +14,10 @@ from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..stats._cpu.concordance import gene_concordance
 from ..survival._cox import cox
-from ..survival._fit_cox import cox_fit_matrix, cox_loglik_matrix
+from ..survival._fit_cox import CoxModel, cox_fit_matrix, cox_loglik_matrix, fit_cox
 from ..survival._outcome import Outcome
 
-__all__ = ["RIDGE_GRID", "SurvivalCrossValidation", "cross_validate_survival"]
+__all__ = ["RIDGE_GRID", "SurvivalCrossValidation", "cross_validate_survival", "fit_survival"]
 
 RIDGE_GRID = 10.0 ** np.arange(-2.0, 3.5, 0.5)  # 0.01 … 1000, on standardised genes
 
@@ -196,6 +196,71 @@ def cross_validate_survival(
     )
 
 
+@shared_docs
+def fit_survival(
+    cohort: CohortLike,
+    time: str | Any,
+    event: str | Any,
+    *,
+    k: int = 20,
+    ridge: float | None = None,
+    inner_folds: int = 5,
+    strata: str | Any | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> CoxModel:
+    """The final survival signature on a whole cohort, to score others: what each training
+    fold of :func:`cross_validate_survival` does, on every sample.
+
+    The ``k`` genes with the largest univariate Cox |z|, fitted together by a ridge Cox
+    model (the penalty chosen by the cross-validated partial likelihood over
+    ``inner_folds`` folds unless given). Its ``predict`` scores a new cohort by gene id.
+
+    Parameters
+    ----------
+    {cohort}
+    time, event, k, ridge, inner_folds, strata, seed
+        As for :func:`cross_validate_survival`.
+    {device}
+
+    Returns
+    -------
+    cohortex.survival.CoxModel
+        With ``ridge`` the penalty used.
+    """
+    if k < 1 or inner_folds < 2:
+        raise CohortexError(
+            f"fit_survival() needs k >= 1 and inner_folds >= 2; got {k}, {inner_folds}."
+        )
+    data = as_cohort_matrix(cohort)
+    outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+    per_gene = cox(data.matrix, outcome.time, outcome.event, strata=outcome.strata, device=device)
+    chosen = _top(per_gene, min(k, data.matrix.shape[1]))
+    genes = [str(g) for g in np.asarray(data.gene_ids)[chosen]]
+    if ridge is None:
+        x = np.asarray(to_host(_computed(data.matrix[:, chosen])), dtype=np.float64)
+        if np.isnan(x).any():
+            raise CohortexError("The chosen genes have missing values; impute or drop them first.")
+        standard = (x - x.mean(axis=0)) / np.where(
+            x.std(axis=0, ddof=1) > 0, x.std(axis=0, ddof=1), 1.0
+        )
+        settings = {"inner_folds": inner_folds, "seed": seed}
+        every = np.arange(x.shape[0])
+        ridge = _choose_ridge(
+            standard, outcome.time, outcome.event, outcome.strata, every, settings
+        )
+    return fit_cox(
+        cohort, outcome.time, outcome.event, genes=genes, strata=outcome.strata, ridge=ridge
+    )
+
+
+def _top(per_gene: Any, k: int) -> np.ndarray:
+    """The ``k`` genes with the largest univariate |z| (converged fits only), in gene order."""
+    z = np.abs(np.asarray(per_gene["statistic"].values, dtype=np.float64))
+    z[~np.isfinite(z) | ~np.asarray(per_gene["converged"].values, dtype=bool)] = -1.0
+    return np.sort(np.argsort(-z, kind="stable")[:k])
+
+
 def _cross_validate_once(
     data: Any,
     time: np.ndarray,
@@ -218,9 +283,7 @@ def _cross_validate_once(
             strata=codes[train] if codes.max() > 0 else None,
             device=device,
         )
-        z = np.abs(np.asarray(per_gene["statistic"].values, dtype=np.float64))
-        z[~np.isfinite(z) | ~np.asarray(per_gene["converged"].values, dtype=bool)] = -1.0
-        chosen_genes.append(np.sort(np.argsort(-z, kind="stable")[:k]))
+        chosen_genes.append(_top(per_gene, k))
     union = np.unique(np.concatenate(chosen_genes))
     values = np.asarray(to_host(_computed(data.matrix[:, union])), dtype=np.float64)
     position = {gene: i for i, gene in enumerate(union)}
