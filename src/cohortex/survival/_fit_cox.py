@@ -193,20 +193,21 @@ def fit_cox(
     beta = np.asarray(fit.beta[0])
     variance = np.asarray(covariance(fit.information))[0]  # (H + P)⁻¹ with a penalty
     se = np.sqrt(np.diag(variance))
-    z = beta / se
     quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
-    terms = pd.DataFrame(
-        {
-            "coefficient": beta,
-            "se": se,
-            "hazard_ratio": np.exp(beta),
-            "ci_low": np.exp(beta - quantile * se),
-            "ci_high": np.exp(beta + quantile * se),
-            "statistic": z,
-            "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
-        },
-        index=pd.Index(names, name="term"),
-    )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separated term
+        z = beta / se
+        terms = pd.DataFrame(
+            {
+                "coefficient": beta,
+                "se": se,
+                "hazard_ratio": np.exp(beta),
+                "ci_low": np.exp(beta - quantile * se),
+                "ci_high": np.exp(beta + quantile * se),
+                "statistic": z,
+                "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
+            },
+            index=pd.Index(names, name="term"),
+        )
     # the partial likelihood itself (a penalised fit's less its penalty), and with β = 0
     loglik = float(fit.loglik[0]) + 0.5 * float(np.sum(penalty * beta * beta))
     loglik_null = float(fit.start_loglik[0])
