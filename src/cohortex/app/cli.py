@@ -1558,12 +1558,7 @@ def _predict(args: argparse.Namespace) -> None:
             f"shuffled labels: AUROC median {np.median(result.permutation_auroc):.3f} over "
             f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g}"
         )
-    if args.out is not None:
-        sep = "," if args.out.suffix.lower() == ".csv" else "\t"
-        result.predictions.to_csv(args.out, sep=sep, index=False)
-        print(f"out-of-fold predictions written to {args.out}")
-    if args.top > 0:
-        print(result.genes.head(args.top).to_string(float_format="%.3g"))
+    _write_predictions(args, result.predictions, result.genes, "predictions")
 
 
 def _predict_survival(args: argparse.Namespace) -> None:
@@ -1604,12 +1599,17 @@ def _predict_survival(args: argparse.Namespace) -> None:
             f"permuted outcomes: C median {np.median(result.permutation_concordance):.3f} over "
             f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g}"
         )
+    _write_predictions(args, result.predictions, result.genes, "risks")
+
+
+def _write_predictions(args: argparse.Namespace, predictions: Any, genes: Any, what: str) -> None:
+    """The out-of-fold ``what`` to ``--out`` and the ``--top`` genes, printed."""
     if args.out is not None:
         sep = "," if args.out.suffix.lower() == ".csv" else "\t"
-        result.predictions.to_csv(args.out, sep=sep, index=False)
-        print(f"out-of-fold risks written to {args.out}")
+        predictions.to_csv(args.out, sep=sep, index=False)
+        print(f"out-of-fold {what} written to {args.out}")
     if args.top > 0:
-        print(result.genes.head(args.top).to_string(float_format="%.3g"))
+        print(genes.head(args.top).to_string(float_format="%.3g"))
 
 
 def _enrich(args: argparse.Namespace) -> None:

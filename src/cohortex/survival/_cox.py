@@ -21,7 +21,7 @@ from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks
 from ._outcome import Outcome
 
-__all__ = ["TIES", "CoxSetup", "covariate_columns", "cox", "fit_gene_block"]
+__all__ = ["TIES", "CoxSetup", "check_options", "covariate_columns", "cox", "fit_gene_block"]
 
 TIES = ("efron", "breslow")
 
@@ -97,13 +97,7 @@ def cox(
     Genes that do not converge, or whose coefficient may be infinite, are flagged and counted
     in a warning, never silently reported as estimates.
     """
-    if ties not in TIES:
-        raise CohortexError(
-            f"The 'ties' parameter of cox() must be one of {', '.join(map(repr, TIES))}; got "
-            f"{ties!r}."
-        )
-    if not 0 < confidence < 1:
-        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    check_options("cox()", ties, confidence)
     _fdr.check_method(fdr, "cox()")
     if not 0 < tolerance < 1:
         raise CohortexError(f"'tolerance' must be in (0, 1); got {tolerance!r}.")
@@ -143,6 +137,18 @@ def cox(
     _warn_flags(result)
     keep_on_device = namespace(data.matrix) is not np and not isinstance(data.matrix, da.Array)
     return result if keep_on_device else to_host_dataset(result)
+
+
+def check_options(caller: str, ties: str, confidence: float | None = None) -> None:
+    """Refuses a ``ties`` method that is not one of :data:`TIES` and a ``confidence`` level
+    outside (0, 1), naming ``caller``."""
+    if ties not in TIES:
+        raise CohortexError(
+            f"The 'ties' parameter of {caller} must be one of {', '.join(map(repr, TIES))}; "
+            f"got {ties!r}."
+        )
+    if confidence is not None and not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
 
 
 class CoxSetup:

@@ -13,7 +13,7 @@ from .._backend import resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ._blocks import map_gene_blocks
-from ._cox import TIES, CoxSetup, fit_gene_block
+from ._cox import CoxSetup, check_options, fit_gene_block
 
 __all__ = ["TRANSFORMS", "cox_zph"]
 
@@ -72,11 +72,7 @@ def cox_zph(
     The fits run as :func:`cox`'s (on the GPU where asked); the test's risk-set sums are
     host code, one gene per thread, the genes' values brought to the host a block at a time.
     """
-    if ties not in TIES:
-        raise CohortexError(
-            f"The 'ties' parameter of cox_zph() must be one of {', '.join(map(repr, TIES))}; "
-            f"got {ties!r}."
-        )
+    check_options("cox_zph()", ties)
     if transform not in TRANSFORMS:
         raise CohortexError(
             f"The 'transform' parameter of cox_zph() must be one of "

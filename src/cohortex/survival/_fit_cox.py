@@ -16,7 +16,7 @@ from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
 from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
 from ..stats._cpu.concordance import gene_concordance
-from ._cox import TIES, covariate_columns
+from ._cox import check_options, covariate_columns
 from ._outcome import Outcome
 
 __all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox"]
@@ -152,13 +152,7 @@ def fit_cox(
     CohortexError
         For no term, an unknown gene, invalid outcomes, or no event among the samples fitted.
     """
-    if ties not in TIES:
-        raise CohortexError(
-            f"The 'ties' parameter of fit_cox() must be one of {', '.join(map(repr, TIES))}; "
-            f"got {ties!r}."
-        )
-    if not 0 < confidence < 1:
-        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    check_options("fit_cox()", ties, confidence)
     if not (np.isfinite(ridge) and ridge >= 0):
         raise CohortexError(f"'ridge' must be a penalty >= 0; got {ridge!r}.")
     genes = tuple(str(g) for g in ([genes] if isinstance(genes, str) else genes))
