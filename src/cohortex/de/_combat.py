@@ -63,8 +63,8 @@ def combat(
         sva's ``par.prior``: False estimates each gene's batch mean and variance as the other
         genes' estimates averaged with the likelihood of its values as weights (the
         non-parametric prior, for batch effects far from normal; O(genes²) a batch:
-        20,000 genes take seconds). Where sva's likelihoods underflow (batches of a few
-        hundred samples) and its values become NaN, they are computed here in logs.
+        20,000 genes take seconds). Where sva's likelihoods underflow (from about 700
+        samples a batch) and its values become NaN, they are computed here in logs.
     {device}
 
     Returns

@@ -3,9 +3,9 @@ over the other genes' estimates, each weighted by its likelihood of the gene's v
 
 The likelihood of gene i's n standardised values under gene k's mean g and variance d needs
 only the values' sum and sum of squares: Σ(x − g)² = Σx² − 2gΣx + ng². sva computes it from
-the values, and the likelihood itself, which underflows to 0 (and its result to NaN) once a
-batch has a few hundred samples; here in logs, scaled by each gene's largest, so that it
-stays finite where sva's is not. O(genes²) a batch, genes side by side in threads.
+the values, and the likelihood itself, which underflows to 0 (and its result to NaN) from
+about 700 samples a batch; here in logs, scaled by each gene's largest, so that it stays
+finite where sva's is not. O(genes²) a batch, genes side by side in threads.
 """
 
 from __future__ import annotations
