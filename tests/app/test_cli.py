@@ -1141,6 +1141,7 @@ def test_predict_survival_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     direct = predict.cross_validate_survival(store, "time", "event", k=10, ridge=1.0)
     assert f"Harrell's C {direct.concordance:.3f}" in printed
+    assert f"log-rank chi-square {direct.logrank_statistic:.2f}" in printed
     written = pd.read_csv(out, sep="\t")
     np.testing.assert_allclose(written["risk"], direct.predictions["risk"], rtol=1e-12)
     assert main([*argv, "--model", "random_forest"]) == 2

@@ -60,6 +60,20 @@ def test_defaults_find_the_planted_genes(planted):
     assert oracle.concordance - 0.08 < result.concordance < oracle.concordance + 0.02
     assert result.concordance > 0.6 and result.permutation_pvalue == pytest.approx(0.1)
     assert len(result.predictions) == 300 and result.predictions["risk"].notna().all()
+    # the cross-validated risk groups: high above the training median of each fold; their
+    # log-rank χ² is survival.logrank's (survdiff's) of that split, and they separate
+    groups = result.predictions["risk_group"].to_numpy() == "high"
+    assert 0.35 < groups.mean() < 0.65
+    time, event = planted["time"].values, planted["event"].values
+    share_low = (~groups).mean()
+    split = survival.logrank(groups[:, None].astype(float), time, event, quantile=share_low / 2)
+    assert result.logrank_statistic == pytest.approx(float(split["statistic"][0]), rel=1e-12)
+    assert result.logrank_pvalue < 1e-4 and result.logrank_permutation_pvalue == pytest.approx(0.1)
+    curves = result.kaplan_meier()
+    starts = curves.groupby("group")["n_risk"].first()
+    assert starts.to_dict() == {"high": groups.sum(), "low": (~groups).sum()}
+    last = curves.groupby("group")["survival"].last()
+    assert last["high"] < last["low"]
 
 
 def test_selection_inside_the_folds_does_not_leak():

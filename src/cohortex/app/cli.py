@@ -1594,10 +1594,19 @@ def _predict_survival(args: argparse.Namespace) -> None:
         + "; ridge per fold "
         + ", ".join(f"{r:g}" for r in result.folds["ridge"])
     )
+    high = int(
+        (result.predictions["risk_group"][result.predictions["repeat"] == 0] == "high").sum()
+    )
+    print(
+        f"risk groups by the training folds' median risk: {high} high, "
+        f"{len(result.predictions[result.predictions['repeat'] == 0]) - high} low; log-rank "
+        f"chi-square {result.logrank_statistic:.2f} (nominal p {result.logrank_pvalue:.3g})"
+    )
     if args.permutations:
         print(
             f"permuted outcomes: C median {np.median(result.permutation_concordance):.3f} over "
-            f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g}"
+            f"{args.permutations} runs; permutation p = {result.permutation_pvalue:.3g} (C), "
+            f"{result.logrank_permutation_pvalue:.3g} (log-rank)"
         )
     _write_predictions(args, result.predictions, result.genes, "risks")
 

@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as _stats
 
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
+from ..stats._cox import RiskSets
 from ..stats._cpu.concordance import gene_concordance
+from ..stats._logrank import logrank_block
 from ..survival._cox import cox
 from ..survival._fit_cox import CoxModel, cox_fit_matrix, cox_loglik_matrix, fit_cox
 from ..survival._outcome import Outcome
@@ -33,9 +36,10 @@ class SurvivalCrossValidation:
         ``concordance`` (Harrell's C of the held-out samples) and ``ridge`` (the penalty
         used).
     predictions : pandas.DataFrame
-        One row per (repeat, sample): the fold, ``sample``, ``time``, ``event`` and
-        ``risk``, the out-of-fold linear predictor (standardised genes; higher, a shorter
-        survival expected).
+        One row per (repeat, sample): the fold, ``sample``, ``time``, ``event``, ``risk``
+        (the out-of-fold linear predictor of standardised genes; higher, a shorter survival
+        expected) and ``risk_group`` ("high" above the median risk of the fold's training
+        samples, else "low").
     concordance : float
         Harrell's C of the pooled out-of-fold risks (first repeat; within strata when
         given), with ``concordance_se``.
@@ -49,6 +53,12 @@ class SurvivalCrossValidation:
         The pooled C of each run on permuted outcomes (empty without ``permutations``).
     permutation_pvalue : float
         ``(1 + #{permuted ≥ observed}) / (1 + permutations)``; NaN without permutations.
+    logrank_statistic, logrank_pvalue : float
+        The log-rank χ² (within strata) of the cross-validated risk groups, high against low
+        (first repeat; each held-out sample high when its risk is above the median risk of
+        its fold's training samples, as Simon et al. 2011), and its nominal p-value (1 df);
+        with permutations also ``logrank_permutation_pvalue`` (the honest one: the groups
+        come from a selection inside each fold).
     parameters : dict
     """
 
@@ -60,7 +70,25 @@ class SurvivalCrossValidation:
     fold_genes: list[np.ndarray]
     permutation_concordance: np.ndarray
     permutation_pvalue: float
+    logrank_statistic: float
+    logrank_pvalue: float
+    logrank_permutation_pvalue: float
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    def kaplan_meier(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Kaplan–Meier curves of the cross-validated risk groups (first repeat): each
+        held-out sample is "high" when its risk is above the median risk of its fold's
+        training samples (:func:`cohortex.survival.kaplan_meier`'s table)."""
+        from ..survival import kaplan_meier
+
+        first = self.predictions[self.predictions["repeat"] == 0]
+        return kaplan_meier(
+            None,
+            first["time"].to_numpy(),
+            first["event"].to_numpy(),
+            by=first["risk_group"].to_numpy(),
+            confidence=confidence,
+        )
 
 
 @shared_docs
@@ -147,18 +175,20 @@ def cross_validate_survival(
             data, times, event_flags, codes, splits, folds, settings, device
         )
 
-    fold_table, risks, chosen = run(outcome.time, outcome.event)
-    first = risks[0]
-    observed, observed_se = _pooled(outcome.time, outcome.event, codes, first)
+    fold_table, risks, chosen, high = run(outcome.time, outcome.event)
+    observed, observed_se = _pooled(outcome.time, outcome.event, codes, risks[0])
+    separation = _logrank(outcome.time, outcome.event, codes, high[0])
     rng = np.random.default_rng(seed)
-    null = []
+    null, null_separation = [], []
     for _ in range(permutations):
         order = np.arange(codes.size)
         for level in np.unique(codes):  # within strata
             members = np.flatnonzero(codes == level)
             order[members] = rng.permutation(members)
-        _, permuted, _ = run(outcome.time[order], outcome.event[order])
-        null.append(_pooled(outcome.time[order], outcome.event[order], codes, permuted[0])[0])
+        times, flags = outcome.time[order], outcome.event[order]
+        _, permuted, _, permuted_high = run(times, flags)
+        null.append(_pooled(times, flags, codes, permuted[0])[0])
+        null_separation.append(_logrank(times, flags, codes, permuted_high[0]))
     null_array = np.asarray(null)
     gene_ids = np.asarray(data.gene_ids)
     predictions = pd.concat(
@@ -171,10 +201,11 @@ def cross_validate_survival(
                     "time": outcome.time,
                     "event": outcome.event.astype(np.int64),
                     "risk": values,
+                    "risk_group": np.where(flags, "high", "low"),
                 }
             )
-            for repeat, (values, fold_of) in enumerate(
-                zip(risks, _fold_of(splits, folds, codes.size), strict=True)
+            for repeat, (values, flags, fold_of) in enumerate(
+                zip(risks, high, _fold_of(splits, folds, codes.size), strict=True)
             )
         ],
         ignore_index=True,
@@ -189,6 +220,13 @@ def cross_validate_survival(
         permutation_concordance=null_array,
         permutation_pvalue=(
             float((1 + np.sum(null_array >= observed)) / (1 + permutations))
+            if permutations
+            else np.nan
+        ),
+        logrank_statistic=separation,
+        logrank_pvalue=float(_stats.chi2.sf(separation, 1)),
+        logrank_permutation_pvalue=(
+            float((1 + np.sum(np.asarray(null_separation) >= separation)) / (1 + permutations))
             if permutations
             else np.nan
         ),
@@ -270,9 +308,9 @@ def _cross_validate_once(
     folds: int,
     settings: dict[str, Any],
     device: str,
-) -> tuple[pd.DataFrame, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[pd.DataFrame, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
     """Every fold of every repeat for one assignment of outcomes: the genes, the penalty, the
-    fit and the held-out risks (one array per repeat)."""
+    fit, the held-out risks and high-risk flags (one array each per repeat)."""
     k = settings["k"]
     chosen_genes = []
     for train, _ in splits:
@@ -288,6 +326,7 @@ def _cross_validate_once(
     values = np.asarray(to_host(_computed(data.matrix[:, union])), dtype=np.float64)
     position = {gene: i for i, gene in enumerate(union)}
     risks = [np.full(time.size, np.nan) for _ in range(len(splits) // folds)]
+    high = [np.zeros(time.size, dtype=bool) for _ in risks]
     rows, chosen = [], []
     for index, (train, test) in enumerate(splits):
         repeat, fold = divmod(index, folds)
@@ -314,6 +353,8 @@ def _cross_validate_once(
         )
         beta = np.asarray(fit.beta[0])
         risks[repeat][test] = standard[test] @ beta
+        # the high-risk group: above the median risk of the training samples (Simon et al.)
+        high[repeat][test] = risks[repeat][test] > np.median(standard[train] @ beta)
         found, _ = gene_concordance(
             time[test],
             event[test],
@@ -333,7 +374,7 @@ def _cross_validate_once(
             }
         )
         chosen.append((genes, beta))
-    return pd.DataFrame(rows), risks, chosen
+    return pd.DataFrame(rows), risks, chosen, high
 
 
 def _choose_ridge(
@@ -378,6 +419,14 @@ def _pooled(
     """Harrell's C of the pooled out-of-fold risks and its standard error."""
     found, std_err = gene_concordance(time, event, codes, risk[:, None], np.isfinite(risk)[:, None])
     return float(found[0]), float(std_err[0])
+
+
+def _logrank(time: np.ndarray, event: np.ndarray, codes: np.ndarray, high: np.ndarray) -> float:
+    """The log-rank χ² of ``high`` against the rest, within strata (R's survdiff)."""
+    risk = RiskSets.build(time, event, codes)
+    column = high[risk.order][:, None]
+    found = logrank_block(column, np.ones_like(column), risk)
+    return float(found["chisq"][0])
 
 
 def _fold_of(splits: list[tuple[np.ndarray, np.ndarray]], folds: int, n: int) -> list[np.ndarray]:
