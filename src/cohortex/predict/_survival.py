@@ -393,24 +393,28 @@ def _choose_ridge(
     x, t, e = standard[train], time[train], event[train]
     s = None if strata is None else strata[train]
     parts = list(inner.split(np.zeros(train.size), e))
-    best, best_value = float(RIDGE_GRID[0]), -np.inf
-    for penalty in RIDGE_GRID:
+    values = np.empty(RIDGE_GRID.size)
+    starts: list[np.ndarray | None] = [None] * len(parts)
+    # from the strongest penalty down, each inner fold's fit starting from its last one
+    for index in range(RIDGE_GRID.size - 1, -1, -1):
         total = 0.0
-        for fit_rows, _ in parts:
+        for j, (fit_rows, _) in enumerate(parts):
             fit = cox_fit_matrix(
                 x[fit_rows],
                 t[fit_rows],
                 e[fit_rows],
                 None if s is None else s[fit_rows],
-                penalty=np.full(x.shape[1], penalty),
+                penalty=np.full(x.shape[1], RIDGE_GRID[index]),
+                start=starts[j],
             )
             beta = np.asarray(fit.beta[0])
+            starts[j] = beta
             total += cox_loglik_matrix(x, t, e, s, beta) - cox_loglik_matrix(
                 x[fit_rows], t[fit_rows], e[fit_rows], None if s is None else s[fit_rows], beta
             )
-        if total > best_value:
-            best, best_value = float(penalty), total
-    return best
+        values[index] = total
+    values = np.where(np.isfinite(values), values, -np.inf)  # a fit that failed: never chosen
+    return float(RIDGE_GRID[int(np.argmax(values))])  # the smallest penalty on ties
 
 
 def _pooled(

@@ -265,16 +265,17 @@ def cox_fit_matrix(
     penalty: np.ndarray | None = None,
     max_iterations: int = 20,
     tolerance: float = 1e-12,
+    start: np.ndarray | None = None,
 ) -> CoxFit:
     """One Cox model of the columns of ``x`` (n_samples × p, complete) by Newton–Raphson
-    from β = 0, with a ridge ``penalty`` (p,) when given and not all 0: the fit of one
-    "gene" (its arrays' first axis of length 1)."""
+    from ``start`` (p,; default β = 0), with a ridge ``penalty`` (p,) when given and not all
+    0: the fit of one "gene" (its arrays' first axis of length 1)."""
     risk = RiskSets.build(time, event, strata)
     variables = [x[risk.order, j : j + 1] for j in range(x.shape[1])]
     return cox_newton(
         variables,
         np.ones((x.shape[0], 1), dtype=bool),
-        np.zeros((1, x.shape[1])),
+        np.zeros((1, x.shape[1])) if start is None else np.asarray(start, np.float64)[None, :],
         risk,
         efron=efron,
         max_iterations=max_iterations,
