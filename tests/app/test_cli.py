@@ -1137,7 +1137,9 @@ def test_predict_survival_command(tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "risks.tsv"
     argv = ["predict", str(store), "--time", "time", "--event", "event", "--k", "10"]
-    assert main([*argv, "--ridge", "1", "--out", str(out), "--top", "3"]) == 0
+    plot = tmp_path / "groups.png"
+    assert main([*argv, "--ridge", "1", "--out", str(out), "--top", "3", "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 1000
     printed = capsys.readouterr().out
     direct = predict.cross_validate_survival(store, "time", "event", k=10, ridge=1.0)
     assert f"Harrell's C {direct.concordance:.3f}" in printed
@@ -1147,7 +1149,7 @@ def test_predict_survival_command(tmp_path, capsys):
     assert main([*argv, "--model", "random_forest"]) == 2
     assert "--model go with --target" in capsys.readouterr().err
     assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2
-    assert "--ridge go with --time" in capsys.readouterr().err
+    assert "--ridge and --plot go with --time" in capsys.readouterr().err
 
 
 def test_enrich_command(tmp_path, capsys):

@@ -485,6 +485,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --time: the ridge penalty (default: chosen in each fold)",
     )
     pred.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="with --time: Kaplan-Meier curves of the cross-validated risk groups",
+    )
+    pred.add_argument(
         "--k",
         type=int,
         default=None,
@@ -1520,8 +1526,8 @@ def _predict(args: argparse.Namespace) -> None:
     if args.time is not None:
         _predict_survival(args)
         return
-    if args.event is not None or args.strata is not None or args.ridge is not None:
-        raise CohortexError("--event, --strata and --ridge go with --time.")
+    if any(v is not None for v in (args.event, args.strata, args.ridge, args.plot)):
+        raise CohortexError("--event, --strata, --ridge and --plot go with --time.")
     args.k = 500 if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate(
@@ -1570,6 +1576,7 @@ def _predict_survival(args: argparse.Namespace) -> None:
     changed = [f"--{name}" for name, value in default.items() if getattr(args, name) != value]
     if changed:
         raise CohortexError(f"{', '.join(changed)} go with --target (classes), not --time.")
+    _check_plot(args.plot)
     k = 20 if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate_survival(
@@ -1609,6 +1616,17 @@ def _predict_survival(args: argparse.Namespace) -> None:
             f"{result.logrank_permutation_pvalue:.3g} (log-rank)"
         )
     _write_predictions(args, result.predictions, result.genes, "risks")
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        from .. import plot
+
+        ax = plot.km(result.kaplan_meier())
+        ax.set_title("cross-validated risk groups (each fold's training median)")
+        figure = ax.figure
+        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+        figure.savefig(args.plot, dpi=120)
+        print(f"Kaplan-Meier plot of the risk groups written to {args.plot}")
 
 
 def _write_predictions(args: argparse.Namespace, predictions: Any, genes: Any, what: str) -> None:
