@@ -1075,6 +1075,18 @@ def test_survival_command(tmp_path, capsys):
     saved = read_result(store, "survival_zph")
     tested = survival.cox_zph(store, "time", "event", transform="rank")
     np.testing.assert_array_equal(saved["pvalue"].values, tested["pvalue"].values)
+    # with covariates each one's own test too, as columns of the table
+    zph_out = tmp_path / "zph.tsv"
+    assert (
+        main([*arguments, "--test", "zph", "--covariates", "~ condition", "--out", str(zph_out)])
+        == 0
+    )
+    assert "saved as result 'survival_zph'" in capsys.readouterr().out
+    with_terms = survival.cox_zph(store, "time", "event", covariates="~ condition")
+    written = pd.read_csv(zph_out, sep="\t")
+    np.testing.assert_allclose(
+        written["condition_statistic"], with_terms["term_statistic"].sel(term="condition")
+    )
     assert main([*arguments, "--transform", "log"]) == 2
     assert "--transform goes with --test zph" in capsys.readouterr().err
     # each model's concordance too, printed with the top genes

@@ -1,6 +1,7 @@
 """Tests of proportional hazards against R's survival::cox.zph on GSE7390 (fixtures made by
-tests/fixtures/make_cox_zph_fixtures.R): each ties method, covariates, strata, each transform
-of time, and a gene with missing values (its own samples, its own Kaplan–Meier transform)."""
+tests/fixtures/make_cox_zph_fixtures.R): each ties method, covariates (each one's own test, a
+three-level factor's together), strata, each transform of time, and a gene with missing values
+(its own samples, its own Kaplan–Meier transform)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ CASES = {
     "months_efron": {"time": "months"},
     "months_breslow": {"time": "months", "ties": "breslow"},
     "months_covariates": {"time": "months", "covariates": "~ age + er"},
+    "months_grade": {"time": "months", "covariates": "~ age + grade3"},
     "months_strata": {"time": "months", "covariates": "~ age", "strata": "er"},
     "months_rank": {"time": "months", "transform": "rank"},
     "months_identity": {"time": "months", "transform": "identity"},
@@ -27,6 +29,8 @@ MISSING = [2, 16, 39, 40, 98, 149]  # the first gene's missing samples in the R 
 def _cohort():
     cohort = breast_cancer()
     cohort["expression"].values[MISSING, 0] = np.nan
+    grade = cohort["grade"].values
+    cohort["grade3"] = ("sample", np.where(grade == "unkown", "intermediate", grade))
     return cohort
 
 
@@ -44,6 +48,15 @@ def test_cox_zph_equals_r(case):
         np.testing.assert_allclose(result[ours], expected[theirs], rtol=1e-10, err_msg=ours)
     assert result.attrs["global_df"] == expected["global_df"].iloc[0]
     assert result["converged"].all()
+    terms = [c[: -len("_chisq")] for c in expected.columns if c.endswith("_chisq")]
+    terms = [t for t in terms if t not in ("", "global")]
+    if not terms:
+        assert "term_statistic" not in result
+    for term in terms:  # each covariate's own row of R's table
+        found = result.sel(term=term)
+        np.testing.assert_allclose(found["term_statistic"], expected[f"{term}_chisq"], rtol=1e-10)
+        np.testing.assert_allclose(found["term_pvalue"], expected[f"{term}_p"], rtol=1e-10)
+        assert found["term_df"] == expected[f"{term}_df"].iloc[0]
 
 
 def _time_varying_study(seed=4):

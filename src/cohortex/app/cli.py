@@ -1483,7 +1483,10 @@ def _survival(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - start
     name = args.name or f"survival_{args.test}"
     write_result(args.store, name, result, overwrite=True)
-    table = result.to_dataframe().reset_index()
+    table = result.drop_dims("term", errors="ignore").to_dataframe().reset_index()
+    for term in result["term"].values if "term" in result.dims else []:  # zph's covariates
+        for column in ("statistic", "pvalue"):
+            table[f"{term}_{column}"] = result[f"term_{column}"].sel(term=term).values
     if args.out is not None:
         table.to_csv(args.out, sep="," if args.out.suffix.lower() == ".csv" else "\t", index=False)
     print(

@@ -34,6 +34,7 @@ __all__ = [
     "check_residual_df",
     "design_matrix",
     "fit_tiles",
+    "formula_terms",
     "least_squares",
     "rows_per_task",
     "sample_codes",
@@ -170,36 +171,7 @@ def design_matrix(
     design: Any, dataset: xr.Dataset | None, n_samples: int
 ) -> tuple[np.ndarray, list[str], str | None]:
     if isinstance(design, str):
-        if dataset is None:
-            raise CohortexError(
-                "A formula design needs a cohort with sample variables; for a plain array pass "
-                "the design matrix."
-            )
-        import formulaic
-
-        samples = pd.DataFrame(
-            {
-                str(v): _missing_as_nan(np.asarray(dataset[v].values))
-                for v in dataset.data_vars
-                if dataset[v].dims == ("sample",)
-            }
-        )
-        try:
-            # the formula sees the sample variables, formulaic's transforms and numpy, not
-            # this function's local names (formulaic's default context is the caller's frame)
-            context = {"np": np, "numpy": np}
-            matrix = formulaic.model_matrix(design, samples, na_action="raise", context=context)
-        except Exception as error:  # formulaic raises several types; name the cause
-            message = str(error)
-            if "null values" in message:
-                name = re.search(r"`([^`]+)`", message)
-                raise CohortexError(
-                    f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
-                    "which has missing values; drop or impute those samples first."
-                ) from None
-            raise CohortexError(
-                f"The design formula {design!r} could not be used: {message}"
-            ) from None
+        matrix = _formula_matrix(design, dataset)
         return np.asarray(matrix, dtype=np.float64), [str(c) for c in matrix.columns], design
     if isinstance(design, pd.DataFrame):
         values, names = design.to_numpy(dtype=np.float64), [str(c) for c in design.columns]
@@ -216,6 +188,50 @@ def design_matrix(
         bad = [names[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
         raise CohortexError(f"The design matrix has missing values in: {', '.join(bad)}.")
     return values, names, None
+
+
+def _formula_matrix(design: str, dataset: xr.Dataset | None) -> Any:
+    """formulaic's model matrix of ``design`` on the sample variables."""
+    if dataset is None:
+        raise CohortexError(
+            "A formula design needs a cohort with sample variables; for a plain array pass "
+            "the design matrix."
+        )
+    import formulaic
+
+    samples = pd.DataFrame(
+        {
+            str(v): _missing_as_nan(np.asarray(dataset[v].values))
+            for v in dataset.data_vars
+            if dataset[v].dims == ("sample",)
+        }
+    )
+    try:
+        # the formula sees the sample variables, formulaic's transforms and numpy, not
+        # this function's local names (formulaic's default context is the caller's frame)
+        context = {"np": np, "numpy": np}
+        matrix = formulaic.model_matrix(design, samples, na_action="raise", context=context)
+    except Exception as error:  # formulaic raises several types; name the cause
+        message = str(error)
+        if "null values" in message:
+            name = re.search(r"`([^`]+)`", message)
+            raise CohortexError(
+                f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
+                "which has missing values; drop or impute those samples first."
+            ) from None
+        raise CohortexError(f"The design formula {design!r} could not be used: {message}") from None
+    return matrix
+
+
+def formula_terms(design: str, dataset: xr.Dataset | None) -> list[str]:
+    """The term of each column of :func:`design_matrix` of the formula ``design`` (e.g.
+    ``grade`` for ``grade[T.b]``; ``1`` for the intercept)."""
+    matrix = _formula_matrix(design, dataset)
+    labels = [""] * matrix.shape[1]
+    for term, where in matrix.model_spec.term_slices.items():
+        for j in range(where.start, where.stop):
+            labels[j] = str(term)
+    return labels
 
 
 def _missing_as_nan(values: np.ndarray) -> np.ndarray:

@@ -14,14 +14,22 @@ from .. import fdr as _fdr
 from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError, CohortexWarning
-from ..de._least_squares import design_matrix
+from ..de._least_squares import design_matrix, formula_terms
 from ..stats._cox import RiskSets, covariance, cox_newton
 from ..stats._cpu.concordance import gene_concordance
 from ..stats._pvalues import normal_two_sided_upper
 from ._blocks import map_gene_blocks
 from ._outcome import Outcome
 
-__all__ = ["TIES", "CoxSetup", "check_options", "covariate_columns", "cox", "fit_gene_block"]
+__all__ = [
+    "TIES",
+    "CoxSetup",
+    "check_options",
+    "covariate_columns",
+    "covariate_terms",
+    "cox",
+    "fit_gene_block",
+]
 
 TIES = ("efron", "breslow")
 
@@ -180,6 +188,7 @@ class CoxSetup:
         if self.outcome.event.sum() == 0:
             raise CohortexError("No sample has an event: a Cox model has nothing to fit.")
         z, self.names = covariate_columns(covariates, data.dataset, n_samples)
+        self.terms = covariate_terms(covariates, data.dataset, n_samples)
         self.z = z - z.mean(axis=0)
         self.risk = RiskSets.build(self.outcome.time, self.outcome.event, self.outcome.strata)
         self.efron = efron
@@ -211,8 +220,22 @@ def covariate_columns(
     if formula is None:
         return np.zeros((n_samples, 0)), []
     matrix, names, _ = design_matrix(formula, dataset, n_samples)
-    keep = [j for j, name in enumerate(names) if name not in ("Intercept", "(Intercept)")]
+    keep = _without_intercept(names)
     return np.asarray(matrix[:, keep], dtype=np.float64), [names[j] for j in keep]
+
+
+def covariate_terms(formula: str | None, dataset: Any, n_samples: int) -> list[str]:
+    """The term of each of :func:`covariate_columns`' columns (``grade`` for both of a
+    three-level factor's indicators)."""
+    if formula is None:
+        return []
+    _, names, _ = design_matrix(formula, dataset, n_samples)
+    terms = formula_terms(formula, dataset)
+    return [terms[j] for j in _without_intercept(names)]
+
+
+def _without_intercept(names: list[str]) -> list[int]:
+    return [j for j, name in enumerate(names) if name not in ("Intercept", "(Intercept)")]
 
 
 def fit_gene_block(block: Any, setup: CoxSetup, max_iterations: int) -> tuple[Any, Any, Any]:

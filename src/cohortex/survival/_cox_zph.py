@@ -65,7 +65,10 @@ def cox_zph(
         On ``gene``: ``statistic`` (the gene term's chi-square, 1 df), ``pvalue``, ``padj``;
         ``global_statistic`` and ``global_pvalue`` (every term of the model together, R's
         GLOBAL, on ``attrs["global_df"]`` df); ``coefficient`` (the gene's log hazard ratio
-        of the fit tested) and ``converged`` (its fit's flag, as :func:`cox`'s).
+        of the fit tested) and ``converged`` (its fit's flag, as :func:`cox`'s). With
+        covariates, on ``gene`` × ``term`` also each covariate's own test in each gene's
+        model (R's row of that term): ``term_statistic`` and ``term_pvalue``, on ``term_df``
+        df (a factor's indicators together).
 
     Notes
     -----
@@ -94,9 +97,18 @@ def cox_zph(
         max_iterations,
     )
     columns["padj"] = _fdr.adjust(columns["pvalue"], fdr)
+    groups = covariate_groups(setup.terms)
+    per_term: dict[str, Any] = {}
+    if groups:  # each covariate's own test, on as many df as it has columns
+        for name in ("statistic", "pvalue"):
+            found = [
+                np.asarray(to_host(columns.pop(f"term_{name}_{i}"))) for i in range(len(groups))
+            ]
+            per_term[f"term_{name}"] = (("gene", "term"), np.column_stack(found))
+        per_term["term_df"] = ("term", np.array([len(c) for c in groups.values()]))
     return xr.Dataset(
-        {name: ("gene", np.asarray(to_host(v))) for name, v in columns.items()},
-        coords={"gene": data.gene_ids},
+        {**{name: ("gene", np.asarray(to_host(v))) for name, v in columns.items()}, **per_term},
+        coords={"gene": data.gene_ids, **({"term": list(groups)} if groups else {})},
         attrs={
             "test": "proportional hazards (R's cox.zph)",
             "transform": transform,
@@ -136,7 +148,15 @@ def _test_block(block: Any, setup: CoxSetup, transform: str, max_iterations: int
     usable = np.isfinite(beta[:, 0])
     statistic = np.where(usable, statistic, np.nan)
     overall = np.where(usable, overall, np.nan)
+    per_term = {}
+    for i, columns in enumerate(covariate_groups(setup.terms).values()):
+        chosen = np.r_[np.arange(p), p + np.asarray(columns)]  # the terms, its time terms
+        found = _quadratic(u[:, chosen], imat[:, chosen][:, :, chosen], fixed=p)
+        found = np.where(usable, found, np.nan)
+        per_term[f"term_statistic_{i}"] = found
+        per_term[f"term_pvalue_{i}"] = stats.chi2.sf(found, len(columns))
     return {
+        **per_term,
         "statistic": statistic,
         "pvalue": stats.chi2.sf(statistic, 1),
         "global_statistic": overall,
@@ -144,6 +164,14 @@ def _test_block(block: Any, setup: CoxSetup, transform: str, max_iterations: int
         "coefficient": beta[:, 0],
         "converged": np.asarray(to_host(fit.converged), dtype=bool),
     }
+
+
+def covariate_groups(terms: list[str]) -> dict[str, list[int]]:
+    """Each covariate term's columns in a gene's model (the gene is column 0), in order."""
+    groups: dict[str, list[int]] = {}
+    for j, term in enumerate(terms):
+        groups.setdefault(term, []).append(1 + j)
+    return groups
 
 
 def _quadratic(u: np.ndarray, imat: np.ndarray, fixed: int) -> np.ndarray:
