@@ -25,6 +25,7 @@ __all__ = [
     "cross_validate",
     "cuml_model_arguments",
     "make_model",
+    "permutation_pvalue",
     "top_genes",
 ]
 
@@ -286,15 +287,18 @@ def cross_validate(
             for i in range(len(splits))
         ],
         permutation_auroc=null_array,
-        permutation_pvalue=(
-            float((1 + np.sum(null_array >= observed)) / (1 + permutations))
-            if permutations
-            else np.nan
-        ),
+        permutation_pvalue=permutation_pvalue(null_array, observed),
         classes=classes,
         parameters={**settings, "k": k, "folds": folds, "repeats": repeats},
         timings=timings,
     )
+
+
+def permutation_pvalue(null: np.ndarray, observed: float) -> float:
+    """``(1 + #{null ≥ observed}) / (1 + runs)``: the permutation p-value of ``observed``
+    against the statistics of permuted runs (NaN without any)."""
+    null = np.asarray(null)
+    return float((1 + np.sum(null >= observed)) / (1 + null.size)) if null.size else np.nan
 
 
 def class_codes(data: Any, target: Any) -> tuple[np.ndarray, list[str]]:

@@ -19,6 +19,7 @@ from ..stats._logrank import logrank_block
 from ..survival._cox import cox
 from ..survival._fit_cox import CoxModel, cox_fit_matrix, cox_loglik_matrix, fit_cox
 from ..survival._outcome import Outcome
+from ._cross_validate import permutation_pvalue
 
 __all__ = ["RIDGE_GRID", "SurvivalCrossValidation", "cross_validate_survival", "fit_survival"]
 
@@ -218,18 +219,10 @@ def cross_validate_survival(
         genes=_gene_table(chosen, gene_ids, len(splits)),
         fold_genes=[gene_ids[genes] for genes, _ in chosen],
         permutation_concordance=null_array,
-        permutation_pvalue=(
-            float((1 + np.sum(null_array >= observed)) / (1 + permutations))
-            if permutations
-            else np.nan
-        ),
+        permutation_pvalue=permutation_pvalue(null_array, observed),
         logrank_statistic=separation,
         logrank_pvalue=float(_stats.chi2.sf(separation, 1)),
-        logrank_permutation_pvalue=(
-            float((1 + np.sum(np.asarray(null_separation) >= separation)) / (1 + permutations))
-            if permutations
-            else np.nan
-        ),
+        logrank_permutation_pvalue=permutation_pvalue(np.asarray(null_separation), separation),
         parameters={**settings, "folds": folds, "repeats": repeats},
     )
 
