@@ -1,8 +1,9 @@
 """Survival analysis of expression cohorts: per-gene Cox models (``cox``) and their tests of
 proportional hazards (``cox_zph``), one model of several genes and covariates (``fit_cox``,
-a prognostic signature that scores new samples), log-rank tests (``logrank``), Kaplan–Meier
-curves (``kaplan_meier``) and Harrell's concordance of a risk score (``concordance``), held
-to R's ``survival`` package.
+a prognostic signature that scores new samples), the lasso/elastic-net Cox path of many
+genes with its cross-validated penalty (``coxnet``, held to R's glmnet), log-rank tests
+(``logrank``), Kaplan–Meier curves (``kaplan_meier``) and Harrell's concordance of a risk
+score (``concordance``), held to R's ``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
@@ -12,6 +13,7 @@ names the first bad sample (missing, negative or non-0/1 values).
 from ._concordance import Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
+from ._coxnet import CoxnetModel, coxnet
 from ._fit_cox import CoxModel, fit_cox
 from ._kaplan_meier import kaplan_meier
 from ._logrank import logrank
@@ -20,9 +22,11 @@ __all__ = [
     "TIES",
     "Concordance",
     "CoxModel",
+    "CoxnetModel",
     "concordance",
     "cox",
     "cox_zph",
+    "coxnet",
     "fit_cox",
     "kaplan_meier",
     "logrank",
