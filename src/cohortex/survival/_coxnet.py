@@ -17,6 +17,8 @@ from ..stats._cox import RiskSets
 from ..stats._cpu.coxnet import (
     breslow_terms,
     gene_gradients,
+    implicit_descent,
+    implicit_diagonal,
     penalised_objective,
     quadratic_descent,
 )
@@ -28,6 +30,8 @@ _MIN_STEPS = 5  # glmnet.control()'s mnlam: the path's early stop looks this far
 _MAX_DEV_RATIO = 0.99  # devmax · 0.99 / 0.999 of glmnet's Cox path
 _MIN_DEV_GAIN = 1e-3  # fdev · 100 of glmnet's Cox path
 _CYCLES = 200  # coordinate-descent cycles before the feature-sign search takes over
+_EXPLICIT_GENES = 400  # above, the information is never formed (n · genes² to build)
+_IMPLICIT_CYCLES = 2_000
 
 
 @dataclass(frozen=True)
@@ -402,6 +406,32 @@ class _Problem:
         information -= at_groups.T @ (terms.group_second[:, None] * at_groups)
         return score, information / self.n
 
+    def implicit_step(
+        self,
+        genes: np.ndarray,
+        terms: _Terms,
+        beta: np.ndarray,
+        eta: np.ndarray,
+        l1: float,
+        l2: float,
+        tolerance: float,
+    ) -> np.ndarray:
+        """The quadratic model's solution by :func:`implicit_descent` (``beta`` and ``eta``
+        moved in place; at most ``_IMPLICIT_CYCLES`` cycles, the Newton steps go on from
+        there); returns the information's diagonal of ``genes``."""
+        score = np.zeros(beta.size)
+        score[genes] = self.gradients(terms.gradient)[genes]
+        diagonal = np.zeros(beta.size)
+        common = (terms.rate, terms.ratio, self.strata, self.group_stops, terms.group_second)
+        implicit_diagonal(self.x, self.mean, self.inv_scale, genes, *common, diagonal)
+        moved, curved = np.zeros(self.n), np.zeros(self.n)
+        implicit_descent(
+            self.x, self.mean, self.inv_scale, genes, beta, score, diagonal, *common,
+            moved, curved, l1, l2, tolerance, _IMPLICIT_CYCLES,
+        )
+        eta += moved
+        return diagonal[genes]
+
     def gradients(self, gradient: np.ndarray) -> np.ndarray:
         """Every gene's gradient of ``l/n`` (standardised)."""
         out = np.empty(self.x.shape[0])
@@ -501,23 +531,27 @@ def _fit_penalty(
 ) -> tuple[_Terms, int]:
     """Proximal Newton steps on ``genes`` (their coefficients in ``beta`` and the predictor
     ``eta`` updated in place): each solves the quadratic model with the likelihood's exact
-    information by coordinate descent, and is halved while it does not lower the penalised
-    objective. glmnet's diagonal approximation of the information converges linearly, slowly
+    information by coordinate descent (loosely while the steps are large: inexact Newton),
+    and is halved while it does not lower the penalised objective. glmnet's diagonal approximation of the information converges linearly, slowly
     where risk sets are small; this converges quadratically. Returns the terms at the
     solution and the steps taken."""
     n = problem.n
     terms = problem.terms(eta)
     objective = penalised_objective(terms.loglik, n, beta, l1, l2)
+    inner = 1e-4  # the first steps' models solved loosely, tightened as the steps shrink
     for step in range(1, max_iterations + 1):
         if genes.size == 0:
             return terms, step
-        score, information = problem.newton_model(genes, terms)
         start_beta, start_eta = beta.copy(), eta.copy()
-        local = _solve_quadratic(information, score, beta[genes], l1, l2, tolerance / 10)
-        beta[genes] = local
-        change = local - start_beta[genes]
-        standard = (problem.x[genes].T - problem.mean[genes]) * problem.inv_scale[genes]
-        eta[:] = start_eta + standard @ change
+        if genes.size <= _EXPLICIT_GENES:
+            score, information = problem.newton_model(genes, terms)
+            local = _solve_quadratic(information, score, beta[genes], l1, l2, inner)
+            beta[genes] = local
+            standard = (problem.x[genes].T - problem.mean[genes]) * problem.inv_scale[genes]
+            eta[:] = start_eta + standard @ (local - start_beta[genes])
+            curvature = np.diag(information)
+        else:
+            curvature = problem.implicit_step(genes, terms, beta, eta, l1, l2, inner)
         terms = problem.terms(eta)
         candidate = penalised_objective(terms.loglik, n, beta, l1, l2)
         for _ in range(40):  # a step that overshoots: halved towards the last fit
@@ -528,9 +562,10 @@ def _fit_penalty(
             terms = problem.terms(eta)
             candidate = penalised_objective(terms.loglik, n, beta, l1, l2)
         objective = candidate
-        moved = np.abs(beta[genes] - start_beta[genes]) * np.sqrt(np.diag(information))
-        if float(moved.max()) < tolerance:
+        moved = float((np.abs(beta[genes] - start_beta[genes]) * np.sqrt(curvature)).max())
+        if moved < tolerance and inner <= tolerance / 10:
             return terms, step
+        inner = max(tolerance / 10, min(inner, 1e-3 * moved))
     raise CohortexError(
         f"The elastic-net Cox fit did not converge in {max_iterations} Newton steps at penalty "
         f"{l1 + l2:.4g} (raise max_iterations, or stop the path at a larger penalty)."
