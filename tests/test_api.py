@@ -142,6 +142,7 @@ PUBLIC = {
         "MODELS",
         "RIDGE_GRID",
         "SELECTIONS",
+        "SURVIVAL_MODELS",
         "Classifier",
         "CrossValidation",
         "SurvivalCrossValidation",

@@ -40,7 +40,51 @@ def test_each_fold_equals_the_public_functions_loop(planted):
         np.testing.assert_allclose(ours.to_numpy(), risk, rtol=1e-8, atol=1e-10)
         held_out = survival.concordance(None, time[test], event[test], risk)
         assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-12)
-    assert (result.folds["ridge"] == 2.0).all()
+    assert (result.folds["penalty"] == 2.0).all()
+
+
+def test_lasso_folds_equal_coxnet_on_each_training_fold(planted):
+    """model="lasso": in each fold coxnet on the training samples' top-k genes (down to 1% of
+    its largest penalty), its penalty cv.glmnet's lambda_min over 5 inner folds; the genes it keeps, its λ and the held-out C
+    equal those of survival.coxnet run by hand."""
+    result = predict.cross_validate_survival(planted, "time", "event", model="lasso", k=30)
+    time, event = planted["time"].values, planted["event"].values
+    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
+    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
+        per_gene = survival.cox(planted.isel(sample=train), "time", "event")
+        chosen = list(per_gene["statistic"].to_series().abs().nlargest(30).index)
+        model = survival.coxnet(
+            planted.isel(sample=train),
+            "time",
+            "event",
+            genes=chosen,
+            folds=5,
+            lambda_min_ratio=0.01,
+        )
+        assert result.folds["penalty"][fold] == pytest.approx(model.lambda_min, rel=1e-10)
+        assert set(result.fold_genes[fold]) == set(model.coef().index)
+        assert result.folds["genes"][fold] == len(model.coef())
+        risk = model.predict(planted.isel(sample=test)).to_numpy()
+        held_out = survival.concordance(None, time[test], event[test], risk)
+        assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-9)
+
+
+def test_lasso_defaults_find_the_planted_genes(planted):
+    """With the lasso's defaults (200 genes a fold): the planted genes lead the table, few
+    others are kept, and the pooled C is near the true linear predictor's."""
+    result = predict.cross_validate_survival(planted, "time", "event", model="lasso")
+    truth = planted["true_log_hr"].to_series()
+    planted_genes = set(truth.index[truth != 0])
+    assert len(planted_genes & set(result.genes.index[:5])) >= 4
+    assert (result.folds["genes"] < 100).all()  # fewer than half the candidates
+    x = planted["expression"].sel(gene=sorted(planted_genes)).values
+    oracle = survival.concordance(
+        None, planted["time"].values, planted["event"].values, x @ truth[sorted(planted_genes)]
+    )
+    assert oracle.concordance - 0.08 < result.concordance < oracle.concordance + 0.02
+    final = predict.fit_survival(planted, "time", "event", model="lasso")
+    assert isinstance(final, survival.CoxnetModel)
+    assert len(planted_genes & set(final.coef().index)) >= 4
 
 
 def test_defaults_find_the_planted_genes(planted):
@@ -110,6 +154,12 @@ def test_bad_input(planted):
         predict.cross_validate_survival(planted, "time", "event", folds=1)
     with pytest.raises(CohortexError, match="'ridge'"):
         predict.cross_validate_survival(planted, "time", "event", ridge=-1.0)
+    with pytest.raises(CohortexError, match="'ridge'"):
+        predict.cross_validate_survival(planted, "time", "event", model="lasso", ridge=1.0)
+    with pytest.raises(CohortexError, match="'model'"):
+        predict.cross_validate_survival(planted, "time", "event", model="forest")
+    with pytest.raises(CohortexError, match="3 for the lasso"):
+        predict.fit_survival(planted, "time", "event", model="lasso", inner_folds=2)
     few = np.zeros(300, dtype=int)
     few[:3] = 1
     with pytest.raises(CohortexError, match="each of the 5 folds"):

@@ -474,7 +474,7 @@ def _parser() -> argparse.ArgumentParser:
         "--time",
         default=None,
         help="instead of --target, survival: the sample variable of follow-up times (with "
-        "--event): a ridge Cox signature, Harrell's C",
+        "--event): a ridge (--penalty l2) or lasso (l1) Cox signature, Harrell's C",
     )
     pred.add_argument("--event", default=None, help="with --time: the event indicator (1/0)")
     pred.add_argument("--strata", default=None, help="with --time: sample variable of strata")
@@ -494,7 +494,8 @@ def _parser() -> argparse.ArgumentParser:
         "--k",
         type=int,
         default=None,
-        help="genes chosen in each training fold (default 500 for classes, 20 for survival)",
+        help="genes chosen in each training fold (default 500 for classes; for survival 20 "
+        "with the ridge, 200 with the lasso)",
     )
     pred.add_argument(
         "--select",
@@ -512,7 +513,7 @@ def _parser() -> argparse.ArgumentParser:
         "--penalty",
         choices=("l2", "l1", "elasticnet", "none"),
         default="l2",
-        help="logistic: the regularisation",
+        help="logistic: the regularisation; survival: l2 the ridge, l1 the lasso",
     )
     pred.add_argument(
         "--C",
@@ -1575,17 +1576,22 @@ def _predict_survival(args: argparse.Namespace) -> None:
 
     if args.event is None:
         raise CohortexError("--time goes with --event (the event indicator, 1/0).")
-    default = {"select": "anova", "model": "logistic", "penalty": "l2", "C": [1.0]}
+    default = {"select": "anova", "model": "logistic", "C": [1.0]}
     changed = [f"--{name}" for name, value in default.items() if getattr(args, name) != value]
     if changed:
         raise CohortexError(f"{', '.join(changed)} go with --target (classes), not --time.")
+    models = {"l2": "ridge", "l1": "lasso"}
+    if args.penalty not in models:
+        raise CohortexError("With --time, --penalty is l2 (the ridge) or l1 (the lasso).")
+    model = models[args.penalty]
     _check_plot(args.plot)
-    k = 20 if args.k is None else args.k
+    k = predict.SURVIVAL_MODELS[model] if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate_survival(
         args.store,
         args.time,
         args.event,
+        model=model,
         k=k,
         ridge=args.ridge,
         folds=args.folds,
@@ -1597,12 +1603,14 @@ def _predict_survival(args: argparse.Namespace) -> None:
     )
     elapsed = time.perf_counter() - start
     print(
-        f"ridge Cox on {k} genes chosen in each of {args.folds} training folds in "
+        f"{model} Cox on {k} genes chosen in each of {args.folds} training folds in "
         f"{elapsed:.1f} s\nHarrell's C {result.concordance:.3f} (se "
         f"{result.concordance_se:.3f}); per fold "
         + ", ".join(f"{c:.3f}" for c in result.folds["concordance"])
-        + "; ridge per fold "
-        + ", ".join(f"{r:g}" for r in result.folds["ridge"])
+        + ("; ridge per fold " if model == "ridge" else "; lambda per fold ")
+        + ", ".join(f"{r:.3g}" for r in result.folds["penalty"])
+        + ("" if model == "ridge" else "; genes kept per fold ")
+        + ("" if model == "ridge" else ", ".join(str(g) for g in result.folds["genes"]))
     )
     high = int(
         (result.predictions["risk_group"][result.predictions["repeat"] == 0] == "high").sum()

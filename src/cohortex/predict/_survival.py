@@ -17,13 +17,28 @@ from ..stats._cox import RiskSets
 from ..stats._cpu.concordance import gene_concordance
 from ..stats._logrank import logrank_block
 from ..survival._cox import cox
+from ..survival._coxnet import (
+    CoxnetModel,
+    choose_lambda,
+    coxnet,
+    coxnet_path,
+    cross_validated_deviance,
+    fold_labels,
+)
 from ..survival._fit_cox import CoxModel, cox_fit_matrix, cox_loglik_matrix, fit_cox
 from ..survival._outcome import Outcome
 from ._cross_validate import permutation_pvalue
 
-__all__ = ["RIDGE_GRID", "SurvivalCrossValidation", "cross_validate_survival", "fit_survival"]
+__all__ = [
+    "RIDGE_GRID",
+    "SURVIVAL_MODELS",
+    "SurvivalCrossValidation",
+    "cross_validate_survival",
+    "fit_survival",
+]
 
 RIDGE_GRID = 10.0 ** np.arange(-2.0, 3.5, 0.5)  # 0.01 … 1000, on standardised genes
+SURVIVAL_MODELS = {"ridge": 20, "lasso": 200}  # each model's genes chosen by default
 
 
 @dataclass
@@ -34,8 +49,8 @@ class SurvivalCrossValidation:
     ----------
     folds : pandas.DataFrame
         One row per (repeat, fold): ``n_train``, ``n_test``, ``events_test``,
-        ``concordance`` (Harrell's C of the held-out samples) and ``ridge`` (the penalty
-        used).
+        ``concordance`` (Harrell's C of the held-out samples), ``penalty`` (the ridge
+        penalty, or the lasso's λ) and ``genes`` (those with a coefficient).
     predictions : pandas.DataFrame
         One row per (repeat, sample): the fold, ``sample``, ``time``, ``event``, ``risk``
         (the out-of-fold linear predictor of standardised genes; higher, a shorter survival
@@ -98,7 +113,8 @@ def cross_validate_survival(
     time: str | Any,
     event: str | Any,
     *,
-    k: int = 20,
+    model: str = "ridge",
+    k: int | None = None,
     ridge: float | None = None,
     folds: int = 5,
     inner_folds: int = 5,
@@ -113,8 +129,9 @@ def cross_validate_survival(
 
     Within every training fold the ``k`` genes with the largest univariate Cox |z| (:func:`
     cohortex.survival.cox` of the training samples only) are standardised on those samples
-    and fitted together by a ridge-penalised Cox model (:func:`cohortex.survival.fit_cox`);
-    the held-out samples get its linear predictor as their risk. Choosing the genes on all
+    and fitted together by a ridge-penalised Cox model (:func:`cohortex.survival.fit_cox`)
+    or by the lasso (:func:`cohortex.survival.coxnet`, which keeps some of them); the
+    held-out samples get its linear predictor as their risk. Choosing the genes on all
     samples first leaks the held-out outcomes into the signature; this function cannot.
 
     Parameters
@@ -122,8 +139,14 @@ def cross_validate_survival(
     {cohort}
     time, event : str or sequence
         As for :func:`cohortex.survival.cox`.
-    k : int, default 20
-        Genes in each fold's signature (all genes when the cohort has fewer).
+    model : {{"ridge", "lasso"}}, default "ridge"
+        The ridge keeps every chosen gene; the lasso (:func:`cohortex.survival.coxnet` down
+        to 1% of its largest penalty) is chosen in each training fold by cv.glmnet's
+        cross-validated deviance over ``inner_folds`` folds (``lambda_min``), and keeps the
+        genes it gives a coefficient.
+    k : int, optional
+        Genes chosen in each fold by their univariate Cox |z| (all genes when the cohort has
+        fewer): by default 20 for the ridge, 200 for the lasso (:data:`SURVIVAL_MODELS`).
     ridge : float, optional
         The ridge penalty on the standardised coefficients; by default chosen in each
         training fold from :data:`RIDGE_GRID` by the cross-validated partial likelihood
@@ -149,14 +172,12 @@ def cross_validate_survival(
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
-    if folds < 2 or inner_folds < 2 or repeats < 1 or permutations < 0 or k < 1:
+    k = _checked_model(model, k, ridge, inner_folds)
+    if folds < 2 or repeats < 1 or permutations < 0:
         raise CohortexError(
-            "cross_validate_survival() needs folds >= 2, inner_folds >= 2, repeats >= 1, "
-            f"permutations >= 0 and k >= 1; got folds={folds}, inner_folds={inner_folds}, "
-            f"repeats={repeats}, permutations={permutations}, k={k}."
+            "cross_validate_survival() needs folds >= 2, repeats >= 1 and permutations >= 0; "
+            f"got folds={folds}, repeats={repeats}, permutations={permutations}."
         )
-    if ridge is not None and not (np.isfinite(ridge) and ridge >= 0):
-        raise CohortexError(f"'ridge' must be a penalty >= 0; got {ridge!r}.")
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
     events = int(outcome.event.sum())
@@ -169,7 +190,7 @@ def cross_validate_survival(
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(splitter.split(np.zeros(codes.size), outcome.event))
     k = min(k, data.matrix.shape[1])
-    settings = {"k": k, "ridge": ridge, "inner_folds": inner_folds, "seed": seed}
+    settings = {"model": model, "k": k, "ridge": ridge, "inner_folds": inner_folds, "seed": seed}
 
     def run(times: np.ndarray, event_flags: np.ndarray) -> tuple[Any, ...]:
         return _cross_validate_once(
@@ -233,41 +254,52 @@ def fit_survival(
     time: str | Any,
     event: str | Any,
     *,
-    k: int = 20,
+    model: str = "ridge",
+    k: int | None = None,
     ridge: float | None = None,
     inner_folds: int = 5,
     strata: str | Any | None = None,
     seed: int = 0,
     device: str = "auto",
-) -> CoxModel:
+) -> CoxModel | CoxnetModel:
     """The final survival signature on a whole cohort, to score others: what each training
     fold of :func:`cross_validate_survival` does, on every sample.
 
     The ``k`` genes with the largest univariate Cox |z|, fitted together by a ridge Cox
     model (the penalty chosen by the cross-validated partial likelihood over
-    ``inner_folds`` folds unless given). Its ``predict`` scores a new cohort by gene id.
+    ``inner_folds`` folds unless given) or by the lasso (its λ chosen by cv.glmnet's
+    deviance over ``inner_folds`` folds). Its ``predict`` scores a new cohort by gene id.
 
     Parameters
     ----------
     {cohort}
-    time, event, k, ridge, inner_folds, strata, seed
+    time, event, model, k, ridge, inner_folds, strata, seed
         As for :func:`cross_validate_survival`.
     {device}
 
     Returns
     -------
-    cohortex.survival.CoxModel
-        With ``ridge`` the penalty used.
+    cohortex.survival.CoxModel or cohortex.survival.CoxnetModel
+        The ridge's, with ``ridge`` the penalty used; the lasso's path of the chosen genes,
+        whose ``predict`` and ``coef`` default to its ``lambda_min``.
     """
-    if k < 1 or inner_folds < 2:
-        raise CohortexError(
-            f"fit_survival() needs k >= 1 and inner_folds >= 2; got {k}, {inner_folds}."
-        )
+    k = _checked_model(model, k, ridge, inner_folds)
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
     per_gene = cox(data.matrix, outcome.time, outcome.event, strata=outcome.strata, device=device)
     chosen = _top(per_gene, min(k, data.matrix.shape[1]))
     genes = [str(g) for g in np.asarray(data.gene_ids)[chosen]]
+    if model == "lasso":
+        return coxnet(
+            cohort,
+            outcome.time,
+            outcome.event,
+            genes=genes,
+            strata=outcome.strata,
+            lambda_min_ratio=0.01,
+            folds=inner_folds,
+            seed=seed,
+        )
     if ridge is None:
         x = np.asarray(to_host(_computed(data.matrix[:, chosen])), dtype=np.float64)
         if np.isnan(x).any():
@@ -283,6 +315,21 @@ def fit_survival(
     return fit_cox(
         cohort, outcome.time, outcome.event, genes=genes, strata=outcome.strata, ridge=ridge
     )
+
+
+def _checked_model(model: str, k: int | None, ridge: float | None, inner_folds: int) -> int:
+    """The genes to choose (``k`` or the model's default), the options checked."""
+    if model not in SURVIVAL_MODELS:
+        raise CohortexError(f"'model' must be one of {', '.join(SURVIVAL_MODELS)}; got {model!r}.")
+    k = SURVIVAL_MODELS[model] if k is None else k
+    if k < 1 or inner_folds < (3 if model == "lasso" else 2):
+        raise CohortexError(
+            f"Survival prediction needs k >= 1 and inner_folds >= 2 (3 for the lasso); got "
+            f"k={k}, inner_folds={inner_folds}."
+        )
+    if ridge is not None and (model != "ridge" or not (np.isfinite(ridge) and ridge >= 0)):
+        raise CohortexError(f"'ridge' must be a penalty >= 0 of the ridge model; got {ridge!r}.")
+    return k
 
 
 def _top(per_gene: Any, k: int) -> np.ndarray:
@@ -334,17 +381,20 @@ def _cross_validate_once(
         scale[scale == 0] = 1.0
         standard = (x - centre) / scale
         strata = codes if codes.max() > 0 else None
-        penalty = settings["ridge"]
-        if penalty is None:
-            penalty = _choose_ridge(standard, time, event, strata, train, settings)
-        fit = cox_fit_matrix(
-            standard[train],
-            time[train],
-            event[train],
-            None if strata is None else strata[train],
-            penalty=np.full(genes.size, penalty),
-        )
-        beta = np.asarray(fit.beta[0])
+        if settings["model"] == "lasso":
+            beta, penalty = _lasso(standard, time, event, strata, train, settings)
+        else:
+            penalty = settings["ridge"]
+            if penalty is None:
+                penalty = _choose_ridge(standard, time, event, strata, train, settings)
+            fit = cox_fit_matrix(
+                standard[train],
+                time[train],
+                event[train],
+                None if strata is None else strata[train],
+                penalty=np.full(genes.size, penalty),
+            )
+            beta = np.asarray(fit.beta[0])
         risks[repeat][test] = standard[test] @ beta
         # the high-risk group: above the median risk of the training samples (Simon et al.)
         high[repeat][test] = risks[repeat][test] > np.median(standard[train] @ beta)
@@ -363,11 +413,36 @@ def _cross_validate_once(
                 "n_test": test.size,
                 "events_test": int(event[test].sum()),
                 "concordance": float(found[0]),
-                "ridge": float(penalty),
+                "penalty": float(penalty),
+                "genes": int(np.count_nonzero(beta)),
             }
         )
-        chosen.append((genes, beta))
+        kept = beta != 0
+        chosen.append((genes[kept], beta[kept]))
     return pd.DataFrame(rows), risks, chosen, high
+
+
+def _lasso(
+    standard: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray | None,
+    train: np.ndarray,
+    settings: dict[str, Any],
+) -> tuple[np.ndarray, float]:
+    """The lasso Cox path of the training samples' genes and its coefficients at cv.glmnet's
+    ``lambda_min`` over ``inner_folds`` folds of them (balanced for events)."""
+    x, t, e = standard[train], time[train], event[train]
+    s = None if strata is None else strata[train]
+    # the path to 1% of the largest penalty (glmnet's default with more genes than samples):
+    # further down, a few hundred genes on a few hundred samples near an unpenalised fit
+    # separate the outcomes, and no fold's choice lies there
+    path = coxnet_path(x, t, e, s, lambda_min_ratio=0.01)
+    labels = fold_labels(settings["inner_folds"], e, settings["seed"])
+    assert labels is not None  # inner_folds >= 3
+    deviance, spread = cross_validated_deviance(x, t, e, s, labels, path.lambdas)
+    penalty, _ = choose_lambda(path.lambdas, deviance, spread)
+    return path.coefficients[int(np.flatnonzero(path.lambdas == penalty)[0])], penalty
 
 
 def _choose_ridge(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix
-from .._errors import CohortexError
+from .._errors import CohortexError, CohortexWarning
 from ..stats._cox import RiskSets
 from ..stats._cpu.coxnet import (
     breslow_terms,
@@ -24,7 +25,15 @@ from ..stats._cpu.coxnet import (
 )
 from ._outcome import Outcome
 
-__all__ = ["CoxnetModel", "CoxnetPath", "coxnet", "coxnet_path"]
+__all__ = [
+    "CoxnetModel",
+    "CoxnetPath",
+    "choose_lambda",
+    "coxnet",
+    "coxnet_path",
+    "cross_validated_deviance",
+    "fold_labels",
+]
 
 _MIN_STEPS = 5  # glmnet.control()'s mnlam: the path's early stop looks this far back
 _MAX_DEV_RATIO = 0.99  # devmax · 0.99 / 0.999 of glmnet's Cox path
@@ -32,6 +41,7 @@ _MIN_DEV_GAIN = 1e-3  # fdev · 100 of glmnet's Cox path
 _CYCLES = 200  # coordinate-descent cycles before the feature-sign search takes over
 _EXPLICIT_GENES = 400  # above, the information is never formed (n · genes² to build)
 _IMPLICIT_CYCLES = 2_000
+_SMALL = 1 << 20  # genes × samples below which the gradients are one matrix product
 
 
 @dataclass(frozen=True)
@@ -272,7 +282,7 @@ def coxnet(
             "nonzero": (full.coefficients != 0).sum(axis=1),
         }
     )
-    labels = _fold_labels(folds, outcome.event, seed)
+    labels = fold_labels(folds, outcome.event, seed)
     lambda_min = lambda_1se = np.nan
     if labels is not None:
         deviance, spread = cross_validated_deviance(
@@ -299,6 +309,10 @@ def coxnet(
         n_events=int(outcome.event.sum()),
         folds=labels,
     )
+
+
+class _NotConverged(Exception):
+    """A penalty whose fit did not converge: the path stops before it."""
 
 
 @dataclass
@@ -392,10 +406,14 @@ class _Problem:
         )
         return terms
 
-    def newton_model(self, genes: np.ndarray, terms: _Terms) -> tuple[np.ndarray, np.ndarray]:
-        """The score and information of ``l/n`` in the standardised coefficients of ``genes``:
-        ``X̃ᵀ g / n`` and ``X̃ᵀ (diag(rate) − Σ_g c_g r⁽ᵍ⁾ r⁽ᵍ⁾ᵀ) X̃ / n``."""
-        standard = (self.x[genes].T - self.mean[genes]) * self.inv_scale[genes]
+    def standard(self, genes: np.ndarray) -> np.ndarray:
+        """The standardised values of ``genes`` (n_samples × genes, float64)."""
+        return (self.x[genes].T - self.mean[genes]) * self.inv_scale[genes]
+
+    def newton_model(self, standard: np.ndarray, terms: _Terms) -> tuple[np.ndarray, np.ndarray]:
+        """The score and information of ``l/n`` in the standardised coefficients of genes
+        whose values are ``standard``: ``X̃ᵀ g / n`` and ``X̃ᵀ (diag(rate) − Σ_g c_g r⁽ᵍ⁾
+        r⁽ᵍ⁾ᵀ) X̃ / n``."""
         score = standard.T @ terms.gradient / self.n
         information = standard.T @ (terms.rate[:, None] * standard)
         # each group's Σ_{k in its risk set} r_k x̃_k: cumulative sums within each stratum
@@ -426,14 +444,28 @@ class _Problem:
         implicit_diagonal(self.x, self.mean, self.inv_scale, genes, *common, diagonal)
         moved, curved = np.zeros(self.n), np.zeros(self.n)
         implicit_descent(
-            self.x, self.mean, self.inv_scale, genes, beta, score, diagonal, *common,
-            moved, curved, l1, l2, tolerance, _IMPLICIT_CYCLES,
+            self.x,
+            self.mean,
+            self.inv_scale,
+            genes,
+            beta,
+            score,
+            diagonal,
+            *common,
+            moved,
+            curved,
+            l1,
+            l2,
+            tolerance,
+            _IMPLICIT_CYCLES,
         )
         eta += moved
         return diagonal[genes]
 
     def gradients(self, gradient: np.ndarray) -> np.ndarray:
         """Every gene's gradient of ``l/n`` (standardised)."""
+        if self.x.size <= _SMALL:  # starting the threads would cost more than the sums
+            return (self.x @ gradient - self.mean * gradient.sum()) * self.inv_scale / self.n
         out = np.empty(self.x.shape[0])
         gene_gradients(self.x, self.mean, self.inv_scale, gradient, out)
         return out
@@ -478,7 +510,9 @@ def coxnet_path(
     eta = np.zeros(n)
     strong = np.zeros(p, dtype=bool)
     gradients = problem.gradients(null.gradient)
-    coefficients, dev_ratio, steps = [], [], []
+    coefficients: list[np.ndarray] = []
+    dev_ratio: list[float] = []
+    steps: list[int] = []
     terms = null
     previous = path[0]
     for index, penalty in enumerate(path):
@@ -488,9 +522,20 @@ def coxnet_path(
         strong |= beta != 0
         taken = 0
         while not (lambdas is None and index == 0):  # the largest penalty: 0 by construction
-            terms, used = _fit_penalty(
-                problem, np.flatnonzero(strong), beta, eta, l1, l2, tolerance, max_iterations
-            )
+            try:
+                terms, used = _fit_penalty(
+                    problem, np.flatnonzero(strong), beta, eta, l1, l2, tolerance, max_iterations
+                )
+            except _NotConverged as stop:
+                # as glmnet: the path ends at the last penalty solved (near an unpenalised
+                # fit whose coefficients run to infinity, or collinear genes)
+                warnings.warn(
+                    f"The elastic-net Cox path stops at penalty {path[index - 1]:.4g}: the next, "
+                    f"{penalty:.4g}, did not converge within {stop}.",
+                    CohortexWarning,
+                    stacklevel=3,
+                )
+                return _path(path, coefficients, dev_ratio, null_deviance, steps)
             taken += used
             gradients = problem.gradients(terms.gradient)
             # the KKT conditions of every gene left out
@@ -509,10 +554,20 @@ def coxnet_path(
                 dev_ratio[-1] - dev_ratio[index - _MIN_STEPS + 1] < _MIN_DEV_GAIN * dev_ratio[-1]
             ):
                 break
+    return _path(path, coefficients, dev_ratio, null_deviance, steps)
+
+
+def _path(
+    path: np.ndarray,
+    coefficients: list[np.ndarray],
+    dev_ratio: list[float],
+    null_deviance: float,
+    steps: list[int],
+) -> CoxnetPath:
     kept = len(coefficients)
     return CoxnetPath(
         lambdas=path[:kept].copy(),
-        coefficients=np.asarray(coefficients),
+        coefficients=np.asarray(coefficients).reshape(kept, -1),
         dev_ratio=np.asarray(dev_ratio),
         null_deviance=null_deviance,
         iterations=np.asarray(steps),
@@ -531,23 +586,26 @@ def _fit_penalty(
 ) -> tuple[_Terms, int]:
     """Proximal Newton steps on ``genes`` (their coefficients in ``beta`` and the predictor
     ``eta`` updated in place): each solves the quadratic model with the likelihood's exact
-    information by coordinate descent (loosely while the steps are large: inexact Newton),
-    and is halved while it does not lower the penalised objective. glmnet's diagonal approximation of the information converges linearly, slowly
+    information by coordinate descent, and is halved while it does not lower the penalised
+    objective. glmnet's diagonal approximation of the information converges linearly, slowly
     where risk sets are small; this converges quadratically. Returns the terms at the
     solution and the steps taken."""
     n = problem.n
     terms = problem.terms(eta)
     objective = penalised_objective(terms.loglik, n, beta, l1, l2)
-    inner = 1e-4  # the first steps' models solved loosely, tightened as the steps shrink
+    explicit = genes.size <= _EXPLICIT_GENES
+    standard = problem.standard(genes) if explicit else None
+    # the implicit models are solved loosely while the steps are large (inexact Newton); the
+    # explicit ones cost little next to forming them
+    inner = tolerance / 10 if explicit else 1e-4
     for step in range(1, max_iterations + 1):
         if genes.size == 0:
             return terms, step
         start_beta, start_eta = beta.copy(), eta.copy()
-        if genes.size <= _EXPLICIT_GENES:
-            score, information = problem.newton_model(genes, terms)
+        if standard is not None:
+            score, information = problem.newton_model(standard, terms)
             local = _solve_quadratic(information, score, beta[genes], l1, l2, inner)
             beta[genes] = local
-            standard = (problem.x[genes].T - problem.mean[genes]) * problem.inv_scale[genes]
             eta[:] = start_eta + standard @ (local - start_beta[genes])
             curvature = np.diag(information)
         else:
@@ -562,14 +620,12 @@ def _fit_penalty(
             terms = problem.terms(eta)
             candidate = penalised_objective(terms.loglik, n, beta, l1, l2)
         objective = candidate
-        moved = float((np.abs(beta[genes] - start_beta[genes]) * np.sqrt(curvature)).max())
+        spread = np.sqrt(np.maximum(curvature, 0.0))
+        moved = float((np.abs(beta[genes] - start_beta[genes]) * spread).max())
         if moved < tolerance and inner <= tolerance / 10:
             return terms, step
         inner = max(tolerance / 10, min(inner, 1e-3 * moved))
-    raise CohortexError(
-        f"The elastic-net Cox fit did not converge in {max_iterations} Newton steps at penalty "
-        f"{l1 + l2:.4g} (raise max_iterations, or stop the path at a larger penalty)."
-    )
+    raise _NotConverged(f"{max_iterations} Newton steps")
 
 
 def _solve_quadratic(
@@ -595,8 +651,9 @@ def _feature_sign(
     """Lee et al.'s (2007) feature-sign search for ``½βᵀHβ − linearᵀβ + l1‖β‖₁ + l2/2‖β‖²``
     from ``beta``: solve the nonzero coefficients' equations with their signs fixed, walk
     towards that solution as far as the objective falls (a coefficient that crosses 0 leaves),
-    and let in the zero coefficient that most violates its condition; exact in finitely many
-    steps, where coordinate descent on collinear genes only approaches it."""
+    and let in the zero coefficients that violate their condition (the largest alone when all
+    together get nowhere); exact in finitely many steps, where coordinate descent on
+    collinear genes only approaches it."""
     beta = beta.copy()
 
     def objective(values: np.ndarray) -> float:
@@ -608,6 +665,7 @@ def _feature_sign(
         )
 
     scale = max(1.0, float(np.abs(linear).max()))
+    alone: np.ndarray | None = None
     for _ in range(10 * beta.size + 100):
         gradient = linear - hessian @ beta - l2 * beta  # minus the smooth part's gradient
         active = np.flatnonzero(beta)
@@ -618,11 +676,16 @@ def _feature_sign(
             excess = np.abs(gradient[inactive]) - l1
             if inactive.size == 0 or float(excess.max()) <= 1e-13 * scale:
                 return beta
-            entering = inactive[int(np.argmax(excess))]
+            # every violator enters at once; when that gets nowhere, the largest alone
+            entering = inactive[excess > 1e-13 * scale] if alone is None else alone
             active = np.append(active, entering)
             signs = np.append(signs, np.sign(gradient[entering]))
         system = hessian[np.ix_(active, active)] + l2 * np.eye(active.size)
-        target = np.linalg.lstsq(system, linear[active] - l1 * signs, rcond=None)[0]
+        right = linear[active] - l1 * signs
+        try:
+            target = np.linalg.solve(system, right)
+        except np.linalg.LinAlgError:
+            target = np.linalg.lstsq(system, right, rcond=None)[0]
         current = beta[active]
         # the points where a coefficient crosses 0 on the way, then the solution itself
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -637,11 +700,12 @@ def _feature_sign(
             if value < best_value:
                 best, best_value = candidate, value
         if best is beta:
+            if alone is None and off.size and float(off.max()) <= 1e-13 * scale:
+                alone = inactive[[int(np.argmax(np.abs(gradient[inactive]) - l1))]]
+                continue
             return beta  # no step lowers the objective: rounding is all that is left
-        beta = best
-    raise CohortexError(
-        "The elastic-net Cox fit did not converge (the feature-sign search ran out of steps)."
-    )
+        beta, alone = best, None
+    raise _NotConverged("the feature-sign search's steps")
 
 
 def cross_validated_deviance(
@@ -665,26 +729,38 @@ def cross_validated_deviance(
     levels = np.unique(labels)
     raw = np.empty((levels.size, lambdas.size))
     events = np.empty(levels.size)
+    short = 0
     for i, level in enumerate(levels):
         train = np.flatnonzero(labels != level)
         fold_strata = None if strata is None else strata[train]
-        fit = coxnet_path(
-            x[train],
-            time[train],
-            event[train],
-            fold_strata,
-            alpha=alpha,
-            lambdas=lambdas,
-            standardize=standardize,
-            tolerance=tolerance,
-            max_iterations=max_iterations,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CohortexWarning)
+            fit = coxnet_path(
+                x[train],
+                time[train],
+                event[train],
+                fold_strata,
+                alpha=alpha,
+                lambdas=lambdas,
+                standardize=standardize,
+                tolerance=tolerance,
+                max_iterations=max_iterations,
+            )
+        short += bool(caught)
         part = _Problem.build(x[train], time[train], event[train], fold_strata, False)
-        raw[i] = [
+        raw[i] = np.nan  # penalties past a fold's path (it stopped: not converged) count not
+        raw[i, : fit.lambdas.size] = [
             whole.deviance(_loglik(whole, beta)) - part.deviance(_loglik(part, beta))
             for beta in fit.coefficients
         ]
         events[i] = float(event[labels == level].sum())
+    if short:
+        warnings.warn(
+            f"{short} of {levels.size} cross-validation folds' paths stopped early (a penalty "
+            "did not converge); the smaller penalties are scored on the other folds.",
+            CohortexWarning,
+            stacklevel=3,
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = raw / events[:, None]
     raw[~np.isfinite(raw)] = np.nan  # a fold without events: no deviance per event
@@ -741,7 +817,7 @@ def _checked_lambdas(lambdas: Sequence[float]) -> np.ndarray:
     return values
 
 
-def _fold_labels(folds: int | Sequence[Any], event: np.ndarray, seed: int) -> np.ndarray | None:
+def fold_labels(folds: int | Sequence[Any], event: np.ndarray, seed: int) -> np.ndarray | None:
     """Each sample's fold (None for no cross-validation)."""
     if isinstance(folds, int | np.integer):
         if folds == 0:

@@ -62,7 +62,8 @@ def breslow_terms(  # type: ignore[no-untyped-def]
     Returns
     -------
     float
-        The log partial likelihood.
+        The log partial likelihood; −inf (the other outputs unset) where a risk set's sum
+        underflows.
     """
     loglik = 0.0
     g = 0
@@ -86,12 +87,14 @@ def breslow_terms(  # type: ignore[no-untyped-def]
             while row < group_stops[j]:
                 total += ratio[row]
                 row += 1
+            if not total > 0.0:  # a predictor spread past exp's range: no likelihood
+                return -np.inf
             for k in range(group_starts[j], group_stops[j]):
                 if event[k] > 0:
                     loglik += eta[k]
             loglik -= group_events[j] * (np.log(total) + shift)
-            group_second[j] = group_events[j] / (total * total)
             shares[j - first] = group_events[j] / total
+            group_second[j] = shares[j - first] / total  # not d / S²: S² may underflow
         # each row's sum of d/S over the groups whose risk set holds it
         running = 0.0
         j = g - 1
@@ -195,8 +198,24 @@ def implicit_diagonal(  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def implicit_descent(  # type: ignore[no-untyped-def]
-    x, mean, inv_scale, genes, beta, score, diagonal, rate, ratio, strata, group_stops,
-    group_second, moved, curved, l1, l2, tolerance, max_cycles,
+    x,
+    mean,
+    inv_scale,
+    genes,
+    beta,
+    score,
+    diagonal,
+    rate,
+    ratio,
+    strata,
+    group_stops,
+    group_second,
+    moved,
+    curved,
+    l1,
+    l2,
+    tolerance,
+    max_cycles,
 ):
     """:func:`quadratic_descent` without forming the information ``H`` (for many genes in
     play): ``moved = X̃Δ`` and ``curved`` its risk-set share are kept, so that a coefficient's
