@@ -1158,6 +1158,13 @@ def test_predict_survival_command(tmp_path, capsys):
     assert f"log-rank chi-square {direct.logrank_statistic:.2f}" in printed
     written = pd.read_csv(out, sep="\t")
     np.testing.assert_allclose(written["risk"], direct.predictions["risk"], rtol=1e-12)
+    assert main([*argv, "--penalty", "l1"]) == 0
+    printed = capsys.readouterr().out
+    lasso = predict.cross_validate_survival(store, "time", "event", model="lasso", k=10)
+    assert printed.startswith("lasso Cox on 10 genes") and "genes kept per fold" in printed
+    assert f"Harrell's C {lasso.concordance:.3f}" in printed
+    assert main([*argv, "--penalty", "elasticnet"]) == 2
+    assert "l2 (the ridge) or l1 (the lasso)" in capsys.readouterr().err
     assert main([*argv, "--model", "random_forest"]) == 2
     assert "--model go with --target" in capsys.readouterr().err
     assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2

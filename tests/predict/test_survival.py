@@ -45,8 +45,8 @@ def test_each_fold_equals_the_public_functions_loop(planted):
 
 def test_lasso_folds_equal_coxnet_on_each_training_fold(planted):
     """model="lasso": in each fold coxnet on the training samples' top-k genes (down to 1% of
-    its largest penalty), its penalty cv.glmnet's lambda_min over 5 inner folds; the genes it keeps, its λ and the held-out C
-    equal those of survival.coxnet run by hand."""
+    its largest penalty), its penalty cv.glmnet's lambda_min over 5 inner folds; the genes it
+    keeps, its λ and the held-out C equal those of survival.coxnet run by hand."""
     result = predict.cross_validate_survival(planted, "time", "event", model="lasso", k=30)
     time, event = planted["time"].values, planted["event"].values
     splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
@@ -70,8 +70,8 @@ def test_lasso_folds_equal_coxnet_on_each_training_fold(planted):
 
 
 def test_lasso_defaults_find_the_planted_genes(planted):
-    """With the lasso's defaults (200 genes a fold): the planted genes lead the table, few
-    others are kept, and the pooled C is near the true linear predictor's."""
+    """With the lasso's defaults (200 genes a fold): the planted genes lead the table, fewer
+    than half the candidates are kept, and the pooled C is near the true linear predictor's."""
     result = predict.cross_validate_survival(planted, "time", "event", model="lasso")
     truth = planted["true_log_hr"].to_series()
     planted_genes = set(truth.index[truth != 0])

@@ -39,7 +39,7 @@ _MIN_STEPS = 5  # glmnet.control()'s mnlam: the path's early stop looks this far
 _MAX_DEV_RATIO = 0.99  # devmax · 0.99 / 0.999 of glmnet's Cox path
 _MIN_DEV_GAIN = 1e-3  # fdev · 100 of glmnet's Cox path
 _CYCLES = 200  # coordinate-descent cycles before the feature-sign search takes over
-_EXPLICIT_GENES = 400  # above, the information is never formed (n · genes² to build)
+_EXPLICIT_GENES = 4_000  # above, the information (genes², 128 MB here) is never formed
 _IMPLICIT_CYCLES = 2_000
 _SMALL = 1 << 20  # genes × samples below which the gradients are one matrix product
 
@@ -216,6 +216,14 @@ def coxnet(
     ------
     CohortexError
         For invalid options, unknown genes, missing values, or no event.
+
+    Notes
+    -----
+    Near an unpenalised fit of many genes the coefficients can run to infinity (the genes
+    separate the outcomes): a penalty whose fit does not converge ends the path there, with a
+    warning, as glmnet's; a cross-validation fold that stops so is left out of the smaller
+    penalties' deviance. The genes are held in memory (n_samples × n_genes, in the store's
+    dtype); the work is on the host's cores.
     """
     if not 0.0 <= alpha <= 1.0:
         raise CohortexError(f"'alpha' must be in [0, 1]; got {alpha!r}.")
@@ -264,6 +272,7 @@ def coxnet(
         ratio = 0.01 if x.shape[0] < x.shape[1] else 1e-4
     if given is None and not 0 < ratio < 1:
         raise CohortexError(f"'lambda_min_ratio' must be in (0, 1); got {ratio!r}.")
+    labels = fold_labels(folds, outcome.event, seed)
     full = coxnet_path(
         x,
         outcome.time,
@@ -282,7 +291,6 @@ def coxnet(
             "nonzero": (full.coefficients != 0).sum(axis=1),
         }
     )
-    labels = fold_labels(folds, outcome.event, seed)
     lambda_min = lambda_1se = np.nan
     if labels is not None:
         deviance, spread = cross_validated_deviance(
