@@ -108,6 +108,16 @@ def breslow_terms(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
+def _threshold(z, h, l1, l2):  # type: ignore[no-untyped-def]
+    """One coefficient's minimum of ``−z β + h/2 β² + l1 |β| + l2/2 β²``."""
+    if z > l1:
+        return (z - l1) / (h + l2)
+    if z < -l1:
+        return (z + l1) / (h + l2)
+    return 0.0
+
+
+@numba.njit(cache=True)
 def quadratic_descent(hessian, score, beta, l1, l2, tolerance, max_cycles):  # type: ignore[no-untyped-def]
     """Cycles of coordinate descent on ``−scoreᵀΔ + ½ ΔᵀHΔ + l1 ‖β‖₁ + l2/2 ‖β‖²`` with
     ``Δ = β − β₀`` (``beta`` holds β₀ and is updated in place), until a cycle over all of them
@@ -129,13 +139,7 @@ def quadratic_descent(hessian, score, beta, l1, l2, tolerance, max_cycles):  # t
             if h <= 0.0 or (not every and beta[j] == 0.0):
                 continue
             old = beta[j]
-            z = score[j] - moved[j] + h * old
-            if z > l1:
-                new = (z - l1) / (h + l2)
-            elif z < -l1:
-                new = (z + l1) / (h + l2)
-            else:
-                new = 0.0
+            new = _threshold(score[j] - moved[j] + h * old, h, l1, l2)
             step = new - old
             if step != 0.0:
                 beta[j] = new
@@ -246,13 +250,7 @@ def implicit_descent(  # type: ignore[no-untyped-def]
                 column[k] = (row[k] - m) * scale
                 slope += column[k] * (rate[k] * moved[k] - curved[k])
             old = beta[j]
-            z = score[j] - slope / n + h * old
-            if z > l1:
-                new = (z - l1) / (h + l2)
-            elif z < -l1:
-                new = (z + l1) / (h + l2)
-            else:
-                new = 0.0
+            new = _threshold(score[j] - slope / n + h * old, h, l1, l2)
             step = new - old
             if step != 0.0:
                 beta[j] = new
