@@ -244,3 +244,13 @@ def test_coxnet_without_forming_the_information_gives_the_same_path(monkeypatch)
     assert len(implicit.path) == len(formed.path)
     np.testing.assert_allclose(implicit.coefficients, formed.coefficients, rtol=0, atol=1e-7)
     assert _kkt_gap(implicit, ds, "months", np.zeros(ds.sizes["sample"]), 1.0) < 1e-6
+
+
+def test_coxnet_shows_its_progress_when_asked(capsys):
+    ds = breast_cancer()
+    options = {"folds": 3, "n_lambdas": 10, "lambda_min_ratio": 0.01}
+    survival.coxnet(ds, "months", "event", progress=False, **options)
+    assert "coxnet" not in capsys.readouterr().err
+    survival.coxnet(ds, "months", "event", progress=True, **options)
+    shown = capsys.readouterr().err
+    assert "coxnet" in shown and "/4" in shown  # the whole cohort's path, then three folds' paths

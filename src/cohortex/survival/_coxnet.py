@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import pandas as pd
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
+from .._progress import progress_bar
 from ..stats._cox import RiskSets
 from ..stats._cpu.coxnet import (
     breslow_terms,
@@ -158,6 +159,7 @@ def coxnet(
     seed: int = 0,
     tolerance: float = 1e-10,
     max_iterations: int = 100,
+    progress: bool | None = None,
 ) -> CoxnetModel:
     """The lasso or elastic-net Cox model of many genes over a path of penalties, with the
     penalty chosen by cross-validation: R's ``cv.glmnet(x, y, family = "cox")``.
@@ -205,6 +207,9 @@ def coxnet(
         more than this.
     max_iterations : int, default 100
         Newton steps per penalty.
+    progress : bool or None, default None
+        A progress display over the paths (the whole cohort's, then each fold's): ``None``
+        a bar on a terminal and a line every half minute in a log, ``False`` none.
 
     Returns
     -------
@@ -273,6 +278,8 @@ def coxnet(
     if given is None and not 0 < ratio < 1:
         raise CohortexError(f"'lambda_min_ratio' must be in (0, 1); got {ratio!r}.")
     labels = fold_labels(folds, outcome.event, seed)
+    paths = 1 + (0 if labels is None else np.unique(labels).size)
+    bar = progress_bar(paths, "coxnet", enabled=progress, unit="path")
     full = coxnet_path(
         x,
         outcome.time,
@@ -284,6 +291,7 @@ def coxnet(
         standardize=standardize,
         **settings,
     )
+    bar.update(1)
     table = pd.DataFrame(
         {
             "lambda": full.lambdas,
@@ -301,10 +309,12 @@ def coxnet(
             labels,
             full.lambdas,
             standardize=standardize,
+            on_fold=lambda: bar.update(1),
             **settings,
         )
         table["cv_deviance"], table["cv_se"] = deviance, spread
         lambda_min, lambda_1se = choose_lambda(full.lambdas, deviance, spread)
+    bar.close()
     return CoxnetModel(
         path=table,
         coefficients=full.coefficients,
@@ -728,11 +738,13 @@ def cross_validated_deviance(
     standardize: bool = True,
     tolerance: float = 1e-10,
     max_iterations: int = 100,
+    on_fold: Callable[[], Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """cv.glmnet's grouped deviance of each penalty and its standard error: each fold's path
     fitted on the other folds at ``lambdas``, scored by ``2 (l(β₋ₖ) − l₋ₖ(β₋ₖ))`` (the
     whole cohort's log partial likelihood less the training samples') per event of the fold,
-    averaged over the folds weighted by their events."""
+    averaged over the folds weighted by their events; ``on_fold`` is called after each
+    fold."""
     whole = _Problem.build(x, time, event, strata, False)
     levels = np.unique(labels)
     raw = np.empty((levels.size, lambdas.size))
@@ -762,6 +774,8 @@ def cross_validated_deviance(
             for beta in fit.coefficients
         ]
         events[i] = float(event[labels == level].sum())
+        if on_fold is not None:
+            on_fold()
     if short:
         warnings.warn(
             f"{short} of {levels.size} cross-validation folds' paths stopped early (a penalty "
