@@ -745,7 +745,8 @@ def cross_validated_deviance(
     whole cohort's log partial likelihood less the training samples') per event of the fold,
     averaged over the folds weighted by their events; ``on_fold`` is called after each
     fold."""
-    whole = _Problem.build(x, time, event, strata, False)
+    # the outcomes' risk sets only: the predictors come from the fits' few nonzero genes
+    whole = _Problem.build(x[:, :0], time, event, strata, False)
     levels = np.unique(labels)
     raw = np.empty((levels.size, lambdas.size))
     events = np.empty(levels.size)
@@ -767,10 +768,10 @@ def cross_validated_deviance(
                 max_iterations=max_iterations,
             )
         short += bool(caught)
-        part = _Problem.build(x[train], time[train], event[train], fold_strata, False)
+        part = _Problem.build(x[train, :0], time[train], event[train], fold_strata, False)
         raw[i] = np.nan  # penalties past a fold's path (it stopped: not converged) count not
         raw[i, : fit.lambdas.size] = [
-            whole.deviance(_loglik(whole, beta)) - part.deviance(_loglik(part, beta))
+            whole.deviance(_loglik(whole, x, beta)) - part.deviance(_loglik(part, x[train], beta))
             for beta in fit.coefficients
         ]
         events[i] = float(event[labels == level].sum())
@@ -796,12 +797,13 @@ def cross_validated_deviance(
     return mean, spread
 
 
-def _loglik(problem: _Problem, beta: np.ndarray) -> float:
-    """The log partial likelihood of ``beta`` on the genes' own scale."""
+def _loglik(problem: _Problem, x: np.ndarray, beta: np.ndarray) -> float:
+    """The log partial likelihood of ``beta`` (on the genes' own scale) for the samples of
+    ``x`` (n_samples × n_genes, in their own order), whose outcomes ``problem`` holds."""
     genes = np.flatnonzero(beta)
     eta = np.zeros(problem.n)
     if genes.size:
-        eta = problem.x[genes].T.astype(np.float64) @ beta[genes]
+        eta = (x[:, genes].astype(np.float64) @ beta[genes])[problem.order]
     return problem.terms(eta).loglik
 
 
