@@ -21,6 +21,7 @@ __all__ = [
     "implicit_diagonal",
     "penalised_objective",
     "quadratic_descent",
+    "risk_set_sums",
 ]
 
 
@@ -153,6 +154,37 @@ def quadratic_descent(hessian, score, beta, l1, l2, tolerance, max_cycles):  # t
         else:
             every = False  # settle the nonzero ones first (glmnet's active-set cycles)
     return max_cycles + 1
+
+
+@numba.njit(cache=True)
+def risk_set_sums(values, ratio, strata, group_stops, out):  # type: ignore[no-untyped-def]
+    """``out[g] = Σ_{k in group g's risk set} ratio_k · values[k]``: one pass down the rows.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n, m)
+        Rows in risk-set order (C-contiguous: each row's m values are summed together).
+    ratio : ndarray of shape (n,)
+    strata, group_stops
+        As :func:`breslow_terms`.
+    out : ndarray of shape (n_groups, m)
+        Written.
+    """
+    m = values.shape[1]
+    running = np.empty(m)
+    g = 0
+    for s in range(strata.shape[0]):
+        start, stop = strata[s, 0], strata[s, 1]
+        running[:] = 0.0
+        row = start
+        while g < group_stops.size and group_stops[g] <= stop:
+            while row < group_stops[g]:
+                weight = ratio[row]
+                for i in range(m):
+                    running[i] += weight * values[row, i]
+                row += 1
+            out[g, :] = running
+            g += 1
 
 
 @numba.njit(cache=True)
