@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from cohorts import FIXTURES, breast_cancer
 
-from cohortex import CohortexError, survival
+from cohortex import CohortexError, CohortexWarning, survival
 
 CASES = {
     "months_lasso": {"time": "months"},
@@ -254,3 +254,206 @@ def test_coxnet_shows_its_progress_when_asked(capsys):
     survival.coxnet(ds, "months", "event", progress=True, **options)
     shown = capsys.readouterr().err
     assert "coxnet" in shown and "/4" in shown  # the whole cohort's path, then three folds' paths
+
+
+CLINICAL = "~ age + size + grade + er"
+# R's model.matrix names of the same columns, in the same order
+CLINICAL_IN_R = [
+    "age",
+    "size",
+    "gradepoorly differentiated",
+    "gradewell differentiated",
+    "erpositive",
+]
+
+
+def _known_grade(ds):
+    """The patients of a known grade (the two of grade "unkown" are censored: that level's
+    coefficient is infinite)."""
+    return ds.isel(sample=ds["grade"].values != "unkown")
+
+
+def _gene_factors(ds):
+    """The fixture's penalty factors: the first two genes unpenalised, the next three at 2,
+    the sixth left out, the next four at 0.5, the rest 1."""
+    genes = [str(g) for g in ds["gene"].values]
+    factors = {genes[0]: 0.0, genes[1]: 0.0, genes[5]: np.inf}
+    factors.update({g: 2.0 for g in genes[2:5]})
+    factors.update({g: 0.5 for g in genes[6:10]})
+    return factors
+
+
+def test_coxnet_with_unpenalised_covariates_equals_glmnet():
+    """glmnet(cbind(clinical, x), penalty.factor = c(0, …, 1, …)): the path starts from the
+    clinical variables' own fit; its penalties, the genes in, the deviance explained and both
+    the covariates' and the genes' coefficients."""
+    ds = _known_grade(breast_cancer())
+    model = survival.coxnet(ds, "months", "event", covariates=CLINICAL, folds=0)
+    reference, beta, null = _reference("clinical")
+    assert list(reference.columns[3:8]) == CLINICAL_IN_R
+    assert model.covariates == (
+        "age",
+        "size",
+        "grade[T.poorly differentiated]",
+        "grade[T.well differentiated]",
+        "er[T.positive]",
+    )
+    steps = len(reference)  # glmnet stops converging at its 75th penalty (thresh 1e-13)
+    assert len(model.path) > steps
+    path = model.path.iloc[:steps]
+    # glmnet's first fit of the covariates is its coordinate descent's, to ~1e-7
+    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-6)
+    np.testing.assert_array_equal(path["nonzero"], reference["df"] - 5)
+    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=3e-6)
+    assert path["dev_ratio"][0] > 0.02  # the clinical variables' own fit
+    assert model.null_deviance == pytest.approx(null, rel=1e-12)
+    clinical, genes = beta[:, :5], beta[:, 5:]
+    largest = np.abs(beta).max()
+    np.testing.assert_allclose(model.covariate_coefficients[:steps], clinical, atol=1e-4 * largest)
+    np.testing.assert_allclose(model.coefficients[:steps], genes, atol=1e-4 * largest)
+    np.testing.assert_allclose(
+        model.covariate_coefficients[:20], clinical[:20], atol=2e-6 * largest
+    )
+    np.testing.assert_allclose(model.coefficients[:20], genes[:20], atol=2e-6 * largest)
+    assert np.all(model.covariate_coefficients != 0)
+
+
+def test_coxnet_with_penalty_factors_equals_glmnet():
+    """glmnet's penalty.factor (0, 2, Inf and 0.5 among 1s, rescaled by glmnet to sum to the
+    genes' number), with the elastic net."""
+    ds = breast_cancer()
+    model = survival.coxnet(
+        ds, "months", "event", penalty_factor=_gene_factors(ds), alpha=0.7, folds=0
+    )
+    reference, beta, null = _reference("factors")
+    steps = len(reference)
+    assert len(model.path) >= steps
+    path = model.path.iloc[:steps]
+    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
+    np.testing.assert_array_equal(path["nonzero"], reference["df"])
+    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=3e-6)
+    largest = np.abs(beta).max()
+    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
+    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
+    assert np.all(model.coefficients[:, :2] != 0)  # unpenalised: in from the first penalty
+    assert np.all(model.coefficients[:, 5] == 0)  # left out
+
+
+@pytest.mark.parametrize("case", ["clinical", "factors"])
+def test_coxnet_cross_validation_with_penalty_factors_equals_cv_glmnet(case):
+    reference = pd.read_csv(FIXTURES / f"coxnet_{case}_cv.csv")
+    folds = pd.read_csv(FIXTURES / "coxnet_cv_folds.csv")["fold"].to_numpy()
+    ds = breast_cancer()
+    options: dict = {"penalty_factor": _gene_factors(ds), "alpha": 0.7}
+    if case == "clinical":
+        folds = folds[ds["grade"].values != "unkown"]
+        ds, options = _known_grade(ds), {"covariates": CLINICAL}
+    model = survival.coxnet(
+        ds, "months", "event", folds=folds, lambdas=reference["lambda"].to_numpy(), **options
+    )
+    np.testing.assert_allclose(model.path["cv_deviance"], reference["cvm"], rtol=2e-4)
+    np.testing.assert_allclose(model.path["cv_se"], reference["cvsd"], rtol=2e-4)
+    np.testing.assert_allclose(model.path["cv_deviance"][:15], reference["cvm"][:15], rtol=1e-5)
+    # glmnet's first lambda is its extrapolation, ~1e-7 below the largest: a gene may be in
+    nonzero = reference["nzero"] - (5 if case == "clinical" else 0)
+    np.testing.assert_array_equal(model.path["nonzero"][1:], nonzero[1:])
+    assert model.lambda_min == pytest.approx(reference["lambda_min"][0], rel=1e-12)
+    assert model.lambda_1se == pytest.approx(reference["lambda_1se"][0], rel=1e-12)
+
+
+def test_coxnet_with_covariates_and_factors_meets_the_optimality_conditions():
+    """Within strata, where there is no glmnet to follow (its stratified path starts from
+    coxph's Efron fit of the unpenalised variables): each penalised coefficient's condition at
+    its own factor (rescaled as glmnet's), each unpenalised one's gradient 0, by a Breslow
+    gradient computed pair by pair."""
+    ds = _known_grade(breast_cancer())
+    factors = _gene_factors(ds)
+    model = survival.coxnet(
+        ds,
+        "months",
+        "event",
+        covariates="~ age + size",
+        penalty_factor=factors,
+        strata="er",
+        alpha=0.7,
+        folds=0,
+        n_lambdas=40,
+    )
+    clinical = np.column_stack([ds["age"].values, ds["size"].values]).astype(np.float64)
+    x = np.column_stack([clinical, ds["expression"].values])
+    factor = np.r_[0.0, 0.0, [factors.get(str(g), 1.0) for g in ds["gene"].values]]
+    out = np.isinf(factor)
+    factor[out] = 1.0
+    factor *= factor.size / factor.sum()
+    factor[out] = 0.0
+    scale = x.std(axis=0)
+    codes = (ds["er"].values == "positive").astype(float)
+    worst = 0.0
+    for step, penalty in enumerate(model.path["lambda"]):
+        beta = np.r_[model.covariate_coefficients[step], model.coefficients[step]]
+        gradient = _breslow_gradient(x, ds["months"].values, ds["event"].values, codes, beta)
+        gradient /= scale  # per standardised coefficient
+        standard = beta * scale
+        on = standard != 0
+        target = penalty * factor * (0.7 * np.sign(standard) + 0.3 * standard)
+        worst = max(worst, np.abs(gradient[on] - target[on]).max() / penalty)
+        bound = penalty * factor * 0.7
+        worst = max(
+            worst, (np.abs(gradient[~on & ~out]) - bound[~on & ~out]).max(initial=0) / penalty
+        )
+        assert np.all(beta[out] == 0)
+    assert worst < 1e-7
+
+
+def test_coxnet_predicts_with_its_covariates_and_refuses_unseen_levels():
+    ds = _known_grade(breast_cancer())
+    model = survival.coxnet(ds, "months", "event", covariates="~ age + grade")
+    genes, clinical = model.coef(), model.covariate_coef()
+    assert list(clinical.index) == [
+        "age",
+        "grade[T.poorly differentiated]",
+        "grade[T.well differentiated]",
+    ]
+    x = ds["expression"].to_pandas()
+    grade = pd.Series(ds["grade"].values)
+    expected = (
+        x[genes.index].to_numpy() @ genes.to_numpy()
+        + ds["age"].values * clinical["age"]
+        + (grade == "poorly differentiated").to_numpy() * clinical.iloc[1]
+        + (grade == "well differentiated").to_numpy() * clinical.iloc[2]
+    )
+    # another cohort: genes shuffled, and without the reference level "intermediate"
+    other = ds.isel(gene=np.random.default_rng(0).permutation(ds.sizes["gene"]))
+    keep = grade.to_numpy() != "intermediate"
+    np.testing.assert_allclose(
+        model.predict(other.isel(sample=keep)).to_numpy(), expected[keep], rtol=1e-12
+    )
+    with pytest.raises(CohortexError, match="do not fit the model"):
+        model.predict(breast_cancer())  # grade "unkown", never seen
+
+
+def test_coxnet_warns_of_an_unbounded_covariate():
+    with pytest.warns(CohortexWarning, match=r"grade\[T.unkown\]' may be infinite"):
+        survival.coxnet(breast_cancer(), "months", "event", covariates=CLINICAL, folds=0)
+
+
+@pytest.mark.parametrize(
+    ("factors", "message"),
+    [
+        ({"nope": 1.0}, "not among the candidates"),
+        ({"217771_at": -1.0}, ">= 0"),
+        ({"217771_at": np.nan}, ">= 0"),
+    ],
+)
+def test_coxnet_refuses_bad_penalty_factors(factors, message):
+    with pytest.raises(CohortexError, match=message):
+        survival.coxnet(breast_cancer(), "months", "event", penalty_factor=factors, folds=0)
+
+
+def test_coxnet_refuses_penalty_factors_that_penalise_nothing():
+    ds = breast_cancer()
+    genes = [str(g) for g in ds["gene"].values[:3]]
+    with pytest.raises(CohortexError, match="no gene penalised"):
+        survival.coxnet(
+            ds, "months", "event", genes=genes, penalty_factor=dict.fromkeys(genes, 0.0), folds=0
+        )

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import dask
 import dask.array as da
@@ -34,6 +35,8 @@ __all__ = [
     "check_residual_df",
     "design_matrix",
     "fit_tiles",
+    "formula_like",
+    "formula_spec",
     "formula_terms",
     "least_squares",
     "rows_per_task",
@@ -192,35 +195,72 @@ def design_matrix(
 
 def _formula_matrix(design: str, dataset: xr.Dataset | None) -> Any:
     """formulaic's model matrix of ``design`` on the sample variables."""
-    if dataset is None:
-        raise CohortexError(
-            "A formula design needs a cohort with sample variables; for a plain array pass "
-            "the design matrix."
-        )
     import formulaic
 
-    samples = pd.DataFrame(
-        {
-            str(v): _missing_as_nan(np.asarray(dataset[v].values))
-            for v in dataset.data_vars
-            if dataset[v].dims == ("sample",)
-        }
-    )
+    samples = _sample_frame(design, dataset)
     try:
         # the formula sees the sample variables, formulaic's transforms and numpy, not
         # this function's local names (formulaic's default context is the caller's frame)
         context = {"np": np, "numpy": np}
         matrix = formulaic.model_matrix(design, samples, na_action="raise", context=context)
     except Exception as error:  # formulaic raises several types; name the cause
-        message = str(error)
-        if "null values" in message:
-            name = re.search(r"`([^`]+)`", message)
-            raise CohortexError(
-                f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
-                "which has missing values; drop or impute those samples first."
-            ) from None
-        raise CohortexError(f"The design formula {design!r} could not be used: {message}") from None
+        _formula_error(design, error)
     return matrix
+
+
+def _sample_frame(design: str, dataset: xr.Dataset | None) -> pd.DataFrame:
+    if dataset is None:
+        raise CohortexError(
+            "A formula design needs a cohort with sample variables; for a plain array pass "
+            "the design matrix."
+        )
+    return pd.DataFrame(
+        {
+            str(v): _missing_as_nan(np.asarray(dataset[v].values))
+            for v in dataset.data_vars
+            if dataset[v].dims == ("sample",)
+        }
+    )
+
+
+def _formula_error(design: str, error: Exception) -> NoReturn:
+    message = str(error)
+    if "null values" in message:
+        name = re.search(r"`([^`]+)`", message)
+        raise CohortexError(
+            f"The design {design!r} uses {name.group(1) if name else 'a variable'}, "
+            "which has missing values; drop or impute those samples first."
+        ) from None
+    raise CohortexError(f"The design formula {design!r} could not be used: {message}") from None
+
+
+def formula_spec(design: str, dataset: xr.Dataset | None) -> tuple[np.ndarray, list[str], Any]:
+    """:func:`design_matrix` of a formula with formulaic's model spec, which encodes other
+    samples' variables alike (:func:`formula_like`)."""
+    matrix = _formula_matrix(design, dataset)
+    names = [str(c) for c in matrix.columns]
+    return np.asarray(matrix, dtype=np.float64), names, matrix.model_spec
+
+
+def formula_like(spec: Any, dataset: xr.Dataset | None) -> tuple[np.ndarray, list[str]]:
+    """The columns of ``spec`` (from :func:`formula_spec`) for ``dataset``'s samples: the same
+    levels and reference, so that a fitted model's coefficients apply; a level the fit never
+    saw is refused, not encoded as the reference (formulaic's default, with a warning)."""
+    from formulaic.errors import DataMismatchWarning
+
+    design = str(spec.formula)
+    samples = _sample_frame(design, dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            matrix = spec.get_model_matrix(samples, na_action="raise")
+        except DataMismatchWarning as mismatch:
+            raise CohortexError(
+                f"The samples' variables do not fit the model's {design!r}: {mismatch}"
+            ) from None
+        except Exception as error:  # formulaic raises several types; name the cause
+            _formula_error(design, error)
+    return np.asarray(matrix, dtype=np.float64), [str(c) for c in matrix.columns]
 
 
 def formula_terms(design: str, dataset: xr.Dataset | None) -> list[str]:

@@ -14,7 +14,7 @@ from .. import fdr as _fdr
 from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs, to_host_dataset
 from .._errors import CohortexError, CohortexWarning
-from ..de._least_squares import design_matrix, formula_terms
+from ..de._least_squares import design_matrix, formula_like, formula_spec, formula_terms
 from ..stats._cox import RiskSets, covariance, cox_newton
 from ..stats._cpu.concordance import gene_concordance
 from ..stats._pvalues import normal_two_sided_upper
@@ -26,7 +26,9 @@ __all__ = [
     "CoxSetup",
     "check_options",
     "covariate_columns",
+    "covariate_model",
     "covariate_terms",
+    "covariates_like",
     "cox",
     "fit_gene_block",
 ]
@@ -222,6 +224,27 @@ def covariate_columns(
     matrix, names, _ = design_matrix(formula, dataset, n_samples)
     keep = _without_intercept(names)
     return np.asarray(matrix[:, keep], dtype=np.float64), [names[j] for j in keep]
+
+
+def covariate_model(
+    formula: str, dataset: Any, n_samples: int
+) -> tuple[np.ndarray, list[str], Any]:
+    """:func:`covariate_columns` with formulaic's model spec, to encode another cohort's
+    samples alike (:func:`covariates_like`)."""
+    matrix, names, spec = formula_spec(formula, dataset)
+    if matrix.shape[0] != n_samples:
+        raise CohortexError(
+            f"The covariates have {matrix.shape[0]} rows; the cohort has {n_samples} samples."
+        )
+    keep = _without_intercept(names)
+    return matrix[:, keep], [names[j] for j in keep], spec
+
+
+def covariates_like(spec: Any, dataset: Any) -> np.ndarray:
+    """The columns of :func:`covariate_model`'s ``spec`` for ``dataset``'s samples (the
+    fit's levels and reference; a level it never saw is refused)."""
+    matrix, names = formula_like(spec, dataset)
+    return matrix[:, _without_intercept(names)]
 
 
 def covariate_terms(formula: str | None, dataset: Any, n_samples: int) -> list[str]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from ..stats._cpu.coxnet import (
     quadratic_descent,
     risk_set_sums,
 )
+from ._cox import covariate_model, covariates_like
 from ._outcome import Outcome
 
 __all__ = [
@@ -62,6 +63,9 @@ class CoxnetPath:
         ``2 (l_saturated − l(0))`` (glmnet's ``nulldev``).
     iterations : ndarray of shape (n_lambdas,)
         Newton steps (quadratic approximations) each penalty took.
+    unbounded : ndarray of int
+        The unpenalised variables whose coefficient may be infinite (R's coxph test: the
+        Newton step left at their own fit is not negligible; e.g. a level without events).
     """
 
     lambdas: np.ndarray
@@ -69,6 +73,7 @@ class CoxnetPath:
     dev_ratio: np.ndarray
     null_deviance: float
     iterations: np.ndarray
+    unbounded: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,10 @@ class CoxnetModel:
     n_samples, n_events : int
     folds : ndarray of int or None
         Each sample's cross-validation fold.
+    covariates : tuple of str
+        The unpenalised covariates' columns (``coxnet(covariates=...)``; empty without).
+    covariate_coefficients : ndarray of shape (n_lambdas, n_covariates)
+        Their coefficients at each penalty.
     """
 
     path: pd.DataFrame
@@ -104,6 +113,9 @@ class CoxnetModel:
     n_samples: int
     n_events: int
     folds: np.ndarray | None = field(repr=False)
+    covariates: tuple[str, ...] = ()
+    covariate_coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    covariate_spec: Any = field(default=None, repr=False, compare=False)
 
     def coef(self, penalty: str | float = "lambda_min") -> pd.Series:
         """The genes with a coefficient at ``penalty`` ("lambda_min", "lambda_1se" or a
@@ -112,10 +124,18 @@ class CoxnetModel:
         keep = np.flatnonzero(beta)
         return pd.Series(beta[keep], index=pd.Index(self.genes[keep], name="gene"))
 
+    def covariate_coef(self, penalty: str | float = "lambda_min") -> pd.Series:
+        """The unpenalised covariates' coefficients at ``penalty`` (as :meth:`coef`)."""
+        values = interpolate(
+            self.path["lambda"].to_numpy(), self.covariate_coefficients, self._penalty(penalty)
+        )
+        return pd.Series(values, index=pd.Index(list(self.covariates), name="covariate"))
+
     def predict(self, cohort: CohortLike, penalty: str | float = "lambda_min") -> pd.Series:
-        """The linear predictor ``x · β`` of every sample of ``cohort`` at ``penalty`` (glmnet's
-        ``predict(type = "link")``): higher, a higher hazard. Genes are found by id; a
-        sample missing a gene with a coefficient gets NaN."""
+        """The linear predictor ``x · β`` (plus the covariates' ``z · γ``) of every sample of
+        ``cohort`` at ``penalty`` (glmnet's ``predict(type = "link")``): higher, a higher
+        hazard. Genes are found by id, covariates encoded as in the fit (a level it never saw
+        is refused); a sample missing a gene with a coefficient gets NaN."""
         beta = self._beta(penalty)
         keep = np.flatnonzero(beta)
         data = as_cohort_matrix(cohort)
@@ -128,9 +148,20 @@ class CoxnetModel:
             )
         columns = data.matrix[:, [where[str(g)] for g in self.genes[keep]]]
         values = np.asarray(to_host(getattr(columns, "compute", lambda: columns)()), np.float64)
-        return pd.Series(values @ beta[keep], index=data.sample_ids)
+        risk = values @ beta[keep]
+        if self.covariates:
+            risk += (
+                covariates_like(self.covariate_spec, data.dataset)
+                @ self.covariate_coef(penalty).to_numpy()
+            )
+        return pd.Series(risk, index=data.sample_ids)
 
     def _beta(self, penalty: str | float) -> np.ndarray:
+        return interpolate(
+            self.path["lambda"].to_numpy(), self.coefficients, self._penalty(penalty)
+        )
+
+    def _penalty(self, penalty: str | float) -> float:
         if isinstance(penalty, str):
             if penalty not in ("lambda_min", "lambda_1se"):
                 raise CohortexError(
@@ -141,7 +172,7 @@ class CoxnetModel:
                 raise CohortexError(
                     "This model was not cross-validated (folds=0): give the penalty's value."
                 )
-        return interpolate(self.path["lambda"].to_numpy(), self.coefficients, float(penalty))
+        return float(penalty)
 
 
 def coxnet(
@@ -150,6 +181,8 @@ def coxnet(
     event: str | Any,
     *,
     genes: Sequence[str] | None = None,
+    covariates: str | None = None,
+    penalty_factor: Mapping[str, float] | None = None,
     alpha: float = 1.0,
     lambdas: Sequence[float] | None = None,
     n_lambdas: int = 100,
@@ -181,6 +214,18 @@ def coxnet(
     genes : sequence of str, optional
         The candidate genes (default all). Complete values are needed: a gene with a missing
         value is refused.
+    covariates : str, optional
+        A formula on sample variables entered unpenalised beside the genes, e.g.
+        ``"~ age + grade"`` (categorical variables as R's treatment contrasts, no intercept):
+        clinical variables that every model keeps, the genes chosen for what they add. As
+        glmnet given these columns before the genes with ``penalty.factor`` 0; the path
+        starts from their own Cox fit (Breslow's ties), its first penalty the smallest that
+        keeps every gene out at that fit.
+    penalty_factor : mapping of gene to float, optional
+        Each gene's weight on the penalty (glmnet's ``penalty.factor``; genes not named: 1):
+        0 leaves a gene unpenalised, ``inf`` keeps it out. As glmnet's, the factors of all
+        variables (the covariates' 0, an excluded gene's counted as 1) are rescaled to sum
+        to their number.
     alpha : float, default 1
         The lasso's share of the penalty: 1 the lasso, 0 the ridge.
     lambdas : sequence of float, optional
@@ -241,6 +286,15 @@ def coxnet(
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
     gene_ids = np.asarray([str(g) for g in data.gene_ids])
+    clinical: np.ndarray = np.zeros((outcome.event.size, 0))
+    clinical_names: list[str] = []
+    spec: Any = None
+    if covariates is not None:
+        clinical, clinical_names, spec = covariate_model(
+            covariates, data.dataset, outcome.event.size
+        )
+        if not clinical_names:
+            raise CohortexError(f"The covariates {covariates!r} have no column.")
     if genes is None:
         columns = np.arange(gene_ids.size)
     else:
@@ -267,7 +321,10 @@ def coxnet(
         )
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: there is nothing to fit.")
+    factor = _penalty_factors(penalty_factor, gene_ids[columns])
     settings: dict[str, Any] = {
+        "covariates": clinical if clinical_names else None,
+        "penalty_factor": factor,
         "alpha": float(alpha),
         "tolerance": tolerance,
         "max_iterations": max_iterations,
@@ -293,11 +350,21 @@ def coxnet(
         **settings,
     )
     bar.update(1)
+    q = len(clinical_names)
+    if full.unbounded.size:
+        names = [*clinical_names, *gene_ids[columns]]
+        flagged = ", ".join(repr(names[i]) for i in full.unbounded)
+        warnings.warn(
+            f"The coefficient of the unpenalised {flagged} may be infinite (R's coxph test; "
+            "e.g. a covariate's level without events): its value is not an estimate.",
+            CohortexWarning,
+            stacklevel=2,
+        )
     table = pd.DataFrame(
         {
             "lambda": full.lambdas,
             "dev_ratio": full.dev_ratio,
-            "nonzero": (full.coefficients != 0).sum(axis=1),
+            "nonzero": (full.coefficients[:, q:] != 0).sum(axis=1),
         }
     )
     lambda_min = lambda_1se = np.nan
@@ -318,7 +385,7 @@ def coxnet(
     bar.close()
     return CoxnetModel(
         path=table,
-        coefficients=full.coefficients,
+        coefficients=full.coefficients[:, q:],
         genes=gene_ids[columns],
         lambda_min=lambda_min,
         lambda_1se=lambda_1se,
@@ -327,7 +394,29 @@ def coxnet(
         n_samples=int(x.shape[0]),
         n_events=int(outcome.event.sum()),
         folds=labels,
+        covariates=tuple(clinical_names),
+        covariate_coefficients=full.coefficients[:, :q],
+        covariate_spec=spec,
     )
+
+
+def _penalty_factors(given: Mapping[str, float] | None, genes: np.ndarray) -> np.ndarray | None:
+    """Each of ``genes``' penalty factor (1 where not given); None when none is given."""
+    if given is None:
+        return None
+    named = {str(g): v for g, v in dict(given).items()}
+    unknown = [g for g in named if g not in set(genes.tolist())]
+    if unknown:
+        raise CohortexError(
+            f"'penalty_factor' names {len(unknown)} gene(s) not among the candidates (the "
+            f"first: {unknown[0]!r})."
+        )
+    factor = np.asarray([float(named.get(g, 1.0)) for g in genes])
+    if np.isnan(factor).any() or (factor < 0).any():
+        raise CohortexError("'penalty_factor' values must be >= 0 (inf: the gene is left out).")
+    if not (np.isfinite(factor) & (factor > 0)).any():
+        raise CohortexError("'penalty_factor' leaves no gene penalised: there is no path.")
+    return factor
 
 
 class _NotConverged(Exception):
@@ -347,13 +436,15 @@ class _Terms:
 
 @dataclass(frozen=True)
 class _Problem:
-    """One cohort's genes and outcomes, prepared for the path: genes as rows (n_genes ×
-    n_samples) in risk-set order, each gene's centre and inverse scale."""
+    """One cohort's variables and outcomes, prepared for the path: the variables as rows
+    (n_variables × n_samples, the unpenalised covariates first, then the genes) in risk-set
+    order, each one's centre, inverse scale and penalty factor."""
 
     x: np.ndarray
     mean: np.ndarray
     inv_scale: np.ndarray
     usable: np.ndarray
+    factor: np.ndarray
     event: np.ndarray
     strata: np.ndarray
     group_starts: np.ndarray
@@ -370,22 +461,43 @@ class _Problem:
         event: np.ndarray,
         strata: np.ndarray | None,
         standardize: bool,
+        covariates: np.ndarray | None = None,
+        penalty_factor: np.ndarray | None = None,
     ) -> _Problem:
+        """``x`` (n_samples × n_genes) and ``covariates`` (n_samples × q, unpenalised) are
+        held together in ``x``'s dtype; ``penalty_factor`` (n_genes,) as :func:`coxnet`'s,
+        default 1."""
         risk = RiskSets.build(time, event, strata)
-        rows = np.ascontiguousarray(x[risk.order].T)
+        q = 0 if covariates is None else covariates.shape[1]
+        rows = np.empty((q + x.shape[1], x.shape[0]), dtype=x.dtype)
+        if covariates is not None:
+            rows[:q] = covariates[risk.order].T
+        rows[q:] = x[risk.order].T
         mean = rows.mean(axis=1, dtype=np.float64)
         spread = np.sqrt(
             np.maximum(np.mean(np.square(rows, dtype=np.float64), axis=1) - mean * mean, 0.0)
         )
-        # glmnet's weighted_mean_sd: a variance below 10 ε is a constant gene
+        # glmnet's weighted_mean_sd: a variance below 10 ε is a constant variable
         usable = spread * spread >= 10 * np.finfo(np.float64).eps
         scale = spread if standardize else np.ones_like(spread)
         inv_scale = np.where(usable, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+        factor = np.ones(rows.shape[0])
+        factor[:q] = 0.0
+        if penalty_factor is not None:
+            factor[q:] = penalty_factor
+        excluded = np.isinf(factor)
+        # glmnet's: an excluded variable counts as 1, and the factors sum to the variables
+        factor[excluded] = 1.0
+        if factor.sum() > 0:
+            factor *= factor.size / factor.sum()
+        factor[excluded] = 0.0
+        usable &= ~excluded
         return cls(
             x=rows,
             mean=mean,
             inv_scale=inv_scale,
             usable=usable,
+            factor=factor,
             event=risk.event,
             strata=np.asarray(risk.strata, dtype=np.int64).reshape(-1, 2),
             group_starts=risk.starts.astype(np.int64),
@@ -474,6 +586,7 @@ class _Problem:
             beta,
             score,
             diagonal,
+            self.factor,
             *common,
             moved,
             curved,
@@ -503,6 +616,8 @@ def coxnet_path(
     event: np.ndarray,
     strata: np.ndarray | None,
     *,
+    covariates: np.ndarray | None = None,
+    penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     lambdas: np.ndarray | None = None,
     n_lambdas: int = 100,
@@ -511,46 +626,66 @@ def coxnet_path(
     tolerance: float = 1e-10,
     max_iterations: int = 100,
 ) -> CoxnetPath:
-    """The elastic-net Cox path of the columns of ``x`` (n_samples × n_genes, complete).
+    """The elastic-net Cox path of the columns of ``x`` (n_samples × n_genes, complete),
+    with the columns of ``covariates`` (n_samples × q) unpenalised and ``penalty_factor``
+    (n_genes,) as :func:`coxnet`'s; the coefficients are the covariates', then the genes'.
 
     With ``lambdas`` given the path is fitted at each of them (sorted, decreasing) and not
     stopped early; otherwise as :func:`coxnet` describes.
     """
-    problem = _Problem.build(x, time, event, strata, standardize)
+    problem = _Problem.build(x, time, event, strata, standardize, covariates, penalty_factor)
     n, p = problem.n, problem.x.shape[0]
     null = problem.terms(np.zeros(n))
     null_deviance = problem.deviance(null.loglik)
+    beta = np.zeros(p)
+    eta = np.zeros(n)
+    free = np.flatnonzero(problem.usable & (problem.factor == 0))
+    terms, first_steps = null, 0
+    if free.size:  # the unpenalised variables' own fit: every penalised coefficient 0
+        try:
+            terms, first_steps = _fit_penalty(
+                problem, free, beta, eta, 0.0, 0.0, tolerance, max_iterations
+            )
+        except _NotConverged as stop:
+            raise CohortexError(
+                f"The Cox model of the unpenalised variables alone did not converge within "
+                f"{stop}; check them for separation or collinearity."
+            ) from None
+        unbounded = free[_unbounded(problem, free, terms, beta)]
+    else:
+        unbounded = np.zeros(0, dtype=np.int64)
+    gradients = problem.gradients(terms.gradient)
     if lambdas is None:
-        start = np.abs(problem.gradients(null.gradient))
-        start[~problem.usable] = 0.0
-        largest = float(start.max()) / max(alpha, 1e-3)
+        penalised = problem.usable & (problem.factor > 0)
+        if not penalised.any():
+            raise CohortexError("No penalised gene varies: the path has nothing to fit.")
+        largest = float(np.max(np.abs(gradients[penalised]) / problem.factor[penalised]))
+        largest /= max(alpha, 1e-3)
         if largest <= 0:
             raise CohortexError("No gene varies: the path has nothing to fit.")
         path = np.exp(np.linspace(np.log(largest), np.log(largest * lambda_min_ratio), n_lambdas))
     else:
         path = np.sort(np.asarray(lambdas, dtype=np.float64))[::-1]
-    beta = np.zeros(p)
-    eta = np.zeros(n)
     strong = np.zeros(p, dtype=bool)
-    gradients = problem.gradients(null.gradient)
     coefficients: list[np.ndarray] = []
     dev_ratio: list[float] = []
     steps: list[int] = []
-    terms = null
     previous = path[0]
     before = np.zeros(p)  # the solution at the penalty before the last
     for index, penalty in enumerate(path):
         l1, l2 = penalty * alpha, penalty * (1.0 - alpha)
         start = beta.copy()
         if index >= 2:
-            factor = np.log(penalty / previous) / np.log(previous / path[index - 2])
-            _extrapolate(problem, beta, eta, before, factor)
+            ratio = np.log(penalty / previous) / np.log(previous / path[index - 2])
+            _extrapolate(problem, beta, eta, before, ratio)
         before = start
-        # the strong rule (Tibshirani et al. 2012): genes likely to enter at this penalty
-        strong |= problem.usable & (np.abs(gradients) >= alpha * (2.0 * penalty - previous))
+        # the strong rule (Tibshirani et al. 2012): variables likely to enter at this
+        # penalty (the unpenalised always)
+        threshold = alpha * (2.0 * penalty - previous) * problem.factor
+        strong |= problem.usable & (np.abs(gradients) >= threshold)
         strong |= beta != 0
-        taken = 0
-        while not (lambdas is None and index == 0):  # the largest penalty: 0 by construction
+        taken = first_steps if index == 0 else 0
+        while not (lambdas is None and index == 0):  # the largest penalty: solved above
             try:
                 terms, used = _fit_penalty(
                     problem, np.flatnonzero(strong), beta, eta, l1, l2, tolerance, max_iterations
@@ -564,11 +699,12 @@ def coxnet_path(
                     CohortexWarning,
                     stacklevel=3,
                 )
-                return _path(path, coefficients, dev_ratio, null_deviance, steps)
+                return _path(path, coefficients, dev_ratio, null_deviance, steps, unbounded)
             taken += used
             gradients = problem.gradients(terms.gradient)
-            # the KKT conditions of every gene left out
-            violated = problem.usable & ~strong & (np.abs(gradients) > l1 * (1 + 1e-9))
+            # the KKT conditions of every variable left out
+            bound = l1 * problem.factor * (1 + 1e-9)
+            violated = problem.usable & ~strong & (np.abs(gradients) > bound)
             if not violated.any():
                 break
             strong |= violated
@@ -583,7 +719,7 @@ def coxnet_path(
                 dev_ratio[-1] - dev_ratio[index - _MIN_STEPS + 1] < _MIN_DEV_GAIN * dev_ratio[-1]
             ):
                 break
-    return _path(path, coefficients, dev_ratio, null_deviance, steps)
+    return _path(path, coefficients, dev_ratio, null_deviance, steps, unbounded)
 
 
 def _path(
@@ -592,6 +728,7 @@ def _path(
     dev_ratio: list[float],
     null_deviance: float,
     steps: list[int],
+    unbounded: np.ndarray,
 ) -> CoxnetPath:
     kept = len(coefficients)
     return CoxnetPath(
@@ -600,18 +737,32 @@ def _path(
         dev_ratio=np.asarray(dev_ratio),
         null_deviance=null_deviance,
         iterations=np.asarray(steps),
+        unbounded=unbounded,
     )
 
 
+def _unbounded(problem: _Problem, free: np.ndarray, terms: _Terms, beta: np.ndarray) -> np.ndarray:
+    """Which of the unpenalised variables ``free``, fitted alone, may have an infinite
+    coefficient: R's coxph test, the Newton step still left (``|V u|``) above 10⁻⁹ and
+    above √10⁻⁹ of the coefficient."""
+    score, information = problem.newton_model(problem.standard(free), terms)
+    try:
+        remaining = np.abs(np.linalg.solve(information, score))
+    except np.linalg.LinAlgError:
+        remaining = np.abs(np.linalg.lstsq(information, score, rcond=None)[0])
+    eps = 1e-9
+    return (remaining > eps) & (remaining > np.sqrt(eps) * np.abs(beta[free]))
+
+
 def _extrapolate(
-    problem: _Problem, beta: np.ndarray, eta: np.ndarray, before: np.ndarray, factor: float
+    problem: _Problem, beta: np.ndarray, eta: np.ndarray, before: np.ndarray, ratio: float
 ) -> None:
     """Start the next penalty's fit where the last two solutions point (``beta`` and ``eta``
-    moved in place): ``β + factor · (β − β_before)`` for the coefficients nonzero in both that
+    moved in place): ``β + ratio · (β − β_before)`` for the coefficients nonzero in both that
     keep their sign. On a fixed support the path is smooth in log λ, so the first Newton step
     starts off by the path's curvature only, and one step fewer is needed."""
     moving = (beta != 0) & (before != 0)
-    guess = beta[moving] + factor * (beta[moving] - before[moving])
+    guess = beta[moving] + ratio * (beta[moving] - before[moving])
     keeps = np.sign(guess) == np.sign(beta[moving])
     genes = np.flatnonzero(moving)[keeps]
     if genes.size == 0:
@@ -640,7 +791,7 @@ def _fit_penalty(
     solution and the steps taken."""
     n = problem.n
     terms = problem.terms(eta)
-    objective = penalised_objective(terms.loglik, n, beta, l1, l2)
+    objective = penalised_objective(terms.loglik, n, beta, problem.factor, l1, l2)
     explicit = genes.size <= _EXPLICIT_GENES
     standard = problem.standard(genes) if explicit else None
     # the implicit models are solved loosely while the steps are large (inexact Newton); the
@@ -653,14 +804,16 @@ def _fit_penalty(
         start_beta, start_eta = beta.copy(), eta.copy()
         if standard is not None:
             score, information = problem.newton_model(standard, terms)
-            local = _solve_quadratic(information, score, beta[genes], l1, l2, inner)
+            local = _solve_quadratic(
+                information, score, beta[genes], problem.factor[genes], l1, l2, inner
+            )
             beta[genes] = local
             eta[:] = start_eta + standard @ (local - start_beta[genes])
             curvature = np.diag(information)
         else:
             curvature = problem.implicit_step(genes, terms, beta, eta, l1, l2, inner)
         terms = problem.terms(eta)
-        candidate = penalised_objective(terms.loglik, n, beta, l1, l2)
+        candidate = penalised_objective(terms.loglik, n, beta, problem.factor, l1, l2)
         halved = False
         for _ in range(40):  # a step that overshoots: halved towards the last fit
             if candidate <= objective + 1e-13 * abs(objective):
@@ -669,7 +822,7 @@ def _fit_penalty(
             beta[:] = 0.5 * (beta + start_beta)
             eta[:] = 0.5 * (eta + start_eta)
             terms = problem.terms(eta)
-            candidate = penalised_objective(terms.loglik, n, beta, l1, l2)
+            candidate = penalised_objective(terms.loglik, n, beta, problem.factor, l1, l2)
         objective = candidate
         spread = np.sqrt(np.maximum(curvature, 0.0))
         moved = float((np.abs(beta[genes] - start_beta[genes]) * spread).max())
@@ -690,6 +843,7 @@ def _solve_quadratic(
     information: np.ndarray,
     score: np.ndarray,
     start: np.ndarray,
+    factor: np.ndarray,
     l1: float,
     l2: float,
     tolerance: float,
@@ -698,20 +852,21 @@ def _solve_quadratic(
     where it crawls (nearly collinear genes at a small penalty) the feature-sign search from
     where it got to (:func:`_feature_sign`)."""
     local = start.copy()
-    if quadratic_descent(information, score, local, l1, l2, tolerance, _CYCLES) <= _CYCLES:
+    cycles = quadratic_descent(information, score, local, factor, l1, l2, tolerance, _CYCLES)
+    if cycles <= _CYCLES:
         return local
-    return _feature_sign(information, score + information @ start, local, l1, l2)
+    return _feature_sign(information, score + information @ start, local, l1 * factor, l2 * factor)
 
 
 def _feature_sign(
-    hessian: np.ndarray, linear: np.ndarray, beta: np.ndarray, l1: float, l2: float
+    hessian: np.ndarray, linear: np.ndarray, beta: np.ndarray, l1: np.ndarray, l2: np.ndarray
 ) -> np.ndarray:
-    """Lee et al.'s (2007) feature-sign search for ``½βᵀHβ − linearᵀβ + l1‖β‖₁ + l2/2‖β‖²``
-    from ``beta``: solve the nonzero coefficients' equations with their signs fixed, walk
-    towards that solution as far as the objective falls (a coefficient that crosses 0 leaves),
-    and let in the zero coefficients that violate their condition (the largest alone when all
-    together get nowhere); exact in finitely many steps, where coordinate descent on
-    collinear genes only approaches it."""
+    """Lee et al.'s (2007) feature-sign search for ``½βᵀHβ − linearᵀβ + Σ_j (l1_j |β_j| +
+    l2_j/2 β_j²)`` from ``beta``: solve the nonzero coefficients' equations with their signs
+    fixed, walk towards that solution as far as the objective falls (a coefficient that
+    crosses 0 leaves), and let in the zero coefficients that violate their condition (the
+    largest alone when all together get nowhere); exact in finitely many steps, where
+    coordinate descent on collinear genes only approaches it."""
     beta = beta.copy()
     scale = max(1.0, float(np.abs(linear).max()))
     alone: np.ndarray | None = None
@@ -720,17 +875,17 @@ def _feature_sign(
         active = np.flatnonzero(beta)
         signs = np.sign(beta[active])
         inactive = np.flatnonzero(beta == 0)
-        off = np.abs(gradient[active] - l1 * signs)
+        off = np.abs(gradient[active] - l1[active] * signs)
         if off.size == 0 or float(off.max()) <= 1e-13 * scale:
-            excess = np.abs(gradient[inactive]) - l1
+            excess = np.abs(gradient[inactive]) - l1[inactive]
             if inactive.size == 0 or float(excess.max()) <= 1e-13 * scale:
                 return beta
             # every violator enters at once; when that gets nowhere, the largest alone
             entering = inactive[excess > 1e-13 * scale] if alone is None else alone
             active = np.append(active, entering)
             signs = np.append(signs, np.sign(gradient[entering]))
-        system = hessian[np.ix_(active, active)] + l2 * np.eye(active.size)
-        right = linear[active] - l1 * signs
+        system = hessian[np.ix_(active, active)] + np.diag(l2[active])
+        right = linear[active] - l1[active] * signs
         try:
             target = np.linalg.solve(system, right)
         except np.linalg.LinAlgError:
@@ -748,12 +903,12 @@ def _feature_sign(
         change = (
             steps * slope
             + 0.5 * steps**2 * curvature
-            + l1 * (np.abs(moved).sum(axis=1) - np.abs(current).sum())
+            + (np.abs(moved) - np.abs(current)) @ l1[active]
         )
         best = int(np.argmin(change))
         if not change[best] < 0.0:
             if alone is None and off.size and float(off.max()) <= 1e-13 * scale:
-                alone = inactive[[int(np.argmax(np.abs(gradient[inactive]) - l1))]]
+                alone = inactive[[int(np.argmax(np.abs(gradient[inactive]) - l1[inactive]))]]
                 continue
             return beta  # no step lowers the objective: rounding is all that is left
         beta[active] = moved[best]
@@ -770,6 +925,8 @@ def cross_validated_deviance(
     labels: np.ndarray,
     lambdas: np.ndarray,
     *,
+    covariates: np.ndarray | None = None,
+    penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     standardize: bool = True,
     tolerance: float = 1e-10,
@@ -779,8 +936,8 @@ def cross_validated_deviance(
     """cv.glmnet's grouped deviance of each penalty and its standard error: each fold's path
     fitted on the other folds at ``lambdas``, scored by ``2 (l(β₋ₖ) − l₋ₖ(β₋ₖ))`` (the
     whole cohort's log partial likelihood less the training samples') per event of the fold,
-    averaged over the folds weighted by their events; ``on_fold`` is called after each
-    fold."""
+    averaged over the folds weighted by their events; ``covariates`` and ``penalty_factor``
+    as :func:`coxnet_path`'s; ``on_fold`` is called after each fold."""
     # the outcomes' risk sets only: the predictors come from the fits' few nonzero genes
     whole = _Problem.build(x[:, :0], time, event, strata, False)
     levels = np.unique(labels)
@@ -797,6 +954,8 @@ def cross_validated_deviance(
                 time[train],
                 event[train],
                 fold_strata,
+                covariates=None if covariates is None else covariates[train],
+                penalty_factor=penalty_factor,
                 alpha=alpha,
                 lambdas=lambdas,
                 standardize=standardize,
@@ -806,8 +965,10 @@ def cross_validated_deviance(
         short += bool(caught)
         part = _Problem.build(x[train, :0], time[train], event[train], fold_strata, False)
         raw[i] = np.nan  # penalties past a fold's path (it stopped: not converged) count not
+        train_covariates = None if covariates is None else covariates[train]
         raw[i, : fit.lambdas.size] = [
-            whole.deviance(_loglik(whole, x, beta)) - part.deviance(_loglik(part, x[train], beta))
+            whole.deviance(_loglik(whole, x, covariates, beta))
+            - part.deviance(_loglik(part, x[train], train_covariates, beta))
             for beta in fit.coefficients
         ]
         events[i] = float(event[labels == level].sum())
@@ -833,14 +994,20 @@ def cross_validated_deviance(
     return mean, spread
 
 
-def _loglik(problem: _Problem, x: np.ndarray, beta: np.ndarray) -> float:
-    """The log partial likelihood of ``beta`` (on the genes' own scale) for the samples of
-    ``x`` (n_samples × n_genes, in their own order), whose outcomes ``problem`` holds."""
-    genes = np.flatnonzero(beta)
-    eta = np.zeros(problem.n)
+def _loglik(
+    problem: _Problem, x: np.ndarray, covariates: np.ndarray | None, beta: np.ndarray
+) -> float:
+    """The log partial likelihood of ``beta`` (the covariates', then the genes', on their own
+    scale) for the samples of ``x`` (n_samples × n_genes) and ``covariates`` (n_samples × q),
+    in their own order, whose outcomes ``problem`` holds."""
+    q = 0 if covariates is None else covariates.shape[1]
+    eta = np.zeros(x.shape[0])
+    if covariates is not None and q:
+        eta += covariates @ beta[:q]
+    genes = np.flatnonzero(beta[q:])
     if genes.size:
-        eta = (x[:, genes].astype(np.float64) @ beta[genes])[problem.order]
-    return problem.terms(eta).loglik
+        eta += x[:, genes].astype(np.float64) @ beta[q:][genes]
+    return problem.terms(eta[problem.order]).loglik
 
 
 def choose_lambda(

@@ -119,9 +119,10 @@ def _threshold(z, h, l1, l2):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def quadratic_descent(hessian, score, beta, l1, l2, tolerance, max_cycles):  # type: ignore[no-untyped-def]
-    """Cycles of coordinate descent on ``−scoreᵀΔ + ½ ΔᵀHΔ + l1 ‖β‖₁ + l2/2 ‖β‖²`` with
-    ``Δ = β − β₀`` (``beta`` holds β₀ and is updated in place), until a cycle over all of them
+def quadratic_descent(hessian, score, beta, factor, l1, l2, tolerance, max_cycles):  # type: ignore[no-untyped-def]
+    """Cycles of coordinate descent on ``−scoreᵀΔ + ½ ΔᵀHΔ + Σ_j f_j (l1 |β_j| + l2/2 β_j²)``
+    with ``Δ = β − β₀`` (``beta`` holds β₀ and is updated in place; ``factor`` holds each
+    coefficient's penalty factor f_j), until a cycle over all of them
     moves none by more than ``tolerance / sqrt(H_jj)``; between such cycles, only the nonzero
     ones are cycled until they settle.
 
@@ -140,7 +141,8 @@ def quadratic_descent(hessian, score, beta, l1, l2, tolerance, max_cycles):  # t
             if h <= 0.0 or (not every and beta[j] == 0.0):
                 continue
             old = beta[j]
-            new = _threshold(score[j] - moved[j] + h * old, h, l1, l2)
+            f = factor[j]
+            new = _threshold(score[j] - moved[j] + h * old, h, l1 * f, l2 * f)
             step = new - old
             if step != 0.0:
                 beta[j] = new
@@ -241,6 +243,7 @@ def implicit_descent(  # type: ignore[no-untyped-def]
     beta,
     score,
     diagonal,
+    factor,
     rate,
     ratio,
     strata,
@@ -255,8 +258,8 @@ def implicit_descent(  # type: ignore[no-untyped-def]
 ):
     """:func:`quadratic_descent` without forming the information ``H`` (for many genes in
     play): ``moved = X̃Δ`` and ``curved`` its risk-set share are kept, so that a coefficient's
-    ``(HΔ)_j = x̃_jᵀ (rate ∘ moved − curved) / n`` costs O(n). ``score`` and ``diagonal`` are
-    indexed by gene; ``beta``, ``moved`` and ``curved`` are updated in place.
+    ``(HΔ)_j = x̃_jᵀ (rate ∘ moved − curved) / n`` costs O(n). ``score``, ``diagonal`` and
+    ``factor`` are indexed by gene; ``beta``, ``moved`` and ``curved`` are updated in place.
 
     Returns
     -------
@@ -282,7 +285,8 @@ def implicit_descent(  # type: ignore[no-untyped-def]
                 column[k] = (row[k] - m) * scale
                 slope += column[k] * (rate[k] * moved[k] - curved[k])
             old = beta[j]
-            new = _threshold(score[j] - slope / n + h * old, h, l1, l2)
+            f = factor[j]
+            new = _threshold(score[j] - slope / n + h * old, h, l1 * f, l2 * f)
             step = new - old
             if step != 0.0:
                 beta[j] = new
@@ -317,6 +321,11 @@ def gene_gradients(x, mean, inv_scale, gradient, out):  # type: ignore[no-untype
         out[j] = _standard_dot(x[j], mean[j], inv_scale[j], gradient) / n
 
 
-def penalised_objective(loglik: float, n: int, beta: np.ndarray, l1: float, l2: float) -> float:
-    """``−l/n + l1 Σ|β| + l2/2 Σ β²``: what the path minimises at one penalty."""
-    return -loglik / n + l1 * float(np.abs(beta).sum()) + 0.5 * l2 * float(beta @ beta)
+def penalised_objective(
+    loglik: float, n: int, beta: np.ndarray, factor: np.ndarray, l1: float, l2: float
+) -> float:
+    """``−l/n + Σ_j f_j (l1 |β_j| + l2/2 β_j²)``: what the path minimises at one penalty
+    (``factor``: each coefficient's penalty factor f_j)."""
+    return (
+        -loglik / n + l1 * float(factor @ np.abs(beta)) + 0.5 * l2 * float(factor @ (beta * beta))
+    )
