@@ -13,10 +13,12 @@ Cases (``simulate(survival_genes=10, log_hr=0.5)``, float32 store values):
   the largest penalty and a 10-fold cross-validation (cv.glmnet with the same folds and the
   path's lambdas).
 - ``wide``: 400 samples × 5,000 genes, the whole default path (glmnet's defaults).
+- ``store`` (``--large``, minutes): 2,000 samples × 20,000 genes, the whole path to 1% of
+  the largest penalty, once each.
 
 Usage::
 
-    python benchmarks/coxnet_versus_glmnet.py [--repeats 3] [--out benchmarks/out]
+    python benchmarks/coxnet_versus_glmnet.py [--repeats 3] [--large] [--out benchmarks/out]
 
 Writes ``coxnet_versus_glmnet.json`` and prints a Markdown table.
 """
@@ -57,7 +59,8 @@ for (r in seq_len(repeats)) {
 }
 write.csv(as.matrix(fit$beta), args[7], row.names = FALSE)
 cat(median(path_times), if (length(folds) == n) median(cv_times) else NA,
-    length(fit$lambda), if (length(folds) == n) cv$lambda.min else NA, "\n")
+    length(fit$lambda), if (length(folds) == n) cv$lambda.min else NA,
+    tail(fit$dev.ratio, 1), "\n")
 """
 
 
@@ -132,6 +135,8 @@ def run_case(name: str, x, time_, event, ratio: float, cv: bool, repeats: int, w
         "glmnet_path_s": float(found[0]),
         "lambdas": [int(lambdas.size), int(found[2])],
         "cohortex_kkt": kkt_gap(x, time_, event, lambdas, fit.coefficients),
+        "final_nonzero": [int(fit.path["nonzero"].iloc[-1]), int(np.count_nonzero(r_beta[-1]))],
+        "final_dev_ratio": [float(fit.path["dev_ratio"].iloc[-1]), float(found[4])],
     }
     if r_lambdas is not None:
         row["glmnet_kkt"] = kkt_gap(x, time_, event, r_lambdas, r_beta)
@@ -147,6 +152,7 @@ def run_case(name: str, x, time_, event, ratio: float, cv: bool, repeats: int, w
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large", action="store_true", help="add the 2,000 × 20,000 path")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args()
     if shutil.which("Rscript") is None:
@@ -165,12 +171,21 @@ def main() -> None:
         rows.append(
             run_case("wide", wide, time_[:400], event[:400], 0.01, False, args.repeats, work)
         )
+        if args.large:
+            simulate(
+                work / "b.zarr", 2000, 20000, survival_genes=10, log_hr=0.5, seed=3, progress=False
+            )
+            ds = open_cohort(work / "b.zarr")
+            time_, event = ds["time"].values, ds["event"].values.astype(np.float64)
+            x = ds["expression"].values
+            rows.append(run_case("store", x, time_, event, 0.01, False, 1, work))
     (args.out / "coxnet_versus_glmnet.json").write_text(json.dumps(rows, indent=1))
     print(
         "| case | samples × genes | path cohortex / glmnet (s) | CV cohortex / glmnet (s) | "
-        "KKT gap cohortex / glmnet (× λ) | λ_min cohortex / glmnet |"
+        "KKT gap cohortex / glmnet (× λ) | λ_min cohortex / glmnet | "
+        "last penalty's genes, dev ratio cohortex / glmnet |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         cv = (
             f"{row['cohortex_cv_s']:.2f} / {row['glmnet_cv_s']:.2f}"
@@ -184,7 +199,8 @@ def main() -> None:
             f"| {row['case']} | {row['samples']} × {row['genes']} | "
             f"{row['cohortex_path_s']:.2f} / {row['glmnet_path_s']:.2f} | {cv} | "
             f"{row['cohortex_kkt']:.1e} / {row.get('glmnet_kkt', float('nan')):.1e} | "
-            f"{choice} |"
+            f"{choice} | {row['final_nonzero'][0]}, {row['final_dev_ratio'][0]:.3f} / "
+            f"{row['final_nonzero'][1]}, {row['final_dev_ratio'][1]:.3f} |"
         )
 
 
