@@ -1168,7 +1168,17 @@ def test_predict_survival_command(tmp_path, capsys):
     assert main([*argv, "--model", "random_forest"]) == 2
     assert "--model go with --target" in capsys.readouterr().err
     assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2
-    assert "--ridge and --plot go with --time" in capsys.readouterr().err
+    assert "--covariates and --plot go with --time" in capsys.readouterr().err
+    assert main([*argv, "--penalty", "l1", "--covariates", "~ condition"]) == 0
+    printed = capsys.readouterr().out
+    adjusted = predict.cross_validate_survival(
+        store, "time", "event", model="lasso", k=10, covariates="~ condition"
+    )
+    assert f"Harrell's C {adjusted.concordance:.3f}" in printed
+    assert (
+        f"alone, fitted in the same folds: Harrell's C {adjusted.covariates_concordance:.3f}"
+        in printed
+    )
 
 
 def test_enrich_command(tmp_path, capsys):

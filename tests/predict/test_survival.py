@@ -4,12 +4,17 @@ planted genes are found with the defaults, and selection inside the folds does n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from cohortex import CohortexError, open_cohort, predict, simulate, survival
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "survival"
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +193,100 @@ def test_fit_survival_scores_a_new_cohort(planted):
         test["expression"].sel(gene=genes).values @ truth[genes],
     )
     assert scored.concordance > oracle.concordance - 0.08 and scored.concordance > 0.6
+
+
+@pytest.fixture(scope="module")
+def breast_cancer():
+    """GSE7390 (tests/fixtures/survival/): 198 patients × 76 genes with age, tumour size,
+    grade and ER status."""
+    data = pd.read_csv(FIXTURES / "breast_cancer.csv")
+    genes = list(data.columns[7:])
+    clinical = ["age", "size", "grade", "er", "time", "event"]
+    return xr.Dataset(
+        {
+            "expression": (("sample", "gene"), data[genes].to_numpy()),
+            **{name: ("sample", data[name].to_numpy()) for name in clinical},
+        },
+        coords={"sample": data["sample"].to_numpy(), "gene": np.array(genes)},
+    )
+
+
+CLINICAL = "~ age + size + er"
+
+
+def test_covariates_each_fold_equals_the_public_functions_loop(breast_cancer):
+    """covariates: the genes chosen by their Cox |z| adjusted for the clinical variables, the
+    ridge on the genes beside them unpenalised, and the clinical model alone; each fold's
+    risks and both held-out C equal survival.cox / fit_cox run by hand."""
+    ds = breast_cancer
+    result = predict.cross_validate_survival(
+        ds, "time", "event", k=8, ridge=2.0, covariates=CLINICAL, seed=4
+    )
+    time, event = ds["time"].values, ds["event"].values
+    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=4)
+    baseline = np.full(time.size, np.nan)
+    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
+        training, held_out = ds.isel(sample=train), ds.isel(sample=test)
+        per_gene = survival.cox(training, "time", "event", covariates=CLINICAL)
+        chosen = per_gene["statistic"].to_series().abs().nlargest(8).index
+        assert set(result.fold_genes[fold]) == set(chosen)
+        genes = list(result.fold_genes[fold])
+        model = survival.fit_cox(
+            training, "time", "event", genes=genes, covariates=CLINICAL, ridge=2.0
+        )
+        risk = model.predict(held_out).to_numpy()
+        ours = result.predictions.set_index("sample").loc[ds["sample"].values[test], "risk"]
+        np.testing.assert_allclose(ours.to_numpy(), risk, rtol=1e-8, atol=1e-10)
+        scored = survival.concordance(None, time[test], event[test], risk)
+        assert result.folds["concordance"][fold] == pytest.approx(scored.concordance, rel=1e-12)
+        alone = survival.fit_cox(training, "time", "event", covariates=CLINICAL)
+        baseline[test] = alone.predict(held_out).to_numpy()
+        own = survival.concordance(None, time[test], event[test], baseline[test])
+        assert result.folds["covariates_concordance"][fold] == pytest.approx(
+            own.concordance, rel=1e-12
+        )
+    pooled = survival.concordance(None, time, event, baseline)
+    assert result.covariates_concordance == pytest.approx(pooled.concordance, rel=1e-12)
+    assert result.parameters["covariates"] == CLINICAL
+
+
+def test_lasso_with_covariates_equals_coxnet_on_each_training_fold(breast_cancer):
+    ds = breast_cancer
+    result = predict.cross_validate_survival(
+        ds, "time", "event", model="lasso", k=30, covariates=CLINICAL
+    )
+    time, event = ds["time"].values, ds["event"].values
+    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
+    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
+        training = ds.isel(sample=train)
+        per_gene = survival.cox(training, "time", "event", covariates=CLINICAL)
+        chosen = list(per_gene["statistic"].to_series().abs().nlargest(30).index)
+        model = survival.coxnet(
+            training,
+            "time",
+            "event",
+            genes=chosen,
+            covariates=CLINICAL,
+            folds=5,
+            lambda_min_ratio=0.01,
+        )
+        assert result.folds["penalty"][fold] == pytest.approx(model.lambda_min, rel=1e-10)
+        assert set(result.fold_genes[fold]) == set(model.coef().index)
+        risk = model.predict(ds.isel(sample=test)).to_numpy()
+        held_out = survival.concordance(None, time[test], event[test], risk)
+        assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-9)
+    assert 0.5 < result.covariates_concordance < 0.8
+
+
+def test_fit_survival_with_covariates(breast_cancer):
+    ds = breast_cancer
+    lasso = predict.fit_survival(ds, "time", "event", model="lasso", k=30, covariates=CLINICAL)
+    assert lasso.covariates == ("age", "size", "er[T.positive]")
+    ridge = predict.fit_survival(ds, "time", "event", k=8, covariates=CLINICAL)
+    chosen = survival.cox(ds, "time", "event", covariates=CLINICAL)["statistic"]
+    assert set(ridge.genes) == set(chosen.to_series().abs().nlargest(8).index)
+    assert {"age", "size", "er[T.positive]"} <= set(ridge.terms.index)
+    with pytest.raises(CohortexError, match="sample variables"):
+        predict.cross_validate_survival(
+            ds["expression"].values, ds["time"].values, ds["event"].values, covariates=CLINICAL
+        )

@@ -479,6 +479,12 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--event", default=None, help="with --time: the event indicator (1/0)")
     pred.add_argument("--strata", default=None, help="with --time: sample variable of strata")
     pred.add_argument(
+        "--covariates",
+        default=None,
+        help="with --time: a formula of clinical variables kept unpenalised in every model, "
+        "e.g. '~ age + stage' (their model alone is scored too)",
+    )
+    pred.add_argument(
         "--ridge",
         type=float,
         default=None,
@@ -1530,8 +1536,9 @@ def _predict(args: argparse.Namespace) -> None:
     if args.time is not None:
         _predict_survival(args)
         return
-    if any(v is not None for v in (args.event, args.strata, args.ridge, args.plot)):
-        raise CohortexError("--event, --strata, --ridge and --plot go with --time.")
+    survival_only = (args.event, args.strata, args.ridge, args.plot, args.covariates)
+    if any(v is not None for v in survival_only):
+        raise CohortexError("--event, --strata, --ridge, --covariates and --plot go with --time.")
     args.k = 500 if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate(
@@ -1594,6 +1601,7 @@ def _predict_survival(args: argparse.Namespace) -> None:
         model=model,
         k=k,
         ridge=args.ridge,
+        covariates=args.covariates,
         folds=args.folds,
         repeats=args.repeats,
         strata=args.strata,
@@ -1612,6 +1620,11 @@ def _predict_survival(args: argparse.Namespace) -> None:
         + ("" if model == "ridge" else "; genes kept per fold ")
         + ("" if model == "ridge" else ", ".join(str(g) for g in result.folds["genes"]))
     )
+    if args.covariates:
+        print(
+            f"the covariates ({args.covariates}) alone, fitted in the same folds: Harrell's C "
+            f"{result.covariates_concordance:.3f}"
+        )
     high = int(
         (result.predictions["risk_group"][result.predictions["repeat"] == 0] == "high").sum()
     )

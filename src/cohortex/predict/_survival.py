@@ -16,7 +16,7 @@ from .._errors import CohortexError
 from ..stats._cox import RiskSets
 from ..stats._cpu.concordance import gene_concordance
 from ..stats._logrank import logrank_block
-from ..survival._cox import cox
+from ..survival._cox import covariate_model, cox
 from ..survival._coxnet import (
     CoxnetModel,
     choose_lambda,
@@ -25,7 +25,13 @@ from ..survival._coxnet import (
     cross_validated_deviance,
     fold_labels,
 )
-from ..survival._fit_cox import CoxModel, cox_fit_matrix, cox_loglik_matrix, fit_cox
+from ..survival._fit_cox import (
+    CoxModel,
+    cox_fit_matrix,
+    cox_loglik_matrix,
+    fit_cox,
+    term_means,
+)
 from ..survival._outcome import Outcome
 from ._cross_validate import permutation_pvalue
 
@@ -50,15 +56,19 @@ class SurvivalCrossValidation:
     folds : pandas.DataFrame
         One row per (repeat, fold): ``n_train``, ``n_test``, ``events_test``,
         ``concordance`` (Harrell's C of the held-out samples), ``penalty`` (the ridge
-        penalty, or the lasso's λ) and ``genes`` (those with a coefficient).
+        penalty, or the lasso's λ) and ``genes`` (those with a coefficient); with
+        covariates also ``covariates_concordance`` (the covariates' model alone).
     predictions : pandas.DataFrame
         One row per (repeat, sample): the fold, ``sample``, ``time``, ``event``, ``risk``
-        (the out-of-fold linear predictor of standardised genes; higher, a shorter survival
-        expected) and ``risk_group`` ("high" above the median risk of the fold's training
-        samples, else "low").
+        (the out-of-fold linear predictor of standardised genes, and of the covariates when
+        given; higher, a shorter survival expected) and ``risk_group`` ("high" above the
+        median risk of the fold's training samples, else "low").
     concordance : float
         Harrell's C of the pooled out-of-fold risks (first repeat; within strata when
         given), with ``concordance_se``.
+    covariates_concordance : float
+        With ``covariates``: the same C of a Cox model of the covariates alone, fitted in the
+        same training folds — what the genes add is the difference (NaN without).
     genes : pandas.DataFrame
         Indexed by each gene ever chosen: ``selected`` (fraction of folds that chose it) and
         ``coefficient`` (its mean standardised log hazard ratio over those folds), sorted by
@@ -82,6 +92,7 @@ class SurvivalCrossValidation:
     predictions: pd.DataFrame
     concordance: float
     concordance_se: float
+    covariates_concordance: float
     genes: pd.DataFrame
     fold_genes: list[np.ndarray]
     permutation_concordance: np.ndarray
@@ -116,6 +127,7 @@ def cross_validate_survival(
     model: str = "ridge",
     k: int | None = None,
     ridge: float | None = None,
+    covariates: str | None = None,
     folds: int = 5,
     inner_folds: int = 5,
     repeats: int = 1,
@@ -151,6 +163,13 @@ def cross_validate_survival(
         The ridge penalty on the standardised coefficients; by default chosen in each
         training fold from :data:`RIDGE_GRID` by the cross-validated partial likelihood
         (Verweij & van Houwelingen 1993) over ``inner_folds`` folds of its samples.
+    covariates : str, optional
+        A formula on sample variables (e.g. clinical ``"~ age + stage"``) in every model,
+        unpenalised: the genes are chosen by their Cox |z| adjusted for them, and fitted
+        beside them (the ridge's penalty and the lasso's on the genes only). Each fold also
+        scores the covariates' model alone (``covariates_concordance``); the permutations
+        move the covariates with the outcomes, so that their null is genes that add
+        nothing to the covariates.
     folds : int, default 5
         Folds stratified by the event indicator (shuffled with ``seed``).
     inner_folds : int, default 5
@@ -190,15 +209,27 @@ def cross_validate_survival(
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(splitter.split(np.zeros(codes.size), outcome.event))
     k = min(k, data.matrix.shape[1])
-    settings = {"model": model, "k": k, "ridge": ridge, "inner_folds": inner_folds, "seed": seed}
+    clinical, clinical_names = _clinical(covariates, data, outcome.event.size)
+    settings = {
+        "model": model,
+        "k": k,
+        "ridge": ridge,
+        "covariates": covariates,
+        "covariate_names": clinical_names,
+        "inner_folds": inner_folds,
+        "seed": seed,
+    }
 
-    def run(times: np.ndarray, event_flags: np.ndarray) -> tuple[Any, ...]:
+    def run(times: np.ndarray, event_flags: np.ndarray, clinical: np.ndarray) -> tuple[Any, ...]:
         return _cross_validate_once(
-            data, times, event_flags, codes, splits, folds, settings, device
+            data, times, event_flags, clinical, codes, splits, folds, settings, device
         )
 
-    fold_table, risks, chosen, high = run(outcome.time, outcome.event)
+    fold_table, risks, chosen, high, alone = run(outcome.time, outcome.event, clinical)
     observed, observed_se = _pooled(outcome.time, outcome.event, codes, risks[0])
+    baseline = np.nan
+    if clinical.shape[1]:
+        baseline = _pooled(outcome.time, outcome.event, codes, alone)[0]
     separation = _logrank(outcome.time, outcome.event, codes, high[0])
     rng = np.random.default_rng(seed)
     null, null_separation = [], []
@@ -208,7 +239,7 @@ def cross_validate_survival(
             members = np.flatnonzero(codes == level)
             order[members] = rng.permutation(members)
         times, flags = outcome.time[order], outcome.event[order]
-        _, permuted, _, permuted_high = run(times, flags)
+        _, permuted, _, permuted_high, _ = run(times, flags, clinical[order])
         null.append(_pooled(times, flags, codes, permuted[0])[0])
         null_separation.append(_logrank(times, flags, codes, permuted_high[0]))
     null_array = np.asarray(null)
@@ -237,6 +268,7 @@ def cross_validate_survival(
         predictions=predictions,
         concordance=observed,
         concordance_se=observed_se,
+        covariates_concordance=baseline,
         genes=_gene_table(chosen, gene_ids, len(splits)),
         fold_genes=[gene_ids[genes] for genes, _ in chosen],
         permutation_concordance=null_array,
@@ -257,6 +289,7 @@ def fit_survival(
     model: str = "ridge",
     k: int | None = None,
     ridge: float | None = None,
+    covariates: str | None = None,
     inner_folds: int = 5,
     strata: str | Any | None = None,
     seed: int = 0,
@@ -273,7 +306,7 @@ def fit_survival(
     Parameters
     ----------
     {cohort}
-    time, event, model, k, ridge, inner_folds, strata, seed
+    time, event, model, k, ridge, covariates, inner_folds, strata, seed
         As for :func:`cross_validate_survival`.
     {device}
 
@@ -286,7 +319,15 @@ def fit_survival(
     k = _checked_model(model, k, ridge, inner_folds)
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
-    per_gene = cox(data.matrix, outcome.time, outcome.event, strata=outcome.strata, device=device)
+    clinical, _ = _clinical(covariates, data, outcome.event.size)
+    per_gene = cox(
+        data.matrix,
+        outcome.time,
+        outcome.event,
+        covariates=pd.DataFrame(clinical) if clinical.shape[1] else None,
+        strata=outcome.strata,
+        device=device,
+    )
     chosen = _top(per_gene, min(k, data.matrix.shape[1]))
     genes = [str(g) for g in np.asarray(data.gene_ids)[chosen]]
     if model == "lasso":
@@ -295,6 +336,7 @@ def fit_survival(
             outcome.time,
             outcome.event,
             genes=genes,
+            covariates=covariates,
             strata=outcome.strata,
             lambda_min_ratio=0.01,
             folds=inner_folds,
@@ -310,11 +352,33 @@ def fit_survival(
         settings = {"inner_folds": inner_folds, "seed": seed}
         every = np.arange(x.shape[0])
         ridge = _choose_ridge(
-            standard, outcome.time, outcome.event, outcome.strata, every, settings
+            np.column_stack([clinical, standard]),
+            clinical.shape[1],
+            outcome.time,
+            outcome.event,
+            outcome.strata,
+            every,
+            settings,
         )
     return fit_cox(
-        cohort, outcome.time, outcome.event, genes=genes, strata=outcome.strata, ridge=ridge
+        cohort,
+        outcome.time,
+        outcome.event,
+        genes=genes,
+        covariates=covariates,
+        strata=outcome.strata,
+        ridge=ridge,
     )
+
+
+def _clinical(covariates: str | None, data: Any, n_samples: int) -> tuple[np.ndarray, list[str]]:
+    """The covariates' columns (n_samples × q; q = 0 without) and names."""
+    if covariates is None:
+        return np.zeros((n_samples, 0)), []
+    values, names, _ = covariate_model(covariates, data.dataset, n_samples)
+    if not names:
+        raise CohortexError(f"The covariates {covariates!r} have no column.")
+    return values, names
 
 
 def _checked_model(model: str, k: int | None, ridge: float | None, inner_folds: int) -> int:
@@ -343,21 +407,31 @@ def _cross_validate_once(
     data: Any,
     time: np.ndarray,
     event: np.ndarray,
+    clinical: np.ndarray,
     codes: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
     folds: int,
     settings: dict[str, Any],
     device: str,
-) -> tuple[pd.DataFrame, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
-    """Every fold of every repeat for one assignment of outcomes: the genes, the penalty, the
-    fit, the held-out risks and high-risk flags (one array each per repeat)."""
-    k = settings["k"]
+) -> tuple[
+    pd.DataFrame,
+    list[np.ndarray],
+    list[tuple[np.ndarray, np.ndarray]],
+    list[np.ndarray],
+    np.ndarray,
+]:
+    """Every fold of every repeat for one assignment of outcomes (and of the covariates'
+    columns ``clinical``, n_samples × q): the genes, the penalty, the fit, the held-out risks
+    and high-risk flags (one array each per repeat), and the covariates' own model's
+    held-out risks (first repeat; NaN without covariates)."""
+    k, q = settings["k"], clinical.shape[1]
     chosen_genes = []
     for train, _ in splits:
         per_gene = cox(
             data.matrix[train],
             time[train],
             event[train],
+            covariates=pd.DataFrame(clinical[train]) if q else None,
             strata=codes[train] if codes.max() > 0 else None,
             device=device,
         )
@@ -367,6 +441,7 @@ def _cross_validate_once(
     position = {gene: i for i, gene in enumerate(union)}
     risks = [np.full(time.size, np.nan) for _ in range(len(splits) // folds)]
     high = [np.zeros(time.size, dtype=bool) for _ in risks]
+    alone = np.full(time.size, np.nan)
     rows, chosen = [], []
     for index, (train, test) in enumerate(splits):
         repeat, fold = divmod(index, folds)
@@ -379,86 +454,104 @@ def _cross_validate_once(
             )
         centre, scale = x[train].mean(axis=0), x[train].std(axis=0, ddof=1)
         scale[scale == 0] = 1.0
-        standard = (x - centre) / scale
+        # the covariates centred at R's means (fit_cox's predict), not scaled (unpenalised:
+        # their scale changes nothing)
+        covariates = clinical - term_means(clinical[train], settings["covariate_names"])
+        design = np.column_stack([covariates, (x - centre) / scale])
         strata = codes if codes.max() > 0 else None
+        train_strata = None if strata is None else strata[train]
         if settings["model"] == "lasso":
-            beta, penalty = _lasso(standard, time, event, strata, train, settings)
+            beta, penalty = _lasso(design, q, time, event, strata, train, settings)
         else:
             penalty = settings["ridge"]
             if penalty is None:
-                penalty = _choose_ridge(standard, time, event, strata, train, settings)
+                penalty = _choose_ridge(design, q, time, event, strata, train, settings)
             fit = cox_fit_matrix(
-                standard[train],
+                design[train],
                 time[train],
                 event[train],
-                None if strata is None else strata[train],
-                penalty=np.full(genes.size, penalty),
+                train_strata,
+                penalty=np.r_[np.zeros(q), np.full(genes.size, penalty)],
             )
             beta = np.asarray(fit.beta[0])
-        risks[repeat][test] = standard[test] @ beta
+        risks[repeat][test] = design[test] @ beta
         # the high-risk group: above the median risk of the training samples (Simon et al.)
-        high[repeat][test] = risks[repeat][test] > np.median(standard[train] @ beta)
-        found, _ = gene_concordance(
-            time[test],
-            event[test],
-            codes[test],
-            risks[repeat][test][:, None],
-            np.ones((test.size, 1), dtype=bool),
-        )
-        rows.append(
-            {
-                "repeat": repeat,
-                "fold": fold,
-                "n_train": train.size,
-                "n_test": test.size,
-                "events_test": int(event[test].sum()),
-                "concordance": float(found[0]),
-                "penalty": float(penalty),
-                "genes": int(np.count_nonzero(beta)),
-            }
-        )
-        kept = beta != 0
-        chosen.append((genes[kept], beta[kept]))
-    return pd.DataFrame(rows), risks, chosen, high
+        high[repeat][test] = risks[repeat][test] > np.median(design[train] @ beta)
+        row = {
+            "repeat": repeat,
+            "fold": fold,
+            "n_train": train.size,
+            "n_test": test.size,
+            "events_test": int(event[test].sum()),
+            "concordance": _concordance(time, event, codes, risks[repeat], test),
+            "penalty": float(penalty),
+            "genes": int(np.count_nonzero(beta[q:])),
+        }
+        if q:  # the covariates' model alone, fitted on the same training samples
+            own = cox_fit_matrix(covariates[train], time[train], event[train], train_strata)
+            baseline = covariates @ np.asarray(own.beta[0])
+            row["covariates_concordance"] = _concordance(time, event, codes, baseline, test)
+            if repeat == 0:
+                alone[test] = baseline[test]
+        rows.append(row)
+        kept = beta[q:] != 0
+        chosen.append((genes[kept], beta[q:][kept]))
+    return pd.DataFrame(rows), risks, chosen, high, alone
+
+
+def _concordance(
+    time: np.ndarray, event: np.ndarray, codes: np.ndarray, risk: np.ndarray, test: np.ndarray
+) -> float:
+    """Harrell's C of ``risk`` over the held-out samples ``test``."""
+    found, _ = gene_concordance(
+        time[test], event[test], codes[test], risk[test][:, None], np.ones((test.size, 1), bool)
+    )
+    return float(found[0])
 
 
 def _lasso(
-    standard: np.ndarray,
+    design: np.ndarray,
+    q: int,
     time: np.ndarray,
     event: np.ndarray,
     strata: np.ndarray | None,
     train: np.ndarray,
     settings: dict[str, Any],
 ) -> tuple[np.ndarray, float]:
-    """The lasso Cox path of the training samples' genes and its coefficients at cv.glmnet's
+    """The lasso Cox path of the training samples' genes (the columns of ``design`` after
+    its first ``q``, the covariates, unpenalised) and its coefficients at cv.glmnet's
     ``lambda_min`` over ``inner_folds`` folds of them (balanced for events)."""
-    x, t, e = standard[train], time[train], event[train]
+    x, t, e = design[train, q:], time[train], event[train]
+    z = design[train, :q] if q else None
     s = None if strata is None else strata[train]
     # the path to 1% of the largest penalty (glmnet's default with more genes than samples):
     # further down, a few hundred genes on a few hundred samples near an unpenalised fit
     # separate the outcomes, and no fold's choice lies there
-    path = coxnet_path(x, t, e, s, lambda_min_ratio=0.01)
+    path = coxnet_path(x, t, e, s, covariates=z, lambda_min_ratio=0.01)
     labels = fold_labels(settings["inner_folds"], e, settings["seed"])
     assert labels is not None  # inner_folds >= 3
-    deviance, spread = cross_validated_deviance(x, t, e, s, labels, path.lambdas)
+    deviance, spread = cross_validated_deviance(x, t, e, s, labels, path.lambdas, covariates=z)
     penalty, _ = choose_lambda(path.lambdas, deviance, spread)
     return path.coefficients[int(np.flatnonzero(path.lambdas == penalty)[0])], penalty
 
 
 def _choose_ridge(
-    standard: np.ndarray,
+    design: np.ndarray,
+    q: int,
     time: np.ndarray,
     event: np.ndarray,
     strata: np.ndarray | None,
     train: np.ndarray,
     settings: dict[str, Any],
 ) -> float:
-    """The penalty of :data:`RIDGE_GRID` with the largest cross-validated partial likelihood
-    over the training samples' inner folds: Σ_j l(β₋ⱼ) − l₋ⱼ(β₋ⱼ), the first on ties."""
+    """The penalty of :data:`RIDGE_GRID` on the standardised genes (the columns of
+    ``design`` after its first ``q``, the covariates, unpenalised) with the largest
+    cross-validated partial likelihood over the training samples' inner folds: Σ_j l(β₋ⱼ) −
+    l₋ⱼ(β₋ⱼ), the first on ties."""
     from sklearn.model_selection import StratifiedKFold
 
     inner = StratifiedKFold(settings["inner_folds"], shuffle=True, random_state=settings["seed"])
-    x, t, e = standard[train], time[train], event[train]
+    x, t, e = design[train], time[train], event[train]
     s = None if strata is None else strata[train]
     parts = list(inner.split(np.zeros(train.size), e))
     values = np.empty(RIDGE_GRID.size)
@@ -472,7 +565,7 @@ def _choose_ridge(
                 t[fit_rows],
                 e[fit_rows],
                 None if s is None else s[fit_rows],
-                penalty=np.full(x.shape[1], RIDGE_GRID[index]),
+                penalty=np.r_[np.zeros(q), np.full(x.shape[1] - q, RIDGE_GRID[index])],
                 start=starts[j],
             )
             beta = np.asarray(fit.beta[0])

@@ -7,6 +7,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import stats as _stats
 
@@ -42,7 +43,7 @@ def cox(
     time: str | Any,
     event: str | Any,
     *,
-    covariates: str | None = None,
+    covariates: str | pd.DataFrame | None = None,
     strata: str | Any | None = None,
     ties: str = "efron",
     confidence: float = 0.95,
@@ -66,9 +67,10 @@ def cox(
         Follow-up times (a sample variable or one per sample): non-negative, no missing values.
     event : str or sequence of {0, 1}
         1 (or True) where the event happened at ``time``, 0 where the time is censored.
-    covariates : str, optional
+    covariates : str or DataFrame, optional
         A formula on sample variables fitted beside each gene, e.g. ``"~ age + stage"``
-        (categorical variables as R's treatment contrasts; no intercept, as R's ``coxph``).
+        (categorical variables as R's treatment contrasts; no intercept, as R's ``coxph``),
+        or the covariates' numeric columns themselves (one row per sample).
     strata : str or sequence, optional
         A sample variable whose levels get their own baseline hazard (R's ``strata()``).
     ties : {"efron", "breslow"}, default "efron"
@@ -180,7 +182,7 @@ class CoxSetup:
         data: Any,
         time: Any,
         event: Any,
-        covariates: str | None,
+        covariates: str | pd.DataFrame | None,
         strata: Any,
         efron: bool,
         tolerance: float,
@@ -216,7 +218,7 @@ class CoxSetup:
 
 
 def covariate_columns(
-    formula: str | None, dataset: Any, n_samples: int
+    formula: str | pd.DataFrame | None, dataset: Any, n_samples: int
 ) -> tuple[np.ndarray, list[str]]:
     """The covariates' columns (n_samples × q) and names; R's coxph drops the intercept."""
     if formula is None:
@@ -247,12 +249,14 @@ def covariates_like(spec: Any, dataset: Any) -> np.ndarray:
     return matrix[:, _without_intercept(names)]
 
 
-def covariate_terms(formula: str | None, dataset: Any, n_samples: int) -> list[str]:
+def covariate_terms(formula: str | pd.DataFrame | None, dataset: Any, n_samples: int) -> list[str]:
     """The term of each of :func:`covariate_columns`' columns (``grade`` for both of a
-    three-level factor's indicators)."""
+    three-level factor's indicators; a column given as such is its own term)."""
     if formula is None:
         return []
     _, names, _ = design_matrix(formula, dataset, n_samples)
+    if not isinstance(formula, str):
+        return [names[j] for j in _without_intercept(names)]
     terms = formula_terms(formula, dataset)
     return [terms[j] for j in _without_intercept(names)]
 

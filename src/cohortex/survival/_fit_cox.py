@@ -19,7 +19,7 @@ from ..stats._cpu.concordance import gene_concordance
 from ._cox import check_options, covariate_columns
 from ._outcome import Outcome
 
-__all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox"]
+__all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox", "term_means"]
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,7 @@ def fit_cox(
     event_used = outcome.event[used]
     if event_used.sum() == 0:
         raise CohortexError("No sample with every term observed has an event.")
-    # R's means: a category's indicator (formulaic names it "variable[T.level]") at 0, so
-    # that the linear predictor is centred at the reference level
-    means = np.where([("[" in name) for name in names], 0.0, x.mean(axis=0))
+    means = term_means(x, names)
     centred = x - x.mean(axis=0)[None, :]  # the fit: centred as coxph (the same likelihood)
     penalty = np.zeros(len(names))
     if ridge > 0:
@@ -253,6 +251,13 @@ def fit_cox(
         ridge=float(ridge),
         means=means,
     )
+
+
+def term_means(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """R's coxph ``means`` of the terms ``x`` (n_samples × terms) named ``names``: each
+    column's mean, a category's indicator (formulaic's "variable[T.level]") at 0, so that a
+    linear predictor centred at them is centred at the reference level."""
+    return np.where([("[" in name) for name in names], 0.0, x.mean(axis=0))
 
 
 def cox_fit_matrix(
