@@ -376,8 +376,6 @@ def _clinical(covariates: str | None, data: Any, n_samples: int) -> tuple[np.nda
     if covariates is None:
         return np.zeros((n_samples, 0)), []
     values, names, _ = covariate_model(covariates, data.dataset, n_samples)
-    if not names:
-        raise CohortexError(f"The covariates {covariates!r} have no column.")
     return values, names
 
 

@@ -232,13 +232,15 @@ def covariate_model(
     formula: str, dataset: Any, n_samples: int
 ) -> tuple[np.ndarray, list[str], Any]:
     """:func:`covariate_columns` with formulaic's model spec, to encode another cohort's
-    samples alike (:func:`covariates_like`)."""
+    samples alike (:func:`covariates_like`); a formula without a column is refused."""
     matrix, names, spec = formula_spec(formula, dataset)
     if matrix.shape[0] != n_samples:
         raise CohortexError(
             f"The covariates have {matrix.shape[0]} rows; the cohort has {n_samples} samples."
         )
     keep = _without_intercept(names)
+    if not keep:
+        raise CohortexError(f"The covariates {formula!r} have no column.")
     return matrix[:, keep], [names[j] for j in keep], spec
 
 

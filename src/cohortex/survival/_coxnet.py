@@ -294,8 +294,6 @@ def coxnet(
         clinical, clinical_names, spec = covariate_model(
             covariates, data.dataset, outcome.event.size
         )
-        if not clinical_names:
-            raise CohortexError(f"The covariates {covariates!r} have no column.")
     if genes is None:
         columns = np.arange(gene_ids.size)
     else:
@@ -406,7 +404,8 @@ def _penalty_factors(given: Mapping[str, float] | None, genes: np.ndarray) -> np
     if given is None:
         return None
     named = {str(g): v for g, v in dict(given).items()}
-    unknown = [g for g in named if g not in set(genes.tolist())]
+    candidates = set(genes.tolist())
+    unknown = [g for g in named if g not in candidates]
     if unknown:
         raise CohortexError(
             f"'penalty_factor' names {len(unknown)} gene(s) not among the candidates (the "
