@@ -1163,6 +1163,11 @@ def test_predict_survival_command(tmp_path, capsys):
     lasso = predict.cross_validate_survival(store, "time", "event", model="lasso", k=10)
     assert printed.startswith("lasso Cox on 10 genes") and "genes kept per fold" in printed
     assert f"Harrell's C {lasso.concordance:.3f}" in printed
+    assert main([*argv, "--penalty", "l1", "--lambda-choice", "lambda_1se"]) == 0
+    sparse = predict.cross_validate_survival(
+        store, "time", "event", model="lasso", k=10, lambda_choice="lambda_1se"
+    )
+    assert f"Harrell's C {sparse.concordance:.3f}" in capsys.readouterr().out
     assert main([*argv, "--penalty", "elasticnet"]) == 2
     assert "l2 (the ridge) or l1 (the lasso)" in capsys.readouterr().err
     assert main([*argv, "--model", "random_forest"]) == 2

@@ -290,3 +290,44 @@ def test_fit_survival_with_covariates(breast_cancer):
         predict.cross_validate_survival(
             ds["expression"].values, ds["time"].values, ds["event"].values, covariates=CLINICAL
         )
+
+
+def test_lasso_lambda_1se_folds_equal_coxnet_and_keep_fewer_genes(planted):
+    """lambda_choice="lambda_1se": each fold's penalty is coxnet's lambda_1se by hand, its genes
+    those of coef("lambda_1se") (no more than at lambda_min); fit_survival's model predicts at
+    it by default."""
+    options = {"model": "lasso", "k": 30}
+    smallest = predict.cross_validate_survival(planted, "time", "event", **options)
+    result = predict.cross_validate_survival(
+        planted, "time", "event", lambda_choice="lambda_1se", **options
+    )
+    time, event = planted["time"].values, planted["event"].values
+    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
+    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
+        per_gene = survival.cox(planted.isel(sample=train), "time", "event")
+        chosen = list(per_gene["statistic"].to_series().abs().nlargest(30).index)
+        model = survival.coxnet(
+            planted.isel(sample=train),
+            "time",
+            "event",
+            genes=chosen,
+            folds=5,
+            lambda_min_ratio=0.01,
+        )
+        assert result.folds["penalty"][fold] == pytest.approx(model.lambda_1se, rel=1e-10)
+        assert set(result.fold_genes[fold]) == set(model.coef("lambda_1se").index)
+        risk = model.predict(planted.isel(sample=test), "lambda_1se").to_numpy()
+        held_out = survival.concordance(None, time[test], event[test], risk)
+        assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-9)
+    assert (result.folds["genes"] <= smallest.folds["genes"]).all()
+    assert result.folds["genes"].sum() < smallest.folds["genes"].sum()
+    final = predict.fit_survival(planted, "time", "event", lambda_choice="lambda_1se", **options)
+    assert final.chosen == "lambda_1se"
+    np.testing.assert_allclose(
+        final.predict(planted).to_numpy(), final.predict(planted, "lambda_1se").to_numpy()
+    )
+    assert set(final.coef().index) == set(final.coef("lambda_1se").index)
+    with pytest.raises(CohortexError, match="needs model='lasso'"):
+        predict.cross_validate_survival(planted, "time", "event", lambda_choice="lambda_1se")
+    with pytest.raises(CohortexError, match="'lambda_choice'"):
+        predict.fit_survival(planted, "time", "event", model="lasso", lambda_choice="1se")

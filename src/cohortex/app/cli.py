@@ -485,6 +485,13 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. '~ age + stage' (their model alone is scored too)",
     )
     pred.add_argument(
+        "--lambda-choice",
+        choices=("lambda_min", "lambda_1se"),
+        default="lambda_min",
+        help="with --time --penalty l1: the lasso's penalty in each fold (lambda_1se: fewer "
+        "genes, within one standard error of the smallest cross-validated deviance)",
+    )
+    pred.add_argument(
         "--ridge",
         type=float,
         default=None,
@@ -1601,6 +1608,7 @@ def _predict_survival(args: argparse.Namespace) -> None:
         model=model,
         k=k,
         ridge=args.ridge,
+        lambda_choice=args.lambda_choice,
         covariates=args.covariates,
         folds=args.folds,
         repeats=args.repeats,

@@ -3,7 +3,7 @@ fold, scored by Harrell's C on the held-out samples."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,7 @@ def cross_validate_survival(
     model: str = "ridge",
     k: int | None = None,
     ridge: float | None = None,
+    lambda_choice: str = "lambda_min",
     covariates: str | None = None,
     folds: int = 5,
     inner_folds: int = 5,
@@ -163,6 +164,10 @@ def cross_validate_survival(
         The ridge penalty on the standardised coefficients; by default chosen in each
         training fold from :data:`RIDGE_GRID` by the cross-validated partial likelihood
         (Verweij & van Houwelingen 1993) over ``inner_folds`` folds of its samples.
+    lambda_choice : {{"lambda_min", "lambda_1se"}}, default "lambda_min"
+        The lasso's penalty in each fold: cv.glmnet's smallest cross-validated deviance, or
+        the largest penalty within one standard error of it (fewer genes, the usual choice
+        for a short clinical signature).
     covariates : str, optional
         A formula on sample variables (e.g. clinical ``"~ age + stage"``) in every model,
         unpenalised: the genes are chosen by their Cox |z| adjusted for them, and fitted
@@ -191,7 +196,7 @@ def cross_validate_survival(
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
-    k = _checked_model(model, k, ridge, inner_folds)
+    k = _checked_model(model, k, ridge, inner_folds, lambda_choice)
     if folds < 2 or repeats < 1 or permutations < 0:
         raise CohortexError(
             "cross_validate_survival() needs folds >= 2, repeats >= 1 and permutations >= 0; "
@@ -214,6 +219,7 @@ def cross_validate_survival(
         "model": model,
         "k": k,
         "ridge": ridge,
+        "lambda_choice": lambda_choice,
         "covariates": covariates,
         "covariate_names": clinical_names,
         "inner_folds": inner_folds,
@@ -289,6 +295,7 @@ def fit_survival(
     model: str = "ridge",
     k: int | None = None,
     ridge: float | None = None,
+    lambda_choice: str = "lambda_min",
     covariates: str | None = None,
     inner_folds: int = 5,
     strata: str | Any | None = None,
@@ -306,7 +313,7 @@ def fit_survival(
     Parameters
     ----------
     {cohort}
-    time, event, model, k, ridge, covariates, inner_folds, strata, seed
+    time, event, model, k, ridge, lambda_choice, covariates, inner_folds, strata, seed
         As for :func:`cross_validate_survival`.
     {device}
 
@@ -314,9 +321,9 @@ def fit_survival(
     -------
     cohortex.survival.CoxModel or cohortex.survival.CoxnetModel
         The ridge's, with ``ridge`` the penalty used; the lasso's path of the chosen genes,
-        whose ``predict`` and ``coef`` default to its ``lambda_min``.
+        whose ``predict`` and ``coef`` default to ``lambda_choice`` (its ``chosen``).
     """
-    k = _checked_model(model, k, ridge, inner_folds)
+    k = _checked_model(model, k, ridge, inner_folds, lambda_choice)
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
     clinical, _ = _clinical(covariates, data, outcome.event.size)
@@ -331,7 +338,7 @@ def fit_survival(
     chosen = _top(per_gene, min(k, data.matrix.shape[1]))
     genes = [str(g) for g in np.asarray(data.gene_ids)[chosen]]
     if model == "lasso":
-        return coxnet(
+        path = coxnet(
             cohort,
             outcome.time,
             outcome.event,
@@ -342,6 +349,7 @@ def fit_survival(
             folds=inner_folds,
             seed=seed,
         )
+        return replace(path, chosen=lambda_choice)
     if ridge is None:
         x = np.asarray(to_host(_computed(data.matrix[:, chosen])), dtype=np.float64)
         if np.isnan(x).any():
@@ -379,7 +387,9 @@ def _clinical(covariates: str | None, data: Any, n_samples: int) -> tuple[np.nda
     return values, names
 
 
-def _checked_model(model: str, k: int | None, ridge: float | None, inner_folds: int) -> int:
+def _checked_model(
+    model: str, k: int | None, ridge: float | None, inner_folds: int, lambda_choice: str
+) -> int:
     """The genes to choose (``k`` or the model's default), the options checked."""
     if model not in SURVIVAL_MODELS:
         raise CohortexError(f"'model' must be one of {', '.join(SURVIVAL_MODELS)}; got {model!r}.")
@@ -391,6 +401,12 @@ def _checked_model(model: str, k: int | None, ridge: float | None, inner_folds: 
         )
     if ridge is not None and (model != "ridge" or not (np.isfinite(ridge) and ridge >= 0)):
         raise CohortexError(f"'ridge' must be a penalty >= 0 of the ridge model; got {ridge!r}.")
+    if lambda_choice not in ("lambda_min", "lambda_1se"):
+        raise CohortexError(
+            f"'lambda_choice' must be 'lambda_min' or 'lambda_1se'; got {lambda_choice!r}."
+        )
+    if lambda_choice != "lambda_min" and model != "lasso":
+        raise CohortexError("'lambda_choice' chooses the lasso's penalty: it needs model='lasso'.")
     return k
 
 
@@ -518,7 +534,8 @@ def _lasso(
 ) -> tuple[np.ndarray, float]:
     """The lasso Cox path of the training samples' genes (the columns of ``design`` after
     its first ``q``, the covariates, unpenalised) and its coefficients at cv.glmnet's
-    ``lambda_min`` over ``inner_folds`` folds of them (balanced for events)."""
+    ``lambda_min`` or ``lambda_1se`` (``lambda_choice``) over ``inner_folds`` folds of them
+    (balanced for events)."""
     x, t, e = design[train, q:], time[train], event[train]
     z = design[train, :q] if q else None
     s = None if strata is None else strata[train]
@@ -529,7 +546,8 @@ def _lasso(
     labels = fold_labels(settings["inner_folds"], e, settings["seed"])
     assert labels is not None  # inner_folds >= 3
     deviance, spread = cross_validated_deviance(x, t, e, s, labels, path.lambdas, covariates=z)
-    penalty, _ = choose_lambda(path.lambdas, deviance, spread)
+    smallest, within = choose_lambda(path.lambdas, deviance, spread)
+    penalty = within if settings["lambda_choice"] == "lambda_1se" else smallest
     return path.coefficients[int(np.flatnonzero(path.lambdas == penalty)[0])], penalty
 
 

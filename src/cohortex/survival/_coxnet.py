@@ -102,6 +102,9 @@ class CoxnetModel:
         The unpenalised covariates' columns (``coxnet(covariates=...)``; empty without).
     covariate_coefficients : ndarray of shape (n_lambdas, n_covariates)
         Their coefficients at each penalty.
+    chosen : {"lambda_min", "lambda_1se"}
+        The penalty that :meth:`coef`, :meth:`covariate_coef` and :meth:`predict` use when
+        none is given.
     """
 
     path: pd.DataFrame
@@ -117,22 +120,24 @@ class CoxnetModel:
     covariates: tuple[str, ...] = ()
     covariate_coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     covariate_spec: Any = field(default=None, repr=False, compare=False)
+    chosen: str = "lambda_min"
 
-    def coef(self, penalty: str | float = "lambda_min") -> pd.Series:
+    def coef(self, penalty: str | float | None = None) -> pd.Series:
         """The genes with a coefficient at ``penalty`` ("lambda_min", "lambda_1se" or a
-        value; between two of the path's penalties, interpolated as glmnet's ``coef``)."""
+        value; between two of the path's penalties, interpolated as glmnet's ``coef``;
+        default :attr:`chosen`)."""
         beta = self._beta(penalty)
         keep = np.flatnonzero(beta)
         return pd.Series(beta[keep], index=pd.Index(self.genes[keep], name="gene"))
 
-    def covariate_coef(self, penalty: str | float = "lambda_min") -> pd.Series:
+    def covariate_coef(self, penalty: str | float | None = None) -> pd.Series:
         """The unpenalised covariates' coefficients at ``penalty`` (as :meth:`coef`)."""
         values = interpolate(
             self.path["lambda"].to_numpy(), self.covariate_coefficients, self._penalty(penalty)
         )
         return pd.Series(values, index=pd.Index(list(self.covariates), name="covariate"))
 
-    def predict(self, cohort: CohortLike, penalty: str | float = "lambda_min") -> pd.Series:
+    def predict(self, cohort: CohortLike, penalty: str | float | None = None) -> pd.Series:
         """The linear predictor ``x · β`` (plus the covariates' ``z · γ``) of every sample of
         ``cohort`` at ``penalty`` (glmnet's ``predict(type = "link")``): higher, a higher
         hazard. Genes are found by id, covariates encoded as in the fit (a level it never saw
@@ -157,12 +162,14 @@ class CoxnetModel:
             )
         return pd.Series(risk, index=data.sample_ids)
 
-    def _beta(self, penalty: str | float) -> np.ndarray:
+    def _beta(self, penalty: str | float | None) -> np.ndarray:
         return interpolate(
             self.path["lambda"].to_numpy(), self.coefficients, self._penalty(penalty)
         )
 
-    def _penalty(self, penalty: str | float) -> float:
+    def _penalty(self, penalty: str | float | None) -> float:
+        if penalty is None:
+            penalty = self.chosen
         if isinstance(penalty, str):
             if penalty not in ("lambda_min", "lambda_1se"):
                 raise CohortexError(
