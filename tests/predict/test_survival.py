@@ -48,11 +48,15 @@ def test_each_fold_equals_the_public_functions_loop(planted):
     assert (result.folds["penalty"] == 2.0).all()
 
 
-def test_lasso_folds_equal_coxnet_on_each_training_fold(planted):
+@pytest.mark.parametrize("choice", ["lambda_min", "lambda_1se"])
+def test_lasso_folds_equal_coxnet_on_each_training_fold(planted, choice):
     """model="lasso": in each fold coxnet on the training samples' top-k genes (down to 1% of
-    its largest penalty), its penalty cv.glmnet's lambda_min over 5 inner folds; the genes it
-    keeps, its λ and the held-out C equal those of survival.coxnet run by hand."""
-    result = predict.cross_validate_survival(planted, "time", "event", model="lasso", k=30)
+    its largest penalty), its penalty cv.glmnet's lambda_min (or lambda_1se) over 5 inner
+    folds; the genes it keeps, its λ and the held-out C equal those of survival.coxnet run
+    by hand."""
+    result = predict.cross_validate_survival(
+        planted, "time", "event", model="lasso", k=30, lambda_choice=choice
+    )
     time, event = planted["time"].values, planted["event"].values
     splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
     for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
@@ -66,10 +70,11 @@ def test_lasso_folds_equal_coxnet_on_each_training_fold(planted):
             folds=5,
             lambda_min_ratio=0.01,
         )
-        assert result.folds["penalty"][fold] == pytest.approx(model.lambda_min, rel=1e-10)
-        assert set(result.fold_genes[fold]) == set(model.coef().index)
-        assert result.folds["genes"][fold] == len(model.coef())
-        risk = model.predict(planted.isel(sample=test)).to_numpy()
+        penalty = getattr(model, choice)
+        assert result.folds["penalty"][fold] == pytest.approx(penalty, rel=1e-10)
+        assert set(result.fold_genes[fold]) == set(model.coef(choice).index)
+        assert result.folds["genes"][fold] == len(model.coef(choice))
+        risk = model.predict(planted.isel(sample=test), choice).to_numpy()
         held_out = survival.concordance(None, time[test], event[test], risk)
         assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-9)
 
@@ -292,33 +297,14 @@ def test_fit_survival_with_covariates(breast_cancer):
         )
 
 
-def test_lasso_lambda_1se_folds_equal_coxnet_and_keep_fewer_genes(planted):
-    """lambda_choice="lambda_1se": each fold's penalty is coxnet's lambda_1se by hand, its genes
-    those of coef("lambda_1se") (no more than at lambda_min); fit_survival's model predicts at
-    it by default."""
+def test_lasso_lambda_1se_keeps_fewer_genes_and_is_the_final_models_default(planted):
+    """lambda_choice="lambda_1se" keeps no more genes than lambda_min in any fold (fewer in
+    all); fit_survival's model predicts at it by default."""
     options = {"model": "lasso", "k": 30}
     smallest = predict.cross_validate_survival(planted, "time", "event", **options)
     result = predict.cross_validate_survival(
         planted, "time", "event", lambda_choice="lambda_1se", **options
     )
-    time, event = planted["time"].values, planted["event"].values
-    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
-    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
-        per_gene = survival.cox(planted.isel(sample=train), "time", "event")
-        chosen = list(per_gene["statistic"].to_series().abs().nlargest(30).index)
-        model = survival.coxnet(
-            planted.isel(sample=train),
-            "time",
-            "event",
-            genes=chosen,
-            folds=5,
-            lambda_min_ratio=0.01,
-        )
-        assert result.folds["penalty"][fold] == pytest.approx(model.lambda_1se, rel=1e-10)
-        assert set(result.fold_genes[fold]) == set(model.coef("lambda_1se").index)
-        risk = model.predict(planted.isel(sample=test), "lambda_1se").to_numpy()
-        held_out = survival.concordance(None, time[test], event[test], risk)
-        assert result.folds["concordance"][fold] == pytest.approx(held_out.concordance, rel=1e-9)
     assert (result.folds["genes"] <= smallest.folds["genes"]).all()
     assert result.folds["genes"].sum() < smallest.folds["genes"].sum()
     final = predict.fit_survival(planted, "time", "event", lambda_choice="lambda_1se", **options)
