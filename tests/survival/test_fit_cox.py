@@ -85,6 +85,19 @@ def test_fit_cox_refuses_what_it_cannot_fit():
         survival.fit_cox(ds, "months", "event", genes=["TP53"])
     with pytest.raises(CohortexError, match="'ties'"):
         survival.fit_cox(ds, "months", "event", genes=GENES[:1], ties="exact")
-    model = survival.fit_cox(ds, "months", "event", genes=GENES[:1], covariates="~ er")
-    with pytest.raises(CohortexError, match="do not match the model's"):
-        model.predict(ds.isel(sample=np.flatnonzero(ds["er"].values == "positive")))
+    known = ds.isel(sample=np.flatnonzero(ds["grade"].values != "unkown"))
+    model = survival.fit_cox(known, "months", "event", genes=GENES[:1], covariates="~ grade")
+    with pytest.raises(CohortexError, match="do not fit the model"):
+        model.predict(ds)  # grade "unkown": a level the fit never saw
+
+
+def test_fit_cox_predicts_a_cohort_without_the_reference_level():
+    """The covariates of another cohort are encoded with the fit's levels and reference:
+    ER-positive patients alone score as they do among all."""
+    ds = breast_cancer()
+    model = survival.fit_cox(ds, "months", "event", genes=GENES[:2], covariates="~ er + age")
+    positive = np.flatnonzero(ds["er"].values == "positive")
+    everyone = model.predict(ds).to_numpy()
+    np.testing.assert_allclose(
+        model.predict(ds.isel(sample=positive)).to_numpy(), everyone[positive], rtol=1e-12
+    )

@@ -16,7 +16,7 @@ from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
 from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
 from ..stats._cpu.concordance import gene_concordance
-from ._cox import check_options, covariate_columns
+from ._cox import check_options, covariate_model, covariates_like
 from ._outcome import Outcome
 
 __all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox", "term_means"]
@@ -55,6 +55,9 @@ class CoxModel:
     means : ndarray of shape (n_terms,)
         The terms' means over the samples fitted, a category's indicator at 0 (R's
         ``means``): the linear predictor is centred at them.
+    covariate_spec : object
+        formulaic's spec of the covariates, which encodes another cohort's samples with the
+        fit's levels and reference (None without covariates).
     """
 
     terms: pd.DataFrame
@@ -77,23 +80,19 @@ class CoxModel:
     covariates: str | None
     ridge: float
     means: np.ndarray = field(repr=False)
+    covariate_spec: Any = field(default=None, repr=False, compare=False)
 
     def predict(self, cohort: CohortLike) -> pd.Series:
         """The linear predictor ``(x − means) · β`` of every sample of ``cohort`` (R's
         ``predict(type = "lp")`` with ``reference = "sample"``): higher, a higher hazard.
 
-        The genes are found by id and the covariates by the same formula, so another
-        cohort scores with this model as long as it has them; samples missing a term get
-        NaN.
+        The genes are found by id and the covariates encoded as in the fit (the same
+        levels and reference, whichever of them the new samples have), so another cohort
+        scores with this model as long as it has them; a level the fit never saw is refused;
+        samples missing a gene's value get NaN.
         """
         data = as_cohort_matrix(cohort)
-        values, names = _term_values(data, self.genes, self.covariates)
-        if names != list(self.terms.index):
-            raise CohortexError(
-                "The cohort's terms do not match the model's: "
-                f"{', '.join(names)} against {', '.join(self.terms.index)} (a category "
-                "missing from the new samples changes the covariates' columns)."
-            )
+        values, _, _ = _term_values(data, self.genes, self.covariate_spec)
         beta = self.terms["coefficient"].to_numpy()
         return pd.Series((values - self.means[None, :]) @ beta, index=data.sample_ids)
 
@@ -160,7 +159,7 @@ def fit_cox(
         raise CohortexError("fit_cox() needs terms: genes, covariates or both.")
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
-    values, names = _term_values(data, genes, covariates)
+    values, names, spec = _term_values(data, genes, covariates)
     used = ~np.isnan(values).any(axis=1)  # R's na.omit
     x = values[used]
     strata_used = None if outcome.strata is None else outcome.strata[used]
@@ -250,6 +249,7 @@ def fit_cox(
         covariates=covariates,
         ridge=float(ridge),
         means=means,
+        covariate_spec=spec,
     )
 
 
@@ -308,10 +308,11 @@ def cox_loglik_matrix(
 
 
 def _term_values(
-    data: Any, genes: tuple[str, ...], covariates: str | None
-) -> tuple[np.ndarray, list[str]]:
+    data: Any, genes: tuple[str, ...], covariates: str | Any | None
+) -> tuple[np.ndarray, list[str], Any]:
     """The terms' values (n_samples × terms, NaN where missing) and names: the genes by id,
-    then the covariates' columns."""
+    then the covariates' columns, from their formula (a fit) or a fit's spec (a prediction),
+    with that spec."""
     ids = [str(g) for g in data.gene_ids]
     where = {gene: i for i, gene in enumerate(ids)}
     unknown = [g for g in genes if g not in where]
@@ -322,5 +323,12 @@ def _term_values(
     n = data.matrix.shape[0]
     columns = data.matrix[:, [where[g] for g in genes]] if genes else np.zeros((n, 0))
     values = np.asarray(to_host(getattr(columns, "compute", lambda: columns)()), np.float64)
-    z, names = covariate_columns(covariates, data.dataset, n)
-    return np.column_stack([values, z]), [*genes, *names]
+    names: list[str] = []
+    spec: Any = None
+    if covariates is None:
+        z = np.zeros((n, 0))
+    elif isinstance(covariates, str):
+        z, names, spec = covariate_model(covariates, data.dataset, n)
+    else:
+        z, spec = covariates_like(covariates, data.dataset), covariates
+    return np.column_stack([values, z]), [*genes, *names], spec
