@@ -197,7 +197,7 @@ def _formula_matrix(design: str, dataset: xr.Dataset | None) -> Any:
     """formulaic's model matrix of ``design`` on the sample variables."""
     import formulaic
 
-    samples = _sample_frame(design, dataset)
+    samples = _sample_frame(dataset)
     try:
         # the formula sees the sample variables, formulaic's transforms and numpy, not
         # this function's local names (formulaic's default context is the caller's frame)
@@ -208,7 +208,7 @@ def _formula_matrix(design: str, dataset: xr.Dataset | None) -> Any:
     return matrix
 
 
-def _sample_frame(design: str, dataset: xr.Dataset | None) -> pd.DataFrame:
+def _sample_frame(dataset: xr.Dataset | None) -> pd.DataFrame:
     if dataset is None:
         raise CohortexError(
             "A formula design needs a cohort with sample variables; for a plain array pass "
@@ -249,7 +249,7 @@ def formula_like(spec: Any, dataset: xr.Dataset | None) -> tuple[np.ndarray, lis
     from formulaic.errors import DataMismatchWarning
 
     design = str(spec.formula)
-    samples = _sample_frame(design, dataset)
+    samples = _sample_frame(dataset)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataMismatchWarning)
         try:
