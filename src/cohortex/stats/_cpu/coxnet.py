@@ -121,10 +121,10 @@ def _threshold(z, h, l1, l2):  # type: ignore[no-untyped-def]
 @numba.njit(cache=True)
 def quadratic_descent(hessian, score, beta, factor, l1, l2, tolerance, max_cycles):  # type: ignore[no-untyped-def]
     """Cycles of coordinate descent on ``−scoreᵀΔ + ½ ΔᵀHΔ + Σ_j f_j (l1 |β_j| + l2/2 β_j²)``
-    with ``Δ = β − β₀`` (``beta`` holds β₀ and is updated in place; ``factor`` holds each
-    coefficient's penalty factor f_j), until a cycle over all of them
-    moves none by more than ``tolerance / sqrt(H_jj)``; between such cycles, only the nonzero
-    ones are cycled until they settle.
+    with ``Δ = β − β₀`` and ``H`` symmetric (``beta`` holds β₀ and is updated in place;
+    ``factor`` holds each coefficient's penalty factor f_j), until a cycle over all of them
+    moves none by more than ``tolerance / sqrt(H_jj)``; between such cycles, only the
+    nonzero ones are cycled until they settle.
 
     Returns
     -------
@@ -146,8 +146,8 @@ def quadratic_descent(hessian, score, beta, factor, l1, l2, tolerance, max_cycle
             step = new - old
             if step != 0.0:
                 beta[j] = new
-                for i in range(m):
-                    moved[i] += hessian[i, j] * step
+                for i in range(m):  # H is symmetric: its row j, read contiguously
+                    moved[i] += hessian[j, i] * step
                 largest = max(largest, abs(step) * np.sqrt(h))
         if largest < tolerance:
             if every:
