@@ -9,6 +9,8 @@ Breslow gradient computed here pair by pair."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -432,9 +434,17 @@ def test_coxnet_predicts_with_its_covariates_and_refuses_unseen_levels():
         model.predict(breast_cancer())  # grade "unkown", never seen
 
 
-def test_coxnet_warns_of_an_unbounded_covariate():
-    with pytest.warns(CohortexWarning, match=r"grade\[T.unkown\]' may be infinite"):
-        survival.coxnet(breast_cancer(), "months", "event", covariates=CLINICAL, folds=0)
+def test_coxnet_warns_of_an_unbounded_covariate_and_holds_it():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = survival.coxnet(breast_cancer(), "months", "event", covariates=CLINICAL, folds=0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, CohortexWarning)]
+    assert len(messages) == 1 and "grade[T.unkown]' may be infinite" in messages[0]
+    # the path runs on to glmnet's early stop (its own steps spent on the genes, not on
+    # chasing the unbounded coefficient), which is held where its own fit left it
+    assert len(model.path) > 60
+    unkown = model.covariate_coefficients[:, model.covariates.index("grade[T.unkown]")]
+    assert unkown[0] < -10 and np.all(unkown == unkown[0])
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
 from .._progress import progress_bar
 from ..stats._cox import RiskSets
+from ..stats._cpu.cholesky import CholeskyFactor
 from ..stats._cpu.coxnet import (
     breslow_terms,
     gene_gradients,
@@ -67,6 +68,8 @@ class CoxnetPath:
     unbounded : ndarray of int
         The unpenalised variables whose coefficient may be infinite (R's coxph test: the
         Newton step left at their own fit is not negligible; e.g. a level without events).
+        Each is held along the path at the value their own fit reached, where moving it
+        further changes the likelihood only within rounding.
     """
 
     lambdas: np.ndarray
@@ -661,6 +664,10 @@ def coxnet_path(
         unbounded = free[_unbounded(problem, free, terms, beta)]
     else:
         unbounded = np.zeros(0, dtype=np.int64)
+    # an unbounded coefficient runs on at every penalty (the genes cannot bound it), each
+    # Newton step moving it by about as much for ever less gain: it is held where it got to
+    held = np.zeros(p, dtype=bool)
+    held[unbounded] = True
     gradients = problem.gradients(terms.gradient)
     if lambdas is None:
         penalised = problem.usable & (problem.factor > 0)
@@ -691,6 +698,7 @@ def coxnet_path(
         threshold = alpha * (2.0 * penalty - previous) * problem.factor
         strong |= problem.usable & (np.abs(gradients) >= threshold)
         strong |= beta != 0
+        strong &= ~held
         taken = first_steps if index == 0 else 0
         while not (lambdas is None and index == 0):  # the largest penalty: solved above
             try:
@@ -711,7 +719,7 @@ def coxnet_path(
             gradients = problem.gradients(terms.gradient)
             # the KKT conditions of every variable left out
             bound = l1 * problem.factor * (1 + 1e-9)
-            violated = problem.usable & ~strong & (np.abs(gradients) > bound)
+            violated = problem.usable & ~strong & ~held & (np.abs(gradients) > bound)
             if not violated.any():
                 break
             strong |= violated
@@ -807,6 +815,7 @@ def _fit_penalty(
     # explicit ones cost little next to forming them
     inner = tolerance / 10 if explicit else 1e-4
     previous = 0.0  # the last full step's move on an unchanged support (0: none)
+    last = 0.0  # the last step's move, of any kind
     chord: _Chord | None = None
     for step in range(1, max_iterations + 1):
         if genes.size == 0:
@@ -856,9 +865,10 @@ def _fit_penalty(
         predicted = moved * moved < tolerance * previous
         if smooth and not chorded and inner <= tolerance / 10 and predicted:
             return terms, step
-        if halved or (chorded and moved > _CHORD_RATE * previous):
+        if halved or (chorded and moved > _CHORD_RATE * last):
             chord = None  # the information is out of date: the next step forms it anew
         previous = moved if smooth else 0.0
+        last = moved
         inner = max(tolerance / 10, min(inner, 1e-3 * moved))
     raise _NotConverged(f"{max_iterations} Newton steps")
 
@@ -870,14 +880,13 @@ class _Chord:
     point is the exact solution; it converges linearly at a rate set by how far the
     information was formed from it, ~100× a step within a penalty, where forming the
     information anew (n × genes²) costs more than several such steps (n × genes + active²).
-    The active block is inverted at the first step that needs it (not a factorisation:
-    scipy's LAPACK would bring a second BLAS thread pool to fight numpy's; the inverse's
-    rounding slows the chord, never biases its fixed point)."""
+    The active block is factored at the first step that needs it."""
 
     information: np.ndarray
     active: np.ndarray
-    system: np.ndarray
-    inverse: np.ndarray | None = None
+    l2: np.ndarray
+    factor: CholeskyFactor | None = None
+    singular: bool = False
 
     @classmethod
     def build(
@@ -886,8 +895,7 @@ class _Chord:
         active = np.flatnonzero(solution)
         if active.size == 0:
             return None
-        system = information[np.ix_(active, active)] + np.diag(l2 * factor[active])
-        return cls(information, active, system)
+        return cls(information, active, l2 * factor[active])
 
     def step(
         self, score: np.ndarray, current: np.ndarray, factor: np.ndarray, l1: float, l2: float
@@ -896,20 +904,19 @@ class _Chord:
         None where the step would change the support or a coefficient left out would enter
         (the quadratic model's conditions fail: a Newton step must decide), or the active
         block is singular."""
-        if self.inverse is None:
-            try:
-                inverse = np.linalg.inv(self.system)
-            except np.linalg.LinAlgError:
-                inverse = np.zeros((0, 0))
-            self.inverse = inverse if np.all(np.isfinite(inverse)) else np.zeros((0, 0))
-        if self.inverse.size == 0:  # singular
+        if self.factor is None and not self.singular:
+            active = self.active
+            system = self.information[np.ix_(active, active)] + np.diag(self.l2)
+            self.factor = CholeskyFactor.of(system, active, active.size)
+            self.singular = self.factor is None
+        if self.factor is None:
             return None
         active = self.active
         if not np.array_equal(np.flatnonzero(current), active):
             return None
         signs = np.sign(current[active])
         right = score[active] - factor[active] * (l1 * signs + l2 * current[active])
-        delta = self.inverse @ right
+        delta = self.factor.solve(right)
         moved = current.copy()
         moved[active] += delta
         if np.any(np.sign(moved[active]) != signs):
@@ -940,6 +947,63 @@ def _solve_quadratic(
     return _feature_sign(information, score + information @ start, local, l1 * factor, l2 * factor)
 
 
+class _ActiveSystem:
+    """The feature-sign search's equations ``(H + diag(l2))`` on its changing active set:
+    Cholesky-factored once and then updated as coefficients enter and leave (O(k²) a change
+    where a new factorisation or solve costs O(k³)); where the set becomes singular (a
+    coefficient entering is a combination of the others), dense solves, least squares where
+    needed, for the rest of the search."""
+
+    def __init__(self, hessian: np.ndarray, l2: np.ndarray, members: np.ndarray) -> None:
+        self.hessian, self.l2 = hessian, l2
+        self.factor = CholeskyFactor.of(self._block(members), members, l2.size)
+        self._members = [int(j) for j in members]
+
+    @property
+    def members(self) -> np.ndarray:
+        held = self._members if self.factor is None else self.factor.members
+        return np.asarray(held, dtype=np.int64)
+
+    def _block(self, members: np.ndarray) -> np.ndarray:
+        return self.hessian[np.ix_(members, members)] + np.diag(self.l2[members])
+
+    def hold(self, members: np.ndarray) -> None:
+        """Make the active set ``members`` (those held keep their order, the new ones after)."""
+        wanted = set(members.tolist())
+        held = list(self._members if self.factor is None else self.factor.members)
+        for j in held:
+            if j in wanted:
+                continue
+            if self.factor is None:
+                self._members.remove(j)
+            else:
+                self.factor.remove(j)
+        known = set(held)
+        for j in members.tolist():
+            if j in known:
+                continue
+            if self.factor is not None:
+                column = self.hessian[self.factor.members, j]
+                if self.factor.append(j, column, self.hessian[j, j] + self.l2[j]):
+                    continue
+                self._members, self.factor = list(self.factor.members), None
+            self._members.append(j)
+
+    def solve(self, right: np.ndarray) -> np.ndarray:
+        if self.factor is not None:
+            return self.factor.solve(right)
+        system = self._block(self.members)
+        try:
+            return np.linalg.solve(system, right)
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(system, right, rcond=None)[0]
+
+    def quadratic(self, vector: np.ndarray) -> float:
+        if self.factor is not None:
+            return self.factor.quadratic(vector)
+        return float(vector @ self._block(self.members) @ vector)
+
+
 def _feature_sign(
     hessian: np.ndarray, linear: np.ndarray, beta: np.ndarray, l1: np.ndarray, l2: np.ndarray
 ) -> np.ndarray:
@@ -952,9 +1016,11 @@ def _feature_sign(
     beta = beta.copy()
     scale = max(1.0, float(np.abs(linear).max()))
     alone: np.ndarray | None = None
+    system = _ActiveSystem(hessian, l2, np.flatnonzero(beta))
     for _ in range(10 * beta.size + 100):
         gradient = linear - hessian @ beta - l2 * beta  # minus the smooth part's gradient
-        active = np.flatnonzero(beta)
+        system.hold(np.flatnonzero(beta))
+        active = system.members
         signs = np.sign(beta[active])
         inactive = np.flatnonzero(beta == 0)
         off = np.abs(gradient[active] - l1[active] * signs)
@@ -964,19 +1030,16 @@ def _feature_sign(
                 return beta
             # every violator enters at once; when that gets nowhere, the largest alone
             entering = inactive[excess > 1e-13 * scale] if alone is None else alone
-            active = np.append(active, entering)
-            signs = np.append(signs, np.sign(gradient[entering]))
-        system = hessian[np.ix_(active, active)] + np.diag(l2[active])
+            system.hold(np.append(active, entering))
+            active = system.members
+            signs = np.where(beta[active] != 0, np.sign(beta[active]), np.sign(gradient[active]))
         right = linear[active] - l1[active] * signs
-        try:
-            target = np.linalg.solve(system, right)
-        except np.linalg.LinAlgError:
-            target = np.linalg.lstsq(system, right, rcond=None)[0]
+        target = system.solve(right)
         current = beta[active]
         direction = target - current
         # the objective along the way, less its value at beta: a quadratic plus the l1 terms
         slope = -float(gradient[active] @ direction)
-        curvature = float(direction @ system @ direction)
+        curvature = system.quadratic(direction)
         # the points where a coefficient crosses 0 on the way, then the solution itself
         with np.errstate(divide="ignore", invalid="ignore"):
             crossings = current / (current - target)
