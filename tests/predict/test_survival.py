@@ -317,3 +317,27 @@ def test_lasso_lambda_1se_keeps_fewer_genes_and_is_the_final_models_default(plan
         predict.cross_validate_survival(planted, "time", "event", lambda_choice="lambda_1se")
     with pytest.raises(CohortexError, match="'lambda_choice'"):
         predict.fit_survival(planted, "time", "event", model="lasso", lambda_choice="1se")
+
+
+def test_weighted_concordance_of_the_pooled_risks_within_strata(breast_cancer):
+    """Uno's C of the pooled out-of-fold risks within ER strata: the predictions carry each
+    sample's stratum; with weights "n" it is the pooled Harrell's C the result reports."""
+    result = predict.cross_validate_survival(
+        breast_cancer, "time", "event", k=8, ridge=2.0, strata="er", repeats=2
+    )
+    first = result.predictions[result.predictions["repeat"] == 0]
+    assert list(first["stratum"]) == list(breast_cancer["er"].values)
+    harrell = result.weighted_concordance("n")
+    assert harrell.concordance == pytest.approx(result.concordance, rel=1e-12)
+    assert harrell.std_err == pytest.approx(result.concordance_se, rel=1e-10)
+    uno = result.weighted_concordance(max_time=3652.5)
+    by_hand = survival.concordance(
+        None,
+        breast_cancer["time"].values,
+        breast_cancer["event"].values,
+        first["risk"].to_numpy(),
+        strata=breast_cancer["er"].values,
+        time_weights="n/G2",
+        max_time=3652.5,
+    )
+    assert uno == by_hand and uno.concordance != harrell.concordance

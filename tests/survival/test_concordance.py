@@ -103,3 +103,67 @@ def test_concordance_refuses_what_it_cannot_score():
         survival.concordance(None, "time", "event", [0.1, 0.2])
     with pytest.raises(CohortexError, match="finite"):
         survival.concordance(None, [1.0, 2.0], [1, 0], [np.inf, 0.2])
+
+
+WEIGHTED = pd.read_csv(FIXTURES / "concordance_weighted.csv")
+
+
+@pytest.mark.parametrize("row", range(len(WEIGHTED)))
+def test_time_weighted_concordance_equals_r(row):
+    """R's timewt (Uno's C is "n/G2"), ymin and ymax, with tied times and risks, within
+    strata."""
+    expected = WEIGHTED.iloc[row]
+    case = pd.read_csv(FIXTURES / "concordance.csv").set_index("case").loc[expected["case"]]
+    samples = _samples()
+    strata = samples[case["strata"]] if isinstance(case["strata"], str) else None
+    found = survival.concordance(
+        None,
+        samples[case["time"]],
+        samples["event"],
+        samples[case["risk"]],
+        strata=strata,
+        time_weights=expected["timewt"],
+        min_time=None if np.isnan(expected["ymin"]) else expected["ymin"],
+        max_time=None if np.isnan(expected["ymax"]) else expected["ymax"],
+    )
+    assert found.concordance == pytest.approx(expected["concordance"], rel=1e-12)
+    assert found.std_err == pytest.approx(expected["std_err"], rel=1e-10)
+    for name in COUNTS:
+        assert getattr(found, name) == pytest.approx(expected[name], rel=1e-12, abs=1e-12)
+    assert found.time_weights == expected["timewt"]
+
+
+def test_time_weights_weigh_each_pair_by_its_earlier_event():
+    """Weighted pair counts against every pair counted one by one with its earlier event's
+    weight, on random cohorts with many ties."""
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        n = int(rng.integers(2, 40))
+        time = rng.integers(1, 8, n).astype(float)
+        event = (rng.random(n) < 0.6).astype(float)
+        risk = rng.integers(1, 5, n).astype(float)
+        by_time = rng.random(8) + 0.5
+        weight = by_time[time.astype(int)]
+        counts, shares = pair_counts(time, event, risk, weight)
+        brute_counts, brute_shares = np.zeros(5), np.zeros((n, 5))
+        for i in np.flatnonzero(event == 1):
+            for j in range(n):
+                if time[j] > time[i] or (time[j] == time[i] and event[j] == 0):
+                    c = 0 if risk[i] > risk[j] else 1 if risk[i] < risk[j] else 2
+                elif time[j] == time[i] and event[j] == 1 and j > i:
+                    c = 4 if risk[i] == risk[j] else 3
+                else:
+                    continue
+                brute_counts[c] += weight[i]
+                brute_shares[[i, j], c] += weight[i]
+        np.testing.assert_allclose(counts, brute_counts, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(shares, brute_shares, rtol=1e-12, atol=1e-12)
+
+
+def test_time_weights_refusals():
+    with pytest.raises(CohortexError, match="time_weights must be one of"):
+        survival.concordance(None, [1.0, 2.0], [1, 0], [0.1, 0.2], time_weights="uno")
+    with pytest.raises(CohortexError, match="censored at 1, before min_time 2"):
+        survival.concordance(None, [1.0, 3.0, 4.0], [0, 1, 0], [0.1, 0.2, 0.3], min_time=2)
+    with pytest.raises(CohortexError, match="up to max_time 1"):
+        survival.concordance(None, [2.0, 3.0, 4.0], [1, 1, 0], [0.1, 0.2, 0.3], max_time=1)

@@ -1628,6 +1628,11 @@ def _predict_survival(args: argparse.Namespace) -> None:
         + ("" if model == "ridge" else "; genes kept per fold ")
         + ("" if model == "ridge" else ", ".join(str(g) for g in result.folds["genes"]))
     )
+    uno = result.weighted_concordance()
+    print(
+        f"Uno's C {uno.concordance:.3f} (se {uno.std_err:.3f}; pairs weighted by the censoring, "
+        "so that it does not depend on how heavily the cohort is censored)"
+    )
     if args.covariates:
         print(
             f"the covariates ({args.covariates}) alone, fitted in the same folds: Harrell's C "

@@ -16,6 +16,7 @@ from .._errors import CohortexError
 from ..stats._cox import RiskSets
 from ..stats._cpu.concordance import gene_concordance
 from ..stats._logrank import logrank_block
+from ..survival._concordance import Concordance, concordance
 from ..survival._cox import covariate_model, cox
 from ..survival._coxnet import (
     CoxnetModel,
@@ -62,10 +63,10 @@ class SurvivalCrossValidation:
         One row per (repeat, sample): the fold, ``sample``, ``time``, ``event``, ``risk``
         (the out-of-fold linear predictor of standardised genes, and of the covariates when
         given; higher, a shorter survival expected) and ``risk_group`` ("high" above the
-        median risk of the fold's training samples, else "low").
+        median risk of the fold's training samples, else "low"); with strata, ``stratum``.
     concordance : float
         Harrell's C of the pooled out-of-fold risks (first repeat; within strata when
-        given), with ``concordance_se``.
+        given), with ``concordance_se``; Uno's by :meth:`weighted_concordance`.
     covariates_concordance : float
         With ``covariates``: the same C of a Cox model of the covariates alone, fitted in the
         same training folds — what the genes add is the difference (NaN without).
@@ -101,6 +102,25 @@ class SurvivalCrossValidation:
     logrank_pvalue: float
     logrank_permutation_pvalue: float
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    def weighted_concordance(
+        self, time_weights: str = "n/G2", max_time: float | None = None
+    ) -> Concordance:
+        """The concordance of the pooled out-of-fold risks (first repeat, within strata when
+        given) with R's time weights: by default Uno's C (``"n/G2"``, each pair weighted by
+        the inverse square of the censoring's survival at its earlier event), which does not
+        depend on how heavily the cohort is censored; ``max_time`` is its τ
+        (:func:`cohortex.survival.concordance`)."""
+        first = self.predictions[self.predictions["repeat"] == 0]
+        return concordance(
+            None,
+            first["time"].to_numpy(),
+            first["event"].to_numpy(),
+            first["risk"].to_numpy(),
+            strata=first["stratum"].to_numpy() if "stratum" in first else None,
+            time_weights=time_weights,
+            max_time=max_time,
+        )
 
     def kaplan_meier(self, confidence: float = 0.95) -> pd.DataFrame:
         """Kaplan–Meier curves of the cross-validated risk groups (first repeat): each
@@ -250,6 +270,7 @@ def cross_validate_survival(
         null_separation.append(_logrank(times, flags, codes, permuted_high[0]))
     null_array = np.asarray(null)
     gene_ids = np.asarray(data.gene_ids)
+    stratum = {} if outcome.strata is None else {"stratum": np.asarray(outcome.strata_names)[codes]}
     predictions = pd.concat(
         [
             pd.DataFrame(
@@ -261,6 +282,7 @@ def cross_validate_survival(
                     "event": outcome.event.astype(np.int64),
                     "risk": values,
                     "risk_group": np.where(flags, "high", "low"),
+                    **stratum,
                 }
             )
             for repeat, (values, flags, fold_of) in enumerate(

@@ -2,15 +2,15 @@
 proportional hazards (``cox_zph``), one model of several genes and covariates (``fit_cox``,
 a prognostic signature that scores new samples), the lasso/elastic-net Cox path of many
 genes with its cross-validated penalty (``coxnet``, held to R's glmnet), log-rank tests
-(``logrank``), Kaplan–Meier curves (``kaplan_meier``) and Harrell's concordance of a risk
-score (``concordance``), held to R's ``survival`` package.
+(``logrank``), Kaplan–Meier curves (``kaplan_meier``) and the concordance of a risk score
+(``concordance``: Harrell's C, Uno's with time weights), held to R's ``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
 names the first bad sample (missing, negative or non-0/1 values).
 """
 
-from ._concordance import Concordance, concordance
+from ._concordance import TIME_WEIGHTS, Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
 from ._coxnet import CoxnetModel, coxnet
@@ -20,6 +20,7 @@ from ._logrank import logrank
 
 __all__ = [
     "TIES",
+    "TIME_WEIGHTS",
     "Concordance",
     "CoxModel",
     "CoxnetModel",

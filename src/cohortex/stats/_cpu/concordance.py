@@ -1,6 +1,7 @@
-"""Harrell's concordance of a risk score with survival (R's ``survival::concordance``,
-``timewt = "n"``): every comparable pair counted, and each sample's share of them (the
-influence that gives R's infinitesimal-jackknife variance), in O(n log n).
+"""Harrell's concordance of a risk score with survival (R's ``survival::concordance``):
+every comparable pair counted, each weighted by the time weight of its earlier event (1 for
+Harrell's C, R's ``timewt``), and each sample's share of them (the influence that gives R's
+infinitesimal-jackknife variance), in O(n log n).
 
 A pair is comparable when the earlier time is an event; a censored time tied with an event
 counts as the later one. Its category: concordant (the earlier event has the higher risk),
@@ -19,7 +20,7 @@ __all__ = ["gene_concordance", "pair_counts"]
 
 
 def pair_counts(
-    time: np.ndarray, event: np.ndarray, risk: np.ndarray
+    time: np.ndarray, event: np.ndarray, risk: np.ndarray, weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pairs of one stratum by category and each sample's count of them.
 
@@ -27,6 +28,9 @@ def pair_counts(
     ----------
     time, event, risk : ndarray of shape (n,)
         Follow-up times, 0/1 event indicators and risk scores (finite).
+    weight : ndarray of shape (n,), optional
+        Each event's time weight, the same for events at one time (read for events only);
+        default 1: every pair counts once.
 
     Returns
     -------
@@ -41,6 +45,7 @@ def pair_counts(
         np.ascontiguousarray(time, dtype=np.float64),
         np.ascontiguousarray(event, dtype=np.float64),
         np.ascontiguousarray(risk, dtype=np.float64),
+        np.ones(time.size) if weight is None else np.ascontiguousarray(weight, dtype=np.float64),
         np.argsort(time, kind="stable"),
         counts,
         influence,
@@ -89,6 +94,7 @@ def _genes(  # type: ignore[no-untyped-def]
     levels = np.unique(strata)
     influence = np.zeros((n, 5))
     counts = np.zeros(5)
+    ones = np.ones(n)
     sorted_strata = strata[by_time]
     for g in range(genes):
         influence[:] = 0.0
@@ -97,7 +103,7 @@ def _genes(  # type: ignore[no-untyped-def]
         for level in levels:
             rows = by_time[present & (sorted_strata == level)]
             if rows.size > 1:
-                _stratum(time, event, risk[:, g], rows, counts, influence)
+                _stratum(time, event, risk[:, g], ones, rows, counts, influence)
         pairs = counts[0] + counts[1] + counts[2]
         if pairs == 0.0:
             concordance[g] = np.nan
@@ -115,7 +121,7 @@ def _genes(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True)
-def _stratum(time, event, risk, rows, counts, influence):  # type: ignore[no-untyped-def]
+def _stratum(time, event, risk, weight, rows, counts, influence):  # type: ignore[no-untyped-def]
     """Adds the pairs among ``rows`` (sorted by time) to ``counts`` (5,) and each row's to
     ``influence``."""
     values = risk[rows]
@@ -126,20 +132,20 @@ def _stratum(time, event, risk, rows, counts, influence):  # type: ignore[no-unt
         if k == 0 or values[by_risk[k]] != values[by_risk[k - 1]]:
             current += 1
         rank[by_risk[k]] = current
-    _sweep(time[rows], event[rows], rank, current + 1, counts, influence, rows)
+    _sweep(time[rows], event[rows], weight[rows], rank, current + 1, counts, influence, rows)
 
 
 @numba.njit(nogil=True, cache=True)
-def _add(tree: np.ndarray, rank: int) -> None:
+def _add(tree: np.ndarray, rank: int, weight: float) -> None:
     i = rank + 1
     while i < tree.size:
-        tree[i] += 1.0
+        tree[i] += weight
         i += i & -i
 
 
 @numba.njit(nogil=True, cache=True)
 def _below(tree: np.ndarray, rank: int) -> float:
-    """How many ranks below ``rank`` the tree holds."""
+    """The weight of the ranks below ``rank`` that the tree holds."""
     total = 0.0
     i = rank
     while i > 0:
@@ -149,7 +155,7 @@ def _below(tree: np.ndarray, rank: int) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def _sweep(time, event, rank, n_ranks, counts, influence, order):  # type: ignore[no-untyped-def]
+def _sweep(time, event, weight, rank, n_ranks, counts, influence, order):  # type: ignore[no-untyped-def]
     n = time.size
     tree = np.zeros(n_ranks + 1)
     held = 0.0
@@ -162,22 +168,23 @@ def _sweep(time, event, rank, n_ranks, counts, influence, order):  # type: ignor
             start -= 1
         for j in range(start, end):
             if event[j] == 0.0:
-                _add(tree, rank[j])
+                _add(tree, rank[j], 1.0)
                 held += 1.0
         for j in range(start, end):
             if event[j] == 1.0:
                 lower = _below(tree, rank[j])
                 same = _below(tree, rank[j] + 1) - lower
                 higher = held - lower - same
-                counts[0] += lower  # the event's risk above the later sample's
-                counts[1] += higher
-                counts[2] += same
-                influence[order[j], 0] += lower
-                influence[order[j], 1] += higher
-                influence[order[j], 2] += same
+                w = weight[j]
+                counts[0] += w * lower  # the event's risk above the later sample's
+                counts[1] += w * higher
+                counts[2] += w * same
+                influence[order[j], 0] += w * lower
+                influence[order[j], 1] += w * higher
+                influence[order[j], 2] += w * same
         for j in range(start, end):
             if event[j] == 1.0:
-                _add(tree, rank[j])
+                _add(tree, rank[j], 1.0)
                 held += 1.0
         # events tied in time: on risk too (tied on both) or not
         events = 0
@@ -196,13 +203,14 @@ def _sweep(time, event, rank, n_ranks, counts, influence, order):  # type: ignor
                     same = np.searchsorted(ranks, rank[j], side="right") - np.searchsorted(
                         ranks, rank[j]
                     )
-                    influence[order[j], 3] += events - same
-                    influence[order[j], 4] += same - 1.0
-                    counts[3] += (events - same) / 2.0
-                    counts[4] += (same - 1.0) / 2.0
+                    w = weight[j]
+                    influence[order[j], 3] += w * (events - same)
+                    influence[order[j], 4] += w * (same - 1.0)
+                    counts[3] += w * (events - same) / 2.0
+                    counts[4] += w * (same - 1.0) / 2.0
         end = start
     # from the earliest time up: each sample against the events before it (earlier times, and
-    # for a censored sample the events at its own time)
+    # for a censored sample the events at its own time), the tree holding the events' weights
     tree[:] = 0.0
     held = 0.0
     begin = 0
@@ -215,8 +223,8 @@ def _sweep(time, event, rank, n_ranks, counts, influence, order):  # type: ignor
                 _tally(tree, held, rank[j], influence, order[j])
         for j in range(begin, stop):
             if event[j] == 1.0:
-                _add(tree, rank[j])
-                held += 1.0
+                _add(tree, rank[j], weight[j])
+                held += weight[j]
         for j in range(begin, stop):
             if event[j] == 0.0:
                 _tally(tree, held, rank[j], influence, order[j])
