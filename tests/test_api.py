@@ -114,6 +114,7 @@ PUBLIC = {
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {
         "TIES",
+        "TIME_WEIGHTS",
         "Concordance",
         "CoxModel",
         "CoxnetModel",
