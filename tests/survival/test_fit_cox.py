@@ -54,6 +54,57 @@ def test_fit_cox_equals_r_coxph(case):
     np.testing.assert_allclose(model.predict(ds).to_numpy(), lp, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_predicted_survival_equals_r_survfit(case):
+    """R's summary(survfit(fit, newdata), times) for five patients: the survival, the
+    cumulative hazard, the standard error (baseline and coefficients) and the log-type 95%
+    interval; Efron's or Breslow's baseline after the fit's ties, within the patient's
+    stratum; nothing beyond the stratum's last follow-up (NaN here, absent in R)."""
+    options = dict(CASES[case])
+    ds = breast_cancer()
+    model = survival.fit_cox(ds, options.pop("time"), "event", **options)
+    times = (
+        [30, 365.25, 1826.25, 3652.5, 9000]
+        if CASES[case]["time"] == "time"
+        else [1, 12, 60, 120, 300]
+    )
+    patients = [0, 1, 2, 49, 119]
+    found = model.predict_survival(ds.isel(sample=patients), times)
+    assert list(found["sample"]) == [s for s in ds["sample"].values[patients] for _ in times]
+    expected = pd.read_csv(FIXTURES / f"fit_cox_{case}_survival.csv")
+    expected["sample"] = ds["sample"].values[expected["patient"]]
+    merged = found.merge(expected, on=["sample", "time"], how="left", suffixes=("", "_r"))
+    reported = merged["survival_r"].notna()
+    assert reported.sum() == len(expected) >= 20
+    for column in ["survival", "cumulative_hazard", "std_err", "lower", "upper"]:
+        np.testing.assert_allclose(
+            merged.loc[reported, column], merged.loc[reported, f"{column}_r"], rtol=1e-9, atol=1e-14
+        )
+        assert merged.loc[~reported, column].isna().all()
+    if "strata" in options:
+        assert set(found["stratum"]) == {"negative", "positive"}
+
+
+def test_predicted_survival_refuses_unknown_strata_and_bad_times():
+    ds = breast_cancer()
+    model = survival.fit_cox(ds, "months", "event", genes=GENES[:2], strata="er")
+    other = ds.assign(er=("sample", np.where(ds["er"].values == "positive", "pos", "neg")))
+    with pytest.raises(CohortexError, match="not among the fit's"):
+        model.predict_survival(other, [12])
+    relabelled = model.predict_survival(other, [12], strata=ds["er"].values)
+    np.testing.assert_allclose(
+        relabelled["survival"], model.predict_survival(ds, [12])["survival"], rtol=1e-15
+    )
+    with pytest.raises(CohortexError, match="finite and >= 0"):
+        model.predict_survival(ds, [-1.0])
+    plain = survival.fit_cox(ds, "months", "event", genes=GENES[:2])
+    with pytest.raises(CohortexError, match="without strata"):
+        plain.predict_survival(ds, [12], strata="er")
+    by_values = survival.fit_cox(ds, "months", "event", genes=GENES[:2], strata=ds["er"].values)
+    with pytest.raises(CohortexError, match="give each sample's stratum"):
+        by_values.predict_survival(ds, [12])
+
+
 def test_fit_cox_scores_another_cohort_and_leaves_out_missing_values():
     """A model fitted on 150 patients scores the other 48 as R would (the same linear
     predictor as on the whole cohort); a patient missing a gene's value is left out of the

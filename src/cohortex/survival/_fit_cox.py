@@ -17,9 +17,16 @@ from .._errors import CohortexError, CohortexWarning
 from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
 from ..stats._cpu.concordance import gene_concordance
 from ._cox import check_options, covariate_model, covariates_like
-from ._outcome import Outcome
+from ._outcome import Outcome, sample_values
 
-__all__ = ["CoxModel", "cox_fit_matrix", "cox_loglik_matrix", "fit_cox", "term_means"]
+__all__ = [
+    "BaselineHazard",
+    "CoxModel",
+    "cox_fit_matrix",
+    "cox_loglik_matrix",
+    "fit_cox",
+    "term_means",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,13 @@ class CoxModel:
     covariate_spec : object
         formulaic's spec of the covariates, which encodes another cohort's samples with the
         fit's levels and reference (None without covariates).
+    covariance : ndarray of shape (n_terms, n_terms)
+        The coefficients' covariance (R's ``vcov``; with a ridge penalty ``(H + P)⁻¹``).
+    strata : str or None
+        The sample variable of the strata when the fit was given one by name.
+    baseline : dict
+        Per stratum (its name; "" without strata), the baseline hazard at the terms' means
+        that :meth:`predict_survival` scales (R's ``survfit`` pieces).
     """
 
     terms: pd.DataFrame
@@ -81,6 +95,9 @@ class CoxModel:
     ridge: float
     means: np.ndarray = field(repr=False)
     covariate_spec: Any = field(default=None, repr=False, compare=False)
+    covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    strata: str | None = None
+    baseline: dict[str, BaselineHazard] = field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, cohort: CohortLike) -> pd.Series:
         """The linear predictor ``(x − means) · β`` of every sample of ``cohort`` (R's
@@ -95,6 +112,204 @@ class CoxModel:
         values, _, _ = _term_values(data, self.genes, self.covariate_spec)
         beta = self.terms["coefficient"].to_numpy()
         return pd.Series((values - self.means[None, :]) @ beta, index=data.sample_ids)
+
+    def predict_survival(
+        self,
+        cohort: CohortLike,
+        times: Sequence[float],
+        *,
+        strata: str | Any | None = None,
+        confidence: float = 0.95,
+    ) -> pd.DataFrame:
+        """Each sample's predicted probability of surviving past each of ``times``, as R's
+        ``summary(survfit(fit, newdata), times)``.
+
+        ``S(t | x) = exp(−Λ₀(t) · exp((x − means) · β))``, with the baseline cumulative
+        hazard ``Λ₀`` of the samples fitted (within the sample's stratum): Efron's form of
+        it after a fit with Efron's ties, Breslow's (Nelson–Aalen's) after Breslow's, as R's
+        default ``ctype``. The standard error takes in both the baseline's and the
+        coefficients' uncertainty (R's ``se.fit``), and the interval is R's default
+        log-type, ``S · exp(±z · se(Λ))`` (at most 1).
+
+        Parameters
+        ----------
+        cohort : path, xarray.Dataset or array
+            Samples with the model's genes and covariates (the fit's own cohort or another).
+        times : sequence of float
+            On the fit's time scale.
+        strata : str or sequence, optional
+            Each sample's stratum, for a model fitted within strata: by default the fit's
+            strata variable (when it was given by name); its levels must be the fit's.
+        confidence : float, default 0.95
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per (sample, time): ``sample``, ``time``, ``survival``,
+            ``cumulative_hazard``, ``std_err`` (of the survival, as R's summary), ``lower``,
+            ``upper``; with strata also ``stratum``. NaN beyond the last follow-up time of
+            the sample's stratum (where R's summary reports nothing) and for a sample
+            missing a term.
+        """
+        check_options("predict_survival()", "efron", confidence)
+        grid = np.asarray(times, dtype=np.float64).reshape(-1)
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+            raise CohortexError("predict_survival() needs times that are finite and >= 0.")
+        data = as_cohort_matrix(cohort)
+        values, _, _ = _term_values(data, self.genes, self.covariate_spec)
+        centred = values - self.means[None, :]
+        beta = self.terms["coefficient"].to_numpy()
+        risk = np.exp(centred @ beta)
+        stratum = self._strata_of(data, strata, len(risk))
+        quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
+        tables = []
+        for level in np.unique(stratum):
+            rows = np.flatnonzero(stratum == level)
+            tables.append(
+                self.baseline[level].curves(
+                    centred[rows], risk[rows], grid, self.covariance, quantile, rows
+                )
+            )
+        table = pd.concat(tables).sort_values(["row", "time"], kind="stable")
+        out = pd.DataFrame({"sample": np.asarray(data.sample_ids)[table["row"].to_numpy()]})
+        if self.strata is not None or len(self.baseline) > 1:
+            out["stratum"] = stratum[table["row"].to_numpy()]
+        for column in ["time", "survival", "cumulative_hazard", "std_err", "lower", "upper"]:
+            out[column] = table[column].to_numpy()
+        return out
+
+    def _strata_of(self, data: Any, strata: Any, n: int) -> np.ndarray:
+        """Each sample's stratum name ("" without strata)."""
+        if set(self.baseline) == {""}:
+            if strata is not None:
+                raise CohortexError("The model was fitted without strata; give no strata.")
+            return np.full(n, "", dtype=object)
+        given = self.strata if strata is None else strata
+        if given is None:
+            raise CohortexError(
+                "The model was fitted within strata given as values: give each sample's "
+                "stratum (strata=...)."
+            )
+        values = np.asarray(sample_values(data.dataset, given, "strata", n, data.sample_ids))
+        names = np.asarray([str(v) for v in values], dtype=object)
+        unknown = sorted(set(names) - set(self.baseline))
+        if unknown:
+            raise CohortexError(
+                f"Stratum {unknown[0]!r} was not among the fit's ({', '.join(self.baseline)}): "
+                "its baseline hazard is unknown."
+            )
+        return names
+
+
+@dataclass(frozen=True)
+class BaselineHazard:
+    """One stratum's baseline hazard at the terms' means, R's ``agsurv`` at its event times.
+
+    Attributes
+    ----------
+    time : ndarray of shape (n_times,)
+        The stratum's event times.
+    cumulative : ndarray of shape (n_times,)
+        ``Λ₀`` just after each.
+    variance : ndarray of shape (n_times,)
+        The cumulative sum of the hazard's variance increments at a fixed β (R's
+        ``cumsum(varhaz)``).
+    mean_terms : ndarray of shape (n_times, n_terms)
+        The cumulative sum of the risk-weighted means of the terms at risk times the
+        hazard increments (R's ``xbar``).
+    last : float
+        The stratum's last follow-up time: beyond it the curve is not estimated.
+    """
+
+    time: np.ndarray
+    cumulative: np.ndarray
+    variance: np.ndarray
+    mean_terms: np.ndarray
+    last: float
+
+    @classmethod
+    def build(
+        cls, x: np.ndarray, risk: np.ndarray, time: np.ndarray, event: np.ndarray, efron: bool
+    ) -> BaselineHazard:
+        """From the stratum's centred terms ``x`` (n × p), ``risk = exp(x β)``, times and
+        events: at each event time with d events, risk sum R over those at risk and
+        ``e``, ``x_e`` the events' own sums, Breslow's increments ``d/R``, ``d/R²`` and
+        ``d x_R/R²``; Efron's average them over the d events leaving one by one
+        (``R − j e/d``, j < d)."""
+        order = np.argsort(time, kind="stable")
+        t, dead, r, xs = time[order], event[order], risk[order], x[order]
+        unique, starts = np.unique(t, return_index=True)
+        deaths = np.add.reduceat(dead, starts)
+        at_risk = np.cumsum(np.add.reduceat(r, starts)[::-1])[::-1]
+        weighted = np.cumsum(np.add.reduceat(r[:, None] * xs, starts, axis=0)[::-1], axis=0)[::-1]
+        keep = deaths > 0
+        d, total, x_total = deaths[keep], at_risk[keep], weighted[keep]
+        hazard, variance = d / total, d / total**2
+        mean_terms = x_total * (d / total**2)[:, None]
+        if efron and np.any(d > 1):
+            leaving = np.add.reduceat(r * dead, starts)[keep]
+            x_leaving = np.add.reduceat((r * dead)[:, None] * xs, starts, axis=0)[keep]
+            for i in np.flatnonzero(d > 1):
+                share = np.arange(d[i]) / d[i]
+                inverse = 1.0 / (total[i] - leaving[i] * share)
+                hazard[i] = np.sum(inverse)  # d · mean
+                variance[i] = np.sum(inverse**2)
+                mean_terms[i] = (
+                    (x_total[i][None, :] - x_leaving[i][None, :] * share[:, None])
+                    * (inverse**2)[:, None]
+                ).sum(axis=0)
+        return cls(
+            time=unique[keep],
+            cumulative=np.cumsum(hazard),
+            variance=np.cumsum(variance),
+            mean_terms=np.cumsum(mean_terms, axis=0),
+            last=float(t[-1]),
+        )
+
+    def curves(
+        self,
+        x: np.ndarray,
+        risk: np.ndarray,
+        times: np.ndarray,
+        covariance: np.ndarray,
+        quantile: float,
+        rows: np.ndarray,
+    ) -> pd.DataFrame:
+        """The curves of samples with centred terms ``x`` (m × p) and ``risk`` at ``times``:
+        a long table with each sample's ``row``."""
+        at = np.searchsorted(self.time, times, side="right") - 1
+        seen = at >= 0
+        index = np.maximum(at, 0)
+        base = np.where(seen, self.cumulative[index], 0.0)  # (times,)
+        fixed = np.where(seen, self.variance[index], 0.0)
+        means = np.where(seen[:, None], self.mean_terms[index], 0.0)  # (times, p)
+        # d = Λ₀(t) x − x̄(t): the coefficients' share of the variance, dᵀ V d
+        gap = base[None, :, None] * x[:, None, :] - means[None, :, :]
+        spread = np.einsum("mtp,pq,mtq->mt", gap, covariance, gap)
+        hazard = base[None, :] * risk[:, None]
+        with np.errstate(invalid="ignore"):
+            se_hazard = np.sqrt((fixed[None, :] + spread) * risk[:, None] ** 2)
+        survival = np.exp(-hazard)
+        beyond = np.broadcast_to(times[None, :] > self.last, hazard.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lower = np.where(survival > 0, survival * np.exp(-quantile * se_hazard), np.nan)
+            upper = np.where(
+                survival > 0, np.minimum(survival * np.exp(quantile * se_hazard), 1.0), np.nan
+            )
+        columns = {
+            "survival": survival,
+            "cumulative_hazard": hazard,
+            "std_err": survival * se_hazard,
+            "lower": lower,
+            "upper": upper,
+        }
+        return pd.DataFrame(
+            {
+                "row": np.repeat(rows, times.size),
+                "time": np.tile(times, rows.size),
+                **{name: np.where(beyond, np.nan, v).ravel() for name, v in columns.items()},
+            }
+        )
 
 
 def fit_cox(
@@ -216,6 +431,19 @@ def fit_cox(
         start_variance = np.asarray(covariance(fit.start_information))[0]
         score = float(start_score @ start_variance @ start_score)
     predictor = centred @ beta  # C only ranks it: the centring does not matter
+    at_means = x - means[None, :]
+    fitted_risk = np.exp(at_means @ beta)
+    baseline = {}
+    for code in np.unique(strata_used) if strata_used is not None else [None]:
+        rows = slice(None) if code is None else strata_used == code
+        name = "" if code is None else outcome.strata_names[code]
+        baseline[name] = BaselineHazard.build(
+            at_means[rows],
+            fitted_risk[rows],
+            outcome.time[used][rows],
+            event_used[rows],
+            efron=ties == "efron",
+        )
     codes = np.zeros(x.shape[0], np.int64) if strata_used is None else strata_used
     found, found_se = gene_concordance(
         outcome.time[used], event_used, codes, predictor[:, None], np.ones((x.shape[0], 1), bool)
@@ -250,6 +478,9 @@ def fit_cox(
         ridge=float(ridge),
         means=means,
         covariate_spec=spec,
+        covariance=variance,
+        strata=strata if isinstance(strata, str) else None,
+        baseline=baseline,
     )
 
 
