@@ -27,7 +27,8 @@ from ..stats._cpu.coxnet import (
     risk_set_sums,
 )
 from ._cox import covariate_model, covariates_like
-from ._outcome import Outcome
+from ._fit_cox import BaselineHazard, survival_curves
+from ._outcome import Outcome, strata_of
 
 __all__ = [
     "CoxnetModel",
@@ -108,6 +109,13 @@ class CoxnetModel:
     chosen : {"lambda_min", "lambda_1se"}
         The penalty that :meth:`coef`, :meth:`covariate_coef` and :meth:`predict` use when
         none is given.
+    training_predictors : ndarray of shape (n_lambdas, n_samples)
+        The linear predictor of each sample fitted at each penalty, for the baseline hazard
+        of :meth:`predict_survival`.
+    training_outcome : Outcome
+        The samples' times, events and strata.
+    strata : str or None
+        The sample variable of the strata when the fit was given one by name.
     """
 
     path: pd.DataFrame
@@ -124,6 +132,11 @@ class CoxnetModel:
     covariate_coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     covariate_spec: Any = field(default=None, repr=False, compare=False)
     chosen: str = "lambda_min"
+    training_predictors: np.ndarray = field(
+        default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False
+    )
+    training_outcome: Outcome | None = field(default=None, repr=False, compare=False)
+    strata: str | None = None
 
     def coef(self, penalty: str | float | None = None) -> pd.Series:
         """The genes with a coefficient at ``penalty`` ("lambda_min", "lambda_1se" or a
@@ -164,6 +177,73 @@ class CoxnetModel:
                 @ self.covariate_coef(penalty).to_numpy()
             )
         return pd.Series(risk, index=data.sample_ids)
+
+    def predict_survival(
+        self,
+        cohort: CohortLike,
+        times: Sequence[float],
+        penalty: str | float | None = None,
+        *,
+        strata: str | Any | None = None,
+    ) -> pd.DataFrame:
+        """Each sample's predicted probability of surviving past each of ``times`` at
+        ``penalty`` (default :attr:`chosen`), as glmnet's ``survfit(fit, s, x, y, newx)``:
+        ``exp(−Λ₀(t) · exp(η))`` with ``η`` the sample's linear predictor and ``Λ₀`` the
+        Efron-type baseline cumulative hazard of the fitted samples' linear predictors
+        (within the sample's stratum), as R's ``survfit`` of ``coxph(y ~ η)`` held at
+        coefficient 1.
+
+        Parameters
+        ----------
+        cohort : path, xarray.Dataset or array
+        times : sequence of float
+        penalty : str or float, optional
+            As :meth:`predict`'s.
+        strata : str or sequence, optional
+            Each sample's stratum, for a model fitted within strata: by default the fit's
+            strata variable (when it was given by name).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per (sample, time): ``sample``, ``time``, ``survival`` and
+            ``cumulative_hazard``; with strata also ``stratum``. No standard errors: a
+            penalised fit's coefficients have none that would be honest (glmnet gives none
+            either). NaN beyond the last follow-up time of the sample's stratum.
+        """
+        outcome = self.training_outcome
+        if outcome is None:
+            raise CohortexError("This model keeps no training samples to predict survival.")
+        fitted = interpolate(
+            self.path["lambda"].to_numpy(), self.training_predictors, self._penalty(penalty)
+        )
+        centre = float(fitted.mean())  # coxph centres the predictor at its mean
+        codes = np.zeros(fitted.size, np.int64) if outcome.strata is None else outcome.strata
+        levels = [""] if outcome.strata is None else outcome.strata_names
+        baseline = {
+            levels[code]: BaselineHazard.build(
+                np.zeros((int(np.sum(codes == code)), 0)),
+                np.exp(fitted[codes == code] - centre),
+                outcome.time[codes == code],
+                outcome.event[codes == code],
+                efron=True,
+            )
+            for code in np.unique(codes)
+        }
+        data = as_cohort_matrix(cohort)
+        predictor = self.predict(cohort, penalty).to_numpy()
+        stratum = strata_of(data, strata, self.strata, levels, predictor.size)
+        table = survival_curves(
+            baseline,
+            stratum,
+            np.zeros((predictor.size, 0)),
+            np.exp(predictor - centre),
+            times,
+            np.zeros((0, 0)),
+            0.0,
+            np.asarray(data.sample_ids),
+        )
+        return table.drop(columns=["std_err", "lower", "upper"])
 
     def _beta(self, penalty: str | float | None) -> np.ndarray:
         return interpolate(
@@ -392,6 +472,11 @@ def coxnet(
         table["cv_deviance"], table["cv_se"] = deviance, spread
         lambda_min, lambda_1se = choose_lambda(full.lambdas, deviance, spread)
     bar.close()
+    # the training samples' linear predictors along the path (the genes ever in it only)
+    ever = np.flatnonzero((full.coefficients[:, q:] != 0).any(axis=0))
+    predictors = full.coefficients[:, :q] @ clinical.T if q else np.zeros((len(table), x.shape[0]))
+    if ever.size:
+        predictors = predictors + full.coefficients[:, q + ever] @ x[:, ever].T.astype(np.float64)
     return CoxnetModel(
         path=table,
         coefficients=full.coefficients[:, q:],
@@ -406,6 +491,9 @@ def coxnet(
         covariates=tuple(clinical_names),
         covariate_coefficients=full.coefficients[:, :q],
         covariate_spec=spec,
+        training_predictors=predictors,
+        training_outcome=outcome,
+        strata=strata if isinstance(strata, str) else None,
     )
 
 

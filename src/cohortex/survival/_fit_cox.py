@@ -17,7 +17,7 @@ from .._errors import CohortexError, CohortexWarning
 from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
 from ..stats._cpu.concordance import gene_concordance
 from ._cox import check_options, covariate_model, covariates_like
-from ._outcome import Outcome, sample_values
+from ._outcome import Outcome, strata_of
 
 __all__ = [
     "BaselineHazard",
@@ -25,6 +25,7 @@ __all__ = [
     "cox_fit_matrix",
     "cox_loglik_matrix",
     "fit_cox",
+    "survival_curves",
     "term_means",
 ]
 
@@ -152,53 +153,49 @@ class CoxModel:
             missing a term.
         """
         check_options("predict_survival()", "efron", confidence)
-        grid = np.asarray(times, dtype=np.float64).reshape(-1)
-        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
-            raise CohortexError("predict_survival() needs times that are finite and >= 0.")
         data = as_cohort_matrix(cohort)
         values, _, _ = _term_values(data, self.genes, self.covariate_spec)
         centred = values - self.means[None, :]
         beta = self.terms["coefficient"].to_numpy()
-        risk = np.exp(centred @ beta)
-        stratum = self._strata_of(data, strata, len(risk))
-        quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
-        tables = []
-        for level in np.unique(stratum):
-            rows = np.flatnonzero(stratum == level)
-            tables.append(
-                self.baseline[level].curves(
-                    centred[rows], risk[rows], grid, self.covariance, quantile, rows
-                )
-            )
-        table = pd.concat(tables).sort_values(["row", "time"], kind="stable")
-        out = pd.DataFrame({"sample": np.asarray(data.sample_ids)[table["row"].to_numpy()]})
-        if self.strata is not None or len(self.baseline) > 1:
-            out["stratum"] = stratum[table["row"].to_numpy()]
-        for column in ["time", "survival", "cumulative_hazard", "std_err", "lower", "upper"]:
-            out[column] = table[column].to_numpy()
-        return out
+        stratum = strata_of(data, strata, self.strata, list(self.baseline), len(centred))
+        return survival_curves(
+            self.baseline,
+            stratum,
+            centred,
+            np.exp(centred @ beta),
+            times,
+            self.covariance,
+            float(_stats.norm.ppf((1.0 + confidence) / 2.0)),
+            np.asarray(data.sample_ids),
+        )
 
-    def _strata_of(self, data: Any, strata: Any, n: int) -> np.ndarray:
-        """Each sample's stratum name ("" without strata)."""
-        if set(self.baseline) == {""}:
-            if strata is not None:
-                raise CohortexError("The model was fitted without strata; give no strata.")
-            return np.full(n, "", dtype=object)
-        given = self.strata if strata is None else strata
-        if given is None:
-            raise CohortexError(
-                "The model was fitted within strata given as values: give each sample's "
-                "stratum (strata=...)."
-            )
-        values = np.asarray(sample_values(data.dataset, given, "strata", n, data.sample_ids))
-        names = np.asarray([str(v) for v in values], dtype=object)
-        unknown = sorted(set(names) - set(self.baseline))
-        if unknown:
-            raise CohortexError(
-                f"Stratum {unknown[0]!r} was not among the fit's ({', '.join(self.baseline)}): "
-                "its baseline hazard is unknown."
-            )
-        return names
+
+def survival_curves(
+    baseline: dict[str, BaselineHazard],
+    stratum: np.ndarray,
+    x: np.ndarray,
+    risk: np.ndarray,
+    times: Sequence[float],
+    covariance: np.ndarray,
+    quantile: float,
+    sample_ids: np.ndarray,
+) -> pd.DataFrame:
+    """Each sample's predicted survival at ``times`` (``predict_survival``'s table) from the
+    baselines of its ``stratum``, its centred terms ``x`` (n × p) and ``risk``."""
+    grid = np.asarray(times, dtype=np.float64).reshape(-1)
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+        raise CohortexError("predict_survival() needs times that are finite and >= 0.")
+    tables = []
+    for level in np.unique(stratum):
+        rows = np.flatnonzero(stratum == level)
+        tables.append(baseline[level].curves(x[rows], risk[rows], grid, covariance, quantile, rows))
+    table = pd.concat(tables).sort_values(["row", "time"], kind="stable")
+    out = pd.DataFrame({"sample": sample_ids[table["row"].to_numpy()]})
+    if list(baseline) != [""]:
+        out["stratum"] = stratum[table["row"].to_numpy()]
+    for column in ["time", "survival", "cumulative_hazard", "std_err", "lower", "upper"]:
+        out[column] = table[column].to_numpy()
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pandas as pd
 from .._backend import to_host
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "sample_values"]
+__all__ = ["Outcome", "sample_values", "strata_of"]
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
@@ -91,6 +91,33 @@ class Outcome:
             found, uniques = pd.factorize(labels.astype(str), sort=True)
             codes, names = found.astype(np.int64), [str(u) for u in uniques]
         return cls(times, events, codes, names)
+
+
+def strata_of(
+    data: Any, given: Any, fitted: str | None, levels: list[str], n_samples: int
+) -> np.ndarray:
+    """Each sample's stratum name for a model fitted within the strata ``levels`` ("" for
+    all without strata): from ``given`` (a sample variable or values), else from the fit's
+    variable ``fitted``; a level the fit never saw is refused (its baseline is unknown)."""
+    if levels == [""]:
+        if given is not None:
+            raise CohortexError("The model was fitted without strata; give no strata.")
+        return np.full(n_samples, "", dtype=object)
+    spec = fitted if given is None else given
+    if spec is None:
+        raise CohortexError(
+            "The model was fitted within strata given as values: give each sample's stratum "
+            "(strata=...)."
+        )
+    values = sample_values(data.dataset, spec, "strata", n_samples, data.sample_ids)
+    names = np.asarray([str(v) for v in values], dtype=object)
+    unknown = sorted(set(names) - set(levels))
+    if unknown:
+        raise CohortexError(
+            f"Stratum {unknown[0]!r} was not among the fit's ({', '.join(levels)}): its "
+            "baseline hazard is unknown."
+        )
+    return names
 
 
 def _refuse(bad: np.ndarray, what: str, problem: str, sample_ids: Any) -> None:
