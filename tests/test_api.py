@@ -125,6 +125,7 @@ PUBLIC = {
         "fit_cox",
         "kaplan_meier",
         "logrank",
+        "time_dependent_scores",
     },
     "cohortex.genesets": {
         "GeneSets",

@@ -1173,7 +1173,21 @@ def test_predict_survival_command(tmp_path, capsys):
     assert main([*argv, "--model", "random_forest"]) == 2
     assert "--model go with --target" in capsys.readouterr().err
     assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2
-    assert "--covariates and --plot go with --time" in capsys.readouterr().err
+    assert "--covariates, --at-times and --plot go with --time" in capsys.readouterr().err
+    assert main([*argv, "--ridge", "1", "--at-times", "2,5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    scored = predict.cross_validate_survival(
+        store, "time", "event", k=10, ridge=1.0, times=[2.0, 5.0]
+    )
+    assert f"Uno's C {scored.weighted_concordance().concordance:.3f}" in printed
+    for at in (2.0, 5.0):
+        row = scored.scores.loc[at]
+        assert f"at {at:g}: Brier {row['brier']:.3f}" in printed
+        assert f"IPA {row['ipa']:.3f}), AUC {row['auc']:.3f}" in printed
+    written = pd.read_csv(out, sep="\t")
+    np.testing.assert_allclose(written["survival_5"], scored.predictions["survival_5"], rtol=1e-12)
+    assert main([*argv, "--at-times", "2,x"]) == 2
+    assert "--at-times takes comma-separated numbers" in capsys.readouterr().err
     assert main([*argv, "--penalty", "l1", "--covariates", "~ condition"]) == 0
     printed = capsys.readouterr().out
     adjusted = predict.cross_validate_survival(

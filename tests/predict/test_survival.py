@@ -341,3 +341,53 @@ def test_weighted_concordance_of_the_pooled_risks_within_strata(breast_cancer):
         max_time=3652.5,
     )
     assert uno == by_hand and uno.concordance != harrell.concordance
+
+
+@pytest.mark.parametrize("model", ["ridge", "lasso"])
+def test_held_out_survival_at_times_equals_each_folds_predict_survival(breast_cancer, model):
+    """times: each held-out sample's survival is that of its training fold's model (fit_cox
+    with the fold's genes and ridge, or coxnet at the fold's lambda_min, each held to R's
+    survfit / glmnet's) run by hand, and the scores are time_dependent_scores of them."""
+    ds = breast_cancer
+    times = [1826.25, 3652.5]
+    options = {"k": 8, "ridge": 2.0} if model == "ridge" else {"model": "lasso", "k": 30}
+    result = predict.cross_validate_survival(
+        ds, "time", "event", covariates=CLINICAL, times=times, seed=4, **options
+    )
+    time, event = ds["time"].values, ds["event"].values
+    splits = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=4)
+    by_sample = result.predictions.set_index("sample")
+    for fold, (train, test) in enumerate(splits.split(np.zeros(time.size), event)):
+        training, held_out = ds.isel(sample=train), ds.isel(sample=test)
+        genes = list(result.fold_genes[fold])
+        if model == "ridge":
+            fitted = survival.fit_cox(
+                training, "time", "event", genes=genes, covariates=CLINICAL, ridge=2.0
+            )
+            curves = fitted.predict_survival(held_out, times)
+        else:
+            per_gene = survival.cox(training, "time", "event", covariates=CLINICAL)
+            chosen = list(per_gene["statistic"].to_series().abs().nlargest(30).index)
+            fitted = survival.coxnet(
+                training,
+                "time",
+                "event",
+                genes=chosen,
+                covariates=CLINICAL,
+                folds=5,
+                lambda_min_ratio=0.01,
+                seed=4,
+            )
+            curves = fitted.predict_survival(held_out, times)
+        expected = curves["survival"].to_numpy().reshape(test.size, len(times))
+        ours = by_sample.loc[ds["sample"].values[test], ["survival_1826.25", "survival_3652.5"]]
+        np.testing.assert_allclose(ours.to_numpy(), expected, rtol=1e-7)
+    pooled = result.predictions[["survival_1826.25", "survival_3652.5"]].to_numpy()
+    scores = survival.time_dependent_scores(ds, "time", "event", pooled, times)
+    pd.testing.assert_frame_equal(result.scores, scores)
+    assert (result.scores["auc"] > 0.5).all()
+
+
+def test_times_beyond_a_training_folds_follow_up_are_refused(breast_cancer):
+    with pytest.raises(CohortexError, match="beyond the follow-up of a training fold"):
+        predict.cross_validate_survival(breast_cancer, "time", "event", k=8, ridge=2.0, times=[1e6])

@@ -485,6 +485,12 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. '~ age + stage' (their model alone is scored too)",
     )
     pred.add_argument(
+        "--at-times",
+        default=None,
+        help="with --time: comma-separated times at which to predict each held-out "
+        "sample's survival and score it (Brier, IPA, time-dependent AUC), e.g. 1826,3652",
+    )
+    pred.add_argument(
         "--lambda-choice",
         choices=("lambda_min", "lambda_1se"),
         default="lambda_min",
@@ -1543,9 +1549,11 @@ def _predict(args: argparse.Namespace) -> None:
     if args.time is not None:
         _predict_survival(args)
         return
-    survival_only = (args.event, args.strata, args.ridge, args.plot, args.covariates)
+    survival_only = (args.event, args.strata, args.ridge, args.plot, args.covariates, args.at_times)
     if any(v is not None for v in survival_only):
-        raise CohortexError("--event, --strata, --ridge, --covariates and --plot go with --time.")
+        raise CohortexError(
+            "--event, --strata, --ridge, --covariates, --at-times and --plot go with --time."
+        )
     args.k = 500 if args.k is None else args.k
     start = time.perf_counter()
     result = predict.cross_validate(
@@ -1613,6 +1621,7 @@ def _predict_survival(args: argparse.Namespace) -> None:
         folds=args.folds,
         repeats=args.repeats,
         strata=args.strata,
+        times=_times(args.at_times),
         permutations=args.permutations,
         seed=args.seed,
         device=args.device,
@@ -1646,6 +1655,12 @@ def _predict_survival(args: argparse.Namespace) -> None:
         f"{len(result.predictions[result.predictions['repeat'] == 0]) - high} low; log-rank "
         f"chi-square {result.logrank_statistic:.2f} (nominal p {result.logrank_pvalue:.3g})"
     )
+    for at, row in result.scores.iterrows():
+        print(
+            f"at {at:g}: Brier {row['brier']:.3f} (Kaplan-Meier alone {row['null_brier']:.3f}; "
+            f"IPA {row['ipa']:.3f}), AUC {row['auc']:.3f} ({row['auc_lower']:.3f}-"
+            f"{row['auc_upper']:.3f}); {int(row['cases'])} cases, {int(row['controls'])} controls"
+        )
     if args.permutations:
         print(
             f"permuted outcomes: C median {np.median(result.permutation_concordance):.3f} over "
@@ -1664,6 +1679,16 @@ def _predict_survival(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of the risk groups written to {args.plot}")
+
+
+def _times(given: str | None) -> list[float] | None:
+    """``--at-times``'s comma-separated times."""
+    if given is None:
+        return None
+    try:
+        return [float(part) for part in given.split(",") if part.strip()]
+    except ValueError:
+        raise CohortexError(f"--at-times takes comma-separated numbers; got {given!r}.") from None
 
 
 def _write_predictions(args: argparse.Namespace, predictions: Any, genes: Any, what: str) -> None:

@@ -3,6 +3,7 @@ fold, scored by Harrell's C on the held-out samples."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..survival._coxnet import (
     fold_labels,
 )
 from ..survival._fit_cox import (
+    BaselineHazard,
     CoxModel,
     cox_fit_matrix,
     cox_loglik_matrix,
@@ -34,6 +36,7 @@ from ..survival._fit_cox import (
     term_means,
 )
 from ..survival._outcome import Outcome
+from ..survival._scores import time_dependent_scores
 from ._cross_validate import permutation_pvalue
 
 __all__ = [
@@ -63,13 +66,19 @@ class SurvivalCrossValidation:
         One row per (repeat, sample): the fold, ``sample``, ``time``, ``event``, ``risk``
         (the out-of-fold linear predictor of standardised genes, and of the covariates when
         given; higher, a shorter survival expected) and ``risk_group`` ("high" above the
-        median risk of the fold's training samples, else "low"); with strata, ``stratum``.
+        median risk of the fold's training samples, else "low"); with strata, ``stratum``;
+        with ``times``, ``survival_<t>`` (the out-of-fold probability of surviving past t).
     concordance : float
         Harrell's C of the pooled out-of-fold risks (first repeat; within strata when
         given), with ``concordance_se``; Uno's by :meth:`weighted_concordance`.
     covariates_concordance : float
         With ``covariates``: the same C of a Cox model of the covariates alone, fitted in the
         same training folds — what the genes add is the difference (NaN without).
+    scores : pandas.DataFrame
+        With ``times``: :func:`cohortex.survival.time_dependent_scores` of the pooled
+        out-of-fold survival probabilities (first repeat), indexed by time: the Brier score,
+        the IPA against the Kaplan–Meier curve, the time-dependent AUC, with their standard
+        errors (empty without ``times``).
     genes : pandas.DataFrame
         Indexed by each gene ever chosen: ``selected`` (fraction of folds that chose it) and
         ``coefficient`` (its mean standardised log hazard ratio over those folds), sorted by
@@ -94,6 +103,7 @@ class SurvivalCrossValidation:
     concordance: float
     concordance_se: float
     covariates_concordance: float
+    scores: pd.DataFrame
     genes: pd.DataFrame
     fold_genes: list[np.ndarray]
     permutation_concordance: np.ndarray
@@ -153,6 +163,7 @@ def cross_validate_survival(
     inner_folds: int = 5,
     repeats: int = 1,
     strata: str | Any | None = None,
+    times: Sequence[float] | None = None,
     permutations: int = 0,
     seed: int = 0,
     device: str = "auto",
@@ -204,6 +215,12 @@ def cross_validate_survival(
     strata : str or sequence, optional
         A sample variable whose levels get their own baseline hazard, in the models and in
         the concordance (pairs within a level).
+    times : sequence of float, optional
+        Times at which to predict each held-out sample's probability of survival (the
+        Efron-type baseline hazard of its training fold, within its stratum, scaled by its
+        risk: R's survfit of the fold's model) and to score those predictions (``scores``:
+        the Brier score, IPA and time-dependent AUC). Each must lie within every training
+        fold's follow-up.
     permutations : int, default 0
         Runs on permuted outcomes (each sample's time and event moved together to another
         sample, within strata) for a null distribution of the pooled C.
@@ -246,12 +263,30 @@ def cross_validate_survival(
         "seed": seed,
     }
 
-    def run(times: np.ndarray, event_flags: np.ndarray, clinical: np.ndarray) -> tuple[Any, ...]:
+    grid = np.zeros(0) if times is None else np.asarray(times, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(grid)) or np.any(grid < 0):
+        raise CohortexError("'times' must be finite and >= 0.")
+
+    def run(
+        follow_up: np.ndarray, event_flags: np.ndarray, clinical: np.ndarray, grid: np.ndarray
+    ) -> tuple[Any, ...]:
         return _cross_validate_once(
-            data, times, event_flags, clinical, codes, splits, folds, settings, device
+            data, follow_up, event_flags, clinical, codes, splits, folds, settings, device, grid
         )
 
-    fold_table, risks, chosen, high, alone = run(outcome.time, outcome.event, clinical)
+    fold_table, risks, chosen, high, alone, survival = run(
+        outcome.time, outcome.event, clinical, grid
+    )
+    scores = pd.DataFrame()
+    if grid.size:
+        beyond = np.isnan(survival[0]).any(axis=0)
+        if beyond.any():
+            raise CohortexError(
+                f"Time {grid[np.argmax(beyond)]:g} lies beyond the follow-up of a training "
+                "fold (or a stratum of it): its survival is not estimated there; choose "
+                "earlier times."
+            )
+        scores = time_dependent_scores(None, outcome.time, outcome.event, survival[0], grid)
     observed, observed_se = _pooled(outcome.time, outcome.event, codes, risks[0])
     baseline = np.nan
     if clinical.shape[1]:
@@ -264,13 +299,16 @@ def cross_validate_survival(
         for level in np.unique(codes):  # within strata
             members = np.flatnonzero(codes == level)
             order[members] = rng.permutation(members)
-        times, flags = outcome.time[order], outcome.event[order]
-        _, permuted, _, permuted_high, _ = run(times, flags, clinical[order])
-        null.append(_pooled(times, flags, codes, permuted[0])[0])
-        null_separation.append(_logrank(times, flags, codes, permuted_high[0]))
+        moved, flags = outcome.time[order], outcome.event[order]
+        _, permuted, _, permuted_high, _, _ = run(moved, flags, clinical[order], np.zeros(0))
+        null.append(_pooled(moved, flags, codes, permuted[0])[0])
+        null_separation.append(_logrank(moved, flags, codes, permuted_high[0]))
     null_array = np.asarray(null)
     gene_ids = np.asarray(data.gene_ids)
     stratum = {} if outcome.strata is None else {"stratum": np.asarray(outcome.strata_names)[codes]}
+    at_times = [
+        {f"survival_{t:g}": values[:, j] for j, t in enumerate(grid)} for values in survival
+    ]
     predictions = pd.concat(
         [
             pd.DataFrame(
@@ -283,6 +321,7 @@ def cross_validate_survival(
                     "risk": values,
                     "risk_group": np.where(flags, "high", "low"),
                     **stratum,
+                    **at_times[repeat],
                 }
             )
             for repeat, (values, flags, fold_of) in enumerate(
@@ -297,6 +336,7 @@ def cross_validate_survival(
         concordance=observed,
         concordance_se=observed_se,
         covariates_concordance=baseline,
+        scores=scores,
         genes=_gene_table(chosen, gene_ids, len(splits)),
         fold_genes=[gene_ids[genes] for genes, _ in chosen],
         permutation_concordance=null_array,
@@ -304,7 +344,7 @@ def cross_validate_survival(
         logrank_statistic=separation,
         logrank_pvalue=float(_stats.chi2.sf(separation, 1)),
         logrank_permutation_pvalue=permutation_pvalue(np.asarray(null_separation), separation),
-        parameters={**settings, "folds": folds, "repeats": repeats},
+        parameters={**settings, "folds": folds, "repeats": repeats, "times": grid.tolist()},
     )
 
 
@@ -449,17 +489,20 @@ def _cross_validate_once(
     folds: int,
     settings: dict[str, Any],
     device: str,
+    grid: np.ndarray,
 ) -> tuple[
     pd.DataFrame,
     list[np.ndarray],
     list[tuple[np.ndarray, np.ndarray]],
     list[np.ndarray],
     np.ndarray,
+    list[np.ndarray],
 ]:
     """Every fold of every repeat for one assignment of outcomes (and of the covariates'
     columns ``clinical``, n_samples × q): the genes, the penalty, the fit, the held-out risks
-    and high-risk flags (one array each per repeat), and the covariates' own model's
-    held-out risks (first repeat; NaN without covariates)."""
+    and high-risk flags (one array each per repeat), the covariates' own model's held-out
+    risks (first repeat; NaN without covariates), and the held-out survival probabilities
+    at the times ``grid`` (n_samples × times per repeat)."""
     k, q = settings["k"], clinical.shape[1]
     chosen_genes = []
     for train, _ in splits:
@@ -478,6 +521,7 @@ def _cross_validate_once(
     risks = [np.full(time.size, np.nan) for _ in range(len(splits) // folds)]
     high = [np.zeros(time.size, dtype=bool) for _ in risks]
     alone = np.full(time.size, np.nan)
+    survival = [np.full((time.size, grid.size), np.nan) for _ in risks]
     rows, chosen = [], []
     for index, (train, test) in enumerate(splits):
         repeat, fold = divmod(index, folds)
@@ -511,6 +555,10 @@ def _cross_validate_once(
             )
             beta = np.asarray(fit.beta[0])
         risks[repeat][test] = design[test] @ beta
+        if grid.size:
+            survival[repeat][test] = _held_out_survival(
+                design @ beta, time, event, codes, train, test, grid
+            )
         # the high-risk group: above the median risk of the training samples (Simon et al.)
         high[repeat][test] = risks[repeat][test] > np.median(design[train] @ beta)
         row = {
@@ -532,7 +580,47 @@ def _cross_validate_once(
         rows.append(row)
         kept = beta[q:] != 0
         chosen.append((genes[kept], beta[q:][kept]))
-    return pd.DataFrame(rows), risks, chosen, high, alone
+    return pd.DataFrame(rows), risks, chosen, high, alone, survival
+
+
+def _held_out_survival(
+    predictor: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    codes: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    grid: np.ndarray,
+) -> np.ndarray:
+    """The held-out samples' survival probabilities at ``grid`` (test × times): the
+    Efron-type baseline hazard of the training samples' linear predictors within each
+    stratum (R's survfit of the fold's coxph; glmnet's survfit.coxnet), scaled by each
+    held-out sample's risk. NaN in a stratum without training samples and beyond a
+    stratum's last training follow-up."""
+    out = np.full((test.size, grid.size), np.nan)
+    centre = float(predictor[train].mean())
+    for level in np.unique(codes[test]):
+        fitted = train[codes[train] == level]
+        held = np.flatnonzero(codes[test] == level)
+        if fitted.size == 0:
+            continue
+        baseline = BaselineHazard.build(
+            np.zeros((fitted.size, 0)),
+            np.exp(predictor[fitted] - centre),
+            time[fitted],
+            event[fitted],
+            efron=True,
+        )
+        curves = baseline.curves(
+            np.zeros((held.size, 0)),
+            np.exp(predictor[test[held]] - centre),
+            grid,
+            np.zeros((0, 0)),
+            0.0,
+            held,
+        )
+        out[held] = curves["survival"].to_numpy().reshape(held.size, grid.size)
+    return out
 
 
 def _concordance(

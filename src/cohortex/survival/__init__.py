@@ -17,6 +17,7 @@ from ._coxnet import CoxnetModel, coxnet
 from ._fit_cox import CoxModel, fit_cox
 from ._kaplan_meier import kaplan_meier
 from ._logrank import logrank
+from ._scores import time_dependent_scores
 
 __all__ = [
     "TIES",
@@ -31,4 +32,5 @@ __all__ = [
     "fit_cox",
     "kaplan_meier",
     "logrank",
+    "time_dependent_scores",
 ]
