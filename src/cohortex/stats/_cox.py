@@ -137,6 +137,7 @@ def cox_terms(
     *,
     compiled: bool = True,
     penalty: Any = None,
+    one_model: bool = False,
 ) -> tuple[Any, Any, Any]:
     """Log partial likelihood, score and information of every gene at ``beta``; with
     ``penalty`` (p,), those of the likelihood less ``Σ penalty · β² / 2`` (a ridge: R's
@@ -156,6 +157,11 @@ def cox_terms(
     compiled : bool, default True
         On the CPU, the compiled twin (:mod:`cohortex.stats._cpu.cox`): one pass instead of
         about fifteen.
+    one_model : bool, default False
+        One model of several variables (one "gene", every sample in it) on the CPU: its
+        terms by matrix products (:func:`_one_model_terms`), for the Newton steps of
+        ``fit_cox`` and the ridge's choice; the per-gene models keep the compiled kernel,
+        whose rounding their convergence and monotone-likelihood checks are held to.
 
     Returns
     -------
@@ -164,7 +170,7 @@ def cox_terms(
     information : (n_genes, p, p)
     """
     loglik, score, information = _partial_likelihood_terms(
-        variables, valid, beta, risk, efron, compiled
+        variables, valid, beta, risk, efron, compiled, one_model
     )
     if penalty is None:
         return loglik, score, information
@@ -177,11 +183,23 @@ def cox_terms(
 
 
 def _partial_likelihood_terms(
-    variables: list[Any], valid: Any, beta: Any, risk: RiskSets, efron: bool, compiled: bool
+    variables: list[Any],
+    valid: Any,
+    beta: Any,
+    risk: RiskSets,
+    efron: bool,
+    compiled: bool,
+    one_model: bool = False,
 ) -> tuple[Any, Any, Any]:
     """:func:`cox_terms` without a penalty."""
     xp = namespace(valid)
     p = len(variables)
+    if one_model and xp is np and valid.shape[1] == 1 and bool(valid.all()):
+        x = np.concatenate([np.broadcast_to(v, (valid.shape[0], 1)) for v in variables], axis=1)
+        # x/0 is ±inf or NaN, as in the compiled kernel: a step whose exp(η) underflows in a
+        # risk set gives a non-finite likelihood, which Newton–Raphson halves
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _one_model_terms(np.asarray(x, dtype=np.float64), beta[0], risk, efron)
     if compiled and xp is np:
         from ._cpu.cox import cox_terms_compiled  # numba: CPU only
 
@@ -252,6 +270,55 @@ def _partial_likelihood_terms(
     return loglik, score, information
 
 
+def _one_model_terms(
+    x: np.ndarray, beta: np.ndarray, risk: RiskSets, efron: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cox_terms` of one model of the columns of ``x`` (n_samples × p, risk-set order,
+    every sample in it) at ``beta`` (p,), with BLAS: the information's risk-set part is
+    ``Xᵀ diag(v) X`` with each sample's ``v`` the sum, over the risk sets that hold it, of
+    ``w / den`` (less, for an event, its own group's Efron share ``(r/d) w / den``), and the
+    means' part ``MᵀM`` over one row per event: O(n p²) in two matrix products where the
+    per-gene kernel accumulates p² running sums a sample. Returns arrays with a leading gene
+    axis of length 1."""
+    n, p = x.shape
+    # centred: the same terms exactly, with less cancellation in Xᵀ diag(v) X − MᵀM
+    x = x - x.mean(axis=0) if n else x
+    eta = x @ beta
+    shift = float(eta.max()) if n else 0.0
+    w = np.exp(eta - shift)
+    rows = risk.event_rows
+    if rows.size == 0:
+        return np.zeros(1), np.zeros((1, p)), np.zeros((1, p, p))
+    weighted = w[:, None] * x
+    running0, running1 = np.empty(n), np.empty((n, p))
+    for start, stop in risk.strata:  # a risk set: its stratum's rows up to its group's last
+        running0[start:stop] = np.cumsum(w[start:stop])
+        running1[start:stop] = np.cumsum(weighted[start:stop], axis=0)
+    last = risk.stops - 1
+    counts = np.diff(risk.event_starts)
+    group = np.repeat(np.arange(last.size), counts)  # each event's group
+    firsts = risk.event_starts[:-1]
+    tied0 = np.add.reduceat(w[rows], firsts)
+    tied1 = np.add.reduceat(weighted[rows], firsts, axis=0)
+    # Efron: the r-th of a group's d events sees its risk set less r/d of the events' own
+    share = (np.arange(rows.size) - firsts[group]) / counts[group] if efron else np.zeros(rows.size)
+    den = running0[last][group] - share * tied0[group]
+    means = (running1[last][group] - share[:, None] * tied1[group]) / den[:, None]
+    loglik = float(np.sum(eta[rows] - shift) - np.sum(np.log(den)))
+    score = x[rows].sum(axis=0) - means.sum(axis=0)
+    inverse = np.bincount(group, weights=1.0 / den, minlength=last.size)
+    own_share = np.bincount(group, weights=share / den, minlength=last.size)
+    reach = np.zeros(n)  # Σ 1/den over the risk sets that hold each row
+    for start, stop in risk.strata:
+        inside = np.flatnonzero((last >= start) & (last < stop))
+        after = np.concatenate((np.cumsum(inverse[inside][::-1])[::-1], [0.0]))
+        reach[start:stop] = after[np.searchsorted(last[inside], np.arange(start, stop))]
+    v = w * reach
+    v[rows] -= w[rows] * own_share[group]
+    information = (x * v[:, None]).T @ x - means.T @ means
+    return np.array([loglik]), score[None, :], information[None, :, :]
+
+
 def cox_newton(
     variables: list[Any],
     valid: Any,
@@ -262,12 +329,13 @@ def cox_newton(
     max_iterations: int = 20,
     eps: float = 1e-9,
     penalty: Any = None,
+    one_model: bool = False,
 ) -> CoxFit:
     """Newton–Raphson for every gene's Cox model, as R's ``coxph`` (see the module notes).
 
     Parameters
     ----------
-    variables, valid, risk, efron, penalty
+    variables, valid, risk, efron, penalty, one_model
         As for :func:`cox_terms` (with a penalty the fit's log-likelihood, score and
         information are the penalised ones).
     start : array of shape (n_genes, p)
@@ -282,7 +350,9 @@ def cox_newton(
     xp = namespace(valid)
     n_genes = start.shape[0]
     beta = xp.asarray(start, dtype=xp.float64)
-    loglik, score, information = cox_terms(variables, valid, beta, risk, efron, penalty=penalty)
+    loglik, score, information = cox_terms(
+        variables, valid, beta, risk, efron, penalty=penalty, one_model=one_model
+    )
     fit = CoxFit(
         beta=beta,
         loglik=loglik,
@@ -303,7 +373,7 @@ def cox_newton(
     for iteration in range(1, max_iterations + 1):
         running = ~fit.converged & ~stuck
         new_loglik, new_score, new_information = _running_terms(
-            running, fit, variables, valid, candidate, risk, efron, penalty
+            running, fit, variables, valid, candidate, risk, efron, penalty, one_model
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             done = running & ~halving & (xp.abs(1.0 - fit.loglik / new_loglik) <= eps)
@@ -339,6 +409,7 @@ def _running_terms(
     risk: RiskSets,
     efron: bool,
     penalty: Any,
+    one_model: bool = False,
 ) -> tuple[Any, Any, Any]:
     """:func:`cox_terms` at ``beta`` of the genes still ``running``; the others keep ``fit``'s
     (no step of theirs is accepted). Most genes converge in two steps and a few take a third:
@@ -347,7 +418,7 @@ def _running_terms(
     n_genes = valid.shape[1]
     chosen = np.flatnonzero(np.asarray(to_host(running)))
     if 2 * chosen.size > n_genes:
-        return cox_terms(variables, valid, beta, risk, efron, penalty=penalty)
+        return cox_terms(variables, valid, beta, risk, efron, penalty=penalty, one_model=one_model)
     loglik, score, information = fit.loglik.copy(), fit.score.copy(), fit.information.copy()
     if chosen.size:
         rows = xp.asarray(chosen)

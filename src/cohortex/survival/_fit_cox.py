@@ -514,6 +514,7 @@ def cox_fit_matrix(
         max_iterations=max_iterations,
         eps=tolerance,
         penalty=penalty if penalty is not None and np.any(penalty > 0) else None,
+        one_model=True,
     )
 
 
@@ -530,7 +531,7 @@ def cox_loglik_matrix(
     risk = RiskSets.build(time, event, strata)
     variables = [x[risk.order, j : j + 1] for j in range(x.shape[1])]
     loglik, _, _ = cox_terms(
-        variables, np.ones((x.shape[0], 1), dtype=bool), beta[None, :], risk, efron
+        variables, np.ones((x.shape[0], 1), dtype=bool), beta[None, :], risk, efron, one_model=True
     )
     return float(loglik[0])
 
