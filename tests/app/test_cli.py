@@ -497,9 +497,12 @@ def test_demo_runs_as_a_command(tmp_path):
         "tsne",
     ]
     report = (tmp_path / "report.html").read_text()
-    # volcano, top genes, gene sets, forest, Kaplan-Meier, ROC, PCA and t-SNE by condition and
-    # by batch, autoencoder loss
-    assert report.count("<img ") == 11
+    # volcano, top genes, gene sets, forest, Kaplan-Meier, the survival signature's risk
+    # groups, ROC, PCA and t-SNE by condition and by batch, autoencoder loss
+    assert report.count("<img ") == 12
+    signature = report.split("<p>A survival signature, cross-validated")[1].split("</p>")[0]
+    assert "Harrell's C" in signature and "Uno's" in signature
+    assert signature.count("time-dependent AUC") == 2
     assert "<h2>Gene sets</h2>" in report and "<td>planted DE" in report
     run = report.split("<h2>This run</h2>")[1].split("<h2>")[0]
     assert "<td>samples</td><td>300</td>" in run and "<td>cohortex</td>" in run
