@@ -99,6 +99,7 @@ PUBLIC = {
     "cohortex.fdr": {"METHODS", "adjust", "check_method", "pi0"},
     "cohortex.plot": {
         "barcode",
+        "calibration",
         "embedding",
         "enrichment",
         "forest",
@@ -118,6 +119,7 @@ PUBLIC = {
         "Concordance",
         "CoxModel",
         "CoxnetModel",
+        "calibration",
         "concordance",
         "cox",
         "cox_zph",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -104,6 +105,29 @@ def test_embedding_and_scree():
         "the result; got 'batch'. Sample variables: condition",
     ):
         plot.embedding(components, "batch")
+
+
+def test_calibration_draws_each_group_against_the_diagonal(tmp_path):
+    table = pd.DataFrame(
+        {
+            "n": [10, 10, 10],
+            "events": [6, 4, 2],
+            "predicted": [0.3, 0.55, 0.8],
+            "observed": [0.4, 0.5, 0.85],
+            "lower": [0.2, 0.3, 0.7],
+            "upper": [0.6, 0.7, 0.95],
+        },
+        index=pd.Index([1, 2, 3], name="group"),
+    )
+    ax = plot.calibration(table)
+    diagonal, points = ax.lines[0], ax.lines[1]
+    np.testing.assert_allclose(diagonal.get_xdata(), [0, 1])
+    np.testing.assert_allclose(points.get_xdata(), table["predicted"])
+    np.testing.assert_allclose(points.get_ydata(), table["observed"])
+    ax.figure.savefig(tmp_path / "calibration.png")
+    assert (tmp_path / "calibration.png").stat().st_size > 1000
+    with pytest.raises(CohortexError, match="calibration"):
+        plot.calibration(pd.DataFrame({"x": [1]}))
 
 
 def test_km_draws_each_group_with_numbers_at_risk(tmp_path):

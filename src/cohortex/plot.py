@@ -24,6 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = [
     "barcode",
+    "calibration",
     "embedding",
     "enrichment",
     "forest",
@@ -455,6 +456,38 @@ def roc(result: Any, *, ax: Axes | None = None) -> Axes:
     ax.set_aspect("equal")
     ax.set_title(f"Cross-validated ROC ({result.classes[1]} vs {result.classes[0]})")
     ax.legend(frameon=False, loc="lower right", fontsize=8)
+    return ax
+
+
+def calibration(table: Any, *, ax: Axes | None = None) -> Axes:
+    """Predicted against observed survival by group (a
+    :func:`cohortex.survival.calibration` table): each group's Kaplan–Meier estimate and its
+    interval over its mean prediction, and the diagonal a calibrated model lies on."""
+    needed = {"predicted", "observed", "lower", "upper", "n"}
+    if not needed <= set(getattr(table, "columns", ())):
+        raise CohortexError("calibration() needs a table of cohortex.survival.calibration().")
+    ax = ax or _new_axes(4.5)
+    predicted = table["predicted"].to_numpy(float)
+    observed = table["observed"].to_numpy(float)
+    below = np.clip(observed - table["lower"].to_numpy(float), 0, None)
+    above = np.clip(table["upper"].to_numpy(float) - observed, 0, None)
+    ax.plot([0, 1], [0, 1], color=_NEUTRAL, ls="--", lw=1, label="calibrated")
+    ax.errorbar(
+        predicted,
+        observed,
+        yerr=np.vstack([below, above]),
+        fmt="o",
+        color=_UP,
+        ms=4,
+        capsize=2,
+        label=f"{len(table)} groups of predicted survival (Kaplan–Meier, 95%)",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("predicted survival (group mean)")
+    ax.set_ylabel("observed survival (Kaplan–Meier)")
+    ax.legend(frameon=False, loc="upper left", fontsize=8)
     return ax
 
 

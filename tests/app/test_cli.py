@@ -498,8 +498,8 @@ def test_demo_runs_as_a_command(tmp_path):
     ]
     report = (tmp_path / "report.html").read_text()
     # volcano, top genes, gene sets, forest, Kaplan-Meier, the survival signature's risk
-    # groups, ROC, PCA and t-SNE by condition and by batch, autoencoder loss
-    assert report.count("<img ") == 12
+    # groups and calibration, ROC, PCA and t-SNE by condition and by batch, autoencoder loss
+    assert report.count("<img ") == 13
     signature = report.split("<p>A survival signature, cross-validated")[1].split("</p>")[0]
     assert "Harrell's C" in signature and "Uno's" in signature
     assert signature.count("time-dependent AUC") == 2

@@ -391,3 +391,22 @@ def test_held_out_survival_at_times_equals_each_folds_predict_survival(breast_ca
 def test_times_beyond_a_training_folds_follow_up_are_refused(breast_cancer):
     with pytest.raises(CohortexError, match="beyond the follow-up of a training fold"):
         predict.cross_validate_survival(breast_cancer, "time", "event", k=8, ridge=2.0, times=[1e6])
+
+
+def test_calibration_of_the_held_out_survival(breast_cancer):
+    result = predict.cross_validate_survival(
+        breast_cancer, "time", "event", k=8, ridge=2.0, times=[1826.25]
+    )
+    table = result.calibration(1826.25, groups=5)
+    first = result.predictions[result.predictions["repeat"] == 0]
+    expected = survival.calibration(
+        None,
+        first["time"],
+        first["event"],
+        first["survival_1826.25"].to_numpy(),
+        1826.25,
+        groups=5,
+    )
+    pd.testing.assert_frame_equal(table, expected)
+    with pytest.raises(CohortexError, match="predicted it at 1826.25"):
+        result.calibration(3652.5)

@@ -99,3 +99,50 @@ def test_scores_refuse_what_they_cannot_score():
         survival.time_dependent_scores(None, time, event, table)
     no_controls = survival.time_dependent_scores(None, time, event, good, [5.0])
     assert np.isnan(no_controls.loc[5.0, "auc"]) and no_controls.loc[5.0, "controls"] == 0
+
+
+def test_calibration_groups_are_kaplan_meier_of_each_decile():
+    """Each group: the samples of a decile of predicted survival, their mean prediction and
+    their Kaplan–Meier estimate at the time (survival.kaplan_meier, held to R's survfit)."""
+    predictions = pd.read_csv(FIXTURES / "scores_days_predictions.csv")
+    time, event = predictions["time"].to_numpy(), predictions["event"].to_numpy()
+    at = 1826.25
+    found = survival.calibration(None, time, event, predictions["t1"].to_numpy(), at)
+    assert list(found.index) == list(range(1, 11)) and found["n"].sum() == len(predictions)
+    deciles = pd.qcut(predictions["t1"], 10, labels=False)
+    for group, row in found.iterrows():
+        members = deciles.to_numpy() == group - 1
+        assert row["n"] == members.sum()
+        assert row["predicted"] == pytest.approx(predictions["t1"][members].mean(), rel=1e-12)
+        curve = survival.kaplan_meier(None, time[members], event[members])
+        last = curve[curve["time"] <= at].iloc[-1]
+        assert (row["observed"], row["lower"], row["upper"]) == (
+            last["survival"],
+            last["lower"],
+            last["upper"],
+        )
+        assert row["events"] == int(((time[members] <= at) & (event[members] == 1)).sum())
+    assert found["predicted"].is_monotonic_increasing
+
+
+def test_a_correct_model_is_calibrated_and_a_flattened_one_is_not(tmp_path):
+    """On 4,000 simulated samples, fit_cox of the planted genes predicts each decile's 2-year
+    survival within its Kaplan–Meier interval; the same predictions pulled halfway towards
+    their mean (risks too mild) miss the extreme deciles and score a lower IPA."""
+    from cohortex import open_cohort, simulate
+
+    simulate(tmp_path / "s.zarr", 4000, 30, survival_genes=5, log_hr=0.7, seed=2, progress=False)
+    ds = open_cohort(tmp_path / "s.zarr")
+    planted = [str(g) for g in ds["gene"].values[ds["true_log_hr"].values != 0]]
+    model = survival.fit_cox(ds, "time", "event", genes=planted)
+    predicted = model.predict_survival(ds, [2.0])["survival"].to_numpy()
+    table = survival.calibration(ds, "time", "event", predicted, 2.0)
+    assert ((table["lower"] <= table["predicted"]) & (table["predicted"] <= table["upper"])).all()
+    flattened = 0.5 * predicted + 0.5 * predicted.mean()
+    mild = survival.calibration(ds, "time", "event", flattened, 2.0)
+    outside = (mild["predicted"] < mild["lower"]) | (mild["predicted"] > mild["upper"])
+    assert outside.iloc[0] and outside.iloc[-1]
+    good = survival.time_dependent_scores(ds, "time", "event", predicted, [2.0])
+    poor = survival.time_dependent_scores(ds, "time", "event", flattened, [2.0])
+    assert poor.loc[2.0, "ipa"] < good.loc[2.0, "ipa"]
+    assert poor.loc[2.0, "auc"] == pytest.approx(good.loc[2.0, "auc"], rel=1e-12)  # same order

@@ -266,6 +266,9 @@ def _survival_prediction(
     ax = plot.km(result.kaplan_meier())
     ax.set_title("Cross-validated risk groups")
     report["figures"]["Survival signature: held-out risk groups"] = _png(ax)
+    ax = plot.calibration(result.calibration(times[0]))
+    ax.set_title(f"Held-out survival at {times[0]:g}, by decile")
+    report["figures"][f"Survival signature: calibration at {times[0]:g}"] = _png(ax)
     return {
         "seconds": seconds,
         "k": int(result.parameters["k"]),

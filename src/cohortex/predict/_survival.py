@@ -36,7 +36,7 @@ from ..survival._fit_cox import (
     term_means,
 )
 from ..survival._outcome import Outcome
-from ..survival._scores import time_dependent_scores
+from ..survival._scores import calibration, time_dependent_scores
 from ._cross_validate import permutation_pvalue
 
 __all__ = [
@@ -130,6 +130,27 @@ class SurvivalCrossValidation:
             strata=first["stratum"].to_numpy() if "stratum" in first else None,
             time_weights=time_weights,
             max_time=max_time,
+        )
+
+    def calibration(self, at: float, groups: int = 10) -> pd.DataFrame:
+        """The pooled out-of-fold survival at ``at`` (one of ``times``; first repeat) against
+        the Kaplan–Meier curves of ``groups`` groups of it
+        (:func:`cohortex.survival.calibration`)."""
+        column = f"survival_{at:g}"
+        first = self.predictions[self.predictions["repeat"] == 0]
+        if column not in first:
+            predicted = ", ".join(f"{t:g}" for t in self.parameters.get("times", []))
+            raise CohortexError(
+                f"No held-out survival at {at:g}: cross_validate_survival(times=...) predicted "
+                f"it at {predicted or 'no time'}."
+            )
+        return calibration(
+            None,
+            first["time"].to_numpy(),
+            first["event"].to_numpy(),
+            first[column].to_numpy(),
+            at,
+            groups=groups,
         )
 
     def kaplan_meier(self, confidence: float = 0.95) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from ._coxnet import CoxnetModel, coxnet
 from ._fit_cox import CoxModel, fit_cox
 from ._kaplan_meier import kaplan_meier
 from ._logrank import logrank
-from ._scores import time_dependent_scores
+from ._scores import calibration, time_dependent_scores
 
 __all__ = [
     "TIES",
@@ -25,6 +25,7 @@ __all__ = [
     "Concordance",
     "CoxModel",
     "CoxnetModel",
+    "calibration",
     "concordance",
     "cox",
     "cox_zph",

@@ -1,6 +1,7 @@
 """How well predicted survival probabilities do at fixed times: the inverse-probability-of-
 censoring weighted Brier score, its index of prediction accuracy, and the time-dependent
-AUC, as R's ``riskRegression::Score``."""
+AUC, as R's ``riskRegression::Score``; and their calibration against the Kaplan–Meier curves
+of groups of samples."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from scipy import stats as _stats
 
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
+from ._kaplan_meier import kaplan_meier
 from ._outcome import Outcome
 
-__all__ = ["time_dependent_scores"]
+__all__ = ["calibration", "time_dependent_scores"]
 
 
 def time_dependent_scores(
@@ -123,6 +125,87 @@ def time_dependent_scores(
             }
         )
     return pd.DataFrame(rows).set_index("time")
+
+
+def calibration(
+    cohort: Any,
+    time: str | Any,
+    event: str | Any,
+    survival: pd.DataFrame | np.ndarray,
+    at: float,
+    *,
+    groups: int = 10,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Predicted against observed survival at time ``at``: the samples in ``groups`` groups
+    of their predicted survival (its quantiles), each group's mean prediction beside its
+    Kaplan–Meier estimate (R's ``survfit`` of the group, with its log-type interval). A
+    calibrated model's points lie on the diagonal; a model that ranks well (high AUC) can
+    still sit off it, predicting risks too extreme or too mild (an IPA near or below 0).
+
+    Parameters
+    ----------
+    cohort, time, event
+        As for :func:`time_dependent_scores`.
+    survival : DataFrame or ndarray of shape (n_samples,) or (n_samples, n_times)
+        The predicted survival probabilities at ``at``: ``predict_survival``'s table (its
+        rows at ``at`` are taken), or the values (a matrix's single column).
+    at : float
+    groups : int, default 10
+        Groups of (about) equal size; fewer where predictions tie.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, from the lowest predicted survival: ``n``, ``events`` (by
+        ``at``), ``predicted`` (the mean), ``observed``, ``lower``, ``upper`` (NaN where
+        the group's follow-up ends before ``at``).
+    """
+    if groups < 1:
+        raise CohortexError(f"'groups' must be >= 1; got {groups!r}.")
+    dataset, ids = None, None
+    if cohort is not None:
+        data = as_cohort_matrix(cohort)
+        dataset, ids = data.dataset, np.asarray(data.sample_ids)
+    else:
+        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
+    outcome = Outcome.resolve(dataset, time, event, None, ids)
+    if isinstance(survival, pd.DataFrame):
+        _, predicted = _predictions(survival, [at], ids)
+    else:
+        values = np.asarray(survival, dtype=np.float64)
+        _, predicted = _predictions(values.reshape(ids.size, -1), [at], ids)
+    prediction = predicted[:, 0]
+    labels = pd.qcut(prediction, groups, labels=False, duplicates="drop")
+    rows = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        curve = kaplan_meier(
+            None, outcome.time[members], outcome.event[members], confidence=confidence
+        )
+        before = curve[curve["time"] <= at]
+        observed = (
+            (1.0, 1.0, 1.0)
+            if before.empty
+            else tuple(float(before[c].iloc[-1]) for c in ("survival", "lower", "upper"))
+        )
+        if at > outcome.time[members].max():
+            observed = (np.nan, np.nan, np.nan)
+        rows.append(
+            {
+                "group": int(label) + 1,
+                "n": members.size,
+                "events": int(
+                    np.sum((outcome.time[members] <= at) & (outcome.event[members] == 1))
+                ),
+                "predicted": float(prediction[members].mean()),
+                "observed": observed[0],
+                "lower": observed[1],
+                "upper": observed[2],
+            }
+        )
+    return pd.DataFrame(rows).set_index("group")
 
 
 def _predictions(
