@@ -57,6 +57,24 @@ def test_concordance_of_a_gene_and_of_sample_variables():
     assert left.std_err == pytest.approx(kept.std_err, rel=1e-14)
 
 
+def _pairs_by_hand(time, event, risk, weight):
+    """Every pair counted one by one, weighted by its earlier event's weight: the pairs by
+    category and each sample's."""
+    n = time.size
+    counts, shares = np.zeros(5), np.zeros((n, 5))
+    for i in np.flatnonzero(event == 1):
+        for j in range(n):
+            if time[j] > time[i] or (time[j] == time[i] and event[j] == 0):
+                c = 0 if risk[i] > risk[j] else 1 if risk[i] < risk[j] else 2
+            elif time[j] == time[i] and event[j] == 1 and j > i:
+                c = 4 if risk[i] == risk[j] else 3
+            else:
+                continue
+            counts[c] += weight[i]
+            shares[[i, j], c] += weight[i]
+    return counts, shares
+
+
 def test_pair_counts_equal_every_pair_counted():
     """Each sample's pairs (R's influence of the fixture's strata case) and random
     cohorts with many ties in time and risk, against a count of every pair."""
@@ -79,17 +97,7 @@ def test_pair_counts_equal_every_pair_counted():
         event = (rng.random(n) < 0.6).astype(float)
         risk = rng.integers(1, 5, n).astype(float)
         counts, shares = pair_counts(time, event, risk)
-        brute_counts, brute_shares = np.zeros(5), np.zeros((n, 5))
-        for i in np.flatnonzero(event == 1):
-            for j in range(n):
-                if time[j] > time[i] or (time[j] == time[i] and event[j] == 0):
-                    c = 0 if risk[i] > risk[j] else 1 if risk[i] < risk[j] else 2
-                elif time[j] == time[i] and event[j] == 1 and j > i:
-                    c = 4 if risk[i] == risk[j] else 3
-                else:
-                    continue
-                brute_counts[c] += 1
-                brute_shares[[i, j], c] += 1
+        brute_counts, brute_shares = _pairs_by_hand(time, event, risk, np.ones(n))
         np.testing.assert_array_equal(counts, brute_counts)
         np.testing.assert_array_equal(shares, brute_shares)
 
@@ -145,17 +153,7 @@ def test_time_weights_weigh_each_pair_by_its_earlier_event():
         by_time = rng.random(8) + 0.5
         weight = by_time[time.astype(int)]
         counts, shares = pair_counts(time, event, risk, weight)
-        brute_counts, brute_shares = np.zeros(5), np.zeros((n, 5))
-        for i in np.flatnonzero(event == 1):
-            for j in range(n):
-                if time[j] > time[i] or (time[j] == time[i] and event[j] == 0):
-                    c = 0 if risk[i] > risk[j] else 1 if risk[i] < risk[j] else 2
-                elif time[j] == time[i] and event[j] == 1 and j > i:
-                    c = 4 if risk[i] == risk[j] else 3
-                else:
-                    continue
-                brute_counts[c] += weight[i]
-                brute_shares[[i, j], c] += weight[i]
+        brute_counts, brute_shares = _pairs_by_hand(time, event, risk, weight)
         np.testing.assert_allclose(counts, brute_counts, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(shares, brute_shares, rtol=1e-12, atol=1e-12)
 

@@ -84,15 +84,7 @@ def time_dependent_scores(
     """
     if not 0 < confidence < 1:
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
-    dataset, ids = None, None
-    if cohort is not None:
-        data = as_cohort_matrix(cohort)
-        dataset, ids = data.dataset, np.asarray(data.sample_ids)
-    else:
-        if isinstance(time, str) or isinstance(event, str):
-            raise CohortexError("Without a cohort, time and event must be values.")
-        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
-    outcome = Outcome.resolve(dataset, time, event, None, ids)
+    outcome, ids = _outcome(cohort, time, event)
     grid, predicted = _predictions(survival, times, ids)
     quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
     censoring = _Censoring.build(outcome.time, outcome.event)
@@ -164,13 +156,7 @@ def calibration(
     """
     if groups < 1:
         raise CohortexError(f"'groups' must be >= 1; got {groups!r}.")
-    dataset, ids = None, None
-    if cohort is not None:
-        data = as_cohort_matrix(cohort)
-        dataset, ids = data.dataset, np.asarray(data.sample_ids)
-    else:
-        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
-    outcome = Outcome.resolve(dataset, time, event, None, ids)
+    outcome, ids = _outcome(cohort, time, event)
     if isinstance(survival, pd.DataFrame):
         _, predicted = _predictions(survival, [at], ids)
     else:
@@ -206,6 +192,18 @@ def calibration(
             }
         )
     return pd.DataFrame(rows).set_index("group")
+
+
+def _outcome(cohort: Any, time: Any, event: Any) -> tuple[Outcome, np.ndarray]:
+    """The checked outcomes and the sample ids (S1, S2, … without a cohort)."""
+    if cohort is None:
+        if isinstance(time, str) or isinstance(event, str):
+            raise CohortexError("Without a cohort, time and event must be values.")
+        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
+        return Outcome.resolve(None, time, event, None, ids), ids
+    data = as_cohort_matrix(cohort)
+    ids = np.asarray(data.sample_ids)
+    return Outcome.resolve(data.dataset, time, event, None, ids), ids
 
 
 def _predictions(
