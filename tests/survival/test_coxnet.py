@@ -364,6 +364,84 @@ def test_coxnet_cross_validation_with_penalty_factors_equals_cv_glmnet(case):
     assert model.lambda_1se == pytest.approx(reference["lambda_1se"][0], rel=1e-12)
 
 
+def _with_score(ds):
+    """The fixture's offset: a fixed clinical score, 0.03 a year of age, 0.5 ER-negative."""
+    score = 0.03 * ds["age"].values + 0.5 * (ds["er"].values == "negative")
+    return ds.assign(score=("sample", score))
+
+
+def test_coxnet_with_an_offset_equals_glmnet():
+    """glmnet(offset = score): the path from the offset's null model (its nulldev), the
+    genes fitted on top of it; the penalties, deviance explained and coefficients, cv.glmnet
+    with the offset, and predict(newoffset)."""
+    ds = _with_score(breast_cancer())
+    model = survival.coxnet(ds, "months", "event", offset="score", folds=0)
+    reference, beta, null = _reference("offset")
+    assert model.null_deviance == pytest.approx(null, rel=1e-12)
+    steps = len(reference)
+    path = model.path.iloc[:steps]
+    # glmnet's first lambda is extrapolated, its others follow it: to ~1e-8
+    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
+    np.testing.assert_array_equal(path["nonzero"][1:], reference["df"][1:])
+    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=3e-6)
+    largest = np.abs(beta).max()
+    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
+    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
+    # the KKT conditions at the offset, by a brute-force gradient
+    x, offset = ds["expression"].values, ds["score"].values
+    time, event = ds["months"].values, ds["event"].values
+    scale = x.std(axis=0)
+    pairs = list(zip(model.path["lambda"], model.coefficients, strict=True))
+    for penalty, coefficients in pairs[::10]:
+        risk = np.exp(offset + x @ coefficients)
+        gradient = np.zeros(x.shape[1])
+        for i in np.flatnonzero(event):
+            at_risk = time >= time[i]
+            gradient += x[i] - risk[at_risk] @ x[at_risk] / risk[at_risk].sum()
+        gradient = gradient / time.size / scale
+        on = coefficients != 0
+        stationary = np.abs(gradient[on] - penalty * np.sign(coefficients[on]))
+        assert stationary.max(initial=0.0) < 1e-7 * penalty
+        assert np.abs(gradient[~on]).max(initial=0.0) <= penalty * (1 + 1e-7)
+    expected = pd.read_csv(FIXTURES / "coxnet_offset_predict.csv")
+    patients = ds.isel(sample=expected["patient"].to_numpy())
+    np.testing.assert_allclose(patients["score"].values, expected["offset"], rtol=1e-12)
+    link = model.predict(patients, reference["lambda"][9]).to_numpy()
+    np.testing.assert_allclose(link, expected["link"], rtol=2e-5)
+    moved = model.predict(patients, reference["lambda"][9], offset=np.zeros(5)).to_numpy()
+    np.testing.assert_allclose(link - moved, expected["offset"], rtol=1e-12)
+
+
+def test_coxnet_cross_validation_with_an_offset_equals_cv_glmnet():
+    reference = pd.read_csv(FIXTURES / "coxnet_offset_cv.csv")
+    folds = pd.read_csv(FIXTURES / "coxnet_cv_folds.csv")["fold"].to_numpy()
+    ds = _with_score(breast_cancer())
+    model = survival.coxnet(
+        ds,
+        "months",
+        "event",
+        offset=ds["score"].values,
+        folds=folds,
+        lambdas=reference["lambda"].to_numpy(),
+    )
+    np.testing.assert_allclose(model.path["cv_deviance"], reference["cvm"], rtol=1e-5)
+    np.testing.assert_allclose(model.path["cv_se"], reference["cvsd"], rtol=1e-5)
+    assert model.lambda_min == pytest.approx(reference["lambda_min"][0], rel=1e-12)
+    assert model.lambda_1se == pytest.approx(reference["lambda_1se"][0], rel=1e-12)
+    assert model.offset is True
+    with pytest.raises(CohortexError, match="offset given as values"):
+        model.predict(ds)
+    survival_at = model.predict_survival(ds.isel(sample=[0, 1]), [12, 60], offset=[0.0, 0.0])
+    assert survival_at["survival"].between(0, 1).all()
+    plain = survival.coxnet(ds, "months", "event", folds=0)
+    with pytest.raises(CohortexError, match="without an offset"):
+        plain.predict(ds, 0.05, offset="score")
+    missing = ds["score"].values.copy()
+    missing[3] = np.nan
+    with pytest.raises(CohortexError, match="offset of 1 samples is missing"):
+        survival.coxnet(ds, "months", "event", offset=missing, folds=0)
+
+
 def test_coxnet_with_covariates_and_factors_meets_the_optimality_conditions():
     """Within strata, where there is no glmnet to follow (its stratified path starts from
     coxph's Efron fit of the unpenalised variables): each penalised coefficient's condition at

@@ -28,7 +28,7 @@ from ..stats._cpu.coxnet import (
 )
 from ._cox import covariate_model, covariates_like
 from ._fit_cox import BaselineHazard, survival_curves
-from ._outcome import Outcome, strata_of
+from ._outcome import Outcome, offset_values, strata_of
 
 __all__ = [
     "CoxnetModel",
@@ -116,6 +116,9 @@ class CoxnetModel:
         The samples' times, events and strata.
     strata : str or None
         The sample variable of the strata when the fit was given one by name.
+    offset : str, bool or None
+        The fit's offset: its sample variable's name, True when given as values (then
+        :meth:`predict` needs them), None without.
     """
 
     path: pd.DataFrame
@@ -137,6 +140,7 @@ class CoxnetModel:
     )
     training_outcome: Outcome | None = field(default=None, repr=False, compare=False)
     strata: str | None = None
+    offset: str | bool | None = None
 
     def coef(self, penalty: str | float | None = None) -> pd.Series:
         """The genes with a coefficient at ``penalty`` ("lambda_min", "lambda_1se" or a
@@ -153,11 +157,19 @@ class CoxnetModel:
         )
         return pd.Series(values, index=pd.Index(list(self.covariates), name="covariate"))
 
-    def predict(self, cohort: CohortLike, penalty: str | float | None = None) -> pd.Series:
-        """The linear predictor ``x · β`` (plus the covariates' ``z · γ``) of every sample of
-        ``cohort`` at ``penalty`` (glmnet's ``predict(type = "link")``): higher, a higher
-        hazard. Genes are found by id, covariates encoded as in the fit (a level it never saw
-        is refused); a sample missing a gene with a coefficient gets NaN."""
+    def predict(
+        self,
+        cohort: CohortLike,
+        penalty: str | float | None = None,
+        *,
+        offset: str | Any | None = None,
+    ) -> pd.Series:
+        """The linear predictor ``x · β`` (plus the covariates' ``z · γ`` and the offset) of
+        every sample of ``cohort`` at ``penalty`` (glmnet's ``predict(type = "link",
+        newoffset)``): higher, a higher hazard. Genes are found by id, covariates encoded as
+        in the fit (a level it never saw is refused); a sample missing a gene with a
+        coefficient gets NaN. A model fitted with an offset takes ``offset`` (a sample
+        variable or values; by default the fit's variable)."""
         beta = self._beta(penalty)
         keep = np.flatnonzero(beta)
         data = as_cohort_matrix(cohort)
@@ -176,6 +188,17 @@ class CoxnetModel:
                 covariates_like(self.covariate_spec, data.dataset)
                 @ self.covariate_coef(penalty).to_numpy()
             )
+        if self.offset is None:
+            if offset is not None:
+                raise CohortexError("The model was fitted without an offset; give none.")
+        else:
+            given = self.offset if offset is None else offset
+            if given is True:
+                raise CohortexError(
+                    "The model was fitted with an offset given as values: give each sample's "
+                    "(offset=...)."
+                )
+            risk = risk + offset_values(data, given, risk.size)
         return pd.Series(risk, index=data.sample_ids)
 
     def predict_survival(
@@ -185,6 +208,7 @@ class CoxnetModel:
         penalty: str | float | None = None,
         *,
         strata: str | Any | None = None,
+        offset: str | Any | None = None,
     ) -> pd.DataFrame:
         """Each sample's predicted probability of surviving past each of ``times`` at
         ``penalty`` (default :attr:`chosen`), as glmnet's ``survfit(fit, s, x, y, newx)``:
@@ -202,6 +226,8 @@ class CoxnetModel:
         strata : str or sequence, optional
             Each sample's stratum, for a model fitted within strata: by default the fit's
             strata variable (when it was given by name).
+        offset : str or sequence, optional
+            As :meth:`predict`'s.
 
         Returns
         -------
@@ -231,7 +257,7 @@ class CoxnetModel:
             for code in np.unique(codes)
         }
         data = as_cohort_matrix(cohort)
-        predictor = self.predict(cohort, penalty).to_numpy()
+        predictor = self.predict(cohort, penalty, offset=offset).to_numpy()
         stratum = strata_of(data, strata, self.strata, levels, predictor.size)
         table = survival_curves(
             baseline,
@@ -280,6 +306,7 @@ def coxnet(
     lambda_min_ratio: float | None = None,
     standardize: bool = True,
     strata: str | Any | None = None,
+    offset: str | Any | None = None,
     folds: int | Sequence[Any] = 10,
     seed: int = 0,
     tolerance: float = 1e-10,
@@ -333,6 +360,10 @@ def coxnet(
     strata : str or sequence, optional
         A sample variable whose levels get their own baseline hazard (glmnet's
         ``stratifySurv``).
+    offset : str or sequence, optional
+        A fixed part of each sample's linear predictor (glmnet's ``offset``), e.g. an
+        established clinical risk score: the genes are fitted for what they add to it, with
+        no coefficient of its own (unlike ``covariates``). A sample variable or values.
     folds : int or sequence, default 10
         Cross-validation folds (0: none): a number of folds, balanced for events (shuffled with
         ``seed``), or each sample's fold label (cv.glmnet's ``foldid``). Each fold's path is
@@ -411,8 +442,10 @@ def coxnet(
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: there is nothing to fit.")
     factor = _penalty_factors(penalty_factor, gene_ids[columns])
+    fixed = None if offset is None else offset_values(data, offset, outcome.event.size)
     settings: dict[str, Any] = {
         "covariates": clinical if clinical_names else None,
+        "offset": fixed,
         "penalty_factor": factor,
         "alpha": float(alpha),
         "tolerance": tolerance,
@@ -477,6 +510,8 @@ def coxnet(
     predictors = full.coefficients[:, :q] @ clinical.T if q else np.zeros((len(table), x.shape[0]))
     if ever.size:
         predictors = predictors + full.coefficients[:, q + ever] @ x[:, ever].T.astype(np.float64)
+    if fixed is not None:
+        predictors = predictors + fixed[None, :]
     return CoxnetModel(
         path=table,
         coefficients=full.coefficients[:, q:],
@@ -494,6 +529,7 @@ def coxnet(
         training_predictors=predictors,
         training_outcome=outcome,
         strata=strata if isinstance(strata, str) else None,
+        offset=offset if isinstance(offset, str) else (None if offset is None else True),
     )
 
 
@@ -715,6 +751,7 @@ def coxnet_path(
     strata: np.ndarray | None,
     *,
     covariates: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
     penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     lambdas: np.ndarray | None = None,
@@ -725,18 +762,20 @@ def coxnet_path(
     max_iterations: int = 100,
 ) -> CoxnetPath:
     """The elastic-net Cox path of the columns of ``x`` (n_samples × n_genes, complete),
-    with the columns of ``covariates`` (n_samples × q) unpenalised and ``penalty_factor``
-    (n_genes,) as :func:`coxnet`'s; the coefficients are the covariates', then the genes'.
+    with the columns of ``covariates`` (n_samples × q) unpenalised, ``offset`` (n_samples,)
+    fixed in the linear predictor and ``penalty_factor`` (n_genes,) as :func:`coxnet`'s; the
+    coefficients are the covariates', then the genes'.
 
     With ``lambdas`` given the path is fitted at each of them (sorted, decreasing) and not
     stopped early; otherwise as :func:`coxnet` describes.
     """
     problem = _Problem.build(x, time, event, strata, standardize, covariates, penalty_factor)
     n, p = problem.n, problem.x.shape[0]
-    null = problem.terms(np.zeros(n))
+    base = np.zeros(n) if offset is None else np.asarray(offset, np.float64)[problem.order]
+    null = problem.terms(base)  # glmnet's null model: the offset alone
     null_deviance = problem.deviance(null.loglik)
     beta = np.zeros(p)
-    eta = np.zeros(n)
+    eta = base.copy()
     free = np.flatnonzero(problem.usable & (problem.factor == 0))
     terms, first_steps = null, 0
     if free.size:  # the unpenalised variables' own fit: every penalised coefficient 0
@@ -1159,6 +1198,7 @@ def cross_validated_deviance(
     lambdas: np.ndarray,
     *,
     covariates: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
     penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     standardize: bool = True,
@@ -1169,8 +1209,8 @@ def cross_validated_deviance(
     """cv.glmnet's grouped deviance of each penalty and its standard error: each fold's path
     fitted on the other folds at ``lambdas``, scored by ``2 (l(β₋ₖ) − l₋ₖ(β₋ₖ))`` (the
     whole cohort's log partial likelihood less the training samples') per event of the fold,
-    averaged over the folds weighted by their events; ``covariates`` and ``penalty_factor``
-    as :func:`coxnet_path`'s; ``on_fold`` is called after each fold."""
+    averaged over the folds weighted by their events; ``covariates``, ``offset`` and
+    ``penalty_factor`` as :func:`coxnet_path`'s; ``on_fold`` is called after each fold."""
     # the outcomes' risk sets only: the predictors come from the fits' few nonzero genes
     whole = _Problem.build(x[:, :0], time, event, strata, False)
     levels = np.unique(labels)
@@ -1188,6 +1228,7 @@ def cross_validated_deviance(
                 event[train],
                 fold_strata,
                 covariates=None if covariates is None else covariates[train],
+                offset=None if offset is None else offset[train],
                 penalty_factor=penalty_factor,
                 alpha=alpha,
                 lambdas=lambdas,
@@ -1199,9 +1240,10 @@ def cross_validated_deviance(
         part = _Problem.build(x[train, :0], time[train], event[train], fold_strata, False)
         raw[i] = np.nan  # penalties past a fold's path (it stopped: not converged) count not
         train_covariates = None if covariates is None else covariates[train]
+        train_offset = None if offset is None else offset[train]
         raw[i, : fit.lambdas.size] = [
-            whole.deviance(_loglik(whole, x, covariates, beta))
-            - part.deviance(_loglik(part, x[train], train_covariates, beta))
+            whole.deviance(_loglik(whole, x, covariates, beta, offset))
+            - part.deviance(_loglik(part, x[train], train_covariates, beta, train_offset))
             for beta in fit.coefficients
         ]
         events[i] = float(event[labels == level].sum())
@@ -1228,13 +1270,17 @@ def cross_validated_deviance(
 
 
 def _loglik(
-    problem: _Problem, x: np.ndarray, covariates: np.ndarray | None, beta: np.ndarray
+    problem: _Problem,
+    x: np.ndarray,
+    covariates: np.ndarray | None,
+    beta: np.ndarray,
+    offset: np.ndarray | None = None,
 ) -> float:
     """The log partial likelihood of ``beta`` (the covariates', then the genes', on their own
-    scale) for the samples of ``x`` (n_samples × n_genes) and ``covariates`` (n_samples × q),
-    in their own order, whose outcomes ``problem`` holds."""
+    scale) for the samples of ``x`` (n_samples × n_genes), ``covariates`` (n_samples × q) and
+    ``offset`` (n_samples,), in their own order, whose outcomes ``problem`` holds."""
     q = 0 if covariates is None else covariates.shape[1]
-    eta = np.zeros(x.shape[0])
+    eta = np.zeros(x.shape[0]) if offset is None else np.asarray(offset, np.float64).copy()
     if covariates is not None and q:
         eta += covariates @ beta[:q]
     genes = np.flatnonzero(beta[q:])

@@ -11,7 +11,7 @@ import pandas as pd
 from .._backend import to_host
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "sample_values", "strata_of"]
+__all__ = ["Outcome", "offset_values", "sample_values", "strata_of"]
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
@@ -91,6 +91,22 @@ class Outcome:
             found, uniques = pd.factorize(labels.astype(str), sort=True)
             codes, names = found.astype(np.int64), [str(u) for u in uniques]
         return cls(times, events, codes, names)
+
+
+def offset_values(data: Any, spec: Any, n_samples: int) -> np.ndarray:
+    """Each sample's offset (a sample variable or the values), finite numbers."""
+    values = sample_values(data.dataset, spec, "offset", n_samples, data.sample_ids)
+    try:
+        offset = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CohortexError("The offset must be numbers.") from None
+    bad = ~np.isfinite(offset)
+    if bad.any():
+        raise CohortexError(
+            f"The offset of {int(bad.sum())} samples is missing or not finite (first: sample "
+            f"{data.sample_ids[int(np.flatnonzero(bad)[0])]!r})."
+        )
+    return offset
 
 
 def strata_of(
