@@ -1145,7 +1145,7 @@ def test_predict_command(tmp_path, capsys):
 
 
 def test_predict_survival_command(tmp_path, capsys):
-    from cohortex import predict, simulate
+    from cohortex import predict, simulate, survival
 
     store = tmp_path / "s.zarr"
     simulate(store, 200, 300, survival_genes=3, log_hr=0.6, seed=9)
@@ -1176,7 +1176,7 @@ def test_predict_survival_command(tmp_path, capsys):
     assert main([*argv, "--model", "random_forest"]) == 2
     assert "--model go with --target" in capsys.readouterr().err
     assert main(["predict", str(store), "--target", "condition", "--ridge", "1"]) == 2
-    assert "--covariates, --at-times and --plot go with --time" in capsys.readouterr().err
+    assert "--at-times, --validate and --plot go" in capsys.readouterr().err
     assert main([*argv, "--ridge", "1", "--at-times", "2,5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     scored = predict.cross_validate_survival(
@@ -1191,6 +1191,25 @@ def test_predict_survival_command(tmp_path, capsys):
     np.testing.assert_allclose(written["survival_5"], scored.predictions["survival_5"], rtol=1e-12)
     assert main([*argv, "--at-times", "2,x"]) == 2
     assert "--at-times takes comma-separated numbers" in capsys.readouterr().err
+    other = tmp_path / "other.zarr"
+    simulate(other, 150, 300, survival_genes=3, log_hr=0.6, seed=10)
+    capsys.readouterr()
+    assert main([*argv, "--ridge", "1", "--validate", str(other), "--at-times", "2,5"]) == 0
+    printed = capsys.readouterr().out
+    final = predict.fit_survival(store, "time", "event", k=10, ridge=1.0)
+    risk = final.predict(other).to_numpy()
+    harrell = survival.concordance(other, "time", "event", risk)
+    uno = survival.concordance(other, "time", "event", risk, time_weights="n/G2")
+    assert (
+        f"(150 samples), the signature fitted on all of {store}: Harrell's C "
+        f"{harrell.concordance:.3f} (se {harrell.std_err:.3f}), Uno's {uno.concordance:.3f}"
+    ) in printed
+    curves = final.predict_survival(other, [2.0, 5.0])
+    scores = survival.time_dependent_scores(other, "time", "event", curves)
+    for at in (2.0, 5.0):
+        row = scores.loc[at]
+        assert f"validation at {at:g}: Brier {row['brier']:.3f}" in printed
+        assert f"IPA {row['ipa']:.3f}), AUC {row['auc']:.3f}" in printed
     assert main([*argv, "--penalty", "l1", "--covariates", "~ condition"]) == 0
     printed = capsys.readouterr().out
     adjusted = predict.cross_validate_survival(

@@ -405,3 +405,18 @@ def test_calibration_of_the_held_out_survival(breast_cancer):
     pd.testing.assert_frame_equal(table, expected)
     with pytest.raises(CohortexError, match="predicted it at 1826.25"):
         result.calibration(3652.5)
+
+
+def test_fit_survival_within_strata_predicts_another_cohorts_survival(breast_cancer):
+    """The final signature fitted within ER strata keeps the variable's name: another cohort's
+    survival is predicted within its own ER levels, as fit_cox by hand predicts it."""
+    ds = breast_cancer
+    model = predict.fit_survival(ds, "time", "event", k=8, ridge=2.0, strata="er")
+    assert model.strata == "er"
+    other = ds.isel(sample=np.arange(0, 198, 3))
+    found = model.predict_survival(other, [1826.25])
+    by_hand = survival.fit_cox(
+        ds, "time", "event", genes=list(model.genes), strata="er", ridge=2.0
+    ).predict_survival(other, [1826.25])
+    pd.testing.assert_frame_equal(found, by_hand)
+    assert set(found["stratum"]) == {"negative", "positive"}

@@ -485,6 +485,14 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. '~ age + stage' (their model alone is scored too)",
     )
     pred.add_argument(
+        "--validate",
+        type=Path,
+        default=None,
+        help="with --time: another cohort store to score the signature fitted on all of "
+        "STORE (the same options; its samples need the genes, covariates, --time and "
+        "--event): Harrell's and Uno's C there, and with --at-times its Brier, IPA and AUC",
+    )
+    pred.add_argument(
         "--at-times",
         default=None,
         help="with --time: comma-separated times at which to predict each held-out "
@@ -1549,10 +1557,19 @@ def _predict(args: argparse.Namespace) -> None:
     if args.time is not None:
         _predict_survival(args)
         return
-    survival_only = (args.event, args.strata, args.ridge, args.plot, args.covariates, args.at_times)
+    survival_only = (
+        args.event,
+        args.strata,
+        args.ridge,
+        args.plot,
+        args.covariates,
+        args.at_times,
+        args.validate,
+    )
     if any(v is not None for v in survival_only):
         raise CohortexError(
-            "--event, --strata, --ridge, --covariates, --at-times and --plot go with --time."
+            "--event, --strata, --ridge, --covariates, --at-times, --validate and --plot go "
+            "with --time."
         )
     args.k = 500 if args.k is None else args.k
     start = time.perf_counter()
@@ -1668,6 +1685,8 @@ def _predict_survival(args: argparse.Namespace) -> None:
             f"{result.logrank_permutation_pvalue:.3g} (log-rank)"
         )
     _write_predictions(args, result.predictions, result.genes, "risks")
+    if args.validate is not None:
+        _validate_survival(args, model, k)
     if args.plot is not None:
         from matplotlib.figure import Figure
 
@@ -1679,6 +1698,47 @@ def _predict_survival(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of the risk groups written to {args.plot}")
+
+
+def _validate_survival(args: argparse.Namespace, model: str, k: int) -> None:
+    """The signature fitted on all of the store (``fit_survival``, the same options), scored
+    on the ``--validate`` cohort's outcomes."""
+    from .. import predict, survival
+
+    signature = predict.fit_survival(
+        args.store,
+        args.time,
+        args.event,
+        model=model,
+        k=k,
+        ridge=args.ridge,
+        lambda_choice=args.lambda_choice,
+        covariates=args.covariates,
+        strata=args.strata,
+        seed=args.seed,
+        device=args.device,
+    )
+    other = args.validate
+    risk = signature.predict(other).to_numpy()
+    harrell = survival.concordance(other, args.time, args.event, risk, strata=args.strata)
+    uno = survival.concordance(
+        other, args.time, args.event, risk, strata=args.strata, time_weights="n/G2"
+    )
+    print(
+        f"validation on {other} ({harrell.n} samples), the signature fitted on all of "
+        f"{args.store}: Harrell's C {harrell.concordance:.3f} (se {harrell.std_err:.3f}), "
+        f"Uno's {uno.concordance:.3f} (se {uno.std_err:.3f})"
+    )
+    times = _times(args.at_times)
+    if times:
+        curves = signature.predict_survival(other, times, strata=args.strata)
+        scores = survival.time_dependent_scores(other, args.time, args.event, curves, times)
+        for at, row in scores.iterrows():
+            print(
+                f"validation at {at:g}: Brier {row['brier']:.3f} (Kaplan-Meier alone "
+                f"{row['null_brier']:.3f}; IPA {row['ipa']:.3f}), AUC {row['auc']:.3f} "
+                f"({row['auc_lower']:.3f}-{row['auc_upper']:.3f})"
+            )
 
 
 def _times(given: str | None) -> list[float] | None:

@@ -427,7 +427,7 @@ def fit_survival(
             outcome.event,
             genes=genes,
             covariates=covariates,
-            strata=outcome.strata,
+            strata=strata,  # as given: a variable's name lets predict_survival find it again
             lambda_min_ratio=0.01,
             folds=inner_folds,
             seed=seed,
@@ -457,7 +457,7 @@ def fit_survival(
         outcome.event,
         genes=genes,
         covariates=covariates,
-        strata=outcome.strata,
+        strata=strata,
         ridge=ridge,
     )
 
