@@ -1625,23 +1625,27 @@ def _predict_survival(args: argparse.Namespace) -> None:
     model = models[args.penalty]
     _check_plot(args.plot)
     k = predict.SURVIVAL_MODELS[model] if args.k is None else args.k
+    # the signature's options, for the cross-validation and the final fit alike
+    options = {
+        "model": model,
+        "k": k,
+        "ridge": args.ridge,
+        "lambda_choice": args.lambda_choice,
+        "covariates": args.covariates,
+        "strata": args.strata,
+        "seed": args.seed,
+        "device": args.device,
+    }
     start = time.perf_counter()
     result = predict.cross_validate_survival(
         args.store,
         args.time,
         args.event,
-        model=model,
-        k=k,
-        ridge=args.ridge,
-        lambda_choice=args.lambda_choice,
-        covariates=args.covariates,
         folds=args.folds,
         repeats=args.repeats,
-        strata=args.strata,
         times=_times(args.at_times),
         permutations=args.permutations,
-        seed=args.seed,
-        device=args.device,
+        **options,
     )
     elapsed = time.perf_counter() - start
     print(
@@ -1686,7 +1690,7 @@ def _predict_survival(args: argparse.Namespace) -> None:
         )
     _write_predictions(args, result.predictions, result.genes, "risks")
     if args.validate is not None:
-        _validate_survival(args, model, k)
+        _validate_survival(args, options)
     if args.plot is not None:
         from matplotlib.figure import Figure
 
@@ -1700,24 +1704,12 @@ def _predict_survival(args: argparse.Namespace) -> None:
         print(f"Kaplan-Meier plot of the risk groups written to {args.plot}")
 
 
-def _validate_survival(args: argparse.Namespace, model: str, k: int) -> None:
-    """The signature fitted on all of the store (``fit_survival``, the same options), scored
-    on the ``--validate`` cohort's outcomes."""
+def _validate_survival(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """The signature fitted on all of the store (``fit_survival`` with the cross-validation's
+    ``options``), scored on the ``--validate`` cohort's outcomes."""
     from .. import predict, survival
 
-    signature = predict.fit_survival(
-        args.store,
-        args.time,
-        args.event,
-        model=model,
-        k=k,
-        ridge=args.ridge,
-        lambda_choice=args.lambda_choice,
-        covariates=args.covariates,
-        strata=args.strata,
-        seed=args.seed,
-        device=args.device,
-    )
+    signature = predict.fit_survival(args.store, args.time, args.event, **options)
     other = args.validate
     risk = signature.predict(other).to_numpy()
     harrell = survival.concordance(other, args.time, args.event, risk, strata=args.strata)
