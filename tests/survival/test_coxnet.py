@@ -442,6 +442,84 @@ def test_coxnet_cross_validation_with_an_offset_equals_cv_glmnet():
         survival.coxnet(ds, "months", "event", offset=missing, folds=0)
 
 
+def _case_weights():
+    """The fixture's observation weights: 0.5, 1.5 and 2.5 in turn."""
+    return 0.5 + (np.arange(1, 199) % 3)
+
+
+def test_coxnet_with_observation_weights_equals_glmnet():
+    """glmnet(weights = w): the weighted partial likelihood and standardisation; the null
+    deviance in the weights' units, the path, cv.glmnet's grouped deviance (each part in
+    weights scaled to mean 1, per weighted event) and its choices, and the weighted Efron
+    baseline of survfit."""
+    ds = breast_cancer()
+    weights = _case_weights()
+    model = survival.coxnet(ds, "months", "event", weights=weights, folds=0)
+    reference, beta, null = _reference("weights")
+    assert model.null_deviance == pytest.approx(null, rel=1e-12)
+    steps = len(reference)
+    path = model.path.iloc[:steps]
+    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
+    np.testing.assert_array_equal(path["nonzero"][1:], reference["df"][1:])
+    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=5e-6)
+    largest = np.abs(beta).max()
+    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
+    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
+    # the KKT conditions of the weighted likelihood over Σw, by a brute-force gradient on the
+    # genes' weighted standardisation
+    x, time, event = ds["expression"].values, ds["months"].values, ds["event"].values
+    share = weights / weights.sum()
+    scale = np.sqrt(share @ (x - share @ x) ** 2)
+    pairs = list(zip(model.path["lambda"], model.coefficients, strict=True))
+    for penalty, coefficients in pairs[::10]:
+        risk = weights * np.exp(x @ coefficients)
+        gradient = np.zeros(x.shape[1])
+        for i in np.flatnonzero(event):
+            at_risk = time >= time[i]
+            gradient += weights[i] * (x[i] - risk[at_risk] @ x[at_risk] / risk[at_risk].sum())
+        gradient = gradient / weights.sum() / scale
+        on = coefficients != 0
+        stationary = np.abs(gradient[on] - penalty * np.sign(coefficients[on]))
+        assert stationary.max(initial=0.0) < 1e-7 * penalty
+        assert np.abs(gradient[~on]).max(initial=0.0) <= penalty * (1 + 1e-7)
+    cv = pd.read_csv(FIXTURES / "coxnet_weights_cv.csv")
+    folds = pd.read_csv(FIXTURES / "coxnet_cv_folds.csv")["fold"].to_numpy()
+    chosen = survival.coxnet(
+        ds, "months", "event", weights=weights, folds=folds, lambdas=cv["lambda"].to_numpy()
+    )
+    np.testing.assert_allclose(chosen.path["cv_deviance"], cv["cvm"], rtol=1e-5)
+    np.testing.assert_allclose(chosen.path["cv_se"], cv["cvsd"], rtol=1e-5)
+    assert chosen.lambda_min == pytest.approx(cv["lambda_min"][0], rel=1e-12)
+    assert chosen.lambda_1se == pytest.approx(cv["lambda_1se"][0], rel=1e-12)
+    expected = pd.read_csv(FIXTURES / "coxnet_weights_survival.csv")
+    expected["sample"] = ds["sample"].values[expected["patient"]]
+    theirs = replace(
+        model,
+        path=model.path.iloc[:steps].assign(**{"lambda": reference["lambda"].to_numpy()}),
+        coefficients=beta,
+        training_predictors=beta @ ds["expression"].values.astype(np.float64).T,
+    )
+    found = theirs.predict_survival(
+        ds.isel(sample=[0, 1, 2, 49, 119]), [1, 12, 60, 120, 300], expected["lambda"][0]
+    )
+    merged = found.merge(expected, on=["sample", "time"], suffixes=("", "_r"))
+    assert len(merged) == len(expected) >= 20
+    np.testing.assert_allclose(merged["survival"], merged["survival_r"], rtol=1e-9)
+
+
+def test_coxnet_weights_of_one_change_nothing_and_bad_weights_are_refused():
+    ds = breast_cancer()
+    plain = survival.coxnet(ds, "months", "event", folds=0)
+    ones = survival.coxnet(ds, "months", "event", weights=np.full(198, 3.0), folds=0)
+    np.testing.assert_allclose(ones.coefficients, plain.coefficients, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ones.path["lambda"], plain.path["lambda"], rtol=1e-12)
+    assert ones.null_deviance == pytest.approx(3.0 * plain.null_deviance, rel=1e-12)
+    bad = np.ones(198)
+    bad[5] = 0.0
+    with pytest.raises(CohortexError, match="weights of 1 samples are missing, not finite"):
+        survival.coxnet(ds, "months", "event", weights=bad, folds=0)
+
+
 def test_coxnet_with_covariates_and_factors_meets_the_optimality_conditions():
     """Within strata, where there is no glmnet to follow (its stratified path starts from
     coxph's Efron fit of the unpenalised variables): each penalised coefficient's condition at

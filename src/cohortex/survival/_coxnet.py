@@ -28,7 +28,7 @@ from ..stats._cpu.coxnet import (
 )
 from ._cox import covariate_model, covariates_like
 from ._fit_cox import BaselineHazard, survival_curves
-from ._outcome import Outcome, offset_values, strata_of
+from ._outcome import Outcome, offset_values, strata_of, weight_values
 
 __all__ = [
     "CoxnetModel",
@@ -114,6 +114,8 @@ class CoxnetModel:
         of :meth:`predict_survival`.
     training_outcome : Outcome
         The samples' times, events and strata.
+    training_weights : ndarray of shape (n_samples,) or None
+        Their observation weights (``coxnet(weights=...)``).
     strata : str or None
         The sample variable of the strata when the fit was given one by name.
     offset : str, bool or None
@@ -139,6 +141,7 @@ class CoxnetModel:
         default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False
     )
     training_outcome: Outcome | None = field(default=None, repr=False, compare=False)
+    training_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
     strata: str | None = None
     offset: str | bool | None = None
 
@@ -246,6 +249,7 @@ class CoxnetModel:
         centre = float(fitted.mean())  # coxph centres the predictor at its mean
         codes = np.zeros(fitted.size, np.int64) if outcome.strata is None else outcome.strata
         levels = [""] if outcome.strata is None else outcome.strata_names
+        weights = self.training_weights
         baseline = {
             levels[code]: BaselineHazard.build(
                 np.zeros((int(np.sum(codes == code)), 0)),
@@ -253,6 +257,7 @@ class CoxnetModel:
                 outcome.time[codes == code],
                 outcome.event[codes == code],
                 efron=True,
+                weight=None if weights is None else weights[codes == code],
             )
             for code in np.unique(codes)
         }
@@ -307,6 +312,7 @@ def coxnet(
     standardize: bool = True,
     strata: str | Any | None = None,
     offset: str | Any | None = None,
+    weights: str | Any | None = None,
     folds: int | Sequence[Any] = 10,
     seed: int = 0,
     tolerance: float = 1e-10,
@@ -364,6 +370,11 @@ def coxnet(
         A fixed part of each sample's linear predictor (glmnet's ``offset``), e.g. an
         established clinical risk score: the genes are fitted for what they add to it, with
         no coefficient of its own (unlike ``covariates``). A sample variable or values.
+    weights : str or sequence, optional
+        Observation weights (glmnet's ``weights``, positive; a sample variable or values),
+        e.g. the inverse sampling fractions of a case-cohort design: each sample's term of
+        the partial likelihood, its share of the risk sets and of the genes' standardisation
+        weighted. The deviance is in the weights' units, as glmnet's.
     folds : int or sequence, default 10
         Cross-validation folds (0: none): a number of folds, balanced for events (shuffled with
         ``seed``), or each sample's fold label (cv.glmnet's ``foldid``). Each fold's path is
@@ -443,9 +454,11 @@ def coxnet(
         raise CohortexError("No sample has an event: there is nothing to fit.")
     factor = _penalty_factors(penalty_factor, gene_ids[columns])
     fixed = None if offset is None else offset_values(data, offset, outcome.event.size)
+    weighted = None if weights is None else weight_values(data, weights, outcome.event.size)
     settings: dict[str, Any] = {
         "covariates": clinical if clinical_names else None,
         "offset": fixed,
+        "weights": weighted,
         "penalty_factor": factor,
         "alpha": float(alpha),
         "tolerance": tolerance,
@@ -528,6 +541,7 @@ def coxnet(
         covariate_spec=spec,
         training_predictors=predictors,
         training_outcome=outcome,
+        training_weights=weighted,
         strata=strata if isinstance(strata, str) else None,
         offset=offset if isinstance(offset, str) else (None if offset is None else True),
     )
@@ -586,6 +600,8 @@ class _Problem:
     group_events: np.ndarray
     saturated: float
     order: np.ndarray
+    weight: np.ndarray
+    weight_total: float
 
     @classmethod
     def build(
@@ -597,20 +613,29 @@ class _Problem:
         standardize: bool,
         covariates: np.ndarray | None = None,
         penalty_factor: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> _Problem:
         """``x`` (n_samples × n_genes) and ``covariates`` (n_samples × q, unpenalised) are
         held together in ``x``'s dtype; ``penalty_factor`` (n_genes,) as :func:`coxnet`'s,
-        default 1."""
+        default 1; ``weights`` (n_samples,) glmnet's observation weights, scaled here to
+        mean 1 (the objective's minimiser is glmnet's, which scales them to sum 1)."""
         risk = RiskSets.build(time, event, strata)
+        n = x.shape[0]
         q = 0 if covariates is None else covariates.shape[1]
-        rows = np.empty((q + x.shape[1], x.shape[0]), dtype=x.dtype)
+        rows = np.empty((q + x.shape[1], n), dtype=x.dtype)
         if covariates is not None:
             rows[:q] = covariates[risk.order].T
         rows[q:] = x[risk.order].T
-        mean = rows.mean(axis=1, dtype=np.float64)
-        spread = np.sqrt(
-            np.maximum(np.mean(np.square(rows, dtype=np.float64), axis=1) - mean * mean, 0.0)
-        )
+        if weights is None:
+            weight, total = np.ones(n), float(n)
+            mean = rows.mean(axis=1, dtype=np.float64)
+            second = np.mean(np.square(rows, dtype=np.float64), axis=1)
+        else:
+            total = float(np.sum(weights))
+            weight = np.asarray(weights, np.float64)[risk.order] * (n / total)
+            mean = rows @ weight / n  # glmnet's weighted mean and variance
+            second = np.square(rows, dtype=np.float64) @ weight / n
+        spread = np.sqrt(np.maximum(second - mean * mean, 0.0))
         # glmnet's weighted_mean_sd: a variance below 10 ε is a constant variable
         usable = spread * spread >= 10 * np.finfo(np.float64).eps
         scale = spread if standardize else np.ones_like(spread)
@@ -626,6 +651,11 @@ class _Problem:
             factor *= factor.size / factor.sum()
         factor[excluded] = 0.0
         usable &= ~excluded
+        # each tied group's weighted events d: the saturated model's −Σ d log d
+        group_events = (
+            np.add.reduceat(weight * risk.event, risk.starts) if risk.starts.size else (np.zeros(0))
+        )
+        group_events = group_events if weights is not None else risk.max_events.astype(np.float64)
         return cls(
             x=rows,
             mean=mean,
@@ -636,10 +666,11 @@ class _Problem:
             strata=np.asarray(risk.strata, dtype=np.int64).reshape(-1, 2),
             group_starts=risk.starts.astype(np.int64),
             group_stops=risk.stops.astype(np.int64),
-            group_events=risk.max_events.astype(np.float64),
-            # each tied group's d events: the saturated model's −d log d
-            saturated=-float(np.sum(risk.max_events * np.log(risk.max_events))),
+            group_events=group_events,
+            saturated=-float(np.sum(group_events * np.log(group_events))),
             order=risk.order,
+            weight=weight,
+            weight_total=total,
         )
 
     @property
@@ -659,6 +690,7 @@ class _Problem:
             breslow_terms(
                 eta,
                 self.event,
+                self.weight,
                 self.strata,
                 self.group_starts,
                 self.group_stops,
@@ -740,8 +772,11 @@ class _Problem:
         gene_gradients(self.x, self.mean, self.inv_scale, gradient, out)
         return out
 
-    def deviance(self, loglik: float) -> float:
-        return 2.0 * (self.saturated - loglik)
+    def deviance(self, loglik: float, given_units: bool = True) -> float:
+        """glmnet's: in the units of the weights as given (their sum, not n); with
+        ``given_units`` False in those scaled to mean 1 (coxnet.deviance's, for cv.glmnet)."""
+        deviance = 2.0 * (self.saturated - loglik)
+        return deviance * self.weight_total / self.n if given_units else deviance
 
 
 def coxnet_path(
@@ -752,6 +787,7 @@ def coxnet_path(
     *,
     covariates: np.ndarray | None = None,
     offset: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
     penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     lambdas: np.ndarray | None = None,
@@ -763,13 +799,16 @@ def coxnet_path(
 ) -> CoxnetPath:
     """The elastic-net Cox path of the columns of ``x`` (n_samples × n_genes, complete),
     with the columns of ``covariates`` (n_samples × q) unpenalised, ``offset`` (n_samples,)
-    fixed in the linear predictor and ``penalty_factor`` (n_genes,) as :func:`coxnet`'s; the
-    coefficients are the covariates', then the genes'.
+    fixed in the linear predictor, observation ``weights`` (n_samples,) and
+    ``penalty_factor`` (n_genes,) as :func:`coxnet`'s; the coefficients are the
+    covariates', then the genes'.
 
     With ``lambdas`` given the path is fitted at each of them (sorted, decreasing) and not
     stopped early; otherwise as :func:`coxnet` describes.
     """
-    problem = _Problem.build(x, time, event, strata, standardize, covariates, penalty_factor)
+    problem = _Problem.build(
+        x, time, event, strata, standardize, covariates, penalty_factor, weights
+    )
     n, p = problem.n, problem.x.shape[0]
     base = np.zeros(n) if offset is None else np.asarray(offset, np.float64)[problem.order]
     null = problem.terms(base)  # glmnet's null model: the offset alone
@@ -1199,6 +1238,7 @@ def cross_validated_deviance(
     *,
     covariates: np.ndarray | None = None,
     offset: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
     penalty_factor: np.ndarray | None = None,
     alpha: float = 1.0,
     standardize: bool = True,
@@ -1209,10 +1249,12 @@ def cross_validated_deviance(
     """cv.glmnet's grouped deviance of each penalty and its standard error: each fold's path
     fitted on the other folds at ``lambdas``, scored by ``2 (l(β₋ₖ) − l₋ₖ(β₋ₖ))`` (the
     whole cohort's log partial likelihood less the training samples') per event of the fold,
-    averaged over the folds weighted by their events; ``covariates``, ``offset`` and
-    ``penalty_factor`` as :func:`coxnet_path`'s; ``on_fold`` is called after each fold."""
+    averaged over the folds weighted by their events (their weights' sum, with ``weights``);
+    ``covariates``, ``offset``, ``weights`` and ``penalty_factor`` as :func:`coxnet_path`'s;
+    ``on_fold`` is called after each fold."""
     # the outcomes' risk sets only: the predictors come from the fits' few nonzero genes
-    whole = _Problem.build(x[:, :0], time, event, strata, False)
+    whole = _Problem.build(x[:, :0], time, event, strata, False, weights=weights)
+    counted = event if weights is None else event * weights
     levels = np.unique(labels)
     raw = np.empty((levels.size, lambdas.size))
     events = np.empty(levels.size)
@@ -1229,6 +1271,7 @@ def cross_validated_deviance(
                 fold_strata,
                 covariates=None if covariates is None else covariates[train],
                 offset=None if offset is None else offset[train],
+                weights=None if weights is None else weights[train],
                 penalty_factor=penalty_factor,
                 alpha=alpha,
                 lambdas=lambdas,
@@ -1237,16 +1280,26 @@ def cross_validated_deviance(
                 max_iterations=max_iterations,
             )
         short += bool(caught)
-        part = _Problem.build(x[train, :0], time[train], event[train], fold_strata, False)
+        part = _Problem.build(
+            x[train, :0],
+            time[train],
+            event[train],
+            fold_strata,
+            False,
+            weights=None if weights is None else weights[train],
+        )
         raw[i] = np.nan  # penalties past a fold's path (it stopped: not converged) count not
         train_covariates = None if covariates is None else covariates[train]
         train_offset = None if offset is None else offset[train]
+        # each in weights scaled to mean 1 over its own samples (glmnet's coxnet.deviance)
         raw[i, : fit.lambdas.size] = [
-            whole.deviance(_loglik(whole, x, covariates, beta, offset))
-            - part.deviance(_loglik(part, x[train], train_covariates, beta, train_offset))
+            whole.deviance(_loglik(whole, x, covariates, beta, offset), given_units=False)
+            - part.deviance(
+                _loglik(part, x[train], train_covariates, beta, train_offset), given_units=False
+            )
             for beta in fit.coefficients
         ]
-        events[i] = float(event[labels == level].sum())
+        events[i] = float(counted[labels == level].sum())
         if on_fold is not None:
             on_fold()
     if short:

@@ -226,35 +226,43 @@ class BaselineHazard:
 
     @classmethod
     def build(
-        cls, x: np.ndarray, risk: np.ndarray, time: np.ndarray, event: np.ndarray, efron: bool
+        cls,
+        x: np.ndarray,
+        risk: np.ndarray,
+        time: np.ndarray,
+        event: np.ndarray,
+        efron: bool,
+        weight: np.ndarray | None = None,
     ) -> BaselineHazard:
-        """From the stratum's centred terms ``x`` (n × p), ``risk = exp(x β)``, times and
-        events: at each event time with d events, risk sum R over those at risk and
-        ``e``, ``x_e`` the events' own sums, Breslow's increments ``d/R``, ``d/R²`` and
-        ``d x_R/R²``; Efron's average them over the d events leaving one by one
-        (``R − j e/d``, j < d)."""
+        """From the stratum's centred terms ``x`` (n × p), ``risk = exp(x β)``, times, events
+        and case weights (default 1): at each event time with d events of weight D, risk sum
+        R over those at risk and ``e``, ``x_e`` the events' own sums, Breslow's increments
+        ``D/R``, ``D/R²`` and ``D x_R/R²``; Efron's average them over the d events leaving
+        one by one (``R − j e/d``, j < d), as R's agsurv."""
         order = np.argsort(time, kind="stable")
-        t, dead, r, xs = time[order], event[order], risk[order], x[order]
+        w = np.ones(time.size) if weight is None else weight[order]
+        t, dead, r, xs = time[order], event[order], risk[order] * w, x[order]
         unique, starts = np.unique(t, return_index=True)
-        deaths = np.add.reduceat(dead, starts)
+        count = np.add.reduceat(dead, starts)
+        deaths = np.add.reduceat(dead * w, starts)
         at_risk = np.cumsum(np.add.reduceat(r, starts)[::-1])[::-1]
         weighted = np.cumsum(np.add.reduceat(r[:, None] * xs, starts, axis=0)[::-1], axis=0)[::-1]
-        keep = deaths > 0
-        d, total, x_total = deaths[keep], at_risk[keep], weighted[keep]
+        keep = count > 0
+        d, n_dead, total, x_total = deaths[keep], count[keep], at_risk[keep], weighted[keep]
         hazard, variance = d / total, d / total**2
         mean_terms = x_total * (d / total**2)[:, None]
-        if efron and np.any(d > 1):
+        if efron and np.any(n_dead > 1):
             leaving = np.add.reduceat(r * dead, starts)[keep]
             x_leaving = np.add.reduceat((r * dead)[:, None] * xs, starts, axis=0)[keep]
-            for i in np.flatnonzero(d > 1):
-                share = np.arange(d[i]) / d[i]
+            for i in np.flatnonzero(n_dead > 1):
+                share = np.arange(n_dead[i]) / n_dead[i]
                 inverse = 1.0 / (total[i] - leaving[i] * share)
-                hazard[i] = np.sum(inverse)  # d · mean
-                variance[i] = np.sum(inverse**2)
-                mean_terms[i] = (
+                hazard[i] = d[i] * np.mean(inverse)
+                variance[i] = d[i] * np.mean(inverse**2)
+                mean_terms[i] = d[i] * (
                     (x_total[i][None, :] - x_leaving[i][None, :] * share[:, None])
                     * (inverse**2)[:, None]
-                ).sum(axis=0)
+                ).mean(axis=0)
         return cls(
             time=unique[keep],
             cumulative=np.cumsum(hazard),

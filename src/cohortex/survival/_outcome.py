@@ -11,7 +11,7 @@ import pandas as pd
 from .._backend import to_host
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "offset_values", "sample_values", "strata_of"]
+__all__ = ["Outcome", "offset_values", "sample_values", "strata_of", "weight_values"]
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
@@ -107,6 +107,23 @@ def offset_values(data: Any, spec: Any, n_samples: int) -> np.ndarray:
             f"{data.sample_ids[int(np.flatnonzero(bad)[0])]!r})."
         )
     return offset
+
+
+def weight_values(data: Any, spec: Any, n_samples: int) -> np.ndarray:
+    """Each sample's observation weight (a sample variable or the values), finite and > 0."""
+    values = sample_values(data.dataset, spec, "weights", n_samples, data.sample_ids)
+    try:
+        weights = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CohortexError("The weights must be numbers.") from None
+    bad = ~(np.isfinite(weights) & (weights > 0))
+    if bad.any():
+        raise CohortexError(
+            f"The weights of {int(bad.sum())} samples are missing, not finite or not "
+            f"positive (first: sample {data.sample_ids[int(np.flatnonzero(bad)[0])]!r}); "
+            "leave those samples out instead."
+        )
+    return weights
 
 
 def strata_of(

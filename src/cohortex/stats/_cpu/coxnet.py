@@ -29,6 +29,7 @@ __all__ = [
 def breslow_terms(  # type: ignore[no-untyped-def]
     eta,
     event,
+    weight,
     strata,
     group_starts,
     group_stops,
@@ -48,14 +49,17 @@ def breslow_terms(  # type: ignore[no-untyped-def]
     ----------
     eta, event : ndarray of shape (n,)
         Linear predictor and 0/1 events, in risk-set order.
+    weight : ndarray of shape (n,)
+        Observation weights (glmnet's, scaled to mean 1; ones without): each sample's
+        ``exp(η)`` in the risk sets and its event count by them.
     strata : ndarray of shape (n_strata, 2)
         Each stratum's rows ``[start, stop)``.
     group_starts, group_stops : ndarray of shape (n_groups,)
         The rows of each tied (stratum, time) group holding an event, in row order.
     group_events : ndarray of shape (n_groups,)
-        Its events.
+        Its events' weights.
     rate, gradient, ratio : ndarray of shape (n,)
-        Written: ``r_k Σ_{g ∋ k} d_g / S_g``, ``∂l/∂η_k`` and ``r_k = exp(η_k − shift)``
+        Written: ``r_k Σ_{g ∋ k} d_g / S_g``, ``∂l/∂η_k`` and ``r_k = w_k exp(η_k − shift)``
         (the shift of its stratum).
     group_second : ndarray of shape (n_groups,)
         Written: ``d_g / S_g²``, in the same shifted units.
@@ -76,7 +80,7 @@ def breslow_terms(  # type: ignore[no-untyped-def]
         for k in range(start, stop):
             shift = max(shift, eta[k])
         for k in range(start, stop):
-            ratio[k] = np.exp(eta[k] - shift)
+            ratio[k] = weight[k] * np.exp(eta[k] - shift)
         first = g
         while g < group_starts.size and group_stops[g] <= stop:
             g += 1
@@ -92,7 +96,7 @@ def breslow_terms(  # type: ignore[no-untyped-def]
                 return -np.inf
             for k in range(group_starts[j], group_stops[j]):
                 if event[k] > 0:
-                    loglik += eta[k]
+                    loglik += weight[k] * eta[k]
             loglik -= group_events[j] * (np.log(total) + shift)
             shares[j - first] = group_events[j] / total
             group_second[j] = shares[j - first] / total  # not d / S²: S² may underflow
@@ -104,7 +108,7 @@ def breslow_terms(  # type: ignore[no-untyped-def]
                 running += shares[j - first]
                 j -= 1
             rate[k] = ratio[k] * running
-            gradient[k] = event[k] - rate[k]
+            gradient[k] = weight[k] * event[k] - rate[k]
     return loglik
 
 
