@@ -651,11 +651,10 @@ class _Problem:
             factor *= factor.size / factor.sum()
         factor[excluded] = 0.0
         usable &= ~excluded
-        # each tied group's weighted events d: the saturated model's −Σ d log d
-        group_events = (
-            np.add.reduceat(weight * risk.event, risk.starts) if risk.starts.size else (np.zeros(0))
-        )
-        group_events = group_events if weights is not None else risk.max_events.astype(np.float64)
+        # each tied group's events, weighted: the saturated model's −Σ d log d
+        group_events = risk.max_events.astype(np.float64)
+        if weights is not None and group_events.size:
+            group_events = np.add.reduceat(weight[risk.event_rows], risk.event_starts[:-1])
         return cls(
             x=rows,
             mean=mean,
