@@ -242,7 +242,8 @@ def _survival_prediction(
     store: Path, ds: Any, planted: Any, report: dict[str, Any], echo: Any
 ) -> dict[str, Any]:
     """The default survival signature cross-validated, its predicted survival scored at the
-    median and third quartile of the event times; the risk groups' Kaplan–Meier plot."""
+    median and third quartile of the event times; the risk groups' Kaplan–Meier plot and the
+    calibration at the first time."""
     import numpy as np
 
     from .. import plot, predict
@@ -396,8 +397,8 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
             f"{signature['seconds']:.1f} s. On the held-out samples: Harrell's C "
             f"{signature['harrell']:.3f}, Uno's {signature['uno']:.3f}; "
             + "; ".join(
-                f"predicted survival at {t:g}: time-dependent AUC {auc:.3f}, Brier score "
-                f"{100 * ipa:.0f}% below the Kaplan–Meier curve's (IPA)"
+                f"predicted survival at {t:g}: time-dependent AUC {auc:.3f}, IPA {ipa:.3f} "
+                "(the share of the Kaplan–Meier curve's Brier score the predictions remove)"
                 for t, auc, ipa in signature["scores"]
             )
             + ".</p>"
