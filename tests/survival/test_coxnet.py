@@ -364,6 +364,44 @@ def test_coxnet_cross_validation_with_penalty_factors_equals_cv_glmnet(case):
     assert model.lambda_1se == pytest.approx(reference["lambda_1se"][0], rel=1e-12)
 
 
+def _assert_glmnet_path(model, case, dev_atol):
+    """The path against glmnet's fixture: its null deviance, penalties (its first is
+    extrapolated, the others follow it: to ~1e-8), genes in, deviance explained (glmnet's
+    solutions less exact: to a few 1e-6) and coefficients. Returns glmnet's path table."""
+    reference, beta, null = _reference(case)
+    assert model.null_deviance == pytest.approx(null, rel=1e-12)
+    steps = len(reference)
+    path = model.path.iloc[:steps]
+    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
+    np.testing.assert_array_equal(path["nonzero"][1:], reference["df"][1:])
+    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=dev_atol)
+    largest = np.abs(beta).max()
+    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
+    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
+    return reference
+
+
+def _assert_weighted_kkt(model, ds, weights, offset):
+    """The lasso's optimality conditions at every tenth penalty, within 1e-7 λ: the
+    gradient of the weighted log partial likelihood over Σw (the offset in the predictor), by
+    a loop over the events, on the genes' weighted standardisation."""
+    x, time, event = ds["expression"].values, ds["months"].values, ds["event"].values
+    share = weights / weights.sum()
+    scale = np.sqrt(share @ (x - share @ x) ** 2)
+    pairs = list(zip(model.path["lambda"], model.coefficients, strict=True))
+    for penalty, coefficients in pairs[::10]:
+        risk = weights * np.exp(offset + x @ coefficients)
+        gradient = np.zeros(x.shape[1])
+        for i in np.flatnonzero(event):
+            at_risk = time >= time[i]
+            gradient += weights[i] * (x[i] - risk[at_risk] @ x[at_risk] / risk[at_risk].sum())
+        gradient = gradient / weights.sum() / scale
+        on = coefficients != 0
+        stationary = np.abs(gradient[on] - penalty * np.sign(coefficients[on]))
+        assert stationary.max(initial=0.0) < 1e-7 * penalty
+        assert np.abs(gradient[~on]).max(initial=0.0) <= penalty * (1 + 1e-7)
+
+
 def _with_score(ds):
     """The fixture's offset: a fixed clinical score, 0.03 a year of age, 0.5 ER-negative."""
     score = 0.03 * ds["age"].values + 0.5 * (ds["er"].values == "negative")
@@ -376,33 +414,8 @@ def test_coxnet_with_an_offset_equals_glmnet():
     with the offset, and predict(newoffset)."""
     ds = _with_score(breast_cancer())
     model = survival.coxnet(ds, "months", "event", offset="score", folds=0)
-    reference, beta, null = _reference("offset")
-    assert model.null_deviance == pytest.approx(null, rel=1e-12)
-    steps = len(reference)
-    path = model.path.iloc[:steps]
-    # glmnet's first lambda is extrapolated, its others follow it: to ~1e-8
-    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
-    np.testing.assert_array_equal(path["nonzero"][1:], reference["df"][1:])
-    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=3e-6)
-    largest = np.abs(beta).max()
-    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
-    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
-    # the KKT conditions at the offset, by a brute-force gradient
-    x, offset = ds["expression"].values, ds["score"].values
-    time, event = ds["months"].values, ds["event"].values
-    scale = x.std(axis=0)
-    pairs = list(zip(model.path["lambda"], model.coefficients, strict=True))
-    for penalty, coefficients in pairs[::10]:
-        risk = np.exp(offset + x @ coefficients)
-        gradient = np.zeros(x.shape[1])
-        for i in np.flatnonzero(event):
-            at_risk = time >= time[i]
-            gradient += x[i] - risk[at_risk] @ x[at_risk] / risk[at_risk].sum()
-        gradient = gradient / time.size / scale
-        on = coefficients != 0
-        stationary = np.abs(gradient[on] - penalty * np.sign(coefficients[on]))
-        assert stationary.max(initial=0.0) < 1e-7 * penalty
-        assert np.abs(gradient[~on]).max(initial=0.0) <= penalty * (1 + 1e-7)
+    reference = _assert_glmnet_path(model, "offset", dev_atol=3e-6)
+    _assert_weighted_kkt(model, ds, np.ones(198), ds["score"].values)
     expected = pd.read_csv(FIXTURES / "coxnet_offset_predict.csv")
     patients = ds.isel(sample=expected["patient"].to_numpy())
     np.testing.assert_allclose(patients["score"].values, expected["offset"], rtol=1e-12)
@@ -438,7 +451,7 @@ def test_coxnet_cross_validation_with_an_offset_equals_cv_glmnet():
         plain.predict(ds, 0.05, offset="score")
     missing = ds["score"].values.copy()
     missing[3] = np.nan
-    with pytest.raises(CohortexError, match="offset of 1 samples is missing"):
+    with pytest.raises(CohortexError, match="offset of 1 samples are missing"):
         survival.coxnet(ds, "months", "event", offset=missing, folds=0)
 
 
@@ -455,33 +468,9 @@ def test_coxnet_with_observation_weights_equals_glmnet():
     ds = breast_cancer()
     weights = _case_weights()
     model = survival.coxnet(ds, "months", "event", weights=weights, folds=0)
-    reference, beta, null = _reference("weights")
-    assert model.null_deviance == pytest.approx(null, rel=1e-12)
-    steps = len(reference)
-    path = model.path.iloc[:steps]
-    np.testing.assert_allclose(path["lambda"], reference["lambda"], rtol=1e-7)
-    np.testing.assert_array_equal(path["nonzero"][1:], reference["df"][1:])
-    np.testing.assert_allclose(path["dev_ratio"], reference["dev_ratio"], atol=5e-6)
-    largest = np.abs(beta).max()
-    np.testing.assert_allclose(model.coefficients[:20], beta[:20], atol=2e-6 * largest)
-    np.testing.assert_allclose(model.coefficients[:steps], beta, atol=1e-4 * largest)
-    # the KKT conditions of the weighted likelihood over Σw, by a brute-force gradient on the
-    # genes' weighted standardisation
-    x, time, event = ds["expression"].values, ds["months"].values, ds["event"].values
-    share = weights / weights.sum()
-    scale = np.sqrt(share @ (x - share @ x) ** 2)
-    pairs = list(zip(model.path["lambda"], model.coefficients, strict=True))
-    for penalty, coefficients in pairs[::10]:
-        risk = weights * np.exp(x @ coefficients)
-        gradient = np.zeros(x.shape[1])
-        for i in np.flatnonzero(event):
-            at_risk = time >= time[i]
-            gradient += weights[i] * (x[i] - risk[at_risk] @ x[at_risk] / risk[at_risk].sum())
-        gradient = gradient / weights.sum() / scale
-        on = coefficients != 0
-        stationary = np.abs(gradient[on] - penalty * np.sign(coefficients[on]))
-        assert stationary.max(initial=0.0) < 1e-7 * penalty
-        assert np.abs(gradient[~on]).max(initial=0.0) <= penalty * (1 + 1e-7)
+    reference = _assert_glmnet_path(model, "weights", dev_atol=5e-6)
+    beta, steps = reference.iloc[:, 3:].to_numpy(), len(reference)
+    _assert_weighted_kkt(model, ds, weights, np.zeros(198))
     cv = pd.read_csv(FIXTURES / "coxnet_weights_cv.csv")
     folds = pd.read_csv(FIXTURES / "coxnet_cv_folds.csv")["fold"].to_numpy()
     chosen = survival.coxnet(
@@ -516,7 +505,9 @@ def test_coxnet_weights_of_one_change_nothing_and_bad_weights_are_refused():
     assert ones.null_deviance == pytest.approx(3.0 * plain.null_deviance, rel=1e-12)
     bad = np.ones(198)
     bad[5] = 0.0
-    with pytest.raises(CohortexError, match="weights of 1 samples are missing, not finite"):
+    with pytest.raises(
+        CohortexError, match="weights of 1 samples are missing, not finite or not positive"
+    ):
         survival.coxnet(ds, "months", "event", weights=bad, folds=0)
 
 

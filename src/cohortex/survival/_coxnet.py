@@ -28,7 +28,7 @@ from ..stats._cpu.coxnet import (
 )
 from ._cox import covariate_model, covariates_like
 from ._fit_cox import BaselineHazard, survival_curves
-from ._outcome import Outcome, offset_values, strata_of, weight_values
+from ._outcome import Outcome, sample_numbers, strata_of
 
 __all__ = [
     "CoxnetModel",
@@ -201,7 +201,7 @@ class CoxnetModel:
                     "The model was fitted with an offset given as values: give each sample's "
                     "(offset=...)."
                 )
-            risk = risk + offset_values(data, given, risk.size)
+            risk = risk + sample_numbers(data, given, "offset", risk.size)
         return pd.Series(risk, index=data.sample_ids)
 
     def predict_survival(
@@ -453,8 +453,11 @@ def coxnet(
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: there is nothing to fit.")
     factor = _penalty_factors(penalty_factor, gene_ids[columns])
-    fixed = None if offset is None else offset_values(data, offset, outcome.event.size)
-    weighted = None if weights is None else weight_values(data, weights, outcome.event.size)
+    n = outcome.event.size
+    fixed = None if offset is None else sample_numbers(data, offset, "offset", n)
+    weighted = (
+        None if weights is None else sample_numbers(data, weights, "weights", n, positive=True)
+    )
     settings: dict[str, Any] = {
         "covariates": clinical if clinical_names else None,
         "offset": fixed,

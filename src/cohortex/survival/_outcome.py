@@ -11,7 +11,7 @@ import pandas as pd
 from .._backend import to_host
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "offset_values", "sample_values", "strata_of", "weight_values"]
+__all__ = ["Outcome", "sample_numbers", "sample_values", "strata_of"]
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
@@ -93,37 +93,24 @@ class Outcome:
         return cls(times, events, codes, names)
 
 
-def offset_values(data: Any, spec: Any, n_samples: int) -> np.ndarray:
-    """Each sample's offset (a sample variable or the values), finite numbers."""
-    values = sample_values(data.dataset, spec, "offset", n_samples, data.sample_ids)
+def sample_numbers(
+    data: Any, spec: Any, parameter: str, n_samples: int, *, positive: bool = False
+) -> np.ndarray:
+    """Each sample's number for ``parameter`` (a sample variable or the values): finite, and
+    > 0 with ``positive`` (an offset is any number; an observation weight is positive)."""
+    values = sample_values(data.dataset, spec, parameter, n_samples, data.sample_ids)
     try:
-        offset = np.asarray(values, dtype=np.float64)
+        numbers = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CohortexError("The offset must be numbers.") from None
-    bad = ~np.isfinite(offset)
+        raise CohortexError(f"The {parameter} must be numbers.") from None
+    bad = ~np.isfinite(numbers) | ((numbers <= 0) if positive else False)
     if bad.any():
         raise CohortexError(
-            f"The offset of {int(bad.sum())} samples is missing or not finite (first: sample "
-            f"{data.sample_ids[int(np.flatnonzero(bad)[0])]!r})."
+            f"The {parameter} of {int(bad.sum())} samples are missing, not finite"
+            + (" or not positive" if positive else "")
+            + f" (first: sample {data.sample_ids[int(np.flatnonzero(bad)[0])]!r})."
         )
-    return offset
-
-
-def weight_values(data: Any, spec: Any, n_samples: int) -> np.ndarray:
-    """Each sample's observation weight (a sample variable or the values), finite and > 0."""
-    values = sample_values(data.dataset, spec, "weights", n_samples, data.sample_ids)
-    try:
-        weights = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CohortexError("The weights must be numbers.") from None
-    bad = ~(np.isfinite(weights) & (weights > 0))
-    if bad.any():
-        raise CohortexError(
-            f"The weights of {int(bad.sum())} samples are missing, not finite or not "
-            f"positive (first: sample {data.sample_ids[int(np.flatnonzero(bad)[0])]!r}); "
-            "leave those samples out instead."
-        )
-    return weights
+    return numbers
 
 
 def strata_of(
