@@ -1,7 +1,8 @@
 """Harrell's concordance against R's survival::concordance(reverse = TRUE) on GSE7390
 (fixtures from tests/fixtures/make_concordance_fixtures.R): a gene's expression, rounded
 values (tied risks), a Cox model's linear predictor; days and whole months (tied times);
-within ER strata. And the pair counts against every pair counted one by one."""
+within ER strata; with time and case weights. And the pair counts against every pair
+counted one by one."""
 
 from __future__ import annotations
 
@@ -57,10 +58,12 @@ def test_concordance_of_a_gene_and_of_sample_variables():
     assert left.std_err == pytest.approx(kept.std_err, rel=1e-14)
 
 
-def _pairs_by_hand(time, event, risk, weight):
-    """Every pair counted one by one, weighted by its earlier event's weight: the pairs by
-    category and each sample's."""
+def _pairs_by_hand(time, event, risk, weight, case=None):
+    """Every pair counted one by one, weighted by its earlier event's weight (and by the
+    product of the two case weights): the pairs by category, and each sample's, weighted
+    by the other sample's case weight."""
     n = time.size
+    case = np.ones(n) if case is None else case
     counts, shares = np.zeros(5), np.zeros((n, 5))
     for i in np.flatnonzero(event == 1):
         for j in range(n):
@@ -70,8 +73,9 @@ def _pairs_by_hand(time, event, risk, weight):
                 c = 4 if risk[i] == risk[j] else 3
             else:
                 continue
-            counts[c] += weight[i]
-            shares[[i, j], c] += weight[i]
+            counts[c] += weight[i] * case[i] * case[j]
+            shares[i, c] += weight[i] * case[j]
+            shares[j, c] += weight[i] * case[i]
     return counts, shares
 
 
@@ -165,3 +169,68 @@ def test_time_weights_refusals():
         survival.concordance(None, [1.0, 3.0, 4.0], [0, 1, 0], [0.1, 0.2, 0.3], min_time=2)
     with pytest.raises(CohortexError, match="up to max_time 1"):
         survival.concordance(None, [2.0, 3.0, 4.0], [1, 1, 0], [0.1, 0.2, 0.3], max_time=1)
+
+
+CASE_WEIGHTED = pd.read_csv(FIXTURES / "concordance_case_weighted.csv")
+
+
+@pytest.mark.parametrize("row", range(len(CASE_WEIGHTED)))
+def test_case_weighted_concordance_equals_r(row):
+    """R's weights (non-integer), alone and with time weights, strata and ymax."""
+    expected = CASE_WEIGHTED.iloc[row]
+    case = pd.read_csv(FIXTURES / "concordance.csv").set_index("case").loc[expected["case"]]
+    samples = _samples()
+    ds = breast_cancer()
+    for name in ("months", "case_weight", case["risk"]):
+        ds[name] = ("sample", samples[name].to_numpy())
+    found = survival.concordance(
+        ds,
+        case["time"],
+        "event",
+        case["risk"],
+        strata=case["strata"] if isinstance(case["strata"], str) else None,
+        time_weights=expected["timewt"],
+        max_time=None if np.isnan(expected["ymax"]) else expected["ymax"],
+        weights="case_weight",
+    )
+    assert found.concordance == pytest.approx(expected["concordance"], rel=1e-12)
+    assert found.std_err == pytest.approx(expected["std_err"], rel=1e-10)
+    for name in COUNTS:
+        assert getattr(found, name) == pytest.approx(expected[name], rel=1e-12, abs=1e-12)
+
+
+def test_case_weights_weigh_each_pair_by_its_samples():
+    """Pair counts with case weights (and time weights) against every pair counted one by
+    one, on random cohorts with many ties in time, risk and both; integer case weights are
+    the samples repeated (but for a repeated event's copies, which tie with each other on
+    both)."""
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        n = int(rng.integers(2, 40))
+        time = rng.integers(1, 8, n).astype(float)
+        event = (rng.random(n) < 0.6).astype(float)
+        risk = rng.integers(1, 4, n).astype(float)
+        weight = (rng.random(8) + 0.5)[time.astype(int)]
+        case = rng.random(n) + 0.25
+        counts, shares = pair_counts(time, event, risk, weight, case)
+        brute_counts, brute_shares = _pairs_by_hand(time, event, risk, weight, case)
+        np.testing.assert_allclose(counts, brute_counts, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(shares, brute_shares, rtol=1e-12, atol=1e-12)
+    time = rng.integers(1, 8, 30).astype(float)
+    event = (rng.random(30) < 0.6).astype(float)
+    risk = rng.integers(1, 4, 30).astype(float)
+    repeats = rng.integers(1, 4, 30)
+    weighted = survival.concordance(None, time, event, risk, weights=repeats.astype(float))
+    repeated = survival.concordance(
+        None, np.repeat(time, repeats), np.repeat(event, repeats), np.repeat(risk, repeats)
+    )
+    assert weighted.concordance == pytest.approx(repeated.concordance, rel=1e-14)
+    for name in COUNTS[:4]:
+        assert getattr(weighted, name) == pytest.approx(getattr(repeated, name), rel=1e-14)
+
+
+def test_case_weights_refusals():
+    with pytest.raises(CohortexError, match="not positive"):
+        survival.concordance(None, [1.0, 2.0], [1, 0], [0.1, 0.2], weights=[1.0, 0.0])
+    with pytest.raises(CohortexError, match="missing"):
+        survival.concordance(None, [1.0, 2.0], [1, 0], [0.1, 0.2], weights=[1.0, np.nan])

@@ -4,6 +4,7 @@ C, and with time weights Uno's and the others R offers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from .._backend import to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._cpu.concordance import pair_counts
-from ._outcome import Outcome, sample_values
+from ._outcome import Outcome, sample_numbers, sample_values
 
 __all__ = ["TIME_WEIGHTS", "Concordance", "concordance"]
 
@@ -66,10 +67,11 @@ def concordance(
     time_weights: str = "n",
     min_time: float | None = None,
     max_time: float | None = None,
+    weights: str | Any | None = None,
 ) -> Concordance:
     """The concordance (C-index) of a risk score with survival: Harrell's C, or with time
     weights Uno's C; as R's ``concordance(Surv(time, event) ~ risk + strata(s), reverse =
-    TRUE, timewt, ymin, ymax)``.
+    TRUE, timewt, ymin, ymax, weights)``.
 
     A pair of samples is comparable when the earlier time is an event (a censored time tied
     with an event counts as later); it is concordant when that earlier event has the higher
@@ -108,6 +110,10 @@ def concordance(
         censored time below it is refused.
     max_time : float, optional
         R's ``ymax``: pairs whose earlier event comes after it do not count (Uno's τ).
+    weights : str or sequence of float, optional
+        Case weights (a sample variable or the values; positive): a pair counts the product
+        of its samples' weights, and the time weights' curves are weighted Kaplan–Meier
+        curves (R's ``weights``), e.g. inverse-probability weights of a sampling design.
 
     Returns
     -------
@@ -117,8 +123,9 @@ def concordance(
     Raises
     ------
     CohortexError
-        For invalid outcomes, a risk that is not numbers, unknown time weights, a censored
-        time below ``min_time``, or no comparable pair.
+        For invalid outcomes, a risk that is not numbers, weights that are not positive
+        numbers, unknown time weights, a censored time below ``min_time``, or no comparable
+        pair.
     """
     if time_weights not in TIME_WEIGHTS:
         raise CohortexError(
@@ -135,6 +142,17 @@ def concordance(
         ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
     outcome = Outcome.resolve(dataset, time, event, strata, ids)
     scores = _risk(data, risk, len(ids))
+    case = (
+        np.ones(len(ids))
+        if weights is None
+        else sample_numbers(
+            SimpleNamespace(dataset=dataset, sample_ids=ids),
+            weights,
+            "weights",
+            len(ids),
+            positive=True,
+        )
+    )
     used = ~np.isnan(scores)
     times = outcome.time
     if min_time is not None:
@@ -151,8 +169,10 @@ def concordance(
     influence = np.zeros((len(ids), 5))
     for level in np.unique(groups[used]):
         rows = np.flatnonzero(used & (groups == level))
-        weight = _time_weights(times[rows], outcome.event[rows], time_weights, max_time)
-        found, shares = pair_counts(times[rows], outcome.event[rows], scores[rows], weight)
+        weight = _time_weights(times[rows], outcome.event[rows], case[rows], time_weights, max_time)
+        found, shares = pair_counts(
+            times[rows], outcome.event[rows], scores[rows], weight, case[rows]
+        )
         counts += found
         influence[rows] = shares
     pairs = counts[:3].sum()
@@ -163,8 +183,9 @@ def concordance(
             + "); the concordance is undefined."
         )
     somers_d = (counts[0] - counts[1]) / pairs
-    dfbeta = (influence[:, 0] - influence[:, 1]) / pairs - somers_d / pairs * influence[:, :3].sum(
-        axis=1
+    dfbeta = case * (
+        (influence[:, 0] - influence[:, 1]) / pairs
+        - somers_d / pairs * influence[:, :3].sum(axis=1)
     )
     return Concordance(
         concordance=float((somers_d + 1.0) / 2.0),
@@ -180,18 +201,18 @@ def concordance(
 
 
 def _time_weights(
-    time: np.ndarray, event: np.ndarray, kind: str, max_time: float | None
+    time: np.ndarray, event: np.ndarray, case: np.ndarray, kind: str, max_time: float | None
 ) -> np.ndarray:
     """Each sample's time weight in one stratum (R's ``timewt``, read for events only):
-    from the number at risk at its time and the Kaplan–Meier curves of the survival and of
-    the censoring just before it (censored times tied with an event fall after it, as R's
-    ``fastkm1`` has them)."""
-    n = time.size
-    weight = np.ones(n)
+    from the (case-weighted) number at risk at its time and the Kaplan–Meier curves of the
+    survival and of the censoring just before it (censored times tied with an event fall
+    after it, as R's ``fastkm1`` has them)."""
+    n = float(case.sum())
+    weight = np.ones(time.size)
     if kind != "n" and event.sum() >= 2:
         times, index = np.unique(time, return_inverse=True)
-        deaths = np.bincount(index, weights=event, minlength=times.size)
-        censored = np.bincount(index, weights=1.0 - event, minlength=times.size)
+        deaths = np.bincount(index, weights=event * case, minlength=times.size)
+        censored = np.bincount(index, weights=(1.0 - event) * case, minlength=times.size)
         at_risk = n - np.concatenate(([0.0], np.cumsum(deaths + censored)[:-1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             # S and G just before each time: the product over the earlier times

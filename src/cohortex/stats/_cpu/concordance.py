@@ -1,7 +1,8 @@
 """Harrell's concordance of a risk score with survival (R's ``survival::concordance``):
 every comparable pair counted, each weighted by the time weight of its earlier event (1 for
-Harrell's C, R's ``timewt``), and each sample's share of them (the influence that gives R's
-infinitesimal-jackknife variance), in O(n log n).
+Harrell's C, R's ``timewt``) and by the two samples' case weights (1 without), and each
+sample's share of them (the influence that gives R's infinitesimal-jackknife variance), in
+O(n log n).
 
 A pair is comparable when the earlier time is an event; a censored time tied with an event
 counts as the later one. Its category: concordant (the earlier event has the higher risk),
@@ -20,7 +21,11 @@ __all__ = ["gene_concordance", "pair_counts"]
 
 
 def pair_counts(
-    time: np.ndarray, event: np.ndarray, risk: np.ndarray, weight: np.ndarray | None = None
+    time: np.ndarray,
+    event: np.ndarray,
+    risk: np.ndarray,
+    weight: np.ndarray | None = None,
+    case_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pairs of one stratum by category and each sample's count of them.
 
@@ -31,13 +36,17 @@ def pair_counts(
     weight : ndarray of shape (n,), optional
         Each event's time weight, the same for events at one time (read for events only);
         default 1: every pair counts once.
+    case_weight : ndarray of shape (n,), optional
+        Each sample's case weight (R's ``weights``): a pair counts the product of its two
+        samples'; default 1.
 
     Returns
     -------
     counts : ndarray of shape (5,)
         Concordant, discordant, tied on risk, tied on time, tied on both (R's ``count``).
     influence : ndarray of shape (n, 5)
-        Each sample's pairs by category (R's ``influence = 2``).
+        Each sample's pairs by category, each pair weighted by the other sample's case
+        weight (R's ``influence = 2``).
     """
     counts = np.zeros(5)
     influence = np.zeros((time.size, 5))
@@ -46,6 +55,7 @@ def pair_counts(
         np.ascontiguousarray(event, dtype=np.float64),
         np.ascontiguousarray(risk, dtype=np.float64),
         np.ones(time.size) if weight is None else np.ascontiguousarray(weight, dtype=np.float64),
+        _ones_or(case_weight, time.size),
         np.argsort(time, kind="stable"),
         counts,
         influence,
@@ -54,7 +64,12 @@ def pair_counts(
 
 
 def gene_concordance(
-    time: np.ndarray, event: np.ndarray, strata: np.ndarray, risk: np.ndarray, valid: np.ndarray
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray,
+    risk: np.ndarray,
+    valid: np.ndarray,
+    case_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Harrell's C and its standard error of each column of ``risk`` (each gene's model),
     within strata, over the samples ``valid`` in that column.
@@ -65,6 +80,8 @@ def gene_concordance(
     strata : ndarray of int of shape (n_samples,)
     risk : ndarray of shape (n_samples, n_genes)
     valid : ndarray of bool of shape (n_samples, n_genes)
+    case_weight : ndarray of shape (n_samples,), optional
+        Case weights (default 1), as :func:`pair_counts`'.
 
     Returns
     -------
@@ -80,15 +97,20 @@ def gene_concordance(
         np.argsort(time, kind="stable"),  # one sort by time for all genes
         np.asfortranarray(risk, dtype=np.float64),
         np.asfortranarray(valid),
+        _ones_or(case_weight, time.size),
         concordance,
         std_err,
     )
     return concordance, std_err
 
 
+def _ones_or(case_weight: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones(n) if case_weight is None else np.ascontiguousarray(case_weight, np.float64)
+
+
 @numba.njit(nogil=True, cache=True)
 def _genes(  # type: ignore[no-untyped-def]
-    time, event, strata, by_time, risk, valid, concordance, std_err
+    time, event, strata, by_time, risk, valid, case, concordance, std_err
 ):
     n, genes = risk.shape
     levels = np.unique(strata)
@@ -103,7 +125,7 @@ def _genes(  # type: ignore[no-untyped-def]
         for level in levels:
             rows = by_time[present & (sorted_strata == level)]
             if rows.size > 1:
-                _stratum(time, event, risk[:, g], ones, rows, counts, influence)
+                _stratum(time, event, risk[:, g], ones, case, rows, counts, influence)
         pairs = counts[0] + counts[1] + counts[2]
         if pairs == 0.0:
             concordance[g] = np.nan
@@ -112,8 +134,9 @@ def _genes(  # type: ignore[no-untyped-def]
         somers_d = (counts[0] - counts[1]) / pairs
         total = 0.0
         for i in range(n):
-            dfbeta = (influence[i, 0] - influence[i, 1]) / pairs - somers_d / pairs * (
-                influence[i, 0] + influence[i, 1] + influence[i, 2]
+            dfbeta = case[i] * (
+                (influence[i, 0] - influence[i, 1]) / pairs
+                - somers_d / pairs * (influence[i, 0] + influence[i, 1] + influence[i, 2])
             )
             total += dfbeta * dfbeta
         concordance[g] = (somers_d + 1.0) / 2.0
@@ -121,7 +144,7 @@ def _genes(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(nogil=True, cache=True)
-def _stratum(time, event, risk, weight, rows, counts, influence):  # type: ignore[no-untyped-def]
+def _stratum(time, event, risk, weight, case, rows, counts, influence):  # type: ignore[no-untyped-def]
     """Adds the pairs among ``rows`` (sorted by time) to ``counts`` (5,) and each row's to
     ``influence``."""
     values = risk[rows]
@@ -132,7 +155,17 @@ def _stratum(time, event, risk, weight, rows, counts, influence):  # type: ignor
         if k == 0 or values[by_risk[k]] != values[by_risk[k - 1]]:
             current += 1
         rank[by_risk[k]] = current
-    _sweep(time[rows], event[rows], weight[rows], rank, current + 1, counts, influence, rows)
+    _sweep(
+        time[rows],
+        event[rows],
+        weight[rows],
+        case[rows],
+        rank,
+        current + 1,
+        counts,
+        influence,
+        rows,
+    )
 
 
 @numba.njit(nogil=True, cache=True)
@@ -155,7 +188,7 @@ def _below(tree: np.ndarray, rank: int) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def _sweep(time, event, weight, rank, n_ranks, counts, influence, order):  # type: ignore[no-untyped-def]
+def _sweep(time, event, weight, case, rank, n_ranks, counts, influence, order):  # type: ignore[no-untyped-def]
     n = time.size
     tree = np.zeros(n_ranks + 1)
     held = 0.0
@@ -168,46 +201,54 @@ def _sweep(time, event, weight, rank, n_ranks, counts, influence, order):  # typ
             start -= 1
         for j in range(start, end):
             if event[j] == 0.0:
-                _add(tree, rank[j], 1.0)
-                held += 1.0
+                _add(tree, rank[j], case[j])
+                held += case[j]
         for j in range(start, end):
             if event[j] == 1.0:
                 lower = _below(tree, rank[j])
                 same = _below(tree, rank[j] + 1) - lower
                 higher = held - lower - same
                 w = weight[j]
-                counts[0] += w * lower  # the event's risk above the later sample's
-                counts[1] += w * higher
-                counts[2] += w * same
+                both = w * case[j]
+                counts[0] += both * lower  # the event's risk above the later sample's
+                counts[1] += both * higher
+                counts[2] += both * same
                 influence[order[j], 0] += w * lower
                 influence[order[j], 1] += w * higher
                 influence[order[j], 2] += w * same
+        events = 0
+        tied_weight = 0.0
         for j in range(start, end):
             if event[j] == 1.0:
-                _add(tree, rank[j], 1.0)
-                held += 1.0
-        # events tied in time: on risk too (tied on both) or not
-        events = 0
-        for j in range(start, end):
-            events += int(event[j])
+                _add(tree, rank[j], case[j])
+                held += case[j]
+                events += 1
+                tied_weight += case[j]
+        # events tied in time: on risk too (tied on both) or not, each pair by the other
+        # event's case weight
         if events > 1:
             ranks = np.empty(events, dtype=np.int64)
+            cases = np.empty(events)
             m = 0
             for j in range(start, end):
                 if event[j] == 1.0:
                     ranks[m] = rank[j]
+                    cases[m] = case[j]
                     m += 1
-            ranks.sort()
+            by_rank = np.argsort(ranks)
+            ranks = ranks[by_rank]
+            running = np.concatenate((np.zeros(1), np.cumsum(cases[by_rank])))
             for j in range(start, end):
                 if event[j] == 1.0:
-                    same = np.searchsorted(ranks, rank[j], side="right") - np.searchsorted(
-                        ranks, rank[j]
-                    )
+                    low = np.searchsorted(ranks, rank[j])
+                    high = np.searchsorted(ranks, rank[j], side="right")
+                    same = running[high] - running[low] - case[j]
+                    other = tied_weight - case[j] - same
                     w = weight[j]
-                    influence[order[j], 3] += w * (events - same)
-                    influence[order[j], 4] += w * (same - 1.0)
-                    counts[3] += w * (events - same) / 2.0
-                    counts[4] += w * (same - 1.0) / 2.0
+                    influence[order[j], 3] += w * other
+                    influence[order[j], 4] += w * same
+                    counts[3] += w * case[j] * other / 2.0
+                    counts[4] += w * case[j] * same / 2.0
         end = start
     # from the earliest time up: each sample against the events before it (earlier times, and
     # for a censored sample the events at its own time), the tree holding the events' weights
@@ -223,8 +264,8 @@ def _sweep(time, event, weight, rank, n_ranks, counts, influence, order):  # typ
                 _tally(tree, held, rank[j], influence, order[j])
         for j in range(begin, stop):
             if event[j] == 1.0:
-                _add(tree, rank[j], weight[j])
-                held += weight[j]
+                _add(tree, rank[j], weight[j] * case[j])
+                held += weight[j] * case[j]
         for j in range(begin, stop):
             if event[j] == 0.0:
                 _tally(tree, held, rank[j], influence, order[j])
