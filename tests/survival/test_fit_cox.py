@@ -1,7 +1,8 @@
 """One Cox model of several genes and covariates against R's coxph on GSE7390 (fixtures from
 tests/fixtures/make_fit_cox_fixtures.R): each term's coefficient and standard error, the
 model's likelihood-ratio, Wald and score tests, its concordance, and the linear predictor;
-with a ridge penalty on the genes (R's ridge(), its effective df)."""
+with a ridge penalty on the genes (R's ridge(), its effective df); with case weights, an
+offset and clusters (the robust variance and R's robust score test)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,70 @@ CASES = {
     },
     "genes_strata": {"time": "months", "genes": GENES[4:7], "covariates": "~ age", "strata": "er"},
     "ridge": {"time": "months", "genes": GENES[:8], "covariates": "~ age + er", "ridge": 2.0},
+    "weights_integer": {
+        "time": "months",
+        "genes": GENES[:4],
+        "covariates": "~ age + er",
+        "weights": "repeats",
+    },
+    "weights_robust": {
+        "time": "months",
+        "genes": GENES[:4],
+        "covariates": "~ age + er",
+        "weights": "case_weight",
+    },
+    "weights_breslow": {
+        "time": "months",
+        "genes": GENES[:4],
+        "ties": "breslow",
+        "weights": "case_weight",
+        "strata": "er",
+    },
+    "offset": {"time": "time", "genes": GENES[:3], "offset": "score"},
+    "cluster": {
+        "time": "months",
+        "genes": GENES[4:7],
+        "covariates": "~ age",
+        "strata": "er",
+        "cluster": "pair",
+    },
+    "cluster_weights_offset": {
+        "time": "months",
+        "genes": GENES[:4],
+        "weights": "case_weight",
+        "offset": "score",
+        "cluster": "pair",
+    },
 }
+ROBUST = {"weights_robust", "weights_breslow", "cluster", "cluster_weights_offset"}
+
+
+def _cohort():
+    """GSE7390 with the fixtures' case weights, clinical score and patient pairs."""
+    ds = breast_cancer()
+    samples = pd.read_csv(FIXTURES / "fit_cox_samples.csv")
+    assert list(samples["sample"]) == [str(s) for s in ds["sample"].values]
+    for name in ("repeats", "case_weight", "score", "pair"):
+        ds[name] = ("sample", samples[name].to_numpy())
+    return ds
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_fit_cox_equals_r_coxph(case):
     options = dict(CASES[case])
-    ds = breast_cancer()
+    ds = _cohort()
     model = survival.fit_cox(ds, options.pop("time"), "event", **options)
     terms = pd.read_csv(FIXTURES / f"fit_cox_{case}_terms.csv")
     summary = pd.read_csv(FIXTURES / f"fit_cox_{case}.csv").iloc[0]
     np.testing.assert_allclose(model.terms["coefficient"], terms["coef"], rtol=1e-10)
     np.testing.assert_allclose(model.terms["se"], terms["se"], rtol=1e-10)
+    assert model.robust == (case in ROBUST)
+    if model.robust:
+        np.testing.assert_allclose(model.terms["naive_se"], terms["naive_se"], rtol=1e-10)
+        np.testing.assert_allclose(np.sqrt(np.diag(model.naive_covariance)), terms["naive_se"])
+        assert model.robust_score_statistic == pytest.approx(summary["robust_score"], rel=1e-10)
+    else:
+        assert "naive_se" not in model.terms and np.isnan(summary["robust_score"])
     np.testing.assert_allclose(model.terms["statistic"], terms["z"], rtol=1e-10)
     np.testing.assert_allclose(model.terms["pvalue"], terms["p"], rtol=1e-8)
     assert list(model.terms.index[: len(options["genes"])]) == options["genes"]
@@ -61,7 +114,7 @@ def test_predicted_survival_equals_r_survfit(case):
     interval; Efron's or Breslow's baseline after the fit's ties, within the patient's
     stratum; nothing beyond the stratum's last follow-up (NaN here, absent in R)."""
     options = dict(CASES[case])
-    ds = breast_cancer()
+    ds = _cohort()
     model = survival.fit_cox(ds, options.pop("time"), "event", **options)
     times = (
         [30, 365.25, 1826.25, 3652.5, 9000]
@@ -152,3 +205,87 @@ def test_fit_cox_predicts_a_cohort_without_the_reference_level():
     np.testing.assert_allclose(
         model.predict(ds.isel(sample=positive)).to_numpy(), everyone[positive], rtol=1e-12
     )
+
+
+def test_case_weights_are_repeated_samples_under_breslow():
+    """Integer case weights fit as the samples repeated that many times (Breslow's ties,
+    where a tied group's events count alike either way): coefficients, model se,
+    log-likelihoods, the baseline's predicted survival."""
+    ds = _cohort()
+    repeats = ds["repeats"].values.astype(int)
+    options = {"genes": GENES[:3], "covariates": "~ age + er", "ties": "breslow"}
+    weighted = survival.fit_cox(ds, "months", "event", weights="repeats", **options)
+    repeated_ds = ds.isel(sample=np.repeat(np.arange(ds.sizes["sample"]), repeats))
+    repeated_ds = repeated_ds.assign_coords(sample=[f"s{i}" for i in range(repeats.sum())])
+    repeated = survival.fit_cox(repeated_ds, "months", "event", **options)
+    assert not weighted.robust and weighted.weighted
+    for column in ("coefficient", "se"):
+        np.testing.assert_allclose(weighted.terms[column], repeated.terms[column], rtol=1e-10)
+    assert weighted.loglik == pytest.approx(repeated.loglik, rel=1e-12)
+    assert weighted.loglik_null == pytest.approx(repeated.loglik_null, rel=1e-12)
+    np.testing.assert_allclose(weighted.means, repeated.means, rtol=1e-12)
+    curves = weighted.predict_survival(ds.isel(sample=[0, 1]), [12, 60])
+    again = repeated.predict_survival(ds.isel(sample=[0, 1]), [12, 60])
+    for column in ("survival", "std_err"):
+        np.testing.assert_allclose(curves[column], again[column], rtol=1e-10)
+
+
+def test_robust_variance_without_clusters_is_each_sample_its_own():
+    """robust=True alone equals clusters of one sample each; robust=False with non-integer
+    weights keeps the model's variance (R's robust = FALSE)."""
+    ds = _cohort()
+    options = {"genes": GENES[:3], "covariates": "~ age"}
+    alone = survival.fit_cox(ds, "months", "event", robust=True, **options)
+    ds["own"] = ("sample", np.arange(ds.sizes["sample"]))
+    clustered = survival.fit_cox(ds, "months", "event", cluster="own", **options)
+    assert alone.robust and clustered.robust
+    np.testing.assert_allclose(alone.covariance, clustered.covariance, rtol=1e-12)
+    assert alone.concordance_se == pytest.approx(clustered.concordance_se, rel=1e-12)
+    plain = survival.fit_cox(ds, "months", "event", **options)
+    np.testing.assert_allclose(alone.naive_covariance, plain.covariance, rtol=1e-12)
+    naive = survival.fit_cox(ds, "months", "event", weights="case_weight", robust=False, **options)
+    assert not naive.robust and "naive_se" not in naive.terms
+    assert np.isnan(naive.robust_score_statistic)
+
+
+def test_offset_predictions_on_another_cohort():
+    """A model with an offset scores another cohort with that cohort's offset less the
+    fit's mean one (R's predict); an offset given as values must be given again; a model
+    without one refuses one."""
+    ds = _cohort()
+    train, test = ds.isel(sample=slice(0, 150)), ds.isel(sample=slice(150, None))
+    model = survival.fit_cox(train, "time", "event", genes=GENES[:3], offset="score")
+    x = test["expression"].sel(gene=GENES[:3]).values
+    expected = (x - model.means) @ model.terms["coefficient"].to_numpy() + (
+        test["score"].values - train["score"].values.mean()
+    )
+    np.testing.assert_allclose(model.predict(test).to_numpy(), expected, rtol=1e-12)
+    assert model.offset_mean == pytest.approx(train["score"].values.mean(), rel=1e-15)
+    shifted = model.predict(test, offset=test["score"].values + 1.0).to_numpy()
+    np.testing.assert_allclose(shifted, expected + 1.0, rtol=1e-12)
+    by_values = survival.fit_cox(
+        train, "time", "event", genes=GENES[:3], offset=train["score"].values
+    )
+    np.testing.assert_allclose(
+        by_values.terms["coefficient"], model.terms["coefficient"], rtol=1e-12
+    )
+    with pytest.raises(CohortexError, match="give each sample's offset"):
+        by_values.predict(test)
+    plain = survival.fit_cox(train, "time", "event", genes=GENES[:3])
+    with pytest.raises(CohortexError, match="without an offset"):
+        plain.predict(test, offset="score")
+
+
+def test_fit_cox_refuses_bad_weights_offsets_and_clusters():
+    ds = _cohort()
+    genes = GENES[:2]
+    with pytest.raises(CohortexError, match="not positive"):
+        survival.fit_cox(ds, "months", "event", genes=genes, weights=np.zeros(198))
+    gaps = ds["score"].values.copy()
+    gaps[3] = np.nan
+    with pytest.raises(CohortexError, match="offset of 1 samples are missing"):
+        survival.fit_cox(ds, "months", "event", genes=genes, offset=gaps)
+    with pytest.raises(CohortexError, match="cluster of 1 samples is missing"):
+        survival.fit_cox(ds, "months", "event", genes=genes, cluster=[None] + [1] * 197)
+    with pytest.raises(CohortexError, match="no robust variance with a ridge"):
+        survival.fit_cox(ds, "months", "event", genes=genes, ridge=1.0, cluster="pair")

@@ -34,6 +34,7 @@ __all__ = [
     "cox_terms",
     "group_sums",
     "risk_sums",
+    "score_residuals",
 ]
 
 
@@ -138,6 +139,8 @@ def cox_terms(
     compiled: bool = True,
     penalty: Any = None,
     one_model: bool = False,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> tuple[Any, Any, Any]:
     """Log partial likelihood, score and information of every gene at ``beta``; with
     ``penalty`` (p,), those of the likelihood less ``Σ penalty · β² / 2`` (a ridge: R's
@@ -162,6 +165,8 @@ def cox_terms(
         terms by matrix products (:func:`_one_model_terms`), for the Newton steps of
         ``fit_cox`` and the ridge's choice; the per-gene models keep the compiled kernel,
         whose rounding their convergence and monotone-likelihood checks are held to.
+    case_weights, offset : ndarray of shape (n_samples,), optional
+        R's case ``weights`` and ``offset()`` in risk-set order, for ``one_model`` only.
 
     Returns
     -------
@@ -170,7 +175,7 @@ def cox_terms(
     information : (n_genes, p, p)
     """
     loglik, score, information = _partial_likelihood_terms(
-        variables, valid, beta, risk, efron, compiled, one_model
+        variables, valid, beta, risk, efron, compiled, one_model, case_weights, offset
     )
     if penalty is None:
         return loglik, score, information
@@ -190,6 +195,8 @@ def _partial_likelihood_terms(
     efron: bool,
     compiled: bool,
     one_model: bool = False,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> tuple[Any, Any, Any]:
     """:func:`cox_terms` without a penalty."""
     xp = namespace(valid)
@@ -199,7 +206,11 @@ def _partial_likelihood_terms(
         # x/0 is ±inf or NaN, as in the compiled kernel: a step whose exp(η) underflows in a
         # risk set gives a non-finite likelihood, which Newton–Raphson halves
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return _one_model_terms(np.asarray(x, dtype=np.float64), beta[0], risk, efron)
+            return _one_model_terms(
+                np.asarray(x, dtype=np.float64), beta[0], risk, efron, case_weights, offset
+            )
+    if case_weights is not None or offset is not None:
+        raise CohortexError("Case weights and an offset are for one model on the CPU only.")
     if compiled and xp is np:
         from ._cpu.cox import cox_terms_compiled  # numba: CPU only
 
@@ -271,52 +282,162 @@ def _partial_likelihood_terms(
 
 
 def _one_model_terms(
-    x: np.ndarray, beta: np.ndarray, risk: RiskSets, efron: bool
+    x: np.ndarray,
+    beta: np.ndarray,
+    risk: RiskSets,
+    efron: bool,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`cox_terms` of one model of the columns of ``x`` (n_samples × p, risk-set order,
     every sample in it) at ``beta`` (p,), with BLAS: the information's risk-set part is
     ``Xᵀ diag(v) X`` with each sample's ``v`` the sum, over the risk sets that hold it, of
-    ``w / den`` (less, for an event, its own group's Efron share ``(r/d) w / den``), and the
-    means' part ``MᵀM`` over one row per event: O(n p²) in two matrix products where the
-    per-gene kernel accumulates p² running sums a sample. Returns arrays with a leading gene
-    axis of length 1."""
+    ``m w / den`` (less, for an event, its own group's Efron share ``(r/d) m w / den``), and
+    the means' part ``MᵀM`` over one row per event: O(n p²) in two matrix products where
+    the per-gene kernel accumulates p² running sums a sample. With case weights ``c`` (R's
+    coxfit6), ``w = c exp(η)`` and each event counts ``m``: its own ``c`` (Breslow's) or its
+    tied group's mean ``c`` (Efron's); ``offset`` is added to ``η``. Returns arrays with a
+    leading gene axis of length 1."""
     n, p = x.shape
     # centred: the same terms exactly, with less cancellation in Xᵀ diag(v) X − MᵀM
     x = x - x.mean(axis=0) if n else x
-    eta = x @ beta
-    shift = float(eta.max()) if n else 0.0
-    w = np.exp(eta - shift)
-    rows = risk.event_rows
-    if rows.size == 0:
+    if risk.event_rows.size == 0:
         return np.zeros(1), np.zeros((1, p)), np.zeros((1, p, p))
-    weighted = w[:, None] * x
-    running0, running1 = np.empty(n), np.empty((n, p))
-    for start, stop in risk.strata:  # a risk set: its stratum's rows up to its group's last
-        running0[start:stop] = np.cumsum(w[start:stop])
-        running1[start:stop] = np.cumsum(weighted[start:stop], axis=0)
-    last = risk.stops - 1
-    counts = np.diff(risk.event_starts)
-    group = np.repeat(np.arange(last.size), counts)  # each event's group
-    firsts = risk.event_starts[:-1]
-    tied0 = np.add.reduceat(w[rows], firsts)
-    tied1 = np.add.reduceat(weighted[rows], firsts, axis=0)
-    # Efron: the r-th of a group's d events sees its risk set less r/d of the events' own
-    share = (np.arange(rows.size) - firsts[group]) / counts[group] if efron else np.zeros(rows.size)
-    den = running0[last][group] - share * tied0[group]
-    means = (running1[last][group] - share[:, None] * tied1[group]) / den[:, None]
-    loglik = float(np.sum(eta[rows] - shift) - np.sum(np.log(den)))
-    score = x[rows].sum(axis=0) - means.sum(axis=0)
-    inverse = np.bincount(group, weights=1.0 / den, minlength=last.size)
-    own_share = np.bincount(group, weights=share / den, minlength=last.size)
-    reach = np.zeros(n)  # Σ 1/den over the risk sets that hold each row
-    for start, stop in risk.strata:
-        inside = np.flatnonzero((last >= start) & (last < stop))
-        after = np.concatenate((np.cumsum(inverse[inside][::-1])[::-1], [0.0]))
-        reach[start:stop] = after[np.searchsorted(last[inside], np.arange(start, stop))]
-    v = w * reach
-    v[rows] -= w[rows] * own_share[group]
-    information = (x * v[:, None]).T @ x - means.T @ means
+    e = _EventSums.build(x, beta, risk, efron, case_weights, offset)
+    rows, dead, count = risk.event_rows, e.case[risk.event_rows], e.count
+    loglik = float(np.sum(dead * (e.eta[rows] - e.shift)) - np.sum(count * np.log(e.den)))
+    score = (dead[:, None] * x[rows]).sum(axis=0) - (count[:, None] * e.means).sum(axis=0)
+    v = e.w * e.reach(e.hazard)  # Σ m/den over the risk sets that hold each row
+    v[rows] -= e.w[rows] * e.by_group(e.hazard * e.share)[e.group]
+    information = (x * v[:, None]).T @ x - e.means.T @ (count[:, None] * e.means)
     return np.array([loglik]), score[None, :], information[None, :, :]
+
+
+def score_residuals(
+    x: np.ndarray,
+    beta: np.ndarray,
+    risk: RiskSets,
+    efron: bool,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each sample's score residual of one Cox model (R's ``residuals(fit, "score")``, not
+    multiplied by its case weight), in risk-set order: ``δ_i (x_i − x̄(t_i)) − exp(η_i)
+    Σ_{t ≤ t_i} (x_i − x̄(t)) dΛ(t)``, its terms summing to the score. Under Efron's ties a
+    tied event's own term is averaged over the group's d steps, in each of which it is at
+    risk with weight ``1 − r/d`` (R's coxscore2).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, p)
+        The terms in risk-set order.
+    beta : ndarray of shape (p,)
+    risk : RiskSets
+    efron : bool
+    case_weights, offset : ndarray of shape (n_samples,), optional
+        In risk-set order.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, p)
+    """
+    n, p = x.shape
+    if risk.event_rows.size == 0:
+        return np.zeros((n, p))
+    e = _EventSums.build(x, beta, risk, efron, case_weights, offset)
+    rows = risk.event_rows
+    level = np.exp(e.eta - e.shift)  # exp(η) on the scale of the sums: × dΛ is invariant
+    cumulative = e.reach(e.hazard)  # Λ(t_i) and Σ x̄ dΛ, over the steps that hold i
+    mean_hazard = e.reach(e.hazard[:, None] * e.means)
+    residual = -level[:, None] * (x * cumulative[:, None] - mean_hazard)
+    # an event's own steps: x − the mean of its group's x̄, and under Efron the part of
+    # each step's hazard it was not at risk for, r/d, given back
+    counts = np.diff(risk.event_starts)
+    average = e.by_group(e.means) / counts[:, None]
+    given = e.by_group(e.hazard * e.share)[e.group]
+    given_means = e.by_group((e.hazard * e.share)[:, None] * e.means)[e.group]
+    residual[rows] += x[rows] - average[e.group]
+    residual[rows] += level[rows, None] * (x[rows] * given[:, None] - given_means)
+    return residual
+
+
+@dataclass(frozen=True)
+class _EventSums:
+    """One Cox model's risk-set sums at each event step, in risk-set order: an event's step
+    is its group's r-th (Efron: its risk set less r/d of the group's events' own sums;
+    Breslow: r = 0)."""
+
+    eta: np.ndarray  # (n,) the linear predictor, offset included
+    shift: float  # max η: exp(η − shift) keeps the sums finite
+    case: np.ndarray  # (n,) case weights
+    w: np.ndarray  # (n,) c exp(η − shift)
+    group: np.ndarray  # (events,) each event's group
+    share: np.ndarray  # (events,) r/d
+    den: np.ndarray  # (events,) the step's risk sum
+    means: np.ndarray  # (events, p) the step's risk-weighted mean of x
+    count: np.ndarray  # (events,) the step's weight m: the event's c, or its group's mean c
+    last: np.ndarray  # (groups,) each group's last row: its risk set ends there
+    firsts: np.ndarray  # (groups,) each group's first event
+    strata: list[tuple[int, int]]
+
+    @property
+    def hazard(self) -> np.ndarray:
+        """Each step's hazard increment ``m / den`` (events,)."""
+        return self.count / self.den
+
+    @classmethod
+    def build(
+        cls,
+        x: np.ndarray,
+        beta: np.ndarray,
+        risk: RiskSets,
+        efron: bool,
+        case_weights: np.ndarray | None,
+        offset: np.ndarray | None,
+    ) -> _EventSums:
+        n, p = x.shape
+        eta = x @ beta if offset is None else x @ beta + offset
+        shift = float(eta.max())
+        case = np.ones(n) if case_weights is None else case_weights
+        w = case * np.exp(eta - shift)
+        rows = risk.event_rows
+        weighted = w[:, None] * x
+        running0, running1 = np.empty(n), np.empty((n, p))
+        for start, stop in risk.strata:  # a risk set: its stratum's rows up to its group's last
+            running0[start:stop] = np.cumsum(w[start:stop])
+            running1[start:stop] = np.cumsum(weighted[start:stop], axis=0)
+        last = risk.stops - 1
+        counts = np.diff(risk.event_starts)
+        group = np.repeat(np.arange(last.size), counts)
+        firsts = risk.event_starts[:-1]
+        tied0 = np.add.reduceat(w[rows], firsts)
+        tied1 = np.add.reduceat(weighted[rows], firsts, axis=0)
+        share = (
+            (np.arange(rows.size) - firsts[group]) / counts[group] if efron else np.zeros(rows.size)
+        )
+        den = running0[last][group] - share * tied0[group]
+        means = (running1[last][group] - share[:, None] * tied1[group]) / den[:, None]
+        dead = case[rows]
+        count = np.repeat(np.add.reduceat(dead, firsts) / counts, counts) if efron else dead
+        return cls(eta, shift, case, w, group, share, den, means, count, last, firsts, risk.strata)
+
+    def by_group(self, values: np.ndarray) -> np.ndarray:
+        """Per-event ``values`` (events, …) summed by group (groups, …): each group's
+        events are a run of them."""
+        return np.add.reduceat(values, self.firsts, axis=0)
+
+    def reach(self, values: np.ndarray) -> np.ndarray:
+        """Per-event ``values`` (events, …) summed, for each row, over the steps whose risk
+        sets hold it (its stratum's groups at or before its time) (n, …)."""
+        grouped = self.by_group(values)
+        n = self.eta.size
+        out = np.zeros((n, *values.shape[1:]))
+        for start, stop in self.strata:
+            inside = np.flatnonzero((self.last >= start) & (self.last < stop))
+            tail = np.cumsum(grouped[inside][::-1], axis=0)[::-1]
+            after = np.concatenate((tail, np.zeros((1, *values.shape[1:]))), axis=0)
+            out[start:stop] = after[np.searchsorted(self.last[inside], np.arange(start, stop))]
+        return out
 
 
 def cox_newton(
@@ -330,12 +451,14 @@ def cox_newton(
     eps: float = 1e-9,
     penalty: Any = None,
     one_model: bool = False,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> CoxFit:
     """Newton–Raphson for every gene's Cox model, as R's ``coxph`` (see the module notes).
 
     Parameters
     ----------
-    variables, valid, risk, efron, penalty, one_model
+    variables, valid, risk, efron, penalty, one_model, case_weights, offset
         As for :func:`cox_terms` (with a penalty the fit's log-likelihood, score and
         information are the penalised ones).
     start : array of shape (n_genes, p)
@@ -350,8 +473,9 @@ def cox_newton(
     xp = namespace(valid)
     n_genes = start.shape[0]
     beta = xp.asarray(start, dtype=xp.float64)
+    extra: dict[str, Any] = {"one_model": one_model, "case_weights": case_weights, "offset": offset}
     loglik, score, information = cox_terms(
-        variables, valid, beta, risk, efron, penalty=penalty, one_model=one_model
+        variables, valid, beta, risk, efron, penalty=penalty, **extra
     )
     fit = CoxFit(
         beta=beta,
@@ -373,7 +497,7 @@ def cox_newton(
     for iteration in range(1, max_iterations + 1):
         running = ~fit.converged & ~stuck
         new_loglik, new_score, new_information = _running_terms(
-            running, fit, variables, valid, candidate, risk, efron, penalty, one_model
+            running, fit, variables, valid, candidate, risk, efron, penalty, extra
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             done = running & ~halving & (xp.abs(1.0 - fit.loglik / new_loglik) <= eps)
@@ -409,16 +533,17 @@ def _running_terms(
     risk: RiskSets,
     efron: bool,
     penalty: Any,
-    one_model: bool = False,
+    extra: dict[str, Any],
 ) -> tuple[Any, Any, Any]:
     """:func:`cox_terms` at ``beta`` of the genes still ``running``; the others keep ``fit``'s
     (no step of theirs is accepted). Most genes converge in two steps and a few take a third:
-    once fewer than half run, only theirs are computed."""
+    once fewer than half run, only theirs are computed (one model, ``extra``'s
+    ``one_model``, always runs whole)."""
     xp = namespace(valid)
     n_genes = valid.shape[1]
     chosen = np.flatnonzero(np.asarray(to_host(running)))
     if 2 * chosen.size > n_genes:
-        return cox_terms(variables, valid, beta, risk, efron, penalty=penalty, one_model=one_model)
+        return cox_terms(variables, valid, beta, risk, efron, penalty=penalty, **extra)
     loglik, score, information = fit.loglik.copy(), fit.score.copy(), fit.information.copy()
     if chosen.size:
         rows = xp.asarray(chosen)

@@ -13,9 +13,9 @@ from .._backend import to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._cpu.concordance import pair_counts
-from ._outcome import Outcome, sample_numbers, sample_values
+from ._outcome import Outcome, cluster_codes, sample_numbers, sample_values
 
-__all__ = ["TIME_WEIGHTS", "Concordance", "concordance"]
+__all__ = ["TIME_WEIGHTS", "Concordance", "concordance", "concordance_of"]
 
 # R's timewt: each comparable pair weighted by a function of its earlier event's time t,
 # from the Kaplan–Meier curves of the stratum's survival S and censoring G just before t and
@@ -68,6 +68,7 @@ def concordance(
     min_time: float | None = None,
     max_time: float | None = None,
     weights: str | Any | None = None,
+    cluster: str | Any | None = None,
 ) -> Concordance:
     """The concordance (C-index) of a risk score with survival: Harrell's C, or with time
     weights Uno's C; as R's ``concordance(Surv(time, event) ~ risk + strata(s), reverse =
@@ -114,6 +115,9 @@ def concordance(
         Case weights (a sample variable or the values; positive): a pair counts the product
         of its samples' weights, and the time weights' curves are weighted Kaplan–Meier
         curves (R's ``weights``), e.g. inverse-probability weights of a sampling design.
+    cluster : str or sequence, optional
+        Groups of correlated samples (e.g. a patient's several samples): the standard
+        error sums each group's influence first (R's ``cluster``).
 
     Returns
     -------
@@ -165,14 +169,40 @@ def concordance(
             )
         times = np.maximum(times, min_time)
     groups = np.zeros(len(ids), dtype=np.int64) if outcome.strata is None else outcome.strata
+    clusters = None
+    if cluster is not None:
+        clusters = cluster_codes(sample_values(dataset, cluster, "cluster", len(ids), ids), ids)
+    return concordance_of(
+        times[used],
+        outcome.event[used],
+        groups[used],
+        scores[used],
+        case[used],
+        None if clusters is None else clusters[used],
+        time_weights=time_weights,
+        max_time=max_time,
+    )
+
+
+def concordance_of(
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray,
+    risk: np.ndarray,
+    case: np.ndarray,
+    clusters: np.ndarray | None = None,
+    *,
+    time_weights: str = "n",
+    max_time: float | None = None,
+) -> Concordance:
+    """:func:`concordance` of checked arrays, each of shape (n_samples,): times, 0/1 events,
+    stratum codes, finite risks, positive case weights and cluster codes (or None)."""
     counts = np.zeros(5)
-    influence = np.zeros((len(ids), 5))
-    for level in np.unique(groups[used]):
-        rows = np.flatnonzero(used & (groups == level))
-        weight = _time_weights(times[rows], outcome.event[rows], case[rows], time_weights, max_time)
-        found, shares = pair_counts(
-            times[rows], outcome.event[rows], scores[rows], weight, case[rows]
-        )
+    influence = np.zeros((time.size, 5))
+    for level in np.unique(strata):
+        rows = np.flatnonzero(strata == level)
+        weight = _time_weights(time[rows], event[rows], case[rows], time_weights, max_time)
+        found, shares = pair_counts(time[rows], event[rows], risk[rows], weight, case[rows])
         counts += found
         influence[rows] = shares
     pairs = counts[:3].sum()
@@ -187,6 +217,8 @@ def concordance(
         (influence[:, 0] - influence[:, 1]) / pairs
         - somers_d / pairs * influence[:, :3].sum(axis=1)
     )
+    if clusters is not None:
+        dfbeta = np.bincount(clusters, weights=dfbeta)
     return Concordance(
         concordance=float((somers_d + 1.0) / 2.0),
         std_err=float(np.sqrt((dfbeta**2).sum() / 4.0)),
@@ -195,7 +227,7 @@ def concordance(
         tied_risk=float(counts[2]),
         tied_time=float(counts[3]),
         tied_both=float(counts[4]),
-        n=int(used.sum()),
+        n=int(time.size),
         time_weights=time_weights,
     )
 

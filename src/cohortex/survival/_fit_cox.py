@@ -14,10 +14,17 @@ from scipy import stats as _stats
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
-from ..stats._cox import CoxFit, RiskSets, covariance, cox_newton, cox_terms
-from ..stats._cpu.concordance import gene_concordance
+from ..stats._cox import (
+    CoxFit,
+    RiskSets,
+    covariance,
+    cox_newton,
+    cox_terms,
+    score_residuals,
+)
+from ._concordance import concordance_of
 from ._cox import check_options, covariate_model, covariates_like
-from ._outcome import Outcome, strata_of
+from ._outcome import Outcome, cluster_codes, sample_numbers, sample_values, strata_of
 
 __all__ = [
     "BaselineHazard",
@@ -39,7 +46,8 @@ class CoxModel:
     terms : pandas.DataFrame
         Indexed by term (the genes, then the covariates' columns): ``coefficient`` (log
         hazard ratio per unit), ``se``, ``hazard_ratio``, ``ci_low``, ``ci_high``,
-        ``statistic`` (Wald z) and ``pvalue``.
+        ``statistic`` (Wald z) and ``pvalue``; with the robust variance, ``se`` is the
+        robust one (which the z, p and intervals use) and ``naive_se`` the model's.
     loglik, loglik_null : float
         The log partial likelihood at the fit and with every coefficient 0.
     df : float
@@ -48,7 +56,10 @@ class CoxModel:
     lr_statistic, wald_statistic, score_statistic : float
         The model's likelihood-ratio, Wald and score tests against no effect (R's
         ``summary``), each on ``df`` degrees of freedom, with ``lr_pvalue``,
-        ``wald_pvalue`` and ``score_pvalue``.
+        ``wald_pvalue`` and ``score_pvalue``; the Wald test with the robust variance when
+        ``robust``.
+    robust_score_statistic, robust_score_pvalue : float
+        With the robust variance, R's robust score test (its ``rscore``); NaN otherwise.
     ridge : float
         The ridge penalty of the fit (0: none).
     concordance, concordance_se : float
@@ -73,6 +84,18 @@ class CoxModel:
     baseline : dict
         Per stratum (its name; "" without strata), the baseline hazard at the terms' means
         that :meth:`predict_survival` scales (R's ``survfit`` pieces).
+    robust : bool
+        Whether ``covariance`` is the robust (sandwich) one, R's ``robust``.
+    naive_covariance : ndarray of shape (n_terms, n_terms)
+        The model-based covariance (R's ``naive.var``; ``covariance`` itself when not
+        robust).
+    weighted : bool
+        Whether the fit had case weights.
+    offset : str or None
+        The offset's sample variable, when the fit was given one by name.
+    offset_mean : float or None
+        The mean offset of the samples fitted (None: no offset): predictions add each
+        sample's offset less it, as R's.
     """
 
     terms: pd.DataFrame
@@ -99,20 +122,45 @@ class CoxModel:
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     strata: str | None = None
     baseline: dict[str, BaselineHazard] = field(default_factory=dict, repr=False, compare=False)
+    robust: bool = False
+    naive_covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    robust_score_statistic: float = np.nan
+    robust_score_pvalue: float = np.nan
+    weighted: bool = False
+    offset: str | None = None
+    offset_mean: float | None = None
 
-    def predict(self, cohort: CohortLike) -> pd.Series:
+    def predict(self, cohort: CohortLike, *, offset: str | Any | None = None) -> pd.Series:
         """The linear predictor ``(x − means) · β`` of every sample of ``cohort`` (R's
         ``predict(type = "lp")`` with ``reference = "sample"``): higher, a higher hazard.
 
         The genes are found by id and the covariates encoded as in the fit (the same
         levels and reference, whichever of them the new samples have), so another cohort
         scores with this model as long as it has them; a level the fit never saw is refused;
-        samples missing a gene's value get NaN.
+        samples missing a gene's value get NaN. A model fitted with an offset adds each
+        sample's offset less the fit's mean one: ``offset`` (a sample variable or values),
+        by default the fit's offset variable.
         """
         data = as_cohort_matrix(cohort)
         values, _, _ = _term_values(data, self.genes, self.covariate_spec)
         beta = self.terms["coefficient"].to_numpy()
-        return pd.Series((values - self.means[None, :]) @ beta, index=data.sample_ids)
+        predictor = (values - self.means[None, :]) @ beta + self._offset(data, offset)
+        return pd.Series(predictor, index=data.sample_ids)
+
+    def _offset(self, data: Any, given: Any) -> np.ndarray | float:
+        """Each sample's offset less the fit's mean offset (0 for a fit without one)."""
+        n = data.matrix.shape[0]
+        if self.offset_mean is None:
+            if given is not None:
+                raise CohortexError("The model was fitted without an offset; give none.")
+            return 0.0
+        spec = self.offset if given is None else given
+        if spec is None:
+            raise CohortexError(
+                "The model was fitted with an offset given as values: give each sample's "
+                "offset (offset=...)."
+            )
+        return sample_numbers(data, spec, "offset", n) - self.offset_mean
 
     def predict_survival(
         self,
@@ -121,6 +169,7 @@ class CoxModel:
         *,
         strata: str | Any | None = None,
         confidence: float = 0.95,
+        offset: str | Any | None = None,
     ) -> pd.DataFrame:
         """Each sample's predicted probability of surviving past each of ``times``, as R's
         ``summary(survfit(fit, newdata), times)``.
@@ -142,6 +191,8 @@ class CoxModel:
             Each sample's stratum, for a model fitted within strata: by default the fit's
             strata variable (when it was given by name); its levels must be the fit's.
         confidence : float, default 0.95
+        offset : str or sequence, optional
+            As for :meth:`predict`.
 
         Returns
         -------
@@ -162,7 +213,7 @@ class CoxModel:
             self.baseline,
             stratum,
             centred,
-            np.exp(centred @ beta),
+            np.exp(centred @ beta + self._offset(data, offset)),
             times,
             self.covariance,
             float(_stats.norm.ppf((1.0 + confidence) / 2.0)),
@@ -330,6 +381,10 @@ def fit_cox(
     confidence: float = 0.95,
     max_iterations: int = 20,
     tolerance: float = 1e-12,
+    weights: str | Any | None = None,
+    offset: str | Any | None = None,
+    robust: bool | None = None,
+    cluster: str | Any | None = None,
 ) -> CoxModel:
     """One Cox model of several genes and covariates, as R's ``coxph(Surv(time, event) ~
     gene1 + gene2 + … + covariates)`` — a prognostic signature with clinical variables,
@@ -360,6 +415,25 @@ def fit_cox(
     max_iterations : int, default 20
     tolerance : float, default 1e-12
         As for :func:`cox`.
+    weights : str or sequence of float, optional
+        Case weights (a sample variable or the values; positive), R's ``weights``: each
+        sample counts that many times in the partial likelihood (Efron's ties with each tied
+        group's mean weight, as R), the terms' means, the concordance and the baseline
+        hazard. Inverse-probability weights, e.g. of a case–cohort or a propensity model,
+        are not integers: then the variance is the robust one by default, as R's.
+    offset : str or sequence of float, optional
+        A known part of the log hazard added to the model's (R's ``offset()``), e.g. a
+        published clinical score whose coefficient is fixed at 1: the genes are then fitted
+        on top of it. Predictions add it too (see :meth:`CoxModel.predict`).
+    robust : bool, optional
+        The robust (sandwich) variance of the coefficients, ``DᵀD`` with D the weighted
+        dfbeta residuals summed within clusters, for the z tests, intervals and the Wald
+        test; R's default: when ``cluster`` is given or a weight is not an integer. Not
+        with ``ridge``.
+    cluster : str or sequence, optional
+        Groups of correlated samples (e.g. several samples of one patient), whose dfbeta
+        residuals are summed before the robust variance and the concordance's standard
+        error (R's ``cluster``).
 
     Returns
     -------
@@ -369,7 +443,9 @@ def fit_cox(
     Raises
     ------
     CohortexError
-        For no term, an unknown gene, invalid outcomes, or no event among the samples fitted.
+        For no term, an unknown gene, invalid outcomes, weights that are not positive
+        numbers, a missing offset or cluster, robust with ridge, or no event among the
+        samples fitted.
     """
     check_options("fit_cox()", ties, confidence)
     if not (np.isfinite(ridge) and ridge >= 0):
@@ -379,6 +455,17 @@ def fit_cox(
         raise CohortexError("fit_cox() needs terms: genes, covariates or both.")
     data = as_cohort_matrix(cohort)
     outcome = Outcome.resolve(data.dataset, time, event, strata, data.sample_ids)
+    n = len(data.sample_ids)
+    case = None if weights is None else sample_numbers(data, weights, "weights", n, positive=True)
+    fixed = None if offset is None else sample_numbers(data, offset, "offset", n)
+    groups = None
+    if cluster is not None:
+        labels = sample_values(data.dataset, cluster, "cluster", n, data.sample_ids)
+        groups = cluster_codes(labels, data.sample_ids)
+    if robust is None:  # R's default
+        robust = groups is not None or (case is not None and bool(np.any(case != np.floor(case))))
+    if robust and ridge > 0:
+        raise CohortexError("fit_cox() has no robust variance with a ridge penalty.")
     values, names, spec = _term_values(data, genes, covariates)
     used = ~np.isnan(values).any(axis=1)  # R's na.omit
     x = values[used]
@@ -386,23 +473,46 @@ def fit_cox(
     event_used = outcome.event[used]
     if event_used.sum() == 0:
         raise CohortexError("No sample with every term observed has an event.")
-    means = term_means(x, names)
+    case_used = np.ones(x.shape[0]) if case is None else case[used]
+    offset_mean = None if fixed is None else float(fixed[used].mean())
+    # centred as R's (exp(η) stays finite): the likelihood is the same
+    offset_used = np.zeros(x.shape[0]) if fixed is None else fixed[used] - offset_mean
+    means = term_means(x, names, case_used)
     centred = x - x.mean(axis=0)[None, :]  # the fit: centred as coxph (the same likelihood)
     penalty = np.zeros(len(names))
     if ridge > 0:
         penalty[: len(genes)] = ridge * x[:, : len(genes)].var(axis=0, ddof=1)
+    options: dict[str, Any] = {
+        "efron": ties == "efron",
+        "case_weights": None if case is None else case_used,
+        "offset": None if fixed is None else offset_used,
+    }
+    time_used = outcome.time[used]
     fit = cox_fit_matrix(
         centred,
-        outcome.time[used],
+        time_used,
         event_used,
         strata_used,
-        efron=ties == "efron",
         penalty=penalty,
         max_iterations=max_iterations,
         tolerance=tolerance,
+        **options,
     )
     beta = np.asarray(fit.beta[0])
     variance = np.asarray(covariance(fit.information))[0]  # (H + P)⁻¹ with a penalty
+    naive = variance
+    robust_score = np.nan
+    if robust:
+        risk_sets = RiskSets.build(time_used, event_used, strata_used)
+        cluster_used = np.arange(x.shape[0]) if groups is None else groups[used]
+        dfbeta = _cluster_scores(centred, beta, risk_sets, options, cluster_used) @ naive
+        variance = dfbeta.T @ dfbeta
+        # R's robust score test: the residuals at β = 0, and like R's without the offset
+        at_zero = _cluster_scores(
+            centred, np.zeros_like(beta), risk_sets, {**options, "offset": None}, cluster_used
+        )
+        total = at_zero.sum(axis=0)
+        robust_score = float(total @ np.linalg.solve(at_zero.T @ at_zero, total))
     se = np.sqrt(np.diag(variance))
     quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separated term
@@ -419,11 +529,17 @@ def fit_cox(
             },
             index=pd.Index(names, name="term"),
         )
+    if robust:
+        terms.insert(2, "naive_se", np.sqrt(np.diag(naive)))
     # the partial likelihood itself (a penalised fit's less its penalty), and with β = 0
     loglik = float(fit.loglik[0]) + 0.5 * float(np.sum(penalty * beta * beta))
     loglik_null = float(fit.start_loglik[0])
     lr = 2.0 * (loglik - loglik_null)
-    wald = float(beta @ np.asarray(fit.information[0]) @ beta)
+    wald = (
+        float(beta @ np.linalg.solve(variance, beta))
+        if robust
+        else float(beta @ np.asarray(fit.information[0]) @ beta)
+    )
     df = float(len(names))
     if ridge > 0:  # R's coxpenal: diag(V H) of the genes, diag(V H V) / diag(V) of the rest
         unpenalised = np.asarray(fit.information[0]) - np.diag(penalty)
@@ -435,9 +551,9 @@ def fit_cox(
         start_score = np.asarray(fit.start_score[0])
         start_variance = np.asarray(covariance(fit.start_information))[0]
         score = float(start_score @ start_variance @ start_score)
-    predictor = centred @ beta  # C only ranks it: the centring does not matter
+    predictor = centred @ beta + offset_used  # C only ranks it: the centring does not matter
     at_means = x - means[None, :]
-    fitted_risk = np.exp(at_means @ beta)
+    fitted_risk = np.exp(at_means @ beta + offset_used)
     baseline = {}
     for code in np.unique(strata_used) if strata_used is not None else [None]:
         rows = slice(None) if code is None else strata_used == code
@@ -445,13 +561,19 @@ def fit_cox(
         baseline[name] = BaselineHazard.build(
             at_means[rows],
             fitted_risk[rows],
-            outcome.time[used][rows],
+            time_used[rows],
             event_used[rows],
             efron=ties == "efron",
+            weight=case_used[rows],
         )
     codes = np.zeros(x.shape[0], np.int64) if strata_used is None else strata_used
-    found, found_se = gene_concordance(
-        outcome.time[used], event_used, codes, predictor[:, None], np.ones((x.shape[0], 1), bool)
+    harrell = concordance_of(
+        time_used,
+        event_used,
+        codes,
+        predictor,
+        case_used,
+        None if groups is None else groups[used],
     )
     converged = bool(fit.converged[0])
     if not converged:
@@ -472,8 +594,8 @@ def fit_cox(
         wald_pvalue=float(_stats.chi2.sf(wald, df)),
         score_statistic=score,
         score_pvalue=float(_stats.chi2.sf(score, df)),
-        concordance=float(found[0]),
-        concordance_se=float(found_se[0]),
+        concordance=harrell.concordance,
+        concordance_se=harrell.std_err,
         n_samples=int(used.sum()),
         n_events=int(event_used.sum()),
         iterations=int(fit.iterations[0]),
@@ -486,14 +608,51 @@ def fit_cox(
         covariance=variance,
         strata=strata if isinstance(strata, str) else None,
         baseline=baseline,
+        robust=bool(robust),
+        naive_covariance=naive,
+        robust_score_statistic=robust_score,
+        robust_score_pvalue=float(_stats.chi2.sf(robust_score, df)),
+        weighted=case is not None,
+        offset=offset if isinstance(offset, str) else None,
+        offset_mean=offset_mean,
     )
 
 
-def term_means(x: np.ndarray, names: Sequence[str]) -> np.ndarray:
+def _cluster_scores(
+    x: np.ndarray,
+    beta: np.ndarray,
+    risk: RiskSets,
+    options: dict[str, Any],
+    clusters: np.ndarray,
+) -> np.ndarray:
+    """The score residuals of the samples ``x`` (n × p, sample order) at ``beta``, times
+    their case weights, summed within each cluster (codes (n,)): (n_clusters × p)."""
+    order = risk.order
+    case, offset = options["case_weights"], options["offset"]
+    residual = np.empty_like(x)
+    residual[order] = score_residuals(
+        x[order],
+        beta,
+        risk,
+        options["efron"],
+        None if case is None else case[order],
+        None if offset is None else offset[order],
+    )
+    if case is not None:
+        residual *= case[:, None]
+    out = np.zeros((int(clusters.max()) + 1, x.shape[1]))
+    np.add.at(out, clusters, residual)
+    return out
+
+
+def term_means(
+    x: np.ndarray, names: Sequence[str], case_weights: np.ndarray | None = None
+) -> np.ndarray:
     """R's coxph ``means`` of the terms ``x`` (n_samples × terms) named ``names``: each
-    column's mean, a category's indicator (formulaic's "variable[T.level]") at 0, so that a
-    linear predictor centred at them is centred at the reference level."""
-    return np.where([("[" in name) for name in names], 0.0, x.mean(axis=0))
+    column's (case-weighted) mean, a category's indicator (formulaic's "variable[T.level]")
+    at 0, so that a linear predictor centred at them is centred at the reference level."""
+    mean = x.mean(axis=0) if case_weights is None else case_weights @ x / case_weights.sum()
+    return np.where([("[" in name) for name in names], 0.0, mean)
 
 
 def cox_fit_matrix(
@@ -507,10 +666,13 @@ def cox_fit_matrix(
     max_iterations: int = 20,
     tolerance: float = 1e-12,
     start: np.ndarray | None = None,
+    case_weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> CoxFit:
     """One Cox model of the columns of ``x`` (n_samples × p, complete) by Newton–Raphson
     from ``start`` (p,; default β = 0), with a ridge ``penalty`` (p,) when given and not all
-    0: the fit of one "gene" (its arrays' first axis of length 1)."""
+    0, case weights and an offset (n,) when given: the fit of one "gene" (its arrays' first
+    axis of length 1)."""
     risk = RiskSets.build(time, event, strata)
     variables = [x[risk.order, j : j + 1] for j in range(x.shape[1])]
     return cox_newton(
@@ -523,6 +685,8 @@ def cox_fit_matrix(
         eps=tolerance,
         penalty=penalty if penalty is not None and np.any(penalty > 0) else None,
         one_model=True,
+        case_weights=None if case_weights is None else case_weights[risk.order],
+        offset=None if offset is None else offset[risk.order],
     )
 
 

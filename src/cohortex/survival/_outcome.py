@@ -11,7 +11,7 @@ import pandas as pd
 from .._backend import to_host
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "sample_numbers", "sample_values", "strata_of"]
+__all__ = ["Outcome", "cluster_codes", "sample_numbers", "sample_values", "strata_of"]
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
@@ -111,6 +111,20 @@ def sample_numbers(
             + f" (first: sample {data.sample_ids[int(np.flatnonzero(bad)[0])]!r})."
         )
     return numbers
+
+
+def cluster_codes(labels: Any, sample_ids: Any) -> np.ndarray:
+    """Integer codes of each sample's cluster label (refused where missing): groups of
+    correlated samples, e.g. a patient's several samples."""
+    series = pd.Series(labels)
+    missing = (series.isna() | (series.astype(str) == "")).to_numpy()
+    if missing.any():
+        raise CohortexError(
+            f"The cluster of {int(missing.sum())} samples is missing (first: sample "
+            f"{sample_ids[int(np.flatnonzero(missing)[0])]!r})."
+        )
+    codes, _ = pd.factorize(series.astype(str))
+    return codes.astype(np.int64)
 
 
 def strata_of(
