@@ -2,20 +2,23 @@
 proportional hazards (``cox_zph``), one model of several genes and covariates (``fit_cox``,
 a prognostic signature that scores new samples), the lasso/elastic-net Cox path of many
 genes with its cross-validated penalty (``coxnet``, held to R's glmnet), log-rank tests
-(``logrank``), Kaplan–Meier curves (``kaplan_meier``) and the concordance of a risk score
-(``concordance``: Harrell's C, Uno's with time weights), held to R's ``survival`` package.
+(``logrank``), survival compared between groups of samples (``compare_groups``, R's
+``survdiff``), Kaplan–Meier curves (``kaplan_meier``) with their medians and restricted means
+(``median_survival``) and the concordance of a risk score (``concordance``: Harrell's C, Uno's
+with time weights), held to R's ``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
 names the first bad sample (missing, negative or non-0/1 values).
 """
 
+from ._compare import GroupComparison, compare_groups
 from ._concordance import TIME_WEIGHTS, Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
 from ._coxnet import CoxnetModel, coxnet
 from ._fit_cox import CoxModel, fit_cox
-from ._kaplan_meier import kaplan_meier
+from ._kaplan_meier import kaplan_meier, median_survival
 from ._logrank import logrank
 from ._scores import calibration, time_dependent_scores
 
@@ -25,7 +28,9 @@ __all__ = [
     "Concordance",
     "CoxModel",
     "CoxnetModel",
+    "GroupComparison",
     "calibration",
+    "compare_groups",
     "concordance",
     "cox",
     "cox_zph",
@@ -33,5 +38,6 @@ __all__ = [
     "fit_cox",
     "kaplan_meier",
     "logrank",
+    "median_survival",
     "time_dependent_scores",
 ]

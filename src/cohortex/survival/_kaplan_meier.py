@@ -12,9 +12,10 @@ from .._backend import to_host
 from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._logrank import high_expression
+from ._compare import group_labels
 from ._outcome import Outcome, sample_values
 
-__all__ = ["kaplan_meier"]
+__all__ = ["kaplan_meier", "median_survival"]
 
 
 def kaplan_meier(
@@ -76,7 +77,7 @@ def kaplan_meier(
         high = np.asarray(to_host(high_expression(values[:, None], quantile)))[:, 0]
         labels = np.where(np.isnan(values), "", np.where(high, "high", "low"))
     elif by is not None:
-        labels = pd.Series(sample_values(dataset, by, "by", n_samples, ids)).astype(str).to_numpy()
+        labels = group_labels(sample_values(dataset, by, "by", n_samples, ids))
     else:
         labels = np.full(n_samples, "all")
     z = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
@@ -116,3 +117,105 @@ def _curve(time: np.ndarray, event: np.ndarray, z: float) -> pd.DataFrame:
             "upper": np.where(empty, np.nan, upper),
         }
     )
+
+
+def median_survival(
+    cohort: Any,
+    time: str | Any,
+    event: str | Any,
+    *,
+    by: str | Any | None = None,
+    gene: str | None = None,
+    quantile: float = 0.5,
+    confidence: float = 0.95,
+    restricted_time: float | None = None,
+) -> pd.DataFrame:
+    """Each group's median survival with its confidence limits, and its restricted mean
+    survival time, as R's ``summary(survfit(...), rmean = ...)$table``.
+
+    The median is the first time the Kaplan–Meier curve is at or below 0.5 (where the curve
+    is exactly 0.5 over a stretch, the midpoint of that stretch, as R); its limits are the
+    times where the curve's pointwise interval limits (:func:`kaplan_meier`'s) cross 0.5
+    (Brookmeyer & Crowley). Each is NaN where the curve does not reach 0.5. The restricted
+    mean is the area under the curve up to ``restricted_time`` τ: the expected survival
+    time within τ, defined when the median is not, with its standard error (R's).
+
+    Parameters
+    ----------
+    cohort, time, event, by, gene, quantile, confidence
+        As for :func:`kaplan_meier`.
+    restricted_time : float, optional
+        τ; default the largest follow-up time of all the samples (R's ``rmean =
+        "common"``). A curve that ends before τ is extended at its last value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by group: ``records`` (samples), ``events``, ``median``, ``lower``,
+        ``upper``, ``rmean``, ``rmean_se``; ``restricted_time`` in ``attrs``.
+    """
+    curves = kaplan_meier(
+        cohort, time, event, by=by, gene=gene, quantile=quantile, confidence=confidence
+    )
+    horizon = float(curves["time"].max()) if restricted_time is None else float(restricted_time)
+    if not (np.isfinite(horizon) and horizon >= 0):
+        raise CohortexError(f"'restricted_time' must be a time >= 0; got {restricted_time!r}.")
+    rows = {}
+    for group, curve in curves.groupby("group", sort=False):
+        times = curve["time"].to_numpy()
+        mean, mean_se = _restricted_mean(
+            times,
+            curve["survival"].to_numpy(),
+            curve["n_risk"].to_numpy(np.float64),
+            curve["n_event"].to_numpy(np.float64),
+            horizon,
+        )
+        rows[group] = {
+            "records": int((curve["n_event"] + curve["n_censor"]).sum()),
+            "events": int(curve["n_event"].sum()),
+            "median": _first_half(curve["survival"].to_numpy(), times),
+            "lower": _first_half(curve["lower"].to_numpy(), times),
+            "upper": _first_half(curve["upper"].to_numpy(), times),
+            "rmean": mean,
+            "rmean_se": mean_se,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "group"
+    table.attrs.update(confidence=confidence, restricted_time=horizon)
+    return table
+
+
+def _first_half(curve: np.ndarray, times: np.ndarray) -> float:
+    """The first time ``curve`` (decreasing, NaN where undefined) is at or below 0.5; where
+    it is 0.5 (to R's all.equal tolerance), the midpoint to the first time below (R's
+    ``minmin``); NaN if never."""
+    tolerance = np.sqrt(np.finfo(float).eps)
+    keep = ~np.isnan(curve) & (curve < 0.5 + tolerance)
+    if not keep.any():
+        return float("nan")
+    x, y = times[keep], curve[keep]
+    if abs(y[0] - 0.5) < tolerance and np.any(y < y[0]):
+        return float((x[0] + x[np.flatnonzero(y < y[0])[0]]) / 2.0)
+    return float(x[0])
+
+
+def _restricted_mean(
+    times: np.ndarray, survival: np.ndarray, at_risk: np.ndarray, events: np.ndarray, end: float
+) -> tuple[float, float]:
+    """The area under the curve from 0 to ``end`` and its standard error (R's survmean:
+    rectangles under the step function, the variance from Greenwood's increments)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        greenwood = np.where(at_risk - events == 0, 0.0, events / (at_risk * (at_risk - events)))
+    keep = times <= end
+    if not keep.any():  # τ before the first time
+        edges, heights, increments = np.array([end]), np.array([1.0]), np.array([0.0])
+    else:
+        edges = np.append(times[keep], end)
+        heights = np.append(survival[keep], survival[keep][-1])
+        increments = np.append(greenwood[keep], 0.0)
+    start = min(0.0, float(times.min()))
+    widths = np.diff(np.concatenate(([start], edges)))
+    rectangles = widths * np.concatenate(([1.0], heights[:-1]))
+    tail = np.cumsum(rectangles[1:][::-1])  # the area after each time
+    variance = float(np.sum(tail**2 * increments[::-1][1:]))
+    return float(rectangles.sum()), float(np.sqrt(variance))
