@@ -119,7 +119,9 @@ PUBLIC = {
         "Concordance",
         "CoxModel",
         "CoxnetModel",
+        "GroupComparison",
         "calibration",
+        "compare_groups",
         "concordance",
         "cox",
         "cox_zph",
@@ -127,6 +129,7 @@ PUBLIC = {
         "fit_cox",
         "kaplan_meier",
         "logrank",
+        "median_survival",
         "time_dependent_scores",
     },
     "cohortex.genesets": {
