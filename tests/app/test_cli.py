@@ -1119,6 +1119,31 @@ def test_survival_command(tmp_path, capsys):
     )
 
 
+def test_survival_command_by_groups(tmp_path, capsys):
+    """--by compares the survival of a sample variable's groups: survdiff's test, the
+    medians and restricted means, the Kaplan–Meier plot, the table; nothing stored."""
+    from cohortex import list_results, simulate, survival
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 300, 40, n_de=4, survival_genes=2, log_hr=1.0, seed=6)
+    capsys.readouterr()
+    plot, out = tmp_path / "groups.png", tmp_path / "groups.csv"
+    arguments = ["survival", str(store), "--by", "condition"]
+    assert main([*arguments, "--rho", "1", "--plot", str(plot), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    test = survival.compare_groups(store, "time", "event", "condition", rho=1.0)
+    assert f"G-rho (rho = 1) chi-square {test.statistic:.3f} on 1 df" in printed
+    written = pd.read_csv(out).set_index("group")
+    np.testing.assert_allclose(written["expected"], test.table["expected"], rtol=1e-12)
+    medians = survival.median_survival(store, "time", "event", by="condition")
+    np.testing.assert_allclose(written["rmean"], medians["rmean"], rtol=1e-12)
+    assert plot.stat().st_size > 1000 and list_results(store) == []
+    assert main([*arguments, "--test", "logrank"]) == 2
+    assert "--by compares sample groups" in capsys.readouterr().err
+    assert main(["survival", str(store), "--rho", "1"]) == 2
+    assert "--rho goes with --by" in capsys.readouterr().err
+
+
 def test_predict_command(tmp_path, capsys):
     import pandas as pd
 

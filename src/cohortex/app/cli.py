@@ -460,7 +460,23 @@ def _parser() -> argparse.ArgumentParser:
     surv.add_argument("--out", type=Path, default=None, help="also write the table (.tsv/.csv)")
     surv.add_argument("--top", type=int, default=10, help="genes to print (0: none)")
     surv.add_argument("--km", metavar="GENE", default=None, help="Kaplan-Meier plot of a gene")
-    surv.add_argument("--plot", type=Path, default=None, help="file for the --km plot")
+    surv.add_argument(
+        "--by",
+        metavar="VARIABLE",
+        default=None,
+        help="compare the survival of the groups of a sample variable instead (R's survdiff: "
+        "the log-rank test, within --strata; each group's median and restricted mean); "
+        "nothing is stored",
+    )
+    surv.add_argument(
+        "--rho",
+        type=float,
+        default=0.0,
+        help="with --by: the G-rho test's rho (0 log-rank, 1 Peto-Peto)",
+    )
+    surv.add_argument(
+        "--plot", type=Path, default=None, help="file for the --km plot, or with --by the groups'"
+    )
     surv.set_defaults(run=_survival)
 
     pred = commands.add_parser(
@@ -1474,6 +1490,11 @@ def _survival(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if args.by is not None:
+        _survival_groups(args)
+        return
+    if args.rho != 0.0:
+        raise CohortexError("--rho goes with --by.")
     if (args.km is None) != (args.plot is None):
         raise CohortexError("--km GENE and --plot FILE go together.")
     _check_plot(args.plot)
@@ -1545,6 +1566,57 @@ def _survival(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of {args.km} written to {args.plot}")
+
+
+def _survival_groups(args: argparse.Namespace) -> None:
+    """``cohortex survival --by VARIABLE``: the groups' log-rank test and medians."""
+    import pandas as pd
+
+    from .. import survival
+
+    per_gene = args.km or args.covariates or args.concordance or args.test != "cox"
+    if per_gene or args.ties != "efron" or args.name:
+        raise CohortexError(
+            "--by compares sample groups: it takes --strata, --rho, --plot, --out, not the "
+            "per-gene options (--test, --km, --covariates, --ties, --concordance, --name)."
+        )
+    _check_plot(args.plot)
+    args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
+    args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
+    test = survival.compare_groups(
+        args.store, args.time, args.event, args.by, strata=args.strata, rho=args.rho
+    )
+    medians = survival.median_survival(args.store, args.time, args.event, by=args.by)
+    table = test.table.join(medians.drop(columns=["records", "events"]))
+    kind = "log-rank" if args.rho == 0 else f"G-rho (rho = {args.rho:g})"
+    within = f" within {args.strata}" if args.strata else ""
+    print(
+        f"Survival by {args.by}{within}: {kind} chi-square {test.statistic:.3f} on {test.df} df, "
+        f"p = {test.pvalue:.3g}"
+    )
+    shown = table[["n", "observed", "expected", "median", "lower", "upper", "rmean"]]
+    with pd.option_context("display.width", 120, "display.max_columns", 12):
+        print(shown.to_string(float_format="%.4g"))
+    print(
+        f"(median with its {medians.attrs['confidence']:.0%} limits; rmean: the restricted "
+        f"mean survival up to {medians.attrs['restricted_time']:g})"
+    )
+    if args.out is not None:
+        table.reset_index().to_csv(
+            args.out, sep="," if args.out.suffix.lower() == ".csv" else "\t", index=False
+        )
+        print(f"Table written to {args.out}")
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        from .. import plot
+
+        ax = plot.km(survival.kaplan_meier(args.store, args.time, args.event, by=args.by))
+        ax.set_title(f"Survival by {args.by} ({kind} p = {test.pvalue:.3g})")
+        figure = ax.figure
+        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+        figure.savefig(args.plot, dpi=120)
+        print(f"Kaplan-Meier plot of the groups written to {args.plot}")
 
 
 def _predict(args: argparse.Namespace) -> None:
