@@ -289,3 +289,33 @@ def test_fit_cox_refuses_bad_weights_offsets_and_clusters():
         survival.fit_cox(ds, "months", "event", genes=genes, cluster=[None] + [1] * 197)
     with pytest.raises(CohortexError, match="no robust variance with a ridge"):
         survival.fit_cox(ds, "months", "event", genes=genes, ridge=1.0, cluster="pair")
+
+
+@pytest.mark.parametrize(
+    "case", ["genes_days", "genes_covariates", "genes_covariates_breslow", "genes_strata"]
+)
+@pytest.mark.parametrize("transform", ["km", "rank"])
+def test_proportional_hazards_equals_r_cox_zph(case, transform):
+    """R's cox.zph(fit): each term's test (genes, age, ER) and GLOBAL, with Efron's or
+    Breslow's ties, within strata."""
+    options = dict(CASES[case])
+    model = survival.fit_cox(breast_cancer(), options.pop("time"), "event", **options)
+    found = model.proportional_hazards(transform)
+    expected = pd.read_csv(FIXTURES / f"fit_cox_{case}_zph.csv")
+    expected = expected[expected["transform"] == transform]
+    terms = [*options["genes"], *(["age", "er"] if "er" in options.get("covariates", "") else [])]
+    terms += ["age"] if options.get("covariates") == "~ age" else []
+    assert list(found.index) == [*terms, "GLOBAL"]
+    np.testing.assert_allclose(found["statistic"], expected["chisq"], rtol=1e-9)
+    np.testing.assert_array_equal(found["df"], expected["df"])
+    np.testing.assert_allclose(found["pvalue"], expected["p"], rtol=1e-8)
+
+
+def test_proportional_hazards_refusals():
+    ds = _cohort()
+    weighted = survival.fit_cox(ds, "months", "event", genes=GENES[:2], weights="repeats")
+    with pytest.raises(CohortexError, match="without case weights, an offset or a ridge"):
+        weighted.proportional_hazards()
+    plain = survival.fit_cox(ds, "months", "event", genes=GENES[:2])
+    with pytest.raises(CohortexError, match="'transform'"):
+        plain.proportional_hazards("loglog")

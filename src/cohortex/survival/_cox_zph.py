@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import stats
 
@@ -12,10 +13,11 @@ from .. import fdr as _fdr
 from .._backend import resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
+from ..stats._cox import RiskSets
 from ._blocks import map_gene_blocks
 from ._cox import CoxSetup, check_options, fit_gene_block
 
-__all__ = ["TRANSFORMS", "cox_zph"]
+__all__ = ["TRANSFORMS", "check_transform", "cox_zph", "model_zph"]
 
 TRANSFORMS = ("km", "rank", "identity", "log")
 
@@ -76,16 +78,10 @@ def cox_zph(
     host code, one gene per thread, the genes' values brought to the host a block at a time.
     """
     check_options("cox_zph()", ties)
-    if transform not in TRANSFORMS:
-        raise CohortexError(
-            f"The 'transform' parameter of cox_zph() must be one of "
-            f"{', '.join(map(repr, TRANSFORMS))}; got {transform!r}."
-        )
     _fdr.check_method(fdr, "cox_zph()")
     data = as_cohort_matrix(cohort)
     setup = CoxSetup(data, time, event, covariates, strata, ties == "efron", tolerance)
-    if transform == "log" and np.any(setup.outcome.time <= 0):
-        raise CohortexError("transform='log' needs follow-up times above 0.")
+    check_transform(transform, setup.outcome.time, "cox_zph()")
     terms = 1 + setup.z.shape[1]
     columns = map_gene_blocks(
         data.matrix,
@@ -164,6 +160,81 @@ def _test_block(block: Any, setup: CoxSetup, transform: str, max_iterations: int
         "coefficient": beta[:, 0],
         "converged": np.asarray(to_host(fit.converged), dtype=bool),
     }
+
+
+def check_transform(transform: str, time: np.ndarray, caller: str) -> None:
+    """Refuses a transform of time that is not R's, or log of a time 0."""
+    if transform not in TRANSFORMS:
+        raise CohortexError(
+            f"The 'transform' parameter of {caller} must be one of "
+            f"{', '.join(map(repr, TRANSFORMS))}; got {transform!r}."
+        )
+    if transform == "log" and np.any(time <= 0):
+        raise CohortexError("transform='log' needs follow-up times above 0.")
+
+
+def model_zph(
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    strata: np.ndarray | None,
+    beta: np.ndarray,
+    efron: bool,
+    terms: list[str],
+    transform: str,
+) -> pd.DataFrame:
+    """R's ``cox.zph(fit)$table`` of one fitted model of several terms: each term's test
+    (a factor's columns together) and the GLOBAL one.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, p)
+        The model's columns over the samples fitted.
+    time, event : ndarray of shape (n_samples,)
+    strata : ndarray of shape (n_samples,) of int, or None
+    beta : ndarray of shape (p,)
+        The fitted coefficients.
+    efron : bool
+    terms : list of str
+        Each column's term.
+    transform : str
+        As :func:`cox_zph`'s.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by term, then "GLOBAL": ``statistic`` (χ²), ``df``, ``pvalue``.
+    """
+    from ..stats._cpu.cox_zph import zph_terms  # numba: host code
+
+    risk = RiskSets.build(time, event, strata)
+    ordered = np.ascontiguousarray(x[risk.order], dtype=np.float64)
+    time_ordered = time[risk.order]
+    codes = np.zeros(time.size, np.int64) if strata is None else strata.astype(np.int64)
+    valid = np.ones((time.size, 1), dtype=bool)
+    weights = _time_weights(time_ordered, risk.event, valid, transform)
+    u, imat = zph_terms(
+        np.ascontiguousarray(ordered[:, :1]),
+        np.ascontiguousarray(ordered[:, 1:]),
+        valid,
+        np.asarray(beta, np.float64)[None, :],
+        time_ordered,
+        codes[risk.order],
+        risk.event,
+        weights,
+        efron,
+    )
+    p = beta.size
+    rows = {}
+    for term, columns in covariate_groups(terms).items():
+        chosen = np.r_[np.arange(p), p + np.asarray(columns) - 1]  # covariate_groups: from 1
+        found = float(_quadratic(u[:, chosen], imat[:, chosen][:, :, chosen], fixed=p)[0])
+        rows[term] = (found, len(columns))
+    rows["GLOBAL"] = (float(_quadratic(u, imat, fixed=p)[0]), p)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["statistic", "df"])
+    table["pvalue"] = stats.chi2.sf(table["statistic"], table["df"])
+    table.index.name = "term"
+    return table
 
 
 def covariate_groups(terms: list[str]) -> dict[str, list[int]]:

@@ -23,7 +23,7 @@ from ..stats._cox import (
     score_residuals,
 )
 from ._concordance import concordance_of
-from ._cox import check_options, covariate_model, covariates_like
+from ._cox import check_options, covariate_model, covariate_terms, covariates_like
 from ._outcome import Outcome, cluster_codes, sample_numbers, sample_values, strata_of
 
 __all__ = [
@@ -96,6 +96,10 @@ class CoxModel:
     offset_mean : float or None
         The mean offset of the samples fitted (None: no offset): predictions add each
         sample's offset less it, as R's.
+    training : dict
+        What :meth:`proportional_hazards` reads of the samples fitted: their terms
+        (``x``), ``time``, ``event``, stratum codes (``strata``), each column's ``term``,
+        and ``efron``.
     """
 
     terms: pd.DataFrame
@@ -129,6 +133,48 @@ class CoxModel:
     weighted: bool = False
     offset: str | None = None
     offset_mean: float | None = None
+    training: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def proportional_hazards(self, transform: str = "km") -> pd.DataFrame:
+        """The test of the model's proportional hazards, as R's ``cox.zph(fit)``: for each
+        term (a factor's columns together), the score test of its log hazard ratio drifting
+        with ``g(t)``, and of all of them together (GLOBAL).
+
+        Parameters
+        ----------
+        transform : {"km", "rank", "identity", "log"}, default "km"
+            g(t), as :func:`cox_zph`'s.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by term, then "GLOBAL": ``statistic`` (χ²), ``df``, ``pvalue``.
+
+        Raises
+        ------
+        CohortexError
+            For a model with case weights, an offset or a ridge penalty (not offered), or
+            an unknown transform.
+        """
+        if self.weighted or self.offset_mean is not None or self.ridge > 0:
+            raise CohortexError(
+                "proportional_hazards() tests models without case weights, an offset or a "
+                "ridge penalty."
+            )
+        from ._cox_zph import check_transform, model_zph
+
+        fitted = self.training
+        check_transform(transform, fitted["time"], "proportional_hazards()")
+        return model_zph(
+            fitted["x"],
+            fitted["time"],
+            fitted["event"],
+            fitted["strata"],
+            self.terms["coefficient"].to_numpy(),
+            fitted["efron"],
+            fitted["terms"],
+            transform,
+        )
 
     def predict(self, cohort: CohortLike, *, offset: str | Any | None = None) -> pd.Series:
         """The linear predictor ``(x − means) · β`` of every sample of ``cohort`` (R's
@@ -615,6 +661,14 @@ def fit_cox(
         weighted=case is not None,
         offset=offset if isinstance(offset, str) else None,
         offset_mean=offset_mean,
+        training={
+            "x": centred,
+            "time": time_used,
+            "event": event_used,
+            "strata": strata_used,
+            "terms": [*genes, *covariate_terms(covariates, data.dataset, n)],
+            "efron": ties == "efron",
+        },
     )
 
 
