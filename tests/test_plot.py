@@ -142,10 +142,21 @@ def test_km_draws_each_group_with_numbers_at_risk(tmp_path):
     assert len(steps) == 2
     np.testing.assert_allclose(steps[0].get_ydata(), [1.0, 0.8, 0.6, 0.3, 0.3])
     texts = [t.get_text() for t in ax.texts]
-    assert texts[:1] == ["a"] and "at risk" in texts
-    assert texts[1:5] == ["5", "1", "0", "0"]  # a at times 0, 5, 10, 15
+    assert texts[:2] == ["at risk", "a"]
+    assert texts[2:6] == ["5", "1", "0", "0"]  # a at times 0, 5, 10, 15
     ax.figure.savefig(tmp_path / "km.png")
     assert (tmp_path / "km.png").stat().st_size > 1000
+    # six groups: every number at risk within the figure (the layout makes room for them)
+    many = survival.kaplan_meier(None, time * 6, event * 6, by=np.repeat(list("abcdef"), 10))
+    figure = plot.km(many).figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for text in figure.axes[0].texts:
+        box = text.get_window_extent(renderer)
+        assert box.y0 >= 0 and box.x0 >= 0, text.get_text()
     with pytest.raises(CohortexError, match="needs a table of cohortex.survival.kaplan_meier"):
         plot.km({"time": [1]})
 

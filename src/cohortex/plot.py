@@ -373,30 +373,29 @@ def km(curves: Any, *, at_risk: int = 5, ax: Axes | None = None) -> Axes:
         ax.legend(frameon=False, loc="lower left")
     if len(ticks):
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        for j, (group, colour, counts) in enumerate(rows):
-            y = -0.22 - 0.07 * j
-            ax.text(
-                -0.1,
-                y,
-                group,
-                transform=ax.transAxes,
-                ha="right",
+        # placed in points below the axis, so that the layout can make room for any number
+        # of groups (offsets in axes fractions shrink with the axes the layout shrinks)
+        below = ax.get_xaxis_transform()
+
+        def note(text: str, x: float, dx: float, dy: float, ha: str, colour: str) -> None:
+            ax.annotate(
+                text,
+                (x, 0.0),
+                xycoords=below,
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
                 va="center",
                 color=colour,
                 fontsize=7,
             )
+
+        note("at risk", 0.0, -30, -38, "right", "black")
+        for j, (group, colour, counts) in enumerate(rows):
+            y = -52 - 11 * j
+            note(group, 0.0, -30, y, "right", colour)
             for t, count in zip(ticks, counts, strict=True):
-                ax.text(
-                    t,
-                    y,
-                    str(count),
-                    transform=ax.get_xaxis_transform(),
-                    ha="center",
-                    va="center",
-                    color=colour,
-                    fontsize=7,
-                )
-        ax.text(-0.1, -0.15, "at risk", transform=ax.transAxes, fontsize=7, va="center", ha="right")
+                note(str(count), t, 0, y, "center", colour)
     return ax
 
 
