@@ -295,3 +295,22 @@ def test_barcode_draws_limmas_worms(tmp_path):
         plot.barcode(ranking, ["nope"])
     with pytest.raises(CohortexError, match="not one of this result"):
         plot.barcode(result, up, by="log2fc")
+
+
+def test_cumulative_incidence_draws_each_group_and_cause(tmp_path):
+    from cohortex import survival
+
+    time = [1, 2, 2, 3, 5, 6, 8, 9, 12, 15]
+    status = [1, 2, 0, 1, 0, 2, 1, 0, 1, 0]
+    group = ["a"] * 5 + ["b"] * 5
+    result = survival.cumulative_incidence(None, time, status, by=group)
+    ax = plot.cumulative_incidence(result)
+    assert len(ax.lines) == 4  # two groups × two causes
+    first = result.curves[(result.curves["group"] == "a") & (result.curves["cause"] == "1")]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.0, 0.2, 0.5, 0.5])
+    np.testing.assert_allclose(first["estimate"], [0.2, 0.5])
+    assert ax.lines[0].get_xdata()[-1] == 5.0  # held to the group's last follow-up
+    ax.figure.savefig(tmp_path / "cif.png")
+    assert (tmp_path / "cif.png").stat().st_size > 1000
+    with pytest.raises(CohortexError, match="cumulative_incidence"):
+        plot.cumulative_incidence({"time": [1]})

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 __all__ = [
     "barcode",
     "calibration",
+    "cumulative_incidence",
     "embedding",
     "enrichment",
     "forest",
@@ -396,6 +397,51 @@ def km(curves: Any, *, at_risk: int = 5, ax: Axes | None = None) -> Axes:
             note(group, 0.0, -30, y, "right", colour)
             for t, count in zip(ticks, counts, strict=True):
                 note(str(count), t, 0, y, "center", colour)
+    return ax
+
+
+def cumulative_incidence(result: Any, *, ax: Axes | None = None) -> Axes:
+    """Each cause's cumulative incidence per group, as steps from 0: a colour a group, a line
+    style a cause, each curve held to its group's last follow-up.
+
+    Parameters
+    ----------
+    result : CumulativeIncidence
+        Of :func:`cohortex.survival.cumulative_incidence`.
+    ax : matplotlib Axes, optional
+    """
+    curves = getattr(result, "curves", None)
+    if curves is None or not {"group", "cause", "time", "estimate"} <= set(curves.columns):
+        raise CohortexError(
+            "cumulative_incidence() needs a result of cohortex.survival.cumulative_incidence()."
+        )
+    ax = ax or _new_axes(4.5)
+    groups = list(dict.fromkeys(curves["group"]))
+    causes = list(dict.fromkeys(curves["cause"]))
+    styles = ("-", "--", ":", "-.")
+    for i, group in enumerate(groups):
+        for j, cause in enumerate(causes):
+            curve = curves[(curves["group"] == group) & (curves["cause"] == cause)]
+            end = result.follow_up[group]
+            time = np.concatenate([[0.0], curve["time"].to_numpy(float), [end]])
+            values = curve["estimate"].to_numpy(float)
+            estimate = np.concatenate([[0.0], values, values[-1:] if values.size else [0.0]])
+            label = f"cause {cause}" if len(groups) == 1 else f"{group}, cause {cause}"
+            ax.step(
+                time,
+                estimate,
+                where="post",
+                color=_GROUP_COLOURS[i % len(_GROUP_COLOURS)],
+                linestyle=styles[j % len(styles)],
+                lw=1.5,
+                label=label,
+            )
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlim(left=0.0)
+    ax.set_xlabel("time")
+    ax.set_ylabel("cumulative incidence")
+    ax.set_title("Cumulative incidence (competing causes)")
+    ax.legend(frameon=False, loc="upper left", fontsize=8)
     return ax
 
 

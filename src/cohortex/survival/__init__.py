@@ -4,8 +4,9 @@ a prognostic signature that scores new samples), the lasso/elastic-net Cox path 
 genes with its cross-validated penalty (``coxnet``, held to R's glmnet), log-rank tests
 (``logrank``), survival compared between groups of samples (``compare_groups``, R's
 ``survdiff``), Kaplan–Meier curves (``kaplan_meier``) with their medians and restricted means
-(``median_survival``) and the concordance of a risk score (``concordance``: Harrell's C, Uno's
-with time weights), held to R's ``survival`` package.
+(``median_survival``), the cumulative incidence of competing causes with Gray's test
+(``cumulative_incidence``, R's ``cmprsk``) and the concordance of a risk score
+(``concordance``: Harrell's C, Uno's with time weights), held to R's ``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
@@ -13,6 +14,7 @@ names the first bad sample (missing, negative or non-0/1 values).
 """
 
 from ._compare import GroupComparison, compare_groups
+from ._competing import CumulativeIncidence, cumulative_incidence
 from ._concordance import TIME_WEIGHTS, Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
@@ -28,6 +30,7 @@ __all__ = [
     "Concordance",
     "CoxModel",
     "CoxnetModel",
+    "CumulativeIncidence",
     "GroupComparison",
     "calibration",
     "compare_groups",
@@ -35,6 +38,7 @@ __all__ = [
     "cox",
     "cox_zph",
     "coxnet",
+    "cumulative_incidence",
     "fit_cox",
     "kaplan_meier",
     "logrank",

@@ -13,7 +13,7 @@ from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ._outcome import Outcome, sample_values
 
-__all__ = ["GroupComparison", "compare_groups", "group_labels"]
+__all__ = ["GroupComparison", "compare_groups", "group_labels", "ordered_levels"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def compare_groups(
         None if strata is None else sample_values(dataset, strata, "strata", len(ids), ids)[kept],
         np.asarray(ids)[kept],
     )
-    names = _ordered(labels[kept])
+    names = ordered_levels(labels[kept])
     if len(names) < 2:
         raise CohortexError(f"compare_groups() needs two groups or more; got {names}.")
     if outcome.event.sum() == 0:
@@ -163,7 +163,7 @@ def group_labels(values: Any) -> np.ndarray:
     return np.where(missing | (text == "") | (text == "nan"), "", text)
 
 
-def _ordered(labels: np.ndarray) -> list[str]:
+def ordered_levels(labels: np.ndarray) -> list[str]:
     """The distinct labels, in numeric order when they are all numbers (R's factor levels
     of a numeric variable), else alphabetical."""
     distinct = sorted(set(labels.tolist()))

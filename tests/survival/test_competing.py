@@ -1,0 +1,90 @@
+"""Cumulative incidence with competing risks against R's cmprsk::cuminc on survival::mgus2
+(fixtures from tests/fixtures/make_competing_fixtures.R): progression or death first, in
+months (many ties); each cause's incidence and Gray's variance per group; Gray's test
+between two and three groups, with ρ = 1 and within strata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from cohorts import FIXTURES
+
+from cohortex import CohortexError, survival
+
+CURVES = pd.read_csv(FIXTURES / "cuminc_curves.csv", dtype={"group": str, "cause": str})
+TESTS = pd.read_csv(FIXTURES / "cuminc_tests.csv", dtype={"cause": str})
+CASES = {
+    "all": {},
+    "sex": {"by": "sex"},
+    "age": {"by": "age_group"},
+    "age_rho": {"by": "age_group", "rho": 1.0},
+    "age_within_sex": {"by": "age_group", "strata": "sex"},
+}
+
+
+def _mgus2() -> pd.DataFrame:
+    return pd.read_csv(FIXTURES / "mgus2.csv")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cumulative_incidence_equals_r_cuminc(case):
+    data = _mgus2()
+    options = {k: data[v] if k != "rho" else v for k, v in CASES[case].items()}
+    found = survival.cumulative_incidence(None, data["etime"], data["status"], **options)
+    expected = CURVES[CURVES["case"] == case]
+    if case == "all":  # R names the one group "1"
+        expected = expected.assign(group="all")
+    assert len(found.curves) == len(expected)
+    for column in ("group", "cause"):
+        assert list(found.curves[column]) == list(expected[column])
+    np.testing.assert_array_equal(found.curves["time"], expected["time"])
+    np.testing.assert_allclose(found.curves["estimate"], expected["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(found.curves["variance"], expected["variance"], rtol=1e-10)
+    tests = TESTS[TESTS["case"] == case].set_index("cause")
+    if case == "all":
+        assert found.tests.empty
+        return
+    assert list(found.tests.index) == list(tests.index) == ["1", "2"]
+    np.testing.assert_allclose(found.tests["statistic"], tests["statistic"], rtol=1e-10)
+    np.testing.assert_array_equal(found.tests["df"], tests["df"])
+    # R's 1 - pchisq() is 0 below ~1e-16, where chi2.sf is not
+    np.testing.assert_allclose(found.tests["pvalue"], tests["pvalue"], rtol=1e-8, atol=1e-15)
+
+
+def test_incidences_and_the_event_free_curve_add_up_to_one():
+    """Without ties or censoring breaking it: at every time the causes' incidences plus the
+    Kaplan–Meier curve of any event are 1; with one cause the incidence is 1 − KM."""
+    rng = np.random.default_rng(2)
+    time = rng.exponential(1.0, 300).round(2)
+    status = rng.choice([0, 1, 2], 300, p=[0.3, 0.4, 0.3])
+    found = survival.cumulative_incidence(None, time, status)
+    grid = np.linspace(0.0, time.max(), 25)
+    at = found.at(grid)
+    total = at.groupby("time")["estimate"].sum().to_numpy()
+    curve = survival.kaplan_meier(None, time, (status > 0).astype(int))
+    index = np.searchsorted(curve["time"].to_numpy(), grid, side="right") - 1
+    km = np.where(index >= 0, curve["survival"].to_numpy()[np.maximum(index, 0)], 1.0)
+    np.testing.assert_allclose(total + km, 1.0, rtol=1e-12)
+    single = survival.cumulative_incidence(None, time, np.minimum(status, 1)).at(grid)
+    alone = survival.kaplan_meier(None, time, np.minimum(status, 1))
+    index = np.searchsorted(alone["time"].to_numpy(), grid, side="right") - 1
+    km = np.where(index >= 0, alone["survival"].to_numpy()[np.maximum(index, 0)], 1.0)
+    np.testing.assert_allclose(single["estimate"], 1.0 - km, rtol=1e-12, atol=1e-15)
+
+
+def test_cumulative_incidence_at_times_and_refusals():
+    data = _mgus2()
+    found = survival.cumulative_incidence(None, data["etime"], data["status"], by=data["sex"])
+    at = found.at([0.0, 12.0, 1000.0])
+    women = at[(at["group"] == "F") & (at["cause"] == "1")]
+    curve = found.curves[(found.curves["group"] == "F") & (found.curves["cause"] == "1")]
+    assert women["estimate"].iloc[0] == 0.0
+    assert women["estimate"].iloc[1] == curve["estimate"][curve["time"] <= 12].iloc[-1]
+    assert np.isnan(women["estimate"].iloc[2])  # past the last follow-up
+    with pytest.raises(CohortexError, match="No sample has an event"):
+        survival.cumulative_incidence(None, [1.0, 2.0], [0, 0])
+    with pytest.raises(CohortexError, match="'rho'"):
+        survival.cumulative_incidence(None, [1.0, 2.0], [1, 2], rho=-1)
+    with pytest.raises(CohortexError, match="status of sample 'S2' is missing"):
+        survival.cumulative_incidence(None, [1.0, 2.0], [1.0, np.nan])
