@@ -113,7 +113,7 @@ def compare_groups(
         raise CohortexError(f"compare_groups() needs two groups or more; got {names}.")
     if outcome.event.sum() == 0:
         raise CohortexError("No sample has an event: there is nothing to compare.")
-    group = np.asarray([names.index(label) for label in labels[kept]])
+    group = pd.Categorical(labels[kept], categories=names).codes.astype(np.int64)
     codes = np.zeros(group.size, np.int64) if outcome.strata is None else outcome.strata
     k = len(names)
     observed, expected, variance = np.zeros(k), np.zeros(k), np.zeros((k, k))

@@ -155,15 +155,18 @@ def cumulative_incidence(
     if not causes:
         raise CohortexError("No sample has an event: there is no incidence to estimate.")
     groups = ordered_levels(labels)
+    # integer codes: comparisons of text arrays cost more than the estimates
+    group_codes = pd.Categorical(labels, categories=groups).codes.astype(np.int64)
+    cause_codes = pd.Categorical(codes, categories=causes).codes.astype(np.int64)  # −1 censored
     order = np.argsort(outcome.time, kind="stable")
     time_sorted = outcome.time[order]
-    members = {group: order[labels[order] == group] for group in groups}
+    members = {group: order[group_codes[order] == g] for g, group in enumerate(groups)}
     follow_up = {group: float(outcome.time[rows].max()) for group, rows in members.items()}
     curves = []
-    for cause in causes:  # R's order: each cause's curves, group by group
+    for c, cause in enumerate(causes):  # R's order: each cause's curves, group by group
         for group, rows in members.items():
             times, estimate, variance = cumulative_incidence_steps(
-                outcome.time[rows], outcome.event[rows], (codes[rows] == cause).astype(float)
+                outcome.time[rows], outcome.event[rows], (cause_codes[rows] == c).astype(float)
             )
             curves.append(
                 pd.DataFrame(
@@ -179,21 +182,21 @@ def cumulative_incidence(
             )
     tests = pd.DataFrame(columns=["statistic", "df", "pvalue"], index=pd.Index([], name="cause"))
     if len(groups) > 1:
-        group_codes = np.asarray([groups.index(g) for g in labels[order]], dtype=np.int64)
+        group_sorted = group_codes[order]
         stratum = (
             np.zeros(order.size, np.int64) if outcome.strata is None else outcome.strata[order]
         )
         found = {}
-        for cause in causes:
+        for c, cause in enumerate(causes):
             kind = np.where(
-                outcome.event[order] == 0, 0, np.where(codes[order] == cause, 1, 2)
+                outcome.event[order] == 0, 0, np.where(cause_codes[order] == c, 1, 2)
             ).astype(np.int64)
             score = np.zeros(len(groups) - 1)
             variance_sum = np.zeros((len(groups) - 1, len(groups) - 1))
             for level in np.unique(stratum):
                 inside = stratum == level
                 s, v = gray_scores(
-                    time_sorted[inside], kind[inside], group_codes[inside], len(groups), rho
+                    time_sorted[inside], kind[inside], group_sorted[inside], len(groups), rho
                 )
                 score += s
                 variance_sum += v
