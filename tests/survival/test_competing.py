@@ -88,3 +88,61 @@ def test_cumulative_incidence_at_times_and_refusals():
         survival.cumulative_incidence(None, [1.0, 2.0], [1, 2], rho=-1)
     with pytest.raises(CohortexError, match="status of sample 'S2' is missing"):
         survival.cumulative_incidence(None, [1.0, 2.0], [1.0, np.nan])
+
+
+def _mgus2_cohort():
+    """mgus2 as a cohort with age in decades as its one "gene" and sex a sample variable."""
+    import xarray as xr
+
+    data = _mgus2()
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), (data["age"].to_numpy() / 10.0)[:, None])},
+        coords={"sample": data["sample"].to_numpy(), "gene": ["age"]},
+    )
+    for name in ("etime", "status", "sex"):
+        ds[name] = ("sample", data[name].to_numpy())
+    return ds
+
+
+@pytest.mark.parametrize("case", ["progression", "death", "progression_by_sex"])
+def test_fine_gray_equals_r_crr(case):
+    """crr's coefficients, sandwich standard errors, log pseudo-likelihoods and predicted
+    cumulative incidence; progression or death as the cause; one censoring curve per sex."""
+    ds = _mgus2_cohort()
+    options = {
+        "progression": {"cause": 1},
+        "death": {"cause": 2},
+        "progression_by_sex": {"cause": 1, "censoring_groups": "sex"},
+    }[case]
+    model = survival.fine_gray(ds, "etime", "status", genes=["age"], covariates="~ sex", **options)
+    terms = pd.read_csv(FIXTURES / f"crr_{case}_terms.csv")
+    summary = pd.read_csv(FIXTURES / f"crr_{case}.csv").iloc[0]
+    assert list(model.terms.index) == ["age", "sex[T.M]"]
+    np.testing.assert_allclose(model.terms["coefficient"], terms["coef"], rtol=1e-10)
+    np.testing.assert_allclose(model.terms["se"], terms["se"], rtol=1e-10)
+    assert model.loglik == pytest.approx(summary["loglik"], rel=1e-10)
+    assert model.loglik_null == pytest.approx(summary["loglik_null"], rel=1e-12)
+    assert model.converged and summary["converged"]
+    expected = pd.read_csv(FIXTURES / f"crr_{case}_predicted.csv")
+    found = model.predict_incidence(ds.isel(sample=[0, 1, 99]), [12, 60, 120, 240, 400])
+    np.testing.assert_allclose(found["incidence"], expected["incidence"], rtol=1e-10)
+    assert (model.n_samples, model.n_events + model.n_competing) == (1384, 975)
+
+
+def test_fine_gray_without_competing_events_is_cox_breslow():
+    """With no other cause the risk sets are Cox's: the coefficients are fit_cox's with
+    Breslow's ties."""
+    ds = _mgus2_cohort()
+    ds["one_cause"] = ("sample", np.minimum(ds["status"].values, 1))
+    model = survival.fine_gray(ds, "etime", "one_cause", genes=["age"], tolerance=1e-12)
+    cox = survival.fit_cox(ds, "etime", "one_cause", genes=["age"], ties="breslow")
+    np.testing.assert_allclose(model.terms["coefficient"], cox.terms["coefficient"], rtol=1e-8)
+    assert model.loglik == pytest.approx(cox.loglik, rel=1e-10)
+
+
+def test_fine_gray_refusals():
+    ds = _mgus2_cohort()
+    with pytest.raises(CohortexError, match="needs terms"):
+        survival.fine_gray(ds, "etime", "status")
+    with pytest.raises(CohortexError, match="No sample with every term observed has an event"):
+        survival.fine_gray(ds, "etime", "status", genes=["age"], cause=3)

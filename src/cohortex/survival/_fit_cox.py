@@ -34,6 +34,7 @@ __all__ = [
     "fit_cox",
     "survival_curves",
     "term_means",
+    "term_values",
 ]
 
 
@@ -188,7 +189,7 @@ class CoxModel:
         by default the fit's offset variable.
         """
         data = as_cohort_matrix(cohort)
-        values, _, _ = _term_values(data, self.genes, self.covariate_spec)
+        values, _, _ = term_values(data, self.genes, self.covariate_spec)
         beta = self.terms["coefficient"].to_numpy()
         predictor = (values - self.means[None, :]) @ beta + self._offset(data, offset)
         return pd.Series(predictor, index=data.sample_ids)
@@ -251,7 +252,7 @@ class CoxModel:
         """
         check_options("predict_survival()", "efron", confidence)
         data = as_cohort_matrix(cohort)
-        values, _, _ = _term_values(data, self.genes, self.covariate_spec)
+        values, _, _ = term_values(data, self.genes, self.covariate_spec)
         centred = values - self.means[None, :]
         beta = self.terms["coefficient"].to_numpy()
         stratum = strata_of(data, strata, self.strata, list(self.baseline), len(centred))
@@ -512,7 +513,7 @@ def fit_cox(
         robust = groups is not None or (case is not None and bool(np.any(case != np.floor(case))))
     if robust and ridge > 0:
         raise CohortexError("fit_cox() has no robust variance with a ridge penalty.")
-    values, names, spec = _term_values(data, genes, covariates)
+    values, names, spec = term_values(data, genes, covariates)
     used = ~np.isnan(values).any(axis=1)  # R's na.omit
     x = values[used]
     strata_used = None if outcome.strata is None else outcome.strata[used]
@@ -762,7 +763,7 @@ def cox_loglik_matrix(
     return float(loglik[0])
 
 
-def _term_values(
+def term_values(
     data: Any, genes: tuple[str, ...], covariates: str | Any | None
 ) -> tuple[np.ndarray, list[str], Any]:
     """The terms' values (n_samples × terms, NaN where missing) and names: the genes by id,
