@@ -100,6 +100,7 @@ PUBLIC = {
     "cohortex.plot": {
         "barcode",
         "calibration",
+        "cumulative_incidence",
         "embedding",
         "enrichment",
         "forest",
