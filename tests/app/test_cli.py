@@ -1141,7 +1141,30 @@ def test_survival_command_by_groups(tmp_path, capsys):
     assert main([*arguments, "--test", "logrank"]) == 2
     assert "--by compares sample groups" in capsys.readouterr().err
     assert main(["survival", str(store), "--rho", "1"]) == 2
-    assert "--rho goes with --by" in capsys.readouterr().err
+    assert "--rho and --causes go with --by" in capsys.readouterr().err
+
+
+def test_survival_command_competing_causes(tmp_path, capsys):
+    """--by with --causes: each cause's cumulative incidence by group and Gray's tests, the
+    curves' table and plot (R's mgus2: progression or death first)."""
+    from cohortex import survival
+    from cohortex.store import create_cohort
+
+    data = pd.read_csv(Path(__file__).parents[1] / "fixtures" / "survival" / "mgus2.csv")
+    store = tmp_path / "mgus2.zarr"
+    samples = data[["sample", "etime", "status", "sex"]].set_index("sample")
+    expression = pd.DataFrame({"age": data["age"].to_numpy(float)}, index=data["sample"])
+    create_cohort(store, expression, samples=samples, scale="linear")
+    plot, out = tmp_path / "cif.png", tmp_path / "cif.tsv"
+    arguments = ["survival", str(store), "--time", "etime", "--event", "status", "--by", "sex"]
+    assert main([*arguments, "--causes", "--plot", str(plot), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    expected = survival.cumulative_incidence(None, data["etime"], data["status"], by=data["sex"])
+    for cause, row in expected.tests.iterrows():
+        assert f"Gray's test of cause {cause}: chi-square {row['statistic']:.3f} on 1 df" in printed
+    written = pd.read_csv(out, sep="\t")
+    np.testing.assert_allclose(written["estimate"], expected.curves["estimate"], rtol=1e-12)
+    assert plot.stat().st_size > 1000
 
 
 def test_predict_command(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from cohorts import FIXTURES, breast_cancer
 
-from cohortex import CohortexError, survival
+from cohortex import CohortexError, CohortexWarning, survival
 
 GENES = [str(g) for g in breast_cancer()["gene"].values]
 CASES = {
@@ -319,3 +319,11 @@ def test_proportional_hazards_refusals():
     plain = survival.fit_cox(ds, "months", "event", genes=GENES[:2])
     with pytest.raises(CohortexError, match="'transform'"):
         plain.proportional_hazards("loglog")
+
+
+def test_fit_cox_without_a_comparable_pair_has_no_concordance():
+    """The only event is the latest time: the model fits, its C is undefined (NaN)."""
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.warns(CohortexWarning):  # nothing to estimate from one event at the end
+        model = survival.fit_cox(x, [5.0, 1, 2, 3, 4], [1, 0, 0, 0, 0], genes=["G1"])
+    assert np.isnan(model.concordance) and np.isnan(model.concordance_se)

@@ -475,6 +475,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --by: the G-rho test's rho (0 log-rank, 1 Peto-Peto)",
     )
     surv.add_argument(
+        "--causes",
+        action="store_true",
+        help="with --by: --event holds each event's cause (0 censored) competing with the "
+        "others: each cause's cumulative incidence and Gray's test (cmprsk's cuminc)",
+    )
+    surv.add_argument(
         "--plot", type=Path, default=None, help="file for the --km plot, or with --by the groups'"
     )
     surv.set_defaults(run=_survival)
@@ -1493,8 +1499,8 @@ def _survival(args: argparse.Namespace) -> None:
     if args.by is not None:
         _survival_groups(args)
         return
-    if args.rho != 0.0:
-        raise CohortexError("--rho goes with --by.")
+    if args.rho != 0.0 or args.causes:
+        raise CohortexError("--rho and --causes go with --by.")
     if (args.km is None) != (args.plot is None):
         raise CohortexError("--km GENE and --plot FILE go together.")
     _check_plot(args.plot)
@@ -1583,6 +1589,9 @@ def _survival_groups(args: argparse.Namespace) -> None:
     _check_plot(args.plot)
     args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
     args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
+    if args.causes:
+        _survival_causes(args)
+        return
     test = survival.compare_groups(
         args.store, args.time, args.event, args.by, strata=args.strata, rho=args.rho
     )
@@ -1617,6 +1626,46 @@ def _survival_groups(args: argparse.Namespace) -> None:
         assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
         figure.savefig(args.plot, dpi=120)
         print(f"Kaplan-Meier plot of the groups written to {args.plot}")
+
+
+def _survival_causes(args: argparse.Namespace) -> None:
+    """``cohortex survival --by VARIABLE --causes``: competing causes' cumulative incidence."""
+    import numpy as np
+    import pandas as pd
+
+    from .. import survival
+
+    result = survival.cumulative_incidence(
+        args.store, args.time, args.event, by=args.by, strata=args.strata, rho=args.rho
+    )
+    within = f" within {args.strata}" if args.strata else ""
+    print(f"Cumulative incidence by {args.by}, causes of {args.event} competing (0 censored)")
+    for cause, row in result.tests.iterrows():
+        print(
+            f"Gray's test of cause {cause}{within}: chi-square {row['statistic']:.3f} on "
+            f"{int(row['df'])} df, p = {row['pvalue']:.3g}"
+        )
+    end = max(result.follow_up.values())
+    times = [float(f"{t:.3g}") for t in np.linspace(0.0, end, 5)[1:]]
+    at = result.at(times)
+    table = at.pivot_table(index=["cause", "group"], columns="time", values="estimate")
+    with pd.option_context("display.width", 120, "display.max_columns", 12):
+        print(table.to_string(float_format="%.3f"))
+    if args.out is not None:
+        result.curves.to_csv(
+            args.out, sep="," if args.out.suffix.lower() == ".csv" else "\t", index=False
+        )
+        print(f"Curves written to {args.out}")
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        from .. import plot
+
+        ax = plot.cumulative_incidence(result)
+        figure = ax.figure
+        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+        figure.savefig(args.plot, dpi=120)
+        print(f"Cumulative incidence plot written to {args.plot}")
 
 
 def _predict(args: argparse.Namespace) -> None:

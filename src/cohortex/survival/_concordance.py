@@ -194,9 +194,11 @@ def concordance_of(
     *,
     time_weights: str = "n",
     max_time: float | None = None,
+    required: bool = True,
 ) -> Concordance:
     """:func:`concordance` of checked arrays, each of shape (n_samples,): times, 0/1 events,
-    stratum codes, finite risks, positive case weights and cluster codes (or None)."""
+    stratum codes, finite risks, positive case weights and cluster codes (or None). Without
+    a comparable pair: refused, or NaN when not ``required`` (a model's own C)."""
     counts = np.zeros(5)
     influence = np.zeros((time.size, 5))
     for level in np.unique(strata):
@@ -206,6 +208,18 @@ def concordance_of(
         counts += found
         influence[rows] = shares
     pairs = counts[:3].sum()
+    if pairs == 0 and not required:
+        return Concordance(
+            np.nan,
+            np.nan,
+            0.0,
+            0.0,
+            0.0,
+            float(counts[3]),
+            float(counts[4]),
+            int(time.size),
+            time_weights,
+        )
     if pairs == 0:
         raise CohortexError(
             "No comparable pair of samples (an event before another sample's time"

@@ -621,6 +621,7 @@ def fit_cox(
         predictor,
         case_used,
         None if groups is None else groups[used],
+        required=False,
     )
     converged = bool(fit.converged[0])
     if not converged:
