@@ -1,6 +1,7 @@
 """Survival compared between groups against R's survival on its lung cancer data (fixtures
 from tests/fixtures/make_survdiff_fixtures.R): survdiff's log-rank and G-rho tests, within
-strata, with tied times; survfit's medians with their limits and restricted means."""
+strata, with tied times; survfit's medians with their limits and restricted means; weighted
+Kaplan–Meier curves (Greenwood's and the infinitesimal jackknife's standard errors)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _lung() -> xr.Dataset:
         {"expression": (("sample", "gene"), np.zeros((len(table), 1), np.float32))},
         coords={"sample": table["sample"].to_numpy(), "gene": ["G1"]},
     )
-    for name in ("time", "months", "event", "sex", "ph.ecog", "age"):
+    for name in ("time", "months", "event", "sex", "ph.ecog", "age", "repeats", "case_weight"):
         ds[name] = ("sample", table[name].to_numpy())
     return ds
 
@@ -114,3 +115,40 @@ def test_median_survival_where_the_curve_is_one_half():
     assert found["rmean_se"] == pytest.approx(expected["rmean_se"], rel=1e-12)
     with pytest.raises(CohortexError, match="restricted_time"):
         survival.median_survival(None, [1.0, 2.0], [1, 1], restricted_time=-1)
+
+
+@pytest.mark.parametrize("weights", ["repeats", "case_weight"])
+def test_weighted_kaplan_meier_equals_r_survfit(weights):
+    """survfit(weights =): weighted counts at risk, of events and censored; the curve;
+    Greenwood's standard error for integer weights and R's default infinitesimal jackknife
+    for the others; the log-type limits; and the summary table (medians, restricted means)."""
+    expected = pd.read_csv(FIXTURES / f"survfit_weighted_{weights}.csv", dtype={"group": str})
+    curves = survival.kaplan_meier(_lung(), "time", "event", by="sex", weights=weights)
+    assert list(curves["group"]) == list(expected["group"])
+    for column in ("time", "n_risk", "n_event", "n_censor"):
+        np.testing.assert_allclose(curves[column], expected[column], rtol=1e-14)
+    np.testing.assert_allclose(curves["survival"], expected["survival"], rtol=1e-13)
+    # R's summary reports the se of S, the curves' the se of −log S
+    found = curves["survival"] * curves["std_err"]
+    np.testing.assert_allclose(found, expected["std_err"], rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(curves["lower"], expected["lower"], rtol=1e-10)
+    np.testing.assert_allclose(curves["upper"], expected["upper"], rtol=1e-10)
+    table = pd.read_csv(FIXTURES / "survfit_weighted_table.csv", dtype={"group": str})
+    table = table[table["case"] == weights].set_index("group")
+    medians = survival.median_survival(_lung(), "time", "event", by="sex", weights=weights)
+    np.testing.assert_array_equal(medians["records"], table["records"])
+    for column in ("events", "median", "lower", "upper", "rmean", "rmean_se"):
+        np.testing.assert_allclose(medians[column], table[column], rtol=1e-12)
+
+
+def test_integer_weights_are_repeated_samples_in_kaplan_meier():
+    """Weights of 1, 2 and 3 give the curves of the samples repeated that often."""
+    ds = _lung()
+    repeats = ds["repeats"].values.astype(int)
+    weighted = survival.kaplan_meier(ds, "time", "event", by="sex", weights="repeats")
+    rows = np.repeat(np.arange(ds.sizes["sample"]), repeats)
+    repeated = survival.kaplan_meier(
+        None, ds["time"].values[rows], ds["event"].values[rows], by=ds["sex"].values[rows]
+    )
+    for column in ("n_risk", "survival", "std_err", "lower", "upper"):
+        np.testing.assert_allclose(weighted[column], repeated[column], rtol=1e-13)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._logrank import high_expression
 from ._compare import group_labels
-from ._outcome import Outcome, sample_values
+from ._outcome import Outcome, sample_numbers, sample_values
 
 __all__ = ["kaplan_meier", "median_survival"]
 
@@ -27,6 +28,8 @@ def kaplan_meier(
     gene: str | None = None,
     quantile: float = 0.5,
     confidence: float = 0.95,
+    weights: str | Any | None = None,
+    robust: bool | None = None,
 ) -> pd.DataFrame:
     """Kaplan–Meier survival curves with Greenwood intervals, as R's ``survfit``.
 
@@ -46,13 +49,20 @@ def kaplan_meier(
     confidence : float, default 0.95
         Level of the pointwise intervals: R's default ``conf.type = "log"``,
         ``S · exp(± z · se)`` with Greenwood's ``se = √Σ d / (n (n − d))``.
+    weights : str or sequence of float, optional
+        Case weights (positive; a sample variable or the values), e.g. inverse-probability
+        weights for curves adjusted to a population: the numbers at risk, of events and of
+        censored samples are sums of weights (R's ``weights``).
+    robust : bool, optional
+        The infinitesimal-jackknife standard error (each sample's weighted influence on
+        log S) in place of Greenwood's; R's default: with a weight that is not an integer.
 
     Returns
     -------
     pandas.DataFrame
         One row per group and distinct time (event or censoring), as ``survfit``'s:
-        ``group``, ``time``, ``n_risk``, ``n_event``, ``n_censor``, ``survival``, ``std_err``
-        (of −log S), ``lower``, ``upper`` (NaN where S is 0).
+        ``group``, ``time``, ``n_risk``, ``n_event``, ``n_censor`` (weighted: floats),
+        ``survival``, ``std_err`` (of −log S), ``lower``, ``upper`` (NaN where S is 0).
     """
     if not 0 < confidence < 1:
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
@@ -68,6 +78,19 @@ def kaplan_meier(
         n_samples = len(np.asarray(time))
         ids = np.array([f"S{i + 1}" for i in range(n_samples)])
     outcome = Outcome.resolve(dataset, time, event, None, ids)
+    case = (
+        None
+        if weights is None
+        else sample_numbers(
+            SimpleNamespace(dataset=dataset, sample_ids=ids),
+            weights,
+            "weights",
+            n_samples,
+            positive=True,
+        )
+    )
+    if robust is None:  # R's default
+        robust = case is not None and bool(np.any(case != np.floor(case)))
     if gene is not None:
         genes = [str(g) for g in data.gene_ids]
         if gene not in genes:
@@ -81,42 +104,73 @@ def kaplan_meier(
     else:
         labels = np.full(n_samples, "all")
     z = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
-    frames = []
+    frames, records = [], {}
     for group in sorted(set(labels) - {"", "nan"}):
         rows = labels == group
-        frames.append(_curve(outcome.time[rows], outcome.event[rows], z).assign(group=group))
+        records[group] = int(rows.sum())
+        weight = np.ones(int(rows.sum())) if case is None else case[rows]
+        curve = _curve(outcome.time[rows], outcome.event[rows], weight, z, bool(robust))
+        if case is None:
+            curve = curve.astype({"n_risk": np.int64, "n_event": np.int64, "n_censor": np.int64})
+        frames.append(curve.assign(group=group))
     table = pd.concat(frames, ignore_index=True)
     table = table[["group", *[c for c in table.columns if c != "group"]]]
     table.attrs["confidence"] = confidence
+    table.attrs["records"] = records  # samples per group (the counts are weighted)
     return table
 
 
-def _curve(time: np.ndarray, event: np.ndarray, z: float) -> pd.DataFrame:
-    """One group's Kaplan–Meier table."""
+def _curve(
+    time: np.ndarray, event: np.ndarray, weight: np.ndarray, z: float, robust: bool
+) -> pd.DataFrame:
+    """One group's Kaplan–Meier table, from the samples' case weights."""
     distinct, inverse = np.unique(time, return_inverse=True)
-    events = np.bincount(inverse, weights=event, minlength=distinct.size)
-    censored = np.bincount(inverse, weights=1.0 - event, minlength=distinct.size)
+    events = np.bincount(inverse, weights=event * weight, minlength=distinct.size)
+    censored = np.bincount(inverse, weights=(1.0 - event) * weight, minlength=distinct.size)
     leaving = events + censored
     at_risk = leaving[::-1].cumsum()[::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         survival = np.cumprod(1.0 - events / at_risk)
-        greenwood = np.cumsum(events / (at_risk * (at_risk - events)))
-        std_err = np.sqrt(greenwood)
+        if robust:
+            std_err = _jackknife(inverse, event, weight, events, at_risk)
+        else:
+            std_err = np.sqrt(np.cumsum(events / (at_risk * (at_risk - events))))
         lower = survival * np.exp(-z * std_err)
         upper = np.minimum(survival * np.exp(z * std_err), 1.0)
     empty = survival <= 0
     return pd.DataFrame(
         {
             "time": distinct,
-            "n_risk": at_risk.astype(np.int64),
-            "n_event": events.astype(np.int64),
-            "n_censor": censored.astype(np.int64),
+            "n_risk": at_risk,
+            "n_event": events,
+            "n_censor": censored,
             "survival": survival,
             "std_err": std_err,
             "lower": np.where(empty, np.nan, lower),
             "upper": np.where(empty, np.nan, upper),
         }
     )
+
+
+def _jackknife(
+    inverse: np.ndarray,
+    event: np.ndarray,
+    weight: np.ndarray,
+    events: np.ndarray,
+    at_risk: np.ndarray,
+) -> np.ndarray:
+    """The infinitesimal-jackknife standard error of −log S at each distinct time (R's robust
+    survfit): √Σᵢ (wᵢ Uᵢ(t))², with sample i's influence on −log S(t)
+    ``Uᵢ(t) = δᵢ 1(tᵢ ≤ t) c(tᵢ) − H(min(t, tᵢ))``, ``c = 1 / (n − d)`` and ``H`` the running
+    sum of ``d / (n (n − d))``: constant after tᵢ, so two running sums give every time's."""
+    c = 1.0 / (at_risk - events)
+    hazard = np.cumsum(events / at_risk * c)
+    own = event * c[inverse] - hazard[inverse]  # Uᵢ from tᵢ on
+    squared = np.bincount(inverse, weights=(weight * own) ** 2, minlength=at_risk.size)
+    settled = np.cumsum(squared)  # the samples whose time has come
+    later = np.bincount(inverse, weights=weight**2, minlength=at_risk.size)
+    waiting = np.concatenate((np.cumsum(later[::-1])[::-1][1:], [0.0]))  # tᵢ > t
+    return np.sqrt(settled + waiting * hazard**2)
 
 
 def median_survival(
@@ -129,6 +183,8 @@ def median_survival(
     quantile: float = 0.5,
     confidence: float = 0.95,
     restricted_time: float | None = None,
+    weights: str | Any | None = None,
+    robust: bool | None = None,
 ) -> pd.DataFrame:
     """Each group's median survival with its confidence limits, and its restricted mean
     survival time, as R's ``summary(survfit(...), rmean = ...)$table``.
@@ -142,8 +198,8 @@ def median_survival(
 
     Parameters
     ----------
-    cohort, time, event, by, gene, quantile, confidence
-        As for :func:`kaplan_meier`.
+    cohort, time, event, by, gene, quantile, confidence, weights, robust
+        As for :func:`kaplan_meier` (the limits from its intervals).
     restricted_time : float, optional
         τ; default the largest follow-up time of all the samples (R's ``rmean =
         "common"``). A curve that ends before τ is extended at its last value.
@@ -151,11 +207,19 @@ def median_survival(
     Returns
     -------
     pandas.DataFrame
-        Indexed by group: ``records`` (samples), ``events``, ``median``, ``lower``,
+        Indexed by group: ``records`` (samples), ``events`` (weighted), ``median``, ``lower``,
         ``upper``, ``rmean``, ``rmean_se``; ``restricted_time`` in ``attrs``.
     """
     curves = kaplan_meier(
-        cohort, time, event, by=by, gene=gene, quantile=quantile, confidence=confidence
+        cohort,
+        time,
+        event,
+        by=by,
+        gene=gene,
+        quantile=quantile,
+        confidence=confidence,
+        weights=weights,
+        robust=robust,
     )
     horizon = float(curves["time"].max()) if restricted_time is None else float(restricted_time)
     if not (np.isfinite(horizon) and horizon >= 0):
@@ -171,8 +235,8 @@ def median_survival(
             horizon,
         )
         rows[group] = {
-            "records": int((curve["n_event"] + curve["n_censor"]).sum()),
-            "events": int(curve["n_event"].sum()),
+            "records": curves.attrs["records"][group],
+            "events": curve["n_event"].sum(),
             "median": _first_half(curve["survival"].to_numpy(), times),
             "lower": _first_half(curve["lower"].to_numpy(), times),
             "upper": _first_half(curve["upper"].to_numpy(), times),
