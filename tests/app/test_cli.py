@@ -500,6 +500,8 @@ def test_demo_runs_as_a_command(tmp_path):
     # volcano, top genes, gene sets, forest, Kaplan-Meier, the survival signature's risk
     # groups and calibration, ROC, PCA and t-SNE by condition and by batch, autoencoder loss
     assert report.count("<img ") == 13
+    survival_section = report.split("<h2>Survival</h2>")[1].split("<h2>")[0]
+    assert "above against below its median: log-rank p = " in survival_section
     signature = report.split("<p>A survival signature, cross-validated")[1].split("</p>")[0]
     assert "Harrell's C" in signature and "Uno's" in signature
     assert signature.count("time-dependent AUC") == 2
