@@ -1562,16 +1562,11 @@ def _survival(args: argparse.Namespace) -> None:
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(best[columns].to_string(index=False, float_format="%.4g"))
     if curves is not None:
-        from matplotlib.figure import Figure
-
         from .. import plot
 
         ax = plot.km(curves)
         ax.set_title(f"{args.km}: high vs low expression")
-        figure = ax.figure
-        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
-        figure.savefig(args.plot, dpi=120)
-        print(f"Kaplan-Meier plot of {args.km} written to {args.plot}")
+        _save_figure(ax, args.plot, f"Kaplan-Meier plot of {args.km} written to {args.plot}")
 
 
 def _survival_groups(args: argparse.Namespace) -> None:
@@ -1616,16 +1611,11 @@ def _survival_groups(args: argparse.Namespace) -> None:
         )
         print(f"Table written to {args.out}")
     if args.plot is not None:
-        from matplotlib.figure import Figure
-
         from .. import plot
 
         ax = plot.km(survival.kaplan_meier(args.store, args.time, args.event, by=args.by))
         ax.set_title(f"Survival by {args.by} ({kind} p = {test.pvalue:.3g})")
-        figure = ax.figure
-        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
-        figure.savefig(args.plot, dpi=120)
-        print(f"Kaplan-Meier plot of the groups written to {args.plot}")
+        _save_figure(ax, args.plot, f"Kaplan-Meier plot of the groups written to {args.plot}")
 
 
 def _survival_causes(args: argparse.Namespace) -> None:
@@ -1657,15 +1647,10 @@ def _survival_causes(args: argparse.Namespace) -> None:
         )
         print(f"Curves written to {args.out}")
     if args.plot is not None:
-        from matplotlib.figure import Figure
-
         from .. import plot
 
         ax = plot.cumulative_incidence(result)
-        figure = ax.figure
-        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
-        figure.savefig(args.plot, dpi=120)
-        print(f"Cumulative incidence plot written to {args.plot}")
+        _save_figure(ax, args.plot, f"Cumulative incidence plot written to {args.plot}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -1813,16 +1798,11 @@ def _predict_survival(args: argparse.Namespace) -> None:
     if args.validate is not None:
         _validate_survival(args, options)
     if args.plot is not None:
-        from matplotlib.figure import Figure
-
         from .. import plot
 
         ax = plot.km(result.kaplan_meier())
         ax.set_title("cross-validated risk groups (each fold's training median)")
-        figure = ax.figure
-        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
-        figure.savefig(args.plot, dpi=120)
-        print(f"Kaplan-Meier plot of the risk groups written to {args.plot}")
+        _save_figure(ax, args.plot, f"Kaplan-Meier plot of the risk groups written to {args.plot}")
 
 
 def _validate_survival(args: argparse.Namespace, options: dict[str, Any]) -> None:
@@ -2007,15 +1987,10 @@ def _enrich(args: argparse.Namespace) -> None:
         best = table.loc[order.sort_values(kind="stable").index].head(args.top)
         print(best[shown].to_string(index=False, float_format="%.4g"))
     if args.plot is not None:
-        from matplotlib.figure import Figure
-
         from .. import plot
 
         shown_result = result.sel(direction="up") if "direction" in result.dims else result
-        figure = plot.enrichment(shown_result).figure
-        assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
-        figure.savefig(args.plot, dpi=120)
-        print(f"dot plot written to {args.plot}")
+        _save_figure(plot.enrichment(shown_result), args.plot, f"dot plot written to {args.plot}")
 
 
 def _warn_if_counts(
@@ -2120,6 +2095,16 @@ def _check_plot(path: Path | None) -> None:
 
         formats = tuple(f".{k}" for k in FigureCanvasBase.get_supported_filetypes())
         _check_output(path, "--plot", formats)
+
+
+def _save_figure(ax: Any, path: Path, message: str) -> None:
+    """Saves the figure of a cohortex plot's axes and says where."""
+    from matplotlib.figure import Figure
+
+    figure = ax.figure
+    assert isinstance(figure, Figure)  # our plots draw on their own top-level figure
+    figure.savefig(path, dpi=120)
+    print(message)
 
 
 def _save_scatter(result: Any, path: Path | None, color: str) -> None:

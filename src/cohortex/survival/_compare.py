@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
-from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
-from ._outcome import Outcome, sample_values
+from ._outcome import Outcome, sample_source, sample_values
 
 __all__ = ["GroupComparison", "compare_groups", "group_labels", "ordered_levels"]
 
@@ -91,14 +90,9 @@ def compare_groups(
     """
     if not (np.isfinite(rho) and rho >= 0):
         raise CohortexError(f"'rho' must be a finite number >= 0; got {rho!r}.")
-    dataset, ids = None, None
-    if cohort is not None:
-        data = as_cohort_matrix(cohort)
-        dataset, ids = data.dataset, data.sample_ids
-    else:
-        if any(isinstance(v, str) for v in (time, event, by, strata)):
-            raise CohortexError("Without a cohort, time, event, by and strata must be values.")
-        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
+    _, dataset, ids = sample_source(
+        cohort, {"time": time, "event": event, "by": by, "strata": strata}
+    )
     labels = group_labels(sample_values(dataset, by, "by", len(ids), ids))
     kept = labels != ""
     outcome = Outcome.resolve(

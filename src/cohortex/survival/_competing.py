@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
-from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._cpu.competing import cumulative_incidence_steps, gray_scores
 from ._compare import group_labels, ordered_levels
-from ._outcome import Outcome, sample_values
+from ._outcome import Outcome, sample_source, sample_values
 
 __all__ = ["CumulativeIncidence", "cumulative_incidence"]
 
@@ -121,14 +120,9 @@ def cumulative_incidence(
     """
     if not (np.isfinite(rho) and rho >= 0):
         raise CohortexError(f"'rho' must be a finite number >= 0; got {rho!r}.")
-    dataset, ids = None, None
-    if cohort is not None:
-        data = as_cohort_matrix(cohort)
-        dataset, ids = data.dataset, data.sample_ids
-    else:
-        if any(isinstance(v, str) for v in (time, status, by, strata)):
-            raise CohortexError("Without a cohort, time, status, by and strata must be values.")
-        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
+    _, dataset, ids = sample_source(
+        cohort, {"time": time, "status": status, "by": by, "strata": strata}
+    )
     n = len(ids)
     labels = (
         np.full(n, "all", dtype=object)

@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 
 from .._backend import to_host
-from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 from ..stats._cpu.concordance import pair_counts
-from ._outcome import Outcome, cluster_codes, sample_numbers, sample_values
+from ._outcome import Outcome, cluster_codes, sample_numbers, sample_source, sample_values
 
 __all__ = ["TIME_WEIGHTS", "Concordance", "concordance", "concordance_of"]
 
@@ -136,14 +135,9 @@ def concordance(
             f"time_weights must be one of {', '.join(map(repr, TIME_WEIGHTS))}; "
             f"got {time_weights!r}."
         )
-    dataset, ids, data = None, None, None
-    if cohort is not None:
-        data = as_cohort_matrix(cohort)
-        dataset, ids = data.dataset, data.sample_ids
-    else:
-        if any(isinstance(v, str) for v in (time, event, risk, strata)):
-            raise CohortexError("Without a cohort, time, event, risk and strata must be values.")
-        ids = np.array([f"S{i + 1}" for i in range(len(np.asarray(time)))])
+    data, dataset, ids = sample_source(
+        cohort, {"time": time, "event": event, "risk": risk, "strata": strata}
+    )
     outcome = Outcome.resolve(dataset, time, event, strata, ids)
     scores = _risk(data, risk, len(ids))
     case = (

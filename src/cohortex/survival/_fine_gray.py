@@ -16,7 +16,7 @@ from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
 from ..stats._fine_gray import FineGrayData, fine_gray_fit
 from ._compare import group_labels
-from ._fit_cox import term_values
+from ._fit_cox import hazard_ratios, term_values
 from ._outcome import Outcome, sample_values
 
 __all__ = ["FineGrayModel", "fine_gray"]
@@ -186,22 +186,7 @@ def fine_gray(
         tolerance=tolerance,
     )
     beta, covariance = fitted.beta, fitted.covariance
-    se = np.sqrt(np.diag(covariance))
-    quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        z = beta / se
-        terms = pd.DataFrame(
-            {
-                "coefficient": beta,
-                "se": se,
-                "hazard_ratio": np.exp(beta),
-                "ci_low": np.exp(beta - quantile * se),
-                "ci_high": np.exp(beta + quantile * se),
-                "statistic": z,
-                "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
-            },
-            index=pd.Index(names, name="term"),
-        )
+    terms = hazard_ratios(beta, np.sqrt(np.diag(covariance)), names, confidence)
     wald = float(beta @ np.linalg.solve(covariance, beta))
     if not fitted.converged:
         warnings.warn(

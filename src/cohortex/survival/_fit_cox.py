@@ -32,6 +32,7 @@ __all__ = [
     "cox_fit_matrix",
     "cox_loglik_matrix",
     "fit_cox",
+    "hazard_ratios",
     "survival_curves",
     "term_means",
     "term_values",
@@ -560,22 +561,7 @@ def fit_cox(
         )
         total = at_zero.sum(axis=0)
         robust_score = float(total @ np.linalg.solve(at_zero.T @ at_zero, total))
-    se = np.sqrt(np.diag(variance))
-    quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separated term
-        z = beta / se
-        terms = pd.DataFrame(
-            {
-                "coefficient": beta,
-                "se": se,
-                "hazard_ratio": np.exp(beta),
-                "ci_low": np.exp(beta - quantile * se),
-                "ci_high": np.exp(beta + quantile * se),
-                "statistic": z,
-                "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
-            },
-            index=pd.Index(names, name="term"),
-        )
+    terms = hazard_ratios(beta, np.sqrt(np.diag(variance)), names, confidence)
     if robust:
         terms.insert(2, "naive_se", np.sqrt(np.diag(naive)))
     # the partial likelihood itself (a penalised fit's less its penalty), and with β = 0
@@ -699,6 +685,28 @@ def _cluster_scores(
     out = np.zeros((int(clusters.max()) + 1, x.shape[1]))
     np.add.at(out, clusters, residual)
     return out
+
+
+def hazard_ratios(
+    beta: np.ndarray, se: np.ndarray, names: Sequence[str], confidence: float
+) -> pd.DataFrame:
+    """A model's terms table: ``coefficient``, ``se``, ``hazard_ratio`` with its Wald
+    interval ``ci_low``, ``ci_high``, the z ``statistic`` and its two-sided ``pvalue``."""
+    quantile = float(_stats.norm.ppf((1.0 + confidence) / 2.0))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separated term
+        z = beta / se
+        return pd.DataFrame(
+            {
+                "coefficient": beta,
+                "se": se,
+                "hazard_ratio": np.exp(beta),
+                "ci_low": np.exp(beta - quantile * se),
+                "ci_high": np.exp(beta + quantile * se),
+                "statistic": z,
+                "pvalue": 2.0 * _stats.norm.sf(np.abs(z)),
+            },
+            index=pd.Index(names, name="term"),
+        )
 
 
 def term_means(

@@ -9,9 +9,34 @@ import numpy as np
 import pandas as pd
 
 from .._backend import to_host
+from .._cohort import as_cohort_matrix
 from .._errors import CohortexError
 
-__all__ = ["Outcome", "cluster_codes", "sample_numbers", "sample_values", "strata_of"]
+__all__ = [
+    "Outcome",
+    "cluster_codes",
+    "sample_numbers",
+    "sample_source",
+    "sample_values",
+    "strata_of",
+]
+
+
+def sample_source(cohort: Any, given: dict[str, Any]) -> tuple[Any, Any, np.ndarray]:
+    """Where a function's sample values come from: the cohort's matrix, its dataset and its
+    sample ids; without a cohort (None) the values themselves, every one of ``given``
+    (parameter name → what was passed) values and not names, the ids S1, S2, … as many as
+    the first one's."""
+    if cohort is not None:
+        data = as_cohort_matrix(cohort)
+        return data, data.dataset, np.asarray(data.sample_ids)
+    named = list(given)
+    if any(isinstance(v, str) for v in given.values()):
+        raise CohortexError(
+            f"Without a cohort, {', '.join(named[:-1])} and {named[-1]} must be values."
+        )
+    n = len(np.asarray(next(iter(given.values()))))
+    return None, None, np.char.add("S", np.arange(1, n + 1).astype(str))
 
 
 def sample_values(dataset: Any, spec: Any, parameter: str, n_samples: int, ids: Any) -> Any:
