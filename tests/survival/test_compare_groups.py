@@ -152,3 +152,17 @@ def test_integer_weights_are_repeated_samples_in_kaplan_meier():
     )
     for column in ("n_risk", "survival", "std_err", "lower", "upper"):
         np.testing.assert_allclose(weighted[column], repeated[column], rtol=1e-13)
+
+
+def test_a_group_censored_before_any_event_leaves_the_test():
+    """A group whose samples are all censored before the first event expects no event: R
+    leaves it out of the test and its df, which then equal those without it."""
+    ds = _lung()
+    time = np.concatenate([ds["time"].values, [1.0, 2.0, 3.0]])
+    event = np.concatenate([ds["event"].values, [0, 0, 0]])
+    group = np.concatenate([ds["ph.ecog"].values.astype(str), ["early"] * 3])
+    keep = group != "nan"
+    found = survival.compare_groups(None, time[keep], event[keep], group[keep])
+    without = survival.compare_groups(None, time[keep][:-3], event[keep][:-3], group[keep][:-3])
+    assert found.table.loc["early", "expected"] == 0.0 and found.df == without.df == 3
+    assert found.statistic == pytest.approx(without.statistic, rel=1e-12)
