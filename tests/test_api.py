@@ -131,6 +131,7 @@ PUBLIC = {
         "coxnet",
         "cumulative_incidence",
         "fine_gray",
+        "fine_gray_genes",
         "fit_cox",
         "kaplan_meier",
         "logrank",

@@ -146,3 +146,36 @@ def test_fine_gray_refusals():
         survival.fine_gray(ds, "etime", "status")
     with pytest.raises(CohortexError, match="No sample with every term observed has an event"):
         survival.fine_gray(ds, "etime", "status", genes=["age"], cause=3)
+
+
+def test_fine_gray_genes_equals_one_model_a_gene():
+    """Each gene's model as fine_gray fits it alone (the gene beside the covariates, on the
+    samples where it is observed); a gene with missing values, a constant gene; and crr on
+    mgus2 for the age 'gene' beside sex."""
+    rng = np.random.default_rng(3)
+    data = _mgus2()
+    n = len(data)
+    expression = np.column_stack(
+        [data["age"] / 10.0, rng.normal(size=n), rng.normal(size=n), np.ones(n)]
+    )
+    expression[:40, 2] = np.nan
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), expression)},
+        coords={"sample": data["sample"].to_numpy(), "gene": ["age", "noise", "gappy", "flat"]},
+    )
+    for name in ("etime", "status", "sex"):
+        ds[name] = ("sample", data[name].to_numpy())
+    found = survival.fine_gray_genes(ds, "etime", "status", covariates="~ sex")
+    for gene in ("age", "noise", "gappy"):
+        alone = survival.fine_gray(ds, "etime", "status", genes=[gene], covariates="~ sex")
+        row = found.sel(gene=gene)
+        for column in ("coefficient", "se", "pvalue"):
+            assert float(row[column]) == pytest.approx(alone.terms[column].iloc[0], rel=1e-12)
+        assert int(row["n_samples"]) == alone.n_samples and bool(row["converged"])
+    terms = pd.read_csv(FIXTURES / "crr_progression_terms.csv")
+    assert float(found["coefficient"].sel(gene="age")) == pytest.approx(terms["coef"][0], rel=1e-10)
+    assert int(found["n_samples"].sel(gene="gappy")) == n - 40
+    assert np.isnan(float(found["coefficient"].sel(gene="flat")))
+    assert found["padj"].notnull().sum() == 3

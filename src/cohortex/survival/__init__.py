@@ -5,9 +5,9 @@ genes with its cross-validated penalty (``coxnet``, held to R's glmnet), log-ran
 (``logrank``), survival compared between groups of samples (``compare_groups``, R's
 ``survdiff``), Kaplan–Meier curves (``kaplan_meier``) with their medians and restricted means
 (``median_survival``), the cumulative incidence of competing causes with Gray's test
-(``cumulative_incidence``) and their Fine–Gray regression (``fine_gray``), as R's ``cmprsk``,
-and the concordance of a risk score (``concordance``: Harrell's C, Uno's with time weights),
-held to R's ``survival`` package.
+(``cumulative_incidence``) and their Fine–Gray regression (``fine_gray``; per gene
+``fine_gray_genes``), as R's ``cmprsk``, and the concordance of a risk score (``concordance``:
+Harrell's C, Uno's with time weights), held to R's ``survival`` package.
 
 Outcomes are sample variables (or arrays): a follow-up ``time`` and an ``event`` indicator
 (1: the event, 0: censored), optionally ``strata``. They are checked first, with an error that
@@ -20,7 +20,7 @@ from ._concordance import TIME_WEIGHTS, Concordance, concordance
 from ._cox import TIES, cox
 from ._cox_zph import cox_zph
 from ._coxnet import CoxnetModel, coxnet
-from ._fine_gray import FineGrayModel, fine_gray
+from ._fine_gray import FineGrayModel, fine_gray, fine_gray_genes
 from ._fit_cox import CoxModel, fit_cox
 from ._kaplan_meier import kaplan_meier, median_survival
 from ._logrank import logrank
@@ -43,6 +43,7 @@ __all__ = [
     "coxnet",
     "cumulative_incidence",
     "fine_gray",
+    "fine_gray_genes",
     "fit_cox",
     "kaplan_meier",
     "logrank",

@@ -10,16 +10,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import stats as _stats
 
-from .._cohort import CohortLike, as_cohort_matrix
+from .. import fdr as _fdr
+from .._backend import to_host
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from ..stats._fine_gray import FineGrayData, fine_gray_fit
+from ._blocks import map_gene_blocks
 from ._compare import group_labels
+from ._cox import covariate_columns
 from ._fit_cox import hazard_ratios, term_values
 from ._outcome import Outcome, sample_values
 
-__all__ = ["FineGrayModel", "fine_gray"]
+__all__ = ["FineGrayModel", "fine_gray", "fine_gray_genes"]
 
 
 @dataclass(frozen=True)
@@ -160,20 +165,10 @@ def fine_gray(
     if not 0 < confidence < 1:
         raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
     data = as_cohort_matrix(cohort)
-    n, ids = len(data.sample_ids), data.sample_ids
-    codes = group_labels(sample_values(data.dataset, status, "status", n, ids))
-    if np.any(codes == ""):
-        first = str(ids[int(np.flatnonzero(codes == "")[0])])
-        raise CohortexError(f"The status of sample {first!r} is missing.")
-    censored_code, cause_code = group_labels([censored])[0], group_labels([cause])[0]
-    kind = np.where(codes == censored_code, 0, np.where(codes == cause_code, 1, 2))
-    outcome = Outcome.resolve(data.dataset, time, (kind > 0).astype(float), None, ids)
-    groups = np.zeros(n, np.int64)
-    if censoring_groups is not None:
-        labels = group_labels(sample_values(data.dataset, censoring_groups, "groups", n, ids))
-        if np.any(labels == ""):
-            raise CohortexError("Every sample needs a censoring group.")
-        groups = pd.factorize(labels, sort=True)[0].astype(np.int64)
+    kind, time_values, groups = _competing_outcome(
+        data, time, status, cause, censored, censoring_groups
+    )
+    cause_code = group_labels([cause])[0]
     values, names, spec = term_values(data, genes, covariates)
     used = ~np.isnan(values).any(axis=1)  # crr's na.omit
     if not np.any(kind[used] == 1):
@@ -181,7 +176,7 @@ def fine_gray(
             f"No sample with every term observed has an event of cause {cause_code!r}."
         )
     fitted = fine_gray_fit(
-        FineGrayData.build(values[used], outcome.time[used], kind[used], groups[used]),
+        FineGrayData.build(values[used], time_values[used], kind[used], groups[used]),
         max_iterations=max_iterations,
         tolerance=tolerance,
     )
@@ -214,3 +209,157 @@ def fine_gray(
         baseline_times=fitted.jump_times,
         baseline_jumps=fitted.jumps,
     )
+
+
+@shared_docs
+def fine_gray_genes(
+    cohort: CohortLike,
+    time: str | Any,
+    status: str | Any,
+    *,
+    covariates: str | None = None,
+    cause: Any = 1,
+    censored: Any = 0,
+    censoring_groups: str | Any | None = None,
+    confidence: float = 0.95,
+    fdr: str = "bh",
+    max_iterations: int = 10,
+    tolerance: float = 1e-6,
+) -> xr.Dataset:
+    """A Fine–Gray model per gene: ``crr(time, status, cbind(gene, covariates), failcode =
+    cause)`` for every gene on the samples where it is observed — which genes change the
+    cumulative incidence of a cause when others compete (:func:`fine_gray` for one model).
+
+    Parameters
+    ----------
+    {cohort}
+    time, status, cause, censored, censoring_groups, confidence, max_iterations, tolerance
+        As for :func:`fine_gray`.
+    covariates : str, optional
+        A formula of sample variables fitted beside each gene (no missing values).
+    fdr : str, default "bh"
+        Correction of the genes' p-values (:mod:`cohortex.fdr`).
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``gene``: ``coefficient`` (log subdistribution hazard ratio per unit), ``se``
+        (crr's sandwich), ``hazard_ratio``, ``ci_low``, ``ci_high``, ``statistic`` (z),
+        ``pvalue``, ``padj``, ``n_samples``, ``n_events`` (of the cause) and ``converged``;
+        NaN for a gene without an event of the cause among its samples or constant there.
+
+    Notes
+    -----
+    Host code: one model after another within a block of genes, the blocks side by side on
+    the cores (about 1 ms a gene at 1,000 samples, 6 ms at 10,000).
+    """
+    _fdr.check_method(fdr, "fine_gray_genes()")
+    if not 0 < confidence < 1:
+        raise CohortexError(f"'confidence' must be in (0, 1); got {confidence!r}.")
+    data = as_cohort_matrix(cohort)
+    kind, time_values, groups = _competing_outcome(
+        data, time, status, cause, censored, censoring_groups
+    )
+    z, names = covariate_columns(covariates, data.dataset, len(data.sample_ids))
+    if np.isnan(z).any():
+        raise CohortexError("The covariates have missing values; fine_gray_genes() needs them all.")
+    columns = map_gene_blocks(
+        data.matrix,
+        "cpu",
+        4,
+        _fine_gray_block,
+        z,
+        kind,
+        time_values,
+        groups,
+        confidence,
+        max_iterations,
+        tolerance,
+    )
+    columns["padj"] = _fdr.adjust(columns["pvalue"], fdr)
+    result = xr.Dataset(
+        {name: ("gene", np.asarray(values)) for name, values in columns.items()},
+        coords={"gene": data.gene_ids},
+        attrs={
+            "model": "fine_gray",
+            "cause": group_labels([cause])[0],
+            "covariates": ", ".join(names),
+            "fdr": fdr,
+            "confidence": confidence,
+        },
+    )
+    fitted = ~np.isnan(result["coefficient"].values)  # not a constant gene or one without events
+    failed = int((fitted & ~result["converged"].values).sum())
+    if failed:
+        warnings.warn(
+            f"{failed} genes' Fine–Gray models did not converge in {max_iterations} "
+            "iterations (flagged in 'converged'); their numbers are not estimates.",
+            CohortexWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _fine_gray_block(
+    block: Any,
+    z: np.ndarray,
+    kind: np.ndarray,
+    time: np.ndarray,
+    groups: np.ndarray,
+    confidence: float,
+    max_iterations: int,
+    tolerance: float,
+) -> dict[str, np.ndarray]:
+    """The models of one block of genes (all samples), one after another."""
+    x = np.asarray(to_host(block), dtype=np.float64)
+    width = x.shape[1]
+    out = {
+        name: np.full(width, np.nan)
+        for name in ("coefficient", "se", "hazard_ratio", "ci_low", "ci_high", "statistic")
+    }
+    out["pvalue"] = np.full(width, np.nan)
+    out["n_samples"] = np.zeros(width, np.int64)
+    out["n_events"] = np.zeros(width, np.int64)
+    out["converged"] = np.zeros(width, bool)
+    for g in range(width):
+        valid = ~np.isnan(x[:, g])
+        out["n_samples"][g] = int(valid.sum())
+        out["n_events"][g] = int(np.sum(kind[valid] == 1))
+        if out["n_events"][g] == 0 or np.ptp(x[valid, g]) == 0:
+            continue  # nothing to fit: no event, or a constant gene
+        terms = np.column_stack([x[valid, g], z[valid]])
+        fitted = fine_gray_fit(
+            FineGrayData.build(terms, time[valid], kind[valid], groups[valid]),
+            max_iterations=max_iterations,
+            tolerance=tolerance,
+        )
+        row = hazard_ratios(
+            fitted.beta[:1], np.sqrt(np.diag(fitted.covariance))[:1], ["gene"], confidence
+        ).iloc[0]
+        for name in ("coefficient", "se", "hazard_ratio", "ci_low", "ci_high", "statistic"):
+            out[name][g] = row[name]
+        out["pvalue"][g] = row["pvalue"]
+        out["converged"][g] = fitted.converged
+    return out
+
+
+def _competing_outcome(
+    data: Any, time: Any, status: Any, cause: Any, censored: Any, censoring_groups: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sample's kind of outcome (0 censored, 1 the cause, 2 another cause), checked
+    time and censoring group code."""
+    n, ids = len(data.sample_ids), data.sample_ids
+    codes = group_labels(sample_values(data.dataset, status, "status", n, ids))
+    if np.any(codes == ""):
+        first = str(ids[int(np.flatnonzero(codes == "")[0])])
+        raise CohortexError(f"The status of sample {first!r} is missing.")
+    censored_code, cause_code = group_labels([censored])[0], group_labels([cause])[0]
+    kind = np.where(codes == censored_code, 0, np.where(codes == cause_code, 1, 2))
+    outcome = Outcome.resolve(data.dataset, time, (kind > 0).astype(float), None, ids)
+    groups = np.zeros(n, np.int64)
+    if censoring_groups is not None:
+        labels = group_labels(sample_values(data.dataset, censoring_groups, "groups", n, ids))
+        if np.any(labels == ""):
+            raise CohortexError("Every sample needs a censoring group.")
+        groups = pd.factorize(labels, sort=True)[0].astype(np.int64)
+    return kind.astype(np.int64), outcome.time, groups
