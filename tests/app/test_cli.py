@@ -1149,7 +1149,7 @@ def test_survival_command_by_groups(tmp_path, capsys):
 def test_survival_command_competing_causes(tmp_path, capsys):
     """--by with --causes: each cause's cumulative incidence by group and Gray's tests, the
     curves' table and plot (R's mgus2: progression or death first)."""
-    from cohortex import survival
+    from cohortex import read_result, survival
     from cohortex.store import create_cohort
 
     data = pd.read_csv(Path(__file__).parents[1] / "fixtures" / "survival" / "mgus2.csv")
@@ -1167,6 +1167,16 @@ def test_survival_command_competing_causes(tmp_path, capsys):
     written = pd.read_csv(out, sep="\t")
     np.testing.assert_allclose(written["estimate"], expected.curves["estimate"], rtol=1e-12)
     assert plot.stat().st_size > 1000
+    # a Fine-Gray model per gene (here the one "gene", age), stored as a result
+    base = ["survival", str(store), "--time", "etime", "--event", "status"]
+    assert main([*base, "--test", "finegray", "--cause", "2", "--covariates", "~ sex"]) == 0
+    printed = capsys.readouterr().out
+    assert "Fine-Gray models of cause 2 of 1 genes" in printed
+    saved = read_result(store, "survival_finegray")
+    alone = survival.fine_gray(store, "etime", "status", genes=["age"], covariates="~ sex", cause=2)
+    assert float(saved["coefficient"][0]) == pytest.approx(alone.terms["coefficient"].iloc[0])
+    assert main([*base, "--test", "finegray", "--strata", "sex"]) == 2
+    assert "--test finegray takes no --strata" in capsys.readouterr().err
 
 
 def test_predict_command(tmp_path, capsys):

@@ -423,10 +423,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     surv.add_argument(
         "--test",
-        choices=("cox", "zph", "logrank"),
+        choices=("cox", "zph", "logrank", "finegray"),
         default="cox",
-        help="a Cox model per gene, the test of its proportional hazards (cox.zph), or the "
-        "log-rank test of its high and low samples",
+        help="a Cox model per gene, the test of its proportional hazards (cox.zph), the "
+        "log-rank test of its high and low samples, or a Fine-Gray model of --cause (--event "
+        "then holds each event's cause, 0 censored; cmprsk's crr)",
+    )
+    surv.add_argument(
+        "--cause",
+        default="1",
+        help="with --test finegray: the cause modelled, the others competing (default 1)",
     )
     surv.add_argument("--covariates", default=None, help="with cox, zph: a formula, e.g. '~ age'")
     surv.add_argument("--strata", default=None, help="sample variable of strata")
@@ -1510,6 +1516,8 @@ def _survival(args: argparse.Namespace) -> None:
         raise CohortexError("--transform goes with --test zph.")
     if args.test != "cox" and args.concordance:
         raise CohortexError("--concordance goes with --test cox.")
+    if args.test == "finegray" and (args.strata or args.ties != "efron" or args.km):
+        raise CohortexError("--test finegray takes no --strata, --ties or --km.")
     args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
     args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
     curves = None
@@ -1530,6 +1538,16 @@ def _survival(args: argparse.Namespace) -> None:
             args.store, args.time, args.event, transform=args.transform, **model
         )
         what = "tests of proportional hazards"
+    elif args.test == "finegray":
+        result = survival.fine_gray_genes(
+            args.store,
+            args.time,
+            args.event,
+            covariates=args.covariates,
+            cause=args.cause,
+            fdr=args.fdr,
+        )
+        what = f"Fine-Gray models of cause {args.cause}"
     else:
         result = survival.logrank(
             args.store, args.time, args.event, quantile=args.quantile, **shared
@@ -1550,7 +1568,7 @@ def _survival(args: argparse.Namespace) -> None:
     )
     if args.top > 0:
         columns = ["gene", "hazard_ratio", "statistic", "pvalue", "padj"]
-        if args.test == "cox":
+        if args.test in ("cox", "finegray"):
             columns[2:2] = ["ci_low", "ci_high"]
             if args.concordance:
                 columns.append("concordance")
