@@ -48,6 +48,7 @@ PUBLIC = {
         "combat",
         "combat_seq",
         "decide",
+        "deseq",
         "duplicate_correlation",
         "estimate_dispersion",
         "exact_test",

@@ -30,6 +30,7 @@ __all__ = [
     "norm_factors",
     "normalize",
     "resolve_factors",
+    "size_factors",
 ]
 
 METHODS = NORMALIZATIONS
@@ -175,7 +176,7 @@ def normalize(
             per_gene = _per_gene(kilobases, x)
             y = y / per_gene[None, :] if method == "rpkm" else y - da.log2(per_gene)[None, :]
     elif method == "median_ratio":
-        y = x / _size_factors(x)[:, None].astype(x.dtype)
+        y = x / size_factors(x)[:, None].astype(x.dtype)
     else:
         y = _quantile(x)
     out = ds.copy()
@@ -440,18 +441,37 @@ def _tmm_block(
     )
 
 
-def _size_factors(x: da.Array) -> da.Array:
-    """DESeq2's median-of-ratios size factors, shape (n_samples,)."""
+def size_factors(x: da.Array, *, positive_counts: bool = False) -> da.Array:
+    """DESeq2's median-of-ratios size factors, shape (n_samples,).
+
+    ``x`` is samples × genes. With ``positive_counts`` (DESeq2's ``type = "poscounts"``) a
+    gene's geometric mean takes its positive counts over all samples (``exp(Σ log x⁺ / n)``),
+    so genes with zeros count too, and the factors are scaled to a geometric mean of 1.
+    """
     logs = da.map_blocks(_log, x, dtype=np.float64)
-    log_geomeans = logs.mean(axis=0)  # -inf for genes with a zero count
+    if positive_counts:
+        finite = da.map_blocks(_finite_or_zero, logs, dtype=np.float64)
+        log_geomeans = finite.sum(axis=0) / x.shape[0]
+        all_zero = da.all(da.isneginf(logs), axis=0)
+        log_geomeans = da.where(all_zero, -np.inf, log_geomeans)
+    else:
+        log_geomeans = logs.mean(axis=0)  # -inf for genes with a zero count
     rows = logs.rechunk({1: -1})  # each sample's genes in one block, for the median
-    return rows.map_blocks(
+    factors = rows.map_blocks(
         _block_size_factors,
         log_geomeans,
         drop_axis=1,
         dtype=np.float64,
         meta=meta_from_array(x, ndim=1, dtype=np.float64),  # on the chunks' device
     )
+    if positive_counts:
+        factors = factors / da.exp(da.log(factors).mean())
+    return factors
+
+
+def _finite_or_zero(block: Any) -> Any:
+    xp = namespace(block)
+    return xp.where(xp.isfinite(block), block, 0.0)
 
 
 def _log(block: Any) -> Any:

@@ -75,6 +75,7 @@ from ._combat import combat
 from ._combat_seq import combat_seq
 from ._comparison import MEMORY_CHUNKS, Comparison, contrasts_of
 from ._decide import decide
+from ._deseq import deseq
 from ._exact_test import exact_test
 from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
 from ._linear_model import fit
@@ -93,6 +94,7 @@ __all__ = [
     "combat",
     "combat_seq",
     "decide",
+    "deseq",
     "duplicate_correlation",
     "estimate_dispersion",
     "exact_test",

@@ -1,0 +1,1139 @@
+"""DESeq2's pipeline: ``DESeq(dds)`` and ``results(dds)``, held to DESeq2 1.38.
+
+``DESeq`` with its defaults: median-of-ratios size factors; each gene's dispersion by
+maximum Cox-Reid adjusted likelihood; their trend over the mean (``asymptDisp +
+extraPois / mean``, a gamma GLM refitted without outlying genes); the maximum a posteriori
+dispersions under a log-normal prior centred on the trend, whose variance is the spread of
+the gene-wise estimates about the trend less the sampling variance (genes more than two
+prior sd above the trend keep their own); Wald tests of the GLM coefficients (a ridge of
+10⁻⁶ on the log2 scale); Cook's distances, and, where a cell of the design has seven samples
+or more, the counts of those samples with a large Cook's distance replaced by the gene's
+trimmed mean and the gene refitted. ``results``: the genes with an outlier left untested
+(``maxCooks`` above the 0.99 quantile of F(p, m − p)), and independent filtering on the mean
+(the share of genes filtered that maximises discoveries at ``alpha``, from a lowess fit)
+before Benjamini–Hochberg.
+
+The passes over the counts: the size factors; the gene-wise dispersions (in gene tiles,
+host numba; :mod:`cohortex.stats._deseq`); and, after the trend, everything else of each
+gene in one more pass (the means of the gene-wise fit are recomputed, not held: they are as
+large as the counts).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import optimize, special, stats
+
+from .. import fdr as _fdr
+from .._backend import to_host
+from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
+from .._errors import CohortexError
+from .._normalize import size_factors as median_ratio_factors
+from ..stats._deseq import fit_beta, fit_dispersion, fit_dispersion_grid, log_likelihood
+from ..stats._lowess import lowess
+from ._glm_ql import per_gene
+from ._least_squares import check_design, check_residual_df, design_matrix
+from ._linear_model import contrast_matrix
+
+__all__ = ["deseq"]
+
+MIN_DISPERSION = 1e-8
+_KAPPA_0 = 1.0
+_DISPERSION_TOL = 1e-6
+_MAXIT = 100
+_MIN_MU = 0.5
+_BETA_TOL = 1e-8
+_RIDGE_LOG2 = 1e-6  # nbinomWaldTest's lambda without a beta prior (log2 scale)
+_LOG2E = 1.0 / math.log(2.0)
+_TILE_VALUES = 1_000_000
+_SIZE_FACTOR_TYPES = ("ratio", "poscounts")
+_FIT_TYPES = ("parametric", "mean")
+_ALTERNATIVES = ("greaterAbs", "lessAbs", "greater", "less")
+
+
+@shared_docs
+def deseq(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray,
+    *,
+    contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    size_factors: str | np.ndarray = "ratio",
+    fit_type: str = "parametric",
+    min_replicates_for_replace: float = 7,
+    cooks_cutoff: bool | float = True,
+    independent_filtering: bool = True,
+    alpha: float = 0.1,
+    lfc_threshold: float = 0.0,
+    alternative: str = "greaterAbs",
+    dispersion_prior_variance: float | None = None,
+    fdr: str = "bh",
+) -> xr.Dataset:
+    """DESeq2's differential expression: ``results(DESeq(dds), contrast)`` for each contrast.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``): whole numbers, no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, n_coefficients)
+        As for :func:`fit`: a formula on the sample variables (``"~ condition"``,
+        ``"~ batch + condition"``) or the design matrix; full rank, at least two
+        coefficients, fewer than the samples.
+    contrasts : optional
+        As for :func:`fit`: coefficient names or contrasts of them (log2 fold changes); by
+        default every coefficient but the intercept, each on its own (DESeq2's ``results``
+        takes the last by default; ``name =`` or a numeric ``contrast =`` give the others).
+    size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
+        ``estimateSizeFactors(type = ...)``, or the factors themselves.
+    fit_type : {{"parametric", "mean"}}, default "parametric"
+        The dispersion trend. Where the parametric fit fails DESeq2 falls back to a local
+        regression (locfit), which is not offered: the error names ``"mean"``.
+    min_replicates_for_replace : float, default 7
+        Counts with a large Cook's distance are replaced (and the gene refitted) in samples
+        whose design cell has at least this many samples; ``inf`` never replaces.
+    cooks_cutoff : bool or float, default True
+        Leave untested (p-value NaN) the genes whose largest Cook's distance, over samples
+        in cells of three or more (and not replaced), exceeds this; True is F(p, m − p)'s
+        0.99 quantile, False never.
+    independent_filtering : bool, default True
+        Choose a mean below which genes are not adjusted (their ``padj`` NaN) as DESeq2.
+    alpha : float, default 0.1
+        The FDR that independent filtering maximises discoveries at.
+    lfc_threshold : float, default 0
+        Test |log2 fold change| against this threshold (``results(lfcThreshold = ...)``).
+    alternative : {{"greaterAbs", "lessAbs", "greater", "less"}}, default "greaterAbs"
+        ``altHypothesis``.
+    dispersion_prior_variance : float, optional
+        ``dispPriorVar``; by default estimated. With three residual degrees of freedom or
+        fewer DESeq2 estimates it by simulation, which is not offered: give it then.
+    {fdr}
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``contrast`` × ``gene``: ``coefficient`` (log2FoldChange), ``se`` (lfcSE),
+        ``statistic``, ``pvalue``, ``padj``, ``log10_pvalue``; on ``contrast``:
+        ``filter_threshold`` and ``filter_theta`` (independent filtering). On ``gene``:
+        ``mean_expression`` (baseMean), ``dispersion`` and its stages ``dispersion_gene``,
+        ``dispersion_trend``, ``dispersion_map``, ``dispersion_outlier``; ``max_cooks``,
+        ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor``. Attrs:
+        the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``.
+        A gene without counts has NaN throughout.
+    """
+    options = _check_options(
+        fit_type,
+        min_replicates_for_replace,
+        alpha,
+        lfc_threshold,
+        alternative,
+        dispersion_prior_variance,
+        fdr,
+    )
+    data = _prepare(cohort, design, size_factors)
+    n, p = data.design.shape
+    matrix = contrast_matrix(contrasts, data.names)
+    contrast_values = matrix.to_numpy().T  # (k, p)
+    plan = _plan(data, min_replicates_for_replace, contrast_values)
+
+    gene_wise = per_gene(data.counts, lambda tile, _: _gene_wise_tile(tile, plan), 4)
+    base_mean, all_zero, dispersion_gene = gene_wise[0], gene_wise[1] > 0, gene_wise[2]
+    trend = _dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
+    residual_df = n - p
+    log_residuals = np.log(dispersion_gene) - np.log(trend.at(base_mean))
+    above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)
+    if not above.any():
+        raise CohortexError(
+            "Every gene's dispersion estimate is within two orders of magnitude of the "
+            f"minimum ({MIN_DISPERSION:g}); the dispersion trend cannot be fitted."
+        )
+    var_log = float(_mad(log_residuals[above]) ** 2)
+    if dispersion_prior_variance is None:
+        if residual_df <= 3:
+            raise CohortexError(
+                f"The design leaves {residual_df} residual degrees of freedom; DESeq2 then "
+                "estimates the dispersion prior's variance by simulation, which cohortex does "
+                "not: give 'dispersion_prior_variance' (DESeq2's dispPriorVar)."
+            )
+        prior_var = max(var_log - float(special.polygamma(1, residual_df / 2.0)), 0.25)
+    else:
+        prior_var = float(dispersion_prior_variance)
+    shared = _Shared(trend=trend, prior_var=prior_var, var_log=var_log)
+    rows = _Rows(p=p, k=len(contrast_values))
+    final = per_gene(
+        data.counts,
+        lambda tile, d: _final_tile(tile, d[0], plan, shared),
+        rows.total,
+        dispersion_gene,
+    )
+    return _results(
+        data, plan, shared, matrix, final, rows, options, cooks_cutoff, independent_filtering
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    fit_type: str
+    alpha: float
+    lfc_threshold: float
+    alternative: str
+    fdr: str
+
+
+def _check_options(
+    fit_type: str,
+    min_replicates: float,
+    alpha: float,
+    lfc_threshold: float,
+    alternative: str,
+    prior_variance: float | None,
+    fdr: str,
+) -> _Options:
+    if fit_type not in _FIT_TYPES:
+        raise CohortexError(f"deseq()'s 'fit_type' must be one of {_FIT_TYPES}; got {fit_type!r}.")
+    if not (min_replicates >= 3):
+        raise CohortexError(
+            "deseq()'s 'min_replicates_for_replace' must be >= 3 (inf: never replace); got "
+            f"{min_replicates!r}."
+        )
+    if not (0 < alpha < 1):
+        raise CohortexError(f"deseq()'s 'alpha' must be in (0, 1); got {alpha!r}.")
+    if not (np.isfinite(lfc_threshold) and lfc_threshold >= 0):
+        raise CohortexError(f"deseq()'s 'lfc_threshold' must be >= 0; got {lfc_threshold!r}.")
+    if alternative not in _ALTERNATIVES:
+        raise CohortexError(
+            f"deseq()'s 'alternative' must be one of {_ALTERNATIVES}; got {alternative!r}."
+        )
+    if alternative == "lessAbs" and lfc_threshold == 0:
+        raise CohortexError("deseq(): alternative 'lessAbs' needs a positive 'lfc_threshold'.")
+    if prior_variance is not None and not (np.isfinite(prior_variance) and prior_variance > 0):
+        raise CohortexError(
+            f"deseq()'s 'dispersion_prior_variance' must be > 0; got {prior_variance!r}."
+        )
+    return _Options(fit_type, float(alpha), float(lfc_threshold), alternative, fdr)
+
+
+@dataclass(frozen=True)
+class _Data:
+    counts: da.Array  # (n_samples, n_genes), tiles of whole genes
+    size_factors: np.ndarray  # (n_samples,)
+    design: np.ndarray  # (n_samples, p)
+    names: list[str]
+    formula: str | None
+    genes: Any
+    samples: Any
+    two_level_factor: bool  # a formula of one two-level factor (results' Cook's exception)
+
+
+def _prepare(cohort: CohortLike, design: Any, factors: Any) -> _Data:
+    ds = as_cohort_dataset(cohort)
+    if not isinstance(ds, xr.Dataset) or "expression" not in ds:
+        raise CohortexError("deseq() needs a cohort store or Dataset with an 'expression'.")
+    if ds.attrs.get("scale") != "counts":
+        raise CohortexError(
+            "deseq() needs raw counts (scale 'counts'); this cohort's scale is "
+            f"{ds.attrs.get('scale')!r}."
+        )
+    counts = ds["expression"].transpose("sample", "gene").data
+    if not isinstance(counts, da.Array):
+        counts = da.from_array(np.asarray(counts))
+    n_samples, n_genes = counts.shape
+    tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1), 256))
+    counts = counts.rechunk((-1, tile))
+    x_design, names, formula = design_matrix(design, ds, n_samples)
+    check_design(x_design, names)
+    check_residual_df(x_design)
+    if x_design.shape[1] < 2:
+        raise CohortexError("deseq() needs a design with at least two coefficients to test.")
+    if np.any(np.abs(x_design).sum(axis=0) == 0):
+        raise CohortexError("deseq(): a column of the design is all zero.")
+    smallest, nan_count, fractional = da.compute(
+        da.min(counts), da.sum(da.isnan(counts)), da.sum(counts != da.floor(counts))
+    )
+    if int(to_host(nan_count)):
+        raise CohortexError("deseq() needs complete counts; the matrix holds NaN values.")
+    if float(to_host(smallest)) < 0:
+        raise CohortexError("deseq() needs counts >= 0; the matrix holds negative values.")
+    if int(to_host(fractional)):
+        raise CohortexError(
+            "deseq() needs whole counts, as DESeq2; the matrix holds fractional values (round "
+            "estimated counts first, as DESeqDataSetFromTximport does)."
+        )
+    factors = _size_factors(counts, factors, n_samples)
+    matrix = as_cohort_matrix(ds)
+    return _Data(
+        counts=counts,
+        size_factors=factors,
+        design=x_design,
+        names=list(names),
+        formula=formula,
+        genes=matrix.gene_ids,
+        samples=ds["sample"].values,
+        two_level_factor=_two_level_factor(formula, ds, x_design),
+    )
+
+
+def _size_factors(counts: da.Array, factors: Any, n_samples: int) -> np.ndarray:
+    if isinstance(factors, str):
+        if factors not in _SIZE_FACTOR_TYPES:
+            raise CohortexError(
+                f"deseq()'s 'size_factors' must be one of {_SIZE_FACTOR_TYPES} or one factor "
+                f"per sample; got {factors!r}."
+            )
+        values = np.asarray(
+            to_host(median_ratio_factors(counts, positive_counts=factors == "poscounts").compute()),
+            dtype=np.float64,
+        )
+        if not np.all(np.isfinite(values)):
+            raise CohortexError(
+                "Every gene has a zero count in some sample, so the median-of-ratios size "
+                "factors cannot be computed; use size_factors='poscounts'."
+            )
+        return values
+    values = np.asarray(factors, dtype=np.float64)
+    if values.shape != (n_samples,) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise CohortexError(
+            f"deseq()'s size factors must be {n_samples} finite positive numbers, one per sample."
+        )
+    return values
+
+
+def _two_level_factor(formula: str | None, ds: xr.Dataset, x_design: np.ndarray) -> bool:
+    """Whether the design is a formula of one categorical sample variable with two levels
+    (results() then keeps genes whose outlier has three larger counts)."""
+    if formula is None or x_design.shape[1] != 2:
+        return False
+    import formulaic
+
+    variables = [str(v) for v in formulaic.Formula(formula).required_variables]
+    if len(variables) != 1 or variables[0] not in ds:
+        return False
+    values = ds[variables[0]].values
+    return not np.issubdtype(values.dtype, np.number) and pd.unique(values).size == 2
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every tile needs: the design, its QR, the size factors and the cells."""
+
+    design: np.ndarray  # (n, p)
+    q: np.ndarray  # (n, p): qr.Q of the design
+    start: np.ndarray  # (p, n): R⁻¹ Qᵀ, the least-squares start of the betas
+    size_factors: np.ndarray  # (n,)
+    linear_mu: bool  # as many distinct design rows as coefficients
+    max_dispersion: float
+    cooks_samples: np.ndarray  # (n,) bool: in a cell of three samples or more
+    cells: np.ndarray  # (n,) int: the cell of a sample of cooks_samples, else -1
+    cell_trim: np.ndarray  # (cells,) the trimmed mean's share in each cell
+    cell_scale: np.ndarray  # (cells,) the trimmed variance's scale
+    replaceable: np.ndarray  # (n,) bool: in a cell of min_replicates samples or more
+    replace_cutoff: float  # qf(0.99, p, m − p)
+    contrasts: np.ndarray  # (k, p)
+
+
+def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's design row as a code (first-seen order) and each code's sample count."""
+    _, first, inverse, counts = np.unique(
+        design, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    order = np.argsort(first)  # codes in order of first appearance, as R's factor(unique)
+    relabel = np.empty_like(order)
+    relabel[order] = np.arange(order.size)
+    return relabel[inverse.ravel()], counts[order]
+
+
+def _plan(data: _Data, min_replicates: float, contrasts: np.ndarray) -> _Plan:
+    design = data.design
+    n, p = design.shape
+    q, r = np.linalg.qr(design)
+    codes, sizes = _design_cells(design)
+    in_three = sizes[codes] >= 3
+    cells = np.where(in_three, codes, -1)
+    trims = np.where(sizes <= 3, 1.0 / 3.0, np.where(sizes <= 23, 1.0 / 4.0, 1.0 / 8.0))
+    scales = np.where(sizes <= 3, 2.04, np.where(sizes <= 23, 1.86, 1.51))
+    return _Plan(
+        design=design,
+        q=q,
+        start=np.linalg.solve(r, q.T),
+        size_factors=data.size_factors,
+        linear_mu=sizes.size == p,
+        max_dispersion=float(max(10.0, n)),
+        cooks_samples=in_three,
+        cells=cells,
+        cell_trim=trims,
+        cell_scale=scales,
+        replaceable=sizes[codes] >= min_replicates,
+        replace_cutoff=float(stats.f.ppf(0.99, p, n - p)),
+        contrasts=contrasts,
+    )
+
+
+# --- the gene-wise dispersions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GeneWise:
+    base_mean: np.ndarray  # (g,)
+    base_var: np.ndarray
+    initial: np.ndarray  # (g,) the starting dispersions
+    mu: np.ndarray  # (n, g) the means the dispersions were fitted at (floored)
+    dispersion: np.ndarray  # (g,) dispGeneEst
+
+
+def _gene_wise_tile(tile: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Rows: baseMean, allZero, dispGeneEst, iterations (a gene without counts: NaN)."""
+    out = np.full((4, tile.shape[1]), np.nan)
+    zero = tile.sum(axis=0) == 0
+    out[1] = zero
+    if (~zero).any():
+        counts = np.asfortranarray(tile[:, ~zero])
+        fit = _gene_wise(counts, plan)
+        out[0, ~zero] = fit.base_mean
+        out[2, ~zero] = fit.dispersion
+    out[0, zero] = 0.0
+    return out
+
+
+def _gene_wise(counts: np.ndarray, plan: _Plan, with_estimate: bool = True) -> _GeneWise:
+    """estimateDispersionsGeneEst of genes with counts (n × g): the starts (the smaller of
+    the rough and the moments estimates), the means (a linear model of the normalised
+    counts for a one-way design, else the GLM at the starts) and the line search; genes
+    that do not converge on the grid."""
+    n, p = plan.design.shape
+    sf = plan.size_factors
+    normalized = counts / sf[:, None]
+    base_mean = normalized.mean(axis=0)
+    base_var = normalized.var(axis=0, ddof=1)
+    linear = plan.q @ (plan.q.T @ normalized)
+    floored = np.maximum(linear, 1.0)
+    rough = np.maximum(
+        (((normalized - floored) ** 2 - floored) / floored**2).sum(axis=0) / (n - p), 0
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moments = (base_var - np.mean(1.0 / sf) * base_mean) / base_mean**2
+    initial = np.clip(np.fmin(rough, moments), MIN_DISPERSION, plan.max_dispersion)
+    mu = linear * sf[:, None] if plan.linear_mu else _glm(counts, plan, initial).mu
+    mu = np.asfortranarray(np.maximum(mu, _MIN_MU))
+    if not with_estimate:
+        return _GeneWise(base_mean, base_var, initial, mu, initial)
+    g = counts.shape[1]
+    log_alpha = np.log(initial)
+    iterations = np.zeros(g, dtype=np.int64)
+    initial_lp = np.empty(g)
+    last_lp = np.empty(g)
+    fit_dispersion(
+        counts,
+        mu,
+        plan.design,
+        log_alpha,
+        np.log(initial),
+        1.0,
+        math.log(MIN_DISPERSION / 10.0),
+        _KAPPA_0,
+        _DISPERSION_TOL,
+        _MAXIT,
+        False,
+        iterations,
+        initial_lp,
+        last_lp,
+    )
+    estimate = np.minimum(np.exp(log_alpha), plan.max_dispersion)
+    no_increase = last_lp < initial_lp + np.abs(initial_lp) / 1e6
+    estimate[no_increase] = initial[no_increase]
+    converged = (iterations < _MAXIT) & (iterations != 1)
+    refit = ~converged & (estimate > MIN_DISPERSION * 10)
+    if refit.any():
+        estimate[refit] = _grid(
+            counts[:, refit], mu[:, refit], plan, np.zeros(refit.sum()), 1.0, False
+        )
+    return _GeneWise(
+        base_mean, base_var, initial, mu, np.clip(estimate, MIN_DISPERSION, plan.max_dispersion)
+    )
+
+
+def _grid(
+    counts: np.ndarray,
+    mu: np.ndarray,
+    plan: _Plan,
+    prior_mean: np.ndarray,
+    prior_var: float,
+    use_prior: bool,
+) -> np.ndarray:
+    """fitDispGridWrapper: 20 log dispersions from 10⁻⁸ to max(10, n), then finer."""
+    grid = np.linspace(math.log(1e-8), math.log(plan.max_dispersion), 20)
+    out = np.empty(counts.shape[1])
+    fit_dispersion_grid(
+        np.asfortranarray(counts),
+        np.asfortranarray(mu),
+        plan.design,
+        grid,
+        np.ascontiguousarray(prior_mean, dtype=np.float64),
+        prior_var,
+        use_prior,
+        out,
+    )
+    return np.exp(out)
+
+
+# --- the GLM --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GLM:
+    beta: np.ndarray  # (p, g) log2 scale
+    se: np.ndarray  # (p, g) log2 scale
+    covariance: np.ndarray  # (p·p, g) log2 scale
+    mu: np.ndarray  # (n, g) not floored
+    hat: np.ndarray  # (n, g)
+    converged: np.ndarray  # (g,) bool
+    log_like: np.ndarray  # (g,)
+
+
+def _glm(counts: np.ndarray, plan: _Plan, dispersion: np.ndarray) -> _GLM:
+    """fitNbinomGLMs: fitBeta from the least-squares fit of log(normalised counts + 0.1),
+    and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable."""
+    n, p = plan.design.shape
+    g = counts.shape[1]
+    sf = plan.size_factors
+    start = plan.start @ np.log(counts / sf[:, None] + 0.1)
+    beta = np.ascontiguousarray(start)
+    iterations = np.zeros(g, dtype=np.int64)
+    deviance = np.empty(g)
+    covariance = np.empty((p * p, g))
+    hat = np.empty((n, g), order="F")
+    ridge = np.full(p, _RIDGE_LOG2 / math.log(2.0) ** 2)
+    fit_beta(
+        counts,
+        sf,
+        plan.design,
+        np.ascontiguousarray(dispersion, dtype=np.float64),
+        beta,
+        ridge,
+        _BETA_TOL,
+        _MAXIT,
+        _MIN_MU,
+        iterations,
+        deviance,
+        covariance,
+        hat,
+    )
+    mu = sf[:, None] * np.exp(plan.design @ beta)
+    log_like = _log_like(counts, mu, dispersion)
+    stable = ~np.isnan(beta).any(axis=0)
+    diagonal = covariance[:: p + 1]
+    positive = (diagonal > 0).all(axis=0)
+    converged = iterations < _MAXIT
+    beta_log2 = _LOG2E * beta
+    covariance = covariance * _LOG2E**2
+    for gene in np.flatnonzero(~converged | ~stable | ~positive):
+        row = beta_log2[:, gene]
+        begin = row if (stable[gene] and np.all(np.abs(row) < 30)) else start[:, gene]
+        solution, ok = _optim(counts[:, gene], sf, plan.design, dispersion[gene], begin)
+        converged[gene] = converged[gene] or ok
+        beta_log2[:, gene] = solution
+        mu[:, gene] = sf * 2.0 ** (plan.design @ solution)
+        floored = np.maximum(mu[:, gene], _MIN_MU)
+        w = 1.0 / (1.0 / floored + dispersion[gene])
+        information = plan.design.T @ (plan.design * w[:, None])
+        inverse = np.linalg.inv(information + np.diag(ridge))
+        covariance[:, gene] = (inverse @ information @ inverse).ravel() * _LOG2E**2
+        log_like[gene] = log_likelihood(counts[:, gene], 1.0 / dispersion[gene], floored)
+    se = np.sqrt(np.maximum(covariance[:: p + 1], 0.0))
+    return _GLM(beta_log2, se, covariance, mu, hat, converged, log_like)
+
+
+def _log_like(counts: np.ndarray, mu: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
+    """Each gene's Σ log dnbinom(count, size = 1/α, mu), (g,)."""
+    return np.array(
+        [
+            log_likelihood(counts[:, g], 1.0 / dispersion[g], mu[:, g])
+            for g in range(counts.shape[1])
+        ]
+    )
+
+
+def _optim(
+    counts: np.ndarray, sf: np.ndarray, design: np.ndarray, dispersion: float, start: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """fitNbinomGLMsOptim's ``optim(method = "L-BFGS-B")`` of one gene on the log2 scale
+    (coefficients within ±30, R's central differences of step 10⁻³, factr 10⁷)."""
+    size = 1.0 / dispersion
+    sd = math.sqrt(1.0 / _RIDGE_LOG2)
+
+    def objective(beta: np.ndarray) -> float:
+        with np.errstate(over="ignore"):
+            mu = sf * 2.0 ** (design @ beta)
+        ll = log_likelihood(counts, size, mu)
+        prior = float(stats.norm.logpdf(beta, 0.0, sd).sum())
+        value = -(ll + prior)
+        return value if math.isfinite(value) else 1e300
+
+    def gradient(beta: np.ndarray) -> np.ndarray:
+        out = np.empty_like(beta)
+        for j in range(beta.size):
+            up, down = beta.copy(), beta.copy()
+            up[j] = min(beta[j] + 1e-3, 30.0)
+            down[j] = max(beta[j] - 1e-3, -30.0)
+            out[j] = (objective(up) - objective(down)) / (up[j] - down[j])
+        return out
+
+    result = optimize.minimize(
+        objective,
+        np.clip(np.asarray(start, dtype=np.float64), -30.0, 30.0),
+        jac=gradient,
+        method="L-BFGS-B",
+        bounds=[(-30.0, 30.0)] * start.size,
+        options={"maxcor": 5, "ftol": 1e7 * np.finfo(float).eps, "gtol": 0.0, "maxiter": 100},
+    )
+    return np.asarray(result.x, dtype=np.float64), bool(result.success)
+
+
+# --- the trend ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Trend:
+    fit_type: str
+    coefficients: tuple[float, float]  # asymptDisp, extraPois (parametric); mean, 0
+
+    def at(self, means: np.ndarray) -> np.ndarray:
+        if self.fit_type == "mean":
+            return np.full(np.shape(means), self.coefficients[0])
+        with np.errstate(divide="ignore"):
+            return self.coefficients[0] + self.coefficients[1] / np.asarray(means)
+
+
+def _dispersion_trend(means: np.ndarray, dispersions: np.ndarray, fit_type: str) -> _Trend:
+    """estimateDispersionsFit on the genes with counts."""
+    used = dispersions > 100 * MIN_DISPERSION
+    if not used.any():
+        raise CohortexError(
+            "Every gene's dispersion estimate is within two orders of magnitude of the "
+            f"minimum ({MIN_DISPERSION:g}); the dispersion trend cannot be fitted."
+        )
+    if fit_type == "mean":
+        kept = dispersions[dispersions > 10 * MIN_DISPERSION]
+        return _Trend("mean", (_trimmed_mean(kept, 0.001), 0.0))
+    coefficients = _parametric_fit(means[used], dispersions[used])
+    if coefficients is None:
+        raise CohortexError(
+            "The dispersion trend is not captured by asymptDisp + extraPois / mean (DESeq2 "
+            "would fall back to a local regression, which cohortex does not offer); use "
+            "fit_type='mean'."
+        )
+    return _Trend("parametric", coefficients)
+
+
+def _parametric_fit(means: np.ndarray, dispersions: np.ndarray) -> tuple[float, float] | None:
+    """parametricDispersionFit: a gamma GLM (identity link) of the dispersions on 1/mean,
+    refitted on the genes whose dispersion lies within (10⁻⁴, 15) times the fit."""
+    coefficients = np.array([0.1, 1.0])
+    for _ in range(11):
+        residuals = dispersions / (coefficients[0] + coefficients[1] / means)
+        good = (residuals > 1e-4) & (residuals < 15)
+        fitted, converged = _gamma_identity_glm(
+            dispersions[good],
+            np.column_stack([np.ones(good.sum()), 1.0 / means[good]]),
+            coefficients,
+        )
+        if fitted is None or not np.all(fitted > 0):
+            return None
+        old = coefficients
+        coefficients = fitted
+        if np.sum(np.log(coefficients / old) ** 2) < 1e-6 and converged:
+            return float(coefficients[0]), float(coefficients[1])
+    return None
+
+
+def _gamma_identity_glm(
+    y: np.ndarray, x: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray | None, bool]:
+    """R's glm.fit for ``family = Gamma(link = "identity")`` from ``start`` (IRLS, ε 10⁻⁸,
+    25 steps, step halving while a mean is not positive)."""
+
+    def deviance(mu: np.ndarray) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(y == 0, 1.0, y / mu)
+            return float(np.sum(-2.0 * (np.log(ratio) - (y - mu) / mu)))
+
+    coefficients = start.astype(np.float64)
+    eta = x @ coefficients
+    if not np.all(eta > 0):
+        return None, False
+    dev_old = deviance(eta)
+    old = coefficients
+    for _ in range(25):
+        mu = eta
+        z = eta + (y - mu)
+        w = 1.0 / mu
+        proposal = np.linalg.lstsq(x * w[:, None], z * w, rcond=None)[0].astype(np.float64)
+        eta = x @ proposal
+        dev = deviance(eta)
+        halvings = 0
+        while not (math.isfinite(dev) and np.all(eta > 0)):
+            halvings += 1
+            if halvings > 25:
+                return None, False
+            proposal = (proposal + old) / 2.0
+            eta = x @ proposal
+            dev = deviance(eta)
+        coefficients = proposal
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < 1e-8:
+            return coefficients, True
+        dev_old = dev
+        old = coefficients
+    return coefficients, False
+
+
+def _trimmed_mean(values: np.ndarray, trim: float) -> float:
+    """R's ``mean(x, trim)``: ⌊n · trim⌋ values off each end (the median from trim 0.5)."""
+    n = values.size
+    if trim >= 0.5:
+        return float(np.median(values))
+    low = math.floor(n * trim)
+    ordered = np.sort(values)
+    return float(np.mean(ordered[low : n - low]))
+
+
+def _mad(values: np.ndarray) -> float:
+    """R's ``mad``: 1.4826 · median |x − median x|."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+# --- the final pass -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the final pass takes from across the genes."""
+
+    trend: _Trend
+    prior_var: float  # dispPriorVar
+    var_log: float  # varLogDispEsts
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The final pass's rows for each gene."""
+
+    p: int
+    k: int
+    names: tuple[str, ...] = (
+        "base_mean",
+        "all_zero",
+        "dispersion_gene",
+        "dispersion_trend",
+        "dispersion_map",
+        "dispersion_outlier",
+        "dispersion",
+        "converged",
+        "deviance",
+        "max_cooks_all",
+        "max_cooks_kept",
+        "counts_above_outlier",
+        "flagged",
+        "now_zero",
+    )
+
+    def __getitem__(self, name: str) -> int:
+        return self.names.index(name)
+
+    @property
+    def beta(self) -> slice:
+        return slice(len(self.names), len(self.names) + self.p)
+
+    @property
+    def covariance(self) -> slice:
+        start = len(self.names) + self.p
+        return slice(start, start + self.p * self.p)
+
+    @property
+    def contrast_zero(self) -> slice:
+        start = len(self.names) + self.p + self.p * self.p
+        return slice(start, start + self.k)
+
+    @property
+    def total(self) -> int:
+        return len(self.names) + self.p + self.p * self.p + self.k
+
+
+@dataclass(frozen=True)
+class _GeneFit:
+    base_mean: np.ndarray
+    dispersion_gene: np.ndarray
+    dispersion_trend: np.ndarray
+    dispersion_map: np.ndarray
+    dispersion_outlier: np.ndarray
+    dispersion: np.ndarray
+    glm: _GLM
+    cooks: np.ndarray  # (n, g)
+
+
+def _final_tile(
+    tile: np.ndarray, dispersion_gene: np.ndarray, plan: _Plan, shared: _Shared
+) -> np.ndarray:
+    """Every gene's final dispersion, Wald fit and Cook's distances; with replaceable
+    samples, the genes with an outlier refitted on replaced counts."""
+    rows = _Rows(p=plan.design.shape[1], k=plan.contrasts.shape[0])
+    out = np.full((rows.total, tile.shape[1]), np.nan)
+    zero = tile.sum(axis=0) == 0
+    out[rows["all_zero"]] = zero
+    out[rows["base_mean"], zero] = 0.0
+    kept = np.flatnonzero(~zero)
+    if kept.size == 0:
+        return out
+    counts = np.asfortranarray(tile[:, kept])
+    fit = _fit_genes(counts, dispersion_gene[kept], plan, shared)
+    _write(out, rows, kept, fit)
+    cooks = fit.cooks
+    with np.errstate(invalid="ignore"):
+        chosen = np.where(plan.cooks_samples[:, None], cooks, -np.inf)
+        out[rows["max_cooks_all"], kept] = _column_max(chosen, bool(plan.cooks_samples.any()))
+        masked = np.where(plan.replaceable[:, None], 0.0, cooks)
+        chosen = np.where(plan.cooks_samples[:, None], masked, -np.inf)
+        out[rows["max_cooks_kept"], kept] = _column_max(chosen, bool(plan.cooks_samples.any()))
+    filled = np.where(np.isnan(cooks), -np.inf, cooks)
+    at_max = counts[np.argmax(filled, axis=0), np.arange(kept.size)]
+    out[rows["counts_above_outlier"], kept] = (counts > at_max[None, :]).sum(axis=0)
+    for j, contrast in enumerate(plan.contrasts):
+        if (contrast >= 0).all() or (contrast <= 0).all():
+            out[rows.contrast_zero.start + j, kept] = 0.0
+        else:
+            samples = plan.design @ (contrast != 0).astype(np.float64) != 0
+            out[rows.contrast_zero.start + j, kept] = counts[samples].sum(axis=0) == 0
+    if plan.replaceable.any():
+        with np.errstate(invalid="ignore"):
+            outliers = cooks > plan.replace_cutoff
+        flagged = outliers.any(axis=0)
+        out[rows["flagged"], kept] = flagged
+        out[rows["now_zero"], kept] = 0.0
+        _replace_and_refit(
+            out, rows, kept, counts, outliers & plan.replaceable[:, None], plan, shared
+        )
+    return out
+
+
+def _column_max(values: np.ndarray, any_rows: bool) -> np.ndarray:
+    """Each column's maximum (NaN where a value is NaN, or where no row counts)."""
+    if not any_rows:
+        return np.full(values.shape[1], np.nan)
+    return np.max(values, axis=0)
+
+
+def _replace_and_refit(
+    out: np.ndarray,
+    rows: _Rows,
+    kept: np.ndarray,
+    counts: np.ndarray,
+    replace: np.ndarray,
+    plan: _Plan,
+    shared: _Shared,
+) -> None:
+    """replaceOutliers and refitWithoutOutliers: each flagged count of a replaceable sample
+    becomes the gene's 20% trimmed mean of the normalised counts times the sample's size
+    factor (truncated to a whole count), and the gene is fitted again from its gene-wise
+    dispersion on (the dispersion trend and prior stay)."""
+    changed = np.flatnonzero(replace.any(axis=0))
+    if changed.size == 0:
+        return
+    sf = plan.size_factors
+    normalized = counts[:, changed] / sf[:, None]
+    n = normalized.shape[0]
+    low = math.floor(n * 0.2)
+    trimmed = np.sort(normalized, axis=0)[low : n - low].mean(axis=0)
+    replacement = np.trunc(trimmed[None, :] * sf[:, None])
+    new_counts = np.where(replace[:, changed], replacement, counts[:, changed])
+    now_zero = new_counts.sum(axis=0) == 0
+    out[rows["now_zero"], kept[changed[now_zero]]] = 1.0
+    out[rows["base_mean"], kept[changed[now_zero]]] = 0.0
+    refit = changed[~now_zero]
+    if refit.size == 0:
+        return
+    new_counts = np.asfortranarray(new_counts[:, ~now_zero])
+    gene_wise = _gene_wise(new_counts, plan)
+    fit = _fit_genes(new_counts, gene_wise.dispersion, plan, shared)
+    _write(out, rows, kept[refit], fit)
+
+
+def _write(out: np.ndarray, rows: _Rows, columns: np.ndarray, fit: _GeneFit) -> None:
+    out[rows["base_mean"], columns] = fit.base_mean
+    out[rows["dispersion_gene"], columns] = fit.dispersion_gene
+    out[rows["dispersion_trend"], columns] = fit.dispersion_trend
+    out[rows["dispersion_map"], columns] = fit.dispersion_map
+    out[rows["dispersion_outlier"], columns] = fit.dispersion_outlier
+    out[rows["dispersion"], columns] = fit.dispersion
+    out[rows["converged"], columns] = fit.glm.converged
+    out[rows["deviance"], columns] = -2.0 * fit.glm.log_like
+    out[rows.beta, columns] = fit.glm.beta
+    out[rows.covariance, columns] = fit.glm.covariance
+
+
+def _fit_genes(
+    counts: np.ndarray, dispersion_gene: np.ndarray, plan: _Plan, shared: _Shared
+) -> _GeneFit:
+    """estimateDispersionsMAP, nbinomWaldTest and calculateCooksDistance of genes with
+    counts (n × g) and their gene-wise dispersions."""
+    gene_wise = _gene_wise(counts, plan, with_estimate=False)
+    trend = shared.trend.at(gene_wise.base_mean)
+    start = np.where(dispersion_gene > 0.1 * trend, dispersion_gene, trend)
+    start = np.where(np.isnan(start), trend, start)
+    log_alpha = np.log(start)
+    g = counts.shape[1]
+    iterations = np.zeros(g, dtype=np.int64)
+    initial_lp = np.empty(g)
+    last_lp = np.empty(g)
+    fit_dispersion(
+        counts,
+        gene_wise.mu,
+        plan.design,
+        log_alpha,
+        np.log(trend),
+        shared.prior_var,
+        math.log(MIN_DISPERSION / 10.0),
+        _KAPPA_0,
+        _DISPERSION_TOL,
+        _MAXIT,
+        True,
+        iterations,
+        initial_lp,
+        last_lp,
+    )
+    dispersion_map = np.exp(log_alpha)
+    refit = iterations >= _MAXIT
+    if refit.any():
+        dispersion_map[refit] = _grid(
+            counts[:, refit],
+            gene_wise.mu[:, refit],
+            plan,
+            np.log(trend[refit]),
+            shared.prior_var,
+            True,
+        )
+    dispersion_map = np.clip(dispersion_map, MIN_DISPERSION, plan.max_dispersion)
+    with np.errstate(invalid="ignore"):
+        outlier = np.log(dispersion_gene) > np.log(trend) + 2.0 * math.sqrt(shared.var_log)
+    outlier &= ~np.isnan(outlier)
+    dispersion = np.where(outlier, dispersion_gene, dispersion_map)
+    glm = _glm(counts, plan, dispersion)
+    return _GeneFit(
+        base_mean=gene_wise.base_mean,
+        dispersion_gene=dispersion_gene,
+        dispersion_trend=trend,
+        dispersion_map=dispersion_map,
+        dispersion_outlier=outlier.astype(np.float64),
+        dispersion=dispersion,
+        glm=glm,
+        cooks=_cooks(counts, glm, plan),
+    )
+
+
+def _cooks(counts: np.ndarray, glm: _GLM, plan: _Plan) -> np.ndarray:
+    """calculateCooksDistance: Pearson residuals at robust moment dispersions, scaled by
+    the leverage, (n × g)."""
+    p = plan.design.shape[1]
+    normalized = counts / plan.size_factors[:, None]
+    if plan.cooks_samples.any():
+        variance = np.full(counts.shape[1], -np.inf)
+        for cell in np.unique(plan.cells[plan.cells >= 0]):
+            members = normalized[plan.cells == cell]
+            trim = plan.cell_trim[cell]
+            centre = _trimmed_columns(members, trim)
+            spread = _trimmed_columns((members - centre[None, :]) ** 2, trim)
+            variance = np.maximum(variance, plan.cell_scale[cell] * spread)
+    else:
+        centre = _trimmed_columns(normalized, 1.0 / 8.0)
+        variance = 1.51 * _trimmed_columns((normalized - centre[None, :]) ** 2, 1.0 / 8.0)
+    mean = normalized.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        robust = np.maximum((variance - mean) / mean**2, 0.04)
+        mu = glm.mu
+        pearson = (counts - mu) ** 2 / (mu + robust[None, :] * mu**2)
+        return pearson / p * glm.hat / (1.0 - glm.hat) ** 2
+
+
+def _trimmed_columns(values: np.ndarray, trim: float) -> np.ndarray:
+    """R's ``mean(x, trim)`` of each column."""
+    n = values.shape[0]
+    low = math.floor(n * trim)
+    return np.sort(values, axis=0)[low : n - low].mean(axis=0)
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def _results(
+    data: _Data,
+    plan: _Plan,
+    shared: _Shared,
+    matrix: pd.DataFrame,
+    final: np.ndarray,
+    rows: _Rows,
+    options: _Options,
+    cooks_cutoff: bool | float,
+    independent_filtering: bool,
+) -> xr.Dataset:
+    n, p = data.design.shape
+    all_zero = final[rows["all_zero"]] > 0
+    base_mean = final[rows["base_mean"]]
+    beta = final[rows.beta]  # (p, g)
+    covariance = final[rows.covariance].reshape(p, p, -1)
+    contrasts = plan.contrasts  # (k, p)
+    estimate = contrasts @ beta
+    variance = np.einsum("ka,abg,kb->kg", contrasts, covariance, contrasts)
+    se = np.sqrt(np.maximum(variance, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic, log_p = _wald(estimate, se, options)
+    zero = final[rows.contrast_zero] > 0
+    estimate = np.where(zero, 0.0, estimate)
+    statistic = np.where(zero, 0.0, statistic)
+    log_p = np.where(zero, 0.0, log_p)
+
+    flagged = final[rows["flagged"]] > 0
+    now_zero = final[rows["now_zero"]] > 0
+    refitted = plan.replaceable.any() and flagged.sum() > now_zero.sum()
+    if refitted:
+        max_cooks = (
+            np.full(base_mean.size, np.nan)
+            if plan.replaceable.all()
+            else final[rows["max_cooks_kept"]]
+        )
+    else:
+        max_cooks = final[rows["max_cooks_all"]]
+    if not (n > p):
+        max_cooks[:] = np.nan
+    cutoff = plan.replace_cutoff if cooks_cutoff is True else cooks_cutoff
+    if cutoff is not False:
+        with np.errstate(invalid="ignore"):
+            outlier = max_cooks > float(cutoff)
+        if data.two_level_factor:
+            outlier &= final[rows["counts_above_outlier"]] < 3
+        log_p[:, outlier] = np.nan
+    estimate[:, now_zero] = 0.0
+    se[:, now_zero] = 0.0
+    statistic[:, now_zero] = 0.0
+    log_p[:, now_zero] = 0.0
+    for values in (estimate, se, statistic, log_p):
+        values[:, all_zero] = np.nan
+    pvalues = np.exp(log_p)
+    padj = np.empty_like(pvalues)
+    thresholds = np.full(len(contrasts), np.nan)
+    thetas = np.full(len(contrasts), np.nan)
+    for j in range(len(contrasts)):
+        if independent_filtering:
+            padj[j], thresholds[j], thetas[j] = _filtered_adjust(
+                base_mean, pvalues[j], options.alpha, options.fdr
+            )
+        else:
+            padj[j] = _fdr.adjust(pvalues[j], options.fdr)
+    gene = ("gene",)
+    pairs = ("contrast", "gene")
+    variables: dict[str, Any] = {
+        "coefficient": (pairs, estimate),
+        "se": (pairs, se),
+        "statistic": (pairs, statistic),
+        "pvalue": (pairs, pvalues),
+        "padj": (pairs, padj),
+        "log10_pvalue": (pairs, log_p / math.log(10.0)),
+        "filter_threshold": (("contrast",), thresholds),
+        "filter_theta": (("contrast",), thetas),
+        "mean_expression": (gene, base_mean),
+        "dispersion": (gene, final[rows["dispersion"]]),
+        "dispersion_gene": (gene, final[rows["dispersion_gene"]]),
+        "dispersion_trend": (gene, final[rows["dispersion_trend"]]),
+        "dispersion_map": (gene, final[rows["dispersion_map"]]),
+        "dispersion_outlier": (gene, _flags(final[rows["dispersion_outlier"]], all_zero)),
+        "max_cooks": (gene, max_cooks),
+        "replaced": (gene, _flags(final[rows["flagged"]], all_zero)),
+        "converged": (gene, _flags(final[rows["converged"]], all_zero)),
+        "deviance": (gene, final[rows["deviance"]]),
+        "size_factor": (("sample",), data.size_factors),
+    }
+    trend = shared.trend
+    attrs: dict[str, Any] = {
+        "test": "Wald (DESeq2 nbinomWaldTest)",
+        "design": list(data.names),
+        "formula": data.formula or "",
+        "fit_type": trend.fit_type,
+        "dispersion_prior_variance": shared.prior_var,
+        "log_dispersion_variance": shared.var_log,
+        "cooks_cutoff": float("nan") if cutoff is False else float(cutoff),
+        "lfc_threshold": options.lfc_threshold,
+        "alternative": options.alternative,
+        "independent_filtering": int(independent_filtering),
+        "alpha": options.alpha,
+        "fdr": options.fdr,
+    }
+    if trend.fit_type == "parametric":
+        attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
+    else:
+        attrs["mean_dispersion"] = trend.coefficients[0]
+    return xr.Dataset(
+        variables,
+        coords={"contrast": list(matrix.columns), "gene": data.genes, "sample": data.samples},
+        attrs=attrs,
+    )
+
+
+def _flags(values: np.ndarray, all_zero: np.ndarray) -> np.ndarray:
+    """0/1 flags as booleans; a gene without counts is False."""
+    return np.where(all_zero, False, values > 0)
+
+
+def _wald(estimate: np.ndarray, se: np.ndarray, options: _Options) -> tuple[np.ndarray, np.ndarray]:
+    """The Wald statistic and log p-value of each estimate, against results()'s
+    ``lfcThreshold`` and ``altHypothesis``."""
+    t = options.lfc_threshold
+    two_sided = math.log(2.0)
+    if t == 0 and options.alternative == "greaterAbs":
+        statistic = estimate / se
+        return statistic, two_sided + stats.norm.logsf(np.abs(statistic))
+    if options.alternative == "greaterAbs":
+        scaled = (np.abs(estimate) - t) / se
+        statistic = np.sign(estimate) * np.maximum(scaled, 0.0)
+        return statistic, np.minimum(0.0, two_sided + stats.norm.logsf(scaled))
+    if options.alternative == "lessAbs":
+        above = (t - estimate) / se
+        below = (estimate + t) / se
+        statistic = np.minimum(np.maximum(above, 0.0), np.maximum(below, 0.0))
+        return statistic, np.maximum(stats.norm.logsf(above), stats.norm.logsf(below))
+    if options.alternative == "greater":
+        scaled = (estimate - t) / se
+        return np.maximum(scaled, 0.0), stats.norm.logsf(scaled)
+    scaled = (estimate + t) / se
+    return np.minimum(scaled, 0.0), stats.norm.logsf((-t - estimate) / se)
+
+
+def _filtered_adjust(
+    base_mean: np.ndarray, pvalues: np.ndarray, alpha: float, method: str
+) -> tuple[np.ndarray, float, float]:
+    """pvalueAdjustment's independent filtering: the adjusted p-values of the genes whose
+    mean reaches each of 50 quantiles (from the share of zero means to 0.95), the quantile
+    chosen where the discoveries at ``alpha`` first exceed their lowess fit's maximum less
+    the fit's root-mean-square residual; (padj, the mean threshold, its quantile)."""
+    lower = float(np.mean(base_mean == 0))
+    upper = 0.95 if lower < 0.95 else 1.0
+    theta = np.linspace(lower, upper, 50)
+    cutoffs = np.quantile(base_mean, theta)
+    adjusted = np.full((theta.size, base_mean.size), np.nan)
+    for i, cutoff in enumerate(cutoffs):
+        use = base_mean >= cutoff
+        if use.any():
+            adjusted[i, use] = _fdr.adjust(pvalues[use], method)
+    with np.errstate(invalid="ignore"):
+        rejections = (adjusted < alpha).sum(axis=1).astype(np.float64)
+    _, smooth, _ = lowess(theta, rejections, f=1.0 / 5.0)
+    if rejections.max() <= 10:
+        j = 0
+    else:
+        positive = rejections > 0
+        residual = rejections[positive] - smooth[positive]
+        threshold = smooth.max() - math.sqrt(float(np.mean(residual**2)))
+        above = np.flatnonzero(rejections > threshold)
+        j = int(above[0]) if above.size else 0
+    return adjusted[j], float(cutoffs[j]), float(theta[j])

@@ -1,0 +1,251 @@
+"""DESeq2's pipeline against R (fixtures from make_deseq_fixtures.R, DESeq2 1.38.3):
+DESeq() and results() with their defaults, outlier replacement, Cook's filtering,
+independent filtering, poscounts, lfcThreshold and fitType = "mean"."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from cohortex import CohortexError, de
+from cohortex.de._deseq import _optim
+from cohortex.stats._deseq import fit_beta, log_dnbinom
+
+from conftest import fixture_cohort
+
+DESEQ = Path(__file__).parent.parent / "fixtures" / "deseq"
+B, C, Y = "condition[T.b]", "condition[T.c]", "batch[T.y]"
+GENE_COLUMNS = {
+    "mean_expression": "baseMean",
+    "dispersion_gene": "dispGeneEst",
+    "dispersion_trend": "dispFit",
+    "dispersion_map": "dispMAP",
+    "dispersion": "dispersion",
+    "max_cooks": "maxCooks",
+    "deviance": "deviance",
+}
+CONTRAST_COLUMNS = {
+    "coefficient": "lfc",
+    "se": "se",
+    "statistic": "stat",
+    "pvalue": "pvalue",
+    "padj": "padj",
+}
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return fixture_cohort(DESEQ / "counts.csv", DESEQ / "samples.csv", scale="counts")
+
+
+def _reference(case: str) -> tuple[pd.DataFrame, pd.Series]:
+    genes = pd.read_csv(DESEQ / f"{case}_genes.csv")
+    summary = pd.read_csv(DESEQ / f"{case}_summary.csv").set_index("key")["value"]
+    return genes, summary
+
+
+def _flag(column: pd.Series) -> np.ndarray:
+    return column.astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def _compare(result: xr.Dataset, case: str, rtol: float, share: float = 1.0) -> None:
+    """Every gene and contrast column against R: all within ``rtol``, and, where per-gene
+    line searches may stop elsewhere, ``share`` of the genes within 1e-9."""
+    genes, summary = _reference(case)
+    factors = summary[[k for k in summary.index if k.startswith("size_factor_")]]
+    np.testing.assert_allclose(result["size_factor"], factors, rtol=1e-13)
+    np.testing.assert_allclose(
+        result.attrs["dispersion_prior_variance"], summary["dispPriorVar"], rtol=rtol
+    )
+    np.testing.assert_allclose(
+        result.attrs["log_dispersion_variance"], summary["varLogDispEsts"], rtol=rtol
+    )
+    if "asymptDisp" in summary:
+        np.testing.assert_allclose(
+            [result.attrs["asymptotic_dispersion"], result.attrs["extra_poisson"]],
+            summary[["asymptDisp", "extraPois"]],
+            rtol=rtol,
+        )
+    else:
+        np.testing.assert_allclose(result.attrs["mean_dispersion"], summary["mean"], rtol=1e-13)
+    pairs = [(result[ours].values, genes[theirs]) for ours, theirs in GENE_COLUMNS.items()]
+    for contrast in result["contrast"].values:
+        for ours, theirs in CONTRAST_COLUMNS.items():
+            pairs.append(
+                (result[ours].sel(contrast=contrast).values, genes[f"{contrast}_{theirs}"])
+            )
+        np.testing.assert_allclose(
+            result["filter_threshold"].sel(contrast=contrast),
+            summary[f"{contrast}_threshold"],
+            rtol=1e-13,
+        )
+        np.testing.assert_allclose(
+            result["filter_theta"].sel(contrast=contrast), summary[f"{contrast}_theta"], rtol=1e-13
+        )
+    close_genes = np.ones(genes.shape[0], dtype=bool)
+    for ours, theirs in pairs:
+        theirs = theirs.to_numpy(dtype=float)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=1e-300)
+        both = ~np.isnan(theirs)
+        close = np.ones(theirs.size, dtype=bool)
+        close[both] = np.abs(ours[both] - theirs[both]) <= 1e-9 * np.abs(theirs[both]) + 1e-12
+        close_genes &= close
+    assert close_genes.mean() >= share
+    np.testing.assert_array_equal(result["dispersion_outlier"], _flag(genes["dispOutlier"]))
+    np.testing.assert_array_equal(result["replaced"], _flag(genes["replace"]))
+    np.testing.assert_array_equal(result["converged"], _flag(genes["betaConv"]))
+
+
+def test_one_way_with_replaced_outliers_equals_deseq2(cohort):
+    """~ condition: the gene-wise means from the linear model; cells of 8 samples, so the
+    outlying counts are replaced and their genes refitted (and no Cook's filtering)."""
+    result = de.deseq(cohort, "~ condition", contrasts={"b": B, "c": C, "cb": f"{C} - {B}"})
+    _compare(result, "oneway", rtol=1e-9)
+    assert result["replaced"].sum() >= 6  # the six planted outliers, at least
+    assert np.isnan(result["max_cooks"]).all()  # every sample replaceable: R's NA
+    # the genes without counts in condition c: large negative fold changes, still fitted
+    assert (result["coefficient"].sel(contrast="c").values[[32, 34, 38]] < -7).all()
+
+
+def test_additive_design_with_cooks_filtering_equals_deseq2(cohort):
+    """~ batch + condition: the gene-wise means from the GLM, whose stopping point moves
+    the per-gene line searches of a few genes (a stop where the log posterior rises by less
+    than 1e-6) — in R as here, within 1e-7 of each other; through the trend they move every
+    gene's dispersion by ~1e-10."""
+    result = de.deseq(
+        cohort,
+        "~ batch + condition",
+        contrasts={"b": B, "c": C, "y": Y, "cb": f"{C} - {B}"},
+    )
+    _compare(result, "additive", rtol=1e-7, share=0.98)
+    genes, _ = _reference("additive")
+    untested = np.isnan(genes["b_pvalue"]) & ~np.isnan(genes["b_lfc"])
+    assert untested.sum() >= 3  # the planted outliers leave their genes untested
+    assert np.isnan(result["pvalue"].sel(contrast="b").values[untested.to_numpy()]).all()
+
+
+def test_small_two_level_design_poscounts_and_thresholds_equal_deseq2(cohort):
+    """Four samples of a and four of b, poscounts size factors, and lfcThreshold 0.5 with
+    the greaterAbs and lessAbs alternatives."""
+    small = cohort.isel(sample=[0, 1, 2, 3, 8, 9, 10, 11])
+    runs = [
+        de.deseq(small, "~ condition", contrasts={"b": B}, size_factors="poscounts"),
+        de.deseq(
+            small,
+            "~ condition",
+            contrasts={"above": B},
+            size_factors="poscounts",
+            lfc_threshold=0.5,
+        ),
+        de.deseq(
+            small,
+            "~ condition",
+            contrasts={"within": B},
+            size_factors="poscounts",
+            lfc_threshold=0.5,
+            alternative="lessAbs",
+        ),
+    ]
+    result = xr.concat(runs, dim="contrast", data_vars="different", compat="equals")
+    _compare(result, "small", rtol=1e-9)
+
+
+def test_mean_fit_without_replacement_equals_deseq2(cohort):
+    result = de.deseq(
+        cohort,
+        "~ condition",
+        contrasts={"b": B},
+        fit_type="mean",
+        min_replicates_for_replace=math.inf,
+    )
+    _compare(result, "meanfit", rtol=1e-9)
+
+
+def test_given_size_factors_and_the_default_contrasts(cohort):
+    estimated = de.deseq(cohort, "~ condition", contrasts=[B])
+    given = de.deseq(cohort, "~ condition", size_factors=estimated["size_factor"].values)
+    assert list(given["contrast"].values) == [B, C]  # every coefficient but the intercept
+    np.testing.assert_allclose(
+        given["pvalue"].sel(contrast=B), estimated["pvalue"].sel(contrast=B), rtol=1e-12
+    )
+
+
+def test_log_dnbinom_equals_r():
+    # R 4.2: dnbinom(c(0, 5, 100, 3, 1000), size, mu, log = TRUE)
+    values = [
+        log_dnbinom(0.0, 2.0, 3.0),
+        log_dnbinom(5.0, 0.5, 10.0),
+        log_dnbinom(100.0, 1e9, 95.0),
+        log_dnbinom(3.0, 1e12, 2.0),
+        log_dnbinom(1000.0, 10.0, 900.0),
+    ]
+    np.testing.assert_allclose(
+        values,
+        [
+            stats.nbinom.logpmf(0, 2.0, 2.0 / 5.0),
+            stats.nbinom.logpmf(5, 0.5, 0.5 / 10.5),
+            -3.351686432786186,
+            -1.712317927551219,
+            -6.745603049804958,
+        ],
+        rtol=1e-14,
+    )
+
+
+def test_optim_reaches_the_irls_fit():
+    """fitNbinomGLMsOptim (for the genes IRLS leaves unconverged) maximises the same
+    penalised likelihood: from a perturbed start it reaches the IRLS fit."""
+    rng = np.random.default_rng(5)
+    design = np.column_stack([np.ones(12), np.repeat([0.0, 1.0], 6)])
+    sf = rng.uniform(0.7, 1.4, 12)
+    counts = rng.negative_binomial(5, 5 / (5 + sf * np.where(design[:, 1] > 0, 80, 20)))
+    counts = np.asfortranarray(counts.astype(np.float64)[:, None])
+    beta = np.ascontiguousarray([[math.log(20.0)], [math.log(4.0)]])
+    fit_beta(
+        counts,
+        sf,
+        design,
+        np.array([0.2]),
+        beta,
+        np.full(2, 1e-6 / math.log(2.0) ** 2),
+        1e-12,
+        100,
+        0.5,
+        np.zeros(1, dtype=np.int64),
+        np.empty(1),
+        np.empty((4, 1)),
+        np.empty((12, 1), order="F"),
+    )
+    solution, converged = _optim(counts[:, 0], sf, design, 0.2, beta[:, 0] / math.log(2) + 0.3)
+    assert converged
+    np.testing.assert_allclose(solution, beta[:, 0] / math.log(2.0), atol=1e-4)
+
+
+def test_deseq_refuses_what_deseq2_refuses(cohort):
+    fractional = cohort.copy()
+    fractional["expression"] = fractional["expression"] + 0.5
+    with pytest.raises(CohortexError, match="whole counts"):
+        de.deseq(fractional, "~ condition")
+    logged = cohort.assign_attrs(scale="log2")
+    with pytest.raises(CohortexError, match="raw counts"):
+        de.deseq(logged, "~ condition")
+    tiny = cohort.isel(sample=[0, 1, 8, 9])
+    with pytest.raises(CohortexError, match="dispersion_prior_variance"):
+        de.deseq(tiny, "~ condition")
+    result = de.deseq(tiny, "~ condition", dispersion_prior_variance=0.25, contrasts=[B])
+    assert np.isfinite(result["pvalue"]).sum() > 100
+    with pytest.raises(CohortexError, match="fit_type"):
+        de.deseq(cohort, "~ condition", fit_type="local")
+    with pytest.raises(CohortexError, match="lessAbs"):
+        de.deseq(cohort, "~ condition", alternative="lessAbs")
+    with pytest.raises(CohortexError, match="size factors"):
+        de.deseq(cohort, "~ condition", size_factors=np.ones(3))
+    with pytest.raises(CohortexError, match="two coefficients"):
+        de.deseq(cohort, "~ 1")
