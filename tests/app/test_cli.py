@@ -352,6 +352,37 @@ def test_glm_ql_command(tmp_path, capsys):
     np.testing.assert_allclose(saved["pvalue"].values, theirs["PValue"], rtol=1e-8, atol=1e-12)
 
 
+def test_deseq_command(tmp_path, capsys):
+    """--deseq: DESeq2's DESeq and results, saved as de_deseq and equal to R's; the table
+    written with --out holds the genes (the size factors stay in the store)."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "deseq"
+    counts = pd.read_csv(fixtures / "counts.csv", index_col=0).to_numpy(float).T
+    samples = pd.read_csv(fixtures / "samples.csv", index_col=0)
+    store = tmp_path / "deseq.zarr"
+    create_cohort(store, counts, samples=samples, scale="counts")
+    table = tmp_path / "deseq.tsv"
+    command = ["de", str(store), "--design", "~ condition", "--deseq", "--top", "3"]
+    assert main([*command, "--contrast", "b=condition[T.b]", "--out", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "DESeq2 Wald tests (MAP dispersions; " in out
+    theirs = pd.read_csv(fixtures / "oneway_genes.csv")
+    saved = read_result(store, "de_deseq")
+    np.testing.assert_allclose(saved["pvalue"].values[0], theirs["b_pvalue"], rtol=1e-9)
+    np.testing.assert_allclose(saved["size_factor"].values.size, counts.shape[0])
+    written = pd.read_csv(table, sep="\t")
+    assert len(written) == counts.shape[1] and "size_factor" not in written
+    np.testing.assert_allclose(written["padj"], theirs["b_padj"], rtol=1e-9)
+    assert main([*command, "--reduced", "~ 1", "--name", "lrt"]) == 0
+    assert "DESeq2 likelihood-ratio tests against ~ 1" in capsys.readouterr().out
+    theirs = pd.read_csv(fixtures / "lrt_genes.csv")
+    saved = read_result(store, "lrt").sel(contrast="condition[T.b]")
+    np.testing.assert_allclose(saved["pvalue"], theirs["b_pvalue"], rtol=1e-9)
+    assert main([*command, "--robust"]) == 2
+    assert "no robust mode" in capsys.readouterr().err
+    assert main([*command, "--glm-ql"]) == 2
+    assert "--glm-ql and --deseq are different tests; choose one" in capsys.readouterr().err
+
+
 def test_exact_test_command(tmp_path, capsys):
     """--test exact: classic edgeR's exactTest of two groups (TMM factors), equal to R's."""
     fixtures = Path(__file__).parents[1] / "fixtures" / "edger"

@@ -1,6 +1,6 @@
 """DESeq2's pipeline against R (fixtures from make_deseq_fixtures.R, DESeq2 1.38.3):
 DESeq() and results() with their defaults, outlier replacement, Cook's filtering,
-independent filtering, poscounts, lfcThreshold and fitType = "mean"."""
+independent filtering, poscounts, lfcThreshold, fitType = "mean" and the LRT."""
 
 from __future__ import annotations
 
@@ -166,6 +166,25 @@ def test_mean_fit_without_replacement_equals_deseq2(cohort):
         min_replicates_for_replace=math.inf,
     )
     _compare(result, "meanfit", rtol=1e-9)
+
+
+def test_likelihood_ratio_tests_equal_deseq2(cohort):
+    """DESeq(test = "LRT"): ~ condition against ~ 1 (an intercept in closed form; the
+    replaced genes refitted by the LRT too) and ~ batch + condition against ~ batch; the
+    fold changes stay the design's Wald estimates (zero where a contrast's groups have no
+    counts), the statistic and p-value are the gene's likelihood ratio."""
+    lrt = de.deseq(cohort, "~ condition", reduced="~ 1", contrasts={"b": B, "cb": f"{C} - {B}"})
+    _compare(lrt, "lrt", rtol=1e-9)
+    assert lrt.attrs["lrt_df"] == 2
+    np.testing.assert_array_equal(
+        lrt["statistic"].sel(contrast="b"), lrt["statistic"].sel(contrast="cb")
+    )
+    additive = de.deseq(cohort, "~ batch + condition", reduced="~ batch", contrasts={"c": C})
+    _compare(additive, "lrt_additive", rtol=1e-7, share=0.98)
+    with pytest.raises(CohortexError, match="fewer"):
+        de.deseq(cohort, "~ condition", reduced="~ batch + condition")
+    with pytest.raises(CohortexError, match="Wald test"):
+        de.deseq(cohort, "~ condition", reduced="~ 1", lfc_threshold=1.0)
 
 
 def test_given_size_factors_and_the_default_contrasts(cohort):

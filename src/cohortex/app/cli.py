@@ -291,6 +291,19 @@ def _parser() -> argparse.ArgumentParser:
         "glmFit at the tagwise dispersions, glmLRT; TMM factors); --glm-ql is edgeR's advice",
     )
     de.add_argument(
+        "--deseq",
+        action="store_true",
+        help="with --design, on a counts store: DESeq2's DESeq and results (median-of-ratios "
+        "size factors, MAP dispersions, Wald tests, Cook's outliers replaced or left untested, "
+        "independent filtering); with --treat, results(lfcThreshold =)",
+    )
+    de.add_argument(
+        "--reduced",
+        metavar="FORMULA",
+        help="with --deseq: DESeq2's likelihood-ratio test against this reduced design, e.g. "
+        "'~ 1' or '~ batch'",
+    )
+    de.add_argument(
         "--filter-by-expr",
         action="store_true",
         help="with --voom, --voom-lm-fit, --glm-ql or --glm-lrt: first keep the genes edgeR's "
@@ -1142,6 +1155,16 @@ def _export(args: argparse.Namespace) -> None:
     print(f"exported {args.store}{how} → {args.dest}")
 
 
+_COUNT_MODELS = (("--glm-ql", "glm_ql"), ("--glm-lrt", "glm_lrt"), ("--deseq", "deseq"))
+
+
+def _gene_table(result: Any) -> Any:
+    """The result's variables per gene (and contrast) as a long table; per-sample values
+    (size factors, sample weights) stay in the store."""
+    kept = [v for v in result.data_vars if "gene" in result[v].dims]
+    return result[kept].to_dataframe().reset_index()
+
+
 def _de(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -1150,9 +1173,14 @@ def _de(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
-    edger_glm = "--glm-ql" if args.glm_ql else "--glm-lrt" if args.glm_lrt else None
-    if args.glm_ql and args.glm_lrt:
-        raise CohortexError("--glm-ql and --glm-lrt are two tests; choose one.")
+    chosen = [flag for flag, on in _COUNT_MODELS if getattr(args, on)]
+    if len(chosen) > 1:
+        raise CohortexError(f"{' and '.join(chosen)} are different tests; choose one.")
+    edger_glm = chosen[0] if chosen else None
+    if args.deseq and args.robust:
+        raise CohortexError("--deseq has no robust mode; leave out --robust.")
+    if args.reduced is not None and not args.deseq:
+        raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if edger_glm is not None:
         clashing = [
             flag
@@ -1169,7 +1197,7 @@ def _de(args: argparse.Namespace) -> None:
         ]
         if clashing:
             raise CohortexError(
-                f"{edger_glm} fits the counts with edgeR's negative-binomial model; leave out "
+                f"{edger_glm} fits the counts with a negative-binomial model; leave out "
                 f"{', '.join(clashing)}."
             )
     if args.voom_lm_fit:
@@ -1197,8 +1225,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--voom normalises the counts itself; leave out --normalize.")
     if args.filter_by_expr and not voom:
         raise CohortexError(
-            "--filter-by-expr goes with --voom, --voom-lm-fit, --glm-ql or --glm-lrt (a counts "
-            "store)."
+            "--filter-by-expr goes with --voom, --voom-lm-fit, --glm-ql, --glm-lrt or --deseq (a "
+            "counts store)."
         )
     if args.groupby is not None and model_options:
         raise CohortexError(
@@ -1266,7 +1294,25 @@ def _de(args: argparse.Namespace) -> None:
                 method=args.sample_weights,
                 device=args.device,
             )
-        if edger_glm is not None:
+        if args.deseq:
+            result = de.deseq(
+                counts,
+                args.design,
+                contrasts=_contrasts(args.contrast),
+                reduced=args.reduced,
+                lfc_threshold=args.treat or 0.0,
+                fdr=args.fdr,
+            )
+            replaced = int(result["replaced"].sum())
+            test = (
+                f"likelihood-ratio tests against {args.reduced}" if args.reduced else "Wald tests"
+            )
+            what = (
+                f"DESeq2 {test} (MAP dispersions; {replaced} genes refitted with outliers replaced)"
+            )
+            if args.treat:
+                what = f"DESeq2 Wald tests of |log2 FC| > {args.treat:.3g}"
+        elif edger_glm is not None:
             edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
             result = edger_test(
                 counts,
@@ -1337,7 +1383,9 @@ def _de(args: argparse.Namespace) -> None:
             method = "REML" if reml else "gene by gene"
             result.attrs["sample_weights"] = f"{method}, by {args.var_group or 'sample'}"
         default_name: str | None = (
-            "de_glm_ql"
+            "de_deseq"
+            if args.deseq
+            else "de_glm_ql"
             if args.glm_ql
             else "de_glm_lrt"
             if args.glm_lrt
@@ -1382,7 +1430,7 @@ def _de(args: argparse.Namespace) -> None:
     name = args.name or default_name or _derived_name("de", args.test, args.groupby)
     write_result(args.store, name, result, overwrite=True)
     if args.out is not None:
-        table = result.to_dataframe().reset_index()
+        table = _gene_table(result)
         sep = "," if args.out.suffix.lower() == ".csv" else "\t"
         table.to_csv(args.out, sep=sep, index=False)
     print(

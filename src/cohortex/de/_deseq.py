@@ -65,6 +65,7 @@ def deseq(
     design: str | pd.DataFrame | np.ndarray,
     *,
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
+    reduced: str | pd.DataFrame | np.ndarray | None = None,
     size_factors: str | np.ndarray = "ratio",
     fit_type: str = "parametric",
     min_replicates_for_replace: float = 7,
@@ -90,6 +91,11 @@ def deseq(
         As for :func:`fit`: coefficient names or contrasts of them (log2 fold changes); by
         default every coefficient but the intercept, each on its own (DESeq2's ``results``
         takes the last by default; ``name =`` or a numeric ``contrast =`` give the others).
+    reduced : str, DataFrame or array of shape (n_samples, fewer coefficients), optional
+        ``DESeq(dds, test = "LRT", reduced = ...)``: the likelihood-ratio test of the design
+        against this reduced one (``"~ 1"``, ``"~ batch"``), one statistic and p-value per
+        gene (chi-square on the difference in coefficients), reported for every contrast,
+        whose fold changes and standard errors stay the design's Wald estimates.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
         ``estimateSizeFactors(type = ...)``, or the factors themselves.
     fit_type : {{"parametric", "mean"}}, default "parametric"
@@ -124,7 +130,9 @@ def deseq(
         ``mean_expression`` (baseMean), ``dispersion`` and its stages ``dispersion_gene``,
         ``dispersion_trend``, ``dispersion_map``, ``dispersion_outlier``; ``max_cooks``,
         ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor``. Attrs:
-        the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``.
+        the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``; with
+        ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
+        ``lrt_df`` its degrees of freedom.
         A gene without counts has NaN throughout.
     """
     options = _check_options(
@@ -135,8 +143,9 @@ def deseq(
         alternative,
         dispersion_prior_variance,
         fdr,
+        reduced is not None,
     )
-    data = _prepare(cohort, design, size_factors)
+    data = _prepare(cohort, design, size_factors, reduced)
     n, p = data.design.shape
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
@@ -184,6 +193,7 @@ class _Options:
     lfc_threshold: float
     alternative: str
     fdr: str
+    lrt: bool
 
 
 def _check_options(
@@ -194,6 +204,7 @@ def _check_options(
     alternative: str,
     prior_variance: float | None,
     fdr: str,
+    lrt: bool,
 ) -> _Options:
     if fit_type not in _FIT_TYPES:
         raise CohortexError(f"deseq()'s 'fit_type' must be one of {_FIT_TYPES}; got {fit_type!r}.")
@@ -210,13 +221,18 @@ def _check_options(
         raise CohortexError(
             f"deseq()'s 'alternative' must be one of {_ALTERNATIVES}; got {alternative!r}."
         )
+    if lrt and (lfc_threshold != 0 or alternative != "greaterAbs"):
+        raise CohortexError(
+            "deseq(): a threshold on the fold change is a Wald test; leave out 'reduced' or "
+            "'lfc_threshold' and 'alternative'."
+        )
     if alternative == "lessAbs" and lfc_threshold == 0:
         raise CohortexError("deseq(): alternative 'lessAbs' needs a positive 'lfc_threshold'.")
     if prior_variance is not None and not (np.isfinite(prior_variance) and prior_variance > 0):
         raise CohortexError(
             f"deseq()'s 'dispersion_prior_variance' must be > 0; got {prior_variance!r}."
         )
-    return _Options(fit_type, float(alpha), float(lfc_threshold), alternative, fdr)
+    return _Options(fit_type, float(alpha), float(lfc_threshold), alternative, fdr, lrt)
 
 
 @dataclass(frozen=True)
@@ -229,9 +245,10 @@ class _Data:
     genes: Any
     samples: Any
     two_level_factor: bool  # a formula of one two-level factor (results' Cook's exception)
+    reduced: np.ndarray | None  # (n_samples, fewer) the LRT's reduced design
 
 
-def _prepare(cohort: CohortLike, design: Any, factors: Any) -> _Data:
+def _prepare(cohort: CohortLike, design: Any, factors: Any, reduced: Any = None) -> _Data:
     ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError("deseq() needs a cohort store or Dataset with an 'expression'.")
@@ -253,6 +270,15 @@ def _prepare(cohort: CohortLike, design: Any, factors: Any) -> _Data:
         raise CohortexError("deseq() needs a design with at least two coefficients to test.")
     if np.any(np.abs(x_design).sum(axis=0) == 0):
         raise CohortexError("deseq(): a column of the design is all zero.")
+    x_reduced = None
+    if reduced is not None:
+        x_reduced, reduced_names, _ = design_matrix(reduced, ds, n_samples)
+        check_design(x_reduced, reduced_names)
+        if x_reduced.shape[1] >= x_design.shape[1]:
+            raise CohortexError(
+                f"deseq()'s reduced design has {x_reduced.shape[1]} coefficients; the "
+                f"likelihood-ratio test needs fewer than the design's {x_design.shape[1]}."
+            )
     smallest, nan_count, fractional = da.compute(
         da.min(counts), da.sum(da.isnan(counts)), da.sum(counts != da.floor(counts))
     )
@@ -276,6 +302,7 @@ def _prepare(cohort: CohortLike, design: Any, factors: Any) -> _Data:
         genes=matrix.gene_ids,
         samples=ds["sample"].values,
         two_level_factor=_two_level_factor(formula, ds, x_design),
+        reduced=x_reduced,
     )
 
 
@@ -335,6 +362,7 @@ class _Plan:
     replaceable: np.ndarray  # (n,) bool: in a cell of min_replicates samples or more
     replace_cutoff: float  # qf(0.99, p, m − p)
     contrasts: np.ndarray  # (k, p)
+    reduced: _Plan | None = None  # the LRT's reduced design, fitted as the design
 
 
 def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +385,26 @@ def _plan(data: _Data, min_replicates: float, contrasts: np.ndarray) -> _Plan:
     cells = np.where(in_three, codes, -1)
     trims = np.where(sizes <= 3, 1.0 / 3.0, np.where(sizes <= 23, 1.0 / 4.0, 1.0 / 8.0))
     scales = np.where(sizes <= 3, 2.04, np.where(sizes <= 23, 1.86, 1.51))
+    reduced = None
+    if data.reduced is not None:
+        q_reduced, r_reduced = np.linalg.qr(data.reduced)
+        reduced = _Plan(
+            design=data.reduced,
+            q=q_reduced,
+            start=np.linalg.solve(r_reduced, q_reduced.T),
+            size_factors=data.size_factors,
+            linear_mu=False,
+            max_dispersion=float(max(10.0, n)),
+            cooks_samples=in_three,
+            cells=cells,
+            cell_trim=trims,
+            cell_scale=scales,
+            replaceable=sizes[codes] >= min_replicates,
+            replace_cutoff=float(stats.f.ppf(0.99, p, n - p)),
+            contrasts=np.zeros((0, data.reduced.shape[1])),
+        )
     return _Plan(
+        reduced=reduced,
         design=design,
         q=q,
         start=np.linalg.solve(r, q.T),
@@ -739,6 +786,7 @@ class _Rows:
         "counts_above_outlier",
         "flagged",
         "now_zero",
+        "lrt_statistic",
     )
 
     def __getitem__(self, name: str) -> int:
@@ -773,6 +821,7 @@ class _GeneFit:
     dispersion: np.ndarray
     glm: _GLM
     cooks: np.ndarray  # (n, g)
+    lrt_statistic: np.ndarray | None  # (g,) with a reduced design
 
 
 def _final_tile(
@@ -870,6 +919,8 @@ def _write(out: np.ndarray, rows: _Rows, columns: np.ndarray, fit: _GeneFit) -> 
     out[rows["dispersion"], columns] = fit.dispersion
     out[rows["converged"], columns] = fit.glm.converged
     out[rows["deviance"], columns] = -2.0 * fit.glm.log_like
+    if fit.lrt_statistic is not None:
+        out[rows["lrt_statistic"], columns] = fit.lrt_statistic
     out[rows.beta, columns] = fit.glm.beta
     out[rows.covariance, columns] = fit.glm.covariance
 
@@ -921,6 +972,9 @@ def _fit_genes(
     outlier &= ~np.isnan(outlier)
     dispersion = np.where(outlier, dispersion_gene, dispersion_map)
     glm = _glm(counts, plan, dispersion)
+    lrt = None
+    if plan.reduced is not None:
+        lrt = 2.0 * (glm.log_like - _reduced_log_like(counts, plan.reduced, dispersion))
     return _GeneFit(
         base_mean=gene_wise.base_mean,
         dispersion_gene=dispersion_gene,
@@ -929,13 +983,28 @@ def _fit_genes(
         dispersion_outlier=outlier.astype(np.float64),
         dispersion=dispersion,
         glm=glm,
-        cooks=_cooks(counts, glm, plan),
+        # nbinomLRT computes Cook's distances before it stores the full model's means: at
+        # the gene-wise step's
+        cooks=_cooks(counts, gene_wise.mu if plan.reduced is not None else glm.mu, glm.hat, plan),
+        lrt_statistic=lrt,
     )
 
 
-def _cooks(counts: np.ndarray, glm: _GLM, plan: _Plan) -> np.ndarray:
-    """calculateCooksDistance: Pearson residuals at robust moment dispersions, scaled by
-    the leverage, (n × g)."""
+def _reduced_log_like(counts: np.ndarray, reduced: _Plan, dispersion: np.ndarray) -> np.ndarray:
+    """nbinomLRT's fit of the reduced design: an intercept alone in closed form (the log of
+    the mean normalised count, as fitNbinomGLMs), any other design as the full one."""
+    design = reduced.design
+    if design.shape[1] == 1 and np.all(design == 1.0):
+        sf = reduced.size_factors
+        mean = (counts / sf[:, None]).mean(axis=0)
+        mu = sf[:, None] * 2.0 ** np.log2(mean)[None, :]
+        return _log_like(counts, mu, dispersion)
+    return _glm(counts, reduced, dispersion).log_like
+
+
+def _cooks(counts: np.ndarray, mu: np.ndarray, hat: np.ndarray, plan: _Plan) -> np.ndarray:
+    """calculateCooksDistance: Pearson residuals of ``mu`` at robust moment dispersions,
+    scaled by the leverages ``hat``, (n × g)."""
     p = plan.design.shape[1]
     normalized = counts / plan.size_factors[:, None]
     if plan.cooks_samples.any():
@@ -952,9 +1021,8 @@ def _cooks(counts: np.ndarray, glm: _GLM, plan: _Plan) -> np.ndarray:
     mean = normalized.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         robust = np.maximum((variance - mean) / mean**2, 0.04)
-        mu = glm.mu
         pearson = (counts - mu) ** 2 / (mu + robust[None, :] * mu**2)
-        return pearson / p * glm.hat / (1.0 - glm.hat) ** 2
+        return pearson / p * hat / (1.0 - hat) ** 2
 
 
 def _trimmed_columns(values: np.ndarray, trim: float) -> np.ndarray:
@@ -987,12 +1055,19 @@ def _results(
     estimate = contrasts @ beta
     variance = np.einsum("ka,abg,kb->kg", contrasts, covariance, contrasts)
     se = np.sqrt(np.maximum(variance, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        statistic, log_p = _wald(estimate, se, options)
     zero = final[rows.contrast_zero] > 0
-    estimate = np.where(zero, 0.0, estimate)
-    statistic = np.where(zero, 0.0, statistic)
-    log_p = np.where(zero, 0.0, log_p)
+    if options.lrt:
+        df = p - data.reduced.shape[1] if data.reduced is not None else 0
+        lrt = final[rows["lrt_statistic"]]
+        statistic = np.broadcast_to(lrt, estimate.shape).copy()
+        log_p = np.broadcast_to(stats.chi2.logsf(lrt, df), estimate.shape).copy()
+        estimate = np.where(zero, 0.0, estimate)  # cleanContrast: the LRT's own test stays
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            statistic, log_p = _wald(estimate, se, options)
+        estimate = np.where(zero, 0.0, estimate)
+        statistic = np.where(zero, 0.0, statistic)
+        log_p = np.where(zero, 0.0, log_p)
 
     flagged = final[rows["flagged"]] > 0
     now_zero = final[rows["now_zero"]] > 0
@@ -1056,7 +1131,9 @@ def _results(
     }
     trend = shared.trend
     attrs: dict[str, Any] = {
-        "test": "Wald (DESeq2 nbinomWaldTest)",
+        "test": "likelihood ratio (DESeq2 nbinomLRT)"
+        if options.lrt
+        else "Wald (DESeq2 nbinomWaldTest)",
         "design": list(data.names),
         "formula": data.formula or "",
         "fit_type": trend.fit_type,
@@ -1069,6 +1146,8 @@ def _results(
         "alpha": options.alpha,
         "fdr": options.fdr,
     }
+    if options.lrt and data.reduced is not None:
+        attrs["lrt_df"] = p - data.reduced.shape[1]
     if trend.fit_type == "parametric":
         attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
     else:

@@ -162,27 +162,76 @@ def _lgamma(x: float) -> float:
     return _LN_SQRT_2PI + (x - 0.5) * math.log(x) - x + correction
 
 
+# Bernoulli numbers B₀, B₁, B₂, B₄, …, B₄₀ as R's dpsifn holds them
+_BERNOULLI = np.array(
+    [
+        1.00000000000000000e00,
+        -5.00000000000000000e-01,
+        1.66666666666666667e-01,
+        -3.33333333333333333e-02,
+        2.38095238095238095e-02,
+        -3.33333333333333333e-02,
+        7.57575757575757576e-02,
+        -2.53113553113553114e-01,
+        1.16666666666666667e00,
+        -7.09215686274509804e00,
+        5.49711779448621554e01,
+        -5.29124242424242424e02,
+        6.19212318840579710e03,
+        -8.65802531135531136e04,
+        1.42551716666666667e06,
+        -2.72982310678160920e07,
+        6.01580873900642368e08,
+        -1.51163157670921569e10,
+        4.29614643061166667e11,
+        -1.37116552050883328e13,
+        4.88332318973593167e14,
+        -1.92965793419400681e16,
+    ]
+)
+_WDTOL = 1.1102230246251565e-16  # dpsifn's wdtol: DBL_EPSILON / 2
+_DIGAMMA_SHIFT = 9.0  # dpsifn's xmin for the digamma: below it, the recurrence
+
+
 @numba.njit(cache=True)
 def _digamma(x: float) -> float:
-    """ψ(x) for x > 0: the recurrence up to 10, then the asymptotic series."""
+    """R's ``digamma`` for x > 0, as its ``dpsifn(x, 0, 1, 1)`` computes it: the asymptotic
+    series from 9 up, the recurrence below. At the Poisson limit the dispersion's gradient
+    is a difference of digammas of ~10⁶ in their last bits, so DESeq2's line search takes
+    its first step by R's rounding; this follows it."""
+    log_x = math.log(x)
+    if x * log_x > 0.5 / 2.220446049250313e-16:
+        return log_x
+    if x < _WDTOL:
+        return -1.0 / x
+    shifted = x
+    log_shifted = log_x
     shift = 0.0
-    while x < 10.0:
-        shift -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    series = f * (
-        -1.0 / 12.0
-        + f
-        * (
-            1.0 / 120.0
-            + f
-            * (
-                -1.0 / 252.0
-                + f * (1.0 / 240.0 + f * (-1.0 / 132.0 + f * (691.0 / 32760.0 - f / 12.0)))
-            )
-        )
-    )
-    return shift + math.log(x) - 0.5 / x + series
+    if x < _DIGAMMA_SHIFT:
+        whole = int(x)
+        shift = _DIGAMMA_SHIFT - whole
+        shifted = x + shift
+        log_shifted = math.log(shifted)
+    half = 0.5 / shifted
+    tolerance = _WDTOL * half
+    inverse_square = 1.0 / (shifted * shifted)
+    t = 0.5 * inverse_square
+    s = t * _BERNOULLI[2]
+    if abs(s) >= tolerance:
+        tk = 2.0
+        for k in range(4, 23):
+            t = t * ((tk + 1.0) / (tk + 1.0)) * (tk / (tk + 2.0)) * inverse_square
+            term = t * _BERNOULLI[k - 1]
+            if abs(term) < tolerance:
+                break
+            s += term
+            tk += 2.0
+    s = (s + half) * 1.0
+    if shift != 0.0:
+        steps = int(shift)
+        for i in range(1, steps + 1):
+            s += 1.0 / (x + (steps - i))
+    return -(s - log_shifted)
 
 
 @numba.njit(cache=True)
