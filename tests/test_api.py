@@ -63,6 +63,7 @@ PUBLIC = {
         "voom",
         "voom_lm_fit",
         "vooma",
+        "vst",
     },
     "cohortex.store": {
         "COMPRESSORS",

@@ -111,6 +111,21 @@ def test_export_normalized(tmp_path, capsys):
     assert main(["export", str(store), str(tmp_path / "x.tsv"), "--normalize", "tmm"]) == 2
 
 
+def test_export_vst(tmp_path, capsys):
+    """export --normalize vst: DESeq2's transformation; 600 genes, so every gene's trend
+    (varianceStabilizingTransformation), equal to R's."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "deseq"
+    counts = pd.read_csv(fixtures / "counts.csv", index_col=0)
+    store = tmp_path / "counts.zarr"
+    create_cohort(store, counts.to_numpy(float).T, scale="counts")
+    out = tmp_path / "vst.tsv"
+    assert main(["export", str(store), str(out), "--normalize", "vst"]) == 0
+    assert "(vst)" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", index_col=0)
+    theirs = pd.read_csv(fixtures / "vst_all.csv", index_col=0)
+    np.testing.assert_allclose(written.to_numpy(), theirs.to_numpy(), rtol=1e-6)
+
+
 def test_export_corrected_by_combat(tmp_path, capsys):
     """export --combat BATCH --keep FORMULA: sva's ComBat of the store, written as values."""
     from cohortex import de, simulate

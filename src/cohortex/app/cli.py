@@ -200,10 +200,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     exp.add_argument(
         "--normalize",
-        choices=NORMALIZATIONS,
+        choices=(*NORMALIZATIONS, "vst"),
         default=None,
         help="write normalised values (log_cpm, rpkm and log_rpkm with TMM factors; rpkm, "
-        "log_rpkm and tpm by the gene variable 'length', as a featureCounts import stores it)",
+        "log_rpkm and tpm by the gene variable 'length', as a featureCounts import stores it; "
+        "vst: DESeq2's variance-stabilizing transformation, blind, of 1,000 genes' trend or "
+        "every gene's in a smaller cohort)",
     )
     exp.add_argument(
         "--combat",
@@ -1130,7 +1132,11 @@ def _export(args: argparse.Namespace) -> None:
         from .. import de
 
         data = de.combat_seq(data, args.combat_seq, covariates=args.keep)
-    if args.normalize is not None:
+    if args.normalize == "vst":
+        from .. import de
+
+        data = de.vst(data, nsub="auto")
+    elif args.normalize is not None:
         from .. import normalize
 
         factors = "tmm" if args.normalize in ("log_cpm", "rpkm", "log_rpkm") else None

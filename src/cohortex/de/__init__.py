@@ -85,6 +85,7 @@ from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._voom_lm_fit import voom_lm_fit
 from ._vooma import vooma
+from ._vst import vst
 from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
 __all__ = [
@@ -109,6 +110,7 @@ __all__ = [
     "voom",
     "voom_lm_fit",
     "vooma",
+    "vst",
 ]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")

@@ -43,7 +43,16 @@ from ._glm_ql import per_gene
 from ._least_squares import check_design, check_residual_df, design_matrix
 from ._linear_model import contrast_matrix
 
-__all__ = ["deseq"]
+__all__ = [
+    "CountData",
+    "DesignPlan",
+    "DispersionTrend",
+    "deseq",
+    "design_plan",
+    "fit_dispersion_trend",
+    "gene_wise_rows",
+    "prepare_counts",
+]
 
 MIN_DISPERSION = 1e-8
 _KAPPA_0 = 1.0
@@ -145,15 +154,15 @@ def deseq(
         fdr,
         reduced is not None,
     )
-    data = _prepare(cohort, design, size_factors, reduced)
+    data = prepare_counts(cohort, design, size_factors, reduced)
     n, p = data.design.shape
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
-    plan = _plan(data, min_replicates_for_replace, contrast_values)
+    plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
-    gene_wise = per_gene(data.counts, lambda tile, _: _gene_wise_tile(tile, plan), 4)
+    gene_wise = per_gene(data.counts, lambda tile, _: gene_wise_rows(tile, plan), 4)
     base_mean, all_zero, dispersion_gene = gene_wise[0], gene_wise[1] > 0, gene_wise[2]
-    trend = _dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
+    trend = fit_dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
     residual_df = n - p
     log_residuals = np.log(dispersion_gene) - np.log(trend.at(base_mean))
     above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)
@@ -236,7 +245,9 @@ def _check_options(
 
 
 @dataclass(frozen=True)
-class _Data:
+class CountData:
+    """A counts cohort ready for DESeq2's fits."""
+
     counts: da.Array  # (n_samples, n_genes), tiles of whole genes
     size_factors: np.ndarray  # (n_samples,)
     design: np.ndarray  # (n_samples, p)
@@ -248,13 +259,23 @@ class _Data:
     reduced: np.ndarray | None  # (n_samples, fewer) the LRT's reduced design
 
 
-def _prepare(cohort: CohortLike, design: Any, factors: Any, reduced: Any = None) -> _Data:
+def prepare_counts(
+    cohort: CohortLike,
+    design: Any,
+    factors: Any,
+    reduced: Any = None,
+    *,
+    caller: str = "deseq()",
+    min_coefficients: int = 2,
+) -> CountData:
+    """The counts in tiles of whole genes (checked whole, complete and non-negative), their
+    size factors and the design (and a reduced one)."""
     ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
-        raise CohortexError("deseq() needs a cohort store or Dataset with an 'expression'.")
+        raise CohortexError(f"{caller} needs a cohort store or Dataset with an 'expression'.")
     if ds.attrs.get("scale") != "counts":
         raise CohortexError(
-            "deseq() needs raw counts (scale 'counts'); this cohort's scale is "
+            f"{caller} needs raw counts (scale 'counts'); this cohort's scale is "
             f"{ds.attrs.get('scale')!r}."
         )
     counts = ds["expression"].transpose("sample", "gene").data
@@ -266,10 +287,10 @@ def _prepare(cohort: CohortLike, design: Any, factors: Any, reduced: Any = None)
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
     check_residual_df(x_design)
-    if x_design.shape[1] < 2:
-        raise CohortexError("deseq() needs a design with at least two coefficients to test.")
+    if x_design.shape[1] < min_coefficients:
+        raise CohortexError(f"{caller} needs a design with at least two coefficients to test.")
     if np.any(np.abs(x_design).sum(axis=0) == 0):
-        raise CohortexError("deseq(): a column of the design is all zero.")
+        raise CohortexError(f"{caller}: a column of the design is all zero.")
     x_reduced = None
     if reduced is not None:
         x_reduced, reduced_names, _ = design_matrix(reduced, ds, n_samples)
@@ -283,17 +304,17 @@ def _prepare(cohort: CohortLike, design: Any, factors: Any, reduced: Any = None)
         da.min(counts), da.sum(da.isnan(counts)), da.sum(counts != da.floor(counts))
     )
     if int(to_host(nan_count)):
-        raise CohortexError("deseq() needs complete counts; the matrix holds NaN values.")
+        raise CohortexError(f"{caller} needs complete counts; the matrix holds NaN values.")
     if float(to_host(smallest)) < 0:
-        raise CohortexError("deseq() needs counts >= 0; the matrix holds negative values.")
+        raise CohortexError(f"{caller} needs counts >= 0; the matrix holds negative values.")
     if int(to_host(fractional)):
         raise CohortexError(
-            "deseq() needs whole counts, as DESeq2; the matrix holds fractional values (round "
-            "estimated counts first, as DESeqDataSetFromTximport does)."
+            f"{caller} needs whole counts, as DESeq2; the matrix holds fractional values "
+            "(round estimated counts first, as DESeqDataSetFromTximport does)."
         )
     factors = _size_factors(counts, factors, n_samples)
     matrix = as_cohort_matrix(ds)
-    return _Data(
+    return CountData(
         counts=counts,
         size_factors=factors,
         design=x_design,
@@ -346,7 +367,7 @@ def _two_level_factor(formula: str | None, ds: xr.Dataset, x_design: np.ndarray)
 
 
 @dataclass(frozen=True)
-class _Plan:
+class DesignPlan:
     """What every tile needs: the design, its QR, the size factors and the cells."""
 
     design: np.ndarray  # (n, p)
@@ -362,7 +383,7 @@ class _Plan:
     replaceable: np.ndarray  # (n,) bool: in a cell of min_replicates samples or more
     replace_cutoff: float  # qf(0.99, p, m − p)
     contrasts: np.ndarray  # (k, p)
-    reduced: _Plan | None = None  # the LRT's reduced design, fitted as the design
+    reduced: DesignPlan | None = None  # the LRT's reduced design, fitted as the design
 
 
 def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -376,8 +397,13 @@ def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return relabel[inverse.ravel()], counts[order]
 
 
-def _plan(data: _Data, min_replicates: float, contrasts: np.ndarray) -> _Plan:
+def design_plan(
+    data: CountData, min_replicates: float = math.inf, contrasts: np.ndarray | None = None
+) -> DesignPlan:
+    """What every tile needs of the design: its QR, cells, Cook's and replacement samples."""
     design = data.design
+    if contrasts is None:
+        contrasts = np.zeros((0, design.shape[1]))
     n, p = design.shape
     q, r = np.linalg.qr(design)
     codes, sizes = _design_cells(design)
@@ -388,7 +414,7 @@ def _plan(data: _Data, min_replicates: float, contrasts: np.ndarray) -> _Plan:
     reduced = None
     if data.reduced is not None:
         q_reduced, r_reduced = np.linalg.qr(data.reduced)
-        reduced = _Plan(
+        reduced = DesignPlan(
             design=data.reduced,
             q=q_reduced,
             start=np.linalg.solve(r_reduced, q_reduced.T),
@@ -403,7 +429,7 @@ def _plan(data: _Data, min_replicates: float, contrasts: np.ndarray) -> _Plan:
             replace_cutoff=float(stats.f.ppf(0.99, p, n - p)),
             contrasts=np.zeros((0, data.reduced.shape[1])),
         )
-    return _Plan(
+    return DesignPlan(
         reduced=reduced,
         design=design,
         q=q,
@@ -433,8 +459,9 @@ class _GeneWise:
     dispersion: np.ndarray  # (g,) dispGeneEst
 
 
-def _gene_wise_tile(tile: np.ndarray, plan: _Plan) -> np.ndarray:
-    """Rows: baseMean, allZero, dispGeneEst, iterations (a gene without counts: NaN)."""
+def gene_wise_rows(tile: np.ndarray, plan: DesignPlan) -> np.ndarray:
+    """estimateDispersionsGeneEst of a tile of counts (n × g): rows baseMean, allZero,
+    dispGeneEst and an unused fourth (a gene without counts: NaN)."""
     out = np.full((4, tile.shape[1]), np.nan)
     zero = tile.sum(axis=0) == 0
     out[1] = zero
@@ -447,7 +474,7 @@ def _gene_wise_tile(tile: np.ndarray, plan: _Plan) -> np.ndarray:
     return out
 
 
-def _gene_wise(counts: np.ndarray, plan: _Plan, with_estimate: bool = True) -> _GeneWise:
+def _gene_wise(counts: np.ndarray, plan: DesignPlan, with_estimate: bool = True) -> _GeneWise:
     """estimateDispersionsGeneEst of genes with counts (n × g): the starts (the smaller of
     the rough and the moments estimates), the means (a linear model of the normalised
     counts for a one-way design, else the GLM at the starts) and the line search; genes
@@ -507,7 +534,7 @@ def _gene_wise(counts: np.ndarray, plan: _Plan, with_estimate: bool = True) -> _
 def _grid(
     counts: np.ndarray,
     mu: np.ndarray,
-    plan: _Plan,
+    plan: DesignPlan,
     prior_mean: np.ndarray,
     prior_var: float,
     use_prior: bool,
@@ -542,7 +569,7 @@ class _GLM:
     log_like: np.ndarray  # (g,)
 
 
-def _glm(counts: np.ndarray, plan: _Plan, dispersion: np.ndarray) -> _GLM:
+def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
     """fitNbinomGLMs: fitBeta from the least-squares fit of log(normalised counts + 0.1),
     and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable."""
     n, p = plan.design.shape
@@ -645,7 +672,9 @@ def _optim(
 
 
 @dataclass(frozen=True)
-class _Trend:
+class DispersionTrend:
+    """A fitted dispersion trend: ``asymptDisp + extraPois / mean``, or a constant."""
+
     fit_type: str
     coefficients: tuple[float, float]  # asymptDisp, extraPois (parametric); mean, 0
 
@@ -656,8 +685,10 @@ class _Trend:
             return self.coefficients[0] + self.coefficients[1] / np.asarray(means)
 
 
-def _dispersion_trend(means: np.ndarray, dispersions: np.ndarray, fit_type: str) -> _Trend:
-    """estimateDispersionsFit on the genes with counts."""
+def fit_dispersion_trend(
+    means: np.ndarray, dispersions: np.ndarray, fit_type: str
+) -> DispersionTrend:
+    """estimateDispersionsFit on the genes with counts (their baseMean and dispGeneEst)."""
     used = dispersions > 100 * MIN_DISPERSION
     if not used.any():
         raise CohortexError(
@@ -666,7 +697,7 @@ def _dispersion_trend(means: np.ndarray, dispersions: np.ndarray, fit_type: str)
         )
     if fit_type == "mean":
         kept = dispersions[dispersions > 10 * MIN_DISPERSION]
-        return _Trend("mean", (_trimmed_mean(kept, 0.001), 0.0))
+        return DispersionTrend("mean", (_trimmed_mean(kept, 0.001), 0.0))
     coefficients = _parametric_fit(means[used], dispersions[used])
     if coefficients is None:
         raise CohortexError(
@@ -674,7 +705,7 @@ def _dispersion_trend(means: np.ndarray, dispersions: np.ndarray, fit_type: str)
             "would fall back to a local regression, which cohortex does not offer); use "
             "fit_type='mean'."
         )
-    return _Trend("parametric", coefficients)
+    return DispersionTrend("parametric", coefficients)
 
 
 def _parametric_fit(means: np.ndarray, dispersions: np.ndarray) -> tuple[float, float] | None:
@@ -760,7 +791,7 @@ def _mad(values: np.ndarray) -> float:
 class _Shared:
     """What the final pass takes from across the genes."""
 
-    trend: _Trend
+    trend: DispersionTrend
     prior_var: float  # dispPriorVar
     var_log: float  # varLogDispEsts
 
@@ -825,7 +856,7 @@ class _GeneFit:
 
 
 def _final_tile(
-    tile: np.ndarray, dispersion_gene: np.ndarray, plan: _Plan, shared: _Shared
+    tile: np.ndarray, dispersion_gene: np.ndarray, plan: DesignPlan, shared: _Shared
 ) -> np.ndarray:
     """Every gene's final dispersion, Wald fit and Cook's distances; with replaceable
     samples, the genes with an outlier refitted on replaced counts."""
@@ -881,7 +912,7 @@ def _replace_and_refit(
     kept: np.ndarray,
     counts: np.ndarray,
     replace: np.ndarray,
-    plan: _Plan,
+    plan: DesignPlan,
     shared: _Shared,
 ) -> None:
     """replaceOutliers and refitWithoutOutliers: each flagged count of a replaceable sample
@@ -926,7 +957,7 @@ def _write(out: np.ndarray, rows: _Rows, columns: np.ndarray, fit: _GeneFit) -> 
 
 
 def _fit_genes(
-    counts: np.ndarray, dispersion_gene: np.ndarray, plan: _Plan, shared: _Shared
+    counts: np.ndarray, dispersion_gene: np.ndarray, plan: DesignPlan, shared: _Shared
 ) -> _GeneFit:
     """estimateDispersionsMAP, nbinomWaldTest and calculateCooksDistance of genes with
     counts (n × g) and their gene-wise dispersions."""
@@ -990,7 +1021,9 @@ def _fit_genes(
     )
 
 
-def _reduced_log_like(counts: np.ndarray, reduced: _Plan, dispersion: np.ndarray) -> np.ndarray:
+def _reduced_log_like(
+    counts: np.ndarray, reduced: DesignPlan, dispersion: np.ndarray
+) -> np.ndarray:
     """nbinomLRT's fit of the reduced design: an intercept alone in closed form (the log of
     the mean normalised count, as fitNbinomGLMs), any other design as the full one."""
     design = reduced.design
@@ -1002,7 +1035,7 @@ def _reduced_log_like(counts: np.ndarray, reduced: _Plan, dispersion: np.ndarray
     return _glm(counts, reduced, dispersion).log_like
 
 
-def _cooks(counts: np.ndarray, mu: np.ndarray, hat: np.ndarray, plan: _Plan) -> np.ndarray:
+def _cooks(counts: np.ndarray, mu: np.ndarray, hat: np.ndarray, plan: DesignPlan) -> np.ndarray:
     """calculateCooksDistance: Pearson residuals of ``mu`` at robust moment dispersions,
     scaled by the leverages ``hat``, (n × g)."""
     p = plan.design.shape[1]
@@ -1036,8 +1069,8 @@ def _trimmed_columns(values: np.ndarray, trim: float) -> np.ndarray:
 
 
 def _results(
-    data: _Data,
-    plan: _Plan,
+    data: CountData,
+    plan: DesignPlan,
     shared: _Shared,
     matrix: pd.DataFrame,
     final: np.ndarray,

@@ -1,0 +1,167 @@
+"""DESeq2's variance-stabilizing transformation: ``vst`` and
+``varianceStabilizingTransformation``.
+
+The dispersion trend of (a subset of) the genes, from DESeq2's gene-wise estimates
+(:mod:`cohortex.de._deseq`), gives the transformation in closed form; it is applied to the
+normalised counts lazily, tile by tile, as :func:`cohortex.normalize`'s layers are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.array.utils import meta_from_array
+
+from .._backend import namespace, to_host
+from .._cohort import CohortLike, as_cohort_dataset, shared_docs
+from .._errors import CohortexError
+from ._deseq import (
+    DispersionTrend,
+    design_plan,
+    fit_dispersion_trend,
+    gene_wise_rows,
+    prepare_counts,
+)
+from ._glm_ql import per_gene
+
+__all__ = ["vst"]
+
+_FIT_TYPES = ("parametric", "mean")
+_AUTO_GENES = 1000  # vst's default subset
+
+
+@shared_docs
+def vst(
+    cohort: CohortLike,
+    design: str | pd.DataFrame | np.ndarray | None = None,
+    *,
+    nsub: int | str | None = 1000,
+    fit_type: str = "parametric",
+    size_factors: str | np.ndarray = "ratio",
+) -> xr.Dataset:
+    """DESeq2's variance-stabilizing transformation of a counts cohort, on the log2 scale:
+    ``vst(dds)`` (or ``varianceStabilizingTransformation(dds)`` with ``nsub=None``).
+
+    The genes' dispersion trend (``asymptDisp + extraPois / mean``) makes the variance of
+    the transformed counts about constant over the mean: what PCA, clustering and
+    distances between samples want from RNA-seq counts.
+
+    Parameters
+    ----------
+    {cohort}
+        Raw counts (scale ``counts``): whole numbers, no NaN or negative values.
+    design : str, DataFrame or array of shape (n_samples, p), optional
+        None is DESeq2's ``blind = TRUE`` (the dispersions of ``~ 1``); a design is
+        ``blind = FALSE`` for a DESeqDataSet of that design (the dispersions within its
+        groups, so that the design's differences do not count as noise).
+    nsub : int, "auto" or None, default 1000
+        The trend from this many genes with mean normalised count above 5, evenly spread
+        over their means, as ``vst``; None takes every gene
+        (``varianceStabilizingTransformation``); "auto" is 1000 where the cohort has that
+        many such genes, else every gene (what ``normalize(method="vst")`` takes).
+    fit_type : {{"parametric", "mean"}}, default "parametric"
+        The trend; ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) / log 2``.
+    size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
+
+    Returns
+    -------
+    xarray.Dataset
+        The cohort with ``expression`` transformed (float64, lazy; scale ``log2``) and
+        ``size_factor`` on ``sample``; attrs ``normalization`` ("vst"), the trend's
+        coefficients.
+    """
+    if fit_type not in _FIT_TYPES:
+        raise CohortexError(f"vst()'s 'fit_type' must be one of {_FIT_TYPES}; got {fit_type!r}.")
+    ds = as_cohort_dataset(cohort)
+    if not isinstance(ds, xr.Dataset):
+        raise CohortexError("vst() needs a cohort store or Dataset with an 'expression'.")
+    n_samples = ds.sizes.get("sample", 0)
+    chosen = np.ones((n_samples, 1)) if design is None else design
+    data = prepare_counts(ds, chosen, size_factors, caller="vst()", min_coefficients=1)
+    sf = data.size_factors
+    host = da.map_blocks(_host_float, data.counts, dtype=np.float64, meta=np.empty((0, 0)))
+    base_mean = np.asarray((host / sf[:, None]).mean(axis=0).compute(), dtype=np.float64)
+    genes = np.arange(base_mean.size)
+    if nsub == "auto":
+        nsub = _AUTO_GENES if np.count_nonzero(base_mean > 5) >= _AUTO_GENES else None
+    if nsub is not None:
+        genes = _subset(base_mean, nsub)
+    plan = design_plan(data)
+    rows = per_gene(data.counts[:, np.sort(genes)], lambda tile, _: gene_wise_rows(tile, plan), 4)
+    counted = rows[1] == 0
+    trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
+    factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
+    values = da.map_blocks(
+        _transform,
+        data.counts,
+        factors,
+        trend,
+        dtype=np.float64,
+        meta=meta_from_array(data.counts, dtype=np.float64),  # on the chunks' device
+    )
+    out = ds.copy()
+    out["expression"] = (("sample", "gene"), values.rechunk(_original_chunks(ds)))
+    out["size_factor"] = ("sample", sf)
+    attrs: dict[str, Any] = {
+        **ds.attrs,
+        "scale": "log2",
+        "normalization": "vst",
+        "vst_fit_type": trend.fit_type,
+        "vst_genes": int(genes.size),
+        "vst_blind": int(design is None),
+    }
+    if trend.fit_type == "parametric":
+        attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
+    else:
+        attrs["mean_dispersion"] = trend.coefficients[0]
+    out.attrs = attrs
+    return out
+
+
+def _subset(base_mean: np.ndarray, nsub: Any) -> np.ndarray:
+    """vst's genes: of those with mean normalised count above 5, in order of their means,
+    the ``round(seq(1, n, length = nsub))``-th (R's rounding, half to even)."""
+    if not (isinstance(nsub, (int, np.integer)) and nsub >= 2):
+        raise CohortexError(
+            f"vst()'s 'nsub' must be an integer >= 2, 'auto' or None; got {nsub!r}."
+        )
+    eligible = np.flatnonzero(base_mean > 5)
+    if base_mean.size < nsub or eligible.size < nsub:
+        raise CohortexError(
+            f"vst() takes its trend from {nsub} genes with a mean normalised count above 5; "
+            f"this cohort has {eligible.size}. Pass nsub=None "
+            "(varianceStabilizingTransformation: every gene) or a smaller nsub."
+        )
+    order = eligible[np.argsort(base_mean[eligible], kind="stable")]
+    n = order.size
+    steps = (n - 1) / (nsub - 1)
+    positions = np.concatenate([[1.0], 1.0 + np.arange(1, nsub - 1) * steps, [float(n)]])
+    return order[np.round(positions).astype(np.int64) - 1]
+
+
+def _host_float(block: Any) -> np.ndarray:
+    return np.asarray(to_host(block), dtype=np.float64)
+
+
+def _transform(block: Any, factors: np.ndarray, trend: DispersionTrend) -> Any:
+    """getVarianceStabilizedData of a block of counts (samples × genes), on its device."""
+    xp = namespace(block)
+    q = block.astype(xp.float64) / xp.asarray(factors)
+    if trend.fit_type == "mean":
+        alpha = trend.coefficients[0]
+        shifted = 2.0 * xp.arcsinh(xp.sqrt(alpha * q)) - math.log(alpha) - math.log(4.0)
+        return shifted / math.log(2.0)
+    asympt, extra = trend.coefficients
+    inner = 1.0 + extra + 2.0 * asympt * q + 2.0 * xp.sqrt(asympt * q * (1.0 + extra + asympt * q))
+    return xp.log(inner / (4.0 * asympt)) / math.log(2.0)
+
+
+def _original_chunks(ds: xr.Dataset) -> Any:
+    """The cohort's own chunks of (sample, gene), so the layer reads as the store does."""
+    data = ds["expression"].transpose("sample", "gene").data
+    return data.chunks if isinstance(data, da.Array) else "auto"

@@ -1,0 +1,58 @@
+"""DESeq2's variance-stabilizing transformation against R (fixtures from
+make_deseq_fixtures.R, DESeq2 1.38.3): vst blind and with the design,
+varianceStabilizingTransformation and fitType = "mean"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortex import CohortexError, de, embed
+
+from conftest import fixture_cohort
+
+DESEQ = Path(__file__).parent.parent / "fixtures" / "deseq"
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return fixture_cohort(DESEQ / "counts.csv", DESEQ / "samples.csv", scale="counts")
+
+
+@pytest.mark.parametrize(
+    ("case", "options"),
+    [
+        ("blind", {"nsub": 150}),
+        ("design", {"design": "~ condition", "nsub": 150}),
+        ("all", {"nsub": None}),
+        ("mean", {"nsub": 200, "fit_type": "mean"}),
+    ],
+)
+def test_vst_equals_deseq2(cohort, case, options):
+    result = de.vst(cohort, **options)
+    theirs = pd.read_csv(DESEQ / f"vst_{case}.csv", index_col=0)
+    assert list(theirs.columns) == list(result["sample"].values)
+    np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=1e-12)
+    assert result.attrs["scale"] == "log2" and result.attrs["normalization"] == "vst"
+    assert result.attrs["vst_genes"] == (600 if options["nsub"] is None else options["nsub"])
+
+
+def test_vst_is_a_lazy_layer_that_feeds_pca(cohort):
+    layer = de.vst(cohort, nsub=None)
+    assert hasattr(layer["expression"].data, "dask")
+    scores = embed.pca(layer, n_components=2)
+    assert scores["scores"].shape == (cohort.sizes["sample"], 2)
+
+
+def test_vst_refuses_what_it_cannot_do(cohort):
+    with pytest.raises(CohortexError, match="fit_type='mean'"):
+        de.vst(cohort, nsub=200)  # DESeq2 falls back to locfit here
+    with pytest.raises(CohortexError, match="nsub=None"):
+        de.vst(cohort)  # 600 genes: fewer than 1000 above a mean of 5
+    with pytest.raises(CohortexError, match="raw counts"):
+        de.vst(cohort.assign_attrs(scale="log2"), nsub=None)
+    with pytest.raises(CohortexError, match="nsub"):
+        de.vst(cohort, nsub=1)
