@@ -50,6 +50,7 @@ __all__ = [
     "deseq",
     "design_plan",
     "fit_dispersion_trend",
+    "gene_wise_row_count",
     "gene_wise_rows",
     "prepare_counts",
 ]
@@ -66,6 +67,7 @@ _TILE_VALUES = 1_000_000
 _SIZE_FACTOR_TYPES = ("ratio", "poscounts")
 _FIT_TYPES = ("parametric", "mean")
 _ALTERNATIVES = ("greaterAbs", "lessAbs", "greater", "less")
+_GENE_WISE_ROWS = 3  # gene_wise_rows: baseMean, allZero, dispGeneEst, then the GLM's
 
 
 @shared_docs
@@ -160,7 +162,9 @@ def deseq(
     contrast_values = matrix.to_numpy().T  # (k, p)
     plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
-    gene_wise = per_gene(data.counts, lambda tile, _: gene_wise_rows(tile, plan), 4)
+    gene_wise = per_gene(
+        data.counts, lambda tile, _: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
+    )
     base_mean, all_zero, dispersion_gene = gene_wise[0], gene_wise[1] > 0, gene_wise[2]
     trend = fit_dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
     residual_df = n - p
@@ -184,11 +188,14 @@ def deseq(
         prior_var = float(dispersion_prior_variance)
     shared = _Shared(trend=trend, prior_var=prior_var, var_log=var_log)
     rows = _Rows(p=p, k=len(contrast_values))
+    # the gene-wise GLM's coefficients, so the final pass recomputes its means, not the fit
+    means = () if plan.linear_mu else tuple(gene_wise[_GENE_WISE_ROWS:])
     final = per_gene(
         data.counts,
-        lambda tile, d: _final_tile(tile, d[0], plan, shared),
+        lambda tile, d: _final_tile(tile, d[0], plan, shared, np.vstack(d[1:]) if means else None),
         rows.total,
         dispersion_gene,
+        *means,
     )
     return _results(
         data, plan, shared, matrix, final, rows, options, cooks_cutoff, independent_filtering
@@ -457,12 +464,14 @@ class _GeneWise:
     initial: np.ndarray  # (g,) the starting dispersions
     mu: np.ndarray  # (n, g) the means the dispersions were fitted at (floored)
     dispersion: np.ndarray  # (g,) dispGeneEst
+    means: np.ndarray | None  # the GLM of the means (_means_rows), None for linear means
 
 
 def gene_wise_rows(tile: np.ndarray, plan: DesignPlan) -> np.ndarray:
     """estimateDispersionsGeneEst of a tile of counts (n × g): rows baseMean, allZero,
-    dispGeneEst and an unused fourth (a gene without counts: NaN)."""
-    out = np.full((4, tile.shape[1]), np.nan)
+    dispGeneEst, and the GLM that gave the means (:func:`_means_rows`; NaN for a one-way
+    design's linear means); a gene without counts has NaN."""
+    out = np.full((gene_wise_row_count(plan), tile.shape[1]), np.nan)
     zero = tile.sum(axis=0) == 0
     out[1] = zero
     if (~zero).any():
@@ -470,15 +479,44 @@ def gene_wise_rows(tile: np.ndarray, plan: DesignPlan) -> np.ndarray:
         fit = _gene_wise(counts, plan)
         out[0, ~zero] = fit.base_mean
         out[2, ~zero] = fit.dispersion
+        if fit.means is not None:
+            out[_GENE_WISE_ROWS:, ~zero] = fit.means
     out[0, zero] = 0.0
     return out
 
 
-def _gene_wise(counts: np.ndarray, plan: DesignPlan, with_estimate: bool = True) -> _GeneWise:
+def gene_wise_row_count(plan: DesignPlan) -> int:
+    """The rows :func:`gene_wise_rows` gives each gene."""
+    return _GENE_WISE_ROWS + 2 * plan.design.shape[1] + 1
+
+
+def _means_rows(glm: _GLM) -> np.ndarray:
+    """What recomputes a GLM's means bit for bit: its IRLS coefficients (natural log), the
+    optimiser's (log2) and which genes the optimiser fitted, ((2p + 1) × g)."""
+    return np.vstack([glm.natural, glm.beta, glm.optimized[None, :]])
+
+
+def _means_from(rows: np.ndarray, plan: DesignPlan) -> np.ndarray:
+    """A GLM's means from :func:`_means_rows`, computed as :func:`_glm` computes them."""
+    p = plan.design.shape[1]
+    sf = plan.size_factors
+    with np.errstate(over="ignore"):
+        mu = sf[:, None] * np.exp(plan.design @ rows[:p])
+    for gene in np.flatnonzero(rows[2 * p] > 0):
+        mu[:, gene] = sf * 2.0 ** (plan.design @ rows[p : 2 * p, gene])
+    return mu
+
+
+def _gene_wise(
+    counts: np.ndarray,
+    plan: DesignPlan,
+    with_estimate: bool = True,
+    means: np.ndarray | None = None,
+) -> _GeneWise:
     """estimateDispersionsGeneEst of genes with counts (n × g): the starts (the smaller of
     the rough and the moments estimates), the means (a linear model of the normalised
-    counts for a one-way design, else the GLM at the starts) and the line search; genes
-    that do not converge on the grid."""
+    counts for a one-way design, else the GLM at the starts, or its stored ``means`` rows)
+    and the line search; genes that do not converge on the grid."""
     n, p = plan.design.shape
     sf = plan.size_factors
     normalized = counts / sf[:, None]
@@ -492,10 +530,17 @@ def _gene_wise(counts: np.ndarray, plan: DesignPlan, with_estimate: bool = True)
     with np.errstate(divide="ignore", invalid="ignore"):
         moments = (base_var - np.mean(1.0 / sf) * base_mean) / base_mean**2
     initial = np.clip(np.fmin(rough, moments), MIN_DISPERSION, plan.max_dispersion)
-    mu = linear * sf[:, None] if plan.linear_mu else _glm(counts, plan, initial).mu
+    rows = None
+    if plan.linear_mu:
+        mu = linear * sf[:, None]
+    elif means is not None:
+        mu = _means_from(means, plan)
+    else:
+        glm = _glm(counts, plan, initial)
+        mu, rows = glm.mu, _means_rows(glm)
     mu = np.asfortranarray(np.maximum(mu, _MIN_MU))
     if not with_estimate:
-        return _GeneWise(base_mean, base_var, initial, mu, initial)
+        return _GeneWise(base_mean, base_var, initial, mu, initial, rows)
     g = counts.shape[1]
     log_alpha = np.log(initial)
     iterations = np.zeros(g, dtype=np.int64)
@@ -527,7 +572,12 @@ def _gene_wise(counts: np.ndarray, plan: DesignPlan, with_estimate: bool = True)
             counts[:, refit], mu[:, refit], plan, np.zeros(refit.sum()), 1.0, False
         )
     return _GeneWise(
-        base_mean, base_var, initial, mu, np.clip(estimate, MIN_DISPERSION, plan.max_dispersion)
+        base_mean,
+        base_var,
+        initial,
+        mu,
+        np.clip(estimate, MIN_DISPERSION, plan.max_dispersion),
+        rows,
     )
 
 
@@ -567,6 +617,8 @@ class _GLM:
     hat: np.ndarray  # (n, g)
     converged: np.ndarray  # (g,) bool
     log_like: np.ndarray  # (g,)
+    natural: np.ndarray  # (p, g) IRLS's coefficients (natural log)
+    optimized: np.ndarray  # (g,) bool: the optimiser's (beta) replace IRLS's
 
 
 def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
@@ -597,7 +649,8 @@ def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
         covariance,
         hat,
     )
-    mu = sf[:, None] * np.exp(plan.design @ beta)
+    with np.errstate(over="ignore"):
+        mu = sf[:, None] * np.exp(plan.design @ beta)
     log_like = _log_like(counts, mu, dispersion)
     stable = ~np.isnan(beta).any(axis=0)
     diagonal = covariance[:: p + 1]
@@ -605,7 +658,8 @@ def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
     converged = iterations < _MAXIT
     beta_log2 = _LOG2E * beta
     covariance = covariance * _LOG2E**2
-    for gene in np.flatnonzero(~converged | ~stable | ~positive):
+    optimized = ~converged | ~stable | ~positive
+    for gene in np.flatnonzero(optimized):
         row = beta_log2[:, gene]
         begin = row if (stable[gene] and np.all(np.abs(row) < 30)) else start[:, gene]
         solution, ok = _optim(counts[:, gene], sf, plan.design, dispersion[gene], begin)
@@ -619,7 +673,7 @@ def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
         covariance[:, gene] = (inverse @ information @ inverse).ravel() * _LOG2E**2
         log_like[gene] = log_likelihood(counts[:, gene], 1.0 / dispersion[gene], floored)
     se = np.sqrt(np.maximum(covariance[:: p + 1], 0.0))
-    return _GLM(beta_log2, se, covariance, mu, hat, converged, log_like)
+    return _GLM(beta_log2, se, covariance, mu, hat, converged, log_like, beta, optimized)
 
 
 def _log_like(counts: np.ndarray, mu: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
@@ -856,7 +910,11 @@ class _GeneFit:
 
 
 def _final_tile(
-    tile: np.ndarray, dispersion_gene: np.ndarray, plan: DesignPlan, shared: _Shared
+    tile: np.ndarray,
+    dispersion_gene: np.ndarray,
+    plan: DesignPlan,
+    shared: _Shared,
+    means: np.ndarray | None,
 ) -> np.ndarray:
     """Every gene's final dispersion, Wald fit and Cook's distances; with replaceable
     samples, the genes with an outlier refitted on replaced counts."""
@@ -869,7 +927,8 @@ def _final_tile(
     if kept.size == 0:
         return out
     counts = np.asfortranarray(tile[:, kept])
-    fit = _fit_genes(counts, dispersion_gene[kept], plan, shared)
+    stored = None if means is None else means[:, kept]
+    fit = _fit_genes(counts, dispersion_gene[kept], plan, shared, stored)
     _write(out, rows, kept, fit)
     cooks = fit.cooks
     with np.errstate(invalid="ignore"):
@@ -937,7 +996,7 @@ def _replace_and_refit(
         return
     new_counts = np.asfortranarray(new_counts[:, ~now_zero])
     gene_wise = _gene_wise(new_counts, plan)
-    fit = _fit_genes(new_counts, gene_wise.dispersion, plan, shared)
+    fit = _fit_genes(new_counts, gene_wise.dispersion, plan, shared, gene_wise.means)
     _write(out, rows, kept[refit], fit)
 
 
@@ -957,11 +1016,15 @@ def _write(out: np.ndarray, rows: _Rows, columns: np.ndarray, fit: _GeneFit) -> 
 
 
 def _fit_genes(
-    counts: np.ndarray, dispersion_gene: np.ndarray, plan: DesignPlan, shared: _Shared
+    counts: np.ndarray,
+    dispersion_gene: np.ndarray,
+    plan: DesignPlan,
+    shared: _Shared,
+    means: np.ndarray | None,
 ) -> _GeneFit:
     """estimateDispersionsMAP, nbinomWaldTest and calculateCooksDistance of genes with
-    counts (n × g) and their gene-wise dispersions."""
-    gene_wise = _gene_wise(counts, plan, with_estimate=False)
+    counts (n × g), their gene-wise dispersions and the GLM of their gene-wise means."""
+    gene_wise = _gene_wise(counts, plan, with_estimate=False, means=means)
     trend = shared.trend.at(gene_wise.base_mean)
     start = np.where(dispersion_gene > 0.1 * trend, dispersion_gene, trend)
     start = np.where(np.isnan(start), trend, start)

@@ -24,6 +24,7 @@ from ._deseq import (
     DispersionTrend,
     design_plan,
     fit_dispersion_trend,
+    gene_wise_row_count,
     gene_wise_rows,
     prepare_counts,
 )
@@ -92,7 +93,11 @@ def vst(
     if nsub is not None:
         genes = _subset(base_mean, nsub)
     plan = design_plan(data)
-    rows = per_gene(data.counts[:, np.sort(genes)], lambda tile, _: gene_wise_rows(tile, plan), 4)
+    rows = per_gene(
+        data.counts[:, np.sort(genes)],
+        lambda tile, _: gene_wise_rows(tile, plan),
+        gene_wise_row_count(plan),
+    )
     counted = rows[1] == 0
     trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
     factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))

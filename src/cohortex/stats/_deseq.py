@@ -381,7 +381,16 @@ def _weighted_cross(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _log_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
+def _distinct(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A gene's distinct counts and each sample's place among them: the log-gamma and
+    digamma terms are evaluated once per distinct count and summed sample by sample, in
+    DESeq2's order."""
+    values = np.unique(y)
+    return values, np.searchsorted(values, y)
+
+
+@numba.njit(cache=True)
+def _log_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
     """DESeq2's ``log_posterior`` with the Cox-Reid term (``useCR``), no weights."""
     alpha = math.exp(log_alpha)
     n = y.size
@@ -394,10 +403,13 @@ def _log_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # ty
         log_det += 2.0 * math.log(low[j, j])
     inverse_alpha = 1.0 / alpha
     lgamma_inverse = _lgamma(inverse_alpha)
+    shifted = np.empty(distinct.size)
+    for k in range(distinct.size):
+        shifted[k] = _lgamma(distinct[k] + inverse_alpha)
     ll = 0.0
     for i in range(n):
         ll += (
-            _lgamma(y[i] + inverse_alpha)
+            shifted[place[i]]
             - lgamma_inverse
             - y[i] * math.log(mu[i] + inverse_alpha)
             - inverse_alpha * math.log(1.0 + mu[i] * alpha)
@@ -409,7 +421,7 @@ def _log_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # ty
 
 
 @numba.njit(cache=True)
-def _dlog_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
+def _dlog_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
     """The derivative of :func:`_log_posterior` with respect to log α."""
     alpha = math.exp(log_alpha)
     n = y.size
@@ -429,6 +441,9 @@ def _dlog_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # t
     cr = -0.5 * trace
     inverse_alpha = 1.0 / alpha
     digamma_inverse = _digamma(inverse_alpha)
+    shifted = np.empty(distinct.size)
+    for k in range(distinct.size):
+        shifted[k] = _digamma(distinct[k] + inverse_alpha)
     s = 0.0
     for i in range(n):
         ma = mu[i] * alpha
@@ -436,7 +451,7 @@ def _dlog_posterior(log_alpha, y, mu, x, prior_mean, prior_var, use_prior):  # t
             digamma_inverse
             + math.log(1.0 + ma)
             - ma / (1.0 + ma)
-            - _digamma(y[i] + inverse_alpha)
+            - shifted[place[i]]
             + y[i] / (mu[i] + inverse_alpha)
         )
     ll = s * inverse_alpha * inverse_alpha
@@ -471,11 +486,12 @@ def fit_dispersion(  # type: ignore[no-untyped-def]
     """
     for g in range(counts.shape[1]):
         y = counts[:, g]
+        distinct, place = _distinct(y)
         m = mu[:, g]
         pm = prior_mean[g]
         a = log_alpha[g]
-        lp = _log_posterior(a, y, m, x, pm, prior_var, use_prior)
-        dlp = _dlog_posterior(a, y, m, x, pm, prior_var, use_prior)
+        lp = _log_posterior(a, y, distinct, place, m, x, pm, prior_var, use_prior)
+        dlp = _dlog_posterior(a, y, distinct, place, m, x, pm, prior_var, use_prior)
         kappa = kappa_0
         initial_lp[g] = lp
         steps = 0
@@ -487,12 +503,14 @@ def fit_dispersion(  # type: ignore[no-untyped-def]
                 kappa = (-30.0 - a) / dlp
             if a_propose > 10.0:
                 kappa = (10.0 - a) / dlp
-            theta_kappa = -_log_posterior(a + kappa * dlp, y, m, x, pm, prior_var, use_prior)
+            theta_kappa = -_log_posterior(
+                a + kappa * dlp, y, distinct, place, m, x, pm, prior_var, use_prior
+            )
             theta_hat_kappa = -lp - kappa * _ARMIJO * dlp * dlp
             if theta_kappa <= theta_hat_kappa:
                 accepted += 1
                 a = a + kappa * dlp
-                lp_new = _log_posterior(a, y, m, x, pm, prior_var, use_prior)
+                lp_new = _log_posterior(a, y, distinct, place, m, x, pm, prior_var, use_prior)
                 change = lp_new - lp
                 if change < tol:
                     lp = lp_new
@@ -500,7 +518,7 @@ def fit_dispersion(  # type: ignore[no-untyped-def]
                 if a < min_log_alpha:
                     break
                 lp = lp_new
-                dlp = _dlog_posterior(a, y, m, x, pm, prior_var, use_prior)
+                dlp = _dlog_posterior(a, y, distinct, place, m, x, pm, prior_var, use_prior)
                 kappa = min(kappa * 1.1, kappa_0)
                 if accepted % 5 == 0:
                     kappa = kappa / 2.0
@@ -520,13 +538,15 @@ def fit_dispersion_grid(counts, mu, x, grid, prior_mean, prior_var, use_prior, o
     values = np.empty(k)
     for g in range(counts.shape[1]):
         y = counts[:, g]
+        distinct, place = _distinct(y)
         m = mu[:, g]
+        pg = prior_mean[g]
         for t in range(k):
-            values[t] = _log_posterior(grid[t], y, m, x, prior_mean[g], prior_var, use_prior)
+            values[t] = _log_posterior(grid[t], y, distinct, place, m, x, pg, prior_var, use_prior)
         best = grid[np.argmax(values)]
         fine = np.linspace(best - delta, best + delta, k)
         for t in range(k):
-            values[t] = _log_posterior(fine[t], y, m, x, prior_mean[g], prior_var, use_prior)
+            values[t] = _log_posterior(fine[t], y, distinct, place, m, x, pg, prior_var, use_prior)
         out[g] = fine[np.argmax(values)]
 
 
