@@ -83,6 +83,32 @@ def test_volcano_and_ma_of_a_linear_model():
     )
 
 
+def test_volcano_and_ma_of_deseq():
+    """DESeq2's baseMean (normalised counts) on a log axis; the genes independent filtering
+    left without padj are not called."""
+    import xarray as xr
+
+    rng = np.random.default_rng(4)
+    condition = np.repeat(["a", "b"], 6)
+    mu = rng.gamma(2.0, 50.0, 200)[None, :] * np.ones((12, 1))
+    mu[6:, :10] *= 8.0
+    counts = rng.negative_binomial(10, 10 / (10 + mu)).astype(float)
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), counts), "condition": ("sample", condition)},
+        attrs={"scale": "counts"},
+    )
+    result = de.deseq(ds, "~ condition")
+    ma = plot.ma(result, lfc=1.0)
+    assert ma.get_xscale() == "log" and "normalised counts" in ma.get_xlabel()
+    called = np.sort(ma.collections[1].get_offsets()[:, 0])
+    expected = result["mean_expression"].values[
+        (result["padj"].values[0] < 0.05) & (result["coefficient"].values[0] >= 1.0)
+    ]
+    np.testing.assert_allclose(called, np.sort(expected))
+    assert 8 <= called.size <= 10
+    plot.volcano(result)
+
+
 def test_embedding_and_scree():
     from cohortex import pca
 

@@ -101,8 +101,9 @@ def ma(
     lfc: float = 1.0,
     ax: Axes | None = None,
 ) -> Axes:
-    """MA plot: log2 fold change against mean expression (the mean of the two group means, or
-    limma's AveExpr for a :func:`cohortex.de.fit` result).
+    """MA plot: log2 fold change against mean expression (the mean of the two group means,
+    limma's AveExpr for a :func:`cohortex.de.fit` result, or DESeq2's baseMean on a log axis
+    for :func:`cohortex.de.deseq`'s).
 
     Parameters are as for :func:`volcano`.
     """
@@ -121,7 +122,11 @@ def ma(
         average[down], x[down], s=6, c=_DOWN, linewidths=0, label=f"down ({int(down.sum())})"
     )
     ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xlabel(f"mean expression ({result.attrs.get('scale', 'data')} scale)")
+    if result.attrs.get("mean_expression_scale") == "linear":  # DESeq2's baseMean
+        ax.set_xscale("log")
+        ax.set_xlabel("mean of normalised counts (log scale)")
+    else:
+        ax.set_xlabel(f"mean expression ({result.attrs.get('scale', 'data')} scale)")
     ax.set_ylabel("log2 fold change")
     ax.set_title(_title(table, "MA"))
     ax.legend(loc="upper right", fontsize=7, frameon=False)
@@ -177,7 +182,9 @@ def _contrast(
     if missing:
         raise CohortexError(
             "These plots need a two-group result of de.test() or de.exact_test(), or a result "
-            "of de.fit(), de.glm_ql() or de.glm_lrt(); the result lacks " + ", ".join(missing) + "."
+            "of de.fit(), de.glm_ql(), de.glm_lrt() or de.deseq(); the result lacks "
+            + ", ".join(missing)
+            + "."
         )
     from ._cohort import to_host_dataset
 

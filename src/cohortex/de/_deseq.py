@@ -1227,6 +1227,7 @@ def _results(
     }
     trend = shared.trend
     attrs: dict[str, Any] = {
+        "mean_expression_scale": "linear",  # baseMean: the mean of normalised counts
         "test": "likelihood ratio (DESeq2 nbinomLRT)"
         if options.lrt
         else "Wald (DESeq2 nbinomWaldTest)",
