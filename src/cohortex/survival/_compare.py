@@ -74,7 +74,8 @@ def compare_groups(
         Each sample's group (a sample variable or the labels); samples without one are
         left out, as R's ``na.omit``.
     strata : str or sequence, optional
-        A sample variable: the groups are compared within each of its levels.
+        A sample variable: the groups are compared within each of its levels; samples
+        without one are left out.
     rho : float, default 0
         The G-rho family's ρ (≥ 0).
 
@@ -95,11 +96,15 @@ def compare_groups(
     )
     labels = group_labels(sample_values(dataset, by, "by", len(ids), ids))
     kept = labels != ""
+    levels = None
+    if strata is not None:  # samples without a stratum are left out too, as R's na.omit
+        levels = group_labels(sample_values(dataset, strata, "strata", len(ids), ids))
+        kept &= levels != ""
     outcome = Outcome.resolve(
         dataset,
         np.asarray(sample_values(dataset, time, "time", len(ids), ids))[kept],
         np.asarray(sample_values(dataset, event, "event", len(ids), ids))[kept],
-        None if strata is None else sample_values(dataset, strata, "strata", len(ids), ids)[kept],
+        None if levels is None else levels[kept],
         np.asarray(ids)[kept],
     )
     names = ordered_levels(labels[kept])
