@@ -486,7 +486,11 @@ def _block_size_factors(logs: Any, log_geomeans: Any) -> Any:
     usable = xp.isfinite(log_geomeans)[None, :] & xp.isfinite(logs)
     with np.errstate(invalid="ignore"):
         ratios = xp.where(usable, logs - log_geomeans[None, :], xp.nan)
-    return xp.exp(xp.nanmedian(ratios, axis=1))
+    # a sample without a usable gene (every gene has a zero somewhere) has no factor: NaN,
+    # without nanmedian's all-NaN warning
+    some = xp.any(usable, axis=1)
+    medians = xp.nanmedian(xp.where(some[:, None], ratios, 0.0), axis=1)
+    return xp.where(some, xp.exp(medians), xp.nan)
 
 
 def _quantile(x: da.Array) -> da.Array:

@@ -284,3 +284,10 @@ def test_deseq_refuses_what_deseq2_refuses(cohort):
         de.deseq(cohort, "~ condition", size_factors=np.ones(3))
     with pytest.raises(CohortexError, match="two coefficients"):
         de.deseq(cohort, "~ 1")
+    sparse = cohort.copy()
+    values = sparse["expression"].values.copy()
+    values[np.arange(values.shape[1]) % values.shape[0], np.arange(values.shape[1])] = 0
+    sparse["expression"] = (("sample", "gene"), values)  # every gene has a zero
+    with pytest.raises(CohortexError, match="poscounts"):
+        de.deseq(sparse, "~ condition")
+    assert np.isfinite(de.deseq(sparse, "~ condition", size_factors="poscounts")["pvalue"]).any()
