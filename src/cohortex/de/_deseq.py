@@ -15,8 +15,9 @@ before Benjamini–Hochberg.
 
 The passes over the counts: the size factors; the gene-wise dispersions (in gene tiles,
 host numba; :mod:`cohortex.stats._deseq`); and, after the trend, everything else of each
-gene in one more pass (the means of the gene-wise fit are recomputed, not held: they are as
-large as the counts).
+gene in one more pass (the means of the gene-wise fit are recomputed from its coefficients,
+not held: they are as large as the counts). Counts on a GPU are read to the host tile by
+tile: the fits are host-only.
 """
 
 from __future__ import annotations
