@@ -22,6 +22,7 @@ tile: the fits are host-only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,12 +36,12 @@ from scipy import optimize, special, stats
 
 from .. import fdr as _fdr
 from .._backend import to_host
-from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
+from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from .._normalize import size_factors as median_ratio_factors
 from ..stats._deseq import fit_beta, fit_dispersion, fit_dispersion_grid, log_likelihood
 from ..stats._lowess import lowess
-from ._glm_ql import per_gene
+from ._glm_ql import count_tiles, per_gene
 from ._least_squares import check_design, check_residual_df, design_matrix
 from ._linear_model import contrast_matrix
 
@@ -64,7 +65,7 @@ _MIN_MU = 0.5
 _BETA_TOL = 1e-8
 _RIDGE_LOG2 = 1e-6  # nbinomWaldTest's lambda without a beta prior (log2 scale)
 _LOG2E = 1.0 / math.log(2.0)
-_TILE_VALUES = 1_000_000
+_TILE_GENES = 256  # a tile's genes: their line searches run one after another
 _SIZE_FACTOR_TYPES = ("ratio", "poscounts")
 _FIT_TYPES = ("parametric", "mean")
 _ALTERNATIVES = ("greaterAbs", "lessAbs", "greater", "less")
@@ -278,20 +279,8 @@ def prepare_counts(
 ) -> CountData:
     """The counts in tiles of whole genes (checked whole, complete and non-negative), their
     size factors and the design (and a reduced one)."""
-    ds = as_cohort_dataset(cohort)
-    if not isinstance(ds, xr.Dataset) or "expression" not in ds:
-        raise CohortexError(f"{caller} needs a cohort store or Dataset with an 'expression'.")
-    if ds.attrs.get("scale") != "counts":
-        raise CohortexError(
-            f"{caller} needs raw counts (scale 'counts'); this cohort's scale is "
-            f"{ds.attrs.get('scale')!r}."
-        )
-    counts = ds["expression"].transpose("sample", "gene").data
-    if not isinstance(counts, da.Array):
-        counts = da.from_array(np.asarray(counts))
-    n_samples, n_genes = counts.shape
-    tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1), 256))
-    counts = counts.rechunk((-1, tile))
+    ds, counts = count_tiles(cohort, caller, max_genes=_TILE_GENES)
+    n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
     check_residual_df(x_design)
@@ -408,37 +397,14 @@ def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def design_plan(
     data: CountData, min_replicates: float = math.inf, contrasts: np.ndarray | None = None
 ) -> DesignPlan:
-    """What every tile needs of the design: its QR, cells, Cook's and replacement samples."""
+    """What every tile needs of the design: its QR, cells, Cook's and replacement samples
+    (and the reduced design's QR, fitted alike, for the LRT)."""
     design = data.design
-    if contrasts is None:
-        contrasts = np.zeros((0, design.shape[1]))
     n, p = design.shape
     q, r = np.linalg.qr(design)
     codes, sizes = _design_cells(design)
     in_three = sizes[codes] >= 3
-    cells = np.where(in_three, codes, -1)
-    trims = np.where(sizes <= 3, 1.0 / 3.0, np.where(sizes <= 23, 1.0 / 4.0, 1.0 / 8.0))
-    scales = np.where(sizes <= 3, 2.04, np.where(sizes <= 23, 1.86, 1.51))
-    reduced = None
-    if data.reduced is not None:
-        q_reduced, r_reduced = np.linalg.qr(data.reduced)
-        reduced = DesignPlan(
-            design=data.reduced,
-            q=q_reduced,
-            start=np.linalg.solve(r_reduced, q_reduced.T),
-            size_factors=data.size_factors,
-            linear_mu=False,
-            max_dispersion=float(max(10.0, n)),
-            cooks_samples=in_three,
-            cells=cells,
-            cell_trim=trims,
-            cell_scale=scales,
-            replaceable=sizes[codes] >= min_replicates,
-            replace_cutoff=float(stats.f.ppf(0.99, p, n - p)),
-            contrasts=np.zeros((0, data.reduced.shape[1])),
-        )
-    return DesignPlan(
-        reduced=reduced,
+    plan = DesignPlan(
         design=design,
         q=q,
         start=np.linalg.solve(r, q.T),
@@ -446,13 +412,25 @@ def design_plan(
         linear_mu=sizes.size == p,
         max_dispersion=float(max(10.0, n)),
         cooks_samples=in_three,
-        cells=cells,
-        cell_trim=trims,
-        cell_scale=scales,
+        cells=np.where(in_three, codes, -1),
+        cell_trim=np.where(sizes <= 3, 1.0 / 3.0, np.where(sizes <= 23, 1.0 / 4.0, 1.0 / 8.0)),
+        cell_scale=np.where(sizes <= 3, 2.04, np.where(sizes <= 23, 1.86, 1.51)),
         replaceable=sizes[codes] >= min_replicates,
         replace_cutoff=float(stats.f.ppf(0.99, p, n - p)),
-        contrasts=contrasts,
+        contrasts=np.zeros((0, p)) if contrasts is None else contrasts,
     )
+    if data.reduced is None:
+        return plan
+    q_reduced, r_reduced = np.linalg.qr(data.reduced)
+    reduced = dataclasses.replace(
+        plan,
+        design=data.reduced,
+        q=q_reduced,
+        start=np.linalg.solve(r_reduced, q_reduced.T),
+        linear_mu=False,
+        contrasts=np.zeros((0, data.reduced.shape[1])),
+    )
+    return dataclasses.replace(plan, reduced=reduced)
 
 
 # --- the gene-wise dispersions ---------------------------------------------------------------

@@ -52,6 +52,7 @@ from ._voom import count_sums
 
 __all__ = [
     "classic_dispersions",
+    "count_tiles",
     "estimate_dispersion",
     "glm_lrt",
     "glm_ql",
@@ -581,7 +582,11 @@ def _result(
     )
 
 
-def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) -> _Counts:
+def count_tiles(
+    cohort: CohortLike, caller: str, *, max_genes: int | None = None
+) -> tuple[xr.Dataset, da.Array]:
+    """A raw-counts cohort and its counts (samples × genes) in tiles of whole genes: at most
+    ``_TILE_VALUES`` values and ``max_genes`` genes a tile, at least four tiles a core."""
     ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError(f"{caller} needs a cohort store or Dataset with an 'expression'.")
@@ -594,10 +599,16 @@ def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) ->
     if not isinstance(counts, da.Array):
         counts = da.from_array(np.asarray(counts))
     n_samples, n_genes = counts.shape
-    # tiles of whole genes, at most _TILE_VALUES values, at least four for each core
     spread = -(-n_genes // (4 * (os.cpu_count() or 1)))
     tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1), max(spread, 64)))
-    counts = counts.rechunk((-1, tile))
+    if max_genes is not None:
+        tile = min(tile, max_genes)
+    return ds, counts.rechunk((-1, tile))
+
+
+def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) -> _Counts:
+    ds, counts = count_tiles(cohort, caller)
+    n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
     check_residual_df(x_design)
