@@ -171,12 +171,7 @@ def deseq(
     trend = fit_dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
     residual_df = n - p
     log_residuals = np.log(dispersion_gene) - np.log(trend.at(base_mean))
-    above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)
-    if not above.any():
-        raise CohortexError(
-            "Every gene's dispersion estimate is within two orders of magnitude of the "
-            f"minimum ({MIN_DISPERSION:g}); the dispersion trend cannot be fitted."
-        )
+    above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)  # some: the trend has them
     var_log = float(_mad(log_residuals[above]) ** 2)
     if dispersion_prior_variance is None:
         if residual_df <= 3:
