@@ -498,6 +498,29 @@ def test_normalize_on_device_chunks(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("fit_type", ["parametric", "mean"])
+def test_vst_on_device_chunks(gpu_xp, fit_type):
+    """DESeq2's vst: its dispersions read the counts to the host; its transformation runs on
+    the chunks' device, equal to the host's."""
+    from cohortex import de
+
+    rng = np.random.default_rng(8)
+    depth = rng.uniform(0.6, 1.6, 30)
+    level = rng.gamma(1.5, 60.0, 80)
+    dispersion = 0.05 + 2.0 / level
+    mu = depth[:, None] * level[None, :]
+    counts = rng.negative_binomial(1 / dispersion, 1 / (1 + mu * dispersion)).astype(np.float64)
+    host = xr.Dataset({"expression": (("sample", "gene"), counts)}, attrs={"scale": "counts"})
+    chunked = host.chunk({"sample": 10})
+    device = chunked.assign(
+        expression=chunked["expression"].copy(data=to_device(chunked["expression"].data, "gpu"))
+    )
+    on_device = de.vst(device, nsub=None, fit_type=fit_type)["expression"].data
+    assert namespace(on_device) is gpu_xp
+    expected = de.vst(chunked, nsub=None, fit_type=fit_type)["expression"].values
+    np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("method", ["tmm", "upperquartile", "rle"])
 def test_norm_factors_on_device_chunks(gpu_xp, method):
     rng = np.random.default_rng(7)
