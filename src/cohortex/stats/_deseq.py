@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from .._jit import njit
 
 __all__ = [
     "fit_beta",
@@ -117,7 +118,7 @@ _CORRECTION_SERIES = np.array(
 )
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _chebyshev(x: float, coefficients: np.ndarray) -> float:
     """R's ``chebyshev_eval``."""
     twice = x * 2.0
@@ -130,7 +131,7 @@ def _chebyshev(x: float, coefficients: np.ndarray) -> float:
     return (b0 - b2) * 0.5
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _lgamma(x: float) -> float:
     """R's ``lgammafn`` for x > 0, as R computes it: log Γ on (0, 10] from Fullerton's
     series, above it Stirling's formula with his correction term (dropped above 4,934,720,
@@ -193,7 +194,7 @@ _WDTOL = 1.1102230246251565e-16  # dpsifn's wdtol: DBL_EPSILON / 2
 _DIGAMMA_SHIFT = 9.0  # dpsifn's xmin for the digamma: below it, the recurrence
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _digamma(x: float) -> float:
     """R's ``digamma`` for x > 0, as its ``dpsifn(x, 0, 1, 1)`` computes it: the asymptotic
     series from 9 up, the recurrence below. At the Poisson limit the dispersion's gradient
@@ -234,7 +235,7 @@ def _digamma(x: float) -> float:
     return -(s - log_shifted)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _stirling_error(n: float) -> float:
     if n <= 15.0:
         nn = n + n
@@ -252,7 +253,7 @@ def _stirling_error(n: float) -> float:
     return (s0 - (s1 - (s2 - (s3 - s4 / nn) / nn) / nn) / nn) / n
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _deviance_part(x: float, np_: float) -> float:
     """R's ``bd0``: x log(x / np) + np − x, by its series where x is near np."""
     if abs(x - np_) < 0.1 * (x + np_):
@@ -271,7 +272,7 @@ def _deviance_part(x: float, np_: float) -> float:
     return x * math.log(x / np_) + np_ - x
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _log_dbinom_raw(x: float, n: float, p: float, q: float) -> float:
     if p == 0.0:
         return 0.0 if x == 0.0 else -math.inf
@@ -296,7 +297,7 @@ def _log_dbinom_raw(x: float, n: float, p: float, q: float) -> float:
     return lc - 0.5 * lf
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def log_dnbinom(x: float, size: float, mu: float) -> float:
     """R's ``dnbinom(x, size = size, mu = mu, log = TRUE)`` (``dnbinom_mu``), x a count."""
     if x == 0.0:
@@ -310,7 +311,7 @@ def log_dnbinom(x: float, size: float, mu: float) -> float:
     return math.log(p) + _log_dbinom_raw(size, x + size, size / (size + mu), mu / (size + mu))
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def log_likelihood(counts: np.ndarray, size: float, mu: np.ndarray) -> float:
     """Σ log dnbinom(counts, size, mu) of one gene (counts and mu of shape (n,))."""
     total = 0.0
@@ -319,7 +320,7 @@ def log_likelihood(counts: np.ndarray, size: float, mu: np.ndarray) -> float:
     return total
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _cholesky(a: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of a small symmetric positive-definite matrix (NaN if not)."""
     p = a.shape[0]
@@ -340,7 +341,7 @@ def _cholesky(a: np.ndarray) -> np.ndarray:
     return low
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _inverse(a: np.ndarray) -> np.ndarray:
     """Inverse of a small symmetric positive-definite matrix, by its Cholesky factor."""
     p = a.shape[0]
@@ -363,7 +364,7 @@ def _inverse(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _weighted_cross(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Xᵀ diag(w) X, (p × p)."""
     n, p = x.shape
@@ -380,7 +381,7 @@ def _weighted_cross(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _distinct(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A gene's distinct counts and each sample's place among them: the log-gamma and
     digamma terms are evaluated once per distinct count and summed sample by sample, in
@@ -389,7 +390,7 @@ def _distinct(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, np.searchsorted(values, y)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _log_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
     """DESeq2's ``log_posterior`` with the Cox-Reid term (``useCR``), no weights."""
     alpha = math.exp(log_alpha)
@@ -420,7 +421,7 @@ def _log_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var, 
     return ll + prior - 0.5 * log_det
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _dlog_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var, use_prior):  # type: ignore[no-untyped-def]
     """The derivative of :func:`_log_posterior` with respect to log α."""
     alpha = math.exp(log_alpha)
@@ -461,7 +462,7 @@ def _dlog_posterior(log_alpha, y, distinct, place, mu, x, prior_mean, prior_var,
     return (ll + cr) * alpha + prior
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def fit_dispersion(  # type: ignore[no-untyped-def]
     counts,
     mu,
@@ -529,7 +530,7 @@ def fit_dispersion(  # type: ignore[no-untyped-def]
         log_alpha[g] = a
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def fit_dispersion_grid(counts, mu, x, grid, prior_mean, prior_var, use_prior, out):  # type: ignore[no-untyped-def]
     """DESeq2's ``fitDispGrid``: the log posterior on ``grid`` (log α), then on as many
     points within one grid step of the best; ``out`` (g,) receives the best log α."""
@@ -550,7 +551,7 @@ def fit_dispersion_grid(counts, mu, x, grid, prior_mean, prior_var, use_prior, o
         out[g] = fine[np.argmax(values)]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def fit_beta(  # type: ignore[no-untyped-def]
     counts,
     size_factors,

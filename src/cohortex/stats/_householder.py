@@ -9,8 +9,9 @@ few columns, one gene at a time when every gene has its own weighted design.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._jit import njit
 
 __all__ = ["contrast_as_coefficient", "householder_effects", "householder_effects_per_gene"]
 
@@ -81,7 +82,7 @@ def contrast_as_coefficient(design: np.ndarray, contrast: np.ndarray) -> np.ndar
     return np.column_stack([rotated[1:].T, rotated[0]])
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _reflect(work: np.ndarray, effects: np.ndarray) -> float:
     """LINPACK's Householder QR of ``work`` (n × p, overwritten) applied to ``effects``
     (n × g, overwritten by Q'effects); returns the sign of R's last diagonal entry."""
@@ -119,7 +120,7 @@ def _reflect(work: np.ndarray, effects: np.ndarray) -> float:
     return 1.0 if last > 0 else (-1.0 if last < 0 else 0.0)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _per_gene(designs: np.ndarray, effects: np.ndarray, signs: np.ndarray) -> None:
     n, g, p = designs.shape
     work = np.empty((n, p))

@@ -11,8 +11,9 @@ fitted value at a point is linear between the vertices of its cell.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._jit import njit
 
 __all__ = ["locfit_constant"]
 
@@ -97,7 +98,7 @@ def _vertex_fit(
     return bandwidth, _weighted_mean(distance, bandwidth, y, prior)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _weighted_mean(
     distance: np.ndarray, bandwidth: float, y: np.ndarray, prior: np.ndarray
 ) -> np.ndarray:

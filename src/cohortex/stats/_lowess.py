@@ -15,10 +15,10 @@ value per gene.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .._errors import CohortexError
+from .._jit import njit
 
 __all__ = ["lowess", "tied_means", "weighted_lowess"]
 
@@ -126,7 +126,7 @@ def tied_means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, np.add.reduceat(y, start) / counts
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _local_fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -185,7 +185,7 @@ def _local_fit(
     return value, True
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _clowess(
     x: np.ndarray,
     y: np.ndarray,
@@ -263,7 +263,7 @@ def _clowess(
 _THRESHOLD = 1e-7
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _weighted_line(
     x: np.ndarray,
     y: np.ndarray,
@@ -305,7 +305,7 @@ def _weighted_line(
     return slope * x[at] + intercept
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _weighted_lowess(
     x: np.ndarray,
     y: np.ndarray,

@@ -24,9 +24,10 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy import special
+
+from .._jit import njit
 
 __all__ = [
     "NegativeBinomialFit",
@@ -263,7 +264,7 @@ def _lgamma_table() -> np.ndarray:
     return _lgamma_values(1 << 14)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _lgamma_values(n: int) -> np.ndarray:
     out = np.empty(n)
     for k in range(n):
@@ -271,7 +272,7 @@ def _lgamma_values(n: int) -> np.ndarray:
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _lgamma_plus_one(counts: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
     for g in range(counts.shape[1]):
         for i in range(counts.shape[0]):
@@ -329,7 +330,7 @@ def _null_start(
     return ones[:, None] * rate[None, :]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _unit_deviance(y: float, mu: float, phi: float) -> float:
     y += 1e-8
     mu += 1e-8
@@ -344,7 +345,7 @@ def _unit_deviance(y: float, mu: float, phi: float) -> float:
     return 2.0 * (y * np.log(y / mu) + (y + inverse) * np.log((mu + inverse) / (y + inverse)))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _deviances(
     counts: np.ndarray, fitted: np.ndarray, dispersion: np.ndarray, out: np.ndarray
 ) -> None:
@@ -357,7 +358,7 @@ def _deviances(
         out[g] = total
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _one_group_rows(
     counts: np.ndarray,
     members: np.ndarray,
@@ -416,7 +417,7 @@ def _one_group_rows(
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _means_and_deviance(
     y: np.ndarray,
     design: np.ndarray,
@@ -436,7 +437,7 @@ def _means_and_deviance(
     return total
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _levenberg(
     counts: np.ndarray,
     design: np.ndarray,
@@ -525,7 +526,7 @@ def _levenberg(
         deviances[g] = deviance
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _positive_definite(matrix: np.ndarray) -> bool:
     """Whether a Cholesky factorisation succeeds (LAPACK's dpotrf: every pivot > 0)."""
     p = matrix.shape[0]
@@ -545,7 +546,7 @@ def _positive_definite(matrix: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _apl(
     counts: np.ndarray,
     fitted: np.ndarray,
@@ -601,7 +602,7 @@ def _apl(
         out[g] = total - adjustment
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _bunch_kaufman_log_diagonal(a: np.ndarray) -> float:
     """Σ log of the diagonal of D in LAPACK's ``dsytf2('U')`` factor ``A = U D Uᵀ`` of the
     upper triangle of ``a`` (overwritten), with edgeR's floor of log(1e-10) for a diagonal
@@ -706,7 +707,7 @@ def nb_cdf(x: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _summed_cdf(x, size, prob, tail, out, summed):  # type: ignore[no-untyped-def]
     """The cdf of counts below ``_WALK_STEPS`` as the sum of their probabilities (where the
     probability of 0 does not underflow)."""
@@ -767,7 +768,7 @@ def nb_quantile(p: np.ndarray, size: np.ndarray, mean: np.ndarray) -> np.ndarray
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _walk(p, size, prob, tail, start, at_start, out, walked):  # type: ignore[no-untyped-def]
     for i in range(p.size):
         y = start[i]

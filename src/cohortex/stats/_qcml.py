@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from scipy import special, stats
 
+from .._jit import njit
 from ._negative_binomial import one_group
 
 __all__ = [
@@ -135,7 +136,7 @@ def conditional_log_likelihood(
     return out
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _conditional(
     pseudo: np.ndarray, order: np.ndarray, edges: np.ndarray, r: np.ndarray, out: np.ndarray
 ) -> None:
@@ -202,7 +203,7 @@ def _beta_approximation(
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _log_dnbinom(x: float, size: float, mu: float) -> float:
     return (
         math.lgamma(x + size)
@@ -215,7 +216,7 @@ def _log_dnbinom(x: float, size: float, mu: float) -> float:
     )
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _double_tail(
     s1: np.ndarray, s2: np.ndarray, n1: int, n2: int, dispersion: np.ndarray
 ) -> np.ndarray:

@@ -8,8 +8,9 @@ beside the largest grid value, from the roots of their derivatives, as edgeR's C
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._jit import njit
 
 __all__ = ["maximize_interpolant"]
 
@@ -34,7 +35,7 @@ def maximize_interpolant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _fmm_spline(x: np.ndarray, y: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
     """R's ``fmm_spline`` (stats/src/splines.c), 0-based: y + b·t + c·t² + d·t³ on each
     segment, t from its left end."""
@@ -76,7 +77,7 @@ def _fmm_spline(x: np.ndarray, y: np.ndarray, b: np.ndarray, c: np.ndarray, d: n
     d[nm1] = d[n - 2]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _segment_maximum(b: float, c: float, d: float, width: float) -> float:
     """The smaller root of the segment's derivative 3d·t² + 2c·t + b when it lies inside
     (0, width), else NaN (edgeR's quad_solver and its choice of root)."""
@@ -92,7 +93,7 @@ def _segment_maximum(b: float, c: float, d: float, width: float) -> float:
     return np.nan
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _maximize(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
     n = x.shape[0]
     b = np.empty(n)

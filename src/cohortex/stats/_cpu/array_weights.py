@@ -18,13 +18,14 @@ each equal to its ``xp`` (or NumPy) body.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["gene_by_gene_sweep", "shared_scores", "weighted_scores"]
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy")
 def _scores(y, plain, weighted, root, small, z):  # type: ignore[no-untyped-def]
     n, g = y.shape
     p = plain.shape[1]
@@ -99,7 +100,7 @@ def shared_scores(
     return {"z": z, "genes": np.float64(genes), "incomplete": np.float64(incomplete)}
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _complete(y, prior):  # type: ignore[no-untyped-def]
     """Which genes have every value finite and every weight positive and finite, and how many
     weights are NaN, negative or infinite."""
@@ -116,7 +117,7 @@ def _complete(y, prior):  # type: ignore[no-untyped-def]
     return complete, invalid
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy")
 def _weighted(y, prior, design, w, small, diagonal, leverage_squares, z):  # type: ignore[no-untyped-def]
     n, g = y.shape
     p = design.shape[1]
@@ -223,7 +224,7 @@ def weighted_scores(
     }
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy")
 def _gene_by_gene(
     y, prior, has_prior, design, basis, sum_to_zero, information, gamma, weights, small
 ):  # type: ignore[no-untyped-def]

@@ -9,8 +9,9 @@ not LAPACK calls: scipy's LAPACK brings a second BLAS thread pool that fights nu
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["CholeskyFactor"]
 
@@ -18,7 +19,7 @@ __all__ = ["CholeskyFactor"]
 _PIVOT = 1e-13
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _forward(upper, k, right, out):  # type: ignore[no-untyped-def]
     """``out = R⁻ᵀ right`` for ``R = upper[:k, :k]``."""
     for i in range(k):
@@ -30,7 +31,7 @@ def _forward(upper, k, right, out):  # type: ignore[no-untyped-def]
             out[i] -= upper[j, i] * value
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _backward(upper, k, right, out):  # type: ignore[no-untyped-def]
     """``out = R⁻¹ right`` for ``R = upper[:k, :k]``."""
     for i in range(k - 1, -1, -1):
@@ -40,7 +41,7 @@ def _backward(upper, k, right, out):  # type: ignore[no-untyped-def]
         out[i] = total / upper[i, i]
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _append(upper, k, column, diagonal, scratch):  # type: ignore[no-untyped-def]
     """Extend the factor of A (k × k) by one variable with ``column = A[:k, new]`` and
     ``diagonal = A[new, new]``; False (the factor unchanged) where the new pivot is not
@@ -57,7 +58,7 @@ def _append(upper, k, column, diagonal, scratch):  # type: ignore[no-untyped-def
     return True
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _quadratic(upper, k, vector):  # type: ignore[no-untyped-def]
     """``|R v|²`` for ``R = upper[:k, :k]``."""
     total = 0.0
@@ -69,7 +70,7 @@ def _quadratic(upper, k, vector):  # type: ignore[no-untyped-def]
     return total
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _remove(upper, k, position, scratch):  # type: ignore[no-untyped-def]
     """Drop variable ``position`` from the factor of A (k × k): the rows above keep their
     entries less that column; the block below, ``R₃₃``, becomes the factor of

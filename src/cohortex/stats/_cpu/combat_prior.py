@@ -15,6 +15,8 @@ import math
 import numba
 import numpy as np
 
+from ..._jit import njit
+
 __all__ = ["nonparametric_prior"]
 
 
@@ -46,7 +48,7 @@ def nonparametric_prior(
     return gamma_star, delta_star
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _prior(g, d, s1, s2, n, gamma_star, delta_star):  # type: ignore[no-untyped-def]
     genes = g.size
     log_scale = np.log(2.0 * math.pi * d)  # a gene's normalising constant, per value

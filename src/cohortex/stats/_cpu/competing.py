@@ -10,13 +10,14 @@ weights.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["cumulative_incidence_steps", "gray_scores"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def cumulative_incidence_steps(  # type: ignore[no-untyped-def]
     time, failed, cause
 ):
@@ -88,7 +89,7 @@ def cumulative_incidence_steps(  # type: ignore[no-untyped-def]
     return out_time[:jumps], estimate[:jumps], variance[:jumps]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def gray_scores(  # type: ignore[no-untyped-def]
     time, status, group, n_groups, rho
 ):

@@ -14,8 +14,9 @@ against the earlier events.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["gene_concordance", "pair_counts"]
 
@@ -108,7 +109,7 @@ def _ones_or(case_weight: np.ndarray | None, n: int) -> np.ndarray:
     return np.ones(n) if case_weight is None else np.ascontiguousarray(case_weight, np.float64)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _genes(  # type: ignore[no-untyped-def]
     time, event, strata, by_time, risk, valid, case, concordance, std_err
 ):
@@ -143,7 +144,7 @@ def _genes(  # type: ignore[no-untyped-def]
         std_err[g] = np.sqrt(total / 4.0)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _stratum(time, event, risk, weight, case, rows, counts, influence):  # type: ignore[no-untyped-def]
     """Adds the pairs among ``rows`` (sorted by time) to ``counts`` (5,) and each row's to
     ``influence``."""
@@ -168,7 +169,7 @@ def _stratum(time, event, risk, weight, case, rows, counts, influence):  # type:
     )
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _add(tree: np.ndarray, rank: int, weight: float) -> None:
     i = rank + 1
     while i < tree.size:
@@ -176,7 +177,7 @@ def _add(tree: np.ndarray, rank: int, weight: float) -> None:
         i += i & -i
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _below(tree: np.ndarray, rank: int) -> float:
     """The weight of the ranks below ``rank`` that the tree holds."""
     total = 0.0
@@ -187,7 +188,7 @@ def _below(tree: np.ndarray, rank: int) -> float:
     return total
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _sweep(time, event, weight, case, rank, n_ranks, counts, influence, order):  # type: ignore[no-untyped-def]
     n = time.size
     tree = np.zeros(n_ranks + 1)
@@ -272,7 +273,7 @@ def _sweep(time, event, weight, case, rank, n_ranks, counts, influence, order): 
         begin = stop
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _tally(tree, held, rank, influence, sample):  # type: ignore[no-untyped-def]
     """A later sample's pairs with the earlier events the tree holds."""
     lower = _below(tree, rank)

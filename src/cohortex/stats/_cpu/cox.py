@@ -13,13 +13,14 @@ body.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["cox_terms_compiled"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _linear_predictor(first, per_gene, shared, coefficients, i, own, eta):  # type: ignore[no-untyped-def]
     """Sample ``i``'s first variable per gene into ``own`` and ``eta[g]`` = β_g · v;
     ``coefficients`` is β transposed, (p, n_genes), so that every loop runs along memory."""
@@ -39,7 +40,7 @@ def _linear_predictor(first, per_gene, shared, coefficients, i, own, eta):  # ty
             eta[g] += coefficients[1 + k, g] * value
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _accumulate(w, own, shared_row, sum0, sum1, sum2):  # type: ignore[no-untyped-def]
     """Add one sample's ``w``, ``w v`` and ``w v vᵀ`` (upper triangle) to every gene's sums;
     ``v`` is the gene's own value, then the covariates shared by all genes."""
@@ -62,7 +63,7 @@ def _accumulate(w, own, shared_row, sum0, sum1, sum2):  # type: ignore[no-untype
 
 # x/0 is ±inf or NaN, as in the xp body: a step whose exp(η) underflows in a risk set gives a
 # non-finite likelihood there, which Newton–Raphson halves (Python's rule would raise)
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy")
 def _terms(  # type: ignore[no-untyped-def]
     first,
     per_gene,
@@ -171,7 +172,7 @@ def _terms(  # type: ignore[no-untyped-def]
                     information[g, b, a] += information_sums[a, b, g]
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")  # as _terms
+@njit(nogil=True, cache=True, error_model="numpy")  # as _terms
 def _terms_gene_only(  # type: ignore[no-untyped-def]
     x, valid, beta, event, stratum_starts, group_stops, efron, loglik, score, information
 ):

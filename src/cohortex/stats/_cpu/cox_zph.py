@@ -9,13 +9,14 @@ from a gene's fitted model, all its samples).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["zph_terms"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def zph_terms(  # type: ignore[no-untyped-def]
     x, z, valid, beta, time, stratum, event, time_weight, efron
 ):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..._jit import njit
+
 __all__ = [
     "breslow_terms",
     "gene_gradients",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def breslow_terms(  # type: ignore[no-untyped-def]
     eta,
     event,
@@ -112,7 +114,7 @@ def breslow_terms(  # type: ignore[no-untyped-def]
     return loglik
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _threshold(z, h, l1, l2):  # type: ignore[no-untyped-def]
     """One coefficient's minimum of ``−z β + h/2 β² + l1 |β| + l2/2 β²``."""
     if z > l1:
@@ -122,7 +124,7 @@ def _threshold(z, h, l1, l2):  # type: ignore[no-untyped-def]
     return 0.0
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def quadratic_descent(hessian, score, beta, factor, l1, l2, tolerance, max_cycles):  # type: ignore[no-untyped-def]
     """Cycles of coordinate descent on ``−scoreᵀΔ + ½ ΔᵀHΔ + Σ_j f_j (l1 |β_j| + l2/2 β_j²)``
     with ``Δ = β − β₀`` and ``H`` symmetric (``beta`` holds β₀ and is updated in place;
@@ -162,7 +164,7 @@ def quadratic_descent(hessian, score, beta, factor, l1, l2, tolerance, max_cycle
     return max_cycles + 1
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def risk_set_sums(values, ratio, strata, group_stops, out):  # type: ignore[no-untyped-def]
     """``out[g] = Σ_{k in group g's risk set} ratio_k · values[k]``: one pass down the rows.
 
@@ -193,7 +195,7 @@ def risk_set_sums(values, ratio, strata, group_stops, out):  # type: ignore[no-u
             g += 1
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _risk_product(values, ratio, strata, group_stops, group_second, scratch, out):  # type: ignore[no-untyped-def]
     """``out = Σ_g c_g r⁽ᵍ⁾ (r⁽ᵍ⁾ · values)``: the risk sets' share of the information times
     a vector (n,), by cumulative sums; ``scratch`` holds one value per group."""
@@ -219,7 +221,7 @@ def _risk_product(values, ratio, strata, group_stops, group_second, scratch, out
             out[k] = ratio[k] * running
 
 
-@numba.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def implicit_diagonal(  # type: ignore[no-untyped-def]
     x, mean, inv_scale, genes, rate, ratio, strata, group_stops, group_second, out
 ):
@@ -238,7 +240,7 @@ def implicit_diagonal(  # type: ignore[no-untyped-def]
         out[j] = total / n
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def implicit_descent(  # type: ignore[no-untyped-def]
     x,
     mean,
@@ -308,7 +310,7 @@ def implicit_descent(  # type: ignore[no-untyped-def]
     return max_cycles + 1
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _standard_dot(row, mean, inv_scale, values):  # type: ignore[no-untyped-def]
     total = 0.0
     for k in range(values.size):
@@ -316,7 +318,7 @@ def _standard_dot(row, mean, inv_scale, values):  # type: ignore[no-untyped-def]
     return total * inv_scale
 
 
-@numba.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def gene_gradients(x, mean, inv_scale, gradient, out):  # type: ignore[no-untyped-def]
     """``out[j] = (1/n) Σ_k x̃_kj ∂l/∂η_k``: every gene's gradient of the mean log partial
     likelihood (standardised), for the strong rule and the KKT check."""

@@ -13,9 +13,9 @@ equal. A value that is not finite makes its gene's sum of squares NaN or infinit
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .layout import flat_rows
 
 __all__ = ["linear_chunk_sums"]
@@ -23,7 +23,7 @@ __all__ = ["linear_chunk_sums"]
 _SHIFT_ROWS = 16
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _provisional_shift(y, stride, n_rows, shift):  # type: ignore[no-untyped-def]
     """Per-gene mean of the first rows (not finite when one of them is not)."""
     n_genes = shift.shape[0]
@@ -36,7 +36,7 @@ def _provisional_shift(y, stride, n_rows, shift):  # type: ignore[no-untyped-def
         shift[g] /= rows
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _accumulate(y, stride, design, root, shift, xy, ysum, yy, plain):  # type: ignore[no-untyped-def]
     n_rows, p = design.shape
     n_genes = shift.shape[0]

@@ -11,9 +11,9 @@ last sample — the same sums, in the same order of times.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .select import select
 
 __all__ = ["logrank_compiled"]
@@ -24,7 +24,7 @@ __all__ = ["logrank_compiled"]
 TILE = 16
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _thresholds(x, quantile, out):  # type: ignore[no-untyped-def]
     """Type-7 ``quantile`` of each column's non-NaN values (NaN for a column of NaN)."""
     n, n_genes = x.shape
@@ -57,7 +57,7 @@ def _thresholds(x, quantile, out):  # type: ignore[no-untyped-def]
             out[first + j] = lower + (position - low) * (upper - lower)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _sweep(  # type: ignore[no-untyped-def]
     x,
     order,

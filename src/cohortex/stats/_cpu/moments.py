@@ -17,15 +17,15 @@ the GPU path); tests hold the two equal.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .layout import flat_rows
 
 __all__ = ["chunk_sums"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _provisional_mean(flat, row_stride, n_rows, shift_rows, shift):  # type: ignore[no-untyped-def]
     """Per-gene mean of the finite values of the first ``shift_rows`` rows (0 if none)."""
     n_genes = shift.shape[0]
@@ -42,12 +42,12 @@ def _provisional_mean(flat, row_stride, n_rows, shift_rows, shift):  # type: ign
         shift[j] = shift[j] / finite[j] if finite[j] > 0 else 0.0
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _row(flat, row_stride, n_genes, i):  # type: ignore[no-untyped-def]
     return flat[i * row_stride : i * row_stride + n_genes]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _shifted_sums(flat, row_stride, order, starts, shift, omit_nan, count, s1, s2):  # type: ignore[no-untyped-def]
     """Σ(x − c) and Σ(x − c)² per group; with ``omit_nan`` NaN left out and counted.
 
@@ -101,7 +101,7 @@ def _shifted_sums(flat, row_stride, order, starts, shift, omit_nan, count, s1, s
             k += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _linear_sums(flat, row_stride, order, starts, omit_nan, linear):  # type: ignore[no-untyped-def]
     """Σ expm1(x) per group (NaN left out with ``omit_nan``)."""
     n_genes = linear.shape[1]
@@ -115,7 +115,7 @@ def _linear_sums(flat, row_stride, order, starts, omit_nan, linear):  # type: ig
                     linear_g[j] += np.expm1(x)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _count_infinite(flat, row_stride, rows, genes, infinite):  # type: ignore[no-untyped-def]
     """Add the number of ±inf values in ``rows`` × ``genes`` of the chunk to ``infinite``."""
     n_genes = infinite.shape[0]

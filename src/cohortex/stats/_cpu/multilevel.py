@@ -16,13 +16,14 @@ a short scan per move — is branchy and small. Sets of different sizes run in p
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["es_ruler"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _scores(ranks, members, k):  # type: ignore[no-untyped-def]
     """Positive score and whether the standard (largest deviation) score is above zero."""
     n = ranks.size
@@ -47,7 +48,7 @@ def _scores(ranks, members, k):  # type: ignore[no-untyped-def]
     return top, top > -bottom and top > 0.0
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _reaches(ranks, members, k, total, bound):  # type: ignore[no-untyped-def]
     """Whether the running sum of the set rises strictly above ``bound`` (early exit)."""
     n = ranks.size
@@ -62,7 +63,7 @@ def _reaches(ranks, members, k, total, bound):  # type: ignore[no-untyped-def]
     return False
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _record(ranks, samples, k, scores, corrector, filled):  # type: ignore[no-untyped-def]
     """Record the lower half's scores (ascending) and how many sets above each have a positive
     standard score; replace the lower half by copies of the upper half and the median."""
@@ -94,7 +95,7 @@ def _record(ranks, samples, k, scores, corrector, filled):  # type: ignore[no-un
     return filled + half
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _perturb(ranks, members, k, total, bound):  # type: ignore[no-untyped-def]
     """``max(1, k/10)`` proposed swaps of one chain; returns the moves made and the new total."""
     n = ranks.size
@@ -130,7 +131,7 @@ def _perturb(ranks, members, k, total, bound):  # type: ignore[no-untyped-def]
     return moves, total
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def es_ruler(ranks, k, sample_size, target, seed, max_levels):  # type: ignore[no-untyped-def]
     """Scores of the multilevel ruler for sets of size ``k``, up to ``target``.
 

@@ -4,10 +4,10 @@ only runs of equal values moved to their average rank."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from ..._jit import njit
 from .radix import ALL_64, float_image, scatter, value_of_image
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
 NARROW_DIGIT_BITS = 12  # at most 4,096 buckets per pass of the narrow sort
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def narrow_keys(bits, low, code_bits, code, keys):  # type: ignore[no-untyped-def]
     """``keys[i] = (float_image(bits[i]) − low) << code_bits | code`` for one group's values.
 
@@ -35,7 +35,7 @@ def narrow_keys(bits, low, code_bits, code, keys):  # type: ignore[no-untyped-de
         keys[i] = ((float_image(bits[i]) - low) << code_bits) | code
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
     """Sort 32-bit keys ``(image − low) << code_bits | code`` of float32 bit patterns.
 
@@ -78,7 +78,7 @@ def narrow_sort(bits, bounds, low, value_bits, code_bits, keys, keys_tmp, counts
         source, target = target, source
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def narrow_positions(keys, code_bits, positions, equal_flags):  # type: ignore[no-untyped-def]
     """Each sorted narrow key's position + 1 summed by code; flags of values equal to the last.
 
@@ -108,7 +108,7 @@ def narrow_positions(keys, code_bits, positions, equal_flags):  # type: ignore[n
     return equal
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def close_run(keys, start, stop, code_bits, rank_level):  # type: ignore[no-untyped-def]
     """Move a run of equal values from their positions + 1 to their average rank; t³ − t."""
     code_mask = np.uint32((1 << code_bits) - 1)
@@ -120,7 +120,7 @@ def close_run(keys, start, stop, code_bits, rank_level):  # type: ignore[no-unty
     return tf * tf * tf - tf
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def correct_ties(keys, equal_flags, code_bits, rank_level):  # type: ignore[no-untyped-def]
     """Average ranks for the runs of equal values in sorted narrow keys; returns Σ (t³ − t).
 
@@ -153,7 +153,7 @@ def correct_ties(keys, equal_flags, code_bits, rank_level):  # type: ignore[no-u
         word = words[w] & (ALL_64 << np.uint64(8 * (stop & 7)))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def linear_runs(keys, code_bits, low, gene, out_linear, scratch32):  # type: ignore[no-untyped-def]
     """Sums of ``expm1`` of the values by code from sorted narrow keys (one ``expm1`` a run)."""
     bits = scratch32.view(np.uint32)

@@ -4,9 +4,9 @@ cache; a gene with NaN is compacted first."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .radix import float_image
 
 __all__ = [
@@ -28,7 +28,7 @@ ROW_PANEL = 512  # rows per transposition panel: 512 × 256 float32 read (512 KB
 GENE_PANEL = 256
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def compact_float32(row, bounds, values32, level_sum, level_count, level_nan, kept):  # type: ignore[no-untyped-def]
     """A float32 gene with NaN: its other values into ``values32``, NaN counted per group.
 
@@ -63,7 +63,7 @@ def compact_float32(row, bounds, values32, level_sum, level_count, level_nan, ke
     return low, high, infinite
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def compact_values(row, bounds, values, codes, level_sum, level_count, level_nan, kept):  # type: ignore[no-untyped-def]
     """float64 genes: the kept values (−0.0 as +0.0) and their codes; returns the ±inf count."""
     infinite = 0
@@ -89,7 +89,7 @@ def compact_values(row, bounds, values, codes, level_sum, level_count, level_nan
     return infinite
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def transpose_panel(block, rows, out, i0, i1, g0, g1):  # type: ignore[no-untyped-def]
     """``out[g, i] = block[rows[i], g]`` for rows ``i0:i1`` and genes ``g0:g1``.
 
@@ -112,7 +112,7 @@ def transpose_panel(block, rows, out, i0, i1, g0, g1):  # type: ignore[no-untype
         g += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def transpose_rows(block, rows, out):  # type: ignore[no-untyped-def]
     """``out[:] = block[rows].T`` (out C-contiguous, (n_genes, n_rows)), panel by panel.
 
@@ -128,7 +128,7 @@ def transpose_rows(block, rows, out):  # type: ignore[no-untyped-def]
             transpose_panel(block, rows, out, i0, i1, g0, min(g0 + GENE_PANEL, n_genes))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def segment_scan(values):  # type: ignore[no-untyped-def]
     """Numbers of NaN and ±inf in float32 ``values``, and the lowest and highest ``image``."""
     bits = values.view(np.uint32)
@@ -146,7 +146,7 @@ def segment_scan(values):  # type: ignore[no-untyped-def]
     return nan, infinite, low, high
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
 def segment_sum(values):  # type: ignore[no-untyped-def]
     """Sum of float32 ``values`` in float64 (reassociated: the compiler vectorises it)."""
     total = 0.0
@@ -155,7 +155,7 @@ def segment_sum(values):  # type: ignore[no-untyped-def]
     return total
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def transpose_scan(block, rows, bounds, out, low, high, nan, infinite, sums):  # type: ignore[no-untyped-def]
     """``transpose_rows`` for float32 blocks, taking each gene's statistics on the way.
 

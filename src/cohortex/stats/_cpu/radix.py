@@ -3,8 +3,9 @@ sorts over those keys (shared by the narrow and wide strategies of the rank sums
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = [
     "ALL_64",
@@ -31,7 +32,7 @@ TOP = np.uint64(1) << np.uint64(63)
 ALL_64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def sortable_keys(values, keys):  # type: ignore[no-untyped-def]
     """Order-preserving unsigned image of float64 values (finite or infinite, no NaN)."""
     bits = values.view(np.uint64)
@@ -40,7 +41,7 @@ def sortable_keys(values, keys):  # type: ignore[no-untyped-def]
         keys[i] = ~b if b & TOP else b | TOP
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def radix_sort(keys, payload, keys_tmp, payload_tmp, counts, first_bit, digit_bits):  # type: ignore[no-untyped-def]
     """Sort ``keys`` ascending from bit ``first_bit`` up, carrying ``payload`` along (float64).
 
@@ -91,7 +92,7 @@ LOW_32 = np.uint64(0xFFFFFFFF)
 HIGH_DIGIT_BITS = 11  # 2,048 buckets: three passes over bits 32..64
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def float_image(bits):  # type: ignore[no-untyped-def]
     """Order-preserving unsigned image of a float32 bit pattern (not NaN); −0.0 maps as +0.0.
 
@@ -101,13 +102,13 @@ def float_image(bits):  # type: ignore[no-untyped-def]
     return bits ^ (np.uint32(np.int32(bits) >> np.int32(31)) | SIGN_32)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def value_of_image(image):  # type: ignore[no-untyped-def]
     """The float32 bit pattern whose order-preserving image is ``image``."""
     return image ^ SIGN_32 if image & SIGN_32 else ~image
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def wide_keys(bits, bounds, keys):  # type: ignore[no-untyped-def]
     """64-bit keys: a value's image in the high 32 bits, its group code in the low 32.
 
@@ -120,7 +121,7 @@ def wide_keys(bits, bounds, keys):  # type: ignore[no-untyped-def]
             keys[i] = (np.uint64(float_image(bits[i])) << np.uint64(32)) | code
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def unpack_keys(keys, codes, values32, values):  # type: ignore[no-untyped-def]
     """Codes and float values back from sorted 64-bit keys, the inverse of ``wide_keys``."""
     bits = values32.view(np.uint32)
@@ -131,7 +132,7 @@ def unpack_keys(keys, codes, values32, values):  # type: ignore[no-untyped-def]
         values[i] = np.float64(values32[i])
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def digit_histograms(keys, c0, c1, c2):  # type: ignore[no-untyped-def]
     """Counts of the three 11-bit digits of bits 32..64 of every key, in one read."""
     c0[:] = 0
@@ -144,7 +145,7 @@ def digit_histograms(keys, c0, c1, c2):  # type: ignore[no-untyped-def]
         c2[(k >> np.uint64(54)) & np.uint64(2047)] += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def scatter(source, target, starts, shift, mask):  # type: ignore[no-untyped-def]
     """One stable counting-sort pass on the digit ``(key >> shift) & mask``.
 
@@ -165,7 +166,7 @@ def scatter(source, target, starts, shift, mask):  # type: ignore[no-untyped-def
         target[position] = k
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def radix_sort_high32(keys, keys_tmp, c0, c1, c2):  # type: ignore[no-untyped-def]
     """Sort packed keys by their high 32 bits (LSD, stable; skips passes no digit varies in)."""
     n = keys.shape[0]
@@ -183,7 +184,7 @@ def radix_sort_high32(keys, keys_tmp, c0, c1, c2):  # type: ignore[no-untyped-de
         keys[:] = keys_tmp
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def float_values(keys, values):  # type: ignore[no-untyped-def]
     """Inverse of ``sortable_keys``."""
     bits = values.view(np.uint64)

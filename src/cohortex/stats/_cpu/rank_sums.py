@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import threading
 
-import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..._jit import njit
 from .layout import flat_rows
 from .narrow import NARROW_DIGIT_BITS, correct_ties, linear_runs, narrow_positions, narrow_sort
 from .panels import compact_float32, compact_values, transpose_rows, transpose_scan
@@ -63,7 +63,7 @@ __all__ = ["RANK_PANEL", "ScratchBuffers", "block_statistics", "rank_sum_block",
 RANK_PANEL = 1024  # genes transposed, then ranked, at a time (blocks are at most this wide)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def block_statistics(  # type: ignore[no-untyped-def]
     flat_block,
     row_stride,

@@ -3,13 +3,14 @@ need a quantile or a trim cut-off of many rows or columns without sorting them."
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["quantile_type7", "select"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def select(values, k):  # type: ignore[no-untyped-def]
     """Reorder ``values`` (1-D, no NaN) in place so that ``values[k]`` is its k-th smallest,
     no value before it larger and none after it smaller; return that value.
@@ -58,7 +59,7 @@ def select(values, k):  # type: ignore[no-untyped-def]
     return values[k]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def quantile_type7(values, quantile):  # type: ignore[no-untyped-def]
     """R's ``quantile(values, quantile)`` (type 7) of ``values`` (1-D, no NaN, not empty),
     which it reorders; R's arithmetic, ``(1 − h) · x₍ₖ₎ + h · x₍ₖ₊₁₎``."""

@@ -18,6 +18,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ..._jit import njit
 from .radix import scatter
 
 __all__ = ["signed_rank_sums_compiled"]
@@ -29,7 +30,7 @@ __all__ = ["signed_rank_sums_compiled"]
 RADIX_MIN_PAIRS = 384
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _radix_sort_keys(keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
     """Sort 64-bit ``keys`` ascending: LSD over six 11-bit digits, one histogram read for all
     of them; a pass whose digit is the same for every key moves nothing and is skipped.
@@ -55,7 +56,7 @@ def _radix_sort_keys(keys, keys_tmp, counts):  # type: ignore[no-untyped-def]
         keys[:] = keys_tmp
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def _sums(d, w_plus, n_nonzero, n_valid, tie_term, ranks, want_ranks):  # type: ignore[no-untyped-def]
     genes, pairs = d.shape
     magnitudes = np.abs(d).view(np.uint64)  # order-preserving for values ≥ 0 (bit 63 clear)

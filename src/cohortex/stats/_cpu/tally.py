@@ -3,9 +3,9 @@ tallies each distinct value per group; no sort."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .radix import float_image, value_of_image
 
 __all__ = ["EMPTY_32", "TALLY_LIMIT", "TALLY_SLOTS", "tally_distinct", "walk_tally"]
@@ -20,7 +20,7 @@ TALLY_SLOTS = 1024  # hash slots (a power of two)
 TALLY_LIMIT = 256  # at most this many distinct values per gene (load factor ≤ 1/4)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def tally_distinct(bits, bounds, slot_keys, slot_counts):  # type: ignore[no-untyped-def]
     """Count the values of each distinct float32 value per group code, in a small hash table.
 
@@ -52,7 +52,7 @@ def tally_distinct(bits, bounds, slot_keys, slot_counts):  # type: ignore[no-unt
     return distinct
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def walk_tally(slot_keys, slot_counts, linear, gene, rank_level, out_tie, out_linear, scratch32):  # type: ignore[no-untyped-def]
     """``walk_global`` over the distinct values of a tally instead of a sorted gene.
 

@@ -14,16 +14,16 @@ tests hold the two equal.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .layout import flat_rows
 from .select import quantile_type7, select
 
 __all__ = ["tmm_factors", "upper_quartiles"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _cut_offs(values, n, low, high, work):  # type: ignore[no-untyped-def]
     """The trim of values[:n] to average ranks within [low, high] (1-based; ``low <= high``,
     as trims are below one half): the order statistics at the two cut-offs, and whether each
@@ -44,7 +44,7 @@ def _cut_offs(values, n, low, high, work):  # type: ignore[no-untyped-def]
     return low_value, high_value, low <= rank_low <= high, low <= rank_high <= high
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _inside(value, low_value, high_value, low_kept, high_kept):  # type: ignore[no-untyped-def]
     """Whether a value survives the trim given by :func:`_cut_offs`."""
     if value < low_value or value > high_value:
@@ -56,7 +56,7 @@ def _inside(value, low_value, high_value, low_kept, high_kept):  # type: ignore[
     return True
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")  # x/0 is ±inf or NaN, as R
+@njit(nogil=True, cache=True, error_model="numpy")  # x/0 is ±inf or NaN, as R
 def _tmm(  # type: ignore[no-untyped-def]
     flat,
     stride,
@@ -149,7 +149,7 @@ def tmm_factors(
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _upper_quartiles(flat, stride, n_rows, n_genes, quantile, out):  # type: ignore[no-untyped-def]
     work = np.empty(n_genes)
     for r in range(n_rows):

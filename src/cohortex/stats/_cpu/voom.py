@@ -10,8 +10,9 @@ equal.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._jit import njit
 
 __all__ = ["voom_weights"]
 
@@ -22,7 +23,7 @@ __all__ = ["voom_weights"]
 _CELLS = 4096
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _segment_table(knots_x, cells):  # type: ignore[no-untyped-def]
     """For each of ``cells`` equal cells over [knots_x[0], knots_x[-1]], the last knot at or
     below the cell's left edge (a start for the search, not its result)."""
@@ -37,7 +38,7 @@ def _segment_table(knots_x, cells):  # type: ignore[no-untyped-def]
     return table
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")  # 1/0 is inf, as in R
+@njit(nogil=True, cache=True, error_model="numpy")  # 1/0 is inf, as in R
 def _weights(design, beta, log_offset, knots_x, knots_y, out):  # type: ignore[no-untyped-def]
     n_rows, p = design.shape
     n_genes = beta.shape[1]

@@ -3,15 +3,15 @@ all compared values for every contrast, or a base per contrast for pairs among m
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .radix import LOW_32, value_of_image
 
 __all__ = ["walk", "walk_global", "walk_global_packed"]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def walk_global(keys, codes, values, linear, gene, rank_level, out_tie, out_linear):  # type: ignore[no-untyped-def]
     """The run walk when every contrast ranks all the values (one-vs-rest, or two groups).
 
@@ -46,7 +46,7 @@ def walk_global(keys, codes, values, linear, gene, rank_level, out_tie, out_line
     out_tie[gene] = tie
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scratch32):  # type: ignore[no-untyped-def]
     """``walk_global`` straight on sorted packed keys (no unpacking: a smaller cache footprint).
 
@@ -79,7 +79,7 @@ def walk_global_packed(keys, linear, gene, rank_level, out_tie, out_linear, scra
     out_tie[gene] = tie
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def walk(  # type: ignore[no-untyped-def]
     keys,
     codes,

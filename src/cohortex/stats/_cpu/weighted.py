@@ -13,9 +13,9 @@ only; tests hold the solved fits equal.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ..._jit import njit
 from .layout import flat_rows
 
 __all__ = ["weighted_chunk_sums"]
@@ -23,7 +23,7 @@ __all__ = ["weighted_chunk_sums"]
 _SHIFT_ROWS = 16
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _provisional_shift(y, y_stride, w, w_stride, weighted, n_rows, shift):  # type: ignore[no-untyped-def]
     """Per-gene mean of the used values of the first rows (0 where none)."""
     n_genes = shift.shape[0]
@@ -40,7 +40,7 @@ def _provisional_shift(y, y_stride, w, w_stride, weighted, n_rows, shift):  # ty
         shift[g] = shift[g] / used[g] if used[g] > 0 else 0.0
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _accumulate(  # type: ignore[no-untyped-def]
     y, y_stride, w, w_stride, weighted, design, shift, gram, xw, xy, sw, swy, yy, n_obs, total, seen
 ):
