@@ -435,6 +435,43 @@ def test_gsea(gpu_xp):
     _same(genesets.gsea(ranking, sets, permutations=300, device="gpu"), cpu)
 
 
+@pytest.mark.parametrize(
+    ("method", "kcdf"),
+    [
+        ("gsva", "gaussian"),
+        ("gsva", "poisson"),
+        ("gsva", "none"),
+        ("ssgsea", "auto"),
+        ("zscore", "auto"),
+        ("plage", "auto"),
+    ],
+)
+def test_gsva(gpu_xp, method, kcdf):
+    """gsva's kernel CDFs (the compiled Gaussian loop on the CPU against the xp tiles), its
+    walks over padded sets, the z-scores and PLAGE's Gram matrices, on device chunks."""
+    rng = np.random.default_rng(16)
+    if kcdf == "poisson":
+        x = rng.poisson(rng.uniform(1, 80, 90), (30, 90)).astype(np.float64)
+    else:
+        x = np.round(rng.normal(6.0, 1.0, (30, 90)) * rng.uniform(0.5, 2, 90), 2)
+    x[4, 7] = np.nan
+    genes = [f"g{i}" for i in range(90)]
+    host = xr.Dataset(
+        {"expression": (("sample", "gene"), x)},
+        coords={"gene": genes},
+        attrs={"scale": "counts" if kcdf == "poisson" else "log2"},
+    )
+    device = host.copy()
+    device["expression"] = (("sample", "gene"), to_device(x, "gpu"))
+    sets = genesets.GeneSets.from_dict(
+        {f"s{j}": rng.choice(genes, 3 + 4 * j, replace=False) for j in range(12)}
+    )
+    cpu = genesets.gsva(host, sets, method=method, kcdf=kcdf, device="cpu")
+    on_device = genesets.gsva(device, sets, method=method, kcdf=kcdf, device="gpu")
+    assert namespace(on_device["expression"].data) is gpu_xp
+    _same(on_device, cpu, rtol=1e-10)
+
+
 def test_camera_with_sample_weights(gpu_xp):
     """camera with a weight per sample: the trend's scaled averages and the estimated
     correlation on device chunks."""

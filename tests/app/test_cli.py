@@ -1328,6 +1328,52 @@ def test_predict_survival_command(tmp_path, capsys):
     )
 
 
+def test_gsva_command(tmp_path, capsys):
+    """Scores of a simulated cohort's planted set, written as a store that `cohortex de`
+    tests, and as a table of sets × samples."""
+    from cohortex import genesets, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 60, 300, n_de=30, log2fc=1.5, seed=9)
+    truth = open_cohort(store)["true_log2fc"].to_series()
+    planted = [str(g) for g in truth.index[truth.to_numpy() > 0]]
+    others = [str(g) for g in truth.index[truth.to_numpy() == 0]]
+    sets = genesets.GeneSets.from_dict(
+        {"planted": planted, **{f"random{i}": others[i * 20 : i * 20 + 20] for i in range(5)}}
+    )
+    sets.to_gmt(tmp_path / "sets.gmt")
+    scores = tmp_path / "scores.zarr"
+    arguments = ["gsva", str(store), str(scores), "--sets", str(tmp_path / "sets.gmt")]
+    assert main(arguments) == 0
+    assert "gsva, gaussian kernel: 6 gene sets scored in 60 samples" in capsys.readouterr().out
+    scored = open_cohort(scores)
+    assert list(scored["gene"].values) == ["planted", *[f"random{i}" for i in range(5)]]
+    assert "condition" in scored
+    assert main(["de", str(scores), "--groupby", "condition", "--reference", "normal"]) == 0
+    tested = read_result(scores, "de_welch_condition")
+    assert str(tested["gene"].values[np.argmin(tested["pvalue"].values.ravel())]) == "planted"
+    assert main(arguments) == 2  # exists
+    assert "already exists" in capsys.readouterr().err
+    table = tmp_path / "scores.tsv"
+    assert (
+        main(
+            [
+                "gsva",
+                str(store),
+                str(table),
+                "--sets",
+                str(tmp_path / "sets.gmt"),
+                "--method",
+                "ssgsea",
+            ]
+        )
+        == 0
+    )
+    written = pd.read_csv(table, sep="\t", index_col=0)
+    assert written.shape == (6, 60)
+    assert main(["gsva", str(store), str(tmp_path / "x.h5"), "--sets", "s.gmt"]) == 2
+
+
 def test_enrich_command(tmp_path, capsys):
     from cohortex import genesets, open_cohort, read_result, simulate
 

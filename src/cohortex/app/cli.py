@@ -688,6 +688,46 @@ def _parser() -> argparse.ArgumentParser:
     enrich.add_argument("--plot", type=Path, default=None, help="dot plot of the best sets")
     enrich.set_defaults(run=_enrich)
 
+    gs = commands.add_parser(
+        "gsva",
+        help="per-sample gene-set scores (GSVA, ssGSEA, combined z-scores, PLAGE): a new cohort "
+        "whose genes are the sets, to test with `cohortex de`",
+    )
+    gs.add_argument("store", type=Path)
+    gs.add_argument(
+        "dest",
+        type=Path,
+        help="the scores: a new cohort store (.zarr), or a table of sets × samples "
+        "(.tsv/.csv(.gz), .gct)",
+    )
+    gs.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
+    gs.add_argument(
+        "--method",
+        choices=("gsva", "ssgsea", "zscore", "plage"),
+        default="gsva",
+        help="GSVA's kernel CDFs and random walks (default), ssGSEA's rank-weighted walks, the "
+        "sum of standardised values over sqrt(size), or PLAGE's first singular vector",
+    )
+    gs.add_argument(
+        "--kcdf",
+        choices=("auto", "gaussian", "poisson", "none"),
+        default="auto",
+        help="gsva: the genes' kernel (auto: poisson for a counts store, gaussian otherwise)",
+    )
+    gs.add_argument(
+        "--names",
+        default=None,
+        metavar="VARIABLE",
+        help="gene variable the sets' names are in (e.g. symbol); default the gene ids",
+    )
+    gs.add_argument("--min-size", type=int, default=1, help="smallest set (of the cohort's genes)")
+    gs.add_argument("--max-size", type=int, default=None, help="largest set (default: any)")
+    gs.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    gs.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
+    gs.set_defaults(run=_gsva)
+
     pc = commands.add_parser("pca", help="principal components; the result goes into the store")
     pc.add_argument("store", type=Path)
     pc.add_argument("--n-components", type=int, default=50, help="principal components")
@@ -2063,6 +2103,51 @@ def _enrich(args: argparse.Namespace) -> None:
 
         shown_result = result.sel(direction="up") if "direction" in result.dims else result
         _save_figure(plot.enrichment(shown_result), args.plot, f"dot plot written to {args.plot}")
+
+
+def _gsva(args: argparse.Namespace) -> None:
+    from .. import genesets
+    from ..io import export_gct, export_table
+    from ..store import create_cohort
+
+    name = args.dest.name.lower()
+    tables = (".tsv", ".txt", ".csv", ".tsv.gz", ".txt.gz", ".csv.gz")
+    if not name.endswith((".zarr", ".gct", *tables)):
+        raise CohortexError(
+            f"The scores go to a cohort store (.zarr) or a table (.tsv, .csv, .gct); got "
+            f"{str(args.dest)!r}."
+        )
+    if args.dest.exists() and not args.overwrite:
+        raise CohortexError(f"{str(args.dest)!r} already exists; pass --overwrite to replace it.")
+    if not args.dest.parent.is_dir():
+        raise CohortexError(f"The folder of {str(args.dest)!r} does not exist; create it first.")
+    sets = genesets.read_gmt(args.sets)
+    if args.names is not None:
+        sets = sets.translate(args.store, args.names)
+    start = time.perf_counter()
+    scores = genesets.gsva(
+        args.store,
+        sets,
+        method=args.method,
+        kcdf=args.kcdf,
+        min_size=args.min_size,
+        max_size=args.max_size,
+    )
+    elapsed = time.perf_counter() - start
+    if name.endswith(".zarr"):
+        create_cohort(
+            args.dest, scores, scale="log2", overwrite=args.overwrite, progress=args.progress
+        )
+    elif name.endswith(".gct"):
+        export_gct(scores, args.dest, progress=args.progress)
+    else:
+        export_table(scores, args.dest, progress=args.progress)
+    kernel = f", {scores.attrs['kcdf']} kernel" if scores.attrs["kcdf"] else ""
+    print(
+        f"{args.method}{kernel}: {scores.sizes['gene']} gene sets scored in "
+        f"{scores.sizes['sample']} samples from {scores.attrs['n_genes']} genes in "
+        f"{elapsed:.1f} s; written to {args.dest}"
+    )
 
 
 def _warn_if_counts(
