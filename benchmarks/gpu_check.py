@@ -286,6 +286,22 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         genesets.fry(store, "~ condition", gene_sets, device="gpu"),
         genesets.fry(store, "~ condition", gene_sets, device="cpu"),
     )
+    # GSVA: the kernel sums are n² per gene, so its own case takes 1,000 samples
+    few = xr.Dataset(
+        {"expression": (("sample", "gene"), x[:1000])},
+        coords={"gene": names},
+        attrs={"scale": "log2"},
+    )
+    few_on_device = few.copy(data={"expression": xp.asarray(x[:1000])})
+    cases["genesets.gsva (Gaussian kernel), 1,000 samples in device memory"] = lambda: (
+        genesets.gsva(few_on_device, gene_sets, device="gpu"),
+        genesets.gsva(few, gene_sets, device="cpu"),
+    )
+    for method in ("ssgsea", "zscore", "plage"):
+        cases[f"genesets.gsva method={method}, from the store"] = lambda m=method: (
+            genesets.gsva(store, gene_sets, method=m, device="gpu"),
+            genesets.gsva(store, gene_sets, method=m, device="cpu"),
+        )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
     wanted = ["explained_variance", "loadings"]
