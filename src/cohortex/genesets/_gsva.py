@@ -26,6 +26,7 @@ GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
 
 # genes per block of the kernel CDFs (every sample of them at once)
 _DENSITY_GENES = 256
+_DEVICE_BLOCKS_IN_FLIGHT = 2
 # padded set members × samples per band of the walks: ~32 MB per float64 temporary
 _WALK_VALUES = 1 << 22
 # samples per band of the z-scores and PLAGE (its Gram matrices are GEMMs over the band)
@@ -162,7 +163,9 @@ def gsva(
     )
     if not keep.all():
         x = take_genes(x, keep)
-    with dask_progress("gsva"):
+    # a GPU runs two blocks at a time (each holds ~10 temporaries of a tile), not one a core
+    in_flight = {"num_workers": _DEVICE_BLOCKS_IN_FLIGHT} if on == "gpu" else {}
+    with dask_progress("gsva"), dask.config.set(in_flight):
         scores = _scores(
             x, method, kernel, tau, max_diff, abs_ranking, layout, mean[keep], sd[keep]
         )

@@ -47,8 +47,10 @@ __all__ = [
 # GSVA's kernel_estimation.c: Φ tabulated on [0, 10] in 10,000 steps; beyond ±10 it is 0 or 1
 GAUSSIAN_TABLE_MAX = 10.0
 GAUSSIAN_TABLE_STEPS = 10_000
-# values (test samples × density samples × genes) per temporary of the kernel sums
+# values (test samples × density samples × genes) per temporary of the kernel sums: 16 MB on
+# the host, 256 MB on a device (fewer, larger launches)
 _TILE_ELEMENTS = 1 << 21
+_DEVICE_TILE_ELEMENTS = 1 << 25
 
 
 def gaussian_table() -> np.ndarray:
@@ -85,7 +87,8 @@ def kernel_log_odds(
     n_density, n_genes = density.shape
     n_test = test.shape[0]
     left_tail = xp.empty((n_test, n_genes), dtype=xp.float64)
-    rows = max(1, _TILE_ELEMENTS // max(1, n_density * n_genes))
+    budget = _TILE_ELEMENTS if xp is np else _DEVICE_TILE_ELEMENTS
+    rows = max(1, budget // max(1, n_density * n_genes))
     if kernel == "poisson":
         pdtr = special(xp).pdtr
         counts = xp.floor(test + 1e-7)  # R's ppois reads x as floor(x + 1e-7)
