@@ -15,7 +15,7 @@ import xarray as xr
 from cohortex import CohortexError, create_cohort, de
 from cohortex.genesets import GeneSets, gsva, read_gmt
 from cohortex.stats import _gsva
-from cohortex.stats._cpu.gsva import gaussian_log_odds
+from cohortex.stats._cpu.gsva import gaussian_log_odds, gsva_walks
 
 GSVA = Path(__file__).parents[1] / "fixtures" / "gsva"
 EXPRESSION = pd.read_csv(GSVA / "expression.csv", index_col=0).T  # samples × genes
@@ -135,6 +135,23 @@ def test_compiled_kernel_equals_the_xp_reference():
     np.testing.assert_allclose(compiled, reference, rtol=1e-13)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"max_diff": False}, {"abs_ranking": True}, {"tau": 0.5}],
+)
+def test_compiled_walks_equal_the_xp_reference(options):
+    rng = np.random.default_rng(6)
+    log_odds = rng.normal(size=(9, 300))
+    log_odds[:, 50:60] = log_odds[:, 40:50]  # ties between genes: their order is the genes'
+    members = [rng.choice(300, size, replace=False) for size in (1, 2, 5, 17, 40, 120, 299)]
+    members.append(np.arange(40, 60))
+    layout = _gsva.SetLayout.from_members(members)
+    settings = {"tau": 1.0, "max_diff": True, "abs_ranking": False, **options}
+    reference = _gsva.gsva_walks(log_odds, layout, **settings)
+    compiled = gsva_walks(log_odds, *layout.csr(), **settings)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-13, atol=1e-15)
+
+
 def test_truncated_average_ranks():
     x = np.array([[3.0, 1.0, 2.0, 2.0, 5.0, 2.0], [1.0, 1.0, 1.0, 1.0, 0.0, 9.0]])
     # R: as.integer(rank(x, ties = "average"))
@@ -174,6 +191,7 @@ def test_small_memory_budgets_change_nothing(monkeypatch):
     import cohortex.genesets._gsva as module
 
     monkeypatch.setattr(module, "_WALK_VALUES", 1)
+    monkeypatch.setattr(module, "_COMPILED_WALK_ROWS", 1)
     monkeypatch.setattr(module, "_GRAM_VALUES", 5000)
     monkeypatch.setattr(module, "_LINEAR_ROWS", 7)
     monkeypatch.setattr(_gsva, "_SET_BLOCK_ELEMENTS", 3000)

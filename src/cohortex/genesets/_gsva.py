@@ -29,6 +29,8 @@ _DENSITY_GENES = 256
 _DEVICE_BLOCKS_IN_FLIGHT = 2
 # padded set members × samples per band of the walks: ~32 MB per float64 temporary
 _WALK_VALUES = 1 << 22
+# samples per band of the compiled walks (no padded temporaries)
+_COMPILED_WALK_ROWS = 64
 # samples per band of the z-scores and PLAGE (its Gram matrices are GEMMs over the band)
 _LINEAR_ROWS = 256
 # values of the Gram matrices of the sets PLAGE holds at once (float64: 256 MB)
@@ -219,6 +221,7 @@ def _scores(
 ) -> Any:
     """The (n_samples × n_sets) scores, computed; on the chunks' device."""
     n_genes = x.shape[1]
+    on_device = namespace(x._meta) is not np
     padded = sum(members.size for _, members, _ in layout.buckets)
     band = int(max(1, min(rows_per_task(n_genes), _WALK_VALUES // max(padded, 1))))
     if method == "gsva":
@@ -232,10 +235,9 @@ def _scores(
             dtype=np.float64,
             meta=_meta(x),
         )
-        rows = log_odds.rechunk({0: band, 1: -1})
-        walk = _gsva.gsva_walks
+        rows = log_odds.rechunk({0: band if on_device else _COMPILED_WALK_ROWS, 1: -1})
         options: dict[str, Any] = {"tau": tau, "max_diff": max_diff, "abs_ranking": abs_ranking}
-        return _per_band(rows, walk, layout, **options)
+        return _per_band(rows, _gsva_band, layout, csr=layout.csr(), **options)
     if method == "ssgsea":
         return _per_band(x.rechunk({0: band, 1: -1}), _ssgsea_band, layout, alpha=tau)
     rows = x.rechunk({0: _LINEAR_ROWS, 1: -1})
@@ -288,6 +290,21 @@ def _log_odds_block(
     return _gsva.kernel_log_odds(
         values, values, kernel, xp.asarray(bandwidth[start:stop]), xp.asarray(table)
     )
+
+
+def _gsva_band(
+    block: Any,
+    layout: _gsva.SetLayout,
+    csr: tuple[np.ndarray, np.ndarray],
+    tau: float,
+    max_diff: bool,
+    abs_ranking: bool,
+) -> Any:
+    if namespace(block) is not np:
+        return _gsva.gsva_walks(block, layout, tau, max_diff, abs_ranking)
+    from ..stats._cpu.gsva import gsva_walks  # numba: imported on the CPU path only
+
+    return gsva_walks(block, *csr, tau, max_diff, abs_ranking)
 
 
 def _ssgsea_band(block: Any, layout: _gsva.SetLayout, alpha: float) -> Any:

@@ -153,6 +153,16 @@ class SetLayout:
             buckets.append((set_ids, index, mask))
         return cls(len(members), sizes, tuple(buckets))
 
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sets' gene columns concatenated in the collection's order, and each set's
+        slice of them: ``(indptr (n_sets + 1,), members (Σ sizes,))``, int64."""
+        members: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * self.n_sets
+        for set_ids, index, _ in self.buckets:
+            for row, s in enumerate(set_ids):
+                members[s] = index[row, : self.sizes[s]]
+        indptr = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        return indptr, np.concatenate(members).astype(np.int64)
+
     def split(self, max_values: int) -> list[SetLayout]:
         """The sets in groups whose padded Gram matrices (Σ width²) hold at most
         ``max_values`` values each (a set wider than that alone), buckets cut as needed."""
