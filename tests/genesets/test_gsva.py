@@ -186,14 +186,16 @@ def test_infinite_values_are_refused():
 
 
 def test_small_memory_budgets_change_nothing(monkeypatch):
-    """Walks one sample at a time, PLAGE's Gram matrices in groups of a few sets, and sets
-    gathered a few at a time give the same scores as GSVA."""
+    """Walks one sample at a time, PLAGE's Gram matrices in groups of a few sets (and of the
+    genes for sets wider than the cohort's 40 samples, which otherwise take the samples'),
+    and sets gathered a few at a time give the same scores as GSVA."""
     import cohortex.genesets._gsva as module
 
     monkeypatch.setattr(module, "_WALK_VALUES", 1)
     monkeypatch.setattr(module, "_COMPILED_WALK_ROWS", 1)
     monkeypatch.setattr(module, "_GRAM_VALUES", 5000)
     monkeypatch.setattr(module, "_LINEAR_ROWS", 7)
+    monkeypatch.setattr(module, "_WHOLE_Z_VALUES", 0)  # every PLAGE set from its genes' Gram
     monkeypatch.setattr(_gsva, "_SET_BLOCK_ELEMENTS", 3000)
     for case in ("gsva", "ssgsea_raw", "zscore", "plage"):
         data, options = CASES[case]

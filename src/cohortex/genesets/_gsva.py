@@ -35,6 +35,8 @@ _COMPILED_WALK_ROWS = 64
 _LINEAR_ROWS = 256
 # values of the Gram matrices of the sets PLAGE holds at once (float64: 256 MB)
 _GRAM_VALUES = 1 << 25
+# PLAGE holds all the standardised values (float64: 512 MB) for sets wider than the cohort
+_WHOLE_Z_VALUES = 1 << 26
 # GSVA's .filterFeatures: a gene whose sd is below this is constant
 _CONSTANT_SD = 1e-10
 
@@ -244,9 +246,15 @@ def _scores(
     z = rows.map_blocks(_standardise, mean=mean, sd=sd, dtype=np.float64, meta=_meta(x))
     if method == "zscore":
         return _per_band(z, _gsva.zscore_sums, layout)
-    # PLAGE: each group of sets' Gram matrices summed band by band (one pass per group, one
-    # partial sum held), their leading eigenvectors, then one pass projecting every set
-    groups = layout.split(_GRAM_VALUES)
+    # PLAGE: a set at least as wide as the cohort is long from its samples' Gram matrix (all
+    # of z held, when it fits); the others from their genes' Gram matrices, each group of
+    # sets summed band by band (one pass per group, one partial sum held), their leading
+    # eigenvectors, then one pass projecting them
+    n_samples = x.shape[0]
+    by_samples = layout.sizes >= n_samples
+    if n_samples * n_genes > _WHOLE_Z_VALUES:
+        by_samples[:] = False
+    groups = layout.subset(~by_samples).split(_GRAM_VALUES)
     vectors = []
     for group in groups:
         grams: list[Any] | None = None
@@ -255,8 +263,19 @@ def _scores(
             grams = part if grams is None else [a + b for a, b in zip(grams, part, strict=True)]
         assert grams is not None
         vectors += _gsva.plage_vectors([to_host(g) for g in grams], group)
-    whole = _gsva.SetLayout(layout.n_sets, layout.sizes, sum((g.buckets for g in groups), ()))
-    return _per_band(z, _gsva.plage_scores, whole, vectors=vectors)
+    buckets = sum((g.buckets for g in groups), ())
+    scores = _per_band(
+        z,
+        _gsva.plage_scores,
+        _gsva.SetLayout(layout.n_sets, layout.sizes, buckets),
+        vectors=vectors,
+    )
+    if by_samples.any():
+        (whole,) = dask.compute(z.rechunk({0: -1}))
+        xp = namespace(scores)
+        for set_ids, values in _gsva.plage_sample_vectors(whole, layout.subset(by_samples)):
+            scores[:, xp.asarray(set_ids)] = xp.asarray(values.T)
+    return scores
 
 
 def _per_band(rows: da.Array, function: Any, layout: _gsva.SetLayout, **options: Any) -> Any:

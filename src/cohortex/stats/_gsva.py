@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import namespace, special
+from .._backend import namespace, special, to_host
 
 __all__ = [
     "GAUSSIAN_TABLE_MAX",
@@ -37,6 +37,7 @@ __all__ = [
     "gsva_walks",
     "kernel_log_odds",
     "plage_grams",
+    "plage_sample_vectors",
     "plage_scores",
     "plage_vectors",
     "ssgsea_walks",
@@ -162,6 +163,15 @@ class SetLayout:
                 members[s] = index[row, : self.sizes[s]]
         indptr = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
         return indptr, np.concatenate(members).astype(np.int64)
+
+    def subset(self, keep: np.ndarray) -> SetLayout:
+        """The sets where ``keep`` (n_sets,) is true, with their places in the collection."""
+        buckets = []
+        for set_ids, index, mask in self.buckets:
+            rows = keep[set_ids]
+            if rows.any():
+                buckets.append((set_ids[rows], index[rows], mask[rows]))
+        return SetLayout(self.n_sets, self.sizes, tuple(buckets))
 
     def split(self, max_values: int) -> list[SetLayout]:
         """The sets in groups whose padded Gram matrices (Σ width²) hold at most
@@ -448,3 +458,44 @@ def plage_scores(z: Any, layout: SetLayout, vectors: list[tuple[Any, Any]]) -> A
         projected = xp.matmul(u[:, None, :], values)[:, 0, :]  # (sets, samples)
         scores[:, set_ids] = (projected / s[:, None]).T
     return scores
+
+
+def plage_sample_vectors(z: Any, layout: SetLayout) -> list[tuple[np.ndarray, np.ndarray]]:
+    """PLAGE's scores of sets with at least as many genes as there are samples, from each
+    set's (samples × samples) Gram matrix: its leading eigenvector is the right singular
+    vector itself, of a matrix no larger than the genes' one.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes), float64
+        Standardised values of every sample.
+    layout : SetLayout
+
+    Returns
+    -------
+    list of (set_ids (n,), ndarray of shape (n, n_samples))
+        The sets' scores on the host, each oriented as :func:`plage_vectors` orients them
+        (rising with the set's mean z-score).
+    """
+    from scipy.linalg import eigh
+
+    xp = namespace(z)
+    n = z.shape[0]
+    results = []
+    for (set_ids, members, _), (_, _, mask) in zip(layout.on(xp), layout.buckets, strict=True):
+        width = members.shape[1]
+        step = max(1, _SET_BLOCK_ELEMENTS // (n * max(n, width)))
+        for start in range(0, members.shape[0], step):
+            rows = slice(start, start + step)
+            index = members[rows]
+            values = xp.take(z, index.ravel(), axis=1).reshape(n, *index.shape)
+            values = (values * xp.asarray(mask[rows])[None]).transpose(1, 0, 2)  # sets × n × w
+            grams = np.asarray(to_host(xp.matmul(values, values.transpose(0, 2, 1))))
+            totals = np.asarray(to_host(values.sum(axis=2)))
+            vectors = np.empty((grams.shape[0], n))
+            for row in range(grams.shape[0]):
+                _, vector = eigh(grams[row], subset_by_index=[n - 1, n - 1])
+                v = vector[:, 0]
+                vectors[row] = -v if v @ totals[row] < 0 else v
+            results.append((np.asarray(to_host(set_ids[rows])), vectors))
+    return results
