@@ -107,6 +107,7 @@ PUBLIC = {
         "enrichment",
         "forest",
         "gsea",
+        "heatmap",
         "km",
         "loss",
         "ma",

@@ -340,3 +340,44 @@ def test_cumulative_incidence_draws_each_group_and_cause(tmp_path):
     assert (tmp_path / "cif.png").stat().st_size > 1000
     with pytest.raises(CohortexError, match="cumulative_incidence"):
         plot.cumulative_incidence({"time": [1]})
+
+
+def test_heatmap_orders_samples_by_group_and_standardises_rows():
+    rng = np.random.default_rng(3)
+    labels = np.array(["b", "a", "b", "a", "c", "a"])
+    x = rng.normal(size=(6, 5))
+    x[:, 2] *= 100  # the most variable gene, then gene 4
+    x[:, 4] *= 10
+    ds = xr.Dataset(
+        {"expression": (("sample", "gene"), x), "condition": ("sample", labels)},
+        coords={"gene": [f"g{j}" for j in range(5)]},
+    )
+    ax = plot.heatmap(ds, groupby="condition", n=2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["g2", "g4"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    order = np.argsort(labels, kind="stable")
+    chosen = x[order][:, [2, 4]]
+    expected = (chosen - chosen.mean(axis=0)) / chosen.std(axis=0, ddof=1)
+    np.testing.assert_allclose(ax.images[0].get_array(), expected.T)
+    assert len(ax.lines) == 2  # the borders between a|b and b|c
+    raw = plot.heatmap(ds, ["g0", "g3"], standardize=False)
+    np.testing.assert_allclose(raw.images[0].get_array(), x[:, [0, 3]].T)
+    with pytest.raises(CohortexError, match="not in the cohort"):
+        plot.heatmap(ds, ["g0", "nope"])
+    with pytest.raises(CohortexError, match="'groupby' parameter must name a sample variable"):
+        plot.heatmap(ds, groupby="batch")
+
+
+def test_heatmap_of_gsva_scores():
+    from cohortex import genesets
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(6.0, 1.0, (20, 60))
+    genes = [f"g{j}" for j in range(60)]
+    sets = genesets.GeneSets.from_dict({f"s{k}": genes[k * 10 : k * 10 + 12] for k in range(5)})
+    scores = genesets.gsva(
+        xr.Dataset({"expression": (("sample", "gene"), x)}, coords={"gene": genes}), sets
+    )
+    ax = plot.heatmap(scores)
+    assert ax.get_title() == "gsva scores: 5 gene sets (z-scores)"
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == [f"s{k}" for k in range(5)]

@@ -1,4 +1,5 @@
-"""Plots: volcano, MA and top-gene bars of DE results; PCA/t-SNE scatter and scree plot;
+"""Plots: volcano, MA and top-gene bars of DE results; a heatmap of genes (or GSVA's set
+scores) across the samples; PCA/t-SNE scatter and scree plot;
 Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated
 predictions; GSEA running scores, limma's barcode plot of a set and a dot plot of enriched
 gene sets.
@@ -9,6 +10,7 @@ touching pyplot's global state, so it works headless, and returns the ``Axes``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "enrichment",
     "forest",
     "gsea",
+    "heatmap",
     "km",
     "loss",
     "ma",
@@ -164,6 +167,124 @@ def top_genes(
     ax.set_xlabel("-log10 p-value")
     ax.set_title(_title(table, f"Top {len(best)} genes"))
     return ax
+
+
+def heatmap(
+    cohort: Any,
+    genes: Any = None,
+    *,
+    groupby: str | None = None,
+    n: int = 30,
+    standardize: bool = True,
+    ax: Axes | None = None,
+) -> Axes:
+    """Values of some genes in every sample: a row per gene, a column per sample, the samples
+    side by side by group. Also draws :func:`cohortex.genesets.gsva` scores (a row per set).
+
+    Parameters
+    ----------
+    cohort : path, xarray.Dataset or array of shape (n_samples, n_genes)
+        A cohort, or a cohort-shaped result such as GSVA's scores.
+    genes : sequence of str, optional
+        The rows, in this order. Default: the ``n`` genes whose values vary most across the
+        samples (their variance; genes with missing values count their observed ones).
+    groupby : str, optional
+        A sample variable: the samples in its levels' order (sorted), each group labelled
+        below the map and parted from the next by a line.
+    n : int, default 30
+    standardize : bool, default True
+        Each row as z-scores across the samples (a diverging scale centred on 0, clipped at
+        the 99th percentile of |z|); False draws the values themselves.
+    """
+    from ._backend import to_host
+    from ._cohort import as_cohort_matrix
+
+    data = as_cohort_matrix(cohort)
+    ids = [str(g) for g in data.gene_ids]
+    if genes is None:
+        if n < 1:
+            raise CohortexError(f"'n' must be at least 1; got {n}.")
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing gene's variance
+            spread = np.asarray(to_host(_nanvar(data.matrix)), dtype=np.float64)
+        ranked = np.argsort(-np.nan_to_num(spread, nan=-np.inf), kind="stable")
+        columns = ranked[: min(n, len(ids))]
+    else:
+        where = {g: i for i, g in enumerate(ids)}
+        wanted = [str(g) for g in ([genes] if isinstance(genes, str) else genes)]
+        missing = [g for g in wanted if g not in where]
+        if missing or not wanted:
+            raise CohortexError(
+                f"{len(missing)} of the genes are not in the cohort (first {missing[0]!r})."
+                if missing
+                else "'genes' is empty."
+            )
+        columns = np.array([where[g] for g in wanted])
+    values = _host_columns(data.matrix, columns)
+    order = np.arange(values.shape[0])
+    labels = None
+    if groupby is not None:
+        labels = data.sample_variable(groupby, "groupby").astype(str)
+        order = np.argsort(labels, kind="stable")
+        labels = labels[order]
+    values = values[order]
+    if standardize:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (values - np.nanmean(values, axis=0)) / np.nanstd(values, axis=0, ddof=1)
+        finite = np.abs(values[np.isfinite(values)])
+        limit: float | None = float(np.percentile(finite, 99)) if finite.size else 1.0
+        cmap = "RdBu_r"
+    else:
+        limit, cmap = None, "viridis"
+    rows = values.shape[1]
+    ax = ax or _new_axes(height=max(3.0, 0.18 * rows + 1.5))
+    image = ax.imshow(
+        values.T,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=None if limit is None else -limit,
+        vmax=limit,
+    )
+    ax.figure.colorbar(image, ax=ax, label="z-score" if standardize else "value", shrink=0.8)
+    ax.set_yticks(np.arange(rows), [ids[c] for c in columns], fontsize=7 if rows <= 60 else 4)
+    if labels is not None:
+        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        ends = np.r_[starts[1:], labels.size]
+        ax.set_xticks((starts + ends - 1) / 2, labels[starts], fontsize=8)
+        for start in starts[1:]:
+            ax.axvline(start - 0.5, color="black", linewidth=0.8)
+        ax.set_xlabel(str(groupby))
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{values.shape[0]} samples")
+    method = data.dataset.attrs.get("method") if data.dataset is not None else None
+    kind = "gene sets" if "set_size" in (data.dataset or {}) else "genes"
+    what = f"{method} scores" if method and kind == "gene sets" else "Values"
+    ax.set_title(f"{what}: {rows} {kind}" + (" (z-scores)" if standardize else ""))
+    return ax
+
+
+def _nanvar(matrix: Any) -> Any:
+    import dask.array as da
+
+    if isinstance(matrix, da.Array):
+        return da.nanvar(matrix.astype(np.float64), axis=0).compute()
+    from ._backend import namespace
+
+    xp = namespace(matrix)
+    return xp.nanvar(matrix.astype(xp.float64), axis=0)
+
+
+def _host_columns(matrix: Any, columns: np.ndarray) -> np.ndarray:
+    """The chosen columns of a NumPy, CuPy or Dask matrix, as float64 on the host."""
+    import dask.array as da
+
+    from ._backend import to_host
+
+    if isinstance(matrix, da.Array):
+        return np.asarray(to_host(matrix[:, columns].compute()), dtype=np.float64)
+    return np.asarray(to_host(matrix[:, columns]), dtype=np.float64)
 
 
 def _new_axes(height: float = 4.0) -> Axes:

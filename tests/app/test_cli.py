@@ -1354,6 +1354,12 @@ def test_gsva_command(tmp_path, capsys):
     assert str(tested["gene"].values[np.argmin(tested["pvalue"].values.ravel())]) == "planted"
     assert main(arguments) == 2  # exists
     assert "already exists" in capsys.readouterr().err
+    heat = tmp_path / "heat.png"
+    assert main([*arguments, "--overwrite", "--plot", str(heat), "--groupby", "condition"]) == 0
+    assert (
+        heat.stat().st_size > 1000 and "heatmap of the 6 most variable" in capsys.readouterr().out
+    )
+    assert main([*arguments, "--overwrite", "--groupby", "condition"]) == 2
     table = tmp_path / "scores.tsv"
     assert (
         main(

@@ -722,6 +722,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     gs.add_argument("--min-size", type=int, default=1, help="smallest set (of the cohort's genes)")
     gs.add_argument("--max-size", type=int, default=None, help="largest set (default: any)")
+    gs.add_argument(
+        "--plot", type=Path, default=None, help="a heatmap of the scores (z-scores per set)"
+    )
+    gs.add_argument(
+        "--groupby", default=None, help="with --plot: the sample variable that groups the samples"
+    )
     gs.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     gs.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
@@ -2121,6 +2127,9 @@ def _gsva(args: argparse.Namespace) -> None:
         raise CohortexError(f"{str(args.dest)!r} already exists; pass --overwrite to replace it.")
     if not args.dest.parent.is_dir():
         raise CohortexError(f"The folder of {str(args.dest)!r} does not exist; create it first.")
+    _check_plot(args.plot)
+    if args.groupby is not None and args.plot is None:
+        raise CohortexError("--groupby goes with --plot (it groups the heatmap's samples).")
     sets = genesets.read_gmt(args.sets)
     if args.names is not None:
         sets = sets.translate(args.store, args.names)
@@ -2148,6 +2157,15 @@ def _gsva(args: argparse.Namespace) -> None:
         f"{scores.sizes['sample']} samples from {scores.attrs['n_genes']} genes in "
         f"{elapsed:.1f} s; written to {args.dest}"
     )
+    if args.plot is not None:
+        from .. import plot
+
+        shown = min(scores.sizes["gene"], 60)
+        _save_figure(
+            plot.heatmap(scores, groupby=args.groupby, n=shown),
+            args.plot,
+            f"heatmap of the {shown} most variable sets written to {args.plot}",
+        )
 
 
 def _warn_if_counts(
