@@ -152,6 +152,22 @@ def test_compiled_walks_equal_the_xp_reference(options):
     np.testing.assert_allclose(compiled, reference, rtol=1e-13, atol=1e-15)
 
 
+def test_degenerate_sets_score_as_gsvas_c_code():
+    """A one-gene set in the middle place has no weight (0/0 steps: GSVA's walk keeps only
+    its fall before the gene); a set of every gene has no gene outside (no fall)."""
+    n = 10
+    log_odds = -np.arange(n, dtype=np.float64)[None, :]  # gene g at place g (0-based)
+    members = [np.array([n // 2]), np.arange(n), np.array([2, 7])]
+    layout = _gsva.SetLayout.from_members(members)
+    compiled = gsva_walks(log_odds, *layout.csr(), 1.0, True, False)
+    reference = _gsva.gsva_walks(log_odds, layout)
+    middle = -(n // 2) / (n - 1)
+    np.testing.assert_allclose(compiled[0, :2], [middle, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(reference, compiled, rtol=1e-15)
+    whole = _gsva.ssgsea_walks(np.arange(n, dtype=np.float64)[None, :], layout)
+    assert np.isfinite(whole).all()
+
+
 def test_truncated_average_ranks():
     x = np.array([[3.0, 1.0, 2.0, 2.0, 5.0, 2.0], [1.0, 1.0, 1.0, 1.0, 0.0, 9.0]])
     # R: as.integer(rank(x, ties = "average"))

@@ -250,14 +250,21 @@ def gsva_walks(
         weights = (xp.take(rank_scores, members.ravel(), axis=1).reshape(places.shape)) ** tau
         weights = xp.take_along_axis(weights * mask[None], by_place, axis=2)
         total = weights.sum(axis=2, keepdims=True)
-        steps = weights / total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            steps = weights / total  # 0/0 where every member's score is 0, as GSVA's C
         after = xp.cumsum(steps, axis=2)
-        before = after - steps
-        # the walk falls by 1/(n − k) at each gene outside the set passed so far
-        fall = (places - xp.arange(width, dtype=xp.float64)) / (n_genes - sizes)[None, :, None]
+        before = xp.concatenate([xp.zeros_like(after[:, :, :1]), after[:, :, :-1]], axis=2)
+        # the walk falls by 1/(n − k) at each gene outside the set passed so far (none when
+        # the set holds every gene)
+        outside = xp.maximum(n_genes - sizes, 1.0)[None, :, None]
+        fall = (places - xp.arange(width, dtype=xp.float64)) / outside
         member = xp.arange(width)[None, None, :] < sizes[None, :, None]
-        highest = xp.maximum(xp.where(member > 0, after - fall, 0.0).max(axis=2), 0.0)
-        lowest = xp.minimum(xp.where(member > 0, before - fall, 0.0).min(axis=2), 0.0)
+        # NaN (after a 0/0 step) never beats an extreme, as in GSVA's comparisons
+        high, low = after - fall, before - fall
+        high = xp.where(member & ~xp.isnan(high), high, 0.0)
+        low = xp.where(member & ~xp.isnan(low), low, 0.0)
+        highest = xp.maximum(high.max(axis=2), 0.0)
+        lowest = xp.minimum(low.min(axis=2), 0.0)
         if max_diff:
             es = highest - lowest if abs_ranking else highest + lowest
         else:
@@ -334,7 +341,10 @@ def ssgsea_walks(x: Any, layout: SetLayout, alpha: float = 0.25) -> Any:
         reach = xp.take(reach_all, members.ravel(), axis=1).reshape(shape) * mask[None]
         sizes = mask.sum(axis=1)[None, :]
         inside = (weights * reach).sum(axis=2) / weights.sum(axis=2)
-        outside = (n_genes * (n_genes + 1) / 2 - reach.sum(axis=2)) / (n_genes - sizes)
+        # (a set of every gene has no gene outside: 0, where GSVA divides 0 by 0)
+        outside = (n_genes * (n_genes + 1) / 2 - reach.sum(axis=2)) / xp.maximum(
+            n_genes - sizes, 1.0
+        )
         scores[:, set_ids] = inside - outside
     return scores
 

@@ -21,7 +21,7 @@ from ..._jit import njit
 __all__ = ["gaussian_log_odds", "gsva_walks"]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")  # x/0 is ±inf or NaN, as GSVA's C
 def _gene_log_odds(values, bandwidth, table, table_max, steps, out):  # type: ignore[no-untyped-def]
     n = values.size
     for j in range(n):
@@ -75,7 +75,7 @@ def gaussian_log_odds(
     return out.T
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")  # x/0 is ±inf or NaN, as GSVA's C
 def _walks(log_odds, indptr, members, gene_indptr, gene_sets, tau, max_diff, abs_ranking, out):  # type: ignore[no-untyped-def]
     n_rows, n_genes = log_odds.shape
     n_sets = indptr.size - 1
@@ -102,10 +102,14 @@ def _walks(log_odds, indptr, members, gene_indptr, gene_sets, tau, max_diff, abs
             gene = order[p]
             for i in range(gene_indptr[gene], gene_indptr[gene + 1]):
                 s = gene_sets[i]
-                fall = float(p - passed[s]) / float(n_genes - (indptr[s + 1] - indptr[s]))
-                lowest[s] = min(lowest[s], cumulative[s] - fall)
+                outside = max(n_genes - (indptr[s + 1] - indptr[s]), 1)  # 0 for a set of all
+                fall = float(p - passed[s]) / float(outside)
+                # comparisons as GSVA's: a NaN walk (after a 0/0 step) sets no extreme
+                if cumulative[s] - fall < lowest[s]:
+                    lowest[s] = cumulative[s] - fall
                 cumulative[s] += weights[gene] / total[s]
-                highest[s] = max(highest[s], cumulative[s] - fall)
+                if cumulative[s] - fall > highest[s]:
+                    highest[s] = cumulative[s] - fall
                 passed[s] += 1
         for s in range(n_sets):
             if max_diff:
