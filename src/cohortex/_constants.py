@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["COMPRESSORS", "NORMALIZATIONS", "SCALES"]
+__all__ = ["COMPRESSORS", "GSVA_KERNELS", "GSVA_METHODS", "NORMALIZATIONS", "SCALES"]
 
 SCALES = ("log2", "log1p", "counts", "linear")
 
@@ -20,3 +20,7 @@ NORMALIZATIONS = (
     "log_rpkm",
     "tpm",
 )
+
+# genesets.gsva()'s methods and kernels, for the command line's choices
+GSVA_METHODS = ("gsva", "ssgsea", "zscore", "plage")
+GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")

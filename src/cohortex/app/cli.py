@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._constants import COMPRESSORS, NORMALIZATIONS, SCALES
+from .._constants import COMPRESSORS, GSVA_KERNELS, GSVA_METHODS, NORMALIZATIONS, SCALES
 from .._errors import CohortexError
 from .._optional import require
 from .._version import __version__
@@ -703,14 +703,14 @@ def _parser() -> argparse.ArgumentParser:
     gs.add_argument("--sets", type=Path, required=True, help="a GMT file (MSigDB's format)")
     gs.add_argument(
         "--method",
-        choices=("gsva", "ssgsea", "zscore", "plage"),
+        choices=GSVA_METHODS,
         default="gsva",
         help="GSVA's kernel CDFs and random walks (default), ssGSEA's rank-weighted walks, the "
         "sum of standardised values over sqrt(size), or PLAGE's first singular vector",
     )
     gs.add_argument(
         "--kcdf",
-        choices=("auto", "gaussian", "poisson", "none"),
+        choices=GSVA_KERNELS,
         default="auto",
         help="gsva: the genes' kernel (auto: poisson for a counts store, gaussian otherwise)",
     )

@@ -11,6 +11,7 @@ import xarray as xr
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._constants import GSVA_KERNELS, GSVA_METHODS
 from .._errors import CohortexError
 from .._progress import dask_progress
 from ..de._comparison import MEMORY_CHUNKS
@@ -21,8 +22,6 @@ from ._collection import GeneSets
 
 __all__ = ["GSVA_KERNELS", "GSVA_METHODS", "gsva"]
 
-GSVA_METHODS = ("gsva", "ssgsea", "zscore", "plage")
-GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
 
 # genes per block of the kernel CDFs (every sample of them at once)
 _DENSITY_GENES = 256
