@@ -77,6 +77,20 @@ def test_gsva_reports_what_it_left_out():
     assert ssgsea.attrs["n_genes"] == 299 and ssgsea.attrs["n_genes_constant"] == 0
 
 
+def test_gene_ids_that_are_numbers():
+    cohort = _cohort("expression")
+    numbered = cohort.assign_coords(gene=np.arange(cohort.sizes["gene"]))
+    position = {g: str(i) for i, g in enumerate(cohort["gene"].values)}
+    sets = _sets("expression")
+    renamed = GeneSets.from_dict(
+        {n: [position[g] for g in sets[n] if g in position] for n in sets.names}
+    )
+    np.testing.assert_array_equal(
+        gsva(numbered, renamed, method="zscore")["expression"].values,
+        gsva(cohort, sets, method="zscore")["expression"].values,
+    )
+
+
 def test_kcdf_auto_takes_the_poisson_kernel_for_counts():
     counts = _cohort("counts")
     auto = gsva(counts, _sets("counts"))

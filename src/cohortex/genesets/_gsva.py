@@ -160,7 +160,7 @@ def gsva(
             f"genes of the cohort's {genes.size} usable genes: are the sets named by the "
             "cohort's gene ids (GeneSets.translate maps symbols)?"
         )
-    column = {g: i for i, g in enumerate(genes)}
+    column = {str(g): i for i, g in enumerate(genes)}  # GeneSets hold names as text
     layout = _gsva.SetLayout.from_members(
         [np.array([column[g] for g in members], dtype=np.int64) for members in sets.members]
     )
@@ -174,7 +174,8 @@ def gsva(
         )
     if method == "ssgsea" and ssgsea_norm:
         xp = namespace(scores)
-        scores = scores / (xp.max(scores) - xp.min(scores))
+        with np.errstate(invalid="ignore", divide="ignore"):  # one score: 0/0, as GSVA's
+            scores = scores / (xp.max(scores) - xp.min(scores))
     if namespace(data.matrix) is np or isinstance(data.matrix, da.Array):
         scores = to_host(scores)
     return _result(data, sets, layout, scores, method, kernel, tau, keep, constant, complete)
