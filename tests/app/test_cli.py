@@ -1060,6 +1060,15 @@ def test_bench_genesets_suite(tmp_path):
         )
     assert rows["cohortex_romer"]["sets"] == 100
     assert "skipped" in rows["limma_romer_r"] or rows["limma_romer_r"]["speedup"] > 0
+    # GSVA's scores of fry's sets on the first 200 samples (here all 100), R's GSVA beside
+    assert rows["cohortex_gsva"]["samples"] == 100 and rows["cohortex_gsva"]["sets"] == 1000
+    gsva_r = rows["gsva_r"]
+    if "skipped" in gsva_r:
+        assert "not installed" in gsva_r["skipped"]
+    else:
+        assert gsva_r["speedup"] == pytest.approx(
+            gsva_r["seconds"] / rows["cohortex_gsva"]["seconds"]
+        )
 
 
 def test_bench_batch_suite(tmp_path):

@@ -40,7 +40,8 @@ reports its own peak RSS, on the same simulated cohort, one after another. Per s
               in sets × permutations (marked). limma's fry of 1,000 of such sets for the
               condition on the first ``--r-samples`` samples in memory, beside R's ``fry`` of
               the same sets and values; roast (limma's ``mroast``, 1,999 rotations) and
-              romer (999 rotations) of the first 100 of them beside R's.
+              romer (999 rotations) of the first 100 of them beside R's; GSVA's scores of
+              the 1,000 sets (its Gaussian kernel) in the first 200 samples beside R's GSVA.
 ``voom``      limma-voom on a counts store (the cohort itself when its scale is counts, else a
               negative-binomial cohort of the same shape simulated beside it): ``de.voom`` with
               TMM factors and the weighted ``de.fit`` from the store, and the same with the
@@ -137,7 +138,8 @@ class Case:
     role: str  # "limit", "cohortex" or "anchor"
     # "memory", "zarr", "hvg" (the 2,000 most variable genes), "pcs", "slice" (the first
     # samples), "quality" (the first _QUALITY_SAMPLES samples), "genebygene" (the first
-    # _GENE_BY_GENE_SAMPLES samples) or "ranking" (a statistic per gene: no matrix is timed)
+    # _GENE_BY_GENE_SAMPLES samples), "gsva" (the first _GSVA_SAMPLES samples) or "ranking"
+    # (a statistic per gene: no matrix is timed)
     source: str
     module: str | None = None  # the package an anchor needs
     gpu: bool = True  # whether the case runs on a GPU (device=gpu), or only on the CPU
@@ -185,6 +187,16 @@ _CASES = [
     Case("genesets", "cohortex_fry", "cohortex", "slice"),
     Case(
         "genesets", "limma_fry_r", "anchor", "slice", "Rscript:limma,statmod", False, "cohortex_fry"
+    ),
+    Case("genesets", "cohortex_gsva", "cohortex", "gsva"),
+    Case(
+        "genesets",
+        "gsva_r",
+        "anchor",
+        "gsva",
+        "Rscript:limma,edgeR,GSVA",
+        False,
+        "cohortex_gsva",
     ),
     Case("genesets", "cohortex_roast", "cohortex", "slice"),
     Case(
@@ -265,6 +277,7 @@ _GSEAPY_SETS, _GSEAPY_PERMUTATIONS = 100, 1_000
 _FRY_SETS = 1_000
 _ROAST_SETS = 100  # the first of fry's sets: R's mroast takes ~0.5 s a set at 2,000 samples
 _ROMER_ROTATIONS = 999  # R's romer takes ~26 ms a rotation at 2,000 × 20,000
+_GSVA_SAMPLES = 200  # GSVA's kernel sums are n² per gene: R takes ~1 min at 200 × 20,000
 _R_PREAMBLE = r"""
 suppressPackageStartupMessages({library(limma); library(edgeR)})
 args <- commandArgs(trailingOnly = TRUE)
@@ -294,6 +307,13 @@ _ROAST_R = _timed_in_r(
 _ROMER_R = _timed_in_r(
     f"romer(y, index, design, contrast = 2, nrot = {_ROMER_ROTATIONS})",
     setup='index <- lapply(strsplit(readLines(args[5]), " "), as.integer)',
+)
+_GSVA_R = _timed_in_r(
+    "invisible(capture.output(scores <- gsva(y, sets, verbose = FALSE)))",
+    setup="suppressPackageStartupMessages(library(GSVA))\n"
+    'rownames(y) <- paste0("g", seq_len(n_genes))\n'
+    'sets <- lapply(strsplit(readLines(args[5]), " "), function(i) paste0("g", i))\n'
+    'names(sets) <- paste0("set", seq_along(sets))',
 )
 _VOOM_R = _timed_in_r(
     "v <- voom(calcNormFactors(DGEList(y)), design)\nfit <- eBayes(lmFit(v, design))"
@@ -563,6 +583,8 @@ def _time_case(
         extra.update(_survival_case(case, store, x, device, scipy_genes))
     elif case.suite == "predict":
         extra.update(_predict_case(case, store, device))
+    elif case.suite == "genesets" and case.source == "gsva":
+        extra.update(_gsva_case(case, store, device))
     elif case.suite == "genesets" and case.source == "slice":
         extra.update(_fry_case(case, store, device, r_samples))
     elif case.suite == "genesets":
@@ -774,12 +796,7 @@ def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
 
     data = open_cohort(store).isel(sample=slice(0, r_samples)).load()
     genes = [str(g) for g in data["gene"].values]
-    rng = np.random.default_rng(0)
-    high = min(500, len(genes) - 1)
-    members = [
-        rng.choice(len(genes), int(rng.integers(min(15, high), high + 1)), replace=False)
-        for _ in range(_FRY_SETS)
-    ]
+    members = _random_sets(len(genes))
     test = next((t for t in ("roast", "romer") if t in case.name), "fry")
     if test != "fry":
         members = members[:_ROAST_SETS]
@@ -799,6 +816,38 @@ def _fry_case(case: Case, store: str, device: str, r_samples: int) -> dict:
         (genesets.roast if test == "roast" else genesets.fry)(
             data, "~ condition", sets, device=device
         )
+    return {**extra, "timed_seconds": time.perf_counter() - start}
+
+
+def _random_sets(n_genes: int) -> list[np.ndarray]:
+    """:data:`_FRY_SETS` sets of 15–500 random genes (positions), from a fixed seed."""
+    rng = np.random.default_rng(0)
+    high = min(500, n_genes - 1)
+    return [
+        rng.choice(n_genes, int(rng.integers(min(15, high), high + 1)), replace=False)
+        for _ in range(_FRY_SETS)
+    ]
+
+
+def _gsva_case(case: Case, store: str, device: str) -> dict:
+    """GSVA's scores (its defaults: the Gaussian kernel) of fry's :data:`_FRY_SETS` sets in
+    the first :data:`_GSVA_SAMPLES` samples in memory: cohortex, or R's GSVA."""
+    from .. import genesets
+    from ..store import open_cohort
+
+    data = open_cohort(store).isel(sample=slice(0, _GSVA_SAMPLES)).load()
+    genes = [str(g) for g in data["gene"].values]
+    members = _random_sets(len(genes))
+    extra: dict[str, Any] = {"samples": int(data.sizes["sample"]), "sets": len(members)}
+    if case.role == "anchor":
+        values = np.asarray(data["expression"].values, dtype=np.float64)
+        seconds = _seconds_in_r(_GSVA_R, values, data["condition"].values, members)
+        return {**extra, "timed_seconds": seconds}
+    sets = genesets.GeneSets.from_dict(
+        {f"set{j}": [genes[i] for i in m] for j, m in enumerate(members)}
+    )
+    start = time.perf_counter()
+    genesets.gsva(data, sets, device=device)
     return {**extra, "timed_seconds": time.perf_counter() - start}
 
 
