@@ -1601,6 +1601,7 @@ def test_warmup_and_the_notice_of_a_slow_first_run(capsys):
     assert "wilcoxon  float32  ready in" in printed and "cached on disk" in printed
     assert "log-rank  float32  ready in" in printed
     assert "signed-rank (paired) ready in" in printed
+    assert "gsva      float32  ready in" in printed
     with slow_start_notice("compiling, once", after=0.05):
         time.sleep(0.3)
     assert "compiling, once" in capsys.readouterr().err
