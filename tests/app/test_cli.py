@@ -392,6 +392,13 @@ def test_deseq_command(tmp_path, capsys):
     theirs = pd.read_csv(fixtures / "lrt_genes.csv")
     saved = read_result(store, "lrt").sel(contrast="condition[T.b]")
     np.testing.assert_allclose(saved["pvalue"], theirs["b_pvalue"], rtol=1e-9)
+    assert main([*command, "--shrink", "--name", "shrunk"]) == 0
+    assert "fold changes shrunk by the Normal prior (lfcShrink)" in capsys.readouterr().out
+    theirs = pd.read_csv(fixtures / "shrink_oneway.csv")
+    saved = read_result(store, "shrunk").sel(contrast="condition[T.b]")
+    np.testing.assert_allclose(saved["coefficient"], theirs["condition_b_vs_a_lfc"], rtol=1e-9)
+    assert main(["de", str(store), "--groupby", "condition", "--shrink"]) == 2
+    assert "--shrink goes with --deseq" in capsys.readouterr().err
     assert main([*command, "--robust"]) == 2
     assert "no robust mode" in capsys.readouterr().err
     assert main([*command, "--glm-ql"]) == 2

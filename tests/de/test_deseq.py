@@ -291,3 +291,69 @@ def test_deseq_refuses_what_deseq2_refuses(cohort):
     with pytest.raises(CohortexError, match="poscounts"):
         de.deseq(sparse, "~ condition")
     assert np.isfinite(de.deseq(sparse, "~ condition", size_factors="poscounts")["pvalue"]).any()
+
+
+@pytest.mark.parametrize(
+    ("case", "design", "coefficients"),
+    [
+        ("oneway", "~ condition", {"condition_b_vs_a": B, "condition_c_vs_a": C}),
+        ("additive", "~ batch + condition", {"batch_y_vs_x": Y, "condition_c_vs_a": C}),
+    ],
+)
+def test_lfc_shrink_normal_equals_deseq2(cohort, case, design, coefficients):
+    """lfcShrink(dds, coef, type = "normal"): the prior variances matched to the MLEs'
+    weighted upper quantiles, the GLM refitted under them on the original counts (the
+    replaced outliers' genes too, as DESeq2 refits them); the tests stay the MLE's."""
+    shrunk = de.deseq(cohort, design, contrasts=coefficients, shrink="normal")
+    plain = de.deseq(cohort, design, contrasts=coefficients)
+    prior = pd.read_csv(DESEQ / f"shrink_{case}_prior.csv")
+    np.testing.assert_allclose(shrunk.attrs["beta_prior_variance"], prior["variance"], rtol=1e-9)
+    expected = pd.read_csv(DESEQ / f"shrink_{case}.csv")
+    for name in coefficients:
+        for ours, theirs in (("coefficient", "lfc"), ("se", "se")):
+            got = shrunk[ours].sel(contrast=name).values
+            want = expected[f"{name}_{theirs}"].to_numpy(dtype=float)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+    for name in ("statistic", "pvalue", "padj"):
+        np.testing.assert_array_equal(shrunk[name].values, plain[name].values)
+    np.testing.assert_array_equal(
+        shrunk["unshrunk_coefficient"].values, plain["coefficient"].values
+    )
+    np.testing.assert_array_equal(shrunk["unshrunk_se"].values, plain["se"].values)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shrink": "apeglm"}, "'shrink' is None or 'normal'"),
+        ({"shrink": "normal", "reduced": "~ 1"}, "leave out 'reduced'"),
+        ({"shrink": "normal", "lfc_threshold": 1.0}, "leave out 'reduced'"),
+        ({"shrink": "normal", "contrasts": {"cb": f"{C} - {B}"}}, "shrinks single coefficients"),
+    ],
+)
+def test_lfc_shrink_refusals(cohort, options, message):
+    with pytest.raises(CohortexError, match=message):
+        de.deseq(cohort, "~ condition", **options)
+
+
+def test_lfc_shrink_refuses_interactions(cohort):
+    with pytest.raises(CohortexError, match="designs with interactions"):
+        de.deseq(cohort, "~ batch * condition", contrasts=[Y], shrink="normal")
+
+
+def test_weighted_quantile_is_hmiscs():
+    """Hmisc's wtd.quantile(type = "quantile", normwt = TRUE) as DESeq2 copies it: ties pool
+    their weights; the order statistic at 1 + (n − 1) p on the cumulated weights."""
+    from cohortex.de._deseq import _weighted_quantile
+
+    # R: DESeq2:::Hmisc.wtd.quantile(c(3, 1, 2, 2, 5), c(1, 2, 1, 1, 3), 0.95, normwt = TRUE)
+    assert _weighted_quantile(
+        np.array([3.0, 1.0, 2.0, 2.0, 5.0]), np.array([1.0, 2.0, 1.0, 1.0, 3.0]), 0.95
+    ) == pytest.approx(5.0)
+    # R: DESeq2:::Hmisc.wtd.quantile(c(4, 1, 3, 2), c(1, 1, 1, 1), 0.5, normwt = TRUE) = 2.5
+    assert _weighted_quantile(np.array([4.0, 1.0, 3.0, 2.0]), np.ones(4), 0.5) == pytest.approx(2.5)
+    # R: ...(c(0.3, 1.7, 0.2, 0.9, 1.1, 0.4), c(2.5, 0.3, 1, 4, 0.7, 1.2), 0.95, normwt = TRUE)
+    assert _weighted_quantile(
+        np.array([0.3, 1.7, 0.2, 0.9, 1.1, 0.4]), np.array([2.5, 0.3, 1, 4, 0.7, 1.2]), 0.95
+    ) == pytest.approx(1.5)

@@ -300,6 +300,12 @@ def _parser() -> argparse.ArgumentParser:
         "independent filtering); with --treat, results(lfcThreshold =)",
     )
     de.add_argument(
+        "--shrink",
+        action="store_true",
+        help="with --deseq: lfcShrink(type = 'normal'): the fold changes and their standard "
+        "errors under DESeq2's Normal prior (the tests stay the MLE's)",
+    )
+    de.add_argument(
         "--reduced",
         metavar="FORMULA",
         help="with --deseq: DESeq2's likelihood-ratio test against this reduced design, e.g. "
@@ -1233,6 +1239,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--deseq has no robust mode; leave out --robust.")
     if args.reduced is not None and not args.deseq:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
+    if args.shrink and not args.deseq:
+        raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
     if edger_glm is not None:
         clashing = [
             flag
@@ -1353,6 +1361,7 @@ def _de(args: argparse.Namespace) -> None:
                 contrasts=_contrasts(args.contrast),
                 reduced=args.reduced,
                 lfc_threshold=args.treat or 0.0,
+                shrink="normal" if args.shrink else None,
                 fdr=args.fdr,
             )
             replaced = int(result["replaced"].sum())
@@ -1364,6 +1373,8 @@ def _de(args: argparse.Namespace) -> None:
             )
             if args.treat:
                 what = f"DESeq2 Wald tests of |log2 FC| > {args.treat:.3g}"
+            if args.shrink:
+                what += ", fold changes shrunk by the Normal prior (lfcShrink)"
         elif edger_glm is not None:
             edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
             result = edger_test(

@@ -88,6 +88,7 @@ def deseq(
     lfc_threshold: float = 0.0,
     alternative: str = "greaterAbs",
     dispersion_prior_variance: float | None = None,
+    shrink: str | None = None,
     fdr: str = "bh",
 ) -> xr.Dataset:
     """DESeq2's differential expression: ``results(DESeq(dds), contrast)`` for each contrast.
@@ -132,6 +133,13 @@ def deseq(
     dispersion_prior_variance : float, optional
         ``dispPriorVar``; by default estimated. With three residual degrees of freedom or
         fewer DESeq2 estimates it by simulation, which is not offered: give it then.
+    shrink : {{None, "normal"}}, default None
+        ``lfcShrink(dds, coef, type = "normal")``: each contrast's ``coefficient`` and
+        ``se`` from the GLM refitted with a Normal prior on the coefficients (Love et al.
+        2014), its variance matched to the fold changes' weighted upper quantile; the Wald
+        test, p-values and padj stay the unshrunken fit's, as lfcShrink leaves them. Each
+        contrast must be one coefficient of a design without interactions (lfcShrink's
+        ``coef``; its ``contrast`` takes an expanded design, not offered).
     {fdr}
 
     Returns
@@ -145,7 +153,9 @@ def deseq(
         ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor``. Attrs:
         the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``; with
         ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
-        ``lrt_df`` its degrees of freedom.
+        ``lrt_df`` its degrees of freedom. With ``shrink``: ``unshrunk_coefficient`` and
+        ``unshrunk_se`` (the MLE's, which the tests use) beside the shrunken ones, and the
+        attrs ``shrink`` and ``beta_prior_variance`` (one per coefficient of the design).
         A gene without counts has NaN throughout.
     """
     options = _check_options(
@@ -162,6 +172,7 @@ def deseq(
     n, p = data.design.shape
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
+    _check_shrink(shrink, options, data, matrix)
     plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
     gene_wise = per_gene(
@@ -194,9 +205,134 @@ def deseq(
         dispersion_gene,
         *means,
     )
+    shrunk = None
+    if shrink is not None:
+        counted = final[rows["all_zero"]] == 0
+        prior = beta_prior_variance(
+            final[rows.beta][:, counted],
+            final[rows["base_mean"]][counted],
+            final[rows["dispersion_trend"]][counted],
+            np.isin(data.names, ("Intercept", "(Intercept)")),
+        )
+        fits = per_gene(
+            data.counts,
+            lambda tile, d: _shrunk_tile(tile, d[0], plan, prior),
+            2 * p,
+            final[rows["dispersion"]],
+        )
+        shrunk = (prior, fits[:p], fits[p:])
     return _results(
-        data, plan, shared, matrix, final, rows, options, cooks_cutoff, independent_filtering
+        data,
+        plan,
+        shared,
+        matrix,
+        final,
+        rows,
+        options,
+        cooks_cutoff,
+        independent_filtering,
+        shrunk,
     )
+
+
+def _check_shrink(
+    shrink: str | None, options: _Options, data: CountData, matrix: pd.DataFrame
+) -> None:
+    if shrink is None:
+        return
+    if shrink != "normal":
+        raise CohortexError(
+            f"deseq()'s 'shrink' is None or 'normal' (lfcShrink's type; apeglm and ashr are "
+            f"not offered); got {shrink!r}."
+        )
+    if options.lrt or options.lfc_threshold != 0:
+        raise CohortexError(
+            "deseq(shrink='normal') shrinks the Wald fit's fold changes: leave out 'reduced' "
+            "and 'lfc_threshold' (lfcShrink then tests the shrunken estimates, not offered)."
+        )
+    if data.formula is not None and (":" in data.formula or "*" in data.formula):
+        raise CohortexError(
+            "deseq(shrink='normal') is lfcShrink's Normal prior, which DESeq2 does not "
+            "offer for designs with interactions."
+        )
+    values = matrix.to_numpy()
+    single = (np.count_nonzero(values, axis=0) == 1) & (values.max(axis=0) == 1)
+    if not single.all():
+        raise CohortexError(
+            "deseq(shrink='normal') shrinks single coefficients (lfcShrink's coef); "
+            f"{', '.join(map(str, matrix.columns[~single]))} combine several (lfcShrink's "
+            "contrast uses an expanded design, not offered)."
+        )
+
+
+def beta_prior_variance(
+    beta: np.ndarray, base_mean: np.ndarray, dispersion_trend: np.ndarray, intercept: np.ndarray
+) -> np.ndarray:
+    """estimateBetaPriorVar (``betaPriorMethod = "weighted"``, ``upperQuantile = 0.05``): each
+    coefficient's prior variance matched to the weighted 95% quantile of its |MLE| (log2),
+    the weights 1/(1/baseMean + dispFit); 10⁶ for the intercept.
+
+    Parameters
+    ----------
+    beta : ndarray of shape (p, n_genes)
+        The MLE coefficients (log2) of the genes with counts.
+    base_mean, dispersion_trend : ndarray of shape (n_genes,)
+    intercept : ndarray of shape (p,), bool
+
+    Returns
+    -------
+    ndarray of shape (p,)
+    """
+    weights = 1.0 / (1.0 / base_mean + dispersion_trend)
+    if beta.shape[1] == 1:
+        variance = beta[:, 0] ** 2
+    else:
+        variance = np.empty(beta.shape[0])
+        for j, x in enumerate(beta):
+            use = np.abs(x) < 10  # NaN: left out, as Hmisc's wtd.table drops it
+            if not use.any():
+                variance[j] = 1e6
+                continue
+            quantile = _weighted_quantile(np.abs(x[use]), weights[use], 0.95)
+            variance[j] = (quantile / stats.norm.ppf(0.975)) ** 2
+    variance[intercept] = 1e6
+    return variance
+
+
+def _weighted_quantile(x: np.ndarray, weights: np.ndarray, probability: float) -> float:
+    """Hmisc's wtd.quantile (``type = "quantile"``, ``normwt = TRUE``), as DESeq2 copies it:
+    weights scaled to sum to the number of values, tied values' weights pooled, the quantile
+    interpolated between the order statistics at ``1 + (n − 1) p`` on the cumulated weights."""
+    keep = ~np.isnan(weights) & (weights != 0) & ~np.isnan(x)
+    x, weights = x[keep], weights[keep] * keep.sum() / weights[keep].sum()
+    values, inverse = np.unique(x, return_inverse=True)
+    cumulative = np.cumsum(np.bincount(inverse, weights=weights))
+    n = cumulative[-1]
+    place = 1 + (n - 1) * probability
+    low = max(math.floor(place), 1)
+    high = min(low + 1, n)
+    fraction = place % 1
+
+    def at(position: float) -> float:  # approx(method = "constant", f = 1, rule = 2)
+        index = min(int(np.searchsorted(cumulative, position, side="left")), values.size - 1)
+        return float(values[index])
+
+    return (1 - fraction) * at(low) + fraction * at(high)
+
+
+def _shrunk_tile(
+    tile: np.ndarray, dispersion: np.ndarray, plan: DesignPlan, prior_variance: np.ndarray
+) -> np.ndarray:
+    """A tile's coefficients (log2) and their standard errors under the Normal prior: (2p,
+    genes), NaN for a gene without counts."""
+    p = plan.design.shape[1]
+    out = np.full((2 * p, tile.shape[1]), np.nan)
+    kept = np.flatnonzero(tile.sum(axis=0) > 0)
+    if kept.size:
+        fit = _glm(np.asfortranarray(tile[:, kept]), plan, dispersion[kept], prior_variance)
+        out[:p, kept] = fit.beta
+        out[p:, kept] = fit.se
+    return out
 
 
 @dataclass(frozen=True)
@@ -595,9 +731,16 @@ class _GLM:
     optimized: np.ndarray  # (g,) bool: the optimiser's (beta) replace IRLS's
 
 
-def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
+def _glm(
+    counts: np.ndarray,
+    plan: DesignPlan,
+    dispersion: np.ndarray,
+    prior_variance: np.ndarray | None = None,
+) -> _GLM:
     """fitNbinomGLMs: fitBeta from the least-squares fit of log(normalised counts + 0.1),
-    and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable."""
+    and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable. Its ridge is
+    1e-6 (log2 scale) without ``prior_variance``, else the Normal prior's 1/variance per
+    coefficient (``nbinomWaldTest(betaPrior = TRUE)``)."""
     n, p = plan.design.shape
     g = counts.shape[1]
     sf = plan.size_factors
@@ -607,7 +750,8 @@ def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
     deviance = np.empty(g)
     covariance = np.empty((p * p, g))
     hat = np.empty((n, g), order="F")
-    ridge = np.full(p, _RIDGE_LOG2 / math.log(2.0) ** 2)
+    lambda_log2 = np.full(p, _RIDGE_LOG2) if prior_variance is None else 1.0 / prior_variance
+    ridge = lambda_log2 / math.log(2.0) ** 2
     fit_beta(
         counts,
         sf,
@@ -636,7 +780,9 @@ def _glm(counts: np.ndarray, plan: DesignPlan, dispersion: np.ndarray) -> _GLM:
     for gene in np.flatnonzero(optimized):
         row = beta_log2[:, gene]
         begin = row if (stable[gene] and np.all(np.abs(row) < 30)) else start[:, gene]
-        solution, ok = _optim(counts[:, gene], sf, plan.design, dispersion[gene], begin)
+        solution, ok = _optim(
+            counts[:, gene], sf, plan.design, dispersion[gene], begin, lambda_log2
+        )
         converged[gene] = converged[gene] or ok
         beta_log2[:, gene] = solution
         mu[:, gene] = sf * 2.0 ** (plan.design @ solution)
@@ -661,12 +807,20 @@ def _log_like(counts: np.ndarray, mu: np.ndarray, dispersion: np.ndarray) -> np.
 
 
 def _optim(
-    counts: np.ndarray, sf: np.ndarray, design: np.ndarray, dispersion: float, start: np.ndarray
+    counts: np.ndarray,
+    sf: np.ndarray,
+    design: np.ndarray,
+    dispersion: float,
+    start: np.ndarray,
+    lambda_log2: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """fitNbinomGLMsOptim's ``optim(method = "L-BFGS-B")`` of one gene on the log2 scale
-    (coefficients within ±30, R's central differences of step 10⁻³, factr 10⁷)."""
+    (coefficients within ±30, R's central differences of step 10⁻³, factr 10⁷), the prior
+    Normal(0, 1/λ) per coefficient (λ 10⁻⁶ without a beta prior)."""
     size = 1.0 / dispersion
-    sd = math.sqrt(1.0 / _RIDGE_LOG2)
+    if lambda_log2 is None:
+        lambda_log2 = np.full(start.size, _RIDGE_LOG2)
+    sd = np.sqrt(1.0 / lambda_log2)
 
     def objective(beta: np.ndarray) -> float:
         with np.errstate(over="ignore"):
@@ -1115,6 +1269,7 @@ def _results(
     options: _Options,
     cooks_cutoff: bool | float,
     independent_filtering: bool,
+    shrunk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> xr.Dataset:
     n, p = data.design.shape
     all_zero = final[rows["all_zero"]] > 0
@@ -1159,11 +1314,12 @@ def _results(
         if data.two_level_factor:
             outlier &= final[rows["counts_above_outlier"]] < 3
         log_p[:, outlier] = np.nan
-    estimate[:, now_zero] = 0.0
-    se[:, now_zero] = 0.0
-    statistic[:, now_zero] = 0.0
-    log_p[:, now_zero] = 0.0
-    for values in (estimate, se, statistic, log_p):
+    shown = [estimate, se]
+    if shrunk is not None:  # lfcShrink: the refit's estimates, cleaned as results() cleans
+        column = np.argmax(contrasts, axis=1)
+        shown = [np.where(zero, 0.0, shrunk[1][column]), shrunk[2][column].copy()]
+    for values in (*shown, estimate, se, statistic, log_p):
+        values[:, now_zero] = 0.0
         values[:, all_zero] = np.nan
     pvalues = np.exp(log_p)
     padj = np.empty_like(pvalues)
@@ -1179,8 +1335,8 @@ def _results(
     gene = ("gene",)
     pairs = ("contrast", "gene")
     variables: dict[str, Any] = {
-        "coefficient": (pairs, estimate),
-        "se": (pairs, se),
+        "coefficient": (pairs, shown[0]),
+        "se": (pairs, shown[1]),
         "statistic": (pairs, statistic),
         "pvalue": (pairs, pvalues),
         "padj": (pairs, padj),
@@ -1219,6 +1375,11 @@ def _results(
     }
     if options.lrt and data.reduced is not None:
         attrs["lrt_df"] = p - data.reduced.shape[1]
+    if shrunk is not None:
+        variables["unshrunk_coefficient"] = (pairs, estimate)
+        variables["unshrunk_se"] = (pairs, se)
+        attrs["shrink"] = "normal"
+        attrs["beta_prior_variance"] = [float(v) for v in shrunk[0]]
     if trend.fit_type == "parametric":
         attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
     else:
