@@ -208,7 +208,7 @@ def deseq(
     shrunk = None
     if shrink is not None:
         counted = final[rows["all_zero"]] == 0
-        prior = beta_prior_variance(
+        prior = _beta_prior_variance(
             final[rows.beta][:, counted],
             final[rows["base_mean"]][counted],
             final[rows["dispersion_trend"]][counted],
@@ -265,7 +265,7 @@ def _check_shrink(
         )
 
 
-def beta_prior_variance(
+def _beta_prior_variance(
     beta: np.ndarray, base_mean: np.ndarray, dispersion_trend: np.ndarray, intercept: np.ndarray
 ) -> np.ndarray:
     """estimateBetaPriorVar (``betaPriorMethod = "weighted"``, ``upperQuantile = 0.05``): each
