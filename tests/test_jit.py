@@ -93,6 +93,26 @@ def test_concurrent_compiles_leave_a_complete_cache(tmp_path: Path) -> None:
     assert reload.stdout.split() == ["3", "0"]
 
 
+def test_a_cache_that_cannot_be_locked_is_not_written(tmp_path: Path, monkeypatch) -> None:
+    """A file system without flock: the kernel runs, nothing is saved, a warning says so."""
+    import errno
+    import importlib.util
+
+    def no_lock(descriptor: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_jit.fcntl, "flock", no_lock)
+    monkeypatch.setattr(_jit, "_WARNED", set())
+    (tmp_path / "unlocked.py").write_text(KERNEL)
+    spec = importlib.util.spec_from_file_location("unlocked", tmp_path / "unlocked.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.warns(cohortex.CohortexWarning, match="could not save compiled kernels"):
+        assert module.twice_plus_one(3.0) == 7.0
+    assert not list((tmp_path / "__pycache__").glob("*.nbi"))
+
+
 def test_every_cached_kernel_saves_under_the_lock() -> None:
     """Every cohortex kernel that caches uses the locked cache file, none numba's own."""
     dispatchers = []

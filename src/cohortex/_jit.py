@@ -20,11 +20,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
 from numba.core import caching
+
+from ._errors import CohortexWarning
 
 try:
     import fcntl
@@ -50,22 +53,48 @@ def directory_lock(path: str) -> Iterator[None]:
 
 
 class LockedCacheFile(caching.IndexDataCacheFile):  # type: ignore[misc]
-    """numba's index and data files, saved under the directory lock, data before index."""
+    """numba's index and data files, saved under the directory lock, data before index.
+
+    Where the lock or the files cannot be written (a file system without ``flock``, a full
+    disk), the kernel is used without being saved, and a warning says so once per directory:
+    a cache written without the lock could send a later process to the wrong machine code.
+    """
 
     def save(self, key: Any, data: Any) -> None:
-        with directory_lock(self._cache_path):
-            overloads = self._load_index()
-            data_name = overloads.get(key)
-            if data_name is not None:
-                self._save_data(data_name, data)
-                return
-            taken = set(overloads.values())
-            data_name = next(
-                name for name in map(self._data_name, itertools.count(1)) if name not in taken
-            )
+        try:
+            with directory_lock(self._cache_path):
+                self._save_locked(key, data)
+        except OSError as error:
+            _not_saved(self._cache_path, error)
+
+    def _save_locked(self, key: Any, data: Any) -> None:
+        overloads = self._load_index()
+        data_name = overloads.get(key)
+        if data_name is not None:
             self._save_data(data_name, data)
-            overloads[key] = data_name
-            self._save_index(overloads)
+            return
+        taken = set(overloads.values())
+        data_name = next(
+            name for name in map(self._data_name, itertools.count(1)) if name not in taken
+        )
+        self._save_data(data_name, data)
+        overloads[key] = data_name
+        self._save_index(overloads)
+
+
+_WARNED: set[str] = set()
+
+
+def _not_saved(path: str, error: OSError) -> None:
+    if path in _WARNED:
+        return
+    _WARNED.add(path)
+    warnings.warn(
+        f"cohortex could not save compiled kernels in {path!r} ({error}); they are compiled "
+        "again in each process. Point NUMBA_CACHE_DIR at a local, writable directory.",
+        CohortexWarning,
+        stacklevel=2,
+    )
 
 
 class _LockedFunctionCache(caching.FunctionCache):  # type: ignore[misc]
