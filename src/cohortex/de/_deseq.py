@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,12 +135,13 @@ def deseq(
         ``dispPriorVar``; by default estimated. With three residual degrees of freedom or
         fewer DESeq2 estimates it by simulation, which is not offered: give it then.
     shrink : {{None, "normal"}}, default None
-        ``lfcShrink(dds, coef, type = "normal")``: each contrast's ``coefficient`` and
-        ``se`` from the GLM refitted with a Normal prior on the coefficients (Love et al.
-        2014), its variance matched to the fold changes' weighted upper quantile; the Wald
-        test, p-values and padj stay the unshrunken fit's, as lfcShrink leaves them. Each
-        contrast must be one coefficient of a design without interactions (lfcShrink's
-        ``coef``; its ``contrast`` takes an expanded design, not offered).
+        ``lfcShrink(dds, ..., type = "normal")``: each contrast's ``coefficient`` and ``se``
+        from the GLM refitted with a Normal prior on the coefficients (Love et al. 2014), its
+        variance matched to the fold changes' weighted upper quantile; the Wald test,
+        p-values and padj stay the unshrunken fit's, as lfcShrink leaves them. A contrast
+        that is one coefficient is shrunk as ``lfcShrink(coef = ...)``, any other as
+        ``lfcShrink(contrast = ...)``, on DESeq2's expanded design (a column per level of
+        every factor). Designs with interactions are refused, as DESeq2 refuses them.
     {fdr}
 
     Returns
@@ -155,7 +157,8 @@ def deseq(
         ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
         ``lrt_df`` its degrees of freedom. With ``shrink``: ``unshrunk_coefficient`` and
         ``unshrunk_se`` (the MLE's, which the tests use) beside the shrunken ones, and the
-        attrs ``shrink`` and ``beta_prior_variance`` (one per coefficient of the design).
+        attrs ``shrink`` and ``beta_prior_variance`` (one per coefficient of the design;
+        ``expanded_prior_variance`` per column of the expanded design where one is used).
         A gene without counts has NaN throughout.
     """
     options = _check_options(
@@ -172,7 +175,7 @@ def deseq(
     n, p = data.design.shape
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
-    _check_shrink(shrink, options, data, matrix)
+    _check_shrink(shrink, options, data)
     plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
     gene_wise = per_gene(
@@ -208,19 +211,25 @@ def deseq(
     shrunk = None
     if shrink is not None:
         counted = final[rows["all_zero"]] == 0
-        prior = _beta_prior_variance(
+        shrinkage = _Shrinkage.build(
+            data,
+            contrast_values,
             final[rows.beta][:, counted],
             final[rows["base_mean"]][counted],
             final[rows["dispersion_trend"]][counted],
-            np.isin(data.names, ("Intercept", "(Intercept)")),
         )
         fits = per_gene(
             data.counts,
-            lambda tile, d: _shrunk_tile(tile, d[0], plan, prior),
-            2 * p,
+            lambda tile, d: shrinkage.tile(tile, d[0], plan),
+            2 * len(contrast_values),
             final[rows["dispersion"]],
         )
-        shrunk = (prior, fits[:p], fits[p:])
+        shrunk = (
+            shrinkage.prior,
+            fits[: len(contrast_values)],
+            fits[len(contrast_values) :],
+            shrinkage.expanded_prior,
+        )
     return _results(
         data,
         plan,
@@ -235,9 +244,7 @@ def deseq(
     )
 
 
-def _check_shrink(
-    shrink: str | None, options: _Options, data: CountData, matrix: pd.DataFrame
-) -> None:
+def _check_shrink(shrink: str | None, options: _Options, data: CountData) -> None:
     if shrink is None:
         return
     if shrink != "normal":
@@ -254,14 +261,6 @@ def _check_shrink(
         raise CohortexError(
             "deseq(shrink='normal') is lfcShrink's Normal prior, which DESeq2 does not "
             "offer for designs with interactions."
-        )
-    values = matrix.to_numpy()
-    single = (np.count_nonzero(values, axis=0) == 1) & (values.max(axis=0) == 1)
-    if not single.all():
-        raise CohortexError(
-            "deseq(shrink='normal') shrinks single coefficients (lfcShrink's coef); "
-            f"{', '.join(map(str, matrix.columns[~single]))} combine several (lfcShrink's "
-            "contrast uses an expanded design, not offered)."
         )
 
 
@@ -320,19 +319,112 @@ def _weighted_quantile(x: np.ndarray, weights: np.ndarray, probability: float) -
     return (1 - fraction) * at(low) + fraction * at(high)
 
 
-def _shrunk_tile(
-    tile: np.ndarray, dispersion: np.ndarray, plan: DesignPlan, prior_variance: np.ndarray
-) -> np.ndarray:
-    """A tile's coefficients (log2) and their standard errors under the Normal prior: (2p,
-    genes), NaN for a gene without counts."""
-    p = plan.design.shape[1]
-    out = np.full((2 * p, tile.shape[1]), np.nan)
-    kept = np.flatnonzero(tile.sum(axis=0) > 0)
-    if kept.size:
-        fit = _glm(np.asfortranarray(tile[:, kept]), plan, dispersion[kept], prior_variance)
-        out[:p, kept] = fit.beta
-        out[p:, kept] = fit.se
-    return out
+_FACTOR_COLUMN = re.compile(r"^(?P<factor>.+)\[T\.(?P<level>.+)\]$")
+
+
+@dataclass(frozen=True)
+class _Shrinkage:
+    """lfcShrink(type = "normal") of each contrast: a single coefficient from the design
+    refitted under its prior (``coef =``), any other contrast from DESeq2's expanded design
+    (``contrast =``: a column per level of every factor), whose prior gives each factor the
+    mean of its levels' and their differences' variances."""
+
+    prior: np.ndarray  # (p,) the design's prior variances
+    single: np.ndarray  # (k,) bool: the contrast is one coefficient
+    columns: np.ndarray  # (k,) that coefficient
+    expanded: np.ndarray | None  # (n, p_e) the expanded design, when a contrast needs it
+    expanded_prior: np.ndarray | None  # (p_e,)
+    expanded_contrasts: np.ndarray | None  # (k, p_e)
+    intercept: np.ndarray | None  # (p_e,) bool
+
+    @classmethod
+    def build(
+        cls,
+        data: CountData,
+        contrasts: np.ndarray,
+        beta: np.ndarray,
+        base_mean: np.ndarray,
+        dispersion_trend: np.ndarray,
+    ) -> _Shrinkage:
+        names = list(data.names)
+        intercept = np.isin(names, ("Intercept", "(Intercept)"))
+        prior = _beta_prior_variance(beta, base_mean, dispersion_trend, intercept)
+        single = (np.count_nonzero(contrasts, axis=1) == 1) & (contrasts.max(axis=1) == 1)
+        columns = np.argmax(contrasts, axis=1)
+        if single.all():
+            return cls(prior, single, columns, None, None, None, None)
+        # the expanded design: the reference level's column is 1 − the other levels'
+        factors: dict[str, list[int]] = {}
+        for j, name in enumerate(names):
+            match = _FACTOR_COLUMN.match(name)
+            if match is not None:
+                factors.setdefault(match["factor"], []).append(j)
+        plain = [j for j, name in enumerate(names) if _FACTOR_COLUMN.match(name) is None]
+        blocks = [data.design[:, plain]]
+        expanded_prior = list(prior[plain])
+        for levels in factors.values():
+            dummies = data.design[:, levels]
+            blocks.append(np.column_stack([1.0 - dummies.sum(axis=1), dummies]))
+            differences = [beta[a] - beta[b] for i, a in enumerate(levels) for b in levels[:i]]
+            variances = list(prior[levels])
+            if differences:
+                variances += list(
+                    _beta_prior_variance(
+                        np.array(differences),
+                        base_mean,
+                        dispersion_trend,
+                        np.zeros(len(differences), dtype=bool),
+                    )
+                )
+            expanded_prior += [float(np.mean(variances))] * (len(levels) + 1)
+        expanded = np.hstack(blocks)
+        # a contrast of the design's columns as one of the expanded design's columns
+        # (a level's effect in the design is its column minus the reference's here)
+        to_expanded = np.zeros((len(names), expanded.shape[1]))
+        to_expanded[plain, np.arange(len(plain))] = 1.0
+        place = len(plain)
+        for levels in factors.values():
+            to_expanded[levels, place + 1 + np.arange(len(levels))] = 1.0
+            to_expanded[levels, place] = -1.0
+            place += len(levels) + 1
+        expanded_intercept = np.zeros(expanded.shape[1], dtype=bool)
+        expanded_intercept[: len(plain)] = intercept[plain]
+        return cls(
+            prior,
+            single,
+            columns,
+            expanded,
+            np.array(expanded_prior),
+            contrasts @ to_expanded,
+            expanded_intercept,
+        )
+
+    def tile(self, tile: np.ndarray, dispersion: np.ndarray, plan: DesignPlan) -> np.ndarray:
+        """The contrasts' shrunken estimates and standard errors (log2): (2k, genes), NaN
+        for a gene without counts."""
+        k = self.single.size
+        out = np.full((2 * k, tile.shape[1]), np.nan)
+        kept = np.flatnonzero(tile.sum(axis=0) > 0)
+        if kept.size == 0:
+            return out
+        counts = np.asfortranarray(tile[:, kept])
+        if self.single.any():
+            fit = _glm(counts, plan, dispersion[kept], self.prior)
+            for j in np.flatnonzero(self.single):
+                out[j, kept] = fit.beta[self.columns[j]]
+                out[k + j, kept] = fit.se[self.columns[j]]
+        if self.expanded is not None:
+            assert self.expanded_contrasts is not None
+            wide = dataclasses.replace(plan, design=self.expanded)
+            fit = _glm(counts, wide, dispersion[kept], self.expanded_prior, self.intercept)
+            p = self.expanded.shape[1]
+            covariance = fit.covariance.reshape(p, p, -1)
+            for j in np.flatnonzero(~self.single):
+                c = self.expanded_contrasts[j]
+                out[j, kept] = c @ fit.beta
+                variance = np.einsum("a,abg,b->g", c, covariance, c)
+                out[k + j, kept] = np.sqrt(np.maximum(variance, 0.0))
+        return out
 
 
 @dataclass(frozen=True)
@@ -736,15 +828,22 @@ def _glm(
     plan: DesignPlan,
     dispersion: np.ndarray,
     prior_variance: np.ndarray | None = None,
+    intercept_start: np.ndarray | None = None,
 ) -> _GLM:
     """fitNbinomGLMs: fitBeta from the least-squares fit of log(normalised counts + 0.1),
     and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable. Its ridge is
     1e-6 (log2 scale) without ``prior_variance``, else the Normal prior's 1/variance per
-    coefficient (``nbinomWaldTest(betaPrior = TRUE)``)."""
+    coefficient (``nbinomWaldTest(betaPrior = TRUE)``). A design short of full rank (DESeq2's
+    expanded one) starts, as fitNbinomGLMs starts it, from log(mean normalised count) on
+    the columns where ``intercept_start`` (p,) is true and 0 elsewhere."""
     n, p = plan.design.shape
     g = counts.shape[1]
     sf = plan.size_factors
-    start = plan.start @ np.log(counts / sf[:, None] + 0.1)
+    if intercept_start is None:
+        start = plan.start @ np.log(counts / sf[:, None] + 0.1)
+    else:
+        log_mean = np.log((counts / sf[:, None]).mean(axis=0))
+        start = np.where(intercept_start[:, None], log_mean[None, :], 0.0)
     beta = np.ascontiguousarray(start)
     iterations = np.zeros(g, dtype=np.int64)
     deviance = np.empty(g)
@@ -1269,7 +1368,7 @@ def _results(
     options: _Options,
     cooks_cutoff: bool | float,
     independent_filtering: bool,
-    shrunk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    shrunk: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None,
 ) -> xr.Dataset:
     n, p = data.design.shape
     all_zero = final[rows["all_zero"]] > 0
@@ -1315,9 +1414,8 @@ def _results(
             outlier &= final[rows["counts_above_outlier"]] < 3
         log_p[:, outlier] = np.nan
     shown = [estimate, se]
-    if shrunk is not None:  # lfcShrink: the refit's estimates, cleaned as results() cleans
-        column = np.argmax(contrasts, axis=1)
-        shown = [np.where(zero, 0.0, shrunk[1][column]), shrunk[2][column].copy()]
+    if shrunk is not None:  # lfcShrink: the refits' estimates, cleaned as results() cleans
+        shown = [np.where(zero, 0.0, shrunk[1]), shrunk[2].copy()]
     for values in (*shown, estimate, se, statistic, log_p):
         values[:, now_zero] = 0.0
         values[:, all_zero] = np.nan
@@ -1380,6 +1478,8 @@ def _results(
         variables["unshrunk_se"] = (pairs, se)
         attrs["shrink"] = "normal"
         attrs["beta_prior_variance"] = [float(v) for v in shrunk[0]]
+        if shrunk[3] is not None:
+            attrs["expanded_prior_variance"] = [float(v) for v in shrunk[3]]
     if trend.fit_type == "parametric":
         attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
     else:
