@@ -81,6 +81,7 @@ from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
 from ._linear_model import fit
 from ._result import contrast_dataset
 from ._signed_rank import signed_rank
+from ._sva import SVA_METHODS, num_sv, sva
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._voom_lm_fit import voom_lm_fit
@@ -90,6 +91,7 @@ from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
 
 __all__ = [
     "RANK_MEMORY_BUDGET",
+    "SVA_METHODS",
     "TESTS",
     "array_weights",
     "combat",
@@ -102,9 +104,11 @@ __all__ = [
     "fit",
     "glm_lrt",
     "glm_ql",
+    "num_sv",
     "normalize",
     "remove_batch_effect",
     "select_k_best",
+    "sva",
     "test",
     "top",
     "voom",

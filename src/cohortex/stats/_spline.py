@@ -1,22 +1,23 @@
-"""R's ``smooth.spline(x, y, df=...)`` for a few distinct points, on the host.
+"""R's ``smooth.spline`` on the host: a target df (qvalue's π0 smoother) or generalised
+cross-validation (sva's ``edge.lfdr``), then ``predict`` at new points.
 
-Storey's π0 smoother (the default of the R package qvalue) fits a cubic smoothing spline with
-3 equivalent degrees of freedom to π0(λ) over 19 values of λ. Its result depends on how R
-finds the smoothing parameter, not only on the target df, so this follows R's ``sbart``
-exactly:
+The result depends on how R finds the smoothing parameter, not only on the criterion, so this
+follows R's ``sbart`` exactly:
 
-* ``x`` scaled to [0, 1]; cubic B-splines on the knots ``x`` (every point a knot, which R does
-  for fewer than 50 points) with the end knots repeated three times;
+* ``x`` scaled to [0, 1]; cubic B-splines on the knots (every point for fewer than 50 points,
+  else R's ``.nknots.smspl`` of them, picked by R's ``seq.int`` indices) with the end knots
+  repeated three times;
 * for a parameter ``spar``, ``λ = r · 256^(3 spar − 1)`` with ``r = tr(X'WX) / tr(Σ)`` over
   the inner diagonal entries (R leaves out the first two and the last three), ``Σ`` R's
   Gram matrix of the basis' second derivatives (with R's 0.333 for 1/3); coefficients
   solve ``(X'WX + λΣ) c = X'Wy``;
-* ``spar`` minimises ``3 + (df − df(spar))²`` over [−1.5, 1.5] by the Forsythe–Malcolm–Moler
+* ``spar`` minimises the criterion — ``3 + (df − df(spar))²`` for a target df, else GCV's
+  ``(RSS / n) / (1 − df(spar) / n)²`` — over [−1.5, 1.5] by the Forsythe–Malcolm–Moler
   form of Brent's golden-section/parabolic search, tolerance 1e-4 and 2e-8 as R's
-  ``control.spar``; the fitted values are those of the last spar evaluated, as R returns them.
+  ``control.spar``; the fit is that of the last spar evaluated, as R returns it.
 
-Leverages (whose sum is df) come from the inverse of the small dense system: with at most a
-few dozen points a dense solve equals R's banded Cholesky to rounding.
+Leverages (whose sum is df) come from the inverse of the small dense system (at most ~200
+basis functions): it equals R's banded Cholesky to rounding.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy.interpolate import BSpline
 
 from .._errors import CohortexError
 
-__all__ = ["SmoothingSpline", "smooth_spline"]
+__all__ = ["SmoothingSpline", "r_sequence", "smooth_spline"]
 
 _GOLDEN = (3.0 - np.sqrt(5.0)) / 2.0
 
@@ -46,6 +47,12 @@ class SmoothingSpline:
     spar, lambda_ : float
         R's ``spar`` and ``lambda``.
     iterations : int
+    coefficients : ndarray of shape (n_knots + 2,)
+        The B-spline coefficients on ``knots`` (R's ``fit$fit$coef``).
+    knots : ndarray of shape (n_knots + 6,)
+        On the scaled axis, ``(x − low) / span``.
+    low, span : float
+        The smallest input ``x`` and the range of ``x``.
     """
 
     fitted: np.ndarray
@@ -53,12 +60,43 @@ class SmoothingSpline:
     spar: float
     lambda_: float
     iterations: int
+    coefficients: np.ndarray
+    knots: np.ndarray
+    low: float
+    span: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The spline at ``x`` (R's ``predict(fit, x)$y``): linear beyond the range.
+
+        Parameters
+        ----------
+        x : ndarray of shape (m,)
+
+        Returns
+        -------
+        ndarray of shape (m,)
+        """
+        scaled = (np.asarray(x, dtype=np.float64) - self.low) / self.span
+        spline = BSpline(self.knots, self.coefficients, 3)
+        inside = np.clip(scaled, 0.0, 1.0)
+        values = spline(inside)
+        outside = scaled != inside
+        if outside.any():  # R continues from the end value with the end slope
+            ends = spline(np.array([0.0, 1.0]))
+            slopes = spline.derivative(1)(np.array([0.0, 1.0]))
+            right = scaled > 1.0
+            values[outside] = np.where(
+                right[outside],
+                ends[1] + slopes[1] * (scaled[outside] - 1.0),
+                ends[0] + slopes[0] * scaled[outside],
+            )
+        return np.asarray(values, dtype=np.float64)
 
 
 def smooth_spline(
     x: np.ndarray,
     y: np.ndarray,
-    df: float,
+    df: float | None = None,
     *,
     low: float = -1.5,
     high: float = 1.5,
@@ -66,49 +104,61 @@ def smooth_spline(
     eps: float = 2e-8,
     max_iterations: int = 500,
 ) -> SmoothingSpline:
-    """Fit R's ``smooth.spline(x, y, df=df)`` (unit weights, distinct ``x``).
+    """Fit R's ``smooth.spline(x, y, df=df)``, or with GCV where ``df`` is None.
 
     Parameters
     ----------
     x, y : ndarray of shape (n,)
-        4 ≤ n < 50 distinct, finite points (more would need R's thinned knots).
-    df : float
-        Target equivalent degrees of freedom, 1 < df ≤ n.
+        At least 4 distinct, finite points (unit weights).
+    df : float, optional
+        Target equivalent degrees of freedom, 1 < df ≤ n; None chooses the smoothing by
+        generalised cross-validation, R's default.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n = x.size
-    if not 4 <= n < 50 or y.shape != x.shape:
-        raise CohortexError(f"smooth_spline needs 4 to 49 points; got {n}.")
+    if n < 4 or y.shape != x.shape:
+        raise CohortexError(f"smooth_spline needs at least 4 points; got {n}.")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise CohortexError("smooth_spline needs finite values.")
-    if not 1 < df <= n:
+    if df is not None and not 1 < df <= n:
         raise CohortexError(f"smooth_spline needs 1 < df <= {n}; got {df}.")
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
     if np.any(np.diff(x) <= 0):
         raise CohortexError("smooth_spline needs distinct x values.")
-    xbar = (x - x[0]) / (x[-1] - x[0])
-    knots = np.concatenate([np.repeat(xbar[0], 3), xbar, np.repeat(xbar[-1], 3)])
-    basis = BSpline.design_matrix(xbar, knots, 3).toarray()  # (n, n + 2)
+    span = x[-1] - x[0]
+    xbar = (x - x[0]) / span
+    # R's knots: xbar[seq.int(1, n, length.out = nknots)], its real indices truncated
+    inner = xbar if n < 50 else xbar[r_sequence(1.0, float(n), _n_knots(n)).astype(np.int64) - 1]
+    knots = np.concatenate([np.repeat(xbar[0], 3), inner, np.repeat(xbar[-1], 3)])
+    basis = BSpline.design_matrix(xbar, knots, 3).toarray()  # (n, n_knots + 2)
     xtx = basis.T @ basis
     xty = basis.T @ y
     gram = _second_derivative_gram(knots, basis.shape[1])
-    inner = slice(2, basis.shape[1] - 3)
-    ratio = np.trace(xtx[inner, inner]) / np.trace(gram[inner, inner])
+    middle_entries = slice(2, basis.shape[1] - 3)
+    ratio = np.trace(xtx[middle_entries, middle_entries]) / np.trace(
+        gram[middle_entries, middle_entries]
+    )
 
-    def evaluate(spar: float) -> tuple[float, float, np.ndarray, float]:
+    def evaluate(spar: float) -> tuple[float, float, np.ndarray, np.ndarray, float]:
         lam = ratio * 16.0 ** (spar * 6.0 - 2.0)
         inverse = np.linalg.inv(xtx + lam * gram)
-        fitted = basis @ (inverse @ xty)
+        coefficients = inverse @ xty
+        fitted = basis @ coefficients
         leverage = np.einsum("ij,jk,ik->i", basis, inverse, basis)
         reached = float(leverage.sum())
-        return 3.0 + (df - reached) ** 2, lam, fitted, reached
+        if df is not None:
+            criterion = 3.0 + (df - reached) ** 2
+        else:  # sslvrg's GCV with unit weights
+            rss = float(np.sum((y - fitted) ** 2))
+            criterion = (rss / n) / (1.0 - reached / n) ** 2
+        return criterion, lam, coefficients, fitted, reached
 
     a, b = low, high
     v = w = x_best = a + _GOLDEN * (b - a)
     e = d = 0.0
-    fx, lam, fitted, reached = evaluate(x_best)
+    fx, lam, coefficients, fitted, reached = evaluate(x_best)
     fv = fw = fx
     iterations = 0
     while True:
@@ -145,7 +195,7 @@ def smooth_spline(
             d = _GOLDEN * e
         step = d if abs(d) >= tol1 else (tol1 if d >= 0 else -tol1)
         u = x_best + step
-        fu, lam, fitted, reached = evaluate(u)
+        fu, lam, coefficients, fitted, reached = evaluate(u)
         if not np.isfinite(fu):
             fu = 2e100
         if fu <= fx:
@@ -165,7 +215,47 @@ def smooth_spline(
                 v, fv = u, fu
     result = np.empty(n)
     result[order] = fitted
-    return SmoothingSpline(result, reached, x_best, lam, iterations)
+    return SmoothingSpline(
+        result, reached, x_best, lam, iterations, coefficients, knots, float(x[0]), float(span)
+    )
+
+
+def r_sequence(start: float, stop: float, length: int) -> np.ndarray:
+    """R's ``seq.int(start, stop, length.out = length)``, bit for bit.
+
+    R fills the first half forwards from ``start`` and the second backwards from ``stop``, so
+    that both ends are exact; where its values are truncated to indices, so must ours be.
+
+    Returns
+    -------
+    ndarray of shape (length,)
+    """
+    out = np.empty(length)
+    if length > 0:
+        out[0] = start
+    if length > 1:
+        out[-1] = stop
+    if length > 2:
+        step = (stop - start) / (length - 1)
+        i = np.arange(1, length - 1)
+        out[1:-1] = np.where(
+            i < length // 2, start + i * step, stop - (length - 1 - i) * step
+        )
+    return out
+
+
+def _n_knots(n: int) -> int:
+    """R's ``.nknots.smspl(n)``: how many of n ≥ 50 points are knots."""
+    a1, a2, a3, a4 = np.log2(50.0), np.log2(100.0), np.log2(140.0), np.log2(200.0)
+    if n < 200:
+        value = 2.0 ** (a1 + (a2 - a1) * (n - 50) / 150)
+    elif n < 800:
+        value = 2.0 ** (a2 + (a3 - a2) * (n - 200) / 600)
+    elif n < 3200:
+        value = 2.0 ** (a3 + (a4 - a3) * (n - 800) / 2400)
+    else:
+        value = 200.0 + (n - 3200) ** 0.2
+    return int(value)
 
 
 def _second_derivative_gram(knots: np.ndarray, n_basis: int) -> np.ndarray:
