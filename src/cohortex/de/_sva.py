@@ -12,7 +12,6 @@ eigenvectors and sva's local FDRs (``stats._lfdr``) are finished on the host.
 from __future__ import annotations
 
 import warnings
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -86,8 +85,9 @@ def sva(
     iterations : int, default 5
         sva's ``B`` for ``"irw"``.
     permutations, seed : int
-        For :func:`num_sv`, where ``n_sv`` is estimated: permutations (sva's ``B = 20``) and the seed of their random
-        numbers (the count need not equal R's, whose random numbers differ).
+        For :func:`num_sv`, where ``n_sv`` is estimated: permutations (sva's ``B = 20``)
+        and the seed of their random numbers (the count need not equal R's, whose random
+        numbers differ, where a share is borderline).
     genes : int, optional
         sva's ``vfilter``: use the most variable genes only (at least 100). As sva, the
         estimate of ``n_sv`` then uses one gene fewer.
@@ -102,10 +102,10 @@ def sva(
         variables (``"two-step"``: whether it was used, 0 or 1; ``"supervised"``: the
         controls), and ``pprob_b`` (``"irw"``): of depending on the design's variables.
         Attrs: ``n_sv``, ``surrogates`` (the variables' names), ``method``, ``n_sv_method``
-        ("be" where :func:`num_sv` estimated ``n_sv``, else ""), ``iterations``, ``transform`` ("log(x + 1)" for
-        counts, else ""), ``n_genes``, ``n_genes_constant``. Add them to the cohort and the
-        design with ``cohort.merge(result[result.attrs["surrogates"]])`` and
-        ``"~ condition + sv1 + sv2"``.
+        ("be" where :func:`num_sv` estimated ``n_sv``, else ""), ``iterations``,
+        ``transform`` ("log(x + 1)" for counts, else ""), ``n_genes``, ``n_genes_constant``.
+        Add them to the cohort and the design with
+        ``cohort.merge(result[result.attrs["surrogates"]])`` and ``"~ condition + sv1 + sv2"``.
 
     Raises
     ------
@@ -149,8 +149,7 @@ def sva(
     elif method == "two-step":
         vectors, probabilities = problem.two_step(n_sv)
     else:
-        gram = problem.sum_over_blocks(lambda b, s: _sva.centred_gram(b, problem.slice(weights, s)))
-        vectors = _leading_vectors(gram, n_sv)
+        vectors = _leading_vectors(problem.centred_gram(weights), n_sv)
         probabilities = {"pprob_gam": weights}
     return problem.result(vectors, probabilities, method, estimated, iterations)
 
@@ -281,8 +280,15 @@ class _Problem:
             x = take_genes(x, keep)
         x = x.rechunk({0: -1, 1: width})
         return cls(
-            x, model, null_model, data.gene_ids[keep], data.sample_ids, variance[keep],
-            transform, n_constant, who,
+            x,
+            model,
+            null_model,
+            data.gene_ids[keep],
+            data.sample_ids,
+            variance[keep],
+            transform,
+            n_constant,
+            who,
         )
 
     # the passes over the blocks -----------------------------------------------------------
@@ -362,16 +368,25 @@ class _Problem:
         shares = _shares(gram, ndf)
         null = np.empty((permutations, ndf))
         for i in range(permutations):
-            null[i] = _shares(
-                self.sum_over_blocks(
-                    lambda b, s, i=i: _sva.permuted_residual_gram(
-                        b, basis, _keys(seed, i, s, b.shape), self.slice(weights, s)
-                    )
-                ),
-                ndf,
-            )
+            null[i] = _shares(self.permuted_gram(basis, weights, seed, i), ndf)
         p_values = np.maximum.accumulate(np.mean(null >= shares, axis=0))
         return shares, p_values
+
+    def permuted_gram(self, basis: Any, weights: np.ndarray, seed: int, i: int) -> np.ndarray:
+        """The Gram matrix of the residuals after permutation ``i`` of every gene's."""
+        return self.sum_over_blocks(
+            lambda b, s: _sva.permuted_residual_gram(
+                b, basis, _keys(seed, i, s, b.shape), self.slice(weights, s)
+            )
+        )
+
+    def centred_gram(self, weights: np.ndarray) -> np.ndarray:
+        """The Gram matrix of the genes centred and weighted."""
+        return self.sum_over_blocks(lambda b, s: _sva.centred_gram(b, self.slice(weights, s)))
+
+    def residual_sums(self, bases: list[Any]) -> np.ndarray:
+        """Each gene's residual sums of squares under each design: (len(bases), genes)."""
+        return self.concatenate_over_blocks(lambda b, s: _sva.residual_sums(b, bases))
 
     # the methods ------------------------------------------------------------------------
 
@@ -386,7 +401,7 @@ class _Problem:
             bases = [self.basis(self.model, vectors), self.basis(self.null, vectors)]
             if null_rss is None:
                 bases.append(null_basis)
-            rss = self.concatenate_over_blocks(lambda b, s, bases=bases: _sva.residual_sums(b, bases))
+            rss = self.residual_sums(bases)
             if null_rss is None:
                 null_rss = rss[2]
             p_b = _f_pvalues(rss[0], rss[1], p + n_sv, p0 + n_sv, n)
@@ -394,10 +409,7 @@ class _Problem:
             pprob_b = 1.0 - edge_lfdr(p_b)
             pprob_gam = 1.0 - edge_lfdr(p_gam)
             weights = pprob_gam * (1.0 - pprob_b)
-            gram = self.sum_over_blocks(
-                lambda b, s, w=weights: _sva.centred_gram(b, self.slice(w, s))
-            )
-            vectors = _leading_vectors(gram, n_sv)
+            vectors = _leading_vectors(self.centred_gram(weights), n_sv)
         return vectors, {"pprob_gam": pprob_gam, "pprob_b": pprob_b}
 
     def two_step(self, n_sv: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -408,7 +420,7 @@ class _Problem:
         one = np.ones(n)
         bases = [self.basis(one, residual_vectors[:, i]) for i in range(n_sv)]
         bases.append(self.basis(one))
-        rss = self.concatenate_over_blocks(lambda b, s: _sva.residual_sums(b, bases))
+        rss = self.residual_sums(bases)
         used = np.column_stack(
             [edge_lfdr(_f_pvalues(rss[i], rss[-1], 2, 1, n)) < 0.1 for i in range(n_sv)]
         )
@@ -429,17 +441,14 @@ class _Problem:
             return np.zeros((n, 0)), {"pprob_gam": np.zeros(self.n_genes)}
         vectors = np.empty((n, used.shape[1]))
         for i in range(used.shape[1]):
-            chosen = used[:, i].astype(np.float64)
-            gram = self.sum_over_blocks(
-                lambda b, s, c=chosen: _sva.centred_gram(b, self.slice(c, s))
-            )
-            candidates = _leading_vectors(gram, n - 1)
+            candidates = _leading_vectors(self.centred_gram(used[:, i].astype(np.float64)), n - 1)
             best, vectors[:, i] = 0.0, 0.0
             for j in range(n - 1):
                 r = abs(np.corrcoef(candidates[:, j], residual_vectors[:, i])[0, 1])
                 if r > best:
                     best, vectors[:, i] = r, candidates[:, j]
-        return vectors, {"pprob_gam": used.any(axis=1).astype(np.float64)}
+        selected = np.asarray(used.any(axis=1), dtype=np.float64)
+        return vectors, {"pprob_gam": selected}
 
     def result(
         self,
@@ -498,7 +507,8 @@ def _control_weights(controls: Any, gene_ids: np.ndarray) -> np.ndarray:
 
 
 def _log_plus_one(block: Any) -> Any:
-    return namespace(block).log(block + 1.0)  # svaseq's log(dat + 1), not log1p
+    with np.errstate(divide="ignore", invalid="ignore"):  # negative counts are refused later
+        return namespace(block).log(block + 1.0)  # svaseq's log(dat + 1), not log1p
 
 
 def _leading_vectors(gram: np.ndarray, k: int) -> np.ndarray:

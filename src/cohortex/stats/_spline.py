@@ -238,9 +238,7 @@ def r_sequence(start: float, stop: float, length: int) -> np.ndarray:
     if length > 2:
         step = (stop - start) / (length - 1)
         i = np.arange(1, length - 1)
-        out[1:-1] = np.where(
-            i < length // 2, start + i * step, stop - (length - 1 - i) * step
-        )
+        out[1:-1] = np.where(i < length // 2, start + i * step, stop - (length - 1 - i) * step)
     return out
 
 

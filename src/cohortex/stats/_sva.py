@@ -74,9 +74,7 @@ def centred_gram(block: Any, weights: Any) -> Any:
     return centred @ centred.T
 
 
-def permuted_residual_gram(
-    block: Any, basis: Any, keys: np.ndarray, weights: Any = None
-) -> Any:
+def permuted_residual_gram(block: Any, basis: Any, keys: np.ndarray, weights: Any = None) -> Any:
     """``R₀ R₀'`` where each gene's residuals are permuted over the samples and fitted again.
 
     Parameters
