@@ -302,6 +302,12 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             genesets.gsva(store, gene_sets, method=m, device="gpu"),
             genesets.gsva(store, gene_sets, method=m, device="cpu"),
         )
+    # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
+    labelled = few.assign(condition=("sample", labels[:1000]))
+    cases["de.sva irw, 2 surrogate variables, 1,000 samples"] = lambda: (
+        de.sva(labelled, "~ condition", n_sv=2, device="gpu"),
+        de.sva(labelled, "~ condition", n_sv=2, device="cpu"),
+    )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
     wanted = ["explained_variance", "loadings"]

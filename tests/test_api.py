@@ -43,6 +43,7 @@ PUBLIC = {
     },
     "cohortex.de": {
         "RANK_MEMORY_BUDGET",
+        "SVA_METHODS",
         "TESTS",
         "array_weights",
         "combat",
@@ -56,8 +57,10 @@ PUBLIC = {
         "glm_lrt",
         "glm_ql",
         "normalize",
+        "num_sv",
         "remove_batch_effect",
         "select_k_best",
+        "sva",
         "test",
         "top",
         "voom",

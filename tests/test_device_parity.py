@@ -347,6 +347,31 @@ def test_combat(gpu_xp, tmp_path):
         np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
 
 
+def test_sva(gpu_xp, tmp_path):
+    """sva from device chunks: the Gram matrices and residual sums on the device, the
+    eigenvectors and local FDRs on the host; num.sv's permutations from the same keys."""
+    fixtures = Path(__file__).parent / "fixtures"
+    values = pd.read_csv(fixtures / "limma" / "bladder_expression.csv", index_col=0)
+    samples = pd.read_csv(fixtures / "limma" / "bladder_samples.csv", index_col=0)
+    path = tmp_path / "bladder.zarr"
+    create_cohort(
+        path, values.to_numpy().T, samples=samples.reset_index(drop=True), chunks=(20, 300)
+    )
+    controls = np.arange(1000) % 3 == 0
+    for options in (
+        {"n_sv": 2},
+        {"n_sv": 3, "method": "two-step"},
+        {"n_sv": 2, "controls": controls},
+        {"n_sv": 2, "genes": 400, "iterations": 2},
+    ):
+        cpu = de.sva(path, "~ cancer", device="cpu", **options)
+        on_device = de.sva(path, "~ cancer", device="gpu", **options)
+        _same(on_device, cpu, rtol=1e-9)
+    assert de.num_sv(path, "~ cancer", permutations=3, device="gpu") == de.num_sv(
+        path, "~ cancer", permutations=3, device="cpu"
+    )
+
+
 def test_combat_seq(gpu_xp, tmp_path):
     """ComBat-seq from device chunks: each gene tile brought to the host for its fits and
     quantiles; the same counts as from the host."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["COMPRESSORS", "GSVA_KERNELS", "GSVA_METHODS", "NORMALIZATIONS", "SCALES"]
+__all__ = [
+    "COMPRESSORS",
+    "GSVA_KERNELS",
+    "GSVA_METHODS",
+    "NORMALIZATIONS",
+    "SCALES",
+    "SVA_METHODS",
+]
 
 SCALES = ("log2", "log1p", "counts", "linear")
 
@@ -24,3 +31,6 @@ NORMALIZATIONS = (
 # genesets.gsva()'s methods and kernels, for the command line's choices
 GSVA_METHODS = ("gsva", "ssgsea", "zscore", "plage")
 GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
+
+# de.sva()'s methods, for the command line's choices
+SVA_METHODS = ("irw", "two-step", "supervised")

@@ -1669,3 +1669,28 @@ def test_dask_passes_report_progress_in_the_same_style(tmp_path, capsys, monkeyp
         assert "outer:" not in capsys.readouterr().err
         da.ones(100, chunks=10).sum().compute()
     assert "outer: " in capsys.readouterr().err
+
+
+def test_de_with_surrogate_variables(tmp_path, capsys):
+    """de --design F --sva K: sva's surrogate variables of the hidden batches added to limma's
+    design; --sva auto counts them; refused with the counts models."""
+    from cohortex import de, open_cohort, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 60, 300, batches=3, n_de=20, seed=4)
+    capsys.readouterr()
+    assert main(["de", str(store), "--design", "~ condition", "--sva", "2"]) == 0
+    assert "with 2 surrogate variables of sva (asked for)" in capsys.readouterr().out
+    ours = read_result(store, "de_limma")
+    cohort = open_cohort(store)
+    found = de.sva(cohort, "~ condition", n_sv=2)
+    expected = de.fit(cohort.merge(found[["sv1", "sv2"]]), "~ condition + sv1 + sv2")
+    np.testing.assert_allclose(ours["statistic"].values, expected["statistic"].values, rtol=1e-9)
+    assert ours.attrs["formula"] == "~ condition + sv1 + sv2"
+    command = ["de", str(store), "--design", "~ condition", "--name", "with_sva"]
+    assert main([*command, "--sva", "auto"]) == 0
+    assert "surrogate variables of sva (counted by num.sv)" in capsys.readouterr().out
+    assert main([*command, "--sva", "two"]) == 2
+    assert "--sva takes a count of surrogate variables or 'auto'" in capsys.readouterr().err
+    assert main([*command, "--sva", "2", "--voom"]) == 2
+    assert "--sva goes with --design on log-expression" in capsys.readouterr().err

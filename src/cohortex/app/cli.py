@@ -351,6 +351,14 @@ def _parser() -> argparse.ArgumentParser:
         help="with --sample-weights: one weight per group of this variable (a batch, a site)",
     )
     de.add_argument("--trend", action="store_true", help="with --design: eBayes(trend = TRUE)")
+    de.add_argument(
+        "--sva",
+        metavar="K|auto",
+        default=None,
+        help="with --design, on log-expression: sva's surrogate variables of hidden factors "
+        "(the iteratively reweighted method; 'auto' counts them by num.sv's permutations) "
+        "added to the design as sv1 … svK",
+    )
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
         "--treat",
@@ -1223,6 +1231,26 @@ def _gene_table(result: Any) -> Any:
     return result[kept].to_dataframe().reset_index()
 
 
+def _with_surrogates(
+    data: Any, design: str, count: str, args: argparse.Namespace
+) -> tuple[Any, str, str]:
+    """The cohort with sva's surrogate variables, and the design with them."""
+    import xarray as xr
+
+    from .. import de, open_cohort
+
+    if count != "auto" and not count.isdigit():
+        raise CohortexError(f"--sva takes a count of surrogate variables or 'auto'; got {count!r}.")
+    cohort = data if isinstance(data, xr.Dataset) else open_cohort(data)
+    found = de.sva(cohort, design, n_sv=None if count == "auto" else int(count), device=args.device)
+    names = list(found.attrs["surrogates"])
+    if not names:
+        return cohort, design, " (sva found no surrogate variable)"
+    how = "counted by num.sv" if count == "auto" else "asked for"
+    what = f" with {len(names)} surrogate variables of sva ({how})"
+    return cohort.merge(found[names]), design + "".join(f" + {n}" for n in names), what
+
+
 def _de(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -1302,6 +1330,11 @@ def _de(args: argparse.Namespace) -> None:
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
             "the formula, e.g. '~ patient + condition')."
         )
+    if args.sva is not None and (args.design is None or voom or args.deseq):
+        raise CohortexError(
+            "--sva goes with --design on log-expression (limma's fit); for counts, normalise "
+            "them with --normalize log_cpm."
+        )
     start = time.perf_counter()
     data: Any = args.store
     if args.normalize is not None:
@@ -1315,6 +1348,8 @@ def _de(args: argparse.Namespace) -> None:
     if args.design is not None:
         sample_weights = None
         what_kept = ""
+        if args.sva is not None:
+            data, args.design, what_kept = _with_surrogates(data, args.design, args.sva, args)
         if voom:
             counts = args.store
             if args.filter_by_expr:  # limma-voom's recipe: filterByExpr, then voom

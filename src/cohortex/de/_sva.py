@@ -24,6 +24,7 @@ from scipy import special, stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._constants import SVA_METHODS
 from .._errors import CohortexError, CohortexWarning
 from .._progress import dask_progress, progress_bar
 from ..stats import _sva
@@ -34,7 +35,6 @@ from ._least_squares import design_matrix
 
 __all__ = ["SVA_METHODS", "num_sv", "sva"]
 
-SVA_METHODS = ("irw", "two-step", "supervised")
 _BLOCK_BYTES = 64 << 20  # float64 values of one block of genes × every sample
 _SMALLEST_FILTER = 100  # sva's smallest vfilter
 
