@@ -118,7 +118,9 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             ).stdout.split()
-            r_sva_s, r_count_s, r_count, r_peak_mb = (float(v) for v in output)
+            r_sva_s, r_count_s, r_count, r_peak_mb = (
+                float("nan") if v == "NA" else float(v) for v in output
+            )
             start = time.perf_counter()
             ours = de.sva(cohort, "~ condition", n_sv=N_SV, device="cpu")
             sva_s = time.perf_counter() - start

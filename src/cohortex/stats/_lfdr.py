@@ -94,13 +94,8 @@ def edge_lfdr(
         lfdr = pi0 * null / fitted
     lfdr[lfdr > 1.0] = 1.0
     order = np.argsort(p, kind="stable")
-    # sva's C "monotone": a running maximum in increasing p (a NaN is passed over, not spread)
-    ordered = lfdr[order]
-    running = np.empty_like(ordered)
-    running[0] = ordered[0]
-    for i in range(1, ordered.size):
-        previous = running[i - 1]
-        running[i] = previous if ordered[i] < previous else ordered[i]
+    # sva's C "monotone": a running maximum in increasing p (no NaN can arise: φ(x) > 0)
+    running = np.maximum.accumulate(lfdr[order])
     out = np.empty_like(lfdr)
     out[order] = running  # tied p-values hold equal values, so R's rank() lookup is this
     return out

@@ -132,7 +132,10 @@ def smooth_spline(
     # R's knots: xbar[seq.int(1, n, length.out = nknots)], its real indices truncated
     inner = xbar if n < 50 else xbar[r_sequence(1.0, float(n), _n_knots(n)).astype(np.int64) - 1]
     knots = np.concatenate([np.repeat(xbar[0], 3), inner, np.repeat(xbar[-1], 3)])
-    basis = BSpline.design_matrix(xbar, knots, 3).toarray()  # (n, n_knots + 2)
+    sparse = BSpline.design_matrix(xbar, knots, 3)  # CSR, four B-splines a point
+    basis = sparse.toarray()  # (n, n_knots + 2)
+    columns = sparse.indices.reshape(n, 4)
+    values = sparse.data.reshape(n, 4)
     xtx = basis.T @ basis
     xty = basis.T @ y
     gram = _second_derivative_gram(knots, basis.shape[1])
@@ -146,7 +149,9 @@ def smooth_spline(
         inverse = np.linalg.inv(xtx + lam * gram)
         coefficients = inverse @ xty
         fitted = basis @ coefficients
-        leverage = np.einsum("ij,jk,ik->i", basis, inverse, basis)
+        # x_i' inverse x_i over each point's four B-splines (sslvrg's banded leverages)
+        block = inverse[columns[:, :, None], columns[:, None, :]]  # (n, 4, 4)
+        leverage = np.einsum("ia,iab,ib->i", values, block, values)
         reached = float(leverage.sum())
         if df is not None:
             criterion = 3.0 + (df - reached) ** 2
