@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from cohortex import CohortexError, CohortexWarning, de
 from cohortex.de import _sva as sva_module
@@ -172,3 +173,14 @@ def test_bad_input_is_refused():
     negative["expression"][0, 0] = -1.0
     with pytest.raises(CohortexError, match="counts ≥ 0"):
         de.sva(negative, "~ group", n_sv=1)
+
+
+def test_f_pvalues_of_statistics_rounded_below_zero_are_one():
+    """A residual sum that rounding puts a hair above the null model's gives a negative F:
+    R's pf gives it 0 (p = 1), where SciPy's distribution function has no value."""
+    rss_full = np.array([35.0, 35.0, 10.0, 0.0])
+    rss_null = np.array([35.0 - 1e-13, 35.0, 20.0, 1.0])
+    p = sva_module._f_pvalues(rss_full, rss_null, 4, 3, 100)
+    np.testing.assert_array_equal(p[:2], 1.0)
+    assert p[2] == pytest.approx(1 - stats.f.cdf(96.0, 1, 96), rel=1e-12)
+    assert p[3] == 0.0

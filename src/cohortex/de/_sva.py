@@ -546,4 +546,5 @@ def _f_pvalues(
     """sva's ``f.pvalue``: ``1 − pf(F)``, as sva computes it (not the upper tail)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         f = ((rss_null - rss_full) / (df_full - df_null)) / (rss_full / (n - df_full))
-    return 1.0 - special.fdtr(df_full - df_null, n - df_full, f)
+    # rounding can make a statistic near 0 negative: R's pf gives it 0, so p = 1
+    return 1.0 - special.fdtr(df_full - df_null, n - df_full, np.maximum(f, 0.0))
