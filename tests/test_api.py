@@ -101,7 +101,7 @@ PUBLIC = {
     },
     "cohortex.embed": {"pca", "tsne"},
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
-    "cohortex.fdr": {"METHODS", "adjust", "check_method", "pi0"},
+    "cohortex.fdr": {"METHODS", "adjust", "check_method", "lfdr", "pi0"},
     "cohortex.plot": {
         "barcode",
         "calibration",

@@ -134,3 +134,33 @@ def test_every_function_names_its_bad_correction():
         genesets.camera_pr(ranking, sets, fdr="BH")
     with pytest.raises(CohortexError, match=r"'fdr' parameter of cox_zph\(\)"):
         survival.cox_zph(np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0], [1, 0, 1, 1], fdr="qvalue")
+
+
+@pytest.mark.parametrize("case", QVALUE_CASES)
+def test_lfdr_equals_r_qvalue(xp, case):
+    """qvalue(p)$lfdr, with the bootstrap's π0, with adj = 1, and neither truncated nor
+    monotone; missing p-values stay missing (the tied case), π0 capped at 1 (all null)."""
+    p = pd.read_csv(QVALUE / f"{case}.csv")["p"].to_numpy()
+    expected = pd.read_csv(QVALUE / f"{case}_lfdr.csv")
+    pi0 = float(fdr.pi0(p))
+    runs = {
+        "lfdr": fdr.lfdr(xp.asarray(p)),
+        "bootstrap": fdr.lfdr(xp.asarray(p), lambda_="bootstrap"),
+        "adj1": fdr.lfdr(xp.asarray(p), pi0=pi0, adjust=1.0),
+        "raw": fdr.lfdr(xp.asarray(p), pi0=pi0, truncate=False, monotone=False),
+    }
+    for column, got in runs.items():
+        assert type(got) is type(xp.asarray(p))  # on the p-values' device
+        got = np.asarray(got.get() if hasattr(got, "get") else got)
+        theirs = expected[column].to_numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(theirs))
+        np.testing.assert_allclose(got, theirs, rtol=1e-10, atol=1e-12, err_msg=column)
+
+
+def test_lfdr_refuses_bad_input():
+    with pytest.raises(CohortexError, match="at least four p-values, each in"):
+        fdr.lfdr(np.array([0.1, 0.2, 1.5, 0.3, 0.4]))
+    with pytest.raises(CohortexError, match="1-D"):
+        fdr.lfdr(np.full((2, 5), 0.5))
+    with pytest.raises(CohortexError, match="'pi0' parameter of lfdr"):
+        fdr.lfdr(np.linspace(0.01, 1, 50), pi0=1.5)

@@ -15,6 +15,8 @@ Methods
                   proportion of true nulls ``π0`` (see :func:`pi0`); equal to the R package
                   qvalue's ``qvalue(p)$qvalues`` with its defaults.
 ``"none"``        the p-values unchanged.
+
+:func:`lfdr` gives each test's local false discovery rate (qvalue's ``lfdr``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import numpy as np
 
 from ._backend import namespace, to_host
 from ._errors import CohortexError
+from .stats._lfdr import local_fdr
 from .stats._scan import running_max, running_min
 from .stats._spline import smooth_spline
 
-__all__ = ["METHODS", "adjust", "check_method", "pi0"]
+__all__ = ["METHODS", "adjust", "check_method", "lfdr", "pi0"]
 
 METHODS = ("bh", "by", "bonferroni", "holm", "storey", "none")
 
@@ -109,6 +112,74 @@ def _step(p: Any, m: Any, method: str, lambda_: float | str) -> Any:
 
 
 PI0_LAMBDAS = np.minimum(0.05 + np.arange(19) * 0.05, 0.95)  # R's seq(0.05, 0.95, 0.05)
+
+
+def lfdr(
+    pvalues: Any,
+    *,
+    pi0: float | None = None,
+    lambda_: float | str = "smoother",
+    adjust: float = 1.5,
+    truncate: bool = True,
+    monotone: bool = True,
+) -> Any:
+    """Local false discovery rates, as the R package qvalue's ``lfdr(p)`` (``qvalue(p)$lfdr``).
+
+    The posterior probability that a test is null given its p-value, ``π0 f0(p) / f(p)``,
+    estimated on the probit scale ``x = Φ⁻¹(p)`` (p clipped to [1e-8, 1 − 1e-8]): R's Gaussian
+    kernel density of the x with ``adjust`` times its default bandwidth, smoothed by R's
+    smoothing spline (generalised cross-validation), gives ``f``; ``π0 φ(x) / f(x)`` is cut at
+    1 and made non-decreasing in p. Where q-values bound the FDR of a list, the local FDR is
+    the chance that this one test is a false discovery.
+
+    Parameters
+    ----------
+    pvalues : array of shape (m,)
+        One family of tests (NumPy or CuPy; NaN values stay NaN and are left out).
+    pi0 : float, optional
+        The proportion of true nulls; by default :func:`pi0` with ``lambda_``.
+    lambda_ : "smoother", "bootstrap" or float, default "smoother"
+        As for :func:`pi0` (qvalue's ``pi0est``).
+    adjust : float, default 1.5
+        The density's bandwidth multiplier (qvalue's ``adj``).
+    truncate, monotone : bool, default True
+        qvalue's ``trunc`` and ``monotone``.
+
+    Returns
+    -------
+    array of shape (m,)
+        On the p-values' device.
+
+    Raises
+    ------
+    CohortexError
+        For p-values outside [0, 1], fewer than four of them, or a ``pi0`` outside (0, 1].
+
+    Notes
+    -----
+    Equal to qvalue 2.30's to 1e-10 (tests/test_fdr.py). The density and the spline are
+    computed on the host: they are sequential and small (512 points).
+    """
+    xp = namespace(pvalues)
+    p = np.asarray(to_host(xp.asarray(pvalues, dtype=xp.float64)), dtype=np.float64)
+    if p.ndim != 1:
+        raise CohortexError(f"lfdr() takes one family of p-values (1-D); got shape {p.shape}.")
+    present = ~np.isnan(p)
+    kept = p[present]
+    if kept.size < 4 or not np.isfinite(kept).all() or kept.min() < 0 or kept.max() > 1:
+        raise CohortexError("lfdr() needs at least four p-values, each in [0, 1].")
+    if pi0 is None:
+        pi0 = _estimated_pi0(kept, lambda_)
+    if not 0.0 < pi0 <= 1.0:
+        raise CohortexError(f"The 'pi0' parameter of lfdr() must be in (0, 1]; got {pi0}.")
+    out = np.full(p.shape, np.nan)
+    out[present] = local_fdr(kept, pi0, adjust=adjust, truncate=truncate, monotone=monotone)
+    return xp.asarray(out)
+
+
+def _estimated_pi0(p: np.ndarray, lambda_: float | str) -> float:
+    """:func:`pi0` for :func:`lfdr`, whose parameter of that name hides the function."""
+    return float(to_host(pi0(p, lambda_=lambda_)))
 
 
 def pi0(pvalues: Any, *, lambda_: float | str = "smoother") -> Any:

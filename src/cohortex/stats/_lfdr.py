@@ -1,6 +1,10 @@
-"""sva's local false discovery rate, ``edge.lfdr``, and the R ``density`` it smooths.
+"""Storey's local false discovery rates — qvalue's ``lfdr`` and sva's ``edge.lfdr`` — and the R
+``density`` they smooth.
 
-Surrogate variable analysis weighs each gene by the probability that it is affected by the
+Both packages estimate ``lfdr = π0 φ(x) / f(x)`` on the probit scale ``x = Φ⁻¹(p)``: R's Gaussian
+kernel density of the x (``adjust = 1.5``) smoothed by R's GCV smoothing spline, truncated at 1
+and made monotone in p. They differ only in π0 (qvalue: ``pi0est``; sva: λ = 0.8). Surrogate
+variable analysis weighs each gene by the probability that it is affected by the
 surrogate variables and not by the primary variables, both read off local FDRs of F-test
 p-values. sva estimates them as Storey's ``edge.lfdr``: π0 from the p-values above λ = 0.8, the
 probit-transformed p-values' density by R's Gaussian kernel density (``adjust = 1.5``) smoothed
@@ -17,7 +21,7 @@ from scipy import special
 from .._errors import CohortexError
 from ._spline import r_sequence, smooth_spline
 
-__all__ = ["edge_lfdr", "gaussian_density"]
+__all__ = ["edge_lfdr", "gaussian_density", "local_fdr"]
 
 _DENSITY_POINTS = 512  # R's density() default n (and its smallest FFT grid)
 
@@ -67,7 +71,7 @@ def edge_lfdr(
     adjust: float = 1.5,
     eps: float = 1e-8,
 ) -> np.ndarray:
-    """sva's ``edge.lfdr(p)`` (probit transform, truncated at 1, monotone in p).
+    """sva's ``edge.lfdr(p)``: :func:`local_fdr` with ``π0 = min(1, #{p ≥ λ} / (m (1 − λ)))``.
 
     Parameters
     ----------
@@ -77,27 +81,57 @@ def edge_lfdr(
     Returns
     -------
     ndarray of shape (n,)
-        The local FDRs; where the smoothed density dips to or below zero R's quotient is
-        kept as it comes (infinite becomes 1 by the truncation, negative stays negative,
-        then the monotone step lifts it), as sva's surrogate variables depend on it.
     """
     p = np.asarray(pvalues, dtype=np.float64)
     if p.size < 4 or not np.isfinite(p).all():
         raise CohortexError("edge_lfdr needs at least four finite p-values.")
     pi0 = min(float(np.mean(p >= lambda_)) / (1.0 - lambda_), 1.0)
-    p = np.minimum(np.maximum(p, eps), 1.0 - eps)
+    return local_fdr(p, pi0, adjust=adjust, eps=eps)
+
+
+def local_fdr(
+    pvalues: np.ndarray,
+    pi0: float,
+    *,
+    adjust: float = 1.5,
+    eps: float = 1e-8,
+    truncate: bool = True,
+    monotone: bool = True,
+) -> np.ndarray:
+    """``π0 φ(x) / f(x)`` at ``x = Φ⁻¹(p)`` (p clipped to [eps, 1 − eps]), as qvalue and sva.
+
+    Parameters
+    ----------
+    pvalues : ndarray of shape (n,)
+        At least four finite p-values.
+    pi0 : float
+    truncate : bool, default True
+        Values above 1 set to 1.
+    monotone : bool, default True
+        A running maximum in increasing p (ties hold equal values).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Where the smoothed density dips to or below zero R's quotient is kept as it comes
+        (infinite becomes 1 by the truncation, negative stays negative, then the monotone step
+        lifts it).
+    """
+    p = np.minimum(np.maximum(np.asarray(pvalues, dtype=np.float64), eps), 1.0 - eps)
     x = special.ndtri(p)
     grid, density = gaussian_density(x, adjust=adjust)
     fitted = smooth_spline(grid, density).predict(x)
     null = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
     with np.errstate(divide="ignore", invalid="ignore"):
         lfdr = pi0 * null / fitted
-    lfdr[lfdr > 1.0] = 1.0
+    if truncate:
+        lfdr[lfdr > 1.0] = 1.0
+    if not monotone:
+        return lfdr
     order = np.argsort(p, kind="stable")
-    # sva's C "monotone": a running maximum in increasing p (no NaN can arise: φ(x) > 0)
-    running = np.maximum.accumulate(lfdr[order])
+    # qvalue's cummax, sva's C "monotone": a running maximum (no NaN arises: φ(x) > 0)
     out = np.empty_like(lfdr)
-    out[order] = running  # tied p-values hold equal values, so R's rank() lookup is this
+    out[order] = np.maximum.accumulate(lfdr[order])
     return out
 
 
