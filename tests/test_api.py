@@ -54,6 +54,7 @@ PUBLIC = {
         "estimate_dispersion",
         "exact_test",
         "fit",
+        "fsva",
         "glm_lrt",
         "glm_ql",
         "normalize",

@@ -184,3 +184,36 @@ def test_f_pvalues_of_statistics_rounded_below_zero_are_one():
     np.testing.assert_array_equal(p[:2], 1.0)
     assert p[2] == pytest.approx(1 - stats.f.cdf(96.0, 1, 96), rel=1e-12)
     assert p[3] == 0.0
+
+
+def test_fsva_equals_r():
+    """sva on the first 40 arrays, then fsva ("fast") of them and of the last 17."""
+    whole = _bladder()
+    train, test = whole.isel(sample=slice(0, 40)), whole.isel(sample=slice(40, None))
+    frozen = de.sva(train, "~ cancer", n_sv=2)
+    _check(frozen, "fsva_train")
+    corrected, new = de.fsva(train, "~ cancer", frozen, test)
+    expected_db = pd.read_csv(SVA / "fsva_db.csv", index_col=0).to_numpy().T
+    expected_new = pd.read_csv(SVA / "fsva_new.csv", index_col=0).to_numpy().T
+    np.testing.assert_allclose(corrected["expression"].values, expected_db, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(new["expression"].values, expected_new, rtol=0, atol=1e-8)
+    new_sv = pd.read_csv(SVA / "fsva_newsv.csv", index_col=0)
+    for name in new_sv.columns:
+        sign = np.sign(frozen[name].values @ pd.read_csv(SVA / "fsva_train_sv.csv")[name])
+        np.testing.assert_allclose(sign * new[name].values, new_sv[name], rtol=0, atol=1e-8)
+    assert list(new["cancer"].values) == list(test["cancer"].values)
+
+
+def test_fsva_refuses_other_methods_and_one_new_sample():
+    whole = _bladder()
+    train, test = whole.isel(sample=slice(0, 40)), whole.isel(sample=slice(40, None))
+    two_step = de.sva(train, "~ cancer", n_sv=2, method="two-step")
+    with pytest.raises(CohortexError, match="sva\\(method='irw'\\)"):
+        de.fsva(train, "~ cancer", two_step, test)
+    frozen = de.sva(train, "~ cancer", n_sv=2)
+    with pytest.raises(CohortexError, match="at least two"):
+        de.fsva(train, "~ cancer", frozen, test.isel(sample=slice(0, 1)))
+    with pytest.raises(CohortexError, match="lack 1 of the cohort's genes"):
+        de.fsva(train, "~ cancer", frozen, test.isel(gene=slice(1, None)))
+    with pytest.raises(CohortexError, match="not the cohort's samples"):
+        de.fsva(test, "~ cancer", frozen, test)
