@@ -217,3 +217,15 @@ def test_fsva_refuses_other_methods_and_one_new_sample():
         de.fsva(train, "~ cancer", frozen, test.isel(gene=slice(1, None)))
     with pytest.raises(CohortexError, match="not the cohort's samples"):
         de.fsva(test, "~ cancer", frozen, test)
+
+
+def test_fsva_refuses_missing_values_in_the_new_samples():
+    whole = _bladder(chunks=None)
+    train, test = (
+        whole.isel(sample=slice(0, 40)),
+        whole.isel(sample=slice(40, None)).copy(deep=True),
+    )
+    frozen = de.sva(train, "~ cancer", n_sv=2)
+    test["expression"][2, 7] = np.nan
+    with pytest.raises(CohortexError, match="new samples hold missing"):
+        de.fsva(train, "~ cancer", frozen, test)

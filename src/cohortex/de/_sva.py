@@ -298,8 +298,11 @@ def fsva(
         np.asarray(to_host(gram), np.float64), subset_by_index=[n_train - len(names), n_train - 1]
     )
     values, directions = values[::-1], directions[:, ::-1]
+    cross = np.asarray(to_host(cross), np.float64)
+    if not np.isfinite(cross).all():
+        raise CohortexError("fsva() needs finite values; the new samples hold missing ones.")
     signs = np.sign([np.corrcoef(directions[:, j], vectors[:, j])[0, 1] for j in range(len(names))])
-    projected = (directions.T @ np.asarray(to_host(cross), np.float64)) / values[:, None]
+    projected = (directions.T @ cross) / values[:, None]
     projected *= signs[:, None]  # (k, new samples)
     centred_new = projected - projected.mean(axis=1, keepdims=True)
     new_vectors = centred_new / projected.std(axis=1, ddof=1, keepdims=True) / np.sqrt(n_new)
