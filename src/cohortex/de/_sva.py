@@ -119,7 +119,7 @@ def sva(
     Agreement with sva 3.46 (tests/de/test_sva.py): the surrogate variables and the gene
     probabilities to 1e-8 (up to sign; measured 1e-12), for ``"irw"``, ``"two-step"``,
     ``"supervised"`` and ``svaseq``, with and without ``vfilter``. With many genes the
-    probabilities can differ by more (5e-7 at 20,000 genes, benchmarks/sva_versus_r.py): an
+    probabilities can differ by more (5e-7 to 5e-6 at 20,000 genes, benchmarks/sva_versus_r.py): an
     F statistic near 0 is a difference of two nearly equal residual sums in sva's formula,
     R's rounding as ours, and its p-value near 1 moves the density's upper tail. Each
     iteration reads the data twice and forms an (n_samples × n_samples) Gram matrix:
