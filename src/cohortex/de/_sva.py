@@ -11,6 +11,7 @@ eigenvectors and sva's local FDRs (``stats._lfdr``) are finished on the host.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = ["SVA_METHODS", "num_sv", "sva"]
 
 _BLOCK_BYTES = 64 << 20  # float64 values of one block of genes × every sample
 _SMALLEST_FILTER = 100  # sva's smallest vfilter
+_GRAM_COPIES = 4  # the Gram matrix, eigh's copy and workspace, a block's product
 
 
 @shared_docs
@@ -123,7 +125,8 @@ def sva(
     F statistic near 0 is a difference of two nearly equal residual sums in sva's formula,
     R's rounding as ours, and its p-value near 1 moves the density's upper tail. Each
     iteration reads the data twice and forms an (n_samples × n_samples) Gram matrix:
-    O(n_genes · n_samples²) work that a GPU takes over, and n_samples² memory.
+    O(n_genes · n_samples²) work that a GPU takes over, and n_samples² memory (refused at
+    once where four such matrices exceed the machine's memory: 8 GB at 16,000 samples).
     """
     method = "supervised" if controls is not None else method
     _check_choice("method", method, SVA_METHODS)
@@ -396,6 +399,7 @@ class _Problem:
         null_model = model[:, :1] if null is None else design_matrix(null, data.dataset, n)[0]
         if model.shape[1] >= n:
             raise CohortexError(f"{who}() needs more samples than design columns.")
+        _check_gram_memory(n, who)
         x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
         transform, smallest = "", None
         if data.scale == "counts":  # svaseq
@@ -632,6 +636,26 @@ class _Problem:
                 "n_genes_constant": self.n_constant,
             },
         )
+
+
+def _check_gram_memory(n_samples: int, who: str) -> None:
+    """Refuse at once a Gram matrix (and eigh's copies) larger than the machine's memory."""
+    needed = _GRAM_COPIES * 8.0 * n_samples * n_samples
+    total = _physical_memory()
+    if total and needed > total:
+        raise CohortexError(
+            f"{who}() forms {n_samples} × {n_samples} Gram matrices of the samples: about "
+            f"{needed / 2**30:.0f} GB with the eigen-decomposition's copies, more than this "
+            f"machine's {total / 2**30:.0f} GB. Run it on a subset of the samples."
+        )
+
+
+def _physical_memory() -> int:
+    """Bytes of memory of this machine (0 where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
