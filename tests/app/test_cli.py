@@ -1692,5 +1692,24 @@ def test_de_with_surrogate_variables(tmp_path, capsys):
     assert "surrogate variables of sva (counted by num.sv)" in capsys.readouterr().out
     assert main([*command, "--sva", "two"]) == 2
     assert "--sva takes a count of surrogate variables or 'auto'" in capsys.readouterr().err
-    assert main([*command, "--sva", "2", "--voom"]) == 2
-    assert "--sva goes with --design on log-expression" in capsys.readouterr().err
+    assert main(["de", str(store), "--groupby", "condition", "--sva", "2"]) == 2
+    assert "--sva goes with --design" in capsys.readouterr().err
+
+
+def test_de_counts_model_with_svaseq(tmp_path, capsys):
+    """de --glm-ql --sva K: svaseq of the counts scaled by DESeq2's size factors, as its
+    vignette, then edgeR's QL F-tests with the surrogate variables in the design."""
+    from cohortex import de, normalize, open_cohort, read_result, simulate
+
+    store = tmp_path / "c.zarr"
+    simulate(store, 40, 300, batches=2, n_de=20, seed=5, distribution="negbinom")
+    capsys.readouterr()
+    command = ["de", str(store), "--design", "~ condition", "--glm-ql", "--sva", "1"]
+    assert main(command) == 0
+    assert "with 1 surrogate variable of sva (asked for)" in capsys.readouterr().out
+    ours = read_result(store, "de_glm_ql")
+    cohort = open_cohort(store)
+    found = de.sva(normalize(cohort, "median_ratio"), "~ condition", n_sv=1)
+    assert found.attrs["transform"] == "log(x + 1)"
+    expected = de.glm_ql(cohort.merge(found[["sv1"]]), "~ condition + sv1")
+    np.testing.assert_allclose(ours["pvalue"].values, expected["pvalue"].values, rtol=1e-9)

@@ -355,9 +355,10 @@ def _parser() -> argparse.ArgumentParser:
         "--sva",
         metavar="K|auto",
         default=None,
-        help="with --design, on log-expression: sva's surrogate variables of hidden factors "
-        "(the iteratively reweighted method; 'auto' counts them by num.sv's permutations) "
-        "added to the design as sv1 … svK",
+        help="with --design: sva's surrogate variables of hidden factors (the iteratively "
+        "reweighted method; 'auto' counts them by num.sv's permutations) added to the design "
+        "as sv1 … svK; with the counts models, svaseq's of the counts scaled by DESeq2's size "
+        "factors",
     )
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
@@ -1232,22 +1233,26 @@ def _gene_table(result: Any) -> Any:
 
 
 def _with_surrogates(
-    data: Any, design: str, count: str, args: argparse.Namespace
+    data: Any, design: str, count: str, args: argparse.Namespace, *, normalised: bool = False
 ) -> tuple[Any, str, str]:
-    """The cohort with sva's surrogate variables, and the design with them."""
+    """The cohort with sva's surrogate variables, and the design with them; of counts, svaseq
+    of the counts divided by DESeq2's size factors (``normalised``)."""
     import xarray as xr
 
-    from .. import de, open_cohort
+    from .. import de, normalize, open_cohort
 
     if count != "auto" and not count.isdigit():
         raise CohortexError(f"--sva takes a count of surrogate variables or 'auto'; got {count!r}.")
     cohort = data if isinstance(data, xr.Dataset) else open_cohort(data)
-    found = de.sva(cohort, design, n_sv=None if count == "auto" else int(count), device=args.device)
+    source = normalize(cohort, "median_ratio") if normalised else cohort
+    wanted = None if count == "auto" else int(count)
+    found = de.sva(source, design, n_sv=wanted, device=args.device)
     names = list(found.attrs["surrogates"])
     if not names:
         return cohort, design, " (sva found no surrogate variable)"
     how = "counted by num.sv" if count == "auto" else "asked for"
-    what = f" with {len(names)} surrogate variables of sva ({how})"
+    plural = "s" if len(names) > 1 else ""
+    what = f" with {len(names)} surrogate variable{plural} of sva ({how})"
     return cohort.merge(found[names]), design + "".join(f" + {n}" for n in names), what
 
 
@@ -1330,11 +1335,8 @@ def _de(args: argparse.Namespace) -> None:
             "--alternative and --paired-by go with --groupby (with --design, put the pairs in "
             "the formula, e.g. '~ patient + condition')."
         )
-    if args.sva is not None and (args.design is None or voom or args.deseq):
-        raise CohortexError(
-            "--sva goes with --design on log-expression (limma's fit); for counts, normalise "
-            "them with --normalize log_cpm."
-        )
+    if args.sva is not None and args.design is None:
+        raise CohortexError("--sva goes with --design (the surrogate variables join it).")
     start = time.perf_counter()
     data: Any = args.store
     if args.normalize is not None:
@@ -1348,7 +1350,7 @@ def _de(args: argparse.Namespace) -> None:
     if args.design is not None:
         sample_weights = None
         what_kept = ""
-        if args.sva is not None:
+        if args.sva is not None and not voom:
             data, args.design, what_kept = _with_surrogates(data, args.design, args.sva, args)
         if voom:
             counts = args.store
@@ -1360,6 +1362,11 @@ def _de(args: argparse.Namespace) -> None:
                 what_kept = (
                     f" of the {keep.attrs['n_kept']} genes filterByExpr keeps (of {keep.size})"
                 )
+            if args.sva is not None:  # svaseq of the normalised counts, as its vignette
+                counts, args.design, surrogates = _with_surrogates(
+                    counts, args.design, args.sva, args, normalised=True
+                )
+                what_kept += surrogates
             if not (args.voom_lm_fit or edger_glm):
                 data = _voom_for(args, counts, correlation)
             if args.block is not None and correlation is None and not args.voom_lm_fit:
