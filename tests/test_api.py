@@ -19,6 +19,7 @@ PUBLIC = {
         "ae",
         "append_samples",
         "cluster",
+        "consensus_clusters",
         "create_cohort",
         "de",
         "fdr",
@@ -100,7 +101,7 @@ PUBLIC = {
         "to_anndata",
         "to_pandas",
     },
-    "cohortex.embed": {"pca", "tsne"},
+    "cohortex.embed": {"consensus_clusters", "pca", "tsne"},
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
     "cohortex.fdr": {"METHODS", "adjust", "check_method", "lfdr", "pi0"},
     "cohortex.plot": {

@@ -20,6 +20,7 @@ _SUBMODULES = ("ae", "de", "fdr", "genesets", "io", "plot", "predict", "survival
 _FUNCTIONS = {
     "append_samples": "store",
     "cluster": "_cluster",
+    "consensus_clusters": "embed",
     "create_cohort": "store",
     "filter_by_expr": "_filter",
     "gpu_available": "_backend",
@@ -59,6 +60,7 @@ __all__ = [
     "ae",
     "append_samples",
     "cluster",
+    "consensus_clusters",
     "create_cohort",
     "de",
     "fdr",
