@@ -107,6 +107,7 @@ PUBLIC = {
     "cohortex.plot": {
         "barcode",
         "calibration",
+        "consensus",
         "cumulative_incidence",
         "embedding",
         "enrichment",

@@ -381,3 +381,28 @@ def test_heatmap_of_gsva_scores():
     ax = plot.heatmap(scores)
     assert ax.get_title() == "gsva scores: 5 gene sets (z-scores)"
     assert sorted(t.get_text() for t in ax.get_yticklabels()) == [f"s{k}" for k in range(5)]
+
+
+def test_consensus_cdf_and_matrix():
+    from cohortex import consensus_clusters
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 40))
+    x[:12, :10] += 3.0
+    x[12:, 10:20] += 3.0
+    ds = xr.Dataset({"expression": (("sample", "gene"), x)}, attrs={"scale": "log2"})
+    result = consensus_clusters(ds, max_k=4, reps=30, genes=None, progress=False)
+    ax = plot.consensus(result)
+    assert len(ax.lines) == 3  # k = 2, 3, 4
+    assert ax.get_legend().get_texts()[0].get_text().startswith("k = 2 (Δ area")
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), result["cdf"].sel(k=2).values)
+    matrix = plot.consensus(result, 2)
+    drawn = matrix.images[0].get_array()
+    classes = result["consensus_class"].sel(k=2).values
+    assert sorted(np.diag(drawn)) == [1.0] * 30
+    assert len(matrix.lines) == 2  # the border between the two clusters, both ways
+    assert drawn[: (classes == 1).sum(), : (classes == 1).sum()].min() > 0.9
+    with pytest.raises(CohortexError, match="'k' must be one of"):
+        plot.consensus(result, 7)
+    with pytest.raises(CohortexError, match="consensus_clusters\\(\\) result"):
+        plot.consensus(ds)

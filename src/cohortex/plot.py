@@ -27,6 +27,7 @@ from matplotlib.figure import Figure  # noqa: E402
 __all__ = [
     "barcode",
     "calibration",
+    "consensus",
     "cumulative_incidence",
     "embedding",
     "enrichment",
@@ -418,6 +419,44 @@ def scree(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio (bars), cumulative (line)")
     ax.set_title("Scree")
+    return ax
+
+
+def consensus(result: xr.Dataset, k: int | None = None, *, ax: Axes | None = None) -> Axes:
+    """A :func:`cohortex.consensus_clusters` result: the consensus CDF of every k (the legend
+    gives each k's relative change in area), or with ``k`` its consensus matrix, the samples
+    grouped by cluster (ConsensusClusterPlus's two figures)."""
+    if "consensus" not in result or "delta_area" not in result:
+        raise CohortexError("consensus() needs a consensus_clusters() result.")
+    ks = [int(v) for v in result["k"].values]
+    if k is None:
+        ax = ax or _new_axes()
+        edges = np.asarray(result["consensus_index"].values)
+        for value, delta in zip(ks, result["delta_area"].values, strict=True):
+            cdf = np.asarray(result["cdf"].sel(k=value).values)
+            ax.step(edges, cdf, where="post", label=f"k = {value} (Δ area {delta:.2f})")
+        ax.set_xlabel("consensus index")
+        ax.set_ylabel("CDF")
+        ax.set_title("Consensus CDF")
+        ax.legend(frameon=False, fontsize="small")
+        return ax
+    if k not in ks:
+        raise CohortexError(f"'k' must be one of the result's k: {ks}; got {k}.")
+    classes = np.asarray(result["consensus_class"].sel(k=k).values)
+    matrix = np.asarray(result["consensus"].sel(k=k).values)
+    # by cluster, and within one by the mean consensus with it (the cores first)
+    strength = np.array([matrix[i, classes == classes[i]].mean() for i in range(classes.size)])
+    order = np.lexsort((-strength, classes))
+    ax = ax or _new_axes(height=5.0)
+    image = ax.imshow(matrix[np.ix_(order, order)], cmap="Blues", vmin=0, vmax=1)
+    edges = np.flatnonzero(np.diff(classes[order])) + 0.5
+    for edge in edges:
+        ax.axhline(edge, color="k", lw=0.6)
+        ax.axvline(edge, color="k", lw=0.6)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"Consensus matrix, k = {k}")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="consensus")
     return ax
 
 

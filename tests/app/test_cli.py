@@ -1713,3 +1713,27 @@ def test_de_counts_model_with_svaseq(tmp_path, capsys):
     assert found.attrs["transform"] == "log(x + 1)"
     expected = de.glm_ql(cohort.merge(found[["sv1"]]), "~ condition + sv1")
     np.testing.assert_allclose(ours["pvalue"].values, expected["pvalue"].values, rtol=1e-9)
+
+
+def test_consensus_clusters_into_the_store(tmp_path, capsys):
+    """consensus STORE: the result in the store equals the API's, the clusters as a table and
+    the consensus CDF as a figure."""
+    from cohortex import consensus_clusters, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 40, 200, n_de=30, seed=6)
+    capsys.readouterr()
+    out, figure = tmp_path / "classes.tsv", tmp_path / "cdf.png"
+    command = ["consensus", str(store), "--max-k", "4", "--reps", "25", "--genes", "100"]
+    assert main([*command, "--out", str(out), "--plot", str(figure), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Consensus clustering of 40 samples on 100 genes (25 subsamples)" in printed
+    assert "saved as result 'consensus'" in printed and figure.stat().st_size > 0
+    stored = read_result(store, "consensus")
+    expected = consensus_clusters(store, max_k=4, reps=25, genes=100, progress=False)
+    np.testing.assert_array_equal(stored["consensus"].values, expected["consensus"].values)
+    table = pd.read_csv(out, sep="\t", index_col=0)
+    assert list(table.columns) == ["k2", "k3", "k4"]
+    np.testing.assert_array_equal(table["k3"], expected["consensus_class"].sel(k=3).values)
+    assert main([*command, "--max-k", "1"]) == 2
+    assert "2 ≤ max_k" in capsys.readouterr().err

@@ -774,6 +774,34 @@ def _parser() -> argparse.ArgumentParser:
     pc.add_argument("--color", default="condition", help="sample variable colouring the plot")
     pc.set_defaults(run=_pca)
 
+    cc = commands.add_parser(
+        "consensus",
+        help="consensus clustering of the samples (subtypes); the result goes into the store",
+        description="ConsensusClusterPlus's consensus clustering: hierarchical clusterings of "
+        "subsamples on the most variable genes (median-centred), their consensus, the final "
+        "clusters for k = 2 … --max-k, and the consensus CDF's area to choose k.",
+    )
+    cc.add_argument("store", type=Path)
+    cc.add_argument("--max-k", type=int, default=6, help="largest number of clusters (6)")
+    cc.add_argument("--reps", type=int, default=1000, help="subsamples (1000)")
+    cc.add_argument("--p-item", type=float, default=0.8, help="fraction of samples each (0.8)")
+    cc.add_argument(
+        "--genes", type=int, default=5000, help="genes of largest MAD to use (5000; 0: all)"
+    )
+    cc.add_argument("--distance", choices=("pearson", "spearman", "euclidean"), default="pearson")
+    cc.add_argument("--seed", type=int, default=0, help="random seed of the subsamples")
+    cc.add_argument(
+        "--name", type=_result_name, default="consensus", help="result name (default consensus)"
+    )
+    cc.add_argument(
+        "--out", type=Path, default=None, help="also write the clusters (.tsv/.csv), k by k"
+    )
+    cc.add_argument("--plot", type=Path, default=None, help="also save the consensus CDF (PNG/PDF)")
+    cc.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
+    cc.set_defaults(run=_consensus)
+
     ts = commands.add_parser("tsne", help="t-SNE of the samples; the result goes into the store")
     ts.add_argument("store", type=Path)
     ts.add_argument(
@@ -2263,6 +2291,49 @@ def _pca(args: argparse.Namespace) -> None:
         + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
     )
     _save_scatter(result, args.plot, args.color)
+
+
+def _consensus(args: argparse.Namespace) -> None:
+    from ..embed import consensus_clusters
+    from ..store import write_result
+
+    _check_plot(args.plot)
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    start = time.perf_counter()
+    result = consensus_clusters(
+        args.store,
+        max_k=args.max_k,
+        reps=args.reps,
+        p_item=args.p_item,
+        genes=args.genes or None,
+        distance=args.distance,
+        seed=args.seed,
+        progress=args.progress,
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    print(
+        f"Consensus clustering of {result.sizes['sample']} samples on {result.attrs['n_genes']} "
+        f"genes ({args.reps} subsamples) in {time.perf_counter() - start:.1f} s; saved as "
+        f"result {args.name!r}."
+    )
+    print("  k   Δ area   cluster sizes (mean consensus within)")
+    for k, delta in zip(result["k"].values, result["delta_area"].values, strict=True):
+        classes = result["consensus_class"].sel(k=k).values
+        within = result["cluster_consensus"].sel(k=k).values
+        sizes = ", ".join(
+            f"{int((classes == c).sum())} ({within[c - 1]:.2f})" for c in range(1, k + 1)
+        )
+        print(f"  {k:<3} {delta:7.3f}  {sizes}")
+    if args.out is not None:
+        table = result["consensus_class"].to_pandas().T
+        table.columns = [f"k{k}" for k in table.columns]
+        table.to_csv(args.out, sep="," if args.out.suffix == ".csv" else "\t")
+        print(f"clusters written to {args.out}")
+    if args.plot is not None:
+        from .. import plot
+
+        _save_figure(plot.consensus(result), args.plot, f"consensus CDF written to {args.plot}")
 
 
 def _tsne(args: argparse.Namespace) -> None:
