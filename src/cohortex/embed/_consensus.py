@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from scipy.cluster import hierarchy
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import squareform
 
 from .._backend import take_genes, to_host
@@ -29,6 +31,7 @@ __all__ = ["consensus_clusters"]
 _DISTANCES = ("pearson", "spearman", "euclidean")
 _LINKAGES = ("average", "complete", "single", "ward")
 _CDF_BINS = 100  # ConsensusClusterPlus's CDF(breaks = 100)
+_BATCH = 64  # subsamples per product of memberships
 
 
 def consensus_clusters(
@@ -135,17 +138,38 @@ def consensus_clusters(
     ks = np.arange(2, max_k + 1)
     together = np.zeros((ks.size, n, n))
     sampled = np.zeros((n, n))
+    # co-clustering counts as products of one-hot memberships (exact integers in float64),
+    # a batch of subsamples per matrix product rather than a scatter per subsample
+    memberships: list[list[np.ndarray]] = [[] for _ in ks]
+    presence: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal sampled
+        if not presence:
+            return
+        present = np.stack(presence, axis=1)
+        sampled += present @ present.T
+        for j in range(ks.size):
+            onehot = np.concatenate(memberships[j], axis=1)
+            together[j] += onehot @ onehot.T
+            memberships[j].clear()
+        presence.clear()
+
     bar = progress_bar(len(subsamples), "consensus clustering", progress, unit="subsample")
     try:
         for members in subsamples:
             tree = _linkage(dissimilarity[np.ix_(members, members)], inner_linkage)
-            cuts = hierarchy.cut_tree(tree, n_clusters=ks)  # (size, len(ks))
-            block = np.ix_(members, members)
-            sampled[block] += 1.0
-            for j in range(ks.size):
-                labels = cuts[:, j]
-                together[j][block] += labels[:, None] == labels[None, :]
+            column = np.zeros(n)
+            column[members] = 1.0
+            presence.append(column)
+            for j, labels in enumerate(_cuts(tree, ks)):
+                onehot = np.zeros((n, int(ks[j])))
+                onehot[members, labels] = 1.0
+                memberships[j].append(onehot)
+            if len(presence) == _BATCH:
+                flush()
             bar.update(1)
+        flush()
     finally:
         bar.close()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -239,11 +263,35 @@ def _linkage(dissimilarity: np.ndarray, method: str) -> np.ndarray:
     return hierarchy.linkage(condensed, method=method)
 
 
+def _cuts(tree: np.ndarray, ks: np.ndarray) -> list[np.ndarray]:
+    """R's ``cutree(tree, k)`` for each k: the clusters left after the first n − k merges
+    (cluster numbers 0 … k − 1, in no particular order).
+
+    Returns
+    -------
+    list of ndarray of shape (n,), int
+    """
+    n = tree.shape[0] + 1
+    leaf = np.empty(2 * n - 1, dtype=np.int64)  # a leaf of each cluster
+    leaf[:n] = np.arange(n)
+    ends = np.empty((n - 1, 2), dtype=np.int64)
+    for i, (a, b) in enumerate(tree[:, :2].astype(np.int64)):
+        ends[i] = leaf[a], leaf[b]
+        leaf[n + i] = leaf[a]
+    out = []
+    for k in ks:
+        merges = n - int(k)
+        graph = coo_matrix((np.ones(merges), (ends[:merges, 0], ends[:merges, 1])), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+        out.append(labels)
+    return out
+
+
 def _final_clusters(consensus: np.ndarray, k: int, method: str) -> np.ndarray:
     """R's ``cutree(hclust(as.dist(1 − consensus)), k)``: numbered by first appearance."""
     distances = 1.0 - consensus
     np.fill_diagonal(distances, 0.0)
-    labels = hierarchy.cut_tree(_linkage(distances, method), n_clusters=[k])[:, 0]
+    labels = _cuts(_linkage(distances, method), np.array([k]))[0]
     _, first = np.unique(labels, return_index=True)
     renumber = np.empty(labels.max() + 1, dtype=np.int64)
     renumber[labels[np.sort(first)]] = np.arange(1, first.size + 1)
