@@ -12,6 +12,7 @@ subsamples come from NumPy's generator (R's differ), or are given.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -100,8 +101,8 @@ def consensus_clusters(
     -----
     Agreement with ConsensusClusterPlus 1.62 (tests/embed/test_consensus.py), fed the same
     subsamples: consensus matrices, CDF areas and cluster and item consensus to 1e-12, the same
-    clusters. Memory: ``max_k + 1`` matrices of n_samples² (float64); each subsample's
-    clustering is SciPy's, on the host.
+    clusters. Memory: ``max_k + 2`` matrices of n_samples² (float64), refused at once beyond
+    the machine's; each subsample's clustering is SciPy's, on the host.
     """
     if distance not in _DISTANCES:
         raise CohortexError(
@@ -121,6 +122,14 @@ def consensus_clusters(
         raise CohortexError(
             f"consensus_clusters() needs 2 ≤ max_k < floor(n_samples · p_item) = {size}; "
             f"got max_k = {max_k}."
+        )
+    needed = (max_k + 2) * 8.0 * n * n  # the k's counts, the sampled counts, the distances
+    total = _physical_memory()
+    if total and needed > total:
+        raise CohortexError(
+            f"consensus_clusters() of {n} samples holds {max_k + 2} matrices of {n} × {n}: "
+            f"about {needed / 2**30:.0f} GB, more than this machine's {total / 2**30:.0f} GB. "
+            "Cluster a subset of the samples (or fewer k)."
         )
     values = _prepared(data.matrix, genes, center)
     dissimilarity = _dissimilarity(values, distance)
@@ -209,6 +218,14 @@ def consensus_clusters(
             "seed": int(seed),
         },
     )
+
+
+def _physical_memory() -> int:
+    """Bytes of memory of this machine (0 where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def _prepared(matrix: Any, genes: int | None, center: bool) -> np.ndarray:
