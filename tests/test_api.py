@@ -28,6 +28,7 @@ PUBLIC = {
         "gpu_available",
         "io",
         "list_results",
+        "mds",
         "norm_factors",
         "normalize",
         "open_cohort",
@@ -101,7 +102,7 @@ PUBLIC = {
         "to_anndata",
         "to_pandas",
     },
-    "cohortex.embed": {"consensus_clusters", "pca", "tsne"},
+    "cohortex.embed": {"consensus_clusters", "mds", "pca", "tsne"},
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
     "cohortex.fdr": {"METHODS", "adjust", "check_method", "lfdr", "pi0"},
     "cohortex.plot": {

@@ -23,6 +23,7 @@ from cohortex import (
     fdr,
     filter_by_expr,
     genesets,
+    mds,
     norm_factors,
     normalize,
     open_cohort,
@@ -383,6 +384,18 @@ def test_sva(gpu_xp, tmp_path):
         )
     for name in frozen.attrs["surrogates"]:
         np.testing.assert_allclose(on_gpu[1][name].values, on_cpu[1][name].values, rtol=1e-9)
+
+
+@pytest.mark.parametrize("selection", ["pairwise", "common"])
+def test_mds(gpu_xp, cohort, selection):
+    """limma's MDS of device data: the partial sorts of the pairwise differences on the
+    device, the eigen-decomposition (samples × samples) on the host."""
+    path, x, _ = cohort
+    finite = np.nan_to_num(x)
+    on_device = xr.Dataset({"expression": (("sample", "gene"), to_device(finite, "gpu"))})
+    on_host = xr.Dataset({"expression": (("sample", "gene"), finite)})
+    options = {"top": 20, "gene_selection": selection, "n_components": 3, "progress": False}
+    _same(mds(on_device, device="gpu", **options), mds(on_host, device="cpu", **options), 1e-9)
 
 
 def test_combat_seq(gpu_xp, tmp_path):

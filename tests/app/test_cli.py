@@ -1737,3 +1737,18 @@ def test_consensus_clusters_into_the_store(tmp_path, capsys):
     np.testing.assert_array_equal(table["k3"], expected["consensus_class"].sel(k=3).values)
     assert main([*command, "--max-k", "1"]) == 2
     assert "2 ≤ max_k" in capsys.readouterr().err
+
+
+def test_mds_into_the_store(tmp_path, capsys):
+    from cohortex import mds, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 30, 200, n_de=20, seed=7)
+    capsys.readouterr()
+    figure = tmp_path / "mds.png"
+    assert main(["mds", str(store), "--top", "50", "--plot", str(figure), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "MDS (pairwise, top 50 genes) of 30 samples" in printed and figure.stat().st_size > 0
+    stored = read_result(store, "mds")
+    expected = mds(store, top=50, progress=False)
+    np.testing.assert_allclose(stored["embedding"].values, expected["embedding"].values)

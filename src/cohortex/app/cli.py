@@ -774,6 +774,28 @@ def _parser() -> argparse.ArgumentParser:
     pc.add_argument("--color", default="condition", help="sample variable colouring the plot")
     pc.set_defaults(run=_pca)
 
+    md = commands.add_parser(
+        "mds",
+        help="limma's MDS plot of the samples (leading log-fold-change distances)",
+        description="limma's plotMDS: classical scaling of each pair's mean squared "
+        "difference over its --top most different genes (pairwise) or over the --top most "
+        "variable genes (common); the result goes into the store.",
+    )
+    md.add_argument("store", type=Path)
+    md.add_argument("--top", type=int, default=500, help="genes behind each distance (500)")
+    md.add_argument(
+        "--gene-selection", choices=("pairwise", "common"), default="pairwise", help="(pairwise)"
+    )
+    md.add_argument("--n-components", type=int, default=2, help="dimensions to keep (2)")
+    md.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
+    md.add_argument("--name", type=_result_name, default="mds", help="result name (default mds)")
+    md.add_argument("--plot", type=Path, default=None, help="also save a scatter (PNG/PDF)")
+    md.add_argument("--color", default="condition", help="sample variable colouring the plot")
+    md.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
+    md.set_defaults(run=_mds)
+
     cc = commands.add_parser(
         "consensus",
         help="consensus clustering of the samples (subtypes); the result goes into the store",
@@ -2289,6 +2311,30 @@ def _pca(args: argparse.Namespace) -> None:
         f"{result.sizes['gene']} genes in {time.perf_counter() - start:.1f} s; saved as result "
         f"{args.name!r}. Variance explained by PC1–PC3: "
         + ", ".join(f"{100 * r:.1f}%" for r in ratio[:3])
+    )
+    _save_scatter(result, args.plot, args.color)
+
+
+def _mds(args: argparse.Namespace) -> None:
+    from ..embed import mds
+    from ..store import write_result
+
+    _check_plot(args.plot)
+    start = time.perf_counter()
+    result = mds(
+        args.store,
+        top=args.top,
+        gene_selection=args.gene_selection,
+        n_components=args.n_components,
+        device=args.device,
+        progress=args.progress,
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    shares = ", ".join(f"{100 * v:.1f}%" for v in result["var_explained"].values[:3])
+    print(
+        f"MDS ({args.gene_selection}, top {result.attrs['top']} genes) of "
+        f"{result.sizes['sample']} samples in {time.perf_counter() - start:.1f} s; saved as "
+        f"result {args.name!r}. Variance explained by the first dimensions: {shares}"
     )
     _save_scatter(result, args.plot, args.color)
 
