@@ -810,7 +810,12 @@ def _parser() -> argparse.ArgumentParser:
     cc.add_argument(
         "--genes", type=int, default=5000, help="genes of largest MAD to use (5000; 0: all)"
     )
-    cc.add_argument("--distance", choices=("pearson", "spearman", "euclidean"), default="pearson")
+    cc.add_argument(
+        "--distance",
+        choices=("pearson", "spearman", "euclidean"),
+        default="pearson",
+        help="between samples: 1 − correlation over the genes, or Euclidean (pearson)",
+    )
     cc.add_argument("--seed", type=int, default=0, help="random seed of the subsamples")
     cc.add_argument(
         "--name", type=_result_name, default="consensus", help="result name (default consensus)"
