@@ -9,6 +9,8 @@ eigenvectors, scaled by the roots of their eigenvalues, are the coordinates.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -143,16 +145,25 @@ def _pairwise(x: Any, top: int, progress: bool | None) -> np.ndarray:
     n, n_genes = x.shape
     out = np.zeros((n, n))
     rows = max(1, _BLOCK_VALUES // n_genes)
+
+    def row(i: int) -> None:
+        for start in range(0, i, rows):
+            stop = min(i, start + rows)
+            difference = x[start:stop] - x[i]
+            squared = difference * difference
+            largest = xp.partition(squared, n_genes - top, axis=1)[:, n_genes - top :]
+            out[i, start:stop] = np.asarray(to_host(largest.mean(axis=1)))
+
     bar = progress_bar(n - 1, "mds: pairwise distances", progress, unit="sample", delay=2.0)
     try:
-        for i in range(1, n):
-            for start in range(0, i, rows):
-                stop = min(i, start + rows)
-                difference = x[start:stop] - x[i]
-                squared = difference * difference
-                largest = xp.partition(squared, n_genes - top, axis=1)[:, n_genes - top :]
-                out[i, start:stop] = np.asarray(to_host(largest.mean(axis=1)))
-            bar.update(1)
+        if xp is np:  # NumPy's partial sorts let go of the GIL: one row per core
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                for _ in pool.map(row, range(1, n)):
+                    bar.update(1)
+        else:  # a device runs one row's kernels at a time
+            for i in range(1, n):
+                row(i)
+                bar.update(1)
     finally:
         bar.close()
     return out
