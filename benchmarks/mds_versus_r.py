@@ -120,7 +120,7 @@ def main() -> None:
     for row in rows:
         print(
             f"| {row['samples']} × {row['genes']:,} | {row['selection']} | "
-            f"{row['cohortex_s']:.2f} | {row['limma_s']:.1f} | "
+            f"{row['cohortex_s']:.2f} | {row['limma_s']:.2f} | "
             f"{row['limma_s'] / row['cohortex_s']:.0f}× | {row['largest_difference']:.0e} |"
         )
     print(f"cohortex peak RSS {peak_mb:.0f} MB (the whole run, R's not included)")
