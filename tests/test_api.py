@@ -70,6 +70,7 @@ PUBLIC = {
         "voom_lm_fit",
         "vooma",
         "vst",
+        "wsva",
     },
     "cohortex.store": {
         "COMPRESSORS",

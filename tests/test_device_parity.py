@@ -371,6 +371,12 @@ def test_sva(gpu_xp, tmp_path):
     assert de.num_sv(path, "~ cancer", permutations=3, device="gpu") == de.num_sv(
         path, "~ cancer", permutations=3, device="cpu"
     )
+    for weighted in (False, True):
+        _same(
+            de.wsva(path, "~ cancer", n_sv=2, weight_by_sd=weighted, device="gpu"),
+            de.wsva(path, "~ cancer", n_sv=2, weight_by_sd=weighted, device="cpu"),
+            rtol=1e-9,
+        )
     stored = open_cohort(path)
     train, test = stored.isel(sample=slice(0, 40)), stored.isel(sample=slice(40, None))
     frozen = de.sva(train, "~ cancer", n_sv=2, device="cpu")

@@ -237,3 +237,16 @@ def test_a_gram_matrix_beyond_the_memory_is_refused_at_once(monkeypatch):
         de.sva(_bladder(), "~ cancer", n_sv=2)
     monkeypatch.setattr(sva_module, "_physical_memory", lambda: 0)  # unknown: no check
     assert de.sva(_bladder(), "~ cancer", n_sv=2).attrs["n_sv"] == 2
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_wsva_equals_limma(weighted):
+    result = de.wsva(_bladder(), "~ cancer", n_sv=2, weight_by_sd=weighted)
+    expected = pd.read_csv(SVA / ("wsva_sd.csv" if weighted else "wsva.csv"), index_col=0)
+    assert result.attrs["surrogates"] == ["sv1", "sv2"]
+    for name in expected.columns:
+        ours, theirs = result[name].values, expected[name].to_numpy()
+        sign = np.sign(ours @ theirs)
+        np.testing.assert_allclose(sign * ours, theirs, rtol=0, atol=1e-8, err_msg=name)
+    assert result.attrs["method"] == ("wsva weighted by sd" if weighted else "wsva")
+    assert de.wsva(_bladder(), "~ cancer", n_sv=99).attrs["n_sv"] == 54  # cut to the df

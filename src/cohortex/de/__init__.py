@@ -81,7 +81,7 @@ from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
 from ._linear_model import fit
 from ._result import contrast_dataset
 from ._signed_rank import signed_rank
-from ._sva import SVA_METHODS, fsva, num_sv, sva
+from ._sva import SVA_METHODS, fsva, num_sv, sva, wsva
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
 from ._voom import voom
 from ._voom_lm_fit import voom_lm_fit
@@ -116,6 +116,7 @@ __all__ = [
     "voom_lm_fit",
     "vooma",
     "vst",
+    "wsva",
 ]
 
 TESTS = ("welch", "student", "anova", "wilcoxon")

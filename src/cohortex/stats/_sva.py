@@ -8,6 +8,8 @@ that the caller adds up over the blocks:
   ``eigen(t(resid) %*% resid)`` and ``num.sv``'s singular values);
 * :func:`centred_gram` — genes centred and weighted, ``Z Z'`` (the iteratively reweighted
   ``dats``, ``ssva``'s controls, the two-step method's selected genes);
+* :func:`gram` — the values' own (limma's ``wsva``, which projects the genes on the
+  residuals' leading directions);
 * :func:`permuted_residual_gram` — each gene's residuals permuted over the samples and fitted
   again (``num.sv``'s null distribution);
 * :func:`residual_sums` — per gene, the residual sum of squares of several designs (sva's
@@ -27,6 +29,7 @@ from .._backend import namespace
 __all__ = [
     "PERMUTATION_GENES",
     "centred_gram",
+    "gram",
     "permuted_residual_gram",
     "residual_gram",
     "residual_sums",
@@ -56,6 +59,22 @@ def residual_gram(block: Any, basis: Any, weights: Any = None) -> Any:
     if weights is not None:
         residuals = residuals * weights
     return residuals @ residuals.T
+
+
+def gram(block: Any, weights: Any = None) -> Any:
+    """``Y Y'`` of the values themselves, each gene's multiplied by its weight.
+
+    Parameters
+    ----------
+    block : array of shape (n_samples, n_genes)
+    weights : array of shape (n_genes,), optional
+
+    Returns
+    -------
+    array of shape (n_samples, n_samples)
+    """
+    weighted = block if weights is None else block * weights
+    return weighted @ weighted.T
 
 
 def centred_gram(block: Any, weights: Any) -> Any:
