@@ -1,4 +1,5 @@
-"""Surrogate variable analysis (Leek & Storey 2007), as sva's ``sva``, ``svaseq`` and ``num.sv``.
+"""Surrogate variable analysis (Leek & Storey 2007), as sva's ``sva``, ``svaseq``, ``num.sv`` and
+``fsva``, and limma's ``wsva``.
 
 Hidden factors — batches nobody recorded, RNA quality, tumour purity — add structure that the
 design does not hold and inflate or mask the design's effects. SVA estimates them from the
