@@ -114,6 +114,7 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         fdr,
         filter_by_expr,
         genesets,
+        mds,
         norm_factors,
         normalize,
         open_cohort,
@@ -302,6 +303,11 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             genesets.gsva(store, gene_sets, method=m, device="gpu"),
             genesets.gsva(store, gene_sets, method=m, device="cpu"),
         )
+    # limma's MDS: 500,000 pairs' partial sorts over the genes, a row of pairs per launch
+    cases["mds pairwise (limma's plotMDS), 1,000 samples in device memory"] = lambda: (
+        mds(few_on_device, device="gpu", progress=False),
+        mds(few, device="cpu", progress=False),
+    )
     # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
     labelled = few.assign(condition=("sample", labels[:1000]))
     cases["de.sva irw, 2 surrogate variables, 1,000 samples"] = lambda: (
