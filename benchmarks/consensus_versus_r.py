@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _versus_r import log_cohort, require_rscript, run_r
 
 from cohortex import consensus_clusters
 
@@ -67,14 +66,7 @@ def simulate(n_genes: int, n_samples: int, seed: int = 0) -> xr.Dataset:
     for s in range(4):
         genes = rng.choice(n_genes, 100, replace=False)
         x[np.ix_(subtype == s, genes)] += rng.choice([-1.0, 1.0], 100)
-    return xr.Dataset(
-        {"expression": (("sample", "gene"), x)},
-        coords={
-            "sample": [f"s{i:04d}" for i in range(n_samples)],
-            "gene": [f"g{j:05d}" for j in range(n_genes)],
-        },
-        attrs={"scale": "log2"},
-    )
+    return log_cohort(x)
 
 
 def main() -> None:
@@ -84,22 +76,14 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
-    if shutil.which("Rscript") is None:
-        raise SystemExit("Rscript is needed (r-bioc-consensusclusterplus).")
+    require_rscript("r-bioc-consensusclusterplus")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        script = Path(work) / "consensus.R"
-        script.write_text(R_SCRIPT)
         for n in args.samples:
             cohort = simulate(args.genes, n)
             matrix_path = Path(work) / "x.csv"
             cohort["expression"].to_pandas().T.to_csv(matrix_path)
-            output = subprocess.run(
-                ["Rscript", str(script), str(matrix_path), work, str(args.reps)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()
+            output = run_r(R_SCRIPT, Path(work), str(matrix_path), work, str(args.reps))
             r_seconds, r_peak_mb = float(output[0]), float(output[1])
             subsamples = pd.read_csv(Path(work) / "subsamples.csv").to_numpy() - 1
             start = time.perf_counter()

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _versus_r import log_cohort, require_rscript, run_r
 
 from cohortex import mds
 
@@ -59,14 +58,7 @@ def simulate(n_genes: int, n_samples: int, seed: int = 0) -> xr.Dataset:
     batch = rng.permutation(np.arange(n_samples) % 2)
     shifted = rng.choice(n_genes, n_genes // 4, replace=False)
     x[np.ix_(batch == 1, shifted)] += rng.normal(0.0, 0.5, shifted.size)
-    return xr.Dataset(
-        {"expression": (("sample", "gene"), x)},
-        coords={
-            "sample": [f"s{i:04d}" for i in range(n_samples)],
-            "gene": [f"g{j:05d}" for j in range(n_genes)],
-        },
-        attrs={"scale": "log2"},
-    )
+    return log_cohort(x)
 
 
 def main() -> None:
@@ -75,22 +67,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
-    if shutil.which("Rscript") is None:
-        raise SystemExit("Rscript is needed (r-bioc-limma).")
+    require_rscript("r-bioc-limma")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        script = Path(work) / "mds.R"
-        script.write_text(R_SCRIPT)
         for n in args.samples:
             cohort = simulate(args.genes, n)
             matrix_path = Path(work) / "x.csv"
             cohort["expression"].to_pandas().T.to_csv(matrix_path)
-            output = subprocess.run(
-                ["Rscript", str(script), str(matrix_path), work],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()
+            output = run_r(R_SCRIPT, Path(work), str(matrix_path), work)
             r_seconds = dict(zip(SELECTIONS, map(float, output[:2]), strict=True))
             for selection in SELECTIONS:
                 start = time.perf_counter()

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _versus_r import log_cohort, require_rscript, run_r
 
 from cohortex import de
 
@@ -72,15 +71,7 @@ def simulate(n_genes: int, n_samples: int, seed: int = 0) -> tuple[np.ndarray, x
     factor = rng.normal(0.0, 1.0, n_samples)
     loaded = rng.choice(n_genes, n_genes // 4, replace=False)
     x[:, loaded] += np.outer(factor, rng.normal(0.0, 0.5, loaded.size))
-    cohort = xr.Dataset(
-        {"expression": (("sample", "gene"), x), "condition": ("sample", condition)},
-        coords={
-            "sample": [f"s{i:04d}" for i in range(n_samples)],
-            "gene": [f"g{j:05d}" for j in range(n_genes)],
-        },
-        attrs={"scale": "log2"},
-    )
-    return x, cohort
+    return x, log_cohort(x, condition=condition)
 
 
 def main() -> None:
@@ -90,12 +81,9 @@ def main() -> None:
     parser.add_argument("--count-up-to", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
-    if shutil.which("Rscript") is None:
-        raise SystemExit("Rscript is needed (r-bioc-sva).")
+    require_rscript("r-bioc-sva")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        script = Path(work) / "sva.R"
-        script.write_text(R_SCRIPT)
         _, warm = simulate(500, 20)
         de.num_sv(warm, "~ condition", permutations=2, device="cpu")  # numba's compiled cache
         for n in args.samples:
@@ -106,20 +94,15 @@ def main() -> None:
             )
             cohort["condition"].to_pandas().to_frame().to_csv(samples_path)
             count = n <= args.count_up_to
-            output = subprocess.run(
-                [
-                    "Rscript",
-                    str(script),
-                    str(matrix_path),
-                    str(samples_path),
-                    work,
-                    "count" if count else "no",
-                    str(N_SV),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()
+            output = run_r(
+                R_SCRIPT,
+                Path(work),
+                str(matrix_path),
+                str(samples_path),
+                work,
+                "count" if count else "no",
+                str(N_SV),
+            )
             r_sva_s, r_count_s, r_count, r_peak_mb = (
                 float("nan") if v == "NA" else float(v) for v in output
             )
