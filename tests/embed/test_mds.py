@@ -64,3 +64,22 @@ def test_bad_input_is_refused():
         mds(np.ones((2, 10)))
     with pytest.raises(CohortexError, match="'n_components' parameter of mds"):
         mds(_bladder(), n_components=0)
+
+
+def test_counts_as_edger_plot_mds_of_a_dge_list():
+    """A counts cohort: edgeR's plotMDS(calcNormFactors(DGEList(counts))): log-CPM with
+    prior 2 and TMM factors, then limma's MDS."""
+    counts = fixture_cohort(
+        FIXTURES / "sva" / "counts.csv", FIXTURES / "sva" / "counts_samples.csv", scale="counts"
+    )
+    result = mds(counts, n_components=3, progress=False)
+    expected = pd.read_csv(FIXTURES / "mds" / "counts.csv", index_col=0)
+    for j, name in enumerate(expected.columns):
+        ours, theirs = result["embedding"].values[:, j], expected[name].to_numpy()
+        sign = np.sign(ours @ theirs)
+        np.testing.assert_allclose(sign * ours, theirs, rtol=0, atol=1e-10, err_msg=name)
+    eigen = pd.read_csv(FIXTURES / "mds" / "counts_eigen.csv")
+    np.testing.assert_allclose(
+        result["var_explained"].values, eigen["var_explained"][:3], rtol=1e-10
+    )
+    assert result.attrs["transform"] == "log-CPM"

@@ -35,6 +35,7 @@ def mds(
     top: int = 500,
     gene_selection: str = "pairwise",
     n_components: int = 2,
+    prior_count: float = 2.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -43,7 +44,9 @@ def mds(
     Parameters
     ----------
     {cohort}
-        Log-scale values; genes with a missing or infinite value are left out, as limma.
+        Log-scale values; genes with a missing or infinite value are left out, as limma. A
+        counts cohort is first made edgeR's log-CPM with TMM factors, as edgeR's
+        ``plotMDS`` of a DGEList after ``calcNormFactors``.
     top : int, default 500
         Genes behind each distance (limma's ``top``; all genes where there are fewer).
     gene_selection : {{"pairwise", "common"}}, default "pairwise"
@@ -52,6 +55,8 @@ def mds(
         genes, on the GPU where there is one); "common": the ``top`` genes of largest variance
         for every pair (the principal components of those genes).
     n_components : int, default 2
+    prior_count : float, default 2
+        Of the log-CPM of a counts cohort (edgeR's ``prior.count``).
     {device}
     progress : bool, optional
 
@@ -62,7 +67,7 @@ def mds(
         their eigenvalues, each oriented with its largest entry positive), ``eigenvalue(dim)``
         and ``var_explained(dim)`` (limma's ``var.explained``), the cohort's sample variables
         (so that :func:`cohortex.plot.embedding` colours by them). Attrs: ``top`` (as used),
-        ``gene_selection``, ``n_genes``.
+        ``gene_selection``, ``n_genes``, ``transform`` ("log-CPM" for counts, else "").
 
     Raises
     ------
@@ -71,7 +76,8 @@ def mds(
 
     Notes
     -----
-    Agreement with limma 3.54 (tests/embed/test_mds.py): 1e-10, up to each dimension's sign.
+    Agreement with limma 3.54 and edgeR 3.40 (tests/embed/test_mds.py): 1e-10, up to each
+    dimension's sign.
     """
     if gene_selection not in _SELECTIONS:
         raise CohortexError(
@@ -79,6 +85,15 @@ def mds(
             f"{gene_selection!r}."
         )
     data = as_cohort_matrix(cohort)
+    transform = ""
+    if data.scale == "counts":  # edgeR's plotMDS.DGEList: cpm(y, log = TRUE, prior.count)
+        from .._normalize import normalize
+
+        counts = data.dataset if data.dataset is not None else cohort
+        data = as_cohort_matrix(
+            normalize(counts, "log_cpm", prior_count=prior_count, norm_factors="tmm")
+        )
+        transform = "log-CPM"
     n = data.matrix.shape[0]
     if n < 3:
         raise CohortexError(f"mds() needs at least three samples; got {n}.")
@@ -126,7 +141,12 @@ def mds(
             "var_explained": ("dim", explained[:n_components]),
         },
         coords={"sample": data.sample_ids, "dim": [f"MDS{i + 1}" for i in range(n_components)]},
-        attrs={"top": top, "gene_selection": gene_selection, "n_genes": n_genes},
+        attrs={
+            "top": top,
+            "gene_selection": gene_selection,
+            "n_genes": n_genes,
+            "transform": transform,
+        },
     )
     for name in data.sample_variables():
         result[name] = ("sample", np.asarray(data.dataset[name].values))  # type: ignore[index]
