@@ -67,7 +67,7 @@ def cohort(tmp_path_factory):
     return path, x, samples["condition"].to_numpy()
 
 
-@pytest.mark.parametrize("test", ["welch", "student", "anova", "wilcoxon"])
+@pytest.mark.parametrize("test", ["welch", "student", "anova", "wilcoxon", "kruskal"])
 @pytest.mark.parametrize("reference", ["rest", "a"])
 def test_de_test_in_memory(gpu_xp, cohort, test, reference):
     _, x, labels = cohort
@@ -77,14 +77,14 @@ def test_de_test_in_memory(gpu_xp, cohort, test, reference):
     _same(on_device, cpu)
 
 
-@pytest.mark.parametrize("test", ["welch", "anova", "wilcoxon"])
+@pytest.mark.parametrize("test", ["welch", "anova", "wilcoxon", "kruskal"])
 def test_de_test_from_the_store(gpu_xp, cohort, test):
     path = cohort[0]
     cpu = de.test(path, "condition", test=test, device="cpu")
     _same(de.test(path, "condition", test=test, device="gpu"), cpu)
 
 
-@pytest.mark.parametrize("test", ["welch", "wilcoxon"])
+@pytest.mark.parametrize("test", ["welch", "wilcoxon", "kruskal"])
 def test_de_test_log1p_with_nan_omitted(gpu_xp, cohort, test):
     _, x, labels = cohort
     x = np.log1p(np.expm1(x * np.log(2)))  # log1p-scaled values

@@ -1752,3 +1752,21 @@ def test_mds_into_the_store(tmp_path, capsys):
     stored = read_result(store, "mds")
     expected = mds(store, top=50, progress=False)
     np.testing.assert_allclose(stored["embedding"].values, expected["embedding"].values)
+
+
+def test_de_kruskal_prints_the_best_genes(tmp_path, capsys):
+    from scipy import stats
+
+    from cohortex import open_cohort, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 45, 60, n_de=10, seed=8)
+    capsys.readouterr()
+    assert main(["de", str(store), "--groupby", "condition", "--test", "kruskal"]) == 0
+    printed = capsys.readouterr().out
+    assert "kruskal test of condition" in printed and "statistic    pvalue      padj" in printed
+    result = read_result(store, "de_kruskal_condition")
+    cohort = open_cohort(store)
+    x, labels = cohort["expression"].values.astype(np.float64), cohort["condition"].values
+    expected = [stats.kruskal(*(x[labels == g, 7] for g in sorted(set(labels)))).statistic]
+    np.testing.assert_allclose(result["statistic"].values[7], expected[0], rtol=1e-10)

@@ -533,7 +533,7 @@ def test_bad_input(tmp_path):
     with pytest.raises(
         CohortexError,
         match="'test' parameter of test\\(\\) must be one of "
-        "'welch', 'student', 'anova', 'wilcoxon'; got 'wilcox'",
+        "'welch', 'student', 'anova', 'wilcoxon', 'kruskal'; got 'wilcox'",
     ):
         de.test(x, labels, test="wilcox")
     with pytest.raises(CohortexError, match="at least 2 groups; 'labels' has 1: a"):

@@ -371,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument(
         "--test",
-        choices=("welch", "student", "anova", "wilcoxon", "exact"),
+        choices=("welch", "student", "anova", "wilcoxon", "kruskal", "exact"),
         default="welch",
         help="with --groupby: the test of every gene; 'exact' is classic edgeR's exact test "
         "on a counts store (TMM factors; --reference and --groups name the pair, default the "
@@ -1605,6 +1605,11 @@ def _de(args: argparse.Namespace) -> None:
             print(f"top genes of {mirrored[0]} ({mirrored[1]} is its mirror image, also saved):")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(de.top(shown, args.top).to_string(index=False, float_format="%.4g"))
+    elif args.top > 0 and "group" in result.dims:  # ANOVA, Kruskal–Wallis: one test per gene
+        table = result[["statistic", "pvalue", "padj"]].to_dataframe()
+        best = table.sort_values(["pvalue", "statistic"], ascending=[True, False])
+        with pd.option_context("display.width", 120):
+            print(best.head(args.top).to_string(float_format="%.4g"))
 
 
 def _exact_pair(args: argparse.Namespace) -> tuple[str, str] | None:

@@ -12,6 +12,8 @@ Tests
                ``scipy.stats.ttest_ind(equal_var=True)``.
 ``"anova"``    one-way ANOVA F over all the groups; equals ``scipy.stats.f_oneway`` and
                scikit-learn's ``f_classif``.
+``"kruskal"``  Kruskal–Wallis H over all the groups (ties corrected, χ² with k − 1 df); equals
+               ``scipy.stats.kruskal``; from the same rank blocks as Wilcoxon.
 ``"wilcoxon"`` Wilcoxon rank-sum / Mann–Whitney U with tie and continuity corrections (normal
                approximation), exact p-values for small untied comparisons; equals
                ``scipy.stats.mannwhitneyu`` (see :mod:`cohortex.stats._ranks`). The effect
@@ -87,7 +89,7 @@ from ._voom import voom
 from ._voom_lm_fit import voom_lm_fit
 from ._vooma import vooma
 from ._vst import vst
-from ._wilcoxon import RANK_MEMORY_BUDGET, wilcoxon
+from ._wilcoxon import RANK_MEMORY_BUDGET, kruskal, wilcoxon
 
 __all__ = [
     "RANK_MEMORY_BUDGET",
@@ -119,7 +121,7 @@ __all__ = [
     "wsva",
 ]
 
-TESTS = ("welch", "student", "anova", "wilcoxon")
+TESTS = ("welch", "student", "anova", "wilcoxon", "kruskal")
 
 
 NAN_POLICIES = ("propagate", "omit")
@@ -149,11 +151,12 @@ def test(
     ----------
     {cohort}
     {groupby}
-    test : {"welch", "student", "anova", "wilcoxon"}, default "welch"
+    test : {"welch", "student", "anova", "wilcoxon", "kruskal"}, default "welch"
     groups : sequence of str, optional
         The groups to compare (default: every label); samples of other groups are left out.
     reference : str, default "rest"
-        ``"rest"`` for one-vs-rest, or the name of the reference group. Ignored by ANOVA.
+        ``"rest"`` for one-vs-rest, or the name of the reference group. Ignored by ANOVA and
+        Kruskal–Wallis.
     fdr : {"bh", "by", "bonferroni", "holm", "storey", "none"}, default "bh"
         Multiple-testing correction, per contrast (:mod:`cohortex.fdr`).
     {device}
@@ -188,7 +191,9 @@ def test(
         ``n_reference`` (the samples compared; with ``nan_policy="omit"`` those with a value)
         (Wilcoxon: ``auroc`` instead of ``df``; ``statistic`` is U of the group). For ANOVA:
         ``statistic`` (F), ``pvalue``, ``padj``, ``df_between``, ``df_within`` on ``gene``
-        and ``mean``, ``count`` on ``(group, gene)``. Attributes name the test, grouping,
+        and ``mean``, ``count`` on ``(group, gene)``; for Kruskal–Wallis ``statistic`` (H),
+        ``pvalue``, ``padj``, ``df`` on ``gene`` and ``mean``, ``mean_rank``, ``count`` on
+        ``(group, gene)``. Attributes name the test, grouping,
         reference, FDR method and fold-change formula. Arrays are NumPy, except for an
         in-memory CuPy input, whose results stay CuPy.
     """
@@ -208,12 +213,13 @@ def test(
             f"The 'alternative' parameter of test() must be one of "
             f"{', '.join(repr(a) for a in ALTERNATIVES)}; got {alternative!r}."
         )
-    if test == "anova" and alternative != "two-sided":
-        raise CohortexError("ANOVA's F has no direction: use alternative='two-sided'.")
-    if paired_by is not None and test == "anova":
+    if test in ("anova", "kruskal") and alternative != "two-sided":
+        name = "ANOVA's F" if test == "anova" else "Kruskal–Wallis's H"
+        raise CohortexError(f"{name} has no direction: use alternative='two-sided'.")
+    if paired_by is not None and test in ("anova", "kruskal"):
         raise CohortexError(
             "A paired test is the paired t-test (test='student' or 'welch') or the Wilcoxon "
-            "signed-rank test (test='wilcoxon'), not ANOVA."
+            "signed-rank test (test='wilcoxon'), not ANOVA or Kruskal–Wallis."
         )
     data = Comparison.resolve(cohort, groupby, scale=scale, device=device, paired_by=paired_by)
     levels, codes = data.codes(groups, test)
@@ -235,6 +241,8 @@ def test(
         result = _paired(data, codes, levels, reference, fdr, omit, pseudocount, alternative, test)
         paired_test = "wilcoxon signed-rank" if test == "wilcoxon" else "paired t"
         attrs.update(test=paired_test, paired_by=data.paired_by)
+    elif test == "kruskal":
+        result = kruskal(data, codes, levels, fdr, omit)
     elif test == "wilcoxon":
         contrasts = contrasts_of(levels, reference)
         result = wilcoxon(
@@ -249,7 +257,7 @@ def test(
             result = t_tests(
                 moments, levels, contrasts, test, fdr, data.scale, pseudocount, alternative
             )
-    if test != "anova":
+    if test not in ("anova", "kruskal"):
         attrs.update(
             reference=reference,
             pseudocount=pseudocount,

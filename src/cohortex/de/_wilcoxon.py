@@ -1,6 +1,8 @@
 """The Wilcoxon rank-sum test in one pass over gene blocks holding every sample: the CPU's
 compiled block (``stats/_cpu/rank_sums.py``) or the GPU's (``stats/_gpu/rank_sums.py``), then
-U, the normal approximation with tie and continuity corrections, exact p for small groups."""
+U, the normal approximation with tie and continuity corrections, exact p for small groups.
+The Kruskal–Wallis test of several groups takes the same blocks' one-vs-rest rank sums, which
+are each group's rank sum among all the samples."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import dask
 import numpy as np
 import xarray as xr
 
-from .._backend import namespace, to_host
+from .. import fdr as _fdr
+from .._backend import namespace, special, to_host
 from .._progress import slow_start_notice
 from ..stats._gpu.rank_sums import device_rank_sums
 from ..stats._moments import GroupMoments
@@ -25,6 +28,7 @@ __all__ = [
     "DEVICE_RANK_MEMORY_BUDGET",
     "RANK_MEMORY_BUDGET",
     "exact_p_values",
+    "kruskal",
     "rank_block_genes",
     "wilcoxon",
     "wilcoxon_block",
@@ -137,6 +141,111 @@ def wilcoxon(
         )
         rows["log2fc"].append(log2fc(a, b, data.scale, pseudocount))
     return contrast_dataset(rows, levels, contrasts, fdr)
+
+
+def kruskal(
+    data: Comparison, codes: np.ndarray, levels: list[str], fdr: str, omit_nan: bool
+) -> xr.Dataset:
+    """The Kruskal–Wallis H test of every gene across the groups, in one pass over gene blocks
+    (``scipy.stats.kruskal``: ties corrected, χ² with k − 1 degrees of freedom)."""
+    n_samples = data.matrix.shape[0]
+    genes_per_block = rank_block_genes(n_samples, np.dtype(data.matrix.dtype), data.device)
+    x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
+    scratch = None
+    if data.device != "gpu":
+        from ..stats._cpu.rank_sums import ScratchBuffers  # numba: imported on the CPU path only
+
+        _compiled_for(np.dtype(data.matrix.dtype))
+        scratch = ScratchBuffers()
+    block_stats = dask.delayed(kruskal_block, pure=True)
+    parts = [block_stats(block, codes, omit_nan, scratch) for block in x.to_delayed()[0]]
+    in_flight = {"num_workers": DEVICE_BLOCKS_IN_FLIGHT} if data.device == "gpu" else {}
+    with dask.config.set(in_flight):
+        (parts,) = dask.compute(parts)
+    del scratch
+    xp = namespace(parts[0]["pvalue"])
+    columns = {k: xp.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+    infinite = columns.pop("infinite")
+    if not data.checked_finite:
+        data.refuse_infinite(infinite)
+    return xr.Dataset(
+        {
+            "statistic": ("gene", columns["statistic"]),
+            "pvalue": ("gene", columns["pvalue"]),
+            "padj": ("gene", _fdr.adjust(columns["pvalue"], fdr)),
+            "log10_pvalue": ("gene", columns["log10_pvalue"]),
+            "df": ("gene", columns["df"]),
+            "mean": (("group", "gene"), columns["mean"]),
+            "mean_rank": (("group", "gene"), columns["mean_rank"]),
+            "count": (("group", "gene"), columns["count"].astype(xp.int64)),
+        },
+        coords={"group": levels},
+    )
+
+
+def kruskal_block(
+    block: Any, codes: np.ndarray, omit_nan: bool, scratch: Any = None
+) -> dict[str, Any]:
+    """Kruskal–Wallis statistics for one block of genes (all samples).
+
+    Returns
+    -------
+    dict of arrays of shape (n_genes,), and ``mean``, ``mean_rank``, ``count`` of shape
+    (n_groups, n_genes)
+    """
+    xp = namespace(block)
+    n_levels = int(codes.max()) + 1
+    group_of = np.arange(n_levels, dtype=np.int64)
+    rest = np.full(n_levels, -1, dtype=np.int64)  # one-vs-rest: each group among all samples
+    if xp is np:
+        from ..stats._cpu.rank_sums import rank_sum_block  # numba: imported on the CPU path only
+
+        stats = rank_sum_block(
+            block, codes, group_of, rest, n_levels, linear=False, scratch=scratch
+        )
+    else:
+        stats = device_rank_sums(block, codes, group_of, rest, n_levels, False)
+    count = xp.asarray(stats["count"], dtype=xp.float64)  # (groups, genes)
+    rank_sum = xp.asarray(stats["rank_sum"], dtype=xp.float64)  # (groups, genes)
+    n = xp.sum(count, axis=0)
+    present = count > 0
+    k = xp.sum(present, axis=0).astype(xp.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        squares = xp.sum(xp.where(present, rank_sum * rank_sum / count, 0.0), axis=0)
+        h = 12.0 / (n * (n + 1.0)) * squares - 3.0 * (n + 1.0)
+        correction = 1.0 - stats["tie_term"][0] / (n * n * n - n)
+        h = h / correction
+        df = k - 1.0
+        mean = xp.asarray(stats["sum"], dtype=xp.float64) / count
+        mean_rank = rank_sum / count
+    # every value tied: no ranks to compare (SciPy divides its rounding error by 0: ±inf)
+    untestable = (df < 1.0) | (n < 2.0) | ~(correction > 0.0)
+    if not omit_nan:  # as the other tests: a NaN makes the gene's test NaN
+        untestable = untestable | (xp.sum(xp.asarray(stats["nan"]), axis=0) > 0)
+    h = xp.where(untestable, xp.nan, h)
+    pvalue = special(xp).gammaincc(df / 2.0, h / 2.0)  # χ² upper tail, SciPy's chdtrc
+    return {
+        "statistic": h,
+        "pvalue": pvalue,
+        "log10_pvalue": _log10_chi2_upper(h, df, pvalue),
+        "df": xp.where(untestable, xp.nan, df),
+        "mean": mean,
+        "mean_rank": mean_rank,
+        "count": count,
+        "infinite": xp.asarray(stats["infinite"]),
+    }
+
+
+def _log10_chi2_upper(h: Any, df: Any, pvalue: Any) -> Any:
+    """log10 of the χ² upper tail: of the p-value, or where it underflows to 0 the leading
+    terms of the incomplete gamma function's asymptotic series (a = df / 2, x = h / 2)."""
+    xp = namespace(h)
+    a, x = df / 2.0, h / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        series = 1.0 + (a - 1.0) / x + (a - 1.0) * (a - 2.0) / (x * x)
+        asymptotic = (a - 1.0) * xp.log(x) - x - special(xp).gammaln(a) + xp.log(series)
+        direct = xp.log(pvalue)
+    return xp.where(pvalue > 0, direct, asymptotic) / np.log(10.0)
 
 
 def rank_block_genes(n_samples: int, dtype: np.dtype, device: str) -> int:
