@@ -13,7 +13,8 @@ Tests
 ``"anova"``    one-way ANOVA F over all the groups; equals ``scipy.stats.f_oneway`` and
                scikit-learn's ``f_classif``.
 ``"kruskal"``  Kruskal–Wallis H over all the groups (ties corrected, χ² with k − 1 df); equals
-               ``scipy.stats.kruskal``; from the same rank blocks as Wilcoxon.
+               ``scipy.stats.kruskal`` (a gene whose values all tie is NaN, where SciPy
+               divides its rounding error by 0); from the same rank blocks as Wilcoxon.
 ``"wilcoxon"`` Wilcoxon rank-sum / Mann–Whitney U with tie and continuity corrections (normal
                approximation), exact p-values for small untied comparisons; equals
                ``scipy.stats.mannwhitneyu`` (see :mod:`cohortex.stats._ranks`). The effect
