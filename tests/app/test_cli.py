@@ -541,18 +541,24 @@ def test_demo_runs_as_a_command(tmp_path):
     from cohortex import list_results, read_result
 
     assert list_results(tmp_path / "demo.zarr") == [
+        "consensus",
         "de_moderated_t_condition",
         "de_welch_condition",
         "de_wilcoxon_condition",
         "gsea_welch_condition",
+        "mds",
         "pca",
         "survival_cox",
         "tsne",
     ]
     report = (tmp_path / "report.html").read_text()
     # volcano, top genes, gene sets, forest, Kaplan-Meier, the survival signature's risk
-    # groups and calibration, ROC, PCA and t-SNE by condition and by batch, autoencoder loss
-    assert report.count("<img ") == 13
+    # groups and calibration, ROC, PCA and t-SNE by condition and by batch, MDS, consensus
+    # CDF, autoencoder loss
+    assert report.count("<img ") == 15
+    samples = report.split("<h2>Samples</h2>")[1].split("<h2>")[0]
+    assert "The first 300 samples" in samples and "against the batch" in samples
+    assert "its first surrogate variable correlates with it at |r| = " in samples
     survival_section = report.split("<h2>Survival</h2>")[1].split("<h2>")[0]
     assert "above against below its median: log-rank p = " in survival_section
     signature = report.split("<p>A survival signature, cross-validated")[1].split("</p>")[0]

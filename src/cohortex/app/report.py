@@ -11,7 +11,12 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["demo_analyses", "write_report"]
+
+
+_SAMPLES_LOOKED_AT = 500  # MDS, consensus clustering and sva look at the first samples
 
 
 def _releasing(echo: Any) -> Any:
@@ -109,6 +114,8 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
                 figure = _png(plot.embedding(embedded, variable))
                 report["figures"][f"t-SNE by {variable}"] = figure
 
+    report["samples"] = _samples(store, echo, report)
+
     start = time.perf_counter()
     model = Autoencoder((128, 16, 128), n_top_genes=2000, max_epochs=40, progress=False)
     model.fit(store)
@@ -131,6 +138,56 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
     if report.get("collection") is not None:
         report["modules"] = _module_sets(model, report["collection"], echo)
     return report
+
+
+def _samples(store: Path, echo: Any, report: dict[str, Any]) -> dict[str, float]:
+    """A look at (up to) 500 samples as limma users take it (MDS), their consensus clusters,
+    and sva's surrogate variable of the batch the design is not told about."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from .. import de, plot
+    from ..embed import consensus_clusters, mds
+    from ..store import open_cohort, write_result
+
+    subset = open_cohort(store)
+    subset = subset.isel(sample=slice(0, min(_SAMPLES_LOOKED_AT, subset.sizes["sample"])))
+    n = subset.sizes["sample"]
+    start = time.perf_counter()
+    view = mds(subset, progress=False)
+    write_result(store, "mds", view, overwrite=True)
+    report["figures"][f"MDS (limma's plotMDS) of {n} samples by condition"] = _png(
+        plot.embedding(view, "condition")
+    )
+    clusters = consensus_clusters(subset, max_k=4, reps=200, genes=1000, progress=False)
+    write_result(store, "consensus", clusters, overwrite=True)
+    report["figures"][f"Consensus clustering of {n} samples"] = _png(plot.consensus(clusters))
+    two = clusters["consensus_class"].sel(k=2).values
+    condition = subset["condition"].values.astype(str)
+    # rounded first: an index of −0.001 reads as 0.00, not −0.00
+    facts = {"samples": float(n), "condition": _rounded(adjusted_rand_score(condition, two))}
+    line = (
+        f"{n} samples: MDS and consensus clustering in {time.perf_counter() - start:.1f} s; "
+        f"the two consensus clusters against the condition: adjusted Rand "
+        f"{facts['condition']:.2f}"
+    )
+    if "batch" in subset:
+        facts["batch"] = _rounded(adjusted_rand_score(subset["batch"].values.astype(str), two))
+        line += f", against the batch {facts['batch']:.2f}"
+    if "batch" in subset:
+        found = de.sva(subset, "~ condition", n_sv=1)
+        batch = subset["batch"].values.astype(str)
+        codes = (batch == np.unique(batch)[0]).astype(float)
+        facts["batch_correlation"] = abs(float(np.corrcoef(found["sv1"].values, codes)[0, 1]))
+        line += (
+            "; sva's surrogate variable (design ~ condition) against the batch it was not told "
+            f"about: |r| = {facts['batch_correlation']:.2f}"
+        )
+    echo(line)
+    return facts
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), 2) + 0.0
 
 
 def _module_sets(model: Any, collection: Any, echo: Any) -> list[tuple]:
@@ -426,6 +483,22 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
             f"{cv['low']:.3f}–{cv['high']:.3f}, DeLong), balanced accuracy "
             f"{cv['balanced_accuracy']:.3f}; with shuffled labels {cv['null']:.3f}.</p>"
         )
+    if "samples" in report:
+        looked = report["samples"]
+        outcome += (
+            f"<h2>Samples</h2><p>The first {looked['samples']:.0f} samples as limma users look "
+            "at them (the MDS plot of leading log-fold-changes) and their consensus clusters "
+            "(ConsensusClusterPlus's resampling, 200 subsamples): at k = 2 the clusters "
+            f"against the condition give an adjusted Rand index of {looked['condition']:.2f}"
+            + (f", against the batch {looked['batch']:.2f}" if "batch" in looked else "")
+            + "."
+        )
+        if "batch_correlation" in looked:
+            outcome += (
+                " sva, told only of the condition, finds the batch: its first surrogate "
+                f"variable correlates with it at |r| = {looked['batch_correlation']:.2f}."
+            )
+        outcome += "</p>"
     document = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cohortex demo report</title>
 <style>
