@@ -357,8 +357,8 @@ def embedding(
     dims: tuple[int, int] = (0, 1),
     ax: Axes | None = None,
 ) -> Axes:
-    """Scatter of samples in an embedding (a :func:`cohortex.pca` or :func:`cohortex.tsne`
-    result), coloured by a sample variable.
+    """Scatter of samples in an embedding (a :func:`cohortex.pca`, :func:`cohortex.tsne` or
+    :func:`cohortex.mds` result), coloured by a sample variable.
 
     Parameters
     ----------
@@ -395,14 +395,19 @@ def embedding(
                 inside = labels.astype(str) == level
                 ax.scatter(x[inside], y[inside], s=4, linewidths=0, label=level or "(missing)")
             ax.legend(title=color, fontsize=7, markerscale=3, frameon=False)
-    if name == "scores":
-        ratio = np.asarray(result["explained_variance_ratio"].values)
+    shares = "explained_variance_ratio" if name == "scores" else "var_explained"
+    if shares in result:  # PCA, and limma's MDS: each axis's share of the variance
+        ratio = np.asarray(result[shares].values)
         ax.set_xlabel(f"{axis_names[dims[0]]} ({100 * ratio[dims[0]]:.1f}%)")
         ax.set_ylabel(f"{axis_names[dims[1]]} ({100 * ratio[dims[1]]:.1f}%)")
-        ax.set_title("PCA")
     else:
         ax.set_xlabel(axis_names[dims[0]])
         ax.set_ylabel(axis_names[dims[1]])
+    if name == "scores":
+        ax.set_title("PCA")
+    elif "gene_selection" in result.attrs:
+        ax.set_title(f"MDS (leading log-fold-changes, {result.attrs['gene_selection']})")
+    else:
         ax.set_title("t-SNE")
     return ax
 

@@ -54,7 +54,9 @@ def test_carries_the_sample_variables_for_the_plot():
     result = mds(_bladder(), progress=False)
     assert list(result["cancer"].values) == list(_bladder()["cancer"].values)
     ax = plot.embedding(result, "cancer")
-    assert ax.get_xlabel().startswith("MDS1")
+    share = 100 * result["var_explained"].values[0]
+    assert ax.get_xlabel() == f"MDS1 ({share:.1f}%)"
+    assert ax.get_title() == "MDS (leading log-fold-changes, pairwise)"
 
 
 def test_bad_input_is_refused():
