@@ -143,7 +143,7 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     p = np.random.default_rng(3).uniform(size=(3, n_genes)) ** 3
 
     cases: dict[str, Any] = {}
-    for test in ("welch", "student", "anova", "wilcoxon"):
+    for test in ("welch", "student", "anova", "wilcoxon", "kruskal"):
         cases[f"de.test {test}, in device memory"] = lambda t=test: (
             de.test(xp.asarray(x), labels, test=t),
             de.test(x, labels, test=t, device="cpu"),
