@@ -36,7 +36,7 @@ from ..stats._moments import group_moments
 from ._comparison import MEMORY_CHUNKS
 from ._least_squares import design_matrix, least_squares, rows_per_task
 
-__all__ = ["SVA_METHODS", "num_sv", "sva"]
+__all__ = ["SVA_METHODS", "fsva", "num_sv", "sva", "wsva"]
 
 _BLOCK_BYTES = 64 << 20  # float64 values of one block of genes × every sample
 _SMALLEST_FILTER = 100  # sva's smallest vfilter
