@@ -79,20 +79,9 @@ def wilcoxon(
     tie_correct: bool = True,
 ) -> xr.Dataset:
     """Rank-sum tests in one pass over gene blocks that hold every sample."""
-    n_samples = data.matrix.shape[0]
-    genes_per_block = rank_block_genes(n_samples, np.dtype(data.matrix.dtype), data.device)
-    # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
-    # makes Dask copy every piece (4 GB, 1.9 s at 50,000 × 20,000)
-    x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
-    scratch = None
-    if data.device != "gpu":
-        from ..stats._cpu.rank_sums import ScratchBuffers  # numba: imported on the CPU path only
-
-        _compiled_for(np.dtype(data.matrix.dtype))
-        scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
-    block_stats = dask.delayed(wilcoxon_block, pure=True)
-    parts = [
-        block_stats(
+    parts = _over_rank_blocks(
+        data,
+        lambda block, scratch: wilcoxon_block(
             block,
             codes,
             contrasts,
@@ -101,14 +90,8 @@ def wilcoxon(
             scratch,
             alternative,
             tie_correct,
-        )
-        for block in x.to_delayed()[0]
-    ]
-    # the local scheduler would run a task per core; on a GPU that many blocks would not fit
-    in_flight = {"num_workers": DEVICE_BLOCKS_IN_FLIGHT} if data.device == "gpu" else {}
-    with dask.config.set(in_flight):
-        (parts,) = dask.compute(parts)
-    del scratch
+        ),
+    )
     xp = namespace(parts[0]["pvalue"])
     columns = {k: xp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     infinite = columns.pop("infinite")[0]
@@ -148,21 +131,9 @@ def kruskal(
 ) -> xr.Dataset:
     """The Kruskal–Wallis H test of every gene across the groups, in one pass over gene blocks
     (``scipy.stats.kruskal``: ties corrected, χ² with k − 1 degrees of freedom)."""
-    n_samples = data.matrix.shape[0]
-    genes_per_block = rank_block_genes(n_samples, np.dtype(data.matrix.dtype), data.device)
-    x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
-    scratch = None
-    if data.device != "gpu":
-        from ..stats._cpu.rank_sums import ScratchBuffers  # numba: imported on the CPU path only
-
-        _compiled_for(np.dtype(data.matrix.dtype))
-        scratch = ScratchBuffers()
-    block_stats = dask.delayed(kruskal_block, pure=True)
-    parts = [block_stats(block, codes, omit_nan, scratch) for block in x.to_delayed()[0]]
-    in_flight = {"num_workers": DEVICE_BLOCKS_IN_FLIGHT} if data.device == "gpu" else {}
-    with dask.config.set(in_flight):
-        (parts,) = dask.compute(parts)
-    del scratch
+    parts = _over_rank_blocks(
+        data, lambda block, scratch: kruskal_block(block, codes, omit_nan, scratch)
+    )
     xp = namespace(parts[0]["pvalue"])
     columns = {k: xp.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
     infinite = columns.pop("infinite")
@@ -246,6 +217,28 @@ def _log10_chi2_upper(h: Any, df: Any, pvalue: Any) -> Any:
         asymptotic = (a - 1.0) * xp.log(x) - x - special(xp).gammaln(a) + xp.log(series)
         direct = xp.log(pvalue)
     return xp.where(pvalue > 0, direct, asymptotic) / np.log(10.0)
+
+
+def _over_rank_blocks(data: Comparison, statistics: Any) -> list[dict[str, Any]]:
+    """``statistics(block, scratch)`` of every gene block holding every sample, in parallel."""
+    n_samples = data.matrix.shape[0]
+    genes_per_block = rank_block_genes(n_samples, np.dtype(data.matrix.dtype), data.device)
+    # in-memory input is cut into these blocks directly: splitting 1024-gene chunks further
+    # makes Dask copy every piece (4 GB, 1.9 s at 50,000 × 20,000)
+    x = data.chunked((n_samples, genes_per_block)).rechunk({0: -1, 1: genes_per_block})
+    scratch = None
+    if data.device != "gpu":
+        from ..stats._cpu.rank_sums import ScratchBuffers  # numba: imported on the CPU path only
+
+        _compiled_for(np.dtype(data.matrix.dtype))
+        scratch = ScratchBuffers()  # one transposition buffer per thread, for this call only
+    block_stats = dask.delayed(statistics, pure=True)
+    parts = [block_stats(block, scratch) for block in x.to_delayed()[0]]
+    # the local scheduler would run a task per core; on a GPU that many blocks would not fit
+    in_flight = {"num_workers": DEVICE_BLOCKS_IN_FLIGHT} if data.device == "gpu" else {}
+    with dask.config.set(in_flight):
+        (found,) = dask.compute(parts)
+    return list(found)
 
 
 def rank_block_genes(n_samples: int, dtype: np.dtype, device: str) -> int:
