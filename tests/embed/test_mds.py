@@ -85,3 +85,13 @@ def test_counts_as_edger_plot_mds_of_a_dge_list():
         result["var_explained"].values, eigen["var_explained"][:3], rtol=1e-10
     )
     assert result.attrs["transform"] == "log-CPM"
+
+
+def test_many_samples_by_pairs_are_warned_of(monkeypatch):
+    from cohortex import CohortexWarning
+    from cohortex.embed import _mds
+
+    monkeypatch.setattr(_mds, "PAIRWISE_WARNING_SAMPLES", 50)
+    with pytest.warns(CohortexWarning, match="1,596 pairs.*gene_selection='common'"):
+        mds(_bladder(), progress=False)
+    mds(_bladder(), gene_selection="common", progress=False)  # no warning: the common genes

@@ -10,6 +10,7 @@ eigenvectors, scaled by the roots of their eigenvalues, are the coordinates.
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,12 +20,13 @@ import xarray as xr
 
 from .._backend import namespace, resolve_device, to_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
-from .._errors import CohortexError
+from .._errors import CohortexError, CohortexWarning
 from .._progress import progress_bar
 
-__all__ = ["mds"]
+__all__ = ["PAIRWISE_WARNING_SAMPLES", "mds"]
 
 _SELECTIONS = ("pairwise", "common")
+PAIRWISE_WARNING_SAMPLES = 5000  # beyond this, pairwise distances take hours: say so
 _BLOCK_VALUES = 1 << 23  # values of (samples × genes) differences held at a time: 64 MB
 
 
@@ -52,8 +54,9 @@ def mds(
     gene_selection : {{"pairwise", "common"}}, default "pairwise"
         "pairwise": each pair of samples takes its ``top`` largest squared differences
         (limma's "leading log-fold-change" distance; n_samples² / 2 partial sorts over the
-        genes, on the GPU where there is one); "common": the ``top`` genes of largest variance
-        for every pair (the principal components of those genes).
+        genes, on the GPU where there is one: a warning says so beyond 5,000 samples);
+        "common": the ``top`` genes of largest variance for every pair (the principal
+        components of those genes).
     n_components : int, default 2
     prior_count : float, default 2
         Of the log-CPM of a counts cohort (edgeR's ``prior.count``).
@@ -115,6 +118,14 @@ def mds(
         raise CohortexError(f"mds() needs at least {n_components} genes with finite values.")
     top = min(top, n_genes)
     if gene_selection == "pairwise":
+        if n > PAIRWISE_WARNING_SAMPLES:
+            warnings.warn(
+                f"mds() of {n} samples by pairwise distances sorts the genes of "
+                f"{n * (n - 1) // 2:,} pairs (hours on a few cores; limma's cost too); "
+                "gene_selection='common' takes the same top genes for every pair, in seconds.",
+                CohortexWarning,
+                stacklevel=2,
+            )
         squared = _pairwise(x, top, progress)
     else:
         centred = x - x.mean(axis=0)
