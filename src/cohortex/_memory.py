@@ -1,4 +1,4 @@
-"""Handing memory that finished work freed back to the operating system.
+"""The machine's memory, and handing memory that finished work freed back to the system.
 
 glibc keeps freed blocks of up to 32 MB in its heaps for reuse, and a heap whose top is in use
 cannot shrink: after a pass that allocated and freed many chunk-sized arrays (Dask's reads,
@@ -13,10 +13,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 from typing import Any
 
-__all__ = ["release_free_memory"]
+__all__ = ["physical_memory", "release_free_memory"]
 
 
 @functools.cache
@@ -37,3 +38,11 @@ def release_free_memory() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (0 where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0

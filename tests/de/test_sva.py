@@ -232,10 +232,10 @@ def test_fsva_refuses_missing_values_in_the_new_samples():
 
 
 def test_a_gram_matrix_beyond_the_memory_is_refused_at_once(monkeypatch):
-    monkeypatch.setattr(sva_module, "_physical_memory", lambda: 57 * 57 * 8 * 3)
+    monkeypatch.setattr(sva_module, "physical_memory", lambda: 57 * 57 * 8 * 3)
     with pytest.raises(CohortexError, match="57 × 57 Gram matrices.*Run it on a subset"):
         de.sva(_bladder(), "~ cancer", n_sv=2)
-    monkeypatch.setattr(sva_module, "_physical_memory", lambda: 0)  # unknown: no check
+    monkeypatch.setattr(sva_module, "physical_memory", lambda: 0)  # unknown: no check
     assert de.sva(_bladder(), "~ cancer", n_sv=2).attrs["n_sv"] == 2
 
 

@@ -104,6 +104,6 @@ def test_bad_input_is_refused(cohort):
 def test_matrices_beyond_the_memory_are_refused_at_once(cohort, monkeypatch):
     from cohortex.embed import _consensus
 
-    monkeypatch.setattr(_consensus, "_physical_memory", lambda: 60 * 60 * 8 * 5)
+    monkeypatch.setattr(_consensus, "physical_memory", lambda: 60 * 60 * 8 * 5)
     with pytest.raises(CohortexError, match="holds 7 matrices of 60 × 60.*a subset"):
         consensus_clusters(cohort, max_k=5, reps=2)

@@ -12,7 +12,6 @@ eigenvectors and sva's local FDRs (``stats._lfdr``) are finished on the host.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._constants import SVA_METHODS
 from .._errors import CohortexError, CohortexWarning
+from .._memory import physical_memory
 from .._progress import dask_progress, progress_bar
 from ..stats import _sva
 from ..stats._lfdr import edge_lfdr
@@ -715,7 +715,7 @@ class _Problem:
 def _check_gram_memory(n_samples: int, who: str) -> None:
     """Refuse at once a Gram matrix (and eigh's copies) larger than the machine's memory."""
     needed = _GRAM_COPIES * 8.0 * n_samples * n_samples
-    total = _physical_memory()
+    total = physical_memory()
     if total and needed > total:
         raise CohortexError(
             f"{who}() forms {n_samples} × {n_samples} Gram matrices of the samples: about "
@@ -723,13 +723,6 @@ def _check_gram_memory(n_samples: int, who: str) -> None:
             f"machine's {total / 2**30:.0f} GB. Run it on a subset of the samples."
         )
 
-
-def _physical_memory() -> int:
-    """Bytes of memory of this machine (0 where unknown)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return 0
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

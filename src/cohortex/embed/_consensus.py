@@ -12,7 +12,6 @@ subsamples come from NumPy's generator (R's differ), or are given.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.spatial.distance import squareform
 from .._backend import take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError
+from .._memory import physical_memory
 from .._progress import progress_bar
 
 __all__ = ["consensus_clusters"]
@@ -124,7 +124,7 @@ def consensus_clusters(
             f"got max_k = {max_k}."
         )
     needed = (max_k + 2) * 8.0 * n * n  # the k's counts, the sampled counts, the distances
-    total = _physical_memory()
+    total = physical_memory()
     if total and needed > total:
         raise CohortexError(
             f"consensus_clusters() of {n} samples holds {max_k + 2} matrices of {n} × {n}: "
@@ -219,13 +219,6 @@ def consensus_clusters(
         },
     )
 
-
-def _physical_memory() -> int:
-    """Bytes of memory of this machine (0 where unknown)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return 0
 
 
 def _prepared(matrix: Any, genes: int | None, center: bool) -> np.ndarray:
