@@ -29,6 +29,7 @@ PUBLIC = {
         "io",
         "list_results",
         "mds",
+        "network",
         "norm_factors",
         "normalize",
         "open_cohort",
@@ -104,6 +105,15 @@ PUBLIC = {
         "to_pandas",
     },
     "cohortex.embed": {"consensus_clusters", "mds", "pca", "tsne"},
+    "cohortex.network": {
+        "DEFAULT_POWERS",
+        "NETWORK_TYPES",
+        "TOM_TYPES",
+        "hub_genes",
+        "module_traits",
+        "modules",
+        "soft_threshold",
+    },
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
     "cohortex.fdr": {"METHODS", "adjust", "check_method", "lfdr", "pi0"},
     "cohortex.plot": {

@@ -16,7 +16,7 @@ from .simulate import simulate  # bound now: the module cohortex.simulate would 
 # Everything else loads on first use, so that `import cohortex` (and `cohortex --help`) does not
 # pay for Dask, Zarr, xarray, SciPy and Numba until a function needs them; torch and matplotlib
 # (cohortex.ae, cohortex.plot) add about 270 MB more.
-_SUBMODULES = ("ae", "de", "fdr", "genesets", "io", "plot", "predict", "survival")
+_SUBMODULES = ("ae", "de", "fdr", "genesets", "io", "network", "plot", "predict", "survival")
 _FUNCTIONS = {
     "append_samples": "store",
     "cluster": "_cluster",
@@ -71,6 +71,7 @@ __all__ = [
     "io",
     "list_results",
     "mds",
+    "network",
     "norm_factors",
     "normalize",
     "open_cohort",

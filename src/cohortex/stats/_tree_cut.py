@@ -16,7 +16,14 @@ import math
 
 import numpy as np
 
-__all__ = ["DEEP_SPLIT_SCATTER", "core_size", "cutree_hybrid", "r_merge"]
+__all__ = [
+    "DEEP_SPLIT_SCATTER",
+    "core_size",
+    "cutree_hybrid",
+    "default_cut_height",
+    "number_by_size",
+    "r_merge",
+]
 
 # dynamicTreeCut's maxCoreScatter for deepSplit 0 … 4; its minGap is (1 - this) * 3/4
 DEEP_SPLIT_SCATTER = (0.64, 0.73, 0.82, 0.91, 0.95)
@@ -54,6 +61,18 @@ def r_merge(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = np.where(mixed, np.minimum(first, second), low)
     high = np.where(mixed, np.maximum(first, second), high)
     return np.column_stack([low, high]), linkage[:, 2].astype(np.float64)
+
+
+def default_cut_height(height: np.ndarray) -> float:
+    """cutreeHybrid's cut where none is given: 99 % of the way from the reference height (the
+    5 % quantile of the merges) to the top."""
+    reference = _reference_height(height)
+    return 0.99 * (float(np.max(height)) - reference) + reference
+
+
+def _reference_height(height: np.ndarray) -> float:
+    n_merge = height.shape[0]
+    return float(height[max(1, round(n_merge * _REFERENCE_QUANTILE)) - 1])
 
 
 def core_size(branch_size: int, min_cluster_size: int) -> int:
@@ -111,11 +130,10 @@ def cutree_hybrid(
     n_points = n_merge + 1
     if not 0 <= deep_split < len(DEEP_SPLIT_SCATTER):
         raise ValueError(f"deep_split must be 0 … {len(DEEP_SPLIT_SCATTER) - 1}; got {deep_split}")
-    ref_merge = max(1, round(n_merge * _REFERENCE_QUANTILE))
-    ref_height = float(height[ref_merge - 1])
+    ref_height = _reference_height(height)
     top = float(height.max())
     if cut_height is None:
-        cut_height = 0.99 * (top - ref_height) + ref_height
+        cut_height = default_cut_height(height)
         if max_pam_dist is None:
             max_pam_dist = cut_height
     else:
@@ -177,12 +195,12 @@ def cutree_hybrid(
     colors = np.zeros(n_points + 1, dtype=np.int64)  # 1-based objects; [0] unused
     branch_labels = np.zeros(n_branches + 1, dtype=np.int64)
     color = 0
-    for clust in np.flatnonzero(is_cluster):
+    for branch in np.flatnonzero(is_cluster):
         color += 1
-        members = tree.singletons[clust]
+        members = tree.singletons[int(branch)]
         colors[members] = color
         small_labels[members] = 0
-        branch_labels[clust] = color
+        branch_labels[branch] = color
     n_labels = color
     if pam_stage and n_labels > 0 and np.any(colors[1:] == 0):
         pam = _Pam(dist, colors, small_labels, tree, branch_labels, float(max_pam_dist))
@@ -192,14 +210,14 @@ def cutree_hybrid(
             pam.by_mean_distance(n_labels, respect_small_clusters, pam_respects_dendro)
     labels = colors[1:].copy()
     labels[labels < 0] = 0
-    return _ordered_by_size(labels)
+    return number_by_size(labels)
 
 
-def _ordered_by_size(labels: np.ndarray) -> np.ndarray:
-    """R's closing relabelling: 0 stays 0, clusters numbered by decreasing size (ties: label)."""
+def number_by_size(labels: np.ndarray) -> np.ndarray:
+    """cutreeHybrid's closing relabelling: 0 stays 0; clusters are numbered 1, 2, … by
+    decreasing size (ties: the smaller label first)."""
     levels, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    has_zero = levels[0] == 0
-    proper = np.arange(1 if has_zero else 0, levels.shape[0])
+    proper = np.flatnonzero(levels > 0)
     order = proper[np.argsort(-counts[proper], kind="stable")]
     rank = np.zeros(levels.shape[0], dtype=np.int64)
     rank[order] = np.arange(1, order.shape[0] + 1)
@@ -398,8 +416,8 @@ class _Pam:
             return
         labels = np.arange(1, n_labels + 1)
         means = np.empty((n_labels, unlabeled.shape[0]))
-        for i, label in enumerate(labels):
-            members = self._objects(before == label)
+        for i, level in enumerate(labels):
+            members = self._objects(before == level)
             means[i] = self._d(members, unlabeled).mean(axis=0)
         best = np.argmin(means, axis=0)
         distance = means[best, np.arange(unlabeled.shape[0])]

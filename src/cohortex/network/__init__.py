@@ -1,0 +1,19 @@
+"""Weighted gene co-expression networks, as WGCNA: the soft threshold, modules of co-expressed
+genes (topological overlap, dynamicTreeCut's hybrid cut, merged by their eigengenes), the
+modules' eigengenes against sample variables, and their hub genes (private implementation;
+public here)."""
+
+from ..stats._network import NETWORK_TYPES, TOM_TYPES
+from ._modules import modules
+from ._soft_threshold import DEFAULT_POWERS, soft_threshold
+from ._traits import hub_genes, module_traits
+
+__all__ = [
+    "DEFAULT_POWERS",
+    "NETWORK_TYPES",
+    "TOM_TYPES",
+    "hub_genes",
+    "module_traits",
+    "modules",
+    "soft_threshold",
+]

@@ -1,0 +1,199 @@
+"""The genes of a co-expression network and their correlation matrix, from any cohort.
+
+Two passes over the cohort: its moments (means, variances, missing and infinite values), then
+the co-moments of the standardised genes, a block of samples at a time, summed into one
+genes × genes matrix on the cohort's device. A third pass, :meth:`GeneNetwork.scores`, turns
+gene weights into per-sample scores (the module eigengenes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dask
+import numpy as np
+from scipy import stats
+
+from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
+from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix
+from .._errors import CohortexError
+from .._memory import physical_memory
+from .._progress import dask_progress, progress_bar
+from ..de._comparison import MEMORY_CHUNKS
+from ..stats._moments import group_moments
+from ..stats._network import accumulate_gram, correlation_from_gram
+
+__all__ = ["GeneNetwork", "check_choice"]
+
+_BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
+_HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
+_SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
+
+
+def check_choice(who: str, name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    """Refuse a value outside ``allowed``, naming the parameter and the choices."""
+    if value not in allowed:
+        raise CohortexError(
+            f"The {name!r} parameter of {who}() must be one of "
+            f"{', '.join(repr(a) for a in allowed)}; got {value!r}."
+        )
+
+
+class GeneNetwork:
+    """The genes used (non-constant, the most variable ``genes`` of them where asked) and their
+    Pearson correlations, on the cohort's device.
+
+    Attributes
+    ----------
+    correlation : array of shape (n_genes, n_genes), float64
+    gene_ids, sample_ids : ndarray of str
+    n_samples, n_genes, n_constant : int
+    transform : str
+        "log-CPM" where a counts cohort was made edgeR's log-CPM first, else "".
+    data : CohortMatrix
+        The cohort as given (for its sample variables).
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        mean: np.ndarray,
+        sd: np.ndarray,
+        data: CohortMatrix,
+        gene_ids: np.ndarray,
+        n_constant: int,
+        transform: str,
+        who: str,
+        progress: bool | None,
+    ) -> None:
+        self.x = x  # dask (samples × genes used): blocks of samples holding every gene
+        self.xp = namespace(x._meta)
+        self.mean, self.sd = mean, sd
+        self.data, self.gene_ids, self.sample_ids = data, gene_ids, data.sample_ids
+        self.n_samples, self.n_genes = int(x.shape[0]), int(x.shape[1])
+        self.n_constant, self.transform, self.who = n_constant, transform, who
+        self.progress = progress
+        self.correlation: Any = None
+
+    @classmethod
+    def build(
+        cls,
+        cohort: CohortLike,
+        *,
+        genes: int | None,
+        device: str,
+        progress: bool | None,
+        who: str,
+    ) -> GeneNetwork:
+        """Read the cohort's moments, choose the genes and compute their correlations."""
+        data = as_cohort_matrix(cohort)
+        transform = ""
+        if data.scale == "counts":  # WGCNA wants log-scale values: edgeR's log-CPM, TMM
+            from .._normalize import normalize
+
+            counts = data.dataset if data.dataset is not None else cohort
+            normalized = normalize(counts, "log_cpm", prior_count=2.0, norm_factors="tmm")
+            data = as_cohort_matrix(normalized)
+            transform = "log-CPM"
+        n, n_total = data.matrix.shape
+        if n < 4:
+            raise CohortexError(f"{who}() needs at least 4 samples; got {n}.")
+        on = resolve_device(device)
+        x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
+        with dask_progress(who, progress):
+            (moments,) = dask.compute(
+                group_moments(x, np.zeros(n, np.int64), 1, omit_nan=False, count_infinite=True)
+            )
+        mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
+        variance = np.asarray(to_host(moments.m2[0]), dtype=np.float64) / (n - 1)
+        if np.asarray(to_host(moments.infinite)).any() or not np.isfinite(mean).all():
+            raise CohortexError(
+                f"{who}() needs finite values: the cohort holds missing or infinite values "
+                "(filter those genes or samples first, as WGCNA's goodSamplesGenes does)."
+            )
+        keep = variance > 0.0
+        n_constant = int(n_total - keep.sum())
+        if genes is not None:
+            if not _SMALLEST <= genes <= int(keep.sum()):
+                raise CohortexError(
+                    f"The 'genes' parameter of {who}() must be between {_SMALLEST} and the "
+                    f"{int(keep.sum())} non-constant genes; got {genes}."
+                )
+            keep &= stats.rankdata(-variance, method="ordinal") <= genes
+        n_genes = int(keep.sum())
+        if n_genes < _SMALLEST:
+            raise CohortexError(
+                f"{who}() needs at least {_SMALLEST} genes that vary; the cohort has {n_genes}."
+            )
+        _check_memory(n_genes, on, who)
+        if not keep.all():
+            x = take_genes(x, keep)
+        rows = max(1, _BLOCK_BYTES // (8 * n_genes))
+        x = x.rechunk({0: rows, 1: -1})
+        network = cls(
+            x,
+            mean[keep],
+            np.sqrt(variance[keep]),
+            data,
+            data.gene_ids[keep],
+            n_constant,
+            transform,
+            who,
+            progress,
+        )
+        network.correlation = network._correlation()
+        return network
+
+    def _blocks(self, what: str) -> Iterator[tuple[int, Any]]:
+        """Each block of samples (every gene) with its first sample, read one after another."""
+        blocks = self.x.to_delayed()[:, 0]
+        edges = np.cumsum((0, *self.x.chunks[0]))
+        bar = progress_bar(len(blocks), f"{self.who}: {what}", self.progress, delay=2.0)
+        try:
+            for start, block in zip(edges[:-1], blocks, strict=True):
+                (values,) = dask.compute(block)
+                yield int(start), values
+                bar.update(1)
+        finally:
+            bar.close()
+
+    def _correlation(self) -> Any:
+        xp = self.xp
+        gram = xp.zeros((self.n_genes, self.n_genes), dtype=xp.float64)
+        mean, sd = xp.asarray(self.mean), xp.asarray(self.sd)
+        for _, values in self._blocks("correlations"):
+            accumulate_gram(gram, values, mean, sd)
+        return correlation_from_gram(gram)
+
+    def scores(self, weights: np.ndarray) -> np.ndarray:
+        """``Z @ weights`` of the standardised genes ``Z``, a block of samples at a time.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (n_genes, k)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, k), on the host
+        """
+        xp = self.xp
+        w = xp.asarray(weights, dtype=xp.float64)
+        mean, sd = xp.asarray(self.mean), xp.asarray(self.sd)
+        parts = [
+            np.asarray(to_host(((xp.asarray(values, dtype=xp.float64) - mean) / sd) @ w))
+            for _, values in self._blocks("eigengenes")
+        ]
+        return np.concatenate(parts, axis=0)
+
+
+def _check_memory(n_genes: int, on: str, who: str) -> None:
+    """Refuse at once genes × genes matrices larger than the machine's memory."""
+    needed = _HOST_COPIES[on] * 8.0 * n_genes * n_genes
+    total = physical_memory()
+    if total and needed > total:
+        raise CohortexError(
+            f"{who}() of {n_genes} genes holds {n_genes} × {n_genes} matrices: about "
+            f"{needed / 2**30:.0f} GB, more than this machine's {total / 2**30:.0f} GB. "
+            "Take the most variable genes (genes=), as WGCNA users do."
+        )

@@ -1,0 +1,155 @@
+"""WGCNA's network of genes on ``xp``: correlations, soft-thresholded adjacency, the topological
+overlap (TOM) and connectivities, as WGCNA 1.72 computes them.
+
+Every function takes and returns arrays of one namespace (NumPy or CuPy); matrices are
+genes × genes in float64 and are worked on in blocks of rows, so that no temporary is larger
+than a block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._backend import namespace
+
+__all__ = [
+    "NETWORK_TYPES",
+    "TOM_TYPES",
+    "accumulate_gram",
+    "adjacency",
+    "connectivities",
+    "correlation_from_gram",
+    "tom_dissimilarity",
+]
+
+NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
+TOM_TYPES = ("unsigned", "signed")
+_BLOCK_VALUES = 1 << 24  # values of a genes × genes row block held at a time: 128 MB
+
+
+def _row_blocks(n_rows: int, n_columns: int) -> range:
+    return range(0, n_rows, max(1, _BLOCK_VALUES // max(n_columns, 1)))
+
+
+def accumulate_gram(gram: Any, block: Any, mean: Any, sd: Any) -> None:
+    """Add ``zᵀz`` of a block of samples, standardised by the genes' means and sds, to ``gram``.
+
+    Parameters
+    ----------
+    gram : array of shape (n_genes, n_genes), float64
+        Updated in place.
+    block : array of shape (n_block_samples, n_genes)
+    mean, sd : arrays of shape (n_genes,), float64
+    """
+    xp = namespace(gram)
+    z = (xp.asarray(block, dtype=xp.float64) - mean) / sd
+    n_genes = gram.shape[0]
+    for start in _row_blocks(n_genes, n_genes):
+        stop = min(n_genes, start + max(1, _BLOCK_VALUES // n_genes))
+        gram[start:stop] += z[:, start:stop].T @ z
+
+
+def correlation_from_gram(gram: Any) -> Any:
+    """Pearson correlations from a co-moment matrix, in place (``gram`` is returned).
+
+    ``c_ij = g_ij / sqrt(g_ii g_jj)`` as R's ``cor``; the diagonal is set to exactly 1.
+    """
+    xp = namespace(gram)
+    root = xp.sqrt(xp.diagonal(gram).copy())
+    n = gram.shape[0]
+    for start in _row_blocks(n, n):
+        stop = min(n, start + max(1, _BLOCK_VALUES // n))
+        gram[start:stop] /= root[start:stop, None]
+        gram[start:stop] /= root[None, :]
+    index = xp.arange(n)
+    gram[index, index] = 1.0
+    return gram
+
+
+def adjacency(cor: Any, power: float, network: str, *, keep_sign: bool = False) -> Any:
+    """WGCNA's soft-thresholded adjacency of correlations (elementwise; any shape).
+
+    "unsigned": ``|c|^β``; "signed": ``((1 + c) / 2)^β``; "signed hybrid": ``c^β`` where
+    ``c > 0``, else 0. ``keep_sign`` (unsigned only, for the signed TOM): ``sign(c) |c|^β``.
+    """
+    xp = namespace(cor)
+    if network == "unsigned":
+        a = xp.abs(cor) ** power
+        return a * xp.sign(cor) if keep_sign else a
+    if network == "signed":
+        return ((1.0 + cor) / 2.0) ** power
+    return xp.where(cor > 0.0, cor, 0.0) ** power
+
+
+def connectivities(cor_rows: Any, start: int, powers: Sequence[float], network: str) -> Any:
+    """pickSoftThreshold's connectivity of a block of genes at each power.
+
+    Parameters
+    ----------
+    cor_rows : array of shape (n_block, n_genes)
+        Rows ``start … start + n_block`` of the correlation matrix.
+    start : int
+    powers : sequence of float, increasing
+
+    Returns
+    -------
+    array of shape (n_block, n_powers)
+        ``Σ_j a_ij - 1`` with ``a_ii = 1``: each power's adjacency is the previous one times
+        the base to the power's step, as WGCNA multiplies them.
+    """
+    xp = namespace(cor_rows)
+    rows = cor_rows.shape[0]
+    base = adjacency(cor_rows, 1.0, network)
+    index = xp.arange(rows)
+    base[index, start + index] = 1.0
+    out = xp.empty((rows, len(powers)), dtype=xp.float64)
+    current = xp.ones_like(base)
+    previous = 0.0
+    cache: dict[float, Any] = {}
+    for i, power in enumerate(powers):
+        step = float(power) - previous
+        if step not in cache:
+            cache[step] = base**step
+        current = current * cache[step]
+        out[:, i] = current.sum(axis=1) - 1.0
+        previous = float(power)
+    return out
+
+
+def tom_dissimilarity(adj: Any, *, signed: bool = False) -> tuple[Any, Any]:
+    """``1 - TOM`` of an adjacency matrix, as WGCNA's ``TOMsimilarity`` (denominator "min").
+
+    Parameters
+    ----------
+    adj : array of shape (n_genes, n_genes)
+        Symmetric, diagonal 1 (signed entries for the signed TOM). Not modified.
+    signed : bool
+        WGCNA's signed TOM: ``|l_ij + a_ij| / (min(k_i, k_j) + 1 - |a_ij|)``; unsigned without
+        the absolute values (``l = A²`` off the diagonal, ``k`` the connectivities).
+
+    Returns
+    -------
+    dissimilarity : array of shape (n_genes, n_genes)
+        ``1 - TOM`` (diagonal 0).
+    connectivity : array of shape (n_genes,)
+        ``Σ_j |a_ij|`` with ``a_ii = 1``: WGCNA's ``kTotal`` plus 1.
+    """
+    xp = namespace(adj)
+    n = adj.shape[0]
+    connectivity = xp.abs(adj).sum(axis=1)
+    out = adj @ adj  # with a_ii = 1: l_ij + 2 a_ij
+    for start in _row_blocks(n, n):
+        stop = min(n, start + max(1, _BLOCK_VALUES // n))
+        a = adj[start:stop]
+        numerator = out[start:stop] - a
+        absolute = xp.abs(a) if signed else a
+        denominator = xp.minimum(connectivity[start:stop, None], connectivity[None, :]) - absolute
+        if signed:
+            numerator = xp.abs(numerator)
+        empty = denominator == 0.0
+        tom = numerator / xp.where(empty, 1.0, denominator)
+        out[start:stop] = 1.0 - xp.where(empty, 0.0, tom)
+    index = xp.arange(n)
+    out[index, index] = 0.0
+    return out, connectivity

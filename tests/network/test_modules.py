@@ -1,0 +1,268 @@
+"""WGCNA's step-by-step modules against WGCNA 1.72 and dynamicTreeCut 1.63 (fixtures from
+tests/fixtures/make_wgcna_fixtures.R): the tree cut's modules gene for gene, the merged modules
+(the same genes together; numbered by size here), eigengenes and their shares of variance,
+kME, connectivities and module-trait correlations; then the defaults, the choices of power,
+and what is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from sklearn.metrics import adjusted_rand_score
+
+from cohortex import CohortexError, network
+from cohortex.network import _data, _modules
+from cohortex.simulate import simulate_array
+
+from conftest import fixture_cohort
+
+WGCNA = Path(__file__).parents[1] / "fixtures" / "wgcna"
+LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
+CASES = {
+    "bladder": ("bladder", {"power": 6}),
+    "bladder_signed_tom": ("bladder", {"power": 6, "tom": "signed"}),
+    "bladder_fine": (
+        "bladder",
+        {"power": 6, "deep_split": 4, "min_module_size": 10, "merge_cut_height": 0.4},
+    ),
+    "simulated": ("simulated", {"power": 12, "network": "signed", "min_module_size": 20}),
+    "simulated_hybrid": (
+        "simulated",
+        {"power": 6, "network": "signed hybrid", "min_module_size": 20},
+    ),
+}
+
+
+def bladder(chunks=None) -> xr.Dataset:
+    return fixture_cohort(
+        LIMMA / "bladder_expression.csv",
+        LIMMA / "bladder_samples.csv",
+        scale="log2",
+        chunks=chunks,
+    )
+
+
+def simulated() -> xr.Dataset:
+    """The script's simulated cohort (its CSV is samples × genes) with its traits."""
+    values = pd.read_csv(WGCNA / "simulated_expression.csv", index_col=0)
+    samples = pd.read_csv(WGCNA / "simulated_samples.csv", index_col=0)
+    return xr.Dataset(
+        {
+            "expression": (("sample", "gene"), values.to_numpy(np.float64)),
+            **{c: ("sample", samples[c].to_numpy()) for c in samples},
+        },
+        coords={"sample": values.index.to_numpy(), "gene": values.columns.to_numpy()},
+        attrs={"scale": "log2"},
+    )
+
+
+def data_of(name: str) -> xr.Dataset:
+    return bladder(chunks=(20, 300)) if name == "bladder" else simulated()
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request):
+    name, options = CASES[request.param]
+    result = network.modules(data_of(name), progress=False, **options)
+    expected = pd.read_csv(WGCNA / f"{request.param}_modules.csv")
+    # R keeps one merged module's number; ours are by size: read R's number of each of ours
+    pairs = pd.crosstab(result["label"].values, expected["merged"])
+    assert (pairs > 0).sum(axis=1).eq(1).all() and (pairs > 0).sum(axis=0).eq(1).all()
+    r_number = {
+        int(ours): int(pairs.columns[row.argmax()])
+        for ours, row in zip(pairs.index, pairs.to_numpy(), strict=True)
+    }
+    return request.param, result, expected, r_number
+
+
+def test_tree_cut_equals_cutree_dynamic(case):
+    _, result, expected, _ = case
+    np.testing.assert_array_equal(result["dynamic_label"].values, expected["dynamic"])
+
+
+def test_merged_modules_hold_the_same_genes(case):
+    name, result, expected, r_number = case
+    ours = np.array([r_number[int(m)] for m in result["label"].values])
+    np.testing.assert_array_equal(ours, expected["merged"])
+    sizes = np.bincount(result["label"].values)
+    assert result["size"].values.tolist() == [s for s in sizes if s > 0]
+    assert list(sizes[1:]) == sorted(sizes[1:], reverse=True)  # numbered by size
+    if name == "bladder_fine":  # two rounds of merging: 14 modules become 6
+        assert np.unique(expected["dynamic"]).size == 15 and result.attrs["n_modules"] == 6
+
+
+def test_eigengenes_kme_and_connectivity_equal_wgcna(case):
+    name, result, expected, r_number = case
+    eigengenes = pd.read_csv(WGCNA / f"{name}_eigengenes.csv")
+    shares = pd.read_csv(WGCNA / f"{name}_var_explained.csv").set_index("module")
+    for module in result["module"].values:
+        theirs = r_number[int(module)]
+        np.testing.assert_allclose(
+            result["eigengene"].sel(module=module).values,
+            eigengenes[f"ME{theirs}"],
+            rtol=0,
+            atol=1e-10,
+        )
+        np.testing.assert_allclose(
+            result["kme"].sel(module=module).values,
+            expected[f"kME{theirs}"],
+            rtol=0,
+            atol=1e-10,
+        )
+        assert result["var_explained"].sel(module=module).item() == pytest.approx(
+            shares.loc[f"ME{theirs}", "var_explained"], rel=1e-10
+        )
+    np.testing.assert_allclose(result["k_total"].values, expected["k_total"], rtol=1e-10)
+    np.testing.assert_allclose(
+        result["k_within"].values, expected["k_within"], rtol=1e-10, atol=1e-12
+    )
+
+
+def test_module_traits_equal_cor_and_student_p(case):
+    name, result, _, r_number = case
+    traits = network.module_traits(result)
+    expected = pd.read_csv(WGCNA / f"{name}_traits.csv")
+    for _, row in expected.iterrows():
+        ours_module = next(m for m, r in r_number.items() if f"ME{r}" == row["module"])
+        trait = row["trait"]
+        for variable in ("cancer", "group"):  # R's model.matrix names: cancerBiopsy
+            if trait.startswith(variable):
+                trait = f"{variable}[{trait[len(variable) :]}]"
+        cell = traits.sel(module=ours_module, trait=trait)
+        assert cell["cor"].item() == pytest.approx(row["cor"], rel=1e-10, abs=1e-12)
+        assert cell["pvalue"].item() == pytest.approx(row["p"], rel=1e-8)
+    assert set(traits["n"].values) == {result.sizes["sample"]}
+
+
+def test_tree_is_r_hclust(case):
+    name, result, _, _ = case
+    if name == "bladder_fine":
+        name = "bladder"
+    tree = pd.read_csv(WGCNA / f"{name}_tree.csv")
+    np.testing.assert_array_equal(result["tree_merge"].values, tree[["merge1", "merge2"]])
+    np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-13)
+
+
+def test_lanczos_for_large_modules_equals_lapack(monkeypatch):
+    dense = network.modules(bladder(), power=6, progress=False)
+    monkeypatch.setattr(_modules, "DENSE_EIGEN_GENES", 50)  # every module by Lanczos
+    lanczos = network.modules(bladder(), power=6, progress=False)
+    for name in ("eigengene", "kme", "var_explained", "k_within"):
+        np.testing.assert_allclose(lanczos[name].values, dense[name].values, rtol=0, atol=1e-12)
+
+
+def test_blocks_of_samples_give_the_same_network(monkeypatch):
+    whole = network.modules(bladder(), power=6, progress=False)
+    monkeypatch.setattr(_data, "_BLOCK_BYTES", 8 * 1000 * 10)  # 10 samples a block
+    blocks = network.modules(bladder(chunks=(7, 130)), power=6, progress=False)
+    np.testing.assert_array_equal(blocks["label"].values, whole["label"].values)
+    np.testing.assert_allclose(blocks["eigengene"].values, whole["eigengene"].values, atol=1e-12)
+
+
+def test_default_power_is_the_scale_free_estimate():
+    result = network.modules(bladder(), progress=False)
+    assert result.attrs["power"] == 14.0  # pickSoftThreshold's estimate (fixture)
+    assert result.attrs["power_source"] == "scale-free fit"
+
+
+def test_without_a_scale_free_power_the_faq_decides():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(50, 200))
+    result = network.modules(noise, min_module_size=5, progress=False)
+    assert result.attrs["power_source"] == "WGCNA FAQ" and result.attrs["power"] == 6.0
+
+
+def test_finds_the_planted_modules_with_its_defaults():
+    """The simulator's modules (genes following a shared factor through their own sigmoids)
+    come out as modules, with every default."""
+    x, _, genes = simulate_array(300, 600, modules=4, module_size=50, n_de=0, seed=5)
+    result = network.modules(x, progress=False)
+    planted = genes["module"].to_numpy()
+    found = result["label"].values
+    in_modules = planted >= 0
+    assert adjusted_rand_score(planted[in_modules], found[in_modules]) > 0.8
+    # the PAM stage (the tutorial's) gives most other genes a module too, weakly: their kME
+    # tells them apart, and the hubs are all planted genes
+    own = np.abs(result["kme"].values[np.arange(600), np.searchsorted(result["module"], found)])
+    joined = found > 0
+    assert np.median(own[joined & in_modules]) > 3 * np.median(own[joined & ~in_modules])
+    hubs = network.hub_genes(result, 10)
+    position = {gene: i for i, gene in enumerate(result["gene"].values)}
+    assert all(planted[position[gene]] >= 0 for gene in hubs["gene"])
+
+
+def test_genes_takes_the_most_variable():
+    data = bladder()
+    variance = data["expression"].values.var(axis=0)
+    result = network.modules(data, power=6, genes=300, progress=False)
+    expected = np.sort(data["gene"].values[np.argsort(-variance)[:300]])
+    assert sorted(result["gene"].values) == list(expected)
+    assert result.attrs["n_genes"] == 300
+
+
+def test_constant_genes_left_out_and_counts_made_log_cpm():
+    x, _, _ = simulate_array(40, 150, distribution="negbinom", seed=2)
+    x = np.asarray(x, dtype=np.float64)
+    x[:, 3] = 0.0  # a gene never counted: constant on the log-CPM scale too
+    counts = xr.Dataset({"expression": (("sample", "gene"), x)}, attrs={"scale": "counts"})
+    result = network.modules(counts, power=6, min_module_size=5, progress=False)
+    assert result.attrs["n_genes_constant"] == 1 and result.sizes["gene"] == 149
+    assert result.attrs["transform"] == "log-CPM"
+
+
+def test_hub_genes_are_the_highest_kme():
+    result = network.modules(bladder(), power=6, progress=False)
+    hubs = network.hub_genes(result, 5)
+    assert hubs["module"].unique().tolist() == [1, 2, 3]
+    first = hubs[hubs["module"] == 1]
+    members = result["label"].values == 1
+    kme = result["kme"].sel(module=1).values[members]
+    np.testing.assert_allclose(first["kme"], np.sort(kme)[::-1][:5])
+    assert first["rank"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_module_traits_of_categories_with_missing_values():
+    result = network.modules(bladder(), power=6, progress=False)
+    cancer = result["cancer"].values.astype(object)
+    cancer[:5] = None
+    result["cancer"] = ("sample", cancer)
+    traits = network.module_traits(result, ["cancer"])
+    assert list(traits["trait"].values) == ["cancer[Biopsy]", "cancer[Cancer]", "cancer[Normal]"]
+    assert set(traits["n"].values) == {52}
+    me = result["eigengene"].sel(module=1).values[5:]
+    biopsy = (cancer[5:] == "Biopsy").astype(float)
+    assert traits["cor"].sel(module=1, trait="cancer[Biopsy]").item() == pytest.approx(
+        np.corrcoef(me, biopsy)[0, 1], rel=1e-12
+    )
+
+
+def test_refuses_bad_input(monkeypatch):
+    data = bladder()
+    with pytest.raises(CohortexError, match="'tom' parameter of modules"):
+        network.modules(data, tom="weird")
+    with pytest.raises(CohortexError, match="'deep_split' parameter of modules"):
+        network.modules(data, deep_split=7)
+    with pytest.raises(CohortexError, match="'merge_cut_height' parameter"):
+        network.modules(data, merge_cut_height=1.5)
+    with pytest.raises(CohortexError, match="'power' parameter of modules"):
+        network.modules(data, power=-1)
+    with pytest.raises(CohortexError, match="'genes' parameter of modules"):
+        network.modules(data, genes=2)
+    values = data["expression"].values.copy()
+    values[3, 3] = np.nan
+    with pytest.raises(CohortexError, match="needs finite values"):
+        network.modules(data.assign(expression=(("sample", "gene"), values)))
+    monkeypatch.setattr(_data, "physical_memory", lambda: 1000 * 1000 * 8 * 3)
+    with pytest.raises(CohortexError, match="most variable genes"):
+        network.modules(data)
+    with pytest.raises(CohortexError, match="result of modules"):
+        network.module_traits(data)
+    result = network.modules(
+        data.isel(gene=slice(0, 200)), power=6, min_module_size=5, progress=False
+    )
+    with pytest.raises(CohortexError, match="Sample variables: cancer, batch"):
+        network.module_traits(result, ["stage"])

@@ -1,0 +1,102 @@
+"""WGCNA's network on xp (stats/_network.py) against WGCNA 1.72 (fixtures from
+tests/fixtures/make_wgcna_fixtures.R): the correlations from co-moments of standardised blocks,
+the adjacency of each network type, the topological overlap (unsigned, and signed with the
+correlations' signs kept) and pickSoftThreshold's connectivities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortex.stats import _network
+from cohortex.stats._network import (
+    accumulate_gram,
+    adjacency,
+    connectivities,
+    correlation_from_gram,
+    tom_dissimilarity,
+)
+
+from conftest import to_numpy
+
+WGCNA = Path(__file__).parents[1] / "fixtures" / "wgcna"
+LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
+CASES = {  # fixture: (expression, power, network, TOM)
+    "bladder": ("bladder", 6, "unsigned", "unsigned"),
+    "bladder_signed_tom": ("bladder", 6, "unsigned", "signed"),
+    "simulated": ("simulated", 12, "signed", "unsigned"),
+    "simulated_hybrid": ("simulated", 6, "signed hybrid", "unsigned"),
+}
+
+
+def expression(name: str) -> np.ndarray:
+    if name == "bladder":
+        return pd.read_csv(LIMMA / "bladder_expression.csv", index_col=0).to_numpy().T
+    return pd.read_csv(WGCNA / "simulated_expression.csv", index_col=0).to_numpy()
+
+
+def correlation(xp, x: np.ndarray, blocks: int = 1) -> object:
+    mean, sd = x.mean(axis=0), x.std(axis=0, ddof=1)
+    gram = xp.zeros((x.shape[1], x.shape[1]))
+    for part in np.array_split(x, blocks):
+        accumulate_gram(gram, xp.asarray(part), xp.asarray(mean), xp.asarray(sd))
+    return correlation_from_gram(gram)
+
+
+@pytest.mark.parametrize("blocks", [1, 4])
+def test_correlation_equals_pearson(xp, monkeypatch, blocks):
+    monkeypatch.setattr(_network, "_BLOCK_VALUES", 1000 * 7)  # row blocks of the Gram too
+    x = expression("bladder")
+    c = correlation(xp, x, blocks)
+    np.testing.assert_allclose(to_numpy(c), np.corrcoef(x, rowvar=False), rtol=0, atol=1e-13)
+    assert np.all(np.diagonal(to_numpy(c)) == 1.0)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tom_equals_wgcna(xp, case):
+    name, power, network, tom = CASES[case]
+    c = correlation(xp, expression(name))
+    keep_sign = tom == "signed" and network == "unsigned"
+    dissimilarity, connectivity = tom_dissimilarity(
+        adjacency(c, power, network, keep_sign=keep_sign), signed=tom == "signed"
+    )
+    expected = pd.read_csv(WGCNA / f"{case}_tom_rows.csv", index_col=0).to_numpy()
+    np.testing.assert_allclose(1.0 - to_numpy(dissimilarity)[:10], expected, rtol=0, atol=1e-12)
+    # WGCNA's kTotal (intramodularConnectivity of the unsigned adjacency) plus 1
+    k_total = pd.read_csv(WGCNA / f"{case}_modules.csv")["k_total"].to_numpy()
+    np.testing.assert_allclose(to_numpy(connectivity) - 1.0, k_total, rtol=1e-12)
+
+
+def test_signed_tom_differs_from_unsigned_where_signs_disagree(xp):
+    c = correlation(xp, expression("bladder"))
+    unsigned, _ = tom_dissimilarity(adjacency(c, 6, "unsigned"))
+    signed, _ = tom_dissimilarity(adjacency(c, 6, "unsigned", keep_sign=True), signed=True)
+    assert np.max(np.abs(to_numpy(unsigned) - to_numpy(signed))) > 1e-3
+
+
+def test_adjacency_of_each_network_type(xp):
+    c = xp.asarray(np.array([-0.5, 0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(to_numpy(adjacency(c, 2, "unsigned")), [0.25, 0, 0.25, 1])
+    np.testing.assert_allclose(to_numpy(adjacency(c, 2, "signed")), [0.0625, 0.25, 0.5625, 1])
+    np.testing.assert_allclose(to_numpy(adjacency(c, 2, "signed hybrid")), [0, 0, 0.25, 1])
+    np.testing.assert_allclose(
+        to_numpy(adjacency(c, 3, "unsigned", keep_sign=True)), [-0.125, 0, 0.125, 1]
+    )
+
+
+def test_connectivities_by_blocks_equal_direct_powers(xp):
+    c = to_numpy(correlation(xp, expression("simulated")))
+    powers = (1.0, 2.0, 3.0, 6.0, 12.0)
+    whole = to_numpy(connectivities(xp.asarray(c), 0, powers, "signed"))
+    blocks = np.concatenate(
+        [
+            to_numpy(connectivities(xp.asarray(c[s : s + 70]), s, powers, "signed"))
+            for s in range(0, c.shape[0], 70)
+        ]
+    )
+    direct = np.column_stack([(((1 + c) / 2) ** p).sum(axis=1) - 1 for p in powers])
+    np.testing.assert_allclose(blocks, whole, rtol=1e-14)
+    np.testing.assert_allclose(whole, direct, rtol=1e-12)
