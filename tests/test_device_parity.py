@@ -24,6 +24,7 @@ from cohortex import (
     filter_by_expr,
     genesets,
     mds,
+    network,
     norm_factors,
     normalize,
     open_cohort,
@@ -402,6 +403,31 @@ def test_mds(gpu_xp, cohort, selection):
     on_host = xr.Dataset({"expression": (("sample", "gene"), finite)})
     options = {"top": 20, "gene_selection": selection, "n_components": 3, "progress": False}
     _same(mds(on_device, device="gpu", **options), mds(on_host, device="cpu", **options), 1e-9)
+
+
+def test_network(gpu_xp, tmp_path):
+    """WGCNA's network from device chunks: correlations, adjacency, TOM and the connectivities
+    on the device; the tree, its cut and the eigenvectors of the modules on the host."""
+    fixtures = Path(__file__).parent / "fixtures"
+    values = pd.read_csv(fixtures / "limma" / "bladder_expression.csv", index_col=0)
+    samples = pd.read_csv(fixtures / "limma" / "bladder_samples.csv", index_col=0)
+    path = tmp_path / "bladder.zarr"
+    create_cohort(
+        path, values.to_numpy().T, samples=samples.reset_index(drop=True), chunks=(20, 300)
+    )
+    for options in (
+        {"power": 6},
+        {"power": 6, "tom": "signed", "deep_split": 4, "min_module_size": 10},
+        {"network": "signed", "genes": 400, "merge_cut_height": 0.4},
+    ):
+        cpu = network.modules(path, device="cpu", progress=False, **options)
+        on_device = network.modules(path, device="gpu", progress=False, **options)
+        _same(on_device, cpu, rtol=1e-9)
+    _same(
+        network.soft_threshold(path, network="signed hybrid", device="gpu", progress=False),
+        network.soft_threshold(path, network="signed hybrid", device="cpu", progress=False),
+        rtol=1e-9,
+    )
 
 
 def test_combat_seq(gpu_xp, tmp_path):

@@ -48,7 +48,8 @@ def correlation(xp, x: np.ndarray, blocks: int = 1) -> object:
 
 @pytest.mark.parametrize("blocks", [1, 4])
 def test_correlation_equals_pearson(xp, monkeypatch, blocks):
-    monkeypatch.setattr(_network, "_BLOCK_VALUES", 1000 * 7)  # row blocks of the Gram too
+    monkeypatch.setattr(_network, "_BLOCK_VALUES", 1000 * 7)  # 7 rows a block
+    monkeypatch.setattr(_network, "_PRODUCT_VALUES", 1000 * 30)  # the Gram's too
     x = expression("bladder")
     c = correlation(xp, x, blocks)
     np.testing.assert_allclose(to_numpy(c), np.corrcoef(x, rowvar=False), rtol=0, atol=1e-13)

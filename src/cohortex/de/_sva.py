@@ -724,7 +724,6 @@ def _check_gram_memory(n_samples: int, who: str) -> None:
         )
 
 
-
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise CohortexError(

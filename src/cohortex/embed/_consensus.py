@@ -220,7 +220,6 @@ def consensus_clusters(
     )
 
 
-
 def _prepared(matrix: Any, genes: int | None, center: bool) -> np.ndarray:
     """The genes of largest MAD, median-centred: (n_samples, genes) float64 on the host."""
     import dask.array as da

@@ -26,7 +26,13 @@ from .._backend import namespace, to_host
 from .._cohort import CohortLike, shared_docs
 from .._errors import CohortexError
 from .._memory import release_free_memory
-from ..stats._network import NETWORK_TYPES, TOM_TYPES, adjacency, tom_dissimilarity
+from ..stats._network import (
+    NETWORK_TYPES,
+    TOM_TYPES,
+    adjacency_matrix,
+    adjacency_sums,
+    tom_dissimilarity,
+)
 from ..stats._tree_cut import (
     DEEP_SPLIT_SCATTER,
     cutree_hybrid,
@@ -162,7 +168,8 @@ def modules(
 
     keep_sign = tom == "signed" and network == "unsigned"
     dissimilarity, connectivity = tom_dissimilarity(
-        adjacency(correlation, power, network, keep_sign=keep_sign), signed=tom == "signed"
+        adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
+        signed=tom == "signed",
     )
     dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
     del dissimilarity
@@ -234,7 +241,7 @@ def _block(correlation: Any, genes: np.ndarray) -> np.ndarray:
     """The correlations among ``genes``, on the host."""
     xp = namespace(correlation)
     index = xp.asarray(genes)
-    return np.asarray(to_host(correlation[index][:, index]), dtype=np.float64)
+    return np.asarray(to_host(correlation[xp.ix_(index, index)]), dtype=np.float64)
 
 
 def _leading(block: np.ndarray) -> tuple[np.ndarray, float]:
@@ -302,5 +309,5 @@ def _within_connectivity(
     for level in levels:
         genes = np.flatnonzero(labels == level)
         if genes.shape[0] >= 3:
-            out[genes] = adjacency(_block(correlation, genes), power, network).sum(axis=0) - 1.0
+            out[genes] = adjacency_sums(_block(correlation, genes), power, network)
     return out

@@ -18,7 +18,7 @@ from ._data import GeneNetwork, check_choice
 __all__ = ["DEFAULT_POWERS", "faq_power", "fit_table", "scale_free_fit", "soft_threshold"]
 
 DEFAULT_POWERS = (*range(1, 11), *range(12, 21, 2))  # pickSoftThreshold's powerVector
-_ROWS_VALUES = 1 << 24  # correlations of a block of genes read at a time: 128 MB
+_ROWS_VALUES = 1 << 17  # correlations of a block of genes worked on at a time: 1 MB
 
 
 @shared_docs
