@@ -116,19 +116,19 @@ def adjacency_sums(cor: Any, power: float, network: str) -> Any:
 
 
 def _power(x: Any, power: float) -> Any:
-    """``x ** power``; whole powers by repeated squaring, as R's ``^`` (R_pow_di), which is
-    also 10× faster than ``pow`` on large matrices."""
+    """``x ** power``; whole powers by repeated squaring, as R's ``^`` (``R_pow_di``)."""
     if power != int(power) or not 1 <= power <= 64:
         return x**power
     n = int(power)
-    result, base = None, x
-    while True:
+    result: Any = None
+    base = x
+    while n:
         if n & 1:
             result = base if result is None else result * base
         n >>= 1
-        if not n:
-            return result if result is not x else x.copy()
-        base = base * base
+        if n:
+            base = base * base
+    return x.copy() if result is x else result
 
 
 def connectivities(cor_rows: Any, start: int, powers: Sequence[float], network: str) -> Any:
