@@ -406,3 +406,53 @@ def test_consensus_cdf_and_matrix():
         plot.consensus(result, 7)
     with pytest.raises(CohortexError, match="consensus_clusters\\(\\) result"):
         plot.consensus(ds)
+
+
+@pytest.fixture(scope="module")
+def gene_network():
+    from cohortex import network
+    from cohortex.simulate import simulate_array
+
+    x, samples, _ = simulate_array(120, 300, n_de=0, modules=3, seed=4)
+    cohort = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), x),
+            "condition": ("sample", samples["condition"].to_numpy()),
+        }
+    )
+    return cohort, network.modules(cohort, min_module_size=20, progress=False)
+
+
+def test_soft_threshold_draws_the_fit_of_each_power(gene_network):
+    from cohortex import network
+
+    table = network.soft_threshold(gene_network[0], progress=False)
+    ax = plot.soft_threshold(table)
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_xdata(), table["power"].values)
+    np.testing.assert_allclose(line.get_ydata(), table["signed_r2"].values)
+    assert ax.lines[1].get_ydata()[0] == 0.85  # the cut
+    assert ax.get_title().endswith(f"power {table.attrs['power_estimate']:g}")
+
+
+def test_dendrogram_bands_each_gene_by_its_module(gene_network):
+    _, result = gene_network
+    ax = plot.dendrogram(result)
+    band = ax.child_axes[0].images[0].get_array()
+    assert band.shape == (1, result.sizes["gene"], 4)
+    # one colour per module, grey for none; as many colours in the band as modules
+    colours = {tuple(c) for c in np.asarray(band[0])}
+    assert len(colours) == result.sizes["module"]
+    assert (0.8, 0.8, 0.8, 1.0) in colours or 0 not in result["module"].values
+    assert f"{result.attrs['n_modules']} modules" in ax.get_title()
+
+
+def test_module_traits_heatmap_shows_the_correlations(gene_network):
+    from cohortex import network
+
+    traits = network.module_traits(gene_network[1])
+    ax = plot.module_traits(traits)
+    np.testing.assert_allclose(ax.images[0].get_array(), traits["cor"].values)
+    assert len(ax.texts) == traits["cor"].size
+    with pytest.raises(CohortexError, match="network.module_traits"):
+        plot.module_traits(gene_network[1])

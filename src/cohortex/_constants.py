@@ -34,3 +34,7 @@ GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
 
 # de.sva()'s methods, for the command line's choices
 SVA_METHODS = ("irw", "two-step", "supervised")
+
+# WGCNA's network types (adjacency) and topological overlap types
+NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
+TOM_TYPES = ("unsigned", "signed")

@@ -2,7 +2,7 @@
 scores) across the samples; PCA/t-SNE scatter and scree plot;
 Kaplan–Meier curves and a forest plot of hazard ratios; ROC curves of cross-validated
 predictions; GSEA running scores, limma's barcode plot of a set and a dot plot of enriched
-gene sets.
+gene sets; WGCNA's scale-free fit, gene tree with its modules and module-trait heatmap.
 
 Every function draws on a Matplotlib ``Axes`` (a new figure when ``ax`` is None) without
 touching pyplot's global state, so it works headless, and returns the ``Axes``.
@@ -29,6 +29,7 @@ __all__ = [
     "calibration",
     "consensus",
     "cumulative_incidence",
+    "dendrogram",
     "embedding",
     "enrichment",
     "forest",
@@ -37,8 +38,10 @@ __all__ = [
     "km",
     "loss",
     "ma",
+    "module_traits",
     "roc",
     "scree",
+    "soft_threshold",
     "top_genes",
     "volcano",
 ]
@@ -462,6 +465,118 @@ def consensus(result: xr.Dataset, k: int | None = None, *, ax: Axes | None = Non
     ax.set_yticks([])
     ax.set_title(f"Consensus matrix, k = {k}")
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="consensus")
+    return ax
+
+
+def soft_threshold(table: xr.Dataset, *, ax: Axes | None = None) -> Axes:
+    """A :func:`cohortex.network.soft_threshold` table: the scale-free fit (signed R², as
+    WGCNA's tutorial) of each power, with the cut and, on the right axis, the mean
+    connectivity."""
+    if "signed_r2" not in table or "mean_k" not in table:
+        raise CohortexError("soft_threshold() needs a network.soft_threshold() result.")
+    ax = ax or _new_axes()
+    powers = np.asarray(table["power"].values)
+    fit = np.asarray(table["signed_r2"].values)
+    ax.plot(powers, fit, color=_DOWN, marker="o", ms=3)
+    for power, value in zip(powers, fit, strict=True):
+        ax.annotate(
+            f"{power:g}",
+            (power, value),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize="x-small",
+            color=_DOWN,
+        )
+    ax.axhline(table.attrs.get("r2_cut", 0.85), color=_UP, lw=0.8, ls="--")
+    ax.set_xlabel("soft threshold (power)")
+    ax.set_ylabel("scale-free fit (signed R²)", color=_DOWN)
+    other = ax.twinx()
+    other.plot(powers, np.asarray(table["mean_k"].values), color=_NEUTRAL, marker="s", ms=3)
+    other.set_yscale("log")
+    other.set_ylabel("mean connectivity", color="#7b7d7d")
+    estimate = table.attrs.get("power_estimate", 0)
+    chosen = f": power {estimate:g}" if estimate else ": no power reaches the cut"
+    ax.set_title(f"Scale-free fit ({table.attrs.get('network', '')} network){chosen}")
+    return ax
+
+
+def _module_colours(labels: np.ndarray) -> np.ndarray:
+    """RGBA per gene: WGCNA's grey for module 0, a qualitative colour per module."""
+    from matplotlib import colormaps
+
+    palette = [colormaps["tab20"](i / 20)[:3] for i in range(20)]
+    out = np.empty((labels.shape[0], 4))
+    for level in np.unique(labels):
+        colour = (0.8, 0.8, 0.8) if level == 0 else palette[(int(level) - 1) % len(palette)]
+        out[labels == level] = (*colour, 1.0)
+    return out
+
+
+def dendrogram(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
+    """A :func:`cohortex.network.modules` result: the genes' tree of 1 - TOM with a band of
+    their modules beneath (WGCNA's ``plotDendroAndColors``); grey is no module."""
+    if "tree_merge" not in result or "label" not in result:
+        raise CohortexError("dendrogram() needs a network.modules() result.")
+    from scipy.cluster import hierarchy
+
+    from .stats._tree_cut import scipy_linkage
+
+    linkage = scipy_linkage(
+        np.asarray(result["tree_merge"].values), np.asarray(result["tree_height"].values)
+    )
+    ax = ax or _new_axes(height=4.5)
+    with warnings.catch_warnings():  # deep trees: SciPy's recursion warns, the figure is fine
+        warnings.simplefilter("ignore")
+        tree = hierarchy.dendrogram(
+            linkage, ax=ax, no_labels=True, color_threshold=0, above_threshold_color="#424949"
+        )
+    for line in ax.collections:
+        line.set_linewidth(0.4)
+    order = np.asarray(tree["leaves"])
+    band = ax.inset_axes((0.0, -0.14, 1.0, 0.08))
+    colours = _module_colours(np.asarray(result["label"].values)[order])
+    band.imshow(colours[None, :, :], aspect="auto", interpolation="nearest")
+    band.set_xticks([])
+    band.set_yticks([0])
+    band.set_yticklabels(["module"], fontsize="small")
+    ax.set_ylabel("1 - TOM")
+    ax.set_title(
+        f"Gene tree and {result.attrs.get('n_modules', '')} modules "
+        f"(power {result.attrs.get('power', 0):g}, {result.attrs.get('network', '')})"
+    )
+    return ax
+
+
+def module_traits(traits: xr.Dataset, *, ax: Axes | None = None) -> Axes:
+    """A :func:`cohortex.network.module_traits` table: each module's eigengene correlation with
+    each trait, coloured from -1 to 1, with its p-value in the cell (WGCNA's
+    ``labeledHeatmap``)."""
+    if "cor" not in traits or "pvalue" not in traits:
+        raise CohortexError("module_traits() needs a network.module_traits() result.")
+    cor = np.asarray(traits["cor"].values)
+    pvalue = np.asarray(traits["pvalue"].values)
+    modules = [f"module {m}" if m else "no module" for m in traits["module"].values]
+    names = [str(t) for t in traits["trait"].values]
+    ax = ax or _new_axes(height=max(3.0, 0.35 * len(modules) + 1.5))
+    image = ax.imshow(cor, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    if cor.size <= 400:  # readable only in small tables
+        for (i, j), value in np.ndenumerate(cor):
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}\n({pvalue[i, j]:.1g})",
+                ha="center",
+                va="center",
+                fontsize="xx-small",
+                color="white" if abs(value) > 0.6 else "black",
+            )
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize="small")
+    ax.set_yticks(range(len(modules)))
+    ax.set_yticklabels(modules, fontsize="small")
+    ax.set_title("Module eigengenes and traits")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="correlation")
     return ax
 
 

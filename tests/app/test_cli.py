@@ -1745,6 +1745,42 @@ def test_consensus_clusters_into_the_store(tmp_path, capsys):
     assert "2 ≤ max_k" in capsys.readouterr().err
 
 
+def test_network_into_the_store(tmp_path, capsys):
+    """network STORE: the soft-threshold table printed, then the modules in the store equal
+    the API's, each gene's module as a table and the gene tree as a figure."""
+    from cohortex import network, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 120, 400, n_de=0, modules=3, seed=8)
+    capsys.readouterr()
+    figure = tmp_path / "fit.png"
+    assert main(["network", str(store), "--soft-threshold", "--plot", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    table = network.soft_threshold(store, progress=False)
+    assert "Scale-free fit of the unsigned network of 400 genes × 120 samples" in printed
+    estimate = table.attrs["power_estimate"]
+    assert f"lowest power with R² > 0.85: {estimate:g}" in printed and figure.stat().st_size
+    out, figure = tmp_path / "modules.csv", tmp_path / "tree.png"
+    command = ["network", str(store), "--min-module-size", "20", "--no-progress"]
+    assert main([*command, "--out", str(out), "--plot", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    expected = network.modules(store, min_module_size=20, progress=False)
+    stored = read_result(store, "network")
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    np.testing.assert_allclose(stored["eigengene"].values, expected["eigengene"].values)
+    assert f"{expected.attrs['n_modules']} modules of 400 genes × 120 samples" in printed
+    assert f"(power {estimate:g}, scale-free fit)" in printed
+    hub = network.hub_genes(expected, 1).iloc[0]
+    assert f"{hub['gene']} ({hub['kme']:.2f})" in printed
+    assert "factor_" in printed  # the modules' eigengenes follow the planted factors
+    genes = pd.read_csv(out, index_col=0)
+    assert list(genes.columns) == ["module", "kme", "k_total", "k_within"]
+    np.testing.assert_array_equal(genes["module"], expected["label"].values)
+    assert figure.stat().st_size > 0
+    assert main([*command, "--merge-cut-height", "2"]) == 2
+    assert "'merge_cut_height' parameter" in capsys.readouterr().err
+
+
 def test_mds_into_the_store(tmp_path, capsys):
     from cohortex import mds, read_result, simulate
 

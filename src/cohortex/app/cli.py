@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from .._constants import COMPRESSORS, GSVA_KERNELS, GSVA_METHODS, NORMALIZATIONS, SCALES
+from .._constants import (
+    COMPRESSORS,
+    GSVA_KERNELS,
+    GSVA_METHODS,
+    NETWORK_TYPES,
+    NORMALIZATIONS,
+    SCALES,
+    TOM_TYPES,
+)
 from .._errors import CohortexError
 from .._optional import require
 from .._version import __version__
@@ -828,6 +836,55 @@ def _parser() -> argparse.ArgumentParser:
         "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
     )
     cc.set_defaults(run=_consensus)
+
+    nw = commands.add_parser(
+        "network",
+        help="co-expression modules of the genes (WGCNA); the result goes into the store",
+        description="WGCNA's step-by-step network: soft-thresholded correlations, their "
+        "topological overlap, dynamicTreeCut's hybrid cut of its tree, modules merged by "
+        "their eigengenes; then each module's size, hub gene and the sample variables its "
+        "eigengene follows. --soft-threshold prints the scale-free fit of each power instead.",
+    )
+    nw.add_argument("store", type=Path)
+    nw.add_argument(
+        "--power",
+        type=float,
+        default=None,
+        help="soft threshold (default: the lowest power of scale-free fit R² > 0.85, else "
+        "WGCNA's FAQ)",
+    )
+    nw.add_argument("--network-type", choices=NETWORK_TYPES, default="unsigned", help="(unsigned)")
+    nw.add_argument("--tom-type", choices=TOM_TYPES, default="unsigned", help="(unsigned)")
+    nw.add_argument("--min-module-size", type=int, default=30, help="(30)")
+    nw.add_argument("--deep-split", type=int, choices=range(5), default=2, help="0 … 4 (2)")
+    nw.add_argument(
+        "--merge-cut-height",
+        type=float,
+        default=0.25,
+        help="merge modules whose eigengenes correlate above 1 − this (0.25)",
+    )
+    nw.add_argument(
+        "--genes", type=int, default=0, help="the most variable genes only (0: all that vary)"
+    )
+    nw.add_argument(
+        "--soft-threshold",
+        action="store_true",
+        help="print (and --plot) the scale-free fit of each power; no modules",
+    )
+    nw.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
+    nw.add_argument(
+        "--name", type=_result_name, default="network", help="result name (default network)"
+    )
+    nw.add_argument(
+        "--out", type=Path, default=None, help="also write each gene's module (.tsv/.csv)"
+    )
+    nw.add_argument(
+        "--plot", type=Path, default=None, help="also save the gene tree and modules (PNG/PDF)"
+    )
+    nw.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
+    )
+    nw.set_defaults(run=_network)
 
     ts = commands.add_parser("tsne", help="t-SNE of the samples; the result goes into the store")
     ts.add_argument("store", type=Path)
@@ -2390,6 +2447,110 @@ def _consensus(args: argparse.Namespace) -> None:
         from .. import plot
 
         _save_figure(plot.consensus(result), args.plot, f"consensus CDF written to {args.plot}")
+
+
+def _network(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .. import network
+    from ..store import write_result
+
+    _check_plot(args.plot)
+    if args.out is not None:
+        _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    start = time.perf_counter()
+    if args.soft_threshold:
+        table = network.soft_threshold(
+            args.store,
+            network=args.network_type,
+            genes=args.genes or None,
+            device=args.device,
+            progress=args.progress,
+        )
+        print(
+            f"Scale-free fit of the {args.network_type} network of {table.attrs['n_genes']} "
+            f"genes × {table.attrs['n_samples']} samples in {time.perf_counter() - start:.1f} s"
+        )
+        print("  power   R²     slope   mean k     median k   max k")
+        for power in table["power"].values:
+            row = table.sel(power=power)
+            print(
+                f"  {power:<6g} {float(row['r2']):5.3f} {float(row['slope']):7.2f} "
+                f"{float(row['mean_k']):9.3g} {float(row['median_k']):9.3g} "
+                f"{float(row['max_k']):9.3g}"
+            )
+        estimate = table.attrs["power_estimate"]
+        print(
+            f"lowest power with R² > 0.85: {estimate:g}"
+            if estimate
+            else "no power reaches R² > 0.85 (WGCNA's FAQ advises by the number of samples)"
+        )
+        if args.plot is not None:
+            from .. import plot
+
+            _save_figure(plot.soft_threshold(table), args.plot, f"fit written to {args.plot}")
+        return
+    result = network.modules(
+        args.store,
+        power=args.power,
+        network=args.network_type,
+        tom=args.tom_type,
+        min_module_size=args.min_module_size,
+        deep_split=args.deep_split,
+        merge_cut_height=args.merge_cut_height,
+        genes=args.genes or None,
+        device=args.device,
+        progress=args.progress,
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    print(
+        f"{result.attrs['n_modules']} modules of {result.attrs['n_genes']} genes × "
+        f"{result.attrs['n_samples']} samples (power {result.attrs['power']:g}, "
+        f"{result.attrs['power_source']}) in {time.perf_counter() - start:.1f} s; saved as "
+        f"result {args.name!r}."
+    )
+    hubs = network.hub_genes(result, 1).set_index("module")
+    variables = [v for v in result.data_vars if result[v].dims == ("sample",)]
+    traits = network.module_traits(result) if variables else None
+    print("  module   genes   variance   hub gene (kME)          strongest sample variable")
+    for module in result["module"].values:
+        size = int(result["size"].sel(module=module))
+        share = float(result["var_explained"].sel(module=module))
+        hub = (
+            f"{hubs.loc[module, 'gene']} ({hubs.loc[module, 'kme']:.2f})"
+            if module in hubs.index
+            else "—"
+        )
+        strongest = "—"
+        if traits is not None:
+            cor = traits["cor"].sel(module=module)
+            best = int(np.nanargmax(np.abs(cor.values))) if np.isfinite(cor.values).any() else -1
+            if best >= 0:
+                cell = traits.isel(trait=best).sel(module=module)
+                strongest = (
+                    f"{traits['trait'].values[best]}: r = {float(cell['cor']):.2f} "
+                    f"(p = {float(cell['pvalue']):.2g})"
+                )
+        name = f"{module}" if module else "0 (none)"
+        print(f"  {name:<8} {size:>5}   {share:8.2f}   {hub:<23} {strongest}")
+    if args.out is not None:
+        labels = np.asarray(result["label"].values)
+        own = np.searchsorted(np.asarray(result["module"].values), labels)
+        table = pd.DataFrame(
+            {
+                "module": labels,
+                "kme": np.asarray(result["kme"].values)[np.arange(labels.size), own],
+                "k_total": result["k_total"].values,
+                "k_within": result["k_within"].values,
+            },
+            index=pd.Index(result["gene"].values, name="gene"),
+        )
+        table.to_csv(args.out, sep="," if args.out.suffix == ".csv" else "\t")
+        print(f"modules written to {args.out}")
+    if args.plot is not None:
+        from .. import plot
+
+        _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
 
 
 def _tsne(args: argparse.Namespace) -> None:

@@ -3,7 +3,7 @@ genes (topological overlap, dynamicTreeCut's hybrid cut, merged by their eigenge
 modules' eigengenes against sample variables, and their hub genes (private implementation;
 public here)."""
 
-from ..stats._network import NETWORK_TYPES, TOM_TYPES
+from .._constants import NETWORK_TYPES, TOM_TYPES
 from ._modules import modules
 from ._soft_threshold import DEFAULT_POWERS, soft_threshold
 from ._traits import hub_genes, module_traits

@@ -24,11 +24,10 @@ from scipy.spatial.distance import squareform
 
 from .._backend import namespace, to_host
 from .._cohort import CohortLike, shared_docs
+from .._constants import NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import release_free_memory
 from ..stats._network import (
-    NETWORK_TYPES,
-    TOM_TYPES,
     adjacency_matrix,
     adjacency_sums,
     tom_dissimilarity,

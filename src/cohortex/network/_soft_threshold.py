@@ -10,8 +10,9 @@ import xarray as xr
 
 from .._backend import to_host
 from .._cohort import CohortLike, shared_docs
+from .._constants import NETWORK_TYPES
 from .._errors import CohortexError
-from ..stats._network import NETWORK_TYPES, connectivities
+from ..stats._network import connectivities
 from ..stats._spline import r_sequence
 from ._data import GeneNetwork, check_choice
 

@@ -17,8 +17,6 @@ import scipy.linalg
 from .._backend import namespace
 
 __all__ = [
-    "NETWORK_TYPES",
-    "TOM_TYPES",
     "accumulate_gram",
     "adjacency",
     "adjacency_matrix",
@@ -28,8 +26,6 @@ __all__ = [
     "tom_dissimilarity",
 ]
 
-NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
-TOM_TYPES = ("unsigned", "signed")
 _BLOCK_VALUES = 1 << 17  # values of a row block of elementwise work: 1 MB, cache-sized
 _PRODUCT_VALUES = 1 << 24  # values of a row block of a matrix product: 128 MB
 

@@ -23,6 +23,7 @@ __all__ = [
     "default_cut_height",
     "number_by_size",
     "r_merge",
+    "scipy_linkage",
 ]
 
 # dynamicTreeCut's maxCoreScatter for deepSplit 0 … 4; its minGap is (1 - this) * 3/4
@@ -61,6 +62,23 @@ def r_merge(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low = np.where(mixed, np.minimum(first, second), low)
     high = np.where(mixed, np.maximum(first, second), high)
     return np.column_stack([low, high]), linkage[:, 2].astype(np.float64)
+
+
+def scipy_linkage(merge: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """SciPy's linkage matrix from R's ``merge`` and ``height`` (the inverse of
+    :func:`r_merge`, up to the order of each pair).
+
+    Returns
+    -------
+    ndarray of shape (n - 1, 4)
+        Both clusters' indices, the height and the size of the new cluster.
+    """
+    n = merge.shape[0] + 1
+    index = np.where(merge < 0, -merge - 1, merge + n - 1).astype(np.float64)
+    sizes = np.ones(2 * n - 1)
+    for step, (a, b) in enumerate(index.astype(np.int64)):
+        sizes[n + step] = sizes[a] + sizes[b]
+    return np.column_stack([index, np.asarray(height, dtype=np.float64), sizes[n:]])
 
 
 def default_cut_height(height: np.ndarray) -> float:
