@@ -115,6 +115,7 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         filter_by_expr,
         genesets,
         mds,
+        network,
         norm_factors,
         normalize,
         open_cohort,
@@ -308,6 +309,11 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         mds(few_on_device, device="gpu", progress=False),
         mds(few, device="cpu", progress=False),
     )
+    # WGCNA's network: the genes' correlations, adjacency and TOM on the device
+    cases["network.modules, the 1,000 most variable genes, from the store"] = lambda: (
+        network.modules(store, power=6, genes=1000, device="gpu", progress=False),
+        network.modules(store, power=6, genes=1000, device="cpu", progress=False),
+    )
     # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
     labelled = few.assign(condition=("sample", labels[:1000]))
     cases["de.sva irw, 2 surrogate variables, 1,000 samples"] = lambda: (
@@ -409,6 +415,13 @@ def _matrix(n_samples: int, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
     return x, labels
 
 
+def _network_case(data: Any, device: str, labels: Any) -> Any:
+    from cohortex import network
+
+    genes = min(5000, data.shape[1])
+    return network.modules(data, power=6, genes=genes, device=device, progress=False)
+
+
 def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str, Any]]:
     """Seconds on the CPU, on the GPU from host memory and from device memory."""
     from cohortex import de, pca
@@ -455,6 +468,7 @@ def speed(xp: Any, n_samples: int, n_genes: int, clock: Clock) -> list[dict[str,
         "pca 50 of the 2,000 most variable genes": lambda data, device, lab: pca(
             data, 50, genes="hvg", device=device
         ),
+        "network.modules (WGCNA) of the 5,000 most variable genes, power 6": _network_case,
     }
     rows = []
     for name, run in cases.items():

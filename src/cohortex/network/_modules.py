@@ -27,6 +27,7 @@ from .._cohort import CohortLike, shared_docs
 from .._constants import NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import release_free_memory
+from .._progress import progress_bar
 from ..stats._network import (
     adjacency_matrix,
     adjacency_sums,
@@ -165,30 +166,45 @@ def modules(
         source = "given"
     power = float(power)
 
-    keep_sign = tom == "signed" and network == "unsigned"
-    dissimilarity, connectivity = tom_dissimilarity(
-        adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
-        signed=tom == "signed",
-    )
-    dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
-    del dissimilarity
-    k_total = np.asarray(to_host(connectivity), dtype=np.float64) - 1.0
-    release_free_memory()
-    merge, height = r_merge(hierarchy.linkage(squareform(dist, checks=False), "average"))
-    used_cut = default_cut_height(height) if cut_height is None else min(cut_height, height.max())
-    dynamic = cutree_hybrid(
-        merge,
-        height,
-        dist,
-        min_cluster_size=min_module_size,
-        deep_split=deep_split,
-        cut_height=cut_height,
-        pam_stage=pam_stage,
-        pam_respects_dendro=pam_respects_dendro,
-    )
-    del dist
-    release_free_memory()
-    labels = _merge_close(correlation, dynamic, merge_cut_height)
+    # the host's steps, each seconds to minutes for tens of thousands of genes
+    bar = progress_bar(4, "modules", progress, unit="step", delay=2.0)
+    try:
+        bar.set_postfix(step="topological overlap")
+        keep_sign = tom == "signed" and network == "unsigned"
+        dissimilarity, connectivity = tom_dissimilarity(
+            adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
+            signed=tom == "signed",
+        )
+        dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
+        del dissimilarity
+        k_total = np.asarray(to_host(connectivity), dtype=np.float64) - 1.0
+        release_free_memory()
+        bar.update(1)
+        bar.set_postfix(step="gene tree")
+        merge, height = r_merge(hierarchy.linkage(squareform(dist, checks=False), "average"))
+        bar.update(1)
+        bar.set_postfix(step="tree cut")
+        used_cut = (
+            default_cut_height(height) if cut_height is None else min(cut_height, height.max())
+        )
+        dynamic = cutree_hybrid(
+            merge,
+            height,
+            dist,
+            min_cluster_size=min_module_size,
+            deep_split=deep_split,
+            cut_height=cut_height,
+            pam_stage=pam_stage,
+            pam_respects_dendro=pam_respects_dendro,
+        )
+        del dist
+        release_free_memory()
+        bar.update(1)
+        bar.set_postfix(step="merging")
+        labels = _merge_close(correlation, dynamic, merge_cut_height)
+        bar.update(1)
+    finally:
+        bar.close()
 
     levels = np.unique(labels)
     vectors, values = _eigenvectors(correlation, labels, levels)
