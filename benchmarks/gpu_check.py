@@ -311,8 +311,8 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     )
     # WGCNA's network: the genes' correlations, adjacency and TOM on the device
     cases["network.modules, the 1,000 most variable genes, from the store"] = lambda: (
-        network.modules(store, power=6, genes=1000, device="gpu", progress=False),
-        network.modules(store, power=6, genes=1000, device="cpu", progress=False),
+        network.modules(store, power=6, genes=min(1000, n_genes), device="gpu", progress=False),
+        network.modules(store, power=6, genes=min(1000, n_genes), device="cpu", progress=False),
     )
     # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
     labelled = few.assign(condition=("sample", labels[:1000]))

@@ -445,6 +445,28 @@ def test_dendrogram_bands_each_gene_by_its_module(gene_network):
     assert len(colours) == result.sizes["module"]
     assert (0.8, 0.8, 0.8, 1.0) in colours or 0 not in result["module"].values
     assert f"{result.attrs['n_modules']} modules" in ax.get_title()
+    links = ax.collections[0].get_segments()
+    assert len(links) == 3 * (result.sizes["gene"] - 1)  # each merge: two legs and a bar
+    top = max(max(point[1] for point in link) for link in links)
+    assert top == pytest.approx(result["tree_height"].values.max())
+
+
+def test_dendrogram_of_a_deep_tree():
+    """Gene trees are chains thousands deep: drawn without recursion."""
+    n = 5000
+    chain = xr.Dataset(
+        {
+            "tree_merge": (
+                ("merge", "pair"),
+                np.column_stack([-np.arange(2, n + 1), np.r_[-1, np.arange(1, n - 1)]]),
+            ),
+            "tree_height": ("merge", np.linspace(0.1, 0.9, n - 1)),
+            "label": ("gene", np.zeros(n, dtype=int)),
+        },
+        attrs={"n_modules": 0, "power": 6, "network": "unsigned"},
+    )
+    ax = plot.dendrogram(chain)
+    assert len(ax.collections[0].get_segments()) == 3 * (n - 1)
 
 
 def test_module_traits_heatmap_shows_the_correlations(gene_network):

@@ -513,27 +513,45 @@ def _module_colours(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _draw_tree(ax: Axes, linkage: np.ndarray) -> np.ndarray:
+    """Draw a tree's links (without recursion: gene trees are tens of thousands deep, beyond
+    SciPy's ``dendrogram``) and return its leaves from left to right."""
+    from matplotlib.collections import LineCollection
+    from scipy.cluster import hierarchy
+
+    n = linkage.shape[0] + 1
+    order = hierarchy.leaves_list(linkage)
+    x = np.empty(2 * n - 1)
+    x[order] = np.arange(n) + 0.5
+    y = np.zeros(2 * n - 1)
+    segments = np.empty((n - 1, 3, 2, 2))
+    for step, (a, b, height, _) in enumerate(linkage):
+        a, b = int(a), int(b)
+        x[n + step], y[n + step] = (x[a] + x[b]) / 2, height
+        segments[step] = (
+            ((x[a], y[a]), (x[a], height)),
+            ((x[a], height), (x[b], height)),
+            ((x[b], height), (x[b], y[b])),
+        )
+    ax.add_collection(LineCollection(segments.reshape(-1, 2, 2), colors="#424949", lw=0.4))
+    ax.set_xlim(0, n)
+    ax.set_ylim(0, float(linkage[:, 2].max()) * 1.02)
+    ax.set_xticks([])
+    return order
+
+
 def dendrogram(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     """A :func:`cohortex.network.modules` result: the genes' tree of 1 - TOM with a band of
     their modules beneath (WGCNA's ``plotDendroAndColors``); grey is no module."""
     if "tree_merge" not in result or "label" not in result:
         raise CohortexError("dendrogram() needs a network.modules() result.")
-    from scipy.cluster import hierarchy
-
     from .stats._tree_cut import scipy_linkage
 
     linkage = scipy_linkage(
         np.asarray(result["tree_merge"].values), np.asarray(result["tree_height"].values)
     )
     ax = ax or _new_axes(height=4.5)
-    with warnings.catch_warnings():  # deep trees: SciPy's recursion warns, the figure is fine
-        warnings.simplefilter("ignore")
-        tree = hierarchy.dendrogram(
-            linkage, ax=ax, no_labels=True, color_threshold=0, above_threshold_color="#424949"
-        )
-    for line in ax.collections:
-        line.set_linewidth(0.4)
-    order = np.asarray(tree["leaves"])
+    order = _draw_tree(ax, linkage)
     band = ax.inset_axes((0.0, -0.14, 1.0, 0.08))
     colours = _module_colours(np.asarray(result["label"].values)[order])
     band.imshow(colours[None, :, :], aspect="auto", interpolation="nearest")

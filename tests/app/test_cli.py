@@ -547,6 +547,7 @@ def test_demo_runs_as_a_command(tmp_path):
         "de_wilcoxon_condition",
         "gsea_welch_condition",
         "mds",
+        "network",
         "pca",
         "survival_cox",
         "tsne",
@@ -554,8 +555,13 @@ def test_demo_runs_as_a_command(tmp_path):
     report = (tmp_path / "report.html").read_text()
     # volcano, top genes, gene sets, forest, Kaplan-Meier, the survival signature's risk
     # groups and calibration, ROC, PCA and t-SNE by condition and by batch, MDS, consensus
-    # CDF, autoencoder loss
-    assert report.count("<img ") == 15
+    # CDF, the gene tree and module-trait heatmap, autoencoder loss
+    assert report.count("<img ") == 17
+    network = report.split("<h2>Gene network</h2>")[1].split("<h2>")[0]
+    assert "co-expression modules of the 100 most variable genes" in network
+    assert "modules of at least 5 genes" in network  # the demo's planted modules: 5 genes
+    assert "against them give an adjusted Rand index of" in network
+    assert "every hidden factor behind the planted modules is followed" in network
     samples = report.split("<h2>Samples</h2>")[1].split("<h2>")[0]
     assert "The first 300 samples" in samples and "against the batch" in samples
     assert "its first surrogate variable correlates with it at |r| = " in samples

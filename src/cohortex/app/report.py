@@ -17,6 +17,7 @@ __all__ = ["demo_analyses", "write_report"]
 
 
 _SAMPLES_LOOKED_AT = 500  # MDS, consensus clustering and sva look at the first samples
+_NETWORK_GENES = 2000  # WGCNA's network of the most variable genes
 
 
 def _releasing(echo: Any) -> Any:
@@ -115,6 +116,7 @@ def demo_analyses(store: Path, *, tsne: bool = True, echo: Any = print) -> dict[
                 report["figures"][f"t-SNE by {variable}"] = figure
 
     report["samples"] = _samples(store, echo, report)
+    report["network"] = _gene_network(store, echo, report)
 
     start = time.perf_counter()
     model = Autoencoder((128, 16, 128), n_top_genes=2000, max_epochs=40, progress=False)
@@ -182,6 +184,60 @@ def _samples(store: Path, echo: Any, report: dict[str, Any]) -> dict[str, float]
             "; sva's surrogate variable (design ~ condition) against the batch it was not told "
             f"about: |r| = {facts['batch_correlation']:.2f}"
         )
+    echo(line)
+    return facts
+
+
+def _gene_network(store: Path, echo: Any, report: dict[str, Any]) -> dict[str, float]:
+    """WGCNA's modules of the most variable genes with their defaults, against the planted
+    modules and the hidden factors behind them."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from .. import network, plot
+    from ..store import open_cohort, write_result
+
+    cohort = open_cohort(store)
+    planted = cohort["module"].values if "module" in cohort else np.full(cohort.sizes["gene"], -1)
+    sizes = np.bincount(planted[planted >= 0])
+    # WGCNA's tutorial's 30 genes, or less where the demo planted smaller modules
+    smallest = int(min(30, sizes[sizes > 0].min())) if sizes.any() else 30
+    start = time.perf_counter()
+    result = network.modules(
+        store,
+        genes=min(_NETWORK_GENES, cohort.sizes["gene"]),
+        min_module_size=smallest,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    write_result(store, "network", result, overwrite=True)
+    traits = network.module_traits(result)
+    report["figures"]["Gene tree and modules (WGCNA)"] = _png(plot.dendrogram(result))
+    report["figures"]["Module eigengenes and sample variables"] = _png(plot.module_traits(traits))
+    facts = {
+        "genes": float(result.sizes["gene"]),
+        "modules": float(result.attrs["n_modules"]),
+        "min_module_size": float(smallest),
+        "power": float(result.attrs["power"]),
+        "seconds": seconds,
+    }
+    line = (
+        f"WGCNA: {result.attrs['n_modules']} modules of the {result.sizes['gene']} most "
+        f"variable genes (power {result.attrs['power']:g}, {result.attrs['power_source']}) in "
+        f"{seconds:.1f} s"
+    )
+    if sizes.any():
+        planted = cohort["module"].sel(gene=result["gene"].values).values
+        inside = planted >= 0
+        if inside.any():
+            facts["rand"] = _rounded(
+                adjusted_rand_score(planted[inside], result["label"].values[inside])
+            )
+            line += f"; against the planted modules: adjusted Rand {facts['rand']:.2f}"
+    factors = [t for t in traits["trait"].values if str(t).startswith("factor_")]
+    if factors:  # each hidden factor, and the module eigengene that follows it best
+        strongest = np.nanmax(np.abs(traits["cor"].sel(trait=factors).values), axis=0)
+        facts["factor_r"] = _rounded(float(strongest.min()))
+        line += f"; every hidden factor followed by an eigengene at |r| ≥ {facts['factor_r']:.2f}"
     echo(line)
     return facts
 
@@ -499,6 +555,27 @@ def write_report(path: Path, summary_text: str, report: dict[str, Any]) -> None:
                 f"variable correlates with it at |r| = {looked['batch_correlation']:.2f}."
             )
         outcome += "</p>"
+    if "network" in report:
+        net = report["network"]
+        outcome += (
+            f"<h2>Gene network</h2><p>WGCNA's co-expression modules of the {net['genes']:.0f} "
+            f"most variable genes with its tutorial's settings (power {net['power']:g}, the "
+            f"scale-free fit's choice; modules of at least {net['min_module_size']:.0f} genes), "
+            f"{net['seconds']:.1f} s: {net['modules']:.0f} modules"
+            + (
+                f"; the planted modules' genes against them give an adjusted Rand index of "
+                f"{net['rand']:.2f}"
+                if "rand" in net
+                else ""
+            )
+            + (
+                f", and every hidden factor behind the planted modules is followed by a "
+                f"module's eigengene at |r| ≥ {net['factor_r']:.2f}"
+                if "factor_r" in net
+                else ""
+            )
+            + ".</p>"
+        )
     document = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cohortex demo report</title>
 <style>
