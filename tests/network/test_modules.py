@@ -147,6 +147,21 @@ def test_tree_is_r_hclust(case):
     np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-13)
 
 
+def test_kme_pvalues_equal_pearsonr():
+    from scipy import stats
+
+    data = bladder()
+    result = network.modules(data, power=6, progress=False)
+    values = data["expression"].values
+    for gene in (0, 17, 400):
+        for module in result["module"].values:
+            eigengene = result["eigengene"].sel(module=module).values
+            expected = stats.pearsonr(values[:, gene], eigengene)
+            cell = result.sel(module=module).isel(gene=gene)
+            assert cell["kme"].item() == pytest.approx(expected.statistic, rel=1e-10)
+            assert cell["kme_pvalue"].item() == pytest.approx(expected.pvalue, rel=1e-8)
+
+
 def test_lanczos_for_large_modules_equals_lapack(monkeypatch):
     dense = network.modules(bladder(), power=6, progress=False)
     monkeypatch.setattr(_modules, "DENSE_EIGEN_GENES", 50)  # every module by Lanczos

@@ -42,6 +42,7 @@ from ..stats._tree_cut import (
 )
 from ._data import GeneNetwork, check_choice
 from ._soft_threshold import DEFAULT_POWERS, faq_power, fit_table
+from ._traits import student_pvalue
 
 __all__ = ["DENSE_EIGEN_GENES", "modules"]
 
@@ -112,12 +113,13 @@ def modules(
     xarray.Dataset
         On ``gene``: ``label``, its module (0: none, WGCNA's grey; else 1, 2, … by decreasing
         size), ``dynamic_label`` (the tree cut's modules before merging, as cutreeDynamic
-        numbers them), ``k_total`` and ``k_within`` (``intramodularConnectivity``: 0 in modules of
-        fewer than 3 genes), ``kme(gene, module)`` (``signedKME``: each gene's correlation
-        with each eigengene). On ``module`` (0 first where there are unassigned genes):
-        ``size``, ``var_explained`` and ``eigengene(sample, module)`` (``moduleEigengenes``:
-        the standardised module genes' first principal component, unit length, oriented with
-        their average). The tree: ``tree_merge(merge, pair)`` and ``tree_height(merge)`` as
+        numbers them), ``k_total`` and ``k_within`` (``intramodularConnectivity``: 0 in
+        modules of fewer than 3 genes), ``kme(gene, module)`` (``signedKME``: each gene's
+        correlation with each eigengene) and ``kme_pvalue`` (``corPvalueStudent``). On
+        ``module`` (0 first where there are unassigned genes): ``size``, ``var_explained`` and
+        ``eigengene(sample, module)`` (``moduleEigengenes``: the standardised module genes'
+        first principal component, unit length, oriented with their average). The tree:
+        ``tree_merge(merge, pair)`` and ``tree_height(merge)`` as
         R's ``hclust``. The cohort's sample variables (for :func:`module_traits`). Attrs:
         ``power``, ``power_source`` ("given", "scale-free fit" or "WGCNA FAQ"), ``network``,
         ``tom``, ``min_module_size``, ``deep_split``, ``pam_stage``, ``pam_respects_dendro``,
@@ -221,6 +223,7 @@ def modules(
             "k_total": ("gene", k_total),
             "k_within": ("gene", k_within),
             "kme": (("gene", "module"), kme),
+            "kme_pvalue": (("gene", "module"), student_pvalue(kme, data.n_samples)),
             "size": ("module", sizes),
             "var_explained": ("module", values / sizes),
             "eigengene": (("sample", "module"), eigengenes),

@@ -12,7 +12,7 @@ from scipy import stats
 from .._errors import CohortexError
 from ..fdr import adjust, check_method
 
-__all__ = ["hub_genes", "module_traits"]
+__all__ = ["hub_genes", "module_traits", "student_pvalue"]
 
 
 def module_traits(
@@ -75,10 +75,7 @@ def module_traits(
         x = eigengenes[present] - eigengenes[present].mean(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             cor[:, j] = (x.T @ y) / np.sqrt((x * x).sum(axis=0) * (y @ y))
-    df = counts - 2.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.sqrt(df) * cor / np.sqrt(1.0 - cor * cor)
-    pvalue = 2.0 * stats.t.sf(np.abs(t), np.where(df > 0, df, np.nan))
+    pvalue = student_pvalue(cor, counts)
     padj = np.asarray(adjust(pvalue.ravel(), fdr)).reshape(pvalue.shape)
     return xr.Dataset(
         {
@@ -90,6 +87,15 @@ def module_traits(
         coords={"module": modules["module"].values, "trait": names},
         attrs={"fdr": fdr},
     )
+
+
+def student_pvalue(cor: np.ndarray, n: np.ndarray | int) -> np.ndarray:
+    """WGCNA's ``corPvalueStudent``: two-sided p-values of Pearson correlations of ``n`` pairs
+    (Student's t on ``n - 2`` degrees of freedom; SciPy's ``pearsonr``)."""
+    df = np.asarray(n, dtype=np.float64) - 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.sqrt(df) * cor / np.sqrt(1.0 - cor * cor)
+    return 2.0 * stats.t.sf(np.abs(t), np.where(df > 0, df, np.nan))
 
 
 def _trait_columns(name: str, values: np.ndarray) -> list[tuple[str, np.ndarray]]:
