@@ -136,6 +136,7 @@ PUBLIC = {
     },
     "cohortex.simulate": {"GENERATION_BLOCK", "simulate"},
     "cohortex.survival": {
+        "CUTPOINT_PVALUES",
         "TIES",
         "TIME_WEIGHTS",
         "Concordance",
@@ -148,6 +149,7 @@ PUBLIC = {
         "compare_groups",
         "concordance",
         "cox",
+        "cutpoint",
         "cox_zph",
         "coxnet",
         "cumulative_incidence",

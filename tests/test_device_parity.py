@@ -503,6 +503,17 @@ def test_survival_logrank(gpu_xp, cohort):
     _same(survival.logrank(path, time, event, strata=condition, device="gpu"), cpu)
 
 
+def test_survival_cutpoint(gpu_xp, cohort):
+    """maxstat's statistics of each gene: the sorts, sums and bounds on the device."""
+    path, _, condition = cohort
+    rng = np.random.default_rng(15)
+    time = np.ceil(rng.exponential(20, len(condition)))  # tied times
+    event = (rng.random(len(condition)) < 0.6).astype(int)
+    for pvalue in ("Lau94", "Lau92"):
+        cpu = survival.cutpoint(path, time, event, pvalue=pvalue, device="cpu")
+        _same(survival.cutpoint(path, time, event, pvalue=pvalue, device="gpu"), cpu)
+
+
 def test_gsea(gpu_xp):
     rng = np.random.default_rng(14)
     genes = [f"g{i}" for i in range(500)]

@@ -1751,6 +1751,31 @@ def test_consensus_clusters_into_the_store(tmp_path, capsys):
     assert "2 ≤ max_k" in capsys.readouterr().err
 
 
+def test_survival_cutpoints_into_the_store(tmp_path, capsys):
+    """survival --test cutpoint: the result in the store equals the API's, the best genes
+    printed with their cutpoints, the Kaplan-Meier plot split at the gene's cutpoint."""
+    from cohortex import read_result, simulate, survival
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 200, 60, n_de=0, survival_genes=5, seed=9)
+    capsys.readouterr()
+    expected = survival.cutpoint(store, "time", "event")
+    best = str(expected["gene"].values[int(np.argmin(expected["pvalue"].values))])
+    figure = tmp_path / "km.png"
+    command = ["survival", str(store), "--test", "cutpoint", "--top", "3"]
+    assert main([*command, "--km", best, "--plot", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    assert "maximally selected log-rank statistics" in printed and "cutpoint" in printed
+    assert best in printed.splitlines()[2]  # the first of the best genes
+    stored = read_result(store, "survival_cutpoint")
+    np.testing.assert_array_equal(stored["cutpoint"].values, expected["cutpoint"].values)
+    assert figure.stat().st_size > 0
+    assert main([*command, "--quantile", "0.3"]) == 2
+    assert "no --strata or --quantile" in capsys.readouterr().err
+    assert main([*command, "--km", "nope", "--plot", str(figure)]) == 2
+    assert "--km must name a gene" in capsys.readouterr().err
+
+
 def test_network_into_the_store(tmp_path, capsys):
     """network STORE: the soft-threshold table printed, then the modules in the store equal
     the API's, each gene's module as a table and the gene tree as a figure."""

@@ -461,10 +461,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     surv.add_argument(
         "--test",
-        choices=("cox", "zph", "logrank", "finegray"),
+        choices=("cox", "zph", "logrank", "cutpoint", "finegray"),
         default="cox",
         help="a Cox model per gene, the test of its proportional hazards (cox.zph), the "
-        "log-rank test of its high and low samples, or a Fine-Gray model of --cause (--event "
+        "log-rank test of its high and low samples, its best cutpoint with a p-value that "
+        "allows for the search (maxstat, Lau94), or a Fine-Gray model of --cause (--event "
         "then holds each event's cause, 0 censored; cmprsk's crr)",
     )
     surv.add_argument(
@@ -1780,8 +1781,10 @@ def _survival(args: argparse.Namespace) -> None:
     if (args.km is None) != (args.plot is None):
         raise CohortexError("--km GENE and --plot FILE go together.")
     _check_plot(args.plot)
-    if args.test == "logrank" and (args.covariates or args.ties != "efron"):
+    if args.test in ("logrank", "cutpoint") and (args.covariates or args.ties != "efron"):
         raise CohortexError("--covariates and --ties go with --test cox or zph.")
+    if args.test == "cutpoint" and (args.strata or args.quantile != 0.5):
+        raise CohortexError("--test cutpoint finds each gene's split: no --strata or --quantile.")
     if args.test != "zph" and args.transform != "km":
         raise CohortexError("--transform goes with --test zph.")
     if args.test != "cox" and args.concordance:
@@ -1791,10 +1794,15 @@ def _survival(args: argparse.Namespace) -> None:
     args.time = _outcome_variable(args.store, args.time, "time", "follow-up times")
     args.event = _outcome_variable(args.store, args.event, "event", "events (1 event, 0 censored)")
     curves = None
-    if args.km is not None:  # first: an unknown gene fails before anything is computed or stored
+    if args.km is not None and args.test != "cutpoint":  # first: an unknown gene fails early
         curves = survival.kaplan_meier(
             args.store, args.time, args.event, gene=args.km, quantile=args.quantile
         )
+    elif args.km is not None:
+        from ..store import open_cohort
+
+        if args.km not in set(open_cohort(args.store)["gene"].values.astype(str)):
+            raise CohortexError(f"--km must name a gene of the store; got {args.km!r}.")
     start = time.perf_counter()
     shared = {"strata": args.strata, "fdr": args.fdr, "device": args.device}
     model = {"covariates": args.covariates, "ties": args.ties, **shared}
@@ -1818,6 +1826,11 @@ def _survival(args: argparse.Namespace) -> None:
             fdr=args.fdr,
         )
         what = f"Fine-Gray models of cause {args.cause}"
+    elif args.test == "cutpoint":
+        result = survival.cutpoint(
+            args.store, args.time, args.event, fdr=args.fdr, device=args.device
+        )
+        what = "maximally selected log-rank statistics (cutpoints, Lau94 p-values)"
     else:
         result = survival.logrank(
             args.store, args.time, args.event, quantile=args.quantile, **shared
@@ -1844,16 +1857,30 @@ def _survival(args: argparse.Namespace) -> None:
                 columns.append("concordance")
         if args.test == "zph":
             columns = ["gene", "coefficient", "statistic", "pvalue", "padj", "global_pvalue"]
+        if args.test == "cutpoint":
+            columns = ["gene", "cutpoint", "n_low", "hazard_ratio", "statistic", "pvalue", "padj"]
         # where p-values underflow to 0 the larger statistic ranks first
         strength = -table["statistic"].abs()
         best = table.assign(strength=strength).sort_values(["pvalue", "strength"]).head(args.top)
         with pd.option_context("display.width", 120, "display.max_columns", 12):
             print(best[columns].to_string(index=False, float_format="%.4g"))
+    if args.km is not None and args.test == "cutpoint":  # split at the gene's cutpoint
+        from ..store import open_cohort
+
+        cut = float(result["cutpoint"].sel(gene=args.km))
+        values = open_cohort(args.store)["expression"].sel(gene=args.km).values
+        groups = np.where(values > cut, "high", "low")
+        curves = survival.kaplan_meier(args.store, args.time, args.event, by=groups)
     if curves is not None:
         from .. import plot
 
         ax = plot.km(curves)
-        ax.set_title(f"{args.km}: high vs low expression")
+        split = (
+            f"above and below its cutpoint {float(result['cutpoint'].sel(gene=args.km)):.3g}"
+            if args.test == "cutpoint"
+            else "high vs low expression"
+        )
+        ax.set_title(f"{args.km}: {split}")
         _save_figure(ax, args.plot, f"Kaplan-Meier plot of {args.km} written to {args.plot}")
 
 
