@@ -533,7 +533,7 @@ def _draw_tree(ax: Axes, linkage: np.ndarray) -> np.ndarray:
             ((x[a], height), (x[b], height)),
             ((x[b], height), (x[b], y[b])),
         )
-    ax.add_collection(LineCollection(segments.reshape(-1, 2, 2), colors="#424949", lw=0.4))
+    ax.add_collection(LineCollection(list(segments.reshape(-1, 2, 2)), colors="#424949", lw=0.4))
     ax.set_xlim(0, n)
     ax.set_ylim(0, float(linkage[:, 2].max()) * 1.02)
     ax.set_xticks([])
