@@ -1779,7 +1779,7 @@ def test_survival_cutpoints_into_the_store(tmp_path, capsys):
 def test_network_into_the_store(tmp_path, capsys):
     """network STORE: the soft-threshold table printed, then the modules in the store equal
     the API's, each gene's module as a table and the gene tree as a figure."""
-    from cohortex import network, read_result, simulate
+    from cohortex import network, open_cohort, read_result, simulate
 
     store = tmp_path / "s.zarr"
     simulate(store, 120, 400, n_de=0, modules=3, seed=8)
@@ -1810,6 +1810,22 @@ def test_network_into_the_store(tmp_path, capsys):
     assert figure.stat().st_size > 0
     assert main([*command, "--merge-cut-height", "2"]) == 2
     assert "'merge_cut_height' parameter" in capsys.readouterr().err
+    # the gene sets over-represented in each module: the planted modules
+    planted = open_cohort(store)["module"].values
+    ids = open_cohort(store)["gene"].values
+    gmt = tmp_path / "planted.gmt"
+    gmt.write_text(
+        "".join(f"planted{k}\tmodule {k}\t" + "\t".join(ids[planted == k]) + "\n" for k in range(3))
+    )
+    assert main([*command, "--names", "symbol"]) == 2
+    assert "--names goes with --sets" in capsys.readouterr().err
+    assert main([*command, "--sets", str(gmt), "--names", "nope"]) == 2
+    assert "'nope' is not a gene variable" in capsys.readouterr().err
+    assert main([*command, "--sets", str(gmt)]) == 0
+    printed = capsys.readouterr().out
+    assert "most over-represented gene set (padj)" in printed
+    for k in range(3):
+        assert f"planted{k} (" in printed
 
 
 def test_mds_into_the_store(tmp_path, capsys):

@@ -240,6 +240,32 @@ def test_hub_genes_are_the_highest_kme():
     assert first["rank"].tolist() == [1, 2, 3, 4, 5]
 
 
+def test_module_enrichment_finds_the_planted_sets():
+    from scipy import stats
+
+    from cohortex.genesets import GeneSets, ora
+
+    x, _, genes = simulate_array(300, 600, modules=4, module_size=50, n_de=0, seed=5)
+    result = network.modules(x, progress=False)
+    ids = result["gene"].values
+    planted = genes["module"].to_numpy()
+    sets = GeneSets.from_dict({f"planted{k}": list(ids[planted == k]) for k in range(4)})
+    enriched = network.module_enrichment(result, sets, min_size=5)
+    assert list(enriched["module"].values) == list(range(1, result.attrs["n_modules"] + 1))
+    for module in enriched["module"].values:  # each module's best set is a planted one
+        row = enriched.sel(module=module)
+        best = int(np.argmin(row["pvalue"].values))
+        assert row["padj"].values[best] < 1e-20
+        members = ids[result["label"].values == module]
+        direct = ora(members, sets, ids, min_size=5).isel(gene_set=best)
+        assert row["pvalue"].values[best] == direct["pvalue"].item()
+        in_set = planted[result["label"].values == module] == best
+        expected = stats.hypergeom.sf(in_set.sum() - 1, 600, 50, members.size)
+        assert row["pvalue"].values[best] == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(CohortexError, match="result of modules"):
+        network.module_enrichment(xr.Dataset(), sets)
+
+
 def test_module_traits_of_categories_with_missing_values():
     result = network.modules(bladder(), power=6, progress=False)
     cancer = result["cancer"].values.astype(object)

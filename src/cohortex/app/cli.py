@@ -868,6 +868,18 @@ def _parser() -> argparse.ArgumentParser:
         "--genes", type=int, default=0, help="the most variable genes only (0: all that vary)"
     )
     nw.add_argument(
+        "--sets",
+        type=Path,
+        default=None,
+        help="a GMT file: each module's most over-represented gene set too",
+    )
+    nw.add_argument(
+        "--names",
+        default=None,
+        metavar="VARIABLE",
+        help="gene variable the sets' names are in (e.g. symbol); default the gene ids",
+    )
+    nw.add_argument(
         "--soft-threshold",
         action="store_true",
         help="print (and --plot) the scale-free fit of each power; no modules",
@@ -2485,6 +2497,15 @@ def _network(args: argparse.Namespace) -> None:
     _check_plot(args.plot)
     if args.out is not None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
+    if args.names is not None and args.sets is None:
+        raise CohortexError("--names goes with --sets.")
+    sets = None
+    if args.sets is not None:  # first: a bad file fails before the network is built
+        from .. import genesets
+
+        sets = genesets.read_gmt(args.sets)
+        if args.names is not None:
+            sets = sets.translate(args.store, args.names)
     start = time.perf_counter()
     if args.soft_threshold:
         table = network.soft_threshold(
@@ -2539,7 +2560,13 @@ def _network(args: argparse.Namespace) -> None:
     hubs = network.hub_genes(result, 1).set_index("module")
     variables = [v for v in result.data_vars if result[v].dims == ("sample",)]
     traits = network.module_traits(result) if variables else None
-    print("  module   genes   variance   hub gene (kME)          strongest sample variable")
+    enriched = None
+    if sets is not None and result.attrs["n_modules"] > 0:
+        enriched = network.module_enrichment(result, sets)
+    header = "  module   genes   variance   hub gene (kME)          strongest sample variable"
+    if enriched is not None:
+        header = f"{header:<112} most over-represented gene set (padj)"
+    print(header)
     for module in result["module"].values:
         size = int(result["size"].sel(module=module))
         share = float(result["var_explained"].sel(module=module))
@@ -2559,7 +2586,13 @@ def _network(args: argparse.Namespace) -> None:
                     f"(p = {float(cell['pvalue']):.2g})"
                 )
         name = f"{module}" if module else "0 (none)"
-        print(f"  {name:<8} {size:>5}   {share:8.2f}   {hub:<23} {strongest}")
+        line = f"  {name:<8} {size:>5}   {share:8.2f}   {hub:<23} {strongest}"
+        if enriched is not None and module != 0:
+            row = enriched.sel(module=module)
+            best = int(np.nanargmin(row["pvalue"].values))
+            set_name = str(enriched["gene_set"].values[best])
+            line = f"{line:<112} {set_name} ({float(row['padj'].values[best]):.2g})"
+        print(line)
     if args.out is not None:
         labels = np.asarray(result["label"].values)
         own = np.searchsorted(np.asarray(result["module"].values), labels)

@@ -1,9 +1,10 @@
 """Weighted gene co-expression networks, as WGCNA: the soft threshold, modules of co-expressed
 genes (topological overlap, dynamicTreeCut's hybrid cut, merged by their eigengenes), the
-modules' eigengenes against sample variables, and their hub genes (private implementation;
-public here)."""
+modules' eigengenes against sample variables, their hub genes and the gene sets over-represented
+in them (private implementation; public here)."""
 
 from .._constants import NETWORK_TYPES, TOM_TYPES
+from ._enrichment import module_enrichment
 from ._modules import modules
 from ._soft_threshold import DEFAULT_POWERS, soft_threshold
 from ._traits import hub_genes, module_traits
@@ -13,6 +14,7 @@ __all__ = [
     "NETWORK_TYPES",
     "TOM_TYPES",
     "hub_genes",
+    "module_enrichment",
     "module_traits",
     "modules",
     "soft_threshold",
