@@ -110,6 +110,7 @@ PUBLIC = {
         "NETWORK_TYPES",
         "TOM_TYPES",
         "hub_genes",
+        "module_edges",
         "module_enrichment",
         "module_traits",
         "modules",

@@ -423,6 +423,11 @@ def test_network(gpu_xp, tmp_path):
         cpu = network.modules(path, device="cpu", progress=False, **options)
         on_device = network.modules(path, device="gpu", progress=False, **options)
         _same(on_device, cpu, rtol=1e-9)
+    edges = [
+        network.module_edges(path, cpu, 1, device=device, progress=False)
+        for device in ("gpu", "cpu")
+    ]
+    pd.testing.assert_frame_equal(edges[0], edges[1], rtol=1e-9)
     _same(
         network.soft_threshold(path, network="signed hybrid", device="gpu", progress=False),
         network.soft_threshold(path, network="signed hybrid", device="cpu", progress=False),

@@ -266,6 +266,50 @@ def test_module_enrichment_finds_the_planted_sets():
         network.module_enrichment(xr.Dataset(), sets)
 
 
+@pytest.mark.parametrize("tom", ["unsigned", "signed"])
+def test_module_edges_are_wgcna_tom(tom):
+    data = bladder()
+    result = network.modules(data, power=6, tom=tom, progress=False)
+    name = "bladder" if tom == "unsigned" else "bladder_signed_tom"
+    rows = pd.read_csv(WGCNA / f"{name}_tom_rows.csv", index_col=0)  # R's TOM, 10 genes
+    compared = 0
+    for module in (1, 2, 3):
+        edges = network.module_edges(data, result, module, threshold=0.0, progress=False)
+        size = int(result["size"].sel(module=module))
+        assert len(edges) == size * (size - 1) // 2  # every pair once
+        assert np.all(np.diff(edges["weight"].values) <= 0)
+        for row in edges.itertuples():
+            for one, other in ((row.from_gene, row.to_gene), (row.to_gene, row.from_gene)):
+                if one in rows.index:
+                    assert row.weight == pytest.approx(rows.loc[one, other], abs=1e-13)
+                    compared += 1
+                    break
+        members = result["gene"].values[result["label"].values == module]
+        kme = dict(
+            zip(
+                members,
+                result["kme"].sel(module=module).values[result["label"].values == module],
+                strict=True,
+            )
+        )
+        assert np.allclose(edges["from_kme"], [kme[g] for g in edges["from_gene"]])
+    assert compared > 100
+    default = network.module_edges(data, result, 2, progress=False)
+    everything = network.module_edges(data, result, 2, threshold=0.0, progress=False)
+    pd.testing.assert_frame_equal(default, everything[everything["weight"] >= 0.02])
+
+
+def test_module_edges_refusals():
+    data = bladder()
+    result = network.modules(data, power=6, progress=False)
+    with pytest.raises(CohortexError, match="'module' parameter of module_edges"):
+        network.module_edges(data, result, 9)
+    with pytest.raises(CohortexError, match="does not hold the network's genes"):
+        network.module_edges(data.isel(gene=slice(0, 500)), result, 1)
+    with pytest.raises(CohortexError, match="result of modules"):
+        network.module_edges(data, data, 1)
+
+
 def test_module_traits_of_categories_with_missing_values():
     result = network.modules(bladder(), power=6, progress=False)
     cancer = result["cancer"].values.astype(object)

@@ -4,6 +4,7 @@ modules' eigengenes against sample variables, their hub genes and the gene sets 
 in them (private implementation; public here)."""
 
 from .._constants import NETWORK_TYPES, TOM_TYPES
+from ._edges import module_edges
 from ._enrichment import module_enrichment
 from ._modules import modules
 from ._soft_threshold import DEFAULT_POWERS, soft_threshold
@@ -14,6 +15,7 @@ __all__ = [
     "NETWORK_TYPES",
     "TOM_TYPES",
     "hub_genes",
+    "module_edges",
     "module_enrichment",
     "module_traits",
     "modules",

@@ -85,8 +85,14 @@ class GeneNetwork:
         device: str,
         progress: bool | None,
         who: str,
+        gene_ids: np.ndarray | None = None,
+        correlation: bool = True,
     ) -> GeneNetwork:
-        """Read the cohort's moments, choose the genes and compute their correlations."""
+        """Read the cohort's moments, choose the genes and compute their correlations.
+
+        ``gene_ids`` takes exactly those genes (a network already built); ``correlation=False``
+        leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
+        """
         data = as_cohort_matrix(cohort)
         transform = ""
         if data.scale == "counts":  # WGCNA wants log-scale values: edgeR's log-CPM, TMM
@@ -114,6 +120,14 @@ class GeneNetwork:
             )
         keep = variance > 0.0
         n_constant = int(n_total - keep.sum())
+        if gene_ids is not None:
+            wanted = np.isin(data.gene_ids.astype(str), np.asarray(gene_ids).astype(str))
+            if int((wanted & keep).sum()) != len(gene_ids):
+                raise CohortexError(
+                    f"{who}(): the cohort does not hold the network's genes (or they no longer "
+                    "vary): give the cohort the network was built from."
+                )
+            keep &= wanted
         if genes is not None:
             if not _SMALLEST <= genes <= int(keep.sum()):
                 raise CohortexError(
@@ -126,7 +140,8 @@ class GeneNetwork:
             raise CohortexError(
                 f"{who}() needs at least {_SMALLEST} genes that vary; the cohort has {n_genes}."
             )
-        _check_memory(n_genes, on, who)
+        if correlation:
+            _check_memory(n_genes, on, who)
         if not keep.all():
             x = take_genes(x, keep)
         rows = max(1, _BLOCK_BYTES // (8 * n_genes))
@@ -142,7 +157,8 @@ class GeneNetwork:
             who,
             progress,
         )
-        network.correlation = network._correlation()
+        if correlation:
+            network.correlation = network._correlation()
         return network
 
     def _blocks(self, what: str) -> Iterator[tuple[int, Any]]:
@@ -165,6 +181,32 @@ class GeneNetwork:
         for _, values in self._blocks("correlations"):
             accumulate_gram(gram, values, mean, sd)
         return correlation_from_gram(gram)
+
+    def cross_correlation(self, rows: np.ndarray) -> Any:
+        """Correlations of a few genes with every gene, a block of samples at a time.
+
+        Parameters
+        ----------
+        rows : ndarray of int, shape (m,)
+            Positions of the genes among the network's.
+
+        Returns
+        -------
+        array of shape (m, n_genes), float64, on the cohort's device
+        """
+        xp = self.xp
+        index = xp.asarray(rows)
+        products = xp.zeros((rows.shape[0], self.n_genes), dtype=xp.float64)
+        mean, sd = xp.asarray(self.mean), xp.asarray(self.sd)
+        sums = xp.zeros(self.n_genes, dtype=xp.float64)
+        for _, values in self._blocks("correlations"):
+            z = (xp.asarray(values, dtype=xp.float64) - mean) / sd
+            products += z[:, index].T @ z
+            sums += (z * z).sum(axis=0)
+        root = xp.sqrt(sums)
+        out = products / root[index][:, None] / root[None, :]
+        out[xp.arange(rows.shape[0]), index] = 1.0
+        return out
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """``Z @ weights`` of the standardised genes ``Z``, a block of samples at a time.
