@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy import stats
 
 from cohortex import CohortexError, CohortexWarning, de
@@ -75,6 +76,40 @@ def test_sva_equals_r(case):
     )
     assert result.attrs["n_sv_method"] == ""
     assert result.attrs["n_genes"] == (400 if case == "bladder_vfilter" else 1000)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "bladder_two_step"])
+def test_gene_side_equals_r(case, monkeypatch):
+    """The leading vectors from genes × genes Gram matrices (the side taken where fewer genes
+    than samples are used): the same surrogate variables and probabilities as R's."""
+    monkeypatch.setattr(sva_module, "_GENE_SIDE", True)
+    monkeypatch.setattr(sva_module, "_DENSE_EIGEN", 300)  # the 1,000 genes' by Lanczos
+    options = dict(CASES[case])
+    _check(de.sva(_bladder(), options.pop("design"), **options), case)
+
+
+def test_gene_side_is_taken_for_more_samples_than_genes(monkeypatch):
+    rng = np.random.default_rng(5)
+    n, m = 150, 60
+    hidden = rng.normal(size=n)
+    condition = np.repeat(["a", "b"], n // 2)
+    x = rng.normal(size=(n, m)) + np.outer(hidden, rng.normal(size=m))
+    x[condition == "b", :10] += 1.0
+    cohort = xr.Dataset(
+        {"expression": (("sample", "gene"), 5.0 + x), "condition": ("sample", condition)}
+    )
+    calls = []
+    original = sva_module._Problem.gene_grams
+    monkeypatch.setattr(
+        sva_module._Problem, "gene_grams", lambda self: calls.append(1) or original(self)
+    )
+    genes = de.sva(cohort, "~ condition", n_sv=1)
+    assert calls  # the gene side
+    monkeypatch.setattr(sva_module, "_GENE_SIDE", False)
+    samples = de.sva(cohort, "~ condition", n_sv=1)
+    for name in ("sv1", "pprob_gam", "pprob_b"):
+        np.testing.assert_allclose(genes[name].values, samples[name].values, atol=1e-10)
+    assert abs(np.corrcoef(genes["sv1"].values, hidden)[0, 1]) > 0.9
 
 
 def test_svaseq_on_counts_leaves_out_a_constant_gene():
@@ -237,6 +272,10 @@ def test_a_gram_matrix_beyond_the_memory_is_refused_at_once(monkeypatch):
         de.sva(_bladder(), "~ cancer", n_sv=2)
     monkeypatch.setattr(sva_module, "physical_memory", lambda: 0)  # unknown: no check
     assert de.sva(_bladder(), "~ cancer", n_sv=2).attrs["n_sv"] == 2
+    monkeypatch.setattr(sva_module, "_GENE_SIDE", True)
+    monkeypatch.setattr(sva_module, "physical_memory", lambda: 1000 * 1000 * 8 * 3)
+    with pytest.raises(CohortexError, match="1000 × 1000 Gram matrices of the genes.*fewer genes"):
+        de.sva(_bladder(), "~ cancer", n_sv=2)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.linalg
 import xarray as xr
 from scipy import special, stats
+from scipy.sparse.linalg import eigsh
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
@@ -41,6 +42,8 @@ __all__ = ["SVA_METHODS", "fsva", "num_sv", "sva", "wsva"]
 _BLOCK_BYTES = 64 << 20  # float64 values of one block of genes × every sample
 _SMALLEST_FILTER = 100  # sva's smallest vfilter
 _GRAM_COPIES = 4  # the Gram matrix, eigh's copy and workspace, a block's product
+_GENE_SIDE: bool | None = None  # None: genes × genes Gram matrices where fewer genes are used
+_DENSE_EIGEN = 2000  # larger Gram matrices give their leading pairs by Lanczos
 
 
 @shared_docs
@@ -125,9 +128,12 @@ def sva(
     probabilities can differ by more (5e-7 to 5e-6 at 20,000 genes, benchmarks/sva_versus_r.py): an
     F statistic near 0 is a difference of two nearly equal residual sums in sva's formula,
     R's rounding as ours, and its p-value near 1 moves the density's upper tail. Each
-    iteration reads the data twice and forms an (n_samples × n_samples) Gram matrix:
-    O(n_genes · n_samples²) work that a GPU takes over, and n_samples² memory (refused at
-    once where four such matrices exceed the machine's memory: 8 GB at 16,000 samples).
+    iteration reads the data twice and forms a Gram matrix of the smaller side: samples ×
+    samples, or with fewer genes than samples, genes × genes (``X'X`` once; each iteration
+    reweighs it and takes the surrogate variables back to the samples in a pass):
+    O(n_genes · n_samples · min(n_genes, n_samples)) work that a GPU takes over, refused at
+    once where four such matrices exceed the machine's memory (8 GB at 16,000). The
+    two-step method and :func:`num_sv`'s permutations stay on the samples' side.
     """
     method = "supervised" if controls is not None else method
     _check_choice("method", method, SVA_METHODS)
@@ -157,7 +163,7 @@ def sva(
     elif method == "two-step":
         vectors, probabilities = problem.two_step(n_sv)
     else:
-        vectors = _leading_vectors(problem.centred_gram(weights), n_sv)
+        vectors = problem.centred_vectors(weights, n_sv)
         probabilities = {"pprob_gam": weights}
     return problem.result(vectors, probabilities, method, estimated, iterations)
 
@@ -431,11 +437,14 @@ class _Problem:
         transform: str,
         n_constant: int,
         who: str,
+        mean: np.ndarray | None = None,
     ) -> None:
         self.x = x  # dask (samples × genes used), rechunked to blocks of genes × all samples
         self.model, self.null = model, null
         self.gene_ids, self.sample_ids = gene_ids, sample_ids
         self.variance = variance
+        self.mean = mean
+        self._gene_grams: tuple[np.ndarray, np.ndarray] | None = None
         self.transform, self.n_constant, self.who = transform, n_constant, who
         self.n_samples, self.n_genes = x.shape
         self.xp = namespace(x._meta)
@@ -463,7 +472,6 @@ class _Problem:
         null_model = model[:, :1] if null is None else design_matrix(null, data.dataset, n)[0]
         if model.shape[1] >= n:
             raise CohortexError(f"{who}() needs more samples than design columns.")
-        _check_gram_memory(n, who)
         x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
         transform, smallest = "", None
         if data.scale == "counts":  # svaseq
@@ -499,7 +507,7 @@ class _Problem:
         if not keep.all():
             x = take_genes(x, keep)
         x = x.rechunk({0: -1, 1: width})
-        return cls(
+        problem = cls(
             x,
             model,
             null_model,
@@ -509,7 +517,14 @@ class _Problem:
             transform,
             n_constant,
             who,
+            mean[keep],
         )
+        # the smaller Gram matrix is checked here; the sample side's where it must be formed
+        if problem.gene_side:
+            _check_gram_memory(problem.n_genes, who, "genes")
+        else:
+            _check_gram_memory(n, who)
+        return problem
 
     # the passes over the blocks -----------------------------------------------------------
 
@@ -542,6 +557,84 @@ class _Problem:
         """``function(block, first gene)`` of shape (k, block genes), joined over the genes."""
         parts = [np.asarray(to_host(function(v, s)), np.float64) for s, v in self.blocks()]
         return np.concatenate(parts, axis=1)
+
+    # the gene side: where fewer genes than samples are used, genes × genes Gram matrices
+    # take the samples × samples ones' place (the same leading vectors, from X'X instead of XX')
+
+    @property
+    def gene_side(self) -> bool:
+        """Whether the leading vectors come from genes × genes Gram matrices."""
+        if _GENE_SIDE is not None:
+            return _GENE_SIDE
+        return self.n_genes < self.n_samples
+
+    def _sample_blocks(self) -> Iterator[tuple[int, Any]]:
+        """Each block of samples (every gene used), centred by the genes' means."""
+        rows = max(1, _BLOCK_BYTES // (8 * self.n_genes))
+        by_samples = self.x.rechunk({0: rows, 1: -1})
+        blocks = by_samples.to_delayed()[:, 0]
+        starts = np.cumsum((0, *by_samples.chunks[0]))
+        mean = self.xp.asarray(self.mean)
+        bar = progress_bar(len(blocks), f"{self.who}: a pass over the samples", delay=2.0)
+        try:
+            for start, block in zip(starts[:-1], blocks, strict=True):
+                (values,) = dask.compute(block)
+                yield int(start), values - mean
+                bar.update(1)
+        finally:
+            bar.close()
+
+    def gene_grams(self) -> tuple[np.ndarray, np.ndarray]:
+        """``Xcᵀ Xc`` (genes × genes) of the centred genes and ``Qᵀ Xc`` (design × genes) for the
+        design's orthonormal basis ``Q``, from one pass over the samples (kept)."""
+        if self._gene_grams is None:
+            xp = self.xp
+            basis = self.basis(self.model)
+            gram = xp.zeros((self.n_genes, self.n_genes))
+            projected = xp.zeros((self.model.shape[1], self.n_genes))
+            for start, centred in self._sample_blocks():
+                gram += centred.T @ centred
+                projected += basis[start : start + centred.shape[0]].T @ centred
+            self._gene_grams = (
+                np.asarray(to_host(gram), dtype=np.float64),
+                np.asarray(to_host(projected), dtype=np.float64),
+            )
+        return self._gene_grams
+
+    def centred_times(self, vectors: np.ndarray) -> np.ndarray:
+        """``Xc @ vectors`` of the centred genes: (samples × k), one pass over the samples."""
+        v = self.xp.asarray(vectors)
+        parts = [np.asarray(to_host(c @ v), np.float64) for _, c in self._sample_blocks()]
+        return np.concatenate(parts, axis=0)
+
+    def residual_vectors(self, k: int) -> np.ndarray:
+        """The k leading left singular vectors of the design's residuals (samples × k)."""
+        if not (self.gene_side and self._intercept_in(self.model)):
+            _check_gram_memory(self.n_samples, self.who)
+            basis = self.basis(self.model)
+            return _leading_vectors(
+                self.sum_over_blocks(lambda b, s: _sva.residual_gram(b, basis)), k
+            )
+        gram, projected = self.gene_grams()
+        values, vectors = _top_pairs(gram - projected.T @ projected, k)
+        basis = np.asarray(to_host(self.basis(self.model)))
+        residual = self.centred_times(vectors) - basis @ (projected @ vectors)
+        return residual / np.sqrt(np.maximum(values, np.finfo(float).tiny))
+
+    def centred_vectors(self, weights: np.ndarray, k: int) -> np.ndarray:
+        """The k leading left singular vectors of the centred genes, each weighted."""
+        if not self.gene_side:
+            return _leading_vectors(self.centred_gram(weights), k)
+        gram, _ = self.gene_grams()
+        values, vectors = _top_pairs(weights[:, None] * gram * weights[None, :], k)
+        scores = self.centred_times(weights[:, None] * vectors)
+        return scores / np.sqrt(np.maximum(values, np.finfo(float).tiny))
+
+    def _intercept_in(self, model: np.ndarray) -> bool:
+        """Whether the design spans the constant (then its residuals are the centred genes')."""
+        q, _ = np.linalg.qr(model)
+        one = np.ones(model.shape[0])
+        return bool(np.linalg.norm(one - q @ (q.T @ one)) < 1e-8 * np.sqrt(model.shape[0]))
 
     def basis(self, *columns: np.ndarray) -> Any:
         """Orthonormal columns spanning the design ``[columns]`` on the blocks' device."""
@@ -577,6 +670,7 @@ class _Problem:
         p_values : ndarray of shape (ndf,)
             Monotone (a running maximum), as sva's.
         """
+        _check_gram_memory(self.n_samples, self.who)  # permutations: no gene side
         basis = self.basis(self.model)
         used = int(np.sum(weights > 0))
         ndf = min(used, self.n_samples) - self.model.shape[1]
@@ -602,10 +696,12 @@ class _Problem:
 
     def centred_gram(self, weights: np.ndarray) -> np.ndarray:
         """The Gram matrix of the genes centred and weighted."""
+        _check_gram_memory(self.n_samples, self.who)
         return self.sum_over_blocks(lambda b, s: _sva.centred_gram(b, self.slice(weights, s)))
 
     def grams(self, basis: Any, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The Gram matrices of the residuals and of the values, each gene weighted."""
+        _check_gram_memory(self.n_samples, self.who)
 
         def both(block: Any, start: int) -> Any:
             w = None if weights is None else self.slice(weights, start)
@@ -621,9 +717,7 @@ class _Problem:
     # the methods ------------------------------------------------------------------------
 
     def irw(self, n_sv: int, iterations: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        basis = self.basis(self.model)
-        gram = self.sum_over_blocks(lambda b, s: _sva.residual_gram(b, basis))
-        vectors = _leading_vectors(gram, n_sv)
+        vectors = self.residual_vectors(n_sv)
         p, p0, n = self.model.shape[1], self.null.shape[1], self.n_samples
         null_basis = self.basis(self.null)
         null_rss = None
@@ -639,10 +733,11 @@ class _Problem:
             pprob_b = 1.0 - edge_lfdr(p_b)
             pprob_gam = 1.0 - edge_lfdr(p_gam)
             weights = pprob_gam * (1.0 - pprob_b)
-            vectors = _leading_vectors(self.centred_gram(weights), n_sv)
+            vectors = self.centred_vectors(weights, n_sv)
         return vectors, {"pprob_gam": pprob_gam, "pprob_b": pprob_b}
 
     def two_step(self, n_sv: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        _check_gram_memory(self.n_samples, self.who)  # all n - 1 vectors: the samples' side
         basis = self.basis(self.model)
         gram = self.sum_over_blocks(lambda b, s: _sva.residual_gram(b, basis))
         residual_vectors = _leading_vectors(gram, n_sv)
@@ -712,15 +807,20 @@ class _Problem:
         )
 
 
-def _check_gram_memory(n_samples: int, who: str) -> None:
+def _check_gram_memory(size: int, who: str, side: str = "samples") -> None:
     """Refuse at once a Gram matrix (and eigh's copies) larger than the machine's memory."""
-    needed = _GRAM_COPIES * 8.0 * n_samples * n_samples
+    needed = _GRAM_COPIES * 8.0 * size * size
     total = physical_memory()
     if total and needed > total:
+        advice = (
+            "Run it on a subset of the samples"
+            if side == "samples"
+            else "Take fewer genes ('genes', sva's vfilter)"
+        )
         raise CohortexError(
-            f"{who}() forms {n_samples} × {n_samples} Gram matrices of the samples: about "
+            f"{who}() forms {size} × {size} Gram matrices of the {side}: about "
             f"{needed / 2**30:.0f} GB with the eigen-decomposition's copies, more than this "
-            f"machine's {total / 2**30:.0f} GB. Run it on a subset of the samples."
+            f"machine's {total / 2**30:.0f} GB. {advice}."
         )
 
 
@@ -767,6 +867,17 @@ def _leading_pairs(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = gram.shape[0]
     values, vectors = scipy.linalg.eigh(gram, subset_by_index=[n - k, n - 1])
     return values[::-1], np.ascontiguousarray(vectors[:, ::-1])
+
+
+def _top_pairs(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues and their vectors (largest first): LAPACK for small matrices,
+    Lanczos to machine precision for large ones."""
+    m = gram.shape[0]
+    if m <= _DENSE_EIGEN or 2 * k >= m:
+        return _leading_pairs(gram, k)
+    values, vectors = eigsh(gram, k=k, which="LA", v0=np.ones(m), tol=0.0)
+    order = np.argsort(values)[::-1]
+    return values[order], np.ascontiguousarray(vectors[:, order])
 
 
 def _shares(gram: np.ndarray, ndf: int) -> np.ndarray:
