@@ -35,6 +35,7 @@ from cohortex import (
 from cohortex._backend import namespace, to_device
 from cohortex._constants import NORMALIZATIONS
 from cohortex.ae import Autoencoder
+from cohortex.de import _sva as sva_module
 from cohortex.simulate import simulate_array
 
 from conftest import to_numpy
@@ -349,7 +350,7 @@ def test_combat(gpu_xp, tmp_path):
         np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
 
 
-def test_sva(gpu_xp, tmp_path):
+def test_sva(gpu_xp, tmp_path, monkeypatch):
     """sva from device chunks: the Gram matrices and residual sums on the device, the
     eigenvectors and local FDRs on the host; num.sv's permutations from the same keys."""
     fixtures = Path(__file__).parent / "fixtures"
@@ -369,6 +370,11 @@ def test_sva(gpu_xp, tmp_path):
         cpu = de.sva(path, "~ cancer", device="cpu", **options)
         on_device = de.sva(path, "~ cancer", device="gpu", **options)
         _same(on_device, cpu, rtol=1e-9)
+    with monkeypatch.context() as patched:  # the genes' side: X'X on the device
+        patched.setattr(sva_module, "_GENE_SIDE", True)
+        for options in ({"n_sv": 2}, {"n_sv": 2, "controls": controls}):
+            cpu = de.sva(path, "~ cancer", device="cpu", **options)
+            _same(de.sva(path, "~ cancer", device="gpu", **options), cpu, rtol=1e-9)
     assert de.num_sv(path, "~ cancer", permutations=3, device="gpu") == de.num_sv(
         path, "~ cancer", permutations=3, device="cpu"
     )
