@@ -63,6 +63,7 @@ PUBLIC = {
         "normalize",
         "num_sv",
         "remove_batch_effect",
+        "rlog",
         "select_k_best",
         "sva",
         "test",

@@ -361,18 +361,18 @@ def test_lfc_shrink_refuses_interactions(cohort):
         de.deseq(cohort, "~ batch * condition", contrasts=[Y], shrink="normal")
 
 
-def test_weighted_quantile_is_hmiscs():
+def testweighted_quantile_is_hmiscs():
     """Hmisc's wtd.quantile(type = "quantile", normwt = TRUE) as DESeq2 copies it: ties pool
     their weights; the order statistic at 1 + (n − 1) p on the cumulated weights."""
-    from cohortex.de._deseq import _weighted_quantile
+    from cohortex.de._deseq import weighted_quantile
 
     # R: DESeq2:::Hmisc.wtd.quantile(c(3, 1, 2, 2, 5), c(1, 2, 1, 1, 3), 0.95, normwt = TRUE)
-    assert _weighted_quantile(
+    assert weighted_quantile(
         np.array([3.0, 1.0, 2.0, 2.0, 5.0]), np.array([1.0, 2.0, 1.0, 1.0, 3.0]), 0.95
     ) == pytest.approx(5.0)
     # R: DESeq2:::Hmisc.wtd.quantile(c(4, 1, 3, 2), c(1, 1, 1, 1), 0.5, normwt = TRUE) = 2.5
-    assert _weighted_quantile(np.array([4.0, 1.0, 3.0, 2.0]), np.ones(4), 0.5) == pytest.approx(2.5)
+    assert weighted_quantile(np.array([4.0, 1.0, 3.0, 2.0]), np.ones(4), 0.5) == pytest.approx(2.5)
     # R: ...(c(0.3, 1.7, 0.2, 0.9, 1.1, 0.4), c(2.5, 0.3, 1, 4, 0.7, 1.2), 0.95, normwt = TRUE)
-    assert _weighted_quantile(
+    assert weighted_quantile(
         np.array([0.3, 1.7, 0.2, 0.9, 1.1, 0.4]), np.array([2.5, 0.3, 1, 4, 0.7, 1.2]), 0.95
     ) == pytest.approx(1.5)

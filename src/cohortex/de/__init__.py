@@ -83,6 +83,7 @@ from ._exact_test import exact_test
 from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
 from ._linear_model import fit
 from ._result import contrast_dataset
+from ._rlog import rlog
 from ._signed_rank import signed_rank
 from ._sva import SVA_METHODS, fsva, num_sv, sva, wsva
 from ._ttest import FOLD_CHANGE_FORMULA, anova, paired_t, t_tests
@@ -111,6 +112,7 @@ __all__ = [
     "normalize",
     "num_sv",
     "remove_batch_effect",
+    "rlog",
     "select_k_best",
     "sva",
     "test",

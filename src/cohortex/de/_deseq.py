@@ -53,9 +53,11 @@ __all__ = [
     "deseq",
     "design_plan",
     "fit_dispersion_trend",
+    "fit_glm",
     "gene_wise_row_count",
     "gene_wise_rows",
     "prepare_counts",
+    "weighted_quantile",
 ]
 
 MIN_DISPERSION = 1e-8
@@ -292,13 +294,13 @@ def _beta_prior_variance(
             if not use.any():
                 variance[j] = 1e6
                 continue
-            quantile = _weighted_quantile(np.abs(x[use]), weights[use], 0.95)
+            quantile = weighted_quantile(np.abs(x[use]), weights[use], 0.95)
             variance[j] = (quantile / stats.norm.ppf(0.975)) ** 2
     variance[intercept] = 1e6
     return variance
 
 
-def _weighted_quantile(x: np.ndarray, weights: np.ndarray, probability: float) -> float:
+def weighted_quantile(x: np.ndarray, weights: np.ndarray, probability: float) -> float:
     """Hmisc's wtd.quantile (``type = "quantile"``, ``normwt = TRUE``), as DESeq2 copies it:
     weights scaled to sum to the number of values, tied values' weights pooled, the quantile
     interpolated between the order statistics at ``1 + (n − 1) p`` on the cumulated weights."""
@@ -409,14 +411,14 @@ class _Shrinkage:
             return out
         counts = np.asfortranarray(tile[:, kept])
         if self.single.any():
-            fit = _glm(counts, plan, dispersion[kept], self.prior)
+            fit = fit_glm(counts, plan, dispersion[kept], self.prior)
             for j in np.flatnonzero(self.single):
                 out[j, kept] = fit.beta[self.columns[j]]
                 out[k + j, kept] = fit.se[self.columns[j]]
         if self.expanded is not None:
             assert self.expanded_contrasts is not None
             wide = dataclasses.replace(plan, design=self.expanded)
-            fit = _glm(counts, wide, dispersion[kept], self.expanded_prior, self.intercept)
+            fit = fit_glm(counts, wide, dispersion[kept], self.expanded_prior, self.intercept)
             p = self.expanded.shape[1]
             covariance = fit.covariance.reshape(p, p, -1)
             for j in np.flatnonzero(~self.single):
@@ -738,7 +740,7 @@ def _gene_wise(
     elif means is not None:
         mu = _means_from(means, plan)
     else:
-        glm = _glm(counts, plan, initial)
+        glm = fit_glm(counts, plan, initial)
         mu, rows = glm.mu, _means_rows(glm)
     mu = np.asfortranarray(np.maximum(mu, _MIN_MU))
     if not with_estimate:
@@ -823,19 +825,23 @@ class _GLM:
     optimized: np.ndarray  # (g,) bool: the optimiser's (beta) replace IRLS's
 
 
-def _glm(
+def fit_glm(
     counts: np.ndarray,
     plan: DesignPlan,
     dispersion: np.ndarray,
     prior_variance: np.ndarray | None = None,
     intercept_start: np.ndarray | None = None,
+    *,
+    tol: float = _BETA_TOL,
+    optimize: bool = True,
 ) -> _GLM:
     """fitNbinomGLMs: fitBeta from the least-squares fit of log(normalised counts + 0.1),
     and R's optim (L-BFGS-B) for the genes it leaves unconverged or unstable. Its ridge is
     1e-6 (log2 scale) without ``prior_variance``, else the Normal prior's 1/variance per
     coefficient (``nbinomWaldTest(betaPrior = TRUE)``). A design short of full rank (DESeq2's
     expanded one) starts, as fitNbinomGLMs starts it, from log(mean normalised count) on
-    the columns where ``intercept_start`` (p,) is true and 0 elsewhere."""
+    the columns where ``intercept_start`` (p,) is true and 0 elsewhere. ``tol`` is fitBeta's
+    ``betaTol``; ``optimize=False`` is ``useOptim = FALSE`` (rlog's)."""
     n, p = plan.design.shape
     g = counts.shape[1]
     sf = plan.size_factors
@@ -858,7 +864,7 @@ def _glm(
         np.ascontiguousarray(dispersion, dtype=np.float64),
         beta,
         ridge,
-        _BETA_TOL,
+        tol,
         _MAXIT,
         _MIN_MU,
         iterations,
@@ -875,7 +881,7 @@ def _glm(
     converged = iterations < _MAXIT
     beta_log2 = _LOG2E * beta
     covariance = covariance * _LOG2E**2
-    optimized = ~converged | ~stable | ~positive
+    optimized = (~converged | ~stable | ~positive) & optimize
     for gene in np.flatnonzero(optimized):
         row = beta_log2[:, gene]
         begin = row if (stable[gene] and np.all(np.abs(row) < 30)) else start[:, gene]
@@ -1292,7 +1298,7 @@ def _fit_genes(
         outlier = np.log(dispersion_gene) > np.log(trend) + 2.0 * math.sqrt(shared.var_log)
     outlier &= ~np.isnan(outlier)
     dispersion = np.where(outlier, dispersion_gene, dispersion_map)
-    glm = _glm(counts, plan, dispersion)
+    glm = fit_glm(counts, plan, dispersion)
     lrt = None
     if plan.reduced is not None:
         lrt = 2.0 * (glm.log_like - _reduced_log_like(counts, plan.reduced, dispersion))
@@ -1322,7 +1328,7 @@ def _reduced_log_like(
         mean = (counts / sf[:, None]).mean(axis=0)
         mu = sf[:, None] * 2.0 ** np.log2(mean)[None, :]
         return _log_like(counts, mu, dispersion)
-    return _glm(counts, reduced, dispersion).log_like
+    return fit_glm(counts, reduced, dispersion).log_like
 
 
 def _cooks(counts: np.ndarray, mu: np.ndarray, hat: np.ndarray, plan: DesignPlan) -> np.ndarray:
