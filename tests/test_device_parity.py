@@ -441,6 +441,18 @@ def test_network(gpu_xp, tmp_path):
     )
 
 
+def test_rlog_and_counts_in_device_memory(gpu_xp):
+    """DESeq2's rlog, and the counts models, of counts in device memory (not Dask): each gene
+    tile brought to the host where its fits run."""
+    fixtures = Path(__file__).parent / "fixtures" / "deseq"
+    counts = pd.read_csv(fixtures / "counts.csv", index_col=0).to_numpy(float).T[:12]
+    host = xr.Dataset({"expression": (("sample", "gene"), counts)}, attrs={"scale": "counts"})
+    host["condition"] = ("sample", np.repeat(["a", "b"], 6))
+    device = host.assign(expression=(("sample", "gene"), to_device(counts, "gpu")))
+    _same(de.rlog(device), de.rlog(host), rtol=1e-12)
+    _same(de.deseq(device, "~ condition"), de.deseq(host, "~ condition"), rtol=1e-12)
+
+
 def test_combat_seq(gpu_xp, tmp_path):
     """ComBat-seq from device chunks: each gene tile brought to the host for its fits and
     quantiles; the same counts as from the host."""

@@ -29,7 +29,7 @@ import xarray as xr
 from scipy import stats
 
 from .. import fdr as _fdr
-from .._backend import take_genes, to_host
+from .._backend import as_dask, take_genes, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
 from .._errors import CohortexError
 from ..stats._brent import brent_minimize
@@ -596,8 +596,8 @@ def count_tiles(
             f"{ds.attrs.get('scale')!r}."
         )
     counts = ds["expression"].transpose("sample", "gene").data
-    if not isinstance(counts, da.Array):
-        counts = da.from_array(np.asarray(counts))
+    if not isinstance(counts, da.Array):  # NumPy or CuPy, viewed where it lives
+        counts = as_dask(counts, (-1, -1))
     n_samples, n_genes = counts.shape
     spread = -(-n_genes // (4 * (os.cpu_count() or 1)))
     tile = max(1, min(n_genes, _TILE_VALUES // max(n_samples, 1), max(spread, 64)))
