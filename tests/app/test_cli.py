@@ -124,6 +124,12 @@ def test_export_vst(tmp_path, capsys):
     written = pd.read_csv(out, sep="\t", index_col=0)
     theirs = pd.read_csv(fixtures / "vst_all.csv", index_col=0)
     np.testing.assert_allclose(written.to_numpy(), theirs.to_numpy(), rtol=1e-6)
+    out = tmp_path / "rlog.tsv"  # DESeq2's rlog, blind
+    assert main(["export", str(store), str(out), "--normalize", "rlog"]) == 0
+    assert "(rlog)" in capsys.readouterr().out
+    written = pd.read_csv(out, sep="\t", index_col=0)
+    theirs = pd.read_csv(fixtures / "rlog_blind.csv", index_col=0)
+    np.testing.assert_allclose(written.to_numpy(), theirs.to_numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_export_corrected_by_combat(tmp_path, capsys):

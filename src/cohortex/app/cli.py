@@ -208,12 +208,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     exp.add_argument(
         "--normalize",
-        choices=(*NORMALIZATIONS, "vst"),
+        choices=(*NORMALIZATIONS, "vst", "rlog"),
         default=None,
         help="write normalised values (log_cpm, rpkm and log_rpkm with TMM factors; rpkm, "
         "log_rpkm and tpm by the gene variable 'length', as a featureCounts import stores it; "
         "vst: DESeq2's variance-stabilizing transformation, blind, of 1,000 genes' trend or "
-        "every gene's in a smaller cohort)",
+        "every gene's in a smaller cohort; rlog: DESeq2's regularized log, blind, for small "
+        "cohorts)",
     )
     exp.add_argument(
         "--combat",
@@ -1322,6 +1323,10 @@ def _export(args: argparse.Namespace) -> None:
         from .. import de
 
         data = de.vst(data, nsub="auto")
+    elif args.normalize == "rlog":
+        from .. import de
+
+        data = de.rlog(data)
     elif args.normalize is not None:
         from .. import normalize
 
