@@ -69,6 +69,19 @@ def cohort(tmp_path_factory):
     return path, x, samples["condition"].to_numpy()
 
 
+@pytest.fixture(scope="module")
+def bladder_store(tmp_path_factory):
+    """limma's bladder arrays (57 × 1,000, cancer and batch) as a store of small tiles."""
+    fixtures = Path(__file__).parent / "fixtures"
+    values = pd.read_csv(fixtures / "limma" / "bladder_expression.csv", index_col=0)
+    samples = pd.read_csv(fixtures / "limma" / "bladder_samples.csv", index_col=0)
+    path = tmp_path_factory.mktemp("bladder") / "bladder.zarr"
+    create_cohort(
+        path, values.to_numpy().T, samples=samples.reset_index(drop=True), chunks=(20, 300)
+    )
+    return path
+
+
 @pytest.mark.parametrize("test", ["welch", "student", "anova", "wilcoxon", "kruskal"])
 @pytest.mark.parametrize("reference", ["rest", "a"])
 def test_de_test_in_memory(gpu_xp, cohort, test, reference):
@@ -350,16 +363,10 @@ def test_combat(gpu_xp, tmp_path):
         np.testing.assert_allclose(to_numpy(corrected), cpu["expression"].values, rtol=1e-10)
 
 
-def test_sva(gpu_xp, tmp_path, monkeypatch):
+def test_sva(gpu_xp, bladder_store, monkeypatch):
     """sva from device chunks: the Gram matrices and residual sums on the device, the
     eigenvectors and local FDRs on the host; num.sv's permutations from the same keys."""
-    fixtures = Path(__file__).parent / "fixtures"
-    values = pd.read_csv(fixtures / "limma" / "bladder_expression.csv", index_col=0)
-    samples = pd.read_csv(fixtures / "limma" / "bladder_samples.csv", index_col=0)
-    path = tmp_path / "bladder.zarr"
-    create_cohort(
-        path, values.to_numpy().T, samples=samples.reset_index(drop=True), chunks=(20, 300)
-    )
+    path = bladder_store
     controls = np.arange(1000) % 3 == 0
     for options in (
         {"n_sv": 2},
@@ -411,16 +418,10 @@ def test_mds(gpu_xp, cohort, selection):
     _same(mds(on_device, device="gpu", **options), mds(on_host, device="cpu", **options), 1e-9)
 
 
-def test_network(gpu_xp, tmp_path):
+def test_network(gpu_xp, bladder_store):
     """WGCNA's network from device chunks: correlations, adjacency, TOM and the connectivities
     on the device; the tree, its cut and the eigenvectors of the modules on the host."""
-    fixtures = Path(__file__).parent / "fixtures"
-    values = pd.read_csv(fixtures / "limma" / "bladder_expression.csv", index_col=0)
-    samples = pd.read_csv(fixtures / "limma" / "bladder_samples.csv", index_col=0)
-    path = tmp_path / "bladder.zarr"
-    create_cohort(
-        path, values.to_numpy().T, samples=samples.reset_index(drop=True), chunks=(20, 300)
-    )
+    path = bladder_store
     for options in (
         {"power": 6},
         {"power": 6, "tom": "signed", "deep_split": 4, "min_module_size": 10},

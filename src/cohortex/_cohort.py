@@ -195,3 +195,43 @@ def measurement_levels(values: np.ndarray) -> int:
     if np.any(finite != np.round(finite)) and distinct > finite.size / 2:
         return distinct
     return 0
+
+
+def finite_gene_moments(
+    x: Any,
+    who: str,
+    advice: str,
+    *also: Any,
+    first: Callable[..., None] | None = None,
+    progress: bool | None = None,
+) -> tuple[Any, ...]:
+    """Each gene's mean and variance over the samples (``n − 1``), in one pass over a Dask
+    matrix, computed with ``also`` (more lazy values of the same pass).
+
+    Missing or infinite values are refused, naming ``who`` and the ``advice`` in parentheses;
+    ``first(*also computed)`` runs its own checks before that one.
+
+    Returns
+    -------
+    (mean, variance, *also) : ndarrays of shape (n_genes,) on the host, then ``also`` computed
+    """
+    import dask
+
+    from ._progress import dask_progress
+    from .stats._moments import group_moments
+
+    n = x.shape[0]
+    with dask_progress(who, progress):
+        moments, *computed = dask.compute(
+            group_moments(x, np.zeros(n, np.int64), 1, omit_nan=False, count_infinite=True),
+            *also,
+        )
+    if first is not None:
+        first(*computed)
+    mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
+    variance = np.asarray(to_host(moments.m2[0]), dtype=np.float64) / (n - 1)
+    if np.asarray(to_host(moments.infinite)).any() or not np.isfinite(mean).all():
+        raise CohortexError(
+            f"{who}() needs finite values: the cohort holds missing or infinite values ({advice})."
+        )
+    return (mean, variance, *computed)

@@ -6,22 +6,17 @@ and what is refused."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from network_cohorts import WGCNA, bladder, simulated
 from sklearn.metrics import adjusted_rand_score
 
 from cohortex import CohortexError, network
 from cohortex.network import _data, _modules
 from cohortex.simulate import simulate_array
 
-from conftest import fixture_cohort
-
-WGCNA = Path(__file__).parents[1] / "fixtures" / "wgcna"
-LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
 CASES = {
     "bladder": ("bladder", {"power": 6}),
     "bladder_signed_tom": ("bladder", {"power": 6, "tom": "signed"}),
@@ -35,29 +30,6 @@ CASES = {
         {"power": 6, "network": "signed hybrid", "min_module_size": 20},
     ),
 }
-
-
-def bladder(chunks=None) -> xr.Dataset:
-    return fixture_cohort(
-        LIMMA / "bladder_expression.csv",
-        LIMMA / "bladder_samples.csv",
-        scale="log2",
-        chunks=chunks,
-    )
-
-
-def simulated() -> xr.Dataset:
-    """The script's simulated cohort (its CSV is samples × genes) with its traits."""
-    values = pd.read_csv(WGCNA / "simulated_expression.csv", index_col=0)
-    samples = pd.read_csv(WGCNA / "simulated_samples.csv", index_col=0)
-    return xr.Dataset(
-        {
-            "expression": (("sample", "gene"), values.to_numpy(np.float64)),
-            **{c: ("sample", samples[c].to_numpy()) for c in samples},
-        },
-        coords={"sample": values.index.to_numpy(), "gene": values.columns.to_numpy()},
-        attrs={"scale": "log2"},
-    )
 
 
 def data_of(name: str) -> xr.Dataset:

@@ -4,30 +4,16 @@ memory and from a chunked store."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from network_cohorts import WGCNA, bladder
 
 from cohortex import CohortexError, create_cohort, network
 from cohortex.network._soft_threshold import faq_power, scale_free_fit
 
-from conftest import fixture_cohort
-
-WGCNA = Path(__file__).parents[1] / "fixtures" / "wgcna"
-LIMMA = Path(__file__).parents[1] / "fixtures" / "limma"
 COLUMNS = ["r2", "slope", "truncated_r2", "mean_k", "median_k", "max_k"]
 CONCEPTS = ["density", "centralization", "heterogeneity"]
-
-
-def bladder(chunks=None):
-    return fixture_cohort(
-        LIMMA / "bladder_expression.csv",
-        LIMMA / "bladder_samples.csv",
-        scale="log2",
-        chunks=chunks,
-    )
 
 
 def simulated_values() -> pd.DataFrame:

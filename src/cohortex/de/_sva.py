@@ -26,14 +26,13 @@ from scipy import special, stats
 from scipy.sparse.linalg import eigsh
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
-from .._cohort import CohortLike, as_cohort_matrix, shared_docs
+from .._cohort import CohortLike, as_cohort_matrix, finite_gene_moments, shared_docs
 from .._constants import SVA_METHODS
 from .._errors import CohortexError, CohortexWarning
 from .._memory import physical_memory
-from .._progress import dask_progress, progress_bar
+from .._progress import progress_bar
 from ..stats import _sva
 from ..stats._lfdr import edge_lfdr
-from ..stats._moments import group_moments
 from ._comparison import MEMORY_CHUNKS
 from ._least_squares import design_matrix, least_squares, rows_per_task
 
@@ -477,20 +476,18 @@ class _Problem:
         if data.scale == "counts":  # svaseq
             transform, smallest = "log(x + 1)", x.min()
             x = x.map_blocks(_log_plus_one, dtype=np.float64)
-        with dask_progress(who):
-            moments, smallest = dask.compute(
-                group_moments(x, np.zeros(n, np.int64), 1, omit_nan=False, count_infinite=True),
-                smallest,
-            )
-        if smallest is not None and float(to_host(smallest)) < 0.0:
-            raise CohortexError(f"{who}() of counts needs counts ≥ 0 (svaseq's log(x + 1)).")
-        mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
-        variance = np.asarray(to_host(moments.m2[0]), dtype=np.float64) / (n - 1)
-        if np.asarray(to_host(moments.infinite)).any() or not np.isfinite(mean).all():
-            raise CohortexError(
-                f"{who}() needs finite values: the cohort holds missing or infinite values "
-                "(sva's matrix products cannot skip them; filter those genes first)."
-            )
+
+        def non_negative(lowest: Any) -> None:
+            if lowest is not None and float(to_host(lowest)) < 0.0:
+                raise CohortexError(f"{who}() of counts needs counts ≥ 0 (svaseq's log(x + 1)).")
+
+        mean, variance, _ = finite_gene_moments(
+            x,
+            who,
+            "sva's matrix products cannot skip them; filter those genes first",
+            smallest,
+            first=non_negative,
+        )
         keep = variance > 0.0
         n_constant = int(n_total - keep.sum())
         if genes is not None:

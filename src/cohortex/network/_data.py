@@ -16,12 +16,11 @@ import numpy as np
 from scipy import stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
-from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix
+from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix, finite_gene_moments
 from .._errors import CohortexError
 from .._memory import physical_memory
-from .._progress import dask_progress, progress_bar
+from .._progress import progress_bar
 from ..de._comparison import MEMORY_CHUNKS
-from ..stats._moments import group_moments
 from ..stats._network import accumulate_gram, correlation_from_gram
 
 __all__ = ["GeneNetwork", "check_choice"]
@@ -107,17 +106,12 @@ class GeneNetwork:
             raise CohortexError(f"{who}() needs at least 4 samples; got {n}.")
         on = resolve_device(device)
         x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
-        with dask_progress(who, progress):
-            (moments,) = dask.compute(
-                group_moments(x, np.zeros(n, np.int64), 1, omit_nan=False, count_infinite=True)
-            )
-        mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
-        variance = np.asarray(to_host(moments.m2[0]), dtype=np.float64) / (n - 1)
-        if np.asarray(to_host(moments.infinite)).any() or not np.isfinite(mean).all():
-            raise CohortexError(
-                f"{who}() needs finite values: the cohort holds missing or infinite values "
-                "(filter those genes or samples first, as WGCNA's goodSamplesGenes does)."
-            )
+        mean, variance = finite_gene_moments(
+            x,
+            who,
+            "filter those genes or samples first, as WGCNA's goodSamplesGenes does",
+            progress=progress,
+        )
         keep = variance > 0.0
         n_constant = int(n_total - keep.sum())
         if gene_ids is not None:
