@@ -320,6 +320,11 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         de.sva(labelled, "~ condition", n_sv=2, device="gpu"),
         de.sva(labelled, "~ condition", n_sv=2, device="cpu"),
     )
+    # every sample: more samples than genes, so the genes × genes Gram matrices (X'X)
+    cases["de.sva irw, 1 surrogate variable, every sample (genes' side)"] = lambda: (
+        de.sva(store, "~ condition", n_sv=1, device="gpu"),
+        de.sva(store, "~ condition", n_sv=1, device="cpu"),
+    )
     # the planted structure spans about four components; beyond them the eigenvalues of the
     # noise are too close for their vectors to be compared
     wanted = ["explained_variance", "loadings"]
@@ -357,6 +362,10 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
     cases["survival.logrank, from the store (CPU: its compiled twin)"] = lambda: (
         survival.logrank(store, time_, event, device="gpu"),
         survival.logrank(store, time_, event, device="cpu"),
+    )
+    cases["survival.cutpoint (maxstat, Lau94), from the store"] = lambda: (
+        survival.cutpoint(store, time_, event, device="gpu"),
+        survival.cutpoint(store, time_, event, device="cpu"),
     )
 
     def autoencoder() -> tuple[Any, Any]:
