@@ -1832,6 +1832,16 @@ def test_network_into_the_store(tmp_path, capsys):
     assert "most over-represented gene set (padj)" in printed
     for k in range(3):
         assert f"planted{k} (" in printed
+    # a module's edges for Cytoscape
+    edges_path = tmp_path / "edges.tsv"
+    assert main([*command, "--edges", str(edges_path), "--edges-module", "2"]) == 0
+    printed = capsys.readouterr().out
+    edges = pd.read_csv(edges_path, sep="\t")
+    assert f"{len(edges)} edges of module 2 (TOM ≥ 0.02) written to" in printed
+    expected_edges = network.module_edges(store, expected, 2, progress=False)
+    pd.testing.assert_frame_equal(edges, expected_edges, check_exact=False, rtol=1e-12)
+    assert main([*command, "--edges", str(edges_path), "--edges-module", "99"]) == 2
+    assert "'module' parameter of module_edges" in capsys.readouterr().err
 
 
 def test_mds_into_the_store(tmp_path, capsys):

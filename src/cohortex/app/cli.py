@@ -896,6 +896,22 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", type=Path, default=None, help="also save the gene tree and modules (PNG/PDF)"
     )
     nw.add_argument(
+        "--edges",
+        type=Path,
+        default=None,
+        help="also write a module's edges (.tsv/.csv: two genes, their TOM, their kME), for "
+        "Cytoscape (WGCNA's exportNetworkToCytoscape)",
+    )
+    nw.add_argument(
+        "--edges-module", type=int, default=1, help="with --edges: the module (1, the largest)"
+    )
+    nw.add_argument(
+        "--edges-threshold",
+        type=float,
+        default=0.02,
+        help="with --edges: the smallest TOM written (0.02, WGCNA's)",
+    )
+    nw.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help=_PROGRESS
     )
     nw.set_defaults(run=_network)
@@ -2504,6 +2520,8 @@ def _network(args: argparse.Namespace) -> None:
         _check_output(args.out, "--out", (".tsv", ".csv", ".txt"))
     if args.names is not None and args.sets is None:
         raise CohortexError("--names goes with --sets.")
+    if args.edges is not None:
+        _check_output(args.edges, "--edges", (".tsv", ".csv", ".txt"))
     sets = None
     if args.sets is not None:  # first: a bad file fails before the network is built
         from .. import genesets
@@ -2612,6 +2630,20 @@ def _network(args: argparse.Namespace) -> None:
         )
         table.to_csv(args.out, sep="," if args.out.suffix == ".csv" else "\t")
         print(f"modules written to {args.out}")
+    if args.edges is not None:
+        edges = network.module_edges(
+            args.store,
+            result,
+            args.edges_module,
+            threshold=args.edges_threshold,
+            device=args.device,
+            progress=args.progress,
+        )
+        edges.to_csv(args.edges, sep="," if args.edges.suffix == ".csv" else "\t", index=False)
+        print(
+            f"{len(edges)} edges of module {args.edges_module} (TOM ≥ {args.edges_threshold:g}) "
+            f"written to {args.edges}"
+        )
     if args.plot is not None:
         from .. import plot
 
