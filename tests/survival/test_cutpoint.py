@@ -100,15 +100,27 @@ def test_a_strong_gene_is_found_at_its_split():
     assert abs(int(result["n_low"].values[0]) - 140) <= 10
 
 
-def test_missing_values_and_constant_genes_give_nan():
+def test_missing_values_use_the_observed_samples_and_constant_genes_give_nan():
     ds = cohort()
     x = ds["expression"].values.copy()
-    x[3, 0] = np.nan
+    x[:40, 0] = np.nan
     x[:, 1] = 5.0
-    with pytest.warns(CohortexWarning, match="2 genes have a missing value or no allowed split"):
+    with pytest.warns(CohortexWarning, match="genes allow no split"):
         result = survival.cutpoint(ds.assign(expression=(("sample", "gene"), x)), "time", "event")
-    assert np.isnan(result["statistic"].values[:2]).all()
-    assert np.isnan(result["padj"].values[:2]).all()
+    assert np.isnan(result["statistic"].values[1])
+    alone = survival.cutpoint(ds.isel(sample=slice(40, None), gene=[0]), "time", "event")
+    for name in (
+        "statistic",
+        "cutpoint",
+        "n_low",
+        "n_high",
+        "pvalue_lau94",
+        "hazard_ratio",
+        "observed_high",
+        "expected_high",
+    ):
+        assert result[name].values[0] == pytest.approx(alone[name].values[0], rel=1e-12), name
+    assert int(result["n_low"].values[0] + result["n_high"].values[0]) == 158
     assert np.isfinite(result["statistic"].values[2:]).all()
 
 

@@ -77,8 +77,9 @@ def cutpoint_columns(
     dict of arrays of shape (n_genes,)
         ``statistic``, ``cutpoint`` (the largest value of the lower group), ``n_low``,
         ``pvalue_lau94``, ``pvalue_lau92`` (both at most 1), ``observed_low`` and
-        ``expected_low`` (events of the lower group, and as survdiff expects them). NaN for a
-        gene with a missing value or no split allowed.
+        ``expected_low`` (events of the lower group, and as survdiff expects them), ``missing``
+        (1 for a gene with a missing value). NaN for a gene with a missing value or no split
+        allowed.
     """
     xp = namespace(block)
     x = xp.asarray(block, dtype=xp.float64)
@@ -95,7 +96,8 @@ def cutpoint_columns(
     best = xp.argmax(statistic_m, axis=0)
     columns = xp.arange(g)
     statistic = statistic_m[best, columns]
-    usable = valid.any(axis=0) & ~xp.isnan(x).any(axis=0)
+    missing = xp.isnan(x).any(axis=0)
+    usable = valid.any(axis=0) & ~missing
     nan = xp.nan
     statistic = xp.where(usable, statistic, nan)
     observed_low = xp.cumsum(events[order], axis=0)[best, columns]
@@ -127,4 +129,5 @@ def cutpoint_columns(
         "pvalue_lau92": xp.where(usable, xp.minimum(lau92, 1.0), nan),
         "observed_low": xp.where(usable, observed_low, nan),
         "expected_low": xp.where(usable, expected_low, nan),
+        "missing": missing.astype(xp.float64),
     }

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .. import fdr as _fdr
-from .._backend import namespace, resolve_device
+from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from ..stats._cutpoint import cumulative_hazard, cutpoint_columns, logrank_scores
@@ -62,9 +63,10 @@ def cutpoint(
         ``n_low``, ``n_high``, ``pvalue``, ``padj``, ``pvalue_lau94`` and ``pvalue_lau92``,
         ``observed_high``/``expected_high`` and ``_low`` (events, and as survdiff expects them
         at the cutpoint), ``hazard_ratio`` (high against low, the log-rank estimate (O/E high)
-        / (O/E low)). NaN for genes with a missing value (a warning counts them) or without an
-        allowed split (all values tied). Attrs: ``pvalue_method``, ``minprop``, ``maxprop``,
-        ``fdr``.
+        / (O/E low)). A gene with missing values is tested on its observed samples (their
+        log-rank scores and allowed splits recomputed, as maxstat of its complete cases); NaN
+        where a gene allows no split (too few samples, or all values tied; a warning counts
+        them). Attrs: ``pvalue_method``, ``minprop``, ``maxprop``, ``fdr``.
 
     Notes
     -----
@@ -110,21 +112,27 @@ def cutpoint(
         log_ratio,
     )
     xp = namespace(columns["statistic"])
-    events = float(outcome.event.sum())
-    observed_high = events - columns["observed_low"]
-    expected_high = events - columns["expected_low"]
+    # each gene's samples: all of them, or for a gene with missing values its observed ones
+    samples = np.full(data.matrix.shape[1], float(n))
+    events = np.full(data.matrix.shape[1], float(outcome.event.sum()))
+    for gene in np.flatnonzero(np.asarray(to_host(columns["missing"])) > 0):
+        values = _gene_column(data.matrix, int(gene))
+        observed = ~np.isnan(values)
+        samples[gene], events[gene] = observed.sum(), outcome.event[observed].sum()
+        _observed_only(columns, int(gene), values, outcome, (minprop, maxprop), log_ratio)
+    samples_d, events_d = xp.asarray(samples), xp.asarray(events)
+    observed_high = events_d - columns["observed_low"]
+    expected_high = events_d - columns["expected_low"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (observed_high / expected_high) / (
             columns["observed_low"] / columns["expected_low"]
         )
     chosen = columns[f"pvalue_{pvalue.lower()}"]
-    missing = int(xp.isnan(columns["statistic"]).sum())
-    if missing:
-        import warnings
-
+    unsplit = int(xp.isnan(columns["statistic"]).sum())
+    if unsplit:
         warnings.warn(
-            f"cutpoint(): {missing} genes have a missing value or no allowed split (all "
-            "values tied); their results are NaN.",
+            f"cutpoint(): {unsplit} genes allow no split between minprop and maxprop (too few "
+            "observed samples, or their values tied); their results are NaN.",
             CohortexWarning,
             stacklevel=2,
         )
@@ -133,7 +141,7 @@ def cutpoint(
             "statistic": ("gene", columns["statistic"]),
             "cutpoint": ("gene", columns["cutpoint"]),
             "n_low": ("gene", columns["n_low"]),
-            "n_high": ("gene", n - columns["n_low"]),
+            "n_high": ("gene", samples_d - columns["n_low"]),
             "pvalue": ("gene", chosen),
             "padj": ("gene", _fdr.adjust(chosen, fdr)),
             "pvalue_lau94": ("gene", columns["pvalue_lau94"]),
@@ -152,6 +160,45 @@ def cutpoint(
             "fdr": fdr,
         },
     )
+
+
+def _gene_column(matrix: Any, gene: int) -> np.ndarray:
+    column = matrix[:, gene]
+    if hasattr(column, "compute"):
+        column = column.compute()
+    return np.asarray(to_host(column), dtype=np.float64)
+
+
+def _observed_only(
+    columns: dict[str, Any],
+    gene: int,
+    values: np.ndarray,
+    outcome: Outcome,
+    proportions: tuple[float, float],
+    log_ratio: float,
+) -> None:
+    """A gene with missing values (``values``, its column) on its observed samples: its
+    log-rank scores, hazards and allowed splits recomputed there, as maxstat of that gene's
+    complete cases; ``columns`` filled in at ``gene``."""
+    observed = ~np.isnan(values)
+    time, event = outcome.time[observed], outcome.event[observed]
+    n = int(observed.sum())
+    lowest = max(1, math.floor(n * proportions[0]))
+    highest = math.floor(n * proportions[1])
+    if n < 3 or event.sum() == 0 or highest < lowest:
+        return
+    found = cutpoint_columns(
+        values[observed][:, None],
+        logrank_scores(time, event),
+        event,
+        cumulative_hazard(time, event),
+        lowest,
+        highest,
+        log_ratio,
+    )
+    for name, value in found.items():
+        if name != "missing":
+            columns[name][gene] = float(value[0])
 
 
 def _columns(
