@@ -110,6 +110,7 @@ PUBLIC = {
         "DEFAULT_POWERS",
         "NETWORK_TYPES",
         "TOM_TYPES",
+        "blockwise_modules",
         "hub_genes",
         "module_edges",
         "module_enrichment",

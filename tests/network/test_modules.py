@@ -136,7 +136,7 @@ def test_kme_pvalues_equal_pearsonr():
 
 def test_lanczos_for_large_modules_equals_lapack(monkeypatch):
     dense = network.modules(bladder(), power=6, progress=False)
-    monkeypatch.setattr(_modules, "DENSE_EIGEN_GENES", 50)  # every module by Lanczos
+    monkeypatch.setattr(_modules, "DENSE_EIGEN_SIZE", 50)  # every module by Lanczos
     lanczos = network.modules(bladder(), power=6, progress=False)
     for name in ("eigengene", "kme", "var_explained", "k_within"):
         np.testing.assert_allclose(lanczos[name].values, dense[name].values, rtol=0, atol=1e-12)

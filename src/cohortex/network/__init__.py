@@ -1,9 +1,11 @@
 """Weighted gene co-expression networks, as WGCNA: the soft threshold, modules of co-expressed
-genes (topological overlap, dynamicTreeCut's hybrid cut, merged by their eigengenes), the
+genes (topological overlap, dynamicTreeCut's hybrid cut, merged by their eigengenes; in blocks
+of genes for many genes), the
 modules' eigengenes against sample variables, their hub genes and the gene sets over-represented
 in them (private implementation; public here)."""
 
 from .._constants import NETWORK_TYPES, TOM_TYPES
+from ._blockwise import blockwise_modules
 from ._edges import module_edges
 from ._enrichment import module_enrichment
 from ._modules import modules
@@ -14,6 +16,7 @@ __all__ = [
     "DEFAULT_POWERS",
     "NETWORK_TYPES",
     "TOM_TYPES",
+    "blockwise_modules",
     "hub_genes",
     "module_edges",
     "module_enrichment",

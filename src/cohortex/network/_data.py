@@ -23,10 +23,10 @@ from .._progress import progress_bar
 from ..de._comparison import MEMORY_CHUNKS
 from ..stats._network import accumulate_gram, correlation_from_gram
 
-__all__ = ["GeneNetwork", "check_choice"]
+__all__ = ["HOST_COPIES", "GeneNetwork", "check_choice", "check_memory"]
 
 _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
-_HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
+HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 
 
@@ -202,6 +202,23 @@ class GeneNetwork:
         out[xp.arange(rows.shape[0]), index] = 1.0
         return out
 
+    def standardised(self) -> Any:
+        """The genes centred and scaled to unit length, all in memory on the cohort's device
+        (blockwise modules: any gene's correlations with any other are then one product).
+
+        Returns
+        -------
+        array of shape (n_samples, n_genes), float64
+        """
+        xp = self.xp
+        z = xp.concatenate(
+            [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks("reading")],
+            axis=0,
+        )
+        z -= xp.mean(z, axis=0)
+        z /= xp.sqrt(xp.sum(z * z, axis=0))
+        return z
+
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """``Z @ weights`` of the standardised genes ``Z``, a block of samples at a time.
 
@@ -225,11 +242,29 @@ class GeneNetwork:
 
 def _check_memory(n_genes: int, on: str, who: str) -> None:
     """Refuse at once genes × genes matrices larger than the machine's memory."""
-    needed = _HOST_COPIES[on] * 8.0 * n_genes * n_genes
+    check_memory(
+        who,
+        HOST_COPIES[on] * 8.0 * n_genes * n_genes,
+        f"of {n_genes} genes holds {n_genes} × {n_genes} matrices",
+        "Take the most variable genes (genes=), as WGCNA users do.",
+    )
+
+
+def check_memory(who: str, needed: float, what: str, advice: str) -> None:
+    """Refuse at once work that needs more than the machine's memory.
+
+    Parameters
+    ----------
+    who : str
+    needed : float
+        Bytes.
+    what : str
+        What holds them ("of 40000 genes holds …").
+    advice : str
+    """
     total = physical_memory()
     if total and needed > total:
         raise CohortexError(
-            f"{who}() of {n_genes} genes holds {n_genes} × {n_genes} matrices: about "
-            f"{needed / 2**30:.0f} GB, more than this machine's {total / 2**30:.0f} GB. "
-            "Take the most variable genes (genes=), as WGCNA users do."
+            f"{who}() {what}: about {needed / 2**30:.0f} GB, more than this machine's "
+            f"{total / 2**30:.0f} GB. {advice}"
         )

@@ -13,6 +13,7 @@ component, so with ``u`` the leading eigenvector of the module's block of ``C`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from .._constants import NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import release_free_memory
 from .._progress import progress_bar
+from ..stats._blockwise import DENSE_EIGEN_SIZE
 from ..stats._network import (
     adjacency_matrix,
     adjacency_sums,
@@ -44,9 +46,7 @@ from ._data import GeneNetwork, check_choice
 from ._soft_threshold import DEFAULT_POWERS, faq_power, fit_table
 from ._traits import student_pvalue
 
-__all__ = ["DENSE_EIGEN_GENES", "modules"]
-
-DENSE_EIGEN_GENES = 1500  # larger modules take their leading eigenvector by Lanczos
+__all__ = ["merge_close", "modules"]
 
 
 @shared_docs
@@ -264,9 +264,9 @@ def _block(correlation: Any, genes: np.ndarray) -> np.ndarray:
 
 def _leading(block: np.ndarray) -> tuple[np.ndarray, float]:
     """The leading eigenvector (unit length, summing to ≥ 0) and eigenvalue of a symmetric
-    matrix: LAPACK for small ones, Lanczos to machine precision beyond ``DENSE_EIGEN_GENES``."""
+    matrix: LAPACK for small ones, Lanczos to machine precision beyond ``DENSE_EIGEN_SIZE``."""
     m = block.shape[0]
-    if m <= DENSE_EIGEN_GENES:
+    if m <= DENSE_EIGEN_SIZE:
         values, vectors = scipy.linalg.eigh(block, subset_by_index=[m - 1, m - 1])
     else:
         values, vectors = eigsh(block, k=1, which="LA", v0=np.ones(m), tol=0.0)
@@ -291,19 +291,47 @@ def _eigenvectors(
 
 
 def _merge_close(correlation: Any, labels: np.ndarray, cut_height: float) -> np.ndarray:
-    """mergeCloseModules(iterate = TRUE): join modules whose eigengenes' average-linkage tree
-    of ``1 - cor`` joins below ``cut_height``; repeat while modules are joined. The result is
-    numbered by decreasing size (0 stays 0)."""
+    """:func:`merge_close` with the eigengenes' correlations read from the genes' correlation
+    matrix: ``uᵢᵀ C uⱼ / √(λᵢ λⱼ)``."""
     xp = namespace(correlation)
+
+    def between(labels: np.ndarray, proper: np.ndarray) -> np.ndarray:
+        vectors, values = _eigenvectors(correlation, labels, proper)
+        projected = np.asarray(to_host(correlation @ xp.asarray(vectors)), dtype=np.float64)
+        return vectors.T @ projected / np.sqrt(np.outer(values, values))
+
+    return merge_close(labels, cut_height, between)
+
+
+def merge_close(
+    labels: np.ndarray,
+    cut_height: float,
+    between: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """mergeCloseModules(iterate = TRUE): join modules whose eigengenes' average-linkage tree
+    of ``1 - cor`` joins below ``cut_height``; repeat while modules are joined.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n_genes,)
+        0: no module.
+    cut_height : float
+    between : callable
+        ``between(labels, modules)``: the correlations of those modules' eigengenes, shape
+        (n_modules, n_modules).
+
+    Returns
+    -------
+    ndarray of int, shape (n_genes,)
+        Numbered by decreasing size (0 stays 0).
+    """
     labels = labels.copy()
     while True:
         proper = np.unique(labels[labels > 0])
         if proper.shape[0] < 2:
             break
-        vectors, values = _eigenvectors(correlation, labels, proper)
-        projected = np.asarray(to_host(correlation @ xp.asarray(vectors)), dtype=np.float64)
-        between = vectors.T @ projected / np.sqrt(np.outer(values, values))
-        dissimilarity = 1.0 - (between + between.T) / 2.0
+        correlations = between(labels, proper)
+        dissimilarity = 1.0 - (correlations + correlations.T) / 2.0
         np.fill_diagonal(dissimilarity, 0.0)
         tree = hierarchy.linkage(squareform(dissimilarity, checks=False), "average")
         groups = hierarchy.fcluster(tree, t=cut_height, criterion="distance")

@@ -1,0 +1,531 @@
+"""WGCNA's ``blockwiseModules``: co-expression modules of more genes than one genes × genes
+matrix can hold.
+
+The genes are pre-clustered into blocks of at most ``max_block_size`` (projective k-means);
+each block gets its own TOM, tree and hybrid cut; modules whose eigengene few genes follow are
+dissolved and genes that follow it weakly leave; genes move to another block's module whose
+eigengene they follow far better; modules whose eigengenes correlate closely are merged. The
+standardised genes are held in memory (samples × genes): every step is then a product with
+them, and no genes × genes matrix larger than a block is ever formed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
+
+from .._backend import namespace, resolve_device, to_host
+from .._cohort import CohortLike, shared_docs
+from .._constants import NETWORK_TYPES, TOM_TYPES
+from .._errors import CohortexError
+from .._memory import release_free_memory
+from .._progress import progress_bar
+from ..stats._blockwise import (
+    fisher_pvalue,
+    leading_left_vector,
+    projective_kmeans,
+    size_restricted_merge,
+)
+from ..stats._network import adjacency, adjacency_matrix, correlation_from_gram, tom_dissimilarity
+from ..stats._tree_cut import DEEP_SPLIT_SCATTER, cutree_hybrid, number_by_size, r_merge
+from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory
+from ._modules import merge_close
+from ._soft_threshold import faq_power
+from ._traits import student_pvalue
+
+__all__ = ["blockwise_modules", "preclusters"]
+
+_ROW_VALUES = 1 << 24  # values of a block of rows of correlations: 128 MB of float64
+
+
+@shared_docs
+def blockwise_modules(
+    cohort: CohortLike,
+    *,
+    power: float | None = None,
+    network: str = "unsigned",
+    tom: str = "signed",
+    max_block_size: int = 5000,
+    blocks: np.ndarray | None = None,
+    block_size_penalty_power: float = 5.0,
+    n_preclustering_centers: int | None = None,
+    seed: int = 54321,
+    min_module_size: int | None = None,
+    deep_split: int = 2,
+    detect_cut_height: float = 0.995,
+    pam_stage: bool = True,
+    pam_respects_dendro: bool = True,
+    min_core_kme: float = 0.5,
+    min_core_kme_size: float | None = None,
+    min_kme_to_stay: float = 0.3,
+    reassign_threshold: float = 1e-6,
+    merge_cut_height: float = 0.15,
+    genes: int | None = None,
+    device: str = "auto",
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Co-expression modules of all genes, a block of genes at a time, as WGCNA's
+    ``blockwiseModules``, with its defaults.
+
+    Parameters
+    ----------
+    {cohort}
+        Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
+        genes that do not vary are left out, missing or infinite values refused.
+    power : float, optional
+        The soft threshold β. By default the power WGCNA's FAQ advises for the number of
+        samples (6 beyond 40 samples, as ``blockwiseModules``' default; 12 for signed
+        networks); :func:`soft_threshold` of the most variable genes estimates one.
+    network : {{"unsigned", "signed", "signed hybrid"}}, default "unsigned"
+    tom : {{"unsigned", "signed"}}, default "signed"
+        ``blockwiseModules``' ``TOMType``; signed keeps the correlations' signs in the TOM's
+        sums of an unsigned network.
+    max_block_size : int, default 5000
+        The largest block. Where there are more genes, they are pre-clustered into blocks
+        (``projectiveKMeans``); each block's TOM takes about ``32 × max_block_size²`` bytes.
+    blocks : ndarray of int, shape (n_genes,), optional
+        Each of the cohort's genes' block, instead of the pre-clustering (``blocks`` of R).
+    block_size_penalty_power : float, default 5
+        How strongly the pre-clustering keeps clusters within ``max_block_size``.
+    n_preclustering_centers : int, optional
+        Default ``min(n_genes / 20, 100 n_genes / max_block_size)``, as R.
+    seed : int, default 54321
+        The pre-clustering's random start (NumPy's generator: the blocks are not R's, which
+        draws with R's own).
+    min_module_size : int, optional
+        Default ``min(20, n_genes / 2)``, as R.
+    deep_split : int, default 2
+    detect_cut_height : float, default 0.995
+        The tree cut's height.
+    pam_stage, pam_respects_dendro : bool, default True, True
+    min_core_kme, min_core_kme_size : float, default 0.5 and ``min_module_size / 3``
+        A module is dissolved where fewer than ``min_core_kme_size`` of its genes correlate
+        with its eigengene above ``min_core_kme`` (in absolute value in unsigned networks).
+    min_kme_to_stay : float, default 0.3
+        Genes correlating less with their module's eigengene leave it.
+    reassign_threshold : float, default 1e-6
+        A gene moves to the module whose eigengene it follows best where the ratio of the
+        Fisher p-values of that kME and of its own module's kME is below this.
+    merge_cut_height : float, default 0.15
+        Modules whose eigengenes' dissimilarity (1 - correlation) is below it are merged.
+    genes : int, optional
+        Only the ``genes`` most variable genes (all that vary by default).
+    {device}
+    progress : bool, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`modules`: on ``gene`` ``label`` (0: none; else 1, 2, … by decreasing size),
+        ``unmerged_label`` (before the final merging, R's ``unmergedColors``),
+        ``dynamic_label`` (the tree cuts' modules, numbered on from block to block),
+        ``block``, ``k_total``, ``k_within``, ``kme(gene, module)``, ``kme_pvalue``; on
+        ``module`` ``size``, ``var_explained``, ``eigengene(sample, module)``; each block's tree
+        as ``tree_merge(merge, pair)``, ``tree_height(merge)`` and ``tree_block(merge)`` (its
+        merges number the block's genes in the cohort's order, as R's ``blockGenes``); the
+        sample variables. Attrs as :func:`modules`, with ``n_blocks`` and the settings.
+
+    Raises
+    ------
+    CohortexError
+        For fewer than 4 samples or 3 varying genes, missing or infinite values, settings out
+        of range, or the standardised genes and a block's matrices beyond the machine's memory.
+
+    Notes
+    -----
+    Held to WGCNA 1.72 (tests/network/test_blockwise.py): given R's blocks, every module gene
+    for gene and the eigengenes to 1e-8; from R's random start, the pre-clustering's blocks.
+    Two departures, where R's code does what it did not mean to: the pre-clustering refreshes
+    the centres of the clusters that changed (R refreshes those at their ranks among the changed
+    ones), and a gene moved to another module is given that module's label (R gives the
+    module's column among the eigengenes, another label once a module was dissolved).
+    """
+    who = "blockwise_modules"
+    check_choice(who, "network", network, NETWORK_TYPES)
+    check_choice(who, "tom", tom, TOM_TYPES)
+    check_choice(who, "deep_split", deep_split, tuple(range(len(DEEP_SPLIT_SCATTER))))
+    for name, value in (("min_core_kme", min_core_kme), ("min_kme_to_stay", min_kme_to_stay)):
+        if not -1.0 <= value <= 1.0:
+            raise CohortexError(
+                f"The {name!r} parameter of {who}() is a correlation, between -1 and 1; got "
+                f"{value}."
+            )
+    if not 0.0 <= merge_cut_height <= 1.0:
+        raise CohortexError(
+            f"The 'merge_cut_height' parameter of {who}() must be between 0 and 1; got "
+            f"{merge_cut_height}."
+        )
+    if max_block_size < 3:
+        raise CohortexError(
+            f"The 'max_block_size' parameter of {who}() must be at least 3; got {max_block_size}."
+        )
+    if power is not None and not (np.isfinite(power) and power > 0):
+        raise CohortexError(f"The 'power' parameter of {who}() must be positive; got {power}.")
+    data = GeneNetwork.build(
+        cohort, genes=genes, device=device, progress=progress, who=who, correlation=False
+    )
+    n, n_genes = data.n_samples, data.n_genes
+    block_of = _given_blocks(data, blocks, who) if blocks is not None else None
+    largest = (
+        int(np.bincount(block_of).max()) if block_of is not None else min(max_block_size, n_genes)
+    )
+    on = resolve_device(device)
+    check_memory(
+        who,
+        8.0 * (2.0 * n * n_genes + HOST_COPIES[on] * largest * largest),
+        f"holds {n} samples × {n_genes} genes and blocks of {largest} × {largest} genes",
+        "Take smaller blocks (max_block_size=) or the most variable genes (genes=).",
+    )
+    if min_module_size is None:
+        min_module_size = min(20, math.ceil(n_genes / 2))
+    if min_module_size < 1:
+        raise CohortexError(
+            f"The 'min_module_size' parameter of {who}() must be at least 1; got {min_module_size}."
+        )
+    core_size = min_module_size / 3 if min_core_kme_size is None else min_core_kme_size
+    if power is None:
+        power, source = float(faq_power(n, network)), "WGCNA FAQ"
+    else:
+        power, source = float(power), "given"
+
+    z = data.standardised()
+    if block_of is None:
+        if n_genes > max_block_size:
+            centers = n_preclustering_centers or int(
+                min(n_genes / 20, 100 * n_genes / max_block_size)
+            )
+            start = np.random.default_rng(seed).permutation(n_genes)
+            block_of = preclusters(
+                z,
+                start,
+                n_centers=centers,
+                max_block_size=max_block_size,
+                size_penalty_power=block_size_penalty_power,
+            )
+        else:
+            block_of = np.zeros(n_genes, dtype=np.int64)
+    signed = network != "unsigned"
+    n_blocks = int(block_of.max()) + 1
+
+    dynamic = np.zeros(n_genes, dtype=np.int64)
+    labels = np.zeros(n_genes, dtype=np.int64)
+    eigengenes: list[Any] = []
+    label_index: list[int] = []
+    trees: list[tuple[np.ndarray, np.ndarray, int]] = []
+    bar = progress_bar(n_blocks, who, progress, unit="block", delay=2.0)
+    try:
+        used = 0
+        for b in range(n_blocks):
+            members = np.flatnonzero(block_of == b)
+            cut, merge, height = _block_modules(
+                z,
+                members,
+                power=power,
+                network=network,
+                tom=tom,
+                min_module_size=min_module_size,
+                deep_split=deep_split,
+                cut_height=detect_cut_height,
+                pam_stage=pam_stage,
+                pam_respects_dendro=pam_respects_dendro,
+            )
+            trees.append((merge, height, b + 1))
+            bar.update(1)
+            if not np.any(cut > 0):
+                continue
+            cut[cut > 0] += used
+            used = int(cut.max())
+            dynamic[members] = cut
+            for label in np.unique(cut[cut > 0]):
+                genes_of = members[cut == label]
+                u = _eigengene(z[:, namespace(z).asarray(genes_of)])
+                kme = _kme(z, genes_of, u, signed)
+                if int(np.sum(kme > min_core_kme)) < core_size:
+                    continue
+                staying = genes_of[kme >= min_kme_to_stay]
+                if staying.shape[0] < genes_of.shape[0] and staying.shape[0] < min_module_size:
+                    continue
+                labels[staying] = label
+                eigengenes.append(u)
+                label_index.append(int(label))
+    finally:
+        bar.close()
+
+    if eigengenes:
+        labels = _reassign(
+            z,
+            labels,
+            eigengenes,
+            np.array(label_index),
+            signed=signed,
+            n_samples=n,
+            threshold=reassign_threshold,
+            min_module_size=min_module_size,
+        )
+    del eigengenes
+    unmerged = labels.copy()
+    xp = namespace(z)
+
+    def between(labels: np.ndarray, proper: np.ndarray) -> np.ndarray:
+        columns = xp.stack(
+            [_eigengene(z[:, xp.asarray(np.flatnonzero(labels == m))]) for m in proper], axis=1
+        )
+        return np.asarray(to_host(columns.T @ columns), dtype=np.float64)
+
+    final = merge_close(labels, merge_cut_height, between)
+    release_free_memory()
+
+    levels = np.unique(final)
+    columns, values = [], []
+    for level in levels:
+        x = z[:, xp.asarray(np.flatnonzero(final == level))]
+        u, value = leading_left_vector(x)
+        columns.append(_along_average(x, u))
+        values.append(value)
+        del x
+    eigen = xp.stack(columns, axis=1)
+    kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
+    sizes = np.array([int(np.sum(final == level)) for level in levels])
+    merges = [t[0] for t in trees]
+    result = xr.Dataset(
+        {
+            "label": ("gene", final),
+            "unmerged_label": ("gene", unmerged),
+            "dynamic_label": ("gene", dynamic),
+            "block": ("gene", block_of + 1),
+            "k_total": ("gene", _connectivity(z, power, network)),
+            "k_within": ("gene", _within_connectivity(z, final, levels, power, network)),
+            "kme": (("gene", "module"), kme),
+            "kme_pvalue": (("gene", "module"), student_pvalue(kme, n)),
+            "size": ("module", sizes),
+            "var_explained": ("module", np.asarray(values) / sizes),
+            "eigengene": (("sample", "module"), np.asarray(to_host(eigen), dtype=np.float64)),
+            "tree_merge": (("merge", "pair"), np.concatenate(merges, axis=0)),
+            "tree_height": ("merge", np.concatenate([t[1] for t in trees])),
+            "tree_block": ("merge", np.repeat([t[2] for t in trees], [m.shape[0] for m in merges])),
+        },
+        coords={"gene": data.gene_ids, "sample": data.sample_ids, "module": levels},
+        attrs={
+            "power": power,
+            "power_source": source,
+            "network": network,
+            "tom": tom,
+            "max_block_size": int(max_block_size),
+            "n_blocks": n_blocks,
+            "min_module_size": int(min_module_size),
+            "deep_split": int(deep_split),
+            "pam_stage": int(pam_stage),
+            "pam_respects_dendro": int(pam_respects_dendro),
+            "cut_height": float(detect_cut_height),
+            "min_core_kme": float(min_core_kme),
+            "min_core_kme_size": float(core_size),
+            "min_kme_to_stay": float(min_kme_to_stay),
+            "reassign_threshold": float(reassign_threshold),
+            "merge_cut_height": float(merge_cut_height),
+            "n_modules": int(np.sum(levels > 0)),
+            "n_genes": n_genes,
+            "n_genes_constant": data.n_constant,
+            "n_samples": n,
+            "transform": data.transform,
+        },
+    )
+    for name in data.data.sample_variables():
+        assert data.data.dataset is not None
+        result[name] = ("sample", np.asarray(data.data.dataset[name].values))
+    return result
+
+
+def preclusters(
+    z: Any,
+    start: np.ndarray,
+    *,
+    n_centers: int,
+    max_block_size: int,
+    size_penalty_power: float = 5.0,
+) -> np.ndarray:
+    """``projectiveKMeans``' blocks: k-means of the genes from a random start, then the
+    smaller clusters joined up to ``max_block_size``.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes)
+        Genes centred and of unit length.
+    start : ndarray of int, shape (n_genes,)
+        A permutation of 0 … n_genes - 1: gene ``g`` starts in cluster ``start[g] mod
+        n_centers`` (R's ``sample(nGenes)``, less one).
+    n_centers : int
+    max_block_size : int
+    size_penalty_power : float, default 5
+
+    Returns
+    -------
+    ndarray of int, shape (n_genes,)
+        Each gene's block, 0 … n_blocks - 1 by decreasing size.
+    """
+    n_centers = max(1, min(int(n_centers), start.shape[0]))
+    membership, sizes, centers = projective_kmeans(
+        z,
+        np.asarray(start) % n_centers,
+        preferred_size=max_block_size,
+        size_penalty_power=size_penalty_power,
+    )
+    merged = size_restricted_merge(z, membership, sizes, centers, max_size=max_block_size)
+    return number_by_size(merged + 1) - 1
+
+
+def _given_blocks(data: GeneNetwork, blocks: np.ndarray, who: str) -> np.ndarray:
+    """The blocks of the genes used, 0 … n_blocks - 1 in the order of the values given."""
+    given = np.asarray(blocks)
+    all_genes = data.data.gene_ids
+    if given.ndim != 1 or given.shape[0] != all_genes.shape[0]:
+        raise CohortexError(
+            f"The 'blocks' parameter of {who}() needs one block per gene of the cohort "
+            f"({all_genes.shape[0]}); got shape {given.shape}."
+        )
+    used = np.isin(all_genes.astype(str), data.gene_ids.astype(str))
+    _, index = np.unique(given[used], return_inverse=True)
+    return index.astype(np.int64)
+
+
+def _block_modules(
+    z: Any,
+    members: np.ndarray,
+    *,
+    power: float,
+    network: str,
+    tom: str,
+    min_module_size: int,
+    deep_split: int,
+    cut_height: float,
+    pam_stage: bool,
+    pam_respects_dendro: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block's TOM, tree of 1 - TOM and hybrid cut: labels (0: none), merges, heights."""
+    xp = namespace(z)
+    if members.shape[0] < 2:
+        return np.zeros(members.shape[0], dtype=np.int64), np.zeros((0, 2), np.int64), np.zeros(0)
+    block = z[:, xp.asarray(members)]
+    correlation = correlation_from_gram(block.T @ block)
+    del block
+    keep_sign = tom == "signed" and network == "unsigned"
+    dissimilarity, _ = tom_dissimilarity(
+        adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
+        signed=tom == "signed",
+    )
+    del correlation
+    dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
+    del dissimilarity
+    merge, height = r_merge(hierarchy.linkage(squareform(dist, checks=False), "average"))
+    cut = cutree_hybrid(
+        merge,
+        height,
+        dist,
+        min_cluster_size=min_module_size,
+        deep_split=deep_split,
+        cut_height=cut_height,
+        pam_stage=pam_stage,
+        pam_respects_dendro=pam_respects_dendro,
+    )
+    return np.asarray(cut, dtype=np.int64), merge, height
+
+
+def _along_average(x: Any, u: Any) -> Any:
+    """``u`` turned to agree with the genes' average (moduleEigengenes' ``align``)."""
+    xp = namespace(x)
+    return -u if float(xp.sum(x.T @ u)) < 0 else u
+
+
+def _eigengene(x: Any) -> Any:
+    """moduleEigengenes: the genes' first principal component, unit length, along their
+    average."""
+    u, _ = leading_left_vector(x)
+    return _along_average(x, u)
+
+
+def _kme(z: Any, genes: np.ndarray, u: Any, signed: bool) -> np.ndarray:
+    """The genes' correlations with a unit-length centred vector (absolute where unsigned)."""
+    xp = namespace(z)
+    kme = np.asarray(to_host(z[:, xp.asarray(genes)].T @ u), dtype=np.float64)
+    return kme if signed else np.abs(kme)
+
+
+def _reassign(
+    z: Any,
+    labels: np.ndarray,
+    eigengenes: list[Any],
+    label_index: np.ndarray,
+    *,
+    signed: bool,
+    n_samples: int,
+    threshold: float,
+    min_module_size: int,
+) -> np.ndarray:
+    """blockwiseModules' reassignment: a gene goes to the module whose eigengene it follows
+    best where that kME's Fisher p-value is below ``threshold`` times its own module's; modules
+    left with fewer than ``min_module_size`` genes by it are dissolved."""
+    xp = namespace(z)
+    assigned = np.flatnonzero(labels > 0)
+    kme = np.asarray(
+        to_host(z[:, xp.asarray(assigned)].T @ xp.stack(eigengenes, axis=1)), dtype=np.float64
+    )
+    if not signed:
+        kme = np.abs(kme)
+    own = labels[assigned]
+    out = labels.copy()
+    dissolved = []
+    for j, label in enumerate(label_index):
+        rows = np.flatnonzero(own == label)
+        best = kme[rows].max(axis=1)
+        candidates = rows[kme[rows, j] < best]
+        if candidates.shape[0] == 0:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = fisher_pvalue(best[kme[rows, j] < best], n_samples) / fisher_pvalue(
+                kme[candidates, j], n_samples
+            )
+        moving = candidates[np.isfinite(ratio) & (ratio < threshold)]
+        if moving.shape[0] == 0:
+            continue
+        out[assigned[moving]] = label_index[np.argmax(kme[moving], axis=1)]
+        if rows.shape[0] - moving.shape[0] < min_module_size:
+            dissolved.append(label)
+    out[np.isin(out, dissolved)] = 0
+    return out
+
+
+def _gene_rows(n_genes: int, n_columns: int) -> list[slice]:
+    rows = max(1, _ROW_VALUES // max(n_columns, 1))
+    return [slice(s, min(n_genes, s + rows)) for s in range(0, n_genes, rows)]
+
+
+def _connectivity(z: Any, power: float, network: str) -> np.ndarray:
+    """Row sums of the adjacency of the genes of ``z`` among themselves, less the diagonal
+    (over all genes: intramodularConnectivity's kTotal), from blocks of rows of their
+    correlations."""
+    xp = namespace(z)
+    n_genes = z.shape[1]
+    out = np.empty(n_genes)
+    for rows in _gene_rows(n_genes, n_genes):
+        cor = z[:, rows].T @ z
+        index = xp.arange(cor.shape[0])
+        cor[index, index + rows.start] = 1.0
+        out[rows] = np.asarray(to_host(adjacency(cor, power, network).sum(axis=1))) - 1.0
+    return out
+
+
+def _within_connectivity(
+    z: Any, labels: np.ndarray, levels: np.ndarray, power: float, network: str
+) -> np.ndarray:
+    """intramodularConnectivity's kWithin (0 in modules of fewer than 3 genes, as WGCNA)."""
+    xp = namespace(z)
+    out = np.zeros(labels.shape[0])
+    for level in levels:
+        genes = np.flatnonzero(labels == level)
+        if genes.shape[0] >= 3:
+            out[genes] = _connectivity(z[:, xp.asarray(genes)], power, network)
+    return out

@@ -1,0 +1,288 @@
+"""WGCNA's blockwise steps on ``xp``: leading principal components of gene sets, the
+pre-clustering of genes into blocks (``projectiveKMeans`` and ``sizeRestrictedClusterMerge``)
+and the Fisher p-values that move genes between modules, as WGCNA 1.72.
+
+The data ``z`` is samples × genes with each gene centred and scaled to unit length, so the
+correlation of two genes (or of a gene and a unit-length centred vector) is a dot product.
+Memberships and the moves' bookkeeping live on the host; products with ``z`` on its device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.special import ndtr
+
+from .._backend import namespace, to_host
+
+__all__ = [
+    "DENSE_EIGEN_SIZE",
+    "aligned_first_pc",
+    "fisher_pvalue",
+    "leading_left_vector",
+    "projective_kmeans",
+    "size_restricted_merge",
+]
+
+DENSE_EIGEN_SIZE = 1500  # beyond it the leading vector is found by Lanczos, not LAPACK
+_ALIGN_POWER = 6  # .alignedFirstPC's weights: |cor|^6
+
+
+def leading_left_vector(x: Any) -> tuple[Any, float]:
+    """The leading left singular vector of ``x`` and its squared singular value.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, m)
+        Columns centred and of unit length.
+
+    Returns
+    -------
+    u : array of shape (n_samples,), on ``x``'s device
+        Unit length; its sign is arbitrary.
+    value : float
+        ``σ²``, the leading eigenvalue of the columns' correlation matrix.
+    """
+    xp = namespace(x)
+    n, m = x.shape
+    by_columns = m <= n  # the Gram matrix of the smaller side
+    size = m if by_columns else n
+    if size <= DENSE_EIGEN_SIZE:
+        gram = np.asarray(to_host(x.T @ x if by_columns else x @ x.T), dtype=np.float64)
+        values, vectors = scipy.linalg.eigh(gram, subset_by_index=[size - 1, size - 1])
+        vector, value = vectors[:, 0], float(values[0])
+    else:
+
+        def product(v: np.ndarray) -> np.ndarray:
+            w = xp.asarray(np.ravel(v))
+            return np.asarray(to_host(x.T @ (x @ w) if by_columns else x @ (x.T @ w)))
+
+        operator = LinearOperator((size, size), matvec=product, dtype=np.float64)
+        values, vectors = eigsh(operator, k=1, which="LA", v0=np.ones(size), tol=0.0)
+        vector, value = vectors[:, 0], float(values[0])
+    u = x @ xp.asarray(vector) / math.sqrt(value) if by_columns else xp.asarray(vector)
+    return u, value
+
+
+def aligned_first_pc(x: Any) -> Any:
+    """WGCNA's ``.alignedFirstPC``: the first principal component of a set of genes, turned
+    to agree with their average weighted by ``|cor|^6``.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, m)
+        The genes, centred and of unit length.
+
+    Returns
+    -------
+    array of shape (n_samples,), unit length, on ``x``'s device
+    """
+    xp = namespace(x)
+    u, _ = leading_left_vector(x)
+    cor = x.T @ u
+    if float(xp.sum(xp.abs(cor) ** _ALIGN_POWER * cor)) < 0:
+        u = -u
+    return u
+
+
+def fisher_pvalue(cor: np.ndarray, n_samples: int) -> np.ndarray:
+    """WGCNA's ``corPvalueFisher``: the two-sided p-value of correlations by Fisher's z."""
+    z = np.abs(np.arctanh(cor) * math.sqrt(n_samples - 3))
+    return 2.0 * ndtr(-z)
+
+
+class _Distances:
+    """Each gene's distance to its own cluster's centre, inflated for clusters larger than the
+    preferred size (projectiveKMeans' ``memberCenterDist``)."""
+
+    def __init__(self, preferred_size: int, size_penalty_power: float) -> None:
+        self.preferred_size, self.power = preferred_size, size_penalty_power
+
+    def __call__(
+        self,
+        dst: Any,
+        membership: np.ndarray,
+        sizes: np.ndarray,
+        changed: np.ndarray,
+        old: np.ndarray,
+    ) -> np.ndarray:
+        xp = namespace(dst)
+        corrections = np.maximum((sizes / self.preferred_size) ** self.power, 1.0)
+        out = old.copy()
+        genes = np.flatnonzero(np.isin(membership, changed))
+        own = to_host(dst[xp.asarray(membership[genes]), xp.asarray(genes)])
+        out[genes] = np.asarray(own) * corrections[membership[genes]]
+        return out
+
+
+def projective_kmeans(
+    z: Any,
+    membership: np.ndarray,
+    *,
+    preferred_size: int,
+    size_penalty_power: float = 5.0,
+    max_iterations: int = 1000,
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """WGCNA's ``projectiveKMeans`` iterations (unsigned): genes move to the centre (a
+    cluster's aligned first principal component) they correlate with most, in absolute value,
+    where the move does not make them farther from their centre once clusters beyond
+    ``preferred_size`` are penalised.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes)
+        Genes centred and of unit length.
+    membership : ndarray of int, shape (n_genes,)
+        The start: each gene's cluster, 0 … k - 1, every cluster used.
+    preferred_size : int
+    size_penalty_power : float, default 5
+        Distances to a centre of ``s > preferred_size`` genes are multiplied by
+        ``(s / preferred_size)^power``.
+    max_iterations : int, default 1000
+
+    Returns
+    -------
+    membership : ndarray of int, shape (n_genes,)
+        0 … k' - 1 (clusters emptied on the way are dropped).
+    sizes : ndarray of int, shape (k',)
+    centers : array of shape (n_samples, k'), on ``z``'s device
+
+    Notes
+    -----
+    After an accepted move WGCNA recomputes the centres ``rank(changedKeep)``: the ranks of
+    the changed clusters among themselves rather than their positions among the clusters kept
+    (``match(changedKeep, keep)``), so it refreshes the wrong centres. This uses the positions.
+    """
+    xp = namespace(z)
+    membership = np.asarray(membership, dtype=np.int64).copy()
+    k = int(membership.max()) + 1
+    n_genes = membership.shape[0]
+    distances = _Distances(preferred_size, size_penalty_power)
+    centers = xp.zeros((z.shape[0], k), dtype=xp.float64)
+    dst = xp.zeros((k, n_genes), dtype=xp.float64)
+    center_dist = np.zeros(n_genes)
+    changed: np.ndarray | None = np.arange(k)
+    iteration = 0
+    while changed is not None and iteration < max_iterations:
+        iteration += 1
+        sizes = np.bincount(membership, minlength=k)
+        _refresh(z, centers, dst, membership, changed)
+        center_dist = distances(dst, membership, sizes, changed, center_dist)
+        nearest = np.asarray(to_host(xp.argmin(dst, axis=0)), dtype=np.int64)
+        nearest_dist = np.asarray(to_host(xp.min(dst, axis=0)))
+        if not np.any(center_dist > nearest_dist):
+            changed = None
+            break
+        proposed = nearest.copy()
+        accepted = False
+        moved = np.flatnonzero(proposed != membership)
+        while not accepted and moved.shape[0] > 0:
+            new_dist = distances(
+                dst, proposed, np.bincount(proposed, minlength=k), np.arange(k), center_dist
+            )
+            worse = moved[new_dist[moved] > center_dist[moved]]
+            if worse.shape[0] == 0:
+                accepted = True
+            else:  # give back the 3/5 of the worsened moves that lost most
+                order = np.argsort(center_dist[worse] - new_dist[worse], kind="stable")
+                back = worse[order[: math.ceil(worse.shape[0] * 3 / 5)]]
+                proposed[back] = membership[back]
+                moved = np.flatnonzero(proposed != membership)
+        if not accepted:
+            changed = None
+            break
+        keep = np.unique(proposed)
+        changed_all = np.union1d(membership[moved], proposed[moved])
+        changed = np.searchsorted(keep, changed_all[np.isin(changed_all, keep)])
+        index = xp.asarray(keep)
+        centers, dst = centers[:, index], dst[index]
+        membership = np.searchsorted(keep, proposed)
+        k = keep.shape[0]
+    if changed is not None:  # stopped by max_iterations just after a move: fresh centres
+        _refresh(z, centers, dst, membership, changed)
+    return membership, np.bincount(membership, minlength=k), centers
+
+
+def _refresh(z: Any, centers: Any, dst: Any, membership: np.ndarray, changed: np.ndarray) -> None:
+    """Recompute the ``changed`` clusters' centres and their distances ``1 - |cor|`` to every
+    gene, in place."""
+    xp = namespace(z)
+    for cluster in np.sort(changed):
+        genes = xp.asarray(np.flatnonzero(membership == cluster))
+        centers[:, int(cluster)] = aligned_first_pc(z[:, genes])
+    if changed.shape[0]:
+        index = xp.asarray(changed)
+        dst[index] = 1.0 - xp.abs(centers[:, index].T @ z)
+
+
+def size_restricted_merge(
+    z: Any, membership: np.ndarray, sizes: np.ndarray, centers: Any, *, max_size: int
+) -> np.ndarray:
+    """WGCNA's ``sizeRestrictedClusterMerge``: join the two closest clusters (``1 - |cor|`` of
+    their centres) whose joint size stays within ``max_size``, until no two can be joined.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes)
+        Genes centred and of unit length.
+    membership : ndarray of int, shape (n_genes,)
+        0 … k - 1.
+    sizes : ndarray of int, shape (k,)
+    centers : array of shape (n_samples, k)
+    max_size : int
+
+    Returns
+    -------
+    ndarray of int, shape (n_genes,)
+        0 … k' - 1.
+    """
+    xp = namespace(z)
+    membership = membership.copy()
+    sizes = np.asarray(sizes, dtype=np.int64).copy()
+    centers = centers.copy()
+    small = sizes < max_size
+    dist = _center_distances(centers[:, xp.asarray(np.flatnonzero(small))])
+    while int(small.sum()) > 1:
+        small_index = np.flatnonzero(small)
+        rows, columns = np.triu_indices(small_index.shape[0], k=1)
+        order = np.argsort(dist[rows, columns], kind="stable")
+        pair = next(
+            (
+                (int(rows[p]), int(columns[p]))
+                for p in order
+                if sizes[small_index[rows[p]]] + sizes[small_index[columns[p]]] <= max_size
+            ),
+            None,
+        )
+        if pair is None:
+            break
+        ii, jj = pair
+        keep, drop = int(small_index[ii]), int(small_index[jj])
+        membership[membership == drop] = keep
+        sizes[keep] += sizes[drop]
+        centers[:, keep] = aligned_first_pc(z[:, xp.asarray(np.flatnonzero(membership == keep))])
+        membership[membership > drop] -= 1
+        remaining = xp.asarray(np.delete(np.arange(sizes.shape[0]), drop))
+        centers, sizes = centers[:, remaining], np.delete(sizes, drop)
+        small = sizes < max_size
+        if int(small.sum()) > 1:
+            dist = np.delete(np.delete(dist, jj, axis=0), jj, axis=1)
+            if sizes[keep] < max_size:
+                cor = centers[:, xp.asarray(np.flatnonzero(small))].T @ centers[:, keep]
+                column = 1.0 - np.abs(np.asarray(to_host(cor), dtype=np.float64))
+                dist[:, ii] = column
+                dist[ii, :] = column
+            else:
+                dist = np.delete(np.delete(dist, ii, axis=0), ii, axis=1)
+    return membership
+
+
+def _center_distances(centers: Any) -> np.ndarray:
+    """``1 - |cor|`` of unit-length centred centres, exactly symmetric, on the host."""
+    cor = np.asarray(to_host(centers.T @ centers), dtype=np.float64)
+    upper = np.triu(cor, 1)
+    return 1.0 - np.abs(upper + upper.T + np.eye(cor.shape[0]))
