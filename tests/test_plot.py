@@ -451,6 +451,20 @@ def test_dendrogram_bands_each_gene_by_its_module(gene_network):
     assert top == pytest.approx(result["tree_height"].values.max())
 
 
+def test_dendrogram_of_a_block(gene_network):
+    from cohortex import network
+
+    result = network.blockwise_modules(gene_network[0], max_block_size=200, progress=False)
+    block = 2
+    genes = int(np.sum(result["block"].values == block))
+    ax = plot.dendrogram(result, block=block)
+    assert ax.child_axes[0].images[0].get_array().shape == (1, genes, 4)
+    assert len(ax.collections[0].get_segments()) == 3 * (genes - 1)
+    assert ax.get_title().startswith(f"Gene tree of block 2 of {result.attrs['n_blocks']}")
+    with pytest.raises(CohortexError, match="block must be 1"):
+        plot.dendrogram(result, block=result.attrs["n_blocks"] + 1)
+
+
 def test_dendrogram_of_a_deep_tree():
     """Gene trees are chains thousands deep: drawn without recursion."""
     n = 5000

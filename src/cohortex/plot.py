@@ -540,27 +540,38 @@ def _draw_tree(ax: Axes, linkage: np.ndarray) -> np.ndarray:
     return order
 
 
-def dendrogram(result: xr.Dataset, *, ax: Axes | None = None) -> Axes:
+def dendrogram(result: xr.Dataset, *, block: int = 1, ax: Axes | None = None) -> Axes:
     """A :func:`cohortex.network.modules` result: the genes' tree of 1 - TOM with a band of
-    their modules beneath (WGCNA's ``plotDendroAndColors``); grey is no module."""
+    their modules beneath (WGCNA's ``plotDendroAndColors``); grey is no module. Of a
+    :func:`cohortex.network.blockwise_modules` result, the tree of one ``block`` (1: the
+    largest)."""
     if "tree_merge" not in result or "label" not in result:
         raise CohortexError("dendrogram() needs a network.modules() result.")
     from .stats._tree_cut import scipy_linkage
 
-    linkage = scipy_linkage(
-        np.asarray(result["tree_merge"].values), np.asarray(result["tree_height"].values)
-    )
+    merge = np.asarray(result["tree_merge"].values)
+    height = np.asarray(result["tree_height"].values)
+    labels = np.asarray(result["label"].values)
+    title = "Gene tree"
+    if "tree_block" in result:
+        n_blocks = int(result.attrs.get("n_blocks", 1))
+        if not 1 <= block <= n_blocks:
+            raise CohortexError(f"dendrogram(): block must be 1 … {n_blocks}; got {block}.")
+        mine = np.asarray(result["tree_block"].values) == block
+        merge, height = merge[mine], height[mine]
+        labels = labels[np.asarray(result["block"].values) == block]
+        title = f"Gene tree of block {block} of {n_blocks} ({labels.size} genes)"
     ax = ax or _new_axes(height=4.5)
-    order = _draw_tree(ax, linkage)
+    order = _draw_tree(ax, scipy_linkage(merge, height))
     band = ax.inset_axes((0.0, -0.14, 1.0, 0.08))
-    colours = _module_colours(np.asarray(result["label"].values)[order])
+    colours = _module_colours(labels[order])
     band.imshow(colours[None, :, :], aspect="auto", interpolation="nearest")
     band.set_xticks([])
     band.set_yticks([0])
     band.set_yticklabels(["module"], fontsize="small")
     ax.set_ylabel("1 - TOM")
     ax.set_title(
-        f"Gene tree and {result.attrs.get('n_modules', '')} modules "
+        f"{title} and {result.attrs.get('n_modules', '')} modules "
         f"(power {result.attrs.get('power', 0):g}, {result.attrs.get('network', '')})"
     )
     return ax

@@ -1844,6 +1844,30 @@ def test_network_into_the_store(tmp_path, capsys):
     assert "'module' parameter of module_edges" in capsys.readouterr().err
 
 
+def test_network_blockwise_into_the_store(tmp_path, capsys):
+    """network --blockwise: blockwiseModules with its own defaults (only the settings given
+    are passed), its blocks printed, a block's tree drawn and its modules' edges written."""
+    from cohortex import network, read_result, simulate
+
+    store = tmp_path / "s.zarr"
+    simulate(store, 120, 400, n_de=0, modules=3, seed=8)
+    capsys.readouterr()
+    figure, edges_path = tmp_path / "tree.png", tmp_path / "edges.tsv"
+    command = ["network", str(store), "--blockwise", "--max-block-size", "150", "--no-progress"]
+    assert main([*command, "--plot", str(figure), "--edges", str(edges_path)]) == 0
+    printed = capsys.readouterr().out
+    expected = network.blockwise_modules(store, max_block_size=150, progress=False)
+    stored = read_result(store, "network")
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    np.testing.assert_array_equal(stored["block"].values, expected["block"].values)
+    assert expected.attrs["tom"] == "signed" and expected.attrs["n_blocks"] >= 3
+    assert f"modules of 400 genes × 120 samples in {expected.attrs['n_blocks']} blocks" in printed
+    assert figure.stat().st_size > 0 and len(pd.read_csv(edges_path, sep="\t")) > 0
+    assert main([*command, "--tom-type", "unsigned", "--min-module-size", "10"]) == 0
+    stored = read_result(store, "network")
+    assert (stored.attrs["tom"], stored.attrs["min_module_size"]) == ("unsigned", 10)
+
+
 def test_mds_into_the_store(tmp_path, capsys):
     from cohortex import mds, read_result, simulate
 

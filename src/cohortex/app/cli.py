@@ -845,7 +845,9 @@ def _parser() -> argparse.ArgumentParser:
         description="WGCNA's step-by-step network: soft-thresholded correlations, their "
         "topological overlap, dynamicTreeCut's hybrid cut of its tree, modules merged by "
         "their eigengenes; then each module's size, hub gene and the sample variables its "
-        "eigengene follows. --soft-threshold prints the scale-free fit of each power instead.",
+        "eigengene follows. --blockwise runs WGCNA's blockwiseModules instead, a TOM per "
+        "block of genes, for more genes than one TOM holds. --soft-threshold prints the "
+        "scale-free fit of each power instead.",
     )
     nw.add_argument("store", type=Path)
     nw.add_argument(
@@ -856,14 +858,30 @@ def _parser() -> argparse.ArgumentParser:
         "WGCNA's FAQ)",
     )
     nw.add_argument("--network-type", choices=NETWORK_TYPES, default="unsigned", help="(unsigned)")
-    nw.add_argument("--tom-type", choices=TOM_TYPES, default="unsigned", help="(unsigned)")
-    nw.add_argument("--min-module-size", type=int, default=30, help="(30)")
+    nw.add_argument(
+        "--tom-type", choices=TOM_TYPES, default=None, help="(unsigned; --blockwise: signed)"
+    )
+    nw.add_argument(
+        "--min-module-size", type=int, default=None, help="(30; --blockwise: 20)"
+    )
     nw.add_argument("--deep-split", type=int, choices=range(5), default=2, help="0 … 4 (2)")
     nw.add_argument(
         "--merge-cut-height",
         type=float,
-        default=0.25,
-        help="merge modules whose eigengenes correlate above 1 − this (0.25)",
+        default=None,
+        help="merge modules whose eigengenes correlate above 1 − this (0.25; --blockwise: 0.15)",
+    )
+    nw.add_argument(
+        "--blockwise",
+        action="store_true",
+        help="WGCNA's blockwiseModules, with its defaults: the genes pre-clustered into blocks, "
+        "a TOM and tree cut per block, modules pruned by kME and merged across blocks",
+    )
+    nw.add_argument(
+        "--max-block-size",
+        type=int,
+        default=5000,
+        help="with --blockwise: the largest block of genes (5000)",
     )
     nw.add_argument(
         "--genes", type=int, default=0, help="the most variable genes only (0: all that vary)"
@@ -2561,22 +2579,43 @@ def _network(args: argparse.Namespace) -> None:
 
             _save_figure(plot.soft_threshold(table), args.plot, f"fit written to {args.plot}")
         return
-    result = network.modules(
-        args.store,
-        power=args.power,
-        network=args.network_type,
-        tom=args.tom_type,
-        min_module_size=args.min_module_size,
-        deep_split=args.deep_split,
-        merge_cut_height=args.merge_cut_height,
-        genes=args.genes or None,
-        device=args.device,
-        progress=args.progress,
-    )
+    given = {  # the settings given; each function's own defaults otherwise
+        name: value
+        for name, value in (
+            ("tom", args.tom_type),
+            ("min_module_size", args.min_module_size),
+            ("merge_cut_height", args.merge_cut_height),
+        )
+        if value is not None
+    }
+    if args.blockwise:
+        result = network.blockwise_modules(
+            args.store,
+            power=args.power,
+            network=args.network_type,
+            max_block_size=args.max_block_size,
+            deep_split=args.deep_split,
+            genes=args.genes or None,
+            device=args.device,
+            progress=args.progress,
+            **given,
+        )
+    else:
+        result = network.modules(
+            args.store,
+            power=args.power,
+            network=args.network_type,
+            deep_split=args.deep_split,
+            genes=args.genes or None,
+            device=args.device,
+            progress=args.progress,
+            **given,
+        )
     write_result(args.store, args.name, result, overwrite=True)
+    blocks = f" in {result.attrs['n_blocks']} blocks" if args.blockwise else ""
     print(
         f"{result.attrs['n_modules']} modules of {result.attrs['n_genes']} genes × "
-        f"{result.attrs['n_samples']} samples (power {result.attrs['power']:g}, "
+        f"{result.attrs['n_samples']} samples{blocks} (power {result.attrs['power']:g}, "
         f"{result.attrs['power_source']}) in {time.perf_counter() - start:.1f} s; saved as "
         f"result {args.name!r}."
     )

@@ -12,6 +12,8 @@ them, and no genes × genes matrix larger than a block is ever formed.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,7 +33,12 @@ from ..stats._blockwise import (
     projective_kmeans,
     size_restricted_merge,
 )
-from ..stats._network import adjacency, adjacency_matrix, correlation_from_gram, tom_dissimilarity
+from ..stats._network import (
+    adjacency_matrix,
+    adjacency_sums,
+    correlation_from_gram,
+    tom_dissimilarity,
+)
 from ..stats._tree_cut import DEEP_SPLIT_SCATTER, cutree_hybrid, number_by_size, r_merge
 from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory
 from ._modules import merge_close
@@ -193,34 +200,35 @@ def blockwise_modules(
     else:
         power, source = float(power), "given"
 
-    z = data.standardised()
-    if block_of is None:
-        if n_genes > max_block_size:
-            centers = n_preclustering_centers or int(
-                min(n_genes / 20, 100 * n_genes / max_block_size)
-            )
-            start = np.random.default_rng(seed).permutation(n_genes)
-            block_of = preclusters(
-                z,
-                start,
-                n_centers=centers,
-                max_block_size=max_block_size,
-                size_penalty_power=block_size_penalty_power,
-            )
-        else:
-            block_of = np.zeros(n_genes, dtype=np.int64)
-    signed = network != "unsigned"
-    n_blocks = int(block_of.max()) + 1
-
-    dynamic = np.zeros(n_genes, dtype=np.int64)
-    labels = np.zeros(n_genes, dtype=np.int64)
-    eigengenes: list[Any] = []
-    label_index: list[int] = []
-    trees: list[tuple[np.ndarray, np.ndarray, int]] = []
-    bar = progress_bar(n_blocks, who, progress, unit="block", delay=2.0)
+    bar = progress_bar(2, who, progress, unit="step", delay=2.0)
     try:
+        bar.set_postfix(step="pre-clustering")
+        z = data.standardised()
+        if block_of is None:
+            block_of = np.zeros(n_genes, dtype=np.int64)
+            if n_genes > max_block_size:
+                centers = n_preclustering_centers or int(
+                    min(n_genes / 20, 100 * n_genes / max_block_size)
+                )
+                block_of = preclusters(
+                    z,
+                    np.random.default_rng(seed).permutation(n_genes),
+                    n_centers=centers,
+                    max_block_size=max_block_size,
+                    size_penalty_power=block_size_penalty_power,
+                )
+        n_blocks = int(block_of.max()) + 1
+        bar.total = n_blocks + 2  # the pre-clustering, each block, then the whole network
+        bar.update(1)
+        signed = network != "unsigned"
+        dynamic = np.zeros(n_genes, dtype=np.int64)
+        labels = np.zeros(n_genes, dtype=np.int64)
+        eigengenes: list[Any] = []
+        label_index: list[int] = []
+        trees: list[tuple[np.ndarray, np.ndarray, int]] = []
         used = 0
         for b in range(n_blocks):
+            bar.set_postfix(step=f"block {b + 1}")
             members = np.flatnonzero(block_of == b)
             cut, merge, height = _block_modules(
                 z,
@@ -235,71 +243,57 @@ def blockwise_modules(
                 pam_respects_dendro=pam_respects_dendro,
             )
             trees.append((merge, height, b + 1))
+            if np.any(cut > 0):
+                cut[cut > 0] += used
+                used = int(cut.max())
+                dynamic[members] = cut
+                for label, u, staying in _kme_rules(
+                    z,
+                    members,
+                    cut,
+                    signed=signed,
+                    min_core_kme=min_core_kme,
+                    min_core_kme_size=core_size,
+                    min_kme_to_stay=min_kme_to_stay,
+                    min_module_size=min_module_size,
+                ):
+                    labels[staying] = label
+                    eigengenes.append(u)
+                    label_index.append(label)
             bar.update(1)
-            if not np.any(cut > 0):
-                continue
-            cut[cut > 0] += used
-            used = int(cut.max())
-            dynamic[members] = cut
-            for label in np.unique(cut[cut > 0]):
-                genes_of = members[cut == label]
-                u = _eigengene(z[:, namespace(z).asarray(genes_of)])
-                kme = _kme(z, genes_of, u, signed)
-                if int(np.sum(kme > min_core_kme)) < core_size:
-                    continue
-                staying = genes_of[kme >= min_kme_to_stay]
-                if staying.shape[0] < genes_of.shape[0] and staying.shape[0] < min_module_size:
-                    continue
-                labels[staying] = label
-                eigengenes.append(u)
-                label_index.append(int(label))
+        bar.set_postfix(step="moves, merging, kME, connectivity")
+        if eigengenes:
+            labels = _reassign(
+                z,
+                labels,
+                eigengenes,
+                np.array(label_index),
+                signed=signed,
+                n_samples=n,
+                threshold=reassign_threshold,
+                min_module_size=min_module_size,
+            )
+        del eigengenes
+        final = merge_close(labels, merge_cut_height, partial(_eigengene_correlations, z))
+        release_free_memory()
+        levels = np.unique(final)
+        eigen, values = _eigengenes(z, final, levels)
+        kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
+        k_total = _connectivity(z, power, network)
+        k_within = _within_connectivity(z, final, levels, power, network)
+        bar.update(1)
     finally:
         bar.close()
-
-    if eigengenes:
-        labels = _reassign(
-            z,
-            labels,
-            eigengenes,
-            np.array(label_index),
-            signed=signed,
-            n_samples=n,
-            threshold=reassign_threshold,
-            min_module_size=min_module_size,
-        )
-    del eigengenes
-    unmerged = labels.copy()
-    xp = namespace(z)
-
-    def between(labels: np.ndarray, proper: np.ndarray) -> np.ndarray:
-        columns = xp.stack(
-            [_eigengene(z[:, xp.asarray(np.flatnonzero(labels == m))]) for m in proper], axis=1
-        )
-        return np.asarray(to_host(columns.T @ columns), dtype=np.float64)
-
-    final = merge_close(labels, merge_cut_height, between)
-    release_free_memory()
-
-    levels = np.unique(final)
-    columns, values = [], []
-    for level in levels:
-        x = z[:, xp.asarray(np.flatnonzero(final == level))]
-        u, value = leading_left_vector(x)
-        columns.append(_along_average(x, u))
-        values.append(value)
-        del x
-    eigen = xp.stack(columns, axis=1)
-    kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
     sizes = np.array([int(np.sum(final == level)) for level in levels])
     merges = [t[0] for t in trees]
     result = xr.Dataset(
         {
             "label": ("gene", final),
-            "unmerged_label": ("gene", unmerged),
+            "unmerged_label": ("gene", labels),
             "dynamic_label": ("gene", dynamic),
             "block": ("gene", block_of + 1),
-            "k_total": ("gene", _connectivity(z, power, network)),
-            "k_within": ("gene", _within_connectivity(z, final, levels, power, network)),
+            "k_total": ("gene", k_total),
+            "k_within": ("gene", k_within),
             "kme": (("gene", "module"), kme),
             "kme_pvalue": (("gene", "module"), student_pvalue(kme, n)),
             "size": ("module", sizes),
@@ -447,6 +441,56 @@ def _eigengene(x: Any) -> Any:
     return _along_average(x, u)
 
 
+def _kme_rules(
+    z: Any,
+    members: np.ndarray,
+    cut: np.ndarray,
+    *,
+    signed: bool,
+    min_core_kme: float,
+    min_core_kme_size: float,
+    min_kme_to_stay: float,
+    min_module_size: int,
+) -> Iterator[tuple[int, Any, np.ndarray]]:
+    """blockwiseModules' rules for a block's modules: dissolve those where fewer than
+    ``min_core_kme_size`` genes have kME above ``min_core_kme``; send away genes with kME below
+    ``min_kme_to_stay``, and dissolve the module if fewer than ``min_module_size`` remain.
+
+    Yields each module kept: its label, its eigengene (of all its genes, as R keeps it) and the
+    genes that stay.
+    """
+    xp = namespace(z)
+    for label in np.unique(cut[cut > 0]):
+        genes = members[cut == label]
+        u = _eigengene(z[:, xp.asarray(genes)])
+        kme = _kme(z, genes, u, signed)
+        if int(np.sum(kme > min_core_kme)) < min_core_kme_size:
+            continue
+        staying = genes[kme >= min_kme_to_stay]
+        if staying.shape[0] < genes.shape[0] and staying.shape[0] < min_module_size:
+            continue
+        yield int(label), u, staying
+
+
+def _eigengene_correlations(z: Any, labels: np.ndarray, modules: np.ndarray) -> np.ndarray:
+    """The correlations of the modules' eigengenes (mergeCloseModules' measure)."""
+    eigen, _ = _eigengenes(z, labels, modules)
+    return np.asarray(to_host(eigen.T @ eigen), dtype=np.float64)
+
+
+def _eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Each module's eigengene (a column, on ``z``'s device) and its eigenvalue."""
+    xp = namespace(z)
+    columns, values = [], []
+    for module in modules:
+        x = z[:, xp.asarray(np.flatnonzero(labels == module))]
+        u, value = leading_left_vector(x)
+        columns.append(_along_average(x, u))
+        values.append(value)
+        del x
+    return xp.stack(columns, axis=1), np.asarray(values)
+
+
 def _kme(z: Any, genes: np.ndarray, u: Any, signed: bool) -> np.ndarray:
     """The genes' correlations with a unit-length centred vector (absolute where unsigned)."""
     xp = namespace(z)
@@ -511,10 +555,10 @@ def _connectivity(z: Any, power: float, network: str) -> np.ndarray:
     n_genes = z.shape[1]
     out = np.empty(n_genes)
     for rows in _gene_rows(n_genes, n_genes):
-        cor = z[:, rows].T @ z
-        index = xp.arange(cor.shape[0])
-        cor[index, index + rows.start] = 1.0
-        out[rows] = np.asarray(to_host(adjacency(cor, power, network).sum(axis=1))) - 1.0
+        cor = z.T @ z[:, rows]  # its columns are the genes of ``rows``
+        index = xp.arange(cor.shape[1])
+        cor[index + rows.start, index] = 1.0
+        out[rows] = np.asarray(to_host(adjacency_sums(cor, power, network)))
     return out
 
 
