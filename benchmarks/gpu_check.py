@@ -314,6 +314,15 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         network.modules(store, power=6, genes=min(1000, n_genes), device="gpu", progress=False),
         network.modules(store, power=6, genes=min(1000, n_genes), device="cpu", progress=False),
     )
+    # blockwiseModules: the genes in device memory, the pre-clustering and blocks' TOMs there
+    cases["network.blockwise_modules, 2,000 most variable genes in blocks of 800"] = lambda: (
+        network.blockwise_modules(
+            store, genes=min(2000, n_genes), max_block_size=800, device="gpu", progress=False
+        ),
+        network.blockwise_modules(
+            store, genes=min(2000, n_genes), max_block_size=800, device="cpu", progress=False
+        ),
+    )
     # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
     labelled = few.assign(condition=("sample", labels[:1000]))
     cases["de.sva irw, 2 surrogate variables, 1,000 samples"] = lambda: (

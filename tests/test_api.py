@@ -107,6 +107,7 @@ PUBLIC = {
     },
     "cohortex.embed": {"consensus_clusters", "mds", "pca", "tsne"},
     "cohortex.network": {
+        "CORRELATION_TYPES",
         "DEFAULT_POWERS",
         "NETWORK_TYPES",
         "TOM_TYPES",

@@ -425,11 +425,26 @@ def test_network(gpu_xp, bladder_store):
     for options in (
         {"power": 6},
         {"power": 6, "tom": "signed", "deep_split": 4, "min_module_size": 10},
+        {"power": 6, "correlation_type": "bicor", "max_p_outliers": 0.05},
         {"network": "signed", "genes": 400, "merge_cut_height": 0.4},
     ):
         cpu = network.modules(path, device="cpu", progress=False, **options)
         on_device = network.modules(path, device="gpu", progress=False, **options)
         _same(on_device, cpu, rtol=1e-9)
+    # blockwiseModules: the standardised genes in device memory; the pre-clustering's
+    # distances, each block's correlations and TOM, eigengenes and kME on the device
+    for options in (
+        {"max_block_size": 300},
+        {"network": "signed", "genes": 400, "max_block_size": 150, "tom": "unsigned"},
+        {"max_block_size": 300, "correlation_type": "bicor", "max_p_outliers": 0.05},
+    ):
+        blockwise = network.blockwise_modules(path, device="cpu", progress=False, **options)
+        assert blockwise.attrs["n_blocks"] >= 3
+        _same(
+            network.blockwise_modules(path, device="gpu", progress=False, **options),
+            blockwise,
+            rtol=1e-9,
+        )
     edges = [
         network.module_edges(path, cpu, 1, device=device, progress=False)
         for device in ("gpu", "cpu")

@@ -38,3 +38,4 @@ SVA_METHODS = ("irw", "two-step", "supervised")
 # WGCNA's network types (adjacency) and topological overlap types
 NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
 TOM_TYPES = ("unsigned", "signed")
+CORRELATION_TYPES = ("pearson", "bicor")  # WGCNA's corType: Pearson's, biweight midcorrelation

@@ -1866,6 +1866,21 @@ def test_network_blockwise_into_the_store(tmp_path, capsys):
     assert main([*command, "--tom-type", "unsigned", "--min-module-size", "10"]) == 0
     stored = read_result(store, "network")
     assert (stored.attrs["tom"], stored.attrs["min_module_size"]) == ("unsigned", 10)
+    # bicor, its outliers capped
+    bicor = ["--correlation-type", "bicor", "--max-p-outliers", "0.05"]
+    assert main([*command, *bicor]) == 0
+    stored = read_result(store, "network")
+    expected = network.blockwise_modules(
+        store,
+        max_block_size=150,
+        correlation_type="bicor",
+        max_p_outliers=0.05,
+        progress=False,
+    )
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    assert (stored.attrs["correlation_type"], stored.attrs["max_p_outliers"]) == ("bicor", 0.05)
+    assert main(["network", str(store), "--soft-threshold", *bicor]) == 0
+    assert "Scale-free fit of the unsigned network (bicor) of 400 genes" in capsys.readouterr().out
 
 
 def test_mds_into_the_store(tmp_path, capsys):

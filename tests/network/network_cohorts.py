@@ -37,3 +37,14 @@ def simulated() -> xr.Dataset:
         coords={"sample": values.index.to_numpy(), "gene": values.columns.to_numpy()},
         attrs={"scale": "log2"},
     )
+
+
+def bicor_cohort() -> xr.Dataset:
+    """The bladder arrays with the 6th probe at 7 in 35 of 57 arrays (its MAD is 0), from
+    tests/fixtures/make_bicor_fixtures.R."""
+    values = pd.read_csv(WGCNA / "bicor_expression.csv", index_col=0)
+    return xr.Dataset(
+        {"expression": (("sample", "gene"), values.to_numpy(np.float64))},
+        coords={"sample": values.index.to_numpy(), "gene": values.columns.to_numpy()},
+        attrs={"scale": "log2"},
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from network_cohorts import WGCNA, bladder, simulated
+from network_cohorts import WGCNA, bicor_cohort, bladder, simulated
 from sklearn.metrics import adjusted_rand_score
 
 from cohortex import CohortexError, network
@@ -18,12 +18,14 @@ from cohortex.network._blockwise import preclusters
 from cohortex.network._data import GeneNetwork
 from cohortex.simulate import simulate_array
 from cohortex.stats import _blockwise as stats_blockwise
+from cohortex.stats._network import bicor_columns
 from cohortex.stats._tree_cut import number_by_size
 
 CASES = {
     "bladder": ("bladder", 400, {}),
     "bladder_one": ("bladder", 5000, {}),
     "bladder_strict": ("bladder", 400, {"min_core_kme": 0.85, "min_kme_to_stay": 0.5}),
+    "bicor": ("bicor", 400, {"correlation_type": "bicor", "max_p_outliers": 0.05}),
     "simulated": (
         "simulated",
         150,
@@ -38,6 +40,8 @@ CASES = {
 
 
 def data_of(name: str):
+    if name == "bicor":
+        return bicor_cohort()
     return bladder(chunks=(20, 300)) if name == "bladder" else simulated()
 
 
@@ -125,6 +129,9 @@ def test_kme_connectivity_and_variance_explained(case):
     power = result.attrs["power"]
     signed = result.attrs["network"] == "signed"
     cor = np.corrcoef(values, rowvar=False)
+    if result.attrs["correlation_type"] == "bicor":  # the network's adjacency is bicor's
+        columns = bicor_columns(values, result.attrs["max_p_outliers"])
+        cor = columns.T @ columns
     eigengenes = result["eigengene"].values
     kme = np.corrcoef(values, eigengenes, rowvar=False)[: values.shape[1], values.shape[1] :]
     np.testing.assert_allclose(result["kme"].values, kme, atol=1e-12)
@@ -141,7 +148,12 @@ def test_kme_connectivity_and_variance_explained(case):
         )
     np.testing.assert_allclose(result["k_total"].values, adjacency.sum(axis=0) - 1, rtol=1e-10)
     step_by_step = network.modules(
-        data_of(cohort), power=power, network=result.attrs["network"], progress=False
+        data_of(cohort),
+        power=power,
+        network=result.attrs["network"],
+        correlation_type=result.attrs["correlation_type"],
+        max_p_outliers=result.attrs["max_p_outliers"],
+        progress=False,
     )
     np.testing.assert_allclose(result["k_total"], step_by_step["k_total"], rtol=1e-10)
 

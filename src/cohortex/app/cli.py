@@ -18,6 +18,7 @@ import numpy as np
 
 from .._constants import (
     COMPRESSORS,
+    CORRELATION_TYPES,
     GSVA_KERNELS,
     GSVA_METHODS,
     NETWORK_TYPES,
@@ -862,8 +863,19 @@ def _parser() -> argparse.ArgumentParser:
         "--tom-type", choices=TOM_TYPES, default=None, help="(unsigned; --blockwise: signed)"
     )
     nw.add_argument(
-        "--min-module-size", type=int, default=None, help="(30; --blockwise: 20)"
+        "--correlation-type",
+        choices=CORRELATION_TYPES,
+        default="pearson",
+        help="pearson, or bicor: the biweight midcorrelation, robust to outlying samples (pearson)",
     )
+    nw.add_argument(
+        "--max-p-outliers",
+        type=float,
+        default=1.0,
+        help="with bicor: at most this share of each side's samples outlying (1: no cap; "
+        "WGCNA's FAQ suggests 0.05 or 0.1)",
+    )
+    nw.add_argument("--min-module-size", type=int, default=None, help="(30; --blockwise: 20)")
     nw.add_argument("--deep-split", type=int, choices=range(5), default=2, help="0 … 4 (2)")
     nw.add_argument(
         "--merge-cut-height",
@@ -2552,12 +2564,16 @@ def _network(args: argparse.Namespace) -> None:
         table = network.soft_threshold(
             args.store,
             network=args.network_type,
+            correlation_type=args.correlation_type,
+            max_p_outliers=args.max_p_outliers,
             genes=args.genes or None,
             device=args.device,
             progress=args.progress,
         )
         print(
-            f"Scale-free fit of the {args.network_type} network of {table.attrs['n_genes']} "
+            f"Scale-free fit of the {args.network_type} network"
+            f"{' (bicor)' if args.correlation_type == 'bicor' else ''} of "
+            f"{table.attrs['n_genes']} "
             f"genes × {table.attrs['n_samples']} samples in {time.perf_counter() - start:.1f} s"
         )
         print("  power   R²     slope   mean k     median k   max k")
@@ -2588,6 +2604,7 @@ def _network(args: argparse.Namespace) -> None:
         )
         if value is not None
     }
+    given.update(correlation_type=args.correlation_type, max_p_outliers=args.max_p_outliers)
     if args.blockwise:
         result = network.blockwise_modules(
             args.store,

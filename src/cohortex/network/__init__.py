@@ -4,7 +4,7 @@ of genes for many genes), the
 modules' eigengenes against sample variables, their hub genes and the gene sets over-represented
 in them (private implementation; public here)."""
 
-from .._constants import NETWORK_TYPES, TOM_TYPES
+from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_TYPES
 from ._blockwise import blockwise_modules
 from ._edges import module_edges
 from ._enrichment import module_enrichment
@@ -13,6 +13,7 @@ from ._soft_threshold import DEFAULT_POWERS, soft_threshold
 from ._traits import hub_genes, module_traits
 
 __all__ = [
+    "CORRELATION_TYPES",
     "DEFAULT_POWERS",
     "NETWORK_TYPES",
     "TOM_TYPES",

@@ -12,7 +12,7 @@ them, and no genes × genes matrix larger than a block is ever formed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -36,6 +36,7 @@ from ..stats._blockwise import (
 from ..stats._network import (
     adjacency_matrix,
     adjacency_sums,
+    bicor_columns,
     correlation_from_gram,
     tom_dissimilarity,
 )
@@ -73,6 +74,8 @@ def blockwise_modules(
     reassign_threshold: float = 1e-6,
     merge_cut_height: float = 0.15,
     genes: int | None = None,
+    correlation_type: str = "pearson",
+    max_p_outliers: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -122,6 +125,13 @@ def blockwise_modules(
         Modules whose eigengenes' dissimilarity (1 - correlation) is below it are merged.
     genes : int, optional
         Only the ``genes`` most variable genes (all that vary by default).
+    correlation_type : {{"pearson", "bicor"}}, default "pearson"
+        ``corType``: bicor (the biweight midcorrelation, robust to outlying samples) is then
+        used throughout, as R's ``useCorOptionsThroughout``: the blocks' adjacency, the kME
+        rules, the moves and the merging (the eigengenes stay principal components, the kME
+        returned Pearson's, as ``signedKME``).
+    max_p_outliers : float, default 1
+        bicor's ``maxPOutliers`` (1: no cap; WGCNA's FAQ suggests 0.05 or 0.1).
     {device}
     progress : bool, optional
 
@@ -174,8 +184,16 @@ def blockwise_modules(
     if power is not None and not (np.isfinite(power) and power > 0):
         raise CohortexError(f"The 'power' parameter of {who}() must be positive; got {power}.")
     data = GeneNetwork.build(
-        cohort, genes=genes, device=device, progress=progress, who=who, correlation=False
+        cohort,
+        genes=genes,
+        device=device,
+        progress=progress,
+        who=who,
+        correlation=False,
+        correlation_type=correlation_type,
+        max_p_outliers=max_p_outliers,
     )
+    bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes
     block_of = _given_blocks(data, blocks, who) if blocks is not None else None
     largest = (
@@ -184,7 +202,7 @@ def blockwise_modules(
     on = resolve_device(device)
     check_memory(
         who,
-        8.0 * (2.0 * n * n_genes + HOST_COPIES[on] * largest * largest),
+        8.0 * ((3.0 if bicor else 2.0) * n * n_genes + HOST_COPIES[on] * largest * largest),
         f"holds {n} samples × {n_genes} genes and blocks of {largest} × {largest} genes",
         "Take smaller blocks (max_block_size=) or the most variable genes (genes=).",
     )
@@ -204,6 +222,9 @@ def blockwise_modules(
     try:
         bar.set_postfix(step="pre-clustering")
         z = data.standardised()
+        # the columns whose products are the network's correlations, and the same for a vector
+        columns = data.prepared() if bicor else z
+        prepare = partial(_prepared, max_p_outliers=max_p_outliers) if bicor else None
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
             if n_genes > max_block_size:
@@ -231,7 +252,7 @@ def blockwise_modules(
             bar.set_postfix(step=f"block {b + 1}")
             members = np.flatnonzero(block_of == b)
             cut, merge, height = _block_modules(
-                z,
+                columns,
                 members,
                 power=power,
                 network=network,
@@ -249,6 +270,8 @@ def blockwise_modules(
                 dynamic[members] = cut
                 for label, u, staying in _kme_rules(
                     z,
+                    columns,
+                    prepare,
                     members,
                     cut,
                     signed=signed,
@@ -264,9 +287,9 @@ def blockwise_modules(
         bar.set_postfix(step="moves, merging, kME, connectivity")
         if eigengenes:
             labels = _reassign(
-                z,
+                columns,
                 labels,
-                eigengenes,
+                [u if prepare is None else prepare(u) for u in eigengenes],
                 np.array(label_index),
                 signed=signed,
                 n_samples=n,
@@ -274,13 +297,14 @@ def blockwise_modules(
                 min_module_size=min_module_size,
             )
         del eigengenes
-        final = merge_close(labels, merge_cut_height, partial(_eigengene_correlations, z))
+        final = merge_close(labels, merge_cut_height, partial(_eigengene_correlations, z, prepare))
         release_free_memory()
         levels = np.unique(final)
         eigen, values = _eigengenes(z, final, levels)
         kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
-        k_total = _connectivity(z, power, network)
-        k_within = _within_connectivity(z, final, levels, power, network)
+        k_total = _connectivity(columns, power, network)
+        k_within = _within_connectivity(columns, final, levels, power, network)
+        del columns
         bar.update(1)
     finally:
         bar.close()
@@ -309,6 +333,8 @@ def blockwise_modules(
             "power_source": source,
             "network": network,
             "tom": tom,
+            "correlation_type": correlation_type,
+            "max_p_outliers": float(max_p_outliers),
             "max_block_size": int(max_block_size),
             "n_blocks": n_blocks,
             "min_module_size": int(min_module_size),
@@ -387,7 +413,7 @@ def _given_blocks(data: GeneNetwork, blocks: np.ndarray, who: str) -> np.ndarray
 
 
 def _block_modules(
-    z: Any,
+    columns: Any,
     members: np.ndarray,
     *,
     power: float,
@@ -399,11 +425,12 @@ def _block_modules(
     pam_stage: bool,
     pam_respects_dendro: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One block's TOM, tree of 1 - TOM and hybrid cut: labels (0: none), merges, heights."""
-    xp = namespace(z)
+    """One block's TOM, tree of 1 - TOM and hybrid cut: labels (0: none), merges, heights.
+    ``columns``: the genes as columns whose products are their correlations."""
+    xp = namespace(columns)
     if members.shape[0] < 2:
         return np.zeros(members.shape[0], dtype=np.int64), np.zeros((0, 2), np.int64), np.zeros(0)
-    block = z[:, xp.asarray(members)]
+    block = columns[:, xp.asarray(members)]
     correlation = correlation_from_gram(block.T @ block)
     del block
     keep_sign = tom == "signed" and network == "unsigned"
@@ -443,6 +470,8 @@ def _eigengene(x: Any) -> Any:
 
 def _kme_rules(
     z: Any,
+    columns: Any,
+    prepare: Callable[[Any], Any] | None,
     members: np.ndarray,
     cut: np.ndarray,
     *,
@@ -456,14 +485,16 @@ def _kme_rules(
     ``min_core_kme_size`` genes have kME above ``min_core_kme``; send away genes with kME below
     ``min_kme_to_stay``, and dissolve the module if fewer than ``min_module_size`` remain.
 
-    Yields each module kept: its label, its eigengene (of all its genes, as R keeps it) and the
-    genes that stay.
+    ``z`` are the standardised genes (for the eigengenes), ``columns`` those whose products
+    are the network's correlations and ``prepare`` makes a vector such a column (None:
+    Pearson's, ``columns`` is ``z``). Yields each module kept: its label, its eigengene (of all
+    its genes, as R keeps it) and the genes that stay.
     """
     xp = namespace(z)
     for label in np.unique(cut[cut > 0]):
         genes = members[cut == label]
         u = _eigengene(z[:, xp.asarray(genes)])
-        kme = _kme(z, genes, u, signed)
+        kme = _kme(columns, genes, u if prepare is None else prepare(u), signed)
         if int(np.sum(kme > min_core_kme)) < min_core_kme_size:
             continue
         staying = genes[kme >= min_kme_to_stay]
@@ -472,10 +503,22 @@ def _kme_rules(
         yield int(label), u, staying
 
 
-def _eigengene_correlations(z: Any, labels: np.ndarray, modules: np.ndarray) -> np.ndarray:
-    """The correlations of the modules' eigengenes (mergeCloseModules' measure)."""
+def _eigengene_correlations(
+    z: Any, prepare: Callable[[Any], Any] | None, labels: np.ndarray, modules: np.ndarray
+) -> np.ndarray:
+    """The correlations of the modules' eigengenes (mergeCloseModules' measure; bicor's where
+    ``prepare`` is given)."""
     eigen, _ = _eigengenes(z, labels, modules)
+    if prepare is not None:
+        eigen = prepare(eigen)
     return np.asarray(to_host(eigen.T @ eigen), dtype=np.float64)
+
+
+def _prepared(x: Any, *, max_p_outliers: float) -> Any:
+    """bicor's prepared columns of a vector (n_samples,) or of columns (n_samples, k)."""
+    if x.ndim == 1:
+        return bicor_columns(x[:, None], max_p_outliers)[:, 0]
+    return bicor_columns(x, max_p_outliers)
 
 
 def _eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[Any, np.ndarray]:

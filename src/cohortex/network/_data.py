@@ -17,11 +17,12 @@ from scipy import stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix, finite_gene_moments
+from .._constants import CORRELATION_TYPES
 from .._errors import CohortexError
 from .._memory import physical_memory
 from .._progress import progress_bar
 from ..de._comparison import MEMORY_CHUNKS
-from ..stats._network import accumulate_gram, correlation_from_gram
+from ..stats._network import accumulate_gram, bicor_columns, correlation_from_gram
 
 __all__ = ["HOST_COPIES", "GeneNetwork", "check_choice", "check_memory"]
 
@@ -41,7 +42,7 @@ def check_choice(who: str, name: str, value: Any, allowed: tuple[Any, ...]) -> N
 
 class GeneNetwork:
     """The genes used (non-constant, the most variable ``genes`` of them where asked) and their
-    Pearson correlations, on the cohort's device.
+    correlations (Pearson's or the biweight midcorrelation), on the cohort's device.
 
     Attributes
     ----------
@@ -52,6 +53,9 @@ class GeneNetwork:
         "log-CPM" where a counts cohort was made edgeR's log-CPM first, else "".
     data : CohortMatrix
         The cohort as given (for its sample variables).
+    correlation_type : {"pearson", "bicor"}
+    max_p_outliers : float
+        bicor's cap on the share of outliers on each side.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class GeneNetwork:
         self.n_constant, self.transform, self.who = n_constant, transform, who
         self.progress = progress
         self.correlation: Any = None
+        self.correlation_type, self.max_p_outliers = "pearson", 1.0
 
     @classmethod
     def build(
@@ -86,12 +91,22 @@ class GeneNetwork:
         who: str,
         gene_ids: np.ndarray | None = None,
         correlation: bool = True,
+        correlation_type: str = "pearson",
+        max_p_outliers: float = 1.0,
     ) -> GeneNetwork:
         """Read the cohort's moments, choose the genes and compute their correlations.
 
         ``gene_ids`` takes exactly those genes (a network already built); ``correlation=False``
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
+        ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
+        capped at ``max_p_outliers`` (it holds the cohort in memory: medians need whole genes).
         """
+        check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
+        if not 0.0 < max_p_outliers <= 1.0:
+            raise CohortexError(
+                f"The 'max_p_outliers' parameter of {who}() is a share of the samples, in "
+                f"(0, 1]; got {max_p_outliers}."
+            )
         data = as_cohort_matrix(cohort)
         transform = ""
         if data.scale == "counts":  # WGCNA wants log-scale values: edgeR's log-CPM, TMM
@@ -135,7 +150,7 @@ class GeneNetwork:
                 f"{who}() needs at least {_SMALLEST} genes that vary; the cohort has {n_genes}."
             )
         if correlation:
-            _check_memory(n_genes, on, who)
+            _check_memory(n_genes, on, who, bicor=correlation_type == "bicor", n_samples=n)
         if not keep.all():
             x = take_genes(x, keep)
         rows = max(1, _BLOCK_BYTES // (8 * n_genes))
@@ -151,6 +166,7 @@ class GeneNetwork:
             who,
             progress,
         )
+        network.correlation_type, network.max_p_outliers = correlation_type, max_p_outliers
         if correlation:
             network.correlation = network._correlation()
         return network
@@ -169,12 +185,37 @@ class GeneNetwork:
             bar.close()
 
     def _correlation(self) -> Any:
+        if self.correlation_type == "bicor":
+            prepared = self.prepared()
+            return correlation_from_gram(prepared.T @ prepared)
+        return self.pearson_correlation()
+
+    def pearson_correlation(self) -> Any:
+        """Pearson's correlations of the genes, one pass of co-moments of standardised blocks
+        of samples.
+
+        Returns
+        -------
+        array of shape (n_genes, n_genes), float64, on the cohort's device
+        """
         xp = self.xp
         gram = xp.zeros((self.n_genes, self.n_genes), dtype=xp.float64)
         mean, sd = xp.asarray(self.mean), xp.asarray(self.sd)
         for _, values in self._blocks("correlations"):
             accumulate_gram(gram, values, mean, sd)
         return correlation_from_gram(gram)
+
+    def prepared(self) -> Any:
+        """The genes as columns whose dot products are their correlations: centred and of unit
+        length for Pearson's, WGCNA's ``prepareColBicor`` for bicor. All in memory.
+
+        Returns
+        -------
+        array of shape (n_samples, n_genes), float64, on the cohort's device
+        """
+        if self.correlation_type == "bicor":
+            return bicor_columns(self._read("reading"), self.max_p_outliers)
+        return self.standardised()
 
     def cross_correlation(self, rows: np.ndarray) -> Any:
         """Correlations of a few genes with every gene, a block of samples at a time.
@@ -190,6 +231,11 @@ class GeneNetwork:
         """
         xp = self.xp
         index = xp.asarray(rows)
+        if self.correlation_type == "bicor":
+            prepared = self.prepared()
+            out = prepared[:, index].T @ prepared
+            out[xp.arange(rows.shape[0]), index] = 1.0
+            return out
         products = xp.zeros((rows.shape[0], self.n_genes), dtype=xp.float64)
         mean, sd = xp.asarray(self.mean), xp.asarray(self.sd)
         sums = xp.zeros(self.n_genes, dtype=xp.float64)
@@ -211,13 +257,17 @@ class GeneNetwork:
         array of shape (n_samples, n_genes), float64
         """
         xp = self.xp
-        z = xp.concatenate(
-            [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks("reading")],
-            axis=0,
-        )
+        z = self._read("reading")
         z -= xp.mean(z, axis=0)
         z /= xp.sqrt(xp.sum(z * z, axis=0))
         return z
+
+    def _read(self, what: str) -> Any:
+        """The genes used, all samples, in memory on the cohort's device (float64)."""
+        xp = self.xp
+        return xp.concatenate(
+            [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks(what)], axis=0
+        )
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """``Z @ weights`` of the standardised genes ``Z``, a block of samples at a time.
@@ -240,11 +290,16 @@ class GeneNetwork:
         return np.concatenate(parts, axis=0)
 
 
-def _check_memory(n_genes: int, on: str, who: str) -> None:
-    """Refuse at once genes × genes matrices larger than the machine's memory."""
+def _check_memory(
+    n_genes: int, on: str, who: str, *, bicor: bool = False, n_samples: int = 0
+) -> None:
+    """Refuse at once genes × genes matrices larger than the machine's memory (bicor: the
+    cohort in memory twice, and Pearson's matrix beside bicor's)."""
+    copies = HOST_COPIES[on] + (1.0 if bicor else 0.0)
+    data = 16.0 * n_samples * n_genes if bicor else 0.0
     check_memory(
         who,
-        HOST_COPIES[on] * 8.0 * n_genes * n_genes,
+        copies * 8.0 * n_genes * n_genes + data,
         f"of {n_genes} genes holds {n_genes} × {n_genes} matrices",
         "Take the most variable genes (genes=), as WGCNA users do.",
     )

@@ -63,6 +63,8 @@ def modules(
     cut_height: float | None = None,
     merge_cut_height: float = 0.25,
     genes: int | None = None,
+    correlation_type: str = "pearson",
+    max_p_outliers: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -105,6 +107,13 @@ def modules(
     genes : int, optional
         Only the ``genes`` most variable genes (all that vary by default). The network holds
         genes × genes matrices: float64, about 32 bytes per gene pair on a CPU.
+    correlation_type : {{"pearson", "bicor"}}, default "pearson"
+        The adjacency's correlation (``adjacency(corFnc = "bicor")``): the biweight
+        midcorrelation is robust to outlying samples. The eigengenes, their merging and kME
+        stay Pearson's, as ``moduleEigengenes``, ``mergeCloseModules`` and ``signedKME`` by
+        default (bicor also needs Pearson's matrix: one more genes × genes matrix).
+    max_p_outliers : float, default 1
+        bicor's ``maxPOutliers`` (1: no cap; WGCNA's FAQ suggests 0.05 or 0.1).
     {device}
     progress : bool, optional
 
@@ -155,8 +164,16 @@ def modules(
         )
     if power is not None and not (np.isfinite(power) and power > 0):
         raise CohortexError(f"The 'power' parameter of modules() must be positive; got {power}.")
-    data = GeneNetwork.build(cohort, genes=genes, device=device, progress=progress, who=who)
-    correlation = data.correlation
+    data = GeneNetwork.build(
+        cohort,
+        genes=genes,
+        device=device,
+        progress=progress,
+        who=who,
+        correlation_type=correlation_type,
+        max_p_outliers=max_p_outliers,
+    )
+    correlation = data.correlation  # the adjacency's: Pearson's or bicor
     if power is None:
         estimate = fit_table(correlation, DEFAULT_POWERS, network, 0.85).attrs["power_estimate"]
         power, source = (
@@ -203,15 +220,16 @@ def modules(
         release_free_memory()
         bar.update(1)
         bar.set_postfix(step="merging")
-        labels = _merge_close(correlation, dynamic, merge_cut_height)
+        pearson = correlation if correlation_type == "pearson" else data.pearson_correlation()
+        labels = _merge_close(pearson, dynamic, merge_cut_height)
         bar.update(1)
     finally:
         bar.close()
 
     levels = np.unique(labels)
-    vectors, values = _eigenvectors(correlation, labels, levels)
-    xp = namespace(correlation)
-    kme = np.asarray(to_host(correlation @ xp.asarray(vectors)), dtype=np.float64) / np.sqrt(values)
+    vectors, values = _eigenvectors(pearson, labels, levels)
+    xp = namespace(pearson)
+    kme = np.asarray(to_host(pearson @ xp.asarray(vectors)), dtype=np.float64) / np.sqrt(values)
     eigengenes = data.scores(vectors / np.sqrt((data.n_samples - 1) * values))
     sizes = np.array([int(np.sum(labels == level)) for level in levels])
     k_within = _within_connectivity(correlation, labels, levels, power, network)
@@ -236,6 +254,8 @@ def modules(
             "power_source": source,
             "network": network,
             "tom": tom,
+            "correlation_type": correlation_type,
+            "max_p_outliers": float(max_p_outliers),
             "min_module_size": int(min_module_size),
             "deep_split": int(deep_split),
             "pam_stage": int(pam_stage),

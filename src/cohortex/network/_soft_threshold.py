@@ -31,6 +31,8 @@ def soft_threshold(
     r2_cut: float = 0.85,
     n_breaks: int = 10,
     genes: int | None = None,
+    correlation_type: str = "pearson",
+    max_p_outliers: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -52,6 +54,12 @@ def soft_threshold(
         Bins of the connectivities' distribution.
     genes : int, optional
         Only the ``genes`` most variable genes (all that vary by default).
+    correlation_type : {{"pearson", "bicor"}}, default "pearson"
+        WGCNA's ``corFnc``: Pearson's correlation, or the biweight midcorrelation (robust to
+        outlying samples; a gene whose median absolute deviation is 0 falls back to Pearson's).
+    max_p_outliers : float, default 1
+        bicor's ``maxPOutliers``: at most this share of each side's samples is treated as
+        outlying (1: no cap; WGCNA's FAQ suggests 0.05 or 0.1).
     {device}
     progress : bool, optional
 
@@ -71,7 +79,13 @@ def soft_threshold(
     check_choice("soft_threshold", "network", network, NETWORK_TYPES)
     powers = _check_powers(powers)
     data = GeneNetwork.build(
-        cohort, genes=genes, device=device, progress=progress, who="soft_threshold"
+        cohort,
+        genes=genes,
+        device=device,
+        progress=progress,
+        who="soft_threshold",
+        correlation_type=correlation_type,
+        max_p_outliers=max_p_outliers,
     )
     table = fit_table(data.correlation, powers, network, r2_cut, n_breaks)
     table.attrs.update(
@@ -79,6 +93,8 @@ def soft_threshold(
         n_genes_constant=data.n_constant,
         n_samples=data.n_samples,
         transform=data.transform,
+        correlation_type=correlation_type,
+        max_p_outliers=float(max_p_outliers),
     )
     return table
 

@@ -21,6 +21,7 @@ __all__ = [
     "adjacency",
     "adjacency_matrix",
     "adjacency_sums",
+    "bicor_columns",
     "connectivities",
     "correlation_from_gram",
     "tom_dissimilarity",
@@ -50,6 +51,52 @@ def accumulate_gram(gram: Any, block: Any, mean: Any, sd: Any) -> None:
     n_genes = gram.shape[0]
     for rows in _row_blocks(n_genes, n_genes, product=True):
         gram[rows] += z[:, rows].T @ z
+
+
+_REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
+
+
+def bicor_columns(x: Any, max_p_outliers: float = 1.0) -> Any:
+    """WGCNA's ``prepareColBicor`` of every column: unit-length columns whose dot products
+    are the biweight midcorrelations (``bicor(x, maxPOutliers = max_p_outliers,
+    pearsonFallback = "individual")``).
+
+    Each value's deviation from its column's median, weighted by ``(1 - u²)²`` with ``u`` the
+    deviation over 9 median absolute deviations (0 beyond ``|u| = 1``); where more than
+    ``max_p_outliers`` of a side's values would get weight 0, that side's ``u`` is shrunk so
+    that its ``max_p_outliers`` quantile falls at 0.5. A column whose median absolute
+    deviation is 0 is centred and scaled as for Pearson's correlation instead.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, n_genes)
+        No missing values.
+    max_p_outliers : float, default 1
+        1: no shrinking.
+
+    Returns
+    -------
+    array of shape (n_samples, n_genes), float64, on ``x``'s device
+    """
+    xp = namespace(x)
+    x = xp.asarray(x, dtype=xp.float64)
+    out = xp.empty_like(x)
+    columns = max(1, _PRODUCT_VALUES // max(x.shape[0], 1))
+    for start in range(0, x.shape[1], columns):
+        block = x[:, start : start + columns]
+        deviation = block - xp.median(block, axis=0)
+        mad = xp.median(xp.abs(deviation), axis=0)
+        zero = mad == 0.0
+        u = deviation / (9.0 * xp.where(zero, 1.0, mad))
+        low = xp.abs(xp.minimum(xp.quantile(u, max_p_outliers, axis=0), -_REF_UX))
+        high = xp.maximum(xp.quantile(u, 1.0 - max_p_outliers, axis=0), _REF_UX)
+        u = xp.where(u < 0, u * (_REF_UX / low), u * (_REF_UX / high))
+        weight = 1.0 - xp.minimum(xp.abs(u), 1.0) ** 2
+        robust = deviation * (weight * weight)
+        pearson = block - xp.mean(block, axis=0)
+        prepared = xp.where(zero, pearson, robust)
+        out[:, start : start + columns] = prepared / xp.sqrt(xp.sum(prepared**2, axis=0))
+    return out
 
 
 def correlation_from_gram(gram: Any) -> Any:

@@ -1,0 +1,103 @@
+"""WGCNA's biweight midcorrelation against WGCNA 1.72 (fixtures from
+tests/fixtures/make_bicor_fixtures.R): bicor itself, with and without a cap on the outliers and
+for a gene whose median absolute deviation is 0 (Pearson's fallback); pickSoftThreshold, the
+step-by-step network and a module's edges with bicor as the correlation. blockwiseModules
+with bicor is in test_blockwise.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from network_cohorts import WGCNA, bicor_cohort
+
+from cohortex import CohortexError, network
+from cohortex.stats._network import bicor_columns
+
+
+@pytest.mark.parametrize(("cap", "name"), [(1.0, "100"), (0.05, "005")])
+def test_bicor_equals_wgcnas(cap, name):
+    values = bicor_cohort()["expression"].values
+    expected = pd.read_csv(WGCNA / f"bicor_rows_{name}.csv", index_col=0).to_numpy()
+    columns = bicor_columns(values, cap)
+    np.testing.assert_allclose(columns[:, :10].T @ columns, expected, rtol=0, atol=1e-13)
+    # the probe whose MAD is 0: Pearson's correlations with every other gene
+    pearson = np.corrcoef(values, rowvar=False)[5]
+    robust = np.delete(np.arange(values.shape[1]), 5)
+    np.testing.assert_allclose(expected[5, robust], (columns[:, robust].T @ columns[:, 5]))
+    assert np.abs(expected[5, robust] - pearson[robust]).max() > 0.01  # not Pearson with the rest
+
+
+def test_the_cap_changes_only_genes_with_outliers():
+    """maxPOutliers shrinks a side's deviations only where more than that share of its
+    samples lie far out (its quantile beyond half of 9 MADs); other genes stay as they were."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    x[:30, 1] += 40.0  # 15 % of the samples far out on one side
+    free, capped = bicor_columns(x, 1.0), bicor_columns(x, 0.05)
+    np.testing.assert_allclose(capped[:, [0, 2]], free[:, [0, 2]], rtol=1e-14)
+    assert np.all(free[:30, 1] == 0.0)  # weight 0 beyond 9 MADs
+    assert np.all(capped[:30, 1] != 0.0)  # shrunk back in: at most 5 % outlying
+
+
+def test_soft_threshold_equals_pick_soft_threshold_with_bicor():
+    table = network.soft_threshold(
+        bicor_cohort(),
+        network="signed",
+        correlation_type="bicor",
+        max_p_outliers=0.05,
+        progress=False,
+    )
+    expected = pd.read_csv(WGCNA / "bicor_sft_signed.csv")
+    for column in ("r2", "slope", "truncated_r2", "mean_k", "median_k", "max_k"):
+        np.testing.assert_allclose(
+            table[column].values, expected[column], rtol=1e-10, atol=1e-12, err_msg=column
+        )
+    assert np.isnan(expected["estimate"][0]) and table.attrs["power_estimate"] == 0
+    assert table.attrs["correlation_type"] == "bicor" and table.attrs["max_p_outliers"] == 0.05
+
+
+@pytest.fixture(scope="module")
+def bicor_modules():
+    return network.modules(
+        bicor_cohort(), power=6, correlation_type="bicor", max_p_outliers=0.05, progress=False
+    )
+
+
+def test_modules_equal_wgcnas_with_bicor(bicor_modules):
+    """The adjacency and TOM of bicor; merging and kME Pearson's, as R's defaults."""
+    result = bicor_modules
+    expected = pd.read_csv(WGCNA / "bicor_modules.csv")
+    tree = pd.read_csv(WGCNA / "bicor_tree.csv")
+    np.testing.assert_array_equal(result["tree_merge"].values, tree[["merge1", "merge2"]])
+    np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-12)
+    np.testing.assert_array_equal(result["dynamic_label"].values, expected["dynamic"])
+    pairs = pd.crosstab(result["label"].values, expected["merged"])
+    assert (pairs > 0).sum(axis=1).eq(1).all() and (pairs > 0).sum(axis=0).eq(1).all()
+    np.testing.assert_allclose(result["k_total"].values, expected["k_total"], rtol=1e-10)
+    np.testing.assert_allclose(result["k_within"].values, expected["k_within"], rtol=1e-10)
+    values = bicor_cohort()["expression"].values
+    kme = np.corrcoef(values, result["eigengene"].values, rowvar=False)[:1000, 1000:]
+    np.testing.assert_allclose(result["kme"].values, kme, atol=1e-12)  # Pearson's, signedKME
+    assert result.attrs["correlation_type"] == "bicor"
+
+
+def test_module_edges_of_a_bicor_network_are_wgcnas_tom(bicor_modules):
+    rows = pd.read_csv(WGCNA / "bicor_tom_rows.csv", index_col=0)
+    edges = network.module_edges(bicor_cohort(), bicor_modules, 1, threshold=0.0, progress=False)
+    compared = 0
+    for row in edges.itertuples():
+        for one, other in ((row.from_gene, row.to_gene), (row.to_gene, row.from_gene)):
+            if one in rows.index:
+                assert row.weight == pytest.approx(rows.loc[one, other], abs=1e-13)
+                compared += 1
+                break
+    assert compared > 100
+
+
+def test_refusals():
+    data = bicor_cohort()
+    with pytest.raises(CohortexError, match="'correlation_type' parameter"):
+        network.modules(data, correlation_type="spearman", progress=False)
+    with pytest.raises(CohortexError, match="'max_p_outliers' parameter"):
+        network.soft_threshold(data, correlation_type="bicor", max_p_outliers=0, progress=False)
