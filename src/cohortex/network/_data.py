@@ -301,7 +301,8 @@ def _check_memory(
         who,
         copies * 8.0 * n_genes * n_genes + data,
         f"of {n_genes} genes holds {n_genes} × {n_genes} matrices",
-        "Take the most variable genes (genes=), as WGCNA users do.",
+        "Take the most variable genes (genes=), or build the modules a block of genes at a "
+        "time: network.blockwise_modules() (cohortex network --blockwise).",
     )
 
 
