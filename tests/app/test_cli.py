@@ -1755,6 +1755,13 @@ def test_consensus_clusters_into_the_store(tmp_path, capsys):
     np.testing.assert_array_equal(table["k3"], expected["consensus_class"].sel(k=3).values)
     assert main([*command, "--max-k", "1"]) == 2
     assert "2 ≤ max_k" in capsys.readouterr().err
+    assert main([*command, "--cluster-algorithm", "pam", "--no-progress"]) == 0
+    stored = read_result(store, "consensus")
+    expected = consensus_clusters(
+        store, max_k=4, reps=25, genes=100, cluster_algorithm="pam", progress=False
+    )
+    assert stored.attrs["cluster_algorithm"] == "pam"
+    np.testing.assert_array_equal(stored["consensus"].values, expected["consensus"].values)
 
 
 def test_survival_cutpoints_into_the_store(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Consensus clustering against ConsensusClusterPlus 1.62 (fixtures from
 tests/fixtures/make_consensus_fixtures.R), fed the subsamples R draws: 60 samples in three
 groups, the vignette's preparation (the 200 genes of largest MAD, median-centred), Pearson
-distance with average linkage and Euclidean distance with complete linkage inside."""
+distance with average linkage and Euclidean distance with complete linkage inside, and each
+subsample partitioned around medoids (cluster::pam) on both distances."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ CONSENSUS = Path(__file__).parents[1] / "fixtures" / "consensus"
 CASES = {
     "pearson": {},
     "euclidean": {"distance": "euclidean", "inner_linkage": "complete"},
+    "pam": {"cluster_algorithm": "pam"},
+    "pam_euclidean": {"cluster_algorithm": "pam", "distance": "euclidean"},
 }
 
 

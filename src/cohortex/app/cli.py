@@ -810,9 +810,9 @@ def _parser() -> argparse.ArgumentParser:
     cc = commands.add_parser(
         "consensus",
         help="consensus clustering of the samples (subtypes); the result goes into the store",
-        description="ConsensusClusterPlus's consensus clustering: hierarchical clusterings of "
-        "subsamples on the most variable genes (median-centred), their consensus, the final "
-        "clusters for k = 2 … --max-k, and the consensus CDF's area to choose k.",
+        description="ConsensusClusterPlus's consensus clustering: hierarchical clusterings (or "
+        "PAM) of subsamples on the most variable genes (median-centred), their consensus, the "
+        "final clusters for k = 2 … --max-k, and the consensus CDF's area to choose k.",
     )
     cc.add_argument("store", type=Path)
     cc.add_argument("--max-k", type=int, default=6, help="largest number of clusters (6)")
@@ -826,6 +826,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("pearson", "spearman", "euclidean"),
         default="pearson",
         help="between samples: 1 − correlation over the genes, or Euclidean (pearson)",
+    )
+    cc.add_argument(
+        "--cluster-algorithm",
+        choices=("hc", "pam"),
+        default="hc",
+        help="each subsample clustered hierarchically (average linkage) or partitioned around "
+        "medoids (hc)",
     )
     cc.add_argument("--seed", type=int, default=0, help="random seed of the subsamples")
     cc.add_argument(
@@ -2511,6 +2518,7 @@ def _consensus(args: argparse.Namespace) -> None:
         p_item=args.p_item,
         genes=args.genes or None,
         distance=args.distance,
+        cluster_algorithm=args.cluster_algorithm,
         seed=args.seed,
         progress=args.progress,
     )

@@ -3,11 +3,12 @@
 Molecular subtypes are found by clustering the samples on their most variable genes; how many
 there are is read off the stability of the clusters under resampling. Each of ``reps``
 subsamples (a fraction ``p_item`` of the samples) is clustered hierarchically and cut into
-k = 2 … ``max_k`` clusters; the consensus of two samples is the fraction of the subsamples
-holding both in which they share a cluster. The final clusters are the consensus matrix's own
-hierarchical clustering, and the consensus CDF's area (and its relative change with k) is the
-usual guide to k. The steps are ConsensusClusterPlus's ``ccRun``, ``CDF`` and ``calcICL``; the
-subsamples come from NumPy's generator (R's differ), or are given.
+k = 2 … ``max_k`` clusters (or partitioned around k medoids); the consensus of two samples is
+the fraction of the subsamples holding both in which they share a cluster. The final clusters
+are the consensus matrix's own hierarchical clustering, and the consensus CDF's area (and its
+relative change with k) is the usual guide to k. The steps are ConsensusClusterPlus's
+``ccRun``, ``CDF`` and ``calcICL``; the subsamples come from NumPy's generator (R's differ),
+or are given.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ import xarray as xr
 from scipy.cluster import hierarchy
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial.distance import squareform
+from scipy.spatial.distance import pdist, squareform
 
 from .._backend import take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError
 from .._memory import physical_memory
 from .._progress import progress_bar
+from ..stats._pam import pam_clusters
 
 __all__ = ["consensus_clusters"]
 
 _DISTANCES = ("pearson", "spearman", "euclidean")
+_ALGORITHMS = ("hc", "pam")  # ConsensusClusterPlus's clusterAlg: hclust and cutree, cluster::pam
 _LINKAGES = ("average", "complete", "single", "ward")
 _CDF_BINS = 100  # ConsensusClusterPlus's CDF(breaks = 100)
 _BATCH = 64  # subsamples per product of memberships
@@ -44,13 +47,15 @@ def consensus_clusters(
     genes: int | None = 5000,
     center: bool = True,
     distance: str = "pearson",
+    cluster_algorithm: str = "hc",
     inner_linkage: str = "average",
     final_linkage: str = "average",
     seed: int = 0,
     subsamples: np.ndarray | None = None,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Consensus clustering of the samples, as ConsensusClusterPlus (``clusterAlg = "hc"``).
+    """Consensus clustering of the samples, as ConsensusClusterPlus (``clusterAlg = "hc"`` or
+    ``"pam"``).
 
     Parameters
     ----------
@@ -69,9 +74,12 @@ def consensus_clusters(
         Subtract each gene's median first, as the vignette does (``sweep``).
     distance : {"pearson", "spearman", "euclidean"}, default "pearson"
         Between samples: 1 − correlation over the genes, or the Euclidean distance.
+    cluster_algorithm : {"hc", "pam"}, default "hc"
+        How each subsample is clustered (``clusterAlg``): hierarchically, cut at k clusters,
+        or partitioned around k medoids (``cluster::pam``'s BUILD and SWAP, exactly).
     inner_linkage, final_linkage : {"average", "complete", "single", "ward"}
-        Of the subsamples' clusterings and of the final clustering of 1 − consensus
-        (``"ward"`` is R's ``"ward.D2"``).
+        Of the subsamples' hierarchical clusterings (hc) and of the final clustering of
+        1 − consensus (``"ward"`` is R's ``"ward.D2"``).
     seed : int, default 0
         Of NumPy's generator for the subsamples.
     subsamples : array of shape (reps, floor(n · p_item)), int, optional
@@ -102,8 +110,14 @@ def consensus_clusters(
     Agreement with ConsensusClusterPlus 1.62 (tests/embed/test_consensus.py), fed the same
     subsamples: consensus matrices, CDF areas and cluster and item consensus to 1e-12, the same
     clusters. Memory: ``max_k + 2`` matrices of n_samples² (float64), refused at once beyond
-    the machine's; each subsample's clustering is SciPy's, on the host.
+    the machine's; each subsample's clustering is SciPy's (hc) or cluster's PAM (ported), on
+    the host.
     """
+    if cluster_algorithm not in _ALGORITHMS:
+        raise CohortexError(
+            f"The 'cluster_algorithm' parameter of consensus_clusters() must be one of "
+            f"{', '.join(_ALGORITHMS)}; got {cluster_algorithm!r}."
+        )
     if distance not in _DISTANCES:
         raise CohortexError(
             f"The 'distance' parameter of consensus_clusters() must be one of "
@@ -167,11 +181,15 @@ def consensus_clusters(
     bar = progress_bar(len(subsamples), "consensus clustering", progress, unit="subsample")
     try:
         for members in subsamples:
-            tree = _linkage(dissimilarity[np.ix_(members, members)], inner_linkage)
+            within = dissimilarity[np.ix_(members, members)]
+            if cluster_algorithm == "pam":
+                partitions = [pam_clusters(within, int(k)) for k in ks]
+            else:
+                partitions = _cuts(_linkage(within, inner_linkage), ks)
             column = np.zeros(n)
             column[members] = 1.0
             presence.append(column)
-            for j, labels in enumerate(_cuts(tree, ks)):
+            for j, labels in enumerate(partitions):
                 onehot = np.zeros((n, int(ks[j])))
                 onehot[members, labels] = 1.0
                 memberships[j].append(onehot)
@@ -211,6 +229,7 @@ def consensus_clusters(
             "reps": len(subsamples),
             "p_item": float(p_item),
             "distance": distance,
+            "cluster_algorithm": cluster_algorithm,
             "inner_linkage": inner_linkage,
             "final_linkage": final_linkage,
             "n_genes": int(values.shape[1]),
@@ -251,10 +270,8 @@ def _mads(block: Any) -> Any:
 
 def _dissimilarity(values: np.ndarray, distance: str) -> np.ndarray:
     """Between samples (rows): 1 − correlation over the genes, or Euclidean."""
-    if distance == "euclidean":
-        squares = np.sum(values * values, axis=1)
-        gram = values @ values.T
-        return np.sqrt(np.maximum(squares[:, None] + squares[None, :] - 2.0 * gram, 0.0))
+    if distance == "euclidean":  # the differences' squares summed, as R's dist
+        return squareform(pdist(values, "euclidean"))
     if distance == "spearman":
         from scipy.stats import rankdata
 
