@@ -6,13 +6,15 @@ Data: ``--genes`` log-scale genes in ``--samples`` samples of four subtypes (une
 each raises or lowers 100 genes by 1), prepared as the package's vignette prepares them (the
 5,000 genes of largest MAD, median-centred); both tools run their defaults (hierarchical
 clustering, Pearson distance, average linkage) for k = 2 … 6 on ``--reps`` subsamples of 80%
-of the samples, cohortex fed the subsamples R draws.
+of the samples, cohortex fed the subsamples R draws; ``--cluster-algorithm pam`` partitions
+each subsample around medoids instead (``clusterAlg = "pam"``).
 
 Usage::
 
     python benchmarks/consensus_versus_r.py [--genes 10000] [--samples 200 500] [--reps 1000]
+        [--cluster-algorithm hc]
 
-Writes ``consensus_versus_r.json`` to ``--out`` and prints a Markdown table.
+Writes ``consensus_versus_r_<algorithm>.json`` to ``--out`` and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ args <- commandArgs(trailingOnly = TRUE)
 suppressPackageStartupMessages(library(ConsensusClusterPlus))
 x <- as.matrix(read.csv(args[1], row.names = 1, check.names = FALSE))
 reps <- as.integer(args[3])
+algorithm <- args[4]
 t0 <- proc.time()[3]
 mads <- apply(x, 1, mad)
 d <- x[rev(order(mads))[1:5000], ]
 d <- sweep(d, 1, apply(d, 1, median, na.rm = TRUE))
 pdf(NULL)
-res <- suppressMessages(ConsensusClusterPlus(d, maxK = 6, reps = reps, pItem = 0.8, seed = 1))
+res <- suppressMessages(ConsensusClusterPlus(d, maxK = 6, reps = reps, pItem = 0.8, seed = 1,
+                                             clusterAlg = algorithm))
 seconds <- proc.time()[3] - t0
 invisible(dev.off())
 set.seed(1)
@@ -74,6 +78,7 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=10000)
     parser.add_argument("--samples", type=int, nargs="+", default=[200, 500])
     parser.add_argument("--reps", type=int, default=1000)
+    parser.add_argument("--cluster-algorithm", choices=("hc", "pam"), default="hc")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
     require_rscript("r-bioc-consensusclusterplus")
@@ -83,12 +88,19 @@ def main() -> None:
             cohort = simulate(args.genes, n)
             matrix_path = Path(work) / "x.csv"
             cohort["expression"].to_pandas().T.to_csv(matrix_path)
-            output = run_r(R_SCRIPT, Path(work), str(matrix_path), work, str(args.reps))
+            output = run_r(
+                R_SCRIPT, Path(work), str(matrix_path), work, str(args.reps), args.cluster_algorithm
+            )
             r_seconds, r_peak_mb = float(output[0]), float(output[1])
             subsamples = pd.read_csv(Path(work) / "subsamples.csv").to_numpy() - 1
             start = time.perf_counter()
             ours = consensus_clusters(
-                cohort, max_k=6, subsamples=subsamples, genes=5000, progress=False
+                cohort,
+                max_k=6,
+                subsamples=subsamples,
+                genes=5000,
+                cluster_algorithm=args.cluster_algorithm,
+                progress=False,
             )
             seconds = time.perf_counter() - start
             largest = max(
@@ -109,6 +121,7 @@ def main() -> None:
                     "samples": n,
                     "genes": args.genes,
                     "reps": args.reps,
+                    "cluster_algorithm": args.cluster_algorithm,
                     "cohortex_s": seconds,
                     "r_s": r_seconds,
                     "r_peak_mb": r_peak_mb,
@@ -118,7 +131,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (args.out / "consensus_versus_r.json").write_text(
+    (args.out / f"consensus_versus_r_{args.cluster_algorithm}.json").write_text(
         json.dumps({"rows": rows, "cohortex_peak_rss_mb": peak_mb}, indent=1)
     )
     print(

@@ -10,7 +10,14 @@ import pytest
 from network_cohorts import WGCNA, bladder
 
 from cohortex import CohortexError, create_cohort, network
-from cohortex.network._soft_threshold import faq_power, scale_free_fit
+from cohortex.network._data import GeneNetwork
+from cohortex.network._soft_threshold import (
+    DEFAULT_POWERS,
+    faq_power,
+    fit_table,
+    fit_table_from_columns,
+    scale_free_fit,
+)
 
 COLUMNS = ["r2", "slope", "truncated_r2", "mean_k", "median_k", "max_k"]
 CONCEPTS = ["density", "centralization", "heterogeneity"]
@@ -73,3 +80,24 @@ def test_refuses_bad_settings():
         network.soft_threshold(bladder(), powers=[0, 2])
     with pytest.raises(CohortexError, match="at least 4 samples"):
         network.soft_threshold(np.ones((3, 5)))
+
+
+@pytest.mark.parametrize("kind", ["pearson", "bicor"])
+def test_rows_of_the_genes_in_memory_equal_the_whole_matrix(kind):
+    """Fewer samples than genes: the correlations a block of rows at a time from the genes in
+    memory; more: from the whole matrix. The same table either way."""
+    data = GeneNetwork.build(
+        bladder(),
+        genes=None,
+        device="cpu",
+        progress=False,
+        who="t",
+        correlation=False,
+        correlation_type=kind,
+        max_p_outliers=0.1,
+    )
+    whole = fit_table(data.compute_correlation(), DEFAULT_POWERS, "signed", 0.85)
+    rows = fit_table_from_columns(data.prepared(), DEFAULT_POWERS, "signed", 0.85)
+    for column in COLUMNS + CONCEPTS:
+        np.testing.assert_allclose(rows[column], whole[column], rtol=1e-12, err_msg=column)
+    assert rows.attrs["power_estimate"] == whole.attrs["power_estimate"]

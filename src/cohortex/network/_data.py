@@ -79,6 +79,7 @@ class GeneNetwork:
         self.progress = progress
         self.correlation: Any = None
         self.correlation_type, self.max_p_outliers = "pearson", 1.0
+        self.device = "cpu"
 
     @classmethod
     def build(
@@ -149,8 +150,6 @@ class GeneNetwork:
             raise CohortexError(
                 f"{who}() needs at least {_SMALLEST} genes that vary; the cohort has {n_genes}."
             )
-        if correlation:
-            _check_memory(n_genes, on, who, bicor=correlation_type == "bicor", n_samples=n)
         if not keep.all():
             x = take_genes(x, keep)
         rows = max(1, _BLOCK_BYTES // (8 * n_genes))
@@ -167,9 +166,26 @@ class GeneNetwork:
             progress,
         )
         network.correlation_type, network.max_p_outliers = correlation_type, max_p_outliers
+        network.device = on
         if correlation:
-            network.correlation = network._correlation()
+            network.correlation = network.compute_correlation()
         return network
+
+    def compute_correlation(self) -> Any:
+        """The genes × genes correlation matrix (refused at once beyond the machine's memory).
+
+        Returns
+        -------
+        array of shape (n_genes, n_genes), float64, on the cohort's device
+        """
+        _check_memory(
+            self.n_genes,
+            self.device,
+            self.who,
+            bicor=self.correlation_type == "bicor",
+            n_samples=self.n_samples,
+        )
+        return self._correlation()
 
     def _blocks(self, what: str) -> Iterator[tuple[int, Any]]:
         """Each block of samples (every gene) with its first sample, read one after another."""

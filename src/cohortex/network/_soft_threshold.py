@@ -14,12 +14,20 @@ from .._constants import NETWORK_TYPES
 from .._errors import CohortexError
 from ..stats._network import connectivities
 from ..stats._spline import r_sequence
-from ._data import GeneNetwork, check_choice
+from ._data import GeneNetwork, check_choice, check_memory
 
-__all__ = ["DEFAULT_POWERS", "faq_power", "fit_table", "scale_free_fit", "soft_threshold"]
+__all__ = [
+    "DEFAULT_POWERS",
+    "faq_power",
+    "fit_table",
+    "fit_table_from_columns",
+    "scale_free_fit",
+    "soft_threshold",
+]
 
 DEFAULT_POWERS = (*range(1, 11), *range(12, 21, 2))  # pickSoftThreshold's powerVector
 _ROWS_VALUES = 1 << 17  # correlations of a block of genes worked on at a time: 1 MB
+_PRODUCT_VALUES = 1 << 22  # a block of rows of correlations made by one product: 32 MB
 
 
 @shared_docs
@@ -74,7 +82,10 @@ def soft_threshold(
 
     Notes
     -----
-    Agreement with WGCNA 1.72 (tests/network/test_soft_threshold.py): 1e-10.
+    Agreement with WGCNA 1.72 (tests/network/test_soft_threshold.py): 1e-10. With fewer
+    samples than genes the genes are held in memory (samples × genes) and the correlations
+    made a block of rows at a time, as R's ``blockSize``: no genes × genes matrix, so all genes
+    of a cohort fit; otherwise the genes × genes matrix is formed from a pass over the samples.
     """
     check_choice("soft_threshold", "network", network, NETWORK_TYPES)
     powers = _check_powers(powers)
@@ -84,10 +95,20 @@ def soft_threshold(
         device=device,
         progress=progress,
         who="soft_threshold",
+        correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
     )
-    table = fit_table(data.correlation, powers, network, r2_cut, n_breaks)
+    if data.n_samples < data.n_genes:  # the genes in memory are smaller than their matrix
+        check_memory(
+            "soft_threshold",
+            8.0 * data.n_samples * data.n_genes * (2.0 if correlation_type == "bicor" else 1.0),
+            f"holds {data.n_samples} samples × {data.n_genes} genes",
+            "Take the most variable genes (genes=).",
+        )
+        table = fit_table_from_columns(data.prepared(), powers, network, r2_cut, n_breaks)
+    else:
+        table = fit_table(data.compute_correlation(), powers, network, r2_cut, n_breaks)
     table.attrs.update(
         n_genes=data.n_genes,
         n_genes_constant=data.n_constant,
@@ -123,6 +144,34 @@ def fit_table(
             for s in range(0, n, rows)
         ]
     )
+    return _table(k, powers, network, r2_cut, n_breaks)
+
+
+def fit_table_from_columns(
+    columns: Any, powers: Sequence[float], network: str, r2_cut: float, n_breaks: int = 10
+) -> xr.Dataset:
+    """pickSoftThreshold's table from the genes as columns whose products are their
+    correlations (``GeneNetwork.prepared``), a block of rows of the correlations at a time, as
+    R's ``pickSoftThreshold(blockSize = )``: no genes × genes matrix is formed."""
+    n = columns.shape[1]
+    rows = max(1, _PRODUCT_VALUES // n)
+    k = np.concatenate(
+        [
+            np.asarray(
+                to_host(connectivities(columns[:, s : s + rows].T @ columns, s, powers, network)),
+                dtype=np.float64,
+            )
+            for s in range(0, n, rows)
+        ]
+    )
+    return _table(k, powers, network, r2_cut, n_breaks)
+
+
+def _table(
+    k: np.ndarray, powers: Sequence[float], network: str, r2_cut: float, n_breaks: int
+) -> xr.Dataset:
+    """The table of :func:`soft_threshold` from the connectivities (n_genes, n_powers)."""
+    n = k.shape[0]
     columns: dict[str, list[float]] = {
         name: []
         for name in (
