@@ -69,8 +69,9 @@ def test_voom_lm_fit_equals_edger(case):
         _close(result["pvalue"].values[k], expected[f"p_{column}"], rtol=1e-9)
     _close(result.attrs["df_prior"], prior["df_prior"][0], rtol=1e-10)
     _close(result.attrs["s2_prior"], prior["s2_prior"][0], rtol=1e-10)
-    if "block" in options:
-        _close(result.attrs["correlation"], prior["correlation"][0], rtol=1e-10)
+    if "block" in options:  # the trimmed mean of each gene's iterated REML fit: its last
+        # digits move with the machine's BLAS (7e-10 on one, 1e-11 on another)
+        _close(result.attrs["correlation"], prior["correlation"][0], rtol=1e-8)
     if options.get("sample_weights"):
         weights = pd.read_csv(EDGER / f"vlf_{case}_sample_weights.csv")
         _close(result["sample_weights"].values, weights["weight"], rtol=1e-10)
