@@ -323,6 +323,20 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
             store, genes=min(2000, n_genes), max_block_size=800, device="cpu", progress=False
         ),
     )
+
+    # modulePreservation: both cohorts' genes in device memory, eigengenes and blocks there
+    def preservation(device: str) -> Any:
+        found = network.modules(
+            store, power=6, genes=min(500, n_genes), device="cpu", progress=False
+        )
+        return network.module_preservation(
+            store, store, found, n_permutations=10, device=device, progress=False
+        )
+
+    cases["network.module_preservation of 500 genes' modules, 10 permutations"] = lambda: (
+        preservation("gpu"),
+        preservation("cpu"),
+    )
     # sva's Gram matrices are samples × samples: 1,000 samples, the batches hidden from it
     labelled = few.assign(condition=("sample", labels[:1000]))
     cases["de.sva irw, 2 surrogate variables, 1,000 samples"] = lambda: (

@@ -457,6 +457,19 @@ def test_network(gpu_xp, bladder_store):
     )
 
 
+def test_module_preservation(gpu_xp, bladder_store):
+    """modulePreservation with both cohorts' genes in device memory: the eigengenes, kME and the
+    modules' correlation blocks there, the same random gene sets."""
+    found = network.modules(bladder_store, power=6, genes=300, device="cpu", progress=False)
+    runs = [
+        network.module_preservation(
+            bladder_store, bladder_store, found, n_permutations=5, device=device, progress=False
+        )
+        for device in ("gpu", "cpu")
+    ]
+    _same(runs[0], runs[1], rtol=1e-9)
+
+
 def test_rlog_and_counts_in_device_memory(gpu_xp):
     """DESeq2's rlog, and the counts models, of counts in device memory (not Dask): each gene
     tile brought to the host where its fits run."""

@@ -1890,6 +1890,30 @@ def test_network_blockwise_into_the_store(tmp_path, capsys):
     assert "Scale-free fit of the unsigned network (bicor) of 400 genes" in capsys.readouterr().out
 
 
+def test_network_preservation_of_stored_modules(tmp_path, capsys):
+    """network REF --preservation TEST: the stored modules' preservation in another cohort,
+    equal to the API's, saved beside them."""
+    from cohortex import network, read_result, simulate
+
+    reference, test = tmp_path / "ref.zarr", tmp_path / "test.zarr"
+    simulate(reference, 80, 300, n_de=0, modules=3, seed=8)
+    simulate(test, 60, 300, n_de=0, modules=3, seed=8)
+    capsys.readouterr()
+    command = ["network", str(reference), "--no-progress"]
+    assert main([*command, "--preservation", str(test)]) == 2
+    assert "no result 'network'" in capsys.readouterr().err
+    assert main([*command, "--min-module-size", "20"]) == 0
+    capsys.readouterr()
+    assert main([*command, "--preservation", str(test), "--permutations", "10"]) == 0
+    printed = capsys.readouterr().out
+    stored = read_result(reference, "network_preservation")
+    expected = network.module_preservation(
+        reference, test, read_result(reference, "network"), n_permutations=10, progress=False
+    )
+    np.testing.assert_allclose(stored["z_summary"].values, expected["z_summary"].values)
+    assert "Zsummary   median rank" in printed and "gold" in printed
+
+
 def test_mds_into_the_store(tmp_path, capsys):
     from cohortex import mds, read_result, simulate
 

@@ -922,6 +922,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print (and --plot) the scale-free fit of each power; no modules",
     )
+    nw.add_argument(
+        "--preservation",
+        type=Path,
+        default=None,
+        metavar="TEST_STORE",
+        help="how well the modules stored under --name are preserved in another cohort "
+        "(WGCNA's modulePreservation: Zsummary, median rank); saved as result "
+        "'<name>_preservation'",
+    )
+    nw.add_argument(
+        "--permutations",
+        type=int,
+        default=100,
+        help="with --preservation: random gene sets per module (100)",
+    )
     nw.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     nw.add_argument(
         "--name", type=_result_name, default="network", help="result name (default network)"
@@ -2568,6 +2583,9 @@ def _network(args: argparse.Namespace) -> None:
         if args.names is not None:
             sets = sets.translate(args.store, args.names)
     start = time.perf_counter()
+    if args.preservation is not None:
+        _preservation(args)
+        return
     if args.soft_threshold:
         table = network.soft_threshold(
             args.store,
@@ -2712,6 +2730,47 @@ def _network(args: argparse.Namespace) -> None:
         from .. import plot
 
         _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
+
+
+def _preservation(args: argparse.Namespace) -> None:
+    """network --preservation TEST: modulePreservation of the stored modules."""
+    from .. import network
+    from ..store import list_results, read_result, write_result
+
+    if args.name not in list_results(args.store):
+        raise CohortexError(
+            f"--preservation needs the reference's modules: no result {args.name!r} in "
+            f"{args.store} (run `cohortex network {args.store}` first, or give --name)."
+        )
+    start = time.perf_counter()
+    found = read_result(args.store, args.name)
+    result = network.module_preservation(
+        args.store,
+        args.preservation,
+        found,
+        n_permutations=args.permutations,
+        network=str(found.attrs.get("network", "unsigned")),
+        device=args.device,
+        progress=args.progress,
+    )
+    name = f"{args.name}_preservation"
+    write_result(args.store, name, result, overwrite=True)
+    print(
+        f"Preservation of {int((result['module'] > 0).sum())} modules of {args.store} in "
+        f"{args.preservation} ({result.attrs['n_genes']} shared genes, "
+        f"{args.permutations} permutations) in {time.perf_counter() - start:.1f} s; saved as "
+        f"result {name!r}."
+    )
+    print("  module   genes   Zsummary   median rank   verdict")
+    for module in result["module"].values:
+        row = result.sel(module=module)
+        z = float(row["z_summary"])
+        verdict = "strong" if z > 10 else "moderate" if z > 2 else "none"
+        label = "gold" if module == network.GOLD else "0 (none)" if module == 0 else str(module)
+        print(
+            f"  {label:<8} {int(row['size']):>5}   {z:8.2f}   {float(row['median_rank']):11g}"
+            f"   {verdict if module > 0 else '—'}"
+        )
 
 
 def _tsne(args: argparse.Namespace) -> None:

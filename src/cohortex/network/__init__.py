@@ -9,18 +9,21 @@ from ._blockwise import blockwise_modules
 from ._edges import module_edges
 from ._enrichment import module_enrichment
 from ._modules import modules
+from ._preservation import GOLD, module_preservation
 from ._soft_threshold import DEFAULT_POWERS, soft_threshold
 from ._traits import hub_genes, module_traits
 
 __all__ = [
     "CORRELATION_TYPES",
     "DEFAULT_POWERS",
+    "GOLD",
     "NETWORK_TYPES",
     "TOM_TYPES",
     "blockwise_modules",
     "hub_genes",
     "module_edges",
     "module_enrichment",
+    "module_preservation",
     "module_traits",
     "modules",
     "soft_threshold",

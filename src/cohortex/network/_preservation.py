@@ -1,0 +1,494 @@
+"""WGCNA's ``modulePreservation``: are a reference cohort's modules modules in a test cohort?
+
+For each module the same statistics are computed in both cohorts from its genes: density (the
+share of variance its eigengene explains, the mean kME and correlation, signed as in the
+reference, the mean adjacency) and connectivity (how well its genes' kME, intramodular
+connectivity and correlations in the test cohort follow the reference's). Each is compared with
+the same statistic of random gene sets of the module's size (the genes permuted in both cohorts
+at once): ``Z = (observed - mean) / sd`` over the permutations. Zsummary, the mean of the
+density and connectivity Z's medians, above 10 says strongly preserved, below 2 not (Langfelder
+et al. 2011). The "gold" module, a random sample of genes, is the baseline; grey, the genes of no
+module, another.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from .._backend import namespace, to_host
+from .._cohort import CohortLike, shared_docs
+from .._constants import NETWORK_TYPES
+from .._errors import CohortexError
+from .._progress import progress_bar
+from ..stats._blockwise import leading_left_vector
+from ..stats._network import adjacency
+from ._data import GeneNetwork, check_choice, check_memory
+
+__all__ = ["GOLD", "log10_pvalues", "median_ranks", "module_preservation"]
+
+GOLD = -1  # the module label of the gold module (R's 0.1): a random sample of the genes
+
+_DENSITY = ("prop_var_explained", "mean_sign_aware_kme", "mean_sign_aware_cor", "mean_adjacency")
+_CONNECTIVITY = ("cor_kim", "cor_kme", "cor_cor")  # R's connSummaryInd without kMEall
+_PRESERVATION = (*_DENSITY, "mean_mar", "cor_kim", "cor_kme", "cor_kme_all", "cor_cor", "cor_mar")
+_QUALITY = (*_DENSITY, "mean_mar")
+
+
+@shared_docs
+def module_preservation(
+    reference: CohortLike,
+    test: CohortLike,
+    modules: xr.Dataset | pd.Series,
+    *,
+    n_permutations: int = 100,
+    network: str = "unsigned",
+    max_module_size: int = 1000,
+    max_gold_module_size: int = 1000,
+    seed: int = 12345,
+    device: str = "auto",
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """How well each module of a reference cohort is preserved in a test cohort, as WGCNA's
+    ``modulePreservation`` (expression data, Pearson's correlation).
+
+    Parameters
+    ----------
+    reference, test : path, xarray.Dataset, AnnData or array of shape (n_samples, n_genes)
+        Log-scale values of the cohort the modules were found in and of the cohort they are
+        looked for in; the genes both hold (and that vary in both) are used.
+    modules : xarray.Dataset or pandas.Series
+        :func:`modules` or :func:`blockwise_modules` of the reference (its ``label``), or each
+        gene's module (0: none) indexed by gene.
+    n_permutations : int, default 100
+        Random gene sets per module for the Z scores (R's default).
+    network : {{"unsigned", "signed", "signed hybrid"}}, default "unsigned"
+        The statistics' adjacency: ``|c|^6``, ``((1 + c) / 2)^12`` or ``c^6`` for ``c > 0``
+        (modulePreservation's fixed powers).
+    max_module_size, max_gold_module_size : int, default 1000
+        Larger modules are represented by that many of their genes drawn at random; the gold
+        module has that many genes (at most half of all).
+    seed : int, default 12345
+        Of NumPy's generator for the gold module, the samples of large modules and the
+        permutations.
+    {device}
+    progress : bool, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``module`` (the reference's modules, grey 0 among them where present, then gold,
+        ``GOLD`` = -1): ``size``; the preservation statistics ``median_rank`` (low is
+        preserved), ``median_rank_density``, ``median_rank_connectivity``,
+        ``prop_var_explained``, ``mean_sign_aware_kme``, ``mean_sign_aware_cor``,
+        ``mean_adjacency``, ``mean_mar``, ``cor_kim``, ``cor_kme``, ``cor_kme_all``,
+        ``cor_cor``, ``cor_mar`` and ``separability``; ``z_summary``, ``z_density``,
+        ``z_connectivity`` and ``z_<statistic>`` for each; ``log10_p_summary``,
+        ``log10_p_density`` and ``log10_p_connectivity`` (R's ``log.p``: medians of the
+        statistics' one-sided normal log10 p-values); the same statistics in the reference
+        itself (``quality_median_rank``, ``quality_z_summary``, ``quality_<statistic>``). Attrs:
+        ``n_permutations``, ``network``, ``n_genes``, ``n_samples_reference``,
+        ``n_samples_test``, ``seed``.
+
+    Raises
+    ------
+    CohortexError
+        For fewer than 2 permutations, a single module, cohorts that share fewer than 3 genes,
+        or settings out of range.
+
+    Notes
+    -----
+    Held to WGCNA 1.72 (tests/network/test_preservation.py): the observed statistics of every
+    module (and grey) to 1e-10, the median ranks from the same statistics, the log10 p-values
+    from the same Z's; the Z's themselves, which come from random gene sets (NumPy's here,
+    R's there), within their permutation error. Where a module exceeds ``max_module_size``, R
+    permutes the first genes of the whole test cohort; this permutes the genes kept.
+    """
+    who = "module_preservation"
+    check_choice(who, "network", network, NETWORK_TYPES)
+    if n_permutations < 2:
+        raise CohortexError(
+            f"The 'n_permutations' parameter of {who}() must be at least 2 (the Z scores need "
+            f"a standard deviation); got {n_permutations}."
+        )
+    if max_module_size < 3 or max_gold_module_size < 3:
+        raise CohortexError(
+            f"{who}(): max_module_size and max_gold_module_size must be at least 3; got "
+            f"{max_module_size} and {max_gold_module_size}."
+        )
+    labels_of = _labels(modules, who)
+    ref = GeneNetwork.build(
+        reference, genes=None, device=device, progress=progress, who=who, correlation=False
+    )
+    tst = GeneNetwork.build(
+        test, genes=None, device=device, progress=progress, who=who, correlation=False
+    )
+    ref_ids, test_ids = ref.gene_ids.astype(str), tst.gene_ids.astype(str)
+    common = np.isin(ref_ids, test_ids) & np.isin(ref_ids, labels_of.index.to_numpy())
+    genes = ref_ids[common]
+    if genes.shape[0] < 3:
+        raise CohortexError(
+            f"{who}(): the reference, the test cohort and the modules share {genes.shape[0]} "
+            "varying genes; at least 3 are needed."
+        )
+    colors = labels_of.loc[genes].to_numpy(np.int64)
+    if np.unique(colors).shape[0] < 2:
+        raise CohortexError(f"{who}() needs at least two modules (grey counts as one).")
+    check_memory(
+        who,
+        8.0 * 3.0 * (ref.n_samples + tst.n_samples) * genes.shape[0],
+        f"holds {ref.n_samples} + {tst.n_samples} samples × {genes.shape[0]} genes",
+        "Take fewer genes (the modules' genes and a sample of the rest).",
+    )
+    position = {g: i for i, g in enumerate(test_ids)}
+    xp = ref.xp
+    z_ref = ref.standardised()[:, xp.asarray(np.flatnonzero(common))]
+    z_test = tst.standardised()[:, xp.asarray(np.array([position[g] for g in genes]))]
+
+    rng = np.random.default_rng(seed)
+    calculator = _Calculator(z_ref, z_test, colors, network, max_module_size, max_gold_module_size)
+    observed = calculator.run(rng, permuted=False)
+    permuted: list[dict[str, np.ndarray]] = []
+    bar = progress_bar(n_permutations, who, progress, unit="permutation", delay=2.0)
+    try:
+        for _ in range(n_permutations):
+            permuted.append(calculator.run(rng, permuted=True))
+            bar.update(1)
+    finally:
+        bar.close()
+    return _result(observed, permuted, calculator, ref, tst, network, n_permutations, seed)
+
+
+def _labels(modules: xr.Dataset | pd.Series, who: str) -> pd.Series:
+    """Each gene's module as a Series indexed by gene (str)."""
+    if isinstance(modules, xr.Dataset):
+        if "label" not in modules or "gene" not in modules.coords:
+            raise CohortexError(
+                f"The 'modules' parameter of {who}() must be a modules() or blockwise_modules() "
+                "result, or a Series of each gene's module."
+            )
+        return pd.Series(
+            np.asarray(modules["label"].values, dtype=np.int64),
+            index=np.asarray(modules["gene"].values).astype(str),
+        )
+    if isinstance(modules, pd.Series):
+        values = pd.to_numeric(modules, errors="coerce")
+        if values.isna().any() or (values < 0).any() or (values != np.floor(values)).any():
+            raise CohortexError(
+                f"The 'modules' parameter of {who}() must hold whole module numbers ≥ 0 (0: no "
+                "module)."
+            )
+        return pd.Series(values.to_numpy(np.int64), index=modules.index.astype(str))
+    raise CohortexError(
+        f"The 'modules' parameter of {who}() must be a modules() result or a pandas Series; got "
+        f"{type(modules).__name__}."
+    )
+
+
+class _Calculator:
+    """modulePreservation's ``.modulePreservationInternal`` and ``.coreCalcForExpr`` for one
+    reference and one test cohort, observed or permuted."""
+
+    def __init__(
+        self,
+        z_ref: Any,
+        z_test: Any,
+        colors: np.ndarray,
+        network: str,
+        max_module_size: int,
+        max_gold_module_size: int,
+    ) -> None:
+        self.z_ref, self.z_test, self.colors, self.network = z_ref, z_test, colors, network
+        self.power = 12.0 if network == "signed" else 6.0
+        self.max_module_size = max_module_size
+        n_genes = colors.shape[0]
+        self.gold_size = int(min(max_gold_module_size, n_genes / 2))
+        self.levels = np.unique(colors)
+        # the reference's real modules are not permuted: their eigengenes and correlation
+        # blocks are the same in every permutation
+        self.eigengenes: dict[int, Any] = {}
+        self.blocks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def run(self, rng: np.random.Generator, *, permuted: bool) -> dict[str, np.ndarray]:
+        """One observed or permuted set of statistics, by module (``self.levels``, then gold)."""
+        xp = namespace(self.z_ref)
+        n_genes = self.colors.shape[0]
+        gold_ref = rng.choice(n_genes, self.gold_size, replace=False)
+        gold_test = rng.choice(n_genes, self.gold_size, replace=False) if permuted else gold_ref
+        keep = np.ones(n_genes, dtype=bool)
+        for level in self.levels:  # large modules: a sample of their genes
+            members = np.flatnonzero(self.colors == level)
+            if members.shape[0] > self.max_module_size:
+                keep[members] = False
+                keep[rng.choice(members, self.max_module_size, replace=False)] = True
+        kept = np.flatnonzero(keep)
+        order = kept[rng.permutation(kept.shape[0])] if permuted else kept
+        columns = xp.asarray(np.concatenate([kept, gold_ref]))
+        ref = self.z_ref[:, columns]
+        ref_perm = self.z_ref[:, xp.asarray(np.concatenate([order, gold_test]))]
+        test = self.z_test[:, xp.asarray(np.concatenate([order, gold_test]))]
+        colors = np.concatenate([self.colors[kept], np.full(self.gold_size, GOLD)])
+        cacheable = np.array_equal(kept, np.arange(n_genes))  # real modules fixed in ref
+        return self._statistics(ref, ref_perm, test, colors, permuted, cacheable)
+
+    def _statistics(
+        self,
+        ref: Any,
+        ref_perm: Any,
+        test: Any,
+        colors: np.ndarray,
+        permuted: bool,
+        cacheable: bool,
+    ) -> dict[str, np.ndarray]:
+        xp = namespace(ref)
+        levels = np.concatenate([self.levels, [GOLD]])
+        members = [np.flatnonzero(colors == level) for level in levels]
+        me_ref = xp.stack(
+            [
+                self._cached_eigengene(ref, genes, int(level), cacheable)
+                for level, genes in zip(levels, members, strict=True)
+            ],
+            axis=1,
+        )
+        me_perm = _eigengenes(ref_perm, members) if permuted else me_ref
+        me_test = _eigengenes(test, members)
+        kme_ref = np.asarray(to_host(ref.T @ me_ref), dtype=np.float64)
+        kme_perm = (
+            np.asarray(to_host(ref_perm.T @ me_perm), dtype=np.float64) if permuted else kme_ref
+        )
+        kme_test = np.asarray(to_host(test.T @ me_test), dtype=np.float64)
+        out = {name: np.full(levels.shape[0], np.nan) for name in _OUTPUTS}
+        for j, genes in enumerate(members):
+            if genes.shape[0] < 2:
+                continue
+            own_ref, own_perm, own_test = kme_ref[genes, j], kme_perm[genes, j], kme_test[genes, j]
+            out["quality_prop_var_explained"][j] = np.mean(own_perm**2)
+            out["prop_var_explained"][j] = np.mean(own_test**2)
+            out["quality_mean_sign_aware_kme"][j] = abs(np.mean(np.abs(own_perm)))
+            out["mean_sign_aware_kme"][j] = abs(np.mean(np.sign(own_ref) * own_test))
+            out["cor_kme"][j] = abs(_cor(own_ref, own_test))
+            out["cor_kme_all"][j] = abs(_cor(kme_ref[:, j], kme_test[:, j]))
+            level = int(levels[j])
+            cor1, adj1, mar1, kim1 = self._cached_block(ref, genes, level, cacheable)
+            if permuted:
+                block = ref_perm[:, xp.asarray(genes)]
+                cor2 = np.asarray(to_host(block.T @ block), dtype=np.float64)
+                adj2 = np.asarray(to_host(adjacency(cor2, self.power, self.network)))
+                mar2 = _mar(adj2)
+            else:
+                cor2, adj2, mar2 = cor1, adj1, mar1
+            block = test[:, xp.asarray(genes)]
+            cor3 = np.asarray(to_host(block.T @ block), dtype=np.float64)
+            adj3 = np.asarray(to_host(adjacency(cor3, self.power, self.network)))
+            mar3 = _mar(adj3)
+            lower = np.tril_indices(genes.shape[0], -1)
+            signed2 = np.abs(cor2) if self.network == "unsigned" else cor2
+            out["quality_mean_sign_aware_cor"][j] = np.mean(signed2[lower])
+            out["mean_sign_aware_cor"][j] = np.mean((np.sign(cor1) * cor3)[lower])
+            out["cor_cor"][j] = _cor(cor1[lower], cor3[lower])
+            out["quality_mean_mar"][j] = np.mean(mar2)
+            out["mean_mar"][j] = np.mean(mar3)
+            out["cor_kim"][j] = _cor(kim1, adj3.sum(axis=0))
+            out["cor_mar"][j] = _cor(mar1, mar3)
+            out["quality_mean_adjacency"][j] = np.mean(adj2[lower])
+            out["mean_adjacency"][j] = np.mean(adj3[lower])
+        proper = (levels != 0) & (levels != GOLD)
+        out["quality_separability"] = _separability(me_perm, proper)
+        out["separability"] = _separability(me_test, proper)
+        return out
+
+    def _cached_eigengene(self, ref: Any, genes: np.ndarray, level: int, cacheable: bool) -> Any:
+        if level == GOLD or not cacheable:
+            return _eigengene(ref[:, namespace(ref).asarray(genes)])
+        if level not in self.eigengenes:
+            self.eigengenes[level] = _eigengene(ref[:, namespace(ref).asarray(genes)])
+        return self.eigengenes[level]
+
+    def _cached_block(
+        self, ref: Any, genes: np.ndarray, level: int, cacheable: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The reference module's correlations, adjacency, MAR and kIM."""
+        if level != GOLD and cacheable and level in self.blocks:
+            return self.blocks[level]
+        block = ref[:, namespace(ref).asarray(genes)]
+        cor = np.asarray(to_host(block.T @ block), dtype=np.float64)
+        adj = np.asarray(to_host(adjacency(cor, self.power, self.network)))
+        found = (cor, adj, _mar(adj), adj.sum(axis=0))
+        if level != GOLD and cacheable:
+            self.blocks[level] = found
+        return found
+
+
+_OUTPUTS = (
+    *(f"quality_{name}" for name in _QUALITY),
+    "quality_separability",
+    *_PRESERVATION,
+    "separability",
+)
+
+
+def _eigengene(x: Any) -> Any:
+    """moduleEigengenes: the genes' first principal component, unit length, along their
+    average."""
+    xp = namespace(x)
+    u, _ = leading_left_vector(x)
+    return -u if float(xp.sum(x.T @ u)) < 0 else u
+
+
+def _eigengenes(z: Any, members: list[np.ndarray]) -> Any:
+    xp = namespace(z)
+    return xp.stack([_eigengene(z[:, xp.asarray(genes)]) for genes in members], axis=1)
+
+
+def _products(z: Any, eigengenes: Any) -> np.ndarray:
+    """The genes' correlations with the eigengenes (signedKME), on the host."""
+    return np.asarray(to_host(z.T @ eigengenes), dtype=np.float64)
+
+
+def _cor(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation of two vectors (NaN where one is constant)."""
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / denominator if denominator > 0 else math.nan
+
+
+def _mar(adj: np.ndarray) -> np.ndarray:
+    """WGCNA's ``.MAR``: each gene's mean adjacency ratio, ``(Σ a² - 1) / (Σ a - 1)``."""
+    denominator = adj.sum(axis=0) - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mar = ((adj * adj).sum(axis=0) - 1.0) / denominator
+    return np.where(denominator == 0, np.nan, mar)
+
+
+def _separability(eigengenes: Any, proper: np.ndarray) -> np.ndarray:
+    """1 - each module's largest eigengene correlation with a proper module (not grey or
+    gold) other than itself."""
+    cor = np.asarray(to_host(eigengenes.T @ eigengenes), dtype=np.float64)
+    np.fill_diagonal(cor, 0.0)
+    others = cor[:, proper]
+    if others.shape[1] == 0:
+        return np.full(cor.shape[0], np.nan)
+    return 1.0 - others.max(axis=1)
+
+
+def median_ranks(table: Mapping[str, Any], columns: tuple[str, ...]) -> np.ndarray:
+    """The median over ``columns`` of each module's rank (1: the highest value; ties get
+    their average rank, missing values none), as modulePreservation's medianRank.
+
+    Parameters
+    ----------
+    table : mapping of str to array of shape (n_modules,)
+    columns : tuple of str
+
+    Returns
+    -------
+    ndarray of shape (n_modules,)
+    """
+    ranks = np.column_stack([_rank_descending(np.asarray(table[c], dtype=float)) for c in columns])
+    with _ignoring_empty():
+        return np.nanmedian(ranks, axis=1)
+
+
+def _rank_descending(values: np.ndarray) -> np.ndarray:
+    out = np.full(values.shape[0], np.nan)
+    finite = ~np.isnan(values)
+    out[finite] = stats.rankdata(-values[finite], method="average")
+    return out
+
+
+@contextmanager
+def _ignoring_empty() -> Iterator[None]:
+    """NumPy's warnings of all-NaN slices and empty means off: a module of one gene has no
+    statistics, and R's ``na.rm`` gives NA there too."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def log10_pvalues(z: np.ndarray) -> np.ndarray:
+    """modulePreservation's ``log.p``: the one-sided normal log10 p-value of each Z."""
+    return stats.norm.logsf(z) / math.log(10.0)
+
+
+def _result(
+    observed: dict[str, np.ndarray],
+    permuted: list[dict[str, np.ndarray]],
+    calculator: _Calculator,
+    ref: GeneNetwork,
+    tst: GeneNetwork,
+    network: str,
+    n_permutations: int,
+    seed: int,
+) -> xr.Dataset:
+    levels = np.concatenate([calculator.levels, [GOLD]])
+    sizes = np.array(
+        [
+            min(int(np.sum(calculator.colors == level)), calculator.max_module_size)
+            for level in calculator.levels
+        ]
+    )
+    sizes = np.concatenate([sizes, [calculator.gold_size]])
+    with _ignoring_empty():
+        z = {
+            name: (observed[name] - np.nanmean([p[name] for p in permuted], axis=0))
+            / np.nanstd([p[name] for p in permuted], axis=0, ddof=1)
+            for name in _OUTPUTS
+        }
+        density = np.nanmedian(np.column_stack([z[c] for c in _DENSITY]), axis=1)
+        connectivity = np.nanmedian(np.column_stack([z[c] for c in _CONNECTIVITY]), axis=1)
+        summary = np.nanmean(np.column_stack([density, connectivity]), axis=1)
+        quality = np.nanmedian(np.column_stack([z[f"quality_{c}"] for c in _DENSITY]), axis=1)
+        log_density = np.nanmedian(np.column_stack([log10_pvalues(z[c]) for c in _DENSITY]), axis=1)
+        log_connectivity = np.nanmedian(
+            np.column_stack([log10_pvalues(z[c]) for c in _CONNECTIVITY]), axis=1
+        )
+        log_summary = np.nanmedian(np.column_stack([log_density, log_connectivity]), axis=1)
+    data: dict[str, Any] = {
+        "size": ("module", sizes),
+        "median_rank": ("module", median_ranks(observed, (*_DENSITY, *_CONNECTIVITY))),
+        "median_rank_density": ("module", median_ranks(observed, _DENSITY)),
+        "median_rank_connectivity": ("module", median_ranks(observed, _CONNECTIVITY)),
+    }
+    data.update({name: ("module", observed[name]) for name in (*_PRESERVATION, "separability")})
+    data.update(
+        z_summary=("module", summary),
+        z_density=("module", density),
+        z_connectivity=("module", connectivity),
+    )
+    data.update({f"z_{name}": ("module", z[name]) for name in (*_PRESERVATION, "separability")})
+    data.update(
+        log10_p_summary=("module", log_summary),
+        log10_p_density=("module", log_density),
+        log10_p_connectivity=("module", log_connectivity),
+        quality_median_rank=(
+            "module",
+            median_ranks({c: observed[f"quality_{c}"] for c in _DENSITY}, _DENSITY),
+        ),
+        quality_z_summary=("module", quality),
+    )
+    data.update(
+        {
+            f"quality_{name}": ("module", observed[f"quality_{name}"])
+            for name in (*_QUALITY, "separability")
+        }
+    )
+    return xr.Dataset(
+        data,
+        coords={"module": levels},
+        attrs={
+            "n_permutations": int(n_permutations),
+            "network": network,
+            "n_genes": int(calculator.colors.shape[0]),
+            "n_samples_reference": ref.n_samples,
+            "n_samples_test": tst.n_samples,
+            "seed": int(seed),
+        },
+    )
