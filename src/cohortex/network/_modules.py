@@ -131,9 +131,10 @@ def modules(
         ``tree_merge(merge, pair)`` and ``tree_height(merge)`` as
         R's ``hclust``. The cohort's sample variables (for :func:`module_traits`). Attrs:
         ``power``, ``power_source`` ("given", "scale-free fit" or "WGCNA FAQ"), ``network``,
-        ``tom``, ``min_module_size``, ``deep_split``, ``pam_stage``, ``pam_respects_dendro``,
-        ``cut_height`` (as used), ``merge_cut_height``, ``n_modules``, ``n_genes``,
-        ``n_genes_constant``, ``n_samples``, ``transform``.
+        ``tom``, ``correlation_type``, ``max_p_outliers``, ``min_module_size``,
+        ``deep_split``, ``pam_stage``, ``pam_respects_dendro``, ``cut_height`` (as used),
+        ``merge_cut_height``, ``n_modules``, ``n_genes``, ``n_genes_constant``, ``n_samples``,
+        ``transform``.
 
     Raises
     ------

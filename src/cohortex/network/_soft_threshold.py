@@ -78,7 +78,8 @@ def soft_threshold(
         · r2``, what WGCNA's tutorial plots), ``truncated_r2``, ``mean_k``, ``median_k``,
         ``max_k``, ``density``, ``centralization``, ``heterogeneity``. Attrs:
         ``power_estimate`` (0 where no power reaches ``r2_cut``: WGCNA's NA), ``network``,
-        ``r2_cut``, ``n_genes``, ``n_genes_constant``, ``n_samples``, ``transform``.
+        ``r2_cut``, ``correlation_type``, ``max_p_outliers``, ``n_genes``,
+        ``n_genes_constant``, ``n_samples``, ``transform``.
 
     Notes
     -----
