@@ -23,13 +23,12 @@ from scipy.spatial.distance import squareform
 
 from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, shared_docs
-from .._constants import NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import release_free_memory
 from .._progress import progress_bar
 from ..stats._blockwise import (
+    eigengene,
     fisher_pvalue,
-    leading_left_vector,
     projective_kmeans,
     size_restricted_merge,
 )
@@ -40,8 +39,8 @@ from ..stats._network import (
     correlation_from_gram,
     tom_dissimilarity,
 )
-from ..stats._tree_cut import DEEP_SPLIT_SCATTER, cutree_hybrid, number_by_size, r_merge
-from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory
+from ..stats._tree_cut import cutree_hybrid, number_by_size, r_merge
+from ._data import HOST_COPIES, GeneNetwork, check_memory, check_module_settings
 from ._modules import merge_close
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
@@ -163,26 +162,24 @@ def blockwise_modules(
     module's column among the eigengenes, another label once a module was dissolved).
     """
     who = "blockwise_modules"
-    check_choice(who, "network", network, NETWORK_TYPES)
-    check_choice(who, "tom", tom, TOM_TYPES)
-    check_choice(who, "deep_split", deep_split, tuple(range(len(DEEP_SPLIT_SCATTER))))
+    check_module_settings(
+        who,
+        network=network,
+        tom=tom,
+        deep_split=deep_split,
+        merge_cut_height=merge_cut_height,
+        power=power,
+    )
     for name, value in (("min_core_kme", min_core_kme), ("min_kme_to_stay", min_kme_to_stay)):
         if not -1.0 <= value <= 1.0:
             raise CohortexError(
                 f"The {name!r} parameter of {who}() is a correlation, between -1 and 1; got "
                 f"{value}."
             )
-    if not 0.0 <= merge_cut_height <= 1.0:
-        raise CohortexError(
-            f"The 'merge_cut_height' parameter of {who}() must be between 0 and 1; got "
-            f"{merge_cut_height}."
-        )
     if max_block_size < 3:
         raise CohortexError(
             f"The 'max_block_size' parameter of {who}() must be at least 3; got {max_block_size}."
         )
-    if power is not None and not (np.isfinite(power) and power > 0):
-        raise CohortexError(f"The 'power' parameter of {who}() must be positive; got {power}.")
     data = GeneNetwork.build(
         cohort,
         genes=genes,
@@ -354,10 +351,7 @@ def blockwise_modules(
             "transform": data.transform,
         },
     )
-    for name in data.data.sample_variables():
-        assert data.data.dataset is not None
-        result[name] = ("sample", np.asarray(data.data.dataset[name].values))
-    return result
+    return data.with_sample_variables(result)
 
 
 def preclusters(
@@ -455,19 +449,6 @@ def _block_modules(
     return np.asarray(cut, dtype=np.int64), merge, height
 
 
-def _along_average(x: Any, u: Any) -> Any:
-    """``u`` turned to agree with the genes' average (moduleEigengenes' ``align``)."""
-    xp = namespace(x)
-    return -u if float(xp.sum(x.T @ u)) < 0 else u
-
-
-def _eigengene(x: Any) -> Any:
-    """moduleEigengenes: the genes' first principal component, unit length, along their
-    average."""
-    u, _ = leading_left_vector(x)
-    return _along_average(x, u)
-
-
 def _kme_rules(
     z: Any,
     columns: Any,
@@ -493,7 +474,7 @@ def _kme_rules(
     xp = namespace(z)
     for label in np.unique(cut[cut > 0]):
         genes = members[cut == label]
-        u = _eigengene(z[:, xp.asarray(genes)])
+        u, _ = eigengene(z[:, xp.asarray(genes)])
         kme = _kme(columns, genes, u if prepare is None else prepare(u), signed)
         if int(np.sum(kme > min_core_kme)) < min_core_kme_size:
             continue
@@ -526,11 +507,9 @@ def _eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[Any, n
     xp = namespace(z)
     columns, values = [], []
     for module in modules:
-        x = z[:, xp.asarray(np.flatnonzero(labels == module))]
-        u, value = leading_left_vector(x)
-        columns.append(_along_average(x, u))
+        u, value = eigengene(z[:, xp.asarray(np.flatnonzero(labels == module))])
+        columns.append(u)
         values.append(value)
-        del x
     return xp.stack(columns, axis=1), np.asarray(values)
 
 

@@ -17,14 +17,21 @@ from scipy import stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix, finite_gene_moments
-from .._constants import CORRELATION_TYPES
+from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import physical_memory
 from .._progress import progress_bar
 from ..de._comparison import MEMORY_CHUNKS
 from ..stats._network import accumulate_gram, bicor_columns, correlation_from_gram
+from ..stats._tree_cut import DEEP_SPLIT_SCATTER
 
-__all__ = ["HOST_COPIES", "GeneNetwork", "check_choice", "check_memory"]
+__all__ = [
+    "HOST_COPIES",
+    "GeneNetwork",
+    "check_choice",
+    "check_memory",
+    "check_module_settings",
+]
 
 _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
 HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
@@ -38,6 +45,28 @@ def check_choice(who: str, name: str, value: Any, allowed: tuple[Any, ...]) -> N
             f"The {name!r} parameter of {who}() must be one of "
             f"{', '.join(repr(a) for a in allowed)}; got {value!r}."
         )
+
+
+def check_module_settings(
+    who: str,
+    *,
+    network: str,
+    tom: str,
+    deep_split: int,
+    merge_cut_height: float,
+    power: float | None,
+) -> None:
+    """Refuse the settings the module finders share, out of range."""
+    check_choice(who, "network", network, NETWORK_TYPES)
+    check_choice(who, "tom", tom, TOM_TYPES)
+    check_choice(who, "deep_split", deep_split, tuple(range(len(DEEP_SPLIT_SCATTER))))
+    if not 0.0 <= merge_cut_height <= 1.0:
+        raise CohortexError(
+            f"The 'merge_cut_height' parameter of {who}() must be between 0 and 1 (a "
+            f"dissimilarity of eigengenes); got {merge_cut_height}."
+        )
+    if power is not None and not (np.isfinite(power) and power > 0):
+        raise CohortexError(f"The 'power' parameter of {who}() must be positive; got {power}.")
 
 
 class GeneNetwork:
@@ -186,6 +215,13 @@ class GeneNetwork:
             n_samples=self.n_samples,
         )
         return self._correlation()
+
+    def with_sample_variables(self, result: Any) -> Any:
+        """``result`` with the cohort's sample variables (for :func:`module_traits`)."""
+        for name in self.data.sample_variables():
+            assert self.data.dataset is not None
+            result[name] = ("sample", np.asarray(self.data.dataset[name].values))
+        return result
 
     def _blocks(self, what: str) -> Iterator[tuple[int, Any]]:
         """Each block of samples (every gene) with its first sample, read one after another."""

@@ -25,7 +25,6 @@ from scipy.spatial.distance import squareform
 
 from .._backend import namespace, to_host
 from .._cohort import CohortLike, shared_docs
-from .._constants import NETWORK_TYPES, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import release_free_memory
 from .._progress import progress_bar
@@ -36,13 +35,12 @@ from ..stats._network import (
     tom_dissimilarity,
 )
 from ..stats._tree_cut import (
-    DEEP_SPLIT_SCATTER,
     cutree_hybrid,
     default_cut_height,
     number_by_size,
     r_merge,
 )
-from ._data import GeneNetwork, check_choice
+from ._data import GeneNetwork, check_module_settings
 from ._soft_threshold import DEFAULT_POWERS, faq_power, fit_table
 from ._traits import student_pvalue
 
@@ -150,21 +148,19 @@ def modules(
     modules' numbers.
     """
     who = "modules"
-    check_choice(who, "network", network, NETWORK_TYPES)
-    check_choice(who, "tom", tom, TOM_TYPES)
-    check_choice(who, "deep_split", deep_split, tuple(range(len(DEEP_SPLIT_SCATTER))))
+    check_module_settings(
+        who,
+        network=network,
+        tom=tom,
+        deep_split=deep_split,
+        merge_cut_height=merge_cut_height,
+        power=power,
+    )
     if min_module_size < 1:
         raise CohortexError(
             f"The 'min_module_size' parameter of modules() must be at least 1; got "
             f"{min_module_size}."
         )
-    if not 0.0 <= merge_cut_height <= 1.0:
-        raise CohortexError(
-            "The 'merge_cut_height' parameter of modules() must be between 0 and 1 (a "
-            f"dissimilarity of eigengenes); got {merge_cut_height}."
-        )
-    if power is not None and not (np.isfinite(power) and power > 0):
-        raise CohortexError(f"The 'power' parameter of modules() must be positive; got {power}.")
     data = GeneNetwork.build(
         cohort,
         genes=genes,
@@ -270,10 +266,7 @@ def modules(
             "transform": data.transform,
         },
     )
-    for name in data.data.sample_variables():
-        assert data.data.dataset is not None
-        result[name] = ("sample", np.asarray(data.data.dataset[name].values))
-    return result
+    return data.with_sample_variables(result)
 
 
 def _block(correlation: Any, genes: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from .._cohort import CohortLike, shared_docs
 from .._constants import NETWORK_TYPES
 from .._errors import CohortexError
 from .._progress import progress_bar
-from ..stats._blockwise import leading_left_vector
+from ..stats._blockwise import eigengene
 from ..stats._network import adjacency
 from ._data import GeneNetwork, check_choice, check_memory
 
@@ -336,11 +336,7 @@ _OUTPUTS = (
 
 
 def _eigengene(x: Any) -> Any:
-    """moduleEigengenes: the genes' first principal component, unit length, along their
-    average."""
-    xp = namespace(x)
-    u, _ = leading_left_vector(x)
-    return -u if float(xp.sum(x.T @ u)) < 0 else u
+    return eigengene(x)[0]
 
 
 def _eigengenes(z: Any, members: list[np.ndarray]) -> Any:

@@ -22,6 +22,7 @@ from .._backend import namespace, to_host
 __all__ = [
     "DENSE_EIGEN_SIZE",
     "aligned_first_pc",
+    "eigengene",
     "fisher_pvalue",
     "leading_left_vector",
     "projective_kmeans",
@@ -66,6 +67,26 @@ def leading_left_vector(x: Any) -> tuple[Any, float]:
         vector, value = vectors[:, 0], float(values[0])
     u = x @ xp.asarray(vector) / math.sqrt(value) if by_columns else xp.asarray(vector)
     return u, value
+
+
+def eigengene(x: Any) -> tuple[Any, float]:
+    """WGCNA's ``moduleEigengenes``: a set of genes' first principal component, turned to
+    agree with their average.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, m)
+        The genes, centred and of unit length.
+
+    Returns
+    -------
+    u : array of shape (n_samples,), unit length, on ``x``'s device
+    value : float
+        Its eigenvalue: ``value / m`` is the share of the genes' variance it explains.
+    """
+    xp = namespace(x)
+    u, value = leading_left_vector(x)
+    return (-u if float(xp.sum(x.T @ u)) < 0 else u), value
 
 
 def aligned_first_pc(x: Any) -> Any:
