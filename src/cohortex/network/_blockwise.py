@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
+from threadpoolctl import threadpool_limits
 
 from .._backend import namespace, resolve_device, to_host
 from .._cohort import CohortLike, shared_docs
@@ -382,13 +383,16 @@ def preclusters(
         Each gene's block, 0 … n_blocks - 1 by decreasing size.
     """
     n_centers = max(1, min(int(n_centers), start.shape[0]))
-    membership, sizes, centers = projective_kmeans(
-        z,
-        np.asarray(start) % n_centers,
-        preferred_size=max_block_size,
-        size_penalty_power=size_penalty_power,
-    )
-    merged = size_restricted_merge(z, membership, sizes, centers, max_size=max_block_size)
+    # thousands of small eigenproblems: one BLAS thread (NumPy's and SciPy's OpenBLAS pools
+    # spinning against each other made them 2× slower on two cores)
+    with threadpool_limits(1, user_api="blas"):
+        membership, sizes, centers = projective_kmeans(
+            z,
+            np.asarray(start) % n_centers,
+            preferred_size=max_block_size,
+            size_penalty_power=size_penalty_power,
+        )
+        merged = size_restricted_merge(z, membership, sizes, centers, max_size=max_block_size)
     return number_by_size(merged + 1) - 1
 
 
