@@ -114,6 +114,11 @@ def main() -> None:
                     "largest_observed_difference": largest,
                     "largest_zsummary_gap": z_gap,
                     "smallest_planted_zsummary": float(ours["z_summary"].sel(module=modules).min()),
+                    "zsummary": {
+                        str(m): [float(ours["z_summary"].sel(module=m)), z.loc[m, "Zsummary.pres"]]
+                        for m in ours["module"].values
+                        if m >= 0
+                    },
                 }
             )
             print(rows[-1], flush=True)
