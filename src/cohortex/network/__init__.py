@@ -6,6 +6,7 @@ in them (private implementation; public here)."""
 
 from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_TYPES
 from ._blockwise import blockwise_modules
+from ._consensus import CALIBRATIONS, consensus_modules
 from ._edges import module_edges
 from ._enrichment import module_enrichment
 from ._modules import modules
@@ -14,12 +15,14 @@ from ._soft_threshold import DEFAULT_POWERS, soft_threshold
 from ._traits import hub_genes, module_traits
 
 __all__ = [
+    "CALIBRATIONS",
     "CORRELATION_TYPES",
     "DEFAULT_POWERS",
     "GOLD",
     "NETWORK_TYPES",
     "TOM_TYPES",
     "blockwise_modules",
+    "consensus_modules",
     "hub_genes",
     "module_edges",
     "module_enrichment",

@@ -46,7 +46,16 @@ from ._modules import merge_close
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
 
-__all__ = ["blockwise_modules", "preclusters"]
+__all__ = [
+    "block_dissimilarity",
+    "blockwise_modules",
+    "connectivity",
+    "cut_tree",
+    "given_blocks",
+    "module_eigengenes",
+    "preclusters",
+    "within_connectivity",
+]
 
 _ROW_VALUES = 1 << 24  # values of a block of rows of correlations: 128 MB of float64
 
@@ -193,7 +202,9 @@ def blockwise_modules(
     )
     bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes
-    block_of = _given_blocks(data, blocks, who) if blocks is not None else None
+    block_of = (
+        given_blocks(data.data.gene_ids, data.gene_ids, blocks, who) if blocks is not None else None
+    )
     largest = (
         int(np.bincount(block_of).max()) if block_of is not None else min(max_block_size, n_genes)
     )
@@ -298,10 +309,10 @@ def blockwise_modules(
         final = merge_close(labels, merge_cut_height, partial(_eigengene_correlations, z, prepare))
         release_free_memory()
         levels = np.unique(final)
-        eigen, values = _eigengenes(z, final, levels)
+        eigen, values = module_eigengenes(z, final, levels)
         kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
-        k_total = _connectivity(columns, power, network)
-        k_within = _within_connectivity(columns, final, levels, power, network)
+        k_total = connectivity(columns, power, network)
+        k_within = within_connectivity(columns, final, levels, power, network)
         del columns
         bar.update(1)
     finally:
@@ -387,25 +398,40 @@ def preclusters(
     # spinning against each other made them 2× slower on two cores)
     with threadpool_limits(1, user_api="blas"):
         membership, sizes, centers = projective_kmeans(
-            z,
+            [z],
             np.asarray(start) % n_centers,
             preferred_size=max_block_size,
             size_penalty_power=size_penalty_power,
         )
-        merged = size_restricted_merge(z, membership, sizes, centers, max_size=max_block_size)
+        merged = size_restricted_merge(z, membership, sizes, centers[0], max_size=max_block_size)
     return number_by_size(merged + 1) - 1
 
 
-def _given_blocks(data: GeneNetwork, blocks: np.ndarray, who: str) -> np.ndarray:
-    """The blocks of the genes used, 0 … n_blocks - 1 in the order of the values given."""
+def given_blocks(
+    all_genes: np.ndarray, used_genes: np.ndarray, blocks: np.ndarray, who: str
+) -> np.ndarray:
+    """The blocks of the genes used, 0 … n_blocks - 1 in the order of the values given.
+
+    Parameters
+    ----------
+    all_genes : ndarray, shape (n_all,)
+        The cohort's genes, which ``blocks`` follows.
+    used_genes : ndarray, shape (n_genes,)
+        The genes of the network, in the cohort's order.
+    blocks : ndarray, shape (n_all,)
+    who : str
+
+    Returns
+    -------
+    ndarray of int, shape (n_genes,)
+    """
     given = np.asarray(blocks)
-    all_genes = data.data.gene_ids
     if given.ndim != 1 or given.shape[0] != all_genes.shape[0]:
         raise CohortexError(
             f"The 'blocks' parameter of {who}() needs one block per gene of the cohort "
             f"({all_genes.shape[0]}); got shape {given.shape}."
         )
-    used = np.isin(all_genes.astype(str), data.gene_ids.astype(str))
+    used = np.isin(all_genes.astype(str), used_genes.astype(str))
     _, index = np.unique(given[used], return_inverse=True)
     return index.astype(np.int64)
 
@@ -417,17 +443,35 @@ def _block_modules(
     power: float,
     network: str,
     tom: str,
-    min_module_size: int,
-    deep_split: int,
-    cut_height: float,
-    pam_stage: bool,
-    pam_respects_dendro: bool,
+    **cut: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One block's TOM, tree of 1 - TOM and hybrid cut: labels (0: none), merges, heights.
-    ``columns``: the genes as columns whose products are their correlations."""
-    xp = namespace(columns)
+    """One block's TOM, tree of 1 - TOM and hybrid cut (:func:`cut_tree`'s ``cut``
+    settings): labels (0: none), merges, heights."""
     if members.shape[0] < 2:
         return np.zeros(members.shape[0], dtype=np.int64), np.zeros((0, 2), np.int64), np.zeros(0)
+    dist = block_dissimilarity(columns, members, power=power, network=network, tom=tom)
+    return cut_tree(dist, **cut)
+
+
+def block_dissimilarity(
+    columns: Any, members: np.ndarray, *, power: float, network: str, tom: str
+) -> np.ndarray:
+    """A block's ``1 - TOM``.
+
+    Parameters
+    ----------
+    columns : array of shape (n_samples, n_genes)
+        The genes as columns whose products are their correlations.
+    members : ndarray of int, shape (m,)
+        The block's genes.
+    power : float
+    network, tom : str
+
+    Returns
+    -------
+    ndarray of shape (m, m), float64, on the host
+    """
+    xp = namespace(columns)
     block = columns[:, xp.asarray(members)]
     correlation = correlation_from_gram(block.T @ block)
     del block
@@ -437,10 +481,37 @@ def _block_modules(
         signed=tom == "signed",
     )
     del correlation
-    dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
-    del dissimilarity
+    return np.asarray(to_host(dissimilarity), dtype=np.float64)
+
+
+def cut_tree(
+    dist: np.ndarray,
+    *,
+    min_module_size: int,
+    deep_split: int,
+    cut_height: float,
+    pam_stage: bool,
+    pam_respects_dendro: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The average-linkage tree of a block's dissimilarities and its hybrid cut.
+
+    Parameters
+    ----------
+    dist : ndarray of shape (m, m)
+        Symmetric, 0 on the diagonal.
+    min_module_size, deep_split, cut_height, pam_stage, pam_respects_dendro
+        ``cutreeDynamic``'s settings.
+
+    Returns
+    -------
+    labels : ndarray of int, shape (m,)
+        0: none.
+    merge : ndarray of int, shape (m - 1, 2)
+        R's ``hclust`` merges.
+    height : ndarray of shape (m - 1,)
+    """
     merge, height = r_merge(hierarchy.linkage(squareform(dist, checks=False), "average"))
-    cut = cutree_hybrid(
+    labels = cutree_hybrid(
         merge,
         height,
         dist,
@@ -450,7 +521,7 @@ def _block_modules(
         pam_stage=pam_stage,
         pam_respects_dendro=pam_respects_dendro,
     )
-    return np.asarray(cut, dtype=np.int64), merge, height
+    return np.asarray(labels, dtype=np.int64), merge, height
 
 
 def _kme_rules(
@@ -493,7 +564,7 @@ def _eigengene_correlations(
 ) -> np.ndarray:
     """The correlations of the modules' eigengenes (mergeCloseModules' measure; bicor's where
     ``prepare`` is given)."""
-    eigen, _ = _eigengenes(z, labels, modules)
+    eigen, _ = module_eigengenes(z, labels, modules)
     if prepare is not None:
         eigen = prepare(eigen)
     return np.asarray(to_host(eigen.T @ eigen), dtype=np.float64)
@@ -506,7 +577,7 @@ def _prepared(x: Any, *, max_p_outliers: float) -> Any:
     return bicor_columns(x, max_p_outliers)
 
 
-def _eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[Any, np.ndarray]:
+def module_eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[Any, np.ndarray]:
     """Each module's eigengene (a column, on ``z``'s device) and its eigenvalue."""
     xp = namespace(z)
     columns, values = [], []
@@ -573,7 +644,7 @@ def _gene_rows(n_genes: int, n_columns: int) -> list[slice]:
     return [slice(s, min(n_genes, s + rows)) for s in range(0, n_genes, rows)]
 
 
-def _connectivity(z: Any, power: float, network: str) -> np.ndarray:
+def connectivity(z: Any, power: float, network: str) -> np.ndarray:
     """Row sums of the adjacency of the genes of ``z`` among themselves, less the diagonal
     (over all genes: intramodularConnectivity's kTotal), from blocks of rows of their
     correlations."""
@@ -588,7 +659,7 @@ def _connectivity(z: Any, power: float, network: str) -> np.ndarray:
     return out
 
 
-def _within_connectivity(
+def within_connectivity(
     z: Any, labels: np.ndarray, levels: np.ndarray, power: float, network: str
 ) -> np.ndarray:
     """intramodularConnectivity's kWithin (0 in modules of fewer than 3 genes, as WGCNA)."""
@@ -597,5 +668,5 @@ def _within_connectivity(
     for level in levels:
         genes = np.flatnonzero(labels == level)
         if genes.shape[0] >= 3:
-            out[genes] = _connectivity(z[:, xp.asarray(genes)], power, network)
+            out[genes] = connectivity(z[:, xp.asarray(genes)], power, network)
     return out

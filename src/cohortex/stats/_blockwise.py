@@ -10,6 +10,7 @@ Memberships and the moves' bookkeeping live on the host; products with ``z`` on 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from .._backend import namespace, to_host
 __all__ = [
     "DENSE_EIGEN_SIZE",
     "aligned_first_pc",
+    "consensus_cluster_merge",
     "eigengene",
     "fisher_pvalue",
     "leading_left_vector",
@@ -141,22 +143,24 @@ class _Distances:
 
 
 def projective_kmeans(
-    z: Any,
+    sets: Sequence[Any],
     membership: np.ndarray,
     *,
     preferred_size: int,
     size_penalty_power: float = 5.0,
     max_iterations: int = 1000,
-) -> tuple[np.ndarray, np.ndarray, Any]:
+    mean_of_sets: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """WGCNA's ``projectiveKMeans`` iterations (unsigned): genes move to the centre (a
     cluster's aligned first principal component) they correlate with most, in absolute value,
     where the move does not make them farther from their centre once clusters beyond
-    ``preferred_size`` are penalised.
+    ``preferred_size`` are penalised. Of several sets of samples, ``consensusProjectiveKMeans``:
+    a centre in each set, a gene's distance to it the largest over the sets.
 
     Parameters
     ----------
-    z : array of shape (n_samples, n_genes)
-        Genes centred and of unit length.
+    sets : sequence of arrays of shape (n_samples_s, n_genes)
+        Each set's genes (the same genes), centred and of unit length.
     membership : ndarray of int, shape (n_genes,)
         The start: each gene's cluster, 0 … k - 1, every cluster used.
     preferred_size : int
@@ -164,13 +168,16 @@ def projective_kmeans(
         Distances to a centre of ``s > preferred_size`` genes are multiplied by
         ``(s / preferred_size)^power``.
     max_iterations : int, default 1000
+    mean_of_sets : bool, default False
+        Distances the mean over the sets rather than the largest (R's ``useMean``, its default
+        beyond three sets).
 
     Returns
     -------
     membership : ndarray of int, shape (n_genes,)
         0 … k' - 1 (clusters emptied on the way are dropped).
     sizes : ndarray of int, shape (k',)
-    centers : array of shape (n_samples, k'), on ``z``'s device
+    centers : list of arrays of shape (n_samples_s, k'), on the sets' device
 
     Notes
     -----
@@ -178,12 +185,12 @@ def projective_kmeans(
     the changed clusters among themselves rather than their positions among the clusters kept
     (``match(changedKeep, keep)``), so it refreshes the wrong centres. This uses the positions.
     """
-    xp = namespace(z)
+    xp = namespace(sets[0])
     membership = np.asarray(membership, dtype=np.int64).copy()
     k = int(membership.max()) + 1
     n_genes = membership.shape[0]
     distances = _Distances(preferred_size, size_penalty_power)
-    centers = xp.zeros((z.shape[0], k), dtype=xp.float64)
+    centers = [xp.zeros((z.shape[0], k), dtype=xp.float64) for z in sets]
     dst = xp.zeros((k, n_genes), dtype=xp.float64)
     center_dist = np.zeros(n_genes)
     changed: np.ndarray | None = np.arange(k)
@@ -191,7 +198,7 @@ def projective_kmeans(
     while changed is not None and iteration < max_iterations:
         iteration += 1
         sizes = np.bincount(membership, minlength=k)
-        _refresh(z, centers, dst, membership, changed)
+        _refresh(sets, centers, dst, membership, changed, mean_of_sets)
         center_dist = distances(dst, membership, sizes, changed, center_dist)
         nearest = np.asarray(to_host(xp.argmin(dst, axis=0)), dtype=np.int64)
         nearest_dist = np.asarray(to_host(xp.min(dst, axis=0)))
@@ -220,24 +227,44 @@ def projective_kmeans(
         changed_all = np.union1d(membership[moved], proposed[moved])
         changed = np.searchsorted(keep, changed_all[np.isin(changed_all, keep)])
         index = xp.asarray(keep)
-        centers, dst = centers[:, index], dst[index]
+        centers, dst = [c[:, index] for c in centers], dst[index]
         membership = np.searchsorted(keep, proposed)
         k = keep.shape[0]
     if changed is not None:  # stopped by max_iterations just after a move: fresh centres
-        _refresh(z, centers, dst, membership, changed)
+        _refresh(sets, centers, dst, membership, changed, mean_of_sets)
     return membership, np.bincount(membership, minlength=k), centers
 
 
-def _refresh(z: Any, centers: Any, dst: Any, membership: np.ndarray, changed: np.ndarray) -> None:
+def _refresh(
+    sets: Sequence[Any],
+    centers: list[Any],
+    dst: Any,
+    membership: np.ndarray,
+    changed: np.ndarray,
+    mean_of_sets: bool,
+) -> None:
     """Recompute the ``changed`` clusters' centres and their distances ``1 - |cor|`` to every
-    gene, in place."""
-    xp = namespace(z)
+    gene (the largest, or the mean, over the sets), in place."""
+    xp = namespace(sets[0])
     for cluster in np.sort(changed):
         genes = xp.asarray(np.flatnonzero(membership == cluster))
-        centers[:, int(cluster)] = aligned_first_pc(z[:, genes])
+        for z, center in zip(sets, centers, strict=True):
+            center[:, int(cluster)] = aligned_first_pc(z[:, genes])
     if changed.shape[0]:
         index = xp.asarray(changed)
-        dst[index] = 1.0 - xp.abs(centers[:, index].T @ z)
+        each = [1.0 - xp.abs(c[:, index].T @ z) for z, c in zip(sets, centers, strict=True)]
+        dst[index] = _combine(each, mean_of_sets)
+
+
+def _combine(each: list[Any], mean_of_sets: bool) -> Any:
+    """The sets' distances made one: the largest, or the mean."""
+    out = each[0].copy()
+    for other in each[1:]:
+        if mean_of_sets:
+            out += other
+        else:
+            namespace(out).maximum(out, other, out=out)
+    return out / len(each) if mean_of_sets else out
 
 
 def size_restricted_merge(
@@ -299,6 +326,73 @@ def size_restricted_merge(
                 dist[ii, :] = column
             else:
                 dist = np.delete(np.delete(dist, ii, axis=0), ii, axis=1)
+    return membership
+
+
+def consensus_cluster_merge(
+    sets: Sequence[Any],
+    membership: np.ndarray,
+    centers: Sequence[Any],
+    *,
+    max_size: int,
+    mean_of_sets: bool = False,
+) -> np.ndarray:
+    """``consensusProjectiveKMeans``' merging: join the two closest clusters smaller than
+    ``max_size`` (their centres' ``1 - |cor|``, the largest or the mean over the sets) whose
+    joint size stays below it, until no two can be joined.
+
+    Parameters
+    ----------
+    sets : sequence of arrays of shape (n_samples_s, n_genes)
+        Each set's genes, centred and of unit length.
+    membership : ndarray of int, shape (n_genes,)
+        0 … k - 1.
+    centers : sequence of arrays of shape (n_samples_s, k)
+        Each set's centres.
+    max_size : int
+    mean_of_sets : bool, default False
+
+    Returns
+    -------
+    ndarray of int, shape (n_genes,)
+        0 … k' - 1.
+
+    Notes
+    -----
+    R reads the closer cluster of a pair at the wrong index once a cluster of ``max_size`` or
+    more precedes it; this takes the pair's own clusters.
+    """
+    xp = namespace(sets[0])
+    membership = membership.copy()
+    centers = [c.copy() for c in centers]
+    sizes = np.bincount(membership, minlength=centers[0].shape[1])
+    while True:
+        small = np.flatnonzero(sizes < max_size)
+        if small.shape[0] < 2:
+            break
+        index = xp.asarray(small)
+        dist = _combine([_center_distances(c[:, index]) for c in centers], mean_of_sets)
+        rows, columns = np.triu_indices(small.shape[0], k=1)
+        order = np.argsort(dist[rows, columns], kind="stable")
+        pair = next(
+            (
+                (int(small[rows[p]]), int(small[columns[p]]))
+                for p in order
+                if sizes[small[rows[p]]] + sizes[small[columns[p]]] < max_size
+            ),
+            None,
+        )
+        if pair is None:
+            break
+        keep, drop = pair
+        membership[membership == drop] = keep
+        genes = xp.asarray(np.flatnonzero(membership == keep))
+        for z, center in zip(sets, centers, strict=True):
+            center[:, keep] = aligned_first_pc(z[:, genes])
+        remaining = xp.asarray(np.delete(np.arange(sizes.shape[0]), drop))
+        centers = [c[:, remaining] for c in centers]
+        membership[membership > drop] -= 1
+        sizes = np.bincount(membership, minlength=sizes.shape[0] - 1)
     return membership
 
 
