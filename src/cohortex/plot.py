@@ -543,8 +543,8 @@ def _draw_tree(ax: Axes, linkage: np.ndarray) -> np.ndarray:
 def dendrogram(result: xr.Dataset, *, block: int = 1, ax: Axes | None = None) -> Axes:
     """A :func:`cohortex.network.modules` result: the genes' tree of 1 - TOM with a band of
     their modules beneath (WGCNA's ``plotDendroAndColors``); grey is no module. Of a
-    :func:`cohortex.network.blockwise_modules` result, the tree of one ``block`` (1: the
-    largest)."""
+    :func:`cohortex.network.blockwise_modules` or :func:`cohortex.network.consensus_modules`
+    result, the tree of one ``block`` (1: the largest)."""
     if "tree_merge" not in result or "label" not in result:
         raise CohortexError("dendrogram() needs a network.modules() result.")
     from .stats._tree_cut import scipy_linkage
@@ -569,10 +569,14 @@ def dendrogram(result: xr.Dataset, *, block: int = 1, ax: Axes | None = None) ->
     band.set_xticks([])
     band.set_yticks([0])
     band.set_yticklabels(["module"], fontsize="small")
-    ax.set_ylabel("1 - TOM")
+    consensus = "sets" in result.attrs
+    power = np.atleast_1d(result.attrs.get("power", 0))
+    powers = ", ".join(f"{float(p):g}" for p in power)
+    ax.set_ylabel("1 - consensus TOM" if consensus else "1 - TOM")
     ax.set_title(
-        f"{title} and {result.attrs.get('n_modules', '')} modules "
-        f"(power {result.attrs.get('power', 0):g}, {result.attrs.get('network', '')})"
+        f"{title} and {result.attrs.get('n_modules', '')} {'consensus ' if consensus else ''}"
+        f"modules (power{'s' if power.size > 1 else ''} {powers}, "
+        f"{result.attrs.get('network', '')})"
     )
     return ax
 

@@ -1914,6 +1914,42 @@ def test_network_preservation_of_stored_modules(tmp_path, capsys):
     assert "Zsummary   median rank" in printed and "gold" in printed
 
 
+def test_network_consensus_of_stores(tmp_path, capsys):
+    """network STORE --consensus OTHER: the modules both stores' samples share, equal to the
+    API's, saved in the first store with each set's kME written out and the tree drawn."""
+    from cohortex import network, read_result, simulate
+
+    first, second = tmp_path / "first.zarr", tmp_path / "second.zarr"
+    simulate(first, 80, 300, n_de=0, modules=3, seed=8)
+    simulate(second, 60, 300, n_de=0, modules=3, seed=8)
+    capsys.readouterr()
+    out, figure = tmp_path / "modules.tsv", tmp_path / "tree.png"
+    command = ["network", str(first), "--consensus", str(second), "--no-progress"]
+    assert main([*command, "--out", str(out), "--plot", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    expected = network.consensus_modules({"first": first, "second": second}, progress=False)
+    stored = read_result(first, "network")
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    np.testing.assert_allclose(stored["eigengene"].values, expected["eigengene"].values)
+    assert expected.attrs["n_modules"] >= 2
+    assert (
+        f"{expected.attrs['n_modules']} consensus modules of 300 genes shared by first (80 "
+        "samples), second (60 samples) in 1 block (powers 6, 6, WGCNA FAQ)"
+    ) in printed
+    table = pd.read_csv(out, sep="\t", index_col=0)
+    assert list(table.columns) == ["module", "consensus_kme", "block", "kme_first", "kme_second"]
+    np.testing.assert_array_equal(table["module"], expected["label"].values)
+    np.testing.assert_allclose(
+        table["consensus_kme"], table[["kme_first", "kme_second"]].min(axis=1)
+    )
+    assert figure.stat().st_size > 0
+    assert main([*command, "--min-module-size", "40", "--max-block-size", "100"]) == 0
+    stored = read_result(first, "network")
+    assert stored.attrs["min_module_size"] == 40 and stored.attrs["n_blocks"] >= 3
+    assert main([*command, "--genes", "100"]) == 2
+    assert "--consensus does not take --genes" in capsys.readouterr().err
+
+
 def test_mds_into_the_store(tmp_path, capsys):
     from cohortex import mds, read_result, simulate
 

@@ -900,7 +900,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-block-size",
         type=int,
         default=5000,
-        help="with --blockwise: the largest block of genes (5000)",
+        help="with --blockwise or --consensus: the largest block of genes (5000)",
     )
     nw.add_argument(
         "--genes", type=int, default=0, help="the most variable genes only (0: all that vary)"
@@ -930,6 +930,16 @@ def _parser() -> argparse.ArgumentParser:
         help="how well the modules stored under --name are preserved in another cohort "
         "(WGCNA's modulePreservation: Zsummary, median rank); saved as result "
         "'<name>_preservation'",
+    )
+    nw.add_argument(
+        "--consensus",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="OTHER_STORE",
+        help="WGCNA's blockwiseConsensusModules: the modules this store's samples share with "
+        "those of the other stores (the genes all of them hold), with its defaults; saved in "
+        "this store",
     )
     nw.add_argument(
         "--permutations",
@@ -2586,6 +2596,9 @@ def _network(args: argparse.Namespace) -> None:
     if args.preservation is not None:
         _preservation(args)
         return
+    if args.consensus is not None:
+        _consensus_network(args)
+        return
     if args.soft_threshold:
         table = network.soft_threshold(
             args.store,
@@ -2726,6 +2739,94 @@ def _network(args: argparse.Namespace) -> None:
             f"{len(edges)} edges of module {args.edges_module} (TOM ≥ {args.edges_threshold:g}) "
             f"written to {args.edges}"
         )
+    if args.plot is not None:
+        from .. import plot
+
+        _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
+
+
+def _consensus_network(args: argparse.Namespace) -> None:
+    """network STORE --consensus OTHER …: blockwiseConsensusModules of the stores' samples."""
+    import pandas as pd
+
+    from .. import network
+    from ..store import write_result
+
+    refused = [
+        option
+        for option, value in (
+            ("--soft-threshold", args.soft_threshold),
+            ("--blockwise", args.blockwise),
+            ("--genes", args.genes),
+            ("--sets", args.sets),
+            ("--edges", args.edges),
+            ("--correlation-type bicor", args.correlation_type != "pearson"),
+        )
+        if value
+    ]
+    if refused:
+        raise CohortexError(f"--consensus does not take {', '.join(refused)}.")
+    stores = [args.store, *args.consensus]
+    names: list[str] = []
+    for store in stores:  # the stores' names, made distinct
+        name, k = store.stem or str(store), 2
+        while name in names:
+            name, k = f"{store.stem}_{k}", k + 1
+        names.append(name)
+    given = {
+        name: value
+        for name, value in (
+            ("tom", args.tom_type),
+            ("min_module_size", args.min_module_size),
+            ("merge_cut_height", args.merge_cut_height),
+        )
+        if value is not None
+    }
+    start = time.perf_counter()
+    result = network.consensus_modules(
+        dict(zip(names, stores, strict=True)),
+        power=args.power,
+        network=args.network_type,
+        max_block_size=args.max_block_size,
+        deep_split=args.deep_split,
+        device=args.device,
+        progress=args.progress,
+        **given,
+    )
+    write_result(args.store, args.name, result, overwrite=True)
+    attrs = result.attrs
+    sets = ", ".join(f"{n} ({k} samples)" for n, k in zip(names, attrs["n_samples"], strict=True))
+    powers = ", ".join(f"{p:g}" for p in attrs["power"])
+    print(
+        f"{attrs['n_modules']} consensus modules of {attrs['n_genes']} genes shared by {sets} "
+        f"in {attrs['n_blocks']} block{'s' if attrs['n_blocks'] > 1 else ''} (powers {powers}, "
+        f"{attrs['power_source']}) in "
+        f"{time.perf_counter() - start:.1f} s; saved as result {args.name!r}."
+    )
+    labels = np.asarray(result["label"].values)
+    own = np.searchsorted(np.asarray(result["module"].values), labels)
+    kme = np.asarray(result["kme"].values)[np.arange(labels.size), own]  # (gene, set)
+    consensus_kme = kme.min(axis=1)
+    shares_header = f"variance explained ({', '.join(names)})"
+    print(f"  module   genes   {shares_header}   hub gene (smallest kME)")
+    for j, module in enumerate(result["module"].values):
+        members = np.flatnonzero(labels == module)
+        shares = " ".join(f"{v:.2f}" for v in result["var_explained"].values[j])
+        hub = "—"
+        if module != 0 and members.size:
+            best = members[np.argmax(consensus_kme[members])]
+            hub = f"{result['gene'].values[best]} ({consensus_kme[best]:.2f})"
+        name = f"{module}" if module else "0 (none)"
+        print(f"  {name:<8} {members.size:>5}   {shares:<{len(shares_header)}}   {hub}")
+    if args.out is not None:
+        table = pd.DataFrame(
+            {"module": labels, "consensus_kme": consensus_kme, "block": result["block"].values},
+            index=pd.Index(result["gene"].values, name="gene"),
+        )
+        for s, name in enumerate(names):
+            table[f"kme_{name}"] = kme[:, s]
+        table.to_csv(args.out, sep="," if args.out.suffix == ".csv" else "\t")
+        print(f"modules written to {args.out}")
     if args.plot is not None:
         from .. import plot
 
