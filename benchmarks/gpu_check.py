@@ -324,6 +324,17 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         ),
     )
 
+    # blockwiseConsensusModules: each set's genes in device memory, its blocks' TOMs there
+    top = open_cohort(store).isel(gene=slice(0, min(2000, n_genes)))
+    halves = {
+        "first": top.isel(sample=slice(0, n_samples // 2)),
+        "second": top.isel(sample=slice(n_samples // 2, None)),
+    }
+    cases["network.consensus_modules of two halves, 2,000 genes in blocks of 800"] = lambda: (
+        network.consensus_modules(halves, max_block_size=800, device="gpu", progress=False),
+        network.consensus_modules(halves, max_block_size=800, device="cpu", progress=False),
+    )
+
     # modulePreservation: both cohorts' genes in device memory, eigengenes and blocks there
     def preservation(device: str) -> Any:
         found = network.modules(

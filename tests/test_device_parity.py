@@ -461,6 +461,25 @@ def test_network(gpu_xp, bladder_store):
     )
 
 
+def test_consensus_modules(gpu_xp, bladder_store):
+    """blockwiseConsensusModules with each set's genes in device memory: the consensus
+    pre-clustering's distances, each set's block correlations and TOM, the kME rules, moves and
+    eigengenes there; the calibration and consensus of the TOMs on the host."""
+    cohort = open_cohort(bladder_store)
+    sets = {"a": cohort.isel(sample=slice(0, 28)), "b": cohort.isel(sample=slice(28, None))}
+    for options in (
+        {"max_block_size": 300, "reassign_threshold": 1e-4},
+        {"network": "signed", "calibration": "none", "consensus_quantile": 0.5},
+    ):
+        cpu = network.consensus_modules(sets, device="cpu", progress=False, **options)
+        assert cpu.attrs["n_modules"] >= 2
+        _same(
+            network.consensus_modules(sets, device="gpu", progress=False, **options),
+            cpu,
+            rtol=1e-9,
+        )
+
+
 def test_module_preservation(gpu_xp, bladder_store):
     """modulePreservation with both cohorts' genes in device memory: the eigengenes, kME and the
     modules' correlation blocks there, the same random gene sets."""
