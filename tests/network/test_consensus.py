@@ -221,6 +221,12 @@ def test_the_sets_share_genes_by_id_and_keep_their_samples():
     assert whole.sizes["sample"] == 100 and list(whole["sample_set"].values[:50]) == ["set1"] * 50
     variables = [v for v in first.data_vars if first[v].dims == ("sample",)]
     assert variables and all(v in whole for v in variables)
+    # the module-trait correlations within one set
+    one = whole.isel(sample=whole["sample_set"].values == "set2")
+    traits = network.module_traits(one, ["score"])
+    eigengenes = one["eigengene"].values
+    expected = [np.corrcoef(e, second["score"].values)[0, 1] for e in eigengenes.T]
+    np.testing.assert_allclose(traits["cor"].sel(trait="score").values, expected, rtol=1e-10)
     same = network.consensus_modules([first, first], power=6, progress=False)
     assert same["sample"].values[0].startswith("set1:")
     # the same set twice: its consensus is the set itself, as blockwise_modules with this TOM
