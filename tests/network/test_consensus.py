@@ -47,8 +47,10 @@ CASES = {
         5000,
         {"power": 6, "calibration": "none", "min_core_kme": 0.8, "min_kme_to_stay": 0.5},
     ),
+    "simulated_full": (simulated_halves, 5000, {"power": 6, "calibration": "full quantile"}),
     "bladder": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_given": (lambda: bladder_sets(2), 400, {"power": 6}),
+    "bladder_full": (lambda: bladder_sets(3), 5000, {"power": 6, "calibration": "full quantile"}),
     "bladder_three": (
         lambda: bladder_sets(3),
         5000,
@@ -76,6 +78,20 @@ def case(request):
         **options,
     )
     return request.param, sets, result, expected
+
+
+def test_quantile_normalisation_is_preprocesscores():
+    """normalize.quantiles: the mean of the sorted columns, by rank; two tied values take the
+    mean of their two ranks' targets, three that of the middle rank (R's printed results)."""
+    columns = [np.array([1.0, 2, 2, 2, 2, 7]), np.array([3.0, 1, 5, 2, 9, 4])]
+    out = _consensus.quantile_normalised(columns)
+    np.testing.assert_allclose(out[0], [1, 2.75, 2.75, 2.75, 2.75, 8])
+    np.testing.assert_allclose(out[1], [2.5, 1, 3.5, 2, 8, 3])
+    out = _consensus.quantile_normalised([np.array([1.0, 2, 2, 2, 7]), np.array([3.0, 1, 5, 2, 9])])
+    np.testing.assert_allclose(out[0], [1, 2.5, 2.5, 2.5, 8])
+    np.testing.assert_allclose(out[1], [2.5, 1, 3.5, 2, 8])
+    out = _consensus.quantile_normalised([np.array([1.0, 2, 2, 4]), np.array([3.0, 1, 5, 2])])
+    np.testing.assert_allclose(out[0], [1, 2.25, 2.25, 4.5])
 
 
 def test_preclusters_from_rs_start_are_its_blocks():
@@ -279,7 +295,7 @@ def test_refuses_what_it_cannot_use():
     with pytest.raises(CohortexError, match="one power or one per set"):
         network.consensus_modules([first, first], power=[6, 6, 6], progress=False)
     with pytest.raises(CohortexError, match="calibration"):
-        network.consensus_modules([first, first], calibration="full quantile", progress=False)
+        network.consensus_modules([first, first], calibration="quantile", progress=False)
     with pytest.raises(CohortexError, match="consensus_quantile"):
         network.consensus_modules([first, first], consensus_quantile=1.5, progress=False)
     with pytest.raises(CohortexError, match="two or more sets"):

@@ -45,9 +45,14 @@ from ._modules import merge_close
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
 
-__all__ = ["CALIBRATIONS", "consensus_modules", "consensus_preclusters"]
+__all__ = [
+    "CALIBRATIONS",
+    "consensus_modules",
+    "consensus_preclusters",
+    "quantile_normalised",
+]
 
-CALIBRATIONS = ("single quantile", "none")
+CALIBRATIONS = ("single quantile", "full quantile", "none")
 _SMALLEST = 3
 
 
@@ -108,9 +113,11 @@ def consensus_modules(
         Default ``min(n_genes / 20, 100 n_genes / max_block_size)``, as R.
     seed : int, default 54321
         The pre-clustering's random start (NumPy's generator, not R's).
-    calibration : {{"single quantile", "none"}}, default "single quantile"
+    calibration : {{"single quantile", "full quantile", "none"}}, default "single quantile"
         ``networkCalibration``: each set's TOM raised to the power that brings its
-        ``calibration_quantile`` to the first set's, or left as it is.
+        ``calibration_quantile`` to the first set's; or the sets' TOMs quantile-normalised
+        (preprocessCore's ``normalize.quantiles``: each entry the mean over the sets of the
+        entries of its rank); or left as they are.
     calibration_quantile : float, default 0.95
         Taken over every entry of the block's TOM (R, by default, over a sample of 20,000 of
         them: ``sampleForCalibration``; the same for blocks of up to 200 genes).
@@ -539,6 +546,7 @@ def _consensus_dissimilarity(
     first set's quantile, then their consensus. Shape (m, m), on the host."""
     similarities: list[np.ndarray] = []
     reference = 0.0
+    keep_all = consensus_quantile > 0.0 or calibration == "full quantile"
     for s, (z, p) in enumerate(zip(zs, powers, strict=True)):
         dist = block_dissimilarity(z, members, power=p, network=network, tom=tom)
         similarity = 1.0 - squareform(dist, checks=False)
@@ -554,13 +562,40 @@ def _consensus_dissimilarity(
                 reference = q
             else:
                 similarity **= math.log(reference) / math.log(q)
-        if consensus_quantile == 0.0 and similarities:
+        if similarities and not keep_all:
             np.minimum(similarities[0], similarity, out=similarities[0])
         else:
             similarities.append(similarity)
+    if calibration == "full quantile":
+        similarities = quantile_normalised(similarities)
     consensus = _consensus(similarities, consensus_quantile)
     del similarities
     return squareform(1.0 - consensus)
+
+
+def quantile_normalised(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """preprocessCore's ``normalize.quantiles``: each value replaced by the mean over the
+    columns of their values of its rank; tied values by that of their average rank (the mean
+    of two neighbouring ranks' where it falls between them).
+
+    Parameters
+    ----------
+    columns : list of ndarray, each of shape (n,)
+
+    Returns
+    -------
+    list of ndarray, each of shape (n,)
+    """
+    target = np.mean([np.sort(c) for c in columns], axis=0)
+    out = []
+    for column in columns:
+        ranks = stats.rankdata(column, method="average")
+        index = np.floor(ranks).astype(np.int64) - 1
+        values = target[index]
+        between = ranks - np.floor(ranks) > 0.4  # preprocessCore's test
+        values[between] = 0.5 * (target[index[between]] + target[index[between] + 1])
+        out.append(values)
+    return out
 
 
 def _module_rules(
