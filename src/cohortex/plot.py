@@ -584,17 +584,21 @@ def dendrogram(result: xr.Dataset, *, block: int = 1, ax: Axes | None = None) ->
 def module_traits(traits: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     """A :func:`cohortex.network.module_traits` table: each module's eigengene correlation with
     each trait, coloured from -1 to 1, with its p-value in the cell (WGCNA's
-    ``labeledHeatmap``)."""
+    ``labeledHeatmap``); of consensus modules, the consensus correlations (blank where the
+    sets' signs differ)."""
     if "cor" not in traits or "pvalue" not in traits:
         raise CohortexError("module_traits() needs a network.module_traits() result.")
-    cor = np.asarray(traits["cor"].values)
-    pvalue = np.asarray(traits["pvalue"].values)
+    consensus = "consensus_cor" in traits
+    cor = np.asarray(traits["consensus_cor" if consensus else "cor"].values)
+    pvalue = np.asarray(traits["consensus_pvalue" if consensus else "pvalue"].values)
     modules = [f"module {m}" if m else "no module" for m in traits["module"].values]
     names = [str(t) for t in traits["trait"].values]
     ax = ax or _new_axes(height=max(3.0, 0.35 * len(modules) + 1.5))
     image = ax.imshow(cor, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     if cor.size <= 400:  # readable only in small tables
         for (i, j), value in np.ndenumerate(cor):
+            if np.isnan(value):
+                continue
             ax.text(
                 j,
                 i,
@@ -608,7 +612,9 @@ def module_traits(traits: xr.Dataset, *, ax: Axes | None = None) -> Axes:
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize="small")
     ax.set_yticks(range(len(modules)))
     ax.set_yticklabels(modules, fontsize="small")
-    ax.set_title("Module eigengenes and traits")
+    ax.set_title(
+        "Consensus module eigengenes and traits" if consensus else "Module eigengenes and traits"
+    )
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="correlation")
     return ax
 

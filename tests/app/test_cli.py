@@ -1936,6 +1936,7 @@ def test_network_consensus_of_stores(tmp_path, capsys):
         f"{expected.attrs['n_modules']} consensus modules of 300 genes shared by first (80 "
         "samples), second (60 samples) in 1 block (powers 6, 6, WGCNA FAQ)"
     ) in printed
+    assert "factor_" in printed  # the sample variable a module follows in both stores
     table = pd.read_csv(out, sep="\t", index_col=0)
     assert list(table.columns) == ["module", "consensus_kme", "block", "kme_first", "kme_second"]
     np.testing.assert_array_equal(table["module"], expected["label"].values)

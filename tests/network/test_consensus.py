@@ -237,12 +237,40 @@ def test_the_sets_share_genes_by_id_and_keep_their_samples():
     assert whole.sizes["sample"] == 100 and list(whole["sample_set"].values[:50]) == ["set1"] * 50
     variables = [v for v in first.data_vars if first[v].dims == ("sample",)]
     assert variables and all(v in whole for v in variables)
-    # the module-trait correlations within one set
-    one = whole.isel(sample=whole["sample_set"].values == "set2")
-    traits = network.module_traits(one, ["score"])
-    eigengenes = one["eigengene"].values
-    expected = [np.corrcoef(e, second["score"].values)[0, 1] for e in eigengenes.T]
-    np.testing.assert_allclose(traits["cor"].sel(trait="score").values, expected, rtol=1e-10)
+    # the module-trait correlations in each set, and their consensus
+    traits = network.module_traits(whole, ["score"])
+    each = []
+    for name, data in (("set1", first), ("set2", second)):
+        eigengenes = whole["eigengene"].values[whole["sample_set"].values == name]
+        expected = [np.corrcoef(e, data["score"].values)[0, 1] for e in eigengenes.T]
+        mine = traits["cor"].sel(trait="score", set=name).values
+        np.testing.assert_allclose(mine, expected, rtol=1e-10)
+        each.append(mine)
+    a, b = each
+    agree = np.sign(a) == np.sign(b)
+    nearest = np.where(np.abs(a) < np.abs(b), a, b)
+    consensus = traits["consensus_cor"].sel(trait="score").values
+    np.testing.assert_allclose(consensus[agree], nearest[agree], rtol=0)
+    assert np.all(np.isnan(consensus[~agree]))
+    assert agree.any()
+    worst = traits["pvalue"].sel(trait="score").values.max(axis=1)
+    np.testing.assert_allclose(
+        traits["consensus_pvalue"].sel(trait="score").values[agree], worst[agree]
+    )
+    # a level that only one set has: NaN in the other, and no consensus
+    staged = network.consensus_modules(
+        [
+            first.assign(stage=("sample", np.repeat(["I", "II"], 25))),
+            second.assign(stage=("sample", np.repeat(["I", "III"], 25))),
+        ],
+        power=6,
+        progress=False,
+    )
+    table = network.module_traits(staged, ["stage"])
+    assert list(table["trait"].values) == ["stage[I]", "stage[II]", "stage[III]"]
+    assert np.isnan(table["cor"].sel(trait="stage[III]", set="set1")).all()
+    assert np.isfinite(table["cor"].sel(trait="stage[III]", set="set2")).all()
+    assert np.isnan(table["consensus_cor"].sel(trait="stage[III]")).all()
     same = network.consensus_modules([first, first], power=6, progress=False)
     assert same["sample"].values[0].startswith("set1:")
     # the same set twice: its consensus is the set itself, as blockwise_modules with this TOM

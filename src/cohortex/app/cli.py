@@ -2807,8 +2807,13 @@ def _consensus_network(args: argparse.Namespace) -> None:
     own = np.searchsorted(np.asarray(result["module"].values), labels)
     kme = np.asarray(result["kme"].values)[np.arange(labels.size), own]  # (gene, set)
     consensus_kme = kme.min(axis=1)
+    variables = [v for v in result.data_vars if result[v].dims == ("sample",)]
+    traits = network.module_traits(result) if len(variables) > 1 else None  # not sample_set
     shares_header = f"variance explained ({', '.join(names)})"
-    print(f"  module   genes   {shares_header}   hub gene (smallest kME)")
+    print(
+        f"  module   genes   {shares_header}   hub gene (smallest kME)   "
+        "strongest sample variable (consensus)"
+    )
     for j, module in enumerate(result["module"].values):
         members = np.flatnonzero(labels == module)
         shares = " ".join(f"{v:.2f}" for v in result["var_explained"].values[j])
@@ -2816,8 +2821,21 @@ def _consensus_network(args: argparse.Namespace) -> None:
         if module != 0 and members.size:
             best = members[np.argmax(consensus_kme[members])]
             hub = f"{result['gene'].values[best]} ({consensus_kme[best]:.2f})"
+        strongest = "—"
+        if traits is not None:
+            row = traits.sel(module=module)
+            cor = np.asarray(row["consensus_cor"].values)
+            if np.isfinite(cor).any():
+                t = int(np.nanargmax(np.abs(cor)))
+                strongest = (
+                    f"{traits['trait'].values[t]}: r = {cor[t]:.2f} "
+                    f"(p = {float(row['consensus_pvalue'].values[t]):.2g})"
+                )
         name = f"{module}" if module else "0 (none)"
-        print(f"  {name:<8} {members.size:>5}   {shares:<{len(shares_header)}}   {hub}")
+        print(
+            f"  {name:<8} {members.size:>5}   {shares:<{len(shares_header)}}   {hub:<23}   "
+            f"{strongest}"
+        )
     if args.out is not None:
         table = pd.DataFrame(
             {"module": labels, "consensus_kme": consensus_kme, "block": result["block"].values},

@@ -157,12 +157,12 @@ def consensus_modules(
         ``module``: ``size``, and ``var_explained(module, set)``. The samples of all sets, one
         after the other (ids prefixed ``<set>:`` where two sets share one), with ``sample_set``
         and ``eigengene(sample, module)``: each sample's eigengenes within its own set (R's
-        ``multiMEs``); the sample variables every set has. One set's samples:
-        ``result.isel(sample=result["sample_set"].values == name)`` (for
-        :func:`module_traits` in each set). Each block's tree as
-        :func:`blockwise_modules`. Attrs: ``sets``, ``power`` (one per set), the settings,
-        ``n_modules``, ``n_genes``, ``n_genes_not_shared`` (held by some sets only, or
-        constant in some), ``n_samples`` (one per set).
+        ``multiMEs``); the sample variables every set has (:func:`module_traits` of the
+        result relates them to the eigengenes in each set, and gives their consensus). One
+        set's samples: ``result.isel(sample=result["sample_set"].values == name)``. Each
+        block's tree as :func:`blockwise_modules`. Attrs: ``sets``, ``power`` (one per
+        set), the settings, ``n_modules``, ``n_genes``, ``n_genes_not_shared`` (held by some
+        sets only, or constant in some), ``n_samples`` (one per set).
 
     Raises
     ------

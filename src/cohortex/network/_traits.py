@@ -38,11 +38,20 @@ def module_traits(
         freedom), ``padj``; ``n(trait)``: the samples with the trait (a missing value leaves
         the sample out of that trait's correlations, as ``use = "p"``).
 
+    Of a :func:`consensus_modules` result, each set's table (``cor``, ``pvalue``, ``padj``
+    on (``module``, ``trait``, ``set``), ``n`` on (``trait``, ``set``); a trait a set lacks,
+    such as a level only another set has, is NaN there) and their consensus, as WGCNA's
+    consensus tutorial: ``consensus_cor`` the correlation nearest 0 where every set's has the
+    same sign (NaN where the signs differ), ``consensus_pvalue`` the largest of those sets'
+    p-values, ``consensus_padj`` corrected over the table.
+
     Notes
     -----
     Agreement with WGCNA 1.72 (tests/network/test_modules.py): 1e-8.
     """
     check_method(fdr, "module_traits()", "fdr")
+    if "sample_set" in modules.data_vars:
+        return _consensus_traits(modules, traits, fdr)
     if "eigengene" not in modules:
         raise CohortexError(
             "The 'modules' parameter of module_traits() must be the result of modules(); it "
@@ -87,6 +96,39 @@ def module_traits(
         coords={"module": modules["module"].values, "trait": names},
         attrs={"fdr": fdr},
     )
+
+
+def _consensus_traits(modules: xr.Dataset, traits: Sequence[str] | None, fdr: str) -> xr.Dataset:
+    """Each set's module-trait table and their consensus (see :func:`module_traits`)."""
+    names = [str(n) for n in modules["set"].values]
+    membership = np.asarray(modules["sample_set"].values).astype(str)
+    tables = [
+        module_traits(
+            modules.isel(sample=membership == name).drop_vars("sample_set"), traits, fdr=fdr
+        )
+        for name in names
+    ]
+    order: list[str] = []  # the traits as the sets list them, each once
+    for table in tables:
+        order += [str(t) for t in table["trait"].values if str(t) not in order]
+    joined = xr.concat(tables, dim=pd.Index(names, name="set"), join="outer")
+    joined = joined.sel(trait=order).transpose("module", "trait", "set")
+    cor, pvalue = joined["cor"].values, joined["pvalue"].values
+    with np.errstate(invalid="ignore"):
+        positive, negative = np.all(cor > 0, axis=2), np.all(cor < 0, axis=2)
+    agree = positive | negative
+    consensus = np.where(
+        positive, np.min(cor, axis=2), np.where(negative, np.max(cor, axis=2), np.nan)
+    )
+    worst = np.where(agree, np.max(pvalue, axis=2), np.nan)
+    joined["consensus_cor"] = (("module", "trait"), consensus)
+    joined["consensus_pvalue"] = (("module", "trait"), worst)
+    joined["consensus_padj"] = (
+        ("module", "trait"),
+        np.asarray(adjust(worst.ravel(), fdr)).reshape(worst.shape),
+    )
+    joined.attrs = {"fdr": fdr, "sets": names}
+    return joined
 
 
 def student_pvalue(cor: np.ndarray, n: np.ndarray | int) -> np.ndarray:
