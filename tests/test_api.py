@@ -112,6 +112,7 @@ PUBLIC = {
         "DEFAULT_POWERS",
         "GOLD",
         "NETWORK_TYPES",
+        "TOM_DENOMINATORS",
         "TOM_TYPES",
         "blockwise_modules",
         "consensus_modules",

@@ -431,6 +431,7 @@ def test_network(gpu_xp, bladder_store):
         {"power": 6, "tom": "signed", "deep_split": 4, "min_module_size": 10},
         {"power": 6, "correlation_type": "bicor", "max_p_outliers": 0.05},
         {"network": "signed", "genes": 400, "merge_cut_height": 0.4},
+        {"power": 6, "tom": "signed", "tom_denominator": "mean"},
     ):
         cpu = network.modules(path, device="cpu", progress=False, **options)
         on_device = network.modules(path, device="gpu", progress=False, **options)
@@ -441,6 +442,7 @@ def test_network(gpu_xp, bladder_store):
         {"max_block_size": 300},
         {"network": "signed", "genes": 400, "max_block_size": 150, "tom": "unsigned"},
         {"max_block_size": 300, "correlation_type": "bicor", "max_p_outliers": 0.05},
+        {"max_block_size": 300, "tom_denominator": "mean"},
     ):
         blockwise = network.blockwise_modules(path, device="cpu", progress=False, **options)
         assert blockwise.attrs["n_blocks"] >= 3

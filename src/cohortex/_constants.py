@@ -38,4 +38,5 @@ SVA_METHODS = ("irw", "two-step", "supervised")
 # WGCNA's network types (adjacency) and topological overlap types
 NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
 TOM_TYPES = ("unsigned", "signed")
+TOM_DENOMINATORS = ("min", "mean")  # WGCNA's TOMDenom: min(k_i, k_j) or their mean
 CORRELATION_TYPES = ("pearson", "bicor")  # WGCNA's corType: Pearson's, biweight midcorrelation

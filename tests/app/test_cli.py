@@ -1873,6 +1873,13 @@ def test_network_blockwise_into_the_store(tmp_path, capsys):
     assert main([*command, "--tom-type", "unsigned", "--min-module-size", "10"]) == 0
     stored = read_result(store, "network")
     assert (stored.attrs["tom"], stored.attrs["min_module_size"]) == ("unsigned", 10)
+    assert main([*command, "--tom-denominator", "mean"]) == 0
+    stored = read_result(store, "network")
+    expected = network.blockwise_modules(
+        store, max_block_size=150, tom_denominator="mean", progress=False
+    )
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    assert (stored.attrs["tom"], stored.attrs["tom_denominator"]) == ("signed", "mean")
     # bicor, its outliers capped
     bicor = ["--correlation-type", "bicor", "--max-p-outliers", "0.05"]
     assert main([*command, *bicor]) == 0

@@ -24,6 +24,7 @@ from cohortex.stats._tree_cut import number_by_size
 CASES = {
     "bladder": ("bladder", 400, {}),
     "bladder_one": ("bladder", 5000, {}),
+    "bladder_mean": ("bladder", 400, {"tom_denominator": "mean"}),
     "bladder_strict": ("bladder", 400, {"min_core_kme": 0.85, "min_kme_to_stay": 0.5}),
     "bicor": ("bicor", 400, {"correlation_type": "bicor", "max_p_outliers": 0.05}),
     "simulated": (

@@ -48,6 +48,7 @@ CASES = {
         {"power": 6, "calibration": "none", "min_core_kme": 0.8, "min_kme_to_stay": 0.5},
     ),
     "simulated_full": (simulated_halves, 5000, {"power": 6, "calibration": "full quantile"}),
+    "simulated_mean": (simulated_halves, 5000, {"power": 6, "tom_denominator": "mean"}),
     "bladder": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_given": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_full": (lambda: bladder_sets(3), 5000, {"power": 6, "calibration": "full quantile"}),

@@ -20,6 +20,11 @@ from cohortex.simulate import simulate_array
 CASES = {
     "bladder": ("bladder", {"power": 6}),
     "bladder_signed_tom": ("bladder", {"power": 6, "tom": "signed"}),
+    "bladder_mean": ("bladder", {"power": 6, "tom_denominator": "mean"}),
+    "bladder_signed_tom_mean": (
+        "bladder",
+        {"power": 6, "tom": "signed", "tom_denominator": "mean"},
+    ),
     "bladder_fine": (
         "bladder",
         {"power": 6, "deep_split": 4, "min_module_size": 10, "merge_cut_height": 0.4},
@@ -239,10 +244,12 @@ def test_module_enrichment_finds_the_planted_sets():
 
 
 @pytest.mark.parametrize("tom", ["unsigned", "signed"])
-def test_module_edges_are_wgcna_tom(tom):
+@pytest.mark.parametrize("denominator", ["min", "mean"])
+def test_module_edges_are_wgcna_tom(tom, denominator):
     data = bladder()
-    result = network.modules(data, power=6, tom=tom, progress=False)
+    result = network.modules(data, power=6, tom=tom, tom_denominator=denominator, progress=False)
     name = "bladder" if tom == "unsigned" else "bladder_signed_tom"
+    name += "_mean" if denominator == "mean" else ""
     rows = pd.read_csv(WGCNA / f"{name}_tom_rows.csv", index_col=0)  # R's TOM, 10 genes
     compared = 0
     for module in (1, 2, 3):

@@ -24,6 +24,7 @@ from .._constants import (
     NETWORK_TYPES,
     NORMALIZATIONS,
     SCALES,
+    TOM_DENOMINATORS,
     TOM_TYPES,
 )
 from .._errors import CohortexError
@@ -868,6 +869,13 @@ def _parser() -> argparse.ArgumentParser:
     nw.add_argument("--network-type", choices=NETWORK_TYPES, default="unsigned", help="(unsigned)")
     nw.add_argument(
         "--tom-type", choices=TOM_TYPES, default=None, help="(unsigned; --blockwise: signed)"
+    )
+    nw.add_argument(
+        "--tom-denominator",
+        choices=TOM_DENOMINATORS,
+        default=None,
+        help="the TOM's denominator: the smaller of the two genes' connectivities, or their "
+        "mean (WGCNA's TOMDenom; min)",
     )
     nw.add_argument(
         "--correlation-type",
@@ -2638,6 +2646,7 @@ def _network(args: argparse.Namespace) -> None:
         name: value
         for name, value in (
             ("tom", args.tom_type),
+            ("tom_denominator", args.tom_denominator),
             ("min_module_size", args.min_module_size),
             ("merge_cut_height", args.merge_cut_height),
         )
@@ -2777,6 +2786,7 @@ def _consensus_network(args: argparse.Namespace) -> None:
         name: value
         for name, value in (
             ("tom", args.tom_type),
+            ("tom_denominator", args.tom_denominator),
             ("min_module_size", args.min_module_size),
             ("merge_cut_height", args.merge_cut_height),
         )

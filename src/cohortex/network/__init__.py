@@ -4,7 +4,7 @@ of genes for many genes), the
 modules' eigengenes against sample variables, their hub genes and the gene sets over-represented
 in them (private implementation; public here)."""
 
-from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_TYPES
+from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_DENOMINATORS, TOM_TYPES
 from ._blockwise import blockwise_modules
 from ._consensus import CALIBRATIONS, consensus_modules
 from ._edges import module_edges
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_POWERS",
     "GOLD",
     "NETWORK_TYPES",
+    "TOM_DENOMINATORS",
     "TOM_TYPES",
     "blockwise_modules",
     "consensus_modules",

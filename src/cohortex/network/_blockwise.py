@@ -67,6 +67,7 @@ def blockwise_modules(
     power: float | None = None,
     network: str = "unsigned",
     tom: str = "signed",
+    tom_denominator: str = "min",
     max_block_size: int = 5000,
     blocks: np.ndarray | None = None,
     block_size_penalty_power: float = 5.0,
@@ -104,6 +105,9 @@ def blockwise_modules(
     tom : {{"unsigned", "signed"}}, default "signed"
         ``blockwiseModules``' ``TOMType``; signed keeps the correlations' signs in the TOM's
         sums of an unsigned network.
+    tom_denominator : {{"min", "mean"}}, default "min"
+        WGCNA's ``TOMDenom``: the TOM's denominator takes ``min(k_i, k_j)`` or the mean of the
+        two genes' connectivities.
     max_block_size : int, default 5000
         The largest block. Where there are more genes, they are pre-clustered into blocks
         (``projectiveKMeans``); each block's TOM takes about ``32 × max_block_size²`` bytes.
@@ -176,6 +180,7 @@ def blockwise_modules(
         who,
         network=network,
         tom=tom,
+        tom_denominator=tom_denominator,
         deep_split=deep_split,
         merge_cut_height=merge_cut_height,
         power=power,
@@ -266,6 +271,7 @@ def blockwise_modules(
                 power=power,
                 network=network,
                 tom=tom,
+                denominator=tom_denominator,
                 min_module_size=min_module_size,
                 deep_split=deep_split,
                 cut_height=detect_cut_height,
@@ -342,6 +348,7 @@ def blockwise_modules(
             "power_source": source,
             "network": network,
             "tom": tom,
+            "tom_denominator": tom_denominator,
             "correlation_type": correlation_type,
             "max_p_outliers": float(max_p_outliers),
             "max_block_size": int(max_block_size),
@@ -443,18 +450,27 @@ def _block_modules(
     power: float,
     network: str,
     tom: str,
+    denominator: str = "min",
     **cut: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One block's TOM, tree of 1 - TOM and hybrid cut (:func:`cut_tree`'s ``cut``
     settings): labels (0: none), merges, heights."""
     if members.shape[0] < 2:
         return np.zeros(members.shape[0], dtype=np.int64), np.zeros((0, 2), np.int64), np.zeros(0)
-    dist = block_dissimilarity(columns, members, power=power, network=network, tom=tom)
+    dist = block_dissimilarity(
+        columns, members, power=power, network=network, tom=tom, denominator=denominator
+    )
     return cut_tree(dist, **cut)
 
 
 def block_dissimilarity(
-    columns: Any, members: np.ndarray, *, power: float, network: str, tom: str
+    columns: Any,
+    members: np.ndarray,
+    *,
+    power: float,
+    network: str,
+    tom: str,
+    denominator: str = "min",
 ) -> np.ndarray:
     """A block's ``1 - TOM``.
 
@@ -466,6 +482,7 @@ def block_dissimilarity(
         The block's genes.
     power : float
     network, tom : str
+    denominator : {"min", "mean"}, default "min"
 
     Returns
     -------
@@ -479,6 +496,7 @@ def block_dissimilarity(
     dissimilarity, _ = tom_dissimilarity(
         adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
         signed=tom == "signed",
+        denominator=denominator,
     )
     del correlation
     return np.asarray(to_host(dissimilarity), dtype=np.float64)

@@ -63,6 +63,7 @@ def consensus_modules(
     power: float | Sequence[float] | None = None,
     network: str = "unsigned",
     tom: str = "unsigned",
+    tom_denominator: str = "min",
     max_block_size: int = 5000,
     blocks: np.ndarray | None = None,
     block_size_penalty_power: float = 5.0,
@@ -102,6 +103,9 @@ def consensus_modules(
     network : {{"unsigned", "signed", "signed hybrid"}}, default "unsigned"
     tom : {{"unsigned", "signed"}}, default "unsigned"
         ``TOMType`` (R's default here is unsigned, unlike ``blockwiseModules``').
+    tom_denominator : {{"min", "mean"}}, default "min"
+        WGCNA's ``TOMDenom``: the TOM's denominator takes ``min(k_i, k_j)`` or the mean of the
+        two genes' connectivities.
     max_block_size : int, default 5000
         The largest block. Where there are more genes they are pre-clustered into blocks
         (``consensusProjectiveKMeans``, its distances the largest over the sets, or their mean
@@ -185,6 +189,7 @@ def consensus_modules(
         who,
         network=network,
         tom=tom,
+        tom_denominator=tom_denominator,
         deep_split=deep_split,
         merge_cut_height=merge_cut_height,
         power=None,
@@ -292,6 +297,7 @@ def consensus_modules(
                     powers,
                     network=network,
                     tom=tom,
+                    tom_denominator=tom_denominator,
                     calibration=calibration,
                     calibration_quantile=calibration_quantile,
                     consensus_quantile=consensus_quantile,
@@ -398,6 +404,7 @@ def consensus_modules(
             "power_source": source,
             "network": network,
             "tom": tom,
+            "tom_denominator": tom_denominator,
             "calibration": calibration,
             "calibration_quantile": float(calibration_quantile),
             "consensus_quantile": float(consensus_quantile),
@@ -537,6 +544,7 @@ def _consensus_dissimilarity(
     *,
     network: str,
     tom: str,
+    tom_denominator: str,
     calibration: str,
     calibration_quantile: float,
     consensus_quantile: float,
@@ -548,7 +556,9 @@ def _consensus_dissimilarity(
     reference = 0.0
     keep_all = consensus_quantile > 0.0 or calibration == "full quantile"
     for s, (z, p) in enumerate(zip(zs, powers, strict=True)):
-        dist = block_dissimilarity(z, members, power=p, network=network, tom=tom)
+        dist = block_dissimilarity(
+            z, members, power=p, network=network, tom=tom, denominator=tom_denominator
+        )
         similarity = 1.0 - squareform(dist, checks=False)
         del dist
         if calibration == "single quantile":

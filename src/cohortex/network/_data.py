@@ -17,7 +17,7 @@ from scipy import stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
 from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix, finite_gene_moments
-from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_TYPES
+from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_DENOMINATORS, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import physical_memory
 from .._progress import progress_bar
@@ -55,10 +55,12 @@ def check_module_settings(
     deep_split: int,
     merge_cut_height: float,
     power: float | None,
+    tom_denominator: str = "min",
 ) -> None:
     """Refuse the settings the module finders share, out of range."""
     check_choice(who, "network", network, NETWORK_TYPES)
     check_choice(who, "tom", tom, TOM_TYPES)
+    check_choice(who, "tom_denominator", tom_denominator, TOM_DENOMINATORS)
     check_choice(who, "deep_split", deep_split, tuple(range(len(DEEP_SPLIT_SCATTER))))
     if not 0.0 <= merge_cut_height <= 1.0:
         raise CohortexError(

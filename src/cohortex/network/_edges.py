@@ -9,7 +9,7 @@ import xarray as xr
 from .._backend import namespace, to_host
 from .._cohort import CohortLike, shared_docs
 from .._errors import CohortexError
-from ..stats._network import adjacency
+from ..stats._network import adjacency, tom_denominator
 from ._data import GeneNetwork
 
 __all__ = ["module_edges"]
@@ -91,7 +91,8 @@ def module_edges(
     numerator = shared - within
     if tom == "signed":
         numerator = xp.abs(numerator)
-    denominator = xp.minimum(connectivity[:, None], connectivity[None, :]) - absolute
+    how = str(attrs.get("tom_denominator", "min"))
+    denominator = tom_denominator(connectivity, connectivity, how) - absolute
     empty = denominator == 0.0
     overlap = np.asarray(
         to_host(xp.where(empty, 0.0, numerator / xp.where(empty, 1.0, denominator))),

@@ -54,6 +54,7 @@ def modules(
     power: float | None = None,
     network: str = "unsigned",
     tom: str = "unsigned",
+    tom_denominator: str = "min",
     min_module_size: int = 30,
     deep_split: int = 2,
     pam_stage: bool = True,
@@ -90,6 +91,9 @@ def modules(
     tom : {{"unsigned", "signed"}}, default "unsigned"
         WGCNA's ``TOMType``; the signed TOM of an unsigned network keeps the correlations'
         signs in its sums (WGCNA's ``TOMsimilarityFromExpr``).
+    tom_denominator : {{"min", "mean"}}, default "min"
+        WGCNA's ``TOMDenom``: the TOM's denominator takes ``min(k_i, k_j)`` or the mean of the
+        two genes' connectivities.
     min_module_size : int, default 30
         dynamicTreeCut's ``minClusterSize``.
     deep_split : int, default 2
@@ -152,6 +156,7 @@ def modules(
         who,
         network=network,
         tom=tom,
+        tom_denominator=tom_denominator,
         deep_split=deep_split,
         merge_cut_height=merge_cut_height,
         power=power,
@@ -190,6 +195,7 @@ def modules(
         dissimilarity, connectivity = tom_dissimilarity(
             adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
             signed=tom == "signed",
+            denominator=tom_denominator,
         )
         dist = np.asarray(to_host(dissimilarity), dtype=np.float64)
         del dissimilarity
@@ -251,6 +257,7 @@ def modules(
             "power_source": source,
             "network": network,
             "tom": tom,
+            "tom_denominator": tom_denominator,
             "correlation_type": correlation_type,
             "max_p_outliers": float(max_p_outliers),
             "min_module_size": int(min_module_size),

@@ -24,6 +24,7 @@ __all__ = [
     "bicor_columns",
     "connectivities",
     "correlation_from_gram",
+    "tom_denominator",
     "tom_dissimilarity",
 ]
 
@@ -227,8 +228,32 @@ def _square(adj: Any) -> Any:
     return out
 
 
-def tom_dissimilarity(adj: Any, *, signed: bool = False) -> tuple[Any, Any]:
-    """``1 - TOM`` of an adjacency matrix, as WGCNA's ``TOMsimilarity`` (denominator "min").
+def tom_denominator(rows: Any, columns: Any, how: str) -> Any:
+    """The TOM's denominator before its ``- |a_ij|``: ``min(k_i, k_j) + 1`` (WGCNA's
+    ``TOMDenom = "min"``) or ``(k_i + k_j) / 2 + 1`` ("mean").
+
+    Parameters
+    ----------
+    rows : array of shape (m,)
+        ``k_i + 1`` of the rows' genes.
+    columns : array of shape (n,)
+        ``k_j + 1`` of the columns' genes.
+    how : {"min", "mean"}
+
+    Returns
+    -------
+    array of shape (m, n)
+    """
+    xp = namespace(rows)
+    if how == "mean":
+        return (rows[:, None] + columns[None, :]) / 2.0
+    return xp.minimum(rows[:, None], columns[None, :])
+
+
+def tom_dissimilarity(
+    adj: Any, *, signed: bool = False, denominator: str = "min"
+) -> tuple[Any, Any]:
+    """``1 - TOM`` of an adjacency matrix, as WGCNA's ``TOMsimilarity``.
 
     Parameters
     ----------
@@ -237,6 +262,8 @@ def tom_dissimilarity(adj: Any, *, signed: bool = False) -> tuple[Any, Any]:
     signed : bool
         WGCNA's signed TOM: ``|l_ij + a_ij| / (min(k_i, k_j) + 1 - |a_ij|)``; unsigned without
         the absolute values (``l = A²`` off the diagonal, ``k`` the connectivities).
+    denominator : {"min", "mean"}, default "min"
+        ``TOMDenom``: ``min(k_i, k_j)`` or ``(k_i + k_j) / 2`` in the denominator.
 
     Returns
     -------
@@ -253,11 +280,11 @@ def tom_dissimilarity(adj: Any, *, signed: bool = False) -> tuple[Any, Any]:
         a = adj[rows]
         numerator = out[rows] - a
         absolute = xp.abs(a) if signed else a
-        denominator = xp.minimum(connectivity[rows, None], connectivity[None, :]) - absolute
+        below = tom_denominator(connectivity[rows], connectivity, denominator) - absolute
         if signed:
             numerator = xp.abs(numerator)
-        empty = denominator == 0.0
-        tom = numerator / xp.where(empty, 1.0, denominator)
+        empty = below == 0.0
+        tom = numerator / xp.where(empty, 1.0, below)
         out[rows] = 1.0 - xp.where(empty, 0.0, tom)
     index = xp.arange(n)
     out[index, index] = 0.0
