@@ -432,6 +432,7 @@ def test_network(gpu_xp, bladder_store):
         {"power": 6, "correlation_type": "bicor", "max_p_outliers": 0.05},
         {"network": "signed", "genes": 400, "merge_cut_height": 0.4},
         {"power": 6, "tom": "signed", "tom_denominator": "mean"},
+        {"power": 6, "correlation_type": "spearman"},
     ):
         cpu = network.modules(path, device="cpu", progress=False, **options)
         on_device = network.modules(path, device="gpu", progress=False, **options)

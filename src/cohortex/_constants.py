@@ -39,4 +39,4 @@ SVA_METHODS = ("irw", "two-step", "supervised")
 NETWORK_TYPES = ("unsigned", "signed", "signed hybrid")
 TOM_TYPES = ("unsigned", "signed")
 TOM_DENOMINATORS = ("min", "mean")  # WGCNA's TOMDenom: min(k_i, k_j) or their mean
-CORRELATION_TYPES = ("pearson", "bicor")  # WGCNA's corType: Pearson's, biweight midcorrelation
+CORRELATION_TYPES = ("pearson", "bicor", "spearman")  # Pearson's, biweight midcorrelation, ranks'

@@ -98,6 +98,6 @@ def test_module_edges_of_a_bicor_network_are_wgcnas_tom(bicor_modules):
 def test_refusals():
     data = bicor_cohort()
     with pytest.raises(CohortexError, match="'correlation_type' parameter"):
-        network.modules(data, correlation_type="spearman", progress=False)
+        network.modules(data, correlation_type="kendall", progress=False)
     with pytest.raises(CohortexError, match="'max_p_outliers' parameter"):
         network.soft_threshold(data, correlation_type="bicor", max_p_outliers=0, progress=False)

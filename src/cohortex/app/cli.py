@@ -881,7 +881,8 @@ def _parser() -> argparse.ArgumentParser:
         "--correlation-type",
         choices=CORRELATION_TYPES,
         default="pearson",
-        help="pearson, or bicor: the biweight midcorrelation, robust to outlying samples (pearson)",
+        help="pearson; bicor, the biweight midcorrelation, robust to outlying samples; or "
+        "spearman (not with --blockwise) (pearson)",
     )
     nw.add_argument(
         "--max-p-outliers",

@@ -41,7 +41,7 @@ from ..stats._network import (
     tom_dissimilarity,
 )
 from ..stats._tree_cut import cutree_hybrid, number_by_size, r_merge
-from ._data import HOST_COPIES, GeneNetwork, check_memory, check_module_settings
+from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory, check_module_settings
 from ._modules import merge_close
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
@@ -185,6 +185,7 @@ def blockwise_modules(
         merge_cut_height=merge_cut_height,
         power=power,
     )
+    check_choice(who, "correlation_type", correlation_type, ("pearson", "bicor"))  # R's corType
     for name, value in (("min_core_kme", min_core_kme), ("min_kme_to_stay", min_kme_to_stay)):
         if not -1.0 <= value <= 1.0:
             raise CohortexError(

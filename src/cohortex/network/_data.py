@@ -22,7 +22,12 @@ from .._errors import CohortexError
 from .._memory import physical_memory
 from .._progress import progress_bar
 from ..de._comparison import MEMORY_CHUNKS
-from ..stats._network import accumulate_gram, bicor_columns, correlation_from_gram
+from ..stats._network import (
+    accumulate_gram,
+    bicor_columns,
+    correlation_from_gram,
+    spearman_columns,
+)
 from ..stats._tree_cut import DEEP_SPLIT_SCATTER
 
 __all__ = [
@@ -84,7 +89,7 @@ class GeneNetwork:
         "log-CPM" where a counts cohort was made edgeR's log-CPM first, else "".
     data : CohortMatrix
         The cohort as given (for its sample variables).
-    correlation_type : {"pearson", "bicor"}
+    correlation_type : {"pearson", "bicor", "spearman"}
     max_p_outliers : float
         bicor's cap on the share of outliers on each side.
     """
@@ -131,7 +136,8 @@ class GeneNetwork:
         ``gene_ids`` takes exactly those genes (a network already built); ``correlation=False``
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
-        capped at ``max_p_outliers`` (it holds the cohort in memory: medians need whole genes).
+        capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
+        medians and ranks need whole genes).
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
         if not 0.0 < max_p_outliers <= 1.0:
@@ -213,7 +219,7 @@ class GeneNetwork:
             self.n_genes,
             self.device,
             self.who,
-            bicor=self.correlation_type == "bicor",
+            in_memory=self.correlation_type != "pearson",
             n_samples=self.n_samples,
         )
         return self._correlation()
@@ -239,7 +245,7 @@ class GeneNetwork:
             bar.close()
 
     def _correlation(self) -> Any:
-        if self.correlation_type == "bicor":
+        if self.correlation_type != "pearson":
             prepared = self.prepared()
             return correlation_from_gram(prepared.T @ prepared)
         return self.pearson_correlation()
@@ -261,7 +267,8 @@ class GeneNetwork:
 
     def prepared(self) -> Any:
         """The genes as columns whose dot products are their correlations: centred and of unit
-        length for Pearson's, WGCNA's ``prepareColBicor`` for bicor. All in memory.
+        length for Pearson's, WGCNA's ``prepareColBicor`` for bicor, the centred ranks for
+        Spearman's. All in memory.
 
         Returns
         -------
@@ -269,6 +276,8 @@ class GeneNetwork:
         """
         if self.correlation_type == "bicor":
             return bicor_columns(self._read("reading"), self.max_p_outliers)
+        if self.correlation_type == "spearman":
+            return spearman_columns(self._read("reading"))
         return self.standardised()
 
     def cross_correlation(self, rows: np.ndarray) -> Any:
@@ -285,7 +294,7 @@ class GeneNetwork:
         """
         xp = self.xp
         index = xp.asarray(rows)
-        if self.correlation_type == "bicor":
+        if self.correlation_type != "pearson":
             prepared = self.prepared()
             out = prepared[:, index].T @ prepared
             out[xp.arange(rows.shape[0]), index] = 1.0
@@ -345,12 +354,12 @@ class GeneNetwork:
 
 
 def _check_memory(
-    n_genes: int, on: str, who: str, *, bicor: bool = False, n_samples: int = 0
+    n_genes: int, on: str, who: str, *, in_memory: bool = False, n_samples: int = 0
 ) -> None:
-    """Refuse at once genes × genes matrices larger than the machine's memory (bicor: the
-    cohort in memory twice, and Pearson's matrix beside bicor's)."""
-    copies = HOST_COPIES[on] + (1.0 if bicor else 0.0)
-    data = 16.0 * n_samples * n_genes if bicor else 0.0
+    """Refuse at once genes × genes matrices larger than the machine's memory (bicor or
+    Spearman's: the cohort in memory twice, and Pearson's matrix beside theirs)."""
+    copies = HOST_COPIES[on] + (1.0 if in_memory else 0.0)
+    data = 16.0 * n_samples * n_genes if in_memory else 0.0
     check_memory(
         who,
         copies * 8.0 * n_genes * n_genes + data,

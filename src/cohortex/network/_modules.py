@@ -109,11 +109,12 @@ def modules(
     genes : int, optional
         Only the ``genes`` most variable genes (all that vary by default). The network holds
         genes × genes matrices: float64, about 32 bytes per gene pair on a CPU.
-    correlation_type : {{"pearson", "bicor"}}, default "pearson"
-        The adjacency's correlation (``adjacency(corFnc = "bicor")``): the biweight
-        midcorrelation is robust to outlying samples. The eigengenes, their merging and kME
-        stay Pearson's, as ``moduleEigengenes``, ``mergeCloseModules`` and ``signedKME`` by
-        default (bicor also needs Pearson's matrix: one more genes × genes matrix).
+    correlation_type : {{"pearson", "bicor", "spearman"}}, default "pearson"
+        The adjacency's correlation (``adjacency(corFnc = "bicor")``, or ``corOptions =
+        list(method = "spearman")``): the biweight midcorrelation is robust to outlying
+        samples, Spearman's to any monotone scale. The eigengenes, their merging and kME stay
+        Pearson's, as ``moduleEigengenes``, ``mergeCloseModules`` and ``signedKME`` by default
+        (which also needs Pearson's matrix: one more genes × genes matrix).
     max_p_outliers : float, default 1
         bicor's ``maxPOutliers`` (1: no cap; WGCNA's FAQ suggests 0.05 or 0.1).
     {device}

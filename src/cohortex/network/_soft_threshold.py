@@ -62,9 +62,10 @@ def soft_threshold(
         Bins of the connectivities' distribution.
     genes : int, optional
         Only the ``genes`` most variable genes (all that vary by default).
-    correlation_type : {{"pearson", "bicor"}}, default "pearson"
-        WGCNA's ``corFnc``: Pearson's correlation, or the biweight midcorrelation (robust to
-        outlying samples; a gene whose median absolute deviation is 0 falls back to Pearson's).
+    correlation_type : {{"pearson", "bicor", "spearman"}}, default "pearson"
+        WGCNA's ``corFnc``: Pearson's correlation, the biweight midcorrelation (robust to
+        outlying samples; a gene whose median absolute deviation is 0 falls back to Pearson's),
+        or Spearman's (``corOptions = list(method = "spearman")``: ranks, ties their mean).
     max_p_outliers : float, default 1
         bicor's ``maxPOutliers``: at most this share of each side's samples is treated as
         outlying (1: no cap; WGCNA's FAQ suggests 0.05 or 0.1).
@@ -103,7 +104,7 @@ def soft_threshold(
     if data.n_samples < data.n_genes:  # the genes in memory are smaller than their matrix
         check_memory(
             "soft_threshold",
-            8.0 * data.n_samples * data.n_genes * (2.0 if correlation_type == "bicor" else 1.0),
+            8.0 * data.n_samples * data.n_genes * (1.0 if correlation_type == "pearson" else 2.0),
             f"holds {data.n_samples} samples × {data.n_genes} genes",
             "Take the most variable genes (genes=).",
         )

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from scipy import stats
 
-from .._backend import namespace
+from .._backend import namespace, to_host
 
 __all__ = [
     "accumulate_gram",
@@ -24,6 +25,7 @@ __all__ = [
     "bicor_columns",
     "connectivities",
     "correlation_from_gram",
+    "spearman_columns",
     "tom_denominator",
     "tom_dissimilarity",
 ]
@@ -55,6 +57,26 @@ def accumulate_gram(gram: Any, block: Any, mean: Any, sd: Any) -> None:
 
 
 _REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
+
+
+def spearman_columns(x: Any) -> Any:
+    """Unit-length columns whose dot products are Spearman's correlations (R's ``cor(x,
+    method = "spearman")``): each column's ranks, ties given their mean rank, centred.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, n_genes)
+        No missing values.
+
+    Returns
+    -------
+    array of shape (n_samples, n_genes), float64, on ``x``'s device
+    """
+    xp = namespace(x)
+    ranks = stats.rankdata(np.asarray(to_host(x)), axis=0)  # on the host: CuPy ranks none
+    ranks -= ranks.mean(axis=0)
+    ranks /= np.sqrt(np.sum(ranks * ranks, axis=0))
+    return xp.asarray(ranks)
 
 
 def bicor_columns(x: Any, max_p_outliers: float = 1.0) -> Any:
