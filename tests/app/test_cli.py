@@ -405,6 +405,12 @@ def test_deseq_command(tmp_path, capsys):
     np.testing.assert_allclose(saved["coefficient"], theirs["condition_b_vs_a_lfc"], rtol=1e-9)
     assert main(["de", str(store), "--groupby", "condition", "--shrink"]) == 2
     assert "--shrink goes with --deseq" in capsys.readouterr().err
+    assert main([*command, "--use-t", "--name", "with_t"]) == 0
+    capsys.readouterr()
+    expected = de.deseq(store, "~ condition", use_t=True)
+    saved = read_result(store, "with_t")
+    np.testing.assert_allclose(saved["pvalue"].values, expected["pvalue"].values, rtol=1e-12)
+    assert saved.attrs["t_df"] == counts.shape[0] - 3
     assert main([*command, "--robust"]) == 2
     assert "no robust mode" in capsys.readouterr().err
     assert main([*command, "--glm-ql"]) == 2

@@ -157,6 +157,40 @@ def test_small_two_level_design_poscounts_and_thresholds_equal_deseq2(cohort):
     _compare(result, "small", rtol=1e-9)
 
 
+def test_use_t_equals_deseq2(cohort):
+    """DESeq(useT = TRUE): Student's t on n - p degrees of freedom for the Wald tests, with
+    and without a threshold and of a contrast; every other column as without it."""
+    small = cohort.isel(sample=[0, 1, 2, 3, 8, 9, 10, 11])
+    options = {"size_factors": "poscounts", "use_t": True}
+    runs = [
+        de.deseq(small, "~ condition", contrasts={"b": B}, **options),
+        de.deseq(small, "~ condition", contrasts={"above": B}, lfc_threshold=0.5, **options),
+        de.deseq(
+            small,
+            "~ condition",
+            contrasts={"less": B},
+            lfc_threshold=0.5,
+            alternative="less",
+            **options,
+        ),
+    ]
+    result = xr.concat(runs, dim="contrast", data_vars="different", compat="equals")
+    _compare(result, "small_t", rtol=1e-9)
+    assert result.attrs["t_df"] == 6
+    normal = de.deseq(small, "~ condition", contrasts={"b": B}, size_factors="poscounts")
+    with_t = result["pvalue"].sel(contrast="b").values
+    without = normal["pvalue"].sel(contrast="b").values
+    tested = np.isfinite(without)
+    assert np.all(with_t[tested] >= without[tested])  # t's heavier tails
+    assert np.mean(with_t[tested] > without[tested]) > 0.9
+    additive = de.deseq(
+        cohort, "~ batch + condition", contrasts={"c": C, "cb": f"{C} - {B}"}, use_t=True
+    )
+    _compare(additive, "additive_t", rtol=1e-7, share=0.98)
+    with pytest.raises(CohortexError, match="likelihood-ratio test"):
+        de.deseq(cohort, "~ condition", reduced="~ 1", use_t=True)
+
+
 def test_mean_fit_without_replacement_equals_deseq2(cohort):
     result = de.deseq(
         cohort,

@@ -317,6 +317,12 @@ def _parser() -> argparse.ArgumentParser:
         "errors under DESeq2's Normal prior (the tests stay the MLE's)",
     )
     de.add_argument(
+        "--use-t",
+        action="store_true",
+        help="with --deseq: DESeq(useT = TRUE): the Wald tests' p-values from Student's t on "
+        "samples − coefficients degrees of freedom",
+    )
+    de.add_argument(
         "--reduced",
         metavar="FORMULA",
         help="with --deseq: DESeq2's likelihood-ratio test against this reduced design, e.g. "
@@ -1491,6 +1497,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if args.shrink and not args.deseq:
         raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
+    if args.use_t and not args.deseq:
+        raise CohortexError("--use-t goes with --deseq (DESeq2's useT).")
     if edger_glm is not None:
         clashing = [
             flag
@@ -1621,6 +1629,7 @@ def _de(args: argparse.Namespace) -> None:
                 reduced=args.reduced,
                 lfc_threshold=args.treat or 0.0,
                 shrink="normal" if args.shrink else None,
+                use_t=args.use_t,
                 fdr=args.fdr,
             )
             replaced = int(result["replaced"].sum())

@@ -92,6 +92,7 @@ def deseq(
     alternative: str = "greaterAbs",
     dispersion_prior_variance: float | None = None,
     shrink: str | None = None,
+    use_t: bool = False,
     fdr: str = "bh",
 ) -> xr.Dataset:
     """DESeq2's differential expression: ``results(DESeq(dds), contrast)`` for each contrast.
@@ -144,6 +145,10 @@ def deseq(
         that is one coefficient is shrunk as ``lfcShrink(coef = ...)``, any other as
         ``lfcShrink(contrast = ...)``, on DESeq2's expanded design (a column per level of
         every factor). Designs with interactions are refused, as DESeq2 refuses them.
+    use_t : bool, default False
+        ``DESeq(useT = TRUE)``: the Wald statistics' p-values from Student's t on ``n - p``
+        degrees of freedom (samples less coefficients) instead of the normal distribution, a
+        more cautious test for few samples; not for the likelihood-ratio test.
     {fdr}
 
     Returns
@@ -157,8 +162,9 @@ def deseq(
         ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor``. Attrs:
         the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``; with
         ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
-        ``lrt_df`` its degrees of freedom. With ``shrink``: ``unshrunk_coefficient`` and
-        ``unshrunk_se`` (the MLE's, which the tests use) beside the shrunken ones, and the
+        ``lrt_df`` its degrees of freedom; with ``use_t``, ``t_df``. With ``shrink``:
+        ``unshrunk_coefficient`` and ``unshrunk_se`` (the MLE's, which the tests use) beside
+        the shrunken ones, and the
         attrs ``shrink`` and ``beta_prior_variance`` (one per coefficient of the design;
         ``expanded_prior_variance`` per column of the expanded design where one is used).
         A gene without counts has NaN throughout.
@@ -175,6 +181,13 @@ def deseq(
     )
     data = prepare_counts(cohort, design, size_factors, reduced)
     n, p = data.design.shape
+    if use_t:
+        if options.lrt:
+            raise CohortexError(
+                "deseq(use_t=True) takes the Wald tests' p-values from Student's t; the "
+                "likelihood-ratio test ('reduced') has none."
+            )
+        options = dataclasses.replace(options, t_df=float(n - p))
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
     _check_shrink(shrink, options, data)
@@ -437,6 +450,7 @@ class _Options:
     alternative: str
     fdr: str
     lrt: bool
+    t_df: float = 0.0  # useT's degrees of freedom; 0: the normal distribution
 
 
 def _check_options(
@@ -1479,6 +1493,8 @@ def _results(
     }
     if options.lrt and data.reduced is not None:
         attrs["lrt_df"] = p - data.reduced.shape[1]
+    if options.t_df > 0:
+        attrs["t_df"] = options.t_df
     if shrunk is not None:
         variables["unshrunk_coefficient"] = (pairs, estimate)
         variables["unshrunk_se"] = (pairs, se)
@@ -1507,23 +1523,25 @@ def _wald(estimate: np.ndarray, se: np.ndarray, options: _Options) -> tuple[np.n
     ``lfcThreshold`` and ``altHypothesis``."""
     t = options.lfc_threshold
     two_sided = math.log(2.0)
+    df = options.t_df
+    logsf = (lambda q: stats.t.logsf(q, df)) if df > 0 else stats.norm.logsf  # useT
     if t == 0 and options.alternative == "greaterAbs":
         statistic = estimate / se
-        return statistic, two_sided + stats.norm.logsf(np.abs(statistic))
+        return statistic, two_sided + logsf(np.abs(statistic))
     if options.alternative == "greaterAbs":
         scaled = (np.abs(estimate) - t) / se
         statistic = np.sign(estimate) * np.maximum(scaled, 0.0)
-        return statistic, np.minimum(0.0, two_sided + stats.norm.logsf(scaled))
+        return statistic, np.minimum(0.0, two_sided + logsf(scaled))
     if options.alternative == "lessAbs":
         above = (t - estimate) / se
         below = (estimate + t) / se
         statistic = np.minimum(np.maximum(above, 0.0), np.maximum(below, 0.0))
-        return statistic, np.maximum(stats.norm.logsf(above), stats.norm.logsf(below))
+        return statistic, np.maximum(logsf(above), logsf(below))
     if options.alternative == "greater":
         scaled = (estimate - t) / se
-        return np.maximum(scaled, 0.0), stats.norm.logsf(scaled)
+        return np.maximum(scaled, 0.0), logsf(scaled)
     scaled = (estimate + t) / se
-    return np.minimum(scaled, 0.0), stats.norm.logsf((-t - estimate) / se)
+    return np.minimum(scaled, 0.0), logsf((-t - estimate) / se)
 
 
 def _filtered_adjust(
