@@ -49,6 +49,11 @@ CASES = {
     ),
     "simulated_full": (simulated_halves, 5000, {"power": 6, "calibration": "full quantile"}),
     "simulated_mean": (simulated_halves, 5000, {"power": 6, "tom_denominator": "mean"}),
+    "bladder_weighted": (
+        lambda: bladder_sets(3),
+        5000,
+        {"power": 6, "use_mean": True, "set_weights": [1, 2, 3]},
+    ),
     "bladder": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_given": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_full": (lambda: bladder_sets(3), 5000, {"power": 6, "calibration": "full quantile"}),
@@ -325,6 +330,10 @@ def test_refuses_what_it_cannot_use():
         network.consensus_modules([first, first], power=[6, 6, 6], progress=False)
     with pytest.raises(CohortexError, match="calibration"):
         network.consensus_modules([first, first], calibration="quantile", progress=False)
+    with pytest.raises(CohortexError, match="give use_mean=True"):
+        network.consensus_modules([first, first], set_weights=[1, 2], progress=False)
+    with pytest.raises(CohortexError, match="one finite, non-negative weight per set"):
+        network.consensus_modules([first, first], use_mean=True, set_weights=[1], progress=False)
     with pytest.raises(CohortexError, match="consensus_quantile"):
         network.consensus_modules([first, first], consensus_quantile=1.5, progress=False)
     with pytest.raises(CohortexError, match="two or more sets"):

@@ -72,6 +72,8 @@ def consensus_modules(
     calibration: str = "single quantile",
     calibration_quantile: float = 0.95,
     consensus_quantile: float = 0.0,
+    use_mean: bool = False,
+    set_weights: Sequence[float] | None = None,
     min_module_size: int | None = None,
     deep_split: int = 2,
     detect_cut_height: float = 0.995,
@@ -129,6 +131,11 @@ def consensus_modules(
         The consensus of the sets' TOMs (0: the smallest), of their kME in the module rules
         and of their eigengenes' correlations when merging (R's ``consensusQuantile``,
         ``trimmingConsensusQuantile`` and ``mergeConsensusQuantile``).
+    use_mean : bool, default False
+        The consensus TOM the sets' (weighted) mean instead of their quantile (R's
+        ``useMean``); the module rules and merging keep ``consensus_quantile``.
+    set_weights : sequence of float, optional
+        With ``use_mean``, each set's weight (R's ``setWeights``; equal by default).
     min_module_size : int, optional
         Default ``min(20, n_genes / 2)``, as R.
     deep_split : int, default 2
@@ -217,6 +224,7 @@ def consensus_modules(
             f"The 'max_block_size' parameter of {who}() must be at least {_SMALLEST}; got "
             f"{max_block_size}."
         )
+    weights = _set_weights(use_mean, set_weights, len(given), who)
     nets = [
         GeneNetwork.build(
             c, genes=None, device=device, progress=progress, who=who, correlation=False
@@ -301,6 +309,7 @@ def consensus_modules(
                     calibration=calibration,
                     calibration_quantile=calibration_quantile,
                     consensus_quantile=consensus_quantile,
+                    weights=weights,
                     who=who,
                 )
                 cut, merge, height = cut_tree(
@@ -408,6 +417,8 @@ def consensus_modules(
             "calibration": calibration,
             "calibration_quantile": float(calibration_quantile),
             "consensus_quantile": float(consensus_quantile),
+            "use_mean": int(use_mean),
+            "set_weights": [float(w) for w in weights] if weights is not None else [],
             "max_block_size": int(max_block_size),
             "n_blocks": n_blocks,
             "min_module_size": int(min_module_size),
@@ -515,6 +526,28 @@ def _powers(
     return values, "given"
 
 
+def _set_weights(
+    use_mean: bool, set_weights: Sequence[float] | None, n_sets: int, who: str
+) -> np.ndarray | None:
+    """The sets' weights for a mean consensus, summing to 1 (None: a quantile consensus)."""
+    if not use_mean:
+        if set_weights is not None:
+            raise CohortexError(
+                f"The 'set_weights' parameter of {who}() weighs the mean consensus: give "
+                "use_mean=True too (R ignores setWeights without useMean)."
+            )
+        return None
+    weights = np.ones(n_sets) if set_weights is None else np.asarray(set_weights, dtype=float)
+    if weights.shape != (n_sets,) or not np.all(np.isfinite(weights)) or weights.min() < 0:
+        raise CohortexError(
+            f"The 'set_weights' parameter of {who}() needs one finite, non-negative weight per "
+            f"set ({n_sets}); got {list(np.atleast_1d(weights))}."
+        )
+    if weights.sum() <= 0:
+        raise CohortexError(f"The 'set_weights' of {who}() must not all be 0.")
+    return weights / weights.sum()
+
+
 def _consensus(each: list[np.ndarray], quantile: float) -> np.ndarray:
     """The sets' values made one: the smallest (quantile 0) or R's quantile (type 7)."""
     if quantile == 0.0:
@@ -548,13 +581,15 @@ def _consensus_dissimilarity(
     calibration: str,
     calibration_quantile: float,
     consensus_quantile: float,
+    weights: np.ndarray | None,
     who: str,
 ) -> np.ndarray:
     """A block's ``1 -`` consensus TOM: each set's TOM (its upper triangle) calibrated to the
-    first set's quantile, then their consensus. Shape (m, m), on the host."""
+    first set's quantile, then their consensus (their quantile, or with ``weights`` their
+    weighted mean). Shape (m, m), on the host."""
     similarities: list[np.ndarray] = []
     reference = 0.0
-    keep_all = consensus_quantile > 0.0 or calibration == "full quantile"
+    keep_all = consensus_quantile > 0.0 or calibration == "full quantile" or weights is not None
     for s, (z, p) in enumerate(zip(zs, powers, strict=True)):
         dist = block_dissimilarity(
             z, members, power=p, network=network, tom=tom, denominator=tom_denominator
@@ -578,7 +613,10 @@ def _consensus_dissimilarity(
             similarities.append(similarity)
     if calibration == "full quantile":
         similarities = quantile_normalised(similarities)
-    consensus = _consensus(similarities, consensus_quantile)
+    if weights is not None:
+        consensus = sum(w * s for w, s in zip(weights, similarities, strict=True))
+    else:
+        consensus = _consensus(similarities, consensus_quantile)
     del similarities
     return squareform(1.0 - consensus)
 
