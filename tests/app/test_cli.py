@@ -406,7 +406,7 @@ def test_deseq_command(tmp_path, capsys):
     assert main(["de", str(store), "--groupby", "condition", "--shrink"]) == 2
     assert "--shrink goes with --deseq" in capsys.readouterr().err
     assert main([*command, "--use-t", "--name", "with_t"]) == 0
-    capsys.readouterr()
+    assert "p-values from Student's t on 21 df (useT)" in capsys.readouterr().out
     expected = de.deseq(store, "~ condition", use_t=True)
     saved = read_result(store, "with_t")
     np.testing.assert_allclose(saved["pvalue"].values, expected["pvalue"].values, rtol=1e-12)

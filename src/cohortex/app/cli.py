@@ -1643,6 +1643,8 @@ def _de(args: argparse.Namespace) -> None:
                 what = f"DESeq2 Wald tests of |log2 FC| > {args.treat:.3g}"
             if args.shrink:
                 what += ", fold changes shrunk by the Normal prior (lfcShrink)"
+            if args.use_t:
+                what += f", p-values from Student's t on {result.attrs['t_df']:g} df (useT)"
         elif edger_glm is not None:
             edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
             result = edger_test(
@@ -2779,7 +2781,7 @@ def _consensus_network(args: argparse.Namespace) -> None:
             ("--genes", args.genes),
             ("--sets", args.sets),
             ("--edges", args.edges),
-            ("--correlation-type bicor", args.correlation_type != "pearson"),
+            (f"--correlation-type {args.correlation_type}", args.correlation_type != "pearson"),
         )
         if value
     ]

@@ -164,8 +164,8 @@ def deseq(
         ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
         ``lrt_df`` its degrees of freedom; with ``use_t``, ``t_df``. With ``shrink``:
         ``unshrunk_coefficient`` and ``unshrunk_se`` (the MLE's, which the tests use) beside
-        the shrunken ones, and the
-        attrs ``shrink`` and ``beta_prior_variance`` (one per coefficient of the design;
+        the shrunken ones, and the attrs ``shrink`` and ``beta_prior_variance`` (one per
+        coefficient of the design;
         ``expanded_prior_variance`` per column of the expanded design where one is used).
         A gene without counts has NaN throughout.
     """
