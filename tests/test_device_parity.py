@@ -473,6 +473,7 @@ def test_consensus_modules(gpu_xp, bladder_store):
     for options in (
         {"max_block_size": 300, "reassign_threshold": 1e-4},
         {"network": "signed", "calibration": "none", "consensus_quantile": 0.5},
+        {"correlation_type": "bicor", "max_p_outliers": 0.05, "calibration": "full quantile"},
     ):
         cpu = network.consensus_modules(sets, device="cpu", progress=False, **options)
         assert cpu.attrs["n_modules"] >= 2

@@ -19,6 +19,7 @@ from cohortex import CohortexError, network
 from cohortex.network import _consensus
 from cohortex.network._data import GeneNetwork
 from cohortex.simulate import simulate_array
+from cohortex.stats._network import bicor_columns
 from cohortex.stats._tree_cut import number_by_size
 
 
@@ -53,6 +54,11 @@ CASES = {
         lambda: bladder_sets(3),
         5000,
         {"power": 6, "use_mean": True, "set_weights": [1, 2, 3]},
+    ),
+    "bladder_bicor": (
+        lambda: bladder_sets(2),
+        5000,
+        {"power": 6, "correlation_type": "bicor", "max_p_outliers": 0.05},
     ),
     "bladder": (lambda: bladder_sets(2), 400, {"power": 6}),
     "bladder_given": (lambda: bladder_sets(2), 400, {"power": 6}),
@@ -177,6 +183,9 @@ def test_kme_connectivity_and_variance_explained_in_each_set(case):
         kme = np.corrcoef(values, eigengenes, rowvar=False)[: values.shape[1], values.shape[1] :]
         np.testing.assert_allclose(mine["kme"].values, kme, atol=1e-12)
         cor = np.corrcoef(values, rowvar=False)
+        if result.attrs["correlation_type"] == "bicor":  # the networks' adjacency is bicor's
+            prepared = bicor_columns(values, result.attrs["max_p_outliers"])
+            cor = prepared.T @ prepared
         adjacency = ((1 + cor) / 2) ** power if signed else np.abs(cor) ** power
         np.testing.assert_allclose(mine["k_total"].values, adjacency.sum(axis=0) - 1, rtol=1e-10)
         for module in result["module"].values:
@@ -334,6 +343,8 @@ def test_refuses_what_it_cannot_use():
         network.consensus_modules([first, first], set_weights=[1, 2], progress=False)
     with pytest.raises(CohortexError, match="one finite, non-negative weight per set"):
         network.consensus_modules([first, first], use_mean=True, set_weights=[1], progress=False)
+    with pytest.raises(CohortexError, match="'correlation_type' parameter"):
+        network.consensus_modules([first, first], correlation_type="spearman", progress=False)
     with pytest.raises(CohortexError, match="consensus_quantile"):
         network.consensus_modules([first, first], consensus_quantile=1.5, progress=False)
     with pytest.raises(CohortexError, match="two or more sets"):

@@ -31,6 +31,7 @@ from .._errors import CohortexError
 from .._memory import release_free_memory
 from .._progress import progress_bar
 from ..stats._blockwise import consensus_cluster_merge, eigengene, projective_kmeans
+from ..stats._network import bicor_columns
 from ..stats._tree_cut import number_by_size
 from ._blockwise import (
     block_dissimilarity,
@@ -84,6 +85,8 @@ def consensus_modules(
     min_kme_to_stay: float = 0.2,
     reassign_threshold: float = 0.0,
     merge_cut_height: float = 0.15,
+    correlation_type: str = "pearson",
+    max_p_outliers: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -155,6 +158,12 @@ def consensus_modules(
     merge_cut_height : float, default 0.15
         Modules whose eigengenes' consensus dissimilarity (1 - correlation) is below it are
         merged.
+    correlation_type : {{"pearson", "bicor"}}, default "pearson"
+        ``corType``: the biweight midcorrelation, robust to outlying samples, for each set's
+        network and (without the cap on outliers, as R) the kME rules; the pre-clustering,
+        the merging, the eigengenes and the kME returned stay Pearson's, as R's.
+    max_p_outliers : float, default 1
+        bicor's ``maxPOutliers`` for the networks (1: no cap).
     {device}
     progress : bool, optional
 
@@ -225,9 +234,17 @@ def consensus_modules(
             f"{max_block_size}."
         )
     weights = _set_weights(use_mean, set_weights, len(given), who)
+    check_choice(who, "correlation_type", correlation_type, ("pearson", "bicor"))  # corType
     nets = [
         GeneNetwork.build(
-            c, genes=None, device=device, progress=progress, who=who, correlation=False
+            c,
+            genes=None,
+            device=device,
+            progress=progress,
+            who=who,
+            correlation=False,
+            correlation_type=correlation_type,
+            max_p_outliers=max_p_outliers,
         )
         for c in given
     ]
@@ -263,14 +280,22 @@ def consensus_modules(
         )
     core_size = min_module_size / 3 if min_core_kme_size is None else min_core_kme_size
     signed = network != "unsigned"
+    bicor = correlation_type == "bicor"
 
     bar = progress_bar(2, who, progress, unit="step", delay=2.0)
     try:
         bar.set_postfix(step="pre-clustering")
-        zs = []
+        # each set's standardised genes (Pearson's: eigengenes, pre-clustering, merging),
+        # its network's columns and the kME rules' (bicor's, R's cap and none)
+        zs, columns, kme_columns = [], [], []
         for net in nets:
-            positions = pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
-            zs.append(net.standardised()[:, net.xp.asarray(positions)])
+            positions = net.xp.asarray(
+                pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
+            )
+            zs.append(net.standardised()[:, positions])
+            columns.append(net.prepared()[:, positions] if bicor else zs[-1])
+            uncapped = bicor and max_p_outliers < 1.0
+            kme_columns.append(net.prepared(1.0)[:, positions] if uncapped else columns[-1])
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
             if n_genes > max_block_size:
@@ -300,7 +325,7 @@ def consensus_modules(
             merge, height = np.zeros((0, 2), dtype=np.int64), np.zeros(0)
             if members.shape[0] >= 2:
                 dist = _consensus_dissimilarity(
-                    zs,
+                    columns,
                     members,
                     powers,
                     network=network,
@@ -330,6 +355,7 @@ def consensus_modules(
                 for label in np.unique(cut[cut > 0]):
                     kept = _module_rules(
                         zs,
+                        kme_columns,
                         members[cut == label],
                         signed=signed,
                         consensus_quantile=consensus_quantile,
@@ -341,13 +367,13 @@ def consensus_modules(
                     if kept is not None:
                         staying, us = kept
                         labels[staying] = label
-                        eigengenes.append(us)
+                        eigengenes.append([_prepared(u) if bicor else u for u in us])
                         label_index.append(int(label))
             bar.update(1)
         bar.set_postfix(step="moves, merging, kME, connectivity")
         if eigengenes and reassign_threshold > 0.0:
             labels = _reassign(
-                zs,
+                kme_columns,
                 labels,
                 eigengenes,
                 np.array(label_index),
@@ -362,14 +388,14 @@ def consensus_modules(
         )
         levels = np.unique(final)
         eigen_sets, values, kme, k_total, k_within = [], [], [], [], []
-        for z, p in zip(zs, powers, strict=True):
+        for z, network_columns, p in zip(zs, columns, powers, strict=True):
             eigen, eigenvalues = module_eigengenes(z, final, levels)
             eigen_sets.append(np.asarray(to_host(eigen), dtype=np.float64))
             values.append(eigenvalues)
             kme.append(np.asarray(to_host(z.T @ eigen), dtype=np.float64))
-            k_total.append(connectivity(z, p, network))
-            k_within.append(within_connectivity(z, final, levels, p, network))
-        del zs
+            k_total.append(connectivity(network_columns, p, network))
+            k_within.append(within_connectivity(network_columns, final, levels, p, network))
+        del zs, columns, kme_columns
         bar.update(1)
     finally:
         bar.close()
@@ -414,6 +440,8 @@ def consensus_modules(
             "network": network,
             "tom": tom,
             "tom_denominator": tom_denominator,
+            "correlation_type": correlation_type,
+            "max_p_outliers": float(max_p_outliers),
             "calibration": calibration,
             "calibration_quantile": float(calibration_quantile),
             "consensus_quantile": float(consensus_quantile),
@@ -558,6 +586,11 @@ def _consensus(each: list[np.ndarray], quantile: float) -> np.ndarray:
     return np.quantile(np.stack(each), quantile, axis=0)
 
 
+def _prepared(u: Any) -> Any:
+    """bicor's column (no cap on outliers) of an eigengene (n_samples,)."""
+    return bicor_columns(u[:, None], 1.0)[:, 0]
+
+
 def _eigengene_correlations(
     zs: list[Any], consensus_quantile: float, labels: np.ndarray, modules: np.ndarray
 ) -> np.ndarray:
@@ -648,6 +681,7 @@ def quantile_normalised(columns: list[np.ndarray]) -> list[np.ndarray]:
 
 def _module_rules(
     zs: list[Any],
+    kme_columns: list[Any],
     genes: np.ndarray,
     *,
     signed: bool,
@@ -661,13 +695,17 @@ def _module_rules(
     ``min_core_kme_size`` genes have a consensus kME above ``min_core_kme``; genes of consensus
     kME below ``min_kme_to_stay`` leave, and the module is dissolved if fewer than
     ``min_module_size`` remain. Else the genes that stay and each set's eigengene of all its
-    genes (as R keeps them)."""
+    genes (as R keeps them). ``kme_columns``: each set's genes as columns whose products are
+    the kME's correlations (``zs`` for Pearson's, bicor's without a cap)."""
     us, columns = [], []
-    for z in zs:
-        block = z[:, namespace(z).asarray(genes)]
-        u, _ = eigengene(block)
+    for z, kme_z in zip(zs, kme_columns, strict=True):
+        index = namespace(z).asarray(genes)
+        u, _ = eigengene(z[:, index])
         us.append(u)
-        columns.append(np.asarray(to_host(block.T @ u), dtype=np.float64))
+        same = kme_z is z
+        columns.append(
+            np.asarray(to_host(kme_z[:, index].T @ (u if same else _prepared(u))), dtype=np.float64)
+        )
     kme = np.column_stack(columns)
     if not signed:
         kme = np.abs(kme)

@@ -265,17 +265,23 @@ class GeneNetwork:
             accumulate_gram(gram, values, mean, sd)
         return correlation_from_gram(gram)
 
-    def prepared(self) -> Any:
+    def prepared(self, max_p_outliers: float | None = None) -> Any:
         """The genes as columns whose dot products are their correlations: centred and of unit
         length for Pearson's, WGCNA's ``prepareColBicor`` for bicor, the centred ranks for
         Spearman's. All in memory.
+
+        Parameters
+        ----------
+        max_p_outliers : float, optional
+            bicor's cap on outliers, if not the network's.
 
         Returns
         -------
         array of shape (n_samples, n_genes), float64, on the cohort's device
         """
         if self.correlation_type == "bicor":
-            return bicor_columns(self._read("reading"), self.max_p_outliers)
+            cap = self.max_p_outliers if max_p_outliers is None else max_p_outliers
+            return bicor_columns(self._read("reading"), cap)
         if self.correlation_type == "spearman":
             return spearman_columns(self._read("reading"))
         return self.standardised()
