@@ -1962,6 +1962,9 @@ def test_network_consensus_of_stores(tmp_path, capsys):
     assert stored.attrs["min_module_size"] == 40 and stored.attrs["n_blocks"] >= 3
     assert main([*command, "--genes", "100"]) == 2
     assert "--consensus does not take --genes" in capsys.readouterr().err
+    assert main([*command, "--correlation-type", "bicor", "--max-p-outliers", "0.05"]) == 0
+    stored = read_result(first, "network")
+    assert (stored.attrs["correlation_type"], stored.attrs["max_p_outliers"]) == ("bicor", 0.05)
 
 
 def test_mds_into_the_store(tmp_path, capsys):

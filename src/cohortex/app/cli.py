@@ -888,7 +888,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=CORRELATION_TYPES,
         default="pearson",
         help="pearson; bicor, the biweight midcorrelation, robust to outlying samples; or "
-        "spearman (not with --blockwise) (pearson)",
+        "spearman (not with --blockwise or --consensus) (pearson)",
     )
     nw.add_argument(
         "--max-p-outliers",
@@ -2781,7 +2781,7 @@ def _consensus_network(args: argparse.Namespace) -> None:
             ("--genes", args.genes),
             ("--sets", args.sets),
             ("--edges", args.edges),
-            (f"--correlation-type {args.correlation_type}", args.correlation_type != "pearson"),
+            ("--correlation-type spearman", args.correlation_type == "spearman"),
         )
         if value
     ]
@@ -2811,6 +2811,8 @@ def _consensus_network(args: argparse.Namespace) -> None:
         network=args.network_type,
         max_block_size=args.max_block_size,
         deep_split=args.deep_split,
+        correlation_type=args.correlation_type,
+        max_p_outliers=args.max_p_outliers,
         device=args.device,
         progress=args.progress,
         **given,
