@@ -193,11 +193,11 @@ def consensus_modules(
 
     Notes
     -----
-    Held to WGCNA 1.72 (tests/network/test_consensus.py): given R's blocks, each block's tree,
-    the modules gene for gene before and after merging, and each set's eigengenes to 1e-8; from
-    R's random start, the pre-clustering's blocks. As in :func:`blockwise_modules`, the
-    pre-clustering refreshes the centres of the clusters that changed, where R refreshes those
-    at their ranks among the changed ones.
+    Held to WGCNA 1.72 (tests/network/test_consensus_modules.py): given R's blocks, each
+    block's tree, the modules gene for gene before and after merging, and each set's
+    eigengenes to 1e-8; from R's random start, the pre-clustering's blocks. As in
+    :func:`blockwise_modules`, the pre-clustering refreshes the centres of the clusters that
+    changed, where R refreshes those at their ranks among the changed ones.
     """
     who = "consensus_modules"
     names, given = _named_sets(cohorts, who)
