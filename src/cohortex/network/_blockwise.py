@@ -54,6 +54,7 @@ __all__ = [
     "given_blocks",
     "module_eigengenes",
     "preclusters",
+    "tree_variables",
     "within_connectivity",
 ]
 
@@ -325,7 +326,6 @@ def blockwise_modules(
     finally:
         bar.close()
     sizes = np.array([int(np.sum(final == level)) for level in levels])
-    merges = [t[0] for t in trees]
     result = xr.Dataset(
         {
             "label": ("gene", final),
@@ -339,9 +339,7 @@ def blockwise_modules(
             "size": ("module", sizes),
             "var_explained": ("module", np.asarray(values) / sizes),
             "eigengene": (("sample", "module"), np.asarray(to_host(eigen), dtype=np.float64)),
-            "tree_merge": (("merge", "pair"), np.concatenate(merges, axis=0)),
-            "tree_height": ("merge", np.concatenate([t[1] for t in trees])),
-            "tree_block": ("merge", np.repeat([t[2] for t in trees], [m.shape[0] for m in merges])),
+            **tree_variables(trees),
         },
         coords={"gene": data.gene_ids, "sample": data.sample_ids, "module": levels},
         attrs={
@@ -372,6 +370,23 @@ def blockwise_modules(
         },
     )
     return data.with_sample_variables(result)
+
+
+def tree_variables(trees: list[tuple[np.ndarray, np.ndarray, int]]) -> dict[str, Any]:
+    """The blocks' trees as a result's variables: ``tree_merge(merge, pair)``,
+    ``tree_height(merge)`` and ``tree_block(merge)``.
+
+    Parameters
+    ----------
+    trees : list of (merge, height, block)
+        Each block's R ``hclust`` merges, shape (m - 1, 2), heights (m - 1,) and number.
+    """
+    merges = [t[0] for t in trees]
+    return {
+        "tree_merge": (("merge", "pair"), np.concatenate(merges, axis=0)),
+        "tree_height": ("merge", np.concatenate([t[1] for t in trees])),
+        "tree_block": ("merge", np.repeat([t[2] for t in trees], [m.shape[0] for m in merges])),
+    }
 
 
 def preclusters(

@@ -39,6 +39,7 @@ from ._blockwise import (
     cut_tree,
     given_blocks,
     module_eigengenes,
+    tree_variables,
     within_connectivity,
 )
 from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory, check_module_settings
@@ -402,7 +403,6 @@ def consensus_modules(
 
     module_sizes = np.array([int(np.sum(final == level)) for level in levels])
     kme_all = np.stack(kme, axis=2)
-    merges = [t[0] for t in trees]
     result = xr.Dataset(
         {
             "label": ("gene", final),
@@ -422,9 +422,7 @@ def consensus_modules(
                 np.column_stack(values) / module_sizes[:, None],
             ),
             "eigengene": (("sample", "module"), np.concatenate(eigen_sets, axis=0)),
-            "tree_merge": (("merge", "pair"), np.concatenate(merges, axis=0)),
-            "tree_height": ("merge", np.concatenate([t[1] for t in trees])),
-            "tree_block": ("merge", np.repeat([t[2] for t in trees], [m.shape[0] for m in merges])),
+            **tree_variables(trees),
             "sample_set": ("sample", np.repeat(np.asarray(names), sizes)),
         },
         coords={
