@@ -237,9 +237,11 @@ def blockwise_modules(
     bar = progress_bar(2, who, progress, unit="step", delay=2.0)
     try:
         bar.set_postfix(step="pre-clustering")
-        z = data.standardised()
+        raw = data.read()  # one pass over the cohort
+        z = data.standardised(raw)
         # the columns whose products are the network's correlations, and the same for a vector
-        columns = data.prepared() if bicor else z
+        columns = data.prepared(values=raw) if bicor else z
+        del raw
         prepare = partial(_prepared, max_p_outliers=max_p_outliers) if bicor else None
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)

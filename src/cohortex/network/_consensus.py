@@ -293,10 +293,12 @@ def consensus_modules(
             positions = net.xp.asarray(
                 pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
             )
-            zs.append(net.standardised()[:, positions])
-            columns.append(net.prepared()[:, positions] if bicor else zs[-1])
+            raw = net.read()[:, positions]
+            zs.append(net.standardised(raw))
+            columns.append(net.prepared(values=raw) if bicor else zs[-1])
             uncapped = bicor and max_p_outliers < 1.0
-            kme_columns.append(net.prepared(1.0)[:, positions] if uncapped else columns[-1])
+            kme_columns.append(net.prepared(1.0, values=raw) if uncapped else columns[-1])
+            del raw
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
             if n_genes > max_block_size:

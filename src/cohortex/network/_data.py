@@ -265,7 +265,7 @@ class GeneNetwork:
             accumulate_gram(gram, values, mean, sd)
         return correlation_from_gram(gram)
 
-    def prepared(self, max_p_outliers: float | None = None) -> Any:
+    def prepared(self, max_p_outliers: float | None = None, values: Any = None) -> Any:
         """The genes as columns whose dot products are their correlations: centred and of unit
         length for Pearson's, WGCNA's ``prepareColBicor`` for bicor, the centred ranks for
         Spearman's. All in memory.
@@ -274,17 +274,20 @@ class GeneNetwork:
         ----------
         max_p_outliers : float, optional
             bicor's cap on outliers, if not the network's.
+        values : array of shape (n_samples, m), optional
+            :meth:`read`'s values (or some of their genes), if already read; not modified.
 
         Returns
         -------
         array of shape (n_samples, n_genes), float64, on the cohort's device
         """
+        raw = self.read() if values is None else values
         if self.correlation_type == "bicor":
             cap = self.max_p_outliers if max_p_outliers is None else max_p_outliers
-            return bicor_columns(self._read("reading"), cap)
+            return bicor_columns(raw, cap)
         if self.correlation_type == "spearman":
-            return spearman_columns(self._read("reading"))
-        return self.standardised()
+            return spearman_columns(raw)
+        return self.standardised(raw)
 
     def cross_correlation(self, rows: np.ndarray) -> Any:
         """Correlations of a few genes with every gene, a block of samples at a time.
@@ -317,25 +320,36 @@ class GeneNetwork:
         out[xp.arange(rows.shape[0]), index] = 1.0
         return out
 
-    def standardised(self) -> Any:
+    def standardised(self, values: Any = None) -> Any:
         """The genes centred and scaled to unit length, all in memory on the cohort's device
         (blockwise modules: any gene's correlations with any other are then one product).
+
+        Parameters
+        ----------
+        values : array of shape (n_samples, m), optional
+            :meth:`read`'s values (or some of their genes), if already read; not modified.
 
         Returns
         -------
         array of shape (n_samples, n_genes), float64
         """
         xp = self.xp
-        z = self._read("reading")
+        z = self.read() if values is None else values.copy()
         z -= xp.mean(z, axis=0)
         z /= xp.sqrt(xp.sum(z * z, axis=0))
         return z
 
-    def _read(self, what: str) -> Any:
-        """The genes used, all samples, in memory on the cohort's device (float64)."""
+    def read(self) -> Any:
+        """The genes used, all samples, in memory on the cohort's device: one pass.
+
+        Returns
+        -------
+        array of shape (n_samples, n_genes), float64
+        """
         xp = self.xp
         return xp.concatenate(
-            [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks(what)], axis=0
+            [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks("reading")],
+            axis=0,
         )
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
