@@ -2631,7 +2631,7 @@ def _network(args: argparse.Namespace) -> None:
         )
         print(
             f"Scale-free fit of the {args.network_type} network"
-            f"{' (bicor)' if args.correlation_type == 'bicor' else ''} of "
+            f"{'' if args.correlation_type == 'pearson' else f' ({args.correlation_type})'} of "
             f"{table.attrs['n_genes']} "
             f"genes × {table.attrs['n_samples']} samples in {time.perf_counter() - start:.1f} s"
         )
@@ -2654,16 +2654,7 @@ def _network(args: argparse.Namespace) -> None:
 
             _save_figure(plot.soft_threshold(table), args.plot, f"fit written to {args.plot}")
         return
-    given = {  # the settings given; each function's own defaults otherwise
-        name: value
-        for name, value in (
-            ("tom", args.tom_type),
-            ("tom_denominator", args.tom_denominator),
-            ("min_module_size", args.min_module_size),
-            ("merge_cut_height", args.merge_cut_height),
-        )
-        if value is not None
-    }
+    given = _module_settings(args)
     given.update(correlation_type=args.correlation_type, max_p_outliers=args.max_p_outliers)
     if args.blockwise:
         result = network.blockwise_modules(
@@ -2766,6 +2757,21 @@ def _network(args: argparse.Namespace) -> None:
         _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
 
 
+def _module_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The module finders' settings given on the command line; each finder keeps its own
+    defaults for the others."""
+    return {
+        name: value
+        for name, value in (
+            ("tom", args.tom_type),
+            ("tom_denominator", args.tom_denominator),
+            ("min_module_size", args.min_module_size),
+            ("merge_cut_height", args.merge_cut_height),
+        )
+        if value is not None
+    }
+
+
 def _consensus_network(args: argparse.Namespace) -> None:
     """network STORE --consensus OTHER …: blockwiseConsensusModules of the stores' samples."""
     import pandas as pd
@@ -2794,16 +2800,7 @@ def _consensus_network(args: argparse.Namespace) -> None:
         while name in names:
             name, k = f"{store.stem}_{k}", k + 1
         names.append(name)
-    given = {
-        name: value
-        for name, value in (
-            ("tom", args.tom_type),
-            ("tom_denominator", args.tom_denominator),
-            ("min_module_size", args.min_module_size),
-            ("merge_cut_height", args.merge_cut_height),
-        )
-        if value is not None
-    }
+    given = _module_settings(args)
     start = time.perf_counter()
     result = network.consensus_modules(
         dict(zip(names, stores, strict=True)),
