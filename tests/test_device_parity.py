@@ -464,6 +464,31 @@ def test_network(gpu_xp, bladder_store):
     )
 
 
+def test_network_with_missing_values(gpu_xp, tmp_path):
+    """A cohort with missing values: the genes in device memory, each pair's correlation over
+    the samples both have there (six products); impute.knn and the eigengenes on the host."""
+    values = pd.read_csv(
+        Path(__file__).parent / "fixtures" / "wgcna" / "missing_bladder_expression.csv",
+        index_col=0,
+    )
+    path = tmp_path / "dotted.zarr"
+    create_cohort(path, values.to_numpy(), chunks=(20, 300))
+    for options in ({"power": 6}, {"network": "signed", "merge_cut_height": 0.5}):
+        cpu = network.modules(path, device="cpu", progress=False, **options)
+        assert cpu.attrs["missing_share"] > 0.04
+        _same(network.modules(path, device="gpu", progress=False, **options), cpu, rtol=1e-9)
+    edges = [
+        network.module_edges(path, cpu, 1, device=device, progress=False)
+        for device in ("gpu", "cpu")
+    ]
+    pd.testing.assert_frame_equal(edges[0], edges[1], rtol=1e-9)
+    _same(
+        network.soft_threshold(path, device="gpu", progress=False),
+        network.soft_threshold(path, device="cpu", progress=False),
+        rtol=1e-9,
+    )
+
+
 def test_consensus_modules(gpu_xp, bladder_store):
     """blockwiseConsensusModules with each set's genes in device memory: the consensus
     pre-clustering's distances, each set's block correlations and TOM, the kME rules, moves and

@@ -215,19 +215,10 @@ def finite_gene_moments(
     -------
     (mean, variance, *also) : ndarrays of shape (n_genes,) on the host, then ``also`` computed
     """
-    import dask
-
-    from ._progress import dask_progress
-    from .stats._moments import group_moments
-
-    n = x.shape[0]
-    with dask_progress(who, progress):
-        moments, *computed = dask.compute(
-            group_moments(x, np.zeros(n, np.int64), 1, omit_nan=False, count_infinite=True),
-            *also,
-        )
+    moments, *computed = _gene_moments(x, who, False, also, progress)
     if first is not None:
         first(*computed)
+    n = x.shape[0]
     mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
     variance = np.asarray(to_host(moments.m2[0]), dtype=np.float64) / (n - 1)
     if np.asarray(to_host(moments.infinite)).any() or not np.isfinite(mean).all():
@@ -235,3 +226,48 @@ def finite_gene_moments(
             f"{who}() needs finite values: the cohort holds missing or infinite values ({advice})."
         )
     return (mean, variance, *computed)
+
+
+def present_gene_moments(
+    x: Any, who: str, advice: str, progress: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each gene's mean and variance (``count − 1``) over the samples that have a value, and
+    that count, in one pass over a Dask matrix. Infinite values are refused, as
+    :func:`finite_gene_moments`.
+
+    Returns
+    -------
+    (mean, variance, count) : ndarrays of shape (n_genes,) on the host
+        The variance is NaN for fewer than 2 values.
+    """
+    (moments,) = _gene_moments(x, who, True, (), progress)
+    count = np.asarray(to_host(moments.count[0]), dtype=np.float64)
+    mean = np.asarray(to_host(moments.mean[0]), dtype=np.float64)
+    m2 = np.asarray(to_host(moments.m2[0]), dtype=np.float64)
+    if np.asarray(to_host(moments.infinite)).any():
+        raise CohortexError(
+            f"{who}() needs finite values: the cohort holds infinite values ({advice})."
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(count > 1, m2 / (count - 1), np.nan)
+    return mean, variance, count
+
+
+def _gene_moments(
+    x: Any, who: str, omit_nan: bool, also: tuple[Any, ...], progress: bool | None
+) -> list[Any]:
+    """The one pass of the genes' moments (missing values left out where ``omit_nan``), with
+    ``also`` computed beside them."""
+    import dask
+
+    from ._progress import dask_progress
+    from .stats._moments import group_moments
+
+    n = x.shape[0]
+    with dask_progress(who, progress):
+        return list(
+            dask.compute(
+                group_moments(x, np.zeros(n, np.int64), 1, omit_nan=omit_nan, count_infinite=True),
+                *also,
+            )
+        )

@@ -1857,6 +1857,39 @@ def test_network_into_the_store(tmp_path, capsys):
     assert "'module' parameter of module_edges" in capsys.readouterr().err
 
 
+def test_network_of_a_cohort_with_missing_values(tmp_path, capsys):
+    """A table with empty cells and NA imported, then its soft threshold and modules: the
+    missing values are said, the modules the API's (held to WGCNA by test_missing_values)."""
+    from cohortex import network
+
+    values = pd.read_csv(
+        Path(__file__).parents[1] / "fixtures" / "wgcna" / "missing_simulated_expression.csv",
+        index_col=0,
+    )
+    src = tmp_path / "proteins.csv"
+    values.T.to_csv(src, na_rep="NA", index_label="gene")
+    store = tmp_path / "p.zarr"
+    assert main(["import", str(src), str(store), "--scale", "log2"]) == 0
+    capsys.readouterr()
+    assert main(["network", str(store), "--soft-threshold", "--network-type", "signed"]) == 0
+    printed = capsys.readouterr().out
+    assert "of 398 genes × 100 samples" in printed
+    assert "missing values: 4.3% of the genes' values" in printed
+    assert "2 genes missing in half the samples or more left out" in printed
+    command = ["network", str(store), "--power", "12", "--network-type", "signed"]
+    assert main([*command, "--min-module-size", "20", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    expected = network.modules(
+        store, power=12, network="signed", min_module_size=20, progress=False
+    )
+    stored = read_result(store, "network")
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    assert expected.attrs["n_modules"] == 5 and "5 modules of 398 genes" in printed
+    assert "missing values: 4.3%" in printed
+    assert main([*command, "--blockwise"]) == 2
+    assert "take missing values" in capsys.readouterr().err
+
+
 def test_network_blockwise_into_the_store(tmp_path, capsys):
     """network --blockwise: blockwiseModules with its own defaults (only the settings given
     are passed), its blocks printed, a block's tree drawn and its modules' edges written."""

@@ -317,8 +317,8 @@ def test_refuses_bad_input(monkeypatch):
     with pytest.raises(CohortexError, match="'genes' parameter of modules"):
         network.modules(data, genes=2)
     values = data["expression"].values.copy()
-    values[3, 3] = np.nan
-    with pytest.raises(CohortexError, match="needs finite values"):
+    values[3, 3] = np.inf  # missing values are taken (test_missing_values.py), infinite not
+    with pytest.raises(CohortexError, match="needs finite values: the cohort holds infinite"):
         network.modules(data.assign(expression=(("sample", "gene"), values)))
     monkeypatch.setattr(_data, "physical_memory", lambda: 1000 * 1000 * 8 * 3)
     with pytest.raises(CohortexError, match="most variable genes.*--blockwise"):

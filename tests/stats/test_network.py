@@ -17,6 +17,7 @@ from cohortex.stats._network import (
     adjacency,
     connectivities,
     correlation_from_gram,
+    pairwise_correlation,
     tom_dissimilarity,
 )
 
@@ -54,6 +55,23 @@ def test_correlation_equals_pearson(xp, monkeypatch, blocks):
     c = correlation(xp, x, blocks)
     np.testing.assert_allclose(to_numpy(c), np.corrcoef(x, rowvar=False), rtol=0, atol=1e-13)
     assert np.all(np.diagonal(to_numpy(c)) == 1.0)
+
+
+def test_pairwise_correlation_equals_rs_use_p(xp, monkeypatch):
+    """cor(use = "p") of the simulated cohort with 4 % missing (make_missing_network_fixtures.R),
+    a few rows a block; pairs without 2 shared samples are NaN."""
+    monkeypatch.setattr(_network, "_PRODUCT_VALUES", 400 * 3)  # 3 rows a block
+    x = pd.read_csv(WGCNA / "missing_simulated_expression.csv", index_col=0)
+    expected = pd.read_csv(WGCNA / "missing_simulated_cor_rows.csv", index_col=0)
+    values = x[expected.columns].to_numpy()
+    present = ~np.isnan(values)
+    z = np.where(present, (values - np.nanmean(values, 0)) / np.nanstd(values, 0, ddof=1), 0.0)
+    rows = pairwise_correlation(xp.asarray(z), xp.asarray(present * 1.0), np.arange(10))
+    np.testing.assert_allclose(to_numpy(rows), expected.to_numpy(), rtol=0, atol=1e-14)
+    present[:, 0], present[:1, 0] = False, True  # one sample left to the first gene
+    whole = to_numpy(pairwise_correlation(xp.asarray(z * present), xp.asarray(present * 1.0)))
+    assert np.isnan(whole[0, 1:]).all() and np.isfinite(whole[1:, 1:]).all()
+    assert np.all(np.diagonal(whole) == 1.0)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -2635,6 +2635,7 @@ def _network(args: argparse.Namespace) -> None:
             f"{table.attrs['n_genes']} "
             f"genes × {table.attrs['n_samples']} samples in {time.perf_counter() - start:.1f} s"
         )
+        _print_missing(table.attrs)
         print("  power   R²     slope   mean k     median k   max k")
         for power in table["power"].values:
             row = table.sel(power=power)
@@ -2687,6 +2688,7 @@ def _network(args: argparse.Namespace) -> None:
         f"{result.attrs['power_source']}) in {time.perf_counter() - start:.1f} s; saved as "
         f"result {args.name!r}."
     )
+    _print_missing(result.attrs)
     hubs = network.hub_genes(result, 1).set_index("module")
     variables = [v for v in result.data_vars if result[v].dims == ("sample",)]
     traits = network.module_traits(result) if variables else None
@@ -2755,6 +2757,23 @@ def _network(args: argparse.Namespace) -> None:
         from .. import plot
 
         _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
+
+
+def _print_missing(attrs: dict[str, Any]) -> None:
+    """Say how a network took the cohort's missing values, where it had any."""
+    left_out = attrs.get("n_genes_missing", 0)
+    if attrs.get("missing_share", 0.0) > 0 or left_out:
+        print(
+            f"missing values: {attrs['missing_share']:.1%} of the genes' values (each pair of "
+            f"genes correlated over the samples both have); {left_out} genes missing in half "
+            "the samples or more left out"
+        )
+    hubs = attrs.get("hub_eigengenes", [])
+    if len(hubs):
+        print(
+            "modules whose samples miss most of their genes, their eigengene the hub gene's: "
+            + ", ".join(str(m) for m in hubs)
+        )
 
 
 def _module_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,6 +4,11 @@ Two passes over the cohort: its moments (means, variances, missing and infinite 
 the co-moments of the standardised genes, a block of samples at a time, summed into one
 genes × genes matrix on the cohort's device. A third pass, :meth:`GeneNetwork.scores`, turns
 gene weights into per-sample scores (the module eigengenes).
+
+Where the caller takes missing values (``missing_values=True``) and the cohort has some, the
+genes are held in memory and each pair correlated over the samples both have (R's ``cor(use =
+"p")``, as WGCNA's ``adjacency`` and ``pickSoftThreshold``); genes and samples are first checked
+as WGCNA's ``goodSamplesGenes``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ import numpy as np
 from scipy import stats
 
 from .._backend import dask_on, namespace, resolve_device, take_genes, to_host
-from .._cohort import CohortLike, CohortMatrix, as_cohort_matrix, finite_gene_moments
+from .._cohort import (
+    CohortLike,
+    CohortMatrix,
+    as_cohort_matrix,
+    finite_gene_moments,
+    present_gene_moments,
+)
 from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_DENOMINATORS, TOM_TYPES
 from .._errors import CohortexError
 from .._memory import physical_memory
@@ -26,6 +37,7 @@ from ..stats._network import (
     accumulate_gram,
     bicor_columns,
     correlation_from_gram,
+    pairwise_correlation,
     spearman_columns,
 )
 from ..stats._tree_cut import DEEP_SPLIT_SCATTER
@@ -41,6 +53,11 @@ __all__ = [
 _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
 HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
+_MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
+_MISSING_ADVICE = (
+    "network.modules(), soft_threshold() and module_edges() take missing values; otherwise "
+    "filter or impute them first"
+)
 
 
 def check_choice(who: str, name: str, value: Any, allowed: tuple[Any, ...]) -> None:
@@ -92,6 +109,13 @@ class GeneNetwork:
     correlation_type : {"pearson", "bicor", "spearman"}
     max_p_outliers : float
         bicor's cap on the share of outliers on each side.
+    missing : bool
+        Whether the genes used have missing values (then held in memory, see :meth:`read`).
+    n_sparse : int
+        Genes left out for missing values: in half the samples or more, or present in fewer
+        than 4 (WGCNA's ``goodGenes``).
+    missing_share : float
+        The share of the used genes' values that are missing.
     """
 
     def __init__(
@@ -116,6 +140,8 @@ class GeneNetwork:
         self.correlation: Any = None
         self.correlation_type, self.max_p_outliers = "pearson", 1.0
         self.device = "cpu"
+        self.missing, self.n_sparse, self.missing_share = False, 0, 0.0
+        self._values: Any = None  # the genes in memory, where they have missing values
 
     @classmethod
     def build(
@@ -130,6 +156,7 @@ class GeneNetwork:
         correlation: bool = True,
         correlation_type: str = "pearson",
         max_p_outliers: float = 1.0,
+        missing_values: bool = False,
     ) -> GeneNetwork:
         """Read the cohort's moments, choose the genes and compute their correlations.
 
@@ -137,7 +164,9 @@ class GeneNetwork:
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
         capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
-        medians and ranks need whole genes).
+        medians and ranks need whole genes). ``missing_values`` takes missing values (with
+        Pearson's correlation only): genes with too many are left out, and samples missing
+        half of the genes refused, as WGCNA's ``goodSamplesGenes``.
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
         if not 0.0 < max_p_outliers <= 1.0:
@@ -159,14 +188,16 @@ class GeneNetwork:
             raise CohortexError(f"{who}() needs at least 4 samples; got {n}.")
         on = resolve_device(device)
         x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
-        mean, variance = finite_gene_moments(
-            x,
-            who,
-            "filter those genes or samples first, as WGCNA's goodSamplesGenes does",
-            progress=progress,
-        )
-        keep = variance > 0.0
-        n_constant = int(n_total - keep.sum())
+        if missing_values:
+            mean, variance, count = present_gene_moments(x, who, _MISSING_ADVICE, progress)
+            sparse = (n - count >= n / 2.0) | (count < _MIN_PRESENT)
+            keep = ~sparse & (variance > 0.0)
+            n_sparse = int(sparse.sum())
+        else:
+            mean, variance = finite_gene_moments(x, who, _MISSING_ADVICE, progress=progress)
+            keep = variance > 0.0
+            count, n_sparse = np.full(n_total, float(n)), 0
+        n_constant = int(n_total - keep.sum() - n_sparse)
         if gene_ids is not None:
             wanted = np.isin(data.gene_ids.astype(str), np.asarray(gene_ids).astype(str))
             if int((wanted & keep).sum()) != len(gene_ids):
@@ -204,6 +235,16 @@ class GeneNetwork:
         )
         network.correlation_type, network.max_p_outliers = correlation_type, max_p_outliers
         network.device = on
+        network.n_sparse = n_sparse
+        n_missing = float((n - count[keep]).sum())
+        network.missing, network.missing_share = n_missing > 0, n_missing / (n * n_genes)
+        if network.missing and correlation_type != "pearson":
+            raise CohortexError(
+                f"{who}() takes missing values with Pearson's correlation only (WGCNA's "
+                f"{correlation_type} with missing values is not offered); the cohort's genes "
+                f"miss {network.missing_share:.1%} of their values: impute them, or use "
+                "correlation_type='pearson'."
+            )
         if correlation:
             network.correlation = network.compute_correlation()
         return network
@@ -219,9 +260,12 @@ class GeneNetwork:
             self.n_genes,
             self.device,
             self.who,
-            in_memory=self.correlation_type != "pearson",
+            in_memory=self.correlation_type != "pearson" or self.missing,
             n_samples=self.n_samples,
         )
+        if self.missing:
+            correlation = self._pairwise()
+            return (correlation + correlation.T) / 2.0  # exactly symmetric, as R's
         return self._correlation()
 
     def with_sample_variables(self, result: Any) -> Any:
@@ -303,6 +347,8 @@ class GeneNetwork:
         """
         xp = self.xp
         index = xp.asarray(rows)
+        if self.missing:
+            return self._pairwise(rows)
         if self.correlation_type != "pearson":
             prepared = self.prepared()
             out = prepared[:, index].T @ prepared
@@ -340,17 +386,60 @@ class GeneNetwork:
         return z
 
     def read(self) -> Any:
-        """The genes used, all samples, in memory on the cohort's device: one pass.
+        """The genes used, all samples, in memory on the cohort's device: one pass (kept for
+        later calls where the genes have missing values; then samples missing half of the
+        genes or more, or present in fewer than 4, are refused).
 
         Returns
         -------
         array of shape (n_samples, n_genes), float64
+            NaN where missing.
         """
+        if self._values is not None:
+            return self._values
         xp = self.xp
-        return xp.concatenate(
+        values = xp.concatenate(
             [xp.asarray(values, dtype=xp.float64) for _, values in self._blocks("reading")],
             axis=0,
         )
+        if self.missing:
+            self._check_samples(values)
+            self._values = values
+        return values
+
+    def _check_samples(self, values: Any) -> None:
+        """WGCNA's ``goodSamples``, refused rather than left out: a sample must have fewer
+        than half of the genes missing, and at least 4 present."""
+        xp = self.xp
+        missing = np.asarray(to_host(xp.isnan(values).sum(axis=1)))
+        bad = (missing >= self.n_genes / 2.0) | (self.n_genes - missing < _MIN_PRESENT)
+        if bad.any():
+            names = ", ".join(str(s) for s in self.sample_ids[bad][:5])
+            raise CohortexError(
+                f"{self.who}(): {int(bad.sum())} samples miss half of the genes or more "
+                f"({names}{', …' if bad.sum() > 5 else ''}); leave them out first, as WGCNA's "
+                "goodSamples does."
+            )
+
+    def _pairwise(self, rows: np.ndarray | None = None) -> Any:
+        """Pearson's correlations over the samples each pair of genes both have (all rows, or
+        ``rows``); refused where a pair has fewer than 2 samples in common or does not vary
+        over them (R's NA, which no network step takes)."""
+        xp = self.xp
+        values = self.read()
+        present = ~xp.isnan(values)
+        z = xp.where(present, (values - xp.asarray(self.mean)) / xp.asarray(self.sd), 0.0)
+        out = pairwise_correlation(z, present.astype(xp.float64), rows)
+        undefined = np.argwhere(np.asarray(to_host(xp.isnan(out))))
+        if undefined.shape[0]:
+            i, j = undefined[0]
+            first = self.gene_ids[i if rows is None else rows[i]]
+            raise CohortexError(
+                f"{self.who}(): genes {first} and {self.gene_ids[j]} share fewer than 2 "
+                "samples with values (or do not vary over those): their correlation is "
+                "undefined. Leave out genes with many missing values first."
+            )
+        return out
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """``Z @ weights`` of the standardised genes ``Z``, a block of samples at a time.

@@ -35,7 +35,8 @@ def module_edges(
     Parameters
     ----------
     {cohort}
-        The cohort :func:`modules` was given.
+        The cohort :func:`modules` was given (with its missing values, if any: pairs of genes
+        are then correlated over the samples both have, as :func:`modules`).
     modules : xarray.Dataset
         :func:`modules`' result (its power, network and TOM types are used).
     module : int
@@ -74,6 +75,7 @@ def module_edges(
         correlation=False,
         correlation_type=str(modules.attrs.get("correlation_type", "pearson")),
         max_p_outliers=float(modules.attrs.get("max_p_outliers", 1.0)),
+        missing_values=True,
     )
     position = {g: i for i, g in enumerate(data.gene_ids.astype(str))}
     members = np.flatnonzero(np.asarray(modules["label"].values) == module)

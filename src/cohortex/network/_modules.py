@@ -41,6 +41,7 @@ from ..stats._tree_cut import (
     r_merge,
 )
 from ._data import GeneNetwork, check_module_settings
+from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns
 from ._soft_threshold import DEFAULT_POWERS, faq_power, fit_table
 from ._traits import student_pvalue
 
@@ -80,7 +81,14 @@ def modules(
     ----------
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
-        genes that do not vary are left out, missing or infinite values refused.
+        genes that do not vary are left out, infinite values refused. Missing values (NaN)
+        are taken with Pearson's correlation, as WGCNA's defaults: each pair of genes is
+        correlated over the samples both have (``cor(use = "p")``), each module's genes are
+        imputed by impute.knn before its eigengene (``moduleEigengenes(impute = TRUE)``), and
+        kME is each gene's correlation with the eigengenes over its samples. Genes missing in
+        half the samples or more (or present in fewer than 4) are left out, and samples
+        missing half of the genes refused, as WGCNA's ``goodSamplesGenes``. The cohort is
+        then held in memory.
     power : float, optional
         The soft threshold β. By default the lowest power whose scale-free fit R² exceeds
         0.85 (``pickSoftThreshold``'s estimate, from the same correlations), or where none
@@ -136,21 +144,26 @@ def modules(
         ``power``, ``power_source`` ("given", "scale-free fit" or "WGCNA FAQ"), ``network``,
         ``tom``, ``correlation_type``, ``max_p_outliers``, ``min_module_size``,
         ``deep_split``, ``pam_stage``, ``pam_respects_dendro``, ``cut_height`` (as used),
-        ``merge_cut_height``, ``n_modules``, ``n_genes``, ``n_genes_constant``, ``n_samples``,
-        ``transform``.
+        ``merge_cut_height``, ``n_modules``, ``n_genes``, ``n_genes_constant``,
+        ``n_genes_missing`` (left out for missing values), ``missing_share`` (of the used
+        genes' values), ``hub_eigengenes`` (the modules whose eigengene is WGCNA's hub-gene
+        fallback: a sample misses more than 80 % of their genes, or a module of one gene with
+        missing values), ``n_samples``, ``transform``.
 
     Raises
     ------
     CohortexError
-        For fewer than 4 samples or 3 varying genes, missing or infinite values, settings out
-        of range, or genes × genes matrices beyond the machine's memory.
+        For fewer than 4 samples or 3 varying genes, infinite values, missing values with
+        bicor or Spearman's correlation, samples missing half of the genes, settings out of
+        range, or genes × genes matrices beyond the machine's memory.
 
     Notes
     -----
     Agreement with WGCNA 1.72 and dynamicTreeCut 1.63 (tests/network/test_modules.py): the
     TOM to 1e-12, the tree's merges exactly, the modules gene for gene, eigengenes and kME
-    to 1e-8. The merged modules are numbered by size, where R keeps one of the merged
-    modules' numbers.
+    to 1e-8; with missing values the same, impute 1.72 included
+    (tests/network/test_missing_values.py). The merged modules are numbered by size, where R
+    keeps one of the merged modules' numbers.
     """
     who = "modules"
     check_module_settings(
@@ -175,6 +188,7 @@ def modules(
         who=who,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
+        missing_values=True,
     )
     correlation = data.correlation  # the adjacency's: Pearson's or bicor
     if power is None:
@@ -224,18 +238,35 @@ def modules(
         release_free_memory()
         bar.update(1)
         bar.set_postfix(step="merging")
-        pearson = correlation if correlation_type == "pearson" else data.pearson_correlation()
-        labels = _merge_close(pearson, dynamic, merge_cut_height)
+        if data.missing:
+            measured = np.asarray(to_host(data.read()), dtype=np.float64)
+            labels = merge_close(
+                dynamic,
+                merge_cut_height,
+                lambda labels, proper: pairwise_columns(
+                    imputed_eigengenes(measured, labels, proper).vectors
+                ),
+            )
+        else:
+            pearson = correlation if correlation_type == "pearson" else data.pearson_correlation()
+            labels = _merge_close(pearson, dynamic, merge_cut_height)
         bar.update(1)
     finally:
         bar.close()
 
     levels = np.unique(labels)
-    vectors, values = _eigenvectors(pearson, labels, levels)
-    xp = namespace(pearson)
-    kme = np.asarray(to_host(pearson @ xp.asarray(vectors)), dtype=np.float64) / np.sqrt(values)
-    eigengenes = data.scores(vectors / np.sqrt((data.n_samples - 1) * values))
     sizes = np.array([int(np.sum(labels == level)) for level in levels])
+    if data.missing:  # moduleEigengenes(impute = TRUE) and signedKME(use = "p")
+        found = imputed_eigengenes(measured, labels, levels)
+        eigengenes, var_explained, hub = found.vectors, found.var_explained, found.hub
+        kme = pairwise_columns(measured, eigengenes)
+    else:
+        vectors, values = _eigenvectors(pearson, labels, levels)
+        xp = namespace(pearson)
+        kme = np.asarray(to_host(pearson @ xp.asarray(vectors)), dtype=np.float64)
+        kme /= np.sqrt(values)
+        eigengenes = data.scores(vectors / np.sqrt((data.n_samples - 1) * values))
+        var_explained, hub = values / sizes, np.zeros(levels.shape[0], dtype=bool)
     k_within = _within_connectivity(correlation, labels, levels, power, network)
 
     result = xr.Dataset(
@@ -247,7 +278,7 @@ def modules(
             "kme": (("gene", "module"), kme),
             "kme_pvalue": (("gene", "module"), student_pvalue(kme, data.n_samples)),
             "size": ("module", sizes),
-            "var_explained": ("module", values / sizes),
+            "var_explained": ("module", var_explained),
             "eigengene": (("sample", "module"), eigengenes),
             "tree_merge": (("merge", "pair"), merge),
             "tree_height": ("merge", height),
@@ -270,6 +301,9 @@ def modules(
             "n_modules": int(np.sum(levels > 0)),
             "n_genes": data.n_genes,
             "n_genes_constant": data.n_constant,
+            "n_genes_missing": data.n_sparse,
+            "missing_share": data.missing_share,
+            "hub_eigengenes": [int(level) for level in levels[hub]],
             "n_samples": data.n_samples,
             "transform": data.transform,
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,11 @@ def soft_threshold(
     ----------
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
-        genes that do not vary are left out, missing or infinite values refused.
+        genes that do not vary are left out, infinite values refused. Missing values (NaN)
+        are taken with Pearson's correlation: each pair of genes is correlated over the
+        samples both have (``cor(use = "p")``, WGCNA's default); genes missing in half the
+        samples or more (or present in fewer than 4) are left out, and samples missing half
+        of the genes refused, as WGCNA's ``goodSamplesGenes``.
     powers : sequence of float, default 1 … 10, 12 … 20
         The soft thresholds β tried.
     network : {{"unsigned", "signed", "signed hybrid"}}, default "unsigned"
@@ -80,7 +84,8 @@ def soft_threshold(
         ``max_k``, ``density``, ``centralization``, ``heterogeneity``. Attrs:
         ``power_estimate`` (0 where no power reaches ``r2_cut``: WGCNA's NA), ``network``,
         ``r2_cut``, ``correlation_type``, ``max_p_outliers``, ``n_genes``,
-        ``n_genes_constant``, ``n_samples``, ``transform``.
+        ``n_genes_constant``, ``n_genes_missing`` (left out for missing values),
+        ``missing_share`` (of the used genes' values), ``n_samples``, ``transform``.
 
     Notes
     -----
@@ -100,8 +105,19 @@ def soft_threshold(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
+        missing_values=True,
     )
-    if data.n_samples < data.n_genes:  # the genes in memory are smaller than their matrix
+    if data.missing and data.n_samples < data.n_genes:  # R's blockSize, pair by pair
+        table = fit_table_from_rows(
+            lambda start, stop: data.cross_correlation(np.arange(start, stop)),
+            data.n_genes,
+            max(1, _PRODUCT_VALUES // data.n_genes),
+            powers,
+            network,
+            r2_cut,
+            n_breaks,
+        )
+    elif data.n_samples < data.n_genes:  # the genes in memory are smaller than their matrix
         check_memory(
             "soft_threshold",
             8.0 * data.n_samples * data.n_genes * (1.0 if correlation_type == "pearson" else 2.0),
@@ -114,6 +130,8 @@ def soft_threshold(
     table.attrs.update(
         n_genes=data.n_genes,
         n_genes_constant=data.n_constant,
+        n_genes_missing=data.n_sparse,
+        missing_share=data.missing_share,
         n_samples=data.n_samples,
         transform=data.transform,
         correlation_type=correlation_type,
@@ -136,17 +154,15 @@ def fit_table(
 ) -> xr.Dataset:
     """pickSoftThreshold's table from a correlation matrix (see :func:`soft_threshold`)."""
     n = correlation.shape[0]
-    rows = max(1, _ROWS_VALUES // n)
-    k = np.concatenate(
-        [
-            np.asarray(
-                to_host(connectivities(correlation[s : s + rows], s, powers, network)),
-                dtype=np.float64,
-            )
-            for s in range(0, n, rows)
-        ]
+    return fit_table_from_rows(
+        lambda start, stop: correlation[start:stop],
+        n,
+        max(1, _ROWS_VALUES // n),
+        powers,
+        network,
+        r2_cut,
+        n_breaks,
     )
-    return _table(k, powers, network, r2_cut, n_breaks)
 
 
 def fit_table_from_columns(
@@ -156,11 +172,32 @@ def fit_table_from_columns(
     correlations (``GeneNetwork.prepared``), a block of rows of the correlations at a time, as
     R's ``pickSoftThreshold(blockSize = )``: no genes × genes matrix is formed."""
     n = columns.shape[1]
-    rows = max(1, _PRODUCT_VALUES // n)
+    return fit_table_from_rows(
+        lambda start, stop: columns[:, start:stop].T @ columns,
+        n,
+        max(1, _PRODUCT_VALUES // n),
+        powers,
+        network,
+        r2_cut,
+        n_breaks,
+    )
+
+
+def fit_table_from_rows(
+    correlation_rows: Callable[[int, int], Any],
+    n: int,
+    rows: int,
+    powers: Sequence[float],
+    network: str,
+    r2_cut: float,
+    n_breaks: int = 10,
+) -> xr.Dataset:
+    """pickSoftThreshold's table from blocks of ``rows`` rows of the correlations of ``n``
+    genes, ``correlation_rows(start, stop)`` each."""
     k = np.concatenate(
         [
             np.asarray(
-                to_host(connectivities(columns[:, s : s + rows].T @ columns, s, powers, network)),
+                to_host(connectivities(correlation_rows(s, min(n, s + rows)), s, powers, network)),
                 dtype=np.float64,
             )
             for s in range(0, n, rows)

@@ -25,6 +25,7 @@ __all__ = [
     "bicor_columns",
     "connectivities",
     "correlation_from_gram",
+    "pairwise_correlation",
     "spearman_columns",
     "tom_denominator",
     "tom_dissimilarity",
@@ -54,6 +55,47 @@ def accumulate_gram(gram: Any, block: Any, mean: Any, sd: Any) -> None:
     n_genes = gram.shape[0]
     for rows in _row_blocks(n_genes, n_genes, product=True):
         gram[rows] += z[:, rows].T @ z
+
+
+def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
+    """Pearson's correlations over the samples each pair of genes both have (R's ``cor(use =
+    "p")``), from sums over the samples: six products of the values and their presence.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes), float64
+        The genes centred and scaled by their own means and sds (so that the pairs' sums do
+        not cancel), 0 where missing.
+    present : array of shape (n_samples, n_genes), float64
+        1 where a value is present, else 0.
+    rows : array of int, shape (m,), optional
+        The genes whose rows are wanted (all by default).
+
+    Returns
+    -------
+    array of shape (m, n_genes), float64
+        NaN where a pair shares fewer than 2 samples or one of them does not vary over those.
+    """
+    xp = namespace(z)
+    index = xp.arange(z.shape[1]) if rows is None else xp.asarray(rows)
+    out = xp.empty((index.shape[0], z.shape[1]), dtype=xp.float64)
+    squares = z * z
+    for block in _row_blocks(index.shape[0], z.shape[1], product=True):
+        genes = index[block]
+        za, ma = z[:, genes], present[:, genes]
+        count = ma.T @ present
+        sum_a, sum_b = za.T @ present, ma.T @ z
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shared = xp.where(count > 0, 1.0 / count, xp.nan)
+            covariance = za.T @ z - sum_a * sum_b * shared
+            var_a = (za * za).T @ present - sum_a * sum_a * shared
+            var_b = ma.T @ squares - sum_b * sum_b * shared
+            defined = (count > 1) & (var_a > 0) & (var_b > 0)
+            out[block] = xp.where(
+                defined, covariance / xp.sqrt(xp.where(defined, var_a * var_b, 1.0)), xp.nan
+            )
+    out[xp.arange(index.shape[0]), index] = 1.0
+    return out
 
 
 _REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
