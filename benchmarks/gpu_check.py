@@ -314,6 +314,15 @@ def parity(xp: Any, n_samples: int, n_genes: int, folder: Path) -> list[dict[str
         network.modules(store, power=6, genes=min(1000, n_genes), device="gpu", progress=False),
         network.modules(store, power=6, genes=min(1000, n_genes), device="cpu", progress=False),
     )
+    # missing values: each pair's correlation over its shared samples (six products) there
+    top_variable = open_cohort(store).isel(gene=slice(0, min(1000, n_genes)))
+    values = np.asarray(top_variable["expression"].values, dtype=np.float64)
+    values[np.random.default_rng(0).random(values.shape) < 0.05] = np.nan
+    holed = top_variable.assign(expression=(("sample", "gene"), values))
+    cases["network.modules with 5 % missing values, 1,000 genes"] = lambda: (
+        network.modules(holed, power=6, device="gpu", progress=False),
+        network.modules(holed, power=6, device="cpu", progress=False),
+    )
     # blockwiseModules: the genes in device memory, the pre-clustering and blocks' TOMs there
     cases["network.blockwise_modules, 2,000 most variable genes in blocks of 800"] = lambda: (
         network.blockwise_modules(
