@@ -264,8 +264,7 @@ class GeneNetwork:
             n_samples=self.n_samples,
         )
         if self.missing:
-            correlation = self._pairwise()
-            return (correlation + correlation.T) / 2.0  # exactly symmetric, as R's
+            return self._pairwise()
         return self._correlation()
 
     def with_sample_variables(self, result: Any) -> Any:
@@ -430,9 +429,8 @@ class GeneNetwork:
         present = ~xp.isnan(values)
         z = xp.where(present, (values - xp.asarray(self.mean)) / xp.asarray(self.sd), 0.0)
         out = pairwise_correlation(z, present.astype(xp.float64), rows)
-        undefined = np.argwhere(np.asarray(to_host(xp.isnan(out))))
-        if undefined.shape[0]:
-            i, j = undefined[0]
+        if bool(xp.isnan(out).any()):
+            i, j = np.argwhere(np.asarray(to_host(xp.isnan(out))))[0]
             first = self.gene_ids[i if rows is None else rows[i]]
             raise CohortexError(
                 f"{self.who}(): genes {first} and {self.gene_ids[j]} share fewer than 2 "

@@ -129,24 +129,27 @@ def pairwise_columns(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     ----------
     x : ndarray of shape (n, a)
     y : ndarray of shape (n, b), optional
+        The fewer columns: each is correlated with every column of ``x``.
 
     Returns
     -------
-    ndarray of shape (a, b)
+    ndarray of shape (a, b), or (a, a)
     """
     both = x if y is None else np.concatenate([x, y], axis=1)
     present = ~np.isnan(both)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(present, _scale(both), 0.0)
     z[~np.isfinite(z)] = 0.0  # a constant column: its correlations come out undefined
+    if y is None:
+        return pairwise_correlation(z, present.astype(np.float64))
     a = x.shape[1]
-    out = pairwise_correlation(z, present.astype(np.float64), np.arange(a))
-    return out if y is None else out[:, a:]
+    rows = np.arange(a, both.shape[1])
+    return pairwise_correlation(z, present.astype(np.float64), rows)[:, :a].T
 
 
 def _correlations(vector: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """``cor(vector, columns, use = "p")``: shape (n_columns,)."""
-    return pairwise_columns(vector[:, None], columns)[0]
+    return pairwise_columns(columns, vector[:, None])[:, 0]
 
 
 def _pairwise_covariance(x: np.ndarray) -> np.ndarray:

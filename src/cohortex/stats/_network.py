@@ -33,6 +33,7 @@ __all__ = [
 
 _BLOCK_VALUES = 1 << 17  # values of a row block of elementwise work: 1 MB, cache-sized
 _PRODUCT_VALUES = 1 << 24  # values of a row block of a matrix product: 128 MB
+_PAIRWISE_VALUES = 1 << 20  # pairwise correlations: a dozen elementwise steps on each block
 
 
 def _row_blocks(n_rows: int, n_columns: int, product: bool = False) -> list[slice]:
@@ -59,7 +60,8 @@ def accumulate_gram(gram: Any, block: Any, mean: Any, sd: Any) -> None:
 
 def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
     """Pearson's correlations over the samples each pair of genes both have (R's ``cor(use =
-    "p")``), from sums over the samples: six products of the values and their presence.
+    "p")``), from sums over the samples: six products of the values and their presence (over
+    the upper triangle only, for the whole matrix).
 
     Parameters
     ----------
@@ -77,25 +79,37 @@ def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
         NaN where a pair shares fewer than 2 samples or one of them does not vary over those.
     """
     xp = namespace(z)
-    index = xp.arange(z.shape[1]) if rows is None else xp.asarray(rows)
-    out = xp.empty((index.shape[0], z.shape[1]), dtype=xp.float64)
-    squares = z * z
-    for block in _row_blocks(index.shape[0], z.shape[1], product=True):
+    n_genes = z.shape[1]
+    whole = rows is None
+    index = xp.arange(n_genes) if whole else xp.asarray(rows)
+    out = xp.empty((index.shape[0], n_genes), dtype=xp.float64)
+    rows_each = max(1, _PAIRWISE_VALUES // max(n_genes, 1))
+    for start in range(0, index.shape[0], rows_each):
+        block = slice(start, min(index.shape[0], start + rows_each))
         genes = index[block]
-        za, ma = z[:, genes], present[:, genes]
-        count = ma.T @ present
-        sum_a, sum_b = za.T @ present, ma.T @ z
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shared = xp.where(count > 0, 1.0 / count, xp.nan)
-            covariance = za.T @ z - sum_a * sum_b * shared
-            var_a = (za * za).T @ present - sum_a * sum_a * shared
-            var_b = ma.T @ squares - sum_b * sum_b * shared
-            defined = (count > 1) & (var_a > 0) & (var_b > 0)
-            out[block] = xp.where(
-                defined, covariance / xp.sqrt(xp.where(defined, var_a * var_b, 1.0)), xp.nan
-            )
+        columns = slice(block.start if whole else 0, n_genes)  # whole: mirrored below
+        values = _pairwise_block(z[:, genes], present[:, genes], z[:, columns], present[:, columns])
+        out[block, columns] = values
+        if whole:
+            out[block.stop :, block] = values[:, block.stop - block.start :].T
     out[xp.arange(index.shape[0]), index] = 1.0
     return out
+
+
+def _pairwise_block(za: Any, ma: Any, zb: Any, mb: Any) -> Any:
+    """:func:`pairwise_correlation` of the columns ``a`` with the columns ``b``."""
+    xp = namespace(za)
+    count = ma.T @ mb
+    sum_a, sum_b = za.T @ mb, ma.T @ zb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shared = xp.where(count > 0, 1.0 / count, xp.nan)
+        covariance = za.T @ zb - sum_a * sum_b * shared
+        var_a = (za * za).T @ mb - sum_a * sum_a * shared
+        var_b = ma.T @ (zb * zb) - sum_b * sum_b * shared
+        defined = (count > 1) & (var_a > 0) & (var_b > 0)
+        return xp.where(
+            defined, covariance / xp.sqrt(xp.where(defined, var_a * var_b, 1.0)), xp.nan
+        )
 
 
 _REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
