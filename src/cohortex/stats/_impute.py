@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from .._errors import CohortexError
@@ -170,15 +171,16 @@ def _distances(row, row_missing, values, missing, out):  # type: ignore[no-untyp
         out[j] = total / count if count > 0 else _FAR
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _knn_rows(values, missing, k, imputed):  # type: ignore[no-untyped-def]
     """knnimp: each row with missing values takes its ``k`` nearest rows' average at each
-    missing column (the nearest row, itself, left out; NaN where no neighbour has it)."""
+    missing column (the nearest row, itself, left out; NaN where no neighbour has it). The
+    rows are independent (distances from the values as given), so they run in parallel."""
     p, n = values.shape
-    distance = np.empty(p)
-    for i in range(p):
+    for i in numba.prange(p):
         if not missing[i].any():
             continue
+        distance = np.empty(p)
         _distances(values[i], missing[i], values, missing, distance)
         order = np.argsort(distance, kind="mergesort")  # porder: ties to the lower row
         for c in range(n):
