@@ -142,6 +142,7 @@ class GeneNetwork:
         self.device = "cpu"
         self.missing, self.n_sparse, self.missing_share = False, 0, 0.0
         self._values: Any = None  # the genes in memory, where they have missing values
+        self._pairwise_inputs: Any = None  # their standardised values and presence
 
     @classmethod
     def build(
@@ -425,10 +426,13 @@ class GeneNetwork:
         ``rows``); refused where a pair has fewer than 2 samples in common or does not vary
         over them (R's NA, which no network step takes)."""
         xp = self.xp
-        values = self.read()
-        present = ~xp.isnan(values)
-        z = xp.where(present, (values - xp.asarray(self.mean)) / xp.asarray(self.sd), 0.0)
-        out = pairwise_correlation(z, present.astype(xp.float64), rows)
+        if self._pairwise_inputs is None:  # kept: soft_threshold asks a block of rows at a time
+            values = self.read()
+            present = ~xp.isnan(values)
+            z = xp.where(present, (values - xp.asarray(self.mean)) / xp.asarray(self.sd), 0.0)
+            self._pairwise_inputs = (z, present.astype(xp.float64))
+        standardised, present = self._pairwise_inputs
+        out = pairwise_correlation(standardised, present, rows)
         if bool(xp.isnan(out).any()):
             i, j = np.argwhere(np.asarray(to_host(xp.isnan(out))))[0]
             first = self.gene_ids[i if rows is None else rows[i]]

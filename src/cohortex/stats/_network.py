@@ -83,12 +83,16 @@ def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
     whole = rows is None
     index = xp.arange(n_genes) if whole else xp.asarray(rows)
     out = xp.empty((index.shape[0], n_genes), dtype=xp.float64)
+    squares = z * z
     rows_each = max(1, _PAIRWISE_VALUES // max(n_genes, 1))
     for start in range(0, index.shape[0], rows_each):
         block = slice(start, min(index.shape[0], start + rows_each))
         genes = index[block]
         columns = slice(block.start if whole else 0, n_genes)  # whole: mirrored below
-        values = _pairwise_block(z[:, genes], present[:, genes], z[:, columns], present[:, columns])
+        values = _pairwise_block(
+            (z[:, genes], present[:, genes], squares[:, genes]),
+            (z[:, columns], present[:, columns], squares[:, columns]),
+        )
         out[block, columns] = values
         if whole:
             out[block.stop :, block] = values[:, block.stop - block.start :].T
@@ -96,16 +100,18 @@ def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
     return out
 
 
-def _pairwise_block(za: Any, ma: Any, zb: Any, mb: Any) -> Any:
-    """:func:`pairwise_correlation` of the columns ``a`` with the columns ``b``."""
+def _pairwise_block(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> Any:
+    """:func:`pairwise_correlation` of the columns ``a`` with the columns ``b``, each given as
+    (values, presence, squared values)."""
+    (za, ma, sa), (zb, mb, sb) = a, b
     xp = namespace(za)
     count = ma.T @ mb
     sum_a, sum_b = za.T @ mb, ma.T @ zb
     with np.errstate(invalid="ignore", divide="ignore"):
         shared = xp.where(count > 0, 1.0 / count, xp.nan)
         covariance = za.T @ zb - sum_a * sum_b * shared
-        var_a = (za * za).T @ mb - sum_a * sum_a * shared
-        var_b = ma.T @ (zb * zb) - sum_b * sum_b * shared
+        var_a = sa.T @ mb - sum_a * sum_a * shared
+        var_b = ma.T @ sb - sum_b * sum_b * shared
         defined = (count > 1) & (var_a > 0) & (var_b > 0)
         return xp.where(
             defined, covariance / xp.sqrt(xp.where(defined, var_a * var_b, 1.0)), xp.nan
