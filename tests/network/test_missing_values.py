@@ -181,7 +181,7 @@ def test_missing_values_refused_where_not_offered():
 def test_samples_missing_half_the_genes_are_refused():
     cohort = _cohort("missing_bladder")
     cohort["expression"][3, :600] = np.nan
-    with pytest.raises(CohortexError, match=r"1 samples miss half of the genes.*goodSamples"):
+    with pytest.raises(CohortexError, match=r"1 sample misses half of the genes.*goodSamples"):
         network.modules(cohort, power=6, progress=False)
 
 

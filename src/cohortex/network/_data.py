@@ -415,10 +415,12 @@ class GeneNetwork:
         bad = (missing >= self.n_genes / 2.0) | (self.n_genes - missing < _MIN_PRESENT)
         if bad.any():
             names = ", ".join(str(s) for s in self.sample_ids[bad][:5])
+            many = int(bad.sum())
+            who = "1 sample misses" if many == 1 else f"{many} samples miss"
             raise CohortexError(
-                f"{self.who}(): {int(bad.sum())} samples miss half of the genes or more "
-                f"({names}{', …' if bad.sum() > 5 else ''}); leave them out first, as WGCNA's "
-                "goodSamples does."
+                f"{self.who}(): {who} half of the genes or more ({names}"
+                f"{', …' if many > 5 else ''}); leave them out first, as WGCNA's goodSamples "
+                "does."
             )
 
     def _pairwise(self, rows: np.ndarray | None = None) -> Any:
