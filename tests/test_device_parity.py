@@ -254,9 +254,9 @@ def test_edger_from_device_chunks(gpu_xp, tmp_path):
     assert set(on_device.data_vars) == set(cpu.data_vars)
     # the library sizes summed on the device differ in rounding; each GLM stops at edgeR's
     # tolerance, which carries that into values near 0 (a fold change of 0, an F of 1e-12 — a
-    # difference of two deviances — and so a p-value of 1 − 1e-6) at 1e-11 to 1e-9
+    # difference of two deviances — and so a p-value of 1 − 1e-6) at 1e-11 to 2e-8
     for name in cpu.data_vars:
-        np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=5e-8, err_msg=name)
     # glmTreat: the fits at the shifted offsets, tile by tile, and the Poisson-bound genes
     cpu = de.glm_ql(host, "~ condition + batch", contrasts=tests, treat_lfc=0.5)
     on_device = de.glm_ql(device, "~ condition + batch", contrasts=tests, treat_lfc=0.5)
@@ -264,8 +264,10 @@ def test_edger_from_device_chunks(gpu_xp, tmp_path):
         np.testing.assert_allclose(on_device[name], cpu[name], rtol=1e-9, atol=1e-8, err_msg=name)
     dispersions = de.estimate_dispersion(device, "~ condition")
     expected = de.estimate_dispersion(host, "~ condition")
-    for name in expected.data_vars:
-        np.testing.assert_allclose(dispersions[name], expected[name], rtol=1e-9, err_msg=name)
+    for name in expected.data_vars:  # a dispersion near 0 sits on a flat likelihood: 1e-12
+        np.testing.assert_allclose(
+            dispersions[name], expected[name], rtol=1e-9, atol=1e-11, err_msg=name
+        )
     # classic edgeR: the pseudo-counts held on the host, the exact test tile by tile; the
     # libraries' rounding moves a flat likelihood's tagwise maximum (see test_exact_test.py)
     exact = de.exact_test(device, "condition", ("a", "c"))
