@@ -489,6 +489,15 @@ def test_network_with_missing_values(gpu_xp, tmp_path):
         network.soft_threshold(path, device="cpu", progress=False),
         rtol=1e-9,
     )
+    # blockwiseModules: the pre-clustering of the imputed genes, each block's pairwise
+    # correlations and TOM, and the connectivities on the device
+    blockwise = network.blockwise_modules(path, max_block_size=400, device="cpu", progress=False)
+    assert blockwise.attrs["n_blocks"] >= 3
+    _same(
+        network.blockwise_modules(path, max_block_size=400, device="gpu", progress=False),
+        blockwise,
+        rtol=1e-9,
+    )
 
 
 def test_consensus_modules(gpu_xp, bladder_store):

@@ -160,10 +160,12 @@ def test_module_traits_of_imputed_eigengenes(case):
 
 def test_missing_values_refused_where_not_offered():
     cohort = _cohort("missing_bladder")
-    with pytest.raises(CohortexError, match=r"missing or infinite values.*modules\(\)"):
-        network.blockwise_modules(cohort, progress=False)
+    with pytest.raises(CohortexError, match=r"missing or infinite values.*blockwise_modules\(\)"):
+        network.consensus_modules([cohort, cohort], progress=False)
     with pytest.raises(CohortexError, match="missing values with Pearson's correlation only"):
         network.modules(cohort, power=6, correlation_type="bicor", progress=False)
+    with pytest.raises(CohortexError, match="missing values with Pearson's correlation only"):
+        network.blockwise_modules(cohort, correlation_type="bicor", progress=False)
 
 
 def test_samples_missing_half_the_genes_are_refused():
@@ -180,3 +182,5 @@ def test_pairs_without_shared_samples_are_refused():
     cohort["expression"][29:, 1] = np.nan
     with pytest.raises(CohortexError, match="share fewer than 2 samples"):
         network.modules(cohort, power=6, progress=False)
+    with pytest.raises(CohortexError, match="share fewer than 2 samples"):
+        network.blockwise_modules(cohort, progress=False)

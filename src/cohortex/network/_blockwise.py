@@ -40,9 +40,11 @@ from ..stats._network import (
     correlation_from_gram,
     tom_dissimilarity,
 )
+from ..stats._r_random import RUniform
 from ..stats._tree_cut import cutree_hybrid, number_by_size, r_merge
 from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory, check_module_settings
 from ._modules import merge_close
+from ._pairwise_genes import PairwiseGenes, imputed_scaled
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
 
@@ -97,7 +99,13 @@ def blockwise_modules(
     ----------
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
-        genes that do not vary are left out, missing or infinite values refused.
+        genes that do not vary are left out, infinite values refused. Missing values are taken
+        as ``blockwiseModules`` takes them (with Pearson's correlation): genes missing in half
+        the samples or more left out and samples missing half of the genes refused
+        (``goodSamplesGenes``); the pre-clustering takes the scaled genes imputed by
+        impute.knn; the blocks' TOMs, the kME rules, the moves and kME correlate over the
+        samples each pair has (``use = "p"``); the eigengenes are those of imputed modules
+        (``moduleEigengenes(impute = TRUE)``, with its hub-gene fallback).
     power : float, optional
         The soft threshold β. By default the power WGCNA's FAQ advises for the number of
         samples (6 beyond 40 samples, as ``blockwiseModules``' default; 12 for signed
@@ -119,8 +127,8 @@ def blockwise_modules(
     n_preclustering_centers : int, optional
         Default ``min(n_genes / 20, 100 n_genes / max_block_size)``, as R.
     seed : int, default 54321
-        The pre-clustering's random start (NumPy's generator: the blocks are not R's, which
-        draws with R's own).
+        The pre-clustering's random start: R's ``set.seed(seed); sample(n_genes)``, as
+        ``projectiveKMeans`` draws it.
     min_module_size : int, optional
         Default ``min(20, n_genes / 2)``, as R.
     deep_split : int, default 2
@@ -159,18 +167,22 @@ def blockwise_modules(
         ``module`` ``size``, ``var_explained``, ``eigengene(sample, module)``; each block's tree
         as ``tree_merge(merge, pair)``, ``tree_height(merge)`` and ``tree_block(merge)`` (its
         merges number the block's genes in the cohort's order, as R's ``blockGenes``); the
-        sample variables. Attrs as :func:`modules`, with ``n_blocks`` and the settings.
+        sample variables. Attrs as :func:`modules` (``n_genes_missing``, ``missing_share`` and
+        ``hub_eigengenes`` included), with ``n_blocks`` and the settings.
 
     Raises
     ------
     CohortexError
-        For fewer than 4 samples or 3 varying genes, missing or infinite values, settings out
-        of range, or the standardised genes and a block's matrices beyond the machine's memory.
+        For fewer than 4 samples or 3 varying genes, infinite values, missing values with
+        bicor, samples missing half of the genes, two genes of a block sharing fewer than 2
+        samples, settings out of range, or the cohort's copies and a block's matrices beyond
+        the machine's memory.
 
     Notes
     -----
-    Held to WGCNA 1.72 (tests/network/test_blockwise.py): given R's blocks, every module gene
-    for gene and the eigengenes to 1e-8; from R's random start, the pre-clustering's blocks.
+    Held to WGCNA 1.72 (tests/network/test_blockwise.py, and with missing values
+    tests/network/test_missing_blockwise.py): given R's blocks, every module gene for gene
+    and the eigengenes to 1e-8; by default, the pre-clustering's blocks.
     Two departures, where R's code does what it did not mean to: the pre-clustering refreshes
     the centres of the clusters that changed (R refreshes those at their ranks among the changed
     ones), and a gene moved to another module is given that module's label (R gives the
@@ -206,6 +218,7 @@ def blockwise_modules(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
+        missing_values=True,
     )
     bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes
@@ -218,7 +231,12 @@ def blockwise_modules(
     on = resolve_device(device)
     check_memory(
         who,
-        8.0 * ((3.0 if bicor else 2.0) * n * n_genes + HOST_COPIES[on] * largest * largest),
+        # the values, their standardised and imputed copies and presence, with missing values
+        8.0
+        * (
+            (5.0 if data.missing else 3.0 if bicor else 2.0) * n * n_genes
+            + HOST_COPIES[on] * largest * largest
+        ),
         f"holds {n} samples × {n_genes} genes and blocks of {largest} × {largest} genes",
         "Take smaller blocks (max_block_size=) or the most variable genes (genes=).",
     )
@@ -238,11 +256,21 @@ def blockwise_modules(
     try:
         bar.set_postfix(step="pre-clustering")
         raw = data.read()  # one pass over the cohort
-        z = data.standardised(raw)
-        # the columns whose products are the network's correlations, and the same for a vector
-        columns = data.prepared(values=raw) if bicor else z
+        genes_of: _ProductGenes | PairwiseGenes
+        if data.missing:  # the pre-clustering takes the scaled genes, imputed
+            measured = np.asarray(to_host(raw), dtype=np.float64)
+            genes_of = PairwiseGenes(*data.pairwise_inputs(), measured, data.gene_ids, who)
+            xp = namespace(raw)
+            pcs_of = xp.asarray(imputed_scaled(measured))
+            z = data.standardised(pcs_of)
+        else:
+            z = data.standardised(raw)
+            # the columns whose products are the network's correlations, and the same for a
+            # vector
+            columns = data.prepared(values=raw) if bicor else z
+            prepare = partial(_prepared, max_p_outliers=max_p_outliers) if bicor else None
+            genes_of, pcs_of = _ProductGenes(z, columns, prepare), None
         del raw
-        prepare = partial(_prepared, max_p_outliers=max_p_outliers) if bicor else None
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
             if n_genes > max_block_size:
@@ -251,11 +279,13 @@ def blockwise_modules(
                 )
                 block_of = preclusters(
                     z,
-                    np.random.default_rng(seed).permutation(n_genes),
+                    RUniform(seed).sample(n_genes, n_genes) - 1,
                     n_centers=centers,
                     max_block_size=max_block_size,
                     size_penalty_power=block_size_penalty_power,
+                    imputed=pcs_of,
                 )
+        del z, pcs_of
         n_blocks = int(block_of.max()) + 1
         bar.total = n_blocks + 2  # the pre-clustering, each block, then the whole network
         bar.update(1)
@@ -270,7 +300,7 @@ def blockwise_modules(
             bar.set_postfix(step=f"block {b + 1}")
             members = np.flatnonzero(block_of == b)
             cut, merge, height = _block_modules(
-                columns,
+                genes_of,
                 members,
                 power=power,
                 network=network,
@@ -288,9 +318,7 @@ def blockwise_modules(
                 used = int(cut.max())
                 dynamic[members] = cut
                 for label, u, staying in _kme_rules(
-                    z,
-                    columns,
-                    prepare,
+                    genes_of,
                     members,
                     cut,
                     signed=signed,
@@ -306,9 +334,9 @@ def blockwise_modules(
         bar.set_postfix(step="moves, merging, kME, connectivity")
         if eigengenes:
             labels = _reassign(
-                columns,
+                genes_of,
                 labels,
-                [u if prepare is None else prepare(u) for u in eigengenes],
+                eigengenes,
                 np.array(label_index),
                 signed=signed,
                 n_samples=n,
@@ -316,14 +344,14 @@ def blockwise_modules(
                 min_module_size=min_module_size,
             )
         del eigengenes
-        final = merge_close(labels, merge_cut_height, partial(_eigengene_correlations, z, prepare))
+        final = merge_close(labels, merge_cut_height, genes_of.eigengene_correlations)
         release_free_memory()
         levels = np.unique(final)
-        eigen, values = module_eigengenes(z, final, levels)
-        kme = np.asarray(to_host(z.T @ eigen), dtype=np.float64)
-        k_total = connectivity(columns, power, network)
-        k_within = within_connectivity(columns, final, levels, power, network)
-        del columns
+        eigen, var_explained, hub = genes_of.eigengenes(final, levels)
+        kme = genes_of.kme(eigen)
+        k_total = genes_of.connectivity(power, network)
+        k_within = _within_connectivity(genes_of, final, levels, power, network)
+        del genes_of
         bar.update(1)
     finally:
         bar.close()
@@ -339,8 +367,8 @@ def blockwise_modules(
             "kme": (("gene", "module"), kme),
             "kme_pvalue": (("gene", "module"), student_pvalue(kme, n)),
             "size": ("module", sizes),
-            "var_explained": ("module", np.asarray(values) / sizes),
-            "eigengene": (("sample", "module"), np.asarray(to_host(eigen), dtype=np.float64)),
+            "var_explained": ("module", var_explained),
+            "eigengene": (("sample", "module"), eigen),
             **tree_variables(trees),
         },
         coords={"gene": data.gene_ids, "sample": data.sample_ids, "module": levels},
@@ -367,6 +395,9 @@ def blockwise_modules(
             "n_modules": int(np.sum(levels > 0)),
             "n_genes": n_genes,
             "n_genes_constant": data.n_constant,
+            "n_genes_missing": data.n_sparse,
+            "missing_share": data.missing_share,
+            "hub_eigengenes": [int(level) for level in levels[hub]],
             "n_samples": n,
             "transform": data.transform,
         },
@@ -398,6 +429,7 @@ def preclusters(
     n_centers: int,
     max_block_size: int,
     size_penalty_power: float = 5.0,
+    imputed: Any = None,
 ) -> np.ndarray:
     """``projectiveKMeans``' blocks: k-means of the genes from a random start, then the
     smaller clusters joined up to ``max_block_size``.
@@ -405,13 +437,16 @@ def preclusters(
     Parameters
     ----------
     z : array of shape (n_samples, n_genes)
-        Genes centred and of unit length.
+        Genes centred and of unit length (the standardised ``imputed`` genes, where given).
     start : ndarray of int, shape (n_genes,)
         A permutation of 0 … n_genes - 1: gene ``g`` starts in cluster ``start[g] mod
         n_centers`` (R's ``sample(nGenes)``, less one).
     n_centers : int
     max_block_size : int
     size_penalty_power : float, default 5
+    imputed : array of shape (n_samples, n_genes), optional
+        Genes with missing values scaled and imputed (:func:`imputed_scaled`), no longer
+        centred: the centres are their principal components, as R's.
 
     Returns
     -------
@@ -427,8 +462,11 @@ def preclusters(
             np.asarray(start) % n_centers,
             preferred_size=max_block_size,
             size_penalty_power=size_penalty_power,
+            pcs_of=None if imputed is None else [imputed],
         )
-        merged = size_restricted_merge(z, membership, sizes, centers[0], max_size=max_block_size)
+        merged = size_restricted_merge(
+            z, membership, sizes, centers[0], max_size=max_block_size, pcs_of=imputed
+        )
     return number_by_size(merged + 1) - 1
 
 
@@ -462,7 +500,7 @@ def given_blocks(
 
 
 def _block_modules(
-    columns: Any,
+    genes_of: _ProductGenes | PairwiseGenes,
     members: np.ndarray,
     *,
     power: float,
@@ -475,8 +513,12 @@ def _block_modules(
     settings): labels (0: none), merges, heights."""
     if members.shape[0] < 2:
         return np.zeros(members.shape[0], dtype=np.int64), np.zeros((0, 2), np.int64), np.zeros(0)
-    dist = block_dissimilarity(
-        columns, members, power=power, network=network, tom=tom, denominator=denominator
+    dist = tom_of_correlation(
+        genes_of.block_correlation(members),
+        power=power,
+        network=network,
+        tom=tom,
+        denominator=denominator,
     )
     return cut_tree(dist, **cut)
 
@@ -510,13 +552,22 @@ def block_dissimilarity(
     block = columns[:, xp.asarray(members)]
     correlation = correlation_from_gram(block.T @ block)
     del block
+    return tom_of_correlation(
+        correlation, power=power, network=network, tom=tom, denominator=denominator
+    )
+
+
+def tom_of_correlation(
+    correlation: Any, *, power: float, network: str, tom: str, denominator: str = "min"
+) -> np.ndarray:
+    """``1 - TOM`` of a block's correlations (m, m), on the host (the correlations may be
+    overwritten)."""
     keep_sign = tom == "signed" and network == "unsigned"
     dissimilarity, _ = tom_dissimilarity(
         adjacency_matrix(correlation, power, network, keep_sign=keep_sign),
         signed=tom == "signed",
         denominator=denominator,
     )
-    del correlation
     return np.asarray(to_host(dissimilarity), dtype=np.float64)
 
 
@@ -561,9 +612,7 @@ def cut_tree(
 
 
 def _kme_rules(
-    z: Any,
-    columns: Any,
-    prepare: Callable[[Any], Any] | None,
+    genes_of: _ProductGenes | PairwiseGenes,
     members: np.ndarray,
     cut: np.ndarray,
     *,
@@ -577,16 +626,16 @@ def _kme_rules(
     ``min_core_kme_size`` genes have kME above ``min_core_kme``; send away genes with kME below
     ``min_kme_to_stay``, and dissolve the module if fewer than ``min_module_size`` remain.
 
-    ``z`` are the standardised genes (for the eigengenes), ``columns`` those whose products
-    are the network's correlations and ``prepare`` makes a vector such a column (None:
-    Pearson's, ``columns`` is ``z``). Yields each module kept: its label, its eigengene (of all
-    its genes, as R keeps it) and the genes that stay.
+    kME is the network's correlation of each gene with its module's eigengene. Yields each
+    module kept: its label, its eigengene (of all its genes, as R keeps it) and the genes that
+    stay.
     """
-    xp = namespace(z)
     for label in np.unique(cut[cut > 0]):
         genes = members[cut == label]
-        u, _ = eigengene(z[:, xp.asarray(genes)])
-        kme = _kme(columns, genes, u if prepare is None else prepare(u), signed)
+        u = genes_of.eigengene(genes)
+        kme = genes_of.network_kme(genes, [u])[:, 0]
+        if not signed:
+            kme = np.abs(kme)
         if int(np.sum(kme > min_core_kme)) < min_core_kme_size:
             continue
         staying = genes[kme >= min_kme_to_stay]
@@ -595,15 +644,77 @@ def _kme_rules(
         yield int(label), u, staying
 
 
-def _eigengene_correlations(
-    z: Any, prepare: Callable[[Any], Any] | None, labels: np.ndarray, modules: np.ndarray
-) -> np.ndarray:
-    """The correlations of the modules' eigengenes (mergeCloseModules' measure; bicor's where
-    ``prepare`` is given)."""
-    eigen, _ = module_eigengenes(z, labels, modules)
-    if prepare is not None:
-        eigen = prepare(eigen)
-    return np.asarray(to_host(eigen.T @ eigen), dtype=np.float64)
+class _ProductGenes:
+    """Genes without missing values as blockwise_modules correlates them: products of columns
+    held in memory.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes)
+        The genes centred and of unit length (the eigengenes, kME).
+    columns : array of shape (n_samples, n_genes)
+        Those whose products are the network's correlations (``z``, or bicor's columns).
+    prepare : callable, optional
+        Makes vectors such columns (None: Pearson's, ``columns`` is ``z``).
+    """
+
+    def __init__(self, z: Any, columns: Any, prepare: Callable[[Any], Any] | None) -> None:
+        self.z, self.columns, self.prepare = z, columns, prepare
+        self.xp = namespace(z)
+
+    def take(self, genes: np.ndarray) -> _ProductGenes:
+        """Some of the genes."""
+        index = self.xp.asarray(genes)
+        return _ProductGenes(self.z[:, index], self.columns[:, index], self.prepare)
+
+    def block_correlation(self, members: np.ndarray) -> Any:
+        """The network's correlations among ``members`` (m, m), on the genes' device."""
+        block = self.columns[:, self.xp.asarray(members)]
+        return correlation_from_gram(block.T @ block)
+
+    def eigengene(self, genes: np.ndarray) -> Any:
+        """The eigengene of a module of ``genes`` (n_samples,), on the genes' device."""
+        u, _ = eigengene(self.z[:, self.xp.asarray(genes)])
+        return u
+
+    def network_kme(self, genes: np.ndarray, vectors: list[Any]) -> np.ndarray:
+        """The network's correlations of ``genes`` with unit-length centred ``vectors``:
+        shape (len(genes), len(vectors)), on the host."""
+        stacked = self.xp.stack(vectors, axis=1)
+        if self.prepare is not None:
+            stacked = self.prepare(stacked)
+        products = self.columns[:, self.xp.asarray(genes)].T @ stacked
+        return np.asarray(to_host(products), dtype=np.float64)
+
+    def kme(self, vectors: np.ndarray) -> np.ndarray:
+        """Pearson's correlations of every gene with unit-length centred ``vectors`` (n_samples,
+        k) (``signedKME``): shape (n_genes, k), on the host."""
+        return np.asarray(to_host(self.z.T @ self.xp.asarray(vectors)), dtype=np.float64)
+
+    def eigengenes(
+        self, labels: np.ndarray, levels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The modules' eigengenes (n_samples, k), their variance explained (k,) and whether
+        each is a hub-gene fallback (never here), on the host."""
+        eigen, values = module_eigengenes(self.z, labels, levels)
+        sizes = np.array([np.sum(labels == level) for level in levels])
+        return (
+            np.asarray(to_host(eigen), dtype=np.float64),
+            values / sizes,
+            np.zeros(levels.shape[0], dtype=bool),
+        )
+
+    def eigengene_correlations(self, labels: np.ndarray, modules: np.ndarray) -> np.ndarray:
+        """The network's correlations of the modules' eigengenes (mergeCloseModules' measure;
+        bicor's where the network's is)."""
+        eigen, _ = module_eigengenes(self.z, labels, modules)
+        if self.prepare is not None:
+            eigen = self.prepare(eigen)
+        return np.asarray(to_host(eigen.T @ eigen), dtype=np.float64)
+
+    def connectivity(self, power: float, network: str) -> np.ndarray:
+        """Each gene's adjacency summed over the other genes (n_genes,)."""
+        return connectivity(self.columns, power, network)
 
 
 def _prepared(x: Any, *, max_p_outliers: float) -> Any:
@@ -624,15 +735,8 @@ def module_eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[
     return xp.stack(columns, axis=1), np.asarray(values)
 
 
-def _kme(z: Any, genes: np.ndarray, u: Any, signed: bool) -> np.ndarray:
-    """The genes' correlations with a unit-length centred vector (absolute where unsigned)."""
-    xp = namespace(z)
-    kme = np.asarray(to_host(z[:, xp.asarray(genes)].T @ u), dtype=np.float64)
-    return kme if signed else np.abs(kme)
-
-
 def _reassign(
-    z: Any,
+    genes_of: _ProductGenes | PairwiseGenes,
     labels: np.ndarray,
     eigengenes: list[Any],
     label_index: np.ndarray,
@@ -645,11 +749,8 @@ def _reassign(
     """blockwiseModules' reassignment: a gene goes to the module whose eigengene it follows
     best where that kME's Fisher p-value is below ``threshold`` times its own module's; modules
     left with fewer than ``min_module_size`` genes by it are dissolved."""
-    xp = namespace(z)
     assigned = np.flatnonzero(labels > 0)
-    kme = np.asarray(
-        to_host(z[:, xp.asarray(assigned)].T @ xp.stack(eigengenes, axis=1)), dtype=np.float64
-    )
+    kme = genes_of.network_kme(assigned, eigengenes)
     if not signed:
         kme = np.abs(kme)
     own = labels[assigned]
@@ -692,6 +793,22 @@ def connectivity(z: Any, power: float, network: str) -> np.ndarray:
         index = xp.arange(cor.shape[1])
         cor[index + rows.start, index] = 1.0
         out[rows] = np.asarray(to_host(adjacency_sums(cor, power, network)))
+    return out
+
+
+def _within_connectivity(
+    genes_of: _ProductGenes | PairwiseGenes,
+    labels: np.ndarray,
+    levels: np.ndarray,
+    power: float,
+    network: str,
+) -> np.ndarray:
+    """intramodularConnectivity's kWithin (0 in modules of fewer than 3 genes, as WGCNA)."""
+    out = np.zeros(labels.shape[0])
+    for level in levels:
+        genes = np.flatnonzero(labels == level)
+        if genes.shape[0] >= 3:
+            out[genes] = genes_of.take(genes).connectivity(power, network)
     return out
 
 

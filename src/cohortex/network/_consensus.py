@@ -32,6 +32,7 @@ from .._memory import release_free_memory
 from .._progress import progress_bar
 from ..stats._blockwise import consensus_cluster_merge, eigengene, projective_kmeans
 from ..stats._network import bicor_columns
+from ..stats._r_random import RUniform
 from ..stats._tree_cut import number_by_size
 from ._blockwise import (
     block_dissimilarity,
@@ -122,7 +123,8 @@ def consensus_modules(
     n_preclustering_centers : int, optional
         Default ``min(n_genes / 20, 100 n_genes / max_block_size)``, as R.
     seed : int, default 54321
-        The pre-clustering's random start (NumPy's generator, not R's).
+        The pre-clustering's random start: R's ``set.seed(seed); sample(n_genes)``, as
+        ``consensusProjectiveKMeans`` draws it.
     calibration : {{"single quantile", "full quantile", "none"}}, default "single quantile"
         ``networkCalibration``: each set's TOM raised to the power that brings its
         ``calibration_quantile`` to the first set's; or the sets' TOMs quantile-normalised
@@ -307,7 +309,7 @@ def consensus_modules(
                 )
                 block_of = consensus_preclusters(
                     zs,
-                    np.random.default_rng(seed).permutation(n_genes),
+                    RUniform(seed).sample(n_genes, n_genes) - 1,
                     n_centers=centers,
                     max_block_size=max_block_size,
                     size_penalty_power=block_size_penalty_power,

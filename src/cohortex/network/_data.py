@@ -48,6 +48,7 @@ __all__ = [
     "check_choice",
     "check_memory",
     "check_module_settings",
+    "refuse_undefined",
 ]
 
 _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
@@ -55,8 +56,8 @@ HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held o
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 _MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
 _MISSING_ADVICE = (
-    "network.modules(), soft_threshold() and module_edges() take missing values; otherwise "
-    "filter or impute them first"
+    "network.modules(), blockwise_modules(), soft_threshold() and module_edges() take missing "
+    "values; otherwise filter or impute them first"
 )
 
 
@@ -423,26 +424,31 @@ class GeneNetwork:
                 "does."
             )
 
-    def _pairwise(self, rows: np.ndarray | None = None) -> Any:
-        """Pearson's correlations over the samples each pair of genes both have (all rows, or
-        ``rows``); refused where a pair has fewer than 2 samples in common or does not vary
-        over them (R's NA, which no network step takes)."""
-        xp = self.xp
-        if self._pairwise_inputs is None:  # kept: soft_threshold asks a block of rows at a time
+    def pairwise_inputs(self) -> tuple[Any, Any]:
+        """The genes standardised by their own means and sds over the samples they have (0
+        where missing) and their presence (1, else 0): :func:`pairwise_correlation`'s inputs,
+        kept for later calls (soft_threshold asks a block of rows at a time).
+
+        Returns
+        -------
+        tuple of two arrays of shape (n_samples, n_genes), float64, on the cohort's device
+        """
+        if self._pairwise_inputs is None:
+            xp = self.xp
             values = self.read()
             present = ~xp.isnan(values)
             z = xp.where(present, (values - xp.asarray(self.mean)) / xp.asarray(self.sd), 0.0)
             self._pairwise_inputs = (z, present.astype(xp.float64))
-        standardised, present = self._pairwise_inputs
+        return self._pairwise_inputs
+
+    def _pairwise(self, rows: np.ndarray | None = None) -> Any:
+        """Pearson's correlations over the samples each pair of genes both have (all rows, or
+        ``rows``); refused where a pair has fewer than 2 samples in common or does not vary
+        over them (R's NA, which no network step takes)."""
+        standardised, present = self.pairwise_inputs()
         out = pairwise_correlation(standardised, present, rows)
-        if bool(xp.isnan(out).any()):
-            i, j = np.argwhere(np.asarray(to_host(xp.isnan(out))))[0]
-            first = self.gene_ids[i if rows is None else rows[i]]
-            raise CohortexError(
-                f"{self.who}(): genes {first} and {self.gene_ids[j]} share fewer than 2 "
-                "samples with values (or do not vary over those): their correlation is "
-                "undefined. Leave out genes with many missing values first."
-            )
+        row_ids = self.gene_ids if rows is None else self.gene_ids[rows]
+        refuse_undefined(out, row_ids, self.gene_ids, self.who)
         return out
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
@@ -464,6 +470,29 @@ class GeneNetwork:
             for _, values in self._blocks("eigengenes")
         ]
         return np.concatenate(parts, axis=0)
+
+
+def refuse_undefined(
+    correlation: Any, row_ids: np.ndarray, column_ids: np.ndarray, who: str
+) -> None:
+    """Refuse correlations over the samples two genes share that are undefined (NaN).
+
+    Parameters
+    ----------
+    correlation : array of shape (m, k)
+    row_ids, column_ids : ndarray of str, shapes (m,) and (k,)
+        The genes of its rows and columns.
+    who : str
+    """
+    xp = namespace(correlation)
+    undefined = xp.isnan(correlation)
+    if bool(undefined.any()):
+        i, j = np.argwhere(np.asarray(to_host(undefined)))[0]
+        raise CohortexError(
+            f"{who}(): genes {row_ids[i]} and {column_ids[j]} share fewer than 2 samples with "
+            "values (or do not vary over those): their correlation is undefined. Leave out "
+            "genes with many missing values first."
+        )
 
 
 def _check_memory(

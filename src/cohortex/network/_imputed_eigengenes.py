@@ -18,7 +18,7 @@ import numpy as np
 from ..stats._impute import knn_imputable, knn_impute
 from ..stats._network import pairwise_correlation
 
-__all__ = ["Eigengenes", "imputed_eigengenes", "pairwise_columns"]
+__all__ = ["Eigengenes", "imputed_eigengenes", "pairwise_columns", "scale_columns"]
 
 _HUB_POWER = 6.0  # moduleEigengenes' softPower: the fallback's adjacency
 _NEIGHBOURS = 10  # moduleEigengenes' impute.knn(k = min(10, genes - 1))
@@ -72,13 +72,13 @@ def _eigengene(module: np.ndarray) -> tuple[np.ndarray, float, bool]:
         if not knn_imputable(missing):
             return _hub_eigengene(module)
         module = knn_impute(module, k=min(_NEIGHBOURS, m - 1))
-    scaled = _scale(module.T).T
+    scaled = scale_columns(module.T).T
     if not np.isfinite(scaled).all():
         return _hub_eigengene(scaled)
     _, _, vt = np.linalg.svd(scaled, full_matrices=False)
     vector = vt[0]
     var_explained = float(np.mean(_correlations(vector, scaled.T) ** 2))
-    average = np.mean(_scale(scaled.T), axis=1)
+    average = np.mean(scale_columns(scaled.T), axis=1)
     return _aligned(vector, average), var_explained, False
 
 
@@ -86,7 +86,7 @@ def _hub_eigengene(module: np.ndarray) -> tuple[np.ndarray, float, bool]:
     """moduleEigengenes' ``subHubs`` fallback: the scaled genes' average weighted by their
     connectivity within the module (``rowMeans(|cov|^6)^3``) and signed by their covariance
     with the hub gene, over the genes each sample has."""
-    scaled = _scale(module.T)  # samples × genes
+    scaled = scale_columns(module.T)  # samples × genes
     covariance = _pairwise_covariance(scaled)
     covariance[~np.isfinite(covariance)] = 0.0
     k = np.mean(np.abs(covariance) ** _HUB_POWER, axis=1) ** 3
@@ -110,7 +110,7 @@ def _aligned(vector: np.ndarray, average: np.ndarray) -> np.ndarray:
     return -vector if np.isfinite(agreement) and agreement < 0 else vector
 
 
-def _scale(x: np.ndarray) -> np.ndarray:
+def scale_columns(x: np.ndarray) -> np.ndarray:
     """R's ``scale()`` of the columns: centred by their means and divided by their root mean
     square (``n - 1``), both over the values present."""
     present = ~np.isnan(x)
@@ -138,7 +138,7 @@ def pairwise_columns(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     both = x if y is None else np.concatenate([x, y], axis=1)
     present = ~np.isnan(both)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(present, _scale(both), 0.0)
+        z = np.where(present, scale_columns(both), 0.0)
     z[~np.isfinite(z)] = 0.0  # a constant column: its correlations come out undefined
     if y is None:
         return pairwise_correlation(z, present.astype(np.float64))

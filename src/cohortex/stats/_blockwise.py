@@ -91,14 +91,18 @@ def eigengene(x: Any) -> tuple[Any, float]:
     return (-u if float(xp.sum(x.T @ u)) < 0 else u), value
 
 
-def aligned_first_pc(x: Any) -> Any:
+def aligned_first_pc(x: Any, *, centred: bool = True) -> Any:
     """WGCNA's ``.alignedFirstPC``: the first principal component of a set of genes, turned
     to agree with their average weighted by ``|cor|^6``.
 
     Parameters
     ----------
     x : array of shape (n_samples, m)
-        The genes, centred and of unit length.
+        The genes, centred and of unit length; or, with ``centred=False``, as they are (the
+        scaled genes imputed by projectiveKMeans, no longer centred): the component of the
+        genes as given, which is then centred and scaled to unit length, as it only ever
+        enters correlations.
+    centred : bool, default True
 
     Returns
     -------
@@ -106,8 +110,18 @@ def aligned_first_pc(x: Any) -> Any:
     """
     xp = namespace(x)
     u, _ = leading_left_vector(x)
-    cor = x.T @ u
-    if float(xp.sum(xp.abs(cor) ** _ALIGN_POWER * cor)) < 0:
+    if centred:
+        cor = x.T @ u
+        if float(xp.sum(xp.abs(cor) ** _ALIGN_POWER * cor)) < 0:
+            u = -u
+        return u
+    u = u - xp.mean(u)
+    u /= xp.sqrt(xp.sum(u * u))
+    genes = x - xp.mean(x, axis=0)
+    covariance = genes.T @ u
+    cor = covariance / xp.sqrt(xp.sum(genes * genes, axis=0))
+    # the sign of cov(pc, rowWeightedMeans(x, |cor|^6)): the weighted sum of the covariances
+    if float(xp.sum(xp.abs(cor) ** _ALIGN_POWER * covariance)) < 0:
         u = -u
     return u
 
@@ -150,6 +164,7 @@ def projective_kmeans(
     size_penalty_power: float = 5.0,
     max_iterations: int = 1000,
     mean_of_sets: bool = False,
+    pcs_of: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """WGCNA's ``projectiveKMeans`` iterations (unsigned): genes move to the centre (a
     cluster's aligned first principal component) they correlate with most, in absolute value,
@@ -171,6 +186,10 @@ def projective_kmeans(
     mean_of_sets : bool, default False
         Distances the mean over the sets rather than the largest (R's ``useMean``, its default
         beyond three sets).
+    pcs_of : sequence of arrays of shape (n_samples_s, n_genes), optional
+        The genes whose principal components are the centres, where not ``sets`` (the scaled
+        genes imputed, not centred, as projectiveKMeans takes them; ``sets`` are then their
+        standardised values).
 
     Returns
     -------
@@ -178,6 +197,7 @@ def projective_kmeans(
         0 … k' - 1 (clusters emptied on the way are dropped).
     sizes : ndarray of int, shape (k',)
     centers : list of arrays of shape (n_samples_s, k'), on the sets' device
+        Centred, of unit length.
 
     Notes
     -----
@@ -186,6 +206,7 @@ def projective_kmeans(
     (``match(changedKeep, keep)``), so it refreshes the wrong centres. This uses the positions.
     """
     xp = namespace(sets[0])
+    sources = sets if pcs_of is None else pcs_of
     membership = np.asarray(membership, dtype=np.int64).copy()
     k = int(membership.max()) + 1
     n_genes = membership.shape[0]
@@ -198,7 +219,7 @@ def projective_kmeans(
     while changed is not None and iteration < max_iterations:
         iteration += 1
         sizes = np.bincount(membership, minlength=k)
-        _refresh(sets, centers, dst, membership, changed, mean_of_sets)
+        _refresh(sets, sources, centers, dst, membership, changed, mean_of_sets)
         center_dist = distances(dst, membership, sizes, changed, center_dist)
         nearest = np.asarray(to_host(xp.argmin(dst, axis=0)), dtype=np.int64)
         nearest_dist = np.asarray(to_host(xp.min(dst, axis=0)))
@@ -231,12 +252,13 @@ def projective_kmeans(
         membership = np.searchsorted(keep, proposed)
         k = keep.shape[0]
     if changed is not None:  # stopped by max_iterations just after a move: fresh centres
-        _refresh(sets, centers, dst, membership, changed, mean_of_sets)
+        _refresh(sets, sources, centers, dst, membership, changed, mean_of_sets)
     return membership, np.bincount(membership, minlength=k), centers
 
 
 def _refresh(
     sets: Sequence[Any],
+    sources: Sequence[Any],
     centers: list[Any],
     dst: Any,
     membership: np.ndarray,
@@ -244,12 +266,13 @@ def _refresh(
     mean_of_sets: bool,
 ) -> None:
     """Recompute the ``changed`` clusters' centres and their distances ``1 - |cor|`` to every
-    gene (the largest, or the mean, over the sets), in place."""
+    gene (the largest, or the mean, over the sets), in place; the centres are the principal
+    components of ``sources``' genes."""
     xp = namespace(sets[0])
     for cluster in np.sort(changed):
         genes = xp.asarray(np.flatnonzero(membership == cluster))
-        for z, center in zip(sets, centers, strict=True):
-            center[:, int(cluster)] = aligned_first_pc(z[:, genes])
+        for z, source, center in zip(sets, sources, centers, strict=True):
+            center[:, int(cluster)] = aligned_first_pc(source[:, genes], centred=source is z)
     if changed.shape[0]:
         index = xp.asarray(changed)
         each = [1.0 - xp.abs(c[:, index].T @ z) for z, c in zip(sets, centers, strict=True)]
@@ -268,7 +291,13 @@ def _combine(each: list[Any], mean_of_sets: bool) -> Any:
 
 
 def size_restricted_merge(
-    z: Any, membership: np.ndarray, sizes: np.ndarray, centers: Any, *, max_size: int
+    z: Any,
+    membership: np.ndarray,
+    sizes: np.ndarray,
+    centers: Any,
+    *,
+    max_size: int,
+    pcs_of: Any = None,
 ) -> np.ndarray:
     """WGCNA's ``sizeRestrictedClusterMerge``: join the two closest clusters (``1 - |cor|`` of
     their centres) whose joint size stays within ``max_size``, until no two can be joined.
@@ -281,7 +310,10 @@ def size_restricted_merge(
         0 … k - 1.
     sizes : ndarray of int, shape (k,)
     centers : array of shape (n_samples, k)
+        Centred, of unit length.
     max_size : int
+    pcs_of : array of shape (n_samples, n_genes), optional
+        The genes whose principal components are the centres, as :func:`projective_kmeans`.
 
     Returns
     -------
@@ -312,7 +344,9 @@ def size_restricted_merge(
         keep, drop = int(small_index[ii]), int(small_index[jj])
         membership[membership == drop] = keep
         sizes[keep] += sizes[drop]
-        centers[:, keep] = aligned_first_pc(z[:, xp.asarray(np.flatnonzero(membership == keep))])
+        members = xp.asarray(np.flatnonzero(membership == keep))
+        source = z if pcs_of is None else pcs_of
+        centers[:, keep] = aligned_first_pc(source[:, members], centred=pcs_of is None)
         membership[membership > drop] -= 1
         remaining = xp.asarray(np.delete(np.arange(sizes.shape[0]), drop))
         centers, sizes = centers[:, remaining], np.delete(sizes, drop)

@@ -1,0 +1,132 @@
+"""Genes with missing values as WGCNA's ``blockwiseModules`` takes them: each pair correlated
+over the samples both have (``cor(use = "p")``, as its blocks' TOMs), each gene with an
+eigengene over its own samples (its kME rules and moves), and the eigengenes of modules
+imputed by impute.knn (``moduleEigengenes(impute = TRUE)``).
+
+The pre-clustering takes the genes scaled and then imputed by impute.knn, as WGCNA's
+``projectiveKMeans``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._backend import namespace, to_host
+from ..stats._impute import knn_impute
+from ..stats._network import adjacency_sums, pairwise_correlation
+from ._data import refuse_undefined
+from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns, scale_columns
+
+__all__ = ["PairwiseGenes", "imputed_scaled"]
+
+_ROW_VALUES = 1 << 22  # values of a block of rows of correlations (each six products)
+
+
+class PairwiseGenes:
+    """Genes with missing values.
+
+    Parameters
+    ----------
+    z : array of shape (n_samples, n_genes), float64
+        The genes standardised by their own means and sds, 0 where missing.
+    present : array of shape (n_samples, n_genes), float64
+        1 where a value is present, else 0.
+    measured : ndarray of shape (n_samples, n_genes), float64
+        The values, NaN where missing, on the host.
+    gene_ids : ndarray of str, shape (n_genes,)
+    who : str
+        The function that refuses undefined correlations.
+    """
+
+    def __init__(
+        self, z: Any, present: Any, measured: np.ndarray, gene_ids: np.ndarray, who: str
+    ) -> None:
+        self.z, self.present, self.measured = z, present, measured
+        self.gene_ids, self.who = gene_ids, who
+
+    def take(self, genes: np.ndarray) -> PairwiseGenes:
+        """Some of the genes."""
+        index = namespace(self.z).asarray(genes)
+        return PairwiseGenes(
+            self.z[:, index],
+            self.present[:, index],
+            self.measured[:, genes],
+            self.gene_ids[genes],
+            self.who,
+        )
+
+    def correlation(self, rows: np.ndarray | None = None) -> Any:
+        """The genes' correlations (all, or the rows of ``rows``), refused where undefined.
+
+        Returns
+        -------
+        array of shape (m, n_genes), float64, on the genes' device
+        """
+        out = pairwise_correlation(self.z, self.present, rows)
+        refuse_undefined(
+            out, self.gene_ids if rows is None else self.gene_ids[rows], self.gene_ids, self.who
+        )
+        return out
+
+    def block_correlation(self, members: np.ndarray) -> Any:
+        """The correlations among ``members`` (m, m), on the genes' device."""
+        return self.take(members).correlation()
+
+    def network_kme(self, genes: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
+        """Correlations of ``genes`` with each of ``vectors`` (n_samples,), each over the
+        samples both have: shape (len(genes), len(vectors)), on the host."""
+        return pairwise_columns(self.measured[:, genes], np.stack(vectors, axis=1))
+
+    def kme(self, vectors: np.ndarray) -> np.ndarray:
+        """Every gene's correlations with the columns of ``vectors`` (n_samples, k), over the
+        samples both have (``signedKME(use = "p")``): shape (n_genes, k), on the host."""
+        return pairwise_columns(self.measured, vectors)
+
+    def eigengene(self, genes: np.ndarray) -> np.ndarray:
+        """The eigengene of a module of ``genes``, imputed: shape (n_samples,), on the host."""
+        found = imputed_eigengenes(
+            self.measured[:, genes], np.ones(genes.shape[0], dtype=np.int64), np.array([1])
+        )
+        return found.vectors[:, 0]
+
+    def eigengenes(
+        self, labels: np.ndarray, levels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The modules' eigengenes (n_samples, k), their variance explained (k,) and whether
+        each is the hub-gene fallback (k,), on the host."""
+        found = imputed_eigengenes(self.measured, labels, levels)
+        return found.vectors, found.var_explained, found.hub
+
+    def eigengene_correlations(self, labels: np.ndarray, modules: np.ndarray) -> np.ndarray:
+        """The correlations of the modules' imputed eigengenes (mergeCloseModules' measure)."""
+        return pairwise_columns(imputed_eigengenes(self.measured, labels, modules).vectors)
+
+    def connectivity(self, power: float, network: str) -> np.ndarray:
+        """Each gene's adjacency summed over the other genes, from blocks of rows of the
+        correlations: shape (n_genes,)."""
+        n_genes = self.z.shape[1]
+        out = np.empty(n_genes)
+        step = max(1, _ROW_VALUES // max(n_genes, 1))
+        for start in range(0, n_genes, step):
+            rows = np.arange(start, min(n_genes, start + step))
+            out[rows] = np.asarray(
+                to_host(adjacency_sums(self.correlation(rows).T, power, network))
+            )
+        return out
+
+
+def imputed_scaled(measured: np.ndarray) -> np.ndarray:
+    """projectiveKMeans' genes: scaled (R's ``scale``) and imputed by impute.knn with its
+    defaults, ``t(impute.knn(t(scale(x)))$data)``.
+
+    Parameters
+    ----------
+    measured : ndarray of shape (n_samples, n_genes), NaN where missing
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_genes), float64
+    """
+    return knn_impute(scale_columns(measured).T).T.copy()
