@@ -10,10 +10,11 @@ factor through its own sigmoid). Both tools run with ``blockwiseConsensusModules
 R's reference BLAS (Debian's default) and with ``sampleForCalibration = FALSE``: the TOMs'
 95th percentiles of every entry, as cohortex takes them (R samples 20,000 entries by default).
 
-The pre-clustering draws a random start, R's from R's generator and cohortex's from NumPy's,
-so the blocks differ; cohortex is therefore run twice: from its own blocks (timed, and the
-modules compared with R's by the adjusted Rand index) and from R's blocks (the modules should
-then be R's gene for gene).
+The pre-clustering starts from R's own random draw (``set.seed(54321); sample(nGenes)``), but
+R refreshes the wrong centres after a move (see docs/from_limma.md), so the blocks may differ;
+cohortex is therefore run twice: from its own blocks (timed, and the modules compared with R's
+by the adjusted Rand index) and from R's blocks (the modules should then be R's gene for
+gene).
 
 Usage::
 

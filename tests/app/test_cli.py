@@ -1886,7 +1886,18 @@ def test_network_of_a_cohort_with_missing_values(tmp_path, capsys):
     np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
     assert expected.attrs["n_modules"] == 5 and "5 modules of 398 genes" in printed
     assert "missing values: 4.3%" in printed
-    assert main([*command, "--blockwise"]) == 2
+    # blockwiseModules takes them as well (held to WGCNA by test_missing_blockwise); the
+    # consensus of two such stores does not
+    assert main([*command, "--blockwise", "--max-block-size", "150", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    blockwise = network.blockwise_modules(
+        store, power=12, network="signed", max_block_size=150, progress=False
+    )
+    stored = read_result(store, "network")
+    np.testing.assert_array_equal(stored["label"].values, blockwise["label"].values)
+    assert blockwise.attrs["n_blocks"] == 3 and "in 3 blocks" in printed
+    assert "missing values: 4.3%" in printed and "eigengene the hub gene's: 4" in printed
+    assert main([*command, "--consensus", str(store)]) == 2
     assert "take missing values" in capsys.readouterr().err
 
 
