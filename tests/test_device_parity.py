@@ -498,6 +498,19 @@ def test_network_with_missing_values(gpu_xp, tmp_path):
         blockwise,
         rtol=1e-9,
     )
+    # blockwiseConsensusModules of its halves: each set's imputed genes pre-clustered, its
+    # pairwise correlations and TOMs on the device
+    halves = [tmp_path / "first.zarr", tmp_path / "second.zarr"]
+    for half, rows in zip(halves, (slice(0, 28), slice(28, None)), strict=True):
+        create_cohort(half, values.to_numpy()[rows], chunks=(10, 300))
+    options = {"power": 6, "max_block_size": 400}
+    consensus = network.consensus_modules(halves, device="cpu", progress=False, **options)
+    assert consensus.attrs["n_blocks"] >= 3
+    _same(
+        network.consensus_modules(halves, device="gpu", progress=False, **options),
+        consensus,
+        rtol=1e-9,
+    )
 
 
 def test_consensus_modules(gpu_xp, bladder_store):

@@ -1897,8 +1897,21 @@ def test_network_of_a_cohort_with_missing_values(tmp_path, capsys):
     np.testing.assert_array_equal(stored["label"].values, blockwise["label"].values)
     assert blockwise.attrs["n_blocks"] == 3 and "in 3 blocks" in printed
     assert "missing values: 4.3%" in printed and "eigengene the hub gene's: 4" in printed
-    assert main([*command, "--consensus", str(store)]) == 2
-    assert "take missing values" in capsys.readouterr().err
+    # and blockwiseConsensusModules: the store's samples in two halves, each its own set
+    halves = [tmp_path / "first.zarr", tmp_path / "second.zarr"]
+    for path, rows in zip(halves, (slice(0, 50), slice(50, 100)), strict=True):
+        half = tmp_path / f"{path.stem}.csv"
+        values.iloc[rows].T.to_csv(half, na_rep="NA", index_label="gene")
+        assert main(["import", str(half), str(path), "--scale", "log2"]) == 0
+    capsys.readouterr()
+    consensus = ["network", str(halves[0]), "--consensus", str(halves[1]), "--power", "12"]
+    assert main([*consensus, "--network-type", "signed", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    expected = network.consensus_modules(halves, power=12, network="signed", progress=False)
+    stored = read_result(halves[0], "network")
+    np.testing.assert_array_equal(stored["label"].values, expected["label"].values)
+    assert "first 5.0% (2 genes left out), second 3.7% (1 genes left out)" in printed
+    assert "eigengene the hub gene's: 4" in printed
 
 
 def test_network_blockwise_into_the_store(tmp_path, capsys):

@@ -17,6 +17,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from cohortex import CohortexError, network
 from cohortex.network import _consensus
+from cohortex.network._blockwise import ProductGenes
 from cohortex.network._data import GeneNetwork
 from cohortex.simulate import simulate_array
 from cohortex.stats._network import bicor_columns
@@ -324,7 +325,14 @@ def test_genes_move_to_the_module_they_follow_far_better():
     labels = np.repeat([1, 2, 1], [30, 30, 2])
     pairs = [[eigengenes[0][j], eigengenes[1][j]] for j in range(2)]
     moved = _consensus._reassign(
-        zs, labels, pairs, np.array([1, 2]), signed=False, threshold=1e-4, min_module_size=20
+        [ProductGenes(z, z, None) for z in zs],
+        labels,
+        pairs,
+        np.array([1, 2]),
+        [n, n],
+        signed=False,
+        threshold=1e-4,
+        min_module_size=20,
     )
     np.testing.assert_array_equal(moved, np.repeat([1, 2, 2, 1], [30, 30, 1, 1]))
     # the one-sided p-values of R's corPvalueFisher, intended for positive kME

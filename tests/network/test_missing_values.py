@@ -160,8 +160,10 @@ def test_module_traits_of_imputed_eigengenes(case):
 
 def test_missing_values_refused_where_not_offered():
     cohort = _cohort("missing_bladder")
-    with pytest.raises(CohortexError, match=r"missing or infinite values.*blockwise_modules\(\)"):
-        network.consensus_modules([cohort, cohort], progress=False)
+    clean = csv_cohort("simulated_expression.csv")
+    modules = pd.Series(np.arange(clean.sizes["gene"]) % 4, index=clean["gene"].values)
+    with pytest.raises(CohortexError, match=r"missing or infinite values.*consensus_modules\(\)"):
+        network.module_preservation(cohort, clean, modules, progress=False)
     with pytest.raises(CohortexError, match="missing values with Pearson's correlation only"):
         network.modules(cohort, power=6, correlation_type="bicor", progress=False)
     with pytest.raises(CohortexError, match="missing values with Pearson's correlation only"):

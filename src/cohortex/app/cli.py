@@ -2759,15 +2759,24 @@ def _network(args: argparse.Namespace) -> None:
         _save_figure(plot.dendrogram(result), args.plot, f"gene tree written to {args.plot}")
 
 
-def _print_missing(attrs: dict[str, Any]) -> None:
-    """Say how a network took the cohort's missing values, where it had any."""
-    left_out = attrs.get("n_genes_missing", 0)
-    if attrs.get("missing_share", 0.0) > 0 or left_out:
-        print(
-            f"missing values: {attrs['missing_share']:.1%} of the genes' values (each pair of "
-            f"genes correlated over the samples both have); {left_out} genes missing in half "
-            "the samples or more left out"
-        )
+def _print_missing(attrs: dict[str, Any], sets: list[str] | None = None) -> None:
+    """Say how a network took the cohort's missing values, where it had any (each set's, for
+    consensus modules)."""
+    shares = np.atleast_1d(attrs.get("missing_share", 0.0))
+    left_out = np.atleast_1d(attrs.get("n_genes_missing", 0))
+    if np.any(shares > 0) or np.any(left_out > 0):
+        how = "each pair of genes correlated over the samples both have"
+        if sets is None:
+            print(
+                f"missing values: {shares[0]:.1%} of the genes' values ({how}); {left_out[0]} "
+                "genes missing in half the samples or more left out"
+            )
+        else:
+            each = ", ".join(
+                f"{name} {share:.1%} ({left} genes left out)"
+                for name, share, left in zip(sets, shares, left_out, strict=True)
+            )
+            print(f"missing values ({how}; genes missing in half a set's samples left out): {each}")
     hubs = attrs.get("hub_eigengenes", [])
     if len(hubs):
         print(
@@ -2843,6 +2852,7 @@ def _consensus_network(args: argparse.Namespace) -> None:
         f"{attrs['power_source']}) in "
         f"{time.perf_counter() - start:.1f} s; saved as result {args.name!r}."
     )
+    _print_missing(attrs, names)
     labels = np.asarray(result["label"].values)
     own = np.searchsorted(np.asarray(result["module"].values), labels)
     kme = np.asarray(result["kme"].values)[np.arange(labels.size), own]  # (gene, set)

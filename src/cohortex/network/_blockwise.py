@@ -49,6 +49,7 @@ from ._soft_threshold import faq_power
 from ._traits import student_pvalue
 
 __all__ = [
+    "ProductGenes",
     "block_dissimilarity",
     "blockwise_modules",
     "connectivity",
@@ -256,7 +257,7 @@ def blockwise_modules(
     try:
         bar.set_postfix(step="pre-clustering")
         raw = data.read()  # one pass over the cohort
-        genes_of: _ProductGenes | PairwiseGenes
+        genes_of: ProductGenes | PairwiseGenes
         if data.missing:  # the pre-clustering takes the scaled genes, imputed
             measured = np.asarray(to_host(raw), dtype=np.float64)
             genes_of = PairwiseGenes(*data.pairwise_inputs(), measured, data.gene_ids, who)
@@ -269,7 +270,7 @@ def blockwise_modules(
             # vector
             columns = data.prepared(values=raw) if bicor else z
             prepare = partial(_prepared, max_p_outliers=max_p_outliers) if bicor else None
-            genes_of, pcs_of = _ProductGenes(z, columns, prepare), None
+            genes_of, pcs_of = ProductGenes(z, columns, prepare), None
         del raw
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
@@ -350,7 +351,7 @@ def blockwise_modules(
         eigen, var_explained, hub = genes_of.eigengenes(final, levels)
         kme = genes_of.kme(eigen)
         k_total = genes_of.connectivity(power, network)
-        k_within = _within_connectivity(genes_of, final, levels, power, network)
+        k_within = within_connectivity(genes_of, final, levels, power, network)
         del genes_of
         bar.update(1)
     finally:
@@ -500,7 +501,7 @@ def given_blocks(
 
 
 def _block_modules(
-    genes_of: _ProductGenes | PairwiseGenes,
+    genes_of: ProductGenes | PairwiseGenes,
     members: np.ndarray,
     *,
     power: float,
@@ -612,7 +613,7 @@ def cut_tree(
 
 
 def _kme_rules(
-    genes_of: _ProductGenes | PairwiseGenes,
+    genes_of: ProductGenes | PairwiseGenes,
     members: np.ndarray,
     cut: np.ndarray,
     *,
@@ -644,7 +645,7 @@ def _kme_rules(
         yield int(label), u, staying
 
 
-class _ProductGenes:
+class ProductGenes:
     """Genes without missing values as blockwise_modules correlates them: products of columns
     held in memory.
 
@@ -662,10 +663,10 @@ class _ProductGenes:
         self.z, self.columns, self.prepare = z, columns, prepare
         self.xp = namespace(z)
 
-    def take(self, genes: np.ndarray) -> _ProductGenes:
+    def take(self, genes: np.ndarray) -> ProductGenes:
         """Some of the genes."""
         index = self.xp.asarray(genes)
-        return _ProductGenes(self.z[:, index], self.columns[:, index], self.prepare)
+        return ProductGenes(self.z[:, index], self.columns[:, index], self.prepare)
 
     def block_correlation(self, members: np.ndarray) -> Any:
         """The network's correlations among ``members`` (m, m), on the genes' device."""
@@ -736,7 +737,7 @@ def module_eigengenes(z: Any, labels: np.ndarray, modules: np.ndarray) -> tuple[
 
 
 def _reassign(
-    genes_of: _ProductGenes | PairwiseGenes,
+    genes_of: ProductGenes | PairwiseGenes,
     labels: np.ndarray,
     eigengenes: list[Any],
     label_index: np.ndarray,
@@ -796,30 +797,18 @@ def connectivity(z: Any, power: float, network: str) -> np.ndarray:
     return out
 
 
-def _within_connectivity(
-    genes_of: _ProductGenes | PairwiseGenes,
+def within_connectivity(
+    genes_of: ProductGenes | PairwiseGenes,
     labels: np.ndarray,
     levels: np.ndarray,
     power: float,
     network: str,
 ) -> np.ndarray:
-    """intramodularConnectivity's kWithin (0 in modules of fewer than 3 genes, as WGCNA)."""
+    """intramodularConnectivity's kWithin: each gene's adjacency summed over its module's other
+    genes (0 in modules of fewer than 3 genes, as WGCNA); shape (n_genes,)."""
     out = np.zeros(labels.shape[0])
     for level in levels:
         genes = np.flatnonzero(labels == level)
         if genes.shape[0] >= 3:
             out[genes] = genes_of.take(genes).connectivity(power, network)
-    return out
-
-
-def within_connectivity(
-    z: Any, labels: np.ndarray, levels: np.ndarray, power: float, network: str
-) -> np.ndarray:
-    """intramodularConnectivity's kWithin (0 in modules of fewer than 3 genes, as WGCNA)."""
-    xp = namespace(z)
-    out = np.zeros(labels.shape[0])
-    for level in levels:
-        genes = np.flatnonzero(labels == level)
-        if genes.shape[0] >= 3:
-            out[genes] = connectivity(z[:, xp.asarray(genes)], power, network)
     return out

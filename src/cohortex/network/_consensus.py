@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,26 +25,27 @@ from scipy.spatial.distance import squareform
 from scipy.special import ndtr
 from threadpoolctl import threadpool_limits
 
-from .._backend import namespace, resolve_device, to_host
+from .._backend import resolve_device, to_host
 from .._cohort import CohortLike, shared_docs
 from .._errors import CohortexError
 from .._memory import release_free_memory
 from .._progress import progress_bar
-from ..stats._blockwise import consensus_cluster_merge, eigengene, projective_kmeans
+from ..stats._blockwise import consensus_cluster_merge, projective_kmeans
+from ..stats._impute import IMPUTE_SEED
 from ..stats._network import bicor_columns
 from ..stats._r_random import RUniform
 from ..stats._tree_cut import number_by_size
 from ._blockwise import (
-    block_dissimilarity,
-    connectivity,
+    ProductGenes,
     cut_tree,
     given_blocks,
-    module_eigengenes,
+    tom_of_correlation,
     tree_variables,
     within_connectivity,
 )
 from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory, check_module_settings
 from ._modules import merge_close
+from ._pairwise_genes import PairwiseGenes, imputed_scaled
 from ._soft_threshold import faq_power
 from ._traits import student_pvalue
 
@@ -101,8 +102,14 @@ def consensus_modules(
         Two or more sets of samples (paths, xarray Datasets, AnnData or arrays of shape
         (n_samples, n_genes)), named by the mapping's keys or ``set1``, ``set2``, …. Log-scale
         values (a counts cohort is first made edgeR's log-CPM with TMM factors). The genes that
-        every set holds and that vary in every set are used, in the first set's order; missing
-        or infinite values are refused.
+        every set holds and that vary in every set are used, in the first set's order; infinite
+        values are refused. Missing values are taken as ``blockwiseConsensusModules`` takes
+        them (with Pearson's correlation): genes missing in half of a set's samples or more
+        left out and samples missing half of the genes refused (``goodSamplesGenesMS``); the
+        pre-clustering takes each set's scaled genes imputed by impute.knn (and, as R, draws
+        its start from the state impute.knn leaves R's generator in); each set's TOM, the
+        consensus kME rules, the moves and kME correlate over the samples each pair has; the
+        eigengenes are those of imputed modules, with the hub-gene fallback.
     power : float or sequence of float, optional
         The soft threshold β, one for all sets or one per set. By default each set's power as
         WGCNA's FAQ advises for its number of samples (6 beyond 40 samples, R's default; 12
@@ -124,7 +131,8 @@ def consensus_modules(
         Default ``min(n_genes / 20, 100 n_genes / max_block_size)``, as R.
     seed : int, default 54321
         The pre-clustering's random start: R's ``set.seed(seed); sample(n_genes)``, as
-        ``consensusProjectiveKMeans`` draws it.
+        ``consensusProjectiveKMeans`` draws it (where a set is imputed, R's draw follows
+        impute.knn's own seed instead, and so does cohortex's).
     calibration : {{"single quantile", "full quantile", "none"}}, default "single quantile"
         ``networkCalibration``: each set's TOM raised to the power that brings its
         ``calibration_quantile`` to the first set's; or the sets' TOMs quantile-normalised
@@ -185,20 +193,24 @@ def consensus_modules(
         set's samples: ``result.isel(sample=result["sample_set"].values == name)``. Each
         block's tree as :func:`blockwise_modules`. Attrs: ``sets``, ``power`` (one per
         set), the settings, ``n_modules``, ``n_genes``, ``n_genes_not_shared`` (held by some
-        sets only, or constant in some), ``n_samples`` (one per set).
+        sets only, constant or missing in half the samples of some), ``n_genes_missing`` and
+        ``missing_share`` (one per set, as :func:`modules`), ``hub_eigengenes`` (the modules
+        whose eigengene is the hub gene's in some set), ``n_samples`` (one per set).
 
     Raises
     ------
     CohortexError
         For fewer than two sets, fewer than 4 samples in a set or 3 shared varying genes,
-        missing or infinite values, settings out of range, or the sets' genes and a block's
-        matrices beyond the machine's memory.
+        infinite values, missing values with bicor, samples missing half of the genes, two
+        genes of a block sharing fewer than 2 samples in a set, settings out of range, or the
+        sets' genes and a block's matrices beyond the machine's memory.
 
     Notes
     -----
-    Held to WGCNA 1.72 (tests/network/test_consensus_modules.py): given R's blocks, each
-    block's tree, the modules gene for gene before and after merging, and each set's
-    eigengenes to 1e-8; from R's random start, the pre-clustering's blocks. As in
+    Held to WGCNA 1.72 (tests/network/test_consensus_modules.py, and with missing values
+    tests/network/test_missing_consensus.py): given R's blocks, each block's tree, the modules
+    gene for gene before and after merging, and each set's eigengenes to 1e-8; by default, the
+    pre-clustering's blocks. As in
     :func:`blockwise_modules`, the pre-clustering refreshes the centres of the clusters that
     changed, where R refreshes those at their ranks among the changed ones.
     """
@@ -248,6 +260,7 @@ def consensus_modules(
             correlation=False,
             correlation_type=correlation_type,
             max_p_outliers=max_p_outliers,
+            missing_values=True,
         )
         for c in given
     ]
@@ -269,9 +282,10 @@ def consensus_modules(
         int(np.bincount(block_of).max()) if block_of is not None else min(max_block_size, n_genes)
     )
     on = resolve_device(device)
+    copies = 5.0 if any(n.missing for n in nets) else 2.0  # values, presence, imputed copies
     check_memory(
         who,
-        8.0 * (2.0 * sum(sizes) * n_genes + (HOST_COPIES[on] + 2.0) * largest * largest),
+        8.0 * (copies * sum(sizes) * n_genes + (HOST_COPIES[on] + 2.0) * largest * largest),
         f"holds {sum(sizes)} samples × {n_genes} genes and blocks of {largest} × {largest} genes",
         "Take smaller blocks (max_block_size=).",
     )
@@ -288,32 +302,24 @@ def consensus_modules(
     bar = progress_bar(2, who, progress, unit="step", delay=2.0)
     try:
         bar.set_postfix(step="pre-clustering")
-        # each set's standardised genes (Pearson's: eigengenes, pre-clustering, merging),
-        # its network's columns and the kME rules' (bicor's, R's cap and none)
-        zs, columns, kme_columns = [], [], []
-        for net in nets:
-            positions = net.xp.asarray(
-                pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
-            )
-            raw = net.read()[:, positions]
-            zs.append(net.standardised(raw))
-            columns.append(net.prepared(values=raw) if bicor else zs[-1])
-            uncapped = bicor and max_p_outliers < 1.0
-            kme_columns.append(net.prepared(1.0, values=raw) if uncapped else columns[-1])
-            del raw
+        sets_genes, zs, sources, imputation = _set_genes(nets, shared, bicor, max_p_outliers)
         if block_of is None:
             block_of = np.zeros(n_genes, dtype=np.int64)
             if n_genes > max_block_size:
                 centers = n_preclustering_centers or int(
                     min(n_genes / 20, 100 * n_genes / max_block_size)
                 )
+                # R draws the start after imputing, from the state impute.knn leaves
+                start = (imputation or RUniform(seed)).sample(n_genes, n_genes) - 1
                 block_of = consensus_preclusters(
                     zs,
-                    RUniform(seed).sample(n_genes, n_genes) - 1,
+                    start,
                     n_centers=centers,
                     max_block_size=max_block_size,
                     size_penalty_power=block_size_penalty_power,
+                    imputed=sources if imputation is not None else None,
                 )
+        del zs, sources
         n_blocks = int(block_of.max()) + 1
         bar.total = n_blocks + 2
         bar.update(1)
@@ -330,7 +336,7 @@ def consensus_modules(
             merge, height = np.zeros((0, 2), dtype=np.int64), np.zeros(0)
             if members.shape[0] >= 2:
                 dist = _consensus_dissimilarity(
-                    columns,
+                    [g.network for g in sets_genes],
                     members,
                     powers,
                     network=network,
@@ -359,8 +365,7 @@ def consensus_modules(
                 dynamic[members] = cut
                 for label in np.unique(cut[cut > 0]):
                     kept = _module_rules(
-                        zs,
-                        kme_columns,
+                        sets_genes,
                         members[cut == label],
                         signed=signed,
                         consensus_quantile=consensus_quantile,
@@ -372,16 +377,17 @@ def consensus_modules(
                     if kept is not None:
                         staying, us = kept
                         labels[staying] = label
-                        eigengenes.append([_prepared(u) if bicor else u for u in us])
+                        eigengenes.append(us)
                         label_index.append(int(label))
             bar.update(1)
         bar.set_postfix(step="moves, merging, kME, connectivity")
         if eigengenes and reassign_threshold > 0.0:
             labels = _reassign(
-                kme_columns,
+                [g.kme for g in sets_genes],
                 labels,
                 eigengenes,
                 np.array(label_index),
+                sizes,
                 signed=signed,
                 threshold=reassign_threshold,
                 min_module_size=min_module_size,
@@ -389,18 +395,21 @@ def consensus_modules(
         del eigengenes
 
         final = merge_close(
-            labels, merge_cut_height, partial(_eigengene_correlations, zs, consensus_quantile)
+            labels,
+            merge_cut_height,
+            partial(_eigengene_correlations, [g.pearson for g in sets_genes], consensus_quantile),
         )
         levels = np.unique(final)
-        eigen_sets, values, kme, k_total, k_within = [], [], [], [], []
-        for z, network_columns, p in zip(zs, columns, powers, strict=True):
-            eigen, eigenvalues = module_eigengenes(z, final, levels)
-            eigen_sets.append(np.asarray(to_host(eigen), dtype=np.float64))
-            values.append(eigenvalues)
-            kme.append(np.asarray(to_host(z.T @ eigen), dtype=np.float64))
-            k_total.append(connectivity(network_columns, p, network))
-            k_within.append(within_connectivity(network_columns, final, levels, p, network))
-        del zs, columns, kme_columns
+        eigen_sets, explained, hubs, kme, k_total, k_within = [], [], [], [], [], []
+        for genes_of, p in zip(sets_genes, powers, strict=True):
+            eigen, share, hub = genes_of.pearson.eigengenes(final, levels)
+            eigen_sets.append(eigen)
+            explained.append(share)
+            hubs.append(hub)
+            kme.append(genes_of.pearson.kme(eigen))
+            k_total.append(genes_of.network.connectivity(p, network))
+            k_within.append(within_connectivity(genes_of.network, final, levels, p, network))
+        del sets_genes
         bar.update(1)
     finally:
         bar.close()
@@ -421,10 +430,7 @@ def consensus_modules(
                 student_pvalue(kme_all, np.asarray(sizes)[None, None, :]),
             ),
             "size": ("module", module_sizes),
-            "var_explained": (
-                ("module", "set"),
-                np.column_stack(values) / module_sizes[:, None],
-            ),
+            "var_explained": (("module", "set"), np.column_stack(explained)),
             "eigengene": (("sample", "module"), np.concatenate(eigen_sets, axis=0)),
             **tree_variables(trees),
             "sample_set": ("sample", np.repeat(np.asarray(names), sizes)),
@@ -464,11 +470,63 @@ def consensus_modules(
             "n_modules": int(np.sum(levels > 0)),
             "n_genes": n_genes,
             "n_genes_not_shared": int(all_ids.shape[0] - n_genes),
+            "n_genes_missing": [n.n_sparse for n in nets],
+            "missing_share": [n.missing_share for n in nets],
+            "hub_eigengenes": [int(level) for level in levels[np.any(hubs, axis=0)]],
             "n_samples": [int(n) for n in sizes],
             "transform": nets[0].transform,
         },
     )
     return _with_shared_sample_variables(result, nets)
+
+
+class _SetGenes(NamedTuple):
+    """A set's genes in the roles consensus modules give them (one object for all three where
+    the set has missing values)."""
+
+    network: ProductGenes | PairwiseGenes  # the TOMs and connectivities
+    kme: ProductGenes | PairwiseGenes  # the kME rules and moves (bicor's without a cap)
+    pearson: ProductGenes | PairwiseGenes  # eigengenes, their merging and kME
+
+
+def _set_genes(
+    nets: list[GeneNetwork], shared: np.ndarray, bicor: bool, max_p_outliers: float
+) -> tuple[list[_SetGenes], list[Any], list[Any], RUniform | None]:
+    """Each set's shared genes in memory: their roles, their standardised values for the
+    pre-clustering and its principal components' genes (the scaled genes imputed where a set
+    misses values, as consensusProjectiveKMeans), and R's generator as the last imputation
+    left it (None: no set was imputed)."""
+    sets_genes, zs, sources = [], [], []
+    imputation: RUniform | None = None
+    for net in nets:
+        positions = pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
+        index = net.xp.asarray(positions)
+        raw = net.read()[:, index]
+        if bool(net.xp.isnan(raw).any()):
+            measured = np.asarray(to_host(raw), dtype=np.float64)
+            z_all, present = net.pairwise_inputs()
+            genes = PairwiseGenes(z_all[:, index], present[:, index], measured, shared, net.who)
+            imputation = RUniform(IMPUTE_SEED)
+            source = net.xp.asarray(imputed_scaled(measured, imputation))
+            z = net.standardised(source)
+            sets_genes.append(_SetGenes(genes, genes, genes))
+        else:
+            z = net.standardised(raw)
+            columns = net.prepared(values=raw) if bicor else z
+            uncapped = bicor and max_p_outliers < 1.0
+            kme_columns = net.prepared(1.0, values=raw) if uncapped else columns
+            sets_genes.append(
+                _SetGenes(
+                    network=ProductGenes(z, columns, None),
+                    kme=ProductGenes(z, kme_columns, _prepared if bicor else None),
+                    pearson=ProductGenes(z, z, None),
+                )
+            )
+            source = z
+        zs.append(z)
+        sources.append(source)
+        del raw
+    return sets_genes, zs, sources, imputation
 
 
 def consensus_preclusters(
@@ -478,6 +536,7 @@ def consensus_preclusters(
     n_centers: int,
     max_block_size: int,
     size_penalty_power: float = 5.0,
+    imputed: Sequence[Any] | None = None,
 ) -> np.ndarray:
     """``consensusProjectiveKMeans``' blocks: k-means of the genes over the sets from a random
     start, then the smaller clusters joined while below ``max_block_size``.
@@ -485,13 +544,17 @@ def consensus_preclusters(
     Parameters
     ----------
     sets : sequence of arrays of shape (n_samples_s, n_genes)
-        Each set's genes, centred and of unit length.
+        Each set's genes, centred and of unit length (the standardised ``imputed`` genes, where
+        given).
     start : ndarray of int, shape (n_genes,)
         A permutation of 0 … n_genes - 1: gene ``g`` starts in cluster ``start[g] mod
         n_centers`` (R's ``sample(nGenes)``, less one).
     n_centers : int
     max_block_size : int
     size_penalty_power : float, default 5
+    imputed : sequence of arrays of shape (n_samples_s, n_genes), optional
+        Each set's genes whose principal components are the centres: the scaled genes imputed
+        (not centred) where the set misses values, else the set's ``sets`` array itself.
 
     Returns
     -------
@@ -507,9 +570,15 @@ def consensus_preclusters(
             preferred_size=max_block_size,
             size_penalty_power=size_penalty_power,
             mean_of_sets=mean_of_sets,
+            pcs_of=imputed,
         )
         merged = consensus_cluster_merge(
-            sets, membership, centers, max_size=max_block_size, mean_of_sets=mean_of_sets
+            sets,
+            membership,
+            centers,
+            max_size=max_block_size,
+            mean_of_sets=mean_of_sets,
+            pcs_of=imputed,
         )
     return number_by_size(merged + 1) - 1
 
@@ -589,24 +658,24 @@ def _consensus(each: list[np.ndarray], quantile: float) -> np.ndarray:
 
 
 def _prepared(u: Any) -> Any:
-    """bicor's column (no cap on outliers) of an eigengene (n_samples,)."""
-    return bicor_columns(u[:, None], 1.0)[:, 0]
+    """bicor's columns (no cap on outliers) of eigengenes (n_samples, k)."""
+    return bicor_columns(u, 1.0)
 
 
 def _eigengene_correlations(
-    zs: list[Any], consensus_quantile: float, labels: np.ndarray, modules: np.ndarray
+    sets_genes: list[ProductGenes | PairwiseGenes],
+    consensus_quantile: float,
+    labels: np.ndarray,
+    modules: np.ndarray,
 ) -> np.ndarray:
-    """The consensus over the sets of the modules' eigengenes' correlations (mergeCloseModules
-    of several sets)."""
-    each = []
-    for z in zs:
-        eigen, _ = module_eigengenes(z, labels, modules)
-        each.append(np.asarray(to_host(eigen.T @ eigen), dtype=np.float64))
+    """The consensus over the sets of the modules' eigengenes' Pearson correlations
+    (mergeCloseModules of several sets)."""
+    each = [genes.eigengene_correlations(labels, modules) for genes in sets_genes]
     return _consensus(each, consensus_quantile)
 
 
 def _consensus_dissimilarity(
-    zs: list[Any],
+    sets_genes: list[ProductGenes | PairwiseGenes],
     members: np.ndarray,
     powers: list[float],
     *,
@@ -625,9 +694,13 @@ def _consensus_dissimilarity(
     similarities: list[np.ndarray] = []
     reference = 0.0
     keep_all = consensus_quantile > 0.0 or calibration == "full quantile" or weights is not None
-    for s, (z, p) in enumerate(zip(zs, powers, strict=True)):
-        dist = block_dissimilarity(
-            z, members, power=p, network=network, tom=tom, denominator=tom_denominator
+    for s, (genes, p) in enumerate(zip(sets_genes, powers, strict=True)):
+        dist = tom_of_correlation(
+            genes.block_correlation(members),
+            power=p,
+            network=network,
+            tom=tom,
+            denominator=tom_denominator,
         )
         similarity = 1.0 - squareform(dist, checks=False)
         del dist
@@ -682,8 +755,7 @@ def quantile_normalised(columns: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _module_rules(
-    zs: list[Any],
-    kme_columns: list[Any],
+    sets_genes: list[_SetGenes],
     genes: np.ndarray,
     *,
     signed: bool,
@@ -697,17 +769,12 @@ def _module_rules(
     ``min_core_kme_size`` genes have a consensus kME above ``min_core_kme``; genes of consensus
     kME below ``min_kme_to_stay`` leave, and the module is dissolved if fewer than
     ``min_module_size`` remain. Else the genes that stay and each set's eigengene of all its
-    genes (as R keeps them). ``kme_columns``: each set's genes as columns whose products are
-    the kME's correlations (``zs`` for Pearson's, bicor's without a cap)."""
+    genes (as R keeps them)."""
     us, columns = [], []
-    for z, kme_z in zip(zs, kme_columns, strict=True):
-        index = namespace(z).asarray(genes)
-        u, _ = eigengene(z[:, index])
+    for set_genes in sets_genes:
+        u = set_genes.pearson.eigengene(genes)
         us.append(u)
-        same = kme_z is z
-        columns.append(
-            np.asarray(to_host(kme_z[:, index].T @ (u if same else _prepared(u))), dtype=np.float64)
-        )
+        columns.append(set_genes.kme.network_kme(genes, [u])[:, 0])
     kme = np.column_stack(columns)
     if not signed:
         kme = np.abs(kme)
@@ -721,10 +788,11 @@ def _module_rules(
 
 
 def _reassign(
-    zs: list[Any],
+    sets_genes: list[ProductGenes | PairwiseGenes],
     labels: np.ndarray,
     eigengenes: list[list[Any]],
     label_index: np.ndarray,
+    n_samples: list[int],
     *,
     signed: bool,
     threshold: float,
@@ -738,18 +806,16 @@ def _reassign(
     ``-2 Σ log p`` weighted by the share of sets whose kME is positive; it is compared on a
     chi-square of ``2 × n_sets`` degrees of freedom, upper tail (Fisher's method).
     """
-    n_sets = len(zs)
+    n_sets = len(sets_genes)
     assigned = np.flatnonzero(labels > 0)
     log_p = np.zeros((assigned.shape[0], label_index.shape[0]))
     signs = np.zeros_like(log_p)
-    for s, z in enumerate(zs):
-        xp = namespace(z)
-        columns = xp.stack([us[s] for us in eigengenes], axis=1)
-        kme = np.asarray(to_host(z[:, xp.asarray(assigned)].T @ columns), dtype=np.float64)
+    for s, genes in enumerate(sets_genes):
+        kme = genes.network_kme(assigned, [us[s] for us in eigengenes])
         if not signed:
             kme = np.abs(kme)
         with np.errstate(divide="ignore"):
-            log_p += -2.0 * np.log(ndtr(-np.arctanh(kme) * math.sqrt(z.shape[0] - 3)))
+            log_p += -2.0 * np.log(ndtr(-np.arctanh(kme) * math.sqrt(n_samples[s] - 3)))
         signs += np.sign(kme)
     score = log_p * (n_sets + signs) / (2 * n_sets)
     score[~np.isfinite(score)] = 0.001

@@ -56,8 +56,8 @@ HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held o
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 _MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
 _MISSING_ADVICE = (
-    "network.modules(), blockwise_modules(), soft_threshold() and module_edges() take missing "
-    "values; otherwise filter or impute them first"
+    "network.modules(), blockwise_modules(), consensus_modules(), soft_threshold() and "
+    "module_edges() take missing values; otherwise filter or impute them first"
 )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from .._backend import namespace, to_host
 from ..stats._impute import knn_impute
 from ..stats._network import adjacency_sums, pairwise_correlation
+from ..stats._r_random import RUniform
 from ._data import refuse_undefined
 from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns, scale_columns
 
@@ -117,16 +118,18 @@ class PairwiseGenes:
         return out
 
 
-def imputed_scaled(measured: np.ndarray) -> np.ndarray:
+def imputed_scaled(measured: np.ndarray, rng: RUniform | None = None) -> np.ndarray:
     """projectiveKMeans' genes: scaled (R's ``scale``) and imputed by impute.knn with its
     defaults, ``t(impute.knn(t(scale(x)))$data)``.
 
     Parameters
     ----------
     measured : ndarray of shape (n_samples, n_genes), NaN where missing
+    rng : RUniform, optional
+        R's generator set to impute.knn's seed, left in the state impute.knn leaves it.
 
     Returns
     -------
     ndarray of shape (n_samples, n_genes), float64
     """
-    return knn_impute(scale_columns(measured).T).T.copy()
+    return knn_impute(scale_columns(measured).T, rng=rng).T.copy()

@@ -370,6 +370,7 @@ def consensus_cluster_merge(
     *,
     max_size: int,
     mean_of_sets: bool = False,
+    pcs_of: Sequence[Any] | None = None,
 ) -> np.ndarray:
     """``consensusProjectiveKMeans``' merging: join the two closest clusters smaller than
     ``max_size`` (their centres' ``1 - |cor|``, the largest or the mean over the sets) whose
@@ -385,6 +386,8 @@ def consensus_cluster_merge(
         Each set's centres.
     max_size : int
     mean_of_sets : bool, default False
+    pcs_of : sequence of arrays of shape (n_samples_s, n_genes), optional
+        The genes whose principal components are the centres, as :func:`projective_kmeans`.
 
     Returns
     -------
@@ -397,6 +400,7 @@ def consensus_cluster_merge(
     more precedes it; this takes the pair's own clusters.
     """
     xp = namespace(sets[0])
+    sources = sets if pcs_of is None else pcs_of
     membership = membership.copy()
     centers = [c.copy() for c in centers]
     sizes = np.bincount(membership, minlength=centers[0].shape[1])
@@ -421,8 +425,8 @@ def consensus_cluster_merge(
         keep, drop = pair
         membership[membership == drop] = keep
         genes = xp.asarray(np.flatnonzero(membership == keep))
-        for z, center in zip(sets, centers, strict=True):
-            center[:, keep] = aligned_first_pc(z[:, genes])
+        for z, source, center in zip(sets, sources, centers, strict=True):
+            center[:, keep] = aligned_first_pc(source[:, genes], centred=source is z)
         remaining = xp.asarray(np.delete(np.arange(sizes.shape[0]), drop))
         centers = [c[:, remaining] for c in centers]
         membership[membership > drop] -= 1

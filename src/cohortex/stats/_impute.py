@@ -47,6 +47,7 @@ def knn_impute(
     col_max: float = 0.8,
     max_p: int = 1500,
     seed: int = IMPUTE_SEED,
+    rng: RUniform | None = None,
 ) -> np.ndarray:
     """``impute.knn(x, k, rowmax, colmax, maxp, rng.seed)$data``.
 
@@ -63,6 +64,9 @@ def knn_impute(
         Larger matrices are split by two-means clustering first.
     seed : int
         R's seed for the clustering's random start.
+    rng : RUniform, optional
+        R's generator, already set to ``seed``, to draw from instead: the caller then holds the
+        state impute.knn leaves R's generator in (it does not restore the one before).
 
     Returns
     -------
@@ -89,7 +93,7 @@ def knn_impute(
     values = np.where(missing, 0.0, x)
     omit = missing.sum(axis=1) > math.trunc(row_max * n)
     kept_values, kept_missing = values[~omit], missing[~omit]
-    rng = RUniform(seed)
+    rng = RUniform(seed) if rng is None else rng
     imputed = _internal(kept_values.copy(), kept_missing, k, max_p, rng)
     unresolved = np.isnan(imputed)
     if omit.any() or unresolved.any():
