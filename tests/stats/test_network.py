@@ -17,6 +17,7 @@ from cohortex.stats._network import (
     adjacency,
     connectivities,
     correlation_from_gram,
+    pairwise_adjacency_sums,
     pairwise_correlation,
     tom_dissimilarity,
 )
@@ -72,6 +73,28 @@ def test_pairwise_correlation_equals_rs_use_p(xp, monkeypatch):
     whole = to_numpy(pairwise_correlation(xp.asarray(z * present), xp.asarray(present * 1.0)))
     assert np.isnan(whole[0, 1:]).all() and np.isfinite(whole[1:, 1:]).all()
     assert np.all(np.diagonal(whole) == 1.0)
+
+
+@pytest.mark.parametrize(
+    "name, power, network",
+    [("missing_simulated", 12, "signed"), ("missing_bladder", 6, "unsigned")],
+)
+def test_pairwise_adjacency_sums_are_wgcnas_connectivity(xp, monkeypatch, name, power, network):
+    """kTotal of adjacency(use = "p") (intramodularConnectivity, make_missing_network_fixtures.R)
+    from blocks of rows of the upper triangle, a few rows a block."""
+    monkeypatch.setattr(_network, "_PAIRWISE_VALUES", 400 * 7)
+    x = pd.read_csv(WGCNA / f"{name}_expression.csv", index_col=0)
+    expected = pd.read_csv(WGCNA / f"{name}_modules.csv")
+    values = x[expected["gene"]].to_numpy()
+    present = ~np.isnan(values)
+    z = np.where(present, (values - np.nanmean(values, 0)) / np.nanstd(values, 0, ddof=1), 0.0)
+    sums = pairwise_adjacency_sums(xp.asarray(z), xp.asarray(present * 1.0), power, network)
+    np.testing.assert_allclose(to_numpy(sums), expected["k_total"], rtol=1e-12)
+    present[:, 0], present[:1, 0] = False, True  # the first gene shares one sample with each
+    sums = to_numpy(
+        pairwise_adjacency_sums(xp.asarray(z * present), xp.asarray(present * 1.0), power, network)
+    )
+    assert np.isnan(sums).all()  # every gene has an undefined pair
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -15,14 +15,12 @@ import numpy as np
 
 from .._backend import namespace, to_host
 from ..stats._impute import knn_impute
-from ..stats._network import adjacency_sums, pairwise_correlation
+from ..stats._network import pairwise_adjacency_sums, pairwise_correlation
 from ..stats._r_random import RUniform
 from ._data import refuse_undefined
 from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns, scale_columns
 
 __all__ = ["PairwiseGenes", "imputed_scaled"]
-
-_ROW_VALUES = 1 << 22  # values of a block of rows of correlations (each six products)
 
 
 class PairwiseGenes:
@@ -105,17 +103,16 @@ class PairwiseGenes:
         return pairwise_columns(imputed_eigengenes(self.measured, labels, modules).vectors)
 
     def connectivity(self, power: float, network: str) -> np.ndarray:
-        """Each gene's adjacency summed over the other genes, from blocks of rows of the
-        correlations: shape (n_genes,)."""
-        n_genes = self.z.shape[1]
-        out = np.empty(n_genes)
-        step = max(1, _ROW_VALUES // max(n_genes, 1))
-        for start in range(0, n_genes, step):
-            rows = np.arange(start, min(n_genes, start + step))
-            out[rows] = np.asarray(
-                to_host(adjacency_sums(self.correlation(rows).T, power, network))
-            )
-        return out
+        """Each gene's adjacency summed over the other genes (n_genes,), on the host; refused
+        where a pair's correlation is undefined."""
+        sums = np.asarray(
+            to_host(pairwise_adjacency_sums(self.z, self.present, power, network)),
+            dtype=np.float64,
+        )
+        undefined = np.flatnonzero(np.isnan(sums))
+        if undefined.shape[0]:
+            self.correlation(undefined[:1])  # names the pair
+        return sums
 
 
 def imputed_scaled(measured: np.ndarray, rng: RUniform | None = None) -> np.ndarray:

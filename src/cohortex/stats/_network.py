@@ -25,6 +25,7 @@ __all__ = [
     "bicor_columns",
     "connectivities",
     "correlation_from_gram",
+    "pairwise_adjacency_sums",
     "pairwise_correlation",
     "spearman_columns",
     "tom_denominator",
@@ -98,6 +99,44 @@ def pairwise_correlation(z: Any, present: Any, rows: Any = None) -> Any:
             out[block.stop :, block] = values[:, block.stop - block.start :].T
     out[xp.arange(index.shape[0]), index] = 1.0
     return out
+
+
+def pairwise_adjacency_sums(z: Any, present: Any, power: float, network: str) -> Any:
+    """Each gene's :func:`adjacency` to the other genes, summed, of :func:`pairwise_correlation`
+    (WGCNA's connectivity with missing values), from blocks of rows of the upper triangle:
+    the whole matrix is never held.
+
+    Parameters
+    ----------
+    z, present : arrays of shape (n_samples, n_genes), float64
+        As :func:`pairwise_correlation`.
+    power : float
+    network : str
+
+    Returns
+    -------
+    array of shape (n_genes,)
+        NaN for a gene that shares fewer than 2 samples with some other gene.
+    """
+    xp = namespace(z)
+    n_genes = z.shape[1]
+    squares = z * z
+    total = xp.zeros(n_genes, dtype=xp.float64)
+    rows_each = max(1, _PAIRWISE_VALUES // max(n_genes, 1))
+    for start in range(0, n_genes, rows_each):
+        block = slice(start, min(n_genes, start + rows_each))
+        later = slice(start, n_genes)
+        values = _pairwise_block(
+            (z[:, block], present[:, block], squares[:, block]),
+            (z[:, later], present[:, later], squares[:, later]),
+        )
+        m = block.stop - block.start
+        index = xp.arange(m)
+        values[index, index] = 1.0
+        weights = adjacency(values, power, network)
+        total[block] += weights.sum(axis=1)  # this block's genes with themselves and later ones
+        total[block.stop :] += weights[:, m:].sum(axis=0)  # the later genes with this block's
+    return total - 1.0
 
 
 def _pairwise_block(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> Any:
