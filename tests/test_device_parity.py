@@ -511,6 +511,24 @@ def test_network_with_missing_values(gpu_xp, tmp_path):
         consensus,
         rtol=1e-9,
     )
+    # modulePreservation of the first half's modules in the second: the quick and the exact
+    # correlations within modules on the device, the imputed eigengenes and kME on the host
+    found = network.modules(halves[0], power=6, device="cpu", progress=False)
+    for quick_cor in (1.0, 0.0):
+        runs = [
+            network.module_preservation(
+                halves[0],
+                halves[1],
+                found,
+                n_permutations=3,
+                quick_cor=quick_cor,
+                device=device,
+                progress=False,
+            )
+            for device in ("gpu", "cpu")
+        ]
+        assert runs[1].attrs["missing_share"][1] > 0.04
+        _same(runs[0], runs[1], rtol=1e-9)
 
 
 def test_consensus_modules(gpu_xp, bladder_store):

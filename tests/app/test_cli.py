@@ -1982,6 +1982,39 @@ def test_network_preservation_of_stored_modules(tmp_path, capsys):
     )
     np.testing.assert_allclose(stored["z_summary"].values, expected["z_summary"].values)
     assert "Zsummary   median rank" in printed and "gold" in printed
+    assert "missing values" not in printed
+
+
+def test_network_preservation_with_missing_values(tmp_path, capsys):
+    """network REF --preservation TEST of cohorts with missing values: said, and the API's
+    result with --quick-cor 0 (held to WGCNA by test_preservation)."""
+    from cohortex import create_cohort, network, read_result
+
+    values = pd.read_csv(
+        Path(__file__).parents[1] / "fixtures" / "wgcna" / "missing_simulated_expression.csv",
+        index_col=0,
+    )
+    reference, test = tmp_path / "ref.zarr", tmp_path / "test.zarr"
+    for path, rows in ((reference, slice(0, 50)), (test, slice(50, None))):
+        create_cohort(path, values.iloc[rows])
+    command = ["network", str(reference), "--no-progress"]
+    assert main([*command, "--power", "6", "--min-module-size", "20"]) == 0
+    capsys.readouterr()
+    options = ["--permutations", "5", "--quick-cor", "0"]
+    assert main([*command, "--preservation", str(test), *options]) == 0
+    printed = capsys.readouterr().out
+    stored = read_result(reference, "network_preservation")
+    expected = network.module_preservation(
+        reference,
+        test,
+        read_result(reference, "network"),
+        n_permutations=5,
+        quick_cor=0.0,
+        progress=False,
+    )
+    np.testing.assert_allclose(stored["z_summary"].values, expected["z_summary"].values)
+    assert "pairwise correlations within modules" in printed
+    assert "left out: 2 and 1" in printed
 
 
 def test_network_consensus_of_stores(tmp_path, capsys):

@@ -1,9 +1,11 @@
 """WGCNA's modulePreservation against WGCNA 1.72 (fixtures from
 tests/fixtures/make_preservation_fixtures.R): the simulated cohort's first 50 samples the
 reference, its last 50 the test set, its four planted modules the reference's modules; a test
-set where the 4th module's genes are shuffled; a signed network. The observed statistics are
-exact; the Z scores come from random gene sets (R's and NumPy's differ) and agree within their
-permutation error."""
+set where the 4th module's genes are shuffled; a signed network; the same halves with missing
+values (make_missing_network_fixtures.R: R's quick correlations within modules, each eigengene
+from its genes imputed, the 4th module's the hub gene's in the reference, whose first 10
+samples miss 27 of its 30 genes). The observed statistics are exact; the Z scores come from
+random gene sets (R's and NumPy's differ) and agree within their permutation error."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ CASES = {
     "unsigned": ("test", {}),
     "broken": ("broken", {}),
     "signed": ("test", {"network": "signed"}),
+    "missing": ("missing", {}),
 }
 MODULES = [0, 1, 2, 3, 4]  # the gold module is a random draw: R's and ours differ
 
@@ -51,7 +54,8 @@ def as_cohort(values: pd.DataFrame) -> xr.Dataset:
 
 
 def cohorts(which: str) -> tuple[xr.Dataset, xr.Dataset, pd.Series]:
-    values = pd.read_csv(WGCNA / "simulated_expression.csv", index_col=0)
+    source = "missing_simulated" if which == "missing" else "simulated"
+    values = pd.read_csv(WGCNA / f"{source}_expression.csv", index_col=0)
     test = values.iloc[50:]
     if which == "broken":
         test = pd.read_csv(WGCNA / "preservation_broken.csv", index_col=0)
@@ -109,6 +113,18 @@ def test_observed_statistics_equal_rs(case):
     )
 
 
+def test_missing_values_leave_out_the_genes_wgcna_does(case):
+    """Genes missing in half of either cohort's samples are left out, as the genes R was given
+    (goodSamplesGenes of each half)."""
+    name, result = case
+    if name != "missing":
+        assert result.attrs["n_genes"] == 400
+        return
+    kept = pd.read_csv(WGCNA / "preservation_missing_genes.csv")["gene"]
+    assert result.attrs["n_genes"] == kept.shape[0] == 398
+    assert int(result["size"].sel(module=0)) == r_table(name, "observed").loc[0, "moduleSize"]
+
+
 def test_median_ranks_and_log_p_as_rs(case):
     """The ranks from R's own statistics (its gold module included) are R's median ranks;
     the log10 p-values from R's Z's are R's."""
@@ -150,6 +166,42 @@ def test_z_scores_within_permutation_error_of_rs(case):
             expected = z.loc[module, theirs]
             got = float(result[ours].sel(module=module))
             assert abs(got - expected) <= 0.15 * abs(expected) + 1.0, (module, theirs)
+
+
+def test_missing_values_give_finite_z_scores_where_rs_are_infinite(case):
+    """R's impute.knn sets the random seed and leaves it set, so every one of R's permutations
+    after an imputation is the same and its Z's are infinite; the Z's held to R's above are
+    from R's run with the seed restored (make_missing_network_fixtures.R)."""
+    name, result = case
+    if name != "missing":
+        return
+    as_r = r_table(name, "z_as_r")
+    assert np.isinf(as_r.loc[MODULES, "Zsummary.pres"]).all()
+    assert np.isfinite(result["z_summary"].sel(module=MODULES)).all()
+    assert float(result["z_summary"].sel(module=0)) < 2  # grey: not preserved
+    assert float(result["z_summary"].sel(module=[1, 2, 3, 4]).min()) > 5  # the planted ones are
+
+
+def test_quick_cor_zero_correlates_each_pair_over_its_samples():
+    """quick_cor=0: the correlations within a module are pandas' (pairwise complete); the
+    default is R's quick correlation, which differs where genes miss values."""
+    reference, test, modules = cohorts("missing")
+    genes = modules.index[modules == 4]
+    exact = network.module_preservation(
+        reference, test, modules, quick_cor=0.0, n_permutations=2, progress=False
+    )
+    quick = network.module_preservation(reference, test, modules, n_permutations=2, progress=False)
+    ref = reference["expression"].to_pandas()[genes].corr().to_numpy()
+    tst = test["expression"].to_pandas()[genes].corr().to_numpy()
+    lower = np.tril_indices(genes.shape[0], -1)
+    expected = np.mean((np.sign(ref) * tst)[lower])
+    assert float(exact["mean_sign_aware_cor"].sel(module=4)) == pytest.approx(expected, rel=1e-12)
+    assert float(exact["mean_adjacency"].sel(module=4)) == pytest.approx(
+        np.mean(np.abs(tst[lower]) ** 6), rel=1e-12
+    )
+    assert abs(float(quick["mean_sign_aware_cor"].sel(module=4)) - expected) > 1e-4
+    assert exact.attrs["quick_cor"] == 0.0 and quick.attrs["quick_cor"] == 1.0
+    assert quick.attrs["n_genes_missing"] == [2, 1]  # gene 301 has no value in the first half
 
 
 def test_a_shuffled_module_is_not_preserved():
@@ -194,3 +246,5 @@ def test_refusals():
     elsewhere = test.assign_coords(gene=[f"other{i}" for i in range(test.sizes["gene"])])
     with pytest.raises(CohortexError, match="share 0"):
         network.module_preservation(reference, elsewhere, modules, progress=False)
+    with pytest.raises(CohortexError, match="'quick_cor'"):
+        network.module_preservation(reference, test, modules, quick_cor=1.5)

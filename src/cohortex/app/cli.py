@@ -962,6 +962,13 @@ def _parser() -> argparse.ArgumentParser:
         default=100,
         help="with --preservation: random gene sets per module (100)",
     )
+    nw.add_argument(
+        "--quick-cor",
+        type=float,
+        default=1.0,
+        help="with --preservation and missing values: R's quickCor (1, its default: quick "
+        "correlations within modules; 0: each pair over the samples both have)",
+    )
     nw.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     nw.add_argument(
         "--name", type=_result_name, default="network", help="result name (default network)"
@@ -2919,6 +2926,7 @@ def _preservation(args: argparse.Namespace) -> None:
         found,
         n_permutations=args.permutations,
         network=str(found.attrs.get("network", "unsigned")),
+        quick_cor=args.quick_cor,
         device=args.device,
         progress=args.progress,
     )
@@ -2930,6 +2938,14 @@ def _preservation(args: argparse.Namespace) -> None:
         f"{args.permutations} permutations) in {time.perf_counter() - start:.1f} s; saved as "
         f"result {name!r}."
     )
+    shares, left_out = result.attrs["missing_share"], result.attrs["n_genes_missing"]
+    if max(shares) > 0 or max(left_out) > 0:
+        how = "quick" if result.attrs["quick_cor"] > 0 else "pairwise"
+        print(
+            f"missing values: {shares[0]:.1%} of the reference's values, {shares[1]:.1%} of the "
+            f"test cohort's ({how} correlations within modules, eigengenes of imputed genes); "
+            f"genes missing in half the samples left out: {left_out[0]} and {left_out[1]}"
+        )
     print("  module   genes   Zsummary   median rank   verdict")
     for module in result["module"].values:
         row = result.sel(module=module)

@@ -219,7 +219,6 @@ def blockwise_modules(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
-        missing_values=True,
     )
     bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes

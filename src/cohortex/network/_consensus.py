@@ -260,7 +260,6 @@ def consensus_modules(
             correlation=False,
             correlation_type=correlation_type,
             max_p_outliers=max_p_outliers,
-            missing_values=True,
         )
         for c in given
     ]

@@ -5,10 +5,9 @@ the co-moments of the standardised genes, a block of samples at a time, summed i
 genes × genes matrix on the cohort's device. A third pass, :meth:`GeneNetwork.scores`, turns
 gene weights into per-sample scores (the module eigengenes).
 
-Where the caller takes missing values (``missing_values=True``) and the cohort has some, the
-genes are held in memory and each pair correlated over the samples both have (R's ``cor(use =
-"p")``, as WGCNA's ``adjacency`` and ``pickSoftThreshold``); genes and samples are first checked
-as WGCNA's ``goodSamplesGenes``.
+Where the cohort has missing values, the genes are held in memory and each pair correlated over
+the samples both have (R's ``cor(use = "p")``, as WGCNA's ``adjacency`` and
+``pickSoftThreshold``); genes and samples are first checked as WGCNA's ``goodSamplesGenes``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from .._cohort import (
     CohortLike,
     CohortMatrix,
     as_cohort_matrix,
-    finite_gene_moments,
     present_gene_moments,
 )
 from .._constants import CORRELATION_TYPES, NETWORK_TYPES, TOM_DENOMINATORS, TOM_TYPES
@@ -55,10 +53,7 @@ _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
 HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 _MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
-_MISSING_ADVICE = (
-    "network.modules(), blockwise_modules(), consensus_modules(), soft_threshold() and "
-    "module_edges() take missing values; otherwise filter or impute them first"
-)
+_INFINITE_ADVICE = "make them missing (NaN), which the network functions take, or filter them"
 
 
 def check_choice(who: str, name: str, value: Any, allowed: tuple[Any, ...]) -> None:
@@ -158,7 +153,6 @@ class GeneNetwork:
         correlation: bool = True,
         correlation_type: str = "pearson",
         max_p_outliers: float = 1.0,
-        missing_values: bool = False,
     ) -> GeneNetwork:
         """Read the cohort's moments, choose the genes and compute their correlations.
 
@@ -166,9 +160,9 @@ class GeneNetwork:
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
         capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
-        medians and ranks need whole genes). ``missing_values`` takes missing values (with
-        Pearson's correlation only): genes with too many are left out, and samples missing
-        half of the genes refused, as WGCNA's ``goodSamplesGenes``.
+        medians and ranks need whole genes). Missing values are taken (with Pearson's
+        correlation only): genes with too many are left out, and samples missing half of the
+        genes refused, as WGCNA's ``goodSamplesGenes``.
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
         if not 0.0 < max_p_outliers <= 1.0:
@@ -190,15 +184,10 @@ class GeneNetwork:
             raise CohortexError(f"{who}() needs at least 4 samples; got {n}.")
         on = resolve_device(device)
         x = dask_on(data.matrix, on, MEMORY_CHUNKS).astype(np.float64)
-        if missing_values:
-            mean, variance, count = present_gene_moments(x, who, _MISSING_ADVICE, progress)
-            sparse = (n - count >= n / 2.0) | (count < _MIN_PRESENT)
-            keep = ~sparse & (variance > 0.0)
-            n_sparse = int(sparse.sum())
-        else:
-            mean, variance = finite_gene_moments(x, who, _MISSING_ADVICE, progress=progress)
-            keep = variance > 0.0
-            count, n_sparse = np.full(n_total, float(n)), 0
+        mean, variance, count = present_gene_moments(x, who, _INFINITE_ADVICE, progress)
+        sparse = (n - count >= n / 2.0) | (count < _MIN_PRESENT)
+        keep = ~sparse & (variance > 0.0)
+        n_sparse = int(sparse.sum())
         n_constant = int(n_total - keep.sum() - n_sparse)
         if gene_ids is not None:
             wanted = np.isin(data.gene_ids.astype(str), np.asarray(gene_ids).astype(str))

@@ -75,7 +75,6 @@ def module_edges(
         correlation=False,
         correlation_type=str(modules.attrs.get("correlation_type", "pearson")),
         max_p_outliers=float(modules.attrs.get("max_p_outliers", 1.0)),
-        missing_values=True,
     )
     position = {g: i for i, g in enumerate(data.gene_ids.astype(str))}
     members = np.flatnonzero(np.asarray(modules["label"].values) == module)

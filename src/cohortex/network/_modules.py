@@ -188,7 +188,6 @@ def modules(
         who=who,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
-        missing_values=True,
     )
     correlation = data.correlation  # the adjacency's: Pearson's or bicor
     if power is None:

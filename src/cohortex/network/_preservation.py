@@ -31,8 +31,9 @@ from .._constants import NETWORK_TYPES
 from .._errors import CohortexError
 from .._progress import progress_bar
 from ..stats._blockwise import eigengene
-from ..stats._network import adjacency
-from ._data import GeneNetwork, check_choice, check_memory
+from ..stats._network import adjacency, pairwise_correlation
+from ._data import GeneNetwork, check_choice, check_memory, refuse_undefined
+from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns
 
 __all__ = ["GOLD", "log10_pvalues", "median_ranks", "module_preservation"]
 
@@ -55,6 +56,7 @@ def module_preservation(
     max_module_size: int = 1000,
     max_gold_module_size: int = 1000,
     seed: int = 12345,
+    quick_cor: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -65,7 +67,10 @@ def module_preservation(
     ----------
     reference, test : path, xarray.Dataset, AnnData or array of shape (n_samples, n_genes)
         Log-scale values of the cohort the modules were found in and of the cohort they are
-        looked for in; the genes both hold (and that vary in both) are used.
+        looked for in; the genes both hold (and that vary in both) are used. Missing values
+        are taken as modulePreservation takes them (see ``quick_cor``; each gene set's
+        eigengene from its genes imputed by impute.knn, as :func:`modules`); genes missing in
+        half of either cohort's samples or more are left out, as WGCNA's ``goodGenes``.
     modules : xarray.Dataset or pandas.Series
         :func:`modules` or :func:`blockwise_modules` of the reference (its ``label``), or each
         gene's module (0: none) indexed by gene.
@@ -80,6 +85,12 @@ def module_preservation(
     seed : int, default 12345
         Of NumPy's generator for the gold module, the samples of large modules and the
         permutations.
+    quick_cor : float, default 1.0
+        With missing values, R's ``quickCor``: the correlations within each module of genes
+        missing at most that share of the samples are taken from each gene's own mean and
+        spread, missing values left out of the products (R's default, fast and approximate);
+        0 correlates every pair over the samples both have. kME and the eigengenes'
+        correlations are always exact.
     {device}
     progress : bool, optional
 
@@ -97,20 +108,23 @@ def module_preservation(
         statistics' one-sided normal log10 p-values); the same statistics in the reference
         itself (``quality_median_rank``, ``quality_z_summary``, ``quality_<statistic>``). Attrs:
         ``n_permutations``, ``network``, ``n_genes``, ``n_samples_reference``,
-        ``n_samples_test``, ``seed``.
+        ``n_samples_test``, ``seed``, ``quick_cor``; ``n_genes_missing`` (genes left out for
+        missing values) and ``missing_share`` (of the other genes' values), each a list of
+        the reference's and the test cohort's.
 
     Raises
     ------
     CohortexError
         For fewer than 2 permutations, a single module, cohorts that share fewer than 3 genes,
-        or settings out of range.
+        samples missing half of the genes, or settings out of range.
 
     Notes
     -----
     Held to WGCNA 1.72 (tests/network/test_preservation.py): the observed statistics of every
     module (and grey) to 1e-10, the median ranks from the same statistics, the log10 p-values
     from the same Z's; the Z's themselves, which come from random gene sets (NumPy's here,
-    R's there), within their permutation error. Where a module exceeds ``max_module_size``, R
+    R's there), within their permutation error; with missing values the same
+    (make_missing_network_fixtures.R). Where a module exceeds ``max_module_size``, R
     permutes the first genes of the whole test cohort; this permutes the genes kept.
     """
     who = "module_preservation"
@@ -125,12 +139,22 @@ def module_preservation(
             f"{who}(): max_module_size and max_gold_module_size must be at least 3; got "
             f"{max_module_size} and {max_gold_module_size}."
         )
+    if not 0.0 <= quick_cor <= 1.0:
+        raise CohortexError(
+            f"The 'quick_cor' parameter of {who}() is a share of the samples, in [0, 1]; got "
+            f"{quick_cor}."
+        )
     labels_of = _labels(modules, who)
-    ref = GeneNetwork.build(
-        reference, genes=None, device=device, progress=progress, who=who, correlation=False
-    )
-    tst = GeneNetwork.build(
-        test, genes=None, device=device, progress=progress, who=who, correlation=False
+    ref, tst = (
+        GeneNetwork.build(
+            cohort,
+            genes=None,
+            device=device,
+            progress=progress,
+            who=who,
+            correlation=False,
+        )
+        for cohort in (reference, test)
     )
     ref_ids, test_ids = ref.gene_ids.astype(str), tst.gene_ids.astype(str)
     common = np.isin(ref_ids, test_ids) & np.isin(ref_ids, labels_of.index.to_numpy())
@@ -150,12 +174,15 @@ def module_preservation(
         "Take fewer genes (the modules' genes and a sample of the rest).",
     )
     position = {g: i for i, g in enumerate(test_ids)}
-    xp = ref.xp
-    z_ref = ref.standardised()[:, xp.asarray(np.flatnonzero(common))]
-    z_test = tst.standardised()[:, xp.asarray(np.array([position[g] for g in genes]))]
-
+    calculator = _Calculator(
+        _genes_of(ref, np.flatnonzero(common), quick_cor),
+        _genes_of(tst, np.array([position[g] for g in genes]), quick_cor),
+        colors,
+        network,
+        max_module_size,
+        max_gold_module_size,
+    )
     rng = np.random.default_rng(seed)
-    calculator = _Calculator(z_ref, z_test, colors, network, max_module_size, max_gold_module_size)
     permuted: list[dict[str, np.ndarray]] = []
     bar = progress_bar(n_permutations, who, progress, unit="permutation", delay=2.0)
     # many small products and eigenproblems: one BLAS thread (NumPy's and SciPy's OpenBLAS
@@ -168,7 +195,9 @@ def module_preservation(
                 bar.update(1)
     finally:
         bar.close()
-    return _result(observed, permuted, calculator, ref, tst, network, n_permutations, seed)
+    return _result(
+        observed, permuted, calculator, ref, tst, network, n_permutations, seed, quick_cor
+    )
 
 
 def _labels(modules: xr.Dataset | pd.Series, who: str) -> pd.Series:
@@ -197,20 +226,135 @@ def _labels(modules: xr.Dataset | pd.Series, who: str) -> pd.Series:
     )
 
 
+def _genes_of(network: GeneNetwork, columns: np.ndarray, quick_cor: float) -> _Genes:
+    """The genes ``columns`` of a cohort, as its statistics take them."""
+    if not network.missing:
+        return _Standardised(network.standardised()[:, network.xp.asarray(columns)])
+    return _Pairwise.of(network, quick_cor).take(columns)
+
+
+class _Standardised:
+    """A cohort's genes without missing values, centred and of unit length: every statistic
+    is a product of them."""
+
+    def __init__(self, z: Any) -> None:
+        self.z = z  # (n_samples, n_genes), on the cohort's device
+
+    def take(self, columns: np.ndarray) -> _Standardised:
+        return _Standardised(self.z[:, namespace(self.z).asarray(columns)])
+
+    def eigengenes(self, members: list[np.ndarray]) -> Any:
+        """Each gene set's eigengene, unit length: shape (n_samples, len(members))."""
+        xp = namespace(self.z)
+        return xp.stack([eigengene(self.z[:, xp.asarray(genes)])[0] for genes in members], axis=1)
+
+    def kme(self, eigengenes: Any) -> np.ndarray:
+        """Every gene's correlation with each eigengene (signedKME), on the host."""
+        return np.asarray(to_host(self.z.T @ eigengenes), dtype=np.float64)
+
+    @staticmethod
+    def eigengene_correlation(eigengenes: Any) -> np.ndarray:
+        return np.asarray(to_host(eigengenes.T @ eigengenes), dtype=np.float64)
+
+    def correlation(self, genes: np.ndarray) -> np.ndarray:
+        """The genes' correlations with each other, on the host: shape (m, m)."""
+        block = self.z[:, namespace(self.z).asarray(genes)]
+        return np.asarray(to_host(block.T @ block), dtype=np.float64)
+
+
+class _Pairwise:
+    """A cohort's genes with missing values, as modulePreservation takes them: each gene's
+    kME over its samples (``cor(use = "p")``), each gene set's eigengene from its genes imputed
+    by impute.knn (``moduleEigengenes``), and the correlations within a gene set as R's
+    ``cor(use = "p", quick = quickCor)``: a pair of genes missing at most ``quick_cor`` × the
+    samples each is correlated from each gene's own mean and spread (missing values left out
+    of the products), other pairs over the samples both have."""
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        z: Any,
+        present: Any,
+        gene_ids: np.ndarray,
+        quick: Any,
+        exact: np.ndarray,
+    ) -> None:
+        self.values = values  # (n_samples, n_genes) as measured, NaN where missing, host
+        self.z, self.present = z, present  # pairwise_correlation's inputs, on the device
+        self.gene_ids = gene_ids
+        self.quick = quick  # z of unit length: its products are R's quick correlations
+        self.exact = exact  # (n_genes,) bool: the genes whose pairs are correlated exactly
+
+    @classmethod
+    def of(cls, network: GeneNetwork, quick_cor: float) -> _Pairwise:
+        z, present = network.pairwise_inputs()
+        xp = namespace(z)
+        quick = z / xp.sqrt(xp.sum(z * z, axis=0))
+        n_missing = np.asarray(to_host(network.n_samples - present.sum(axis=0)))
+        exact = n_missing > math.floor(quick_cor * network.n_samples)
+        values = np.asarray(to_host(network.read()), dtype=np.float64)
+        return cls(values, z, present, network.gene_ids.astype(str), quick, exact)
+
+    def take(self, columns: np.ndarray) -> _Pairwise:
+        on = namespace(self.z).asarray(columns)
+        return _Pairwise(
+            self.values[:, columns],
+            self.z[:, on],
+            self.present[:, on],
+            self.gene_ids[columns],
+            self.quick[:, on],
+            self.exact[columns],
+        )
+
+    def eigengenes(self, members: list[np.ndarray]) -> np.ndarray:
+        labels = np.full(self.values.shape[1], -2, dtype=np.int64)
+        for j, genes in enumerate(members):
+            labels[genes] = j
+        own = np.concatenate(members)
+        found = imputed_eigengenes(
+            self.values[:, own], labels[own], np.arange(len(members), dtype=np.int64)
+        )
+        return found.vectors
+
+    def kme(self, eigengenes: np.ndarray) -> np.ndarray:
+        return pairwise_columns(self.values, eigengenes)
+
+    @staticmethod
+    def eigengene_correlation(eigengenes: np.ndarray) -> np.ndarray:
+        return pairwise_columns(eigengenes)
+
+    def correlation(self, genes: np.ndarray) -> np.ndarray:
+        xp = namespace(self.z)
+        on = xp.asarray(genes)
+        block = self.quick[:, on]
+        cor = np.asarray(to_host(block.T @ block), dtype=np.float64)
+        rows = np.flatnonzero(self.exact[genes])
+        if rows.shape[0]:
+            exact = pairwise_correlation(self.z[:, on], self.present[:, on], rows)
+            ids = self.gene_ids[genes]
+            refuse_undefined(exact, ids[rows], ids, "module_preservation")
+            cor[rows, :] = np.asarray(to_host(exact), dtype=np.float64)
+            cor[:, rows] = cor[rows, :].T
+        return cor
+
+
+_Genes = _Standardised | _Pairwise
+
+
 class _Calculator:
     """modulePreservation's ``.modulePreservationInternal`` and ``.coreCalcForExpr`` for one
     reference and one test cohort, observed or permuted."""
 
     def __init__(
         self,
-        z_ref: Any,
-        z_test: Any,
+        ref: _Genes,
+        test: _Genes,
         colors: np.ndarray,
         network: str,
         max_module_size: int,
         max_gold_module_size: int,
     ) -> None:
-        self.z_ref, self.z_test, self.colors, self.network = z_ref, z_test, colors, network
+        self.ref, self.test, self.colors, self.network = ref, test, colors, network
         self.power = 12.0 if network == "signed" else 6.0
         self.max_module_size = max_module_size
         n_genes = colors.shape[0]
@@ -223,7 +367,6 @@ class _Calculator:
 
     def run(self, rng: np.random.Generator, *, permuted: bool) -> dict[str, np.ndarray]:
         """One observed or permuted set of statistics, by module (``self.levels``, then gold)."""
-        xp = namespace(self.z_ref)
         n_genes = self.colors.shape[0]
         gold_ref = rng.choice(n_genes, self.gold_size, replace=False)
         gold_test = rng.choice(n_genes, self.gold_size, replace=False) if permuted else gold_ref
@@ -235,40 +378,34 @@ class _Calculator:
                 keep[rng.choice(members, self.max_module_size, replace=False)] = True
         kept = np.flatnonzero(keep)
         order = kept[rng.permutation(kept.shape[0])] if permuted else kept
-        columns = xp.asarray(np.concatenate([kept, gold_ref]))
-        ref = self.z_ref[:, columns]
-        ref_perm = self.z_ref[:, xp.asarray(np.concatenate([order, gold_test]))]
-        test = self.z_test[:, xp.asarray(np.concatenate([order, gold_test]))]
+        ref = self.ref.take(np.concatenate([kept, gold_ref]))
+        ref_perm = self.ref.take(np.concatenate([order, gold_test]))
+        test = self.test.take(np.concatenate([order, gold_test]))
         colors = np.concatenate([self.colors[kept], np.full(self.gold_size, GOLD)])
         cacheable = np.array_equal(kept, np.arange(n_genes))  # real modules fixed in ref
         return self._statistics(ref, ref_perm, test, colors, permuted, cacheable)
 
     def _statistics(
         self,
-        ref: Any,
-        ref_perm: Any,
-        test: Any,
+        ref: _Genes,
+        ref_perm: _Genes,
+        test: _Genes,
         colors: np.ndarray,
         permuted: bool,
         cacheable: bool,
     ) -> dict[str, np.ndarray]:
-        xp = namespace(ref)
         levels = np.concatenate([self.levels, [GOLD]])
         members = [np.flatnonzero(colors == level) for level in levels]
-        me_ref = xp.stack(
-            [
-                self._cached_eigengene(ref, genes, int(level), cacheable)
-                for level, genes in zip(levels, members, strict=True)
-            ],
-            axis=1,
-        )
-        me_perm = _eigengenes(ref_perm, members) if permuted else me_ref
-        me_test = _eigengenes(test, members)
-        kme_ref = np.asarray(to_host(ref.T @ me_ref), dtype=np.float64)
-        kme_perm = (
-            np.asarray(to_host(ref_perm.T @ me_perm), dtype=np.float64) if permuted else kme_ref
-        )
-        kme_test = np.asarray(to_host(test.T @ me_test), dtype=np.float64)
+        own = [
+            self._cached_eigengene(ref, genes, int(level), cacheable)
+            for level, genes in zip(levels, members, strict=True)
+        ]
+        me_ref = namespace(own[0]).stack(own, axis=1)
+        me_perm = ref_perm.eigengenes(members) if permuted else me_ref
+        me_test = test.eigengenes(members)
+        kme_ref = ref.kme(me_ref)
+        kme_perm = ref_perm.kme(me_perm) if permuted else kme_ref
+        kme_test = test.kme(me_test)
         out = {name: np.full(levels.shape[0], np.nan) for name in _OUTPUTS}
         for j, genes in enumerate(members):
             if genes.shape[0] < 2:
@@ -283,14 +420,12 @@ class _Calculator:
             level = int(levels[j])
             cor1, adj1, mar1, kim1 = self._cached_block(ref, genes, level, cacheable)
             if permuted:
-                block = ref_perm[:, xp.asarray(genes)]
-                cor2 = np.asarray(to_host(block.T @ block), dtype=np.float64)
+                cor2 = ref_perm.correlation(genes)
                 adj2 = np.asarray(to_host(adjacency(cor2, self.power, self.network)))
                 mar2 = _mar(adj2)
             else:
                 cor2, adj2, mar2 = cor1, adj1, mar1
-            block = test[:, xp.asarray(genes)]
-            cor3 = np.asarray(to_host(block.T @ block), dtype=np.float64)
+            cor3 = test.correlation(genes)
             adj3 = np.asarray(to_host(adjacency(cor3, self.power, self.network)))
             mar3 = _mar(adj3)
             lower = np.tril_indices(genes.shape[0], -1)
@@ -305,25 +440,24 @@ class _Calculator:
             out["quality_mean_adjacency"][j] = np.mean(adj2[lower])
             out["mean_adjacency"][j] = np.mean(adj3[lower])
         proper = (levels != 0) & (levels != GOLD)
-        out["quality_separability"] = _separability(me_perm, proper)
-        out["separability"] = _separability(me_test, proper)
+        out["quality_separability"] = _separability(ref_perm.eigengene_correlation(me_perm), proper)
+        out["separability"] = _separability(test.eigengene_correlation(me_test), proper)
         return out
 
-    def _cached_eigengene(self, ref: Any, genes: np.ndarray, level: int, cacheable: bool) -> Any:
+    def _cached_eigengene(self, ref: _Genes, genes: np.ndarray, level: int, cacheable: bool) -> Any:
         if level == GOLD or not cacheable:
-            return _eigengene(ref[:, namespace(ref).asarray(genes)])
+            return ref.eigengenes([genes])[:, 0]
         if level not in self.eigengenes:
-            self.eigengenes[level] = _eigengene(ref[:, namespace(ref).asarray(genes)])
+            self.eigengenes[level] = ref.eigengenes([genes])[:, 0]
         return self.eigengenes[level]
 
     def _cached_block(
-        self, ref: Any, genes: np.ndarray, level: int, cacheable: bool
+        self, ref: _Genes, genes: np.ndarray, level: int, cacheable: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The reference module's correlations, adjacency, MAR and kIM."""
         if level != GOLD and cacheable and level in self.blocks:
             return self.blocks[level]
-        block = ref[:, namespace(ref).asarray(genes)]
-        cor = np.asarray(to_host(block.T @ block), dtype=np.float64)
+        cor = ref.correlation(genes)
         adj = np.asarray(to_host(adjacency(cor, self.power, self.network)))
         found = (cor, adj, _mar(adj), adj.sum(axis=0))
         if level != GOLD and cacheable:
@@ -339,20 +473,6 @@ _OUTPUTS = (
 )
 
 
-def _eigengene(x: Any) -> Any:
-    return eigengene(x)[0]
-
-
-def _eigengenes(z: Any, members: list[np.ndarray]) -> Any:
-    xp = namespace(z)
-    return xp.stack([_eigengene(z[:, xp.asarray(genes)]) for genes in members], axis=1)
-
-
-def _products(z: Any, eigengenes: Any) -> np.ndarray:
-    """The genes' correlations with the eigengenes (signedKME), on the host."""
-    return np.asarray(to_host(z.T @ eigengenes), dtype=np.float64)
-
-
 def _cor(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's correlation of two vectors (NaN where one is constant)."""
     a, b = a - a.mean(), b - b.mean()
@@ -361,22 +481,28 @@ def _cor(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _mar(adj: np.ndarray) -> np.ndarray:
-    """WGCNA's ``.MAR``: each gene's mean adjacency ratio, ``(Σ a² - 1) / (Σ a - 1)``."""
-    denominator = adj.sum(axis=0) - 1.0
+    """WGCNA's ``.MAR``: each gene's mean adjacency ratio, ``(Σ a² - 1) / (Σ a - 1)`` with the
+    diagonal's 1 in the sums, taken here over the other genes (the same ratio without the
+    cancellation of sums near 1)."""
+    others = adj.copy()
+    np.fill_diagonal(others, 0.0)
+    denominator = others.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mar = ((adj * adj).sum(axis=0) - 1.0) / denominator
+        mar = (others * others).sum(axis=0) / denominator
     return np.where(denominator == 0, np.nan, mar)
 
 
-def _separability(eigengenes: Any, proper: np.ndarray) -> np.ndarray:
-    """1 - each module's largest eigengene correlation with a proper module (not grey or
-    gold) other than itself."""
-    cor = np.asarray(to_host(eigengenes.T @ eigengenes), dtype=np.float64)
+def _separability(cor: np.ndarray, proper: np.ndarray) -> np.ndarray:
+    """1 - each module's largest eigengene correlation (``cor``, modules × modules) with a
+    proper module (not grey or gold) other than itself: signed, in every network (R's
+    ``abs`` for ``nType == 0`` is never taken, its network types counting from 1)."""
+    cor = cor.copy()
     np.fill_diagonal(cor, 0.0)
     others = cor[:, proper]
     if others.shape[1] == 0:
         return np.full(cor.shape[0], np.nan)
-    return 1.0 - others.max(axis=1)
+    with _ignoring_empty():
+        return 1.0 - np.nanmax(others, axis=1)
 
 
 def median_ranks(table: Mapping[str, Any], columns: tuple[str, ...]) -> np.ndarray:
@@ -427,6 +553,7 @@ def _result(
     network: str,
     n_permutations: int,
     seed: int,
+    quick_cor: float,
 ) -> xr.Dataset:
     levels = np.concatenate([calculator.levels, [GOLD]])
     sizes = np.array(
@@ -490,5 +617,8 @@ def _result(
             "n_samples_reference": ref.n_samples,
             "n_samples_test": tst.n_samples,
             "seed": int(seed),
+            "quick_cor": float(quick_cor),
+            "n_genes_missing": [ref.n_sparse, tst.n_sparse],
+            "missing_share": [ref.missing_share, tst.missing_share],
         },
     )

@@ -105,7 +105,6 @@ def soft_threshold(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
-        missing_values=True,
     )
     if data.missing and data.n_samples < data.n_genes:  # R's blockSize, pair by pair
         table = fit_table_from_rows(
