@@ -15,9 +15,11 @@ from cohortex.stats import _network
 from cohortex.stats._network import (
     accumulate_gram,
     adjacency,
+    bicor_columns,
     connectivities,
     correlation_from_gram,
     pairwise_adjacency_sums,
+    pairwise_bicor,
     pairwise_correlation,
     tom_dissimilarity,
 )
@@ -73,6 +75,36 @@ def test_pairwise_correlation_equals_rs_use_p(xp, monkeypatch):
     whole = to_numpy(pairwise_correlation(xp.asarray(z * present), xp.asarray(present * 1.0)))
     assert np.isnan(whole[0, 1:]).all() and np.isfinite(whole[1:, 1:]).all()
     assert np.all(np.diagonal(whole) == 1.0)
+
+
+@pytest.mark.parametrize("cap", [1.0, 0.1])
+def test_pairwise_bicor_is_bicor_columns_of_each_pairs_samples(xp, cap):
+    """The compiled pairs against their twin, :func:`bicor_columns` of the samples both genes
+    have: ties, a median absolute deviation of 0 (Pearson's fallback) over some pairs'
+    samples, outliers past the cap, a gene without missing values, a pair sharing 1 sample."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 12))
+    x[:, 3] = np.round(x[:, 3])
+    x[:6, 4] += 10.0
+    x[rng.random(40) < 0.55, 5] = 0.0
+    missing = rng.random(x.shape) < 0.15
+    missing[:, 0] = False
+    missing[:, 10], missing[:, 11] = np.arange(40) > 20, np.arange(40) < 20
+    values = np.where(missing, np.nan, x)
+    whole = to_numpy(pairwise_bicor(xp.asarray(values), max_p_outliers=cap))
+    expected = np.eye(12)
+    for i in range(12):
+        for j in range(12):
+            shared = ~missing[:, i] & ~missing[:, j]
+            if i != j and shared.sum() >= 2:
+                columns = bicor_columns(x[shared][:, [i, j]], cap)
+                expected[i, j] = columns[:, 0] @ columns[:, 1]
+            elif i != j:
+                expected[i, j] = np.nan
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-14)
+    assert np.isnan(whole[10, 11]) and np.isfinite(np.delete(whole, [10, 11], 0)).all()
+    rows = to_numpy(pairwise_bicor(xp.asarray(values), xp.asarray([5, 0, 11]), cap))
+    np.testing.assert_array_equal(rows, whole[[5, 0, 11]])
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,7 @@ def blockwise_modules(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
+        missing_types=("pearson",),
     )
     bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes

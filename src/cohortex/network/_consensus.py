@@ -260,6 +260,7 @@ def consensus_modules(
             correlation=False,
             correlation_type=correlation_type,
             max_p_outliers=max_p_outliers,
+            missing_types=("pearson",),
         )
         for c in given
     ]

@@ -6,8 +6,9 @@ genes × genes matrix on the cohort's device. A third pass, :meth:`GeneNetwork.s
 gene weights into per-sample scores (the module eigengenes).
 
 Where the cohort has missing values, the genes are held in memory and each pair correlated over
-the samples both have (R's ``cor(use = "p")``, as WGCNA's ``adjacency`` and
-``pickSoftThreshold``); genes and samples are first checked as WGCNA's ``goodSamplesGenes``.
+the samples both have (R's ``cor(use = "p")`` or WGCNA's ``bicor(use = "p")``, as WGCNA's
+``adjacency`` and ``pickSoftThreshold``); genes and samples are first checked as WGCNA's
+``goodSamplesGenes``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..stats._network import (
     accumulate_gram,
     bicor_columns,
     correlation_from_gram,
+    pairwise_bicor,
     pairwise_correlation,
     spearman_columns,
 )
@@ -53,6 +55,11 @@ _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
 HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 _MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
+_CORRELATION_NAMES = {
+    "pearson": "Pearson's correlation",
+    "bicor": "bicor",
+    "spearman": "Spearman's",
+}
 _INFINITE_ADVICE = "make them missing (NaN), which the network functions take, or filter them"
 
 
@@ -153,6 +160,7 @@ class GeneNetwork:
         correlation: bool = True,
         correlation_type: str = "pearson",
         max_p_outliers: float = 1.0,
+        missing_types: tuple[str, ...] = ("pearson", "bicor"),
     ) -> GeneNetwork:
         """Read the cohort's moments, choose the genes and compute their correlations.
 
@@ -160,9 +168,10 @@ class GeneNetwork:
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
         capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
-        medians and ranks need whole genes). Missing values are taken (with Pearson's
-        correlation only): genes with too many are left out, and samples missing half of the
-        genes refused, as WGCNA's ``goodSamplesGenes``.
+        medians and ranks need whole genes). Missing values are taken with the correlations
+        ``missing_types`` names (each pair over the samples both have): genes with too many
+        are left out, and samples missing half of the genes refused, as WGCNA's
+        ``goodSamplesGenes``.
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
         if not 0.0 < max_p_outliers <= 1.0:
@@ -229,11 +238,12 @@ class GeneNetwork:
         network.n_sparse = n_sparse
         n_missing = float((n - count[keep]).sum())
         network.missing, network.missing_share = n_missing > 0, n_missing / (n * n_genes)
-        if network.missing and correlation_type != "pearson":
+        if network.missing and correlation_type not in missing_types:
+            taken = " or ".join(_CORRELATION_NAMES[t] for t in missing_types)
             raise CohortexError(
-                f"{who}() takes missing values with Pearson's correlation only (WGCNA's "
-                f"{correlation_type} with missing values is not offered); the cohort's genes "
-                f"miss {network.missing_share:.1%} of their values: impute them, or use "
+                f"{who}() takes missing values with {taken} ({_CORRELATION_NAMES[correlation_type]}"
+                " with missing values is not offered here); the cohort's genes miss "
+                f"{network.missing_share:.1%} of their values: impute them, or use "
                 "correlation_type='pearson'."
             )
         if correlation:
@@ -431,11 +441,14 @@ class GeneNetwork:
         return self._pairwise_inputs
 
     def _pairwise(self, rows: np.ndarray | None = None) -> Any:
-        """Pearson's correlations over the samples each pair of genes both have (all rows, or
-        ``rows``); refused where a pair has fewer than 2 samples in common or does not vary
-        over them (R's NA, which no network step takes)."""
-        standardised, present = self.pairwise_inputs()
-        out = pairwise_correlation(standardised, present, rows)
+        """The correlations (Pearson's or bicor) over the samples each pair of genes both
+        have (all rows, or ``rows``); refused where a pair has fewer than 2 samples in common
+        or does not vary over them (R's NA, which no network step takes)."""
+        if self.correlation_type == "bicor":
+            out = pairwise_bicor(self.read(), rows, self.max_p_outliers)
+        else:
+            standardised, present = self.pairwise_inputs()
+            out = pairwise_correlation(standardised, present, rows)
         row_ids = self.gene_ids if rows is None else self.gene_ids[rows]
         refuse_undefined(out, row_ids, self.gene_ids, self.who)
         return out

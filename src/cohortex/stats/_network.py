@@ -26,6 +26,7 @@ __all__ = [
     "connectivities",
     "correlation_from_gram",
     "pairwise_adjacency_sums",
+    "pairwise_bicor",
     "pairwise_correlation",
     "spearman_columns",
     "tom_denominator",
@@ -221,6 +222,39 @@ def bicor_columns(x: Any, max_p_outliers: float = 1.0) -> Any:
         prepared = xp.where(zero, pearson, robust)
         out[:, start : start + columns] = prepared / xp.sqrt(xp.sum(prepared**2, axis=0))
     return out
+
+
+def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -> Any:
+    """WGCNA's ``bicor(use = "pairwise.complete.obs")``: each pair of genes' biweight
+    midcorrelation over the samples both have, its medians and outlier caps those samples'
+    (:func:`bicor_columns` of them). Computed on the host (compiled loops: each pair's medians
+    are its own, no product gives them).
+
+    Parameters
+    ----------
+    values : array of shape (n_samples, n_genes)
+        NaN where missing.
+    rows : array of int, shape (m,), optional
+        The genes whose rows are wanted (all by default).
+    max_p_outliers : float, default 1
+
+    Returns
+    -------
+    array of shape (m, n_genes), float64, on ``values``' device
+        NaN where a pair shares fewer than 2 samples or one of them is constant over them.
+    """
+    from ._cpu.bicor import pairwise_bicor_rows, pairwise_bicor_whole
+
+    xp = namespace(values)
+    host = np.asarray(to_host(values), dtype=np.float64)
+    present = ~np.isnan(host)
+    filled = np.where(present, host, 0.0)
+    if rows is None:
+        out = pairwise_bicor_whole(filled, present, float(max_p_outliers))
+    else:
+        index = np.asarray(to_host(rows), dtype=np.int64)
+        out = pairwise_bicor_rows(filled, present, index, float(max_p_outliers))
+    return xp.asarray(out)
 
 
 def correlation_from_gram(gram: Any) -> Any:
