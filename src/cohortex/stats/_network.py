@@ -247,8 +247,8 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
 
     xp = namespace(values)
     host = np.asarray(to_host(values), dtype=np.float64)
-    present = ~np.isnan(host)
-    filled = np.where(present, host, 0.0)
+    present = np.ascontiguousarray(~np.isnan(host.T))  # gene-major: a pair reads two genes
+    filled = np.where(present, host.T, 0.0)
     if rows is None:
         out = pairwise_bicor_whole(filled, present, float(max_p_outliers))
     else:

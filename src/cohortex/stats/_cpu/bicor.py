@@ -7,6 +7,10 @@ samples, so no product of prepared columns gives them: each pair whose samples d
 gene's own prepares that gene's column again over the shared samples, as WGCNA's
 ``threadSlowCalcBicor`` (with its default ``quick = 0``). The twin is
 ``stats._network.bicor_columns`` of the pair's shared samples.
+
+Each gene's samples are sorted once, so a pair's medians, median absolute deviations and
+outlier quantiles are read from its shared values in order (no selection per pair), with R's
+type-7 interpolation and arithmetic. The arrays are gene-major: a pair reads two genes whole.
 """
 
 from __future__ import annotations
@@ -72,76 +76,174 @@ def bicor_prepare(values, count, cap, out, scratch):  # type: ignore[no-untyped-
 
 
 @njit(nogil=True, cache=True)
-def _pair(x, present, own, counts, cap, i, j, buffers):  # type: ignore[no-untyped-def]
+def _interpolate(lower, upper, h):  # type: ignore[no-untyped-def]
+    """R's type-7 step between two order statistics, as :func:`quantile_type7`."""
+    if h == 0.0 or upper == lower:
+        return lower
+    return (1.0 - h) * lower + h * upper
+
+
+@njit(nogil=True, cache=True)
+def _order_statistic(s, count, quantile):  # type: ignore[no-untyped-def]
+    """The type-7 quantile of the sorted ``s[:count]``."""
+    position = quantile * (count - 1)
+    low = int(np.floor(position))
+    return _interpolate(s[low], s[min(low + 1, count - 1)], position - low)
+
+
+@njit(nogil=True, cache=True)
+def _deviation_statistic(s, right, count, median, k):  # type: ignore[no-untyped-def]
+    """The k-th smallest (from 0) of ``|s - median|`` for sorted ``s[:count]`` whose first
+    value not below the median is ``s[right]``: the k-th of two sorted runs, ``median -
+    s[right - 1 - t]`` and ``s[right + t] - median``, by bisection of how many the first
+    run gives (a merge's branches cannot be predicted)."""
+    above = count - right
+    low, high = max(0, k + 1 - above), min(k + 1, right)
+    while low < high:
+        i = (low + high) // 2
+        if median - s[right - 1 - i] < s[right + k - i] - median:
+            low = i + 1
+        else:
+            high = i
+    best = -np.inf
+    if low > 0:
+        best = median - s[right - low]
+    if k - low >= 0:
+        best = max(best, s[right + k - low] - median)
+    return best
+
+
+@njit(nogil=True, cache=True)
+def _shared_scale(x, order, present, a, b, count_a, cap, s):  # type: ignore[no-untyped-def]
+    """``prepareColBicor``'s constants of gene a over the samples it shares with gene b, from
+    a's values in sorted order (no selection): (count, median, 9 · MAD or 0 where the MAD is
+    0, the low and high sides' outlier scales, the mean for Pearson's fallback)."""
+    count = 0
+    for t in range(count_a):  # a's sorted values, those b has
+        k = order[a, t]
+        if present[b, k]:
+            s[count] = x[a, k]
+            count += 1
+    if count < 2:
+        return count, 0.0, 0.0, 1.0, 1.0, 0.0
+    median = _order_statistic(s, count, 0.5)
+    # the absolute deviations are two sorted runs, outward from the median on each side
+    position = 0.5 * (count - 1)
+    wanted = int(np.floor(position))
+    h = position - wanted
+    right = wanted  # the first value not below the median
+    while right < count and s[right] < median:
+        right += 1
+    while right > 0 and s[right - 1] >= median:
+        right -= 1
+    lower = _deviation_statistic(s, right, count, median, wanted)
+    upper = _deviation_statistic(s, right, count, median, wanted + 1) if h > 0.0 else lower
+    mad = _interpolate(lower, upper, h)
+    if mad == 0.0:
+        mean = 0.0
+        for t in range(count):
+            mean += s[t]
+        return count, median, 0.0, 1.0, 1.0, mean / count
+    denominator = 9.0 * mad
+    low, high = _REF_UX, _REF_UX
+    if cap < 1.0:  # u is increasing in the value: its quantiles are the sorted values'
+        for side in range(2):
+            position = (cap if side == 0 else 1.0 - cap) * (count - 1)
+            index = int(np.floor(position))
+            below = (s[index] - median) / denominator
+            above = (s[min(index + 1, count - 1)] - median) / denominator
+            q = _interpolate(below, above, position - index)
+            if side == 0:
+                low = abs(min(q, -_REF_UX))
+            else:
+                high = max(q, _REF_UX)
+    return count, median, denominator, low, high, 0.0
+
+
+@njit(nogil=True, cache=True)
+def _robust(value, median, denominator, low, high, mean):  # type: ignore[no-untyped-def]
+    """A value's entry of ``prepareColBicor``'s column, before the column's scaling."""
+    if denominator == 0.0:  # MAD 0: Pearson's
+        return value - mean
+    u = (value - median) / denominator
+    u *= (_REF_UX / high, _REF_UX / low)[int(u < 0.0)]  # an index, not a branch: u's sign
+    u = min(abs(u), 1.0)  # is a coin toss to the processor
+    weight = 1.0 - u * u
+    return (value - median) * (weight * weight)
+
+
+@njit(nogil=True, cache=True)
+def _pair(x, present, order, own, counts, defined, cap, i, j, s):  # type: ignore[no-untyped-def]
     """The bicor of genes i and j over their shared samples (NaN where undefined)."""
-    n = x.shape[0]
-    if counts[i] == n and counts[j] == n:  # no missing values: the genes' own columns
+    n = x.shape[1]
+    both = defined[i] and defined[j]
+    if both and counts[i] == n and counts[j] == n:  # no missing values: their own columns
         total = 0.0
         for k in range(n):
-            total += own[k, i] * own[k, j]
+            total += own[i, k] * own[j, k]
         return total
-    a, b, prepared_a, prepared_b, scratch = buffers
-    shared = 0
-    for k in range(n):
-        if present[k, i] and present[k, j]:
-            a[shared] = x[k, i]
-            b[shared] = x[k, j]
-            shared += 1
+    shared, median_i, scale_i, low_i, high_i, mean_i = _shared_scale(
+        x, order, present, i, j, counts[i], cap, s
+    )
     if shared < 2:
         return np.nan
-    if shared == counts[i] and shared == counts[j]:  # the same samples: their own columns
+    if both and shared == counts[i] and shared == counts[j]:  # the same samples: own columns
         total = 0.0
         for k in range(n):
-            total += own[k, i] * own[k, j]
+            total += own[i, k] * own[j, k]
         return total
-    if not (
-        bicor_prepare(a, shared, cap, prepared_a, scratch)
-        and bicor_prepare(b, shared, cap, prepared_b, scratch)
-    ):
+    _, median_j, scale_j, low_j, high_j, mean_j = _shared_scale(
+        x, order, present, j, i, counts[j], cap, s
+    )
+    products, squares_i, squares_j = 0.0, 0.0, 0.0
+    for k in range(n):
+        if present[i, k] and present[j, k]:
+            a = _robust(x[i, k], median_i, scale_i, low_i, high_i, mean_i)
+            b = _robust(x[j, k], median_j, scale_j, low_j, high_j, mean_j)
+            products += a * b
+            squares_i += a * a
+            squares_j += b * b
+    if squares_i == 0.0 or squares_j == 0.0:
         return np.nan
-    total = 0.0
-    for k in range(shared):
-        total += prepared_a[k] * prepared_b[k]
-    return total
+    return products / (np.sqrt(squares_i) * np.sqrt(squares_j))
 
 
 @njit(nogil=True, cache=True)
 def _own_columns(x, present, cap):  # type: ignore[no-untyped-def]
-    """Each gene prepared over its own samples (0 where missing), and its count of samples:
-    -1 for a gene constant over them, so that no pair takes its column."""
-    n, genes = x.shape
-    own = np.zeros((n, genes))
+    """Each gene prepared over its own samples (0 where missing), gene-major; its count of samples;
+    whether that column is defined (not so for a gene constant over them: no pair takes it);
+    and its samples in increasing order of value (the first ``count`` of each column)."""
+    genes, n = x.shape
+    own = np.zeros((genes, n))
     counts = np.zeros(genes, dtype=np.int64)
+    defined = np.zeros(genes, dtype=np.bool_)
+    order = np.zeros((genes, n), dtype=np.int64)
     values, prepared, scratch = np.empty(n), np.empty(n), np.empty(n)
+    samples = np.empty(n, dtype=np.int64)
     for g in range(genes):
         count = 0
         for k in range(n):
-            if present[k, g]:
-                values[count] = x[k, g]
+            if present[g, k]:
+                values[count] = x[g, k]
+                samples[count] = k
                 count += 1
         counts[g] = count
-        if not bicor_prepare(values, count, cap, prepared, scratch):
-            counts[g] = -1
-            continue
-        used = 0
-        for k in range(n):
-            if present[k, g]:
-                own[k, g] = prepared[used]
-                used += 1
-    return own, counts
+        ranks = np.argsort(values[:count], kind="mergesort")
+        for t in range(count):
+            order[g, t] = samples[ranks[t]]
+        defined[g] = bicor_prepare(values, count, cap, prepared, scratch)
+        if defined[g]:
+            for t in range(count):
+                own[g, samples[t]] = prepared[t]
+    return own, counts, defined, order
 
 
 @njit(nogil=True, cache=True)
-def _buffers(n):  # type: ignore[no-untyped-def]
-    return np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-
-
-@njit(nogil=True, cache=True)
-def _upper_row(x, present, own, counts, cap, i, out, buffers):  # type: ignore[no-untyped-def]
+def _upper_row(x, present, order, own, counts, defined, cap, i, out, s):  # type: ignore[no-untyped-def]
     """Row i of the upper triangle, mirrored into column i."""
     out[i, i] = 1.0
-    for j in range(i + 1, x.shape[1]):
-        value = _pair(x, present, own, counts, cap, i, j, buffers)
+    for j in range(i + 1, x.shape[0]):
+        value = _pair(x, present, order, own, counts, defined, cap, i, j, s)
         out[i, j] = value
         out[j, i] = value
 
@@ -152,9 +254,10 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, n_genes), float64
-        Any value where missing.
-    present : ndarray of shape (n_samples, n_genes), bool
+    x : ndarray of shape (n_genes, n_samples), float64
+        Gene-major (each gene's samples contiguous: every pair reads two genes whole).
+        Finite where present, any value where missing.
+    present : ndarray of shape (n_genes, n_samples), bool
     cap : float
         ``maxPOutliers``.
 
@@ -163,14 +266,14 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
     ndarray of shape (n_genes, n_genes), float64
         NaN where a pair shares fewer than 2 samples or a gene is constant over them.
     """
-    genes = x.shape[1]
-    own, counts = _own_columns(x, present, cap)
+    genes = x.shape[0]
+    own, counts, defined, order = _own_columns(x, present, cap)
     out = np.empty((genes, genes))
     for p in numba.prange((genes + 1) // 2):  # rows p and genes-1-p: genes-1 pairs each
-        buffers = _buffers(x.shape[0])
-        _upper_row(x, present, own, counts, cap, p, out, buffers)
+        s = np.empty(x.shape[1])
+        _upper_row(x, present, order, own, counts, defined, cap, p, out, s)
         if genes - 1 - p != p:
-            _upper_row(x, present, own, counts, cap, genes - 1 - p, out, buffers)
+            _upper_row(x, present, order, own, counts, defined, cap, genes - 1 - p, out, s)
     return out
 
 
@@ -178,12 +281,14 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
 def pairwise_bicor_rows(x, present, rows, cap):  # type: ignore[no-untyped-def]
     """:func:`pairwise_bicor_whole`'s rows ``rows`` (ndarray of int, shape (m,)): an array
     of shape (m, n_genes), 1 at each row's own gene."""
-    genes = x.shape[1]
-    own, counts = _own_columns(x, present, cap)
+    genes = x.shape[0]
+    own, counts, defined, order = _own_columns(x, present, cap)
     out = np.empty((rows.shape[0], genes))
     for r in numba.prange(rows.shape[0]):
-        buffers = _buffers(x.shape[0])
+        s = np.empty(x.shape[1])
         i = rows[r]
         for j in range(genes):
-            out[r, j] = 1.0 if j == i else _pair(x, present, own, counts, cap, i, j, buffers)
+            out[r, j] = (
+                1.0 if j == i else _pair(x, present, order, own, counts, defined, cap, i, j, s)
+            )
     return out
