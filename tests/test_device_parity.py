@@ -495,13 +495,18 @@ def test_network_with_missing_values(gpu_xp, tmp_path):
     )
     # blockwiseModules: the pre-clustering of the imputed genes, each block's pairwise
     # correlations and TOM, and the connectivities on the device
-    blockwise = network.blockwise_modules(path, max_block_size=400, device="cpu", progress=False)
-    assert blockwise.attrs["n_blocks"] >= 3
-    _same(
-        network.blockwise_modules(path, max_block_size=400, device="gpu", progress=False),
-        blockwise,
-        rtol=1e-9,
-    )
+    for options in ({}, {"correlation_type": "bicor", "max_p_outliers": 0.05}):
+        blockwise = network.blockwise_modules(
+            path, max_block_size=400, device="cpu", progress=False, **options
+        )
+        assert blockwise.attrs["n_blocks"] >= 3
+        _same(
+            network.blockwise_modules(
+                path, max_block_size=400, device="gpu", progress=False, **options
+            ),
+            blockwise,
+            rtol=1e-9,
+        )
     # blockwiseConsensusModules of its halves: each set's imputed genes pre-clustered, its
     # pairwise correlations and TOMs on the device
     halves = [tmp_path / "first.zarr", tmp_path / "second.zarr"]

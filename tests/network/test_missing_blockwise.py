@@ -2,7 +2,8 @@
 (fixtures from tests/fixtures/make_missing_network_fixtures.R, part 3): the bladder arrays with
 5 % missing at random in blocks of at most 400 genes, and the simulated cohort with values
 missing at random, below a detection limit and in a block of a module (and a gene left out by
-goodSamplesGenes) in a signed network in blocks of at most 150 genes.
+goodSamplesGenes) in a signed network in blocks of at most 150 genes; the bladder arrays
+with bicor (outliers capped at 5 %: each pair's medians over the samples it shares).
 
 By default the pre-clustering of the scaled genes imputed by impute.knn, from R's own random
 start; given R's blocks, each block's tree of the TOM of pairwise correlations, the kME rules
@@ -18,6 +19,7 @@ import xarray as xr
 from network_cohorts import WGCNA, csv_cohort
 
 from cohortex import network
+from cohortex.stats._network import pairwise_bicor
 from cohortex.stats._tree_cut import number_by_size
 
 CASES = {  # name: max_block_size, settings
@@ -26,6 +28,7 @@ CASES = {  # name: max_block_size, settings
         150,
         {"network": "signed", "power": 12, "pam_respects_dendro": False, "merge_cut_height": 0.25},
     ),
+    "missing_bladder_bicor": (400, {"correlation_type": "bicor", "max_p_outliers": 0.05}),
 }
 
 
@@ -34,7 +37,7 @@ def _expected(name: str) -> pd.DataFrame:
 
 
 def _cohort(name: str) -> xr.Dataset:
-    return csv_cohort(f"{name}_expression.csv")
+    return csv_cohort(f"{name.removesuffix('_bicor')}_expression.csv")
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -124,9 +127,10 @@ def test_eigengenes_and_variance_explained_equal_rs(case):
 
 
 def test_kme_and_connectivities_are_pairwise(case):
-    """kME is each gene's correlation with each eigengene over the samples the gene has;
-    kWithin and kTotal sum the adjacency of the correlations over the samples each pair has
-    (pandas' pairwise-complete correlations)."""
+    """kME is each gene's (Pearson's) correlation with each eigengene over the samples the
+    gene has; kWithin and kTotal sum the adjacency of the network's correlations over the
+    samples each pair has (pandas' pairwise-complete correlations, or bicor's of each
+    pair's)."""
     name, result, _ = case
     values = pd.DataFrame(_cohort(name)["expression"].values, columns=_cohort(name)["gene"].values)[
         result["gene"].values
@@ -138,7 +142,10 @@ def test_kme_and_connectivities_are_pairwise(case):
         .to_numpy()[: values.shape[1], values.shape[1] :]
     )
     np.testing.assert_allclose(result["kme"].values, kme, atol=1e-12)
-    cor = values.corr().to_numpy()
+    if result.attrs["correlation_type"] == "bicor":
+        cor = pairwise_bicor(values.to_numpy(), max_p_outliers=0.05)
+    else:
+        cor = values.corr().to_numpy()
     power = result.attrs["power"]
     signed = result.attrs["network"] == "signed"
     adjacency = ((1 + cor) / 2) ** power if signed else np.abs(cor) ** power

@@ -2,7 +2,8 @@
 1.72 (fixtures from tests/fixtures/make_missing_network_fixtures.R, part 4): the bladder arrays
 with 5 % missing in two sets of samples, in blocks of at most 400 genes; the simulated cohort's
 halves (a gene without a value in the first half left out, as goodSamplesGenesMS) in a signed
-network.
+network; the bladder's sets with bicor (outliers capped at 5 %: each pair's medians over the
+samples it shares; the consensus kME rules uncapped).
 
 By default the consensus pre-clustering of each set's scaled genes imputed by impute.knn, from
 the start R draws after imputing; given R's blocks, each block's tree of the consensus of the
@@ -18,10 +19,17 @@ import xarray as xr
 from network_cohorts import WGCNA, csv_cohort
 
 from cohortex import network
+from cohortex.stats._network import pairwise_bicor
 from cohortex.stats._tree_cut import number_by_size
 
 CASES = {  # name: (cohort, max_block_size, settings, R's blocks given)
     "missing_bladder_given": ("missing_bladder", 400, {"power": 6}, True),
+    "missing_bladder_bicor_given": (
+        "missing_bladder",
+        400,
+        {"power": 6, "correlation_type": "bicor", "max_p_outliers": 0.05},
+        True,
+    ),
     "missing_simulated": (
         "missing_simulated",
         5000,
@@ -111,8 +119,9 @@ def test_each_sets_eigengenes_equal_rs(case):
 
 
 def test_kme_and_connectivities_are_pairwise(case):
-    """Each set's kME over the samples each gene has, its kTotal and kWithin from the
-    correlations over the samples each pair has (pandas' pairwise-complete correlations)."""
+    """Each set's kME (Pearson's) over the samples each gene has, its kTotal and kWithin from
+    the network's correlations over the samples each pair has (pandas' pairwise-complete
+    correlations, or bicor's of each pair's)."""
     name, result, _ = case
     power = result.attrs["power"]
     signed = result.attrs["network"] == "signed"
@@ -127,7 +136,10 @@ def test_kme_and_connectivities_are_pairwise(case):
         np.testing.assert_allclose(
             result["kme"].values[:, :, s], kme[: values.shape[1], values.shape[1] :], atol=1e-12
         )
-        cor = values.corr().to_numpy()
+        if result.attrs["correlation_type"] == "bicor":
+            cor = pairwise_bicor(values.to_numpy(), max_p_outliers=0.05)
+        else:
+            cor = values.corr().to_numpy()
         adjacency = ((1 + cor) / 2) ** power[s] if signed else np.abs(cor) ** power[s]
         np.testing.assert_allclose(
             result["k_total"].values[:, s], adjacency.sum(axis=0) - 1, rtol=1e-10

@@ -20,6 +20,7 @@ from cohortex.stats._network import (
     correlation_from_gram,
     pairwise_adjacency_sums,
     pairwise_bicor,
+    pairwise_bicor_adjacency_sums,
     pairwise_correlation,
     tom_dissimilarity,
 )
@@ -105,6 +106,22 @@ def test_pairwise_bicor_is_bicor_columns_of_each_pairs_samples(xp, cap):
     assert np.isnan(whole[10, 11]) and np.isfinite(np.delete(whole, [10, 11], 0)).all()
     rows = to_numpy(pairwise_bicor(xp.asarray(values), xp.asarray([5, 0, 11]), cap))
     np.testing.assert_array_equal(rows, whole[[5, 0, 11]])
+
+
+@pytest.mark.parametrize("network", ["unsigned", "signed"])
+def test_pairwise_bicor_adjacency_sums_from_blocks_of_the_upper_triangle(monkeypatch, network):
+    """kTotal of bicor(use = "p") from blocks of 7 rows, against the whole matrix's sums; a
+    gene sharing one sample with another makes both NaN."""
+    monkeypatch.setattr(_network, "_PAIRWISE_VALUES", 60 * 7)
+    x = pd.read_csv(WGCNA / "bicor_missing_expression.csv", index_col=0).to_numpy()[:, 6:66]
+    whole = pairwise_bicor(x, max_p_outliers=0.05)
+    expected = adjacency(whole, 6.0, network).sum(axis=1) - 1.0
+    sums = pairwise_bicor_adjacency_sums(x, 6.0, network, 0.05)
+    np.testing.assert_allclose(sums, expected, rtol=1e-14, atol=1e-14)  # sums less 1
+    x[30:, 1] = np.nan
+    x[:30, 2] = np.nan  # genes 1 and 2 share no sample
+    sums = pairwise_bicor_adjacency_sums(x, 6.0, network, 0.05)
+    assert np.isnan(sums[[1, 2]]).all() and np.isfinite(np.delete(sums, [1, 2])).all()
 
 
 @pytest.mark.parametrize(

@@ -101,11 +101,11 @@ def blockwise_modules(
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
         genes that do not vary are left out, infinite values refused. Missing values are taken
-        as ``blockwiseModules`` takes them (with Pearson's correlation): genes missing in half
-        the samples or more left out and samples missing half of the genes refused
-        (``goodSamplesGenes``); the pre-clustering takes the scaled genes imputed by
-        impute.knn; the blocks' TOMs, the kME rules, the moves and kME correlate over the
-        samples each pair has (``use = "p"``); the eigengenes are those of imputed modules
+        as ``blockwiseModules`` takes them: genes missing in half the samples or more left out
+        and samples missing half of the genes refused (``goodSamplesGenes``); the
+        pre-clustering takes the scaled genes imputed by impute.knn; the blocks' TOMs, the kME
+        rules, the moves and kME correlate over the samples each pair has (``use = "p"``;
+        bicor's medians and caps those samples'); the eigengenes are those of imputed modules
         (``moduleEigengenes(impute = TRUE)``, with its hub-gene fallback).
     power : float, optional
         The soft threshold β. By default the power WGCNA's FAQ advises for the number of
@@ -174,8 +174,8 @@ def blockwise_modules(
     Raises
     ------
     CohortexError
-        For fewer than 4 samples or 3 varying genes, infinite values, missing values with
-        bicor, samples missing half of the genes, two genes of a block sharing fewer than 2
+        For fewer than 4 samples or 3 varying genes, infinite values, samples missing half of
+        the genes, two genes of a block sharing fewer than 2
         samples, settings out of range, or the cohort's copies and a block's matrices beyond
         the machine's memory.
 
@@ -219,7 +219,6 @@ def blockwise_modules(
         correlation=False,
         correlation_type=correlation_type,
         max_p_outliers=max_p_outliers,
-        missing_types=("pearson",),
     )
     bicor = correlation_type == "bicor"
     n, n_genes = data.n_samples, data.n_genes
@@ -260,7 +259,13 @@ def blockwise_modules(
         genes_of: ProductGenes | PairwiseGenes
         if data.missing:  # the pre-clustering takes the scaled genes, imputed
             measured = np.asarray(to_host(raw), dtype=np.float64)
-            genes_of = PairwiseGenes(*data.pairwise_inputs(), measured, data.gene_ids, who)
+            genes_of = PairwiseGenes(
+                *data.pairwise_inputs(),
+                measured,
+                data.gene_ids,
+                who,
+                max_p_outliers if bicor else None,
+            )
             xp = namespace(raw)
             pcs_of = xp.asarray(imputed_scaled(measured))
             z = data.standardised(pcs_of)

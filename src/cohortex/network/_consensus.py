@@ -104,12 +104,13 @@ def consensus_modules(
         values (a counts cohort is first made edgeR's log-CPM with TMM factors). The genes that
         every set holds and that vary in every set are used, in the first set's order; infinite
         values are refused. Missing values are taken as ``blockwiseConsensusModules`` takes
-        them (with Pearson's correlation): genes missing in half of a set's samples or more
+        them: genes missing in half of a set's samples or more
         left out and samples missing half of the genes refused (``goodSamplesGenesMS``); the
         pre-clustering takes each set's scaled genes imputed by impute.knn (and, as R, draws
         its start from the state impute.knn leaves R's generator in); each set's TOM, the
-        consensus kME rules, the moves and kME correlate over the samples each pair has; the
-        eigengenes are those of imputed modules, with the hub-gene fallback.
+        consensus kME rules, the moves and kME correlate over the samples each pair has
+        (bicor's medians and caps those samples'); the eigengenes are those of imputed
+        modules, with the hub-gene fallback.
     power : float or sequence of float, optional
         The soft threshold β, one for all sets or one per set. By default each set's power as
         WGCNA's FAQ advises for its number of samples (6 beyond 40 samples, R's default; 12
@@ -201,7 +202,7 @@ def consensus_modules(
     ------
     CohortexError
         For fewer than two sets, fewer than 4 samples in a set or 3 shared varying genes,
-        infinite values, missing values with bicor, samples missing half of the genes, two
+        infinite values, samples missing half of the genes, two
         genes of a block sharing fewer than 2 samples in a set, settings out of range, or the
         sets' genes and a block's matrices beyond the machine's memory.
 
@@ -260,7 +261,6 @@ def consensus_modules(
             correlation=False,
             correlation_type=correlation_type,
             max_p_outliers=max_p_outliers,
-            missing_types=("pearson",),
         )
         for c in given
     ]
@@ -505,11 +505,16 @@ def _set_genes(
         if bool(net.xp.isnan(raw).any()):
             measured = np.asarray(to_host(raw), dtype=np.float64)
             z_all, present = net.pairwise_inputs()
-            genes = PairwiseGenes(z_all[:, index], present[:, index], measured, shared, net.who)
+            parts = (z_all[:, index], present[:, index], measured, shared, net.who)
+            genes = PairwiseGenes(*parts)
             imputation = RUniform(IMPUTE_SEED)
             source = net.xp.asarray(imputed_scaled(measured, imputation))
             z = net.standardised(source)
-            sets_genes.append(_SetGenes(genes, genes, genes))
+            if bicor:  # each pair's medians over its shared samples; the kME rules uncapped
+                roles = (PairwiseGenes(*parts, max_p_outliers), PairwiseGenes(*parts, 1.0), genes)
+                sets_genes.append(_SetGenes(*roles))
+            else:
+                sets_genes.append(_SetGenes(genes, genes, genes))
         else:
             z = net.standardised(raw)
             columns = net.prepared(values=raw) if bicor else z

@@ -55,11 +55,6 @@ _BLOCK_BYTES = 1 << 28  # a block of samples × every gene: 256 MB of float64
 HOST_COPIES = {"cpu": 4.0, "gpu": 2.0}  # genes × genes float64 matrices held on the host
 _SMALLEST = 3  # WGCNA: fewer than 3 genes make a trivial network
 _MIN_PRESENT = 4  # goodSamplesGenes' minNSamples and minNGenes
-_CORRELATION_NAMES = {
-    "pearson": "Pearson's correlation",
-    "bicor": "bicor",
-    "spearman": "Spearman's",
-}
 _INFINITE_ADVICE = "make them missing (NaN), which the network functions take, or filter them"
 
 
@@ -160,7 +155,6 @@ class GeneNetwork:
         correlation: bool = True,
         correlation_type: str = "pearson",
         max_p_outliers: float = 1.0,
-        missing_types: tuple[str, ...] = ("pearson", "bicor"),
     ) -> GeneNetwork:
         """Read the cohort's moments, choose the genes and compute their correlations.
 
@@ -168,9 +162,9 @@ class GeneNetwork:
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
         capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
-        medians and ranks need whole genes). Missing values are taken with the correlations
-        ``missing_types`` names (each pair over the samples both have): genes with too many
-        are left out, and samples missing half of the genes refused, as WGCNA's
+        medians and ranks need whole genes). Missing values are taken with Pearson's
+        correlation and bicor (each pair over the samples both have): genes with too many are
+        left out, and samples missing half of the genes refused, as WGCNA's
         ``goodSamplesGenes``.
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
@@ -238,11 +232,10 @@ class GeneNetwork:
         network.n_sparse = n_sparse
         n_missing = float((n - count[keep]).sum())
         network.missing, network.missing_share = n_missing > 0, n_missing / (n * n_genes)
-        if network.missing and correlation_type not in missing_types:
-            taken = " or ".join(_CORRELATION_NAMES[t] for t in missing_types)
+        if network.missing and correlation_type == "spearman":
             raise CohortexError(
-                f"{who}() takes missing values with {taken} ({_CORRELATION_NAMES[correlation_type]}"
-                " with missing values is not offered here); the cohort's genes miss "
+                f"{who}() takes missing values with Pearson's correlation or bicor (Spearman's "
+                "with missing values is not offered); the cohort's genes miss "
                 f"{network.missing_share:.1%} of their values: impute them, or use "
                 "correlation_type='pearson'."
             )

@@ -1,7 +1,7 @@
 """Genes with missing values as WGCNA's ``blockwiseModules`` takes them: each pair correlated
-over the samples both have (``cor(use = "p")``, as its blocks' TOMs), each gene with an
-eigengene over its own samples (its kME rules and moves), and the eigengenes of modules
-imputed by impute.knn (``moduleEigengenes(impute = TRUE)``).
+over the samples both have (``cor(use = "p")`` or ``bicor(use = "p")``, as its blocks' TOMs),
+each gene with an eigengene over its own samples (its kME rules and moves), and the eigengenes
+of modules imputed by impute.knn (``moduleEigengenes(impute = TRUE)``).
 
 The pre-clustering takes the genes scaled and then imputed by impute.knn, as WGCNA's
 ``projectiveKMeans``.
@@ -15,7 +15,13 @@ import numpy as np
 
 from .._backend import namespace, to_host
 from ..stats._impute import knn_impute
-from ..stats._network import pairwise_adjacency_sums, pairwise_correlation
+from ..stats._network import (
+    bicor_columns,
+    pairwise_adjacency_sums,
+    pairwise_bicor,
+    pairwise_bicor_adjacency_sums,
+    pairwise_correlation,
+)
 from ..stats._r_random import RUniform
 from ._data import refuse_undefined
 from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns, scale_columns
@@ -37,13 +43,23 @@ class PairwiseGenes:
     gene_ids : ndarray of str, shape (n_genes,)
     who : str
         The function that refuses undefined correlations.
+    max_p_outliers : float, optional
+        The network's correlation is bicor with this cap on outliers (Pearson's if None): the
+        blocks' TOMs, the kME rules and moves, the merging (``useCorOptionsThroughout``) and
+        the connectivities; the final kME stays Pearson's, as ``signedKME``.
     """
 
     def __init__(
-        self, z: Any, present: Any, measured: np.ndarray, gene_ids: np.ndarray, who: str
+        self,
+        z: Any,
+        present: Any,
+        measured: np.ndarray,
+        gene_ids: np.ndarray,
+        who: str,
+        max_p_outliers: float | None = None,
     ) -> None:
         self.z, self.present, self.measured = z, present, measured
-        self.gene_ids, self.who = gene_ids, who
+        self.gene_ids, self.who, self.max_p_outliers = gene_ids, who, max_p_outliers
 
     def take(self, genes: np.ndarray) -> PairwiseGenes:
         """Some of the genes."""
@@ -54,6 +70,7 @@ class PairwiseGenes:
             self.measured[:, genes],
             self.gene_ids[genes],
             self.who,
+            self.max_p_outliers,
         )
 
     def correlation(self, rows: np.ndarray | None = None) -> Any:
@@ -63,7 +80,11 @@ class PairwiseGenes:
         -------
         array of shape (m, n_genes), float64, on the genes' device
         """
-        out = pairwise_correlation(self.z, self.present, rows)
+        if self.max_p_outliers is None:
+            out = pairwise_correlation(self.z, self.present, rows)
+        else:
+            xp = namespace(self.z)
+            out = xp.asarray(pairwise_bicor(self.measured, rows, self.max_p_outliers))
         refuse_undefined(
             out, self.gene_ids if rows is None else self.gene_ids[rows], self.gene_ids, self.who
         )
@@ -74,9 +95,15 @@ class PairwiseGenes:
         return self.take(members).correlation()
 
     def network_kme(self, genes: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
-        """Correlations of ``genes`` with each of ``vectors`` (n_samples,), each over the
-        samples both have: shape (len(genes), len(vectors)), on the host."""
-        return pairwise_columns(self.measured[:, genes], np.stack(vectors, axis=1))
+        """The network's correlations of ``genes`` with each of ``vectors`` (n_samples,),
+        each over the samples both have: shape (len(genes), len(vectors)), on the host."""
+        stacked = np.stack(vectors, axis=1)
+        if self.max_p_outliers is None:
+            return pairwise_columns(self.measured[:, genes], stacked)
+        both = np.concatenate([stacked, self.measured[:, genes]], axis=1)
+        rows = np.arange(stacked.shape[1])
+        out = pairwise_bicor(both, rows, self.max_p_outliers)[:, stacked.shape[1] :].T
+        return np.ascontiguousarray(out)
 
     def kme(self, vectors: np.ndarray) -> np.ndarray:
         """Every gene's correlations with the columns of ``vectors`` (n_samples, k), over the
@@ -99,16 +126,24 @@ class PairwiseGenes:
         return found.vectors, found.var_explained, found.hub
 
     def eigengene_correlations(self, labels: np.ndarray, modules: np.ndarray) -> np.ndarray:
-        """The correlations of the modules' imputed eigengenes (mergeCloseModules' measure)."""
-        return pairwise_columns(imputed_eigengenes(self.measured, labels, modules).vectors)
+        """The network's correlations of the modules' imputed eigengenes (mergeCloseModules'
+        measure)."""
+        vectors = imputed_eigengenes(self.measured, labels, modules).vectors
+        if self.max_p_outliers is None:
+            return pairwise_columns(vectors)
+        columns = bicor_columns(vectors, self.max_p_outliers)
+        return columns.T @ columns
 
     def connectivity(self, power: float, network: str) -> np.ndarray:
         """Each gene's adjacency summed over the other genes (n_genes,), on the host; refused
         where a pair's correlation is undefined."""
-        sums = np.asarray(
-            to_host(pairwise_adjacency_sums(self.z, self.present, power, network)),
-            dtype=np.float64,
-        )
+        if self.max_p_outliers is None:
+            sums = np.asarray(
+                to_host(pairwise_adjacency_sums(self.z, self.present, power, network)),
+                dtype=np.float64,
+            )
+        else:
+            sums = pairwise_bicor_adjacency_sums(self.measured, power, network, self.max_p_outliers)
         undefined = np.flatnonzero(np.isnan(sums))
         if undefined.shape[0]:
             self.correlation(undefined[:1])  # names the pair

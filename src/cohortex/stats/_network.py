@@ -27,6 +27,7 @@ __all__ = [
     "correlation_from_gram",
     "pairwise_adjacency_sums",
     "pairwise_bicor",
+    "pairwise_bicor_adjacency_sums",
     "pairwise_correlation",
     "spearman_columns",
     "tom_denominator",
@@ -224,6 +225,16 @@ def bicor_columns(x: Any, max_p_outliers: float = 1.0) -> Any:
     return out
 
 
+def _bicor_inputs(values: Any, cap: float) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The compiled pairs' gene-major values and presence on the host, and their genes."""
+    from ._cpu.bicor import bicor_genes
+
+    host = np.asarray(to_host(values), dtype=np.float64)
+    present = np.ascontiguousarray(~np.isnan(host.T))  # gene-major: a pair reads two genes
+    filled = np.where(present, host.T, 0.0)
+    return filled, present, bicor_genes(filled, present, float(cap))
+
+
 def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -> Any:
     """WGCNA's ``bicor(use = "pairwise.complete.obs")``: each pair of genes' biweight
     midcorrelation over the samples both have, its medians and outlier caps those samples'
@@ -233,7 +244,7 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
     Parameters
     ----------
     values : array of shape (n_samples, n_genes)
-        NaN where missing.
+        NaN where missing, finite elsewhere.
     rows : array of int, shape (m,), optional
         The genes whose rows are wanted (all by default).
     max_p_outliers : float, default 1
@@ -246,15 +257,55 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
     from ._cpu.bicor import pairwise_bicor_rows, pairwise_bicor_whole
 
     xp = namespace(values)
-    host = np.asarray(to_host(values), dtype=np.float64)
-    present = np.ascontiguousarray(~np.isnan(host.T))  # gene-major: a pair reads two genes
-    filled = np.where(present, host.T, 0.0)
     if rows is None:
-        out = pairwise_bicor_whole(filled, present, float(max_p_outliers))
+        host = np.asarray(to_host(values), dtype=np.float64)
+        present = np.ascontiguousarray(~np.isnan(host.T))
+        out = pairwise_bicor_whole(np.where(present, host.T, 0.0), present, float(max_p_outliers))
     else:
+        filled, present, genes = _bicor_inputs(values, max_p_outliers)
         index = np.asarray(to_host(rows), dtype=np.int64)
-        out = pairwise_bicor_rows(filled, present, index, float(max_p_outliers))
+        out = pairwise_bicor_rows(filled, present, genes, index, 0, float(max_p_outliers))
     return xp.asarray(out)
+
+
+def pairwise_bicor_adjacency_sums(
+    values: Any, power: float, network: str, max_p_outliers: float = 1.0
+) -> np.ndarray:
+    """Each gene's :func:`adjacency` to the other genes, summed, of :func:`pairwise_bicor`,
+    from blocks of rows of the upper triangle: the whole matrix is never held.
+
+    Parameters
+    ----------
+    values : array of shape (n_samples, n_genes)
+        NaN where missing, finite elsewhere.
+    power : float
+    network : str
+    max_p_outliers : float, default 1
+
+    Returns
+    -------
+    ndarray of shape (n_genes,), on the host
+        NaN for a gene that shares fewer than 2 samples with some other gene.
+    """
+    from ._cpu.bicor import pairwise_bicor_rows
+
+    filled, present, genes = _bicor_inputs(values, max_p_outliers)
+    n_genes = filled.shape[0]
+    total = np.zeros(n_genes)
+    rows_each = max(1, _PAIRWISE_VALUES // max(n_genes, 1))
+    for start in range(0, n_genes, rows_each):
+        stop = min(n_genes, start + rows_each)
+        rows = np.arange(start, stop)
+        weights = adjacency(
+            pairwise_bicor_rows(filled, present, genes, rows, start, float(max_p_outliers)),
+            power,
+            network,
+        )
+        total[start:stop] += weights.sum(
+            axis=1
+        )  # this block's genes with themselves and later ones
+        total[stop:] += weights[:, stop - start :].sum(axis=0)  # the later genes with this block's
+    return total - 1.0
 
 
 def correlation_from_gram(gram: Any) -> Any:

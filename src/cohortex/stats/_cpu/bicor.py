@@ -21,7 +21,7 @@ import numpy as np
 from ..._jit import njit
 from .select import quantile_type7
 
-__all__ = ["bicor_prepare", "pairwise_bicor_rows", "pairwise_bicor_whole"]
+__all__ = ["bicor_genes", "bicor_prepare", "pairwise_bicor_rows", "pairwise_bicor_whole"]
 
 _REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
 
@@ -209,10 +209,17 @@ def _pair(x, present, order, own, counts, defined, cap, i, j, s):  # type: ignor
 
 
 @njit(nogil=True, cache=True)
-def _own_columns(x, present, cap):  # type: ignore[no-untyped-def]
-    """Each gene prepared over its own samples (0 where missing), gene-major; its count of samples;
-    whether that column is defined (not so for a gene constant over them: no pair takes it);
-    and its samples in increasing order of value (the first ``count`` of each column)."""
+def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
+    """What every pair reads of its genes, made once: each gene prepared over its own samples
+    (0 where missing); its count of samples; whether that column is defined (not so for a
+    gene constant over them: no pair takes it); and its samples in increasing order of value
+    (the first ``count`` of each row). Arrays gene-major, as :func:`pairwise_bicor_whole`'s.
+
+    Returns
+    -------
+    tuple of (n_genes, n_samples) float64, (n_genes,) int64, (n_genes,) bool and
+    (n_genes, n_samples) int64 arrays
+    """
     genes, n = x.shape
     own = np.zeros((genes, n))
     counts = np.zeros(genes, dtype=np.int64)
@@ -267,7 +274,7 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
         NaN where a pair shares fewer than 2 samples or a gene is constant over them.
     """
     genes = x.shape[0]
-    own, counts, defined, order = _own_columns(x, present, cap)
+    own, counts, defined, order = bicor_genes(x, present, cap)
     out = np.empty((genes, genes))
     for p in numba.prange((genes + 1) // 2):  # rows p and genes-1-p: genes-1 pairs each
         s = np.empty(x.shape[1])
@@ -278,17 +285,17 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pairwise_bicor_rows(x, present, rows, cap):  # type: ignore[no-untyped-def]
-    """:func:`pairwise_bicor_whole`'s rows ``rows`` (ndarray of int, shape (m,)): an array
-    of shape (m, n_genes), 1 at each row's own gene."""
-    genes = x.shape[0]
-    own, counts, defined, order = _own_columns(x, present, cap)
-    out = np.empty((rows.shape[0], genes))
+def pairwise_bicor_rows(x, present, genes, rows, first, cap):  # type: ignore[no-untyped-def]
+    """:func:`pairwise_bicor_whole`'s rows ``rows`` (ndarray of int, shape (m,)) from column
+    ``first`` on, given :func:`bicor_genes` ``genes``: an array of shape (m, n_genes - first),
+    1 at each row's own gene."""
+    own, counts, defined, order = genes
+    out = np.empty((rows.shape[0], x.shape[0] - first))
     for r in numba.prange(rows.shape[0]):
         s = np.empty(x.shape[1])
         i = rows[r]
-        for j in range(genes):
-            out[r, j] = (
+        for j in range(first, x.shape[0]):
+            out[r, j - first] = (
                 1.0 if j == i else _pair(x, present, order, own, counts, defined, cap, i, j, s)
             )
     return out
