@@ -191,5 +191,3 @@ def test_refusals():
         network.modules(data, correlation_type="kendall", progress=False)
     with pytest.raises(CohortexError, match="'max_p_outliers' parameter"):
         network.soft_threshold(data, correlation_type="bicor", max_p_outliers=0, progress=False)
-    with pytest.raises(CohortexError, match="Spearman's with missing values is not offered"):
-        network.modules(_missing_cohort(), power=6, correlation_type="spearman", progress=False)

@@ -22,6 +22,8 @@ from cohortex.stats._network import (
     pairwise_bicor,
     pairwise_bicor_adjacency_sums,
     pairwise_correlation,
+    pairwise_spearman,
+    spearman_columns,
     tom_dissimilarity,
 )
 
@@ -105,6 +107,35 @@ def test_pairwise_bicor_is_bicor_columns_of_each_pairs_samples(xp, cap):
     np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-14)
     assert np.isnan(whole[10, 11]) and np.isfinite(np.delete(whole, [10, 11], 0)).all()
     rows = to_numpy(pairwise_bicor(xp.asarray(values), xp.asarray([5, 0, 11]), cap))
+    np.testing.assert_array_equal(rows, whole[[5, 0, 11]])
+
+
+def test_pairwise_spearman_is_spearman_columns_of_each_pairs_samples(xp):
+    """The compiled pairs against their twin, :func:`spearman_columns` of the samples both
+    genes have: ties (a rounded gene, a gene half zeros), a gene without missing values, a
+    pair sharing no sample."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 12))
+    x[:, 3] = np.round(x[:, 3])
+    x[rng.random(40) < 0.5, 5] = 0.0
+    missing = rng.random(x.shape) < 0.15
+    missing[:, 0] = False
+    missing[:, 10], missing[:, 11] = np.arange(40) > 20, np.arange(40) <= 20
+    whole = to_numpy(pairwise_spearman(xp.asarray(np.where(missing, np.nan, x))))
+    expected = np.eye(12)
+    for i in range(12):
+        for j in range(12):
+            shared = ~missing[:, i] & ~missing[:, j]
+            if i != j and shared.sum() >= 2:
+                columns = spearman_columns(x[shared][:, [i, j]])
+                expected[i, j] = columns[:, 0] @ columns[:, 1]
+            elif i != j:
+                expected[i, j] = np.nan
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-14)
+    assert np.isnan(whole[10, 11]) and np.isfinite(np.delete(whole, [10, 11], 0)).all()
+    rows = to_numpy(
+        pairwise_spearman(xp.asarray(np.where(missing, np.nan, x)), xp.asarray([5, 0, 11]))
+    )
     np.testing.assert_array_equal(rows, whole[[5, 0, 11]])
 
 

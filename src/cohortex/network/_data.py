@@ -6,9 +6,9 @@ genes × genes matrix on the cohort's device. A third pass, :meth:`GeneNetwork.s
 gene weights into per-sample scores (the module eigengenes).
 
 Where the cohort has missing values, the genes are held in memory and each pair correlated over
-the samples both have (R's ``cor(use = "p")`` or WGCNA's ``bicor(use = "p")``, as WGCNA's
-``adjacency`` and ``pickSoftThreshold``); genes and samples are first checked as WGCNA's
-``goodSamplesGenes``.
+the samples both have (R's ``cor(use = "p")``, its Spearman's or WGCNA's ``bicor(use =
+"p")``, as WGCNA's ``adjacency`` and ``pickSoftThreshold``); genes and samples are first
+checked as WGCNA's ``goodSamplesGenes``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ..stats._network import (
     correlation_from_gram,
     pairwise_bicor,
     pairwise_correlation,
+    pairwise_spearman,
     spearman_columns,
 )
 from ..stats._tree_cut import DEEP_SPLIT_SCATTER
@@ -162,10 +163,9 @@ class GeneNetwork:
         leaves the genes × genes matrix to :meth:`cross_correlation` of a few of them.
         ``correlation_type`` "bicor" is WGCNA's biweight midcorrelation, outliers on each side
         capped at ``max_p_outliers``, "spearman" Spearman's (both hold the cohort in memory:
-        medians and ranks need whole genes). Missing values are taken with Pearson's
-        correlation and bicor (each pair over the samples both have): genes with too many are
-        left out, and samples missing half of the genes refused, as WGCNA's
-        ``goodSamplesGenes``.
+        medians and ranks need whole genes). Missing values are taken (each pair correlated
+        over the samples both have): genes with too many are left out, and samples missing
+        half of the genes refused, as WGCNA's ``goodSamplesGenes``.
         """
         check_choice(who, "correlation_type", correlation_type, CORRELATION_TYPES)
         if not 0.0 < max_p_outliers <= 1.0:
@@ -232,13 +232,6 @@ class GeneNetwork:
         network.n_sparse = n_sparse
         n_missing = float((n - count[keep]).sum())
         network.missing, network.missing_share = n_missing > 0, n_missing / (n * n_genes)
-        if network.missing and correlation_type == "spearman":
-            raise CohortexError(
-                f"{who}() takes missing values with Pearson's correlation or bicor (Spearman's "
-                "with missing values is not offered); the cohort's genes miss "
-                f"{network.missing_share:.1%} of their values: impute them, or use "
-                "correlation_type='pearson'."
-            )
         if correlation:
             network.correlation = network.compute_correlation()
         return network
@@ -434,11 +427,13 @@ class GeneNetwork:
         return self._pairwise_inputs
 
     def _pairwise(self, rows: np.ndarray | None = None) -> Any:
-        """The correlations (Pearson's or bicor) over the samples each pair of genes both
-        have (all rows, or ``rows``); refused where a pair has fewer than 2 samples in common
-        or does not vary over them (R's NA, which no network step takes)."""
+        """The network's correlations over the samples each pair of genes both have (all
+        rows, or ``rows``); refused where a pair has fewer than 2 samples in common or does
+        not vary over them (R's NA, which no network step takes)."""
         if self.correlation_type == "bicor":
             out = pairwise_bicor(self.read(), rows, self.max_p_outliers)
+        elif self.correlation_type == "spearman":
+            out = pairwise_spearman(self.read(), rows)
         else:
             standardised, present = self.pairwise_inputs()
             out = pairwise_correlation(standardised, present, rows)

@@ -82,9 +82,9 @@ def modules(
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
         genes that do not vary are left out, infinite values refused. Missing values (NaN)
-        are taken with Pearson's correlation and bicor, as WGCNA's defaults: each pair of
-        genes is correlated over the samples both have (``cor(use = "p")``, or ``bicor(use =
-        "p")``: the pair's medians those samples'), each module's genes are
+        are taken as WGCNA's defaults take them: each pair of genes is correlated over the
+        samples both have (``cor(use = "p")``; bicor's medians and Spearman's ranks those
+        samples'), each module's genes are
         imputed by impute.knn before its eigengene (``moduleEigengenes(impute = TRUE)``), and
         kME is each gene's correlation with the eigengenes over its samples. Genes missing in
         half the samples or more (or present in fewer than 4) are left out, and samples
@@ -154,9 +154,9 @@ def modules(
     Raises
     ------
     CohortexError
-        For fewer than 4 samples or 3 varying genes, infinite values, missing values with
-        Spearman's correlation, samples missing half of the genes, settings out of
-        range, or genes × genes matrices beyond the machine's memory.
+        For fewer than 4 samples or 3 varying genes, infinite values, samples missing half of
+        the genes, a pair of genes sharing fewer than 2 samples, settings out of range, or
+        genes × genes matrices beyond the machine's memory.
 
     Notes
     -----

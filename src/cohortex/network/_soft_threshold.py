@@ -52,9 +52,9 @@ def soft_threshold(
     {cohort}
         Log-scale values (a counts cohort is first made edgeR's log-CPM with TMM factors);
         genes that do not vary are left out, infinite values refused. Missing values (NaN)
-        are taken with Pearson's correlation and bicor: each pair of genes is correlated over
-        the samples both have (``cor(use = "p")``, WGCNA's default, or ``bicor(use = "p")``:
-        the pair's medians those samples'); genes missing in half the
+        are taken: each pair of genes is correlated over the samples both have (``cor(use =
+        "p")``, WGCNA's default; bicor's medians and Spearman's ranks those samples'); genes
+        missing in half the
         samples or more (or present in fewer than 4) are left out, and samples missing half
         of the genes refused, as WGCNA's ``goodSamplesGenes``.
     powers : sequence of float, default 1 … 10, 12 … 20

@@ -29,6 +29,7 @@ __all__ = [
     "pairwise_bicor",
     "pairwise_bicor_adjacency_sums",
     "pairwise_correlation",
+    "pairwise_spearman",
     "spearman_columns",
     "tom_denominator",
     "tom_dissimilarity",
@@ -225,14 +226,11 @@ def bicor_columns(x: Any, max_p_outliers: float = 1.0) -> Any:
     return out
 
 
-def _bicor_inputs(values: Any, cap: float) -> tuple[np.ndarray, np.ndarray, Any]:
-    """The compiled pairs' gene-major values and presence on the host, and their genes."""
-    from ._cpu.bicor import bicor_genes
-
+def _gene_major(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The compiled pairs' gene-major values (0 where missing) and presence, on the host."""
     host = np.asarray(to_host(values), dtype=np.float64)
     present = np.ascontiguousarray(~np.isnan(host.T))  # gene-major: a pair reads two genes
-    filled = np.where(present, host.T, 0.0)
-    return filled, present, bicor_genes(filled, present, float(cap))
+    return np.where(present, host.T, 0.0), present
 
 
 def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -> Any:
@@ -254,18 +252,49 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
     array of shape (m, n_genes), float64, on ``values``' device
         NaN where a pair shares fewer than 2 samples or one of them is constant over them.
     """
-    from ._cpu.bicor import pairwise_bicor_rows, pairwise_bicor_whole
+    from ._cpu.shared_samples import bicor_genes, pairwise_bicor_rows, pairwise_bicor_whole
 
-    xp = namespace(values)
+    filled, present = _gene_major(values)
+    cap = float(max_p_outliers)
     if rows is None:
-        host = np.asarray(to_host(values), dtype=np.float64)
-        present = np.ascontiguousarray(~np.isnan(host.T))
-        out = pairwise_bicor_whole(np.where(present, host.T, 0.0), present, float(max_p_outliers))
+        out = pairwise_bicor_whole(filled, present, cap)
     else:
-        filled, present, genes = _bicor_inputs(values, max_p_outliers)
         index = np.asarray(to_host(rows), dtype=np.int64)
-        out = pairwise_bicor_rows(filled, present, genes, index, 0, float(max_p_outliers))
-    return xp.asarray(out)
+        genes = bicor_genes(filled, present, cap)
+        out = pairwise_bicor_rows(filled, present, genes, index, 0, cap)
+    return namespace(values).asarray(out)
+
+
+def pairwise_spearman(values: Any, rows: Any = None) -> Any:
+    """R's ``cor(use = "pairwise.complete.obs", method = "spearman")``: each pair of genes'
+    Spearman's correlation over the samples both have, ranked again among those samples (ties
+    their mean rank; :func:`spearman_columns` of them). Computed on the host.
+
+    Parameters
+    ----------
+    values : array of shape (n_samples, n_genes)
+        NaN where missing, finite elsewhere.
+    rows : array of int, shape (m,), optional
+        The genes whose rows are wanted (all by default).
+
+    Returns
+    -------
+    array of shape (m, n_genes), float64, on ``values``' device
+        NaN where a pair shares fewer than 2 samples or one of them is constant over them.
+    """
+    from ._cpu.shared_samples import (
+        pairwise_spearman_rows,
+        pairwise_spearman_whole,
+        spearman_genes,
+    )
+
+    filled, present = _gene_major(values)
+    if rows is None:
+        out = pairwise_spearman_whole(filled, present)
+    else:
+        index = np.asarray(to_host(rows), dtype=np.int64)
+        out = pairwise_spearman_rows(filled, present, spearman_genes(filled, present), index, 0)
+    return namespace(values).asarray(out)
 
 
 def pairwise_bicor_adjacency_sums(
@@ -287,9 +316,10 @@ def pairwise_bicor_adjacency_sums(
     ndarray of shape (n_genes,), on the host
         NaN for a gene that shares fewer than 2 samples with some other gene.
     """
-    from ._cpu.bicor import pairwise_bicor_rows
+    from ._cpu.shared_samples import bicor_genes, pairwise_bicor_rows
 
-    filled, present, genes = _bicor_inputs(values, max_p_outliers)
+    filled, present = _gene_major(values)
+    genes = bicor_genes(filled, present, float(max_p_outliers))
     n_genes = filled.shape[0]
     total = np.zeros(n_genes)
     rows_each = max(1, _PAIRWISE_VALUES // max(n_genes, 1))

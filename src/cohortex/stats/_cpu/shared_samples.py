@@ -1,16 +1,18 @@
-"""WGCNA's biweight midcorrelation over the samples each pair of genes both have (numba):
-``bicor(x, use = "pairwise.complete.obs")``, the correlation blockwiseModules and
-``adjacency(corFnc = "bicor")`` take where values are missing.
+"""Correlations over the samples each pair of genes both have, where no product of columns
+gives them (numba): WGCNA's ``bicor(x, use = "pairwise.complete.obs")`` and R's ``cor(x, use =
+"p", method = "spearman")``, which WGCNA's ``adjacency``, ``pickSoftThreshold`` and
+``blockwiseModules`` take where values are missing.
 
-A pair's medians, median absolute deviations and outlier quantiles are those of its shared
-samples, so no product of prepared columns gives them: each pair whose samples differ from a
-gene's own prepares that gene's column again over the shared samples, as WGCNA's
-``threadSlowCalcBicor`` (with its default ``quick = 0``). The twin is
-``stats._network.bicor_columns`` of the pair's shared samples.
+A pair's medians, median absolute deviations and outlier quantiles (bicor), or its ranks
+(Spearman's), are those of its shared samples: each pair whose samples differ from a gene's
+own computes that gene's column again over the shared samples, as WGCNA's
+``threadSlowCalcBicor`` (with its default ``quick = 0``) and R's ``cor`` pair by pair. The
+twins are ``stats._network.bicor_columns`` and ``spearman_columns`` of the pair's shared
+samples.
 
-Each gene's samples are sorted once, so a pair's medians, median absolute deviations and
-outlier quantiles are read from its shared values in order (no selection per pair), with R's
-type-7 interpolation and arithmetic. The arrays are gene-major: a pair reads two genes whole.
+Each gene's samples are sorted once, so a pair's order statistics and ranks are read from its
+shared values in order (no selection or sort per pair), with R's type-7 interpolation and
+arithmetic. The arrays are gene-major: a pair reads two genes whole.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ import numpy as np
 from ..._jit import njit
 from .select import quantile_type7
 
-__all__ = ["bicor_genes", "bicor_prepare", "pairwise_bicor_rows", "pairwise_bicor_whole"]
+__all__ = [
+    "bicor_genes",
+    "bicor_prepare",
+    "pairwise_bicor_rows",
+    "pairwise_bicor_whole",
+    "pairwise_spearman_rows",
+    "pairwise_spearman_whole",
+    "sorted_samples",
+    "spearman_genes",
+]
 
 _REF_UX = 0.5  # WGCNA's RefUX: the outlier quantiles are moved to ±0.5 before the weights
 
@@ -209,23 +220,18 @@ def _pair(x, present, order, own, counts, defined, cap, i, j, s):  # type: ignor
 
 
 @njit(nogil=True, cache=True)
-def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
-    """What every pair reads of its genes, made once: each gene prepared over its own samples
-    (0 where missing); its count of samples; whether that column is defined (not so for a
-    gene constant over them: no pair takes it); and its samples in increasing order of value
-    (the first ``count`` of each row). Arrays gene-major, as :func:`pairwise_bicor_whole`'s.
+def sorted_samples(x, present):  # type: ignore[no-untyped-def]
+    """Each gene's count of samples, and its samples in increasing order of value (the first
+    ``count`` of each row; ties in sample order).
 
     Returns
     -------
-    tuple of (n_genes, n_samples) float64, (n_genes,) int64, (n_genes,) bool and
-    (n_genes, n_samples) int64 arrays
+    tuple of (n_genes,) int64 and (n_genes, n_samples) int64 arrays
     """
     genes, n = x.shape
-    own = np.zeros((genes, n))
     counts = np.zeros(genes, dtype=np.int64)
-    defined = np.zeros(genes, dtype=np.bool_)
     order = np.zeros((genes, n), dtype=np.int64)
-    values, prepared, scratch = np.empty(n), np.empty(n), np.empty(n)
+    values = np.empty(n)
     samples = np.empty(n, dtype=np.int64)
     for g in range(genes):
         count = 0
@@ -238,6 +244,34 @@ def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
         ranks = np.argsort(values[:count], kind="mergesort")
         for t in range(count):
             order[g, t] = samples[ranks[t]]
+    return counts, order
+
+
+@njit(nogil=True, cache=True)
+def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
+    """What every pair reads of its genes, made once: each gene prepared over its own samples
+    (0 where missing); its count of samples; whether that column is defined (not so for a
+    gene constant over them: no pair takes it); and :func:`sorted_samples`' order. Arrays
+    gene-major, as :func:`pairwise_bicor_whole`'s.
+
+    Returns
+    -------
+    tuple of (n_genes, n_samples) float64, (n_genes,) int64, (n_genes,) bool and
+    (n_genes, n_samples) int64 arrays
+    """
+    genes, n = x.shape
+    counts, order = sorted_samples(x, present)
+    own = np.zeros((genes, n))
+    defined = np.zeros(genes, dtype=np.bool_)
+    values, prepared, scratch = np.empty(n), np.empty(n), np.empty(n)
+    samples = np.empty(n, dtype=np.int64)
+    for g in range(genes):
+        count = 0
+        for k in range(n):
+            if present[g, k]:
+                values[count] = x[g, k]
+                samples[count] = k
+                count += 1
         defined[g] = bicor_prepare(values, count, cap, prepared, scratch)
         if defined[g]:
             for t in range(count):
@@ -297,5 +331,132 @@ def pairwise_bicor_rows(x, present, genes, rows, first, cap):  # type: ignore[no
         for j in range(first, x.shape[0]):
             out[r, j - first] = (
                 1.0 if j == i else _pair(x, present, order, own, counts, defined, cap, i, j, s)
+            )
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _shared_ranks(x, order, present, a, b, count_a, ranks, samples):  # type: ignore[no-untyped-def]
+    """Gene a's ranks among the samples it shares with gene b (all of a's where b < 0), ties
+    given their mean rank (R's ``rank``), written at those samples in ``ranks``; the shared
+    samples in ``samples``. Returns their count."""
+    count = 0
+    for t in range(count_a):
+        k = order[a, t]
+        if b < 0 or present[b, k]:
+            samples[count] = k
+            count += 1
+    start = 0
+    while start < count:
+        stop = start + 1
+        while stop < count and x[a, samples[stop]] == x[a, samples[start]]:
+            stop += 1
+        rank = 0.5 * (start + 1 + stop)  # the mean of ranks start + 1 … stop
+        for t in range(start, stop):
+            ranks[samples[t]] = rank
+        start = stop
+    return count
+
+
+@njit(nogil=True, cache=True)
+def spearman_genes(x, present):  # type: ignore[no-untyped-def]
+    """:func:`bicor_genes` for Spearman's correlation: each gene's ranks over its own samples,
+    centred and of unit length (0 where missing)."""
+    genes, n = x.shape
+    counts, order = sorted_samples(x, present)
+    own = np.zeros((genes, n))
+    defined = np.zeros(genes, dtype=np.bool_)
+    ranks = np.empty(n)
+    samples = np.empty(n, dtype=np.int64)
+    for g in range(genes):
+        count = _shared_ranks(x, order, present, g, -1, counts[g], ranks, samples)
+        centre, total = 0.5 * (count + 1), 0.0
+        for t in range(count):
+            k = samples[t]
+            own[g, k] = ranks[k] - centre
+            total += own[g, k] * own[g, k]
+        defined[g] = total > 0.0
+        if defined[g]:
+            root = np.sqrt(total)
+            for t in range(count):
+                own[g, samples[t]] /= root
+    return own, counts, defined, order
+
+
+@njit(nogil=True, cache=True)
+def _spearman_pair(x, present, order, own, counts, defined, i, j, buffers):  # type: ignore[no-untyped-def]
+    """Spearman's correlation of genes i and j over their shared samples (NaN where
+    undefined)."""
+    n = x.shape[1]
+    both = defined[i] and defined[j]
+    ranks_i, ranks_j, samples = buffers
+    if both and counts[i] == n and counts[j] == n:  # no missing values: their own columns
+        total = 0.0
+        for k in range(n):
+            total += own[i, k] * own[j, k]
+        return total
+    shared = _shared_ranks(x, order, present, i, j, counts[i], ranks_i, samples)
+    if shared < 2:
+        return np.nan
+    if both and shared == counts[i] and shared == counts[j]:  # the same samples: own columns
+        total = 0.0
+        for k in range(n):
+            total += own[i, k] * own[j, k]
+        return total
+    _shared_ranks(x, order, present, j, i, counts[j], ranks_j, samples)
+    centre = 0.5 * (shared + 1)
+    products, squares_i, squares_j = 0.0, 0.0, 0.0
+    for t in range(shared):  # the shared samples (in j's order)
+        k = samples[t]
+        a, b = ranks_i[k] - centre, ranks_j[k] - centre
+        products += a * b
+        squares_i += a * a
+        squares_j += b * b
+    if squares_i == 0.0 or squares_j == 0.0:
+        return np.nan
+    return products / (np.sqrt(squares_i) * np.sqrt(squares_j))
+
+
+@njit(nogil=True, cache=True)
+def _spearman_upper_row(x, present, genes, i, out, buffers):  # type: ignore[no-untyped-def]
+    """Row i of the upper triangle, mirrored into column i."""
+    own, counts, defined, order = genes
+    out[i, i] = 1.0
+    for j in range(i + 1, x.shape[0]):
+        value = _spearman_pair(x, present, order, own, counts, defined, i, j, buffers)
+        out[i, j] = value
+        out[j, i] = value
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pairwise_spearman_whole(x, present):  # type: ignore[no-untyped-def]
+    """:func:`pairwise_bicor_whole` for Spearman's correlation (R's ``cor(use = "p", method
+    = "spearman")``: each pair's shared samples ranked again)."""
+    n_genes, n = x.shape
+    genes = spearman_genes(x, present)
+    out = np.empty((n_genes, n_genes))
+    for p in numba.prange((n_genes + 1) // 2):  # rows p and n_genes-1-p: n_genes-1 pairs each
+        buffers = (np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
+        _spearman_upper_row(x, present, genes, p, out, buffers)
+        if n_genes - 1 - p != p:
+            _spearman_upper_row(x, present, genes, n_genes - 1 - p, out, buffers)
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pairwise_spearman_rows(x, present, genes, rows, first):  # type: ignore[no-untyped-def]
+    """:func:`pairwise_bicor_rows` for Spearman's correlation, given :func:`spearman_genes`
+    ``genes``."""
+    own, counts, defined, order = genes
+    n = x.shape[1]
+    out = np.empty((rows.shape[0], x.shape[0] - first))
+    for r in numba.prange(rows.shape[0]):
+        buffers = (np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
+        i = rows[r]
+        for j in range(first, x.shape[0]):
+            out[r, j - first] = (
+                1.0
+                if j == i
+                else _spearman_pair(x, present, order, own, counts, defined, i, j, buffers)
             )
     return out
