@@ -66,3 +66,25 @@ def compare_with_tom_rows(edges: pd.DataFrame, rows: pd.DataFrame) -> int:
                 compared += 1
                 break
     return compared
+
+
+def compare_step_by_step(result: xr.Dataset, name: str) -> pd.DataFrame:
+    """Assert that ``network.modules``' result is R's step-by-step network ``{name}_modules.csv``
+    and ``{name}_tree.csv``: the tree, the tree cut exactly, the merged modules the same genes
+    (numbered by size here), the connectivities to 1e-10 and, where R wrote them, the kME
+    columns to 1e-12. Returns R's table."""
+    expected = pd.read_csv(WGCNA / f"{name}_modules.csv")
+    tree = pd.read_csv(WGCNA / f"{name}_tree.csv")
+    np.testing.assert_array_equal(result["tree_merge"].values, tree[["merge1", "merge2"]])
+    np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-12)
+    np.testing.assert_array_equal(result["dynamic_label"].values, expected["dynamic"])
+    pairs = pd.crosstab(result["label"].values, expected["merged"])
+    assert (pairs > 0).sum(axis=1).eq(1).all() and (pairs > 0).sum(axis=0).eq(1).all()
+    np.testing.assert_allclose(result["k_total"].values, expected["k_total"], rtol=1e-10)
+    np.testing.assert_allclose(result["k_within"].values, expected["k_within"], rtol=1e-10)
+    for ours, theirs in pairs.idxmax(axis=1).items():
+        if f"kME{theirs}" in expected:
+            np.testing.assert_allclose(
+                result["kme"].sel(module=ours).values, expected[f"kME{theirs}"], atol=1e-12
+            )
+    return expected

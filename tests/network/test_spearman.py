@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from network_cohorts import WGCNA, bicor_cohort, compare_with_tom_rows, csv_cohort
+from network_cohorts import (
+    WGCNA,
+    bicor_cohort,
+    compare_step_by_step,
+    compare_with_tom_rows,
+    csv_cohort,
+)
 from scipy import stats
 
 from cohortex import CohortexError, network
@@ -49,15 +55,7 @@ def test_modules_equal_wgcnas_with_spearman(spearman_modules):
     """The adjacency and TOM of Spearman's correlation; merging and kME Pearson's, as R's
     defaults."""
     result = spearman_modules
-    expected = pd.read_csv(WGCNA / "spearman_modules.csv")
-    tree = pd.read_csv(WGCNA / "spearman_tree.csv")
-    np.testing.assert_array_equal(result["tree_merge"].values, tree[["merge1", "merge2"]])
-    np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-12)
-    np.testing.assert_array_equal(result["dynamic_label"].values, expected["dynamic"])
-    pairs = pd.crosstab(result["label"].values, expected["merged"])
-    assert (pairs > 0).sum(axis=1).eq(1).all() and (pairs > 0).sum(axis=0).eq(1).all()
-    np.testing.assert_allclose(result["k_total"].values, expected["k_total"], rtol=1e-10)
-    np.testing.assert_allclose(result["k_within"].values, expected["k_within"], rtol=1e-10)
+    compare_step_by_step(result, "spearman")
     values = bicor_cohort()["expression"].values
     kme = np.corrcoef(values, result["eigengene"].values, rowvar=False)[:1000, 1000:]
     np.testing.assert_allclose(result["kme"].values, kme, atol=1e-12)  # Pearson's, signedKME
@@ -132,19 +130,7 @@ def test_modules_with_missing_values_equal_wgcnas(spearman_missing_modules):
     """Spearman's adjacency and TOM over each pair's samples; merging (eigengenes of imputed
     genes) and kME Pearson's over each gene's samples, as R's defaults."""
     result = spearman_missing_modules
-    expected = pd.read_csv(WGCNA / "spearman_missing_modules.csv")
-    tree = pd.read_csv(WGCNA / "spearman_missing_tree.csv")
-    np.testing.assert_array_equal(result["tree_merge"].values, tree[["merge1", "merge2"]])
-    np.testing.assert_allclose(result["tree_height"].values, tree["height"], atol=1e-12)
-    np.testing.assert_array_equal(result["dynamic_label"].values, expected["dynamic"])
-    pairs = pd.crosstab(result["label"].values, expected["merged"])
-    assert (pairs > 0).sum(axis=1).eq(1).all() and (pairs > 0).sum(axis=0).eq(1).all()
-    np.testing.assert_allclose(result["k_total"].values, expected["k_total"], rtol=1e-10)
-    np.testing.assert_allclose(result["k_within"].values, expected["k_within"], rtol=1e-10)
-    for ours, theirs in pairs.idxmax(axis=1).items():
-        np.testing.assert_allclose(
-            result["kme"].sel(module=ours).values, expected[f"kME{theirs}"], atol=1e-12
-        )
+    compare_step_by_step(result, "spearman_missing")
     assert result.attrs["correlation_type"] == "spearman"
 
 
