@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from network_cohorts import WGCNA, bladder, compare_with_tom_rows, simulated
+from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
 from cohortex import CohortexError, network
@@ -112,7 +113,7 @@ def test_module_traits_equal_cor_and_student_p(case):
         cell = traits.sel(module=ours_module, trait=trait)
         assert cell["cor"].item() == pytest.approx(row["cor"], rel=1e-10, abs=1e-12)
         assert cell["pvalue"].item() == pytest.approx(row["p"], rel=1e-8)
-    assert set(traits["n"].values) == {result.sizes["sample"]}
+    assert set(traits["n"].values.ravel()) == {result.sizes["sample"]}
 
 
 def test_tree_is_r_hclust(case):
@@ -291,11 +292,25 @@ def test_module_traits_of_categories_with_missing_values():
     result["cancer"] = ("sample", cancer)
     traits = network.module_traits(result, ["cancer"])
     assert list(traits["trait"].values) == ["cancer[Biopsy]", "cancer[Cancer]", "cancer[Normal]"]
-    assert set(traits["n"].values) == {52}
+    assert set(traits["n"].values.ravel()) == {52}
     me = result["eigengene"].sel(module=1).values[5:]
     biopsy = (cancer[5:] == "Biopsy").astype(float)
     assert traits["cor"].sel(module=1, trait="cancer[Biopsy]").item() == pytest.approx(
         np.corrcoef(me, biopsy)[0, 1], rel=1e-12
+    )
+    # a hub-gene eigengene missing where its gene is: each pair over the samples both have
+    result["eigengene"].loc[{"module": 2}] = np.where(
+        np.arange(result.sizes["sample"]) % 6 == 0, np.nan, result["eigengene"].sel(module=2)
+    )
+    traits = network.module_traits(result, ["cancer"])
+    n = traits["n"].sel(trait="cancer[Biopsy]")
+    assert int(n.sel(module=2)) == 52 - 9 and int(n.sel(module=1)) == 52
+    biopsy_all = np.where(pd.isna(cancer), np.nan, (cancer == "Biopsy").astype(float))
+    both = pd.DataFrame({"me": result["eigengene"].sel(module=2).values, "biopsy": biopsy_all})
+    cell = traits.sel(module=2, trait="cancer[Biopsy]")
+    assert cell["cor"].item() == pytest.approx(both.corr().loc["me", "biopsy"], rel=1e-12)
+    assert cell["pvalue"].item() == pytest.approx(
+        stats.pearsonr(*both.dropna().to_numpy().T).pvalue, rel=1e-10
     )
 
 

@@ -35,11 +35,13 @@ def module_traits(
     -------
     xarray.Dataset
         On (``module``, ``trait``): ``cor``, ``pvalue`` (Student's t on ``n - 2`` degrees of
-        freedom), ``padj``; ``n(trait)``: the samples with the trait (a missing value leaves
-        the sample out of that trait's correlations, as ``use = "p"``).
+        freedom), ``padj``, ``n``: the samples with both the trait and the eigengene (a
+        missing value leaves the sample out of that pair's correlation, as ``use = "p"``; an
+        eigengene misses values only where it is the hub gene's of a cohort with missing
+        values).
 
     Of a :func:`consensus_modules` result, each set's table (``cor``, ``pvalue``, ``padj``
-    on (``module``, ``trait``, ``set``), ``n`` on (``trait``, ``set``); a trait a set lacks,
+    and ``n`` on (``module``, ``trait``, ``set``); a trait a set lacks,
     such as a level only another set has, is NaN there) and their consensus, as WGCNA's
     consensus tutorial: ``consensus_cor`` the correlation nearest 0 where every set's has the
     same sign (NaN where the signs differ), ``consensus_pvalue`` the largest of those sets'
@@ -74,16 +76,18 @@ def module_traits(
     eigengenes = np.asarray(modules["eigengene"].values, dtype=np.float64)
     k = eigengenes.shape[1]
     cor = np.full((k, len(names)), np.nan)
-    counts = np.zeros(len(names), dtype=np.int64)
+    counts = np.zeros((k, len(names)), dtype=np.int64)
+    measured = ~np.isnan(eigengenes)  # a hub-gene eigengene misses where its gene does
     for j, column in enumerate(columns):
-        present = ~np.isnan(column)
-        counts[j] = int(present.sum())
-        if counts[j] < 3:
-            continue
-        y = column[present] - column[present].mean()
-        x = eigengenes[present] - eigengenes[present].mean(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cor[:, j] = (x.T @ y) / np.sqrt((x * x).sum(axis=0) * (y @ y))
+        for m in range(k):
+            present = ~np.isnan(column) & measured[:, m]
+            counts[m, j] = int(present.sum())
+            if counts[m, j] < 3:
+                continue
+            y = column[present] - column[present].mean()
+            x = eigengenes[present, m] - eigengenes[present, m].mean()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cor[m, j] = (x @ y) / np.sqrt((x @ x) * (y @ y))
     pvalue = student_pvalue(cor, counts)
     padj = np.asarray(adjust(pvalue.ravel(), fdr)).reshape(pvalue.shape)
     return xr.Dataset(
@@ -91,7 +95,7 @@ def module_traits(
             "cor": (("module", "trait"), cor),
             "pvalue": (("module", "trait"), pvalue),
             "padj": (("module", "trait"), padj),
-            "n": ("trait", counts),
+            "n": (("module", "trait"), counts),
         },
         coords={"module": modules["module"].values, "trait": names},
         attrs={"fdr": fdr},
