@@ -1982,7 +1982,14 @@ def test_network_preservation_of_stored_modules(tmp_path, capsys):
     )
     np.testing.assert_allclose(stored["z_summary"].values, expected["z_summary"].values)
     assert "Zsummary   median rank" in printed and "gold" in printed
-    assert "missing values" not in printed
+    assert "missing values" not in printed and "permutations, pearson)" in printed
+    # modules of bicor: their preservation takes bicor too, with the modules' cap
+    bicor = ["--correlation-type", "bicor", "--max-p-outliers", "0.1"]
+    assert main([*command, "--min-module-size", "20", *bicor]) == 0
+    assert main([*command, "--preservation", str(test), "--permutations", "10"]) == 0
+    assert "permutations, bicor)" in capsys.readouterr().out
+    stored = read_result(reference, "network_preservation")
+    assert stored.attrs["correlation_type"] == "bicor" and stored.attrs["max_p_outliers"] == 0.1
 
 
 def test_network_preservation_with_missing_values(tmp_path, capsys):

@@ -108,6 +108,14 @@ def test_pairwise_bicor_is_bicor_columns_of_each_pairs_samples(xp, cap):
     assert np.isnan(whole[10, 11]) and np.isfinite(np.delete(whole, [10, 11], 0)).all()
     rows = to_numpy(pairwise_bicor(xp.asarray(values), xp.asarray([5, 0, 11]), cap))
     np.testing.assert_array_equal(rows, whole[[5, 0, 11]])
+    # quick = 1: every gene's own column over its own samples, 0 where it misses
+    own = np.zeros_like(x)
+    for g in range(12):
+        own[~missing[:, g], g] = bicor_columns(x[~missing[:, g], g][:, None], cap)[:, 0]
+    quick = to_numpy(pairwise_bicor(xp.asarray(values), max_p_outliers=cap, quick=1.0))
+    np.testing.assert_allclose(
+        np.delete(quick, [10, 11], 0), np.delete(own.T @ own, [10, 11], 0), atol=1e-14
+    )
 
 
 def test_pairwise_spearman_is_spearman_columns_of_each_pairs_samples(xp):

@@ -2927,6 +2927,9 @@ def _preservation(args: argparse.Namespace) -> None:
         n_permutations=args.permutations,
         network=str(found.attrs.get("network", "unsigned")),
         quick_cor=args.quick_cor,
+        # the modules' own correlation where modulePreservation offers it (bicor), else Pearson's
+        correlation_type="bicor" if found.attrs.get("correlation_type") == "bicor" else "pearson",
+        max_p_outliers=float(found.attrs.get("max_p_outliers", 1.0)),
         device=args.device,
         progress=args.progress,
     )
@@ -2935,8 +2938,8 @@ def _preservation(args: argparse.Namespace) -> None:
     print(
         f"Preservation of {int((result['module'] > 0).sum())} modules of {args.store} in "
         f"{args.preservation} ({result.attrs['n_genes']} shared genes, "
-        f"{args.permutations} permutations) in {time.perf_counter() - start:.1f} s; saved as "
-        f"result {name!r}."
+        f"{args.permutations} permutations, {result.attrs['correlation_type']}) in "
+        f"{time.perf_counter() - start:.1f} s; saved as result {name!r}."
     )
     shares, left_out = result.attrs["missing_share"], result.attrs["n_genes_missing"]
     if max(shares) > 0 or max(left_out) > 0:

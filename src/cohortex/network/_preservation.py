@@ -31,7 +31,7 @@ from .._constants import NETWORK_TYPES
 from .._errors import CohortexError
 from .._progress import progress_bar
 from ..stats._blockwise import eigengene
-from ..stats._network import adjacency, pairwise_correlation
+from ..stats._network import adjacency, bicor_columns, pairwise_bicor, pairwise_correlation
 from ._data import GeneNetwork, check_choice, check_memory, refuse_undefined
 from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns
 
@@ -57,11 +57,13 @@ def module_preservation(
     max_gold_module_size: int = 1000,
     seed: int = 12345,
     quick_cor: float = 1.0,
+    correlation_type: str = "pearson",
+    max_p_outliers: float = 1.0,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
     """How well each module of a reference cohort is preserved in a test cohort, as WGCNA's
-    ``modulePreservation`` (expression data, Pearson's correlation).
+    ``modulePreservation`` (expression data).
 
     Parameters
     ----------
@@ -90,7 +92,17 @@ def module_preservation(
         missing at most that share of the samples are taken from each gene's own mean and
         spread, missing values left out of the products (R's default, fast and approximate);
         0 correlates every pair over the samples both have. kME and the eigengenes'
-        correlations are always exact.
+        correlations are always exact. With bicor, as WGCNA's ``bicor(quick = quickCor)``: a
+        gene is prepared again over a pair's samples only where the pair misses more than
+        that share of its samples.
+    correlation_type : {{"pearson", "bicor"}}, default "pearson"
+        ``corFnc``: bicor (the biweight midcorrelation) is then every correlation, as R's:
+        the genes' within each module, kME, the eigengenes' (separability) and the
+        correlations of the statistics themselves (``bicor.kIM``, ``bicor.kME``,
+        ``bicor.bicor``, ``bicor.MAR``, here ``cor_kim`` … ``cor_mar``). The eigengenes stay
+        principal components.
+    max_p_outliers : float, default 1
+        bicor's ``maxPOutliers`` (``corOptions = "use = 'p', maxPOutliers = 0.05"``).
     {device}
     progress : bool, optional
 
@@ -108,7 +120,8 @@ def module_preservation(
         statistics' one-sided normal log10 p-values); the same statistics in the reference
         itself (``quality_median_rank``, ``quality_z_summary``, ``quality_<statistic>``). Attrs:
         ``n_permutations``, ``network``, ``n_genes``, ``n_samples_reference``,
-        ``n_samples_test``, ``seed``, ``quick_cor``; ``n_genes_missing`` (genes left out for
+        ``n_samples_test``, ``seed``, ``quick_cor``, ``correlation_type``,
+        ``max_p_outliers``; ``n_genes_missing`` (genes left out for
         missing values) and ``missing_share`` (of the other genes' values), each a list of
         the reference's and the test cohort's.
 
@@ -129,6 +142,7 @@ def module_preservation(
     """
     who = "module_preservation"
     check_choice(who, "network", network, NETWORK_TYPES)
+    check_choice(who, "correlation_type", correlation_type, ("pearson", "bicor"))
     if n_permutations < 2:
         raise CohortexError(
             f"The 'n_permutations' parameter of {who}() must be at least 2 (the Z scores need "
@@ -153,6 +167,8 @@ def module_preservation(
             progress=progress,
             who=who,
             correlation=False,
+            correlation_type=correlation_type,
+            max_p_outliers=max_p_outliers,
         )
         for cohort in (reference, test)
     )
@@ -228,20 +244,41 @@ def _labels(modules: xr.Dataset | pd.Series, who: str) -> pd.Series:
 
 def _genes_of(network: GeneNetwork, columns: np.ndarray, quick_cor: float) -> _Genes:
     """The genes ``columns`` of a cohort, as its statistics take them."""
+    cap = network.max_p_outliers if network.correlation_type == "bicor" else None
     if not network.missing:
-        return _Standardised(network.standardised()[:, network.xp.asarray(columns)])
-    return _Pairwise.of(network, quick_cor).take(columns)
+        on = network.xp.asarray(columns)
+        z = network.standardised()[:, on]
+        return _Standardised(z, network.prepared()[:, on] if cap is not None else z, cap)
+    return _Pairwise.of(network, quick_cor, cap).take(columns)
+
+
+def _correlate(a: np.ndarray, b: np.ndarray, cap: float | None) -> float:
+    """Two vectors' correlation: Pearson's (``cap`` None), else bicor's with that cap (NaN
+    where one is constant)."""
+    if cap is None:
+        return _cor(a, b)
+    columns = bicor_columns(np.stack([a, b], axis=1), cap)
+    return float(columns[:, 0] @ columns[:, 1])
 
 
 class _Standardised:
-    """A cohort's genes without missing values, centred and of unit length: every statistic
-    is a product of them."""
+    """A cohort's genes without missing values, centred and of unit length (the eigengenes),
+    and the columns whose products are the network's correlations (the same, or bicor's):
+    every statistic is a product of them.
 
-    def __init__(self, z: Any) -> None:
+    ``cap`` None: Pearson's correlation; else bicor's with this cap on outliers, for every
+    correlation (the genes', kME, the eigengenes'), as ``corFnc = "bicor"``."""
+
+    def __init__(self, z: Any, columns: Any, cap: float | None) -> None:
         self.z = z  # (n_samples, n_genes), on the cohort's device
+        self.columns, self.cap = columns, cap
 
     def take(self, columns: np.ndarray) -> _Standardised:
-        return _Standardised(self.z[:, namespace(self.z).asarray(columns)])
+        on = namespace(self.z).asarray(columns)
+        return _Standardised(self.z[:, on], self.columns[:, on], self.cap)
+
+    def _prepared(self, vectors: Any) -> Any:
+        return vectors if self.cap is None else bicor_columns(vectors, self.cap)
 
     def eigengenes(self, members: list[np.ndarray]) -> Any:
         """Each gene set's eigengene, unit length: shape (n_samples, len(members))."""
@@ -250,15 +287,15 @@ class _Standardised:
 
     def kme(self, eigengenes: Any) -> np.ndarray:
         """Every gene's correlation with each eigengene (signedKME), on the host."""
-        return np.asarray(to_host(self.z.T @ eigengenes), dtype=np.float64)
+        return np.asarray(to_host(self.columns.T @ self._prepared(eigengenes)), dtype=np.float64)
 
-    @staticmethod
-    def eigengene_correlation(eigengenes: Any) -> np.ndarray:
-        return np.asarray(to_host(eigengenes.T @ eigengenes), dtype=np.float64)
+    def eigengene_correlation(self, eigengenes: Any) -> np.ndarray:
+        prepared = self._prepared(eigengenes)
+        return np.asarray(to_host(prepared.T @ prepared), dtype=np.float64)
 
     def correlation(self, genes: np.ndarray) -> np.ndarray:
         """The genes' correlations with each other, on the host: shape (m, m)."""
-        block = self.z[:, namespace(self.z).asarray(genes)]
+        block = self.columns[:, namespace(self.z).asarray(genes)]
         return np.asarray(to_host(block.T @ block), dtype=np.float64)
 
 
@@ -268,7 +305,9 @@ class _Pairwise:
     by impute.knn (``moduleEigengenes``), and the correlations within a gene set as R's
     ``cor(use = "p", quick = quickCor)``: a pair of genes missing at most ``quick_cor`` × the
     samples each is correlated from each gene's own mean and spread (missing values left out
-    of the products), other pairs over the samples both have."""
+    of the products), other pairs over the samples both have. With bicor (``cap`` not None)
+    every correlation is WGCNA's ``bicor(use = "p")`` with that cap, the genes' with
+    ``quick = quickCor``."""
 
     def __init__(
         self,
@@ -278,22 +317,26 @@ class _Pairwise:
         gene_ids: np.ndarray,
         quick: Any,
         exact: np.ndarray,
+        quick_cor: float,
+        cap: float | None,
     ) -> None:
         self.values = values  # (n_samples, n_genes) as measured, NaN where missing, host
         self.z, self.present = z, present  # pairwise_correlation's inputs, on the device
         self.gene_ids = gene_ids
         self.quick = quick  # z of unit length: its products are R's quick correlations
         self.exact = exact  # (n_genes,) bool: the genes whose pairs are correlated exactly
+        self.quick_cor, self.cap = quick_cor, cap
 
     @classmethod
-    def of(cls, network: GeneNetwork, quick_cor: float) -> _Pairwise:
+    def of(cls, network: GeneNetwork, quick_cor: float, cap: float | None) -> _Pairwise:
         z, present = network.pairwise_inputs()
         xp = namespace(z)
         quick = z / xp.sqrt(xp.sum(z * z, axis=0))
         n_missing = np.asarray(to_host(network.n_samples - present.sum(axis=0)))
         exact = n_missing > math.floor(quick_cor * network.n_samples)
         values = np.asarray(to_host(network.read()), dtype=np.float64)
-        return cls(values, z, present, network.gene_ids.astype(str), quick, exact)
+        ids = network.gene_ids.astype(str)
+        return cls(values, z, present, ids, quick, exact, quick_cor, cap)
 
     def take(self, columns: np.ndarray) -> _Pairwise:
         on = namespace(self.z).asarray(columns)
@@ -304,6 +347,8 @@ class _Pairwise:
             self.gene_ids[columns],
             self.quick[:, on],
             self.exact[columns],
+            self.quick_cor,
+            self.cap,
         )
 
     def eigengenes(self, members: list[np.ndarray]) -> np.ndarray:
@@ -317,13 +362,25 @@ class _Pairwise:
         return found.vectors
 
     def kme(self, eigengenes: np.ndarray) -> np.ndarray:
-        return pairwise_columns(self.values, eigengenes)
+        if self.cap is None:
+            return pairwise_columns(self.values, eigengenes)
+        both = np.concatenate([eigengenes, self.values], axis=1)
+        rows = np.arange(eigengenes.shape[1])
+        kme = pairwise_bicor(both, rows, self.cap)[:, eigengenes.shape[1] :]
+        return np.ascontiguousarray(np.asarray(to_host(kme)).T)
 
-    @staticmethod
-    def eigengene_correlation(eigengenes: np.ndarray) -> np.ndarray:
-        return pairwise_columns(eigengenes)
+    def eigengene_correlation(self, eigengenes: np.ndarray) -> np.ndarray:
+        if self.cap is None:
+            return pairwise_columns(eigengenes)
+        columns = bicor_columns(eigengenes, self.cap)
+        return columns.T @ columns
 
     def correlation(self, genes: np.ndarray) -> np.ndarray:
+        if self.cap is not None:
+            cor = pairwise_bicor(self.values[:, genes], None, self.cap, self.quick_cor)
+            ids = self.gene_ids[genes]
+            refuse_undefined(cor, ids, ids, "module_preservation")
+            return np.asarray(to_host(cor), dtype=np.float64)
         xp = namespace(self.z)
         on = xp.asarray(genes)
         block = self.quick[:, on]
@@ -355,6 +412,7 @@ class _Calculator:
         max_gold_module_size: int,
     ) -> None:
         self.ref, self.test, self.colors, self.network = ref, test, colors, network
+        self.cap = ref.cap  # bicor's cap on outliers for every correlation (None: Pearson's)
         self.power = 12.0 if network == "signed" else 6.0
         self.max_module_size = max_module_size
         n_genes = colors.shape[0]
@@ -415,8 +473,8 @@ class _Calculator:
             out["prop_var_explained"][j] = np.mean(own_test**2)
             out["quality_mean_sign_aware_kme"][j] = abs(np.mean(np.abs(own_perm)))
             out["mean_sign_aware_kme"][j] = abs(np.mean(np.sign(own_ref) * own_test))
-            out["cor_kme"][j] = abs(_cor(own_ref, own_test))
-            out["cor_kme_all"][j] = abs(_cor(kme_ref[:, j], kme_test[:, j]))
+            out["cor_kme"][j] = abs(_correlate(own_ref, own_test, self.cap))
+            out["cor_kme_all"][j] = abs(_correlate(kme_ref[:, j], kme_test[:, j], self.cap))
             level = int(levels[j])
             cor1, adj1, mar1, kim1 = self._cached_block(ref, genes, level, cacheable)
             if permuted:
@@ -432,11 +490,11 @@ class _Calculator:
             signed2 = np.abs(cor2) if self.network == "unsigned" else cor2
             out["quality_mean_sign_aware_cor"][j] = np.mean(signed2[lower])
             out["mean_sign_aware_cor"][j] = np.mean((np.sign(cor1) * cor3)[lower])
-            out["cor_cor"][j] = _cor(cor1[lower], cor3[lower])
+            out["cor_cor"][j] = _correlate(cor1[lower], cor3[lower], self.cap)
             out["quality_mean_mar"][j] = np.mean(mar2)
             out["mean_mar"][j] = np.mean(mar3)
-            out["cor_kim"][j] = _cor(kim1, adj3.sum(axis=0))
-            out["cor_mar"][j] = _cor(mar1, mar3)
+            out["cor_kim"][j] = _correlate(kim1, adj3.sum(axis=0), self.cap)
+            out["cor_mar"][j] = _correlate(mar1, mar3, self.cap)
             out["quality_mean_adjacency"][j] = np.mean(adj2[lower])
             out["mean_adjacency"][j] = np.mean(adj3[lower])
         proper = (levels != 0) & (levels != GOLD)
@@ -618,6 +676,8 @@ def _result(
             "n_samples_test": tst.n_samples,
             "seed": int(seed),
             "quick_cor": float(quick_cor),
+            "correlation_type": ref.correlation_type,
+            "max_p_outliers": float(ref.max_p_outliers),
             "n_genes_missing": [ref.n_sparse, tst.n_sparse],
             "missing_share": [ref.missing_share, tst.missing_share],
         },

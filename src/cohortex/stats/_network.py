@@ -233,7 +233,9 @@ def _gene_major(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.where(present, host.T, 0.0), present
 
 
-def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -> Any:
+def pairwise_bicor(
+    values: Any, rows: Any = None, max_p_outliers: float = 1.0, quick: float = 0.0
+) -> Any:
     """WGCNA's ``bicor(use = "pairwise.complete.obs")``: each pair of genes' biweight
     midcorrelation over the samples both have, its medians and outlier caps those samples'
     (:func:`bicor_columns` of them). Computed on the host (compiled loops: each pair's medians
@@ -246,6 +248,10 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
     rows : array of int, shape (m,), optional
         The genes whose rows are wanted (all by default).
     max_p_outliers : float, default 1
+    quick : float, default 0
+        WGCNA's ``quick``: a gene is prepared again over a pair's samples only where the pair
+        misses more than ``quick × n_samples`` of its samples (else its own column, 0 where it
+        misses, is taken); 0 is exact, 1 every gene's own column.
 
     Returns
     -------
@@ -257,11 +263,11 @@ def pairwise_bicor(values: Any, rows: Any = None, max_p_outliers: float = 1.0) -
     filled, present = _gene_major(values)
     cap = float(max_p_outliers)
     if rows is None:
-        out = pairwise_bicor_whole(filled, present, cap)
+        out = pairwise_bicor_whole(filled, present, cap, float(quick))
     else:
         index = np.asarray(to_host(rows), dtype=np.int64)
         genes = bicor_genes(filled, present, cap)
-        out = pairwise_bicor_rows(filled, present, genes, index, 0, cap)
+        out = pairwise_bicor_rows(filled, present, genes, index, 0, cap, float(quick))
     return namespace(values).asarray(out)
 
 
@@ -327,7 +333,7 @@ def pairwise_bicor_adjacency_sums(
         stop = min(n_genes, start + rows_each)
         rows = np.arange(start, stop)
         weights = adjacency(
-            pairwise_bicor_rows(filled, present, genes, rows, start, float(max_p_outliers)),
+            pairwise_bicor_rows(filled, present, genes, rows, start, float(max_p_outliers), 0.0),
             power,
             network,
         )

@@ -184,11 +184,16 @@ def _robust(value, median, denominator, low, high, mean):  # type: ignore[no-unt
 
 
 @njit(nogil=True, cache=True)
-def _pair(x, present, order, own, counts, defined, cap, i, j, s):  # type: ignore[no-untyped-def]
-    """The bicor of genes i and j over their shared samples (NaN where undefined)."""
+def _pair(x, present, order, own, counts, defined, cap, limit, i, j, s):  # type: ignore[no-untyped-def]
+    """The bicor of genes i and j as WGCNA's ``bicor(use = "p", quick)`` with ``limit`` its
+    ``quick × n_samples``: a gene whose pair misses more than ``limit`` of the samples it has
+    is prepared again over the pair's shared samples, else its own column is taken (0 where it
+    misses); a pair of genes each missing at most ``limit`` samples is their own columns'
+    product. NaN where undefined (a gene constant over its samples, fewer than 2 shared)."""
     n = x.shape[1]
-    both = defined[i] and defined[j]
-    if both and counts[i] == n and counts[j] == n:  # no missing values: their own columns
+    if not (defined[i] and defined[j]):
+        return np.nan
+    if n - counts[i] <= limit and n - counts[j] <= limit:  # their own columns
         total = 0.0
         for k in range(n):
             total += own[i, k] * own[j, k]
@@ -198,25 +203,24 @@ def _pair(x, present, order, own, counts, defined, cap, i, j, s):  # type: ignor
     )
     if shared < 2:
         return np.nan
-    if both and shared == counts[i] and shared == counts[j]:  # the same samples: own columns
-        total = 0.0
-        for k in range(n):
-            total += own[i, k] * own[j, k]
-        return total
-    _, median_j, scale_j, low_j, high_j, mean_j = _shared_scale(
-        x, order, present, j, i, counts[j], cap, s
-    )
+    again_i, again_j = counts[i] - shared > limit, counts[j] - shared > limit
+    if again_j:
+        _, median_j, scale_j, low_j, high_j, mean_j = _shared_scale(
+            x, order, present, j, i, counts[j], cap, s
+        )
     products, squares_i, squares_j = 0.0, 0.0, 0.0
     for k in range(n):
         if present[i, k] and present[j, k]:
-            a = _robust(x[i, k], median_i, scale_i, low_i, high_i, mean_i)
-            b = _robust(x[j, k], median_j, scale_j, low_j, high_j, mean_j)
+            a = _robust(x[i, k], median_i, scale_i, low_i, high_i, mean_i) if again_i else own[i, k]
+            b = _robust(x[j, k], median_j, scale_j, low_j, high_j, mean_j) if again_j else own[j, k]
             products += a * b
             squares_i += a * a
             squares_j += b * b
-    if squares_i == 0.0 or squares_j == 0.0:
+    if (again_i and squares_i == 0.0) or (again_j and squares_j == 0.0):
         return np.nan
-    return products / (np.sqrt(squares_i) * np.sqrt(squares_j))
+    root_i = np.sqrt(squares_i) if again_i else 1.0  # own columns are of unit length already
+    root_j = np.sqrt(squares_j) if again_j else 1.0
+    return products / (root_i * root_j)
 
 
 @njit(nogil=True, cache=True)
@@ -280,17 +284,17 @@ def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _upper_row(x, present, order, own, counts, defined, cap, i, out, s):  # type: ignore[no-untyped-def]
+def _upper_row(x, present, order, own, counts, defined, cap, limit, i, out, s):  # type: ignore[no-untyped-def]
     """Row i of the upper triangle, mirrored into column i."""
     out[i, i] = 1.0
     for j in range(i + 1, x.shape[0]):
-        value = _pair(x, present, order, own, counts, defined, cap, i, j, s)
+        value = _pair(x, present, order, own, counts, defined, cap, limit, i, j, s)
         out[i, j] = value
         out[j, i] = value
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
+def pairwise_bicor_whole(x, present, cap, quick):  # type: ignore[no-untyped-def]
     """The genes × genes bicor over each pair's shared samples, diagonal 1.
 
     Parameters
@@ -301,6 +305,9 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
     present : ndarray of shape (n_genes, n_samples), bool
     cap : float
         ``maxPOutliers``.
+    quick : float
+        ``quick``: 0 prepares each gene again over every pair's shared samples where they
+        are fewer than its own; 1 takes every gene's own column (see :func:`_pair`).
 
     Returns
     -------
@@ -309,28 +316,32 @@ def pairwise_bicor_whole(x, present, cap):  # type: ignore[no-untyped-def]
     """
     genes = x.shape[0]
     own, counts, defined, order = bicor_genes(x, present, cap)
+    limit = int(quick * x.shape[1])  # WGCNA's maxDiffNA
     out = np.empty((genes, genes))
     for p in numba.prange((genes + 1) // 2):  # rows p and genes-1-p: genes-1 pairs each
         s = np.empty(x.shape[1])
-        _upper_row(x, present, order, own, counts, defined, cap, p, out, s)
+        _upper_row(x, present, order, own, counts, defined, cap, limit, p, out, s)
         if genes - 1 - p != p:
-            _upper_row(x, present, order, own, counts, defined, cap, genes - 1 - p, out, s)
+            _upper_row(x, present, order, own, counts, defined, cap, limit, genes - 1 - p, out, s)
     return out
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pairwise_bicor_rows(x, present, genes, rows, first, cap):  # type: ignore[no-untyped-def]
+def pairwise_bicor_rows(x, present, genes, rows, first, cap, quick):  # type: ignore[no-untyped-def]
     """:func:`pairwise_bicor_whole`'s rows ``rows`` (ndarray of int, shape (m,)) from column
     ``first`` on, given :func:`bicor_genes` ``genes``: an array of shape (m, n_genes - first),
     1 at each row's own gene."""
     own, counts, defined, order = genes
+    limit = int(quick * x.shape[1])
     out = np.empty((rows.shape[0], x.shape[0] - first))
     for r in numba.prange(rows.shape[0]):
         s = np.empty(x.shape[1])
         i = rows[r]
         for j in range(first, x.shape[0]):
             out[r, j - first] = (
-                1.0 if j == i else _pair(x, present, order, own, counts, defined, cap, i, j, s)
+                1.0
+                if j == i
+                else _pair(x, present, order, own, counts, defined, cap, limit, i, j, s)
             )
     return out
 
