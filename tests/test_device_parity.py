@@ -523,16 +523,20 @@ def test_network_with_missing_values(gpu_xp, tmp_path):
     # modulePreservation of the first half's modules in the second: the quick and the exact
     # correlations within modules on the device, the imputed eigengenes and kME on the host
     found = network.modules(halves[0], power=6, device="cpu", progress=False)
-    for quick_cor in (1.0, 0.0):
+    for options in (
+        {"quick_cor": 1.0},
+        {"quick_cor": 0.0},
+        {"correlation_type": "bicor", "max_p_outliers": 0.05},  # bicor's pairs on the host
+    ):
         runs = [
             network.module_preservation(
                 halves[0],
                 halves[1],
                 found,
                 n_permutations=3,
-                quick_cor=quick_cor,
                 device=device,
                 progress=False,
+                **options,
             )
             for device in ("gpu", "cpu")
         ]
@@ -564,13 +568,20 @@ def test_module_preservation(gpu_xp, bladder_store):
     """modulePreservation with both cohorts' genes in device memory: the eigengenes, kME and the
     modules' correlation blocks there, the same random gene sets."""
     found = network.modules(bladder_store, power=6, genes=300, device="cpu", progress=False)
-    runs = [
-        network.module_preservation(
-            bladder_store, bladder_store, found, n_permutations=5, device=device, progress=False
-        )
-        for device in ("gpu", "cpu")
-    ]
-    _same(runs[0], runs[1], rtol=1e-9)
+    for options in ({}, {"correlation_type": "bicor"}):
+        runs = [
+            network.module_preservation(
+                bladder_store,
+                bladder_store,
+                found,
+                n_permutations=5,
+                device=device,
+                progress=False,
+                **options,
+            )
+            for device in ("gpu", "cpu")
+        ]
+        _same(runs[0], runs[1], rtol=1e-9)
 
 
 def test_rlog_and_counts_in_device_memory(gpu_xp):
