@@ -224,6 +224,19 @@ def _pair(x, present, order, own, counts, defined, cap, limit, i, j, s):  # type
 
 
 @njit(nogil=True, cache=True)
+def _gather(x, present, g, values, samples):  # type: ignore[no-untyped-def]
+    """Gene g's present values into ``values`` and their samples into ``samples``, in sample
+    order; returns their count."""
+    count = 0
+    for k in range(x.shape[1]):
+        if present[g, k]:
+            values[count] = x[g, k]
+            samples[count] = k
+            count += 1
+    return count
+
+
+@njit(nogil=True, cache=True)
 def sorted_samples(x, present):  # type: ignore[no-untyped-def]
     """Each gene's count of samples, and its samples in increasing order of value (the first
     ``count`` of each row; ties in sample order).
@@ -238,12 +251,7 @@ def sorted_samples(x, present):  # type: ignore[no-untyped-def]
     values = np.empty(n)
     samples = np.empty(n, dtype=np.int64)
     for g in range(genes):
-        count = 0
-        for k in range(n):
-            if present[g, k]:
-                values[count] = x[g, k]
-                samples[count] = k
-                count += 1
+        count = _gather(x, present, g, values, samples)
         counts[g] = count
         ranks = np.argsort(values[:count], kind="mergesort")
         for t in range(count):
@@ -270,12 +278,7 @@ def bicor_genes(x, present, cap):  # type: ignore[no-untyped-def]
     values, prepared, scratch = np.empty(n), np.empty(n), np.empty(n)
     samples = np.empty(n, dtype=np.int64)
     for g in range(genes):
-        count = 0
-        for k in range(n):
-            if present[g, k]:
-                values[count] = x[g, k]
-                samples[count] = k
-                count += 1
+        count = _gather(x, present, g, values, samples)
         defined[g] = bicor_prepare(values, count, cap, prepared, scratch)
         if defined[g]:
             for t in range(count):
