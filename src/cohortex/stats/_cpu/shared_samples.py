@@ -6,9 +6,10 @@ gives them (numba): WGCNA's ``bicor(x, use = "pairwise.complete.obs")`` and R's 
 A pair's medians, median absolute deviations and outlier quantiles (bicor), or its ranks
 (Spearman's), are those of its shared samples: each pair whose samples differ from a gene's
 own computes that gene's column again over the shared samples, as WGCNA's
-``threadSlowCalcBicor`` (with its default ``quick = 0``) and R's ``cor`` pair by pair. The
-twins are ``stats._network.bicor_columns`` and ``spearman_columns`` of the pair's shared
-samples.
+``threadSlowCalcBicor`` (with ``quick = 0``, its default; other values of ``quick``, as
+modulePreservation's ``quickCor``, re-prepare a gene only where a pair misses more of its
+samples) and R's ``cor`` pair by pair. The twins are ``stats._network.bicor_columns`` and
+``spearman_columns`` of the pair's shared samples.
 
 Each gene's samples are sorted once, so a pair's order statistics and ranks are read from its
 shared values in order (no selection or sort per pair), with R's type-7 interpolation and
