@@ -205,6 +205,14 @@ def test_refusals(monkeypatch):
     data = bladder()
     with pytest.raises(CohortexError, match="one block per gene"):
         network.blockwise_modules(data, blocks=np.ones(10), progress=False)
+    blocks = np.where(np.arange(data.sizes["gene"]) % 2 == 0, 1.0, 2.0)
+    blocks[[3, 8]] = np.nan
+    with pytest.raises(CohortexError, match=r"no block to 2 genes the network uses \("):
+        network.blockwise_modules(data, blocks=blocks, progress=False)
+    blocks[[3, 8]] = 1.0
+    data["expression"][:, 3] = 7.0  # constant: left out, so it may have no block
+    blocks[3] = np.nan
+    assert network.blockwise_modules(data, blocks=blocks, progress=False).attrs["n_blocks"] == 2
     with pytest.raises(CohortexError, match="min_core_kme"):
         network.blockwise_modules(data, min_core_kme=1.5, progress=False)
     with pytest.raises(CohortexError, match="max_block_size"):

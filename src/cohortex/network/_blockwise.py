@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
@@ -501,6 +502,15 @@ def given_blocks(
             f"({all_genes.shape[0]}); got shape {given.shape}."
         )
     used = np.isin(all_genes.astype(str), used_genes.astype(str))
+    blockless = used & pd.isna(given)  # genes the network leaves out may have none
+    if blockless.any():
+        names = ", ".join(str(g) for g in all_genes[blockless][:5])
+        raise CohortexError(
+            f"The 'blocks' parameter of {who}() gives no block to {int(blockless.sum())} genes "
+            f"the network uses ({names}{', …' if blockless.sum() > 5 else ''}); give each a "
+            "block (only genes left out, constant or missing in half the samples, may have "
+            "none)."
+        )
     _, index = np.unique(given[used], return_inverse=True)
     return index.astype(np.int64)
 
