@@ -161,17 +161,17 @@ def _ordered_column_sums(values, missing):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _distances(row, row_missing, values, missing, out):  # type: ignore[no-untyped-def]
-    """misdis: each row's mean squared difference from ``row`` over the columns both have."""
+    """misdis: each row's mean squared difference from ``row`` over the columns both have
+    (``row`` and ``values`` finite: 0 where missing, as knnimp.internal holds them)."""
     p, n = values.shape
     for j in range(p):
         total = 0.0
         count = 0
-        for c in range(n):
-            if row_missing[c] or missing[j, c]:
-                continue
+        for c in range(n):  # no branch: the values are finite (0) where missing
+            both = not (row_missing[c] or missing[j, c])
             d = row[c] - values[j, c]
-            total += d * d
-            count += 1
+            total += d * d * both  # adding 0.0 leaves the sum as the skipped term would
+            count += both
         out[j] = total / count if count > 0 else _FAR
 
 
