@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--cluster-algorithm", choices=("hc", "pam"), default="hc")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-bioc-consensusclusterplus")
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=20000)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-cran-maxstat")
     rows = []
     warm = np.random.default_rng(0)  # cohortex's first call loads Dask: R's libraries load untimed

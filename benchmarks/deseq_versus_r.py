@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     if shutil.which("Rscript") is None:
         raise SystemExit("Rscript is needed (r-bioc-deseq2).")
     rows = []

@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     rng = np.random.default_rng(0)
     x = np.round(rng.lognormal(1.0, 0.5, (args.samples, args.genes)), 2).astype(np.float32)
     labels = rng.choice(["a", "b", "c", "d"], args.samples, p=[0.4, 0.3, 0.2, 0.1])

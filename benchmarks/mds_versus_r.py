@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-bioc-limma")
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--correlation", choices=("pearson", "bicor"), default="pearson")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-cran-wgcna")
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=10000)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-bioc-deseq2")
     rows = []
     with tempfile.TemporaryDirectory() as work:

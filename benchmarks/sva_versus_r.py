@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--count-up-to", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-bioc-sva")
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--missing", type=float, default=0.0, help="share of values left out")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
     require_rscript("r-cran-wgcna")
     rows = []
     with tempfile.TemporaryDirectory() as work:
