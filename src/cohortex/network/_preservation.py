@@ -246,9 +246,9 @@ def _genes_of(network: GeneNetwork, columns: np.ndarray, quick_cor: float) -> _G
     """The genes ``columns`` of a cohort, as its statistics take them."""
     cap = network.max_p_outliers if network.correlation_type == "bicor" else None
     if not network.missing:
-        on = network.xp.asarray(columns)
-        z = network.standardised()[:, on]
-        return _Standardised(z, network.prepared()[:, on] if cap is not None else z, cap)
+        raw = network.read()[:, network.xp.asarray(columns)]  # one pass over the cohort
+        z = network.standardised(raw)
+        return _Standardised(z, network.prepared(values=raw) if cap is not None else z, cap)
     return _Pairwise.of(network, quick_cor, cap).take(columns)
 
 
