@@ -258,3 +258,28 @@ def test_refusals():
         network.module_preservation(reference, elsewhere, modules, progress=False)
     with pytest.raises(CohortexError, match="'quick_cor'"):
         network.module_preservation(reference, test, modules, quick_cor=1.5)
+
+
+@pytest.mark.parametrize("cap", [None, 0.05])
+def test_statistics_correlated_over_the_genes_both_have(cap):
+    """R correlates the statistics with use = "p": a gene whose statistic is NaN in either
+    network (the MAR of a gene without neighbours) is left out of that pair, not the whole
+    correlation made NaN."""
+    from scipy import stats
+
+    from cohortex.network._preservation import _correlate
+    from cohortex.stats._network import bicor_columns
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    b = a + b
+    a[3], b[17] = np.nan, np.nan
+    both = ~np.isnan(a) & ~np.isnan(b)
+    got = _correlate(a, b, cap)
+    if cap is None:
+        expected = stats.pearsonr(a[both], b[both]).statistic
+    else:
+        columns = bicor_columns(np.stack([a[both], b[both]], axis=1), cap)
+        expected = columns[:, 0] @ columns[:, 1]
+    assert got == pytest.approx(expected, rel=1e-13) and np.isfinite(got)
+    assert np.isnan(_correlate(a[2:4], b[2:4], cap))  # one shared entry: no correlation

@@ -253,8 +253,13 @@ def _genes_of(network: GeneNetwork, columns: np.ndarray, quick_cor: float) -> _G
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, cap: float | None) -> float:
-    """Two vectors' correlation: Pearson's (``cap`` None), else bicor's with that cap (NaN
-    where one is constant)."""
+    """Two vectors' correlation over the entries both have (R's ``use = "p"``): Pearson's
+    (``cap`` None), else bicor's with that cap (NaN where one is constant)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if not both.all():  # e.g. the MAR of a gene whose adjacencies are all 0
+        a, b = a[both], b[both]
+    if a.size < 2:
+        return math.nan
     if cap is None:
         return _cor(a, b)
     columns = bicor_columns(np.stack([a, b], axis=1), cap)
