@@ -132,6 +132,23 @@ def test_bicor_of_values_missing_in_blocks_and_below_a_limit():
     np.testing.assert_allclose(got, expected.to_numpy(), rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("quick", [0.05, 0.1])
+def test_quick_bicor_prepares_again_only_pairs_that_miss_more_than_quick(quick):
+    """bicor(quick = q) as WGCNA's: a gene's own column (0 where it misses) unless the pair
+    misses more than q × n of its samples; between the exact (0) and the quickest (1)."""
+    name = f"bicor_missing_simulated_quick_{round(100 * quick):03d}.csv"
+    expected = pd.read_csv(WGCNA / name, index_col=0)
+    values = csv_cohort("missing_simulated_expression.csv")["expression"]
+    values = values.sel(gene=expected.columns.to_numpy()).values
+    got = pairwise_bicor(values, None, 0.05, quick)
+    np.testing.assert_allclose(got, expected.to_numpy(), rtol=0, atol=1e-13)
+    rows = pairwise_bicor(values, np.arange(5), 0.05, quick)
+    np.testing.assert_allclose(rows, got[:5], rtol=0, atol=1e-15)
+    exact = pairwise_bicor(values, None, 0.05, 0.0)
+    quickest = pairwise_bicor(values, None, 0.05, 1.0)
+    assert 0 < np.sum(np.abs(got - exact) > 1e-12) < np.sum(np.abs(quickest - exact) > 1e-12)
+
+
 @pytest.fixture(scope="module")
 def bicor_missing_modules():
     return network.modules(
