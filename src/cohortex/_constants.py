@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "COMPRESSORS",
+    "COUNTS_FROM_ABUNDANCE",
     "GSVA_KERNELS",
     "GSVA_METHODS",
     "NORMALIZATIONS",
+    "QUANTIFIERS",
     "SCALES",
     "SVA_METHODS",
 ]
@@ -31,6 +33,10 @@ NORMALIZATIONS = (
 # genesets.gsva()'s methods and kernels, for the command line's choices
 GSVA_METHODS = ("gsva", "ssgsea", "zscore", "plage")
 GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
+
+# io.read_quantifications()'s quantifiers and tximport's countsFromAbundance
+QUANTIFIERS = ("salmon", "kallisto", "rsem")
+COUNTS_FROM_ABUNDANCE = ("no", "scaledTPM", "lengthScaledTPM", "dtuScaledTPM")
 
 # de.sva()'s methods, for the command line's choices
 SVA_METHODS = ("irw", "two-step", "supervised")

@@ -62,6 +62,33 @@ def test_simulate_then_info(tmp_path, capsys):
     assert "condition      text, 2 distinct: normal 60, tumor 60" in text
 
 
+def test_import_quant(tmp_path, capsys):
+    """Salmon's folders summarised to genes (lengthScaledTPM by default) as tximport 1.26."""
+    fixtures = Path(__file__).parent.parent / "fixtures" / "tximport"
+    folders = [str(fixtures / "salmon" / s) for s in ("S1", "S2", "S3", "S4")]
+    store = tmp_path / "q.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two transcripts not in tx2gene
+        code = main(
+            [
+                "import-quant",
+                *folders,
+                "--out",
+                str(store),
+                "--tx2gene",
+                str(fixtures / "tx2gene.csv"),
+                "--no-progress",
+            ]
+        )
+    assert code == 0
+    assert "4 samples × 11 genes (lengthScaledTPM counts)" in capsys.readouterr().out
+    expected = pd.read_csv(fixtures / "salmon_lengthScaledTPM_counts.csv", index_col=0)
+    got = open_cohort(store)["expression"].to_pandas().T.loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert main(["import-quant", *folders, "--out", str(tmp_path / "x.zarr")]) == 2
+    assert "tx2gene table" in capsys.readouterr().err
+
+
 def test_import_and_export(tmp_path, capsys):
     src = tmp_path / "m.tsv"
     src.write_text("gene\tA\tB\tC\ng1\t1\t2\t3\ng2\t4\t5\t6\n")

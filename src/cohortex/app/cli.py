@@ -19,6 +19,7 @@ import numpy as np
 from .._constants import (
     COMPRESSORS,
     CORRELATION_TYPES,
+    COUNTS_FROM_ABUNDANCE,
     GSVA_KERNELS,
     GSVA_METHODS,
     NETWORK_TYPES,
@@ -198,6 +199,46 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--layer", default=None, help="AnnData layer to import instead of X")
     _store_options(imp)
     imp.set_defaults(run=_import)
+
+    quant = commands.add_parser(
+        "import-quant",
+        help="import Salmon, kallisto or RSEM quantifications, summarised to genes as tximport",
+    )
+    quant.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        help="each sample's quant.sf, abundance.h5/.tsv or .isoforms.results, or its folder "
+        "(the sample ids are the folders, or RSEM's file names)",
+    )
+    quant.add_argument("--out", type=Path, required=True, help="destination store")
+    quant.add_argument(
+        "--tx2gene",
+        type=Path,
+        default=None,
+        help="transcript id → gene id table (CSV or TSV with a header row)",
+    )
+    quant.add_argument(
+        "--counts-from-abundance",
+        choices=COUNTS_FROM_ABUNDANCE,
+        default="lengthScaledTPM",
+        help="tximport's countsFromAbundance (default lengthScaledTPM: the store holds no "
+        "per-sample lengths to use as offsets)",
+    )
+    quant.add_argument(
+        "--transcripts", action="store_true", help="keep the transcripts (tximport's txOut)"
+    )
+    quant.add_argument(
+        "--ignore-tx-version", action="store_true", help="match tx2gene without id versions"
+    )
+    quant.add_argument(
+        "--ignore-after-bar",
+        action="store_true",
+        help="match tx2gene by the id before the first '|' (GENCODE's names)",
+    )
+    quant.add_argument("--samples", type=Path, default=None, help="sample metadata table")
+    _store_options(quant)
+    quant.set_defaults(run=_import_quantifications)
 
     exp = commands.add_parser("export", help="export a store to TSV/CSV, GCT, h5ad or AnnData-Zarr")
     exp.add_argument("store", type=Path)
@@ -1399,6 +1440,29 @@ def _import(args: argparse.Namespace) -> None:
     print(
         f"imported {args.src} → {args.dest}: {ds.sizes['sample']} samples × "
         f"{ds.sizes['gene']} genes in {time.perf_counter() - start:.1f} s"
+    )
+
+
+def _import_quantifications(args: argparse.Namespace) -> None:
+    from ..io import import_quantifications
+
+    start = time.perf_counter()
+    ds = import_quantifications(
+        args.files,
+        args.out,
+        tx2gene=args.tx2gene,
+        counts_from_abundance=args.counts_from_abundance,
+        transcripts=args.transcripts,
+        ignore_tx_version=args.ignore_tx_version,
+        ignore_after_bar=args.ignore_after_bar,
+        samples=args.samples,
+        **_store_kwargs(args),
+    )
+    what = "transcripts" if args.transcripts else "genes"
+    print(
+        f"imported {len(args.files)} quantifications → {args.out}: {ds.sizes['sample']} samples "
+        f"× {ds.sizes['gene']} {what} ({args.counts_from_abundance} counts) in "
+        f"{time.perf_counter() - start:.1f} s"
     )
 
 

@@ -1,4 +1,5 @@
-"""Importers and exporters: delimited text, GEO series matrices, GCT, AnnData, NumPy, pandas.
+"""Importers and exporters: delimited text, GEO series matrices, GCT, AnnData, NumPy, pandas,
+and the transcript quantifications of Salmon, kallisto and RSEM (summarised as tximport).
 
 In memory, :func:`cohortex.create_cohort` takes NumPy/Dask arrays and DataFrames directly;
 :func:`to_pandas` and :func:`to_anndata` give them back.
@@ -16,6 +17,12 @@ import xarray as xr
 from .._errors import CohortexError
 from ..store import create_cohort
 from ._anndata import export_anndata, from_anndata, import_anndata, to_anndata, to_pandas
+from ._quantifications import (
+    COUNTS_FROM_ABUNDANCE,
+    QUANTIFIERS,
+    import_quantifications,
+    read_quantifications,
+)
 from ._text import (
     ORIENTATIONS,
     export_gct,
@@ -28,7 +35,9 @@ from ._text import (
 )
 
 __all__ = [
+    "COUNTS_FROM_ABUNDANCE",
     "ORIENTATIONS",
+    "QUANTIFIERS",
     "export_anndata",
     "export_gct",
     "export_table",
@@ -37,8 +46,10 @@ __all__ = [
     "import_featurecounts",
     "import_file",
     "import_gct",
+    "import_quantifications",
     "import_table",
     "read_metadata",
+    "read_quantifications",
     "to_anndata",
     "to_pandas",
 ]

@@ -201,7 +201,7 @@ def import_featurecounts(
     written. Other parameters are as for :func:`import_table`.
     """
     path = Path(src)
-    skip = 1 if _first_line(path).startswith("# Program:featureCounts") else 0
+    skip = 1 if first_line(path).startswith("# Program:featureCounts") else 0
     layout = _scan(path, sep="\t", annotation_columns=5, skip_lines=skip)
     header = ["Geneid", *layout.annotation_names]
     if tuple(header) != FEATURECOUNTS_COLUMNS:
@@ -245,14 +245,14 @@ def import_featurecounts(
 
 def is_featurecounts(path: Path) -> bool:
     """Whether a text file is featureCounts output: its program line, or its header."""
-    first = _first_line(path)
+    first = first_line(path)
     return (
         first.startswith("# Program:featureCounts")
         or tuple(first.split("\t")[: len(FEATURECOUNTS_COLUMNS)]) == FEATURECOUNTS_COLUMNS
     )
 
 
-def _first_line(path: Path) -> str:
+def first_line(path: Path) -> str:
     try:
         with _open_text(path) as f:
             return f.readline().rstrip("\r\n")

@@ -1,0 +1,666 @@
+"""Transcript quantifications of Salmon, kallisto and RSEM, summarised to genes as tximport.
+
+Each sample's file is read once and summarised at once (its genes' counts, abundances and
+abundance-weighted lengths), so only the genes × samples matrices are held, never the
+transcripts × samples ones (except for transcript-level output).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._constants import COUNTS_FROM_ABUNDANCE, QUANTIFIERS
+from .._errors import CohortexError, CohortexWarning
+from .._memory import physical_memory
+from .._progress import progress_bar
+from ..store import create_cohort
+from ._text import first_line, read_metadata
+
+__all__ = [
+    "COUNTS_FROM_ABUNDANCE",
+    "QUANTIFIERS",
+    "import_quantifications",
+    "read_quantifications",
+]
+
+
+@dataclass(frozen=True)
+class _Format:
+    """One quantifier's table: its header and the columns tximport reads."""
+
+    name: str
+    header: tuple[str, ...]
+    id_column: str
+    abundance: str
+    counts: str
+    length: str
+    genes: bool = False  # RSEM's genes.results: already one row per gene
+
+
+_FORMATS = (
+    _Format(
+        "salmon",
+        ("Name", "Length", "EffectiveLength", "TPM", "NumReads"),
+        "Name",
+        "TPM",
+        "NumReads",
+        "EffectiveLength",
+    ),
+    _Format(
+        "kallisto",
+        ("target_id", "length", "eff_length", "est_counts", "tpm"),
+        "target_id",
+        "tpm",
+        "est_counts",
+        "eff_length",
+    ),
+    _Format(
+        "rsem",
+        ("transcript_id", "gene_id", "length", "effective_length", "expected_count", "TPM"),
+        "transcript_id",
+        "TPM",
+        "expected_count",
+        "effective_length",
+    ),
+    _Format(
+        "rsem",
+        ("gene_id", "transcript_id(s)", "length", "effective_length", "expected_count", "TPM"),
+        "gene_id",
+        "TPM",
+        "expected_count",
+        "effective_length",
+        genes=True,
+    ),
+)
+_KALLISTO_H5 = _Format("kallisto", (), "aux/ids", "", "est_counts", "aux/eff_lengths")
+# the names quantifiers give their output inside a sample's folder
+_IN_FOLDER = ("quant.sf", "quant.sf.gz", "abundance.h5", "abundance.tsv", "abundance.tsv.gz")
+_RSEM_SUFFIXES = (".isoforms.results", ".genes.results")
+
+
+def read_quantifications(
+    files: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+    *,
+    tx2gene: pd.DataFrame | str | os.PathLike[str] | None = None,
+    counts_from_abundance: str = "no",
+    transcripts: bool = False,
+    quantifier: str | None = None,
+    ignore_tx_version: bool = False,
+    ignore_after_bar: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Read Salmon, kallisto or RSEM quantifications and summarise them to genes, as
+    tximport's ``tximport``.
+
+    Each gene's abundance (TPM) and estimated count are its transcripts' sums; its length in a
+    sample is its transcripts' effective lengths weighted by their abundances there (where all
+    of a gene's transcripts are at 0 in a sample, the geometric mean of its lengths in the
+    other samples, and where they are at 0 in every sample, the mean of its transcripts'
+    lengths). ``counts_from_abundance`` then makes counts from the abundances, scaled to each
+    sample's total count: ``"scaledTPM"`` from the TPM, ``"lengthScaledTPM"`` from the TPM
+    times the gene's mean length over the samples (counts without the bias of a change in
+    the transcripts a gene expresses, for use without offsets in limma-voom, edgeR or DESeq2).
+
+    Parameters
+    ----------
+    files : mapping of sample id to path, or sequence of paths
+        One quantification per sample: Salmon's ``quant.sf``, kallisto's ``abundance.tsv`` or
+        ``abundance.h5``, RSEM's ``.isoforms.results`` (or ``.genes.results``, already per
+        gene), optionally gzipped; or the sample's folder that holds it. Given a sequence, the
+        sample ids are the files' folders (``salmon/S1/quant.sf`` → ``S1``) or names without
+        RSEM's suffix (``S1.isoforms.results`` → ``S1``).
+    tx2gene : DataFrame or path, optional
+        Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
+        tab-separated, with a header row). Needed unless ``transcripts=True`` or the files are
+        RSEM's genes.results. A transcript listed twice keeps its first gene (tximport's);
+        transcripts it does not list are left out, with a warning.
+    counts_from_abundance : {"no", "scaledTPM", "lengthScaledTPM", "dtuScaledTPM"}, default "no"
+        tximport's ``countsFromAbundance``: ``"no"`` keeps the quantifier's estimated counts.
+        ``"dtuScaledTPM"`` (for transcript-level output and differential transcript usage)
+        takes each transcript's length as the median of its gene's transcripts' mean lengths.
+    transcripts : bool, default False
+        tximport's ``txOut``: keep the transcripts, not summarised (``gene`` then holds
+        transcript ids).
+    quantifier : {"salmon", "kallisto", "rsem"}, optional
+        Checked against each file's header; by default read from it.
+    ignore_tx_version : bool, default False
+        Match transcripts to ``tx2gene`` without their version (``ENST0001.3`` → ``ENST0001``).
+    ignore_after_bar : bool, default False
+        Match transcripts by the part before the first ``|`` (GENCODE's transcript names); with
+        ``transcripts=True`` the ids are cut there too.
+    progress : bool or None, default None
+        Show a progress bar over the files (``None``: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        In memory, dims ``sample`` and ``gene`` (genes in sorted order):
+        ``expression(sample, gene)`` the counts (float64; scale ``counts``, so the Dataset is a
+        cohort), ``abundance(sample, gene)`` the TPM and ``length(sample, gene)`` the
+        lengths (tximport's ``counts``, ``abundance`` and ``length``). Attrs ``quantifier``,
+        ``counts_from_abundance``, ``level`` (``"gene"`` or ``"transcript"``) and
+        ``n_transcripts_dropped`` (transcripts not in ``tx2gene``).
+
+    Raises
+    ------
+    CohortexError
+        For a file that is not one of the three quantifiers' tables or that holds negative or
+        non-finite values; files that do not list the same transcripts in the same order;
+        sample ids that repeat; a ``tx2gene`` that matches none of the transcripts; or a
+        setting tximport refuses (``"dtuScaledTPM"`` without ``transcripts=True`` and a
+        ``tx2gene`` that lists every transcript, counts from the abundances of RSEM's
+        genes.results).
+
+    Notes
+    -----
+    Held to tximport 1.26 (tests/io/test_quantifications.py, fixtures from
+    tests/fixtures/make_tximport_fixtures.R) to 1e-12 for each quantifier and setting. The
+    lengths are kept for offsets (tximport's ``countsFromAbundance = "no"`` route); cohortex's
+    count models take no offset matrix, so for differential expression read the counts with
+    ``"lengthScaledTPM"`` (or ``"scaledTPM"``), as tximport recommends for count-based tools
+    without offsets.
+    """
+    who = "read_quantifications"
+    if counts_from_abundance not in COUNTS_FROM_ABUNDANCE:
+        raise CohortexError(
+            f"The 'counts_from_abundance' parameter of {who}() is one of "
+            f"{', '.join(map(repr, COUNTS_FROM_ABUNDANCE))}; got {counts_from_abundance!r}."
+        )
+    if quantifier is not None and quantifier not in QUANTIFIERS:
+        raise CohortexError(
+            f"The 'quantifier' parameter of {who}() is one of "
+            f"{', '.join(map(repr, QUANTIFIERS))}; got {quantifier!r}."
+        )
+    if counts_from_abundance == "dtuScaledTPM" and (not transcripts or tx2gene is None):
+        raise CohortexError(
+            f"{who}(counts_from_abundance='dtuScaledTPM') gives transcript-level counts: it "
+            "needs transcripts=True and a tx2gene (each transcript's length is the median of "
+            "its gene's)."
+        )
+    sample_ids, paths = _sample_files(files)
+    formats = [_format_of(path, quantifier) for path in paths]
+    if len({(f.name, f.genes) for f in formats}) > 1:
+        kinds = sorted({f"{f.name}{' genes' if f.genes else ''}" for f in formats})
+        raise CohortexError(f"{who}(): the files are of several kinds ({', '.join(kinds)}).")
+    table = formats[0]
+    if table.genes:
+        if counts_from_abundance != "no" or transcripts or tx2gene is not None:
+            raise CohortexError(
+                f"{who}(): RSEM's genes.results are already one row per gene: counts from "
+                "abundance, transcripts=True and tx2gene need its isoforms.results."
+            )
+    elif tx2gene is None and not transcripts:
+        raise CohortexError(
+            f"{who}() summarises transcripts to genes with a tx2gene table (transcript id, "
+            "gene id); pass one, or transcripts=True to keep the transcripts."
+        )
+    reader = _Reader(paths, formats)
+    ids = reader.transcript_ids
+    mapping = None if tx2gene is None else _Tx2Gene.of(tx2gene, who)
+    keys = _keys(ids, ignore_tx_version, ignore_after_bar)
+    if table.genes or transcripts:
+        summary = _Matrices.transcripts(reader, progress, table.name == "rsem" and not table.genes)
+        if transcripts:
+            if ignore_after_bar:
+                ids = np.array([i.split("|", 1)[0] for i in ids], dtype=object)
+            if counts_from_abundance != "no":
+                per_gene = None
+                if counts_from_abundance == "dtuScaledTPM":
+                    assert mapping is not None
+                    per_gene = _median_over_isoforms(summary.length, mapping.genes_of(keys, who))
+                summary.counts_from_abundance(counts_from_abundance, per_gene)
+        dropped = 0
+    else:
+        assert mapping is not None
+        gene_ids, index, dropped = mapping.index(keys, who)
+        summary = _Matrices.genes(reader, index, gene_ids.shape[0], progress, table.name == "rsem")
+        ids = gene_ids
+        if counts_from_abundance != "no":
+            summary.counts_from_abundance(counts_from_abundance, None)
+    return xr.Dataset(
+        {
+            "expression": (("sample", "gene"), summary.counts.T),
+            "abundance": (("sample", "gene"), summary.abundance.T),
+            "length": (("sample", "gene"), summary.length.T),
+        },
+        coords={"sample": sample_ids, "gene": np.asarray(ids, dtype=str)},
+        attrs={
+            "scale": "counts",
+            "quantifier": table.name,
+            "counts_from_abundance": counts_from_abundance,
+            "level": "transcript" if transcripts else "gene",
+            "n_transcripts_dropped": int(dropped),
+        },
+    )
+
+
+def import_quantifications(
+    files: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+    dest: str | os.PathLike[str],
+    *,
+    tx2gene: pd.DataFrame | str | os.PathLike[str] | None = None,
+    counts_from_abundance: str = "lengthScaledTPM",
+    transcripts: bool = False,
+    quantifier: str | None = None,
+    ignore_tx_version: bool = False,
+    ignore_after_bar: bool = False,
+    samples: pd.DataFrame | str | os.PathLike[str] | None = None,
+    chunks: tuple[int, int] | None = None,
+    compressor: Any = "lz4",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Import Salmon, kallisto or RSEM quantifications as a cohort of counts, summarised to
+    genes as tximport (:func:`read_quantifications`).
+
+    The store holds the counts (scale ``counts``) and, as the gene variable ``length``, each
+    gene's mean length over the samples (what :func:`cohortex.normalize`'s ``"tpm"`` and
+    ``"rpkm"`` read). It holds no per-sample lengths, so the counts are by default
+    ``"lengthScaledTPM"`` — tximport's counts for count models without offsets, free of the
+    bias of a change in which transcripts a gene expresses — not tximport's default ``"no"``,
+    whose counts need the lengths as offsets.
+
+    Parameters
+    ----------
+    files, tx2gene, transcripts, quantifier, ignore_tx_version, ignore_after_bar
+        As for :func:`read_quantifications`.
+    dest : path
+        The new store.
+    counts_from_abundance : str, default "lengthScaledTPM"
+        As for :func:`read_quantifications`.
+    samples : DataFrame or path, optional
+        Sample metadata, matched by sample id.
+    chunks, compressor, overwrite, progress
+        As for :func:`cohortex.create_cohort`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The new store, opened.
+    """
+    ds = read_quantifications(
+        files,
+        tx2gene=tx2gene,
+        counts_from_abundance=counts_from_abundance,
+        transcripts=transcripts,
+        quantifier=quantifier,
+        ignore_tx_version=ignore_tx_version,
+        ignore_after_bar=ignore_after_bar,
+        progress=progress,
+    )
+    genes = pd.DataFrame(
+        {"length": ds["length"].mean("sample").values}, index=ds["gene"].values.astype(str)
+    )
+    counts = pd.DataFrame(
+        ds["expression"].values, index=ds["sample"].values.astype(str), columns=genes.index
+    )
+    return create_cohort(
+        dest,
+        counts,
+        samples=None if samples is None else read_metadata(samples, "sample"),
+        genes=genes,
+        scale="counts",
+        chunks=chunks,
+        compressor=compressor,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def _sample_files(
+    files: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+) -> tuple[list[str], list[Path]]:
+    """The sample ids and each sample's file (a folder resolved to the file in it)."""
+    if isinstance(files, str | os.PathLike):
+        files = [files]
+    if isinstance(files, Mapping):
+        names = [str(k) for k in files]
+        paths = [_resolve(Path(p)) for p in files.values()]
+    else:
+        paths = [_resolve(Path(p)) for p in files]
+        names = [_sample_name(p) for p in paths]
+    if not paths:
+        raise CohortexError("read_quantifications() needs at least one file.")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise CohortexError(
+            f"The quantification files give the sample ids {', '.join(map(repr, repeated))} more "
+            "than once; pass a mapping of sample id to file."
+        )
+    return names, paths
+
+
+def _resolve(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CohortexError(f"The quantification file {str(path)!r} does not exist.")
+    found = [path / name for name in _IN_FOLDER if (path / name).is_file()]
+    found += sorted(p for p in path.iterdir() if p.name.endswith(_RSEM_SUFFIXES) and p.is_file())
+    if len(found) == 0 or (len(found) > 1 and found[0].name not in _IN_FOLDER):
+        raise CohortexError(
+            f"The folder {str(path)!r} holds no single quantification ({', '.join(_IN_FOLDER)} "
+            "or an RSEM .isoforms.results); pass the file itself."
+        )
+    return found[0]  # kallisto's abundance.h5 before its abundance.tsv: exact values
+
+
+def _sample_name(path: Path) -> str:
+    name = path.name
+    for suffix in _RSEM_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    if name in _IN_FOLDER:
+        return path.resolve().parent.name
+    return name
+
+
+def _format_of(path: Path, quantifier: str | None) -> _Format:
+    if path.name.endswith(".h5"):
+        table = _KALLISTO_H5
+    else:
+        header = tuple(first_line(path).split("\t"))
+        matches = [f for f in _FORMATS if header[: len(f.header)] == f.header]
+        if not matches:
+            raise CohortexError(
+                f"{str(path)!r} is not a quantification of Salmon (quant.sf), kallisto "
+                f"(abundance.tsv) or RSEM (.isoforms.results, .genes.results): its header is "
+                f"{', '.join(map(repr, header[:6]))}."
+            )
+        table = matches[0]
+    if quantifier is not None and table.name != quantifier:
+        raise CohortexError(f"{str(path)!r} is {table.name}'s output, not {quantifier}'s.")
+    return table
+
+
+class _Reader:
+    """The files, read one at a time: each one's abundance, counts and length columns, in the
+    order of the first file's transcripts (every file must list the same)."""
+
+    def __init__(self, paths: list[Path], formats: list[_Format]) -> None:
+        self.paths, self.formats = paths, formats
+        self.first = self.read(0)
+        self.transcript_ids = self.first[0]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """File ``j``: (ids, abundance, counts, length), each of shape (n_transcripts,)."""
+        if j == 0 and hasattr(self, "first"):
+            return self.first
+        path, table = self.paths[j], self.formats[j]
+        ids, abundance, counts, length = (
+            _read_h5(path) if table is _KALLISTO_H5 else _read_table(path, table)
+        )
+        if ids.shape[0] == 0:
+            raise CohortexError(f"{str(path)!r} lists no transcripts.")
+        if j == 0:
+            if pd.Index(ids).has_duplicates:
+                repeated = pd.Index(ids)[pd.Index(ids).duplicated()][:3]
+                raise CohortexError(
+                    f"{str(path)!r} lists {', '.join(map(repr, repeated))} more than once."
+                )
+        elif ids.shape != self.transcript_ids.shape or not np.array_equal(ids, self.transcript_ids):
+            raise CohortexError(
+                f"{str(path)!r} does not list the transcripts of {str(self.paths[0])!r} in the "
+                "same order: quantify every sample against the same index."
+            )
+        for values, what in ((abundance, "abundances"), (counts, "counts"), (length, "lengths")):
+            bad = ~np.isfinite(values) | (values < 0)
+            if bad.any():
+                at = int(np.flatnonzero(bad)[0])
+                raise CohortexError(
+                    f"{str(path)!r} holds {what} that are negative or not numbers (first: "
+                    f"{ids[at]!r}, {values[at]})."
+                )
+        return ids, abundance, counts, length
+
+
+def _read_table(path: Path, table: _Format) -> tuple[np.ndarray, ...]:
+    columns = [table.id_column, table.abundance, table.counts, table.length]
+    try:
+        frame = pd.read_csv(
+            path,
+            sep="\t",
+            usecols=columns,
+            dtype={table.id_column: str},
+            float_precision="round_trip",
+            keep_default_na=False,
+            na_values=[],
+        )
+    except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
+        raise CohortexError(
+            f"{str(path)!r} cannot be read as {table.name}'s table: {error}"
+        ) from None
+    numbers = []
+    for column in columns[1:]:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+        if np.isnan(values).any():
+            row = int(np.flatnonzero(np.isnan(values))[0])
+            raise CohortexError(
+                f"{str(path)!r}: the {column} column holds {frame[column].iloc[row]!r} on line "
+                f"{row + 2}, not a number."
+            )
+        numbers.append(values)
+    return (frame[table.id_column].to_numpy(object), *numbers)
+
+
+def _read_h5(path: Path) -> tuple[np.ndarray, ...]:
+    """kallisto's abundance.h5: its counts and effective lengths, TPM from them (tximport's
+    read_kallisto_h5)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            counts = np.asarray(f["est_counts"][()], dtype=np.float64)
+            ids = np.array(
+                [i.decode() if isinstance(i, bytes) else str(i) for i in f["aux/ids"][()]],
+                dtype=object,
+            )
+            length = np.asarray(f["aux/eff_lengths"][()], dtype=np.float64)
+    except (OSError, KeyError, ValueError) as error:
+        raise CohortexError(f"{str(path)!r} is not kallisto's abundance.h5: {error}") from None
+    if not counts.shape == ids.shape == length.shape:
+        raise CohortexError(f"{str(path)!r}: its counts, ids and lengths differ in number.")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = counts / length
+        abundance = rate * (1e6 / rate.sum())
+    return ids, abundance, counts, length
+
+
+def _keys(ids: np.ndarray, ignore_tx_version: bool, ignore_after_bar: bool) -> np.ndarray:
+    """The transcript ids as tx2gene is matched: without version, or before the first bar."""
+    if ignore_tx_version:
+        return np.array([i.split(".", 1)[0] for i in ids], dtype=object)
+    if ignore_after_bar:
+        return np.array([i.split("|", 1)[0] for i in ids], dtype=object)
+    return ids
+
+
+class _Tx2Gene:
+    """Transcript id → gene id, the first row of a transcript listed twice."""
+
+    def __init__(self, gene_of: dict[str, str]) -> None:
+        self.gene_of = gene_of
+
+    @classmethod
+    def of(cls, source: pd.DataFrame | str | os.PathLike[str], who: str) -> _Tx2Gene:
+        if isinstance(source, pd.DataFrame):
+            frame = source
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise CohortexError(f"The tx2gene file {str(path)!r} does not exist.")
+            sep = "," if ".csv" in [s.lower() for s in path.suffixes] else "\t"
+            try:
+                frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
+                raise CohortexError(
+                    f"The tx2gene file {str(path)!r} cannot be read: {error}"
+                ) from None
+        if frame.shape[1] < 2:
+            raise CohortexError(
+                f"{who}(): tx2gene needs two columns, transcript id and gene id; it has "
+                f"{frame.shape[1]}."
+            )
+        tx, gene = (frame.iloc[:, k] for k in (0, 1))
+        if tx.isna().any() or gene.isna().any() or ((tx == "") | (gene == "")).any():
+            raise CohortexError(f"{who}(): tx2gene has empty transcript or gene ids.")
+        tx, gene = tx.astype(str).to_numpy(), gene.astype(str).to_numpy()
+        first = ~pd.Index(tx).duplicated()
+        gene_of = dict(zip(tx[first], gene[first], strict=True))
+        disagree = sorted(
+            {t for t, g in zip(tx[~first], gene[~first], strict=True) if gene_of[t] != g}
+        )
+        if disagree:
+            warnings.warn(
+                f"{who}(): tx2gene gives {len(disagree)} transcripts several genes (e.g. "
+                f"{disagree[0]!r}); each keeps its first, as tximport.",
+                CohortexWarning,
+                stacklevel=3,
+            )
+        return cls(gene_of)
+
+    def genes_of(self, keys: np.ndarray, who: str) -> np.ndarray:
+        """Each transcript's gene; every transcript must be listed."""
+        missing = [k for k in keys if k not in self.gene_of]
+        if missing:
+            raise CohortexError(
+                f"{who}(counts_from_abundance='dtuScaledTPM') needs every transcript in "
+                f"tx2gene; {len(missing)} are not (e.g. {missing[0]!r})."
+            )
+        return np.array([self.gene_of[k] for k in keys], dtype=object)
+
+    def index(self, keys: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """The genes (sorted), each transcript's gene's position in them (-1: not listed) and
+        how many transcripts are not listed."""
+        genes = np.array([self.gene_of.get(k, "") for k in keys], dtype=object)
+        listed = genes != ""
+        if not listed.any():
+            examples = ", ".join(map(repr, list(keys[:3])))
+            table = ", ".join(map(repr, list(self.gene_of)[:3]))
+            raise CohortexError(
+                f"{who}(): none of the transcripts is in tx2gene (files: {examples}; tx2gene: "
+                f"{table}). Use the same annotation for both; ignore_tx_version=True or "
+                "ignore_after_bar=True match ids that differ in their version or GENCODE's "
+                "'|' names."
+            )
+        gene_ids, position = np.unique(genes[listed].astype(str), return_inverse=True)
+        index = np.full(keys.shape[0], -1, dtype=np.int64)
+        index[listed] = position
+        dropped = int((~listed).sum())
+        if dropped:
+            warnings.warn(
+                f"{who}(): {dropped} transcripts are not in tx2gene and are left out (e.g. "
+                f"{keys[~listed][0]!r}).",
+                CohortexWarning,
+                stacklevel=3,
+            )
+        return gene_ids, index, dropped
+
+
+class _Matrices:
+    """The genes' (or transcripts') abundance, counts and length: each (n_rows, n_samples)."""
+
+    def __init__(self, abundance: np.ndarray, counts: np.ndarray, length: np.ndarray) -> None:
+        self.abundance, self.counts, self.length = abundance, counts, length
+
+    @classmethod
+    def transcripts(cls, reader: _Reader, progress: bool | None, rsem: bool) -> _Matrices:
+        n_rows = reader.transcript_ids.shape[0]
+        _check_memory(3 * n_rows * len(reader), "transcripts")
+        out = cls(*(np.empty((n_rows, len(reader))) for _ in range(3)))
+        for j in _files(reader, progress):
+            _, out.abundance[:, j], out.counts[:, j], out.length[:, j] = reader.read(j)
+        if rsem:  # tximport: RSEM's effective lengths below 1 (shorter than a fragment) are 1
+            np.maximum(out.length, 1.0, out=out.length)
+        return out
+
+    @classmethod
+    def genes(
+        cls, reader: _Reader, index: np.ndarray, n_genes: int, progress: bool | None, rsem: bool
+    ) -> _Matrices:
+        """tximport's summarizeToGene, one sample at a time."""
+        _check_memory(3 * n_genes * len(reader), "genes")
+        listed = index >= 0
+        gene = index[listed]
+        out = cls(*(np.empty((n_genes, len(reader))) for _ in range(3)))
+        length_sums = np.zeros(int(listed.sum()))
+        for j in _files(reader, progress):
+            _, abundance, counts, length = (v[listed] for v in reader.read(j))
+            if rsem:
+                length = np.maximum(length, 1.0)
+            out.abundance[:, j] = np.bincount(gene, abundance, n_genes)
+            out.counts[:, j] = np.bincount(gene, counts, n_genes)
+            weighted = np.bincount(gene, abundance * length, n_genes)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.length[:, j] = weighted / out.abundance[:, j]  # NaN where all are at 0
+            length_sums += length
+        # a gene at 0 in every sample: its transcripts' mean lengths, averaged
+        mean_length = np.bincount(gene, length_sums / len(reader), n_genes) / np.bincount(
+            gene, minlength=n_genes
+        )
+        _replace_missing_length(out.length, mean_length)
+        return out
+
+    def counts_from_abundance(self, how: str, lengths: np.ndarray | None) -> None:
+        """tximport's makeCountsFromAbundance: counts from the abundances, scaled to each
+        sample's total count; ``lengths`` (per row) replace the rows' mean lengths."""
+        totals = self.counts.sum(axis=0)
+        if how == "scaledTPM":
+            made = self.abundance.copy()
+        else:
+            mean = self.length.mean(axis=1) if lengths is None else lengths
+            made = self.abundance * mean[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.counts = made * (totals / made.sum(axis=0))
+
+
+def _files(reader: _Reader, progress: bool | None) -> Any:
+    bar = progress_bar(len(reader), "read_quantifications", progress, unit="file", delay=2.0)
+    try:
+        for j in range(len(reader)):
+            yield j
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def _replace_missing_length(length: np.ndarray, mean_length: np.ndarray) -> None:
+    """tximport's replaceMissingLength: a gene's NaN lengths become the geometric mean of its
+    other samples' lengths, or its transcripts' mean length where every sample's is NaN."""
+    missing = np.isnan(length)
+    for i in np.flatnonzero(missing.any(axis=1)):
+        row = missing[i]
+        if row.all():
+            length[i] = mean_length[i]
+        else:
+            length[i, row] = np.exp(np.mean(np.log(length[i, ~row])))
+
+
+def _median_over_isoforms(length: np.ndarray, genes: np.ndarray) -> np.ndarray:
+    """tximport's medianLengthOverIsoform: each transcript's length the median over its gene's
+    transcripts of their mean lengths over the samples; shape (n_transcripts,)."""
+    mean = length.mean(axis=1)
+    per_gene = pd.Series(mean).groupby(genes).median()
+    return per_gene.loc[genes].to_numpy(np.float64)
+
+
+def _check_memory(n_values: int, what: str) -> None:
+    needed, total = 8.0 * n_values, physical_memory()
+    if total and needed > total / 2:
+        raise CohortexError(
+            f"read_quantifications() holds three {what} × samples matrices: about "
+            f"{needed / 2**30:.0f} GB, more than half of this machine's {total / 2**30:.0f} GB. "
+            "Read the samples in groups and join the cohorts."
+        )

@@ -1,0 +1,229 @@
+"""Salmon, kallisto and RSEM quantifications summarised to genes, against tximport 1.26
+(fixtures and their input files from tests/fixtures/make_tximport_fixtures.R: 4 samples × 40
+transcripts of 12 genes, a gene at 0 in one sample, a gene at 0 in all, two transcripts not in
+tx2gene, a repeated tx2gene row, an RSEM effective length of 0)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohortex import CohortexError, CohortexWarning, io, normalize
+
+TXIMPORT = Path(__file__).parent.parent / "fixtures" / "tximport"
+SAMPLES = ["S1", "S2", "S3", "S4"]
+
+
+def files(kind: str) -> dict[str, Path]:
+    where = {
+        "salmon": lambda s: TXIMPORT / "salmon" / s / "quant.sf",
+        "kallisto": lambda s: TXIMPORT / "kallisto" / s / "abundance.tsv",
+        "rsem": lambda s: TXIMPORT / "rsem" / f"{s}.isoforms.results",
+        "rsem_genes": lambda s: TXIMPORT / "rsem" / f"{s}.genes.results",
+    }[kind]
+    return {s: where(s) for s in SAMPLES}
+
+
+def assert_equals_tximport(ds, case: str) -> None:
+    for ours, theirs in (
+        ("abundance", "abundance"),
+        ("expression", "counts"),
+        ("length", "length"),
+    ):
+        expected = pd.read_csv(TXIMPORT / f"{case}_{theirs}.csv", index_col=0)
+        got = ds[ours].to_pandas().T
+        assert sorted(got.index) == sorted(expected.index), (case, ours)
+        assert list(got.columns) == SAMPLES
+        np.testing.assert_allclose(
+            got.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=ours
+        )
+
+
+def read(kind: str, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        return io.read_quantifications(files(kind), progress=False, **options)
+
+
+@pytest.mark.parametrize("how", ["no", "scaledTPM", "lengthScaledTPM"])
+def test_salmon_to_genes_as_tximport(how):
+    ds = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv", counts_from_abundance=how)
+    assert_equals_tximport(ds, f"salmon_{how}")
+    assert ds.sizes == {"sample": 4, "gene": 11}  # gene 12's transcripts are not in tx2gene
+    assert ds.attrs["quantifier"] == "salmon" and ds.attrs["counts_from_abundance"] == how
+    assert ds.attrs["n_transcripts_dropped"] == 2 and ds.attrs["scale"] == "counts"
+    length = ds["length"].to_pandas()
+    # gene 3 has no reads in S2: its length there is the geometric mean of the others'
+    gene3 = length["ENSG00000000003.7"]
+    assert gene3["S2"] == pytest.approx(np.exp(np.log(gene3.drop("S2")).mean()), rel=1e-14)
+
+
+def test_transcripts_not_in_tx2gene_are_left_out_with_a_warning():
+    with pytest.warns(CohortexWarning, match="2 transcripts are not in tx2gene"):
+        io.read_quantifications(files("salmon"), tx2gene=TXIMPORT / "tx2gene.csv", progress=False)
+
+
+@pytest.mark.parametrize("how", ["no", "scaledTPM", "dtuScaledTPM"])
+def test_salmon_transcripts_as_tximport(how):
+    tx2gene = pd.read_csv(TXIMPORT / "tx2gene.csv").drop_duplicates()
+    listed = pd.read_csv(files("salmon")["S1"], sep="\t")["Name"]
+    everything = pd.DataFrame(
+        {
+            "tx": listed,
+            "gene": tx2gene.set_index("TXNAME")["GENEID"]
+            .reindex(listed)
+            .fillna("ENSG00000000012.3")
+            .to_numpy(),
+        }
+    )
+    ds = read("salmon", tx2gene=everything, transcripts=True, counts_from_abundance=how)
+    assert ds.attrs["level"] == "transcript" and ds.sizes["gene"] == 40
+    assert list(ds["gene"].values) == list(listed)  # in the files' order, as tximport's
+    assert_equals_tximport(ds, f"salmon_transcripts_{how}")
+
+
+def test_versions_ignored():
+    ds = read(
+        "salmon",
+        tx2gene=TXIMPORT / "tx2gene_bare.csv",
+        ignore_tx_version=True,
+        counts_from_abundance="lengthScaledTPM",
+    )
+    assert_equals_tximport(ds, "salmon_bare")
+
+
+def test_kallisto_with_gencode_names():
+    ds = read("kallisto", tx2gene=TXIMPORT / "tx2gene.csv", ignore_after_bar=True)
+    assert_equals_tximport(ds, "kallisto_no")
+    transcripts = read("kallisto", transcripts=True, ignore_after_bar=True)
+    assert_equals_tximport(transcripts, "kallisto_transcripts_no")
+    assert transcripts["gene"].values[0] == "ENST00000000001.3"
+    assert ds.attrs["quantifier"] == "kallisto"
+
+
+def test_kallisto_h5_gives_the_tsvs_values(tmp_path):
+    """abundance.h5 (found in the sample's folder before abundance.tsv) holds the counts and
+    effective lengths; the TPM are made from them, as tximport's read_kallisto_h5."""
+    folders = {}
+    for sample, path in files("kallisto").items():
+        table = pd.read_csv(path, sep="\t")
+        folder = tmp_path / sample
+        folder.mkdir()
+        shutil.copy(path, folder / "abundance.tsv")
+        with h5py.File(folder / "abundance.h5", "w") as f:
+            f["est_counts"] = table["est_counts"].to_numpy()
+            f["aux/ids"] = table["target_id"].to_numpy().astype("S")
+            f["aux/eff_lengths"] = table["eff_length"].to_numpy()
+        folders[sample] = folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        ds = io.read_quantifications(
+            list(folders.values()), tx2gene=TXIMPORT / "tx2gene.csv", ignore_after_bar=True
+        )
+    assert list(ds["sample"].values) == SAMPLES
+    expected = pd.read_csv(TXIMPORT / "kallisto_no_counts.csv", index_col=0)
+    np.testing.assert_allclose(
+        ds["expression"].to_pandas().T.loc[expected.index], expected, rtol=1e-12
+    )
+    # the TSV's TPM are rounded to 6 decimals; the h5's are exact
+    tpm = pd.read_csv(TXIMPORT / "kallisto_no_abundance.csv", index_col=0)
+    np.testing.assert_allclose(ds["abundance"].to_pandas().T.loc[tpm.index], tpm, rtol=1e-5)
+
+
+def test_rsem_isoforms_and_genes():
+    ds = read("rsem", tx2gene=TXIMPORT / "tx2gene.csv", counts_from_abundance="lengthScaledTPM")
+    assert_equals_tximport(ds, "rsem_lengthScaledTPM")
+    genes = read("rsem_genes")
+    assert_equals_tximport(genes, "rsem_genes")
+    assert genes.attrs["quantifier"] == "rsem" and genes.sizes["gene"] == 12
+
+
+def test_samples_named_by_their_folders_or_files():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        by_file = io.read_quantifications(
+            list(files("rsem").values()), tx2gene=TXIMPORT / "tx2gene.csv", progress=False
+        )
+        by_folder = io.read_quantifications(
+            [TXIMPORT / "salmon" / s for s in SAMPLES], tx2gene=TXIMPORT / "tx2gene.csv"
+        )
+    assert list(by_file["sample"].values) == SAMPLES
+    assert list(by_folder["sample"].values) == SAMPLES
+
+
+def test_import_as_a_cohort_of_counts(tmp_path):
+    """The store: lengthScaledTPM counts (float32) and each gene's mean length, which tpm reads;
+    a cohort the count models take."""
+    samples = pd.DataFrame({"condition": ["a", "a", "b", "b"]}, index=SAMPLES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        ds = io.import_quantifications(
+            files("salmon"),
+            tmp_path / "q.zarr",
+            tx2gene=TXIMPORT / "tx2gene.csv",
+            samples=samples,
+            progress=False,
+        )
+    expected = pd.read_csv(TXIMPORT / "salmon_lengthScaledTPM_counts.csv", index_col=0)
+    got = ds["expression"].to_pandas().T.loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    lengths = pd.read_csv(TXIMPORT / "salmon_lengthScaledTPM_length.csv", index_col=0)
+    np.testing.assert_allclose(
+        ds["length"].to_pandas().loc[lengths.index], lengths.mean(axis=1), rtol=1e-12
+    )
+    assert ds.attrs["scale"] == "counts" and list(ds["condition"].values) == ["a", "a", "b", "b"]
+    tpm = normalize(ds, "tpm")["expression"].to_pandas()
+    np.testing.assert_allclose(tpm.sum(axis=1), 1e6, rtol=1e-5)
+
+
+def test_refusals(tmp_path):
+    tx2gene = TXIMPORT / "tx2gene.csv"
+    with pytest.raises(CohortexError, match="tx2gene table"):
+        io.read_quantifications(files("salmon"))
+    with pytest.raises(CohortexError, match="transcripts=True"):
+        io.read_quantifications(
+            files("salmon"), tx2gene=tx2gene, counts_from_abundance="dtuScaledTPM"
+        )
+    with pytest.raises(CohortexError, match="'counts_from_abundance'"):
+        io.read_quantifications(files("salmon"), tx2gene=tx2gene, counts_from_abundance="tpm")
+    with pytest.raises(CohortexError, match="not kallisto's"):
+        io.read_quantifications(files("salmon"), tx2gene=tx2gene, quantifier="kallisto")
+    with pytest.raises(CohortexError, match="none of the transcripts"):
+        io.read_quantifications(files("salmon"), tx2gene=TXIMPORT / "tx2gene_bare.csv")
+    with pytest.raises(CohortexError, match="already one row per gene"):
+        io.read_quantifications(files("rsem_genes"), counts_from_abundance="scaledTPM")
+    with pytest.raises(CohortexError, match="several kinds"):
+        io.read_quantifications(
+            {"a": files("salmon")["S1"], "b": files("kallisto")["S1"]}, transcripts=True
+        )
+    with pytest.raises(CohortexError, match="more than once"):
+        io.read_quantifications([files("salmon")["S1"], files("salmon")["S1"]], transcripts=True)
+    with pytest.raises(CohortexError, match="does not exist"):
+        io.read_quantifications([tmp_path / "nothing" / "quant.sf"], transcripts=True)
+    # a sample quantified against another index; a value that is not a number
+    table = pd.read_csv(files("salmon")["S2"], sep="\t")
+    table.iloc[::-1].to_csv(tmp_path / "reordered.sf", sep="\t", index=False)
+    with pytest.raises(CohortexError, match="same order"):
+        io.read_quantifications(
+            {"S1": files("salmon")["S1"], "S2": tmp_path / "reordered.sf"}, transcripts=True
+        )
+    table.loc[3, "NumReads"] = -2.0
+    table.to_csv(tmp_path / "negative.sf", sep="\t", index=False)
+    with pytest.raises(CohortexError, match="negative or not numbers"):
+        io.read_quantifications([tmp_path / "negative.sf"], transcripts=True)
+    table["NumReads"] = table["NumReads"].astype(object)
+    table.loc[3, "NumReads"] = "NA"
+    table.to_csv(tmp_path / "missing.sf", sep="\t", index=False)
+    with pytest.raises(CohortexError, match="not a number"):
+        io.read_quantifications([tmp_path / "missing.sf"], transcripts=True)
+    (tmp_path / "other.tsv").write_text("gene\tS1\nA\t1\n")
+    with pytest.raises(CohortexError, match="not a quantification"):
+        io.read_quantifications([tmp_path / "other.tsv"], transcripts=True)
+    with pytest.raises(CohortexError, match="no single quantification"):
+        io.read_quantifications([tmp_path], transcripts=True)
