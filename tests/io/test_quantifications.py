@@ -227,3 +227,29 @@ def test_refusals(tmp_path):
         io.read_quantifications([tmp_path / "other.tsv"], transcripts=True)
     with pytest.raises(CohortexError, match="no single quantification"):
         io.read_quantifications([tmp_path], transcripts=True)
+
+
+def test_an_h5_that_reads_another_file_is_refused(tmp_path):
+    """A downloaded abundance.h5 must not make cohortex read a path it names: links to other
+    files and data stored outside the file are refused."""
+    secret = tmp_path / "elsewhere.h5"
+    with h5py.File(secret, "w") as f:
+        f["values"] = np.arange(3.0)
+    (tmp_path / "raw.bin").write_bytes(np.arange(3.0).tobytes())
+    for how in ("link", "external"):
+        folder = tmp_path / how
+        folder.mkdir()
+        with h5py.File(folder / "abundance.h5", "w") as f:
+            f["aux/ids"] = np.array([b"t1", b"t2", b"t3"])
+            f["aux/eff_lengths"] = np.ones(3)
+            if how == "link":
+                f["est_counts"] = h5py.ExternalLink(str(secret), "values")
+            else:
+                f.create_dataset(
+                    "est_counts",
+                    shape=(3,),
+                    dtype="<f8",
+                    external=[(str(tmp_path / "raw.bin"), 0, 24)],
+                )
+        with pytest.raises(CohortexError, match="outside the file"):
+            io.read_quantifications([folder], transcripts=True)

@@ -462,12 +462,15 @@ def _read_h5(path: Path) -> tuple[np.ndarray, ...]:
 
     try:
         with h5py.File(path, "r") as f:
-            counts = np.asarray(f["est_counts"][()], dtype=np.float64)
+            counts = np.asarray(_h5_values(f, "est_counts", path), dtype=np.float64)
             ids = np.array(
-                [i.decode() if isinstance(i, bytes) else str(i) for i in f["aux/ids"][()]],
+                [
+                    i.decode() if isinstance(i, bytes) else str(i)
+                    for i in _h5_values(f, "aux/ids", path)
+                ],
                 dtype=object,
             )
-            length = np.asarray(f["aux/eff_lengths"][()], dtype=np.float64)
+            length = np.asarray(_h5_values(f, "aux/eff_lengths", path), dtype=np.float64)
     except (OSError, KeyError, ValueError) as error:
         raise CohortexError(f"{str(path)!r} is not kallisto's abundance.h5: {error}") from None
     if not counts.shape == ids.shape == length.shape:
@@ -476,6 +479,26 @@ def _read_h5(path: Path) -> tuple[np.ndarray, ...]:
         rate = counts / length
         abundance = rate * (1e6 / rate.sum())
     return ids, abundance, counts, length
+
+
+def _h5_values(f: Any, name: str, path: Path) -> np.ndarray:
+    """A dataset's values, read only from the file itself: a link to another file, or data
+    stored outside it (external or virtual), would read paths the file names."""
+    import h5py
+
+    group = f
+    for part in name.split("/"):
+        link = group.get(part, getlink=True)
+        if link is None:
+            raise KeyError(name)
+        if not isinstance(link, h5py.HardLink):
+            raise CohortexError(f"{str(path)!r}: {name!r} links outside the file; refused.")
+        group = group[part]
+    if not isinstance(group, h5py.Dataset):
+        raise KeyError(name)
+    if group.external or group.is_virtual:
+        raise CohortexError(f"{str(path)!r}: {name!r} is stored outside the file; refused.")
+    return np.asarray(group[()])
 
 
 def _keys(ids: np.ndarray, ignore_tx_version: bool, ignore_after_bar: bool) -> np.ndarray:
