@@ -7,8 +7,10 @@ transcripts × samples ones (except for transcript-level output).
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from .._errors import CohortexError, CohortexWarning
 from .._memory import physical_memory
 from .._progress import progress_bar
 from ..store import create_cohort
+from ._tab_fields import TabTable, parse_tab_table
 from ._text import first_line, read_metadata
 
 __all__ = [
@@ -388,74 +391,63 @@ class _Reader:
 
     def __init__(self, paths: list[Path], formats: list[_Format]) -> None:
         self.paths, self.formats = paths, formats
-        self.first = self.read(0)
-        self.transcript_ids = self.first[0]
+        self.first = self._read(0)
+        try:
+            self.transcript_ids = self.first[0].ids()
+        except UnicodeDecodeError:
+            raise CohortexError(f"{str(paths[0])!r}: its transcript ids are not UTF-8.") from None
+        index = pd.Index(self.transcript_ids)
+        if index.has_duplicates:
+            repeated = index[index.duplicated()][:3]
+            raise CohortexError(
+                f"{str(paths[0])!r} lists {', '.join(map(repr, repeated))} more than once."
+            )
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def read(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """File ``j``: (ids, abundance, counts, length), each of shape (n_transcripts,)."""
-        if j == 0 and hasattr(self, "first"):
-            return self.first
+    def read(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """File ``j``'s abundance, counts and length, each of shape (n_transcripts,)."""
+        return (self.first if j == 0 else self._read(j))[1:]
+
+    def _read(self, j: int) -> tuple[TabTable, np.ndarray, np.ndarray, np.ndarray]:
         path, table = self.paths[j], self.formats[j]
-        ids, abundance, counts, length = (
-            _read_h5(path) if table is _KALLISTO_H5 else _read_table(path, table)
-        )
-        if ids.shape[0] == 0:
+        ids = _read_h5(path) if table is _KALLISTO_H5 else _read_table(path, table)
+        if ids.n_rows == 0:
             raise CohortexError(f"{str(path)!r} lists no transcripts.")
-        if j == 0:
-            if pd.Index(ids).has_duplicates:
-                repeated = pd.Index(ids)[pd.Index(ids).duplicated()][:3]
-                raise CohortexError(
-                    f"{str(path)!r} lists {', '.join(map(repr, repeated))} more than once."
-                )
-        elif ids.shape != self.transcript_ids.shape or not np.array_equal(ids, self.transcript_ids):
+        if j > 0 and not self.first[0].same_ids(ids):
             raise CohortexError(
                 f"{str(path)!r} does not list the transcripts of {str(self.paths[0])!r} in the "
                 "same order: quantify every sample against the same index."
             )
+        abundance, counts, length = (np.ascontiguousarray(c) for c in ids.numbers.T)
         for values, what in ((abundance, "abundances"), (counts, "counts"), (length, "lengths")):
             bad = ~np.isfinite(values) | (values < 0)
             if bad.any():
                 at = int(np.flatnonzero(bad)[0])
                 raise CohortexError(
                     f"{str(path)!r} holds {what} that are negative or not numbers (first: "
-                    f"{ids[at]!r}, {values[at]})."
+                    f"{ids.id_at(at)!r}, {values[at]})."
                 )
         return ids, abundance, counts, length
 
 
-def _read_table(path: Path, table: _Format) -> tuple[np.ndarray, ...]:
-    columns = [table.id_column, table.abundance, table.counts, table.length]
+def _read_table(path: Path, table: _Format) -> TabTable:
+    """A quantifier's table: its ids and its abundance, counts and length columns."""
     try:
-        frame = pd.read_csv(
-            path,
-            sep="\t",
-            usecols=columns,
-            dtype={table.id_column: str},
-            float_precision="round_trip",
-            keep_default_na=False,
-            na_values=[],
-        )
-    except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
-        raise CohortexError(
-            f"{str(path)!r} cannot be read as {table.name}'s table: {error}"
-        ) from None
-    numbers = []
-    for column in columns[1:]:
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
-        if np.isnan(values).any():
-            row = int(np.flatnonzero(np.isnan(values))[0])
-            raise CohortexError(
-                f"{str(path)!r}: the {column} column holds {frame[column].iloc[row]!r} on line "
-                f"{row + 2}, not a number."
-            )
-        numbers.append(values)
-    return (frame[table.id_column].to_numpy(object), *numbers)
+        raw = path.read_bytes()
+        if path.name.lower().endswith(".gz"):
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise CohortexError(f"{str(path)!r} cannot be read: {error}") from None
+    data = np.frombuffer(raw, dtype=np.uint8)
+    header = raw[: raw.find(b"\n")].decode("utf-8", "replace").rstrip("\r").split("\t")
+    wanted = (table.id_column, table.abundance, table.counts, table.length)
+    at = [header.index(name) for name in wanted]
+    return parse_tab_table(data, len(header), at[0], at[1:], repr(str(path)))
 
 
-def _read_h5(path: Path) -> tuple[np.ndarray, ...]:
+def _read_h5(path: Path) -> TabTable:
     """kallisto's abundance.h5: its counts and effective lengths, TPM from them (tximport's
     read_kallisto_h5)."""
     import h5py
@@ -478,7 +470,7 @@ def _read_h5(path: Path) -> tuple[np.ndarray, ...]:
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = counts / length
         abundance = rate * (1e6 / rate.sum())
-    return ids, abundance, counts, length
+    return TabTable.of_strings(ids, np.column_stack([abundance, counts, length]))
 
 
 def _h5_values(f: Any, name: str, path: Path) -> np.ndarray:
@@ -604,7 +596,7 @@ class _Matrices:
         _check_memory(3 * n_rows * len(reader), "transcripts")
         out = cls(*(np.empty((n_rows, len(reader))) for _ in range(3)))
         for j in _files(reader, progress):
-            _, out.abundance[:, j], out.counts[:, j], out.length[:, j] = reader.read(j)
+            out.abundance[:, j], out.counts[:, j], out.length[:, j] = reader.read(j)
         if rsem:  # tximport: RSEM's effective lengths below 1 (shorter than a fragment) are 1
             np.maximum(out.length, 1.0, out=out.length)
         return out
@@ -620,7 +612,7 @@ class _Matrices:
         out = cls(*(np.empty((n_genes, len(reader))) for _ in range(3)))
         length_sums = np.zeros(int(listed.sum()))
         for j in _files(reader, progress):
-            _, abundance, counts, length = (v[listed] for v in reader.read(j))
+            abundance, counts, length = (v[listed] for v in reader.read(j))
             if rsem:
                 length = np.maximum(length, 1.0)
             out.abundance[:, j] = np.bincount(gene, abundance, n_genes)
