@@ -11,7 +11,9 @@ import gzip
 import os
 import warnings
 import zlib
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -406,9 +408,25 @@ class _Reader:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def read(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """File ``j``'s abundance, counts and length, each of shape (n_transcripts,)."""
-        return (self.first if j == 0 else self._read(j))[1:]
+    def each(self, progress: bool | None) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+        """Each file's index and its abundance, counts and length (each (n_transcripts,)), in
+        order; the next files are read ahead on other threads (the parser lets go of the GIL)."""
+        workers = max(1, min(4, os.cpu_count() or 1))
+        bar = progress_bar(len(self), "read_quantifications", progress, unit="file", delay=2.0)
+        pending: deque[Future[tuple[TabTable, np.ndarray, np.ndarray, np.ndarray]]] = deque()
+        with ThreadPoolExecutor(workers) as pool:
+            try:
+                following = 1
+                for j in range(len(self)):
+                    while following < len(self) and len(pending) < workers:
+                        pending.append(pool.submit(self._read, following))
+                        following += 1
+                    yield j, (self.first if j == 0 else pending.popleft().result())[1:]
+                    bar.update(1)
+            finally:
+                for future in pending:
+                    future.cancel()
+                bar.close()
 
     def _read(self, j: int) -> tuple[TabTable, np.ndarray, np.ndarray, np.ndarray]:
         path, table = self.paths[j], self.formats[j]
@@ -595,8 +613,8 @@ class _Matrices:
         n_rows = reader.transcript_ids.shape[0]
         _check_memory(3 * n_rows * len(reader), "transcripts")
         out = cls(*(np.empty((n_rows, len(reader))) for _ in range(3)))
-        for j in _files(reader, progress):
-            out.abundance[:, j], out.counts[:, j], out.length[:, j] = reader.read(j)
+        for j, (abundance, counts, length) in reader.each(progress):
+            out.abundance[:, j], out.counts[:, j], out.length[:, j] = abundance, counts, length
         if rsem:  # tximport: RSEM's effective lengths below 1 (shorter than a fragment) are 1
             np.maximum(out.length, 1.0, out=out.length)
         return out
@@ -611,8 +629,8 @@ class _Matrices:
         gene = index[listed]
         out = cls(*(np.empty((n_genes, len(reader))) for _ in range(3)))
         length_sums = np.zeros(int(listed.sum()))
-        for j in _files(reader, progress):
-            abundance, counts, length = (v[listed] for v in reader.read(j))
+        for j, values in reader.each(progress):
+            abundance, counts, length = (v[listed] for v in values)
             if rsem:
                 length = np.maximum(length, 1.0)
             out.abundance[:, j] = np.bincount(gene, abundance, n_genes)
@@ -639,16 +657,6 @@ class _Matrices:
             made = self.abundance * mean[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             self.counts = made * (totals / made.sum(axis=0))
-
-
-def _files(reader: _Reader, progress: bool | None) -> Any:
-    bar = progress_bar(len(reader), "read_quantifications", progress, unit="file", delay=2.0)
-    try:
-        for j in range(len(reader)):
-            yield j
-            bar.update(1)
-    finally:
-        bar.close()
 
 
 def _replace_missing_length(length: np.ndarray, mean_length: np.ndarray) -> None:
