@@ -98,6 +98,18 @@ def test_versions_ignored():
     assert_equals_tximport(ds, "salmon_bare")
 
 
+def test_a_tx2gene_file_with_or_without_a_header(tmp_path):
+    """A first line that names a transcript is a row (tables made from a GTF often have no
+    header); otherwise it is the header."""
+    table = pd.read_csv(TXIMPORT / "tx2gene.csv")
+    table.to_csv(tmp_path / "plain.tsv", sep="\t", header=False, index=False)
+    without = read(
+        "salmon", tx2gene=tmp_path / "plain.tsv", counts_from_abundance="lengthScaledTPM"
+    )
+    assert_equals_tximport(without, "salmon_lengthScaledTPM")
+    assert without.attrs["n_transcripts_dropped"] == 2
+
+
 def test_kallisto_with_gencode_names():
     ds = read("kallisto", tx2gene=TXIMPORT / "tx2gene.csv", ignore_after_bar=True)
     assert_equals_tximport(ds, "kallisto_no")

@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tx2gene",
         type=Path,
         default=None,
-        help="transcript id → gene id table (CSV or TSV with a header row)",
+        help="transcript id → gene id table (CSV or TSV, with or without a header row)",
     )
     quant.add_argument(
         "--counts-from-abundance",

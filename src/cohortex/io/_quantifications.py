@@ -125,8 +125,8 @@ def read_quantifications(
         RSEM's suffix (``S1.isoforms.results`` → ``S1``).
     tx2gene : DataFrame or path, optional
         Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
-        tab-separated, with a header row). Needed unless ``transcripts=True`` or the files are
-        RSEM's genes.results. A transcript listed twice keeps its first gene (tximport's);
+        tab-separated; its first line a header unless it names a transcript of the files).
+        Needed unless ``transcripts=True`` or the files are RSEM's genes.results. A transcript listed twice keeps its first gene (tximport's);
         transcripts it does not list are left out, with a warning.
     counts_from_abundance : {"no", "scaledTPM", "lengthScaledTPM", "dtuScaledTPM"}, default "no"
         tximport's ``countsFromAbundance``: ``"no"`` keeps the quantifier's estimated counts.
@@ -210,8 +210,8 @@ def read_quantifications(
         )
     reader = _Reader(paths, formats)
     ids = reader.transcript_ids
-    mapping = None if tx2gene is None else _Tx2Gene.of(tx2gene, who)
     keys = _keys(ids, ignore_tx_version, ignore_after_bar)
+    mapping = None if tx2gene is None else _Tx2Gene.of(tx2gene, who, keys)
     if table.genes or transcripts:
         summary = _Matrices.transcripts(reader, progress, table.name == "rsem" and not table.genes)
         if transcripts:
@@ -527,7 +527,11 @@ class _Tx2Gene:
         self.gene_of = gene_of
 
     @classmethod
-    def of(cls, source: pd.DataFrame | str | os.PathLike[str], who: str) -> _Tx2Gene:
+    def of(
+        cls, source: pd.DataFrame | str | os.PathLike[str], who: str, keys: np.ndarray
+    ) -> _Tx2Gene:
+        """From a DataFrame, or a file whose first line is a header unless it names one of
+        the transcripts ``keys`` (tables made from a GTF often have none)."""
         if isinstance(source, pd.DataFrame):
             frame = source
         else:
@@ -536,11 +540,13 @@ class _Tx2Gene:
                 raise CohortexError(f"The tx2gene file {str(path)!r} does not exist.")
             sep = "," if ".csv" in [s.lower() for s in path.suffixes] else "\t"
             try:
-                frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+                frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, header=None)
             except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
                 raise CohortexError(
                     f"The tx2gene file {str(path)!r} cannot be read: {error}"
                 ) from None
+            if frame.shape[0] and frame.iat[0, 0] not in set(keys):
+                frame = frame.iloc[1:]  # a header
         if frame.shape[1] < 2:
             raise CohortexError(
                 f"{who}(): tx2gene needs two columns, transcript id and gene id; it has "
