@@ -126,8 +126,9 @@ def read_quantifications(
     tx2gene : DataFrame or path, optional
         Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
         tab-separated; its first line a header unless it names a transcript of the files).
-        Needed unless ``transcripts=True`` or the files are RSEM's genes.results. A transcript listed twice keeps its first gene (tximport's);
-        transcripts it does not list are left out, with a warning.
+        Needed unless ``transcripts=True`` or the files are RSEM's genes.results. A
+        transcript listed twice keeps its first gene (tximport's); transcripts it does not
+        list are left out, with a warning.
     counts_from_abundance : {"no", "scaledTPM", "lengthScaledTPM", "dtuScaledTPM"}, default "no"
         tximport's ``countsFromAbundance``: ``"no"`` keeps the quantifier's estimated counts.
         ``"dtuScaledTPM"`` (for transcript-level output and differential transcript usage)
