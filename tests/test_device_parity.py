@@ -400,16 +400,17 @@ def test_sva(gpu_xp, bladder_store, monkeypatch):
     stored = open_cohort(path)
     train, test = stored.isel(sample=slice(0, 40)), stored.isel(sample=slice(40, None))
     frozen = de.sva(train, "~ cancer", n_sv=2, device="cpu")
-    on_cpu = de.fsva(train, "~ cancer", frozen, test, device="cpu")
-    on_gpu = de.fsva(train, "~ cancer", frozen, test, device="gpu")
-    for cpu_part, gpu_part in zip(on_cpu, on_gpu, strict=True):
-        corrected = gpu_part["expression"].data.compute()
-        assert namespace(corrected) is gpu_xp
-        np.testing.assert_allclose(
-            to_numpy(corrected), cpu_part["expression"].values, rtol=1e-9, atol=1e-12
-        )
-    for name in frozen.attrs["surrogates"]:
-        np.testing.assert_allclose(on_gpu[1][name].values, on_cpu[1][name].values, rtol=1e-9)
+    for method in ("fast", "exact"):
+        on_cpu = de.fsva(train, "~ cancer", frozen, test, method=method, device="cpu")
+        on_gpu = de.fsva(train, "~ cancer", frozen, test, method=method, device="gpu")
+        for cpu_part, gpu_part in zip(on_cpu, on_gpu, strict=True):
+            corrected = gpu_part["expression"].data.compute()
+            assert namespace(corrected) is gpu_xp
+            np.testing.assert_allclose(
+                to_numpy(corrected), cpu_part["expression"].values, rtol=1e-9, atol=1e-12
+            )
+        for name in frozen.attrs["surrogates"]:
+            np.testing.assert_allclose(on_gpu[1][name].values, on_cpu[1][name].values, rtol=1e-9)
 
 
 @pytest.mark.parametrize("selection", ["pairwise", "common"])

@@ -239,6 +239,25 @@ def test_fsva_equals_r():
     assert list(new["cancer"].values) == list(test["cancer"].values)
 
 
+def test_fsva_exact_equals_r():
+    """fsva(method = "exact"): each of the last 17 arrays decomposed with the first 40; one
+    array alone gets the same values."""
+    whole = _bladder()
+    train, test = whole.isel(sample=slice(0, 40)), whole.isel(sample=slice(40, None))
+    frozen = de.sva(train, "~ cancer", n_sv=2)
+    _, new = de.fsva(train, "~ cancer", frozen, test, method="exact")
+    expected_new = pd.read_csv(SVA / "fsva_exact_new.csv", index_col=0).to_numpy().T
+    np.testing.assert_allclose(new["expression"].values, expected_new, rtol=0, atol=1e-8)
+    new_sv = pd.read_csv(SVA / "fsva_exact_newsv.csv", index_col=0)
+    for name in new_sv.columns:
+        sign = np.sign(frozen[name].values @ pd.read_csv(SVA / "fsva_train_sv.csv")[name])
+        np.testing.assert_allclose(sign * new[name].values, new_sv[name], rtol=0, atol=1e-10)
+    _, alone = de.fsva(train, "~ cancer", frozen, test.isel(sample=slice(3, 4)), method="exact")
+    np.testing.assert_allclose(alone["sv1"].values, new["sv1"].values[3:4], rtol=1e-12)
+    fast = de.fsva(train, "~ cancer", frozen, test)[1]
+    assert np.abs(fast["sv1"].values - new["sv1"].values).max() > 0.01  # another method
+
+
 def test_fsva_refuses_other_methods_and_one_new_sample():
     whole = _bladder()
     train, test = whole.isel(sample=slice(0, 40)), whole.isel(sample=slice(40, None))
@@ -252,6 +271,8 @@ def test_fsva_refuses_other_methods_and_one_new_sample():
         de.fsva(train, "~ cancer", frozen, test.isel(gene=slice(1, None)))
     with pytest.raises(CohortexError, match="not the cohort's samples"):
         de.fsva(test, "~ cancer", frozen, test)
+    with pytest.raises(CohortexError, match="'method'"):
+        de.fsva(train, "~ cancer", frozen, test, method="slow")
 
 
 def test_fsva_refuses_missing_values_in_the_new_samples():

@@ -218,15 +218,18 @@ def fsva(
     surrogates: xr.Dataset,
     new: CohortLike,
     *,
+    method: str = "fast",
     device: str = "auto",
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Remove the surrogate variables' effects from a cohort and from new samples, as sva's
-    ``fsva`` (frozen SVA, ``method = "fast"``): for predicting in new samples without refitting.
+    ``fsva`` (frozen SVA): for predicting in new samples without refitting.
 
     Each gene's effects of the surrogate variables are fitted with ``design`` on ``cohort``
-    and removed. For ``new``, each surrogate variable is projected from the weighted genes
-    (the probabilities of ``"irw"``): the new samples' values of it are standardised over the
-    new samples, and the same effects removed.
+    and removed. For ``new``, the surrogate variables come from the weighted genes (the
+    probabilities of ``"irw"``): with ``method="fast"`` each is projected on the cohort's
+    decomposition and standardised over the new samples; with ``"exact"`` each new sample is
+    decomposed with the cohort, on its own (so a single new sample can be corrected, and the
+    others do not change its values). The same effects are then removed.
 
     Parameters
     ----------
@@ -237,8 +240,11 @@ def fsva(
     surrogates : xarray.Dataset
         :func:`sva`'s result, of its ``"irw"`` method (sva's fsva needs ``pprob.b``).
     new : path, xarray.Dataset or AnnData
-        New samples with the cohort's genes (sva's ``newdat``), at least two (their
-        surrogate variables are standardised over them).
+        New samples with the cohort's genes (sva's ``newdat``); at least two for ``"fast"``
+        (their surrogate variables are standardised over them).
+    method : {{"fast", "exact"}}, default "fast"
+        sva's ``method``. ``"exact"`` solves an eigenproblem of the cohort's samples and one
+        new sample for each new sample.
     {device}
 
     Returns
@@ -253,12 +259,11 @@ def fsva(
     ------
     CohortexError
         For a result of another method than ``"irw"``, samples or genes that do not match,
-        fewer than two new samples, or missing values.
+        fewer than two new samples for ``"fast"``, or missing values.
 
     Notes
     -----
-    Agreement with sva 3.46's ``fsva`` (tests/de/test_sva.py): 1e-8. Its ``"exact"`` method
-    (a decomposition per new sample) is not offered.
+    Agreement with sva 3.46's ``fsva`` (tests/de/test_sva.py), both methods: 1e-8.
     """
     names = list(surrogates.attrs.get("surrogates", []))
     if surrogates.attrs.get("method") != "irw" or "pprob_b" not in surrogates:
@@ -267,11 +272,15 @@ def fsva(
         )
     if not names:
         raise CohortexError("fsva() needs at least one surrogate variable; the result has none.")
+    _check_choice("method", method, ("fast", "exact"))
     on = resolve_device(device)
     train, fresh = as_cohort_matrix(cohort), as_cohort_matrix(new)
     n_train, n_new = train.matrix.shape[0], fresh.matrix.shape[0]
-    if n_new < 2:
-        raise CohortexError("fsva() standardises over the new samples: it needs at least two.")
+    if n_new < 2 and method == "fast":
+        raise CohortexError(
+            "fsva(method='fast') standardises over the new samples: it needs at least two "
+            "(method='exact' corrects one)."
+        )
     order = pd.Index(train.sample_ids.astype(str)).get_indexer(
         np.asarray(surrogates["sample"].values).astype(str)
     )
@@ -301,20 +310,22 @@ def fsva(
     effects = xp.asarray(fitted.beta)[model.shape[1] :]  # sva's gammahat: (k, genes)
     y = y.rechunk({1: x.chunks[1]})
     w = xp.asarray(weights)
-    centred = (x - x.mean(axis=0)) * w
-    gram, cross = dask.compute(centred @ centred.T, (centred * w) @ y.T)
-    values, directions = scipy.linalg.eigh(
-        np.asarray(to_host(gram), np.float64), subset_by_index=[n_train - len(names), n_train - 1]
-    )
-    values, directions = values[::-1], directions[:, ::-1]
-    cross = np.asarray(to_host(cross), np.float64)
+    mean = x.mean(axis=0)
+    centred = (x - mean) * w
+    if method == "fast":
+        gram, cross = dask.compute(centred @ centred.T, (centred * w) @ y.T)
+    else:  # each new sample's products with the cohort and itself, about the cohort's means
+        new_centred = (y - mean) * w
+        gram, cross, own = dask.compute(
+            centred @ centred.T, centred @ new_centred.T, (new_centred * new_centred).sum(axis=1)
+        )
+    gram, cross = np.asarray(to_host(gram), np.float64), np.asarray(to_host(cross), np.float64)
     if not np.isfinite(cross).all():
         raise CohortexError("fsva() needs finite values; the new samples hold missing ones.")
-    signs = np.sign([np.corrcoef(directions[:, j], vectors[:, j])[0, 1] for j in range(len(names))])
-    projected = (directions.T @ cross) / values[:, None]
-    projected *= signs[:, None]  # (k, new samples)
-    centred_new = projected - projected.mean(axis=1, keepdims=True)
-    new_vectors = centred_new / projected.std(axis=1, ddof=1, keepdims=True) / np.sqrt(n_new)
+    if method == "fast":
+        new_vectors = _fast_new_vectors(gram, cross, vectors)
+    else:
+        new_vectors = _exact_new_vectors(gram, cross, np.asarray(to_host(own)), vectors)
     meta = namespace(x._meta).empty((0, 0), dtype=np.float64)
     whole_rows = {0: rows_per_task(x.shape[1]), 1: -1}
     x, y = x.rechunk(whole_rows), y.rechunk(whole_rows)
@@ -339,6 +350,51 @@ def fsva(
         _with_expression(fresh, adjusted, train.gene_ids).assign(
             {name: ("sample", new_vectors[j]) for j, name in enumerate(names)}
         ),
+    )
+
+
+def _fast_new_vectors(gram: np.ndarray, cross: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """fsva "fast": the new samples projected on the cohort's leading right singular vectors
+    (``gram`` its weighted centred Gram matrix, ``cross`` its products with the new samples
+    weighted twice), signed as the surrogate variables and standardised over the new samples:
+    shape (k, n_new)."""
+    n_train, k = vectors.shape
+    values, directions = scipy.linalg.eigh(gram, subset_by_index=[n_train - k, n_train - 1])
+    values, directions = values[::-1], directions[:, ::-1]
+    projected = (directions.T @ cross) / values[:, None]
+    projected *= _signs(directions, vectors)[:, None]
+    centred_new = projected - projected.mean(axis=1, keepdims=True)
+    return centred_new / projected.std(axis=1, ddof=1, keepdims=True) / np.sqrt(cross.shape[1])
+
+
+def _exact_new_vectors(
+    gram: np.ndarray, cross: np.ndarray, own: np.ndarray, vectors: np.ndarray
+) -> np.ndarray:
+    """fsva "exact": for each new sample, the leading right singular vectors of the weighted
+    genes of the cohort and it, centred over those samples — the eigenvectors of their
+    centred Gram matrix — signed as the surrogate variables over the cohort; the new sample's
+    entries: shape (k, n_new). ``gram``, ``cross`` and ``own`` are the weighted products
+    about the cohort's means (centring is the same about any means)."""
+    n_train, k = vectors.shape
+    n = n_train + 1
+    products = np.empty((n, n))
+    products[:n_train, :n_train] = gram
+    centring = np.eye(n) - 1.0 / n
+    out = np.empty((k, cross.shape[1]))
+    for i in range(cross.shape[1]):
+        products[:n_train, n_train] = products[n_train, :n_train] = cross[:, i]
+        products[n_train, n_train] = own[i]
+        centred = centring @ products @ centring
+        _, directions = scipy.linalg.eigh(centred, subset_by_index=[n - k, n - 1])
+        directions = directions[:, ::-1]
+        out[:, i] = directions[n_train] * _signs(directions[:n_train], vectors)
+    return out
+
+
+def _signs(directions: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """The sign of each direction's correlation with its surrogate variable (sva's ``sgn``)."""
+    return np.sign(
+        [np.corrcoef(directions[:, j], vectors[:, j])[0, 1] for j in range(vectors.shape[1])]
     )
 
 
