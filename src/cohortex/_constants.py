@@ -35,7 +35,7 @@ GSVA_METHODS = ("gsva", "ssgsea", "zscore", "plage")
 GSVA_KERNELS = ("auto", "gaussian", "poisson", "none")
 
 # io.read_quantifications()'s quantifiers and tximport's countsFromAbundance
-QUANTIFIERS = ("salmon", "kallisto", "rsem")
+QUANTIFIERS = ("salmon", "kallisto", "rsem", "stringtie")
 COUNTS_FROM_ABUNDANCE = ("no", "scaledTPM", "lengthScaledTPM", "dtuScaledTPM")
 
 # de.sva()'s methods, for the command line's choices

@@ -1,4 +1,4 @@
-"""Salmon, kallisto and RSEM quantifications summarised to genes, against tximport 1.26
+"""Salmon, kallisto, RSEM and StringTie quantifications summarised to genes, against tximport 1.26
 (fixtures and their input files from tests/fixtures/make_tximport_fixtures.R: 4 samples × 40
 transcripts of 12 genes, a gene at 0 in one sample, a gene at 0 in all, two transcripts not in
 tx2gene, a repeated tx2gene row, an RSEM effective length of 0)."""
@@ -26,6 +26,7 @@ def files(kind: str) -> dict[str, Path]:
         "kallisto": lambda s: TXIMPORT / "kallisto" / s / "abundance.tsv",
         "rsem": lambda s: TXIMPORT / "rsem" / f"{s}.isoforms.results",
         "rsem_genes": lambda s: TXIMPORT / "rsem" / f"{s}.genes.results",
+        "stringtie": lambda s: TXIMPORT / "stringtie" / s / "t_data.ctab",
     }[kind]
     return {s: where(s) for s in SAMPLES}
 
@@ -154,6 +155,16 @@ def test_rsem_isoforms_and_genes():
     genes = read("rsem_genes")
     assert_equals_tximport(genes, "rsem_genes")
     assert genes.attrs["quantifier"] == "rsem" and genes.sizes["gene"] == 12
+
+
+@pytest.mark.parametrize("read_length", [75, 100])
+def test_stringtie_coverage_made_counts(read_length):
+    options = {} if read_length == 75 else {"read_length": read_length}  # 75 by default
+    ds = read("stringtie", tx2gene=TXIMPORT / "tx2gene.csv", **options)
+    assert_equals_tximport(ds, f"stringtie_{read_length}")
+    assert ds.attrs["quantifier"] == "stringtie"
+    with pytest.raises(CohortexError, match="'read_length'"):
+        read("stringtie", tx2gene=TXIMPORT / "tx2gene.csv", read_length=0)
 
 
 def test_samples_named_by_their_folders_or_files():

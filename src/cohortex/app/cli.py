@@ -202,13 +202,15 @@ def _parser() -> argparse.ArgumentParser:
 
     quant = commands.add_parser(
         "import-quant",
-        help="import Salmon, kallisto or RSEM quantifications, summarised to genes as tximport",
+        help="import Salmon, kallisto, RSEM or StringTie quantifications, summarised to genes "
+        "as tximport",
     )
     quant.add_argument(
         "files",
         type=Path,
         nargs="+",
-        help="each sample's quant.sf, abundance.h5/.tsv or .isoforms.results, or its folder "
+        help="each sample's quant.sf, abundance.h5/.tsv, .isoforms.results or t_data.ctab, or "
+        "its folder "
         "(the sample ids are the folders, or RSEM's file names)",
     )
     quant.add_argument("--out", type=Path, required=True, help="destination store")
@@ -235,6 +237,12 @@ def _parser() -> argparse.ArgumentParser:
         "--ignore-after-bar",
         action="store_true",
         help="match tx2gene by the id before the first '|' (GENCODE's names)",
+    )
+    quant.add_argument(
+        "--read-length",
+        type=float,
+        default=75.0,
+        help="StringTie's read length, to make counts of its coverage (default 75)",
     )
     quant.add_argument("--samples", type=Path, default=None, help="sample metadata table")
     _store_options(quant)
@@ -1455,6 +1463,7 @@ def _import_quantifications(args: argparse.Namespace) -> None:
         transcripts=args.transcripts,
         ignore_tx_version=args.ignore_tx_version,
         ignore_after_bar=args.ignore_after_bar,
+        read_length=args.read_length,
         samples=args.samples,
         **_store_kwargs(args),
     )

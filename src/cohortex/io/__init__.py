@@ -1,5 +1,6 @@
 """Importers and exporters: delimited text, GEO series matrices, GCT, AnnData, NumPy, pandas,
-and the transcript quantifications of Salmon, kallisto and RSEM (summarised as tximport).
+and the transcript quantifications of Salmon, kallisto, RSEM and StringTie (summarised as
+tximport).
 
 In memory, :func:`cohortex.create_cohort` takes NumPy/Dask arrays and DataFrames directly;
 :func:`to_pandas` and :func:`to_anndata` give them back.

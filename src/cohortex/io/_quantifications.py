@@ -1,4 +1,5 @@
-"""Transcript quantifications of Salmon, kallisto and RSEM, summarised to genes as tximport.
+"""Transcript quantifications of Salmon, kallisto, RSEM and StringTie, summarised to genes as
+tximport.
 
 Each sample's file is read once and summarised at once (its genes' counts, abundances and
 abundance-weighted lengths), so only the genes × samples matrices are held, never the
@@ -85,10 +86,25 @@ _FORMATS = (
         "effective_length",
         genes=True,
     ),
+    _Format(
+        "stringtie",
+        ("t_id", "chr", "strand", "start", "end", "t_name", "num_exons", "length", "gene_id"),
+        "t_name",
+        "FPKM",
+        "cov",
+        "length",
+    ),
 )
 _KALLISTO_H5 = _Format("kallisto", (), "aux/ids", "", "est_counts", "aux/eff_lengths")
 # the names quantifiers give their output inside a sample's folder
-_IN_FOLDER = ("quant.sf", "quant.sf.gz", "abundance.h5", "abundance.tsv", "abundance.tsv.gz")
+_IN_FOLDER = (
+    "quant.sf",
+    "quant.sf.gz",
+    "abundance.h5",
+    "abundance.tsv",
+    "abundance.tsv.gz",
+    "t_data.ctab",
+)
 _RSEM_SUFFIXES = (".isoforms.results", ".genes.results")
 
 
@@ -101,9 +117,10 @@ def read_quantifications(
     quantifier: str | None = None,
     ignore_tx_version: bool = False,
     ignore_after_bar: bool = False,
+    read_length: float = 75.0,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Read Salmon, kallisto or RSEM quantifications and summarise them to genes, as
+    """Read Salmon, kallisto, RSEM or StringTie quantifications and summarise them to genes, as
     tximport's ``tximport``.
 
     Each gene's abundance (TPM) and estimated count are its transcripts' sums; its length in a
@@ -120,9 +137,10 @@ def read_quantifications(
     files : mapping of sample id to path, or sequence of paths
         One quantification per sample: Salmon's ``quant.sf``, kallisto's ``abundance.tsv`` or
         ``abundance.h5``, RSEM's ``.isoforms.results`` (or ``.genes.results``, already per
-        gene), optionally gzipped; or the sample's folder that holds it. Given a sequence, the
-        sample ids are the files' folders (``salmon/S1/quant.sf`` → ``S1``) or names without
-        RSEM's suffix (``S1.isoforms.results`` → ``S1``).
+        gene), StringTie's ``t_data.ctab`` (its per-base coverage made counts: coverage ×
+        length / ``read_length``), optionally gzipped; or the sample's folder that holds it.
+        Given a sequence, the sample ids are the files' folders (``salmon/S1/quant.sf`` →
+        ``S1``) or names without RSEM's suffix (``S1.isoforms.results`` → ``S1``).
     tx2gene : DataFrame or path, optional
         Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
         tab-separated; its first line a header unless it names a transcript of the files).
@@ -136,13 +154,15 @@ def read_quantifications(
     transcripts : bool, default False
         tximport's ``txOut``: keep the transcripts, not summarised (``gene`` then holds
         transcript ids).
-    quantifier : {"salmon", "kallisto", "rsem"}, optional
+    quantifier : {"salmon", "kallisto", "rsem", "stringtie"}, optional
         Checked against each file's header; by default read from it.
     ignore_tx_version : bool, default False
         Match transcripts to ``tx2gene`` without their version (``ENST0001.3`` → ``ENST0001``).
     ignore_after_bar : bool, default False
         Match transcripts by the part before the first ``|`` (GENCODE's transcript names); with
         ``transcripts=True`` the ids are cut there too.
+    read_length : float, default 75
+        StringTie's reads' length (tximport's ``readLength``).
     progress : bool or None, default None
         Show a progress bar over the files (``None``: only on a terminal).
 
@@ -151,10 +171,10 @@ def read_quantifications(
     xarray.Dataset
         In memory, dims ``sample`` and ``gene`` (genes in sorted order):
         ``expression(sample, gene)`` the counts (float64; scale ``counts``, so the Dataset is a
-        cohort), ``abundance(sample, gene)`` the TPM and ``length(sample, gene)`` the
-        lengths (tximport's ``counts``, ``abundance`` and ``length``). Attrs ``quantifier``,
-        ``counts_from_abundance``, ``level`` (``"gene"`` or ``"transcript"``) and
-        ``n_transcripts_dropped`` (transcripts not in ``tx2gene``).
+        cohort), ``abundance(sample, gene)`` the TPM (StringTie's FPKM) and
+        ``length(sample, gene)`` the lengths (tximport's ``counts``, ``abundance`` and
+        ``length``). Attrs ``quantifier``, ``counts_from_abundance``, ``level`` (``"gene"``
+        or ``"transcript"``) and ``n_transcripts_dropped`` (transcripts not in ``tx2gene``).
 
     Raises
     ------
@@ -180,6 +200,10 @@ def read_quantifications(
         raise CohortexError(
             f"The 'counts_from_abundance' parameter of {who}() is one of "
             f"{', '.join(map(repr, COUNTS_FROM_ABUNDANCE))}; got {counts_from_abundance!r}."
+        )
+    if not read_length > 0:
+        raise CohortexError(
+            f"The 'read_length' parameter of {who}() must be a positive length; got {read_length}."
         )
     if quantifier is not None and quantifier not in QUANTIFIERS:
         raise CohortexError(
@@ -209,7 +233,7 @@ def read_quantifications(
             f"{who}() summarises transcripts to genes with a tx2gene table (transcript id, "
             "gene id); pass one, or transcripts=True to keep the transcripts."
         )
-    reader = _Reader(paths, formats)
+    reader = _Reader(paths, formats, read_length)
     ids = reader.transcript_ids
     keys = _keys(ids, ignore_tx_version, ignore_after_bar)
     mapping = None if tx2gene is None else _Tx2Gene.of(tx2gene, who, keys)
@@ -259,14 +283,15 @@ def import_quantifications(
     quantifier: str | None = None,
     ignore_tx_version: bool = False,
     ignore_after_bar: bool = False,
+    read_length: float = 75.0,
     samples: pd.DataFrame | str | os.PathLike[str] | None = None,
     chunks: tuple[int, int] | None = None,
     compressor: Any = "lz4",
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Import Salmon, kallisto or RSEM quantifications as a cohort of counts, summarised to
-    genes as tximport (:func:`read_quantifications`).
+    """Import Salmon, kallisto, RSEM or StringTie quantifications as a cohort of counts,
+    summarised to genes as tximport (:func:`read_quantifications`).
 
     The store holds the counts (scale ``counts``) and, as the gene variable ``length``, each
     gene's mean length over the samples (what :func:`cohortex.normalize`'s ``"tpm"`` and
@@ -277,7 +302,7 @@ def import_quantifications(
 
     Parameters
     ----------
-    files, tx2gene, transcripts, quantifier, ignore_tx_version, ignore_after_bar
+    files, tx2gene, transcripts, quantifier, ignore_tx_version, ignore_after_bar, read_length
         As for :func:`read_quantifications`.
     dest : path
         The new store.
@@ -301,6 +326,7 @@ def import_quantifications(
         quantifier=quantifier,
         ignore_tx_version=ignore_tx_version,
         ignore_after_bar=ignore_after_bar,
+        read_length=read_length,
         progress=progress,
     )
     genes = pd.DataFrame(
@@ -379,7 +405,8 @@ def _format_of(path: Path, quantifier: str | None) -> _Format:
         if not matches:
             raise CohortexError(
                 f"{str(path)!r} is not a quantification of Salmon (quant.sf), kallisto "
-                f"(abundance.tsv) or RSEM (.isoforms.results, .genes.results): its header is "
+                f"(abundance.tsv), RSEM (.isoforms.results, .genes.results) or StringTie "
+                f"(t_data.ctab): its header is "
                 f"{', '.join(map(repr, header[:6]))}."
             )
         table = matches[0]
@@ -392,8 +419,8 @@ class _Reader:
     """The files, read one at a time: each one's abundance, counts and length columns, in the
     order of the first file's transcripts (every file must list the same)."""
 
-    def __init__(self, paths: list[Path], formats: list[_Format]) -> None:
-        self.paths, self.formats = paths, formats
+    def __init__(self, paths: list[Path], formats: list[_Format], read_length: float) -> None:
+        self.paths, self.formats, self.read_length = paths, formats, read_length
         self.first = self._read(0)
         try:
             self.transcript_ids = self.first[0].ids()
@@ -440,6 +467,8 @@ class _Reader:
                 "same order: quantify every sample against the same index."
             )
         abundance, counts, length = (np.ascontiguousarray(c) for c in ids.numbers.T)
+        if table.name == "stringtie":  # tximport's counts of StringTie's per-base coverage
+            counts = counts * length / self.read_length
         for values, what in ((abundance, "abundances"), (counts, "counts"), (length, "lengths")):
             bad = ~np.isfinite(values) | (values < 0)
             if bad.any():
