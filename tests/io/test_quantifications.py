@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortex import CohortexError, CohortexWarning, io, normalize
+from cohortex import CohortexError, CohortexWarning, de, io, normalize
 
 TXIMPORT = Path(__file__).parent.parent / "fixtures" / "tximport"
 SAMPLES = ["S1", "S2", "S3", "S4"]
@@ -203,6 +203,26 @@ def test_import_as_a_cohort_of_counts(tmp_path):
     assert ds.attrs["scale"] == "counts" and list(ds["condition"].values) == ["a", "a", "b", "b"]
     tpm = normalize(ds, "tpm")["expression"].to_pandas()
     np.testing.assert_allclose(tpm.sum(axis=1), 1e6, rtol=1e-5)
+    # DESeq2 takes whole counts: rounded on import, as DESeqDataSetFromTximport rounds them
+    options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
+    with pytest.raises(CohortexError, match="round_counts=True"):
+        de.deseq(ds, "~ condition", **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        whole = io.import_quantifications(
+            files("salmon"),
+            tmp_path / "whole.zarr",
+            tx2gene=TXIMPORT / "tx2gene.csv",
+            samples=samples,
+            round_counts=True,
+            progress=False,
+        )
+    np.testing.assert_array_equal(
+        whole["expression"].to_pandas()[expected.index], np.round(expected.T.to_numpy())
+    )
+    result = de.deseq(whole, "~ condition", **options)
+    normalised = whole["expression"].values / result["size_factor"].values[:, None]
+    np.testing.assert_allclose(result["mean_expression"].values, normalised.mean(axis=0), rtol=1e-6)
 
 
 def test_refusals(tmp_path):

@@ -244,6 +244,11 @@ def _parser() -> argparse.ArgumentParser:
         default=75.0,
         help="StringTie's read length, to make counts of its coverage (default 75)",
     )
+    quant.add_argument(
+        "--round",
+        action="store_true",
+        help="store whole counts, as DESeqDataSetFromTximport rounds them (for --deseq)",
+    )
     quant.add_argument("--samples", type=Path, default=None, help="sample metadata table")
     _store_options(quant)
     quant.set_defaults(run=_import_quantifications)
@@ -1464,6 +1469,7 @@ def _import_quantifications(args: argparse.Namespace) -> None:
         ignore_tx_version=args.ignore_tx_version,
         ignore_after_bar=args.ignore_after_bar,
         read_length=args.read_length,
+        round_counts=args.round,
         samples=args.samples,
         **_store_kwargs(args),
     )

@@ -546,7 +546,8 @@ def prepare_counts(
     if int(to_host(fractional)):
         raise CohortexError(
             f"{caller} needs whole counts, as DESeq2; the matrix holds fractional values "
-            "(round estimated counts first, as DESeqDataSetFromTximport does)."
+            "(round estimated counts first, as DESeqDataSetFromTximport does; "
+            "io.import_quantifications(round_counts=True), cohortex import-quant --round)."
         )
     factors = _size_factors(counts, factors, n_samples)
     matrix = as_cohort_matrix(ds)

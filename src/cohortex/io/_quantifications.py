@@ -284,6 +284,7 @@ def import_quantifications(
     ignore_tx_version: bool = False,
     ignore_after_bar: bool = False,
     read_length: float = 75.0,
+    round_counts: bool = False,
     samples: pd.DataFrame | str | os.PathLike[str] | None = None,
     chunks: tuple[int, int] | None = None,
     compressor: Any = "lz4",
@@ -308,6 +309,10 @@ def import_quantifications(
         The new store.
     counts_from_abundance : str, default "lengthScaledTPM"
         As for :func:`read_quantifications`.
+    round_counts : bool, default False
+        Store the counts rounded to whole numbers, as ``DESeqDataSetFromTximport`` rounds
+        them: :func:`cohortex.de.deseq` takes whole counts only (limma-voom and edgeR take
+        the fractions).
     samples : DataFrame or path, optional
         Sample metadata, matched by sample id.
     chunks, compressor, overwrite, progress
@@ -332,8 +337,11 @@ def import_quantifications(
     genes = pd.DataFrame(
         {"length": ds["length"].mean("sample").values}, index=ds["gene"].values.astype(str)
     )
+    values = ds["expression"].values
     counts = pd.DataFrame(
-        ds["expression"].values, index=ds["sample"].values.astype(str), columns=genes.index
+        np.round(values) if round_counts else values,
+        index=ds["sample"].values.astype(str),
+        columns=genes.index,
     )
     return create_cohort(
         dest,
