@@ -43,6 +43,11 @@ CASES = {
     "missing": ("missing", {}),
     "bicor": ("test", {"correlation_type": "bicor", "max_p_outliers": 0.05}),
     "missing_bicor": ("missing", {"correlation_type": "bicor", "max_p_outliers": 0.05}),
+    "cluster": ("test", {"cluster_coefficients": True}),
+}
+CLUSTER = {  # calculateClusterCoeff's statistics, R's: ours
+    "meanClusterCoeff.pres": "mean_cluster_coefficient",
+    "cor.clusterCoeff": "cor_cluster_coefficient",
 }
 MODULES = [0, 1, 2, 3, 4]  # the gold module is a random draw: R's and ours differ
 
@@ -110,6 +115,16 @@ def test_observed_statistics_equal_rs(case):
         assert float(mine["separability"]) == pytest.approx(
             separability.loc[module, "separability.pres"], abs=1e-10
         )
+        if name == "cluster":
+            for theirs, ours in CLUSTER.items():
+                assert float(mine[ours]) == pytest.approx(
+                    observed.loc[module, theirs], rel=1e-9, abs=1e-12
+                ), (module, ours)
+            assert float(mine["quality_mean_cluster_coefficient"]) == pytest.approx(
+                quality.loc[module, "meanClusterCoeff.qual"], rel=1e-9
+            )
+        else:
+            assert "mean_cluster_coefficient" not in result
         assert float(mine["quality_separability"]) == pytest.approx(
             separability.loc[module, "separability.qual"], abs=1e-10
         )
@@ -175,6 +190,10 @@ def test_z_scores_within_permutation_error_of_rs(case):
         ):
             expected = z.loc[module, theirs]
             got = float(result[ours].sel(module=module))
+            assert abs(got - expected) <= 0.15 * abs(expected) + 1.0, (module, theirs)
+        for theirs, ours in CLUSTER.items() if name == "cluster" else ():
+            expected = z.loc[module, f"Z.{theirs}"]
+            got = float(result[f"z_{ours}"].sel(module=module))
             assert abs(got - expected) <= 0.15 * abs(expected) + 1.0, (module, theirs)
 
 

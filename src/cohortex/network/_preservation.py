@@ -43,6 +43,8 @@ _DENSITY = ("prop_var_explained", "mean_sign_aware_kme", "mean_sign_aware_cor", 
 _CONNECTIVITY = ("cor_kim", "cor_kme", "cor_cor")  # R's connSummaryInd without kMEall
 _PRESERVATION = (*_DENSITY, "mean_mar", "cor_kim", "cor_kme", "cor_kme_all", "cor_cor", "cor_mar")
 _QUALITY = (*_DENSITY, "mean_mar")
+# calculateClusterCoeff's statistics: reported where asked for, in no summary (as R's)
+_CLUSTER = ("mean_cluster_coefficient", "cor_cluster_coefficient")
 
 
 @shared_docs
@@ -59,6 +61,7 @@ def module_preservation(
     quick_cor: float = 1.0,
     correlation_type: str = "pearson",
     max_p_outliers: float = 1.0,
+    cluster_coefficients: bool = False,
     device: str = "auto",
     progress: bool | None = None,
 ) -> xr.Dataset:
@@ -103,6 +106,12 @@ def module_preservation(
         principal components.
     max_p_outliers : float, default 1
         bicor's ``maxPOutliers`` (``corOptions = "use = 'p', maxPOutliers = 0.05"``).
+    cluster_coefficients : bool, default False
+        ``calculateClusterCoeff``: also each module's mean clustering coefficient in the test
+        cohort (``mean_cluster_coefficient``, and in the reference
+        ``quality_mean_cluster_coefficient``) and the correlation of its genes' coefficients
+        (``cor_cluster_coefficient``), with their Z's; in no summary, as R's. Each takes a
+        product of the module's adjacency with itself (m³ for m genes) per permutation.
     {device}
     progress : bool, optional
 
@@ -197,6 +206,7 @@ def module_preservation(
         network,
         max_module_size,
         max_gold_module_size,
+        cluster_coefficients,
     )
     rng = np.random.default_rng(seed)
     permuted: list[dict[str, np.ndarray]] = []
@@ -415,8 +425,10 @@ class _Calculator:
         network: str,
         max_module_size: int,
         max_gold_module_size: int,
+        cluster_coefficients: bool = False,
     ) -> None:
         self.ref, self.test, self.colors, self.network = ref, test, colors, network
+        self.cluster_coefficients = cluster_coefficients
         self.cap = ref.cap  # bicor's cap on outliers for every correlation (None: Pearson's)
         self.power = 12.0 if network == "signed" else 6.0
         self.max_module_size = max_module_size
@@ -427,6 +439,7 @@ class _Calculator:
         # blocks are the same in every permutation
         self.eigengenes: dict[int, Any] = {}
         self.blocks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.coefficients: dict[int, np.ndarray] = {}  # the reference modules' (cc of adj1)
 
     def run(self, rng: np.random.Generator, *, permuted: bool) -> dict[str, np.ndarray]:
         """One observed or permuted set of statistics, by module (``self.levels``, then gold)."""
@@ -502,6 +515,17 @@ class _Calculator:
             out["cor_mar"][j] = _correlate(mar1, mar3, self.cap)
             out["quality_mean_adjacency"][j] = np.mean(adj2[lower])
             out["mean_adjacency"][j] = np.mean(adj3[lower])
+            if self.cluster_coefficients:
+                cc1 = self.coefficients.get(level) if level != GOLD and cacheable else None
+                if cc1 is None:
+                    cc1 = _cluster_coefficients(adj1)
+                    if level != GOLD and cacheable:
+                        self.coefficients[level] = cc1
+                cc2 = _cluster_coefficients(adj2) if permuted else cc1
+                cc3 = _cluster_coefficients(adj3)
+                out["quality_mean_cluster_coefficient"][j] = np.mean(cc2)
+                out["mean_cluster_coefficient"][j] = np.mean(cc3)
+                out["cor_cluster_coefficient"][j] = _correlate(cc1, cc3, self.cap)
         proper = (levels != 0) & (levels != GOLD)
         out["quality_separability"] = _separability(ref_perm.eigengene_correlation(me_perm), proper)
         out["separability"] = _separability(test.eigengene_correlation(me_test), proper)
@@ -531,8 +555,10 @@ class _Calculator:
 _OUTPUTS = (
     *(f"quality_{name}" for name in _QUALITY),
     "quality_separability",
+    "quality_mean_cluster_coefficient",
     *_PRESERVATION,
     "separability",
+    *_CLUSTER,
 )
 
 
@@ -541,6 +567,18 @@ def _cor(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     denominator = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b) / denominator if denominator > 0 else math.nan
+
+
+def _cluster_coefficients(adj: np.ndarray) -> np.ndarray:
+    """WGCNA's ``.clusterCoeff`` of an adjacency matrix (its diagonal 1): each gene's
+    ``(Σ_jk a_ij a_jk a_ki − Σ_j a_ij² a_jj) / ((Σ_j a_ij)² − Σ_j a_ij²)``, 0 where the
+    denominator is."""
+    squares = adj * adj
+    links = np.einsum("ij,ij->i", adj @ adj, adj)  # the diagonal of a³ (a symmetric)
+    total = adj.sum(axis=0) ** 2 - squares.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cc = (links - squares @ np.diag(adj)) / total
+    return np.where(total == 0, 0.0, cc)
 
 
 def _mar(adj: np.ndarray) -> np.ndarray:
@@ -647,13 +685,15 @@ def _result(
         "median_rank_density": ("module", median_ranks(observed, _DENSITY)),
         "median_rank_connectivity": ("module", median_ranks(observed, _CONNECTIVITY)),
     }
-    data.update({name: ("module", observed[name]) for name in (*_PRESERVATION, "separability")})
+    cluster = _CLUSTER if calculator.cluster_coefficients else ()
+    reported = (*_PRESERVATION, "separability", *cluster)
+    data.update({name: ("module", observed[name]) for name in reported})
     data.update(
         z_summary=("module", summary),
         z_density=("module", density),
         z_connectivity=("module", connectivity),
     )
-    data.update({f"z_{name}": ("module", z[name]) for name in (*_PRESERVATION, "separability")})
+    data.update({f"z_{name}": ("module", z[name]) for name in reported})
     data.update(
         log10_p_summary=("module", log_summary),
         log10_p_density=("module", log_density),
@@ -667,7 +707,7 @@ def _result(
     data.update(
         {
             f"quality_{name}": ("module", observed[f"quality_{name}"])
-            for name in (*_QUALITY, "separability")
+            for name in (*_QUALITY, "separability", *cluster[:1])  # the mean's, not the cor
         }
     )
     return xr.Dataset(
@@ -681,6 +721,7 @@ def _result(
             "n_samples_test": tst.n_samples,
             "seed": int(seed),
             "quick_cor": float(quick_cor),
+            "cluster_coefficients": int(calculator.cluster_coefficients),
             "correlation_type": ref.correlation_type,
             "max_p_outliers": float(ref.max_p_outliers),
             "n_genes_missing": [ref.n_sparse, tst.n_sparse],
