@@ -2034,7 +2034,7 @@ def test_network_preservation_with_missing_values(tmp_path, capsys):
     command = ["network", str(reference), "--no-progress"]
     assert main([*command, "--power", "6", "--min-module-size", "20"]) == 0
     capsys.readouterr()
-    options = ["--permutations", "5", "--quick-cor", "0"]
+    options = ["--permutations", "5", "--quick-cor", "0", "--cluster-coefficients"]
     assert main([*command, "--preservation", str(test), *options]) == 0
     printed = capsys.readouterr().out
     stored = read_result(reference, "network_preservation")
@@ -2044,9 +2044,13 @@ def test_network_preservation_with_missing_values(tmp_path, capsys):
         read_result(reference, "network"),
         n_permutations=5,
         quick_cor=0.0,
+        cluster_coefficients=True,
         progress=False,
     )
     np.testing.assert_allclose(stored["z_summary"].values, expected["z_summary"].values)
+    np.testing.assert_allclose(
+        stored["cor_cluster_coefficient"].values, expected["cor_cluster_coefficient"].values
+    )
     assert "pairwise correlations within modules" in printed
     assert "left out: 2 and 1" in printed
 

@@ -1023,6 +1023,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --preservation and missing values: R's quickCor (1, its default: quick "
         "correlations within modules; 0: each pair over the samples both have)",
     )
+    nw.add_argument(
+        "--cluster-coefficients",
+        action="store_true",
+        help="with --preservation: the modules' clustering coefficients too "
+        "(calculateClusterCoeff)",
+    )
     nw.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=_DEVICE)
     nw.add_argument(
         "--name", type=_result_name, default="network", help="result name (default network)"
@@ -3006,6 +3012,7 @@ def _preservation(args: argparse.Namespace) -> None:
         n_permutations=args.permutations,
         network=str(found.attrs.get("network", "unsigned")),
         quick_cor=args.quick_cor,
+        cluster_coefficients=args.cluster_coefficients,
         # the modules' own correlation where modulePreservation offers it (bicor), else Pearson's
         correlation_type="bicor" if found.attrs.get("correlation_type") == "bicor" else "pearson",
         max_p_outliers=float(found.attrs.get("max_p_outliers", 1.0)),
