@@ -167,7 +167,12 @@ def test_stringtie_coverage_made_counts(read_length):
         read("stringtie", tx2gene=TXIMPORT / "tx2gene.csv", read_length=0)
 
 
-def test_samples_named_by_their_folders_or_files():
+def test_samples_named_by_their_folders_or_files(tmp_path):
+    """The folder named, not that of a link's target (pipelines link their outputs)."""
+    (tmp_path / "patient7").mkdir()
+    (tmp_path / "patient7" / "quant.sf").symlink_to(files("salmon")["S2"])
+    linked = io.read_quantifications([tmp_path / "patient7" / "quant.sf"], transcripts=True)
+    assert list(linked["sample"].values) == ["patient7"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CohortexWarning)
         by_file = io.read_quantifications(

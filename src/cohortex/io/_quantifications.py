@@ -169,7 +169,8 @@ def read_quantifications(
     Returns
     -------
     xarray.Dataset
-        In memory, dims ``sample`` and ``gene`` (genes in sorted order):
+        In memory, dims ``sample`` and ``gene`` (genes in sorted order, transcripts in the
+        files'):
         ``expression(sample, gene)`` the counts (float64; scale ``counts``, so the Dataset is a
         cohort), ``abundance(sample, gene)`` the TPM (StringTie's FPKM) and
         ``length(sample, gene)`` the lengths (tximport's ``counts``, ``abundance`` and
@@ -179,7 +180,7 @@ def read_quantifications(
     Raises
     ------
     CohortexError
-        For a file that is not one of the three quantifiers' tables or that holds negative or
+        For a file that is not one of the quantifiers' tables or that holds negative or
         non-finite values; files that do not list the same transcripts in the same order;
         sample ids that repeat; a ``tx2gene`` that matches none of the transcripts; or a
         setting tximport refuses (``"dtuScaledTPM"`` without ``transcripts=True`` and a
@@ -400,7 +401,7 @@ def _sample_name(path: Path) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     if name in _IN_FOLDER:
-        return path.resolve().parent.name
+        return path.absolute().parent.name  # the folder named, not a link's target
     return name
 
 
