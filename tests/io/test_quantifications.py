@@ -189,15 +189,20 @@ def test_import_as_a_cohort_of_counts(tmp_path):
     """The store: lengthScaledTPM counts (float32) and each gene's mean length, which tpm reads;
     a cohort the count models take."""
     samples = pd.DataFrame({"condition": ["a", "a", "b", "b"]}, index=SAMPLES)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CohortexWarning)
-        ds = io.import_quantifications(
-            files("salmon"),
-            tmp_path / "q.zarr",
-            tx2gene=TXIMPORT / "tx2gene.csv",
-            samples=samples,
-            progress=False,
-        )
+
+    def salmon_store(name: str, **options):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CohortexWarning)
+            return io.import_quantifications(
+                files("salmon"),
+                tmp_path / name,
+                tx2gene=TXIMPORT / "tx2gene.csv",
+                samples=samples,
+                progress=False,
+                **options,
+            )
+
+    ds = salmon_store("q.zarr")
     expected = pd.read_csv(TXIMPORT / "salmon_lengthScaledTPM_counts.csv", index_col=0)
     got = ds["expression"].to_pandas().T.loc[expected.index]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -212,16 +217,7 @@ def test_import_as_a_cohort_of_counts(tmp_path):
     options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
     with pytest.raises(CohortexError, match="round_counts=True"):
         de.deseq(ds, "~ condition", **options)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CohortexWarning)
-        whole = io.import_quantifications(
-            files("salmon"),
-            tmp_path / "whole.zarr",
-            tx2gene=TXIMPORT / "tx2gene.csv",
-            samples=samples,
-            round_counts=True,
-            progress=False,
-        )
+    whole = salmon_store("whole.zarr", round_counts=True)
     np.testing.assert_array_equal(
         whole["expression"].to_pandas()[expected.index], np.round(expected.T.to_numpy())
     )

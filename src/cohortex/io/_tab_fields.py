@@ -172,30 +172,24 @@ def _parse_numbers(data, bounds, column, out, slow, powers):  # type: ignore[no-
             i += 1
         mantissa = np.uint64(0)
         digits, exponent, seen, exact = 0, 0, False, True
-        while i < end and 48 <= data[i] <= 57:
-            d = data[i] - 48
-            seen = True
-            if digits < 19:
-                if mantissa > 0 or d > 0:
-                    mantissa = mantissa * np.uint64(10) + np.uint64(d)
-                    digits += 1
-            else:
-                exponent += 1
-                exact = exact and d == 0
-            i += 1
-        if i < end and data[i] == 46:  # .
-            i += 1
-            while i < end and 48 <= data[i] <= 57:
+        point = False
+        while i < end:
+            if data[i] == 46 and not point:  # the decimal point
+                point = True
+            elif 48 <= data[i] <= 57:
                 d = data[i] - 48
                 seen = True
-                if digits < 19:
+                if digits < 19:  # significant digits: the mantissa's (leading zeros are not)
                     if mantissa > 0 or d > 0:
                         mantissa = mantissa * np.uint64(10) + np.uint64(d)
                         digits += 1
-                    exponent -= 1
-                else:
+                    exponent -= point
+                else:  # beyond 19: exact only where 0
+                    exponent += not point
                     exact = exact and d == 0
-                i += 1
+            else:
+                break
+            i += 1
         if seen and i < end and (data[i] == 101 or data[i] == 69):  # e or E
             i += 1
             sign = 1
