@@ -5,6 +5,7 @@ tx2gene, a repeated tx2gene row, an RSEM effective length of 0)."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import warnings
 from pathlib import Path
@@ -109,6 +110,34 @@ def test_a_tx2gene_file_with_or_without_a_header(tmp_path):
     )
     assert_equals_tximport(without, "salmon_lengthScaledTPM")
     assert without.attrs["n_transcripts_dropped"] == 2
+
+
+@pytest.mark.parametrize("name", ["genes.gtf", "genes.gtf.gz"])
+def test_a_gtf_as_tx2gene(tmp_path, name):
+    """A GTF's transcript_id and gene_id attributes (its gene lines have none), as the table."""
+    table = pd.read_csv(TXIMPORT / "tx2gene.csv").drop_duplicates()
+    lines = ["##description: a GTF as GENCODE writes them", "#!genome-build GRCh38"]
+    for gene, members in table.groupby("GENEID", sort=False)["TXNAME"]:
+        lines.append(f'chr1\tHAVANA\tgene\t1\t900\t.\t+\t.\tgene_id "{gene}"; gene_type "x";')
+        for tx in members:
+            attributes = f'gene_id "{gene}"; transcript_id "{tx}"; gene_name "A#1";'
+            for feature in ("transcript", "exon", "exon"):
+                lines.append(f"chr1\tHAVANA\t{feature}\t1\t900\t.\t+\t.\t{attributes}")
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    ds = read("salmon", tx2gene=path, counts_from_abundance="lengthScaledTPM")
+    assert_equals_tximport(ds, "salmon_lengthScaledTPM")
+    exons = [line for line in lines if "\texon\t" in line]  # a GTF without transcript lines
+    (tmp_path / "exons.gtf").write_text("\n".join(exons) + "\n")
+    ds = read("salmon", tx2gene=tmp_path / "exons.gtf", counts_from_abundance="lengthScaledTPM")
+    assert_equals_tximport(ds, "salmon_lengthScaledTPM")
+    (tmp_path / "other.gtf").write_text('chr1\tx\tgene\t1\t9\t.\t+\t.\tgene_id "G1";\n')
+    with pytest.raises(CohortexError, match="no lines with transcript_id"):
+        read("salmon", tx2gene=tmp_path / "other.gtf")
 
 
 def test_kallisto_with_gencode_names():

@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
         "--tx2gene",
         type=Path,
         default=None,
-        help="transcript id → gene id table (CSV or TSV, with or without a header row)",
+        help="transcript id → gene id table (CSV or TSV, with or without a header row), or "
+        "a GTF (.gtf, .gtf.gz)",
     )
     quant.add_argument(
         "--counts-from-abundance",

@@ -8,6 +8,7 @@ transcripts × samples ones (except for transcript-level output).
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 import warnings
@@ -143,7 +144,8 @@ def read_quantifications(
         ``S1``) or names without RSEM's suffix (``S1.isoforms.results`` → ``S1``).
     tx2gene : DataFrame or path, optional
         Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
-        tab-separated; its first line a header unless it names a transcript of the files).
+        tab-separated; its first line a header unless it names a transcript of the files), or
+        a GTF (``.gtf``, ``.gtf.gz``: its lines' ``transcript_id`` and ``gene_id``).
         Needed unless ``transcripts=True`` or the files are RSEM's genes.results. A
         transcript listed twice keeps its first gene (tximport's); transcripts it does not
         list are left out, with a warning.
@@ -569,10 +571,12 @@ class _Tx2Gene:
     def of(
         cls, source: pd.DataFrame | str | os.PathLike[str], who: str, keys: np.ndarray
     ) -> _Tx2Gene:
-        """From a DataFrame, or a file whose first line is a header unless it names one of
-        the transcripts ``keys`` (tables made from a GTF often have none)."""
+        """From a DataFrame, a GTF's attributes, or a table whose first line is a header unless
+        it names one of the transcripts ``keys`` (tables made from a GTF often have none)."""
         if isinstance(source, pd.DataFrame):
             frame = source
+        elif Path(source).name.lower().endswith((".gtf", ".gtf.gz")):
+            frame = _gtf_pairs(Path(source))
         else:
             path = Path(source)
             if not path.is_file():
@@ -702,6 +706,41 @@ class _Matrices:
             made = self.abundance * mean[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             self.counts = made * (totals / made.sum(axis=0))
+
+
+def _gtf_pairs(path: Path) -> pd.DataFrame:
+    """A GTF's transcript → gene pairs (GENCODE's, Ensembl's annotation): the
+    ``transcript_id`` and ``gene_id`` attributes of its transcript lines (of every line where
+    it has none), each transcript once."""
+    if not path.is_file():
+        raise CohortexError(f"The tx2gene GTF {str(path)!r} does not exist.")
+    try:
+        table = pd.read_csv(
+            path,
+            sep="\t",
+            header=None,
+            usecols=[2, 8],
+            names=list(range(9)),
+            dtype=str,
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,
+        )
+    except (ValueError, OSError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as error:
+        raise CohortexError(f"The tx2gene GTF {str(path)!r} cannot be read: {error}") from None
+    transcript_lines = table[2] == "transcript"
+    attributes = table[8][transcript_lines] if transcript_lines.any() else table[8]
+    pairs = pd.DataFrame(
+        {
+            "tx": attributes.str.extract(r'(?:^|;)\s*transcript_id "([^"]+)"', expand=False),
+            "gene": attributes.str.extract(r'(?:^|;)\s*gene_id "([^"]+)"', expand=False),
+        }
+    ).dropna()
+    if pairs.empty:
+        raise CohortexError(
+            f"{str(path)!r} has no lines with transcript_id and gene_id attributes: not a GTF "
+            "of transcripts (a GFF3 is not read; pass a transcript → gene table)."
+        )
+    return pairs.drop_duplicates("tx")
 
 
 def _replace_missing_length(length: np.ndarray, mean_length: np.ndarray) -> None:
