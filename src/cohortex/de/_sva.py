@@ -381,13 +381,18 @@ def _exact_new_vectors(
     products[:n_train, :n_train] = gram
     centring = np.eye(n) - 1.0 / n
     out = np.empty((k, cross.shape[1]))
-    for i in range(cross.shape[1]):
-        products[:n_train, n_train] = products[n_train, :n_train] = cross[:, i]
-        products[n_train, n_train] = own[i]
-        centred = centring @ products @ centring
-        _, directions = scipy.linalg.eigh(centred, subset_by_index=[n - k, n - 1])
-        directions = directions[:, ::-1]
-        out[:, i] = directions[n_train] * _signs(directions[:n_train], vectors)
+    bar = progress_bar(cross.shape[1], "fsva: each new sample", unit="sample", delay=2.0)
+    try:
+        for i in range(cross.shape[1]):
+            products[:n_train, n_train] = products[n_train, :n_train] = cross[:, i]
+            products[n_train, n_train] = own[i]
+            centred = centring @ products @ centring
+            _, directions = scipy.linalg.eigh(centred, subset_by_index=[n - k, n - 1])
+            directions = directions[:, ::-1]
+            out[:, i] = directions[n_train] * _signs(directions[:n_train], vectors)
+            bar.update(1)
+    finally:
+        bar.close()
     return out
 
 
