@@ -87,6 +87,11 @@ def test_import_quant(tmp_path, capsys):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert main(["import-quant", *folders, "--out", str(tmp_path / "x.zarr")]) == 2
     assert "tx2gene table" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        command = ["import-quant", str(fixtures / "salmon"), "--out", str(tmp_path / "one.zarr")]
+        assert main([*command, "--tx2gene", str(fixtures / "tx2gene.csv"), "--no-progress"]) == 0
+    assert "4 samples × 11 genes" in capsys.readouterr().out
 
 
 def test_import_and_export(tmp_path, capsys):

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from cohortex import CohortexError, CohortexWarning, de, io, normalize
 
@@ -212,6 +213,13 @@ def test_samples_named_by_their_folders_or_files(tmp_path):
         )
     assert list(by_file["sample"].values) == SAMPLES
     assert list(by_folder["sample"].values) == SAMPLES
+    # one folder of samples: its samples' folders, or RSEM's isoforms files (not genes')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)
+        salmon = io.read_quantifications(TXIMPORT / "salmon", tx2gene=TXIMPORT / "tx2gene.csv")
+        rsem = io.read_quantifications(TXIMPORT / "rsem", tx2gene=TXIMPORT / "tx2gene.csv")
+    xr.testing.assert_identical(salmon, by_folder)
+    xr.testing.assert_identical(rsem, by_file)
 
 
 def test_import_as_a_cohort_of_counts(tmp_path):

@@ -210,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="+",
         help="each sample's quant.sf, abundance.h5/.tsv, .isoforms.results or t_data.ctab, or "
-        "its folder "
+        "its folder, or one folder of them "
         "(the sample ids are the folders, or RSEM's file names)",
     )
     quant.add_argument("--out", type=Path, required=True, help="destination store")
@@ -1468,7 +1468,7 @@ def _import_quantifications(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     ds = import_quantifications(
-        args.files,
+        args.files[0] if len(args.files) == 1 else args.files,  # one: a sample, or a folder of them
         args.out,
         tx2gene=args.tx2gene,
         counts_from_abundance=args.counts_from_abundance,

@@ -135,13 +135,15 @@ def read_quantifications(
 
     Parameters
     ----------
-    files : mapping of sample id to path, or sequence of paths
+    files : mapping of sample id to path, sequence of paths, or one folder
         One quantification per sample: Salmon's ``quant.sf``, kallisto's ``abundance.tsv`` or
         ``abundance.h5``, RSEM's ``.isoforms.results`` (or ``.genes.results``, already per
         gene), StringTie's ``t_data.ctab`` (its per-base coverage made counts: coverage ×
         length / ``read_length``), optionally gzipped; or the sample's folder that holds it.
         Given a sequence, the sample ids are the files' folders (``salmon/S1/quant.sf`` →
-        ``S1``) or names without RSEM's suffix (``S1.isoforms.results`` → ``S1``).
+        ``S1``) or names without RSEM's suffix (``S1.isoforms.results`` → ``S1``). One folder
+        that is not a sample's: its RSEM isoforms.results files, or its folders that hold a
+        quantification (``salmon/``), in sorted order.
     tx2gene : DataFrame or path, optional
         Transcript id → gene id: the first two columns (a file: CSV for ``.csv``, else
         tab-separated; its first line a header unless it names a transcript of the files), or
@@ -364,7 +366,7 @@ def _sample_files(
 ) -> tuple[list[str], list[Path]]:
     """The sample ids and each sample's file (a folder resolved to the file in it)."""
     if isinstance(files, str | os.PathLike):
-        files = [files]
+        files = _in_one_folder(Path(files))
     if isinstance(files, Mapping):
         names = [str(k) for k in files]
         paths = [_resolve(Path(p)) for p in files.values()]
@@ -380,6 +382,21 @@ def _sample_files(
             "than once; pass a mapping of sample id to file."
         )
     return names, paths
+
+
+def _in_one_folder(path: Path) -> list[Path]:
+    """One path given: a sample's file or folder, else a folder of samples — its RSEM
+    isoforms.results (or genes.results) files, or its folders that hold a quantification."""
+    if not path.is_dir() or any((path / name).is_file() for name in _IN_FOLDER):
+        return [path]
+    for suffix in _RSEM_SUFFIXES:
+        found = sorted(p for p in path.iterdir() if p.name.endswith(suffix) and p.is_file())
+        if found:
+            return found
+    folders = sorted(
+        p for p in path.iterdir() if p.is_dir() and any((p / n).is_file() for n in _IN_FOLDER)
+    )
+    return folders or [path]  # none: refused as a folder without a quantification
 
 
 def _resolve(path: Path) -> Path:
