@@ -441,12 +441,17 @@ def _tmm_block(
     )
 
 
-def size_factors(x: da.Array, *, positive_counts: bool = False) -> da.Array:
+def size_factors(
+    x: da.Array, *, positive_counts: bool = False, norm_matrix: da.Array | None = None
+) -> da.Array:
     """DESeq2's median-of-ratios size factors, shape (n_samples,).
 
     ``x`` is samples × genes. With ``positive_counts`` (DESeq2's ``type = "poscounts"``) a
     gene's geometric mean takes its positive counts over all samples (``exp(Σ log x⁺ / n)``),
     so genes with zeros count too, and the factors are scaled to a geometric mean of 1.
+    With ``norm_matrix`` (samples × genes, DESeq2's ``normMatrix``) the ratios are of
+    ``x / norm_matrix`` (``estimateNormFactors``); poscounts' geometric means stay of ``x``,
+    as DESeq2 computes them.
     """
     logs = da.map_blocks(_log, x, dtype=np.float64)
     if positive_counts:
@@ -454,7 +459,9 @@ def size_factors(x: da.Array, *, positive_counts: bool = False) -> da.Array:
         log_geomeans = finite.sum(axis=0) / x.shape[0]
         all_zero = da.all(da.isneginf(logs), axis=0)
         log_geomeans = da.where(all_zero, -np.inf, log_geomeans)
-    else:
+    if norm_matrix is not None:
+        logs = da.map_blocks(_log, x / norm_matrix, dtype=np.float64)
+    if not positive_counts:
         log_geomeans = logs.mean(axis=0)  # -inf for genes with a zero count
     rows = logs.rechunk({1: -1})  # each sample's genes in one block, for the median
     factors = rows.map_blocks(

@@ -279,7 +279,7 @@ def test_optim_reaches_the_irls_fit():
     beta = np.ascontiguousarray([[math.log(20.0)], [math.log(4.0)]])
     fit_beta(
         counts,
-        sf,
+        np.asfortranarray(sf[:, None]),
         design,
         np.array([0.2]),
         beta,
@@ -416,3 +416,100 @@ def testweighted_quantile_is_hmiscs():
     assert weighted_quantile(
         np.array([0.3, 1.7, 0.2, 0.9, 1.1, 0.4]), np.array([2.5, 0.3, 1, 4, 0.7, 1.2]), 0.95
     ) == pytest.approx(1.5)
+
+
+# --- DESeqDataSetFromTximport's average transcript lengths -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def lengths():
+    """The fixture's average transcript lengths, samples × genes."""
+    return pd.read_csv(DESEQ / "lengths.csv", index_col=0).T
+
+
+@pytest.fixture(scope="module")
+def tx_cohort(cohort, lengths):
+    """The cohort with its lengths as a (sample, gene) variable, as read_quantifications
+    gives them."""
+    return cohort.assign(length=(("sample", "gene"), lengths.to_numpy()))
+
+
+def test_lengths_one_way_with_replaced_outliers_equals_deseq2(tx_cohort):
+    """~ condition with avgTxLength (taken by default from the cohort's per-sample lengths):
+    normalization factors throughout, the outliers replaced by their trimmed means times
+    the counts' factors, and the refit's moments estimate from the refitted genes' factors."""
+    result = de.deseq(tx_cohort, "~ condition", contrasts={"b": B, "cb": f"{C} - {B}"})
+    assert result.attrs["normalization"] == "lengths"
+    _compare(result, "tx_oneway", rtol=1e-9)
+    assert result["replaced"].sum() >= 6
+
+
+def test_lengths_additive_design_and_shrinkage_equal_deseq2(cohort, lengths):
+    """~ batch + condition with the lengths given as a table: the GLM's gene-wise means,
+    Cook's filtering, and lfcShrink(type = "normal") refitted with the factors."""
+    result = de.deseq(cohort, "~ batch + condition", contrasts={"c": C, "y": Y}, lengths=lengths)
+    _compare(result, "tx_additive", rtol=1e-7, share=0.98)
+    shrunk = de.deseq(
+        cohort, "~ batch + condition", contrasts=[C], lengths=lengths, shrink="normal"
+    )
+    expected = pd.read_csv(DESEQ / "tx_shrink.csv")
+    np.testing.assert_allclose(shrunk["coefficient"].sel(contrast=C), expected["lfc"], rtol=1e-7)
+    np.testing.assert_allclose(shrunk["se"].sel(contrast=C), expected["se"], rtol=1e-7)
+
+
+def test_lengths_poscounts_and_lrt_equal_deseq2(tx_cohort):
+    """poscounts with lengths (the geometric means stay the counts') on eight samples, and
+    the likelihood-ratio test against ~ 1 (its closed-form fit times the factors)."""
+    small = tx_cohort.isel(sample=[0, 1, 2, 3, 8, 9, 10, 11])
+    result = de.deseq(small, "~ condition", contrasts={"b": B}, size_factors="poscounts")
+    _compare(result, "tx_small", rtol=1e-9)
+    result = de.deseq(tx_cohort, "~ condition", contrasts={"c": C}, reduced="~ 1")
+    _compare(result, "tx_lrt", rtol=1e-9)
+
+
+def test_lengths_with_replacement_in_a_glm_design_equal_deseq2(cohort, lengths):
+    """~ batch + condition with replacement in cells of 4: the GLM's gene-wise means of the
+    genes refitted without their outliers, in a pass of their own (DESeq2 estimates their
+    moments from their own normalization factors)."""
+    result = de.deseq(
+        cohort,
+        "~ batch + condition",
+        contrasts={"c": C},
+        lengths=lengths,
+        min_replicates_for_replace=4,
+    )
+    _compare(result, "tx_replace", rtol=1e-7, share=0.98)
+    assert result["replaced"].sum() >= 6
+
+
+def test_lengths_change_the_fit_and_none_ignores_them(cohort, tx_cohort):
+    """The lengths matter (genes whose isoforms switch with the condition change fold
+    change), and lengths=None fits the size factors alone, as without them."""
+    plain = de.deseq(cohort, "~ condition", contrasts=[C])
+    ignored = de.deseq(tx_cohort, "~ condition", contrasts=[C], lengths=None)
+    with_lengths = de.deseq(tx_cohort, "~ condition", contrasts=[C])
+    np.testing.assert_array_equal(ignored["coefficient"], plain["coefficient"])
+    assert "normalization" not in plain.attrs
+    change = np.abs(with_lengths["coefficient"] - plain["coefficient"]).values[0]
+    assert np.nanmedian(change[:60]) > 3 * np.nanmedian(change[60:])
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ("width", "not a variable of the cohort"),
+        (np.ones((3, 4)), "one length per sample and gene"),
+        ("zero", "finite positive lengths"),
+        ("table", "lacks the cohort's samples or genes"),
+    ],
+)
+def test_lengths_refused(cohort, lengths, message):
+    if isinstance(lengths, str) and lengths == "zero":
+        lengths = np.ones(cohort["expression"].shape)
+        lengths[3, 7] = 0.0
+    elif isinstance(lengths, str) and lengths == "table":
+        lengths = pd.DataFrame(
+            1.0, index=cohort["sample"].values[:-1], columns=cohort["gene"].values
+        )
+    with pytest.raises(CohortexError, match=message):
+        de.deseq(cohort, "~ condition", lengths=lengths)

@@ -263,6 +263,27 @@ def test_import_as_a_cohort_of_counts(tmp_path):
     np.testing.assert_allclose(result["mean_expression"].values, normalised.mean(axis=0), rtol=1e-6)
 
 
+def test_deseq_takes_the_lengths_as_deseqdatasetfromtximport():
+    """tximport's default counts, rounded, with their average transcript lengths: deseq()
+    takes the lengths by default (normalization factors), as DESeqDataSetFromTximport and
+    estimateSizeFactors; counts made from abundances are modelled without them."""
+    ds = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv")
+    ds["expression"] = ds["expression"].round()
+    ds["condition"] = ("sample", ["a", "a", "b", "b"])
+    options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
+    result = de.deseq(ds, "~ condition", **options)
+    assert result.attrs["normalization"] == "lengths"
+    expected = pd.read_csv(TXIMPORT / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
+    got = result["mean_expression"].to_pandas().loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    given = de.deseq(ds.drop_vars("length"), "~ condition", lengths=ds["length"].values, **options)
+    np.testing.assert_array_equal(given["pvalue"], result["pvalue"])
+    scaled = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv", counts_from_abundance="scaledTPM")
+    scaled["expression"] = scaled["expression"].round()
+    scaled["condition"] = ds["condition"]
+    assert "normalization" not in de.deseq(scaled, "~ condition", **options).attrs
+
+
 def test_refusals(tmp_path):
     tx2gene = TXIMPORT / "tx2gene.csv"
     with pytest.raises(CohortexError, match="tx2gene table"):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,7 @@ def deseq(
     contrasts: Sequence[str] | Mapping[str, Any] | pd.DataFrame | None = None,
     reduced: str | pd.DataFrame | np.ndarray | None = None,
     size_factors: str | np.ndarray = "ratio",
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
     fit_type: str = "parametric",
     min_replicates_for_replace: float = 7,
     cooks_cutoff: bool | float = True,
@@ -116,6 +117,19 @@ def deseq(
         whose fold changes and standard errors stay the design's Wald estimates.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
         ``estimateSizeFactors(type = ...)``, or the factors themselves.
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
+        Each gene's average transcript length in each sample (tximport's ``length``), which
+        ``DESeqDataSetFromTximport`` keeps as ``avgTxLength``: the counts are then modelled
+        with a normalization factor per count, the lengths (over their geometric mean per
+        gene) times the median-of-ratios size factors of the counts divided by them
+        (``estimateNormFactors``; with ``"poscounts"`` the geometric means stay the
+        counts'), over their geometric mean per gene. ``"auto"`` (default) takes the
+        cohort's ``length`` variable where it is one value per sample and gene, as
+        :func:`cohortex.io.read_quantifications` gives, unless its counts were made from the
+        abundances (``counts_from_abundance`` other than ``"no"``, as
+        ``DESeqDataSetFromTximport`` decides; a store's gene variable ``length`` is not one
+        either); a name takes that variable; a DataFrame is samples × genes by id; None uses
+        the size factors alone. With size factors given, they scale the lengths.
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The dispersion trend. Where the parametric fit fails DESeq2 falls back to a local
         regression (locfit), which is not offered: the error names ``"mean"``.
@@ -179,7 +193,7 @@ def deseq(
         fdr,
         reduced is not None,
     )
-    data = prepare_counts(cohort, design, size_factors, reduced)
+    data = prepare_counts(cohort, design, size_factors, reduced, lengths=lengths)
     n, p = data.design.shape
     if use_t:
         if options.lrt:
@@ -193,8 +207,8 @@ def deseq(
     _check_shrink(shrink, options, data)
     plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
-    gene_wise = per_gene(
-        data.counts, lambda tile, _: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
+    gene_wise = per_tile(
+        data, plan, lambda tile, _, plan: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
     )
     base_mean, all_zero, dispersion_gene = gene_wise[0], gene_wise[1] > 0, gene_wise[2]
     trend = fit_dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
@@ -216,13 +230,28 @@ def deseq(
     rows = _Rows(p=p, k=len(contrast_values))
     # the gene-wise GLM's coefficients, so the final pass recomputes its means, not the fit
     means = () if plan.linear_mu else tuple(gene_wise[_GENE_WISE_ROWS:])
-    final = per_gene(
-        data.counts,
-        lambda tile, d: _final_tile(tile, d[0], plan, shared, np.vstack(d[1:]) if means else None),
-        rows.total,
-        dispersion_gene,
-        *means,
-    )
+
+    def final_tile(tile: np.ndarray, d: list[np.ndarray], plan: DesignPlan) -> np.ndarray:
+        return _final_tile(tile, d[0], plan, shared, np.vstack(d[1:]) if means else None)
+
+    final = per_tile(data, plan, final_tile, rows.total, dispersion_gene, *means)
+    if data.lengths is not None and plan.replaceable.any():
+        # refitWithoutOutliers' moments estimate takes the refitted genes' factors
+        refit = np.flatnonzero(
+            (final[rows["flagged"]] > 0) & (final[rows["now_zero"]] == 0) & (gene_wise[1] == 0)
+        )
+        if refit.size:
+            subset = data.of_genes(refit)
+            assert subset.lengths is not None
+            xim = _mean_inverse_factor(subset.counts, subset.lengths, data.size_factors)
+            final[:, refit] = per_tile(
+                subset,
+                dataclasses.replace(plan, refit_mean_inverse_factor=xim),
+                final_tile,
+                rows.total,
+                dispersion_gene[refit],
+                *(m[refit] for m in means),
+            )
     shrunk = None
     if shrink is not None:
         counted = final[rows["all_zero"]] == 0
@@ -233,9 +262,10 @@ def deseq(
             final[rows["base_mean"]][counted],
             final[rows["dispersion_trend"]][counted],
         )
-        fits = per_gene(
-            data.counts,
-            lambda tile, d: shrinkage.tile(tile, d[0], plan),
+        fits = per_tile(
+            data,
+            plan,
+            lambda tile, d, plan: shrinkage.tile(tile, d[0], plan),
             2 * len(contrast_values),
             final[rows["dispersion"]],
         )
@@ -423,6 +453,7 @@ class _Shrinkage:
         if kept.size == 0:
             return out
         counts = np.asfortranarray(tile[:, kept])
+        plan = plan.of_genes(kept)
         if self.single.any():
             fit = fit_glm(counts, plan, dispersion[kept], self.prior)
             for j in np.flatnonzero(self.single):
@@ -498,6 +529,7 @@ class CountData:
 
     counts: da.Array  # (n_samples, n_genes), tiles of whole genes
     size_factors: np.ndarray  # (n_samples,)
+    mean_inverse_factor: float  # momentsDispEstimate's xim: mean(1 / colMeans(factors))
     design: np.ndarray  # (n_samples, p)
     names: list[str]
     formula: str | None
@@ -505,6 +537,51 @@ class CountData:
     samples: Any
     two_level_factor: bool  # a formula of one two-level factor (results' Cook's exception)
     reduced: np.ndarray | None  # (n_samples, fewer) the LRT's reduced design
+    lengths: da.Array | None = None  # (n_samples, n_genes) avgTxLength, tiled as the counts
+
+    def of_genes(self, columns: np.ndarray) -> CountData:
+        """These genes' counts (and lengths) alone, in tiles."""
+        tiles = (-1, min(_TILE_GENES, max(len(columns), 1)))
+        counts = self.counts[:, columns].rechunk(tiles)
+        lengths = None if self.lengths is None else self.lengths[:, columns].rechunk(tiles)
+        return dataclasses.replace(self, counts=counts, lengths=lengths)
+
+    def tiles(self) -> da.Array:
+        """The counts, or the counts over the lengths ((2n, g) tiles), for :func:`per_tile`."""
+        if self.lengths is None:
+            return self.counts
+        # on the host, where the fits run (and the lengths are)
+        return da.concatenate([to_host(self.counts), self.lengths], axis=0).rechunk({0: -1})
+
+
+def per_tile(
+    data: CountData,
+    plan: DesignPlan,
+    function: Callable[[np.ndarray, list[np.ndarray], DesignPlan], np.ndarray],
+    rows: int,
+    *gene_values: np.ndarray,
+) -> np.ndarray:
+    """``function(tile of counts, [gene_values of its genes], plan)`` over the gene tiles
+    (:func:`per_gene`), the plan carrying each tile's normalization factors where the
+    counts come with lengths."""
+    if data.lengths is None:
+        return per_gene(data.counts, lambda tile, v: function(tile, v, plan), rows, *gene_values)
+    n = data.counts.shape[0]
+
+    def each(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
+        factors = normalization_factors(tile[n:], data.size_factors)
+        return function(tile[:n], values, plan.with_norm_factors(factors))
+
+    return per_gene(data.tiles(), each, rows, *gene_values)
+
+
+def normalization_factors(lengths: np.ndarray, size_factors: np.ndarray) -> np.ndarray:
+    """estimateNormFactors' factors of genes from their lengths (n × g) and the size
+    factors (n,): the lengths over their geometric mean, times the size factors, over the
+    products' geometric mean (each gene's), in DESeq2's order of operations."""
+    norm_matrix = lengths / np.exp(np.log(lengths).mean(axis=0))
+    factors = norm_matrix * size_factors[:, None]
+    return factors / np.exp(np.log(factors).mean(axis=0))
 
 
 def prepare_counts(
@@ -513,11 +590,12 @@ def prepare_counts(
     factors: Any,
     reduced: Any = None,
     *,
+    lengths: Any = None,
     caller: str = "deseq()",
     min_coefficients: int = 2,
 ) -> CountData:
     """The counts in tiles of whole genes (checked whole, complete and non-negative), their
-    size factors and the design (and a reduced one)."""
+    size factors and the design (and a reduced one), and the lengths where given."""
     ds, counts = count_tiles(cohort, caller, max_genes=_TILE_GENES)
     n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
@@ -547,13 +625,21 @@ def prepare_counts(
         raise CohortexError(
             f"{caller} needs whole counts, as DESeq2; the matrix holds fractional values "
             "(round estimated counts first, as DESeqDataSetFromTximport does; "
-            "io.import_quantifications(round_counts=True), cohortex import-quant --round)."
+            "io.import_quantifications(round_counts=True), cohortex import-quant --round, "
+            "or ds['expression'].round() of io.read_quantifications' Dataset)."
         )
-    factors = _size_factors(counts, factors, n_samples)
+    length_tiles = _lengths(ds, lengths, counts, caller)
+    factors = _size_factors(counts, factors, n_samples, length_tiles)
+    if length_tiles is None:
+        mean_inverse = float(np.mean(1.0 / factors))
+    else:
+        mean_inverse = _mean_inverse_factor(counts, length_tiles, factors)
     matrix = as_cohort_matrix(ds)
     return CountData(
         counts=counts,
         size_factors=factors,
+        mean_inverse_factor=mean_inverse,
+        lengths=length_tiles,
         design=x_design,
         names=list(names),
         formula=formula,
@@ -564,17 +650,101 @@ def prepare_counts(
     )
 
 
-def _size_factors(counts: da.Array, factors: Any, n_samples: int) -> np.ndarray:
+def _lengths(ds: xr.Dataset, lengths: Any, counts: da.Array, caller: str) -> da.Array | None:
+    """The average transcript lengths (samples × genes) tiled as the counts, checked finite
+    and positive; None without."""
+    if lengths is None:
+        return None
+    shape = counts.shape
+    if (
+        isinstance(lengths, str)
+        and lengths == "auto"
+        and ds.attrs.get("counts_from_abundance", "no") != "no"
+    ):
+        return None  # counts made from abundances need no offsets (DESeqDataSetFromTximport)
+    if isinstance(lengths, str):
+        name = "length" if lengths == "auto" else lengths
+        variable = ds.get(name)
+        if variable is None or set(variable.dims) != {"sample", "gene"}:
+            if lengths == "auto":
+                return None
+            raise CohortexError(
+                f"{caller}'s 'lengths' names {lengths!r}, which is not a variable of the "
+                "cohort with one value per sample and gene."
+            )
+        values: Any = variable.transpose("sample", "gene").data
+    elif isinstance(lengths, pd.DataFrame):
+        samples = pd.Index(ds["sample"].values.astype(str))
+        genes = pd.Index(as_cohort_matrix(ds).gene_ids.astype(str))
+        table = lengths.set_axis(lengths.index.astype(str), axis=0).set_axis(
+            lengths.columns.astype(str), axis=1
+        )
+        absent = samples.difference(table.index).tolist() + genes.difference(table.columns).tolist()
+        if absent:
+            raise CohortexError(
+                f"{caller}'s 'lengths' table lacks the cohort's samples or genes "
+                f"{', '.join(map(repr, absent[:5]))}{' …' if len(absent) > 5 else ''}."
+            )
+        values = table.loc[samples, genes].to_numpy(dtype=np.float64)
+    else:
+        values = lengths
+    if not isinstance(values, da.Array):
+        values = np.asarray(to_host(values), dtype=np.float64)
+    if tuple(values.shape) != tuple(shape):
+        raise CohortexError(
+            f"{caller}'s 'lengths' must hold one length per sample and gene, {shape}; got "
+            f"{tuple(values.shape)}."
+        )
+    tiles = to_host(da.asarray(values)).astype(np.float64).rechunk(counts.chunks)
+    usable = bool(to_host(da.all(da.isfinite(tiles) & (tiles > 0)).compute()))
+    if not usable:
+        raise CohortexError(
+            f"{caller}'s 'lengths' must be finite positive lengths; they hold a zero, a "
+            "negative length or a missing value."
+        )
+    return tiles
+
+
+def _mean_inverse_factor(counts: da.Array, lengths: da.Array, size_factors: np.ndarray) -> float:
+    """momentsDispEstimate's ``mean(1 / colMeans(normalizationFactors))`` over the genes
+    with counts."""
+
+    def sums(tile: Any, tile_lengths: Any) -> np.ndarray:
+        host = np.asarray(to_host(tile), dtype=np.float64)
+        kept = host.sum(axis=0) > 0
+        factors = normalization_factors(np.asarray(to_host(tile_lengths))[:, kept], size_factors)
+        return np.stack([factors.sum(axis=1), np.full(host.shape[0], kept.sum())], axis=1)
+
+    parts = da.map_blocks(
+        sums,
+        counts,
+        lengths,
+        chunks=(counts.chunks[0], (2,) * len(counts.chunks[1])),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
+    )
+    totals = np.asarray(parts.compute()).reshape(counts.shape[0], -1, 2).sum(axis=1)
+    return float(np.mean(totals[:, 1] / totals[:, 0]))
+
+
+def _size_factors(
+    counts: da.Array, factors: Any, n_samples: int, lengths: da.Array | None = None
+) -> np.ndarray:
     if isinstance(factors, str):
         if factors not in _SIZE_FACTOR_TYPES:
             raise CohortexError(
                 f"deseq()'s 'size_factors' must be one of {_SIZE_FACTOR_TYPES} or one factor "
                 f"per sample; got {factors!r}."
             )
-        values = np.asarray(
-            to_host(median_ratio_factors(counts, positive_counts=factors == "poscounts").compute()),
-            dtype=np.float64,
+        norm_matrix = None
+        if lengths is not None:  # estimateNormFactors: the counts over the lengths scaled
+            norm_matrix = lengths / da.exp(da.log(lengths).mean(axis=0, keepdims=True))
+        found = median_ratio_factors(
+            counts if lengths is None else to_host(counts),  # beside the host's lengths
+            positive_counts=factors == "poscounts",
+            norm_matrix=norm_matrix,
         )
+        values = np.asarray(to_host(found.compute()), dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise CohortexError(
                 "Every gene has a zero count in some sample, so the median-of-ratios size "
@@ -605,12 +775,14 @@ def _two_level_factor(formula: str | None, ds: xr.Dataset, x_design: np.ndarray)
 
 @dataclass(frozen=True)
 class DesignPlan:
-    """What every tile needs: the design, its QR, the size factors and the cells."""
+    """What every tile needs: the design, its QR, the size factors and the cells (and, with
+    transcript lengths, the normalization factors of the tile's genes)."""
 
     design: np.ndarray  # (n, p)
     q: np.ndarray  # (n, p): qr.Q of the design
     start: np.ndarray  # (p, n): R⁻¹ Qᵀ, the least-squares start of the betas
     size_factors: np.ndarray  # (n,)
+    mean_inverse_factor: float  # momentsDispEstimate's xim
     linear_mu: bool  # as many distinct design rows as coefficients
     max_dispersion: float
     cooks_samples: np.ndarray  # (n,) bool: in a cell of three samples or more
@@ -621,6 +793,30 @@ class DesignPlan:
     replace_cutoff: float  # qf(0.99, p, m − p)
     contrasts: np.ndarray  # (k, p)
     reduced: DesignPlan | None = None  # the LRT's reduced design, fitted as the design
+    norm_factors: np.ndarray | None = None  # (n, g) of the genes in hand, else size factors
+    # with norm_factors: the xim of the genes refitted without their outliers; None defers
+    # their refit to a pass of their own, which knows them all
+    refit_mean_inverse_factor: float | None = None
+
+    def factors(self, g: int) -> np.ndarray:
+        """Each count's normalization factor for ``g`` genes, (n, g): the genes' own, else
+        the size factors (a view)."""
+        if self.norm_factors is None:
+            return np.broadcast_to(self.size_factors[:, None], (self.size_factors.size, g))
+        if self.norm_factors.shape[1] != g:
+            raise ValueError("the plan's normalization factors are of other genes")
+        return self.norm_factors
+
+    def of_genes(self, columns: Any) -> DesignPlan:
+        """The plan for the genes ``columns`` of those in hand."""
+        if self.norm_factors is None:
+            return self
+        return self.with_norm_factors(self.norm_factors[:, columns])
+
+    def with_norm_factors(self, norm_factors: np.ndarray) -> DesignPlan:
+        """The plan for genes of these normalization factors (n, g)."""
+        reduced = None if self.reduced is None else self.reduced.with_norm_factors(norm_factors)
+        return dataclasses.replace(self, norm_factors=norm_factors, reduced=reduced)
 
 
 def _design_cells(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -649,6 +845,7 @@ def design_plan(
         q=q,
         start=np.linalg.solve(r, q.T),
         size_factors=data.size_factors,
+        mean_inverse_factor=data.mean_inverse_factor,
         linear_mu=sizes.size == p,
         max_dispersion=float(max(10.0, n)),
         cooks_samples=in_three,
@@ -695,7 +892,7 @@ def gene_wise_rows(tile: np.ndarray, plan: DesignPlan) -> np.ndarray:
     out[1] = zero
     if (~zero).any():
         counts = np.asfortranarray(tile[:, ~zero])
-        fit = _gene_wise(counts, plan)
+        fit = _gene_wise(counts, plan.of_genes(~zero))
         out[0, ~zero] = fit.base_mean
         out[2, ~zero] = fit.dispersion
         if fit.means is not None:
@@ -718,11 +915,11 @@ def _means_rows(glm: _GLM) -> np.ndarray:
 def _means_from(rows: np.ndarray, plan: DesignPlan) -> np.ndarray:
     """A GLM's means from :func:`_means_rows`, computed as :func:`_glm` computes them."""
     p = plan.design.shape[1]
-    sf = plan.size_factors
+    factors = plan.factors(rows.shape[1])
     with np.errstate(over="ignore"):
-        mu = sf[:, None] * np.exp(plan.design @ rows[:p])
+        mu = factors * np.exp(plan.design @ rows[:p])
     for gene in np.flatnonzero(rows[2 * p] > 0):
-        mu[:, gene] = sf * 2.0 ** (plan.design @ rows[p : 2 * p, gene])
+        mu[:, gene] = factors[:, gene] * 2.0 ** (plan.design @ rows[p : 2 * p, gene])
     return mu
 
 
@@ -737,8 +934,8 @@ def _gene_wise(
     counts for a one-way design, else the GLM at the starts, or its stored ``means`` rows)
     and the line search; genes that do not converge on the grid."""
     n, p = plan.design.shape
-    sf = plan.size_factors
-    normalized = counts / sf[:, None]
+    factors = plan.factors(counts.shape[1])
+    normalized = counts / factors
     base_mean = normalized.mean(axis=0)
     base_var = normalized.var(axis=0, ddof=1)
     linear = plan.q @ (plan.q.T @ normalized)
@@ -747,11 +944,11 @@ def _gene_wise(
         (((normalized - floored) ** 2 - floored) / floored**2).sum(axis=0) / (n - p), 0
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        moments = (base_var - np.mean(1.0 / sf) * base_mean) / base_mean**2
+        moments = (base_var - plan.mean_inverse_factor * base_mean) / base_mean**2
     initial = np.clip(np.fmin(rough, moments), MIN_DISPERSION, plan.max_dispersion)
     rows = None
     if plan.linear_mu:
-        mu = linear * sf[:, None]
+        mu = linear * factors
     elif means is not None:
         mu = _means_from(means, plan)
     else:
@@ -859,11 +1056,11 @@ def fit_glm(
     ``betaTol``; ``optimize=False`` is ``useOptim = FALSE`` (rlog's)."""
     n, p = plan.design.shape
     g = counts.shape[1]
-    sf = plan.size_factors
+    factors = plan.factors(g)
     if intercept_start is None:
-        start = plan.start @ np.log(counts / sf[:, None] + 0.1)
+        start = plan.start @ np.log(counts / factors + 0.1)
     else:
-        log_mean = np.log((counts / sf[:, None]).mean(axis=0))
+        log_mean = np.log((counts / factors).mean(axis=0))
         start = np.where(intercept_start[:, None], log_mean[None, :], 0.0)
     beta = np.ascontiguousarray(start)
     iterations = np.zeros(g, dtype=np.int64)
@@ -874,7 +1071,7 @@ def fit_glm(
     ridge = lambda_log2 / math.log(2.0) ** 2
     fit_beta(
         counts,
-        sf,
+        np.asfortranarray(factors),
         plan.design,
         np.ascontiguousarray(dispersion, dtype=np.float64),
         beta,
@@ -888,7 +1085,7 @@ def fit_glm(
         hat,
     )
     with np.errstate(over="ignore"):
-        mu = sf[:, None] * np.exp(plan.design @ beta)
+        mu = factors * np.exp(plan.design @ beta)
     log_like = _log_like(counts, mu, dispersion)
     stable = ~np.isnan(beta).any(axis=0)
     diagonal = covariance[:: p + 1]
@@ -901,11 +1098,11 @@ def fit_glm(
         row = beta_log2[:, gene]
         begin = row if (stable[gene] and np.all(np.abs(row) < 30)) else start[:, gene]
         solution, ok = _optim(
-            counts[:, gene], sf, plan.design, dispersion[gene], begin, lambda_log2
+            counts[:, gene], factors[:, gene], plan.design, dispersion[gene], begin, lambda_log2
         )
         converged[gene] = converged[gene] or ok
         beta_log2[:, gene] = solution
-        mu[:, gene] = sf * 2.0 ** (plan.design @ solution)
+        mu[:, gene] = factors[:, gene] * 2.0 ** (plan.design @ solution)
         floored = np.maximum(mu[:, gene], _MIN_MU)
         w = 1.0 / (1.0 / floored + dispersion[gene])
         information = plan.design.T @ (plan.design * w[:, None])
@@ -928,7 +1125,7 @@ def _log_like(counts: np.ndarray, mu: np.ndarray, dispersion: np.ndarray) -> np.
 
 def _optim(
     counts: np.ndarray,
-    sf: np.ndarray,
+    factors: np.ndarray,
     design: np.ndarray,
     dispersion: float,
     start: np.ndarray,
@@ -944,7 +1141,7 @@ def _optim(
 
     def objective(beta: np.ndarray) -> float:
         with np.errstate(over="ignore"):
-            mu = sf * 2.0 ** (design @ beta)
+            mu = factors * 2.0 ** (design @ beta)
         ll = log_likelihood(counts, size, mu)
         prior = float(stats.norm.logpdf(beta, 0.0, sd).sum())
         value = -(ll + prior)
@@ -1176,6 +1373,7 @@ def _final_tile(
         return out
     counts = np.asfortranarray(tile[:, kept])
     stored = None if means is None else means[:, kept]
+    plan = plan.of_genes(kept)
     fit = _fit_genes(counts, dispersion_gene[kept], plan, shared, stored)
     _write(out, rows, kept, fit)
     cooks = fit.cooks
@@ -1200,9 +1398,7 @@ def _final_tile(
         flagged = outliers.any(axis=0)
         out[rows["flagged"], kept] = flagged
         out[rows["now_zero"], kept] = 0.0
-        _replace_and_refit(
-            out, rows, kept, counts, outliers & plan.replaceable[:, None], plan, shared
-        )
+        _replace_and_refit(out, rows, kept, counts, outliers, plan, shared)
     return out
 
 
@@ -1218,23 +1414,27 @@ def _replace_and_refit(
     rows: _Rows,
     kept: np.ndarray,
     counts: np.ndarray,
-    replace: np.ndarray,
+    outliers: np.ndarray,
     plan: DesignPlan,
     shared: _Shared,
 ) -> None:
-    """replaceOutliers and refitWithoutOutliers: each flagged count of a replaceable sample
-    becomes the gene's 20% trimmed mean of the normalised counts times the sample's size
-    factor (truncated to a whole count), and the gene is fitted again from its gene-wise
-    dispersion on (the dispersion trend and prior stay)."""
-    changed = np.flatnonzero(replace.any(axis=0))
+    """replaceOutliers and refitWithoutOutliers: each outlying count (n × g) of a
+    replaceable sample becomes the gene's 20% trimmed mean of the normalised counts times the
+    count's normalization factor (truncated to a whole count), and the gene is fitted again
+    from its gene-wise dispersion on (the dispersion trend and prior stay). With
+    normalization factors, every gene with an outlier is refitted (as DESeq2 refits them),
+    its moments estimate from the refitted genes' factors: in the pass that knows them."""
+    replace = outliers & plan.replaceable[:, None]
+    # with size factors a gene without a replaced count would be refitted to its fit
+    changed = np.flatnonzero((replace if plan.norm_factors is None else outliers).any(axis=0))
     if changed.size == 0:
         return
-    sf = plan.size_factors
-    normalized = counts[:, changed] / sf[:, None]
+    factors = plan.factors(counts.shape[1])[:, changed]
+    normalized = counts[:, changed] / factors
     n = normalized.shape[0]
     low = math.floor(n * 0.2)
     trimmed = np.sort(normalized, axis=0)[low : n - low].mean(axis=0)
-    replacement = np.trunc(trimmed[None, :] * sf[:, None])
+    replacement = np.trunc(trimmed[None, :] * factors)
     new_counts = np.where(replace[:, changed], replacement, counts[:, changed])
     now_zero = new_counts.sum(axis=0) == 0
     out[rows["now_zero"], kept[changed[now_zero]]] = 1.0
@@ -1242,7 +1442,12 @@ def _replace_and_refit(
     refit = changed[~now_zero]
     if refit.size == 0:
         return
+    if plan.norm_factors is not None:
+        if plan.refit_mean_inverse_factor is None:
+            return  # refitted by refit_with_factors, once the refitted genes are known
+        plan = dataclasses.replace(plan, mean_inverse_factor=plan.refit_mean_inverse_factor)
     new_counts = np.asfortranarray(new_counts[:, ~now_zero])
+    plan = plan.of_genes(refit)
     gene_wise = _gene_wise(new_counts, plan)
     fit = _fit_genes(new_counts, gene_wise.dispersion, plan, shared, gene_wise.means)
     _write(out, rows, kept[refit], fit)
@@ -1339,9 +1544,9 @@ def _reduced_log_like(
     the mean normalised count, as fitNbinomGLMs), any other design as the full one."""
     design = reduced.design
     if design.shape[1] == 1 and np.all(design == 1.0):
-        sf = reduced.size_factors
-        mean = (counts / sf[:, None]).mean(axis=0)
-        mu = sf[:, None] * 2.0 ** np.log2(mean)[None, :]
+        factors = reduced.factors(counts.shape[1])
+        mean = (counts / factors).mean(axis=0)
+        mu = factors * 2.0 ** np.log2(mean)[None, :]
         return _log_like(counts, mu, dispersion)
     return fit_glm(counts, reduced, dispersion).log_like
 
@@ -1350,7 +1555,7 @@ def _cooks(counts: np.ndarray, mu: np.ndarray, hat: np.ndarray, plan: DesignPlan
     """calculateCooksDistance: Pearson residuals of ``mu`` at robust moment dispersions,
     scaled by the leverages ``hat``, (n × g)."""
     p = plan.design.shape[1]
-    normalized = counts / plan.size_factors[:, None]
+    normalized = counts / plan.factors(counts.shape[1])
     if plan.cooks_samples.any():
         variance = np.full(counts.shape[1], -np.inf)
         for cell in np.unique(plan.cells[plan.cells >= 0]):
@@ -1492,6 +1697,8 @@ def _results(
         "alpha": options.alpha,
         "fdr": options.fdr,
     }
+    if data.lengths is not None:
+        attrs["normalization"] = "lengths"  # normalization factors of avgTxLength
     if options.lrt and data.reduced is not None:
         attrs["lrt_df"] = p - data.reduced.shape[1]
     if options.t_df > 0:

@@ -554,7 +554,7 @@ def fit_dispersion_grid(counts, mu, x, grid, prior_mean, prior_var, use_prior, o
 @njit(cache=True, nogil=True)
 def fit_beta(  # type: ignore[no-untyped-def]
     counts,
-    size_factors,
+    factors,
     x,
     alpha,
     beta,
@@ -569,7 +569,9 @@ def fit_beta(  # type: ignore[no-untyped-def]
 ):
     """DESeq2's ``fitBeta`` over the genes (columns) of ``counts`` (n × g).
 
-    ``beta`` (p × g, natural log scale) holds the starts and receives the fits; ``ridge``
+    ``factors`` (n × g) are the counts' normalization factors (a sample's size factor down
+    each row without gene-wise ones); ``beta`` (p × g, natural log scale) holds the starts
+    and receives the fits; ``ridge``
     (p,) the penalty; ``iterations`` and ``deviance`` (g,); ``covariance`` (p·p × g) the
     sandwich ``(XᵀWX + Λ)⁻¹ XᵀWX (XᵀWX + Λ)⁻¹`` flattened by rows; ``hat`` (n × g) the hat
     matrix's diagonal.
@@ -588,7 +590,7 @@ def fit_beta(  # type: ignore[no-untyped-def]
             eta = 0.0
             for c in range(p):
                 eta += x[i, c] * b[c]
-            mu[i] = max(size_factors[i] * math.exp(eta), minmu)
+            mu[i] = max(factors[i, g] * math.exp(eta), minmu)
         dev = 0.0
         dev_old = 0.0
         steps = 0
@@ -596,7 +598,7 @@ def fit_beta(  # type: ignore[no-untyped-def]
             steps += 1
             for i in range(n):
                 w[i] = mu[i] / (1.0 + alpha[g] * mu[i])
-                z[i] = math.log(mu[i] / size_factors[i]) + (y[i] - mu[i]) / mu[i]
+                z[i] = math.log(mu[i] / factors[i, g]) + (y[i] - mu[i]) / mu[i]
             a = _weighted_cross(x, w)
             for c in range(p):
                 a[c, c] += ridge[c]
@@ -627,7 +629,7 @@ def fit_beta(  # type: ignore[no-untyped-def]
                 eta = 0.0
                 for c in range(p):
                     eta += x[i, c] * b[c]
-                mu[i] = max(size_factors[i] * math.exp(eta), minmu)
+                mu[i] = max(factors[i, g] * math.exp(eta), minmu)
             dev = 0.0
             for i in range(n):
                 dev += -2.0 * log_dnbinom(y[i], size, mu[i])
