@@ -48,6 +48,21 @@ def test_rlog_equals_deseq2(cohort, case):
     assert np.all(np.isneginf(result["rlog_intercept"].values[empty]))
 
 
+def test_rlog_with_lengths_equals_deseq2(cohort):
+    """rlog of 8 samples with their average transcript lengths (a DESeqDataSetFromTximport):
+    the dispersions, the prior and the per-sample fits take the normalization factors."""
+    lengths = pd.read_csv(DESEQ / "lengths.csv", index_col=0).T.to_numpy()[:8]
+    data = cohort.isel(sample=slice(0, 8)).assign(length=(("sample", "gene"), lengths))
+    result = de.rlog(data)
+    theirs = pd.read_csv(DESEQ / "rlog_tx_small.csv", index_col=0)
+    np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=0, atol=1e-8)
+    summary = pd.read_csv(DESEQ / "rlog_summary.csv").set_index("case")
+    assert result.attrs["rlog_beta_prior_variance"] == pytest.approx(
+        summary.loc["tx_small", "beta_prior_var"], rel=1e-10
+    )
+    assert result.attrs["rlog_lengths"] == 1
+
+
 def test_rlog_shrinks_low_counts_towards_their_mean(cohort):
     """The point of rlog: a gene's spread over the samples shrinks the fewer its counts."""
     result = de.rlog(cohort)

@@ -40,6 +40,21 @@ def test_vst_equals_deseq2(cohort, case, options):
     assert result.attrs["vst_genes"] == (600 if options["nsub"] is None else options["nsub"])
 
 
+@pytest.mark.parametrize(
+    ("case", "options"),
+    [("tx_all", {"nsub": None}), ("tx_blind", {"nsub": 150, "fit_type": "mean"})],
+)
+def test_vst_with_lengths_equals_deseq2(cohort, case, options):
+    """vst of a DESeqDataSetFromTximport: the counts over their normalization factors, the
+    trend from every gene or from 150 (their moments estimate from their own factors)."""
+    lengths = pd.read_csv(DESEQ / "lengths.csv", index_col=0).T
+    result = de.vst(cohort.assign(length=(("sample", "gene"), lengths.to_numpy())), **options)
+    theirs = pd.read_csv(DESEQ / f"vst_{case}.csv", index_col=0)
+    np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=1e-12)
+    assert result.attrs["vst_lengths"] == 1
+    assert de.vst(cohort, **options).attrs["vst_lengths"] == 0
+
+
 def test_vst_is_a_lazy_layer_that_feeds_pca(cohort):
     layer = de.vst(cohort, nsub=None)
     assert hasattr(layer["expression"].data, "dask")

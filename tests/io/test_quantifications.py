@@ -284,6 +284,24 @@ def test_deseq_takes_the_lengths_as_deseqdatasetfromtximport():
     assert "normalization" not in de.deseq(scaled, "~ condition", **options).attrs
 
 
+def test_a_store_of_estimated_counts_is_imported_with_a_warning(tmp_path):
+    """counts_from_abundance='no' in a store: the per-sample lengths those counts need are
+    not kept, and the import says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CohortexWarning)
+        ds = io.import_quantifications(
+            files("salmon"),
+            tmp_path / "no.zarr",
+            tx2gene=TXIMPORT / "tx2gene.csv",
+            counts_from_abundance="no",
+            progress=False,
+        )
+    assert any("without their per-sample lengths" in str(w.message) for w in caught)
+    expected = pd.read_csv(TXIMPORT / "salmon_no_counts.csv", index_col=0)
+    got = ds["expression"].to_pandas().T.loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)  # float32 in the store
+
+
 def test_refusals(tmp_path):
     tx2gene = TXIMPORT / "tx2gene.csv"
     with pytest.raises(CohortexError, match="tx2gene table"):

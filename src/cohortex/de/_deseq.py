@@ -56,6 +56,8 @@ __all__ = [
     "fit_glm",
     "gene_wise_row_count",
     "gene_wise_rows",
+    "normalization_factors",
+    "per_tile",
     "prepare_counts",
     "weighted_quantile",
 ]
@@ -242,11 +244,9 @@ def deseq(
         )
         if refit.size:
             subset = data.of_genes(refit)
-            assert subset.lengths is not None
-            xim = _mean_inverse_factor(subset.counts, subset.lengths, data.size_factors)
             final[:, refit] = per_tile(
                 subset,
-                dataclasses.replace(plan, refit_mean_inverse_factor=xim),
+                dataclasses.replace(plan, refit_mean_inverse_factor=subset.mean_inverse_factor),
                 final_tile,
                 rows.total,
                 dispersion_gene[refit],
@@ -540,11 +540,40 @@ class CountData:
     lengths: da.Array | None = None  # (n_samples, n_genes) avgTxLength, tiled as the counts
 
     def of_genes(self, columns: np.ndarray) -> CountData:
-        """These genes' counts (and lengths) alone, in tiles."""
+        """These genes alone, in tiles: a DESeqDataSet of them (its moments estimate from
+        their own normalization factors)."""
         tiles = (-1, min(_TILE_GENES, max(len(columns), 1)))
         counts = self.counts[:, columns].rechunk(tiles)
-        lengths = None if self.lengths is None else self.lengths[:, columns].rechunk(tiles)
+        if self.lengths is None:
+            return dataclasses.replace(self, counts=counts)
+        lengths = self.lengths[:, columns].rechunk(tiles)
+        return dataclasses.replace(
+            self,
+            counts=counts,
+            lengths=lengths,
+            mean_inverse_factor=_mean_inverse_factor(counts, lengths, self.size_factors),
+        )
+
+    def with_tiles(self, genes: int) -> CountData:
+        """The same counts (and lengths) in tiles of ``genes`` genes."""
+        counts = self.counts.rechunk({1: genes})
+        lengths = None if self.lengths is None else self.lengths.rechunk({1: genes})
         return dataclasses.replace(self, counts=counts, lengths=lengths)
+
+    def normalized(self) -> da.Array:
+        """``counts(dds, normalized = TRUE)``: the counts over their normalization factors
+        (float64 on the host), in the counts' tiles."""
+        if self.lengths is None:
+            host = to_host(self.counts).astype(np.float64)
+            return host / self.size_factors[:, None]
+        n, sf = self.counts.shape[0], self.size_factors
+
+        def block(tile: np.ndarray) -> np.ndarray:
+            return tile[:n] / normalization_factors(tile[n:], sf)
+
+        return da.map_blocks(
+            block, self.tiles(), chunks=self.counts.chunks, dtype=np.float64, meta=np.empty((0, 0))
+        )
 
     def tiles(self) -> da.Array:
         """The counts, or the counts over the lengths ((2n, g) tiles), for :func:`per_tile`."""

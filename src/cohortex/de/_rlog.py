@@ -13,26 +13,25 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from ._deseq import (
+    CountData,
     DesignPlan,
     design_plan,
     fit_dispersion_trend,
     fit_glm,
     gene_wise_row_count,
     gene_wise_rows,
+    per_tile,
     prepare_counts,
     weighted_quantile,
 )
-from ._glm_ql import per_gene
 
 __all__ = ["rlog"]
 
@@ -50,6 +49,7 @@ def rlog(
     *,
     fit_type: str = "parametric",
     size_factors: str | np.ndarray = "ratio",
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
     beta_prior_variance: float | None = None,
 ) -> xr.Dataset:
     """DESeq2's regularized log transformation of a counts cohort, ``rlog(dds)``, on the log2
@@ -65,6 +65,9 @@ def rlog(
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The dispersion trend, from every gene.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
+        Average transcript lengths, as for :func:`deseq`: the fits take the counts'
+        normalization factors (a ``DESeqDataSetFromTximport``'s ``rlog``).
     beta_prior_variance : float, optional
         The Normal prior's variance of the samples' coefficients (log2); by default DESeq2's:
         the weighted 95 % quantile of the samples' |log2 fold changes| from the gene's mean,
@@ -76,7 +79,8 @@ def rlog(
         The cohort with ``expression`` transformed (float64, in memory; scale ``log2``; 0 for
         genes without counts, as DESeq2), ``size_factor`` on ``sample`` and
         ``rlog_intercept`` on ``gene`` (``-inf`` without counts); attrs ``normalization``
-        ("rlog"), ``rlog_beta_prior_variance``, ``rlog_blind``.
+        ("rlog"), ``rlog_beta_prior_variance``, ``rlog_blind``, ``rlog_lengths`` (1 where
+        the lengths were used).
 
     Notes
     -----
@@ -105,18 +109,20 @@ def rlog(
             stacklevel=2,
         )
     chosen = np.ones((n, 1)) if design is None else design
-    data = prepare_counts(ds, chosen, size_factors, caller="rlog()", min_coefficients=1)
+    data = prepare_counts(
+        ds, chosen, size_factors, lengths=lengths, caller="rlog()", min_coefficients=1
+    )
     sf = data.size_factors
     plan = design_plan(data)
-    rows = per_gene(
-        data.counts, lambda tile, _: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
+    rows = per_tile(
+        data, plan, lambda tile, _, plan: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
     )
     base_mean, all_zero = rows[0], rows[1] == 1
     counted = ~all_zero
     trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
     dispersion = np.where(counted, trend.at(np.where(counted, base_mean, 1.0)), np.nan)
     if beta_prior_variance is None:
-        beta_prior_variance = _beta_prior_variance(data.counts, sf, base_mean, dispersion)
+        beta_prior_variance = _beta_prior_variance(data, base_mean, dispersion)
     # DESeq2's model: an intercept and a column per sample; 1e-6 ridge on the intercept
     model = np.column_stack([np.ones(n), np.eye(n)])
     wide = dataclasses.replace(
@@ -124,9 +130,10 @@ def rlog(
     )
     prior = np.concatenate([[_INTERCEPT_VARIANCE], np.full(n, beta_prior_variance)])
     width = int(max(16, min(4096, _TILE_BYTES // (8 * (n + 1) ** 2))))
-    fitted = per_gene(
-        data.counts.rechunk({1: width}),
-        lambda tile, values: _rlog_tile(tile, values[0], wide, prior),
+    fitted = per_tile(
+        data.with_tiles(width),
+        wide,
+        lambda tile, values, wide: _rlog_tile(tile, values[0], wide, prior),
         n + 1,
         dispersion,
     )
@@ -143,6 +150,7 @@ def rlog(
         "rlog_beta_prior_variance": float(beta_prior_variance),
         "rlog_blind": int(design is None),
         "rlog_fit_type": trend.fit_type,
+        "rlog_lengths": int(data.lengths is not None),
     }
     return out
 
@@ -157,6 +165,7 @@ def _rlog_tile(
     counted = tile.sum(axis=0) > 0
     if counted.any():
         counts = np.asfortranarray(tile[:, counted])
+        wide = wide.of_genes(counted)
         intercept_start = np.concatenate([[True], np.zeros(n, dtype=bool)])
         fit = fit_glm(
             counts,
@@ -171,15 +180,12 @@ def _rlog_tile(
     return out
 
 
-def _beta_prior_variance(
-    counts: da.Array, size_factors: np.ndarray, base_mean: np.ndarray, dispersion: np.ndarray
-) -> float:
+def _beta_prior_variance(data: CountData, base_mean: np.ndarray, dispersion: np.ndarray) -> float:
     """rlogData's betaPriorVar: matchWeightedUpperQuantileForVariance of the samples' log2
     fold changes ``log2(q + 0.5) − log2(baseMean + 0.5)``, weighted by ``1 / (1/baseMean +
     dispFit)``, over the genes with counts."""
     counted = base_mean > 0
-    host = np.asarray(to_host(counts[:, counted].compute()), dtype=np.float64)
-    normalized = host / size_factors[:, None]
+    normalized = np.asarray(data.normalized()[:, counted].compute())
     change = np.log2(normalized + 0.5) - np.log2(base_mean[counted] + 0.5)
     weights = 1.0 / (1.0 / base_mean[counted] + dispersion[counted])
     x = change.ravel()

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from dask.array.utils import meta_from_array
 
-from .._backend import namespace, to_host
+from .._backend import namespace
 from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
 from ._deseq import (
@@ -26,9 +26,9 @@ from ._deseq import (
     fit_dispersion_trend,
     gene_wise_row_count,
     gene_wise_rows,
+    per_tile,
     prepare_counts,
 )
-from ._glm_ql import per_gene
 
 __all__ = ["vst"]
 
@@ -44,6 +44,7 @@ def vst(
     nsub: int | str | None = 1000,
     fit_type: str = "parametric",
     size_factors: str | np.ndarray = "ratio",
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
 ) -> xr.Dataset:
     """DESeq2's variance-stabilizing transformation of a counts cohort, on the log2 scale:
     ``vst(dds)`` (or ``varianceStabilizingTransformation(dds)`` with ``nsub=None``).
@@ -68,13 +69,16 @@ def vst(
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The trend; ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) / log 2``.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
+        Average transcript lengths, as for :func:`deseq`: the counts are normalised by
+        their normalization factors (a ``DESeqDataSetFromTximport``'s ``vst``).
 
     Returns
     -------
     xarray.Dataset
         The cohort with ``expression`` transformed (float64, lazy; scale ``log2``) and
         ``size_factor`` on ``sample``; attrs ``normalization`` ("vst"), the trend's
-        coefficients.
+        coefficients, ``vst_lengths`` (1 where the lengths were used).
     """
     if fit_type not in _FIT_TYPES:
         raise CohortexError(f"vst()'s 'fit_type' must be one of {_FIT_TYPES}; got {fit_type!r}.")
@@ -83,32 +87,39 @@ def vst(
         raise CohortexError("vst() needs a cohort store or Dataset with an 'expression'.")
     n_samples = ds.sizes.get("sample", 0)
     chosen = np.ones((n_samples, 1)) if design is None else design
-    data = prepare_counts(ds, chosen, size_factors, caller="vst()", min_coefficients=1)
+    data = prepare_counts(
+        ds, chosen, size_factors, lengths=lengths, caller="vst()", min_coefficients=1
+    )
     sf = data.size_factors
-    host = da.map_blocks(_host_float, data.counts, dtype=np.float64, meta=np.empty((0, 0)))
-    base_mean = np.asarray((host / sf[:, None]).mean(axis=0).compute(), dtype=np.float64)
+    base_mean = np.asarray(data.normalized().mean(axis=0).compute(), dtype=np.float64)
     genes = np.arange(base_mean.size)
     if nsub == "auto":
         nsub = _AUTO_GENES if np.count_nonzero(base_mean > 5) >= _AUTO_GENES else None
+    subset = data
     if nsub is not None:
         genes = _subset(base_mean, nsub)
-    plan = design_plan(data)
-    rows = per_gene(
-        data.counts[:, np.sort(genes)],
-        lambda tile, _: gene_wise_rows(tile, plan),
+        subset = data.of_genes(np.sort(genes))
+    plan = design_plan(subset)
+    rows = per_tile(
+        subset,
+        plan,
+        lambda tile, _, plan: gene_wise_rows(tile, plan),
         gene_wise_row_count(plan),
     )
     counted = rows[1] == 0
     trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
-    factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
-    values = da.map_blocks(
-        _transform,
-        data.counts,
-        factors,
-        trend,
-        dtype=np.float64,
-        meta=meta_from_array(data.counts, dtype=np.float64),  # on the chunks' device
-    )
+    if data.lengths is None:  # on the counts' device
+        factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
+        normalized = da.map_blocks(
+            _normalize,
+            data.counts,
+            factors,
+            dtype=np.float64,
+            meta=meta_from_array(data.counts, dtype=np.float64),
+        )
+    else:  # the normalization factors are the host's
+        normalized = data.normalized()
+    values = normalized.map_blocks(_transform, trend, dtype=np.float64)
     out = ds.copy()
     out["expression"] = (("sample", "gene"), values.rechunk(_original_chunks(ds)))
     out["size_factor"] = ("sample", sf)
@@ -119,6 +130,7 @@ def vst(
         "vst_fit_type": trend.fit_type,
         "vst_genes": int(genes.size),
         "vst_blind": int(design is None),
+        "vst_lengths": int(data.lengths is not None),
     }
     if trend.fit_type == "parametric":
         attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
@@ -149,14 +161,16 @@ def _subset(base_mean: np.ndarray, nsub: Any) -> np.ndarray:
     return order[np.round(positions).astype(np.int64) - 1]
 
 
-def _host_float(block: Any) -> np.ndarray:
-    return np.asarray(to_host(block), dtype=np.float64)
-
-
-def _transform(block: Any, factors: np.ndarray, trend: DispersionTrend) -> Any:
-    """getVarianceStabilizedData of a block of counts (samples × genes), on its device."""
+def _normalize(block: Any, factors: np.ndarray) -> Any:
+    """A block of counts (samples × genes) over the samples' size factors, on its device."""
     xp = namespace(block)
-    q = block.astype(xp.float64) / xp.asarray(factors)
+    return block.astype(xp.float64) / xp.asarray(factors)
+
+
+def _transform(q: Any, trend: DispersionTrend) -> Any:
+    """getVarianceStabilizedData of a block of normalised counts (samples × genes), on its
+    device."""
+    xp = namespace(q)
     if trend.fit_type == "mean":
         alpha = trend.coefficients[0]
         shifted = 2.0 * xp.arcsinh(xp.sqrt(alpha * q)) - math.log(alpha) - math.log(4.0)

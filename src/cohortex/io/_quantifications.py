@@ -195,10 +195,12 @@ def read_quantifications(
     -----
     Held to tximport 1.26 (tests/io/test_quantifications.py, fixtures from
     tests/fixtures/make_tximport_fixtures.R) to 1e-12 for each quantifier and setting. The
-    lengths are kept for offsets (tximport's ``countsFromAbundance = "no"`` route); cohortex's
-    count models take no offset matrix, so for differential expression read the counts with
-    ``"lengthScaledTPM"`` (or ``"scaledTPM"``), as tximport recommends for count-based tools
-    without offsets.
+    lengths serve the ``countsFromAbundance = "no"`` route: :func:`cohortex.de.deseq`,
+    :func:`~cohortex.de.vst` and :func:`~cohortex.de.rlog` of this Dataset (its counts
+    rounded) take them as ``DESeqDataSetFromTximport`` does, as normalization factors. The
+    edgeR and limma models take no offset matrix: for them read the counts with
+    ``"lengthScaledTPM"`` (or ``"scaledTPM"``), as tximport recommends for tools without
+    offsets.
     """
     who = "read_quantifications"
     if counts_from_abundance not in COUNTS_FROM_ABUNDANCE:
@@ -304,7 +306,8 @@ def import_quantifications(
     ``"rpkm"`` read). It holds no per-sample lengths, so the counts are by default
     ``"lengthScaledTPM"`` — tximport's counts for count models without offsets, free of the
     bias of a change in which transcripts a gene expresses — not tximport's default ``"no"``,
-    whose counts need the lengths as offsets.
+    whose counts need the lengths as offsets (a warning says so): for those, model
+    :func:`read_quantifications`' Dataset, which holds the lengths.
 
     Parameters
     ----------
@@ -339,6 +342,16 @@ def import_quantifications(
         read_length=read_length,
         progress=progress,
     )
+    if counts_from_abundance == "no":
+        warnings.warn(
+            "import_quantifications(counts_from_abundance='no') stores the estimated counts "
+            "without their per-sample lengths, so models of the store cannot correct for a "
+            "change in which transcripts a gene expresses. Keep the default "
+            "'lengthScaledTPM', or model io.read_quantifications' Dataset, whose lengths "
+            "de.deseq, vst and rlog take as DESeqDataSetFromTximport does.",
+            CohortexWarning,
+            stacklevel=2,
+        )
     genes = pd.DataFrame(
         {"length": ds["length"].mean("sample").values}, index=ds["gene"].values.astype(str)
     )
