@@ -7,11 +7,15 @@ genes within 1e-6).
 Data: negative-binomial counts of ``--genes`` genes (means log-normal around 200 reads,
 dispersions 0.02 + a trend 1/mean + gene noise), samples in two conditions of equal size
 and two batches; 10% of the genes change by 2^N(0, 1); library sizes vary by 0.3 on the log
-scale; one count in a thousand genes is made an outlier.
+scale; one count in a thousand genes is made an outlier. With ``--lengths``, average
+transcript lengths too (log-normal around 1,500 per gene, varying by 0.15 from sample to
+sample, and by 0.5 more between the conditions for a tenth of the genes: a switch of
+isoforms), taken as ``DESeqDataSetFromTximport``'s ``avgTxLength`` by both.
 
 Usage::
 
     python benchmarks/deseq_versus_r.py [--genes 20000] [--samples 12 48 200] [--repeats 1]
+        [--lengths]
 
 Writes ``deseq_versus_r.json`` to ``--out`` and prints a Markdown table.
 """
@@ -45,7 +49,11 @@ repeats <- as.integer(args[4])
 seconds <- numeric(repeats)
 for (r in seq_len(repeats)) {
   t0 <- proc.time()[3]
-  dds <- DESeq(DESeqDataSetFromMatrix(counts, samples, ~ batch + condition), quiet = TRUE)
+  dds <- DESeqDataSetFromMatrix(counts, samples, ~ batch + condition)
+  if (length(args) > 4) {  # as DESeqDataSetFromTximport
+    assays(dds)[["avgTxLength"]] <- as.matrix(read.csv(args[5], row.names = 1))
+  }
+  dds <- DESeq(dds, quiet = TRUE)
   res <- results(dds, name = "condition_b_vs_a")
   seconds[r] <- proc.time()[3] - t0
 }
@@ -75,8 +83,20 @@ def simulate(n_genes: int, n_samples: int, seed: int = 0) -> tuple[np.ndarray, p
     return counts.astype(np.float64), samples
 
 
+def simulate_lengths(condition: np.ndarray, n_genes: int, seed: int = 1) -> np.ndarray:
+    """Average transcript lengths (samples × genes), two decimals (exact in the CSV)."""
+    rng = np.random.default_rng(seed)
+    n = condition.size
+    base = np.exp(rng.normal(np.log(1500.0), 0.6, n_genes))
+    lengths = base[None, :] * np.exp(rng.normal(0.0, 0.15, (n, n_genes)))
+    switched = rng.random(n_genes) < 0.1
+    shift = np.exp(rng.normal(0.0, 0.5, n_genes))
+    lengths[np.ix_(condition == "b", switched)] *= shift[switched]
+    return np.round(lengths, 2)
+
+
 def cohortex_run(
-    counts: np.ndarray, samples: pd.DataFrame, repeats: int
+    counts: np.ndarray, samples: pd.DataFrame, repeats: int, lengths: np.ndarray | None = None
 ) -> tuple[xr.Dataset, float]:
     ds = xr.Dataset(
         {
@@ -90,7 +110,7 @@ def cohortex_run(
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = de.deseq(ds, "~ batch + condition", contrasts=["condition[T.b]"])
+        result = de.deseq(ds, "~ batch + condition", contrasts=["condition[T.b]"], lengths=lengths)
         seconds.append(time.perf_counter() - start)
     return result, float(np.median(seconds))
 
@@ -100,6 +120,7 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=20000)
     parser.add_argument("--samples", type=int, nargs="+", default=[12, 48, 200])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--lengths", action="store_true", help="average transcript lengths")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
@@ -110,7 +131,8 @@ def main() -> None:
         script = Path(work) / "deseq.R"
         script.write_text(R_SCRIPT)
         warm_counts, warm_samples = simulate(200, 8)
-        cohortex_run(warm_counts, warm_samples, 1)  # numba's compiled cache
+        warm_lengths = simulate_lengths(warm_samples["condition"].to_numpy(), 200)
+        cohortex_run(warm_counts, warm_samples, 1, warm_lengths if args.lengths else None)
         for n in args.samples:
             counts, samples = simulate(args.genes, n)
             counts_path, samples_path = Path(work) / "counts.csv", Path(work) / "samples.csv"
@@ -121,6 +143,14 @@ def main() -> None:
                 columns=samples.index,
             ).to_csv(counts_path)
             samples.to_csv(samples_path)
+            lengths, extra = None, []
+            if args.lengths:
+                lengths = simulate_lengths(samples["condition"].to_numpy(), args.genes)
+                lengths_path = Path(work) / "lengths.csv"
+                pd.DataFrame(
+                    lengths.T, index=[f"g{j}" for j in range(args.genes)], columns=samples.index
+                ).to_csv(lengths_path)
+                extra = [str(lengths_path)]
             output = subprocess.run(
                 [
                     "Rscript",
@@ -129,6 +159,7 @@ def main() -> None:
                     str(samples_path),
                     str(found),
                     str(args.repeats),
+                    *extra,
                 ],
                 check=True,
                 capture_output=True,
@@ -136,7 +167,7 @@ def main() -> None:
             ).stdout.split()
             r_seconds, r_peak_mb = float(output[0]), float(output[1])
             expected = pd.read_csv(found)
-            result, seconds = cohortex_run(counts, samples, args.repeats)
+            result, seconds = cohortex_run(counts, samples, args.repeats, lengths)
             ours = {
                 "dispersion": result["dispersion"].values,
                 "lfc": result["coefficient"].values[0],
@@ -163,6 +194,7 @@ def main() -> None:
                 {
                     "samples": n,
                     "genes": args.genes,
+                    "lengths": bool(args.lengths),
                     "cohortex_s": seconds,
                     "deseq2_s": r_seconds,
                     "deseq2_peak_mb": r_peak_mb,

@@ -484,12 +484,16 @@ def test_lengths_with_replacement_in_a_glm_design_equal_deseq2(cohort, lengths):
 
 def test_lengths_change_the_fit_and_none_ignores_them(cohort, tx_cohort):
     """The lengths matter (genes whose isoforms switch with the condition change fold
-    change), and lengths=None fits the size factors alone, as without them."""
+    change), lengths=None fits the size factors alone, as without them, and a DataArray
+    is read by its dims."""
     plain = de.deseq(cohort, "~ condition", contrasts=[C])
     ignored = de.deseq(tx_cohort, "~ condition", contrasts=[C], lengths=None)
     with_lengths = de.deseq(tx_cohort, "~ condition", contrasts=[C])
     np.testing.assert_array_equal(ignored["coefficient"], plain["coefficient"])
     assert "normalization" not in plain.attrs
+    transposed = tx_cohort["length"].transpose("gene", "sample")  # a DataArray by its dims
+    given = de.deseq(cohort, "~ condition", contrasts=[C], lengths=transposed)
+    np.testing.assert_array_equal(given["coefficient"], with_lengths["coefficient"])
     change = np.abs(with_lengths["coefficient"] - plain["coefficient"]).values[0]
     assert np.nanmedian(change[:60]) > 3 * np.nanmedian(change[60:])
 

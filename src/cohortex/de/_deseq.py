@@ -119,19 +119,18 @@ def deseq(
         whose fold changes and standard errors stay the design's Wald estimates.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
         ``estimateSizeFactors(type = ...)``, or the factors themselves.
-    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
-        Each gene's average transcript length in each sample (tximport's ``length``), which
-        ``DESeqDataSetFromTximport`` keeps as ``avgTxLength``: the counts are then modelled
-        with a normalization factor per count, the lengths (over their geometric mean per
-        gene) times the median-of-ratios size factors of the counts divided by them
-        (``estimateNormFactors``; with ``"poscounts"`` the geometric means stay the
-        counts'), over their geometric mean per gene. ``"auto"`` (default) takes the
-        cohort's ``length`` variable where it is one value per sample and gene, as
-        :func:`cohortex.io.read_quantifications` gives, unless its counts were made from the
-        abundances (``counts_from_abundance`` other than ``"no"``, as
-        ``DESeqDataSetFromTximport`` decides; a store's gene variable ``length`` is not one
-        either); a name takes that variable; a DataFrame is samples × genes by id; None uses
-        the size factors alone. With size factors given, they scale the lengths.
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
+        Each gene's average transcript length in each sample (tximport's ``length``, which
+        ``DESeqDataSetFromTximport`` keeps as ``avgTxLength``). The counts are then modelled
+        with a normalization factor per count (``estimateNormFactors``): the lengths over
+        their geometric mean per gene, times the median-of-ratios size factors of the counts
+        over those (or the ``size_factors`` given), rescaled to a geometric mean of 1 per
+        gene. ``"auto"`` (default) takes the cohort's ``length(sample, gene)``, as
+        :func:`cohortex.io.read_quantifications` gives, unless its counts were made from
+        abundances (``counts_from_abundance`` other than ``"no"``), as
+        ``DESeqDataSetFromTximport`` decides; a store's gene variable ``length`` is not
+        used. A name takes that variable; a DataFrame is samples × genes by id; None uses
+        the size factors alone.
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The dispersion trend. Where the parametric fit fails DESeq2 falls back to a local
         regression (locfit), which is not offered: the error names ``"mean"``.
@@ -702,6 +701,8 @@ def _lengths(ds: xr.Dataset, lengths: Any, counts: da.Array, caller: str) -> da.
                 "cohort with one value per sample and gene."
             )
         values: Any = variable.transpose("sample", "gene").data
+    elif isinstance(lengths, xr.DataArray) and set(lengths.dims) == {"sample", "gene"}:
+        values = lengths.transpose("sample", "gene").data
     elif isinstance(lengths, pd.DataFrame):
         samples = pd.Index(ds["sample"].values.astype(str))
         genes = pd.Index(as_cohort_matrix(ds).gene_ids.astype(str))
@@ -832,8 +833,7 @@ class DesignPlan:
         the size factors (a view)."""
         if self.norm_factors is None:
             return np.broadcast_to(self.size_factors[:, None], (self.size_factors.size, g))
-        if self.norm_factors.shape[1] != g:
-            raise ValueError("the plan's normalization factors are of other genes")
+        assert self.norm_factors.shape[1] == g, "the plan's factors are of other genes"
         return self.norm_factors
 
     def of_genes(self, columns: Any) -> DesignPlan:
