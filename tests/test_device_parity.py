@@ -599,6 +599,8 @@ def test_rlog_and_counts_in_device_memory(gpu_xp):
     lengths = pd.read_csv(fixtures / "lengths.csv", index_col=0).to_numpy(float).T[:12]
     host, device = (x.assign(length=(("sample", "gene"), lengths)) for x in (host, device))
     _same(de.deseq(device, "~ condition"), de.deseq(host, "~ condition"), rtol=1e-12)
+    _same(de.rlog(device), de.rlog(host), rtol=1e-12)
+    _same(de.vst(device, nsub=None), de.vst(host, nsub=None), rtol=1e-12)
 
 
 def test_combat_seq(gpu_xp, tmp_path):

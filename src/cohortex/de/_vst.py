@@ -71,7 +71,8 @@ def vst(
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
         Average transcript lengths, as for :func:`deseq`: the counts are normalised by
-        their normalization factors (a ``DESeqDataSetFromTximport``'s ``vst``).
+        their normalization factors (a ``DESeqDataSetFromTximport``'s ``vst``), on the host
+        where the factors are made (the layer's chunks are NumPy's then).
 
     Returns
     -------
