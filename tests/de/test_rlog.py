@@ -60,7 +60,15 @@ def test_rlog_with_lengths_equals_deseq2(cohort):
     assert result.attrs["rlog_beta_prior_variance"] == pytest.approx(
         summary.loc["tx_small", "beta_prior_var"], rel=1e-10
     )
-    assert result.attrs["rlog_lengths"] == 1
+    assert result.attrs["normalization_factors"] == "lengths"
+
+
+def test_rlog_with_given_normalization_factors_equals_deseq2(cohort):
+    given = pd.read_csv(DESEQ / "norm_factors.csv", index_col=0).T.to_numpy()[:8]
+    result = de.rlog(cohort.isel(sample=slice(0, 8)), norm_factors=given)
+    theirs = pd.read_csv(DESEQ / "rlog_given.csv", index_col=0)
+    np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=0, atol=1e-8)
+    assert result.attrs["normalization_factors"] == "given"
 
 
 def test_rlog_shrinks_low_counts_towards_their_mean(cohort):

@@ -51,8 +51,16 @@ def test_vst_with_lengths_equals_deseq2(cohort, case, options):
     result = de.vst(cohort.assign(length=(("sample", "gene"), lengths.to_numpy())), **options)
     theirs = pd.read_csv(DESEQ / f"vst_{case}.csv", index_col=0)
     np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=1e-12)
-    assert result.attrs["vst_lengths"] == 1
-    assert de.vst(cohort, **options).attrs["vst_lengths"] == 0
+    assert result.attrs["normalization_factors"] == "lengths"
+    assert de.vst(cohort, **options).attrs["normalization_factors"] == "size factors"
+
+
+def test_vst_with_given_normalization_factors_equals_deseq2(cohort):
+    given = pd.read_csv(DESEQ / "norm_factors.csv", index_col=0).T
+    result = de.vst(cohort, nsub=None, norm_factors=given)
+    theirs = pd.read_csv(DESEQ / "vst_given.csv", index_col=0)
+    np.testing.assert_allclose(result["expression"].values, theirs.to_numpy().T, rtol=1e-12)
+    assert result.attrs["normalization_factors"] == "given" and "size_factor" not in result
 
 
 def test_vst_is_a_lazy_layer_that_feeds_pca(cohort):

@@ -272,7 +272,7 @@ def test_deseq_takes_the_lengths_as_deseqdatasetfromtximport():
     ds["condition"] = ("sample", ["a", "a", "b", "b"])
     options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
     result = de.deseq(ds, "~ condition", **options)
-    assert result.attrs["normalization"] == "lengths"
+    assert result.attrs["normalization_factors"] == "lengths"
     expected = pd.read_csv(TXIMPORT / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
     got = result["mean_expression"].to_pandas().loc[expected.index]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
@@ -281,7 +281,9 @@ def test_deseq_takes_the_lengths_as_deseqdatasetfromtximport():
     scaled = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv", counts_from_abundance="scaledTPM")
     scaled["expression"] = scaled["expression"].round()
     scaled["condition"] = ds["condition"]
-    assert "normalization" not in de.deseq(scaled, "~ condition", **options).attrs
+    assert (
+        de.deseq(scaled, "~ condition", **options).attrs["normalization_factors"] == "size factors"
+    )
 
 
 def test_a_store_of_estimated_counts_is_imported_with_a_warning(tmp_path):

@@ -86,6 +86,7 @@ def deseq(
     reduced: str | pd.DataFrame | np.ndarray | None = None,
     size_factors: str | np.ndarray = "ratio",
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    norm_factors: str | np.ndarray | pd.DataFrame | None = None,
     fit_type: str = "parametric",
     min_replicates_for_replace: float = 7,
     cooks_cutoff: bool | float = True,
@@ -131,6 +132,10 @@ def deseq(
         ``DESeqDataSetFromTximport`` decides; a store's gene variable ``length`` is not
         used. A name takes that variable; a DataFrame is samples × genes by id; None uses
         the size factors alone.
+    norm_factors : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        ``normalizationFactors(dds) <- m``: a normalization factor per count (e.g. cqn's or
+        EDASeq's offsets, ``exp``), taken as they are in place of size factors and lengths
+        (as DESeq2 takes them: no size factors are estimated), read as ``lengths``.
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The dispersion trend. Where the parametric fit fails DESeq2 falls back to a local
         regression (locfit), which is not offered: the error names ``"mean"``.
@@ -174,8 +179,11 @@ def deseq(
         ``filter_threshold`` and ``filter_theta`` (independent filtering). On ``gene``:
         ``mean_expression`` (baseMean), ``dispersion`` and its stages ``dispersion_gene``,
         ``dispersion_trend``, ``dispersion_map``, ``dispersion_outlier``; ``max_cooks``,
-        ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor``. Attrs:
-        the trend's coefficients, ``dispersion_prior_variance``, ``cooks_cutoff``; with
+        ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor`` (with
+        ``lengths``, the size factors of the counts over the scaled lengths; none with
+        ``norm_factors``). Attrs: the trend's coefficients, ``dispersion_prior_variance``,
+        ``cooks_cutoff``, ``normalization_factors`` (``"size factors"``, ``"lengths"`` or
+        ``"given"``); with
         ``reduced``, ``statistic`` is the likelihood ratio (the same for every contrast) and
         ``lrt_df`` its degrees of freedom; with ``use_t``, ``t_df``. With ``shrink``:
         ``unshrunk_coefficient`` and ``unshrunk_se`` (the MLE's, which the tests use) beside
@@ -194,7 +202,9 @@ def deseq(
         fdr,
         reduced is not None,
     )
-    data = prepare_counts(cohort, design, size_factors, reduced, lengths=lengths)
+    data = prepare_counts(
+        cohort, design, size_factors, reduced, lengths=lengths, norm_factors=norm_factors
+    )
     n, p = data.design.shape
     if use_t:
         if options.lrt:
@@ -236,7 +246,7 @@ def deseq(
         return _final_tile(tile, d[0], plan, shared, np.vstack(d[1:]) if means else None)
 
     final = per_tile(data, plan, final_tile, rows.total, dispersion_gene, *means)
-    if data.lengths is not None and plan.replaceable.any():
+    if data.per_count is not None and plan.replaceable.any():
         # refitWithoutOutliers' moments estimate takes the refitted genes' factors
         refit = np.flatnonzero(
             (final[rows["flagged"]] > 0) & (final[rows["now_zero"]] == 0) & (gene_wise[1] == 0)
@@ -536,50 +546,66 @@ class CountData:
     samples: Any
     two_level_factor: bool  # a formula of one two-level factor (results' Cook's exception)
     reduced: np.ndarray | None  # (n_samples, fewer) the LRT's reduced design
-    lengths: da.Array | None = None  # (n_samples, n_genes) avgTxLength, tiled as the counts
+    # (n_samples, n_genes) tiled as the counts: avgTxLength ("lengths"), or the normalization
+    # factors themselves ("factors")
+    per_count: da.Array | None = None
+    per_count_kind: str = ""
+
+    @property
+    def factor_source(self) -> str:
+        """Where the normalization factors come from: "size factors", "lengths" (with the
+        size factors) or "given"."""
+        return {"": "size factors", "lengths": "lengths", "factors": "given"}[self.per_count_kind]
+
+    def factors_of(self, block: np.ndarray) -> np.ndarray:
+        """The normalization factors of a tile's genes from its ``per_count`` values."""
+        if self.per_count_kind == "lengths":
+            return normalization_factors(block, self.size_factors)
+        return block
 
     def of_genes(self, columns: np.ndarray) -> CountData:
         """These genes alone, in tiles: a DESeqDataSet of them (its moments estimate from
         their own normalization factors)."""
         tiles = (-1, min(_TILE_GENES, max(len(columns), 1)))
         counts = self.counts[:, columns].rechunk(tiles)
-        if self.lengths is None:
+        if self.per_count is None:
             return dataclasses.replace(self, counts=counts)
-        lengths = self.lengths[:, columns].rechunk(tiles)
+        per_count = self.per_count[:, columns].rechunk(tiles)
         return dataclasses.replace(
             self,
             counts=counts,
-            lengths=lengths,
-            mean_inverse_factor=_mean_inverse_factor(counts, lengths, self.size_factors),
+            per_count=per_count,
+            mean_inverse_factor=_mean_inverse_factor(counts, per_count, self.factors_of),
         )
 
     def with_tiles(self, genes: int) -> CountData:
-        """The same counts (and lengths) in tiles of ``genes`` genes."""
+        """The same counts (and per-count values) in tiles of ``genes`` genes."""
         counts = self.counts.rechunk({1: genes})
-        lengths = None if self.lengths is None else self.lengths.rechunk({1: genes})
-        return dataclasses.replace(self, counts=counts, lengths=lengths)
+        per_count = None if self.per_count is None else self.per_count.rechunk({1: genes})
+        return dataclasses.replace(self, counts=counts, per_count=per_count)
 
     def normalized(self) -> da.Array:
         """``counts(dds, normalized = TRUE)``: the counts over their normalization factors
         (float64 on the host), in the counts' tiles."""
-        if self.lengths is None:
+        if self.per_count is None:
             host = to_host(self.counts).astype(np.float64)
             return host / self.size_factors[:, None]
-        n, sf = self.counts.shape[0], self.size_factors
+        n = self.counts.shape[0]
 
         def block(tile: np.ndarray) -> np.ndarray:
-            return tile[:n] / normalization_factors(tile[n:], sf)
+            return tile[:n] / self.factors_of(tile[n:])
 
         return da.map_blocks(
             block, self.tiles(), chunks=self.counts.chunks, dtype=np.float64, meta=np.empty((0, 0))
         )
 
     def tiles(self) -> da.Array:
-        """The counts, or the counts over the lengths ((2n, g) tiles), for :func:`per_tile`."""
-        if self.lengths is None:
+        """The counts, or the counts over their per-count values ((2n, g) tiles), for
+        :func:`per_tile`."""
+        if self.per_count is None:
             return self.counts
-        # on the host, where the fits run (and the lengths are)
-        return da.concatenate([to_host(self.counts), self.lengths], axis=0).rechunk({0: -1})
+        # on the host, where the fits run (and the per-count values are)
+        return da.concatenate([to_host(self.counts), self.per_count], axis=0).rechunk({0: -1})
 
 
 def per_tile(
@@ -591,13 +617,13 @@ def per_tile(
 ) -> np.ndarray:
     """``function(tile of counts, [gene_values of its genes], plan)`` over the gene tiles
     (:func:`per_gene`), the plan carrying each tile's normalization factors where the
-    counts come with lengths."""
-    if data.lengths is None:
+    counts come with lengths or factors of their own."""
+    if data.per_count is None:
         return per_gene(data.counts, lambda tile, v: function(tile, v, plan), rows, *gene_values)
     n = data.counts.shape[0]
 
     def each(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
-        factors = normalization_factors(tile[n:], data.size_factors)
+        factors = data.factors_of(tile[n:])
         return function(tile[:n], values, plan.with_norm_factors(factors))
 
     return per_gene(data.tiles(), each, rows, *gene_values)
@@ -619,11 +645,13 @@ def prepare_counts(
     reduced: Any = None,
     *,
     lengths: Any = None,
+    norm_factors: Any = None,
     caller: str = "deseq()",
     min_coefficients: int = 2,
 ) -> CountData:
     """The counts in tiles of whole genes (checked whole, complete and non-negative), their
-    size factors and the design (and a reduced one), and the lengths where given."""
+    size factors and the design (and a reduced one), and the lengths or normalization
+    factors where given."""
     ds, counts = count_tiles(cohort, caller, max_genes=_TILE_GENES)
     n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
@@ -656,18 +684,18 @@ def prepare_counts(
             "io.import_quantifications(round_counts=True), cohortex import-quant --round, "
             "or ds['expression'].round() of io.read_quantifications' Dataset)."
         )
-    length_tiles = _lengths(ds, lengths, counts, caller)
-    factors = _size_factors(counts, factors, n_samples, length_tiles)
-    if length_tiles is None:
-        mean_inverse = float(np.mean(1.0 / factors))
+    per_count, kind = _per_count(ds, counts, lengths, norm_factors, factors, caller)
+    if kind == "factors":  # used as given: DESeq() estimates no size factors then
+        factors = np.full(n_samples, np.nan)
     else:
-        mean_inverse = _mean_inverse_factor(counts, length_tiles, factors)
+        factors = _size_factors(counts, factors, n_samples, per_count)
     matrix = as_cohort_matrix(ds)
-    return CountData(
+    data = CountData(
         counts=counts,
         size_factors=factors,
-        mean_inverse_factor=mean_inverse,
-        lengths=length_tiles,
+        mean_inverse_factor=float(np.mean(1.0 / factors)),
+        per_count=per_count,
+        per_count_kind=kind,
         design=x_design,
         names=list(names),
         formula=formula,
@@ -676,79 +704,103 @@ def prepare_counts(
         two_level_factor=_two_level_factor(formula, ds, x_design),
         reduced=x_reduced,
     )
+    if per_count is None:
+        return data
+    return dataclasses.replace(
+        data, mean_inverse_factor=_mean_inverse_factor(counts, per_count, data.factors_of)
+    )
 
 
-def _lengths(ds: xr.Dataset, lengths: Any, counts: da.Array, caller: str) -> da.Array | None:
-    """The average transcript lengths (samples × genes) tiled as the counts, checked finite
-    and positive; None without."""
-    if lengths is None:
-        return None
-    shape = counts.shape
-    if (
-        isinstance(lengths, str)
-        and lengths == "auto"
-        and ds.attrs.get("counts_from_abundance", "no") != "no"
-    ):
-        return None  # counts made from abundances need no offsets (DESeqDataSetFromTximport)
-    if isinstance(lengths, str):
-        name = "length" if lengths == "auto" else lengths
-        variable = ds.get(name)
-        if variable is None or set(variable.dims) != {"sample", "gene"}:
-            if lengths == "auto":
-                return None
+def _per_count(
+    ds: xr.Dataset, counts: da.Array, lengths: Any, norm_factors: Any, factors: Any, caller: str
+) -> tuple[da.Array | None, str]:
+    """The lengths or the normalization factors given (their tiles and ``"lengths"`` or
+    ``"factors"``), or neither (None, "")."""
+    if norm_factors is not None:
+        if not (lengths is None or (isinstance(lengths, str) and lengths == "auto")):
+            raise CohortexError(f"{caller} takes 'lengths' or 'norm_factors', not both.")
+        if not (isinstance(factors, str) and factors == "ratio"):
             raise CohortexError(
-                f"{caller}'s 'lengths' names {lengths!r}, which is not a variable of the "
+                f"{caller}'s 'norm_factors' are used as given, without size factors: leave "
+                "out 'size_factors'."
+            )
+        return _sample_gene_values(ds, norm_factors, counts, caller, "norm_factors"), "factors"
+    if lengths is None:
+        return None, ""
+    if isinstance(lengths, str) and lengths == "auto":
+        variable = ds.get("length")
+        made = ds.attrs.get("counts_from_abundance", "no") != "no"
+        if made or variable is None or set(variable.dims) != {"sample", "gene"}:
+            return None, ""  # abundance-made counts need none (DESeqDataSetFromTximport)
+        lengths = "length"
+    return _sample_gene_values(ds, lengths, counts, caller, "lengths"), "lengths"
+
+
+def _sample_gene_values(
+    ds: xr.Dataset, given: Any, counts: da.Array, caller: str, what: str
+) -> da.Array:
+    """A value per sample and gene (a variable's name, a DataArray, a DataFrame of samples
+    × genes by id, or an array) tiled as the counts, on the host, checked finite and
+    positive."""
+    shape = counts.shape
+    if isinstance(given, str):
+        variable = ds.get(given)
+        if variable is None or set(variable.dims) != {"sample", "gene"}:
+            raise CohortexError(
+                f"{caller}'s {what!r} names {given!r}, which is not a variable of the "
                 "cohort with one value per sample and gene."
             )
         values: Any = variable.transpose("sample", "gene").data
-    elif isinstance(lengths, xr.DataArray) and set(lengths.dims) == {"sample", "gene"}:
-        values = lengths.transpose("sample", "gene").data
-    elif isinstance(lengths, pd.DataFrame):
+    elif isinstance(given, xr.DataArray) and set(given.dims) == {"sample", "gene"}:
+        values = given.transpose("sample", "gene").data
+    elif isinstance(given, pd.DataFrame):
         samples = pd.Index(ds["sample"].values.astype(str))
         genes = pd.Index(as_cohort_matrix(ds).gene_ids.astype(str))
-        table = lengths.set_axis(lengths.index.astype(str), axis=0).set_axis(
-            lengths.columns.astype(str), axis=1
+        table = given.set_axis(given.index.astype(str), axis=0).set_axis(
+            given.columns.astype(str), axis=1
         )
         absent = samples.difference(table.index).tolist() + genes.difference(table.columns).tolist()
         if absent:
             raise CohortexError(
-                f"{caller}'s 'lengths' table lacks the cohort's samples or genes "
+                f"{caller}'s {what!r} table lacks the cohort's samples or genes "
                 f"{', '.join(map(repr, absent[:5]))}{' …' if len(absent) > 5 else ''}."
             )
         values = table.loc[samples, genes].to_numpy(dtype=np.float64)
     else:
-        values = lengths
+        values = given
     if not isinstance(values, da.Array):
         values = np.asarray(to_host(values), dtype=np.float64)
     if tuple(values.shape) != tuple(shape):
         raise CohortexError(
-            f"{caller}'s 'lengths' must hold one length per sample and gene, {shape}; got "
+            f"{caller}'s {what!r} must hold one value per sample and gene, {shape}; got "
             f"{tuple(values.shape)}."
         )
     tiles = to_host(da.asarray(values)).astype(np.float64).rechunk(counts.chunks)
     usable = bool(to_host(da.all(da.isfinite(tiles) & (tiles > 0)).compute()))
     if not usable:
         raise CohortexError(
-            f"{caller}'s 'lengths' must be finite positive lengths; they hold a zero, a "
-            "negative length or a missing value."
+            f"{caller}'s {what!r} must be finite and positive; they hold a zero, a negative "
+            "value or a missing value."
         )
     return tiles
 
 
-def _mean_inverse_factor(counts: da.Array, lengths: da.Array, size_factors: np.ndarray) -> float:
+def _mean_inverse_factor(
+    counts: da.Array, per_count: da.Array, factors_of: Callable[[np.ndarray], np.ndarray]
+) -> float:
     """momentsDispEstimate's ``mean(1 / colMeans(normalizationFactors))`` over the genes
-    with counts."""
+    with counts, their factors ``factors_of`` their per-count values."""
 
-    def sums(tile: Any, tile_lengths: Any) -> np.ndarray:
+    def sums(tile: Any, tile_values: Any) -> np.ndarray:
         host = np.asarray(to_host(tile), dtype=np.float64)
         kept = host.sum(axis=0) > 0
-        factors = normalization_factors(np.asarray(to_host(tile_lengths))[:, kept], size_factors)
+        factors = factors_of(np.asarray(to_host(tile_values))[:, kept])
         return np.stack([factors.sum(axis=1), np.full(host.shape[0], kept.sum())], axis=1)
 
     parts = da.map_blocks(
         sums,
         counts,
-        lengths,
+        per_count,
         chunks=(counts.chunks[0], (2,) * len(counts.chunks[1])),
         dtype=np.float64,
         meta=np.empty((0, 0)),
@@ -758,7 +810,7 @@ def _mean_inverse_factor(counts: da.Array, lengths: da.Array, size_factors: np.n
 
 
 def _size_factors(
-    counts: da.Array, factors: Any, n_samples: int, lengths: da.Array | None = None
+    counts: da.Array, factors: Any, n_samples: int, lengths: da.Array | None
 ) -> np.ndarray:
     if isinstance(factors, str):
         if factors not in _SIZE_FACTOR_TYPES:
@@ -1706,8 +1758,9 @@ def _results(
         "replaced": (gene, _flags(final[rows["flagged"]], all_zero)),
         "converged": (gene, _flags(final[rows["converged"]], all_zero)),
         "deviance": (gene, final[rows["deviance"]]),
-        "size_factor": (("sample",), data.size_factors),
     }
+    if data.per_count_kind != "factors":  # DESeq2 has no size factors beside given factors
+        variables["size_factor"] = (("sample",), data.size_factors)
     trend = shared.trend
     attrs: dict[str, Any] = {
         "mean_expression_scale": "linear",  # baseMean: the mean of normalised counts
@@ -1726,8 +1779,7 @@ def _results(
         "alpha": options.alpha,
         "fdr": options.fdr,
     }
-    if data.lengths is not None:
-        attrs["normalization"] = "lengths"  # normalization factors of avgTxLength
+    attrs["normalization_factors"] = data.factor_source
     if options.lrt and data.reduced is not None:
         attrs["lrt_df"] = p - data.reduced.shape[1]
     if options.t_df > 0:

@@ -50,6 +50,7 @@ def rlog(
     fit_type: str = "parametric",
     size_factors: str | np.ndarray = "ratio",
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    norm_factors: str | np.ndarray | pd.DataFrame | None = None,
     beta_prior_variance: float | None = None,
 ) -> xr.Dataset:
     """DESeq2's regularized log transformation of a counts cohort, ``rlog(dds)``, on the log2
@@ -68,6 +69,8 @@ def rlog(
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
         Average transcript lengths, as for :func:`deseq`: the fits take the counts'
         normalization factors (a ``DESeqDataSetFromTximport``'s ``rlog``).
+    norm_factors : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        A normalization factor per count, as for :func:`deseq`.
     beta_prior_variance : float, optional
         The Normal prior's variance of the samples' coefficients (log2); by default DESeq2's:
         the weighted 95 % quantile of the samples' |log2 fold changes| from the gene's mean,
@@ -79,8 +82,9 @@ def rlog(
         The cohort with ``expression`` transformed (float64, in memory; scale ``log2``; 0 for
         genes without counts, as DESeq2), ``size_factor`` on ``sample`` and
         ``rlog_intercept`` on ``gene`` (``-inf`` without counts); attrs ``normalization``
-        ("rlog"), ``rlog_beta_prior_variance``, ``rlog_blind``, ``rlog_lengths`` (1 where
-        the lengths were used).
+        ("rlog"), ``rlog_beta_prior_variance``, ``rlog_blind``, ``normalization_factors``
+        (``"size factors"``, ``"lengths"`` or ``"given"``); no ``size_factor`` with
+        ``norm_factors``.
 
     Notes
     -----
@@ -110,7 +114,13 @@ def rlog(
         )
     chosen = np.ones((n, 1)) if design is None else design
     data = prepare_counts(
-        ds, chosen, size_factors, lengths=lengths, caller="rlog()", min_coefficients=1
+        ds,
+        chosen,
+        size_factors,
+        lengths=lengths,
+        norm_factors=norm_factors,
+        caller="rlog()",
+        min_coefficients=1,
     )
     sf = data.size_factors
     plan = design_plan(data)
@@ -141,7 +151,8 @@ def rlog(
     values = np.where(counted[None, :], fitted[0][None, :] + fitted[1:], 0.0)
     out = ds.copy()
     out["expression"] = (("sample", "gene"), values)
-    out["size_factor"] = ("sample", sf)
+    if data.per_count_kind != "factors":  # no size factors beside given factors
+        out["size_factor"] = ("sample", sf)
     out["rlog_intercept"] = ("gene", intercept)
     out.attrs = {
         **ds.attrs,
@@ -150,7 +161,7 @@ def rlog(
         "rlog_beta_prior_variance": float(beta_prior_variance),
         "rlog_blind": int(design is None),
         "rlog_fit_type": trend.fit_type,
-        "rlog_lengths": int(data.lengths is not None),
+        "normalization_factors": data.factor_source,
     }
     return out
 

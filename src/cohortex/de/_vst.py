@@ -45,6 +45,7 @@ def vst(
     fit_type: str = "parametric",
     size_factors: str | np.ndarray = "ratio",
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    norm_factors: str | np.ndarray | pd.DataFrame | None = None,
 ) -> xr.Dataset:
     """DESeq2's variance-stabilizing transformation of a counts cohort, on the log2 scale:
     ``vst(dds)`` (or ``varianceStabilizingTransformation(dds)`` with ``nsub=None``).
@@ -73,13 +74,16 @@ def vst(
         Average transcript lengths, as for :func:`deseq`: the counts are normalised by
         their normalization factors (a ``DESeqDataSetFromTximport``'s ``vst``), on the host
         where the factors are made (the layer's chunks are NumPy's then).
+    norm_factors : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        A normalization factor per count, as for :func:`deseq` (on the host too).
 
     Returns
     -------
     xarray.Dataset
         The cohort with ``expression`` transformed (float64, lazy; scale ``log2``) and
-        ``size_factor`` on ``sample``; attrs ``normalization`` ("vst"), the trend's
-        coefficients, ``vst_lengths`` (1 where the lengths were used).
+        ``size_factor`` on ``sample`` (not with ``norm_factors``); attrs ``normalization``
+        ("vst"), the trend's coefficients, ``normalization_factors`` (``"size factors"``,
+        ``"lengths"`` or ``"given"``).
     """
     if fit_type not in _FIT_TYPES:
         raise CohortexError(f"vst()'s 'fit_type' must be one of {_FIT_TYPES}; got {fit_type!r}.")
@@ -89,7 +93,13 @@ def vst(
     n_samples = ds.sizes.get("sample", 0)
     chosen = np.ones((n_samples, 1)) if design is None else design
     data = prepare_counts(
-        ds, chosen, size_factors, lengths=lengths, caller="vst()", min_coefficients=1
+        ds,
+        chosen,
+        size_factors,
+        lengths=lengths,
+        norm_factors=norm_factors,
+        caller="vst()",
+        min_coefficients=1,
     )
     sf = data.size_factors
     base_mean = np.asarray(data.normalized().mean(axis=0).compute(), dtype=np.float64)
@@ -109,7 +119,7 @@ def vst(
     )
     counted = rows[1] == 0
     trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
-    if data.lengths is None:  # on the counts' device
+    if data.per_count is None:  # on the counts' device
         factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
         normalized = da.map_blocks(
             _normalize,
@@ -123,7 +133,8 @@ def vst(
     values = normalized.map_blocks(_transform, trend, dtype=np.float64)
     out = ds.copy()
     out["expression"] = (("sample", "gene"), values.rechunk(_original_chunks(ds)))
-    out["size_factor"] = ("sample", sf)
+    if data.per_count_kind != "factors":  # no size factors beside given factors
+        out["size_factor"] = ("sample", sf)
     attrs: dict[str, Any] = {
         **ds.attrs,
         "scale": "log2",
@@ -131,7 +142,7 @@ def vst(
         "vst_fit_type": trend.fit_type,
         "vst_genes": int(genes.size),
         "vst_blind": int(design is None),
-        "vst_lengths": int(data.lengths is not None),
+        "normalization_factors": data.factor_source,
     }
     if trend.fit_type == "parametric":
         attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
