@@ -470,18 +470,28 @@ def test_lengths_poscounts_and_lrt_equal_deseq2(tx_cohort):
     _compare(result, "tx_lrt", rtol=1e-9)
 
 
-def test_lengths_with_replacement_in_a_glm_design_equal_deseq2(cohort, lengths):
-    """~ batch + condition with replacement in cells of 4: the GLM's gene-wise means of the
-    genes refitted without their outliers, in a pass of their own (DESeq2 estimates their
-    moments from their own normalization factors)."""
+@pytest.mark.parametrize(
+    ("option", "table", "case", "source"),
+    [
+        ("lengths", "lengths.csv", "tx_replace", "lengths"),
+        ("norm_factors", "norm_factors.csv", "given", "given"),
+    ],
+)
+def test_factors_with_replacement_in_a_glm_design_equal_deseq2(cohort, option, table, case, source):
+    """~ batch + condition with replacement in cells of 4, with lengths (avgTxLength) or
+    with normalizationFactors(dds) <- m (as cqn's or EDASeq's, used as given): the GLM's
+    gene-wise means of the genes refitted without their outliers, in a pass of their own
+    (DESeq2 estimates their moments from their own normalization factors)."""
+    values = pd.read_csv(DESEQ / table, index_col=0).T
     result = de.deseq(
         cohort,
         "~ batch + condition",
         contrasts={"c": C},
-        lengths=lengths,
         min_replicates_for_replace=4,
+        **{option: values},
     )
-    _compare(result, "tx_replace", rtol=1e-7, share=0.98)
+    assert result.attrs["normalization_factors"] == source
+    _compare(result, case, rtol=1e-7, share=0.98)
     assert result["replaced"].sum() >= 6
 
 
@@ -499,22 +509,6 @@ def test_lengths_change_the_fit_and_none_ignores_them(cohort, tx_cohort):
     np.testing.assert_array_equal(given["coefficient"], with_lengths["coefficient"])
     change = np.abs(with_lengths["coefficient"] - plain["coefficient"]).values[0]
     assert np.nanmedian(change[:60]) > 3 * np.nanmedian(change[60:])
-
-
-def test_given_normalization_factors_equal_deseq2(cohort):
-    """normalizationFactors(dds) <- m (as cqn's or EDASeq's): used as given in every fit,
-    here ~ batch + condition with outliers refitted in cells of 4."""
-    given = pd.read_csv(DESEQ / "norm_factors.csv", index_col=0).T
-    result = de.deseq(
-        cohort,
-        "~ batch + condition",
-        contrasts={"c": C},
-        norm_factors=given,
-        min_replicates_for_replace=4,
-    )
-    assert result.attrs["normalization_factors"] == "given"
-    _compare(result, "given", rtol=1e-7, share=0.98)
-    assert result["replaced"].sum() >= 6
 
 
 @pytest.mark.parametrize(
