@@ -66,7 +66,7 @@ def rlog(
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The dispersion trend, from every gene.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
-    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         Average transcript lengths, as for :func:`deseq`: the fits take the counts'
         normalization factors (a ``DESeqDataSetFromTximport``'s ``rlog``).
     norm_factors : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional

@@ -70,7 +70,7 @@ def vst(
     fit_type : {{"parametric", "mean"}}, default "parametric"
         The trend; ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) / log 2``.
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
-    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame or None
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         Average transcript lengths, as for :func:`deseq`: the counts are normalised by
         their normalization factors (a ``DESeqDataSetFromTximport``'s ``vst``), on the host
         where the factors are made (the layer's chunks are NumPy's then).
