@@ -60,6 +60,8 @@ __all__ = [
     "group_design",
     "mean_log_cpm",
     "per_gene",
+    "sample_gene_values",
+    "transcript_lengths",
 ]
 
 GRID = np.arange(-10.0, 11.0)  # edgeR's grid: dispersions 0.1 · 2^GRID
@@ -618,6 +620,73 @@ def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) ->
     return _Counts(
         counts, sums.library, x_design, list(names), formula, as_cohort_matrix(ds).gene_ids
     )
+
+
+def sample_gene_values(
+    ds: xr.Dataset, given: Any, counts: da.Array, caller: str, what: str
+) -> da.Array:
+    """A value per sample and gene (a variable's name, a DataArray, a DataFrame of samples
+    × genes by id, or an array) tiled as the counts, on the host, checked finite and
+    positive."""
+    shape = counts.shape
+    if isinstance(given, str):
+        variable = ds.get(given)
+        if variable is None or set(variable.dims) != {"sample", "gene"}:
+            raise CohortexError(
+                f"{caller}'s {what!r} names {given!r}, which is not a variable of the "
+                "cohort with one value per sample and gene."
+            )
+        values: Any = variable.transpose("sample", "gene").data
+    elif isinstance(given, xr.DataArray) and set(given.dims) == {"sample", "gene"}:
+        values = given.transpose("sample", "gene").data
+    elif isinstance(given, pd.DataFrame):
+        samples = pd.Index(ds["sample"].values.astype(str))
+        genes = pd.Index(as_cohort_matrix(ds).gene_ids.astype(str))
+        table = given.set_axis(given.index.astype(str), axis=0).set_axis(
+            given.columns.astype(str), axis=1
+        )
+        absent = samples.difference(table.index).tolist() + genes.difference(table.columns).tolist()
+        if absent:
+            raise CohortexError(
+                f"{caller}'s {what!r} table lacks the cohort's samples or genes "
+                f"{', '.join(map(repr, absent[:5]))}{' …' if len(absent) > 5 else ''}."
+            )
+        values = table.loc[samples, genes].to_numpy(dtype=np.float64)
+    else:
+        values = given
+    if not isinstance(values, da.Array):
+        values = np.asarray(to_host(values), dtype=np.float64)
+    if tuple(values.shape) != tuple(shape):
+        raise CohortexError(
+            f"{caller}'s {what!r} must hold one value per sample and gene, {shape}; got "
+            f"{tuple(values.shape)}."
+        )
+    tiles = to_host(da.asarray(values)).astype(np.float64).rechunk(counts.chunks)
+    usable = bool(to_host(da.all(da.isfinite(tiles) & (tiles > 0)).compute()))
+    if not usable:
+        raise CohortexError(
+            f"{caller}'s {what!r} must be finite and positive; they hold a zero, a negative "
+            "value or a missing value."
+        )
+    return tiles
+
+
+def transcript_lengths(
+    ds: xr.Dataset, lengths: Any, counts: da.Array, caller: str
+) -> da.Array | None:
+    """The average transcript lengths (tximport's ``length``, samples × genes) tiled as the
+    counts, or None: ``"auto"`` takes the cohort's ``length(sample, gene)`` unless its counts
+    were made from abundances (``DESeqDataSetFromTximport``'s rule); anything else is read
+    by :func:`sample_gene_values`."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, str) and lengths == "auto":
+        variable = ds.get("length")
+        made = ds.attrs.get("counts_from_abundance", "no") != "no"
+        if made or variable is None or set(variable.dims) != {"sample", "gene"}:
+            return None
+        lengths = "length"
+    return sample_gene_values(ds, lengths, counts, caller, "lengths")
 
 
 def per_gene(
