@@ -83,10 +83,49 @@ class _Counts:
     names: list[str]
     formula: str | None
     genes: Any
+    # tximport's route: the average transcript lengths (samples × genes, tiled as the
+    # counts) and the effective library sizes of the counts over the scaled lengths
+    lengths: da.Array | None = None
+    length_library: np.ndarray | None = None
 
     @property
     def offsets(self) -> np.ndarray:
         return np.log(self.library)
+
+    def offsets_of(self, lengths: np.ndarray) -> np.ndarray:
+        """tximport's edgeR offsets of a tile's genes from their lengths (n × g): the
+        lengths over their geometric mean, times the effective library sizes, on the log
+        scale and scaled to the library sizes' (``scaleOffset``)."""
+        assert self.length_library is not None
+        norm_matrix = lengths / np.exp(np.log(lengths).mean(axis=0))
+        log_matrix = np.log(norm_matrix * self.length_library[:, None])
+        return np.mean(np.log(self.library)) + log_matrix - log_matrix.mean(axis=0)
+
+
+def _per_gene_offsets(
+    data: _Counts,
+    function: Callable[[np.ndarray, list[np.ndarray], np.ndarray], np.ndarray],
+    rows: int,
+    *gene_values: np.ndarray,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
+    """``function(tile, [gene_values of its genes], offsets)`` over the gene tiles (of the
+    genes ``keep`` where given): the offsets the log library sizes (n,), or with lengths the
+    tile's own (n × g)."""
+    counts = data.counts if keep is None else take_genes(data.counts, keep)
+    if data.lengths is None:
+        return per_gene(counts, lambda tile, v: function(tile, v, data.offsets), rows, *gene_values)
+    lengths = data.lengths if keep is None else take_genes(data.lengths, keep)
+    n = counts.shape[0]
+    both = da.concatenate([to_host(counts), lengths], axis=0).rechunk({0: -1})
+    return per_gene(
+        both, lambda tile, v: function(tile[:n], v, data.offsets_of(tile[n:])), rows, *gene_values
+    )
+
+
+def _genes_of(offsets: np.ndarray, columns: Any) -> np.ndarray:
+    """Offsets of the genes ``columns``: a tile's own (n × g) selected, or the samples' (n,)."""
+    return offsets if offsets.ndim == 1 else np.asfortranarray(offsets[:, columns])
 
 
 @dataclass(frozen=True)
@@ -111,6 +150,7 @@ def estimate_dispersion(
     span: float | None = None,
     prior_df: float | None = None,
     min_row_sum: float = 5.0,
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
 ) -> xr.Dataset:
     """Negative-binomial dispersions of every gene, as edgeR's
     ``estimateDisp(calcNormFactors(DGEList(counts)), design)``.
@@ -146,6 +186,14 @@ def estimate_dispersion(
     min_row_sum : float, default 5
         Genes with fewer counts in all are left out of the estimation; they get the trended
         dispersion of the least expressed gene.
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
+        Average transcript lengths (tximport's ``length``), as for :func:`deseq`: tximport's
+        edgeR route, an offset per count (``scaleOffset(y, normMat)``, ``normMat`` the
+        lengths over their geometric mean per gene times the effective library sizes of the
+        counts divided by them, whose ``norm_factors`` they take); the library sizes are
+        then the counts' sums. ``"auto"`` (default) takes a ``read_quantifications``
+        Dataset's lengths, as ``deseq``; None leaves them out. Not with
+        ``group``: edgeR's classic mode takes no offsets.
 
     Returns
     -------
@@ -157,9 +205,15 @@ def estimate_dispersion(
         raise CohortexError("estimate_dispersion() takes a design or a group (classic mode).")
     codes = None
     if group is not None:
+        if not (lengths is None or (isinstance(lengths, str) and lengths == "auto")):
+            raise CohortexError(
+                "estimate_dispersion()'s classic mode ('group') takes no transcript lengths "
+                "(edgeR's takes no offsets); give a design."
+            )
         codes = group_codes(cohort, group, "group")
         design = group_design(codes)
-    data = _prepare(cohort, design, norm_factors, "estimate_dispersion()")
+        lengths = None
+    data = _prepare(cohort, design, norm_factors, "estimate_dispersion()", lengths)
     result = _dispersions(
         data,
         tagwise=tagwise,
@@ -197,6 +251,7 @@ def glm_ql(
     prior_count: float = 0.125,
     treat_lfc: float | None = None,
     treat_null: str = "interval",
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's quasi-likelihood F-tests: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
@@ -235,6 +290,13 @@ def glm_ql(
         own; 0 is the plain test, as in edgeR.
     treat_null : {{"interval", "worst.case"}}, default "interval"
         glmTreat's null: fold changes anywhere within the threshold, or at it.
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
+        Average transcript lengths (tximport's ``length``), as for :func:`deseq`: tximport's
+        edgeR route, an offset per count (``scaleOffset(y, normMat)``, ``normMat`` the
+        lengths over their geometric mean per gene times the effective library sizes of the
+        counts divided by them, whose ``norm_factors`` they take); the library sizes are
+        then the counts' sums. ``"auto"`` (default) takes a ``read_quantifications``
+        Dataset's lengths, as ``deseq``; None leaves them out.
     {fdr}
 
     Returns
@@ -251,7 +313,15 @@ def glm_ql(
     """
     _check_treat(treat_lfc, treat_null, "glm_ql()")
     fits = _fit_genes(
-        cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_ql()"
+        cohort,
+        design,
+        contrasts,
+        dispersion,
+        norm_factors,
+        robust,
+        prior_count,
+        "glm_ql()",
+        lengths,
     )
     n_samples, p = fits.data.design.shape
     n_genes = fits.phi.size
@@ -309,6 +379,7 @@ def glm_lrt(
     prior_count: float = 0.125,
     treat_lfc: float | None = None,
     treat_null: str = "interval",
+    lengths: str | np.ndarray | pd.DataFrame | None = "auto",
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's likelihood-ratio tests: ``glmLRT(glmFit(estimateDisp(y, design), design))``.
@@ -338,6 +409,8 @@ def glm_lrt(
     treat_lfc : float, optional
         edgeR's ``glmTreat`` after ``glmFit``: as for :func:`glm_ql`.
     treat_null : {{"interval", "worst.case"}}, default "interval"
+    lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
+        As for :func:`glm_ql`.
     {fdr}
 
     Returns
@@ -351,7 +424,15 @@ def glm_lrt(
     """
     _check_treat(treat_lfc, treat_null, "glm_lrt()")
     fits = _fit_genes(
-        cohort, design, contrasts, dispersion, norm_factors, robust, prior_count, "glm_lrt()"
+        cohort,
+        design,
+        contrasts,
+        dispersion,
+        norm_factors,
+        robust,
+        prior_count,
+        "glm_lrt()",
+        lengths,
     )
     attrs = {
         "test": "likelihood ratio (edgeR glmLRT)",
@@ -402,8 +483,8 @@ def _treat(
     contrasts = fits.matrix.to_numpy()
     k = contrasts.shape[1]
     designs = treat_designs(data.design, contrasts, lfc)
-    z = per_gene(
-        data.counts, lambda tile, v: treat_tile(tile, v[0], data.offsets, designs), 2 * k, fits.phi
+    z = _per_gene_offsets(
+        data, lambda tile, v, offsets: treat_tile(tile, v[0], offsets, designs), 2 * k, fits.phi
     )
     unshrunk = contrasts.T @ fits.unshrunk / np.log(2.0)
     log_p = treat_log_pvalues(z, unshrunk, lfc, null, quasi)
@@ -411,21 +492,18 @@ def _treat(
         return log_p
     p = data.design.shape[1]
 
-    def poisson_tile(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
+    def poisson_tile(tile: np.ndarray, values: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
         zeros = np.zeros(tile.shape[1])
-        fit = nb_glm_fit(tile, data.design, data.offsets, zeros, np.vstack(values))
+        fit = nb_glm_fit(tile, data.design, offsets, zeros, np.vstack(values))
         return np.vstack(
             [
-                treat_tile(tile, zeros, data.offsets, designs),
+                treat_tile(tile, zeros, offsets, designs),
                 contrasts.T @ fit.coefficients / np.log(2.0),
             ]
         )
 
-    rows = per_gene(
-        take_genes(data.counts, below),
-        poisson_tile,
-        3 * k,
-        *(fits.unshrunk[j, below] for j in range(p)),
+    rows = _per_gene_offsets(
+        data, poisson_tile, 3 * k, *(fits.unshrunk[j, below] for j in range(p)), keep=below
     )
     bound = treat_log_pvalues(rows[: 2 * k], rows[2 * k :], lfc, null)
     log_p[:, below] = np.maximum(log_p[:, below], bound)
@@ -468,11 +546,12 @@ def _fit_genes(
     robust: bool,
     prior_count: float,
     caller: str,
+    lengths: Any = None,
 ) -> _GeneFits:
     """The dispersions (estimated or given) and the fits that glm_ql and glm_lrt share."""
     if not np.isfinite(prior_count) or prior_count < 0:
         raise CohortexError(f"{caller}'s 'prior_count' must be >= 0; got {prior_count!r}.")
-    data = _prepare(cohort, design, norm_factors, caller)
+    data = _prepare(cohort, design, norm_factors, caller, lengths)
     p = data.design.shape[1]
     n_genes = data.counts.shape[1]
     if p < 2:
@@ -509,11 +588,12 @@ def _fit_genes(
             )
         average = mean_log_cpm(data, None)
     phi = np.ascontiguousarray(phi, dtype=np.float64)
-    prior, prior_offsets = prior_counts(data.library, prior_count)
     null_designs = [null for null, _ in tests]
-    rows = per_gene(
-        data.counts,
-        lambda tile, d: _ql_tile(tile, d[0], data, prior, prior_offsets, null_designs),
+    rows = _per_gene_offsets(
+        data,
+        lambda tile, d, offsets: _ql_tile(
+            tile, d[0], data.design, offsets, data.library, prior_count, null_designs
+        ),
         3 + 2 * p + len(tests),
         phi,
     )
@@ -608,17 +688,37 @@ def count_tiles(
     return ds, counts.rechunk((-1, tile))
 
 
-def _prepare(cohort: CohortLike, design: Any, norm_factors: Any, caller: str) -> _Counts:
+def _prepare(
+    cohort: CohortLike, design: Any, norm_factors: Any, caller: str, lengths: Any = None
+) -> _Counts:
+    """The counts, their effective library sizes and the design; with transcript lengths,
+    tximport's edgeR route: the library sizes are the counts' sums (no factors), and
+    ``norm_factors`` are of the counts over the lengths scaled to their geometric mean
+    (``calcNormFactors(normCts)``), the effective library sizes of the offsets."""
     ds, counts = count_tiles(cohort, caller)
     n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
     check_residual_df(x_design)
-    sums = count_sums(ds, counts, norm_factors, caller)
+    length_tiles = transcript_lengths(ds, lengths, counts, caller)
+    sums = count_sums(ds, counts, norm_factors if length_tiles is None else None, caller)
     if np.any(sums.library <= 0):
         raise CohortexError(f"{caller} needs every sample to have counts (a library size > 0).")
+    length_library = None
+    if length_tiles is not None:
+        norm_matrix = length_tiles / da.exp(da.log(length_tiles).mean(axis=0, keepdims=True))
+        scaled = to_host(counts).astype(np.float64) / norm_matrix
+        layer = ds.assign(expression=(("sample", "gene"), scaled))  # what the factors read
+        length_library = count_sums(layer, scaled, norm_factors, caller).library
     return _Counts(
-        counts, sums.library, x_design, list(names), formula, as_cohort_matrix(ds).gene_ids
+        counts,
+        sums.library,
+        x_design,
+        list(names),
+        formula,
+        as_cohort_matrix(ds).gene_ids,
+        length_tiles,
+        length_library,
     )
 
 
@@ -742,9 +842,9 @@ def _dispersions(
         raise CohortexError(f"'prior_df' must be >= 0; got {prior_df!r}.")
     n_samples, p = data.design.shape
     if groups is None:
-        likelihoods = per_gene(
-            data.counts,
-            lambda tile, _: _profile_tile(tile, data.design, data.offsets, min_row_sum),
+        likelihoods = _per_gene_offsets(
+            data,
+            lambda tile, _, offsets: _profile_tile(tile, data.design, offsets, min_row_sum),
             GRID.size + 1,
         )
     else:
@@ -769,9 +869,9 @@ def _dispersions(
     if not tagwise:
         return _Dispersions(common, trended, None, average, span, prior_df)
     if prior_df is None:
-        rows = per_gene(
-            data.counts,
-            lambda tile, d: _deviance_tile(tile, d[0], data),
+        rows = _per_gene_offsets(
+            data,
+            lambda tile, d, offsets: _deviance_tile(tile, d[0], data.design, offsets),
             2,
             trended,
         )
@@ -923,6 +1023,7 @@ def _profile_tile(
     if selected.size == 0:
         return out
     y = np.asfortranarray(tile[:, selected])
+    offsets = _genes_of(offsets, selected)
     first = nb_glm_fit(
         y, design, offsets, np.full(selected.size, _START_DISPERSION), with_deviance=False
     )
@@ -941,12 +1042,13 @@ def _profile_tile(
             if sub_design.shape[0] == sub_design.shape[1]:
                 continue
         counts = np.asfortranarray(y[present][:, members])
+        present_offsets = _genes_of(offsets, members)[present]
         lgamma_counts = lgamma_plus_one(counts)  # the same at every dispersion of the grid
         start = None
         for i, phi in enumerate(grid_dispersions):
             dispersion = np.full(members.size, phi)
             fit = nb_glm_fit(
-                counts, sub_design, offsets[present], dispersion, start, with_deviance=False
+                counts, sub_design, present_offsets, dispersion, start, with_deviance=False
             )
             out[1 + i, selected[members]] = adjusted_profile_likelihood(
                 counts, fit.fitted, dispersion, sub_design, lgamma_counts
@@ -955,33 +1057,43 @@ def _profile_tile(
     return out
 
 
-def _deviance_tile(tile: np.ndarray, dispersion: np.ndarray, data: _Counts) -> np.ndarray:
+def _deviance_tile(
+    tile: np.ndarray, dispersion: np.ndarray, design: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
     """Each gene's deviance and residual df (fitted zeros left out) at ``dispersion``."""
-    fit = nb_glm_fit(tile, data.design, data.offsets, dispersion)
+    fit = nb_glm_fit(tile, design, offsets, dispersion)
     zero = (tile < _EPS) & (fit.fitted < _EPS)
-    return np.vstack([fit.deviance, _residual_df(zero, data.design)])
+    return np.vstack([fit.deviance, _residual_df(zero, design)])
 
 
 def _ql_tile(
     tile: np.ndarray,
     dispersion: np.ndarray,
-    data: _Counts,
-    prior: np.ndarray,
-    prior_offsets: np.ndarray,
+    design: np.ndarray,
+    offsets: np.ndarray,
+    library: np.ndarray,
+    prior_count: float,
     null_designs: list[np.ndarray],
 ) -> np.ndarray:
     """Rows: deviance, residual df, the smallest fitted value, the coefficients (p), the
-    coefficients with prior counts (p), each test's null deviance."""
-    fit = nb_glm_fit(tile, data.design, data.offsets, dispersion)
+    coefficients with prior counts (p), each test's null deviance. ``offsets`` are the log
+    library sizes (n,), or a tile's own (n × g), whose prior counts follow each gene's."""
+    fit = nb_glm_fit(tile, design, offsets, dispersion)
     zero = (tile < _EPS) & (fit.fitted < _EPS)
+    libraries = library if offsets.ndim == 1 else np.exp(offsets)
+    prior, prior_offsets = prior_counts(libraries, prior_count)
     with_prior = nb_glm_fit(
-        tile + prior[:, None], data.design, prior_offsets, dispersion, with_deviance=False
+        tile + (prior[:, None] if prior.ndim == 1 else prior),
+        design,
+        prior_offsets,
+        dispersion,
+        with_deviance=False,
     )
-    nulls = [nb_glm_fit(tile, null, data.offsets, dispersion).deviance for null in null_designs]
+    nulls = [nb_glm_fit(tile, null, offsets, dispersion).deviance for null in null_designs]
     return np.vstack(
         [
             fit.deviance,
-            _residual_df(zero, data.design),
+            _residual_df(zero, design),
             fit.fitted.min(axis=0),
             fit.coefficients,
             with_prior.coefficients,
@@ -1021,17 +1133,16 @@ def _poisson_log_pvalues(
     fitted tile by tile (with counts as Poisson as a simulator's, all genes are below)."""
     p = data.design.shape[1]
 
-    def tile_tests(tile: np.ndarray, values: list[np.ndarray]) -> np.ndarray:
+    def tile_tests(tile: np.ndarray, values: list[np.ndarray], offsets: np.ndarray) -> np.ndarray:
         zeros = np.zeros(tile.shape[1])
-        full = nb_glm_fit(tile, data.design, data.offsets, zeros, np.vstack(values))
+        full = nb_glm_fit(tile, data.design, offsets, zeros, np.vstack(values))
         ratios = [
-            nb_glm_fit(tile, null, data.offsets, zeros).deviance - full.deviance
-            for null, _ in tests
+            nb_glm_fit(tile, null, offsets, zeros).deviance - full.deviance for null, _ in tests
         ]
         return np.vstack(
             [stats.chi2.logsf(r, df) for r, (_, df) in zip(ratios, tests, strict=True)]
         )
 
-    return per_gene(
-        take_genes(data.counts, below), tile_tests, len(tests), *(start[k] for k in range(p))
+    return _per_gene_offsets(
+        data, tile_tests, len(tests), *(start[k] for k in range(p)), keep=below
     )

@@ -61,7 +61,8 @@ def treat_tile(
     rows = []
     for d in designs:
         drops = []
-        for shifted in (offsets + d.shift, offsets - d.shift):
+        shift = d.shift if offsets.ndim == 1 else d.shift[:, None]  # a tile's own offsets
+        for shifted in (offsets + shift, offsets - shift):
             null = nb_glm_fit(tile, d.null, shifted, dispersion).deviance
             full = nb_glm_fit(tile, d.full, shifted, dispersion).deviance
             drops.append(np.sqrt(np.maximum(null - full, 0.0)))

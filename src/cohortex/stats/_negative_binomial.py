@@ -288,9 +288,10 @@ def _lgamma_plus_one(counts: np.ndarray, table: np.ndarray, out: np.ndarray) -> 
 def prior_counts(lib_sizes: np.ndarray, prior_count: float) -> tuple[np.ndarray, np.ndarray]:
     """edgeR's ``addPriorCount``: each sample's prior count, scaled by its library size
     relative to the mean (n_samples,), and the offsets with twice it added to the library
-    sizes (n_samples,)."""
+    sizes (n_samples,); of library sizes per count (n_samples × n_genes, ``exp`` of an
+    offset matrix) each gene's, relative to its mean over the samples."""
     lib_sizes = np.asarray(lib_sizes, dtype=np.float64)
-    scaled = prior_count * lib_sizes / (lib_sizes.sum() / lib_sizes.size)
+    scaled = prior_count * lib_sizes / (lib_sizes.sum(axis=0) / lib_sizes.shape[0])
     return scaled, np.log(lib_sizes + 2.0 * scaled)
 
 
