@@ -197,10 +197,11 @@ def read_quantifications(
     tests/fixtures/make_tximport_fixtures.R) to 1e-12 for each quantifier and setting. The
     lengths serve the ``countsFromAbundance = "no"`` route: :func:`cohortex.de.deseq`,
     :func:`~cohortex.de.vst` and :func:`~cohortex.de.rlog` of this Dataset (its counts
-    rounded) take them as ``DESeqDataSetFromTximport`` does, as normalization factors. The
-    edgeR and limma models take no offset matrix: for them read the counts with
-    ``"lengthScaledTPM"`` (or ``"scaledTPM"``), as tximport recommends for tools without
-    offsets.
+    rounded) take them as ``DESeqDataSetFromTximport`` does, as normalization factors, and
+    :func:`~cohortex.de.glm_ql`, :func:`~cohortex.de.glm_lrt` and
+    :func:`~cohortex.de.estimate_dispersion` as tximport's edgeR offsets. limma-voom takes
+    no offsets: for it read the counts with ``"lengthScaledTPM"`` (or ``"scaledTPM"``), as
+    tximport recommends for tools without offsets.
     """
     who = "read_quantifications"
     if counts_from_abundance not in COUNTS_FROM_ABUNDANCE:
@@ -348,7 +349,8 @@ def import_quantifications(
             "without their per-sample lengths, so models of the store cannot correct for a "
             "change in which transcripts a gene expresses. Keep the default "
             "'lengthScaledTPM', or model io.read_quantifications' Dataset, whose lengths "
-            "de.deseq, vst and rlog take as DESeqDataSetFromTximport does.",
+            "de.deseq, vst, rlog and the edgeR models (glm_ql, glm_lrt) take as tximport "
+            "advises.",
             CohortexWarning,
             stacklevel=2,
         )
