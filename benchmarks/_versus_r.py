@@ -1,4 +1,4 @@
-"""What the benchmarks against R share: the simulated cohort's Dataset and running R."""
+"""What the benchmarks against R share: the simulated cohorts and running R."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 
@@ -39,3 +40,42 @@ def run_r(script: str, work: Path, *arguments: str) -> list[str]:
     return subprocess.run(
         ["Rscript", str(path), *arguments], check=True, capture_output=True, text=True
     ).stdout.split()
+
+
+def negative_binomial_counts(
+    n_genes: int, n_samples: int, seed: int = 0
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Counts (samples × genes) and the samples' condition and batch: means log-normal
+    around 200 reads, dispersions 0.02 + 1/mean with gene noise, two conditions of equal
+    size and two batches, 10% of the genes changed by 2^N(0, 1), library sizes varying by 0.3
+    on the log scale, one count in a thousand genes made an outlier (× 30)."""
+    rng = np.random.default_rng(seed)
+    condition = np.repeat(["a", "b"], [n_samples // 2, n_samples - n_samples // 2])
+    batch = np.tile(["x", "y"], n_samples)[:n_samples]
+    level = np.exp(rng.normal(np.log(200.0), 1.5, n_genes))
+    effect = np.where(rng.random(n_genes) < 0.1, rng.normal(0.0, 1.0, n_genes), 0.0)
+    depth = np.exp(rng.normal(0.0, 0.3, n_samples))
+    mu = level[None, :] * depth[:, None] * 2.0 ** (effect[None, :] * (condition == "b")[:, None])
+    mu *= np.where(batch == "y", 1.2, 1.0)[:, None]
+    dispersion = (0.02 + 1.0 / level) * np.exp(rng.normal(0.0, 0.5, n_genes))
+    counts = rng.negative_binomial(1.0 / dispersion, 1.0 / (1.0 + mu * dispersion))
+    outliers = rng.choice(n_genes, n_genes // 1000, replace=False)
+    counts[rng.integers(0, n_samples, outliers.size), outliers] *= 30
+    samples = pd.DataFrame(
+        {"condition": condition, "batch": batch}, index=[f"s{i:04d}" for i in range(n_samples)]
+    )
+    return counts.astype(np.float64), samples
+
+
+def transcript_lengths(condition: np.ndarray, n_genes: int, seed: int = 1) -> np.ndarray:
+    """Average transcript lengths (samples × genes), two decimals (exact in a CSV):
+    log-normal around 1,500 per gene, 0.15 from sample to sample, a tenth of the genes
+    switching isoforms between the conditions (× e^N(0, 0.5) in condition b)."""
+    rng = np.random.default_rng(seed)
+    n = condition.size
+    base = np.exp(rng.normal(np.log(1500.0), 0.6, n_genes))
+    lengths = base[None, :] * np.exp(rng.normal(0.0, 0.15, (n, n_genes)))
+    switched = rng.random(n_genes) < 0.1
+    shift = np.exp(rng.normal(0.0, 0.5, n_genes))
+    lengths[np.ix_(condition == "b", switched)] *= shift[switched]
+    return np.round(lengths, 2)

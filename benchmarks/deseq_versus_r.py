@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _versus_r import negative_binomial_counts, transcript_lengths
 
 from cohortex import de
 
@@ -61,38 +62,6 @@ write.csv(data.frame(dispersion = mcols(dds)$dispersion, lfc = res$log2FoldChang
                      pvalue = res$pvalue, padj = res$padj), args[3], row.names = FALSE)
 cat(median(seconds), gc()[2, 6] + gc()[1, 6], "\n")
 """
-
-
-def simulate(n_genes: int, n_samples: int, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """Counts (samples × genes) and the samples' condition and batch."""
-    rng = np.random.default_rng(seed)
-    condition = np.repeat(["a", "b"], [n_samples // 2, n_samples - n_samples // 2])
-    batch = np.tile(["x", "y"], n_samples)[:n_samples]
-    level = np.exp(rng.normal(np.log(200.0), 1.5, n_genes))
-    effect = np.where(rng.random(n_genes) < 0.1, rng.normal(0.0, 1.0, n_genes), 0.0)
-    depth = np.exp(rng.normal(0.0, 0.3, n_samples))
-    mu = level[None, :] * depth[:, None] * 2.0 ** (effect[None, :] * (condition == "b")[:, None])
-    mu *= np.where(batch == "y", 1.2, 1.0)[:, None]
-    dispersion = (0.02 + 1.0 / level) * np.exp(rng.normal(0.0, 0.5, n_genes))
-    counts = rng.negative_binomial(1.0 / dispersion, 1.0 / (1.0 + mu * dispersion))
-    outliers = rng.choice(n_genes, n_genes // 1000, replace=False)
-    counts[rng.integers(0, n_samples, outliers.size), outliers] *= 30
-    samples = pd.DataFrame(
-        {"condition": condition, "batch": batch}, index=[f"s{i:04d}" for i in range(n_samples)]
-    )
-    return counts.astype(np.float64), samples
-
-
-def simulate_lengths(condition: np.ndarray, n_genes: int, seed: int = 1) -> np.ndarray:
-    """Average transcript lengths (samples × genes), two decimals (exact in the CSV)."""
-    rng = np.random.default_rng(seed)
-    n = condition.size
-    base = np.exp(rng.normal(np.log(1500.0), 0.6, n_genes))
-    lengths = base[None, :] * np.exp(rng.normal(0.0, 0.15, (n, n_genes)))
-    switched = rng.random(n_genes) < 0.1
-    shift = np.exp(rng.normal(0.0, 0.5, n_genes))
-    lengths[np.ix_(condition == "b", switched)] *= shift[switched]
-    return np.round(lengths, 2)
 
 
 def cohortex_run(
@@ -130,11 +99,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         script = Path(work) / "deseq.R"
         script.write_text(R_SCRIPT)
-        warm_counts, warm_samples = simulate(200, 8)
-        warm_lengths = simulate_lengths(warm_samples["condition"].to_numpy(), 200)
+        warm_counts, warm_samples = negative_binomial_counts(200, 8)
+        warm_lengths = transcript_lengths(warm_samples["condition"].to_numpy(), 200)
         cohortex_run(warm_counts, warm_samples, 1, warm_lengths if args.lengths else None)
         for n in args.samples:
-            counts, samples = simulate(args.genes, n)
+            counts, samples = negative_binomial_counts(args.genes, n)
             counts_path, samples_path = Path(work) / "counts.csv", Path(work) / "samples.csv"
             found = Path(work) / "r.csv"
             pd.DataFrame(
@@ -145,7 +114,7 @@ def main() -> None:
             samples.to_csv(samples_path)
             lengths, extra = None, []
             if args.lengths:
-                lengths = simulate_lengths(samples["condition"].to_numpy(), args.genes)
+                lengths = transcript_lengths(samples["condition"].to_numpy(), args.genes)
                 lengths_path = Path(work) / "lengths.csv"
                 pd.DataFrame(
                     lengths.T, index=[f"g{j}" for j in range(args.genes)], columns=samples.index

@@ -4,10 +4,10 @@
 counts and lengths to the p-values), cohortex's time without the lengths beside them (the cost
 of an offset per count), and how closely they agree.
 
-Data: negative-binomial counts of ``--genes`` genes (means log-normal around 200 reads,
-dispersions 0.02 + 1/mean with gene noise), two conditions of equal size and two batches, 10%
-of the genes changed by 2^N(0, 1); average transcript lengths log-normal around 1,500 per gene,
-0.15 from sample to sample, a tenth of the genes switching isoforms between the conditions.
+Data: ``deseq_versus_r.py --lengths``' counts and lengths (``_versus_r``): negative-binomial
+genes around 200 reads, two conditions and two batches, a tenth of the genes changed, one
+outlier in a thousand genes; average transcript lengths around 1,500, a tenth of the genes
+switching isoforms between the conditions.
 
 Usage::
 
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _versus_r import negative_binomial_counts, transcript_lengths
 
 from cohortex import de, fdr
 
@@ -59,31 +60,17 @@ cat(median(seconds), "\n")
 """
 
 
-def simulate(n_genes: int, n_samples: int, seed: int = 0) -> tuple[xr.Dataset, pd.DataFrame]:
-    """A cohort of counts with its lengths (``length(sample, gene)``), and its samples."""
-    rng = np.random.default_rng(seed)
-    condition = np.repeat(["a", "b"], [n_samples // 2, n_samples - n_samples // 2])
-    batch = np.tile(["x", "y"], n_samples)[:n_samples]
-    level = np.exp(rng.normal(np.log(200.0), 1.5, n_genes))
-    effect = np.where(rng.random(n_genes) < 0.1, rng.normal(0.0, 1.0, n_genes), 0.0)
-    depth = np.exp(rng.normal(0.0, 0.3, n_samples))
-    mu = level[None, :] * depth[:, None] * 2.0 ** (effect[None, :] * (condition == "b")[:, None])
-    mu *= np.where(batch == "y", 1.2, 1.0)[:, None]
-    dispersion = (0.02 + 1.0 / level) * np.exp(rng.normal(0.0, 0.5, n_genes))
-    counts = rng.negative_binomial(1.0 / dispersion, 1.0 / (1.0 + mu * dispersion))
-    base = np.exp(rng.normal(np.log(1500.0), 0.6, n_genes))
-    lengths = base[None, :] * np.exp(rng.normal(0.0, 0.15, (n_samples, n_genes)))
-    switched = rng.random(n_genes) < 0.1
-    lengths[np.ix_(condition == "b", switched)] *= np.exp(rng.normal(0.0, 0.5, switched.sum()))
-    samples = pd.DataFrame(
-        {"condition": condition, "batch": batch}, index=[f"s{i:04d}" for i in range(n_samples)]
-    )
+def simulate(n_genes: int, n_samples: int) -> tuple[xr.Dataset, pd.DataFrame]:
+    """deseq_versus_r.py's counts and lengths as a cohort (``length(sample, gene)``), and its
+    samples."""
+    counts, samples = negative_binomial_counts(n_genes, n_samples)
+    lengths = transcript_lengths(samples["condition"].to_numpy(), n_genes)
     ds = xr.Dataset(
         {
-            "expression": (("sample", "gene"), counts.astype(np.float64)),
-            "length": (("sample", "gene"), np.round(lengths, 2)),
-            "condition": ("sample", condition),
-            "batch": ("sample", batch),
+            "expression": (("sample", "gene"), counts),
+            "length": (("sample", "gene"), lengths),
+            "condition": ("sample", samples["condition"].to_numpy()),
+            "batch": ("sample", samples["batch"].to_numpy()),
         },
         coords={"sample": list(samples.index), "gene": [f"g{j}" for j in range(n_genes)]},
         attrs={"scale": "counts"},
