@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from _versus_r import negative_binomial_counts, transcript_lengths
+from _versus_r import negative_binomial_counts, require_rscript, run_r, transcript_lengths
 
 from cohortex import de, fdr
 
@@ -95,12 +93,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if shutil.which("Rscript") is None:
-        raise SystemExit("Rscript is needed (r-bioc-edger).")
+    require_rscript("r-bioc-edger")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        script = Path(work) / "edger.R"
-        script.write_text(R_SCRIPT)
         cohortex_run(simulate(300, 8)[0], 1, "auto")  # numba's compiled cache
         for n in args.samples:
             ds, samples = simulate(args.genes, n)
@@ -110,20 +105,13 @@ def main() -> None:
                 table.to_csv(paths["counts" if name == "expression" else "lengths"])
             samples.to_csv(paths["samples"])
             found = Path(work) / "r.csv"
-            output = subprocess.run(
-                [
-                    "Rscript",
-                    str(script),
-                    str(paths["counts"]),
-                    str(paths["samples"]),
-                    str(paths["lengths"]),
-                    str(found),
-                    str(args.repeats),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()
+            output = run_r(
+                R_SCRIPT,
+                Path(work),
+                *(str(paths[name]) for name in ("counts", "samples", "lengths")),
+                str(found),
+                str(args.repeats),
+            )
             expected = pd.read_csv(found)
             result, seconds = cohortex_run(ds, args.repeats, "auto")
             _, plain_seconds = cohortex_run(ds, args.repeats, None)
