@@ -1,6 +1,7 @@
 """edgeR's glmTreat against R (fixtures from make_glm_treat_fixtures.R, edgeR 3.40): the log
 fold change tested against a threshold after glmQLFit (QL z-scores, the Poisson bound) and
-after glmFit, for coefficients and a contrast, each null, and with tximport's offsets."""
+after glmFit, for coefficients and a contrast, each null, with tximport's offsets and with
+given ones."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ B, C = "condition[T.b]", "condition[T.c]"
 PAIR = {"c - b": "condition[T.c] - condition[T.b]"}
 LOG2_15 = float(np.log2(1.5))
 TX_LENGTHS = pd.read_csv(EDGER / "ql_lengths.csv", index_col=0).T  # tximport's route
+OFFSETS = pd.read_csv(EDGER / "ql_offsets.csv", index_col=0).T  # edgeR's y$offset
 CASES = {
     "ql_oneway": (de.glm_ql, ONEWAY, [B], {}),
     "ql_oneway_lfc1": (de.glm_ql, ONEWAY, [C], {"treat_lfc": 1.0}),
@@ -32,6 +34,7 @@ CASES = {
     "lrt_contrast": (de.glm_lrt, ADDITIVE, PAIR, {"treat_lfc": LOG2_15}),
     "ql_tx": (de.glm_ql, ADDITIVE, [B], {"treat_lfc": LOG2_15, "lengths": TX_LENGTHS}),
     "lrt_tx": (de.glm_lrt, ADDITIVE, ["batch[T.y]"], {"lengths": TX_LENGTHS}),
+    "ql_offset": (de.glm_ql, ADDITIVE, [B], {"treat_lfc": LOG2_15, "offsets": OFFSETS}),
 }
 
 

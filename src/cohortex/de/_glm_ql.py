@@ -83,20 +83,24 @@ class _Counts:
     names: list[str]
     formula: str | None
     genes: Any
-    # tximport's route: the average transcript lengths (samples × genes, tiled as the
-    # counts) and the effective library sizes of the counts over the scaled lengths
-    lengths: da.Array | None = None
+    # an offset per count, tiled as the counts (samples × genes): tximport's average
+    # transcript lengths with the effective library sizes of the counts over the scaled
+    # lengths (length_library); or, without those, the offsets themselves as given
+    per_count: da.Array | None = None
     length_library: np.ndarray | None = None
 
     @property
     def offsets(self) -> np.ndarray:
         return np.log(self.library)
 
-    def offsets_of(self, lengths: np.ndarray) -> np.ndarray:
-        """tximport's edgeR offsets of a tile's genes from their lengths (n × g): the
-        lengths over their geometric mean, times the effective library sizes, on the log
-        scale and scaled to the library sizes' (``scaleOffset``)."""
-        assert self.length_library is not None
+    def offsets_of(self, values: np.ndarray) -> np.ndarray:
+        """The offsets of a tile's genes (n × g) from their ``per_count`` values: given
+        offsets as they are; tximport's from lengths, the lengths over their geometric mean
+        times the effective library sizes, on the log scale and scaled to the library
+        sizes' (``scaleOffset``)."""
+        if self.length_library is None:
+            return values
+        lengths = values
         norm_matrix = lengths / np.exp(np.log(lengths).mean(axis=0))
         log_matrix = np.log(norm_matrix * self.length_library[:, None])
         return np.mean(np.log(self.library)) + log_matrix - log_matrix.mean(axis=0)
@@ -110,14 +114,14 @@ def _per_gene_offsets(
     keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """``function(tile, [gene_values of its genes], offsets)`` over the gene tiles (of the
-    genes ``keep`` where given): the offsets the log library sizes (n,), or with lengths the
-    tile's own (n × g)."""
+    genes ``keep`` where given): the offsets the log library sizes (n,), or with an offset
+    per count the tile's own (n × g)."""
     counts = data.counts if keep is None else take_genes(data.counts, keep)
-    if data.lengths is None:
+    if data.per_count is None:
         return per_gene(counts, lambda tile, v: function(tile, v, data.offsets), rows, *gene_values)
-    lengths = data.lengths if keep is None else take_genes(data.lengths, keep)
+    values = data.per_count if keep is None else take_genes(data.per_count, keep)
     n = counts.shape[0]
-    both = da.concatenate([to_host(counts), lengths], axis=0).rechunk({0: -1})
+    both = da.concatenate([to_host(counts), values], axis=0).rechunk({0: -1})
     return per_gene(
         both, lambda tile, v: function(tile[:n], v, data.offsets_of(tile[n:])), rows, *gene_values
     )
@@ -151,6 +155,7 @@ def estimate_dispersion(
     prior_df: float | None = None,
     min_row_sum: float = 5.0,
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    offsets: str | np.ndarray | pd.DataFrame | None = None,
 ) -> xr.Dataset:
     """Negative-binomial dispersions of every gene, as edgeR's
     ``estimateDisp(calcNormFactors(DGEList(counts)), design)``.
@@ -194,6 +199,8 @@ def estimate_dispersion(
         then the counts' sums. ``"auto"`` (default) takes a ``read_quantifications``
         Dataset's lengths, as ``deseq``; None leaves them out. Not with
         ``group``: edgeR's classic mode takes no offsets.
+    offsets : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        As for :func:`glm_ql`; not with ``group``.
 
     Returns
     -------
@@ -210,10 +217,14 @@ def estimate_dispersion(
                 "estimate_dispersion()'s classic mode ('group') takes no transcript lengths "
                 "(edgeR's takes no offsets); give a design."
             )
+        if offsets is not None:
+            raise CohortexError(
+                "estimate_dispersion()'s classic mode ('group') takes no offsets; give a design."
+            )
         codes = group_codes(cohort, group, "group")
         design = group_design(codes)
         lengths = None
-    data = _prepare(cohort, design, norm_factors, "estimate_dispersion()", lengths)
+    data = _prepare(cohort, design, norm_factors, "estimate_dispersion()", lengths, offsets)
     result = _dispersions(
         data,
         tagwise=tagwise,
@@ -252,6 +263,7 @@ def glm_ql(
     treat_lfc: float | None = None,
     treat_null: str = "interval",
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    offsets: str | np.ndarray | pd.DataFrame | None = None,
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's quasi-likelihood F-tests: ``estimateDisp``, ``glmQLFit`` and ``glmQLFTest``.
@@ -297,6 +309,13 @@ def glm_ql(
         counts divided by them, whose ``norm_factors`` they take); the library sizes are
         then the counts' sums. ``"auto"`` (default) takes a ``read_quantifications``
         Dataset's lengths, as ``deseq``; None leaves them out.
+    offsets : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        An offset per count on the natural log scale, used as given in every fit in place of
+        the log effective library sizes (edgeR's ``y$offset <- m``: cqn's ``glm.offset``,
+        or ``scaleOffset``'s result); a variable's name, an array, a DataFrame of samples ×
+        genes by id or a DataArray. The library sizes times ``norm_factors`` remain the
+        average log-CPM's, as in edgeR. Not with explicit ``lengths``; ``"auto"`` then
+        takes none.
     {fdr}
 
     Returns
@@ -322,6 +341,7 @@ def glm_ql(
         prior_count,
         "glm_ql()",
         lengths,
+        offsets,
     )
     n_samples, p = fits.data.design.shape
     n_genes = fits.phi.size
@@ -380,6 +400,7 @@ def glm_lrt(
     treat_lfc: float | None = None,
     treat_null: str = "interval",
     lengths: str | np.ndarray | pd.DataFrame | None = "auto",
+    offsets: str | np.ndarray | pd.DataFrame | None = None,
     fdr: str = "bh",
 ) -> xr.Dataset:
     """edgeR's likelihood-ratio tests: ``glmLRT(glmFit(estimateDisp(y, design), design))``.
@@ -411,6 +432,8 @@ def glm_lrt(
     treat_null : {{"interval", "worst.case"}}, default "interval"
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         As for :func:`glm_ql`.
+    offsets : str, array of shape (n_samples, n_genes), DataFrame, DataArray, optional
+        As for :func:`glm_ql`.
     {fdr}
 
     Returns
@@ -433,6 +456,7 @@ def glm_lrt(
         prior_count,
         "glm_lrt()",
         lengths,
+        offsets,
     )
     attrs = {
         "test": "likelihood ratio (edgeR glmLRT)",
@@ -547,11 +571,12 @@ def _fit_genes(
     prior_count: float,
     caller: str,
     lengths: Any = None,
+    offsets: Any = None,
 ) -> _GeneFits:
     """The dispersions (estimated or given) and the fits that glm_ql and glm_lrt share."""
     if not np.isfinite(prior_count) or prior_count < 0:
         raise CohortexError(f"{caller}'s 'prior_count' must be >= 0; got {prior_count!r}.")
-    data = _prepare(cohort, design, norm_factors, caller, lengths)
+    data = _prepare(cohort, design, norm_factors, caller, lengths, offsets)
     p = data.design.shape[1]
     n_genes = data.counts.shape[1]
     if p < 2:
@@ -689,17 +714,36 @@ def count_tiles(
 
 
 def _prepare(
-    cohort: CohortLike, design: Any, norm_factors: Any, caller: str, lengths: Any = None
+    cohort: CohortLike,
+    design: Any,
+    norm_factors: Any,
+    caller: str,
+    lengths: Any = None,
+    offsets: Any = None,
 ) -> _Counts:
     """The counts, their effective library sizes and the design; with transcript lengths,
     tximport's edgeR route: the library sizes are the counts' sums (no factors), and
     ``norm_factors`` are of the counts over the lengths scaled to their geometric mean
-    (``calcNormFactors(normCts)``), the effective library sizes of the offsets."""
+    (``calcNormFactors(normCts)``), the effective library sizes of the offsets. Given
+    ``offsets`` (``y$offset``) replace the log effective library sizes in every fit; the
+    library sizes, with their factors, are then only the average log-CPM's."""
     ds, counts = count_tiles(cohort, caller)
     n_samples = counts.shape[0]
     x_design, names, formula = design_matrix(design, ds, n_samples)
     check_design(x_design, names)
     check_residual_df(x_design)
+    if offsets is not None:
+        if not (lengths is None or (isinstance(lengths, str) and lengths == "auto")):
+            raise CohortexError(
+                f"{caller} takes transcript lengths or offsets, not both: the lengths are "
+                "made into offsets of their own."
+            )
+        given = sample_gene_values(ds, offsets, counts, caller, "offsets", positive=False)
+        sums = count_sums(ds, counts, norm_factors, caller)
+        if np.any(sums.library <= 0):
+            raise CohortexError(f"{caller} needs every sample to have counts (a library size > 0).")
+        genes = as_cohort_matrix(ds).gene_ids
+        return _Counts(counts, sums.library, x_design, list(names), formula, genes, given)
     length_tiles = transcript_lengths(ds, lengths, counts, caller)
     sums = count_sums(ds, counts, norm_factors if length_tiles is None else None, caller)
     if np.any(sums.library <= 0):
@@ -723,11 +767,11 @@ def _prepare(
 
 
 def sample_gene_values(
-    ds: xr.Dataset, given: Any, counts: da.Array, caller: str, what: str
+    ds: xr.Dataset, given: Any, counts: da.Array, caller: str, what: str, *, positive: bool = True
 ) -> da.Array:
     """A value per sample and gene (a variable's name, a DataArray, a DataFrame of samples
-    × genes by id, or an array) tiled as the counts, on the host, checked finite and
-    positive."""
+    × genes by id, or an array) tiled as the counts, on the host, checked finite (and
+    positive unless ``positive`` is False)."""
     shape = counts.shape
     if isinstance(given, str):
         variable = ds.get(given)
@@ -762,11 +806,13 @@ def sample_gene_values(
             f"{tuple(values.shape)}."
         )
     tiles = to_host(da.asarray(values)).astype(np.float64).rechunk(counts.chunks)
-    usable = bool(to_host(da.all(da.isfinite(tiles) & (tiles > 0)).compute()))
-    if not usable:
+    usable = da.isfinite(tiles) & (tiles > 0) if positive else da.isfinite(tiles)
+    if not bool(to_host(da.all(usable).compute())):
         raise CohortexError(
             f"{caller}'s {what!r} must be finite and positive; they hold a zero, a negative "
             "value or a missing value."
+            if positive
+            else f"{caller}'s {what!r} must be finite; they hold a missing or infinite value."
         )
     return tiles
 
