@@ -813,7 +813,7 @@ def test_normalize_on_device_chunks(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("fit_type", ["parametric", "mean"])
+@pytest.mark.parametrize("fit_type", ["parametric", "local", "mean"])
 def test_vst_on_device_chunks(gpu_xp, fit_type):
     """DESeq2's vst: its dispersions read the counts to the host; its transformation runs on
     the chunks' device, equal to the host's."""

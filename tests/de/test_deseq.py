@@ -1,6 +1,7 @@
 """DESeq2's pipeline against R (fixtures from make_deseq_fixtures.R, DESeq2 1.38.3):
 DESeq() and results() with their defaults, outlier replacement, Cook's filtering,
-independent filtering, poscounts, lfcThreshold, fitType = "mean" and the LRT."""
+independent filtering, poscounts, lfcThreshold, fitType = "mean" and "local" (and the fallback
+to it) and the LRT."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from cohortex import CohortexError, de
+from cohortex import CohortexError, CohortexWarning, de
 from cohortex.de._deseq import _optim
 from cohortex.stats._deseq import fit_beta, log_dnbinom
 
@@ -75,8 +76,10 @@ def _compare(result: xr.Dataset, case: str, rtol: float, share: float = 1.0) -> 
             summary[["asymptDisp", "extraPois"]],
             rtol=rtol,
         )
-    else:
+    elif "mean" in summary:
         np.testing.assert_allclose(result.attrs["mean_dispersion"], summary["mean"], rtol=1e-13)
+    else:  # the local trend has no coefficients
+        assert result.attrs["fit_type"] == "local" and "mean_dispersion" not in result.attrs
     pairs = [(result[ours].values, genes[theirs]) for ours, theirs in GENE_COLUMNS.items()]
     for contrast in result["contrast"].values:
         for ours, theirs in CONTRAST_COLUMNS.items():
@@ -205,6 +208,35 @@ def test_mean_fit_without_replacement_equals_deseq2(cohort):
     _compare(result, "meanfit", rtol=1e-9)
 
 
+def test_local_fit_equals_deseq2(cohort):
+    """fitType = "local": locfit's local quadratic of the log dispersions on the log means,
+    weighted by the means, in the MAP dispersions, the outliers' refits and the tests.
+    locfit's fit at a vertex solves its normal equations through Jacobi rotations that stop
+    at a threshold, so where an input moves by a rounding a rotation can come or go: the
+    trend at the lowest means holds to 1e-8, and one gene's MAP dispersion, a search on a
+    flat likelihood, to 2e-7."""
+    result = de.deseq(cohort, "~ condition", contrasts={"b": B}, fit_type="local")
+    _compare(result, "localfit", rtol=1e-6, share=0.99)
+
+
+def test_the_local_fit_takes_over_where_the_parametric_fails():
+    """Dispersions that grow with the mean: the gamma fit of asymptDisp + extraPois / mean
+    fails, and DESeq2 fits the local trend in its place with a message (a warning here).
+    As for fitType = "local", the rotations' threshold moves the trend by up to 3e-9 here
+    (so only 60 % of the genes hold every column to 1e-9), and one gene's MAP dispersion by
+    2e-7."""
+    counts = fixture_cohort(
+        DESEQ / "fallback_counts.csv", DESEQ / "fallback_samples.csv", scale="counts"
+    )
+    with pytest.warns(CohortexWarning, match="local regression was fitted"):
+        result = de.deseq(counts, "~ group", contrasts={"b": "group[T.b]"})
+    _compare(result, "fallback", rtol=1e-6, share=0.6)
+    genes, _ = _reference("fallback")
+    np.testing.assert_allclose(result["dispersion_trend"], genes["dispFit"], rtol=1e-8)
+    chosen = de.deseq(counts, "~ group", contrasts={"b": "group[T.b]"}, fit_type="local")
+    np.testing.assert_array_equal(chosen["pvalue"], result["pvalue"])
+
+
 def test_likelihood_ratio_tests_equal_deseq2(cohort):
     """DESeq(test = "LRT"): ~ condition against ~ 1 (an intercept in closed form; the
     replaced genes refitted by the LRT too) and ~ batch + condition against ~ batch; the
@@ -314,7 +346,7 @@ def test_deseq_refuses_what_deseq2_refuses(cohort):
     result = de.deseq(tiny, "~ condition", dispersion_prior_variance=0.25, contrasts=[B])
     assert np.isfinite(result["pvalue"]).sum() > 100
     with pytest.raises(CohortexError, match="fit_type"):
-        de.deseq(cohort, "~ condition", fit_type="local")
+        de.deseq(cohort, "~ condition", fit_type="loess")
     with pytest.raises(CohortexError, match="lessAbs"):
         de.deseq(cohort, "~ condition", alternative="lessAbs")
     with pytest.raises(CohortexError, match="size factors"):

@@ -1,5 +1,6 @@
 """DESeq2's regularized log transformation against R (fixtures from make_rlog_fixtures.R,
-DESeq2 1.38.3): rlog blind and with the design, fitType = "mean", and 8 samples alone."""
+DESeq2 1.38.3): rlog blind and with the design, fitType = "mean", and 8 samples alone (and
+with fitType = "local")."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ CASES = {
     "design": ({"design": "~ condition"}, None),
     "mean": ({"fit_type": "mean"}, None),
     "small": ({}, slice(0, 8)),
+    "local": ({"fit_type": "local"}, slice(0, 8)),
 }
 
 
@@ -100,7 +102,7 @@ def test_a_given_prior_variance_is_used(cohort):
 
 def test_refusals_and_warning(cohort):
     with pytest.raises(CohortexError, match="'fit_type' parameter of rlog"):
-        de.rlog(cohort, fit_type="local")
+        de.rlog(cohort, fit_type="loess")
     with pytest.raises(CohortexError, match="'beta_prior_variance' parameter"):
         de.rlog(cohort, beta_prior_variance=0)
     many = cohort.isel(sample=np.arange(50) % 24).assign_coords(sample=[f"s{i}" for i in range(50)])

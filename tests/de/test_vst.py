@@ -1,6 +1,7 @@
 """DESeq2's variance-stabilizing transformation against R (fixtures from
 make_deseq_fixtures.R, DESeq2 1.38.3): vst blind and with the design,
-varianceStabilizingTransformation and fitType = "mean"."""
+varianceStabilizingTransformation, fitType = "mean" and "local" (DESeq2's numerical
+integral)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortex import CohortexError, de, embed
+from cohortex import CohortexError, CohortexWarning, de, embed
 
 from conftest import fixture_cohort
 
@@ -63,6 +64,31 @@ def test_vst_with_given_normalization_factors_equals_deseq2(cohort):
     assert result.attrs["normalization_factors"] == "given" and "size_factor" not in result
 
 
+def test_vst_with_the_local_trend_equals_deseq2(cohort):
+    """The local trend's numerical integral: varianceStabilizingTransformation(fitType =
+    "local"), DESeq2's fallback of vst(nsub = 200), where the parametric fit fails (a warning
+    here), and with given normalization factors (xim from their geometric means per sample).
+    The trend at the lowest means holds to 1e-8 (locfit's rotations, as in test_deseq), and
+    a count of 0 lies below the spline's first knot, on its first cubic's extrapolation: those
+    values hold to 1e-9, the others to 1e-11."""
+    counts = cohort["expression"].values
+    with pytest.warns(CohortexWarning, match="local regression was fitted"):
+        fallback = de.vst(cohort, nsub=200)
+    assert fallback.attrs["vst_fit_type"] == "local"
+    given = pd.read_csv(DESEQ / "norm_factors.csv", index_col=0).T
+    cases = {
+        "local_all": de.vst(cohort, nsub=None, fit_type="local"),
+        "fallback": fallback,
+        "local_given": de.vst(cohort, nsub=None, norm_factors=given, fit_type="local"),
+    }
+    for case, result in cases.items():
+        ours = result["expression"].values
+        theirs = pd.read_csv(DESEQ / f"vst_{case}.csv", index_col=0).to_numpy().T
+        zero = counts == 0
+        np.testing.assert_allclose(ours[zero], theirs[zero], rtol=1e-9, err_msg=case)
+        np.testing.assert_allclose(ours[~zero], theirs[~zero], rtol=1e-11, err_msg=case)
+
+
 def test_vst_is_a_lazy_layer_that_feeds_pca(cohort):
     layer = de.vst(cohort, nsub=None)
     assert hasattr(layer["expression"].data, "dask")
@@ -71,8 +97,8 @@ def test_vst_is_a_lazy_layer_that_feeds_pca(cohort):
 
 
 def test_vst_refuses_what_it_cannot_do(cohort):
-    with pytest.raises(CohortexError, match="fit_type='mean'"):
-        de.vst(cohort, nsub=200)  # DESeq2 falls back to locfit here
+    with pytest.raises(CohortexError, match="'fit_type' must be one of"):
+        de.vst(cohort, nsub=200, fit_type="loess")
     with pytest.raises(CohortexError, match="nsub=None"):
         de.vst(cohort)  # 600 genes: fewer than 1000 above a mean of 5
     with pytest.raises(CohortexError, match="raw counts"):

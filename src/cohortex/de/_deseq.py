@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,10 @@ from scipy import optimize, special, stats
 from .. import fdr as _fdr
 from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
-from .._errors import CohortexError
+from .._errors import CohortexError, CohortexWarning
 from .._normalize import size_factors as median_ratio_factors
 from ..stats._deseq import fit_beta, fit_dispersion, fit_dispersion_grid, log_likelihood
+from ..stats._locfit import LocalQuadratic, locfit_quadratic
 from ..stats._lowess import lowess
 from ._glm_ql import count_tiles, per_gene, sample_gene_values, transcript_lengths
 from ._least_squares import check_design, check_residual_df, design_matrix
@@ -72,7 +74,7 @@ _RIDGE_LOG2 = 1e-6  # nbinomWaldTest's lambda without a beta prior (log2 scale)
 _LOG2E = 1.0 / math.log(2.0)
 _TILE_GENES = 256  # a tile's genes: their line searches run one after another
 _SIZE_FACTOR_TYPES = ("ratio", "poscounts")
-_FIT_TYPES = ("parametric", "mean")
+_FIT_TYPES = ("parametric", "local", "mean")
 _ALTERNATIVES = ("greaterAbs", "lessAbs", "greater", "less")
 _GENE_WISE_ROWS = 3  # gene_wise_rows: baseMean, allZero, dispGeneEst, then the GLM's
 
@@ -136,9 +138,11 @@ def deseq(
         ``normalizationFactors(dds) <- m``: a normalization factor per count (e.g. cqn's or
         EDASeq's offsets, ``exp``), taken as they are in place of size factors and lengths
         (as DESeq2 takes them: no size factors are estimated), read as ``lengths``.
-    fit_type : {{"parametric", "mean"}}, default "parametric"
-        The dispersion trend. Where the parametric fit fails DESeq2 falls back to a local
-        regression (locfit), which is not offered: the error names ``"mean"``.
+    fit_type : {{"parametric", "local", "mean"}}, default "parametric"
+        The dispersion trend: ``asymptDisp + extraPois / mean``; locfit's local quadratic
+        of the log dispersions on the log means, weighted by the means; or their trimmed
+        mean. Where the parametric fit fails the local one takes its place, with a warning,
+        as in DESeq2 (attrs ``fit_type`` says which was fitted).
     min_replicates_for_replace : float, default 7
         Counts with a large Cook's distance are replaced (and the gene refitted) in samples
         whose design cell has at least this many samples; ``inf`` never replaces.
@@ -222,7 +226,9 @@ def deseq(
         data, plan, lambda tile, _, plan: gene_wise_rows(tile, plan), gene_wise_row_count(plan)
     )
     base_mean, all_zero, dispersion_gene = gene_wise[0], gene_wise[1] > 0, gene_wise[2]
-    trend = fit_dispersion_trend(base_mean[~all_zero], dispersion_gene[~all_zero], fit_type)
+    trend = fit_dispersion_trend(
+        base_mean[~all_zero], dispersion_gene[~all_zero], fit_type, "deseq()"
+    )
     residual_df = n - p
     log_residuals = np.log(dispersion_gene) - np.log(trend.at(base_mean))
     above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)  # some: the trend has them
@@ -1197,22 +1203,37 @@ def _optim(
 
 @dataclass(frozen=True)
 class DispersionTrend:
-    """A fitted dispersion trend: ``asymptDisp + extraPois / mean``, or a constant."""
+    """A fitted dispersion trend: ``asymptDisp + extraPois / mean``, a constant, or the
+    exponential of locfit's local quadratic in the log mean."""
 
     fit_type: str
-    coefficients: tuple[float, float]  # asymptDisp, extraPois (parametric); mean, 0
+    coefficients: tuple[float, float]  # asymptDisp, extraPois (parametric); mean, 0; nan
+    local: LocalQuadratic | None = None  # fit_type "local": log dispersion on log mean
 
     def at(self, means: np.ndarray) -> np.ndarray:
         if self.fit_type == "mean":
             return np.full(np.shape(means), self.coefficients[0])
+        if self.local is not None:  # a mean of 0 has no trend: NaN
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.exp(self.local.at(np.log(np.asarray(means, dtype=np.float64))))
         with np.errstate(divide="ignore"):
             return self.coefficients[0] + self.coefficients[1] / np.asarray(means)
 
+    def attrs(self) -> dict[str, Any]:
+        """The trend's coefficients as result attrs."""
+        if self.fit_type == "parametric":
+            asymptotic, extra = self.coefficients
+            return {"asymptotic_dispersion": asymptotic, "extra_poisson": extra}
+        if self.fit_type == "mean":
+            return {"mean_dispersion": self.coefficients[0]}
+        return {}
+
 
 def fit_dispersion_trend(
-    means: np.ndarray, dispersions: np.ndarray, fit_type: str
+    means: np.ndarray, dispersions: np.ndarray, fit_type: str, caller: str = "deseq()"
 ) -> DispersionTrend:
-    """estimateDispersionsFit on the genes with counts (their baseMean and dispGeneEst)."""
+    """estimateDispersionsFit on the genes with counts (their baseMean and dispGeneEst):
+    where the parametric fit fails, DESeq2's local fit in its place, with a warning."""
     used = dispersions > 100 * MIN_DISPERSION
     if not used.any():
         raise CohortexError(
@@ -1222,14 +1243,32 @@ def fit_dispersion_trend(
     if fit_type == "mean":
         kept = dispersions[dispersions > 10 * MIN_DISPERSION]
         return DispersionTrend("mean", (_trimmed_mean(kept, 0.001), 0.0))
-    coefficients = _parametric_fit(means[used], dispersions[used])
-    if coefficients is None:
-        raise CohortexError(
-            "The dispersion trend is not captured by asymptDisp + extraPois / mean (DESeq2 "
-            "would fall back to a local regression, which cohortex does not offer); use "
-            "fit_type='mean'."
+    if fit_type == "parametric":
+        coefficients = _parametric_fit(means[used], dispersions[used])
+        if coefficients is not None:
+            return DispersionTrend("parametric", coefficients)
+        warnings.warn(
+            f"{caller}: the dispersion trend is not captured by asymptDisp + extraPois / "
+            "mean, so a local regression was fitted in its place (as DESeq2 does); give "
+            "fit_type='local' or 'mean' to choose.",
+            CohortexWarning,
+            stacklevel=3,
         )
-    return DispersionTrend("parametric", coefficients)
+    local = _local_fit(means[used], dispersions[used])
+    return DispersionTrend("local", (math.nan, math.nan), local)
+
+
+def _local_fit(means: np.ndarray, dispersions: np.ndarray) -> LocalQuadratic:
+    """localDispersionFit: locfit's default fit of the log dispersions on the log means,
+    weighted by the means (of the genes whose dispersion is at least 10 times the
+    minimum)."""
+    kept = dispersions >= 10 * MIN_DISPERSION
+    if np.count_nonzero(kept) < 3:
+        raise CohortexError(
+            "The local dispersion trend needs at least 3 genes with a dispersion estimate "
+            f"above {10 * MIN_DISPERSION:g}; use fit_type='mean'."
+        )
+    return locfit_quadratic(np.log(means[kept]), np.log(dispersions[kept]), weights=means[kept])
 
 
 def _parametric_fit(means: np.ndarray, dispersions: np.ndarray) -> tuple[float, float] | None:
@@ -1735,10 +1774,7 @@ def _results(
         attrs["beta_prior_variance"] = [float(v) for v in shrunk[0]]
         if shrunk[3] is not None:
             attrs["expanded_prior_variance"] = [float(v) for v in shrunk[3]]
-    if trend.fit_type == "parametric":
-        attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
-    else:
-        attrs["mean_dispersion"] = trend.coefficients[0]
+    attrs.update(trend.attrs())
     return xr.Dataset(
         variables,
         coords={"contrast": list(matrix.columns), "gene": data.genes, "sample": data.samples},

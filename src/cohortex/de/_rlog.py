@@ -35,7 +35,7 @@ from ._deseq import (
 
 __all__ = ["rlog"]
 
-_FIT_TYPES = ("parametric", "mean")
+_FIT_TYPES = ("parametric", "local", "mean")
 _BETA_TOL = 1e-4  # rlogData's fitNbinomGLMs(betaTol = 1e-4)
 _INTERCEPT_VARIANCE = 1e6  # rlogData's lambda 1e-6 of the intercept (log2 scale)
 _TILE_BYTES = 1 << 26  # a tile's coefficient covariances, (n + 1)² per gene
@@ -63,8 +63,9 @@ def rlog(
     design : str, DataFrame or array of shape (n_samples, p), optional
         None is DESeq2's ``blind = TRUE`` (the dispersion trend of ``~ 1``); a design is
         ``blind = FALSE`` for a DESeqDataSet of that design.
-    fit_type : {{"parametric", "mean"}}, default "parametric"
-        The dispersion trend, from every gene.
+    fit_type : {{"parametric", "local", "mean"}}, default "parametric"
+        The dispersion trend, from every gene, as for :func:`deseq` (the local fit where the
+        parametric one fails, with a warning).
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         Average transcript lengths, as for :func:`deseq`: the fits take the counts'
@@ -129,7 +130,7 @@ def rlog(
     )
     base_mean, all_zero = rows[0], rows[1] == 1
     counted = ~all_zero
-    trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
+    trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type, "rlog()")
     dispersion = np.where(counted, trend.at(np.where(counted, base_mean, 1.0)), np.nan)
     if beta_prior_variance is None:
         beta_prior_variance = _beta_prior_variance(data, base_mean, dispersion)

@@ -2,13 +2,17 @@
 ``varianceStabilizingTransformation``.
 
 The dispersion trend of (a subset of) the genes, from DESeq2's gene-wise estimates
-(:mod:`cohortex.de._deseq`), gives the transformation in closed form; it is applied to the
-normalised counts lazily, tile by tile, as :func:`cohortex.normalize`'s layers are.
+(:mod:`cohortex.de._deseq`), gives the transformation: in closed form for the parametric and
+the mean trends; for the local trend, DESeq2's numerical integral of 1 / sd over a grid of
+1,000 counts, through R's fmm spline, scaled to log2 at the genes' 95th and 99.9th
+percentile means. It is applied to the normalised counts lazily, tile by tile, as
+:func:`cohortex.normalize`'s layers are.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -20,7 +24,9 @@ from dask.array.utils import meta_from_array
 from .._backend import namespace
 from .._cohort import CohortLike, as_cohort_dataset, shared_docs
 from .._errors import CohortexError
+from ..stats._spline_maximum import fmm_spline
 from ._deseq import (
+    CountData,
     DispersionTrend,
     design_plan,
     fit_dispersion_trend,
@@ -32,7 +38,8 @@ from ._deseq import (
 
 __all__ = ["vst"]
 
-_FIT_TYPES = ("parametric", "mean")
+_FIT_TYPES = ("parametric", "local", "mean")
+_GRID = 1000  # getVarianceStabilizedData's grid of counts for the local trend
 _AUTO_GENES = 1000  # vst's default subset
 
 
@@ -67,8 +74,11 @@ def vst(
         over their means, as ``vst``; None takes every gene
         (``varianceStabilizingTransformation``); "auto" is 1000 where the cohort has that
         many such genes, else every gene (what ``normalize(method="vst")`` takes).
-    fit_type : {{"parametric", "mean"}}, default "parametric"
-        The trend; ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) / log 2``.
+    fit_type : {{"parametric", "local", "mean"}}, default "parametric"
+        The trend, as for :func:`deseq` (the local fit where the parametric one fails, with
+        a warning); ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) /
+        log 2``, the local trend's DESeq2's numerical integral (its grid up to the largest
+        normalised count: one more pass over the counts).
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         Average transcript lengths, as for :func:`deseq`: the counts are normalised by
@@ -118,7 +128,10 @@ def vst(
         gene_wise_row_count(plan),
     )
     counted = rows[1] == 0
-    trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type)
+    trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type, "vst()")
+    transform: DispersionTrend | _Integral = trend
+    if trend.fit_type == "local":
+        transform = _integral(data, trend, base_mean)
     if data.per_count is None:  # on the counts' device
         factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
         normalized = da.map_blocks(
@@ -130,7 +143,7 @@ def vst(
         )
     else:  # the normalization factors are the host's
         normalized = data.normalized()
-    values = normalized.map_blocks(_transform, trend, dtype=np.float64)
+    values = normalized.map_blocks(_transform, transform, dtype=np.float64)
     out = ds.copy()
     out["expression"] = (("sample", "gene"), values.rechunk(_original_chunks(ds)))
     if data.per_count_kind != "factors":  # no size factors beside given factors
@@ -144,10 +157,7 @@ def vst(
         "vst_blind": int(design is None),
         "normalization_factors": data.factor_source,
     }
-    if trend.fit_type == "parametric":
-        attrs["asymptotic_dispersion"], attrs["extra_poisson"] = trend.coefficients
-    else:
-        attrs["mean_dispersion"] = trend.coefficients[0]
+    attrs.update(trend.attrs())
     out.attrs = attrs
     return out
 
@@ -179,10 +189,75 @@ def _normalize(block: Any, factors: np.ndarray) -> Any:
     return block.astype(xp.float64) / xp.asarray(factors)
 
 
-def _transform(q: Any, trend: DispersionTrend) -> Any:
+@dataclass(frozen=True)
+class _Integral:
+    """The local trend's transformation: ``eta · spline(asinh(q)) + xi``, the spline R's fmm
+    through the cumulative integral (``y + b·t + c·t² + d·t³`` from each knot)."""
+
+    knots: np.ndarray  # (m,) asinh of the grid's midpoints
+    coefficients: np.ndarray  # (4, m): y, b, c, d
+    eta: float
+    xi: float
+
+
+def _integral(data: CountData, trend: DispersionTrend, base_mean: np.ndarray) -> _Integral:
+    """getVarianceStabilizedData's local branch: the trapezoid integral of 1 / √(α(x) x² +
+    xim · x) over ``sinh`` of 1,000 even steps of asinh up to the largest normalised count
+    (xim the mean inverse size factor, or of ``exp(colMeans(log(factors)))`` with
+    normalization factors), its fmm spline over asinh, scaled so that the genes' 95th and
+    99.9th percentile means map to their log2."""
+    normalized = data.normalized()
+    largest = float(normalized.max().compute())
+    if data.per_count is None:
+        sf = data.size_factors
+    else:
+        n = data.counts.shape[0]
+        log_factors = da.map_blocks(
+            lambda tile: np.log(data.factors_of(tile[n:])),
+            data.tiles(),
+            chunks=data.counts.chunks,
+            dtype=np.float64,
+            meta=np.empty((0, 0)),
+        )
+        sf = np.exp(np.asarray(log_factors.mean(axis=1).compute(), dtype=np.float64))
+    grid = np.sinh(np.linspace(0.0, np.arcsinh(largest), _GRID))[1:]
+    variance = trend.at(grid) * grid**2 + np.mean(1.0 / sf) * grid
+    integrand = 1.0 / np.sqrt(variance)
+    knots = np.arcsinh((grid[1:] + grid[:-1]) / 2.0)
+    steps = np.diff(grid) * (integrand[1:] + integrand[:-1]) / 2.0
+    values = np.cumsum(steps.astype(np.longdouble)).astype(np.float64)  # R's, in long double
+    b, c, d = np.zeros(knots.size), np.zeros(knots.size), np.zeros(knots.size)
+    fmm_spline(knots, values, b, c, d)
+    coefficients = np.vstack([values, b, c, d])
+    h1, h2 = np.quantile(base_mean, [0.95, 0.999])
+    if not h1 > 0:
+        raise CohortexError(
+            "vst()'s local trend scales its transformation at the genes' 95th percentile "
+            "mean count, which is 0 here; filter the genes without counts first."
+        )
+    at_h = _spline_at(np, knots, coefficients, np.arcsinh(np.array([h1, h2])))
+    eta = (math.log2(h2) - math.log2(h1)) / (at_h[1] - at_h[0])
+    xi = math.log2(h1) - eta * at_h[0]
+    return _Integral(knots, coefficients, float(eta), float(xi))
+
+
+def _spline_at(xp: Any, knots: Any, coefficients: Any, u: Any) -> Any:
+    """R's ``spline_eval`` of an fmm spline: each point on the cubic of the last knot at or
+    below it (the first knot's below them all, the last's beyond)."""
+    knots = xp.asarray(knots)
+    coefficients = xp.asarray(coefficients)
+    cell = xp.clip(xp.searchsorted(knots, u, side="right") - 1, 0, knots.shape[0] - 1)
+    t = u - knots[cell]
+    y, b, c, d = (coefficients[k][cell] for k in range(4))
+    return y + t * (b + t * (c + t * d))
+
+
+def _transform(q: Any, trend: DispersionTrend | _Integral) -> Any:
     """getVarianceStabilizedData of a block of normalised counts (samples × genes), on its
     device."""
     xp = namespace(q)
+    if isinstance(trend, _Integral):
+        return trend.eta * _spline_at(xp, trend.knots, trend.coefficients, xp.arcsinh(q)) + trend.xi
     if trend.fit_type == "mean":
         alpha = trend.coefficients[0]
         shifted = 2.0 * xp.arcsinh(xp.sqrt(alpha * q)) - math.log(alpha) - math.log(4.0)

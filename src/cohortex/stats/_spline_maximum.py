@@ -12,7 +12,7 @@ import numpy as np
 
 from .._jit import njit
 
-__all__ = ["maximize_interpolant"]
+__all__ = ["fmm_spline", "maximize_interpolant"]
 
 
 def maximize_interpolant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def maximize_interpolant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def _fmm_spline(x: np.ndarray, y: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
+def fmm_spline(x: np.ndarray, y: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
     """R's ``fmm_spline`` (stats/src/splines.c), 0-based: y + b·t + c·t² + d·t³ on each
     segment, t from its left end."""
     n = x.shape[0]
@@ -107,7 +107,7 @@ def _maximize(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
                 at = i
         best = values[at]
         x_max = x[at]
-        _fmm_spline(x, values, b, c, d)
+        fmm_spline(x, values, b, c, d)
         if at > 0:
             root = _segment_maximum(b[at - 1], c[at - 1], d[at - 1], x[at] - x[at - 1])
             if not np.isnan(root):
