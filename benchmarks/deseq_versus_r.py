@@ -10,12 +10,13 @@ and two batches; 10% of the genes change by 2^N(0, 1); library sizes vary by 0.3
 scale; one count in a thousand genes is made an outlier. With ``--lengths``, average
 transcript lengths too (log-normal around 1,500 per gene, varying by 0.15 from sample to
 sample, and by 0.5 more between the conditions for a tenth of the genes: a switch of
-isoforms), taken as ``DESeqDataSetFromTximport``'s ``avgTxLength`` by both.
+isoforms), taken as ``DESeqDataSetFromTximport``'s ``avgTxLength`` by both. With
+``--fit-type local``, the dispersion trend is locfit's local fit in both.
 
 Usage::
 
     python benchmarks/deseq_versus_r.py [--genes 20000] [--samples 12 48 200] [--repeats 1]
-        [--lengths]
+        [--lengths] [--fit-type parametric|local]
 
 Writes ``deseq_versus_r.json`` to ``--out`` and prints a Markdown table.
 """
@@ -47,14 +48,15 @@ samples <- read.csv(args[2], row.names = 1)
 samples$condition <- factor(samples$condition)
 samples$batch <- factor(samples$batch)
 repeats <- as.integer(args[4])
+fit_type <- args[5]
 seconds <- numeric(repeats)
 for (r in seq_len(repeats)) {
   t0 <- proc.time()[3]
   dds <- DESeqDataSetFromMatrix(counts, samples, ~ batch + condition)
-  if (length(args) > 4) {  # as DESeqDataSetFromTximport
-    assays(dds)[["avgTxLength"]] <- as.matrix(read.csv(args[5], row.names = 1))
+  if (length(args) > 5) {  # as DESeqDataSetFromTximport
+    assays(dds)[["avgTxLength"]] <- as.matrix(read.csv(args[6], row.names = 1))
   }
-  dds <- DESeq(dds, quiet = TRUE)
+  dds <- DESeq(dds, fitType = fit_type, quiet = TRUE)
   res <- results(dds, name = "condition_b_vs_a")
   seconds[r] <- proc.time()[3] - t0
 }
@@ -65,7 +67,11 @@ cat(median(seconds), gc()[2, 6] + gc()[1, 6], "\n")
 
 
 def cohortex_run(
-    counts: np.ndarray, samples: pd.DataFrame, repeats: int, lengths: np.ndarray | None = None
+    counts: np.ndarray,
+    samples: pd.DataFrame,
+    repeats: int,
+    lengths: np.ndarray | None = None,
+    fit_type: str = "parametric",
 ) -> tuple[xr.Dataset, float]:
     ds = xr.Dataset(
         {
@@ -79,7 +85,13 @@ def cohortex_run(
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = de.deseq(ds, "~ batch + condition", contrasts=["condition[T.b]"], lengths=lengths)
+        result = de.deseq(
+            ds,
+            "~ batch + condition",
+            contrasts=["condition[T.b]"],
+            lengths=lengths,
+            fit_type=fit_type,
+        )
         seconds.append(time.perf_counter() - start)
     return result, float(np.median(seconds))
 
@@ -90,6 +102,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs="+", default=[12, 48, 200])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--lengths", action="store_true", help="average transcript lengths")
+    parser.add_argument("--fit-type", choices=["parametric", "local"], default="parametric")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)  # the results are written after the run
@@ -101,7 +114,9 @@ def main() -> None:
         script.write_text(R_SCRIPT)
         warm_counts, warm_samples = negative_binomial_counts(200, 8)
         warm_lengths = transcript_lengths(warm_samples["condition"].to_numpy(), 200)
-        cohortex_run(warm_counts, warm_samples, 1, warm_lengths if args.lengths else None)
+        cohortex_run(
+            warm_counts, warm_samples, 1, warm_lengths if args.lengths else None, args.fit_type
+        )
         for n in args.samples:
             counts, samples = negative_binomial_counts(args.genes, n)
             counts_path, samples_path = Path(work) / "counts.csv", Path(work) / "samples.csv"
@@ -128,6 +143,7 @@ def main() -> None:
                     str(samples_path),
                     str(found),
                     str(args.repeats),
+                    args.fit_type,
                     *extra,
                 ],
                 check=True,
@@ -136,7 +152,7 @@ def main() -> None:
             ).stdout.split()
             r_seconds, r_peak_mb = float(output[0]), float(output[1])
             expected = pd.read_csv(found)
-            result, seconds = cohortex_run(counts, samples, args.repeats, lengths)
+            result, seconds = cohortex_run(counts, samples, args.repeats, lengths, args.fit_type)
             ours = {
                 "dispersion": result["dispersion"].values,
                 "lfc": result["coefficient"].values[0],
@@ -164,6 +180,7 @@ def main() -> None:
                     "samples": n,
                     "genes": args.genes,
                     "lengths": bool(args.lengths),
+                    "fit_type": args.fit_type,
                     "cohortex_s": seconds,
                     "deseq2_s": r_seconds,
                     "deseq2_peak_mb": r_peak_mb,

@@ -443,6 +443,13 @@ def test_deseq_command(tmp_path, capsys):
     saved = read_result(store, "with_t")
     np.testing.assert_allclose(saved["pvalue"].values, expected["pvalue"].values, rtol=1e-12)
     assert saved.attrs["t_df"] == counts.shape[0] - 3
+    assert main([*command, "--fit-type", "local", "--name", "local"]) == 0
+    assert "the local dispersion trend" in capsys.readouterr().out
+    theirs = pd.read_csv(fixtures / "localfit_genes.csv")
+    saved = read_result(store, "local").sel(contrast="condition[T.b]")
+    np.testing.assert_allclose(saved["pvalue"], theirs["b_pvalue"], rtol=1e-6)
+    assert main(["de", str(store), "--groupby", "condition", "--fit-type", "mean"]) == 2
+    assert "--fit-type goes with --deseq" in capsys.readouterr().err
     assert main([*command, "--robust"]) == 2
     assert "no robust mode" in capsys.readouterr().err
     assert main([*command, "--glm-ql"]) == 2

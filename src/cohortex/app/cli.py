@@ -378,6 +378,12 @@ def _parser() -> argparse.ArgumentParser:
         "samples − coefficients degrees of freedom",
     )
     de.add_argument(
+        "--fit-type",
+        choices=["parametric", "local", "mean"],
+        help="with --deseq: DESeq2's dispersion trend (default parametric, the local fit where "
+        "it fails, as DESeq2)",
+    )
+    de.add_argument(
         "--reduced",
         metavar="FORMULA",
         help="with --deseq: DESeq2's likelihood-ratio test against this reduced design, e.g. "
@@ -1592,6 +1598,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
     if args.use_t and not args.deseq:
         raise CohortexError("--use-t goes with --deseq (DESeq2's useT).")
+    if args.fit_type is not None and not args.deseq:
+        raise CohortexError("--fit-type goes with --deseq (DESeq2's fitType).")
     if edger_glm is not None:
         clashing = [
             flag
@@ -1723,6 +1731,7 @@ def _de(args: argparse.Namespace) -> None:
                 lfc_threshold=args.treat or 0.0,
                 shrink="normal" if args.shrink else None,
                 use_t=args.use_t,
+                fit_type=args.fit_type or "parametric",
                 fdr=args.fdr,
             )
             replaced = int(result["replaced"].sum())
@@ -1738,6 +1747,8 @@ def _de(args: argparse.Namespace) -> None:
                 what += ", fold changes shrunk by the Normal prior (lfcShrink)"
             if args.use_t:
                 what += f", p-values from Student's t on {result.attrs['t_df']:g} df (useT)"
+            if result.attrs["fit_type"] != "parametric":
+                what += f", the {result.attrs['fit_type']} dispersion trend"
         elif edger_glm is not None:
             edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
             result = edger_test(
