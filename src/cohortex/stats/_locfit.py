@@ -18,7 +18,9 @@ interpolant is exact on a quadratic) but makes the fit beyond it the global curv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +59,13 @@ def locfit_constant(
         return values.copy()
     prior = np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     neighbours = int(n * span + 1e-12)
-    vertices, fits = _tree(x, columns, prior, neighbours)
+    vertices, made = _tree(
+        float(x.min()),
+        float(x.max()),
+        lambda at: _vertex_fit(x, columns, prior, at, neighbours),
+    )
     order = np.argsort(vertices, kind="stable")
-    vertices, fits = vertices[order], fits[order]
+    vertices, fits = vertices[order], np.asarray([f[0] for f in made])[order]
     cell = np.clip(np.searchsorted(vertices, x, side="right") - 1, 0, vertices.size - 2)
     left, right = vertices[cell], vertices[cell + 1]
     width = (right - left)[:, None]
@@ -71,12 +77,12 @@ def locfit_constant(
 
 
 def _tree(
-    x: np.ndarray, y: np.ndarray, prior: np.ndarray, neighbours: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The tree's vertices (v,) and the fit of every column at each (v × m)."""
-    low, high = float(x.min()), float(x.max())
+    low: float, high: float, vertex_fit: Callable[[float], tuple[Any, ...]]
+) -> tuple[np.ndarray, list[Any]]:
+    """locfit's adaptive tree over [low, high]: its vertices (v,, in the order made) and
+    ``vertex_fit(vertex)``'s fit at each; ``vertex_fit`` gives the bandwidth first."""
     points = [low, high]
-    fits = [_vertex_fit(x, y, prior, low, neighbours), _vertex_fit(x, y, prior, high, neighbours)]
+    fits = [vertex_fit(low), vertex_fit(high)]
     stack = [(0, 1)]  # cells as (left vertex, right vertex)
     while stack:
         a, b = stack.pop()
@@ -89,11 +95,11 @@ def _tree(
             continue
         middle = (points[a] + points[b]) / 2.0
         points.append(middle)
-        fits.append(_vertex_fit(x, y, prior, middle, neighbours))
+        fits.append(vertex_fit(middle))
         m = len(points) - 1
         stack.append((m, b))  # locfit grows the left half first; the order does not matter
         stack.append((a, m))
-    return np.asarray(points), np.asarray([f[1] for f in fits])
+    return np.asarray(points), [f[1:] for f in fits]
 
 
 def _vertex_fit(
@@ -207,32 +213,16 @@ def locfit_quadratic(
             f"A local quadratic fit needs at least 3 distinct points in each neighbourhood; got "
             f"{n} points and a span of {span:g}."
         )
-    low, high = float(x.min()), float(x.max())
-    points = [low, high]
-    fits = [
-        _quadratic_vertex(x, y, prior, low, neighbours),
-        _quadratic_vertex(x, y, prior, high, neighbours),
-    ]
-    stack = [(0, 1)]
-    while stack:
-        a, b = stack.pop()
-        length = points[b] - points[a]
-        h_a, h_b = fits[a][0], fits[b][0]
-        smallest = min(h for h in (h_a, h_b) if h > 0) if max(h_a, h_b) > 0 else 0.0
-        score = 2.0 * length / (high - low) if smallest == 0.0 else length / smallest
-        if not score > _CUT:
-            continue
-        middle = (points[a] + points[b]) / 2.0
-        points.append(middle)
-        fits.append(_quadratic_vertex(x, y, prior, middle, neighbours))
-        m = len(points) - 1
-        stack.append((m, b))
-        stack.append((a, m))
-    order = np.argsort(points, kind="stable")
-    table = np.asarray([f[1:] for f in fits])[order]
+    vertices, fits = _tree(
+        float(x.min()),
+        float(x.max()),
+        lambda at: _quadratic_vertex(x, y, prior, at, neighbours),
+    )
+    order = np.argsort(vertices, kind="stable")
+    table = np.asarray(fits)[order]
     center = float(np.cumsum(x * prior)[-1] / np.cumsum(prior)[-1])  # summed in order
     parametric = _gaussian_fit(*_normal_equations(x, y, prior, center, np.inf))
-    return LocalQuadratic(np.asarray(points)[order], table[:, 0], table[:, 1], center, parametric)
+    return LocalQuadratic(vertices[order], table[:, 0], table[:, 1], center, parametric)
 
 
 def _quadratic_vertex(
