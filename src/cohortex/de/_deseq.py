@@ -41,7 +41,14 @@ from .._backend import to_host
 from .._cohort import CohortLike, as_cohort_matrix, shared_docs
 from .._errors import CohortexError, CohortexWarning
 from .._normalize import size_factors as median_ratio_factors
-from ..stats._deseq import fit_beta, fit_dispersion, fit_dispersion_grid, log_likelihood
+from ..stats._deseq import (
+    column_product,
+    column_sums,
+    fit_beta,
+    fit_dispersion,
+    fit_dispersion_grid,
+    log_likelihood,
+)
 from ..stats._locfit import LocalQuadratic, locfit_quadratic
 from ..stats._lowess import lowess
 from ._glm_ql import count_tiles, per_gene, sample_gene_values, transcript_lengths
@@ -948,7 +955,7 @@ def _means_from(rows: np.ndarray, plan: DesignPlan) -> np.ndarray:
     p = plan.design.shape[1]
     factors = plan.factors(rows.shape[1])
     with np.errstate(over="ignore"):
-        mu = factors * np.exp(plan.design @ rows[:p])
+        mu = factors * np.exp(column_product(plan.design, rows[:p]))
     for gene in np.flatnonzero(rows[2 * p] > 0):
         mu[:, gene] = factors[:, gene] * 2.0 ** (plan.design @ rows[p : 2 * p, gene])
     return mu
@@ -967,12 +974,13 @@ def _gene_wise(
     n, p = plan.design.shape
     factors = plan.factors(counts.shape[1])
     normalized = counts / factors
-    base_mean = normalized.mean(axis=0)
-    base_var = normalized.var(axis=0, ddof=1)
-    linear = plan.q @ (plan.q.T @ normalized)
+    # summed column by column in one order, so that a gene's start does not depend on its tile
+    base_mean = column_sums(normalized) / n
+    base_var = column_sums((normalized - base_mean) ** 2) / (n - 1)
+    linear = column_product(plan.q, column_product(np.ascontiguousarray(plan.q.T), normalized))
     floored = np.maximum(linear, 1.0)
     rough = np.maximum(
-        (((normalized - floored) ** 2 - floored) / floored**2).sum(axis=0) / (n - p), 0
+        column_sums(((normalized - floored) ** 2 - floored) / floored**2) / (n - p), 0
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         moments = (base_var - plan.mean_inverse_factor * base_mean) / base_mean**2
@@ -1089,7 +1097,7 @@ def fit_glm(
     g = counts.shape[1]
     factors = plan.factors(g)
     if intercept_start is None:
-        start = plan.start @ np.log(counts / factors + 0.1)
+        start = column_product(plan.start, np.log(counts / factors + 0.1))
     else:
         log_mean = np.log((counts / factors).mean(axis=0))
         start = np.where(intercept_start[:, None], log_mean[None, :], 0.0)
@@ -1116,7 +1124,7 @@ def fit_glm(
         hat,
     )
     with np.errstate(over="ignore"):
-        mu = factors * np.exp(plan.design @ beta)
+        mu = factors * np.exp(column_product(plan.design, beta))
     log_like = _log_like(counts, mu, dispersion)
     stable = ~np.isnan(beta).any(axis=0)
     diagonal = covariance[:: p + 1]

@@ -30,6 +30,8 @@ import numpy as np
 from .._jit import njit
 
 __all__ = [
+    "column_product",
+    "column_sums",
     "fit_beta",
     "fit_dispersion",
     "fit_dispersion_grid",
@@ -661,3 +663,36 @@ def fit_beta(  # type: ignore[no-untyped-def]
         for c in range(p):
             for d in range(p):
                 covariance[c * p + d, g] = sandwich[c, d]
+
+
+@njit(cache=True, nogil=True)
+def column_product(a, b):  # type: ignore[no-untyped-def]
+    """``a @ b`` (r × k by k × g), each element summed over k in order: a gene's value does
+    not depend on how many genes share its tile (BLAS rounds a product of one to three
+    columns differently from a wider one), so neither do the line searches that start from
+    it."""
+    r, k = a.shape
+    g = b.shape[1]
+    out = np.zeros((r, g))
+    for j in range(g):
+        for i in range(r):
+            total = 0.0
+            for t in range(k):
+                total += a[i, t] * b[t, j]
+            out[i, j] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def column_sums(a):  # type: ignore[no-untyped-def]
+    """Each column's sum (n × g → g), in row order: as :func:`column_product`, the same
+    whatever the array's width and layout (NumPy's reductions sum a lone contiguous
+    column pairwise and a wide array row by row)."""
+    n, g = a.shape
+    out = np.zeros(g)
+    for j in range(g):
+        total = 0.0
+        for i in range(n):
+            total += a[i, j]
+        out[j] = total
+    return out
