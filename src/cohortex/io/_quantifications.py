@@ -119,6 +119,7 @@ def read_quantifications(
     ignore_tx_version: bool = False,
     ignore_after_bar: bool = False,
     read_length: float = 75.0,
+    round_counts: bool = False,
     progress: bool | None = None,
 ) -> xr.Dataset:
     """Read Salmon, kallisto, RSEM or StringTie quantifications and summarise them to genes, as
@@ -167,6 +168,10 @@ def read_quantifications(
         ``transcripts=True`` the ids are cut there too.
     read_length : float, default 75
         StringTie's reads' length (tximport's ``readLength``).
+    round_counts : bool, default False
+        The counts rounded to whole numbers (half to even), as ``DESeqDataSetFromTximport``
+        rounds them for :func:`cohortex.de.deseq`, which takes whole counts only (limma-voom
+        and edgeR take the fractions); the abundances and lengths stay as read.
     progress : bool or None, default None
         Show a progress bar over the files (``None``: only on a terminal).
 
@@ -266,7 +271,10 @@ def read_quantifications(
             summary.counts_from_abundance(counts_from_abundance, None)
     return xr.Dataset(
         {
-            "expression": (("sample", "gene"), summary.counts.T),
+            "expression": (
+                ("sample", "gene"),
+                np.round(summary.counts.T) if round_counts else summary.counts.T,
+            ),
             "abundance": (("sample", "gene"), summary.abundance.T),
             "length": (("sample", "gene"), summary.length.T),
         },
@@ -341,6 +349,7 @@ def import_quantifications(
         ignore_tx_version=ignore_tx_version,
         ignore_after_bar=ignore_after_bar,
         read_length=read_length,
+        round_counts=round_counts,
         progress=progress,
     )
     if counts_from_abundance == "no":
@@ -357,9 +366,8 @@ def import_quantifications(
     genes = pd.DataFrame(
         {"length": ds["length"].mean("sample").values}, index=ds["gene"].values.astype(str)
     )
-    values = ds["expression"].values
     counts = pd.DataFrame(
-        np.round(values) if round_counts else values,
+        ds["expression"].values,
         index=ds["sample"].values.astype(str),
         columns=genes.index,
     )
