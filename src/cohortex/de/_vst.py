@@ -78,7 +78,7 @@ def vst(
         The trend, as for :func:`deseq` (the local fit where the parametric one fails, with
         a warning); ``"mean"``'s transformation is ``(2 asinh √(α q) − log α − log 4) /
         log 2``, the local trend's DESeq2's numerical integral (its grid up to the largest
-        normalised count: one more pass over the counts).
+        normalised count, read in the pass that takes the means).
     size_factors : {{"ratio", "poscounts"}} or array of shape (n_samples,), default "ratio"
     lengths : "auto", str, array of shape (n_samples, n_genes), DataFrame, DataArray or None
         Average transcript lengths, as for :func:`deseq`: the counts are normalised by
@@ -112,7 +112,10 @@ def vst(
         min_coefficients=1,
     )
     sf = data.size_factors
-    base_mean = np.asarray(data.normalized().mean(axis=0).compute(), dtype=np.float64)
+    normalized_counts = data.normalized()
+    # the largest normalised count (the local trend's grid) in the same pass as the means
+    means, largest = da.compute(normalized_counts.mean(axis=0), normalized_counts.max())
+    base_mean = np.asarray(means, dtype=np.float64)
     genes = np.arange(base_mean.size)
     if nsub == "auto":
         nsub = _AUTO_GENES if np.count_nonzero(base_mean > 5) >= _AUTO_GENES else None
@@ -131,7 +134,7 @@ def vst(
     trend = fit_dispersion_trend(rows[0][counted], rows[2][counted], fit_type, "vst()")
     transform: DispersionTrend | _Integral = trend
     if trend.fit_type == "local":
-        transform = _integral(data, trend, base_mean)
+        transform = _integral(data, trend, base_mean, float(largest))
     if data.per_count is None:  # on the counts' device
         factors = da.from_array(sf[:, None], chunks=(data.counts.chunks[0], 1))
         normalized = da.map_blocks(
@@ -200,14 +203,14 @@ class _Integral:
     xi: float
 
 
-def _integral(data: CountData, trend: DispersionTrend, base_mean: np.ndarray) -> _Integral:
+def _integral(
+    data: CountData, trend: DispersionTrend, base_mean: np.ndarray, largest: float
+) -> _Integral:
     """getVarianceStabilizedData's local branch: the trapezoid integral of 1 / √(α(x) x² +
     xim · x) over ``sinh`` of 1,000 even steps of asinh up to the largest normalised count
     (xim the mean inverse size factor, or of ``exp(colMeans(log(factors)))`` with
     normalization factors), its fmm spline over asinh, scaled so that the genes' 95th and
     99.9th percentile means map to their log2."""
-    normalized = data.normalized()
-    largest = float(normalized.max().compute())
     if data.per_count is None:
         sf = data.size_factors
     else:
