@@ -1,4 +1,4 @@
-"""impute.knn and R's sample() against R (fixtures from
+"""impute.knn against R (fixtures from
 tests/fixtures/make_missing_network_fixtures.R): the neighbours' averages, rows beyond rowmax,
 and the two-means split from R's random start, impute's quirks included."""
 
@@ -12,22 +12,12 @@ import pytest
 
 from cohortex import CohortexError
 from cohortex.stats._impute import knn_imputable, knn_impute
-from cohortex.stats._r_random import RUniform
 
 WGCNA = Path(__file__).parents[1] / "fixtures" / "wgcna"
 
 
 def _read(name: str) -> np.ndarray:
     return pd.read_csv(WGCNA / f"{name}.csv", index_col=0).to_numpy(np.float64)
-
-
-def test_r_sample_and_runif_equal_rs():
-    """set.seed(1); sample(10); runif(3) and set.seed(42); sample(100000, 3) in R 4.2."""
-    r = RUniform(1)
-    np.testing.assert_array_equal(r.sample(10, 10), [9, 4, 7, 1, 2, 5, 3, 10, 6, 8])
-    np.testing.assert_allclose(r.uniforms(3), [0.2059746, 0.1765568, 0.6870228], atol=5e-8)
-    np.testing.assert_array_equal(RUniform(42).sample(100000, 3), [61413, 54425, 99556])
-    np.testing.assert_array_equal(RUniform(362436069).sample(2000, 2), [125, 1336])
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ from ..stats._deseq import (
     fit_dispersion_grid,
     log_likelihood,
 )
+from ..stats._dispersion_prior import simulated_prior_variance
 from ..stats._locfit import LocalQuadratic, locfit_quadratic
 from ..stats._lowess import lowess
 from ._glm_ql import count_tiles, per_gene, sample_gene_values, transcript_lengths
@@ -166,8 +167,10 @@ def deseq(
     alternative : {{"greaterAbs", "lessAbs", "greater", "less"}}, default "greaterAbs"
         ``altHypothesis``.
     dispersion_prior_variance : float, optional
-        ``dispPriorVar``; by default estimated. With three residual degrees of freedom or
-        fewer DESeq2 estimates it by simulation, which is not offered: give it then.
+        ``dispPriorVar``; by default estimated as DESeq2 estimates it: the MAD² of the log
+        dispersions about the trend less the sampling variance of a log χ²/df, or, with
+        three residual degrees of freedom or fewer, by DESeq2's simulation (R's draws after
+        ``set.seed(2)``, which DESeq2 sets; its result is DESeq2's exactly).
     shrink : {{None, "normal"}}, default None
         ``lfcShrink(dds, ..., type = "normal")``: each contrast's ``coefficient`` and ``se``
         from the GLM refitted with a Normal prior on the coefficients (Love et al. 2014), its
@@ -241,13 +244,10 @@ def deseq(
     above = ~all_zero & (dispersion_gene >= 100 * MIN_DISPERSION)  # some: the trend has them
     var_log = float(_mad(log_residuals[above]) ** 2)
     if dispersion_prior_variance is None:
-        if residual_df <= 3:
-            raise CohortexError(
-                f"The design leaves {residual_df} residual degrees of freedom; DESeq2 then "
-                "estimates the dispersion prior's variance by simulation, which cohortex does "
-                "not: give 'dispersion_prior_variance' (DESeq2's dispPriorVar)."
-            )
-        prior_var = max(var_log - float(special.polygamma(1, residual_df / 2.0)), 0.25)
+        if residual_df <= 3:  # check_residual_df leaves at least one
+            prior_var = simulated_prior_variance(log_residuals[above], residual_df)
+        else:
+            prior_var = max(var_log - float(special.polygamma(1, residual_df / 2.0)), 0.25)
     else:
         prior_var = float(dispersion_prior_variance)
     shared = _Shared(trend=trend, prior_var=prior_var, var_log=var_log)

@@ -41,7 +41,7 @@ from ..stats._network import (
     correlation_from_gram,
     tom_dissimilarity,
 )
-from ..stats._r_random import RUniform
+from ..stats._r_random import RRandom
 from ..stats._tree_cut import cutree_hybrid, number_by_size, r_merge
 from ._data import HOST_COPIES, GeneNetwork, check_choice, check_memory, check_module_settings
 from ._modules import merge_close
@@ -286,7 +286,7 @@ def blockwise_modules(
                 )
                 block_of = preclusters(
                     z,
-                    RUniform(seed).sample(n_genes, n_genes) - 1,
+                    RRandom(seed).sample(n_genes, n_genes) - 1,
                     n_centers=centers,
                     max_block_size=max_block_size,
                     size_penalty_power=block_size_penalty_power,

@@ -33,7 +33,7 @@ from .._progress import progress_bar
 from ..stats._blockwise import consensus_cluster_merge, projective_kmeans
 from ..stats._impute import IMPUTE_SEED
 from ..stats._network import bicor_columns
-from ..stats._r_random import RUniform
+from ..stats._r_random import RRandom
 from ..stats._tree_cut import number_by_size
 from ._blockwise import (
     ProductGenes,
@@ -310,7 +310,7 @@ def consensus_modules(
                     min(n_genes / 20, 100 * n_genes / max_block_size)
                 )
                 # R draws the start after imputing, from the state impute.knn leaves
-                start = (imputation or RUniform(seed)).sample(n_genes, n_genes) - 1
+                start = (imputation or RRandom(seed)).sample(n_genes, n_genes) - 1
                 block_of = consensus_preclusters(
                     zs,
                     start,
@@ -491,13 +491,13 @@ class _SetGenes(NamedTuple):
 
 def _set_genes(
     nets: list[GeneNetwork], shared: np.ndarray, bicor: bool, max_p_outliers: float
-) -> tuple[list[_SetGenes], list[Any], list[Any], RUniform | None]:
+) -> tuple[list[_SetGenes], list[Any], list[Any], RRandom | None]:
     """Each set's shared genes in memory: their roles, their standardised values for the
     pre-clustering and its principal components' genes (the scaled genes imputed where a set
     misses values, as consensusProjectiveKMeans), and R's generator as the last imputation
     left it (None: no set was imputed)."""
     sets_genes, zs, sources = [], [], []
-    imputation: RUniform | None = None
+    imputation: RRandom | None = None
     for net in nets:
         positions = pd.Index(net.gene_ids.astype(str)).get_indexer(shared.astype(str))
         index = net.xp.asarray(positions)
@@ -507,7 +507,7 @@ def _set_genes(
             z_all, present = net.pairwise_inputs()
             parts = (z_all[:, index], present[:, index], measured, shared, net.who)
             genes = PairwiseGenes(*parts)
-            imputation = RUniform(IMPUTE_SEED)
+            imputation = RRandom(IMPUTE_SEED)
             source = net.xp.asarray(imputed_scaled(measured, imputation))
             z = net.standardised(source)
             if bicor:  # each pair's medians over its shared samples; the kME rules uncapped

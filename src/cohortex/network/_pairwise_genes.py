@@ -22,7 +22,7 @@ from ..stats._network import (
     pairwise_bicor_adjacency_sums,
     pairwise_correlation,
 )
-from ..stats._r_random import RUniform
+from ..stats._r_random import RRandom
 from ._data import refuse_undefined
 from ._imputed_eigengenes import imputed_eigengenes, pairwise_columns, scale_columns
 
@@ -150,14 +150,14 @@ class PairwiseGenes:
         return sums
 
 
-def imputed_scaled(measured: np.ndarray, rng: RUniform | None = None) -> np.ndarray:
+def imputed_scaled(measured: np.ndarray, rng: RRandom | None = None) -> np.ndarray:
     """projectiveKMeans' genes: scaled (R's ``scale``) and imputed by impute.knn with its
     defaults, ``t(impute.knn(t(scale(x)))$data)``.
 
     Parameters
     ----------
     measured : ndarray of shape (n_samples, n_genes), NaN where missing
-    rng : RUniform, optional
+    rng : RRandom, optional
         R's generator set to impute.knn's seed, left in the state impute.knn leaves it.
 
     Returns

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._errors import CohortexError
 from .._jit import njit
-from ._r_random import RUniform
+from ._r_random import RRandom
 
 __all__ = ["IMPUTE_SEED", "knn_imputable", "knn_impute"]
 
@@ -47,7 +47,7 @@ def knn_impute(
     col_max: float = 0.8,
     max_p: int = 1500,
     seed: int = IMPUTE_SEED,
-    rng: RUniform | None = None,
+    rng: RRandom | None = None,
 ) -> np.ndarray:
     """``impute.knn(x, k, rowmax, colmax, maxp, rng.seed)$data``.
 
@@ -64,7 +64,7 @@ def knn_impute(
         Larger matrices are split by two-means clustering first.
     seed : int
         R's seed for the clustering's random start.
-    rng : RUniform, optional
+    rng : RRandom, optional
         R's generator, already set to ``seed``, to draw from instead: the caller then holds the
         state impute.knn leaves R's generator in (it does not restore the one before).
 
@@ -93,7 +93,7 @@ def knn_impute(
     values = np.where(missing, 0.0, x)
     omit = missing.sum(axis=1) > math.trunc(row_max * n)
     kept_values, kept_missing = values[~omit], missing[~omit]
-    rng = RUniform(seed) if rng is None else rng
+    rng = RRandom(seed) if rng is None else rng
     imputed = _internal(kept_values.copy(), kept_missing, k, max_p, rng)
     unresolved = np.isnan(imputed)
     if omit.any() or unresolved.any():
@@ -123,7 +123,7 @@ def _column_means(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
 
 
 def _internal(
-    values: np.ndarray, missing: np.ndarray, k: int, max_p: int, rng: RUniform
+    values: np.ndarray, missing: np.ndarray, k: int, max_p: int, rng: RRandom
 ) -> np.ndarray:
     """knnimp.internal: the neighbours' averages (NaN where no neighbour has the column), or the
     split beyond ``max_p`` rows. ``values`` holds 0 where missing."""
@@ -134,9 +134,7 @@ def _internal(
     return imputed
 
 
-def _split(
-    values: np.ndarray, missing: np.ndarray, k: int, max_p: int, rng: RUniform
-) -> np.ndarray:
+def _split(values: np.ndarray, missing: np.ndarray, k: int, max_p: int, rng: RRandom) -> np.ndarray:
     """knnimp.split: two-means clusters from two random rows, each imputed on its own."""
     starts = rng.sample(values.shape[0], 2) - 1
     cluster = _two_means(values, starts)
