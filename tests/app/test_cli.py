@@ -1807,6 +1807,13 @@ def test_consensus_clusters_into_the_store(tmp_path, capsys):
     )
     assert stored.attrs["cluster_algorithm"] == "pam"
     np.testing.assert_array_equal(stored["consensus"].values, expected["consensus"].values)
+    assert main([*command, "--cluster-algorithm", "km", "--seed", "5", "--no-progress"]) == 0
+    stored = read_result(store, "consensus")
+    expected = consensus_clusters(
+        store, max_k=4, reps=25, genes=100, cluster_algorithm="km", seed=5, progress=False
+    )
+    assert stored.attrs["cluster_algorithm"] == "km" and stored.attrs["seed"] == 5
+    np.testing.assert_array_equal(stored["consensus"].values, expected["consensus"].values)
 
 
 def test_survival_cutpoints_into_the_store(tmp_path, capsys):

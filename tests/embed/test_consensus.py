@@ -1,8 +1,9 @@
 """Consensus clustering against ConsensusClusterPlus 1.62 (fixtures from
-tests/fixtures/make_consensus_fixtures.R), fed the subsamples R draws: 60 samples in three
-groups, the vignette's preparation (the 200 genes of largest MAD, median-centred), Pearson
-distance with average linkage and Euclidean distance with complete linkage inside, and each
-subsample partitioned around medoids (cluster::pam) on both distances."""
+tests/fixtures/make_consensus_fixtures.R) with the same seed, so with the subsamples R draws:
+60 samples in three groups, the vignette's preparation (the 200 genes of largest MAD,
+median-centred), Pearson distance with average linkage and Euclidean distance with complete
+linkage inside, each subsample partitioned around medoids (cluster::pam) on both distances,
+and each clustered by kmeans from the starts R draws between the subsamples."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ CASES = {
     "euclidean": {"distance": "euclidean", "inner_linkage": "complete"},
     "pam": {"cluster_algorithm": "pam"},
     "pam_euclidean": {"cluster_algorithm": "pam", "distance": "euclidean"},
+    "km": {"cluster_algorithm": "km"},
 }
+SEED = 7  # ConsensusClusterPlus(seed = 7)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +43,9 @@ def subsamples():
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_equals_consensus_cluster_plus(cohort, subsamples, case):
+def test_equals_consensus_cluster_plus(cohort, case):
     result = consensus_clusters(
-        cohort, max_k=5, genes=200, subsamples=subsamples, progress=False, **CASES[case]
+        cohort, max_k=5, genes=200, reps=40, seed=SEED, progress=False, **CASES[case]
     )
     for k in range(2, 6):
         expected = pd.read_csv(CONSENSUS / f"{case}_k{k}.csv").to_numpy()
@@ -81,6 +84,19 @@ def test_own_subsamples_find_the_three_groups(cohort):
     r_delta = pd.read_csv(CONSENSUS / "pearson_area.csv")["delta"].to_numpy()
     np.testing.assert_allclose(delta, r_delta, atol=0.05)  # other subsamples, close to R's
     np.testing.assert_array_equal(np.diag(result["consensus"].sel(k=3).values), 1.0)
+
+
+def test_given_subsamples_are_used_as_given(cohort, subsamples):
+    """R's subsamples (set.seed(7); sample(60, 48) forty times) given explicitly: the same
+    result as seed 7 draws them; other subsamples another."""
+    drawn = consensus_clusters(cohort, max_k=3, genes=200, reps=40, seed=SEED, progress=False)
+    given = consensus_clusters(cohort, max_k=3, genes=200, subsamples=subsamples, progress=False)
+    xr.testing.assert_allclose(drawn.drop_attrs(), given.drop_attrs(), rtol=0, atol=0)
+    other = consensus_clusters(
+        cohort, max_k=3, genes=200, subsamples=subsamples[::-1][:20], progress=False
+    )
+    assert other.attrs["reps"] == 20
+    assert not np.array_equal(other["consensus"].values, given["consensus"].values)
 
 
 def test_same_seed_same_result(cohort):

@@ -879,7 +879,7 @@ def _parser() -> argparse.ArgumentParser:
         "consensus",
         help="consensus clustering of the samples (subtypes); the result goes into the store",
         description="ConsensusClusterPlus's consensus clustering: hierarchical clusterings (or "
-        "PAM) of subsamples on the most variable genes (median-centred), their consensus, the "
+        "PAM, or k-means) of subsamples on the most variable genes (median-centred), their consensus, the "
         "final clusters for k = 2 … --max-k, and the consensus CDF's area to choose k.",
     )
     cc.add_argument("store", type=Path)
@@ -897,12 +897,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     cc.add_argument(
         "--cluster-algorithm",
-        choices=("hc", "pam"),
+        choices=("hc", "pam", "km"),
         default="hc",
-        help="each subsample clustered hierarchically (average linkage) or partitioned around "
-        "medoids (hc)",
+        help="each subsample clustered hierarchically (average linkage), partitioned around "
+        "medoids, or by R's kmeans (hc)",
     )
-    cc.add_argument("--seed", type=int, default=0, help="random seed of the subsamples")
+    cc.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="R's set.seed of the subsamples: ConsensusClusterPlus's seed gives its draws (0)",
+    )
     cc.add_argument(
         "--name", type=_result_name, default="consensus", help="result name (default consensus)"
     )

@@ -3,16 +3,19 @@
 Molecular subtypes are found by clustering the samples on their most variable genes; how many
 there are is read off the stability of the clusters under resampling. Each of ``reps``
 subsamples (a fraction ``p_item`` of the samples) is clustered hierarchically and cut into
-k = 2 … ``max_k`` clusters (or partitioned around k medoids); the consensus of two samples is
+k = 2 … ``max_k`` clusters (or partitioned around k medoids, or into k means); the consensus of
+two samples is
 the fraction of the subsamples holding both in which they share a cluster. The final clusters
 are the consensus matrix's own hierarchical clustering, and the consensus CDF's area (and its
 relative change with k) is the usual guide to k. The steps are ConsensusClusterPlus's
-``ccRun``, ``CDF`` and ``calcICL``; the subsamples come from NumPy's generator (R's differ),
-or are given.
+``ccRun``, ``CDF`` and ``calcICL``. The subsamples, and k-means' starting centres, are R's
+draws after ``set.seed(seed)`` in ConsensusClusterPlus's order (a subsample, then a start for
+each k), so a seed gives ConsensusClusterPlus's result for that seed; or they are given.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,15 +27,18 @@ from scipy.spatial.distance import pdist, squareform
 
 from .._backend import take_genes, to_host
 from .._cohort import CohortLike, as_cohort_matrix
-from .._errors import CohortexError
+from .._errors import CohortexError, CohortexWarning
 from .._memory import physical_memory
 from .._progress import progress_bar
+from ..stats._kmeans import kmeans
 from ..stats._pam import pam_clusters
+from ..stats._r_random import RRandom
 
 __all__ = ["consensus_clusters"]
 
 _DISTANCES = ("pearson", "spearman", "euclidean")
-_ALGORITHMS = ("hc", "pam")  # ConsensusClusterPlus's clusterAlg: hclust and cutree, cluster::pam
+# ConsensusClusterPlus's clusterAlg: hclust and cutree, cluster::pam, kmeans (Hartigan-Wong)
+_ALGORITHMS = ("hc", "pam", "km")
 _LINKAGES = ("average", "complete", "single", "ward")
 _CDF_BINS = 100  # ConsensusClusterPlus's CDF(breaks = 100)
 _BATCH = 64  # subsamples per product of memberships
@@ -54,8 +60,8 @@ def consensus_clusters(
     subsamples: np.ndarray | None = None,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """Consensus clustering of the samples, as ConsensusClusterPlus (``clusterAlg = "hc"`` or
-    ``"pam"``).
+    """Consensus clustering of the samples, as ConsensusClusterPlus (``clusterAlg = "hc"``,
+    ``"pam"`` or ``"km"``).
 
     Parameters
     ----------
@@ -73,18 +79,23 @@ def consensus_clusters(
     center : bool, default True
         Subtract each gene's median first, as the vignette does (``sweep``).
     distance : {"pearson", "spearman", "euclidean"}, default "pearson"
-        Between samples: 1 − correlation over the genes, or the Euclidean distance.
-    cluster_algorithm : {"hc", "pam"}, default "hc"
+        Between samples: 1 − correlation over the genes, or the Euclidean distance (hc and
+        pam; k-means clusters the values themselves, as ConsensusClusterPlus's does).
+    cluster_algorithm : {"hc", "pam", "km"}, default "hc"
         How each subsample is clustered (``clusterAlg``): hierarchically, cut at k clusters,
-        or partitioned around k medoids (``cluster::pam``'s BUILD and SWAP, exactly).
+        partitioned around k medoids (``cluster::pam``'s BUILD and SWAP, exactly), or by R's
+        ``kmeans(iter.max = 10)`` (Hartigan & Wong's algorithm from centres R draws;
+        a warning counts the clusterings that stop before converging, as R warns of each).
     inner_linkage, final_linkage : {"average", "complete", "single", "ward"}
         Of the subsamples' hierarchical clusterings (hc) and of the final clustering of
         1 − consensus (``"ward"`` is R's ``"ward.D2"``).
     seed : int, default 0
-        Of NumPy's generator for the subsamples.
+        R's ``set.seed(seed)`` (ConsensusClusterPlus's ``seed``): the subsamples are
+        ``sort(sample(n, floor(n · p_item)))``, one after another, with k-means' starting
+        centres drawn after each, as R draws them.
     subsamples : array of shape (reps, floor(n · p_item)), int, optional
-        The subsamples' sample indices (0-based), e.g. another run's; ``reps``, ``p_item`` and
-        ``seed`` are then not used.
+        The subsamples' sample indices (0-based), e.g. another run's; ``reps`` and ``p_item``
+        are then not used (k-means' starts still come from ``seed``'s stream).
     progress : bool, optional
 
     Returns
@@ -107,11 +118,11 @@ def consensus_clusters(
 
     Notes
     -----
-    Agreement with ConsensusClusterPlus 1.62 (tests/embed/test_consensus.py), fed the same
-    subsamples: consensus matrices, CDF areas and cluster and item consensus to 1e-12, the same
+    Agreement with ConsensusClusterPlus 1.62 (tests/embed/test_consensus.py), with the same
+    seed: consensus matrices, CDF areas and cluster and item consensus to 1e-12, the same
     clusters. Memory: ``max_k + 2`` matrices of n_samples² (float64), refused at once beyond
-    the machine's; each subsample's clustering is SciPy's (hc) or cluster's PAM (ported), on
-    the host.
+    the machine's; each subsample's clustering is SciPy's (hc), cluster's PAM or R's kmeans
+    (ported), on the host.
     """
     if cluster_algorithm not in _ALGORITHMS:
         raise CohortexError(
@@ -146,18 +157,22 @@ def consensus_clusters(
             "Cluster a subset of the samples (or fewer k)."
         )
     values = _prepared(data.matrix, genes, center)
-    dissimilarity = _dissimilarity(values, distance)
-    if subsamples is None:
-        rng = np.random.default_rng(seed)
-        subsamples = np.sort(
-            np.stack([rng.choice(n, size, replace=False) for _ in range(reps)]), axis=1
-        )
-    subsamples = np.asarray(subsamples, dtype=np.int64)
-    if subsamples.ndim != 2 or subsamples.min() < 0 or subsamples.max() >= n:
-        raise CohortexError(
-            "The 'subsamples' parameter of consensus_clusters() must be an array of shape "
-            f"(reps, size) of sample indices below {n}."
-        )
+    rng = RRandom(seed)
+    if subsamples is not None:
+        subsamples = np.asarray(subsamples, dtype=np.int64)
+        if subsamples.ndim != 2 or subsamples.min() < 0 or subsamples.max() >= n:
+            raise CohortexError(
+                "The 'subsamples' parameter of consensus_clusters() must be an array of shape "
+                f"(reps, size) of sample indices below {n}."
+            )
+        reps = len(subsamples)
+    if cluster_algorithm == "km":
+        dissimilarity = None
+        if not np.isfinite(values).all():
+            raise CohortexError("consensus_clusters(cluster_algorithm='km') needs finite values.")
+    else:
+        dissimilarity = _dissimilarity(values, distance)
+    unconverged = 0
     ks = np.arange(2, max_k + 1)
     together = np.zeros((ks.size, n, n))
     sampled = np.zeros((n, n))
@@ -178,13 +193,20 @@ def consensus_clusters(
             memberships[j].clear()
         presence.clear()
 
-    bar = progress_bar(len(subsamples), "consensus clustering", progress, unit="subsample")
+    bar = progress_bar(reps, "consensus clustering", progress, unit="subsample")
     try:
-        for members in subsamples:
-            within = dissimilarity[np.ix_(members, members)]
-            if cluster_algorithm == "pam":
+        for rep in range(reps):
+            # ConsensusClusterPlus's sampleCols: sort(sample(n, size))
+            members = np.sort(rng.sample(n, size)) - 1 if subsamples is None else subsamples[rep]
+            if dissimilarity is None:  # kmeans(t(d[, members]), k, iter.max = 10)
+                runs = [kmeans(values[members], int(k), rng) for k in ks]
+                unconverged += sum(not run.converged for run in runs)
+                partitions = [run.cluster - 1 for run in runs]
+            elif cluster_algorithm == "pam":
+                within = dissimilarity[np.ix_(members, members)]
                 partitions = [pam_clusters(within, int(k)) for k in ks]
             else:
+                within = dissimilarity[np.ix_(members, members)]
                 partitions = _cuts(_linkage(within, inner_linkage), ks)
             column = np.zeros(n)
             column[members] = 1.0
@@ -199,6 +221,14 @@ def consensus_clusters(
         flush()
     finally:
         bar.close()
+    if unconverged:
+        warnings.warn(
+            f"kmeans did not converge in 10 iterations in {unconverged} of "
+            f"{reps * ks.size} clusterings of subsamples (R warns of each); their last "
+            "partitions are used, as R uses them.",
+            CohortexWarning,
+            stacklevel=2,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         consensus = np.where(sampled > 0, together / sampled, 0.0)
     clusters = np.stack(
@@ -226,7 +256,7 @@ def consensus_clusters(
             "cluster": np.arange(1, max_k + 1),
         },
         attrs={
-            "reps": len(subsamples),
+            "reps": reps,
             "p_item": float(p_item),
             "distance": distance,
             "cluster_algorithm": cluster_algorithm,

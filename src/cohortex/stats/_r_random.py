@@ -157,30 +157,12 @@ class RRandom:
         """``rchisq(count, df)``, R's ``rgamma(df / 2, scale = 2)``: shape (count,)."""
         return _chisq_draws(self._state, count, float(df))
 
-    def index(self, n: int) -> int:
-        """``R_unif_index(n)``: an integer in [0, n), by rejection from the bits of 16-bit
-        pieces of uniforms."""
-        if n <= 0:
-            return 0
-        bits = math.ceil(math.log2(n))
-        while True:
-            value = 0
-            for _ in range(0, bits + 1, 16):
-                value = 65536 * value + math.floor(float(self.uniforms(1)[0]) * 65536)
-            value &= (1 << bits) - 1
-            if value < n:
-                return value
-
     def sample(self, n: int, size: int) -> np.ndarray:
-        """``sample.int(n, size)`` without replacement (n up to 10^7): 1-based, shape (size,)."""
-        pool = list(range(n))
-        out = np.empty(size, dtype=np.int64)
-        for i in range(size):
-            j = self.index(n)
-            out[i] = pool[j] + 1
-            n -= 1
-            pool[j] = pool[n]
-        return out
+        """``sample.int(n, size)`` without replacement (n up to 10^7): 1-based, shape (size,).
+
+        R ≥ 3.6's algorithm: each index by rejection from the bits of 16-bit pieces of
+        uniforms (``R_unif_index``), drawn from a pool that the chosen index leaves."""
+        return _sample_draws(self._state, n, size)
 
 
 @njit(nogil=True, cache=True)
@@ -369,4 +351,31 @@ def _chisq_draws(state: np.ndarray, count: int, df: float) -> np.ndarray:
     out = np.empty(count)
     for i in range(count):
         out[i] = _rgamma(state, df / 2.0, 2.0)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _unif_index(state: np.ndarray, n: int) -> int:
+    """R's ``R_unif_index(n)``: an integer in [0, n) by rejection sampling."""
+    if n <= 0:
+        return 0
+    bits = math.ceil(math.log2(n))
+    while True:
+        value = 0
+        for _ in range(0, bits + 1, 16):
+            value = 65536 * value + math.floor(_unif_rand(state) * 65536)
+        value &= (1 << bits) - 1
+        if value < n:
+            return value
+
+
+@njit(nogil=True, cache=True)
+def _sample_draws(state: np.ndarray, n: int, size: int) -> np.ndarray:
+    pool = np.arange(n)
+    out = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        j = _unif_index(state, n)
+        out[i] = pool[j] + 1
+        n -= 1
+        pool[j] = pool[n]
     return out

@@ -1,0 +1,284 @@
+"""R's ``kmeans(x, k, iter.max = 10)``: Hartigan & Wong's algorithm (AS 136, as R's kmns.f)
+from centres R draws with ``sample.int``.
+
+AS 136 alternates an optimal-transfer pass (each point moved to the cluster that lowers the
+within-cluster sum of squares most) with quick-transfer passes (each point tried against its
+second-closest cluster only), updating the two centres after every move. Where a point goes
+depends on comparisons of running sums, so the port keeps R's order of operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._errors import CohortexError
+from .._jit import njit
+from ._r_random import RRandom
+
+__all__ = ["KMeans", "kmeans"]
+
+_BIG = float(np.float32(1e30))  # AS 136's BIG, a single-precision constant in kmns.f
+
+
+class KMeans:
+    """One run of R's kmeans.
+
+    Attributes
+    ----------
+    cluster : ndarray, shape (m,)
+        Each point's cluster, 1 to k.
+    converged : bool
+        Whether the transfers stopped within ``iter_max`` passes (R warns otherwise).
+    """
+
+    def __init__(self, cluster: np.ndarray, converged: bool) -> None:
+        self.cluster = cluster
+        self.converged = converged
+
+
+def kmeans(x: np.ndarray, k: int, rng: RRandom, iter_max: int = 10) -> KMeans:
+    """``kmeans(x, k, iter.max = iter_max)`` (``nstart = 1``, Hartigan-Wong).
+
+    Parameters
+    ----------
+    x : ndarray, shape (m, p)
+        The points.
+    k : int
+        The number of clusters, 2 ≤ k < m.
+    rng : RRandom
+        R's stream: the starting centres are ``x[sample.int(m, k), ]`` (drawn again from the
+        distinct points, in their order, where two coincide), as R draws them.
+    iter_max : int, default 10
+
+    Returns
+    -------
+    KMeans
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    m = x.shape[0]
+    if not 2 <= k < m:
+        raise CohortexError(f"kmeans(): the number of clusters must be in [2, {m - 1}]; got {k}.")
+    centres = x[rng.sample(m, k) - 1]
+    if len(np.unique(centres, axis=0)) < k:  # R: any(duplicated(centers))
+        _, first = np.unique(x, axis=0, return_index=True)
+        distinct = x[np.sort(first)]
+        if distinct.shape[0] < k:
+            raise CohortexError("kmeans(): more cluster centres than distinct data points.")
+        centres = distinct[rng.sample(distinct.shape[0], k) - 1]
+    cluster = np.empty(m, dtype=np.int64)
+    fault = _kmns(x, np.ascontiguousarray(centres), iter_max, 50 * m, cluster)
+    if fault == 1:
+        raise CohortexError("kmeans(): empty cluster: try a better set of initial centres.")
+    return KMeans(cluster=cluster + 1, converged=fault == 0)
+
+
+@njit(nogil=True, cache=True)
+def _kmns(a, c, iterations, max_quick_steps, ic1):  # type: ignore[no-untyped-def]
+    """AS 136's KMNS: ``ic1`` (m,) receives each point's cluster (0-based); ``c`` (k × p)
+    the starts, then the centres. Returns R's ifault: 0, 1 (an empty cluster), 2 (not
+    converged) or 4 (the quick-transfer steps exceeded)."""
+    m, n = a.shape
+    k = c.shape[0]
+    ic2 = np.empty(m, dtype=np.int64)
+    nc = np.zeros(k, dtype=np.int64)
+    an1 = np.empty(k)
+    an2 = np.empty(k)
+    ncp = np.empty(k, dtype=np.int64)
+    d = np.zeros(m)
+    itran = np.empty(k, dtype=np.int64)
+    live = np.zeros(k, dtype=np.int64)
+    dt = np.empty(2)
+    for i in range(m):
+        ic1[i] = 0
+        ic2[i] = 1
+        for il in range(2):
+            dt[il] = 0.0
+            for j in range(n):
+                da = a[i, j] - c[il, j]
+                dt[il] = dt[il] + da * da
+        if dt[0] > dt[1]:
+            ic1[i] = 1
+            ic2[i] = 0
+            dt[0], dt[1] = dt[1], dt[0]
+        for ll in range(2, k):
+            db = 0.0
+            closer = True
+            for j in range(n):
+                dc = a[i, j] - c[ll, j]
+                db = db + dc * dc
+                if db >= dt[1]:
+                    closer = False
+                    break
+            if not closer:
+                continue
+            if db >= dt[0]:
+                dt[1] = db
+                ic2[i] = ll
+            else:
+                dt[1] = dt[0]
+                ic2[i] = ic1[i]
+                dt[0] = db
+                ic1[i] = ll
+    for ll in range(k):
+        for j in range(n):
+            c[ll, j] = 0.0
+    for i in range(m):
+        ll = ic1[i]
+        nc[ll] += 1
+        for j in range(n):
+            c[ll, j] = c[ll, j] + a[i, j]
+    for ll in range(k):
+        if nc[ll] == 0:
+            return 1
+        aa = float(nc[ll])
+        for j in range(n):
+            c[ll, j] = c[ll, j] / aa
+        an2[ll] = aa / (aa + 1.0)
+        an1[ll] = _BIG
+        if aa > 1.0:
+            an1[ll] = aa / (aa - 1.0)
+        itran[ll] = 1
+        ncp[ll] = -1
+    indx = np.zeros(1, dtype=np.int64)
+    quick = np.array([max_quick_steps])
+    fault = 2
+    for _ in range(iterations):
+        _optra(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, live, indx)
+        if indx[0] == m:
+            fault = 0
+            break
+        _qtran(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, indx, quick)
+        if quick[0] < 0:
+            fault = 4
+            break
+        if k == 2:
+            fault = 0
+            break
+        for ll in range(k):
+            ncp[ll] = 0
+    return fault
+
+
+@njit(nogil=True, cache=True)
+def _transfer(a, c, i, l1, l2, nc, an1, an2, ic1, ic2):  # type: ignore[no-untyped-def]
+    """Move point i from cluster l1 to l2: both centres, sizes and AN1/AN2 (AS 136)."""
+    n = a.shape[1]
+    al1 = float(nc[l1])
+    alw = al1 - 1.0
+    al2 = float(nc[l2])
+    alt = al2 + 1.0
+    for j in range(n):
+        c[l1, j] = (c[l1, j] * al1 - a[i, j]) / alw
+        c[l2, j] = (c[l2, j] * al2 + a[i, j]) / alt
+    nc[l1] -= 1
+    nc[l2] += 1
+    an2[l1] = alw / al1
+    an1[l1] = _BIG
+    if alw > 1.0:
+        an1[l1] = alw / (alw - 1.0)
+    an1[l2] = alt / al2
+    an2[l2] = alt / (alt + 1.0)
+    ic1[i] = l2
+    ic2[i] = l1
+
+
+@njit(nogil=True, cache=True)
+def _optra(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, live, indx):  # type: ignore[no-untyped-def]
+    """AS 136.1, the optimal-transfer stage. Steps (``ncp``, ``live``) count points from 1,
+    as in the Fortran."""
+    m, n = a.shape
+    k = c.shape[0]
+    for ll in range(k):
+        if itran[ll] == 1:
+            live[ll] = m + 1
+    for i0 in range(m):
+        i = i0 + 1  # the step, 1-based
+        indx[0] += 1
+        l1 = ic1[i0]
+        if nc[l1] != 1:
+            if ncp[l1] != 0:
+                de = 0.0
+                for j in range(n):
+                    df = a[i0, j] - c[l1, j]
+                    de = de + df * df
+                d[i0] = de * an1[l1]
+            da = 0.0
+            l2 = ic2[i0]
+            second = l2
+            for j in range(n):
+                db = a[i0, j] - c[l2, j]
+                da = da + db * db
+            r2 = da * an2[l2]
+            for ll in range(k):
+                if ll in (l1, second) or (i >= live[l1] and i >= live[ll]):
+                    continue
+                rr = r2 / an2[ll]
+                dc = 0.0
+                nearer = True
+                for j in range(n):
+                    dd = a[i0, j] - c[ll, j]
+                    dc = dc + dd * dd
+                    if dc >= rr:
+                        nearer = False
+                        break
+                if nearer:
+                    r2 = dc * an2[ll]
+                    l2 = ll
+            if r2 >= d[i0]:
+                ic2[i0] = l2
+            else:
+                indx[0] = 0
+                live[l1] = m + i
+                live[l2] = m + i
+                ncp[l1] = i
+                ncp[l2] = i
+                _transfer(a, c, i0, l1, l2, nc, an1, an2, ic1, ic2)
+        if indx[0] == m:
+            return
+    for ll in range(k):
+        itran[ll] = 0
+        live[ll] = live[ll] - m
+
+
+@njit(nogil=True, cache=True)
+def _qtran(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, indx, quick):  # type: ignore[no-untyped-def]
+    """AS 136.2, the quick-transfer stage; ``quick[0]`` becomes -1 past its step limit."""
+    m, n = a.shape
+    icoun = 0
+    istep = 0
+    while True:
+        for i0 in range(m):
+            icoun += 1
+            istep += 1
+            if istep >= quick[0]:
+                quick[0] = -1
+                return
+            l1 = ic1[i0]
+            l2 = ic2[i0]
+            if nc[l1] != 1:
+                if istep <= ncp[l1]:
+                    da = 0.0
+                    for j in range(n):
+                        db = a[i0, j] - c[l1, j]
+                        da = da + db * db
+                    d[i0] = da * an1[l1]
+                if istep < ncp[l1] or istep < ncp[l2]:
+                    r2 = d[i0] / an2[l2]
+                    dd = 0.0
+                    nearer = True
+                    for j in range(n):
+                        de = a[i0, j] - c[l2, j]
+                        dd = dd + de * de
+                        if dd >= r2:
+                            nearer = False
+                            break
+                    if nearer:
+                        icoun = 0
+                        indx[0] = 0
+                        itran[l1] = 1
+                        itran[l2] = 1
+                        ncp[l1] = istep + m
+                        ncp[l2] = istep + m
+                        _transfer(a, c, i0, l1, l2, nc, an1, an2, ic1, ic2)
+            if icoun == m:
+                return
