@@ -755,6 +755,14 @@ def test_de_command_with_a_design(tmp_path, capsys):
     assert "go with --design" in capsys.readouterr().err
     assert main(["de", str(store), "--design", "~ condition", "--contrast", "x=tumour"]) == 2
     assert "unknown coefficients: tumour" in capsys.readouterr().err
+    assert main([*arguments, "--robust-fit", "--name", "rlm"]) == 0
+    assert "limma linear model (robust: rlm) in" in capsys.readouterr().out
+    saved = read_result(store, "rlm")
+    direct = de.fit(store, "~ condition", method="robust")
+    np.testing.assert_array_equal(saved["pvalue"].values, direct["pvalue"].values)
+    assert saved.attrs["method"] == "robust"
+    assert main(["de", str(store), "--groupby", "condition", "--robust-fit"]) == 2
+    assert "--robust-fit and --treat go with --design" in capsys.readouterr().err
 
 
 def test_de_command_with_voom(tmp_path, capsys):

@@ -5,6 +5,7 @@ The fixtures and the script that made them are in tests/fixtures/ (make_limma_fi
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from cohortex import CohortexError, create_cohort, de
+from cohortex import CohortexError, CohortexWarning, create_cohort, de
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "limma"
 
@@ -321,6 +322,51 @@ def test_precision_weights_equal_limma(name):
         assert result.attrs["weighted"] == 1
         _close(result.attrs["df_prior"], hyper["df_prior"][0])
         _limma_columns(result, results, names)
+
+
+@pytest.mark.parametrize("name", ["rlm", "rlm_missing", "rlm_weights"])
+def test_robust_regression_equals_limma(name):
+    """lmFit(method = "robust"), then eBayes: every gene's rlm (Huber's psi, the MAD scale,
+    at most 20 steps; some genes stop unconverged, as R warns) on values with outliers, with
+    missing values, and with precision weights; every column limma's."""
+    expression, samples, results, hyper = _case(name)
+    design = pd.get_dummies(samples["condition"], drop_first=True, dtype=float)
+    design.insert(0, "(Intercept)", 1.0)
+    design["age"] = samples["age"].astype(float)
+    names = ["(Intercept)", "tumor", "age"]
+    weights = None
+    if name == "rlm_weights":
+        weights = pd.read_csv(FIXTURES / f"{name}_weights.csv", index_col=0).to_numpy().T
+    values = expression.to_numpy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CohortexWarning)
+        result = de.fit(
+            da.from_array(values, chunks=(5, 70)),
+            design,
+            contrasts=names,
+            weights=weights,
+            method="robust",
+        )
+    assert result.attrs["method"] == "robust"
+    for warning in caught:
+        if issubclass(warning.category, CohortexWarning):
+            assert "did not converge in 20 steps" in str(warning.message)
+    _close(result["df_residual"], results["df_residual"])
+    _close(result.attrs["df_prior"], hyper["df_prior"][0])
+    _close(result.attrs["s2_prior"], hyper["s2_prior"][0])
+    _limma_columns(result, results, names)
+    if name == "rlm":  # the outliers weigh less than in least squares
+        plain = de.fit(values, design, contrasts=names)
+        assert float(result["s2"].median()) < float(plain["s2"].median())
+
+
+def test_robust_regression_refuses_blocks_and_unknown_methods():
+    expression, samples, _, _ = _case("rlm")
+    design = np.column_stack([np.ones(16), np.repeat([0.0, 1.0], 8)])
+    with pytest.raises(CohortexError, match="no 'block'"):
+        de.fit(expression.to_numpy(), design, method="robust", block=np.repeat([0, 1], 8))
+    with pytest.raises(CohortexError, match="'ls' or 'robust'"):
+        de.fit(expression.to_numpy(), design, method="huber")
 
 
 def test_voom_equals_limma(tmp_path):

@@ -440,6 +440,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     de.add_argument("--robust", action="store_true", help="with --design: eBayes(robust = TRUE)")
     de.add_argument(
+        "--robust-fit",
+        action="store_true",
+        help="with --design: lmFit(method = 'robust'), each gene's Huber M-estimate (MASS's "
+        "rlm), so that outlying samples weigh less",
+    )
+    de.add_argument(
         "--treat",
         type=float,
         default=None,
@@ -879,8 +885,9 @@ def _parser() -> argparse.ArgumentParser:
         "consensus",
         help="consensus clustering of the samples (subtypes); the result goes into the store",
         description="ConsensusClusterPlus's consensus clustering: hierarchical clusterings (or "
-        "PAM, or k-means) of subsamples on the most variable genes (median-centred), their consensus, the "
-        "final clusters for k = 2 … --max-k, and the consensus CDF's area to choose k.",
+        "PAM, or k-means) of subsamples on the most variable genes (median-centred), their "
+        "consensus, the final clusters for k = 2 … --max-k, and the consensus CDF's area to "
+        "choose k.",
     )
     cc.add_argument("store", type=Path)
     cc.add_argument("--max-k", type=int, default=6, help="largest number of clusters (6)")
@@ -1597,6 +1604,11 @@ def _de(args: argparse.Namespace) -> None:
     edger_glm = chosen[0] if chosen else None
     if args.deseq and args.robust:
         raise CohortexError("--deseq has no robust mode; leave out --robust.")
+    if args.robust_fit and (edger_glm or args.deseq or args.voom_lm_fit or args.block):
+        raise CohortexError(
+            "--robust-fit is limma's lmFit(method = 'robust'); it goes without --glm-ql, "
+            "--glm-lrt, --deseq, --voom-lm-fit and --block."
+        )
     if args.reduced is not None and not args.deseq:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if args.shrink and not args.deseq:
@@ -1641,6 +1653,7 @@ def _de(args: argparse.Namespace) -> None:
         or args.vooma
         or args.trend
         or args.robust
+        or args.robust_fit
         or args.treat is not None
         or args.block is not None
         or args.sample_weights
@@ -1654,8 +1667,8 @@ def _de(args: argparse.Namespace) -> None:
         )
     if args.groupby is not None and model_options:
         raise CohortexError(
-            "--contrast, --voom, --vooma, --block, --sample-weights, --trend, --robust and "
-            "--treat go with --design."
+            "--contrast, --voom, --vooma, --block, --sample-weights, --trend, --robust, "
+            "--robust-fit and --treat go with --design."
         )
     if args.correlation is not None and args.block is None:
         raise CohortexError("--correlation goes with --block.")
@@ -1800,6 +1813,7 @@ def _de(args: argparse.Namespace) -> None:
                 contrasts=_contrasts(args.contrast),
                 block=args.block,
                 correlation=args.correlation,
+                method="robust" if args.robust_fit else "ls",
                 trend=args.trend,
                 robust=args.robust,
                 treat_lfc=args.treat,
@@ -1807,6 +1821,8 @@ def _de(args: argparse.Namespace) -> None:
                 device=args.device,
             )
             what = "limma-voom linear model" if voom else "limma linear model"
+            if args.robust_fit:
+                what += " (robust: rlm)"
             if args.vooma:
                 what = "limma linear model with vooma's weights"
         what += what_kept

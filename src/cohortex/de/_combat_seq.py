@@ -37,7 +37,8 @@ from ..stats._negative_binomial import (
     nb_quantile,
 )
 from ..stats._spline_maximum import maximize_interpolant
-from ._glm_ql import group_design, per_gene
+from ._gene_columns import per_gene
+from ._glm_ql import group_design
 from ._least_squares import design_matrix, sample_codes
 
 __all__ = ["COMBAT_SEQ_PRIOR_COUNT", "combat_seq"]

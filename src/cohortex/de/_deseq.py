@@ -52,7 +52,8 @@ from ..stats._deseq import (
 from ..stats._dispersion_prior import simulated_prior_variance
 from ..stats._locfit import LocalQuadratic, locfit_quadratic
 from ..stats._lowess import lowess
-from ._glm_ql import count_tiles, per_gene, sample_gene_values, transcript_lengths
+from ._gene_columns import per_gene
+from ._glm_ql import count_tiles, sample_gene_values, transcript_lengths
 from ._least_squares import check_design, check_residual_df, design_matrix
 from ._linear_model import contrast_matrix
 

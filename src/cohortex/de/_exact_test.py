@@ -13,7 +13,8 @@ from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_do
 from .._errors import CohortexError
 from ..stats._negative_binomial import one_group, prior_counts
 from ..stats._qcml import exact_test_double_tail, q2q_nbinom
-from ._glm_ql import classic_dispersions, group_codes, mean_log_cpm, per_gene
+from ._gene_columns import per_gene
+from ._glm_ql import classic_dispersions, group_codes, mean_log_cpm
 
 __all__ = ["exact_test"]
 

@@ -15,9 +15,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .._backend import namespace, tree_reduce
+from .._backend import namespace, to_host, tree_reduce
 
-__all__ = ["TASK_GENES", "VALUES_PER_BLOCK", "gene_columns"]
+__all__ = ["TASK_GENES", "VALUES_PER_BLOCK", "gene_columns", "per_gene"]
 
 # genes per task at most (a column of the store's tiles, or of an in-memory matrix)
 TASK_GENES = 1024
@@ -128,3 +128,30 @@ def _column(
         assert total is not None  # a task has at least one gene
         return total
     return {name: xp.concatenate(parts, axis=-1) for name, parts in blocks.items()}
+
+
+def per_gene(
+    counts: da.Array, function: Callable[..., np.ndarray], rows: int, *gene_values: np.ndarray
+) -> np.ndarray:
+    """``function(tile, [gene_values of the tile's genes])`` over the gene tiles, in
+    parallel (numba releases the GIL): its (rows × tile genes) results side by side."""
+    aligned = [
+        da.from_array(np.asarray(v, dtype=np.float64)[None, :], chunks=(1, counts.chunks[1]))
+        for v in gene_values
+    ]
+
+    def block(tile: Any, *values: Any) -> np.ndarray:
+        if tile.shape[1] == 0:  # a tile that keeps no gene of a selection
+            return np.empty((rows, 0))
+        host = np.asarray(to_host(tile), dtype=np.float64)
+        return function(host, [np.asarray(v)[0] for v in values])
+
+    out = da.map_blocks(
+        block,
+        counts,
+        *aligned,
+        chunks=((rows,), counts.chunks[1]),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
+    )
+    return np.asarray(out.compute())

@@ -45,6 +45,7 @@ from ..stats._negative_binomial import (
 )
 from ..stats._qcml import conditional_log_likelihood, equalize_lib_sizes
 from ..stats._spline_maximum import maximize_interpolant
+from ._gene_columns import per_gene
 from ._glm_treat import TREAT_NULLS, treat_designs, treat_log_pvalues, treat_tile
 from ._least_squares import check_design, check_residual_df, design_matrix, sample_codes
 from ._linear_model import contrast_matrix
@@ -59,7 +60,6 @@ __all__ = [
     "group_codes",
     "group_design",
     "mean_log_cpm",
-    "per_gene",
     "sample_gene_values",
     "transcript_lengths",
 ]
@@ -833,33 +833,6 @@ def transcript_lengths(
             return None
         lengths = "length"
     return sample_gene_values(ds, lengths, counts, caller, "lengths")
-
-
-def per_gene(
-    counts: da.Array, function: Callable[..., np.ndarray], rows: int, *gene_values: np.ndarray
-) -> np.ndarray:
-    """``function(tile, [gene_values of the tile's genes])`` over the gene tiles, in
-    parallel (numba releases the GIL): its (rows × tile genes) results side by side."""
-    aligned = [
-        da.from_array(np.asarray(v, dtype=np.float64)[None, :], chunks=(1, counts.chunks[1]))
-        for v in gene_values
-    ]
-
-    def block(tile: Any, *values: Any) -> np.ndarray:
-        if tile.shape[1] == 0:  # a tile that keeps no gene of a selection
-            return np.empty((rows, 0))
-        host = np.asarray(to_host(tile), dtype=np.float64)
-        return function(host, [np.asarray(v)[0] for v in values])
-
-    out = da.map_blocks(
-        block,
-        counts,
-        *aligned,
-        chunks=((rows,), counts.chunks[1]),
-        dtype=np.float64,
-        meta=np.empty((0, 0)),
-    )
-    return np.asarray(out.compute())
 
 
 def mean_log_cpm(data: _Counts, common: float | None) -> np.ndarray:

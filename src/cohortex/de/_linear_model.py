@@ -30,6 +30,7 @@ from ._least_squares import (
     sample_weights_of,
     weights_for,
 )
+from ._robust_fit import robust_least_squares
 
 __all__ = ["check_test_options", "contrast_matrix", "fit", "fit_result"]
 
@@ -45,6 +46,7 @@ def fit(
     weights: Any = None,
     block: str | Any = None,
     correlation: float | None = None,
+    method: str = "ls",
     moderate: bool = True,
     trend: bool = False,
     robust: bool = False,
@@ -88,6 +90,12 @@ def fit(
         with this design and weights (another pass over the data). Recorded in the attrs.
         With voom's weights this is limma's first round: voom's weights come from a fit
         without the blocks.
+    method : {"ls", "robust"}, default "ls"
+        limma's ``lmFit(method = )``: least squares, or robust regression (``"robust"``,
+        MASS's ``rlm`` for each gene with its defaults: Huber's ψ with k = 1.345, the
+        residuals' MAD as the scale, at most 20 steps), which lets outlying samples weigh
+        less. Its coefficients' standard errors are the last Huber-weighted fit's and sigma is
+        rlm's scale, as limma's ``mrlm``; not with ``block``. Host only (a gene at a time).
     moderate : bool, default True
         limma's empirical Bayes moderation (``eBayes``): moderated t on ``d + d0`` degrees of
         freedom and the B-statistic. ``False`` gives ordinary t-tests.
@@ -128,6 +136,13 @@ def fit(
         ``confidence``, the design's column names and the formula.
     """
     check_test_options(moderate, trend, robust, treat_lfc, confidence, fdr)
+    if method not in ("ls", "robust"):
+        raise CohortexError(f"fit()'s 'method' is 'ls' or 'robust'; got {method!r}.")
+    if method == "robust" and block is not None:
+        raise CohortexError(
+            "fit(method='robust') fits each gene on its own; it takes no 'block' (limma's "
+            "robust fit ignores blocks)."
+        )
     device = resolve_device(device)
     data = as_cohort_matrix(cohort)
     n_samples = data.matrix.shape[0]
@@ -143,7 +158,10 @@ def fit(
     if block is None:
         if correlation is not None:
             raise CohortexError("'correlation' goes with 'block' (the samples it applies to).")
-        fitted = least_squares(x, x_design, given if per_sample is None else per_sample)
+        if method == "robust":
+            fitted = robust_least_squares(data.matrix, x_design, given, len(data.gene_ids))
+        else:
+            fitted = least_squares(x, x_design, given if per_sample is None else per_sample)
     else:
         codes, block_name = sample_codes(block, data, n_samples, "block")
         if correlation is None:
@@ -175,6 +193,7 @@ def fit(
         "design": list(names),
         "formula": formula or "",
         "weighted": int(given is not None),
+        "method": method,
         **block_attrs,
     }
     result = fit_result(
