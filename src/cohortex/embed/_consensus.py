@@ -3,14 +3,14 @@
 Molecular subtypes are found by clustering the samples on their most variable genes; how many
 there are is read off the stability of the clusters under resampling. Each of ``reps``
 subsamples (a fraction ``p_item`` of the samples) is clustered hierarchically and cut into
-k = 2 … ``max_k`` clusters (or partitioned around k medoids, or into k means); the consensus of
-two samples is
-the fraction of the subsamples holding both in which they share a cluster. The final clusters
-are the consensus matrix's own hierarchical clustering, and the consensus CDF's area (and its
-relative change with k) is the usual guide to k. The steps are ConsensusClusterPlus's
-``ccRun``, ``CDF`` and ``calcICL``. The subsamples, and k-means' starting centres, are R's
-draws after ``set.seed(seed)`` in ConsensusClusterPlus's order (a subsample, then a start for
-each k), so a seed gives ConsensusClusterPlus's result for that seed; or they are given.
+k = 2 … ``max_k`` clusters (or partitioned around k medoids, or by k-means); the consensus of
+two samples is the fraction of the subsamples holding both in which they share a cluster. The
+final clusters are the consensus matrix's own hierarchical clustering, and the consensus CDF's
+area (and its relative change with k) is the usual guide to k. The steps are
+ConsensusClusterPlus's ``ccRun``, ``CDF`` and ``calcICL``. The subsamples, and k-means'
+starting centres, are R's draws after ``set.seed(seed)`` in ConsensusClusterPlus's order (a
+subsample, then a start for each k), so a seed gives ConsensusClusterPlus's result for that
+seed; or they are given.
 """
 
 from __future__ import annotations
@@ -166,12 +166,8 @@ def consensus_clusters(
                 f"(reps, size) of sample indices below {n}."
             )
         reps = len(subsamples)
-    if cluster_algorithm == "km":
-        dissimilarity = None
-        if not np.isfinite(values).all():
-            raise CohortexError("consensus_clusters(cluster_algorithm='km') needs finite values.")
-    else:
-        dissimilarity = _dissimilarity(values, distance)
+    # k-means clusters the values themselves, as ConsensusClusterPlus's kmeans(t(d), k)
+    dissimilarity = None if cluster_algorithm == "km" else _dissimilarity(values, distance)
     unconverged = 0
     ks = np.arange(2, max_k + 1)
     together = np.zeros((ks.size, n, n))

@@ -92,24 +92,14 @@ def _kmns(a, c, iterations, max_quick_steps, ic1):  # type: ignore[no-untyped-de
         ic1[i] = 0
         ic2[i] = 1
         for il in range(2):
-            dt[il] = 0.0
-            for j in range(n):
-                da = a[i, j] - c[il, j]
-                dt[il] = dt[il] + da * da
+            dt[il] = _distance_below(a, i, c, il, np.inf)
         if dt[0] > dt[1]:
             ic1[i] = 1
             ic2[i] = 0
             dt[0], dt[1] = dt[1], dt[0]
         for ll in range(2, k):
-            db = 0.0
-            closer = True
-            for j in range(n):
-                dc = a[i, j] - c[ll, j]
-                db = db + dc * dc
-                if db >= dt[1]:
-                    closer = False
-                    break
-            if not closer:
+            db = _distance_below(a, i, c, ll, dt[1])
+            if db < 0.0:
                 continue
             if db >= dt[0]:
                 dt[1] = db
@@ -160,6 +150,19 @@ def _kmns(a, c, iterations, max_quick_steps, ic1):  # type: ignore[no-untyped-de
 
 
 @njit(nogil=True, cache=True)
+def _distance_below(a, i, c, ll, limit):  # type: ignore[no-untyped-def]
+    """The squared distance of point i to centre ll, summed over the dimensions in order, or
+    -1 as soon as the running sum reaches ``limit`` (AS 136's early exits)."""
+    total = 0.0
+    for j in range(a.shape[1]):
+        diff = a[i, j] - c[ll, j]
+        total = total + diff * diff
+        if total >= limit and limit < np.inf:
+            return -1.0
+    return total
+
+
+@njit(nogil=True, cache=True)
 def _transfer(a, c, i, l1, l2, nc, an1, an2, ic1, ic2):  # type: ignore[no-untyped-def]
     """Move point i from cluster l1 to l2: both centres, sizes and AN1/AN2 (AS 136)."""
     n = a.shape[1]
@@ -186,7 +189,7 @@ def _transfer(a, c, i, l1, l2, nc, an1, an2, ic1, ic2):  # type: ignore[no-untyp
 def _optra(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, live, indx):  # type: ignore[no-untyped-def]
     """AS 136.1, the optimal-transfer stage. Steps (``ncp``, ``live``) count points from 1,
     as in the Fortran."""
-    m, n = a.shape
+    m = a.shape[0]
     k = c.shape[0]
     for ll in range(k):
         if itran[ll] == 1:
@@ -197,31 +200,15 @@ def _optra(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, live, indx):  # type: ig
         l1 = ic1[i0]
         if nc[l1] != 1:
             if ncp[l1] != 0:
-                de = 0.0
-                for j in range(n):
-                    df = a[i0, j] - c[l1, j]
-                    de = de + df * df
-                d[i0] = de * an1[l1]
-            da = 0.0
+                d[i0] = _distance_below(a, i0, c, l1, np.inf) * an1[l1]
             l2 = ic2[i0]
             second = l2
-            for j in range(n):
-                db = a[i0, j] - c[l2, j]
-                da = da + db * db
-            r2 = da * an2[l2]
+            r2 = _distance_below(a, i0, c, l2, np.inf) * an2[l2]
             for ll in range(k):
                 if ll in (l1, second) or (i >= live[l1] and i >= live[ll]):
                     continue
-                rr = r2 / an2[ll]
-                dc = 0.0
-                nearer = True
-                for j in range(n):
-                    dd = a[i0, j] - c[ll, j]
-                    dc = dc + dd * dd
-                    if dc >= rr:
-                        nearer = False
-                        break
-                if nearer:
+                dc = _distance_below(a, i0, c, ll, r2 / an2[ll])
+                if dc >= 0.0:
                     r2 = dc * an2[ll]
                     l2 = ll
             if r2 >= d[i0]:
@@ -243,7 +230,7 @@ def _optra(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, live, indx):  # type: ig
 @njit(nogil=True, cache=True)
 def _qtran(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, indx, quick):  # type: ignore[no-untyped-def]
     """AS 136.2, the quick-transfer stage; ``quick[0]`` becomes -1 past its step limit."""
-    m, n = a.shape
+    m = a.shape[0]
     icoun = 0
     istep = 0
     while True:
@@ -257,28 +244,16 @@ def _qtran(a, c, ic1, ic2, nc, an1, an2, ncp, d, itran, indx, quick):  # type: i
             l2 = ic2[i0]
             if nc[l1] != 1:
                 if istep <= ncp[l1]:
-                    da = 0.0
-                    for j in range(n):
-                        db = a[i0, j] - c[l1, j]
-                        da = da + db * db
-                    d[i0] = da * an1[l1]
-                if istep < ncp[l1] or istep < ncp[l2]:
-                    r2 = d[i0] / an2[l2]
-                    dd = 0.0
-                    nearer = True
-                    for j in range(n):
-                        de = a[i0, j] - c[l2, j]
-                        dd = dd + de * de
-                        if dd >= r2:
-                            nearer = False
-                            break
-                    if nearer:
-                        icoun = 0
-                        indx[0] = 0
-                        itran[l1] = 1
-                        itran[l2] = 1
-                        ncp[l1] = istep + m
-                        ncp[l2] = istep + m
-                        _transfer(a, c, i0, l1, l2, nc, an1, an2, ic1, ic2)
+                    d[i0] = _distance_below(a, i0, c, l1, np.inf) * an1[l1]
+                # a transfer only where either cluster changed in the last m steps
+                moved = istep < ncp[l1] or istep < ncp[l2]
+                if moved and _distance_below(a, i0, c, l2, d[i0] / an2[l2]) >= 0.0:
+                    icoun = 0
+                    indx[0] = 0
+                    itran[l1] = 1
+                    itran[l2] = 1
+                    ncp[l1] = istep + m
+                    ncp[l2] = istep + m
+                    _transfer(a, c, i0, l1, l2, nc, an1, an2, ic1, ic2)
             if icoun == m:
                 return
