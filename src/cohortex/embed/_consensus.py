@@ -15,7 +15,10 @@ seed; or they are given.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from .._cohort import CohortLike, as_cohort_matrix
 from .._errors import CohortexError, CohortexWarning
 from .._memory import physical_memory
 from .._progress import progress_bar
-from ..stats._kmeans import kmeans
+from ..stats._kmeans import hartigan_wong, starting_centres
 from ..stats._pam import pam_clusters
 from ..stats._r_random import RRandom
 
@@ -189,31 +192,46 @@ def consensus_clusters(
             memberships[j].clear()
         presence.clear()
 
-    bar = progress_bar(reps, "consensus clustering", progress, unit="subsample")
-    try:
+    def draws() -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """Each subsample and, for k-means, its starting centres for every k, drawn in R's
+        order; the clusterings themselves do not draw, so they can run on threads."""
         for rep in range(reps):
             # ConsensusClusterPlus's sampleCols: sort(sample(n, size))
             members = np.sort(rng.sample(n, size)) - 1 if subsamples is None else subsamples[rep]
-            if dissimilarity is None:  # kmeans(t(d[, members]), k, iter.max = 10)
-                runs = [kmeans(values[members], int(k), rng) for k in ks]
-                unconverged += sum(not run.converged for run in runs)
-                partitions = [run.cluster - 1 for run in runs]
-            elif cluster_algorithm == "pam":
-                within = dissimilarity[np.ix_(members, members)]
-                partitions = [pam_clusters(within, int(k)) for k in ks]
-            else:
-                within = dissimilarity[np.ix_(members, members)]
-                partitions = _cuts(_linkage(within, inner_linkage), ks)
-            column = np.zeros(n)
-            column[members] = 1.0
-            presence.append(column)
-            for j, labels in enumerate(partitions):
-                onehot = np.zeros((n, int(ks[j])))
-                onehot[members, labels] = 1.0
-                memberships[j].append(onehot)
-            if len(presence) == _BATCH:
-                flush()
-            bar.update(1)
+            starts = []
+            if cluster_algorithm == "km":  # kmeans(t(d[, members]), k, iter.max = 10)
+                starts = [starting_centres(values[members], int(k), rng) for k in ks]
+            yield members, starts
+
+    def partitions(
+        drawn: tuple[np.ndarray, list[np.ndarray]],
+    ) -> tuple[np.ndarray, list[np.ndarray], int]:
+        members, starts = drawn
+        if dissimilarity is None:
+            points = values[members]
+            runs = [hartigan_wong(points, points[start]) for start in starts]
+            return members, [run.cluster - 1 for run in runs], sum(not r.converged for r in runs)
+        within = dissimilarity[np.ix_(members, members)]
+        if cluster_algorithm == "pam":
+            return members, [pam_clusters(within, int(k)) for k in ks], 0
+        return members, _cuts(_linkage(within, inner_linkage), ks), 0
+
+    bar = progress_bar(reps, "consensus clustering", progress, unit="subsample")
+    threads = (os.cpu_count() or 1) if cluster_algorithm == "km" else 1
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for members, labels_of_k, stopped in pool.map(partitions, draws()):
+                unconverged += stopped
+                column = np.zeros(n)
+                column[members] = 1.0
+                presence.append(column)
+                for j, labels in enumerate(labels_of_k):
+                    onehot = np.zeros((n, int(ks[j])))
+                    onehot[members, labels] = 1.0
+                    memberships[j].append(onehot)
+                if len(presence) == _BATCH:
+                    flush()
+                bar.update(1)
         flush()
     finally:
         bar.close()

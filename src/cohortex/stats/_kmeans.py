@@ -15,7 +15,7 @@ from .._errors import CohortexError
 from .._jit import njit
 from ._r_random import RRandom
 
-__all__ = ["KMeans", "kmeans"]
+__all__ = ["KMeans", "hartigan_wong", "kmeans", "starting_centres"]
 
 _BIG = float(np.float32(1e30))  # AS 136's BIG, a single-precision constant in kmns.f
 
@@ -46,27 +46,41 @@ def kmeans(x: np.ndarray, k: int, rng: RRandom, iter_max: int = 10) -> KMeans:
     k : int
         The number of clusters, 2 ≤ k < m.
     rng : RRandom
-        R's stream: the starting centres are ``x[sample.int(m, k), ]`` (drawn again from the
-        distinct points, in their order, where two coincide), as R draws them.
+        R's stream, for the starting centres (:func:`starting_centres`).
     iter_max : int, default 10
 
     Returns
     -------
     KMeans
     """
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    return hartigan_wong(x, x[starting_centres(x, k, rng)], iter_max)
+
+
+def starting_centres(x: np.ndarray, k: int, rng: RRandom) -> np.ndarray:
+    """The rows of ``x`` (m × p) that R's kmeans starts from: ``sample.int(m, k)``, drawn
+    again from the distinct rows (in their order) where two coincide. Shape (k,), 0-based.
+
+    Rows are compared bit for bit; R compares their 15-digit decimal forms, which differs
+    only for rows that agree to 15 digits without being equal."""
     m = x.shape[0]
     if not 2 <= k < m:
         raise CohortexError(f"kmeans(): the number of clusters must be in [2, {m - 1}]; got {k}.")
-    centres = x[rng.sample(m, k) - 1]
-    if len(np.unique(centres, axis=0)) < k:  # R: any(duplicated(centers))
+    chosen = rng.sample(m, k) - 1
+    if len({x[i].tobytes() for i in chosen}) < k:  # R: any(duplicated(centers))
         _, first = np.unique(x, axis=0, return_index=True)
-        distinct = x[np.sort(first)]
-        if distinct.shape[0] < k:
+        distinct = np.sort(first)
+        if distinct.size < k:
             raise CohortexError("kmeans(): more cluster centres than distinct data points.")
-        centres = distinct[rng.sample(distinct.shape[0], k) - 1]
-    cluster = np.empty(m, dtype=np.int64)
-    fault = _kmns(x, np.ascontiguousarray(centres), iter_max, 50 * m, cluster)
+        chosen = distinct[rng.sample(distinct.size, k) - 1]
+    return chosen
+
+
+def hartigan_wong(x: np.ndarray, centres: np.ndarray, iter_max: int = 10) -> KMeans:
+    """AS 136 from the given starting ``centres`` (k × p) on the points ``x`` (m × p); it
+    releases the GIL, so that several fits can run on threads."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    cluster = np.empty(x.shape[0], dtype=np.int64)
+    fault = _kmns(x, np.array(centres, dtype=np.float64), iter_max, 50 * x.shape[0], cluster)
     if fault == 1:
         raise CohortexError("kmeans(): empty cluster: try a better set of initial centres.")
     return KMeans(cluster=cluster + 1, converged=fault == 0)
