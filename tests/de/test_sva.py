@@ -128,16 +128,40 @@ def test_supervised_controls_by_gene_id():
 
 
 def test_num_sv_equals_r_count_and_shares():
-    """num.sv's "be": the variance shares are R's; the count (R: 6 with set.seed(1)) is clear
-    cut on this cohort, so our permutations give it too."""
+    """num.sv's "be": the variance shares are R's, and with the same seed so are the
+    permutations (R's sample() of each gene's residuals in turn) and the count (6)."""
     assert de.num_sv(_bladder(), "~ cancer") == 6
     problem = sva_module._Problem.build(_bladder(), "~ cancer", None, None, "cpu", "num_sv")
-    shares, p_values = problem.buja_eyuboglu(np.ones(1000), 20, 0)
+    shares, p_values, null = problem.buja_eyuboglu(np.ones(1000), 20, 1)
     expected = pd.read_csv(SVA / "be_shares.csv")["share"].to_numpy()
     np.testing.assert_allclose(shares, expected, rtol=1e-10)
     assert np.all(np.diff(p_values) >= 0)
     np.testing.assert_array_equal(p_values[:6], 0.0)
     assert p_values[6] > 0.1
+    # R's permutations after set.seed(1): every null share of num.sv's loop
+    r_null = pd.read_csv(SVA / "be_null.csv").to_numpy()
+    np.testing.assert_allclose(null, r_null, rtol=1e-9)
+
+
+def test_num_sv_permutes_constant_genes_as_r():
+    """Three constant genes (first, after the 500th, last), which cohortex leaves out and
+    num.sv permutes too: the draws they take are skipped, so every later gene's permutation
+    and every null share stays R's."""
+    cohort = _bladder()
+    values = cohort["expression"].values
+    n = values.shape[0]
+    with_constants = np.column_stack(
+        [np.full(n, 5.0), values[:, :500], np.full(n, 3.0), values[:, 500:], np.full(n, 1.0)]
+    )
+    constant = xr.Dataset(
+        {"expression": (("sample", "gene"), with_constants), "cancer": cohort["cancer"]},
+        coords={"sample": cohort["sample"].values},
+    )
+    problem = sva_module._Problem.build(constant, "~ cancer", None, None, "cpu", "num_sv")
+    assert problem.n_genes == 1000 and problem.n_constant == 3
+    _, _, null = problem.buja_eyuboglu(np.ones(1000), 20, 1)
+    r_null = pd.read_csv(SVA / "be_null_constant.csv").to_numpy()
+    np.testing.assert_allclose(null, r_null, rtol=1e-9)
 
 
 def test_estimated_count_is_recorded_and_used():
@@ -148,14 +172,15 @@ def test_estimated_count_is_recorded_and_used():
 
 
 def test_permutations_do_not_depend_on_the_blocks(monkeypatch):
-    """The random numbers come in fixed groups of genes: a cohort read in blocks of 256 genes
-    permutes every gene as one read in a single block."""
+    """R's stream is drawn gene by gene as the blocks come: a cohort read in blocks of 256
+    genes permutes every gene as one read in a single block."""
     whole = sva_module._Problem.build(_bladder(), "~ cancer", None, None, "cpu", "num_sv")
     monkeypatch.setattr(sva_module, "_BLOCK_BYTES", 57 * 8 * 256)
     split = sva_module._Problem.build(_bladder(), "~ cancer", None, None, "cpu", "num_sv")
     assert len(whole.x.chunks[1]) == 1 and len(split.x.chunks[1]) == 4
     first = whole.buja_eyuboglu(np.ones(1000), 5, 7)
     second = split.buja_eyuboglu(np.ones(1000), 5, 7)
+    np.testing.assert_allclose(first[2], second[2], rtol=1e-12)
     np.testing.assert_allclose(first[0], second[0], rtol=1e-12)
     np.testing.assert_array_equal(first[1], second[1])
     other_seed = whole.buja_eyuboglu(np.ones(1000), 5, 8)

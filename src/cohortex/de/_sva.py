@@ -33,12 +33,14 @@ from .._memory import physical_memory
 from .._progress import progress_bar
 from ..stats import _sva
 from ..stats._lfdr import edge_lfdr
+from ..stats._r_random import RRandom
 from ._comparison import MEMORY_CHUNKS
 from ._least_squares import design_matrix, least_squares, rows_per_task
 
 __all__ = ["SVA_METHODS", "fsva", "num_sv", "sva", "wsva"]
 
 _BLOCK_BYTES = 64 << 20  # float64 values of one block of genes × every sample
+_BLOCK_GENES = 256  # blocks hold a whole number of these
 _SMALLEST_FILTER = 100  # sva's smallest vfilter
 _GRAM_COPIES = 4  # the Gram matrix, eigh's copy and workspace, a block's product
 _GENE_SIDE: bool | None = None  # None: genes × genes Gram matrices where fewer genes are used
@@ -92,8 +94,8 @@ def sva(
         sva's ``B`` for ``"irw"``.
     permutations, seed : int
         For :func:`num_sv`, where ``n_sv`` is estimated: permutations (sva's ``B = 20``)
-        and the seed of their random numbers (the count need not equal R's, whose random
-        numbers differ, where a share is borderline).
+        and R's ``set.seed`` before them: ``set.seed(seed); sva(dat, mod, mod0)`` draws the
+        same permutations, gene by gene, so the count is R's.
     genes : int, optional
         sva's ``vfilter``: use the most variable genes only (at least 100). As sva, the
         estimate of ``n_sv`` then uses one gene fewer.
@@ -190,8 +192,9 @@ def num_sv(
         As for :func:`sva` (a counts cohort as ``log(x + 1)``).
     design : str, DataFrame or array of shape (n_samples, p)
     permutations, seed : int
-        sva's ``B = 20`` and the seed of the random permutations (the count need not equal
-        R's, whose random numbers differ, where a share is borderline).
+        sva's ``B = 20`` and ``num.sv(seed = )``: R's ``set.seed`` before the permutations,
+        each gene's residuals ``sample()``d in turn (the constant genes left out here too),
+        so that the permutations, their shares and the count are R's.
     genes : int, optional
         sva's ``vfilter``: the genes of rank below it in variance (sva's ``<``).
     {device}
@@ -507,6 +510,7 @@ class _Problem:
         self._gene_grams: tuple[np.ndarray, np.ndarray] | None = None
         self.transform, self.n_constant, self.who = transform, n_constant, who
         self.n_samples, self.n_genes = x.shape
+        self.constant_before = np.zeros(self.n_genes + 1, dtype=np.int64)
         self.xp = namespace(x._meta)
         self.edges = np.cumsum((0, *x.chunks[1]))
 
@@ -558,10 +562,7 @@ class _Problem:
                     f"and the {int(keep.sum())} non-constant genes; got {genes}."
                 )
             keep &= stats.rankdata(-variance) <= genes  # sva's rank(-rowVars) <= vfilter
-        width = max(
-            _sva.PERMUTATION_GENES,
-            _BLOCK_BYTES // (8 * n) // _sva.PERMUTATION_GENES * _sva.PERMUTATION_GENES,
-        )
+        width = max(_BLOCK_GENES, _BLOCK_BYTES // (8 * n) // _BLOCK_GENES * _BLOCK_GENES)
         if not keep.all():
             x = take_genes(x, keep)
         x = x.rechunk({0: -1, 1: width})
@@ -576,6 +577,14 @@ class _Problem:
             n_constant,
             who,
             mean[keep],
+        )
+        # the constant genes before each gene kept and after the last: R's num.sv permutes
+        # them (sva's vfilter, where given, has left them out)
+        kept_at = np.flatnonzero(keep)
+        problem.constant_before = (
+            np.diff(np.concatenate([[-1], kept_at, [n_total]])) - 1
+            if genes is None
+            else np.zeros(kept_at.size + 1, dtype=np.int64)
         )
         # the smaller Gram matrix is checked here; the sample side's where it must be formed
         if problem.gene_side:
@@ -714,12 +723,12 @@ class _Problem:
         weights = np.ones(self.n_genes)
         if genes is not None:
             weights[stats.rankdata(-self.variance) >= genes] = 0.0
-        _, p_values = self.buja_eyuboglu(weights, permutations, seed)
+        _, p_values, _ = self.buja_eyuboglu(weights, permutations, seed)
         return int(np.sum(p_values <= 0.1))
 
     def buja_eyuboglu(
         self, weights: np.ndarray, permutations: int, seed: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """num.sv's "be": the residual variance shares and their permutation p-values.
 
         Returns
@@ -727,6 +736,8 @@ class _Problem:
         shares : ndarray of shape (ndf,)
         p_values : ndarray of shape (ndf,)
             Monotone (a running maximum), as sva's.
+        null : ndarray of shape (permutations, ndf)
+            The shares after each permutation (num.sv's ``dstat0``).
         """
         _check_gram_memory(self.n_samples, self.who)  # permutations: no gene side
         basis = self.basis(self.model)
@@ -739,18 +750,32 @@ class _Problem:
         )
         shares = _shares(gram, ndf)
         null = np.empty((permutations, ndf))
+        rng = RRandom(seed)  # num.sv(seed = seed): set.seed, then the permutations
         for i in range(permutations):
-            null[i] = _shares(self.permuted_gram(basis, weights, seed, i), ndf)
+            null[i] = _shares(self.permuted_gram(basis, weights, rng), ndf)
         p_values = np.maximum.accumulate(np.mean(null >= shares, axis=0))
-        return shares, p_values
+        return shares, p_values, null
 
-    def permuted_gram(self, basis: Any, weights: np.ndarray, seed: int, i: int) -> np.ndarray:
-        """The Gram matrix of the residuals after permutation ``i`` of every gene's."""
-        return self.sum_over_blocks(
-            lambda b, s: _sva.permuted_residual_gram(
-                b, basis, _keys(seed, i, s, b.shape), self.slice(weights, s)
-            )
-        )
+    def permuted_gram(self, basis: Any, weights: np.ndarray, rng: RRandom) -> np.ndarray:
+        """The Gram matrix of the residuals after one permutation of every gene's: R's
+        ``apply(res, 1, sample)``, each gene of weight > 0 in order drawing ``sample.int(n)``
+        from ``rng`` (the blocks come one after another, in gene order)."""
+        n = self.n_samples
+
+        def block_gram(block: Any, start: int) -> Any:
+            width = block.shape[1]
+            used = weights[start : start + width] > 0
+            # R permutes the constant genes cohortex leaves out too: their draws are skipped
+            draws = self.constant_before[start : start + width] + used
+            orders = rng.permutations(int(draws.sum()), n)[np.cumsum(draws)[used] - 1]
+            # argsort(keys) is each gene's permutation: keys[order[j]] = j
+            keys = np.zeros((n, width), dtype=np.int64)  # genes left out weigh 0 anyway
+            keys[orders.T, np.flatnonzero(used)[None, :]] = np.arange(n)[:, None]
+            return _sva.permuted_residual_gram(block, basis, keys, self.slice(weights, start))
+
+        gram = self.sum_over_blocks(block_gram)
+        rng.permutations(int(self.constant_before[-1]), n)  # constant genes after the last
+        return gram
 
     def centred_gram(self, weights: np.ndarray) -> np.ndarray:
         """The Gram matrix of the genes centred and weighted."""
@@ -942,17 +967,6 @@ def _shares(gram: np.ndarray, ndf: int) -> np.ndarray:
     """Each of the ndf largest singular values' share of their sum of squares."""
     values = scipy.linalg.eigvalsh(gram)[::-1][:ndf]
     return values / values.sum()
-
-
-def _keys(seed: int, permutation: int, start: int, shape: tuple[int, int]) -> np.ndarray:
-    """Random numbers for a block's permutations, from groups seeded by their first gene."""
-    n, width = shape
-    group = _sva.PERMUTATION_GENES
-    columns = [
-        np.random.default_rng([seed, permutation, (start + g) // group]).random((n, group))
-        for g in range(0, width, group)
-    ]
-    return np.concatenate(columns, axis=1)[:, :width]
 
 
 def _f_pvalues(

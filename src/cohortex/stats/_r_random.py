@@ -164,6 +164,11 @@ class RRandom:
         uniforms (``R_unif_index``), drawn from a pool that the chosen index leaves."""
         return _sample_draws(self._state, n, size)
 
+    def permutations(self, count: int, n: int) -> np.ndarray:
+        """``count`` successive ``sample.int(n)`` (whole permutations, as ``sample(x)`` of a
+        vector of length n draws them): shape (count, n), 0-based."""
+        return _permutation_draws(self._state, count, n)
+
 
 @njit(nogil=True, cache=True)
 def _twist(state: np.ndarray) -> None:
@@ -378,4 +383,12 @@ def _sample_draws(state: np.ndarray, n: int, size: int) -> np.ndarray:
         out[i] = pool[j] + 1
         n -= 1
         pool[j] = pool[n]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _permutation_draws(state: np.ndarray, count: int, n: int) -> np.ndarray:
+    out = np.empty((count, n), dtype=np.int64)
+    for c in range(count):
+        out[c] = _sample_draws(state, n, n) - 1
     return out

@@ -27,17 +27,12 @@ import numpy as np
 from .._backend import namespace
 
 __all__ = [
-    "PERMUTATION_GENES",
     "centred_gram",
     "gram",
     "permuted_residual_gram",
     "residual_gram",
     "residual_sums",
 ]
-
-# the permutations' random numbers come in groups of this many genes, each group seeded by its
-# place, so that they do not depend on how the genes are split into blocks
-PERMUTATION_GENES = 256
 
 
 def residual_gram(block: Any, basis: Any, weights: Any = None) -> Any:
