@@ -1,9 +1,9 @@
 """R's default random streams: ``set.seed(seed)`` (Mersenne-Twister, normals by inversion),
 then ``runif``, ``rnorm``, ``rchisq`` and ``sample`` without replacement (R ≥ 3.6's rejection
-sampling), for the few R algorithms whose results depend on their random draws: impute's
-``impute.knn`` splits large matrices from a random start, and DESeq2 matches the dispersion
-prior's variance by simulation when the design leaves three residual degrees of freedom or
-fewer.
+sampling), for the R algorithms whose results depend on their random draws: impute.knn's
+random start, DESeq2's simulated dispersion prior variance (three residual degrees of
+freedom or fewer), ConsensusClusterPlus's subsamples and kmeans' starting centres, num.sv's
+permutations, and WGCNA's pre-clustering.
 
 R seeds the generator by scrambling the seed with the congruential ``69069 * seed + 1`` (50
 times, then once per word of the state); the words are then the standard MT19937 state. The
