@@ -66,7 +66,10 @@ def _weighted_fit(x, y, w, coef, resid, r):  # type: ignore[no-untyped-def]
         for j in range(p):
             xw[i, j] = x[i, j] * root
     q, r_ = np.linalg.qr(xw)
-    qty = q.T @ yw
+    qty = np.zeros(p)  # Q'y, summed over the rows in order
+    for i in range(m):
+        for j in range(p):
+            qty[j] += q[i, j] * yw[i]
     for j in range(p - 1, -1, -1):
         s = qty[j]
         for k in range(j + 1, p):
