@@ -87,7 +87,9 @@ def _density(values: np.ndarray) -> np.ndarray:
 
 
 def _r_seq(to: float, length: int) -> np.ndarray:
-    """``seq(0, to, length = length)``: R's ``c(0, 1:(length - 2) * (to / (length - 1)), to)``."""
+    """``seq(0, to, length = length)``: seq.default's ``c(0, 1:(length - 2) * (to / (length -
+    1)), to)``, which differs in the last bit from ``seq.int`` (``_spline.r_sequence``, filled
+    from both ends) at a tenth of the points."""
     return np.concatenate([[0.0], np.arange(1, length - 1) * (to / (length - 1)), [to]])
 
 
