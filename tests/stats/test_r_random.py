@@ -1,5 +1,6 @@
-"""R's random streams (cohortex.stats._r_random) against R 4.2: sample() and runif(), and
-rnorm() and rchisq() bit for bit (fixture from tests/fixtures/make_r_random_fixtures.R)."""
+"""R's random streams (cohortex.stats._r_random) against R 4.2: sample() with and without
+replacement, runif(), rnorm() and rchisq() bit for bit (fixture from
+tests/fixtures/make_r_random_fixtures.R)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_r_sample_and_runif_equal_rs():
 def test_normal_and_chisq_draws_equal_rs_bit_for_bit():
     """One stream from set.seed(2): rchisq with df 1 (rgamma's GS), 2, 3, 9 and 30 (GD's
     three ranges of constants, its rejections included), rnorm by inversion, rnorm with sd 0
-    (which draws nothing) and runif between them; every value R's exactly."""
+    (which draws nothing) and runif between them, then sample() with replacement; every
+    value R's exactly."""
     reference = pd.read_csv(DRAWS, dtype={"value": str})
     expected = {
         kind: group["value"].astype(np.float64).to_numpy()
@@ -41,6 +43,8 @@ def test_normal_and_chisq_draws_equal_rs_bit_for_bit():
         "uniform": r.uniforms(3),
         "chisq9": r.chisq(1000, 9),
         "chisq30": r.chisq(1000, 30),
+        "replace5": r.sample_replace(5, 2000),
+        "replace100000": r.sample_replace(100000, 50),
     }
     np.testing.assert_array_equal(drawn.pop("none"), np.zeros(5))
     assert list(drawn) == list(expected)

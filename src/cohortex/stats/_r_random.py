@@ -1,9 +1,9 @@
 """R's default random streams: ``set.seed(seed)`` (Mersenne-Twister, normals by inversion),
-then ``runif``, ``rnorm``, ``rchisq`` and ``sample`` without replacement (R ≥ 3.6's rejection
-sampling), for the R algorithms whose results depend on their random draws: impute.knn's
-random start, DESeq2's simulated dispersion prior variance (three residual degrees of
+then ``runif``, ``rnorm``, ``rchisq`` and ``sample`` with or without replacement (R ≥ 3.6's
+rejection sampling), for the R algorithms whose results depend on their random draws:
+impute.knn's random start, DESeq2's simulated dispersion prior variance (three residual degrees of
 freedom or fewer), ConsensusClusterPlus's subsamples and kmeans' starting centres, num.sv's
-permutations, and WGCNA's pre-clustering.
+permutations, WGCNA's pre-clustering, and IHW's random ranks and folds.
 
 R seeds the generator by scrambling the seed with the congruential ``69069 * seed + 1`` (50
 times, then once per word of the state); the words are then the standard MT19937 state. The
@@ -163,6 +163,11 @@ class RRandom:
         R ≥ 3.6's algorithm: each index by rejection from the bits of 16-bit pieces of
         uniforms (``R_unif_index``), drawn from a pool that the chosen index leaves."""
         return _sample_draws(self._state, n, size)
+
+    def sample_replace(self, n: int, size: int) -> np.ndarray:
+        """``sample.int(n, size, replace = TRUE)``: 1-based, shape (size,), each index
+        ``R_unif_index(n)`` on its own."""
+        return _sample_replace_draws(self._state, n, size)
 
     def permutations(self, count: int, n: int) -> np.ndarray:
         """``count`` successive ``sample.int(n)`` (whole permutations, as ``sample(x)`` of a
@@ -383,6 +388,14 @@ def _sample_draws(state: np.ndarray, n: int, size: int) -> np.ndarray:
         out[i] = pool[j] + 1
         n -= 1
         pool[j] = pool[n]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _sample_replace_draws(state: np.ndarray, n: int, size: int) -> np.ndarray:
+    out = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        out[i] = _unif_index(state, n) + 1
     return out
 
 
