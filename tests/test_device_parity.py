@@ -791,6 +791,24 @@ def test_fdr_adjust(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(got), fdr.adjust(p, method), rtol=1e-15)
 
 
+def test_fdr_ihw_takes_device_arrays(gpu_xp):
+    """IHW is a host algorithm (Grenander estimates, linear programmes): p-values and a
+    covariate on the device give the host's result."""
+    rng = np.random.default_rng(7)
+    covariate = rng.lognormal(3.0, 1.5, 3200)
+    p = np.where(
+        rng.uniform(size=3200) < covariate / covariate.max(),
+        rng.beta(0.2, 5, 3200),
+        rng.uniform(size=3200),
+    )
+    p[::50] = np.nan
+    got = fdr.ihw(gpu_xp.asarray(p), gpu_xp.asarray(covariate))
+    expected = fdr.ihw(p, covariate)
+    assert got.n_bins == 2
+    np.testing.assert_array_equal(got.adjusted, expected.adjusted)
+    np.testing.assert_array_equal(got.weights, expected.weights)
+
+
 @pytest.mark.parametrize("method", NORMALIZATIONS)
 def test_normalize_on_device_chunks(gpu_xp, method):
     rng = np.random.default_rng(6)

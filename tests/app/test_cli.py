@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortex import create_cohort, de, open_cohort, read_result
+from cohortex import create_cohort, de, fdr, open_cohort, read_result
 from cohortex.app.cli import main
 
 
@@ -437,6 +437,18 @@ def test_deseq_command(tmp_path, capsys):
     np.testing.assert_allclose(saved["coefficient"], theirs["condition_b_vs_a_lfc"], rtol=1e-9)
     assert main(["de", str(store), "--groupby", "condition", "--shrink"]) == 2
     assert "--shrink goes with --deseq" in capsys.readouterr().err
+    # --ihw: 600 genes make one bin (IHW is then BH, as it says)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # the tests otherwise raise cohortex's warnings
+        assert main([*command, "--ihw", "--name", "weighted"]) == 0
+    captured = capsys.readouterr()
+    assert "padj weighted by IHW on the mean counts" in captured.out
+    assert "587 tests make one bin" in captured.err
+    saved = read_result(store, "weighted").sel(contrast="condition[T.b]")
+    np.testing.assert_array_equal(saved["ihw_weight"].values[~np.isnan(saved["pvalue"])], 1.0)
+    np.testing.assert_allclose(saved["padj"], fdr.adjust(saved["pvalue"].values), rtol=1e-12)
+    assert main(["de", str(store), "--groupby", "condition", "--ihw"]) == 2
+    assert "--ihw goes with --deseq" in capsys.readouterr().err
     assert main([*command, "--use-t", "--name", "with_t"]) == 0
     assert "p-values from Student's t on 21 df (useT)" in capsys.readouterr().out
     expected = de.deseq(store, "~ condition", use_t=True)

@@ -372,6 +372,12 @@ def _parser() -> argparse.ArgumentParser:
         "errors under DESeq2's Normal prior (the tests stay the MLE's)",
     )
     de.add_argument(
+        "--ihw",
+        action="store_true",
+        help="with --deseq: results(filterFun = ihw): padj from IHW's weighting by the mean "
+        "counts in place of independent filtering (the weights saved as ihw_weight)",
+    )
+    de.add_argument(
         "--use-t",
         action="store_true",
         help="with --deseq: DESeq(useT = TRUE): the Wald tests' p-values from Student's t on "
@@ -1613,6 +1619,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if args.shrink and not args.deseq:
         raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
+    if args.ihw and not args.deseq:
+        raise CohortexError("--ihw goes with --deseq (DESeq2's results(filterFun = ihw)).")
     if args.use_t and not args.deseq:
         raise CohortexError("--use-t goes with --deseq (DESeq2's useT).")
     if args.fit_type is not None and not args.deseq:
@@ -1748,6 +1756,7 @@ def _de(args: argparse.Namespace) -> None:
                 reduced=args.reduced,
                 lfc_threshold=args.treat or 0.0,
                 shrink="normal" if args.shrink else None,
+                ihw=args.ihw,
                 use_t=args.use_t,
                 fit_type=args.fit_type or "parametric",
                 fdr=args.fdr,
@@ -1763,6 +1772,8 @@ def _de(args: argparse.Namespace) -> None:
                 what = f"DESeq2 Wald tests of |log2 FC| > {args.treat:.3g}"
             if args.shrink:
                 what += ", fold changes shrunk by the Normal prior (lfcShrink)"
+            if args.ihw:
+                what += ", padj weighted by IHW on the mean counts"
             if args.use_t:
                 what += f", p-values from Student's t on {result.attrs['t_df']:g} df (useT)"
             if result.attrs["fit_type"] != "parametric":

@@ -102,6 +102,7 @@ def deseq(
     min_replicates_for_replace: float = 7,
     cooks_cutoff: bool | float = True,
     independent_filtering: bool = True,
+    ihw: bool = False,
     alpha: float = 0.1,
     lfc_threshold: float = 0.0,
     alternative: str = "greaterAbs",
@@ -161,8 +162,14 @@ def deseq(
         0.99 quantile, False never.
     independent_filtering : bool, default True
         Choose a mean below which genes are not adjusted (their ``padj`` NaN) as DESeq2.
+    ihw : bool, default False
+        ``results(dds, filterFun = ihw)``: in place of independent filtering, each
+        contrast's p-values are weighted by the genes' mean count (``mean_expression``) with
+        IHW (:func:`cohortex.fdr.ihw`, its defaults and ``alpha``) and ``padj`` is their
+        weighted adjustment; ``ihw_weight`` holds the weights. ``fdr`` must be "bh" or
+        "bonferroni".
     alpha : float, default 0.1
-        The FDR that independent filtering maximises discoveries at.
+        The FDR that independent filtering (or IHW) maximises discoveries at.
     lfc_threshold : float, default 0
         Test |log2 fold change| against this threshold (``results(lfcThreshold = ...)``).
     alternative : {{"greaterAbs", "lessAbs", "greater", "less"}}, default "greaterAbs"
@@ -190,8 +197,9 @@ def deseq(
     -------
     xarray.Dataset
         On ``contrast`` × ``gene``: ``coefficient`` (log2FoldChange), ``se`` (lfcSE),
-        ``statistic``, ``pvalue``, ``padj``, ``log10_pvalue``; on ``contrast``:
-        ``filter_threshold`` and ``filter_theta`` (independent filtering). On ``gene``:
+        ``statistic``, ``pvalue``, ``padj``, ``log10_pvalue`` (with ``ihw``, ``ihw_weight``);
+        on ``contrast``: ``filter_threshold`` and ``filter_theta`` (independent filtering;
+        NaN with ``ihw``). On ``gene``:
         ``mean_expression`` (baseMean), ``dispersion`` and its stages ``dispersion_gene``,
         ``dispersion_trend``, ``dispersion_map``, ``dispersion_outlier``; ``max_cooks``,
         ``replaced``, ``converged``, ``deviance``. On ``sample``: ``size_factor`` (with
@@ -231,6 +239,11 @@ def deseq(
     matrix = contrast_matrix(contrasts, data.names)
     contrast_values = matrix.to_numpy().T  # (k, p)
     _check_shrink(shrink, options, data)
+    if ihw and options.fdr not in ("bh", "bonferroni"):
+        raise CohortexError(
+            f"deseq(ihw=True) weights the Benjamini-Hochberg or Bonferroni adjustment (IHW's "
+            f"adjustment_type): 'fdr' must be 'bh' or 'bonferroni'; got {options.fdr!r}."
+        )
     plan = design_plan(data, min_replicates_for_replace, contrast_values)
 
     gene_wise = per_tile(
@@ -307,7 +320,7 @@ def deseq(
         rows,
         options,
         cooks_cutoff,
-        independent_filtering,
+        "ihw" if ihw else "independent" if independent_filtering else "none",
         shrunk,
     )
 
@@ -1666,7 +1679,7 @@ def _results(
     rows: _Rows,
     options: _Options,
     cooks_cutoff: bool | float,
-    independent_filtering: bool,
+    filtering: str,
     shrunk: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None,
 ) -> xr.Dataset:
     n, p = data.design.shape
@@ -1720,10 +1733,14 @@ def _results(
         values[:, all_zero] = np.nan
     pvalues = np.exp(log_p)
     padj = np.empty_like(pvalues)
+    weights = np.empty_like(pvalues)
     thresholds = np.full(len(contrasts), np.nan)
     thetas = np.full(len(contrasts), np.nan)
     for j in range(len(contrasts)):
-        if independent_filtering:
+        if filtering == "ihw":  # ihw.DESeqResults: the mean count as the covariate
+            weighting = _fdr.ihw(pvalues[j], base_mean, options.alpha, method=options.fdr)
+            padj[j], weights[j] = weighting.adjusted, weighting.weights
+        elif filtering == "independent":
             padj[j], thresholds[j], thetas[j] = _filtered_adjust(
                 base_mean, pvalues[j], options.alpha, options.fdr
             )
@@ -1751,6 +1768,8 @@ def _results(
         "converged": (gene, _flags(final[rows["converged"]], all_zero)),
         "deviance": (gene, final[rows["deviance"]]),
     }
+    if filtering == "ihw":
+        variables["ihw_weight"] = (pairs, weights)
     if data.per_count_kind != "factors":  # DESeq2 has no size factors beside given factors
         variables["size_factor"] = (("sample",), data.size_factors)
     trend = shared.trend
@@ -1767,7 +1786,8 @@ def _results(
         "cooks_cutoff": float("nan") if cutoff is False else float(cutoff),
         "lfc_threshold": options.lfc_threshold,
         "alternative": options.alternative,
-        "independent_filtering": int(independent_filtering),
+        "independent_filtering": int(filtering == "independent"),
+        "ihw": int(filtering == "ihw"),
         "alpha": options.alpha,
         "fdr": options.fdr,
     }
