@@ -129,7 +129,7 @@ PUBLIC = {
         "soft_threshold",
     },
     "cohortex.ae": {"ACTIVATIONS", "Autoencoder", "baselines", "enrichment"},
-    "cohortex.fdr": {"METHODS", "adjust", "check_method", "lfdr", "pi0"},
+    "cohortex.fdr": {"METHODS", "IHWResult", "adjust", "check_method", "ihw", "lfdr", "pi0"},
     "cohortex.plot": {
         "barcode",
         "calibration",
