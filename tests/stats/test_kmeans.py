@@ -34,6 +34,16 @@ def test_clusters_equal_rs_from_the_same_starts():
     assert [run.converged for run in short] == [True, True, True, False, False, False]
 
 
+def test_starts_that_coincide_are_found_as_r_finds_them():
+    """R 4.2: x <- matrix(c(0, -0, 5, 9, 13, 17, 21, 1, 1 + 2^-52)); set.seed(s);
+    kmeans(x, 4)$cluster. With seed 5 the draws hold 0 and -0, equal for duplicated(), so
+    R draws again from the distinct rows; with seed 4 they hold 1 and 1 + 2^-52, which
+    differ (R compares values, not 15-digit decimals)."""
+    x = np.array([0.0, -0.0, 5, 9, 13, 17, 21, 1, 1 + 2.0**-52])[:, None]
+    np.testing.assert_array_equal(kmeans(x, 4, RRandom(5)).cluster, [1, 1, 4, 4, 3, 3, 3, 2, 2])
+    np.testing.assert_array_equal(kmeans(x, 4, RRandom(4)).cluster, [1, 1, 3, 2, 2, 4, 4, 1, 1])
+
+
 def test_impossible_clusterings_are_refused():
     points = np.vstack([np.zeros((5, 2)), np.ones((5, 2))])
     with pytest.raises(CohortexError, match="distinct data points"):

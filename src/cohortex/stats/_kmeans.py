@@ -60,19 +60,26 @@ def starting_centres(x: np.ndarray, k: int, rng: RRandom) -> np.ndarray:
     """The rows of ``x`` (m × p) that R's kmeans starts from: ``sample.int(m, k)``, drawn
     again from the distinct rows (in their order) where two coincide. Shape (k,), 0-based.
 
-    Rows are compared bit for bit; R compares their 15-digit decimal forms, which differs
-    only for rows that agree to 15 digits without being equal."""
+    Rows are compared as R 4's ``duplicated`` and ``unique`` compare a matrix's rows: value
+    by value (-0 equal to 0), not as decimals."""
     m = x.shape[0]
     if not 2 <= k < m:
         raise CohortexError(f"kmeans(): the number of clusters must be in [2, {m - 1}]; got {k}.")
     chosen = rng.sample(m, k) - 1
-    if len({x[i].tobytes() for i in chosen}) < k:  # R: any(duplicated(centers))
-        _, first = np.unique(x, axis=0, return_index=True)
-        distinct = np.sort(first)
+    if len({_row_key(x[i]) for i in chosen}) < k:  # R: any(duplicated(centers))
+        first: dict[tuple[str, ...], int] = {}
+        for i in range(m):
+            first.setdefault(_row_key(x[i]), i)
+        distinct = np.fromiter(first.values(), dtype=np.int64)
         if distinct.size < k:
             raise CohortexError("kmeans(): more cluster centres than distinct data points.")
         chosen = distinct[rng.sample(distinct.size, k) - 1]
     return chosen
+
+
+def _row_key(row: np.ndarray) -> tuple[float, ...]:
+    """A row as ``duplicated`` compares it: its values, -0 as 0."""
+    return tuple((row + 0.0).tolist())
 
 
 def hartigan_wong(x: np.ndarray, centres: np.ndarray, iter_max: int = 10) -> KMeans:
