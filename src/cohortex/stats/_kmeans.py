@@ -67,7 +67,7 @@ def starting_centres(x: np.ndarray, k: int, rng: RRandom) -> np.ndarray:
         raise CohortexError(f"kmeans(): the number of clusters must be in [2, {m - 1}]; got {k}.")
     chosen = rng.sample(m, k) - 1
     if len({_row_key(x[i]) for i in chosen}) < k:  # R: any(duplicated(centers))
-        first: dict[tuple[str, ...], int] = {}
+        first: dict[tuple[float, ...], int] = {}
         for i in range(m):
             first.setdefault(_row_key(x[i]), i)
         distinct = np.fromiter(first.values(), dtype=np.int64)
