@@ -775,7 +775,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="gsea: permutation p-values only (fgseaSimple), no multilevel refinement",
     )
-    enrich.add_argument("--seed", type=int, default=0, help="gsea, roast, romer: random seed")
+    enrich.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="gsea, roast, romer: random seed (roast, romer: R's set.seed, so the rotations "
+        "are limma's)",
+    )
     enrich.add_argument(
         "--rotations",
         type=int,

@@ -94,8 +94,9 @@ def roast(
     fdr : str, default "bh"
         Correction across the sets of the two-sided and the mixed p-values.
     random_state : int, numpy Generator or None, default 0
-        The rotations' random numbers (an int seeds NumPy's default generator, so a result is
-        reproducible; None draws fresh entropy).
+        The rotations' random numbers. An int is R's ``set.seed``: the rotations are those of
+        ``set.seed(random_state); mroast(...)`` (see Notes), so the p-values are limma's
+        exactly. A NumPy Generator draws them instead; None draws from fresh entropy.
     {device}
 
     Returns
@@ -118,13 +119,13 @@ def roast(
     Notes
     -----
     With at most :data:`FULL_ROTATIONS_UP_TO` effects (samples less coefficients, plus one)
-    each rotation is drawn as limma draws it: given R's normal stream, the p-values are
-    limma's. With more, a set of m genes with fewer than that many effects draws only the
-    m-dimensional span of its effects and the chi-square of the rest — the same distribution
-    at a fraction of the cost (a cohort of 50,000 samples would otherwise draw 50,000 normals
-    per rotation and set). limma's robust mode, when some genes' prior df are infinite,
-    rotates those genes' variances without their prior; here they keep the prior, as their
-    observed t does.
+    each rotation is drawn as limma draws it: with R's normal stream (an int
+    ``random_state``), the p-values are limma's. With more, a set of m genes with fewer than
+    that many effects draws only the m-dimensional span of its effects and the chi-square of
+    the rest — the same distribution at a fraction of the cost (a cohort of 50,000 samples
+    would otherwise draw 50,000 normals per rotation and set). limma's robust mode, when some
+    genes' prior df are infinite, rotates those genes' variances without their prior; here
+    they keep the prior, as their observed t does.
     """
     if set_statistic not in SET_STATISTICS:
         raise CohortexError(

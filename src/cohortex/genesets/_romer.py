@@ -88,7 +88,9 @@ def romer(
         Correction of each of the three p-values across the sets (limma's romer reports
         none).
     random_state : int, numpy Generator or None, default 0
-        The rotations' random numbers (an int seeds NumPy's default generator).
+        The rotations' random numbers. An int is R's ``set.seed``: the rotations, and so the
+        p-values, are those of ``set.seed(random_state); romer(...)``. A NumPy Generator
+        draws them instead; None draws from fresh entropy.
     {device}
 
     Returns

@@ -3,7 +3,8 @@ then ``runif``, ``rnorm``, ``rchisq`` and ``sample`` with or without replacement
 rejection sampling), for the R algorithms whose results depend on their random draws:
 impute.knn's random start, DESeq2's simulated dispersion prior variance (three residual degrees of
 freedom or fewer), ConsensusClusterPlus's subsamples and kmeans' starting centres, num.sv's
-permutations, WGCNA's pre-clustering, and IHW's random ranks and folds.
+permutations, WGCNA's pre-clustering, IHW's random ranks and folds, and limma's rotations
+(roast, romer).
 
 R seeds the generator by scrambling the seed with the congruential ``69069 * seed + 1`` (50
 times, then once per word of the state); the words are then the standard MT19937 state. The
@@ -163,6 +164,15 @@ class RRandom:
         R ≥ 3.6's algorithm: each index by rejection from the bits of 16-bit pieces of
         uniforms (``R_unif_index``), drawn from a pool that the chosen index leaves."""
         return _sample_draws(self._state, n, size)
+
+    def standard_normal(self, size: int | tuple[int, ...]) -> np.ndarray:
+        """``rnorm(prod(size))`` in the shape of NumPy's ``Generator.standard_normal(size)``
+        (filled in C order), so that code drawing from a Generator draws R's numbers."""
+        return self.normals(int(np.prod(size))).reshape(size)
+
+    def chisquare(self, df: float, size: int) -> np.ndarray:
+        """``rchisq(size, df)`` as NumPy's ``Generator.chisquare(df, size)``."""
+        return self.chisq(int(size), df)
 
     def sample_replace(self, n: int, size: int) -> np.ndarray:
         """``sample.int(n, size, replace = TRUE)``: 1-based, shape (size,), each index
