@@ -20,7 +20,9 @@ HiGHS's dual simplex (SciPy) where IHW uses SYMPHONY: both return the optimal ve
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,66 +216,107 @@ def _internal(
     levels: int,
 ) -> _Fit:
     """ihw_internal: the folds drawn from ``rng``, each fold's λ (by the nested procedure's
-    discoveries where there are several) and weights, then the weighted adjustment."""
+    discoveries where there are several) and weights, then the weighted adjustment.
+
+    The programmes draw nothing, so every fold of the nested procedures is drawn first, in
+    IHW's order (outer fold, λ, split); the nested fits then run on threads (HiGHS leaves
+    the GIL)."""
     m = sorted_p.size
-    available = np.bincount(sorted_bins, minlength=levels).astype(np.float64)
     folds = rng.sample_replace(n_folds, m) - 1
-    weights = np.full(m, np.nan)
-    fold_lambdas = np.full(n_folds, np.nan)
-    fold_weights = np.full((levels, n_folds), np.nan)
-    for i in range(n_folds):
-        if n_folds == 1:
-            kept_bins, kept_p = sorted_bins, sorted_p
-            holdout = other = bin_sizes
-        else:
-            kept = folds != i
-            kept_bins, kept_p = sorted_bins[kept], sorted_p[kept]
-            holdout = (
-                (bin_sizes - available) / n_folds
-                + available
-                - np.bincount(kept_bins, minlength=levels)
+    nested: list[tuple[int, int, np.ndarray]] = []
+    if len(lambdas) > 1:
+        for i in range(n_folds):
+            size = m if n_folds == 1 else int(np.sum(folds != i))
+            for k in range(len(lambdas)):
+                for _ in range(n_splits_internal):
+                    nested.append((i, k, rng.sample_replace(n_folds_internal, size) - 1))
+    setup = _Setup(sorted_bins, sorted_p, alpha, bin_sizes, adjustment, levels, folds, n_folds)
+
+    def discoveries(task: tuple[int, int, np.ndarray]) -> int:
+        i, k, inner_folds = task
+        kept_bins, kept_p, _, other = setup.split(i)
+        inner = _Setup(
+            kept_bins, kept_p, alpha, other, adjustment, levels, inner_folds, n_folds_internal
+        )
+        # IHW's nested call passes neither the penalty nor the null proportion
+        return inner.fit([lambdas[k]] * n_folds_internal, "total variation").rejections
+
+    chosen = [lambdas[0]] * n_folds
+    if nested:
+        with ThreadPoolExecutor(max_workers=min(len(nested), os.cpu_count() or 1)) as pool:
+            found = list(pool.map(discoveries, nested))
+        table = np.array(found, dtype=np.float64).reshape(n_folds, len(lambdas), -1)
+        chosen = [lambdas[int(np.argmax(table[i].mean(axis=1)))] for i in range(n_folds)]
+    return setup.fit(chosen, penalty, null_proportion, null_proportion_level)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Tests sorted by p-value, their bins and folds: what one ihw_internal call fits."""
+
+    bins: np.ndarray
+    p: np.ndarray
+    alpha: float
+    bin_sizes: np.ndarray
+    adjustment: str
+    levels: int
+    folds: np.ndarray
+    n_folds: int
+
+    def split(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Fold ``i``'s training tests (the other folds): bins, p-values, and the bin sizes
+        of the held-out fold and of the others (IHW's m_groups_holdout_fold, _other_folds)."""
+        if self.n_folds == 1:
+            return self.bins, self.p, self.bin_sizes, self.bin_sizes
+        available = np.bincount(self.bins, minlength=self.levels).astype(np.float64)
+        kept = self.folds != i
+        kept_bins = self.bins[kept]
+        holdout = (
+            (self.bin_sizes - available) / self.n_folds
+            + available
+            - np.bincount(kept_bins, minlength=self.levels)
+        )
+        return kept_bins, self.p[kept], holdout, self.bin_sizes - holdout
+
+    def fit(
+        self,
+        lambdas: Sequence[float],
+        penalty: str,
+        null_proportion: bool = False,
+        null_proportion_level: float = 0.5,
+    ) -> _Fit:
+        """Each fold's weights at its λ (``lambdas``, one per fold), then the weighted
+        adjustment of all the tests."""
+        m = self.p.size
+        weights = np.full(m, np.nan)
+        fold_weights = np.full((self.levels, self.n_folds), np.nan)
+        for i in range(self.n_folds):
+            kept_bins, kept_p, holdout, other = self.split(i)
+            split_p = [kept_p[kept_bins == b] for b in range(self.levels)]
+            fold = _fold_weights(
+                split_p, self.alpha, holdout, other, penalty, lambdas[i], self.adjustment
             )
-            other = bin_sizes - holdout
-        if len(lambdas) > 1:
-            discoveries = np.empty((len(lambdas), n_splits_internal))
-            for k, candidate in enumerate(lambdas):
-                for split in range(n_splits_internal):
-                    # IHW's nested call passes neither the penalty nor the null proportion
-                    discoveries[k, split] = _internal(
-                        kept_bins,
-                        kept_p,
-                        alpha,
-                        [candidate],
-                        other,
-                        "total variation",
-                        rng,
-                        n_folds_internal,
-                        n_folds_internal,
-                        1,
-                        adjustment,
-                        False,
-                        null_proportion_level,
-                        levels,
-                    ).rejections
-            lam = lambdas[int(np.argmax(discoveries.mean(axis=1)))]
-        else:
-            lam = lambdas[0]
-        fold_lambdas[i] = lam
-        split_p = [kept_p[kept_bins == b] for b in range(levels)]
-        fold = _fold_weights(split_p, alpha, holdout, other, penalty, lam, adjustment)
-        in_fold = folds == i
-        weights[in_fold] = fold[sorted_bins[in_fold]]
-        fold_weights[:, i] = fold
-        if null_proportion:
-            pi0 = _weighted_storey_pi0(
-                sorted_p[in_fold], weights[in_fold], null_proportion_level, _r_sum(holdout)
-            )
-            weights[in_fold] /= pi0
-            fold_weights[:, i] /= pi0
-    weighted = _divide(sorted_p, weights)
-    adjusted = _r_adjust(weighted, adjustment, _r_sum(bin_sizes))
-    rejections = int(np.sum(adjusted <= alpha))
-    return _Fit(weights, weighted, adjusted, folds, fold_weights, fold_lambdas, rejections)
+            in_fold = self.folds == i
+            weights[in_fold] = fold[self.bins[in_fold]]
+            fold_weights[:, i] = fold
+            if null_proportion:
+                pi0 = _weighted_storey_pi0(
+                    self.p[in_fold], weights[in_fold], null_proportion_level, _r_sum(holdout)
+                )
+                weights[in_fold] /= pi0
+                fold_weights[:, i] /= pi0
+        weighted = _divide(self.p, weights)
+        adjusted = _r_adjust(weighted, self.adjustment, _r_sum(self.bin_sizes))
+        rejections = int(np.sum(adjusted <= self.alpha))
+        return _Fit(
+            weights,
+            weighted,
+            adjusted,
+            self.folds,
+            fold_weights,
+            np.asarray(lambdas, dtype=np.float64),
+            rejections,
+        )
 
 
 def _fold_weights(
