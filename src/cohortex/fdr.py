@@ -32,7 +32,7 @@ import pandas as pd
 
 from ._backend import namespace, to_host
 from ._errors import CohortexError, CohortexWarning
-from .stats._ihw import IHWResult, bins_by_rank, ihw_weights
+from .stats._ihw import IHWOptions, IHWResult, bins_by_rank, ihw_weights
 from .stats._lfdr import local_fdr
 from .stats._scan import running_max, running_min
 from .stats._spline import smooth_spline
@@ -428,13 +428,9 @@ def ihw(
             CohortexWarning,
             stacklevel=2,
         )
-    fitted = ihw_weights(
-        kept,
-        bins,
-        n,
-        float(alpha),
+    options = IHWOptions(
         penalty="total variation" if covariate_type == "ordinal" else "uniform deviation",
-        lambdas=grid,
+        lambdas=tuple(grid),
         n_folds=1 if n == 1 else int(n_folds),
         n_folds_internal=int(n_folds_internal),
         n_splits_internal=int(n_splits_internal),
@@ -443,6 +439,7 @@ def ihw(
         null_proportion_level=float(null_proportion_level),
         seed=int(seed),
     )
+    fitted = ihw_weights(kept, bins, n, float(alpha), options)
     return _ihw_in_place(fitted, present)
 
 

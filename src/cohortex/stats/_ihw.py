@@ -32,7 +32,7 @@ from .._errors import CohortexError
 from .._jit import njit
 from ._r_random import RRandom
 
-__all__ = ["IHWResult", "bins_by_rank", "ihw_weights"]
+__all__ = ["IHWOptions", "IHWResult", "bins_by_rank", "ihw_weights"]
 
 _ZERO_BELOW = 1e-20  # ihw_convex sets p-values at or below this to 0
 _STEEPEST = 1e12  # the largest slope the linear programme is given unscaled
@@ -111,21 +111,39 @@ def bins_by_rank(covariate: np.ndarray, n_bins: int, seed: int) -> np.ndarray:
     return np.unique(codes, return_inverse=True)[1].astype(np.int64)
 
 
+@dataclass(frozen=True)
+class IHWOptions:
+    """ihw()'s settings (see :func:`cohortex.fdr.ihw`).
+
+    Attributes
+    ----------
+    penalty : {"total variation", "uniform deviation"}
+        For ordered and for unordered bins.
+    lambdas : tuple of float
+        The grid of λ (one value: no nested choice).
+    n_folds, n_folds_internal, n_splits_internal : int
+    adjustment : {"BH", "bonferroni"}
+    null_proportion : bool
+        Divide each fold's weights by its weighted Storey estimate of π0, at
+        ``null_proportion_level``.
+    null_proportion_level : float
+    seed : int
+        R's ``set.seed`` before the folds are drawn.
+    """
+
+    penalty: str
+    lambdas: tuple[float, ...]
+    n_folds: int
+    n_folds_internal: int
+    n_splits_internal: int
+    adjustment: str
+    null_proportion: bool
+    null_proportion_level: float
+    seed: int
+
+
 def ihw_weights(
-    pvalues: np.ndarray,
-    bins: np.ndarray,
-    n_bins: int,
-    alpha: float,
-    *,
-    penalty: str,
-    lambdas: Sequence[float],
-    n_folds: int,
-    n_folds_internal: int,
-    n_splits_internal: int,
-    adjustment: str,
-    null_proportion: bool,
-    null_proportion_level: float,
-    seed: int,
+    pvalues: np.ndarray, bins: np.ndarray, n_bins: int, alpha: float, options: IHWOptions
 ) -> IHWResult:
     """ihw.default on tests with p-values (no NaN) and their bins.
 
@@ -135,22 +153,12 @@ def ihw_weights(
     bins : ndarray of int, shape (m,)
         Codes 0 .. n_bins - 1, each used.
     n_bins : int
-        ``nbins`` as IHW knows it (the grid of λ is in its units).
+        ``nbins`` as IHW knows it (the grid of λ is in its units; one bin is plain BH).
     alpha : float
-    penalty : {"total variation", "uniform deviation"}
-        For ordered and for unordered bins.
-    lambdas : sequence of float
-        The grid of λ (one value: no nested choice).
-    n_folds, n_folds_internal, n_splits_internal : int
-    adjustment : {"BH", "bonferroni"}
-    null_proportion : bool
-        Divide each fold's weights by its weighted Storey estimate of π0, at
-        ``null_proportion_level``.
-    seed : int
-        R's ``set.seed`` before the folds are drawn.
+    options : IHWOptions
     """
     levels = int(bins.max()) + 1
-    order = np.argsort(pvalues, kind="stable")
+    order = np.argsort(pvalues, kind="stable")  # R's order(): a stable radix sort
     sorted_p = pvalues[order]
     sorted_bins = bins[order]
     bin_sizes = np.bincount(sorted_bins, minlength=levels)
@@ -159,29 +167,26 @@ def ihw_weights(
         fit = _Fit(
             np.ones(m),
             sorted_p,
-            _r_adjust(sorted_p, adjustment, float(m)),
+            _r_adjust(sorted_p, options.adjustment, float(m)),
             np.zeros(m, dtype=np.int64),
             np.ones((1, 1)),
             np.zeros(1),
             0,
         )
     else:
-        fit = _internal(
+        rng = RRandom(options.seed)
+        folds = rng.sample_replace(options.n_folds, m) - 1
+        setup = _Setup(
             sorted_bins,
             sorted_p,
             alpha,
-            list(lambdas),
             bin_sizes.astype(np.float64),
-            penalty,
-            RRandom(seed),
-            n_folds,
-            n_folds_internal,
-            n_splits_internal,
-            adjustment,
-            null_proportion,
-            null_proportion_level,
+            options.adjustment,
             levels,
+            folds,
+            options.n_folds,
         )
+        fit = _internal(setup, options, rng)
     back = np.empty(m, dtype=np.int64)
     back[order] = np.arange(m)
     adjusted = fit.adjusted[back]
@@ -199,60 +204,54 @@ def ihw_weights(
     )
 
 
-def _internal(
-    sorted_bins: np.ndarray,
-    sorted_p: np.ndarray,
-    alpha: float,
-    lambdas: list[float],
-    bin_sizes: np.ndarray,
-    penalty: str,
-    rng: RRandom,
-    n_folds: int,
-    n_folds_internal: int,
-    n_splits_internal: int,
-    adjustment: str,
-    null_proportion: bool,
-    null_proportion_level: float,
-    levels: int,
-) -> _Fit:
-    """ihw_internal: the folds drawn from ``rng``, each fold's λ (by the nested procedure's
+def _internal(setup: _Setup, options: IHWOptions, rng: RRandom) -> _Fit:
+    """ihw_internal after its folds are drawn: each fold's λ (by the nested procedure's
     discoveries where there are several) and weights, then the weighted adjustment.
 
-    The programmes draw nothing, so every fold of the nested procedures is drawn first, in
-    IHW's order (outer fold, λ, split); the nested fits then run on threads (HiGHS leaves
-    the GIL)."""
-    m = sorted_p.size
-    folds = rng.sample_replace(n_folds, m) - 1
+    The programmes draw nothing, so every fold of the nested procedures is drawn from
+    ``rng`` first, in IHW's order (outer fold, λ, split); the nested fits then run on
+    threads (HiGHS leaves the GIL)."""
+    lambdas = options.lambdas
     nested: list[tuple[int, int, np.ndarray]] = []
     if len(lambdas) > 1:
-        for i in range(n_folds):
-            size = m if n_folds == 1 else int(np.sum(folds != i))
+        for i in range(setup.n_folds):
+            size = setup.p.size if setup.n_folds == 1 else int(np.sum(setup.folds != i))
             for k in range(len(lambdas)):
-                for _ in range(n_splits_internal):
-                    nested.append((i, k, rng.sample_replace(n_folds_internal, size) - 1))
-    setup = _Setup(sorted_bins, sorted_p, alpha, bin_sizes, adjustment, levels, folds, n_folds)
+                for _ in range(options.n_splits_internal):
+                    drawn = rng.sample_replace(options.n_folds_internal, size) - 1
+                    nested.append((i, k, drawn))
 
     def discoveries(task: tuple[int, int, np.ndarray]) -> int:
         i, k, inner_folds = task
         kept_bins, kept_p, _, other = setup.split(i)
         inner = _Setup(
-            kept_bins, kept_p, alpha, other, adjustment, levels, inner_folds, n_folds_internal
+            kept_bins,
+            kept_p,
+            setup.alpha,
+            other,
+            setup.adjustment,
+            setup.levels,
+            inner_folds,
+            options.n_folds_internal,
         )
         # IHW's nested call passes neither the penalty nor the null proportion
-        return inner.fit([lambdas[k]] * n_folds_internal, "total variation").rejections
+        return inner.fit([lambdas[k]] * options.n_folds_internal, "total variation").rejections
 
-    chosen = [lambdas[0]] * n_folds
+    chosen = [lambdas[0]] * setup.n_folds
     if nested:
         with ThreadPoolExecutor(max_workers=min(len(nested), os.cpu_count() or 1)) as pool:
             found = list(pool.map(discoveries, nested))
-        table = np.array(found, dtype=np.float64).reshape(n_folds, len(lambdas), -1)
-        chosen = [lambdas[int(np.argmax(table[i].mean(axis=1)))] for i in range(n_folds)]
-    return setup.fit(chosen, penalty, null_proportion, null_proportion_level)
+        table = np.array(found, dtype=np.float64).reshape(setup.n_folds, len(lambdas), -1)
+        chosen = [lambdas[int(np.argmax(table[i].mean(axis=1)))] for i in range(setup.n_folds)]
+    return setup.fit(
+        chosen, options.penalty, options.null_proportion, options.null_proportion_level
+    )
 
 
 @dataclass(frozen=True)
 class _Setup:
-    """Tests sorted by p-value, their bins and folds: what one ihw_internal call fits."""
+    """Tests sorted by p-value, their bins and folds (0-based): what one ihw_internal call
+    fits."""
 
     bins: np.ndarray
     p: np.ndarray
