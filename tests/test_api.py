@@ -60,6 +60,7 @@ PUBLIC = {
         "fsva",
         "glm_lrt",
         "glm_ql",
+        "ihw",
         "normalize",
         "num_sv",
         "remove_batch_effect",

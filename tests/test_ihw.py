@@ -219,3 +219,33 @@ def test_ihw_checks_its_input():
     p_missing = np.where(covariate == 3, np.nan, p)
     result = fdr.ihw(p_missing, np.where(covariate == 3, np.nan, covariate))
     assert np.isnan(result.adjusted[3]) and result.bins[3] == -1
+
+
+def test_de_ihw_of_any_result_is_fdr_ihw_on_its_mean_expression():
+    """de.ihw(result): each contrast's padj from fdr.ihw on the genes' mean expression;
+    on a DESeq2 result it is deseq(ihw=True), on edgeR's QL F-tests IHW on logCPM."""
+    cohort = fixture_cohort(IHW / "deseq_counts.csv", IHW / "deseq_samples.csv", scale="counts")
+    plain = de.deseq(cohort, "~ condition")
+    weighted = de.ihw(plain)
+    direct = de.deseq(cohort, "~ condition", ihw=True)
+    np.testing.assert_array_equal(weighted["padj"], direct["padj"])
+    np.testing.assert_array_equal(weighted["ihw_weight"], direct["ihw_weight"])
+    assert np.isnan(weighted["filter_threshold"]).all()
+    assert weighted.attrs["ihw_covariate"] == "mean_expression"
+    np.testing.assert_array_equal(plain["padj"], de.deseq(cohort, "~ condition")["padj"])
+
+    ql = de.glm_ql(cohort, "~ condition")
+    result = de.ihw(ql, alpha=0.05, seed=3)
+    expected = fdr.ihw(ql["pvalue"].values[0], ql["mean_expression"].values, 0.05, seed=3)
+    np.testing.assert_array_equal(result["padj"].values[0], expected.adjusted)
+    np.testing.assert_array_equal(result["ihw_weight"].values[0], expected.weights)
+    np.testing.assert_array_equal(result["pvalue"], ql["pvalue"])
+    given = de.ihw(ql, ql["mean_expression"].values, alpha=0.05, seed=3)
+    np.testing.assert_array_equal(given["padj"], result["padj"])
+    assert given.attrs["ihw_covariate"] == "given"
+    with pytest.raises(CohortexError, match="must name a gene variable"):
+        de.ihw(ql, "condition")
+    with pytest.raises(CohortexError, match="the test's own output"):
+        de.ihw(ql, "pvalue")
+    with pytest.raises(CohortexError, match="has shape"):
+        de.ihw(ql, np.ones(5))

@@ -447,8 +447,16 @@ def test_deseq_command(tmp_path, capsys):
     saved = read_result(store, "weighted").sel(contrast="condition[T.b]")
     np.testing.assert_array_equal(saved["ihw_weight"].values[~np.isnan(saved["pvalue"])], 1.0)
     np.testing.assert_allclose(saved["padj"], fdr.adjust(saved["pvalue"].values), rtol=1e-12)
-    assert main(["de", str(store), "--groupby", "condition", "--ihw"]) == 2
-    assert "--ihw goes with --deseq" in capsys.readouterr().err
+    assert main([*command, "--ihw", "--fdr", "by"]) == 2
+    assert "--ihw weights the bh or bonferroni adjustment" in capsys.readouterr().err
+    # with other tests too: de.ihw on the result
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one bin: IHW is BH here
+        assert main(["de", str(store), "--design", "~ condition", "--glm-ql", "--ihw"]) == 0
+        expected = de.ihw(de.glm_ql(store, "~ condition"), method="bh")
+    assert "padj weighted by IHW on the mean expression" in capsys.readouterr().out
+    saved = read_result(store, "de_glm_ql")
+    np.testing.assert_allclose(saved["padj"], expected["padj"], rtol=1e-12)
     assert main([*command, "--use-t", "--name", "with_t"]) == 0
     assert "p-values from Student's t on 21 df (useT)" in capsys.readouterr().out
     expected = de.deseq(store, "~ condition", use_t=True)

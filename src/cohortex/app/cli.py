@@ -374,8 +374,9 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument(
         "--ihw",
         action="store_true",
-        help="with --deseq: results(filterFun = ihw): padj from IHW's weighting by the mean "
-        "counts in place of independent filtering (the weights saved as ihw_weight)",
+        help="padj from IHW's weighting of the p-values by the genes' mean expression (with "
+        "--deseq, results(filterFun = ihw) in place of independent filtering; the weights "
+        "saved as ihw_weight); --fdr must be bh or bonferroni",
     )
     de.add_argument(
         "--use-t",
@@ -1625,8 +1626,8 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if args.shrink and not args.deseq:
         raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
-    if args.ihw and not args.deseq:
-        raise CohortexError("--ihw goes with --deseq (DESeq2's results(filterFun = ihw)).")
+    if args.ihw and args.fdr not in ("bh", "bonferroni"):
+        raise CohortexError(f"--ihw weights the bh or bonferroni adjustment; got --fdr {args.fdr}.")
     if args.use_t and not args.deseq:
         raise CohortexError("--use-t goes with --deseq (DESeq2's useT).")
     if args.fit_type is not None and not args.deseq:
@@ -1901,6 +1902,9 @@ def _de(args: argparse.Namespace) -> None:
         )
         what = f"{result.attrs['test']} test of {args.groupby}"
         default_name = _derived_name("de_paired", args.groupby) if args.paired_by else None
+    if args.ihw and not args.deseq:  # de.deseq weighted its own
+        result = de.ihw(result, alpha=0.1, method=args.fdr)
+        what += ", padj weighted by IHW on the mean expression"
     elapsed = time.perf_counter() - start
     name = args.name or default_name or _derived_name("de", args.test, args.groupby)
     write_result(args.store, name, result, overwrite=True)

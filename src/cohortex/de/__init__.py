@@ -81,6 +81,7 @@ from ._decide import decide
 from ._deseq import deseq
 from ._exact_test import exact_test
 from ._glm_ql import estimate_dispersion, glm_lrt, glm_ql
+from ._ihw import ihw
 from ._linear_model import fit
 from ._result import contrast_dataset
 from ._rlog import rlog
@@ -109,6 +110,7 @@ __all__ = [
     "fsva",
     "glm_lrt",
     "glm_ql",
+    "ihw",
     "normalize",
     "num_sv",
     "remove_batch_effect",
