@@ -211,6 +211,8 @@ def test_ihw_checks_its_input():
         fdr.ihw(p, covariate, method="by")
     with pytest.raises(CohortexError, match="'n_bins' parameter"):
         fdr.ihw(p, covariate, n_bins=0)
+    with pytest.raises(CohortexError, match="'seed' parameter"):
+        fdr.ihw(p, covariate, seed=None)  # type: ignore[arg-type]
     with pytest.raises(CohortexError, match="'lambdas' parameter"):
         fdr.ihw(p, covariate, lambdas=[-1.0])
     with pytest.warns(CohortexWarning, match="holds 800 tests"):

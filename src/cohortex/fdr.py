@@ -403,7 +403,9 @@ def ihw(
             "The 'null_proportion_level' parameter of ihw() must be in (0, 1); got "
             f"{null_proportion_level}."
         )
-    bins, n = _ihw_bins(covariate, present, covariate_type, n_bins, seed)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise CohortexError(f"The 'seed' parameter of ihw() must be an int; got {seed!r}.")
+    bins, n = _ihw_bins(covariate, present, covariate_type, n_bins, int(seed))
     if lambdas == "auto":
         grid = [0.0, 1.0, n / 8, n / 4, n / 2, float(n), math.inf]
     else:
