@@ -87,6 +87,12 @@ class LogProgress:
     def set_postfix(self, **values: Any) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # work cut short by an error must not leave its display open
+
     def close(self) -> None:
         LogProgress.open.discard(self)
         if self.said:  # a long job that was reported on: say that it ended

@@ -167,12 +167,11 @@ def simulate(
     ) as writer:
         rows = writer.chunks[0]
         starts = range(0, n_samples, rows)
-        bar = progress_bar(len(starts), "simulating", progress)
-        for start in starts:
-            stop = min(start + rows, n_samples)
-            writer.write(slice(start, stop), slice(None), model.rows(start, stop))
-            bar.update()
-        bar.close()
+        with progress_bar(len(starts), "simulating", progress) as bar:
+            for start in starts:
+                stop = min(start + rows, n_samples)
+                writer.write(slice(start, stop), slice(None), model.rows(start, stop))
+                bar.update()
     return open_cohort(path)
 
 

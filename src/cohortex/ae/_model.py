@@ -394,63 +394,64 @@ class Autoencoder:
             first_epoch, step = int(saved["epoch"]) + 1, int(saved["step"])
             if stale >= self.patience:
                 first_epoch = self.max_epochs + 1  # it had stopped early: nothing left to do
-        bar = progress_bar(self.max_epochs, "training", self.progress, unit="epoch")
-        bar.update(first_epoch - 1)
-        self.epoch_seconds_ = []
-        for epoch in range(first_epoch, self.max_epochs + 1):
-            epoch_start = time.perf_counter()
-            self._network.train()
-            # summed on the training device: one transfer per epoch, not a sync per step
-            running = torch.zeros((), dtype=torch.float64, device=torch_device)
-            count = 0
-            for batch in self._batches(x, training, rng, shuffle=True):
-                rate = self._learning_rate(step, total_steps)
-                for group in optimiser.param_groups:
-                    group["lr"] = rate * group["lr_factor"]
-                optimiser.zero_grad()
-                with self._autocast():
-                    loss = loss_function(self._network(batch), batch)
-                loss.backward()
-                if self.clip is not None:
-                    nn.utils.clip_grad_norm_(self._network.parameters(), self.clip)
-                optimiser.step()
-                step += 1
-                running += loss.detach().double() * batch.shape[0]
-                count += batch.shape[0]
-            total = float(running)
-            validation_loss = self._loss(x, ~training)
-            self.history_.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": total / max(count, 1),
-                    "validation_loss": validation_loss,
-                }
-            )
-            self.epoch_seconds_.append(time.perf_counter() - epoch_start)
-            bar.set_postfix(loss=f"{total / max(count, 1):.5f}", val=f"{validation_loss:.5f}")
-            bar.update()
-            if validation_loss < best - 1e-12:
-                best, stale = validation_loss, 0
-                best_state = self._state_copy()
-            else:
-                stale += 1
-            if checkpoint is not None and (
-                epoch % checkpoint_every == 0 or epoch == self.max_epochs or stale >= self.patience
-            ):
-                self._write_checkpoint(
-                    checkpoint,
-                    n_samples=n_samples,
-                    epoch=epoch,
-                    step=step,
-                    optimiser=optimiser,
-                    rng=rng,
-                    best=best,
-                    best_state=best_state,
-                    stale=stale,
+        with progress_bar(self.max_epochs, "training", self.progress, unit="epoch") as bar:
+            bar.update(first_epoch - 1)
+            self.epoch_seconds_ = []
+            for epoch in range(first_epoch, self.max_epochs + 1):
+                epoch_start = time.perf_counter()
+                self._network.train()
+                # summed on the training device: one transfer per epoch, not a sync per step
+                running = torch.zeros((), dtype=torch.float64, device=torch_device)
+                count = 0
+                for batch in self._batches(x, training, rng, shuffle=True):
+                    rate = self._learning_rate(step, total_steps)
+                    for group in optimiser.param_groups:
+                        group["lr"] = rate * group["lr_factor"]
+                    optimiser.zero_grad()
+                    with self._autocast():
+                        loss = loss_function(self._network(batch), batch)
+                    loss.backward()
+                    if self.clip is not None:
+                        nn.utils.clip_grad_norm_(self._network.parameters(), self.clip)
+                    optimiser.step()
+                    step += 1
+                    running += loss.detach().double() * batch.shape[0]
+                    count += batch.shape[0]
+                total = float(running)
+                validation_loss = self._loss(x, ~training)
+                self.history_.append(
+                    {
+                        "epoch": epoch,
+                        "train_loss": total / max(count, 1),
+                        "validation_loss": validation_loss,
+                    }
                 )
-            if stale >= self.patience:
-                break
-        bar.close()
+                self.epoch_seconds_.append(time.perf_counter() - epoch_start)
+                bar.set_postfix(loss=f"{total / max(count, 1):.5f}", val=f"{validation_loss:.5f}")
+                bar.update()
+                if validation_loss < best - 1e-12:
+                    best, stale = validation_loss, 0
+                    best_state = self._state_copy()
+                else:
+                    stale += 1
+                if checkpoint is not None and (
+                    epoch % checkpoint_every == 0
+                    or epoch == self.max_epochs
+                    or stale >= self.patience
+                ):
+                    self._write_checkpoint(
+                        checkpoint,
+                        n_samples=n_samples,
+                        epoch=epoch,
+                        step=step,
+                        optimiser=optimiser,
+                        rng=rng,
+                        best=best,
+                        best_state=best_state,
+                        stale=stale,
+                    )
+                if stale >= self.patience:
+                    break
         if best_state is not None:
             self._network.load_state_dict(best_state)
         self._layer_statistics(x, training)

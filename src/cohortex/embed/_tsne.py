@@ -107,27 +107,28 @@ def tsne(
     if embedding is None:
         TSNE = require("openTSNE", "t-SNE on the CPU").TSNE
 
-        bar = progress_bar(EXAGGERATION_ITERATIONS + n_iter, "t-SNE", progress, unit="iteration")
+        with progress_bar(
+            EXAGGERATION_ITERATIONS + n_iter, "t-SNE", progress, unit="iteration"
+        ) as bar:
 
-        def advance(iteration: int, error: float, embedding: Any) -> bool:
-            bar.set_postfix(kl=f"{error:.3f}")
-            bar.update(_CALLBACK_EVERY)
-            return False  # never stop early
+            def advance(iteration: int, error: float, embedding: Any) -> bool:
+                bar.set_postfix(kl=f"{error:.3f}")
+                bar.update(_CALLBACK_EVERY)
+                return False  # never stop early
 
-        model = TSNE(
-            n_components=n_components,
-            perplexity=perplexity,
-            n_iter=n_iter,
-            random_state=seed,
-            n_jobs=n_jobs,
-            callbacks=advance,
-            callbacks_every_iters=_CALLBACK_EVERY,
-            # openTSNE's "auto": Barnes–Hut below 10,000 samples (the FFT grid has a fixed
-            # cost: 10 s for 240 samples), FFT above; FFT only exists for 1 or 2 dimensions
-            negative_gradient_method="auto" if n_components <= 2 else "bh",
-        )
-        embedding = np.asarray(model.fit(np.ascontiguousarray(scores, dtype=np.float64)))
-        bar.close()
+            model = TSNE(
+                n_components=n_components,
+                perplexity=perplexity,
+                n_iter=n_iter,
+                random_state=seed,
+                n_jobs=n_jobs,
+                callbacks=advance,
+                callbacks_every_iters=_CALLBACK_EVERY,
+                # openTSNE's "auto": Barnes–Hut below 10,000 samples (the FFT grid has a fixed
+                # cost: 10 s for 240 samples), FFT above; FFT only exists for 1 or 2 dimensions
+                negative_gradient_method="auto" if n_components <= 2 else "bh",
+            )
+            embedding = np.asarray(model.fit(np.ascontiguousarray(scores, dtype=np.float64)))
     result = xr.Dataset(
         {"embedding": (("sample", "dim"), embedding)},
         coords={"sample": carried["sample"], "dim": [f"tSNE{i + 1}" for i in range(n_components)]},

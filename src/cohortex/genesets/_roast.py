@@ -152,22 +152,21 @@ def roast(
     n_sets = len(fitted.positions)
     pvalues = np.empty((n_sets, 4))  # down, up, up or down, mixed
     active = np.empty((n_sets, 2))  # down, up
-    bar = progress_bar(n_sets, "roast", unit="set", delay=DASK_DELAY)
-    for i, columns in enumerate(fitted.positions):
-        genes = genes_in_sets[columns]
-        set_test = _SetRotations(
-            effects[columns],
-            squares[genes],
-            var_prior[genes],
-            df_prior[genes],
-            prior.s2_post[genes],
-            df,
-            set_statistic,
-            None if weighted is None else weighted[columns],
-        )
-        pvalues[i], active[i] = set_test.pvalues(n_rotations, rng)
-        bar.update(1)
-    bar.close()
+    with progress_bar(n_sets, "roast", unit="set", delay=DASK_DELAY) as bar:
+        for i, columns in enumerate(fitted.positions):
+            genes = genes_in_sets[columns]
+            set_test = _SetRotations(
+                effects[columns],
+                squares[genes],
+                var_prior[genes],
+                df_prior[genes],
+                prior.s2_post[genes],
+                df,
+                set_statistic,
+                None if weighted is None else weighted[columns],
+            )
+            pvalues[i], active[i] = set_test.pvalues(n_rotations, rng)
+            bar.update(1)
 
     two_sided, mixed = pvalues[:, 2], pvalues[:, 3]
     shift = 0.5 / (n_rotations + 1) if midp else 0.0

@@ -172,10 +172,12 @@ def romer(
 
     per_chunk = max(1, _RANKED_VALUES // n_genes)
     workers = os.cpu_count() or 1
-    bar = progress_bar(n_rotations, "romer", unit="rotation", delay=DASK_DELAY)
     # the normals drawn in order (limma's stream), their chunks ranked side by side (NumPy's
     # sorts leave the GIL), a few chunks ahead at most
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with (
+        progress_bar(n_rotations, "romer", unit="rotation", delay=DASK_DELAY) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
         pending: deque[Any] = deque()
         for start in range(0, n_rotations, per_chunk):
             rotations = min(per_chunk, n_rotations - start)
@@ -188,7 +190,6 @@ def romer(
         for future, done in pending:
             count += future.result()
             bar.update(done)
-    bar.close()
 
     p = (count + 1) / (n_rotations + 1)
     sizes = np.array([c.size for c in fitted.positions])

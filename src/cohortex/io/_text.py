@@ -665,15 +665,14 @@ def _write_store(
         overwrite=overwrite,
     ) as writer:
         n_blocks = -(-len(layout.row_ids) // rows_per_block)
-        bar = progress_bar(n_blocks, f"importing {layout.path.name}", progress)
-        for start, block in _numeric_blocks(layout, rows_per_block):
-            rows = slice(start, start + block.shape[0])
-            if genes_by_samples:
-                writer.write(slice(None), rows, block.T)
-            else:
-                writer.write(rows, slice(None), block)
-            bar.update()
-        bar.close()
+        with progress_bar(n_blocks, f"importing {layout.path.name}", progress) as bar:
+            for start, block in _numeric_blocks(layout, rows_per_block):
+                rows = slice(start, start + block.shape[0])
+                if genes_by_samples:
+                    writer.write(slice(None), rows, block.T)
+                else:
+                    writer.write(rows, slice(None), block)
+                bar.update()
     return open_cohort(dest)
 
 
@@ -724,16 +723,15 @@ def _blocks(
         step = _axis_chunk(expression, 0)
         n = expression.shape[0]
         ids = ds["sample"].values
-    bar = progress_bar(-(-n // step), desc, progress)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        if genes_by_samples:
-            block = np.asarray(expression[:, start:stop]).T
-        else:
-            block = np.asarray(expression[start:stop])
-        yield block, ids[start:stop]
-        bar.update()
-    bar.close()
+    with progress_bar(-(-n // step), desc, progress) as bar:
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            if genes_by_samples:
+                block = np.asarray(expression[:, start:stop]).T
+            else:
+                block = np.asarray(expression[start:stop])
+            yield block, ids[start:stop]
+            bar.update()
 
 
 def _axis_chunk(array: Any, axis: int) -> int:

@@ -475,52 +475,51 @@ def coxnet(
         raise CohortexError(f"'lambda_min_ratio' must be in (0, 1); got {ratio!r}.")
     labels = fold_labels(folds, outcome.event, seed)
     paths = 1 + (0 if labels is None else np.unique(labels).size)
-    bar = progress_bar(paths, "coxnet", enabled=progress, unit="path")
-    full = coxnet_path(
-        x,
-        outcome.time,
-        outcome.event,
-        outcome.strata,
-        lambdas=given,
-        n_lambdas=n_lambdas,
-        lambda_min_ratio=ratio,
-        standardize=standardize,
-        **settings,
-    )
-    bar.update(1)
-    q = len(clinical_names)
-    if full.unbounded.size:
-        names = [*clinical_names, *gene_ids[columns]]
-        flagged = ", ".join(repr(names[i]) for i in full.unbounded)
-        warnings.warn(
-            f"The coefficient of the unpenalised {flagged} may be infinite (R's coxph test; "
-            "e.g. a covariate's level without events): its value is not an estimate.",
-            CohortexWarning,
-            stacklevel=2,
-        )
-    table = pd.DataFrame(
-        {
-            "lambda": full.lambdas,
-            "dev_ratio": full.dev_ratio,
-            "nonzero": (full.coefficients[:, q:] != 0).sum(axis=1),
-        }
-    )
-    lambda_min = lambda_1se = np.nan
-    if labels is not None:
-        deviance, spread = cross_validated_deviance(
+    with progress_bar(paths, "coxnet", enabled=progress, unit="path") as bar:
+        full = coxnet_path(
             x,
             outcome.time,
             outcome.event,
             outcome.strata,
-            labels,
-            full.lambdas,
+            lambdas=given,
+            n_lambdas=n_lambdas,
+            lambda_min_ratio=ratio,
             standardize=standardize,
-            on_fold=lambda: bar.update(1),
             **settings,
         )
-        table["cv_deviance"], table["cv_se"] = deviance, spread
-        lambda_min, lambda_1se = choose_lambda(full.lambdas, deviance, spread)
-    bar.close()
+        bar.update(1)
+        q = len(clinical_names)
+        if full.unbounded.size:
+            names = [*clinical_names, *gene_ids[columns]]
+            flagged = ", ".join(repr(names[i]) for i in full.unbounded)
+            warnings.warn(
+                f"The coefficient of the unpenalised {flagged} may be infinite (R's coxph test; "
+                "e.g. a covariate's level without events): its value is not an estimate.",
+                CohortexWarning,
+                stacklevel=2,
+            )
+        table = pd.DataFrame(
+            {
+                "lambda": full.lambdas,
+                "dev_ratio": full.dev_ratio,
+                "nonzero": (full.coefficients[:, q:] != 0).sum(axis=1),
+            }
+        )
+        lambda_min = lambda_1se = np.nan
+        if labels is not None:
+            deviance, spread = cross_validated_deviance(
+                x,
+                outcome.time,
+                outcome.event,
+                outcome.strata,
+                labels,
+                full.lambdas,
+                standardize=standardize,
+                on_fold=lambda: bar.update(1),
+                **settings,
+            )
+            table["cv_deviance"], table["cv_se"] = deviance, spread
+            lambda_min, lambda_1se = choose_lambda(full.lambdas, deviance, spread)
     # the training samples' linear predictors along the path (the genes ever in it only)
     ever = np.flatnonzero((full.coefficients[:, q:] != 0).any(axis=0))
     predictors = full.coefficients[:, :q] @ clinical.T if q else np.zeros((len(table), x.shape[0]))
