@@ -831,6 +831,29 @@ def test_normalize_on_device_chunks(gpu_xp, method):
     np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["rpkm", "log_rpkm", "tpm"])
+def test_normalize_by_per_sample_lengths_on_device_chunks(gpu_xp, method):
+    """tximport's length(sample, gene) stays on the host (a store's matrix); it goes to the
+    chunks' device to divide them."""
+    rng = np.random.default_rng(16)
+    counts = rng.poisson(rng.uniform(1, 40, 30), (25, 30)).astype(np.float64)
+    host = xr.Dataset(
+        {
+            "expression": (("sample", "gene"), counts),
+            "length": (("sample", "gene"), rng.uniform(300, 20_000, (25, 30))),
+        },
+        attrs={"scale": "counts"},
+    )
+    chunked = host.chunk({"sample": 10})
+    device = chunked.assign(
+        expression=chunked["expression"].copy(data=to_device(chunked["expression"].data, "gpu"))
+    )
+    on_device = normalize(device, method)["expression"].data
+    assert namespace(on_device) is gpu_xp
+    expected = normalize(chunked, method)["expression"].values
+    np.testing.assert_allclose(to_numpy(on_device.compute()), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("fit_type", ["parametric", "local", "mean"])
 def test_vst_on_device_chunks(gpu_xp, fit_type):
     """DESeq2's vst: its dispersions read the counts to the host; its transformation runs on

@@ -148,6 +148,43 @@ def test_rpkm_equals_edger_and_tpm_sums_to_a_million():
         normalize(stored, "tpm", norm_factors="tmm")
 
 
+def test_per_sample_lengths_divide_each_value_by_its_own():
+    """tximport's length(sample, gene) (a store of estimated counts keeps it): rpkm,
+    log_rpkm and tpm divide each value by its sample's length of the gene, as edgeR's rpkm
+    with a matrix of lengths; lengths equal in every sample give edgeR's numbers."""
+    ds, _, _ = _edger_case("bulk")
+    lengths = pd.read_csv(EDGER / "bulk_lengths.csv")["length"].to_numpy()
+    expected = pd.read_csv(EDGER / "bulk_rpkm.csv")
+    n, m = ds.sizes["sample"], ds.sizes["gene"]
+    repeated = ds.assign(length=(("sample", "gene"), np.tile(lengths.astype(float), (n, 1))))
+    for kind in ("rpkm", "log_rpkm"):
+        want = expected[expected["kind"] == kind].iloc[:, 2:].to_numpy().T
+        got = normalize(repeated.chunk({"sample": 5, "gene": 250}), kind, norm_factors="tmm")
+        np.testing.assert_allclose(got["expression"].values, want, rtol=1e-12, atol=1e-12)
+
+    per_sample = np.random.default_rng(4).uniform(300, 9000, (n, m))
+    varying = ds.assign(length=(("sample", "gene"), per_sample)).chunk({"gene": 300})
+    per_kilobase = normalize(ds, "rpkm", norm_factors="tmm", gene_length=np.full(m, 1e3))
+    got = normalize(varying, "rpkm", norm_factors="tmm")["expression"].values
+    np.testing.assert_allclose(got, per_kilobase["expression"].values / (per_sample / 1e3))
+    logged = normalize(ds, "log_rpkm", norm_factors="tmm", gene_length=np.full(m, 1e3))
+    got = normalize(varying, "log_rpkm", norm_factors="tmm")["expression"].values
+    np.testing.assert_allclose(got, logged["expression"].values - np.log2(per_sample / 1e3))
+    rate = ds["expression"].values / per_sample
+    np.testing.assert_allclose(
+        normalize(varying, "tpm")["expression"].values,
+        rate / rate.sum(axis=1, keepdims=True) * 1e6,
+        rtol=1e-12,
+    )
+    given = normalize(varying, "tpm", gene_length=lengths)["expression"].values  # given wins
+    rate = ds["expression"].values / lengths
+    np.testing.assert_allclose(given, rate / rate.sum(axis=1, keepdims=True) * 1e6, rtol=1e-12)
+    per_sample[2, 5] = 0.0
+    zero = ds.assign(length=(("sample", "gene"), per_sample))
+    with pytest.raises(CohortexError, match=r"lengths length\(sample, gene\) must be finite"):
+        normalize(zero, "tpm")["expression"].values  # noqa: B018 (computing is the point)
+
+
 def test_log_transforms(counts_store):
     path, counts = counts_store
     np.testing.assert_allclose(

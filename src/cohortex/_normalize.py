@@ -111,8 +111,10 @@ def normalize(
         given. Default: none.
     gene_length : array of shape (n_genes,), optional
         For ``rpkm``, ``log_rpkm`` and ``tpm``: each gene's length in bases (its exons'), all
-        > 0. Default: the cohort's gene variable ``length``, as ``cohortex import`` of a
-        featureCounts table stores it.
+        > 0. Default: the cohort's ``length``: a gene variable, as ``cohortex import`` of a
+        featureCounts table stores it, or tximport's per-sample lengths ``length(sample,
+        gene)``, as ``cohortex import --counts-from-abundance no`` of quantifications stores
+        them (then each value is divided by its own sample's length).
 
     Returns
     -------
@@ -139,11 +141,11 @@ def normalize(
         )
     if gene_length is not None and method not in _BY_LENGTH:
         raise CohortexError(f"'gene_length' applies to {', '.join(_BY_LENGTH)}.")
-    kilobases = _kilobases(ds, gene_length) if method in _BY_LENGTH else None
+    x = _samples_by_genes(ds)
+    kilobases = _kilobases(ds, gene_length, x) if method in _BY_LENGTH else None
     prior = _DEFAULT_PRIOR.get(method, 0.0) if prior_count is None else float(prior_count)
     if not (np.isfinite(prior) and prior >= 0):
         raise CohortexError(f"'prior_count' must be a number >= 0; got {prior_count!r}.")
-    x = _samples_by_genes(ds)
     attrs: dict[str, Any] = {}
     if method == "log2":
         y = da.log2(x + prior)
@@ -151,7 +153,7 @@ def normalize(
         y = da.log1p(x)
     elif method == "tpm":
         assert kilobases is not None
-        rate = x / _per_gene(kilobases, x)[None, :]
+        rate = x / kilobases
         y = rate / da.nansum(rate, axis=1, dtype=np.float64)[:, None] * 1e6
     elif method in _WITH_FACTORS:
         library = da.nansum(x, axis=1, dtype=np.float64)
@@ -173,8 +175,7 @@ def normalize(
             y = x / library[:, None] * 1e6
         if method in ("rpkm", "log_rpkm"):  # per kilobase
             assert kilobases is not None
-            per_gene = _per_gene(kilobases, x)
-            y = y / per_gene[None, :] if method == "rpkm" else y - da.log2(per_gene)[None, :]
+            y = y / kilobases if method == "rpkm" else y - da.log2(kilobases)
     elif method == "median_ratio":
         y = x / size_factors(x)[:, None].astype(x.dtype)
     else:
@@ -352,8 +353,15 @@ def _open(cohort: CohortLike) -> xr.Dataset:
     return ds
 
 
-def _kilobases(ds: xr.Dataset, gene_length: Any) -> np.ndarray:
-    """Each gene's length in kilobases: ``gene_length``, else the gene variable ``length``."""
+def _kilobases(ds: xr.Dataset, gene_length: Any, x: da.Array) -> da.Array:
+    """The lengths in kilobases, as Dask on the device of ``x``, to divide it by: of each gene
+    (1, n_genes) from ``gene_length`` or the gene variable ``length``, or of each sample and
+    gene (n_samples, n_genes) from the variable ``length(sample, gene)``."""
+    if gene_length is None and "length" in ds and set(ds["length"].dims) == {"sample", "gene"}:
+        per_sample = ds["length"].transpose("sample", "gene").data
+        tiles = da.asarray(per_sample).astype(np.float64).rechunk(x.chunks)
+        tiles = tiles.map_blocks(_checked_lengths, dtype=np.float64) / 1e3
+        return tiles if namespace(x) is np else as_device_dask(tiles)
     if gene_length is None:
         if "length" not in ds or ds["length"].dims != ("gene",):
             raise CohortexError(
@@ -366,7 +374,18 @@ def _kilobases(ds: xr.Dataset, gene_length: Any) -> np.ndarray:
         raise CohortexError(
             f"'gene_length' must be {ds.sizes['gene']} finite lengths > 0 (one per gene)."
         )
-    return lengths / 1e3
+    return _per_gene(lengths / 1e3, x)[None, :]
+
+
+def _checked_lengths(tile: np.ndarray) -> np.ndarray:
+    """A tile of per-sample lengths, refused unless every one is finite and > 0."""
+    tile = np.asarray(to_host(tile))
+    if not np.all(np.isfinite(tile) & (tile > 0)):
+        raise CohortexError(
+            "The cohort's lengths length(sample, gene) must be finite and > 0; they hold a "
+            "missing, infinite or non-positive value."
+        )
+    return tile
 
 
 def _per_gene(values: np.ndarray, like: da.Array) -> da.Array:

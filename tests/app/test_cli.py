@@ -1727,6 +1727,26 @@ def test_long_work_reports_progress_in_a_log(tmp_path, capsys, monkeypatch):
     assert lines[-1].startswith("training: 3/3 epoch")
 
 
+def test_work_cut_short_by_an_error_closes_its_progress_display(tmp_path, capsys, monkeypatch):
+    """A write refused half-way (its error, and so its display, still referenced) must not
+    leave a display open: Dask passes stay quiet inside an open one, and would report
+    nothing for the rest of the session."""
+    import dask.array as da
+
+    from cohortex import CohortexError, _progress
+
+    monkeypatch.setattr(_progress, "LOG_EVERY", 0.0)
+    values = np.ones((40, 5))
+    values[30, 2] = np.inf  # in the fourth block of ten rows
+    with pytest.raises(CohortexError, match="finite or NaN") as refused:
+        create_cohort(tmp_path / "x.zarr", values, chunks=(10, 5))
+    assert "writing cohort: 3/4 block" in capsys.readouterr().err  # the display was open
+    assert refused.value is not None
+    with _progress.dask_progress("pass"):
+        da.ones(100, chunks=10).sum().compute()
+    assert "pass: " in capsys.readouterr().err
+
+
 def test_dask_passes_report_progress_in_the_same_style(tmp_path, capsys, monkeypatch):
     """A DE pass is a Dask computation: in a log it writes the same lines as cohortex's own
     loops (every LOG_EVERY seconds, here every task, and a last one at the end); on a terminal

@@ -122,6 +122,21 @@ def test_anndata_round_trip(tmp_path, cohort, small_matrix, name):
     assert back.attrs["scale"] == "log2"
 
 
+@pytest.mark.parametrize("name", ["out.h5ad", "out.anndata.zarr"])
+def test_a_stores_other_matrices_are_exported_as_layers(tmp_path, small_matrix, name):
+    x, samples, _ = small_matrix
+    lengths = np.random.default_rng(3).uniform(500, 5000, x.shape)  # float64's digits
+    store = tmp_path / "c.zarr"
+    create_cohort(store, x, samples=samples, chunks=(8, 17), matrices={"length": lengths})
+    io.export_anndata(store, tmp_path / name)
+    adata = (
+        ad.read_h5ad(tmp_path / name) if name.endswith(".h5ad") else ad.read_zarr(tmp_path / name)
+    )
+    assert list(adata.layers) == ["length"]
+    np.testing.assert_array_equal(adata.layers["length"], lengths)
+    np.testing.assert_array_equal(adata.X, x)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_anndata_sparse_x_and_layers(tmp_path, fmt):
     rng = np.random.default_rng(0)

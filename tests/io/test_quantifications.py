@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cohortex import CohortexError, CohortexWarning, de, io, normalize
+from cohortex import CohortexError, CohortexWarning, de, io, normalize, open_cohort
 
 TXIMPORT = Path(__file__).parent.parent / "fixtures" / "tximport"
 SAMPLES = ["S1", "S2", "S3", "S4"]
@@ -289,9 +289,11 @@ def test_deseq_takes_the_lengths_as_deseqdatasetfromtximport():
     )
 
 
-def test_a_store_of_estimated_counts_is_imported_with_a_warning(tmp_path):
-    """counts_from_abundance='no' in a store: the per-sample lengths those counts need are
-    not kept, and the import says so."""
+def test_a_store_of_estimated_counts_keeps_their_lengths(tmp_path):
+    """counts_from_abundance='no' in a store: the per-sample lengths are stored beside the
+    counts as length(sample, gene), and DESeq2 on the store is DESeqDataSetFromTximport's;
+    tpm from them is tximport's abundance (over the genes kept)."""
+    samples = pd.DataFrame({"condition": ["a", "a", "b", "b"]}, index=SAMPLES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CohortexWarning)
         ds = io.import_quantifications(
@@ -299,12 +301,45 @@ def test_a_store_of_estimated_counts_is_imported_with_a_warning(tmp_path):
             tmp_path / "no.zarr",
             tx2gene=TXIMPORT / "tx2gene.csv",
             counts_from_abundance="no",
+            round_counts=True,
+            samples=samples,
             progress=False,
         )
-    assert any("without their per-sample lengths" in str(w.message) for w in caught)
-    expected = pd.read_csv(TXIMPORT / "salmon_no_counts.csv", index_col=0)
-    got = ds["expression"].to_pandas().T.loc[expected.index]
-    np.testing.assert_allclose(got, expected, rtol=1e-6)  # float32 in the store
+    assert [str(w.message) for w in caught if "length" in str(w.message)] == []
+    assert ds["length"].dims == ("sample", "gene") and ds["length"].dtype == np.float64
+    assert ds.attrs["counts_from_abundance"] == "no" and ds.attrs["quantifier"] == "salmon"
+    lengths = pd.read_csv(TXIMPORT / "salmon_no_length.csv", index_col=0)
+    got = ds["length"].to_pandas().T.loc[lengths.index]
+    np.testing.assert_allclose(got, lengths, rtol=1e-12)  # float64 in the store
+    counts = pd.read_csv(TXIMPORT / "salmon_no_counts.csv", index_col=0)
+    np.testing.assert_array_equal(ds["expression"].to_pandas().T.loc[counts.index], counts.round())
+
+    options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
+    result = de.deseq(tmp_path / "no.zarr", "~ condition", **options)
+    assert result.attrs["normalization_factors"] == "lengths"
+    expected = pd.read_csv(TXIMPORT / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
+    got = result["mean_expression"].to_pandas().loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    in_memory = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv", round_counts=True)
+    in_memory["condition"] = ("sample", samples["condition"].to_numpy())
+    np.testing.assert_allclose(
+        result["pvalue"], de.deseq(in_memory, "~ condition", **options)["pvalue"], rtol=1e-12
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)  # transcripts not in tx2gene
+        unrounded = io.import_quantifications(
+            files("salmon"),
+            tmp_path / "unrounded.zarr",
+            tx2gene=TXIMPORT / "tx2gene.csv",
+            counts_from_abundance="no",
+            progress=False,
+        )
+    abundance = in_memory["abundance"].to_pandas()
+    tpm = normalize(unrounded, "tpm")["expression"].to_pandas()
+    np.testing.assert_allclose(tpm, abundance.div(abundance.sum(axis=1), axis=0) * 1e6, rtol=1e-5)
+    kept = open_cohort(tmp_path / "no.zarr", genes=np.arange(ds.sizes["gene"]) % 2 == 0)
+    np.testing.assert_array_equal(kept["length"], ds["length"].values[:, ::2])
 
 
 def test_refusals(tmp_path):

@@ -225,8 +225,9 @@ def _parser() -> argparse.ArgumentParser:
         "--counts-from-abundance",
         choices=COUNTS_FROM_ABUNDANCE,
         default="lengthScaledTPM",
-        help="tximport's countsFromAbundance (default lengthScaledTPM: the store holds no "
-        "per-sample lengths to use as offsets)",
+        help="tximport's countsFromAbundance (default lengthScaledTPM: counts every test "
+        "takes; 'no' keeps the estimated counts with their per-sample lengths, which the "
+        "DESeq2 and edgeR models take as offsets)",
     )
     quant.add_argument(
         "--transcripts", action="store_true", help="keep the transcripts (tximport's txOut)"
@@ -1514,7 +1515,8 @@ def _import_quantifications(args: argparse.Namespace) -> None:
     what = "transcripts" if args.transcripts else "genes"
     print(
         f"imported {len(args.files)} quantifications → {args.out}: {ds.sizes['sample']} samples "
-        f"× {ds.sizes['gene']} {what} ({args.counts_from_abundance} counts) in "
+        f"× {ds.sizes['gene']} {what} ({args.counts_from_abundance} counts"
+        f"{', with their lengths' if 'length' in ds and ds['length'].ndim == 2 else ''}) in "
         f"{time.perf_counter() - start:.1f} s"
     )
 
@@ -3465,6 +3467,8 @@ def _format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"{kind} variables ({len(variables)})")
         for name, info in variables.items():
             lines.append(f"  {name:<14} {_format_variable(info)}")
+    matrices = ", ".join(f"{n} ({m['dtype']})" for n, m in summary.get("matrices", {}).items())
+    lines.append(f"matrices     {matrices or '(none besides the expression)'}")
     lines.append(f"results      {', '.join(summary['results']) or '(none)'}")
     return "\n".join(lines)
 

@@ -26,7 +26,7 @@ from .._constants import SCALES
 from .._errors import CohortexError, CohortexWarning
 from .._progress import progress_bar
 from ..store import open_cohort
-from ..store._schema import align_metadata, check_chunks
+from ..store._schema import align_metadata, check_chunks, matrix_names
 from ..store._writer import CohortWriter, replace_dir
 from ._text import as_dataset, read_metadata
 
@@ -261,15 +261,14 @@ def import_anndata(
             overwrite=overwrite,
         ) as writer:
             n = len(sample_ids)
-            bar = progress_bar(-(-n // tile[0]), f"importing {path.name}", progress)
-            for start in range(0, n, tile[0]):
-                stop = min(start + tile[0], n)
-                block = matrix[start:stop]
-                if hasattr(block, "toarray"):
-                    block = block.toarray()
-                writer.write(slice(start, stop), slice(None), np.asarray(block))
-                bar.update()
-            bar.close()
+            with progress_bar(-(-n // tile[0]), f"importing {path.name}", progress) as bar:
+                for start in range(0, n, tile[0]):
+                    stop = min(start + tile[0], n)
+                    block = matrix[start:stop]
+                    if hasattr(block, "toarray"):
+                        block = block.toarray()
+                    writer.write(slice(start, stop), slice(None), np.asarray(block))
+                    bar.update()
     except (OSError, KeyError, ValueError, TypeError) as error:
         if isinstance(error, CohortexError):
             raise
@@ -300,7 +299,8 @@ def to_anndata(cohort: Any, *, lazy: bool = False, results: bool = True) -> ad.A
     -------
     anndata.AnnData
         ``uns["cohortex"]`` records the scale; ``uns["log1p"]`` is set as scanpy's
-        ``sc.pp.log1p`` sets it for a ``log1p`` cohort (``base`` 2 for ``log2``).
+        ``sc.pp.log1p`` sets it for a ``log1p`` cohort (``base`` 2 for ``log2``). The cohort's
+        other sample × gene matrices (tximport's ``length``) are its ``layers``.
     """
     import anndata as ad  # on use: only AnnData import and export need it
 
@@ -314,7 +314,12 @@ def to_anndata(cohort: Any, *, lazy: bool = False, results: bool = True) -> ad.A
     uns: dict[str, Any] = {"cohortex": {"scale": scale}}
     if scale in ("log1p", "log2"):
         uns["log1p"] = {"base": None if scale == "log1p" else 2}
-    adata = ad.AnnData(X=expression, obs=obs, var=var, uns=uns)
+    layers = {}
+    for name in matrix_names(ds):  # tximport's lengths, say: AnnData's layers
+        layers[name] = ds[name].transpose("sample", "gene").data
+        if not lazy:
+            layers[name] = np.asarray(layers[name])
+    adata = ad.AnnData(X=expression, obs=obs, var=var, uns=uns, layers=layers)
     if results and isinstance(cohort, str | os.PathLike):
         _carry_results(adata, cohort)
     return adata

@@ -310,13 +310,15 @@ def import_quantifications(
     """Import Salmon, kallisto, RSEM or StringTie quantifications as a cohort of counts,
     summarised to genes as tximport (:func:`read_quantifications`).
 
-    The store holds the counts (scale ``counts``) and, as the gene variable ``length``, each
-    gene's mean length over the samples (what :func:`cohortex.normalize`'s ``"tpm"`` and
-    ``"rpkm"`` read). It holds no per-sample lengths, so the counts are by default
-    ``"lengthScaledTPM"`` — tximport's counts for count models without offsets, free of the
-    bias of a change in which transcripts a gene expresses — not tximport's default ``"no"``,
-    whose counts need the lengths as offsets (a warning says so): for those, model
-    :func:`read_quantifications`' Dataset, which holds the lengths.
+    The store holds the counts (scale ``counts``) and the attrs ``quantifier``,
+    ``counts_from_abundance`` and ``level``. With counts made from abundances (the default,
+    ``"lengthScaledTPM"``: counts for every model, the rank and t tests and limma-voom too,
+    free of the bias of a change in which transcripts a gene expresses) it holds each gene's
+    mean length over the samples as the gene variable ``length``. With tximport's
+    ``"no"`` it holds the per-sample average transcript lengths those counts need as
+    ``length(sample, gene)``, which :func:`cohortex.de.deseq`, ``vst``, ``rlog`` and the
+    edgeR models take by default, as ``DESeqDataSetFromTximport`` and edgeR's offsets do.
+    :func:`cohortex.normalize`'s ``"tpm"`` and ``"rpkm"`` read either.
 
     Parameters
     ----------
@@ -352,30 +354,15 @@ def import_quantifications(
         round_counts=round_counts,
         progress=progress,
     )
-    if counts_from_abundance == "no":
-        warnings.warn(
-            "import_quantifications(counts_from_abundance='no') stores the estimated counts "
-            "without their per-sample lengths, so models of the store cannot correct for a "
-            "change in which transcripts a gene expresses. Keep the default "
-            "'lengthScaledTPM', or model io.read_quantifications' Dataset, whose lengths "
-            "de.deseq, vst, rlog and the edgeR models (glm_ql, glm_lrt) take as tximport "
-            "advises.",
-            CohortexWarning,
-            stacklevel=2,
-        )
-    genes = pd.DataFrame(
-        {"length": ds["length"].mean("sample").values}, index=ds["gene"].values.astype(str)
-    )
-    counts = pd.DataFrame(
-        ds["expression"].values,
-        index=ds["sample"].values.astype(str),
-        columns=genes.index,
-    )
+    if counts_from_abundance == "no":  # the counts need their lengths
+        stored = ds.drop_vars("abundance")
+    else:
+        stored = ds.drop_vars(["abundance", "length"])
+        stored["length"] = ds["length"].mean("sample")
     return create_cohort(
         dest,
-        counts,
+        stored,
         samples=None if samples is None else read_metadata(samples, "sample"),
-        genes=genes,
         scale="counts",
         chunks=chunks,
         compressor=compressor,

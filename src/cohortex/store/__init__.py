@@ -6,6 +6,8 @@ Layout of a store (a Zarr v3 group)::
     sample(sample), gene(gene) string ids (coordinates)
     <sample variable>(sample)  sample metadata: condition, batch, age, ...
     <gene variable>(gene)      gene annotation (and a simulator's ground truth)
+    <matrix>(sample, gene)     optional further matrices, float64, tiled as the expression:
+                               tximport's per-sample transcript lengths (``length``), say
     results/<name>/            result Datasets written by :func:`write_result`
     attrs: cohortex_format, scale, cohortex_version
 
@@ -62,6 +64,7 @@ from ._schema import (
     RESULTS,
     SCALES,
     PathLike,
+    align_matrix,
     align_metadata,
     as_matrix,
     cast_like,
@@ -73,6 +76,7 @@ from ._schema import (
     expression_chunks,
     list_results,
     load_variable,
+    matrix_names,
     metadata_variables,
     open_array,
     own_files_unremarked,
@@ -86,6 +90,7 @@ from ._schema import (
 from ._writer import (
     BlockChecker,
     CohortWriter,
+    check_matrix_block,
     disk_errors,
     interrupts_deferred,
     replace_dir,
@@ -123,6 +128,7 @@ def create_cohort(
     compressor: Any = "lz4",
     overwrite: bool = False,
     progress: bool | None = None,
+    matrices: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Write an expression matrix and its metadata as a new cohort store.
 
@@ -134,8 +140,9 @@ def create_cohort(
     expression : array-like of shape (n_samples, n_genes)
         NumPy, Dask or CuPy array, pandas DataFrame (index: sample ids, columns: gene ids), or an
         xarray Dataset with an ``expression(sample, gene)`` variable (its sample and gene
-        variables become the metadata). Stored as float32; NaN marks a missing value; ±inf is
-        refused.
+        variables become the metadata, its other sample × gene variables the ``matrices``,
+        its plain attributes the store's). Stored as float32; NaN marks a missing value; ±inf
+        is refused.
     samples : DataFrame of n_samples rows, optional
         Sample metadata; its index holds the sample ids (a default RangeIndex with a ``sample``
         column uses that column). When ``expression`` is a DataFrame the rows are matched by id.
@@ -151,17 +158,35 @@ def create_cohort(
         Replace an existing store at ``path`` (only once the new one is complete).
     progress : bool or None, default None
         Show a progress bar (``None``: only on a terminal).
+    matrices : dict of str to array-like of shape (n_samples, n_genes), optional
+        Further matrices to keep beside the expression, by name: tximport's per-sample average
+        transcript lengths as ``length``, which :func:`cohortex.de.deseq` and the edgeR models
+        then take. DataFrames and DataArrays are matched by their ids; arrays must be in the
+        expression's order. Stored as float64; NaN marks a missing value; ±inf is refused.
 
     Returns
     -------
     xarray.Dataset
         The new store opened with :func:`open_cohort`.
     """
+    attrs: dict[str, Any] = {}
     if isinstance(expression, xr.Dataset):
-        expression, samples, genes, scale = unpack_dataset(expression, samples, genes, scale)
+        expression, samples, genes, scale, found, attrs = unpack_dataset(
+            expression, samples, genes, scale
+        )
+        matrices = {**found, **(matrices or {})}
     matrix, sample_ids, gene_ids = as_matrix(expression)
     samples, sample_ids = align_metadata(samples, sample_ids, matrix.shape[0], "sample")
     genes, gene_ids = align_metadata(genes, gene_ids, matrix.shape[1], "gene")
+    if matrices is not None and not isinstance(matrices, dict):
+        raise CohortexError(
+            f"The 'matrices' parameter must be a dict of name to matrix; got "
+            f"{type(matrices).__name__}."
+        )
+    others = {
+        str(name): align_matrix(values, str(name), sample_ids, gene_ids)
+        for name, values in (matrices or {}).items()
+    }
     with CohortWriter(
         path,
         sample_ids=sample_ids,
@@ -172,13 +197,18 @@ def create_cohort(
         chunks=chunks,
         compressor=compressor,
         overwrite=overwrite,
+        attrs=attrs,
+        matrices=list(others),
     ) as writer:
         blocks = row_blocks(matrix, writer.chunks[0])
-        bar = progress_bar(len(blocks), "writing cohort", progress)
-        for start, stop in blocks:
-            writer.write(slice(start, stop), slice(None), to_numpy(matrix[start:stop]))
-            bar.update()
-        bar.close()
+        with progress_bar(len(blocks), "writing cohort", progress) as bar:
+            for start, stop in blocks:
+                writer.write(slice(start, stop), slice(None), to_numpy(matrix[start:stop]))
+                for name, values in others.items():
+                    writer.write(
+                        slice(start, stop), slice(None), to_numpy(values[start:stop]), name
+                    )
+                bar.update()
     return open_cohort(path)
 
 
@@ -203,8 +233,9 @@ def open_cohort(path: PathLike, *, chunks: Any = None, genes: Any = None) -> xr.
     Returns
     -------
     xarray.Dataset
-        ``expression(sample, gene)`` float32 (Dask) and the metadata variables; attrs hold
-        ``scale`` and ``cohortex_format``.
+        ``expression(sample, gene)`` float32 (Dask), the store's other sample × gene
+        matrices (float64, Dask, chunked as the expression) and the metadata variables; attrs
+        hold ``scale`` and ``cohortex_format``.
     """
     root = Path(path)
     restore_replaced(root)
@@ -227,8 +258,9 @@ def _keep_genes(ds: xr.Dataset, genes: Any) -> xr.Dataset:
             f"keep); got {keep.dtype} of shape {keep.shape}."
         )
     kept = ds.isel(gene=keep)  # the gene variables and coordinates (in memory)
-    selected = take_genes(ds["expression"].data, keep)
-    kept["expression"] = (("sample", "gene"), selected, ds["expression"].attrs)
+    for name in ("expression", *matrix_names(ds)):
+        selected = take_genes(ds[name].data, keep)
+        kept[name] = (("sample", "gene"), selected, ds[name].attrs)
     return kept
 
 
@@ -265,8 +297,28 @@ def _open(root: Path, chunks: Any) -> xr.Dataset:
             "it is not a cohort store."
         )
     stored = StoredArray(root, "expression", checked)
+    dask_chunks = expression_chunks(chunks, stored.chunks)
+    lazy = {}
+    for name in ["expression", *matrix_names(ds)]:
+        if ds[name].dims != ("sample", "gene"):
+            raise CohortexError(
+                f"The store at {str(root)!r} holds {name!r} with its dimensions as "
+                f"{ds[name].dims}; cohortex writes (sample, gene): it is damaged."
+            )
+        array = stored if name == "expression" else StoredArray(root, name, checked)
+        lazy[name] = (
+            ("sample", "gene"),
+            da.from_array(
+                array,
+                chunks=dask_chunks,
+                asarray=False,
+                meta=np.empty((0, 0), dtype=array.dtype),
+                name=f"cohortex-{name}-{uuid.uuid4().hex}",
+            ),
+            ds[name].attrs,
+        )
     # Metadata in memory, in a stable order: grouped by dimension, then by name.
-    ordered = sorted((ds[n].dims, n) for n in ds.data_vars if n != "expression")
+    ordered = sorted((ds[n].dims, n) for n in ds.data_vars if n not in lazy)
     variables = {n: (ds[n].dims, load_variable(root, n, ds[n])) for _, n in ordered}
     sample_ids, gene_ids = (
         load_variable(root, "sample", ds["sample"]),
@@ -274,15 +326,8 @@ def _open(root: Path, chunks: Any) -> xr.Dataset:
     )
     for what, ids in (("sample", sample_ids), ("gene", gene_ids)):
         check_stored_ids(root, what, ids)
-    expression = da.from_array(
-        stored,
-        chunks=expression_chunks(chunks, stored.chunks),
-        asarray=False,
-        meta=np.empty((0, 0), dtype=stored.dtype),
-        name=f"cohortex-expression-{uuid.uuid4().hex}",
-    )
     return xr.Dataset(
-        {"expression": (("sample", "gene"), expression, ds["expression"].attrs), **variables},
+        {**lazy, **variables},
         coords={"sample": sample_ids, "gene": gene_ids},
         attrs=ds.attrs,
     )
@@ -294,6 +339,7 @@ def append_samples(
     samples: pd.DataFrame | None = None,
     *,
     progress: bool | None = None,
+    matrices: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Add samples to an existing cohort store, all or nothing.
 
@@ -310,6 +356,9 @@ def append_samples(
         store has sample variables.
     progress : bool or None, default None
         Show a progress bar (``None``: only on a terminal).
+    matrices : dict of str to array-like of shape (n_new_samples, n_genes), optional
+        The new samples' values of each of the store's other sample × gene matrices (its
+        ``length``, say), by name: exactly the store's. Matched as for :func:`create_cohort`.
 
     Returns
     -------
@@ -319,11 +368,15 @@ def append_samples(
     root = Path(path)
     check_is_group(root)
     with store_lock(root, exclusive=True, what="append to"):
-        return _append(root, expression, samples, progress)
+        return _append(root, expression, samples, progress, matrices)
 
 
 def _append(
-    root: Path, expression: Any, samples: pd.DataFrame | None, progress: bool | None
+    root: Path,
+    expression: Any,
+    samples: pd.DataFrame | None,
+    progress: bool | None,
+    matrices: dict[str, Any] | None,
 ) -> xr.Dataset:
     """``append_samples`` once the store is locked for this writer alone."""
     current = open_cohort(root)
@@ -380,6 +433,7 @@ def _append(
     for name in sample_vars:
         new_vars[name] = cast_like(new_vars[name], current[name].values, name)
     new_vars["sample"] = np.asarray(sample_ids, dtype=object)
+    others = _appended_matrices(matrices, matrix_names(current), sample_ids, old_gene_ids)
 
     group = zarr.open_group(root, mode="r+", zarr_format=3)
     old_n = current.sizes["sample"]
@@ -398,25 +452,51 @@ def _append(
     begin_journal(root, {name: a.chunks[0] for name, a in sample_arrays.items()}, old_n)
     try:
         for name, array in sample_arrays.items():
-            if name == "expression":
+            if name == "expression" or name in others:
                 continue
             with interrupts_deferred():
                 array.resize((new_n, *array.shape[1:]))
                 array[old_n:new_n] = new_vars[name]
-        with interrupts_deferred():
-            expression_array.resize((new_n, expression_array.shape[1]))
-        bar = progress_bar(len(blocks), "appending samples", progress)
-        checker = BlockChecker(gene_ids=old_gene_ids, scale=current.attrs["scale"])
-        for start, stop in blocks:
-            block = checker(to_numpy(matrix[start - old_n : stop - old_n]), start)
-            write_block(expression_array, (slice(start, stop), slice(None)), block)
-            bar.update()
-        bar.close()
+        for name in ("expression", *others):
+            with interrupts_deferred():
+                sample_arrays[name].resize((new_n, sample_arrays[name].shape[1]))
+        with progress_bar(len(blocks), "appending samples", progress) as bar:
+            checker = BlockChecker(gene_ids=old_gene_ids, scale=current.attrs["scale"])
+            for start, stop in blocks:
+                block = checker(to_numpy(matrix[start - old_n : stop - old_n]), start)
+                write_block(expression_array, (slice(start, stop), slice(None)), block)
+                for name, values in others.items():
+                    other = to_numpy(values[start - old_n : stop - old_n])
+                    other = check_matrix_block(other, name, start, 0, old_gene_ids)
+                    write_block(sample_arrays[name], (slice(start, stop), slice(None)), other)
+                bar.update()
     except BaseException:
         rollback(root)
         raise
     commit_journal(root)
     return open_cohort(root)
+
+
+def _appended_matrices(
+    matrices: dict[str, Any] | None, stored: list[str], sample_ids: list[str], gene_ids: list[str]
+) -> dict[str, Any]:
+    """The appended samples' values of the store's other matrices, checked and in order."""
+    if matrices is not None and not isinstance(matrices, dict):
+        raise CohortexError(
+            f"The 'matrices' parameter must be a dict of name to matrix; got "
+            f"{type(matrices).__name__}."
+        )
+    given = {str(k): v for k, v in (matrices or {}).items()}
+    missing = [n for n in stored if n not in given]
+    unknown = [n for n in given if n not in stored]
+    if missing or unknown:
+        raise CohortexError(
+            "append_samples() needs the new samples' values of exactly the store's other "
+            f"matrices ({', '.join(stored) or 'none'}) as 'matrices': "
+            + differences(missing=missing, unknown=unknown)
+            + "."
+        )
+    return {n: align_matrix(given[n], n, sample_ids, gene_ids) for n in stored}
 
 
 # attribute of a stored result: its variables in the order they were written
@@ -511,7 +591,8 @@ def read_result(path: PathLike, name: str) -> xr.Dataset:
 
 
 def describe(path: PathLike) -> dict[str, Any]:
-    """A JSON-ready summary of a store: dimensions, chunks, codecs, size, metadata, results."""
+    """A JSON-ready summary of a store: dimensions, chunks, codecs, size, metadata, other
+    matrices, results."""
     root = Path(path)
     ds = open_cohort(root)
     array = ds["expression"]
@@ -531,10 +612,14 @@ def describe(path: PathLike) -> dict[str, Any]:
         "bytes_uncompressed": raw,
         "sample_variables": {},
         "gene_variables": {},
+        "matrices": {},
         "results": list_results(root),
     }
+    others = matrix_names(ds)
+    for matrix in others:
+        summary["matrices"][matrix] = {"dtype": str(ds[matrix].dtype)}
     for name in ds.data_vars:
-        if name == "expression":
+        if name == "expression" or name in others:
             continue
         dim = ds[name].dims[0]
         summary[f"{dim}_variables"][name] = _describe_variable(np.asarray(ds[name].values))

@@ -215,14 +215,15 @@ def check_chunks_of(
             return f"chunk c/{'/'.join(map(str, key))} of {name!r} cannot be read: {error}"
         return None
 
-    bar = progress_bar(len(work), "verifying chunks", progress)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with (
+        progress_bar(len(work), "verifying chunks", progress) as bar,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+    ):
         for failure in pool.map(decode, work):
             report.chunks_read += 1
             if failure:
                 report.problems.append(failure)
             bar.update()
-    bar.close()
 
 
 def refuse_links(root: Path) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "SCALES",
     "ZARR_NAMES",
     "PathLike",
+    "align_matrix",
     "align_metadata",
     "as_matrix",
     "cast_like",
@@ -48,6 +49,7 @@ __all__ = [
     "check_format",
     "check_ids",
     "check_is_group",
+    "check_matrix_names",
     "check_result_name",
     "check_scale",
     "check_stored_ids",
@@ -57,6 +59,7 @@ __all__ = [
     "expression_chunks",
     "list_results",
     "load_variable",
+    "matrix_names",
     "metadata_variables",
     "open_array",
     "own_files_unremarked",
@@ -279,8 +282,11 @@ def check_ids(ids: Sequence[Any], what: str) -> list[str]:
     return out
 
 
-def as_matrix(expression: Any) -> tuple[Any, list[str] | None, list[str] | None]:
-    """Return (2-D array-like, sample ids or None, gene ids or None)."""
+def as_matrix(
+    expression: Any, dtype: type = np.float32
+) -> tuple[Any, list[str] | None, list[str] | None]:
+    """Return (2-D array-like, sample ids or None, gene ids or None); a DataFrame's values
+    become ``dtype``."""
     sample_ids = gene_ids = None
     if isinstance(expression, pd.DataFrame):
         non_numeric = [c for c, t in expression.dtypes.items() if t.kind not in "biuf"]
@@ -292,7 +298,7 @@ def as_matrix(expression: Any) -> tuple[Any, list[str] | None, list[str] | None]
             )
         sample_ids = [str(i) for i in expression.index]
         gene_ids = [str(c) for c in expression.columns]
-        matrix: Any = expression.to_numpy(dtype=np.float32)
+        matrix: Any = expression.to_numpy(dtype=dtype)
     elif isinstance(expression, xr.DataArray):
         if expression.ndim == 2 and expression.dims == ("gene", "sample"):
             expression = expression.T
@@ -315,6 +321,61 @@ def as_matrix(expression: Any) -> tuple[Any, list[str] | None, list[str] | None]
             f"Expression values must be numeric; got an array of dtype {matrix.dtype}."
         )
     return matrix, sample_ids, gene_ids
+
+
+def align_matrix(values: Any, name: str, sample_ids: list[str], gene_ids: list[str]) -> Any:
+    """A sample × gene matrix besides the expression (tximport's lengths, say) in the
+    cohort's sample and gene order: a DataFrame or DataArray is matched by its ids, an array
+    must already be in order."""
+    try:
+        matrix, rows, columns = as_matrix(values, np.float64)
+    except CohortexError as error:
+        raise CohortexError(f"The matrix {name!r} cannot be stored: {error}") from None
+    for axis, what, given, ids in ((0, "sample", rows, sample_ids), (1, "gene", columns, gene_ids)):
+        if given is None or given == ids:
+            if matrix.shape[axis] != len(ids):
+                raise CohortexError(
+                    f"The matrix {name!r} has {matrix.shape[axis]} {what}s; the expression has "
+                    f"{len(ids)}."
+                )
+            continue
+        missing = [i for i in ids if i not in set(given)]
+        unknown = [i for i in given if i not in set(ids)]
+        if missing or unknown or len(given) != len(ids):
+            raise CohortexError(
+                f"The {what}s of the matrix {name!r} do not match the expression's: "
+                + (differences(missing=missing, unknown=unknown) or f"{what} ids repeated")
+                + "."
+            )
+        order = pd.Index(given).get_indexer(ids)
+        matrix = matrix[order] if axis == 0 else matrix[:, order]
+    return matrix
+
+
+def check_matrix_names(names: Sequence[Any], *metadata: dict[str, Any]) -> list[str]:
+    """The names of a store's sample × gene matrices besides the expression, checked as
+    metadata names are and against the metadata's."""
+    out = []
+    for given in names:
+        name = str(given)
+        if name in RESERVED_NAMES or name.startswith((".", "_")) or "/" in name or not name:
+            raise CohortexError(
+                f"{name!r} cannot name a matrix: the names {', '.join(RESERVED_NAMES)}, names "
+                "with '/' and names starting with '.' or '_' are reserved."
+            )
+        if any(name in variables for variables in metadata):
+            raise CohortexError(
+                f"{name!r} names both a matrix and a sample or gene variable; rename one of them."
+            )
+        out.append(name)
+    return out
+
+
+def matrix_names(ds: xr.Dataset) -> list[str]:
+    """The cohort's sample × gene variables besides the expression."""
+    return [
+        str(n) for n in ds.data_vars if n != "expression" and set(ds[n].dims) == {"sample", "gene"}
+    ]
 
 
 def align_metadata(
@@ -447,7 +508,9 @@ def strings_to_object(ds: xr.Dataset) -> xr.Dataset:
 
 def unpack_dataset(
     ds: xr.Dataset, samples: pd.DataFrame | None, genes: pd.DataFrame | None, scale: str
-) -> tuple[Any, pd.DataFrame | None, pd.DataFrame | None, str]:
+) -> tuple[Any, pd.DataFrame | None, pd.DataFrame | None, str, dict[str, Any], dict[str, Any]]:
+    """A Dataset's expression, metadata (unless given), scale, other sample × gene
+    matrices (by name) and the attributes worth keeping: plain values that describe them."""
     if "expression" not in ds.data_vars:
         raise CohortexError("The Dataset passed as 'expression' has no 'expression' variable.")
     expression = ds["expression"].transpose("sample", "gene")
@@ -457,7 +520,15 @@ def unpack_dataset(
     if genes is None:
         names = [n for n in ds.data_vars if ds[n].dims == ("gene",)]
         genes = ds[names].to_dataframe() if names else None
-    return expression, samples, genes, ds.attrs.get("scale", scale)
+    matrices = {n: ds[n].transpose("sample", "gene") for n in matrix_names(ds)}
+    attrs = {
+        str(k): v
+        for k, v in ds.attrs.items()
+        if k not in ("scale", "cohortex_format", "cohortex_version")
+        and isinstance(v, str | bool | int | float)
+        and not (isinstance(v, float) and not np.isfinite(v))
+    }
+    return expression, samples, genes, ds.attrs.get("scale", scale), matrices, attrs
 
 
 def row_blocks(matrix: Any, chunk_rows: int, first: int = 0) -> list[tuple[int, int]]:

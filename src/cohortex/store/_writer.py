@@ -30,6 +30,7 @@ from ._schema import (
     PathLike,
     check_chunks,
     check_ids,
+    check_matrix_names,
     check_scale,
     codecs,
     metadata_variables,
@@ -40,6 +41,7 @@ from ._schema import (
 __all__ = [
     "BlockChecker",
     "CohortWriter",
+    "check_matrix_block",
     "check_replaceable",
     "disk_errors",
     "exchange",
@@ -84,6 +86,9 @@ class CohortWriter:
         As for :func:`create_cohort`.
     attrs : dict, optional
         Extra Dataset attributes.
+    matrices : sequence of str, default ()
+        Names of sample × gene matrices to store besides the expression (float64, tiled and
+        compressed as it is), each written block by block with ``write(..., matrix=name)``.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class CohortWriter:
         compressor: Any = "lz4",
         overwrite: bool = False,
         attrs: dict[str, Any] | None = None,
+        matrices: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.sample_ids = check_ids(sample_ids, "sample")
@@ -114,6 +120,9 @@ class CohortWriter:
                 f"The metadata column {name!r} is both a sample variable and a gene variable; "
                 "rename one of them."
             )
+        self.matrices = check_matrix_names(matrices, self.sample_vars, self.gene_vars)
+        if len(set(self.matrices)) != len(self.matrices):
+            raise CohortexError(f"A matrix is named twice: {', '.join(self.matrices)}.")
         restore_replaced(self.path)
         if self.path.exists() or self.path.is_symlink():
             if not overwrite:
@@ -124,8 +133,8 @@ class CohortWriter:
         self.attrs = {**(attrs or {}), "scale": self.scale}
         self._tmp: Path | None = None
         self._hold: contextlib.ExitStack | None = None
-        self._array: Any = None
-        self._written = 0
+        self._arrays: dict[str, Any] = {}
+        self._written = dict.fromkeys(["expression", *self.matrices], 0)
         self._checker = BlockChecker(gene_ids=self.gene_ids, scale=self.scale)
 
     def __enter__(self) -> CohortWriter:
@@ -140,23 +149,32 @@ class CohortWriter:
             self._hold.enter_context(held_lock(self._tmp / LOCK))
             with disk_errors(f"creating the store {str(self.path)!r}"):
                 self._write_skeleton(self._tmp)
-            self._array = open_array(self._tmp / "expression")
+            self._arrays = {name: open_array(self._tmp / name) for name in self._written}
         except BaseException:
             self._hold.close()
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
         return self
 
-    def write(self, rows: slice, cols: slice, block: np.ndarray) -> None:
-        """Write ``block`` at ``expression[rows, cols]``.
+    def write(
+        self, rows: slice, cols: slice, block: np.ndarray, matrix: str = "expression"
+    ) -> None:
+        """Write ``block`` at ``expression[rows, cols]`` (or the matrix named ``matrix``).
 
         Parameters
         ----------
         rows, cols : slice
             Region of the matrix; ``slice(None)`` means the whole axis.
         block : ndarray of shape (len(rows), len(cols))
-            Numeric values; cast to float32.
+            Numeric values; cast to float32 (float64 in a matrix besides the expression).
+        matrix : str, default "expression"
+            The matrix written: ``"expression"`` or one of ``matrices``.
         """
+        if matrix not in self._written:
+            raise CohortexError(
+                f"The store being written has no matrix {matrix!r}; it has "
+                f"{', '.join(self._written)}."
+            )
         r0, r1, _ = rows.indices(self.shape[0])
         c0, c1, _ = cols.indices(self.shape[1])
         block = np.asarray(block)
@@ -165,20 +183,24 @@ class CohortWriter:
                 f"A block of shape {block.shape} cannot be written at rows {r0}:{r1}, "
                 f"columns {c0}:{c1}."
             )
-        block = self._checker(block, r0, c0)
-        write_block(self._array, (slice(r0, r1), slice(c0, c1)), block)
-        self._written += block.size
+        if matrix == "expression":
+            block = self._checker(block, r0, c0)
+        else:
+            block = check_matrix_block(block, matrix, r0, c0, self.gene_ids)
+        write_block(self._arrays[matrix], (slice(r0, r1), slice(c0, c1)), block)
+        self._written[matrix] += block.size
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._tmp is not None
         try:
             if exc_type is None:
                 expected = self.shape[0] * self.shape[1]
-                if self._written != expected:
-                    raise CohortexError(
-                        f"Only {self._written} of {expected} expression values were written; "
-                        "the store was not created."
-                    )
+                for name, written in self._written.items():
+                    if written != expected:
+                        raise CohortexError(
+                            f"Only {written} of {expected} values of {name!r} were written; "
+                            "the store was not created."
+                        )
                 if self.path.exists():
                     check_replaceable(self.path)
                     with store_lock(self.path, exclusive=True, what="replace"):
@@ -212,10 +234,13 @@ class CohortWriter:
             ds[name] = ("sample", values)
         for name, values in self.gene_vars.items():
             ds[name] = ("gene", values)
+        for name in self.matrices:  # never computed either
+            ds[name] = (("sample", "gene"), da.full_like(placeholder, np.nan, dtype=np.float64))
         encoding: dict[str, dict[str, Any]] = {
             str(name): {"compressors": METADATA_CODECS} for name in ds.variables
         }
-        encoding["expression"] = {"chunks": self.chunks, "compressors": self.codecs}
+        for name in ("expression", *self.matrices):
+            encoding[name] = {"chunks": self.chunks, "compressors": self.codecs}
         with own_files_unremarked():
             ds.to_zarr(
                 where,
@@ -226,6 +251,26 @@ class CohortWriter:
                 encoding=encoding,
                 write_empty_chunks=True,
             )
+
+
+def check_matrix_block(
+    block: np.ndarray, name: str, row0: int, col0: int, gene_ids: Sequence[str]
+) -> np.ndarray:
+    """A block of a matrix besides the expression as float64: numeric, finite or NaN."""
+    if np.asarray(block).dtype.kind not in "biuf":
+        raise CohortexError(
+            f"The values of the matrix {name!r} must be numeric; got a block of dtype "
+            f"{np.asarray(block).dtype}."
+        )
+    block = np.ascontiguousarray(block, dtype=np.float64)
+    infinite = np.isinf(block)
+    if infinite.any():
+        r, c = np.argwhere(infinite)[0]
+        raise CohortexError(
+            f"The values of the matrix {name!r} must be finite or NaN; found {block[r, c]:g} "
+            f"at sample {row0 + r}, gene {gene_ids[col0 + c]!r}."
+        )
+    return block
 
 
 class BlockChecker:
