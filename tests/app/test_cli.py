@@ -92,6 +92,25 @@ def test_import_quant(tmp_path, capsys):
         command = ["import-quant", str(fixtures / "salmon"), "--out", str(tmp_path / "one.zarr")]
         assert main([*command, "--tx2gene", str(fixtures / "tx2gene.csv"), "--no-progress"]) == 0
     assert "4 samples × 11 genes" in capsys.readouterr().out
+    # tximport's estimated counts, with their lengths: DESeq2 takes them as it does from tximport
+    samples = tmp_path / "samples.tsv"
+    samples.write_text("sample\tcondition\nS1\ta\nS2\ta\nS3\tb\nS4\tb\n")
+    estimated = tmp_path / "est.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        command = ["import-quant", *folders, "--out", str(estimated), "--samples", str(samples)]
+        options = ["--counts-from-abundance", "no", "--round", "--no-progress"]
+        assert main([*command, "--tx2gene", str(fixtures / "tx2gene.csv"), *options]) == 0
+    assert "(no counts, with their lengths)" in capsys.readouterr().out
+    assert main(["info", str(estimated)]) == 0
+    assert "matrices     length (float64)" in capsys.readouterr().out
+    deseq = ["de", str(estimated), "--design", "~ condition", "--deseq", "--fit-type", "mean"]
+    assert main([*deseq, "--top", "0"]) == 0
+    assert "the transcript lengths as normalization factors (tximport)" in capsys.readouterr().out
+    result = read_result(estimated, "de_deseq")
+    expected = pd.read_csv(fixtures / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
+    got = result["mean_expression"].to_pandas().loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_import_and_export(tmp_path, capsys):

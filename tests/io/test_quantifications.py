@@ -6,6 +6,7 @@ tx2gene, a repeated tx2gene row, an RSEM effective length of 0)."""
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -340,6 +341,30 @@ def test_a_store_of_estimated_counts_keeps_their_lengths(tmp_path):
     np.testing.assert_allclose(tpm, abundance.div(abundance.sum(axis=1), axis=0) * 1e6, rtol=1e-5)
     kept = open_cohort(tmp_path / "no.zarr", genes=np.arange(ds.sizes["gene"]) % 2 == 0)
     np.testing.assert_array_equal(kept["length"], ds["length"].values[:, ::2])
+
+
+def test_models_without_offsets_warn_of_estimated_counts_with_lengths(tmp_path):
+    """limma-voom and edgeR's exact test take no lengths: on tximport's estimated counts
+    they say so (tximport's advice is counts from abundances for them); on those counts
+    (lengthScaledTPM) they do not."""
+    estimated = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv")
+    estimated["condition"] = ("sample", ["a", "a", "b", "b"])
+    calls = {
+        "voom()": lambda ds: de.voom(ds, "~ condition"),
+        "voom_lm_fit()": lambda ds: de.voom_lm_fit(ds, "~ condition"),
+        "exact_test()": lambda ds: de.exact_test(ds, "condition"),
+    }
+    for caller, call in calls.items():
+        with pytest.warns(
+            CohortexWarning, match=re.escape(f"{caller} takes no transcript lengths")
+        ):
+            call(estimated)
+    made = read("salmon", tx2gene=TXIMPORT / "tx2gene.csv", counts_from_abundance="scaledTPM")
+    made["condition"] = estimated["condition"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CohortexWarning)
+        for call in calls.values():
+            call(made)
 
 
 def test_refusals(tmp_path):

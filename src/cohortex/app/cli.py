@@ -1787,6 +1787,8 @@ def _de(args: argparse.Namespace) -> None:
                 what += f", p-values from Student's t on {result.attrs['t_df']:g} df (useT)"
             if result.attrs["fit_type"] != "parametric":
                 what += f", the {result.attrs['fit_type']} dispersion trend"
+            if result.attrs["normalization_factors"] == "lengths":
+                what += ", the transcript lengths as normalization factors (tximport)"
         elif edger_glm is not None:
             edger_test = de.glm_ql if args.glm_ql else de.glm_lrt
             result = edger_test(

@@ -15,6 +15,7 @@ from ..stats._negative_binomial import one_group, prior_counts
 from ..stats._qcml import exact_test_double_tail, q2q_nbinom
 from ._gene_columns import per_gene
 from ._glm_ql import classic_dispersions, group_codes, mean_log_cpm
+from ._voom import warn_lengths_left_out
 
 __all__ = ["exact_test"]
 
@@ -69,6 +70,7 @@ def exact_test(
     if not np.isfinite(prior_count) or prior_count < 0:
         raise CohortexError(f"exact_test's 'prior_count' must be >= 0; got {prior_count!r}.")
     ds = as_cohort_dataset(cohort)
+    warn_lengths_left_out(ds, "exact_test()")
     codes = group_codes(ds, groupby, "groupby")
     labels = _labels(ds, groupby)
     levels = list(np.unique(labels))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from dask.array.utils import meta_from_array
 
 from .._backend import as_device_dask, dask_on, namespace, resolve_device, to_host
 from .._cohort import CohortLike, as_cohort_dataset, as_cohort_matrix, shared_docs
-from .._errors import CohortexError
+from .._errors import CohortexError, CohortexWarning
 from .._normalize import resolve_factors
 from ..stats._lowess import lowess, tied_means
 from ._array_weights import GENE_BY_GENE_SAMPLES, array_weights
@@ -36,6 +37,7 @@ __all__ = [
     "narrow_columns",
     "trend_weights",
     "voom",
+    "warn_lengths_left_out",
 ]
 
 _ROWS_PER_CHUNK = 2048
@@ -121,6 +123,7 @@ def voom(
             f"voom() needs raw counts (scale 'counts'); this cohort's scale is "
             f"{ds.attrs.get('scale')!r}."
         )
+    warn_lengths_left_out(ds, "voom()")
     # tiles (the store's, or ~8 MB ones), never bands of every gene: array_weights and
     # duplicate_correlation read a column of voom's tiles per task, all samples of its genes
     counts = fit_tiles(
@@ -356,3 +359,23 @@ def _weights(design: Any, beta: Any, log_offsets: Any, knots_x: Any, knots_y: An
     log_count = fitted + xp.asarray(log_offsets)
     trend = xp.interp(log_count, knots_x, knots_y)
     return 1.0 / trend**4
+
+
+def warn_lengths_left_out(ds: xr.Dataset, caller: str) -> None:
+    """Warn when a model without offsets is given tximport's estimated counts with their
+    lengths (``counts_from_abundance`` "no" and ``length(sample, gene)``): those counts carry
+    the bias of a change in which transcripts a gene expresses, which only the lengths undo."""
+    variable = ds.get("length")
+    if variable is None or set(variable.dims) != {"sample", "gene"}:
+        return
+    if ds.attrs.get("counts_from_abundance", "no") != "no":
+        return
+    warnings.warn(
+        f"{caller} takes no transcript lengths, and this cohort's counts are tximport's "
+        "estimated counts (counts_from_abundance 'no'), which need them: a change in which "
+        "transcripts a gene expresses would read as a change in its expression. Import the "
+        "counts as 'lengthScaledTPM' for this model (tximport's advice), or use de.deseq, "
+        "glm_ql or glm_lrt, which take the lengths.",
+        CohortexWarning,
+        stacklevel=3,
+    )

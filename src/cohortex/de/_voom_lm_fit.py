@@ -31,7 +31,14 @@ from ._least_squares import (
     sample_codes,
 )
 from ._linear_model import check_test_options, contrast_matrix, fit_result
-from ._voom import count_offsets, count_sums, log_cpm, narrow_columns, trend_weights
+from ._voom import (
+    count_offsets,
+    count_sums,
+    log_cpm,
+    narrow_columns,
+    trend_weights,
+    warn_lengths_left_out,
+)
 
 __all__ = ["voom_lm_fit"]
 
@@ -124,6 +131,7 @@ def voom_lm_fit(
     ds = as_cohort_dataset(cohort)
     if not isinstance(ds, xr.Dataset) or "expression" not in ds:
         raise CohortexError("voom_lm_fit() needs a cohort store or Dataset with an 'expression'.")
+    warn_lengths_left_out(ds, "voom_lm_fit()")
     if ds.attrs.get("scale") != "counts":
         raise CohortexError(
             f"voom_lm_fit() needs raw counts (scale 'counts'); this cohort's scale is "
