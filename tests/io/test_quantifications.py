@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from cohortex import CohortexError, CohortexWarning, de, io, normalize, open_cohort
+from cohortex import CohortexError, CohortexWarning, append_samples, de, io, normalize, open_cohort
 
 TXIMPORT = Path(__file__).parent.parent / "fixtures" / "tximport"
 SAMPLES = ["S1", "S2", "S3", "S4"]
@@ -341,6 +341,59 @@ def test_a_store_of_estimated_counts_keeps_their_lengths(tmp_path):
     np.testing.assert_allclose(tpm, abundance.div(abundance.sum(axis=1), axis=0) * 1e6, rtol=1e-5)
     kept = open_cohort(tmp_path / "no.zarr", genes=np.arange(ds.sizes["gene"]) % 2 == 0)
     np.testing.assert_array_equal(kept["length"], ds["length"].values[:, ::2])
+
+
+def test_new_samples_join_a_store_of_estimated_counts_with_their_lengths(tmp_path):
+    """Two samples imported, two appended from read_quantifications' Dataset: the store is
+    the one of all four but for the lengths tximport imputes (a gene with no abundance in a
+    sample takes its mean length over the samples read with it), and DESeq2 on it is
+    DESeqDataSetFromTximport's for the genes counted in every sample."""
+    samples = pd.DataFrame({"condition": ["a", "a", "b", "b"]}, index=SAMPLES)
+    every = files("salmon")
+    first, later = ({s: every[s] for s in group} for group in (SAMPLES[::2], SAMPLES[1::2]))
+    options = {"tx2gene": TXIMPORT / "tx2gene.csv", "counts_from_abundance": "no"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CohortexWarning)  # transcripts not in tx2gene
+        io.import_quantifications(
+            first,
+            tmp_path / "grown.zarr",
+            samples=samples.loc[list(first)],
+            round_counts=True,
+            progress=False,
+            **options,
+        )
+        whole = io.import_quantifications(
+            every,
+            tmp_path / "whole.zarr",
+            samples=samples,
+            round_counts=True,
+            progress=False,
+            **options,
+        )
+        new = io.read_quantifications(later, round_counts=True, progress=False, **options)
+        made = io.read_quantifications(
+            later,
+            tx2gene=TXIMPORT / "tx2gene.csv",
+            counts_from_abundance="scaledTPM",
+            progress=False,
+        )
+    with pytest.raises(
+        CohortexError, match="counts_from_abundance is 'scaledTPM'; the store's is 'no'"
+    ):
+        append_samples(tmp_path / "grown.zarr", made, samples.loc[list(later)])
+    grown = append_samples(tmp_path / "grown.zarr", new, samples.loc[list(later)])
+    grown = grown.isel(sample=[0, 2, 1, 3])  # S1 S3 S2 S4 → S1 S2 S3 S4
+    for name in ("expression", "condition"):
+        np.testing.assert_array_equal(grown[name].values, whole[name].values)
+    counted = whole["expression"].values > 0
+    assert 0 < (~counted).sum() < 8  # the gene at 0 in one sample, the one at 0 in all
+    np.testing.assert_array_equal(grown["length"].values[counted], whole["length"].values[counted])
+    options = {"fit_type": "mean", "dispersion_prior_variance": 0.25}
+    result = de.deseq(grown, "~ condition", **options)
+    expected = pd.read_csv(TXIMPORT / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
+    everywhere = whole["gene"].values[counted.all(axis=0)]
+    got = result["mean_expression"].to_pandas().loc[everywhere]
+    np.testing.assert_allclose(got, expected.loc[everywhere], rtol=1e-12)
 
 
 def test_models_without_offsets_warn_of_estimated_counts_with_lengths(tmp_path):

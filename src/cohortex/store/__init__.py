@@ -347,9 +347,15 @@ def append_samples(
     ----------
     path : str or path-like
         An existing cohort store.
-    expression : array-like of shape (n_new_samples, n_genes)
+    expression : array-like of shape (n_new_samples, n_genes), or xarray.Dataset
         As for :func:`create_cohort`. A DataFrame's columns are matched to the store's gene ids
-        (any order); a plain array must be in the store's gene order.
+        (any order); a plain array must be in the store's gene order. A Dataset (new samples
+        from :func:`cohortex.io.read_quantifications`, say) gives the expression, the sample
+        metadata and the store's matrices unless they are passed (its others, such as
+        read_quantifications' ``abundance``, are not kept); its scale and its
+        ``counts_from_abundance`` must be the store's. (tximport gives a gene with no
+        abundance in a sample its mean length over the samples read with it: appended
+        samples take theirs from their own batch.)
     samples : DataFrame of n_new_samples rows, optional
         Metadata of the new samples, with exactly the store's sample variables as columns. Its
         index holds the new sample ids, which must not be in the store yet. Required when the
@@ -380,6 +386,8 @@ def _append(
 ) -> xr.Dataset:
     """``append_samples`` once the store is locked for this writer alone."""
     current = open_cohort(root)
+    if isinstance(expression, xr.Dataset):
+        expression, samples, matrices = _unpack_appended(expression, samples, matrices, current)
     old_gene_ids = [str(g) for g in current["gene"].values]
     old_sample_ids = {str(s) for s in current["sample"].values}
     sample_vars = [
@@ -475,6 +483,33 @@ def _append(
         raise
     commit_journal(root)
     return open_cohort(root)
+
+
+def _unpack_appended(
+    ds: xr.Dataset, samples: pd.DataFrame | None, matrices: dict[str, Any] | None, store: xr.Dataset
+) -> tuple[Any, pd.DataFrame | None, dict[str, Any] | None]:
+    """An appended Dataset's expression, sample metadata and matrices (those not given),
+    refused unless its values are what the store's are."""
+    scale = store.attrs["scale"]
+    expression, found_samples, _, given_scale, found, attrs = unpack_dataset(
+        ds, samples, None, scale
+    )
+    for what, theirs, ours in (
+        ("scale", given_scale, scale),
+        (
+            "counts_from_abundance",
+            attrs.get("counts_from_abundance"),
+            store.attrs.get("counts_from_abundance"),
+        ),
+    ):
+        if theirs != ours:
+            raise CohortexError(
+                f"The appended Dataset's {what} is {theirs!r}; the store's is {ours!r}: its "
+                "values are not the store's kind, and appending them would mix the two."
+            )
+    if matrices is None:  # the store's: read_quantifications' abundance, say, is not kept
+        matrices = {name: values for name, values in found.items() if name in store}
+    return expression, found_samples, matrices
 
 
 def _appended_matrices(
