@@ -111,6 +111,10 @@ def test_import_quant(tmp_path, capsys):
     expected = pd.read_csv(fixtures / "deseq_salmon_base_mean.csv", index_col=0)["baseMean"]
     got = result["mean_expression"].to_pandas().loc[expected.index]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+    glm = ["de", str(estimated), "--design", "~ condition", "--glm-ql", "--top", "0"]
+    assert main(glm) == 0
+    assert "offsets from the transcript lengths (tximport)" in capsys.readouterr().out
+    assert read_result(estimated, "de_glm_ql").attrs["offsets"] == "lengths"
 
 
 def test_import_and_export(tmp_path, capsys):

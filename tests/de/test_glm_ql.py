@@ -357,6 +357,10 @@ def test_glm_lrt_with_lengths_and_none_equal_edger(cohort, tx_cohort):
     plain = de.glm_lrt(cohort, ADDITIVE, contrasts=["batch[T.y]"])
     ignored = de.glm_lrt(tx_cohort, ADDITIVE, contrasts=["batch[T.y]"], lengths=None)
     np.testing.assert_array_equal(ignored["pvalue"], plain["pvalue"])
+    assert [r.attrs["offsets"] for r in (ours, plain, ignored)] == [
+        "lengths",
+        *["library sizes"] * 2,
+    ]
     with pytest.raises(CohortexError, match="classic mode"):
         de.estimate_dispersion(cohort, group="condition", lengths=tx_cohort["length"])
 
@@ -384,6 +388,7 @@ def test_glm_ql_with_offsets_equals_edger(cohort, offsets):
     _close(dispersion["tagwise_dispersion"], theirs["tagwise"], rtol=1e-8)
     ours = de.glm_ql(cohort, ADDITIVE, contrasts=[B, C], offsets=offsets)
     _check_fit(ours, "offset_additive")
+    assert ours.attrs["offsets"] == "given"
     theirs = pd.read_csv(EDGER / "ql_offset_additive_test_condition.csv")
     _close(ours["mean_expression"], theirs["logCPM"], rtol=1e-13)
     _close(ours["F"], theirs["F"], rtol=1e-10, atol=NEAR_ZERO)

@@ -1808,6 +1808,8 @@ def _de(args: argparse.Namespace) -> None:
             if args.treat:
                 fitted = "glmQLFit" if args.glm_ql else "glmFit"
                 what = f"edgeR glmTreat, |log2 FC| > {args.treat:.3g}, after {fitted} ({common})"
+            if result.attrs["offsets"] == "lengths":
+                what += ", offsets from the transcript lengths (tximport)"
         elif args.voom_lm_fit:
             result = de.voom_lm_fit(
                 counts,

@@ -93,6 +93,13 @@ class _Counts:
     def offsets(self) -> np.ndarray:
         return np.log(self.library)
 
+    @property
+    def offset_source(self) -> str:
+        """What the fits' offsets are made of, for the result's attrs."""
+        if self.length_library is not None:
+            return "lengths"
+        return "library sizes" if self.per_count is None else "given"
+
     def offsets_of(self, values: np.ndarray) -> np.ndarray:
         """The offsets of a tile's genes (n × g) from their ``per_count`` values: given
         offsets as they are; tximport's from lengths, the lengths over their geometric mean
@@ -325,7 +332,8 @@ def glm_ql(
         ``pvalue``, ``padj``, ``log10_pvalue``; on ``gene``: ``mean_expression`` (average log-CPM),
         ``dispersion``, ``deviance``, ``df_residual``, ``s2`` (deviance / df), ``s2_prior``,
         ``s2_post``, ``df_total``, ``df_prior`` when robust; with several contrasts ``F``,
-        ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``. With
+        ``F_pvalue``, ``F_padj``. Attrs: ``test``, ``common_dispersion``, ``df_prior``,
+        ``offsets`` (``"library sizes"``, ``"lengths"`` or ``"given"``). With
         ``treat_lfc``: no statistic (glmTreat has none) and no joint test, but
         ``unshrunk_coefficient`` (the log2 fold change without prior counts, which glmTreat
         compares with the threshold).
@@ -671,6 +679,7 @@ def _result(
         "formula": fits.data.formula or "",
         "prior_count": fits.prior_count,
         "fdr": fdr,
+        "offsets": fits.data.offset_source,
     }
     if fits.estimate is not None:
         attrs.update(common_dispersion=fits.estimate.common, span=fits.estimate.span)
