@@ -480,6 +480,26 @@ def test_deseq_command(tmp_path, capsys):
     assert "padj weighted by IHW on the mean expression" in capsys.readouterr().out
     saved = read_result(store, "de_glm_ql")
     np.testing.assert_allclose(saved["padj"], expected["padj"], rtol=1e-12)
+    # --alpha: the FDR of DESeq2's independent filter and of IHW's weights
+    assert main([*command, "--alpha", "0.001", "--name", "strict"]) == 0
+    capsys.readouterr()
+    saved = read_result(store, "strict")
+    expected = de.deseq(store, "~ condition", alpha=0.001)  # filters 253 genes, not 26
+    assert saved.attrs["alpha"] == 0.001
+    np.testing.assert_allclose(saved["padj"].values, expected["padj"].values, rtol=1e-12)
+    assert (
+        np.isnan(saved["padj"].values).sum()
+        > np.isnan(read_result(store, "de_deseq")["padj"].values).sum()
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one bin
+        ihw = ["de", str(store), "--design", "~ condition", "--glm-ql", "--ihw", "--alpha", "0.05"]
+        assert main([*ihw, "--name", "ihw05"]) == 0
+    assert read_result(store, "ihw05").attrs["ihw_alpha"] == 0.05
+    assert main(["de", str(store), "--groupby", "condition", "--alpha", "0.05"]) == 2
+    assert "--alpha goes with --ihw or --deseq" in capsys.readouterr().err
+    assert main([*command, "--alpha", "1.5"]) == 2
+    assert "--alpha must be in (0, 1); got 1.5" in capsys.readouterr().err
     assert main([*command, "--use-t", "--name", "with_t"]) == 0
     assert "p-values from Student's t on 21 df (useT)" in capsys.readouterr().out
     expected = de.deseq(store, "~ condition", use_t=True)

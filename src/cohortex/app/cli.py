@@ -380,6 +380,13 @@ def _parser() -> argparse.ArgumentParser:
         "saved as ihw_weight); --fdr must be bh or bonferroni",
     )
     de.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="the FDR that --ihw's weights and --deseq's independent filtering aim at "
+        "(DESeq2's results(alpha = ...), default 0.1)",
+    )
+    de.add_argument(
         "--use-t",
         action="store_true",
         help="with --deseq: DESeq(useT = TRUE): the Wald tests' p-values from Student's t on "
@@ -1628,6 +1635,11 @@ def _de(args: argparse.Namespace) -> None:
         raise CohortexError("--reduced goes with --deseq (DESeq2's likelihood-ratio test).")
     if args.shrink and not args.deseq:
         raise CohortexError("--shrink goes with --deseq (DESeq2's lfcShrink).")
+    if args.alpha is not None and not (args.ihw or args.deseq):
+        raise CohortexError("--alpha goes with --ihw or --deseq (the FDR they aim at).")
+    alpha = 0.1 if args.alpha is None else args.alpha
+    if not 0 < alpha < 1:
+        raise CohortexError(f"--alpha must be in (0, 1); got {alpha:g}.")
     if args.ihw and args.fdr not in ("bh", "bonferroni"):
         raise CohortexError(f"--ihw weights the bh or bonferroni adjustment; got --fdr {args.fdr}.")
     if args.use_t and not args.deseq:
@@ -1766,6 +1778,7 @@ def _de(args: argparse.Namespace) -> None:
                 lfc_threshold=args.treat or 0.0,
                 shrink="normal" if args.shrink else None,
                 ihw=args.ihw,
+                alpha=alpha,
                 use_t=args.use_t,
                 fit_type=args.fit_type or "parametric",
                 fdr=args.fdr,
@@ -1909,7 +1922,7 @@ def _de(args: argparse.Namespace) -> None:
         what = f"{result.attrs['test']} test of {args.groupby}"
         default_name = _derived_name("de_paired", args.groupby) if args.paired_by else None
     if args.ihw and not args.deseq:  # de.deseq weighted its own
-        result = de.ihw(result, alpha=0.1, method=args.fdr)
+        result = de.ihw(result, alpha=alpha, method=args.fdr)
         what += ", padj weighted by IHW on the mean expression"
     elapsed = time.perf_counter() - start
     name = args.name or default_name or _derived_name("de", args.test, args.groupby)
